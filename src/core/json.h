@@ -1,0 +1,95 @@
+/*
+ * json.h — the one JSON reader and writer of every program.
+ *
+ * Reader: json_parse() turns a whole text into a read-only tree that lives in one
+ * arena owned by a json_doc; json_doc_free() releases all of it at once. Strings
+ * are unescaped, NUL-terminated and validated as UTF-8 (a lone surrogate in a
+ * \u escape becomes U+FFFD). Every value knows the line and column where it
+ * starts, so configuration errors can name them (the YAML loader in cfg.h builds
+ * the same tree). Limits: nesting depth (default 128), and the text's size is the
+ * caller's (they read it under their own cap). Fast enough for a 33 MB
+ * tokenizer.json (one pass, no per-value malloc).
+ *
+ * Writer: json_w appends to a buf, with commas and escaping handled; invalid
+ * UTF-8 in strings is written as U+FFFD so the output is always valid JSON.
+ */
+#ifndef CORE_JSON_H
+#define CORE_JSON_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "core/buf.h"
+
+typedef enum json_type {
+	JSON_NULL, JSON_FALSE, JSON_TRUE, JSON_NUMBER, JSON_STRING, JSON_ARRAY, JSON_OBJECT
+} json_type;
+
+typedef struct json_val json_val;
+typedef struct json_member { const char *key; size_t key_len; json_val *val; } json_member;
+
+struct json_val {
+	json_type type;
+	uint32_t line, col;            /* 1-based position of the value in the source */
+	union {
+		double num;                            /* JSON_NUMBER */
+		struct { const char *s; size_t len; } str;   /* JSON_STRING (NUL-terminated) */
+		struct { json_val **items; size_t n; } arr;  /* JSON_ARRAY */
+		struct { json_member *members; size_t n; } obj; /* JSON_OBJECT, in source order */
+	} u;
+	/* JSON_NUMBER only: the number was an integer literal (no '.', no exponent)
+	 * that fits int64; then `i` holds it exactly. */
+	int is_int;
+	int64_t i;
+};
+
+typedef struct json_doc json_doc;
+
+typedef struct json_error {
+	uint32_t line, col;
+	char msg[128];
+} json_error;
+
+/* Parses len bytes (need not be NUL-terminated). Returns a document, or NULL with
+ * *err filled (err may be NULL). max_depth 0 means the default (128). */
+json_doc *json_parse(const char *text, size_t len, size_t max_depth, json_error *err);
+const json_val *json_root(const json_doc *doc);
+void json_doc_free(json_doc *doc);
+
+/* Accessors; all accept NULL and answer "absent". */
+const json_val *json_get(const json_val *obj, const char *key);  /* last duplicate wins */
+size_t json_count(const json_val *v);                            /* array/object size */
+const json_val *json_at(const json_val *arr, size_t i);
+int json_is(const json_val *v, json_type t);
+const char *json_str(const json_val *v, const char *dflt);       /* strings only */
+double json_num(const json_val *v, double dflt);                 /* numbers only */
+int json_bool(const json_val *v, int dflt);                      /* true/false only */
+const char *json_type_name(json_type t);                         /* "string", ... */
+
+/* Writer. depth is bounded (64); going deeper sets the error flag. */
+#define JSON_W_MAX_DEPTH 64
+typedef struct json_w {
+	buf *out;
+	int depth;
+	int error;                       /* set when out hit its cap or depth overflowed */
+	unsigned char first[JSON_W_MAX_DEPTH]; /* 1 while no element written at that depth */
+	int after_key;
+} json_w;
+
+void jw_init(json_w *w, buf *out);
+void jw_obj_begin(json_w *w);
+void jw_obj_end(json_w *w);
+void jw_arr_begin(json_w *w);
+void jw_arr_end(json_w *w);
+void jw_key(json_w *w, const char *key);
+void jw_str(json_w *w, const char *s);                 /* NULL writes null */
+void jw_strn(json_w *w, const char *s, size_t n);
+void jw_int(json_w *w, int64_t v);
+void jw_uint(json_w *w, uint64_t v);
+void jw_double(json_w *w, double v);                   /* shortest round-trip form; NaN/inf -> null */
+void jw_bool(json_w *w, int v);
+void jw_null(json_w *w);
+void jw_raw(json_w *w, const char *json, size_t n);    /* an already-encoded value */
+/* Appends s escaped as JSON string contents (no quotes) to out. */
+int json_escape(buf *out, const char *s, size_t n);
+
+#endif
