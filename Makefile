@@ -43,6 +43,11 @@ CORE_OBJ  := $(CORE_SRC:src/%.c=$(B)/%.o)
 INFER_OBJ := $(INFER_SRC:src/%.c=$(B)/%.o)
 LIBCORE   := $(B)/libcore.a
 LIBINFER  := $(B)/libinfer.a
+# src/weights is a library (pull, object stores, cache, mount) that the server
+# links too; its command-line program is src/weights/main.c.
+WEIGHTS_SRC := $(filter-out src/weights/main.c,$(wildcard src/weights/*.c))
+WEIGHTS_OBJ := $(WEIGHTS_SRC:src/%.c=$(B)/%.o)
+LIBWEIGHTS  := $(B)/libweights.a
 
 # program name : source folder : extra libraries
 PROGRAMS := infergate infergate-sim infergate-server infergate-weights infergate-lab \
@@ -63,16 +68,17 @@ libs_infergate-lab     := -lyaml
 libs_infergate-bench   := -lyaml
 libs_infergate-mkmodel := -lyaml
 libs_infergate-run     := -lyaml
-# Programs that link the engine.
-uses_infer := infergate-server infergate-mkmodel infergate-run
+# Programs that link the engine, and the weights library.
+uses_infer   := infergate-server infergate-mkmodel infergate-run
+uses_weights := infergate-server
 
 # A program is built only once its folder has sources.
 define prog_rule
-$(1)_SRC := $$(wildcard src/$$(dir_$(1))/*.c)
+$(1)_SRC := $$(if $$(filter $(1),infergate-weights),$$(wildcard src/weights/main.c),$$(wildcard src/$$(dir_$(1))/*.c))
 $(1)_OBJ := $$($(1)_SRC:src/%.c=$(B)/%.o)
 ifneq ($$($(1)_SRC),)
 BUILT_PROGRAMS += $(BIN)/$(1)
-$(BIN)/$(1): $$($(1)_OBJ) $(if $(filter $(1),$(uses_infer)),$(LIBINFER)) $(LIBCORE)
+$(BIN)/$(1): $$($(1)_OBJ) $(if $(filter $(1),$(uses_weights) infergate-weights),$(LIBWEIGHTS)) $(if $(filter $(1),$(uses_infer)),$(LIBINFER)) $(LIBCORE)
 	@mkdir -p $$(@D)
 	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(libs_$(1)) $$(LDLIBS_BASE)
 endif
@@ -103,13 +109,16 @@ $(LIBCORE): $(CORE_OBJ)
 $(LIBINFER): $(INFER_OBJ)
 	@mkdir -p $(@D)
 	rm -f $@ && ar rcs $@ $^
+$(LIBWEIGHTS): $(WEIGHTS_OBJ)
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
 
 # Unit tests link both libraries; a test of one module uses what it needs.
-$(B)/tests/%: tests/unit/%.c tests/unit/t.h $(LIBINFER) $(LIBCORE)
+$(B)/tests/%: tests/unit/%.c tests/unit/t.h $(LIBWEIGHTS) $(LIBINFER) $(LIBCORE)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(LIBINFER) $(LIBCORE) -lyaml -lcurl -lcrypto $(LDLIBS_BASE)
+	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(LIBWEIGHTS) $(LIBINFER) $(LIBCORE) -lyaml -lfuse3 -lcurl -lcrypto $(LDLIBS_BASE)
 
--include $(CORE_OBJ:.o=.d) $(INFER_OBJ:.o=.d) $(foreach p,$(PROGRAMS),$($(p)_OBJ:.o=.d))
+-include $(CORE_OBJ:.o=.d) $(INFER_OBJ:.o=.d) $(WEIGHTS_OBJ:.o=.d) $(foreach p,$(PROGRAMS),$($(p)_OBJ:.o=.d))
 
 # ---------------------------------------------------------------- dependencies
 # Debian packages the build, the tests, the benchmarks and the lab use. Only the
