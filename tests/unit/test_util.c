@@ -1,0 +1,94 @@
+/* test_util.c — durations, sizes, integers, string helpers, hash stability, log limiter. */
+#include "core/util.h"
+#include "core/log.h"
+#include "t.h"
+#include <stdlib.h>
+
+static void test_duration(void)
+{
+	uint64_t ms = 0;
+	T_EQ_INT(parse_duration_ms("1.5s", 1000, &ms), 0); T_EQ_INT(ms, 1500);
+	T_EQ_INT(parse_duration_ms("100ms", 1000, &ms), 0); T_EQ_INT(ms, 100);
+	T_EQ_INT(parse_duration_ms("2m", 1000, &ms), 0); T_EQ_INT(ms, 120000);
+	T_EQ_INT(parse_duration_ms("1h", 1000, &ms), 0); T_EQ_INT(ms, 3600000);
+	T_EQ_INT(parse_duration_ms("2500us", 1000, &ms), 0); T_EQ_INT(ms, 3);
+	T_EQ_INT(parse_duration_ms("7", 1000, &ms), 0); T_EQ_INT(ms, 7000);
+	T_EQ_INT(parse_duration_ms("7", 1, &ms), 0); T_EQ_INT(ms, 7);
+	T_EQ_INT(parse_duration_ms("", 1000, &ms), -1);
+	T_EQ_INT(parse_duration_ms("1x", 1000, &ms), -1);
+	T_EQ_INT(parse_duration_ms("-1s", 1000, &ms), -1);
+	T_EQ_INT(parse_duration_ms("s", 1000, &ms), -1);
+}
+
+static void test_size(void)
+{
+	uint64_t b = 0;
+	T_EQ_INT(parse_size_bytes("512", &b), 0); T_EQ_INT(b, 512);
+	T_EQ_INT(parse_size_bytes("64KiB", &b), 0); T_EQ_INT(b, 65536);
+	T_EQ_INT(parse_size_bytes("10MB", &b), 0); T_EQ_INT(b, 10000000);
+	T_EQ_INT(parse_size_bytes("2GiB", &b), 0); T_EQ_INT(b, 2147483648ll);
+	T_EQ_INT(parse_size_bytes("1G", &b), 0); T_EQ_INT(b, 1073741824ll);
+	T_EQ_INT(parse_size_bytes("1Q", &b), -1);
+	T_EQ_INT(parse_size_bytes("", &b), -1);
+}
+
+static void test_int(void)
+{
+	int64_t v = 0;
+	T_EQ_INT(parse_int64("42", 0, 100, &v), 0); T_EQ_INT(v, 42);
+	T_EQ_INT(parse_int64("-5", -10, 10, &v), 0); T_EQ_INT(v, -5);
+	T_EQ_INT(parse_int64("101", 0, 100, &v), -1);
+	T_EQ_INT(parse_int64("4x", 0, 100, &v), -1);
+	T_EQ_INT(parse_int64("", 0, 100, &v), -1);
+	T_EQ_INT(parse_int64(" 4", 0, 100, &v), -1);
+	T_EQ_INT(parse_int64("99999999999999999999", 0, INT64_MAX, &v), -1);
+}
+
+static void test_strings(void)
+{
+	char d[4];
+	T_EQ_INT(str_copy(d, "hello", sizeof(d)), 5);
+	T_EQ_STR(d, "hel");
+	T_CHECK(str_ieq("Content-Length", 14, "content-length"));
+	T_CHECK(!str_ieq("Content-Length", 13, "content-length"));
+	char *s = str_ndup("abcdef", 3);
+	T_EQ_STR(s, "abc");
+	free(s);
+	s = str_dup("x");
+	T_EQ_STR(s, "x");
+	free(s);
+}
+
+static void test_hash(void)
+{
+	const char *a = "the quick brown fox jumps over the lazy dog";
+	T_CHECK(hash64(a, strlen(a), 1) == hash64(a, strlen(a), 1));
+	T_CHECK(hash64(a, strlen(a), 1) != hash64(a, strlen(a), 2));
+	T_CHECK(hash64(a, 10, 1) != hash64(a, 11, 1));
+	T_CHECK(hash64("", 0, 0) != hash64("", 0, 1));
+	/* Every length up to 40 hashes differently from its neighbour. */
+	for (size_t n = 1; n < 40; n++) T_CHECK(hash64(a, n, 7) != hash64(a, n - 1, 7));
+	T_CHECK(time_mono_ms() > 0 && time_wall_ms() > 1600000000000ull);
+}
+
+static void test_log_rl(void)
+{
+	log_rl rl = { 0 };
+	int allowed = 0;
+	for (int i = 0; i < 50; i++) allowed += log_rl_allow(&rl, 100000, 10);
+	T_EQ_INT(allowed, 10);
+	T_EQ_INT(rl.suppressed, 40);
+	T_EQ_INT(log_level_parse("warn"), LOG_WARN);
+	T_EQ_INT(log_level_parse("nope"), -1);
+}
+
+int main(void)
+{
+	T_RUN(test_duration);
+	T_RUN(test_size);
+	T_RUN(test_int);
+	T_RUN(test_strings);
+	T_RUN(test_hash);
+	T_RUN(test_log_rl);
+	return T_END();
+}
