@@ -57,6 +57,7 @@ void json_doc_free(json_doc *doc);
 
 /* Accessors; all accept NULL and answer "absent". */
 const json_val *json_get(const json_val *obj, const char *key);  /* last duplicate wins */
+const json_val *json_getn(const json_val *obj, const char *key, size_t key_len);
 size_t json_count(const json_val *v);                            /* array/object size */
 const json_val *json_at(const json_val *arr, size_t i);
 int json_is(const json_val *v, json_type t);
@@ -64,6 +65,10 @@ const char *json_str(const json_val *v, const char *dflt);       /* strings only
 double json_num(const json_val *v, double dflt);                 /* numbers only */
 int json_bool(const json_val *v, int dflt);                      /* true/false only */
 const char *json_type_name(json_type t);                         /* "string", ... */
+/* An integral number that fits int64 (1, -3, 2.0, 1e3): 0 and *out set; else -1. */
+int json_int64(const json_val *v, int64_t *out);
+/* Deep equality: same types, numbers equal, strings byte-equal, members in order. */
+int json_equal(const json_val *a, const json_val *b);
 
 /* Writer. depth is bounded (64); going deeper sets the error flag. */
 #define JSON_W_MAX_DEPTH 64
@@ -81,6 +86,7 @@ void jw_obj_end(json_w *w);
 void jw_arr_begin(json_w *w);
 void jw_arr_end(json_w *w);
 void jw_key(json_w *w, const char *key);
+void jw_keyn(json_w *w, const char *key, size_t n);
 void jw_str(json_w *w, const char *s);                 /* NULL writes null */
 void jw_strn(json_w *w, const char *s, size_t n);
 void jw_int(json_w *w, int64_t v);
@@ -89,6 +95,10 @@ void jw_double(json_w *w, double v);                   /* shortest round-trip fo
 void jw_bool(json_w *w, int v);
 void jw_null(json_w *w);
 void jw_raw(json_w *w, const char *json, size_t n);    /* an already-encoded value */
+void jw_value(json_w *w, const json_val *v);           /* a parsed tree, written back */
+/* Shortest "%.*g" form of a finite double that reads back to the same bits, into
+ * out (40 bytes are enough). Returns its length, or -1 for NaN/inf. */
+int json_format_double(char *out, size_t size, double v);
 /* Appends s escaped as JSON string contents (no quotes) to out. */
 int json_escape(buf *out, const char *s, size_t n);
 
