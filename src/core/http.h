@@ -142,7 +142,7 @@ const char *http_status_reason(int status);
  *   <extra_headers, verbatim: "Name: v\r\n"...>
  *   \r\n
  * Returns 0, or -1 when the buffer's cap is reached (the buffer is then
- * unchanged) or content_type holds a CR, LF or NUL. */
+ * unchanged), status is outside 100..999 or content_type holds a CR or LF. */
 int http_write_response_head(buf *out, int status, const char *content_type,
 			     int64_t content_length, int keep_alive,
 			     const char *extra_headers);
