@@ -603,6 +603,7 @@ long http_chunked_decode(http_chunked *d, char *buf, size_t *len)
 		case CH_TRAILER_LF:
 			if (c != '\n')
 				return HTTP_MALFORMED;
+			d->trailer_bytes++;
 			d->state = CH_TRAILER_BOL;
 			src++;
 			break;
