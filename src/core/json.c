@@ -133,6 +133,24 @@ void json_doc_free(json_doc *doc)
 	free(doc);
 }
 
+json_doc *json_doc_new(void)
+{
+	json_doc *doc = calloc(1, sizeof(*doc));
+	if (doc)
+		doc->next_chunk_bytes = ARENA_FIRST_BYTES;
+	return doc;
+}
+
+void *json_doc_alloc(json_doc *doc, size_t n)
+{
+	return arena_alloc(doc, n ? n : 1);
+}
+
+void json_doc_set_root(json_doc *doc, json_val *root)
+{
+	doc->root = root;
+}
+
 const json_val *json_root(const json_doc *doc)
 {
 	return doc ? doc->root : NULL;
@@ -144,8 +162,7 @@ static locale_t c_locale;
 static pthread_once_t c_locale_once = PTHREAD_ONCE_INIT;
 static void c_locale_init(void) { c_locale = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0); }
 
-/* strtod in the C locale whatever the program's locale is. */
-static double strtod_c(const char *s, char **end)
+double json_strtod(const char *s, char **end)
 {
 	pthread_once(&c_locale_once, c_locale_init);
 	if (c_locale)
@@ -466,7 +483,7 @@ static int parse_number(parser *ps, json_val *v)
 	memcpy(tmp, start, n);
 	tmp[n] = 0;
 	char *e;
-	double d = strtod_c(tmp, &e);
+	double d = json_strtod(tmp, &e);
 	int ok = e == tmp + n;
 	if (tmp != local)
 		free(tmp);
@@ -672,13 +689,12 @@ json_doc *json_parse(const char *text, size_t len, size_t max_depth, json_error 
 		err->line = err->col = 0;
 		err->msg[0] = 0;
 	}
-	json_doc *doc = calloc(1, sizeof(*doc));
+	json_doc *doc = json_doc_new();
 	if (!doc) {
 		if (err)
 			snprintf(err->msg, sizeof(err->msg), "out of memory");
 		return NULL;
 	}
-	doc->next_chunk_bytes = ARENA_FIRST_BYTES;
 	if (!text)
 		text = "";
 	parser ps = {
@@ -987,7 +1003,7 @@ int json_format_double(char *out, size_t size, double v)
 	int n = 0;
 	for (int prec = 15; prec <= 17; prec++) {
 		n = snprintf(tmp, sizeof(tmp), "%.*g", prec, v);
-		if (prec == 17 || strtod_c(tmp, NULL) == v)
+		if (prec == 17 || json_strtod(tmp, NULL) == v)
 			break;
 	}
 	/* A locale with a decimal comma would break JSON; the C locale has '.'. */

@@ -55,6 +55,12 @@ json_doc *json_parse(const char *text, size_t len, size_t max_depth, json_error 
 const json_val *json_root(const json_doc *doc);
 void json_doc_free(json_doc *doc);
 
+/* Building a tree by hand (the YAML loader does): an empty document, memory from
+ * its arena (8-byte aligned, freed with the document), and its root. */
+json_doc *json_doc_new(void);
+void *json_doc_alloc(json_doc *doc, size_t n);
+void json_doc_set_root(json_doc *doc, json_val *root);
+
 /* Accessors; all accept NULL and answer "absent". */
 const json_val *json_get(const json_val *obj, const char *key);  /* last duplicate wins */
 const json_val *json_getn(const json_val *obj, const char *key, size_t key_len);
@@ -99,6 +105,8 @@ void jw_value(json_w *w, const json_val *v);           /* a parsed tree, written
 /* Shortest "%.*g" form of a finite double that reads back to the same bits, into
  * out (40 bytes are enough). Returns its length, or -1 for NaN/inf. */
 int json_format_double(char *out, size_t size, double v);
+/* strtod in the C locale, whatever the program's locale. */
+double json_strtod(const char *s, char **end);
 /* Appends s escaped as JSON string contents (no quotes) to out. */
 int json_escape(buf *out, const char *s, size_t n);
 
