@@ -1,0 +1,969 @@
+/*
+ * tokenizer.c — Gemma 3's BPE tokenizer from tokenizer.json (see tokenizer.h for
+ * the pipeline and the decisions).
+ *
+ * Load: the file is parsed once with the core JSON reader; the pieces are copied
+ * into one blob, and three tables are built in the same walk: an open-addressed
+ * hash from piece to id, an open-addressed hash from a merge's pair of ids to its
+ * rank and result, and a byte trie of the added tokens. The JSON tree is freed
+ * before returning. Nothing is cached on disk.
+ *
+ * Encode: added tokens are cut out of the text (longest match at each byte);
+ * each section between them is merged with a binary heap over adjacent pairs
+ * ordered by (rank, position), O(n log n), on a linked list of symbols.
+ *
+ * Not here: tokenizers other than SentencePiece-style BPE; a tokenizer.json with
+ * another normalizer, pre-tokenizer or decoder is refused with a message.
+ */
+#include "infer/tokenizer.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/json.h"
+#include "core/util.h"
+
+#define TOK_MAX_FILE_BYTES (512u << 20)  /* refuse a tokenizer.json beyond this */
+#define TOK_MAX_ID (1 << 24)             /* ids above this are a corrupt file */
+#define TOK_MAX_PIECE_BYTES 4096
+
+enum { TF_SPECIAL = 1, TF_ADDED = 2, TF_BYTE = 4 };
+
+/* One merge: the pair (left id, right id) packed in key; 0 marks an empty slot
+ * (id pairs are stored +1 so that (0, 0) is not 0). */
+typedef struct merge_slot {
+	uint64_t key;
+	int32_t rank;
+	int32_t merged;   /* id of left + right */
+} merge_slot;
+
+/* Trie edge: (parent node << 8 | byte) + 1 -> child node. */
+typedef struct trie_edge {
+	uint32_t key;
+	int32_t child;
+} trie_edge;
+
+struct tokenizer {
+	size_t n_vocab;          /* largest id + 1 */
+	char *blob;              /* every piece, NUL-terminated, back to back */
+	size_t blob_len, blob_cap;
+	uint32_t *piece_off;     /* [n_vocab] offset in blob, UINT32_MAX = no piece */
+	uint32_t *piece_len;     /* [n_vocab] bytes */
+	uint8_t *flags;          /* [n_vocab] TF_* */
+	int32_t *vocab_slots;    /* open addressing: ids, -1 empty */
+	size_t vocab_mask;
+	merge_slot *merge_slots;
+	size_t merge_mask;
+	trie_edge *trie_edges;   /* open addressing */
+	size_t trie_mask;
+	int32_t *trie_tok;       /* [n_trie] token id ending at the node, -1 none */
+	size_t n_trie, trie_cap;
+	uint8_t trie_first[256]; /* bytes that start some added token */
+	int32_t byte_id[256];    /* <0xNN> -> id, -1 absent */
+	int32_t ascii_id[128];   /* single-byte char -> id (' ' maps to "▁") */
+	int32_t bos, eos, pad, unk;
+};
+
+/* ------------------------------------------------------------------ UTF-8 */
+
+/* One step of the WHATWG UTF-8 decoder (the one TextDecoder and Node use).
+ * Feeds byte b into the state of st; returns the number of bytes written to
+ * out (0..7): the completed character as its original bytes, U+FFFD for an
+ * invalid subpart, and possibly the byte itself re-read after a bad one. */
+static size_t utf8_step(tok_stream *st, unsigned char b, unsigned char *out)
+{
+	size_t n = 0;
+	if (st->need) {
+		if (b >= st->lower && b <= st->upper) {
+			st->lower = 0x80;
+			st->upper = 0xBF;
+			st->pending[st->n_pending++] = b;
+			if ((uint32_t)st->n_pending == st->need + 1) {
+				memcpy(out, st->pending, (size_t)st->n_pending);
+				n = (size_t)st->n_pending;
+				st->n_pending = 0;
+				st->need = 0;
+			}
+			return n;
+		}
+		/* Invalid continuation: the subpart so far is one U+FFFD and b is read again. */
+		out[n++] = 0xEF; out[n++] = 0xBF; out[n++] = 0xBD;
+		st->n_pending = 0;
+		st->need = 0;
+		st->lower = 0x80;
+		st->upper = 0xBF;
+	}
+	if (b < 0x80) {
+		out[n++] = b;
+	} else if (b >= 0xC2 && b <= 0xDF) {
+		st->need = 1;
+	} else if (b >= 0xE0 && b <= 0xEF) {
+		if (b == 0xE0) st->lower = 0xA0;
+		if (b == 0xED) st->upper = 0x9F;
+		st->need = 2;
+	} else if (b >= 0xF0 && b <= 0xF4) {
+		if (b == 0xF0) st->lower = 0x90;
+		if (b == 0xF4) st->upper = 0x8F;
+		st->need = 3;
+	} else {
+		out[n++] = 0xEF; out[n++] = 0xBF; out[n++] = 0xBD;
+		return n;
+	}
+	if (st->need) {
+		st->pending[0] = b;
+		st->n_pending = 1;
+	}
+	return n;
+}
+
+/* End of input for the decoder: an incomplete sequence is one U+FFFD. */
+static size_t utf8_end(tok_stream *st, unsigned char *out)
+{
+	if (!st->need) return 0;
+	st->need = 0;
+	st->n_pending = 0;
+	st->lower = 0x80;
+	st->upper = 0xBF;
+	out[0] = 0xEF; out[1] = 0xBF; out[2] = 0xBD;
+	return 3;
+}
+
+static void utf8_state_init(tok_stream *st)
+{
+	st->n_pending = 0;
+	st->need = 0;
+	st->lower = 0x80;
+	st->upper = 0xBF;
+}
+
+/* Length of the valid UTF-8 prefix of s (len when all of it is valid). */
+static size_t utf8_valid_prefix(const unsigned char *s, size_t len)
+{
+	size_t i = 0;
+	while (i < len) {
+		unsigned char c = s[i];
+		if (c < 0x80) { i++; continue; }
+		size_t need;
+		unsigned lo = 0x80, hi = 0xBF;
+		if (c >= 0xC2 && c <= 0xDF) need = 1;
+		else if (c >= 0xE0 && c <= 0xEF) { need = 2; if (c == 0xE0) lo = 0xA0; if (c == 0xED) hi = 0x9F; }
+		else if (c >= 0xF0 && c <= 0xF4) { need = 3; if (c == 0xF0) lo = 0x90; if (c == 0xF4) hi = 0x8F; }
+		else return i;
+		if (i + need >= len) return i;
+		if (s[i + 1] < lo || s[i + 1] > hi) return i;
+		for (size_t k = 2; k <= need; k++)
+			if (s[i + k] < 0x80 || s[i + k] > 0xBF) return i;
+		i += need + 1;
+	}
+	return len;
+}
+
+/* Length in bytes of the UTF-8 character led by c (text already valid). */
+static inline size_t utf8_len(unsigned char c)
+{
+	return c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+}
+
+/* ------------------------------------------------------------------ tables */
+
+static uint64_t piece_hash(const char *s, size_t len)
+{
+	return hash64(s, len, 0x9e3779b97f4a7c15ull);
+}
+
+static const char *piece_at(const tokenizer *t, int32_t id, size_t *len)
+{
+	if (id < 0 || (size_t)id >= t->n_vocab || t->piece_off[id] == UINT32_MAX) return NULL;
+	if (len) *len = t->piece_len[id];
+	return t->blob + t->piece_off[id];
+}
+
+int32_t tokenizer_piece_id(const tokenizer *t, const char *piece, size_t len)
+{
+	size_t i = (size_t)piece_hash(piece, len) & t->vocab_mask;
+	for (;;) {
+		int32_t id = t->vocab_slots[i];
+		if (id < 0) return -1;
+		size_t plen;
+		const char *p = piece_at(t, id, &plen);
+		if (p && plen == len && memcmp(p, piece, len) == 0) return id;
+		i = (i + 1) & t->vocab_mask;
+	}
+}
+
+/* Maps piece -> id, replacing an existing mapping of the same piece. */
+static void vocab_insert(tokenizer *t, int32_t id)
+{
+	size_t len;
+	const char *s = piece_at(t, id, &len);
+	size_t i = (size_t)piece_hash(s, len) & t->vocab_mask;
+	for (;;) {
+		int32_t cur = t->vocab_slots[i];
+		if (cur < 0) { t->vocab_slots[i] = id; return; }
+		size_t clen;
+		const char *c = piece_at(t, cur, &clen);
+		if (c && clen == len && memcmp(c, s, len) == 0) { t->vocab_slots[i] = id; return; }
+		i = (i + 1) & t->vocab_mask;
+	}
+}
+
+static inline uint64_t pair_key(int32_t a, int32_t b)
+{
+	return ((uint64_t)(uint32_t)(a + 1) << 32) | (uint32_t)(b + 1);
+}
+
+static inline size_t pair_slot(uint64_t key, size_t mask)
+{
+	return (size_t)((key * 0x9E3779B97F4A7C15ull) >> 20) & mask;
+}
+
+static const merge_slot *merge_find(const tokenizer *t, int32_t a, int32_t b)
+{
+	uint64_t key = pair_key(a, b);
+	size_t i = pair_slot(key, t->merge_mask);
+	for (;;) {
+		const merge_slot *m = &t->merge_slots[i];
+		if (m->key == key) return m;
+		if (m->key == 0) return NULL;
+		i = (i + 1) & t->merge_mask;
+	}
+}
+
+/* Later duplicates win, as the reference's Map does. */
+static void merge_insert(tokenizer *t, int32_t a, int32_t b, int32_t rank, int32_t merged)
+{
+	uint64_t key = pair_key(a, b);
+	size_t i = pair_slot(key, t->merge_mask);
+	for (;;) {
+		merge_slot *m = &t->merge_slots[i];
+		if (m->key == 0 || m->key == key) {
+			m->key = key;
+			m->rank = rank;
+			m->merged = merged;
+			return;
+		}
+		i = (i + 1) & t->merge_mask;
+	}
+}
+
+static inline size_t trie_slot(uint32_t key, size_t mask)
+{
+	return (size_t)(((uint64_t)key * 0x9E3779B97F4A7C15ull) >> 24) & mask;
+}
+
+static int32_t trie_child(const tokenizer *t, int32_t node, unsigned char b)
+{
+	uint32_t key = (((uint32_t)node << 8) | b) + 1;
+	size_t i = trie_slot(key, t->trie_mask);
+	for (;;) {
+		const trie_edge *e = &t->trie_edges[i];
+		if (e->key == key) return e->child;
+		if (e->key == 0) return -1;
+		i = (i + 1) & t->trie_mask;
+	}
+}
+
+/* Adds the bytes of an added token to the trie. Returns 0 or -1 (memory). */
+static int trie_add(tokenizer *t, const char *s, size_t len, int32_t id)
+{
+	int32_t node = 0;
+	for (size_t k = 0; k < len; k++) {
+		unsigned char b = (unsigned char)s[k];
+		int32_t child = trie_child(t, node, b);
+		if (child < 0) {
+			if (t->n_trie == t->trie_cap) {
+				size_t cap = t->trie_cap * 2;
+				int32_t *tok = realloc(t->trie_tok, cap * sizeof(*tok));
+				if (!tok) return -1;
+				t->trie_tok = tok;
+				t->trie_cap = cap;
+			}
+			/* Keep the edge table under half full. */
+			if ((t->n_trie + 1) * 2 > t->trie_mask + 1) {
+				size_t ncap = (t->trie_mask + 1) * 2;
+				trie_edge *ne = calloc(ncap, sizeof(*ne));
+				if (!ne) return -1;
+				for (size_t i = 0; i <= t->trie_mask; i++) {
+					if (!t->trie_edges[i].key) continue;
+					size_t j = trie_slot(t->trie_edges[i].key, ncap - 1);
+					while (ne[j].key) j = (j + 1) & (ncap - 1);
+					ne[j] = t->trie_edges[i];
+				}
+				free(t->trie_edges);
+				t->trie_edges = ne;
+				t->trie_mask = ncap - 1;
+			}
+			child = (int32_t)t->n_trie++;
+			t->trie_tok[child] = -1;
+			uint32_t key = (((uint32_t)node << 8) | b) + 1;
+			size_t i = trie_slot(key, t->trie_mask);
+			while (t->trie_edges[i].key) i = (i + 1) & t->trie_mask;
+			t->trie_edges[i].key = key;
+			t->trie_edges[i].child = child;
+		}
+		node = child;
+	}
+	t->trie_tok[node] = id;
+	if (len) t->trie_first[(unsigned char)s[0]] = 1;
+	return 0;
+}
+
+/* Longest added token starting at s[0]; returns its length (0: none) and *id. */
+static size_t trie_match(const tokenizer *t, const unsigned char *s, size_t len, int32_t *id)
+{
+	int32_t node = 0;
+	size_t best = 0;
+	for (size_t k = 0; k < len; k++) {
+		node = trie_child(t, node, s[k]);
+		if (node < 0) break;
+		if (t->trie_tok[node] >= 0) {
+			best = k + 1;
+			*id = t->trie_tok[node];
+		}
+	}
+	return best;
+}
+
+/* ------------------------------------------------------------------ loading */
+
+static char *read_file(const char *path, size_t max_bytes, size_t *len, char *err, size_t errlen)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	struct stat st;
+	if (fstat(fd, &st) < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		close(fd);
+		return NULL;
+	}
+	if ((uint64_t)st.st_size > max_bytes) {
+		snprintf(err, errlen, "%s: %lld bytes, more than the %zu allowed", path,
+			 (long long)st.st_size, max_bytes);
+		close(fd);
+		return NULL;
+	}
+	size_t size = (size_t)st.st_size, got = 0;
+	char *data = malloc(size + 1);
+	if (!data) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		close(fd);
+		return NULL;
+	}
+	while (got < size) {
+		ssize_t r = read(fd, data + got, size - got);
+		if (r < 0 && errno == EINTR) continue;
+		if (r <= 0) {
+			snprintf(err, errlen, "%s: %s", path, r < 0 ? strerror(errno) : "short read");
+			free(data);
+			close(fd);
+			return NULL;
+		}
+		got += (size_t)r;
+	}
+	close(fd);
+	data[size] = 0;
+	*len = size;
+	return data;
+}
+
+static size_t pow2_at_least(size_t n)
+{
+	size_t p = 1024;
+	while (p < n) p <<= 1;
+	return p;
+}
+
+/* Sets the piece of id (copying it into the blob). */
+static int set_piece(tokenizer *t, int32_t id, const char *s, size_t len)
+{
+	if (t->blob_len + len + 1 > t->blob_cap) {
+		size_t cap = (t->blob_len + len + 1) * 2;
+		char *nb = realloc(t->blob, cap);
+		if (!nb) return -1;
+		t->blob = nb;
+		t->blob_cap = cap;
+	}
+	memcpy(t->blob + t->blob_len, s, len);
+	t->blob[t->blob_len + len] = 0;
+	t->piece_off[id] = (uint32_t)t->blob_len;
+	t->piece_len[id] = (uint32_t)len;
+	t->blob_len += len + 1;
+	return 0;
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9') return c - '0';
+	if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+	if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+	return -1;
+}
+
+/* Checks that the pipeline around the model is the one this file implements:
+ * normalizer Replace(" " -> "▁"), pre-tokenizer absent or Split on " " (a no-op
+ * once spaces are gone), decoder Replace/ByteFallback/Fuse. */
+static int check_pipeline(const json_val *root, const char *path, char *err, size_t errlen)
+{
+	const json_val *norm = json_get(root, "normalizer");
+	const json_val *pat = json_get(norm, "pattern");
+	if (!json_is(norm, JSON_OBJECT) || strcmp(json_str(json_get(norm, "type"), ""), "Replace") != 0 ||
+	    strcmp(json_str(json_get(pat, "String"), ""), " ") != 0 ||
+	    strcmp(json_str(json_get(norm, "content"), ""), "\xE2\x96\x81") != 0) {
+		snprintf(err, errlen, "%s: unsupported normalizer (expected Replace \" \" with \"\xE2\x96\x81\")", path);
+		return -1;
+	}
+	const json_val *pre = json_get(root, "pre_tokenizer");
+	if (pre && !json_is(pre, JSON_NULL)) {
+		const json_val *pp = json_get(pre, "pattern");
+		if (strcmp(json_str(json_get(pre, "type"), ""), "Split") != 0 ||
+		    strcmp(json_str(json_get(pp, "String"), ""), " ") != 0) {
+			snprintf(err, errlen, "%s: unsupported pre_tokenizer (expected none or Split on \" \")", path);
+			return -1;
+		}
+	}
+	const json_val *dec = json_get(root, "decoder");
+	const json_val *steps = json_get(dec, "decoders");
+	int ok = json_is(dec, JSON_OBJECT) && strcmp(json_str(json_get(dec, "type"), ""), "Sequence") == 0 &&
+		 json_count(steps) == 3;
+	static const char *want[3] = { "Replace", "ByteFallback", "Fuse" };
+	for (size_t i = 0; ok && i < 3; i++)
+		ok = strcmp(json_str(json_get(json_at(steps, i), "type"), ""), want[i]) == 0;
+	if (ok) {
+		const json_val *r = json_at(steps, 0);
+		ok = strcmp(json_str(json_get(json_get(r, "pattern"), "String"), ""), "\xE2\x96\x81") == 0 &&
+		     strcmp(json_str(json_get(r, "content"), ""), " ") == 0;
+	}
+	if (!ok) {
+		snprintf(err, errlen, "%s: unsupported decoder (expected Replace \"\xE2\x96\x81\", ByteFallback, Fuse)", path);
+		return -1;
+	}
+	const json_val *model = json_get(root, "model");
+	if (strcmp(json_str(json_get(model, "type"), ""), "BPE") != 0) {
+		snprintf(err, errlen, "%s: model type is not BPE", path);
+		return -1;
+	}
+	if (!json_bool(json_get(model, "byte_fallback"), 0)) {
+		snprintf(err, errlen, "%s: BPE without byte_fallback is not supported", path);
+		return -1;
+	}
+	if (json_bool(json_get(model, "ignore_merges"), 0) ||
+	    json_is(json_get(model, "continuing_subword_prefix"), JSON_STRING) ||
+	    json_is(json_get(model, "end_of_word_suffix"), JSON_STRING)) {
+		snprintf(err, errlen, "%s: BPE options (ignore_merges, subword prefix/suffix) not supported", path);
+		return -1;
+	}
+	return 0;
+}
+
+/* A token name from tokenizer_config.json: a string or {"content": ...}. */
+static const char *config_token(const json_val *cfg, const char *key)
+{
+	const json_val *v = json_get(cfg, key);
+	if (json_is(v, JSON_OBJECT)) v = json_get(v, "content");
+	return json_str(v, NULL);
+}
+
+static int32_t special_id(const tokenizer *t, const json_val *cfg, const char *key, const char *dflt)
+{
+	const char *name = config_token(cfg, key);
+	int32_t id = name ? tokenizer_piece_id(t, name, strlen(name)) : -1;
+	if (id < 0) id = tokenizer_piece_id(t, dflt, strlen(dflt));
+	return id;
+}
+
+static int build(tokenizer *t, const json_val *root, const char *path, char *err, size_t errlen)
+{
+	if (check_pipeline(root, path, err, errlen) < 0) return -1;
+	const json_val *model = json_get(root, "model");
+	const json_val *vocab = json_get(model, "vocab");
+	const json_val *merges = json_get(model, "merges");
+	const json_val *added = json_get(root, "added_tokens");
+	if (!json_is(vocab, JSON_OBJECT) || !json_is(merges, JSON_ARRAY)) {
+		snprintf(err, errlen, "%s: model.vocab or model.merges missing", path);
+		return -1;
+	}
+	/* Pass 1: the id range and the blob size. */
+	size_t max_id = 0, blob_bytes = 0;
+	for (size_t i = 0; i < vocab->u.obj.n; i++) {
+		const json_member *m = &vocab->u.obj.members[i];
+		if (!json_is(m->val, JSON_NUMBER) || !m->val->is_int || m->val->i < 0 || m->val->i >= TOK_MAX_ID) {
+			snprintf(err, errlen, "%s: line %u: vocab id of \"%.40s\" is not an id", path,
+				 m->val->line, m->key);
+			return -1;
+		}
+		if (m->key_len > TOK_MAX_PIECE_BYTES) {
+			snprintf(err, errlen, "%s: line %u: piece longer than %d bytes", path, m->val->line,
+				 TOK_MAX_PIECE_BYTES);
+			return -1;
+		}
+		if ((size_t)m->val->i > max_id) max_id = (size_t)m->val->i;
+		blob_bytes += m->key_len + 1;
+	}
+	for (size_t i = 0; i < json_count(added); i++) {
+		const json_val *a = json_at(added, i);
+		const json_val *idv = json_get(a, "id");
+		const json_val *cv = json_get(a, "content");
+		if (!json_is(idv, JSON_NUMBER) || !idv->is_int || idv->i < 0 || idv->i >= TOK_MAX_ID ||
+		    !json_is(cv, JSON_STRING) || cv->u.str.len == 0 || cv->u.str.len > TOK_MAX_PIECE_BYTES) {
+			snprintf(err, errlen, "%s: line %u: added token without a valid id and content", path,
+				 a ? a->line : 0);
+			return -1;
+		}
+		if (json_bool(json_get(a, "lstrip"), 0) || json_bool(json_get(a, "rstrip"), 0) ||
+		    json_bool(json_get(a, "single_word"), 0) || json_bool(json_get(a, "normalized"), 0)) {
+			snprintf(err, errlen, "%s: line %u: added token \"%.40s\" uses lstrip, rstrip, single_word "
+				 "or normalized, which this tokenizer does not implement", path, a->line, cv->u.str.s);
+			return -1;
+		}
+		if ((size_t)idv->i > max_id) max_id = (size_t)idv->i;
+		blob_bytes += cv->u.str.len + 1;
+	}
+	t->n_vocab = max_id + 1;
+	t->piece_off = malloc(t->n_vocab * sizeof(uint32_t));
+	t->piece_len = calloc(t->n_vocab, sizeof(uint32_t));
+	t->flags = calloc(t->n_vocab, 1);
+	t->blob_cap = blob_bytes + 1;
+	t->blob = malloc(t->blob_cap);
+	size_t vslots = pow2_at_least(t->n_vocab * 2);
+	t->vocab_slots = malloc(vslots * sizeof(int32_t));
+	t->vocab_mask = vslots - 1;
+	size_t mslots = pow2_at_least(merges->u.arr.n * 2);
+	t->merge_slots = calloc(mslots, sizeof(merge_slot));
+	t->merge_mask = mslots - 1;
+	t->trie_cap = 1024;
+	t->trie_tok = malloc(t->trie_cap * sizeof(int32_t));
+	t->trie_edges = calloc(2048, sizeof(trie_edge));
+	t->trie_mask = 2047;
+	if (!t->piece_off || !t->piece_len || !t->flags || !t->blob || !t->vocab_slots ||
+	    !t->merge_slots || !t->trie_tok || !t->trie_edges) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		return -1;
+	}
+	memset(t->piece_off, 0xFF, t->n_vocab * sizeof(uint32_t));
+	memset(t->vocab_slots, 0xFF, vslots * sizeof(int32_t));
+	t->n_trie = 1;
+	t->trie_tok[0] = -1;
+
+	/* Pass 2: pieces and the piece -> id table. */
+	for (size_t i = 0; i < vocab->u.obj.n; i++) {
+		const json_member *m = &vocab->u.obj.members[i];
+		int32_t id = (int32_t)m->val->i;
+		if (t->piece_off[id] != UINT32_MAX) {
+			snprintf(err, errlen, "%s: line %u: id %d given to two pieces", path, m->val->line, id);
+			return -1;
+		}
+		if (set_piece(t, id, m->key, m->key_len) < 0) goto oom;
+		vocab_insert(t, id);
+	}
+	/* Added tokens override the vocabulary, as the reference does. */
+	for (size_t i = 0; i < json_count(added); i++) {
+		const json_val *a = json_at(added, i);
+		int32_t id = (int32_t)json_get(a, "id")->i;
+		const json_val *cv = json_get(a, "content");
+		size_t plen;
+		const char *p = piece_at(t, id, &plen);
+		if (!p || plen != cv->u.str.len || memcmp(p, cv->u.str.s, plen) != 0)
+			if (set_piece(t, id, cv->u.str.s, cv->u.str.len) < 0) goto oom;
+		vocab_insert(t, id);
+		t->flags[id] |= TF_ADDED | (json_bool(json_get(a, "special"), 0) ? TF_SPECIAL : 0);
+		if (trie_add(t, cv->u.str.s, cv->u.str.len, id) < 0) goto oom;
+	}
+	/* Byte tokens and the one-byte characters. */
+	for (int b = 0; b < 256; b++) t->byte_id[b] = -1;
+	for (size_t id = 0; id < t->n_vocab; id++) {
+		size_t len;
+		const char *p = piece_at(t, (int32_t)id, &len);
+		if (!p || len != 6 || memcmp(p, "<0x", 3) != 0 || p[5] != '>') continue;
+		int hi = hexval(p[3]), lo = hexval(p[4]);
+		if (hi < 0 || lo < 0) continue;
+		t->flags[id] |= TF_BYTE;
+		if (t->byte_id[hi * 16 + lo] < 0) t->byte_id[hi * 16 + lo] = (int32_t)id;
+	}
+	for (int c = 0; c < 128; c++) {
+		char ch = (char)c;
+		t->ascii_id[c] = c == ' ' ? tokenizer_piece_id(t, "\xE2\x96\x81", 3) : tokenizer_piece_id(t, &ch, 1);
+	}
+	/* Merges: "a b" strings (older files) or [a, b] pairs. */
+	char cat[2 * TOK_MAX_PIECE_BYTES];
+	for (size_t r = 0; r < merges->u.arr.n; r++) {
+		const json_val *m = merges->u.arr.items[r];
+		const char *a, *b;
+		size_t alen, blen;
+		if (json_is(m, JSON_ARRAY) && json_count(m) == 2 && json_is(json_at(m, 0), JSON_STRING) &&
+		    json_is(json_at(m, 1), JSON_STRING)) {
+			a = json_at(m, 0)->u.str.s; alen = json_at(m, 0)->u.str.len;
+			b = json_at(m, 1)->u.str.s; blen = json_at(m, 1)->u.str.len;
+		} else if (json_is(m, JSON_STRING) && memchr(m->u.str.s, ' ', m->u.str.len)) {
+			const char *sp = memchr(m->u.str.s, ' ', m->u.str.len);
+			a = m->u.str.s; alen = (size_t)(sp - a);
+			b = sp + 1;
+			const char *sp2 = memchr(b, ' ', m->u.str.len - alen - 1);
+			blen = sp2 ? (size_t)(sp2 - b) : m->u.str.len - alen - 1;
+		} else {
+			snprintf(err, errlen, "%s: line %u: merge %zu is neither \"a b\" nor [a, b]", path, m->line, r);
+			return -1;
+		}
+		int32_t ia = tokenizer_piece_id(t, a, alen), ib = tokenizer_piece_id(t, b, blen);
+		if (ia < 0 || ib < 0 || alen + blen > sizeof(cat)) continue; /* can never apply */
+		memcpy(cat, a, alen);
+		memcpy(cat + alen, b, blen);
+		int32_t im = tokenizer_piece_id(t, cat, alen + blen);
+		if (im < 0) {
+			snprintf(err, errlen, "%s: line %u: merge %zu gives a piece not in the vocabulary", path,
+				 m->line, r);
+			return -1;
+		}
+		merge_insert(t, ia, ib, (int32_t)r, im);
+	}
+	return 0;
+oom:
+	snprintf(err, errlen, "%s: out of memory", path);
+	return -1;
+}
+
+tokenizer *tokenizer_load_files(const char *tokenizer_json_path, const char *config_path,
+				char *err, size_t errlen)
+{
+	size_t len;
+	char *text = read_file(tokenizer_json_path, TOK_MAX_FILE_BYTES, &len, err, errlen);
+	if (!text) return NULL;
+	json_error jerr;
+	json_doc *doc = json_parse(text, len, 0, &jerr);
+	free(text);
+	if (!doc) {
+		snprintf(err, errlen, "%s:%u:%u: %s", tokenizer_json_path, jerr.line, jerr.col, jerr.msg);
+		return NULL;
+	}
+	tokenizer *t = calloc(1, sizeof(*t));
+	if (!t) {
+		json_doc_free(doc);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	int rc = build(t, json_root(doc), tokenizer_json_path, err, errlen);
+	json_doc_free(doc);
+	if (rc < 0) {
+		tokenizer_free(t);
+		return NULL;
+	}
+	json_doc *cdoc = NULL;
+	if (config_path) {
+		char *ctext = read_file(config_path, 64u << 20, &len, err, errlen);
+		if (ctext) {
+			cdoc = json_parse(ctext, len, 0, &jerr);
+			free(ctext);
+			if (!cdoc) {
+				snprintf(err, errlen, "%s:%u:%u: %s", config_path, jerr.line, jerr.col, jerr.msg);
+				tokenizer_free(t);
+				return NULL;
+			}
+		} else if (access(config_path, F_OK) == 0) {
+			tokenizer_free(t);
+			return NULL;
+		}
+	}
+	const json_val *cfg = cdoc ? json_root(cdoc) : NULL;
+	t->bos = special_id(t, cfg, "bos_token", "<bos>");
+	t->eos = special_id(t, cfg, "eos_token", "<eos>");
+	t->pad = special_id(t, cfg, "pad_token", "<pad>");
+	t->unk = special_id(t, cfg, "unk_token", "<unk>");
+	json_doc_free(cdoc);
+	if (t->unk < 0) {
+		/* The reference turns unknown ids into the unk piece: we need one. */
+		snprintf(err, errlen, "%s: no <unk> token", tokenizer_json_path);
+		tokenizer_free(t);
+		return NULL;
+	}
+	return t;
+}
+
+tokenizer *tokenizer_load(const char *model_dir, char *err, size_t errlen)
+{
+	char tpath[4096], cpath[4096];
+	if ((size_t)snprintf(tpath, sizeof(tpath), "%s/tokenizer.json", model_dir) >= sizeof(tpath) ||
+	    (size_t)snprintf(cpath, sizeof(cpath), "%s/tokenizer_config.json", model_dir) >= sizeof(cpath)) {
+		snprintf(err, errlen, "model path too long");
+		return NULL;
+	}
+	return tokenizer_load_files(tpath, access(cpath, F_OK) == 0 ? cpath : NULL, err, errlen);
+}
+
+void tokenizer_free(tokenizer *t)
+{
+	if (!t) return;
+	free(t->blob);
+	free(t->piece_off);
+	free(t->piece_len);
+	free(t->flags);
+	free(t->vocab_slots);
+	free(t->merge_slots);
+	free(t->trie_edges);
+	free(t->trie_tok);
+	free(t);
+}
+
+/* ------------------------------------------------------------------ lookups */
+
+size_t tokenizer_vocab_size(const tokenizer *t) { return t->n_vocab; }
+int32_t tokenizer_bos_id(const tokenizer *t) { return t->bos; }
+int32_t tokenizer_eos_id(const tokenizer *t) { return t->eos; }
+int32_t tokenizer_pad_id(const tokenizer *t) { return t->pad; }
+int32_t tokenizer_unk_id(const tokenizer *t) { return t->unk; }
+
+const char *tokenizer_piece(const tokenizer *t, int32_t id, size_t *len)
+{
+	return piece_at(t, id, len);
+}
+
+int tokenizer_is_special(const tokenizer *t, int32_t id)
+{
+	return id >= 0 && (size_t)id < t->n_vocab && (t->flags[id] & TF_SPECIAL);
+}
+
+int tokenizer_byte_value(const tokenizer *t, int32_t id)
+{
+	if (id < 0 || (size_t)id >= t->n_vocab || !(t->flags[id] & TF_BYTE)) return -1;
+	const char *p = t->blob + t->piece_off[id];
+	return hexval(p[3]) * 16 + hexval(p[4]);
+}
+
+/* ------------------------------------------------------------------ encode */
+
+/* A symbol of the section being merged: a piece id (-1: a character the
+ * vocabulary lacks, written as bytes) over text[start, start + len). */
+typedef struct bpe_sym {
+	int32_t id;
+	int32_t prev, next;   /* -1 at the ends */
+	uint32_t start, len;
+} bpe_sym;
+
+/* A candidate merge of sym[left] and sym[right], valid while both still hold
+ * the ids they had when it was queued and are still neighbours. */
+typedef struct bpe_cand {
+	uint64_t key;         /* rank << 32 | left: lowest rank, then leftmost */
+	int32_t right;
+	int32_t left_id, right_id;
+} bpe_cand;
+
+typedef struct enc_out {
+	int32_t *ids;
+	size_t cap, n;
+} enc_out;
+
+static inline void emit(enc_out *o, int32_t id)
+{
+	if (o->n < o->cap) o->ids[o->n] = id;
+	o->n++;
+}
+
+static void heap_push(bpe_cand *h, size_t *n, bpe_cand c)
+{
+	size_t i = (*n)++;
+	while (i > 0) {
+		size_t p = (i - 1) / 2;
+		if (h[p].key <= c.key) break;
+		h[i] = h[p];
+		i = p;
+	}
+	h[i] = c;
+}
+
+static bpe_cand heap_pop(bpe_cand *h, size_t *n)
+{
+	bpe_cand top = h[0], last = h[--(*n)];
+	size_t i = 0, cnt = *n;
+	for (;;) {
+		size_t l = 2 * i + 1, m = i;
+		if (l >= cnt) break;
+		m = (l + 1 < cnt && h[l + 1].key < h[l].key) ? l + 1 : l;
+		if (h[m].key >= last.key) break;
+		h[i] = h[m];
+		i = m;
+	}
+	if (cnt) h[i] = last;
+	return top;
+}
+
+static void queue_pair(const tokenizer *t, const bpe_sym *sym, int32_t left, bpe_cand *heap, size_t *nheap)
+{
+	int32_t right = sym[left].next;
+	if (right < 0 || sym[left].id < 0 || sym[right].id < 0) return;
+	const merge_slot *m = merge_find(t, sym[left].id, sym[right].id);
+	if (!m) return;
+	bpe_cand c = { ((uint64_t)(uint32_t)m->rank << 32) | (uint32_t)left, right, sym[left].id, sym[right].id };
+	heap_push(heap, nheap, c);
+}
+
+/* Merges text[0, len) (valid UTF-8, no added token inside) and emits its ids.
+ * sym and heap have room for len symbols and 3 * len candidates. */
+static void bpe_section(const tokenizer *t, const unsigned char *text, size_t len,
+			bpe_sym *sym, bpe_cand *heap, enc_out *o)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < len;) {
+		size_t cl = utf8_len(text[i]);
+		if (cl > len - i) cl = len - i;
+		int32_t id = text[i] < 0x80 ? t->ascii_id[text[i]] : tokenizer_piece_id(t, (const char *)text + i, cl);
+		sym[n].id = id;
+		sym[n].prev = (int32_t)n - 1;
+		sym[n].next = (int32_t)n + 1;
+		sym[n].start = (uint32_t)i;
+		sym[n].len = (uint32_t)cl;
+		n++;
+		i += cl;
+	}
+	if (!n) return;
+	sym[n - 1].next = -1;
+	size_t nheap = 0;
+	for (size_t i = 0; i + 1 < n; i++) queue_pair(t, sym, (int32_t)i, heap, &nheap);
+	while (nheap) {
+		bpe_cand c = heap_pop(heap, &nheap);
+		int32_t left = (int32_t)(uint32_t)c.key;
+		if (sym[left].id != c.left_id || sym[left].next != c.right || sym[c.right].id != c.right_id)
+			continue;
+		const merge_slot *m = merge_find(t, c.left_id, c.right_id);
+		bpe_sym *r = &sym[c.right];
+		sym[left].id = m->merged;
+		sym[left].len += r->len;
+		sym[left].next = r->next;
+		if (r->next >= 0) sym[r->next].prev = left;
+		r->id = -2;   /* gone */
+		r->next = -1;
+		if (sym[left].prev >= 0) queue_pair(t, sym, sym[left].prev, heap, &nheap);
+		queue_pair(t, sym, left, heap, &nheap);
+	}
+	for (int32_t i = 0; i >= 0; i = sym[i].next) {
+		if (sym[i].id >= 0) {
+			emit(o, sym[i].id);
+			continue;
+		}
+		/* Byte fallback; every byte token must exist, else one <unk>. */
+		int all = 1;
+		for (uint32_t k = 0; k < sym[i].len; k++)
+			if (t->byte_id[text[sym[i].start + k]] < 0) all = 0;
+		if (!all) {
+			emit(o, t->unk);
+			continue;
+		}
+		for (uint32_t k = 0; k < sym[i].len; k++) emit(o, t->byte_id[text[sym[i].start + k]]);
+	}
+}
+
+int tokenizer_encode(const tokenizer *t, const char *text_in, size_t len, int add_bos,
+		     int32_t *ids, size_t cap, size_t *n)
+{
+	enc_out o = { ids, cap, 0 };
+	*n = 0;
+	const unsigned char *text = (const unsigned char *)text_in;
+	unsigned char *clean = NULL;
+	if (utf8_valid_prefix(text, len) != len) {
+		/* Invalid bytes become U+FFFD, as the reference sees them. */
+		clean = malloc(len * 3 + 8);
+		if (!clean) return -1;
+		tok_stream st;
+		utf8_state_init(&st);
+		size_t w = 0;
+		for (size_t i = 0; i < len; i++) w += utf8_step(&st, text[i], clean + w);
+		w += utf8_end(&st, clean + w);
+		text = clean;
+		len = w;
+	}
+	/* Scratch for the longest section: one symbol per byte at most. */
+	bpe_sym *sym = len ? malloc(len * sizeof(*sym)) : NULL;
+	bpe_cand *heap = len ? malloc(3 * len * sizeof(*heap)) : NULL;
+	if (len && (!sym || !heap)) {
+		free(sym);
+		free(heap);
+		free(clean);
+		return -1;
+	}
+	if (add_bos && t->bos >= 0) emit(&o, t->bos);
+	size_t sec = 0, i = 0;
+	while (i < len) {
+		if (t->trie_first[text[i]]) {
+			int32_t id = -1;
+			size_t m = trie_match(t, text + i, len - i, &id);
+			if (m) {
+				if (i > sec) bpe_section(t, text + sec, i - sec, sym, heap, &o);
+				emit(&o, id);
+				i += m;
+				sec = i;
+				continue;
+			}
+		}
+		i++;
+	}
+	if (len > sec) bpe_section(t, text + sec, len - sec, sym, heap, &o);
+	free(sym);
+	free(heap);
+	free(clean);
+	*n = o.n;
+	return o.n <= cap ? 0 : -1;
+}
+
+/* ------------------------------------------------------------------ decode */
+
+void tok_stream_init(tok_stream *s, const tokenizer *t, int skip_special)
+{
+	memset(s, 0, sizeof(*s));
+	s->tok = t;
+	s->skip_special = skip_special;
+	utf8_state_init(s);
+}
+
+/* Appends piece with every "▁" turned into " ". */
+static int append_piece(buf *out, const char *p, size_t len)
+{
+	size_t start = 0;
+	for (size_t i = 0; i + 2 < len; i++) {
+		if ((unsigned char)p[i] == 0xE2 && (unsigned char)p[i + 1] == 0x96 && (unsigned char)p[i + 2] == 0x81) {
+			if (buf_append(out, p + start, i - start) < 0 || buf_append(out, " ", 1) < 0) return -1;
+			i += 2;
+			start = i + 1;
+		}
+	}
+	return buf_append(out, p + start, len - start);
+}
+
+int tok_stream_push(tok_stream *s, int32_t id, buf *out)
+{
+	const tokenizer *t = s->tok;
+	size_t before = buf_rlen(out);
+	if (id < 0 || (size_t)id >= t->n_vocab || t->piece_off[id] == UINT32_MAX) id = t->unk;
+	if (s->skip_special && (t->flags[id] & TF_SPECIAL)) return 0;
+	unsigned char tmp[8];
+	if (t->flags[id] & TF_BYTE) {
+		size_t k = utf8_step(s, (unsigned char)tokenizer_byte_value(t, id), tmp);
+		if (k && buf_append(out, tmp, k) < 0) return -1;
+		return (int)(buf_rlen(out) - before);
+	}
+	size_t k = utf8_end(s, tmp);
+	if (k && buf_append(out, tmp, k) < 0) return -1;
+	if (append_piece(out, t->blob + t->piece_off[id], t->piece_len[id]) < 0) return -1;
+	return (int)(buf_rlen(out) - before);
+}
+
+int tok_stream_flush(tok_stream *s, buf *out)
+{
+	unsigned char tmp[8];
+	size_t k = utf8_end(s, tmp);
+	if (k && buf_append(out, tmp, k) < 0) return -1;
+	return (int)k;
+}
+
+int tokenizer_decode(const tokenizer *t, const int32_t *ids, size_t n, int skip_special, buf *out)
+{
+	tok_stream s;
+	tok_stream_init(&s, t, skip_special);
+	for (size_t i = 0; i < n; i++)
+		if (tok_stream_push(&s, ids[i], out) < 0) return -1;
+	return tok_stream_flush(&s, out) < 0 ? -1 : 0;
+}
