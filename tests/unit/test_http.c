@@ -225,6 +225,46 @@ static void test_request_invalid(void)
 	}
 }
 
+/* One odd byte at every position of values and targets of many lengths, so
+ * the 16-byte scans and the byte tail both meet it. */
+static void test_scan_boundaries(void)
+{
+	static const struct { char c; int ok; } bytes[] = {
+		{ '\t', 1 }, { '\x80', 1 }, { '\xff', 1 }, { '~', 1 },
+		{ '\0', 0 }, { '\x01', 0 }, { '\x1f', 0 }, { '\x7f', 0 }, { '\r', 0 },
+	};
+	char in[256], val[64];
+	http_header h[MAXH];
+	http_request_head r = { .headers = h };
+	for (size_t len = 1; len < 48; len++) {
+		for (size_t at = 0; at < len; at++) {
+			for (size_t b = 0; b < ARRAY_LEN(bytes); b++) {
+				memset(val, 'v', len);
+				val[at] = bytes[b].c;
+				/* value: edge tabs are trimmed, so keep the odd byte inside */
+				int n = snprintf(in, sizeof(in), "GET / HTTP/1.1\r\nX: v");
+				memcpy(in + n, val, len);
+				n += (int)len;
+				n += snprintf(in + n, sizeof(in) - (size_t)n, "v\r\n\r\n");
+				r.num_headers = MAXH;
+				int ret = http_parse_request(guarded(in, (size_t)n), (size_t)n, &r);
+				T_EQ_INT(ret, bytes[b].ok ? n : HTTP_MALFORMED);
+				if (ret == n)
+					T_EQ_INT(h[0].value_len, len + 2);
+				/* target: a tab is not allowed there */
+				n = snprintf(in, sizeof(in), "GET /");
+				memcpy(in + n, val, len);
+				n += (int)len;
+				n += snprintf(in + n, sizeof(in) - (size_t)n, " HTTP/1.1\r\n\r\n");
+				r.num_headers = MAXH;
+				ret = http_parse_request(guarded(in, (size_t)n), (size_t)n, &r);
+				int ok = bytes[b].ok && bytes[b].c != '\t';
+				T_EQ_INT(ret, ok ? n : HTTP_MALFORMED);
+			}
+		}
+	}
+}
+
 static void test_request_header_cap(void)
 {
 	const char *in = "GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\n\r\n";
@@ -767,6 +807,7 @@ int main(void)
 	T_RUN(test_request_valid);
 	T_RUN(test_request_invalid);
 	T_RUN(test_request_header_cap);
+	T_RUN(test_scan_boundaries);
 	T_RUN(test_response_valid);
 	T_RUN(test_response_invalid);
 	T_RUN(test_find_header);
