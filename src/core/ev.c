@@ -375,6 +375,14 @@ int ev_defer(ev_loop *l, ev_fn *fn, void *arg)
 	return 0;
 }
 
+static void defer_noop(ev_loop *l, void *arg) { }
+
+void ev_defer_cancel(ev_loop *l, ev_fn *fn, void *arg)
+{
+	for (size_t i = l->defer_head; i < l->ndefers; i++)
+		if (l->defers[i].fn == fn && l->defers[i].arg == arg) l->defers[i].fn = defer_noop;
+}
+
 static void run_defers(ev_loop *l)
 {
 	while (l->defer_head < l->ndefers) {

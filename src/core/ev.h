@@ -84,6 +84,8 @@ int ev_timer_alive(const ev_loop *loop, uint64_t id);
  * of the next iteration if called outside one). Calls made from a deferred call
  * run in the same pass. Returns 0, or -1 on allocation failure. */
 int ev_defer(ev_loop *loop, ev_fn *fn, void *arg);
+/* Drops every pending deferred call of fn with arg (before freeing arg). */
+void ev_defer_cancel(ev_loop *loop, ev_fn *fn, void *arg);
 
 /* Before-sleep hooks, in registration order; at most 16. Returns 0 or -1. */
 int ev_before_sleep(ev_loop *loop, ev_fn *fn, void *arg);
