@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include <fcntl.h>
+#include <pthread.h>
 
 static ev_loop *loop;
 static httpd *srv;
@@ -403,26 +404,147 @@ static void test_client_errors(void)
 	pump_until(&res.done, 3000);
 	T_EQ_INT(res.err, HC_ERR_IDLE_TIMEOUT);
 	buf_free(&res.body);
-	/* EOF before the response completed: /forever then the server stops. */
 	hc_pool_free(p);
 
-	/* A stale pooled connection is retried once. */
-	p = hc_pool_new(loop, hostport, 4, NULL, 0);
-	do_request(p, "GET", "/hello", NULL, &res);
-	buf_free(&res.body);
-	T_EQ_INT(hc_pool_idle(p), 1);
-	/* The server forgets its side: shutdown every server connection by stopping
-	 * idle ones through a short keep-alive is slow; instead close from the client
-	 * pool's view by making the upstream's conn fail: send garbage-free close. */
-	hc_pool_free(p);
-
-	/* hc_fetch */
+	/* hc_fetch error path: a port nobody listens on. */
 	buf body;
 	buf_init(&body, 0);
 	int status = 0;
-	/* hc_fetch runs its own loop, so the server here cannot answer; use a bad
-	 * port for the error path only. */
 	T_EQ_INT(hc_fetch(hp, "GET", "/", NULL, NULL, 0, 500, &status, &body), HC_ERR_CONNECT_REFUSED);
+	buf_free(&body);
+}
+
+/* A hand-driven upstream: accept, read a head, answer raw bytes. */
+static int upstream_accept(int lfd)
+{
+	uint64_t end = time_mono_ms() + 2000;
+	while (time_mono_ms() < end) {
+		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK);
+		if (fd >= 0) return fd;
+		ev_run_once(loop, 5);
+	}
+	return -1;
+}
+
+static void upstream_exchange(int fd, const char *answer)
+{
+	buf in;
+	buf_init(&in, 0);
+	raw_read(fd, &in, "\r\n\r\n", 2000);
+	T_CHECK(strstr(buf_rptr(&in), "\r\n\r\n") != NULL);
+	buf_free(&in);
+	raw_send(fd, answer);
+}
+
+static void test_client_stale_retry_and_eof(void)
+{
+	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	T_EQ_INT(bind(lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+	listen(lfd, 16);
+	socklen_t al = sizeof(a);
+	getsockname(lfd, (struct sockaddr *)&a, &al);
+	char hp[64];
+	snprintf(hp, sizeof(hp), "127.0.0.1:%d", ntohs(a.sin_port));
+	hc_pool *p = hc_pool_new(loop, hp, 4, NULL, 0);
+
+	result r1;
+	memset(&r1, 0, sizeof(r1));
+	buf_init(&r1.body, 0);
+	r1.req = hc_request(p, "GET", "/a", NULL, NULL, 0, &cbs, &r1, NULL);
+	int s1 = upstream_accept(lfd);
+	T_CHECK(s1 >= 0);
+	upstream_exchange(s1, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na");
+	pump_until(&r1.done, 2000);
+	T_EQ_INT(r1.err, HC_OK);
+	T_EQ_INT(hc_pool_idle(p), 1);
+	/* The upstream drops the idle connection; the pool has not noticed yet. */
+	close(s1);
+	result r2;
+	memset(&r2, 0, sizeof(r2));
+	buf_init(&r2.body, 0);
+	r2.req = hc_request(p, "GET", "/b", NULL, NULL, 0, &cbs, &r2, NULL);
+	int s2 = upstream_accept(lfd);
+	T_CHECK(s2 >= 0);
+	upstream_exchange(s2, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nbb\r\n0\r\n\r\n");
+	pump_until(&r2.done, 2000);
+	T_EQ_INT(r2.err, HC_OK);
+	T_EQ_STR(buf_rptr(&r2.body), "bb");
+	T_EQ_INT(hc_pool_connects_total(p), 2);
+	close(s2);
+
+	/* EOF in the middle of a body: HC_ERR_EOF with bytes received. */
+	for (int i = 0; i < 5; i++) ev_run_once(loop, 5); /* the pool notices s2's close */
+	result r3;
+	memset(&r3, 0, sizeof(r3));
+	buf_init(&r3.body, 0);
+	r3.req = hc_request(p, "GET", "/c", NULL, NULL, 0, &cbs, &r3, NULL);
+	int s3 = upstream_accept(lfd);
+	upstream_exchange(s3, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc");
+	for (int i = 0; i < 5; i++) ev_run_once(loop, 5);
+	close(s3);
+	pump_until(&r3.done, 2000);
+	T_EQ_INT(r3.err, HC_ERR_EOF);
+	T_EQ_INT(r3.any, 1);
+	T_EQ_STR(buf_rptr(&r3.body), "abc");
+
+	/* A malformed status line. */
+	result r4;
+	memset(&r4, 0, sizeof(r4));
+	buf_init(&r4.body, 0);
+	r4.req = hc_request(p, "GET", "/d", NULL, NULL, 0, &cbs, &r4, NULL);
+	int s4 = upstream_accept(lfd);
+	upstream_exchange(s4, "HTTP/1.1 2x0 OK\r\n\r\n");
+	pump_until(&r4.done, 2000);
+	T_EQ_INT(r4.err, HC_ERR_MALFORMED);
+	close(s4);
+
+	buf_free(&r1.body);
+	buf_free(&r2.body);
+	buf_free(&r3.body);
+	buf_free(&r4.body);
+	hc_pool_free(p);
+	close(lfd);
+}
+
+/* hc_fetch against an httpd running on its own loop in another thread, stopped
+ * through ev_async. */
+static ev_loop *tloop;
+static void tstop(ev_loop *l, void *arg) { ev_stop(l); }
+static void *tmain(void *arg) { ev_run(tloop); return NULL; }
+static void thandler(httpd_req *r, void *arg)
+{
+	size_t n;
+	const char *b = httpd_body(r, &n);
+	httpd_stream_start(r, 200, "text/plain", NULL, -1);
+	httpd_stream_write(r, "got:", 4);
+	httpd_stream_write(r, b, n);
+	httpd_stream_end(r);
+}
+
+static void test_fetch_threaded(void)
+{
+	tloop = ev_new();
+	httpd *s2 = httpd_new(tloop, NULL, thandler, NULL);
+	T_EQ_INT(httpd_listen(s2, "127.0.0.1:0", NULL, NULL, 0), 0);
+	char hp[64];
+	snprintf(hp, sizeof(hp), "127.0.0.1:%d", httpd_port(s2, 0));
+	ev_async *stop = ev_async_new(tloop, tstop, NULL);
+	pthread_t th;
+	pthread_create(&th, NULL, tmain, NULL);
+	buf body;
+	buf_init(&body, 0);
+	int status = 0;
+	T_EQ_INT(hc_fetch(hp, "POST", "/x", "Content-Type: text/plain\r\n", "abc", 3, 2000, &status, &body), HC_OK);
+	T_EQ_INT(status, 200);
+	T_EQ_STR(buf_rptr(&body), "got:abc");
+	ev_async_send(stop);
+	pthread_join(th, NULL);
+	ev_async_free(stop);
+	httpd_free(s2);
+	ev_run_once(tloop, 0);
+	ev_free(tloop);
 	buf_free(&body);
 }
 
@@ -470,6 +592,8 @@ int main(void)
 	T_RUN(test_stream_backpressure);
 	T_RUN(test_close_mid_stream);
 	T_RUN(test_client_errors);
+	T_RUN(test_client_stale_retry_and_eof);
+	T_RUN(test_fetch_threaded);
 	T_RUN(test_graceful_stop);
 	server_stop();
 	return T_END();
