@@ -99,6 +99,7 @@ struct httpd {
 	void *handler_arg;
 	int lfds[HTTPD_MAX_LISTENERS];
 	int nlisten;
+	net_addr unlistened[HTTPD_MAX_LISTENERS]; /* address of a listener httpd_unlisten closed */
 	int accept_paused;
 	int draining;
 	conn *conns;
@@ -1005,4 +1006,56 @@ void httpd_on_close(httpd_req *r, httpd_req_fn *fn, void *arg)
 {
 	r->on_close = fn;
 	r->on_close_arg = arg;
+}
+
+/* ------------------------------------------------------------ listener and abort faults */
+
+int httpd_unlisten(httpd *s, int i, int close_idle)
+{
+	if (i < 0 || i >= s->nlisten || s->lfds[i] < 0) return -1;
+	if (net_local_addr(s->lfds[i], &s->unlistened[i]) < 0) return -1;
+	ev_del(s->loop, s->lfds[i]);
+	close(s->lfds[i]);
+	s->lfds[i] = -1;
+	if (!close_idle) return 0;
+	conn *next;
+	for (conn *c = s->conns; c; c = next) {
+		next = c->next;
+		if (c->state == ST_HEAD && !buf_rlen(&c->in) && !buf_rlen(&c->out)) conn_close(c);
+	}
+	return 0;
+}
+
+int httpd_relisten(httpd *s, int i, char *err, size_t err_len)
+{
+	if (i < 0 || i >= s->nlisten || s->lfds[i] >= 0 || !s->unlistened[i].len) {
+		if (err) str_copy(err, "no such closed listener", err_len);
+		return -1;
+	}
+	int fd = net_listen(&s->unlistened[i], NULL, err, err_len);
+	if (fd < 0) return -1;
+	if (ev_set(s->loop, fd, s->accept_paused ? EV_NONE : EV_READ, on_accept, s) < 0) {
+		if (err) str_copy(err, "cannot register the listener", err_len);
+		close(fd);
+		return -1;
+	}
+	s->lfds[i] = fd;
+	return 0;
+}
+
+int httpd_abort(httpd_req *r)
+{
+	if (!req_usable(r)) return -1;
+	conn *c = r->c;
+	while (buf_rlen(&c->out)) {
+		ssize_t w = send(c->fd, buf_rptr(&c->out), buf_rlen(&c->out), MSG_NOSIGNAL);
+		if (w > 0) {
+			buf_consume(&c->out, (size_t)w);
+			continue;
+		}
+		if (w < 0 && errno == EINTR) continue;
+		break;
+	}
+	conn_close(c);
+	return 0;
 }

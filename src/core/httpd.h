@@ -82,6 +82,15 @@ int httpd_port(const httpd *s, int i);
 /* Graceful shutdown: closes the listeners, closes idle keep-alive connections,
  * lets requests in flight finish (their responses say Connection: close). */
 void httpd_stop_accepting(httpd *s);
+/* Closes listener i (its slot and bound address are kept) without draining:
+ * connect(2) to it is refused until httpd_relisten. With close_idle, idle
+ * keep-alive connections are closed too, so clients must connect again;
+ * requests in flight go on. Returns 0, or -1 if i is not an open listener.
+ * (The simulator's "refuse" fault.) */
+int httpd_unlisten(httpd *s, int i, int close_idle);
+/* Opens listener i again on the address it had when httpd_unlisten closed it
+ * (the same port). Returns 0, or -1 with a reason in err. */
+int httpd_relisten(httpd *s, int i, char *err, size_t err_len);
 /* Closes everything now (on_close fires for requests in flight) and frees. */
 void httpd_free(httpd *s);
 void httpd_get_stats(const httpd *s, httpd_stats *out);
@@ -135,6 +144,13 @@ void httpd_on_drain(httpd_req *r, httpd_req_fn *fn, void *arg);
 int httpd_stream_end(httpd_req *r);
 /* 1 once the head was written (httpd_stream_start or a one-shot answer). */
 int httpd_response_started(const httpd_req *r);
+
+/* Closes the connection at once without ending the response: what is queued
+ * is sent if the socket takes it now (never waiting), then the socket is
+ * closed, so the client sees the body stop short (no last chunk). on_close
+ * follows from the loop. Returns 0, or -1 when the request is already gone.
+ * (For simulated crashes mid-stream.) */
+int httpd_abort(httpd_req *r);
 
 /* Calls fn(req, arg) if the connection goes away before the response ended
  * (see the contract above). NULL cancels. */
