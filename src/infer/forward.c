@@ -1,0 +1,455 @@
+/*
+ * forward.c — the Gemma 3 forward pass over a batch of sequences, and the
+ * engine around it (see engine.h).
+ *
+ * Three parts, as in llama2.c: the model (read-only weights in the mappings,
+ * model.h), the run state (every activation buffer, sized for the largest
+ * step and allocated at load), and the step itself. A step flattens all
+ * items' new tokens into rows; each layer runs every row through one matmul
+ * per weight matrix (rows x weights, each weight row read once), then
+ * attention per (row, head) against the paged cache. Work is split across the
+ * thread team by output rows (matmuls) or by (row, head) pairs (attention).
+ *
+ * Per layer, for rows r at positions p_r (transformers' Gemma3DecoderLayer):
+ *   xb = rmsnorm(x, input_norm); q, k, v = xb Wq, xb Wk, xb Wv
+ *   q, k = rope(rmsnorm_per_head(q, q_norm)), rope(rmsnorm_per_head(k, k_norm))
+ *   store k, v at p_r; att = softmax(q k^T / sqrt(query_pre_attn_scalar)) v
+ *     over keys at positions (p_r - window, p_r] on sliding layers, [0, p_r] on full
+ *   x += rmsnorm(att Wo, post_attn_norm)
+ *   x += rmsnorm(down(gelu_tanh(xb Wgate) * xb Wup), post_ff_norm), xb = rmsnorm(x, pre_ff_norm)
+ * then logits = rmsnorm(x, final_norm) E^T for the rows that need them.
+ */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "infer/engine.h"
+#include "infer/kernels.h"
+#include "infer/pool.h"
+
+/* Every buffer a step uses; owned by the engine, sized at load. */
+typedef struct run_state {
+	float *x;        /* [rows][H] residual stream */
+	float *xb;       /* [rows][H] normed input of a sublayer */
+	float *xb2;      /* [rows][H] sublayer output */
+	float *q;        /* [rows][heads*D] */
+	float *k, *v;    /* [rows][kv*D] */
+	float *att;      /* [rows][heads*D] attention output */
+	float *hb, *hb2; /* [rows][I] gate, up */
+	float *rope;     /* [rows][2 kinds][cos D/2 | sin D/2] */
+	float *scores;   /* [threads][max_model_len] */
+	float *xl;       /* [logit rows][H] final-normed rows */
+	float *logits;   /* [logit rows][V] */
+	int *row_pos, *row_item;   /* [rows] */
+	const int32_t **row_blocks; /* [rows] block table of the row's sequence */
+	int *logit_item; /* [logit rows] the item each logits row belongs to */
+	float *inv_freq_local, *inv_freq_full; /* [D/2] */
+} run_state;
+
+struct engine {
+	model *m;
+	const kernels *k;
+	pool *pool;
+	kv_cache *kv;
+	engine_options opt;
+	run_state s;
+	/* the current step, read by the thread jobs */
+	int n_rows, n_logits, layer;
+	const engine_item *items;
+};
+
+static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+	if (err && errlen) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return -1;
+}
+
+/* ------------------------------------------------------------ small kernels */
+
+/* out = x * rsqrt(mean(x^2) + eps) * w, where w already holds (1 + weight). */
+static void rmsnorm(float *out, const float *x, const float *w, int n, float eps)
+{
+	double ss = 0;
+	for (int i = 0; i < n; i++) ss += (double)x[i] * x[i];
+	float r = (float)(1.0 / sqrt(ss / n + eps));
+	for (int i = 0; i < n; i++) out[i] = x[i] * r * w[i];
+}
+
+/* Rotate-half RoPE on one head of D: pairs (i, i + D/2). cs = [cos D/2 | sin D/2]. */
+static void rope(float *h, const float *cs, int d)
+{
+	int half = d / 2;
+	const float *c = cs, *s = cs + half;
+	for (int i = 0; i < half; i++) {
+		float a = h[i], b = h[i + half];
+		h[i] = a * c[i] - b * s[i];
+		h[i + half] = b * c[i] + a * s[i];
+	}
+}
+
+static float gelu_tanh(float x)
+{
+	return 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
+}
+
+/* ------------------------------------------------------------ thread jobs */
+
+/* Up to three matmuls sharing one input, split by output rows. */
+typedef struct mm_job {
+	engine *e;
+	const float *x;
+	int n_rows, in;
+	int n_mats;
+	const tensor *w[3];
+	float *out[3];
+	int glu;          /* 1: out[0] = gelu(out[0]) * out[1] on each thread's columns */
+	float softcap;    /* >0: out[0] = softcap * tanh(out[0] / softcap) */
+} mm_job;
+
+static void mm_run(void *ctx, int t, int nt)
+{
+	mm_job *j = ctx;
+	const kernels *k = j->e->k;
+	int o0 = 0, o1 = 0;
+	for (int m = 0; m < j->n_mats; m++) {
+		const tensor *w = j->w[m];
+		pool_split(w->rows, t, nt, 16, &o0, &o1);
+		if (o0 < o1)
+			k->matmul(j->out[m], (size_t)w->rows, j->x, (size_t)j->in, j->n_rows, w->data, w->type, w->cols, o0, o1);
+	}
+	if (j->glu) {
+		int n = j->w[0]->rows;
+		for (int r = 0; r < j->n_rows; r++) {
+			float *g = j->out[0] + (size_t)r * n, *u = j->out[1] + (size_t)r * n;
+			for (int o = o0; o < o1; o++) g[o] = gelu_tanh(g[o]) * u[o];
+		}
+	}
+	if (j->softcap > 0) {
+		int n = j->w[0]->rows;
+		for (int r = 0; r < j->n_rows; r++) {
+			float *g = j->out[0] + (size_t)r * n;
+			for (int o = o0; o < o1; o++) g[o] = j->softcap * tanhf(g[o] / j->softcap);
+		}
+	}
+}
+
+/* q/k norms, RoPE, and K/V into the cache, split by rows. */
+static void prep_run(void *ctx, int t, int nt)
+{
+	engine *e = ctx;
+	const model_config *c = &e->m->cfg;
+	const layer_weights *w = &e->m->layers[e->layer];
+	run_state *s = &e->s;
+	int D = c->head_dim, qd = c->n_heads * D, kvd = c->n_kv_heads * D, r0, r1;
+	int kind = c->sliding[e->layer] ? 0 : 1;
+	pool_split(e->n_rows, t, nt, 1, &r0, &r1);
+	for (int r = r0; r < r1; r++) {
+		const float *cs = s->rope + ((size_t)r * 2 + kind) * D;
+		float *q = s->q + (size_t)r * qd, *k = s->k + (size_t)r * kvd, *v = s->v + (size_t)r * kvd;
+		for (int h = 0; h < c->n_heads; h++) {
+			rmsnorm(q + h * D, q + h * D, w->q_norm, D, c->rms_eps);
+			rope(q + h * D, cs, D);
+		}
+		int p = s->row_pos[r];
+		int block = s->row_blocks[r][p / KV_BLOCK_TOKENS], slot = p % KV_BLOCK_TOKENS;
+		float *kc = kv_block_k(e->kv, block, e->layer), *vc = kv_block_v(e->kv, block, e->layer);
+		for (int h = 0; h < c->n_kv_heads; h++) {
+			rmsnorm(k + h * D, k + h * D, w->k_norm, D, c->rms_eps);
+			rope(k + h * D, cs, D);
+			memcpy(kc + ((size_t)h * KV_BLOCK_TOKENS + slot) * D, k + h * D, (size_t)D * sizeof(float));
+			memcpy(vc + ((size_t)h * KV_BLOCK_TOKENS + slot) * D, v + h * D, (size_t)D * sizeof(float));
+		}
+	}
+}
+
+/* Attention for (row, head) pairs, split across threads. */
+static void attn_run(void *ctx, int t, int nt)
+{
+	engine *e = ctx;
+	const model_config *c = &e->m->cfg;
+	const kernels *k = e->k;
+	run_state *s = &e->s;
+	int D = c->head_dim, qd = c->n_heads * D, group = c->n_heads / c->n_kv_heads, i0, i1;
+	int sliding = c->sliding[e->layer];
+	float scale = 1.0f / sqrtf(c->query_pre_attn_scalar), cap = c->attn_softcap;
+	float *sc = s->scores + (size_t)t * (size_t)e->opt.max_model_len;
+	pool_split(e->n_rows * c->n_heads, t, nt, 1, &i0, &i1);
+	for (int i = i0; i < i1; i++) {
+		int r = i / c->n_heads, h = i % c->n_heads, kh = h / group;
+		int p = s->row_pos[r], start = 0;
+		if (sliding && p - c->sliding_window + 1 > 0) start = p - c->sliding_window + 1;
+		const float *q = s->q + (size_t)r * qd + (size_t)h * D;
+		const int32_t *blocks = s->row_blocks[r];
+		float mx = -INFINITY;
+		for (int j = start; j <= p; j++) {
+			const float *kk = kv_block_k(e->kv, blocks[j / KV_BLOCK_TOKENS], e->layer) +
+			                  ((size_t)kh * KV_BLOCK_TOKENS + j % KV_BLOCK_TOKENS) * D;
+			float a = k->dot(q, kk, D) * scale;
+			if (cap > 0) a = cap * tanhf(a / cap);
+			sc[j - start] = a;
+			if (a > mx) mx = a;
+		}
+		float sum = 0;
+		for (int j = 0; j <= p - start; j++) { sc[j] = expf(sc[j] - mx); sum += sc[j]; }
+		float inv = 1.0f / sum;
+		float *out = s->att + (size_t)r * qd + (size_t)h * D;
+		memset(out, 0, (size_t)D * sizeof *out);
+		for (int j = start; j <= p; j++) {
+			const float *vv = kv_block_v(e->kv, blocks[j / KV_BLOCK_TOKENS], e->layer) +
+			                  ((size_t)kh * KV_BLOCK_TOKENS + j % KV_BLOCK_TOKENS) * D;
+			k->axpy(out, sc[j - start] * inv, vv, D);
+		}
+	}
+}
+
+static void matmul_par(engine *e, float *out, const float *x, int n_rows, const tensor *w)
+{
+	mm_job j = { .e = e, .x = x, .n_rows = n_rows, .in = w->cols, .n_mats = 1, .w = { w }, .out = { out } };
+	pool_run(e->pool, mm_run, &j);
+}
+
+/* ------------------------------------------------------------ the step */
+
+static void forward(engine *e)
+{
+	const model *m = e->m;
+	const model_config *c = &m->cfg;
+	run_state *s = &e->s;
+	int H = c->hidden, D = c->head_dim, n = e->n_rows, half = D / 2;
+
+	/* embeddings and the RoPE angles of every row */
+	int r = 0;
+	for (int it = 0; r < n; it++) {
+		const engine_item *item = &e->items[it];
+		for (int i = 0; i < item->n_tokens; i++, r++) {
+			float *x = s->x + (size_t)r * H;
+			e->k->to_f32(x, (const char *)m->embed.data + (size_t)item->tokens[i] * H * dtype_size(m->embed.type),
+			             m->embed.type, (size_t)H);
+			for (int h = 0; h < H; h++) x[h] *= c->embed_scale;
+			float pos = (float)s->row_pos[r];
+			for (int kind = 0; kind < 2; kind++) {
+				float *cs = s->rope + ((size_t)r * 2 + kind) * D;
+				const float *inv = kind ? s->inv_freq_full : s->inv_freq_local;
+				for (int f = 0; f < half; f++) {
+					float ang = pos * inv[f];
+					cs[f] = (float)cos((double)ang);
+					cs[half + f] = (float)sin((double)ang);
+				}
+			}
+		}
+	}
+
+	for (int l = 0; l < c->n_layers; l++) {
+		const layer_weights *w = &m->layers[l];
+		e->layer = l;
+		for (r = 0; r < n; r++)
+			rmsnorm(s->xb + (size_t)r * H, s->x + (size_t)r * H, w->input_norm, H, c->rms_eps);
+		mm_job qkv = { .e = e, .x = s->xb, .n_rows = n, .in = H, .n_mats = 3,
+		               .w = { &w->q, &w->k, &w->v }, .out = { s->q, s->k, s->v } };
+		pool_run(e->pool, mm_run, &qkv);
+		pool_run(e->pool, prep_run, e);
+		pool_run(e->pool, attn_run, e);
+		matmul_par(e, s->xb2, s->att, n, &w->o);
+		for (r = 0; r < n; r++) {
+			float *x = s->x + (size_t)r * H, *y = s->xb2 + (size_t)r * H;
+			rmsnorm(y, y, w->post_attn_norm, H, c->rms_eps);
+			for (int h = 0; h < H; h++) x[h] += y[h];
+			rmsnorm(s->xb + (size_t)r * H, x, w->pre_ff_norm, H, c->rms_eps);
+		}
+		mm_job glu = { .e = e, .x = s->xb, .n_rows = n, .in = H, .n_mats = 2, .glu = 1,
+		               .w = { &w->gate, &w->up }, .out = { s->hb, s->hb2 } };
+		pool_run(e->pool, mm_run, &glu);
+		matmul_par(e, s->xb2, s->hb, n, &w->down);
+		for (r = 0; r < n; r++) {
+			float *x = s->x + (size_t)r * H, *y = s->xb2 + (size_t)r * H;
+			rmsnorm(y, y, w->post_ff_norm, H, c->rms_eps);
+			for (int h = 0; h < H; h++) x[h] += y[h];
+		}
+	}
+
+	if (e->n_logits == 0) return;
+	for (int i = 0; i < e->n_logits; i++) {
+		/* the item's last row: rows are laid out item after item */
+		int it = s->logit_item[i], last = -1;
+		for (int rr = 0; rr < n; rr++) if (s->row_item[rr] == it) last = rr;
+		rmsnorm(s->xl + (size_t)i * H, s->x + (size_t)last * H, m->final_norm, H, c->rms_eps);
+	}
+	mm_job lj = { .e = e, .x = s->xl, .n_rows = e->n_logits, .in = H, .n_mats = 1,
+	              .w = { &m->embed }, .out = { s->logits }, .softcap = c->final_softcap };
+	pool_run(e->pool, mm_run, &lj);
+	for (int i = 0; i < e->n_logits; i++)
+		memcpy(e->items[s->logit_item[i]].logits, s->logits + (size_t)i * c->vocab, (size_t)c->vocab * sizeof(float));
+}
+
+int engine_step(engine *e, const engine_item *items, int n_items, char *err, size_t errlen)
+{
+	const model_config *c = &e->m->cfg;
+	run_state *s = &e->s;
+	int rows = 0, n_logits = 0, need = 0;
+	if (n_items < 0 || (n_items > 0 && !items)) return fail(err, errlen, "engine: bad item list"), ENGINE_EINVAL;
+	for (int i = 0; i < n_items; i++) {
+		const engine_item *it = &items[i];
+		if (!kv_seq_valid(e->kv, it->seq))
+			return fail(err, errlen, "engine: item %d: sequence %d is not allocated", i, it->seq), ENGINE_EINVAL;
+		for (int j = 0; j < i; j++)
+			if (items[j].seq == it->seq)
+				return fail(err, errlen, "engine: sequence %d appears twice in one step", it->seq), ENGINE_EINVAL;
+		if (it->n_tokens < 1 || !it->tokens)
+			return fail(err, errlen, "engine: item %d: no tokens", i), ENGINE_EINVAL;
+		if (it->n_tokens > e->opt.max_batch_tokens - rows)
+			return fail(err, errlen, "engine: step exceeds max_batch_tokens (%d)", e->opt.max_batch_tokens), ENGINE_EINVAL;
+		rows += it->n_tokens;
+		if (kv_seq_len(e->kv, it->seq) + (long)it->n_tokens > e->opt.max_model_len)
+			return fail(err, errlen, "engine: sequence %d would exceed max_model_len (%d)", it->seq, e->opt.max_model_len), ENGINE_EINVAL;
+		for (int j = 0; j < it->n_tokens; j++)
+			if (it->tokens[j] < 0 || it->tokens[j] >= c->vocab)
+				return fail(err, errlen, "engine: token id %d is outside the vocabulary (0..%d)", it->tokens[j], c->vocab - 1), ENGINE_EINVAL;
+		if (it->logits && ++n_logits > e->opt.max_logits_rows)
+			return fail(err, errlen, "engine: more than %d items ask for logits", e->opt.max_logits_rows), ENGINE_EINVAL;
+		need += kv_seq_blocks_needed(e->kv, it->seq, it->n_tokens);
+	}
+	if (!kv_cache_can_allocate(e->kv, need))
+		return fail(err, errlen, "engine: the KV cache has %d free blocks, the step needs %d",
+		            kv_cache_free_blocks(e->kv), need), ENGINE_NO_BLOCKS;
+	if (rows == 0) return ENGINE_OK;
+	int r = 0, li = 0;
+	for (int i = 0; i < n_items; i++) {
+		const engine_item *it = &items[i];
+		int rc = kv_seq_reserve(e->kv, it->seq, it->n_tokens), nb;
+		(void)rc; /* cannot fail: checked above */
+		const int32_t *blocks = kv_seq_blocks(e->kv, it->seq, &nb);
+		int p0 = kv_seq_len(e->kv, it->seq);
+		for (int j = 0; j < it->n_tokens; j++, r++) {
+			s->row_pos[r] = p0 + j;
+			s->row_item[r] = i;
+			s->row_blocks[r] = blocks;
+		}
+		if (it->logits) s->logit_item[li++] = i;
+	}
+	e->items = items;
+	e->n_rows = rows;
+	e->n_logits = n_logits;
+	forward(e);
+	for (int i = 0; i < n_items; i++) kv_seq_commit(e->kv, items[i].seq, items[i].tokens, items[i].n_tokens);
+	e->items = NULL;
+	return ENGINE_OK;
+}
+
+/* ------------------------------------------------------------ life */
+
+static void state_free(run_state *s)
+{
+	free(s->x); free(s->xb); free(s->xb2); free(s->q); free(s->k); free(s->v); free(s->att);
+	free(s->hb); free(s->hb2); free(s->rope); free(s->scores); free(s->xl); free(s->logits);
+	free(s->row_pos); free(s->row_item); free(s->row_blocks); free(s->logit_item);
+	free(s->inv_freq_local); free(s->inv_freq_full);
+}
+
+static int state_alloc(run_state *s, const model_config *c, const engine_options *o, int threads)
+{
+	size_t R = (size_t)o->max_batch_tokens, L = (size_t)o->max_logits_rows, D = (size_t)c->head_dim;
+	size_t H = (size_t)c->hidden, qd = (size_t)c->n_heads * D, kvd = (size_t)c->n_kv_heads * D;
+	s->x = calloc(R * H, 4); s->xb = calloc(R * H, 4); s->xb2 = calloc(R * H, 4);
+	s->q = calloc(R * qd, 4); s->k = calloc(R * kvd, 4); s->v = calloc(R * kvd, 4);
+	s->att = calloc(R * qd, 4);
+	s->hb = calloc(R * (size_t)c->intermediate, 4); s->hb2 = calloc(R * (size_t)c->intermediate, 4);
+	s->rope = calloc(R * 2 * D, 4);
+	s->scores = calloc((size_t)threads * (size_t)o->max_model_len, 4);
+	s->xl = calloc(L * H, 4);
+	s->logits = calloc(L * (size_t)c->vocab, 4);
+	s->row_pos = calloc(R, sizeof(int)); s->row_item = calloc(R, sizeof(int));
+	s->row_blocks = calloc(R, sizeof(*s->row_blocks));
+	s->logit_item = calloc(L, sizeof(int));
+	s->inv_freq_local = calloc(D / 2, 4); s->inv_freq_full = calloc(D / 2, 4);
+	if (!s->x || !s->xb || !s->xb2 || !s->q || !s->k || !s->v || !s->att || !s->hb || !s->hb2 ||
+	    !s->rope || !s->scores || !s->xl || !s->logits || !s->row_pos || !s->row_item ||
+	    !s->row_blocks || !s->logit_item || !s->inv_freq_local || !s->inv_freq_full)
+		return -1;
+	/* as transformers: inv_freq = 1 / base^(2i/D) in f32; linear scaling divides it */
+	for (size_t i = 0; i < D / 2; i++) {
+		s->inv_freq_local[i] = (float)(1.0 / pow(c->rope_local_theta, (double)(2 * i) / (double)D));
+		s->inv_freq_full[i] = (float)(1.0 / pow(c->rope_theta, (double)(2 * i) / (double)D)) / c->rope_scaling;
+	}
+	return 0;
+}
+
+engine *engine_load(const char *dir, const engine_options *opt_in, char *err, size_t errlen)
+{
+	engine *e = calloc(1, sizeof *e);
+	if (!e) { fail(err, errlen, "engine: out of memory"); return NULL; }
+	engine_options o = opt_in ? *opt_in : (engine_options){0};
+	e->m = model_load(dir, err, errlen);
+	if (!e->m) goto bad;
+	const model_config *c = &e->m->cfg;
+	if (o.threads <= 0) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		o.threads = n > 0 ? (int)n : 1;
+	}
+	if (o.max_batch_tokens <= 0) o.max_batch_tokens = 512;
+	if (o.max_seqs <= 0) o.max_seqs = 64;
+	if (o.max_model_len <= 0) o.max_model_len = c->max_position < 8192 ? c->max_position : 8192;
+	if (o.max_logits_rows <= 0) o.max_logits_rows = o.max_seqs;
+	if (o.max_model_len > c->max_position) {
+		fail(err, errlen, "engine: max_model_len %d exceeds the model's max_position_embeddings %d",
+		     o.max_model_len, c->max_position);
+		goto bad;
+	}
+	e->k = o.kernels ? kernels_get(o.kernels) : kernels_best();
+	if (!e->k) { fail(err, errlen, "engine: kernels \"%s\" are unknown or unsupported by this CPU", o.kernels); goto bad; }
+	size_t bb = kv_block_bytes(c->n_layers, c->n_kv_heads, c->head_dim);
+	int per_seq = (o.max_model_len + KV_BLOCK_TOKENS - 1) / KV_BLOCK_TOKENS;
+	if (o.num_kv_blocks <= 0) {
+		if (o.kv_cache_bytes > 0) {
+			uint64_t n = o.kv_cache_bytes / bb;
+			o.num_kv_blocks = n > (1u << 30) ? (1 << 30) : (int)n;
+		} else {
+			o.num_kv_blocks = per_seq + o.max_seqs - 1;
+		}
+	}
+	if (o.num_kv_blocks < 1) {
+		fail(err, errlen, "engine: the KV cache needs at least one block of %zu bytes", bb);
+		goto bad;
+	}
+	kv_cache_config kc = { .n_layers = c->n_layers, .n_kv_heads = c->n_kv_heads, .head_dim = c->head_dim,
+	                       .n_blocks = o.num_kv_blocks, .max_seqs = o.max_seqs,
+	                       .max_model_len = o.max_model_len, .prefix_caching = !o.no_prefix_caching };
+	e->kv = kv_cache_new(&kc, err, errlen);
+	if (!e->kv) goto bad;
+	e->pool = pool_new(o.threads);
+	if (!e->pool) { fail(err, errlen, "engine: cannot start %d threads", o.threads); goto bad; }
+	o.threads = pool_threads(e->pool);
+	if (state_alloc(&e->s, c, &o, o.threads) < 0) { fail(err, errlen, "engine: out of memory for the run state"); goto bad; }
+	o.kernels = e->k->name;
+	e->opt = o;
+	return e;
+bad:
+	engine_free(e);
+	return NULL;
+}
+
+void engine_free(engine *e)
+{
+	if (!e) return;
+	pool_free(e->pool);
+	state_free(&e->s);
+	kv_cache_free(e->kv);
+	model_free(e->m);
+	free(e);
+}
+
+const model *engine_model(const engine *e) { return e->m; }
+const model_config *engine_config(const engine *e) { return &e->m->cfg; }
+kv_cache *engine_kv_cache(engine *e) { return e->kv; }
+int engine_vocab(const engine *e) { return e->m->cfg.vocab; }
+int engine_threads(const engine *e) { return e->opt.threads; }
+const char *engine_kernels(const engine *e) { return e->k->name; }
+const engine_options *engine_get_options(const engine *e) { return &e->opt; }
+uint64_t engine_step_weight_bytes(const engine *e) { return e->m->weight_bytes; }

@@ -1,0 +1,207 @@
+/*
+ * kernels.c — the portable kernels (plain C, any CPU), the number conversions
+ * every build shares, and the choice of kernels at run time.
+ *
+ * The portable matmul follows the same tiling as the SIMD builds (a few weight
+ * rows against a few activation rows), so it is a readable statement of what
+ * they compute; it is slower, not different.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <math.h>
+#include "infer/kernels.h"
+
+size_t dtype_size(dtype t) { return t == DTYPE_F32 ? 4 : 2; }
+
+const char *dtype_name(dtype t)
+{
+	switch (t) {
+	case DTYPE_F32: return "F32";
+	case DTYPE_F16: return "F16";
+	case DTYPE_BF16: return "BF16";
+	}
+	return "?";
+}
+
+float bf16_to_f32(uint16_t h)
+{
+	uint32_t u = (uint32_t)h << 16;
+	float f;
+	memcpy(&f, &u, 4);
+	return f;
+}
+
+uint16_t f32_to_bf16(float f)
+{
+	uint32_t u;
+	memcpy(&u, &f, 4);
+	if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40); /* quiet NaN */
+	u += 0x7fffu + ((u >> 16) & 1);
+	return (uint16_t)(u >> 16);
+}
+
+float f16_to_f32(uint16_t h)
+{
+	uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+	uint32_t exp = (h >> 10) & 0x1f, man = h & 0x3ff, u;
+	if (exp == 0) {
+		if (man == 0) {
+			u = sign;
+		} else { /* subnormal: normalise */
+			int e = -1;
+			do { e++; man <<= 1; } while (!(man & 0x400));
+			u = sign | ((uint32_t)(127 - 15 - e) << 23) | ((man & 0x3ff) << 13);
+		}
+	} else if (exp == 31) {
+		u = sign | 0x7f800000u | (man << 13);
+	} else {
+		u = sign | ((exp + 127 - 15) << 23) | (man << 13);
+	}
+	float f;
+	memcpy(&f, &u, 4);
+	return f;
+}
+
+uint16_t f32_to_f16(float f)
+{
+	uint32_t u;
+	memcpy(&u, &f, 4);
+	uint16_t sign = (uint16_t)((u >> 16) & 0x8000);
+	uint32_t a = u & 0x7fffffffu;
+	if (a > 0x7f800000u) return sign | 0x7e00;                 /* NaN */
+	if (a >= 0x477ff000u) return sign | 0x7c00;                /* overflow to inf */
+	if (a < 0x38800000u) {                                     /* subnormal or zero */
+		float af;
+		memcpy(&af, &a, 4);
+		return sign | (uint16_t)lrintf(af * 16777216.0f); /* 2^24: units of 2^-24 */
+	}
+	uint32_t r = a + 0xfffu + ((a >> 13) & 1);
+	return sign | (uint16_t)((r - 0x38000000u) >> 13);
+}
+
+float weight_at(const void *w, dtype t, size_t i)
+{
+	const unsigned char *p = w;
+	if (t == DTYPE_F32) {
+		float f;
+		memcpy(&f, p + i * 4, 4);
+		return f;
+	}
+	uint16_t h;
+	memcpy(&h, p + i * 2, 2);
+	return t == DTYPE_BF16 ? bf16_to_f32(h) : f16_to_f32(h);
+}
+
+/* ------------------------------------------------------------ portable */
+
+static void to_f32_portable(float *out, const void *w, dtype wt, size_t n)
+{
+	for (size_t i = 0; i < n; i++) out[i] = weight_at(w, wt, i);
+}
+
+/* Sums in 8 interleaved partial sums (as an 8-lane vector would), so rounding
+ * resembles the SIMD builds and does not depend on the batch. */
+static float dot_portable(const float *a, const float *b, int n)
+{
+	float acc[8] = {0};
+	int i = 0;
+	for (; i + 8 <= n; i += 8)
+		for (int l = 0; l < 8; l++) acc[l] += a[i + l] * b[i + l];
+	for (int l = 0; i < n; i++, l++) acc[l] += a[i] * b[i];
+	float s = 0;
+	for (int l = 0; l < 8; l++) s += acc[l];
+	return s;
+}
+
+static void axpy_portable(float *y, float a, const float *x, int n)
+{
+	for (int i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+enum { TILE_O = 4, TILE_B = 4, CHUNK_O = 64, CHUNK_B = 64, CONV = 256 };
+
+/* One tile: no (<=4) weight rows starting at o, against nb (<=4) activation rows. */
+static void tile_portable(float *out, size_t ldo, const float *x, size_t ldx, int nb,
+                          const void *w, dtype wt, int in, int o, int no)
+{
+	float wrow[TILE_O][CONV];
+	float acc[TILE_O][TILE_B][8];
+	memset(acc, 0, sizeof acc);
+	for (int i0 = 0; i0 < in; i0 += CONV) {
+		int len = in - i0 < CONV ? in - i0 : CONV;
+		for (int a = 0; a < no; a++)
+			to_f32_portable(wrow[a], (const char *)w + ((size_t)(o + a) * in + i0) * dtype_size(wt), wt, len);
+		for (int a = 0; a < no; a++)
+			for (int b = 0; b < nb; b++) {
+				const float *xr = x + b * ldx + i0;
+				for (int i = 0; i < len; i++) acc[a][b][(i0 + i) & 7] += wrow[a][i] * xr[i];
+			}
+	}
+	for (int a = 0; a < no; a++)
+		for (int b = 0; b < nb; b++) {
+			float s = 0;
+			for (int l = 0; l < 8; l++) s += acc[a][b][l];
+			out[b * ldo + o + a] = s;
+		}
+}
+
+static void matmul_portable(float *out, size_t ldo, const float *x, size_t ldx, int n_rows,
+                            const void *w, dtype wt, int in, int o_begin, int o_end)
+{
+	for (int ob = o_begin; ob < o_end; ob += CHUNK_O) {
+		int oe = ob + CHUNK_O < o_end ? ob + CHUNK_O : o_end;
+		for (int bb = 0; bb < n_rows; bb += CHUNK_B) {
+			int be = bb + CHUNK_B < n_rows ? bb + CHUNK_B : n_rows;
+			for (int o = ob; o < oe; o += TILE_O) {
+				int no = oe - o < TILE_O ? oe - o : TILE_O;
+				for (int b = bb; b < be; b += TILE_B) {
+					int nb = be - b < TILE_B ? be - b : TILE_B;
+					tile_portable(out + b * ldo, ldo, x + b * ldx, ldx, nb, w, wt, in, o, no);
+				}
+			}
+		}
+	}
+}
+
+const kernels kernels_portable = {
+	.name = "portable",
+	.matmul = matmul_portable,
+	.dot = dot_portable,
+	.axpy = axpy_portable,
+	.to_f32 = to_f32_portable,
+};
+
+/* ------------------------------------------------------------ choice */
+
+static int cpu_has_avx2(void)
+{
+	__builtin_cpu_init();
+	return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+	       __builtin_cpu_supports("f16c");
+}
+
+static int cpu_has_avx512(void)
+{
+	__builtin_cpu_init();
+	return cpu_has_avx2() && __builtin_cpu_supports("avx512f") &&
+	       __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+	       __builtin_cpu_supports("avx512dq");
+}
+
+const kernels *kernels_get(const char *name)
+{
+	if (!name) return NULL;
+	if (strcmp(name, "portable") == 0) return &kernels_portable;
+	if (strcmp(name, "avx2") == 0) return cpu_has_avx2() ? &kernels_avx2 : NULL;
+	if (strcmp(name, "avx512") == 0) return cpu_has_avx512() ? &kernels_avx512 : NULL;
+	return NULL;
+}
+
+const kernels *kernels_best(void)
+{
+	const kernels *k = kernels_get(getenv("INFERGATE_KERNELS"));
+	if (k) return k;
+	if (cpu_has_avx512()) return &kernels_avx512;
+	if (cpu_has_avx2()) return &kernels_avx2;
+	return &kernels_portable;
+}

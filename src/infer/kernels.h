@@ -1,0 +1,58 @@
+/*
+ * kernels.h — the numeric kernels of the forward pass, in three builds:
+ * portable C (kernels.c), AVX2+FMA (kernels_avx2.c) and AVX-512 (kernels_avx512.c),
+ * one chosen at run time from what the CPU supports.
+ *
+ * Weights stay in their stored type (bf16, f16 or f32) and are converted to
+ * f32 in registers as they are read; activations and accumulators are f32.
+ * Kernels are pure: the output argument comes first, nothing is allocated,
+ * nothing is shared, so callers split work across threads by output rows.
+ * Pointers to weights need no alignment (safetensors does not promise any).
+ *
+ * Each output element is summed in an order that depends only on the kernel
+ * build and the input length, never on the batch size or on how rows were
+ * split between threads: a batch of sequences gives bit-identical results to
+ * the same sequences run one at a time.
+ */
+#ifndef INFER_KERNELS_H
+#define INFER_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum dtype { DTYPE_F32 = 0, DTYPE_F16 = 1, DTYPE_BF16 = 2 } dtype;
+
+size_t dtype_size(dtype t);            /* bytes per element */
+const char *dtype_name(dtype t);       /* "F32", "F16", "BF16" */
+
+float bf16_to_f32(uint16_t h);
+uint16_t f32_to_bf16(float f);         /* round to nearest even; NaN stays NaN */
+float f16_to_f32(uint16_t h);
+uint16_t f32_to_f16(float f);          /* round to nearest even */
+/* Reads element i of a weight array of type t (any alignment). */
+float weight_at(const void *w, dtype t, size_t i);
+
+typedef struct kernels {
+	const char *name;                  /* "portable", "avx2", "avx512" */
+	/* out[b*ldo + o] = sum_i w[o*in + i] * x[b*ldx + i]
+	 * for b in [0, n_rows), o in [o_begin, o_end). w is [out][in] of type wt.
+	 * Each weight row is read once from memory for all n_rows activations. */
+	void (*matmul)(float *out, size_t ldo, const float *x, size_t ldx, int n_rows,
+	               const void *w, dtype wt, int in, int o_begin, int o_end);
+	float (*dot)(const float *a, const float *b, int n);
+	void (*axpy)(float *y, float a, const float *x, int n);       /* y += a * x */
+	void (*to_f32)(float *out, const void *w, dtype wt, size_t n); /* convert n elements */
+} kernels;
+
+extern const kernels kernels_portable;
+extern const kernels kernels_avx2;
+extern const kernels kernels_avx512;
+
+/* The kernels named ("portable", "avx2", "avx512"), or NULL when unknown or when
+ * this CPU cannot run them. */
+const kernels *kernels_get(const char *name);
+/* The fastest kernels this CPU runs; the environment variable INFERGATE_KERNELS
+ * (a name above) overrides the choice when that build is supported. */
+const kernels *kernels_best(void);
+
+#endif

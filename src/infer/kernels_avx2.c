@@ -1,0 +1,163 @@
+/*
+ * kernels_avx2.c — the kernels for CPUs with AVX2, FMA and F16C. Built with
+ * those flags; only called after kernels_get() checked the CPU.
+ *
+ * matmul works in tiles of up to 4 weight rows x 2 activation rows (8 of the
+ * 16 vector registers hold accumulators). AVX2 has no masked 16-bit loads, so
+ * a tail (in % 8) is copied into a zero-padded vector first.
+ */
+#include <immintrin.h>
+#include <string.h>
+#include "infer/kernels.h"
+
+#define AI static inline __attribute__((always_inline))
+
+AI __m256 load_w(const char *p, const int wt)
+{
+	if (wt == DTYPE_F32) return _mm256_loadu_ps((const float *)p);
+	__m128i h = _mm_loadu_si128((const __m128i *)p);
+	if (wt == DTYPE_BF16)
+		return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+	return _mm256_cvtph_ps(h);
+}
+
+/* The tail of a row: n (< 8) elements copied into a zeroed 8-lane vector. */
+AI __m256 load_w_tail(const char *p, const int wt, int n)
+{
+	char tmp[32] = {0};
+	memcpy(tmp, p, (size_t)n * (wt == DTYPE_F32 ? 4 : 2));
+	return load_w(tmp, wt);
+}
+
+AI __m256 load_x_tail(const float *p, int n)
+{
+	float tmp[8] = {0};
+	memcpy(tmp, p, (size_t)n * 4);
+	return _mm256_loadu_ps(tmp);
+}
+
+AI float hsum(__m256 v)
+{
+	__m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+	s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+	s = _mm_add_ss(s, _mm_movehdup_ps(s));
+	return _mm_cvtss_f32(s);
+}
+
+AI void tile(float *out, size_t ldo, const float *x, size_t ldx, const char *w, size_t wrow_bytes,
+             int in, const int wt, const int NO, const int NB)
+{
+	const int esz = wt == DTYPE_F32 ? 4 : 2;
+	__m256 acc[4][2];
+#pragma GCC unroll 4
+	for (int a = 0; a < NO; a++)
+#pragma GCC unroll 2
+		for (int b = 0; b < NB; b++) acc[a][b] = _mm256_setzero_ps();
+	int i = 0;
+	for (; i + 8 <= in; i += 8) {
+		__m256 xv[2];
+#pragma GCC unroll 2
+		for (int b = 0; b < NB; b++) xv[b] = _mm256_loadu_ps(x + b * ldx + i);
+#pragma GCC unroll 4
+		for (int a = 0; a < NO; a++) {
+			__m256 wv = load_w(w + a * wrow_bytes + (size_t)i * esz, wt);
+#pragma GCC unroll 2
+			for (int b = 0; b < NB; b++) acc[a][b] = _mm256_fmadd_ps(wv, xv[b], acc[a][b]);
+		}
+	}
+	if (i < in) {
+		__m256 xv[2];
+#pragma GCC unroll 2
+		for (int b = 0; b < NB; b++) xv[b] = load_x_tail(x + b * ldx + i, in - i);
+#pragma GCC unroll 4
+		for (int a = 0; a < NO; a++) {
+			__m256 wv = load_w_tail(w + a * wrow_bytes + (size_t)i * esz, wt, in - i);
+#pragma GCC unroll 2
+			for (int b = 0; b < NB; b++) acc[a][b] = _mm256_fmadd_ps(wv, xv[b], acc[a][b]);
+		}
+	}
+#pragma GCC unroll 4
+	for (int a = 0; a < NO; a++)
+#pragma GCC unroll 2
+		for (int b = 0; b < NB; b++) out[b * ldo + a] = hsum(acc[a][b]);
+}
+
+#define TILE_FN(WT, NO, NB) \
+	static void tile_##WT##_##NO##_##NB(float *out, size_t ldo, const float *x, size_t ldx, \
+	                                   const char *w, size_t wrow_bytes, int in) \
+	{ tile(out, ldo, x, ldx, w, wrow_bytes, in, WT, NO, NB); }
+#define TILE_ROW(WT, NO) TILE_FN(WT, NO, 1) TILE_FN(WT, NO, 2)
+#define TILE_ALL(WT) TILE_ROW(WT, 1) TILE_ROW(WT, 2) TILE_ROW(WT, 3) TILE_ROW(WT, 4)
+TILE_ALL(0) TILE_ALL(1) TILE_ALL(2)
+
+typedef void (*tile_fn)(float *, size_t, const float *, size_t, const char *, size_t, int);
+#define TROW(WT, NO) { tile_##WT##_##NO##_1, tile_##WT##_##NO##_2 }
+#define TDT(WT) { TROW(WT, 1), TROW(WT, 2), TROW(WT, 3), TROW(WT, 4) }
+static const tile_fn tiles[3][4][2] = { TDT(0), TDT(1), TDT(2) };
+
+enum { CHUNK_O = 64, CHUNK_B = 64 };
+
+static void matmul_avx2(float *out, size_t ldo, const float *x, size_t ldx, int n_rows,
+                        const void *w, dtype wt, int in, int o_begin, int o_end)
+{
+	size_t rb = (size_t)in * dtype_size(wt);
+	for (int ob = o_begin; ob < o_end; ob += CHUNK_O) {
+		int oe = ob + CHUNK_O < o_end ? ob + CHUNK_O : o_end;
+		for (int bb = 0; bb < n_rows; bb += CHUNK_B) {
+			int be = bb + CHUNK_B < n_rows ? bb + CHUNK_B : n_rows;
+			for (int o = ob; o < oe; o += 4) {
+				int no = oe - o < 4 ? oe - o : 4;
+				const char *wr = (const char *)w + (size_t)o * rb;
+				for (int b = bb; b < be; b += 2) {
+					int nb = be - b < 2 ? be - b : 2;
+					tiles[wt][no - 1][nb - 1](out + b * ldo + o, ldo, x + b * ldx, ldx, wr, rb, in);
+				}
+			}
+		}
+	}
+}
+
+static float dot_avx2(const float *a, const float *b, int n)
+{
+	__m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+	int i = 0;
+	for (; i + 16 <= n; i += 16) {
+		s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+		s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+	}
+	for (; i + 8 <= n; i += 8)
+		s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+	if (i < n) s0 = _mm256_fmadd_ps(load_x_tail(a + i, n - i), load_x_tail(b + i, n - i), s0);
+	return hsum(_mm256_add_ps(s0, s1));
+}
+
+static void axpy_avx2(float *y, float a, const float *x, int n)
+{
+	__m256 av = _mm256_set1_ps(a);
+	int i = 0;
+	for (; i + 8 <= n; i += 8)
+		_mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+	for (; i < n; i++) y[i] += a * x[i];
+}
+
+static void to_f32_avx2(float *out, const void *w, dtype wt, size_t n)
+{
+	const char *p = w;
+	size_t esz = dtype_size(wt), i = 0;
+	for (; i + 8 <= n; i += 8) {
+		__m256 v;
+		if (wt == DTYPE_BF16) v = load_w(p + i * esz, DTYPE_BF16);
+		else if (wt == DTYPE_F16) v = load_w(p + i * esz, DTYPE_F16);
+		else v = load_w(p + i * esz, DTYPE_F32);
+		_mm256_storeu_ps(out + i, v);
+	}
+	for (; i < n; i++) out[i] = weight_at(w, wt, i);
+}
+
+const kernels kernels_avx2 = {
+	.name = "avx2",
+	.matmul = matmul_avx2,
+	.dot = dot_avx2,
+	.axpy = axpy_avx2,
+	.to_f32 = to_f32_avx2,
+};

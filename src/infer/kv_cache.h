@@ -1,0 +1,102 @@
+/*
+ * kv_cache.h — the paged key/value cache, in the manner of vLLM.
+ *
+ * Memory is a pool of blocks of KV_BLOCK_TOKENS (16) positions; each sequence
+ * has a block table mapping position p to block table[p / 16], slot p % 16.
+ * A block holds the keys and values of its 16 positions for every layer, in
+ * f32: [layer][K, V][kv_head][slot][head_dim] (270m: 36 KiB per token).
+ * Sliding-window layers store all positions too but attention never reads a
+ * key outside the window; a block stays as long as any full layer needs it, so
+ * a sequence costs ceil(len / 16) blocks whatever its layer mix. (Keeping only
+ * the window for sliding layers would cut 270m's KV memory by ~5/6 for long
+ * sequences; it needs a second block pool and is not done.)
+ *
+ * Prefix caching: when a block fills, it is named by a hash chain
+ * h = hash64(its 16 tokens, seed = h of the block before) and entered in a
+ * table; a new sequence whose prompt starts with the same tokens takes those
+ * blocks by reference instead of recomputing them. Free blocks (reference 0)
+ * wait in one queue: blocks with no name at the head, named ones at the tail
+ * in the order they were released, so allocation evicts the least recently
+ * used cached block last. A cached block found again leaves the queue.
+ * Usage = 1 - free / total, where free counts cached blocks (as vLLM reports
+ * kv_cache_usage_perc).
+ *
+ * Use, for one sequence: kv_seq_new (matches the prompt's cached prefix),
+ * then per step kv_seq_reserve (blocks for the new tokens), the forward pass
+ * writes their K/V, kv_seq_commit (length and names), and kv_seq_free. The
+ * engine (engine_step) does reserve and commit itself.
+ * Not thread-safe: one scheduler thread owns it. No allocation after
+ * kv_cache_new.
+ */
+#ifndef INFER_KV_CACHE_H
+#define INFER_KV_CACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define KV_BLOCK_TOKENS 16
+
+typedef struct kv_cache_config {
+	int n_layers, n_kv_heads, head_dim;   /* shape of one position's K/V */
+	int n_blocks;                         /* blocks in the pool (>= 1) */
+	int max_seqs;                         /* sequences alive at once */
+	int max_model_len;                    /* positions per sequence */
+	int prefix_caching;                   /* 1 = name full blocks and reuse them */
+} kv_cache_config;
+
+typedef struct kv_cache kv_cache;
+
+/* Bytes of one block for this shape (to size n_blocks from a memory budget). */
+size_t kv_block_bytes(int n_layers, int n_kv_heads, int head_dim);
+
+/* Allocates the pool (lazily-touched anonymous memory) and the tables.
+ * NULL with a message on bad config or no memory. */
+kv_cache *kv_cache_new(const kv_cache_config *cfg, char *err, size_t errlen);
+void kv_cache_free(kv_cache *c);
+const kv_cache_config *kv_cache_get_config(const kv_cache *c);
+
+/* A new sequence whose prompt is tokens[0..n). The longest cached prefix of
+ * whole blocks (at most n - 1 tokens, so the last prompt token is always
+ * computed and yields logits) is taken by reference; *n_cached (may be NULL)
+ * gets its length, which is also the sequence's length. Counts one prefix-cache
+ * query of n tokens and a hit of *n_cached. tokens may be NULL when n is 0.
+ * Returns the sequence id (0..max_seqs-1) or -1 when every slot is taken. */
+int kv_seq_new(kv_cache *c, const int32_t *tokens, int n, int *n_cached);
+/* Releases the sequence's blocks (named ones stay cached until evicted). */
+void kv_seq_free(kv_cache *c, int seq);
+/* Positions whose K/V are stored (the next token's position). */
+int kv_seq_len(const kv_cache *c, int seq);
+/* The block table: *n_blocks entries. */
+const int32_t *kv_seq_blocks(const kv_cache *c, int seq, int *n_blocks);
+int kv_seq_valid(const kv_cache *c, int seq);   /* 1 when seq is a live id */
+
+/* Blocks an append of n_new tokens to seq would take from the free pool. */
+int kv_seq_blocks_needed(const kv_cache *c, int seq, int n_new);
+/* Makes sure blocks exist for n_new more positions. Returns 0, or -1 (nothing
+ * changed) when the pool lacks blocks or max_model_len would be exceeded. */
+int kv_seq_reserve(kv_cache *c, int seq, int n_new);
+/* Records that the K/V of tokens[0..n) are now stored at the next n positions
+ * (reserved before): advances the length and names blocks that became full. */
+void kv_seq_commit(kv_cache *c, int seq, const int32_t *tokens, int n);
+
+/* Tokens of tokens[0..n) already cached (whole blocks, at most n - 1); no
+ * side effects. For a scheduler deciding what a prompt will cost. */
+int kv_cache_match_prefix(const kv_cache *c, const int32_t *tokens, int n);
+int kv_cache_free_blocks(const kv_cache *c);        /* includes evictable cached blocks */
+int kv_cache_total_blocks(const kv_cache *c);
+int kv_cache_can_allocate(const kv_cache *c, int n_blocks);
+double kv_cache_usage(const kv_cache *c);           /* 0..1 */
+int kv_cache_cached_blocks(const kv_cache *c);      /* named blocks, in use or not */
+/* Prefix-cache counters in tokens, since creation (vLLM's
+ * prefix_cache_queries_total / prefix_cache_hits_total). */
+uint64_t kv_cache_prefix_queries(const kv_cache *c);
+uint64_t kv_cache_prefix_hits(const kv_cache *c);
+/* Drops every name (blocks in use keep their data). For tests and resets. */
+void kv_cache_reset_prefix(kv_cache *c);
+
+/* For the forward pass: the keys of `layer` in `block`, [kv_head][16][head_dim];
+ * values follow the same layout at kv_block_v. */
+float *kv_block_k(kv_cache *c, int block, int layer);
+float *kv_block_v(kv_cache *c, int block, int layer);
+
+#endif

@@ -1,0 +1,137 @@
+/*
+ * pool.c — the forward pass's thread team (see pool.h).
+ *
+ * A job is published by bumping `gen` under the mutex; workers that are
+ * spinning see the new generation at once, sleeping ones are woken by the
+ * broadcast. Each worker decrements `pending` when done; the last one wakes
+ * the caller if it went to sleep. Spinning is bounded (SPIN_ROUNDS pauses).
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include "infer/pool.h"
+
+enum { SPIN_ROUNDS = 20000, MAX_THREADS = 256 };
+
+struct worker { pool *p; int index; pthread_t tid; };
+
+struct pool {
+	int n;                          /* threads including the caller */
+	pool_fn fn;                     /* current job, written before gen is bumped */
+	void *ctx;
+	_Atomic unsigned long gen;      /* job generation */
+	_Atomic int pending;            /* workers still running the current job */
+	_Atomic int stop;
+	pthread_mutex_t mu;
+	pthread_cond_t job_cv, done_cv;
+	struct worker *workers;         /* n-1 */
+	int started;                    /* workers successfully created */
+};
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#endif
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	pool *p = w->p;
+	unsigned long seen = 0;
+	for (;;) {
+		unsigned long g;
+		int spins = 0;
+		while ((g = atomic_load_explicit(&p->gen, memory_order_acquire)) == seen) {
+			if (++spins < SPIN_ROUNDS) { cpu_relax(); continue; }
+			pthread_mutex_lock(&p->mu);
+			while ((g = atomic_load(&p->gen)) == seen) pthread_cond_wait(&p->job_cv, &p->mu);
+			pthread_mutex_unlock(&p->mu);
+			break;
+		}
+		seen = g;
+		if (atomic_load(&p->stop)) return NULL;
+		p->fn(p->ctx, w->index, p->n);
+		if (atomic_fetch_sub_explicit(&p->pending, 1, memory_order_acq_rel) == 1) {
+			pthread_mutex_lock(&p->mu);
+			pthread_cond_signal(&p->done_cv);
+			pthread_mutex_unlock(&p->mu);
+		}
+	}
+}
+
+pool *pool_new(int n_threads)
+{
+	if (n_threads < 1) n_threads = 1;
+	if (n_threads > MAX_THREADS) n_threads = MAX_THREADS;
+	pool *p = calloc(1, sizeof *p);
+	if (!p) return NULL;
+	p->n = n_threads;
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->job_cv, NULL);
+	pthread_cond_init(&p->done_cv, NULL);
+	if (n_threads > 1) {
+		p->workers = calloc((size_t)n_threads - 1, sizeof *p->workers);
+		if (!p->workers) { pool_free(p); return NULL; }
+		for (int i = 0; i < n_threads - 1; i++) {
+			p->workers[i].p = p;
+			p->workers[i].index = i + 1;
+			if (pthread_create(&p->workers[i].tid, NULL, worker_main, &p->workers[i]) != 0) {
+				pool_free(p);
+				return NULL;
+			}
+			p->started++;
+		}
+	}
+	return p;
+}
+
+int pool_threads(const pool *p) { return p->n; }
+
+void pool_run(pool *p, pool_fn fn, void *ctx)
+{
+	if (p->n == 1) { fn(ctx, 0, 1); return; }
+	p->fn = fn;
+	p->ctx = ctx;
+	atomic_store(&p->pending, p->n - 1);
+	pthread_mutex_lock(&p->mu);
+	atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
+	pthread_cond_broadcast(&p->job_cv);
+	pthread_mutex_unlock(&p->mu);
+	fn(ctx, 0, p->n);
+	for (int spins = 0; atomic_load_explicit(&p->pending, memory_order_acquire) != 0; spins++) {
+		if (spins < SPIN_ROUNDS) { cpu_relax(); continue; }
+		pthread_mutex_lock(&p->mu);
+		while (atomic_load(&p->pending) != 0) pthread_cond_wait(&p->done_cv, &p->mu);
+		pthread_mutex_unlock(&p->mu);
+		break;
+	}
+}
+
+void pool_free(pool *p)
+{
+	if (!p) return;
+	if (p->started > 0) {
+		pthread_mutex_lock(&p->mu);
+		atomic_store(&p->stop, 1);
+		atomic_fetch_add(&p->gen, 1);
+		pthread_cond_broadcast(&p->job_cv);
+		pthread_mutex_unlock(&p->mu);
+		for (int i = 0; i < p->started; i++) pthread_join(p->workers[i].tid, NULL);
+	}
+	free(p->workers);
+	pthread_mutex_destroy(&p->mu);
+	pthread_cond_destroy(&p->job_cv);
+	pthread_cond_destroy(&p->done_cv);
+	free(p);
+}
+
+void pool_split(int total, int index, int n, int align, int *begin, int *end)
+{
+	if (align < 1) align = 1;
+	long units = ((long)total + align - 1) / align;
+	long b = units * index / n * align, e = units * (index + 1) / n * align;
+	*begin = (int)(b < total ? b : total);
+	*end = (int)(e < total ? e : total);
+}
