@@ -156,7 +156,7 @@ static void parse_url(bench_config *cfg, const char *url)
 	if (bl >= sizeof(cfg->base_path))
 		die("--url %s: path too long", url);
 	for (size_t i = 0; i < bl; i++)
-		if ((unsigned char)p[i] <= ' ' || p[i] == 0x7f)
+		if ((unsigned char)p[i] <= ' ' || p[i] == 0x7f || p[i] == '?' || p[i] == '#')
 			die("--url %s: bad character in the path", url);
 	memcpy(cfg->base_path, p, bl);
 	cfg->base_path[bl] = 0;
