@@ -1,0 +1,735 @@
+/*
+ * mount.c — the read-only FUSE filesystem of `infergate-weights mount`
+ * (libfuse3, high-level API, multithreaded). See mount.h for the behaviour.
+ *
+ * One mutex guards every node's cache state; each node has a condition
+ * variable that readers wait on until the chunks they need have arrived. One
+ * download thread per object being cached runs fetch_run() with that mutex, so
+ * the chunk states it updates are the ones readers see.
+ */
+#define FUSE_USE_VERSION 31
+#include "weights/mount.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <fuse3/fuse.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/buf.h"
+#include "core/json.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "weights/fetch.h"
+#include "weights/pull.h"
+#include "weights/source.h"
+#include "weights/xfer.h"
+
+enum node_state { NODE_NONE, NODE_FETCHING, NODE_COMPLETE, NODE_PASSTHROUGH };
+
+/* One file of the listing. Owner: the mount; never freed before unmount (open
+ * file handles point at it). */
+typedef struct node {
+	wfile f;                  /* path owned */
+	int gone;                 /* no longer in the listing */
+	int state;                /* enum node_state */
+	int fd;                   /* the cache file (partial or complete), or -1 */
+	uint8_t *chunks;          /* FETCH_* per chunk while fetching */
+	size_t n_chunks;
+	uint64_t chunk_bytes;
+	long want;                /* chunk a reader waits for, -1 */
+	size_t next_read_chunk;   /* where sequential prefetch continues */
+	int opens;
+	int cached_ok;            /* the cache file on disk is this version (from the index) */
+	uint64_t last_used_ms;
+	uint64_t progress_ms;     /* last time a chunk arrived */
+	pthread_cond_t cv;
+	pthread_t thr;
+	int thr_live;
+	char err[512];
+	char part[4200], final[8192];
+} node;
+
+static struct mnt {
+	pthread_mutex_t mu;
+	pthread_mutex_t refresh_mu;
+	wsrc *src;
+	weights_opts o;
+	node **nodes;             /* sorted by path */
+	size_t n;
+	node **all;               /* every node ever made (for cleanup) */
+	size_t n_all, cap_all;
+	uint64_t listed_ms;
+	int ttl_s;
+	char root[4096];          /* CACHE/mount-<hash> */
+	uint64_t capacity, used;
+	uint64_t chunk_bytes;
+	volatile int cancel;
+	time_t mount_time;
+} g;
+
+static void seterr(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void seterr(char *err, size_t n, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, n, fmt, ap);
+	va_end(ap);
+}
+
+/* ---------------------------------------------------------------- tree */
+
+static int node_cmp(const void *a, const void *b)
+{
+	return strcmp((*(node *const *)a)->f.path, (*(node *const *)b)->f.path);
+}
+
+/* First index whose path is >= key. */
+static size_t lower_bound(const char *key)
+{
+	size_t lo = 0, hi = g.n;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (strcmp(g.nodes[mid]->f.path, key) < 0) lo = mid + 1;
+		else hi = mid;
+	}
+	return lo;
+}
+
+static node *find_file(const char *rel)
+{
+	size_t i = lower_bound(rel);
+	return i < g.n && !strcmp(g.nodes[i]->f.path, rel) ? g.nodes[i] : NULL;
+}
+
+/* 1 when rel ("" for the root) is a directory: some object name starts with rel/. */
+static int is_dir(const char *rel)
+{
+	if (!*rel) return 1;
+	char key[WEIGHTS_MAX_PATH + 2];
+	if (snprintf(key, sizeof key, "%s/", rel) >= (int)sizeof key) return 0;
+	size_t i = lower_bound(key);
+	return i < g.n && !strncmp(g.nodes[i]->f.path, key, strlen(key));
+}
+
+static node *node_new(const wfile *f)
+{
+	node *nd = calloc(1, sizeof *nd);
+	if (!nd) return NULL;
+	nd->f = *f;
+	nd->f.path = str_dup(f->path);
+	if (!nd->f.path) { free(nd); return NULL; }
+	nd->fd = -1;
+	nd->want = -1;
+	pthread_cond_init(&nd->cv, NULL);
+	snprintf(nd->final, sizeof nd->final, "%s/objects/%s", g.root, f->path);
+	snprintf(nd->part, sizeof nd->part, "%s/partial/%016llx.part", g.root,
+		 (unsigned long long)hash64(f->path, strlen(f->path), 3));
+	if (g.n_all == g.cap_all) {
+		size_t nc = g.cap_all ? g.cap_all * 2 : 256;
+		node **na = realloc(g.all, nc * sizeof *na);
+		if (!na) { free(nd->f.path); free(nd); return NULL; }
+		g.all = na;
+		g.cap_all = nc;
+	}
+	g.all[g.n_all++] = nd;
+	return nd;
+}
+
+/* ---------------------------------------------------------------- index */
+
+/* The cache index: which version of each object the cache folder holds. */
+static void index_save_locked(void)
+{
+	buf b;
+	buf_init(&b, 64u << 20);
+	json_w w;
+	jw_init(&w, &b);
+	jw_obj_begin(&w);
+	for (size_t i = 0; i < g.n_all; i++) {
+		node *nd = g.all[i];
+		if (nd->state != NODE_COMPLETE) continue;
+		jw_key(&w, nd->f.path);
+		jw_obj_begin(&w);
+		jw_key(&w, "size"); jw_uint(&w, nd->f.size);
+		jw_key(&w, "id"); jw_str(&w, pull_file_id(&nd->f));
+		jw_obj_end(&w);
+	}
+	jw_obj_end(&w);
+	char p[4200], t[4300];
+	snprintf(p, sizeof p, "%s/index.json", g.root);
+	snprintf(t, sizeof t, "%s.tmp", p);
+	int fd = open(t, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd >= 0 && !w.error) {
+		size_t off = 0, n = buf_rlen(&b);
+		while (off < n) {
+			ssize_t k = write(fd, buf_rptr(&b) + off, n - off);
+			if (k < 0 && errno == EINTR) continue;
+			if (k <= 0) break;
+			off += (size_t)k;
+		}
+		close(fd);
+		if (off == n) rename(t, p);
+	} else if (fd >= 0) {
+		close(fd);
+	}
+	buf_free(&b);
+}
+
+/* Marks nodes whose cached copy is this version; deletes stale copies. */
+static void index_load(void)
+{
+	char p[4200];
+	snprintf(p, sizeof p, "%s/index.json", g.root);
+	int fd = open(p, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) return;
+	buf b;
+	buf_init(&b, 64u << 20);
+	for (;;) {
+		char *s = buf_space(&b, 65536);
+		if (!s) break;
+		ssize_t k = read(fd, s, 65536);
+		if (k < 0 && errno == EINTR) continue;
+		if (k <= 0) break;
+		buf_commit(&b, (size_t)k);
+	}
+	close(fd);
+	json_doc *d = json_parse(buf_rptr(&b), buf_rlen(&b), 0, NULL);
+	buf_free(&b);
+	const json_val *r = d ? json_root(d) : NULL;
+	for (size_t i = 0; r && i < json_count(r); i++) {
+		const json_member *m = &r->u.obj.members[i];
+		node *nd = find_file(m->key);
+		struct stat st;
+		int ok = nd && (uint64_t)json_num(json_get(m->val, "size"), -1) == nd->f.size &&
+			 !strcmp(json_str(json_get(m->val, "id"), ""), pull_file_id(&nd->f)) &&
+			 stat(nd->final, &st) == 0 && (uint64_t)st.st_size == nd->f.size;
+		if (ok) {
+			nd->cached_ok = 1;
+			nd->state = NODE_COMPLETE;
+			nd->last_used_ms = time_mono_ms();
+			g.used += nd->f.size;
+		} else if (wsrc_path_ok(m->key, strlen(m->key))) {
+			char q[8192];
+			snprintf(q, sizeof q, "%s/objects/%s", g.root, m->key);
+			unlink(q);
+		}
+	}
+	json_doc_free(d);
+}
+
+/* ---------------------------------------------------------------- listing */
+
+static int list_into(wlist *l, char *err, size_t n)
+{
+	return wsrc_list(g.src, l, err, n);
+}
+
+/* Replaces the tree with a new listing; unchanged files keep their nodes. */
+static int apply_listing(wlist *l)
+{
+	node **nn = calloc(l->n + 1, sizeof *nn);
+	if (!nn) return -1;
+	for (size_t i = 0; i < l->n; i++) {
+		node *old = find_file(l->files[i].path);
+		if (old && old->f.size == l->files[i].size && !strcmp(pull_file_id(&old->f), pull_file_id(&l->files[i]))) {
+			nn[i] = old;
+			continue;
+		}
+		if (old) old->gone = 1;
+		nn[i] = node_new(&l->files[i]);
+		if (!nn[i]) { free(nn); return -1; }
+	}
+	for (size_t i = 0; i < g.n; i++) {
+		int kept = 0;
+		for (size_t k = 0; k < l->n && !kept; k++) kept = nn[k] == g.nodes[i];
+		if (!kept) g.nodes[i]->gone = 1;
+	}
+	free(g.nodes);
+	g.nodes = nn;
+	g.n = l->n;
+	qsort(g.nodes, g.n, sizeof *g.nodes, node_cmp);
+	g.listed_ms = time_mono_ms();
+	return 0;
+}
+
+/* Re-lists when the TTL has passed. A failed listing keeps the old tree. */
+static void maybe_refresh(void)
+{
+	if (g.ttl_s <= 0) return;
+	pthread_mutex_lock(&g.mu);
+	int due = time_mono_ms() - g.listed_ms >= (uint64_t)g.ttl_s * 1000u;
+	pthread_mutex_unlock(&g.mu);
+	if (!due || pthread_mutex_trylock(&g.refresh_mu)) return;
+	wlist l;
+	char err[1024];
+	if (list_into(&l, err, sizeof err) == 0) {
+		pthread_mutex_lock(&g.mu);
+		apply_listing(&l);
+		pthread_mutex_unlock(&g.mu);
+		wlist_free(&l);
+	} else {
+		log_ratelimited(LOG_WARN, "refreshing the listing failed: %s; keeping the old one", err);
+		pthread_mutex_lock(&g.mu);
+		g.listed_ms = time_mono_ms();
+		pthread_mutex_unlock(&g.mu);
+	}
+	pthread_mutex_unlock(&g.refresh_mu);
+}
+
+/* ---------------------------------------------------------------- file cache */
+
+static long pick(void *arg, fetch_file *f)
+{
+	node *nd = arg;
+	if (nd->want >= 0 && (size_t)nd->want < nd->n_chunks && nd->chunks[nd->want] == FETCH_MISSING) return nd->want;
+	for (size_t k = nd->next_read_chunk; k < nd->n_chunks; k++)
+		if (nd->chunks[k] == FETCH_MISSING) return (long)k;
+	return -1;
+}
+
+static void on_chunk(void *arg, fetch_file *f, size_t idx)
+{
+	node *nd = arg;
+	nd->progress_ms = time_mono_ms();
+	pthread_cond_broadcast(&nd->cv);
+}
+
+static void *fetch_thread(void *arg)
+{
+	node *nd = arg;
+	fetch_file ff = { .file = &nd->f, .fd = nd->fd, .chunk_bytes = nd->chunk_bytes, .n_chunks = nd->n_chunks,
+		.state = nd->chunks, .pick = pick, .on_chunk = on_chunk, .arg = nd };
+	fetch_opts fo = { .o = &g.o, .lock = &g.mu, .cancel = &g.cancel };
+	int rc = fetch_run(g.src, &ff, 1, &fo);
+	char err[512] = "";
+	if (rc) snprintf(err, sizeof err, "%s", ff.failed ? ff.err : "cancelled");
+	if (!rc && (nd->f.sha256[0] || nd->f.md5[0])) {
+		char sha[65] = "", md5[33] = "";
+		if (pull_hash_fd(nd->fd, nd->f.size, nd->f.sha256[0] ? sha : NULL, nd->f.md5[0] ? md5 : NULL) ||
+		    strcmp(nd->f.sha256[0] ? nd->f.sha256 : nd->f.md5, nd->f.sha256[0] ? sha : md5)) {
+			snprintf(err, sizeof err, "checksum mismatch for %s", nd->f.path);
+			rc = -1;
+		}
+	}
+	if (!rc) {
+		fsync(nd->fd);
+		if (pull_mkdirs_for(nd->final) < 0 || rename(nd->part, nd->final) < 0) {
+			snprintf(err, sizeof err, "cannot move %s into the cache: %s", nd->f.path, strerror(errno));
+			rc = -1;
+		}
+	}
+	pthread_mutex_lock(&g.mu);
+	if (rc) {
+		log_ratelimited(LOG_ERROR, "caching %s failed: %s", nd->f.path, err);
+		str_copy(nd->err, err, sizeof nd->err);
+		/* Readers waiting on missing chunks see NODE_NONE and fail with EIO; a
+		 * later open starts over. Bytes already served were complete chunks. */
+		nd->state = NODE_NONE;
+		close(nd->fd);
+		nd->fd = -1;
+		unlink(nd->part);
+		g.used -= MIN(g.used, nd->f.size);
+		free(nd->chunks);
+		nd->chunks = NULL;
+	} else {
+		nd->state = NODE_COMPLETE;
+		nd->cached_ok = 1;
+		free(nd->chunks);
+		nd->chunks = NULL;
+		index_save_locked();
+	}
+	nd->thr_live = 0;
+	pthread_cond_broadcast(&nd->cv);
+	pthread_mutex_unlock(&g.mu);
+	return NULL;
+}
+
+static int by_lru(const void *a, const void *b)
+{
+	const node *x = *(node *const *)a, *y = *(node *const *)b;
+	if (x->gone != y->gone) return y->gone - x->gone; /* stale versions first */
+	return x->last_used_ms < y->last_used_ms ? -1 : x->last_used_ms > y->last_used_ms;
+}
+
+/* Frees room for `need` bytes by dropping complete, unopened files. Under lock. */
+static int make_room_locked(uint64_t need)
+{
+	if (g.used + need <= g.capacity) return 0;
+	node **c = calloc(g.n_all + 1, sizeof *c);
+	if (!c) return -1;
+	size_t n = 0;
+	for (size_t i = 0; i < g.n_all; i++)
+		if (g.all[i]->state == NODE_COMPLETE && g.all[i]->opens == 0) c[n++] = g.all[i];
+	qsort(c, n, sizeof *c, by_lru);
+	for (size_t i = 0; i < n && g.used + need > g.capacity; i++) {
+		node *nd = c[i];
+		if (nd->fd >= 0) close(nd->fd);
+		nd->fd = -1;
+		unlink(nd->final);
+		nd->state = NODE_NONE;
+		nd->cached_ok = 0;
+		g.used -= MIN(g.used, nd->f.size);
+		log_info("evicted %s from the file cache", nd->f.path);
+	}
+	free(c);
+	if (n) index_save_locked();
+	return g.used + need <= g.capacity ? 0 : -1;
+}
+
+/* Gets the node's bytes on their way: open a complete copy, or start a download,
+ * or fall back to reading from the source. Under lock. Returns 0 or -errno. */
+static int ensure_locked(node *nd)
+{
+	nd->last_used_ms = time_mono_ms();
+	if (nd->state == NODE_FETCHING || nd->state == NODE_PASSTHROUGH) return 0;
+	if (nd->state == NODE_COMPLETE) {
+		if (nd->fd < 0) nd->fd = open(nd->final, O_RDONLY | O_CLOEXEC);
+		if (nd->fd >= 0) return 0;
+		nd->state = NODE_NONE; /* removed behind our back: fetch again */
+		g.used -= MIN(g.used, nd->f.size);
+	}
+	if (nd->f.size > g.capacity || make_room_locked(nd->f.size)) {
+		log_ratelimited(LOG_WARN, "%s (%llu bytes) does not fit the file cache; reading it from the source",
+				nd->f.path, (unsigned long long)nd->f.size);
+		nd->state = NODE_PASSTHROUGH;
+		return 0;
+	}
+	if (pull_mkdirs_for(nd->part) < 0) return -EIO;
+	int fd = open(nd->part, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0) return -EIO;
+	if (ftruncate(fd, (off_t)nd->f.size) < 0) { close(fd); unlink(nd->part); return -ENOSPC; }
+	fetch_file plan = { 0 };
+	fetch_file_plan(&plan, nd->f.size, g.chunk_bytes);
+	nd->chunks = calloc(plan.n_chunks + 1, 1);
+	if (!nd->chunks) { close(fd); unlink(nd->part); return -ENOMEM; }
+	nd->n_chunks = plan.n_chunks;
+	nd->chunk_bytes = plan.chunk_bytes;
+	nd->fd = fd;
+	nd->want = -1;
+	nd->err[0] = 0;
+	nd->state = NODE_FETCHING;
+	nd->progress_ms = time_mono_ms();
+	g.used += nd->f.size;
+	if (nd->thr_live) pthread_join(nd->thr, NULL); /* a finished earlier attempt */
+	nd->thr_live = 1;
+	if (pthread_create(&nd->thr, NULL, fetch_thread, nd)) {
+		nd->thr_live = 0;
+		nd->state = NODE_NONE;
+		close(fd);
+		nd->fd = -1;
+		free(nd->chunks);
+		nd->chunks = NULL;
+		g.used -= nd->f.size;
+		return -EAGAIN;
+	}
+	return 0;
+}
+
+/* ---------------------------------------------------------------- FUSE ops */
+
+static const char *rel_of(const char *path) { return path[0] == '/' ? path + 1 : path; }
+
+static int op_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
+{
+	maybe_refresh();
+	memset(st, 0, sizeof *st);
+	st->st_uid = getuid();
+	st->st_gid = getgid();
+	st->st_atime = st->st_mtime = st->st_ctime = g.mount_time;
+	const char *rel = rel_of(path);
+	pthread_mutex_lock(&g.mu);
+	node *nd = fi && fi->fh ? (node *)(uintptr_t)fi->fh : find_file(rel);
+	int rc = 0;
+	if (nd) {
+		st->st_mode = S_IFREG | 0444;
+		st->st_nlink = 1;
+		st->st_size = (off_t)nd->f.size;
+		st->st_blksize = 1 << 20;
+		st->st_blocks = (blkcnt_t)((nd->f.size + 511) / 512);
+	} else if (is_dir(rel)) {
+		st->st_mode = S_IFDIR | 0555;
+		st->st_nlink = 2;
+	} else {
+		rc = -ENOENT;
+	}
+	pthread_mutex_unlock(&g.mu);
+	return rc;
+}
+
+static int op_readdir(const char *path, void *dbuf, fuse_fill_dir_t fill, off_t off,
+		      struct fuse_file_info *fi, enum fuse_readdir_flags flags)
+{
+	maybe_refresh();
+	const char *rel = rel_of(path);
+	char pfx[WEIGHTS_MAX_PATH + 2];
+	if (*rel) snprintf(pfx, sizeof pfx, "%s/", rel);
+	else pfx[0] = 0;
+	size_t pl = strlen(pfx);
+	pthread_mutex_lock(&g.mu);
+	if (!is_dir(rel)) { pthread_mutex_unlock(&g.mu); return -ENOENT; }
+	fill(dbuf, ".", NULL, 0, 0);
+	fill(dbuf, "..", NULL, 0, 0);
+	char last[WEIGHTS_MAX_PATH + 1] = "";
+	for (size_t i = lower_bound(pfx); i < g.n && !strncmp(g.nodes[i]->f.path, pfx, pl); i++) {
+		const char *rest = g.nodes[i]->f.path + pl;
+		const char *sl = strchr(rest, '/');
+		size_t nl = sl ? (size_t)(sl - rest) : strlen(rest);
+		char name[WEIGHTS_MAX_PATH + 1];
+		memcpy(name, rest, nl);
+		name[nl] = 0;
+		if (!strcmp(name, last)) continue; /* the same implicit directory again */
+		str_copy(last, name, sizeof last);
+		if (fill(dbuf, name, NULL, 0, 0)) break;
+	}
+	pthread_mutex_unlock(&g.mu);
+	return 0;
+}
+
+static int op_open(const char *path, struct fuse_file_info *fi)
+{
+	if ((fi->flags & O_ACCMODE) != O_RDONLY) return -EROFS;
+	maybe_refresh();
+	pthread_mutex_lock(&g.mu);
+	node *nd = find_file(rel_of(path));
+	int rc = nd ? ensure_locked(nd) : (is_dir(rel_of(path)) ? -EISDIR : -ENOENT);
+	if (!rc) {
+		nd->opens++;
+		fi->fh = (uint64_t)(uintptr_t)nd;
+		fi->keep_cache = 1;   /* the object is immutable while listed: keep its pages */
+		fi->direct_io = 0;
+	}
+	pthread_mutex_unlock(&g.mu);
+	return rc;
+}
+
+static int op_release(const char *path, struct fuse_file_info *fi)
+{
+	node *nd = (node *)(uintptr_t)fi->fh;
+	pthread_mutex_lock(&g.mu);
+	if (nd && nd->opens > 0) nd->opens--;
+	pthread_mutex_unlock(&g.mu);
+	return 0;
+}
+
+/* Reads straight from the source: for files that do not fit the cache. */
+static int read_passthrough(node *nd, char *out, size_t len, uint64_t off)
+{
+	char *url = NULL;
+	struct curl_slist *h = NULL;
+	if (wsrc_get_request(g.src, &nd->f, off, len, &url, &h)) return -ENOMEM;
+	xfer_req q = { .url = url, .headers = h, .body_max = len + 1, .upload_fd = -1, .o = &g.o };
+	xfer_resp r;
+	int rc = xfer_do_retry(&q, &r);
+	if (rc == 0 && (r.status == 206 || (r.status == 200 && off == 0 && len == nd->f.size)) && buf_rlen(&r.body) == len) {
+		memcpy(out, buf_rptr(&r.body), len);
+		rc = (int)len;
+	} else {
+		log_ratelimited(LOG_ERROR, "reading %s at %llu from the source failed: %s (HTTP %ld)", nd->f.path,
+				(unsigned long long)off, rc ? r.err : "bad answer", r.status);
+		rc = -EIO;
+	}
+	xfer_resp_free(&r);
+	curl_slist_free_all(h);
+	free(url);
+	return rc;
+}
+
+static int op_read(const char *path, char *out, size_t size, off_t off_s, struct fuse_file_info *fi)
+{
+	node *nd = (node *)(uintptr_t)fi->fh;
+	if (!nd || off_s < 0) return -EIO;
+	uint64_t off = (uint64_t)off_s;
+	if (off >= nd->f.size || size == 0) return 0;
+	size_t len = (size_t)MIN((uint64_t)size, nd->f.size - off);
+	pthread_mutex_lock(&g.mu);
+	if (nd->state == NODE_NONE) {
+		int e = ensure_locked(nd);
+		if (e) { pthread_mutex_unlock(&g.mu); return e; }
+	}
+	nd->last_used_ms = time_mono_ms();
+	if (nd->state == NODE_PASSTHROUGH) {
+		pthread_mutex_unlock(&g.mu);
+		return read_passthrough(nd, out, len, off);
+	}
+	/* Wait until the chunks [first, last] have arrived, bounded by the stall
+	 * budget of the download (no chunk for that long: give up with EIO). */
+	uint64_t budget_ms = (uint64_t)g.o.stall_timeout_s * 1000u * (uint64_t)(g.o.retries + 2) + 10000u;
+	int rc = 0;
+	while (nd->state == NODE_FETCHING) {
+		size_t first = (size_t)(off / nd->chunk_bytes), last = (size_t)((off + len - 1) / nd->chunk_bytes);
+		size_t missing = SIZE_MAX;
+		for (size_t k = first; k <= last; k++) if (nd->chunks[k] != FETCH_DONE) { missing = k; break; }
+		if (missing == SIZE_MAX) {
+			nd->next_read_chunk = last + 1 < nd->n_chunks ? last + 1 : 0;
+			break;
+		}
+		nd->want = (long)missing;
+		nd->next_read_chunk = missing;
+		if (time_mono_ms() - nd->progress_ms > budget_ms) { rc = -EIO; break; }
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 1;
+		pthread_cond_timedwait(&nd->cv, &g.mu, &ts);
+	}
+	if (!rc && nd->state != NODE_FETCHING && nd->state != NODE_COMPLETE) rc = -EIO;
+	int fd = nd->fd;
+	pthread_mutex_unlock(&g.mu);
+	if (rc) {
+		log_ratelimited(LOG_ERROR, "read of %s at %llu failed: %s", nd->f.path, (unsigned long long)off,
+				nd->err[0] ? nd->err : "the download stalled");
+		return rc;
+	}
+	size_t got = 0;
+	while (got < len) {
+		ssize_t k = pread(fd, out + got, len - got, (off_t)(off + got));
+		if (k < 0 && errno == EINTR) continue;
+		if (k <= 0) return got ? (int)got : -EIO;
+		got += (size_t)k;
+	}
+	return (int)got;
+}
+
+static int op_statfs(const char *path, struct statvfs *sv)
+{
+	memset(sv, 0, sizeof *sv);
+	sv->f_bsize = sv->f_frsize = 4096;
+	pthread_mutex_lock(&g.mu);
+	uint64_t total = 0;
+	for (size_t i = 0; i < g.n; i++) total += g.nodes[i]->f.size;
+	sv->f_blocks = total / 4096 + 1;
+	sv->f_files = g.n;
+	pthread_mutex_unlock(&g.mu);
+	sv->f_namemax = 255;
+	return 0;
+}
+
+static int op_erofs_create(const char *p, mode_t m, struct fuse_file_info *fi) { return -EROFS; }
+static int op_erofs_write(const char *p, const char *b, size_t n, off_t o, struct fuse_file_info *fi) { return -EROFS; }
+static int op_erofs_path(const char *p) { return -EROFS; }
+static int op_erofs_mkdir(const char *p, mode_t m) { return -EROFS; }
+static int op_erofs_rename(const char *a, const char *b, unsigned int f) { return -EROFS; }
+static int op_erofs_truncate(const char *p, off_t o, struct fuse_file_info *fi) { return -EROFS; }
+
+static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
+{
+	cfg->kernel_cache = 1;
+	cfg->direct_io = 0;
+	cfg->entry_timeout = cfg->attr_timeout = g.ttl_s > 0 ? g.ttl_s : 3600;
+	cfg->negative_timeout = 1;
+	conn->max_readahead = 1u << 20;
+	return NULL;
+}
+
+static const struct fuse_operations ops = {
+	.init = op_init,
+	.getattr = op_getattr,
+	.readdir = op_readdir,
+	.open = op_open,
+	.read = op_read,
+	.release = op_release,
+	.statfs = op_statfs,
+	.create = op_erofs_create,
+	.write = op_erofs_write,
+	.unlink = op_erofs_path,
+	.rmdir = op_erofs_path,
+	.mkdir = op_erofs_mkdir,
+	.rename = op_erofs_rename,
+	.truncate = op_erofs_truncate,
+};
+
+/* ---------------------------------------------------------------- run */
+
+int weights_mount_run(const mount_opts *mo, char *err, size_t errlen)
+{
+	memset(&g, 0, sizeof g);
+	pthread_mutex_init(&g.mu, NULL);
+	pthread_mutex_init(&g.refresh_mu, NULL);
+	if (mo->o) g.o = *mo->o; else weights_opts_default(&g.o);
+	g.o.quiet = 1;
+	g.ttl_s = mo->metadata_ttl_s > 0 ? mo->metadata_ttl_s : 3600;
+	g.capacity = mo->capacity_bytes ? mo->capacity_bytes : (100ull << 30);
+	g.chunk_bytes = mo->chunk_bytes ? mo->chunk_bytes : (8u << 20);
+	g.mount_time = time(NULL);
+	struct stat st;
+	if (stat(mo->mountpoint, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		seterr(err, errlen, "mount point %s is not a folder", mo->mountpoint);
+		return -1;
+	}
+	if (access("/dev/fuse", R_OK | W_OK) < 0) {
+		seterr(err, errlen, "FUSE is not available here (/dev/fuse: %s)", strerror(errno));
+		return -1;
+	}
+	snprintf(g.root, sizeof g.root, "%s/mount-%016llx", mo->cache_dir,
+		 (unsigned long long)hash64(mo->source, strlen(mo->source), 9));
+	char probe[4200];
+	snprintf(probe, sizeof probe, "%s/partial/x", g.root);
+	if (pull_mkdirs_for(probe) < 0) { seterr(err, errlen, "cannot create %s: %s", g.root, strerror(errno)); return -1; }
+	snprintf(probe, sizeof probe, "%s/partial", g.root);
+	pull_rmtree(probe); /* partial objects of an earlier run are not reused */
+	snprintf(probe, sizeof probe, "%s/partial/x", g.root);
+	pull_mkdirs_for(probe);
+	g.src = wsrc_new(mo->source, &g.o, err, errlen);
+	if (!g.src) return -1;
+	wlist l;
+	if (list_into(&l, err, errlen)) { wsrc_free(g.src); return -1; }
+	if (apply_listing(&l)) { wlist_free(&l); wsrc_free(g.src); seterr(err, errlen, "out of memory"); return -1; }
+	wlist_free(&l);
+	index_load();
+
+	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+	char opts[1024];
+	snprintf(opts, sizeof opts, "ro,fsname=infergate-weights,subtype=infergate%s,max_read=1048576",
+		 getuid() == 0 ? ",allow_other" : "");
+	fuse_opt_add_arg(&args, "infergate-weights");
+	fuse_opt_add_arg(&args, "-o");
+	fuse_opt_add_arg(&args, opts);
+	struct fuse *f = fuse_new(&args, &ops, sizeof ops, NULL);
+	int rc = -1;
+	if (!f) { seterr(err, errlen, "fuse_new failed"); goto out; }
+	if (fuse_mount(f, mo->mountpoint)) {
+		seterr(err, errlen, "cannot mount on %s (is FUSE available, the folder empty and not mounted?)", mo->mountpoint);
+		fuse_destroy(f);
+		goto out;
+	}
+	if (fuse_daemonize(mo->foreground)) {
+		seterr(err, errlen, "cannot detach");
+		fuse_unmount(f);
+		fuse_destroy(f);
+		goto out;
+	}
+	struct fuse_session *se = fuse_get_session(f);
+	fuse_set_signal_handlers(se);
+	log_info("mounted %s on %s (%zu files, cache %s)", mo->source, mo->mountpoint, g.n, g.root);
+	fuse_loop_mt(f, 0);
+	fuse_remove_signal_handlers(se);
+	fuse_unmount(f);
+	fuse_destroy(f);
+	log_info("unmounted %s", mo->mountpoint);
+	rc = 0;
+out:
+	fuse_opt_free_args(&args);
+	g.cancel = 1;
+	for (size_t i = 0; i < g.n_all; i++) {
+		node *nd = g.all[i];
+		if (nd->thr_live || nd->thr) {
+			if (nd->thr) pthread_join(nd->thr, NULL);
+		}
+		if (nd->fd >= 0) close(nd->fd);
+		if (nd->state == NODE_FETCHING) unlink(nd->part);
+		free(nd->chunks);
+		free(nd->f.path);
+		pthread_cond_destroy(&nd->cv);
+		free(nd);
+	}
+	free(g.all);
+	free(g.nodes);
+	wsrc_free(g.src);
+	return rc;
+}
