@@ -378,7 +378,7 @@ static json_val *load_collection(loader *ld, yaml_event_t *ev, int depth)
 			return NULL;
 	}
 	size_t n = ld->n_scratch - base;
-	json_member *kids = ld->scratch + base;
+	json_member *kids = n ? ld->scratch + base : NULL;
 	if (is_map) {
 		if (check_duplicates(ld, kids, n) < 0)
 			return NULL;

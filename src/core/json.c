@@ -528,7 +528,7 @@ static int close_container(parser *ps)
 	frame *f = &ps->frames[--ps->n_frames];
 	json_val *v = f->v;
 	size_t n = ps->n_scratch - f->base;
-	json_member *kids = ps->scratch + f->base;
+	json_member *kids = n ? ps->scratch + f->base : NULL;
 	if (v->type == JSON_ARRAY) {
 		json_val **items = NULL;
 		if (n) {
@@ -1060,7 +1060,7 @@ void jw_value(json_w *w, const json_val *v)
 	case JSON_TRUE: jw_bool(w, 1); break;
 	case JSON_FALSE: jw_bool(w, 0); break;
 	case JSON_NUMBER:
-		if (v->is_int)
+		if (v->is_int && !(v->i == 0 && signbit(v->u.num)))
 			jw_int(w, v->i);
 		else
 			jw_double(w, v->u.num);
