@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -29,18 +30,28 @@
 #include "core/util.h"
 
 #define TOK_MAX_FILE_BYTES (512u << 20)  /* refuse a tokenizer.json beyond this */
-#define TOK_MAX_ID (1 << 24)             /* ids above this are a corrupt file */
+#define TOK_MAX_ID ((1 << 21) - 2)       /* ids fit 21 bits in a merge slot */
+#define TOK_MAX_MERGES (1 << 22)         /* ranks fit 22 bits */
 #define TOK_MAX_PIECE_BYTES 4096
 
 enum { TF_SPECIAL = 1, TF_ADDED = 2, TF_BYTE = 4 };
 
-/* One merge: the pair (left id, right id) packed in key; 0 marks an empty slot
- * (id pairs are stored +1 so that (0, 0) is not 0). */
-typedef struct merge_slot {
-	uint64_t key;
-	int32_t rank;
-	int32_t merged;   /* id of left + right */
-} merge_slot;
+/* One merge in 8 bytes, so the table (the encoder's hot data) stays small:
+ * (left id + 1) << 43 | (right id + 1) << 22 | rank; 0 marks an empty slot.
+ * The id the pair becomes is merge_result[rank]. */
+typedef uint64_t merge_slot;
+
+/* Where a piece is in the blob; off UINT32_MAX = the id has no piece. */
+typedef struct tok_piece {
+	uint32_t off, len;
+} tok_piece;
+
+/* piece -> id: the upper half of the piece's hash, checked before the piece
+ * itself is read, and the id (-1 empty). */
+typedef struct vocab_slot {
+	uint32_t tag;
+	int32_t id;
+} vocab_slot;
 
 /* Trie edge: (parent node << 8 | byte) + 1 -> child node. */
 typedef struct trie_edge {
@@ -52,12 +63,12 @@ struct tokenizer {
 	size_t n_vocab;          /* largest id + 1 */
 	char *blob;              /* every piece, NUL-terminated, back to back */
 	size_t blob_len, blob_cap;
-	uint32_t *piece_off;     /* [n_vocab] offset in blob, UINT32_MAX = no piece */
-	uint32_t *piece_len;     /* [n_vocab] bytes */
+	tok_piece *pieces;       /* [n_vocab] where each piece is in blob */
 	uint8_t *flags;          /* [n_vocab] TF_* */
-	int32_t *vocab_slots;    /* open addressing: ids, -1 empty */
+	vocab_slot *vocab_slots; /* open addressing: piece -> id */
 	size_t vocab_mask;
 	merge_slot *merge_slots;
+	int32_t *merge_result;   /* [merges] id of left + right, by rank */
 	size_t merge_mask;
 	trie_edge *trie_edges;   /* open addressing */
 	size_t trie_mask;
@@ -178,20 +189,26 @@ static uint64_t piece_hash(const char *s, size_t len)
 
 static const char *piece_at(const tokenizer *t, int32_t id, size_t *len)
 {
-	if (id < 0 || (size_t)id >= t->n_vocab || t->piece_off[id] == UINT32_MAX) return NULL;
-	if (len) *len = t->piece_len[id];
-	return t->blob + t->piece_off[id];
+	if (id < 0 || (size_t)id >= t->n_vocab || t->pieces[id].off == UINT32_MAX) return NULL;
+	if (len) *len = t->pieces[id].len;
+	return t->blob + t->pieces[id].off;
+}
+
+static inline int piece_is(const tokenizer *t, int32_t id, const char *s, size_t len)
+{
+	const tok_piece *p = &t->pieces[id];
+	return p->off != UINT32_MAX && p->len == len && memcmp(t->blob + p->off, s, len) == 0;
 }
 
 int32_t tokenizer_piece_id(const tokenizer *t, const char *piece, size_t len)
 {
-	size_t i = (size_t)piece_hash(piece, len) & t->vocab_mask;
+	uint64_t h = piece_hash(piece, len);
+	uint32_t tag = (uint32_t)(h >> 32);
+	size_t i = (size_t)h & t->vocab_mask;
 	for (;;) {
-		int32_t id = t->vocab_slots[i];
-		if (id < 0) return -1;
-		size_t plen;
-		const char *p = piece_at(t, id, &plen);
-		if (p && plen == len && memcmp(p, piece, len) == 0) return id;
+		const vocab_slot *v = &t->vocab_slots[i];
+		if (v->id < 0) return -1;
+		if (v->tag == tag && piece_is(t, v->id, piece, len)) return v->id;
 		i = (i + 1) & t->vocab_mask;
 	}
 }
@@ -199,37 +216,51 @@ int32_t tokenizer_piece_id(const tokenizer *t, const char *piece, size_t len)
 /* Maps piece -> id, replacing an existing mapping of the same piece. */
 static void vocab_insert(tokenizer *t, int32_t id)
 {
-	size_t len;
+	size_t len = 0;
 	const char *s = piece_at(t, id, &len);
-	size_t i = (size_t)piece_hash(s, len) & t->vocab_mask;
+	uint64_t h = piece_hash(s, len);
+	uint32_t tag = (uint32_t)(h >> 32);
+	size_t i = (size_t)h & t->vocab_mask;
 	for (;;) {
-		int32_t cur = t->vocab_slots[i];
-		if (cur < 0) { t->vocab_slots[i] = id; return; }
-		size_t clen;
-		const char *c = piece_at(t, cur, &clen);
-		if (c && clen == len && memcmp(c, s, len) == 0) { t->vocab_slots[i] = id; return; }
+		vocab_slot *v = &t->vocab_slots[i];
+		if (v->id < 0 || (v->tag == tag && piece_is(t, v->id, s, len))) {
+			v->tag = tag;
+			v->id = id;
+			return;
+		}
 		i = (i + 1) & t->vocab_mask;
 	}
 }
 
 static inline uint64_t pair_key(int32_t a, int32_t b)
 {
-	return ((uint64_t)(uint32_t)(a + 1) << 32) | (uint32_t)(b + 1);
+	return ((uint64_t)(uint32_t)(a + 1) << 21) | (uint32_t)(b + 1);
+}
+
+/* A full 64-bit mix (the finaliser of splitmix64): both ids reach every bit. */
+static inline uint64_t mix_key(uint64_t x)
+{
+	x ^= x >> 30;
+	x *= 0xbf58476d1ce4e5b9ull;
+	x ^= x >> 27;
+	x *= 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
 }
 
 static inline size_t pair_slot(uint64_t key, size_t mask)
 {
-	return (size_t)((key * 0x9E3779B97F4A7C15ull) >> 20) & mask;
+	return (size_t)mix_key(key) & mask;
 }
 
-static const merge_slot *merge_find(const tokenizer *t, int32_t a, int32_t b)
+/* The rank of merging a then b, or -1. */
+static inline int32_t merge_rank(const tokenizer *t, int32_t a, int32_t b)
 {
 	uint64_t key = pair_key(a, b);
 	size_t i = pair_slot(key, t->merge_mask);
 	for (;;) {
-		const merge_slot *m = &t->merge_slots[i];
-		if (m->key == key) return m;
-		if (m->key == 0) return NULL;
+		merge_slot m = t->merge_slots[i];
+		if ((m >> 22) == key) return (int32_t)(m & ((1u << 22) - 1));
+		if (m == 0) return -1;
 		i = (i + 1) & t->merge_mask;
 	}
 }
@@ -239,21 +270,14 @@ static void merge_insert(tokenizer *t, int32_t a, int32_t b, int32_t rank, int32
 {
 	uint64_t key = pair_key(a, b);
 	size_t i = pair_slot(key, t->merge_mask);
-	for (;;) {
-		merge_slot *m = &t->merge_slots[i];
-		if (m->key == 0 || m->key == key) {
-			m->key = key;
-			m->rank = rank;
-			m->merged = merged;
-			return;
-		}
-		i = (i + 1) & t->merge_mask;
-	}
+	while (t->merge_slots[i] && (t->merge_slots[i] >> 22) != key) i = (i + 1) & t->merge_mask;
+	t->merge_slots[i] = key << 22 | (uint64_t)rank;
+	t->merge_result[rank] = merged;
 }
 
 static inline size_t trie_slot(uint32_t key, size_t mask)
 {
-	return (size_t)(((uint64_t)key * 0x9E3779B97F4A7C15ull) >> 24) & mask;
+	return (size_t)mix_key(key) & mask;
 }
 
 static int32_t trie_child(const tokenizer *t, int32_t node, unsigned char b)
@@ -331,6 +355,47 @@ static size_t trie_match(const tokenizer *t, const unsigned char *s, size_t len,
 
 /* ------------------------------------------------------------------ loading */
 
+/* Maps a file read-only (the JSON reader copies what it keeps). Returns the
+ * mapping (munmap it with *len) or NULL with err set. An empty file maps to a
+ * static empty string with *len 0. */
+static const char *map_file(const char *path, size_t max_bytes, size_t *len, char *err, size_t errlen)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	struct stat st;
+	if (fstat(fd, &st) < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		close(fd);
+		return NULL;
+	}
+	if ((uint64_t)st.st_size > max_bytes) {
+		snprintf(err, errlen, "%s: %lld bytes, more than the %zu allowed", path,
+			 (long long)st.st_size, max_bytes);
+		close(fd);
+		return NULL;
+	}
+	*len = (size_t)st.st_size;
+	if (*len == 0) {
+		close(fd);
+		return "";
+	}
+	void *p = mmap(NULL, *len, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+	close(fd);
+	if (p == MAP_FAILED) {
+		snprintf(err, errlen, "%s: mmap: %s", path, strerror(errno));
+		return NULL;
+	}
+	return p;
+}
+
+static void unmap_file(const char *p, size_t len)
+{
+	if (len) munmap((void *)p, len);
+}
+
 static char *read_file(const char *path, size_t max_bytes, size_t *len, char *err, size_t errlen)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -393,8 +458,8 @@ static int set_piece(tokenizer *t, int32_t id, const char *s, size_t len)
 	}
 	memcpy(t->blob + t->blob_len, s, len);
 	t->blob[t->blob_len + len] = 0;
-	t->piece_off[id] = (uint32_t)t->blob_len;
-	t->piece_len[id] = (uint32_t)len;
+	t->pieces[id].off = (uint32_t)t->blob_len;
+	t->pieces[id].len = (uint32_t)len;
 	t->blob_len += len + 1;
 	return 0;
 }
@@ -490,6 +555,11 @@ static int build(tokenizer *t, const json_val *root, const char *path, char *err
 		snprintf(err, errlen, "%s: model.vocab or model.merges missing", path);
 		return -1;
 	}
+	if (merges->u.arr.n >= TOK_MAX_MERGES) {
+		snprintf(err, errlen, "%s: %zu merges, more than the %d supported", path, merges->u.arr.n,
+			 TOK_MAX_MERGES);
+		return -1;
+	}
 	/* Pass 1: the id range and the blob size. */
 	size_t max_id = 0, blob_bytes = 0;
 	for (size_t i = 0; i < vocab->u.obj.n; i++) {
@@ -527,28 +597,28 @@ static int build(tokenizer *t, const json_val *root, const char *path, char *err
 		blob_bytes += cv->u.str.len + 1;
 	}
 	t->n_vocab = max_id + 1;
-	t->piece_off = malloc(t->n_vocab * sizeof(uint32_t));
-	t->piece_len = calloc(t->n_vocab, sizeof(uint32_t));
+	t->pieces = malloc(t->n_vocab * sizeof(tok_piece));
 	t->flags = calloc(t->n_vocab, 1);
 	t->blob_cap = blob_bytes + 1;
 	t->blob = malloc(t->blob_cap);
 	size_t vslots = pow2_at_least(t->n_vocab * 2);
-	t->vocab_slots = malloc(vslots * sizeof(int32_t));
+	t->vocab_slots = malloc(vslots * sizeof(vocab_slot));
 	t->vocab_mask = vslots - 1;
 	size_t mslots = pow2_at_least(merges->u.arr.n * 2);
 	t->merge_slots = calloc(mslots, sizeof(merge_slot));
+	t->merge_result = malloc((merges->u.arr.n + 1) * sizeof(int32_t));
 	t->merge_mask = mslots - 1;
 	t->trie_cap = 1024;
 	t->trie_tok = malloc(t->trie_cap * sizeof(int32_t));
 	t->trie_edges = calloc(2048, sizeof(trie_edge));
 	t->trie_mask = 2047;
-	if (!t->piece_off || !t->piece_len || !t->flags || !t->blob || !t->vocab_slots ||
-	    !t->merge_slots || !t->trie_tok || !t->trie_edges) {
+	if (!t->pieces || !t->flags || !t->blob || !t->vocab_slots ||
+	    !t->merge_slots || !t->merge_result || !t->trie_tok || !t->trie_edges) {
 		snprintf(err, errlen, "%s: out of memory", path);
 		return -1;
 	}
-	memset(t->piece_off, 0xFF, t->n_vocab * sizeof(uint32_t));
-	memset(t->vocab_slots, 0xFF, vslots * sizeof(int32_t));
+	memset(t->pieces, 0xFF, t->n_vocab * sizeof(tok_piece));
+	memset(t->vocab_slots, 0xFF, vslots * sizeof(vocab_slot));
 	t->n_trie = 1;
 	t->trie_tok[0] = -1;
 
@@ -556,7 +626,7 @@ static int build(tokenizer *t, const json_val *root, const char *path, char *err
 	for (size_t i = 0; i < vocab->u.obj.n; i++) {
 		const json_member *m = &vocab->u.obj.members[i];
 		int32_t id = (int32_t)m->val->i;
-		if (t->piece_off[id] != UINT32_MAX) {
+		if (t->pieces[id].off != UINT32_MAX) {
 			snprintf(err, errlen, "%s: line %u: id %d given to two pieces", path, m->val->line, id);
 			return -1;
 		}
@@ -633,11 +703,11 @@ tokenizer *tokenizer_load_files(const char *tokenizer_json_path, const char *con
 				char *err, size_t errlen)
 {
 	size_t len;
-	char *text = read_file(tokenizer_json_path, TOK_MAX_FILE_BYTES, &len, err, errlen);
+	const char *text = map_file(tokenizer_json_path, TOK_MAX_FILE_BYTES, &len, err, errlen);
 	if (!text) return NULL;
 	json_error jerr;
 	json_doc *doc = json_parse(text, len, 0, &jerr);
-	free(text);
+	unmap_file(text, len);
 	if (!doc) {
 		snprintf(err, errlen, "%s:%u:%u: %s", tokenizer_json_path, jerr.line, jerr.col, jerr.msg);
 		return NULL;
@@ -700,11 +770,11 @@ void tokenizer_free(tokenizer *t)
 {
 	if (!t) return;
 	free(t->blob);
-	free(t->piece_off);
-	free(t->piece_len);
+	free(t->pieces);
 	free(t->flags);
 	free(t->vocab_slots);
 	free(t->merge_slots);
+	free(t->merge_result);
 	free(t->trie_edges);
 	free(t->trie_tok);
 	free(t);
@@ -731,7 +801,7 @@ int tokenizer_is_special(const tokenizer *t, int32_t id)
 int tokenizer_byte_value(const tokenizer *t, int32_t id)
 {
 	if (id < 0 || (size_t)id >= t->n_vocab || !(t->flags[id] & TF_BYTE)) return -1;
-	const char *p = t->blob + t->piece_off[id];
+	const char *p = t->blob + t->pieces[id].off;
 	return hexval(p[3]) * 16 + hexval(p[4]);
 }
 
@@ -751,6 +821,7 @@ typedef struct bpe_cand {
 	uint64_t key;         /* rank << 32 | left: lowest rank, then leftmost */
 	int32_t right;
 	int32_t left_id, right_id;
+	int32_t merged;       /* the id they become */
 } bpe_cand;
 
 typedef struct enc_out {
@@ -796,9 +867,10 @@ static void queue_pair(const tokenizer *t, const bpe_sym *sym, int32_t left, bpe
 {
 	int32_t right = sym[left].next;
 	if (right < 0 || sym[left].id < 0 || sym[right].id < 0) return;
-	const merge_slot *m = merge_find(t, sym[left].id, sym[right].id);
-	if (!m) return;
-	bpe_cand c = { ((uint64_t)(uint32_t)m->rank << 32) | (uint32_t)left, right, sym[left].id, sym[right].id };
+	int32_t rank = merge_rank(t, sym[left].id, sym[right].id);
+	if (rank < 0) return;
+	bpe_cand c = { ((uint64_t)(uint32_t)rank << 32) | (uint32_t)left, right, sym[left].id, sym[right].id,
+		       t->merge_result[rank] };
 	heap_push(heap, nheap, c);
 }
 
@@ -829,9 +901,8 @@ static void bpe_section(const tokenizer *t, const unsigned char *text, size_t le
 		int32_t left = (int32_t)(uint32_t)c.key;
 		if (sym[left].id != c.left_id || sym[left].next != c.right || sym[c.right].id != c.right_id)
 			continue;
-		const merge_slot *m = merge_find(t, c.left_id, c.right_id);
 		bpe_sym *r = &sym[c.right];
-		sym[left].id = m->merged;
+		sym[left].id = c.merged;
 		sym[left].len += r->len;
 		sym[left].next = r->next;
 		if (r->next >= 0) sym[r->next].prev = left;
@@ -937,7 +1008,7 @@ int tok_stream_push(tok_stream *s, int32_t id, buf *out)
 {
 	const tokenizer *t = s->tok;
 	size_t before = buf_rlen(out);
-	if (id < 0 || (size_t)id >= t->n_vocab || t->piece_off[id] == UINT32_MAX) id = t->unk;
+	if (id < 0 || (size_t)id >= t->n_vocab || t->pieces[id].off == UINT32_MAX) id = t->unk;
 	if (s->skip_special && (t->flags[id] & TF_SPECIAL)) return 0;
 	unsigned char tmp[8];
 	if (t->flags[id] & TF_BYTE) {
@@ -947,7 +1018,7 @@ int tok_stream_push(tok_stream *s, int32_t id, buf *out)
 	}
 	size_t k = utf8_end(s, tmp);
 	if (k && buf_append(out, tmp, k) < 0) return -1;
-	if (append_piece(out, t->blob + t->piece_off[id], t->piece_len[id]) < 0) return -1;
+	if (append_piece(out, t->blob + t->pieces[id].off, t->pieces[id].len) < 0) return -1;
 	return (int)(buf_rlen(out) - before);
 }
 
