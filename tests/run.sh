@@ -23,6 +23,7 @@ run_one() { # name, command...
 	name=$1; shift
 	case "$name" in *"$pattern"*) ;; *) return 0 ;; esac
 	start=$(date +%s)
+	mkdir -p "$(dirname "$out/$name.log")"
 	if "$@" >"$out/$name.log" 2>&1; then
 		passed=$((passed + 1)); status=ok
 	else
