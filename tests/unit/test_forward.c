@@ -1,0 +1,388 @@
+/*
+ * test_forward.c — the engine's forward step: a batch gives the same logits,
+ * bit for bit, as each sequence alone; chunked prefill the same as one-token
+ * steps; a prefix taken from the cache the same as recomputing it; thread
+ * counts do not change results; prompts run far past the sliding window; the
+ * kernel builds agree with each other; bad steps are refused with nothing
+ * changed. The model is a small random checkpoint written here.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "t.h"
+#include "infer/engine.h"
+#include "infer/kernels.h"
+
+enum { V = 512, H = 64, I = 96, L = 4, NH = 4, NKV = 2, D = 16, WIN = 8 };
+
+static char dir[64];
+static uint64_t rng = 42;
+
+static float gauss(void)
+{
+	double u[2];
+	for (int i = 0; i < 2; i++) {
+		rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+		u[i] = ((rng >> 11) + 1) * (1.0 / 9007199254740993.0);
+	}
+	return (float)(sqrt(-2 * log(u[0])) * cos(2 * M_PI * u[1]));
+}
+
+static void write_model(void)
+{
+	char path[128];
+	snprintf(path, sizeof path, "%s/config.json", dir);
+	FILE *f = fopen(path, "w");
+	fprintf(f, "{\"architectures\":[\"Gemma3ForCausalLM\"],\"model_type\":\"gemma3_text\",\"hidden_size\":%d,"
+	        "\"intermediate_size\":%d,\"num_hidden_layers\":%d,\"num_attention_heads\":%d,\"num_key_value_heads\":%d,"
+	        "\"head_dim\":%d,\"vocab_size\":%d,\"sliding_window\":%d,\"sliding_window_pattern\":2,"
+	        "\"max_position_embeddings\":1024,\"query_pre_attn_scalar\":%d,\"rope_theta\":1000000.0,"
+	        "\"rope_local_base_freq\":10000.0,\"rms_norm_eps\":1e-06}\n", H, I, L, NH, NKV, D, V, WIN, D);
+	fclose(f);
+	struct { char name[96]; int rows, cols; float mean, std; } t[2 + 13 * L];
+	int n = 0;
+#define ADD(nm, r, c, m, s) do { snprintf(t[n].name, sizeof t[n].name, "%s", nm); t[n].rows = r; t[n].cols = c; t[n].mean = m; t[n].std = s; n++; } while (0)
+	ADD("model.embed_tokens.weight", V, H, 0, 0.25f);
+	ADD("model.norm.weight", H, 0, 0, 0.1f);
+	for (int l = 0; l < L; l++) {
+		char b[96];
+#define LN(s) (snprintf(b, sizeof b, "model.layers.%d.%s", l, s), b)
+		ADD(LN("input_layernorm.weight"), H, 0, 0, 0.1f);
+		ADD(LN("post_attention_layernorm.weight"), H, 0, 1, 0.1f);
+		ADD(LN("pre_feedforward_layernorm.weight"), H, 0, 0, 0.1f);
+		ADD(LN("post_feedforward_layernorm.weight"), H, 0, 1, 0.1f);
+		ADD(LN("self_attn.q_norm.weight"), D, 0, 0, 0.1f);
+		ADD(LN("self_attn.k_norm.weight"), D, 0, 0, 0.1f);
+		ADD(LN("self_attn.q_proj.weight"), NH * D, H, 0, 0.125f);
+		ADD(LN("self_attn.k_proj.weight"), NKV * D, H, 0, 0.125f);
+		ADD(LN("self_attn.v_proj.weight"), NKV * D, H, 0, 0.125f);
+		ADD(LN("self_attn.o_proj.weight"), H, NH * D, 0, 0.125f);
+		ADD(LN("mlp.gate_proj.weight"), I, H, 0, 0.125f);
+		ADD(LN("mlp.up_proj.weight"), I, H, 0, 0.125f);
+		ADD(LN("mlp.down_proj.weight"), H, I, 0, 0.1f);
+	}
+	char hdr[16384];
+	size_t hl = 0, off = 0;
+	hl += (size_t)snprintf(hdr + hl, sizeof hdr - hl, "{");
+	for (int i = 0; i < n; i++) {
+		size_t bytes = (size_t)t[i].rows * (t[i].cols ? (size_t)t[i].cols : 1) * 2;
+		if (t[i].cols)
+			hl += (size_t)snprintf(hdr + hl, sizeof hdr - hl, "%s\"%s\":{\"dtype\":\"BF16\",\"shape\":[%d,%d],\"data_offsets\":[%zu,%zu]}",
+			                       i ? "," : "", t[i].name, t[i].rows, t[i].cols, off, off + bytes);
+		else
+			hl += (size_t)snprintf(hdr + hl, sizeof hdr - hl, "%s\"%s\":{\"dtype\":\"BF16\",\"shape\":[%d],\"data_offsets\":[%zu,%zu]}",
+			                       i ? "," : "", t[i].name, t[i].rows, off, off + bytes);
+		off += bytes;
+	}
+	hl += (size_t)snprintf(hdr + hl, sizeof hdr - hl, "}");
+	snprintf(path, sizeof path, "%s/model.safetensors", dir);
+	f = fopen(path, "wb");
+	uint64_t le = hl;   /* little-endian host */
+	fwrite(&le, 8, 1, f);
+	fwrite(hdr, 1, hl, f);
+	for (int i = 0; i < n; i++) {
+		size_t cnt = (size_t)t[i].rows * (t[i].cols ? (size_t)t[i].cols : 1);
+		for (size_t k = 0; k < cnt; k++) {
+			uint16_t h = f32_to_bf16(t[i].mean + t[i].std * gauss());
+			fwrite(&h, 2, 1, f);
+		}
+	}
+	fclose(f);
+}
+
+static engine *load(int threads, const char *kern, int prefix)
+{
+	char err[512];
+	engine_options o = { .threads = threads, .max_batch_tokens = 64, .max_seqs = 8, .max_model_len = 256,
+	                     .num_kv_blocks = 64, .kernels = kern, .no_prefix_caching = !prefix };
+	engine *e = engine_load(dir, &o, err, sizeof err);
+	if (!e) fprintf(stderr, "  engine_load: %s\n", err);
+	T_CHECK(e != NULL);
+	return e;
+}
+
+/* Prompts: three sequences, all longer than the window. */
+enum { NSEQ = 3, MAXLEN = 80, GEN = 4 };
+static const int lens[NSEQ] = { 70, 23, 41 };
+static int32_t prompts[NSEQ][MAXLEN + GEN];
+/* Reference logits: after each prompt and after each of GEN forced decode tokens. */
+static float ref[NSEQ][GEN + 1][V];
+
+/* One sequence alone: the whole prompt in chunks of `chunk`, then GEN single tokens. */
+static void run_alone(engine *e, int s, int chunk, float out[GEN + 1][V])
+{
+	kv_cache *kv = engine_kv_cache(e);
+	char err[256];
+	int seq = kv_seq_new(kv, NULL, 0, NULL);
+	for (int at = 0; at < lens[s]; at += chunk) {
+		int n = lens[s] - at < chunk ? lens[s] - at : chunk;
+		engine_item it = { seq, prompts[s] + at, n, at + n == lens[s] ? out[0] : NULL };
+		T_EQ_INT(engine_step(e, &it, 1, err, sizeof err), ENGINE_OK);
+	}
+	for (int g = 0; g < GEN; g++) {
+		engine_item it = { seq, &prompts[s][lens[s] + g], 1, out[g + 1] };
+		T_EQ_INT(engine_step(e, &it, 1, err, sizeof err), ENGINE_OK);
+	}
+	T_EQ_INT(kv_seq_len(kv, seq), lens[s] + GEN);
+	kv_seq_free(kv, seq);
+}
+
+static void test_alone_and_chunks(void)
+{
+	engine *e = load(1, NULL, 0);
+	if (!e) return;
+	for (int s = 0; s < NSEQ; s++) run_alone(e, s, 64, ref[s]);
+	static float got[GEN + 1][V];
+	/* token-at-a-time and odd chunks give the same bits */
+	int chunks[] = { 1, 5, 16 };
+	for (size_t c = 0; c < sizeof chunks / sizeof chunks[0]; c++) {
+		run_alone(e, 0, chunks[c], got);
+		T_EQ_MEM(got, ref[0], sizeof got);
+	}
+	/* the logits vary with the prompt and are finite */
+	T_CHECK(memcmp(ref[0][0], ref[1][0], sizeof ref[0][0]) != 0);
+	int finite = 1;
+	for (int v = 0; v < V; v++) finite &= isfinite(ref[0][0][v]);
+	T_CHECK(finite);
+	engine_free(e);
+}
+
+/* All three together in mixed steps: prompt chunks of one sequence beside
+ * decode tokens of another, sequences joining late; with several threads. */
+static void test_batched_equals_alone(void)
+{
+	engine *e = load(3, NULL, 0);
+	if (!e) return;
+	kv_cache *kv = engine_kv_cache(e);
+	static float got[NSEQ][GEN + 1][V];
+	int seq[NSEQ], done[NSEQ] = {0}, start[NSEQ] = { 0, 2, 3 }, chunk[NSEQ] = { 9, 6, 13 };
+	char err[256];
+	for (int s = 0; s < NSEQ; s++) seq[s] = kv_seq_new(kv, NULL, 0, NULL);
+	for (int step = 0; step < 200; step++) {
+		engine_item items[NSEQ];
+		int n = 0;
+		for (int s = 0; s < NSEQ; s++) {
+			if (step < start[s] || done[s] == lens[s] + GEN) continue;
+			int k;
+			float *lg = NULL;
+			if (done[s] < lens[s]) {
+				k = lens[s] - done[s] < chunk[s] ? lens[s] - done[s] : chunk[s];
+				if (done[s] + k == lens[s]) lg = got[s][0];
+			} else {
+				k = 1;
+				lg = got[s][done[s] - lens[s] + 1];
+			}
+			items[n++] = (engine_item){ seq[s], prompts[s] + done[s], k, lg };
+			done[s] += k;
+		}
+		if (n == 0) break;
+		T_EQ_INT(engine_step(e, items, n, err, sizeof err), ENGINE_OK);
+	}
+	for (int s = 0; s < NSEQ; s++) {
+		T_EQ_INT(done[s], lens[s] + GEN);
+		T_EQ_MEM(got[s], ref[s], sizeof got[s]);
+		kv_seq_free(kv, seq[s]);
+	}
+	T_EQ_INT(kv_cache_free_blocks(kv), kv_cache_total_blocks(kv));
+	engine_free(e);
+}
+
+static void test_prefix_cache_reuse(void)
+{
+	engine *e = load(2, NULL, 1);
+	if (!e) return;
+	kv_cache *kv = engine_kv_cache(e);
+	char err[256];
+	static float a[GEN + 1][V], b[V];
+	run_alone(e, 0, 64, a);                 /* fills and names 4 blocks of prompt 0 */
+	T_EQ_MEM(a, ref[0], sizeof a);
+	T_CHECK(kv_cache_cached_blocks(kv) >= 4);
+	/* the same prompt again: 64 of 70 tokens come from the cache */
+	int n_cached;
+	int s = kv_seq_new(kv, prompts[0], lens[0], &n_cached);
+	T_EQ_INT(n_cached, 64);
+	engine_item it = { s, prompts[0] + n_cached, lens[0] - n_cached, b };
+	T_EQ_INT(engine_step(e, &it, 1, err, sizeof err), ENGINE_OK);
+	T_EQ_MEM(b, ref[0][0], sizeof b);
+	kv_seq_free(kv, s);
+	/* a prompt sharing 40 tokens: 32 cached, the rest computed; same logits as
+	 * an engine without prefix caching computing it all */
+	int32_t p2[60];
+	memcpy(p2, prompts[0], 40 * sizeof *p2);
+	for (int i = 40; i < 60; i++) p2[i] = (int32_t)(7 + i);
+	s = kv_seq_new(kv, p2, 60, &n_cached);
+	T_EQ_INT(n_cached, 32);
+	it = (engine_item){ s, p2 + 32, 28, b };
+	T_EQ_INT(engine_step(e, &it, 1, err, sizeof err), ENGINE_OK);
+	kv_seq_free(kv, s);
+	engine *e2 = load(1, NULL, 0);
+	static float c[V];
+	int s2 = kv_seq_new(engine_kv_cache(e2), p2, 60, &n_cached);
+	T_EQ_INT(n_cached, 0);
+	it = (engine_item){ s2, p2, 60, c };
+	T_EQ_INT(engine_step(e2, &it, 1, err, sizeof err), ENGINE_OK);
+	T_EQ_MEM(b, c, sizeof b);
+	T_CHECK(kv_cache_prefix_hits(kv) == 96);
+	engine_free(e2);
+	engine_free(e);
+}
+
+/* Every kernel build this CPU runs agrees with the portable one closely. */
+static void test_kernels_agree(void)
+{
+	static const char *names[] = { "portable", "avx2", "avx512" };
+	static float got[GEN + 1][V];
+	for (size_t k = 0; k < 3; k++) {
+		if (!kernels_get(names[k])) { fprintf(stderr, "  (no %s on this CPU)\n", names[k]); continue; }
+		engine *e = load(2, names[k], 0);
+		if (!e) continue;
+		run_alone(e, 2, 7, got);
+		double worst = 0;
+		for (int g = 0; g <= GEN; g++)
+			for (int v = 0; v < V; v++) worst = fmax(worst, fabs(got[g][v] - ref[2][g][v]));
+		T_NEAR(worst, 0, 1e-4);
+		engine_free(e);
+	}
+	/* the matmul kernel itself on unaligned bf16, f16 and f32 rows of odd length */
+	const kernels *p = &kernels_portable;
+	for (size_t k = 1; k < 3; k++) {
+		const kernels *q = kernels_get(names[k]);
+		if (!q) continue;
+		enum { IN = 37, OUT = 11, B = 5 };
+		static unsigned char w[OUT * IN * 4 + 1];
+		float x[B * IN], o1[B * OUT], o2[B * OUT];
+		for (int i = 0; i < B * IN; i++) x[i] = gauss();
+		for (int dt = 0; dt < 3; dt++) {
+			size_t es = dtype_size((dtype)dt);
+			for (int i = 0; i < OUT * IN; i++) {
+				float f = gauss();
+				uint16_t h = dt == DTYPE_BF16 ? f32_to_bf16(f) : f32_to_f16(f);
+				if (dt == DTYPE_F32) memcpy(w + 1 + i * es, &f, 4);
+				else memcpy(w + 1 + i * es, &h, 2);
+			}
+			p->matmul(o1, OUT, x, IN, B, w + 1, (dtype)dt, IN, 0, OUT);
+			q->matmul(o2, OUT, x, IN, B, w + 1, (dtype)dt, IN, 3, OUT);
+			double worst = 0;
+			for (int b = 0; b < B; b++)
+				for (int o = 3; o < OUT; o++) worst = fmax(worst, fabs(o1[b * OUT + o] - o2[b * OUT + o]));
+			T_NEAR(worst, 0, 1e-4);
+			float t1[IN], t2[IN];
+			p->to_f32(t1, w + 1, (dtype)dt, IN);
+			q->to_f32(t2, w + 1, (dtype)dt, IN);
+			T_EQ_MEM(t1, t2, sizeof t1);
+		}
+		T_NEAR(p->dot(x, x + 3, 37), q->dot(x, x + 3, 37), 1e-4);
+	}
+	/* conversions */
+	T_EQ_INT(f32_to_bf16(1.0f), 0x3f80);
+	T_NEAR(bf16_to_f32(f32_to_bf16(sqrtf(640))), 25.25, 0);
+	T_NEAR(bf16_to_f32(f32_to_bf16(sqrtf(1152))), 34.0, 0);
+	T_EQ_INT(f32_to_f16(1.0f), 0x3c00);
+	T_NEAR(f16_to_f32(0x0001), ldexp(1, -24), 0);
+	T_NEAR(f16_to_f32(f32_to_f16(-3.14159f)), -3.140625, 0);
+}
+
+static void test_bad_steps(void)
+{
+	engine_options o = { .threads = 1, .max_batch_tokens = 32, .max_seqs = 4, .max_model_len = 32,
+	                     .num_kv_blocks = 2 };
+	char err[256];
+	engine *e = engine_load(dir, &o, err, sizeof err);
+	T_CHECK(e != NULL);
+	if (!e) return;
+	kv_cache *kv = engine_kv_cache(e);
+	int a = kv_seq_new(kv, NULL, 0, NULL), b = kv_seq_new(kv, NULL, 0, NULL);
+	int32_t toks[40] = {0}, bad = V;
+	static float lg[V];
+	engine_item it[2] = { { a, toks, 20, lg }, { a, toks, 1, NULL } };
+	T_EQ_INT(engine_step(e, it, 2, err, sizeof err), ENGINE_EINVAL);       /* same sequence twice */
+	it[1] = (engine_item){ b, &bad, 1, NULL };
+	T_EQ_INT(engine_step(e, it, 2, err, sizeof err), ENGINE_EINVAL);       /* id outside the vocabulary */
+	T_CHECK(strstr(err, "vocabulary") != NULL);
+	it[1] = (engine_item){ 99, toks, 1, NULL };
+	T_EQ_INT(engine_step(e, it, 2, err, sizeof err), ENGINE_EINVAL);       /* no such sequence */
+	it[1] = (engine_item){ b, toks, 13, NULL };
+	T_EQ_INT(engine_step(e, it, 2, err, sizeof err), ENGINE_EINVAL);       /* 33 > max_batch_tokens */
+	it[1] = (engine_item){ b, toks, 12, NULL };
+	T_EQ_INT(engine_step(e, it, 2, err, sizeof err), ENGINE_NO_BLOCKS);    /* needs 3 blocks of 2 */
+	T_EQ_INT(kv_seq_len(kv, a), 0);
+	T_EQ_INT(kv_seq_len(kv, b), 0);
+	T_EQ_INT(kv_cache_free_blocks(kv), 2);
+	T_EQ_INT(engine_step(e, it, 1, err, sizeof err), ENGINE_OK);
+	T_EQ_INT(kv_seq_len(kv, a), 20);
+	it[0] = (engine_item){ a, toks, 12, NULL };                            /* fills a's second block */
+	it[1] = (engine_item){ b, toks, 1, NULL };
+	T_EQ_INT(engine_step(e, it, 2, err, sizeof err), ENGINE_NO_BLOCKS);
+	T_EQ_INT(engine_step(e, it, 1, err, sizeof err), ENGINE_OK);
+	T_EQ_INT(kv_seq_len(kv, a), 32);
+	T_EQ_INT(kv_seq_len(kv, b), 0);
+	kv_seq_free(kv, a);
+	T_EQ_INT(engine_step(e, it + 1, 1, err, sizeof err), ENGINE_OK);
+	T_EQ_INT(kv_seq_len(kv, b), 1);
+	engine_item big = { b, toks, 32, NULL };   /* past max_model_len */
+	T_EQ_INT(engine_step(e, &big, 1, err, sizeof err), ENGINE_EINVAL);
+	T_EQ_INT(engine_step(e, NULL, 0, err, sizeof err), ENGINE_OK);
+	engine_free(e);
+	/* bad folders: clear errors */
+	T_CHECK(engine_load("/nonexistent", NULL, err, sizeof err) == NULL);
+	T_CHECK(strstr(err, "config.json") != NULL);
+}
+
+static void test_config_forms(void)
+{
+	model_config c;
+	char err[256];
+	const char *a = "{\"model_type\":\"gemma3_text\",\"hidden_size\":8,\"intermediate_size\":8,\"num_hidden_layers\":12,"
+	                "\"num_attention_heads\":2,\"num_key_value_heads\":1,\"head_dim\":4,\"vocab_size\":10,"
+	                "\"sliding_window\":4,\"sliding_window_pattern\":6,\"max_position_embeddings\":64}";
+	T_EQ_INT(model_config_parse(&c, a, strlen(a), err, sizeof err), 0);
+	for (int i = 0; i < 12; i++) T_EQ_INT(c.sliding[i], (i + 1) % 6 != 0);
+	T_NEAR(c.rope_theta, 1e6, 0);
+	T_NEAR(c.rope_local_theta, 1e4, 0);
+	T_NEAR(c.rope_scaling, 1, 0);
+	const char *b = "{\"architectures\":[\"Gemma3ForConditionalGeneration\"],\"model_type\":\"gemma3\","
+	                "\"text_config\":{\"hidden_size\":8,\"num_hidden_layers\":3,\"vocab_size\":10,"
+	                "\"layer_types\":[\"full_attention\",\"sliding_attention\",\"full_attention\"],"
+	                "\"rope_scaling\":{\"rope_type\":\"linear\",\"factor\":8.0}}}";
+	T_EQ_INT(model_config_parse(&c, b, strlen(b), err, sizeof err), 0);
+	T_EQ_INT(c.sliding[0], 0);
+	T_EQ_INT(c.sliding[1], 1);
+	T_EQ_INT(c.n_heads, 8);            /* Gemma3TextConfig default */
+	T_NEAR(c.rope_scaling, 8, 0);
+	const char *bad = "{\"model_type\":\"llama\"}";
+	T_EQ_INT(model_config_parse(&c, bad, strlen(bad), err, sizeof err), -1);
+	T_CHECK(strstr(err, "llama") != NULL);
+	model_generation g;
+	const char *gen = "{\"do_sample\":true,\"top_k\":64,\"top_p\":0.95,\"eos_token_id\":[1,106]}";
+	T_EQ_INT(model_generation_parse(&g, gen, strlen(gen), err, sizeof err), 0);
+	T_EQ_INT(g.do_sample, 1);
+	T_EQ_INT(g.top_k, 64);
+	T_EQ_INT(g.n_eos, 2);
+	T_EQ_INT(g.eos_ids[1], 106);
+	T_NEAR(g.temperature, 1.0, 0);
+}
+
+int main(void)
+{
+	snprintf(dir, sizeof dir, "/tmp/ig-fwd.XXXXXX");
+	if (!mkdtemp(dir)) return 1;
+	write_model();
+	for (int s = 0; s < NSEQ; s++)
+		for (int i = 0; i < MAXLEN + GEN; i++) {
+			rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+			prompts[s][i] = (int32_t)(3 + (rng >> 33) % (V - 3));
+		}
+	T_RUN(test_alone_and_chunks);
+	T_RUN(test_batched_equals_alone);
+	T_RUN(test_prefix_cache_reuse);
+	T_RUN(test_kernels_agree);
+	T_RUN(test_bad_steps);
+	T_RUN(test_config_forms);
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	if (system(cmd) != 0) return 1;
+	return T_END();
+}
