@@ -158,8 +158,10 @@ static void finish(wsrc *src, const fetch_opts *fo, slot *s, CURLcode cc)
 		snprintf(why, sizeof why, "%s: the server sent more than the range asked (does it support Range?)", f->file->path);
 		fatal = 1;
 	} else if (cc != CURLE_OK) {
-		snprintf(why, sizeof why, "%s bytes %llu-%llu: %s", f->file->path, (unsigned long long)s->off,
-			 (unsigned long long)(s->off + s->len - 1), s->ebuf[0] ? s->ebuf : curl_easy_strerror(cc));
+		snprintf(why, sizeof why, "%s bytes %llu-%llu: %s%s", f->file->path, (unsigned long long)s->off,
+			 (unsigned long long)(s->off + s->len - 1),
+			 cc == CURLE_PARTIAL_FILE ? "short body: " : cc == CURLE_OPERATION_TIMEDOUT ? "stalled or timed out: " : "",
+			 s->ebuf[0] ? s->ebuf : curl_easy_strerror(cc));
 		if (cc == CURLE_TOO_MANY_REDIRECTS || cc == CURLE_UNSUPPORTED_PROTOCOL) fatal = 1;
 	} else if (st != 206 && st != 200) {
 		if (xfer_transient_status(st)) {

@@ -215,4 +215,5 @@ class H(BaseHTTPRequestHandler):
     do_GET = do_HEAD = do_PUT = do_POST = route
 
 ThreadingHTTPServer.daemon_threads = True
+ThreadingHTTPServer.handle_error = lambda self, request, client_address: None  # resets are part of the faults
 ThreadingHTTPServer(('127.0.0.1', PORT), H).serve_forever()
