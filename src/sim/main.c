@@ -95,7 +95,8 @@ static const sim_fault_key *fault_flag(const char *name)
 
 int main(int argc, char **argv)
 {
-	static char *model_list[SIM_MAX_MODELS];
+	char *model_copies[SIM_MAX_MODELS] = {0};
+	size_t n_copies = 0;
 	sim_server_cfg cfg = {0};
 	buf faults_json;
 	int rc = 1;
@@ -151,15 +152,18 @@ int main(int argc, char **argv)
 		} else if (FLAG("host")) {
 			cfg.host = val;
 		} else if (FLAG("model") || FLAG("served-model-name")) {
-			char *copy = str_dup(val), *save = NULL;
-			if (!copy) return 1;
+			char *copy = n_copies < SIM_MAX_MODELS ? str_dup(val) : NULL, *save = NULL;
+			if (!copy) {
+				fprintf(stderr, "infergate-sim: too many --model flags\n");
+				return 2;
+			}
+			model_copies[n_copies++] = copy;
 			for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
 				if (!*tok) continue;
 				if (cfg.n_models == SIM_MAX_MODELS) {
 					fprintf(stderr, "infergate-sim: at most %d model names\n", SIM_MAX_MODELS);
 					return 2;
 				}
-				model_list[cfg.n_models] = tok;
 				cfg.models[cfg.n_models++] = tok;
 			}
 		} else if (FLAG("region")) {
@@ -255,8 +259,9 @@ int main(int argc, char **argv)
 	ev_signal(loop, SIGTERM, on_stop, &srv);
 	ev_signal(loop, SIGINT, on_stop, &srv);
 	ev_signal(loop, SIGUSR1, on_usr1, &srv);
-	printf("infergate-sim listening on %s:%d model %s region %s kv-blocks %u\n",
-	       cfg.host, srv.port, cfg.models[0], cfg.region ? cfg.region : "-", cfg.engine.kv_blocks);
+	printf("infergate-sim listening on %s:%d model %s region %s kv-blocks %u control-port %d\n",
+	       cfg.host, srv.port, cfg.models[0], cfg.region ? cfg.region : "-", cfg.engine.kv_blocks,
+	       srv.control_listener >= 0 ? httpd_port(srv.http, srv.control_listener) : -1);
 	fflush(stdout);
 	log_info("listening on %s:%d (model %s, %u KV blocks, max %u seqs)", cfg.host, srv.port,
 		 cfg.models[0], cfg.engine.kv_blocks, cfg.engine.max_num_seqs);
@@ -264,6 +269,6 @@ int main(int argc, char **argv)
 out:
 	sim_server_deinit(&srv);
 	ev_free(loop);
-	for (size_t i = 0; i < SIM_MAX_MODELS; i++) (void)model_list[i];
+	for (size_t i = 0; i < n_copies; i++) free(model_copies[i]);
 	return rc;
 }
