@@ -349,6 +349,18 @@ static int next_shared(workload *w, wl_request *out)
 	return WL_EXHAUSTED;
 }
 
+/* Frees the texts of a conversation that is over (memory stays bounded by the
+ * conversations still going). */
+static void conv_release(workload *w, wl_conv *cv)
+{
+	for (int t = 0; t < w->cfg.turns; t++) {
+		free(cv->users[t]);
+		free(cv->answers[t]);
+		cv->users[t] = cv->answers[t] = NULL;
+		cv->answer_len[t] = 0;
+	}
+}
+
 int workload_finish(workload *w, int conv, int ok, const char *answer, size_t len)
 {
 	if (w->cfg.workload != WL_SHARED_PREFIX || conv < 0 || conv >= w->n_convs)
@@ -359,6 +371,7 @@ int workload_finish(workload *w, int conv, int ok, const char *answer, size_t le
 	cv->busy = 0;
 	if (!ok) {
 		cv->dead = 1;
+		conv_release(w, cv);
 		return 1;
 	}
 	int t = cv->turns_done;
@@ -377,6 +390,8 @@ int workload_finish(workload *w, int conv, int ok, const char *answer, size_t le
 		int tail = (w->ready_head + w->ready_count) % w->n_convs;
 		w->ready[tail] = conv;
 		w->ready_count++;
+	} else {
+		conv_release(w, cv);
 	}
 	return 0;
 }

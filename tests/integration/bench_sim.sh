@@ -10,7 +10,8 @@
 #   5. nothing listening: every request is a connect error, exit status 1;
 #   6. shared-prefix: follow-ups carry the conversation (prompt tokens grow turn
 #      by turn) and the simulator's prefix-cache hits go up;
-#   7. non-streamed requests; https refused; SIGTERM writes the report.
+#   7. non-streamed requests; https refused; SIGTERM writes the report;
+#   8. a 404 is http_4xx; a hung server gives timeouts after --timeout.
 set -eu
 top=${IG_TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 bin=${IG_BIN:-$top/build/san/bin}
@@ -204,4 +205,17 @@ timeout 10 tail --pid="$bp" -f /dev/null
 wait "$bp"
 set -e
 check "$tmp/term.json" "d['stop_reason'] == 'signal' and d['unfinished'] == 3 and d['requests'] < 1000" "SIGTERM: report written, 3 unfinished"
+echo "== 8. 4xx and timeouts"
+set +e
+"$bench" --url "$url" --model no-such-model --requests 2 --output-len 3 --input-len 4 \
+	--json "$tmp/404.json" --quiet --timeout 10s
+set -e
+check "$tmp/404.json" "d['errors_by_kind']['http_4xx'] == 2 and d['status_codes'] == {'404': 2}" "unknown model: 2 http_4xx (404)"
+curl -fs -X POST -H 'Content-Type: application/json' -d '{"hang":"request","hang_path":"/v1/chat"}' "$url/sim/faults" >/dev/null
+set +e
+"$bench" --url "$url" --model sim-model --requests 2 --concurrency 2 --output-len 3 --input-len 4 \
+	--json "$tmp/hang.json" --quiet --timeout 1s --deadline 20s
+set -e
+curl -fs -X DELETE "$url/sim/faults" >/dev/null || true
+check "$tmp/hang.json" "d['errors_by_kind']['timeout'] == 2 and 0.9 <= d['elapsed_s'] < 5" "a hung server: 2 timeouts after --timeout 1s"
 echo "bench_sim: all checks passed"
