@@ -84,7 +84,7 @@ int main(int argc, char **argv)
 	weights_opts o;
 	weights_opts_default(&o);
 	const char *pos[2] = { NULL, NULL };
-	int npos = 0, offline = 0, foreground = 0, ttl_s = 3600;
+	int npos = 0, offline = 0, foreground = 0, ttl_s = 3600, chunk_given = 0;
 	const char *cache_dir = NULL;
 	uint64_t capacity = 0;
 	for (int i = 2; i < argc; i++) {
@@ -104,7 +104,7 @@ int main(int argc, char **argv)
 		const char *v = argv[++i];
 		int bad = 0;
 		if (!strcmp(a, "--connections")) bad = int_opt(v, a, 1, 64, &o.connections);
-		else if (!strcmp(a, "--chunk-size")) { bad = size_opt(v, a, &o.chunk_bytes); if (!bad && o.chunk_bytes < 4096) { fprintf(stderr, "infergate-weights: --chunk-size is at least 4KiB\n"); bad = 1; } }
+		else if (!strcmp(a, "--chunk-size")) { chunk_given = 1; bad = size_opt(v, a, &o.chunk_bytes); if (!bad && o.chunk_bytes < 4096) { fprintf(stderr, "infergate-weights: --chunk-size is at least 4KiB\n"); bad = 1; } }
 		else if (!strcmp(a, "--stall-timeout")) bad = int_opt(v, a, 1, 3600, &o.stall_timeout_s);
 		else if (!strcmp(a, "--connect-timeout")) bad = int_opt(v, a, 1, 600, &o.connect_timeout_s);
 		else if (!strcmp(a, "--request-timeout")) bad = int_opt(v, a, 1, 86400, &o.request_timeout_s);
@@ -166,7 +166,8 @@ int main(int argc, char **argv)
 			return 2;
 		}
 		mount_opts mo = { .source = pos[0], .mountpoint = pos[1], .cache_dir = cache_dir,
-			.capacity_bytes = capacity, .foreground = foreground, .metadata_ttl_s = ttl_s, .o = &o };
+			.capacity_bytes = capacity, .foreground = foreground, .metadata_ttl_s = ttl_s, .o = &o,
+			.chunk_bytes = chunk_given ? o.chunk_bytes : 0 };
 		if (weights_mount_run(&mo, err, sizeof err)) {
 			fprintf(stderr, "infergate-weights: mount failed: %s\n", err);
 			return 1;

@@ -685,7 +685,7 @@ int weights_mount_run(const mount_opts *mo, char *err, size_t errlen)
 
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
 	char opts[1024];
-	snprintf(opts, sizeof opts, "ro,fsname=infergate-weights,subtype=infergate%s,max_read=1048576",
+	snprintf(opts, sizeof opts, "ro,fsname=infergate-weights,subtype=infergate%s",
 		 getuid() == 0 ? ",allow_other" : "");
 	fuse_opt_add_arg(&args, "infergate-weights");
 	fuse_opt_add_arg(&args, "-o");
