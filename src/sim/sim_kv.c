@@ -171,7 +171,9 @@ static uint32_t take_free(sim_kv *kv)
 int sim_kv_admit(sim_kv *kv, sim_kv_seq *seq, const uint64_t *chain, size_t full, size_t hit,
 		 uint32_t now, uint32_t total)
 {
-	memset(seq, 0, sizeof(*seq));
+	/* A released sequence may be admitted again: its id array is kept. */
+	seq->n = seq->reserved = seq->hashed = 0;
+	seq->last_hash = 0;
 	for (size_t i = 0; i < hit; i++) {
 		uint32_t id = table_find(kv, chain[i]);
 		BUG_ON(id == SIM_KV_NONE);

@@ -43,7 +43,8 @@ typedef struct sim_kv {
 	uint64_t seed;              /* seeds each chain (hash of the model name) */
 } sim_kv;
 
-/* One sequence's blocks. Owner: the request (sim_kv_seq_free). */
+/* One sequence's blocks. Owner: the request; zero it before the first
+ * sim_kv_admit, free it with sim_kv_seq_free. */
 typedef struct sim_kv_seq {
 	uint32_t *ids;       /* held blocks, in order */
 	uint32_t n, cap;     /* held, capacity of ids */
