@@ -1,0 +1,319 @@
+/*
+ * sampler.c — next-token selection over one row of logits (see sampler.h).
+ *
+ * Order of operations, as vLLM's V1 sampler: raw log-probabilities first (for
+ * reporting), then greedy argmax, or temperature -> min-p -> top-k -> top-p ->
+ * a draw from what is left. Cuts work on an array of (logit, id) candidates:
+ * top-k is a quickselect, top-p a quickselect on probability mass, so a row costs
+ * O(vocab) whatever the parameters; only the few survivors near a boundary are
+ * ever sorted. Non-finite logits (NaN, +-inf) are never sampled.
+ *
+ * Not here: repetition/frequency/presence penalties, logit bias, stop rules.
+ */
+#include "infer/sampler.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "core/util.h"
+
+typedef struct cand {
+	float v;      /* logit, then weight once top-p needs one */
+	int32_t id;
+} cand;
+
+struct sampler {
+	size_t vocab;
+	cand *c;           /* [vocab] candidates */
+	uint8_t *banned;   /* [vocab] 1 = never sample; cleared after each call */
+};
+
+/* ------------------------------------------------------------------ rng */
+
+static uint64_t splitmix64(uint64_t *x)
+{
+	uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+void sampler_rng_seed(sampler_rng *r, uint64_t seed)
+{
+	uint64_t x = seed;
+	for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&x);
+}
+
+void sampler_rng_seed_random(sampler_rng *r)
+{
+	uint64_t seed = 0;
+	if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != (ssize_t)sizeof(seed))
+		seed = time_mono_ns() ^ ((uint64_t)(uintptr_t)r << 16);
+	sampler_rng_seed(r, seed);
+}
+
+static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+static uint64_t rng_next(sampler_rng *r)   /* xoshiro256** */
+{
+	uint64_t *s = r->s;
+	uint64_t result = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+	s[2] ^= s[0];
+	s[3] ^= s[1];
+	s[1] ^= s[2];
+	s[0] ^= s[3];
+	s[2] ^= t;
+	s[3] = rotl(s[3], 45);
+	return result;
+}
+
+double sampler_rng_uniform(sampler_rng *r)
+{
+	return (double)(rng_next(r) >> 11) * 0x1.0p-53;
+}
+
+/* ------------------------------------------------------------------ setup */
+
+void sampler_params_default(sampler_params *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->temperature = 1.0f;
+	p->top_p = 1.0f;
+}
+
+sampler *sampler_new(size_t vocab_size)
+{
+	if (vocab_size == 0 || vocab_size > INT32_MAX) return NULL;
+	sampler *s = calloc(1, sizeof(*s));
+	if (!s) return NULL;
+	s->vocab = vocab_size;
+	s->c = malloc(vocab_size * sizeof(cand));
+	s->banned = calloc(vocab_size, 1);
+	if (!s->c || !s->banned) {
+		sampler_free(s);
+		return NULL;
+	}
+	return s;
+}
+
+void sampler_free(sampler *s)
+{
+	if (!s) return;
+	free(s->c);
+	free(s->banned);
+	free(s);
+}
+
+/* ------------------------------------------------------------------ selection */
+
+/* a ranks before b: larger value, then smaller id (a strict total order). */
+static inline int before(const cand *a, const cand *b)
+{
+	return a->v > b->v || (a->v == b->v && a->id < b->id);
+}
+
+static inline void swap(cand *a, cand *b)
+{
+	cand t = *a;
+	*a = *b;
+	*b = t;
+}
+
+static void insertion_sort(cand *c, size_t n)
+{
+	for (size_t i = 1; i < n; i++) {
+		cand x = c[i];
+		size_t j = i;
+		while (j > 0 && before(&x, &c[j - 1])) {
+			c[j] = c[j - 1];
+			j--;
+		}
+		c[j] = x;
+	}
+}
+
+static int cmp_cand(const void *a, const void *b)
+{
+	return before(a, b) ? -1 : before(b, a) ? 1 : 0;
+}
+
+/* Partitions c[lo, hi) around a median-of-three pivot: those ranking before it
+ * first, then the pivot (its final index is returned), then the rest. */
+static size_t partition(cand *c, size_t lo, size_t hi)
+{
+	size_t mid = lo + (hi - lo) / 2, last = hi - 1;
+	if (before(&c[mid], &c[lo])) swap(&c[mid], &c[lo]);
+	if (before(&c[last], &c[lo])) swap(&c[last], &c[lo]);
+	if (before(&c[last], &c[mid])) swap(&c[last], &c[mid]);
+	/* c[lo] ranks first, c[mid] is the median: move it to the end as pivot. */
+	swap(&c[mid], &c[last]);
+	cand pivot = c[last];
+	size_t store = lo;
+	for (size_t i = lo; i < last; i++)
+		if (before(&c[i], &pivot)) swap(&c[i], &c[store++]);
+	swap(&c[store], &c[last]);
+	return store;
+}
+
+/* Puts the k best of c[0, n) first (in no particular order), 0 < k < n. */
+static void select_top_k(cand *c, size_t n, size_t k)
+{
+	size_t lo = 0, hi = n;
+	for (int rounds = 0; hi - lo > 16; rounds++) {
+		if (rounds > 64) {   /* pathological pivots: finish by sorting */
+			qsort(c + lo, hi - lo, sizeof(cand), cmp_cand);
+			return;
+		}
+		size_t p = partition(c, lo, hi);
+		if (p == k || p + 1 == k) return;
+		if (p > k) hi = p;
+		else lo = p + 1;
+	}
+	insertion_sort(c + lo, hi - lo);
+}
+
+/* c[0, n) holds weights (v > 0). Puts first the fewest best candidates whose
+ * weights add up to at least need and returns how many they are (at least 1). */
+static size_t select_top_mass(cand *c, size_t n, double need)
+{
+	size_t lo = 0, hi = n;
+	for (int rounds = 0; hi - lo > 16; rounds++) {
+		if (rounds > 64) {
+			qsort(c + lo, hi - lo, sizeof(cand), cmp_cand);
+			break;
+		}
+		size_t p = partition(c, lo, hi);
+		double mass = 0;
+		for (size_t i = lo; i < p; i++) mass += c[i].v;
+		if (mass >= need) {
+			hi = p;
+		} else if (mass + c[p].v >= need) {
+			return p + 1;
+		} else {
+			need -= mass + c[p].v;
+			lo = p + 1;
+		}
+	}
+	if (hi - lo <= 16) insertion_sort(c + lo, hi - lo);
+	double acc = 0;
+	for (size_t i = lo; i < hi; i++) {
+		acc += c[i].v;
+		if (acc >= need) return i + 1;
+	}
+	return hi > 0 ? hi : 1;
+}
+
+/* ------------------------------------------------------------------ sampling */
+
+/* The K best raw logits (ties: smaller id), best first. */
+static int top_logprobs(const float *logits, size_t n, int k, float lse, sampler_logprob *top)
+{
+	int m = 0;
+	for (size_t i = 0; i < n; i++) {
+		float v = logits[i];
+		if (!isfinite(v)) continue;
+		if (m == k && !(v > top[m - 1].logprob)) continue;
+		int j = m < k ? m++ : k - 1;
+		while (j > 0 && v > top[j - 1].logprob) {
+			top[j] = top[j - 1];
+			j--;
+		}
+		top[j].id = (int32_t)i;
+		top[j].logprob = v;
+	}
+	for (int j = 0; j < m; j++) top[j].logprob -= lse;
+	return m;
+}
+
+int sampler_sample(sampler *s, const float *logits, size_t n, const sampler_params *p,
+		   sampler_rng *rng, int n_logprobs, sampler_result *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->id = -1;
+	if (!s || !logits || !p || n == 0 || n > s->vocab) return -1;
+	for (size_t i = 0; i < p->n_banned; i++)
+		if (p->banned_ids[i] >= 0 && (size_t)p->banned_ids[i] < n) s->banned[p->banned_ids[i]] = 1;
+
+	/* Raw log-softmax normaliser, over finite logits. */
+	float lse = 0;
+	if (n_logprobs >= 0) {
+		float mx = -INFINITY;
+		for (size_t i = 0; i < n; i++)
+			if (isfinite(logits[i]) && logits[i] > mx) mx = logits[i];
+		double sum = 0;
+		for (size_t i = 0; i < n; i++)
+			if (isfinite(logits[i])) sum += exp((double)logits[i] - mx);
+		lse = mx + (float)log(sum);
+	}
+
+	int rc = 0;
+	int32_t pick = -1;
+	int greedy = !(p->temperature >= 1e-5f) || !rng;
+	if (greedy) {
+		float best = -INFINITY;
+		for (size_t i = 0; i < n; i++)
+			if (!s->banned[i] && isfinite(logits[i]) && (pick < 0 || logits[i] > best)) {
+				best = logits[i];
+				pick = (int32_t)i;
+			}
+	} else {
+		cand *c = s->c;
+		size_t m = 0;
+		float mx = -INFINITY;
+		for (size_t i = 0; i < n; i++) {
+			float v = logits[i];
+			if (s->banned[i] || !isfinite(v)) continue;
+			c[m].v = v;
+			c[m].id = (int32_t)i;
+			m++;
+			if (v > mx) mx = v;
+		}
+		float t = p->temperature;
+		/* min-p: p_i >= min_p * p_max  <=>  (l_i - l_max) / T >= log(min_p). */
+		if (m && p->min_p > 0) {
+			float cut = p->min_p >= 1 ? mx : mx + t * logf(p->min_p);
+			size_t k = 0;
+			for (size_t i = 0; i < m; i++)
+				if (c[i].v >= cut) c[k++] = c[i];
+			m = k;
+		}
+		if (m && p->top_k > 0 && (size_t)p->top_k < m) {
+			select_top_k(c, m, (size_t)p->top_k);
+			m = (size_t)p->top_k;
+		}
+		double total = 0;
+		for (size_t i = 0; i < m; i++) {
+			c[i].v = (float)exp(((double)c[i].v - mx) / t);
+			total += c[i].v;
+		}
+		if (m && p->top_p > 0 && p->top_p < 1) {
+			size_t k = select_top_mass(c, m, (double)p->top_p * total);
+			total = 0;
+			for (size_t i = 0; i < k; i++) total += c[i].v;
+			m = k;
+		}
+		if (m) {
+			double u = sampler_rng_uniform(rng) * total, acc = 0;
+			pick = c[m - 1].id;
+			for (size_t i = 0; i < m; i++) {
+				acc += c[i].v;
+				if (u < acc) {
+					pick = c[i].id;
+					break;
+				}
+			}
+		}
+	}
+	for (size_t i = 0; i < p->n_banned; i++)
+		if (p->banned_ids[i] >= 0 && (size_t)p->banned_ids[i] < n) s->banned[p->banned_ids[i]] = 0;
+	if (pick < 0) return -1;
+	out->id = pick;
+	if (n_logprobs >= 0) {
+		out->logprob = logits[pick] - lse;
+		int k = n_logprobs > SAMPLER_MAX_TOP_LOGPROBS ? SAMPLER_MAX_TOP_LOGPROBS : n_logprobs;
+		if (k > 0) out->n_top = top_logprobs(logits, n, k, lse, out->top);
+	}
+	return rc;
+}

@@ -1,0 +1,297 @@
+/*
+ * test_sampler.c — greedy is argmax, same seed gives the same tokens, top-k 1 is
+ * greedy, top-k / top-p / min-p cut where they should on a crafted distribution,
+ * temperature reshapes it, log-probabilities are a log-softmax of the raw logits,
+ * banned ids are never drawn, and a 262144-wide row is fast.
+ */
+#include "t.h"
+
+#include <stdlib.h>
+
+#include "core/util.h"
+#include "infer/sampler.h"
+
+#define N_DRAWS 20000
+
+/* Logits of a known distribution: log p. */
+static void logits_of(const double *p, size_t n, float *out)
+{
+	for (size_t i = 0; i < n; i++) out[i] = (float)log(p[i]) + 3.0f;   /* any shift */
+}
+
+/* Frequencies of N_DRAWS samples. */
+static void draw(sampler *s, const float *logits, size_t n, const sampler_params *p, uint64_t seed, double *freq)
+{
+	sampler_rng rng;
+	sampler_rng_seed(&rng, seed);
+	for (size_t i = 0; i < n; i++) freq[i] = 0;
+	for (int k = 0; k < N_DRAWS; k++) {
+		sampler_result r;
+		T_EQ_INT(sampler_sample(s, logits, n, p, &rng, -1, &r), 0);
+		if (r.id >= 0 && (size_t)r.id < n) freq[r.id] += 1.0 / N_DRAWS;
+	}
+}
+
+static const double dist[6] = { 0.4, 0.25, 0.15, 0.1, 0.06, 0.04 };
+
+static void test_greedy(void)
+{
+	sampler *s = sampler_new(8);
+	float l[8] = { 0.1f, 2.0f, -1.0f, 2.0f, 1.5f, -INFINITY, NAN, 0 };
+	sampler_params p;
+	sampler_params_default(&p);
+	p.temperature = 0;
+	sampler_result r;
+	T_EQ_INT(sampler_sample(s, l, 8, &p, NULL, -1, &r), 0);
+	T_EQ_INT(r.id, 1);   /* first of the tied maxima */
+	/* Greedy ignores the other cuts, as vLLM does. */
+	p.top_k = 3;
+	p.top_p = 0.1f;
+	T_EQ_INT(sampler_sample(s, l, 8, &p, NULL, -1, &r), 0);
+	T_EQ_INT(r.id, 1);
+	int32_t ban[] = { 1, 3 };
+	p.banned_ids = ban;
+	p.n_banned = 2;
+	T_EQ_INT(sampler_sample(s, l, 8, &p, NULL, -1, &r), 0);
+	T_EQ_INT(r.id, 4);
+	/* The ban lasts one call. */
+	p.n_banned = 0;
+	T_EQ_INT(sampler_sample(s, l, 8, &p, NULL, -1, &r), 0);
+	T_EQ_INT(r.id, 1);
+	sampler_free(s);
+}
+
+static void test_seed_determinism(void)
+{
+	enum { N = 1000 };
+	sampler *s = sampler_new(N);
+	float l[N];
+	sampler_rng g;
+	sampler_rng_seed(&g, 7);
+	for (int i = 0; i < N; i++) l[i] = (float)(sampler_rng_uniform(&g) * 6.0);
+	sampler_params p;
+	sampler_params_default(&p);
+	p.temperature = 0.9f;
+	p.top_p = 0.9f;
+	sampler_rng a, b, c;
+	sampler_rng_seed(&a, 1234);
+	sampler_rng_seed(&b, 1234);
+	sampler_rng_seed(&c, 1235);
+	int same_ab = 1, same_ac = 1;
+	for (int k = 0; k < 200; k++) {
+		sampler_result ra, rb, rc;
+		sampler_sample(s, l, N, &p, &a, -1, &ra);
+		sampler_sample(s, l, N, &p, &b, -1, &rb);
+		sampler_sample(s, l, N, &p, &c, -1, &rc);
+		if (ra.id != rb.id) same_ab = 0;
+		if (ra.id != rc.id) same_ac = 0;
+	}
+	T_CHECK(same_ab);
+	T_CHECK(!same_ac);
+	sampler_free(s);
+}
+
+static void test_top_k_one_is_greedy(void)
+{
+	enum { N = 5000 };
+	sampler *s = sampler_new(N);
+	float *l = malloc(N * sizeof(float));
+	sampler_rng g;
+	sampler_rng_seed(&g, 99);
+	for (int trial = 0; trial < 20; trial++) {
+		int best = 0;
+		for (int i = 0; i < N; i++) {
+			l[i] = (float)(sampler_rng_uniform(&g) * 10.0 - 5.0);
+			if (l[i] > l[best]) best = i;
+		}
+		sampler_params p;
+		sampler_params_default(&p);
+		p.temperature = 1.5f;
+		p.top_k = 1;
+		sampler_result r;
+		T_EQ_INT(sampler_sample(s, l, N, &p, &g, -1, &r), 0);
+		T_EQ_INT(r.id, best);
+	}
+	free(l);
+	sampler_free(s);
+}
+
+static void test_temperature_one(void)
+{
+	sampler *s = sampler_new(6);
+	float l[6];
+	logits_of(dist, 6, l);
+	sampler_params p;
+	sampler_params_default(&p);
+	double f[6];
+	draw(s, l, 6, &p, 42, f);
+	for (int i = 0; i < 6; i++) T_NEAR(f[i], dist[i], 0.015);
+	/* T = 0.5 squares the probabilities (then renormalises). */
+	p.temperature = 0.5f;
+	draw(s, l, 6, &p, 43, f);
+	double z = 0;
+	for (int i = 0; i < 6; i++) z += dist[i] * dist[i];
+	for (int i = 0; i < 6; i++) T_NEAR(f[i], dist[i] * dist[i] / z, 0.015);
+	sampler_free(s);
+}
+
+static void test_cuts(void)
+{
+	sampler *s = sampler_new(6);
+	float l[6];
+	logits_of(dist, 6, l);
+	sampler_params p;
+	double f[6];
+	/* top-k 2: {0, 1} in proportion 0.4 : 0.25. */
+	sampler_params_default(&p);
+	p.top_k = 2;
+	draw(s, l, 6, &p, 1, f);
+	T_NEAR(f[0], 0.4 / 0.65, 0.015);
+	T_NEAR(f[1], 0.25 / 0.65, 0.015);
+	for (int i = 2; i < 6; i++) T_EQ_INT(f[i] == 0, 1);
+	/* top-p 0.7: 0.4 + 0.25 = 0.65 is short, 0.8 with id 2 is enough. */
+	sampler_params_default(&p);
+	p.top_p = 0.7f;
+	draw(s, l, 6, &p, 2, f);
+	T_NEAR(f[0], 0.4 / 0.8, 0.015);
+	T_NEAR(f[2], 0.15 / 0.8, 0.015);
+	T_CHECK(f[2] > 0);
+	for (int i = 3; i < 6; i++) T_EQ_INT(f[i] == 0, 1);
+	/* top-p 0.3: the top token alone. */
+	p.top_p = 0.3f;
+	draw(s, l, 6, &p, 3, f);
+	T_NEAR(f[0], 1.0, 1e-9);
+	/* min-p 0.3: keep p >= 0.12, i.e. ids 0, 1, 2. */
+	sampler_params_default(&p);
+	p.min_p = 0.3f;
+	draw(s, l, 6, &p, 4, f);
+	T_NEAR(f[0], 0.4 / 0.8, 0.015);
+	T_CHECK(f[2] > 0.1);
+	for (int i = 3; i < 6; i++) T_EQ_INT(f[i] == 0, 1);
+	/* min-p after temperature: at T = 0.5, p ~ dist^2 (0.615, 0.240, 0.086, ...); 0.3 * 0.615 keeps ids 0, 1. */
+	p.temperature = 0.5f;
+	draw(s, l, 6, &p, 5, f);
+	T_CHECK(f[0] > 0 && f[1] > 0);
+	for (int i = 2; i < 6; i++) T_EQ_INT(f[i] == 0, 1);
+	/* All three together: top-k 4, then top-p 0.6 of what is left (0.9 total). */
+	sampler_params_default(&p);
+	p.top_k = 4;
+	p.top_p = 0.6f;
+	draw(s, l, 6, &p, 6, f);
+	T_CHECK(f[0] > 0 && f[1] > 0);
+	for (int i = 2; i < 6; i++) T_EQ_INT(f[i] == 0, 1);
+	sampler_free(s);
+}
+
+static void test_logprobs(void)
+{
+	sampler *s = sampler_new(6);
+	float l[6];
+	logits_of(dist, 6, l);
+	sampler_params p;
+	sampler_params_default(&p);
+	p.temperature = 0;
+	sampler_result r;
+	T_EQ_INT(sampler_sample(s, l, 6, &p, NULL, 6, &r), 0);
+	T_EQ_INT(r.id, 0);
+	T_NEAR(r.logprob, log(0.4), 1e-5);
+	T_EQ_INT(r.n_top, 6);
+	double sum = 0;
+	for (int i = 0; i < r.n_top; i++) {
+		T_EQ_INT(r.top[i].id, i);   /* dist is sorted */
+		T_NEAR(r.top[i].logprob, log(dist[i]), 1e-5);
+		sum += exp(r.top[i].logprob);
+	}
+	T_NEAR(sum, 1.0, 1e-5);
+	/* Raw: temperature and cuts do not change the reported log-probabilities. */
+	sampler_rng rng;
+	sampler_rng_seed(&rng, 5);
+	p.temperature = 0.3f;
+	p.top_k = 2;
+	T_EQ_INT(sampler_sample(s, l, 6, &p, &rng, 2, &r), 0);
+	T_NEAR(r.logprob, log(dist[r.id]), 1e-5);
+	T_EQ_INT(r.n_top, 2);
+	T_NEAR(r.top[1].logprob, log(0.25), 1e-5);
+	/* No log-probabilities asked: none computed. */
+	T_EQ_INT(sampler_sample(s, l, 6, &p, &rng, -1, &r), 0);
+	T_EQ_INT(r.n_top, 0);
+	/* At most SAMPLER_MAX_TOP_LOGPROBS. */
+	sampler *big = sampler_new(100);
+	float lb[100];
+	for (int i = 0; i < 100; i++) lb[i] = (float)i * 0.01f;
+	T_EQ_INT(sampler_sample(big, lb, 100, &p, &rng, 50, &r), 0);
+	T_EQ_INT(r.n_top, SAMPLER_MAX_TOP_LOGPROBS);
+	T_EQ_INT(r.top[0].id, 99);
+	sampler_free(big);
+	sampler_free(s);
+}
+
+static void test_bad_input(void)
+{
+	sampler *s = sampler_new(4);
+	float l[4] = { 1, 2, 3, 4 };
+	float nan4[4] = { NAN, NAN, -INFINITY, NAN };
+	sampler_params p;
+	sampler_params_default(&p);
+	sampler_rng rng;
+	sampler_rng_seed(&rng, 1);
+	sampler_result r;
+	T_EQ_INT(sampler_sample(s, l, 5, &p, &rng, -1, &r), -1);   /* wider than the sampler */
+	T_EQ_INT(sampler_sample(s, nan4, 4, &p, &rng, -1, &r), -1);
+	int32_t all[4] = { 0, 1, 2, 3 };
+	p.banned_ids = all;
+	p.n_banned = 4;
+	T_EQ_INT(sampler_sample(s, l, 4, &p, &rng, -1, &r), -1);
+	T_EQ_INT(r.id, -1);
+	p.n_banned = 3;   /* 0, 1, 2 banned: only 3 is left */
+	T_EQ_INT(sampler_sample(s, l, 4, &p, &rng, -1, &r), 0);
+	T_EQ_INT(r.id, 3);
+	T_CHECK(sampler_new(0) == NULL);
+	sampler_free(s);
+}
+
+/* A Gemma-wide row: top-p with no top-k over a flat-ish distribution (the
+ * expensive case) stays a few milliseconds under sanitizers. */
+static void test_wide_row(void)
+{
+	enum { N = 262144 };
+	sampler *s = sampler_new(N);
+	float *l = malloc(N * sizeof(float));
+	sampler_rng g;
+	sampler_rng_seed(&g, 2024);
+	for (int i = 0; i < N; i++) l[i] = (float)(sampler_rng_uniform(&g) * 4.0);
+	sampler_params p;
+	sampler_params_default(&p);
+	p.top_p = 0.95f;
+	sampler_result r;
+	uint64_t t0 = time_mono_ns();
+	int rounds = 20;
+	for (int k = 0; k < rounds; k++) T_EQ_INT(sampler_sample(s, l, N, &p, &g, 5, &r), 0);
+	double ms = (double)(time_mono_ns() - t0) / 1e6 / rounds;
+	printf("262144 logits, top_p 0.95 + 5 logprobs: %.2f ms per token\n", ms);
+	p.top_p = 1;
+	p.top_k = 64;
+	t0 = time_mono_ns();
+	for (int k = 0; k < rounds; k++) T_EQ_INT(sampler_sample(s, l, N, &p, &g, -1, &r), 0);
+	printf("262144 logits, top_k 64: %.2f ms per token\n", (double)(time_mono_ns() - t0) / 1e6 / rounds);
+	/* The sampled id is among the 64 best. */
+	int better = 0;
+	for (int i = 0; i < N; i++)
+		if (l[i] > l[r.id]) better++;
+	T_CHECK(better < 64);
+	free(l);
+	sampler_free(s);
+}
+
+int main(void)
+{
+	T_RUN(test_greedy);
+	T_RUN(test_seed_determinism);
+	T_RUN(test_top_k_one_is_greedy);
+	T_RUN(test_temperature_one);
+	T_RUN(test_cuts);
+	T_RUN(test_logprobs);
+	T_RUN(test_bad_input);
+	T_RUN(test_wide_row);
+	return T_END();
+}
