@@ -1,0 +1,146 @@
+/*
+ * config.h — the gateway's configuration: what a YAML file (or the quick-start
+ * flags) says, checked whole and strictly, as plain structs.
+ *
+ * A gw_config is a value: built by gw_config_load (a file), gw_config_parse
+ * (YAML text) or gw_config_from_flags, then read-only; gw_config_free releases
+ * it. The running gateway (gateway.h) is built from one and rebuilt from a new
+ * one on reload. Every field is documented in docs/CONFIG.md.
+ *
+ * Not here: anything that runs (health checks, sockets). This file depends on
+ * src/core only, so the fuzz target can link it alone.
+ */
+#ifndef GATEWAY_CONFIG_H
+#define GATEWAY_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define GW_MAX_LISTEN 8
+#define GW_MAX_POOLS 64
+#define GW_MAX_ENDPOINTS 256      /* per pool: the tried bitmap of a request has this many bits */
+#define GW_MAX_ROUTES 256
+#define GW_MAX_MODELS 64          /* per pool */
+#define GW_MAX_REGIONS 64
+#define GW_NAME_LEN 128           /* pool, region, model names */
+#define GW_ADDR_LEN 256           /* "host:port" */
+#define GW_PATH_LEN 256
+
+/* Active health checks of a pool's endpoints (HAProxy's inter/fastinter/rise/fall). */
+typedef struct gw_health_cfg {
+	char path[GW_PATH_LEN];        /* GET this; 2xx is a success */
+	uint64_t interval_ms;          /* between checks of a steady endpoint */
+	uint64_t fast_interval_ms;     /* between checks while its state is changing */
+	uint64_t timeout_ms;           /* a check without a full answer in time fails */
+	uint32_t rise;                 /* consecutive successes to go up */
+	uint32_t fall;                 /* consecutive failures to go down */
+	int enabled;                   /* 0: endpoints are always up (passive checks still run) */
+} gw_health_cfg;
+
+/* Passive detection: real traffic that fails takes an endpoint out for a while. */
+typedef struct gw_passive_cfg {
+	uint32_t failures;             /* consecutive failures (connect, reset, 5xx) to eject; 0 = off */
+	uint64_t backoff_ms;           /* first ejection; doubles each time */
+	uint64_t backoff_max_ms;       /* cap of the doubling */
+} gw_passive_cfg;
+
+/* Metric scraping of the endpoints (used by the picker; parsed and kept here). */
+typedef struct gw_scrape_cfg {
+	char path[GW_PATH_LEN];
+	uint64_t interval_ms;
+	int enabled;
+} gw_scrape_cfg;
+
+/* How requests are sent to a pool's endpoints. */
+typedef struct gw_backend_cfg {
+	uint64_t request_timeout_ms;   /* whole request, all tries included */
+	uint64_t idle_timeout_ms;      /* longest silence from the upstream (head or between bytes) */
+	uint64_t connect_timeout_ms;
+	uint32_t tries;                /* attempts per request, first included (1 = no retry) */
+	double retry_budget_ratio;     /* retries in progress <= min + ratio x requests in progress */
+	uint32_t retry_budget_min;
+	uint32_t max_idle_conns;       /* keep-alive connections kept per endpoint */
+} gw_backend_cfg;
+
+typedef struct gw_endpoint_cfg {
+	char address[GW_ADDR_LEN];     /* "host:port" */
+	char region[GW_NAME_LEN];
+	uint32_t weight;               /* 1..1000, default 1 */
+	uint32_t line;                 /* where it was declared (messages) */
+} gw_endpoint_cfg;
+
+typedef struct gw_pool_cfg {
+	char name[GW_NAME_LEN];
+	char models[GW_MAX_MODELS][GW_NAME_LEN]; /* served model names; none = any model */
+	size_t n_models;
+	gw_endpoint_cfg *endpoints;    /* n_endpoints, owned */
+	size_t n_endpoints;
+	gw_health_cfg health;
+	gw_passive_cfg passive;
+	gw_scrape_cfg metrics;
+	gw_backend_cfg backend;
+} gw_pool_cfg;
+
+/* A route: requests whose path starts with prefix (and, when model is set,
+ * that name this model) go to pool. First match in order wins. */
+typedef struct gw_route_cfg {
+	char prefix[GW_PATH_LEN];
+	char model[GW_NAME_LEN];       /* "" = any model the pool serves */
+	char pool[GW_NAME_LEN];
+	int pool_index;                /* into gw_config.pools */
+} gw_route_cfg;
+
+/* The latency from this gateway's region to another, for "nearest first". */
+typedef struct gw_region_cfg {
+	char name[GW_NAME_LEN];
+	uint64_t latency_ms;
+} gw_region_cfg;
+
+typedef struct gw_limits_cfg {
+	uint64_t max_header_bytes;
+	uint64_t max_body_bytes;
+	uint64_t header_timeout_ms;
+	uint64_t body_timeout_ms;
+	uint64_t keepalive_timeout_ms;
+	uint64_t max_connections;
+} gw_limits_cfg;
+
+typedef struct gw_config {
+	char file[GW_PATH_LEN];        /* where it came from ("(flags)" for flags) */
+	char region[GW_NAME_LEN];      /* this gateway's region */
+	char listen[GW_MAX_LISTEN][GW_ADDR_LEN];
+	size_t n_listen;
+	gw_region_cfg regions[GW_MAX_REGIONS];
+	size_t n_regions;
+	gw_limits_cfg limits;
+	uint64_t shutdown_grace_ms;    /* SIGTERM: in-flight requests get this long */
+	char access_log[GW_PATH_LEN];  /* "" = off, "-" = stdout, else a file */
+	gw_pool_cfg *pools;            /* n_pools, owned */
+	size_t n_pools;
+	gw_route_cfg *routes;          /* n_routes, owned; defaults when the file has none */
+	size_t n_routes;
+} gw_config;
+
+/* Defaults of a pool's policies (also what the quick-start flags use). */
+void gw_pool_cfg_defaults(gw_pool_cfg *p);
+
+/* Reads and checks a YAML file. Returns a config the caller frees, or NULL with
+ * "file:line: field: what" in err. */
+gw_config *gw_config_load(const char *path, char *err, size_t err_len);
+/* The same from text; name stands for the file in messages. */
+gw_config *gw_config_parse(const char *text, size_t len, const char *name, char *err, size_t err_len);
+
+/* The quick start: one pool "default" serving any model with the given
+ * endpoints ("host:port@region", optionally "...@region#weight"). Returns a
+ * config, or NULL with the reason in err. */
+gw_config *gw_config_from_flags(const char *const listen[], size_t n_listen, const char *region,
+				const char *const endpoints[], size_t n_endpoints, char *err, size_t err_len);
+
+void gw_config_free(gw_config *c);
+
+/* The pool's index, or -1. */
+int gw_config_pool_index(const gw_config *c, const char *name);
+/* The latency to region as configured (0 for the gateway's own), or -1 when unknown. */
+int64_t gw_config_region_latency_ms(const gw_config *c, const char *region);
+
+#endif

@@ -1,0 +1,268 @@
+/*
+ * front.c — the front door: every request the HTTP server hands over lands
+ * here and is dispatched on its path.
+ *
+ *   POST /v1/chat/completions, /v1/completions   JSON body read for "model" and
+ *        "stream", routed to a pool, proxied byte for byte (proxy.c)
+ *   GET  /v1/models    the models the pools serve (configured, or learned from
+ *        the endpoints of pools that list none)
+ *   GET  /metrics      the gateway's own metrics
+ *   GET  /healthz      200 while the process runs
+ *   GET  /readyz       200 when at least one endpoint is up (and not draining)
+ *   GET  /status       JSON: region, pools, endpoints, health, in flight
+ * Limits, framing and malformed requests are answered by core/httpd before
+ * this runs. Every error is an OpenAI-style JSON error.
+ */
+#include "gateway/gateway.h"
+#include "core/json.h"
+#include "core/oai_error.h"
+#include "core/util.h"
+
+#include <string.h>
+
+static uint64_t boot_wall_s;
+
+/* An error with an Allow header (405). */
+static void method_not_allowed(gw *g, httpd_req *r, const char *allow)
+{
+	buf *b = &g->scratch;
+	buf_reset(b);
+	char msg[160];
+	snprintf(msg, sizeof(msg), "Method %.16s is not allowed on %.64s (allowed: %s).", httpd_method(r), httpd_path(r), allow);
+	oai_error_write(b, 405, msg, NULL);
+	char hdr[64];
+	snprintf(hdr, sizeof(hdr), "Allow: %s\r\n", allow);
+	httpd_respond(r, 405, "application/json", hdr, buf_rptr(b), buf_rlen(b));
+}
+
+static void respond_json(gw *g, httpd_req *r, int status)
+{
+	httpd_respond(r, status, "application/json", NULL, buf_rptr(&g->scratch), buf_rlen(&g->scratch));
+}
+
+/* ------------------------------------------------------------ completions */
+
+static void completions(gw *g, httpd_req *r)
+{
+	if (!httpd_method_is(r, "POST")) {
+		method_not_allowed(g, r, "POST");
+		return;
+	}
+	size_t len;
+	const char *body = httpd_body(r, &len);
+	json_error je;
+	json_doc *d = json_parse(body, len, 64, &je);
+	if (!d) {
+		char msg[256];
+		snprintf(msg, sizeof(msg), "Invalid JSON body at line %u column %u: %s", je.line, je.col, je.msg);
+		httpd_error(r, 400, msg, NULL);
+		return;
+	}
+	const json_val *root = json_root(d);
+	if (!json_is(root, JSON_OBJECT)) {
+		json_doc_free(d);
+		httpd_error(r, 400, "The request body must be a JSON object.", NULL);
+		return;
+	}
+	const json_val *mv = json_get(root, "model");
+	const char *model = json_str(mv, NULL);
+	if (!model || !*model) {
+		json_doc_free(d);
+		httpd_error(r, 400, mv ? "The field `model` must be a non-empty string." : "The field `model` is required.", "model");
+		return;
+	}
+	const json_val *sv = json_get(root, "stream");
+	if (sv && !json_is(sv, JSON_TRUE) && !json_is(sv, JSON_FALSE) && !json_is(sv, JSON_NULL)) {
+		json_doc_free(d);
+		httpd_error(r, 400, "The field `stream` must be a boolean.", "stream");
+		return;
+	}
+	int stream = json_is(sv, JSON_TRUE);
+	gw_pool *p = gw_route(g, httpd_path(r), model);
+	if (!p) {
+		char msg[GW_NAME_LEN + 64];
+		snprintf(msg, sizeof(msg), "The model `%.*s` does not exist.", GW_NAME_LEN, model);
+		json_doc_free(d);
+		httpd_error(r, 404, msg, "model");
+		return;
+	}
+	proxy_start(g, r, p, model, stream);
+	json_doc_free(d);
+}
+
+/* ------------------------------------------------------------ admin */
+
+/* Adds name to the list unless it is there. */
+static size_t add_unique(const char **list, size_t n, size_t cap, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(list[i], name)) return n;
+	if (n < cap) list[n++] = name;
+	return n;
+}
+
+static void models(gw *g, httpd_req *r)
+{
+	const char *names[1024];
+	const char *owner[1024];
+	size_t n = 0;
+	for (size_t i = 0; i < g->n_pools; i++) {
+		gw_pool *p = g->pools[i];
+		size_t before = n;
+		for (size_t k = 0; k < p->cfg.n_models; k++) n = add_unique(names, n, ARRAY_LEN(names), p->cfg.models[k]);
+		if (!p->cfg.n_models)
+			for (size_t k = 0; k < p->n_eps; k++)
+				for (size_t j = 0; j < p->eps[k]->n_models; j++)
+					n = add_unique(names, n, ARRAY_LEN(names), p->eps[k]->models[j]);
+		for (size_t k = before; k < n; k++) owner[k] = p->cfg.name;
+	}
+	buf *b = &g->scratch;
+	buf_reset(b);
+	json_w w;
+	jw_init(&w, b);
+	jw_obj_begin(&w);
+	jw_key(&w, "object"); jw_str(&w, "list");
+	jw_key(&w, "data"); jw_arr_begin(&w);
+	for (size_t i = 0; i < n; i++) {
+		jw_obj_begin(&w);
+		jw_key(&w, "id"); jw_str(&w, names[i]);
+		jw_key(&w, "object"); jw_str(&w, "model");
+		jw_key(&w, "created"); jw_uint(&w, boot_wall_s);
+		jw_key(&w, "owned_by"); jw_str(&w, "infergate");
+		jw_key(&w, "root"); jw_str(&w, names[i]);
+		jw_key(&w, "parent"); jw_null(&w);
+		jw_key(&w, "pool"); jw_str(&w, owner[i]);
+		jw_obj_end(&w);
+	}
+	jw_arr_end(&w);
+	jw_obj_end(&w);
+	respond_json(g, r, 200);
+}
+
+static void status_endpoint(json_w *w, const gw_endpoint *e, uint64_t now)
+{
+	jw_obj_begin(w);
+	jw_key(w, "address"); jw_str(w, e->address);
+	jw_key(w, "region"); jw_str(w, e->region);
+	jw_key(w, "region_rank"); jw_int(w, e->region_rank);
+	jw_key(w, "weight"); jw_uint(w, e->weight);
+	jw_key(w, "state"); jw_str(w, e->removed ? "draining" : gw_health_name(e->state));
+	jw_key(w, "health"); jw_str(w, gw_health_name(e->state));
+	jw_key(w, "health_counter"); jw_uint(w, e->health);
+	jw_key(w, "rise"); jw_uint(w, e->hc.rise);
+	jw_key(w, "fall"); jw_uint(w, e->hc.fall);
+	jw_key(w, "state_for_ms"); jw_uint(w, now - e->state_since_ms);
+	jw_key(w, "last_check"); jw_str(w, e->last_check);
+	jw_key(w, "checks_total"); jw_uint(w, e->checks_total);
+	jw_key(w, "checks_failed_total"); jw_uint(w, e->checks_failed_total);
+	jw_key(w, "state_changes_total"); jw_uint(w, e->state_changes_total);
+	jw_key(w, "ejected"); jw_bool(w, health_ejected(e, now));
+	jw_key(w, "ejected_for_ms"); jw_uint(w, health_ejected(e, now) ? e->ejected_until_ms - now : 0);
+	jw_key(w, "ejections_total"); jw_uint(w, e->ejections_total);
+	jw_key(w, "consecutive_failures"); jw_uint(w, e->consecutive_failures);
+	jw_key(w, "in_flight"); jw_uint(w, e->in_flight);
+	jw_key(w, "requests_total"); jw_uint(w, e->requests_total);
+	jw_key(w, "failures_total"); jw_uint(w, e->failures_total);
+	jw_key(w, "connections_idle"); jw_uint(w, hc_pool_idle(e->conns));
+	jw_key(w, "models"); jw_arr_begin(w);
+	for (size_t i = 0; i < e->n_models; i++) jw_str(w, e->models[i]);
+	jw_arr_end(w);
+	jw_obj_end(w);
+}
+
+static void status(gw *g, httpd_req *r)
+{
+	uint64_t now = ev_now_ms(g->loop);
+	buf *b = &g->scratch;
+	buf_reset(b);
+	json_w w;
+	jw_init(&w, b);
+	jw_obj_begin(&w);
+	jw_key(&w, "region"); jw_str(&w, g->cfg->region);
+	jw_key(&w, "config"); jw_str(&w, g->cfg->file);
+	jw_key(&w, "started"); jw_uint(&w, boot_wall_s);
+	jw_key(&w, "draining"); jw_bool(&w, g->draining);
+	jw_key(&w, "in_flight"); jw_uint(&w, g->in_flight);
+	jw_key(&w, "connections"); jw_uint(&w, httpd_connections(g->httpd));
+	jw_key(&w, "reloads_total"); jw_uint(&w, g->reloads_total);
+	jw_key(&w, "reload_failures_total"); jw_uint(&w, g->reload_failures_total);
+	jw_key(&w, "pools"); jw_arr_begin(&w);
+	for (size_t i = 0; i < g->n_pools; i++) {
+		gw_pool *p = g->pools[i];
+		jw_obj_begin(&w);
+		jw_key(&w, "name"); jw_str(&w, p->cfg.name);
+		jw_key(&w, "models"); jw_arr_begin(&w);
+		for (size_t k = 0; k < p->cfg.n_models; k++) jw_str(&w, p->cfg.models[k]);
+		jw_arr_end(&w);
+		jw_key(&w, "active_requests"); jw_uint(&w, p->active_requests);
+		jw_key(&w, "active_retries"); jw_uint(&w, p->active_retries);
+		jw_key(&w, "request_timeout_ms"); jw_uint(&w, p->cfg.backend.request_timeout_ms);
+		jw_key(&w, "tries"); jw_uint(&w, p->cfg.backend.tries);
+		jw_key(&w, "endpoints"); jw_arr_begin(&w);
+		for (size_t k = 0; k < p->n_eps; k++) status_endpoint(&w, p->eps[k], now);
+		jw_arr_end(&w);
+		jw_obj_end(&w);
+	}
+	jw_arr_end(&w);
+	jw_key(&w, "draining_endpoints"); jw_arr_begin(&w);
+	for (size_t i = 0; i < g->n_all; i++)
+		if (g->all_eps[i]->removed) status_endpoint(&w, g->all_eps[i], now);
+	jw_arr_end(&w);
+	jw_obj_end(&w);
+	buf_puts(b, "\n");
+	respond_json(g, r, 200);
+}
+
+static void admin_get(gw *g, httpd_req *r, const char *path)
+{
+	if (!strcmp(path, "/v1/models")) {
+		models(g, r);
+	} else if (!strcmp(path, "/metrics")) {
+		buf *b = &g->scratch;
+		buf_reset(b);
+		prom_write(g->reg, b);
+		httpd_respond(r, 200, PROM_CONTENT_TYPE, NULL, buf_rptr(b), buf_rlen(b));
+	} else if (!strcmp(path, "/healthz")) {
+		buf_reset(&g->scratch);
+		buf_puts(&g->scratch, "{\"status\":\"alive\"}\n");
+		respond_json(g, r, 200);
+	} else if (!strcmp(path, "/readyz")) {
+		size_t n = gw_healthy_endpoints(g);
+		buf_reset(&g->scratch);
+		if (g->draining) {
+			oai_error_write(&g->scratch, 503, "The gateway is draining.", NULL);
+			respond_json(g, r, 503);
+		} else if (!n) {
+			oai_error_write(&g->scratch, 503, "No healthy endpoint.", NULL);
+			respond_json(g, r, 503);
+		} else {
+			buf_printf(&g->scratch, "{\"status\":\"ready\",\"healthy_endpoints\":%zu}\n", n);
+			respond_json(g, r, 200);
+		}
+	} else if (!strcmp(path, "/status")) {
+		status(g, r);
+	}
+}
+
+void front_handle(httpd_req *r, void *arg)
+{
+	gw *g = arg;
+	const char *path = httpd_path(r);
+	if (!boot_wall_s) boot_wall_s = (uint64_t)time_wall_s();
+	if (!strcmp(path, "/v1/chat/completions") || !strcmp(path, "/v1/completions")) {
+		completions(g, r);
+		return;
+	}
+	if (!strcmp(path, "/v1/models") || !strcmp(path, "/metrics") || !strcmp(path, "/healthz") ||
+	    !strcmp(path, "/readyz") || !strcmp(path, "/status")) {
+		if (!httpd_method_is(r, "GET") && !httpd_method_is(r, "HEAD")) {
+			method_not_allowed(g, r, "GET, HEAD");
+			return;
+		}
+		admin_get(g, r, path);
+		return;
+	}
+	char msg[GW_PATH_LEN + 32];
+	snprintf(msg, sizeof(msg), "Not found: %.*s", GW_PATH_LEN, path);
+	httpd_error(r, 404, msg, NULL);
+}

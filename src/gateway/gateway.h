@@ -1,0 +1,238 @@
+/*
+ * gateway.h — the running gateway: pools of endpoints across regions, their
+ * health, the requests being proxied, and the functions each file of
+ * src/gateway offers the others.
+ *
+ *   main.c        flags, boot, signals (SIGTERM drain, SIGHUP reload)
+ *   config.c      the configuration (config.h)
+ *   pool.c        pools and endpoints built from a config; reload keeps what stays
+ *   health.c      active checks and passive detection; endpoint state changes
+ *   pick.c        which endpoint serves a request (pick.h)
+ *   proxy.c       one client request to an upstream and back, with retries
+ *   front.c       the front door: routes, admin paths, the JSON body
+ *   metrics.c     the gateway's own Prometheus metrics (docs/METRICS.md)
+ *   access_log.c  one JSON line per request
+ *
+ * Ownership: one struct gw per process, on one event loop thread. Pools and
+ * endpoints are reference counted: the current set is gw.pools; a request holds
+ * its pool (which holds its endpoints) until it ends, so a reload never frees
+ * what a request in flight still uses.
+ */
+#ifndef GATEWAY_GATEWAY_H
+#define GATEWAY_GATEWAY_H
+
+#include <stdio.h>
+#include <stdint.h>
+#include "core/buf.h"
+#include "core/ev.h"
+#include "core/http_client.h"
+#include "core/httpd.h"
+#include "core/prom.h"
+#include "gateway/config.h"
+
+typedef struct gw gw;
+typedef struct gw_pool gw_pool;
+typedef struct gw_endpoint gw_endpoint;
+typedef struct gw_call gw_call;
+
+/* Health as the active checks see it. UNKNOWN: not checked yet (serves). */
+enum gw_health { GW_HEALTH_UNKNOWN = 0, GW_HEALTH_UP, GW_HEALTH_DOWN };
+const char *gw_health_name(int state);
+
+/* What the picker of a later stage reads about an endpoint's load (scraped
+ * from its /metrics). Zero until a scraper fills it. */
+typedef struct gw_endpoint_load {
+	double kv_usage;               /* 0..1 */
+	double waiting;                /* queued requests */
+	double running;                /* requests in the batch */
+	uint64_t scraped_at_ms;        /* 0 = never */
+} gw_endpoint_load;
+
+/* One model server. Owner: the pools that list it (refs). Grouped by concern,
+ * as nginx's peer struct. */
+struct gw_endpoint {
+	/* identity */
+	char address[GW_ADDR_LEN];
+	char region[GW_NAME_LEN];
+	char pool_name[GW_NAME_LEN];
+	char label[GW_ADDR_LEN + 8];   /* address, as metrics and headers show it */
+	uint32_t weight;
+	int region_rank;               /* 0 = the gateway's own region; then nearest first */
+	int refs;
+	int removed;                   /* left the configuration: drains, then freed */
+	gw *g;
+	hc_pool *conns;                /* keep-alive connections to it */
+
+	/* active health (health.c) */
+	int state;                     /* enum gw_health */
+	uint32_t health;               /* HAProxy's counter, 0..rise+fall-1; up when >= rise */
+	gw_health_cfg hc;              /* the pool's check policy */
+	uint64_t check_timer;
+	hc_req *check;                 /* the check in flight */
+	uint64_t check_started_ms;
+	char last_check[96];           /* "ok 200", "connect_refused", ... */
+	uint64_t checks_total, checks_failed_total, state_changes_total;
+	uint64_t state_since_ms;
+
+	/* passive detection (health.c) */
+	gw_passive_cfg pc;
+	uint32_t consecutive_failures;
+	uint32_t ejections;            /* in a row; the back-off doubles with each */
+	uint64_t ejected_until_ms;     /* 0 = not ejected */
+	uint64_t ejections_total;
+
+	/* load and traffic (proxy.c, pick.c) */
+	uint32_t in_flight;
+	uint64_t picked_total;         /* tie-break: the least used wins */
+	uint64_t requests_total, failures_total;
+	gw_endpoint_load load;
+
+	/* models learned from its GET /v1/models (pools without a models list) */
+	int learn_models;
+	char (*models)[GW_NAME_LEN];
+	size_t n_models;
+	uint64_t models_fetched_ms;
+	hc_req *models_req;
+	buf models_body;               /* its answer so far, capped */
+
+	/* metrics (metrics.c): cached series */
+	prom_series *m_up, *m_ejected, *m_in_flight;
+};
+
+/* A pool: its policy and endpoints, immutable once built (a reload builds a
+ * new one). Owner: gw.pools and every request that uses it (refs). */
+struct gw_pool {
+	gw_pool_cfg cfg;               /* endpoints array not owned (NULL here) */
+	gw_endpoint **eps;             /* n_eps, each holding one ref */
+	size_t n_eps;
+	int refs;
+	/* retry budget (Envoy): requests and retries in progress */
+	uint32_t active_requests;
+	uint32_t active_retries;
+	gw *g;
+};
+
+/* One client request being proxied. Owner: proxy.c (recycled through a free
+ * list). Fields grouped: client side, upstream side, bookkeeping. */
+struct gw_call {
+	gw *g;
+	httpd_req *r;                  /* NULL once the client left or was answered */
+	gw_pool *pool;                 /* ref held */
+	const char *body;              /* the client's, alive while r is */
+	size_t body_len;
+	char model[GW_NAME_LEN];
+	int stream;                    /* "stream": true */
+	char path[GW_PATH_LEN];
+	char client[NET_ADDR_STRLEN];
+	buf up_headers;                /* request headers for the upstream */
+	buf resp_headers;              /* response headers for the client */
+
+	gw_endpoint *ep;               /* this attempt's endpoint (ref held) */
+	hc_req *up;                    /* this attempt */
+	uint64_t tried[GW_MAX_ENDPOINTS / 64];
+	uint32_t tries;
+	int in_retry;                  /* counted in pool->active_retries */
+	int discard;                   /* a retryable answer being swallowed */
+	int started;                   /* response head went to the client */
+	int sse;                       /* the response is text/event-stream */
+	int paused;                    /* upstream paused for client backpressure */
+	int status;                    /* what the client got (499: left first) */
+	int last_up_status;
+	int last_err;
+	int served_remote;
+	int client_gone;
+	int broken;                    /* the upstream's stream broke after the head went out */
+	char tail[2];                  /* last two body bytes sent (SSE event boundary) */
+	uint64_t start_ms, first_byte_ms, deadline_ms;
+	uint64_t bytes_out;
+	double start_wall_s;
+	gw_call *next_free;
+};
+
+/* The process. */
+struct gw {
+	ev_loop *loop;
+	httpd *httpd;
+	gw_config *cfg;                /* current configuration, owned */
+	char cfg_path[GW_PATH_LEN];    /* "" when made from flags */
+	gw_pool **pools;               /* cfg->n_pools, each one ref */
+	size_t n_pools;
+	gw_endpoint **all_eps;         /* every live endpoint, removed ones until freed */
+	size_t n_all, cap_all;
+	gw_call *free_calls;
+	size_t n_free_calls;
+	size_t in_flight;
+	int draining;
+	uint64_t drain_deadline_ms;
+	/* metrics */
+	prom_registry *reg;
+	struct gw_metrics *m;
+	/* access log */
+	FILE *access_log;
+	int access_log_owned;
+	buf log_line;
+	buf scratch;                   /* admin answers */
+	uint64_t reloads_total, reload_failures_total;
+};
+
+/* ---- pool.c */
+/* Builds g->pools from cfg (reusing endpoints of the current pools that have the
+ * same pool name and address). Returns 0, or -1 with err. On success the old
+ * pools are released; endpoints that are in no pool any more drain. */
+int gw_pools_apply(gw *g, const gw_config *cfg, char *err, size_t err_len);
+void gw_pool_ref(gw_pool *p);
+void gw_pool_unref(gw_pool *p);
+void gw_endpoint_ref(gw_endpoint *e);
+void gw_endpoint_unref(gw_endpoint *e);
+/* The pool a request goes to: the first route whose prefix matches path and
+ * whose model (or pool) serves model. Returns the pool, or NULL. */
+gw_pool *gw_route(gw *g, const char *path, const char *model);
+/* 1 when the pool serves model: its list names it, or it has no list. */
+int gw_pool_serves(const gw_pool *p, const char *model);
+/* Number of endpoints in state UP across every pool. */
+size_t gw_healthy_endpoints(const gw *g);
+/* Frees every pool and endpoint (at exit). */
+void gw_pools_free(gw *g);
+
+/* ---- health.c */
+/* Starts checking e (the first check at once). */
+void health_start(gw_endpoint *e);
+/* Stops checks of e (cancels the one in flight). */
+void health_stop(gw_endpoint *e);
+/* Passive results of real traffic. */
+void health_passive_failure(gw_endpoint *e, const char *why);
+void health_passive_success(gw_endpoint *e);
+/* 1 when e may take new requests (not DOWN, not removed); ignore_ejection
+ * lets a pool whose every endpoint is ejected still serve. */
+int health_available(const gw_endpoint *e, uint64_t now_ms, int ignore_ejection);
+/* 1 while e is passively ejected. */
+int health_ejected(const gw_endpoint *e, uint64_t now_ms);
+
+/* ---- proxy.c */
+/* Takes over a routed request (pool ref taken here). */
+void proxy_start(gw *g, httpd_req *r, gw_pool *pool, const char *model, int stream);
+void proxy_free_calls(gw *g);
+
+/* ---- front.c */
+void front_handle(httpd_req *r, void *arg);
+
+/* ---- metrics.c */
+int gw_metrics_init(gw *g);
+void gw_metrics_free(gw *g);
+void gw_metrics_endpoint_add(gw *g, gw_endpoint *e);
+void gw_metrics_endpoint_remove(gw *g, gw_endpoint *e);
+void gw_metrics_health_change(gw *g, gw_endpoint *e, int from, int to);
+void gw_metrics_request(gw *g, const gw_call *c, uint64_t now_ms);
+void gw_metrics_ttfb(gw *g, const gw_call *c, uint64_t ttfb_ms);
+void gw_metrics_retry(gw *g, const gw_call *c, const char *reason);
+void gw_metrics_ejection(gw *g, gw_endpoint *e);
+void gw_metrics_check(gw *g, gw_endpoint *e, int ok);
+void gw_metrics_reload(gw *g, int ok);
+
+/* ---- access_log.c */
+int access_log_open(gw *g, const char *where, char *err, size_t err_len);
+void access_log_close(gw *g);
+void access_log_write(gw *g, const gw_call *c, uint64_t now_ms);
+void access_log_flush(gw *g);
+
+#endif

@@ -1,0 +1,500 @@
+/*
+ * proxy.c — one client request, sent to an endpoint of its pool and answered
+ * back as the upstream produces it.
+ *
+ * A gw_call lives from routing to the end of the client's response. Each
+ * attempt picks an endpoint not tried yet (pick.c, a `tried` bitmap as
+ * nginx's), sends the client's body byte for byte on a keep-alive connection
+ * (core/http_client), and relays the answer:
+ *   - the head when it arrives (hop-by-hop headers dropped, x-infergate-endpoint
+ *     and x-infergate-region added), then body bytes as they come, never
+ *     buffered beyond the client's output buffer; above a watermark the upstream
+ *     is paused until the client drains (backpressure both ways: the upstream's
+ *     socket fills, the server slows down);
+ *   - before anything reached the client, a connect failure, a reset, an early
+ *     EOF, an idle timeout or a 502/503/504 is tried again elsewhere while tries,
+ *     the deadline and the pool's retry budget allow; otherwise 502/504;
+ *   - after the first byte nothing is replayed: a broken stream ends with an
+ *     error event and [DONE] (SSE) or is cut (others). proxy_stream_broken is
+ *     where a stream resume would take over.
+ * A client that leaves cancels the upstream request: its connection is closed,
+ * never pooled, so the model server stops generating.
+ */
+#include "gateway/gateway.h"
+#include "gateway/pick.h"
+#include "core/log.h"
+#include "core/oai_error.h"
+#include "core/sse.h"
+#include "core/util.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* Pause the upstream while this much is waiting for the client. */
+#define PROXY_HIGH_WATERMARK_BYTES (256 * 1024)
+#define PROXY_FREE_CALLS_KEPT 1024
+
+static void attempt(gw_call *c);
+static void call_end(gw_call *c);
+
+/* ------------------------------------------------------------ calls */
+
+static gw_call *call_new(gw *g)
+{
+	gw_call *c = g->free_calls;
+	if (c) {
+		g->free_calls = c->next_free;
+		g->n_free_calls--;
+		buf hb = c->up_headers, rb = c->resp_headers;
+		memset(c, 0, sizeof(*c));
+		c->up_headers = hb;
+		c->resp_headers = rb;
+		buf_reset(&c->up_headers);
+		buf_reset(&c->resp_headers);
+	} else {
+		c = calloc(1, sizeof(*c));
+		if (!c) return NULL;
+		buf_init(&c->up_headers, 64 * 1024);
+		buf_init(&c->resp_headers, 64 * 1024);
+	}
+	c->g = g;
+	return c;
+}
+
+static void call_recycle(gw_call *c)
+{
+	gw *g = c->g;
+	if (g->n_free_calls < PROXY_FREE_CALLS_KEPT) {
+		c->next_free = g->free_calls;
+		g->free_calls = c;
+		g->n_free_calls++;
+		return;
+	}
+	buf_free(&c->up_headers);
+	buf_free(&c->resp_headers);
+	free(c);
+}
+
+void proxy_free_calls(gw *g)
+{
+	while (g->free_calls) {
+		gw_call *c = g->free_calls;
+		g->free_calls = c->next_free;
+		buf_free(&c->up_headers);
+		buf_free(&c->resp_headers);
+		free(c);
+	}
+	g->n_free_calls = 0;
+}
+
+/* Lets go of this attempt's endpoint. */
+static void release_endpoint(gw_call *c)
+{
+	gw_endpoint *e = c->ep;
+	if (!e) return;
+	c->ep = NULL;
+	e->in_flight--;
+	gw_endpoint_unref(e);
+}
+
+/* The end of the call: counted, logged, recycled. The client side is done
+ * (answered, or gone) and no upstream request is left. */
+static void call_end(gw_call *c)
+{
+	gw *g = c->g;
+	uint64_t now = ev_now_ms(g->loop);
+	if (c->up) {
+		hc_cancel(c->up);
+		c->up = NULL;
+	}
+	gw_metrics_request(g, c, now);
+	access_log_write(g, c, now);
+	release_endpoint(c);
+	gw_pool *p = c->pool;
+	p->active_requests--;
+	if (c->in_retry) p->active_retries--;
+	gw_pool_unref(p);
+	g->in_flight--;
+	call_recycle(c);
+}
+
+/* After the last call on the client's request: 0 means the response ended and
+ * the request is gone; -1 means on_close follows and ends the call. */
+static void client_finished(gw_call *c, int rc)
+{
+	if (rc == 0) {
+		c->r = NULL;
+		call_end(c);
+	}
+}
+
+/* ------------------------------------------------------------ headers */
+
+static int hop_by_hop(const char *name, size_t len, const char *conn_tokens)
+{
+	static const char *const names[] = {"connection", "keep-alive", "proxy-connection", "te", "trailer",
+					    "transfer-encoding", "upgrade", "content-length", "host", "expect",
+					    "x-forwarded-for", "content-type", NULL};
+	for (int i = 0; names[i]; i++)
+		if (str_ieq(name, len, names[i])) return 1;
+	if (!conn_tokens) return 0;
+	/* Headers the Connection header names are hop-by-hop too. */
+	const char *p = conn_tokens;
+	while (*p) {
+		while (*p == ' ' || *p == ',' || *p == '\t') p++;
+		const char *s = p;
+		while (*p && *p != ',' && *p != ' ' && *p != '\t') p++;
+		if ((size_t)(p - s) == len && len && !strncasecmp(s, name, len)) return 1;
+	}
+	return 0;
+}
+
+/* The client's address without the port ("127.0.0.1", "::1"). */
+static void client_ip(const char *peer, char *out, size_t size)
+{
+	if (peer[0] == '[') {
+		const char *rb = strchr(peer, ']');
+		size_t n = rb ? (size_t)(rb - peer - 1) : strlen(peer);
+		if (n >= size) n = size - 1;
+		memcpy(out, peer + 1, n);
+		out[n] = 0;
+		return;
+	}
+	str_copy(out, peer, size);
+	char *colon = strrchr(out, ':');
+	if (colon) *colon = 0;
+}
+
+/* The request headers for the upstream: the client's end-to-end ones, then
+ * Content-Type and X-Forwarded-For (Host and Content-Length come from the
+ * client library). Returns 0, or -1 when they do not fit. */
+static int build_up_headers(gw_call *c, httpd_req *r)
+{
+	buf *b = &c->up_headers;
+	size_t n;
+	const http_header *h = httpd_headers(r, &n);
+	const char *conn = httpd_header(r, "connection", NULL);
+	const char *ctype = httpd_header(r, "content-type", NULL);
+	const char *xff = httpd_header(r, "x-forwarded-for", NULL);
+	int rc = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (hop_by_hop(h[i].name, h[i].name_len, conn)) continue;
+		rc |= buf_append(b, h[i].name, h[i].name_len);
+		rc |= buf_append(b, ": ", 2);
+		rc |= buf_append(b, h[i].value, h[i].value_len);
+		rc |= buf_append(b, "\r\n", 2);
+	}
+	rc |= buf_printf(b, "Content-Type: %s\r\n", ctype ? ctype : "application/json");
+	char ip[NET_ADDR_STRLEN];
+	client_ip(c->client, ip, sizeof(ip));
+	if (xff && *xff) rc |= buf_printf(b, "X-Forwarded-For: %s, %s\r\n", xff, ip);
+	else rc |= buf_printf(b, "X-Forwarded-For: %s\r\n", ip);
+	return rc ? -1 : 0;
+}
+
+/* ------------------------------------------------------------ answers of our own */
+
+static void answer_error(gw_call *c, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void answer_error(gw_call *c, int status, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	c->status = status;
+	client_finished(c, httpd_error(c->r, status, msg, NULL));
+}
+
+/* ------------------------------------------------------------ retries */
+
+/* 1 when another attempt may follow this one: tries, deadline and budget
+ * allow and an endpoint not yet tried is available. */
+static int can_retry(gw_call *c)
+{
+	gw_pool *p = c->pool;
+	uint64_t now = ev_now_ms(c->g->loop);
+	if (c->tries >= p->cfg.backend.tries || now >= c->deadline_ms || !c->r) return 0;
+	pick_ctx ctx = { c->tried, c->model, now };
+	if (pick_endpoint(p, &ctx) < 0) return 0;
+	if (!c->in_retry) {
+		double budget = p->cfg.backend.retry_budget_min + p->cfg.backend.retry_budget_ratio * p->active_requests;
+		if ((double)p->active_retries + 1 > budget) {
+			gw_metrics_retry(c->g, c, "budget_exhausted");
+			log_ratelimited(LOG_WARN, "pool %s: retry budget exhausted (%u retries, %u requests in progress)",
+					p->cfg.name, p->active_retries, p->active_requests);
+			return 0;
+		}
+	}
+	return 1;
+}
+
+static void retry(gw_call *c, const char *reason)
+{
+	if (!c->in_retry) {
+		c->in_retry = 1;
+		c->pool->active_retries++;
+	}
+	gw_metrics_retry(c->g, c, reason);
+	release_endpoint(c);
+	attempt(c);
+}
+
+/* ------------------------------------------------------------ upstream callbacks */
+
+static void on_client_drain(httpd_req *r, void *arg)
+{
+	gw_call *c = arg;
+	c->paused = 0;
+	if (c->up) hc_resume(c->up);
+}
+
+static int on_up_head(hc_req *up, int status, const http_header *h, size_t n, void *arg)
+{
+	gw_call *c = arg;
+	gw_endpoint *e = c->ep;
+	c->last_up_status = status;
+	if (status >= 500) {
+		char why[32];
+		snprintf(why, sizeof(why), "status %d", status);
+		health_passive_failure(e, why);
+	}
+	if ((status == 502 || status == 503 || status == 504) && can_retry(c)) {
+		c->discard = 1; /* swallow the body; retried when it ends */
+		return 0;
+	}
+	const char *ctype = NULL;
+	int64_t clen = -1;
+	buf *b = &c->resp_headers;
+	buf_reset(b);
+	const http_header *ch = http_find_header(h, n, "connection");
+	char conn_tokens[256] = "";
+	if (ch) {
+		size_t k = MIN(ch->value_len, sizeof(conn_tokens) - 1);
+		memcpy(conn_tokens, ch->value, k);
+		conn_tokens[k] = 0;
+	}
+	char ctype_buf[256];
+	int rc = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (str_ieq(h[i].name, h[i].name_len, "content-type")) {
+			size_t k = MIN(h[i].value_len, sizeof(ctype_buf) - 1);
+			memcpy(ctype_buf, h[i].value, k);
+			ctype_buf[k] = 0;
+			ctype = ctype_buf;
+			continue;
+		}
+		if (str_ieq(h[i].name, h[i].name_len, "content-length")) {
+			uint64_t v = 0;
+			size_t k;
+			for (k = 0; k < h[i].value_len && h[i].value[k] >= '0' && h[i].value[k] <= '9' && v < (1ull << 60); k++)
+				v = v * 10 + (uint64_t)(h[i].value[k] - '0');
+			if (k == h[i].value_len && k) clen = (int64_t)v;
+			continue;
+		}
+		if (hop_by_hop(h[i].name, h[i].name_len, ch ? conn_tokens : NULL)) continue;
+		if (str_ieq(h[i].name, h[i].name_len, "date") || str_ieq(h[i].name, h[i].name_len, "server") ||
+		    !strncasecmp(h[i].name, "x-infergate-", h[i].name_len < 12 ? h[i].name_len : 12))
+			continue;
+		rc |= buf_append(b, h[i].name, h[i].name_len);
+		rc |= buf_append(b, ": ", 2);
+		rc |= buf_append(b, h[i].value, h[i].value_len);
+		rc |= buf_append(b, "\r\n", 2);
+	}
+	rc |= buf_printf(b, "x-infergate-endpoint: %s\r\nx-infergate-region: %s\r\n", e->label, e->region);
+	if (rc) return -1;
+	c->sse = ctype && !strncasecmp(ctype, "text/event-stream", 17);
+	c->status = status;
+	c->started = 1;
+	c->served_remote = strcmp(e->region, c->g->cfg->region) != 0;
+	c->first_byte_ms = ev_now_ms(c->g->loop);
+	gw_metrics_ttfb(c->g, c, c->first_byte_ms - c->start_ms);
+	if (httpd_stream_start(c->r, status, ctype, buf_rptr(b), clen) < 0) {
+		/* The client is gone: on_close follows and ends the call. */
+		hc_cancel(up);
+		c->up = NULL;
+		release_endpoint(c);
+		return 0; /* cancelled: no more callbacks */
+	}
+	return 0;
+}
+
+static void on_up_body(hc_req *up, const char *data, size_t len, void *arg)
+{
+	gw_call *c = arg;
+	if (c->discard || !c->r) return;
+	if (httpd_stream_write(c->r, data, len) < 0) {
+		hc_cancel(up);
+		c->up = NULL;
+		release_endpoint(c);
+		return;
+	}
+	c->bytes_out += len;
+	if (len >= 2) memcpy(c->tail, data + len - 2, 2);
+	else if (len == 1) c->tail[0] = c->tail[1], c->tail[1] = data[0];
+	if (!c->paused && httpd_stream_pending(c->r) > PROXY_HIGH_WATERMARK_BYTES) {
+		c->paused = 1;
+		hc_pause(up);
+		httpd_on_drain(c->r, on_client_drain, c);
+	}
+}
+
+/* The upstream's stream broke after the client got the head: nothing is
+ * replayed. SSE ends with an error event and [DONE], as vLLM ends a failed
+ * stream; anything else is cut short so the client sees it incomplete. */
+static void proxy_stream_broken(gw_call *c, int err)
+{
+	c->broken = 1;
+	if (c->sse && httpd_minor_version(c->r) >= 1) {
+		buf *b = &c->resp_headers;
+		buf_reset(b);
+		/* Close whatever event the upstream left unfinished. */
+		if (c->bytes_out && !(c->tail[0] == '\n' && c->tail[1] == '\n')) buf_puts(b, "\n\n");
+		int status = err == HC_ERR_IDLE_TIMEOUT || err == HC_ERR_TOTAL_TIMEOUT ? 504 : 502;
+		char msg[512];
+		snprintf(msg, sizeof(msg), "The stream from the model server ended early (%s at %s); no more tokens will follow.",
+			 hc_err_name(err), c->ep ? c->ep->label : "?");
+		buf_puts(b, "data: ");
+		buf tmp;
+		buf_init(&tmp, 0);
+		oai_error_write(&tmp, status, msg, NULL);
+		buf_append(b, buf_rptr(&tmp), buf_rlen(&tmp));
+		buf_free(&tmp);
+		buf_puts(b, "\n\n");
+		sse_write_done(b);
+		if (httpd_stream_write(c->r, buf_rptr(b), buf_rlen(b)) < 0) return; /* on_close follows */
+		c->bytes_out += buf_rlen(b);
+		client_finished(c, httpd_stream_end(c->r));
+		return;
+	}
+	httpd_abort(c->r); /* on_close follows */
+}
+
+static int err_is_timeout(int err) { return err == HC_ERR_IDLE_TIMEOUT || err == HC_ERR_TOTAL_TIMEOUT || err == HC_ERR_CONNECT_TIMEOUT; }
+
+static void on_up_done(hc_req *up, int err, void *arg)
+{
+	gw_call *c = arg;
+	gw_endpoint *e = c->ep;
+	c->up = NULL;
+	c->last_err = err;
+	if (!c->r) { /* the client left meanwhile (cannot happen: its close cancels us) */
+		release_endpoint(c);
+		return;
+	}
+	if (c->discard) {
+		c->discard = 0;
+		char reason[32];
+		snprintf(reason, sizeof(reason), "status_%d", c->last_up_status);
+		retry(c, reason);
+		return;
+	}
+	if (err == HC_OK) {
+		if (c->last_up_status < 500) health_passive_success(e);
+		client_finished(c, httpd_stream_end(c->r));
+		return;
+	}
+	if (err != HC_ERR_TOTAL_TIMEOUT && err != HC_ERR_ABORTED && err != HC_ERR_NOMEM)
+		health_passive_failure(e, hc_err_name(err));
+	if (c->started) {
+		log_ratelimited(LOG_WARN, "pool %s: stream from %s broke after %llu bytes: %s", c->pool->cfg.name,
+				e->label, (unsigned long long)c->bytes_out, hc_err_name(err));
+		proxy_stream_broken(c, err);
+		return;
+	}
+	int retryable = err == HC_ERR_CONNECT_REFUSED || err == HC_ERR_CONNECT || err == HC_ERR_CONNECT_TIMEOUT ||
+			err == HC_ERR_RESET || err == HC_ERR_EOF || err == HC_ERR_IDLE_TIMEOUT;
+	if (retryable && can_retry(c)) {
+		retry(c, hc_err_name(err));
+		return;
+	}
+	if (err_is_timeout(err) && err != HC_ERR_CONNECT_TIMEOUT)
+		answer_error(c, 504, "The model server %s did not answer in time (%s).", e->label, hc_err_name(err));
+	else
+		answer_error(c, 502, "The model server %s failed: %s (after %u tries).", e->label, hc_err_name(err), c->tries);
+}
+
+/* ------------------------------------------------------------ attempts */
+
+static void attempt(gw_call *c)
+{
+	gw *g = c->g;
+	gw_pool *p = c->pool;
+	uint64_t now = ev_now_ms(g->loop);
+	if (now >= c->deadline_ms) {
+		answer_error(c, 504, "The request timed out after %llu ms.", (unsigned long long)(now - c->start_ms));
+		return;
+	}
+	pick_ctx ctx = { c->tried, c->model, now };
+	int i = pick_endpoint(p, &ctx);
+	if (i < 0) {
+		if (c->tries == 0)
+			answer_error(c, 503, "No healthy endpoint in pool %s for model `%s`.", p->cfg.name, c->model);
+		else
+			answer_error(c, 502, "Every endpoint tried for model `%s` failed (%u tries).", c->model, c->tries);
+		return;
+	}
+	pick_mark(c->tried, i);
+	gw_endpoint *e = p->eps[i];
+	gw_endpoint_ref(e);
+	c->ep = e;
+	e->in_flight++;
+	e->picked_total++;
+	e->requests_total++;
+	c->tries++;
+	hc_timeouts to = { p->cfg.backend.connect_timeout_ms, p->cfg.backend.idle_timeout_ms, c->deadline_ms - now };
+	hc_callbacks cb = { on_up_head, on_up_body, on_up_done };
+	c->up = hc_request(e->conns, httpd_method(c->r), httpd_target(c->r), buf_rptr(&c->up_headers), c->body,
+			   c->body_len, &cb, c, &to);
+	if (!c->up) {
+		release_endpoint(c);
+		answer_error(c, 503, "Out of memory.");
+	}
+}
+
+/* ------------------------------------------------------------ the client side */
+
+static void on_client_close(httpd_req *r, void *arg)
+{
+	gw_call *c = arg;
+	c->r = NULL;
+	if (!c->broken) c->status = 499; /* the client left before its answer ended */
+	c->client_gone = 1;
+	if (c->up) {
+		hc_cancel(c->up); /* closes the upstream connection: generation stops */
+		c->up = NULL;
+	}
+	call_end(c);
+}
+
+void proxy_start(gw *g, httpd_req *r, gw_pool *pool, const char *model, int stream)
+{
+	gw_call *c = call_new(g);
+	if (!c) {
+		httpd_error(r, 503, "Out of memory.", NULL);
+		return;
+	}
+	c->r = r;
+	c->pool = pool;
+	gw_pool_ref(pool);
+	pool->active_requests++;
+	g->in_flight++;
+	c->body = httpd_body(r, &c->body_len);
+	str_copy(c->model, model, sizeof(c->model));
+	str_copy(c->path, httpd_path(r), sizeof(c->path));
+	str_copy(c->client, httpd_peer(r), sizeof(c->client));
+	c->stream = stream;
+	c->start_ms = ev_now_ms(g->loop);
+	c->start_wall_s = time_wall_s();
+	c->deadline_ms = c->start_ms + pool->cfg.backend.request_timeout_ms;
+	httpd_on_close(r, on_client_close, c);
+	if (build_up_headers(c, r) < 0) {
+		answer_error(c, 431, "Request header fields too large to forward.");
+		return;
+	}
+	attempt(c);
+}
