@@ -227,6 +227,47 @@ static int top_logprobs(const float *logits, size_t n, int k, float lse, sampler
 	return m;
 }
 
+/* Keeps the k best of logits[0, n) (not banned, finite) in c[0, k) with a
+ * min-heap: one pass that mostly just compares, for the small k of real
+ * requests. Returns how many there are (fewer than k when few are eligible). */
+static size_t heap_top_k(const sampler *s, const float *logits, size_t n, size_t k, cand *c)
+{
+	size_t m = 0;
+	for (size_t i = 0; i < n; i++) {
+		float v = logits[i];
+		if (s->banned[i] || !isfinite(v)) continue;
+		cand x = { v, (int32_t)i };
+		size_t j;
+		if (m < k) {
+			/* sift up: the root is the worst kept */
+			j = m++;
+			while (j > 0 && before(&c[(j - 1) / 2], &x)) {
+				c[j] = c[(j - 1) / 2];
+				j = (j - 1) / 2;
+			}
+			c[j] = x;
+			continue;
+		}
+		if (!before(&x, &c[0])) continue;
+		j = 0;
+		for (;;) {
+			size_t l = 2 * j + 1, w = j;
+			if (l >= m) break;
+			w = (l + 1 < m && before(&c[l], &c[l + 1])) ? l + 1 : l;
+			if (!before(&x, &c[w])) break;
+			c[j] = c[w];
+			j = w;
+		}
+		c[j] = x;
+	}
+	return m;
+}
+
+/* Weights below e^-PRUNE of the best one are dropped before top-p: all of them
+ * together weigh less than vocab * e^-PRUNE (1e-8 of the mass at 262144), far
+ * below the rounding of any reference implementation in fp32. */
+#define PRUNE 30.0f
+
 int sampler_sample(sampler *s, const float *logits, size_t n, const sampler_params *p,
 		   sampler_rng *rng, int n_logprobs, sampler_result *out)
 {
@@ -236,56 +277,60 @@ int sampler_sample(sampler *s, const float *logits, size_t n, const sampler_para
 	for (size_t i = 0; i < p->n_banned; i++)
 		if (p->banned_ids[i] >= 0 && (size_t)p->banned_ids[i] < n) s->banned[p->banned_ids[i]] = 1;
 
-	/* Raw log-softmax normaliser, over finite logits. */
+	/* One pass: the raw maximum (for log-probabilities) and the best allowed id. */
+	float raw_max = -INFINITY, mx = -INFINITY;
+	int32_t pick = -1;
+	for (size_t i = 0; i < n; i++) {
+		float v = logits[i];
+		if (!isfinite(v)) continue;
+		if (v > raw_max) raw_max = v;
+		if (!s->banned[i] && (pick < 0 || v > mx)) {
+			mx = v;
+			pick = (int32_t)i;
+		}
+	}
 	float lse = 0;
-	if (n_logprobs >= 0) {
-		float mx = -INFINITY;
-		for (size_t i = 0; i < n; i++)
-			if (isfinite(logits[i]) && logits[i] > mx) mx = logits[i];
+	if (n_logprobs >= 0 && raw_max > -INFINITY) {
 		double sum = 0;
 		for (size_t i = 0; i < n; i++)
-			if (isfinite(logits[i])) sum += exp((double)logits[i] - mx);
-		lse = mx + (float)log(sum);
+			if (isfinite(logits[i])) sum += expf(logits[i] - raw_max);
+		lse = raw_max + (float)log(sum);
 	}
 
-	int rc = 0;
-	int32_t pick = -1;
 	int greedy = !(p->temperature >= 1e-5f) || !rng;
-	if (greedy) {
-		float best = -INFINITY;
-		for (size_t i = 0; i < n; i++)
-			if (!s->banned[i] && isfinite(logits[i]) && (pick < 0 || logits[i] > best)) {
-				best = logits[i];
-				pick = (int32_t)i;
-			}
-	} else {
+	if (!greedy && pick >= 0) {
 		cand *c = s->c;
-		size_t m = 0;
-		float mx = -INFINITY;
-		for (size_t i = 0; i < n; i++) {
-			float v = logits[i];
-			if (s->banned[i] || !isfinite(v)) continue;
-			c[m].v = v;
-			c[m].id = (int32_t)i;
-			m++;
-			if (v > mx) mx = v;
-		}
 		float t = p->temperature;
 		/* min-p: p_i >= min_p * p_max  <=>  (l_i - l_max) / T >= log(min_p). */
-		if (m && p->min_p > 0) {
-			float cut = p->min_p >= 1 ? mx : mx + t * logf(p->min_p);
+		float cut = mx - PRUNE * t;
+		if (p->min_p > 0) {
+			float mcut = p->min_p >= 1 ? mx : mx + t * logf(p->min_p);
+			if (mcut > cut) cut = mcut;
+		}
+		size_t m = 0;
+		if (p->top_k > 0 && p->top_k <= 1024) {
+			m = heap_top_k(s, logits, n, (size_t)p->top_k, c);
 			size_t k = 0;
 			for (size_t i = 0; i < m; i++)
 				if (c[i].v >= cut) c[k++] = c[i];
 			m = k;
-		}
-		if (m && p->top_k > 0 && (size_t)p->top_k < m) {
-			select_top_k(c, m, (size_t)p->top_k);
-			m = (size_t)p->top_k;
+		} else {
+			for (size_t i = 0; i < n; i++) {
+				float v = logits[i];
+				if (s->banned[i] || !isfinite(v) || v < cut) continue;
+				c[m].v = v;
+				c[m].id = (int32_t)i;
+				m++;
+			}
+			if (p->top_k > 0 && (size_t)p->top_k < m) {
+				select_top_k(c, m, (size_t)p->top_k);
+				m = (size_t)p->top_k;
+			}
 		}
 		double total = 0;
+		float inv_t = 1.0f / t;
 		for (size_t i = 0; i < m; i++) {
-			c[i].v = (float)exp(((double)c[i].v - mx) / t);
+			c[i].v = expf((c[i].v - mx) * inv_t);
 			total += c[i].v;
 		}
 		if (m && p->top_p > 0 && p->top_p < 1) {
@@ -294,15 +339,14 @@ int sampler_sample(sampler *s, const float *logits, size_t n, const sampler_para
 			for (size_t i = 0; i < k; i++) total += c[i].v;
 			m = k;
 		}
-		if (m) {
-			double u = sampler_rng_uniform(rng) * total, acc = 0;
-			pick = c[m - 1].id;
-			for (size_t i = 0; i < m; i++) {
-				acc += c[i].v;
-				if (u < acc) {
-					pick = c[i].id;
-					break;
-				}
+		/* m >= 1: the best allowed logit always survives every cut. */
+		double u = sampler_rng_uniform(rng) * total, acc = 0;
+		pick = c[m - 1].id;
+		for (size_t i = 0; i < m; i++) {
+			acc += c[i].v;
+			if (u < acc) {
+				pick = c[i].id;
+				break;
 			}
 		}
 	}
@@ -315,5 +359,5 @@ int sampler_sample(sampler *s, const float *logits, size_t n, const sampler_para
 		int k = n_logprobs > SAMPLER_MAX_TOP_LOGPROBS ? SAMPLER_MAX_TOP_LOGPROBS : n_logprobs;
 		if (k > 0) out->n_top = top_logprobs(logits, n, k, lse, out->top);
 	}
-	return rc;
+	return 0;
 }
