@@ -1,0 +1,612 @@
+/*
+ * scheduler.c — continuous batching: the scheduler thread, its queues, the
+ * batch of each step (decode tokens first, then prompt chunks, then new
+ * requests), preemption by recompute, sampling and stop conditions.
+ *
+ * Lists: `waiting` (FIFO, shared with submitters under mu) and `running`
+ * (oldest first; touched by the scheduler thread only, under mu too so that
+ * stats and cancellations see a consistent picture). A request is referenced by
+ * its submitter and by the scheduler until it finishes; the last reference
+ * frees it.
+ */
+#include "infer/scheduler.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "core/log.h"
+#include "core/util.h"
+
+enum { WHERE_NONE = 0, WHERE_WAITING, WHERE_RUNNING };
+
+struct sched_req {
+	sched_params p;
+	void *user;
+	int32_t *tokens;           /* [n_prompt + max_tokens]: prompt, then sampled ids */
+	int n_prompt;
+	sched_token *out;          /* [max_tokens] */
+	sampler_logprob *top;      /* [max_tokens * top_k] or NULL */
+	int top_k;
+	sampler_rng rng;
+	/* scheduler thread */
+	int seq;                   /* KV sequence, -1 when not admitted */
+	int n_computed;            /* tokens whose K/V are stored */
+	int n_gen;                 /* tokens sampled */
+	int scheduled;             /* admitted at least once */
+	uint64_t t_arrival_ns, t_last_ns;
+	sched_req *prev, *next;
+	int where;
+	/* shared, under mu */
+	int n_out;                 /* tokens published */
+	sched_finish finish;
+	int32_t stop_id;
+	sched_finish cancel;       /* asked by the caller; SCHED_RUNNING = no */
+	int refs;
+};
+
+typedef struct req_list { sched_req *head, *tail; int n; } req_list;
+
+struct sched {
+	engine *e;
+	kv_cache *kv;
+	sched_config cfg;
+	int vocab, max_model_len;
+	const model_generation *gen;
+	pthread_t thread;
+	int started;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int stop;
+	req_list waiting, running;
+	sched_stats stats;
+	/* scheduler thread only */
+	sampler *smp;
+	float *logits;             /* [max_num_seqs][vocab] */
+	engine_item *items;        /* [max_num_seqs] */
+	sched_req **item_req;      /* [max_num_seqs] */
+};
+
+/* ------------------------------------------------------------ lists */
+
+static void list_push_tail(req_list *l, sched_req *q)
+{
+	q->next = NULL;
+	q->prev = l->tail;
+	if (l->tail) l->tail->next = q; else l->head = q;
+	l->tail = q;
+	l->n++;
+}
+
+static void list_push_head(req_list *l, sched_req *q)
+{
+	q->prev = NULL;
+	q->next = l->head;
+	if (l->head) l->head->prev = q; else l->tail = q;
+	l->head = q;
+	l->n++;
+}
+
+static void list_remove(req_list *l, sched_req *q)
+{
+	if (q->prev) q->prev->next = q->next; else l->head = q->next;
+	if (q->next) q->next->prev = q->prev; else l->tail = q->prev;
+	q->prev = q->next = NULL;
+	l->n--;
+}
+
+/* ------------------------------------------------------------ requests */
+
+static void req_free(sched_req *q)
+{
+	free(q->tokens);
+	free(q->out);
+	free(q->top);
+	free(q);
+}
+
+static void req_unref_locked(sched_req *q)
+{
+	if (--q->refs == 0) req_free(q);
+}
+
+static double secs(uint64_t ns) { return (double)ns / 1e9; }
+
+/* Ends q (under mu): frees its sequence, takes it off its list, drops the
+ * scheduler's reference. */
+static void finish_locked(sched *s, sched_req *q, sched_finish why, int32_t stop_id)
+{
+	if (q->finish != SCHED_RUNNING) return;
+	if (q->seq >= 0) {
+		kv_seq_free(s->kv, q->seq);
+		q->seq = -1;
+	}
+	if (q->where == WHERE_RUNNING) list_remove(&s->running, q);
+	else if (q->where == WHERE_WAITING) list_remove(&s->waiting, q);
+	q->where = WHERE_NONE;
+	q->finish = why;
+	q->stop_id = stop_id;
+	q->n_out = q->n_gen;
+	s->stats.finished_total[why]++;
+	if (s->cfg.obs.finished)
+		s->cfg.obs.finished(s->cfg.obs.arg, secs(time_mono_ns() - q->t_arrival_ns), why, q->n_prompt, q->n_gen);
+	req_unref_locked(q);
+}
+
+/* Puts a running request back at the head of the queue, its blocks freed: it
+ * will recompute prompt + generated tokens (the cached prefix aside). */
+static void preempt_locked(sched *s, sched_req *q)
+{
+	kv_seq_free(s->kv, q->seq);
+	q->seq = -1;
+	q->n_computed = 0;
+	list_remove(&s->running, q);
+	list_push_head(&s->waiting, q);
+	q->where = WHERE_WAITING;
+	s->stats.preemptions_total++;
+	log_ratelimited(LOG_INFO, "preempted a sequence of %d tokens (KV cache full)", q->n_prompt + q->n_gen);
+}
+
+/* Tokens q must have in the cache before its next sample. */
+static int target_len(const sched_req *q) { return q->n_prompt + q->n_gen; }
+
+/* ------------------------------------------------------------ the step */
+
+/* Positions seq can still take without new blocks, plus those free blocks give. */
+static int room_tokens(sched *s, int seq, int free_blocks)
+{
+	int nb = 0;
+	kv_seq_blocks(s->kv, seq, &nb);
+	int room = nb * KV_BLOCK_TOKENS - kv_seq_len(s->kv, seq);
+	return room + free_blocks * KV_BLOCK_TOKENS;
+}
+
+static int blocks_for(int tokens) { return (tokens + KV_BLOCK_TOKENS - 1) / KV_BLOCK_TOKENS; }
+
+/* Adds an item for q: n tokens from its next uncomputed one. */
+static void add_item(sched *s, int *n_items, int *n_logits, sched_req *q, int n)
+{
+	int k = *n_items;
+	int last = q->n_computed + n == target_len(q);
+	s->items[k] = (engine_item){
+		.seq = q->seq,
+		.tokens = q->tokens + q->n_computed,
+		.n_tokens = n,
+		.logits = last ? s->logits + (size_t)(*n_logits) * (size_t)s->vocab : NULL,
+	};
+	if (last) (*n_logits)++;
+	s->item_req[k] = q;
+	*n_items = k + 1;
+}
+
+/* Chooses the step's items under mu. Returns the count (0: nothing can run). */
+static int build_batch_locked(sched *s)
+{
+	int n_items = 0, n_logits = 0, budget = s->cfg.max_batched_tokens, batch_need = 0, preempted = 0;
+	kv_cache *kv = s->kv;
+
+	/* Cancellations asked since the last step. */
+	for (sched_req *q = s->running.head, *nx; q; q = nx) {
+		nx = q->next;
+		if (q->cancel != SCHED_RUNNING) finish_locked(s, q, q->cancel, -1);
+	}
+
+	/* 1. Decode tokens (one pending token each), oldest first. */
+	for (sched_req *q = s->running.head; q && budget > 0; ) {
+		if (target_len(q) - q->n_computed != 1) { q = q->next; continue; }
+		int need = kv_seq_blocks_needed(kv, q->seq, 1);
+		int self_preempted = 0;
+		while (need > kv_cache_free_blocks(kv) - batch_need) {
+			sched_req *victim = s->running.tail;
+			preempted = 1;
+			if (victim == q) {
+				if (s->running.n == 1) {
+					/* Alone and out of blocks: the cache cannot hold it. */
+					finish_locked(s, q, SCHED_LENGTH, -1);
+				} else {
+					preempt_locked(s, q);
+				}
+				self_preempted = 1;
+				break;
+			}
+			preempt_locked(s, victim);
+		}
+		if (self_preempted) break;  /* q was the tail: nothing after it */
+		add_item(s, &n_items, &n_logits, q, 1);
+		batch_need += need;
+		budget--;
+		q = q->next;
+	}
+
+	/* 2. Prompt chunks of admitted sequences. */
+	for (sched_req *q = s->running.head; q && budget > 0; q = q->next) {
+		int rem = target_len(q) - q->n_computed;
+		if (rem <= 1) continue;
+		int free_blocks = kv_cache_free_blocks(kv) - batch_need;
+		int n = MIN(rem, budget);
+		n = MIN(n, room_tokens(s, q->seq, free_blocks > 0 ? free_blocks : 0));
+		if (n <= 0) continue;
+		batch_need += kv_seq_blocks_needed(kv, q->seq, n);
+		add_item(s, &n_items, &n_logits, q, n);
+		budget -= n;
+	}
+
+	/* 3. New (or preempted) requests, in order, while blocks, slots and budget last. */
+	while (!preempted && s->waiting.head && s->running.n < s->cfg.max_num_seqs && budget > 0) {
+		sched_req *q = s->waiting.head;
+		int total = target_len(q);
+		int cached = kv_cache_match_prefix(kv, q->tokens, total);
+		int need_all = blocks_for(total) - cached / KV_BLOCK_TOKENS;
+		if (need_all > kv_cache_free_blocks(kv) - batch_need) break;
+		int seq = kv_seq_new(kv, q->tokens, total, &cached);
+		if (seq < 0) break;
+		list_remove(&s->waiting, q);
+		list_push_tail(&s->running, q);
+		q->where = WHERE_RUNNING;
+		q->seq = seq;
+		q->n_computed = cached;
+		if (!q->scheduled) {
+			q->scheduled = 1;
+			if (s->cfg.obs.queue_time) s->cfg.obs.queue_time(s->cfg.obs.arg, secs(time_mono_ns() - q->t_arrival_ns));
+		}
+		int n = MIN(total - cached, budget);
+		batch_need += kv_seq_blocks_needed(kv, seq, n);
+		add_item(s, &n_items, &n_logits, q, n);
+		budget -= n;
+	}
+
+	/* Nothing fits but sequences hold the cache: free the newest so the others move. */
+	if (n_items == 0 && s->running.n > 0) {
+		sched_req *victim = s->running.tail;
+		if (s->running.n == 1) finish_locked(s, victim, SCHED_LENGTH, -1);
+		else preempt_locked(s, victim);
+	}
+	return n_items;
+}
+
+static int is_eos(const sched *s, int32_t id)
+{
+	for (int i = 0; i < s->gen->n_eos; i++) if (s->gen->eos_ids[i] == id) return 1;
+	return 0;
+}
+
+/* Samples the next token of q from row; appends it and returns the finish
+ * reason it implies (SCHED_RUNNING to go on). Scheduler thread, no lock. */
+static sched_finish sample_one(sched *s, sched_req *q, const float *row, int32_t *stop_id)
+{
+	sampler_result res;
+	int lp = q->p.logprobs;
+	if (sampler_sample(s->smp, row, (size_t)s->vocab, &q->p.sp, &q->rng, lp, &res) < 0) {
+		log_ratelimited(LOG_WARN, "sampling failed (no candidate token)");
+		return SCHED_ERROR;
+	}
+	int i = q->n_gen;
+	q->tokens[q->n_prompt + i] = res.id;
+	q->out[i].id = res.id;
+	q->out[i].logprob = lp >= 0 ? res.logprob : 0;
+	q->out[i].n_top = 0;
+	if (lp > 0 && q->top) {
+		int k = MIN(res.n_top, q->top_k);
+		memcpy(q->top + (size_t)i * q->top_k, res.top, (size_t)k * sizeof *res.top);
+		q->out[i].n_top = k;
+	}
+	q->n_gen = i + 1;
+	*stop_id = -1;
+	if (!q->p.ignore_eos && is_eos(s, res.id)) { *stop_id = res.id; return SCHED_STOP; }
+	for (int k = 0; k < q->p.n_stop_ids; k++)
+		if (q->p.stop_ids[k] == res.id) { *stop_id = res.id; return SCHED_STOP; }
+	if (q->n_gen >= q->p.max_tokens) return SCHED_LENGTH;
+	if (q->n_prompt + q->n_gen >= s->max_model_len) return SCHED_LENGTH;
+	return SCHED_RUNNING;
+}
+
+static void refresh_stats_locked(sched *s)
+{
+	s->stats.running = s->running.n;
+	s->stats.waiting = s->waiting.n;
+	s->stats.kv_usage = kv_cache_usage(s->kv);
+	s->stats.kv_total_blocks = kv_cache_total_blocks(s->kv);
+	s->stats.kv_free_blocks = kv_cache_free_blocks(s->kv);
+	s->stats.prefix_queries_total = kv_cache_prefix_queries(s->kv);
+	s->stats.prefix_hits_total = kv_cache_prefix_hits(s->kv);
+}
+
+static void fail_all_locked(sched *s, sched_finish why)
+{
+	while (s->running.head) finish_locked(s, s->running.head, why, -1);
+	while (s->waiting.head) finish_locked(s, s->waiting.head, why, -1);
+}
+
+static void *sched_main(void *arg)
+{
+	sched *s = arg;
+	char err[256];
+	sched_finish fin[512];
+	int32_t stop_ids[512];
+	pthread_mutex_lock(&s->mu);
+	for (;;) {
+		while (!s->stop && s->running.n == 0 && (s->waiting.n == 0 || s->stats.broken)) {
+			struct timespec ts;
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			ts.tv_sec += 1;
+			pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+		}
+		if (s->stop) break;
+		int n = build_batch_locked(s);
+		refresh_stats_locked(s);
+		if (n == 0) {
+			/* A preemption or a finish changed things: go round again. If
+			 * nothing at all can move, wait for a submit or a cancel. */
+			if (s->running.n == 0 && s->waiting.n > 0) {
+				sched_req *q = s->waiting.head;
+				if (kv_cache_free_blocks(s->kv) == kv_cache_total_blocks(s->kv) && s->running.n == 0) {
+					/* An empty cache cannot hold it: it never will. */
+					finish_locked(s, q, SCHED_LENGTH, -1);
+				}
+			}
+			pthread_mutex_unlock(&s->mu);
+			if (s->cfg.notify) s->cfg.notify(s->cfg.notify_arg);
+			pthread_mutex_lock(&s->mu);
+			/* Do not spin: wait a little for a submit, a cancel or a finish. */
+			struct timespec ts;
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			ts.tv_nsec += 5 * 1000 * 1000;
+			if (ts.tv_nsec >= 1000000000) { ts.tv_sec++; ts.tv_nsec -= 1000000000; }
+			if (!s->stop) pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+			continue;
+		}
+		pthread_mutex_unlock(&s->mu);
+
+		int rc = engine_step(s->e, s->items, n, err, sizeof err);
+		int tokens = 0;
+		for (int k = 0; k < n; k++) tokens += s->items[k].n_tokens;
+		if (rc == ENGINE_OK) {
+			uint64_t now = time_mono_ns();
+			for (int k = 0; k < n && k < (int)ARRAY_LEN(fin); k++) {
+				sched_req *q = s->item_req[k];
+				q->n_computed += s->items[k].n_tokens;
+				fin[k] = SCHED_RUNNING;
+				stop_ids[k] = -1;
+				if (!s->items[k].logits) continue;
+				fin[k] = sample_one(s, q, s->items[k].logits, &stop_ids[k]);
+				if (q->n_gen == 1) {
+					if (s->cfg.obs.first_token) s->cfg.obs.first_token(s->cfg.obs.arg, secs(now - q->t_arrival_ns));
+				} else if (s->cfg.obs.inter_token) {
+					s->cfg.obs.inter_token(s->cfg.obs.arg, secs(now - q->t_last_ns));
+				}
+				q->t_last_ns = now;
+			}
+			if (s->cfg.obs.step) s->cfg.obs.step(s->cfg.obs.arg, n, tokens);
+		}
+
+		pthread_mutex_lock(&s->mu);
+		if (rc == ENGINE_OK) {
+			s->stats.steps_total++;
+			s->stats.step_tokens_total += (uint64_t)tokens;
+			s->stats.step_seqs_total += (uint64_t)n;
+			for (int k = 0; k < n; k++) {
+				sched_req *q = s->item_req[k];
+				if (!s->items[k].logits) continue;
+				if (q->n_gen == 1) s->stats.prompt_tokens_total += (uint64_t)q->n_prompt;
+				s->stats.generation_tokens_total++;
+				q->n_out = q->n_gen;
+				if (fin[k] != SCHED_RUNNING) finish_locked(s, q, fin[k], stop_ids[k]);
+			}
+		} else if (rc == ENGINE_NO_BLOCKS) {
+			/* The accounting above should prevent this; recover by preempting. */
+			log_ratelimited(LOG_WARN, "engine step: %s", err);
+			if (s->running.n > 1) preempt_locked(s, s->running.tail);
+			else if (s->running.head) finish_locked(s, s->running.head, SCHED_LENGTH, -1);
+		} else {
+			log_error("engine step failed: %s; the engine is out of service", err);
+			s->stats.broken = 1;
+			fail_all_locked(s, SCHED_ERROR);
+		}
+		refresh_stats_locked(s);
+		pthread_mutex_unlock(&s->mu);
+		if (s->cfg.notify) s->cfg.notify(s->cfg.notify_arg);
+		pthread_mutex_lock(&s->mu);
+	}
+	pthread_mutex_unlock(&s->mu);
+	return NULL;
+}
+
+/* ------------------------------------------------------------ public */
+
+sched *sched_new(engine *e, const sched_config *cfg, char *err, size_t errlen)
+{
+	const engine_options *eo = engine_get_options(e);
+	sched *s = calloc(1, sizeof *s);
+	if (!s) { snprintf(err, errlen, "out of memory"); return NULL; }
+	s->e = e;
+	s->kv = engine_kv_cache(e);
+	s->cfg = *cfg;
+	s->vocab = engine_vocab(e);
+	s->gen = &engine_model(e)->gen;
+	if (s->cfg.max_num_seqs <= 0 || s->cfg.max_num_seqs > eo->max_seqs) s->cfg.max_num_seqs = eo->max_seqs;
+	if (s->cfg.max_num_seqs > 512) s->cfg.max_num_seqs = 512;   /* the per-step arrays of sched_main */
+	if (eo->max_logits_rows > 0 && s->cfg.max_num_seqs > eo->max_logits_rows) s->cfg.max_num_seqs = eo->max_logits_rows;
+	if (s->cfg.max_batched_tokens <= 0 || s->cfg.max_batched_tokens > eo->max_batch_tokens)
+		s->cfg.max_batched_tokens = eo->max_batch_tokens;
+	if (s->cfg.max_waiting <= 0) s->cfg.max_waiting = 1024;
+	s->max_model_len = eo->max_model_len;
+	if (s->cfg.max_model_len > 0 && s->cfg.max_model_len < s->max_model_len) s->max_model_len = s->cfg.max_model_len;
+	/* A sequence must fit in the whole cache. */
+	int cache_tokens = kv_cache_total_blocks(s->kv) * KV_BLOCK_TOKENS;
+	if (s->max_model_len > cache_tokens) s->max_model_len = cache_tokens;
+	s->smp = sampler_new((size_t)s->vocab);
+	s->logits = malloc((size_t)s->cfg.max_num_seqs * (size_t)s->vocab * sizeof(float));
+	/* Items: one per running sequence. */
+	s->items = calloc((size_t)s->cfg.max_num_seqs, sizeof *s->items);
+	s->item_req = calloc((size_t)s->cfg.max_num_seqs, sizeof *s->item_req);
+	if (!s->smp || !s->logits || !s->items || !s->item_req) {
+		snprintf(err, errlen, "out of memory for the scheduler's buffers");
+		sched_free(s);
+		return NULL;
+	}
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&s->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	refresh_stats_locked(s);
+	int rc = pthread_create(&s->thread, NULL, sched_main, s);
+	if (rc != 0) {
+		snprintf(err, errlen, "cannot start the scheduler thread: %s", strerror(rc));
+		pthread_mutex_destroy(&s->mu);
+		pthread_cond_destroy(&s->cv);
+		s->started = 0;
+		free(s->logits); free(s->items); free(s->item_req); sampler_free(s->smp); free(s);
+		return NULL;
+	}
+	s->started = 1;
+	return s;
+}
+
+void sched_free(sched *s)
+{
+	if (!s) return;
+	if (s->started) {
+		pthread_mutex_lock(&s->mu);
+		s->stop = 1;
+		pthread_cond_signal(&s->cv);
+		pthread_mutex_unlock(&s->mu);
+		pthread_join(s->thread, NULL);
+		pthread_mutex_lock(&s->mu);
+		fail_all_locked(s, SCHED_ABORT);
+		pthread_mutex_unlock(&s->mu);
+		pthread_mutex_destroy(&s->mu);
+		pthread_cond_destroy(&s->cv);
+	}
+	sampler_free(s->smp);
+	free(s->logits);
+	free(s->items);
+	free(s->item_req);
+	free(s);
+}
+
+sched_req *sched_submit(sched *s, const int32_t *tokens, int n, const sched_params *p, void *user,
+			int *busy, char *err, size_t errlen)
+{
+	if (busy) *busy = 0;
+	if (n < 1) { snprintf(err, errlen, "the prompt is empty"); return NULL; }
+	if (p->max_tokens < 1) { snprintf(err, errlen, "max_tokens must be at least 1"); return NULL; }
+	if (n >= s->max_model_len) {
+		snprintf(err, errlen, "the prompt (%d tokens) does not fit the context of %d tokens", n, s->max_model_len);
+		return NULL;
+	}
+	for (int i = 0; i < n; i++)
+		if (tokens[i] < 0 || tokens[i] >= s->vocab) {
+			snprintf(err, errlen, "token id %d is out of vocabulary (0..%d)", (int)tokens[i], s->vocab - 1);
+			return NULL;
+		}
+	int max_tokens = MIN(p->max_tokens, s->max_model_len - n);
+	sched_req *q = calloc(1, sizeof *q);
+	if (!q) { snprintf(err, errlen, "out of memory"); return NULL; }
+	q->p = *p;
+	q->p.max_tokens = max_tokens;
+	q->p.sp.banned_ids = NULL;
+	q->p.sp.n_banned = 0;
+	if (q->p.n_stop_ids > SCHED_MAX_STOP_IDS) q->p.n_stop_ids = SCHED_MAX_STOP_IDS;
+	q->top_k = p->logprobs > 0 ? MIN(p->logprobs, SAMPLER_MAX_TOP_LOGPROBS) : 0;
+	q->tokens = malloc((size_t)(n + max_tokens) * sizeof *q->tokens);
+	q->out = calloc((size_t)max_tokens, sizeof *q->out);
+	q->top = q->top_k ? malloc((size_t)max_tokens * (size_t)q->top_k * sizeof *q->top) : NULL;
+	if (!q->tokens || !q->out || (q->top_k && !q->top)) {
+		req_free(q);
+		snprintf(err, errlen, "out of memory for a request of %d tokens", n + max_tokens);
+		return NULL;
+	}
+	memcpy(q->tokens, tokens, (size_t)n * sizeof *tokens);
+	q->n_prompt = n;
+	q->user = user;
+	q->seq = -1;
+	q->stop_id = -1;
+	if (p->has_seed) sampler_rng_seed(&q->rng, p->seed);
+	else sampler_rng_seed_random(&q->rng);
+	q->t_arrival_ns = time_mono_ns();
+	q->refs = 2;
+
+	pthread_mutex_lock(&s->mu);
+	if (s->stats.broken) {
+		pthread_mutex_unlock(&s->mu);
+		req_free(q);
+		snprintf(err, errlen, "the engine is out of service");
+		if (busy) *busy = 1;
+		return NULL;
+	}
+	if (s->waiting.n >= s->cfg.max_waiting) {
+		pthread_mutex_unlock(&s->mu);
+		req_free(q);
+		snprintf(err, errlen, "the server is overloaded: %d requests are waiting", s->cfg.max_waiting);
+		if (busy) *busy = 1;
+		return NULL;
+	}
+	list_push_tail(&s->waiting, q);
+	q->where = WHERE_WAITING;
+	s->stats.waiting = s->waiting.n;
+	pthread_cond_signal(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+	return q;
+}
+
+void sched_progress(sched *s, sched_req *q, int *n_out, sched_finish *finish, int32_t *stop_id)
+{
+	pthread_mutex_lock(&s->mu);
+	*n_out = q->n_out;
+	*finish = q->finish;
+	if (stop_id) *stop_id = q->stop_id;
+	pthread_mutex_unlock(&s->mu);
+}
+
+const sched_token *sched_req_token(const sched_req *q, int i) { return &q->out[i]; }
+const sampler_logprob *sched_req_top(const sched_req *q, int i)
+{
+	return q->top ? q->top + (size_t)i * q->top_k : NULL;
+}
+void *sched_req_user(const sched_req *q) { return q->user; }
+int sched_req_prompt_len(const sched_req *q) { return q->n_prompt; }
+
+void sched_finish_req(sched *s, sched_req *q, sched_finish why)
+{
+	pthread_mutex_lock(&s->mu);
+	if (q->finish == SCHED_RUNNING) {
+		if (q->where == WHERE_WAITING) {
+			finish_locked(s, q, why, -1);
+		} else if (q->cancel == SCHED_RUNNING) {
+			q->cancel = why;
+			pthread_cond_signal(&s->cv);
+		}
+	}
+	pthread_mutex_unlock(&s->mu);
+}
+
+void sched_release(sched *s, sched_req *q)
+{
+	if (!q) return;
+	pthread_mutex_lock(&s->mu);
+	if (q->finish == SCHED_RUNNING) {
+		if (q->where == WHERE_WAITING) {
+			finish_locked(s, q, SCHED_ABORT, -1);
+		} else if (q->cancel == SCHED_RUNNING) {
+			q->cancel = SCHED_ABORT;
+			pthread_cond_signal(&s->cv);
+		}
+	}
+	req_unref_locked(q);
+	pthread_mutex_unlock(&s->mu);
+}
+
+void sched_get_stats(sched *s, sched_stats *out)
+{
+	pthread_mutex_lock(&s->mu);
+	*out = s->stats;
+	out->running = s->running.n;
+	out->waiting = s->waiting.n;
+	pthread_mutex_unlock(&s->mu);
+}
+
+int sched_max_model_len(const sched *s) { return s->max_model_len; }

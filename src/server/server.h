@@ -1,0 +1,126 @@
+/*
+ * server.h — infergate-server: the OpenAI- and vLLM-compatible model server
+ * on top of the engine (src/infer) and its scheduler (continuous batching).
+ *
+ * Threads: the HTTP loop thread (ev.h + httpd.h) owns every request and never
+ * blocks on the engine; the scheduler thread (scheduler.h) runs the engine
+ * steps; a loader thread reads the model at start-up while /health answers 503.
+ * The scheduler wakes the loop with an ev_async after each step; the loop then
+ * reads every active call's new tokens (sched_progress) and writes them out.
+ *
+ * Files: main.c (flags, start, load, shutdown), server_http.c (routing and the
+ * small endpoints), server_openai.c (completions and chat), server_metrics.c
+ * (vLLM's /metrics).
+ */
+#ifndef SERVER_SERVER_H
+#define SERVER_SERVER_H
+
+#include <pthread.h>
+#include <stdint.h>
+#include "core/buf.h"
+#include "core/ev.h"
+#include "core/httpd.h"
+#include "core/prom.h"
+#include "infer/engine.h"
+#include "infer/scheduler.h"
+#include "infer/tokenizer.h"
+#include "weights/cache.h"
+
+#define SERVER_VERSION "0.1.0+infergate"
+#define SERVER_MAX_CHOICES 128       /* n x prompts per request */
+#define SERVER_MAX_STOPS 16          /* stop strings per request */
+#define SERVER_MAX_STOP_BYTES 256
+
+typedef struct server_opts {
+	const char *model;               /* folder or URL (hf://, http(s)://, s3://, gs://) */
+	const char *served_name;         /* default: model as given */
+	const char *host;                /* default 0.0.0.0, as vLLM */
+	int port;                        /* 0 = any (printed) */
+	int max_num_seqs;
+	int max_model_len;
+	int num_kv_blocks;
+	uint64_t kv_cache_bytes;
+	int threads;
+	int max_num_batched_tokens;
+	int prefix_caching;              /* 1 (default) */
+	int max_waiting;                 /* queued requests before 503 */
+	const char *cache_dir;
+	uint64_t cache_capacity_bytes;
+	int offline;
+	const char *kernels;
+	uint64_t shutdown_grace_ms;
+	uint64_t load_delay_ms;          /* test hook: sleep before loading */
+	int disable_log_requests;
+} server_opts;
+
+typedef struct server_metrics {
+	prom_registry *reg;
+	prom_series *running, *waiting, *kv_usage, *prefix_queries, *prefix_hits, *prompt_tokens,
+		*generation_tokens, *preemptions, *success[5], *ttft, *itl, *tpot, *e2e, *queue,
+		*steps, *step_seqs, *step_tokens, *batch_size;
+	prom_family *cache_info;
+	sched_stats exported;            /* counters already added */
+} server_metrics;
+
+typedef struct srv_call srv_call;
+
+typedef struct server {
+	server_opts o;
+	ev_loop *loop;
+	httpd *http;
+	int port;
+	/* lifecycle (loop thread) */
+	int ready;                       /* model loaded, scheduler running */
+	int draining;                    /* SIGTERM seen */
+	int exit_code;
+	uint64_t drain_deadline_ms, drain_timer;
+	/* loading */
+	pthread_t loader;
+	int loader_started;
+	ev_async *loaded_async;          /* the loader is done */
+	ev_async *step_async;            /* the scheduler produced output */
+	char load_err[1024];
+	int load_ok;
+	weights_cache *wcache;
+	char model_dir[4096];
+	engine *e;
+	tokenizer *tok;
+	int chat_ok;                     /* the chat template is Gemma 3's */
+	char chat_err[256];
+	sched *sc;
+	int max_model_len;               /* effective */
+	int primary_eos;                 /* stop_reason null for this id */
+	/* requests */
+	srv_call *calls;                 /* active completion calls (doubly linked) */
+	size_t n_calls;
+	server_metrics m;
+	buf scratch, event;
+	uint64_t id_seq, id_salt;
+	int64_t created_s;
+} server;
+
+/* server_http.c */
+void server_on_request(httpd_req *r, void *arg);
+void server_respond_json(httpd_req *r, int status, buf *body);
+
+/* server_openai.c */
+void server_openai_handle(server *s, httpd_req *r, int chat);
+/* Reads new output of every active call and writes it out (loop thread). */
+void server_openai_progress(server *s);
+/* Ends every active call now (shutdown past its grace): streams get an error
+ * event and [DONE], others a 503. */
+void server_openai_abort_all(server *s, const char *why);
+/* Renders a chat request's messages into token ids (for /tokenize too).
+ * Returns the count, or -1 with a message in err. *ids is malloc'd. */
+long server_chat_tokens(server *s, const void *messages_json, int add_generation_prompt,
+			int continue_final_message, int32_t **ids, char *err, size_t errlen);
+long server_text_tokens(server *s, const char *text, size_t len, int add_bos, int32_t **ids,
+			char *err, size_t errlen);
+
+/* server_metrics.c */
+int server_metrics_init(server *s);
+void server_metrics_loaded(server *s);       /* cache_config_info, after the load */
+void server_metrics_observer(server *s, sched_observer *o);
+void server_metrics_deinit(server *s);
+
+#endif

@@ -1,0 +1,228 @@
+/*
+ * server_http.c — routing and the small endpoints of infergate-server:
+ * /health, /v1/models, /version, /metrics, /tokenize, /detokenize. The
+ * completion endpoints are in server_openai.c.
+ *
+ * /health is 503 while the model loads, while draining after SIGTERM and when
+ * the engine failed; 200 with an empty body otherwise, as vLLM answers.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "core/json.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "server/server.h"
+
+#define SMALL_BODY_MAX (8u << 20)
+
+void server_respond_json(httpd_req *r, int status, buf *body)
+{
+	httpd_respond(r, status, "application/json", NULL, buf_rptr(body), buf_rlen(body));
+}
+
+static int method_or_405(httpd_req *r, const char *m)
+{
+	if (httpd_method_is(r, m) || (!strcmp(m, "GET") && httpd_method_is(r, "HEAD"))) return 1;
+	httpd_error(r, 405, "Method Not Allowed", NULL);
+	return 0;
+}
+
+static int engine_broken(server *s)
+{
+	if (!s->sc) return 0;
+	sched_stats st;
+	sched_get_stats(s->sc, &st);
+	return st.broken;
+}
+
+static void handle_health(server *s, httpd_req *r)
+{
+	int ok = s->ready && !s->draining && !engine_broken(s);
+	httpd_respond(r, ok ? 200 : 503, NULL, NULL, "", 0);
+}
+
+static void handle_models(server *s, httpd_req *r)
+{
+	json_w w;
+	buf_reset(&s->scratch);
+	jw_init(&w, &s->scratch);
+	jw_obj_begin(&w);
+	jw_key(&w, "object"); jw_str(&w, "list");
+	jw_key(&w, "data"); jw_arr_begin(&w);
+	jw_obj_begin(&w);
+	jw_key(&w, "id"); jw_str(&w, s->o.served_name);
+	jw_key(&w, "object"); jw_str(&w, "model");
+	jw_key(&w, "created"); jw_int(&w, s->created_s);
+	jw_key(&w, "owned_by"); jw_str(&w, "vllm");
+	jw_key(&w, "root"); jw_str(&w, s->o.model);
+	jw_key(&w, "parent"); jw_null(&w);
+	jw_key(&w, "max_model_len"); jw_int(&w, s->max_model_len);
+	jw_key(&w, "permission"); jw_arr_begin(&w); jw_arr_end(&w);
+	jw_obj_end(&w);
+	jw_arr_end(&w);
+	jw_obj_end(&w);
+	server_respond_json(r, 200, &s->scratch);
+}
+
+static void handle_metrics(server *s, httpd_req *r)
+{
+	buf_reset(&s->scratch);
+	if (prom_write(s->m.reg, &s->scratch) < 0) {
+		httpd_error(r, 500, "The metrics output is too large.", NULL);
+		return;
+	}
+	httpd_respond(r, 200, PROM_CONTENT_TYPE, NULL, buf_rptr(&s->scratch), buf_rlen(&s->scratch));
+}
+
+/* Parses the JSON body; answers 400 itself and returns NULL when it is bad. */
+static json_doc *parse_body(httpd_req *r)
+{
+	size_t len;
+	const char *body = httpd_body(r, &len);
+	json_error jerr;
+	char msg[256];
+	if (len > SMALL_BODY_MAX) { httpd_error(r, 413, "The request body is too large.", NULL); return NULL; }
+	json_doc *doc = json_parse(body, len, 64, &jerr);
+	if (!doc) {
+		snprintf(msg, sizeof msg, "Invalid JSON at line %u column %u: %s", jerr.line, jerr.col, jerr.msg);
+		httpd_error(r, 400, msg, NULL);
+		return NULL;
+	}
+	if (!json_is(json_root(doc), JSON_OBJECT)) {
+		httpd_error(r, 400, "The request body must be a JSON object.", NULL);
+		json_doc_free(doc);
+		return NULL;
+	}
+	return doc;
+}
+
+/* A model field, when present, must name the served model: else 404. */
+static int check_model(server *s, httpd_req *r, const json_val *root)
+{
+	const json_val *m = json_get(root, "model");
+	if (!m || json_is(m, JSON_NULL)) return 0;
+	char msg[512];
+	if (!json_is(m, JSON_STRING)) { httpd_error(r, 400, "model: Input should be a valid string", "model"); return -1; }
+	if (strcmp(m->u.str.s, s->o.served_name) != 0) {
+		snprintf(msg, sizeof msg, "The model `%.300s` does not exist.", m->u.str.s);
+		httpd_error(r, 404, msg, "model");
+		return -1;
+	}
+	return 0;
+}
+
+static void handle_tokenize(server *s, httpd_req *r)
+{
+	json_doc *doc = parse_body(r);
+	if (!doc) return;
+	const json_val *root = json_root(doc);
+	char err[512];
+	int32_t *ids = NULL;
+	long n;
+	if (check_model(s, r, root) < 0) goto out;
+	const json_val *prompt = json_get(root, "prompt"), *messages = json_get(root, "messages");
+	if (json_is(messages, JSON_ARRAY)) {
+		int agp = json_bool(json_get(root, "add_generation_prompt"), 1);
+		int cfm = json_bool(json_get(root, "continue_final_message"), 0);
+		if (agp && cfm && json_get(root, "add_generation_prompt")) {
+			httpd_error(r, 400, "Cannot set both `continue_final_message` and `add_generation_prompt` to True.", NULL);
+			goto out;
+		}
+		if (cfm) agp = 0;
+		n = server_chat_tokens(s, messages, agp, cfm, &ids, err, sizeof err);
+	} else if (json_is(prompt, JSON_STRING)) {
+		int add = json_bool(json_get(root, "add_special_tokens"), 1);
+		n = server_text_tokens(s, prompt->u.str.s, prompt->u.str.len, add, &ids, err, sizeof err);
+	} else {
+		httpd_error(r, 400, "Either `prompt` (a string) or `messages` (a list) is required.", NULL);
+		goto out;
+	}
+	if (n < 0) { httpd_error(r, 400, err, NULL); goto out; }
+	json_w w;
+	buf_reset(&s->scratch);
+	jw_init(&w, &s->scratch);
+	jw_obj_begin(&w);
+	jw_key(&w, "count"); jw_int(&w, n);
+	jw_key(&w, "max_model_len"); jw_int(&w, s->max_model_len);
+	jw_key(&w, "tokens"); jw_arr_begin(&w);
+	for (long i = 0; i < n; i++) jw_int(&w, ids[i]);
+	jw_arr_end(&w);
+	jw_key(&w, "token_strs"); jw_null(&w);
+	jw_obj_end(&w);
+	server_respond_json(r, 200, &s->scratch);
+out:
+	free(ids);
+	json_doc_free(doc);
+}
+
+static void handle_detokenize(server *s, httpd_req *r)
+{
+	json_doc *doc = parse_body(r);
+	if (!doc) return;
+	const json_val *root = json_root(doc), *toks = json_get(root, "tokens");
+	int64_t id;
+	int32_t one;
+	buf text;
+	buf_init(&text, 64u << 20);
+	if (check_model(s, r, root) < 0) goto out;
+	if (!json_is(toks, JSON_ARRAY)) { httpd_error(r, 400, "tokens: Field required (a list of token ids)", "tokens"); goto out; }
+	for (size_t i = 0; i < json_count(toks); i++) {
+		if (json_int64(json_at(toks, i), &id) < 0 || id < 0 || id >= (int64_t)tokenizer_vocab_size(s->tok)) {
+			httpd_error(r, 400, "tokens: each token id must be an integer in the vocabulary", "tokens");
+			goto out;
+		}
+		one = (int32_t)id;
+		if (tokenizer_decode(s->tok, &one, 1, 0, &text) < 0) {
+			httpd_error(r, 400, "The text is too large.", "tokens");
+			goto out;
+		}
+	}
+	json_w w;
+	buf_reset(&s->scratch);
+	jw_init(&w, &s->scratch);
+	jw_obj_begin(&w);
+	jw_key(&w, "prompt"); jw_strn(&w, buf_rptr(&text), buf_rlen(&text));
+	jw_obj_end(&w);
+	server_respond_json(r, 200, &s->scratch);
+out:
+	buf_free(&text);
+	json_doc_free(doc);
+}
+
+void server_on_request(httpd_req *r, void *arg)
+{
+	server *s = arg;
+	const char *path = httpd_path(r);
+	if (!strcmp(path, "/health") || !strcmp(path, "/ping")) {
+		if (method_or_405(r, "GET")) handle_health(s, r);
+		return;
+	}
+	if (!strcmp(path, "/metrics")) {
+		if (method_or_405(r, "GET")) handle_metrics(s, r);
+		return;
+	}
+	if (!strcmp(path, "/version")) {
+		static const char v[] = "{\"version\":\"" SERVER_VERSION "\"}";
+		if (method_or_405(r, "GET")) httpd_respond(r, 200, "application/json", NULL, v, sizeof v - 1);
+		return;
+	}
+	int known = !strcmp(path, "/v1/chat/completions") || !strcmp(path, "/v1/completions") ||
+		    !strcmp(path, "/v1/models") || !strcmp(path, "/tokenize") || !strcmp(path, "/detokenize");
+	if (!known) { httpd_error(r, 404, "Not Found", NULL); return; }
+	if (s->draining) { httpd_error(r, 503, "The server is shutting down.", NULL); return; }
+	if (!s->ready) { httpd_error(r, 503, "The model is still loading.", NULL); return; }
+	if (engine_broken(s)) { httpd_error(r, 503, "The engine is out of service.", NULL); return; }
+	if (!strcmp(path, "/v1/chat/completions")) {
+		if (method_or_405(r, "POST")) server_openai_handle(s, r, 1);
+	} else if (!strcmp(path, "/v1/completions")) {
+		if (method_or_405(r, "POST")) server_openai_handle(s, r, 0);
+	} else if (!strcmp(path, "/v1/models")) {
+		if (method_or_405(r, "GET")) handle_models(s, r);
+	} else if (!strcmp(path, "/tokenize")) {
+		if (method_or_405(r, "POST")) handle_tokenize(s, r);
+	} else {
+		if (method_or_405(r, "POST")) handle_detokenize(s, r);
+	}
+}
