@@ -541,13 +541,43 @@ static int read_passthrough(node *nd, char *out, size_t len, uint64_t off)
 	return rc;
 }
 
-static int op_read(const char *path, char *out, size_t size, off_t off_s, struct fuse_file_info *fi)
+/* Waits until [off, off+len) of nd is in the cache file. Returns the fd to read
+ * it from (>= 0), READ_FROM_SOURCE when the node does not fit the cache, or -errno. */
+#define READ_FROM_SOURCE (-100000)
+static int wait_range(node *nd, uint64_t off, size_t len);
+
+static int op_read_buf(const char *path, struct fuse_bufvec **bufp, size_t size, off_t off_s,
+		       struct fuse_file_info *fi)
 {
 	node *nd = (node *)(uintptr_t)fi->fh;
 	if (!nd || off_s < 0) return -EIO;
 	uint64_t off = (uint64_t)off_s;
-	if (off >= nd->f.size || size == 0) return 0;
-	size_t len = (size_t)MIN((uint64_t)size, nd->f.size - off);
+	size_t len = off >= nd->f.size ? 0 : (size_t)MIN((uint64_t)size, nd->f.size - off);
+	struct fuse_bufvec *bv = malloc(sizeof *bv);
+	if (!bv) return -ENOMEM;
+	*bv = FUSE_BUFVEC_INIT(len);
+	if (len == 0) { *bufp = bv; return 0; }
+	int fd = wait_range(nd, off, len);
+	if (fd >= 0) {
+		/* libfuse splices or reads straight from the cache file. */
+		bv->buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+		bv->buf[0].fd = fd;
+		bv->buf[0].pos = (off_t)off;
+		*bufp = bv;
+		return 0;
+	}
+	if (fd != READ_FROM_SOURCE) { free(bv); return fd; }
+	char *mem = malloc(len);
+	int rc = mem ? read_passthrough(nd, mem, len, off) : -ENOMEM;
+	if (rc < 0) { free(mem); free(bv); return rc; }
+	bv->buf[0].mem = mem;
+	bv->buf[0].size = (size_t)rc;
+	*bufp = bv; /* libfuse frees mem and bv after replying */
+	return 0;
+}
+
+static int wait_range(node *nd, uint64_t off, size_t len)
+{
 	pthread_mutex_lock(&g.mu);
 	if (nd->state == NODE_NONE) {
 		int e = ensure_locked(nd);
@@ -556,7 +586,7 @@ static int op_read(const char *path, char *out, size_t size, off_t off_s, struct
 	nd->last_used_ms = time_mono_ms();
 	if (nd->state == NODE_PASSTHROUGH) {
 		pthread_mutex_unlock(&g.mu);
-		return read_passthrough(nd, out, len, off);
+		return READ_FROM_SOURCE;
 	}
 	/* Wait until the chunks [first, last] have arrived, bounded by the stall
 	 * budget of the download (no chunk for that long: give up with EIO). */
@@ -586,6 +616,19 @@ static int op_read(const char *path, char *out, size_t size, off_t off_s, struct
 				nd->err[0] ? nd->err : "the download stalled");
 		return rc;
 	}
+	return fd;
+}
+
+static int op_read(const char *path, char *out, size_t size, off_t off_s, struct fuse_file_info *fi)
+{
+	node *nd = (node *)(uintptr_t)fi->fh;
+	if (!nd || off_s < 0) return -EIO;
+	uint64_t off = (uint64_t)off_s;
+	if (off >= nd->f.size || size == 0) return 0;
+	size_t len = (size_t)MIN((uint64_t)size, nd->f.size - off);
+	int fd = wait_range(nd, off, len);
+	if (fd == READ_FROM_SOURCE) return read_passthrough(nd, out, len, off);
+	if (fd < 0) return fd;
 	size_t got = 0;
 	while (got < len) {
 		ssize_t k = pread(fd, out + got, len - got, (off_t)(off + got));
@@ -624,6 +667,7 @@ static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 	cfg->entry_timeout = cfg->attr_timeout = g.ttl_s > 0 ? g.ttl_s : 3600;
 	cfg->negative_timeout = 1;
 	conn->max_readahead = 1u << 20;
+	conn->want |= conn->capable & (FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
 	return NULL;
 }
 
@@ -633,6 +677,7 @@ static const struct fuse_operations ops = {
 	.readdir = op_readdir,
 	.open = op_open,
 	.read = op_read,
+	.read_buf = op_read_buf,
 	.release = op_release,
 	.statfs = op_statfs,
 	.create = op_erofs_create,
