@@ -39,7 +39,7 @@ typedef struct run_state {
 	float *att;      /* [rows][heads*D] attention output */
 	float *hb, *hb2; /* [rows][I] gate, up */
 	float *rope;     /* [rows][2 kinds][cos D/2 | sin D/2] */
-	float *scores;   /* [threads][max_model_len] */
+	float *scores;   /* [4 x threads][max_model_len]: one row per chunk of a job */
 	float *xl;       /* [logit rows][H] final-normed rows */
 	float *logits;   /* [logit rows][V] */
 	int *row_pos, *row_item;   /* [rows] */
@@ -362,7 +362,7 @@ static int state_alloc(run_state *s, const model_config *c, const engine_options
 	s->att = calloc(R * qd, 4);
 	s->hb = calloc(R * (size_t)c->intermediate, 4); s->hb2 = calloc(R * (size_t)c->intermediate, 4);
 	s->rope = calloc(R * 2 * D, 4);
-	s->scores = calloc((size_t)threads * (size_t)o->max_model_len, 4);
+	s->scores = calloc((size_t)threads * 4 * (size_t)o->max_model_len, 4);   /* one per chunk (pool.h) */
 	s->xl = calloc(L * H, 4);
 	s->logits = calloc(L * (size_t)c->vocab, 4);
 	s->row_pos = calloc(R, sizeof(int)); s->row_item = calloc(R, sizeof(int));

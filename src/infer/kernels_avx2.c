@@ -11,6 +11,7 @@
 #include "infer/kernels.h"
 
 #define AI static inline __attribute__((always_inline))
+#define PREFETCH_TILES 4   /* weight tiles ahead: rows are short streams the hardware prefetcher does not ramp up on */
 
 AI __m256 load_w(const char *p, const int wt)
 {
@@ -60,7 +61,9 @@ AI void tile(float *out, size_t ldo, const float *x, size_t ldx, const char *w, 
 		for (int b = 0; b < NB; b++) xv[b] = _mm256_loadu_ps(x + b * ldx + i);
 #pragma GCC unroll 4
 		for (int a = 0; a < NO; a++) {
-			__m256 wv = load_w(w + a * wrow_bytes + (size_t)i * esz, wt);
+			const char *wp = w + a * wrow_bytes + (size_t)i * esz;
+			if ((i & 15) == 0) _mm_prefetch(wp + PREFETCH_TILES * NO * wrow_bytes, _MM_HINT_T0);
+			__m256 wv = load_w(wp, wt);
 #pragma GCC unroll 2
 			for (int b = 0; b < NB; b++) acc[a][b] = _mm256_fmadd_ps(wv, xv[b], acc[a][b]);
 		}

@@ -12,6 +12,9 @@
 #include "infer/kernels.h"
 
 #define AI static inline __attribute__((always_inline))
+#ifndef PREFETCH_TILES
+#define PREFETCH_TILES 4   /* weight tiles ahead: rows are short streams the hardware prefetcher does not ramp up on */
+#endif
 
 AI __m512 load_w(const char *p, const int wt, __mmask16 m, const int masked)
 {
@@ -39,7 +42,9 @@ AI void tile(float *out, size_t ldo, const float *x, size_t ldx, const char *w, 
 		for (int b = 0; b < NB; b++) xv[b] = _mm512_loadu_ps(x + b * ldx + i);
 #pragma GCC unroll 4
 		for (int a = 0; a < NO; a++) {
-			__m512 wv = load_w(w + a * wrow_bytes + (size_t)i * esz, wt, 0, 0);
+			const char *wp = w + a * wrow_bytes + (size_t)i * esz;
+			_mm_prefetch(wp + PREFETCH_TILES * NO * wrow_bytes, _MM_HINT_T0);
+			__m512 wv = load_w(wp, wt, 0, 0);
 #pragma GCC unroll 4
 			for (int b = 0; b < NB; b++) acc[a][b] = _mm512_fmadd_ps(wv, xv[b], acc[a][b]);
 		}

@@ -1,26 +1,31 @@
 /*
  * pool.c — the forward pass's thread team (see pool.h).
  *
- * A job is published by bumping `gen` under the mutex; workers that are
- * spinning see the new generation at once, sleeping ones are woken by the
- * broadcast. Each worker decrements `pending` when done; the last one wakes
- * the caller if it went to sleep. Spinning is bounded (SPIN_ROUNDS pauses).
+ * A job is published in `claim` = (generation << 32 | next chunk) after its
+ * fn, ctx and n_chunks are written; threads claim chunks by compare-and-swap
+ * on `claim`, so a thread that arrives late finds the job finished (or takes
+ * part in the next one) and never runs a chunk twice. `gen` wakes sleeping
+ * workers; `done` counts finished chunks, and the thread finishing the last
+ * one wakes the caller if it went to sleep. Spinning is bounded.
  */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include "infer/pool.h"
 
-enum { SPIN_ROUNDS = 20000, MAX_THREADS = 256 };
+enum { SPIN_ROUNDS = 20000, MAX_THREADS = 256, CHUNKS_PER_THREAD = 4 };
 
-struct worker { pool *p; int index; pthread_t tid; };
+struct worker { pool *p; pthread_t tid; };
 
 struct pool {
 	int n;                          /* threads including the caller */
-	pool_fn fn;                     /* current job, written before gen is bumped */
+	pool_fn fn;                     /* current job, written before claim is published */
 	void *ctx;
-	_Atomic unsigned long gen;      /* job generation */
-	_Atomic int pending;            /* workers still running the current job */
+	int n_chunks;
+	_Atomic uint64_t claim;         /* generation << 32 | next unclaimed chunk */
+	_Atomic int done;               /* chunks finished in the current job */
+	_Atomic unsigned long gen;      /* bumped per job, to wake workers */
 	_Atomic int stop;
 	pthread_mutex_t mu;
 	pthread_cond_t job_cv, done_cv;
@@ -33,6 +38,27 @@ static inline void cpu_relax(void)
 #if defined(__x86_64__) || defined(__i386__)
 	__builtin_ia32_pause();
 #endif
+}
+
+/* Claims and runs chunks of the current job until none is left. */
+static void work(pool *p)
+{
+	for (;;) {
+		uint64_t c = atomic_load_explicit(&p->claim, memory_order_acquire);
+		pool_fn fn = p->fn;
+		void *ctx = p->ctx;
+		int n = p->n_chunks;
+		int idx = (int)(uint32_t)c;
+		if (idx >= n) return;
+		if (!atomic_compare_exchange_weak_explicit(&p->claim, &c, c + 1, memory_order_acq_rel, memory_order_relaxed))
+			continue;
+		fn(ctx, idx, n);
+		if (atomic_fetch_add_explicit(&p->done, 1, memory_order_acq_rel) + 1 == n) {
+			pthread_mutex_lock(&p->mu);
+			pthread_cond_signal(&p->done_cv);
+			pthread_mutex_unlock(&p->mu);
+		}
+	}
 }
 
 static void *worker_main(void *arg)
@@ -52,12 +78,7 @@ static void *worker_main(void *arg)
 		}
 		seen = g;
 		if (atomic_load(&p->stop)) return NULL;
-		p->fn(p->ctx, w->index, p->n);
-		if (atomic_fetch_sub_explicit(&p->pending, 1, memory_order_acq_rel) == 1) {
-			pthread_mutex_lock(&p->mu);
-			pthread_cond_signal(&p->done_cv);
-			pthread_mutex_unlock(&p->mu);
-		}
+		work(p);
 	}
 }
 
@@ -76,7 +97,6 @@ pool *pool_new(int n_threads)
 		if (!p->workers) { pool_free(p); return NULL; }
 		for (int i = 0; i < n_threads - 1; i++) {
 			p->workers[i].p = p;
-			p->workers[i].index = i + 1;
 			if (pthread_create(&p->workers[i].tid, NULL, worker_main, &p->workers[i]) != 0) {
 				pool_free(p);
 				return NULL;
@@ -89,24 +109,36 @@ pool *pool_new(int n_threads)
 
 int pool_threads(const pool *p) { return p->n; }
 
-void pool_run(pool *p, pool_fn fn, void *ctx)
+void pool_run_chunks(pool *p, pool_fn fn, void *ctx, int n_chunks)
 {
-	if (p->n == 1) { fn(ctx, 0, 1); return; }
+	if (n_chunks < 1) return;
+	if (p->n == 1) {
+		for (int i = 0; i < n_chunks; i++) fn(ctx, i, n_chunks);
+		return;
+	}
+	uint64_t g = (atomic_load(&p->claim) >> 32) + 1;
 	p->fn = fn;
 	p->ctx = ctx;
-	atomic_store(&p->pending, p->n - 1);
+	p->n_chunks = n_chunks;
+	atomic_store_explicit(&p->done, 0, memory_order_relaxed);
+	atomic_store_explicit(&p->claim, g << 32, memory_order_release);
 	pthread_mutex_lock(&p->mu);
 	atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
 	pthread_cond_broadcast(&p->job_cv);
 	pthread_mutex_unlock(&p->mu);
-	fn(ctx, 0, p->n);
-	for (int spins = 0; atomic_load_explicit(&p->pending, memory_order_acquire) != 0; spins++) {
+	work(p);
+	for (int spins = 0; atomic_load_explicit(&p->done, memory_order_acquire) != n_chunks; spins++) {
 		if (spins < SPIN_ROUNDS) { cpu_relax(); continue; }
 		pthread_mutex_lock(&p->mu);
-		while (atomic_load(&p->pending) != 0) pthread_cond_wait(&p->done_cv, &p->mu);
+		while (atomic_load(&p->done) != n_chunks) pthread_cond_wait(&p->done_cv, &p->mu);
 		pthread_mutex_unlock(&p->mu);
 		break;
 	}
+}
+
+void pool_run(pool *p, pool_fn fn, void *ctx)
+{
+	pool_run_chunks(p, fn, ctx, p->n == 1 ? 1 : p->n * CHUNKS_PER_THREAD);
 }
 
 void pool_free(pool *p)
