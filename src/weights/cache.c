@@ -75,7 +75,7 @@ static int lock_bounded(int fd, int op, int timeout_s, const char *what, int qui
 static int open_lock(const char *dir, const char *name)
 {
 	char p[4400];
-	snprintf(p, sizeof p, "%s/%s", dir, name);
+	snprintf(p, sizeof p, "%.4000s/%.100s", dir, name);
 	return open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 }
 
@@ -226,7 +226,7 @@ static int lock_still_there(int fd, const char *dir, const char *name)
 {
 	char p[4400];
 	struct stat a, b;
-	snprintf(p, sizeof p, "%s/%s", dir, name);
+	snprintf(p, sizeof p, "%.4000s/%.100s", dir, name);
 	return fstat(fd, &a) == 0 && stat(p, &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev;
 }
 
