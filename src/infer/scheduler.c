@@ -25,8 +25,11 @@ enum { WHERE_NONE = 0, WHERE_WAITING, WHERE_RUNNING };
 struct sched_req {
 	sched_params p;
 	void *user;
-	int32_t *tokens;           /* [n_prompt + max_tokens]: prompt, then sampled ids */
-	int n_prompt;
+	int32_t *tokens;           /* [n_prompt + forced + max_tokens]: prompt, then sampled ids */
+	int n_prompt;              /* grows while forced text is replayed */
+	int cap_prompt;            /* room for the prompt and the forced tokens */
+	char *forced;              /* forced text still to replay, or NULL */
+	size_t forced_len, forced_at;
 	sched_token *out;          /* [max_tokens] */
 	sampler_logprob *top;      /* [max_tokens * top_k] or NULL */
 	int top_k;
@@ -101,6 +104,7 @@ static void list_remove(req_list *l, sched_req *q)
 
 static void req_free(sched_req *q)
 {
+	free(q->forced);
 	free(q->tokens);
 	free(q->out);
 	free(q->top);
@@ -302,6 +306,61 @@ static sched_finish sample_one(sched *s, sched_req *q, const float *row, int32_t
 	return SCHED_RUNNING;
 }
 
+/* The bytes a token stands for in text: a byte token its byte, a piece its
+ * text with "\xe2\x96\x81" as a space; special tokens none. Returns the length. */
+static size_t token_bytes(const tokenizer *t, int32_t id, char *out, size_t cap)
+{
+	int b = tokenizer_byte_value(t, id);
+	if (b >= 0) { out[0] = (char)b; return 1; }
+	if (tokenizer_is_special(t, id)) return 0;
+	size_t len = 0, n = 0;
+	const char *p = tokenizer_piece(t, id, &len);
+	if (!p) return 0;
+	for (size_t i = 0; i < len && n < cap; ) {
+		if (i + 3 <= len && (unsigned char)p[i] == 0xE2 && (unsigned char)p[i + 1] == 0x96 &&
+		    (unsigned char)p[i + 2] == 0x81) {
+			out[n++] = ' ';
+			i += 3;
+		} else {
+			out[n++] = p[i++];
+		}
+	}
+	return n;
+}
+
+/* One step of forced replay for q: takes the greedy token into the context if
+ * its bytes begin the rest of the forced text; otherwise encodes the rest and
+ * appends it as prompt to prefill. Returns SCHED_RUNNING, or SCHED_ERROR. */
+static sched_finish forced_step(sched *s, sched_req *q, const float *row)
+{
+	sampler_params greedy;
+	sampler_result res;
+	char bytes[512];
+	sampler_params_default(&greedy);
+	greedy.temperature = 0;
+	if (sampler_sample(s->smp, row, (size_t)s->vocab, &greedy, NULL, -1, &res) < 0) return SCHED_ERROR;
+	size_t left = q->forced_len - q->forced_at;
+	size_t n = token_bytes(s->cfg.tok, res.id, bytes, sizeof bytes);
+	if (n > 0 && n <= left && !memcmp(bytes, q->forced + q->forced_at, n) && q->n_prompt < q->cap_prompt) {
+		q->tokens[q->n_prompt++] = res.id;
+		q->forced_at += n;
+	} else {
+		size_t got = 0;
+		size_t room = (size_t)(q->cap_prompt - q->n_prompt);
+		if (tokenizer_encode(s->cfg.tok, q->forced + q->forced_at, left, 0, q->tokens + q->n_prompt, room, &got) < 0)
+			return SCHED_ERROR;
+		if (got == 0) return SCHED_ERROR;
+		q->n_prompt += (int)got;
+		q->forced_at = q->forced_len;
+	}
+	if (q->forced_at >= q->forced_len) {
+		free(q->forced);
+		q->forced = NULL;
+	}
+	if (q->n_prompt >= s->max_model_len) return SCHED_LENGTH;
+	return SCHED_RUNNING;
+}
+
 static void refresh_stats_locked(sched *s)
 {
 	s->stats.running = s->running.n;
@@ -370,6 +429,10 @@ static void *sched_main(void *arg)
 				fin[k] = SCHED_RUNNING;
 				stop_ids[k] = -1;
 				if (!s->items[k].logits) continue;
+				if (q->forced) {
+					fin[k] = forced_step(s, q, s->items[k].logits);
+					continue;
+				}
 				fin[k] = sample_one(s, q, s->items[k].logits, &stop_ids[k]);
 				if (q->n_gen == 1) {
 					if (s->cfg.obs.first_token) s->cfg.obs.first_token(s->cfg.obs.arg, secs(now - q->t_arrival_ns));
@@ -389,6 +452,10 @@ static void *sched_main(void *arg)
 			for (int k = 0; k < n; k++) {
 				sched_req *q = s->item_req[k];
 				if (!s->items[k].logits) continue;
+				if (q->n_gen == 0) {   /* a forced replay step: no output */
+					if (fin[k] != SCHED_RUNNING) finish_locked(s, q, fin[k], -1);
+					continue;
+				}
 				if (q->n_gen == 1) s->stats.prompt_tokens_total += (uint64_t)q->n_prompt;
 				s->stats.generation_tokens_total++;
 				q->n_out = q->n_gen;
@@ -504,15 +571,25 @@ sched_req *sched_submit(sched *s, const int32_t *tokens, int n, const sched_para
 			return NULL;
 		}
 	int max_tokens = MIN(p->max_tokens, s->max_model_len - n);
+	size_t forced_cap = p->forced_text && p->forced_len && s->cfg.tok ? 3 * p->forced_len + 2 : 0;
+	if (forced_cap > (size_t)s->max_model_len) forced_cap = (size_t)s->max_model_len;
 	sched_req *q = calloc(1, sizeof *q);
 	if (!q) { snprintf(err, errlen, "out of memory"); return NULL; }
+	if (forced_cap) {
+		q->forced = malloc(p->forced_len);
+		if (!q->forced) { free(q); snprintf(err, errlen, "out of memory"); return NULL; }
+		memcpy(q->forced, p->forced_text, p->forced_len);
+		q->forced_len = p->forced_len;
+	}
+	q->cap_prompt = n + (int)forced_cap;
 	q->p = *p;
+	q->p.forced_text = NULL;
 	q->p.max_tokens = max_tokens;
 	q->p.sp.banned_ids = NULL;
 	q->p.sp.n_banned = 0;
 	if (q->p.n_stop_ids > SCHED_MAX_STOP_IDS) q->p.n_stop_ids = SCHED_MAX_STOP_IDS;
 	q->top_k = p->logprobs > 0 ? MIN(p->logprobs, SAMPLER_MAX_TOP_LOGPROBS) : 0;
-	q->tokens = malloc((size_t)(n + max_tokens) * sizeof *q->tokens);
+	q->tokens = malloc((size_t)(q->cap_prompt + max_tokens) * sizeof *q->tokens);
 	q->out = calloc((size_t)max_tokens, sizeof *q->out);
 	q->top = q->top_k ? malloc((size_t)max_tokens * (size_t)q->top_k * sizeof *q->top) : NULL;
 	if (!q->tokens || !q->out || (q->top_k && !q->top)) {

@@ -33,6 +33,7 @@
 #include <stdint.h>
 #include "infer/engine.h"
 #include "infer/sampler.h"
+#include "infer/tokenizer.h"
 
 #define SCHED_MAX_STOP_IDS 32
 
@@ -63,6 +64,7 @@ typedef struct sched_config {
 	int max_batched_tokens;      /* new tokens per step; 0 = the engine's max_batch_tokens */
 	int max_waiting;             /* queued requests before submit refuses; 0 = 1024 */
 	int max_model_len;           /* positions per sequence; 0 = the engine's */
+	const tokenizer *tok;        /* for forced replay; may be NULL */
 	void (*notify)(void *arg);   /* after a step produced output (any thread-safe wake-up) */
 	void *notify_arg;
 	sched_observer obs;
@@ -77,6 +79,15 @@ typedef struct sched_params {
 	int logprobs;                /* -1 none, 0 the sampled token's, K > 0 also the top K */
 	int32_t stop_ids[SCHED_MAX_STOP_IDS];
 	int n_stop_ids;
+	/* Forced greedy replay (needs sched_config.tok): text the sequence must
+	 * continue from, as if the model had written it. While it lasts, each step's
+	 * greedy token is taken into the context (not the output) when its bytes
+	 * begin the rest of the text; at the first mismatch the rest is encoded and
+	 * prefilled. For a greedy request this reproduces exactly the tokens an
+	 * uninterrupted run chose, where re-encoding the text would not (BPE may
+	 * split the same text differently). Copied at submit; NULL = none. */
+	const char *forced_text;
+	size_t forced_len;
 } sched_params;
 
 /* One sampled token. */

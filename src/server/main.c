@@ -207,6 +207,7 @@ static void on_loaded(ev_loop *loop, void *arg)
 		.max_batched_tokens = s->o.max_num_batched_tokens,
 		.max_waiting = s->o.max_waiting,
 		.max_model_len = s->o.max_model_len,
+		.tok = s->tok,
 		.notify = on_step,
 		.notify_arg = s,
 	};

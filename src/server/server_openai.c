@@ -40,6 +40,9 @@ typedef struct choice {
 	size_t echo_len;            /* stop strings are searched after the echo */
 	size_t sent;                /* bytes of text written (stream) */
 	int lp_sent;                /* tokens whose logprobs were written (stream) */
+	int tok_sent;               /* tokens streamed (one chunk per token, as vLLM) */
+	size_t *ends;               /* [max_tokens]: text length after each token */
+	int ends_cap;
 	int64_t lp_offset;          /* text_offset of the next token (completions), code points */
 	int done;
 	sched_finish fin;
@@ -54,6 +57,7 @@ struct srv_call {
 	srv_call *prev, *next;
 	json_doc *doc;
 	int chat, stream, include_usage, echo, include_stop_str;
+	int tokens_as_ids;          /* return_tokens_as_token_ids: "token_id:N" in logprobs */
 	int logprobs;               /* -1 none, 0 the sampled token, K top */
 	const char *stops[SERVER_MAX_STOPS];
 	size_t stop_len[SERVER_MAX_STOPS];
@@ -297,6 +301,7 @@ static int parse_params(server *s, srv_call *c, const json_val *root, params *p,
 	p->sp.logprobs = c->logprobs;
 	if (get_bool(root, "ignore_eos", 0, &p->sp.ignore_eos, e) < 0) return -1;
 	if (get_bool(root, "include_stop_str_in_output", 0, &c->include_stop_str, e) < 0) return -1;
+	if (get_bool(root, "return_tokens_as_token_ids", 0, &c->tokens_as_ids, e) < 0) return -1;
 	if (get_bool(root, "add_generation_prompt", 1, &p->add_generation_prompt, e) < 0) return -1;
 	if (get_bool(root, "continue_final_message", 0, &p->continue_final_message, e) < 0) return -1;
 	if (c->chat && p->add_generation_prompt && p->continue_final_message)
@@ -356,6 +361,7 @@ static void call_free(srv_call *c)
 	for (int i = 0; i < c->n_choices; i++) {
 		if (c->ch[i].q) sched_release(s->sc, c->ch[i].q);
 		buf_free(&c->ch[i].text);
+		free(c->ch[i].ends);
 	}
 	free(c->ch);
 	json_doc_free(c->doc);
@@ -425,15 +431,17 @@ static void choice_take(srv_call *c, choice *ch)
 		int i = ch->n_read;
 		ch->n_tokens = i + 1;
 		/* The stop token itself is not part of the text (vLLM's detokenizer). */
-		if (fin == SCHED_STOP && stop_id >= 0 && i == n_out - 1) continue;
-		size_t before = buf_rlen(&ch->text);
-		if (tok_stream_push(&ch->ts, sched_req_token(ch->q, i)->id, &ch->text) < 0) {
-			ch->done = 1;
-			ch->fin = SCHED_LENGTH;
-			sched_finish_req(c->s->sc, ch->q, SCHED_LENGTH);
-			break;
+		if (!(fin == SCHED_STOP && stop_id >= 0 && i == n_out - 1)) {
+			size_t before = buf_rlen(&ch->text);
+			if (tok_stream_push(&ch->ts, sched_req_token(ch->q, i)->id, &ch->text) < 0) {
+				ch->done = 1;
+				ch->fin = SCHED_LENGTH;
+				sched_finish_req(c->s->sc, ch->q, SCHED_LENGTH);
+			} else if (c->n_stops) {
+				check_stop(c, ch, before);
+			}
 		}
-		if (c->n_stops) check_stop(c, ch, before);
+		if (ch->ends && i < ch->ends_cap) ch->ends[i] = buf_rlen(&ch->text);
 	}
 	if (!ch->done && fin != SCHED_RUNNING && ch->n_read >= n_out) {
 		size_t before = buf_rlen(&ch->text);
@@ -466,11 +474,13 @@ static void write_finish(srv_call *c, choice *ch, json_w *w)
 	else jw_null(w);
 }
 
-/* The text of one token as vLLM reports it in logprobs. */
-static void token_text(server *s, int32_t id, buf *out)
+/* The text of one token as vLLM reports it in logprobs ("token_id:N" with
+ * return_tokens_as_token_ids). */
+static void token_text(srv_call *c, int32_t id, buf *out)
 {
 	buf_reset(out);
-	tokenizer_decode(s->tok, &id, 1, 0, out);
+	if (c->tokens_as_ids) buf_printf(out, "token_id:%d", (int)id);
+	else tokenizer_decode(c->s->tok, &id, 1, 0, out);
 }
 
 static int64_t code_points(const char *p, size_t n)
@@ -490,7 +500,6 @@ static void write_bytes(json_w *w, const char *p, size_t n)
 /* "logprobs" of tokens [from, to) of ch, in the chat or the completions shape. */
 static void write_logprobs(srv_call *c, choice *ch, int from, int to, json_w *w)
 {
-	server *s = c->s;
 	buf t;
 	buf_init(&t, 1 << 20);
 	jw_key(w, "logprobs");
@@ -503,7 +512,7 @@ static void write_logprobs(srv_call *c, choice *ch, int from, int to, json_w *w)
 			const sched_token *tk = sched_req_token(ch->q, i);
 			const sampler_logprob *top = sched_req_top(ch->q, i);
 			jw_obj_begin(w);
-			token_text(s, tk->id, &t);
+			token_text(c, tk->id, &t);
 			jw_key(w, "token"); jw_strn(w, buf_rptr(&t), buf_rlen(&t));
 			jw_key(w, "logprob"); jw_double(w, tk->logprob < -9999.0f ? -9999.0 : tk->logprob);
 			jw_key(w, "bytes"); write_bytes(w, buf_rptr(&t), buf_rlen(&t));
@@ -511,7 +520,7 @@ static void write_logprobs(srv_call *c, choice *ch, int from, int to, json_w *w)
 			jw_arr_begin(w);
 			for (int k = 0; k < tk->n_top && k < c->logprobs; k++) {
 				jw_obj_begin(w);
-				token_text(s, top[k].id, &t);
+				token_text(c, top[k].id, &t);
 				jw_key(w, "token"); jw_strn(w, buf_rptr(&t), buf_rlen(&t));
 				jw_key(w, "logprob"); jw_double(w, top[k].logprob < -9999.0f ? -9999.0 : top[k].logprob);
 				jw_key(w, "bytes"); write_bytes(w, buf_rptr(&t), buf_rlen(&t));
@@ -529,7 +538,7 @@ static void write_logprobs(srv_call *c, choice *ch, int from, int to, json_w *w)
 		int64_t off = ch->lp_offset;
 		for (int i = from; i < to; i++) {
 			jw_int(w, off);
-			token_text(s, sched_req_token(ch->q, i)->id, &t);
+			token_text(c, sched_req_token(ch->q, i)->id, &t);
 			off += code_points(buf_rptr(&t), buf_rlen(&t));
 		}
 		ch->lp_offset = off;
@@ -541,7 +550,7 @@ static void write_logprobs(srv_call *c, choice *ch, int from, int to, json_w *w)
 		jw_key(w, "tokens");
 		jw_arr_begin(w);
 		for (int i = from; i < to; i++) {
-			token_text(s, sched_req_token(ch->q, i)->id, &t);
+			token_text(c, sched_req_token(ch->q, i)->id, &t);
 			jw_strn(w, buf_rptr(&t), buf_rlen(&t));
 		}
 		jw_arr_end(w);
@@ -553,13 +562,13 @@ static void write_logprobs(srv_call *c, choice *ch, int from, int to, json_w *w)
 			int seen = 0;
 			jw_obj_begin(w);
 			for (int k = 0; k < tk->n_top; k++) {
-				token_text(s, top[k].id, &t);
+				token_text(c, top[k].id, &t);
 				jw_keyn(w, buf_rptr(&t), buf_rlen(&t));
 				jw_double(w, top[k].logprob);
 				if (top[k].id == tk->id) seen = 1;
 			}
 			if (!seen) {
-				token_text(s, tk->id, &t);
+				token_text(c, tk->id, &t);
 				jw_keyn(w, buf_rptr(&t), buf_rlen(&t));
 				jw_double(w, tk->logprob);
 			}
@@ -710,13 +719,10 @@ static size_t sendable(srv_call *c, choice *ch)
 	return end < ch->sent ? ch->sent : end;
 }
 
-/* Sends what the choice has new: a content chunk, or the finish chunk. */
-static int send_choice(srv_call *c, choice *ch)
+/* One chunk of a choice: text[sent, end), the logprobs of tokens
+ * [lp_sent, lp_to), and the finish when last. */
+static int send_delta(srv_call *c, choice *ch, size_t end, int lp_to, int last)
 {
-	size_t end = sendable(c, ch);
-	int lp_to = c->logprobs >= 0 ? ch->n_tokens : ch->lp_sent;
-	int last = ch->done && !ch->finish_sent;
-	if (!last && end == ch->sent && lp_to == ch->lp_sent) return 0;
 	json_w w;
 	buf_reset(&c->s->scratch);
 	jw_init(&w, &c->s->scratch);
@@ -747,6 +753,28 @@ static int send_choice(srv_call *c, choice *ch)
 	ch->lp_sent = lp_to;
 	if (last) ch->finish_sent = 1;
 	return send_scratch(c, &w);
+}
+
+/* Sends what the choice has new, one chunk per token as vLLM streams (a token
+ * whose text is empty or held back sends nothing of its own; its text and
+ * logprobs go with the next chunk), then the finish chunk. */
+static int send_choice(srv_call *c, choice *ch)
+{
+	size_t allowed = sendable(c, ch), len = buf_rlen(&ch->text);
+	while (ch->tok_sent < ch->n_tokens) {
+		int j = ch->tok_sent;
+		int last = ch->done && j == ch->n_tokens - 1;
+		size_t e = last ? len : MIN(ch->ends ? ch->ends[j] : len, len);
+		if (e > allowed) break;   /* held back (may start a stop string) */
+		if (e < ch->sent) e = ch->sent;
+		ch->tok_sent = j + 1;
+		int lp_to = c->logprobs >= 0 ? ch->tok_sent : ch->lp_sent;
+		if (last || e > ch->sent || lp_to > ch->lp_sent)
+			if (send_delta(c, ch, e, lp_to, last) < 0) return -1;
+	}
+	if (ch->done && !ch->finish_sent)
+		return send_delta(c, ch, len, c->logprobs >= 0 ? ch->n_tokens : ch->lp_sent, 1);
+	return 0;
 }
 
 static int send_error_event(srv_call *c, int status, const char *msg)
@@ -960,11 +988,38 @@ void server_openai_handle(server *s, httpd_req *r, int chat)
 		}
 		int64_t room = max_len - n;
 		sched_params sp = p.sp;
+		/* A greedy continuation of an assistant message: replay its text as the
+		 * model's own tokens (scheduler.h, forced replay), so the result is the
+		 * one an uninterrupted run gives. */
+		const json_val *last = chat ? json_at(p.messages, json_count(p.messages) - 1) : NULL;
+		const json_val *last_content = json_get(last, "content");
+		if (chat && p.continue_final_message && sp.sp.temperature < 1e-5f && json_count(p.messages) >= 2 &&
+		    json_is(last_content, JSON_STRING) && last_content->u.str.len > 0 &&
+		    !strcmp(json_str(json_get(last, "role"), ""), "assistant")) {
+			json_val head = *p.messages;
+			int32_t *base = NULL;
+			head.u.arr.n--;
+			long nb = server_chat_tokens(s, &head, 1, 0, &base, err, sizeof err);
+			if (nb > 0) {
+				free(ids);
+				ids = base;
+				n = nb;
+				sp.forced_text = last_content->u.str.s;
+				sp.forced_len = last_content->u.str.len;
+			} else {
+				free(base);
+			}
+		}
 		sp.max_tokens = (int)(p.max_tokens >= 1 ? p.max_tokens : chat ? room : MIN(room, 16));
 		c->prompt_tokens += n;
 		for (int64_t k = 0; k < p.n; k++) {
 			choice *ch = &c->ch[pi * (size_t)p.n + (size_t)k];
 			ch->index = (int)(pi * (size_t)p.n + (size_t)k);
+			if (c->stream) {
+				ch->ends_cap = sp.max_tokens;
+				ch->ends = calloc((size_t)sp.max_tokens, sizeof *ch->ends);
+				if (!ch->ends) { fail(&e, 503, NULL, "Out of memory."); goto error; }
+			}
 			ch->prompt_i = (int)pi;
 			tok_stream_init(&ch->ts, s->tok, json_bool(json_get(root, "skip_special_tokens"), 1));
 			if (c->echo) {
