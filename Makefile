@@ -60,7 +60,7 @@ dir_infergate-lab     := lab
 dir_infergate-bench   := bench
 dir_infergate-mkmodel := tools/mkmodel
 dir_infergate-run     := tools/run
-libs_infergate         := -lyaml
+libs_infergate         := -lyaml -lssl -lcrypto
 libs_infergate-sim     := -lyaml
 libs_infergate-server  := -lyaml -lcurl -lcrypto
 libs_infergate-weights := -lyaml -lfuse3 -lcurl -lcrypto
@@ -116,7 +116,7 @@ $(LIBWEIGHTS): $(WEIGHTS_OBJ)
 # Unit tests link both libraries; a test of one module uses what it needs.
 $(B)/tests/%: tests/unit/%.c tests/unit/t.h $(LIBWEIGHTS) $(LIBINFER) $(LIBCORE)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(LIBWEIGHTS) $(LIBINFER) $(LIBCORE) -lyaml -lfuse3 -lcurl -lcrypto $(LDLIBS_BASE)
+	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(LIBWEIGHTS) $(LIBINFER) $(LIBCORE) -lyaml -lfuse3 -lcurl -lssl -lcrypto $(LDLIBS_BASE)
 
 -include $(CORE_OBJ:.o=.d) $(INFER_OBJ:.o=.d) $(WEIGHTS_OBJ:.o=.d) $(foreach p,$(PROGRAMS),$($(p)_OBJ:.o=.d))
 
@@ -126,6 +126,8 @@ $(B)/tests/%: tests/unit/%.c tests/unit/t.h $(LIBWEIGHTS) $(LIBINFER) $(LIBCORE)
 DEB_PKGS := gcc make clang libclang-rt-14-dev libyaml-dev libssl-dev libcurl4-openssl-dev \
             libfuse3-dev fuse3 curl ca-certificates nodejs npm wrk haproxy nginx-light \
             prometheus iproute2 dnsmasq-base python3 python3-torch python3-numpy procps psmisc
+# kubectl (kustomize) for the manifest tests: Debian's, unless one is installed already.
+DEB_PKGS += $(if $(shell command -v kubectl),,kubernetes-client)
 deps:
 	@sh scripts/deps.sh $(DEB_PKGS)
 
