@@ -30,6 +30,9 @@ sim_cleanup() {
 }
 trap sim_cleanup EXIT
 
+# The system python starts in tens of ms; a version-manager shim can take a second.
+if [ -x /usr/bin/python3 ]; then python3() { /usr/bin/python3 "$@"; }; fi
+
 fail() { echo "FAIL: $*"; exit 1; }
 ok() { echo "ok   $*"; }
 
