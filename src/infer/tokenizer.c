@@ -46,11 +46,12 @@ typedef struct tok_piece {
 	uint32_t off, len;
 } tok_piece;
 
-/* piece -> id: the upper half of the piece's hash, checked before the piece
- * itself is read, and the id (-1 empty). */
+/* piece -> id: the piece's 64-bit hash, checked before the piece itself is
+ * read, and the id (-1 empty). */
 typedef struct vocab_slot {
-	uint32_t tag;
+	uint64_t hash;
 	int32_t id;
+	uint32_t unused;
 } vocab_slot;
 
 /* Trie edge: (parent node << 8 | byte) + 1 -> child node. */
@@ -66,6 +67,7 @@ struct tokenizer {
 	tok_piece *pieces;       /* [n_vocab] where each piece is in blob */
 	uint8_t *flags;          /* [n_vocab] TF_* */
 	vocab_slot *vocab_slots; /* open addressing: piece -> id */
+	int hash_collision;      /* two pieces share a 64-bit hash: always compare bytes */
 	size_t vocab_mask;
 	merge_slot *merge_slots;
 	int32_t *merge_result;   /* [merges] id of left + right, by rank */
@@ -200,17 +202,23 @@ static inline int piece_is(const tokenizer *t, int32_t id, const char *s, size_t
 	return p->off != UINT32_MAX && p->len == len && memcmp(t->blob + p->off, s, len) == 0;
 }
 
-int32_t tokenizer_piece_id(const tokenizer *t, const char *piece, size_t len)
+/* The id of the piece with hash h. verify 0 trusts an equal hash (used while
+ * loading, for pieces known to be in the vocabulary, when no two pieces share a
+ * hash): the piece's bytes are then never read, which saves two cache misses. */
+static inline int32_t vocab_find(const tokenizer *t, const char *piece, size_t len, uint64_t h, int verify)
 {
-	uint64_t h = piece_hash(piece, len);
-	uint32_t tag = (uint32_t)(h >> 32);
 	size_t i = (size_t)h & t->vocab_mask;
 	for (;;) {
 		const vocab_slot *v = &t->vocab_slots[i];
 		if (v->id < 0) return -1;
-		if (v->tag == tag && piece_is(t, v->id, piece, len)) return v->id;
+		if (v->hash == h && (!verify || piece_is(t, v->id, piece, len))) return v->id;
 		i = (i + 1) & t->vocab_mask;
 	}
+}
+
+int32_t tokenizer_piece_id(const tokenizer *t, const char *piece, size_t len)
+{
+	return vocab_find(t, piece, len, piece_hash(piece, len), 1);
 }
 
 /* Maps piece -> id, replacing an existing mapping of the same piece. */
@@ -219,15 +227,15 @@ static void vocab_insert(tokenizer *t, int32_t id)
 	size_t len = 0;
 	const char *s = piece_at(t, id, &len);
 	uint64_t h = piece_hash(s, len);
-	uint32_t tag = (uint32_t)(h >> 32);
 	size_t i = (size_t)h & t->vocab_mask;
 	for (;;) {
 		vocab_slot *v = &t->vocab_slots[i];
-		if (v->id < 0 || (v->tag == tag && piece_is(t, v->id, s, len))) {
-			v->tag = tag;
+		if (v->id < 0 || (v->hash == h && piece_is(t, v->id, s, len))) {
+			v->hash = h;
 			v->id = id;
 			return;
 		}
+		if (v->hash == h) t->hash_collision = 1;
 		i = (i + 1) & t->vocab_mask;
 	}
 }
@@ -544,6 +552,83 @@ static int32_t special_id(const tokenizer *t, const json_val *cfg, const char *k
 	return id;
 }
 
+/* Merges: "a b" strings (older files) or [a, b] pairs, ranked by position.
+ * Three lookups per merge (left, right, left + right) dominate the load, so
+ * they go in batches: hash and prefetch a batch's slots, then look them up. */
+#define MERGE_BATCH 16
+typedef struct merge_job {
+	const char *a, *b;
+	size_t alen, blen;
+	uint64_t ha, hb, hab;
+	uint32_t line;
+} merge_job;
+
+static int build_merges(tokenizer *t, const json_val *merges, const char *path, char *err, size_t errlen)
+{
+	merge_job job[MERGE_BATCH];
+	char *cat = malloc(MERGE_BATCH * 2 * TOK_MAX_PIECE_BYTES);
+	if (!cat) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		return -1;
+	}
+	int verify = t->hash_collision;
+	size_t total = merges->u.arr.n;
+	for (size_t r0 = 0; r0 < total; r0 += MERGE_BATCH) {
+		size_t nb = total - r0 < MERGE_BATCH ? total - r0 : MERGE_BATCH;
+		for (size_t k = 0; k < nb; k++) {
+			const json_val *m = merges->u.arr.items[r0 + k];
+			merge_job *j = &job[k];
+			j->line = m->line;
+			if (json_is(m, JSON_ARRAY) && json_count(m) == 2 && json_is(json_at(m, 0), JSON_STRING) &&
+			    json_is(json_at(m, 1), JSON_STRING)) {
+				j->a = json_at(m, 0)->u.str.s; j->alen = json_at(m, 0)->u.str.len;
+				j->b = json_at(m, 1)->u.str.s; j->blen = json_at(m, 1)->u.str.len;
+			} else if (json_is(m, JSON_STRING) && memchr(m->u.str.s, ' ', m->u.str.len)) {
+				const char *sp = memchr(m->u.str.s, ' ', m->u.str.len);
+				j->a = m->u.str.s; j->alen = (size_t)(sp - j->a);
+				j->b = sp + 1;
+				const char *sp2 = memchr(j->b, ' ', m->u.str.len - j->alen - 1);
+				j->blen = sp2 ? (size_t)(sp2 - j->b) : m->u.str.len - j->alen - 1;
+			} else {
+				snprintf(err, errlen, "%s: line %u: merge %zu is neither \"a b\" nor [a, b]", path,
+					 m->line, r0 + k);
+				free(cat);
+				return -1;
+			}
+			if (j->alen > TOK_MAX_PIECE_BYTES || j->blen > TOK_MAX_PIECE_BYTES) {
+				j->a = NULL;   /* longer than any piece: can never apply */
+				continue;
+			}
+			char *c = cat + k * 2 * TOK_MAX_PIECE_BYTES;
+			memcpy(c, j->a, j->alen);
+			memcpy(c + j->alen, j->b, j->blen);
+			j->ha = piece_hash(j->a, j->alen);
+			j->hb = piece_hash(j->b, j->blen);
+			j->hab = piece_hash(c, j->alen + j->blen);
+			__builtin_prefetch(&t->vocab_slots[j->ha & t->vocab_mask]);
+			__builtin_prefetch(&t->vocab_slots[j->hb & t->vocab_mask]);
+			__builtin_prefetch(&t->vocab_slots[j->hab & t->vocab_mask]);
+		}
+		for (size_t k = 0; k < nb; k++) {
+			merge_job *j = &job[k];
+			if (!j->a) continue;
+			int32_t ia = vocab_find(t, j->a, j->alen, j->ha, verify);
+			int32_t ib = vocab_find(t, j->b, j->blen, j->hb, verify);
+			if (ia < 0 || ib < 0) continue; /* a part outside the vocabulary: can never apply */
+			int32_t im = vocab_find(t, cat + k * 2 * TOK_MAX_PIECE_BYTES, j->alen + j->blen, j->hab, 1);
+			if (im < 0) {
+				snprintf(err, errlen, "%s: line %u: merge %zu gives a piece not in the vocabulary", path,
+					 j->line, r0 + k);
+				free(cat);
+				return -1;
+			}
+			merge_insert(t, ia, ib, (int32_t)(r0 + k), im);
+		}
+	}
+	free(cat);
+	return 0;
+}
+
 static int build(tokenizer *t, const json_val *root, const char *path, char *err, size_t errlen)
 {
 	if (check_pipeline(root, path, err, errlen) < 0) return -1;
@@ -661,39 +746,7 @@ static int build(tokenizer *t, const json_val *root, const char *path, char *err
 		char ch = (char)c;
 		t->ascii_id[c] = c == ' ' ? tokenizer_piece_id(t, "\xE2\x96\x81", 3) : tokenizer_piece_id(t, &ch, 1);
 	}
-	/* Merges: "a b" strings (older files) or [a, b] pairs. */
-	char cat[2 * TOK_MAX_PIECE_BYTES];
-	for (size_t r = 0; r < merges->u.arr.n; r++) {
-		const json_val *m = merges->u.arr.items[r];
-		const char *a, *b;
-		size_t alen, blen;
-		if (json_is(m, JSON_ARRAY) && json_count(m) == 2 && json_is(json_at(m, 0), JSON_STRING) &&
-		    json_is(json_at(m, 1), JSON_STRING)) {
-			a = json_at(m, 0)->u.str.s; alen = json_at(m, 0)->u.str.len;
-			b = json_at(m, 1)->u.str.s; blen = json_at(m, 1)->u.str.len;
-		} else if (json_is(m, JSON_STRING) && memchr(m->u.str.s, ' ', m->u.str.len)) {
-			const char *sp = memchr(m->u.str.s, ' ', m->u.str.len);
-			a = m->u.str.s; alen = (size_t)(sp - a);
-			b = sp + 1;
-			const char *sp2 = memchr(b, ' ', m->u.str.len - alen - 1);
-			blen = sp2 ? (size_t)(sp2 - b) : m->u.str.len - alen - 1;
-		} else {
-			snprintf(err, errlen, "%s: line %u: merge %zu is neither \"a b\" nor [a, b]", path, m->line, r);
-			return -1;
-		}
-		int32_t ia = tokenizer_piece_id(t, a, alen), ib = tokenizer_piece_id(t, b, blen);
-		if (ia < 0 || ib < 0 || alen + blen > sizeof(cat)) continue; /* can never apply */
-		memcpy(cat, a, alen);
-		memcpy(cat + alen, b, blen);
-		int32_t im = tokenizer_piece_id(t, cat, alen + blen);
-		if (im < 0) {
-			snprintf(err, errlen, "%s: line %u: merge %zu gives a piece not in the vocabulary", path,
-				 m->line, r);
-			return -1;
-		}
-		merge_insert(t, ia, ib, (int32_t)r, im);
-	}
-	return 0;
+	return build_merges(t, merges, path, err, errlen);
 oom:
 	snprintf(err, errlen, "%s: out of memory", path);
 	return -1;
@@ -863,22 +916,48 @@ static bpe_cand heap_pop(bpe_cand *h, size_t *n)
 	return top;
 }
 
-static void queue_pair(const tokenizer *t, const bpe_sym *sym, int32_t left, bpe_cand *heap, size_t *nheap)
+/* A direct-mapped cache of merge lookups, per encode call: text repeats its
+ * pairs, and the merge table is too large to stay in the CPU's caches. */
+typedef struct pair_memo {
+	uint64_t key;     /* pair_key, 0 = empty */
+	int32_t rank;     /* -1: no merge */
+	int32_t merged;
+} pair_memo;
+
+/* Scratch of one encode call. */
+typedef struct bpe_scratch {
+	bpe_sym *sym;        /* one per character of the longest section */
+	bpe_cand *heap;      /* three per character */
+	size_t nheap;
+	pair_memo *memo;
+	size_t memo_mask;
+} bpe_scratch;
+
+static void queue_pair(const tokenizer *t, bpe_scratch *sc, int32_t left)
 {
+	const bpe_sym *sym = sc->sym;
 	int32_t right = sym[left].next;
 	if (right < 0 || sym[left].id < 0 || sym[right].id < 0) return;
-	int32_t rank = merge_rank(t, sym[left].id, sym[right].id);
-	if (rank < 0) return;
-	bpe_cand c = { ((uint64_t)(uint32_t)rank << 32) | (uint32_t)left, right, sym[left].id, sym[right].id,
-		       t->merge_result[rank] };
-	heap_push(heap, nheap, c);
+	uint64_t key = pair_key(sym[left].id, sym[right].id);
+	pair_memo *pm = &sc->memo[(size_t)mix_key(key) & sc->memo_mask];
+	if (pm->key != key) {
+		pm->key = key;
+		pm->rank = merge_rank(t, sym[left].id, sym[right].id);
+		pm->merged = pm->rank >= 0 ? t->merge_result[pm->rank] : -1;
+	}
+	if (pm->rank < 0) return;
+	bpe_cand c = { ((uint64_t)(uint32_t)pm->rank << 32) | (uint32_t)left, right, sym[left].id, sym[right].id,
+		       pm->merged };
+	heap_push(sc->heap, &sc->nheap, c);
 }
 
 /* Merges text[0, len) (valid UTF-8, no added token inside) and emits its ids.
  * sym and heap have room for len symbols and 3 * len candidates. */
-static void bpe_section(const tokenizer *t, const unsigned char *text, size_t len,
-			bpe_sym *sym, bpe_cand *heap, enc_out *o)
+static void bpe_section(const tokenizer *t, const unsigned char *text, size_t len, bpe_scratch *sc,
+			enc_out *o)
 {
+	bpe_sym *sym = sc->sym;
+	bpe_cand *heap = sc->heap;
 	size_t n = 0;
 	for (size_t i = 0; i < len;) {
 		size_t cl = utf8_len(text[i]);
@@ -894,10 +973,10 @@ static void bpe_section(const tokenizer *t, const unsigned char *text, size_t le
 	}
 	if (!n) return;
 	sym[n - 1].next = -1;
-	size_t nheap = 0;
-	for (size_t i = 0; i + 1 < n; i++) queue_pair(t, sym, (int32_t)i, heap, &nheap);
-	while (nheap) {
-		bpe_cand c = heap_pop(heap, &nheap);
+	sc->nheap = 0;
+	for (size_t i = 0; i + 1 < n; i++) queue_pair(t, sc, (int32_t)i);
+	while (sc->nheap) {
+		bpe_cand c = heap_pop(heap, &sc->nheap);
 		int32_t left = (int32_t)(uint32_t)c.key;
 		if (sym[left].id != c.left_id || sym[left].next != c.right || sym[c.right].id != c.right_id)
 			continue;
@@ -908,8 +987,8 @@ static void bpe_section(const tokenizer *t, const unsigned char *text, size_t le
 		if (r->next >= 0) sym[r->next].prev = left;
 		r->id = -2;   /* gone */
 		r->next = -1;
-		if (sym[left].prev >= 0) queue_pair(t, sym, sym[left].prev, heap, &nheap);
-		queue_pair(t, sym, left, heap, &nheap);
+		if (sym[left].prev >= 0) queue_pair(t, sc, sym[left].prev);
+		queue_pair(t, sc, left);
 	}
 	for (int32_t i = 0; i >= 0; i = sym[i].next) {
 		if (sym[i].id >= 0) {
@@ -948,13 +1027,21 @@ int tokenizer_encode(const tokenizer *t, const char *text_in, size_t len, int ad
 		len = w;
 	}
 	/* Scratch for the longest section: one symbol per byte at most. */
-	bpe_sym *sym = len ? malloc(len * sizeof(*sym)) : NULL;
-	bpe_cand *heap = len ? malloc(3 * len * sizeof(*heap)) : NULL;
-	if (len && (!sym || !heap)) {
-		free(sym);
-		free(heap);
-		free(clean);
-		return -1;
+	bpe_scratch sc = { 0 };
+	size_t memo_n = 64;
+	while (memo_n < 65536 && memo_n < 2 * len) memo_n *= 2;
+	sc.memo_mask = memo_n - 1;
+	if (len) {
+		sc.sym = malloc(len * sizeof(*sc.sym));
+		sc.heap = malloc(3 * len * sizeof(*sc.heap));
+		sc.memo = calloc(memo_n, sizeof(*sc.memo));
+		if (!sc.sym || !sc.heap || !sc.memo) {
+			free(sc.sym);
+			free(sc.heap);
+			free(sc.memo);
+			free(clean);
+			return -1;
+		}
 	}
 	if (add_bos && t->bos >= 0) emit(&o, t->bos);
 	size_t sec = 0, i = 0;
@@ -963,7 +1050,7 @@ int tokenizer_encode(const tokenizer *t, const char *text_in, size_t len, int ad
 			int32_t id = -1;
 			size_t m = trie_match(t, text + i, len - i, &id);
 			if (m) {
-				if (i > sec) bpe_section(t, text + sec, i - sec, sym, heap, &o);
+				if (i > sec) bpe_section(t, text + sec, i - sec, &sc, &o);
 				emit(&o, id);
 				i += m;
 				sec = i;
@@ -972,9 +1059,10 @@ int tokenizer_encode(const tokenizer *t, const char *text_in, size_t len, int ad
 		}
 		i++;
 	}
-	if (len > sec) bpe_section(t, text + sec, len - sec, sym, heap, &o);
-	free(sym);
-	free(heap);
+	if (len > sec) bpe_section(t, text + sec, len - sec, &sc, &o);
+	free(sc.sym);
+	free(sc.heap);
+	free(sc.memo);
 	free(clean);
 	*n = o.n;
 	return o.n <= cap ? 0 : -1;
