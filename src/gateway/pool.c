@@ -39,15 +39,23 @@ static void endpoint_free(gw_endpoint *e)
 	free(e);
 }
 
+static void endpoint_free_cb(ev_loop *loop, void *arg)
+{
+	endpoint_free(arg);
+}
+
 void gw_endpoint_ref(gw_endpoint *e) { e->refs++; }
 
+/* The last reference is often let go from inside a callback of the endpoint's
+ * own connection pool: the endpoint is freed from the loop, after it returns. */
 void gw_endpoint_unref(gw_endpoint *e)
 {
 	if (!e) return;
 	BUG_ON(e->refs <= 0);
 	if (--e->refs == 0) {
 		if (e->removed) log_info("endpoint %s of pool %s: drained, gone", e->address, e->pool_name);
-		endpoint_free(e);
+		health_stop(e);
+		if (ev_defer(e->g->loop, endpoint_free_cb, e) < 0) endpoint_free(e);
 	}
 }
 

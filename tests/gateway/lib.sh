@@ -115,6 +115,17 @@ metric() {
 }
 
 finish() {
+	# A gateway that was stopped must have exited clean under the sanitizers.
+	if [ -n "${gw_pid:-}" ]; then
+		kill -TERM "$gw_pid" 2>/dev/null
+		wait_for "! kill -0 $gw_pid 2>/dev/null" 10
+	fi
+	if grep -qE "AddressSanitizer|LeakSanitizer|runtime error" "$tmp/gw.log" 2>/dev/null; then
+		fail "the gateway's sanitizers reported an error"
+		grep -E -A20 "AddressSanitizer|LeakSanitizer|runtime error" "$tmp/gw.log" | head -n 60
+	else
+		ok "no sanitizer report from the gateway"
+	fi
 	if [ "$failures" -ne 0 ]; then
 		echo "$failures checks failed"
 		echo "---- gateway log"; tail -n 40 "$tmp/gw.log" 2>/dev/null
