@@ -2,15 +2,19 @@
  * tokenizer.c — Gemma 3's BPE tokenizer from tokenizer.json (see tokenizer.h for
  * the pipeline and the decisions).
  *
- * Load: the file is parsed once with the core JSON reader; the pieces are copied
- * into one blob, and three tables are built in the same walk: an open-addressed
- * hash from piece to id, an open-addressed hash from a merge's pair of ids to its
- * rank and result, and a byte trie of the added tokens. The JSON tree is freed
- * before returning. Nothing is cached on disk.
+ * Load: the file is mapped read-only and parsed once with the core JSON reader;
+ * the pieces are copied into one blob and three tables are built from the tree:
+ * an open-addressed hash from piece to id (64-bit hashes in the slots), an
+ * open-addressed table of merges (8 bytes a slot: the pair of ids and the rank;
+ * the result by rank in a side array), and a byte trie of the added tokens. The
+ * JSON tree is freed before returning. Nothing is cached on disk. The load is
+ * dominated by parsing (the file is 33 MB) and by three lookups per merge,
+ * which are batched with prefetches.
  *
  * Encode: added tokens are cut out of the text (longest match at each byte);
  * each section between them is merged with a binary heap over adjacent pairs
- * ordered by (rank, position), O(n log n), on a linked list of symbols.
+ * ordered by (rank, position), O(n log n), on a linked list of symbols; merge
+ * lookups are memoised per call in a small direct-mapped cache.
  *
  * Not here: tokenizers other than SentencePiece-style BPE; a tokenizer.json with
  * another normalizer, pre-tokenizer or decoder is refused with a message.
