@@ -4,8 +4,9 @@
  * Order of operations, as vLLM's V1 sampler: raw log-probabilities first (for
  * reporting), then greedy argmax, or temperature -> min-p -> top-k -> top-p ->
  * a draw from what is left. Cuts work on an array of (logit, id) candidates:
- * top-k is a quickselect, top-p a quickselect on probability mass, so a row costs
- * O(vocab) whatever the parameters; only the few survivors near a boundary are
+ * top-k is a one-pass heap (or a quickselect for a large k), top-p a histogram of
+ * probability mass by weight then a quickselect on mass inside one bucket, so a
+ * row costs O(vocab) whatever the parameters; only the few survivors near a boundary are
  * ever sorted. Non-finite logits (NaN, +-inf) are never sampled.
  *
  * Not here: repetition/frequency/presence penalties, logit bias, stop rules.
@@ -28,7 +29,14 @@ struct sampler {
 	size_t vocab;
 	cand *c;           /* [vocab] candidates */
 	uint8_t *banned;   /* [vocab] 1 = never sample; cleared after each call */
+	double *hist;      /* [HIST_BUCKETS] probability mass by weight bucket */
 };
+
+/* Top-p over many candidates goes by buckets of weight: the float's exponent
+ * and top 4 mantissa bits (weights are in (0, 1], so the order of the bits is
+ * the order of the values). */
+#define HIST_SHIFT 19
+#define HIST_BUCKETS ((0x3F800000u >> HIST_SHIFT) + 1)
 
 /* ------------------------------------------------------------------ rng */
 
@@ -91,7 +99,8 @@ sampler *sampler_new(size_t vocab_size)
 	s->vocab = vocab_size;
 	s->c = malloc(vocab_size * sizeof(cand));
 	s->banned = calloc(vocab_size, 1);
-	if (!s->c || !s->banned) {
+	s->hist = malloc(HIST_BUCKETS * sizeof(double));
+	if (!s->c || !s->banned || !s->hist) {
 		sampler_free(s);
 		return NULL;
 	}
@@ -103,6 +112,7 @@ void sampler_free(sampler *s)
 	if (!s) return;
 	free(s->c);
 	free(s->banned);
+	free(s->hist);
 	free(s);
 }
 
@@ -203,6 +213,38 @@ static size_t select_top_mass(cand *c, size_t n, double need)
 		if (acc >= need) return i + 1;
 	}
 	return hi > 0 ? hi : 1;
+}
+
+static inline uint32_t weight_bucket(float w)
+{
+	uint32_t bits;
+	memcpy(&bits, &w, sizeof(bits));
+	return bits >> HIST_SHIFT;
+}
+
+/* select_top_mass for many candidates with weights in (0, 1]: one pass adds up
+ * the mass per bucket, the bucket where the running mass from the top reaches
+ * need is found, everything above it is kept, and only that bucket is searched.
+ * Two linear passes and a small selection instead of a quickselect over all. */
+static size_t select_top_mass_wide(sampler *s, cand *c, size_t m, double need)
+{
+	double *hist = s->hist;
+	memset(hist, 0, HIST_BUCKETS * sizeof(double));
+	for (size_t i = 0; i < m; i++) hist[weight_bucket(c[i].v)] += c[i].v;
+	uint32_t b = HIST_BUCKETS;
+	double above = 0;
+	while (b-- > 0) {
+		if (above + hist[b] >= need) break;
+		above += hist[b];
+	}
+	if (b >= HIST_BUCKETS) return m;   /* rounding: the whole mass is short of need */
+	size_t k1 = 0;
+	for (size_t i = 0; i < m; i++)
+		if (weight_bucket(c[i].v) > b) swap(&c[i], &c[k1++]);
+	size_t k2 = k1;
+	for (size_t i = k1; i < m; i++)
+		if (weight_bucket(c[i].v) == b) swap(&c[i], &c[k2++]);
+	return k1 + select_top_mass(c + k1, k2 - k1, need - above);
 }
 
 /* ------------------------------------------------------------------ sampling */
@@ -334,7 +376,8 @@ int sampler_sample(sampler *s, const float *logits, size_t n, const sampler_para
 			total += c[i].v;
 		}
 		if (m && p->top_p > 0 && p->top_p < 1) {
-			size_t k = select_top_mass(c, m, (double)p->top_p * total);
+			double need = (double)p->top_p * total;
+			size_t k = m > 4096 ? select_top_mass_wide(s, c, m, need) : select_top_mass(c, m, need);
 			total = 0;
 			for (size_t i = 0; i < k; i++) total += c[i].v;
 			m = k;

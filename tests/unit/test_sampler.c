@@ -250,6 +250,60 @@ static void test_bad_input(void)
 	sampler_free(s);
 }
 
+static int cmp_desc(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* top-p over many candidates (the bucketed path): every draw lies in the
+ * nucleus computed by a full sort, and the draws cover it. */
+static void test_top_p_wide(void)
+{
+	enum { N = 10000 };
+	sampler *s = sampler_new(N);
+	float *l = malloc(N * sizeof(float));
+	double *w = malloc(N * sizeof(double));
+	char *hit = calloc(N, 1);
+	sampler_rng g;
+	sampler_rng_seed(&g, 77);
+	double total = 0, mx = 0;
+	for (int i = 0; i < N; i++) {
+		l[i] = (float)(sampler_rng_uniform(&g) * 8.0);
+		if (l[i] > mx) mx = l[i];
+	}
+	for (int i = 0; i < N; i++) total += (w[i] = exp(l[i] - mx));
+	double *sorted = malloc(N * sizeof(double));
+	memcpy(sorted, w, N * sizeof(double));
+	qsort(sorted, N, sizeof(double), cmp_desc);
+	double acc = 0, cut = 0;
+	int size = 0;
+	while (acc < 0.5 * total) {
+		acc += sorted[size];
+		cut = sorted[size++];
+	}
+	sampler_params p;
+	sampler_params_default(&p);
+	p.top_p = 0.5f;
+	int outside = 0, covered = 0;
+	for (int k = 0; k < 40000; k++) {
+		sampler_result r;
+		T_EQ_INT(sampler_sample(s, l, N, &p, &g, -1, &r), 0);
+		if (w[r.id] < cut * (1 - 1e-6)) outside++;
+		hit[r.id] = 1;
+	}
+	for (int i = 0; i < N; i++)
+		if (hit[i] && w[i] >= cut * (1 - 1e-6)) covered++;
+	T_EQ_INT(outside, 0);
+	T_CHECK(covered >= size * 99 / 100);
+	T_CHECK(size > 500 && size < 3000);
+	free(sorted);
+	free(hit);
+	free(w);
+	free(l);
+	sampler_free(s);
+}
+
 /* A Gemma-wide row: top-p with no top-k over a flat-ish distribution (the
  * expensive case) stays a few milliseconds under sanitizers. */
 static void test_wide_row(void)
@@ -292,6 +346,7 @@ int main(void)
 	T_RUN(test_cuts);
 	T_RUN(test_logprobs);
 	T_RUN(test_bad_input);
+	T_RUN(test_top_p_wide);
 	T_RUN(test_wide_row);
 	return T_END();
 }
