@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# server_api: infergate-server's OpenAI/vLLM API on a tiny random checkpoint
+# (under the sanitizer build): the small endpoints, completions (string, list
+# of strings, token ids, lists of token ids, echo), chat (whole and streamed,
+# with usage), logprobs in both shapes, n > 1, seeds, stop strings (whole and
+# streamed alike), stop token ids, continue_final_message (and greedy resumes
+# reproducing an uninterrupted run), and every bad input with vLLM's status
+# and message in the nested OpenAI error shape.
+. "$(dirname "$0")/../server/lib.sh"
+make_model "$T/m" tiny 1
+start_server P --model "$T/m" --served-model-name tiny --max-model-len 512
+U="http://127.0.0.1:$P"
+
+echo "== small endpoints"
+[ "$(get "$P" /health "$T/h")" = 200 ] && [ ! -s "$T/h" ] || fail "/health not 200 with an empty body"
+ok "/health 200, empty body"
+[ "$(get "$P" /version "$T/v")" = 200 ] && jcheck "$T/v" '"version" in d' "/version"
+[ "$(get "$P" /v1/models "$T/m.json")" = 200 ] || fail "/v1/models"
+jcheck "$T/m.json" 'd["object"]=="list" and d["data"][0]["id"]=="tiny" and d["data"][0]["max_model_len"]==512 and d["data"][0]["parent"] is None' "/v1/models shape"
+ok "/version, /v1/models (id tiny, max_model_len 512)"
+[ "$(post "$P" /tokenize '{"prompt":"Hello world"}' "$T/t")" = 200 ] || fail "/tokenize"
+jcheck "$T/t" 'd["tokens"][0]==2 and d["count"]==len(d["tokens"]) and d["max_model_len"]==512' "/tokenize shape"
+toks=$(jget "$T/t" 'd["tokens"][1:]')
+[ "$(post "$P" /detokenize "{\"tokens\":$toks}" "$T/d")" = 200 ] || fail "/detokenize"
+jcheck "$T/d" 'd["prompt"]=="Hello world"' "/detokenize round trip"
+[ "$(post "$P" /tokenize '{"messages":[{"role":"user","content":"Hi"}]}' "$T/t2")" = 200 ] || fail "/tokenize messages"
+jcheck "$T/t2" 'd["tokens"][:2]==[2,105] and d["tokens"][-3:][0]==105' "/tokenize of messages renders the template"
+ok "/tokenize (prompt and messages) and /detokenize round trip"
+
+echo "== completions"
+[ "$(post "$P" /v1/completions '{"model":"tiny","prompt":"Hello world","temperature":0}' "$T/c1")" = 200 ] || fail "completion"
+jcheck "$T/c1" 'd["id"].startswith("cmpl-") and d["object"]=="text_completion" and d["model"]=="tiny" and d["choices"][0]["finish_reason"]=="length" and d["choices"][0]["stop_reason"] is None and d["usage"]["completion_tokens"]==16 and d["usage"]["prompt_tokens"]==3 and d["usage"]["total_tokens"]==19' "completion shape, default 16 tokens"
+ok "string prompt: 16 tokens by default, usage $(jget "$T/c1" 'd["usage"]')"
+text1=$(jget "$T/c1" 'd["choices"][0]["text"]')
+ids=$(jget "$T/t" 'd["tokens"]')
+[ "$(post "$P" /v1/completions "{\"prompt\":$ids,\"temperature\":0}" "$T/c2")" = 200 ] || fail "token-id prompt"
+jcheck "$T/c2" "d['choices'][0]['text']==$(python3 -c 'import json,sys;print(repr(sys.argv[1]))' "$text1")" "token ids give the same greedy text as the string"
+[ "$(post "$P" /v1/completions "{\"prompt\":[\"Hello world\",\"Other prompt here\"],\"max_tokens\":4,\"temperature\":0}" "$T/c3")" = 200 ] || fail "list of prompts"
+jcheck "$T/c3" 'len(d["choices"])==2 and [c["index"] for c in d["choices"]]==[0,1] and d["usage"]["completion_tokens"]==8' "two prompts, two choices"
+[ "$(post "$P" /v1/completions "{\"prompt\":[$ids,$ids],\"max_tokens\":4,\"temperature\":0}" "$T/c4")" = 200 ] || fail "list of token-id lists"
+jcheck "$T/c4" 'len(d["choices"])==2 and d["choices"][0]["text"]==d["choices"][1]["text"] and d["usage"]["prompt_tokens"]==6' "token-id lists"
+[ "$(post "$P" /v1/completions '{"prompt":"Hello world","max_tokens":3,"echo":true,"temperature":0}' "$T/c5")" = 200 ] || fail "echo"
+jcheck "$T/c5" 'd["choices"][0]["text"].startswith("Hello world") and len(d["choices"][0]["text"])>11' "echo"
+ok "token ids = string; a list of strings and of token-id lists give one choice each; echo"
+[ "$(post "$P" /v1/completions '{"prompt":"Hello","max_tokens":4,"logprobs":3,"temperature":0}' "$T/c6")" = 200 ] || fail "logprobs"
+jcheck "$T/c6" 'all(len(d["choices"][0]["logprobs"][k])==4 for k in ("tokens","token_logprobs","text_offset","top_logprobs")) and all(len(t)>=3 for t in d["choices"][0]["logprobs"]["top_logprobs"]) and d["choices"][0]["logprobs"]["token_logprobs"][0]<=0' "completion logprobs shape"
+ok "completions logprobs: tokens, token_logprobs, text_offset, top_logprobs (3+)"
+[ "$(post "$P" /v1/completions '{"prompt":"Hello","max_tokens":8,"n":3,"temperature":1,"seed":7}' "$T/s1")" = 200 ] || fail "seed 1"
+[ "$(post "$P" /v1/completions '{"prompt":"Hello","max_tokens":8,"n":3,"temperature":1,"seed":7}' "$T/s2")" = 200 ] || fail "seed 2"
+[ "$(jget "$T/s1" '[c["text"] for c in d["choices"]]')" = "$(jget "$T/s2" '[c["text"] for c in d["choices"]]')" ] || fail "same seed, different samples"
+jcheck "$T/s1" 'len(d["choices"])==3 and d["usage"]["completion_tokens"]==24' "n=3"
+ok "n=3 with a seed: three choices, the same samples twice"
+
+echo "== stop strings and stop token ids"
+[ "$(post "$P" /v1/completions '{"prompt":"Story:","max_tokens":24,"temperature":0,"logprobs":0,"return_tokens_as_token_ids":true}' "$T/g")" = 200 ] || fail "greedy"
+full=$(jget "$T/g" 'd["choices"][0]["text"]')
+stop=$(python3 -c 'import sys; t=sys.argv[1]; print(t[len(t)//2:len(t)//2+3])' "$full")
+body=$(python3 -c 'import json,sys; print(json.dumps({"prompt":"Story:","max_tokens":24,"temperature":0,"stop":[sys.argv[1]]}))' "$stop")
+[ "$(post "$P" /v1/completions "$body" "$T/st")" = 200 ] || fail "stop string"
+python3 - "$T/st" "$full" "$stop" <<'PY' || fail "stop string: text not cut before it"
+import json, sys
+d = json.load(open(sys.argv[1])); full, stop = sys.argv[2], sys.argv[3]
+c = d["choices"][0]
+assert c["text"] == full[:full.index(stop)], (c["text"], full, stop)
+assert c["finish_reason"] == "stop" and c["stop_reason"] == stop
+PY
+sbody=$(python3 -c 'import json,sys; b=json.loads(sys.argv[1]); b["stream"]=True; print(json.dumps(b))' "$body")
+curl -sN -m 60 "$U/v1/completions" -H 'Content-Type: application/json' -d "$sbody" >"$T/st.sse"
+python3 - "$T/st.sse" "$T/st" <<'PY' || fail "streamed stop string differs from the whole answer"
+import json, sys
+ev = [l[6:] for l in open(sys.argv[1]).read().split("\n") if l.startswith("data: ")]
+assert ev[-1] == "[DONE]"
+chunks = [json.loads(e) for e in ev[:-1]]
+text = "".join(c["choices"][0]["text"] for c in chunks)
+whole = json.load(open(sys.argv[2]))["choices"][0]
+assert text == whole["text"], (text, whole["text"])
+assert chunks[-1]["choices"][0]["finish_reason"] == "stop" and chunks[-1]["choices"][0]["stop_reason"] == whole["stop_reason"]
+assert all(c["choices"][0]["finish_reason"] is None for c in chunks[:-1])
+PY
+ok "stop string \"$stop\": text cut before it, stop_reason the string, streamed (held back) = whole"
+third=$(jget "$T/g" 'int(d["choices"][0]["logprobs"]["tokens"][2].split(":")[1])')
+[ "$(post "$P" /v1/completions "{\"prompt\":\"Story:\",\"max_tokens\":24,\"temperature\":0,\"stop_token_ids\":[$third]}" "$T/sti")" = 200 ] || fail "stop_token_ids"
+jcheck "$T/sti" "d['choices'][0]['finish_reason']=='stop' and d['choices'][0]['stop_reason']==$third and d['usage']['completion_tokens'] <= 3" "stop_token_ids"
+ok "stop_token_ids [$third]: finish stop, stop_reason $third, $(jget "$T/sti" 'd["usage"]["completion_tokens"]') tokens"
+
+echo "== chat"
+M='[{"role":"system","content":"Be brief."},{"role":"user","content":"Hello there"}]'
+[ "$(post "$P" /v1/chat/completions "{\"model\":\"tiny\",\"messages\":$M,\"max_tokens\":6,\"temperature\":0,\"logprobs\":true,\"top_logprobs\":2}" "$T/ch")" = 200 ] || fail "chat"
+jcheck "$T/ch" 'd["id"].startswith("chatcmpl-") and d["object"]=="chat.completion" and d["choices"][0]["message"]["role"]=="assistant" and d["choices"][0]["finish_reason"]=="length" and "stop_reason" in d["choices"][0] and d["usage"]["completion_tokens"]==6' "chat shape"
+jcheck "$T/ch" 'len(d["choices"][0]["logprobs"]["content"])==6 and all(len(t["top_logprobs"])==2 and "bytes" in t for t in d["choices"][0]["logprobs"]["content"])' "chat logprobs shape"
+curl -sN -m 60 "$U/v1/chat/completions" -H 'Content-Type: application/json' \
+	-d "{\"messages\":$M,\"max_tokens\":6,\"temperature\":0,\"stream\":true,\"stream_options\":{\"include_usage\":true}}" >"$T/ch.sse"
+python3 - "$T/ch.sse" "$T/ch" <<'PY' || fail "chat stream shape"
+import json, sys
+ev = [l[6:] for l in open(sys.argv[1]).read().split("\n") if l.startswith("data: ")]
+whole = json.load(open(sys.argv[2]))
+assert ev[-1] == "[DONE]" and ev.count("[DONE]") == 1
+ch = [json.loads(e) for e in ev[:-1]]
+assert all(c["object"] == "chat.completion.chunk" and c["id"] == ch[0]["id"] for c in ch)
+assert ch[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+assert ch[-1]["choices"] == [] and ch[-1]["usage"]["completion_tokens"] == 6
+fin = ch[-2]["choices"][0]
+assert fin["finish_reason"] == "length" and "stop_reason" in fin
+text = "".join(c["choices"][0]["delta"].get("content", "") for c in ch[1:-1])
+assert text == whole["choices"][0]["message"]["content"], (text, whole)
+assert len(ch) == 1 + 6 + 1 or len(ch) <= 8, len(ch)
+PY
+ok "chat whole and streamed: role chunk, one chunk per token, finish with stop_reason, usage chunk, [DONE]; same text"
+[ "$(post "$P" /v1/chat/completions "{\"messages\":$M,\"max_tokens\":4,\"n\":2,\"temperature\":0}" "$T/ch2")" = 200 ] || fail "chat n=2"
+jcheck "$T/ch2" 'len(d["choices"])==2 and d["choices"][0]["message"]["content"]==d["choices"][1]["message"]["content"]' "greedy n=2"
+ok "chat n=2 (greedy: equal choices)"
+A='[{"role":"user","content":"Hello there"},{"role":"assistant","content":"Sure, here"}]'
+[ "$(post "$P" /v1/chat/completions "{\"messages\":$A,\"max_tokens\":4,\"continue_final_message\":true,\"add_generation_prompt\":false}" "$T/cf")" = 200 ] || fail "continue_final_message: $(cat "$T/cf")"
+ok "continue_final_message with add_generation_prompt false: 200"
+python3 "$IG_TOP/tests/server/resume_check.py" "$P" 3 || fail "greedy resume"
+
+echo "== bad inputs"
+bad() { # status body path what [message substring]
+	code=$(post "$P" "${3:-/v1/chat/completions}" "$2" "$T/bad")
+	[ "$code" = "$1" ] || fail "$4: status $code, want $1: $(cat "$T/bad")"
+	jcheck "$T/bad" "set(d['error'])>={'message','type','param','code'} and d['error']['code']==$1" "$4: error shape"
+	if [ -n "${5:-}" ]; then grep -qF -- "$5" "$T/bad" || fail "$4: message $(cat "$T/bad")"; fi
+	ok "$4 -> $1 $(jget "$T/bad" 'd["error"]["type"]'): $(jget "$T/bad" 'd["error"]["message"]' | head -c 110)"
+}
+U1='[{"role":"user","content":"Hi"}]'
+bad 400 '{"messages": [' /v1/chat/completions "invalid JSON"
+bad 400 '{"model":"tiny"}' /v1/chat/completions "missing messages"
+bad 400 '{"messages":[{"role":"user","content":"a"},{"role":"user","content":"b"}]}' /v1/chat/completions "roles that do not alternate" "alternate"
+bad 400 '{"messages":[{"role":"wizard","content":"a"}]}' /v1/chat/completions "an unknown role"
+bad 400 "{\"messages\":$U1,\"temperature\":-1}" /v1/chat/completions "temperature < 0"
+bad 400 "{\"messages\":$U1,\"top_p\":0}" /v1/chat/completions "top_p 0"
+bad 400 "{\"messages\":$U1,\"top_p\":1.5}" /v1/chat/completions "top_p 1.5"
+bad 400 "{\"messages\":$U1,\"n\":0}" /v1/chat/completions "n 0"
+bad 400 "{\"messages\":$U1,\"max_tokens\":0}" /v1/chat/completions "max_tokens 0"
+bad 400 '{"prompt":"Hi","max_tokens":0}' /v1/completions "completions max_tokens 0"
+bad 400 "{\"messages\":$U1,\"max_tokens\":600}" /v1/chat/completions "prompt + max_tokens over the context" \
+	"This model's maximum context length is 512 tokens. However, you requested 610 tokens (10 in the messages, 600 in the completion). Please reduce the length of the messages or completion."
+long=$(python3 -c 'print("word " * 700)')
+bad 400 "{\"prompt\":\"$long\"}" /v1/completions "prompt over the context" "This model's maximum context length is 512 tokens. However, you requested"
+bad 404 "{\"model\":\"nope\",\"messages\":$U1}" /v1/chat/completions "unknown model" 'The model `nope` does not exist.'
+bad 404 '{"model":"nope","prompt":"x"}' /v1/completions "unknown model (completions)" 'The model `nope` does not exist.'
+bad 400 "{\"messages\":$U1,\"stream_options\":{\"include_usage\":true}}" /v1/chat/completions "stream_options without stream" "stream=True"
+bad 400 "{\"messages\":$U1,\"top_logprobs\":2}" /v1/chat/completions "top_logprobs without logprobs" "logprobs"
+bad 400 "{\"messages\":$A,\"continue_final_message\":true}" /v1/chat/completions "continue_final_message with add_generation_prompt" \
+	'Cannot set both `continue_final_message` and `add_generation_prompt` to True.'
+bad 400 '{"prompt":[1,2,99999999]}' /v1/completions "token id out of the vocabulary"
+bad 400 '{"prompt":[]}' /v1/completions "empty prompt"
+bad 400 "{\"messages\":$U1,\"top_k\":-5}" /v1/chat/completions "top_k -5"
+bad 400 "{\"messages\":$U1,\"logprobs\":true,\"top_logprobs\":50}" /v1/chat/completions "top_logprobs over 20"
+bad 404 '{}' /v1/nothing "unknown path"
+[ "$(curl -s -o /dev/null -w '%{http_code}' "$U/v1/chat/completions")" = 405 ] || fail "GET on a POST path"
+ok "GET /v1/chat/completions -> 405"
+
+echo "== metrics"
+curl -s "$U/metrics" >"$T/metrics"
+for m in vllm:num_requests_running vllm:num_requests_waiting vllm:kv_cache_usage_perc vllm:prefix_cache_queries_total \
+	vllm:prefix_cache_hits_total vllm:prompt_tokens_total vllm:generation_tokens_total vllm:request_success_total \
+	vllm:num_preemptions_total vllm:time_to_first_token_seconds_bucket vllm:inter_token_latency_seconds_bucket \
+	vllm:time_per_output_token_seconds_bucket vllm:e2e_request_latency_seconds_bucket vllm:request_queue_time_seconds_bucket \
+	vllm:cache_config_info; do
+	grep -q "^$m{" "$T/metrics" || fail "metric $m missing"
+done
+grep -q 'vllm:time_to_first_token_seconds_bucket{engine="0",model_name="tiny",le="2560"}' "$T/metrics" || fail "ttft buckets"
+grep -q 'vllm:e2e_request_latency_seconds_bucket{engine="0",model_name="tiny",le="7680"}' "$T/metrics" || fail "e2e buckets"
+grep -q 'vllm:cache_config_info{block_size="16",.*enable_prefix_caching="True"' "$T/metrics" || fail "cache_config_info"
+grep -q 'vllm:request_success_total{engine="0",finished_reason="length",model_name="tiny"} [1-9]' "$T/metrics" || fail "request_success_total"
+hits=$(metric "$P" vllm:prefix_cache_hits_total)
+python3 -c "import sys; sys.exit(0 if float('$hits') > 0 else 1)" || fail "no prefix cache hits after repeated prompts"
+ok "every vLLM metric present with engine/model_name labels and vLLM's buckets; prefix cache hits $hits tokens"
+stop_server "$P_PID"
+ok "SIGTERM: clean exit 0 (no sanitizer report)"
