@@ -49,7 +49,35 @@ typedef struct gw_scrape_cfg {
 	char path[GW_PATH_LEN];
 	uint64_t interval_ms;
 	int enabled;
+	uint64_t timeout_ms;           /* a scrape without a full page in time fails */
+	uint64_t stale_ms;             /* values older than this count as saturated */
+	char metric[GW_NAME_LEN];      /* balancing metric; "" = the KV-cache usage */
 } gw_scrape_cfg;
+
+/* The endpoint picker of a pool (picker.h, docs/CONFIG.md "picker"). */
+typedef struct gw_picker_cfg {
+	double max_utilization;        /* 0..1: above, an endpoint is full and its region spills */
+	double return_margin;          /* a spilled region returns under max_utilization - this */
+	uint64_t region_hold_ms;       /* ... and not before it has been spilled this long */
+	double max_waiting;            /* queued requests above which an endpoint is full; 0 = off */
+	double weight_kv, weight_queue, weight_inflight, weight_prefix; /* scorer weights */
+	uint32_t prefix_block_chars;   /* prompt characters per hashed block */
+	uint32_t prefix_max_blocks;    /* blocks hashed per request at most */
+	uint32_t prefix_index_blocks;  /* LRU index per endpoint; 0 = the server's KV blocks */
+	double prefix_guard;           /* affinity counts only at or under this utilization */
+	uint32_t prefix_guard_in_flight; /* ... and within this many requests of the least busy; 0 = off */
+	int explain;                   /* honour the x-infergate-explain request header */
+	uint64_t retry_after_ms;       /* Retry-After of a 429 when the pool is saturated */
+} gw_picker_cfg;
+
+/* A named class of traffic with a priority (InferenceObjective). */
+#define GW_MAX_OBJECTIVES 64
+typedef struct gw_objective_cfg {
+	char name[GW_NAME_LEN];
+	int32_t priority;              /* < 0: shed (429) when every region of the pool is saturated */
+	uint32_t queue;                /* wait for capacity, at most this many at once; 0 = shed at once */
+	uint64_t queue_timeout_ms;     /* longest wait before the 429 */
+} gw_objective_cfg;
 
 /* How requests are sent to a pool's endpoints. */
 typedef struct gw_backend_cfg {

@@ -252,10 +252,7 @@ void gw_pools_free(gw *g)
 {
 	for (size_t i = 0; i < g->n_pools; i++) {
 		gw_pool *p = g->pools[i];
-		for (size_t k = 0; k < p->n_eps; k++) {
-			p->eps[k]->removed = 1;
-			health_stop(p->eps[k]);
-		}
+		for (size_t k = 0; k < p->n_eps; k++) health_stop(p->eps[k]);
 		gw_pool_unref(p);
 	}
 	free(g->pools);

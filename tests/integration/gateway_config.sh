@@ -1,0 +1,78 @@
+#!/bin/bash
+# gateway_config — the configuration is strict and documented:
+#   1. every example passes --check; the quick-start flags work;
+#   2. bad files are refused with file:line: field: what (a table of cases);
+#   3. every key the loader knows is documented in docs/CONFIG.md, and every
+#      metric the gateway writes is documented in docs/METRICS.md.
+. "${IG_TOP:-$(dirname "$0")/../..}/tests/gateway/lib.sh"
+gw_init gateway_config
+P=$base
+
+echo "== 1. examples and flags"
+for f in "$top"/examples/*.yaml; do
+	check '"$GW" --check -c "$f" >/dev/null' "$(basename "$f") passes --check"
+done
+out=$("$GW" --check --listen 127.0.0.1:1 --region us-east5 --endpoint 127.0.0.1:2@us-east5 --endpoint 127.0.0.1:3@europe-west4#3 2>&1)
+check '[ $? = 0 ] && echo "$out" | grep -q "1 pools, 2 endpoints"' "quick-start flags pass --check: $out"
+out=$("$GW" --region us-east5 --endpoint 127.0.0.1@us-east5 2>&1); rc=$?
+check '[ $rc != 0 ] && echo "$out" | grep -q "expected host:port@region"' "a bad --endpoint is refused: $out"
+
+echo "== 2. bad files"
+n=0
+# bad 'yaml text' 'expected message (grep -F)'
+bad() {
+	n=$((n + 1))
+	printf '%b' "$1" >"$tmp/c$n.yaml"
+	local out rc expect="$tmp/c$n.yaml:$2"
+	out=$("$GW" --check -c "$tmp/c$n.yaml" 2>&1); rc=$?
+	check '[ $rc = 1 ] && echo "$out" | grep -qF -- "$expect"' "refused: $(echo "$out" | sed "s|$tmp/||")"
+}
+head="region: us-east5\npools:\n  - name: p\n    endpoints:\n      - address: 127.0.0.1:8001\n"
+bad "regoin: x\n" "1: regoin: unknown key"
+bad "pools: []\n" "1: region: is required"
+bad "${head}        wieght: 2\n" "6: pools[0].endpoints[0].wieght: unknown key"
+bad "${head}        weight: 0\n" "6: pools[0].endpoints[0].weight:"
+bad "${head}      - address: 127.0.0.1\n" "6: pools[0].endpoints[1].address: \"127.0.0.1\" is not host:port"
+bad "${head}      - address: 127.0.0.1:8001\n" "6: pools[0].endpoints[1]: address 127.0.0.1:8001 is listed twice"
+bad "${head}    health: { interval: soon }\n" "6: pools[0].health.interval: must be a duration"
+bad "${head}    health: { rise: 0 }\n" "6: pools[0].health.rise:"
+bad "${head}    health: { interval: 1s, timeout: 2s }\n" "6: pools[0].health.timeout: is longer than health.interval"
+bad "${head}    backend: { tries: 99 }\n" "6: pools[0].backend.tries:"
+bad "${head}    backend: { retry_budget: 2 }\n" "6: pools[0].backend.retry_budget:"
+bad "${head}routes:\n  - { path: /v1/, pool: q }\n" "7: routes[0].pool: no pool is named \"q\""
+bad "${head}routes:\n  - { path: v1, pool: p }\n" "7: routes[0].path:"
+bad "${head}    models: [a]\nroutes:\n  - { model: b, pool: p }\n" "8: routes[0].model: pool \"p\" does not list model \"b\""
+bad "${head}  - name: p\n    endpoints: [ { address: \"127.0.0.1:9\" } ]\n" "6: pools[1]: pool name \"p\" is used twice"
+bad "${head}listen: [1, 2]\n" "6: listen[0]: must be a \"host:port\" string"
+bad "${head}limits: { max_body_bytes: lots }\n" "6: limits.max_body_bytes:"
+bad "${head}regions: { europe-west4: far }\n" "6: regions.europe-west4: must be a duration"
+bad "region: us-east5\npools:\n  - name: p\n    endpoints: []\n" "4: pools[0].endpoints: needs at least one endpoint"
+bad "region: [x\n" "2:1:"
+
+echo "== 3. documentation"
+keys=$(sed -n 's/.*static const char \*const keys\[\] = {\(.*\)/\1/p; /static const char \*const keys/,/NULL}/p' "$top/src/gateway/config.c" |
+	grep -o '"[a-z_]*"' | tr -d '"' | sort -u)
+missing=""
+for k in $keys; do grep -q "\`$k\`" "$top/docs/CONFIG.md" || missing="$missing $k"; done
+check '[ -z "$missing" ]' "every configuration key is documented in docs/CONFIG.md ($(echo $keys | wc -w) keys)${missing:+; missing:$missing}"
+
+sim_start a $((P + 1)) --model m --region us-east5
+cat >"$tmp/gw.yaml" <<YAML
+region: us-east5
+listen: 127.0.0.1:$P
+pools:
+  - name: p
+    endpoints: [ { address: "127.0.0.1:$((P + 1))" }, { address: "127.0.0.1:$((P + 2))", region: eu } ]
+    health: { interval: 200ms, timeout: 150ms }
+    backend: { tries: 2 }
+YAML
+gw_start "$tmp/gw.yaml"
+chat $gw_url m >/dev/null
+chat $gw_url m >/dev/null
+names=$(curl -fs "$gw_url/metrics" | sed -n 's/^# TYPE \([^ ]*\) .*/\1/p' | sort -u)
+missing=""
+for m in $names; do grep -q "\`$m\`" "$top/docs/METRICS.md" || missing="$missing $m"; done
+check '[ -n "$names" ] && [ -z "$missing" ]' "every metric the gateway writes is documented in docs/METRICS.md ($(echo $names | wc -w) families)${missing:+; missing:$missing}"
+bad_names=$(echo "$names" | grep -v '^infergate_' || true)
+check '[ -z "$bad_names" ]' "every metric name starts with infergate_"
+finish
