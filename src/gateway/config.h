@@ -107,6 +107,7 @@ typedef struct gw_pool_cfg {
 	gw_passive_cfg passive;
 	gw_scrape_cfg metrics;
 	gw_backend_cfg backend;
+	gw_picker_cfg picker;
 } gw_pool_cfg;
 
 /* A route: requests whose path starts with prefix (and, when model is set,
@@ -116,6 +117,8 @@ typedef struct gw_route_cfg {
 	char model[GW_NAME_LEN];       /* "" = any model the pool serves */
 	char pool[GW_NAME_LEN];
 	int pool_index;                /* into gw_config.pools */
+	char objective[GW_NAME_LEN];   /* default objective of its requests; "" = none */
+	int objective_index;           /* 1 + index into gw_config.objectives; 0 = none */
 } gw_route_cfg;
 
 /* The latency from this gateway's region to another, for "nearest first". */
@@ -147,6 +150,8 @@ typedef struct gw_config {
 	size_t n_pools;
 	gw_route_cfg *routes;          /* n_routes, owned; defaults when the file has none */
 	size_t n_routes;
+	gw_objective_cfg objectives[GW_MAX_OBJECTIVES];
+	size_t n_objectives;
 } gw_config;
 
 /* Defaults of a pool's policies (also what the quick-start flags use). */
