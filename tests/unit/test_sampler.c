@@ -260,7 +260,7 @@ static int cmp_desc(const void *a, const void *b)
  * nucleus computed by a full sort, and the draws cover it. */
 static void test_top_p_wide(void)
 {
-	enum { N = 10000 };
+	enum { N = 4500 };   /* above the 4096 where the bucketed path starts */
 	sampler *s = sampler_new(N);
 	float *l = malloc(N * sizeof(float));
 	double *w = malloc(N * sizeof(double));
@@ -286,7 +286,7 @@ static void test_top_p_wide(void)
 	sampler_params_default(&p);
 	p.top_p = 0.5f;
 	int outside = 0, covered = 0;
-	for (int k = 0; k < 40000; k++) {
+	for (int k = 0; k < 12000; k++) {
 		sampler_result r;
 		T_EQ_INT(sampler_sample(s, l, N, &p, &g, -1, &r), 0);
 		if (w[r.id] < cut * (1 - 1e-6)) outside++;
@@ -296,7 +296,7 @@ static void test_top_p_wide(void)
 		if (hit[i] && w[i] >= cut * (1 - 1e-6)) covered++;
 	T_EQ_INT(outside, 0);
 	T_CHECK(covered >= size * 99 / 100);
-	T_CHECK(size > 500 && size < 3000);
+	T_CHECK(size > 100 && size < N / 2);
 	free(sorted);
 	free(hit);
 	free(w);
