@@ -289,7 +289,7 @@ static void xml_text(buf *b, const char *s)
 
 int drill_report_svg(const drill_result *r, const char *path)
 {
-	const double W = 1100, H = 440, L = 70, R = 170, T = 50, B = 60;
+	const double W = 1120, H = 440, L = 70, R = 190, T = 50, B = 60;
 	const double pw = W - L - R, ph = H - T - B;
 	double tmax = r->t_total_ms > 1 ? r->t_total_ms / 1000.0 : 1;
 	double ymax = 0;

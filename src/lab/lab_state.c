@@ -197,7 +197,7 @@ int lab_state_save(const lab_state *s)
 		if (k <= 0) break;
 		off += (size_t)k;
 	}
-	if (off != len || fsync(fd) == -1) { close(fd); unlink(tmp); goto out; }
+	if (off != len) { close(fd); unlink(tmp); goto out; }
 	close(fd);
 	if (rename(tmp, path) == -1) { unlink(tmp); goto out; }
 	rc = 0;
