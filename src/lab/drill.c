@@ -800,6 +800,11 @@ int drill_main(int argc, char **argv, lab_state *lab_given)
 
 	drill_result *r = &d->r;
 	static lab_state loaded;
+	if (lab_given) {
+		/* The demo removes the lab afterwards: keep the reports beside it. */
+		if (!o->json_path) o->json_path = "lab-drill.json";
+		if (!o->svg_path) o->svg_path = "lab-drill.svg";
+	}
 	if (o->gateway_local) {
 		if (!o->gateway_remote || !o->outage_cmd || !o->restore_cmd || !o->model) {
 			fprintf(stderr, "drill: --gateway needs --remote-gateway, --outage-cmd, --restore-cmd and --model\n");
@@ -869,10 +874,14 @@ int drill_main(int argc, char **argv, lab_state *lab_given)
 	finish_checks(d);
 	if (!o->quiet) printf("\n");
 	drill_report_table(r);
-	if (o->json_path && drill_report_json(r, o->json_path) < 0)
-		fprintf(stderr, "drill: cannot write %s: %s\n", o->json_path, strerror(errno));
-	if (o->svg_path && drill_report_svg(r, o->svg_path) < 0)
-		fprintf(stderr, "drill: cannot write %s: %s\n", o->svg_path, strerror(errno));
+	if (o->json_path) {
+		if (drill_report_json(r, o->json_path) < 0) fprintf(stderr, "drill: cannot write %s: %s\n", o->json_path, strerror(errno));
+		else printf("report: %s\n", o->json_path);
+	}
+	if (o->svg_path) {
+		if (drill_report_svg(r, o->svg_path) < 0) fprintf(stderr, "drill: cannot write %s: %s\n", o->svg_path, strerror(errno));
+		else printf("timeline: %s\n", o->svg_path);
+	}
 	int rc = r->passed ? 0 : 1;
 
 	for (size_t i = 0; i < LAB_MAX_NODES; i++)
