@@ -195,13 +195,31 @@ static void parse_backend(cfg_ctx *c, const json_val *b, const char *path, gw_ba
 static void parse_endpoint(cfg_ctx *c, const gw_config *cfg, const json_val *e, const char *path,
 			   gw_endpoint_cfg *out)
 {
-	static const char *const keys[] = {"address", "region", "weight", NULL};
+	static const char *const keys[] = {"address", "region", "weight", "resolve", "resolve_interval", "resolver",
+					   NULL};
 	if (cfg_check_keys(c, e, path, keys) < 0) return;
 	out->line = e->line;
-	char full[256];
-	if (get_name(c, e, path, "address", 1, NULL, NULL, NULL, out->address, sizeof(out->address)) > 0) {
+	char full[256], how[16];
+	/* resolve: dns | srv | kubernetes (discovery.h); absent: the address as it is */
+	if (get_name(c, e, path, "resolve", 0, NULL, NULL, NULL, how, sizeof(how)) > 0) {
+		out->resolve = !strcmp(how, "dns") ? GW_RESOLVE_DNS : !strcmp(how, "srv") ? GW_RESOLVE_SRV
+			     : !strcmp(how, "kubernetes") ? GW_RESOLVE_KUBERNETES : -1;
+		cfg_path(full, sizeof(full), path, "resolve");
+		if (out->resolve < 0) cfg_fail(c, json_get(e, "resolve"), full, "\"%s\" is not dns, srv or kubernetes", how);
+	}
+	cfg_duration_ms(c, e, path, "resolve_interval", 0, 0, 100, 3600000, &out->resolve_interval_ms);
+	if (get_name(c, e, path, "resolver", 0, NULL, NULL, NULL, out->resolver, sizeof(out->resolver)) > 0) {
+		cfg_path(full, sizeof(full), path, "resolver");
+		check_hostport(c, json_get(e, "resolver"), full, out->resolver, 0);
+	}
+	if (get_name(c, e, path, "address", 1, NULL, NULL, NULL, out->address, sizeof(out->address)) > 0 &&
+	    out->resolve != GW_RESOLVE_SRV) {   /* an SRV name carries no port */
 		cfg_path(full, sizeof(full), path, "address");
 		check_hostport(c, json_get(e, "address"), full, out->address, 0);
+	}
+	if (!out->resolve && (json_get(e, "resolver") || json_get(e, "resolve_interval"))) {
+		cfg_path(full, sizeof(full), path, json_get(e, "resolver") ? "resolver" : "resolve_interval");
+		cfg_fail(c, e, full, "only applies with resolve: dns, srv or kubernetes");
 	}
 	get_name(c, e, path, "region", 0, cfg->region, name_ok, "a region name (letters, digits, . _ -)",
 		 out->region, sizeof(out->region));

@@ -90,11 +90,19 @@ typedef struct gw_backend_cfg {
 	uint32_t max_idle_conns;       /* keep-alive connections kept per endpoint */
 } gw_backend_cfg;
 
+/* How an endpoint entry's address becomes endpoints (discovery.h): as it is,
+ * or re-resolved: DNS A/AAAA of "name:port", SRV of "_svc._proto.name", or
+ * the EndpointSlices of the Kubernetes Service "service[.namespace]:port". */
+enum gw_resolve { GW_RESOLVE_NONE = 0, GW_RESOLVE_DNS, GW_RESOLVE_SRV, GW_RESOLVE_KUBERNETES };
+
 typedef struct gw_endpoint_cfg {
 	char address[GW_ADDR_LEN];     /* "host:port" */
 	char region[GW_NAME_LEN];
 	uint32_t weight;               /* 1..1000, default 1 */
 	uint32_t line;                 /* where it was declared (messages) */
+	int resolve;                   /* enum gw_resolve */
+	uint64_t resolve_interval_ms;  /* between resolutions (dns, srv); 0 = default 5 s */
+	char resolver[64];             /* DNS server "ip:port"; "" = /etc/resolv.conf */
 } gw_endpoint_cfg;
 
 typedef struct gw_pool_cfg {

@@ -710,8 +710,18 @@ int discovery_k8s_start(discovery *d, char *err, size_t err_len)
 	}
 	s->d = d;
 	s->fd = -1;
-	str_copy(s->token_path, sp->k8s_token_path[0] ? sp->k8s_token_path : K8S_SA_DIR "/token", sizeof(s->token_path));
-	str_copy(s->ca_path, sp->k8s_ca_path[0] ? sp->k8s_ca_path : K8S_SA_DIR "/ca.crt", sizeof(s->ca_path));
+	/* The service account's folder: the standard one, or $INFERGATE_K8S_SA_DIR
+	 * (tests, and running outside a pod with a token of one). */
+	const char *sa = getenv("INFERGATE_K8S_SA_DIR");
+	if (!sa || !sa[0]) sa = K8S_SA_DIR;
+	if (sp->k8s_token_path[0])
+		str_copy(s->token_path, sp->k8s_token_path, sizeof(s->token_path));
+	else
+		snprintf(s->token_path, sizeof(s->token_path), "%.200s/token", sa);
+	if (sp->k8s_ca_path[0])
+		str_copy(s->ca_path, sp->k8s_ca_path, sizeof(s->ca_path));
+	else
+		snprintf(s->ca_path, sizeof(s->ca_path), "%.200s/ca.crt", sa);
 	if (sp->k8s_namespace[0]) {
 		str_copy(s->ns, sp->k8s_namespace, sizeof(s->ns));
 	} else {

@@ -173,6 +173,7 @@ struct gw {
 	buf log_line;
 	buf scratch;                   /* admin answers */
 	uint64_t reloads_total, reload_failures_total;
+	struct gw_discovery *discovery; /* entries with resolve: (discovery_pools.c) */
 };
 
 /* ---- pool.c */
@@ -193,6 +194,15 @@ int gw_pool_serves(const gw_pool *p, const char *model);
 size_t gw_healthy_endpoints(const gw *g);
 /* Frees every pool and endpoint (at exit). */
 void gw_pools_free(gw *g);
+
+/* ---- discovery_pools.c */
+/* gw_pools_apply for cfg with each `resolve:` entry expanded into the addresses
+ * it resolves to, and kept so: each change of a set applies again (new
+ * addresses join after their checks pass, gone ones drain). Discoveries of
+ * entries that did not change are kept. Returns 0, or -1 with err (then what
+ * ran before stays). */
+int gw_discovery_apply(gw *g, const gw_config *cfg, char *err, size_t err_len);
+void gw_discovery_free(gw *g);
 
 /* ---- health.c */
 /* Starts checking e (the first check at once). */

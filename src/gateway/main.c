@@ -97,7 +97,7 @@ static void reload(gw *g)
 		log_error("reload refused: %s; the running configuration stays", err);
 		return;
 	}
-	if (gw_pools_apply(g, nc, err, sizeof(err)) < 0) {
+	if (gw_discovery_apply(g, nc, err, sizeof(err)) < 0) {
 		g->reload_failures_total++;
 		gw_metrics_reload(g, 0);
 		log_error("reload refused: %s; the running configuration stays", err);
@@ -250,7 +250,7 @@ int main(int argc, char **argv)
 		}
 		log_info("listening on %s (port %d), region %s", cfg->listen[i], httpd_port(g.httpd, li), cfg->region);
 	}
-	if (gw_pools_apply(&g, cfg, err, sizeof(err)) < 0) {
+	if (gw_discovery_apply(&g, cfg, err, sizeof(err)) < 0) {
 		fprintf(stderr, "infergate: %s\n", err);
 		return 1;
 	}
@@ -269,6 +269,7 @@ int main(int argc, char **argv)
 
 	httpd_free(g.httpd); /* requests still in flight end here (on_close) */
 	g.httpd = NULL;
+	gw_discovery_free(&g);
 	gw_pools_free(&g);
 	ev_run_once(g.loop, 0); /* deferred frees of connections */
 	access_log_close(&g);
