@@ -97,6 +97,10 @@ struct gw_endpoint {
 
 	/* metrics (metrics.c): cached series */
 	prom_series *m_up, *m_ejected, *m_in_flight;
+
+	/* the picker (scrape.h, picker.h): its scraper and its prefix index */
+	struct scrape_state *scrape;
+	struct picker_ep *pk;
 };
 
 /* A pool: its policy and endpoints, immutable once built (a reload builds a
@@ -109,6 +113,7 @@ struct gw_pool {
 	/* retry budget (Envoy): requests and retries in progress */
 	uint32_t active_requests;
 	uint32_t active_retries;
+	struct picker_pool *pk;        /* region states of the picker (picker_gw.c) */
 	gw *g;
 };
 
@@ -147,6 +152,7 @@ struct gw_call {
 	uint64_t bytes_out;
 	double start_wall_s;
 	gw_call *next_free;
+	struct picker_req *pk;         /* prefix chain, objective, explain (picker_gw.c) */
 };
 
 /* The process. */
@@ -174,6 +180,7 @@ struct gw {
 	buf scratch;                   /* admin answers */
 	uint64_t reloads_total, reload_failures_total;
 	struct gw_discovery *discovery; /* entries with resolve: (discovery_pools.c) */
+	struct picker_gw *pk;          /* the picker's metrics and tick (picker_gw.c) */
 };
 
 /* ---- pool.c */
@@ -222,6 +229,10 @@ int health_ejected(const gw_endpoint *e, uint64_t now_ms);
 /* Takes over a routed request (pool ref taken here). */
 void proxy_start(gw *g, httpd_req *r, gw_pool *pool, const char *model, int stream);
 void proxy_free_calls(gw *g);
+/* The admission's verdict on a request it held (admission.h): status 0 sends
+ * it on to the picker, else answers status (extra_headers: "Name: v\r\n" lines
+ * or NULL) with an OpenAI-style error of msg. */
+void proxy_admission_done(gw_call *c, int status, const char *extra_headers, const char *msg);
 
 /* ---- front.c */
 void front_handle(httpd_req *r, void *arg);
