@@ -1,8 +1,8 @@
 /*
- * pick.c — the endpoint picker of pick.h: locality first, then weighted least
- * in-flight with a deterministic tie-break. No state of its own.
+ * pick.c — the endpoint picker of pick.h: the picker's pipeline (picker.h).
  */
 #include "gateway/pick.h"
+#include "gateway/picker.h"
 
 /* 1 when a is a better choice than b (same region rank). Weighted least
  * in-flight compared by cross-multiplication: (a+1)/wa < (b+1)/wb. */
@@ -31,6 +31,13 @@ static int pick_pass(const gw_pool *pool, const pick_ctx *ctx, int ignore_ejecti
 }
 
 int pick_endpoint(const gw_pool *pool, const pick_ctx *ctx)
+{
+	return picker_pick(pool, ctx);
+}
+
+/* The rule before the picker (locality, then weighted least in-flight), kept
+ * for comparison in tests and benchmarks. */
+int pick_endpoint_simple(const gw_pool *pool, const pick_ctx *ctx)
 {
 	int i = pick_pass(pool, ctx, 0);
 	if (i < 0) i = pick_pass(pool, ctx, 1); /* every one ejected: ejection cannot empty a pool */

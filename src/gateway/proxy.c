@@ -21,7 +21,9 @@
  * never pooled, so the model server stops generating.
  */
 #include "gateway/gateway.h"
+#include "gateway/admission.h"
 #include "gateway/pick.h"
+#include "gateway/picker.h"
 #include "core/log.h"
 #include "core/oai_error.h"
 #include "core/sse.h"
@@ -112,6 +114,9 @@ static void call_end(gw_call *c)
 	}
 	gw_metrics_request(g, c, now);
 	access_log_write(g, c, now);
+	admission_forget(c);
+	picker_req_free(c->pk);
+	c->pk = NULL;
 	release_endpoint(c);
 	gw_pool *p = c->pool;
 	p->active_requests--;
@@ -219,7 +224,7 @@ static int can_retry(gw_call *c)
 	gw_pool *p = c->pool;
 	uint64_t now = ev_now_ms(c->g->loop);
 	if (c->tries >= p->cfg.backend.tries || now >= c->deadline_ms || !c->r) return 0;
-	pick_ctx ctx = { c->tried, c->model, now };
+	pick_ctx ctx = { c->tried, c->model, now, c->pk };
 	if (pick_endpoint(p, &ctx) < 0) return 0;
 	if (!c->in_retry) {
 		double budget = p->cfg.backend.retry_budget_min + p->cfg.backend.retry_budget_ratio * p->active_requests;
@@ -306,6 +311,7 @@ static int on_up_head(hc_req *up, int status, const http_header *h, size_t n, vo
 		rc |= buf_append(b, "\r\n", 2);
 	}
 	rc |= buf_printf(b, "x-infergate-endpoint: %s\r\nx-infergate-region: %s\r\n", e->label, e->region);
+	picker_explain_header(c, b);
 	if (rc) return -1;
 	c->sse = ctype && !strncasecmp(ctype, "text/event-stream", 17);
 	c->status = status;
@@ -429,7 +435,7 @@ static void attempt(gw_call *c)
 		answer_error(c, 504, "The request timed out after %llu ms.", (unsigned long long)(now - c->start_ms));
 		return;
 	}
-	pick_ctx ctx = { c->tried, c->model, now };
+	pick_ctx ctx = { c->tried, c->model, now, c->pk };
 	int i = pick_endpoint(p, &ctx);
 	if (i < 0) {
 		if (c->tries == 0)
@@ -438,6 +444,7 @@ static void attempt(gw_call *c)
 			answer_error(c, 502, "Every endpoint tried for model `%s` failed (%u tries).", c->model, c->tries);
 		return;
 	}
+	picker_commit(p, i, &ctx);
 	pick_mark(c->tried, i);
 	gw_endpoint *e = p->eps[i];
 	gw_endpoint_ref(e);
@@ -496,5 +503,19 @@ void proxy_start(gw *g, httpd_req *r, gw_pool *pool, const char *model, int stre
 		answer_error(c, 431, "Request header fields too large to forward.");
 		return;
 	}
-	attempt(c);
+	c->pk = picker_req_new(c);
+	if (admission_admit(c) == ADMISSION_ADMIT) attempt(c);
+}
+
+void proxy_admission_done(gw_call *c, int status, const char *extra_headers, const char *msg)
+{
+	if (!status) {
+		attempt(c);
+		return;
+	}
+	c->status = status;
+	buf *b = &c->resp_headers; /* unused before an upstream answers */
+	buf_reset(b);
+	oai_error_write(b, status, msg ? msg : "", NULL);
+	client_finished(c, httpd_respond(c->r, status, "application/json", extra_headers, buf_rptr(b), buf_rlen(b)));
 }
