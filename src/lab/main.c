@@ -103,8 +103,18 @@ static int cmd_up(int argc, char **argv, int demo)
 	int rc = lab_up(&s, &o);
 	if (!demo) { lab_state_free(&s); free(rest); return rc; }
 	if (rc == 0) {
-		rest[0] = (char *)"drill";
-		rc = drill_main(n_rest + 1, rest, &s);
+		/* Demo defaults sized for a 2-core machine and one server thread
+		 * (the 270m-shaped model decodes ~30 tokens/s there); flags given
+		 * after `demo` come later and win. */
+		static char *dflt[] = {"drill", "--rate", "2", "--max-tokens", "8", "--question-max-tokens", "32",
+				       "--baseline", "3", "--outage", "5"};
+		size_t nd = ARRAY_LEN(dflt);
+		char **dargv = calloc(nd + (size_t)n_rest + 1, sizeof *dargv);
+		if (!dargv) { free(rest); lab_state_free(&s); return 1; }
+		memcpy(dargv, dflt, sizeof dflt);
+		memcpy(dargv + nd, rest + 1, (size_t)n_rest * sizeof *dargv);
+		rc = drill_main((int)nd + n_rest, dargv, &s);
+		free(dargv);
 	}
 	lab_state_free(&s);
 	printf("\n");
