@@ -14,6 +14,7 @@
  * this runs. Every error is an OpenAI-style JSON error.
  */
 #include "gateway/gateway.h"
+#include "gateway/picker.h"
 #include "core/json.h"
 #include "core/oai_error.h"
 #include "core/util.h"
@@ -167,6 +168,7 @@ static void status_endpoint(json_w *w, const gw_endpoint *e, uint64_t now)
 	jw_key(w, "models"); jw_arr_begin(w);
 	for (size_t i = 0; i < e->n_models; i++) jw_str(w, e->models[i]);
 	jw_arr_end(w);
+	picker_status_endpoint(w, e, now);
 	jw_obj_end(w);
 }
 
@@ -198,6 +200,7 @@ static void status(gw *g, httpd_req *r)
 		jw_key(&w, "active_retries"); jw_uint(&w, p->active_retries);
 		jw_key(&w, "request_timeout_ms"); jw_uint(&w, p->cfg.backend.request_timeout_ms);
 		jw_key(&w, "tries"); jw_uint(&w, p->cfg.backend.tries);
+		picker_status_pool(&w, p, now);
 		jw_key(&w, "endpoints"); jw_arr_begin(&w);
 		for (size_t k = 0; k < p->n_eps; k++) status_endpoint(&w, p->eps[k], now);
 		jw_arr_end(&w);

@@ -15,6 +15,7 @@
  * configuration keeps serving. One thread, one event loop.
  */
 #include "gateway/gateway.h"
+#include "gateway/picker.h"
 #include "core/log.h"
 #include "core/util.h"
 
@@ -225,7 +226,7 @@ int main(int argc, char **argv)
 	if (cfg_file) str_copy(g.cfg_path, cfg_file, sizeof(g.cfg_path));
 	buf_init(&g.scratch, 0);
 	g.loop = ev_new();
-	if (!g.loop || gw_metrics_init(&g) < 0) {
+	if (!g.loop || gw_metrics_init(&g) < 0 || picker_init(&g) < 0) {
 		fprintf(stderr, "infergate: out of memory\n");
 		return 1;
 	}
@@ -274,6 +275,7 @@ int main(int argc, char **argv)
 	ev_run_once(g.loop, 0); /* deferred frees of connections */
 	access_log_close(&g);
 	proxy_free_calls(&g);
+	picker_deinit(&g);
 	gw_metrics_free(&g);
 	gw_config_free(g.cfg);
 	buf_free(&g.scratch);

@@ -9,6 +9,8 @@
  * it is freed when the last request in flight on it lets go.
  */
 #include "gateway/gateway.h"
+#include "gateway/picker.h"
+#include "gateway/scrape.h"
 #include "core/log.h"
 #include "core/util.h"
 
@@ -30,6 +32,8 @@ static void endpoint_free(gw_endpoint *e)
 {
 	gw *g = e->g;
 	health_stop(e);
+	scrape_free(e);
+	picker_endpoint_free(e);
 	if (e->models_req) hc_cancel(e->models_req);
 	buf_free(&e->models_body);
 	gw_metrics_endpoint_remove(g, e);
@@ -67,6 +71,7 @@ void gw_pool_unref(gw_pool *p)
 	BUG_ON(p->refs <= 0);
 	if (--p->refs) return;
 	for (size_t i = 0; i < p->n_eps; i++) gw_endpoint_unref(p->eps[i]);
+	picker_pool_free(p);
 	free(p->eps);
 	free(p);
 }
@@ -209,6 +214,8 @@ int gw_pools_apply(gw *g, const gw_config *cfg, char *err, size_t err_len)
 			e->hc = pc->health;
 			if (fresh) health_start(e);
 			else if (restart) { health_stop(e); health_start(e); }
+			if (scrape_apply(e, &pc->metrics) < 0)
+				log_warn("endpoint %s of pool %s: out of memory: not scraped", e->address, pc->name);
 		}
 	}
 	/* Release the old pools; endpoints they alone held are marked removed. */
