@@ -8,6 +8,7 @@
  * each key means is in docs/CONFIG.md; the defaults are set here only.
  */
 #include "gateway/config.h"
+#include "gateway/config_picker.h"
 #include "core/cfg.h"
 #include "core/util.h"
 
@@ -49,6 +50,7 @@ void gw_pool_cfg_defaults(gw_pool_cfg *p)
 	p->backend.retry_budget_ratio = 0.2;
 	p->backend.retry_budget_min = 3;
 	p->backend.max_idle_conns = 256;
+	config_picker_defaults(p);
 }
 
 static void config_defaults(gw_config *c)
@@ -165,11 +167,12 @@ static void parse_passive(cfg_ctx *c, const json_val *p, const char *path, gw_pa
 
 static void parse_scrape(cfg_ctx *c, const json_val *m, const char *path, gw_scrape_cfg *out)
 {
-	static const char *const keys[] = {"enabled", "path", "interval", NULL};
+	static const char *const keys[] = {"enabled", "path", "interval", CONFIG_SCRAPE_KEYS, NULL};
 	if (cfg_check_keys(c, m, path, keys) < 0) return;
 	cfg_bool(c, m, path, "enabled", 0, out->enabled, &out->enabled);
 	get_name(c, m, path, "path", 0, out->path, path_ok, "a path starting with /", out->path, sizeof(out->path));
 	cfg_duration_ms(c, m, path, "interval", 0, out->interval_ms, 10, 3600000, &out->interval_ms);
+	config_scrape_parse(c, m, path, out);
 }
 
 static void parse_backend(cfg_ctx *c, const json_val *b, const char *path, gw_backend_cfg *out)
@@ -230,7 +233,7 @@ static void parse_endpoint(cfg_ctx *c, const gw_config *cfg, const json_val *e, 
 static void parse_pool(cfg_ctx *c, const gw_config *cfg, const json_val *p, const char *path, gw_pool_cfg *out)
 {
 	static const char *const keys[] = {"name", "models", "endpoints", "health", "passive", "metrics",
-					   "backend", NULL};
+					   "backend", "picker", NULL};
 	char sub[256];
 	gw_pool_cfg_defaults(out);
 	if (cfg_check_keys(c, p, path, keys) < 0) return;
@@ -292,6 +295,8 @@ static void parse_pool(cfg_ctx *c, const gw_config *cfg, const json_val *p, cons
 	if ((v = cfg_obj(c, p, path, "metrics", 0))) parse_scrape(c, v, sub, &out->metrics);
 	cfg_path(sub, sizeof(sub), path, "backend");
 	if ((v = cfg_obj(c, p, path, "backend", 0))) parse_backend(c, v, sub, &out->backend);
+	cfg_path(sub, sizeof(sub), path, "picker");
+	if ((v = cfg_obj(c, p, path, "picker", 0))) config_picker_parse(c, v, sub, &out->picker);
 	if (out->health.timeout_ms > out->health.interval_ms) {
 		cfg_path(sub, sizeof(sub), path, "health.timeout");
 		cfg_fail(c, json_get(json_get(p, "health"), "timeout"), sub, "is longer than health.interval");
@@ -300,8 +305,9 @@ static void parse_pool(cfg_ctx *c, const gw_config *cfg, const json_val *p, cons
 
 static void parse_route(cfg_ctx *c, gw_config *cfg, const json_val *r, const char *path, gw_route_cfg *out)
 {
-	static const char *const keys[] = {"path", "model", "pool", NULL};
+	static const char *const keys[] = {"path", "model", "pool", "objective", NULL};
 	if (cfg_check_keys(c, r, path, keys) < 0) return;
+	config_route_objective(c, r, path, cfg, out);
 	get_name(c, r, path, "path", 0, "/", path_ok, "a path prefix starting with /", out->prefix, sizeof(out->prefix));
 	get_name(c, r, path, "model", 0, NULL, model_ok, "a model name", out->model, sizeof(out->model));
 	if (get_name(c, r, path, "pool", 1, NULL, name_ok, "a pool name", out->pool, sizeof(out->pool)) <= 0) return;
@@ -370,7 +376,7 @@ static void parse_regions(cfg_ctx *c, const json_val *r, gw_config *out)
 static void parse_root(cfg_ctx *c, const json_val *root, gw_config *cfg)
 {
 	static const char *const keys[] = {"region", "listen", "regions", "limits", "shutdown_grace",
-					   "access_log", "pools", "routes", NULL};
+					   "access_log", "pools", "routes", "objectives", NULL};
 	if (cfg_check_keys(c, root, "", keys) < 0) return;
 	get_name(c, root, "", "region", 1, NULL, name_ok, "a region name (letters, digits, . _ -)", cfg->region,
 		 sizeof(cfg->region));
@@ -407,6 +413,8 @@ static void parse_root(cfg_ctx *c, const json_val *root, gw_config *cfg)
 		if (strlen(al) >= sizeof(cfg->access_log)) cfg_fail(c, json_get(root, "access_log"), "access_log", "path too long");
 		else str_copy(cfg->access_log, al, sizeof(cfg->access_log));
 	}
+
+	if ((v = json_get(root, "objectives")) && !json_is(v, JSON_NULL)) config_objectives_parse(c, v, cfg);
 
 	const json_val *pools = cfg_arr(c, root, "", "pools", 1);
 	if (pools && json_count(pools) == 0) cfg_fail(c, pools, "pools", "needs at least one pool");
