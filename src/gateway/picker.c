@@ -1,0 +1,230 @@
+/*
+ * picker.c — the picker's pipeline (picker.h) over an array of views: the
+ * filters in order, the region waterfall, the scorers, and the ordered list.
+ * Pure: no gateway structs, no clock but p->now_ms, no allocation.
+ */
+#include "gateway/picker.h"
+#include "core/util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct pk_filter {
+	pk_filter_fn *fn;
+	unsigned bit;
+	int hard;                      /* may empty the set (the request then fails) */
+	const char *name;
+} pk_filter;
+
+/* Before the region choice, in order. */
+static const pk_filter pre_filters[] = {
+	{filter_untried, PK_F_UNTRIED, 1, "untried"},
+	{filter_healthy, PK_F_HEALTHY, 1, "healthy"},
+	{filter_not_ejected, PK_F_NOT_EJECTED, 0, "not_ejected"},
+	{filter_model, PK_F_MODEL, 0, "model"},
+};
+/* Within the chosen region. */
+static const pk_filter post_filter = {filter_utilization, PK_F_UTILIZATION, 0, "utilization"};
+
+static const struct {
+	pk_scorer_fn *fn;
+	const char *name;
+} scorers[PK_N_SCORERS] = {
+	[PK_S_KV] = {score_kv, "kv"},
+	[PK_S_QUEUE] = {score_queue, "queue"},
+	[PK_S_INFLIGHT] = {score_inflight, "in_flight"},
+	[PK_S_PREFIX] = {score_prefix, "prefix"},
+};
+
+const char *picker_scorer_name(int s) { return s >= 0 && s < PK_N_SCORERS ? scorers[s].name : "?"; }
+
+void picker_filter_names(unsigned mask, char *dst, size_t size)
+{
+	static const struct { unsigned bit; const char *name; } all[] = {
+		{PK_F_UNTRIED, "untried"}, {PK_F_HEALTHY, "healthy"}, {PK_F_NOT_EJECTED, "not_ejected"},
+		{PK_F_MODEL, "model"}, {PK_F_REGION, "region"}, {PK_F_UTILIZATION, "utilization"},
+	};
+	size_t off = 0;
+	if (size) dst[0] = 0;
+	for (size_t i = 0; i < ARRAY_LEN(all); i++) {
+		if (!(mask & all[i].bit)) continue;
+		int k = snprintf(dst + off, off < size ? size - off : 0, "%s%s", off ? "," : "", all[i].name);
+		if (k > 0) off += (size_t)k;
+		if (off >= size) break;
+	}
+}
+
+/* Keeps the members of set[0..n) that pass f; if none would, keeps them all
+ * (soft filters) and flags it. Returns the new size. */
+static size_t apply(const pk_filter *f, pk_view **set, size_t n, const pk_params *p, unsigned *relaxed)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		if (set[i]->passed & f->bit) k++;
+	if (k == 0 && !f->hard) {
+		if (n) *relaxed |= f->bit;
+		return n;
+	}
+	k = 0;
+	for (size_t i = 0; i < n; i++)
+		if (set[i]->passed & f->bit) set[k++] = set[i];
+	return k;
+}
+
+static double weight_of(const gw_picker_cfg *c, int s)
+{
+	switch (s) {
+	case PK_S_KV: return c->weight_kv;
+	case PK_S_QUEUE: return c->weight_queue;
+	case PK_S_INFLIGHT: return c->weight_inflight;
+	default: return c->weight_prefix;
+	}
+}
+
+static void score_group(pk_view **g, size_t n, const pk_params *p)
+{
+	if (!n) return;
+	for (int s = 0; s < PK_N_SCORERS; s++) scorers[s].fn(g, n, p);
+	for (size_t i = 0; i < n; i++) {
+		double t = 0;
+		for (int s = 0; s < PK_N_SCORERS; s++) t += weight_of(p->cfg, s) * g[i]->score[s];
+		g[i]->total = t;
+	}
+}
+
+/* Best first: the higher total, then fewer in flight per weight, then fewer
+ * picks per weight, then configuration order. */
+static int cmp_views(const void *pa, const void *pb)
+{
+	const pk_view *a = *(pk_view *const *)pa, *b = *(pk_view *const *)pb;
+	double d = a->total - b->total;
+	if (d > 1e-9) return -1;
+	if (d < -1e-9) return 1;
+	uint64_t la = (uint64_t)a->in_flight * b->weight, lb = (uint64_t)b->in_flight * a->weight;
+	if (la != lb) return la < lb ? -1 : 1;
+	uint64_t pa2 = a->picked_total * b->weight, pb2 = b->picked_total * a->weight;
+	if (pa2 != pb2) return pa2 < pb2 ? -1 : 1;
+	return a->index < b->index ? -1 : a->index > b->index;
+}
+
+/* The utilization a view counts with for its region's capacity. */
+static double effective_util(const pk_view *v, const gw_picker_cfg *c)
+{
+	if (v->stale) return c->max_utilization + 1;
+	if (c->max_waiting > 0 && v->waiting > c->max_waiting) return c->max_utilization + 1;
+	return v->util;
+}
+
+static int clamp_rank(int r) { return r < 0 ? 0 : r >= REGION_MAX ? REGION_MAX - 1 : r; }
+
+void picker_run(pk_view *v, size_t n, const pk_params *p, region_state *rs, pk_result *out)
+{
+	const gw_picker_cfg *c = p->cfg;
+	memset(out, 0, sizeof(*out));
+	out->region_rank = -1;
+	if (n > GW_MAX_ENDPOINTS) n = GW_MAX_ENDPOINTS;
+
+	/* Each filter's verdict on each view. */
+	for (size_t i = 0; i < n; i++) {
+		v[i].passed = 0;
+		v[i].total = 0;
+		v[i].guarded = 0;
+		memset(v[i].score, 0, sizeof(v[i].score));
+		for (size_t f = 0; f < ARRAY_LEN(pre_filters); f++)
+			if (pre_filters[f].fn(&v[i], p)) v[i].passed |= pre_filters[f].bit;
+		if (post_filter.fn(&v[i], p)) v[i].passed |= post_filter.bit;
+	}
+
+	/* Region capacity, from every endpoint (a request's tries aside), with
+	 * the hysteresis of region_select. */
+	int present[REGION_MAX] = {0}, cap[REGION_MAX] = {0};
+	double best[REGION_MAX];
+	uint32_t avail[REGION_MAX] = {0};
+	for (int r = 0; r < REGION_MAX; r++) best[r] = 2;
+	for (size_t i = 0; i < n; i++) {
+		int r = clamp_rank(v[i].region_rank);
+		present[r] = 1;
+		if (!v[i].available || v[i].ejected || !v[i].serves_model) continue;
+		avail[r]++;
+		double u = effective_util(&v[i], c);
+		if (u < best[r]) best[r] = u;
+	}
+	int any_cap = 0;
+	for (int r = 0; r < REGION_MAX; r++) {
+		if (!present[r]) continue;
+		cap[r] = region_update(rs, r, best[r], avail[r], c->max_utilization, c->return_margin, c->region_hold_ms,
+				       p->now_ms);
+		any_cap |= cap[r];
+	}
+	out->saturated = !any_cap;
+
+	/* The candidates: hard filters, then the soft ones before the region. */
+	pk_view *set[GW_MAX_ENDPOINTS];
+	size_t m = 0;
+	for (size_t i = 0; i < n; i++) set[m++] = &v[i];
+	for (size_t f = 0; f < ARRAY_LEN(pre_filters) && m; f++) m = apply(&pre_filters[f], set, m, p, &out->relaxed);
+	if (!m) return;
+
+	/* The region: the first in waterfall order with capacity and a candidate;
+	 * none: the nearest with a candidate. */
+	int nearest = -1, chosen = -1;
+	for (size_t i = 0; i < m; i++) {
+		int r = clamp_rank(set[i]->region_rank);
+		if (nearest < 0 || r < nearest) nearest = r;
+		if (cap[r] && (chosen < 0 || r < chosen)) chosen = r;
+	}
+	if (chosen < 0) chosen = nearest;
+	out->region_rank = chosen;
+	out->spilled = chosen != nearest;
+
+	/* Tiers: chosen region under the max, chosen region over it, then every
+	 * other region in waterfall order (under, over), then what the soft
+	 * filters before the region dropped. */
+	pk_view *in_region[GW_MAX_ENDPOINTS];
+	size_t k = 0;
+	for (size_t i = 0; i < m; i++)
+		if (clamp_rank(set[i]->region_rank) == chosen) {
+			set[i]->passed |= PK_F_REGION;
+			in_region[k++] = set[i];
+		}
+	/* A soft filter over the region: would it drop all, it drops none. */
+	unsigned relaxed_util = 0;
+	size_t fit = apply(&post_filter, in_region, k, p, &relaxed_util);
+	out->relaxed |= relaxed_util;
+
+	/* Mark membership to build the tiers. */
+	int tier_of[GW_MAX_ENDPOINTS];
+	for (size_t i = 0; i < n; i++) tier_of[i] = -1;
+	for (size_t i = 0; i < m; i++) {
+		int r = clamp_rank(set[i]->region_rank);
+		int pos = r == chosen ? 0 : 1 + (r < chosen ? r + REGION_MAX : r); /* spilled-from regions last */
+		int over = !(set[i]->passed & PK_F_UTILIZATION);
+		tier_of[set[i] - v] = pos * 2 + over;
+	}
+	for (size_t i = 0; i < fit; i++) tier_of[in_region[i] - v] = 0; /* relaxed: all of the region are tier 0 */
+	int last = 2 * (2 * REGION_MAX + 2);
+	for (size_t i = 0; i < n; i++)
+		if (tier_of[i] < 0 && (v[i].passed & PK_F_UNTRIED) && (v[i].passed & PK_F_HEALTHY)) tier_of[i] = last;
+
+	/* Group by tier (a stable order: tier, then position), score each group,
+	 * order it. */
+	pk_view *g[GW_MAX_ENDPOINTS];
+	size_t gn = 0;
+	for (size_t i = 0; i < n; i++)
+		if (tier_of[i] >= 0) g[gn++] = &v[i];
+	for (size_t i = 1; i < gn; i++) { /* insertion sort by tier: few distinct tiers, mostly in order */
+		pk_view *x = g[i];
+		size_t j = i;
+		while (j > 0 && tier_of[g[j - 1] - v] > tier_of[x - v]) { g[j] = g[j - 1]; j--; }
+		g[j] = x;
+	}
+	for (size_t a = 0; a < gn;) {
+		size_t b = a;
+		while (b < gn && tier_of[g[b] - v] == tier_of[g[a] - v]) b++;
+		score_group(g + a, b - a, p);
+		qsort(g + a, b - a, sizeof(g[0]), cmp_views);
+		for (size_t i = a; i < b; i++) out->order[out->n_order++] = (int)(g[i] - v);
+		a = b;
+	}
+}

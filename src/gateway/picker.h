@@ -1,0 +1,155 @@
+/*
+ * picker.h — the endpoint picker: a pipeline of filters and scorers over
+ * plain views of a pool's endpoints, and its glue to the running gateway.
+ *
+ *   tried (hard) → healthy (hard: never DOWN) → not ejected → serves the model
+ *   → region (waterfall with hysteresis, region_select.h) → under the max
+ *   utilization → scored (KV headroom, queue, in flight, prefix affinity)
+ *   → ordered.
+ *
+ * Each filter and scorer is its own file (filter_*.c, score_*.c) with the
+ * signature below. A soft filter that would drop every remaining candidate
+ * drops none (the Kubernetes inference extension's rule), so a pool whose
+ * every endpoint is saturated still serves. The result is an ordered list,
+ * best first: the candidates of the chosen region by score, then the other
+ * regions in waterfall order; a retry takes the next one not tried yet.
+ * Ties: the higher score, then fewer requests in flight per unit of weight,
+ * then fewer picks so far per unit of weight, then configuration order.
+ *
+ * The pure part (picker.c and the filter/score files) knows nothing of the
+ * gateway's structs and is unit-tested on arrays of views; picker_gw.c builds
+ * the views from a gw_pool and keeps per-request and per-endpoint state.
+ */
+#ifndef GATEWAY_PICKER_H
+#define GATEWAY_PICKER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "gateway/config.h"
+#include "gateway/region_select.h"
+
+enum pk_filter_bit {
+	PK_F_UNTRIED = 1,
+	PK_F_HEALTHY = 2,
+	PK_F_NOT_EJECTED = 4,
+	PK_F_MODEL = 8,
+	PK_F_REGION = 16,
+	PK_F_UTILIZATION = 32,
+};
+#define PK_F_ALL (PK_F_UNTRIED | PK_F_HEALTHY | PK_F_NOT_EJECTED | PK_F_MODEL | PK_F_REGION | PK_F_UTILIZATION)
+
+enum pk_scorer { PK_S_KV, PK_S_QUEUE, PK_S_INFLIGHT, PK_S_PREFIX, PK_N_SCORERS };
+
+/* One endpoint as the pipeline sees it. Inputs are filled by the caller;
+ * outputs (passed, score, total) by picker_run. */
+typedef struct pk_view {
+	/* inputs */
+	int index;                     /* the caller's (pool->eps) */
+	const char *label;
+	const char *region;
+	int region_rank;               /* 0 = own region, then nearest first */
+	int tried;                     /* this request already tried it */
+	int available;                 /* health not DOWN, not removed */
+	int ejected;                   /* passively ejected */
+	int serves_model;
+	double util;                   /* balancing metric 0..1 (1 when stale) */
+	int stale;                     /* metrics too old */
+	double waiting, running;       /* scraped queue gauges */
+	uint32_t in_flight;            /* the gateway's own count */
+	uint32_t weight;               /* >= 1 */
+	uint64_t picked_total;
+	uint32_t prefix_blocks;        /* longest prefix of the request held there */
+	/* outputs */
+	unsigned passed;               /* enum pk_filter_bit of the filters it passed */
+	double score[PK_N_SCORERS];    /* each 0..1 */
+	double total;                  /* weighted sum */
+	int guarded;                   /* prefix affinity withheld by the load guard */
+} pk_view;
+
+/* The request and the policy, for one run. */
+typedef struct pk_params {
+	const gw_picker_cfg *cfg;
+	uint32_t request_blocks;       /* blocks of the request's prefix chain */
+	uint64_t now_ms;
+} pk_params;
+
+typedef struct pk_result {
+	int order[GW_MAX_ENDPOINTS];   /* view positions, best first */
+	size_t n_order;
+	int region_rank;               /* of the chosen region; -1 when nothing is left */
+	int spilled;                   /* the chosen region is not the nearest live one */
+	int saturated;                 /* no region has capacity */
+	unsigned relaxed;              /* soft filters that would have dropped every candidate */
+} pk_result;
+
+/* A filter: 1 keeps v. Soft unless listed as hard in picker.c. */
+typedef int pk_filter_fn(const pk_view *v, const pk_params *p);
+int filter_untried(const pk_view *v, const pk_params *p);
+int filter_healthy(const pk_view *v, const pk_params *p);
+int filter_not_ejected(const pk_view *v, const pk_params *p);
+int filter_model(const pk_view *v, const pk_params *p);
+int filter_utilization(const pk_view *v, const pk_params *p);
+
+/* A scorer: sets cand[i]->score[its slot] to 0..1 (higher is better) for the
+ * n candidates (relative scorers normalise over them). */
+typedef void pk_scorer_fn(pk_view *const cand[], size_t n, const pk_params *p);
+void score_kv(pk_view *const cand[], size_t n, const pk_params *p);
+void score_queue(pk_view *const cand[], size_t n, const pk_params *p);
+void score_inflight(pk_view *const cand[], size_t n, const pk_params *p);
+void score_prefix(pk_view *const cand[], size_t n, const pk_params *p);
+
+/* Runs the pipeline over v[0..n) (n <= GW_MAX_ENDPOINTS) with the pool's
+ * region state rs (updated: hysteresis), filling each view's outputs and out. */
+void picker_run(pk_view *v, size_t n, const pk_params *p, region_state *rs, pk_result *out);
+
+/* The names of the filter bits set in mask, comma-separated, into dst. */
+void picker_filter_names(unsigned mask, char *dst, size_t size);
+const char *picker_scorer_name(int s);
+
+/* ---- picker_gw.c: the glue to the running gateway */
+struct gw;
+struct gw_pool;
+struct gw_endpoint;
+struct gw_call;
+struct pick_ctx;
+struct json_w;
+
+/* What the picker keeps for one request. Owner: its gw_call (c->pk). */
+typedef struct picker_req picker_req;
+
+/* Reads what the picker needs from the client's request: the prefix chain
+ * of the prompt (the body is parsed again here), the objective, the explain
+ * opt-in. Returns the state, or NULL when out of memory (the request is then
+ * picked without affinity). */
+picker_req *picker_req_new(struct gw_call *c);
+void picker_req_free(picker_req *q);
+/* The objective's priority (0 without one) and name ("" without one). */
+int picker_req_priority(const picker_req *q);
+const char *picker_req_objective(const picker_req *q);
+/* 400 when the request named an objective that does not exist (msg filled). */
+int picker_req_error(const picker_req *q, const char **msg);
+
+/* The index into pool->eps of the best endpoint not tried yet, or -1. */
+int picker_pick(const struct gw_pool *pool, const struct pick_ctx *ctx);
+/* The attempt went to pool->eps[i]: learn its prefix, count, remember why. */
+void picker_commit(const struct gw_pool *pool, int i, const struct pick_ctx *ctx);
+/* Appends "x-infergate-pick: ...\r\n" when the request asked for it. */
+void picker_explain_header(const struct gw_call *c, void *headers_buf);
+/* 1 when no region of the pool has capacity now. */
+int picker_pool_saturated(struct gw_pool *pool, uint64_t now_ms);
+/* /status: the endpoint's scraped values, their age, filters and last scores. */
+void picker_status_endpoint(struct json_w *w, const struct gw_endpoint *e, uint64_t now_ms);
+/* /status: the pool's region states. */
+void picker_status_pool(struct json_w *w, struct gw_pool *pool, uint64_t now_ms);
+/* Per-gateway state (metrics, the tick that refreshes the autoscaling gauges
+ * and serves the admission queues). */
+int picker_init(struct gw *g);
+void picker_deinit(struct gw *g);
+void picker_pool_free(struct gw_pool *pool);
+/* Counts one scrape of e by result ("ok", "failed", "timeout", "garbage"). */
+void picker_metrics_scrape(struct gw_endpoint *e, const char *result);
+/* Counts one request shed (429) by reason ("saturated", "queue_full", "queue_timeout"). */
+void picker_metrics_shed(struct gw_call *c, const char *reason);
+void picker_endpoint_free(struct gw_endpoint *e);
+
+#endif

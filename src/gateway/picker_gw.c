@@ -1,0 +1,561 @@
+/*
+ * picker_gw.c — the picker's glue to the running gateway (picker.h): views of
+ * a pool's endpoints for the pipeline, what a request brings (its prompt's
+ * block chain, its objective, the explain opt-in), what each endpoint keeps
+ * (its prefix index, its last filters and scores), the pool's region state,
+ * the picker's metrics (the autoscaling signal among them) and the tick that
+ * refreshes them and serves the admission queues.
+ *
+ * One gateway per process on one loop thread: the views of a run live in a
+ * static array, and picker_commit reuses the run picker_pick just made.
+ */
+#include "gateway/picker.h"
+#include "gateway/admission.h"
+#include "gateway/gateway.h"
+#include "gateway/pick.h"
+#include "gateway/prefix_index.h"
+#include "gateway/scrape.h"
+#include "core/json.h"
+#include "core/log.h"
+#include "core/util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PICKER_TICK_MS 50
+#define PICKER_GAUGES_MS 250
+#define PICKER_DEFAULT_INDEX_BLOCKS 16384
+
+/* Per gateway. Owner: gw.pk. */
+typedef struct picker_gw {
+	gw *g;
+	uint64_t tick_timer;
+	uint64_t gauges_ms;
+	prom_family *scrapes, *shed, *picks, *prefix_blocks, *spills;
+	prom_family *kv_avg, *waiting, *running, *in_flight, *spilled, *saturated, *endpoints_fresh, *queued;
+} picker_gw;
+
+/* Per pool. Owner: gw_pool.pk (freed with the pool: a reload starts afresh). */
+typedef struct picker_pool {
+	region_state regions;
+	uint64_t spills_seen[REGION_MAX];
+} picker_pool;
+
+/* Per endpoint. Owner: gw_endpoint.pk. */
+typedef struct picker_ep {
+	prefix_index *index;
+	unsigned passed;               /* filters passed in the last run that saw it */
+	double score[PK_N_SCORERS], total;
+	int guarded;
+	int rank;                      /* position in the last order, -1 = not a candidate */
+	uint32_t prefix_blocks;
+	uint64_t run_ms;
+} picker_ep;
+
+struct picker_req {
+	uint32_t n;                    /* blocks in chain */
+	int priority;
+	int explain;
+	int bad;                       /* unknown objective: 400 */
+	char objective[GW_NAME_LEN];
+	char err[GW_NAME_LEN + 64];
+	char why[1200];                /* the explain text of the last attempt */
+	uint64_t chain[];
+};
+
+/* ------------------------------------------------------------ requests */
+
+static void feed_str(prefix_hasher *h, const json_val *v)
+{
+	if (json_is(v, JSON_STRING)) {
+		prefix_hasher_feed(h, v->u.str.s, v->u.str.len);
+	} else if (json_is(v, JSON_ARRAY)) {
+		/* Content parts (chat) or token ids / one-prompt batches (completions). */
+		for (size_t i = 0; i < json_count(v) && !prefix_hasher_full(h); i++) {
+			const json_val *x = json_at(v, i);
+			if (json_is(x, JSON_NUMBER)) {
+				char num[32];
+				int k = snprintf(num, sizeof(num), "%.17g ", json_num(x, 0));
+				prefix_hasher_feed(h, num, (size_t)k);
+			} else if (json_is(x, JSON_OBJECT)) {
+				feed_str(h, json_get(x, "text"));
+			} else {
+				feed_str(h, x);
+			}
+		}
+	}
+}
+
+/* The prompt as one text: chat messages in order ("role\x1fcontent\x1e"), or
+ * the completion prompt. */
+static uint32_t request_chain(const char *body, size_t len, const char *model, const gw_picker_cfg *pc, uint64_t *out)
+{
+	json_doc *d = json_parse(body, len, 64, NULL);
+	if (!d) return 0;
+	const json_val *root = json_root(d);
+	prefix_hasher h;
+	prefix_hasher_init(&h, model, pc->prefix_block_chars, out, pc->prefix_max_blocks);
+	const json_val *msgs = json_get(root, "messages");
+	if (json_is(msgs, JSON_ARRAY)) {
+		for (size_t i = 0; i < json_count(msgs) && !prefix_hasher_full(&h); i++) {
+			const json_val *m = json_at(msgs, i);
+			const char *role = json_str(json_get(m, "role"), "");
+			prefix_hasher_feed(&h, role, strlen(role));
+			prefix_hasher_feed(&h, "\x1f", 1);
+			feed_str(&h, json_get(m, "content"));
+			prefix_hasher_feed(&h, "\x1e", 1);
+		}
+	} else {
+		feed_str(&h, json_get(root, "prompt"));
+	}
+	json_doc_free(d);
+	return h.n;
+}
+
+/* The default objective of the route this request took (the rule of gw_route). */
+static const char *route_objective(const gw *g, const char *path, const char *model)
+{
+	const gw_config *cfg = g->cfg;
+	for (size_t i = 0; i < cfg->n_routes; i++) {
+		const gw_route_cfg *r = &cfg->routes[i];
+		if (strncmp(path, r->prefix, strlen(r->prefix))) continue;
+		if ((size_t)r->pool_index >= g->n_pools) continue;
+		gw_pool *p = g->pools[r->pool_index];
+		if (r->model[0] ? !strcmp(r->model, model) : gw_pool_serves(p, model))
+			return r->objective_index ? cfg->objectives[r->objective_index - 1].name : "";
+	}
+	return "";
+}
+
+static int truthy(const char *s, size_t n)
+{
+	return (n == 1 && (s[0] == '1' || s[0] == 'y' || s[0] == 'Y')) || str_ieq(s, n, "true") || str_ieq(s, n, "yes");
+}
+
+picker_req *picker_req_new(gw_call *c)
+{
+	const gw_picker_cfg *pc = &c->pool->cfg.picker;
+	uint32_t max = pc->prefix_max_blocks > PREFIX_MAX_BLOCKS ? PREFIX_MAX_BLOCKS : pc->prefix_max_blocks;
+	picker_req *q = calloc(1, sizeof(*q) + max * sizeof(uint64_t));
+	if (!q) return NULL;
+	if (max && c->body_len) q->n = request_chain(c->body, c->body_len, c->model, pc, q->chain);
+	const gw_config *cfg = c->g->cfg;
+	size_t hl = 0;
+	const char *h = c->r ? httpd_header(c->r, "x-infergate-objective", &hl) : NULL;
+	if (h && hl) {
+		size_t i;
+		for (i = 0; i < cfg->n_objectives; i++)
+			if (str_ieq(h, hl, cfg->objectives[i].name) && strlen(cfg->objectives[i].name) == hl) break;
+		if (i == cfg->n_objectives) {
+			q->bad = 1;
+			snprintf(q->err, sizeof(q->err), "Unknown objective `%.*s` in x-infergate-objective.",
+				 (int)(hl > 64 ? 64 : hl), h);
+		} else {
+			str_copy(q->objective, cfg->objectives[i].name, sizeof(q->objective));
+			q->priority = cfg->objectives[i].priority;
+		}
+	} else {
+		const char *name = route_objective(c->g, c->path, c->model);
+		for (size_t i = 0; *name && i < cfg->n_objectives; i++)
+			if (!strcmp(cfg->objectives[i].name, name)) {
+				str_copy(q->objective, name, sizeof(q->objective));
+				q->priority = cfg->objectives[i].priority;
+			}
+	}
+	const char *x = c->r && pc->explain ? httpd_header(c->r, "x-infergate-explain", &hl) : NULL;
+	q->explain = x && truthy(x, hl);
+	return q;
+}
+
+void picker_req_free(picker_req *q) { free(q); }
+int picker_req_priority(const picker_req *q) { return q ? q->priority : 0; }
+const char *picker_req_objective(const picker_req *q) { return q ? q->objective : ""; }
+
+int picker_req_error(const picker_req *q, const char **msg)
+{
+	if (!q || !q->bad) return 0;
+	*msg = q->err;
+	return 400;
+}
+
+/* ------------------------------------------------------------ runs */
+
+static pk_view run_views[GW_MAX_ENDPOINTS];
+static pk_result run_res;
+static const gw_pool *run_pool;
+static const picker_req *run_req;
+static uint64_t run_now_ms;
+static const uint64_t *run_tried;
+
+static picker_pool *pool_state(gw_pool *p)
+{
+	if (!p->pk) p->pk = calloc(1, sizeof(picker_pool));
+	return p->pk;
+}
+
+static picker_ep *ep_state(gw_endpoint *e)
+{
+	if (!e->pk) {
+		e->pk = calloc(1, sizeof(picker_ep));
+		if (e->pk) e->pk->rank = -1;
+	}
+	return e->pk;
+}
+
+static int serves(const gw_endpoint *e, const char *model)
+{
+	if (!model || !e->learn_models || !e->n_models) return 1;
+	for (size_t i = 0; i < e->n_models; i++)
+		if (!strcmp(e->models[i], model)) return 1;
+	return 0;
+}
+
+/* One run of the pipeline over pool for the request (q may be NULL). */
+static void run(const gw_pool *cpool, const uint64_t *tried, const char *model, const picker_req *q, uint64_t now)
+{
+	gw_pool *pool = (gw_pool *)cpool; /* its picker state is mutable; the pool itself is not touched */
+	size_t n = pool->n_eps < GW_MAX_ENDPOINTS ? pool->n_eps : GW_MAX_ENDPOINTS;
+	for (size_t i = 0; i < n; i++) {
+		gw_endpoint *e = pool->eps[i];
+		pk_view *v = &run_views[i];
+		memset(v, 0, sizeof(*v));
+		v->index = (int)i;
+		v->label = e->label;
+		v->region = e->region;
+		v->region_rank = e->region_rank;
+		v->tried = tried ? pick_tried(tried, (int)i) : 0;
+		v->available = !e->removed && e->state != GW_HEALTH_DOWN;
+		v->ejected = health_ejected(e, now);
+		v->serves_model = serves(e, model);
+		v->util = scrape_util(e, now, &v->stale);
+		const scrape_values *sv = scrape_last(e);
+		if (sv) {
+			v->waiting = sv->waiting;
+			v->running = sv->running;
+		}
+		v->in_flight = e->in_flight;
+		v->weight = e->weight ? e->weight : 1;
+		v->picked_total = e->picked_total;
+		if (q && q->n && e->pk && e->pk->index) v->prefix_blocks = prefix_index_match(e->pk->index, q->chain, q->n);
+	}
+	picker_pool *pp = pool_state(pool);
+	static region_state scratch; /* out of memory: no hysteresis, still a pick */
+	pk_params p = { &pool->cfg.picker, q ? q->n : 0, now };
+	picker_run(run_views, n, &p, pp ? &pp->regions : &scratch, &run_res);
+	run_pool = pool;
+	run_req = q;
+	run_now_ms = now;
+	run_tried = tried;
+}
+
+int picker_pick(const gw_pool *pool, const pick_ctx *ctx)
+{
+	run(pool, ctx->tried, ctx->model, ctx->req, ctx->now_ms);
+	return run_res.n_order ? run_views[run_res.order[0]].index : -1;
+}
+
+static const char *decision(const pk_result *r)
+{
+	return r->saturated ? "saturated" : r->region_rank > 0 ? "spill" : "local";
+}
+
+void picker_commit(const gw_pool *cpool, int i, const pick_ctx *ctx)
+{
+	gw_pool *pool = (gw_pool *)cpool;
+	if (i < 0 || (size_t)i >= pool->n_eps) return;
+	if (run_pool != pool || run_req != ctx->req || run_now_ms != ctx->now_ms || run_tried != ctx->tried)
+		run(pool, ctx->tried, ctx->model, ctx->req, ctx->now_ms);
+	picker_req *q = ctx->req;
+	gw_endpoint *e = pool->eps[i];
+	/* What every endpoint looked like in this run, for /status. */
+	size_t n = pool->n_eps < GW_MAX_ENDPOINTS ? pool->n_eps : GW_MAX_ENDPOINTS;
+	for (size_t k = 0; k < n; k++) {
+		picker_ep *s = ep_state(pool->eps[k]);
+		if (!s) continue;
+		const pk_view *v = &run_views[k];
+		s->passed = v->passed;
+		memcpy(s->score, v->score, sizeof(s->score));
+		s->total = v->total;
+		s->guarded = v->guarded;
+		s->prefix_blocks = v->prefix_blocks;
+		s->run_ms = ctx->now_ms;
+		s->rank = -1;
+	}
+	for (size_t k = 0; k < run_res.n_order; k++) {
+		picker_ep *s = pool->eps[run_views[run_res.order[k]].index]->pk;
+		if (s) s->rank = (int)k;
+	}
+	/* Learn: this endpoint now (probably) holds the request's prefix. */
+	picker_ep *s = ep_state(e);
+	if (s && q && q->n) {
+		if (!s->index) {
+			uint32_t cap = pool->cfg.picker.prefix_index_blocks;
+			const scrape_values *sv = scrape_last(e);
+			if (!cap) cap = sv && sv->num_gpu_blocks ? sv->num_gpu_blocks : PICKER_DEFAULT_INDEX_BLOCKS;
+			s->index = prefix_index_new(cap);
+		}
+		if (s->index) prefix_index_add(s->index, q->chain, q->n);
+	}
+	picker_gw *pg = e->g->pk;
+	if (pg) {
+		const char *lv[] = {pool->cfg.name, e->region, decision(&run_res)};
+		prom_inc(prom_series_get(pg->picks, lv));
+		if (q && q->n) {
+			const char *lr[] = {pool->cfg.name, "requested"}, *lm[] = {pool->cfg.name, "matched"};
+			prom_add(prom_series_get(pg->prefix_blocks, lr), q->n);
+			prom_add(prom_series_get(pg->prefix_blocks, lm), run_views[i].prefix_blocks);
+		}
+	}
+	if (q && q->explain) {
+		const pk_view *v = &run_views[i];
+		char filters[128], relaxed[128];
+		picker_filter_names(v->passed, filters, sizeof(filters));
+		picker_filter_names(run_res.relaxed, relaxed, sizeof(relaxed));
+		snprintf(q->why, sizeof(q->why),
+			 "endpoint=%s; region=%s; decision=%s; util=%.3f%s; score=%.3f (kv=%.3f queue=%.3f in_flight=%.3f "
+			 "prefix=%.3f%s); prefix_blocks=%u/%u; candidates=%zu; filters=%s; relaxed=%s",
+			 e->label, e->region, decision(&run_res), v->util, v->stale ? " stale" : "", v->total,
+			 v->score[PK_S_KV], v->score[PK_S_QUEUE], v->score[PK_S_INFLIGHT], v->score[PK_S_PREFIX],
+			 v->guarded ? " guarded" : "", v->prefix_blocks, q->n, run_res.n_order, filters,
+			 relaxed[0] ? relaxed : "none");
+	}
+}
+
+void picker_explain_header(const gw_call *c, void *headers_buf)
+{
+	if (!c->pk || !c->pk->explain || !c->pk->why[0]) return;
+	buf_printf(headers_buf, "x-infergate-pick: %s\r\n", c->pk->why);
+}
+
+int picker_pool_saturated(gw_pool *pool, uint64_t now_ms)
+{
+	run(pool, NULL, NULL, NULL, now_ms);
+	return run_res.saturated;
+}
+
+/* ------------------------------------------------------------ status */
+
+void picker_status_endpoint(json_w *w, const gw_endpoint *e, uint64_t now)
+{
+	scrape_stats st;
+	scrape_get_stats(e, &st);
+	const scrape_values *sv = scrape_last(e);
+	int stale;
+	double util = scrape_util(e, now, &stale);
+	jw_key(w, "load"); jw_obj_begin(w);
+	jw_key(w, "scraping"); jw_bool(w, st.enabled);
+	jw_key(w, "utilization"); jw_double(w, util);
+	jw_key(w, "stale"); jw_bool(w, stale);
+	jw_key(w, "age_ms"); jw_int(w, scrape_age_ms(e, now));
+	if (sv) {
+		jw_key(w, "dialect"); jw_str(w, sv->dialect);
+		jw_key(w, "kv_usage"); if (sv->has & SCRAPE_HAS_KV) jw_double(w, sv->kv_usage); else jw_null(w);
+		jw_key(w, "waiting"); if (sv->has & SCRAPE_HAS_WAITING) jw_double(w, sv->waiting); else jw_null(w);
+		jw_key(w, "running"); if (sv->has & SCRAPE_HAS_RUNNING) jw_double(w, sv->running); else jw_null(w);
+		jw_key(w, "metric"); if (sv->has & SCRAPE_HAS_METRIC) jw_double(w, sv->metric); else jw_null(w);
+		jw_key(w, "block_size"); jw_uint(w, sv->block_size);
+		jw_key(w, "num_gpu_blocks"); jw_uint(w, sv->num_gpu_blocks);
+	}
+	jw_key(w, "scrapes_total"); jw_uint(w, st.scrapes_total);
+	jw_key(w, "scrape_failures_total"); jw_uint(w, st.failures_total);
+	jw_key(w, "scrape_timeouts_total"); jw_uint(w, st.timeouts_total);
+	jw_key(w, "scrape_garbage_total"); jw_uint(w, st.garbage_total);
+	jw_key(w, "last_scrape_us"); jw_uint(w, st.last_duration_us);
+	jw_key(w, "last_scrape_error"); jw_str(w, st.last_error);
+	jw_obj_end(w);
+	const picker_ep *s = e->pk;
+	jw_key(w, "picker"); jw_obj_begin(w);
+	if (s && s->run_ms) {
+		char f[128];
+		picker_filter_names(s->passed, f, sizeof(f));
+		jw_key(w, "last_run_age_ms"); jw_uint(w, now - s->run_ms);
+		jw_key(w, "filters_passed"); jw_str(w, f);
+		jw_key(w, "rank"); jw_int(w, s->rank);
+		jw_key(w, "scores"); jw_obj_begin(w);
+		for (int k = 0; k < PK_N_SCORERS; k++) { jw_key(w, picker_scorer_name(k)); jw_double(w, s->score[k]); }
+		jw_obj_end(w);
+		jw_key(w, "total"); jw_double(w, s->total);
+		jw_key(w, "prefix_guarded"); jw_bool(w, s->guarded);
+		jw_key(w, "prefix_blocks_matched"); jw_uint(w, s->prefix_blocks);
+	}
+	jw_key(w, "prefix_index_blocks"); jw_uint(w, s && s->index ? prefix_index_size(s->index) : 0);
+	jw_key(w, "prefix_index_capacity"); jw_uint(w, s && s->index ? prefix_index_capacity(s->index) : 0);
+	jw_obj_end(w);
+}
+
+void picker_status_pool(json_w *w, gw_pool *pool, uint64_t now)
+{
+	int sat = picker_pool_saturated(pool, now);
+	const picker_pool *pp = pool->pk;
+	jw_key(w, "saturated"); jw_bool(w, sat);
+	jw_key(w, "max_utilization"); jw_double(w, pool->cfg.picker.max_utilization);
+	jw_key(w, "regions"); jw_arr_begin(w);
+	for (int r = 0; pp && r < REGION_MAX; r++) {
+		const char *name = NULL;
+		for (size_t k = 0; k < pool->n_eps && !name; k++)
+			if (pool->eps[k]->region_rank == r) name = pool->eps[k]->region;
+		if (!name) continue;
+		const region_entry *re = &pp->regions.r[r];
+		jw_obj_begin(w);
+		jw_key(w, "region"); jw_str(w, name);
+		jw_key(w, "rank"); jw_int(w, r);
+		jw_key(w, "spilled"); jw_bool(w, re->spilled);
+		jw_key(w, "for_ms"); jw_uint(w, re->since_ms ? now - re->since_ms : 0);
+		jw_key(w, "best_utilization"); if (re->available) jw_double(w, re->best_util); else jw_null(w);
+		jw_key(w, "available"); jw_uint(w, re->available);
+		jw_key(w, "spills_total"); jw_uint(w, re->spills_total);
+		jw_key(w, "returns_total"); jw_uint(w, re->returns_total);
+		jw_obj_end(w);
+	}
+	jw_arr_end(w);
+}
+
+/* ------------------------------------------------------------ metrics and tick */
+
+void picker_metrics_scrape(gw_endpoint *e, const char *result)
+{
+	picker_gw *pg = e->g->pk;
+	if (!pg) return;
+	const char *lv[] = {e->pool_name, e->label, result};
+	prom_inc(prom_series_get(pg->scrapes, lv));
+}
+
+void picker_metrics_shed(gw_call *c, const char *reason)
+{
+	picker_gw *pg = c->g->pk;
+	if (!pg) return;
+	const char *lv[] = {c->pool->cfg.name, picker_req_objective(c->pk), reason};
+	prom_inc(prom_series_get(pg->shed, lv));
+}
+
+/* The autoscaling signal: per pool and region, the average utilization of
+ * the endpoints with fresh metrics, the queued, running and in-flight totals. */
+static void update_gauges(picker_gw *pg, uint64_t now)
+{
+	gw *g = pg->g;
+	for (size_t i = 0; i < g->n_pools; i++) {
+		gw_pool *p = g->pools[i];
+		const char *lp[] = {p->cfg.name};
+		prom_set(prom_series_get(pg->saturated, lp), picker_pool_saturated(p, now));
+		picker_pool *pp = p->pk;
+		for (int r = 0; r < REGION_MAX; r++) {
+			const char *name = NULL;
+			double kv = 0, waiting = 0, running = 0, in_flight = 0;
+			uint32_t fresh = 0;
+			for (size_t k = 0; k < p->n_eps; k++) {
+				gw_endpoint *e = p->eps[k];
+				if (e->region_rank != r) continue;
+				name = e->region;
+				in_flight += e->in_flight;
+				int stale;
+				double u = scrape_util(e, now, &stale);
+				const scrape_values *sv = scrape_last(e);
+				if (stale || !sv || e->state == GW_HEALTH_DOWN) continue;
+				fresh++;
+				kv += u;
+				waiting += sv->waiting;
+				running += sv->running;
+			}
+			if (!name) continue;
+			const char *lv[] = {p->cfg.name, name};
+			prom_set(prom_series_get(pg->kv_avg, lv), fresh ? kv / fresh : 0);
+			prom_set(prom_series_get(pg->waiting, lv), waiting);
+			prom_set(prom_series_get(pg->running, lv), running);
+			prom_set(prom_series_get(pg->in_flight, lv), in_flight);
+			prom_set(prom_series_get(pg->endpoints_fresh, lv), fresh);
+			if (pp) {
+				prom_set(prom_series_get(pg->spilled, lv), pp->regions.r[r].spilled);
+				uint64_t t = pp->regions.r[r].spills_total;
+				if (t > pp->spills_seen[r]) prom_add(prom_series_get(pg->spills, lv), (double)(t - pp->spills_seen[r]));
+				pp->spills_seen[r] = t;
+			}
+		}
+	}
+	prom_set(prom_series_get(pg->queued, NULL), (double)admission_queued(g));
+}
+
+static int64_t tick(ev_loop *loop, uint64_t id, void *arg)
+{
+	picker_gw *pg = arg;
+	uint64_t now = ev_now_ms(loop);
+	admission_tick(pg->g, now);
+	if (now - pg->gauges_ms >= PICKER_GAUGES_MS) {
+		pg->gauges_ms = now;
+		update_gauges(pg, now);
+	}
+	return PICKER_TICK_MS;
+}
+
+int picker_init(gw *g)
+{
+	picker_gw *pg = calloc(1, sizeof(*pg));
+	if (!pg) return -1;
+	pg->g = g;
+	prom_registry *r = g->reg;
+	static const char *const l_scrape[] = {"pool", "endpoint", "result", NULL};
+	static const char *const l_shed[] = {"pool", "objective", "reason", NULL};
+	static const char *const l_pick[] = {"pool", "region", "decision", NULL};
+	static const char *const l_prefix[] = {"pool", "kind", NULL};
+	static const char *const l_region[] = {"pool", "region", NULL};
+	static const char *const l_pool[] = {"pool", NULL};
+	pg->scrapes = prom_counter(r, "infergate_scrapes_total",
+		"Metric scrapes of the endpoint, by result: ok, failed (connection or status), timeout, garbage (not Prometheus text, or no load metric).", l_scrape);
+	pg->shed = prom_counter(r, "infergate_shed_total",
+		"Requests refused with 429 because every region of the pool was saturated, by objective and reason (saturated, queue_full, queue_timeout).", l_shed);
+	pg->picks = prom_counter(r, "infergate_picks_total",
+		"Endpoints picked, by the region picked and the decision: local (own region had capacity), spill (the waterfall went to another region), saturated (no region had capacity).", l_pick);
+	pg->prefix_blocks = prom_counter(r, "infergate_prefix_blocks_total",
+		"Prompt blocks of picked requests (requested) and how many the picked endpoint was believed to hold (matched).", l_prefix);
+	pg->spills = prom_counter(r, "infergate_region_spills_total",
+		"Times the region lost its last endpoint under the max utilization and traffic spilled to the next region.", l_region);
+	pg->kv_avg = prom_gauge(r, "infergate_pool_kv_usage_avg",
+		"Average balancing metric (KV-cache usage by default, 0..1) of the region's endpoints with fresh metrics: the autoscaling signal.", l_region);
+	pg->waiting = prom_gauge(r, "infergate_pool_waiting_requests",
+		"Requests queued in the region's model servers, as last scraped.", l_region);
+	pg->running = prom_gauge(r, "infergate_pool_running_requests",
+		"Requests running in the region's model servers, as last scraped.", l_region);
+	pg->in_flight = prom_gauge(r, "infergate_pool_in_flight_requests",
+		"Requests this gateway has in flight on the region's endpoints.", l_region);
+	pg->endpoints_fresh = prom_gauge(r, "infergate_pool_endpoints_scraped",
+		"Endpoints of the region with fresh metrics (counted in the average).", l_region);
+	pg->spilled = prom_gauge(r, "infergate_pool_region_spilled",
+		"1 while the region has no capacity and its traffic goes to the next region.", l_region);
+	pg->saturated = prom_gauge(r, "infergate_pool_saturated",
+		"1 while no region of the pool has capacity (negative priorities are shed).", l_pool);
+	pg->queued = prom_gauge(r, "infergate_admission_queued_requests",
+		"Requests waiting in the admission queues for capacity.", NULL);
+	if (!pg->scrapes || !pg->shed || !pg->picks || !pg->prefix_blocks || !pg->spills || !pg->kv_avg ||
+	    !pg->waiting || !pg->running || !pg->in_flight || !pg->endpoints_fresh || !pg->spilled ||
+	    !pg->saturated || !pg->queued) {
+		free(pg);
+		return -1;
+	}
+	pg->tick_timer = ev_timer_add(g->loop, PICKER_TICK_MS, tick, pg);
+	g->pk = pg;
+	return 0;
+}
+
+void picker_deinit(gw *g)
+{
+	picker_gw *pg = g->pk;
+	if (!pg) return;
+	ev_timer_del(g->loop, pg->tick_timer);
+	admission_deinit(g);
+	free(pg);
+	g->pk = NULL;
+}
+
+void picker_pool_free(gw_pool *pool)
+{
+	if (run_pool == pool) run_pool = NULL;
+	free(pool->pk);
+	pool->pk = NULL;
+}
+
+void picker_endpoint_free(gw_endpoint *e)
+{
+	if (e->pk) prefix_index_free(e->pk->index);
+	free(e->pk);
+	e->pk = NULL;
+}
