@@ -136,7 +136,10 @@ int ev_set(ev_loop *l, int fd, int mask, ev_file_fn *fn, void *arg)
 	if (fd < 0 || fd_grow(l, fd) < 0) { errno = fd < 0 ? EBADF : ENOMEM; return -1; }
 	ev_fd *e = &l->fds[fd];
 	mask &= EV_READ | EV_WRITE;
-	if (ev_poll_update(l->poll, fd, e->known ? e->mask : EV_NONE, mask) < 0) return -1;
+	/* The same interest again (a new callback only) costs no system call. */
+	if (!(e->known && e->mask == mask) &&
+	    ev_poll_update(l->poll, fd, e->known ? e->mask : EV_NONE, mask) < 0)
+		return -1;
 	e->mask = mask;
 	e->known = 1;
 	e->fn = fn;

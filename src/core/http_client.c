@@ -273,11 +273,14 @@ static int req_attach(hc_req *r, int allow_pooled)
 	if (!c) c = conn_open(p, &err);
 	if (!c) return err;
 	if (c->reused) {
-		if (ev_set(p->loop, c->fd, EV_READ | EV_WRITE, conn_on_io, c) < 0) {
+		/* Read interest only: the request is sent at once (req_send), which
+		 * asks for EV_WRITE only if the socket is full. An idle connection
+		 * already reads, so this costs no system call. */
+		if (ev_set(p->loop, c->fd, EV_READ, conn_on_io, c) < 0) {
 			conn_close(c);
 			return HC_ERR_NOMEM;
 		}
-		c->io_mask = EV_READ | EV_WRITE;
+		c->io_mask = EV_READ;
 	}
 	c->req = r;
 	r->conn = c;
