@@ -63,6 +63,7 @@ struct sched {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	int stop;
+	int hold_admission;        /* skip admission once (after a failed step) */
 	req_list waiting, running;
 	sched_stats stats;
 	/* scheduler thread only */
@@ -188,7 +189,9 @@ static void add_item(sched *s, int *n_items, int *n_logits, sched_req *q, int n)
 /* Chooses the step's items under mu. Returns the count (0: nothing can run). */
 static int build_batch_locked(sched *s)
 {
-	int n_items = 0, n_logits = 0, budget = s->cfg.max_batched_tokens, batch_need = 0, preempted = 0;
+	int n_items = 0, n_logits = 0, budget = s->cfg.max_batched_tokens, batch_need = 0;
+	int preempted = s->hold_admission;
+	s->hold_admission = 0;
 	kv_cache *kv = s->kv;
 
 	/* Cancellations asked since the last step. */
@@ -246,6 +249,12 @@ static int build_batch_locked(sched *s)
 		if (need_all > kv_cache_free_blocks(kv) - batch_need) break;
 		int seq = kv_seq_new(kv, q->tokens, total, &cached);
 		if (seq < 0) break;
+		/* Cached blocks it took may have come from the free pool: check again. */
+		int n = MIN(total - cached, budget);
+		if (kv_seq_blocks_needed(kv, seq, n) > kv_cache_free_blocks(kv) - batch_need) {
+			kv_seq_free(kv, seq);
+			break;
+		}
 		list_remove(&s->waiting, q);
 		list_push_tail(&s->running, q);
 		q->where = WHERE_RUNNING;
@@ -255,7 +264,6 @@ static int build_batch_locked(sched *s)
 			q->scheduled = 1;
 			if (s->cfg.obs.queue_time) s->cfg.obs.queue_time(s->cfg.obs.arg, secs(time_mono_ns() - q->t_arrival_ns));
 		}
-		int n = MIN(total - cached, budget);
 		batch_need += kv_seq_blocks_needed(kv, seq, n);
 		add_item(s, &n_items, &n_logits, q, n);
 		budget -= n;
@@ -464,6 +472,7 @@ static void *sched_main(void *arg)
 		} else if (rc == ENGINE_NO_BLOCKS) {
 			/* The accounting above should prevent this; recover by preempting. */
 			log_ratelimited(LOG_WARN, "engine step: %s", err);
+			s->hold_admission = 1;
 			if (s->running.n > 1) preempt_locked(s, s->running.tail);
 			else if (s->running.head) finish_locked(s, s->running.head, SCHED_LENGTH, -1);
 		} else {
