@@ -10,4 +10,5 @@ if [ -x bin/infergate-lab ]; then
 	state=${INFERGATE_LAB_STATE:-$(mktemp -d /tmp/infergate-demo.XXXXXX)/state}
 	exec bin/infergate-lab demo --state "$state" "$@"
 fi
-exec sh scripts/demo-sim.sh
+echo "bin/infergate-lab is not built: run make first" >&2
+exit 1

@@ -305,7 +305,7 @@ static int send_req(drill *d, int via, int kind, int stream, const char *questio
 	if (stream) { jw_key(&w, "stream"); jw_bool(&w, 1); }
 	jw_obj_end(&w);
 	hc_callbacks cb = {on_head, on_body, on_done};
-	hc_timeouts to = {2000, 30000, 120000};
+	hc_timeouts to = {2000, 120000, 180000};
 	d->in_flight++;
 	c->next = d->calls;
 	if (d->calls) d->calls->prev = c;
@@ -658,6 +658,10 @@ static int drill_run(drill *d)
 	if (d->lab) {
 		int ok = run_until(d, cond_local_ready, (void *)1, 60000) == 0;
 		add_check(d, ok, "model servers of both regions answer /health 200");
+		if (!ok) return -1;
+		/* No traffic yet: a blocking wait is harmless here. */
+		ok = lab_wait_gateway_all_up(r->gateway_local, 30000) == 0 && lab_wait_gateway_all_up(r->gateway_remote, 30000) == 0;
+		add_check(d, ok, "both gateways see every endpoint up");
 		if (!ok) return -1;
 	}
 	/* 3: baseline. */

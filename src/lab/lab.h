@@ -168,6 +168,9 @@ int lab_status(const char *dir);
 int lab_start_node(lab_state *s, lab_node *n, char *err, size_t err_len);
 /* Waits until GET http://addr/health answers 200; 0, or -1 after timeout_ms. */
 int lab_wait_healthy(const char *addr, uint64_t timeout_ms);
+/* Waits until the gateway's GET /status shows every endpoint of every pool
+ * "up"; 0, or -1 after timeout_ms. Blocks (use before traffic starts). */
+int lab_wait_gateway_all_up(const char *addr, uint64_t timeout_ms);
 
 /* ---- relay.c: `infergate-lab relay --delay-ms D --map LISTEN=TARGET ...` */
 int relay_main(int argc, char **argv);

@@ -109,6 +109,36 @@ static int wait_http(const char *addr, const char *path, int any_status, uint64_
 	}
 }
 
+int lab_wait_gateway_all_up(const char *addr, uint64_t timeout_ms)
+{
+	uint64_t deadline = time_mono_ms() + timeout_ms;
+	for (;;) {
+		buf body;
+		buf_init(&body, 4 << 20);
+		int status = 0, all = 0;
+		if (hc_fetch(addr, "GET", "/status", NULL, NULL, 0, 2000, &status, &body) == HC_OK && status == 200) {
+			json_doc *doc = json_parse(buf_rptr(&body), buf_rlen(&body), 0, NULL);
+			const json_val *pools = json_get(json_root(doc), "pools");
+			all = json_count(pools) > 0;
+			for (size_t p = 0; p < json_count(pools); p++) {
+				const json_val *eps = json_get(json_at(pools, p), "endpoints");
+				if (!json_count(eps)) all = 0;
+				for (size_t e = 0; e < json_count(eps); e++) {
+					const json_val *ep = json_at(eps, e);
+					const char *h = json_str(json_get(ep, "health"), json_str(json_get(ep, "state"), ""));
+					if (strcmp(h, "up")) all = 0;
+				}
+			}
+			json_doc_free(doc);
+		}
+		buf_free(&body);
+		if (all) return 0;
+		if (time_mono_ms() >= deadline) return -1;
+		struct timespec ts = {0, 100 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+}
+
 int lab_start_node(lab_state *s, lab_node *n, char *err, size_t err_len)
 {
 	char log[LAB_PATH_LEN], pidf[LAB_PATH_LEN];
@@ -341,7 +371,7 @@ static int start_gateways(lab_state *s, char remote[LAB_REGIONS][LAB_MAX_SERVERS
 			}
 		}
 		buf_printf(&y,
-			   "    health: {path: /health, interval: 500ms, fast_interval: 200ms, timeout: 400ms, rise: 2, fall: 2}\n"
+			   "    health: {path: /health, interval: 1s, fast_interval: 250ms, timeout: 1s, rise: 2, fall: 2}\n"
 			   "    passive: {failures: 1, backoff: 1s, backoff_max: 5s}\n"
 			   "    backend: {request_timeout: 120s, idle_timeout: 15s, connect_timeout: 1s, tries: 3,"
 			   " retry_budget: 1, retry_budget_min: 100}\n");
@@ -467,8 +497,9 @@ int lab_up(lab_state *s, const lab_up_opts *o)
 		say(o, "%s ready on %s (%.1f s)", n->name, n->addr, (double)(time_mono_ms() - ts) / 1000.0);
 	}
 	for (int g = 0; g < LAB_REGIONS; g++) {
-		if (wait_http(s->gateway[g], "/readyz", 0, 30000) < 0) {
-			snprintf(err, sizeof err, "the %s gateway on %s is not ready", lab_region_names[g], s->gateway[g]);
+		if (wait_http(s->gateway[g], "/readyz", 0, 30000) < 0 || lab_wait_gateway_all_up(s->gateway[g], 30000) < 0) {
+			snprintf(err, sizeof err, "the %s gateway on %s does not see every endpoint up", lab_region_names[g],
+				 s->gateway[g]);
 			goto fail;
 		}
 	}
