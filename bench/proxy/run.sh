@@ -1,0 +1,177 @@
+#!/bin/bash
+# bench/proxy/run.sh — the proxy benchmark: wrk (keep-alive, small JSON POST
+# bodies to /v1/chat/completions) against one small backend (nginx answering a
+# fixed JSON body), directly and through HAProxy (one thread, round robin),
+# nginx (one worker, keep-alive upstream) and infergate (one thread, parsing
+# every JSON body). With 2 or more cores, wrk runs on core 0 and the proxy
+# and backend on core 1 (taskset), so each proxy gets the same single core.
+# Prints a Markdown table (requests/s, p50, p99, added p99 over direct).
+#
+#   sh bench/proxy/run.sh            DURATION=10s CONNS=50 ROUNDS=3 by default
+#   DURATION=30s CONNS=100 sh bench/proxy/run.sh
+# The four targets are measured in turn, ROUNDS times, and each figure is the
+# median of its rounds: on a shared machine one run is mostly noise.
+set -eu
+top=$(cd "$(dirname "$0")/../.." && pwd)
+here=$top/bench/proxy
+DURATION=${DURATION:-10s}
+CONNS=${CONNS:-50}
+ROUNDS=${ROUNDS:-3}
+GW=${GW:-$top/bin/infergate}
+for t in wrk haproxy nginx; do
+	command -v $t >/dev/null 2>&1 || [ -x /usr/sbin/$t ] || { echo "$t is missing (make deps)"; exit 1; }
+done
+[ -x "$GW" ] || { echo "build first: make build"; exit 1; }
+HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+tmp=$(mktemp -d)
+pids=""
+cleanup() {
+	for p in $pids; do kill "$p" 2>/dev/null || true; done
+	for p in $pids; do wait "$p" 2>/dev/null || true; done
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+base=${BASE_PORT:-29100}
+BACK=$base; HAP=$((base + 1)); NGX=$((base + 2)); IG=$((base + 3))
+if [ "$(nproc)" -ge 2 ]; then
+	PIN_WRK="taskset -c 0"; PIN_SRV="taskset -c 1"
+else
+	PIN_WRK=""; PIN_SRV=""
+fi
+
+# ---- the backend: nginx, one worker, a fixed small JSON answer to any POST
+mkdir -p "$tmp/back" "$tmp/ngx"
+cat >"$tmp/back/nginx.conf" <<NGINX
+worker_processes 1;
+daemon off;
+pid $tmp/back/nginx.pid;
+error_log $tmp/back/error.log warn;
+events { worker_connections 4096; }
+http {
+	access_log off;
+	client_body_temp_path $tmp/back;
+	keepalive_requests 1000000;
+	server {
+		listen 127.0.0.1:$BACK;
+		location / {
+			default_type application/json;
+			return 200 '{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gemma","choices":[{"index":0,"message":{"role":"assistant","content":"Paris."},"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":2,"total_tokens":11}}';
+		}
+		location = /health { return 200 ''; }
+	}
+}
+NGINX
+$PIN_SRV "$NGINX" -c "$tmp/back/nginx.conf" -e "$tmp/back/error.log" &
+pids="$pids $!"
+
+# ---- HAProxy 2.6, one thread, round robin, keep-alive to the backend
+cat >"$tmp/haproxy.cfg" <<HAP
+global
+	nbthread 1
+	maxconn 4000
+defaults
+	mode http
+	timeout connect 5s
+	timeout client 60s
+	timeout server 300s
+	option http-keep-alive
+	http-reuse always
+frontend fe
+	bind 127.0.0.1:$HAP
+	default_backend be
+backend be
+	balance roundrobin
+	server b1 127.0.0.1:$BACK
+HAP
+$PIN_SRV "$HAPROXY" -f "$tmp/haproxy.cfg" -db &
+pids="$pids $!"
+
+# ---- nginx as a proxy, one worker, keep-alive upstream
+cat >"$tmp/ngx/nginx.conf" <<NGINX
+worker_processes 1;
+daemon off;
+pid $tmp/ngx/nginx.pid;
+error_log $tmp/ngx/error.log warn;
+events { worker_connections 4096; }
+http {
+	access_log off;
+	client_body_temp_path $tmp/ngx;
+	proxy_temp_path $tmp/ngx;
+	keepalive_requests 1000000;
+	upstream be { server 127.0.0.1:$BACK; keepalive 256; keepalive_requests 1000000; }
+	server {
+		listen 127.0.0.1:$NGX;
+		location / {
+			proxy_pass http://be;
+			proxy_http_version 1.1;
+			proxy_set_header Connection "";
+		}
+	}
+}
+NGINX
+$PIN_SRV "$NGINX" -c "$tmp/ngx/nginx.conf" -e "$tmp/ngx/error.log" &
+pids="$pids $!"
+
+# ---- infergate, one thread (always), access log off, checks on
+cat >"$tmp/ig.yaml" <<YAML
+region: local
+listen: 127.0.0.1:$IG
+pools:
+  - name: bench
+    models: [gemma]
+    endpoints: [ { address: "127.0.0.1:$BACK" } ]
+    health: { interval: 1s, timeout: 500ms }
+YAML
+$PIN_SRV "$GW" -c "$tmp/ig.yaml" --log-level warn &
+pids="$pids $!"
+
+for p in $BACK $HAP $NGX $IG; do
+	for _ in $(seq 1 50); do
+		curl -fs -o /dev/null -X POST "http://127.0.0.1:$p/v1/chat/completions" -d '{"model":"gemma"}' && break
+		sleep 0.1
+	done
+done
+
+# run NAME PORT: one wrk run; appends "name rps p50 p99" to $tmp/results
+run() {
+	echo "== $1 (port $2)" >&2
+	$PIN_WRK wrk -t1 -c"$CONNS" -d2s -s "$here/post.lua" "http://127.0.0.1:$2" >/dev/null 2>&1 || true   # warm-up
+	$PIN_WRK wrk -t1 -c"$CONNS" -d"$DURATION" --latency -s "$here/post.lua" "http://127.0.0.1:$2" >"$tmp/$1.txt" 2>&1 || true
+	cat "$tmp/$1.txt" >&2
+	local rps p50 p99 non2xx
+	rps=$(sed -n 's/^Requests\/sec: *//p' "$tmp/$1.txt")
+	p50=$(awk '$1 == "50%" { print $2 }' "$tmp/$1.txt")
+	p99=$(awk '$1 == "99%" { print $2 }' "$tmp/$1.txt")
+	non2xx=$(sed -n 's/^ *Non-2xx or 3xx responses: *//p' "$tmp/$1.txt")
+	echo "$1 $rps $p50 $p99 ${non2xx:-0}" >>"$tmp/results"
+}
+for r in $(seq 1 "$ROUNDS"); do
+	run direct $BACK
+	run haproxy $HAP
+	run nginx $NGX
+	run infergate $IG
+done
+# median NAME COLUMN: the median of a column over the rounds (latencies in us)
+median() {
+	awk -v n="$1" -v c="$2" '$1 == n { print $c }' "$tmp/results" | while read -r v; do to_us "$v"; done |
+		sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'
+}
+
+# to_us 1.23ms -> 1230
+to_us() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) print n; else if (v ~ /ms$/) print n * 1000; else if (v ~ /s$/) print n * 1000000; else print n }'; }
+direct_p99=$(median direct 4)
+echo
+echo "wrk -t1 -c$CONNS -d$DURATION --latency, small JSON POST, keep-alive; median of $ROUNDS rounds; $(nproc) cores${PIN_WRK:+, wrk on core 0, proxy and backend on core 1}; load average $(cut -d' ' -f1 /proc/loadavg)"
+echo
+echo "| target | requests/s | p50 | p99 | added p99 over direct | non-2xx (all rounds) |"
+echo "|---|---:|---:|---:|---:|---:|"
+for name in direct haproxy nginx infergate; do
+	rps=$(awk -v n=$name '$1 == n { print $2 }' "$tmp/results" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')
+	p50=$(median $name 3); p99=$(median $name 4)
+	bad=$(awk -v n=$name '$1 == n { s += $5 } END { print s + 0 }' "$tmp/results")
+	added="—"
+	[ $name != direct ] && added="$(awk -v a="$p99" -v b="$direct_p99" 'BEGIN { printf "%+.2f ms", (a - b) / 1000 }')"
+	printf '| %s | %.0f | %.2f ms | %.2f ms | %s | %s |\n' $name "$rps" "$(awk -v v="$p50" 'BEGIN { print v / 1000 }')" "$(awk -v v="$p99" 'BEGIN { print v / 1000 }')" "$added" "$bad"
+done
