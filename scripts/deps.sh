@@ -5,6 +5,12 @@
 set -eu
 missing=""
 for p in "$@"; do
+	# Node.js may come from elsewhere than Debian (with its own npm): a working
+	# command is enough, and Debian's npm would conflict with it.
+	case "$p" in
+	nodejs) command -v node >/dev/null 2>&1 && continue ;;
+	npm) command -v npm >/dev/null 2>&1 && continue ;;
+	esac
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
 done
 if [ -n "$missing" ]; then
