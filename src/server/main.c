@@ -227,20 +227,32 @@ static void on_loaded(ev_loop *loop, void *arg)
 
 /* ------------------------------------------------------------ shutdown */
 
+/* The last answers were queued on the loop: let it flush them, then stop. */
+static int64_t stop_now(ev_loop *loop, uint64_t id, void *arg)
+{
+	ev_stop(loop);
+	return -1;
+}
+
+static void stop_soon(server *s)
+{
+	if (!ev_timer_add(s->loop, 200, stop_now, s)) ev_stop(s->loop);
+}
+
 static int64_t drain_tick(ev_loop *loop, uint64_t id, void *arg)
 {
 	server *s = arg;
 	if (s->n_calls == 0) {
 		log_info("shutdown: no request left");
 		s->drain_timer = 0;
-		ev_stop(loop);
+		stop_soon(s);
 		return -1;
 	}
 	if (ev_now_ms(loop) >= s->drain_deadline_ms) {
 		log_warn("shutdown: grace period over, ending %zu requests", s->n_calls);
 		server_openai_abort_all(s, "The server is shutting down.");
 		s->drain_timer = 0;
-		ev_stop(loop);
+		stop_soon(s);
 		return -1;
 	}
 	return 50;

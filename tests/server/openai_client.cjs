@@ -1,0 +1,63 @@
+// The official OpenAI client (npm openai) against infergate-server: models,
+// chat and completions, whole and streamed, with usage and logprobs, and the
+// typed errors (404 unknown model, 400 over the context). PORT and IG_TOP from
+// the environment.
+const OpenAI = require(process.env.IG_TOP + "/tests/node/node_modules/openai");
+const assert = require("assert");
+const client = new OpenAI({ baseURL: `http://127.0.0.1:${process.env.PORT}/v1`, apiKey: "none", maxRetries: 0, timeout: 120000 });
+const say = (m) => console.log("ok   " + m);
+(async () => {
+  const models = await client.models.list();
+  assert.deepStrictEqual(models.data.map((m) => m.id), ["tiny"]);
+  say("models.list");
+
+  const msgs = [{ role: "user", content: "hello from the openai client" }];
+  const whole = await client.chat.completions.create({ model: "tiny", messages: msgs, max_tokens: 8, temperature: 0,
+    logprobs: true, top_logprobs: 3 });
+  assert.ok(whole.id.startsWith("chatcmpl-"));
+  assert.strictEqual(whole.choices[0].finish_reason, "length");
+  assert.strictEqual(whole.usage.completion_tokens, 8);
+  assert.strictEqual(whole.choices[0].logprobs.content.length, 8);
+  assert.strictEqual(whole.choices[0].logprobs.content[0].top_logprobs.length, 3);
+  say(`chat.completions.create with logprobs: ${JSON.stringify(whole.choices[0].message.content)}`);
+
+  const stream = await client.chat.completions.create({ model: "tiny", messages: msgs, max_tokens: 8, temperature: 0,
+    stream: true, stream_options: { include_usage: true }, logprobs: true });
+  let text = "", roles = 0, finishes = 0, usage = null, lps = 0;
+  for await (const chunk of stream) {
+    if (chunk.usage) usage = chunk.usage;
+    for (const c of chunk.choices) {
+      if (c.delta.role) roles++;
+      if (c.delta.content) text += c.delta.content;
+      if (c.logprobs && c.logprobs.content) lps += c.logprobs.content.length;
+      if (c.finish_reason) finishes++;
+    }
+  }
+  assert.strictEqual(roles, 1);
+  assert.strictEqual(finishes, 1);
+  assert.strictEqual(lps, 8);
+  assert.strictEqual(text, whole.choices[0].message.content);
+  assert.deepStrictEqual([usage.prompt_tokens, usage.completion_tokens], [whole.usage.prompt_tokens, 8]);
+  say("chat stream: one role chunk, same text, 8 logprobs, one finish, usage");
+
+  const comp = await client.completions.create({ model: "tiny", prompt: "Once upon a time", max_tokens: 6, temperature: 0, logprobs: 2 });
+  assert.ok(comp.id.startsWith("cmpl-"));
+  assert.strictEqual(comp.choices[0].logprobs.tokens.length, 6);
+  assert.strictEqual(comp.usage.completion_tokens, 6);
+  const cstream = await client.completions.create({ model: "tiny", prompt: "Once upon a time", max_tokens: 6, temperature: 0,
+    stream: true, stream_options: { include_usage: true } });
+  let ctext = "", cusage = null;
+  for await (const chunk of cstream) {
+    if (chunk.usage) cusage = chunk.usage;
+    for (const c of chunk.choices) ctext += c.text;
+  }
+  assert.strictEqual(ctext, comp.choices[0].text);
+  assert.strictEqual(cusage.completion_tokens, 6);
+  say(`completions whole and streamed: ${JSON.stringify(ctext)}`);
+
+  await assert.rejects(client.chat.completions.create({ model: "nope", messages: msgs }),
+    (e) => e instanceof OpenAI.NotFoundError && /does not exist/.test(e.message));
+  await assert.rejects(client.chat.completions.create({ model: "tiny", messages: msgs, max_tokens: 100000 }),
+    (e) => e instanceof OpenAI.BadRequestError && /maximum context length/.test(e.message));
+  say("NotFoundError and BadRequestError typed by the client");
+})().catch((e) => { console.error("FAIL:", e); process.exit(1); });
