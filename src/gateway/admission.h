@@ -15,7 +15,7 @@
  * ADMISSION_AGING_MS waited, so an old low-priority request passes newer
  * higher ones; and every wait ends by queue_timeout at the latest.
  *
- * The decision is pure (admission_decide, admission_rank); the queue lives on
+ * The decision is pure (admission_policy.c); the queue lives on
  * the gateway's loop (admission.c), served by the picker's tick.
  */
 #ifndef GATEWAY_ADMISSION_H

@@ -22,23 +22,26 @@ enum which { W_KV, W_WAITING, W_RUNNING, W_CACHE_CONFIG, W_METRIC, W_N };
 
 typedef struct known {
 	const char *name;
+	size_t len;
 	int which;
 	const char *dialect;
 } known;
 
+#define K(name, which, dialect) {name, sizeof(name) - 1, which, dialect}
 static const known table[] = {
-	{"vllm:kv_cache_usage_perc", W_KV, "vllm"},
-	{"vllm:gpu_cache_usage_perc", W_KV, "vllm"},
-	{"vllm:num_requests_waiting", W_WAITING, "vllm"},
-	{"vllm:num_requests_running", W_RUNNING, "vllm"},
-	{"vllm:cache_config_info", W_CACHE_CONFIG, "vllm"},
-	{"sglang:token_usage", W_KV, "sglang"},
-	{"sglang:num_queue_reqs", W_WAITING, "sglang"},
-	{"sglang:num_running_reqs", W_RUNNING, "sglang"},
-	{"llamacpp:kv_cache_usage_ratio", W_KV, "llamacpp"},
-	{"llamacpp:requests_deferred", W_WAITING, "llamacpp"},
-	{"llamacpp:requests_processing", W_RUNNING, "llamacpp"},
+	K("vllm:kv_cache_usage_perc", W_KV, "vllm"),
+	K("vllm:gpu_cache_usage_perc", W_KV, "vllm"),
+	K("vllm:num_requests_waiting", W_WAITING, "vllm"),
+	K("vllm:num_requests_running", W_RUNNING, "vllm"),
+	K("vllm:cache_config_info", W_CACHE_CONFIG, "vllm"),
+	K("sglang:token_usage", W_KV, "sglang"),
+	K("sglang:num_queue_reqs", W_WAITING, "sglang"),
+	K("sglang:num_running_reqs", W_RUNNING, "sglang"),
+	K("llamacpp:kv_cache_usage_ratio", W_KV, "llamacpp"),
+	K("llamacpp:requests_deferred", W_WAITING, "llamacpp"),
+	K("llamacpp:requests_processing", W_RUNNING, "llamacpp"),
 };
+#undef K
 
 int scrape_metric_is_kv(const char *metric)
 {
@@ -50,6 +53,7 @@ typedef struct acc {
 	uint32_t count[W_N];
 	const char *dialect;
 	const char *metric;            /* NULL: the KV usage */
+	size_t metric_len;
 	uint32_t block_size, num_gpu_blocks;
 	int kv_prio;                   /* 2 = kv_cache_usage_perc seen, 1 = older name */
 } acc;
@@ -57,17 +61,33 @@ typedef struct acc {
 /* The table entry for a name of len bytes, or -1 (W_METRIC for the configured one). */
 static int lookup(const acc *a, const char *name, size_t len, const char **dialect)
 {
-	if (a->metric && strlen(a->metric) == len && !memcmp(a->metric, name, len)) {
+	if (a->metric && a->metric_len == len && !memcmp(a->metric, name, len)) {
 		*dialect = "custom";
 		return W_METRIC;
 	}
-	if (len < 10) return -1;
 	for (size_t i = 0; i < ARRAY_LEN(table); i++)
-		if (strlen(table[i].name) == len && !memcmp(table[i].name, name, len)) {
+		if (table[i].len == len && !memcmp(table[i].name, name, len)) {
 			*dialect = table[i].dialect;
 			return table[i].which;
 		}
 	return -1;
+}
+
+/* 1 when the sample line at q (up to le) names a metric we read: a name of
+ * the table or the configured one, followed by '{', a blank or the end. The
+ * cheap test that keeps most lines away from the parser. */
+static int wanted(const acc *a, const char *q, const char *le)
+{
+	size_t room = (size_t)(le - q), m = a->metric_len;
+	if (a->metric && m <= room && !memcmp(q, a->metric, m) && (m == room || q[m] == '{' || q[m] == ' ' || q[m] == '\t'))
+		return 1;
+	if (*q != 'v' && *q != 's' && *q != 'l') return 0;
+	for (size_t i = 0; i < ARRAY_LEN(table); i++) {
+		size_t n = table[i].len;
+		if (n > room || q[0] != table[i].name[0] || memcmp(q, table[i].name, n)) continue;
+		if (n == room || q[n] == '{' || q[n] == ' ' || q[n] == '\t') return 1;
+	}
+	return 0;
 }
 
 static int on_sample(void *arg, const prom_sample *s)
@@ -100,6 +120,20 @@ static int on_sample(void *arg, const prom_sample *s)
 	return 0;
 }
 
+/* Parses the gathered lines. Returns 0, or -1 with err. */
+static int flush(acc *a, char *sel, size_t *n, char *err, size_t err_len)
+{
+	if (!*n) return 0;
+	char perr[128];
+	int rc = prom_parse(sel, *n, on_sample, a, perr, sizeof(perr));
+	*n = 0;
+	if (rc < 0) {
+		snprintf(err, err_len, "not Prometheus text: %s", perr);
+		return -1;
+	}
+	return 0;
+}
+
 static double frac(double v) { return v < 0 ? 0 : v > 1 ? 1 : v; }
 
 int scrape_parse(const char *text, size_t len, const char *metric, scrape_values *out, char *err, size_t err_len)
@@ -109,11 +143,14 @@ int scrape_parse(const char *text, size_t len, const char *metric, scrape_values
 	acc a;
 	memset(&a, 0, sizeof(a));
 	a.metric = scrape_metric_is_kv(metric) ? NULL : metric;
+	a.metric_len = a.metric ? strlen(a.metric) : 0;
 	if (memchr(text, 0, len)) {
 		snprintf(err, err_len, "not Prometheus text (a NUL byte)");
 		return -1;
 	}
 	/* Sieve: feed prom_parse only the lines whose metric name we read. */
+	char sel[4096];
+	size_t n_sel = 0;
 	const char *p = text, *end = text + len;
 	size_t lines = 0, comment_or_blank = 0;
 	while (p < end) {
@@ -124,24 +161,30 @@ int scrape_parse(const char *text, size_t len, const char *metric, scrape_values
 		while (q < le && (*q == ' ' || *q == '\t')) q++;
 		if (q == le || *q == '#' || *q == '\r') {
 			comment_or_blank++;
-		} else {
-			const char *ne = q;
-			while (ne < le && *ne != '{' && *ne != ' ' && *ne != '\t') ne++;
-			const char *dialect;
-			if (lookup(&a, q, (size_t)(ne - q), &dialect) >= 0) {
+		} else if (wanted(&a, q, le)) {
+			/* Gathered, so the parser runs once per page (lines that do not
+			 * fit the gathering buffer are parsed where they are). */
+			size_t ll = (size_t)(le - q);
+			if (n_sel + ll + 1 > sizeof(sel) && flush(&a, sel, &n_sel, err, err_len) < 0) return -1;
+			if (ll + 1 > sizeof(sel)) {
 				char perr[128];
-				if (prom_parse(q, (size_t)(le - q), on_sample, &a, perr, sizeof(perr)) != 1) {
+				if (prom_parse(q, ll, on_sample, &a, perr, sizeof(perr)) != 1) {
 					snprintf(err, err_len, "not Prometheus text at line %zu: %s", lines, perr);
 					return -1;
 				}
-			} else if (ne == q || !((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || *q == '_' || *q == ':')) {
-				/* Not a metric name: this is no Prometheus page. */
-				snprintf(err, err_len, "not Prometheus text at line %zu", lines);
-				return -1;
+			} else {
+				memcpy(sel + n_sel, q, ll);
+				n_sel += ll;
+				sel[n_sel++] = '\n';
 			}
+		} else if (!((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || *q == '_' || *q == ':')) {
+			/* Not a metric name: this is no Prometheus page. */
+			snprintf(err, err_len, "not Prometheus text at line %zu", lines);
+			return -1;
 		}
 		p = nl ? nl + 1 : end;
 	}
+	if (flush(&a, sel, &n_sel, err, err_len) < 0) return -1;
 	if (a.count[W_KV]) {
 		out->kv_usage = frac(a.sum[W_KV] / a.count[W_KV]);
 		out->has |= SCRAPE_HAS_KV;
