@@ -373,7 +373,7 @@ static int start_gateways(lab_state *s, char remote[LAB_REGIONS][LAB_MAX_SERVERS
 		buf_printf(&y,
 			   "    health: {path: /health, interval: 1s, fast_interval: 250ms, timeout: 1s, rise: 2, fall: 2}\n"
 			   "    passive: {failures: 1, backoff: 1s, backoff_max: 5s}\n"
-			   "    backend: {request_timeout: 120s, idle_timeout: 15s, connect_timeout: 1s, tries: 3,"
+			   "    backend: {request_timeout: 180s, idle_timeout: 60s, connect_timeout: 1s, tries: 3,"
 			   " retry_budget: 1, retry_budget_min: 100}\n");
 		int wrc = write_file(conf, buf_rptr(&y));
 		buf_free(&y);
