@@ -399,8 +399,11 @@ static int watch_event(k8s_state *s, const char *line, size_t len)
 	json_error je;
 	json_doc *doc = json_parse(line, len, 0, &je);
 	if (!doc) {
-		char why[192];
-		snprintf(why, sizeof(why), "line %u col %u: %s", je.line, je.col, je.msg);
+		char why[192], head[33];
+		size_t k;
+		for (k = 0; k < len && k < 32; k++) head[k] = line[k] >= 32 && line[k] < 127 ? line[k] : '?';
+		head[k] = '\0';
+		snprintf(why, sizeof(why), "col %u: %s (\"%s\")", je.col, je.msg, head);
 		conn_fail(s, "malformed watch event", why);
 		return -1;
 	}
@@ -447,8 +450,8 @@ static int watch_event(k8s_state *s, const char *line, size_t len)
 	return rc;
 }
 
-/* The whole list answer. Returns 1 when d was freed, -1 when dropped, 0 on
- * success (the watch starts). */
+/* The whole list answer: the set published, the watch started on a new
+ * connection. Returns 1 when d was freed, else -1 (this connection is gone). */
 static int list_done(k8s_state *s)
 {
 	json_error je;
@@ -475,7 +478,7 @@ static int list_done(k8s_state *s)
 	conn_close(s);
 	if (publish(s)) return 1;
 	conn_start(s, K8S_WATCH);
-	return 0;
+	return -1;                     /* this connection is gone; the watch has its own */
 }
 
 /* Decoded body bytes arrived. Returns 1 when d was freed, -1 when the
@@ -528,9 +531,11 @@ static int raw_body(k8s_state *s)
 			conn_fail(s, "malformed chunked body", "");
 			return -1;
 		}
-		buf_reset(&s->in);     /* every input byte was consumed; payload at p[0..len) */
+		/* Every input byte was consumed; the payload is at p[0..len). Take it
+		 * before buf_reset, which writes its NUL at p[0]. */
 		int r = len ? body_bytes(s, p, len) : 0;
 		if (r) return r;
+		buf_reset(&s->in);
 		if (rc >= 0) return body_end(s);
 		return 0;
 	}
