@@ -33,6 +33,16 @@
 
 enum node_state { NODE_NONE, NODE_FETCHING, NODE_COMPLETE, NODE_PASSTHROUGH };
 
+/* The largest read the kernel sends us (mount option max_read). libfuse splices
+ * a reply from the cache file only when the reply (data and a 16-byte header)
+ * fits a pipe, and a pipe grows to at most /proc/sys/fs/pipe-max-size (1 MiB by
+ * default): 1 MiB reads would fall back to a copy through a user buffer. */
+#define MOUNT_READ_MAX_BYTES (512u << 10)
+/* Kernel readahead on the mount (the bdi's read_ahead_kb; FUSE starts at 128 KiB
+ * and lowers, never raises, it at init). A deep window keeps several reads in
+ * flight, so our threads splice the next ones while the reader copies this one. */
+#define MOUNT_READAHEAD_KB 4096u
+
 /* One file of the listing. Owner: the mount; never freed before unmount (open
  * file handles point at it). */
 typedef struct node {
@@ -666,7 +676,8 @@ static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 	cfg->direct_io = 0;
 	cfg->entry_timeout = cfg->attr_timeout = g.ttl_s > 0 ? g.ttl_s : 3600;
 	cfg->negative_timeout = 1;
-	conn->max_readahead = 1u << 20;
+	conn->max_read = MOUNT_READ_MAX_BYTES; /* must equal the max_read mount option */
+	conn->max_readahead = MOUNT_READAHEAD_KB << 10; /* the kernel takes the lower of this and its own */
 	conn->want |= conn->capable & (FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
 	return NULL;
 }
@@ -690,6 +701,51 @@ static const struct fuse_operations ops = {
 };
 
 /* ---------------------------------------------------------------- run */
+
+/* Raises the kernel readahead of the mount at `mountpoint` (already a canonical
+ * path) by writing the bdi's read_ahead_kb, found through /proc/self/mountinfo
+ * (a stat of the mount point would ask this very filesystem, which is not
+ * serving yet). Needs root; without it the kernel's 128 KiB stays. 0 or -1. */
+static int set_readahead(const char *mountpoint, unsigned kb)
+{
+	FILE *mi = fopen("/proc/self/mountinfo", "re");
+	if (!mi) return -1;
+	char line[8192], dev[64] = "";
+	while (fgets(line, sizeof line, mi)) {
+		if (!strchr(line, '\n')) { /* a longer line (overlay options): skip the rest of it */
+			int c;
+			while ((c = getc(mi)) != EOF && c != '\n') {}
+		}
+		/* id parent major:minor root mountpoint options ...; the last match is the top mount */
+		char *save = NULL, *f[5];
+		int n = 0;
+		for (char *t = strtok_r(line, " ", &save); t && n < 5; t = strtok_r(NULL, " ", &save)) f[n++] = t;
+		if (n < 5) continue;
+		char mp[4096];
+		size_t k = 0;
+		for (const char *c = f[4]; *c && k + 1 < sizeof mp; c++) { /* undo octal escapes (a space is \040) */
+			if (c[0] == '\\' && c[1] >= '0' && c[1] <= '3' && c[2] >= '0' && c[2] <= '7' && c[3] >= '0' && c[3] <= '7') {
+				mp[k++] = (char)((c[1] - '0') * 64 + (c[2] - '0') * 8 + (c[3] - '0'));
+				c += 3;
+			} else {
+				mp[k++] = *c;
+			}
+		}
+		mp[k] = 0;
+		if (!strcmp(mp, mountpoint)) str_copy(dev, f[2], sizeof dev);
+	}
+	fclose(mi);
+	if (!dev[0]) return -1;
+	char path[128], val[32];
+	snprintf(path, sizeof path, "/sys/class/bdi/%s/read_ahead_kb", dev);
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0) return -1;
+	int n = snprintf(val, sizeof val, "%u\n", kb);
+	ssize_t w;
+	do w = write(fd, val, (size_t)n); while (w < 0 && errno == EINTR);
+	close(fd);
+	return w == n ? 0 : -1;
+}
 
 int weights_mount_run(const mount_opts *mo, char *err, size_t errlen)
 {
@@ -728,10 +784,12 @@ int weights_mount_run(const mount_opts *mo, char *err, size_t errlen)
 	wlist_free(&l);
 	index_load();
 
+	char canon[4096] = "";
+	if (!realpath(mo->mountpoint, canon)) canon[0] = 0;
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
 	char opts[1024];
-	snprintf(opts, sizeof opts, "ro,fsname=infergate-weights,subtype=infergate%s",
-		 getuid() == 0 ? ",allow_other" : "");
+	snprintf(opts, sizeof opts, "ro,fsname=infergate-weights,subtype=infergate,max_read=%u%s",
+		 MOUNT_READ_MAX_BYTES, getuid() == 0 ? ",allow_other" : "");
 	fuse_opt_add_arg(&args, "infergate-weights");
 	fuse_opt_add_arg(&args, "-o");
 	fuse_opt_add_arg(&args, opts);
@@ -751,8 +809,11 @@ int weights_mount_run(const mount_opts *mo, char *err, size_t errlen)
 	}
 	struct fuse_session *se = fuse_get_session(f);
 	fuse_set_signal_handlers(se);
+	if (!canon[0] || set_readahead(canon, MOUNT_READAHEAD_KB) < 0)
+		log_info("could not raise the readahead of %s to %u KiB (not root?); sequential reads will be slower",
+			 mo->mountpoint, MOUNT_READAHEAD_KB);
 	log_info("mounted %s on %s (%zu files, cache %s)", mo->source, mo->mountpoint, g.n, g.root);
-	fuse_loop_mt(f, 0);
+	fuse_loop_mt(f, 1); /* clone_fd: each thread reads requests from its own /dev/fuse descriptor */
 	fuse_remove_signal_handlers(se);
 	fuse_unmount(f);
 	fuse_destroy(f);
