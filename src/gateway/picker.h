@@ -148,6 +148,8 @@ void picker_deinit(struct gw *g);
 void picker_pool_free(struct gw_pool *pool);
 /* Counts one scrape of e by result ("ok", "failed", "timeout", "garbage"). */
 void picker_metrics_scrape(struct gw_endpoint *e, const char *result);
+/* The series of that counter, to cache (NULL before picker_init). */
+struct prom_series *picker_metrics_scrape_series(struct gw_endpoint *e, const char *result);
 /* Counts one request shed (429) by reason ("saturated", "queue_full", "queue_timeout"). */
 void picker_metrics_shed(struct gw_call *c, const char *reason);
 void picker_endpoint_free(struct gw_endpoint *e);

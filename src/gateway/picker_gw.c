@@ -413,12 +413,18 @@ void picker_status_pool(json_w *w, gw_pool *pool, uint64_t now)
 
 /* ------------------------------------------------------------ metrics and tick */
 
-void picker_metrics_scrape(gw_endpoint *e, const char *result)
+prom_series *picker_metrics_scrape_series(gw_endpoint *e, const char *result)
 {
 	picker_gw *pg = e->g->pk;
-	if (!pg) return;
+	if (!pg) return NULL;
 	const char *lv[] = {e->pool_name, e->label, result};
-	prom_inc(prom_series_get(pg->scrapes, lv));
+	return prom_series_get(pg->scrapes, lv);
+}
+
+void picker_metrics_scrape(gw_endpoint *e, const char *result)
+{
+	prom_series *s = picker_metrics_scrape_series(e, result);
+	if (s) prom_inc(s);
 }
 
 void picker_metrics_shed(gw_call *c, const char *reason)

@@ -34,6 +34,7 @@ struct scrape_state {
 	uint64_t scrapes_total, failures_total, timeouts_total, garbage_total;
 	uint64_t last_duration_us;
 	char last_error[160];
+	prom_series *m_ok;             /* infergate_scrapes_total{result="ok"}, cached */
 };
 
 static uint64_t mono_ns(void)
@@ -99,7 +100,8 @@ static void scrape_done(hc_req *r, int err, void *arg)
 	e->load.waiting = v.waiting;
 	e->load.running = v.running;
 	e->load.scraped_at_ms = s->ok_ms;
-	picker_metrics_scrape(e, "ok");
+	if (!s->m_ok) s->m_ok = picker_metrics_scrape_series(e, "ok");
+	if (s->m_ok) prom_inc(s->m_ok);
 }
 
 static int64_t scrape_tick(ev_loop *loop, uint64_t id, void *arg)
