@@ -42,7 +42,7 @@ check 'grep -q "reload: .*1 pools, 2 endpoints" $tmp/gw.log' "the reload is logg
 echo "== 2. reload removes an endpoint that is streaming"
 node "$NODE_READER" "$U/v1/chat/completions" "$stream_body" >"$tmp/s2" &
 reader=$!
-wait_for "curl -fs $U/status | grep -q '\"in_flight\":1,'" 3
+wait_for "[ \"\$(json \"\$(curl -fs $U/status)\" d.in_flight)\" = 1 ]" 10
 busy=$(json "$(curl -fs $U/status)" "d.pools[0].endpoints.find(e => e.in_flight === 1).address")
 if [ "$busy" = "$A" ]; then keep=$B; else keep=$A; fi
 echo "streaming on $busy; removing it"
@@ -67,7 +67,7 @@ check '[ "$(metric $U "infergate_config_reloads_total{result=\"refused\"}")" = 1
 echo "== 4. SIGTERM drains"
 node "$NODE_READER" "$U/v1/chat/completions" "$stream_body" >"$tmp/s4" &
 reader=$!
-wait_for "curl -fs $U/status | grep -q '\"in_flight\":1,'" 3
+check 'wait_for "[ \"\$(json \"\$(curl -fs $U/status)\" d.in_flight)\" = 1 ]" 10' "the stream is in flight"
 t0=$(date +%s%N)
 kill -TERM $gw_pid
 sleep 0.3
