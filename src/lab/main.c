@@ -107,7 +107,7 @@ static int cmd_up(int argc, char **argv, int demo)
 		 * (the 270m-shaped model decodes ~30 tokens/s there); flags given
 		 * after `demo` come later and win. */
 		static char *dflt[] = {"drill", "--rate", "1", "--max-tokens", "8", "--question-max-tokens", "24",
-				       "--baseline", "3", "--outage", "5"};
+				       "--baseline", "3", "--outage", "5", "--max-inflight", "4"};
 		size_t nd = ARRAY_LEN(dflt);
 		char **dargv = calloc(nd + (size_t)n_rest + 1, sizeof *dargv);
 		if (!dargv) { free(rest); lab_state_free(&s); return 1; }
