@@ -3,15 +3,22 @@
  * those flags; only called after kernels_get() checked the CPU.
  *
  * matmul works in tiles of up to 4 weight rows x 2 activation rows (8 of the
- * 16 vector registers hold accumulators). AVX2 has no masked 16-bit loads, so
- * a tail (in % 8) is copied into a zero-padded vector first.
+ * 16 vector registers hold accumulators); a single activation row (a decode
+ * step) takes 8 weight rows at once with software prefetch running a fixed
+ * distance ahead along the weights (rows o..o+7 are one contiguous stream).
+ * Every tile sums an element the same way (lane l takes inputs 8k + l in
+ * increasing k, then one fixed horizontal sum), so results do not depend on
+ * the batch. AVX2 has no masked 16-bit loads, so a tail (in % 8) is copied
+ * into a zero-padded vector first.
  */
 #include <immintrin.h>
 #include <string.h>
 #include "infer/kernels.h"
 
 #define AI static inline __attribute__((always_inline))
-#define PREFETCH_TILES 4   /* weight tiles ahead: rows are short streams the hardware prefetcher does not ramp up on */
+#ifndef PREFETCH_BYTES
+#define PREFETCH_BYTES 8192   /* how far ahead of the weight stream to prefetch */
+#endif
 
 AI __m256 load_w(const char *p, const int wt)
 {
@@ -46,23 +53,29 @@ AI float hsum(__m256 v)
 }
 
 AI void tile(float *out, size_t ldo, const float *x, size_t ldx, const char *w, size_t wrow_bytes,
-             int in, const int wt, const int NO, const int NB)
+             int in, const int wt, const int NO, const int NB, const int PF)
 {
 	const int esz = wt == DTYPE_F32 ? 4 : 2;
-	__m256 acc[4][2];
-#pragma GCC unroll 4
+	const int step_bytes = NO * 8 * esz;
+	const char *pf = w + PREFETCH_BYTES;
+	__m256 acc[8][2];
+#pragma GCC unroll 8
 	for (int a = 0; a < NO; a++)
 #pragma GCC unroll 2
 		for (int b = 0; b < NB; b++) acc[a][b] = _mm256_setzero_ps();
 	int i = 0;
 	for (; i + 8 <= in; i += 8) {
+		if (PF && (i & 31) == 0) {   /* 4 steps consume step_bytes * 4 */
+#pragma GCC unroll 8
+			for (int l = 0; l < 4 * step_bytes; l += 64) _mm_prefetch(pf + l, _MM_HINT_T0);
+			pf += 4 * step_bytes;
+		}
 		__m256 xv[2];
 #pragma GCC unroll 2
 		for (int b = 0; b < NB; b++) xv[b] = _mm256_loadu_ps(x + b * ldx + i);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
 		for (int a = 0; a < NO; a++) {
 			const char *wp = w + a * wrow_bytes + (size_t)i * esz;
-			if ((i & 15) == 0) _mm_prefetch(wp + PREFETCH_TILES * NO * wrow_bytes, _MM_HINT_T0);
 			__m256 wv = load_w(wp, wt);
 #pragma GCC unroll 2
 			for (int b = 0; b < NB; b++) acc[a][b] = _mm256_fmadd_ps(wv, xv[b], acc[a][b]);
@@ -72,14 +85,14 @@ AI void tile(float *out, size_t ldo, const float *x, size_t ldx, const char *w, 
 		__m256 xv[2];
 #pragma GCC unroll 2
 		for (int b = 0; b < NB; b++) xv[b] = load_x_tail(x + b * ldx + i, in - i);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
 		for (int a = 0; a < NO; a++) {
 			__m256 wv = load_w_tail(w + a * wrow_bytes + (size_t)i * esz, wt, in - i);
 #pragma GCC unroll 2
 			for (int b = 0; b < NB; b++) acc[a][b] = _mm256_fmadd_ps(wv, xv[b], acc[a][b]);
 		}
 	}
-#pragma GCC unroll 4
+#pragma GCC unroll 8
 	for (int a = 0; a < NO; a++)
 #pragma GCC unroll 2
 		for (int b = 0; b < NB; b++) out[b * ldo + a] = hsum(acc[a][b]);
@@ -88,7 +101,7 @@ AI void tile(float *out, size_t ldo, const float *x, size_t ldx, const char *w, 
 #define TILE_FN(WT, NO, NB) \
 	static void tile_##WT##_##NO##_##NB(float *out, size_t ldo, const float *x, size_t ldx, \
 	                                   const char *w, size_t wrow_bytes, int in) \
-	{ tile(out, ldo, x, ldx, w, wrow_bytes, in, WT, NO, NB); }
+	{ tile(out, ldo, x, ldx, w, wrow_bytes, in, WT, NO, NB, 0); }
 #define TILE_ROW(WT, NO) TILE_FN(WT, NO, 1) TILE_FN(WT, NO, 2)
 #define TILE_ALL(WT) TILE_ROW(WT, 1) TILE_ROW(WT, 2) TILE_ROW(WT, 3) TILE_ROW(WT, 4)
 TILE_ALL(0) TILE_ALL(1) TILE_ALL(2)
@@ -98,12 +111,28 @@ typedef void (*tile_fn)(float *, size_t, const float *, size_t, const char *, si
 #define TDT(WT) { TROW(WT, 1), TROW(WT, 2), TROW(WT, 3), TROW(WT, 4) }
 static const tile_fn tiles[3][4][2] = { TDT(0), TDT(1), TDT(2) };
 
+/* The streaming tiles of one activation row: 8 weight rows, or 1 for the rest. */
+#define ROW_FN(WT, NO) \
+	static void row_##WT##_##NO(float *out, size_t ldo, const float *x, size_t ldx, \
+	                            const char *w, size_t wrow_bytes, int in) \
+	{ tile(out, ldo, x, ldx, w, wrow_bytes, in, WT, NO, 1, 1); }
+ROW_FN(0, 8) ROW_FN(0, 1) ROW_FN(1, 8) ROW_FN(1, 1) ROW_FN(2, 8) ROW_FN(2, 1)
+static const tile_fn row_tiles[3][2] = { { row_0_8, row_0_1 }, { row_1_8, row_1_1 }, { row_2_8, row_2_1 } };
+
 enum { CHUNK_O = 64, CHUNK_B = 64 };
 
 static void matmul_avx2(float *out, size_t ldo, const float *x, size_t ldx, int n_rows,
                         const void *w, dtype wt, int in, int o_begin, int o_end)
 {
 	size_t rb = (size_t)in * dtype_size(wt);
+	if (n_rows == 1) {
+		int o = o_begin;
+		for (; o + 8 <= o_end; o += 8)
+			row_tiles[wt][0](out + o, ldo, x, ldx, (const char *)w + (size_t)o * rb, rb, in);
+		for (; o < o_end; o++)
+			row_tiles[wt][1](out + o, ldo, x, ldx, (const char *)w + (size_t)o * rb, rb, in);
+		return;
+	}
 	for (int ob = o_begin; ob < o_end; ob += CHUNK_O) {
 		int oe = ob + CHUNK_O < o_end ? ob + CHUNK_O : o_end;
 		for (int bb = 0; bb < n_rows; bb += CHUNK_B) {

@@ -2,18 +2,28 @@
  * kernels_avx512.c — the kernels for CPUs with AVX-512 (F, BW, VL, DQ) and FMA.
  * Built with AVX-512 flags; only called after kernels_get() checked the CPU.
  *
- * matmul works in tiles of up to 4 weight rows x 4 activation rows: 16 vector
- * accumulators, each weight vector converted once from bf16/f16/f32 and used
- * for 4 activation rows. The weight tile stays in L1 while the activations of
- * a chunk of rows stream from L2, so a batch reads each weight row from
- * memory once. Tails (in % 16) use masked loads.
+ * matmul has two shapes of tile, and every shape sums an output element the
+ * same way for a given weight type (below), so a row's result never depends
+ * on the tile or the batch it ran in:
+ *  - one activation row (a decode step): 8 weight rows at once, 8
+ *    independent accumulators, and software prefetch running a fixed
+ *    distance ahead along the weights, which are one contiguous stream
+ *    (rows o..o+7 are adjacent). This is the memory-bound case.
+ *  - several activation rows: 4 weight rows x 4 activation rows, 16
+ *    accumulators, each weight vector converted once and used 4 times. The
+ *    weight tile stays in L1 while the activation rows of a chunk of 64 pass
+ *    over it from L2, so the weights stream from memory once per call
+ *    however many rows there are; only the first pass prefetches.
+ * Summation: for bf16, lane j of an accumulator takes elements 32k + 2j and
+ * 32k + 2j + 1 in increasing k (tile_bf16); for f16 and f32, lane l takes
+ * elements 16k + l. Then one fixed horizontal sum. Tails use masked loads.
  */
 #include <immintrin.h>
 #include "infer/kernels.h"
 
 #define AI static inline __attribute__((always_inline))
-#ifndef PREFETCH_TILES
-#define PREFETCH_TILES 4   /* weight tiles ahead: rows are short streams the hardware prefetcher does not ramp up on */
+#ifndef PREFETCH_BYTES
+#define PREFETCH_BYTES 8192   /* how far ahead of the weight stream to prefetch */
 #endif
 
 AI __m512 load_w(const char *p, const int wt, __mmask16 m, const int masked)
@@ -26,25 +36,33 @@ AI __m512 load_w(const char *p, const int wt, __mmask16 m, const int masked)
 	return _mm512_cvtph_ps(h);
 }
 
+/* NO weight rows (wrow_bytes apart, contiguous) against NB activation rows.
+ * With PF, prefetches the weight bytes PREFETCH_BYTES ahead of the tile at the
+ * rate the tile consumes them (NO * 16 elements per step). */
 AI void tile(float *out, size_t ldo, const float *x, size_t ldx, const char *w, size_t wrow_bytes,
-             int in, const int wt, const int NO, const int NB)
+             int in, const int wt, const int NO, const int NB, const int PF)
 {
 	const int esz = wt == DTYPE_F32 ? 4 : 2;
-	__m512 acc[4][4];
-#pragma GCC unroll 4
+	const int step_bytes = NO * 16 * esz;
+	__m512 acc[8][4];
+#pragma GCC unroll 8
 	for (int a = 0; a < NO; a++)
 #pragma GCC unroll 4
 		for (int b = 0; b < NB; b++) acc[a][b] = _mm512_setzero_ps();
+	const char *pf = w + PREFETCH_BYTES;
 	int i = 0;
 	for (; i + 16 <= in; i += 16) {
+		if (PF) {
+#pragma GCC unroll 8
+			for (int l = 0; l < step_bytes; l += 64) _mm_prefetch(pf + l, _MM_HINT_T0);
+			pf += step_bytes;
+		}
 		__m512 xv[4];
 #pragma GCC unroll 4
 		for (int b = 0; b < NB; b++) xv[b] = _mm512_loadu_ps(x + b * ldx + i);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
 		for (int a = 0; a < NO; a++) {
-			const char *wp = w + a * wrow_bytes + (size_t)i * esz;
-			_mm_prefetch(wp + PREFETCH_TILES * NO * wrow_bytes, _MM_HINT_T0);
-			__m512 wv = load_w(wp, wt, 0, 0);
+			__m512 wv = load_w(w + a * wrow_bytes + (size_t)i * esz, wt, 0, 0);
 #pragma GCC unroll 4
 			for (int b = 0; b < NB; b++) acc[a][b] = _mm512_fmadd_ps(wv, xv[b], acc[a][b]);
 		}
@@ -54,31 +72,109 @@ AI void tile(float *out, size_t ldo, const float *x, size_t ldx, const char *w, 
 		__m512 xv[4];
 #pragma GCC unroll 4
 		for (int b = 0; b < NB; b++) xv[b] = _mm512_maskz_loadu_ps(m, x + b * ldx + i);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
 		for (int a = 0; a < NO; a++) {
 			__m512 wv = load_w(w + a * wrow_bytes + (size_t)i * esz, wt, m, 1);
 #pragma GCC unroll 4
 			for (int b = 0; b < NB; b++) acc[a][b] = _mm512_fmadd_ps(wv, xv[b], acc[a][b]);
 		}
 	}
-#pragma GCC unroll 4
+#pragma GCC unroll 8
 	for (int a = 0; a < NO; a++)
 #pragma GCC unroll 4
 		for (int b = 0; b < NB; b++) out[b * ldo + a] = _mm512_reduce_add_ps(acc[a][b]);
 }
 
-#define TILE_FN(WT, NO, NB) \
-	static void tile_##WT##_##NO##_##NB(float *out, size_t ldo, const float *x, size_t ldx, \
-	                                   const char *w, size_t wrow_bytes, int in) \
-	{ tile(out, ldo, x, ldx, w, wrow_bytes, in, WT, NO, NB); }
-#define TILE_ROW(WT, NO) TILE_FN(WT, NO, 1) TILE_FN(WT, NO, 2) TILE_FN(WT, NO, 3) TILE_FN(WT, NO, 4)
-#define TILE_ALL(WT) TILE_ROW(WT, 1) TILE_ROW(WT, 2) TILE_ROW(WT, 3) TILE_ROW(WT, 4)
-TILE_ALL(0) TILE_ALL(1) TILE_ALL(2)
+/* bf16 rows take 32 elements per step from one 64-byte load: as 16 32-bit
+ * lanes, lane j holds elements 2j (low half) and 2j+1 (high half), so a
+ * shift gives the even elements as f32 and a mask the odd ones, with no
+ * cross-lane shuffle per weight vector. The activations are split into even
+ * and odd elements instead (two permutes per activation row and step, shared
+ * by the NO weight rows). Lane j of an accumulator sums, in increasing i, the
+ * products of elements i = 32k + 2j and 32k + 2j + 1. */
+AI void x_split(const float *x, int n, __m512 *even, __m512 *odd)
+{
+	const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+	const __m512i io = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+	__m512 lo, hi;
+	if (n >= 32) {
+		lo = _mm512_loadu_ps(x);
+		hi = _mm512_loadu_ps(x + 16);
+	} else {
+		lo = _mm512_maskz_loadu_ps((__mmask16)((1u << (n < 16 ? n : 16)) - 1), x);
+		hi = _mm512_maskz_loadu_ps((__mmask16)((1u << (n > 16 ? n - 16 : 0)) - 1), x + 16);
+	}
+	*even = _mm512_permutex2var_ps(lo, ie, hi);
+	*odd = _mm512_permutex2var_ps(lo, io, hi);
+}
+
+AI void tile_bf16(float *out, size_t ldo, const float *x, size_t ldx, const char *w, size_t wrow_bytes,
+                  int in, const int NO, const int NB, const int PF)
+{
+	const __m512i hi_mask = _mm512_set1_epi32((int)0xffff0000u);
+	__m512 acc[8][4];
+#pragma GCC unroll 8
+	for (int a = 0; a < NO; a++)
+#pragma GCC unroll 4
+		for (int b = 0; b < NB; b++) acc[a][b] = _mm512_setzero_ps();
+	const char *pf = w + PREFETCH_BYTES;
+	for (int i = 0; i < in; i += 32) {
+		int n = in - i;
+		if (PF) {
+#pragma GCC unroll 8
+			for (int l = 0; l < NO * 64; l += 64) _mm_prefetch(pf + l, _MM_HINT_T0);
+			pf += NO * 64;
+		}
+		__m512 xe[4], xo[4];
+#pragma GCC unroll 4
+		for (int b = 0; b < NB; b++) x_split(x + b * ldx + i, n, &xe[b], &xo[b]);
+		__mmask32 m = n >= 32 ? 0xffffffffu : (__mmask32)((1u << n) - 1);
+#pragma GCC unroll 8
+		for (int a = 0; a < NO; a++) {
+			const char *p = w + a * wrow_bytes + (size_t)i * 2;
+			__m512i v = n >= 32 ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi16(m, p);
+			__m512 we = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
+			__m512 wo = _mm512_castsi512_ps(_mm512_and_si512(v, hi_mask));
+#pragma GCC unroll 4
+			for (int b = 0; b < NB; b++) {
+				acc[a][b] = _mm512_fmadd_ps(we, xe[b], acc[a][b]);
+				acc[a][b] = _mm512_fmadd_ps(wo, xo[b], acc[a][b]);
+			}
+		}
+	}
+#pragma GCC unroll 8
+	for (int a = 0; a < NO; a++)
+#pragma GCC unroll 4
+		for (int b = 0; b < NB; b++) out[b * ldo + a] = _mm512_reduce_add_ps(acc[a][b]);
+}
 
 typedef void (*tile_fn)(float *, size_t, const float *, size_t, const char *, size_t, int);
-#define TROW(WT, NO) { tile_##WT##_##NO##_1, tile_##WT##_##NO##_2, tile_##WT##_##NO##_3, tile_##WT##_##NO##_4 }
-#define TDT(WT) { TROW(WT, 1), TROW(WT, 2), TROW(WT, 3), TROW(WT, 4) }
-static const tile_fn tiles[3][4][4] = { TDT(0), TDT(1), TDT(2) };
+
+/* The streaming tiles of one activation row: 8 weight rows, or 1 for the rest. */
+#define ROW_FN(WT, NAME, NO) \
+	static void row_##WT##_##NAME(float *out, size_t ldo, const float *x, size_t ldx, \
+	                            const char *w, size_t wrow_bytes, int in) \
+	{ if (WT == DTYPE_BF16) tile_bf16(out, ldo, x, ldx, w, wrow_bytes, in, NO, 1, 1); \
+	  else tile(out, ldo, x, ldx, w, wrow_bytes, in, WT, NO, 1, 1); }
+ROW_FN(0, 8, 8) ROW_FN(0, 1, 1) ROW_FN(1, 8, 8) ROW_FN(1, 1, 1) ROW_FN(2, 8, 8) ROW_FN(2, 1, 1)
+static const tile_fn row_tiles[3][2] = { { row_0_8, row_0_1 }, { row_1_8, row_1_1 }, { row_2_8, row_2_1 } };
+
+/* The batch tiles: NO in 1..4 weight rows x NB in 1..4 activation rows, with
+ * or without prefetch (only the first pass over a weight tile prefetches). */
+#define TILE_FN(WT, NO, NB, PF) \
+	static void tile_##WT##_##NO##_##NB##_##PF(float *out, size_t ldo, const float *x, size_t ldx, \
+	                                           const char *w, size_t wrow_bytes, int in) \
+	{ if (WT == DTYPE_BF16) tile_bf16(out, ldo, x, ldx, w, wrow_bytes, in, NO, NB, PF); \
+	  else tile(out, ldo, x, ldx, w, wrow_bytes, in, WT, NO, NB, PF); }
+#define TILE_NB(WT, NO, PF) TILE_FN(WT, NO, 1, PF) TILE_FN(WT, NO, 2, PF) TILE_FN(WT, NO, 3, PF) TILE_FN(WT, NO, 4, PF)
+#define TILE_NO(WT, PF) TILE_NB(WT, 1, PF) TILE_NB(WT, 2, PF) TILE_NB(WT, 3, PF) TILE_NB(WT, 4, PF)
+#define TILE_ALL(WT) TILE_NO(WT, 0) TILE_NO(WT, 1)
+TILE_ALL(0) TILE_ALL(1) TILE_ALL(2)
+
+#define T_NB(WT, NO, PF) { tile_##WT##_##NO##_1_##PF, tile_##WT##_##NO##_2_##PF, tile_##WT##_##NO##_3_##PF, tile_##WT##_##NO##_4_##PF }
+#define T_NO(WT, PF) { T_NB(WT, 1, PF), T_NB(WT, 2, PF), T_NB(WT, 3, PF), T_NB(WT, 4, PF) }
+#define T_DT(WT) { T_NO(WT, 0), T_NO(WT, 1) }
+static const tile_fn tiles[3][2][4][4] = { T_DT(0), T_DT(1), T_DT(2) };
 
 enum { CHUNK_O = 64, CHUNK_B = 64 };
 
@@ -86,6 +182,14 @@ static void matmul_avx512(float *out, size_t ldo, const float *x, size_t ldx, in
                           const void *w, dtype wt, int in, int o_begin, int o_end)
 {
 	size_t rb = (size_t)in * dtype_size(wt);
+	if (n_rows == 1) {
+		int o = o_begin;
+		for (; o + 8 <= o_end; o += 8)
+			row_tiles[wt][0](out + o, ldo, x, ldx, (const char *)w + (size_t)o * rb, rb, in);
+		for (; o < o_end; o++)
+			row_tiles[wt][1](out + o, ldo, x, ldx, (const char *)w + (size_t)o * rb, rb, in);
+		return;
+	}
 	for (int ob = o_begin; ob < o_end; ob += CHUNK_O) {
 		int oe = ob + CHUNK_O < o_end ? ob + CHUNK_O : o_end;
 		for (int bb = 0; bb < n_rows; bb += CHUNK_B) {
@@ -95,7 +199,7 @@ static void matmul_avx512(float *out, size_t ldo, const float *x, size_t ldx, in
 				const char *wr = (const char *)w + (size_t)o * rb;
 				for (int b = bb; b < be; b += 4) {
 					int nb = be - b < 4 ? be - b : 4;
-					tiles[wt][no - 1][nb - 1](out + b * ldo + o, ldo, x + b * ldx, ldx, wr, rb, in);
+					tiles[wt][b == 0][no - 1][nb - 1](out + b * ldo + o, ldo, x + b * ldx, ldx, wr, rb, in);
 				}
 			}
 		}
