@@ -185,7 +185,6 @@ static void on_change(discovery *d, const discovery_addr *addrs, size_t n, void 
 
 static gw_disc *disc_new(gw *g, const char *pool, const gw_endpoint_cfg *ec, char *err, size_t err_len)
 {
-	struct gw_discovery *D = g->discovery;
 	gw_disc *x = calloc(1, sizeof(*x));
 	if (!x) {
 		snprintf(err, err_len, "out of memory");
@@ -220,11 +219,18 @@ static gw_disc *disc_new(gw *g, const char *pool, const gw_endpoint_cfg *ec, cha
 		free(x);
 		return NULL;
 	}
-	const char *lv[] = {x->pool, x->ec.address};
-	x->m_res = prom_series_get(D->f_res, lv);
-	x->m_fail = prom_series_get(D->f_fail, lv);
-	x->m_addrs = prom_series_get(D->f_addrs, lv);
 	return x;
+}
+
+/* The series of x, taken once the discoveries it replaces are gone (an entry
+ * whose interval changed has the same labels as the one before it: removing
+ * the old one's series must not free the new one's). */
+static void disc_series(struct gw_discovery *D, gw_disc *x)
+{
+	const char *lv[] = {x->pool, x->ec.address};
+	if (!x->m_res) x->m_res = prom_series_get(D->f_res, lv);
+	if (!x->m_fail) x->m_fail = prom_series_get(D->f_fail, lv);
+	if (!x->m_addrs) x->m_addrs = prom_series_get(D->f_addrs, lv);
 }
 
 int gw_discovery_apply(gw *g, const gw_config *cfg, char *err, size_t err_len)
@@ -289,6 +295,7 @@ out:
 		free(D->v);
 		D->v = nv;
 		D->n = nn;
+		for (size_t j = 0; j < nn; j++) disc_series(D, nv[j]);
 	}
 	free(fresh);
 	free(kept);
