@@ -95,11 +95,6 @@ static void rope(float *h, const float *cs, int d)
 	}
 }
 
-static float gelu_tanh(float x)
-{
-	return 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
-}
-
 /* ------------------------------------------------------------ thread jobs */
 
 /* Up to three matmuls sharing one input, split by output rows. */
@@ -125,12 +120,10 @@ static void mm_run(void *ctx, int t, int nt)
 		if (o0 < o1)
 			k->matmul(j->out[m], (size_t)w->rows, j->x, (size_t)j->in, j->n_rows, w->data, w->type, w->cols, o0, o1);
 	}
-	if (j->glu) {
+	if (j->glu && o0 < o1) {
 		int n = j->w[0]->rows;
-		for (int r = 0; r < j->n_rows; r++) {
-			float *g = j->out[0] + (size_t)r * n, *u = j->out[1] + (size_t)r * n;
-			for (int o = o0; o < o1; o++) g[o] = gelu_tanh(g[o]) * u[o];
-		}
+		for (int r = 0; r < j->n_rows; r++)
+			k->gelu_mul(j->out[0] + (size_t)r * n + o0, j->out[1] + (size_t)r * n + o0, o1 - o0);
 	}
 	if (j->softcap > 0) {
 		int n = j->w[0]->rows;

@@ -118,6 +118,14 @@ static void axpy_portable(float *y, float a, const float *x, int n)
 	for (int i = 0; i < n; i++) y[i] += a * x[i];
 }
 
+static void gelu_mul_portable(float *g, const float *u, int n)
+{
+	for (int i = 0; i < n; i++) {
+		float x = g[i];
+		g[i] = x / (1.0f + expf(-1.5957691216057308f * (x + 0.044715f * x * x * x))) * u[i];
+	}
+}
+
 enum { TILE_O = 4, TILE_B = 4, CHUNK_O = 64, CHUNK_B = 64, CONV = 256 };
 
 /* One tile: no (<=4) weight rows starting at o, against nb (<=4) activation rows. */
@@ -169,6 +177,7 @@ const kernels kernels_portable = {
 	.dot = dot_portable,
 	.axpy = axpy_portable,
 	.to_f32 = to_f32_portable,
+	.gelu_mul = gelu_mul_portable,
 };
 
 /* ------------------------------------------------------------ choice */

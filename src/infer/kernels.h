@@ -42,6 +42,10 @@ typedef struct kernels {
 	float (*dot)(const float *a, const float *b, int n);
 	void (*axpy)(float *y, float a, const float *x, int n);       /* y += a * x */
 	void (*to_f32)(float *out, const void *w, dtype wt, size_t n); /* convert n elements */
+	/* g[i] = gelu_tanh(g[i]) * u[i] for i in [0, n): the GeGLU of the MLP, with
+	 * gelu_tanh(x) = 0.5 x (1 + tanh(c (x + 0.044715 x^3))) computed as the
+	 * equal x / (1 + exp(-2 c (x + 0.044715 x^3))), c = sqrt(2 / pi). */
+	void (*gelu_mul)(float *g, const float *u, int n);
 } kernels;
 
 extern const kernels kernels_portable;

@@ -186,10 +186,54 @@ static void to_f32_avx2(float *out, const void *w, dtype wt, size_t n)
 	for (; i < n; i++) out[i] = weight_at(w, wt, i);
 }
 
+/* e^x for x in [-87, 88] (clamped), within ~2 ulp: x = n ln2 + r, e^r by
+ * Cephes' expf polynomial, 2^n built in the exponent field. */
+AI __m256 exp_ps(__m256 x)
+{
+	x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.0f)), _mm256_set1_ps(88.0f));
+	__m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+	                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+	__m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+	r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+	__m256 p = _mm256_set1_ps(1.9875691500e-4f);
+	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+	p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+	/* n in [-126, 127]: 2^n = (n + 127) << 23; n = 128 (x near 88.7) is split in two */
+	__m256i ni = _mm256_cvtps_epi32(n);
+	__m256i half = _mm256_srai_epi32(ni, 1);
+	__m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(half, _mm256_set1_epi32(127)), 23));
+	__m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_sub_epi32(ni, half), _mm256_set1_epi32(127)), 23));
+	return _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
+}
+
+static void gelu_mul_avx2(float *g, const float *u, int n)
+{
+	const __m256 c = _mm256_set1_ps(-1.5957691216057308f), k = _mm256_set1_ps(0.044715f), one = _mm256_set1_ps(1.0f);
+	int i = 0;
+	for (; i + 8 <= n; i += 8) {
+		__m256 x = _mm256_loadu_ps(g + i);
+		__m256 z = _mm256_mul_ps(c, _mm256_fmadd_ps(_mm256_mul_ps(k, x), _mm256_mul_ps(x, x), x));
+		__m256 y = _mm256_div_ps(x, _mm256_add_ps(one, exp_ps(z)));
+		_mm256_storeu_ps(g + i, _mm256_mul_ps(y, _mm256_loadu_ps(u + i)));
+	}
+	if (i < n) {
+		float gt[8] = {0}, ut[8] = {0};
+		memcpy(gt, g + i, (size_t)(n - i) * 4);
+		memcpy(ut, u + i, (size_t)(n - i) * 4);
+		gelu_mul_avx2(gt, ut, 8);
+		memcpy(g + i, gt, (size_t)(n - i) * 4);
+	}
+}
+
 const kernels kernels_avx2 = {
 	.name = "avx2",
 	.matmul = matmul_avx2,
 	.dot = dot_avx2,
 	.axpy = axpy_avx2,
 	.to_f32 = to_f32_avx2,
+	.gelu_mul = gelu_mul_avx2,
 };

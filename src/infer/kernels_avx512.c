@@ -245,10 +245,42 @@ static void to_f32_avx512(float *out, const void *w, dtype wt, size_t n)
 	}
 }
 
+/* e^x for x in [-87, 88] (clamped), within ~2 ulp: x = n ln2 + r, e^r by
+ * Cephes' expf polynomial, 2^n by scalef. */
+AI __m512 exp_ps(__m512 x)
+{
+	x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.0f)), _mm512_set1_ps(88.0f));
+	__m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+	                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+	__m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+	r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+	__m512 p = _mm512_set1_ps(1.9875691500e-4f);
+	p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+	p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+	p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+	p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+	p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+	p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+	return _mm512_scalef_ps(p, n);
+}
+
+static void gelu_mul_avx512(float *g, const float *u, int n)
+{
+	const __m512 c = _mm512_set1_ps(-1.5957691216057308f), k = _mm512_set1_ps(0.044715f), one = _mm512_set1_ps(1.0f);
+	for (int i = 0; i < n; i += 16) {
+		__mmask16 m = n - i >= 16 ? 0xffff : (__mmask16)((1u << (n - i)) - 1);
+		__m512 x = _mm512_maskz_loadu_ps(m, g + i);
+		__m512 z = _mm512_mul_ps(c, _mm512_fmadd_ps(_mm512_mul_ps(k, x), _mm512_mul_ps(x, x), x));
+		__m512 y = _mm512_div_ps(x, _mm512_add_ps(one, exp_ps(z)));
+		_mm512_mask_storeu_ps(g + i, m, _mm512_mul_ps(y, _mm512_maskz_loadu_ps(m, u + i)));
+	}
+}
+
 const kernels kernels_avx512 = {
 	.name = "avx512",
 	.matmul = matmul_avx512,
 	.dot = dot_avx512,
 	.axpy = axpy_avx512,
 	.to_f32 = to_f32_avx512,
+	.gelu_mul = gelu_mul_avx512,
 };
