@@ -72,7 +72,8 @@ U=$gw_url
 		echo "$code" >>"$tmp/stream"
 	done
 ) &
-pids="$pids $!"
+stream_pid=$!
+pids="$pids $stream_pid"
 
 set_is() { # expected addresses (sorted, space-separated) vs /status
 	local got
@@ -125,7 +126,8 @@ check '[ "$(metric $U infergate_discovery_failures_total{pool=\"gemma-pool\")" -
 	"infergate_discovery_failures_total counts it ($f0 -> $(metric $U 'infergate_discovery_failures_total{pool="gemma-pool"'))"
 
 touch "$tmp/stop"
-sleep 0.3
+wait_for "! kill -0 $stream_pid 2>/dev/null" 15
 total=$(wc -l <"$tmp/stream"); bad=$(grep -vc '^200$' "$tmp/stream")
 check '[ "$total" -ge 20 ] && [ "$bad" = 0 ]' "$total requests while the set changed, $bad failed"
+[ "$bad" = 0 ] || { grep -v '^200$' "$tmp/stream" | sort | uniq -c; grep -E '"status":[^2]' "$tmp/gw.out" | head -5; }
 finish

@@ -48,6 +48,7 @@ const server = https.createServer({ key: fs.readFileSync(args.key), cert: fs.rea
 	const n = watches;
 	log(`watch ${n} from rv=${url.searchParams.get("resourceVersion")}`);
 	res.writeHead(200, { "content-type": "application/json", "transfer-encoding": "chunked" });
+	res.flushHeaders(); // as the API server does: the head at once, events later
 	let i = 0, closed = false;
 	req.on("close", () => { closed = true; });
 	const next = () => {
