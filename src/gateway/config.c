@@ -50,6 +50,8 @@ void gw_pool_cfg_defaults(gw_pool_cfg *p)
 	p->backend.retry_budget_ratio = 0.2;
 	p->backend.retry_budget_min = 3;
 	p->backend.max_idle_conns = 256;
+	p->backend.max_resumes = 2;
+	p->resume = 1;
 	config_picker_defaults(p);
 }
 
@@ -178,7 +180,8 @@ static void parse_scrape(cfg_ctx *c, const json_val *m, const char *path, gw_scr
 static void parse_backend(cfg_ctx *c, const json_val *b, const char *path, gw_backend_cfg *out)
 {
 	static const char *const keys[] = {"request_timeout", "timeout", "idle_timeout", "connect_timeout",
-					   "tries", "retry_budget", "retry_budget_min", "max_idle_connections", NULL};
+					   "tries", "retry_budget", "retry_budget_min", "max_idle_connections",
+					   "max_resumes", NULL};
 	if (cfg_check_keys(c, b, path, keys) < 0) return;
 	int64_t v;
 	if (json_get(b, "timeout") && json_get(b, "request_timeout"))
@@ -193,6 +196,7 @@ static void parse_backend(cfg_ctx *c, const json_val *b, const char *path, gw_ba
 		out->retry_budget_min = (uint32_t)v;
 	if (cfg_int(c, b, path, "max_idle_connections", 0, out->max_idle_conns, 0, 100000, &v) >= 0)
 		out->max_idle_conns = (uint32_t)v;
+	if (cfg_int(c, b, path, "max_resumes", 0, out->max_resumes, 0, 16, &v) >= 0) out->max_resumes = (uint32_t)v;
 }
 
 static void parse_endpoint(cfg_ctx *c, const gw_config *cfg, const json_val *e, const char *path,
@@ -233,7 +237,7 @@ static void parse_endpoint(cfg_ctx *c, const gw_config *cfg, const json_val *e, 
 static void parse_pool(cfg_ctx *c, const gw_config *cfg, const json_val *p, const char *path, gw_pool_cfg *out)
 {
 	static const char *const keys[] = {"name", "models", "endpoints", "health", "passive", "metrics",
-					   "backend", "picker", NULL};
+					   "backend", "picker", "resume", NULL};
 	char sub[256];
 	gw_pool_cfg_defaults(out);
 	if (cfg_check_keys(c, p, path, keys) < 0) return;
@@ -297,6 +301,7 @@ static void parse_pool(cfg_ctx *c, const gw_config *cfg, const json_val *p, cons
 	if ((v = cfg_obj(c, p, path, "backend", 0))) parse_backend(c, v, sub, &out->backend);
 	cfg_path(sub, sizeof(sub), path, "picker");
 	if ((v = cfg_obj(c, p, path, "picker", 0))) config_picker_parse(c, v, sub, &out->picker);
+	cfg_bool(c, p, path, "resume", 0, out->resume, &out->resume);
 	if (out->health.timeout_ms > out->health.interval_ms) {
 		cfg_path(sub, sizeof(sub), path, "health.timeout");
 		cfg_fail(c, json_get(json_get(p, "health"), "timeout"), sub, "is longer than health.interval");

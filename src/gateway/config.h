@@ -88,6 +88,7 @@ typedef struct gw_backend_cfg {
 	double retry_budget_ratio;     /* retries in progress <= min + ratio x requests in progress */
 	uint32_t retry_budget_min;
 	uint32_t max_idle_conns;       /* keep-alive connections kept per endpoint */
+	uint32_t max_resumes;          /* continuations of a broken stream per request (docs/resume.md) */
 } gw_backend_cfg;
 
 /* How an endpoint entry's address becomes endpoints (discovery.h): as it is,
@@ -116,6 +117,7 @@ typedef struct gw_pool_cfg {
 	gw_scrape_cfg metrics;
 	gw_backend_cfg backend;
 	gw_picker_cfg picker;
+	int resume;                    /* resume broken streams on another endpoint (docs/resume.md) */
 } gw_pool_cfg;
 
 /* A route: requests whose path starts with prefix (and, when model is set,
