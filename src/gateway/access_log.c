@@ -82,6 +82,7 @@ void access_log_write(gw *g, const gw_call *c, uint64_t now_ms)
 	jw_key(&w, "endpoint"); jw_str(&w, c->ep ? c->ep->label : NULL);
 	jw_key(&w, "region"); jw_str(&w, c->ep ? c->ep->region : NULL);
 	jw_key(&w, "tries"); jw_int(&w, c->tries);
+	jw_key(&w, "resumes"); jw_int(&w, c->resumes);
 	jw_key(&w, "ttfb_ms");
 	if (c->first_byte_ms) jw_int(&w, (int64_t)(c->first_byte_ms - c->start_ms)); else jw_null(&w);
 	jw_key(&w, "duration_ms"); jw_int(&w, (int64_t)(now_ms - c->start_ms));

@@ -153,6 +153,8 @@ struct gw_call {
 	double start_wall_s;
 	gw_call *next_free;
 	struct picker_req *pk;         /* prefix chain, objective, explain (picker_gw.c) */
+	struct resume_state *rs;       /* a resumable stream's state (resume.h); NULL otherwise */
+	uint32_t resumes;              /* continuations sent after the stream broke */
 };
 
 /* The process. */
@@ -233,6 +235,12 @@ void proxy_free_calls(gw *g);
  * it on to the picker, else answers status (extra_headers: "Name: v\r\n" lines
  * or NULL) with an OpenAI-style error of msg. */
 void proxy_admission_done(gw_call *c, int status, const char *extra_headers, const char *msg);
+/* For resume.c, on a call whose head went out: another attempt (the current
+ * endpoint let go, one not tried yet picked, resume_body sent); the error
+ * event and [DONE] of a stream not resumed; the end of the client's stream. */
+void proxy_continue(gw_call *c);
+void proxy_stream_broken(gw_call *c, int err);
+void proxy_end_stream(gw_call *c);
 
 /* ---- front.c */
 void front_handle(httpd_req *r, void *arg);
@@ -249,6 +257,7 @@ void gw_metrics_retry(gw *g, const gw_call *c, const char *reason);
 void gw_metrics_ejection(gw *g, gw_endpoint *e);
 void gw_metrics_check(gw *g, gw_endpoint *e, int ok);
 void gw_metrics_reload(gw *g, int ok);
+void gw_metrics_resume(gw *g, const gw_call *c, const char *outcome);
 
 /* ---- access_log.c */
 int access_log_open(gw *g, const char *where, char *err, size_t err_len);

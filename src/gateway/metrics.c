@@ -19,6 +19,7 @@ struct gw_metrics {
 	prom_family *ep_up, *ep_ejected, *ep_in_flight, *ep_changes, *ep_checks, *ep_ejections;
 	prom_family *up_conns, *up_connects;
 	prom_family *in_flight, *client_conns, *client_rejected, *client_closed, *healthy, *reloads, *draining;
+	prom_family *resumes;
 };
 
 static const double latency_bounds[] = {
@@ -125,6 +126,11 @@ int gw_metrics_init(gw *g)
 	m->healthy = prom_gauge(r, "infergate_healthy_endpoints", "Endpoints up, by pool and region.", l_out);
 	m->reloads = prom_counter(r, "infergate_config_reloads_total", "Configuration reloads (SIGHUP), by result.", l_reload);
 	m->draining = prom_gauge(r, "infergate_draining", "1 while the gateway drains before exiting.", NULL);
+	static const char *const l_resume[] = {"pool", "outcome", NULL};
+	m->resumes = prom_counter(r, "infergate_resumes_total",
+		"Streams broken after their first byte, by what followed: resumed (a continuation sent), completed "
+		"(a resumed stream reached [DONE]), finished, exhausted, deadline, no_endpoint, not_resumable.", l_resume);
+	if (!m->resumes) return -1;
 	if (!m->requests || !m->duration || !m->ttfb || !m->retries || !m->outside || !m->req_bytes || !m->resp_bytes ||
 	    !m->ep_up || !m->ep_ejected || !m->ep_in_flight || !m->ep_changes || !m->ep_checks || !m->ep_ejections ||
 	    !m->up_conns || !m->up_connects || !m->in_flight || !m->client_conns || !m->client_rejected ||
@@ -215,6 +221,12 @@ void gw_metrics_request(gw *g, const gw_call *c, uint64_t now_ms)
 		const char *lo[] = {pool, c->ep->region};
 		prom_inc(prom_series_get(m->outside, lo));
 	}
+}
+
+void gw_metrics_resume(gw *g, const gw_call *c, const char *outcome)
+{
+	const char *lv[] = {c->pool->cfg.name, outcome};
+	prom_inc(prom_series_get(g->m->resumes, lv));
 }
 
 void gw_metrics_reload(gw *g, int ok)

@@ -14,9 +14,10 @@
  *   - before anything reached the client, a connect failure, a reset, an early
  *     EOF, an idle timeout or a 502/503/504 is tried again elsewhere while tries,
  *     the deadline and the pool's retry budget allow; otherwise 502/504;
- *   - after the first byte nothing is replayed: a broken stream ends with an
- *     error event and [DONE] (SSE) or is cut (others). proxy_stream_broken is
- *     where a stream resume would take over.
+ *   - after the first byte nothing is replayed as it was: a resumable stream
+ *     (resume.h) continues on another endpoint as a continuation of what the
+ *     client has; any other broken stream ends with an error event and [DONE]
+ *     (SSE) or is cut (others).
  * A client that leaves cancels the upstream request: its connection is closed,
  * never pooled, so the model server stops generating.
  */
@@ -24,6 +25,7 @@
 #include "gateway/admission.h"
 #include "gateway/pick.h"
 #include "gateway/picker.h"
+#include "gateway/resume.h"
 #include "core/log.h"
 #include "core/oai_error.h"
 #include "core/sse.h"
@@ -117,6 +119,8 @@ static void call_end(gw_call *c)
 	admission_forget(c);
 	picker_req_free(c->pk);
 	c->pk = NULL;
+	resume_free(c->rs);
+	c->rs = NULL;
 	release_endpoint(c);
 	gw_pool *p = c->pool;
 	p->active_requests--;
@@ -268,6 +272,7 @@ static int on_up_head(hc_req *up, int status, const http_header *h, size_t n, vo
 		snprintf(why, sizeof(why), "status %d", status);
 		health_passive_failure(e, why);
 	}
+	if (c->started) return resume_on_head(c, status, h, n); /* a continuation (resume.c) */
 	if ((status == 502 || status == 503 || status == 504) && can_retry(c)) {
 		c->discard = 1; /* swallow the body; retried when it ends */
 		return 0;
@@ -333,15 +338,19 @@ static void on_up_body(hc_req *up, const char *data, size_t len, void *arg)
 {
 	gw_call *c = arg;
 	if (c->discard || !c->r) return;
-	if (httpd_stream_write(c->r, data, len) < 0) {
+	int rc = c->rs && c->sse ? resume_feed(c, data, len) : httpd_stream_write(c->r, data, len) < 0 ? RESUME_CLIENT_GONE : -1;
+	if (rc == RESUME_TAKEN) return; /* the call moved on or ended */
+	if (rc == RESUME_CLIENT_GONE) {
 		hc_cancel(up);
 		c->up = NULL;
 		release_endpoint(c);
 		return;
 	}
-	c->bytes_out += len;
-	if (len >= 2) memcpy(c->tail, data + len - 2, 2);
-	else if (len == 1) c->tail[0] = c->tail[1], c->tail[1] = data[0];
+	if (rc < 0) { /* relayed as bytes */
+		c->bytes_out += len;
+		if (len >= 2) memcpy(c->tail, data + len - 2, 2);
+		else if (len == 1) c->tail[0] = c->tail[1], c->tail[1] = data[0];
+	}
 	if (!c->paused && httpd_stream_pending(c->r) > PROXY_HIGH_WATERMARK_BYTES) {
 		c->paused = 1;
 		hc_pause(up);
@@ -352,7 +361,7 @@ static void on_up_body(hc_req *up, const char *data, size_t len, void *arg)
 /* The upstream's stream broke after the client got the head: nothing is
  * replayed. SSE ends with an error event and [DONE], as vLLM ends a failed
  * stream; anything else is cut short so the client sees it incomplete. */
-static void proxy_stream_broken(gw_call *c, int err)
+void proxy_stream_broken(gw_call *c, int err)
 {
 	c->broken = 1;
 	if (c->sse && httpd_minor_version(c->r) >= 1) {
@@ -401,6 +410,11 @@ static void on_up_done(hc_req *up, int err, void *arg)
 	}
 	if (err == HC_OK) {
 		if (c->last_up_status < 500) health_passive_success(e);
+		if (c->rs && c->sse && !resume_complete(c)) { /* ended before [DONE] */
+			log_ratelimited(LOG_WARN, "pool %s: stream from %s ended before [DONE]", c->pool->cfg.name, e->label);
+			resume_broken(c, HC_ERR_EOF);
+			return;
+		}
 		client_finished(c, httpd_stream_end(c->r));
 		return;
 	}
@@ -409,7 +423,8 @@ static void on_up_done(hc_req *up, int err, void *arg)
 	if (c->started) {
 		log_ratelimited(LOG_WARN, "pool %s: stream from %s broke after %llu bytes: %s", c->pool->cfg.name,
 				e->label, (unsigned long long)c->bytes_out, hc_err_name(err));
-		proxy_stream_broken(c, err);
+		if (c->rs && c->sse) resume_broken(c, err);
+		else proxy_stream_broken(c, err);
 		return;
 	}
 	int retryable = err == HC_ERR_CONNECT_REFUSED || err == HC_ERR_CONNECT || err == HC_ERR_CONNECT_TIMEOUT ||
@@ -455,12 +470,30 @@ static void attempt(gw_call *c)
 	c->tries++;
 	hc_timeouts to = { p->cfg.backend.connect_timeout_ms, p->cfg.backend.idle_timeout_ms, c->deadline_ms - now };
 	hc_callbacks cb = { on_up_head, on_up_body, on_up_done };
-	c->up = hc_request(e->conns, httpd_method(c->r), httpd_target(c->r), buf_rptr(&c->up_headers), c->body,
-			   c->body_len, &cb, c, &to);
+	const char *body = c->body;
+	size_t body_len = c->body_len;
+	if (c->rs) resume_body(c->rs, &body, &body_len);
+	c->up = hc_request(e->conns, httpd_method(c->r), httpd_target(c->r), buf_rptr(&c->up_headers), body,
+			   body_len, &cb, c, &to);
 	if (!c->up) {
+		if (c->started) {
+			proxy_stream_broken(c, HC_ERR_NOMEM);
+			return;
+		}
 		release_endpoint(c);
 		answer_error(c, 503, "Out of memory.");
 	}
+}
+
+void proxy_continue(gw_call *c)
+{
+	release_endpoint(c);
+	attempt(c);
+}
+
+void proxy_end_stream(gw_call *c)
+{
+	client_finished(c, httpd_stream_end(c->r));
 }
 
 /* ------------------------------------------------------------ the client side */
@@ -504,6 +537,7 @@ void proxy_start(gw *g, httpd_req *r, gw_pool *pool, const char *model, int stre
 		return;
 	}
 	c->pk = picker_req_new(c);
+	c->rs = resume_new(c);
 	if (admission_admit(c) == ADMISSION_ADMIT) attempt(c);
 }
 
