@@ -5,8 +5,9 @@
 #      client within 0.5 s while the whole stream takes over 2 s;
 #   2. a client that disconnects closes the upstream: the simulator's
 #      vllm:num_requests_running drops back to 0 promptly; the gateway logs 499;
-#   3. a stream the upstream cuts after 3 chunks ends with an error event and
-#      [DONE], and no other endpoint ever saw the request (no replay);
+#   3. a stream the upstream cuts after 3 chunks, in a pool with resume: false,
+#      ends with an error event and [DONE], and no other endpoint ever saw the
+#      request (no replay; resumes: gateway_resume);
 #   4. timeouts: a silent upstream before the head is a 504; an upstream that
 #      goes silent mid-stream ends the stream with an error event and [DONE].
 . "${IG_TOP:-$(dirname "$0")/../..}/tests/gateway/lib.sh"
@@ -27,6 +28,7 @@ pools:
     health: { interval: 200ms, timeout: 150ms }
   - name: cut
     models: [m-cut]
+    resume: false
     endpoints:
       - { address: "127.0.0.1:$((P + 2))", region: us-east5 }
       - { address: "127.0.0.1:$((P + 3))", region: europe-west4 }
