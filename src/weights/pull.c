@@ -25,6 +25,7 @@
 #define BATCH_FILES 64            /* files open at once */
 #define SIDECAR_MAX (FETCH_MAX_CHUNKS + 8192)
 #define MANIFEST_MAX (64u << 20)
+#define HASH_READ_BYTES (4u << 20) /* read-back buffer of the streaming digests */
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -242,6 +243,13 @@ typedef struct job {
 	char final[4096], part[4200], ranges[4200];
 	int dirty;                 /* chunks done since the sidecar was written */
 	uint64_t resumed_bytes;
+	/* Digests of the file's leading complete chunks, advanced as chunks arrive
+	 * so the check at the end has (almost) nothing left to read. NULL when the
+	 * source gives no checksum. */
+	EVP_MD_CTX *sha, *md5;
+	size_t hashed_chunks;      /* chunks [0, hashed_chunks) are in the digests */
+	int hash_failed;           /* a read-back failed: hash the whole file at the end */
+	unsigned char *hbuf;       /* borrowed: HASH_READ_BYTES, pull_files' */
 } job;
 
 typedef struct progress {
@@ -328,20 +336,65 @@ static int job_open(job *j, const weights_opts *o, char *err, size_t n)
 	j->ff.file = j->f;
 	j->ff.fd = fd;
 	j->ff.state = state;
+	j->hashed_chunks = 0;
+	j->hash_failed = 0;
+	if (j->f->sha256[0] && !(j->sha = EVP_MD_CTX_new())) j->hash_failed = 1;
+	if (j->f->md5[0] && !(j->md5 = EVP_MD_CTX_new())) j->hash_failed = 1;
+	if (j->sha) EVP_DigestInit_ex(j->sha, EVP_sha256(), NULL);
+	if (j->md5) EVP_DigestInit_ex(j->md5, EVP_md5(), NULL);
 	return 0;
 }
 
 static void job_close(job *j)
 {
-	if (j->ff.fd > 0) close(j->ff.fd);
+	if (j->ff.fd >= 0) close(j->ff.fd);
 	j->ff.fd = -1;
 	free(j->ff.state);
 	j->ff.state = NULL;
+	EVP_MD_CTX_free(j->sha);
+	EVP_MD_CTX_free(j->md5);
+	j->sha = j->md5 = NULL;
 }
 
+/* Feeds the digests every complete chunk that follows the hashed prefix,
+ * reading it back from the page cache (it was just written). A read error
+ * only means the whole file is hashed again at the end. */
+static void hash_advance(job *j, const fetch_file *f)
+{
+	if ((!j->sha && !j->md5) || j->hash_failed) return;
+	while (j->hashed_chunks < f->n_chunks && f->state[j->hashed_chunks] == FETCH_DONE) {
+		uint64_t off = (uint64_t)j->hashed_chunks * f->chunk_bytes;
+		uint64_t end = MIN(off + f->chunk_bytes, f->file->size);
+		while (off < end) {
+			ssize_t k = pread(f->fd, j->hbuf, (size_t)MIN((uint64_t)HASH_READ_BYTES, end - off), (off_t)off);
+			if (k < 0 && errno == EINTR) continue;
+			if (k <= 0) { j->hash_failed = 1; return; }
+			if (j->sha) EVP_DigestUpdate(j->sha, j->hbuf, (size_t)k);
+			if (j->md5) EVP_DigestUpdate(j->md5, j->hbuf, (size_t)k);
+			off += (uint64_t)k;
+		}
+		j->hashed_chunks++;
+	}
+}
+
+static void hex_final(EVP_MD_CTX *c, char *hex)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int ml = 0;
+	EVP_DigestFinal_ex(c, md, &ml);
+	for (unsigned i = 0; i < ml; i++) sprintf(hex + 2 * i, "%02x", md[i]);
+}
+
+/* A chunk is on disk (in the page cache): start its writeback now, so the
+ * sidecar's fdatasync and the final fsync find little left to write and the
+ * disk works while the network does. */
 static void on_chunk(void *arg, fetch_file *f, size_t idx)
 {
-	((job *)arg)->dirty = 1;
+	job *j = arg;
+	j->dirty = 1;
+	uint64_t off = (uint64_t)idx * f->chunk_bytes;
+	sync_file_range(f->fd, (off_t)off, (off_t)MIN(f->chunk_bytes, f->file->size - off), SYNC_FILE_RANGE_WRITE);
+	hash_advance(j, f);
 }
 
 static void draw(progress *p, uint64_t now_bytes, int final)
@@ -377,7 +430,11 @@ static int job_finish(job *j, manifest *m, char *err, size_t n)
 	}
 	char sha[65] = "", md5[33] = "";
 	if (j->f->sha256[0] || j->f->md5[0]) {
-		if (pull_hash_fd(j->ff.fd, j->f->size, j->f->sha256[0] ? sha : NULL, j->f->md5[0] ? md5 : NULL)) {
+		hash_advance(j, &j->ff); /* chunks done by an earlier run, when none arrived in this one */
+		if (!j->hash_failed && j->hashed_chunks == j->ff.n_chunks) {
+			if (j->sha) hex_final(j->sha, sha);
+			if (j->md5) hex_final(j->md5, md5);
+		} else if (pull_hash_fd(j->ff.fd, j->f->size, j->f->sha256[0] ? sha : NULL, j->f->md5[0] ? md5 : NULL)) {
 			seterr(err, n, "%s: cannot read back for verification: %s", j->part, strerror(errno));
 			return -1;
 		}
@@ -431,7 +488,12 @@ int pull_files(wsrc *src, const wlist *list, const char *dir, const char *state_
 	manifest_load(&m, state_dir);
 	job *jobs = calloc(BATCH_FILES, sizeof *jobs);
 	const wfile **todo = calloc(list->n + 1, sizeof *todo);
-	if (!jobs || !todo) { free(jobs); free(todo); manifest_free(&m); seterr(err, errlen, "out of memory"); return -1; }
+	unsigned char *hbuf = malloc(HASH_READ_BYTES);
+	if (!jobs || !todo || !hbuf) {
+		free(jobs); free(todo); free(hbuf); manifest_free(&m);
+		seterr(err, errlen, "out of memory");
+		return -1;
+	}
 	size_t n_todo = 0;
 	progress pg = { .start_ms = t0, .last_flush_ms = t0, .jobs = jobs };
 	pg.bar = o->progress > 0 || (o->progress < 0 && isatty(2));
@@ -443,7 +505,7 @@ int pull_files(wsrc *src, const wlist *list, const char *dir, const char *state_
 		char final[4096];
 		if (snprintf(final, sizeof final, "%s/%s", dir, f->path) >= (int)sizeof final) {
 			seterr(err, errlen, "path too long: %s", f->path);
-			free(jobs); free(todo); manifest_free(&m);
+			free(jobs); free(todo); free(hbuf); manifest_free(&m);
 			return -1;
 		}
 		if (already_done(f, final, &m)) { st->files_skipped++; continue; }
@@ -460,6 +522,8 @@ int pull_files(wsrc *src, const wlist *list, const char *dir, const char *state_
 		for (size_t i = 0; i < nb; i++) {
 			job *j = &jobs[opened];
 			j->f = todo[b + i];
+			j->ff.fd = -1;
+			j->hbuf = hbuf;
 			char key[32];
 			snprintf(key, sizeof key, "%016llx", (unsigned long long)hash64(j->f->path, strlen(j->f->path), 7));
 			snprintf(j->final, sizeof j->final, "%s/%s", dir, j->f->path);
@@ -521,6 +585,7 @@ int pull_files(wsrc *src, const wlist *list, const char *dir, const char *state_
 	manifest_save(&m);
 	manifest_free(&m);
 	free(jobs);
+	free(hbuf);
 	free(todo);
 	st->seconds = (time_mono_ms() - t0) / 1000.0;
 	return rc;
