@@ -356,6 +356,13 @@ void prom_add(prom_series *s, double v)
 	pthread_mutex_unlock(mu);
 }
 
+void prom_add_total(prom_series *s, uint64_t total, uint64_t *exported)
+{
+	if (total > *exported)
+		prom_add(s, (double)(total - *exported));
+	*exported = total;
+}
+
 void prom_inc(prom_series *s)
 {
 	prom_add(s, 1.0);

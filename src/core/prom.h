@@ -59,6 +59,9 @@ int prom_series_remove(prom_family *fam, const char *const values[]);
 void prom_inc(prom_series *s);                /* counter or gauge += 1 */
 void prom_add(prom_series *s, double v);      /* counter (v >= 0) or gauge += v */
 void prom_set(prom_series *s, double v);      /* gauge = v */
+/* Mirrors a running total kept elsewhere into counter s: adds what total grew
+ * since *exported (nothing when it shrank) and sets *exported = total. */
+void prom_add_total(prom_series *s, uint64_t total, uint64_t *exported);
 void prom_observe(prom_series *s, double v);  /* histogram */
 double prom_value(prom_series *s);            /* counter/gauge value, histogram count */
 

@@ -21,6 +21,7 @@
 #include "core/ev.h"
 #include "core/httpd.h"
 #include "core/prom.h"
+#include "core/vllm_metrics.h"
 #include "infer/engine.h"
 #include "infer/scheduler.h"
 #include "infer/tokenizer.h"
@@ -55,11 +56,9 @@ typedef struct server_opts {
 
 typedef struct server_metrics {
 	prom_registry *reg;
-	prom_series *running, *waiting, *kv_usage, *prefix_queries, *prefix_hits, *prompt_tokens,
-		*generation_tokens, *preemptions, *success[5], *ttft, *itl, *tpot, *e2e, *queue,
-		*steps, *step_seqs, *step_tokens, *batch_size;
-	prom_family *cache_info;
-	sched_stats exported;            /* counters already added */
+	vllm_metrics v;                  /* vLLM's families */
+	prom_series *steps, *step_seqs, *step_tokens, *batch_size;
+	sched_stats exported;            /* infergate: counters already added */
 } server_metrics;
 
 typedef struct srv_call srv_call;

@@ -16,6 +16,7 @@
 #include "core/ev.h"
 #include "core/httpd.h"
 #include "core/prom.h"
+#include "core/vllm_metrics.h"
 #include "sim/sim_engine.h"
 #include "sim/sim_fault.h"
 
@@ -37,12 +38,7 @@ typedef struct sim_server_cfg {
 /* The vLLM metric families of one engine. Owner: the server. */
 typedef struct sim_metrics {
 	prom_registry *reg;
-	prom_series *running, *waiting, *kv_usage, *preemptions;
-	prom_series *prefix_queries, *prefix_hits, *prompt_tokens, *generation_tokens;
-	prom_series *success[3];
-	prom_series *ttft, *itl, *e2e, *queue;
-	prom_series *cache_info;
-	sim_engine_stats exported;  /* counter values already added */
+	vllm_metrics v;
 } sim_metrics;
 
 /* The server. Owner: main. */
