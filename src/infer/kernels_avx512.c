@@ -14,9 +14,12 @@
  *    weight tile stays in L1 while the activation rows of a chunk of 64 pass
  *    over it from L2, so the weights stream from memory once per call
  *    however many rows there are; only the first pass prefetches.
- * Summation: for bf16, lane j of an accumulator takes elements 32k + 2j and
- * 32k + 2j + 1 in increasing k (tile_bf16); for f16 and f32, lane l takes
- * elements 16k + l. Then one fixed horizontal sum. Tails use masked loads.
+ * Summation: lane l of an accumulator takes elements 16k + l in increasing k,
+ * then one fixed horizontal sum. bf16 becomes f32 by a zero-extend and a
+ * 16-bit shift. Tails use masked loads. (Splitting bf16 pairs by shift and
+ * mask, with the activations permuted to match, measured no faster for one
+ * row and slower for batches: the permutes and the longer FMA chains cost
+ * more than the zero-extends they save.)
  */
 #include <immintrin.h>
 #include "infer/kernels.h"
@@ -85,77 +88,13 @@ AI void tile(float *out, size_t ldo, const float *x, size_t ldx, const char *w, 
 		for (int b = 0; b < NB; b++) out[b * ldo + a] = _mm512_reduce_add_ps(acc[a][b]);
 }
 
-/* bf16 rows take 32 elements per step from one 64-byte load: as 16 32-bit
- * lanes, lane j holds elements 2j (low half) and 2j+1 (high half), so a
- * shift gives the even elements as f32 and a mask the odd ones, with no
- * cross-lane shuffle per weight vector. The activations are split into even
- * and odd elements instead (two permutes per activation row and step, shared
- * by the NO weight rows). Lane j of an accumulator sums, in increasing i, the
- * products of elements i = 32k + 2j and 32k + 2j + 1. */
-AI void x_split(const float *x, int n, __m512 *even, __m512 *odd)
-{
-	const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-	const __m512i io = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-	__m512 lo, hi;
-	if (n >= 32) {
-		lo = _mm512_loadu_ps(x);
-		hi = _mm512_loadu_ps(x + 16);
-	} else {
-		lo = _mm512_maskz_loadu_ps((__mmask16)((1u << (n < 16 ? n : 16)) - 1), x);
-		hi = _mm512_maskz_loadu_ps((__mmask16)((1u << (n > 16 ? n - 16 : 0)) - 1), x + 16);
-	}
-	*even = _mm512_permutex2var_ps(lo, ie, hi);
-	*odd = _mm512_permutex2var_ps(lo, io, hi);
-}
-
-AI void tile_bf16(float *out, size_t ldo, const float *x, size_t ldx, const char *w, size_t wrow_bytes,
-                  int in, const int NO, const int NB, const int PF)
-{
-	const __m512i hi_mask = _mm512_set1_epi32((int)0xffff0000u);
-	__m512 acc[8][4];
-#pragma GCC unroll 8
-	for (int a = 0; a < NO; a++)
-#pragma GCC unroll 4
-		for (int b = 0; b < NB; b++) acc[a][b] = _mm512_setzero_ps();
-	const char *pf = w + PREFETCH_BYTES;
-	for (int i = 0; i < in; i += 32) {
-		int n = in - i;
-		if (PF) {
-#pragma GCC unroll 8
-			for (int l = 0; l < NO * 64; l += 64) _mm_prefetch(pf + l, _MM_HINT_T0);
-			pf += NO * 64;
-		}
-		__m512 xe[4], xo[4];
-#pragma GCC unroll 4
-		for (int b = 0; b < NB; b++) x_split(x + b * ldx + i, n, &xe[b], &xo[b]);
-		__mmask32 m = n >= 32 ? 0xffffffffu : (__mmask32)((1u << n) - 1);
-#pragma GCC unroll 8
-		for (int a = 0; a < NO; a++) {
-			const char *p = w + a * wrow_bytes + (size_t)i * 2;
-			__m512i v = n >= 32 ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi16(m, p);
-			__m512 we = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
-			__m512 wo = _mm512_castsi512_ps(_mm512_and_si512(v, hi_mask));
-#pragma GCC unroll 4
-			for (int b = 0; b < NB; b++) {
-				acc[a][b] = _mm512_fmadd_ps(we, xe[b], acc[a][b]);
-				acc[a][b] = _mm512_fmadd_ps(wo, xo[b], acc[a][b]);
-			}
-		}
-	}
-#pragma GCC unroll 8
-	for (int a = 0; a < NO; a++)
-#pragma GCC unroll 4
-		for (int b = 0; b < NB; b++) out[b * ldo + a] = _mm512_reduce_add_ps(acc[a][b]);
-}
-
 typedef void (*tile_fn)(float *, size_t, const float *, size_t, const char *, size_t, int);
 
 /* The streaming tiles of one activation row: 8 weight rows, or 1 for the rest. */
 #define ROW_FN(WT, NAME, NO) \
 	static void row_##WT##_##NAME(float *out, size_t ldo, const float *x, size_t ldx, \
 	                            const char *w, size_t wrow_bytes, int in) \
-	{ if (WT == DTYPE_BF16) tile_bf16(out, ldo, x, ldx, w, wrow_bytes, in, NO, 1, 1); \
-	  else tile(out, ldo, x, ldx, w, wrow_bytes, in, WT, NO, 1, 1); }
+	{ tile(out, ldo, x, ldx, w, wrow_bytes, in, WT, NO, 1, 1); }
 ROW_FN(0, 8, 8) ROW_FN(0, 1, 1) ROW_FN(1, 8, 8) ROW_FN(1, 1, 1) ROW_FN(2, 8, 8) ROW_FN(2, 1, 1)
 static const tile_fn row_tiles[3][2] = { { row_0_8, row_0_1 }, { row_1_8, row_1_1 }, { row_2_8, row_2_1 } };
 
@@ -164,8 +103,7 @@ static const tile_fn row_tiles[3][2] = { { row_0_8, row_0_1 }, { row_1_8, row_1_
 #define TILE_FN(WT, NO, NB, PF) \
 	static void tile_##WT##_##NO##_##NB##_##PF(float *out, size_t ldo, const float *x, size_t ldx, \
 	                                           const char *w, size_t wrow_bytes, int in) \
-	{ if (WT == DTYPE_BF16) tile_bf16(out, ldo, x, ldx, w, wrow_bytes, in, NO, NB, PF); \
-	  else tile(out, ldo, x, ldx, w, wrow_bytes, in, WT, NO, NB, PF); }
+	{ tile(out, ldo, x, ldx, w, wrow_bytes, in, WT, NO, NB, PF); }
 #define TILE_NB(WT, NO, PF) TILE_FN(WT, NO, 1, PF) TILE_FN(WT, NO, 2, PF) TILE_FN(WT, NO, 3, PF) TILE_FN(WT, NO, 4, PF)
 #define TILE_NO(WT, PF) TILE_NB(WT, 1, PF) TILE_NB(WT, 2, PF) TILE_NB(WT, 3, PF) TILE_NB(WT, 4, PF)
 #define TILE_ALL(WT) TILE_NO(WT, 0) TILE_NO(WT, 1)
