@@ -190,6 +190,12 @@ static int bench(engine *e, int B, int P, int G)
 		x = x * 6364136223846793005ull + 1442695040888963407ull;
 		prompt[i] = (int32_t)(3 + (x >> 33) % (uint64_t)(V - 3));
 	}
+	/* warm-up: one token through a throwaway sequence maps every weight page
+	 * (first-touch faults are load cost, not prefill speed) */
+	int warm = kv_seq_new(kv, NULL, 0, NULL);
+	engine_item wi = { warm, prompt, 1, logits };
+	if (warm < 0 || engine_step(e, &wi, 1, err, sizeof err) != ENGINE_OK) { fprintf(stderr, "infergate-run: warm-up step failed\n"); return 1; }
+	kv_seq_free(kv, warm);
 	for (int b = 0; b < B; b++) seqs[b] = kv_seq_new(kv, NULL, 0, NULL);
 	/* prefill: every sequence's prompt, packed into steps of at most `chunk` tokens */
 	uint64_t t0 = time_mono_ns();
