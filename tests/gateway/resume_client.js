@@ -4,16 +4,17 @@
 //  ids, models, createds, errors, done, exception, ms}
 //   node resume_client.js openai BASE_URL BODY_JSON   the official `openai` client
 //   node resume_client.js raw    BASE_URL BODY_JSON   plain HTTP, every event counted
+//   ... raw BASE_URL BODY_JSON --kill-after N PID      SIGKILLs PID after N chunks with text
 // BODY_JSON has `messages` (chat) or `prompt` (completions). ids, models and createds
 // list the distinct values seen; done counts [DONE] events (raw only: the client
 // library consumes it).
 'use strict';
-const [mode, base, bodyText] = process.argv.slice(2);
+const [mode, base, bodyText, opt, killAfter, killPid] = process.argv.slice(2);
 const body = JSON.parse(bodyText);
 const chat = !!body.messages;
 const t0 = Date.now();
 const out = { status: 0, endpoint: null, text: '', chunks: 0, roles: 0, finishes: 0, finish_reason: null, usage: null,
-  usages: 0, ids: [], models: [], createds: [], errors: [], done: 0, exception: null, ms: 0 };
+  usages: 0, text_chunks: 0, killed_at: null, ids: [], models: [], createds: [], errors: [], done: 0, exception: null, ms: 0 };
 const add = (list, v) => { if (!list.includes(v)) list.push(v); };
 
 function take(c) {
@@ -23,7 +24,11 @@ function take(c) {
   if (c.usage) { out.usage = c.usage; out.usages++; }
   for (const ch of c.choices || []) {
     if (ch.delta && ch.delta.role) out.roles++;
-    out.text += (chat ? ch.delta && ch.delta.content : ch.text) || '';
+    const t = (chat ? ch.delta && ch.delta.content : ch.text) || '';
+    out.text += t;
+    if (t && opt === '--kill-after' && ++out.text_chunks === Number(killAfter)) {
+      try { process.kill(Number(killPid), 'SIGKILL'); out.killed_at = out.text.length; } catch (e) { out.exception = 'kill: ' + e; }
+    }
     if (ch.finish_reason) { out.finishes++; out.finish_reason = ch.finish_reason; }
   }
 }

@@ -1,0 +1,88 @@
+#!/bin/bash
+# gateway_resume_server — a greedy stream whose infergate-server is SIGKILLed
+# half-way continues on the other server and yields exactly the text of an
+# uninterrupted greedy run (docs/resume.md, "Truthfulness"). Two real
+# infergate-servers on one tiny random checkpoint (the same weights), one per
+# region, so the first pick is known (x-infergate-endpoint names it):
+#   1. reference: the uninterrupted greedy stream (300 tokens) through the gateway;
+#   2. the same request; after 40 chunks with text the serving server is
+#      SIGKILLed; the client still gets one role chunk, one finish_reason, one
+#      usage chunk, one [DONE], no error, the reference text and usage;
+#   3. a request of n = 2 (not resumable) to the survivor, killed half-way:
+#      an error event, then [DONE], promptly.
+# The servers are the optimised build (bin/), the gateway the one under test.
+. "${IG_TOP:-$(dirname "$0")/../..}/tests/gateway/lib.sh"
+SERVER=${SERVER_BIN:-$top/bin/infergate-server}
+MKMODEL=$top/bin/infergate-mkmodel
+[ -x "$MKMODEL" ] || MKMODEL=$bin/infergate-mkmodel
+if [ ! -x "$SERVER" ] || [ ! -x "$MKMODEL" ]; then
+	echo "skip: infergate-server or infergate-mkmodel not built (make -j2 build)"
+	exit 0
+fi
+gw_init gateway_resume_server
+P=$base
+CLIENT="$top/tests/gateway/resume_client.js"
+"$MKMODEL" --shape tiny --seed 1 "$tmp/model" >"$tmp/mkmodel.log" 2>&1 || { cat "$tmp/mkmodel.log"; echo "FAIL mkmodel"; exit 1; }
+
+# server_start NAME PORT: an infergate-server; srv_port_NAME, srv_pid_NAME.
+server_start() {
+	"$SERVER" --model "$tmp/model" --served-model-name tiny --host 127.0.0.1 --port "$2" --max-model-len 1024 \
+		--threads 1 --disable-log-requests >"$tmp/$1.out" 2>"$tmp/$1.log" &
+	local p=$! port=""
+	pids="$pids $p"
+	eval "srv_pid_$1=$p"
+	for _ in $(seq 1 100); do
+		port=$(sed -n 's/.*listening on [^ ]*:\([0-9][0-9]*\) .*/\1/p' "$tmp/$1.out")
+		[ -n "$port" ] && break
+		sleep 0.1
+	done
+	[ -n "$port" ] || { echo "FAIL server $1 did not start"; cat "$tmp/$1.log"; exit 1; }
+	eval "srv_port_$1=$port"
+	wait_for "curl -fs -o /dev/null http://127.0.0.1:$port/health" 60 || { echo "FAIL server $1 not healthy"; exit 1; }
+}
+srv_port_us=$((P + 1)) srv_port_eu=$((P + 2))
+cat >"$tmp/gw.yaml" <<YAML
+region: us-east5
+listen: 127.0.0.1:$P
+regions: { europe-west4: 90ms }
+pools:
+  - name: gemma
+    models: [tiny]
+    endpoints:
+      - { address: "127.0.0.1:$srv_port_us", region: us-east5 }
+      - { address: "127.0.0.1:$srv_port_eu", region: europe-west4 }
+    health: { interval: 200ms, timeout: 150ms }
+    backend: { idle_timeout: 5s }
+YAML
+# The gateway first: its port is then taken before any client socket could hold it.
+gw_start "$tmp/gw.yaml" --access-log "$tmp/access.log"
+U=$gw_url
+server_start us $srv_port_us
+server_start eu $srv_port_eu
+wait_for "[ \"\$(metric $U 'infergate_healthy_endpoints{pool=\"gemma\",region=\"us-east5\"}')\" = 1 ]" 10
+body='{"model":"tiny","messages":[{"role":"user","content":"Tell me a long story about the sea."}],"max_tokens":300,"temperature":0,"ignore_eos":true,"stream":true,"stream_options":{"include_usage":true}}'
+
+echo "== 1. the uninterrupted greedy run"
+node "$CLIENT" raw "$U" "$body" >"$tmp/ref.json"
+check '[ "$(json $tmp/ref.json "d.done === 1 && d.errors.length === 0 && d.usage && d.usage.completion_tokens === 300")" = true ]' "300 tokens, [DONE], no error ($(json $tmp/ref.json d.ms) ms)"
+check '[ "$(json $tmp/ref.json d.endpoint)" = "127.0.0.1:$srv_port_us" ]' "served by the us-east5 server"
+check '[ "$(json $tmp/ref.json "new Set(d.text.split(/(?=[A-Z ])/)).size")" -ge 10 ]' "the greedy text is not one repeated piece: $(json $tmp/ref.json 'JSON.stringify(d.text.slice(0, 80))')"
+
+echo "== 2. the serving server SIGKILLed after 40 chunks"
+node "$CLIENT" raw "$U" "$body" --kill-after 40 "$srv_pid_us" >"$tmp/r.json"
+head -c 300 "$tmp/r.json"; echo
+check '[ "$(json $tmp/r.json d.killed_at)" != null ] && ! kill -0 $srv_pid_us 2>/dev/null' "the server was killed with $(json $tmp/r.json d.killed_at) characters streamed"
+check '[ "$(json $tmp/r.json "d.done === 1 && d.errors.length === 0 && d.exception === null")" = true ]' "one [DONE], no error event"
+check '[ "$(json $tmp/r.json "d.roles === 1 && d.finishes === 1 && d.usages === 1 && d.ids.length === 1")" = true ]' "one role chunk, one finish_reason, one usage chunk, one id"
+check '[ "$(json $tmp/r.json d.text)" = "$(json $tmp/ref.json d.text)" ]' "the text is exactly the uninterrupted greedy text ($(json $tmp/r.json 'd.text.length') characters)"
+check '[ "$(json $tmp/r.json d.usage.completion_tokens)" = 300 ]' "completion_tokens 300 (before + after)"
+echo "   usage: resumed $(json $tmp/r.json 'JSON.stringify(d.usage)'), reference $(json $tmp/ref.json 'JSON.stringify(d.usage)')"
+check 'wait_for "grep -q \"\\\"resumes\\\":1\" $tmp/access.log" 2' "the access log names one resume"
+check '[ "$(metric $U "infergate_resumes_total{pool=\"gemma\",outcome=\"completed\"}")" = 1 ]' "infergate_resumes_total{outcome=completed} 1"
+
+echo "== 3. n = 2 is not resumed"
+nbody='{"model":"tiny","messages":[{"role":"user","content":"Tell me a long story about the sea."}],"max_tokens":300,"n":2,"temperature":0,"ignore_eos":true,"stream":true}'
+node "$CLIENT" raw "$U" "$nbody" --kill-after 20 "$srv_pid_eu" >"$tmp/n.json"
+check '[ "$(json $tmp/n.json "d.killed_at !== null && d.errors.length === 1 && d.done === 1")" = true ]' "an error event, then [DONE] ($(json $tmp/n.json d.ms) ms)"
+check '[ "$(metric $U "infergate_resumes_total{pool=\"gemma\",outcome=\"resumed\"}")" = 1 ]' "no resume was tried for it"
+finish
