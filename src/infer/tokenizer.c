@@ -23,6 +23,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,7 @@
 #include <unistd.h>
 
 #include "core/json.h"
+#include "core/log.h"
 #include "core/util.h"
 
 #define TOK_MAX_FILE_BYTES (512u << 20)  /* refuse a tokenizer.json beyond this */
@@ -74,7 +76,8 @@ struct tokenizer {
 	int hash_collision;      /* two pieces share a 64-bit hash: always compare bytes */
 	size_t vocab_mask;
 	merge_slot *merge_slots;
-	int32_t *merge_result;   /* [merges] id of left + right, by rank */
+	int32_t *merge_result;   /* [n_merges] id of left + right, by rank (-1: never applies) */
+	size_t n_merges;
 	size_t merge_mask;
 	trie_edge *trie_edges;   /* open addressing */
 	size_t trie_mask;
@@ -84,6 +87,8 @@ struct tokenizer {
 	int32_t byte_id[256];    /* <0xNN> -> id, -1 absent */
 	int32_t ascii_id[128];   /* single-byte char -> id (' ' maps to "▁") */
 	int32_t bos, eos, pad, unk;
+	void *map;               /* tokenizer.bin mapping the tables point into; NULL: tables malloc'd */
+	size_t map_len;
 };
 
 /* ------------------------------------------------------------------ UTF-8 */
@@ -370,7 +375,8 @@ static size_t trie_match(const tokenizer *t, const unsigned char *s, size_t len,
 /* Maps a file read-only (the JSON reader copies what it keeps). Returns the
  * mapping (munmap it with *len) or NULL with err set. An empty file maps to a
  * static empty string with *len 0. */
-static const char *map_file(const char *path, size_t max_bytes, size_t *len, char *err, size_t errlen)
+static const char *map_file(const char *path, size_t max_bytes, size_t *len, struct stat *st_out,
+			    char *err, size_t errlen)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
@@ -390,6 +396,7 @@ static const char *map_file(const char *path, size_t max_bytes, size_t *len, cha
 		return NULL;
 	}
 	*len = (size_t)st.st_size;
+	if (st_out) *st_out = st;
 	if (*len == 0) {
 		close(fd);
 		return "";
@@ -690,13 +697,14 @@ static int build(tokenizer *t, const json_val *root, const char *path, char *err
 	t->flags = calloc(t->n_vocab, 1);
 	t->blob_cap = blob_bytes + 1;
 	t->blob = malloc(t->blob_cap);
-	size_t vslots = pow2_at_least(t->n_vocab * 2);
+	size_t vslots = pow2_at_least(t->n_vocab + t->n_vocab / 2);
 	t->vocab_slots = malloc(vslots * sizeof(vocab_slot));
 	t->vocab_mask = vslots - 1;
 	size_t mslots = pow2_at_least(merges->u.arr.n * 2);
 	t->merge_slots = calloc(mslots, sizeof(merge_slot));
 	t->merge_result = malloc((merges->u.arr.n + 1) * sizeof(int32_t));
 	t->merge_mask = mslots - 1;
+	t->n_merges = merges->u.arr.n;
 	t->trie_cap = 1024;
 	t->trie_tok = malloc(t->trie_cap * sizeof(int32_t));
 	t->trie_edges = calloc(2048, sizeof(trie_edge));
@@ -708,6 +716,7 @@ static int build(tokenizer *t, const json_val *root, const char *path, char *err
 	}
 	memset(t->pieces, 0xFF, t->n_vocab * sizeof(tok_piece));
 	memset(t->vocab_slots, 0xFF, vslots * sizeof(vocab_slot));
+	memset(t->merge_result, 0xFF, (merges->u.arr.n + 1) * sizeof(int32_t));
 	t->n_trie = 1;
 	t->trie_tok[0] = -1;
 
@@ -756,32 +765,14 @@ oom:
 	return -1;
 }
 
-tokenizer *tokenizer_load_files(const char *tokenizer_json_path, const char *config_path,
-				char *err, size_t errlen)
+/* The bos/eos/pad/unk ids from tokenizer_config.json (config_path may be NULL:
+ * the default names). Returns 0, or -1 with err set. */
+static int apply_config(tokenizer *t, const char *tokenizer_json_path, const char *config_path,
+			char *err, size_t errlen)
 {
-	size_t len;
-	const char *text = map_file(tokenizer_json_path, TOK_MAX_FILE_BYTES, &len, err, errlen);
-	if (!text) return NULL;
-	json_error jerr;
-	json_doc *doc = json_parse(text, len, 0, &jerr);
-	unmap_file(text, len);
-	if (!doc) {
-		snprintf(err, errlen, "%s:%u:%u: %s", tokenizer_json_path, jerr.line, jerr.col, jerr.msg);
-		return NULL;
-	}
-	tokenizer *t = calloc(1, sizeof(*t));
-	if (!t) {
-		json_doc_free(doc);
-		snprintf(err, errlen, "out of memory");
-		return NULL;
-	}
-	int rc = build(t, json_root(doc), tokenizer_json_path, err, errlen);
-	json_doc_free(doc);
-	if (rc < 0) {
-		tokenizer_free(t);
-		return NULL;
-	}
 	json_doc *cdoc = NULL;
+	json_error jerr;
+	size_t len;
 	if (config_path) {
 		char *ctext = read_file(config_path, 64u << 20, &len, err, errlen);
 		if (ctext) {
@@ -789,12 +780,10 @@ tokenizer *tokenizer_load_files(const char *tokenizer_json_path, const char *con
 			free(ctext);
 			if (!cdoc) {
 				snprintf(err, errlen, "%s:%u:%u: %s", config_path, jerr.line, jerr.col, jerr.msg);
-				tokenizer_free(t);
-				return NULL;
+				return -1;
 			}
 		} else if (access(config_path, F_OK) == 0) {
-			tokenizer_free(t);
-			return NULL;
+			return -1;
 		}
 	}
 	const json_val *cfg = cdoc ? json_root(cdoc) : NULL;
@@ -806,26 +795,464 @@ tokenizer *tokenizer_load_files(const char *tokenizer_json_path, const char *con
 	if (t->unk < 0) {
 		/* The reference turns unknown ids into the unk piece: we need one. */
 		snprintf(err, errlen, "%s: no <unk> token", tokenizer_json_path);
+		return -1;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------ tokenizer.bin */
+
+/* What a tokenizer.bin was built from: the tokenizer.json's identity (size,
+ * times, inode) and a hash of its first and last TOKBIN_SAMPLE_BYTES. Hashing
+ * the whole 33 MB would cost more than the map it saves; the inode and ctime
+ * change whenever the file is replaced or rewritten, which no tool can fake. */
+typedef struct tok_src_key {
+	uint64_t size, mtime_ns, ctime_ns, ino, dev, sample_hash;
+} tok_src_key;
+
+#define TOKBIN_MAGIC "IGTOKBIN"
+#define TOKBIN_VERSION 1u
+#define TOKBIN_SAMPLE_BYTES 65536
+#define TOKBIN_ALIGN 64
+#define TOKBIN_MAX_BYTES (1ull << 30)
+#define TOKBIN_MAX_SLOTS (1ull << 26)
+
+enum { TB_BLOB, TB_PIECES, TB_FLAGS, TB_VOCAB, TB_MERGES, TB_RESULT, TB_TRIE_EDGES, TB_TRIE_TOK, TB_N };
+
+/* The file: this header, then the TB_N sections (each at a multiple of
+ * TOKBIN_ALIGN), the tables exactly as they sit in memory. Little-endian,
+ * this machine's layout: the file is a cache, rebuilt when it does not fit. */
+typedef struct tokbin_header {
+	char magic[8];
+	uint32_t version, header_bytes;
+	uint64_t file_bytes;
+	tok_src_key src;
+	tok_src_key cfg;         /* tokenizer_config.json's; all 0 when there was none */
+	int32_t bos, eos, pad, unk;
+	uint64_t n_vocab, blob_len, vocab_mask, n_merges, merge_mask, trie_mask, n_trie;
+	uint32_t hash_collision, unused;
+	uint64_t sec_off[TB_N], sec_len[TB_N];
+	int32_t byte_id[256];
+	int32_t ascii_id[128];
+	uint8_t trie_first[256];
+	uint64_t header_hash;    /* hash64 of every byte above */
+} tokbin_header;
+
+static uint64_t ts_ns(struct timespec ts)
+{
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void src_key_from_stat(tok_src_key *k, const struct stat *st)
+{
+	k->size = (uint64_t)st->st_size;
+	k->mtime_ns = ts_ns(st->st_mtim);
+	k->ctime_ns = ts_ns(st->st_ctim);
+	k->ino = (uint64_t)st->st_ino;
+	k->dev = (uint64_t)st->st_dev;
+}
+
+static uint64_t sample_hash(const char *text, size_t len)
+{
+	size_t head = len < TOKBIN_SAMPLE_BYTES ? len : TOKBIN_SAMPLE_BYTES;
+	size_t tail = len - head < TOKBIN_SAMPLE_BYTES ? len - head : TOKBIN_SAMPLE_BYTES;
+	uint64_t h = hash64(text, head, (uint64_t)len);
+	return hash64(text + len - tail, tail, h);
+}
+
+/* The key of the tokenizer.json at path, reading only its ends. 0 or -1. */
+static int src_key_of_path(const char *path, tok_src_key *k)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) return -1;
+	struct stat st;
+	char *b = NULL;
+	int rc = -1;
+	if (fstat(fd, &st) < 0 || st.st_size <= 0) goto out;
+	src_key_from_stat(k, &st);
+	size_t len = (size_t)st.st_size;
+	size_t head = len < TOKBIN_SAMPLE_BYTES ? len : TOKBIN_SAMPLE_BYTES;
+	size_t tail = len - head < TOKBIN_SAMPLE_BYTES ? len - head : TOKBIN_SAMPLE_BYTES;
+	b = malloc(head + tail);
+	if (!b) goto out;
+	size_t got = 0;
+	while (got < head + tail) {
+		off_t at = got < head ? (off_t)got : (off_t)(len - tail + (got - head));
+		size_t want = got < head ? head - got : head + tail - got;
+		ssize_t r = pread(fd, b + got, want, at);
+		if (r < 0 && errno == EINTR) continue;
+		if (r <= 0) goto out;
+		got += (size_t)r;
+	}
+	uint64_t h = hash64(b, head, (uint64_t)len);
+	k->sample_hash = hash64(b + head, tail, h);
+	rc = 0;
+out:
+	free(b);
+	close(fd);
+	return rc;
+}
+
+static size_t align_up(size_t n)
+{
+	return (n + TOKBIN_ALIGN - 1) & ~(size_t)(TOKBIN_ALIGN - 1);
+}
+
+/* Section i's bytes and length in t. */
+static const void *section(const tokenizer *t, int i, size_t *len)
+{
+	switch (i) {
+	case TB_BLOB: *len = t->blob_len; return t->blob;
+	case TB_PIECES: *len = t->n_vocab * sizeof(tok_piece); return t->pieces;
+	case TB_FLAGS: *len = t->n_vocab; return t->flags;
+	case TB_VOCAB: *len = (t->vocab_mask + 1) * sizeof(vocab_slot); return t->vocab_slots;
+	case TB_MERGES: *len = (t->merge_mask + 1) * sizeof(merge_slot); return t->merge_slots;
+	case TB_RESULT: *len = t->n_merges * sizeof(int32_t); return t->merge_result;
+	case TB_TRIE_EDGES: *len = (t->trie_mask + 1) * sizeof(trie_edge); return t->trie_edges;
+	default: *len = t->n_trie * sizeof(int32_t); return t->trie_tok;
+	}
+}
+
+static int write_all(int fd, const void *p, size_t n)
+{
+	const char *c = p;
+	while (n) {
+		ssize_t w = write(fd, c, n);
+		if (w < 0 && errno == EINTR) continue;
+		if (w <= 0) return -1;
+		c += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* Writes t's tables to bin_path: a temporary file in the same folder, synced,
+ * then renamed over it, so readers see the old file or the whole new one.
+ * Returns 0, or -1 (read-only folder, full disk: the caller goes on without). */
+static int save_bin(const tokenizer *t, const char *bin_path, const tok_src_key *k, const tok_src_key *cfg)
+{
+	static unsigned seq;
+	char tmp[4200];
+	if ((size_t)snprintf(tmp, sizeof tmp, "%s.%ld.%u.tmp", bin_path, (long)getpid(),
+			     __atomic_fetch_add(&seq, 1, __ATOMIC_RELAXED)) >= sizeof tmp)
+		return -1;
+	tokbin_header h;
+	memset(&h, 0, sizeof h);
+	memcpy(h.magic, TOKBIN_MAGIC, 8);
+	h.version = TOKBIN_VERSION;
+	h.header_bytes = sizeof h;
+	h.src = *k;
+	h.cfg = *cfg;
+	h.bos = t->bos;
+	h.eos = t->eos;
+	h.pad = t->pad;
+	h.unk = t->unk;
+	h.n_vocab = t->n_vocab;
+	h.blob_len = t->blob_len;
+	h.vocab_mask = t->vocab_mask;
+	h.n_merges = t->n_merges;
+	h.merge_mask = t->merge_mask;
+	h.trie_mask = t->trie_mask;
+	h.n_trie = t->n_trie;
+	h.hash_collision = (uint32_t)t->hash_collision;
+	memcpy(h.byte_id, t->byte_id, sizeof h.byte_id);
+	memcpy(h.ascii_id, t->ascii_id, sizeof h.ascii_id);
+	memcpy(h.trie_first, t->trie_first, sizeof h.trie_first);
+	size_t at = align_up(sizeof h);
+	for (int i = 0; i < TB_N; i++) {
+		size_t len;
+		section(t, i, &len);
+		h.sec_off[i] = at;
+		h.sec_len[i] = len;
+		at = align_up(at + len);
+	}
+	h.file_bytes = at;
+	h.header_hash = hash64(&h, offsetof(tokbin_header, header_hash), 0);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0) return -1;
+	static const char zeros[TOKBIN_ALIGN];
+	size_t pos = sizeof h;
+	int rc = write_all(fd, &h, sizeof h);
+	for (int i = 0; rc == 0 && i < TB_N; i++) {
+		size_t len;
+		const void *p = section(t, i, &len);
+		rc = write_all(fd, zeros, h.sec_off[i] - pos);
+		if (rc == 0) rc = write_all(fd, p, len);
+		pos = h.sec_off[i] + len;
+	}
+	if (rc == 0) rc = write_all(fd, zeros, h.file_bytes - pos);
+	if (rc == 0) rc = fsync(fd);
+	if (close(fd) < 0) rc = -1;
+	if (rc == 0) rc = rename(tmp, bin_path);
+	if (rc < 0) unlink(tmp);
+	return rc;
+}
+
+/* Checks a mapped tokenizer.bin against the key and points t's tables into it.
+ * Every id, offset and probe chain is checked, so a damaged or foreign file is
+ * refused here rather than read out of bounds later. Returns 0, or -1 with the
+ * reason in why. */
+static int adopt_bin(tokenizer *t, const unsigned char *base, size_t size, const tok_src_key *k,
+		     const tok_src_key *cfg, const char **why)
+{
+	tokbin_header h;
+	if (size < sizeof h) { *why = "short file"; return -1; }
+	memcpy(&h, base, sizeof h);
+	if (memcmp(h.magic, TOKBIN_MAGIC, 8) != 0 || h.version != TOKBIN_VERSION || h.header_bytes != sizeof h) {
+		*why = "another format or version";
+		return -1;
+	}
+	if (h.header_hash != hash64(&h, offsetof(tokbin_header, header_hash), 0) || h.file_bytes != size) {
+		*why = "damaged header or truncated file";
+		return -1;
+	}
+	if (memcmp(&h.src, k, sizeof *k) != 0) { *why = "built from another tokenizer.json"; return -1; }
+	if (memcmp(&h.cfg, cfg, sizeof *cfg) != 0) { *why = "built with another tokenizer_config.json"; return -1; }
+	if (h.n_vocab == 0 || h.n_vocab > (uint64_t)TOK_MAX_ID + 1 || h.n_merges >= TOK_MAX_MERGES ||
+	    h.blob_len == 0 || h.blob_len >= UINT32_MAX || h.n_trie == 0 || h.n_trie > TOKBIN_MAX_SLOTS ||
+	    h.vocab_mask >= TOKBIN_MAX_SLOTS || (h.vocab_mask & (h.vocab_mask + 1)) ||
+	    h.merge_mask >= TOKBIN_MAX_SLOTS || (h.merge_mask & (h.merge_mask + 1)) ||
+	    h.trie_mask >= TOKBIN_MAX_SLOTS || (h.trie_mask & (h.trie_mask + 1))) {
+		*why = "counts out of range";
+		return -1;
+	}
+	t->n_vocab = h.n_vocab;
+	t->blob_len = h.blob_len;
+	t->vocab_mask = h.vocab_mask;
+	t->n_merges = h.n_merges;
+	t->merge_mask = h.merge_mask;
+	t->trie_mask = h.trie_mask;
+	t->n_trie = h.n_trie;
+	for (int i = 0; i < TB_N; i++) {
+		size_t want;
+		section(t, i, &want);
+		if (h.sec_len[i] != want || h.sec_off[i] % TOKBIN_ALIGN || h.sec_off[i] < sizeof h ||
+		    h.sec_off[i] > size || size - h.sec_off[i] < want) {
+			*why = "sections out of place";
+			return -1;
+		}
+	}
+	const void *sec[TB_N];
+	for (int i = 0; i < TB_N; i++) sec[i] = base + h.sec_off[i];
+	/* The tables are read in place: casting away const is safe, nothing writes them. */
+	t->blob = (char *)sec[TB_BLOB];
+	t->pieces = (tok_piece *)sec[TB_PIECES];
+	t->flags = (uint8_t *)sec[TB_FLAGS];
+	t->vocab_slots = (vocab_slot *)sec[TB_VOCAB];
+	t->merge_slots = (merge_slot *)sec[TB_MERGES];
+	t->merge_result = (int32_t *)sec[TB_RESULT];
+	t->trie_edges = (trie_edge *)sec[TB_TRIE_EDGES];
+	t->trie_tok = (int32_t *)sec[TB_TRIE_TOK];
+	t->blob_cap = t->blob_len;
+	t->trie_cap = t->n_trie;
+	t->hash_collision = h.hash_collision != 0;
+	memcpy(t->byte_id, h.byte_id, sizeof t->byte_id);
+	memcpy(t->ascii_id, h.ascii_id, sizeof t->ascii_id);
+	memcpy(t->trie_first, h.trie_first, sizeof t->trie_first);
+	t->bos = h.bos;
+	t->eos = h.eos;
+	t->pad = h.pad;
+	t->unk = h.unk;
+
+	const int64_t nv = (int64_t)t->n_vocab;
+	if (t->blob[t->blob_len - 1] != 0) { *why = "blob not terminated"; return -1; }
+	for (size_t id = 0; id < t->n_vocab; id++) {
+		const tok_piece *p = &t->pieces[id];
+		if (p->off == UINT32_MAX) {
+			if (t->flags[id]) { *why = "flags on a missing piece"; return -1; }
+			continue;
+		}
+		if ((uint64_t)p->off + p->len >= t->blob_len || t->blob[p->off + p->len] != 0 ||
+		    ((t->flags[id] & TF_BYTE) && p->len != 6)) {
+			*why = "piece out of place";
+			return -1;
+		}
+	}
+	/* Sequential scans only (a random read per slot would cost more than the
+	 * map saves). A slot may name an id without a piece or a rank that never
+	 * applies: lookups treat both as absent, so only the ranges matter. */
+	size_t empty = 0, bad = 0;
+	for (size_t i = 0; i <= t->vocab_mask; i++) {
+		int32_t id = t->vocab_slots[i].id;
+		empty += id < 0;
+		bad += id >= nv;
+	}
+	if (bad || !empty) { *why = bad ? "bad vocabulary slot" : "full vocabulary table"; return -1; }
+	for (size_t r = 0; r < t->n_merges; r++) bad += t->merge_result[r] < -1 || t->merge_result[r] >= nv;
+	if (bad) { *why = "bad merge result"; return -1; }
+	empty = 0;
+	for (size_t i = 0; i <= t->merge_mask; i++) {
+		merge_slot m = t->merge_slots[i];
+		empty += m == 0;
+		bad += m != 0 && (m & ((1u << 22) - 1)) >= t->n_merges;
+	}
+	if (bad) { *why = "bad merge slot"; return -1; }
+	if (!empty) { *why = "full merge table"; return -1; }
+	empty = 0;
+	for (size_t i = 0; i <= t->trie_mask; i++) {
+		const trie_edge *e = &t->trie_edges[i];
+		if (!e->key) { empty++; continue; }
+		if (e->child <= 0 || (uint64_t)e->child >= t->n_trie) { *why = "bad trie edge"; return -1; }
+	}
+	if (!empty) { *why = "full trie table"; return -1; }
+	for (size_t i = 0; i < t->n_trie; i++)
+		if (t->trie_tok[i] < -1 || t->trie_tok[i] >= nv) { *why = "bad trie token"; return -1; }
+	for (int i = 0; i < 256; i++)
+		if (t->byte_id[i] < -1 || t->byte_id[i] >= nv || (i < 128 && (t->ascii_id[i] < -1 || t->ascii_id[i] >= nv))) {
+			*why = "bad byte table";
+			return -1;
+		}
+	if (t->bos < -1 || t->bos >= nv || t->eos < -1 || t->eos >= nv || t->pad < -1 || t->pad >= nv ||
+	    t->unk < 0 || t->unk >= nv || t->pieces[t->unk].off == UINT32_MAX) {
+		*why = "bad special ids";
+		return -1;
+	}
+	return 0;
+}
+
+/* Maps bin_path and adopts it when it was built from the files with keys k
+ * and cfg. Returns the tokenizer or NULL (absent, stale, damaged). */
+static tokenizer *load_bin(const char *bin_path, const tok_src_key *k, const tok_src_key *cfg)
+{
+	int fd = open(bin_path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno != ENOENT) log_debug("%s: %s", bin_path, strerror(errno));
+		return NULL;
+	}
+	struct stat st;
+	if (fstat(fd, &st) < 0 || st.st_size < (off_t)sizeof(tokbin_header) ||
+	    (uint64_t)st.st_size > TOKBIN_MAX_BYTES) {
+		close(fd);
+		log_debug("%s: not a tokenizer cache (size), rebuilding", bin_path);
+		return NULL;
+	}
+	size_t size = (size_t)st.st_size;
+	void *p = mmap(NULL, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+	close(fd);
+	if (p == MAP_FAILED) return NULL;
+	tokenizer *t = calloc(1, sizeof(*t));
+	const char *why = "out of memory";
+	if (!t || adopt_bin(t, p, size, k, cfg, &why) < 0) {
+		log_debug("%s: not used (%s), rebuilding", bin_path, why);
+		free(t);
+		munmap(p, size);
+		return NULL;
+	}
+	t->map = p;
+	t->map_len = size;
+	return t;
+}
+
+/* ------------------------------------------------------------------ load */
+
+/* Builds a tokenizer from tokenizer.json (bos/eos not yet set); *key gets the
+ * file's identity. NULL with err set. */
+static tokenizer *build_from_json(const char *path, tok_src_key *key, char *err, size_t errlen)
+{
+	size_t len;
+	struct stat st;
+	const char *text = map_file(path, TOK_MAX_FILE_BYTES, &len, &st, err, errlen);
+	if (!text) return NULL;
+	if (key) {
+		src_key_from_stat(key, &st);
+		key->sample_hash = sample_hash(text, len);
+	}
+	json_error jerr;
+	json_doc *doc = json_parse(text, len, 0, &jerr);
+	unmap_file(text, len);
+	if (!doc) {
+		snprintf(err, errlen, "%s:%u:%u: %s", path, jerr.line, jerr.col, jerr.msg);
+		return NULL;
+	}
+	tokenizer *t = calloc(1, sizeof(*t));
+	if (!t) {
+		json_doc_free(doc);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	int rc = build(t, json_root(doc), path, err, errlen);
+	json_doc_free(doc);
+	if (rc < 0) {
 		tokenizer_free(t);
 		return NULL;
 	}
 	return t;
 }
 
+tokenizer *tokenizer_load_files(const char *tokenizer_json_path, const char *config_path,
+				char *err, size_t errlen)
+{
+	tokenizer *t = build_from_json(tokenizer_json_path, NULL, err, errlen);
+	if (t && apply_config(t, tokenizer_json_path, config_path, err, errlen) < 0) {
+		tokenizer_free(t);
+		return NULL;
+	}
+	return t;
+}
+
+static int model_paths(const char *model_dir, char *tpath, char *cpath, char *bpath, size_t cap,
+		       char *err, size_t errlen)
+{
+	if ((size_t)snprintf(tpath, cap, "%s/tokenizer.json", model_dir) >= cap ||
+	    (size_t)snprintf(cpath, cap, "%s/tokenizer_config.json", model_dir) >= cap ||
+	    (bpath && (size_t)snprintf(bpath, cap, "%s/tokenizer.bin", model_dir) >= cap)) {
+		snprintf(err, errlen, "model path too long");
+		return -1;
+	}
+	return 0;
+}
+
 tokenizer *tokenizer_load(const char *model_dir, char *err, size_t errlen)
 {
 	char tpath[4096], cpath[4096];
-	if ((size_t)snprintf(tpath, sizeof(tpath), "%s/tokenizer.json", model_dir) >= sizeof(tpath) ||
-	    (size_t)snprintf(cpath, sizeof(cpath), "%s/tokenizer_config.json", model_dir) >= sizeof(cpath)) {
-		snprintf(err, errlen, "model path too long");
+	if (model_paths(model_dir, tpath, cpath, NULL, sizeof tpath, err, errlen) < 0) return NULL;
+	return tokenizer_load_files(tpath, access(cpath, F_OK) == 0 ? cpath : NULL, err, errlen);
+}
+
+tokenizer *tokenizer_load_cached(const char *model_dir, tokenizer_source *source, char *err, size_t errlen)
+{
+	char tpath[4096], cpath[4096], bpath[4096];
+	tok_src_key key, ckey;
+	memset(&key, 0, sizeof key);
+	memset(&ckey, 0, sizeof ckey);
+	if (source) *source = TOKENIZER_BUILT;
+	if (model_paths(model_dir, tpath, cpath, bpath, sizeof tpath, err, errlen) < 0) return NULL;
+	uint64_t t0 = time_mono_ns();
+	int have_cfg = src_key_of_path(cpath, &ckey) == 0;
+	if (!have_cfg) memset(&ckey, 0, sizeof ckey);
+	tokenizer *t = NULL;
+	if (src_key_of_path(tpath, &key) == 0 && (t = load_bin(bpath, &key, &ckey)) != NULL) {
+		if (source) *source = TOKENIZER_MAPPED;
+		log_debug("tokenizer: mapped %s in %.1f ms", bpath, (double)(time_mono_ns() - t0) / 1e6);
+		return t;
+	}
+	memset(&key, 0, sizeof key);
+	t = build_from_json(tpath, &key, err, errlen);
+	if (!t) return NULL;
+	uint64_t t1 = time_mono_ns();
+	if (apply_config(t, tpath, access(cpath, F_OK) == 0 ? cpath : NULL, err, errlen) < 0) {
+		tokenizer_free(t);
 		return NULL;
 	}
-	return tokenizer_load_files(tpath, access(cpath, F_OK) == 0 ? cpath : NULL, err, errlen);
+	uint64_t t2 = time_mono_ns();
+	if (save_bin(t, bpath, &key, &ckey) == 0) {
+		if (source) *source = TOKENIZER_BUILT_SAVED;
+	} else {
+		log_debug("%s: cannot write the tokenizer cache (%s); built in memory", bpath, strerror(errno));
+	}
+	log_debug("tokenizer: built from %s in %.1f ms, config %.1f ms, cache written in %.1f ms", tpath,
+		  (double)(t1 - t0) / 1e6, (double)(t2 - t1) / 1e6, (double)(time_mono_ns() - t2) / 1e6);
+	return t;
 }
 
 void tokenizer_free(tokenizer *t)
 {
 	if (!t) return;
+	if (t->map) {
+		munmap(t->map, t->map_len);
+		free(t);
+		return;
+	}
 	free(t->blob);
 	free(t->pieces);
 	free(t->flags);

@@ -10,12 +10,16 @@
  * Other modes (used by tests/integration/tokenizer_reference.sh and benchmarks):
  *   test_tokenizer --encode-jsonl DIR FILE   one JSON line of ids and decoded
  *                                            text per corpus line ({"text"} or {"hex"})
+ *   test_tokenizer --encode-jsonl-cached DIR FILE   the same through
+ *                                            tokenizer_load_cached (DIR/tokenizer.bin)
  *   test_tokenizer --bench DIR FILE          load time and encode speed
  */
 #include "t.h"
 
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -275,6 +279,129 @@ static void test_load_errors(void)
 	unlink(path);
 }
 
+/* ---------------------------------------------------------------- tokenizer.bin */
+
+static int copy_file(const char *from, const char *to)
+{
+	FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+	char b[65536];
+	size_t r;
+	int rc = in && out ? 0 : -1;
+	while (rc == 0 && (r = fread(b, 1, sizeof b, in)) > 0)
+		if (fwrite(b, 1, r, out) != r) rc = -1;
+	if (in) fclose(in);
+	if (out && fclose(out) != 0) rc = -1;
+	return rc;
+}
+
+/* t behaves exactly as the tokenizer built from tokenizer.json: every piece and
+ * flag, the special ids, and the ids and text of a small corpus. */
+static void check_same_as_built(const tokenizer *t)
+{
+	T_EQ_INT(tokenizer_vocab_size(t), tokenizer_vocab_size(tok));
+	T_EQ_INT(tokenizer_bos_id(t), tokenizer_bos_id(tok));
+	T_EQ_INT(tokenizer_eos_id(t), tokenizer_eos_id(tok));
+	T_EQ_INT(tokenizer_pad_id(t), tokenizer_pad_id(tok));
+	T_EQ_INT(tokenizer_unk_id(t), tokenizer_unk_id(tok));
+	size_t bad = 0;
+	for (int32_t id = 0; (size_t)id < tokenizer_vocab_size(tok); id++) {
+		size_t la = 0, lb = 0;
+		const char *a = tokenizer_piece(t, id, &la), *b = tokenizer_piece(tok, id, &lb);
+		if ((!a) != (!b) || la != lb || (a && memcmp(a, b, la) != 0) ||
+		    tokenizer_is_special(t, id) != tokenizer_is_special(tok, id) ||
+		    tokenizer_byte_value(t, id) != tokenizer_byte_value(tok, id) ||
+		    (a && tokenizer_piece_id(t, a, la) != tokenizer_piece_id(tok, a, la)))
+			bad++;
+	}
+	T_EQ_INT(bad, 0);
+	static const char *corpus[] = {
+		"Hello world", "  leading spaces\n\n\ttabs", "<start_of_turn>user\nHi<end_of_turn>\n",
+		"int main(void) { return 0; }", "こんにちは世界 🙂👍🏽", "\xff\xfe invalid \xc3", "<b>bold</b> <bos><eos>",
+	};
+	for (size_t i = 0; i < ARRAY_LEN(corpus); i++) {
+		int32_t x[512], y[512];
+		size_t nx = 0, ny = 0, len = strlen(corpus[i]);
+		T_EQ_INT(tokenizer_encode(t, corpus[i], len, 1, x, 512, &nx), 0);
+		T_EQ_INT(tokenizer_encode(tok, corpus[i], len, 1, y, 512, &ny), 0);
+		T_CHECK(ids_eq(x, nx, y, ny));
+		buf a, b;
+		buf_init(&a, 0);
+		buf_init(&b, 0);
+		T_EQ_INT(tokenizer_decode(t, x, nx, 0, &a), 0);
+		T_EQ_INT(tokenizer_decode(tok, y, ny, 0, &b), 0);
+		T_CHECK(buf_rlen(&a) == buf_rlen(&b) && memcmp(buf_rptr(&a), buf_rptr(&b), buf_rlen(&a)) == 0);
+		buf_free(&a);
+		buf_free(&b);
+	}
+}
+
+static tokenizer *load_cached(const char *dir, tokenizer_source want)
+{
+	char err[512];
+	tokenizer_source src = (tokenizer_source)-1;
+	tokenizer *t = tokenizer_load_cached(dir, &src, err, sizeof err);
+	T_CHECK(t != NULL);
+	T_EQ_INT(src, want);
+	if (!t) fprintf(stderr, "    %s\n", err);
+	return t;
+}
+
+/* tokenizer_load_cached: built and saved, then mapped; a truncated, damaged or
+ * stale tokenizer.bin is rebuilt; an unwritable one just means no cache. */
+static void test_cache(void)
+{
+	char dir[] = "/tmp/test_tokenizer_cache_XXXXXX", p[256], q[256], bin[256];
+	T_CHECK(mkdtemp(dir) != NULL);
+	snprintf(p, sizeof p, "%s/tokenizer.json", tok_dir());
+	snprintf(q, sizeof q, "%s/tokenizer.json", dir);
+	T_EQ_INT(copy_file(p, q), 0);
+	snprintf(p, sizeof p, "%s/tokenizer_config.json", tok_dir());
+	snprintf(q, sizeof q, "%s/tokenizer_config.json", dir);
+	T_EQ_INT(copy_file(p, q), 0);
+	snprintf(bin, sizeof bin, "%s/tokenizer.bin", dir);
+
+	tokenizer *t = load_cached(dir, TOKENIZER_BUILT_SAVED);
+	if (t) check_same_as_built(t);
+	tokenizer_free(t);
+	t = load_cached(dir, TOKENIZER_MAPPED);
+	if (t) check_same_as_built(t);
+	tokenizer_free(t);
+
+	/* Truncated: rebuilt and rewritten, then mapped again. */
+	struct stat st;
+	T_EQ_INT(stat(bin, &st), 0);
+	T_EQ_INT(truncate(bin, st.st_size / 2), 0);
+	tokenizer_free(load_cached(dir, TOKENIZER_BUILT_SAVED));
+	/* A damaged header is refused. */
+	int fd = open(bin, O_WRONLY);
+	T_CHECK(fd >= 0);
+	T_EQ_INT(pwrite(fd, "\xff\xff\xff\x7f", 4, 128), 4);
+	close(fd);
+	tokenizer_free(load_cached(dir, TOKENIZER_BUILT_SAVED));
+	t = load_cached(dir, TOKENIZER_MAPPED);
+	if (t) check_same_as_built(t);
+	tokenizer_free(t);
+	/* tokenizer_config.json rewritten (it names the special tokens): stale. */
+	T_EQ_INT(copy_file(p, q), 0);
+	tokenizer_free(load_cached(dir, TOKENIZER_BUILT_SAVED));
+	/* The cache cannot be written (a folder in its place): built in memory. */
+	T_EQ_INT(unlink(bin), 0);
+	T_EQ_INT(mkdir(bin, 0755), 0);
+	t = load_cached(dir, TOKENIZER_BUILT);
+	if (t) check_same_as_built(t);
+	tokenizer_free(t);
+	rmdir(bin);
+	snprintf(q, sizeof q, "%s/tokenizer.json", dir);
+	unlink(q);
+	snprintf(q, sizeof q, "%s/tokenizer_config.json", dir);
+	unlink(q);
+	/* No tokenizer.json at all: a clear error, as tokenizer_load gives. */
+	char err[256];
+	T_CHECK(tokenizer_load_cached(dir, NULL, err, sizeof err) == NULL);
+	T_CHECK(strstr(err, "tokenizer.json") != NULL);
+	rmdir(dir);
+}
+
 /* ---------------------------------------------------------------- tool modes */
 
 static int hexval(int c)
@@ -297,10 +424,14 @@ static char *slurp(const char *path, size_t *len)
 
 /* One JSON object per corpus line: {"text": "..."} or {"hex": "ff41"}. Prints
  * {"ids":[...],"decoded":"..."} per line (decoded text escaped as JSON). */
-static int mode_encode_jsonl(const char *dir, const char *file)
+static int mode_encode_jsonl(const char *dir, const char *file, int cached)
 {
 	char err[512];
-	tokenizer *t = tokenizer_load(dir, err, sizeof(err));
+	tokenizer_source src;
+	tokenizer *t = cached ? tokenizer_load_cached(dir, &src, err, sizeof(err)) : tokenizer_load(dir, err, sizeof(err));
+	if (t && cached)
+		fprintf(stderr, "tokenizer %s\n", src == TOKENIZER_MAPPED ? "mapped from tokenizer.bin" :
+			src == TOKENIZER_BUILT_SAVED ? "built, tokenizer.bin written" : "built");
 	if (!t) { fprintf(stderr, "%s\n", err); return 1; }
 	size_t len;
 	char *data = slurp(file, &len);
@@ -406,7 +537,8 @@ static int mode_bench(const char *dir, const char *file)
 
 int main(int argc, char **argv)
 {
-	if (argc == 4 && strcmp(argv[1], "--encode-jsonl") == 0) return mode_encode_jsonl(argv[2], argv[3]);
+	if (argc == 4 && strcmp(argv[1], "--encode-jsonl") == 0) return mode_encode_jsonl(argv[2], argv[3], 0);
+	if (argc == 4 && strcmp(argv[1], "--encode-jsonl-cached") == 0) return mode_encode_jsonl(argv[2], argv[3], 1);
 	if (argc == 4 && strcmp(argv[1], "--bench") == 0) return mode_bench(argv[2], argv[3]);
 	T_RUN(test_load_errors);
 	char err[512];
@@ -424,6 +556,7 @@ int main(int argc, char **argv)
 	T_RUN(test_decode_special);
 	T_RUN(test_stream);
 	T_RUN(test_stream_equals_decode);
+	T_RUN(test_cache);
 	tokenizer_free(tok);
 	return T_END();
 }
