@@ -7,9 +7,10 @@
  * an open-addressed hash from piece to id (64-bit hashes in the slots), an
  * open-addressed table of merges (8 bytes a slot: the pair of ids and the rank;
  * the result by rank in a side array), and a byte trie of the added tokens. The
- * JSON tree is freed before returning. Nothing is cached on disk. The load is
- * dominated by parsing (the file is 33 MB) and by three lookups per merge,
- * which are batched with prefetches.
+ * JSON tree is freed before returning. That load is dominated by parsing (the
+ * file is 33 MB) and by three lookups per merge, batched with prefetches: about
+ * a second. tokenizer_load_cached saves the built tables to tokenizer.bin and
+ * later maps them read-only (a few milliseconds of checks, no parse).
  *
  * Encode: added tokens are cut out of the text (longest match at each byte);
  * each section between them is merged with a binary heap over adjacent pairs
