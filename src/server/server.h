@@ -29,8 +29,6 @@
 
 #define SERVER_VERSION "0.1.0+infergate"
 #define SERVER_MAX_CHOICES 128       /* n x prompts per request */
-#define SERVER_MAX_STOPS 16          /* stop strings per request */
-#define SERVER_MAX_STOP_BYTES 256
 
 typedef struct server_opts {
 	const char *model;               /* folder or URL (hf://, http(s)://, s3://, gs://) */

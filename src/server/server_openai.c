@@ -13,13 +13,13 @@
  * client that leaves aborts its sequences at once (sched_release).
  */
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "core/json.h"
 #include "core/log.h"
 #include "core/oai_error.h"
+#include "core/openai_api.h"
 #include "core/sse.h"
 #include "core/util.h"
 #include "infer/chat_template.h"
@@ -59,38 +59,16 @@ struct srv_call {
 	int chat, stream, include_usage, echo, include_stop_str;
 	int tokens_as_ids;          /* return_tokens_as_token_ids: "token_id:N" in logprobs */
 	int logprobs;               /* -1 none, 0 the sampled token, K top */
-	const char *stops[SERVER_MAX_STOPS];
-	size_t stop_len[SERVER_MAX_STOPS];
-	int n_stops;
-	size_t max_stop;
+	oai_stops stops;            /* point into doc */
 	int n_choices;
 	choice *ch;
 	long prompt_tokens;         /* usage: each prompt once */
 	char id[48];
-	int64_t created;
+	oai_answer answer;          /* id, served name, created */
 	int started;                /* stream head written */
 	int failed;                 /* the connection is going away; on_close frees */
 	uint64_t t0_ms;
 };
-
-/* An error answer being built. */
-typedef struct verr {
-	int status;
-	const char *param;
-	char msg[768];
-} verr;
-
-static int fail(verr *e, int status, const char *param, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int fail(verr *e, int status, const char *param, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(e->msg, sizeof e->msg, fmt, ap);
-	va_end(ap);
-	e->status = status;
-	e->param = param;
-	return -1;
-}
 
 /* ------------------------------------------------------------ prompts */
 
@@ -128,36 +106,6 @@ long server_chat_tokens(server *s, const void *messages_json, int add_generation
 
 /* ------------------------------------------------------------ parameters */
 
-static int absent(const json_val *v) { return !v || json_is(v, JSON_NULL); }
-
-static int get_bool(const json_val *root, const char *key, int dflt, int *out, verr *e)
-{
-	const json_val *v = json_get(root, key);
-	if (absent(v)) { *out = dflt; return 0; }
-	if (!json_is(v, JSON_TRUE) && !json_is(v, JSON_FALSE))
-		return fail(e, 400, key, "%s: Input should be a valid boolean", key);
-	*out = json_bool(v, dflt);
-	return 0;
-}
-
-static int get_int(const json_val *root, const char *key, int64_t dflt, int64_t *out, verr *e)
-{
-	const json_val *v = json_get(root, key);
-	if (absent(v)) { *out = dflt; return 0; }
-	if (json_int64(v, out) < 0) return fail(e, 400, key, "%s: Input should be a valid integer", key);
-	return 0;
-}
-
-/* 1 when present (then *out is set), 0 when absent, -1 on a bad type. */
-static int get_num(const json_val *root, const char *key, double *out, verr *e)
-{
-	const json_val *v = json_get(root, key);
-	if (absent(v)) return 0;
-	if (!json_is(v, JSON_NUMBER)) return fail(e, 400, key, "%s: Input should be a valid number", key);
-	*out = json_num(v, 0);
-	return 1;
-}
-
 typedef struct params {
 	int64_t max_tokens;         /* -1: the default */
 	int64_t n;
@@ -166,181 +114,63 @@ typedef struct params {
 	const json_val *messages, *prompt;
 } params;
 
-static int parse_params(server *s, srv_call *c, const json_val *root, params *p, verr *e)
+/* The request's fields in vLLM's order (openai_api.h), with the server's own:
+ * echo, include_stop_str_in_output, return_tokens_as_token_ids,
+ * stop_token_ids. The model's generation_config.json gives the sampling
+ * defaults, as in vLLM. */
+static int parse_params(server *s, srv_call *c, const json_val *root, params *p, oai_err *e)
 {
-	double x;
 	int64_t n;
-	int rc;
+	oai_sampling os;
+	const char *model;
 	const model_generation *g = &engine_model(s->e)->gen;
 	memset(p, 0, sizeof *p);
 	c->logprobs = -1;
 
-	const json_val *model = json_get(root, "model");
-	if (!absent(model) && !json_is(model, JSON_STRING))
-		return fail(e, 400, "model", "model: Input should be a valid string");
-	if (c->chat) {
-		p->messages = json_get(root, "messages");
-		if (!json_is(p->messages, JSON_ARRAY))
-			return fail(e, 400, "messages", "messages: Field required (a list of messages)");
-		if (json_count(p->messages) == 0)
-			return fail(e, 400, "messages", "messages: List should have at least 1 item");
-		for (size_t i = 0; i < json_count(p->messages); i++) {
-			const json_val *m = json_at(p->messages, i), *role = json_get(m, "role");
-			const json_val *content = json_get(m, "content");
-			if (!json_is(m, JSON_OBJECT) || !json_is(role, JSON_STRING))
-				return fail(e, 400, "messages", "messages.%zu: each message needs a string role", i);
-			if (!absent(content) && !json_is(content, JSON_STRING) && !json_is(content, JSON_ARRAY))
-				return fail(e, 400, "messages", "messages.%zu.content: Input should be a valid string or a list of parts", i);
-		}
-	} else {
-		p->prompt = json_get(root, "prompt");
-		const json_val *pr = p->prompt;
-		if (absent(pr)) return fail(e, 400, "prompt", "prompt: Field required");
-		if (json_is(pr, JSON_ARRAY)) {
-			if (json_count(pr) == 0) return fail(e, 400, "prompt", "Prompt cannot be empty.");
-			int kind = json_at(pr, 0)->type;
-			for (size_t i = 0; i < json_count(pr); i++) {
-				const json_val *it = json_at(pr, i);
-				if (kind == JSON_NUMBER) {
-					if (json_int64(it, &n) < 0 || n < 0)
-						return fail(e, 400, "prompt", "prompt: token ids must be non-negative integers");
-				} else if (kind == JSON_STRING) {
-					if (!json_is(it, JSON_STRING))
-						return fail(e, 400, "prompt", "prompt: a list of prompts must be all strings or all token-id lists");
-				} else if (kind == JSON_ARRAY) {
-					if (!json_is(it, JSON_ARRAY) || json_count(it) == 0)
-						return fail(e, 400, "prompt", "prompt: each token-id list must be a non-empty list");
-					for (size_t k = 0; k < json_count(it); k++)
-						if (json_int64(json_at(it, k), &n) < 0 || n < 0)
-							return fail(e, 400, "prompt", "prompt: token ids must be non-negative integers");
-				} else {
-					return fail(e, 400, "prompt", "prompt: Input should be a string, a list of strings, a list of token ids or a list of token-id lists");
-				}
-			}
-		} else if (!json_is(pr, JSON_STRING)) {
-			return fail(e, 400, "prompt", "prompt: Input should be a string, a list of strings, a list of token ids or a list of token-id lists");
-		}
-	}
+	if (oai_parse_model(root, &model, e) < 0) return -1;
+	if (c->chat ? oai_parse_messages(root, 0, &p->messages, e) : oai_parse_prompts(root, &p->prompt, e)) return -1;
+	if (oai_parse_stream(root, &c->stream, &c->include_usage, e) < 0) return -1;
+	if (oai_parse_max_tokens(root, c->chat, &p->max_tokens, e) < 0) return -1;
+	if (oai_parse_n(root, SERVER_MAX_CHOICES, &p->n, e) < 0) return -1;
 
-	if (get_bool(root, "stream", 0, &c->stream, e) < 0) return -1;
-	const json_val *so = json_get(root, "stream_options");
-	if (!absent(so)) {
-		if (!json_is(so, JSON_OBJECT))
-			return fail(e, 400, "stream_options", "stream_options: Input should be a valid dictionary");
-		if (!c->stream)
-			return fail(e, 400, "stream_options", "Stream options can only be defined when `stream=True`.");
-		if (get_bool(so, "include_usage", 0, &c->include_usage, e) < 0) return -1;
-	}
-
-	int64_t mt, mct;
-	if (get_int(root, "max_tokens", -1, &mt, e) < 0) return -1;
-	if (get_int(root, "max_completion_tokens", -1, &mct, e) < 0) return -1;
-	if (!absent(json_get(root, "max_tokens")) && mt < 1)
-		return fail(e, 400, "max_tokens", "max_tokens must be at least 1, got %" PRId64 ".", mt);
-	if (c->chat && !absent(json_get(root, "max_completion_tokens")) && mct < 1)
-		return fail(e, 400, "max_completion_tokens", "max_completion_tokens must be at least 1, got %" PRId64 ".", mct);
-	p->max_tokens = c->chat && mct >= 1 ? mct : mt;
-
-	if (get_int(root, "n", 1, &p->n, e) < 0) return -1;
-	if (p->n < 1) return fail(e, 400, "n", "n must be at least 1, got %" PRId64 ".", p->n);
-	if (p->n > SERVER_MAX_CHOICES) return fail(e, 400, "n", "n must be at most %d, got %" PRId64 ".", SERVER_MAX_CHOICES, p->n);
-
+	if (oai_parse_sampling(root, &os, e) < 0) return -1;
 	sampler_params *sp = &p->sp.sp;
 	sampler_params_default(sp);
-	/* vLLM's defaults: the model's generation_config.json. */
-	sp->temperature = g->temperature;
-	sp->top_k = g->top_k;
-	sp->top_p = g->top_p;
-	sp->min_p = g->min_p;
-	if ((rc = get_num(root, "temperature", &x, e)) < 0) return -1;
-	if (rc && x < 0) return fail(e, 400, "temperature", "temperature must be non-negative, got %g.", x);
-	if (rc) sp->temperature = (float)x;
-	if ((rc = get_num(root, "top_p", &x, e)) < 0) return -1;
-	if (rc && !(x > 0 && x <= 1)) return fail(e, 400, "top_p", "top_p must be in (0, 1], got %g.", x);
-	if (rc) sp->top_p = (float)x;
-	if ((rc = get_num(root, "min_p", &x, e)) < 0) return -1;
-	if (rc && !(x >= 0 && x <= 1)) return fail(e, 400, "min_p", "min_p must be in [0, 1], got %g.", x);
-	if (rc) sp->min_p = (float)x;
-	if (get_int(root, "top_k", -2, &n, e) < 0) return -1;
-	if (n != -2) {
-		if (n < -1) return fail(e, 400, "top_k", "top_k must be -1 (disable), or at least 1, got %" PRId64 ".", n);
-		sp->top_k = n <= 0 ? 0 : (int)MIN(n, 1 << 30);
-	}
-	if (!absent(json_get(root, "seed"))) {
-		if (get_int(root, "seed", 0, &n, e) < 0) return -1;
-		p->sp.has_seed = 1;
-		p->sp.seed = (uint64_t)n;
-	}
-	for (const char *const *k = (const char *const[]){"presence_penalty", "frequency_penalty", NULL}; *k; k++) {
-		if ((rc = get_num(root, *k, &x, e)) < 0) return -1;
-		if (rc && !(x >= -2 && x <= 2)) return fail(e, 400, *k, "%s must be in [-2, 2], got %g.", *k, x);
-	}
-	if ((rc = get_num(root, "repetition_penalty", &x, e)) < 0) return -1;
-	if (rc && !(x > 0)) return fail(e, 400, "repetition_penalty", "repetition_penalty must be greater than zero, got %g.", x);
+	sp->temperature = os.has_temperature ? (float)os.temperature : g->temperature;
+	sp->top_p = os.has_top_p ? (float)os.top_p : g->top_p;
+	sp->min_p = os.has_min_p ? (float)os.min_p : g->min_p;
+	sp->top_k = !os.has_top_k ? g->top_k : os.top_k <= 0 ? 0 : (int)MIN(os.top_k, 1 << 30);
+	p->sp.has_seed = os.has_seed;
+	p->sp.seed = (uint64_t)os.seed;
 
-	if (c->chat) {
-		int lp = 0;
-		if (get_bool(root, "logprobs", 0, &lp, e) < 0) return -1;
-		if (get_int(root, "top_logprobs", -1, &n, e) < 0) return -1;
-		if (n >= 0 && !lp)
-			return fail(e, 400, "top_logprobs", "when using `top_logprobs`, `logprobs` must be set to true.");
-		if (n > SAMPLER_MAX_TOP_LOGPROBS)
-			return fail(e, 400, "top_logprobs", "Requested sample logprobs of %" PRId64 ", which is greater than max allowed: %d", n, SAMPLER_MAX_TOP_LOGPROBS);
-		if (n < -1) return fail(e, 400, "top_logprobs", "top_logprobs must be non-negative, got %" PRId64 ".", n);
-		if (lp) c->logprobs = n > 0 ? (int)n : 0;
-	} else {
-		if (get_int(root, "logprobs", -1, &n, e) < 0) return -1;
-		if (n > SAMPLER_MAX_TOP_LOGPROBS)
-			return fail(e, 400, "logprobs", "Requested sample logprobs of %" PRId64 ", which is greater than max allowed: %d", n, SAMPLER_MAX_TOP_LOGPROBS);
-		if (n < -1) return fail(e, 400, "logprobs", "logprobs must be non-negative, got %" PRId64 ".", n);
-		c->logprobs = (int)n;
-		if (get_bool(root, "echo", 0, &c->echo, e) < 0) return -1;
+	if (oai_parse_logprobs(root, c->chat, SAMPLER_MAX_TOP_LOGPROBS, &c->logprobs, e) < 0) return -1;
+	if (!c->chat) {
+		if (oai_get_bool(root, "echo", 0, &c->echo, e) < 0) return -1;
 		if (c->echo && c->logprobs >= 0)
-			return fail(e, 400, "echo", "echo together with logprobs (prompt logprobs) is not supported.");
+			return oai_fail(e, 400, "echo", "echo together with logprobs (prompt logprobs) is not supported.");
 	}
 	p->sp.logprobs = c->logprobs;
-	if (get_bool(root, "ignore_eos", 0, &p->sp.ignore_eos, e) < 0) return -1;
-	if (get_bool(root, "include_stop_str_in_output", 0, &c->include_stop_str, e) < 0) return -1;
-	if (get_bool(root, "return_tokens_as_token_ids", 0, &c->tokens_as_ids, e) < 0) return -1;
-	if (get_bool(root, "add_generation_prompt", 1, &p->add_generation_prompt, e) < 0) return -1;
-	if (get_bool(root, "continue_final_message", 0, &p->continue_final_message, e) < 0) return -1;
-	if (c->chat && p->add_generation_prompt && p->continue_final_message)
-		return fail(e, 400, NULL, "Cannot set both `continue_final_message` and `add_generation_prompt` to True.");
-
-	const json_val *stop = json_get(root, "stop");
-	if (json_is(stop, JSON_STRING)) {
-		if (stop->u.str.len) { c->stops[c->n_stops] = stop->u.str.s; c->stop_len[c->n_stops++] = stop->u.str.len; }
-	} else if (json_is(stop, JSON_ARRAY)) {
-		for (size_t i = 0; i < json_count(stop); i++) {
-			const json_val *v = json_at(stop, i);
-			if (!json_is(v, JSON_STRING)) return fail(e, 400, "stop", "stop: Input should be a valid string");
-			if (c->n_stops == SERVER_MAX_STOPS) return fail(e, 400, "stop", "stop: at most %d stop strings", SERVER_MAX_STOPS);
-			if (v->u.str.len) { c->stops[c->n_stops] = v->u.str.s; c->stop_len[c->n_stops++] = v->u.str.len; }
-		}
-	} else if (!absent(stop)) {
-		return fail(e, 400, "stop", "stop: Input should be a valid string or a list of strings");
-	}
-	for (int i = 0; i < c->n_stops; i++) {
-		if (c->stop_len[i] > SERVER_MAX_STOP_BYTES)
-			return fail(e, 400, "stop", "stop: each stop string is at most %d bytes", SERVER_MAX_STOP_BYTES);
-		c->max_stop = MAX(c->max_stop, c->stop_len[i]);
-	}
+	if (oai_get_bool(root, "ignore_eos", 0, &p->sp.ignore_eos, e) < 0) return -1;
+	if (oai_get_bool(root, "include_stop_str_in_output", 0, &c->include_stop_str, e) < 0) return -1;
+	if (oai_get_bool(root, "return_tokens_as_token_ids", 0, &c->tokens_as_ids, e) < 0) return -1;
+	if (oai_parse_chat_flags(root, c->chat, &p->add_generation_prompt, &p->continue_final_message, e) < 0) return -1;
+	if (oai_parse_stop(root, &c->stops, e) < 0) return -1;
 	const json_val *sti = json_get(root, "stop_token_ids");
 	if (json_is(sti, JSON_ARRAY)) {
 		for (size_t i = 0; i < json_count(sti); i++) {
 			if (json_int64(json_at(sti, i), &n) < 0 || n < 0 || n >= engine_vocab(s->e))
-				return fail(e, 400, "stop_token_ids", "stop_token_ids: each must be a token id of the vocabulary");
+				return oai_fail(e, 400, "stop_token_ids", "stop_token_ids: each must be a token id of the vocabulary");
 			if (p->sp.n_stop_ids == SCHED_MAX_STOP_IDS)
-				return fail(e, 400, "stop_token_ids", "stop_token_ids: at most %d ids", SCHED_MAX_STOP_IDS);
+				return oai_fail(e, 400, "stop_token_ids", "stop_token_ids: at most %d ids", SCHED_MAX_STOP_IDS);
 			p->sp.stop_ids[p->sp.n_stop_ids++] = (int32_t)n;
 		}
-	} else if (!absent(sti)) {
-		return fail(e, 400, "stop_token_ids", "stop_token_ids: Input should be a valid list");
+	} else if (!oai_absent(sti)) {
+		return oai_fail(e, 400, "stop_token_ids", "stop_token_ids: Input should be a valid list");
 	}
 
 	/* Checked last, as vLLM does once the request itself is valid. */
-	if (!absent(model) && strcmp(model->u.str.s, s->o.served_name) != 0)
-		return fail(e, 404, "model", "The model `%.300s` does not exist.", model->u.str.s);
+	if (model && strcmp(model, s->o.served_name) != 0)
+		return oai_fail(e, 404, "model", "The model `%.300s` does not exist.", model);
 	return 0;
 }
 
@@ -397,25 +227,25 @@ static void check_stop(srv_call *c, choice *ch, size_t before)
 {
 	size_t len = buf_rlen(&ch->text);
 	const char *t = buf_rptr(&ch->text);
-	size_t from = before > c->max_stop ? before - c->max_stop + 1 : 0;
+	size_t from = before > c->stops.max_len ? before - c->stops.max_len + 1 : 0;
 	if (from < ch->echo_len) from = ch->echo_len;
 	size_t best = SIZE_MAX;
-	int which = -1;
-	for (int k = 0; k < c->n_stops; k++) {
-		size_t sl = c->stop_len[k];
+	size_t which = SIZE_MAX;
+	for (size_t k = 0; k < c->stops.n; k++) {
+		size_t sl = c->stops.len[k];
 		for (size_t at = from; at + sl <= len; at++)
-			if (t[at] == c->stops[k][0] && !memcmp(t + at, c->stops[k], sl)) {
+			if (t[at] == c->stops.s[k][0] && !memcmp(t + at, c->stops.s[k], sl)) {
 				if (at < best) { best = at; which = k; }
 				break;
 			}
 	}
-	if (which < 0) return;
-	size_t cut = c->include_stop_str ? best + c->stop_len[which] : best;
+	if (which == SIZE_MAX) return;
+	size_t cut = c->include_stop_str ? best + c->stops.len[which] : best;
 	ch->text.len = ch->text.rd + cut;
 	ch->text.data[ch->text.len] = 0;
 	ch->done = 1;
 	ch->fin = SCHED_STOP;
-	ch->stop_str = c->stops[which];
+	ch->stop_str = c->stops.s[which];
 	sched_finish_req(c->s->sc, ch->q, SCHED_STOP);
 }
 
@@ -437,7 +267,7 @@ static void choice_take(srv_call *c, choice *ch)
 				ch->done = 1;
 				ch->fin = SCHED_LENGTH;
 				sched_finish_req(c->s->sc, ch->q, SCHED_LENGTH);
-			} else if (c->n_stops) {
+			} else if (c->stops.n) {
 				check_stop(c, ch, before);
 			}
 		}
@@ -446,7 +276,7 @@ static void choice_take(srv_call *c, choice *ch)
 	if (!ch->done && fin != SCHED_RUNNING && ch->n_read >= n_out) {
 		size_t before = buf_rlen(&ch->text);
 		tok_stream_flush(&ch->ts, &ch->text);
-		if (c->n_stops) check_stop(c, ch, before);
+		if (c->stops.n) check_stop(c, ch, before);
 		if (!ch->done) {
 			ch->done = 1;
 			ch->fin = fin;
@@ -467,11 +297,9 @@ static const char *finish_name(sched_finish f)
 
 static void write_finish(srv_call *c, choice *ch, json_w *w)
 {
-	jw_key(w, "finish_reason"); jw_str(w, finish_name(ch->fin));
-	jw_key(w, "stop_reason");
-	if (ch->stop_str) jw_str(w, ch->stop_str);
-	else if (ch->stop_tok >= 0 && ch->stop_tok != c->s->primary_eos) jw_int(w, ch->stop_tok);
-	else jw_null(w);
+	/* The model's own end of sequence is no stop reason. */
+	int64_t tok = ch->stop_tok >= 0 && ch->stop_tok != c->s->primary_eos ? ch->stop_tok : -1;
+	oai_write_finish(w, finish_name(ch->fin), ch->stop_str, tok);
 }
 
 /* The text of one token as vLLM reports it in logprobs ("token_id:N" with
@@ -580,24 +408,18 @@ static void write_logprobs(srv_call *c, choice *ch, int from, int to, json_w *w)
 	buf_free(&t);
 }
 
-static void write_usage(srv_call *c, json_w *w)
+/* Completion tokens of every choice. */
+static long generated(srv_call *c)
 {
 	long gen = 0;
 	for (int i = 0; i < c->n_choices; i++) gen += c->ch[i].n_tokens;
-	jw_key(w, "usage");
-	jw_obj_begin(w);
-	jw_key(w, "prompt_tokens"); jw_int(w, c->prompt_tokens);
-	jw_key(w, "total_tokens"); jw_int(w, c->prompt_tokens + gen);
-	jw_key(w, "completion_tokens"); jw_int(w, gen);
-	jw_key(w, "prompt_tokens_details"); jw_null(w);
-	jw_obj_end(w);
+	return gen;
 }
 
 static void log_call(srv_call *c, int status)
 {
 	if (c->s->o.disable_log_requests) return;
-	long gen = 0;
-	for (int i = 0; i < c->n_choices; i++) gen += c->ch[i].n_tokens;
+	long gen = generated(c);
 	log_info("%s %s %d prompt_tokens=%ld completion_tokens=%ld choices=%d stream=%d %" PRIu64 "ms",
 		 c->chat ? "chat" : "completion", c->id, status, c->prompt_tokens, gen, c->n_choices, c->stream,
 		 time_mono_ms() - c->t0_ms);
@@ -620,37 +442,15 @@ static void respond_whole(srv_call *c)
 		}
 	buf_reset(b);
 	jw_init(&w, b);
-	jw_obj_begin(&w);
-	jw_key(&w, "id"); jw_str(&w, c->id);
-	jw_key(&w, "object"); jw_str(&w, c->chat ? "chat.completion" : "text_completion");
-	jw_key(&w, "created"); jw_int(&w, c->created);
-	jw_key(&w, "model"); jw_str(&w, s->o.served_name);
-	jw_key(&w, "choices");
-	jw_arr_begin(&w);
+	oai_write_answer(&w, &c->answer);
 	for (int i = 0; i < c->n_choices; i++) {
 		choice *ch = &c->ch[i];
-		jw_obj_begin(&w);
-		jw_key(&w, "index"); jw_int(&w, ch->index);
-		if (c->chat) {
-			jw_key(&w, "message");
-			jw_obj_begin(&w);
-			jw_key(&w, "role"); jw_str(&w, "assistant");
-			jw_key(&w, "reasoning_content"); jw_null(&w);
-			jw_key(&w, "content"); jw_strn(&w, buf_rptr(&ch->text), buf_rlen(&ch->text));
-			jw_key(&w, "tool_calls"); jw_arr_begin(&w); jw_arr_end(&w);
-			jw_obj_end(&w);
-		} else {
-			jw_key(&w, "text"); jw_strn(&w, buf_rptr(&ch->text), buf_rlen(&ch->text));
-		}
+		oai_write_choice(&w, &c->answer, ch->index, buf_rptr(&ch->text), buf_rlen(&ch->text));
 		write_logprobs(c, ch, 0, ch->n_tokens, &w);
 		write_finish(c, ch, &w);
-		if (!c->chat) { jw_key(&w, "prompt_logprobs"); jw_null(&w); }
-		jw_obj_end(&w);
+		oai_write_choice_end(&w, &c->answer);
 	}
-	jw_arr_end(&w);
-	write_usage(c, &w);
-	if (c->chat) { jw_key(&w, "prompt_logprobs"); jw_null(&w); }
-	jw_obj_end(&w);
+	oai_write_answer_end(&w, &c->answer, (uint64_t)c->prompt_tokens, (uint64_t)generated(c));
 	httpd_req *r = call_take_req(c);
 	if (w.error) httpd_error(r, 500, "The answer is too large.", NULL);
 	else httpd_respond(r, 200, "application/json", NULL, buf_rptr(b), buf_rlen(b));
@@ -659,15 +459,6 @@ static void respond_whole(srv_call *c)
 }
 
 /* ------------------------------------------------------------ streams */
-
-static void chunk_begin(srv_call *c, json_w *w)
-{
-	jw_obj_begin(w);
-	jw_key(w, "id"); jw_str(w, c->id);
-	jw_key(w, "object"); jw_str(w, c->chat ? "chat.completion.chunk" : "text_completion");
-	jw_key(w, "created"); jw_int(w, c->created);
-	jw_key(w, "model"); jw_str(w, c->s->o.served_name);
-}
 
 /* Sends the JSON in s->scratch as one data event. Returns 0 or -1 (gone). */
 static int send_scratch(srv_call *c, json_w *w)
@@ -689,20 +480,7 @@ static int send_role(srv_call *c, choice *ch)
 	json_w w;
 	buf_reset(&c->s->scratch);
 	jw_init(&w, &c->s->scratch);
-	chunk_begin(c, &w);
-	jw_key(&w, "choices");
-	jw_arr_begin(&w);
-	jw_obj_begin(&w);
-	jw_key(&w, "index"); jw_int(&w, ch->index);
-	jw_key(&w, "delta"); jw_obj_begin(&w);
-	jw_key(&w, "role"); jw_str(&w, "assistant");
-	jw_key(&w, "content"); jw_str(&w, "");
-	jw_obj_end(&w);
-	jw_key(&w, "logprobs"); jw_null(&w);
-	jw_key(&w, "finish_reason"); jw_null(&w);
-	jw_obj_end(&w);
-	jw_arr_end(&w);
-	jw_obj_end(&w);
+	oai_write_role_chunk(&w, &c->answer, ch->index);
 	return send_scratch(c, &w);
 }
 
@@ -711,8 +489,8 @@ static int send_role(srv_call *c, choice *ch)
 static size_t sendable(srv_call *c, choice *ch)
 {
 	size_t len = buf_rlen(&ch->text);
-	if (ch->done || c->max_stop <= 1) return len;
-	size_t hold = c->max_stop - 1;
+	if (ch->done || c->stops.max_len <= 1) return len;
+	size_t hold = c->stops.max_len - 1;
 	size_t end = len > hold ? len - hold : 0;
 	const char *t = buf_rptr(&ch->text);
 	while (end > ch->sent && end < len && ((unsigned char)t[end] & 0xC0) == 0x80) end--;
@@ -726,29 +504,11 @@ static int send_delta(srv_call *c, choice *ch, size_t end, int lp_to, int last)
 	json_w w;
 	buf_reset(&c->s->scratch);
 	jw_init(&w, &c->s->scratch);
-	chunk_begin(c, &w);
-	jw_key(&w, "choices");
-	jw_arr_begin(&w);
-	jw_obj_begin(&w);
-	jw_key(&w, "index"); jw_int(&w, ch->index);
-	const char *t = buf_rptr(&ch->text) + ch->sent;
-	if (c->chat) {
-		jw_key(&w, "delta"); jw_obj_begin(&w);
-		jw_key(&w, "content"); jw_strn(&w, t, end - ch->sent);
-		jw_obj_end(&w);
-	} else {
-		jw_key(&w, "text"); jw_strn(&w, t, end - ch->sent);
-	}
+	oai_write_chunk(&w, &c->answer, ch->index, buf_rptr(&ch->text) + ch->sent, end - ch->sent);
 	write_logprobs(c, ch, ch->lp_sent, lp_to, &w);
-	if (last) {
-		write_finish(c, ch, &w);
-	} else {
-		jw_key(&w, "finish_reason"); jw_null(&w);
-		if (!c->chat) { jw_key(&w, "stop_reason"); jw_null(&w); }
-	}
-	jw_obj_end(&w);
-	jw_arr_end(&w);
-	jw_obj_end(&w);
+	if (last) write_finish(c, ch, &w);
+	else oai_write_no_finish(&w, &c->answer);
+	oai_write_chunk_end(&w);
 	ch->sent = end;
 	ch->lp_sent = lp_to;
 	if (last) ch->finish_sent = 1;
@@ -841,10 +601,7 @@ static void stream_progress(srv_call *c)
 		json_w w;
 		buf_reset(&c->s->scratch);
 		jw_init(&w, &c->s->scratch);
-		chunk_begin(c, &w);
-		jw_key(&w, "choices"); jw_arr_begin(&w); jw_arr_end(&w);
-		write_usage(c, &w);
-		jw_obj_end(&w);
+		oai_write_usage_chunk(&w, &c->answer, (uint64_t)c->prompt_tokens, (uint64_t)generated(c));
 		if (send_scratch(c, &w) < 0) return;
 	}
 	stream_end(c, 200);
@@ -911,22 +668,21 @@ static long prompt_ids(server *s, const json_val *pr, int32_t **ids, char *err, 
 	return (long)n;
 }
 
-static int context_error(verr *e, int max_len, long n, int64_t max_tokens)
+static int context_error(oai_err *e, int max_len, long n, int64_t max_tokens)
 {
 	if (max_tokens < 0 || n >= max_len)
-		return fail(e, 400, NULL, "This model's maximum context length is %d tokens. However, you requested %ld tokens in the messages, Please reduce the length of the messages.",
+		return oai_fail(e, 400, NULL, "This model's maximum context length is %d tokens. However, you requested %ld tokens in the messages, Please reduce the length of the messages.",
 			    max_len, n);
-	return fail(e, 400, NULL, "This model's maximum context length is %d tokens. However, you requested %" PRId64 " tokens (%ld in the messages, %" PRId64 " in the completion). Please reduce the length of the messages or completion.",
+	return oai_fail(e, 400, NULL, "This model's maximum context length is %d tokens. However, you requested %" PRId64 " tokens (%ld in the messages, %" PRId64 " in the completion). Please reduce the length of the messages or completion.",
 		    max_len, (int64_t)n + max_tokens, n, max_tokens);
 }
 
 void server_openai_handle(server *s, httpd_req *r, int chat)
 {
-	verr e = {0};
+	oai_err e = {0};
 	params p;
 	size_t len;
 	const char *body = httpd_body(r, &len);
-	json_error jerr;
 	int32_t *ids = NULL;
 	char err[512];
 
@@ -937,19 +693,13 @@ void server_openai_handle(server *s, httpd_req *r, int chat)
 	c->r = r;
 	c->chat = chat;
 	c->t0_ms = time_mono_ms();
-	uint64_t a = hash64(&s->id_seq, sizeof s->id_seq, s->id_salt);
-	uint64_t b = hash64(&a, sizeof a, s->id_salt ^ 0x5a5a);
-	s->id_seq++;
-	snprintf(c->id, sizeof c->id, "%s%016" PRIx64 "%016" PRIx64, chat ? "chatcmpl-" : "cmpl-", a, b);
-	c->created = (int64_t)time_wall_s();
+	oai_make_id(c->id, sizeof c->id, chat, &s->id_seq, s->id_salt);
+	c->answer = (oai_answer){ .id = c->id, .model = s->o.served_name, .created = (int64_t)time_wall_s(),
+				  .chat = chat, .vllm_nulls = 1 };
 
-	c->doc = json_parse(body, len, 64, &jerr);
-	if (!c->doc) {
-		fail(&e, 400, NULL, "Invalid JSON at line %u column %u: %s", jerr.line, jerr.col, jerr.msg);
-		goto error;
-	}
+	c->doc = oai_parse_body(body, len, &e);
+	if (!c->doc) goto error;
 	const json_val *root = json_root(c->doc);
-	if (!json_is(root, JSON_OBJECT)) { fail(&e, 400, NULL, "The request body must be a JSON object."); goto error; }
 	if (parse_params(s, c, root, &p, &e) < 0) goto error;
 
 	/* The prompts: one for chat; one or more for completions. */
@@ -959,12 +709,12 @@ void server_openai_handle(server *s, httpd_req *r, int chat)
 			      (json_is(json_at(pr, 0), JSON_STRING) || json_is(json_at(pr, 0), JSON_ARRAY));
 	if (list_of_prompts) n_prompts = json_count(pr);
 	if (n_prompts * (size_t)p.n > SERVER_MAX_CHOICES) {
-		fail(&e, 400, "n", "At most %d choices per request (prompts x n).", SERVER_MAX_CHOICES);
+		oai_fail(&e, 400, "n", "At most %d choices per request (prompts x n).", SERVER_MAX_CHOICES);
 		goto error;
 	}
 	c->n_choices = (int)(n_prompts * (size_t)p.n);
 	c->ch = calloc((size_t)c->n_choices, sizeof *c->ch);
-	if (!c->ch) { fail(&e, 503, NULL, "Out of memory."); goto error; }
+	if (!c->ch) { oai_fail(&e, 503, NULL, "Out of memory."); goto error; }
 	for (int i = 0; i < c->n_choices; i++) {
 		buf_init(&c->ch[i].text, 64u << 20);
 		c->ch[i].stop_tok = -1;
@@ -975,11 +725,11 @@ void server_openai_handle(server *s, httpd_req *r, int chat)
 		const json_val *one = list_of_prompts ? json_at(pr, pi) : pr;
 		if (chat) n = server_chat_tokens(s, p.messages, p.add_generation_prompt, p.continue_final_message, &ids, err, sizeof err);
 		else n = prompt_ids(s, one, &ids, err, sizeof err);
-		if (n < 0) { fail(&e, 400, chat ? "messages" : "prompt", "%s", err); goto error; }
-		if (n == 0) { fail(&e, 400, "prompt", "Prompt cannot be empty."); goto error; }
+		if (n < 0) { oai_fail(&e, 400, chat ? "messages" : "prompt", "%s", err); goto error; }
+		if (n == 0) { oai_fail(&e, 400, "prompt", "Prompt cannot be empty."); goto error; }
 		for (long k = 0; k < n; k++)
 			if (ids[k] >= engine_vocab(s->e)) {
-				fail(&e, 400, "prompt", "Token id %d is out of vocabulary (the model has %d).", (int)ids[k], engine_vocab(s->e));
+				oai_fail(&e, 400, "prompt", "Token id %d is out of vocabulary (the model has %d).", (int)ids[k], engine_vocab(s->e));
 				goto error;
 			}
 		if (n >= max_len || (p.max_tokens >= 1 && n + p.max_tokens > max_len)) {
@@ -1018,7 +768,7 @@ void server_openai_handle(server *s, httpd_req *r, int chat)
 			if (c->stream) {
 				ch->ends_cap = sp.max_tokens;
 				ch->ends = calloc((size_t)sp.max_tokens, sizeof *ch->ends);
-				if (!ch->ends) { fail(&e, 503, NULL, "Out of memory."); goto error; }
+				if (!ch->ends) { oai_fail(&e, 503, NULL, "Out of memory."); goto error; }
 			}
 			ch->prompt_i = (int)pi;
 			tok_stream_init(&ch->ts, s->tok, json_bool(json_get(root, "skip_special_tokens"), 1));
@@ -1032,7 +782,7 @@ void server_openai_handle(server *s, httpd_req *r, int chat)
 			int busy = 0;
 			ch->q = sched_submit(s->sc, ids, (int)n, &sp, c, &busy, err, sizeof err);
 			if (!ch->q) {
-				fail(&e, busy ? 503 : 400, NULL, "%s", err);
+				oai_fail(&e, busy ? 503 : 400, NULL, "%s", err);
 				goto error;
 			}
 		}

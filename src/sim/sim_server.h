@@ -21,8 +21,6 @@
 #include "sim/sim_fault.h"
 
 #define SIM_MAX_MODELS 16
-#define SIM_MAX_STOPS 16
-#define SIM_MAX_STOP_BYTES 256
 
 typedef struct sim_server_cfg {
 	const char *models[SIM_MAX_MODELS]; /* served names; the first names the engine */
