@@ -846,6 +846,12 @@ size_t httpd_in_flight(const httpd *s) { return s->st.in_flight; }
 
 const char *httpd_method(const httpd_req *r) { return r->head.method; }
 int httpd_method_is(const httpd_req *r, const char *m) { return !strcmp(r->head.method, m); }
+int httpd_method_or_405(httpd_req *r, const char *m)
+{
+	if (httpd_method_is(r, m) || (!strcmp(m, "GET") && httpd_method_is(r, "HEAD"))) return 1;
+	httpd_error(r, 405, "Method Not Allowed", NULL);
+	return 0;
+}
 const char *httpd_target(const httpd_req *r) { return r->head.target; }
 const char *httpd_path(const httpd_req *r) { return r->path; }
 const char *httpd_query(const httpd_req *r) { return r->query; }

@@ -100,6 +100,9 @@ size_t httpd_in_flight(const httpd *s);
 /* ---- the request */
 const char *httpd_method(const httpd_req *r);
 int httpd_method_is(const httpd_req *r, const char *m);
+/* 1 when the request's method is m (HEAD passes for GET); else answers 405
+ * "Method Not Allowed" (which ends the request) and returns 0. */
+int httpd_method_or_405(httpd_req *r, const char *m);
 const char *httpd_target(const httpd_req *r);          /* as sent: path and query */
 const char *httpd_path(const httpd_req *r);            /* target up to '?' */
 const char *httpd_query(const httpd_req *r);           /* after '?', or "" */

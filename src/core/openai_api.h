@@ -161,4 +161,10 @@ void oai_write_chunk_end(json_w *w);
 /* A whole chunk: no choices, the usage (stream_options.include_usage). */
 void oai_write_usage_chunk(json_w *w, const oai_answer *a, uint64_t prompt_tokens, uint64_t completion_tokens);
 
+/* GET /v1/models: {"object":"list","data":[...]}, one card per id (object
+ * "model", created, owned_by "vllm", root, parent null, max_model_len, and
+ * permission [] with vllm_nulls). */
+void oai_write_models(json_w *w, const char *const *ids, size_t n_ids, const char *root, int64_t created,
+		      int64_t max_model_len, int vllm_nulls);
+
 #endif

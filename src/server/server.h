@@ -20,6 +20,7 @@
 #include "core/buf.h"
 #include "core/ev.h"
 #include "core/httpd.h"
+#include "core/openai_api.h"
 #include "core/prom.h"
 #include "core/vllm_metrics.h"
 #include "infer/engine.h"
@@ -101,6 +102,8 @@ void server_on_request(httpd_req *r, void *arg);
 void server_respond_json(httpd_req *r, int status, buf *body);
 
 /* server_openai.c */
+/* A requested model (NULL: none named) must be the served one: else 404 in e. */
+int server_check_model(server *s, const char *model, oai_err *e);
 void server_openai_handle(server *s, httpd_req *r, int chat);
 /* Reads new output of every active call and writes it out (loop thread). */
 void server_openai_progress(server *s);

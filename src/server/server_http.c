@@ -12,6 +12,7 @@
 #include <string.h>
 #include "core/json.h"
 #include "core/log.h"
+#include "core/openai_api.h"
 #include "core/util.h"
 #include "server/server.h"
 
@@ -20,13 +21,6 @@
 void server_respond_json(httpd_req *r, int status, buf *body)
 {
 	httpd_respond(r, status, "application/json", NULL, buf_rptr(body), buf_rlen(body));
-}
-
-static int method_or_405(httpd_req *r, const char *m)
-{
-	if (httpd_method_is(r, m) || (!strcmp(m, "GET") && httpd_method_is(r, "HEAD"))) return 1;
-	httpd_error(r, 405, "Method Not Allowed", NULL);
-	return 0;
 }
 
 static int engine_broken(server *s)
@@ -48,21 +42,7 @@ static void handle_models(server *s, httpd_req *r)
 	json_w w;
 	buf_reset(&s->scratch);
 	jw_init(&w, &s->scratch);
-	jw_obj_begin(&w);
-	jw_key(&w, "object"); jw_str(&w, "list");
-	jw_key(&w, "data"); jw_arr_begin(&w);
-	jw_obj_begin(&w);
-	jw_key(&w, "id"); jw_str(&w, s->o.served_name);
-	jw_key(&w, "object"); jw_str(&w, "model");
-	jw_key(&w, "created"); jw_int(&w, s->created_s);
-	jw_key(&w, "owned_by"); jw_str(&w, "vllm");
-	jw_key(&w, "root"); jw_str(&w, s->o.model);
-	jw_key(&w, "parent"); jw_null(&w);
-	jw_key(&w, "max_model_len"); jw_int(&w, s->max_model_len);
-	jw_key(&w, "permission"); jw_arr_begin(&w); jw_arr_end(&w);
-	jw_obj_end(&w);
-	jw_arr_end(&w);
-	jw_obj_end(&w);
+	oai_write_models(&w, &s->o.served_name, 1, s->o.model, s->created_s, s->max_model_len, 1);
 	server_respond_json(r, 200, &s->scratch);
 }
 
@@ -76,38 +56,25 @@ static void handle_metrics(server *s, httpd_req *r)
 	httpd_respond(r, 200, PROM_CONTENT_TYPE, NULL, buf_rptr(&s->scratch), buf_rlen(&s->scratch));
 }
 
-/* Parses the JSON body; answers 400 itself and returns NULL when it is bad. */
+/* Parses the JSON body; answers 413 or 400 itself and returns NULL when it is bad. */
 static json_doc *parse_body(httpd_req *r)
 {
 	size_t len;
 	const char *body = httpd_body(r, &len);
-	json_error jerr;
-	char msg[256];
+	oai_err e = {0};
 	if (len > SMALL_BODY_MAX) { httpd_error(r, 413, "The request body is too large.", NULL); return NULL; }
-	json_doc *doc = json_parse(body, len, 64, &jerr);
-	if (!doc) {
-		snprintf(msg, sizeof msg, "Invalid JSON at line %u column %u: %s", jerr.line, jerr.col, jerr.msg);
-		httpd_error(r, 400, msg, NULL);
-		return NULL;
-	}
-	if (!json_is(json_root(doc), JSON_OBJECT)) {
-		httpd_error(r, 400, "The request body must be a JSON object.", NULL);
-		json_doc_free(doc);
-		return NULL;
-	}
+	json_doc *doc = oai_parse_body(body, len, &e);
+	if (!doc) httpd_error(r, e.status, e.msg, e.param);
 	return doc;
 }
 
 /* A model field, when present, must name the served model: else 404. */
 static int check_model(server *s, httpd_req *r, const json_val *root)
 {
-	const json_val *m = json_get(root, "model");
-	if (!m || json_is(m, JSON_NULL)) return 0;
-	char msg[512];
-	if (!json_is(m, JSON_STRING)) { httpd_error(r, 400, "model: Input should be a valid string", "model"); return -1; }
-	if (strcmp(m->u.str.s, s->o.served_name) != 0) {
-		snprintf(msg, sizeof msg, "The model `%.300s` does not exist.", m->u.str.s);
-		httpd_error(r, 404, msg, "model");
+	const char *model;
+	oai_err e = {0};
+	if (oai_parse_model(root, &model, &e) < 0 || server_check_model(s, model, &e) < 0) {
+		httpd_error(r, e.status, e.msg, e.param);
 		return -1;
 	}
 	return 0;
@@ -196,16 +163,16 @@ void server_on_request(httpd_req *r, void *arg)
 	server *s = arg;
 	const char *path = httpd_path(r);
 	if (!strcmp(path, "/health") || !strcmp(path, "/ping")) {
-		if (method_or_405(r, "GET")) handle_health(s, r);
+		if (httpd_method_or_405(r, "GET")) handle_health(s, r);
 		return;
 	}
 	if (!strcmp(path, "/metrics")) {
-		if (method_or_405(r, "GET")) handle_metrics(s, r);
+		if (httpd_method_or_405(r, "GET")) handle_metrics(s, r);
 		return;
 	}
 	if (!strcmp(path, "/version")) {
 		static const char v[] = "{\"version\":\"" SERVER_VERSION "\"}";
-		if (method_or_405(r, "GET")) httpd_respond(r, 200, "application/json", NULL, v, sizeof v - 1);
+		if (httpd_method_or_405(r, "GET")) httpd_respond(r, 200, "application/json", NULL, v, sizeof v - 1);
 		return;
 	}
 	int known = !strcmp(path, "/v1/chat/completions") || !strcmp(path, "/v1/completions") ||
@@ -215,14 +182,14 @@ void server_on_request(httpd_req *r, void *arg)
 	if (!s->ready) { httpd_error(r, 503, "The model is still loading.", NULL); return; }
 	if (engine_broken(s)) { httpd_error(r, 503, "The engine is out of service.", NULL); return; }
 	if (!strcmp(path, "/v1/chat/completions")) {
-		if (method_or_405(r, "POST")) server_openai_handle(s, r, 1);
+		if (httpd_method_or_405(r, "POST")) server_openai_handle(s, r, 1);
 	} else if (!strcmp(path, "/v1/completions")) {
-		if (method_or_405(r, "POST")) server_openai_handle(s, r, 0);
+		if (httpd_method_or_405(r, "POST")) server_openai_handle(s, r, 0);
 	} else if (!strcmp(path, "/v1/models")) {
-		if (method_or_405(r, "GET")) handle_models(s, r);
+		if (httpd_method_or_405(r, "GET")) handle_models(s, r);
 	} else if (!strcmp(path, "/tokenize")) {
-		if (method_or_405(r, "POST")) handle_tokenize(s, r);
+		if (httpd_method_or_405(r, "POST")) handle_tokenize(s, r);
 	} else {
-		if (method_or_405(r, "POST")) handle_detokenize(s, r);
+		if (httpd_method_or_405(r, "POST")) handle_detokenize(s, r);
 	}
 }

@@ -106,6 +106,13 @@ long server_chat_tokens(server *s, const void *messages_json, int add_generation
 
 /* ------------------------------------------------------------ parameters */
 
+int server_check_model(server *s, const char *model, oai_err *e)
+{
+	if (model && strcmp(model, s->o.served_name) != 0)
+		return oai_fail(e, 404, "model", "The model `%.300s` does not exist.", model);
+	return 0;
+}
+
 typedef struct params {
 	int64_t max_tokens;         /* -1: the default */
 	int64_t n;
@@ -169,9 +176,7 @@ static int parse_params(server *s, srv_call *c, const json_val *root, params *p,
 	}
 
 	/* Checked last, as vLLM does once the request itself is valid. */
-	if (model && strcmp(model, s->o.served_name) != 0)
-		return oai_fail(e, 404, "model", "The model `%.300s` does not exist.", model);
-	return 0;
+	return server_check_model(s, model, e);
 }
 
 /* ------------------------------------------------------------ calls */

@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include "core/json.h"
 #include "core/log.h"
+#include "core/openai_api.h"
 #include "core/util.h"
 
 #define SIM_FAULT_BODY_MAX (64 * 1024)
@@ -120,22 +121,7 @@ static void handle_models(sim_server *s, httpd_req *r)
 	json_w w;
 	buf_reset(&s->scratch);
 	jw_init(&w, &s->scratch);
-	jw_obj_begin(&w);
-	jw_key(&w, "object"); jw_str(&w, "list");
-	jw_key(&w, "data"); jw_arr_begin(&w);
-	for (size_t i = 0; i < s->cfg.n_models; i++) {
-		jw_obj_begin(&w);
-		jw_key(&w, "id"); jw_str(&w, s->cfg.models[i]);
-		jw_key(&w, "object"); jw_str(&w, "model");
-		jw_key(&w, "created"); jw_int(&w, s->created_s);
-		jw_key(&w, "owned_by"); jw_str(&w, "vllm");
-		jw_key(&w, "root"); jw_str(&w, s->cfg.models[0]);
-		jw_key(&w, "parent"); jw_null(&w);
-		jw_key(&w, "max_model_len"); jw_uint(&w, s->cfg.max_model_len);
-		jw_obj_end(&w);
-	}
-	jw_arr_end(&w);
-	jw_obj_end(&w);
+	oai_write_models(&w, s->cfg.models, s->cfg.n_models, s->cfg.models[0], s->created_s, s->cfg.max_model_len, 0);
 	respond_json(s, r, 200, &s->scratch);
 }
 
@@ -154,13 +140,6 @@ static void handle_metrics(sim_server *s, httpd_req *r)
 	httpd_respond(r, 200, PROM_CONTENT_TYPE, s->region_hdr, buf_rptr(&s->scratch), buf_rlen(&s->scratch));
 }
 
-static int method_or_405(httpd_req *r, const char *m)
-{
-	if (httpd_method_is(r, m) || (!strcmp(m, "GET") && httpd_method_is(r, "HEAD"))) return 1;
-	httpd_error(r, 405, "Method Not Allowed", NULL);
-	return 0;
-}
-
 static void on_request(httpd_req *r, void *arg)
 {
 	sim_server *s = arg;
@@ -176,20 +155,20 @@ static void on_request(httpd_req *r, void *arg)
 		return;
 	}
 	if (!strcmp(path, "/health")) {
-		if (!method_or_405(r, "GET")) return;
+		if (!httpd_method_or_405(r, "GET")) return;
 		if (s->faults.health_fail) httpd_respond(r, 503, NULL, s->region_hdr, "", 0);
 		else httpd_respond(r, 200, NULL, s->region_hdr, "", 0);
 	} else if (!strcmp(path, "/v1/chat/completions")) {
-		if (method_or_405(r, "POST")) sim_openai_handle(s, r, 1);
+		if (httpd_method_or_405(r, "POST")) sim_openai_handle(s, r, 1);
 	} else if (!strcmp(path, "/v1/completions")) {
-		if (method_or_405(r, "POST")) sim_openai_handle(s, r, 0);
+		if (httpd_method_or_405(r, "POST")) sim_openai_handle(s, r, 0);
 	} else if (!strcmp(path, "/v1/models")) {
-		if (method_or_405(r, "GET")) handle_models(s, r);
+		if (httpd_method_or_405(r, "GET")) handle_models(s, r);
 	} else if (!strcmp(path, "/metrics")) {
-		if (method_or_405(r, "GET")) handle_metrics(s, r);
+		if (httpd_method_or_405(r, "GET")) handle_metrics(s, r);
 	} else if (!strcmp(path, "/version")) {
 		static const char v[] = "{\"version\":\"0.0.0+infergate-sim\"}";
-		if (method_or_405(r, "GET"))
+		if (httpd_method_or_405(r, "GET"))
 			httpd_respond(r, 200, "application/json", s->region_hdr, v, sizeof(v) - 1);
 	} else if (!strcmp(path, "/sim/faults")) {
 		handle_faults(s, r);
