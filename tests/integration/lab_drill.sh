@@ -2,7 +2,8 @@
 # lab_drill: the two-region lab with real model servers (a tiny random Gemma 3
 # written into the nginx bucket, loaded through the cache) and the failover
 # drill, shortened: 1 server per region, short phases, few tokens. Fails if any
-# request fails, if the baseline, a failover question or a check is served by
+# request fails, if any stream breaks (--strict-streams: the gateway resumes
+# streams cut by an outage, docs/resume.md), if the baseline, a failover question or a check is served by
 # the wrong region, or if the relay does not add the inter-region latency.
 # Runs in network namespaces as root, on loopback otherwise (the lab decides).
 set -u
@@ -86,7 +87,7 @@ ok "round trip to europe-west4: ${d_ms} ms direct, ${v_ms} ms through the relay 
 grep -q 'us-east5-gateway' "$T/status.log" && grep -q 'gemma-pool' "$T/status.log" || fail "status: $(cat "$T/status.log")"
 ok "status lists the nodes and each gateway's pool"
 
-timeout 400 "$LAB" drill --state "$S" --baseline 1 --outage 2 --settle 0.5 --rate 3 --max-tokens 4 \
+timeout 400 "$LAB" drill --state "$S" --baseline 1 --outage 2 --settle 0.5 --rate 3 --max-tokens 4 --strict-streams \
 	--question-max-tokens 8 --restore-timeout 120 --json "$T/report.json" --svg "$T/timeline.svg" \
 	>"$T/drill.log" 2>&1
 rc=$?
