@@ -1,7 +1,13 @@
 #!/bin/bash
-# k8s_render — the manifests in deploy/kubernetes render and are valid:
-#   1. both overlays (us-east5, europe-west4), each base, and the CPU server
-#      with the FUSE component render with `kubectl kustomize`;
+# k8s_render — the manifests in deploy/kubernetes render and are valid, with
+# every kubectl at hand: the one on PATH (kustomize v5 in recent kubectl) and
+# Debian 12's (package kubernetes-client: kubectl 1.20, kustomize v2.0.3),
+# unpacked into build/debian-kubectl by tests/k8s/debian_kubectl.sh (fetched
+# with apt-get download when missing; skipped, saying so, only when it cannot
+# be had here):
+#   1. every kustomization (both overlays, us-east5 and europe-west4, each
+#      base, the CPU server with the FUSE mount) renders with `kubectl
+#      kustomize`, with each kubectl;
 #   2. every rendered object validates against the Kubernetes API schemas
 #      (npm kubernetes-models, @kubernetes-models/prometheus-operator); kinds
 #      from CRDs without a schema package get field checks (tests/k8s/validate.mjs);
@@ -14,7 +20,10 @@
 #      HPA on the gateway's KV-cache metric; RBAC for the EndpointSlice watch;
 #   4. each region's gateway configuration passes `infergate --check`, names
 #      its region, resolves the local headless Service and the other region's
-#      exported clusterset.local name.
+#      exported clusterset.local name;
+#   5. the kubectls agree: the same objects (kind, namespace, name) with the
+#      same content, field by field; only the hash suffix of generated
+#      ConfigMap names differs between kustomize versions.
 set -u
 top=${IG_TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 bin=${IG_BIN:-$top/build/san/bin}
@@ -26,46 +35,70 @@ ok() { echo "ok   $*"; }
 fail() { echo "FAIL $*"; failures=$((failures + 1)); }
 check() { if eval "$1"; then ok "$2"; else fail "$2 [$1]"; fi; }
 
-command -v kubectl >/dev/null || { echo "FAIL kubectl is not installed (Debian kubernetes-client)"; exit 1; }
 [ -d "$top/tests/node/node_modules/kubernetes-models" ] || { echo "FAIL npm kubernetes-models missing (make deps)"; exit 1; }
-echo "kubectl: $(kubectl version --client 2>/dev/null | head -n 2 | tr '\n' ' ')"
+
+# The kubectls: names (path, debian) and binaries, one of each distinct binary.
+kubectls=""
+add_kubectl() { # name binary
+	for k in $kubectls; do
+		[ "$(sha256sum <"$(eval echo "\$kbin_$k")")" = "$(sha256sum <"$2")" ] && { echo "kubectl $1 ($2) is kubectl $k"; return; }
+	done
+	kubectls="$kubectls $1"
+	eval "kbin_$1=\$2"
+	v=$("$2" version --client 2>/dev/null | grep -o 'v1\.[0-9]*\.[0-9]*' | head -n 1)
+	kz=$("$2" version --client 2>/dev/null | sed -n 's/^Kustomize Version: //p')
+	# kubectl 1.14 to 1.20 carry kustomize v2.0.3 and do not print it.
+	[ -z "$kz" ] && case "$v" in v1.1[4-9].* | v1.20.*) kz=v2.0.3 ;; esac
+	echo "kubectl $1: $2, $v, kustomize ${kz:-unknown}"
+}
+path_kubectl=$(command -v kubectl)
+[ -n "$path_kubectl" ] && add_kubectl path "$(readlink -f "$path_kubectl")"
+if deb_kubectl=$(sh "$top/tests/k8s/debian_kubectl.sh" 2>"$tmp/debian.err"); then
+	add_kubectl debian "$deb_kubectl"
+else
+	echo "SKIP kubectl debian: Debian's kubernetes-client cannot be had here: $(cat "$tmp/debian.err")"
+fi
+[ -n "$kubectls" ] || { echo "FAIL no kubectl: none on PATH and Debian's kubernetes-client cannot be fetched"; exit 1; }
+first=$(echo $kubectls | cut -d' ' -f1)
 
 to_json() { python3 -c 'import sys, json, yaml; print(json.dumps([d for d in yaml.safe_load_all(sys.stdin) if d]))'; }
 
 echo "== 1. render"
-mkdir -p "$tmp/fuse"
-rel=$(python3 -c 'import os, sys; print(os.path.relpath(sys.argv[1], sys.argv[2]))' "$K" "$tmp/fuse")
-cat >"$tmp/fuse/kustomization.yaml" <<EOF
-apiVersion: kustomize.config.k8s.io/v1beta1
-kind: Kustomization
-resources:
-  - $rel/base/model-server-cpu
-components:
-  - $rel/components/weights-fuse
-EOF
-targets="overlays/us-east5 overlays/europe-west4 base/gateway base/model-server-cpu base/model-server-vllm-tpu base/weights fuse"
-for t in $targets; do
-	src="$K/$t"; [ "$t" = fuse ] && src="$tmp/fuse"
-	name=$(echo "$t" | tr / -)
-	if kubectl kustomize "$src" >"$tmp/$name.yaml" 2>"$tmp/$name.err"; then
-		to_json <"$tmp/$name.yaml" >"$tmp/$name.json"
-		ok "$t renders ($(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))))' "$tmp/$name.json") objects)"
-	else
-		fail "$t does not render: $(head -c 400 "$tmp/$name.err")"
-		echo '[]' >"$tmp/$name.json"
-	fi
+# Every kustomization in deploy/kubernetes, so none is left out.
+targets=$(cd "$K" && find . -name kustomization.yaml | sed 's#^\./##; s#/kustomization.yaml$##' | sort)
+for want in overlays/us-east5 overlays/europe-west4 base/gateway base/model-server-cpu base/model-server-cpu-fuse base/model-server-vllm-tpu base/weights; do
+	echo "$targets" | grep -qx "$want" || fail "no kustomization $want"
+done
+for k in $kubectls; do
+	kb=$(eval echo "\$kbin_$k")
+	mkdir -p "$tmp/$k"
+	for t in $targets; do
+		name=$(echo "$t" | tr / -)
+		if "$kb" kustomize "$K/$t" >"$tmp/$k/$name.yaml" 2>"$tmp/$k/$name.err"; then
+			to_json <"$tmp/$k/$name.yaml" >"$tmp/$k/$name.json"
+			warn=$(grep -c "^# Warning: '.*' is deprecated" "$tmp/$k/$name.err")
+			other=$(grep -v "^# Warning: '.*' is deprecated" "$tmp/$k/$name.err" | head -c 300)
+			ok "$k: $t renders ($(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))))' "$tmp/$k/$name.json") objects$([ "$warn" != 0 ] && echo ", $warn deprecation warnings"))"
+			[ -z "$other" ] || fail "$k: $t: unexpected messages: $other"
+		else
+			fail "$k: $t does not render: $(head -c 400 "$tmp/$k/$name.err")"
+			echo '[]' >"$tmp/$k/$name.json"
+		fi
+	done
 done
 
 echo "== 2. schemas"
-for t in $targets; do
-	name=$(echo "$t" | tr / -)
-	if node "$top/tests/k8s/validate.mjs" <"$tmp/$name.json" >"$tmp/$name.valid"; then
-		ok "$t: every object valid ($(grep -c '(schema)' "$tmp/$name.valid") by schema, $(grep -c 'CRD' "$tmp/$name.valid") by field checks)"
-	else
-		fail "$t: $(grep FAIL "$tmp/$name.valid" | head -n 5)"
-	fi
+for k in $kubectls; do
+	for t in $targets; do
+		name=$(echo "$t" | tr / -)
+		if node "$top/tests/k8s/validate.mjs" <"$tmp/$k/$name.json" >"$tmp/$k/$name.valid"; then
+			ok "$k: $t: every object valid ($(grep -c '(schema)' "$tmp/$k/$name.valid") by schema, $(grep -c 'CRD' "$tmp/$k/$name.valid") by field checks)"
+		else
+			fail "$k: $t: $(grep FAIL "$tmp/$k/$name.valid" | head -n 5)"
+		fi
+	done
 done
-cat "$tmp/overlays-us-east5.valid"
+cat "$tmp/$first/overlays-us-east5.valid"
 # The validator catches what is wrong.
 cat >"$tmp/bad.json" <<'EOF'
 [{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"x"},"spec":{"selector":{},"template":{"spec":{"containers":[{"name":"a","image":7}]}}}},
@@ -88,7 +121,9 @@ check '[ $? = 0 ] && [ "$(grep -c ^ok "$tmp/slices.out")" -ge 5 ]' \
 	"the recorded EndpointSlices are valid discovery.k8s.io/v1 objects ($(grep -c ^ok "$tmp/slices.out"))"
 
 echo "== 3. the reference system's settings"
-python3 - "$tmp" >"$tmp/ref.out" 2>&1 <<'PY' || echo "FAIL the checks of the reference system's settings broke" >>"$tmp/ref.out"
+# Every line for the first kubectl; for the others, a count and any failure.
+for k in $kubectls; do
+python3 - "$tmp/$k" >"$tmp/$k/ref.out" 2>&1 <<'PY' || echo "FAIL the checks of the reference system's settings broke" >>"$tmp/$k/ref.out"
 import json, sys
 t = sys.argv[1]
 def load(n): return json.load(open(f"{t}/{n}.json"))
@@ -139,27 +174,59 @@ for region, other in (("us-east5", "europe-west4"), ("europe-west4", "us-east5")
     open(f"{t}/gateway-{region}.yaml", "w").write(cm["data"]["gateway.yaml"])
     imgs = {c["image"] for x in o if x["kind"] in ("Deployment", "Job") for c in x["spec"]["template"]["spec"]["containers"] + x["spec"]["template"]["spec"].get("initContainers", [])}
     check(all(i.startswith("REGISTRY/infergate:") or i.startswith("docker.io/vllm/") for i in imgs), f"{region}: images set by the overlay ({', '.join(sorted(imgs))})")
-f = load("fuse")
+f = load("base-model-server-cpu-fuse")
 fp = find(f, "Deployment", "vllm-gemma")["spec"]["template"]["spec"]
 side = [i for i in fp["initContainers"] if i["name"] == "weights-mount"]
-check(bool(side) and side[0]["restartPolicy"] == "Always" and side[0]["securityContext"]["privileged"] and not any(i["name"] == "weights-pull" for i in fp["initContainers"]), "FUSE component: a privileged native sidecar mounts instead of the pull")
-check(any(m.get("mountPropagation") == "HostToContainer" for m in fp["containers"][0]["volumeMounts"]), "FUSE component: the server sees the mount (HostToContainer)")
+check(bool(side) and side[0]["restartPolicy"] == "Always" and side[0]["securityContext"]["privileged"] and not any(i["name"] == "weights-pull" for i in fp["initContainers"]), "FUSE variant: a privileged native sidecar mounts instead of the pull")
+check(any(m.get("mountPropagation") == "HostToContainer" for m in fp["containers"][0]["volumeMounts"]), "FUSE variant: the server sees the mount (HostToContainer)")
 print("\n".join(out))
 PY
-cat "$tmp/ref.out"
-n_bad=$(grep -c '^FAIL' "$tmp/ref.out")
+if [ "$k" = "$first" ]; then
+	sed "s/^\(ok  \|FAIL\) /\1 $k: /" "$tmp/$k/ref.out"
+else
+	grep -v '^ok' "$tmp/$k/ref.out"
+	echo "ok   $k: $(grep -c '^ok' "$tmp/$k/ref.out") of the settings above hold in its rendering too"
+fi
+n_bad=$(grep -c '^FAIL' "$tmp/$k/ref.out")
 failures=$((failures + n_bad))
+done
 
 echo "== 4. each region's gateway configuration"
 for r in us-east5 europe-west4; do
 	o=us-east5; [ $r = us-east5 ] && o=europe-west4
-	f="$tmp/gateway-$r.yaml"
+	f="$tmp/$first/gateway-$r.yaml"
 	"$bin/infergate" --check -c "$f" >"$tmp/check-$r.out" 2>&1
 	check '[ $? = 0 ]' "$r: infergate --check: $(tail -n 1 "$tmp/check-$r.out")"
 	check 'grep -q "^region: $r\$" "$f"' "$r: region $r"
 	check 'grep -q "vllm-gemma-headless.default.svc.cluster.local:8000" "$f"' "$r: the local pool by the headless Service's name"
 	check 'grep -q "vllm-gemma-$o.default.svc.clusterset.local:8000" "$f" && grep -q "^  $o: " "$f"' "$r: the other region by its exported clusterset.local name, with its latency"
 done
+
+echo "== 5. the kubectls agree"
+if [ "$(echo $kubectls | wc -w)" -lt 2 ]; then
+	echo "SKIP one kubectl only ($kubectls): nothing to compare"
+else
+	for k in $kubectls; do
+		[ "$k" = "$first" ] && continue
+		for t in $targets; do
+			name=$(echo "$t" | tr / -)
+			if python3 "$top/tests/k8s/compare.py" "$tmp/$first/$name.json" "$tmp/$k/$name.json" >"$tmp/cmp.out" 2>&1; then
+				ok "$t: $first and $k agree: $(cat "$tmp/cmp.out")"
+			else
+				fail "$t: $first and $k differ: $(head -c 800 "$tmp/cmp.out")"
+			fi
+		done
+	done
+	# The comparison sees a difference when there is one.
+	python3 -c '
+import json, sys
+o = json.load(open(sys.argv[1]))
+next(x for x in o if x["kind"] == "Deployment")["spec"]["replicas"] = 9
+json.dump(o, open(sys.argv[2], "w"))' "$tmp/$first/overlays-us-east5.json" "$tmp/changed.json"
+	python3 "$top/tests/k8s/compare.py" "$tmp/$first/overlays-us-east5.json" "$tmp/changed.json" >"$tmp/cmp.out" 2>&1
+	rc=$?
+	check '[ $rc = 1 ] && grep -q "spec.replicas: [0-9] / 9" "$tmp/cmp.out"' "a changed field is a difference ($(cat "$tmp/cmp.out"))"
+fi
 
 [ "$failures" = 0 ] || { echo "$failures checks failed"; exit 1; }
 echo "all checks passed"
