@@ -122,6 +122,24 @@ static int is_url(const char *m) { return strstr(m, "://") != NULL; }
 
 /* ------------------------------------------------------------ loading */
 
+/* The tokenizer half of the load, on its own thread. */
+typedef struct tok_job {
+	server *s;
+	pthread_t thread;
+	tokenizer_source source;
+	uint64_t tok_ns;
+	char err[1024];
+} tok_job;
+
+static void *tokenizer_main(void *arg)
+{
+	tok_job *j = arg;
+	uint64_t t0 = time_mono_ns();
+	j->s->tok = tokenizer_load_cached(j->s->model_dir, &j->source, j->err, sizeof j->err);
+	j->tok_ns = time_mono_ns() - t0;
+	return NULL;
+}
+
 static void *loader_main(void *arg)
 {
 	server *s = arg;
@@ -166,15 +184,29 @@ static void *loader_main(void *arg)
 	/* The scheduler needs at least one token per running sequence per step. */
 	if (eo.max_batch_tokens > 0 && eo.max_seqs > 0 && eo.max_batch_tokens < eo.max_seqs)
 		eo.max_batch_tokens = eo.max_seqs;
-	uint64_t t0 = time_mono_ms();
+	/* The tokenizer (mapped from tokenizer.bin, or built from tokenizer.json)
+	 * loads beside the engine and the chat template check. */
+	uint64_t t0 = time_mono_ns();
+	tok_job tj = { .s = s };
+	int tok_thread = pthread_create(&tj.thread, NULL, tokenizer_main, &tj) == 0;
+	if (!tok_thread) tokenizer_main(&tj);
 	s->e = engine_load(s->model_dir, &eo, err, sizeof err);
+	uint64_t engine_ns = time_mono_ns() - t0, chat_ns = 0;
+	if (s->e) {
+		s->chat_ok = chat_template_check_dir(s->model_dir, s->chat_err, sizeof s->chat_err) == 0;
+		chat_ns = time_mono_ns() - t0 - engine_ns;
+	}
+	if (tok_thread) pthread_join(tj.thread, NULL);
 	if (!s->e) { str_copy(s->load_err, err, sizeof s->load_err); goto done; }
-	s->tok = tokenizer_load(s->model_dir, err, sizeof err);
-	if (!s->tok) { str_copy(s->load_err, err, sizeof s->load_err); goto done; }
-	s->chat_ok = chat_template_check_dir(s->model_dir, s->chat_err, sizeof s->chat_err) == 0;
+	if (!s->tok) { str_copy(s->load_err, tj.err, sizeof s->load_err); goto done; }
 	if (!s->chat_ok) log_warn("chat completions disabled: %s", s->chat_err);
+	log_debug("load: engine %.1f ms, tokenizer %.1f ms (%s), chat template check %.1f ms",
+		  (double)engine_ns / 1e6, (double)tj.tok_ns / 1e6,
+		  tj.source == TOKENIZER_MAPPED ? "mapped tokenizer.bin" :
+		  tj.source == TOKENIZER_BUILT_SAVED ? "built, tokenizer.bin written" : "built",
+		  (double)chat_ns / 1e6);
 	log_info("model loaded in %" PRIu64 " ms: %d threads, %s kernels, %d KV blocks",
-		 time_mono_ms() - t0, engine_threads(s->e), engine_kernels(s->e),
+		 (time_mono_ns() - t0) / 1000000, engine_threads(s->e), engine_kernels(s->e),
 		 kv_cache_total_blocks(engine_kv_cache(s->e)));
 	s->load_ok = 1;
 done:
