@@ -172,11 +172,10 @@ static void conn_queue_flush(conn *c)
 	c->in_flush_list = 1;
 }
 
-/* Writes what the socket takes. Returns 0, or -1 when the connection failed
- * (closing is then scheduled). */
-static int conn_flush(conn *c)
+/* Sends queued output until it is all gone or the socket says no. Returns 0
+ * when everything went, else -1 with errno (EAGAIN: the socket is full). */
+static int conn_send(conn *c)
 {
-	httpd *s = c->s;
 	while (buf_rlen(&c->out)) {
 		ssize_t w = send(c->fd, buf_rptr(&c->out), buf_rlen(&c->out), MSG_NOSIGNAL);
 		if (w > 0) {
@@ -184,7 +183,19 @@ static int conn_flush(conn *c)
 			continue;
 		}
 		if (w < 0 && errno == EINTR) continue;
-		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+		if (w == 0) errno = EPIPE;
+		return -1;
+	}
+	return 0;
+}
+
+/* Writes what the socket takes. Returns 0, or -1 when the connection failed
+ * (closing is then scheduled). */
+static int conn_flush(conn *c)
+{
+	httpd *s = c->s;
+	if (conn_send(c) < 0) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK) {
 			if (!c->send_blocked || !c->timer) conn_timer(c, s->lim.send_timeout_ms);
 			c->send_blocked = 1;
 			conn_update_io(c);
@@ -1053,15 +1064,7 @@ int httpd_abort(httpd_req *r)
 {
 	if (!req_usable(r)) return -1;
 	conn *c = r->c;
-	while (buf_rlen(&c->out)) {
-		ssize_t w = send(c->fd, buf_rptr(&c->out), buf_rlen(&c->out), MSG_NOSIGNAL);
-		if (w > 0) {
-			buf_consume(&c->out, (size_t)w);
-			continue;
-		}
-		if (w < 0 && errno == EINTR) continue;
-		break;
-	}
+	conn_send(c);   /* what the socket takes now; the rest is dropped */
 	conn_close(c);
 	return 0;
 }
