@@ -168,6 +168,21 @@ static uint32_t take_free(sim_kv *kv)
 	return id;
 }
 
+/* Appends a free block to seq. Returns its id, or SIM_KV_NONE when seq's id
+ * array cannot grow (the block goes back to the free list). */
+static uint32_t push_free(sim_kv *kv, sim_kv_seq *seq)
+{
+	uint32_t id = take_free(kv);
+	BUG_ON(id == SIM_KV_NONE);
+	if (seq_push(seq, id) < 0) {
+		kv->blocks[id].ref = 0;
+		lru_insert(kv, id, 0);
+		kv->free_blocks++;
+		return SIM_KV_NONE;
+	}
+	return id;
+}
+
 int sim_kv_admit(sim_kv *kv, sim_kv_seq *seq, const uint64_t *chain, size_t full, size_t hit,
 		 uint32_t now, uint32_t total)
 {
@@ -184,14 +199,8 @@ int sim_kv_admit(sim_kv *kv, sim_kv_seq *seq, const uint64_t *chain, size_t full
 		if (seq_push(seq, id) < 0) goto fail;
 	}
 	while (seq->n < now) {
-		uint32_t id = take_free(kv);
-		BUG_ON(id == SIM_KV_NONE);
-		if (seq_push(seq, id) < 0) {
-			kv->blocks[id].ref = 0;
-			lru_insert(kv, id, 0);
-			kv->free_blocks++;
-			goto fail;
-		}
+		uint32_t id = push_free(kv, seq);
+		if (id == SIM_KV_NONE) goto fail;
 		if (seq->n - 1 < full) table_insert(kv, id, chain[seq->n - 1]);
 	}
 	seq->hashed = (uint32_t)(full < now ? full : now);
@@ -214,14 +223,7 @@ int sim_kv_grow(sim_kv *kv, sim_kv_seq *seq, const uint64_t *words, uint64_t tok
 		} else if (kv->free_blocks <= kv->reserved_blocks) {
 			return -1;
 		}
-		uint32_t id = take_free(kv);
-		BUG_ON(id == SIM_KV_NONE);
-		if (seq_push(seq, id) < 0) {
-			kv->blocks[id].ref = 0;
-			lru_insert(kv, id, 0);
-			kv->free_blocks++;
-			return -1;
-		}
+		if (push_free(kv, seq) == SIM_KV_NONE) return -1;
 	}
 	uint64_t full = tokens / SIM_KV_BLOCK_TOKENS;
 	while (seq->hashed < full && seq->hashed < seq->n) {
