@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -426,6 +427,27 @@ static char *slurp(const char *path, size_t max_bytes, size_t *len)
 	return data;
 }
 
+/* Maps a file read-only (the JSON reader copies what it keeps): no copy and
+ * no fresh pages for a megabyte of tokenizer_config.json. Returns the mapping
+ * (munmap it with *len; "" for an empty file) or NULL with errno set. */
+static const char *map_text(const char *path, size_t max_bytes, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) return NULL;
+	struct stat st;
+	if (fstat(fd, &st) < 0 || (uint64_t)st.st_size > max_bytes) {
+		close(fd);
+		errno = EFBIG;
+		return NULL;
+	}
+	*len = (size_t)st.st_size;
+	void *p = *len ? mmap(NULL, *len, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0) : (void *)"";
+	int e = errno;
+	close(fd);
+	errno = e;
+	return p == MAP_FAILED ? NULL : p;
+}
+
 int chat_template_check_dir(const char *model_dir, char *err, size_t errlen)
 {
 	char path[4096];
@@ -444,14 +466,14 @@ int chat_template_check_dir(const char *model_dir, char *err, size_t errlen)
 		return ok ? 0 : -1;
 	}
 	snprintf(path, sizeof(path), "%s/tokenizer_config.json", model_dir);
-	text = slurp(path, 64u << 20, &len);
-	if (!text) {
+	const char *mapped = map_text(path, 64u << 20, &len);
+	if (!mapped) {
 		set_err(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
 	json_error jerr;
-	json_doc *doc = json_parse(text, len, 0, &jerr);
-	free(text);
+	json_doc *doc = json_parse(mapped, len, 0, &jerr);
+	if (len) munmap((void *)mapped, len);
 	if (!doc) {
 		set_err(err, errlen, "%s:%u:%u: %s", path, jerr.line, jerr.col, jerr.msg);
 		return -1;
