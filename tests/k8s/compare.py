@@ -10,9 +10,10 @@
 # v2 and v5 compute it differently: that suffix is replaced by -HASH on both
 # sides, where the object is named and wherever it is referenced.
 #
-# Prints one line (the object count by kind, or the first differences) and
-# exits 0 when the renderings agree, 1 when they differ or are empty.
-#   python3 compare.py first.json second.json
+# Takes triples LABEL FIRST SECOND; prints per triple `ok   LABEL: N objects
+# identical (...)` or `FAIL LABEL: the first differences`, and exits 1 when any
+# pair differs or is empty.
+#   python3 compare.py overlays/us-east5 v5/us.json v2/us.json [LABEL A B ...]
 import json
 import re
 import sys
@@ -44,20 +45,35 @@ def diff(a, b, path):
             yield from diff(x, y, f"{path}[{i}]")
 
 
-def main():
-    a, b = load(sys.argv[1]), load(sys.argv[2])
+def compare(first, second):
+    a, b = load(first), load(second)
     d = [f"only in the first: {'/'.join(k)}" for k in sorted(a.keys() - b.keys())]
     d += [f"only in the second: {'/'.join(k)}" for k in sorted(b.keys() - a.keys())]
     for k in sorted(a.keys() & b.keys()):
         d += list(diff(a[k], b[k], f"{k[1]}/{k[3]}"))
-    if d or not a:
-        print(f"{len(d)} differences: " + "; ".join(d[:6]) if d else "nothing rendered")
-        return 1
+    if d:
+        return False, f"{len(d)} differences: " + "; ".join(d[:6])
+    if not a:
+        return False, "nothing rendered"
     kinds = {}
     for k in a:
         kinds[k[1]] = kinds.get(k[1], 0) + 1
-    print(f"{len(a)} objects identical ({', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))})")
-    return 0
+    return True, f"{len(a)} objects identical ({', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))})"
 
 
-sys.exit(main())
+def main(args):
+    if not args or len(args) % 3:
+        print("usage: compare.py LABEL FIRST SECOND [LABEL FIRST SECOND ...]", file=sys.stderr)
+        return 2
+    failed = 0
+    for i in range(0, len(args), 3):
+        try:
+            same, what = compare(args[i + 1], args[i + 2])
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            same, what = False, f"unreadable: {e}"
+        print(f"{'ok  ' if same else 'FAIL'} {args[i]}: {what}")
+        failed += not same
+    return 1 if failed else 0
+
+
+sys.exit(main(sys.argv[1:]))
