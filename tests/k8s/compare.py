@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # compare.py — do two renderings of one kustomization hold the same objects?
-# Each argument is a JSON array of Kubernetes objects (`kubectl kustomize`
+# FIRST and SECOND are JSON arrays of Kubernetes objects (`kubectl kustomize`
 # output turned into JSON, as tests/integration/k8s_render.sh writes it).
 # Objects are keyed by (apiVersion, kind, namespace, name) and compared field
 # by field, lists in order. Not a semantic diff: a defaulted field or a
