@@ -24,6 +24,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1210,22 +1211,53 @@ tokenizer *tokenizer_load(const char *model_dir, char *err, size_t errlen)
 	return tokenizer_load_files(tpath, access(cpath, F_OK) == 0 ? cpath : NULL, err, errlen);
 }
 
-tokenizer *tokenizer_load_cached(const char *model_dir, tokenizer_source *source, char *err, size_t errlen)
+/* mkdir -p of dir (mode 0755). Returns 0 or -1 with errno set. */
+static int mkdirs(const char *dir)
 {
-	char tpath[4096], cpath[4096], bpath[4096];
+	char p[4096];
+	if (str_copy(p, dir, sizeof p) >= sizeof p) { errno = ENAMETOOLONG; return -1; }
+	for (char *c = p + 1;; c++) {
+		if (*c != '/' && *c != 0) continue;
+		char was = *c;
+		*c = 0;
+		if (mkdir(p, 0755) < 0 && errno != EEXIST) return -1;
+		if (!was) return 0;
+		*c = was;
+	}
+}
+
+/* The tokenizer.bin of model_dir's tokenizer.json under fallback_dir, named by
+ * a hash of the json's real path. Returns 0, or -1 (no such file, too long). */
+static int fallback_path(const char *tpath, const char *fallback_dir, char *out, size_t cap)
+{
+	char real[PATH_MAX];
+	if (!fallback_dir || !realpath(tpath, real)) return -1;
+	uint64_t h = hash64(real, strlen(real), 0x746f6b656e697a65ull);
+	return (size_t)snprintf(out, cap, "%s/tokenizer-%016llx.bin", fallback_dir, (unsigned long long)h) < cap ? 0 : -1;
+}
+
+tokenizer *tokenizer_load_cached(const char *model_dir, const char *fallback_dir, tokenizer_source *source,
+				 char *err, size_t errlen)
+{
+	char tpath[4096], cpath[4096], bpath[4096], fpath[4200];
 	tok_src_key key, ckey;
 	memset(&key, 0, sizeof key);
 	memset(&ckey, 0, sizeof ckey);
 	if (source) *source = TOKENIZER_BUILT;
 	if (model_paths(model_dir, tpath, cpath, bpath, sizeof tpath, err, errlen) < 0) return NULL;
+	int have_fallback = fallback_path(tpath, fallback_dir, fpath, sizeof fpath) == 0;
 	uint64_t t0 = time_mono_ns();
-	int have_cfg = src_key_of_path(cpath, &ckey) == 0;
-	if (!have_cfg) memset(&ckey, 0, sizeof ckey);
+	if (src_key_of_path(cpath, &ckey) < 0) memset(&ckey, 0, sizeof ckey);
 	tokenizer *t = NULL;
-	if (src_key_of_path(tpath, &key) == 0 && (t = load_bin(bpath, &key, &ckey)) != NULL) {
-		if (source) *source = TOKENIZER_MAPPED;
-		log_debug("tokenizer: mapped %s in %.1f ms", bpath, (double)(time_mono_ns() - t0) / 1e6);
-		return t;
+	if (src_key_of_path(tpath, &key) == 0) {
+		const char *from = bpath;
+		t = load_bin(bpath, &key, &ckey);
+		if (!t && have_fallback) t = load_bin(from = fpath, &key, &ckey);
+		if (t) {
+			if (source) *source = TOKENIZER_MAPPED;
+			log_debug("tokenizer: mapped %s in %.1f ms", from, (double)(time_mono_ns() - t0) / 1e6);
+			return t;
+		}
 	}
 	memset(&key, 0, sizeof key);
 	t = build_from_json(tpath, &key, err, errlen);
@@ -1236,13 +1268,21 @@ tokenizer *tokenizer_load_cached(const char *model_dir, tokenizer_source *source
 		return NULL;
 	}
 	uint64_t t2 = time_mono_ns();
-	if (save_bin(t, bpath, &key, &ckey) == 0) {
+	const char *to = bpath;
+	int saved = save_bin(t, bpath, &key, &ckey) == 0;
+	if (!saved && have_fallback) {
+		/* A read-only model folder (a FUSE mount, a read-only volume). */
+		to = fpath;
+		saved = mkdirs(fallback_dir) == 0 && save_bin(t, fpath, &key, &ckey) == 0;
+	}
+	if (saved) {
 		if (source) *source = TOKENIZER_BUILT_SAVED;
 	} else {
-		log_debug("%s: cannot write the tokenizer cache (%s); built in memory", bpath, strerror(errno));
+		log_debug("%s: cannot write the tokenizer cache (%s); built in memory", to, strerror(errno));
 	}
-	log_debug("tokenizer: built from %s in %.1f ms, config %.1f ms, cache written in %.1f ms", tpath,
-		  (double)(t1 - t0) / 1e6, (double)(t2 - t1) / 1e6, (double)(time_mono_ns() - t2) / 1e6);
+	log_debug("tokenizer: built from %s in %.1f ms, config %.1f ms, %s %s in %.1f ms", tpath,
+		  (double)(t1 - t0) / 1e6, (double)(t2 - t1) / 1e6, saved ? "cache written to" : "no cache at",
+		  to, (double)(time_mono_ns() - t2) / 1e6);
 	return t;
 }
 

@@ -48,14 +48,19 @@ typedef enum tokenizer_source {
 } tokenizer_source;
 
 /* tokenizer_load with a cache of the built tables in model_dir/tokenizer.bin:
- * when that file was made from this very tokenizer.json (size, times, inode and
- * a hash of its ends) it is mapped read-only and checked instead of parsing 33 MB
- * of JSON (milliseconds instead of a second); otherwise the tokenizer is built
- * and the file written atomically (a temporary file renamed over it). A
- * read-only folder just means no cache. A damaged or stale tokenizer.bin is
- * ignored and replaced. Mapped tables are shared by every process of the
- * machine through the page cache. *source (may be NULL) says which happened. */
-tokenizer *tokenizer_load_cached(const char *model_dir, tokenizer_source *source, char *err, size_t errlen);
+ * when that file was made from this very tokenizer.json and
+ * tokenizer_config.json (size, times, inode and a hash of their ends) it is
+ * mapped read-only and checked instead of parsing 33 MB of JSON (milliseconds
+ * instead of a second); otherwise the tokenizer is built and the file written
+ * atomically (a temporary file renamed over it). When model_dir is read-only
+ * (a FUSE mount, a read-only volume) the file goes to fallback_dir instead
+ * (created if needed; named by a hash of the tokenizer.json's real path;
+ * NULL = no fallback), and without either there is just no cache. A damaged
+ * or stale file is ignored and replaced. Mapped tables are shared by every
+ * process of the machine through the page cache. *source (may be NULL) says
+ * which happened. */
+tokenizer *tokenizer_load_cached(const char *model_dir, const char *fallback_dir, tokenizer_source *source,
+				 char *err, size_t errlen);
 
 /* Encodes len bytes of text (any bytes; see above for invalid UTF-8), with the
  * bos id first when add_bos. Writes at most cap ids and sets *n to the number the

@@ -27,8 +27,9 @@ static void usage(FILE *f)
 	fprintf(f,
 	"usage: infergate-server --model DIR|URL [options]\n"
 	"  --model DIR|URL               model folder, or hf://ORG/NAME[@REV], http(s)://, s3://, gs://\n"
-	"  --cache-dir DIR               shared weights cache for a URL model (default $INFERGATE_CACHE_DIR\n"
-	"                                or ~/.cache/infergate)\n"
+	"  --cache-dir DIR               shared weights cache for a URL model, and DIR/tokenizers for the\n"
+	"                                tokenizer.bin of a read-only model folder (default\n"
+	"                                $INFERGATE_CACHE_DIR or ~/.cache/infergate)\n"
 	"  --cache-capacity SIZE         evict least-recently-used models beyond SIZE (default unlimited)\n"
 	"  --offline                     use the cache only, never the network\n"
 	"  --host ADDR                   listen address (default 0.0.0.0)\n"
@@ -125,6 +126,7 @@ static int is_url(const char *m) { return strstr(m, "://") != NULL; }
 /* The tokenizer half of the load, on its own thread. */
 typedef struct tok_job {
 	server *s;
+	const char *cache_dir;     /* for tokenizer.bin when the model folder is read-only */
 	pthread_t thread;
 	tokenizer_source source;
 	uint64_t tok_ns;
@@ -135,7 +137,7 @@ static void *tokenizer_main(void *arg)
 {
 	tok_job *j = arg;
 	uint64_t t0 = time_mono_ns();
-	j->s->tok = tokenizer_load_cached(j->s->model_dir, &j->source, j->err, sizeof j->err);
+	j->s->tok = tokenizer_load_cached(j->s->model_dir, j->cache_dir, &j->source, j->err, sizeof j->err);
 	j->tok_ns = time_mono_ns() - t0;
 	return NULL;
 }
@@ -149,14 +151,17 @@ static void *loader_main(void *arg)
 		struct timespec ts = { (time_t)(o->load_delay_ms / 1000), (long)(o->load_delay_ms % 1000) * 1000000L };
 		while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {}
 	}
+	char dflt[4096];
+	const char *dir = o->cache_dir ? o->cache_dir : getenv("INFERGATE_CACHE_DIR");
+	if (!dir) {
+		const char *home = getenv("HOME");
+		snprintf(dflt, sizeof dflt, "%s/.cache/infergate", home ? home : "/tmp");
+		dir = dflt;
+	}
+	/* tokenizer.bin goes here when the model folder is read-only */
+	char tok_cache[4200];
+	snprintf(tok_cache, sizeof tok_cache, "%s/tokenizers", dir);
 	if (is_url(o->model)) {
-		char dflt[4096];
-		const char *dir = o->cache_dir ? o->cache_dir : getenv("INFERGATE_CACHE_DIR");
-		if (!dir) {
-			const char *home = getenv("HOME");
-			snprintf(dflt, sizeof dflt, "%s/.cache/infergate", home ? home : "/tmp");
-			dir = dflt;
-		}
 		weights_opts wo;
 		weights_opts_default(&wo);
 		wo.progress = 0;
@@ -187,7 +192,7 @@ static void *loader_main(void *arg)
 	/* The tokenizer (mapped from tokenizer.bin, or built from tokenizer.json)
 	 * loads beside the engine and the chat template check. */
 	uint64_t t0 = time_mono_ns();
-	tok_job tj = { .s = s };
+	tok_job tj = { .s = s, .cache_dir = tok_cache };
 	int tok_thread = pthread_create(&tj.thread, NULL, tokenizer_main, &tj) == 0;
 	if (!tok_thread) tokenizer_main(&tj);
 	s->e = engine_load(s->model_dir, &eo, err, sizeof err);

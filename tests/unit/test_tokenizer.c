@@ -16,6 +16,7 @@
  */
 #include "t.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -335,11 +336,11 @@ static void check_same_as_built(const tokenizer *t)
 	}
 }
 
-static tokenizer *load_cached(const char *dir, tokenizer_source want)
+static tokenizer *load_cached(const char *dir, const char *fallback, tokenizer_source want)
 {
 	char err[512];
 	tokenizer_source src = (tokenizer_source)-1;
-	tokenizer *t = tokenizer_load_cached(dir, &src, err, sizeof err);
+	tokenizer *t = tokenizer_load_cached(dir, fallback, &src, err, sizeof err);
 	T_CHECK(t != NULL);
 	T_EQ_INT(src, want);
 	if (!t) fprintf(stderr, "    %s\n", err);
@@ -347,7 +348,8 @@ static tokenizer *load_cached(const char *dir, tokenizer_source want)
 }
 
 /* tokenizer_load_cached: built and saved, then mapped; a truncated, damaged or
- * stale tokenizer.bin is rebuilt; an unwritable one just means no cache. */
+ * stale tokenizer.bin is rebuilt; an unwritable one means no cache, or one in
+ * the fallback folder. */
 static void test_cache(void)
 {
 	char dir[] = "/tmp/test_tokenizer_cache_XXXXXX", p[256], q[256], bin[256];
@@ -360,10 +362,10 @@ static void test_cache(void)
 	T_EQ_INT(copy_file(p, q), 0);
 	snprintf(bin, sizeof bin, "%s/tokenizer.bin", dir);
 
-	tokenizer *t = load_cached(dir, TOKENIZER_BUILT_SAVED);
+	tokenizer *t = load_cached(dir, NULL, TOKENIZER_BUILT_SAVED);
 	if (t) check_same_as_built(t);
 	tokenizer_free(t);
-	t = load_cached(dir, TOKENIZER_MAPPED);
+	t = load_cached(dir, NULL, TOKENIZER_MAPPED);
 	if (t) check_same_as_built(t);
 	tokenizer_free(t);
 
@@ -371,25 +373,46 @@ static void test_cache(void)
 	struct stat st;
 	T_EQ_INT(stat(bin, &st), 0);
 	T_EQ_INT(truncate(bin, st.st_size / 2), 0);
-	tokenizer_free(load_cached(dir, TOKENIZER_BUILT_SAVED));
+	tokenizer_free(load_cached(dir, NULL, TOKENIZER_BUILT_SAVED));
 	/* A damaged header is refused. */
 	int fd = open(bin, O_WRONLY);
 	T_CHECK(fd >= 0);
 	T_EQ_INT(pwrite(fd, "\xff\xff\xff\x7f", 4, 128), 4);
 	close(fd);
-	tokenizer_free(load_cached(dir, TOKENIZER_BUILT_SAVED));
-	t = load_cached(dir, TOKENIZER_MAPPED);
+	tokenizer_free(load_cached(dir, NULL, TOKENIZER_BUILT_SAVED));
+	t = load_cached(dir, NULL, TOKENIZER_MAPPED);
 	if (t) check_same_as_built(t);
 	tokenizer_free(t);
 	/* tokenizer_config.json rewritten (it names the special tokens): stale. */
 	T_EQ_INT(copy_file(p, q), 0);
-	tokenizer_free(load_cached(dir, TOKENIZER_BUILT_SAVED));
+	tokenizer_free(load_cached(dir, NULL, TOKENIZER_BUILT_SAVED));
 	/* The cache cannot be written (a folder in its place): built in memory. */
 	T_EQ_INT(unlink(bin), 0);
 	T_EQ_INT(mkdir(bin, 0755), 0);
-	t = load_cached(dir, TOKENIZER_BUILT);
+	t = load_cached(dir, NULL, TOKENIZER_BUILT);
 	if (t) check_same_as_built(t);
 	tokenizer_free(t);
+	/* ... unless a fallback folder is given: created, written, then mapped. */
+	char fb[256], fbfile[512] = "";
+	snprintf(fb, sizeof fb, "%s/fallback/tokenizers", dir);
+	tokenizer_free(load_cached(dir, fb, TOKENIZER_BUILT_SAVED));
+	t = load_cached(dir, fb, TOKENIZER_MAPPED);
+	if (t) check_same_as_built(t);
+	tokenizer_free(t);
+	DIR *d = opendir(fb);
+	struct dirent *de;
+	int n_fb = 0;
+	while (d && (de = readdir(d)))
+		if (de->d_name[0] != '.') {
+			n_fb++;
+			snprintf(fbfile, sizeof fbfile, "%s/%s", fb, de->d_name);
+		}
+	if (d) closedir(d);
+	T_EQ_INT(n_fb, 1);
+	unlink(fbfile);
+	rmdir(fb);
+	snprintf(fb, sizeof fb, "%s/fallback", dir);
+	rmdir(fb);
 	rmdir(bin);
 	snprintf(q, sizeof q, "%s/tokenizer.json", dir);
 	unlink(q);
@@ -397,7 +420,7 @@ static void test_cache(void)
 	unlink(q);
 	/* No tokenizer.json at all: a clear error, as tokenizer_load gives. */
 	char err[256];
-	T_CHECK(tokenizer_load_cached(dir, NULL, err, sizeof err) == NULL);
+	T_CHECK(tokenizer_load_cached(dir, NULL, NULL, err, sizeof err) == NULL);
 	T_CHECK(strstr(err, "tokenizer.json") != NULL);
 	rmdir(dir);
 }
@@ -428,7 +451,7 @@ static int mode_encode_jsonl(const char *dir, const char *file, int cached)
 {
 	char err[512];
 	tokenizer_source src;
-	tokenizer *t = cached ? tokenizer_load_cached(dir, &src, err, sizeof(err)) : tokenizer_load(dir, err, sizeof(err));
+	tokenizer *t = cached ? tokenizer_load_cached(dir, NULL, &src, err, sizeof(err)) : tokenizer_load(dir, err, sizeof(err));
 	if (t && cached)
 		fprintf(stderr, "tokenizer %s\n", src == TOKENIZER_MAPPED ? "mapped from tokenizer.bin" :
 			src == TOKENIZER_BUILT_SAVED ? "built, tokenizer.bin written" : "built");
