@@ -20,7 +20,8 @@
  * --window --max-pos, --pattern N (write sliding_window_pattern instead of
  * layer_types), --rope-scaling F, --dtype bf16|f16|f32, --multimodal (the
  * text part of a Gemma3ForConditionalGeneration checkpoint), --shards N,
- * --no-tokenizer.
+ * --no-tokenizer. --format-version prints MKMODEL_FORMAT and exits: callers
+ * that keep generated checkpoints (the lab) key them by it.
  */
 #include <errno.h>
 #include <limits.h>
@@ -35,6 +36,9 @@
 #include "core/json.h"
 #include "core/util.h"
 #include "infer/kernels.h"
+
+/* Bump whenever the same arguments would write different bytes. */
+#define MKMODEL_FORMAT 2
 
 typedef struct shape {
 	int hidden, intermediate, layers, heads, kv_heads, head_dim, vocab, window, max_pos;
@@ -234,7 +238,8 @@ static void usage(void)
 	        "usage: infergate-mkmodel --shape tiny|270m|1b [--seed N] [--tokenizer-dir DIR | --no-tokenizer]\n"
 	        "       [--layers N] [--hidden N] [--intermediate N] [--heads N] [--kv-heads N] [--head-dim N]\n"
 	        "       [--vocab N] [--window N] [--max-pos N] [--pattern N] [--rope-scaling F]\n"
-	        "       [--dtype bf16|f16|f32] [--multimodal] [--shards N] DIR\n");
+	        "       [--dtype bf16|f16|f32] [--multimodal] [--shards N] DIR\n"
+	        "       infergate-mkmodel --format-version\n");
 }
 
 int main(int argc, char **argv)
@@ -287,6 +292,7 @@ int main(int argc, char **argv)
 		if (strcmp(a, "--no-tokenizer") == 0) { no_tok = 1; continue; }
 		if (strcmp(a, "--multimodal") == 0) { multimodal = 1; continue; }
 		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) { usage(); return 0; }
+		if (strcmp(a, "--format-version") == 0) { printf("%d\n", MKMODEL_FORMAT); return 0; }
 		if (a[0] == '-' || dir) { usage(); return die("bad argument %s", a); }
 		dir = a;
 	}
