@@ -231,7 +231,104 @@ static int start_bucket(lab_state *s, char *err, size_t err_len)
 	return 0;
 }
 
-/* Writes the model into the bucket: a copy of --model, or a fresh checkpoint. */
+/* Where generated checkpoints are kept between labs: $INFERGATE_LAB_MODEL_CACHE
+ * (empty: none), else build/lab-models of the source tree the programs were
+ * built in (bin/.. or build/san/bin/../../..). 0, or -1 for no cache. */
+static int model_cache_dir(const lab_state *s, char *out, size_t len)
+{
+	const char *env = getenv("INFERGATE_LAB_MODEL_CACHE");
+	if (env) {
+		if (!*env) return -1;
+		snprintf(out, len, "%s", env);
+		return 0;
+	}
+	static const char *const ups[] = {"/..", "/../../.."};
+	for (size_t i = 0; i < ARRAY_LEN(ups); i++) {
+		char probe[LAB_PATH_LEN + 64], top[PATH_MAX];
+		snprintf(probe, sizeof probe, "%s%s/src/lab/lab.h", s->bin, ups[i]);
+		if (access(probe, R_OK) != 0) continue;
+		snprintf(probe, sizeof probe, "%s%s", s->bin, ups[i]);
+		if (!realpath(probe, top)) continue;
+		snprintf(out, len, "%s/build/lab-models", top);
+		return 0;
+	}
+	return -1;
+}
+
+/* Links (hard, else symbolic) every file of folder from into folder to. 0 or -1. */
+static int link_files(const char *from, const char *to)
+{
+	DIR *d = opendir(from);
+	if (!d) return -1;
+	struct dirent *e;
+	int rc = 0;
+	while (rc == 0 && (e = readdir(d))) {
+		if (e->d_name[0] == '.') continue;
+		char a[LAB_PATH_LEN * 2], b[LAB_PATH_LEN * 2];
+		snprintf(a, sizeof a, "%s/%s", from, e->d_name);
+		snprintf(b, sizeof b, "%s/%s", to, e->d_name);
+		unlink(b);
+		if (link(a, b) == -1 && symlink(a, b) == -1) rc = -1;
+	}
+	closedir(d);
+	return rc;
+}
+
+/* The generated checkpoint from the cache, made there first when missing
+ * (into a temporary folder renamed when complete, so concurrent labs and a
+ * killed `up` never see half a model), then linked into dest. Entries are
+ * keyed by shape, seed and infergate-mkmodel's format version; older
+ * entries of the same shape are removed. Returns 1 when dest came from the
+ * cache as it was, 0 when the model was made now, -1 when the cache is not
+ * usable (the caller writes the model itself). */
+static int model_from_cache(lab_state *s, const char *exe, const char *dest, const char *log)
+{
+	char cache[LAB_PATH_LEN], fmt_path[LAB_PATH_LEN], key[64];
+	if (model_cache_dir(s, cache, sizeof cache) < 0) return -1;
+	lab_path(s, fmt_path, sizeof fmt_path, "logs", "mkmodel-format.txt");
+	const char *fargv[] = {exe, "--format-version", NULL};
+	if (lab_run(fargv, fmt_path, 10000) != 0) return -1;
+	FILE *f = fopen(fmt_path, "r");
+	int fmt = 0;
+	if (!f) return -1;
+	if (fscanf(f, "%d", &fmt) != 1) fmt = 0;
+	fclose(f);
+	if (fmt <= 0) return -1;
+	snprintf(key, sizeof key, "%s-seed1-f%d", s->shape, fmt);
+	char entry[LAB_PATH_LEN + 80], probe[LAB_PATH_LEN + 128];
+	snprintf(entry, sizeof entry, "%s/%s", cache, key);
+	snprintf(probe, sizeof probe, "%s/model.safetensors", entry);
+	int hit = access(probe, R_OK) == 0;
+	if (!hit) {
+		if (lab_mkdirs(cache) < 0) return -1;
+		char tmp[LAB_PATH_LEN + 128];
+		snprintf(tmp, sizeof tmp, "%s/.tmp-%s-%d", cache, key, (int)getpid());
+		lab_rmtree(tmp);
+		const char *argv[] = {exe, "--shape", s->shape, "--seed", "1", tmp, NULL};
+		if (lab_run(argv, log, 600000) != 0) { lab_rmtree(tmp); return -1; }
+		if (rename(tmp, entry) == -1) lab_rmtree(tmp);  /* another lab made it meanwhile */
+		if (access(probe, R_OK) != 0) return -1;
+		/* Entries of this shape from older formats, and temporary folders of labs gone. */
+		DIR *d = opendir(cache);
+		struct dirent *e;
+		size_t sl = strlen(s->shape);
+		while (d && (e = readdir(d))) {
+			char old[LAB_PATH_LEN + 300];
+			int stale = !strncmp(e->d_name, s->shape, sl) && e->d_name[sl] == '-' && strcmp(e->d_name, key);
+			const char *pid_at = strrchr(e->d_name, '-');
+			if (!strncmp(e->d_name, ".tmp-", 5) && pid_at && !lab_pid_alive((pid_t)atoi(pid_at + 1))) stale = 1;
+			if (!stale) continue;
+			snprintf(old, sizeof old, "%s/%s", cache, e->d_name);
+			lab_rmtree(old);
+		}
+		if (d) closedir(d);
+	}
+	if (link_files(entry, dest) < 0) return -1;
+	return hit;
+}
+
+/* Writes the model into the bucket: a copy of --model, or a generated
+ * checkpoint (from the cache of generated checkpoints when there is one). */
 static int write_model(lab_state *s, const lab_up_opts *o, char *err, size_t err_len)
 {
 	char dest[LAB_PATH_LEN + 160], log[LAB_PATH_LEN];
@@ -239,7 +336,7 @@ static int write_model(lab_state *s, const lab_up_opts *o, char *err, size_t err
 	lab_path(s, log, sizeof log, "logs", "model.log");
 	if (lab_mkdirs(dest) < 0) { snprintf(err, err_len, "%s: %s", dest, strerror(errno)); return -1; }
 	uint64_t t0 = time_mono_ms();
-	int rc;
+	int rc, cached = -1;
 	if (s->model_dir[0]) {
 		char src[LAB_PATH_LEN + 4];
 		snprintf(src, sizeof src, "%s/.", s->model_dir);
@@ -248,16 +345,52 @@ static int write_model(lab_state *s, const lab_up_opts *o, char *err, size_t err
 	} else {
 		char exe[LAB_PATH_LEN + 32];
 		snprintf(exe, sizeof exe, "%s/infergate-mkmodel", s->bin);
-		const char *argv[] = {exe, "--shape", s->shape, "--seed", "1", dest, NULL};
-		rc = lab_run(argv, log, 600000);
+		cached = model_from_cache(s, exe, dest, log);
+		if (cached >= 0) {
+			rc = 0;
+		} else {
+			const char *argv[] = {exe, "--shape", s->shape, "--seed", "1", dest, NULL};
+			rc = lab_run(argv, log, 600000);
+		}
 	}
 	if (rc != 0) {
 		snprintf(err, err_len, "writing the model into the bucket failed (see %s)", log);
 		tail_log(log, 5);
 		return -1;
 	}
-	say(o, "model %s written into the bucket in %.1f s", s->model_name, (double)(time_mono_ms() - t0) / 1000.0);
+	say(o, "model %s %s in %.1f s", s->model_name,
+	    cached == 1 ? "linked into the bucket from the cache of generated models"
+	    : cached == 0 ? "generated (and kept for the next lab) and linked into the bucket"
+			  : "written into the bucket",
+	    (double)(time_mono_ms() - t0) / 1000.0);
 	return 0;
+}
+
+/* Sends one two-token chat request straight to a server. 0 when answered 200. */
+static int warm_server(const lab_state *s, const char *addr)
+{
+	buf req, body;
+	buf_init(&req, 4096);
+	buf_init(&body, 1 << 20);
+	json_w w;
+	jw_init(&w, &req);
+	jw_obj_begin(&w);
+	jw_key(&w, "model"); jw_str(&w, s->model_name);
+	jw_key(&w, "messages");
+	jw_arr_begin(&w);
+	jw_obj_begin(&w);
+	jw_key(&w, "role"); jw_str(&w, "user");
+	jw_key(&w, "content"); jw_str(&w, "Hello");
+	jw_obj_end(&w);
+	jw_arr_end(&w);
+	jw_key(&w, "max_tokens"); jw_int(&w, 2);
+	jw_obj_end(&w);
+	int status = 0;
+	int rc = hc_fetch(addr, "POST", "/v1/chat/completions", "Content-Type: application/json\r\n", buf_rptr(&req),
+			  buf_rlen(&req), 120000, &status, &body);
+	buf_free(&req);
+	buf_free(&body);
+	return rc == HC_OK && status == 200 ? 0 : -1;
 }
 
 static int start_servers(lab_state *s, const lab_up_opts *o, char *err, size_t err_len)
@@ -370,10 +503,17 @@ static int start_gateways(lab_state *s, char remote[LAB_REGIONS][LAB_MAX_SERVERS
 				buf_printf(&y, "      - address: \"%s\"\n        region: %s\n", a, lab_region_names[r]);
 			}
 		}
+		/* Outages are noticed by health checks (a 503 while draining, a
+		 * refused connection, two checks without an answer within 1 s) and
+		 * by passive failures. The load metrics may lag on a busy CPU
+		 * machine without the region counting as full (stale after 6 s),
+		 * and a non-streaming answer may be silent while a loaded CPU
+		 * server generates it (idle 150 s). */
 		buf_printf(&y,
 			   "    health: {path: /health, interval: 1s, fast_interval: 250ms, timeout: 1s, rise: 2, fall: 2}\n"
 			   "    passive: {failures: 1, backoff: 1s, backoff_max: 5s}\n"
-			   "    backend: {request_timeout: 180s, idle_timeout: 60s, connect_timeout: 1s, tries: 3,"
+			   "    metrics: {interval: 250ms, timeout: 2s, stale: 6s}\n"
+			   "    backend: {request_timeout: 240s, idle_timeout: 150s, connect_timeout: 1s, tries: 3,"
 			   " retry_budget: 1, retry_budget_min: 100}\n");
 		int wrc = write_file(conf, buf_rptr(&y));
 		buf_free(&y);
@@ -495,6 +635,18 @@ int lab_up(lab_state *s, const lab_up_opts *o)
 			goto fail_node;
 		}
 		say(o, "%s ready on %s (%.1f s)", n->name, n->addr, (double)(time_mono_ms() - ts) / 1000.0);
+	}
+	/* One short request per server before any measurement: the first one
+	 * faults the mapped weights in and fills the allocator. */
+	for (size_t i = 0; i < s->n_nodes; i++) {
+		lab_node *n = &s->nodes[i];
+		if (strcmp(n->role, "server")) continue;
+		uint64_t ts = time_mono_ms();
+		if (warm_server(s, n->addr) < 0) {
+			snprintf(err, sizeof err, "%s on %s did not answer its warm-up request", n->name, n->addr);
+			goto fail_node;
+		}
+		say(o, "%s warmed up (one request, %.1f s)", n->name, (double)(time_mono_ms() - ts) / 1000.0);
 	}
 	for (int g = 0; g < LAB_REGIONS; g++) {
 		if (wait_http(s->gateway[g], "/readyz", 0, 30000) < 0 || lab_wait_gateway_all_up(s->gateway[g], 30000) < 0) {
