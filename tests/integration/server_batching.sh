@@ -36,14 +36,17 @@ ok "the stream received $during tokens during the ${secs}s prefill of a 300-word
 echo "== a disconnect frees the sequence and its blocks at once"
 idle=$(metric "$P" vllm:kv_cache_usage_perc)
 aborts0=$(metric "$P" vllm:request_success_total 'finished_reason="abort"')
-python3 "$L" hold "$P" 1.5 >"$T/held" &
+python3 "$L" hold "$P" 30 "$T/leave" >"$T/held" &
 hp=$!
 BG_PIDS="$BG_PIDS $hp"
 for _ in $(seq 1 100); do
 	r=$(metric "$P" vllm:num_requests_running); [ "${r%.*}" -ge 1 ] && break; sleep 0.02
 done
 busy=$(metric "$P" vllm:kv_cache_usage_perc)
+touch "$T/leave"
 wait "$hp"
+read -r _ held_state <"$T/held"
+[ "$held_state" = open ] || fail "the held stream ended before its client left: nothing to abort"
 for _ in $(seq 1 100); do
 	r=$(metric "$P" vllm:num_requests_running); [ "${r%.*}" = 0 ] && break; sleep 0.05
 done

@@ -37,11 +37,14 @@ trap srv_cleanup EXIT
 fail() { echo "FAIL: $*"; for f in "$T"/srv*.err; do [ -f "$f" ] && grep -v ' info: ' "$f" | tail -15; done; exit 1; }
 ok() { echo "ok   $*"; }
 
-# make_model DIR [shape] [seed]: a random-weight checkpoint with the real tokenizer.
+# make_model DIR [shape] [seed] [mkmodel flags...]: a random-weight checkpoint
+# with the real tokenizer.
 make_model() {
-	"$IG_BIN/infergate-mkmodel" --shape "${2:-tiny}" --seed "${3:-1}" "$1" >/dev/null 2>&1 ||
-		"$IG_TOP/bin/infergate-mkmodel" --shape "${2:-tiny}" --seed "${3:-1}" "$1" >/dev/null ||
-		fail "mkmodel $1"
+	local dir=$1 shape=${2:-tiny} seed=${3:-1}
+	shift; [ $# -gt 0 ] && shift; [ $# -gt 0 ] && shift
+	"$IG_BIN/infergate-mkmodel" --shape "$shape" --seed "$seed" "$@" "$dir" >/dev/null 2>&1 ||
+		"$IG_TOP/bin/infergate-mkmodel" --shape "$shape" --seed "$seed" "$@" "$dir" >/dev/null ||
+		fail "mkmodel $dir"
 }
 
 # start_server VAR [flags...]: VAR gets the port, VAR_PID the pid; waits (up to

@@ -8,10 +8,14 @@
   load.py chunked PORT LONG_WORDS
       a long greedy stream runs; a prompt of LONG_WORDS words arrives; prints
       how many tokens the stream received while that prompt was prefilled.
-  load.py hold PORT SECONDS
-      opens a stream of many tokens, reads for SECONDS, then closes the socket.
+  load.py hold PORT SECONDS [STOP_FILE]
+      opens a greedy stream (ignore_eos) whose max_tokens fills the context
+      (the server's max_model_len less the prompt), reads until STOP_FILE
+      exists or SECONDS passed, then closes the socket; prints the bytes
+      received and "open" (still streaming when closed: the server counts an
+      abort) or "ended" (the stream reached [DONE] first).
 """
-import json, socket, sys, threading, time, urllib.request
+import json, os, socket, sys, threading, time, urllib.request
 
 
 def post(port, path, body, timeout=300):
@@ -72,20 +76,29 @@ def chunked(port, words):
     print(during, f"{window['end'] - window['start']:.3f}")
 
 
-def hold(port, seconds):
-    body = json.dumps(dict(prompt="Go on forever.", max_tokens=1500, temperature=0, ignore_eos=True, stream=True)).encode()
+def hold(port, seconds, stop_file=None):
+    prompt_text = "Go on forever."
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=30) as r:
+        max_len = json.loads(r.read())["data"][0]["max_model_len"]
+    n_prompt = post(port, "/tokenize", dict(prompt=prompt_text))["count"]
+    body = json.dumps(dict(prompt=prompt_text, max_tokens=max_len - n_prompt, temperature=0, ignore_eos=True,
+                           stream=True)).encode()
     s = socket.create_connection(("127.0.0.1", port))
     s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
     end = time.time() + seconds
-    got = 0
-    s.settimeout(0.2)
-    while time.time() < end:
+    got, tail = 0, b""
+    s.settimeout(0.02)
+    while time.time() < end and not (stop_file and os.path.exists(stop_file)):
         try:
-            got += len(s.recv(65536))
+            data = s.recv(65536)
+            if not data:
+                break
+            got += len(data)
+            tail = (tail + data)[-64:]  # enough to see [DONE]
         except socket.timeout:
             pass
     s.close()
-    print(got)
+    print(got, "ended" if b"data: [DONE]" in tail else "open")
 
 
 if __name__ == "__main__":
@@ -96,4 +109,4 @@ if __name__ == "__main__":
     elif cmd == "chunked":
         chunked(port, int(sys.argv[3]))
     elif cmd == "hold":
-        hold(port, float(sys.argv[3]))
+        hold(port, float(sys.argv[3]), sys.argv[4] if len(sys.argv) > 4 else None)
