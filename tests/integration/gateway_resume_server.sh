@@ -11,6 +11,18 @@
 #   3. a request of n = 2 (not resumable) to the survivor, killed half-way:
 #      an error event, then [DONE], promptly.
 # The servers are the optimised build (bin/), the gateway the one under test.
+#
+# The checkpoint (mkmodel --shape tiny --seed 4) and the prompt are chosen so
+# that the test has teeth: a random model's greedy text soon loops on one
+# token, and a resume that went astray inside a loop would still give the same
+# text. Seed 4 with this prompt changes token 13 times in 300 (Walmart x5,
+# desktops x5, pris x10, ... surfaced x13, anaconda, fuels, ALP x43, then one
+# token to the end), 6 of them after the 40th chunk where the cut falls; 34
+# distinct characters, and no token ends inside a UTF-8 character, so every
+# token sends its own chunk. Seeds 1-40 with five prompts were tried: most loop
+# on one to three tokens from the start (seed 1: 18 distinct characters).
+# If the engine's arithmetic changes the greedy text, the "varies" check says
+# so; pick again with the same criteria.
 . "${IG_TOP:-$(dirname "$0")/../..}/tests/gateway/lib.sh"
 SERVER=${SERVER_BIN:-$top/bin/infergate-server}
 MKMODEL=$top/bin/infergate-mkmodel
@@ -22,7 +34,7 @@ fi
 gw_init gateway_resume_server
 P=$base
 CLIENT="$top/tests/gateway/resume_client.js"
-"$MKMODEL" --shape tiny --seed 1 "$tmp/model" >"$tmp/mkmodel.log" 2>&1 || { cat "$tmp/mkmodel.log"; echo "FAIL mkmodel"; exit 1; }
+"$MKMODEL" --shape tiny --seed 4 "$tmp/model" >"$tmp/mkmodel.log" 2>&1 || { cat "$tmp/mkmodel.log"; echo "FAIL mkmodel"; exit 1; }
 
 # server_start NAME PORT: an infergate-server; srv_port_NAME, srv_pid_NAME.
 server_start() {
@@ -67,6 +79,7 @@ node "$CLIENT" raw "$U" "$body" >"$tmp/ref.json"
 check '[ "$(json $tmp/ref.json "d.done === 1 && d.errors.length === 0 && d.usage && d.usage.completion_tokens === 300")" = true ]' "300 tokens, [DONE], no error ($(json $tmp/ref.json d.ms) ms)"
 check '[ "$(json $tmp/ref.json d.endpoint)" = "127.0.0.1:$srv_port_us" ]' "served by the us-east5 server"
 check '[ "$(json $tmp/ref.json "new Set(d.text).size")" -ge 20 ]' "the greedy text varies ($(json $tmp/ref.json "new Set(d.text).size") distinct characters): $(json $tmp/ref.json 'JSON.stringify(d.text.slice(0, 80))')"
+check '[ "$(json $tmp/ref.json d.chunks)" = 302 ]' "one chunk per token (a role chunk, 300 token chunks, a usage chunk): the gateway's count of tokens relayed is exact"
 
 echo "== 2. the serving server SIGKILLed after 40 chunks"
 node "$CLIENT" raw "$U" "$body" --kill-after 40 "$srv_pid_us" >"$tmp/r.json"
