@@ -111,7 +111,7 @@ static int cmd_up(int argc, char **argv, int demo)
 		 * (docs/lab.md, "make demo"); flags given after `demo` come later
 		 * and win. */
 		static char *dflt[] = {"drill", "--rate", "1", "--max-tokens", "8", "--question-max-tokens", "32",
-				       "--baseline", "3", "--outage", "5", "--max-inflight", "4"};
+				       "--baseline", "3", "--outage", "5", "--max-inflight", "4", "--strict-streams"};
 		size_t nd = ARRAY_LEN(dflt);
 		char **dargv = calloc(nd + (size_t)n_rest + 1, sizeof *dargv);
 		if (!dargv) { free(rest); lab_state_free(&s); return 1; }
