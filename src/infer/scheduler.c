@@ -44,6 +44,7 @@ struct sched_req {
 	int where;
 	/* shared, under mu */
 	int n_out;                 /* tokens published */
+	int n_prompt_out;          /* n_prompt published (it grows during a replay) */
 	sched_finish finish;
 	int32_t stop_id;
 	sched_finish cancel;       /* asked by the caller; SCHED_RUNNING = no */
@@ -134,6 +135,7 @@ static void finish_locked(sched *s, sched_req *q, sched_finish why, int32_t stop
 	q->finish = why;
 	q->stop_id = stop_id;
 	q->n_out = q->n_gen;
+	q->n_prompt_out = q->n_prompt;
 	s->stats.finished_total[why]++;
 	if (s->cfg.obs.finished)
 		s->cfg.obs.finished(s->cfg.obs.arg, secs(time_mono_ns() - q->t_arrival_ns), why, q->n_prompt, q->n_gen);
@@ -460,6 +462,7 @@ static void *sched_main(void *arg)
 			for (int k = 0; k < n; k++) {
 				sched_req *q = s->item_req[k];
 				if (!s->items[k].logits) continue;
+				q->n_prompt_out = q->n_prompt;
 				if (q->n_gen == 0) {   /* a forced replay step: no output */
 					if (fin[k] != SCHED_RUNNING) finish_locked(s, q, fin[k], -1);
 					continue;
@@ -608,6 +611,7 @@ sched_req *sched_submit(sched *s, const int32_t *tokens, int n, const sched_para
 	}
 	memcpy(q->tokens, tokens, (size_t)n * sizeof *tokens);
 	q->n_prompt = n;
+	q->n_prompt_out = n;
 	q->user = user;
 	q->seq = -1;
 	q->stop_id = -1;
@@ -654,7 +658,13 @@ const sampler_logprob *sched_req_top(const sched_req *q, int i)
 	return q->top ? q->top + (size_t)i * q->top_k : NULL;
 }
 void *sched_req_user(const sched_req *q) { return q->user; }
-int sched_req_prompt_len(const sched_req *q) { return q->n_prompt; }
+int sched_req_prompt_len(sched *s, sched_req *q)
+{
+	pthread_mutex_lock(&s->mu);
+	int n = q->n_prompt_out;
+	pthread_mutex_unlock(&s->mu);
+	return n;
+}
 
 void sched_finish_req(sched *s, sched_req *q, sched_finish why)
 {

@@ -133,7 +133,12 @@ void sched_progress(sched *s, sched_req *q, int *n_out, sched_finish *finish, in
 const sched_token *sched_req_token(const sched_req *q, int i);
 const sampler_logprob *sched_req_top(const sched_req *q, int i);
 void *sched_req_user(const sched_req *q);
-int sched_req_prompt_len(const sched_req *q);
+/* Prompt tokens of q as the model saw them: the tokens submitted, plus a forced
+ * text replayed into the context (sched_params.forced_text: its tokens are
+ * context, not output) and, after a mismatch, its encoded rest. Final once q
+ * published its first token or finished; the count vllm:prompt_tokens_total
+ * adds. */
+int sched_req_prompt_len(sched *s, sched_req *q);
 
 /* Ends a request early (a stop string was seen: SCHED_STOP; the client left:
  * SCHED_ABORT). Its sequence and blocks are freed at the next step. No effect

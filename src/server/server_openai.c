@@ -62,7 +62,6 @@ struct srv_call {
 	oai_stops stops;            /* point into doc */
 	int n_choices;
 	choice *ch;
-	long prompt_tokens;         /* usage: each prompt once */
 	char id[48];
 	oai_answer answer;          /* id, served name, created */
 	int started;                /* stream head written */
@@ -413,6 +412,23 @@ static void write_logprobs(srv_call *c, choice *ch, int from, int to, json_w *w)
 	buf_free(&t);
 }
 
+/* usage.prompt_tokens: each prompt once, as the model saw it. A replayed
+ * assistant text (a greedy continue_final_message) is context, so its tokens
+ * count as prompt, as vLLM counts the whole rendered prompt; completion tokens
+ * are only those generated after it. Read when the choices are done (the
+ * count is final once a choice has its first token or finished). */
+static long prompt_tokens(srv_call *c)
+{
+	long n = 0;
+	int last = -1;
+	for (int i = 0; i < c->n_choices; i++) {
+		if (!c->ch[i].q || c->ch[i].prompt_i == last) continue;
+		last = c->ch[i].prompt_i;
+		n += sched_req_prompt_len(c->s->sc, c->ch[i].q);
+	}
+	return n;
+}
+
 /* Completion tokens of every choice. */
 static long generated(srv_call *c)
 {
@@ -426,7 +442,7 @@ static void log_call(srv_call *c, int status)
 	if (c->s->o.disable_log_requests) return;
 	long gen = generated(c);
 	log_info("%s %s %d prompt_tokens=%ld completion_tokens=%ld choices=%d stream=%d %" PRIu64 "ms",
-		 c->chat ? "chat" : "completion", c->id, status, c->prompt_tokens, gen, c->n_choices, c->stream,
+		 c->chat ? "chat" : "completion", c->id, status, prompt_tokens(c), gen, c->n_choices, c->stream,
 		 time_mono_ms() - c->t0_ms);
 }
 
@@ -455,7 +471,7 @@ static void respond_whole(srv_call *c)
 		write_finish(c, ch, &w);
 		oai_write_choice_end(&w, &c->answer);
 	}
-	oai_write_answer_end(&w, &c->answer, (uint64_t)c->prompt_tokens, (uint64_t)generated(c));
+	oai_write_answer_end(&w, &c->answer, (uint64_t)prompt_tokens(c), (uint64_t)generated(c));
 	httpd_req *r = call_take_req(c);
 	if (w.error) httpd_error(r, 500, "The answer is too large.", NULL);
 	else httpd_respond(r, 200, "application/json", NULL, buf_rptr(b), buf_rlen(b));
@@ -606,7 +622,7 @@ static void stream_progress(srv_call *c)
 		json_w w;
 		buf_reset(&c->s->scratch);
 		jw_init(&w, &c->s->scratch);
-		oai_write_usage_chunk(&w, &c->answer, (uint64_t)c->prompt_tokens, (uint64_t)generated(c));
+		oai_write_usage_chunk(&w, &c->answer, (uint64_t)prompt_tokens(c), (uint64_t)generated(c));
 		if (send_scratch(c, &w) < 0) return;
 	}
 	stream_end(c, 200);
@@ -766,7 +782,6 @@ void server_openai_handle(server *s, httpd_req *r, int chat)
 			}
 		}
 		sp.max_tokens = (int)(p.max_tokens >= 1 ? p.max_tokens : chat ? room : MIN(room, 16));
-		c->prompt_tokens += n;
 		for (int64_t k = 0; k < p.n; k++) {
 			choice *ch = &c->ch[pi * (size_t)p.n + (size_t)k];
 			ch->index = (int)(pi * (size_t)p.n + (size_t)k);
