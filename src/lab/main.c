@@ -106,11 +106,10 @@ static int cmd_up(int argc, char **argv, int demo)
 	uint64_t t_up = time_mono_ms();
 	if (rc == 0) {
 		/* Demo defaults sized for a 2-core machine and one server thread
-		 * per region: the questions ask 32 tokens, not the reference's
-		 * 100, which held each outage for 80-90 s on a busy machine
-		 * (docs/lab.md, "make demo"); flags given after `demo` come later
-		 * and win. */
-		static char *dflt[] = {"drill", "--rate", "1", "--max-tokens", "8", "--question-max-tokens", "32",
+		 * per region: a light steady stream, the reference's 100-token
+		 * questions (docs/lab.md, "make demo"); flags given after `demo`
+		 * come later and win. */
+		static char *dflt[] = {"drill", "--rate", "1", "--max-tokens", "8", "--question-max-tokens", "100",
 				       "--baseline", "3", "--outage", "5", "--max-inflight", "4", "--strict-streams"};
 		size_t nd = ARRAY_LEN(dflt);
 		char **dargv = calloc(nd + (size_t)n_rest + 1, sizeof *dargv);
