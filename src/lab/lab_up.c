@@ -508,12 +508,15 @@ static int start_gateways(lab_state *s, char remote[LAB_REGIONS][LAB_MAX_SERVERS
 		 * by passive failures. The load metrics may lag on a busy CPU
 		 * machine without the region counting as full (stale after 6 s),
 		 * and a non-streaming answer may be silent while a loaded CPU
-		 * server generates it (idle 150 s). */
+		 * server generates it (idle 150 s). A partitioned server drops
+		 * SYNs instead of refusing them: a 300 ms connect timeout (a
+		 * handshake inside one machine takes well under a millisecond, busy
+		 * or not) lets the first request after a cut move on at once. */
 		buf_printf(&y,
 			   "    health: {path: /health, interval: 1s, fast_interval: 250ms, timeout: 1s, rise: 2, fall: 2}\n"
 			   "    passive: {failures: 1, backoff: 1s, backoff_max: 5s}\n"
 			   "    metrics: {interval: 250ms, timeout: 2s, stale: 6s}\n"
-			   "    backend: {request_timeout: 240s, idle_timeout: 150s, connect_timeout: 1s, tries: 3,"
+			   "    backend: {request_timeout: 240s, idle_timeout: 150s, connect_timeout: 300ms, tries: 3,"
 			   " retry_budget: 1, retry_budget_min: 100}\n");
 		int wrc = write_file(conf, buf_rptr(&y));
 		buf_free(&y);
