@@ -87,7 +87,7 @@ static void completions(gw *g, httpd_req *r)
 		httpd_error(r, 404, msg, "model");
 		return;
 	}
-	proxy_start(g, r, p, model, stream);
+	proxy_start(g, r, p, model, stream, root);
 	json_doc_free(d);
 }
 

@@ -30,6 +30,8 @@
 #include "core/prom.h"
 #include "gateway/config.h"
 
+struct json_val;
+
 typedef struct gw gw;
 typedef struct gw_pool gw_pool;
 typedef struct gw_endpoint gw_endpoint;
@@ -228,8 +230,10 @@ int health_available(const gw_endpoint *e, uint64_t now_ms, int ignore_ejection)
 int health_ejected(const gw_endpoint *e, uint64_t now_ms);
 
 /* ---- proxy.c */
-/* Takes over a routed request (pool ref taken here). */
-void proxy_start(gw *g, httpd_req *r, gw_pool *pool, const char *model, int stream);
+/* Takes over a routed request (pool ref taken here). body_root is the body
+ * the front door parsed, read only during the call (the picker hashes the
+ * prompt from it); NULL makes the picker parse the body itself. */
+void proxy_start(gw *g, httpd_req *r, gw_pool *pool, const char *model, int stream, const struct json_val *body_root);
 void proxy_free_calls(gw *g);
 /* The admission's verdict on a request it held (admission.h): status 0 sends
  * it on to the picker, else answers status (extra_headers: "Name: v\r\n" lines

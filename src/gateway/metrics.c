@@ -206,8 +206,15 @@ void gw_metrics_ttfb(gw *g, const gw_call *c, uint64_t ttfb_ms)
 void gw_metrics_request(gw *g, const gw_call *c, uint64_t now_ms)
 {
 	struct gw_metrics *m = g->m;
-	char code[8];
-	snprintf(code, sizeof(code), "%d", c->status);
+	char code[16]; /* "%d" of the status, without printf */
+	{
+		char *w = code + sizeof(code) - 1;
+		unsigned v = c->status < 0 ? 0u - (unsigned)c->status : (unsigned)c->status;
+		*w = 0;
+		do *--w = (char)('0' + v % 10); while (v /= 10);
+		if (c->status < 0) *--w = '-';
+		memmove(code, w, (size_t)(code + sizeof(code) - w));
+	}
 	const char *pool = c->pool->cfg.name;
 	const char *region = c->ep ? c->ep->region : "";
 	const char *endpoint = c->ep ? c->ep->label : "";

@@ -113,15 +113,17 @@ struct gw_endpoint;
 struct gw_call;
 struct pick_ctx;
 struct json_w;
+struct json_val;
 
 /* What the picker keeps for one request. Owner: its gw_call (c->pk). */
 typedef struct picker_req picker_req;
 
 /* Reads what the picker needs from the client's request: the prefix chain
- * of the prompt (the body is parsed again here), the objective, the explain
- * opt-in. Returns the state, or NULL when out of memory (the request is then
- * picked without affinity). */
-picker_req *picker_req_new(struct gw_call *c);
+ * of the prompt (from body_root, the body the front door already parsed, or
+ * parsed here when body_root is NULL), the objective, the explain opt-in.
+ * body_root is only read during the call. Returns the state, or NULL when out
+ * of memory (the request is then picked without affinity). */
+picker_req *picker_req_new(struct gw_call *c, const struct json_val *body_root);
 void picker_req_free(picker_req *q);
 /* The objective's priority (0 without one) and name ("" without one). */
 int picker_req_priority(const picker_req *q);

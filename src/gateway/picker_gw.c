@@ -19,6 +19,7 @@
 #include "core/log.h"
 #include "core/util.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,15 +55,22 @@ typedef struct picker_ep {
 } picker_ep;
 
 struct picker_req {
+	picker_req *next_free;         /* in the list of recycled ones */
+	uint32_t cap;                  /* room in chain, in blocks */
 	uint32_t n;                    /* blocks in chain */
 	int priority;
 	int explain;
 	int bad;                       /* unknown objective: 400 */
 	char objective[GW_NAME_LEN];
 	char err[GW_NAME_LEN + 64];
-	char why[1200];                /* the explain text of the last attempt */
+	char why[1200];                /* the explain text of the last attempt (kept last but chain: not cleared on reuse) */
 	uint64_t chain[];
 };
+
+/* Requests' states are recycled (one loop thread): a request allocates none. */
+#define PICKER_FREE_REQS_KEPT 1024
+static picker_req *free_reqs;
+static unsigned n_free_reqs;
 
 /* ------------------------------------------------------------ requests */
 
@@ -88,12 +96,9 @@ static void feed_str(prefix_hasher *h, const json_val *v)
 }
 
 /* The prompt as one text: chat messages in order ("role\x1fcontent\x1e"), or
- * the completion prompt. */
-static uint32_t request_chain(const char *body, size_t len, const char *model, const gw_picker_cfg *pc, uint64_t *out)
+ * the completion prompt, from the parsed body. */
+static uint32_t request_chain_root(const json_val *root, const char *model, const gw_picker_cfg *pc, uint64_t *out)
 {
-	json_doc *d = json_parse(body, len, 64, NULL);
-	if (!d) return 0;
-	const json_val *root = json_root(d);
 	prefix_hasher h;
 	prefix_hasher_init(&h, model, pc->prefix_block_chars, out, pc->prefix_max_blocks);
 	const json_val *msgs = json_get(root, "messages");
@@ -109,8 +114,17 @@ static uint32_t request_chain(const char *body, size_t len, const char *model, c
 	} else {
 		feed_str(&h, json_get(root, "prompt"));
 	}
-	json_doc_free(d);
 	return h.n;
+}
+
+/* The same from the body's bytes (parsed here). */
+static uint32_t request_chain(const char *body, size_t len, const char *model, const gw_picker_cfg *pc, uint64_t *out)
+{
+	json_doc *d = json_parse(body, len, 64, NULL);
+	if (!d) return 0;
+	uint32_t n = request_chain_root(json_root(d), model, pc, out);
+	json_doc_free(d);
+	return n;
 }
 
 /* The default objective of the route this request took (the rule of gw_route). */
@@ -133,13 +147,25 @@ static int truthy(const char *s, size_t n)
 	return (n == 1 && (s[0] == '1' || s[0] == 'y' || s[0] == 'Y')) || str_ieq(s, n, "true") || str_ieq(s, n, "yes");
 }
 
-picker_req *picker_req_new(gw_call *c)
+picker_req *picker_req_new(gw_call *c, const json_val *body_root)
 {
 	const gw_picker_cfg *pc = &c->pool->cfg.picker;
 	uint32_t max = pc->prefix_max_blocks > PREFIX_MAX_BLOCKS ? PREFIX_MAX_BLOCKS : pc->prefix_max_blocks;
-	picker_req *q = calloc(1, sizeof(*q) + max * sizeof(uint64_t));
-	if (!q) return NULL;
-	if (max && c->body_len) q->n = request_chain(c->body, c->body_len, c->model, pc, q->chain);
+	picker_req *q = free_reqs;
+	if (q && q->cap >= max) {
+		free_reqs = q->next_free;
+		n_free_reqs--;
+	} else {
+		q = malloc(sizeof(*q) + max * sizeof(uint64_t));
+		if (!q) return NULL;
+		q->cap = max;
+	}
+	uint32_t cap = q->cap;
+	memset(q, 0, offsetof(picker_req, why)); /* chain is written before it is read (n blocks) */
+	q->why[0] = 0;
+	q->cap = cap;
+	if (max && body_root) q->n = request_chain_root(body_root, c->model, pc, q->chain);
+	else if (max && c->body_len) q->n = request_chain(c->body, c->body_len, c->model, pc, q->chain);
 	const gw_config *cfg = c->g->cfg;
 	size_t hl = 0;
 	const char *h = c->r ? httpd_header(c->r, "x-infergate-objective", &hl) : NULL;
@@ -168,7 +194,27 @@ picker_req *picker_req_new(gw_call *c)
 	return q;
 }
 
-void picker_req_free(picker_req *q) { free(q); }
+void picker_req_free(picker_req *q)
+{
+	if (!q) return;
+	if (n_free_reqs < PICKER_FREE_REQS_KEPT) {
+		q->next_free = free_reqs;
+		free_reqs = q;
+		n_free_reqs++;
+		return;
+	}
+	free(q);
+}
+
+static void free_reqs_release(void)
+{
+	while (free_reqs) {
+		picker_req *q = free_reqs;
+		free_reqs = q->next_free;
+		free(q);
+	}
+	n_free_reqs = 0;
+}
 int picker_req_priority(const picker_req *q) { return q ? q->priority : 0; }
 const char *picker_req_objective(const picker_req *q) { return q ? q->objective : ""; }
 
@@ -544,6 +590,7 @@ int picker_init(gw *g)
 
 void picker_deinit(gw *g)
 {
+	free_reqs_release();
 	picker_gw *pg = g->pk;
 	if (!pg) return;
 	ev_timer_del(g->loop, pg->tick_timer);

@@ -26,6 +26,7 @@
 #include "gateway/pick.h"
 #include "gateway/picker.h"
 #include "gateway/resume.h"
+#include "core/json.h"
 #include "core/log.h"
 #include "core/oai_error.h"
 #include "core/sse.h"
@@ -144,11 +145,14 @@ static void client_finished(gw_call *c, int rc)
 
 static int hop_by_hop(const char *name, size_t len, const char *conn_tokens)
 {
-	static const char *const names[] = {"connection", "keep-alive", "proxy-connection", "te", "trailer",
-					    "transfer-encoding", "upgrade", "content-length", "host", "expect",
-					    "x-forwarded-for", "content-type", NULL};
-	for (int i = 0; names[i]; i++)
-		if (str_ieq(name, len, names[i])) return 1;
+#define HOP(s) { s, sizeof(s) - 1 }
+	static const struct { const char *s; size_t len; } names[] = {
+		HOP("connection"), HOP("keep-alive"), HOP("proxy-connection"), HOP("te"), HOP("trailer"),
+		HOP("transfer-encoding"), HOP("upgrade"), HOP("content-length"), HOP("host"), HOP("expect"),
+		HOP("x-forwarded-for"), HOP("content-type")};
+#undef HOP
+	for (size_t i = 0; i < ARRAY_LEN(names); i++)
+		if (names[i].len == len && !strncasecmp(name, names[i].s, len)) return 1;
 	if (!conn_tokens) return 0;
 	/* Headers the Connection header names are hop-by-hop too. */
 	const char *p = conn_tokens;
@@ -160,6 +164,11 @@ static int hop_by_hop(const char *name, size_t len, const char *conn_tokens)
 	}
 	return 0;
 }
+
+/* Appends without formatting: a literal, or a NUL-terminated string.
+ * 0, or -1 when the buffer is full. */
+#define APPEND_LIT(b, lit) buf_append((b), (lit), sizeof(lit) - 1)
+static inline int append_str(buf *b, const char *s) { return buf_append(b, s, strlen(s)); }
 
 /* The client's address without the port ("127.0.0.1", "::1"). */
 static void client_ip(const char *peer, char *out, size_t size)
@@ -196,11 +205,17 @@ static int build_up_headers(gw_call *c, httpd_req *r)
 		rc |= buf_append(b, h[i].value, h[i].value_len);
 		rc |= buf_append(b, "\r\n", 2);
 	}
-	rc |= buf_printf(b, "Content-Type: %s\r\n", ctype ? ctype : "application/json");
+	rc |= APPEND_LIT(b, "Content-Type: ");
+	rc |= append_str(b, ctype ? ctype : "application/json");
 	char ip[NET_ADDR_STRLEN];
 	client_ip(c->client, ip, sizeof(ip));
-	if (xff && *xff) rc |= buf_printf(b, "X-Forwarded-For: %s, %s\r\n", xff, ip);
-	else rc |= buf_printf(b, "X-Forwarded-For: %s\r\n", ip);
+	rc |= APPEND_LIT(b, "\r\nX-Forwarded-For: ");
+	if (xff && *xff) {
+		rc |= append_str(b, xff);
+		rc |= APPEND_LIT(b, ", ");
+	}
+	rc |= append_str(b, ip);
+	rc |= APPEND_LIT(b, "\r\n");
 	return rc ? -1 : 0;
 }
 
@@ -315,7 +330,11 @@ static int on_up_head(hc_req *up, int status, const http_header *h, size_t n, vo
 		rc |= buf_append(b, h[i].value, h[i].value_len);
 		rc |= buf_append(b, "\r\n", 2);
 	}
-	rc |= buf_printf(b, "x-infergate-endpoint: %s\r\nx-infergate-region: %s\r\n", e->label, e->region);
+	rc |= APPEND_LIT(b, "x-infergate-endpoint: ");
+	rc |= append_str(b, e->label);
+	rc |= APPEND_LIT(b, "\r\nx-infergate-region: ");
+	rc |= append_str(b, e->region);
+	rc |= APPEND_LIT(b, "\r\n");
 	picker_explain_header(c, b);
 	if (rc) return -1;
 	c->sse = ctype && !strncasecmp(ctype, "text/event-stream", 17);
@@ -511,7 +530,7 @@ static void on_client_close(httpd_req *r, void *arg)
 	call_end(c);
 }
 
-void proxy_start(gw *g, httpd_req *r, gw_pool *pool, const char *model, int stream)
+void proxy_start(gw *g, httpd_req *r, gw_pool *pool, const char *model, int stream, const json_val *body_root)
 {
 	gw_call *c = call_new(g);
 	if (!c) {
@@ -536,7 +555,7 @@ void proxy_start(gw *g, httpd_req *r, gw_pool *pool, const char *model, int stre
 		answer_error(c, 431, "Request header fields too large to forward.");
 		return;
 	}
-	c->pk = picker_req_new(c);
+	c->pk = picker_req_new(c, body_root);
 	c->rs = resume_new(c);
 	if (admission_admit(c) == ADMISSION_ADMIT) attempt(c);
 }
