@@ -1,11 +1,13 @@
 /*
  * util.c — clocks, hashing, parsing of sizes and durations, checked string
- * copies. Nothing here allocates except str_dup/str_ndup.
+ * copies, error messages into caller buffers, small whole-file reads. Nothing
+ * here allocates except str_dup/str_ndup and util_read_file.
  */
 #include "core/util.h"
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -188,4 +190,39 @@ char *str_ndup(const char *s, size_t n)
 	memcpy(p, s, n);
 	p[n] = 0;
 	return p;
+}
+
+int util_errf(char *err, size_t errlen, const char *fmt, ...)
+{
+	if (err && errlen) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return -1;
+}
+
+char *util_read_file(const char *path, size_t max_bytes, size_t *len, char *err, size_t errlen)
+{
+	*len = 0;
+	FILE *fp = fopen(path, "rb");
+	if (!fp) {
+		int e = errno;
+		util_errf(err, errlen, "%s: cannot open: %s", path, strerror(e));
+		errno = e;
+		return NULL;
+	}
+	char *b = malloc(max_bytes + 1);
+	size_t n = b ? fread(b, 1, max_bytes + 1, fp) : 0;
+	int bad = ferror(fp);
+	fclose(fp);
+	if (!b || bad || n > max_bytes) {
+		free(b);
+		util_errf(err, errlen, "%s: %s", path, !b ? "out of memory" : bad ? "read error" : "file too large");
+		return NULL;
+	}
+	b[n] = 0;
+	*len = n;
+	return b;
 }

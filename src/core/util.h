@@ -36,6 +36,13 @@ int parse_int64(const char *s, int64_t min, int64_t max, int64_t *out);
 size_t str_copy(char *dst, const char *src, size_t dst_size);
 /* Case-insensitive comparison of a counted string with a C string (ASCII). */
 int str_ieq(const char *s, size_t len, const char *cstr);
+/* Formats a message into err (err may be NULL) and returns -1: the one way
+ * library code reports an error to a caller-owned buffer. */
+int util_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Reads a whole small file (at most max_bytes) into a malloc'd, NUL-terminated
+ * buffer the caller frees; *len gets its size. NULL with a message naming the
+ * file in err when it cannot be opened (errno kept), read, or is larger. */
+char *util_read_file(const char *path, size_t max_bytes, size_t *len, char *err, size_t errlen);
 /* strdup/strndup that return NULL on failure (callers check). */
 char *str_dup(const char *s);
 char *str_ndup(const char *s, size_t n);

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "core/util.h"
 #include "infer/engine.h"
 #include "infer/kernels.h"
 #include "infer/pool.h"
@@ -60,17 +61,6 @@ struct engine {
 	const engine_item *items;
 };
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	if (err && errlen) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
 
 /* ------------------------------------------------------------ small kernels */
 
@@ -287,30 +277,30 @@ int engine_step(engine *e, const engine_item *items, int n_items, char *err, siz
 	const model_config *c = &e->m->cfg;
 	run_state *s = &e->s;
 	int rows = 0, n_logits = 0, need = 0;
-	if (n_items < 0 || (n_items > 0 && !items)) return fail(err, errlen, "engine: bad item list"), ENGINE_EINVAL;
+	if (n_items < 0 || (n_items > 0 && !items)) return util_errf(err, errlen, "engine: bad item list"), ENGINE_EINVAL;
 	for (int i = 0; i < n_items; i++) {
 		const engine_item *it = &items[i];
 		if (!kv_seq_valid(e->kv, it->seq))
-			return fail(err, errlen, "engine: item %d: sequence %d is not allocated", i, it->seq), ENGINE_EINVAL;
+			return util_errf(err, errlen, "engine: item %d: sequence %d is not allocated", i, it->seq), ENGINE_EINVAL;
 		for (int j = 0; j < i; j++)
 			if (items[j].seq == it->seq)
-				return fail(err, errlen, "engine: sequence %d appears twice in one step", it->seq), ENGINE_EINVAL;
+				return util_errf(err, errlen, "engine: sequence %d appears twice in one step", it->seq), ENGINE_EINVAL;
 		if (it->n_tokens < 1 || !it->tokens)
-			return fail(err, errlen, "engine: item %d: no tokens", i), ENGINE_EINVAL;
+			return util_errf(err, errlen, "engine: item %d: no tokens", i), ENGINE_EINVAL;
 		if (it->n_tokens > e->opt.max_batch_tokens - rows)
-			return fail(err, errlen, "engine: step exceeds max_batch_tokens (%d)", e->opt.max_batch_tokens), ENGINE_EINVAL;
+			return util_errf(err, errlen, "engine: step exceeds max_batch_tokens (%d)", e->opt.max_batch_tokens), ENGINE_EINVAL;
 		rows += it->n_tokens;
 		if (kv_seq_len(e->kv, it->seq) + (long)it->n_tokens > e->opt.max_model_len)
-			return fail(err, errlen, "engine: sequence %d would exceed max_model_len (%d)", it->seq, e->opt.max_model_len), ENGINE_EINVAL;
+			return util_errf(err, errlen, "engine: sequence %d would exceed max_model_len (%d)", it->seq, e->opt.max_model_len), ENGINE_EINVAL;
 		for (int j = 0; j < it->n_tokens; j++)
 			if (it->tokens[j] < 0 || it->tokens[j] >= c->vocab)
-				return fail(err, errlen, "engine: token id %d is outside the vocabulary (0..%d)", it->tokens[j], c->vocab - 1), ENGINE_EINVAL;
+				return util_errf(err, errlen, "engine: token id %d is outside the vocabulary (0..%d)", it->tokens[j], c->vocab - 1), ENGINE_EINVAL;
 		if (it->logits && ++n_logits > e->opt.max_logits_rows)
-			return fail(err, errlen, "engine: more than %d items ask for logits", e->opt.max_logits_rows), ENGINE_EINVAL;
+			return util_errf(err, errlen, "engine: more than %d items ask for logits", e->opt.max_logits_rows), ENGINE_EINVAL;
 		need += kv_seq_blocks_needed(e->kv, it->seq, it->n_tokens);
 	}
 	if (!kv_cache_can_allocate(e->kv, need))
-		return fail(err, errlen, "engine: the KV cache has %d free blocks, the step needs %d",
+		return util_errf(err, errlen, "engine: the KV cache has %d free blocks, the step needs %d",
 		            kv_cache_free_blocks(e->kv), need), ENGINE_NO_BLOCKS;
 	if (rows == 0) return ENGINE_OK;
 	int r = 0, li = 0;
@@ -377,7 +367,7 @@ static int state_alloc(run_state *s, const model_config *c, const engine_options
 engine *engine_load(const char *dir, const engine_options *opt_in, char *err, size_t errlen)
 {
 	engine *e = calloc(1, sizeof *e);
-	if (!e) { fail(err, errlen, "engine: out of memory"); return NULL; }
+	if (!e) { util_errf(err, errlen, "engine: out of memory"); return NULL; }
 	engine_options o = opt_in ? *opt_in : (engine_options){0};
 	e->m = model_load(dir, err, errlen);
 	if (!e->m) goto bad;
@@ -391,12 +381,12 @@ engine *engine_load(const char *dir, const engine_options *opt_in, char *err, si
 	if (o.max_model_len <= 0) o.max_model_len = c->max_position < 8192 ? c->max_position : 8192;
 	if (o.max_logits_rows <= 0) o.max_logits_rows = o.max_seqs;
 	if (o.max_model_len > c->max_position) {
-		fail(err, errlen, "engine: max_model_len %d exceeds the model's max_position_embeddings %d",
+		util_errf(err, errlen, "engine: max_model_len %d exceeds the model's max_position_embeddings %d",
 		     o.max_model_len, c->max_position);
 		goto bad;
 	}
 	e->k = o.kernels ? kernels_get(o.kernels) : kernels_best();
-	if (!e->k) { fail(err, errlen, "engine: kernels \"%s\" are unknown or unsupported by this CPU", o.kernels); goto bad; }
+	if (!e->k) { util_errf(err, errlen, "engine: kernels \"%s\" are unknown or unsupported by this CPU", o.kernels); goto bad; }
 	size_t bb = kv_block_bytes(c->n_layers, c->n_kv_heads, c->head_dim);
 	int per_seq = (o.max_model_len + KV_BLOCK_TOKENS - 1) / KV_BLOCK_TOKENS;
 	if (o.num_kv_blocks <= 0) {
@@ -408,7 +398,7 @@ engine *engine_load(const char *dir, const engine_options *opt_in, char *err, si
 		}
 	}
 	if (o.num_kv_blocks < 1) {
-		fail(err, errlen, "engine: the KV cache needs at least one block of %zu bytes", bb);
+		util_errf(err, errlen, "engine: the KV cache needs at least one block of %zu bytes", bb);
 		goto bad;
 	}
 	kv_cache_config kc = { .n_layers = c->n_layers, .n_kv_heads = c->n_kv_heads, .head_dim = c->head_dim,
@@ -417,9 +407,9 @@ engine *engine_load(const char *dir, const engine_options *opt_in, char *err, si
 	e->kv = kv_cache_new(&kc, err, errlen);
 	if (!e->kv) goto bad;
 	e->pool = pool_new(o.threads);
-	if (!e->pool) { fail(err, errlen, "engine: cannot start %d threads", o.threads); goto bad; }
+	if (!e->pool) { util_errf(err, errlen, "engine: cannot start %d threads", o.threads); goto bad; }
 	o.threads = pool_threads(e->pool);
-	if (state_alloc(&e->s, c, &o, o.threads) < 0) { fail(err, errlen, "engine: out of memory for the run state"); goto bad; }
+	if (state_alloc(&e->s, c, &o, o.threads) < 0) { util_errf(err, errlen, "engine: out of memory for the run state"); goto bad; }
 	o.kernels = e->k->name;
 	e->opt = o;
 	return e;

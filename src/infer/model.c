@@ -7,22 +7,13 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include "core/json.h"
+#include "core/util.h"
 #include "infer/model.h"
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	if (err && errlen) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
 
 /* An integer field in [lo, hi], or dflt when absent (dflt < lo means required). */
 static int get_int(const json_val *o, const char *key, long dflt, long lo, long hi, int *out,
@@ -30,12 +21,12 @@ static int get_int(const json_val *o, const char *key, long dflt, long lo, long 
 {
 	const json_val *v = json_get(o, key);
 	if (!v || json_is(v, JSON_NULL)) {
-		if (dflt < lo) return fail(err, errlen, "config.json: %s is missing", key);
+		if (dflt < lo) return util_errf(err, errlen, "config.json: %s is missing", key);
 		*out = (int)dflt;
 		return 0;
 	}
 	if (!json_is(v, JSON_NUMBER) || !v->is_int || v->i < lo || v->i > hi)
-		return fail(err, errlen, "config.json: %s must be an integer in [%ld, %ld]", key, lo, hi);
+		return util_errf(err, errlen, "config.json: %s must be an integer in [%ld, %ld]", key, lo, hi);
 	*out = (int)v->i;
 	return 0;
 }
@@ -45,7 +36,7 @@ static int get_float(const json_val *o, const char *key, double dflt, float *out
 	const json_val *v = json_get(o, key);
 	if (!v || json_is(v, JSON_NULL)) { *out = (float)dflt; return 0; }
 	if (!json_is(v, JSON_NUMBER) || !isfinite(v->u.num))
-		return fail(err, errlen, "config.json: %s must be a number", key);
+		return util_errf(err, errlen, "config.json: %s must be a number", key);
 	*out = (float)v->u.num;
 	return 0;
 }
@@ -55,10 +46,10 @@ int model_config_parse(model_config *c, const char *text, size_t len, char *err,
 	memset(c, 0, sizeof *c);
 	json_error je;
 	json_doc *doc = json_parse(text, len, 0, &je);
-	if (!doc) return fail(err, errlen, "config.json: not valid JSON (line %u col %u: %s)", je.line, je.col, je.msg);
+	if (!doc) return util_errf(err, errlen, "config.json: not valid JSON (line %u col %u: %s)", je.line, je.col, je.msg);
 	const json_val *root = json_root(doc), *o = root;
 	int rc = -1;
-	if (!json_is(root, JSON_OBJECT)) { fail(err, errlen, "config.json: not an object"); goto out; }
+	if (!json_is(root, JSON_OBJECT)) { util_errf(err, errlen, "config.json: not an object"); goto out; }
 	const char *mt = json_str(json_get(root, "model_type"), "");
 	const json_val *tc = json_get(root, "text_config");
 	if (json_is(tc, JSON_OBJECT)) {
@@ -66,7 +57,7 @@ int model_config_parse(model_config *c, const char *text, size_t len, char *err,
 		mt = json_str(json_get(tc, "model_type"), "gemma3_text");
 	}
 	if (strcmp(mt, "gemma3_text") != 0 && strcmp(mt, "gemma3") != 0) {
-		fail(err, errlen, "config.json: model_type \"%.40s\" is not a Gemma 3 text model (gemma3_text)", mt);
+		util_errf(err, errlen, "config.json: model_type \"%.40s\" is not a Gemma 3 text model (gemma3_text)", mt);
 		goto out;
 	}
 	/* defaults are Gemma3TextConfig's, for text_config objects that omit fields */
@@ -87,17 +78,17 @@ int model_config_parse(model_config *c, const char *text, size_t len, char *err,
 	    get_float(o, "final_logit_softcapping", 0, &c->final_softcap, err, errlen) < 0)
 		goto out;
 	if (c->n_heads % c->n_kv_heads != 0) {
-		fail(err, errlen, "config.json: num_attention_heads %d is not a multiple of num_key_value_heads %d",
+		util_errf(err, errlen, "config.json: num_attention_heads %d is not a multiple of num_key_value_heads %d",
 		     c->n_heads, c->n_kv_heads);
 		goto out;
 	}
 	if (c->head_dim % 2 || c->rope_theta <= 0 || c->rope_local_theta <= 0 || c->query_pre_attn_scalar <= 0) {
-		fail(err, errlen, "config.json: head_dim must be even and rope bases and query_pre_attn_scalar positive");
+		util_errf(err, errlen, "config.json: head_dim must be even and rope bases and query_pre_attn_scalar positive");
 		goto out;
 	}
 	const char *act = json_str(json_get(o, "hidden_activation"), "gelu_pytorch_tanh");
 	if (strcmp(act, "gelu_pytorch_tanh") != 0) {
-		fail(err, errlen, "config.json: hidden_activation \"%.40s\" is not supported (gelu_pytorch_tanh)", act);
+		util_errf(err, errlen, "config.json: hidden_activation \"%.40s\" is not supported (gelu_pytorch_tanh)", act);
 		goto out;
 	}
 	c->rope_scaling = 1;
@@ -106,7 +97,7 @@ int model_config_parse(model_config *c, const char *text, size_t len, char *err,
 		const char *type = json_str(json_get(rs, "rope_type"), json_str(json_get(rs, "type"), ""));
 		double f = json_num(json_get(rs, "factor"), 0);
 		if (strcmp(type, "linear") != 0 || !(f >= 1)) {
-			fail(err, errlen, "config.json: rope_scaling must be {\"rope_type\": \"linear\", \"factor\" >= 1}");
+			util_errf(err, errlen, "config.json: rope_scaling must be {\"rope_type\": \"linear\", \"factor\" >= 1}");
 			goto out;
 		}
 		c->rope_scaling = (float)f;
@@ -114,14 +105,14 @@ int model_config_parse(model_config *c, const char *text, size_t len, char *err,
 	const json_val *lt = json_get(o, "layer_types");
 	if (lt && !json_is(lt, JSON_NULL)) {
 		if (!json_is(lt, JSON_ARRAY) || json_count(lt) != (size_t)c->n_layers) {
-			fail(err, errlen, "config.json: layer_types must list %d layers", c->n_layers);
+			util_errf(err, errlen, "config.json: layer_types must list %d layers", c->n_layers);
 			goto out;
 		}
 		for (int i = 0; i < c->n_layers; i++) {
 			const char *k = json_str(json_at(lt, (size_t)i), "");
 			if (strcmp(k, "sliding_attention") == 0) c->sliding[i] = 1;
 			else if (strcmp(k, "full_attention") == 0) c->sliding[i] = 0;
-			else { fail(err, errlen, "config.json: layer_types[%d] \"%.40s\" is unknown", i, k); goto out; }
+			else { util_errf(err, errlen, "config.json: layer_types[%d] \"%.40s\" is unknown", i, k); goto out; }
 		}
 	} else {
 		int pattern;
@@ -141,10 +132,10 @@ int model_generation_parse(model_generation *g, const char *text, size_t len, ch
 	if (len == 0) return 0;
 	json_error je;
 	json_doc *doc = json_parse(text, len, 0, &je);
-	if (!doc) return fail(err, errlen, "generation_config.json: not valid JSON (line %u col %u: %s)", je.line, je.col, je.msg);
+	if (!doc) return util_errf(err, errlen, "generation_config.json: not valid JSON (line %u col %u: %s)", je.line, je.col, je.msg);
 	const json_val *o = json_root(doc);
 	int rc = -1;
-	if (!json_is(o, JSON_OBJECT)) { fail(err, errlen, "generation_config.json: not an object"); goto out; }
+	if (!json_is(o, JSON_OBJECT)) { util_errf(err, errlen, "generation_config.json: not an object"); goto out; }
 	g->has_file = 1;
 	g->do_sample = json_bool(json_get(o, "do_sample"), 0);
 	g->temperature = (float)json_num(json_get(o, "temperature"), 1.0);
@@ -163,7 +154,7 @@ int model_generation_parse(model_generation *g, const char *text, size_t len, ch
 			if (json_is(json_at(eos, i), JSON_NUMBER)) g->eos_ids[g->n_eos++] = (int)json_num(json_at(eos, i), 1);
 	}
 	if (!(g->temperature >= 0) || !(g->top_p > 0 && g->top_p <= 1) || g->top_k < 0) {
-		fail(err, errlen, "generation_config.json: temperature, top_k or top_p out of range");
+		util_errf(err, errlen, "generation_config.json: temperature, top_k or top_p out of range");
 		goto out;
 	}
 	rc = 0;
@@ -175,23 +166,8 @@ out:
 /* Reads a small text file; *len 0 and NULL when absent (missing_ok). */
 static char *slurp(const char *path, size_t max, size_t *len, int missing_ok, char *err, size_t errlen)
 {
-	*len = 0;
-	FILE *f = fopen(path, "rb");
-	if (!f) {
-		if (!missing_ok) fail(err, errlen, "%s: cannot open", path);
-		return NULL;
-	}
-	char *b = malloc(max + 1);
-	size_t n = b ? fread(b, 1, max + 1, f) : 0;
-	int bad = ferror(f);
-	fclose(f);
-	if (!b || bad || n > max) {
-		free(b);
-		fail(err, errlen, "%s: %s", path, !b ? "out of memory" : bad ? "read error" : "too large");
-		return NULL;
-	}
-	b[n] = 0;
-	*len = n;
+	char *b = util_read_file(path, max, len, err, errlen);
+	if (!b && missing_ok && errno == ENOENT && err && errlen) err[0] = 0;
 	return b;
 }
 
@@ -221,13 +197,13 @@ static int bind(model *m, tensor *out, const char *name, int rows, int cols, cha
 {
 	char used[256];
 	const st_tensor *t = find_tensor(m->st, name, used, sizeof used);
-	if (!t) return fail(err, errlen, "model: tensor %s is missing from the safetensors", name);
+	if (!t) return util_errf(err, errlen, "model: tensor %s is missing from the safetensors", name);
 	const char *file = st_file_path(m->st, t->file);
 	dtype dt;
 	if (t->dtype == ST_BF16) dt = DTYPE_BF16;
 	else if (t->dtype == ST_F16) dt = DTYPE_F16;
 	else if (t->dtype == ST_F32) dt = DTYPE_F32;
-	else return fail(err, errlen, "%s: tensor %s: dtype %s is not supported (BF16, F16, F32)", file, used, st_dtype_name(t->dtype));
+	else return util_errf(err, errlen, "%s: tensor %s: dtype %s is not supported (BF16, F16, F32)", file, used, st_dtype_name(t->dtype));
 	int ok = cols ? (t->ndim == 2 && t->shape[0] == rows && t->shape[1] == cols)
 	              : (t->ndim == 1 && t->shape[0] == rows);
 	if (!ok) {
@@ -235,8 +211,8 @@ static int bind(model *m, tensor *out, const char *name, int rows, int cols, cha
 		size_t at = 0;
 		for (int d = 0; d < t->ndim && at < sizeof got - 24; d++)
 			at += (size_t)snprintf(got + at, sizeof got - at, "%s%lld", d ? ", " : "", (long long)t->shape[d]);
-		if (cols) return fail(err, errlen, "%s: tensor %s: shape [%s], config.json implies [%d, %d]", file, used, got, rows, cols);
-		return fail(err, errlen, "%s: tensor %s: shape [%s], config.json implies [%d]", file, used, got, rows);
+		if (cols) return util_errf(err, errlen, "%s: tensor %s: shape [%s], config.json implies [%d, %d]", file, used, got, rows, cols);
+		return util_errf(err, errlen, "%s: tensor %s: shape [%s], config.json implies [%d]", file, used, got, rows);
 	}
 	*out = (tensor){ .data = t->data, .type = dt, .rows = cols ? rows : 1, .cols = cols ? cols : rows };
 	m->weight_bytes += t->nbytes;
@@ -249,7 +225,7 @@ static int bind_norm(model *m, float **out, const char *name, int n, char *err, 
 	tensor t;
 	if (bind(m, &t, name, n, 0, err, errlen) < 0) return -1;
 	float *v = malloc((size_t)n * sizeof *v);
-	if (!v) return fail(err, errlen, "model: out of memory");
+	if (!v) return util_errf(err, errlen, "model: out of memory");
 	for (int i = 0; i < n; i++) v[i] = 1.0f + weight_at(t.data, t.type, (size_t)i);
 	*out = v;
 	return 0;
@@ -276,7 +252,7 @@ model *model_load(const char *dir, char *err, size_t errlen)
 	char path[PATH_MAX];
 	size_t len;
 	model *m = calloc(1, sizeof *m);
-	if (!m) { fail(err, errlen, "model: out of memory"); return NULL; }
+	if (!m) { util_errf(err, errlen, "model: out of memory"); return NULL; }
 	snprintf(path, sizeof path, "%s/config.json", dir);
 	char *text = slurp(path, 16 << 20, &len, 0, err, errlen);
 	if (!text) goto bad;
@@ -305,7 +281,7 @@ model *model_load(const char *dir, char *err, size_t errlen)
 	if (m->embed.type == DTYPE_BF16) m->cfg.embed_scale = bf16_to_f32(f32_to_bf16(sqrtf((float)H)));
 	else if (m->embed.type == DTYPE_F16) m->cfg.embed_scale = f16_to_f32(f32_to_f16(sqrtf((float)H)));
 	m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
-	if (!m->layers) { fail(err, errlen, "model: out of memory"); goto bad; }
+	if (!m->layers) { util_errf(err, errlen, "model: out of memory"); goto bad; }
 	for (int l = 0; l < c->n_layers; l++) {
 		layer_weights *w = &m->layers[l];
 		char n[160];

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "core/json.h"
+#include "core/util.h"
 #include "infer/safetensors.h"
 
 struct st_file {
@@ -49,17 +50,6 @@ static int dtype_parse(const char *s, st_dtype *out)
 	return -1;
 }
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	if (err && errlen) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
 
 void st_close(st_set *s)
 {
@@ -78,31 +68,31 @@ void st_close(st_set *s)
 static int map_file(st_set *s, const char *path, char *err, size_t errlen)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) return fail(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+	if (fd < 0) return util_errf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
 	struct stat st;
 	if (fstat(fd, &st) < 0) {
 		int e = errno;
 		close(fd);
-		return fail(err, errlen, "%s: cannot stat: %s", path, strerror(e));
+		return util_errf(err, errlen, "%s: cannot stat: %s", path, strerror(e));
 	}
-	if (!S_ISREG(st.st_mode)) { close(fd); return fail(err, errlen, "%s: not a regular file", path); }
+	if (!S_ISREG(st.st_mode)) { close(fd); return util_errf(err, errlen, "%s: not a regular file", path); }
 	size_t size = (size_t)st.st_size;
 	if (size < 8) {
 		close(fd);
-		return fail(err, errlen, "%s: %zu bytes is too short for a safetensors header (truncated?)", path, size);
+		return util_errf(err, errlen, "%s: %zu bytes is too short for a safetensors header (truncated?)", path, size);
 	}
 	void *map = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
 	int e = errno;
 	close(fd);
-	if (map == MAP_FAILED) return fail(err, errlen, "%s: cannot map: %s", path, strerror(e));
+	if (map == MAP_FAILED) return util_errf(err, errlen, "%s: cannot map: %s", path, strerror(e));
 	struct st_file *nf = realloc(s->files, (size_t)(s->n_files + 1) * sizeof *nf);
-	if (!nf) { munmap(map, size); return fail(err, errlen, "%s: out of memory", path); }
+	if (!nf) { munmap(map, size); return util_errf(err, errlen, "%s: out of memory", path); }
 	s->files = nf;
 	struct st_file *f = &s->files[s->n_files];
 	f->map = map;
 	f->size = size;
 	f->path = strdup(path);
-	if (!f->path) { munmap(map, size); return fail(err, errlen, "%s: out of memory", path); }
+	if (!f->path) { munmap(map, size); return util_errf(err, errlen, "%s: out of memory", path); }
 	s->total_bytes += size;
 	return s->n_files++;
 }
@@ -131,15 +121,15 @@ static int load_header(st_set *s, int fi, char *err, size_t errlen)
 	uint64_t n = 0;
 	for (int i = 0; i < 8; i++) n |= (uint64_t)f->map[i] << (8 * i);
 	if (n > ST_MAX_HEADER_BYTES)
-		return fail(err, errlen, "%s: header length %llu exceeds the limit of %llu bytes",
+		return util_errf(err, errlen, "%s: header length %llu exceeds the limit of %llu bytes",
 		            f->path, (unsigned long long)n, ST_MAX_HEADER_BYTES);
 	if (n > f->size - 8)
-		return fail(err, errlen, "%s: header length %llu runs past the end of the file (%zu bytes; truncated?)",
+		return util_errf(err, errlen, "%s: header length %llu runs past the end of the file (%zu bytes; truncated?)",
 		            f->path, (unsigned long long)n, f->size);
 	json_error je;
 	json_doc *doc = json_parse((const char *)f->map + 8, (size_t)n, 0, &je);
 	if (!doc)
-		return fail(err, errlen, "%s: header is not valid JSON (line %u col %u: %s)",
+		return util_errf(err, errlen, "%s: header is not valid JSON (line %u col %u: %s)",
 		            f->path, je.line, je.col, je.msg);
 	const json_val *root = json_root(doc);
 	int rc = -1;
@@ -147,67 +137,67 @@ static int load_header(st_set *s, int fi, char *err, size_t errlen)
 	size_t n_spans = 0, first = s->n_tensors;
 	uint64_t data_bytes = f->size - 8 - n;
 	if (!json_is(root, JSON_OBJECT)) {
-		fail(err, errlen, "%s: header is not a JSON object", f->path);
+		util_errf(err, errlen, "%s: header is not a JSON object", f->path);
 		goto out;
 	}
 	spans = calloc(root->u.obj.n + 1, sizeof *spans);
-	if (!spans) { fail(err, errlen, "%s: out of memory", f->path); goto out; }
+	if (!spans) { util_errf(err, errlen, "%s: out of memory", f->path); goto out; }
 	for (size_t m = 0; m < root->u.obj.n; m++) {
 		const json_member *mem = &root->u.obj.members[m];
 		const char *name = mem->key;
 		const json_val *t = mem->val;
 		if (strcmp(name, "__metadata__") == 0) {
-			if (!json_is(t, JSON_OBJECT)) { fail(err, errlen, "%s: __metadata__ is not an object", f->path); goto out; }
+			if (!json_is(t, JSON_OBJECT)) { util_errf(err, errlen, "%s: __metadata__ is not an object", f->path); goto out; }
 			continue;
 		}
 		if (strlen(name) != mem->key_len || mem->key_len == 0) {
-			fail(err, errlen, "%s: a tensor name is empty or contains NUL", f->path);
+			util_errf(err, errlen, "%s: a tensor name is empty or contains NUL", f->path);
 			goto out;
 		}
-		if (!json_is(t, JSON_OBJECT)) { fail(err, errlen, "%s: tensor %s: entry is not an object", f->path, name); goto out; }
+		if (!json_is(t, JSON_OBJECT)) { util_errf(err, errlen, "%s: tensor %s: entry is not an object", f->path, name); goto out; }
 		const char *dts = json_str(json_get(t, "dtype"), NULL);
 		st_dtype dt;
-		if (!dts) { fail(err, errlen, "%s: tensor %s: missing dtype", f->path, name); goto out; }
-		if (dtype_parse(dts, &dt) < 0) { fail(err, errlen, "%s: tensor %s: unknown dtype \"%.32s\"", f->path, name, dts); goto out; }
+		if (!dts) { util_errf(err, errlen, "%s: tensor %s: missing dtype", f->path, name); goto out; }
+		if (dtype_parse(dts, &dt) < 0) { util_errf(err, errlen, "%s: tensor %s: unknown dtype \"%.32s\"", f->path, name, dts); goto out; }
 		const json_val *shape = json_get(t, "shape"), *offs = json_get(t, "data_offsets");
-		if (!json_is(shape, JSON_ARRAY)) { fail(err, errlen, "%s: tensor %s: missing or bad shape", f->path, name); goto out; }
-		if (json_count(shape) > ST_MAX_DIMS) { fail(err, errlen, "%s: tensor %s: %zu dimensions (at most %d)", f->path, name, json_count(shape), ST_MAX_DIMS); goto out; }
-		if (!json_is(offs, JSON_ARRAY) || json_count(offs) != 2) { fail(err, errlen, "%s: tensor %s: data_offsets is not [begin, end]", f->path, name); goto out; }
+		if (!json_is(shape, JSON_ARRAY)) { util_errf(err, errlen, "%s: tensor %s: missing or bad shape", f->path, name); goto out; }
+		if (json_count(shape) > ST_MAX_DIMS) { util_errf(err, errlen, "%s: tensor %s: %zu dimensions (at most %d)", f->path, name, json_count(shape), ST_MAX_DIMS); goto out; }
+		if (!json_is(offs, JSON_ARRAY) || json_count(offs) != 2) { util_errf(err, errlen, "%s: tensor %s: data_offsets is not [begin, end]", f->path, name); goto out; }
 		st_tensor tt = { .dtype = dt, .ndim = (int)json_count(shape), .file = fi };
 		uint64_t elems = 1, b, e;
 		for (int d = 0; d < tt.ndim; d++) {
 			uint64_t dim;
 			if (get_u64(json_at(shape, (size_t)d), &dim) < 0 || dim > (1ull << 40)) {
-				fail(err, errlen, "%s: tensor %s: shape dimension %d is not a non-negative integer below 2^40", f->path, name, d);
+				util_errf(err, errlen, "%s: tensor %s: shape dimension %d is not a non-negative integer below 2^40", f->path, name, d);
 				goto out;
 			}
 			tt.shape[d] = (int64_t)dim;
-			if (__builtin_mul_overflow(elems, dim, &elems)) { fail(err, errlen, "%s: tensor %s: shape overflows", f->path, name); goto out; }
+			if (__builtin_mul_overflow(elems, dim, &elems)) { util_errf(err, errlen, "%s: tensor %s: shape overflows", f->path, name); goto out; }
 		}
 		if (get_u64(json_at(offs, 0), &b) < 0 || get_u64(json_at(offs, 1), &e) < 0 || b > e) {
-			fail(err, errlen, "%s: tensor %s: data_offsets are not integers with begin <= end", f->path, name);
+			util_errf(err, errlen, "%s: tensor %s: data_offsets are not integers with begin <= end", f->path, name);
 			goto out;
 		}
 		uint64_t want;
 		if (__builtin_mul_overflow(elems, (uint64_t)st_dtype_size(dt), &want) || want != e - b) {
-			fail(err, errlen, "%s: tensor %s: data_offsets span %llu bytes but shape and dtype %s need %llu",
+			util_errf(err, errlen, "%s: tensor %s: data_offsets span %llu bytes but shape and dtype %s need %llu",
 			     f->path, name, (unsigned long long)(e - b), dts, (unsigned long long)want);
 			goto out;
 		}
 		if (e > data_bytes) {
-			fail(err, errlen, "%s: tensor %s: data ends at byte %llu but the file holds only %llu data bytes (truncated?)",
+			util_errf(err, errlen, "%s: tensor %s: data ends at byte %llu but the file holds only %llu data bytes (truncated?)",
 			     f->path, name, (unsigned long long)e, (unsigned long long)data_bytes);
 			goto out;
 		}
 		if (s->n_tensors == s->cap_tensors) {
 			size_t nc = s->cap_tensors ? s->cap_tensors * 2 : 64;
 			st_tensor *nt = realloc(s->tensors, nc * sizeof *nt);
-			if (!nt) { fail(err, errlen, "%s: out of memory", f->path); goto out; }
+			if (!nt) { util_errf(err, errlen, "%s: out of memory", f->path); goto out; }
 			s->tensors = nt;
 			s->cap_tensors = nc;
 		}
 		tt.name = strdup(name);
-		if (!tt.name) { fail(err, errlen, "%s: out of memory", f->path); goto out; }
+		if (!tt.name) { util_errf(err, errlen, "%s: out of memory", f->path); goto out; }
 		tt.data = f->map + 8 + n + b;
 		tt.nbytes = (size_t)(e - b);
 		spans[n_spans++] = (struct span){ b, e, s->n_tensors };
@@ -218,19 +208,19 @@ static int load_header(st_set *s, int fi, char *err, size_t errlen)
 	for (size_t i = 0; i < n_spans; i++) {
 		const char *name = s->tensors[spans[i].tensor].name;
 		if (spans[i].begin < at) {
-			fail(err, errlen, "%s: tensor %s: data [%llu, %llu) overlaps the tensor before it (which ends at %llu)",
+			util_errf(err, errlen, "%s: tensor %s: data [%llu, %llu) overlaps the tensor before it (which ends at %llu)",
 			     f->path, name, (unsigned long long)spans[i].begin, (unsigned long long)spans[i].end, (unsigned long long)at);
 			goto out;
 		}
 		if (spans[i].begin > at) {
-			fail(err, errlen, "%s: tensor %s: data starts at %llu, leaving a gap after byte %llu",
+			util_errf(err, errlen, "%s: tensor %s: data starts at %llu, leaving a gap after byte %llu",
 			     f->path, name, (unsigned long long)spans[i].begin, (unsigned long long)at);
 			goto out;
 		}
 		at = spans[i].end;
 	}
 	if (at != data_bytes) {
-		fail(err, errlen, "%s: tensors end at data byte %llu but the file has %llu data bytes (8 + %llu + %llu != %zu)",
+		util_errf(err, errlen, "%s: tensors end at data byte %llu but the file has %llu data bytes (8 + %llu + %llu != %zu)",
 		     f->path, (unsigned long long)at, (unsigned long long)data_bytes,
 		     (unsigned long long)n, (unsigned long long)at, f->size);
 		goto out;
@@ -257,7 +247,7 @@ static int finish(st_set *s, char *err, size_t errlen)
 	qsort(s->tensors, s->n_tensors, sizeof *s->tensors, name_cmp);
 	for (size_t i = 1; i < s->n_tensors; i++)
 		if (strcmp(s->tensors[i - 1].name, s->tensors[i].name) == 0)
-			return fail(err, errlen, "%s: tensor %s appears twice (also in %s)",
+			return util_errf(err, errlen, "%s: tensor %s appears twice (also in %s)",
 			            s->files[s->tensors[i].file].path, s->tensors[i].name,
 			            s->files[s->tensors[i - 1].file].path);
 	return 0;
@@ -266,32 +256,13 @@ static int finish(st_set *s, char *err, size_t errlen)
 st_set *st_open_file(const char *path, char *err, size_t errlen)
 {
 	st_set *s = calloc(1, sizeof *s);
-	if (!s) { fail(err, errlen, "%s: out of memory", path); return NULL; }
+	if (!s) { util_errf(err, errlen, "%s: out of memory", path); return NULL; }
 	int fi = map_file(s, path, err, errlen);
 	if (fi < 0 || load_header(s, fi, err, errlen) < 0 || finish(s, err, errlen) < 0) {
 		st_close(s);
 		return NULL;
 	}
 	return s;
-}
-
-/* Reads a whole small file (at most max bytes) into a malloc'd buffer. */
-static char *read_small(const char *path, size_t max, size_t *len, char *err, size_t errlen)
-{
-	FILE *fp = fopen(path, "rb");
-	if (!fp) { fail(err, errlen, "%s: cannot open: %s", path, strerror(errno)); return NULL; }
-	char *b = malloc(max + 1);
-	size_t n = b ? fread(b, 1, max + 1, fp) : 0;
-	int bad = ferror(fp);
-	fclose(fp);
-	if (!b || bad || n > max) {
-		free(b);
-		fail(err, errlen, "%s: %s", path, !b ? "out of memory" : bad ? "read error" : "file too large");
-		return NULL;
-	}
-	b[n] = 0;
-	*len = n;
-	return b;
 }
 
 st_set *st_open_dir(const char *dir, char *err, size_t errlen)
@@ -303,23 +274,23 @@ st_set *st_open_dir(const char *dir, char *err, size_t errlen)
 		return st_open_file(path, err, errlen);
 	}
 	size_t len;
-	char *text = read_small(path, ST_MAX_HEADER_BYTES, &len, err, errlen);
+	char *text = util_read_file(path, ST_MAX_HEADER_BYTES, &len, err, errlen);
 	if (!text) return NULL;
 	json_error je;
 	json_doc *doc = json_parse(text, len, 0, &je);
 	st_set *s = calloc(1, sizeof *s);
 	const json_val *wm = doc ? json_get(json_root(doc), "weight_map") : NULL;
 	if (!doc || !s || !json_is(wm, JSON_OBJECT)) {
-		if (!doc) fail(err, errlen, "%s: not valid JSON (line %u col %u: %s)", path, je.line, je.col, je.msg);
-		else if (!s) fail(err, errlen, "%s: out of memory", path);
-		else fail(err, errlen, "%s: no weight_map object", path);
+		if (!doc) util_errf(err, errlen, "%s: not valid JSON (line %u col %u: %s)", path, je.line, je.col, je.msg);
+		else if (!s) util_errf(err, errlen, "%s: out of memory", path);
+		else util_errf(err, errlen, "%s: no weight_map object", path);
 		goto bad;
 	}
 	for (size_t m = 0; m < wm->u.obj.n; m++) {
 		const json_member *mem = &wm->u.obj.members[m];
 		const char *fname = json_str(mem->val, NULL);
 		if (!fname || !*fname || strchr(fname, '/') || strcmp(fname, ".") == 0 || strcmp(fname, "..") == 0) {
-			fail(err, errlen, "%s: tensor %s: shard name is not a plain file name", path, mem->key);
+			util_errf(err, errlen, "%s: tensor %s: shard name is not a plain file name", path, mem->key);
 			goto bad;
 		}
 		int known = 0;
@@ -327,7 +298,7 @@ st_set *st_open_dir(const char *dir, char *err, size_t errlen)
 		snprintf(fpath, sizeof fpath, "%s/%s", dir, fname);
 		for (int i = 0; i < s->n_files && !known; i++) known = strcmp(s->files[i].path, fpath) == 0;
 		if (known) continue;
-		if (s->n_files >= ST_MAX_FILES) { fail(err, errlen, "%s: more than %d shards", path, ST_MAX_FILES); goto bad; }
+		if (s->n_files >= ST_MAX_FILES) { util_errf(err, errlen, "%s: more than %d shards", path, ST_MAX_FILES); goto bad; }
 		int fi = map_file(s, fpath, err, errlen);
 		if (fi < 0 || load_header(s, fi, err, errlen) < 0) goto bad;
 	}
@@ -338,7 +309,7 @@ st_set *st_open_dir(const char *dir, char *err, size_t errlen)
 		snprintf(fpath, sizeof fpath, "%s/%s", dir, json_str(mem->val, ""));
 		const st_tensor *t = st_find(s, mem->key);
 		if (!t || strcmp(s->files[t->file].path, fpath) != 0) {
-			fail(err, errlen, "%s: tensor %s: not found in %s", path, mem->key, fpath);
+			util_errf(err, errlen, "%s: tensor %s: not found in %s", path, mem->key, fpath);
 			goto bad;
 		}
 	}
