@@ -27,14 +27,16 @@ cleanup() {
 	[ -n "$tmp" ] && rm -rf "$tmp"
 }
 
-# gw_init NAME: a scratch folder and a block of 20 free ports from a hash of NAME.
+# gw_init NAME: a scratch folder and a block of 20 free ports from a hash of NAME,
+# below the kernel's ephemeral range (32768-60999), where client sockets of other
+# tests could hold a port the block needs.
 gw_init() {
 	tmp=$(mktemp -d)
 	trap cleanup EXIT
 	local h
 	h=$(printf '%s' "$1" | cksum | cut -d' ' -f1)
 	for try in $(seq 0 15); do
-		base=$((30000 + (h + try * 977) % 20000 / 20 * 20))
+		base=$((10000 + (h + try * 977) % 20000 / 20 * 20))
 		local busy=0
 		for off in 0 1 2 3 4 5 6; do
 			if (exec 3<>/dev/tcp/127.0.0.1/$((base + off))) 2>/dev/null; then busy=1; break; fi

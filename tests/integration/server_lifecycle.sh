@@ -66,7 +66,7 @@ SRV_PIDS=""
 ok "grace 500ms: the long stream ended with an error event and [DONE] after ${ms} ms; exit 0"
 
 echo "== --model URL --cache-dir DIR (nginx bucket)"
-NPORT=$(( 30000 + $(printf '%s' server_lifecycle | cksum | cut -d' ' -f1) % 20000 ))
+NPORT=$(( 10000 + $(printf '%s' server_lifecycle | cksum | cut -d' ' -f1) % 20000 ))
 mkdir -p "$T/www/bucket" "$T/ng"
 cp -r "$T/m" "$T/www/bucket/m"
 sed -e "s#@PORT@#$NPORT#g" -e "s#@ROOT@#$T/www#g" -e "s#@PREFIX@#$T/ng#g" "$IG_TOP/tests/weights/nginx.conf.in" >"$T/ng/nginx.conf"

@@ -13,7 +13,7 @@ command -v prometheus >/dev/null || fail "prometheus not installed"
 [ -x "$IG_TOP/bin/infergate-server" ] && SERVER_BIN="$IG_TOP/bin/infergate-server"
 make_model "$T/m" tiny 4 --max-pos 16384
 start_server P --model "$T/m" --served-model-name tiny --max-model-len 16384
-PPORT=$(( 30000 + $(printf '%s' server_prometheus | cksum | cut -d' ' -f1) % 20000 ))
+PPORT=$(( 10000 + $(printf '%s' server_prometheus | cksum | cut -d' ' -f1) % 20000 ))
 cat >"$T/prom.yml" <<YML
 global:
   scrape_interval: 1s

@@ -8,7 +8,7 @@ W="$IG_BIN/infergate-weights"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 T=$(mktemp -d /tmp/ig-weights.XXXXXX)
 # A port from the test's name, so tests running side by side do not clash.
-PORT=$(( 20000 + $(printf '%s' "$(basename "$0")" | cksum | cut -d' ' -f1) % 20000 ))
+PORT=$(( 10000 + $(printf '%s' "$(basename "$0")" | cksum | cut -d' ' -f1) % 20000 ))
 PIDS=""
 cleanup() {
 	for p in $PIDS; do kill "$p" 2>/dev/null; done
