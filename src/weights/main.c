@@ -24,7 +24,7 @@ static void usage(FILE *f)
 		"  infergate-weights pull SOURCE DEST [options]\n"
 		"  infergate-weights cache SOURCE --cache-dir DIR [--capacity SIZE] [--offline] [options]\n"
 		"  infergate-weights mount SOURCE MOUNTPOINT --cache-dir DIR [--cache-capacity SIZE]\n"
-		"                          [--foreground] [--metadata-ttl SECONDS] [options]\n"
+		"                          [--foreground] [--metadata-ttl SECONDS] [--passthrough auto|off] [options]\n"
 		"  infergate-weights ls SOURCE [options]\n"
 		"\n"
 		"SOURCE: hf://ORG/NAME[@REV] | http(s)://HOST/PATH/ | s3://BUCKET/PREFIX | gs://BUCKET/PREFIX\n"
@@ -84,7 +84,7 @@ int main(int argc, char **argv)
 	weights_opts o;
 	weights_opts_default(&o);
 	const char *pos[2] = { NULL, NULL };
-	int npos = 0, offline = 0, foreground = 0, ttl_s = 3600, chunk_given = 0;
+	int npos = 0, offline = 0, foreground = 0, ttl_s = 3600, chunk_given = 0, passthrough_off = 0;
 	const char *cache_dir = NULL;
 	uint64_t capacity = 0;
 	for (int i = 2; i < argc; i++) {
@@ -111,6 +111,11 @@ int main(int argc, char **argv)
 		else if (!strcmp(a, "--retries")) bad = int_opt(v, a, 0, 100, &o.retries);
 		else if (!strcmp(a, "--lock-timeout")) bad = int_opt(v, a, 0, 86400, &o.lock_timeout_s);
 		else if (!strcmp(a, "--metadata-ttl")) bad = int_opt(v, a, 0, 86400 * 365, &ttl_s);
+		else if (!strcmp(a, "--passthrough")) {
+			if (!strcmp(v, "auto")) passthrough_off = 0;
+			else if (!strcmp(v, "off")) passthrough_off = 1;
+			else { fprintf(stderr, "infergate-weights: --passthrough is auto or off\n"); bad = 1; }
+		}
 		else if (!strcmp(a, "--s3-endpoint")) o.s3_endpoint = v;
 		else if (!strcmp(a, "--s3-region")) o.s3_region = v;
 		else if (!strcmp(a, "--gcs-endpoint")) o.gcs_endpoint = v;
@@ -167,7 +172,7 @@ int main(int argc, char **argv)
 		}
 		mount_opts mo = { .source = pos[0], .mountpoint = pos[1], .cache_dir = cache_dir,
 			.capacity_bytes = capacity, .foreground = foreground, .metadata_ttl_s = ttl_s, .o = &o,
-			.chunk_bytes = chunk_given ? o.chunk_bytes : 0 };
+			.chunk_bytes = chunk_given ? o.chunk_bytes : 0, .passthrough_off = passthrough_off };
 		if (weights_mount_run(&mo, err, sizeof err)) {
 			fprintf(stderr, "infergate-weights: mount failed: %s\n", err);
 			return 1;

@@ -13,12 +13,16 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fuse3/fuse.h>
+#include <fuse3/fuse_lowlevel.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
+#include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -31,7 +35,7 @@
 #include "weights/source.h"
 #include "weights/xfer.h"
 
-enum node_state { NODE_NONE, NODE_FETCHING, NODE_COMPLETE, NODE_PASSTHROUGH };
+enum node_state { NODE_NONE, NODE_FETCHING, NODE_COMPLETE, NODE_UNCACHED /* read from the source */ };
 
 /* The largest read the kernel sends us (mount option max_read). libfuse splices
  * a reply from the cache file only when the reply (data and a 16-byte header)
@@ -55,7 +59,10 @@ typedef struct node {
 	uint64_t chunk_bytes;
 	long want;                /* chunk a reader waits for, -1 */
 	size_t next_read_chunk;   /* where sequential prefetch continues */
-	int opens;
+	int opens;                /* all opens (an opened file is never evicted) */
+	int pt_opens;             /* of which answered FOPEN_PASSTHROUGH (the kernel reads the cache file) */
+	int fuse_opens;           /* of which read through us */
+	int backing_id;           /* the kernel's id for fd while pt_opens > 0, else 0 */
 	int cached_ok;            /* the cache file on disk is this version (from the index) */
 	uint64_t last_used_ms;
 	uint64_t progress_ms;     /* last time a chunk arrived */
@@ -82,6 +89,14 @@ static struct mnt {
 	uint64_t chunk_bytes;
 	volatile int cancel;
 	time_t mount_time;
+	/* FUSE passthrough (see the section below). Guarded by mu, except pt
+	 * fields the INIT exchange writes before any other request is served. */
+	int pt;                   /* enum pt_state */
+	char pt_why[256];         /* why passthrough is off or unavailable */
+	int dev_fd;               /* the session's /dev/fuse descriptor, for the backing ioctls */
+	unsigned pt_depth;        /* max_stack_depth we ask for: 1, or 2 when the cache is on a stacking fs */
+	uint64_t opens_pt_total, opens_fuse_total;
+	uint64_t reads_fuse_total; /* READ requests served (atomic) */
 } g;
 
 static void seterr(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -398,7 +413,7 @@ static int make_room_locked(uint64_t need)
 static int ensure_locked(node *nd)
 {
 	nd->last_used_ms = time_mono_ms();
-	if (nd->state == NODE_FETCHING || nd->state == NODE_PASSTHROUGH) return 0;
+	if (nd->state == NODE_FETCHING || nd->state == NODE_UNCACHED) return 0;
 	if (nd->state == NODE_COMPLETE) {
 		if (nd->fd < 0) nd->fd = open(nd->final, O_RDONLY | O_CLOEXEC);
 		if (nd->fd >= 0) return 0;
@@ -408,7 +423,7 @@ static int ensure_locked(node *nd)
 	if (nd->f.size > g.capacity || make_room_locked(nd->f.size)) {
 		log_ratelimited(LOG_WARN, "%s (%llu bytes) does not fit the file cache; reading it from the source",
 				nd->f.path, (unsigned long long)nd->f.size);
-		nd->state = NODE_PASSTHROUGH;
+		nd->state = NODE_UNCACHED;
 		return 0;
 	}
 	if (pull_mkdirs_for(nd->part) < 0) return -EIO;
@@ -442,6 +457,207 @@ static int ensure_locked(node *nd)
 	return 0;
 }
 
+/* ---------------------------------------------------------------- passthrough
+ *
+ * FUSE passthrough (Linux 6.9+, protocol 7.40): for an open file the kernel
+ * may read a backing file itself (read, splice and mmap), so a read costs what
+ * a read of the cache file costs; no request reaches us. libfuse 3.14 predates
+ * it, so we speak that part of the protocol ourselves through libfuse's custom
+ * I/O hooks (fuse_session_custom_io): `read` sees the kernel's INIT request
+ * (does it offer FUSE_PASSTHROUGH?), `writev` patches two replies as they are
+ * written: INIT (FUSE_INIT_EXT, FUSE_PASSTHROUGH in flags2, max_stack_depth)
+ * and the OPEN of a file that is complete in the cache (FOPEN_PASSTHROUGH and
+ * the backing id from FUSE_DEV_IOC_BACKING_OPEN). Both replies are written by
+ * the thread that ran our callback (op_init, op_open), so a thread-local note
+ * says which reply to patch and how; a reply of another shape is left alone.
+ *
+ * The kernel puts each inode in one I/O mode at a time: while a file is open
+ * through us (cached mode) a passthrough open fails, and the other way round;
+ * all passthrough opens of an inode must name the same backing file. So a node
+ * open through us gets more opens through us, a node open passthrough reuses
+ * its backing id, and only a node nobody has open chooses afresh. The kernel
+ * leaves an inode's mode before it sends RELEASE, so our counts never say
+ * "closed" while the kernel still holds a mode.
+ *
+ * Files still downloading, files not cached, and every file when passthrough
+ * is not available (not root: the ioctl needs CAP_SYS_ADMIN; an older kernel;
+ * --passthrough off) are read through us as before.
+ */
+
+enum pt_state { PT_OFF, PT_PENDING, PT_ON, PT_UNAVAILABLE };
+static const char *const pt_names[] = { "off", "pending", "on", "unavailable" };
+
+/* Protocol constants of Linux include/uapi/linux/fuse.h that libfuse 3.14's
+ * headers lack (passthrough arrived in protocol 7.40, Linux 6.9). */
+#define PT_FUSE_INIT 26                  /* opcode */
+#define PT_FUSE_WRITEBACK_CACHE (1u << 16) /* init flags; the kernel refuses passthrough with it */
+#define PT_FUSE_INIT_EXT (1u << 30)      /* init flags: flags2 is valid */
+#define PT_FUSE_PASSTHROUGH_FLAGS2 (1u << 5) /* FUSE_PASSTHROUGH is 1ULL << 37: bit 5 of flags2 */
+#define PT_FOPEN_PASSTHROUGH (1u << 7)   /* fuse_open_out.open_flags */
+/* The only open flags the kernel accepts beside it (fs/fuse/iomode.c): with
+ * FOPEN_KEEP_CACHE, which libfuse's kernel_cache sets, the open fails (EIO). */
+#define PT_FOPEN_PASSTHROUGH_MASK (PT_FOPEN_PASSTHROUGH | (1u << 0) /* DIRECT_IO */ | \
+				   (1u << 5) /* NOFLUSH */ | (1u << 6) /* PARALLEL_DIRECT_WRITES */)
+#define PT_IN_HEADER_BYTES 40            /* struct fuse_in_header */
+#define PT_OUT_HEADER_BYTES 16           /* struct fuse_out_header: len, error, unique */
+/* struct fuse_init_in: major, minor, max_readahead, flags, flags2 (7.36+) */
+#define PT_INIT_IN_FLAGS 12
+#define PT_INIT_IN_FLAGS2 16
+/* struct fuse_init_out: ... flags at 12, flags2 at 32, max_stack_depth at 36 (7.40) */
+#define PT_INIT_OUT_FLAGS 12
+#define PT_INIT_OUT_FLAGS2 32
+#define PT_INIT_OUT_STACK_DEPTH 36
+#define PT_INIT_OUT_MIN_BYTES 40
+/* struct fuse_open_out: u64 fh, u32 open_flags, s32 backing_id (7.40; padding before) */
+#define PT_OPEN_OUT_BYTES 16
+struct pt_backing_map { int32_t fd; uint32_t flags; uint64_t padding; };
+#define PT_DEV_IOC_BACKING_OPEN _IOW(229, 1, struct pt_backing_map)
+#define PT_DEV_IOC_BACKING_CLOSE _IOW(229, 2, uint32_t)
+
+static int pt_kernel_offers;             /* INIT request carried FUSE_PASSTHROUGH */
+static __thread int tls_patch_init;      /* op_init ran on this thread: its reply follows */
+static __thread struct { int pending; uint64_t fh; int32_t backing_id; } tls_patch_open;
+
+static uint32_t rd32(const void *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+static void wr32(void *p, uint32_t v) { memcpy(p, &v, 4); }
+
+/* Writes ROOT/status.json: which read path the mount uses and how often.
+ * Under mu. Best effort: a failed write is ignored. */
+static void status_write_locked(void)
+{
+	char p[4200], t[4300], body[1024];
+	int n = snprintf(body, sizeof body,
+			 "{\"pid\":%ld,\"passthrough\":\"%s\",\"reason\":\"%s\",\"opens_passthrough_total\":%llu,"
+			 "\"opens_fuse_total\":%llu,\"reads_fuse_total\":%llu}\n",
+			 (long)getpid(), pt_names[g.pt], g.pt_why, (unsigned long long)g.opens_pt_total,
+			 (unsigned long long)g.opens_fuse_total,
+			 (unsigned long long)__atomic_load_n(&g.reads_fuse_total, __ATOMIC_RELAXED));
+	if (n <= 0 || n >= (int)sizeof body) return;
+	snprintf(p, sizeof p, "%s/status.json", g.root);
+	snprintf(t, sizeof t, "%s.tmp", p);
+	int fd = open(t, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0) return;
+	ssize_t w;
+	do w = write(fd, body, (size_t)n); while (w < 0 && errno == EINTR);
+	close(fd);
+	if (w == n) rename(t, p);
+}
+
+/* Passthrough is not to be had: say why, once, and serve every read through us. */
+static void pt_unavailable(const char *why)
+{
+	if (g.pt == PT_UNAVAILABLE || g.pt == PT_OFF) return;
+	g.pt = PT_UNAVAILABLE;
+	str_copy(g.pt_why, why, sizeof g.pt_why);
+	log_info("reads go through FUSE (spliced from the cache file): passthrough unavailable: %s", why);
+}
+
+/* Custom read: as read(2), and notes whether the kernel's INIT offers passthrough. */
+static ssize_t pt_io_read(int fd, void *buf, size_t len, void *userdata)
+{
+	ssize_t n = read(fd, buf, len);
+	if (n >= PT_IN_HEADER_BYTES + PT_INIT_IN_FLAGS2 + 4 && rd32((char *)buf + 4) == PT_FUSE_INIT) {
+		const char *in = (const char *)buf + PT_IN_HEADER_BYTES;
+		pt_kernel_offers = (rd32(in + PT_INIT_IN_FLAGS) & PT_FUSE_INIT_EXT) &&
+				   (rd32(in + PT_INIT_IN_FLAGS2) & PT_FUSE_PASSTHROUGH_FLAGS2);
+	} else if (n >= PT_IN_HEADER_BYTES + PT_INIT_IN_FLAGS + 4 && rd32((char *)buf + 4) == PT_FUSE_INIT) {
+		pt_kernel_offers = 0; /* an INIT without flags2: protocol before 7.36 */
+	}
+	return n;
+}
+
+/* Custom writev: as writev(2), with the INIT or OPEN reply this thread is
+ * about to send patched for passthrough (see above). */
+static ssize_t pt_io_writev(int fd, struct iovec *iov, int count, void *userdata)
+{
+	int patch_init = tls_patch_init, patch_open = tls_patch_open.pending;
+	tls_patch_init = 0;
+	tls_patch_open.pending = 0;
+	if (!(patch_init || patch_open) || count != 2 || iov[0].iov_len != PT_OUT_HEADER_BYTES ||
+	    rd32((char *)iov[0].iov_base + 4) != 0 /* error */)
+		return writev(fd, iov, count);
+	unsigned char out[64];
+	struct iovec v[2] = { iov[0], { out, iov[1].iov_len } };
+	if (patch_init && iov[1].iov_len >= PT_INIT_OUT_MIN_BYTES && iov[1].iov_len <= sizeof out &&
+	    rd32(iov[1].iov_base) == 7 /* major */) {
+		memcpy(out, iov[1].iov_base, iov[1].iov_len);
+		uint32_t flags = rd32(out + PT_INIT_OUT_FLAGS);
+		if (flags & PT_FUSE_WRITEBACK_CACHE) {
+			pt_unavailable("the writeback cache is on, and the kernel does not pass through with it");
+			return writev(fd, iov, count);
+		}
+		wr32(out + PT_INIT_OUT_FLAGS, flags | PT_FUSE_INIT_EXT);
+		wr32(out + PT_INIT_OUT_FLAGS2, rd32(out + PT_INIT_OUT_FLAGS2) | PT_FUSE_PASSTHROUGH_FLAGS2);
+		wr32(out + PT_INIT_OUT_STACK_DEPTH, g.pt_depth);
+		return writev(fd, v, 2);
+	}
+	if (patch_open && iov[1].iov_len == PT_OPEN_OUT_BYTES) {
+		memcpy(out, iov[1].iov_base, PT_OPEN_OUT_BYTES);
+		uint64_t fh;
+		memcpy(&fh, out, 8);
+		if (fh == tls_patch_open.fh) {
+			wr32(out + 8, (rd32(out + 8) & PT_FOPEN_PASSTHROUGH_MASK) | PT_FOPEN_PASSTHROUGH);
+			wr32(out + 12, (uint32_t)tls_patch_open.backing_id);
+			return writev(fd, v, 2);
+		}
+	}
+	log_ratelimited(LOG_ERROR, "a %s reply had an unexpected shape; sent unchanged", patch_init ? "INIT" : "OPEN");
+	return writev(fd, iov, count);
+}
+
+static const struct fuse_custom_io pt_io = { .writev = pt_io_writev, .read = pt_io_read };
+
+/* Registers nd's cache file with the kernel. Under mu, nd complete with fd open.
+ * Returns the backing id (> 0), or 0 after marking passthrough unavailable. */
+static int pt_backing_open_locked(node *nd)
+{
+	struct pt_backing_map map = { .fd = nd->fd };
+	int id;
+	do id = ioctl(g.dev_fd, PT_DEV_IOC_BACKING_OPEN, &map); while (id < 0 && errno == EINTR);
+	if (id > 0) {
+		if (g.pt != PT_ON) {
+			g.pt = PT_ON;
+			g.pt_why[0] = 0;
+			log_info("reads of files complete in the cache go through kernel FUSE passthrough "
+				 "(the kernel reads the cache file); files still arriving go through FUSE");
+		}
+		return id;
+	}
+	char why[256];
+	snprintf(why, sizeof why, "FUSE_DEV_IOC_BACKING_OPEN: %s%s", id < 0 ? strerror(errno) : "id 0",
+		 id < 0 && errno == EPERM ? " (the kernel did not enable passthrough, or no CAP_SYS_ADMIN)" : "");
+	pt_unavailable(why);
+	return 0;
+}
+
+static void pt_backing_close_locked(node *nd)
+{
+	if (nd->backing_id <= 0) return;
+	uint32_t id = (uint32_t)nd->backing_id;
+	if (ioctl(g.dev_fd, PT_DEV_IOC_BACKING_CLOSE, &id) < 0)
+		log_ratelimited(LOG_WARN, "FUSE_DEV_IOC_BACKING_CLOSE of %s: %s", nd->f.path, strerror(errno));
+	nd->backing_id = 0;
+}
+
+/* Decides how an open of nd is served. Under mu, after ensure_locked() gave 0.
+ * Returns the backing id to answer with (> 0) or 0 for "read through us". */
+static int pt_choose_locked(node *nd)
+{
+	if (g.pt != PT_PENDING && g.pt != PT_ON) return 0;
+	if (nd->pt_opens > 0) return nd->backing_id;       /* the inode is in passthrough mode */
+	if (nd->fuse_opens > 0) return 0;                   /* the inode is in cached mode */
+	if (nd->state != NODE_COMPLETE || nd->fd < 0) return 0;
+	nd->backing_id = pt_backing_open_locked(nd);
+	return nd->backing_id;
+}
+
+/* fh is the node pointer; its low bit says "opened passthrough". */
+#define FH_PASSTHROUGH 1u
+static node *fh_node(const struct fuse_file_info *fi)
+{
+	return fi ? (node *)(uintptr_t)(fi->fh & ~(uint64_t)FH_PASSTHROUGH) : NULL;
+}
+
 /* ---------------------------------------------------------------- FUSE ops */
 
 static const char *rel_of(const char *path) { return path[0] == '/' ? path + 1 : path; }
@@ -455,7 +671,7 @@ static int op_getattr(const char *path, struct stat *st, struct fuse_file_info *
 	st->st_atime = st->st_mtime = st->st_ctime = g.mount_time;
 	const char *rel = rel_of(path);
 	pthread_mutex_lock(&g.mu);
-	node *nd = fi && fi->fh ? (node *)(uintptr_t)fi->fh : find_file(rel);
+	node *nd = fi && fi->fh ? fh_node(fi) : find_file(rel);
 	int rc = 0;
 	if (nd) {
 		st->st_mode = S_IFREG | 0444;
@@ -510,10 +726,24 @@ static int op_open(const char *path, struct fuse_file_info *fi)
 	node *nd = find_file(rel_of(path));
 	int rc = nd ? ensure_locked(nd) : (is_dir(rel_of(path)) ? -EISDIR : -ENOENT);
 	if (!rc) {
+		int backing_id = pt_choose_locked(nd);
 		nd->opens++;
 		fi->fh = (uint64_t)(uintptr_t)nd;
 		fi->keep_cache = 1;   /* the object is immutable while listed: keep its pages */
 		fi->direct_io = 0;
+		if (backing_id > 0) {
+			nd->pt_opens++;
+			g.opens_pt_total++;
+			fi->fh |= FH_PASSTHROUGH;
+			/* libfuse writes the reply from this thread next: pt_io_writev patches it */
+			tls_patch_open.pending = 1;
+			tls_patch_open.fh = fi->fh;
+			tls_patch_open.backing_id = backing_id;
+		} else {
+			nd->fuse_opens++;
+			g.opens_fuse_total++;
+		}
+		status_write_locked();
 	}
 	pthread_mutex_unlock(&g.mu);
 	return rc;
@@ -521,15 +751,21 @@ static int op_open(const char *path, struct fuse_file_info *fi)
 
 static int op_release(const char *path, struct fuse_file_info *fi)
 {
-	node *nd = (node *)(uintptr_t)fi->fh;
+	node *nd = fh_node(fi);
 	pthread_mutex_lock(&g.mu);
 	if (nd && nd->opens > 0) nd->opens--;
+	if (nd && (fi->fh & FH_PASSTHROUGH)) {
+		if (nd->pt_opens > 0 && --nd->pt_opens == 0) pt_backing_close_locked(nd);
+	} else if (nd && nd->fuse_opens > 0) {
+		nd->fuse_opens--;
+	}
+	status_write_locked();
 	pthread_mutex_unlock(&g.mu);
 	return 0;
 }
 
 /* Reads straight from the source: for files that do not fit the cache. */
-static int read_passthrough(node *nd, char *out, size_t len, uint64_t off)
+static int read_from_source(node *nd, char *out, size_t len, uint64_t off)
 {
 	char *url = NULL;
 	struct curl_slist *h = NULL;
@@ -559,8 +795,9 @@ static int wait_range(node *nd, uint64_t off, size_t len);
 static int op_read_buf(const char *path, struct fuse_bufvec **bufp, size_t size, off_t off_s,
 		       struct fuse_file_info *fi)
 {
-	node *nd = (node *)(uintptr_t)fi->fh;
+	node *nd = fh_node(fi);
 	if (!nd || off_s < 0) return -EIO;
+	__atomic_add_fetch(&g.reads_fuse_total, 1, __ATOMIC_RELAXED);
 	uint64_t off = (uint64_t)off_s;
 	size_t len = off >= nd->f.size ? 0 : (size_t)MIN((uint64_t)size, nd->f.size - off);
 	struct fuse_bufvec *bv = malloc(sizeof *bv);
@@ -578,7 +815,7 @@ static int op_read_buf(const char *path, struct fuse_bufvec **bufp, size_t size,
 	}
 	if (fd != READ_FROM_SOURCE) { free(bv); return fd; }
 	char *mem = malloc(len);
-	int rc = mem ? read_passthrough(nd, mem, len, off) : -ENOMEM;
+	int rc = mem ? read_from_source(nd, mem, len, off) : -ENOMEM;
 	if (rc < 0) { free(mem); free(bv); return rc; }
 	bv->buf[0].mem = mem;
 	bv->buf[0].size = (size_t)rc;
@@ -594,7 +831,7 @@ static int wait_range(node *nd, uint64_t off, size_t len)
 		if (e) { pthread_mutex_unlock(&g.mu); return e; }
 	}
 	nd->last_used_ms = time_mono_ms();
-	if (nd->state == NODE_PASSTHROUGH) {
+	if (nd->state == NODE_UNCACHED) {
 		pthread_mutex_unlock(&g.mu);
 		return READ_FROM_SOURCE;
 	}
@@ -631,13 +868,14 @@ static int wait_range(node *nd, uint64_t off, size_t len)
 
 static int op_read(const char *path, char *out, size_t size, off_t off_s, struct fuse_file_info *fi)
 {
-	node *nd = (node *)(uintptr_t)fi->fh;
+	node *nd = fh_node(fi);
 	if (!nd || off_s < 0) return -EIO;
+	__atomic_add_fetch(&g.reads_fuse_total, 1, __ATOMIC_RELAXED);
 	uint64_t off = (uint64_t)off_s;
 	if (off >= nd->f.size || size == 0) return 0;
 	size_t len = (size_t)MIN((uint64_t)size, nd->f.size - off);
 	int fd = wait_range(nd, off, len);
-	if (fd == READ_FROM_SOURCE) return read_passthrough(nd, out, len, off);
+	if (fd == READ_FROM_SOURCE) return read_from_source(nd, out, len, off);
 	if (fd < 0) return fd;
 	size_t got = 0;
 	while (got < len) {
@@ -679,6 +917,11 @@ static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 	conn->max_read = MOUNT_READ_MAX_BYTES; /* must equal the max_read mount option */
 	conn->max_readahead = MOUNT_READAHEAD_KB << 10; /* the kernel takes the lower of this and its own */
 	conn->want |= conn->capable & (FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
+	conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE; /* read-only; and it rules out passthrough */
+	if (g.pt == PT_PENDING) {
+		if (pt_kernel_offers) tls_patch_init = 1; /* the INIT reply follows on this thread */
+		else pt_unavailable("the kernel does not offer it (Linux 6.9+ with CONFIG_FUSE_PASSTHROUGH)");
+	}
 	return NULL;
 }
 
@@ -758,6 +1001,16 @@ int weights_mount_run(const mount_opts *mo, char *err, size_t errlen)
 	g.capacity = mo->capacity_bytes ? mo->capacity_bytes : (100ull << 30);
 	g.chunk_bytes = mo->chunk_bytes ? mo->chunk_bytes : (8u << 20);
 	g.mount_time = time(NULL);
+	g.dev_fd = -1;
+	if (mo->passthrough_off) {
+		g.pt = PT_OFF;
+		str_copy(g.pt_why, "--passthrough off", sizeof g.pt_why);
+	} else if (geteuid() != 0) {
+		g.pt = PT_UNAVAILABLE;
+		str_copy(g.pt_why, "not root (FUSE_DEV_IOC_BACKING_OPEN needs CAP_SYS_ADMIN)", sizeof g.pt_why);
+	} else {
+		g.pt = PT_PENDING;
+	}
 	struct stat st;
 	if (stat(mo->mountpoint, &st) < 0 || !S_ISDIR(st.st_mode)) {
 		seterr(err, errlen, "mount point %s is not a folder", mo->mountpoint);
@@ -776,6 +1029,11 @@ int weights_mount_run(const mount_opts *mo, char *err, size_t errlen)
 	pull_rmtree(probe); /* partial objects of an earlier run are not reused */
 	snprintf(probe, sizeof probe, "%s/partial/x", g.root);
 	pull_mkdirs_for(probe);
+	/* A backing file on a stacking filesystem (overlayfs, ecryptfs) has stack
+	 * depth 1, so ours must be 2; otherwise 1 keeps our mount stackable. */
+	struct statfs sfs;
+	g.pt_depth = statfs(g.root, &sfs) == 0 && (sfs.f_type == 0x794c7630 /* overlayfs */ ||
+						  sfs.f_type == 0xf15f /* ecryptfs */) ? 2 : 1;
 	g.src = wsrc_new(mo->source, &g.o, err, errlen);
 	if (!g.src) return -1;
 	wlist l;
@@ -808,6 +1066,15 @@ int weights_mount_run(const mount_opts *mo, char *err, size_t errlen)
 		goto out;
 	}
 	struct fuse_session *se = fuse_get_session(f);
+	if (g.pt == PT_PENDING) {
+		g.dev_fd = fuse_session_fd(se);
+		if (fuse_session_custom_io(se, &pt_io, g.dev_fd) != 0) pt_unavailable("libfuse refused custom I/O");
+	} else {
+		log_info("reads go through FUSE (spliced from the cache file): passthrough %s: %s", pt_names[g.pt], g.pt_why);
+	}
+	pthread_mutex_lock(&g.mu);
+	status_write_locked();
+	pthread_mutex_unlock(&g.mu);
 	fuse_set_signal_handlers(se);
 	if (!canon[0] || set_readahead(canon, MOUNT_READAHEAD_KB) < 0)
 		log_info("could not raise the readahead of %s to %u KiB (not root?); sequential reads will be slower",

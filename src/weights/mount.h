@@ -11,8 +11,11 @@
  * it (sequential prefetch). Files bigger than the cache are read straight from
  * the source, range by range. Complete files are evicted least-recently-used
  * when the cache is full; they survive a remount. The kernel page cache is kept
- * between opens, so mmap works and repeated reads cost nothing. Writes get
- * EROFS. SIGTERM, SIGINT or SIGHUP unmount cleanly.
+ * between opens, so mmap works and repeated reads cost nothing. Where the
+ * kernel offers FUSE passthrough (Linux 6.9+) and we run as root, a file that
+ * is complete in the cache when opened is read by the kernel straight from the
+ * cache file (no request reaches us); CACHE/mount-<hash>/status.json says which
+ * path is used. Writes get EROFS. SIGTERM, SIGINT or SIGHUP unmount cleanly.
  */
 #ifndef WEIGHTS_MOUNT_H
 #define WEIGHTS_MOUNT_H
@@ -29,6 +32,7 @@ typedef struct mount_opts {
 	int foreground;           /* else detach once mounted */
 	int metadata_ttl_s;       /* listing reused this long (default 3600) */
 	uint64_t chunk_bytes;     /* 0: 8 MiB (the read granularity of the file cache) */
+	int passthrough_off;      /* 1: never ask the kernel for FUSE passthrough */
 	const weights_opts *o;
 } mount_opts;
 
