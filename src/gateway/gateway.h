@@ -85,6 +85,7 @@ struct gw_endpoint {
 
 	/* load and traffic (proxy.c, pick.c) */
 	uint32_t in_flight;
+	gw_call *calls;                /* attempts in flight on it (gw_call.ep_next), for proxy_endpoint_down */
 	uint64_t picked_total;         /* tie-break: the least used wins */
 	uint64_t requests_total, failures_total;
 	gw_endpoint_load load;
@@ -135,6 +136,7 @@ struct gw_call {
 	buf resp_headers;              /* response headers for the client */
 
 	gw_endpoint *ep;               /* this attempt's endpoint (ref held) */
+	gw_call *ep_next, *ep_prev;    /* in ep->calls while ep is set */
 	hc_req *up;                    /* this attempt */
 	uint64_t tried[GW_MAX_ENDPOINTS / 64];
 	uint32_t tries;
@@ -220,8 +222,12 @@ void gw_discovery_free(gw *g);
 void health_start(gw_endpoint *e);
 /* Stops checks of e (cancels the one in flight). */
 void health_stop(gw_endpoint *e);
-/* Passive results of real traffic. */
-void health_passive_failure(gw_endpoint *e, const char *why);
+/* Passive results of real traffic. health_passive_failure returns 1 when
+ * this failure ejected e. health_passive_error is the same for a transport
+ * error of an attempt (an hc_err); when connect failures eject e, the
+ * attempts still in flight on it are moved elsewhere (proxy_endpoint_down). */
+int health_passive_failure(gw_endpoint *e, const char *why);
+void health_passive_error(gw_endpoint *e, int err);
 void health_passive_success(gw_endpoint *e);
 /* 1 when e may take new requests (not DOWN, not removed); ignore_ejection
  * lets a pool whose every endpoint is ejected still serve. */
@@ -245,6 +251,14 @@ void proxy_admission_done(gw_call *c, int status, const char *extra_headers, con
 void proxy_continue(gw_call *c);
 void proxy_stream_broken(gw_call *c, int err);
 void proxy_end_stream(gw_call *c);
+/* e went hard down (its checks got no answer, or connect failures ejected
+ * it): an attempt in flight on it would wait for a dead peer until a timeout.
+ * Each one that has had no response byte is let go and retried elsewhere
+ * (the normal retry path: tries, deadline, budget, the tried set); each
+ * resumable stream whose head went out is resumed elsewhere (resume.h).
+ * Attempts that cannot go anywhere are left as they are. Returns how many
+ * attempts were moved. */
+size_t proxy_endpoint_down(gw_endpoint *e, const char *why);
 
 /* ---- front.c */
 void front_handle(httpd_req *r, void *arg);

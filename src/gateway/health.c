@@ -15,6 +15,11 @@
  * never 4xx) eject the endpoint for a back-off that doubles with each ejection
  * in a row, up to a cap; a success resets the count and the doubling.
  *
+ * Hard down: when checks that got no answer at all take an endpoint down, or
+ * connect failures eject it, the attempts in flight on it are moved elsewhere
+ * (proxy_endpoint_down): a cut-off server's kept-alive connections stay open
+ * and silent, and nothing else would end them before the idle timeout.
+ *
  * Also here, because it rides on a successful check: learning the models an
  * endpoint serves (GET /v1/models) for pools that list none.
  */
@@ -157,6 +162,13 @@ static void schedule(gw_endpoint *e)
 	e->check_timer = ev_timer_add(e->g->loop, ms, check_timer_fn, e);
 }
 
+/* 1 when a check's error means the endpoint did not answer at all. */
+static int check_no_answer(int err)
+{
+	return err != HC_OK && err != HC_ERR_NOMEM && err != HC_ERR_ABORTED && err != HC_ERR_MALFORMED &&
+	       err != HC_ERR_TOO_LARGE;
+}
+
 static void check_done(hc_req *r, int err, void *arg)
 {
 	gw_endpoint *e = arg;
@@ -175,6 +187,11 @@ static void check_done(hc_req *r, int err, void *arg)
 		else if (ok) snprintf(why, sizeof(why), "%u checks passed", e->hc.rise);
 		else snprintf(why, sizeof(why), "%u checks failed, last: %s", e->hc.fall, e->last_check);
 		state_set(e, to, why);
+		/* No answer at all (a timeout, a refused or failed connect, a
+		 * reset) is a dead or cut-off server: what waits on it now waits
+		 * for nothing. A server that answers 503 (draining) finishes what
+		 * it runs, so its attempts stay. */
+		if (to == GW_HEALTH_DOWN && check_no_answer(err)) proxy_endpoint_down(e, why);
 	}
 	if (ok && e->learn_models &&
 	    (!e->models_fetched_ms || ev_now_ms(e->g->loop) - e->models_fetched_ms >= MODELS_REFRESH_MS))
@@ -221,13 +238,13 @@ void health_stop(gw_endpoint *e)
 
 /* ------------------------------------------------------------ passive */
 
-void health_passive_failure(gw_endpoint *e, const char *why)
+int health_passive_failure(gw_endpoint *e, const char *why)
 {
 	e->failures_total++;
 	e->consecutive_failures++;
-	if (!e->pc.failures || e->consecutive_failures < e->pc.failures) return;
+	if (!e->pc.failures || e->consecutive_failures < e->pc.failures) return 0;
 	uint64_t now = ev_now_ms(e->g->loop);
-	if (health_ejected(e, now)) return;
+	if (health_ejected(e, now)) return 0;
 	uint64_t backoff = e->pc.backoff_ms;
 	for (uint32_t i = 0; i < e->ejections && backoff < e->pc.backoff_max_ms; i++) backoff *= 2;
 	backoff = MIN(backoff, e->pc.backoff_max_ms);
@@ -238,6 +255,20 @@ void health_passive_failure(gw_endpoint *e, const char *why)
 	log_warn("endpoint %s (pool %s, region %s): ejected for %llu ms after %u failures in a row (last: %s)",
 		 e->address, e->pool_name, e->region, (unsigned long long)backoff, e->pc.failures, why);
 	gw_metrics_ejection(e->g, e);
+	return 1;
+}
+
+/* Only connect failures say the server is unreachable: a reset or an early
+ * EOF is one connection's end (a crashed server resets the others itself),
+ * an idle timeout may be one slow answer. */
+void health_passive_error(gw_endpoint *e, int err)
+{
+	int ejected = health_passive_failure(e, hc_err_name(err));
+	if (ejected && (err == HC_ERR_CONNECT_REFUSED || err == HC_ERR_CONNECT || err == HC_ERR_CONNECT_TIMEOUT)) {
+		char why[64];
+		snprintf(why, sizeof(why), "ejected after %s", hc_err_name(err));
+		proxy_endpoint_down(e, why);
+	}
 }
 
 void health_passive_success(gw_endpoint *e)

@@ -19,7 +19,10 @@
  *     client has; any other broken stream ends with an error event and [DONE]
  *     (SSE) or is cut (others).
  * A client that leaves cancels the upstream request: its connection is closed,
- * never pooled, so the model server stops generating.
+ * never pooled, so the model server stops generating. An endpoint that goes
+ * hard down (health.c) has its attempts in flight moved elsewhere at once
+ * (proxy_endpoint_down): a cut-off server's open connection would otherwise
+ * keep them waiting until the idle timeout.
  */
 #include "gateway/gateway.h"
 #include "gateway/admission.h"
@@ -100,9 +103,25 @@ static void release_endpoint(gw_call *c)
 {
 	gw_endpoint *e = c->ep;
 	if (!e) return;
+	if (c->ep_prev) c->ep_prev->ep_next = c->ep_next;
+	else e->calls = c->ep_next;
+	if (c->ep_next) c->ep_next->ep_prev = c->ep_prev;
+	c->ep_next = c->ep_prev = NULL;
 	c->ep = NULL;
 	e->in_flight--;
 	gw_endpoint_unref(e);
+}
+
+/* Makes e this attempt's endpoint (a ref taken, the call in e->calls). */
+static void take_endpoint(gw_call *c, gw_endpoint *e)
+{
+	gw_endpoint_ref(e);
+	c->ep = e;
+	c->ep_prev = NULL;
+	c->ep_next = e->calls;
+	if (e->calls) e->calls->ep_prev = c;
+	e->calls = c;
+	e->in_flight++;
 }
 
 /* The end of the call: counted, logged, recycled. The client side is done
@@ -438,7 +457,7 @@ static void on_up_done(hc_req *up, int err, void *arg)
 		return;
 	}
 	if (err != HC_ERR_TOTAL_TIMEOUT && err != HC_ERR_ABORTED && err != HC_ERR_NOMEM)
-		health_passive_failure(e, hc_err_name(err));
+		health_passive_error(e, err); /* may move the other attempts on e (not this one: c->up is gone) */
 	if (c->started) {
 		log_ratelimited(LOG_WARN, "pool %s: stream from %s broke after %llu bytes: %s", c->pool->cfg.name,
 				e->label, (unsigned long long)c->bytes_out, hc_err_name(err));
@@ -481,9 +500,7 @@ static void attempt(gw_call *c)
 	picker_commit(p, i, &ctx);
 	pick_mark(c->tried, i);
 	gw_endpoint *e = p->eps[i];
-	gw_endpoint_ref(e);
-	c->ep = e;
-	e->in_flight++;
+	take_endpoint(c, e);
 	e->picked_total++;
 	e->requests_total++;
 	c->tries++;
@@ -513,6 +530,52 @@ void proxy_continue(gw_call *c)
 void proxy_end_stream(gw_call *c)
 {
 	client_finished(c, httpd_stream_end(c->r));
+}
+
+/* 1 when a stream that broke now could continue elsewhere: time is left and an
+ * endpoint not tried yet is available (resume_broken decides the rest). */
+static int can_resume(gw_call *c)
+{
+	uint64_t now = ev_now_ms(c->g->loop);
+	if (now >= c->deadline_ms) return 0;
+	pick_ctx ctx = { c->tried, c->model, now, c->pk };
+	return pick_endpoint(c->pool, &ctx) >= 0;
+}
+
+size_t proxy_endpoint_down(gw_endpoint *e, const char *why)
+{
+	size_t retried = 0, resumed = 0, left = 0;
+	gw_call *next;
+	gw_endpoint_ref(e); /* the last call moved away must not free e under the loop */
+	/* Moving a call only unlinks that call (retry and resume start its next
+	 * attempt elsewhere, or end it); the saved next stays valid. */
+	for (gw_call *c = e->calls; c; c = next) {
+		next = c->ep_next;
+		if (!c->up || !c->r) continue; /* between attempts, or its own on_done is running */
+		if (!c->started && !hc_received_any(c->up)) {
+			if (!can_retry(c)) { left++; continue; }
+			hc_cancel(c->up);
+			c->up = NULL;
+			c->last_err = HC_ERR_ABORTED;
+			retried++;
+			retry(c, "endpoint_down");
+		} else if (c->started && c->rs && c->sse) {
+			if (!can_resume(c)) { left++; continue; }
+			hc_cancel(c->up);
+			c->up = NULL;
+			c->last_err = HC_ERR_ABORTED;
+			resumed++;
+			resume_broken(c, HC_ERR_ABORTED);
+		} else {
+			left++; /* answered already and not resumable: ends as it ends */
+		}
+	}
+	if (retried || resumed || left)
+		log_warn("endpoint %s (pool %s, region %s) is down (%s): %zu attempts in flight retried elsewhere, "
+			 "%zu streams resumed elsewhere, %zu left to finish or time out",
+			 e->address, e->pool_name, e->region, why, retried, resumed, left);
+	gw_endpoint_unref(e);
+	return retried + resumed;
 }
 
 /* ------------------------------------------------------------ the client side */

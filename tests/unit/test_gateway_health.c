@@ -14,6 +14,8 @@ void gw_metrics_health_change(gw *g, gw_endpoint *e, int from, int to)
 }
 void gw_metrics_check(gw *g, gw_endpoint *e, int ok) {}
 void gw_metrics_ejection(gw *g, gw_endpoint *e) { ejections++; }
+static int endpoint_downs;
+size_t proxy_endpoint_down(gw_endpoint *e, const char *why) { endpoint_downs++; return 0; }
 
 /* One check result through the path check_done takes: record, then change. */
 static void result(gw_endpoint *e, int ok)
@@ -134,11 +136,38 @@ static void test_passive(void)
 	ev_free(g.loop);
 }
 
+/* Which failures count as hard down (the attempts in flight are moved):
+ * connect failures that eject, and checks that got no answer; not resets,
+ * 5xx, or a check answered 503. */
+static void test_hard_down(void)
+{
+	gw g;
+	gw_endpoint e;
+	setup(&g, &e, 2, 2);
+	e.pc.failures = 1;
+	endpoint_downs = 0;
+	health_passive_error(&e, HC_ERR_RESET);
+	T_CHECK(health_ejected(&e, ev_now_ms(g.loop)));
+	T_EQ_INT(endpoint_downs, 0);             /* a reset ejects but moves nothing */
+	e.ejected_until_ms = 1;
+	health_passive_error(&e, HC_ERR_CONNECT_TIMEOUT);
+	T_EQ_INT(endpoint_downs, 1);
+	health_passive_error(&e, HC_ERR_CONNECT_REFUSED);
+	T_EQ_INT(endpoint_downs, 1);             /* already ejected: nothing new */
+	T_CHECK(check_no_answer(HC_ERR_TOTAL_TIMEOUT));
+	T_CHECK(check_no_answer(HC_ERR_CONNECT_TIMEOUT));
+	T_CHECK(check_no_answer(HC_ERR_CONNECT_REFUSED));
+	T_CHECK(!check_no_answer(HC_OK));        /* an answer, 503 included */
+	T_CHECK(!check_no_answer(HC_ERR_ABORTED));
+	ev_free(g.loop);
+}
+
 int main(void)
 {
 	log_set_level(LOG_ERROR);
 	T_RUN(test_hysteresis);
 	T_RUN(test_first_check_down_and_rise1);
 	T_RUN(test_passive);
+	T_RUN(test_hard_down);
 	return T_END();
 }
