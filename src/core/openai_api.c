@@ -5,6 +5,7 @@
 #include "core/openai_api.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -198,13 +199,21 @@ int oai_parse_sampling(const json_val *root, oai_sampling *s, oai_err *e)
 		return oai_fail(e, 400, "top_k", "top_k must be -1 (disable), or at least 1, got %" PRId64 ".", s->top_k);
 	s->has_seed = !oai_absent(json_get(root, "seed"));
 	if (oai_get_int(root, "seed", 0, &s->seed, e) < 0) return -1;
-	for (const char *const *k = (const char *const[]){"presence_penalty", "frequency_penalty", NULL}; *k; k++) {
-		if ((rc = oai_get_num(root, *k, &x, e)) < 0) return -1;
-		if (rc && !(x >= -2 && x <= 2)) return oai_fail(e, 400, *k, "%s must be in [-2, 2], got %g.", *k, x);
+	s->presence_penalty = s->frequency_penalty = 0;
+	s->repetition_penalty = 1;
+	const char *const keys[2] = {"presence_penalty", "frequency_penalty"};
+	double *vals[2] = {&s->presence_penalty, &s->frequency_penalty};
+	for (int i = 0; i < 2; i++) {
+		if ((rc = oai_get_num(root, keys[i], &x, e)) < 0) return -1;
+		if (rc && !(x >= -2 && x <= 2))
+			return oai_fail(e, 400, keys[i], "%s must be in [-2, 2], got %g.", keys[i], x);
+		if (rc) *vals[i] = x;
 	}
 	if ((rc = oai_get_num(root, "repetition_penalty", &x, e)) < 0) return -1;
-	if (rc && !(x > 0))
+	if (rc && !(x > 0 && isfinite(x)))
 		return oai_fail(e, 400, "repetition_penalty", "repetition_penalty must be greater than zero, got %g.", x);
+	s->has_repetition_penalty = rc;
+	if (rc) s->repetition_penalty = x;
 	return 0;
 }
 

@@ -85,10 +85,14 @@ typedef struct oai_sampling {
 	double min_p;              /* [0, 1] */
 	int64_t top_k;             /* -1 (off) or >= 0 */
 	int64_t seed;
+	double presence_penalty;   /* [-2, 2], 0 when absent */
+	double frequency_penalty;  /* [-2, 2], 0 when absent */
+	int has_repetition_penalty;
+	double repetition_penalty; /* > 0, 1 when absent */
 } oai_sampling;
 
 /* temperature, top_p, min_p, top_k, seed, presence_penalty,
- * frequency_penalty, repetition_penalty (the penalties are checked, not kept). */
+ * frequency_penalty, repetition_penalty. */
 int oai_parse_sampling(const json_val *root, oai_sampling *s, oai_err *e);
 
 /* Logprobs: chat "logprobs" (bool) and "top_logprobs", completions

@@ -128,7 +128,7 @@ out:
 
 int model_generation_parse(model_generation *g, const char *text, size_t len, char *err, size_t errlen)
 {
-	*g = (model_generation){ .temperature = 1, .top_p = 1, .bos_id = 2, .eos_ids = {1}, .n_eos = 1 };
+	*g = (model_generation){ .temperature = 1, .top_p = 1, .repetition_penalty = 1, .bos_id = 2, .eos_ids = {1}, .n_eos = 1 };
 	if (len == 0) return 0;
 	json_error je;
 	json_doc *doc = json_parse(text, len, 0, &je);
@@ -142,6 +142,7 @@ int model_generation_parse(model_generation *g, const char *text, size_t len, ch
 	g->top_k = (int)json_num(json_get(o, "top_k"), 0);
 	g->top_p = (float)json_num(json_get(o, "top_p"), 1.0);
 	g->min_p = (float)json_num(json_get(o, "min_p"), 0.0);
+	g->repetition_penalty = (float)json_num(json_get(o, "repetition_penalty"), 1.0);
 	g->bos_id = (int)json_num(json_get(o, "bos_token_id"), 2);
 	g->pad_id = (int)json_num(json_get(o, "pad_token_id"), 0);
 	const json_val *eos = json_get(o, "eos_token_id");
@@ -153,8 +154,9 @@ int model_generation_parse(model_generation *g, const char *text, size_t len, ch
 		for (size_t i = 0; i < json_count(eos) && g->n_eos < MODEL_MAX_EOS; i++)
 			if (json_is(json_at(eos, i), JSON_NUMBER)) g->eos_ids[g->n_eos++] = (int)json_num(json_at(eos, i), 1);
 	}
-	if (!(g->temperature >= 0) || !(g->top_p > 0 && g->top_p <= 1) || g->top_k < 0) {
-		util_errf(err, errlen, "generation_config.json: temperature, top_k or top_p out of range");
+	if (!(g->temperature >= 0) || !(g->top_p > 0 && g->top_p <= 1) || g->top_k < 0 ||
+	    !(g->repetition_penalty > 0)) {
+		util_errf(err, errlen, "generation_config.json: temperature, top_k, top_p or repetition_penalty out of range");
 		goto out;
 	}
 	rc = 0;

@@ -54,6 +54,7 @@ typedef struct model_generation {
 	int top_k;                /* 0 = off */
 	float top_p;              /* 1.0 */
 	float min_p;              /* 0 */
+	float repetition_penalty; /* 1 = off */
 	int bos_id;               /* 2 */
 	int pad_id;               /* 0 */
 	int eos_ids[MODEL_MAX_EOS]; /* default {1} */

@@ -9,7 +9,10 @@
  * row costs O(vocab) whatever the parameters; only the few survivors near a boundary are
  * ever sorted. Non-finite logits (NaN, +-inf) are never sampled.
  *
- * Not here: repetition/frequency/presence penalties, logit bias, stop rules.
+ * Penalties (sampler.h) are applied to a copy of the row, touching only the
+ * ids seen; selection then reads the copy and log-probabilities the raw row.
+ *
+ * Not here: logit bias, stop rules.
  */
 #include "infer/sampler.h"
 
@@ -30,6 +33,8 @@ struct sampler {
 	cand *c;           /* [vocab] candidates */
 	uint8_t *banned;   /* [vocab] 1 = never sample; cleared after each call */
 	double *hist;      /* [HIST_BUCKETS] probability mass by weight bucket */
+	float *work;       /* [vocab] the row with penalties applied */
+	uint32_t *count;   /* [vocab] occurrences in the output; cleared after each call */
 };
 
 /* Top-p over many candidates goes by buckets of weight: the float's exponent
@@ -89,6 +94,7 @@ void sampler_params_default(sampler_params *p)
 	memset(p, 0, sizeof(*p));
 	p->temperature = 1.0f;
 	p->top_p = 1.0f;
+	p->repetition_penalty = 1.0f;
 }
 
 sampler *sampler_new(size_t vocab_size)
@@ -100,7 +106,9 @@ sampler *sampler_new(size_t vocab_size)
 	s->c = malloc(vocab_size * sizeof(cand));
 	s->banned = calloc(vocab_size, 1);
 	s->hist = malloc(HIST_BUCKETS * sizeof(double));
-	if (!s->c || !s->banned || !s->hist) {
+	s->work = malloc(vocab_size * sizeof(float));
+	s->count = calloc(vocab_size, sizeof(uint32_t));
+	if (!s->c || !s->banned || !s->hist || !s->work || !s->count) {
 		sampler_free(s);
 		return NULL;
 	}
@@ -113,6 +121,8 @@ void sampler_free(sampler *s)
 	free(s->c);
 	free(s->banned);
 	free(s->hist);
+	free(s->work);
+	free(s->count);
 	free(s);
 }
 
@@ -305,21 +315,71 @@ static size_t heap_top_k(const sampler *s, const float *logits, size_t n, size_t
 	return m;
 }
 
+static int has_penalties(const sampler_params *p)
+{
+	return (p->repetition_penalty != 1.0f && p->repetition_penalty > 0) || p->frequency_penalty != 0 ||
+	       p->presence_penalty != 0;
+}
+
+/* The row with vLLM's penalties applied, in s->work: a copy of logits[0, n)
+ * with only the ids of the prompt and the output changed. Ids outside [0, n)
+ * are ignored. */
+static const float *apply_penalties(sampler *s, const float *logits, size_t n, const sampler_params *p)
+{
+	float *w = s->work;
+	uint32_t *cnt = s->count;
+	memcpy(w, logits, n * sizeof(float));
+	const int32_t *out = p->output_ids;
+	size_t n_out = out ? p->n_output : 0;
+	for (size_t i = 0; i < n_out; i++)
+		if (out[i] >= 0 && (size_t)out[i] < n) cnt[out[i]]++;
+	float rp = p->repetition_penalty;
+	if (rp > 0 && rp != 1.0f) {
+		/* Each id once, however often it occurs: bit 1 of its banned byte
+		 * (free scratch here: the bans are set after) marks it done. */
+		for (int pass = 0; pass < 2; pass++) {
+			const int32_t *ids = pass ? out : p->prompt_ids;
+			size_t m = pass ? n_out : (p->prompt_ids ? p->n_prompt : 0);
+			for (size_t i = 0; i < m; i++) {
+				int32_t id = ids[i];
+				if (id < 0 || (size_t)id >= n || (s->banned[id] & 2)) continue;
+				s->banned[id] |= 2;
+				w[id] = w[id] > 0 ? w[id] / rp : w[id] * rp;
+			}
+		}
+		for (int pass = 0; pass < 2; pass++) {
+			const int32_t *ids = pass ? out : p->prompt_ids;
+			size_t m = pass ? n_out : (p->prompt_ids ? p->n_prompt : 0);
+			for (size_t i = 0; i < m; i++)
+				if (ids[i] >= 0 && (size_t)ids[i] < n) s->banned[ids[i]] &= (uint8_t)~2;
+		}
+	}
+	for (size_t i = 0; i < n_out; i++) {
+		int32_t id = out[i];
+		if (id < 0 || (size_t)id >= n || !cnt[id]) continue;
+		w[id] -= p->frequency_penalty * (float)cnt[id] + p->presence_penalty;
+		cnt[id] = 0;
+	}
+	return w;
+}
+
 /* Weights below e^-PRUNE of the best one are dropped before top-p: all of them
  * together weigh less than vocab * e^-PRUNE (1e-8 of the mass at 262144), far
  * below the rounding of any reference implementation in fp32. */
 #define PRUNE 30.0f
 
-int sampler_sample(sampler *s, const float *logits, size_t n, const sampler_params *p,
+int sampler_sample(sampler *s, const float *raw, size_t n, const sampler_params *p,
 		   sampler_rng *rng, int n_logprobs, sampler_result *out)
 {
 	memset(out, 0, sizeof(*out));
 	out->id = -1;
-	if (!s || !logits || !p || n == 0 || n > s->vocab) return -1;
+	if (!s || !raw || !p || n == 0 || n > s->vocab) return -1;
+	/* logits: what selection reads; raw: what log-probabilities report. */
+	const float *logits = has_penalties(p) ? apply_penalties(s, raw, n, p) : raw;
 	for (size_t i = 0; i < p->n_banned; i++)
 		if (p->banned_ids[i] >= 0 && (size_t)p->banned_ids[i] < n) s->banned[p->banned_ids[i]] = 1;
 
-	/* One pass: the raw maximum (for log-probabilities) and the best allowed id. */
+	/* One pass: the best allowed id (and, without penalties, the raw maximum). */
 	float raw_max = -INFINITY, mx = -INFINITY;
 	int32_t pick = -1;
 	for (size_t i = 0; i < n; i++) {
@@ -332,11 +392,18 @@ int sampler_sample(sampler *s, const float *logits, size_t n, const sampler_para
 		}
 	}
 	float lse = 0;
-	if (n_logprobs >= 0 && raw_max > -INFINITY) {
-		double sum = 0;
-		for (size_t i = 0; i < n; i++)
-			if (isfinite(logits[i])) sum += expf(logits[i] - raw_max);
-		lse = raw_max + (float)log(sum);
+	if (n_logprobs >= 0) {
+		if (logits != raw) {
+			raw_max = -INFINITY;
+			for (size_t i = 0; i < n; i++)
+				if (isfinite(raw[i]) && raw[i] > raw_max) raw_max = raw[i];
+		}
+		if (raw_max > -INFINITY) {
+			double sum = 0;
+			for (size_t i = 0; i < n; i++)
+				if (isfinite(raw[i])) sum += expf(raw[i] - raw_max);
+			lse = raw_max + (float)log(sum);
+		}
 	}
 
 	int greedy = !(p->temperature >= 1e-5f) || !rng;
@@ -398,9 +465,9 @@ int sampler_sample(sampler *s, const float *logits, size_t n, const sampler_para
 	if (pick < 0) return -1;
 	out->id = pick;
 	if (n_logprobs >= 0) {
-		out->logprob = logits[pick] - lse;
+		out->logprob = raw[pick] - lse;
 		int k = n_logprobs > SAMPLER_MAX_TOP_LOGPROBS ? SAMPLER_MAX_TOP_LOGPROBS : n_logprobs;
-		if (k > 0) out->n_top = top_logprobs(logits, n, k, lse, out->top);
+		if (k > 0) out->n_top = top_logprobs(raw, n, k, lse, out->top);
 	}
 	return 0;
 }

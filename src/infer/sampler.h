@@ -8,7 +8,14 @@
  * A sampler holds scratch for one vocabulary size, allocated once by sampler_new:
  * sampling allocates nothing and costs O(vocab) (selection, never a full sort).
  * One sampler per thread; the RNG state lives with each sequence.
- * Not here: stop conditions, penalties on repeated tokens.
+ *
+ * Penalties on tokens seen before are vLLM's (and its order): repetition
+ * (prompt and output ids: a positive logit divided by it, a negative one
+ * multiplied), then frequency (times the id's count in the output) and presence
+ * (once if the id is in the output) subtracted. They change what is selected,
+ * not the reported log-probabilities, which stay those of the raw row (vLLM's
+ * default "raw_logprobs"). Cost O(vocab + ids seen).
+ * Not here: stop conditions, logit bias.
  */
 #ifndef INFER_SAMPLER_H
 #define INFER_SAMPLER_H
@@ -32,8 +39,15 @@ typedef struct sampler_params {
 	float min_p;         /* [0, 1]; 0 = off */
 	const int32_t *banned_ids;   /* ids never sampled (e.g. stop ids before min_tokens); may be NULL */
 	size_t n_banned;
+	float repetition_penalty;    /* > 0; 1 = off */
+	float frequency_penalty;     /* [-2, 2]; 0 = off */
+	float presence_penalty;      /* [-2, 2]; 0 = off */
+	const int32_t *prompt_ids;   /* the ids the penalties look at; may be NULL when off */
+	size_t n_prompt;
+	const int32_t *output_ids;
+	size_t n_output;
 } sampler_params;
-/* Neutral parameters: temperature 1, every cut off. */
+/* Neutral parameters: temperature 1, every cut and penalty off. */
 void sampler_params_default(sampler_params *p);
 
 typedef struct sampler_logprob { int32_t id; float logprob; } sampler_logprob;

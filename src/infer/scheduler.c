@@ -292,7 +292,12 @@ static sched_finish sample_one(sched *s, sched_req *q, const float *row, int32_t
 {
 	sampler_result res;
 	int lp = q->p.logprobs;
-	if (sampler_sample(s->smp, row, (size_t)s->vocab, &q->p.sp, &q->rng, lp, &res) < 0) {
+	sampler_params sp = q->p.sp;
+	sp.prompt_ids = q->tokens;
+	sp.n_prompt = (size_t)q->n_prompt;
+	sp.output_ids = q->tokens + q->n_prompt;
+	sp.n_output = (size_t)q->n_gen;
+	if (sampler_sample(s->smp, row, (size_t)s->vocab, &sp, &q->rng, lp, &res) < 0) {
 		log_ratelimited(LOG_WARN, "sampling failed (no candidate token)");
 		return SCHED_ERROR;
 	}

@@ -71,7 +71,7 @@ typedef struct sched_config {
 } sched_config;
 
 typedef struct sched_params {
-	sampler_params sp;           /* temperature, top_k, top_p, min_p (banned ids ignored) */
+	sampler_params sp;           /* temperature, top_k, top_p, min_p, penalties (banned ids ignored; the seen ids are the request's own) */
 	int has_seed;
 	uint64_t seed;
 	int max_tokens;              /* >= 1 */

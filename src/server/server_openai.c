@@ -146,6 +146,9 @@ static int parse_params(server *s, srv_call *c, const json_val *root, params *p,
 	sp->top_p = os.has_top_p ? (float)os.top_p : g->top_p;
 	sp->min_p = os.has_min_p ? (float)os.min_p : g->min_p;
 	sp->top_k = !os.has_top_k ? g->top_k : os.top_k <= 0 ? 0 : (int)MIN(os.top_k, 1 << 30);
+	sp->repetition_penalty = os.has_repetition_penalty ? (float)os.repetition_penalty : g->repetition_penalty;
+	sp->frequency_penalty = (float)os.frequency_penalty;
+	sp->presence_penalty = (float)os.presence_penalty;
 	p->sp.has_seed = os.has_seed;
 	p->sp.seed = (uint64_t)os.seed;
 

@@ -51,6 +51,26 @@ ok "completions logprobs: tokens, token_logprobs, text_offset, top_logprobs (3+)
 jcheck "$T/s1" 'len(d["choices"])==3 and d["usage"]["completion_tokens"]==24' "n=3"
 ok "n=3 with a seed: three choices, the same samples twice"
 
+echo "== penalties (vLLM's: repetition on prompt and output, frequency and presence on output)"
+pen() { post "$P" /v1/completions "{\"prompt\":\"Story: the cat and the dog\",\"max_tokens\":24,\"temperature\":0,\"logprobs\":0,\"return_tokens_as_token_ids\":true$1}" "$T/$2"; }
+[ "$(pen '' p0)" = 200 ] && [ "$(pen ',"repetition_penalty":1,"frequency_penalty":0,"presence_penalty":0' p1)" = 200 ] || fail "neutral penalties"
+[ "$(jget "$T/p0" 'd["choices"][0]["text"]')" = "$(jget "$T/p1" 'd["choices"][0]["text"]')" ] || fail "neutral penalties change the greedy text"
+[ "$(post "$P" /tokenize '{"prompt":"Story: the cat and the dog"}' "$T/pt")" = 200 ] || fail "/tokenize"
+[ "$(pen ',"repetition_penalty":1000000' p2)" = 200 ] || fail "repetition_penalty"
+python3 - "$T/p0" "$T/p2" "$T/pt" <<'PY' || fail "repetition_penalty: a seen token was picked again"
+import json, sys
+ids = lambda f: [int(t.split(":")[1]) for t in json.load(open(f))["choices"][0]["logprobs"]["tokens"]]
+plain, pen = ids(sys.argv[1]), ids(sys.argv[2])
+prompt = json.load(open(sys.argv[3]))["tokens"]
+# A random model has many unseen tokens with a positive logit: divided by 1e6,
+# every seen one falls below them, so greedy never repeats a token.
+assert len(pen) == 24 and len(set(pen)) == 24 and not set(pen) & set(prompt), (pen, prompt)
+print(f"   plain greedy: {len(set(plain))} distinct of 24, {len(set(plain) & set(prompt))} from the prompt; with repetition_penalty 1e6: 24 distinct, none from the prompt")
+PY
+[ "$(pen ',"presence_penalty":2,"frequency_penalty":2' p3)" = 200 ] || fail "presence/frequency"
+jcheck "$T/p3" 'all(x <= 0 for x in d["choices"][0]["logprobs"]["token_logprobs"])' "penalised logprobs"
+ok "neutral penalties change nothing; repetition_penalty steers greedy off every seen token; presence/frequency accepted"
+
 echo "== stop strings and stop token ids"
 [ "$(post "$P" /v1/completions '{"prompt":"Story:","max_tokens":24,"temperature":0,"logprobs":0,"return_tokens_as_token_ids":true}' "$T/g")" = 200 ] || fail "greedy"
 full=$(jget "$T/g" 'd["choices"][0]["text"]')

@@ -2,7 +2,8 @@
  * test_sampler.c — greedy is argmax, same seed gives the same tokens, top-k 1 is
  * greedy, top-k / top-p / min-p cut where they should on a crafted distribution,
  * temperature reshapes it, log-probabilities are a log-softmax of the raw logits,
- * banned ids are never drawn, and a 262144-wide row is fast.
+ * banned ids are never drawn, penalties follow vLLM's formulas (and leave the
+ * reported log-probabilities raw), and a 262144-wide row is fast.
  */
 #include "t.h"
 
@@ -226,6 +227,87 @@ static void test_logprobs(void)
 	sampler_free(s);
 }
 
+/* The row vLLM's apply_penalties gives, written out by hand. */
+static void test_penalties(void)
+{
+	sampler *s = sampler_new(6);
+	float l[6] = { 3.0f, 2.9f, -0.5f, -0.4f, 1.0f, 0.0f };
+	const float keep[6] = { 3.0f, 2.9f, -0.5f, -0.4f, 1.0f, 0.0f };
+	int32_t prompt[] = { 0, 0, 7, -3 };   /* out-of-range ids are ignored */
+	int32_t output[] = { 1, 3, 1 };
+	sampler_params p;
+	sampler_params_default(&p);
+	p.temperature = 0;
+	p.prompt_ids = prompt;
+	p.n_prompt = 4;
+	p.output_ids = output;
+	p.n_output = 3;
+	sampler_result r;
+	/* Off: the raw argmax. */
+	T_EQ_INT(sampler_sample(s, l, 6, &p, NULL, -1, &r), 0);
+	T_EQ_INT(r.id, 0);
+	/* Repetition 2 on prompt and output ids: 0 -> 1.5, 1 -> 1.45, 3 -> -0.8;
+	 * 4 (1.0, unseen) stays; 0 still wins. With 4: 0 -> 0.75, 1 -> 0.725, 4 wins. */
+	p.repetition_penalty = 2;
+	T_EQ_INT(sampler_sample(s, l, 6, &p, NULL, 5, &r), 0);
+	T_EQ_INT(r.id, 0);
+	p.repetition_penalty = 4;
+	T_EQ_INT(sampler_sample(s, l, 6, &p, NULL, 5, &r), 0);
+	T_EQ_INT(r.id, 4);
+	/* Log-probabilities stay raw: the log-softmax of l, not of the penalised row. */
+	double lse = 0;
+	for (int i = 0; i < 6; i++) lse += exp(keep[i]);
+	lse = log(lse);
+	T_NEAR(r.logprob, keep[4] - lse, 1e-5);
+	T_EQ_INT(r.top[0].id, 0);
+	T_NEAR(r.top[0].logprob, keep[0] - lse, 1e-5);
+	for (int i = 0; i < 6; i++) T_NEAR(l[i], keep[i], 0);
+	/* Frequency: 1 (twice in the output) loses 2 * 0.2, 3 loses 0.2: 0 wins. */
+	p.repetition_penalty = 1;
+	p.frequency_penalty = 0.2f;
+	l[0] = 2.0f;   /* 0 is in the prompt only: untouched */
+	T_EQ_INT(sampler_sample(s, l, 6, &p, NULL, -1, &r), 0);
+	T_EQ_INT(r.id, 1);   /* 2.9 - 0.4 = 2.5 > 2.0 */
+	p.frequency_penalty = 0.5f;
+	T_EQ_INT(sampler_sample(s, l, 6, &p, NULL, -1, &r), 0);
+	T_EQ_INT(r.id, 0);   /* 2.9 - 1.0 = 1.9 < 2.0 */
+	/* Presence: once, however often: 2.9 - 0.8 = 2.1 > 2.0; 2.9 - 1.0 < 2.0. */
+	p.frequency_penalty = 0;
+	p.presence_penalty = 0.8f;
+	T_EQ_INT(sampler_sample(s, l, 6, &p, NULL, -1, &r), 0);
+	T_EQ_INT(r.id, 1);
+	p.presence_penalty = 1.0f;
+	T_EQ_INT(sampler_sample(s, l, 6, &p, NULL, -1, &r), 0);
+	T_EQ_INT(r.id, 0);
+	/* Negative: a repeated id is encouraged (1: 2.9 + 2 = 4.9, 3: 3.0 + 2 = 5.0). */
+	p.presence_penalty = -2.0f;
+	l[3] = 3.0f;
+	T_EQ_INT(sampler_sample(s, l, 6, &p, NULL, -1, &r), 0);
+	T_EQ_INT(r.id, 3);
+	/* Nothing leaks into the next call: penalties off again, the raw argmax. */
+	sampler_params_default(&p);
+	p.temperature = 0;
+	T_EQ_INT(sampler_sample(s, l, 6, &p, NULL, -1, &r), 0);
+	T_EQ_INT(r.id, 3);
+	/* Sampling (not greedy) reads the penalised row too: a repetition penalty
+	 * of 100 leaves id 4 the best, and top_k 1 always draws it. */
+	sampler_rng rng;
+	sampler_rng_seed(&rng, 9);
+	p.temperature = 1;
+	p.top_k = 1;
+	p.repetition_penalty = 100;
+	p.prompt_ids = prompt;
+	p.n_prompt = 4;
+	p.output_ids = output;
+	p.n_output = 3;
+	l[3] = -0.4f;
+	for (int k = 0; k < 20; k++) {
+		T_EQ_INT(sampler_sample(s, l, 6, &p, &rng, -1, &r), 0);
+		T_EQ_INT(r.id, 4);
+	}
+	sampler_free(s);
+}
+
 static void test_bad_input(void)
 {
 	sampler *s = sampler_new(4);
@@ -345,6 +427,7 @@ int main(void)
 	T_RUN(test_temperature_one);
 	T_RUN(test_cuts);
 	T_RUN(test_logprobs);
+	T_RUN(test_penalties);
 	T_RUN(test_bad_input);
 	T_RUN(test_top_p_wide);
 	T_RUN(test_wide_row);
