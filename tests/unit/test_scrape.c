@@ -124,6 +124,77 @@ static void test_garbage(void)
 	T_CHECK(!(v.has & SCRAPE_HAS_KV));
 }
 
+/* The sieve drops a line on its first 8 bytes and its name's end: names that
+ * share a head or a prefix with a read name, short lines, short configured
+ * names, names ending in a blank or at the line end. */
+static void test_sieve(void)
+{
+	scrape_values v;
+	char err[160];
+	const char *near =
+		"vllm:num_requests_waiting_total 50\n"            /* a longer name: not the gauge */
+		"vllm:num_requests_waitin 40\n"                   /* a shorter one */
+		"vllm:num_preemptions_total 30\n"                 /* same head and length as a read name */
+		"vllm:num_requests_waiting\t2\n"                  /* a tab after the name */
+		"vllm:num_requests_running 3\n"
+		"a 1\n"                                          /* shorter than a head */
+		"  vllm:kv_cache_usage_perc{engine=\"0\"} 0.5\n" /* leading blanks */
+		"vllm:kv_cache_usage_perc_other 0.9\n";
+	T_EQ_INT(scrape_parse(near, strlen(near), NULL, &v, err, sizeof(err)), 0);
+	T_NEAR(v.waiting, 2, 0);
+	T_NEAR(v.running, 3, 0);
+	T_NEAR(v.kv_usage, 0.5, 0);
+	/* A configured name shorter than a head, at the end of a page without a newline. */
+	const char *tiny = "ld 0.25\nldx 0.9\nl 0.8\nld";
+	T_EQ_INT(scrape_parse(tiny, strlen(tiny), "ld", &v, err, sizeof(err)), -1); /* "ld" alone: no value */
+	T_EQ_INT(scrape_parse(tiny, strlen(tiny) - 3, "ld", &v, err, sizeof(err)), 0);
+	T_NEAR(v.metric, 0.25, 0);
+	T_EQ_STR(v.dialect, "custom");
+}
+
+/* What the sieve keeps gives what parsing the whole page gives. */
+typedef struct full { double kv, waiting, running; int n_kv; } full;
+
+static int full_sample(void *arg, const prom_sample *s)
+{
+	full *f = arg;
+	if (!strcmp(s->name, "vllm:kv_cache_usage_perc")) f->kv += s->value, f->n_kv++;
+	if (!strcmp(s->name, "vllm:num_requests_waiting")) f->waiting += s->value;
+	if (!strcmp(s->name, "vllm:num_requests_running")) f->running += s->value;
+	return 0;
+}
+
+static void test_sieve_matches_full_parse(void)
+{
+	buf b;
+	buf_init(&b, 0);
+	unsigned seed = 7;
+	for (int round = 0; round < 50; round++) {
+		buf_reset(&b);
+		int engines = 1 + round % 3;
+		for (int e = 0; e < engines; e++) {
+			for (int i = 0; i < 20; i++) {
+				seed = seed * 1103515245u + 12345u;
+				buf_printf(&b, "vllm:e2e_request_latency_seconds_bucket{engine=\"%d\",le=\"%d.0\"} %u\n", e, i, seed % 100);
+			}
+			seed = seed * 1103515245u + 12345u;
+			buf_printf(&b, "# TYPE vllm:kv_cache_usage_perc gauge\nvllm:kv_cache_usage_perc{engine=\"%d\"} 0.%02u\n", e, seed % 100);
+			buf_printf(&b, "vllm:num_requests_waiting{engine=\"%d\"} %u\n", e, seed % 7);
+			buf_printf(&b, "vllm:num_requests_running{engine=\"%d\"} %u\n", e, seed % 5);
+			buf_printf(&b, "vllm:num_requests_running_total{engine=\"%d\"} 99\n", e);
+		}
+		full f = { 0 };
+		char err[160];
+		T_CHECK(prom_parse(buf_rptr(&b), buf_rlen(&b), full_sample, &f, err, sizeof(err)) > 0);
+		scrape_values v;
+		T_EQ_INT(scrape_parse(buf_rptr(&b), buf_rlen(&b), NULL, &v, err, sizeof(err)), 0);
+		T_NEAR(v.kv_usage, f.kv / f.n_kv, 1e-12);
+		T_NEAR(v.waiting, f.waiting, 0);
+		T_NEAR(v.running, f.running, 0);
+	}
+	buf_free(&b);
+}
+
 /* The cost per page of a simulator-like page (~12 KB, mostly histograms). */
 static void test_cost(void)
 {
@@ -152,6 +223,8 @@ int main(void)
 	T_RUN(test_vllm_old_and_engines);
 	T_RUN(test_sglang_llamacpp);
 	T_RUN(test_garbage);
+	T_RUN(test_sieve);
+	T_RUN(test_sieve_matches_full_parse);
 	T_RUN(test_cost);
 	return T_END();
 }
