@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <fuse3/fuse.h>
 #include <fuse3/fuse_lowlevel.h>
 #include <pthread.h>
@@ -1025,6 +1026,13 @@ int weights_mount_run(const mount_opts *mo, char *err, size_t errlen)
 	char probe[4200];
 	snprintf(probe, sizeof probe, "%s/partial/x", g.root);
 	if (pull_mkdirs_for(probe) < 0) { seterr(err, errlen, "cannot create %s: %s", g.root, strerror(errno)); return -1; }
+	/* Detached, we run in "/": a relative cache folder must be made absolute now. */
+	char abs_root[PATH_MAX];
+	if (!realpath(g.root, abs_root) || strlen(abs_root) >= sizeof g.root) {
+		seterr(err, errlen, "cannot resolve %s: %s", g.root, strerror(errno));
+		return -1;
+	}
+	str_copy(g.root, abs_root, sizeof g.root);
 	snprintf(probe, sizeof probe, "%s/partial", g.root);
 	pull_rmtree(probe); /* partial objects of an earlier run are not reused */
 	snprintf(probe, sizeof probe, "%s/partial/x", g.root);
