@@ -1062,7 +1062,9 @@ int weights_mount_run(const mount_opts *mo, char *err, size_t errlen)
 	struct fuse *f = fuse_new(&args, &ops, sizeof ops, NULL);
 	int rc = -1;
 	if (!f) { seterr(err, errlen, "fuse_new failed"); goto out; }
-	if (fuse_mount(f, mo->mountpoint)) {
+	/* libfuse keeps the path to unmount with later, when a detached daemon
+	 * runs in "/": give it the absolute one. */
+	if (fuse_mount(f, canon[0] ? canon : mo->mountpoint)) {
 		seterr(err, errlen, "cannot mount on %s (is FUSE available, the folder empty and not mounted?)", mo->mountpoint);
 		fuse_destroy(f);
 		goto out;
