@@ -4,7 +4,8 @@
 # drill, shortened: 1 server per region, short phases, few tokens. Fails if any
 # request fails, if any stream breaks (--strict-streams: the gateway resumes
 # streams cut by an outage, docs/resume.md), if the baseline, a failover question or a check is served by
-# the wrong region, or if the relay does not add the inter-region latency.
+# the wrong region, if a request started during an outage waited for the restore instead of moving to
+# Europe, or if the relay does not add the inter-region latency.
 # Runs in network namespaces as root, on loopback otherwise (the lab decides).
 set -u
 IG_TOP=${IG_TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -103,6 +104,11 @@ jcheck "$T/report.json" 'all(o["failover_ms"] is not None and o["back_in_rotatio
 jcheck "$T/report.json" 'all(o["check_local"]["region"]=="us-east5" and o["check_remote"]["region"]=="europe-west4" for o in d["outages"])' \
 	"after each restore both regions serve again"
 jcheck "$T/report.json" 'all(o["served_locally_during_outage"]==0 for o in d["outages"])' "nothing served by us-east5 after each failover"
+# A request sent to the US just as it went away (on a kept-alive connection to a
+# partitioned server nothing ever comes back) is moved to Europe once the
+# gateway sees the region down; it must not wait for the restore.
+jcheck "$T/report.json" 'all(r["region"]=="europe-west4" for o in d["outages"] if o["restore_at_ms"] is not None for r in d["requests"] if r["outcome"]=="ok" and o["outage_at_ms"]<=r["start_ms"]<o["restore_at_ms"])' \
+	"every request started during an outage was served by europe-west4 (none waited for the restore)"
 jcheck "$T/report.json" 'all(p["latency_ms"]["p50"] is None or p["latency_ms"]["p50"]<=p["latency_ms"]["p90"]<=p["latency_ms"]["max"] for p in d["phases"])' \
 	"latency per phase p50 <= p90 <= max"
 [ "$rc" = 0 ] || fail "drill exited $rc"
