@@ -1099,11 +1099,12 @@ int weights_mount_run(const mount_opts *mo, char *err, size_t errlen)
 out:
 	fuse_opt_free_args(&args);
 	g.cancel = 1;
+	/* Every download thread ends before any node is freed: a thread finishing
+	 * its file (fsync, rename) rewrites the index from all nodes. */
+	for (size_t i = 0; i < g.n_all; i++)
+		if (g.all[i]->thr) pthread_join(g.all[i]->thr, NULL);
 	for (size_t i = 0; i < g.n_all; i++) {
 		node *nd = g.all[i];
-		if (nd->thr_live || nd->thr) {
-			if (nd->thr) pthread_join(nd->thr, NULL);
-		}
 		if (nd->fd >= 0) close(nd->fd);
 		if (nd->state == NODE_FETCHING) unlink(nd->part);
 		free(nd->chunks);
