@@ -16,7 +16,7 @@
 #      from infergate-mkmodel: exec to the first GET /health 200, with an empty
 #      cache (download, verify, load) and a warm one (one listing, load)
 # Usage: bash bench/weights/run.sh [BIN_DIR]   (default bin/; build with `make build`)
-# Env: SIZE_MB (shard size, default 256), ROUNDS (mount rounds, default 3),
+# Env: SIZE_MB (shard size, default 256), ROUNDS (mount rounds, default 5),
 #      COLD=0 (skip the drop_caches rounds; they also empty other programs'
 #      page cache), SKIP_PULL=1, SKIP_SERVER=1.
 # Prints a table; RESULTS.md records a run. Every process it starts is killed on exit.
@@ -100,14 +100,15 @@ mnt auto
 t0=$(now); readall "$T/mnt"; t1=$(now); cold_s=$(secs "$t0" "$t1")
 umnt
 objs=$(find "$T/cache" -type d -name objects)
-ROUNDS=${ROUNDS:-3}
+[ "$(ls "$objs"/*.safetensors | wc -l)" = 4 ] || fail "the cold mount did not leave the 4 shards in the file cache"
+ROUNDS=${ROUNDS:-5}
 pt_state=""
 : >"$T/rounds"
 for r in $(seq 1 "$ROUNDS"); do
 	readall "$objs" # the cache file's pages in: every hot reader starts from the same state
 	d=$(timed "$objs")
 	mnt auto; p=$(timed "$T/mnt"); pa=$(timed "$T/mnt")
-	pt_state=$(sed -n 's/.*"passthrough":"\([a-z]*\)".*"opens_passthrough_total":\([0-9]*\).*/\1, \2 opens/p' "$T"/cache/mount-*/status.json)
+	pt_state=$(sed -n 's/.*"passthrough":"\([a-z]*\)".*"opens_passthrough_total":\([0-9]*\),"opens_fuse_total":\([0-9]*\).*/\1, \2 passthrough opens, \3 FUSE opens/p' "$T"/cache/mount-*/status.json)
 	umnt
 	mnt off; o=$(timed "$T/mnt"); oa=$(timed "$T/mnt"); umnt
 	d2=$(timed "$objs")
