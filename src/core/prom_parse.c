@@ -2,9 +2,9 @@
  * prom_parse.c — the Prometheus text format (0.0.4) parser, for scraping model
  * servers (vLLM, SGLang, llama.cpp, infergate-server).
  *
- * One pass, line by line, within [text, text+len): it never reads past len and
- * allocates nothing; names and unescaped label values are copied into a
- * scratch area on the stack for the callback. Tolerated: \r\n, leading and
+ * One pass, line by line, within [text, text+len): it never reads past len.
+ * Names and unescaped label values are copied into a scratch area for the
+ * callback, part of a state allocated once per thread and kept. Tolerated: \r\n, leading and
  * trailing blanks, empty lines, comments, a trailing comma in a label set,
  * OpenMetrics "# EOF" and exemplars (" # {...} v" after the value). Refused,
  * naming the line: anything else that is not a sample, lines over
@@ -249,9 +249,24 @@ static int sample_line(pstate *ps, const char *p, const char *end, prom_sample *
 	return 0;
 }
 
+/* The state of the last prom_parse of this thread, kept for the next: a
+ * scraper parses a page per endpoint several times a second, and a fresh
+ * 66 KB block each time cost more than the few lines it parsed. A parse
+ * started from a callback (the kept state is busy) takes its own. Reachable
+ * until the thread ends, never freed. */
+static __thread pstate *kept_state;
+static __thread int kept_busy;
+
 int prom_parse(const char *text, size_t len, prom_sample_fn *fn, void *arg, char *err, size_t errlen)
 {
-	pstate *ps = malloc(sizeof(*ps));
+	int kept = 0;
+	pstate *ps;
+	if (!kept_busy && (kept_state || (kept_state = malloc(sizeof(*kept_state))))) {
+		ps = kept_state;
+		kept = kept_busy = 1;
+	} else {
+		ps = malloc(sizeof(*ps));
+	}
 	if (!ps) {
 		if (err && errlen)
 			snprintf(err, errlen, "out of memory");
@@ -299,7 +314,8 @@ int prom_parse(const char *text, size_t len, prom_sample_fn *fn, void *arg, char
 		if (fn && fn(arg, &smp))
 			break;
 	}
-	free(ps);
+	if (kept) kept_busy = 0;
+	else free(ps);
 	return rc < 0 ? -1 : count;
 }
 

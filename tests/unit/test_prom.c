@@ -426,6 +426,42 @@ static void test_parse_speed(void)
 	buf_free(&page);
 }
 
+/* A parse started from a callback of another (its state is busy) gets its own
+ * state: the outer parse's names and labels are intact after it, and a parse
+ * after both reuses the kept state. */
+typedef struct nested { int inner, checked; } nested;
+
+static int nested_inner(void *arg, const prom_sample *s)
+{
+	((nested *)arg)->inner++;
+	return 0;
+}
+
+static int nested_outer(void *arg, const prom_sample *s)
+{
+	nested *n = arg;
+	char err[64];
+	const char *text = "x{l=\"inner\"} 1\ny 2\n";
+	T_EQ_INT(prom_parse(text, strlen(text), nested_inner, n, err, sizeof(err)), 2);
+	T_EQ_STR(s->name, "outer_total");
+	T_EQ_STR(prom_sample_label(s, "job"), "a");
+	n->checked++;
+	return 0;
+}
+
+static void test_parse_nested(void)
+{
+	nested n = {0};
+	char err[64];
+	const char *text = "outer_total{job=\"a\"} 1\nouter_total{job=\"a\"} 2\n";
+	T_EQ_INT(prom_parse(text, strlen(text), nested_outer, &n, err, sizeof(err)), 2);
+	T_EQ_INT(n.checked, 2);
+	T_EQ_INT(n.inner, 4);
+	T_EQ_INT(prom_parse(text, strlen(text), NULL, NULL, err, sizeof(err)), 2);
+	T_EQ_INT(prom_parse("bad{", 4, NULL, NULL, err, sizeof(err)), -1);
+	T_EQ_INT(prom_parse(text, strlen(text), NULL, NULL, err, sizeof(err)), 2); /* after an error too */
+}
+
 int main(void)
 {
 	T_RUN(test_writer);
@@ -436,6 +472,7 @@ int main(void)
 	T_RUN(test_parse_others);
 	T_RUN(test_parse_errors);
 	T_RUN(test_round_trip);
+	T_RUN(test_parse_nested);
 	T_RUN(test_parse_speed);
 	return T_END();
 }
