@@ -1,10 +1,11 @@
 #!/bin/bash
 # bench/routing/scrape_cost.sh — what scraping costs the gateway: N endpoints
 # (nginx serving a static copy of infergate-sim's /metrics page on N loopback
-# ports) scraped every INTERVAL; the gateway's CPU time (utime + stime from
-# /proc/PID/stat) over SECONDS, as a share of one core.
+# ports) scraped every INTERVAL; the gateway's CPU time (/proc/PID/schedstat)
+# over SECONDS, as a share of one core and per scrape. FLOOR=1 also runs
+# scrape_floor.c, the same requests with nothing but the system calls.
 #
-#   bash bench/routing/scrape_cost.sh [BIN_DIR]      N=100 INTERVAL=100ms SECONDS_=10
+#   bash bench/routing/scrape_cost.sh [BIN_DIR]      N=100 INTERVAL=100ms SECONDS_=10 FLOOR=0
 set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
 bin=${1:-$top/bin}
@@ -50,19 +51,34 @@ pids+=($!)
 gw=$!
 pids+=($gw)
 sleep 2
-ticks() { awk '{print $14 + $15}' "/proc/$gw/stat"; }
-hz=$(getconf CLK_TCK)
-t0=$(ticks); s0=$(curl -s "http://127.0.0.1:$PORT_BASE/metrics" | awk '/^infergate_scrapes_total/ && /result="ok"/ {s += $NF} END {print s + 0}')
-w0=$(date +%s.%N)
+# CPU time: /proc/PID/schedstat (ns on a CPU, exact) for the total, /proc/PID/stat
+# (clock ticks) for the user/system split.
+run_ns() { awk '{print $1}' "/proc/$1/schedstat"; }
+ticks() { awk '{print $14, $15}' "/proc/$1/stat"; }
+scrapes() { curl -s "http://127.0.0.1:$PORT_BASE/metrics" | awk -v want="$1" '/^infergate_scrapes_total/ && (want == "ok") == /result="ok"/ {s += $NF} END {print s + 0}'; }
+n0=$(run_ns $gw); k0=$(ticks $gw); s0=$(scrapes ok); w0=$(date +%s.%N)
 sleep "$SECS"
-t1=$(ticks); s1=$(curl -s "http://127.0.0.1:$PORT_BASE/metrics" | awk '/^infergate_scrapes_total/ && /result="ok"/ {s += $NF} END {print s + 0}')
-w1=$(date +%s.%N)
-fails=$(curl -s "http://127.0.0.1:$PORT_BASE/metrics" | awk '/^infergate_scrapes_total/ && !/result="ok"/ {s += $NF} END {print s + 0}')
-python3 - "$t0" "$t1" "$hz" "$w0" "$w1" "$s0" "$s1" "$fails" "$N" "$INTERVAL" "$(wc -c <"$OUT/www/metrics")" <<'PY'
+n1=$(run_ns $gw); k1=$(ticks $gw); s1=$(scrapes ok); w1=$(date +%s.%N)
+fails=$(scrapes failed)
+floor=
+case "$INTERVAL" in *ms) interval_ms=${INTERVAL%ms} ;; *s) interval_ms=$((${INTERVAL%s} * 1000)) ;; *) interval_ms=$INTERVAL ;; esac
+if [ "${FLOOR:-0}" = 1 ]; then
+	kill $gw 2>/dev/null; wait $gw 2>/dev/null
+	# The same traffic from a program that does nothing but send, epoll_wait and
+	# read (bench/routing/scrape_floor.c): what the kernel costs alone.
+	cc -O2 -o "$OUT/scrape_floor" "$top/bench/routing/scrape_floor.c" &&
+		floor=$("$OUT/scrape_floor" "$N" $((PORT_BASE + 1)) "$interval_ms" "$SECS")
+fi
+python3 - "$n0" "$n1" "$w0" "$w1" "$s0" "$s1" "$fails" "$N" "$INTERVAL" "$(wc -c <"$OUT/www/metrics")" $k0 $k1 "$(getconf CLK_TCK)" <<'PY'
 import sys
-t0, t1, hz, w0, w1, s0, s1, fails = (float(x) for x in sys.argv[1:9])
-n, interval, page = sys.argv[9], sys.argv[10], sys.argv[11]
-cpu = (t1 - t0) / hz; wall = w1 - w0
-print(f"{n} endpoints every {interval} ({page}-byte page): {(s1 - s0) / wall:.0f} scrapes/s, {fails:.0f} failed; "
-      f"gateway CPU {cpu:.2f} s over {wall:.1f} s = {100 * cpu / wall:.2f}% of one core")
+n0, n1, w0, w1, s0, s1, fails = (float(x) for x in sys.argv[1:8])
+n, interval, page = sys.argv[8], sys.argv[9], sys.argv[10]
+u0, y0, u1, y1, hz = (float(x) for x in sys.argv[11:16])
+cpu = (n1 - n0) / 1e9; wall = w1 - w0; rate = (s1 - s0) / wall
+user = (u1 - u0) / max(1.0, (u1 - u0) + (y1 - y0))
+print(f"{n} endpoints every {interval} ({page}-byte page): {rate:.0f} scrapes/s, {fails:.0f} failed; "
+      f"gateway CPU {cpu:.3f} s over {wall:.1f} s = {100 * cpu / wall:.2f}% of one core, "
+      f"{1e6 * cpu / max(1.0, s1 - s0):.1f} us per scrape ({100 * user:.0f}% user)")
 PY
+[ -n "$floor" ] && echo "floor (send/epoll_wait/read only): $floor"
+exit 0
