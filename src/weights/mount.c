@@ -6,6 +6,10 @@
  * variable that readers wait on until the chunks they need have arrived. One
  * download thread per object being cached runs fetch_run() with that mutex, so
  * the chunk states it updates are the ones readers see.
+ *
+ * Where the kernel allows it, a file complete in the cache is opened with
+ * kernel FUSE passthrough and its reads never reach this file; the protocol
+ * part libfuse 3.14 lacks is spoken in the "passthrough" section below.
  */
 #define FUSE_USE_VERSION 31
 #include "weights/mount.h"
