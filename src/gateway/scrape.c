@@ -1,8 +1,8 @@
 /*
  * scrape.c — the scraper of scrape.h: a timer per endpoint on the gateway's
  * loop, one GET of the metrics path at a time on the endpoint's keep-alive
- * pool, the page into a buffer kept between scrapes (no allocation in steady
- * state), parsed by scrape_parse.
+ * pool, the page sieved as it arrives (scrape_parser: no copy of the page,
+ * no allocation in steady state).
  *
  * The timer is periodic from the first scrape (not from each answer), so the
  * endpoints of a pool are read together and the loop wakes once for many of
@@ -25,7 +25,8 @@ struct scrape_state {
 	gw_scrape_cfg cfg;
 	uint64_t timer;
 	hc_req *req;                   /* the scrape in flight */
-	buf body;                      /* its page so far, capped */
+	scrape_parser *parser;         /* its page, sieved as it arrives */
+	size_t body_bytes;             /* of its page so far, capped */
 	uint64_t started_ms;           /* of the scrape in flight */
 	uint64_t started_ns;
 	uint64_t since_ms;             /* scraping started (grace before the first success) */
@@ -58,7 +59,14 @@ static void record_failure(scrape_state *s, const char *result, const char *fmt_
 static void scrape_body(hc_req *r, const char *d, size_t n, void *arg)
 {
 	scrape_state *s = arg;
-	if (buf_append(&s->body, d, n) == 0) return;
+	s->body_bytes += n;
+	if (s->body_bytes <= SCRAPE_MAX_BODY_BYTES) {
+		/* Only a page that came with 200 is read; a parse failure is kept for
+		 * scrape_done (the rest of the page is still read, so the connection
+		 * can be reused). */
+		if (hc_status(r) == 200) scrape_parser_feed(s->parser, d, n);
+		return;
+	}
 	hc_cancel(r); /* over the cap: no callback follows */
 	s->req = NULL;
 	s->scrapes_total++;
@@ -88,7 +96,7 @@ static void scrape_done(hc_req *r, int err, void *arg)
 	}
 	scrape_values v;
 	char why[160];
-	if (scrape_parse(buf_rptr(&s->body), buf_rlen(&s->body), s->cfg.metric, &v, why, sizeof(why)) < 0) {
+	if (scrape_parser_end(s->parser, &v, why, sizeof(why)) < 0) {
 		s->garbage_total++;
 		record_failure(s, "garbage", why);
 		return;
@@ -113,7 +121,8 @@ static int64_t scrape_tick(ev_loop *loop, uint64_t id, void *arg)
 		return -1;
 	}
 	if (s->req) return (int64_t)s->cfg.interval_ms; /* still running: its timeout ends it */
-	buf_reset(&s->body);
+	scrape_parser_begin(s->parser, s->cfg.metric);
+	s->body_bytes = 0;
 	hc_callbacks cb = { NULL, scrape_body, scrape_done };
 	hc_timeouts to = { s->cfg.timeout_ms, s->cfg.timeout_ms, s->cfg.timeout_ms };
 	s->started_ms = ev_now_ms(loop);
@@ -137,8 +146,12 @@ int scrape_apply(gw_endpoint *e, const gw_scrape_cfg *cfg)
 	if (!s) {
 		s = calloc(1, sizeof(*s));
 		if (!s) return -1;
+		s->parser = scrape_parser_new();
+		if (!s->parser) {
+			free(s);
+			return -1;
+		}
 		s->e = e;
-		buf_init(&s->body, SCRAPE_MAX_BODY_BYTES);
 		e->scrape = s;
 	} else if (s->cfg.enabled == cfg->enabled && s->cfg.interval_ms == cfg->interval_ms &&
 		   s->cfg.timeout_ms == cfg->timeout_ms && s->cfg.stale_ms == cfg->stale_ms && s->timer &&
@@ -160,7 +173,7 @@ void scrape_free(gw_endpoint *e)
 	scrape_state *s = e->scrape;
 	if (!s) return;
 	stop(s);
-	buf_free(&s->body);
+	scrape_parser_free(s->parser);
 	free(s);
 	e->scrape = NULL;
 }

@@ -57,6 +57,19 @@ typedef struct scrape_values {
  * metrics (nor the configured one) on the page. */
 int scrape_parse(const char *text, size_t len, const char *metric, scrape_values *out, char *err, size_t err_len);
 
+/* The same, for a page that comes in pieces: begin, feed each piece as it
+ * arrives (nothing of it is kept but a line cut at its end), end. A failure
+ * is sticky: feed returns -1 from then on and end gives the reason. Owner of
+ * a parser: whoever made it (scrape_parser_new/free); reused page after page
+ * without allocating (its carry buffer keeps its storage). metric must stay
+ * valid until end. */
+typedef struct scrape_parser scrape_parser;
+scrape_parser *scrape_parser_new(void);
+void scrape_parser_free(scrape_parser *sp);
+void scrape_parser_begin(scrape_parser *sp, const char *metric);
+int scrape_parser_feed(scrape_parser *sp, const char *data, size_t len);
+int scrape_parser_end(scrape_parser *sp, scrape_values *out, char *err, size_t err_len);
+
 /* 1 when metric names the KV usage rather than a gauge of its own. */
 int scrape_metric_is_kv(const char *metric);
 

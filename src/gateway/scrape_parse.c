@@ -9,6 +9,11 @@
  * numbers). A page is garbage when a sieved line does not parse, when a line
  * does not start like a sample or a comment, when it holds a NUL byte, or when
  * no load metric is on it at all (or the configured one is missing).
+ *
+ * The page may come in pieces as the socket gives them (scrape_parser_*):
+ * whole lines are sieved where they are, and only a line cut by the end of a
+ * piece is carried over (up to PROM_PARSE_MAX_LINE), so the page itself is
+ * never copied.
  */
 #include "gateway/scrape.h"
 #include "core/prom.h"
@@ -179,56 +184,134 @@ static int flush(acc *a, char *sel, size_t *n, char *err, size_t err_len)
 
 static double frac(double v) { return v < 0 ? 0 : v > 1 ? 1 : v; }
 
-int scrape_parse(const char *text, size_t len, const char *metric, scrape_values *out, char *err, size_t err_len)
+/* The incremental parser of scrape.h: the sieve's state between pieces. */
+struct scrape_parser {
+	acc a;
+	int failed;                    /* sticky: err holds why */
+	char err[160];
+	size_t lines;
+	size_t n_sel;
+	char sel[4096];                /* the gathered lines we read, parsed together */
+	buf carry;                     /* a line cut by the end of a piece, capped */
+};
+
+scrape_parser *scrape_parser_new(void)
+{
+	scrape_parser *sp = calloc(1, sizeof(*sp));
+	if (sp) buf_init(&sp->carry, PROM_PARSE_MAX_LINE);
+	return sp;
+}
+
+void scrape_parser_free(scrape_parser *sp)
+{
+	if (!sp) return;
+	buf_free(&sp->carry);
+	free(sp);
+}
+
+void scrape_parser_begin(scrape_parser *sp, const char *metric)
+{
+	memset(&sp->a, 0, sizeof(sp->a));
+	sp->a.metric = scrape_metric_is_kv(metric) ? NULL : metric;
+	sp->a.metric_len = sp->a.metric ? strlen(sp->a.metric) : 0;
+	heads_init(&sp->a);
+	sp->failed = 0;
+	sp->err[0] = 0;
+	sp->lines = sp->n_sel = 0;
+	buf_reset(&sp->carry);
+}
+
+static int fail(scrape_parser *sp)
+{
+	sp->failed = 1;
+	return -1;
+}
+
+/* One line [p, le) of the page, without its newline. */
+static int line(scrape_parser *sp, const char *p, const char *le)
+{
+	acc *a = &sp->a;
+	sp->lines++;
+	const char *q = p;
+	while (q < le && (*q == ' ' || *q == '\t')) q++;
+	if (q == le || *q == '#' || *q == '\r') return 0;
+	if (wanted(a, q, le)) {
+		/* Gathered, so the parser runs once per page (lines that do not
+		 * fit the gathering buffer are parsed where they are). */
+		size_t ll = (size_t)(le - q);
+		if (sp->n_sel + ll + 1 > sizeof(sp->sel) && flush(a, sp->sel, &sp->n_sel, sp->err, sizeof(sp->err)) < 0)
+			return fail(sp);
+		if (ll + 1 > sizeof(sp->sel)) {
+			char perr[128];
+			if (prom_parse(q, ll, on_sample, a, perr, sizeof(perr)) != 1) {
+				snprintf(sp->err, sizeof(sp->err), "not Prometheus text at line %zu: %s", sp->lines, perr);
+				return fail(sp);
+			}
+		} else {
+			memcpy(sp->sel + sp->n_sel, q, ll);
+			sp->n_sel += ll;
+			sp->sel[sp->n_sel++] = '\n';
+		}
+		return 0;
+	}
+	if (!((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || *q == '_' || *q == ':')) {
+		/* Not a metric name: this is no Prometheus page. */
+		snprintf(sp->err, sizeof(sp->err), "not Prometheus text at line %zu", sp->lines);
+		return fail(sp);
+	}
+	return 0;
+}
+
+int scrape_parser_feed(scrape_parser *sp, const char *data, size_t len)
+{
+	if (sp->failed) return -1;
+	if (memchr(data, 0, len)) {
+		snprintf(sp->err, sizeof(sp->err), "not Prometheus text (a NUL byte)");
+		return fail(sp);
+	}
+	const char *p = data, *end = data + len;
+	if (buf_rlen(&sp->carry)) {
+		/* The end of the line the last piece cut. */
+		const char *nl = memchr(p, '\n', len);
+		const char *le = nl ? nl : end;
+		if (buf_append(&sp->carry, p, (size_t)(le - p)) < 0) {
+			snprintf(sp->err, sizeof(sp->err), "not Prometheus text at line %zu: line too long", sp->lines + 1);
+			return fail(sp);
+		}
+		if (!nl) return 0;
+		if (line(sp, buf_rptr(&sp->carry), buf_rptr(&sp->carry) + buf_rlen(&sp->carry)) < 0) return -1;
+		buf_reset(&sp->carry);
+		p = nl + 1;
+	}
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		if (!nl) {
+			if (buf_append(&sp->carry, p, (size_t)(end - p)) < 0) {
+				snprintf(sp->err, sizeof(sp->err), "not Prometheus text at line %zu: line too long", sp->lines + 1);
+				return fail(sp);
+			}
+			return 0;
+		}
+		if (line(sp, p, nl) < 0) return -1;
+		p = nl + 1;
+	}
+	return 0;
+}
+
+int scrape_parser_end(scrape_parser *sp, scrape_values *out, char *err, size_t err_len)
 {
 	memset(out, 0, sizeof(*out));
 	out->dialect = "";
-	acc a;
-	memset(&a, 0, sizeof(a));
-	a.metric = scrape_metric_is_kv(metric) ? NULL : metric;
-	a.metric_len = a.metric ? strlen(a.metric) : 0;
-	heads_init(&a);
-	if (memchr(text, 0, len)) {
-		snprintf(err, err_len, "not Prometheus text (a NUL byte)");
+	acc *ap = &sp->a;
+	if (!sp->failed && buf_rlen(&sp->carry)) /* the last line, without a newline */
+		line(sp, buf_rptr(&sp->carry), buf_rptr(&sp->carry) + buf_rlen(&sp->carry));
+	buf_reset(&sp->carry);
+	if (!sp->failed && flush(ap, sp->sel, &sp->n_sel, sp->err, sizeof(sp->err)) < 0) sp->failed = 1;
+	if (sp->failed) {
+		snprintf(err, err_len, "%s", sp->err);
 		return -1;
 	}
-	/* Sieve: feed prom_parse only the lines whose metric name we read. */
-	char sel[4096];
-	size_t n_sel = 0;
-	const char *p = text, *end = text + len;
-	size_t lines = 0, comment_or_blank = 0;
-	while (p < end) {
-		const char *nl = memchr(p, '\n', (size_t)(end - p));
-		const char *le = nl ? nl : end;
-		lines++;
-		const char *q = p;
-		while (q < le && (*q == ' ' || *q == '\t')) q++;
-		if (q == le || *q == '#' || *q == '\r') {
-			comment_or_blank++;
-		} else if (wanted(&a, q, le)) {
-			/* Gathered, so the parser runs once per page (lines that do not
-			 * fit the gathering buffer are parsed where they are). */
-			size_t ll = (size_t)(le - q);
-			if (n_sel + ll + 1 > sizeof(sel) && flush(&a, sel, &n_sel, err, err_len) < 0) return -1;
-			if (ll + 1 > sizeof(sel)) {
-				char perr[128];
-				if (prom_parse(q, ll, on_sample, &a, perr, sizeof(perr)) != 1) {
-					snprintf(err, err_len, "not Prometheus text at line %zu: %s", lines, perr);
-					return -1;
-				}
-			} else {
-				memcpy(sel + n_sel, q, ll);
-				n_sel += ll;
-				sel[n_sel++] = '\n';
-			}
-		} else if (!((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || *q == '_' || *q == ':')) {
-			/* Not a metric name: this is no Prometheus page. */
-			snprintf(err, err_len, "not Prometheus text at line %zu", lines);
-			return -1;
-		}
-		p = nl ? nl + 1 : end;
-	}
-	if (flush(&a, sel, &n_sel, err, err_len) < 0) return -1;
+	const acc a = *ap;
 	if (a.count[W_KV]) {
 		out->kv_usage = frac(a.sum[W_KV] / a.count[W_KV]);
 		out->has |= SCRAPE_HAS_KV;
@@ -266,4 +349,15 @@ int scrape_parse(const char *text, size_t len, const char *metric, scrape_values
 		return -1;
 	}
 	return 0;
+}
+
+int scrape_parse(const char *text, size_t len, const char *metric, scrape_values *out, char *err, size_t err_len)
+{
+	scrape_parser sp;
+	buf_init(&sp.carry, PROM_PARSE_MAX_LINE);
+	scrape_parser_begin(&sp, metric);
+	scrape_parser_feed(&sp, text, len);
+	int rc = scrape_parser_end(&sp, out, err, err_len);
+	buf_free(&sp.carry);
+	return rc;
 }

@@ -195,6 +195,62 @@ static void test_sieve_matches_full_parse(void)
 	buf_free(&b);
 }
 
+/* A page fed in pieces, cut anywhere, reads as the page in one piece; a
+ * failure in any piece is sticky; a line cut between pieces longer than the
+ * carry cap is garbage; a parser is reused page after page. */
+static void test_pieces(void)
+{
+	scrape_parser *sp = scrape_parser_new();
+	T_CHECK(sp != NULL);
+	scrape_values whole, v;
+	char err[160];
+	size_t len = strlen(vllm_page);
+	T_EQ_INT(scrape_parse(vllm_page, len, NULL, &whole, err, sizeof(err)), 0);
+	for (size_t cut = 0; cut <= len; cut++) {
+		scrape_parser_begin(sp, NULL);
+		T_EQ_INT(scrape_parser_feed(sp, vllm_page, cut), 0);
+		T_EQ_INT(scrape_parser_feed(sp, vllm_page + cut, len - cut), 0);
+		T_EQ_INT(scrape_parser_end(sp, &v, err, sizeof(err)), 0);
+		T_CHECK(!memcmp(&v, &whole, sizeof(v)));
+	}
+	for (size_t step = 1; step < 40; step += 3) { /* many small pieces */
+		scrape_parser_begin(sp, "tpu-cache");
+		for (size_t at = 0; at < len; at += step) scrape_parser_feed(sp, vllm_page + at, MIN(step, len - at));
+		T_EQ_INT(scrape_parser_end(sp, &v, err, sizeof(err)), 0);
+		T_NEAR(v.metric, 0.0421, 1e-12);
+		T_EQ_INT(v.num_gpu_blocks, 8192);
+	}
+	/* A bad line cut in two; a NUL in the second piece; then a good page again. */
+	const char *bad = "vllm:kv_cache_usage_perc 0.5\n<html>\n";
+	scrape_parser_begin(sp, NULL);
+	T_EQ_INT(scrape_parser_feed(sp, bad, 31), 0);
+	T_EQ_INT(scrape_parser_feed(sp, bad + 31, strlen(bad) - 31), -1);
+	T_EQ_INT(scrape_parser_feed(sp, "vllm:num_requests_waiting 1\n", 28), -1);
+	T_EQ_INT(scrape_parser_end(sp, &v, err, sizeof(err)), -1);
+	T_CHECK(strstr(err, "line 2") != NULL);
+	scrape_parser_begin(sp, NULL);
+	T_EQ_INT(scrape_parser_feed(sp, "vllm:kv_cache_usage_perc 0.5\n", 29), 0);
+	T_EQ_INT(scrape_parser_feed(sp, "x 1\n\0", 5), -1);
+	T_EQ_INT(scrape_parser_end(sp, &v, err, sizeof(err)), -1);
+	T_CHECK(strstr(err, "NUL") != NULL);
+	buf b;
+	buf_init(&b, 0);
+	buf_puts(&b, "vllm:kv_cache_usage_perc 0.5\nlong_label_metric{l=\"");
+	while (buf_rlen(&b) < PROM_PARSE_MAX_LINE + 100) buf_puts(&b, "xxxxxxxxxxxxxxxx");
+	buf_puts(&b, "\"} 1\n");
+	scrape_parser_begin(sp, NULL);
+	T_EQ_INT(scrape_parser_feed(sp, buf_rptr(&b), 40), 0);
+	T_EQ_INT(scrape_parser_feed(sp, buf_rptr(&b) + 40, buf_rlen(&b) - 40), -1);
+	T_EQ_INT(scrape_parser_end(sp, &v, err, sizeof(err)), -1);
+	T_CHECK(strstr(err, "too long") != NULL);
+	scrape_parser_begin(sp, NULL);
+	T_EQ_INT(scrape_parser_feed(sp, vllm_page, len), 0);
+	T_EQ_INT(scrape_parser_end(sp, &v, err, sizeof(err)), 0);
+	T_CHECK(!memcmp(&v, &whole, sizeof(v)));
+	buf_free(&b);
+	scrape_parser_free(sp);
+}
+
 /* The cost per page of a simulator-like page (~12 KB, mostly histograms). */
 static void test_cost(void)
 {
@@ -225,6 +281,7 @@ int main(void)
 	T_RUN(test_garbage);
 	T_RUN(test_sieve);
 	T_RUN(test_sieve_matches_full_parse);
+	T_RUN(test_pieces);
 	T_RUN(test_cost);
 	return T_END();
 }
