@@ -8,8 +8,8 @@
  *   3 baseline  "What is the capital of France?" through the US gateway,
  *               served in the US; the steady client stream starts
  *   4-6 outage  for each flavour (graceful SIGTERM, crash SIGKILL, network
- *               partition): the outage, the time until the first answer from
- *               Europe, then "What is the capital of Germany?" through the same
+ *               partition): the outage and, with it, one streamed client
+ *               request; the time until the first answer from Europe, then "What is the capital of Germany?" through the same
  *               US gateway, served by Europe with a normal answer
  *   7 restore   servers started again / link up; time until they are ready and
  *               until the US gateway serves from the US again
@@ -562,6 +562,11 @@ static void run_flavour(drill *d, drill_flavour *f, int fi)
 							 : "the servers stopped (SIGSTOP: no link to cut on loopback)";
 	say(d, "outage %s of %s: %s", f->name, r->local_region, how);
 	if (do_outage(d, f) < 0) add_check(d, 0, "%s: the outage step failed", f->name);
+	/* A client arriving with the outage (streamed: its head comes with the
+	 * first token), so the figure below is the system's, not the wait for the
+	 * steady stream's next tick. Outside the in-flight cap: one request. */
+	uint64_t k = d->steady_seq++;
+	send_req(d, 0, DRILL_STEADY, 1, steady_prompts[k % ARRAY_LEN(steady_prompts)], d->o.max_tokens_steady);
 	first_from ff = {1, f->t_outage_ms, -1};
 	if (run_until(d, cond_first_from, &ff, d->o.failover_timeout_ms) == 0) {
 		f->failover_ms = ff.at_ms - f->t_outage_ms;
