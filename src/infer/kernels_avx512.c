@@ -5,15 +5,16 @@
  * matmul has two shapes of tile, and every shape sums an output element the
  * same way for a given weight type (below), so a row's result never depends
  * on the tile or the batch it ran in:
- *  - one activation row (a decode step): one weight row at a time, start
- *    to end, so the weights are read as a single sequential stream, which
- *    the hardware prefetchers follow best. This is the memory-bound case.
+ *  - up to 4 activation rows (decode steps): one weight row at a time,
+ *    start to end, against all the activation rows, so the weights are read
+ *    as a single sequential stream, which the hardware prefetchers follow
+ *    best. This is the memory-bound case.
  *    Each row is one dependency chain of FMAs, but consecutive rows are
  *    independent and the core overlaps them out of order. (Tiles of 8 rows
  *    read 8 interleaved streams 1280 bytes apart and needed software
  *    prefetch; on Zen 5 they streamed 262144 x 640 bf16 at 15-20 GB/s on two
  *    threads where this loop reaches 45-48, as fast as a plain read.)
- *  - several activation rows: 4 weight rows x 4 activation rows, 16
+ *  - more activation rows: 4 weight rows x 4 activation rows, 16
  *    accumulators, each weight vector converted once and used 4 times. The
  *    weight tile stays in L1 while the activation rows of a chunk of 64 pass
  *    over it from L2, so the weights stream from memory once per call
@@ -94,12 +95,6 @@ AI void tile(float *out, size_t ldo, const float *x, size_t ldx, const char *w, 
 
 typedef void (*tile_fn)(float *, size_t, const float *, size_t, const char *, size_t, int);
 
-/* One activation row against weight rows [0, n_out), one row after another. */
-AI void rows_seq(float *out, const float *x, const char *w, size_t wrow_bytes, int in, int n_out, const int wt)
-{
-	for (int o = 0; o < n_out; o++)
-		tile(out + o, 1, x, 0, w + (size_t)o * wrow_bytes, wrow_bytes, in, wt, 1, 1, 0);
-}
 /* The batch tiles: NO in 1..4 weight rows x NB in 1..4 activation rows, with
  * or without prefetch (only the first pass over a weight tile prefetches). */
 #define TILE_FN(WT, NO, NB, PF) \
@@ -122,11 +117,9 @@ static void matmul_avx512(float *out, size_t ldo, const float *x, size_t ldx, in
                           const void *w, dtype wt, int in, int o_begin, int o_end)
 {
 	size_t rb = (size_t)in * dtype_size(wt);
-	if (n_rows == 1) {
-		const char *w0 = (const char *)w + (size_t)o_begin * rb;
-		if (wt == DTYPE_BF16) rows_seq(out + o_begin, x, w0, rb, in, o_end - o_begin, DTYPE_BF16);
-		else if (wt == DTYPE_F16) rows_seq(out + o_begin, x, w0, rb, in, o_end - o_begin, DTYPE_F16);
-		else rows_seq(out + o_begin, x, w0, rb, in, o_end - o_begin, DTYPE_F32);
+	if (n_rows <= 4) {   /* decode steps: one weight row after another, for all rows at once */
+		tile_fn f = tiles[wt][0][0][n_rows - 1];
+		for (int o = o_begin; o < o_end; o++) f(out + o, ldo, x, ldx, (const char *)w + (size_t)o * rb, rb, in);
 		return;
 	}
 	for (int ob = o_begin; ob < o_end; ob += CHUNK_O) {
