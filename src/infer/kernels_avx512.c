@@ -5,15 +5,17 @@
  * matmul has two shapes of tile, and every shape sums an output element the
  * same way for a given weight type (below), so a row's result never depends
  * on the tile or the batch it ran in:
- *  - up to 4 activation rows (decode steps): one weight row at a time,
- *    start to end, against all the activation rows, so the weights are read
- *    as a single sequential stream, which the hardware prefetchers follow
- *    best. This is the memory-bound case.
- *    Each row is one dependency chain of FMAs, but consecutive rows are
- *    independent and the core overlaps them out of order. (Tiles of 8 rows
- *    read 8 interleaved streams 1280 bytes apart and needed software
- *    prefetch; on Zen 5 they streamed 262144 x 640 bf16 at 15-20 GB/s on two
- *    threads where this loop reaches 45-48, as fast as a plain read.)
+ *  - up to 4 activation rows (decode steps): the caller's weight rows cut
+ *    into 4 equal parts, and one row of each part at a time, start to end,
+ *    against all the activation rows: 4 sequential streams megabytes apart,
+ *    which the hardware prefetchers follow well, and 4 independent FMA
+ *    chains. This is the memory-bound case. Measured on Zen 5 (2 threads,
+ *    a decode step of the 270m shape, best step): 4 far streams 10.3-10.7 ms,
+ *    1 stream 12.2-12.5, 2 streams 11.0-11.2, 8 streams 11.7-11.9; the
+ *    earlier tile of 8 adjacent rows (8 interleaved streams 1280 bytes apart,
+ *    with software prefetch) 15-18 ms; 2 adjacent rows (no prefetch) 25 ms.
+ *    Software prefetch ahead of the far streams (2, 4, 8 KB) made steps
+ *    slower, so there is none.
  *  - more activation rows: 4 weight rows x 4 activation rows, 16
  *    accumulators, each weight vector converted once and used 4 times. The
  *    weight tile stays in L1 while the activation rows of a chunk of 64 pass
@@ -30,6 +32,9 @@
 #include "infer/kernels.h"
 
 #define AI static inline __attribute__((always_inline))
+#ifndef STREAMS
+#define STREAMS 4             /* weight streams of a decode tile */
+#endif
 #ifndef PREFETCH_BYTES
 #define PREFETCH_BYTES 8192   /* how far ahead of the weight stream to prefetch */
 #endif
@@ -44,10 +49,11 @@ AI __m512 load_w(const char *p, const int wt, __mmask16 m, const int masked)
 	return _mm512_cvtph_ps(h);
 }
 
-/* NO weight rows (wrow_bytes apart, contiguous) against NB activation rows.
+/* NO weight rows (wrow_bytes apart) against NB activation rows; the result of
+ * weight row a and activation row b goes to out[b * ldo + a * os].
  * With PF, prefetches the weight bytes PREFETCH_BYTES ahead of the tile at the
  * rate the tile consumes them (NO * 16 elements per step). */
-AI void tile(float *out, size_t ldo, const float *x, size_t ldx, const char *w, size_t wrow_bytes,
+AI void tile(float *out, size_t ldo, size_t os, const float *x, size_t ldx, const char *w, size_t wrow_bytes,
              int in, const int wt, const int NO, const int NB, const int PF)
 {
 	const int esz = wt == DTYPE_F32 ? 4 : 2;
@@ -90,7 +96,7 @@ AI void tile(float *out, size_t ldo, const float *x, size_t ldx, const char *w, 
 #pragma GCC unroll 8
 	for (int a = 0; a < NO; a++)
 #pragma GCC unroll 4
-		for (int b = 0; b < NB; b++) out[b * ldo + a] = _mm512_reduce_add_ps(acc[a][b]);
+		for (int b = 0; b < NB; b++) out[b * ldo + a * os] = _mm512_reduce_add_ps(acc[a][b]);
 }
 
 typedef void (*tile_fn)(float *, size_t, const float *, size_t, const char *, size_t, int);
@@ -100,7 +106,7 @@ typedef void (*tile_fn)(float *, size_t, const float *, size_t, const char *, si
 #define TILE_FN(WT, NO, NB, PF) \
 	static void tile_##WT##_##NO##_##NB##_##PF(float *out, size_t ldo, const float *x, size_t ldx, \
 	                                           const char *w, size_t wrow_bytes, int in) \
-	{ tile(out, ldo, x, ldx, w, wrow_bytes, in, WT, NO, NB, PF); }
+	{ tile(out, ldo, 1, x, ldx, w, wrow_bytes, in, WT, NO, NB, PF); }
 #define TILE_NB(WT, NO, PF) TILE_FN(WT, NO, 1, PF) TILE_FN(WT, NO, 2, PF) TILE_FN(WT, NO, 3, PF) TILE_FN(WT, NO, 4, PF)
 #define TILE_NO(WT, PF) TILE_NB(WT, 1, PF) TILE_NB(WT, 2, PF) TILE_NB(WT, 3, PF) TILE_NB(WT, 4, PF)
 #define TILE_ALL(WT) TILE_NO(WT, 0) TILE_NO(WT, 1)
@@ -111,15 +117,35 @@ TILE_ALL(0) TILE_ALL(1) TILE_ALL(2)
 #define T_DT(WT) { T_NO(WT, 0), T_NO(WT, 1) }
 static const tile_fn tiles[3][2][4][4] = { T_DT(0), T_DT(1), T_DT(2) };
 
+/* The decode tiles: STREAMS weight rows far apart (one from each of STREAMS
+ * equal parts of the caller's rows, `stride` bytes apart, results `os` floats
+ * apart), or one row, against NB in 1..4 activation rows. */
+typedef void (*stream_fn)(float *, size_t, size_t, const float *, size_t, const char *, size_t, int);
+#define STREAM_FN(WT, NAME, NS, NB) \
+	static void stream_##WT##_##NAME##_##NB(float *out, size_t os, size_t ldo, const float *x, size_t ldx, \
+	                                        const char *w, size_t stride, int in) \
+	{ tile(out, ldo, os, x, ldx, w, stride, in, WT, NS, NB, 0); }
+#define STREAM_NB(WT, NAME, NS) STREAM_FN(WT, NAME, NS, 1) STREAM_FN(WT, NAME, NS, 2) STREAM_FN(WT, NAME, NS, 3) STREAM_FN(WT, NAME, NS, 4)
+STREAM_NB(0, one, 1) STREAM_NB(1, one, 1) STREAM_NB(2, one, 1)
+STREAM_NB(0, far, STREAMS) STREAM_NB(1, far, STREAMS) STREAM_NB(2, far, STREAMS)
+#define S_NB(WT, NAME) { stream_##WT##_##NAME##_1, stream_##WT##_##NAME##_2, stream_##WT##_##NAME##_3, stream_##WT##_##NAME##_4 }
+#define S_DT(WT) { S_NB(WT, one), S_NB(WT, far) }
+static const stream_fn streams[3][2][4] = { S_DT(0), S_DT(1), S_DT(2) };
+
 enum { CHUNK_O = 64, CHUNK_B = 64 };
 
 static void matmul_avx512(float *out, size_t ldo, const float *x, size_t ldx, int n_rows,
                           const void *w, dtype wt, int in, int o_begin, int o_end)
 {
 	size_t rb = (size_t)in * dtype_size(wt);
-	if (n_rows <= 4) {   /* decode steps: one weight row after another, for all rows at once */
-		tile_fn f = tiles[wt][0][0][n_rows - 1];
-		for (int o = o_begin; o < o_end; o++) f(out + o, ldo, x, ldx, (const char *)w + (size_t)o * rb, rb, in);
+	if (n_rows <= 4) {   /* decode steps: STREAMS far streams, then the leftover rows one by one */
+		stream_fn f1 = streams[wt][0][n_rows - 1], fs = streams[wt][1][n_rows - 1];
+		size_t part = (size_t)(o_end - o_begin) / STREAMS;
+		int o = o_begin;
+		for (; o < o_begin + (int)part; o++)
+			fs(out + o, part, ldo, x, ldx, (const char *)w + (size_t)o * rb, part * rb, in);
+		for (o = o_begin + (int)part * STREAMS; o < o_end; o++)
+			f1(out + o, 1, ldo, x, ldx, (const char *)w + (size_t)o * rb, rb, in);
 		return;
 	}
 	for (int ob = o_begin; ob < o_end; ob += CHUNK_O) {
