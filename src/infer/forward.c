@@ -30,6 +30,8 @@
 #include "infer/kernels.h"
 #include "infer/pool.h"
 
+enum { LOGIT_CHUNKS_PER_THREAD = 32 };
+
 /* Every buffer a step uses; owned by the engine, sized at load. */
 typedef struct run_state {
 	float *x;        /* [rows][H] residual stream */
@@ -265,11 +267,18 @@ static void forward(engine *e)
 		for (int rr = 0; rr < n; rr++) if (s->row_item[rr] == it) last = rr;
 		rmsnorm(s->xl + (size_t)i * H, s->x + (size_t)last * H, m->final_norm, H, c->rms_eps);
 	}
+	/* one row of logits goes straight to the item's buffer; several are
+	 * computed together (each weight row read once) and copied out */
+	float *dst = e->n_logits == 1 ? e->items[s->logit_item[0]].logits : s->logits;
 	mm_job lj = { .e = e, .x = s->xl, .n_rows = e->n_logits, .in = H, .n_mats = 1,
-	              .w = { &m->embed }, .out = { s->logits }, .softcap = c->final_softcap };
-	pool_run(e->pool, mm_run, &lj);
-	for (int i = 0; i < e->n_logits; i++)
-		memcpy(e->items[s->logit_item[i]].logits, s->logits + (size_t)i * c->vocab, (size_t)c->vocab * sizeof(float));
+	              .w = { &m->embed }, .out = { dst }, .softcap = c->final_softcap };
+	/* the output projection is most of a decode step's bytes: in small chunks,
+	 * so that no thread is left streaming alone at the end while another waits */
+	int nt = pool_threads(e->pool);
+	pool_run_chunks(e->pool, mm_run, &lj, nt == 1 ? 1 : nt * LOGIT_CHUNKS_PER_THREAD);
+	if (dst == s->logits)
+		for (int i = 0; i < e->n_logits; i++)
+			memcpy(e->items[s->logit_item[i]].logits, s->logits + (size_t)i * c->vocab, (size_t)c->vocab * sizeof(float));
 }
 
 int engine_step(engine *e, const engine_item *items, int n_items, char *err, size_t errlen)

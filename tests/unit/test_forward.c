@@ -275,6 +275,27 @@ static void test_kernels_agree(void)
 			T_EQ_MEM(t1, t2, sizeof t1);
 		}
 		T_NEAR(p->dot(x, x + 3, 37), q->dot(x, x + 3, 37), 1e-4);
+		/* decode-sized calls (1-4 rows take another path than 5+): every row
+		 * gives the same bits as the row alone, and agrees with portable */
+		enum { IN2 = 45, OUT2 = 41 };
+		static unsigned char w2[OUT2 * IN2 * 2 + 1];
+		float x2[5 * IN2], alone[OUT2], all[5 * OUT2], ref2[OUT2];
+		for (int i = 0; i < 5 * IN2; i++) x2[i] = gauss();
+		for (int i = 0; i < OUT2 * IN2; i++) {
+			uint16_t h = f32_to_bf16(gauss());
+			memcpy(w2 + 1 + i * 2, &h, 2);
+		}
+		for (int nb = 1; nb <= 5; nb++) {
+			q->matmul(all, OUT2, x2, IN2, nb, w2 + 1, DTYPE_BF16, IN2, 2, OUT2);
+			for (int b = 0; b < nb; b++) {
+				q->matmul(alone, OUT2, x2 + b * IN2, IN2, 1, w2 + 1, DTYPE_BF16, IN2, 2, OUT2);
+				p->matmul(ref2, OUT2, x2 + b * IN2, IN2, 1, w2 + 1, DTYPE_BF16, IN2, 2, OUT2);
+				T_EQ_MEM(all + b * OUT2 + 2, alone + 2, (OUT2 - 2) * sizeof(float));
+				double worst = 0;
+				for (int o = 2; o < OUT2; o++) worst = fmax(worst, fabs(alone[o] - ref2[o]));
+				T_NEAR(worst, 0, 1e-4);
+			}
+		}
 	}
 	/* conversions */
 	T_EQ_INT(f32_to_bf16(1.0f), 0x3f80);
