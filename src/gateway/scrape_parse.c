@@ -227,39 +227,52 @@ static int fail(scrape_parser *sp)
 	return -1;
 }
 
-/* One line [p, le) of the page, without its newline. */
-static int line(scrape_parser *sp, const char *p, const char *le)
+/* Gathers a line we read (from its name q to le), or parses it where it is
+ * when it does not fit the gathering buffer, so the parser runs once per page. */
+static int gather(scrape_parser *sp, const char *q, const char *le)
 {
 	acc *a = &sp->a;
-	sp->lines++;
-	const char *q = p;
-	while (q < le && (*q == ' ' || *q == '\t')) q++;
-	if (q == le || *q == '#' || *q == '\r') return 0;
-	if (wanted(a, q, le)) {
-		/* Gathered, so the parser runs once per page (lines that do not
-		 * fit the gathering buffer are parsed where they are). */
-		size_t ll = (size_t)(le - q);
-		if (sp->n_sel + ll + 1 > sizeof(sp->sel) && flush(a, sp->sel, &sp->n_sel, sp->err, sizeof(sp->err)) < 0)
+	size_t ll = (size_t)(le - q);
+	if (sp->n_sel + ll + 1 > sizeof(sp->sel) && flush(a, sp->sel, &sp->n_sel, sp->err, sizeof(sp->err)) < 0)
+		return fail(sp);
+	if (ll + 1 > sizeof(sp->sel)) {
+		char perr[128];
+		if (prom_parse(q, ll, on_sample, a, perr, sizeof(perr)) != 1) {
+			snprintf(sp->err, sizeof(sp->err), "not Prometheus text at line %zu: %s", sp->lines, perr);
 			return fail(sp);
-		if (ll + 1 > sizeof(sp->sel)) {
-			char perr[128];
-			if (prom_parse(q, ll, on_sample, a, perr, sizeof(perr)) != 1) {
-				snprintf(sp->err, sizeof(sp->err), "not Prometheus text at line %zu: %s", sp->lines, perr);
-				return fail(sp);
-			}
-		} else {
-			memcpy(sp->sel + sp->n_sel, q, ll);
-			sp->n_sel += ll;
-			sp->sel[sp->n_sel++] = '\n';
 		}
 		return 0;
 	}
-	if (!((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || *q == '_' || *q == ':')) {
-		/* Not a metric name: this is no Prometheus page. */
-		snprintf(sp->err, sizeof(sp->err), "not Prometheus text at line %zu", sp->lines);
-		return fail(sp);
-	}
+	memcpy(sp->sel + sp->n_sel, q, ll);
+	sp->n_sel += ll;
+	sp->sel[sp->n_sel++] = '\n';
 	return 0;
+}
+
+/* What the first byte of a line says: a blank (look further), a comment or
+ * an empty line (skip), a metric name, or none of these (not Prometheus). */
+enum { FIRST_BAD, FIRST_BLANK, FIRST_SKIP, FIRST_NAME };
+static const unsigned char first_class[256] = {
+	[' '] = FIRST_BLANK, ['\t'] = FIRST_BLANK, ['#'] = FIRST_SKIP, ['\r'] = FIRST_SKIP,
+	['a' ... 'z'] = FIRST_NAME, ['A' ... 'Z'] = FIRST_NAME, ['_'] = FIRST_NAME, [':'] = FIRST_NAME,
+};
+
+/* One line [p, le) of the page, without its newline. Inline: it runs for
+ * every line, and nearly every line ends at its first byte or at wanted(). */
+static inline int line(scrape_parser *sp, const char *p, const char *le)
+{
+	sp->lines++;
+	if (p == le) return 0;
+	int c = first_class[(unsigned char)*p];
+	if (c == FIRST_BLANK) {
+		while (p < le && (*p == ' ' || *p == '\t')) p++;
+		if (p == le) return 0;
+		c = first_class[(unsigned char)*p];
+	}
+	if (c == FIRST_SKIP) return 0;
+	if (c == FIRST_NAME) return wanted(&sp->a, p, le) ? gather(sp, p, le) : 0;
+	snprintf(sp->err, sizeof(sp->err), "not Prometheus text at line %zu", sp->lines);
+	return fail(sp);
 }
 
 int scrape_parser_feed(scrape_parser *sp, const char *data, size_t len)
