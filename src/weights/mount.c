@@ -69,6 +69,8 @@ typedef struct node {
 	int fuse_opens;           /* of which read through us */
 	int backing_id;           /* the kernel's id for fd while pt_opens > 0, else 0 */
 	int cached_ok;            /* the cache file on disk is this version (from the index) */
+	struct node *older;       /* the version of this path the listing had before, or NULL */
+	int opened;               /* opened at least once (its pages may be kept) */
 	uint64_t last_used_ms;
 	uint64_t progress_ms;     /* last time a chunk arrived */
 	pthread_cond_t cv;
@@ -275,6 +277,7 @@ static int apply_listing(wlist *l)
 		if (old) old->gone = 1;
 		nn[i] = node_new(&l->files[i]);
 		if (!nn[i]) { free(nn); return -1; }
+		nn[i]->older = old; /* the same kernel inode: see pt_choose_locked() */
 	}
 	for (size_t i = 0; i < g.n; i++) {
 		int kept = 0;
@@ -500,7 +503,7 @@ static const char *const pt_names[] = { "off", "pending", "on", "unavailable" };
 #define PT_FUSE_PASSTHROUGH_FLAGS2 (1u << 5) /* FUSE_PASSTHROUGH is 1ULL << 37: bit 5 of flags2 */
 #define PT_FOPEN_PASSTHROUGH (1u << 7)   /* fuse_open_out.open_flags */
 /* The only open flags the kernel accepts beside it (fs/fuse/iomode.c): with
- * FOPEN_KEEP_CACHE, which libfuse's kernel_cache sets, the open fails (EIO). */
+ * FOPEN_KEEP_CACHE, which op_open sets, the open fails (EIO). */
 #define PT_FOPEN_PASSTHROUGH_MASK (PT_FOPEN_PASSTHROUGH | (1u << 0) /* DIRECT_IO */ | \
 				   (1u << 5) /* NOFLUSH */ | (1u << 6) /* PARALLEL_DIRECT_WRITES */)
 #define PT_IN_HEADER_BYTES 40            /* struct fuse_in_header */
@@ -645,9 +648,16 @@ static void pt_backing_close_locked(node *nd)
 }
 
 /* Decides how an open of nd is served. Under mu, after ensure_locked() gave 0.
- * Returns the backing id to answer with (> 0) or 0 for "read through us". */
+ * Returns the backing id to answer with (> 0), 0 for "read through us", or
+ * -EBUSY when an older version of the path, changed in the source since, is
+ * still open through passthrough: the kernel inode (one per path) is bound to
+ * that file and would refuse both modes for the new one. */
 static int pt_choose_locked(node *nd)
 {
+	for (const node *o = nd->older; o; o = o->older) {
+		if (o->pt_opens > 0) return -EBUSY;
+		if (o->fuse_opens > 0) return 0;
+	}
 	if (g.pt != PT_PENDING && g.pt != PT_ON) return 0;
 	if (nd->pt_opens > 0) return nd->backing_id;       /* the inode is in passthrough mode */
 	if (nd->fuse_opens > 0) return 0;                   /* the inode is in cached mode */
@@ -730,11 +740,20 @@ static int op_open(const char *path, struct fuse_file_info *fi)
 	pthread_mutex_lock(&g.mu);
 	node *nd = find_file(rel_of(path));
 	int rc = nd ? ensure_locked(nd) : (is_dir(rel_of(path)) ? -EISDIR : -ENOENT);
+	int backing_id = rc ? 0 : pt_choose_locked(nd);
+	if (backing_id < 0) {
+		log_ratelimited(LOG_WARN, "%s changed in the source while the old version is open (passthrough); "
+				"it opens again once that is closed", nd->f.path);
+		rc = backing_id;
+	}
 	if (!rc) {
-		int backing_id = pt_choose_locked(nd);
 		nd->opens++;
 		fi->fh = (uint64_t)(uintptr_t)nd;
-		fi->keep_cache = 1;   /* the object is immutable while listed: keep its pages */
+		/* The object is immutable while listed: keep its pages, except at the
+		 * first open of a new version of a path, whose kernel inode may hold
+		 * pages of the old one. */
+		fi->keep_cache = !nd->older || nd->opened;
+		nd->opened = 1;
 		fi->direct_io = 0;
 		if (backing_id > 0) {
 			nd->pt_opens++;
@@ -915,7 +934,7 @@ static int op_erofs_truncate(const char *p, off_t o, struct fuse_file_info *fi) 
 
 static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
-	cfg->kernel_cache = 1;
+	cfg->kernel_cache = 0; /* op_open sets keep_cache itself */
 	cfg->direct_io = 0;
 	cfg->entry_timeout = cfg->attr_timeout = g.ttl_s > 0 ? g.ttl_s : 3600;
 	cfg->negative_timeout = 1;

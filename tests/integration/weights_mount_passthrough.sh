@@ -143,6 +143,54 @@ settle
 grep -q 'passthrough off' "$T/mount.log" || fail "no log line for --passthrough off"
 check "--passthrough off: byte-exact through FUSE (read, mmap), $(status reads_fuse_total) READs, 0 passthrough opens"
 unmount_it
+echo "== an object replaced in the source while open (one kernel inode per path)"
+mkdir -p "$T/www/bucket/v" "$T/mnt2"
+head -c 2000000 /dev/urandom >"$T/www/bucket/v/w.bin"
+cp "$T/www/bucket/v/w.bin" "$T/w.old"
+"$W" mount "http://127.0.0.1:$PORT/bucket/v/" "$T/mnt2" --cache-dir "$T/cache2" --metadata-ttl 1 \
+	--chunk-size 1MiB --foreground 2>"$T/mount2.log" &
+MP2=$!
+PIDS="$PIDS $MP2"
+for _ in $(seq 1 100); do mountpoint -q "$T/mnt2" && break; sleep 0.1; done
+mountpoint -q "$T/mnt2" || fail "second mount: $(cat "$T/mount2.log")"
+cmp -s "$T/mnt2/w.bin" "$T/w.old" || fail "w.bin, first read"       # through FUSE: pages in the kernel
+for _ in $(seq 1 100); do grep -q '"w.bin"' "$T"/cache2/mount-*/index.json 2>/dev/null && break; sleep 0.1; done
+settle
+exec 6<"$T/mnt2/w.bin"          # complete: passthrough, held
+grep -q '"opens_passthrough_total":1,' "$T"/cache2/mount-*/status.json || fail "w.bin not opened passthrough: $(cat "$T"/cache2/mount-*/status.json)"
+head -c 2000000 /dev/urandom >"$T/w.new"   # the same size: nothing in the attributes tells the kernel
+cp "$T/w.new" "$T/www/bucket/v/w.tmp" && mv "$T/www/bucket/v/w.tmp" "$T/www/bucket/v/w.bin"
+sleep 2.2                        # past the 1 s listing and attribute lifetimes
+stat "$T/mnt2/w.bin" >/dev/null  # the listing is fetched again
+( exec 7<"$T/mnt2/w.bin" ) 2>"$T/busy" && fail "an open of the new version beside a passthrough open of the old succeeded"
+grep -q 'busy' "$T/busy" || fail "expected EBUSY: $(cat "$T/busy")"
+grep -q 'changed in the source while the old version is open' "$T/mount2.log" || fail "no log line for the busy open"
+cmp -s <(cat <&6) "$T/w.old" || fail "the held passthrough open no longer reads the old version"
+exec 6<&-
+settle
+cmp -s "$T/mnt2/w.bin" "$T/w.new" || fail "new version after the old one was closed differs (stale pages?)"
+check "changed object: the held open reads the old version, a new open is refused (EBUSY, logged) meanwhile, then the new version reads byte-exact"
+kill -TERM "$MP2"; wait "$MP2" || fail "second mount exit status"
+grep -q 'AddressSanitizer\|runtime error\|LeakSanitizer' "$T/mount2.log" && fail "sanitizer report: $(cat "$T/mount2.log")"
+
+echo "== an object replaced by one of the same size, read through FUSE: no stale pages"
+"$W" mount "http://127.0.0.1:$PORT/bucket/v/" "$T/mnt2" --cache-dir "$T/cache3" --metadata-ttl 1 \
+	--passthrough off --foreground 2>"$T/mount3.log" &
+MP3=$!
+PIDS="$PIDS $MP3"
+for _ in $(seq 1 100); do mountpoint -q "$T/mnt2" && break; sleep 0.1; done
+mountpoint -q "$T/mnt2" || fail "third mount: $(cat "$T/mount3.log")"
+cmp -s "$T/mnt2/w.bin" "$T/w.new" || fail "w.bin before the change"      # its pages now in the kernel
+sleep 1.1                        # a new Last-Modified second: the listing shows a new version
+head -c 2000000 /dev/urandom >"$T/w.3"
+cp "$T/w.3" "$T/www/bucket/v/w.tmp" && mv "$T/www/bucket/v/w.tmp" "$T/www/bucket/v/w.bin"
+sleep 2.2
+stat "$T/mnt2/w.bin" >/dev/null
+cmp -s "$T/mnt2/w.bin" "$T/w.3" || fail "the kernel served pages of the old version (same size, same mtime)"
+check "same-size replacement: the first open of the new version drops the old pages (no keep_cache)"
+kill -TERM "$MP3"; wait "$MP3" || fail "third mount exit status"
+grep -q 'AddressSanitizer\|runtime error\|LeakSanitizer' "$T/mount3.log" && fail "sanitizer report: $(cat "$T/mount3.log")"
+
 echo "== passthrough refused by the kernel: a clean fallback to FUSE"
 # In a user namespace we are root there, so the daemon asks for passthrough and
 # the kernel grants it at INIT, but FUSE_DEV_IOC_BACKING_OPEN wants CAP_SYS_ADMIN
