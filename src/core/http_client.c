@@ -138,7 +138,11 @@ static void pool_put(hc_pool *p, hc_conn *c)
 		conn_close(c);
 		return;
 	}
-	buf_reset(&c->in);
+	/* An idle connection gives its (empty) input buffer back: the next read on
+	 * any connection then gets the block freed last, still in the cache,
+	 * instead of its own, untouched since its last response. 100 scraped
+	 * endpoints kept 3.2 MB of buffers, each read into cold memory. */
+	buf_free(&c->in);
 	if (ev_set(p->loop, c->fd, EV_READ, idle_on_io, c) < 0) {
 		conn_close(c);
 		return;
