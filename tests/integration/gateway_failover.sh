@@ -79,8 +79,10 @@ check '[ "$(metric $U "infergate_requests_outside_region_total{pool=\"gemma-pool
 check '[ "$(curl -s -o /dev/null -w %{http_code} $U/readyz)" = 200 ]' "/readyz stays 200 (Europe is healthy)"
 faults $((P + 1)) '{"health_fail": false}'; faults $((P + 2)) '{"health_fail": false}'
 wait_for "[ \"\$(ep_state $U $A)\$(ep_state $U $B)\" = upup ]" 3
+# Traffic comes back once the region has been healthy for region_hold (2 s).
+check 'wait_for "[ \"\$(chat $U gemma)\" = 200 ] && [ \"\$(hdr x-infergate-region)\" = us-east5 ]" 5' "healthy again: back to us-east5 after the region hold"
 burst 3 >"$tmp/r"
-check '[ "$(sort -u $tmp/r)" = us-east5 ]' "healthy again: back to us-east5"
+check '[ "$(sort -u $tmp/r)" = us-east5 ]' "and it stays there: 3 more, all us-east5"
 
 echo "== 3b. failover: local endpoints refuse connections"
 faults $((P + 1)) '{"refuse": true}'; faults $((P + 2)) '{"refuse": true}'
