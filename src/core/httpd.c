@@ -853,6 +853,14 @@ void httpd_get_stats(const httpd *s, httpd_stats *out) { *out = s->st; }
 size_t httpd_connections(const httpd *s) { return s->st.connections; }
 size_t httpd_in_flight(const httpd *s) { return s->st.in_flight; }
 
+size_t httpd_busy(const httpd *s)
+{
+	size_t n = s->st.in_flight;
+	for (const conn *c = s->conns; c; c = c->next)
+		if (!c->in_flight && buf_rlen(&c->out)) n++;
+	return n;
+}
+
 /* ------------------------------------------------------------ request accessors */
 
 const char *httpd_method(const httpd_req *r) { return r->head.method; }

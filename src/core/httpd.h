@@ -96,6 +96,10 @@ void httpd_free(httpd *s);
 void httpd_get_stats(const httpd *s, httpd_stats *out);
 size_t httpd_connections(const httpd *s);
 size_t httpd_in_flight(const httpd *s);
+/* Requests in flight, plus connections whose response has ended but is not
+ * all written yet (a slow reader): what a draining program waits for before
+ * it exits, so no answer is cut in its last bytes. O(connections). */
+size_t httpd_busy(const httpd *s);
 
 /* ---- the request */
 const char *httpd_method(const httpd_req *r);

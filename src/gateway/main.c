@@ -50,7 +50,7 @@ static int access_log_from_flag;
 static int64_t drain_poll(ev_loop *loop, uint64_t id, void *arg)
 {
 	gw *g = arg;
-	size_t n = httpd_in_flight(g->httpd);
+	size_t n = httpd_busy(g->httpd);
 	if (n == 0) {
 		log_info("drained: every request finished; exiting");
 		ev_stop(loop);

@@ -279,7 +279,7 @@ static void stop_soon(server *s)
 static int64_t drain_tick(ev_loop *loop, uint64_t id, void *arg)
 {
 	server *s = arg;
-	if (s->n_calls == 0) {
+	if (s->n_calls == 0 && httpd_busy(s->http) == 0) {
 		log_info("shutdown: no request left");
 		s->drain_timer = 0;
 		stop_soon(s);

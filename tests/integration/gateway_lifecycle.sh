@@ -75,6 +75,7 @@ check '! curl -s -m 2 -o /dev/null $U/healthz' "new connections are refused whil
 check 'kill -0 $gw_pid' "the gateway is still running while the stream goes on"
 wait $reader
 check '[ "$(json $tmp/s4 "d.status === 200 && d.done && d.errors.length === 0 && d.events === 26")" = true ]' "the stream in flight completed (26 events and [DONE])"
+[ "$(json $tmp/s4 "d.status === 200 && d.done && d.errors.length === 0 && d.events === 26")" = true ] || echo "   the reader saw: $(head -c 600 $tmp/s4)"
 check 'wait_for "! kill -0 $gw_pid 2>/dev/null" 3' "then the gateway exits"
 took=$(( ($(date +%s%N) - t0) / 1000000 ))
 check '[ $took -lt 10000 ]' "within the 10 s grace ($took ms after SIGTERM)"

@@ -81,6 +81,14 @@ static void handler(httpd_req *r, void *arg)
 		httpd_on_close(r, on_req_close, NULL);
 		httpd_stream_start(r, 200, "text/event-stream", NULL, -1);
 		stream_pump(r, &the_stream);
+	} else if (!strcmp(path, "/big")) {
+		/* More than the kernel's socket buffers hold: the rest waits in ours. */
+		size_t n = 16u << 20;
+		char *b = malloc(n);
+		T_CHECK(b != NULL);
+		memset(b, 'b', n);
+		httpd_respond(r, 200, "application/octet-stream", NULL, b, n);
+		free(b);
 	} else if (!strcmp(path, "/forever")) {
 		httpd_on_close(r, on_req_close, NULL);
 		httpd_stream_start(r, 200, "text/event-stream", NULL, -1);
@@ -582,6 +590,30 @@ static void test_graceful_stop(void)
 	hc_pool_free(p);
 }
 
+/* A response that has ended but is not all written keeps the server busy
+ * (what a draining program waits for), though no request is in flight. */
+static void test_busy_until_written(void)
+{
+	int fd = raw_connect();
+	raw_send(fd, "GET /big HTTP/1.1\r\nHost: x\r\n\r\n");
+	for (int i = 0; i < 10; i++) ev_run_once(loop, 5);
+	T_EQ_INT(httpd_in_flight(srv), 0);
+	T_EQ_INT(httpd_busy(srv), 1);
+	size_t got = 0;
+	uint64_t end = time_mono_ms() + 5000;
+	while (got < (16u << 20) && time_mono_ms() < end) {
+		ev_run_once(loop, 1);
+		char tmp[65536];
+		ssize_t r = recv(fd, tmp, sizeof(tmp), MSG_DONTWAIT);
+		if (r > 0) got += (size_t)r;
+	}
+	T_CHECK(got > (16u << 20));   /* the head and the whole body */
+	for (int i = 0; i < 5; i++) ev_run_once(loop, 5);
+	T_EQ_INT(httpd_busy(srv), 0);
+	close(fd);
+	for (int i = 0; i < 5; i++) ev_run_once(loop, 5);
+}
+
 int main(void)
 {
 	server_start();
@@ -594,6 +626,7 @@ int main(void)
 	T_RUN(test_client_errors);
 	T_RUN(test_client_stale_retry_and_eof);
 	T_RUN(test_fetch_threaded);
+	T_RUN(test_busy_until_written);
 	T_RUN(test_graceful_stop);
 	server_stop();
 	return T_END();
