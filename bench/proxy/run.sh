@@ -114,7 +114,8 @@ NGINX
 $PIN_SRV "$NGINX" -c "$tmp/ngx/nginx.conf" -e "$tmp/ngx/error.log" &
 pids="$pids $!"
 
-# ---- infergate, one thread (always), access log off, checks on
+# ---- infergate, one thread (always), access log off, checks on; the backend
+# serves no /metrics, so scraping is off (as HAProxy and nginx do none)
 cat >"$tmp/ig.yaml" <<YAML
 region: local
 listen: 127.0.0.1:$IG
@@ -123,6 +124,7 @@ pools:
     models: [gemma]
     endpoints: [ { address: "127.0.0.1:$BACK" } ]
     health: { interval: 1s, timeout: 500ms }
+    metrics: { enabled: false }
 YAML
 $PIN_SRV "$GW" -c "$tmp/ig.yaml" --log-level warn &
 pids="$pids $!"
