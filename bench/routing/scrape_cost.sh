@@ -5,7 +5,7 @@
 # over SECONDS, as a share of one core and per scrape. FLOOR=1 also runs
 # scrape_floor.c, the same requests with nothing but the system calls.
 #
-#   bash bench/routing/scrape_cost.sh [BIN_DIR]      N=100 INTERVAL=100ms SECONDS_=10 FLOOR=0
+#   bash bench/routing/scrape_cost.sh [BIN_DIR]      N=100 INTERVAL=100ms SECONDS_=10 FLOOR=0 PEER=1
 set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
 bin=${1:-$top/bin}
@@ -81,4 +81,30 @@ print(f"{n} endpoints every {interval} ({page}-byte page): {rate:.0f} scrapes/s,
       f"{1e6 * cpu / max(1.0, s1 - s0):.1f} us per scrape ({100 * user:.0f}% user)")
 PY
 [ -n "$floor" ] && echo "floor (send/epoll_wait/read only): $floor"
+if [ "${PEER:-1}" = 1 ] && command -v prometheus >/dev/null; then
+	# The peer: Prometheus (Debian's) scraping the same pages at the same
+	# interval (it also stores every sample: the job it exists for). CPU of
+	# all its threads, from /proc/PID/task/*/schedstat.
+	kill $gw 2>/dev/null; wait $gw 2>/dev/null
+	{
+		echo "global: { scrape_interval: $INTERVAL, scrape_timeout: $INTERVAL }"
+		echo "scrape_configs:"
+		echo "  - job_name: many"
+		echo "    static_configs:"
+		echo "      - targets:"
+		for i in $(seq 1 "$N"); do echo "        - 127.0.0.1:$((PORT_BASE + i))"; done
+	} >"$OUT/prom.yml"
+	prometheus --config.file="$OUT/prom.yml" --storage.tsdb.path="$OUT/tsdb" \
+		--web.listen-address="127.0.0.1:$PORT_BASE" --log.level=warn >"$OUT/prom.log" 2>&1 &
+	pr=$!
+	pids+=($pr)
+	sleep 4
+	pcpu() { cat /proc/$pr/task/*/schedstat 2>/dev/null | awk '{s += $1} END {print s + 0}'; }
+	pscr() { curl -s "http://127.0.0.1:$PORT_BASE/metrics" | awk '/^prometheus_target_interval_length_seconds_count/ {s += $2} END {print s + 0}'; }
+	a=$(pcpu); q0=$(pscr); t0=$(date +%s.%N)
+	sleep "$SECS"
+	b=$(pcpu); q1=$(pscr); t1=$(date +%s.%N)
+	python3 -c "import sys; a,b,q0,q1,t0,t1=map(float,sys.argv[1:]); w=t1-t0; print(f'peer: Prometheus {(q1-q0)/w:.0f} scrapes/s, CPU {100*(b-a)/1e9/w:.2f}% of one core, {1e6*(b-a)/1e9/max(1,q1-q0):.1f} us per scrape')" \
+		"$a" "$b" "$q0" "$q1" "$t0" "$t1"
+fi
 exit 0
