@@ -7,12 +7,7 @@
 # unmounts cleanly; a remount serves from the file cache without downloading.
 # Skips (exit 0, with a message) when FUSE is not available.
 . "$(dirname "$0")/../weights/lib.sh"
-if [ ! -c /dev/fuse ] || ! command -v fusermount3 >/dev/null; then
-	echo "SKIP: FUSE is not available here (/dev/fuse or fusermount3 missing)"
-	exit 0
-fi
-command -v python3 >/dev/null || { echo "SKIP: python3 is not installed"; exit 0; }
-RC="$IG_TOP/tests/weights/readcheck.py"
+need_fuse
 mkdir -p "$T/www/bucket/m/deep/er" "$T/mnt"
 make_files "$T/www/bucket/m"
 head -c 24000000 /dev/urandom >"$T/www/bucket/m/deep/er/big.safetensors"

@@ -8,12 +8,7 @@
 # detached daemon (whose stderr is /dev/null) go to files, which must not exist.
 # Skips (exit 0, with a message) when FUSE is not available.
 . "$(dirname "$0")/../weights/lib.sh"
-if [ ! -c /dev/fuse ] || ! command -v fusermount3 >/dev/null; then
-	echo "SKIP: FUSE is not available here (/dev/fuse or fusermount3 missing)"
-	exit 0
-fi
-command -v python3 >/dev/null || { echo "SKIP: python3 is not installed"; exit 0; }
-RC="$IG_TOP/tests/weights/readcheck.py"
+need_fuse
 mkdir -p "$T/www/bucket/m" "$T/mnt"
 make_files "$T/www/bucket/m"
 SRC="$T/www/bucket/m"

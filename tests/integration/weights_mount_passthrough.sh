@@ -14,12 +14,7 @@
 # Skips (exit 0, with a message) without FUSE; when the kernel or privileges do
 # not allow passthrough, checks the clean fallback instead.
 . "$(dirname "$0")/../weights/lib.sh"
-if [ ! -c /dev/fuse ] || ! command -v fusermount3 >/dev/null; then
-	echo "SKIP: FUSE is not available here (/dev/fuse or fusermount3 missing)"
-	exit 0
-fi
-command -v python3 >/dev/null || { echo "SKIP: python3 is not installed"; exit 0; }
-RC="$IG_TOP/tests/weights/readcheck.py"
+need_fuse
 mkdir -p "$T/www/slow/m" "$T/mnt"
 SRC="$T/www/slow/m"
 head -c 3000000 /dev/urandom >"$SRC/slow.bin"      # 3 chunks at 256 KiB/s per connection: ~4 s to arrive

@@ -1,6 +1,6 @@
 # lib.sh — shared helpers of the weights integration tests (sourced).
 # Gives: a temp dir $T, a port $PORT, nginx_start/nginx_stop, wait_port, fail,
-# check, make_files, hf_repo, and a trap that kills what the test started.
+# check, need_fuse, make_files, hf_repo, and a trap that kills what the test started.
 set -u
 IG_TOP=${IG_TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 IG_BIN=${IG_BIN:-$IG_TOP/build/san/bin}
@@ -21,6 +21,17 @@ trap cleanup EXIT INT TERM
 
 fail() { echo "FAIL: $*"; [ -f "$T/ng/error.log" ] && tail -5 "$T/ng/error.log"; exit 1; }
 check() { echo "ok: $*"; }
+
+# need_fuse: a mount test's preconditions; skips the test (exit 0, with a
+# message) without FUSE or python3, and sets RC, the read checker.
+need_fuse() {
+	if [ ! -c /dev/fuse ] || ! command -v fusermount3 >/dev/null; then
+		echo "SKIP: FUSE is not available here (/dev/fuse or fusermount3 missing)"
+		exit 0
+	fi
+	command -v python3 >/dev/null || { echo "SKIP: python3 is not installed"; exit 0; }
+	RC="$IG_TOP/tests/weights/readcheck.py"
+}
 
 # wait_port PORT [ADDR]: up to 10 s for a listener.
 wait_port() {
