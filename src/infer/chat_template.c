@@ -398,35 +398,6 @@ int chat_template_supported(const char *template_text, char *err, size_t errlen)
 	return ok;
 }
 
-static char *slurp(const char *path, size_t max_bytes, size_t *len)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) return NULL;
-	struct stat st;
-	if (fstat(fd, &st) < 0 || (uint64_t)st.st_size > max_bytes) {
-		close(fd);
-		errno = EFBIG;
-		return NULL;
-	}
-	size_t size = (size_t)st.st_size, got = 0;
-	char *data = malloc(size + 1);
-	while (data && got < size) {
-		ssize_t r = read(fd, data + got, size - got);
-		if (r < 0 && errno == EINTR) continue;
-		if (r <= 0) {
-			free(data);
-			data = NULL;
-			break;
-		}
-		got += (size_t)r;
-	}
-	close(fd);
-	if (!data) return NULL;
-	data[size] = 0;
-	*len = size;
-	return data;
-}
-
 /* Maps a file read-only (the JSON reader copies what it keeps): no copy and
  * no fresh pages for a megabyte of tokenizer_config.json. Returns the mapping
  * (munmap it with *len; "" for an empty file) or NULL with errno set. */
@@ -453,7 +424,7 @@ int chat_template_check_dir(const char *model_dir, char *err, size_t errlen)
 	char path[4096];
 	size_t len;
 	snprintf(path, sizeof(path), "%s/chat_template.jinja", model_dir);
-	char *text = slurp(path, CHAT_MAX_TEMPLATE_BYTES, &len);
+	char *text = util_read_file(path, CHAT_MAX_TEMPLATE_BYTES, &len, NULL, 0);
 	if (text) {
 		int ok = strlen(text) == len && chat_template_supported(text, err, errlen);
 		if (!ok && strlen(text) != len) set_err(err, errlen, "%s: contains a NUL byte", path);
