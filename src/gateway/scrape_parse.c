@@ -64,13 +64,14 @@ typedef struct acc {
 	size_t metric_len;
 	uint32_t block_size, num_gpu_blocks;
 	int kv_prio;                   /* 2 = kv_cache_usage_perc seen, 1 = older name */
-	/* The first 8 bytes of the names of the table, as words in a small
-	 * open-addressed set, each with the bits of the table entries it starts:
-	 * a line whose first 8 bytes are in no slot (histogram buckets,
-	 * counters: nearly every line of a page) is dropped with one multiply,
-	 * one load and one compare. */
-	struct { uint64_t head; unsigned entries; } slot[HEAD_SLOTS];
 } acc;
+
+/* The first 8 bytes of the names of the table, as words in a small
+ * open-addressed set, each with the bits of the table entries it starts: a
+ * line whose first 8 bytes are in no slot (histogram buckets, counters: nearly
+ * every line of a page) is dropped with one multiply, one load and one
+ * compare. It depends on the table alone: filled once per parser. */
+typedef struct heads { struct { uint64_t head; unsigned entries; } slot[HEAD_SLOTS]; } heads;
 
 /* The table entry for a name of len bytes, or -1 (W_METRIC for the configured one). */
 static int lookup(const acc *a, const char *name, size_t len, const char **dialect)
@@ -109,16 +110,16 @@ static inline int name_ends(const char *q, const char *le, size_t n)
 /* 1 when the sample line at q (up to le) names a metric we read: a name of
  * the table or the configured one, followed by '{', a blank or the end. The
  * cheap test that keeps most lines away from the parser. */
-static int wanted(const acc *a, const char *q, const char *le)
+static int wanted(const acc *a, const heads *hs, const char *q, const char *le)
 {
 	size_t m = a->metric_len;
 	if (a->metric && *q == *a->metric && name_ends(q, le, m) && !memcmp(q, a->metric, m)) return 1;
 	if ((size_t)(le - q) < 8) return 0;
 	uint64_t h = head8(q);
 	for (unsigned i = head_slot(h);; i = (i + 1) & (HEAD_SLOTS - 1)) {
-		if (!a->slot[i].entries) return 0;
-		if (a->slot[i].head != h) continue;
-		for (unsigned hits = a->slot[i].entries; hits; hits &= hits - 1) {
+		if (!hs->slot[i].entries) return 0;
+		if (hs->slot[i].head != h) continue;
+		for (unsigned hits = hs->slot[i].entries; hits; hits &= hits - 1) {
 			unsigned k = (unsigned)__builtin_ctz(hits);
 			if (name_ends(q, le, table[k].len) && !memcmp(q, table[k].name, table[k].len)) return 1;
 		}
@@ -126,15 +127,16 @@ static int wanted(const acc *a, const char *q, const char *le)
 	}
 }
 
-/* Fills a's set of name heads from the table. */
-static void heads_init(acc *a)
+/* Fills hs, the set of name heads, from the table. */
+static void heads_init(heads *hs)
 {
+	memset(hs, 0, sizeof(*hs));
 	for (unsigned k = 0; k < ARRAY_LEN(table); k++) {
 		uint64_t h = head8(table[k].name); /* every name has 8 bytes */
 		unsigned i = head_slot(h);
-		while (a->slot[i].entries && a->slot[i].head != h) i = (i + 1) & (HEAD_SLOTS - 1);
-		a->slot[i].head = h;
-		a->slot[i].entries |= 1u << k;
+		while (hs->slot[i].entries && hs->slot[i].head != h) i = (i + 1) & (HEAD_SLOTS - 1);
+		hs->slot[i].head = h;
+		hs->slot[i].entries |= 1u << k;
 	}
 }
 
@@ -187,6 +189,7 @@ static double frac(double v) { return v < 0 ? 0 : v > 1 ? 1 : v; }
 /* The incremental parser of scrape.h: the sieve's state between pieces. */
 struct scrape_parser {
 	acc a;
+	heads hs;                      /* filled by scrape_parser_new */
 	int failed;                    /* sticky: err holds why */
 	char err[160];
 	size_t lines;
@@ -198,7 +201,9 @@ struct scrape_parser {
 scrape_parser *scrape_parser_new(void)
 {
 	scrape_parser *sp = calloc(1, sizeof(*sp));
-	if (sp) buf_init(&sp->carry, PROM_PARSE_MAX_LINE);
+	if (!sp) return NULL;
+	heads_init(&sp->hs);
+	buf_init(&sp->carry, PROM_PARSE_MAX_LINE);
 	return sp;
 }
 
@@ -214,7 +219,6 @@ void scrape_parser_begin(scrape_parser *sp, const char *metric)
 	memset(&sp->a, 0, sizeof(sp->a));
 	sp->a.metric = scrape_metric_is_kv(metric) ? NULL : metric;
 	sp->a.metric_len = sp->a.metric ? strlen(sp->a.metric) : 0;
-	heads_init(&sp->a);
 	sp->failed = 0;
 	sp->err[0] = 0;
 	sp->lines = sp->n_sel = 0;
@@ -270,7 +274,7 @@ static inline int line(scrape_parser *sp, const char *p, const char *le)
 		c = first_class[(unsigned char)*p];
 	}
 	if (c == FIRST_SKIP) return 0;
-	if (c == FIRST_NAME) return wanted(&sp->a, p, le) ? gather(sp, p, le) : 0;
+	if (c == FIRST_NAME) return wanted(&sp->a, &sp->hs, p, le) ? gather(sp, p, le) : 0;
 	snprintf(sp->err, sizeof(sp->err), "not Prometheus text at line %zu", sp->lines);
 	return fail(sp);
 }
@@ -367,6 +371,7 @@ int scrape_parser_end(scrape_parser *sp, scrape_values *out, char *err, size_t e
 int scrape_parse(const char *text, size_t len, const char *metric, scrape_values *out, char *err, size_t err_len)
 {
 	scrape_parser sp;
+	heads_init(&sp.hs);
 	buf_init(&sp.carry, PROM_PARSE_MAX_LINE);
 	scrape_parser_begin(&sp, metric);
 	scrape_parser_feed(&sp, text, len);
