@@ -552,22 +552,23 @@ size_t proxy_endpoint_down(gw_endpoint *e, const char *why)
 	for (gw_call *c = e->calls; c; c = next) {
 		next = c->ep_next;
 		if (!c->up || !c->r) continue; /* between attempts, or its own on_done is running */
-		if (!c->started && !hc_received_any(c->up)) {
-			if (!can_retry(c)) { left++; continue; }
-			hc_cancel(c->up);
-			c->up = NULL;
-			c->last_err = HC_ERR_ABORTED;
-			retried++;
-			retry(c, "endpoint_down");
-		} else if (c->started && c->rs && c->sse) {
-			if (!can_resume(c)) { left++; continue; }
-			hc_cancel(c->up);
-			c->up = NULL;
-			c->last_err = HC_ERR_ABORTED;
+		/* Not started: retried if no byte came back. Started: resumed if
+		 * resumable. Anything else (answered already, not resumable, or
+		 * nowhere to go) ends as it ends. */
+		int resume = c->started;
+		if (resume ? !(c->rs && c->sse && can_resume(c)) : hc_received_any(c->up) || !can_retry(c)) {
+			left++;
+			continue;
+		}
+		hc_cancel(c->up);
+		c->up = NULL;
+		c->last_err = HC_ERR_ABORTED;
+		if (resume) {
 			resumed++;
 			resume_broken(c, HC_ERR_ABORTED);
 		} else {
-			left++; /* answered already and not resumable: ends as it ends */
+			retried++;
+			retry(c, "endpoint_down");
 		}
 	}
 	if (retried || resumed || left)
