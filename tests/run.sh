@@ -30,7 +30,11 @@ run_one() { # name, command...
 		failed=$((failed + 1)); status=FAIL; failures="$failures $name"
 	fi
 	printf '%-4s %-40s %3ss\n' "$status" "$name" "$(( $(date +%s) - start ))"
-	if [ "$status" = FAIL ]; then tail -n 30 "$out/$name.log" | sed 's/^/    | /'; fi
+	if [ "$status" = FAIL ]; then
+		# The failed checks first (they may lie far above the log's tail), then the tail.
+		grep -E '^(FAIL|not ok)' "$out/$name.log" | head -n 10 | sed 's/^/    > /'
+		tail -n 30 "$out/$name.log" | sed 's/^/    | /'
+	fi
 }
 
 for t in "$build"/tests/test_*; do
