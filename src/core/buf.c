@@ -164,3 +164,22 @@ char *buf_detach(buf *b, size_t *len)
 	b->rd = b->len = b->cap = 0;
 	return s;
 }
+
+void buf_attach(buf *b, char *data, size_t cap)
+{
+	if (b->data || !data || !cap) return;
+	b->data = data;
+	b->cap = cap;
+	b->rd = b->len = 0;
+	b->data[0] = 0;
+}
+
+char *buf_take_storage(buf *b, size_t *cap)
+{
+	if (!b->data || b->len != b->rd) return NULL;
+	char *d = b->data;
+	*cap = b->cap;
+	b->data = NULL;
+	b->rd = b->len = b->cap = 0;
+	return d;
+}

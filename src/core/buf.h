@@ -41,5 +41,11 @@ void buf_reset(buf *b);                            /* drops everything, keeps st
 /* Takes the storage out as a NUL-terminated string the caller frees; the buffer is
  * left empty. Returns "" (allocated) for an empty buffer, NULL on failure. */
 char *buf_detach(buf *b, size_t *len);
+/* Storage handed in and out whole, for recycling blocks: buf_attach gives a
+ * buffer without storage the malloc'd block data of cap bytes (cap >= 1);
+ * buf_take_storage takes an empty buffer's storage back out and sets *cap
+ * (NULL, buffer unchanged, if it has none or still holds bytes). */
+void buf_attach(buf *b, char *data, size_t cap);
+char *buf_take_storage(buf *b, size_t *cap);
 
 #endif

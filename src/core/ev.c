@@ -1,6 +1,7 @@
 /*
  * ev.c — the event loop of ev.h: fd table, timer heap, deferred calls,
- * before-sleep hooks, signalfd and eventfd wake-ups. The poller is ev_epoll.c.
+ * before-sleep hooks, signalfd and eventfd wake-ups. The poller is ev_epoll.c;
+ * batched socket I/O (io_uring), flushed after the hooks, is ev_batch.c.
  *
  * Timers live in a recycled node array; the heap holds node indexes ordered by
  * (deadline, sequence), so timers due at the same ms fire in creation order. An
@@ -8,6 +9,7 @@
  * that was reused.
  */
 #include "core/ev.h"
+#include "core/ev_batch.h"
 #include "core/ev_poll.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -50,6 +52,7 @@ typedef struct ev_call { ev_fn *fn; void *arg; } ev_call;
 
 struct ev_loop {
 	ev_poll *poll;
+	ev_batch *batch;     /* NULL unless ev_batch_enable */
 	int stop;
 	uint64_t now_ms;
 	uint64_t iterations;
@@ -74,6 +77,8 @@ struct ev_loop {
 	struct { ev_signal_fn *fn; void *arg; } sigs[EV_SIG_MAX];
 
 	ev_fired fired[EV_FIRED_MAX];
+	void *iobufs[EV_IOBUF_KEEP]; /* spare read blocks, the last given back last */
+	int niobufs;
 };
 
 struct ev_async {
@@ -102,6 +107,8 @@ void ev_free(ev_loop *l)
 {
 	if (!l) return;
 	if (l->sigfd >= 0) close(l->sigfd);
+	ev_batch_free(l->batch);
+	while (l->niobufs) free(l->iobufs[--l->niobufs]);
 	ev_poll_free(l->poll);
 	free(l->fds);
 	free(l->tnodes);
@@ -415,6 +422,48 @@ void ev_before_sleep_del(ev_loop *l, ev_fn *fn, void *arg)
 	}
 }
 
+/* ------------------------------------------------------------ batched I/O */
+
+int ev_batch_enable(ev_loop *l, char *why, size_t why_len)
+{
+	if (l->batch) return 0;
+	l->batch = ev_batch_new(why, why_len);
+	return l->batch ? 0 : -1;
+}
+
+int ev_batch_enabled(const ev_loop *l) { return l->batch != NULL; }
+
+uint64_t ev_io_send(ev_loop *l, int fd, const void *data, size_t len, ev_io_fn *fn, void *arg)
+{
+	return ev_batch_send(l->batch, fd, data, len, fn, arg);
+}
+
+uint64_t ev_io_recv(ev_loop *l, int fd, void *dst, size_t cap, ev_io_fn *fn, void *arg)
+{
+	return ev_batch_recv(l->batch, fd, dst, cap, fn, arg);
+}
+
+void ev_io_cancel(ev_loop *l, uint64_t id) { ev_batch_cancel(l->batch, id); }
+
+void ev_io_stats(const ev_loop *l, uint64_t *flushes_total, uint64_t *ops_total)
+{
+	ev_batch_stats(l->batch, flushes_total, ops_total);
+}
+
+/* ------------------------------------------------------------ read buffers */
+
+void *ev_iobuf_get(ev_loop *l)
+{
+	return l->niobufs ? l->iobufs[--l->niobufs] : malloc(EV_IOBUF_BYTES);
+}
+
+void ev_iobuf_put(ev_loop *l, void *block)
+{
+	if (!block) return;
+	if (l->niobufs < EV_IOBUF_KEEP) l->iobufs[l->niobufs++] = block;
+	else free(block);
+}
+
 /* ------------------------------------------------------------ the loop */
 
 int ev_run_once(ev_loop *l, int max_wait_ms)
@@ -424,10 +473,14 @@ int ev_run_once(ev_loop *l, int max_wait_ms)
 	run_defers(l);
 	for (int i = 0; i < l->nhooks; i++) l->hooks[i].fn(l, l->hooks[i].arg);
 	run_defers(l);
+	if (l->batch) {
+		ev_batch_flush(l, l->batch);
+		run_defers(l);
+	}
 
 	int wait = next_timer_wait_ms(l);
 	if (max_wait_ms >= 0 && (wait < 0 || wait > max_wait_ms)) wait = max_wait_ms;
-	if (l->stop) wait = 0;
+	if (l->stop || ev_batch_pending(l->batch)) wait = 0;
 	int n = ev_poll_wait(l->poll, wait, l->fired, EV_FIRED_MAX);
 	if (n < 0) return -1;
 	ev_now_update(l);

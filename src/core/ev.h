@@ -103,6 +103,37 @@ ev_async *ev_async_new(ev_loop *loop, ev_fn *fn, void *arg);
 void ev_async_send(ev_async *a);
 void ev_async_free(ev_async *a);
 
+/* Batched socket I/O (ev_batch.c, io_uring). Once enabled on a loop, ev_io_send
+ * and ev_io_recv queue a nonblocking send or recv; everything queued during an
+ * iteration is issued with one system call just before the loop sleeps, and
+ * each callback gets what send()/recv() with MSG_DONTWAIT would have returned:
+ * bytes, 0 (EOF) or -errno (-EAGAIN: wait for readiness as usual). The memory
+ * must stay valid until the callback or ev_io_cancel. A queued operation never
+ * outlives the flush: nothing is in flight while the loop sleeps.
+ * ev_batch_enable returns 0, or -1 with the reason in why (no io_uring: then
+ * ev_io_send/recv return 0 and the caller makes the system call itself). */
+typedef void ev_io_fn(ev_loop *loop, long res, void *arg);
+int ev_batch_enable(ev_loop *loop, char *why, size_t why_len);
+int ev_batch_enabled(const ev_loop *loop);
+/* The operation's id (never 0), or 0 when batching is off or the queue full. */
+uint64_t ev_io_send(ev_loop *loop, int fd, const void *data, size_t len, ev_io_fn *fn, void *arg);
+uint64_t ev_io_recv(ev_loop *loop, int fd, void *dst, size_t cap, ev_io_fn *fn, void *arg);
+/* No callback comes for id afterwards (call before freeing the memory or closing
+ * the fd). A dead id or 0 is ignored. */
+void ev_io_cancel(ev_loop *loop, uint64_t id);
+/* Flushes done (system calls) and operations issued through them. */
+void ev_io_stats(const ev_loop *loop, uint64_t *flushes_total, uint64_t *ops_total);
+
+/* Read buffers for sockets: blocks of EV_IOBUF_BYTES from malloc, recycled
+ * most recently used first (up to EV_IOBUF_KEEP kept per loop, the rest freed),
+ * so the connections that read in one pass share a few warm blocks, instead of
+ * each keeping its own cold one or giving it back to malloc (which trims the
+ * heap and faults the pages in again). */
+#define EV_IOBUF_BYTES 32768
+#define EV_IOBUF_KEEP 64
+void *ev_iobuf_get(ev_loop *loop);             /* NULL when out of memory */
+void ev_iobuf_put(ev_loop *loop, void *block); /* NULL is ignored */
+
 /* Counters, for metrics and tests. */
 uint64_t ev_iterations_total(const ev_loop *loop);
 size_t ev_timers_pending(const ev_loop *loop);

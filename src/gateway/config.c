@@ -59,6 +59,7 @@ static void config_defaults(gw_config *c)
 {
 	limits_defaults(&c->limits);
 	c->shutdown_grace_ms = 30000;
+	c->io_uring = 1;
 }
 
 /* ------------------------------------------------------------ helpers */
@@ -381,7 +382,7 @@ static void parse_regions(cfg_ctx *c, const json_val *r, gw_config *out)
 static void parse_root(cfg_ctx *c, const json_val *root, gw_config *cfg)
 {
 	static const char *const keys[] = {"region", "listen", "regions", "limits", "shutdown_grace",
-					   "access_log", "pools", "routes", "objectives", NULL};
+					   "access_log", "io_uring", "pools", "routes", "objectives", NULL};
 	if (cfg_check_keys(c, root, "", keys) < 0) return;
 	get_name(c, root, "", "region", 1, NULL, name_ok, "a region name (letters, digits, . _ -)", cfg->region,
 		 sizeof(cfg->region));
@@ -417,6 +418,13 @@ static void parse_root(cfg_ctx *c, const json_val *root, gw_config *cfg)
 		if (!strcmp(al, "stdout")) al = "-";
 		if (strlen(al) >= sizeof(cfg->access_log)) cfg_fail(c, json_get(root, "access_log"), "access_log", "path too long");
 		else str_copy(cfg->access_log, al, sizeof(cfg->access_log));
+	}
+
+	const char *iu;
+	if (cfg_str(c, root, "", "io_uring", 0, "auto", &iu) >= 0) {
+		if (!strcmp(iu, "auto")) cfg->io_uring = 1;
+		else if (!strcmp(iu, "off")) cfg->io_uring = 0;
+		else cfg_fail(c, json_get(root, "io_uring"), "io_uring", "must be auto or off");
 	}
 
 	if ((v = json_get(root, "objectives")) && !json_is(v, JSON_NULL)) config_objectives_parse(c, v, cfg);

@@ -156,6 +156,7 @@ typedef struct gw_config {
 	gw_limits_cfg limits;
 	uint64_t shutdown_grace_ms;    /* SIGTERM: in-flight requests get this long */
 	char access_log[GW_PATH_LEN];  /* "" = off, "-" = stdout, else a file */
+	int io_uring;                  /* 1 (auto): upstream socket I/O batched through io_uring when the kernel allows; 0: off */
 	gw_pool_cfg *pools;            /* n_pools, owned */
 	size_t n_pools;
 	gw_route_cfg *routes;          /* n_routes, owned; defaults when the file has none */

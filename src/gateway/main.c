@@ -110,12 +110,14 @@ static void reload(gw *g)
 	if (!listen_same) log_warn("reload: listen addresses changed: they apply at the next restart");
 	if (memcmp(&nc->limits, &g->cfg->limits, sizeof(nc->limits)))
 		log_warn("reload: limits changed: they apply at the next restart");
+	if (nc->io_uring != g->cfg->io_uring) log_warn("reload: io_uring changed: it applies at the next restart");
 	if (strcmp(nc->region, g->cfg->region))
 		log_info("reload: region %s -> %s", g->cfg->region, nc->region);
 	/* Keep what applies at restart only as it runs, so /status tells the truth. */
 	memcpy(nc->listen, g->cfg->listen, sizeof(nc->listen));
 	nc->n_listen = g->cfg->n_listen;
 	nc->limits = g->cfg->limits;
+	nc->io_uring = g->cfg->io_uring;
 	gw_config_free(g->cfg);
 	g->cfg = nc;
 	const char *al = access_log_from_flag ? access_log_flag : nc->access_log;
@@ -229,6 +231,12 @@ int main(int argc, char **argv)
 	if (!g.loop || gw_metrics_init(&g) < 0 || picker_init(&g) < 0) {
 		fprintf(stderr, "infergate: out of memory\n");
 		return 1;
+	}
+	if (cfg->io_uring) {
+		/* Scrapes, health checks and proxied requests to the endpoints: their
+		 * sends and reads issued together, one system call per loop pass. */
+		if (ev_batch_enable(g.loop, err, sizeof(err)) == 0) log_info("upstream socket I/O batched through io_uring");
+		else log_info("io_uring unavailable (%s): plain system calls", err);
 	}
 	httpd_limits lim;
 	httpd_limits_default(&lim);

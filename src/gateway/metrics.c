@@ -20,6 +20,7 @@ struct gw_metrics {
 	prom_family *up_conns, *up_connects;
 	prom_family *in_flight, *client_conns, *client_rejected, *client_closed, *healthy, *reloads, *draining;
 	prom_family *resumes;
+	prom_family *io_flushes, *io_ops;
 };
 
 static const double latency_bounds[] = {
@@ -33,6 +34,11 @@ static void collect(prom_registry *reg, void *arg)
 	struct gw_metrics *m = g->m;
 	prom_set(prom_series_get(m->in_flight, NULL), (double)g->in_flight);
 	prom_set(prom_series_get(m->draining, NULL), g->draining);
+	uint64_t flushes, ops;
+	ev_io_stats(g->loop, &flushes, &ops);
+	prom_series *fl = prom_series_get(m->io_flushes, NULL), *op = prom_series_get(m->io_ops, NULL);
+	prom_add(fl, (double)flushes - prom_value(fl));
+	prom_add(op, (double)ops - prom_value(op));
 	if (g->httpd) {
 		httpd_stats st;
 		httpd_get_stats(g->httpd, &st);
@@ -130,7 +136,10 @@ int gw_metrics_init(gw *g)
 	m->resumes = prom_counter(r, "infergate_resumes_total",
 		"Streams broken after their first byte, by what followed: resumed (a continuation sent), completed "
 		"(a resumed stream reached [DONE]), finished, exhausted, deadline, no_endpoint, not_resumable.", l_resume);
-	if (!m->resumes) return -1;
+	m->io_flushes = prom_counter(r, "infergate_io_uring_submits_total",
+		"System calls that issued batched upstream sends (io_uring: auto; 0 when off or unavailable).", NULL);
+	m->io_ops = prom_counter(r, "infergate_io_uring_sends_total", "Upstream sends issued through those system calls.", NULL);
+	if (!m->resumes || !m->io_flushes || !m->io_ops) return -1;
 	if (!m->requests || !m->duration || !m->ttfb || !m->retries || !m->outside || !m->req_bytes || !m->resp_bytes ||
 	    !m->ep_up || !m->ep_ejected || !m->ep_in_flight || !m->ep_changes || !m->ep_checks || !m->ep_ejections ||
 	    !m->up_conns || !m->up_connects || !m->in_flight || !m->client_conns || !m->client_rejected ||

@@ -75,4 +75,24 @@ for m in $names; do grep -q "\`$m\`" "$top/docs/METRICS.md" || missing="$missing
 check '[ -n "$names" ] && [ -z "$missing" ]' "every metric the gateway writes is documented in docs/METRICS.md ($(echo $names | wc -w) families)${missing:+; missing:$missing}"
 bad_names=$(echo "$names" | grep -v '^infergate_' || true)
 check '[ -z "$bad_names" ]' "every metric name starts with infergate_"
+
+echo "== 4. io_uring: auto and off"
+# auto (the default): where the kernel has io_uring, the upstream sends go
+# through it (counted); where it has none, the log says so. Either way the
+# requests are served.
+mval() { curl -fs "$gw_url/metrics" | awk -v n="$1" '$1 == n {print $2}'; }
+if grep -q "upstream socket I/O batched through io_uring" "$tmp/gw.log"; then
+	sends=$(mval infergate_io_uring_sends_total); submits=$(mval infergate_io_uring_submits_total)
+	check '[ "${sends%.*}" -ge 2 ] && [ "${submits%.*}" -ge 1 ] && [ "${submits%.*}" -le "${sends%.*}" ]' \
+		"auto: upstream sends issued through io_uring ($sends sends in $submits system calls)"
+else
+	check 'grep -q "io_uring unavailable (.*): plain system calls" "$tmp/gw.log"' "auto without io_uring: said at start"
+fi
+check '[ "$(chat $gw_url m)" = 200 ]' "auto: a chat is served"
+kill -TERM $gw_pid; wait $gw_pid 2>/dev/null; gw_pid=
+{ echo "io_uring: off"; cat "$tmp/gw.yaml"; } >"$tmp/gw-off.yaml"
+gw_start "$tmp/gw-off.yaml"
+check '[ "$(chat $gw_url m)" = 200 ] && [ "$(chat $gw_url m)" = 200 ]' "off: chats are served"
+check '[ "$(mval infergate_io_uring_sends_total)" = 0 ]' "off: no send through io_uring"
+check '! grep -q "io_uring" "$tmp/gw.log"' "off: nothing said about it"
 finish

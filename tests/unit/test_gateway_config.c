@@ -20,6 +20,7 @@ static void test_defaults(void)
 	T_EQ_INT(c->n_listen, 1);
 	T_EQ_STR(c->listen[0], "127.0.0.1:8080");
 	T_EQ_INT(c->shutdown_grace_ms, 30000);
+	T_EQ_INT(c->io_uring, 1);
 	T_EQ_INT(c->limits.max_header_bytes, 16384);
 	T_EQ_INT(c->n_pools, 1);
 	const gw_pool_cfg *p = &c->pools[0];
@@ -47,6 +48,7 @@ static void test_full(void)
 		"limits: { max_header_bytes: 8KiB, max_body_bytes: 1MiB, header_timeout: 2s, body_timeout: 3s, keepalive_timeout: 4s, max_connections: 5 }\n"
 		"shutdown_grace: 1m\n"
 		"access_log: stdout\n"
+		"io_uring: off\n"
 		"pools:\n"
 		"  - name: chat\n"
 		"    models: [a, b]\n"
@@ -74,6 +76,7 @@ static void test_full(void)
 	T_EQ_INT(c->limits.max_connections, 5);
 	T_EQ_INT(c->shutdown_grace_ms, 60000);
 	T_EQ_STR(c->access_log, "-");
+	T_EQ_INT(c->io_uring, 0);
 	const gw_pool_cfg *p = &c->pools[0];
 	T_EQ_INT(p->n_models, 2);
 	T_EQ_STR(p->models[1], "b");
@@ -104,6 +107,7 @@ static void test_bad(void)
 		{ "", "t.yaml:1: region: is required" },
 		{ "region: x\n", "t.yaml:1: pools: is required" },
 		{ "region: x\nbogus: 1\n", "t.yaml:2: bogus: unknown key" },
+		{ "region: x\nio_uring: on\npools: [ { name: p, endpoints: [ { address: \"a:1\" } ] } ]\n", "t.yaml:2: io_uring: must be auto or off" },
 		{ "region: 'a b'\npools: []\n", "t.yaml:1: region: \"a b\" is not a region name" },
 		{ "region: x\npools: [ { name: p, endpoints: [ { address: nope } ] } ]\n", "t.yaml:2: pools[0].endpoints[0].address: \"nope\" is not host:port" },
 		{ "region: x\npools: [ { name: p, endpoints: [ { address: \"a:1\" } ], backend: { tries: 0 } } ]\n", "t.yaml:2: pools[0].backend.tries: 0 is out of range" },
