@@ -36,14 +36,20 @@ static int perr(pstate *ps, const char *what)
 	return -1;
 }
 
+/* Name bytes by class: one table load per byte. */
+enum { C_ALPHA = 1, C_DIGIT = 2, C_COLON = 4 };
+static const unsigned char name_class[256] = {
+	['a' ... 'z'] = C_ALPHA, ['A' ... 'Z'] = C_ALPHA, ['_'] = C_ALPHA, ['0' ... '9'] = C_DIGIT, [':'] = C_COLON,
+};
+
 static inline int is_name_start(char c, int colon_ok)
 {
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || (colon_ok && c == ':');
+	return name_class[(unsigned char)c] & (C_ALPHA | (colon_ok ? C_COLON : 0));
 }
 
 static inline int is_name_char(char c, int colon_ok)
 {
-	return is_name_start(c, colon_ok) || (c >= '0' && c <= '9');
+	return name_class[(unsigned char)c] & (C_ALPHA | C_DIGIT | (colon_ok ? C_COLON : 0));
 }
 
 /* Copies a name at *p (within end) to scratch; returns it or NULL. */
@@ -52,8 +58,9 @@ static const char *take_name(pstate *ps, const char **p, const char *end, int co
 	const char *s = *p;
 	if (s >= end || !is_name_start(*s, colon_ok))
 		return NULL;
+	const unsigned mask = C_ALPHA | C_DIGIT | (colon_ok ? C_COLON : 0);
 	const char *e = s + 1;
-	while (e < end && is_name_char(*e, colon_ok))
+	while (e < end && (name_class[(unsigned char)*e] & mask))
 		e++;
 	size_t n = (size_t)(e - s);
 	char *d = ps->scratch + ps->used; /* a line is at most PROM_PARSE_MAX_LINE: fits */
@@ -184,6 +191,12 @@ static int sample_line(pstate *ps, const char *p, const char *end, prom_sample *
 			p++;
 			char *d = ps->scratch + ps->used, *o = d;
 			for (;;) {
+				/* A run of plain bytes at once, then the byte that ends it. */
+				const char *run = p;
+				while (p < end && *p != '"' && *p != '\\')
+					p++;
+				memcpy(o, run, (size_t)(p - run));
+				o += p - run;
 				if (p >= end)
 					return perr(ps, "unterminated label value");
 				char c = *p++;

@@ -21,8 +21,9 @@
 #include <time.h>
 
 struct scrape_state {
+	/* Per scrape, together at the front (each endpoint's turn finds them cold);
+	 * the configuration and the last error after them. */
 	gw_endpoint *e;
-	gw_scrape_cfg cfg;
 	uint64_t timer;
 	hc_req *req;                   /* the scrape in flight */
 	scrape_parser *parser;         /* its page, sieved as it arrives */
@@ -34,8 +35,9 @@ struct scrape_state {
 	scrape_values last;
 	uint64_t scrapes_total, failures_total, timeouts_total, garbage_total;
 	uint64_t last_duration_us;
-	char last_error[160];
 	prom_series *m_ok;             /* infergate_scrapes_total{result="ok"}, cached */
+	gw_scrape_cfg cfg;
+	char last_error[160];
 };
 
 static uint64_t mono_ns(void)

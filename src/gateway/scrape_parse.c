@@ -198,13 +198,15 @@ static double frac(double v) { return v < 0 ? 0 : v > 1 ? 1 : v; }
 
 /* The incremental parser of scrape.h: the sieve's state between pieces. */
 struct scrape_parser {
+	/* What every feed touches first, together: a parser is cold when its
+	 * endpoint's turn comes (100 endpoints, one page each). */
 	acc a;
 	int failed;                    /* sticky: err holds why */
-	char err[160];
 	size_t lines;
 	size_t n_sel;
-	char sel[4096];                /* the gathered lines we read, parsed together */
 	buf carry;                     /* a line cut by the end of a piece, capped */
+	char err[160];
+	char sel[4096];                /* the gathered lines we read, parsed together */
 };
 
 scrape_parser *scrape_parser_new(void)
@@ -270,11 +272,12 @@ static const unsigned char first_class[256] = {
 	['a' ... 'z'] = FIRST_NAME, ['A' ... 'Z'] = FIRST_NAME, ['_'] = FIRST_NAME, [':'] = FIRST_NAME,
 };
 
-/* One line [p, le) of the page, without its newline. Inline: it runs for
- * every line, and nearly every line ends at its first byte or at wanted(). */
-static inline int line(scrape_parser *sp, const char *p, const char *le)
+/* One line [p, le) of the page, without its newline; no is its number (the
+ * caller counts in a register and stores sp->lines when it returns). Inline:
+ * it runs for every line, and nearly every line ends at its first byte or at
+ * wanted(). */
+static inline int line(scrape_parser *sp, const char *p, const char *le, size_t no)
 {
-	sp->lines++;
 	if (p == le) return 0;
 	int c = first_class[(unsigned char)*p];
 	if (c == FIRST_BLANK) {
@@ -283,8 +286,12 @@ static inline int line(scrape_parser *sp, const char *p, const char *le)
 		c = first_class[(unsigned char)*p];
 	}
 	if (c == FIRST_SKIP) return 0;
-	if (c == FIRST_NAME) return wanted(&sp->a, &the_heads, p, le) ? gather(sp, p, le) : 0;
-	snprintf(sp->err, sizeof(sp->err), "not Prometheus text at line %zu", sp->lines);
+	if (c == FIRST_NAME) {
+		if (!wanted(&sp->a, &the_heads, p, le)) return 0;
+		sp->lines = no; /* for gather's messages */
+		return gather(sp, p, le);
+	}
+	snprintf(sp->err, sizeof(sp->err), "not Prometheus text at line %zu", no);
 	return fail(sp);
 }
 
@@ -293,12 +300,12 @@ static inline uint64_t newlines64(const char *q)
 {
 #if defined(__SSE2__)
 	const __m128i nl = _mm_set1_epi8('\n');
-	uint64_t m = 0;
-	for (int i = 0; i < 4; i++) {
-		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)(q + 16 * i));
-		m |= (uint64_t)(uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, nl)) << (16 * i);
-	}
-	return m;
+	const __m128i *v = (const __m128i *)(const void *)q;
+	uint64_t m0 = (uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128(v), nl));
+	uint64_t m1 = (uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128(v + 1), nl));
+	uint64_t m2 = (uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128(v + 2), nl));
+	uint64_t m3 = (uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128(v + 3), nl));
+	return m0 | m1 << 16 | m2 << 32 | m3 << 48;
 #else
 	uint64_t m = 0;
 	for (int i = 0; i < 64; i++) m |= (uint64_t)(q[i] == '\n') << i;
@@ -314,16 +321,18 @@ int scrape_parser_feed(scrape_parser *sp, const char *data, size_t len)
 		return fail(sp);
 	}
 	const char *p = data, *end = data + len;
+	size_t no = sp->lines; /* lines done */
+	int rc = 0;
 	if (buf_rlen(&sp->carry)) {
 		/* The end of the line the last piece cut. */
 		const char *nl = memchr(p, '\n', len);
 		const char *le = nl ? nl : end;
 		if (buf_append(&sp->carry, p, (size_t)(le - p)) < 0) {
-			snprintf(sp->err, sizeof(sp->err), "not Prometheus text at line %zu: line too long", sp->lines + 1);
+			snprintf(sp->err, sizeof(sp->err), "not Prometheus text at line %zu: line too long", no + 1);
 			return fail(sp);
 		}
 		if (!nl) return 0;
-		if (line(sp, buf_rptr(&sp->carry), buf_rptr(&sp->carry) + buf_rlen(&sp->carry)) < 0) return -1;
+		if (line(sp, buf_rptr(&sp->carry), buf_rptr(&sp->carry) + buf_rlen(&sp->carry), ++no) < 0) goto out_fail;
 		buf_reset(&sp->carry);
 		p = nl + 1;
 	}
@@ -332,24 +341,27 @@ int scrape_parser_feed(scrape_parser *sp, const char *data, size_t len)
 	for (; end - p >= 64; p += 64) {
 		for (uint64_t m = newlines64(p); m; m &= m - 1) {
 			const char *nl = p + __builtin_ctzll(m);
-			if (line(sp, ls, nl) < 0) return -1;
+			if (line(sp, ls, nl, ++no) < 0) goto out_fail;
 			ls = nl + 1;
 		}
 	}
-	p = ls;
-	while (p < end) {
+	for (p = ls; p < end;) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		if (!nl) {
 			if (buf_append(&sp->carry, p, (size_t)(end - p)) < 0) {
-				snprintf(sp->err, sizeof(sp->err), "not Prometheus text at line %zu: line too long", sp->lines + 1);
-				return fail(sp);
+				snprintf(sp->err, sizeof(sp->err), "not Prometheus text at line %zu: line too long", no + 1);
+				rc = fail(sp);
 			}
-			return 0;
+			break;
 		}
-		if (line(sp, p, nl) < 0) return -1;
+		if (line(sp, p, nl, ++no) < 0) goto out_fail;
 		p = nl + 1;
 	}
-	return 0;
+	sp->lines = no;
+	return rc;
+out_fail:
+	sp->lines = no;
+	return -1;
 }
 
 int scrape_parser_end(scrape_parser *sp, scrape_values *out, char *err, size_t err_len)
@@ -358,7 +370,7 @@ int scrape_parser_end(scrape_parser *sp, scrape_values *out, char *err, size_t e
 	out->dialect = "";
 	acc *ap = &sp->a;
 	if (!sp->failed && buf_rlen(&sp->carry)) /* the last line, without a newline */
-		line(sp, buf_rptr(&sp->carry), buf_rptr(&sp->carry) + buf_rlen(&sp->carry));
+		line(sp, buf_rptr(&sp->carry), buf_rptr(&sp->carry) + buf_rlen(&sp->carry), ++sp->lines);
 	buf_reset(&sp->carry);
 	if (!sp->failed && flush(ap, sp->sel, &sp->n_sel, sp->err, sizeof(sp->err)) < 0) sp->failed = 1;
 	if (sp->failed) {

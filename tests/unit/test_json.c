@@ -390,6 +390,42 @@ static void test_tokenizer_json(void)
 	free(text);
 }
 
+/* json_strtod against the C library's strtod: the same bits and the same end,
+ * on the fast path's numbers (short decimals) and on those it hands over. */
+static void test_strtod_exact(void)
+{
+	static const char *const fixed[] = {
+		"0", "-0", "+0", "1", "-1", "0.1", "0.5", "1.", "12.25", "0.000123", "123456789012345",
+		"1234567890123456", "0.123456789012345", "0.1234567890123456", "9007199254740993",
+		"1e3", "1.5E-3", "0x1p3", ".5", "-.5", "inf", "-Infinity", "nan", "1.0.0", "7 ", "3,", "-", "",
+		"00012.500", "999999999999999", "0.999999999999999", "1e", "2.2250738585072014e-308",
+	};
+	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
+		char *e1, *e2;
+		double a = json_strtod(fixed[i], &e1), b = strtod(fixed[i], &e2);
+		int same = (a != a && b != b) || !memcmp(&a, &b, sizeof(a));
+		if (!same || e1 != e2) fprintf(stderr, "  strtod differs on \"%s\"\n", fixed[i]);
+		T_CHECK(same && e1 == e2);
+	}
+	uint64_t x = 88172645463325252ull;
+	int bad = 0;
+	for (int i = 0; i < 200000; i++) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		char t[48];
+		int ip = (int)(x % 9), fp = (int)((x >> 8) % 12);
+		uint64_t a = (x >> 16) % 1000000000ull, b = (x >> 20) % 1000000000000ull;
+		snprintf(t, sizeof(t), "%s%.*llu.%0*llu", (x >> 40) & 1 ? "-" : "", ip ? 1 : 0, (unsigned long long)(a % 1000000000ull), fp,
+			 (unsigned long long)(b % 1000000000000ull));
+		if (!ip) memmove(t + ((x >> 40) & 1), t + ((x >> 40) & 1) + 1, strlen(t + ((x >> 40) & 1))); /* ".digits": slow path */
+		char *e1, *e2;
+		double v1 = json_strtod(t, &e1), v2 = strtod(t, &e2);
+		if (memcmp(&v1, &v2, sizeof(v1)) || e1 != e2) {
+			if (bad++ < 5) fprintf(stderr, "  strtod differs on \"%s\"\n", t);
+		}
+	}
+	T_EQ_INT(bad, 0);
+}
+
 int main(void)
 {
 	T_RUN(test_tables);
@@ -400,6 +436,7 @@ int main(void)
 	T_RUN(test_accessors);
 	T_RUN(test_writer);
 	T_RUN(test_doubles);
+	T_RUN(test_strtod_exact);
 	T_RUN(test_round_trip);
 	T_RUN(test_tokenizer_json);
 	return T_END();
