@@ -153,11 +153,18 @@ static void models_done(hc_req *r, int err, void *arg)
 
 /* ------------------------------------------------------------ active checks */
 
+/* Checks run on a period counted from their starts, not from their answers:
+ * the endpoints of a pool, started together, stay checked in the same loop
+ * pass (one wake-up, one batched send for all) instead of drifting apart by
+ * their answer times into a wake-up each. A check still running when its turn
+ * comes is left alone (its timeout ends it). While the state is changing, the
+ * next check comes fast_interval after the last one started (check_soon). */
 static int64_t check_timer_fn(ev_loop *loop, uint64_t id, void *arg);
 
-static void schedule(gw_endpoint *e)
+static void check_soon(gw_endpoint *e)
 {
-	uint64_t ms = changing(e) ? e->hc.fast_interval_ms : e->hc.interval_ms;
+	uint64_t now = ev_now_ms(e->g->loop), due = e->check_started_ms + e->hc.fast_interval_ms;
+	uint64_t ms = due > now ? due - now : 0;
 	if (e->check_timer && ev_timer_set(e->g->loop, e->check_timer, ms) == 0) return;
 	e->check_timer = ev_timer_add(e->g->loop, ms, check_timer_fn, e);
 }
@@ -196,20 +203,23 @@ static void check_done(hc_req *r, int err, void *arg)
 	if (ok && e->learn_models &&
 	    (!e->models_fetched_ms || ev_now_ms(e->g->loop) - e->models_fetched_ms >= MODELS_REFRESH_MS))
 		models_start(e);
-	if (!e->removed) schedule(e);
+	if (!e->removed && changing(e)) check_soon(e);
 }
 
 static int64_t check_timer_fn(ev_loop *loop, uint64_t id, void *arg)
 {
 	gw_endpoint *e = arg;
-	e->check_timer = 0;
-	if (e->check || e->removed) return -1;
+	if (e->removed) {
+		e->check_timer = 0;
+		return -1;
+	}
+	int64_t next = (int64_t)(changing(e) ? e->hc.fast_interval_ms : e->hc.interval_ms);
+	if (e->check) return next;
 	hc_callbacks cb = { NULL, NULL, check_done };
 	hc_timeouts to = { e->hc.timeout_ms, e->hc.timeout_ms, e->hc.timeout_ms };
 	e->check_started_ms = ev_now_ms(loop);
 	e->check = hc_request(e->conns, "GET", e->hc.path, "User-Agent: infergate-health\r\n", NULL, 0, &cb, e, &to);
-	if (!e->check) schedule(e); /* out of memory: try again later */
-	return -1;
+	return next; /* out of memory (no check): tried again next turn */
 }
 
 void health_start(gw_endpoint *e)
