@@ -52,6 +52,7 @@ struct ev_batch {
 	uint32_t *queue;             /* slot indexes in submission order */
 	uint32_t qlen, cap_queue;
 	uint64_t flushes_total, ops_total;
+	int broken;                  /* the ring failed: gone, nothing more is queued */
 };
 
 ev_batch *ev_batch_new(char *why, size_t why_len)
@@ -85,7 +86,7 @@ ev_batch *ev_batch_new(char *why, size_t why_len)
 void ev_batch_free(ev_batch *b)
 {
 	if (!b) return;
-	io_uring_queue_exit(&b->ring);
+	if (!b->broken) io_uring_queue_exit(&b->ring);
 	free(b->ops);
 	free(b->queue);
 	free(b);
@@ -114,7 +115,7 @@ static void op_release(ev_batch *b, uint32_t idx)
 
 static uint64_t queue_op(ev_batch *b, int kind, int fd, void *data, size_t len, ev_io_fn *fn, void *arg)
 {
-	if (b->qlen >= BATCH_MAX_QUEUED) return 0;
+	if (b->broken || b->qlen >= BATCH_MAX_QUEUED) return 0;
 	if (b->qlen == b->cap_queue) {
 		uint32_t nc = b->cap_queue ? b->cap_queue * 2 : 256;
 		uint32_t *nq = realloc(b->queue, nc * sizeof(*nq));
@@ -171,6 +172,31 @@ void ev_batch_cancel(ev_batch *b, uint64_t id)
 
 int ev_batch_pending(const ev_batch *b) { return b && b->qlen > 0; }
 
+/* The ring failed (a system call error that should not happen, or completions
+ * that never came): it is torn down, which cancels whatever the kernel still
+ * held, and every operation not completed gets a result that sends its owner
+ * back to plain system calls: -EIO for those the kernel may have done in
+ * part, -EAGAIN (wait for readiness, then call again) for those never
+ * submitted. Later operations are refused (0), so callers go direct. */
+static void batch_break(ev_loop *loop, ev_batch *b)
+{
+	log_error("ev_batch: io_uring failed; plain system calls from now on");
+	io_uring_queue_exit(&b->ring);
+	b->broken = 1;
+	for (uint32_t idx = 0; idx < b->nops; idx++) {
+		batch_op *o = &b->ops[idx];
+		if (o->state != OP_SUBMITTED && o->state != OP_QUEUED && o->state != OP_DEAD && o->state != OP_CANCELLED)
+			continue;
+		int live = o->state == OP_SUBMITTED || o->state == OP_QUEUED;
+		long res = o->state == OP_QUEUED ? -EAGAIN : -EIO;
+		ev_io_fn *fn = o->fn;
+		void *arg = o->arg;
+		op_release(b, idx);
+		if (live) fn(loop, res, arg);
+	}
+	b->qlen = 0;
+}
+
 /* One round: up to a ring's worth of queued operations submitted, waited for
  * (they complete inside the call) and their callbacks run. */
 static void flush_round(ev_loop *loop, ev_batch *b)
@@ -203,7 +229,7 @@ static void flush_round(ev_loop *loop, ev_batch *b)
 		if (submitted < nsub) {
 			int rc = io_uring_submit_and_wait(&b->ring, nsub - done);
 			if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
-				log_ratelimited(LOG_ERROR, "ev_batch: io_uring_enter: %s", strerror(-rc));
+				log_error("ev_batch: io_uring_enter: %s", strerror(-rc));
 				break;
 			}
 			if (rc > 0) submitted += (uint32_t)rc;
@@ -223,11 +249,12 @@ static void flush_round(ev_loop *loop, ev_batch *b)
 		op_release(b, idx);  /* before the callback, which may queue again */
 		if (live) fn(loop, res, arg);
 	}
+	if (done < nsub) batch_break(loop, b);
 }
 
 void ev_batch_flush(ev_loop *loop, ev_batch *b)
 {
-	for (int round = 0; b && b->qlen && round < BATCH_MAX_ROUNDS; round++) flush_round(loop, b);
+	for (int round = 0; b && !b->broken && b->qlen && round < BATCH_MAX_ROUNDS; round++) flush_round(loop, b);
 }
 
 void ev_batch_stats(const ev_batch *b, uint64_t *flushes_total, uint64_t *ops_total)
