@@ -44,7 +44,7 @@ pids+=($!)
 gw_config() { # ENABLED: the gateway's configuration, scraping on or off
 	echo "region: local"
 	echo "listen: 127.0.0.1:$PORT_BASE"
-	echo "io_uring: ${IO_URING:-auto}"
+	[ -n "${IO_URING:-}" ] && echo "io_uring: $IO_URING"
 	echo "pools:"
 	echo "  - name: many"
 	echo "    metrics: { interval: $INTERVAL, enabled: $1 }"
