@@ -235,7 +235,12 @@ static void flush_round(ev_loop *loop, ev_batch *b)
 			if (rc > 0) submitted += (uint32_t)rc;
 		}
 		struct io_uring_cqe *cqe;
-		int w = submitted < nsub ? io_uring_peek_cqe(&b->ring, &cqe) : io_uring_wait_cqe(&b->ring, &cqe);
+		struct __kernel_timespec limit = { .tv_sec = 1 }; /* they are done already: a wait is a failure */
+		int w = submitted < nsub ? io_uring_peek_cqe(&b->ring, &cqe) : io_uring_wait_cqe_timeout(&b->ring, &cqe, &limit);
+		if (w == -ETIME) {
+			log_error("ev_batch: %u operations not completed after 1 s", nsub - done);
+			break;
+		}
 		if (w < 0) continue;
 		uint32_t idx = (uint32_t)io_uring_cqe_get_data64(cqe);
 		long res = cqe->res;
