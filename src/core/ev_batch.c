@@ -42,15 +42,15 @@ typedef struct batch_op {
 	ev_io_fn *fn;
 	void *arg;
 	uint32_t gen;
-	uint32_t next_free;          /* free list link (index + 1; 0 = end) */
+	uint32_t next;               /* the free list's or the queue's link (index + 1; 0 = end) */
 } batch_op;
 
 struct ev_batch {
 	struct io_uring ring;
 	batch_op *ops;               /* recycled slots, named by id */
 	uint32_t nops, cap_ops, free_head;
-	uint32_t *queue;             /* slot indexes in submission order */
-	uint32_t qlen, cap_queue;
+	uint32_t q_head, q_tail;     /* queued slots in submission order (index + 1; 0 = none) */
+	uint32_t qlen;
 	uint64_t flushes_total, ops_total;
 	int broken;                  /* the ring failed: gone, nothing more is queued */
 };
@@ -88,7 +88,6 @@ void ev_batch_free(ev_batch *b)
 	if (!b) return;
 	if (!b->broken) io_uring_queue_exit(&b->ring);
 	free(b->ops);
-	free(b->queue);
 	free(b);
 }
 
@@ -109,24 +108,17 @@ static void op_release(ev_batch *b, uint32_t idx)
 	batch_op *o = &b->ops[idx];
 	o->state = OP_FREE;
 	o->gen++;
-	o->next_free = b->free_head;
+	o->next = b->free_head;
 	b->free_head = idx + 1;
 }
 
 static uint64_t queue_op(ev_batch *b, int kind, int fd, void *data, size_t len, ev_io_fn *fn, void *arg)
 {
 	if (b->broken || b->qlen >= BATCH_MAX_QUEUED) return 0;
-	if (b->qlen == b->cap_queue) {
-		uint32_t nc = b->cap_queue ? b->cap_queue * 2 : 256;
-		uint32_t *nq = realloc(b->queue, nc * sizeof(*nq));
-		if (!nq) return 0;
-		b->queue = nq;
-		b->cap_queue = nc;
-	}
 	uint32_t idx;
 	if (b->free_head) {
 		idx = b->free_head - 1;
-		b->free_head = b->ops[idx].next_free;
+		b->free_head = b->ops[idx].next;
 	} else {
 		if (b->nops == b->cap_ops) {
 			uint32_t nc = b->cap_ops ? b->cap_ops * 2 : 256;
@@ -146,8 +138,11 @@ static uint64_t queue_op(ev_batch *b, int kind, int fd, void *data, size_t len, 
 	o->len = len;
 	o->fn = fn;
 	o->arg = arg;
-	o->next_free = 0;
-	b->queue[b->qlen++] = idx;
+	o->next = 0;
+	if (b->q_tail) b->ops[b->q_tail - 1].next = idx + 1;
+	else b->q_head = idx + 1;
+	b->q_tail = idx + 1;
+	b->qlen++;
 	return op_id(b, idx);
 }
 
@@ -194,31 +189,33 @@ static void batch_break(ev_loop *loop, ev_batch *b)
 		op_release(b, idx);
 		if (live) fn(loop, res, arg);
 	}
-	b->qlen = 0;
+	b->q_head = b->q_tail = b->qlen = 0;
 }
 
 /* One round: up to a ring's worth of queued operations submitted, waited for
  * (they complete inside the call) and their callbacks run. */
 static void flush_round(ev_loop *loop, ev_batch *b)
 {
-	uint32_t take = 0, nsub = 0;
-	while (take < b->qlen && nsub < BATCH_RING_ENTRIES) {
-		uint32_t idx = b->queue[take++];
+	uint32_t nsub = 0;
+	while (b->q_head && nsub < BATCH_RING_ENTRIES) {
+		uint32_t idx = b->q_head - 1;
 		batch_op *o = &b->ops[idx];
-		if (o->state == OP_CANCELLED) {
-			op_release(b, idx);
+		struct io_uring_sqe *sqe = NULL;
+		if (o->state == OP_QUEUED && !(sqe = io_uring_get_sqe(&b->ring)))
+			break; /* cannot happen: the ring holds BATCH_RING_ENTRIES */
+		b->q_head = o->next;
+		if (!b->q_head) b->q_tail = 0;
+		b->qlen--;
+		if (!sqe) {
+			op_release(b, idx); /* cancelled before the flush */
 			continue;
 		}
-		struct io_uring_sqe *sqe = io_uring_get_sqe(&b->ring);
-		if (!sqe) { take--; break; } /* cannot happen: the ring holds BATCH_RING_ENTRIES */
 		if (o->kind == KIND_SEND) io_uring_prep_send(sqe, o->fd, o->data, o->len, MSG_NOSIGNAL | MSG_DONTWAIT);
 		else io_uring_prep_recv(sqe, o->fd, o->data, o->len, MSG_DONTWAIT);
 		io_uring_sqe_set_data64(sqe, idx);
 		o->state = OP_SUBMITTED;
 		nsub++;
 	}
-	memmove(b->queue, b->queue + take, (b->qlen - take) * sizeof(*b->queue));
-	b->qlen -= take;
 	if (!nsub) return;
 	b->flushes_total++;
 	b->ops_total += nsub;
