@@ -162,17 +162,17 @@ static locale_t c_locale;
 static pthread_once_t c_locale_once = PTHREAD_ONCE_INIT;
 static void c_locale_init(void) { c_locale = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0); }
 
-/* The exact fast path: [-+]digits[.digits] with at most 15 digits and 22
- * after the point, not followed by anything strtod would read on (an
- * exponent, a hex prefix, more digits). The digits make an integer below
- * 2^53 and the power of ten is exact up to 1e22, so one IEEE division gives
- * the correctly rounded value, which is what strtod returns. Returns 1 when
- * it applied. Metric pages and JSON bodies are mostly such numbers, and
- * strtod_l costs several hundred instructions each. */
+/* The exact fast path: [-+]digits[.digits] with at most 15 digits in all,
+ * not followed by anything strtod would read on (an exponent, a hex prefix).
+ * The digits make an integer below 2^53 and the power of ten (at most 1e15)
+ * is exact, so one IEEE division gives the correctly rounded value, which is
+ * what strtod returns. Returns 1 when it applied. Metric pages and JSON
+ * bodies are mostly such numbers, and strtod_l costs several hundred
+ * instructions each. */
 static int strtod_fast(const char *s, char **end, double *out)
 {
-	static const double pow10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
-				       1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+	static const double pow10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7,
+				       1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
 	const char *p = s;
 	int neg = 0;
 	if (*p == '-' || *p == '+') neg = *p++ == '-';
@@ -189,7 +189,7 @@ static int strtod_fast(const char *s, char **end, double *out)
 	}
 	if (*p == 'e' || *p == 'E' || *p == 'x' || *p == 'X' || *p == 'p' || *p == 'P') return 0;
 	double v = (double)m;
-	if (frac) v /= pow10[frac]; /* frac <= 15 here */
+	if (frac) v /= pow10[frac];
 	*out = neg ? -v : v;
 	if (end) *end = (char *)p;
 	return 1;

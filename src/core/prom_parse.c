@@ -58,9 +58,8 @@ static const char *take_name(pstate *ps, const char **p, const char *end, int co
 	const char *s = *p;
 	if (s >= end || !is_name_start(*s, colon_ok))
 		return NULL;
-	const unsigned mask = C_ALPHA | C_DIGIT | (colon_ok ? C_COLON : 0);
 	const char *e = s + 1;
-	while (e < end && (name_class[(unsigned char)*e] & mask))
+	while (e < end && is_name_char(*e, colon_ok))
 		e++;
 	size_t n = (size_t)(e - s);
 	char *d = ps->scratch + ps->used; /* a line is at most PROM_PARSE_MAX_LINE: fits */

@@ -119,8 +119,9 @@ static inline int name_ends(const char *q, const char *le, size_t n)
 /* 1 when the sample line at q (up to le) names a metric we read: a name of
  * the table or the configured one, followed by '{', a blank or the end. The
  * cheap test that keeps most lines away from the parser. */
-static int wanted(const acc *a, const heads *hs, const char *q, const char *le)
+static int wanted(const acc *a, const char *q, const char *le)
 {
+	const heads *hs = &the_heads;
 	size_t m = a->metric_len;
 	if (a->metric && *q == *a->metric && name_ends(q, le, m) && !memcmp(q, a->metric, m)) return 1;
 	if ((size_t)(le - q) < 8) return 0;
@@ -209,12 +210,17 @@ struct scrape_parser {
 	char sel[4096];                /* the gathered lines we read, parsed together */
 };
 
+/* What a parser needs before its first page, wherever it lives. */
+static void parser_init(scrape_parser *sp)
+{
+	pthread_once(&heads_once, heads_fill);
+	buf_init(&sp->carry, PROM_PARSE_MAX_LINE);
+}
+
 scrape_parser *scrape_parser_new(void)
 {
 	scrape_parser *sp = calloc(1, sizeof(*sp));
-	if (!sp) return NULL;
-	pthread_once(&heads_once, heads_fill);
-	buf_init(&sp->carry, PROM_PARSE_MAX_LINE);
+	if (sp) parser_init(sp);
 	return sp;
 }
 
@@ -287,7 +293,7 @@ static inline int line(scrape_parser *sp, const char *p, const char *le, size_t 
 	}
 	if (c == FIRST_SKIP) return 0;
 	if (c == FIRST_NAME) {
-		if (!wanted(&sp->a, &the_heads, p, le)) return 0;
+		if (!wanted(&sp->a, p, le)) return 0;
 		sp->lines = no; /* for gather's messages */
 		return gather(sp, p, le);
 	}
@@ -420,8 +426,7 @@ int scrape_parser_end(scrape_parser *sp, scrape_values *out, char *err, size_t e
 int scrape_parse(const char *text, size_t len, const char *metric, scrape_values *out, char *err, size_t err_len)
 {
 	scrape_parser sp;
-	pthread_once(&heads_once, heads_fill);
-	buf_init(&sp.carry, PROM_PARSE_MAX_LINE);
+	parser_init(&sp);
 	scrape_parser_begin(&sp, metric);
 	scrape_parser_feed(&sp, text, len);
 	int rc = scrape_parser_end(&sp, out, err, err_len);
