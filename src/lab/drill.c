@@ -9,8 +9,9 @@
  *               served in the US; the steady client stream starts
  *   4-6 outage  for each flavour (graceful SIGTERM, crash SIGKILL, network
  *               partition): the outage and, with it, one streamed client
- *               request; the time until the first answer from Europe, then "What is the capital of Germany?" through the same
- *               US gateway, served by Europe with a normal answer
+ *               request; the time until the first answer from Europe, then
+ *               "What is the capital of Germany?" through the same US
+ *               gateway, served by Europe with a normal answer
  *   7 restore   servers started again / link up; time until they are ready and
  *               until the US gateway serves from the US again
  *   8 check     the US gateway serves from the US, the European one from Europe

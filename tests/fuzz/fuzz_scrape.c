@@ -5,8 +5,8 @@
  * The input's first two bytes choose a cut and a piece size; the rest is a
  * page, parsed whole from an exact-size heap copy (no read past its end), then
  * fed in two pieces at the cut, then in pieces of the chosen size: all three
- * must agree on the result and the values, and give a reason on failure. Values read are finite
- * and fractions within 0..1.
+ * must agree on the result and the values, and give a reason on failure.
+ * Values read are finite and fractions within 0..1.
  * fuzz-max-len: 8192
  */
 #include "../../src/gateway/scrape_parse.c"

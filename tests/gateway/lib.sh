@@ -5,6 +5,7 @@
 #
 #   . "$IG_TOP/tests/gateway/lib.sh"; gw_init NAME
 #   sim_start NAME PORT [sim flags...]     gw_start CONFIG [flags...]
+#   sims_two_regions (A, B in us-east5; C in europe-west4)
 #   ok/fail/check COND WHAT, json FILE-OR-STRING PYEXPR
 set -u
 top=${IG_TOP:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
@@ -81,6 +82,16 @@ sim_start() {
 	pids="$pids $p"
 	eval "sim_pid_$name=$p"
 	wait_for "curl -fs -o /dev/null http://127.0.0.1:$port/health" 10 || { echo "sim $name did not start"; cat "$tmp/$name.log"; exit 1; }
+}
+
+# sims_two_regions: the two-region picture of the picker and failover tests,
+# model gemma: simulators a and b in us-east5 on base+1 and base+2, c in
+# europe-west4 on base+3; A, B and C are their addresses.
+sims_two_regions() {
+	A=127.0.0.1:$((base + 1)); B=127.0.0.1:$((base + 2)); C=127.0.0.1:$((base + 3))
+	sim_start a $((base + 1)) --model gemma --region us-east5
+	sim_start b $((base + 2)) --model gemma --region us-east5
+	sim_start c $((base + 3)) --model gemma --region europe-west4
 }
 
 # gw_start CONFIG [flags]: the gateway; waits for /healthz. gw_pid, gw_url.

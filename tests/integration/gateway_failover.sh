@@ -12,10 +12,8 @@
 . "${IG_TOP:-$(dirname "$0")/../..}/tests/gateway/lib.sh"
 gw_init gateway_failover
 P=$base
-A=127.0.0.1:$((P + 1)); B=127.0.0.1:$((P + 2)); C=127.0.0.1:$((P + 3)); D=127.0.0.1:$((P + 4))
-sim_start a $((P + 1)) --model gemma --region us-east5
-sim_start b $((P + 2)) --model gemma --region us-east5
-sim_start c $((P + 3)) --model gemma --region europe-west4
+sims_two_regions
+D=127.0.0.1:$((P + 4))
 sim_start d $((P + 4)) --model gemma --region europe-west4
 for i in 5 6 7; do sim_start r$i $((P + i)) --model m-retry --region us-east5; done
 cat >"$tmp/gw.yaml" <<YAML

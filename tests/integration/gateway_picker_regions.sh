@@ -14,10 +14,7 @@
 . "${IG_TOP:-$(dirname "$0")/../..}/tests/gateway/lib.sh"
 gw_init gateway_picker_regions
 P=$base
-A=127.0.0.1:$((P + 1)); B=127.0.0.1:$((P + 2)); C=127.0.0.1:$((P + 3))
-sim_start a $((P + 1)) --model gemma --region us-east5
-sim_start b $((P + 2)) --model gemma --region us-east5
-sim_start c $((P + 3)) --model gemma --region europe-west4
+sims_two_regions
 cat >"$tmp/gw.yaml" <<YAML
 region: us-east5
 listen: 127.0.0.1:$P

@@ -10,10 +10,7 @@
 . "${IG_TOP:-$(dirname "$0")/../..}/tests/gateway/lib.sh"
 gw_init gateway_scrape_off
 P=$base
-A=127.0.0.1:$((P + 1)); B=127.0.0.1:$((P + 2)); C=127.0.0.1:$((P + 3))
-sim_start a $((P + 1)) --model gemma --region us-east5
-sim_start b $((P + 2)) --model gemma --region us-east5
-sim_start c $((P + 3)) --model gemma --region europe-west4
+sims_two_regions
 for p in 1 2 3; do faults $((P + p)) '{"kv_usage":0.9}'; done
 
 # config ENABLED: the gateway's configuration with scraping on or off.
