@@ -154,7 +154,11 @@ settle
 exec 6<"$T/mnt2/w.bin"          # complete: passthrough, held
 grep -q '"opens_passthrough_total":1,' "$T"/cache2/mount-*/status.json || fail "w.bin not opened passthrough: $(cat "$T"/cache2/mount-*/status.json)"
 head -c 2000000 /dev/urandom >"$T/w.new"   # the same size: nothing in the attributes tells the kernel
-cp "$T/w.new" "$T/www/bucket/v/w.tmp" && mv "$T/www/bucket/v/w.tmp" "$T/www/bucket/v/w.bin"
+cp "$T/w.new" "$T/www/bucket/v/w.tmp"
+# The listing's mtime has one-second resolution: the new version gets a later
+# second than the old, however fast the steps above ran.
+touch -d "@$(($(stat -c %Y "$T/www/bucket/v/w.bin") + 10))" "$T/www/bucket/v/w.tmp"
+mv "$T/www/bucket/v/w.tmp" "$T/www/bucket/v/w.bin"
 sleep 2.2                        # past the 1 s listing and attribute lifetimes
 stat "$T/mnt2/w.bin" >/dev/null  # the listing is fetched again
 ( exec 7<"$T/mnt2/w.bin" ) 2>"$T/busy" && fail "an open of the new version beside a passthrough open of the old succeeded"
@@ -176,9 +180,10 @@ PIDS="$PIDS $MP3"
 for _ in $(seq 1 100); do mountpoint -q "$T/mnt2" && break; sleep 0.1; done
 mountpoint -q "$T/mnt2" || fail "third mount: $(cat "$T/mount3.log")"
 cmp -s "$T/mnt2/w.bin" "$T/w.new" || fail "w.bin before the change"      # its pages now in the kernel
-sleep 1.1                        # a new Last-Modified second: the listing shows a new version
 head -c 2000000 /dev/urandom >"$T/w.3"
-cp "$T/w.3" "$T/www/bucket/v/w.tmp" && mv "$T/www/bucket/v/w.tmp" "$T/www/bucket/v/w.bin"
+cp "$T/w.3" "$T/www/bucket/v/w.tmp"      # a new Last-Modified second: the listing shows a new version
+touch -d "@$(($(stat -c %Y "$T/www/bucket/v/w.bin") + 10))" "$T/www/bucket/v/w.tmp"
+mv "$T/www/bucket/v/w.tmp" "$T/www/bucket/v/w.bin"
 sleep 2.2
 stat "$T/mnt2/w.bin" >/dev/null
 cmp -s "$T/mnt2/w.bin" "$T/w.3" || fail "the kernel served pages of the old version (same size, same mtime)"
