@@ -33,7 +33,7 @@ struct sampler {
 	cand *c;           /* [vocab] candidates */
 	uint8_t *banned;   /* [vocab] 1 = never sample; cleared after each call */
 	double *hist;      /* [HIST_BUCKETS] probability mass by weight bucket */
-	float *work;       /* [vocab] the row with penalties applied */
+	float *work;       /* [vocab] the row with the bias and penalties applied */
 	uint32_t *count;   /* [vocab] occurrences in the output; cleared after each call */
 };
 
@@ -315,20 +315,23 @@ static size_t heap_top_k(const sampler *s, const float *logits, size_t n, size_t
 	return m;
 }
 
-static int has_penalties(const sampler_params *p)
+static int has_changes(const sampler_params *p)
 {
 	return (p->repetition_penalty != 1.0f && p->repetition_penalty > 0) || p->frequency_penalty != 0 ||
-	       p->presence_penalty != 0;
+	       p->presence_penalty != 0 || (p->bias_ids && p->bias && p->n_bias);
 }
 
-/* The row with vLLM's penalties applied, in s->work: a copy of logits[0, n)
- * with only the ids of the prompt and the output changed. Ids outside [0, n)
- * are ignored. */
-static const float *apply_penalties(sampler *s, const float *logits, size_t n, const sampler_params *p)
+/* The row with the logit bias and vLLM's penalties applied, in s->work: a
+ * copy of logits[0, n) with only the biased ids and the ids of the prompt and
+ * the output changed. Ids outside [0, n) are ignored. */
+static const float *apply_changes(sampler *s, const float *logits, size_t n, const sampler_params *p)
 {
 	float *w = s->work;
 	uint32_t *cnt = s->count;
 	memcpy(w, logits, n * sizeof(float));
+	if (p->bias_ids && p->bias)
+		for (size_t i = 0; i < p->n_bias; i++)
+			if (p->bias_ids[i] >= 0 && (size_t)p->bias_ids[i] < n) w[p->bias_ids[i]] += p->bias[i];
 	const int32_t *out = p->output_ids;
 	size_t n_out = out ? p->n_output : 0;
 	for (size_t i = 0; i < n_out; i++)
@@ -375,11 +378,11 @@ int sampler_sample(sampler *s, const float *raw, size_t n, const sampler_params 
 	out->id = -1;
 	if (!s || !raw || !p || n == 0 || n > s->vocab) return -1;
 	/* logits: what selection reads; raw: what log-probabilities report. */
-	const float *logits = has_penalties(p) ? apply_penalties(s, raw, n, p) : raw;
+	const float *logits = has_changes(p) ? apply_changes(s, raw, n, p) : raw;
 	for (size_t i = 0; i < p->n_banned; i++)
 		if (p->banned_ids[i] >= 0 && (size_t)p->banned_ids[i] < n) s->banned[p->banned_ids[i]] = 1;
 
-	/* One pass: the best allowed id (and, without penalties, the raw maximum). */
+	/* One pass: the best allowed id (and, without bias or penalties, the raw maximum). */
 	float raw_max = -INFINITY, mx = -INFINITY;
 	int32_t pick = -1;
 	for (size_t i = 0; i < n; i++) {

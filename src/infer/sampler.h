@@ -9,13 +9,14 @@
  * sampling allocates nothing and costs O(vocab) (selection, never a full sort).
  * One sampler per thread; the RNG state lives with each sequence.
  *
- * Penalties on tokens seen before are vLLM's (and its order): repetition
+ * A logit bias (OpenAI's logit_bias) is added to its ids' logits first, then
+ * the penalties on tokens seen before, vLLM's (and its order): repetition
  * (prompt and output ids: a positive logit divided by it, a negative one
  * multiplied), then frequency (times the id's count in the output) and presence
  * (once if the id is in the output) subtracted. They change what is selected,
  * not the reported log-probabilities, which stay those of the raw row (vLLM's
- * default "raw_logprobs"). Cost O(vocab + ids seen).
- * Not here: stop conditions, logit bias.
+ * default "raw_logprobs"). Cost O(vocab + ids seen + ids biased).
+ * Not here: stop conditions.
  */
 #ifndef INFER_SAMPLER_H
 #define INFER_SAMPLER_H
@@ -46,6 +47,9 @@ typedef struct sampler_params {
 	size_t n_prompt;
 	const int32_t *output_ids;
 	size_t n_output;
+	const int32_t *bias_ids;     /* logit bias: bias[i] added to bias_ids[i]'s logit; may be NULL */
+	const float *bias;
+	size_t n_bias;
 } sampler_params;
 /* Neutral parameters: temperature 1, every cut and penalty off. */
 void sampler_params_default(sampler_params *p);

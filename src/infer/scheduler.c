@@ -33,6 +33,10 @@ struct sched_req {
 	sched_token *out;          /* [max_tokens] */
 	sampler_logprob *top;      /* [max_tokens * top_k] or NULL */
 	int top_k;
+	int32_t *bias_ids;         /* the logit bias, owned; sp points here */
+	float *bias;
+	int32_t ban[SCHED_MAX_STOP_IDS + 8];  /* the stop ids, banned while n_gen < min_tokens */
+	int n_ban;
 	sampler_rng rng;
 	/* scheduler thread */
 	int seq;                   /* KV sequence, -1 when not admitted */
@@ -110,6 +114,8 @@ static void req_free(sched_req *q)
 	free(q->tokens);
 	free(q->out);
 	free(q->top);
+	free(q->bias_ids);
+	free(q->bias);
 	free(q);
 }
 
@@ -297,6 +303,10 @@ static sched_finish sample_one(sched *s, sched_req *q, const float *row, int32_t
 	sp.n_prompt = (size_t)q->n_prompt;
 	sp.output_ids = q->tokens + q->n_prompt;
 	sp.n_output = (size_t)q->n_gen;
+	if (q->n_gen < q->p.min_tokens) {
+		sp.banned_ids = q->ban;
+		sp.n_banned = (size_t)q->n_ban;
+	}
 	if (sampler_sample(s->smp, row, (size_t)s->vocab, &sp, &q->rng, lp, &res) < 0) {
 		log_ratelimited(LOG_WARN, "sampling failed (no candidate token)");
 		return SCHED_ERROR;
@@ -605,6 +615,28 @@ sched_req *sched_submit(sched *s, const int32_t *tokens, int n, const sched_para
 	q->p.sp.banned_ids = NULL;
 	q->p.sp.n_banned = 0;
 	if (q->p.n_stop_ids > SCHED_MAX_STOP_IDS) q->p.n_stop_ids = SCHED_MAX_STOP_IDS;
+	if (q->p.min_tokens > 0) {
+		for (int i = 0; !q->p.ignore_eos && i < s->gen->n_eos && q->n_ban < 8; i++)
+			q->ban[q->n_ban++] = s->gen->eos_ids[i];
+		for (int i = 0; i < q->p.n_stop_ids; i++) q->ban[q->n_ban++] = q->p.stop_ids[i];
+	}
+	q->p.sp.bias_ids = NULL;
+	q->p.sp.bias = NULL;
+	q->p.sp.n_bias = 0;
+	if (p->sp.n_bias && p->sp.bias_ids && p->sp.bias) {
+		q->bias_ids = malloc(p->sp.n_bias * sizeof *q->bias_ids);
+		q->bias = malloc(p->sp.n_bias * sizeof *q->bias);
+		if (!q->bias_ids || !q->bias) {
+			req_free(q);
+			snprintf(err, errlen, "out of memory");
+			return NULL;
+		}
+		memcpy(q->bias_ids, p->sp.bias_ids, p->sp.n_bias * sizeof *q->bias_ids);
+		memcpy(q->bias, p->sp.bias, p->sp.n_bias * sizeof *q->bias);
+		q->p.sp.bias_ids = q->bias_ids;
+		q->p.sp.bias = q->bias;
+		q->p.sp.n_bias = p->sp.n_bias;
+	}
 	q->top_k = p->logprobs > 0 ? MIN(p->logprobs, SAMPLER_MAX_TOP_LOGPROBS) : 0;
 	q->tokens = malloc((size_t)(q->cap_prompt + max_tokens) * sizeof *q->tokens);
 	q->out = calloc((size_t)max_tokens, sizeof *q->out);

@@ -71,7 +71,7 @@ typedef struct sched_config {
 } sched_config;
 
 typedef struct sched_params {
-	sampler_params sp;           /* temperature, top_k, top_p, min_p, penalties (banned ids ignored; the seen ids are the request's own) */
+	sampler_params sp;           /* temperature, top_k, top_p, min_p, penalties, bias (banned ids ignored; the seen ids are the request's own) */
 	int has_seed;
 	uint64_t seed;
 	int max_tokens;              /* >= 1 */
@@ -79,6 +79,8 @@ typedef struct sched_params {
 	int logprobs;                /* -1 none, 0 the sampled token's, K > 0 also the top K */
 	int32_t stop_ids[SCHED_MAX_STOP_IDS];
 	int n_stop_ids;
+	int min_tokens;              /* until this many are sampled, no stop id (EOS unless ignore_eos, stop_ids) is */
+	/* Logit bias, in sp.bias_ids/bias/n_bias: copied at submit. */
 	/* Forced greedy replay (needs sched_config.tok): text the sequence must
 	 * continue from, as if the model had written it. While it lasts, each step's
 	 * greedy token is taken into the context (not the output) when its bytes

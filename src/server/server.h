@@ -30,6 +30,7 @@
 
 #define SERVER_VERSION "0.1.0+infergate"
 #define SERVER_MAX_CHOICES 128       /* n x prompts per request */
+#define SERVER_MAX_LOGIT_BIAS 1024   /* logit_bias entries per request */
 
 typedef struct server_opts {
 	const char *model;               /* folder or URL (hf://, http(s)://, s3://, gs://) */

@@ -12,6 +12,7 @@
  * strings point into), freed when the answer ended or the client left; a
  * client that leaves aborts its sequences at once (sched_release).
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,6 +61,9 @@ struct srv_call {
 	int tokens_as_ids;          /* return_tokens_as_token_ids: "token_id:N" in logprobs */
 	int logprobs;               /* -1 none, 0 the sampled token, K top */
 	oai_stops stops;            /* point into doc */
+	int min_tokens;             /* stop strings count from this many tokens on */
+	int32_t *bias_ids;          /* logit_bias, one entry per id (the scheduler copies it) */
+	float *bias;
 	int n_choices;
 	choice *ch;
 	char id[48];
@@ -120,6 +124,89 @@ typedef struct params {
 	const json_val *messages, *prompt;
 } params;
 
+/* "logit_bias": {"token id": bias, ...}, each bias clamped to [-100, 100] as
+ * vLLM does; ids must be in the vocabulary. A repeated id: the last wins. */
+static int parse_logit_bias(server *s, srv_call *c, const json_val *root, sampler_params *sp, oai_err *e)
+{
+	const json_val *lb = json_get(root, "logit_bias");
+	if (oai_absent(lb)) return 0;
+	if (!json_is(lb, JSON_OBJECT)) return oai_fail(e, 400, "logit_bias", "logit_bias: Input should be a valid dictionary");
+	size_t m = lb->u.obj.n;
+	if (m == 0) return 0;
+	if (m > SERVER_MAX_LOGIT_BIAS)
+		return oai_fail(e, 400, "logit_bias", "logit_bias: at most %d entries, got %zu", SERVER_MAX_LOGIT_BIAS, m);
+	c->bias_ids = malloc(m * sizeof *c->bias_ids);
+	c->bias = malloc(m * sizeof *c->bias);
+	if (!c->bias_ids || !c->bias) return oai_fail(e, 503, NULL, "Out of memory.");
+	size_t n = 0;
+	for (size_t i = 0; i < m; i++) {
+		const json_member *mb = &lb->u.obj.members[i];
+		char *end;
+		errno = 0;
+		long long id = mb->key_len && mb->key_len < 12 && mb->key[0] != '+' && mb->key[0] != '-' ?
+			       strtoll(mb->key, &end, 10) : -1;
+		if (id < 0 || errno || end != mb->key + mb->key_len)
+			return oai_fail(e, 400, "logit_bias", "logit_bias: `%.40s` is not a token id", mb->key);
+		if (id >= engine_vocab(s->e))
+			return oai_fail(e, 400, "logit_bias", "token_id(s) [%lld] in logit_bias contain out-of-vocab token ids. Vocabulary size: %d",
+					id, engine_vocab(s->e));
+		if (!json_is(mb->val, JSON_NUMBER))
+			return oai_fail(e, 400, "logit_bias", "logit_bias.%.40s: Input should be a valid number", mb->key);
+		double b = json_num(mb->val, 0);
+		size_t k = 0;
+		while (k < n && c->bias_ids[k] != (int32_t)id) k++;
+		if (k == n) n++;
+		c->bias_ids[k] = (int32_t)id;
+		c->bias[k] = (float)(b > 100 ? 100 : b < -100 ? -100 : b);
+	}
+	sp->bias_ids = c->bias_ids;
+	sp->bias = c->bias;
+	sp->n_bias = n;
+	return 0;
+}
+
+/* What vLLM does with a tool-call parser or guided decoding, and images, which
+ * this server cannot do: refused, rather than ignored into an answer of another
+ * kind than the client asked for. tool_choice "none" and response_format
+ * "text" ask for plain text and pass. */
+static int check_unsupported(const srv_call *c, const params *p, const json_val *root, oai_err *e)
+{
+	const json_val *rf = json_get(root, "response_format");
+	if (!oai_absent(rf)) {
+		const char *type = json_str(json_get(rf, "type"), NULL);
+		if (!json_is(rf, JSON_OBJECT) || !type)
+			return oai_fail(e, 400, "response_format", "response_format: an object with a string `type`");
+		if (strcmp(type, "text"))
+			return oai_fail(e, 400, "response_format", "response_format `%.40s` needs guided decoding, which this server does not do; only `text` is supported.", type);
+	}
+	if (!c->chat) return 0;
+	const json_val *tools = json_get(root, "tools"), *tc = json_get(root, "tool_choice");
+	if (!oai_absent(tools) && !json_is(tools, JSON_ARRAY))
+		return oai_fail(e, 400, "tools", "tools: Input should be a valid list");
+	const char *choice = json_str(tc, NULL);
+	if (oai_absent(tc)) choice = json_count(tools) ? "auto" : "none";   /* vLLM's default */
+	else if (!choice && !json_is(tc, JSON_OBJECT))
+		return oai_fail(e, 400, "tool_choice", "tool_choice: \"none\", \"auto\", \"required\" or an object naming a function");
+	else if (!choice) choice = "";
+	else if (strcmp(choice, "none") && strcmp(choice, "auto") && strcmp(choice, "required"))
+		return oai_fail(e, 400, "tool_choice", "tool_choice: \"none\", \"auto\", \"required\" or an object naming a function");
+	if (strcmp(choice, "none")) {
+		if (!strcmp(choice, "auto"))
+			return oai_fail(e, 400, "tool_choice", "\"auto\" tool choice needs a tool-call parser, which this server does not have (Gemma 3's chat template has no tools); send tool_choice \"none\" or no tools.");
+		return oai_fail(e, 400, "tool_choice", "tool_choice %s needs guided decoding, which this server does not do; send tool_choice \"none\" or no tools.",
+				json_str(tc, NULL) ? "\"required\"" : "naming a function");
+	}
+	for (size_t i = 0; i < json_count(p->messages); i++) {
+		const json_val *content = json_get(json_at(p->messages, i), "content");
+		for (size_t k = 0; json_is(content, JSON_ARRAY) && k < json_count(content); k++) {
+			const char *type = json_str(json_get(json_at(content, k), "type"), NULL);
+			if (type && strcmp(type, "text"))
+				return oai_fail(e, 400, "messages", "messages.%zu.content.%zu: `%.40s` parts are not supported: this server serves the text model only.", i, k, type);
+		}
+	}
+	return 0;
+}
+
 /* The request's fields in vLLM's order (openai_api.h), with the server's own:
  * echo, include_stop_str_in_output, return_tokens_as_token_ids,
  * stop_token_ids. The model's generation_config.json gives the sampling
@@ -176,6 +263,13 @@ static int parse_params(server *s, srv_call *c, const json_val *root, params *p,
 	} else if (!oai_absent(sti)) {
 		return oai_fail(e, 400, "stop_token_ids", "stop_token_ids: Input should be a valid list");
 	}
+	if (oai_get_int(root, "min_tokens", 0, &n, e) < 0) return -1;
+	if (n < 0) return oai_fail(e, 400, "min_tokens", "min_tokens must be greater than or equal to 0, got %" PRId64 ".", n);
+	if (p->max_tokens >= 1 && n > p->max_tokens)
+		return oai_fail(e, 400, "min_tokens", "min_tokens must be less than or equal to max_tokens=%" PRId64 ", got %" PRId64 ".", p->max_tokens, n);
+	p->sp.min_tokens = c->min_tokens = (int)MIN(n, INT32_MAX);
+	if (parse_logit_bias(s, c, root, &p->sp.sp, e) < 0) return -1;
+	if (check_unsupported(c, p, root, e) < 0) return -1;
 
 	/* Checked last, as vLLM does once the request itself is valid. */
 	return server_check_model(s, model, e);
@@ -201,6 +295,8 @@ static void call_free(srv_call *c)
 		free(c->ch[i].ends);
 	}
 	free(c->ch);
+	free(c->bias_ids);
+	free(c->bias);
 	json_doc_free(c->doc);
 	free(c);
 }
@@ -232,6 +328,7 @@ static httpd_req *call_take_req(srv_call *c)
 /* Looks for a stop string ending at or after byte `from` of the new text. */
 static void check_stop(srv_call *c, choice *ch, size_t before)
 {
+	if (ch->n_tokens < c->min_tokens) return;   /* vLLM: no stop string before min_tokens */
 	size_t len = buf_rlen(&ch->text);
 	const char *t = buf_rptr(&ch->text);
 	size_t from = before > c->stops.max_len ? before - c->stops.max_len + 1 : 0;

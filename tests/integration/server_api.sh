@@ -4,8 +4,9 @@
 # of strings, token ids, lists of token ids, echo), chat (whole and streamed,
 # with usage), logprobs in both shapes, n > 1, seeds, stop strings (whole and
 # streamed alike), stop token ids, continue_final_message (and greedy resumes
-# reproducing an uninterrupted run), and every bad input with vLLM's status
-# and message in the nested OpenAI error shape.
+# reproducing an uninterrupted run), logit_bias and min_tokens, and every bad
+# input (tools, guided decoding and images among them: refused, not ignored)
+# with vLLM's status and message in the nested OpenAI error shape.
 . "$(dirname "$0")/../server/lib.sh"
 make_model "$T/m" tiny 1
 start_server P --model "$T/m" --served-model-name tiny --max-model-len 512
@@ -103,6 +104,24 @@ third=$(jget "$T/g" 'int(d["choices"][0]["logprobs"]["tokens"][2].split(":")[1])
 jcheck "$T/sti" "d['choices'][0]['finish_reason']=='stop' and d['choices'][0]['stop_reason']==$third and d['usage']['completion_tokens'] <= 3" "stop_token_ids"
 ok "stop_token_ids [$third]: finish stop, stop_reason $third, $(jget "$T/sti" 'd["usage"]["completion_tokens"]') tokens"
 
+echo "== logit_bias and min_tokens"
+[ "$(post "$P" /tokenize '{"prompt":"Hello"}' "$T/hid")" = 200 ] || fail "tokenize Hello"
+hid=$(jget "$T/hid" 'd["tokens"][-1]')
+first=$(jget "$T/g" 'int(d["choices"][0]["logprobs"]["tokens"][0].split(":")[1])')
+[ "$(post "$P" /v1/completions "{\"prompt\":\"Story:\",\"max_tokens\":4,\"temperature\":0,\"logit_bias\":{\"$hid\":100}}" "$T/lb1")" = 200 ] || fail "logit_bias +100"
+jcheck "$T/lb1" 'd["choices"][0]["text"]=="Hello"*4' "logit_bias +100: every token the biased one"
+[ "$(post "$P" /v1/completions "{\"prompt\":\"Story:\",\"max_tokens\":2,\"temperature\":0,\"logprobs\":0,\"return_tokens_as_token_ids\":true,\"logit_bias\":{\"$first\":-100}}" "$T/lb2")" = 200 ] || fail "logit_bias -100"
+jcheck "$T/lb2" "d['choices'][0]['logprobs']['tokens'][0]!='token_id:$first' and d['choices'][0]['logprobs']['token_logprobs'][0] <= 0" "logit_bias -100: greedy's first token avoided"
+ok "logit_bias: +100 on \"Hello\" ($hid) writes it 4 times; -100 on greedy's first token ($first) avoids it"
+EOS='"logit_bias":{"1":100,"106":100}'
+[ "$(post "$P" /v1/chat/completions "{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}],\"max_tokens\":10,$EOS}" "$T/mt0")" = 200 ] || fail "EOS biased"
+jcheck "$T/mt0" 'd["usage"]["completion_tokens"]==1 and d["choices"][0]["finish_reason"]=="stop"' "EOS biased: stops at once"
+[ "$(post "$P" /v1/chat/completions "{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}],\"max_tokens\":10,\"min_tokens\":4,$EOS}" "$T/mt1")" = 200 ] || fail "min_tokens"
+jcheck "$T/mt1" 'd["usage"]["completion_tokens"]==5 and d["choices"][0]["finish_reason"]=="stop" and len(d["choices"][0]["message"]["content"])>0' "min_tokens 4: EOS only as the 5th token"
+[ "$(post "$P" /v1/completions "{\"prompt\":\"Story:\",\"max_tokens\":8,\"temperature\":0,\"min_tokens\":3,\"stop\":[\"Hello\"],\"logit_bias\":{\"$hid\":100}}" "$T/mt2")" = 200 ] || fail "min_tokens with a stop string"
+jcheck "$T/mt2" 'd["choices"][0]["text"]=="HelloHello" and d["usage"]["completion_tokens"]==3 and d["choices"][0]["stop_reason"]=="Hello"' "min_tokens 3: the stop string counts from the 3rd token"
+ok "min_tokens: EOS (biased to +100) held back until token 5 of 10; stop string \"Hello\" only from the 3rd token"
+
 echo "== chat"
 M='[{"role":"system","content":"Be brief."},{"role":"user","content":"Hello there"}]'
 [ "$(post "$P" /v1/chat/completions "{\"model\":\"tiny\",\"messages\":$M,\"max_tokens\":6,\"temperature\":0,\"logprobs\":true,\"top_logprobs\":2}" "$T/ch")" = 200 ] || fail "chat"
@@ -167,6 +186,20 @@ bad 400 '{"prompt":[1,2,99999999]}' /v1/completions "token id out of the vocabul
 bad 400 '{"prompt":[]}' /v1/completions "empty prompt"
 bad 400 "{\"messages\":$U1,\"top_k\":-5}" /v1/chat/completions "top_k -5"
 bad 400 "{\"messages\":$U1,\"logprobs\":true,\"top_logprobs\":50}" /v1/chat/completions "top_logprobs over 20"
+bad 400 "{\"messages\":$U1,\"logit_bias\":{\"99999999\":5}}" /v1/chat/completions "logit_bias id out of the vocabulary" "out-of-vocab token ids"
+bad 400 "{\"messages\":$U1,\"logit_bias\":{\"abc\":5}}" /v1/chat/completions "logit_bias key not a token id"
+bad 400 "{\"messages\":$U1,\"logit_bias\":[1]}" /v1/chat/completions "logit_bias not an object"
+bad 400 "{\"messages\":$U1,\"max_tokens\":3,\"min_tokens\":5}" /v1/chat/completions "min_tokens over max_tokens" "min_tokens must be less than or equal to max_tokens=3, got 5."
+bad 400 "{\"messages\":$U1,\"min_tokens\":-1}" /v1/chat/completions "min_tokens -1"
+TOOLS='"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}]'
+bad 400 "{\"messages\":$U1,$TOOLS}" /v1/chat/completions "tools (tool_choice auto by default)" "tool-call parser"
+bad 400 "{\"messages\":$U1,$TOOLS,\"tool_choice\":\"required\"}" /v1/chat/completions "tool_choice required" "guided decoding"
+bad 400 "{\"messages\":$U1,$TOOLS,\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":\"f\"}}}" /v1/chat/completions "tool_choice naming a function" "guided decoding"
+bad 400 "{\"messages\":$U1,\"response_format\":{\"type\":\"json_object\"}}" /v1/chat/completions "response_format json_object" "guided decoding"
+bad 400 '{"prompt":"x","response_format":{"type":"json_schema","json_schema":{"name":"a","schema":{}}}}' /v1/completions "response_format json_schema (completions)" "guided decoding"
+bad 400 '{"messages":[{"role":"user","content":[{"type":"text","text":"Hi"},{"type":"image_url","image_url":{"url":"data:image/png;base64,AA=="}}]}]}' /v1/chat/completions "an image part" "text model only"
+[ "$(post "$P" /v1/chat/completions "{\"messages\":$U1,\"max_tokens\":2,$TOOLS,\"tool_choice\":\"none\",\"response_format\":{\"type\":\"text\"}}" "$T/tn")" = 200 ] || fail "tool_choice none: $(cat "$T/tn")"
+ok "tool_choice \"none\" with tools and response_format text: 200, plain text"
 bad 404 '{}' /v1/nothing "unknown path"
 [ "$(curl -s -o /dev/null -w '%{http_code}' "$U/v1/chat/completions")" = 405 ] || fail "GET on a POST path"
 ok "GET /v1/chat/completions -> 405"

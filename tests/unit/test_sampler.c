@@ -308,6 +308,52 @@ static void test_penalties(void)
 	sampler_free(s);
 }
 
+/* logit_bias: added before the penalties, to selection only (log-probabilities
+ * stay raw); -100 all but forbids an id, out-of-range ids are ignored. */
+static void test_logit_bias(void)
+{
+	sampler *s = sampler_new(5);
+	const float l[5] = { 2.0f, 1.0f, 0.5f, 0.0f, -1.0f };
+	int32_t ids[] = { 0, 3, 9 };
+	float bias[] = { -100.0f, 2.5f, 50.0f };
+	sampler_params p;
+	sampler_params_default(&p);
+	p.temperature = 0;
+	p.bias_ids = ids;
+	p.bias = bias;
+	p.n_bias = 3;
+	sampler_result r;
+	T_EQ_INT(sampler_sample(s, l, 5, &p, NULL, 1, &r), 0);
+	T_EQ_INT(r.id, 3);   /* 0.0 + 2.5 beats 1.0; 0 is down at -98 */
+	double lse = 0;
+	for (int i = 0; i < 5; i++) lse += exp(l[i]);
+	lse = log(lse);
+	T_NEAR(r.logprob, l[3] - lse, 1e-5);
+	T_EQ_INT(r.top[0].id, 0);
+	/* With a penalty: 3 is in the output, a presence penalty of 2 takes the
+	 * biased 2.5 to 0.5, below 1.0. */
+	int32_t out[] = { 3 };
+	p.output_ids = out;
+	p.n_output = 1;
+	p.presence_penalty = 2.0f;
+	T_EQ_INT(sampler_sample(s, l, 5, &p, NULL, -1, &r), 0);
+	T_EQ_INT(r.id, 1);
+	/* Sampling reads the biased row: 0 is never drawn in 2,000 draws. */
+	sampler_rng rng;
+	sampler_rng_seed(&rng, 3);
+	p.presence_penalty = 0;
+	p.temperature = 1;
+	int zero = 0, three = 0;
+	for (int k = 0; k < 2000; k++) {
+		T_EQ_INT(sampler_sample(s, l, 5, &p, &rng, -1, &r), 0);
+		zero += r.id == 0;
+		three += r.id == 3;
+	}
+	T_EQ_INT(zero, 0);
+	T_CHECK(three > 1000);   /* e^2.5 of e^2.5 + e^1 + e^0.5 + e^-1 + e^-98: ~0.72 */
+	sampler_free(s);
+}
+
 static void test_bad_input(void)
 {
 	sampler *s = sampler_new(4);
@@ -428,6 +474,7 @@ int main(void)
 	T_RUN(test_cuts);
 	T_RUN(test_logprobs);
 	T_RUN(test_penalties);
+	T_RUN(test_logit_bias);
 	T_RUN(test_bad_input);
 	T_RUN(test_top_p_wide);
 	T_RUN(test_wide_row);
