@@ -17,6 +17,7 @@
 #include <limits.h>
 #include <string.h>
 #include "core/http.h"
+#include "core/util.h"
 
 #ifdef __SSE2__
 #include <emmintrin.h>
@@ -467,15 +468,6 @@ int http_chunked_done(const http_chunked *d)
 	return d->state == CH_DONE;
 }
 
-static inline int hex_value(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c |= 0x20;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
 
 long http_chunked_decode(http_chunked *d, char *buf, size_t *len)
 {
@@ -487,7 +479,7 @@ long http_chunked_decode(http_chunked *d, char *buf, size_t *len)
 		unsigned char c = (unsigned char)buf[src];
 		switch (d->state) {
 		case CH_SIZE: {
-			int v = hex_value(c);
+			int v = hex_digit(c);
 			if (v >= 0) {
 				if (d->bytes_left >> 60)
 					return HTTP_MALFORMED; /* would overflow 64 bits */

@@ -226,3 +226,22 @@ char *util_read_file(const char *path, size_t max_bytes, size_t *len, char *err,
 	*len = n;
 	return b;
 }
+
+long pct_decode(const char *src, size_t n, char *out, size_t cap)
+{
+	size_t o = 0;
+	for (size_t i = 0; i < n; i++) {
+		int c = (unsigned char)src[i];
+		if (c == '%') {
+			int hi = i + 2 < n ? hex_digit(src[i + 1]) : -1, lo = hi >= 0 ? hex_digit(src[i + 2]) : -1;
+			if (lo < 0 || (hi | lo) == 0) return -1;
+			c = hi * 16 + lo;
+			i += 2;
+		}
+		if (o + 1 >= cap) return -1;
+		out[o++] = (char)c;
+	}
+	if (!cap) return -1;
+	out[o] = 0;
+	return (long)o;
+}

@@ -43,6 +43,17 @@ int util_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((for
  * buffer the caller frees; *len gets its size. NULL with a message naming the
  * file in err when it cannot be opened (errno kept), read, or is larger. */
 char *util_read_file(const char *path, size_t max_bytes, size_t *len, char *err, size_t errlen);
+/* The value of a hexadecimal digit (either case), or -1. */
+static inline int hex_digit(int c)
+{
+	if (c >= '0' && c <= '9') return c - '0';
+	c |= 0x20;
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+/* Percent-decodes src[0, n) (a URL path segment) into out, NUL-terminated.
+ * Returns the length, or -1 for a malformed escape, an encoded NUL, or a
+ * result that does not fit cap bytes. */
+long pct_decode(const char *src, size_t n, char *out, size_t cap);
 /* strdup/strndup that return NULL on failure (callers check). */
 char *str_dup(const char *s);
 char *str_ndup(const char *s, size_t n);

@@ -102,39 +102,66 @@ static size_t add_unique(const char **list, size_t n, size_t cap, const char *na
 	return n;
 }
 
-static void models(gw *g, httpd_req *r)
+/* The models the pools serve, each once, with the first pool that names it:
+ * a pool's configured list, or else what its endpoints' /v1/models said. */
+static size_t collect_models(gw *g, const char **names, const char **owner, size_t cap)
 {
-	const char *names[1024];
-	const char *owner[1024];
 	size_t n = 0;
 	for (size_t i = 0; i < g->n_pools; i++) {
 		gw_pool *p = g->pools[i];
 		size_t before = n;
-		for (size_t k = 0; k < p->cfg.n_models; k++) n = add_unique(names, n, ARRAY_LEN(names), p->cfg.models[k]);
+		for (size_t k = 0; k < p->cfg.n_models; k++) n = add_unique(names, n, cap, p->cfg.models[k]);
 		if (!p->cfg.n_models)
 			for (size_t k = 0; k < p->n_eps; k++)
 				for (size_t j = 0; j < p->eps[k]->n_models; j++)
-					n = add_unique(names, n, ARRAY_LEN(names), p->eps[k]->models[j]);
+					n = add_unique(names, n, cap, p->eps[k]->models[j]);
 		for (size_t k = before; k < n; k++) owner[k] = p->cfg.name;
 	}
+	return n;
+}
+
+static void model_card(json_w *w, const char *name, const char *pool)
+{
+	jw_obj_begin(w);
+	jw_key(w, "id"); jw_str(w, name);
+	jw_key(w, "object"); jw_str(w, "model");
+	jw_key(w, "created"); jw_uint(w, boot_wall_s);
+	jw_key(w, "owned_by"); jw_str(w, "infergate");
+	jw_key(w, "root"); jw_str(w, name);
+	jw_key(w, "parent"); jw_null(w);
+	jw_key(w, "pool"); jw_str(w, pool);
+	jw_obj_end(w);
+}
+
+/* GET /v1/models, or GET /v1/models/{id} when enc (percent-encoded) is given. */
+static void models(gw *g, httpd_req *r, const char *enc)
+{
+	const char *names[1024];
+	const char *owner[1024];
+	size_t n = collect_models(g, names, owner, ARRAY_LEN(names));
 	buf *b = &g->scratch;
 	buf_reset(b);
 	json_w w;
 	jw_init(&w, b);
+	if (enc) {
+		char id[GW_PATH_LEN + 1];
+		size_t i = n;
+		if (pct_decode(enc, strlen(enc), id, sizeof id) >= 0)
+			for (i = 0; i < n && strcmp(names[i], id); i++) {}
+		if (i == n) {
+			char msg[GW_PATH_LEN + 64];
+			snprintf(msg, sizeof msg, "The model `%.*s` does not exist.", GW_PATH_LEN, enc);
+			httpd_error(r, 404, msg, "model");
+			return;
+		}
+		model_card(&w, names[i], owner[i]);
+		respond_json(g, r, 200);
+		return;
+	}
 	jw_obj_begin(&w);
 	jw_key(&w, "object"); jw_str(&w, "list");
 	jw_key(&w, "data"); jw_arr_begin(&w);
-	for (size_t i = 0; i < n; i++) {
-		jw_obj_begin(&w);
-		jw_key(&w, "id"); jw_str(&w, names[i]);
-		jw_key(&w, "object"); jw_str(&w, "model");
-		jw_key(&w, "created"); jw_uint(&w, boot_wall_s);
-		jw_key(&w, "owned_by"); jw_str(&w, "infergate");
-		jw_key(&w, "root"); jw_str(&w, names[i]);
-		jw_key(&w, "parent"); jw_null(&w);
-		jw_key(&w, "pool"); jw_str(&w, owner[i]);
-		jw_obj_end(&w);
-	}
+	for (size_t i = 0; i < n; i++) model_card(&w, names[i], owner[i]);
 	jw_arr_end(&w);
 	jw_obj_end(&w);
 	respond_json(g, r, 200);
@@ -219,7 +246,9 @@ static void status(gw *g, httpd_req *r)
 static void admin_get(gw *g, httpd_req *r, const char *path)
 {
 	if (!strcmp(path, "/v1/models")) {
-		models(g, r);
+		models(g, r, NULL);
+	} else if (!strncmp(path, "/v1/models/", 11)) {
+		models(g, r, path + 11);
 	} else if (!strcmp(path, "/metrics")) {
 		buf *b = &g->scratch;
 		buf_reset(b);
@@ -256,8 +285,9 @@ void front_handle(httpd_req *r, void *arg)
 		completions(g, r);
 		return;
 	}
-	if (!strcmp(path, "/v1/models") || !strcmp(path, "/metrics") || !strcmp(path, "/healthz") ||
-	    !strcmp(path, "/readyz") || !strcmp(path, "/status")) {
+	if (!strcmp(path, "/v1/models") || (!strncmp(path, "/v1/models/", 11) && path[11]) ||
+	    !strcmp(path, "/metrics") || !strcmp(path, "/healthz") || !strcmp(path, "/readyz") ||
+	    !strcmp(path, "/status")) {
 		if (!httpd_method_is(r, "GET") && !httpd_method_is(r, "HEAD")) {
 			method_not_allowed(g, r, "GET, HEAD");
 			return;

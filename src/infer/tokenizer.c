@@ -485,14 +485,6 @@ static int set_piece(tokenizer *t, int32_t id, const char *s, size_t len)
 	return 0;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9') return c - '0';
-	if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-	if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-	return -1;
-}
-
 /* Checks that the pipeline around the model is the one this file implements:
  * normalizer Replace(" " -> "▁"), pre-tokenizer absent or Split on " " (a no-op
  * once spaces are gone), decoder Replace/ByteFallback/Fuse. */
@@ -752,7 +744,7 @@ static int build(tokenizer *t, const json_val *root, const char *path, char *err
 		size_t len;
 		const char *p = piece_at(t, (int32_t)id, &len);
 		if (!p || len != 6 || memcmp(p, "<0x", 3) != 0 || p[5] != '>') continue;
-		int hi = hexval(p[3]), lo = hexval(p[4]);
+		int hi = hex_digit(p[3]), lo = hex_digit(p[4]);
 		if (hi < 0 || lo < 0) continue;
 		t->flags[id] |= TF_BYTE;
 		if (t->byte_id[hi * 16 + lo] < 0) t->byte_id[hi * 16 + lo] = (int32_t)id;
@@ -1327,7 +1319,7 @@ int tokenizer_byte_value(const tokenizer *t, int32_t id)
 {
 	if (id < 0 || (size_t)id >= t->n_vocab || !(t->flags[id] & TF_BYTE)) return -1;
 	const char *p = t->blob + t->pieces[id].off;
-	return hexval(p[3]) * 16 + hexval(p[4]);
+	return hex_digit(p[3]) * 16 + hex_digit(p[4]);
 }
 
 /* ------------------------------------------------------------------ encode */

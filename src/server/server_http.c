@@ -46,6 +46,24 @@ static void handle_models(server *s, httpd_req *r)
 	server_respond_json(r, 200, &s->scratch);
 }
 
+/* GET /v1/models/{id} (the OpenAI API's retrieve; the id percent-encoded as
+ * clients send a name with a slash). */
+static void handle_model(server *s, httpd_req *r, const char *enc)
+{
+	char id[512];
+	if (pct_decode(enc, strlen(enc), id, sizeof id) < 0 || strcmp(id, s->o.served_name)) {
+		char msg[600];
+		snprintf(msg, sizeof msg, "The model `%.300s` does not exist.", enc);
+		httpd_error(r, 404, msg, "model");
+		return;
+	}
+	json_w w;
+	buf_reset(&s->scratch);
+	jw_init(&w, &s->scratch);
+	oai_write_model(&w, s->o.served_name, s->o.model, s->created_s, s->max_model_len, 1);
+	server_respond_json(r, 200, &s->scratch);
+}
+
 static void handle_metrics(server *s, httpd_req *r)
 {
 	buf_reset(&s->scratch);
@@ -175,8 +193,9 @@ void server_on_request(httpd_req *r, void *arg)
 		if (httpd_method_or_405(r, "GET")) httpd_respond(r, 200, "application/json", NULL, v, sizeof v - 1);
 		return;
 	}
+	int one_model = !strncmp(path, "/v1/models/", 11) && path[11];
 	int known = !strcmp(path, "/v1/chat/completions") || !strcmp(path, "/v1/completions") ||
-		    !strcmp(path, "/v1/models") || !strcmp(path, "/tokenize") || !strcmp(path, "/detokenize");
+		    !strcmp(path, "/v1/models") || one_model || !strcmp(path, "/tokenize") || !strcmp(path, "/detokenize");
 	if (!known) { httpd_error(r, 404, "Not Found", NULL); return; }
 	if (s->draining) { httpd_error(r, 503, "The server is shutting down.", NULL); return; }
 	if (!s->ready) { httpd_error(r, 503, "The model is still loading.", NULL); return; }
@@ -187,6 +206,8 @@ void server_on_request(httpd_req *r, void *arg)
 		if (httpd_method_or_405(r, "POST")) server_openai_handle(s, r, 0);
 	} else if (!strcmp(path, "/v1/models")) {
 		if (httpd_method_or_405(r, "GET")) handle_models(s, r);
+	} else if (one_model) {
+		if (httpd_method_or_405(r, "GET")) handle_model(s, r, path + 11);
 	} else if (!strcmp(path, "/tokenize")) {
 		if (httpd_method_or_405(r, "POST")) handle_tokenize(s, r);
 	} else {

@@ -1,6 +1,7 @@
 // openai_client.js — the official OpenAI client (npm `openai`) through the
 // gateway: a chat completion, a streamed chat completion with usage, a
-// completion, models.list, and an unknown model raising NotFoundError.
+// completion, models.list and models.retrieve, and an unknown model raising
+// NotFoundError.
 // Prints one line per check ("ok ..." / "FAIL ...") and exits 1 on a failure.
 //   node openai_client.js BASE_URL MODEL
 'use strict';
@@ -33,6 +34,14 @@ const check = (cond, what) => { console.log((cond ? 'ok   ' : 'FAIL ') + what); 
   const models = [];
   for await (const m of client.models.list()) models.push(m.id);
   check(models.includes(model), 'models.list includes ' + model);
+  const card = await client.models.retrieve(model);
+  check(card.id === model && card.object === 'model', 'models.retrieve ' + model);
+  try {
+    await client.models.retrieve('no/such-model');
+    check(false, 'an unknown model id raises');
+  } catch (e) {
+    check(e instanceof OpenAI.NotFoundError, 'models.retrieve of an unknown id raises NotFoundError: ' + e.message);
+  }
 
   try {
     await client.chat.completions.create({ model: 'no-such-model', messages: msgs });

@@ -1,6 +1,7 @@
-// The official OpenAI client (npm openai) against infergate-server: models,
-// chat and completions, whole and streamed, with usage and logprobs, and the
-// typed errors (404 unknown model, 400 over the context). PORT and IG_TOP from
+// The official OpenAI client (npm openai) against infergate-server: models
+// (list, retrieve), chat and completions, whole and streamed, with usage and
+// logprobs, logit_bias and min_tokens, and the typed errors (404 unknown model,
+// 400 over the context, tools, JSON mode). PORT and IG_TOP from
 // the environment.
 const OpenAI = require(process.env.IG_TOP + "/tests/node/node_modules/openai");
 const assert = require("assert");
@@ -9,7 +10,11 @@ const say = (m) => console.log("ok   " + m);
 (async () => {
   const models = await client.models.list();
   assert.deepStrictEqual(models.data.map((m) => m.id), ["tiny"]);
-  say("models.list");
+  const card = await client.models.retrieve("tiny");
+  assert.strictEqual(card.id, "tiny");
+  assert.strictEqual(card.object, "model");
+  await assert.rejects(client.models.retrieve("no/such"), (e) => e instanceof OpenAI.NotFoundError);
+  say("models.list, models.retrieve (and NotFoundError for an unknown id)");
 
   const msgs = [{ role: "user", content: "hello from the openai client" }];
   const whole = await client.chat.completions.create({ model: "tiny", messages: msgs, max_tokens: 8, temperature: 0,
@@ -60,4 +65,15 @@ const say = (m) => console.log("ok   " + m);
   await assert.rejects(client.chat.completions.create({ model: "tiny", messages: msgs, max_tokens: 100000 }),
     (e) => e instanceof OpenAI.BadRequestError && /maximum context length/.test(e.message));
   say("NotFoundError and BadRequestError typed by the client");
+
+  const biased = await client.chat.completions.create({ model: "tiny", messages: msgs, max_tokens: 6,
+    min_tokens: 6, logit_bias: { "1": 100, "106": 100 } });
+  assert.strictEqual(biased.usage.completion_tokens, 6);   // EOS held back: max_tokens reached
+  assert.strictEqual(biased.choices[0].finish_reason, "length");
+  await assert.rejects(client.chat.completions.create({ model: "tiny", messages: msgs,
+    tools: [{ type: "function", function: { name: "f", parameters: { type: "object", properties: {} } } }] }),
+    (e) => e instanceof OpenAI.BadRequestError && /tool/.test(e.message));
+  await assert.rejects(client.chat.completions.create({ model: "tiny", messages: msgs, response_format: { type: "json_object" } }),
+    (e) => e instanceof OpenAI.BadRequestError && /guided decoding/.test(e.message));
+  say("logit_bias and min_tokens pass through the client; tools and JSON mode are a BadRequestError");
 })().catch((e) => { console.error("FAIL:", e); process.exit(1); });

@@ -59,6 +59,25 @@ static void test_strings(void)
 	free(s);
 }
 
+static void test_pct_decode(void)
+{
+	char out[16];
+	T_EQ_INT(pct_decode("org%2Fname", 10, out, sizeof out), 8);
+	T_EQ_STR(out, "org/name");
+	T_EQ_INT(pct_decode("a%2fb%20c", 9, out, sizeof out), 5);
+	T_EQ_STR(out, "a/b c");
+	T_EQ_INT(pct_decode("plain", 5, out, sizeof out), 5);
+	T_EQ_STR(out, "plain");
+	T_EQ_INT(pct_decode("", 0, out, sizeof out), 0);
+	T_EQ_STR(out, "");
+	T_EQ_INT(pct_decode("%zz", 3, out, sizeof out), -1);     /* not hex */
+	T_EQ_INT(pct_decode("ab%2", 4, out, sizeof out), -1);    /* cut short */
+	T_EQ_INT(pct_decode("%00", 3, out, sizeof out), -1);     /* an encoded NUL */
+	T_EQ_INT(pct_decode("abcd", 4, out, 4), -1);             /* no room for the NUL */
+	T_EQ_INT(pct_decode("abc", 3, out, 4), 3);
+	T_EQ_INT(pct_decode("a", 1, out, 0), -1);
+}
+
 static void test_hash(void)
 {
 	const char *a = "the quick brown fox jumps over the lazy dog";
@@ -88,6 +107,7 @@ int main(void)
 	T_RUN(test_size);
 	T_RUN(test_int);
 	T_RUN(test_strings);
+	T_RUN(test_pct_decode);
 	T_RUN(test_hash);
 	T_RUN(test_log_rl);
 	return T_END();
