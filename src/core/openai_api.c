@@ -345,9 +345,16 @@ void oai_write_choice(json_w *w, const oai_answer *a, int index, const char *tex
 	jw_obj_end(w);
 }
 
-void oai_write_choice_end(json_w *w, const oai_answer *a)
+static void write_prompt_logprobs(json_w *w, const oai_answer *a, int choice)
 {
-	if (!a->chat) { jw_key(w, "prompt_logprobs"); jw_null(w); }
+	jw_key(w, "prompt_logprobs");
+	if (a->prompt_logprobs) a->prompt_logprobs(w, a->prompt_logprobs_arg, choice);
+	else jw_null(w);
+}
+
+void oai_write_choice_end(json_w *w, const oai_answer *a, int index)
+{
+	if (!a->chat) write_prompt_logprobs(w, a, index);
 	jw_obj_end(w);
 }
 
@@ -355,7 +362,7 @@ void oai_write_answer_end(json_w *w, const oai_answer *a, uint64_t prompt_tokens
 {
 	jw_arr_end(w);
 	write_usage(w, a, prompt_tokens, completion_tokens);
-	if (a->chat) { jw_key(w, "prompt_logprobs"); jw_null(w); }
+	if (a->chat) write_prompt_logprobs(w, a, 0);
 	jw_obj_end(w);
 }
 

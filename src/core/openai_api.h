@@ -132,6 +132,10 @@ typedef struct oai_answer {
 	int64_t created;           /* seconds since the epoch */
 	int chat;
 	int vllm_nulls;
+	/* vLLM's "prompt_logprobs" (per choice for completions, once for chat):
+	 * null, or what this writes when set (choice: the index, 0 for chat). */
+	void (*prompt_logprobs)(json_w *w, void *arg, int choice);
+	void *prompt_logprobs_arg;
 } oai_answer;
 
 /* Opens a whole answer: the object with id, object ("chat.completion" or
@@ -142,9 +146,9 @@ void oai_write_answer(json_w *w, const oai_answer *a);
  * tool_calls) for chat or "text". Logprobs and the finish follow, then
  * oai_write_choice_end. */
 void oai_write_choice(json_w *w, const oai_answer *a, int index, const char *text, size_t len);
-/* Closes a choice of a whole answer (prompt_logprobs null for completions). */
-void oai_write_choice_end(json_w *w, const oai_answer *a);
-/* Closes the choices, writes usage (and prompt_logprobs null for chat) and
+/* Closes choice `index` of a whole answer (prompt_logprobs for completions). */
+void oai_write_choice_end(json_w *w, const oai_answer *a, int index);
+/* Closes the choices, writes usage (and prompt_logprobs for chat) and
  * closes the answer. */
 void oai_write_answer_end(json_w *w, const oai_answer *a, uint64_t prompt_tokens, uint64_t completion_tokens);
 

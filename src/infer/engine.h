@@ -52,10 +52,14 @@ typedef struct engine_options {
 	int num_kv_blocks;        /* KV blocks of 16 positions; 0 = from kv_cache_bytes */
 	uint64_t kv_cache_bytes;  /* KV memory when num_kv_blocks is 0; 0 = one full-length
 	                             sequence plus one block per other slot */
-	int max_logits_rows;      /* items per step that may ask for logits; 0 = max_seqs */
+	int max_logits_rows;      /* logits rows per step; 0 = max_seqs + ENGINE_EXTRA_LOGITS_ROWS */
 	int no_prefix_caching;    /* 1 = never share blocks between sequences */
 	const char *kernels;      /* "portable", "avx2", "avx512"; NULL = best this CPU runs */
 } engine_options;
+
+/* Rows of logits a step has room for beyond one per sequence (the default):
+ * what a prompt chunk whose every row is wanted may take. */
+#define ENGINE_EXTRA_LOGITS_ROWS 16
 
 /* One sequence's part of a step. */
 typedef struct engine_item {
@@ -65,6 +69,9 @@ typedef struct engine_item {
 	int n_tokens;             /* >= 1 */
 	float *logits;            /* caller-owned [vocab]: filled with the logits after the
 	                             last new token; NULL = not needed (a prompt chunk) */
+	int n_logits;             /* rows wanted, those after the last n_logits new tokens in
+	                             order, logits then [n_logits][vocab] (prompt
+	                             log-probabilities); 0 = 1 when logits is set */
 } engine_item;
 
 enum {

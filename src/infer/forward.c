@@ -45,9 +45,10 @@ typedef struct run_state {
 	float *scores;   /* [4 x threads][max_model_len]: one row per chunk of a job */
 	float *xl;       /* [logit rows][H] final-normed rows */
 	float *logits;   /* [logit rows][V] */
-	int *row_pos, *row_item;   /* [rows] */
+	int *row_pos;    /* [rows] */
 	const int32_t **row_blocks; /* [rows] block table of the row's sequence */
-	int *logit_item; /* [logit rows] the item each logits row belongs to */
+	int *logit_row;  /* [logit rows] the row each logits row is computed from */
+	float **logit_dst; /* [logit rows] where it goes (the item's buffer) */
 	float *inv_freq_local, *inv_freq_full; /* [D/2] */
 } run_state;
 
@@ -261,15 +262,11 @@ static void forward(engine *e)
 	}
 
 	if (e->n_logits == 0) return;
-	for (int i = 0; i < e->n_logits; i++) {
-		/* the item's last row: rows are laid out item after item */
-		int it = s->logit_item[i], last = -1;
-		for (int rr = 0; rr < n; rr++) if (s->row_item[rr] == it) last = rr;
-		rmsnorm(s->xl + (size_t)i * H, s->x + (size_t)last * H, m->final_norm, H, c->rms_eps);
-	}
+	for (int i = 0; i < e->n_logits; i++)
+		rmsnorm(s->xl + (size_t)i * H, s->x + (size_t)s->logit_row[i] * H, m->final_norm, H, c->rms_eps);
 	/* one row of logits goes straight to the item's buffer; several are
 	 * computed together (each weight row read once) and copied out */
-	float *dst = e->n_logits == 1 ? e->items[s->logit_item[0]].logits : s->logits;
+	float *dst = e->n_logits == 1 ? s->logit_dst[0] : s->logits;
 	mm_job lj = { .e = e, .x = s->xl, .n_rows = e->n_logits, .in = H, .n_mats = 1,
 	              .w = { &m->embed }, .out = { dst }, .softcap = c->final_softcap };
 	/* the output projection is most of a decode step's bytes: in small chunks,
@@ -278,7 +275,7 @@ static void forward(engine *e)
 	pool_run_chunks(e->pool, mm_run, &lj, nt == 1 ? 1 : nt * LOGIT_CHUNKS_PER_THREAD);
 	if (dst == s->logits)
 		for (int i = 0; i < e->n_logits; i++)
-			memcpy(e->items[s->logit_item[i]].logits, s->logits + (size_t)i * c->vocab, (size_t)c->vocab * sizeof(float));
+			memcpy(s->logit_dst[i], s->logits + (size_t)i * c->vocab, (size_t)c->vocab * sizeof(float));
 }
 
 int engine_step(engine *e, const engine_item *items, int n_items, char *err, size_t errlen)
@@ -304,8 +301,11 @@ int engine_step(engine *e, const engine_item *items, int n_items, char *err, siz
 		for (int j = 0; j < it->n_tokens; j++)
 			if (it->tokens[j] < 0 || it->tokens[j] >= c->vocab)
 				return util_errf(err, errlen, "engine: token id %d is outside the vocabulary (0..%d)", it->tokens[j], c->vocab - 1), ENGINE_EINVAL;
-		if (it->logits && ++n_logits > e->opt.max_logits_rows)
-			return util_errf(err, errlen, "engine: more than %d items ask for logits", e->opt.max_logits_rows), ENGINE_EINVAL;
+		int nl = it->logits ? (it->n_logits > 0 ? it->n_logits : 1) : 0;
+		if (nl > it->n_tokens)
+			return util_errf(err, errlen, "engine: item %d asks for %d rows of logits from %d tokens", i, nl, it->n_tokens), ENGINE_EINVAL;
+		if ((n_logits += nl) > e->opt.max_logits_rows)
+			return util_errf(err, errlen, "engine: more than %d rows of logits asked for", e->opt.max_logits_rows), ENGINE_EINVAL;
 		need += kv_seq_blocks_needed(e->kv, it->seq, it->n_tokens);
 	}
 	if (!kv_cache_can_allocate(e->kv, need))
@@ -321,10 +321,13 @@ int engine_step(engine *e, const engine_item *items, int n_items, char *err, siz
 		int p0 = kv_seq_len(e->kv, it->seq);
 		for (int j = 0; j < it->n_tokens; j++, r++) {
 			s->row_pos[r] = p0 + j;
-			s->row_item[r] = i;
 			s->row_blocks[r] = blocks;
 		}
-		if (it->logits) s->logit_item[li++] = i;
+		int nl = it->logits ? (it->n_logits > 0 ? it->n_logits : 1) : 0;
+		for (int j = 0; j < nl; j++, li++) {
+			s->logit_row[li] = r - nl + j;   /* r: one past the item's last row */
+			s->logit_dst[li] = it->logits + (size_t)j * (size_t)c->vocab;
+		}
 	}
 	e->items = items;
 	e->n_rows = rows;
@@ -341,7 +344,8 @@ static void state_free(run_state *s)
 {
 	free(s->x); free(s->xb); free(s->xb2); free(s->q); free(s->k); free(s->v); free(s->att);
 	free(s->hb); free(s->hb2); free(s->rope); free(s->scores); free(s->xl); free(s->logits);
-	free(s->row_pos); free(s->row_item); free(s->row_blocks); free(s->logit_item);
+	free(s->row_pos); free(s->row_blocks); free(s->logit_row);
+	free(s->logit_dst);
 	free(s->inv_freq_local); free(s->inv_freq_full);
 }
 
@@ -357,13 +361,14 @@ static int state_alloc(run_state *s, const model_config *c, const engine_options
 	s->scores = calloc((size_t)threads * 4 * (size_t)o->max_model_len, 4);   /* one per chunk (pool.h) */
 	s->xl = calloc(L * H, 4);
 	s->logits = calloc(L * (size_t)c->vocab, 4);
-	s->row_pos = calloc(R, sizeof(int)); s->row_item = calloc(R, sizeof(int));
+	s->row_pos = calloc(R, sizeof(int));
 	s->row_blocks = calloc(R, sizeof(*s->row_blocks));
-	s->logit_item = calloc(L, sizeof(int));
+	s->logit_row = calloc(L, sizeof(int));
+	s->logit_dst = calloc(L, sizeof(float *));
 	s->inv_freq_local = calloc(D / 2, 4); s->inv_freq_full = calloc(D / 2, 4);
 	if (!s->x || !s->xb || !s->xb2 || !s->q || !s->k || !s->v || !s->att || !s->hb || !s->hb2 ||
-	    !s->rope || !s->scores || !s->xl || !s->logits || !s->row_pos || !s->row_item ||
-	    !s->row_blocks || !s->logit_item || !s->inv_freq_local || !s->inv_freq_full)
+	    !s->rope || !s->scores || !s->xl || !s->logits || !s->row_pos ||
+	    !s->row_blocks || !s->logit_row || !s->logit_dst || !s->inv_freq_local || !s->inv_freq_full)
 		return -1;
 	/* as transformers: inv_freq = 1 / base^(2i/D) in f32; linear scaling divides it */
 	for (size_t i = 0; i < D / 2; i++) {
@@ -388,7 +393,7 @@ engine *engine_load(const char *dir, const engine_options *opt_in, char *err, si
 	if (o.max_batch_tokens <= 0) o.max_batch_tokens = 512;
 	if (o.max_seqs <= 0) o.max_seqs = 64;
 	if (o.max_model_len <= 0) o.max_model_len = c->max_position < 8192 ? c->max_position : 8192;
-	if (o.max_logits_rows <= 0) o.max_logits_rows = o.max_seqs;
+	if (o.max_logits_rows <= 0) o.max_logits_rows = o.max_seqs + ENGINE_EXTRA_LOGITS_ROWS;
 	if (o.max_model_len > c->max_position) {
 		util_errf(err, errlen, "engine: max_model_len %d exceeds the model's max_position_embeddings %d",
 		     o.max_model_len, c->max_position);

@@ -279,6 +279,34 @@ static int top_logprobs(const float *logits, size_t n, int k, float lse, sampler
 	return m;
 }
 
+/* log(sum(exp(x))) over the finite x[0, n), whose maximum is mx. */
+static float lse_from(const float *x, size_t n, float mx)
+{
+	if (!(mx > -INFINITY)) return 0;
+	double sum = 0;
+	for (size_t i = 0; i < n; i++)
+		if (isfinite(x[i])) sum += expf(x[i] - mx);
+	return mx + (float)log(sum);
+}
+
+int sampler_logprob_of(const float *logits, size_t n, int32_t id, int k, float *logprob, int *rank,
+		       sampler_logprob *top)
+{
+	if (!logits || !logprob || id < 0 || (size_t)id >= n || (k > 0 && !top)) return -1;
+	float mx = -INFINITY, v = logits[id];
+	int above = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (!isfinite(logits[i])) continue;
+		if (logits[i] > mx) mx = logits[i];
+		above += logits[i] > v;
+	}
+	if (rank) *rank = above + 1;
+	float lse = lse_from(logits, n, mx);
+	*logprob = isfinite(logits[id]) ? logits[id] - lse : -INFINITY;
+	if (k > SAMPLER_MAX_TOP_LOGPROBS) k = SAMPLER_MAX_TOP_LOGPROBS;
+	return k > 0 ? top_logprobs(logits, n, k, lse, top) : 0;
+}
+
 /* Keeps the k best of logits[0, n) (not banned, finite) in c[0, k) with a
  * min-heap: one pass that mostly just compares, for the small k of real
  * requests. Returns how many there are (fewer than k when few are eligible). */
@@ -401,12 +429,7 @@ int sampler_sample(sampler *s, const float *raw, size_t n, const sampler_params 
 			for (size_t i = 0; i < n; i++)
 				if (isfinite(raw[i]) && raw[i] > raw_max) raw_max = raw[i];
 		}
-		if (raw_max > -INFINITY) {
-			double sum = 0;
-			for (size_t i = 0; i < n; i++)
-				if (isfinite(raw[i])) sum += expf(raw[i] - raw_max);
-			lse = raw_max + (float)log(sum);
-		}
+		lse = lse_from(raw, n, raw_max);
 	}
 
 	int greedy = !(p->temperature >= 1e-5f) || !rng;

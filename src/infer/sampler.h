@@ -77,4 +77,12 @@ void sampler_free(sampler *s);
 int sampler_sample(sampler *s, const float *logits, size_t n, const sampler_params *p,
 		   sampler_rng *rng, int n_logprobs, sampler_result *out);
 
+/* The raw log-probability of id in logits[0, n) (the log-softmax, as
+ * sampling reports it) in *logprob, its rank (1 + the ids more likely) in
+ * *rank (may be NULL), and the k (capped at SAMPLER_MAX_TOP_LOGPROBS) most
+ * likely ids in top: prompt log-probabilities. Returns how many are in top,
+ * or -1 on bad arguments. Allocates nothing. */
+int sampler_logprob_of(const float *logits, size_t n, int32_t id, int k, float *logprob, int *rank,
+		       sampler_logprob *top);
+
 #endif

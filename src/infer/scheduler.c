@@ -12,6 +12,7 @@
 #include "infer/scheduler.h"
 
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +38,9 @@ struct sched_req {
 	float *bias;
 	int32_t ban[SCHED_MAX_STOP_IDS + 8];  /* the stop ids, banned while n_gen < min_tokens */
 	int n_ban;
+	sched_token *pout;         /* [n_submitted] prompt log-probabilities, or NULL */
+	sampler_logprob *ptop;     /* [n_submitted * p.prompt_top] */
+	int n_submitted;
 	sampler_rng rng;
 	/* scheduler thread */
 	int seq;                   /* KV sequence, -1 when not admitted */
@@ -74,8 +78,11 @@ struct sched {
 	/* scheduler thread only */
 	sampler *smp;
 	float *logits;             /* [max_num_seqs][vocab] */
+	float *plp_logits;         /* [plp_rows][vocab]: every row of one prompt chunk */
+	int plp_rows;              /* rows of a prompt-logprobs chunk; 0 = none possible */
 	engine_item *items;        /* [max_num_seqs] */
 	sched_req **item_req;      /* [max_num_seqs] */
+	float **item_row;          /* [max_num_seqs] the row to sample from, or NULL */
 };
 
 /* ------------------------------------------------------------ lists */
@@ -116,6 +123,8 @@ static void req_free(sched_req *q)
 	free(q->top);
 	free(q->bias_ids);
 	free(q->bias);
+	free(q->pout);
+	free(q->ptop);
 	free(q);
 }
 
@@ -178,20 +187,45 @@ static int room_tokens(sched *s, int seq, int free_blocks)
 
 static int blocks_for(int tokens) { return (tokens + KV_BLOCK_TOKENS - 1) / KV_BLOCK_TOKENS; }
 
-/* Adds an item for q: n tokens from its next uncomputed one. */
-static void add_item(sched *s, int *n_items, int *n_logits, sched_req *q, int n)
+/* q still has prompt tokens whose log-probabilities are to be computed. */
+static int wants_plp(const sched_req *q) { return q->pout && q->n_computed < q->n_submitted - 1; }
+
+/* Adds an item for q: n tokens from its next uncomputed one. A chunk that
+ * needs prompt log-probabilities (plp) asks for all its rows, in plp_logits. */
+static void add_item(sched *s, int *n_items, int *n_logits, sched_req *q, int n, int plp)
 {
 	int k = *n_items;
 	int last = q->n_computed + n == target_len(q);
-	s->items[k] = (engine_item){
-		.seq = q->seq,
-		.tokens = q->tokens + q->n_computed,
-		.n_tokens = n,
-		.logits = last ? s->logits + (size_t)(*n_logits) * (size_t)s->vocab : NULL,
-	};
-	if (last) (*n_logits)++;
+	float *row = NULL;
+	s->items[k] = (engine_item){ .seq = q->seq, .tokens = q->tokens + q->n_computed, .n_tokens = n };
+	if (plp) {
+		s->items[k].logits = s->plp_logits;
+		s->items[k].n_logits = n;
+		if (last) row = s->plp_logits + (size_t)(n - 1) * (size_t)s->vocab;
+	} else if (last) {
+		row = s->logits + (size_t)(*n_logits)++ * (size_t)s->vocab;
+		s->items[k].logits = row;
+	}
+	s->item_row[k] = row;
 	s->item_req[k] = q;
 	*n_items = k + 1;
+}
+
+/* After a step: the log-probabilities of the prompt tokens that the rows of
+ * item k predict (row j, after token at + j, predicts token at + j + 1). */
+static void take_plp(sched *s, int k, sched_req *q)
+{
+	const engine_item *it = &s->items[k];
+	for (int j = 0; j < it->n_logits; j++) {
+		int i = q->n_computed + j + 1;
+		if (i >= q->n_submitted) break;
+		sched_token *t = &q->pout[i];
+		t->id = q->tokens[i];
+		int m = sampler_logprob_of(it->logits + (size_t)j * (size_t)s->vocab, (size_t)s->vocab, t->id,
+					   q->p.prompt_top, &t->logprob, &t->rank,
+					   q->ptop ? q->ptop + (size_t)i * (size_t)q->p.prompt_top : NULL);
+		t->n_top = m > 0 ? m : 0;
+	}
 }
 
 /* Chooses the step's items under mu. Returns the count (0: nothing can run). */
@@ -229,22 +263,28 @@ static int build_batch_locked(sched *s)
 			preempt_locked(s, victim);
 		}
 		if (self_preempted) break;  /* q was the tail: nothing after it */
-		add_item(s, &n_items, &n_logits, q, 1);
+		add_item(s, &n_items, &n_logits, q, 1, 0);
 		batch_need += need;
 		budget--;
 		q = q->next;
 	}
 
-	/* 2. Prompt chunks of admitted sequences. */
+	/* 2. Prompt chunks of admitted sequences. One chunk a step may need
+	 * prompt log-probabilities, of at most plp_rows tokens. */
+	int plp_taken = 0;
 	for (sched_req *q = s->running.head; q && budget > 0; q = q->next) {
 		int rem = target_len(q) - q->n_computed;
 		if (rem <= 1) continue;
+		int plp = wants_plp(q);
+		if (plp && plp_taken) continue;
 		int free_blocks = kv_cache_free_blocks(kv) - batch_need;
 		int n = MIN(rem, budget);
+		if (plp) n = MIN(n, s->plp_rows);
 		n = MIN(n, room_tokens(s, q->seq, free_blocks > 0 ? free_blocks : 0));
 		if (n <= 0) continue;
 		batch_need += kv_seq_blocks_needed(kv, q->seq, n);
-		add_item(s, &n_items, &n_logits, q, n);
+		add_item(s, &n_items, &n_logits, q, n, plp);
+		plp_taken |= plp;
 		budget -= n;
 	}
 
@@ -252,13 +292,18 @@ static int build_batch_locked(sched *s)
 	while (!preempted && s->waiting.head && s->running.n < s->cfg.max_num_seqs && budget > 0) {
 		sched_req *q = s->waiting.head;
 		int total = target_len(q);
-		int cached = kv_cache_match_prefix(kv, q->tokens, total);
+		/* Prompt log-probabilities need every row: no cached prefix. */
+		int plp = q->pout != NULL, match = plp ? 0 : total;
+		if (plp && plp_taken) break;
+		int cached = kv_cache_match_prefix(kv, q->tokens, match);
 		int need_all = blocks_for(total) - cached / KV_BLOCK_TOKENS;
 		if (need_all > kv_cache_free_blocks(kv) - batch_need) break;
-		int seq = kv_seq_new(kv, q->tokens, total, &cached);
+		int seq = kv_seq_new(kv, q->tokens, match, &cached);
 		if (seq < 0) break;
 		/* Cached blocks it took may have come from the free pool: check again. */
 		int n = MIN(total - cached, budget);
+		plp = plp && cached < q->n_submitted - 1;
+		if (plp) n = MIN(n, s->plp_rows);
 		if (kv_seq_blocks_needed(kv, seq, n) > kv_cache_free_blocks(kv) - batch_need) {
 			kv_seq_free(kv, seq);
 			break;
@@ -273,7 +318,8 @@ static int build_batch_locked(sched *s)
 			if (s->cfg.obs.queue_time) s->cfg.obs.queue_time(s->cfg.obs.arg, secs(time_mono_ns() - q->t_arrival_ns));
 		}
 		batch_need += kv_seq_blocks_needed(kv, seq, n);
-		add_item(s, &n_items, &n_logits, q, n);
+		add_item(s, &n_items, &n_logits, q, n, plp);
+		plp_taken |= plp;
 		budget -= n;
 	}
 
@@ -450,15 +496,16 @@ static void *sched_main(void *arg)
 			uint64_t now = time_mono_ns();
 			for (int k = 0; k < n && k < (int)ARRAY_LEN(fin); k++) {
 				sched_req *q = s->item_req[k];
+				if (s->items[k].n_logits) take_plp(s, k, q);
 				q->n_computed += s->items[k].n_tokens;
 				fin[k] = SCHED_RUNNING;
 				stop_ids[k] = -1;
-				if (!s->items[k].logits) continue;
+				if (!s->item_row[k]) continue;
 				if (q->forced) {
-					fin[k] = forced_step(s, q, s->items[k].logits);
+					fin[k] = forced_step(s, q, s->item_row[k]);
 					continue;
 				}
-				fin[k] = sample_one(s, q, s->items[k].logits, &stop_ids[k]);
+				fin[k] = sample_one(s, q, s->item_row[k], &stop_ids[k]);
 				if (q->n_gen == 1) {
 					if (s->cfg.obs.first_token) s->cfg.obs.first_token(s->cfg.obs.arg, secs(now - q->t_arrival_ns));
 				} else if (s->cfg.obs.inter_token) {
@@ -476,7 +523,7 @@ static void *sched_main(void *arg)
 			s->stats.step_seqs_total += (uint64_t)n;
 			for (int k = 0; k < n; k++) {
 				sched_req *q = s->item_req[k];
-				if (!s->items[k].logits) continue;
+				if (!s->item_row[k]) continue;
 				q->n_prompt_out = q->n_prompt;
 				if (q->n_gen == 0) {   /* a forced replay step: no output */
 					if (fin[k] != SCHED_RUNNING) finish_locked(s, q, fin[k], -1);
@@ -535,7 +582,13 @@ sched *sched_new(engine *e, const sched_config *cfg, char *err, size_t errlen)
 	/* Items: one per running sequence. */
 	s->items = calloc((size_t)s->cfg.max_num_seqs, sizeof *s->items);
 	s->item_req = calloc((size_t)s->cfg.max_num_seqs, sizeof *s->item_req);
-	if (!s->smp || !s->logits || !s->items || !s->item_req) {
+	s->item_row = calloc((size_t)s->cfg.max_num_seqs, sizeof *s->item_row);
+	/* Rows beyond one per sequence that the engine has room for: a prompt
+	 * chunk's, for prompt log-probabilities (none: such requests refused). */
+	s->plp_rows = MIN(eo->max_logits_rows - s->cfg.max_num_seqs, ENGINE_EXTRA_LOGITS_ROWS);
+	if (s->plp_rows < 0) s->plp_rows = 0;
+	s->plp_logits = s->plp_rows ? malloc((size_t)s->plp_rows * (size_t)s->vocab * sizeof(float)) : NULL;
+	if (!s->smp || !s->logits || !s->items || !s->item_req || !s->item_row || (s->plp_rows && !s->plp_logits)) {
 		snprintf(err, errlen, "out of memory for the scheduler's buffers");
 		sched_free(s);
 		return NULL;
@@ -553,7 +606,8 @@ sched *sched_new(engine *e, const sched_config *cfg, char *err, size_t errlen)
 		pthread_mutex_destroy(&s->mu);
 		pthread_cond_destroy(&s->cv);
 		s->started = 0;
-		free(s->logits); free(s->items); free(s->item_req); sampler_free(s->smp); free(s);
+		free(s->logits); free(s->plp_logits); free(s->items); free(s->item_req); free(s->item_row);
+		sampler_free(s->smp); free(s);
 		return NULL;
 	}
 	s->started = 1;
@@ -577,8 +631,10 @@ void sched_free(sched *s)
 	}
 	sampler_free(s->smp);
 	free(s->logits);
+	free(s->plp_logits);
 	free(s->items);
 	free(s->item_req);
+	free(s->item_row);
 	free(s);
 }
 
@@ -619,6 +675,23 @@ sched_req *sched_submit(sched *s, const int32_t *tokens, int n, const sched_para
 		for (int i = 0; !q->p.ignore_eos && i < s->gen->n_eos && q->n_ban < 8; i++)
 			q->ban[q->n_ban++] = s->gen->eos_ids[i];
 		for (int i = 0; i < q->p.n_stop_ids; i++) q->ban[q->n_ban++] = q->p.stop_ids[i];
+	}
+	q->n_submitted = n;
+	if (p->prompt_logprobs) {
+		if (!s->plp_rows) {
+			req_free(q);
+			snprintf(err, errlen, "prompt log-probabilities are not available: the engine has no spare rows of logits");
+			return NULL;
+		}
+		q->p.prompt_top = MAX(0, MIN(p->prompt_top, SAMPLER_MAX_TOP_LOGPROBS));
+		q->pout = calloc((size_t)n, sizeof *q->pout);
+		if (q->pout) q->pout[0] = (sched_token){ .id = tokens[0], .logprob = NAN };   /* nothing predicts it */
+		q->ptop = q->p.prompt_top ? calloc((size_t)n * (size_t)q->p.prompt_top, sizeof *q->ptop) : NULL;
+		if (!q->pout || (q->p.prompt_top && !q->ptop)) {
+			req_free(q);
+			snprintf(err, errlen, "out of memory");
+			return NULL;
+		}
 	}
 	q->p.sp.bias_ids = NULL;
 	q->p.sp.bias = NULL;
@@ -693,6 +766,12 @@ const sched_token *sched_req_token(const sched_req *q, int i) { return &q->out[i
 const sampler_logprob *sched_req_top(const sched_req *q, int i)
 {
 	return q->top ? q->top + (size_t)i * q->top_k : NULL;
+}
+const sched_token *sched_req_prompt_token(const sched_req *q, int i, const sampler_logprob **top)
+{
+	if (!q->pout || i < 0 || i >= q->n_submitted) return NULL;
+	if (top) *top = q->ptop ? q->ptop + (size_t)i * (size_t)q->p.prompt_top : NULL;
+	return &q->pout[i];
 }
 void *sched_req_user(const sched_req *q) { return q->user; }
 int sched_req_prompt_len(sched *s, sched_req *q)

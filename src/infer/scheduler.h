@@ -80,6 +80,10 @@ typedef struct sched_params {
 	int32_t stop_ids[SCHED_MAX_STOP_IDS];
 	int n_stop_ids;
 	int min_tokens;              /* until this many are sampled, no stop id (EOS unless ignore_eos, stop_ids) is */
+	int prompt_logprobs;         /* 1: the log-probability of each prompt token after the
+	                                first, read with sched_req_prompt_token once finished;
+	                                the prompt is then computed whole (no prefix cache) */
+	int prompt_top;              /* and the top prompt_top alternatives of each */
 	/* Logit bias, in sp.bias_ids/bias/n_bias: copied at submit. */
 	/* Forced greedy replay (needs sched_config.tok): text the sequence must
 	 * continue from, as if the model had written it. While it lasts, each step's
@@ -97,6 +101,7 @@ typedef struct sched_token {
 	int32_t id;
 	float logprob;               /* when logprobs >= 0 */
 	int n_top;                   /* entries at sched_req_top(q, i) */
+	int rank;                    /* prompt tokens: 1 + the ids more likely */
 } sched_token;
 
 /* A snapshot of the scheduler, for metrics and /health. */
@@ -134,6 +139,11 @@ sched_req *sched_submit(sched *s, const int32_t *tokens, int n, const sched_para
 void sched_progress(sched *s, sched_req *q, int *n_out, sched_finish *finish, int32_t *stop_id);
 const sched_token *sched_req_token(const sched_req *q, int i);
 const sampler_logprob *sched_req_top(const sched_req *q, int i);
+/* With prompt_logprobs, once q finished: prompt token i (i < the submitted
+ * length) with its log-probability (NaN for token 0, which nothing predicts)
+ * and n_top alternatives at *top. NULL without prompt_logprobs or for i out
+ * of range. */
+const sched_token *sched_req_prompt_token(const sched_req *q, int i, const sampler_logprob **top);
 void *sched_req_user(const sched_req *q);
 /* Prompt tokens of q as the model saw them: the tokens submitted, plus a forced
  * text replayed into the context (sched_params.forced_text: its tokens are

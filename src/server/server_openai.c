@@ -14,6 +14,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +63,7 @@ struct srv_call {
 	int logprobs;               /* -1 none, 0 the sampled token, K top */
 	oai_stops stops;            /* point into doc */
 	int min_tokens;             /* stop strings count from this many tokens on */
+	int prompt_lp;              /* vLLM's prompt_logprobs: -1 none, else K alternatives */
 	int32_t *bias_ids;          /* logit_bias, one entry per id (the scheduler copies it) */
 	float *bias;
 	int n_choices;
@@ -123,6 +125,46 @@ typedef struct params {
 	int add_generation_prompt, continue_final_message;
 	const json_val *messages, *prompt;
 } params;
+
+static void token_text(srv_call *c, int32_t id, buf *out);
+
+static void plp_entry(srv_call *c, json_w *w, int32_t id, float logprob, int rank, buf *t)
+{
+	char key[16];
+	snprintf(key, sizeof key, "%d", (int)id);
+	jw_key(w, key);
+	jw_obj_begin(w);
+	jw_key(w, "logprob"); jw_double(w, logprob < -9999.0f ? -9999.0 : logprob);
+	jw_key(w, "rank"); jw_int(w, rank);
+	token_text(c, id, t);
+	jw_key(w, "decoded_token"); jw_strn(w, buf_rptr(t), buf_rlen(t));
+	jw_obj_end(w);
+}
+
+/* vLLM's "prompt_logprobs" of a choice: null for the first prompt token, then
+ * for each {"id": {logprob, rank, decoded_token}}, the token itself first and
+ * then the top alternatives. */
+static void write_prompt_lp(json_w *w, void *arg, int index)
+{
+	srv_call *c = arg;
+	const choice *ch = index >= 0 && index < c->n_choices ? &c->ch[index] : NULL;
+	if (!ch || !ch->q || !sched_req_prompt_token(ch->q, 0, NULL)) { jw_null(w); return; }
+	buf t;
+	buf_init(&t, 1 << 20);
+	jw_arr_begin(w);
+	const sampler_logprob *top;
+	const sched_token *tk;
+	for (int i = 0; (tk = sched_req_prompt_token(ch->q, i, &top)); i++) {
+		if (isnan(tk->logprob)) { jw_null(w); continue; }
+		jw_obj_begin(w);
+		plp_entry(c, w, tk->id, tk->logprob, tk->rank, &t);
+		for (int k = 0; k < tk->n_top && k < c->prompt_lp; k++)
+			if (top[k].id != tk->id) plp_entry(c, w, top[k].id, top[k].logprob, k + 1, &t);
+		jw_obj_end(w);
+	}
+	jw_arr_end(w);
+	buf_free(&t);
+}
 
 /* "logit_bias": {"token id": bias, ...}, each bias clamped to [-100, 100] as
  * vLLM does; ids must be in the vocabulary. A repeated id: the last wins. */
@@ -242,10 +284,27 @@ static int parse_params(server *s, srv_call *c, const json_val *root, params *p,
 	if (oai_parse_logprobs(root, c->chat, SAMPLER_MAX_TOP_LOGPROBS, &c->logprobs, e) < 0) return -1;
 	if (!c->chat) {
 		if (oai_get_bool(root, "echo", 0, &c->echo, e) < 0) return -1;
-		if (c->echo && c->logprobs >= 0)
-			return oai_fail(e, 400, "echo", "echo together with logprobs (prompt logprobs) is not supported.");
+		if (c->echo && c->logprobs >= 0 && c->stream)
+			return oai_fail(e, 400, "echo", "echo together with logprobs is not supported with stream.");
 	}
 	p->sp.logprobs = c->logprobs;
+	/* echo with logprobs: the prompt's tokens get theirs too (null for the
+	 * first); vLLM's prompt_logprobs asks for them on their own. */
+	int64_t plp;
+	if (oai_get_int(root, "prompt_logprobs", -1, &plp, e) < 0) return -1;
+	if (json_is(json_get(root, "prompt_logprobs"), JSON_NUMBER)) {
+		if (c->stream) return oai_fail(e, 400, "prompt_logprobs", "`prompt_logprobs` are not available when `stream=True`.");
+		if (plp < 0 || plp > SAMPLER_MAX_TOP_LOGPROBS)
+			return oai_fail(e, 400, "prompt_logprobs", "prompt_logprobs must be between 0 and %d, got %" PRId64 ".",
+					SAMPLER_MAX_TOP_LOGPROBS, plp);
+	}
+	c->prompt_lp = (int)plp;
+	p->sp.prompt_logprobs = (c->echo && c->logprobs >= 0) || c->prompt_lp >= 0;
+	p->sp.prompt_top = MAX(c->echo ? c->logprobs : 0, c->prompt_lp);
+	if (c->prompt_lp >= 0) {
+		c->answer.prompt_logprobs = write_prompt_lp;
+		c->answer.prompt_logprobs_arg = c;
+	}
 	if (oai_get_bool(root, "ignore_eos", 0, &p->sp.ignore_eos, e) < 0) return -1;
 	if (oai_get_bool(root, "include_stop_str_in_output", 0, &c->include_stop_str, e) < 0) return -1;
 	if (oai_get_bool(root, "return_tokens_as_token_ids", 0, &c->tokens_as_ids, e) < 0) return -1;
@@ -429,7 +488,17 @@ static void write_bytes(json_w *w, const char *p, size_t n)
 	jw_arr_end(w);
 }
 
-/* "logprobs" of tokens [from, to) of ch, in the chat or the completions shape. */
+/* Token i of ch's logprobs: a generated one (i >= 0) or, with echo, prompt
+ * token np + i (i < 0), whose logprob is NaN where there is none. */
+static const sched_token *lp_token(const choice *ch, int np, int i, const sampler_logprob **top)
+{
+	if (i < 0) return sched_req_prompt_token(ch->q, np + i, top);
+	if (top) *top = sched_req_top(ch->q, i);
+	return sched_req_token(ch->q, i);
+}
+
+/* "logprobs" of tokens [from, to) of ch, in the chat or the completions shape
+ * (with echo, from 0: the prompt's tokens first). */
 static void write_logprobs(srv_call *c, choice *ch, int from, int to, json_w *w)
 {
 	buf t;
@@ -464,36 +533,44 @@ static void write_logprobs(srv_call *c, choice *ch, int from, int to, json_w *w)
 		jw_arr_end(w);
 		jw_obj_end(w);
 	} else {
+		/* With echo, the prompt's tokens first (index -np .. -1 below). */
+		int np = 0;
+		if (from == 0 && c->echo)
+			while (sched_req_prompt_token(ch->q, np, NULL)) np++;
+		int64_t off = np ? 0 : ch->lp_offset;
 		jw_obj_begin(w);
 		jw_key(w, "text_offset");
 		jw_arr_begin(w);
-		int64_t off = ch->lp_offset;
-		for (int i = from; i < to; i++) {
+		for (int i = from - np; i < to; i++) {
 			jw_int(w, off);
-			token_text(c, sched_req_token(ch->q, i)->id, &t);
+			token_text(c, lp_token(ch, np, i, NULL)->id, &t);
 			off += code_points(buf_rptr(&t), buf_rlen(&t));
 		}
 		ch->lp_offset = off;
 		jw_arr_end(w);
 		jw_key(w, "token_logprobs");
 		jw_arr_begin(w);
-		for (int i = from; i < to; i++) jw_double(w, sched_req_token(ch->q, i)->logprob);
+		for (int i = from - np; i < to; i++) {
+			float lp = lp_token(ch, np, i, NULL)->logprob;
+			if (isnan(lp)) jw_null(w); else jw_double(w, lp);
+		}
 		jw_arr_end(w);
 		jw_key(w, "tokens");
 		jw_arr_begin(w);
-		for (int i = from; i < to; i++) {
-			token_text(c, sched_req_token(ch->q, i)->id, &t);
+		for (int i = from - np; i < to; i++) {
+			token_text(c, lp_token(ch, np, i, NULL)->id, &t);
 			jw_strn(w, buf_rptr(&t), buf_rlen(&t));
 		}
 		jw_arr_end(w);
 		jw_key(w, "top_logprobs");
 		jw_arr_begin(w);
-		for (int i = from; i < to; i++) {
-			const sched_token *tk = sched_req_token(ch->q, i);
-			const sampler_logprob *top = sched_req_top(ch->q, i);
+		for (int i = from - np; i < to; i++) {
+			const sampler_logprob *top;
+			const sched_token *tk = lp_token(ch, np, i, &top);
+			if (isnan(tk->logprob)) { jw_null(w); continue; }
 			int seen = 0;
 			jw_obj_begin(w);
-			for (int k = 0; k < tk->n_top; k++) {
+			for (int k = 0; k < tk->n_top && k < c->logprobs; k++) {
 				token_text(c, top[k].id, &t);
 				jw_keyn(w, buf_rptr(&t), buf_rlen(&t));
 				jw_double(w, top[k].logprob);
@@ -569,7 +646,7 @@ static void respond_whole(srv_call *c)
 		oai_write_choice(&w, &c->answer, ch->index, buf_rptr(&ch->text), buf_rlen(&ch->text));
 		write_logprobs(c, ch, 0, ch->n_tokens, &w);
 		write_finish(c, ch, &w);
-		oai_write_choice_end(&w, &c->answer);
+		oai_write_choice_end(&w, &c->answer, i);
 	}
 	oai_write_answer_end(&w, &c->answer, (uint64_t)prompt_tokens(c), (uint64_t)generated(c));
 	httpd_req *r = call_take_req(c);

@@ -271,7 +271,7 @@ static void respond_whole(sim_call *c)
 	oai_write_choice(&w, &c->answer, 0, buf_rptr(&c->req.text), buf_rlen(&c->req.text));
 	jw_key(&w, "logprobs"); jw_null(&w);
 	write_finish(c, &w);
-	oai_write_choice_end(&w, &c->answer);
+	oai_write_choice_end(&w, &c->answer, 0);
 	oai_write_answer_end(&w, &c->answer, c->req.prompt_tokens, c->req.out_tokens);
 	httpd_req *r = c->r;
 	httpd_on_close(r, NULL, NULL);

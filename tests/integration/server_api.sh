@@ -2,11 +2,12 @@
 # server_api: infergate-server's OpenAI/vLLM API on a tiny random checkpoint
 # (under the sanitizer build): the small endpoints, completions (string, list
 # of strings, token ids, lists of token ids, echo), chat (whole and streamed,
-# with usage), logprobs in both shapes, n > 1, seeds, stop strings (whole and
-# streamed alike), stop token ids, continue_final_message (and greedy resumes
-# reproducing an uninterrupted run), logit_bias and min_tokens, and every bad
-# input (tools, guided decoding and images among them: refused, not ignored)
-# with vLLM's status and message in the nested OpenAI error shape.
+# with usage), logprobs in both shapes, echo with logprobs (the prompt's
+# log-probabilities), n > 1, seeds, stop strings (whole and streamed alike),
+# stop token ids, logit_bias and min_tokens, continue_final_message (and greedy
+# resumes reproducing an uninterrupted run), and every bad input (tools, guided
+# decoding and images among them: refused, not ignored) with vLLM's status and
+# message in the nested OpenAI error shape.
 . "$(dirname "$0")/../server/lib.sh"
 make_model "$T/m" tiny 1
 start_server P --model "$T/m" --served-model-name tiny --max-model-len 512
@@ -51,6 +52,57 @@ ok "token ids = string; a list of strings and of token-id lists give one choice 
 [ "$(post "$P" /v1/completions '{"prompt":"Hello","max_tokens":4,"logprobs":3,"temperature":0}' "$T/c6")" = 200 ] || fail "logprobs"
 jcheck "$T/c6" 'all(len(d["choices"][0]["logprobs"][k])==4 for k in ("tokens","token_logprobs","text_offset","top_logprobs")) and all(len(t)>=3 for t in d["choices"][0]["logprobs"]["top_logprobs"]) and d["choices"][0]["logprobs"]["token_logprobs"][0]<=0' "completion logprobs shape"
 ok "completions logprobs: tokens, token_logprobs, text_offset, top_logprobs (3+)"
+# echo with logprobs: the prompt's tokens get theirs (null for the first), the
+# values a generation reported for the same tokens; prompts over one 16-row chunk.
+LONG="Once upon a time, in a land far away, there lived a very old king who had three sons and a"
+[ "$(post "$P" /v1/completions "{\"prompt\":\"$LONG\",\"max_tokens\":6,\"temperature\":0,\"logprobs\":0,\"return_tokens_as_token_ids\":true}" "$T/pl1")" = 200 ] || fail "generation for prompt logprobs"
+[ "$(post "$P" /tokenize "{\"prompt\":\"$LONG\"}" "$T/pl0")" = 200 ] || fail "tokenize for prompt logprobs"
+ptoks=$(python3 -c 'import json,sys; t=json.load(open(sys.argv[1]))["tokens"]; g=[int(x.split(":")[1]) for x in json.load(open(sys.argv[2]))["choices"][0]["logprobs"]["tokens"]]; print(json.dumps(t+g[:5]))' "$T/pl0" "$T/pl1")
+for k in 2 3; do
+	[ "$(post "$P" /v1/completions "{\"prompt\":$ptoks,\"max_tokens\":1,\"temperature\":0,\"echo\":true,\"logprobs\":2,\"return_tokens_as_token_ids\":true}" "$T/pl$k")" = 200 ] || fail "echo with logprobs: $(cat "$T/pl$k")"
+done
+python3 - "$T/pl0" "$T/pl1" "$T/pl2" "$T/pl3" <<'PY' || fail "prompt logprobs"
+import json, sys
+p = json.load(open(sys.argv[1]))["tokens"]
+gen = json.load(open(sys.argv[2]))["choices"][0]["logprobs"]
+a = json.load(open(sys.argv[3]))["choices"][0]["logprobs"]
+b = json.load(open(sys.argv[4]))["choices"][0]["logprobs"]
+n = len(p) + 5 + 1
+assert len(p) > 16, len(p)
+assert all(len(a[k]) == n for k in ("tokens", "token_logprobs", "text_offset", "top_logprobs")), {k: len(a[k]) for k in a}
+assert a["token_logprobs"][0] is None and a["top_logprobs"][0] is None
+assert a["tokens"][:len(p)] == ["token_id:%d" % t for t in p]
+assert all(x <= 0 for x in a["token_logprobs"][1:])
+for i in range(1, n):
+    top = a["top_logprobs"][i]
+    assert a["tokens"][i] in top and len(top) >= 2, (i, top)
+    assert abs(top[a["tokens"][i]] - a["token_logprobs"][i]) < 1e-6
+for k in range(6):   # the generated tokens: 5 in the prompt now, then the 6th generated again
+    want, got = gen["token_logprobs"][k], a["token_logprobs"][len(p) + k]
+    assert a["tokens"][len(p) + k] == gen["tokens"][k], (k, a["tokens"][len(p) + k], gen["tokens"][k])
+    assert abs(want - got) <= 1e-3 * max(1, abs(want)), (k, want, got)
+assert a["token_logprobs"] == b["token_logprobs"], "a second run (prefix cache warm) differs"
+assert a["text_offset"] == sorted(a["text_offset"])
+PY
+[ "$(post "$P" /v1/completions "{\"prompt\":$ptoks,\"max_tokens\":1,\"temperature\":0,\"prompt_logprobs\":2}" "$T/pl4")" = 200 ] || fail "prompt_logprobs: $(cat "$T/pl4")"
+[ "$(post "$P" /v1/chat/completions '{"messages":[{"role":"user","content":"Hi there"}],"max_tokens":1,"prompt_logprobs":1}' "$T/pl5")" = 200 ] || fail "chat prompt_logprobs: $(cat "$T/pl5")"
+python3 - "$T/pl2" "$T/pl4" "$T/pl5" <<'PY' || fail "prompt_logprobs shape"
+import json, sys
+a = json.load(open(sys.argv[1]))["choices"][0]["logprobs"]
+c = json.load(open(sys.argv[2]))["choices"][0]["prompt_logprobs"]
+ch = json.load(open(sys.argv[3]))
+assert c[0] is None and len(c) == len(a["tokens"]) - 1
+for i in range(1, len(c)):
+    tok = a["tokens"][i].split(":")[1]
+    assert list(c[i])[0] == tok and abs(c[i][tok]["logprob"] - a["token_logprobs"][i]) < 1e-6, (i, c[i])
+    ranks = sorted(v["rank"] for v in c[i].values())   # the token itself, then the top 2
+    assert c[i][tok]["rank"] >= 1 and ranks[:2] == [1, 2] and len(c[i]) in (2, 3), c[i]
+    assert all("decoded_token" in v for v in c[i].values())
+p = ch["prompt_logprobs"]
+assert p[0] is None and len(p) == ch["usage"]["prompt_tokens"] and all(len(x) in (1, 2) for x in p[1:]), p
+PY
+ok "prompt_logprobs (vLLM's field): the same values as echo, each token's rank and the top alternatives; chat too"
+ok "echo + logprobs: $(jget "$T/pl2" 'len(d["choices"][0]["logprobs"]["tokens"])') tokens, the first null, each prompt token's logprob = the one its generation reported; the same with the prefix cached"
 [ "$(post "$P" /v1/completions '{"prompt":"Hello","max_tokens":8,"n":3,"temperature":1,"seed":7}' "$T/s1")" = 200 ] || fail "seed 1"
 [ "$(post "$P" /v1/completions '{"prompt":"Hello","max_tokens":8,"n":3,"temperature":1,"seed":7}' "$T/s2")" = 200 ] || fail "seed 2"
 [ "$(jget "$T/s1" '[c["text"] for c in d["choices"]]')" = "$(jget "$T/s2" '[c["text"] for c in d["choices"]]')" ] || fail "same seed, different samples"
@@ -205,6 +257,9 @@ bad 400 '{"prompt":"x","response_format":{"type":"json_schema","json_schema":{"n
 bad 400 '{"messages":[{"role":"user","content":[{"type":"text","text":"Hi"},{"type":"image_url","image_url":{"url":"data:image/png;base64,AA=="}}]}]}' /v1/chat/completions "an image part" "text model only"
 [ "$(post "$P" /v1/chat/completions "{\"messages\":$U1,\"max_tokens\":2,$TOOLS,\"tool_choice\":\"none\",\"response_format\":{\"type\":\"text\"}}" "$T/tn")" = 200 ] || fail "tool_choice none: $(cat "$T/tn")"
 ok "tool_choice \"none\" with tools and response_format text: 200, plain text"
+bad 400 '{"prompt":"x","echo":true,"logprobs":1,"stream":true}' /v1/completions "echo with logprobs streamed" "not supported with stream"
+bad 400 "{\"messages\":$U1,\"prompt_logprobs\":1,\"stream\":true}" /v1/chat/completions "prompt_logprobs streamed" "not available when"
+bad 400 "{\"messages\":$U1,\"prompt_logprobs\":21}" /v1/chat/completions "prompt_logprobs over 20"
 bad 404 '{}' /v1/nothing "unknown path"
 [ "$(curl -s -o /dev/null -w '%{http_code}' "$U/v1/chat/completions")" = 405 ] || fail "GET on a POST path"
 ok "GET /v1/chat/completions -> 405"

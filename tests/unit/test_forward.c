@@ -306,6 +306,49 @@ static void test_kernels_agree(void)
 	T_NEAR(f16_to_f32(f32_to_f16(-3.14159f)), -3.140625, 0);
 }
 
+/* Every row's logits (prompt log-probabilities): an item asking for all its
+ * rows gets, for each, the logits a step ending at that token gives. */
+static void test_all_rows(void)
+{
+	engine *e = load(2, NULL, 0);
+	if (!e) return;
+	kv_cache *kv = engine_kv_cache(e);
+	char err[256];
+	static float one[MAXLEN][V], all[16][V];
+	int seq = kv_seq_new(kv, NULL, 0, NULL);
+	for (int p = 0; p < lens[0]; p++) {
+		engine_item it = { seq, prompts[0] + p, 1, one[p] };
+		T_EQ_INT(engine_step(e, &it, 1, err, sizeof err), ENGINE_OK);
+	}
+	kv_seq_free(kv, seq);
+	seq = kv_seq_new(kv, NULL, 0, NULL);
+	double maxd = 0, maxv = 0;
+	for (int at = 0; at < lens[0]; at += 16) {
+		int n = lens[0] - at < 16 ? lens[0] - at : 16;
+		engine_item it = { seq, prompts[0] + at, n, all[0], n };
+		T_EQ_INT(engine_step(e, &it, 1, err, sizeof err), ENGINE_OK);
+		for (int j = 0; j < n; j++)
+			for (int v = 0; v < V; v++) {
+				double d = fabs((double)all[j][v] - one[at + j][v]);
+				if (d > maxd) maxd = d;
+				if (fabs(one[at + j][v]) > maxv) maxv = fabs(one[at + j][v]);
+			}
+	}
+	T_CHECK(maxv > 0);
+	T_CHECK(maxd <= 1e-5 * maxv + 1e-6);
+	/* More rows than tokens, or than the step has room for (8 + 16 here): refused. */
+	engine_item bad = { seq, prompts[0], 2, all[0], 3 };
+	T_EQ_INT(engine_step(e, &bad, 1, err, sizeof err), ENGINE_EINVAL);
+	kv_seq_free(kv, seq);
+	seq = kv_seq_new(kv, NULL, 0, NULL);
+	static float many[25][V];
+	engine_item over = { seq, prompts[0], 25, many[0], 25 };
+	T_EQ_INT(engine_step(e, &over, 1, err, sizeof err), ENGINE_EINVAL);
+	T_CHECK(strstr(err, "rows of logits") != NULL);
+	kv_seq_free(kv, seq);
+	engine_free(e);
+}
+
 static void test_bad_steps(void)
 {
 	engine_options o = { .threads = 1, .max_batch_tokens = 32, .max_seqs = 4, .max_model_len = 32,
@@ -400,6 +443,7 @@ int main(void)
 	T_RUN(test_batched_equals_alone);
 	T_RUN(test_prefix_cache_reuse);
 	T_RUN(test_kernels_agree);
+	T_RUN(test_all_rows);
 	T_RUN(test_bad_steps);
 	T_RUN(test_config_forms);
 	char cmd[128];

@@ -354,6 +354,28 @@ static void test_logit_bias(void)
 	sampler_free(s);
 }
 
+/* Prompt log-probabilities: an id's raw log-softmax, its rank, the top k. */
+static void test_logprob_of(void)
+{
+	const float l[5] = { 1.0f, 3.0f, -INFINITY, 2.0f, 3.0f };
+	double lse = log(exp(1.0) + exp(3.0) + exp(2.0) + exp(3.0));
+	float lp;
+	int rank;
+	sampler_logprob top[3];
+	T_EQ_INT(sampler_logprob_of(l, 5, 3, 3, &lp, &rank, top), 3);
+	T_NEAR(lp, 2.0 - lse, 1e-5);
+	T_EQ_INT(rank, 3);                  /* two ids (1, 4) are more likely */
+	T_CHECK(top[0].id == 1 || top[0].id == 4);
+	T_EQ_INT(top[2].id, 3);
+	T_NEAR(top[2].logprob, lp, 0);
+	T_EQ_INT(sampler_logprob_of(l, 5, 0, 0, &lp, &rank, NULL), 0);
+	T_EQ_INT(rank, 4);
+	T_EQ_INT(sampler_logprob_of(l, 5, 2, 0, &lp, NULL, NULL), 0);
+	T_CHECK(isinf(lp) && lp < 0);       /* a -inf logit: log-probability -inf */
+	T_EQ_INT(sampler_logprob_of(l, 5, 5, 0, &lp, NULL, NULL), -1);
+	T_EQ_INT(sampler_logprob_of(l, 5, 1, 2, &lp, NULL, NULL), -1);   /* k without room */
+}
+
 static void test_bad_input(void)
 {
 	sampler *s = sampler_new(4);
@@ -475,6 +497,7 @@ int main(void)
 	T_RUN(test_logprobs);
 	T_RUN(test_penalties);
 	T_RUN(test_logit_bias);
+	T_RUN(test_logprob_of);
 	T_RUN(test_bad_input);
 	T_RUN(test_top_p_wide);
 	T_RUN(test_wide_row);
