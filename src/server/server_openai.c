@@ -283,6 +283,8 @@ static int parse_params(server *s, srv_call *c, const json_val *root, params *p,
 
 	if (oai_parse_logprobs(root, c->chat, SAMPLER_MAX_TOP_LOGPROBS, &c->logprobs, e) < 0) return -1;
 	if (!c->chat) {
+		if (!oai_absent(json_get(root, "suffix")))
+			return oai_fail(e, 400, "suffix", "suffix is not currently supported");
 		if (oai_get_bool(root, "echo", 0, &c->echo, e) < 0) return -1;
 		if (c->echo && c->logprobs >= 0 && c->stream)
 			return oai_fail(e, 400, "echo", "echo together with logprobs is not supported with stream.");
