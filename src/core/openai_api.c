@@ -439,16 +439,21 @@ void oai_write_models(json_w *w, const char *const *ids, size_t n_ids, const cha
 	jw_obj_end(w);
 }
 
-void oai_write_model(json_w *w, const char *id, const char *root, int64_t created, int64_t max_model_len,
-		     int vllm_nulls)
+void oai_write_model_begin(json_w *w, const char *id, const char *owned_by, const char *root, int64_t created)
 {
 	jw_obj_begin(w);
 	jw_key(w, "id"); jw_str(w, id);
 	jw_key(w, "object"); jw_str(w, "model");
 	jw_key(w, "created"); jw_int(w, created);
-	jw_key(w, "owned_by"); jw_str(w, "vllm");
+	jw_key(w, "owned_by"); jw_str(w, owned_by);
 	jw_key(w, "root"); jw_str(w, root);
 	jw_key(w, "parent"); jw_null(w);
+}
+
+void oai_write_model(json_w *w, const char *id, const char *root, int64_t created, int64_t max_model_len,
+		     int vllm_nulls)
+{
+	oai_write_model_begin(w, id, "vllm", root, created);
 	jw_key(w, "max_model_len"); jw_int(w, max_model_len);
 	if (vllm_nulls) { jw_key(w, "permission"); jw_arr_begin(w); jw_arr_end(w); }
 	jw_obj_end(w);

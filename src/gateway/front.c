@@ -17,6 +17,7 @@
 #include "gateway/picker.h"
 #include "core/json.h"
 #include "core/oai_error.h"
+#include "core/openai_api.h"
 #include "core/util.h"
 
 #include <string.h>
@@ -122,13 +123,7 @@ static size_t collect_models(gw *g, const char **names, const char **owner, size
 
 static void model_card(json_w *w, const char *name, const char *pool)
 {
-	jw_obj_begin(w);
-	jw_key(w, "id"); jw_str(w, name);
-	jw_key(w, "object"); jw_str(w, "model");
-	jw_key(w, "created"); jw_uint(w, boot_wall_s);
-	jw_key(w, "owned_by"); jw_str(w, "infergate");
-	jw_key(w, "root"); jw_str(w, name);
-	jw_key(w, "parent"); jw_null(w);
+	oai_write_model_begin(w, name, "infergate", name, (int64_t)boot_wall_s);
 	jw_key(w, "pool"); jw_str(w, pool);
 	jw_obj_end(w);
 }
