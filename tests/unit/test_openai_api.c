@@ -127,6 +127,15 @@ static void test_prompts_and_stops(void)
 	json_doc_free(d);
 }
 
+static void plp_hook(json_w *w, void *arg, int choice)
+{
+	(void)arg;
+	jw_arr_begin(w);
+	jw_null(w);
+	jw_int(w, choice);
+	jw_arr_end(w);
+}
+
 static void test_writers(void)
 {
 	buf b;
@@ -138,13 +147,26 @@ static void test_writers(void)
 	oai_write_choice(&w, &a, 0, "hi", 2);
 	jw_key(&w, "logprobs"); jw_null(&w);
 	oai_write_finish(&w, "stop", NULL, 106);
-	oai_write_choice_end(&w, &a);
+	oai_write_choice_end(&w, &a, 0);
 	oai_write_answer_end(&w, &a, 3, 1);
 	T_EQ_STR(buf_rptr(&b), "{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion\",\"created\":5,\"model\":\"m\","
 		 "\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"reasoning_content\":null,"
 		 "\"content\":\"hi\",\"tool_calls\":[]},\"logprobs\":null,\"finish_reason\":\"stop\",\"stop_reason\":106}],"
 		 "\"usage\":{\"prompt_tokens\":3,\"total_tokens\":4,\"completion_tokens\":1,\"prompt_tokens_details\":null},"
 		 "\"prompt_logprobs\":null}");
+	/* prompt_logprobs written by the caller's hook: per choice for completions. */
+	a = (oai_answer){ .id = "cmpl-2", .model = "m", .created = 5, .chat = 0, .prompt_logprobs = plp_hook };
+	buf_reset(&b);
+	jw_init(&w, &b);
+	oai_write_answer(&w, &a);
+	for (int i = 0; i < 2; i++) {
+		oai_write_choice(&w, &a, i, "t", 1);
+		oai_write_choice_end(&w, &a, i);
+	}
+	oai_write_answer_end(&w, &a, 1, 1);
+	T_CHECK(strstr(buf_rptr(&b), "\"text\":\"t\",\"prompt_logprobs\":[null,0]}") != NULL);
+	T_CHECK(strstr(buf_rptr(&b), "\"text\":\"t\",\"prompt_logprobs\":[null,1]}") != NULL);
+	T_CHECK(strstr(buf_rptr(&b), "}}") != NULL && strstr(buf_rptr(&b), "\"usage\"") != NULL);
 	a = (oai_answer){ .id = "cmpl-1", .model = "m", .created = 5, .chat = 0 };
 	buf_reset(&b);
 	jw_init(&w, &b);
