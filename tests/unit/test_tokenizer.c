@@ -427,24 +427,6 @@ static void test_cache(void)
 
 /* ---------------------------------------------------------------- tool modes */
 
-static int hexval(int c)
-{
-	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-}
-
-static char *slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f) return NULL;
-	buf b;
-	buf_init(&b, 0);
-	char tmp[65536];
-	size_t r;
-	while ((r = fread(tmp, 1, sizeof(tmp), f)) > 0) buf_append(&b, tmp, r);
-	fclose(f);
-	return buf_detach(&b, len);
-}
-
 /* One JSON object per corpus line: {"text": "..."} or {"hex": "ff41"}. Prints
  * {"ids":[...],"decoded":"..."} per line (decoded text escaped as JSON). */
 static int mode_encode_jsonl(const char *dir, const char *file, int cached)
@@ -457,8 +439,8 @@ static int mode_encode_jsonl(const char *dir, const char *file, int cached)
 			src == TOKENIZER_BUILT_SAVED ? "built, tokenizer.bin written" : "built");
 	if (!t) { fprintf(stderr, "%s\n", err); return 1; }
 	size_t len;
-	char *data = slurp(file, &len);
-	if (!data) { perror(file); tokenizer_free(t); return 1; }
+	char *data = util_read_file(file, 1u << 30, &len, err, sizeof err);
+	if (!data) { fprintf(stderr, "%s\n", err); tokenizer_free(t); return 1; }
 	buf out, dec, text;
 	buf_init(&out, 0);
 	buf_init(&dec, 0);
@@ -478,7 +460,7 @@ static int mode_encode_jsonl(const char *dir, const char *file, int cached)
 			} else {
 				const char *h = json_str(json_get(json_root(doc), "hex"), "");
 				for (size_t i = 0; h[i] && h[i + 1]; i += 2) {
-					char c = (char)(hexval(h[i]) * 16 + hexval(h[i + 1]));
+					char c = (char)(hex_digit(h[i]) * 16 + hex_digit(h[i + 1]));
 					buf_append(&text, &c, 1);
 				}
 			}
@@ -537,8 +519,8 @@ static int mode_bench(const char *dir, const char *file)
 		t = x;
 	}
 	size_t len;
-	char *data = slurp(file, &len);
-	if (!data) { perror(file); tokenizer_free(t); return 1; }
+	char *data = util_read_file(file, 1u << 30, &len, err, sizeof err);
+	if (!data) { fprintf(stderr, "%s\n", err); tokenizer_free(t); return 1; }
 	size_t cap = len * 3 + 2, n = 0, total = 0;
 	int32_t *ids = malloc(cap * sizeof(int32_t));
 	uint64_t t0 = time_mono_ns(), c0 = cpu_ns();
