@@ -35,6 +35,8 @@ static void usage(FILE *f)
 	"  --host ADDR                   listen address (default 0.0.0.0)\n"
 	"  --port N                      listen port (default 8000; 0 = any, printed)\n"
 	"  --served-model-name NAME      model name in the API and the metrics (default: --model)\n"
+	"  --api-key KEY                 /v1/ requests need \"Authorization: Bearer KEY\" (default:\n"
+	"                                $VLLM_API_KEY; /health, /metrics stay open)\n"
 	"  --max-num-seqs N              sequences running at once (default 64)\n"
 	"  --max-model-len N             context length (default min(config, 8192))\n"
 	"  --max-num-batched-tokens N    tokens per engine step, prefill chunks included (default 512)\n"
@@ -76,6 +78,7 @@ static int parse_args(server_opts *o, int argc, char **argv)
 		if (parse_size_bytes(v, &o->field) < 0) { fprintf(stderr, "infergate-server: %s needs a size (\"2GiB\"), got %s\n", name, v); return -1; } continue; }
 		STRARG("--model", model)
 		STRARG("--served-model-name", served_name)
+		STRARG("--api-key", api_key)
 		STRARG("--host", host)
 		STRARG("--cache-dir", cache_dir)
 		STRARG("--download-dir", cache_dir)
@@ -116,6 +119,8 @@ static int parse_args(server_opts *o, int argc, char **argv)
 		return -1;
 	}
 	if (!o->served_name) o->served_name = o->model;
+	if (!o->api_key) o->api_key = getenv("VLLM_API_KEY");
+	if (o->api_key && !*o->api_key) o->api_key = NULL;
 	return 0;
 }
 

@@ -35,6 +35,7 @@
 typedef struct server_opts {
 	const char *model;               /* folder or URL (hf://, http(s)://, s3://, gs://) */
 	const char *served_name;         /* default: model as given */
+	const char *api_key;             /* /v1/ paths need "Authorization: Bearer KEY"; NULL = open */
 	const char *host;                /* default 0.0.0.0, as vLLM */
 	int port;                        /* 0 = any (printed) */
 	int max_num_seqs;

@@ -2,12 +2,20 @@
 // (list, retrieve), chat and completions, whole and streamed, with usage and
 // logprobs, logit_bias and min_tokens, and the typed errors (404 unknown model,
 // 400 over the context, tools, JSON mode). PORT and IG_TOP from
-// the environment.
+// the environment; API_KEY, when set, is the server's --api-key.
 const OpenAI = require(process.env.IG_TOP + "/tests/node/node_modules/openai");
 const assert = require("assert");
-const client = new OpenAI({ baseURL: `http://127.0.0.1:${process.env.PORT}/v1`, apiKey: "none", maxRetries: 0, timeout: 120000 });
+const key = process.env.API_KEY || "none";
+const client = new OpenAI({ baseURL: `http://127.0.0.1:${process.env.PORT}/v1`, apiKey: key, maxRetries: 0, timeout: 120000 });
 const say = (m) => console.log("ok   " + m);
 (async () => {
+  if (process.env.API_KEY) {
+    const wrong = new OpenAI({ baseURL: `http://127.0.0.1:${process.env.PORT}/v1`, apiKey: key + "x", maxRetries: 0 });
+    await assert.rejects(wrong.models.list(), (e) => e instanceof OpenAI.AuthenticationError && e.status === 401);
+    await assert.rejects(wrong.chat.completions.create({ model: "tiny", messages: [{ role: "user", content: "hi" }] }),
+      (e) => e instanceof OpenAI.AuthenticationError);
+    say("--api-key: a wrong key is an AuthenticationError (401); the right one is used below");
+  }
   const models = await client.models.list();
   assert.deepStrictEqual(models.data.map((m) => m.id), ["tiny"]);
   const card = await client.models.retrieve("tiny");
