@@ -902,6 +902,16 @@ const char *httpd_header(const httpd_req *r, const char *name, size_t *len)
 	return h->value;
 }
 
+int httpd_bearer_is(const httpd_req *r, const char *key)
+{
+	size_t n = 0, k = strlen(key);
+	const char *h = httpd_header(r, "authorization", &n);
+	if (!h || n != 7 + k || !str_ieq(h, 7, "Bearer ")) return 0;
+	unsigned char diff = 0;
+	for (size_t i = 0; i < k; i++) diff |= (unsigned char)(h[7 + i] ^ key[i]);
+	return diff == 0;
+}
+
 const http_header *httpd_headers(const httpd_req *r, size_t *n)
 {
 	*n = r->head.num_headers;

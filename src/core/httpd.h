@@ -115,6 +115,9 @@ int httpd_minor_version(const httpd_req *r);
  * len may be NULL. */
 const char *httpd_header(const httpd_req *r, const char *name, size_t *len);
 const http_header *httpd_headers(const httpd_req *r, size_t *n);
+/* 1 when the request carries "Authorization: Bearer KEY" (the scheme in any
+ * case), the key compared in constant time. */
+int httpd_bearer_is(const httpd_req *r, const char *key);
 const char *httpd_body(const httpd_req *r, size_t *len); /* "" and 0 when none */
 const char *httpd_peer(const httpd_req *r);            /* "127.0.0.1:53211" */
 const net_addr *httpd_peer_addr(const httpd_req *r);

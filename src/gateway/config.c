@@ -178,12 +178,33 @@ static void parse_scrape(cfg_ctx *c, const json_val *m, const char *path, gw_scr
 	config_scrape_parse(c, m, path, out);
 }
 
+/* An API key: 1-255 visible ASCII characters (a Bearer token). */
+static int api_key_ok(cfg_ctx *c, const json_val *v, const char *path)
+{
+	if (!json_is(v, JSON_STRING) || v->u.str.len == 0 || v->u.str.len >= GW_KEY_LEN) {
+		cfg_fail(c, v, path, "must be a key of 1 to %d characters", GW_KEY_LEN - 1);
+		return 0;
+	}
+	for (size_t i = 0; i < v->u.str.len; i++)
+		if (v->u.str.s[i] < 0x21 || v->u.str.s[i] > 0x7e) {
+			cfg_fail(c, v, path, "a key is visible ASCII characters only (no spaces)");
+			return 0;
+		}
+	return 1;
+}
+
 static void parse_backend(cfg_ctx *c, const json_val *b, const char *path, gw_backend_cfg *out)
 {
 	static const char *const keys[] = {"request_timeout", "timeout", "idle_timeout", "connect_timeout",
 					   "tries", "retry_budget", "retry_budget_min", "max_idle_connections",
-					   "max_resumes", NULL};
+					   "max_resumes", "api_key", NULL};
 	if (cfg_check_keys(c, b, path, keys) < 0) return;
+	const json_val *key = json_get(b, "api_key");
+	if (key && !json_is(key, JSON_NULL)) {
+		char sub[GW_PATH_LEN];
+		cfg_path(sub, sizeof(sub), path, "api_key");
+		if (api_key_ok(c, key, sub)) str_copy(out->api_key, key->u.str.s, sizeof(out->api_key));
+	}
 	int64_t v;
 	if (json_get(b, "timeout") && json_get(b, "request_timeout"))
 		cfg_fail(c, json_get(b, "timeout"), path, "timeout and request_timeout are the same setting: give one");
@@ -382,7 +403,7 @@ static void parse_regions(cfg_ctx *c, const json_val *r, gw_config *out)
 static void parse_root(cfg_ctx *c, const json_val *root, gw_config *cfg)
 {
 	static const char *const keys[] = {"region", "listen", "regions", "limits", "shutdown_grace",
-					   "access_log", "io_uring", "pools", "routes", "objectives", NULL};
+					   "access_log", "io_uring", "pools", "routes", "objectives", "api_keys", NULL};
 	if (cfg_check_keys(c, root, "", keys) < 0) return;
 	get_name(c, root, "", "region", 1, NULL, name_ok, "a region name (letters, digits, . _ -)", cfg->region,
 		 sizeof(cfg->region));
@@ -428,6 +449,21 @@ static void parse_root(cfg_ctx *c, const json_val *root, gw_config *cfg)
 	}
 
 	if ((v = json_get(root, "objectives")) && !json_is(v, JSON_NULL)) config_objectives_parse(c, v, cfg);
+
+	if ((v = json_get(root, "api_keys")) && !json_is(v, JSON_NULL)) {
+		if (json_is(v, JSON_STRING)) {
+			if (api_key_ok(c, v, "api_keys")) str_copy(cfg->api_keys[cfg->n_api_keys++], v->u.str.s, GW_KEY_LEN);
+		} else if (!json_is(v, JSON_ARRAY) || json_count(v) == 0 || json_count(v) > GW_MAX_API_KEYS) {
+			cfg_fail(c, v, "api_keys", "must be a key or a list of 1 to %d keys", GW_MAX_API_KEYS);
+		} else {
+			for (size_t i = 0; i < json_count(v); i++) {
+				char p[32];
+				snprintf(p, sizeof p, "api_keys[%zu]", i);
+				if (api_key_ok(c, json_at(v, i), p))
+					str_copy(cfg->api_keys[cfg->n_api_keys++], json_at(v, i)->u.str.s, GW_KEY_LEN);
+			}
+		}
+	}
 
 	const json_val *pools = cfg_arr(c, root, "", "pools", 1);
 	if (pools && json_count(pools) == 0) cfg_fail(c, pools, "pools", "needs at least one pool");

@@ -25,6 +25,8 @@
 #define GW_NAME_LEN 128           /* pool, region, model names */
 #define GW_ADDR_LEN 256           /* "host:port" */
 #define GW_PATH_LEN 256
+#define GW_MAX_API_KEYS 16
+#define GW_KEY_LEN 256            /* API keys: 1-255 visible ASCII characters */
 
 /* Active health checks of a pool's endpoints (HAProxy's inter/fastinter/rise/fall). */
 typedef struct gw_health_cfg {
@@ -89,6 +91,7 @@ typedef struct gw_backend_cfg {
 	uint32_t retry_budget_min;
 	uint32_t max_idle_conns;       /* keep-alive connections kept per endpoint */
 	uint32_t max_resumes;          /* continuations of a broken stream per request (docs/resume.md) */
+	char api_key[GW_KEY_LEN];      /* sent as "Authorization: Bearer" instead of the client's; "" = pass the client's */
 } gw_backend_cfg;
 
 /* How an endpoint entry's address becomes endpoints (discovery.h): as it is,
@@ -163,6 +166,8 @@ typedef struct gw_config {
 	size_t n_routes;
 	gw_objective_cfg objectives[GW_MAX_OBJECTIVES];
 	size_t n_objectives;
+	char api_keys[GW_MAX_API_KEYS][GW_KEY_LEN]; /* /v1 requests need one as a Bearer token; none = open */
+	size_t n_api_keys;
 } gw_config;
 
 /* Defaults of a pool's policies (also what the quick-start flags use). */

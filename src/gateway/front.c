@@ -271,11 +271,24 @@ static void admin_get(gw *g, httpd_req *r, const char *path)
 	}
 }
 
+/* With api_keys configured, the API (paths under /v1) needs one of them as a
+ * Bearer token, as vLLM's --api-key; the admin paths stay open. */
+static int authorized(const gw *g, httpd_req *r)
+{
+	int ok = g->cfg->n_api_keys == 0;
+	for (size_t i = 0; i < g->cfg->n_api_keys; i++) ok |= httpd_bearer_is(r, g->cfg->api_keys[i]);
+	return ok;
+}
+
 void front_handle(httpd_req *r, void *arg)
 {
 	gw *g = arg;
 	const char *path = httpd_path(r);
 	if (!boot_wall_s) boot_wall_s = (uint64_t)time_wall_s();
+	if (!strncmp(path, "/v1", 3) && !authorized(g, r)) {
+		httpd_error(r, 401, "Unauthorized: a valid API key is needed (Authorization: Bearer KEY).", NULL);
+		return;
+	}
 	if (!strcmp(path, "/v1/chat/completions") || !strcmp(path, "/v1/completions")) {
 		completions(g, r);
 		return;

@@ -69,6 +69,7 @@ struct gw_endpoint {
 	int state;                     /* enum gw_health */
 	uint32_t health;               /* HAProxy's counter, 0..rise+fall-1; up when >= rise */
 	gw_health_cfg hc;              /* the pool's check policy */
+	char api_key[GW_KEY_LEN];      /* the pool's backend.api_key, for GET /v1/models */
 	uint64_t check_timer;
 	hc_req *check;                 /* the check in flight */
 	uint64_t check_started_ms;

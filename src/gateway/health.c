@@ -111,7 +111,10 @@ static void models_start(gw_endpoint *e)
 	hc_callbacks cb = { NULL, models_body, models_done };
 	hc_timeouts to = { e->hc.timeout_ms, e->hc.timeout_ms * 2, e->hc.timeout_ms * 4 };
 	e->models_fetched_ms = ev_now_ms(e->g->loop);
-	e->models_req = hc_request(e->conns, "GET", "/v1/models", "Accept: application/json\r\n", NULL, 0, &cb, e, &to);
+	char hdrs[GW_KEY_LEN + 64];
+	if (*e->api_key) snprintf(hdrs, sizeof hdrs, "Accept: application/json\r\nAuthorization: Bearer %s\r\n", e->api_key);
+	else str_copy(hdrs, "Accept: application/json\r\n", sizeof hdrs);
+	e->models_req = hc_request(e->conns, "GET", "/v1/models", hdrs, NULL, 0, &cb, e, &to);
 }
 
 static void models_body(hc_req *r, const char *d, size_t n, void *arg)

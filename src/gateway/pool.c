@@ -210,6 +210,7 @@ int gw_pools_apply(gw *g, const gw_config *cfg, char *err, size_t err_len)
 			e->region_rank = region_rank(cfg, e->region);
 			e->pc = pc->passive;
 			e->learn_models = pc->n_models == 0;
+			str_copy(e->api_key, pc->backend.api_key, sizeof(e->api_key));
 			int restart = !fresh && !health_cfg_same(&e->hc, &pc->health);
 			e->hc = pc->health;
 			if (fresh) health_start(e);

@@ -207,7 +207,8 @@ static void client_ip(const char *peer, char *out, size_t size)
 
 /* The request headers for the upstream: the client's end-to-end ones, then
  * Content-Type and X-Forwarded-For (Host and Content-Length come from the
- * client library). Returns 0, or -1 when they do not fit. */
+ * client library), and the pool's backend API key in place of the client's
+ * Authorization when one is set. Returns 0, or -1 when they do not fit. */
 static int build_up_headers(gw_call *c, httpd_req *r)
 {
 	buf *b = &c->up_headers;
@@ -216,9 +217,11 @@ static int build_up_headers(gw_call *c, httpd_req *r)
 	const char *conn = httpd_header(r, "connection", NULL);
 	const char *ctype = httpd_header(r, "content-type", NULL);
 	const char *xff = httpd_header(r, "x-forwarded-for", NULL);
+	const char *key = c->pool->cfg.backend.api_key;
 	int rc = 0;
 	for (size_t i = 0; i < n; i++) {
 		if (hop_by_hop(h[i].name, h[i].name_len, conn)) continue;
+		if (*key && str_ieq(h[i].name, h[i].name_len, "authorization")) continue;   /* ours instead */
 		rc |= buf_append(b, h[i].name, h[i].name_len);
 		rc |= buf_append(b, ": ", 2);
 		rc |= buf_append(b, h[i].value, h[i].value_len);
@@ -235,6 +238,11 @@ static int build_up_headers(gw_call *c, httpd_req *r)
 	}
 	rc |= append_str(b, ip);
 	rc |= APPEND_LIT(b, "\r\n");
+	if (*key) {
+		rc |= APPEND_LIT(b, "Authorization: Bearer ");
+		rc |= append_str(b, key);
+		rc |= APPEND_LIT(b, "\r\n");
+	}
 	return rc ? -1 : 0;
 }
 

@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include "core/json.h"
 #include "core/log.h"
 #include "core/openai_api.h"
@@ -177,24 +176,12 @@ out:
 	json_doc_free(doc);
 }
 
-/* "Authorization: Bearer KEY" with the server's key, compared in constant time. */
-static int authorized(const server *s, httpd_req *r)
-{
-	size_t n = 0;
-	const char *h = httpd_header(r, "authorization", &n);
-	size_t k = strlen(s->o.api_key);
-	if (!h || n != 7 + k || strncasecmp(h, "Bearer ", 7)) return 0;
-	unsigned char diff = 0;
-	for (size_t i = 0; i < k; i++) diff |= (unsigned char)(h[7 + i] ^ s->o.api_key[i]);
-	return diff == 0;
-}
-
 void server_on_request(httpd_req *r, void *arg)
 {
 	server *s = arg;
 	const char *path = httpd_path(r);
 	/* As vLLM's --api-key: the API under /v1 only; health and metrics stay open. */
-	if (s->o.api_key && !strncmp(path, "/v1", 3) && !authorized(s, r)) {
+	if (s->o.api_key && !strncmp(path, "/v1", 3) && !httpd_bearer_is(r, s->o.api_key)) {
 		httpd_error(r, 401, "Unauthorized", NULL);
 		return;
 	}

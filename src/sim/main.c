@@ -24,6 +24,7 @@ static void usage(FILE *f)
 		"  --model NAME[,NAME...]   served model names, repeatable (default google/gemma-3-1b-it);\n"
 		"                           also --served-model-name\n"
 		"  --region NAME            echoed in x-sim-region and GET /sim/faults\n"
+		"  --api-key KEY            /v1/ requests need \"Authorization: Bearer KEY\", as vLLM's\n"
 		"  --max-model-len N        context length in tokens (default 32768)\n"
 		"  --kv-blocks N            KV-cache capacity in blocks of 16 tokens (default 8192)\n"
 		"  --max-num-seqs N         running requests at most (default 256)\n"
@@ -168,6 +169,8 @@ int main(int argc, char **argv)
 			}
 		} else if (FLAG("region")) {
 			cfg.region = val;
+		} else if (FLAG("api-key")) {
+			cfg.api_key = *val ? val : NULL;
 		} else if (FLAG("max-model-len")) {
 			if (parse_u32("--max-model-len", val, 1, 10000000, &cfg.max_model_len) < 0) return 2;
 		} else if (FLAG("kv-blocks")) {

@@ -154,6 +154,10 @@ static void on_request(httpd_req *r, void *arg)
 				   s->region_hdr, -1);
 		return;
 	}
+	if (s->cfg.api_key && !strncmp(path, "/v1", 3) && !httpd_bearer_is(r, s->cfg.api_key)) {
+		httpd_error(r, 401, "Unauthorized", NULL);   /* as vLLM's --api-key */
+		return;
+	}
 	if (!strcmp(path, "/health")) {
 		if (!httpd_method_or_405(r, "GET")) return;
 		if (s->faults.health_fail) httpd_respond(r, 503, NULL, s->region_hdr, "", 0);
