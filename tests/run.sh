@@ -12,6 +12,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 export IG_BIN="$top/$build/bin"
 export IG_TOP="$top"
+unset VLLM_API_KEY   # servers under test are open unless a test gives them a key
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
 out="$top/tests/out"

@@ -52,6 +52,7 @@ static void child_exec(const char *const *argv, const char *netns, const char *l
 	int out = open(log_path && *log_path ? log_path : "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0644);
 	if (out >= 0) { dup2(out, 1); dup2(out, 2); if (out > 2) close(out); }
 	if (id && *id) setenv("INFERGATE_LAB_ID", id, 1);
+	unsetenv("VLLM_API_KEY");   /* the lab's servers are open to its gateways, whatever the shell has */
 	execv(argv[0], (char *const *)argv);
 	dprintf(2, "infergate-lab: cannot run %s: %s\n", argv[0], strerror(errno));
 	_exit(127);

@@ -325,15 +325,16 @@ static int parse_params(server *s, srv_call *c, const json_val *root, params *p,
 		return oai_fail(e, 400, "stop_token_ids", "stop_token_ids: Input should be a valid list");
 	}
 	if (oai_get_int(root, "min_tokens", 0, &n, e) < 0) return -1;
+
+	/* The model once the request's fields are well-formed, then what vLLM
+	 * checks knowing the model: an unknown model is a 404 first. */
+	if (server_check_model(s, model, e) < 0) return -1;
 	if (n < 0) return oai_fail(e, 400, "min_tokens", "min_tokens must be greater than or equal to 0, got %" PRId64 ".", n);
 	if (p->max_tokens >= 1 && n > p->max_tokens)
 		return oai_fail(e, 400, "min_tokens", "min_tokens must be less than or equal to max_tokens=%" PRId64 ", got %" PRId64 ".", p->max_tokens, n);
 	p->sp.min_tokens = c->min_tokens = (int)MIN(n, INT32_MAX);
 	if (parse_logit_bias(s, c, root, &p->sp.sp, e) < 0) return -1;
-	if (check_unsupported(c, p, root, e) < 0) return -1;
-
-	/* Checked last, as vLLM does once the request itself is valid. */
-	return server_check_model(s, model, e);
+	return check_unsupported(c, p, root, e);
 }
 
 /* ------------------------------------------------------------ calls */

@@ -251,6 +251,7 @@ bad 400 "{\"messages\":$U1,\"min_tokens\":-1}" /v1/chat/completions "min_tokens 
 TOOLS='"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}]'
 bad 400 "{\"messages\":$U1,$TOOLS}" /v1/chat/completions "tools (tool_choice auto by default)" "tool-call parser"
 bad 400 "{\"messages\":$U1,$TOOLS,\"tool_choice\":\"required\"}" /v1/chat/completions "tool_choice required" "guided decoding"
+bad 404 "{\"model\":\"nope\",\"messages\":$U1,$TOOLS,\"logit_bias\":{\"99999999\":1}}" /v1/chat/completions "an unknown model with tools: the model first, as vLLM" 'The model `nope` does not exist.'
 bad 400 "{\"messages\":$U1,$TOOLS,\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":\"f\"}}}" /v1/chat/completions "tool_choice naming a function" "guided decoding"
 bad 400 "{\"messages\":$U1,\"response_format\":{\"type\":\"json_object\"}}" /v1/chat/completions "response_format json_object" "guided decoding"
 bad 400 '{"prompt":"x","response_format":{"type":"json_schema","json_schema":{"name":"a","schema":{}}}}' /v1/completions "response_format json_schema (completions)" "guided decoding"
