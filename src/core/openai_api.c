@@ -40,6 +40,11 @@ json_doc *oai_parse_body(const char *body, size_t len, oai_err *e)
 	return doc;
 }
 
+int oai_fail_model(oai_err *e, const char *model)
+{
+	return oai_fail(e, 404, "model", "The model `%.300s` does not exist.", model ? model : "");
+}
+
 int oai_absent(const json_val *v) { return !v || json_is(v, JSON_NULL); }
 
 int oai_get_bool(const json_val *obj, const char *key, int dflt, int *out, oai_err *e)

@@ -36,6 +36,9 @@ typedef struct oai_err {
 int oai_fail(oai_err *e, int status, const char *param, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
+/* 404 "The model `X` does not exist." (vLLM's words; model may be NULL). */
+int oai_fail_model(oai_err *e, const char *model);
+
 /* ---- reading a request */
 
 /* Parses a request body that must be a JSON object (nesting up to 64).

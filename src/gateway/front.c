@@ -44,6 +44,13 @@ static void respond_json(gw *g, httpd_req *r, int status)
 
 /* ------------------------------------------------------------ completions */
 
+static void unknown_model(httpd_req *r, const char *model)
+{
+	oai_err e;
+	oai_fail_model(&e, model);
+	httpd_error(r, e.status, e.msg, e.param);
+}
+
 static void completions(gw *g, httpd_req *r)
 {
 	if (!httpd_method_is(r, "POST")) {
@@ -82,10 +89,8 @@ static void completions(gw *g, httpd_req *r)
 	int stream = json_is(sv, JSON_TRUE);
 	gw_pool *p = gw_route(g, httpd_path(r), model);
 	if (!p) {
-		char msg[GW_NAME_LEN + 64];
-		snprintf(msg, sizeof(msg), "The model `%.*s` does not exist.", GW_NAME_LEN, model);
+		unknown_model(r, model);
 		json_doc_free(d);
-		httpd_error(r, 404, msg, "model");
 		return;
 	}
 	proxy_start(g, r, p, model, stream, root);
@@ -140,13 +145,11 @@ static void models(gw *g, httpd_req *r, const char *enc)
 	jw_init(&w, b);
 	if (enc) {
 		char id[GW_PATH_LEN + 1];
-		size_t i = n;
-		if (pct_decode(enc, strlen(enc), id, sizeof id) >= 0)
-			for (i = 0; i < n && strcmp(names[i], id); i++) {}
+		const char *want = pct_decode(enc, strlen(enc), id, sizeof id) < 0 ? enc : id;
+		size_t i = 0;
+		while (i < n && strcmp(names[i], want)) i++;
 		if (i == n) {
-			char msg[GW_PATH_LEN + 64];
-			snprintf(msg, sizeof msg, "The model `%.*s` does not exist.", GW_PATH_LEN, enc);
-			httpd_error(r, 404, msg, "model");
+			unknown_model(r, want);
 			return;
 		}
 		model_card(&w, names[i], owner[i]);

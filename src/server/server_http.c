@@ -51,10 +51,9 @@ static void handle_models(server *s, httpd_req *r)
 static void handle_model(server *s, httpd_req *r, const char *enc)
 {
 	char id[512];
-	if (pct_decode(enc, strlen(enc), id, sizeof id) < 0 || strcmp(id, s->o.served_name)) {
-		char msg[600];
-		snprintf(msg, sizeof msg, "The model `%.300s` does not exist.", enc);
-		httpd_error(r, 404, msg, "model");
+	oai_err e = {0};
+	if (server_check_model(s, pct_decode(enc, strlen(enc), id, sizeof id) < 0 ? enc : id, &e) < 0) {
+		httpd_error(r, e.status, e.msg, e.param);
 		return;
 	}
 	json_w w;

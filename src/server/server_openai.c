@@ -114,7 +114,7 @@ long server_chat_tokens(server *s, const void *messages_json, int add_generation
 int server_check_model(server *s, const char *model, oai_err *e)
 {
 	if (model && strcmp(model, s->o.served_name) != 0)
-		return oai_fail(e, 404, "model", "The model `%.300s` does not exist.", model);
+		return oai_fail_model(e, model);
 	return 0;
 }
 

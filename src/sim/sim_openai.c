@@ -117,7 +117,7 @@ static int parse_params(sim_server *s, const json_val *root, int chat, params *p
 	/* Checked last, as vLLM does once the request itself is valid. */
 	p->model = sim_server_model(s, model);
 	if (!p->model)
-		return oai_fail(e, 404, "model", "The model `%.200s` does not exist.", model ? model : "");
+		return oai_fail_model(e, model);
 	return 0;
 }
 
