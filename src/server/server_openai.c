@@ -12,7 +12,6 @@
  * strings point into), freed when the answer ended or the client left; a
  * client that leaves aborts its sequences at once (sched_release).
  */
-#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -183,14 +182,13 @@ static int parse_logit_bias(server *s, srv_call *c, const json_val *root, sample
 	size_t n = 0;
 	for (size_t i = 0; i < m; i++) {
 		const json_member *mb = &lb->u.obj.members[i];
-		char *end;
-		errno = 0;
-		long long id = mb->key_len && mb->key_len < 12 && mb->key[0] != '+' && mb->key[0] != '-' ?
-			       strtoll(mb->key, &end, 10) : -1;
-		if (id < 0 || errno || end != mb->key + mb->key_len)
+		int64_t id;
+		/* Digits only (no sign or space), short enough not to overflow. */
+		if (mb->key_len >= 12 || strlen(mb->key) != mb->key_len || mb->key[0] < '0' || mb->key[0] > '9' ||
+		    parse_int64(mb->key, 0, INT64_MAX, &id) < 0)
 			return oai_fail(e, 400, "logit_bias", "logit_bias: `%.40s` is not a token id", mb->key);
 		if (id >= engine_vocab(s->e))
-			return oai_fail(e, 400, "logit_bias", "token_id(s) [%lld] in logit_bias contain out-of-vocab token ids. Vocabulary size: %d",
+			return oai_fail(e, 400, "logit_bias", "token_id(s) [%" PRId64 "] in logit_bias contain out-of-vocab token ids. Vocabulary size: %d",
 					id, engine_vocab(s->e));
 		if (!json_is(mb->val, JSON_NUMBER))
 			return oai_fail(e, 400, "logit_bias", "logit_bias.%.40s: Input should be a valid number", mb->key);
@@ -225,19 +223,16 @@ static int check_unsupported(const srv_call *c, const params *p, const json_val 
 	const json_val *tools = json_get(root, "tools"), *tc = json_get(root, "tool_choice");
 	if (!oai_absent(tools) && !json_is(tools, JSON_ARRAY))
 		return oai_fail(e, 400, "tools", "tools: Input should be a valid list");
-	const char *choice = json_str(tc, NULL);
-	if (oai_absent(tc)) choice = json_count(tools) ? "auto" : "none";   /* vLLM's default */
-	else if (!choice && !json_is(tc, JSON_OBJECT))
+	/* A string, or an object naming a function (choice NULL); absent: vLLM's default. */
+	const char *choice = oai_absent(tc) ? (json_count(tools) ? "auto" : "none") : json_str(tc, NULL);
+	if (choice ? strcmp(choice, "none") && strcmp(choice, "auto") && strcmp(choice, "required")
+		   : !json_is(tc, JSON_OBJECT))
 		return oai_fail(e, 400, "tool_choice", "tool_choice: \"none\", \"auto\", \"required\" or an object naming a function");
-	else if (!choice) choice = "";
-	else if (strcmp(choice, "none") && strcmp(choice, "auto") && strcmp(choice, "required"))
-		return oai_fail(e, 400, "tool_choice", "tool_choice: \"none\", \"auto\", \"required\" or an object naming a function");
-	if (strcmp(choice, "none")) {
-		if (!strcmp(choice, "auto"))
-			return oai_fail(e, 400, "tool_choice", "\"auto\" tool choice needs a tool-call parser, which this server does not have (Gemma 3's chat template has no tools); send tool_choice \"none\" or no tools.");
+	if (choice && !strcmp(choice, "auto"))
+		return oai_fail(e, 400, "tool_choice", "\"auto\" tool choice needs a tool-call parser, which this server does not have (Gemma 3's chat template has no tools); send tool_choice \"none\" or no tools.");
+	if (!choice || !strcmp(choice, "required"))
 		return oai_fail(e, 400, "tool_choice", "tool_choice %s needs guided decoding, which this server does not do; send tool_choice \"none\" or no tools.",
-				json_str(tc, NULL) ? "\"required\"" : "naming a function");
-	}
+				choice ? "\"required\"" : "naming a function");
 	for (size_t i = 0; i < json_count(p->messages); i++) {
 		const json_val *content = json_get(json_at(p->messages, i), "content");
 		for (size_t k = 0; json_is(content, JSON_ARRAY) && k < json_count(content); k++) {
