@@ -176,6 +176,8 @@ static void on_request(httpd_req *r, void *arg)
 			httpd_respond(r, 200, "application/json", s->region_hdr, v, sizeof(v) - 1);
 	} else if (!strcmp(path, "/sim/faults")) {
 		handle_faults(s, r);
+	} else if (sim_apis_handle(s, r, path)) {
+		/* embeddings, score, rerank, tokenize, responses, audio: sim_apis.c */
 	} else {
 		httpd_error(r, 404, "Not Found", NULL);
 	}

@@ -5,7 +5,8 @@
  *
  * Files: sim_server.c (routing, /health, /v1/models, /metrics, /sim/faults,
  * the listener faults), sim_openai.c (completions: validation, prompt
- * rendering, streaming and whole answers), sim_metrics.c (vLLM's metric names).
+ * rendering, streaming and whole answers), sim_apis.c (the other APIs of vLLM's
+ * server), sim_metrics.c (vLLM's metric names).
  */
 #ifndef SIM_SERVER_H
 #define SIM_SERVER_H
@@ -73,6 +74,11 @@ void sim_server_faults_changed(sim_server *s);
 void sim_openai_handle(sim_server *s, httpd_req *r, int chat);
 /* The served name req_model stands for, or NULL (an unknown model). */
 const char *sim_server_model(const sim_server *s, const char *req_model);
+
+/* sim_apis.c: embeddings, pooling, classify, score, rerank, tokenize,
+ * detokenize, the Responses API, audio, /ping. Returns 1 when path is one of
+ * them (answered), 0 otherwise. */
+int sim_apis_handle(sim_server *s, httpd_req *r, const char *path);
 
 /* sim_metrics.c */
 int sim_metrics_init(sim_metrics *m, sim_server *s);
