@@ -3,7 +3,7 @@
  * back as the upstream produces it.
  *
  * A gw_call lives from routing to the end of the client's response. Each
- * attempt picks an endpoint not tried yet (pick.c, a `tried` bitmap as
+ * attempt picks an endpoint not tried yet (picker.h, a `tried` bitmap as
  * nginx's), sends the client's body byte for byte on a keep-alive connection
  * (core/http_client), and relays the answer:
  *   - the head when it arrives (hop-by-hop headers dropped, x-infergate-endpoint
@@ -26,7 +26,6 @@
  */
 #include "gateway/gateway.h"
 #include "gateway/admission.h"
-#include "gateway/pick.h"
 #include "gateway/picker.h"
 #include "gateway/resume.h"
 #include "core/json.h"
@@ -45,8 +44,14 @@
 #define PROXY_HIGH_WATERMARK_BYTES (256 * 1024)
 #define PROXY_FREE_CALLS_KEPT 1024
 
+/* The admission queues are served this often while they hold a request, this
+ * many verdicts at a time. */
+#define PROXY_ADMISSION_TICK_MS 50
+#define PROXY_ADMISSION_BATCH 256
+
 static void attempt(gw_call *c);
 static void call_end(gw_call *c);
+static void admission_carry_out(gw_call *c, const admission_verdict *v);
 
 /* ------------------------------------------------------------ calls */
 
@@ -271,7 +276,7 @@ static int can_retry(gw_call *c)
 	uint64_t now = ev_now_ms(c->g->loop);
 	if (c->tries >= p->cfg.backend.tries || now >= c->deadline_ms || !c->r) return 0;
 	pick_ctx ctx = { c->tried, c->model, now, c->pk };
-	if (pick_endpoint(p, &ctx) < 0) return 0;
+	if (!picker_any_left(p, &ctx)) return 0;
 	if (!c->in_retry) {
 		double budget = p->cfg.backend.retry_budget_min + p->cfg.backend.retry_budget_ratio * p->active_requests;
 		if ((double)p->active_retries + 1 > budget) {
@@ -497,7 +502,10 @@ static void attempt(gw_call *c)
 		return;
 	}
 	pick_ctx ctx = { c->tried, c->model, now, c->pk };
-	int i = pick_endpoint(p, &ctx);
+	pick_result *pr = malloc(sizeof(*pr)); /* 40 KiB, for this function only */
+	int i = pr ? picker_pick(p, &ctx, pr) : -1;
+	if (pr && i >= 0) picker_commit(p, &ctx, pr);
+	free(pr);
 	if (i < 0) {
 		if (c->tries == 0)
 			answer_error(c, 503, "No healthy endpoint in pool %s for model `%s`.", p->cfg.name, c->model);
@@ -505,7 +513,6 @@ static void attempt(gw_call *c)
 			answer_error(c, 502, "Every endpoint tried for model `%s` failed (%u tries).", c->model, c->tries);
 		return;
 	}
-	picker_commit(p, i, &ctx);
 	pick_mark(c->tried, i);
 	gw_endpoint *e = p->eps[i];
 	take_endpoint(c, e);
@@ -547,7 +554,7 @@ static int can_resume(gw_call *c)
 	uint64_t now = ev_now_ms(c->g->loop);
 	if (now >= c->deadline_ms) return 0;
 	pick_ctx ctx = { c->tried, c->model, now, c->pk };
-	return pick_endpoint(c->pool, &ctx) >= 0;
+	return picker_any_left(c->pool, &ctx);
 }
 
 size_t proxy_endpoint_down(gw_endpoint *e, const char *why)
@@ -602,7 +609,7 @@ static void on_client_close(httpd_req *r, void *arg)
 	call_end(c);
 }
 
-void proxy_start(gw *g, httpd_req *r, gw_pool *pool, const char *model, int stream, const json_val *body_root)
+void proxy_start(gw *g, httpd_req *r, gw_pool *pool, const gw_request *rq)
 {
 	gw_call *c = call_new(g);
 	if (!c) {
@@ -615,10 +622,10 @@ void proxy_start(gw *g, httpd_req *r, gw_pool *pool, const char *model, int stre
 	pool->active_requests++;
 	g->in_flight++;
 	c->body = httpd_body(r, &c->body_len);
-	str_copy(c->model, model, sizeof(c->model));
+	str_copy(c->model, rq->model, sizeof(c->model));
 	str_copy(c->path, httpd_path(r), sizeof(c->path));
 	str_copy(c->client, httpd_peer(r), sizeof(c->client));
-	c->stream = stream;
+	c->stream = rq->stream;
 	c->start_ms = ev_now_ms(g->loop);
 	c->start_wall_s = time_wall_s();
 	c->deadline_ms = c->start_ms + pool->cfg.backend.request_timeout_ms;
@@ -627,20 +634,53 @@ void proxy_start(gw *g, httpd_req *r, gw_pool *pool, const char *model, int stre
 		answer_error(c, 431, "Request header fields too large to forward.");
 		return;
 	}
-	c->pk = picker_req_new(c, body_root);
-	c->rs = resume_new(c);
-	if (admission_admit(c) == ADMISSION_ADMIT) attempt(c);
+	c->pk = picker_req_new(c, rq);
+	c->rs = resume_new(c, rq);
+	admission_verdict v;
+	admission_admit(c, &v);
+	admission_carry_out(c, &v);
 }
 
-void proxy_admission_done(gw_call *c, int status, const char *extra_headers, const char *msg)
+/* Serves the admission queues while they hold a request: the verdicts on
+ * those whose wait is over, carried out here. */
+static int64_t admission_timer_cb(ev_loop *loop, uint64_t id, void *arg)
 {
-	if (!status) {
+	gw *g = arg;
+	gw_call *calls[PROXY_ADMISSION_BATCH];
+	admission_verdict *v = malloc(PROXY_ADMISSION_BATCH * sizeof(*v));
+	if (!v) return PROXY_ADMISSION_TICK_MS;
+	/* Taken out of the queue first: carrying one out may end it (and others
+	 * of the batch are not touched by that). */
+	size_t n = admission_tick(g, ev_now_ms(loop), calls, v, PROXY_ADMISSION_BATCH);
+	for (size_t i = 0; i < n; i++) admission_carry_out(calls[i], &v[i]);
+	free(v);
+	if (admission_queued(g)) return PROXY_ADMISSION_TICK_MS;
+	g->admission_timer = 0;
+	return -1;
+}
+
+static void admission_carry_out(gw_call *c, const admission_verdict *v)
+{
+	gw *g = c->g;
+	switch (v->action) {
+	case ADMISSION_ADMIT:
 		attempt(c);
 		return;
+	case ADMISSION_QUEUE:
+		if (!g->admission_timer) g->admission_timer = ev_timer_add(g->loop, PROXY_ADMISSION_TICK_MS, admission_timer_cb, g);
+		return;
+	default:
+		c->status = v->status;
+		buf *b = &c->resp_headers; /* unused before an upstream answers */
+		buf_reset(b);
+		oai_error_write(b, v->status, v->msg, NULL);
+		client_finished(c, httpd_respond(c->r, v->status, "application/json", v->headers[0] ? v->headers : NULL,
+						 buf_rptr(b), buf_rlen(b)));
 	}
-	c->status = status;
-	buf *b = &c->resp_headers; /* unused before an upstream answers */
-	buf_reset(b);
-	oai_error_write(b, status, msg ? msg : "", NULL);
-	client_finished(c, httpd_respond(c->r, status, "application/json", extra_headers, buf_rptr(b), buf_rlen(b)));
+}
+
+void proxy_free_admission(gw *g)
+{
+	if (g->admission_timer) ev_timer_del(g->loop, g->admission_timer);
+	g->admission_timer = 0;
 }

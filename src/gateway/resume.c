@@ -5,10 +5,10 @@
  * counting (infergate_resumes_total, the access log's `resumes`).
  *
  * Not here: the rules of what a continuation is and how its events are
- * rewritten (sse_splice.c), picking and sending (pick.c, proxy.c).
+ * rewritten (sse_splice.c), picking and sending (picker.c, proxy.c).
  */
 #include "gateway/resume.h"
-#include "gateway/pick.h"
+#include "gateway/picker.h"
 #include "gateway/sse_splice.h"
 #include "core/log.h"
 #include "core/sse.h"
@@ -48,14 +48,13 @@ static int path_is(const char *path, const char *suffix)
 	return n >= k && !strcmp(path + n - k, suffix);
 }
 
-resume_state *resume_new(gw_call *c)
+resume_state *resume_new(gw_call *c, const gw_request *req)
 {
 	const gw_pool_cfg *pc = &c->pool->cfg;
 	if (!c->stream || !pc->resume || !pc->backend.max_resumes) return NULL;
 	int chat = path_is(c->path, "/chat/completions");
 	if (!chat && !path_is(c->path, "/completions")) return NULL;
-	splice_req rq;
-	if (splice_req_read(c->body, c->body_len, chat, &rq) < 0) return NULL;
+	splice_req rq = req->resume;
 	if (!rq.resumable) {
 		log_debug("pool %s: stream not resumable: %s", pc->name, rq.why);
 		return NULL;
@@ -172,7 +171,7 @@ void resume_broken(gw_call *c, int err)
 		return;
 	}
 	pick_ctx ctx = { c->tried, c->model, now, c->pk };
-	if (pick_endpoint(p, &ctx) < 0) {
+	if (!picker_any_left(p, &ctx)) {
 		give_up(c, err, "no_endpoint", why);
 		return;
 	}

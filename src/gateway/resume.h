@@ -22,9 +22,10 @@ typedef struct resume_state resume_state;
 
 /* The state of a call whose stream may be resumed: a streamed chat or
  * completions request to a pool with resume on, of one choice (sse_splice.h
- * lists what else makes a request not resumable). NULL otherwise (the stream
+ * lists what else makes a request not resumable), as the front door's one
+ * reading of the body found it (req->resume). NULL otherwise (the stream
  * is then relayed as bytes, as before). */
-resume_state *resume_new(gw_call *c);
+resume_state *resume_new(gw_call *c, const gw_request *req);
 void resume_free(resume_state *rs);
 
 /* The body of the next attempt: the client's, or the continuation's. */
