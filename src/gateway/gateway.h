@@ -235,12 +235,6 @@ void proxy_start(gw *g, httpd_req *r, gw_pool *pool, const gw_request *rq);
 void proxy_free_calls(gw *g);
 /* Stops serving the admission queues (at exit). */
 void proxy_free_admission(gw *g);
-/* For resume.c, on a call whose head went out: another attempt (the current
- * endpoint let go, one not tried yet picked, resume_body sent); the error
- * event and [DONE] of a stream not resumed; the end of the client's stream. */
-void proxy_continue(gw_call *c);
-void proxy_stream_broken(gw_call *c, int err);
-void proxy_end_stream(gw_call *c);
 /* e went hard down (its checks got no answer, or connect failures ejected
  * it): an attempt in flight on it would wait for a dead peer until a timeout.
  * Each one that has had no response byte is let go and retried elsewhere

@@ -51,6 +51,7 @@
 
 static void attempt(gw_call *c);
 static void call_end(gw_call *c);
+static void resume_carry_out(gw_call *c, int err);
 static void admission_carry_out(gw_call *c, const admission_verdict *v);
 
 /* ------------------------------------------------------------ calls */
@@ -390,7 +391,13 @@ static void on_up_body(hc_req *up, const char *data, size_t len, void *arg)
 	gw_call *c = arg;
 	if (c->discard || !c->r) return;
 	int rc = c->rs && c->sse ? resume_feed(c, data, len) : httpd_stream_write(c->r, data, len) < 0 ? RESUME_CLIENT_GONE : -1;
-	if (rc == RESUME_TAKEN) return; /* the call moved on or ended */
+	if (rc == RESUME_ERROR_EVENT || rc == RESUME_TOO_LARGE) {
+		hc_cancel(up);
+		c->up = NULL;
+		if (rc == RESUME_ERROR_EVENT && c->ep) health_passive_failure(c->ep, "error event");
+		resume_carry_out(c, rc == RESUME_ERROR_EVENT ? HC_ERR_ABORTED : HC_ERR_TOO_LARGE);
+		return; /* the call moved on or ended */
+	}
 	if (rc == RESUME_CLIENT_GONE) {
 		hc_cancel(up);
 		c->up = NULL;
@@ -412,7 +419,7 @@ static void on_up_body(hc_req *up, const char *data, size_t len, void *arg)
 /* The upstream's stream broke after the client got the head: nothing is
  * replayed. SSE ends with an error event and [DONE], as vLLM ends a failed
  * stream; anything else is cut short so the client sees it incomplete. */
-void proxy_stream_broken(gw_call *c, int err)
+static void stream_broken(gw_call *c, int err)
 {
 	c->broken = 1;
 	if (c->sse && httpd_minor_version(c->r) >= 1) {
@@ -463,7 +470,7 @@ static void on_up_done(hc_req *up, int err, void *arg)
 		if (c->last_up_status < 500) health_passive_success(e);
 		if (c->rs && c->sse && !resume_complete(c)) { /* ended before [DONE] */
 			log_ratelimited(LOG_WARN, "pool %s: stream from %s ended before [DONE]", c->pool->cfg.name, e->label);
-			resume_broken(c, HC_ERR_EOF);
+			resume_carry_out(c, HC_ERR_EOF);
 			return;
 		}
 		client_finished(c, httpd_stream_end(c->r));
@@ -474,8 +481,8 @@ static void on_up_done(hc_req *up, int err, void *arg)
 	if (c->started) {
 		log_ratelimited(LOG_WARN, "pool %s: stream from %s broke after %llu bytes: %s", c->pool->cfg.name,
 				e->label, (unsigned long long)c->bytes_out, hc_err_name(err));
-		if (c->rs && c->sse) resume_broken(c, err);
-		else proxy_stream_broken(c, err);
+		if (c->rs && c->sse) resume_carry_out(c, err);
+		else stream_broken(c, err);
 		return;
 	}
 	int retryable = err == HC_ERR_CONNECT_REFUSED || err == HC_ERR_CONNECT || err == HC_ERR_CONNECT_TIMEOUT ||
@@ -528,7 +535,7 @@ static void attempt(gw_call *c)
 			   body_len, &cb, c, &to);
 	if (!c->up) {
 		if (c->started) {
-			proxy_stream_broken(c, HC_ERR_NOMEM);
+			stream_broken(c, HC_ERR_NOMEM);
 			return;
 		}
 		release_endpoint(c);
@@ -536,15 +543,22 @@ static void attempt(gw_call *c)
 	}
 }
 
-void proxy_continue(gw_call *c)
+/* A resumable stream broke after its head went out: resume.c decides, this
+ * carries it out. */
+static void resume_carry_out(gw_call *c, int err)
 {
-	release_endpoint(c);
-	attempt(c);
-}
-
-void proxy_end_stream(gw_call *c)
-{
-	client_finished(c, httpd_stream_end(c->r));
+	switch (resume_broken(c, &err)) {
+	case RESUME_CONTINUE:
+		release_endpoint(c);
+		attempt(c);
+		return;
+	case RESUME_END:
+		if (resume_flush(c) < 0) return; /* on_close follows and ends the call */
+		client_finished(c, httpd_stream_end(c->r));
+		return;
+	default:
+		stream_broken(c, err);
+	}
 }
 
 /* 1 when a stream that broke now could continue elsewhere: time is left and an
@@ -580,7 +594,7 @@ size_t proxy_endpoint_down(gw_endpoint *e, const char *why)
 		c->last_err = HC_ERR_ABORTED;
 		if (resume) {
 			resumed++;
-			resume_broken(c, HC_ERR_ABORTED);
+			resume_carry_out(c, HC_ERR_ABORTED);
 		} else {
 			retried++;
 			retry(c, "endpoint_down");
