@@ -1,7 +1,10 @@
 # infergate — build, test, demo.
 #
 #   make            build every program into bin/ (optimised)
-#   make test       install what is missing, build with sanitizers, run every test
+#   make check      sanitizer build, unit tests, a short fuzz run: needs a
+#                   compiler and the -dev libraries only (no root, no apt)
+#   make test       install what is missing (make deps), then check, then the
+#                   integration tests (real processes on loopback)
 #   make demo       install what is missing, build, run the two-region lab and the drill
 #   make fuzz       run every fuzz target for longer (FUZZ_SECONDS, default 60)
 #   make bench      run the benchmarks in bench/ (see bench/README.md)
@@ -9,6 +12,9 @@
 # Layout: src/core is one library for every program; src/infer is the engine;
 # each other folder under src/ is one program. SAN=1 builds the sanitizer variant
 # into build/san/ (its programs in build/san/bin), which is what the tests run.
+
+# The first rule below is a program's; a plain `make` builds them all.
+.DEFAULT_GOAL := all
 
 CC      ?= gcc
 CLANG   ?= clang
@@ -88,7 +94,7 @@ $(foreach p,$(PROGRAMS),$(eval $(call prog_rule,$(p))))
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 
-.PHONY: all build deps test demo fuzz bench clean unit-bins format
+.PHONY: all build deps check test demo fuzz bench clean unit-bins format
 all: build
 build: $(BUILT_PROGRAMS)
 unit-bins: $(UNIT_BIN)
@@ -132,10 +138,16 @@ deps:
 	@sh scripts/deps.sh $(DEB_PKGS)
 
 # ---------------------------------------------------------------- test, demo
-test: deps
+check:
 	$(MAKE) SAN=1 build unit-bins
+	TESTS=unit/ sh tests/run.sh build/san
+	if command -v $(CLANG) >/dev/null 2>&1; then sh tests/fuzz/run.sh $${FUZZ_SMOKE_SECONDS:-5}; \
+	else echo "fuzz: $(CLANG) not found, skipped"; fi
+
+test: deps
+	$(MAKE) check
 	$(MAKE) SAN=0 build
-	sh tests/run.sh build/san
+	TESTS=integration/ sh tests/run.sh build/san
 
 demo: deps build
 	sh scripts/demo.sh

@@ -9,6 +9,10 @@
 #
 #   sh bench/proxy/run.sh            DURATION=10s CONNS=50 ROUNDS=3 by default
 #   DURATION=30s CONNS=100 sh bench/proxy/run.sh
+#   GW_BEFORE=/path/to/other/infergate sh bench/proxy/run.sh
+#                                   adds that gateway binary as a fifth target
+#                                   (infergate-before), to compare two builds
+#                                   in the same run
 # The four targets are measured in turn, ROUNDS times, and each figure is the
 # median of its rounds: on a shared machine one run is mostly noise.
 set -eu
@@ -34,7 +38,8 @@ cleanup() {
 trap cleanup EXIT
 
 base=${BASE_PORT:-29100}
-BACK=$base; HAP=$((base + 1)); NGX=$((base + 2)); IG=$((base + 3))
+BACK=$base; HAP=$((base + 1)); NGX=$((base + 2)); IG=$((base + 3)); IGB=$((base + 4))
+GW_BEFORE=${GW_BEFORE:-}
 if [ "$(nproc)" -ge 2 ]; then
 	PIN_WRK="taskset -c 0"; PIN_SRV="taskset -c 1"
 else
@@ -128,8 +133,17 @@ pools:
 YAML
 $PIN_SRV "$GW" -c "$tmp/ig.yaml" --log-level warn &
 pids="$pids $!"
+ports="$BACK $HAP $NGX $IG"
+targets="direct haproxy nginx infergate"
+if [ -n "$GW_BEFORE" ]; then
+	sed "s/127.0.0.1:$IG/127.0.0.1:$IGB/" "$tmp/ig.yaml" >"$tmp/igb.yaml"
+	$PIN_SRV "$GW_BEFORE" -c "$tmp/igb.yaml" --log-level warn &
+	pids="$pids $!"
+	ports="$ports $IGB"
+	targets="$targets infergate-before"
+fi
 
-for p in $BACK $HAP $NGX $IG; do
+for p in $ports; do
 	for _ in $(seq 1 50); do
 		curl -fs -o /dev/null -X POST "http://127.0.0.1:$p/v1/chat/completions" -d '{"model":"gemma"}' && break
 		sleep 0.1
@@ -154,6 +168,7 @@ for r in $(seq 1 "$ROUNDS"); do
 	run haproxy $HAP
 	run nginx $NGX
 	run infergate $IG
+	[ -n "$GW_BEFORE" ] && run infergate-before $IGB
 done
 # median NAME COLUMN: the median of a column over the rounds (latencies in us)
 median() {
@@ -169,7 +184,7 @@ echo "wrk -t1 -c$CONNS -d$DURATION --latency, small JSON POST, keep-alive; media
 echo
 echo "| target | requests/s | p50 | p99 | added p99 over direct | non-2xx (all rounds) |"
 echo "|---|---:|---:|---:|---:|---:|"
-for name in direct haproxy nginx infergate; do
+for name in $targets; do
 	rps=$(awk -v n=$name '$1 == n { print $2 }' "$tmp/results" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')
 	p50=$(median $name 3); p99=$(median $name 4)
 	bad=$(awk -v n=$name '$1 == n { s += $5 } END { print s + 0 }' "$tmp/results")

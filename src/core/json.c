@@ -223,6 +223,10 @@ typedef struct parser {
 	size_t n_frames, cap_frames, max_depth;
 	json_error *err;
 	int failed;
+	/* json_cursor only (doc is NULL): strings are decoded into sbuf, which
+	 * holds the last one read; it grows to the longest string seen. */
+	char *sbuf;
+	size_t sbuf_cap;
 } parser;
 
 static uint32_t col_of(const parser *ps, const char *at)
@@ -282,6 +286,25 @@ static int scratch_push(parser *ps, const char *key, size_t key_len, json_val *v
 	m->key_len = key_len;
 	m->val = v;
 	return 0;
+}
+
+/* Room for a decoded string of n bytes: from the document's arena, or the
+ * cursor's one reusable buffer. */
+static char *string_room(parser *ps, size_t n)
+{
+	if (ps->doc)
+		return arena_alloc(ps->doc, n);
+	if (n > ps->sbuf_cap) {
+		size_t nc = ps->sbuf_cap ? ps->sbuf_cap : 256;
+		while (nc < n)
+			nc *= 2;
+		char *nb = realloc(ps->sbuf, nc);
+		if (!nb)
+			return NULL;
+		ps->sbuf = nb;
+		ps->sbuf_cap = nc;
+	}
+	return ps->sbuf;
 }
 
 /* Decodes 4 hex digits at p; returns the value or -1. */
@@ -364,7 +387,7 @@ static int parse_string(parser *ps, const char **out, size_t *out_len)
 		p++;
 	if (p < end && *p == '"') {
 		size_t n = (size_t)(p - start);
-		char *s = arena_alloc(ps->doc, n + 1);
+		char *s = string_room(ps, n + 1);
 		if (!s)
 			return fail_at(ps, ps->p, "out of memory");
 		memcpy(s, start, n);
@@ -385,7 +408,7 @@ static int parse_string(parser *ps, const char **out, size_t *out_len)
 	if (q >= end)
 		return fail_at(ps, ps->p, "unterminated string");
 	size_t bound = (size_t)(q - start);
-	char *s = arena_alloc(ps->doc, bound + 1);
+	char *s = string_room(ps, bound + 1);
 	if (!s)
 		return fail_at(ps, ps->p, "out of memory");
 	size_t head = (size_t)(p - start);
@@ -744,6 +767,212 @@ json_doc *json_parse(const char *text, size_t len, size_t max_depth, json_error 
 		return NULL;
 	}
 	return doc;
+}
+
+/* ------------------------------------------------------------------ cursor */
+
+struct json_cursor {
+	parser ps;
+	unsigned char *kind;     /* per open container: '{' or '[' */
+	unsigned char *first;    /* per open container: 1 while no element was read */
+	size_t depth;
+	char key[JSON_CURSOR_KEY_MAX + 1];
+};
+
+json_cursor *json_cursor_new(const char *text, size_t len, size_t max_depth, json_error *err)
+{
+	if (err) {
+		err->line = err->col = 0;
+		err->msg[0] = 0;
+	}
+	if (!max_depth)
+		max_depth = 128;
+	json_cursor *c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->kind = malloc(max_depth);
+	c->first = malloc(max_depth);
+	if (!c->kind || !c->first) {
+		json_cursor_free(c);
+		return NULL;
+	}
+	if (!text)
+		text = "";
+	c->ps.p = text;
+	c->ps.end = text + len;
+	c->ps.line_start = text;
+	c->ps.line = 1;
+	c->ps.max_depth = max_depth;
+	c->ps.err = err;
+	return c;
+}
+
+void json_cursor_free(json_cursor *c)
+{
+	if (!c)
+		return;
+	free(c->ps.sbuf);
+	free(c->kind);
+	free(c->first);
+	free(c);
+}
+
+int json_cursor_failed(const json_cursor *c) { return c->ps.failed; }
+size_t json_cursor_depth(const json_cursor *c) { return c->depth; }
+
+int json_cursor_peek(json_cursor *c)
+{
+	parser *ps = &c->ps;
+	if (ps->failed)
+		return -1;
+	skip_ws(ps);
+	if (ps->p >= ps->end)
+		return fail_at(ps, ps->p, "unexpected end of text, value expected");
+	switch (*ps->p) {
+	case '{': return JSON_OBJECT;
+	case '[': return JSON_ARRAY;
+	case '"': return JSON_STRING;
+	case 't': return JSON_TRUE;
+	case 'f': return JSON_FALSE;
+	case 'n': return JSON_NULL;
+	default:
+		if (*ps->p == '-' || (*ps->p >= '0' && *ps->p <= '9'))
+			return JSON_NUMBER;
+		if (*ps->p == ']' || *ps->p == '}')
+			return fail_at(ps, ps->p, "value expected (trailing comma?)");
+		return fail_at(ps, ps->p, "unexpected character, value expected");
+	}
+}
+
+int json_cursor_enter(json_cursor *c)
+{
+	parser *ps = &c->ps;
+	int t = json_cursor_peek(c);
+	if (t != JSON_OBJECT && t != JSON_ARRAY)
+		return t < 0 ? -1 : fail_at(ps, ps->p, "object or array expected");
+	if (c->depth >= ps->max_depth)
+		return fail_at(ps, ps->p, "nesting too deep");
+	c->kind[c->depth] = (unsigned char)*ps->p;
+	c->first[c->depth] = 1;
+	c->depth++;
+	ps->p++;
+	return 0;
+}
+
+/* After '{' or ',' in an object: `"key" :`, the key decoded into c->key
+ * (a longer key is cut; its full length is returned in *key_len). */
+static int cursor_key(json_cursor *c, const char **key, size_t *key_len)
+{
+	parser *ps = &c->ps;
+	skip_ws(ps);
+	if (ps->p >= ps->end)
+		return fail_at(ps, ps->p, "unexpected end of text, object key expected");
+	if (*ps->p != '"')
+		return fail_at(ps, ps->p, "object key (a string) expected");
+	const char *k;
+	size_t kl;
+	if (parse_string(ps, &k, &kl) < 0)
+		return -1;
+	size_t n = kl < JSON_CURSOR_KEY_MAX ? kl : JSON_CURSOR_KEY_MAX;
+	memcpy(c->key, k, n);
+	c->key[n] = 0;
+	skip_ws(ps);
+	if (ps->p >= ps->end || *ps->p != ':')
+		return fail_at(ps, ps->p, "':' expected after object key");
+	ps->p++;
+	if (key)
+		*key = c->key;
+	if (key_len)
+		*key_len = kl;
+	return 0;
+}
+
+int json_cursor_next(json_cursor *c, const char **key, size_t *key_len)
+{
+	parser *ps = &c->ps;
+	if (ps->failed || !c->depth)
+		return -1;
+	size_t d = c->depth - 1;
+	int obj = c->kind[d] == '{';
+	skip_ws(ps);
+	if (ps->p >= ps->end)
+		return fail_at(ps, ps->p, c->first[d] ? (obj ? "unexpected end of text, object key expected"
+							     : "unexpected end of text, value expected")
+						      : "unexpected end of text, ',' or end of container expected");
+	char ch = *ps->p;
+	if (ch == (obj ? '}' : ']')) {
+		ps->p++;
+		c->depth--;
+		return 0;
+	}
+	if (!c->first[d]) {
+		if (ch != ',')
+			return fail_at(ps, ps->p, obj ? "',' or '}' expected" : "',' or ']' expected");
+		ps->p++;
+	}
+	c->first[d] = 0;
+	if (obj && cursor_key(c, key, key_len) < 0)
+		return -1;
+	return 1;
+}
+
+int json_cursor_leaf(json_cursor *c, json_val *v)
+{
+	parser *ps = &c->ps;
+	int t = json_cursor_peek(c);
+	if (t < 0)
+		return -1;
+	memset(v, 0, sizeof(*v));
+	v->line = ps->line;
+	v->col = col_of(ps, ps->p);
+	v->type = (json_type)t;
+	switch (t) {
+	case JSON_OBJECT:
+	case JSON_ARRAY:
+		return json_cursor_skip(c);
+	case JSON_STRING: return parse_string(ps, &v->u.str.s, &v->u.str.len);
+	case JSON_TRUE: return match_word(ps, "true", 4);
+	case JSON_FALSE: return match_word(ps, "false", 5);
+	case JSON_NULL: return match_word(ps, "null", 4);
+	default: return parse_number(ps, v);
+	}
+}
+
+int json_cursor_skip(json_cursor *c)
+{
+	size_t base = c->depth;
+	json_val v;
+	for (;;) {
+		int t = json_cursor_peek(c);
+		if (t < 0)
+			return -1;
+		if (t == JSON_OBJECT || t == JSON_ARRAY) {
+			if (json_cursor_enter(c) < 0)
+				return -1;
+		} else if (json_cursor_leaf(c, &v) < 0) {
+			return -1;
+		}
+		for (;;) {
+			if (c->depth == base)
+				return 0;
+			int r = json_cursor_next(c, NULL, NULL);
+			if (r < 0)
+				return -1;
+			if (r == 1)
+				break;
+		}
+	}
+}
+
+int json_cursor_end(json_cursor *c)
+{
+	parser *ps = &c->ps;
+	if (ps->failed)
+		return -1;
+	skip_ws(ps);
+	if (ps->p != ps->end)
+		return fail_at(ps, ps->p, "unexpected text after the value");
+	return 0;
 }
 
 /* ------------------------------------------------------------------ accessors */

@@ -55,6 +55,47 @@ json_doc *json_parse(const char *text, size_t len, size_t max_depth, json_error 
 const json_val *json_root(const json_doc *doc);
 void json_doc_free(json_doc *doc);
 
+/* The cursor: a reader that walks a text without building a tree, for
+ * callers that need a few fields of a large document (the gateway reads a
+ * request's model and stream flag, not its 16 MiB of prompt). The grammar,
+ * the string decoding and the error messages are json_parse's. Memory: the
+ * cursor, two bytes per nesting level, and one buffer that holds the last
+ * string read (at most the longest string of the text): never more than
+ * the text's size plus a constant, whatever its shape.
+ *
+ *   json_cursor *c = json_cursor_new(text, len, 64, &err);
+ *   if (json_cursor_enter(c) == 0)             // the root object
+ *       while ((r = json_cursor_next(c, &key, &key_len)) == 1)
+ *           if (!strcmp(key, "model")) json_cursor_leaf(c, &v); else json_cursor_skip(c);
+ *   ... r < 0 || json_cursor_end(c) < 0: err filled; json_cursor_free(c).
+ *
+ * Every function returns -1 once the text is found malformed (err then says
+ * where and why, as json_parse's). Strings (values, and keys cut to
+ * JSON_CURSOR_KEY_MAX bytes) are valid until the next call. */
+#define JSON_CURSOR_KEY_MAX 63
+typedef struct json_cursor json_cursor;
+json_cursor *json_cursor_new(const char *text, size_t len, size_t max_depth, json_error *err);
+void json_cursor_free(json_cursor *c);
+/* The type (json_type) of the value at the cursor, not consumed; -1 on error. */
+int json_cursor_peek(json_cursor *c);
+/* Steps into the object or array at the cursor. 0, or -1. */
+int json_cursor_enter(json_cursor *c);
+/* In the container last entered: 1 when an element follows (objects: its key
+ * in *key, its full length in *key_len; the value is next at the cursor), 0
+ * when the container ended (the cursor is after it), -1 on error. */
+int json_cursor_next(json_cursor *c, const char **key, size_t *key_len);
+/* Reads the value at the cursor into v: a string (v->u.str valid until the
+ * next call), a number, true, false, null; an object or array is skipped
+ * (v->type says which, with no members). 0, or -1. */
+int json_cursor_leaf(json_cursor *c, json_val *v);
+/* Skips the value at the cursor, checking it whole. 0, or -1. */
+int json_cursor_skip(json_cursor *c);
+/* After the root value: 0 when only whitespace follows, else -1. */
+int json_cursor_end(json_cursor *c);
+/* Containers open now; 1 once an error was found. */
+size_t json_cursor_depth(const json_cursor *c);
+int json_cursor_failed(const json_cursor *c);
+
 /* Building a tree by hand (the YAML loader does): an empty document, memory from
  * its arena (8-byte aligned, freed with the document), and its root. */
 json_doc *json_doc_new(void);

@@ -3,9 +3,10 @@
  *
  * The queue is one array for the process (one gateway, one loop thread),
  * bounded by ADMISSION_MAX_QUEUED and by each objective's own queue length;
- * an entry holds its call, whose pool reference keeps the pool alive. It is
- * scanned on every tick (every 50 ms): small, and only ever non-empty while a
- * pool is saturated.
+ * an entry holds its call, whose pool reference keeps the pool alive, and a
+ * copy of its objective's name (the configuration may be reloaded, and freed,
+ * while it waits). It is scanned on every tick of the proxy's queue timer
+ * (every 50 ms): small, and only ever non-empty while a pool is saturated.
  */
 #include "gateway/admission.h"
 #include "gateway/gateway.h"
@@ -20,7 +21,7 @@
 typedef struct waiting {
 	gw_call *c;
 	int priority;
-	const char *objective;         /* the configuration's, alive while the call holds its pool */
+	char objective[GW_NAME_LEN];   /* a copy: the configuration may be freed by a reload meanwhile */
 	uint64_t since_ms, deadline_ms;
 } waiting;
 
@@ -39,15 +40,14 @@ static uint32_t queued_for(const gw_call *c, const char *objective)
 	return k;
 }
 
-/* The 429: OpenAI-style body, Retry-After in whole seconds (at least 1). */
-static void shed(gw_call *c, const char *reason, const char *fmt_msg)
+/* The 429: Retry-After in whole seconds (at least 1), counted by reason. */
+static void shed(gw_call *c, const char *reason, admission_verdict *v)
 {
-	char hdr[64], msg[512];
 	uint64_t s = (c->pool->cfg.picker.retry_after_ms + 999) / 1000;
-	snprintf(hdr, sizeof(hdr), "Retry-After: %llu\r\n", (unsigned long long)(s ? s : 1));
-	snprintf(msg, sizeof(msg), "%s", fmt_msg);
+	v->action = ADMISSION_SHED;
+	v->status = 429;
+	snprintf(v->headers, sizeof(v->headers), "Retry-After: %llu\r\n", (unsigned long long)(s ? s : 1));
 	picker_metrics_shed(c, reason);
-	proxy_admission_done(c, 429, hdr, msg);
 }
 
 static const gw_objective_cfg *objective_of(const gw_call *c)
@@ -59,41 +59,51 @@ static const gw_objective_cfg *objective_of(const gw_call *c)
 	return NULL;
 }
 
-int admission_admit(gw_call *c)
+void admission_admit(gw_call *c, admission_verdict *v)
 {
+	memset(v, 0, sizeof(*v));
+	v->action = ADMISSION_ADMIT;
 	const char *emsg;
 	if (picker_req_error(c->pk, &emsg)) {
-		proxy_admission_done(c, 400, NULL, emsg);
-		return ADMISSION_SHED;
+		v->action = ADMISSION_SHED;
+		v->status = 400;
+		snprintf(v->msg, sizeof(v->msg), "%s", emsg);
+		return;
 	}
 	int prio = picker_req_priority(c->pk);
-	if (prio >= 0) return ADMISSION_ADMIT;
+	if (prio >= 0) return;
 	uint64_t now = ev_now_ms(c->g->loop);
 	int sat = picker_pool_saturated(c->pool, now);
 	const gw_objective_cfg *o = objective_of(c);
 	const char *oname = o ? o->name : "";
 	uint32_t cap = o ? o->queue : 0;
-	int v = admission_decide(prio, sat, cap ? queued_for(c, oname) : 0, cap);
-	if (v == ADMISSION_QUEUE && queue.n >= ADMISSION_MAX_QUEUED) v = ADMISSION_SHED;
-	if (v == ADMISSION_QUEUE && queue.n == queue.cap) {
+	int d = admission_decide(prio, sat, cap ? queued_for(c, oname) : 0, cap);
+	if (d == ADMISSION_QUEUE && queue.n >= ADMISSION_MAX_QUEUED) d = ADMISSION_SHED;
+	if (d == ADMISSION_QUEUE && queue.n == queue.cap) {
 		size_t nc = queue.cap ? queue.cap * 2 : 64;
 		waiting *nv = realloc(queue.v, nc * sizeof(*nv));
-		if (!nv) v = ADMISSION_SHED;
+		if (!nv) d = ADMISSION_SHED;
 		else queue.v = nv, queue.cap = nc;
 	}
-	char msg[384];
-	switch (v) {
+	switch (d) {
 	case ADMISSION_ADMIT:
-		return ADMISSION_ADMIT;
-	case ADMISSION_QUEUE:
-		queue.v[queue.n++] = (waiting){ c, prio, oname, now, now + o->queue_timeout_ms };
-		return ADMISSION_QUEUE;
+		return;
+	case ADMISSION_QUEUE: {
+		waiting *w = &queue.v[queue.n++];
+		w->c = c;
+		w->priority = prio;
+		str_copy(w->objective, oname, sizeof(w->objective));
+		w->since_ms = now;
+		w->deadline_ms = now + o->queue_timeout_ms;
+		v->action = ADMISSION_QUEUE;
+		return;
+	}
 	default:
-		snprintf(msg, sizeof(msg),
+		snprintf(v->msg, sizeof(v->msg),
 			 "Pool %.64s is saturated in every region; requests of objective `%.64s` (priority %d) are shed. Retry later.",
 			 c->pool->cfg.name, oname, prio);
-		shed(c, cap ? "queue_full" : "saturated", msg);
-		return ADMISSION_SHED;
+		shed(c, cap ? "queue_full" : "saturated", v);
+		return;
 	}
 }
 
@@ -117,30 +127,29 @@ static int cmp_waiting(const void *pa, const void *pb)
 	return a->since_ms < b->since_ms ? -1 : a->since_ms > b->since_ms;
 }
 
-void admission_tick(gw *g, uint64_t now_ms)
+size_t admission_tick(gw *g, uint64_t now_ms, gw_call **calls, admission_verdict *verdicts, size_t cap)
 {
-	if (!queue.n) return;
+	if (!queue.n || !cap) return 0;
 	rank_now_ms = now_ms;
 	qsort(queue.v, queue.n, sizeof(queue.v[0]), cmp_waiting);
-	/* Take the entries out first: answering a call may end it (and call
-	 * admission_forget, which must not find it again). */
-	size_t n = queue.n;
-	waiting *batch = malloc(n * sizeof(*batch));
-	if (!batch) return;
-	memcpy(batch, queue.v, n * sizeof(*batch));
-	queue.n = 0;
 	const gw_pool *released_pool[ADMISSION_RELEASE_PER_TICK * 4];
 	uint32_t released_n[ADMISSION_RELEASE_PER_TICK * 4];
-	size_t n_pools = 0;
-	for (size_t i = 0; i < n; i++) {
-		waiting *w = &batch[i];
+	size_t n_pools = 0, out = 0, kept = 0;
+	for (size_t i = 0; i < queue.n; i++) {
+		waiting *w = &queue.v[i];
 		gw_call *c = w->c;
+		if (out == cap) {
+			queue.v[kept++] = *w;
+			continue;
+		}
+		admission_verdict *v = &verdicts[out];
+		memset(v, 0, sizeof(*v));
 		if (now_ms >= w->deadline_ms) {
-			char msg[384];
-			snprintf(msg, sizeof(msg),
+			snprintf(v->msg, sizeof(v->msg),
 				 "Pool %.64s stayed saturated for %llu ms; requests of objective `%.64s` (priority %d) are shed. Retry later.",
 				 c->pool->cfg.name, (unsigned long long)(now_ms - w->since_ms), w->objective, w->priority);
-			shed(c, "queue_timeout", msg);
+			shed(c, "queue_timeout", v);
+			calls[out++] = c;
 			continue;
 		}
 		size_t k;
@@ -149,12 +158,14 @@ void admission_tick(gw *g, uint64_t now_ms)
 		if (room && !picker_pool_saturated(c->pool, now_ms)) {
 			if (k == n_pools) released_pool[n_pools] = c->pool, released_n[n_pools++] = 0;
 			released_n[k]++;
-			proxy_admission_done(c, 0, NULL, NULL);
+			v->action = ADMISSION_ADMIT;
+			calls[out++] = c;
 			continue;
 		}
-		queue.v[queue.n++] = *w; /* still waiting (capacity cannot shrink below n) */
+		queue.v[kept++] = *w; /* still waiting */
 	}
-	free(batch);
+	queue.n = kept;
+	return out;
 }
 
 void admission_deinit(gw *g)

@@ -15,8 +15,13 @@
  * ADMISSION_AGING_MS waited, so an old low-priority request passes newer
  * higher ones; and every wait ends by queue_timeout at the latest.
  *
- * The decision is pure (admission_policy.c); the queue lives on
- * the gateway's loop (admission.c), served by the picker's tick.
+ * The decision is pure (picker.c, with the rest of the picking policy); the
+ * queue lives on the gateway's loop (admission.c). Calls go one way: the
+ * proxy asks (admission_admit, admission_tick on its timer) and gets a
+ * verdict back, which it carries out; admission never answers a client.
+ *
+ * A waiting request owns what it keeps (its objective's name, copied): a
+ * reload frees the configuration it was queued under while it waits.
  */
 #ifndef GATEWAY_ADMISSION_H
 #define GATEWAY_ADMISSION_H
@@ -28,7 +33,7 @@
 #define ADMISSION_MAX_QUEUED 10000     /* every queue of the gateway together */
 #define ADMISSION_RELEASE_PER_TICK 16  /* waiting requests let go per pool per tick */
 
-enum admission_verdict { ADMISSION_ADMIT = 0, ADMISSION_QUEUE, ADMISSION_SHED };
+enum admission_action { ADMISSION_ADMIT = 0, ADMISSION_QUEUE, ADMISSION_SHED };
 
 /* What to do with a request of priority when the pool is (or is not)
  * saturated and its objective's queue holds queued of queue_cap. */
@@ -39,15 +44,25 @@ double admission_rank(int priority, uint64_t waited_ms);
 struct gw;
 struct gw_call;
 
-/* Takes a routed request: ADMISSION_ADMIT (the caller sends it on), or the
- * request was answered 429 (ADMISSION_SHED) or queued (ADMISSION_QUEUE; it
- * continues through proxy_admission_done later). */
-int admission_admit(struct gw_call *c);
+/* What the proxy does with a request. */
+typedef struct admission_verdict {
+	int action;                    /* enum admission_action */
+	int status;                    /* ADMISSION_SHED: 400 (unknown objective) or 429 */
+	char headers[64];              /* ADMISSION_SHED 429: "Retry-After: N\r\n"; else "" */
+	char msg[384];                 /* ADMISSION_SHED: the OpenAI-style error's message */
+} admission_verdict;
+
+/* The verdict on a routed request, into v: ADMISSION_ADMIT (send it on),
+ * ADMISSION_SHED (answer v->status), or ADMISSION_QUEUE (it waits; a later
+ * admission_tick gives it back). */
+void admission_admit(struct gw_call *c, admission_verdict *v);
 /* The call ends while it may be queued (its client left): forget it. */
 void admission_forget(struct gw_call *c);
-/* Serves the queues: lets requests go on while their pool has capacity, sheds
- * those whose wait is over. Called by the picker's tick. */
-void admission_tick(struct gw *g, uint64_t now_ms);
+/* Serves the queues at now_ms: takes out, best rank first, up to cap calls
+ * whose wait is over: let go while their pool has capacity (ADMISSION_ADMIT)
+ * or shed at their queue_timeout (ADMISSION_SHED, 429), into calls[i] and
+ * verdicts[i]. Returns how many; the rest keep waiting. */
+size_t admission_tick(struct gw *g, uint64_t now_ms, struct gw_call **calls, admission_verdict *verdicts, size_t cap);
 /* Requests waiting now, in all queues (for /status and metrics). */
 size_t admission_queued(const struct gw *g);
 void admission_deinit(struct gw *g);

@@ -2,8 +2,9 @@
  * front.c — the front door: every request the HTTP server hands over lands
  * here and is dispatched on its path.
  *
- *   POST /v1/chat/completions, /v1/completions   JSON body read for "model" and
- *        "stream", routed to a pool, proxied byte for byte (proxy.c)
+ *   POST /v1/chat/completions, /v1/completions   the body read once into a
+ *        request description (request.h: model, stream, the prompt's head,
+ *        what a resume needs), routed to a pool, proxied byte for byte (proxy.c)
  *   GET  /v1/models    the models the pools serve (configured, or learned from
  *        the endpoints of pools that list none)
  *   GET  /metrics      the gateway's own metrics
@@ -15,6 +16,7 @@
  */
 #include "gateway/gateway.h"
 #include "gateway/picker.h"
+#include "gateway/request.h"
 #include "core/json.h"
 #include "core/oai_error.h"
 #include "core/openai_api.h"
@@ -59,42 +61,30 @@ static void completions(gw *g, httpd_req *r)
 	}
 	size_t len;
 	const char *body = httpd_body(r, &len);
-	json_error je;
-	json_doc *d = json_parse(body, len, 64, &je);
-	if (!d) {
-		char msg[256];
-		snprintf(msg, sizeof(msg), "Invalid JSON body at line %u column %u: %s", je.line, je.col, je.msg);
-		httpd_error(r, 400, msg, NULL);
+	gw_request *rq = &g->req;
+	char msg[256];
+	const char *path = httpd_path(r);
+	size_t pl = strlen(path), cl = strlen("/chat/completions");
+	int chat = pl >= cl && !strcmp(path + pl - cl, "/chat/completions");
+	int status = request_read(rq, body, len, chat, msg, sizeof(msg));
+	if (status) {
+		httpd_error(r, status, msg, NULL);
 		return;
 	}
-	const json_val *root = json_root(d);
-	if (!json_is(root, JSON_OBJECT)) {
-		json_doc_free(d);
-		httpd_error(r, 400, "The request body must be a JSON object.", NULL);
+	if (rq->model_state != REQUEST_MODEL_OK) {
+		httpd_error(r, 400, rq->model_state != REQUEST_MODEL_MISSING ? "The field `model` must be a non-empty string." : "The field `model` is required.", "model");
 		return;
 	}
-	const json_val *mv = json_get(root, "model");
-	const char *model = json_str(mv, NULL);
-	if (!model || !*model) {
-		json_doc_free(d);
-		httpd_error(r, 400, mv ? "The field `model` must be a non-empty string." : "The field `model` is required.", "model");
-		return;
-	}
-	const json_val *sv = json_get(root, "stream");
-	if (sv && !json_is(sv, JSON_TRUE) && !json_is(sv, JSON_FALSE) && !json_is(sv, JSON_NULL)) {
-		json_doc_free(d);
+	if (rq->stream_bad) {
 		httpd_error(r, 400, "The field `stream` must be a boolean.", "stream");
 		return;
 	}
-	int stream = json_is(sv, JSON_TRUE);
-	gw_pool *p = gw_route(g, httpd_path(r), model);
+	gw_pool *p = gw_route(g, path, rq->model);
 	if (!p) {
-		unknown_model(r, model);
-		json_doc_free(d);
+		unknown_model(r, rq->model);
 		return;
 	}
-	proxy_start(g, r, p, model, stream, root);
-	json_doc_free(d);
+	proxy_start(g, r, p, rq);
 }
 
 /* ------------------------------------------------------------ admin */

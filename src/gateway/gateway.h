@@ -7,7 +7,7 @@
  *   config.c      the configuration (config.h)
  *   pool.c        pools and endpoints built from a config; reload keeps what stays
  *   health.c      active checks and passive detection; endpoint state changes
- *   pick.c        which endpoint serves a request (pick.h)
+ *   picker.c      which endpoint serves a request (picker.h; glue picker_gw.c)
  *   proxy.c       one client request to an upstream and back, with retries
  *   front.c       the front door: routes, admin paths, the JSON body
  *   metrics.c     the gateway's own Prometheus metrics (docs/METRICS.md)
@@ -29,8 +29,7 @@
 #include "core/httpd.h"
 #include "core/prom.h"
 #include "gateway/config.h"
-
-struct json_val;
+#include "gateway/request.h"
 
 typedef struct gw gw;
 typedef struct gw_pool gw_pool;
@@ -40,15 +39,6 @@ typedef struct gw_call gw_call;
 /* Health as the active checks see it. UNKNOWN: not checked yet (serves). */
 enum gw_health { GW_HEALTH_UNKNOWN = 0, GW_HEALTH_UP, GW_HEALTH_DOWN };
 const char *gw_health_name(int state);
-
-/* What the picker of a later stage reads about an endpoint's load (scraped
- * from its /metrics). Zero until a scraper fills it. */
-typedef struct gw_endpoint_load {
-	double kv_usage;               /* 0..1 */
-	double waiting;                /* queued requests */
-	double running;                /* requests in the batch */
-	uint64_t scraped_at_ms;        /* 0 = never */
-} gw_endpoint_load;
 
 /* One model server. Owner: the pools that list it (refs). Grouped by concern,
  * as nginx's peer struct. */
@@ -84,12 +74,11 @@ struct gw_endpoint {
 	uint64_t ejected_until_ms;     /* 0 = not ejected */
 	uint64_t ejections_total;
 
-	/* load and traffic (proxy.c, pick.c) */
+	/* traffic (proxy.c, picker_gw.c) */
 	uint32_t in_flight;
 	gw_call *calls;                /* attempts in flight on it (gw_call.ep_next), for proxy_endpoint_down */
 	uint64_t picked_total;         /* tie-break: the least used wins */
 	uint64_t requests_total, failures_total;
-	gw_endpoint_load load;
 
 	/* models learned from its GET /v1/models (pools without a models list) */
 	int learn_models;
@@ -174,6 +163,7 @@ struct gw {
 	size_t n_all, cap_all;
 	gw_call *free_calls;
 	size_t n_free_calls;
+	uint64_t admission_timer;      /* proxy.c serves the admission queues while they hold a request */
 	size_t in_flight;
 	int draining;
 	uint64_t drain_deadline_ms;
@@ -188,6 +178,7 @@ struct gw {
 	uint64_t reloads_total, reload_failures_total;
 	struct gw_discovery *discovery; /* entries with resolve: (discovery_pools.c) */
 	struct picker_gw *pk;          /* the picker's metrics and tick (picker_gw.c) */
+	gw_request req;                /* the front door's request description, reused (one loop thread) */
 };
 
 /* ---- pool.c */
@@ -237,21 +228,13 @@ int health_available(const gw_endpoint *e, uint64_t now_ms, int ignore_ejection)
 int health_ejected(const gw_endpoint *e, uint64_t now_ms);
 
 /* ---- proxy.c */
-/* Takes over a routed request (pool ref taken here). body_root is the body
- * the front door parsed, read only during the call (the picker hashes the
- * prompt from it); NULL makes the picker parse the body itself. */
-void proxy_start(gw *g, httpd_req *r, gw_pool *pool, const char *model, int stream, const struct json_val *body_root);
+/* Takes over a routed request (pool ref taken here). rq is the front door's
+ * description of its body, read only during the call (the picker hashes the
+ * prompt's head, resume copies what it needs). */
+void proxy_start(gw *g, httpd_req *r, gw_pool *pool, const gw_request *rq);
 void proxy_free_calls(gw *g);
-/* The admission's verdict on a request it held (admission.h): status 0 sends
- * it on to the picker, else answers status (extra_headers: "Name: v\r\n" lines
- * or NULL) with an OpenAI-style error of msg. */
-void proxy_admission_done(gw_call *c, int status, const char *extra_headers, const char *msg);
-/* For resume.c, on a call whose head went out: another attempt (the current
- * endpoint let go, one not tried yet picked, resume_body sent); the error
- * event and [DONE] of a stream not resumed; the end of the client's stream. */
-void proxy_continue(gw_call *c);
-void proxy_stream_broken(gw_call *c, int err);
-void proxy_end_stream(gw_call *c);
+/* Stops serving the admission queues (at exit). */
+void proxy_free_admission(gw *g);
 /* e went hard down (its checks got no answer, or connect failures ejected
  * it): an attempt in flight on it would wait for a dead peer until a timeout.
  * Each one that has had no response byte is let go and retried elsewhere

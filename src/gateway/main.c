@@ -227,6 +227,7 @@ int main(int argc, char **argv)
 	g.cfg = cfg;
 	if (cfg_file) str_copy(g.cfg_path, cfg_file, sizeof(g.cfg_path));
 	buf_init(&g.scratch, 0);
+	request_init(&g.req);
 	g.loop = ev_new();
 	if (!g.loop || gw_metrics_init(&g) < 0 || picker_init(&g) < 0) {
 		fprintf(stderr, "infergate: out of memory\n");
@@ -282,8 +283,10 @@ int main(int argc, char **argv)
 	gw_pools_free(&g);
 	ev_run_once(g.loop, 0); /* deferred frees of connections */
 	access_log_close(&g);
+	proxy_free_admission(&g);
 	proxy_free_calls(&g);
 	picker_deinit(&g);
+	request_free(&g.req);
 	gw_metrics_free(&g);
 	gw_config_free(g.cfg);
 	buf_free(&g.scratch);

@@ -1,14 +1,178 @@
 /*
- * picker.c — the picker's pipeline (picker.h) over an array of views: the
- * filters in order, the region waterfall, the scorers, and the ordered list.
- * Pure: no gateway structs, no clock but p->now_ms, no allocation.
+ * picker.c — the picker's pipeline (picker.h) over an array of views, whole:
+ * the filters, the scorers, the region waterfall with its hysteresis and the
+ * admission policy, each a static function next to the table that names it,
+ * then the run that orders the candidates. Changing how endpoints are picked
+ * means changing this file (and its glue, picker_gw.c, for a new input).
+ *
+ * Pure: no gateway structs, no clock but p->now_ms, no allocation; unit-tested
+ * on arrays of views (tests/unit/test_picker.c).
  */
 #include "gateway/picker.h"
+#include "gateway/admission.h"
 #include "core/util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* ------------------------------------------------------------ filters
+ * A filter: 1 keeps v. Hard ones (hard = 1 in the tables below) may empty the
+ * set; a soft one that would drop every candidate drops none. */
+
+/* Never an endpoint this request already tried (hard). */
+static int filter_untried(const pk_view *v, const pk_params *p) { return !v->tried; }
+
+/* Never one the active checks say is down, or that left the configuration (hard). */
+static int filter_healthy(const pk_view *v, const pk_params *p) { return v->available; }
+
+/* Not one passive detection ejected (soft: a pool whose every endpoint is
+ * ejected still serves). */
+static int filter_not_ejected(const pk_view *v, const pk_params *p) { return !v->ejected; }
+
+/* Endpoints that serve the request's model: for pools that list their models
+ * every endpoint does; for the others, what the endpoint's GET /v1/models said
+ * (one not asked yet counts as serving). Soft. */
+static int filter_model(const pk_view *v, const pk_params *p) { return v->serves_model; }
+
+/* At or under the pool's max utilization (stale metrics count as full) and,
+ * when max_waiting is set, with at most that many requests queued. Soft: when
+ * every candidate is full, all stay (and the pool is saturated). */
+static int filter_utilization(const pk_view *v, const pk_params *p)
+{
+	const gw_picker_cfg *c = p->cfg;
+	if (v->stale || v->util > c->max_utilization) return 0;
+	if (c->max_waiting > 0 && v->waiting > c->max_waiting) return 0;
+	return 1;
+}
+
+/* ------------------------------------------------------------ scorers
+ * A scorer sets cand[i]->score[its slot] to 0..1 (higher is better) for the n
+ * candidates; the relative ones normalise over them. */
+
+/* KV-cache headroom: 1 - utilization. Absolute: an empty cache is worth the
+ * same whatever the others hold. */
+static void score_kv(pk_view *const cand[], size_t n, const pk_params *p)
+{
+	for (size_t i = 0; i < n; i++) {
+		double u = cand[i]->stale ? 1 : cand[i]->util;
+		cand[i]->score[PK_S_KV] = u < 0 ? 1 : u > 1 ? 0 : 1 - u;
+	}
+}
+
+/* Queue depth as last scraped: the shortest queue scores 1, the longest 0,
+ * all equal 1. */
+static void score_queue(pk_view *const cand[], size_t n, const pk_params *p)
+{
+	double lo = 0, hi = 0;
+	for (size_t i = 0; i < n; i++) {
+		double w = cand[i]->waiting;
+		if (i == 0 || w < lo) lo = w;
+		if (i == 0 || w > hi) hi = w;
+	}
+	for (size_t i = 0; i < n; i++)
+		cand[i]->score[PK_S_QUEUE] = hi > lo ? (hi - cand[i]->waiting) / (hi - lo) : 1;
+}
+
+static double inflight_per_weight(const pk_view *v) { return (double)v->in_flight / (double)(v->weight ? v->weight : 1); }
+
+/* The gateway's own requests in flight per unit of weight: the least busy
+ * scores 1, the busiest 0. It moves with every request, so a burst that
+ * arrives between two scrapes still spreads. */
+static void score_inflight(pk_view *const cand[], size_t n, const pk_params *p)
+{
+	double lo = 0, hi = 0;
+	for (size_t i = 0; i < n; i++) {
+		double l = inflight_per_weight(cand[i]);
+		if (i == 0 || l < lo) lo = l;
+		if (i == 0 || l > hi) hi = l;
+	}
+	for (size_t i = 0; i < n; i++)
+		cand[i]->score[PK_S_INFLIGHT] = hi > lo ? (hi - inflight_per_weight(cand[i])) / (hi - lo) : 1;
+}
+
+/* Prefix affinity: the share of the request's prompt blocks the endpoint
+ * probably holds (prefix_index.h). The load guard: an endpoint over
+ * prefix_guard utilization (stale counts as full), or with more than
+ * prefix_guard_in_flight requests above the least busy candidate, scores 0
+ * here, so affinity never piles traffic onto a full endpoint ("sticky until
+ * saturated"). */
+static void score_prefix(pk_view *const cand[], size_t n, const pk_params *p)
+{
+	const gw_picker_cfg *c = p->cfg;
+	double guard = c->prefix_guard < 0 ? c->max_utilization : c->prefix_guard;
+	uint32_t least = 0;
+	for (size_t i = 0; i < n; i++)
+		if (i == 0 || cand[i]->in_flight < least) least = cand[i]->in_flight;
+	for (size_t i = 0; i < n; i++) {
+		pk_view *v = cand[i];
+		v->guarded = 0;
+		if (!p->request_blocks) {
+			v->score[PK_S_PREFIX] = 0;
+			continue;
+		}
+		double s = (double)v->prefix_blocks / (double)p->request_blocks;
+		if (s > 1) s = 1;
+		if (s > 0 && (v->stale || v->util > guard ||
+			      (c->prefix_guard_in_flight && v->in_flight > least + c->prefix_guard_in_flight))) {
+			v->guarded = 1;
+			s = 0;
+		}
+		v->score[PK_S_PREFIX] = s;
+	}
+}
+
+/* ------------------------------------------------------------ regions
+ * The waterfall's hysteresis: a region with no endpoint under max_util is
+ * marked spilled; it is taken back only when an endpoint is under
+ * max_util - return_margin and it has been spilled for at least hold_ms (both,
+ * so neither a level hovering at the limit nor one good scrape brings traffic
+ * back). One flag and one timestamp per region, moved only here. Returns 1
+ * when the region has capacity now. */
+static int region_update(region_state *rs, int rank, double best_util, uint32_t available, double max_util,
+			 double return_margin, uint64_t hold_ms, uint64_t now_ms)
+{
+	if (rank < 0) return 0;
+	if (rank >= REGION_MAX) rank = REGION_MAX - 1;
+	region_entry *e = &rs->r[rank];
+	e->best_util = available ? best_util : 2;
+	e->available = available;
+	if (!e->spilled) {
+		if (!available || best_util > max_util) {
+			e->spilled = 1;
+			e->since_ms = now_ms;
+			e->spills_total++;
+		}
+	} else {
+		double back = max_util - return_margin;
+		if (available && best_util <= back && now_ms - e->since_ms >= hold_ms) {
+			e->spilled = 0;
+			e->since_ms = now_ms;
+			e->returns_total++;
+		}
+	}
+	return !e->spilled;
+}
+
+/* ------------------------------------------------------------ admission policy
+ * (admission.h): pure, no state, no clock. */
+
+int admission_decide(int priority, int saturated, uint32_t queued, uint32_t queue_cap)
+{
+	if (!saturated || priority >= 0) return ADMISSION_ADMIT;
+	if (queue_cap && queued < queue_cap) return ADMISSION_QUEUE;
+	return ADMISSION_SHED;
+}
+
+double admission_rank(int priority, uint64_t waited_ms)
+{
+	return (double)priority + (double)waited_ms / ADMISSION_AGING_MS;
+}
+
+/* ------------------------------------------------------------ the tables and the run */
+
+typedef int pk_filter_fn(const pk_view *v, const pk_params *p);
+typedef void pk_scorer_fn(pk_view *const cand[], size_t n, const pk_params *p);
 
 typedef struct pk_filter {
 	pk_filter_fn *fn;
@@ -137,7 +301,7 @@ void picker_run(pk_view *v, size_t n, const pk_params *p, region_state *rs, pk_r
 	}
 
 	/* Region capacity, from every endpoint (a request's tries aside), with
-	 * the hysteresis of region_select. */
+	 * the hysteresis of region_update. */
 	int present[REGION_MAX] = {0}, cap[REGION_MAX] = {0};
 	double best[REGION_MAX];
 	uint32_t avail[REGION_MAX] = {0};

@@ -7,8 +7,8 @@
  *   utilization → scored (KV headroom, queue, in flight, prefix affinity)
  *   → ordered.
  *
- * Each filter and scorer is its own file (filter_*.c, score_*.c) with the
- * signature below. A soft filter that would drop every remaining candidate
+ Every filter, scorer, the region hysteresis and the admission policy are
+ * static functions of picker.c, next to the tables that name them. A soft filter that would drop every remaining candidate
  * drops none (the Kubernetes inference extension's rule), so a pool whose
  * every endpoint is saturated still serves. The result is an ordered list,
  * best first: the candidates of the chosen region by score, then the other
@@ -16,9 +16,18 @@
  * Ties: the higher score, then fewer requests in flight per unit of weight,
  * then fewer picks so far per unit of weight, then configuration order.
  *
- * The pure part (picker.c and the filter/score files) knows nothing of the
- * gateway's structs and is unit-tested on arrays of views; picker_gw.c builds
- * the views from a gw_pool and keeps per-request and per-endpoint state.
+ * The pure part (picker.c) knows nothing of the gateway's structs and is
+ * unit-tested on arrays of views; picker_gw.c builds the views from a gw_pool
+ * and keeps per-request and per-endpoint state. A pick is a value the caller
+ * owns (nginx's get/free shape): picker_pick fills the caller's pick_result,
+ * picker_commit learns from that same value; nothing is cached between them.
+ *
+ * Regions: the gateway's own while it has capacity, else the next in
+ * waterfall order (nearest first), and back when capacity returns, with
+ * hysteresis so traffic does not flap. A region has capacity while one of its
+ * endpoints is available (healthy, serving the model, metrics fresh) and its
+ * utilization is at most max_utilization; once it has none it is spilled, and
+ * taken back only under max_utilization - return_margin after region_hold.
  */
 #ifndef GATEWAY_PICKER_H
 #define GATEWAY_PICKER_H
@@ -26,7 +35,22 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "gateway/config.h"
-#include "gateway/region_select.h"
+
+#define REGION_MAX 64                  /* region ranks tracked per pool */
+
+typedef struct region_entry {
+	int spilled;                   /* 1: traffic goes elsewhere */
+	uint64_t since_ms;             /* when spilled last changed */
+	uint64_t spills_total, returns_total;
+	double best_util;              /* lowest utilization of an available endpoint (last look), 2 = none */
+	uint32_t available;            /* endpoints available (last look) */
+} region_entry;
+
+/* The state of one pool's regions, indexed by region rank. Owner: the pool's
+ * picker state. Zeroed = nothing spilled. */
+typedef struct region_state {
+	region_entry r[REGION_MAX];
+} region_state;
 
 enum pk_filter_bit {
 	PK_F_UNTRIED = 1,
@@ -82,22 +106,6 @@ typedef struct pk_result {
 	unsigned relaxed;              /* soft filters that would have dropped every candidate */
 } pk_result;
 
-/* A filter: 1 keeps v. Soft unless listed as hard in picker.c. */
-typedef int pk_filter_fn(const pk_view *v, const pk_params *p);
-int filter_untried(const pk_view *v, const pk_params *p);
-int filter_healthy(const pk_view *v, const pk_params *p);
-int filter_not_ejected(const pk_view *v, const pk_params *p);
-int filter_model(const pk_view *v, const pk_params *p);
-int filter_utilization(const pk_view *v, const pk_params *p);
-
-/* A scorer: sets cand[i]->score[its slot] to 0..1 (higher is better) for the
- * n candidates (relative scorers normalise over them). */
-typedef void pk_scorer_fn(pk_view *const cand[], size_t n, const pk_params *p);
-void score_kv(pk_view *const cand[], size_t n, const pk_params *p);
-void score_queue(pk_view *const cand[], size_t n, const pk_params *p);
-void score_inflight(pk_view *const cand[], size_t n, const pk_params *p);
-void score_prefix(pk_view *const cand[], size_t n, const pk_params *p);
-
 /* Runs the pipeline over v[0..n) (n <= GW_MAX_ENDPOINTS) with the pool's
  * region state rs (updated: hysteresis), filling each view's outputs and out. */
 void picker_run(pk_view *v, size_t n, const pk_params *p, region_state *rs, pk_result *out);
@@ -111,19 +119,18 @@ struct gw;
 struct gw_pool;
 struct gw_endpoint;
 struct gw_call;
-struct pick_ctx;
 struct json_w;
-struct json_val;
+struct gw_request;
 
 /* What the picker keeps for one request. Owner: its gw_call (c->pk). */
 typedef struct picker_req picker_req;
 
 /* Reads what the picker needs from the client's request: the prefix chain
- * of the prompt (from body_root, the body the front door already parsed, or
- * parsed here when body_root is NULL), the objective, the explain opt-in.
- * body_root is only read during the call. Returns the state, or NULL when out
- * of memory (the request is then picked without affinity). */
-picker_req *picker_req_new(struct gw_call *c, const struct json_val *body_root);
+ * of the prompt (from rq's prompt head, the front door's one reading of the
+ * body; NULL: none), the objective, the explain opt-in. rq is only read
+ * during the call. Returns the state, or NULL when out of memory (the
+ * request is then picked without affinity). */
+picker_req *picker_req_new(struct gw_call *c, const struct gw_request *rq);
 void picker_req_free(picker_req *q);
 /* The objective's priority (0 without one) and name ("" without one). */
 int picker_req_priority(const picker_req *q);
@@ -131,10 +138,36 @@ const char *picker_req_objective(const picker_req *q);
 /* 400 when the request named an objective that does not exist (msg filled). */
 int picker_req_error(const picker_req *q, const char **msg);
 
-/* The index into pool->eps of the best endpoint not tried yet, or -1. */
-int picker_pick(const struct gw_pool *pool, const struct pick_ctx *ctx);
-/* The attempt went to pool->eps[i]: learn its prefix, count, remember why. */
-void picker_commit(const struct gw_pool *pool, int i, const struct pick_ctx *ctx);
+/* What the picker knows of the request. */
+typedef struct pick_ctx {
+	const uint64_t *tried;         /* bitmap over pool->eps indexes (NULL: none tried) */
+	const char *model;             /* NULL: any */
+	uint64_t now_ms;
+	struct picker_req *req;        /* the request's prefix chain etc.; may be NULL */
+} pick_ctx;
+
+static inline int pick_tried(const uint64_t *bits, int i) { return (int)((bits[i >> 6] >> (i & 63)) & 1); }
+static inline void pick_mark(uint64_t *bits, int i) { bits[i >> 6] |= 1ull << (i & 63); }
+
+/* One run of the pipeline over a pool. Owner: the caller (on its stack);
+ * valid while the pool it was made from is. */
+typedef struct pick_result {
+	pk_view views[GW_MAX_ENDPOINTS];
+	size_t n_views;
+	pk_result res;
+	uint64_t now_ms;
+	int best;                      /* index into pool->eps, -1 when nothing is left */
+} pick_result;
+
+/* Runs the pipeline for the request into out (the pool's region hysteresis
+ * moves). Returns out->best: the index into pool->eps of the best endpoint not
+ * tried yet, or -1. */
+int picker_pick(struct gw_pool *pool, const pick_ctx *ctx, pick_result *out);
+/* The attempt went to pool->eps[pr->best]: learn its prefix, count, remember why. */
+void picker_commit(struct gw_pool *pool, const pick_ctx *ctx, const pick_result *pr);
+/* 1 when an endpoint not tried yet may take the request (what picker_pick
+ * would find something among). No side effect: for retry and resume. */
+int picker_any_left(const struct gw_pool *pool, const pick_ctx *ctx);
 /* Appends "x-infergate-pick: ...\r\n" when the request asked for it. */
 void picker_explain_header(const struct gw_call *c, void *headers_buf);
 /* 1 when no region of the pool has capacity now. */
@@ -143,8 +176,7 @@ int picker_pool_saturated(struct gw_pool *pool, uint64_t now_ms);
 void picker_status_endpoint(struct json_w *w, const struct gw_endpoint *e, uint64_t now_ms);
 /* /status: the pool's region states. */
 void picker_status_pool(struct json_w *w, struct gw_pool *pool, uint64_t now_ms);
-/* Per-gateway state (metrics, the tick that refreshes the autoscaling gauges
- * and serves the admission queues). */
+/* Per-gateway state (metrics, the tick that refreshes the autoscaling gauges). */
 int picker_init(struct gw *g);
 void picker_deinit(struct gw *g);
 void picker_pool_free(struct gw_pool *pool);

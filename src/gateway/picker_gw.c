@@ -4,15 +4,14 @@
  * block chain, its objective, the explain opt-in), what each endpoint keeps
  * (its prefix index, its last filters and scores), the pool's region state,
  * the picker's metrics (the autoscaling signal among them) and the tick that
- * refreshes them and serves the admission queues.
+ * refreshes them.
  *
- * One gateway per process on one loop thread: the views of a run live in a
- * static array, and picker_commit reuses the run picker_pick just made.
+ * A run's views live in the caller's pick_result; picker_commit learns from
+ * the very run picker_pick made, handed back by the caller.
  */
 #include "gateway/picker.h"
 #include "gateway/admission.h"
 #include "gateway/gateway.h"
-#include "gateway/pick.h"
 #include "gateway/prefix_index.h"
 #include "gateway/scrape.h"
 #include "core/json.h"
@@ -74,59 +73,6 @@ static unsigned n_free_reqs;
 
 /* ------------------------------------------------------------ requests */
 
-static void feed_str(prefix_hasher *h, const json_val *v)
-{
-	if (json_is(v, JSON_STRING)) {
-		prefix_hasher_feed(h, v->u.str.s, v->u.str.len);
-	} else if (json_is(v, JSON_ARRAY)) {
-		/* Content parts (chat) or token ids / one-prompt batches (completions). */
-		for (size_t i = 0; i < json_count(v) && !prefix_hasher_full(h); i++) {
-			const json_val *x = json_at(v, i);
-			if (json_is(x, JSON_NUMBER)) {
-				char num[32];
-				int k = snprintf(num, sizeof(num), "%.17g ", json_num(x, 0));
-				prefix_hasher_feed(h, num, (size_t)k);
-			} else if (json_is(x, JSON_OBJECT)) {
-				feed_str(h, json_get(x, "text"));
-			} else {
-				feed_str(h, x);
-			}
-		}
-	}
-}
-
-/* The prompt as one text: chat messages in order ("role\x1fcontent\x1e"), or
- * the completion prompt, from the parsed body. */
-static uint32_t request_chain_root(const json_val *root, const char *model, const gw_picker_cfg *pc, uint64_t *out)
-{
-	prefix_hasher h;
-	prefix_hasher_init(&h, model, pc->prefix_block_chars, out, pc->prefix_max_blocks);
-	const json_val *msgs = json_get(root, "messages");
-	if (json_is(msgs, JSON_ARRAY)) {
-		for (size_t i = 0; i < json_count(msgs) && !prefix_hasher_full(&h); i++) {
-			const json_val *m = json_at(msgs, i);
-			const char *role = json_str(json_get(m, "role"), "");
-			prefix_hasher_feed(&h, role, strlen(role));
-			prefix_hasher_feed(&h, "\x1f", 1);
-			feed_str(&h, json_get(m, "content"));
-			prefix_hasher_feed(&h, "\x1e", 1);
-		}
-	} else {
-		feed_str(&h, json_get(root, "prompt"));
-	}
-	return h.n;
-}
-
-/* The same from the body's bytes (parsed here). */
-static uint32_t request_chain(const char *body, size_t len, const char *model, const gw_picker_cfg *pc, uint64_t *out)
-{
-	json_doc *d = json_parse(body, len, 64, NULL);
-	if (!d) return 0;
-	uint32_t n = request_chain_root(json_root(d), model, pc, out);
-	json_doc_free(d);
-	return n;
-}
-
 /* The default objective of the route this request took (the rule of gw_route). */
 static const char *route_objective(const gw *g, const char *path, const char *model)
 {
@@ -147,7 +93,7 @@ static int truthy(const char *s, size_t n)
 	return (n == 1 && (s[0] == '1' || s[0] == 'y' || s[0] == 'Y')) || str_ieq(s, n, "true") || str_ieq(s, n, "yes");
 }
 
-picker_req *picker_req_new(gw_call *c, const json_val *body_root)
+picker_req *picker_req_new(gw_call *c, const gw_request *rq)
 {
 	const gw_picker_cfg *pc = &c->pool->cfg.picker;
 	uint32_t max = pc->prefix_max_blocks > PREFIX_MAX_BLOCKS ? PREFIX_MAX_BLOCKS : pc->prefix_max_blocks;
@@ -164,8 +110,15 @@ picker_req *picker_req_new(gw_call *c, const json_val *body_root)
 	memset(q, 0, offsetof(picker_req, why)); /* chain is written before it is read (n blocks) */
 	q->why[0] = 0;
 	q->cap = cap;
-	if (max && body_root) q->n = request_chain_root(body_root, c->model, pc, q->chain);
-	else if (max && c->body_len) q->n = request_chain(c->body, c->body_len, c->model, pc, q->chain);
+	if (max && rq) {
+		/* The chain of the prompt's head, as the front door gathered it. */
+		size_t hl;
+		const char *head = request_prompt_head(rq, &hl);
+		prefix_hasher h;
+		prefix_hasher_init(&h, c->model, pc->prefix_block_chars, q->chain, max);
+		prefix_hasher_feed(&h, head, hl);
+		q->n = h.n;
+	}
 	const gw_config *cfg = c->g->cfg;
 	size_t hl = 0;
 	const char *h = c->r ? httpd_header(c->r, "x-infergate-objective", &hl) : NULL;
@@ -227,13 +180,6 @@ int picker_req_error(const picker_req *q, const char **msg)
 
 /* ------------------------------------------------------------ runs */
 
-static pk_view run_views[GW_MAX_ENDPOINTS];
-static pk_result run_res;
-static const gw_pool *run_pool;
-static const picker_req *run_req;
-static uint64_t run_now_ms;
-static const uint64_t *run_tried;
-
 static picker_pool *pool_state(gw_pool *p)
 {
 	if (!p->pk) p->pk = calloc(1, sizeof(picker_pool));
@@ -257,23 +203,23 @@ static int serves(const gw_endpoint *e, const char *model)
 	return 0;
 }
 
-/* One run of the pipeline over pool for the request (q may be NULL). */
-static void run(const gw_pool *cpool, const uint64_t *tried, const char *model, const picker_req *q, uint64_t now)
+int picker_pick(gw_pool *pool, const pick_ctx *ctx, pick_result *out)
 {
-	gw_pool *pool = (gw_pool *)cpool; /* its picker state is mutable; the pool itself is not touched */
+	const picker_req *q = ctx->req;
+	uint64_t now = ctx->now_ms;
 	size_t n = pool->n_eps < GW_MAX_ENDPOINTS ? pool->n_eps : GW_MAX_ENDPOINTS;
 	for (size_t i = 0; i < n; i++) {
 		gw_endpoint *e = pool->eps[i];
-		pk_view *v = &run_views[i];
+		pk_view *v = &out->views[i];
 		memset(v, 0, sizeof(*v));
 		v->index = (int)i;
 		v->label = e->label;
 		v->region = e->region;
 		v->region_rank = e->region_rank;
-		v->tried = tried ? pick_tried(tried, (int)i) : 0;
+		v->tried = ctx->tried ? pick_tried(ctx->tried, (int)i) : 0;
 		v->available = !e->removed && e->state != GW_HEALTH_DOWN;
 		v->ejected = health_ejected(e, now);
-		v->serves_model = serves(e, model);
+		v->serves_model = serves(e, ctx->model);
 		v->util = scrape_util(e, now, &v->stale);
 		const scrape_values *sv = scrape_last(e);
 		if (sv) {
@@ -285,20 +231,28 @@ static void run(const gw_pool *cpool, const uint64_t *tried, const char *model, 
 		v->picked_total = e->picked_total;
 		if (q && q->n && e->pk && e->pk->index) v->prefix_blocks = prefix_index_match(e->pk->index, q->chain, q->n);
 	}
+	out->n_views = n;
+	out->now_ms = now;
 	picker_pool *pp = pool_state(pool);
-	static region_state scratch; /* out of memory: no hysteresis, still a pick */
+	region_state scratch; /* out of memory: no hysteresis, still a pick */
+	if (!pp) memset(&scratch, 0, sizeof(scratch));
 	pk_params p = { &pool->cfg.picker, q ? q->n : 0, now };
-	picker_run(run_views, n, &p, pp ? &pp->regions : &scratch, &run_res);
-	run_pool = pool;
-	run_req = q;
-	run_now_ms = now;
-	run_tried = tried;
+	picker_run(out->views, n, &p, pp ? &pp->regions : &scratch, &out->res);
+	out->best = out->res.n_order ? out->views[out->res.order[0]].index : -1;
+	return out->best;
 }
 
-int picker_pick(const gw_pool *pool, const pick_ctx *ctx)
+int picker_any_left(const gw_pool *pool, const pick_ctx *ctx)
 {
-	run(pool, ctx->tried, ctx->model, ctx->req, ctx->now_ms);
-	return run_res.n_order ? run_views[run_res.order[0]].index : -1;
+	/* The pipeline's hard filters, alone: what it would order is exactly the
+	 * untried endpoints that are not down (the soft ones never empty a set). */
+	size_t n = pool->n_eps < GW_MAX_ENDPOINTS ? pool->n_eps : GW_MAX_ENDPOINTS;
+	for (size_t i = 0; i < n; i++) {
+		const gw_endpoint *e = pool->eps[i];
+		if (ctx->tried && pick_tried(ctx->tried, (int)i)) continue;
+		if (!e->removed && e->state != GW_HEALTH_DOWN) return 1;
+	}
+	return 0;
 }
 
 static const char *decision(const pk_result *r)
@@ -306,30 +260,28 @@ static const char *decision(const pk_result *r)
 	return r->saturated ? "saturated" : r->region_rank > 0 ? "spill" : "local";
 }
 
-void picker_commit(const gw_pool *cpool, int i, const pick_ctx *ctx)
+void picker_commit(gw_pool *pool, const pick_ctx *ctx, const pick_result *pr)
 {
-	gw_pool *pool = (gw_pool *)cpool;
-	if (i < 0 || (size_t)i >= pool->n_eps) return;
-	if (run_pool != pool || run_req != ctx->req || run_now_ms != ctx->now_ms || run_tried != ctx->tried)
-		run(pool, ctx->tried, ctx->model, ctx->req, ctx->now_ms);
+	int i = pr->best;
+	if (i < 0 || (size_t)i >= pool->n_eps || (size_t)i >= pr->n_views) return;
+	const pk_result *res = &pr->res;
 	picker_req *q = ctx->req;
 	gw_endpoint *e = pool->eps[i];
 	/* What every endpoint looked like in this run, for /status. */
-	size_t n = pool->n_eps < GW_MAX_ENDPOINTS ? pool->n_eps : GW_MAX_ENDPOINTS;
-	for (size_t k = 0; k < n; k++) {
+	for (size_t k = 0; k < pr->n_views; k++) {
 		picker_ep *s = ep_state(pool->eps[k]);
 		if (!s) continue;
-		const pk_view *v = &run_views[k];
+		const pk_view *v = &pr->views[k];
 		s->passed = v->passed;
 		memcpy(s->score, v->score, sizeof(s->score));
 		s->total = v->total;
 		s->guarded = v->guarded;
 		s->prefix_blocks = v->prefix_blocks;
-		s->run_ms = ctx->now_ms;
+		s->run_ms = pr->now_ms;
 		s->rank = -1;
 	}
-	for (size_t k = 0; k < run_res.n_order; k++) {
-		picker_ep *s = pool->eps[run_views[run_res.order[k]].index]->pk;
+	for (size_t k = 0; k < res->n_order; k++) {
+		picker_ep *s = pool->eps[pr->views[res->order[k]].index]->pk;
 		if (s) s->rank = (int)k;
 	}
 	/* Learn: this endpoint now (probably) holds the request's prefix. */
@@ -345,25 +297,25 @@ void picker_commit(const gw_pool *cpool, int i, const pick_ctx *ctx)
 	}
 	picker_gw *pg = e->g->pk;
 	if (pg) {
-		const char *lv[] = {pool->cfg.name, e->region, decision(&run_res)};
+		const char *lv[] = {pool->cfg.name, e->region, decision(res)};
 		prom_inc(prom_series_get(pg->picks, lv));
 		if (q && q->n) {
 			const char *lr[] = {pool->cfg.name, "requested"}, *lm[] = {pool->cfg.name, "matched"};
 			prom_add(prom_series_get(pg->prefix_blocks, lr), q->n);
-			prom_add(prom_series_get(pg->prefix_blocks, lm), run_views[i].prefix_blocks);
+			prom_add(prom_series_get(pg->prefix_blocks, lm), pr->views[i].prefix_blocks);
 		}
 	}
 	if (q && q->explain) {
-		const pk_view *v = &run_views[i];
+		const pk_view *v = &pr->views[i];
 		char filters[128], relaxed[128];
 		picker_filter_names(v->passed, filters, sizeof(filters));
-		picker_filter_names(run_res.relaxed, relaxed, sizeof(relaxed));
+		picker_filter_names(res->relaxed, relaxed, sizeof(relaxed));
 		snprintf(q->why, sizeof(q->why),
 			 "endpoint=%s; region=%s; decision=%s; util=%.3f%s; score=%.3f (kv=%.3f queue=%.3f in_flight=%.3f "
 			 "prefix=%.3f%s); prefix_blocks=%u/%u; candidates=%zu; filters=%s; relaxed=%s",
-			 e->label, e->region, decision(&run_res), v->util, v->stale ? " stale" : "", v->total,
+			 e->label, e->region, decision(res), v->util, v->stale ? " stale" : "", v->total,
 			 v->score[PK_S_KV], v->score[PK_S_QUEUE], v->score[PK_S_INFLIGHT], v->score[PK_S_PREFIX],
-			 v->guarded ? " guarded" : "", v->prefix_blocks, q->n, run_res.n_order, filters,
+			 v->guarded ? " guarded" : "", v->prefix_blocks, q->n, res->n_order, filters,
 			 relaxed[0] ? relaxed : "none");
 	}
 }
@@ -376,8 +328,13 @@ void picker_explain_header(const gw_call *c, void *headers_buf)
 
 int picker_pool_saturated(gw_pool *pool, uint64_t now_ms)
 {
-	run(pool, NULL, NULL, NULL, now_ms);
-	return run_res.saturated;
+	pick_result *pr = malloc(sizeof(*pr)); /* 40 KiB: not on the stack of every caller */
+	if (!pr) return 0;
+	pick_ctx ctx = { NULL, NULL, now_ms, NULL };
+	picker_pick(pool, &ctx, pr);
+	int sat = pr->res.saturated;
+	free(pr);
+	return sat;
 }
 
 /* ------------------------------------------------------------ status */
@@ -531,7 +488,6 @@ static int64_t tick(ev_loop *loop, uint64_t id, void *arg)
 {
 	picker_gw *pg = arg;
 	uint64_t now = ev_now_ms(loop);
-	admission_tick(pg->g, now);
 	if (now - pg->gauges_ms >= PICKER_GAUGES_MS) {
 		pg->gauges_ms = now;
 		update_gauges(pg, now);
@@ -601,7 +557,6 @@ void picker_deinit(gw *g)
 
 void picker_pool_free(gw_pool *pool)
 {
-	if (run_pool == pool) run_pool = NULL;
 	free(pool->pk);
 	pool->pk = NULL;
 }

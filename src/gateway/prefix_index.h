@@ -14,7 +14,7 @@
  * prompts pushed it out. Its capacity should be about the server's cache
  * (one 64-character block is about one 16-token KV block).
  *
- * Not here: what the prompt is (score_prefix.c reads the request), scoring.
+ * Not here: what the prompt is (request.c gathers it), scoring (picker.c).
  * Pure data structures; no I/O, no clock.
  */
 #ifndef GATEWAY_PREFIX_INDEX_H

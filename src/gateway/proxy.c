@@ -3,7 +3,7 @@
  * back as the upstream produces it.
  *
  * A gw_call lives from routing to the end of the client's response. Each
- * attempt picks an endpoint not tried yet (pick.c, a `tried` bitmap as
+ * attempt picks an endpoint not tried yet (picker.h, a `tried` bitmap as
  * nginx's), sends the client's body byte for byte on a keep-alive connection
  * (core/http_client), and relays the answer:
  *   - the head when it arrives (hop-by-hop headers dropped, x-infergate-endpoint
@@ -26,7 +26,6 @@
  */
 #include "gateway/gateway.h"
 #include "gateway/admission.h"
-#include "gateway/pick.h"
 #include "gateway/picker.h"
 #include "gateway/resume.h"
 #include "core/json.h"
@@ -45,8 +44,15 @@
 #define PROXY_HIGH_WATERMARK_BYTES (256 * 1024)
 #define PROXY_FREE_CALLS_KEPT 1024
 
+/* The admission queues are served this often while they hold a request, this
+ * many verdicts at a time. */
+#define PROXY_ADMISSION_TICK_MS 50
+#define PROXY_ADMISSION_BATCH 256
+
 static void attempt(gw_call *c);
 static void call_end(gw_call *c);
+static void resume_carry_out(gw_call *c, int err);
+static void admission_carry_out(gw_call *c, const admission_verdict *v);
 
 /* ------------------------------------------------------------ calls */
 
@@ -271,7 +277,7 @@ static int can_retry(gw_call *c)
 	uint64_t now = ev_now_ms(c->g->loop);
 	if (c->tries >= p->cfg.backend.tries || now >= c->deadline_ms || !c->r) return 0;
 	pick_ctx ctx = { c->tried, c->model, now, c->pk };
-	if (pick_endpoint(p, &ctx) < 0) return 0;
+	if (!picker_any_left(p, &ctx)) return 0;
 	if (!c->in_retry) {
 		double budget = p->cfg.backend.retry_budget_min + p->cfg.backend.retry_budget_ratio * p->active_requests;
 		if ((double)p->active_retries + 1 > budget) {
@@ -385,7 +391,13 @@ static void on_up_body(hc_req *up, const char *data, size_t len, void *arg)
 	gw_call *c = arg;
 	if (c->discard || !c->r) return;
 	int rc = c->rs && c->sse ? resume_feed(c, data, len) : httpd_stream_write(c->r, data, len) < 0 ? RESUME_CLIENT_GONE : -1;
-	if (rc == RESUME_TAKEN) return; /* the call moved on or ended */
+	if (rc == RESUME_ERROR_EVENT || rc == RESUME_TOO_LARGE) {
+		hc_cancel(up);
+		c->up = NULL;
+		if (rc == RESUME_ERROR_EVENT && c->ep) health_passive_failure(c->ep, "error event");
+		resume_carry_out(c, rc == RESUME_ERROR_EVENT ? HC_ERR_ABORTED : HC_ERR_TOO_LARGE);
+		return; /* the call moved on or ended */
+	}
 	if (rc == RESUME_CLIENT_GONE) {
 		hc_cancel(up);
 		c->up = NULL;
@@ -407,7 +419,7 @@ static void on_up_body(hc_req *up, const char *data, size_t len, void *arg)
 /* The upstream's stream broke after the client got the head: nothing is
  * replayed. SSE ends with an error event and [DONE], as vLLM ends a failed
  * stream; anything else is cut short so the client sees it incomplete. */
-void proxy_stream_broken(gw_call *c, int err)
+static void stream_broken(gw_call *c, int err)
 {
 	c->broken = 1;
 	if (c->sse && httpd_minor_version(c->r) >= 1) {
@@ -458,7 +470,7 @@ static void on_up_done(hc_req *up, int err, void *arg)
 		if (c->last_up_status < 500) health_passive_success(e);
 		if (c->rs && c->sse && !resume_complete(c)) { /* ended before [DONE] */
 			log_ratelimited(LOG_WARN, "pool %s: stream from %s ended before [DONE]", c->pool->cfg.name, e->label);
-			resume_broken(c, HC_ERR_EOF);
+			resume_carry_out(c, HC_ERR_EOF);
 			return;
 		}
 		client_finished(c, httpd_stream_end(c->r));
@@ -469,8 +481,8 @@ static void on_up_done(hc_req *up, int err, void *arg)
 	if (c->started) {
 		log_ratelimited(LOG_WARN, "pool %s: stream from %s broke after %llu bytes: %s", c->pool->cfg.name,
 				e->label, (unsigned long long)c->bytes_out, hc_err_name(err));
-		if (c->rs && c->sse) resume_broken(c, err);
-		else proxy_stream_broken(c, err);
+		if (c->rs && c->sse) resume_carry_out(c, err);
+		else stream_broken(c, err);
 		return;
 	}
 	int retryable = err == HC_ERR_CONNECT_REFUSED || err == HC_ERR_CONNECT || err == HC_ERR_CONNECT_TIMEOUT ||
@@ -497,7 +509,10 @@ static void attempt(gw_call *c)
 		return;
 	}
 	pick_ctx ctx = { c->tried, c->model, now, c->pk };
-	int i = pick_endpoint(p, &ctx);
+	pick_result *pr = malloc(sizeof(*pr)); /* 40 KiB, for this function only */
+	int i = pr ? picker_pick(p, &ctx, pr) : -1;
+	if (pr && i >= 0) picker_commit(p, &ctx, pr);
+	free(pr);
 	if (i < 0) {
 		if (c->tries == 0)
 			answer_error(c, 503, "No healthy endpoint in pool %s for model `%s`.", p->cfg.name, c->model);
@@ -505,7 +520,6 @@ static void attempt(gw_call *c)
 			answer_error(c, 502, "Every endpoint tried for model `%s` failed (%u tries).", c->model, c->tries);
 		return;
 	}
-	picker_commit(p, i, &ctx);
 	pick_mark(c->tried, i);
 	gw_endpoint *e = p->eps[i];
 	take_endpoint(c, e);
@@ -521,7 +535,7 @@ static void attempt(gw_call *c)
 			   body_len, &cb, c, &to);
 	if (!c->up) {
 		if (c->started) {
-			proxy_stream_broken(c, HC_ERR_NOMEM);
+			stream_broken(c, HC_ERR_NOMEM);
 			return;
 		}
 		release_endpoint(c);
@@ -529,15 +543,22 @@ static void attempt(gw_call *c)
 	}
 }
 
-void proxy_continue(gw_call *c)
+/* A resumable stream broke after its head went out: resume.c decides, this
+ * carries it out. */
+static void resume_carry_out(gw_call *c, int err)
 {
-	release_endpoint(c);
-	attempt(c);
-}
-
-void proxy_end_stream(gw_call *c)
-{
-	client_finished(c, httpd_stream_end(c->r));
+	switch (resume_broken(c, &err)) {
+	case RESUME_CONTINUE:
+		release_endpoint(c);
+		attempt(c);
+		return;
+	case RESUME_END:
+		if (resume_flush(c) < 0) return; /* on_close follows and ends the call */
+		client_finished(c, httpd_stream_end(c->r));
+		return;
+	default:
+		stream_broken(c, err);
+	}
 }
 
 /* 1 when a stream that broke now could continue elsewhere: time is left and an
@@ -547,7 +568,7 @@ static int can_resume(gw_call *c)
 	uint64_t now = ev_now_ms(c->g->loop);
 	if (now >= c->deadline_ms) return 0;
 	pick_ctx ctx = { c->tried, c->model, now, c->pk };
-	return pick_endpoint(c->pool, &ctx) >= 0;
+	return picker_any_left(c->pool, &ctx);
 }
 
 size_t proxy_endpoint_down(gw_endpoint *e, const char *why)
@@ -573,7 +594,7 @@ size_t proxy_endpoint_down(gw_endpoint *e, const char *why)
 		c->last_err = HC_ERR_ABORTED;
 		if (resume) {
 			resumed++;
-			resume_broken(c, HC_ERR_ABORTED);
+			resume_carry_out(c, HC_ERR_ABORTED);
 		} else {
 			retried++;
 			retry(c, "endpoint_down");
@@ -602,7 +623,7 @@ static void on_client_close(httpd_req *r, void *arg)
 	call_end(c);
 }
 
-void proxy_start(gw *g, httpd_req *r, gw_pool *pool, const char *model, int stream, const json_val *body_root)
+void proxy_start(gw *g, httpd_req *r, gw_pool *pool, const gw_request *rq)
 {
 	gw_call *c = call_new(g);
 	if (!c) {
@@ -615,10 +636,10 @@ void proxy_start(gw *g, httpd_req *r, gw_pool *pool, const char *model, int stre
 	pool->active_requests++;
 	g->in_flight++;
 	c->body = httpd_body(r, &c->body_len);
-	str_copy(c->model, model, sizeof(c->model));
+	str_copy(c->model, rq->model, sizeof(c->model));
 	str_copy(c->path, httpd_path(r), sizeof(c->path));
 	str_copy(c->client, httpd_peer(r), sizeof(c->client));
-	c->stream = stream;
+	c->stream = rq->stream;
 	c->start_ms = ev_now_ms(g->loop);
 	c->start_wall_s = time_wall_s();
 	c->deadline_ms = c->start_ms + pool->cfg.backend.request_timeout_ms;
@@ -627,20 +648,53 @@ void proxy_start(gw *g, httpd_req *r, gw_pool *pool, const char *model, int stre
 		answer_error(c, 431, "Request header fields too large to forward.");
 		return;
 	}
-	c->pk = picker_req_new(c, body_root);
-	c->rs = resume_new(c);
-	if (admission_admit(c) == ADMISSION_ADMIT) attempt(c);
+	c->pk = picker_req_new(c, rq);
+	c->rs = resume_new(c, rq);
+	admission_verdict v;
+	admission_admit(c, &v);
+	admission_carry_out(c, &v);
 }
 
-void proxy_admission_done(gw_call *c, int status, const char *extra_headers, const char *msg)
+/* Serves the admission queues while they hold a request: the verdicts on
+ * those whose wait is over, carried out here. */
+static int64_t admission_timer_cb(ev_loop *loop, uint64_t id, void *arg)
 {
-	if (!status) {
+	gw *g = arg;
+	gw_call *calls[PROXY_ADMISSION_BATCH];
+	admission_verdict *v = malloc(PROXY_ADMISSION_BATCH * sizeof(*v));
+	if (!v) return PROXY_ADMISSION_TICK_MS;
+	/* Taken out of the queue first: carrying one out may end it (and others
+	 * of the batch are not touched by that). */
+	size_t n = admission_tick(g, ev_now_ms(loop), calls, v, PROXY_ADMISSION_BATCH);
+	for (size_t i = 0; i < n; i++) admission_carry_out(calls[i], &v[i]);
+	free(v);
+	if (admission_queued(g)) return PROXY_ADMISSION_TICK_MS;
+	g->admission_timer = 0;
+	return -1;
+}
+
+static void admission_carry_out(gw_call *c, const admission_verdict *v)
+{
+	gw *g = c->g;
+	switch (v->action) {
+	case ADMISSION_ADMIT:
 		attempt(c);
 		return;
+	case ADMISSION_QUEUE:
+		if (!g->admission_timer) g->admission_timer = ev_timer_add(g->loop, PROXY_ADMISSION_TICK_MS, admission_timer_cb, g);
+		return;
+	default:
+		c->status = v->status;
+		buf *b = &c->resp_headers; /* unused before an upstream answers */
+		buf_reset(b);
+		oai_error_write(b, v->status, v->msg, NULL);
+		client_finished(c, httpd_respond(c->r, v->status, "application/json", v->headers[0] ? v->headers : NULL,
+						 buf_rptr(b), buf_rlen(b)));
 	}
-	c->status = status;
-	buf *b = &c->resp_headers; /* unused before an upstream answers */
-	buf_reset(b);
-	oai_error_write(b, status, msg ? msg : "", NULL);
-	client_finished(c, httpd_respond(c->r, status, "application/json", extra_headers, buf_rptr(b), buf_rlen(b)));
+}
+
+void proxy_free_admission(gw *g)
+{
+	if (g->admission_timer) ev_timer_del(g->loop, g->admission_timer);
+	g->admission_timer = 0;
 }

@@ -5,10 +5,11 @@
  * counting (infergate_resumes_total, the access log's `resumes`).
  *
  * Not here: the rules of what a continuation is and how its events are
- * rewritten (sse_splice.c), picking and sending (pick.c, proxy.c).
+ * rewritten (sse_splice.c), picking and sending (picker.c, proxy.c).
  */
 #include "gateway/resume.h"
-#include "gateway/pick.h"
+#include "gateway/picker.h"
+#include "core/http_client.h"
 #include "gateway/sse_splice.h"
 #include "core/log.h"
 #include "core/sse.h"
@@ -48,14 +49,13 @@ static int path_is(const char *path, const char *suffix)
 	return n >= k && !strcmp(path + n - k, suffix);
 }
 
-resume_state *resume_new(gw_call *c)
+resume_state *resume_new(gw_call *c, const gw_request *req)
 {
 	const gw_pool_cfg *pc = &c->pool->cfg;
 	if (!c->stream || !pc->resume || !pc->backend.max_resumes) return NULL;
 	int chat = path_is(c->path, "/chat/completions");
 	if (!chat && !path_is(c->path, "/completions")) return NULL;
-	splice_req rq;
-	if (splice_req_read(c->body, c->body_len, chat, &rq) < 0) return NULL;
+	splice_req rq = req->resume;
 	if (!rq.resumable) {
 		log_debug("pool %s: stream not resumable: %s", pc->name, rq.why);
 		return NULL;
@@ -99,7 +99,7 @@ int resume_on_head(gw_call *c, int status, const http_header *h, size_t n)
 }
 
 /* Sends rs->out to the client. Returns 0, or -1 when the client is gone. */
-static int flush_out(gw_call *c)
+int resume_flush(gw_call *c)
 {
 	resume_state *rs = c->rs;
 	size_t n = buf_rlen(&rs->out);
@@ -112,80 +112,58 @@ static int flush_out(gw_call *c)
 	return 0;
 }
 
-/* Ends the client's stream with what rs->out holds (its end included). */
-static void end_stream(gw_call *c)
-{
-	if (flush_out(c) < 0) return;   /* on_close follows and ends the call */
-	proxy_end_stream(c);
-}
-
-/* The stream is not resumed: the upstream's own error event when it sent one,
- * else the proxy's; then [DONE]. */
-static void give_up(gw_call *c, int err, const char *outcome, const char *why)
+/* The stream is not resumed: the upstream's own error event when it sent one
+ * (into rs->out, then [DONE]: RESUME_END), else the proxy's (RESUME_BROKEN). */
+static int give_up(gw_call *c, int err, const char *outcome, const char *why)
 {
 	resume_state *rs = c->rs;
 	gw_metrics_resume(c->g, c, outcome);
 	log_ratelimited(LOG_WARN, "pool %s: stream from %s not resumed (%s: %s) after %llu tokens, %u resumes",
 			c->pool->cfg.name, c->ep ? c->ep->label : "?", outcome, why,
 			(unsigned long long)rs->sp.tokens, c->resumes);
-	if (!buf_rlen(&rs->sp.error_event)) {
-		proxy_stream_broken(c, err);
-		return;
-	}
+	if (!buf_rlen(&rs->sp.error_event)) return RESUME_BROKEN;
 	buf_reset(&rs->out);
 	if (sse_write_data(&rs->out, buf_rptr(&rs->sp.error_event), buf_rlen(&rs->sp.error_event)) < 0 ||
-	    sse_write_done(&rs->out) < 0) {
-		proxy_stream_broken(c, err);
-		return;
-	}
-	end_stream(c);
+	    sse_write_done(&rs->out) < 0)
+		return RESUME_BROKEN;
+	return RESUME_END;
 }
 
-void resume_broken(gw_call *c, int err)
+int resume_broken(gw_call *c, int *errp)
 {
+	int err = *errp;
 	resume_state *rs = c->rs;
 	splice *sp = &rs->sp;
 	gw_pool *p = c->pool;
 	uint64_t now = ev_now_ms(c->g->loop);
 	const char *why = buf_rlen(&sp->error_event) ? "error_event" : hc_err_name(err);
 	buf_reset(&rs->out);
-	if (sp->done) {            /* the end was already relayed */
-		proxy_end_stream(c);
-		return;
-	}
+	if (sp->done) return RESUME_END;   /* the end was already relayed */
 	if (sp->finished) {        /* the generation was complete: only its tail was lost */
 		gw_metrics_resume(c->g, c, "finished");
-		if (splice_end(sp, 0, &rs->out) < 0) { proxy_stream_broken(c, err); return; }
-		end_stream(c);
-		return;
+		return splice_end(sp, 0, &rs->out) < 0 ? RESUME_BROKEN : RESUME_END;
 	}
 	if (sp->unresumable || sp->text_over) {
-		give_up(c, err, "not_resumable", sp->unresumable ? sp->unresumable : "text over 1 MiB");
-		return;
+		return give_up(c, err, "not_resumable", sp->unresumable ? sp->unresumable : "text over 1 MiB");
 	}
 	if (c->resumes >= p->cfg.backend.max_resumes) {
-		give_up(c, err, "exhausted", why);
-		return;
+		return give_up(c, err, "exhausted", why);
 	}
 	if (now >= c->deadline_ms || !c->r) {
-		give_up(c, HC_ERR_TOTAL_TIMEOUT, "deadline", why);
-		return;
+		*errp = HC_ERR_TOTAL_TIMEOUT;
+		return give_up(c, HC_ERR_TOTAL_TIMEOUT, "deadline", why);
 	}
 	pick_ctx ctx = { c->tried, c->model, now, c->pk };
-	if (pick_endpoint(p, &ctx) < 0) {
-		give_up(c, err, "no_endpoint", why);
-		return;
+	if (!picker_any_left(p, &ctx)) {
+		return give_up(c, err, "no_endpoint", why);
 	}
 	int r = splice_continuation(sp, &rs->rq, c->body, c->body_len, &rs->body);
 	if (r == 1) {              /* the budget was spent: the stream ends as the original would */
 		gw_metrics_resume(c->g, c, "finished");
-		if (splice_end(sp, 1, &rs->out) < 0) { proxy_stream_broken(c, err); return; }
-		end_stream(c);
-		return;
+		return splice_end(sp, 1, &rs->out) < 0 ? RESUME_BROKEN : RESUME_END;
 	}
 	if (r < 0) {
-		give_up(c, err, "not_resumable", "the continuation could not be written");
-		return;
+		return give_up(c, err, "not_resumable", "the continuation could not be written");
 	}
 	c->resumes++;
 	gw_metrics_resume(c->g, c, "resumed");
@@ -196,7 +174,7 @@ void resume_broken(gw_call *c, int err)
 	sse_parser_init(&rs->parser, RESUME_EVENT_MAX_BYTES, on_event, rs);
 	rs->seen = 0;
 	splice_next_attempt(sp);
-	proxy_continue(c);
+	return RESUME_CONTINUE;
 }
 
 int resume_feed(gw_call *c, const char *data, size_t len)
@@ -205,24 +183,15 @@ int resume_feed(gw_call *c, const char *data, size_t len)
 	buf_reset(&rs->out);
 	rs->seen = 0;
 	int rc = sse_feed(&rs->parser, data, len);
-	if (flush_out(c) < 0) return RESUME_CLIENT_GONE;
+	if (resume_flush(c) < 0) return RESUME_CLIENT_GONE;
 	if (rs->seen == SPLICE_DONE && rs->sp.attempt && !rs->completed_counted) {
 		rs->completed_counted = 1;
 		gw_metrics_resume(c->g, c, "completed");
 	}
-	if (rs->seen == SPLICE_ERROR) {   /* the server gave up on this request */
-		hc_cancel(c->up);
-		c->up = NULL;
-		if (c->ep) health_passive_failure(c->ep, "error event");
-		resume_broken(c, HC_ERR_ABORTED);
-		return RESUME_TAKEN;
-	}
+	if (rs->seen == SPLICE_ERROR) return RESUME_ERROR_EVENT;   /* the server gave up on this request */
 	if (rc < 0 || rs->seen == SPLICE_FULL) {   /* an event over the caps: cannot be relayed whole */
-		hc_cancel(c->up);
-		c->up = NULL;
 		rs->sp.unresumable = "an event over the size cap";
-		resume_broken(c, HC_ERR_TOO_LARGE);
-		return RESUME_TAKEN;
+		return RESUME_TOO_LARGE;
 	}
 	return RESUME_GO_ON;
 }

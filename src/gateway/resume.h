@@ -6,9 +6,11 @@
  * The proxy (proxy.c) hands a resumable call's SSE to resume_feed instead of
  * relaying the bytes itself; the events are relayed one by one as they
  * complete (an event is never held once whole, never sent in part). When the
- * stream breaks, resume_broken decides: a continuation on an endpoint not
- * tried yet (proxy_continue), the stream ended by the gateway (the generation
- * had finished), or the error event and [DONE] of a stream not resumed.
+ * stream breaks, resume_broken decides and returns an action the proxy
+ * carries out: a continuation on an endpoint not tried yet, the stream ended
+ * by the gateway (the generation had finished, or the upstream's own error
+ * event), or the proxy's error event and [DONE]. Calls go one way: resume
+ * never calls back into the proxy.
  * The pure rules (request, continuation body, chunk rewriting) are in
  * sse_splice.h.
  */
@@ -22,9 +24,10 @@ typedef struct resume_state resume_state;
 
 /* The state of a call whose stream may be resumed: a streamed chat or
  * completions request to a pool with resume on, of one choice (sse_splice.h
- * lists what else makes a request not resumable). NULL otherwise (the stream
+ * lists what else makes a request not resumable), as the front door's one
+ * reading of the body found it (req->resume). NULL otherwise (the stream
  * is then relayed as bytes, as before). */
-resume_state *resume_new(gw_call *c);
+resume_state *resume_new(gw_call *c, const gw_request *req);
 void resume_free(resume_state *rs);
 
 /* The body of the next attempt: the client's, or the continuation's. */
@@ -37,17 +40,25 @@ int resume_on_head(gw_call *c, int status, const http_header *h, size_t n);
 enum resume_feed_result {
 	RESUME_GO_ON = 0,
 	RESUME_CLIENT_GONE,   /* writing to the client failed: the proxy lets the upstream go */
-	RESUME_TAKEN,         /* the upstream was let go and the call moved on (or ended): do not touch it */
+	RESUME_ERROR_EVENT,   /* the upstream sent an error event: let it go (a passive failure), then resume_broken */
+	RESUME_TOO_LARGE,     /* an event over the caps: let the upstream go, then resume_broken */
 };
-/* Upstream body bytes of a resumable SSE response. */
+/* Upstream body bytes of a resumable SSE response: relayed event by event. */
 int resume_feed(gw_call *c, const char *data, size_t len);
 
 /* 1 once the client's stream got its [DONE]. */
 int resume_complete(const gw_call *c);
 
-/* The upstream's stream ended badly after the head went out (err, or
- * HC_ERR_EOF for an end before [DONE]); c->up is gone. Takes the call over:
- * resumes it elsewhere, or ends the client's stream. */
-void resume_broken(gw_call *c, int err);
+enum resume_action {
+	RESUME_CONTINUE = 0,  /* resume_body holds the continuation: let the endpoint go, attempt again */
+	RESUME_END,           /* resume_flush what is left, then end the client's stream */
+	RESUME_BROKEN,        /* not resumed: the proxy's error event and [DONE] for *err */
+};
+/* The upstream's stream ended badly after the head went out (*err, or
+ * HC_ERR_EOF for an end before [DONE]); c->up is gone. Returns what the proxy
+ * does next (enum resume_action); *err may change (a deadline). */
+int resume_broken(gw_call *c, int *err);
+/* Sends what the last call left for the client. 0, or -1 when it is gone. */
+int resume_flush(gw_call *c);
 
 #endif

@@ -106,10 +106,6 @@ static void scrape_done(hc_req *r, int err, void *arg)
 	s->last = v;
 	s->ok_ms = ev_now_ms(e->g->loop);
 	s->last_error[0] = 0;
-	e->load.kv_usage = v.kv_usage;
-	e->load.waiting = v.waiting;
-	e->load.running = v.running;
-	e->load.scraped_at_ms = s->ok_ms;
 	if (!s->m_ok) s->m_ok = picker_metrics_scrape_series(e, "ok");
 	if (s->m_ok) prom_inc(s->m_ok);
 }

@@ -19,46 +19,6 @@
 
 /* ------------------------------------------------------------ the request */
 
-int splice_req_read(const char *body, size_t len, int chat, splice_req *out)
-{
-	memset(out, 0, sizeof(*out));
-	out->chat = chat;
-	out->max_tokens = -1;
-	json_doc *d = json_parse(body, len, 64, NULL);
-	const json_val *root = d ? json_root(d) : NULL;
-	if (!json_is(root, JSON_OBJECT)) {
-		json_doc_free(d);
-		return -1;
-	}
-	out->resumable = 1;
-	int64_t v;
-	const json_val *n = json_get(root, "n");
-	if (n && !json_is(n, JSON_NULL) && (json_int64(n, &v) < 0 || v != 1)) out->why = "n > 1";
-	const json_val *bo = json_get(root, "best_of");
-	if (!out->why && bo && !json_is(bo, JSON_NULL) && (json_int64(bo, &v) < 0 || v > 1)) out->why = "best_of > 1";
-	if (!out->why && chat) {
-		const json_val *m = json_get(root, "messages");
-		if (!json_is(m, JSON_ARRAY) || !json_count(m)) out->why = "messages is not a list";
-		const json_val *last = json_at(m, json_count(m) ? json_count(m) - 1 : 0);
-		if (!out->why && json_bool(json_get(root, "continue_final_message"), 0) &&
-		    !json_is(json_get(last, "content"), JSON_STRING))
-			out->why = "the message continued has no string content";
-	}
-	if (!out->why && !chat) {
-		if (!json_is(json_get(root, "prompt"), JSON_STRING)) out->why = "prompt is not a string";
-		else if (json_bool(json_get(root, "echo"), 0)) out->why = "echo";
-	}
-	if (out->why) out->resumable = 0;
-	/* The budget: max_completion_tokens wins for chat; completions default to 16. */
-	const json_val *mt = chat ? json_get(root, "max_completion_tokens") : NULL;
-	if (!mt || json_is(mt, JSON_NULL)) mt = json_get(root, "max_tokens");
-	if (mt && !json_is(mt, JSON_NULL) && json_int64(mt, &v) == 0) out->max_tokens = v;
-	else if (!chat) out->max_tokens = 16;
-	out->include_usage = json_bool(json_get(json_get(root, "stream_options"), "include_usage"), 0);
-	json_doc_free(d);
-	return 0;
-}
-
 /* ------------------------------------------------------------ the stream */
 
 void splice_init(splice *s, const splice_req *rq)

@@ -19,7 +19,8 @@
 #define SPLICE_TEXT_MAX_BYTES (1u << 20)   /* text kept per stream; beyond, not resumable */
 #define SPLICE_ID_LEN 256
 
-/* What a request body allows. Filled by splice_req_read. */
+/* What a request body allows. Filled by the front door's one reading of the
+ * body (request.h: gw_request.resume). */
 typedef struct splice_req {
 	int chat;                  /* 1: /v1/chat/completions, 0: /v1/completions */
 	int resumable;             /* 0: why says why */
@@ -27,10 +28,6 @@ typedef struct splice_req {
 	int64_t max_tokens;        /* the token budget asked (-1: none; completions default 16) */
 	int include_usage;         /* the client asked stream_options.include_usage */
 } splice_req;
-
-/* Reads body (len bytes) of a streamed request. Returns 0 (out filled; see
- * out->resumable), or -1 when the body is not a JSON object. */
-int splice_req_read(const char *body, size_t len, int chat, splice_req *out);
 
 /* A stream as the client has it so far, across attempts. Owner: resume.c
  * (one per call); splice_init / splice_free. */

@@ -24,8 +24,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!text)
 		return 0;
 	memcpy(text, data, size);
-	json_error err;
+	json_error err, cerr;
 	json_doc *a = json_parse(text, size, 0, &err);
+	/* The cursor walks the same grammar: it accepts exactly what the parser
+	 * does, and refuses at the same place with the same message. */
+	json_cursor *cur = json_cursor_new(text, size, 0, &cerr);
+	if (cur) {
+		int ok = json_cursor_skip(cur) == 0 && json_cursor_end(cur) == 0;
+		check(ok == (a != NULL));
+		if (!ok && strcmp(err.msg, "out of memory") && strcmp(cerr.msg, "out of memory"))
+			check(err.line == cerr.line && err.col == cerr.col && !strcmp(err.msg, cerr.msg));
+		json_cursor_free(cur);
+	}
 	free(text);
 	if (!a) {
 		check(err.msg[0] != 0);

@@ -426,9 +426,82 @@ static void test_strtod_exact(void)
 	T_EQ_INT(bad, 0);
 }
 
+/* The cursor: it accepts exactly the valid table and refuses the invalid
+ * one at the parser's line, column and message; it reads a few fields of an
+ * object and skips the rest; its memory does not grow with the number of
+ * values (a body of a million small elements). */
+static int cursor_walk(const char *s, size_t n, json_error *e)
+{
+	json_cursor *c = json_cursor_new(s, n, 0, e);
+	T_CHECK(c != NULL);
+	int ok = json_cursor_skip(c) == 0 && json_cursor_end(c) == 0;
+	json_cursor_free(c);
+	return ok;
+}
+
+static void test_cursor(void)
+{
+	for (size_t i = 0; i < sizeof(valid) / sizeof(valid[0]); i++) {
+		json_error e;
+		int ok = cursor_walk(valid[i], strlen(valid[i]), &e);
+		if (!ok)
+			fprintf(stderr, "  cursor valid[%zu] %s: %u:%u %s\n", i, valid[i], e.line, e.col, e.msg);
+		T_CHECK(ok);
+	}
+	for (size_t i = 0; i < sizeof(invalid) / sizeof(invalid[0]); i++) {
+		json_error e, pe;
+		T_CHECK(!cursor_walk(invalid[i], strlen(invalid[i]), &e));
+		T_CHECK(parse(invalid[i], &pe) == NULL);
+		if (e.line != pe.line || e.col != pe.col || strcmp(e.msg, pe.msg))
+			fprintf(stderr, "  cursor invalid[%zu] %s: %u:%u %s, parser %u:%u %s\n", i, invalid[i], e.line, e.col,
+				e.msg, pe.line, pe.col, pe.msg);
+		T_CHECK(e.line == pe.line && e.col == pe.col && !strcmp(e.msg, pe.msg));
+	}
+	/* A few fields of an object; the rest skipped, nested or not. */
+	const char *t = "{\"x\":[1,{\"y\":[]}],\"model\":\"g\\u00e9\",\"n\":2,\"a_key_longer_than_the_cursor_keeps_which_is_sixty_three_bytes_long\":1}";
+	json_error e;
+	json_cursor *c = json_cursor_new(t, strlen(t), 8, &e);
+	T_CHECK(json_cursor_enter(c) == 0);
+	const char *key;
+	size_t kl;
+	int r, seen = 0;
+	json_val v;
+	while ((r = json_cursor_next(c, &key, &kl)) == 1) {
+		if (!strcmp(key, "model")) {
+			T_CHECK(json_cursor_leaf(c, &v) == 0);
+			T_CHECK(v.type == JSON_STRING && !strcmp(v.u.str.s, "g\xc3\xa9"));
+			seen |= 1;
+		} else if (!strcmp(key, "n")) {
+			T_CHECK(json_cursor_leaf(c, &v) == 0);
+			T_CHECK(v.type == JSON_NUMBER && v.is_int && v.i == 2);
+			seen |= 2;
+		} else {
+			if (kl > JSON_CURSOR_KEY_MAX) T_CHECK(strlen(key) == JSON_CURSOR_KEY_MAX);
+			T_CHECK(json_cursor_skip(c) == 0);
+		}
+	}
+	T_CHECK(r == 0 && seen == 3 && json_cursor_depth(c) == 0 && json_cursor_end(c) == 0);
+	json_cursor_free(c);
+	/* Depth: the cap holds while skipping. */
+	c = json_cursor_new("[[[[1]]]]", 9, 3, &e);
+	T_CHECK(json_cursor_skip(c) < 0 && !strcmp(e.msg, "nesting too deep"));
+	json_cursor_free(c);
+	/* 4 MiB of small elements: walked in one pass with no tree. */
+	size_t n = 4u << 20;
+	char *big = malloc(n);
+	T_CHECK(big != NULL);
+	big[0] = '[';
+	for (size_t i = 1; i + 1 < n; i += 2) big[i] = '1', big[i + 1] = ',';
+	big[n - 2] = '1';
+	big[n - 1] = ']';
+	T_CHECK(cursor_walk(big, n, &e));
+	free(big);
+}
+
 int main(void)
 {
 	T_RUN(test_tables);
+	T_RUN(test_cursor);
 	T_RUN(test_positions_and_errors);
 	T_RUN(test_depth);
 	T_RUN(test_numbers);

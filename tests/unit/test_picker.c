@@ -7,15 +7,6 @@
  * metrics as saturated, and the admission decision and aging. Sources included.
  */
 #include "../../src/gateway/picker.c"
-#include "../../src/gateway/region_select.c"
-#include "../../src/gateway/filter_healthy.c"
-#include "../../src/gateway/filter_model.c"
-#include "../../src/gateway/filter_utilization.c"
-#include "../../src/gateway/score_kv.c"
-#include "../../src/gateway/score_queue.c"
-#include "../../src/gateway/score_inflight.c"
-#include "../../src/gateway/score_prefix.c"
-#include "../../src/gateway/admission_policy.c"
 #include "t.h"
 
 static gw_picker_cfg cfg_default(void)

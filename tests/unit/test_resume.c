@@ -1,7 +1,8 @@
-/* test_resume.c — the pure rules of a stream resume (src/gateway/sse_splice.c,
- * compiled in here): which requests are resumable, the continuation body, and
+/* test_resume.c — the pure rules of a stream resume (src/gateway/sse_splice.c
+ * and the request reader that fills splice_req, request.c, compiled in here): which requests are resumable, the continuation body, and
  * the splice of a continuation's events into the client's stream. */
 #include "gateway/sse_splice.c"
+#include "gateway/request.c"
 #include "t.h"
 
 static splice_req req(const char *body, int chat)
