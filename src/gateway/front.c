@@ -75,9 +75,13 @@ static void completions(gw *g, httpd_req *r)
 	}
 	const json_val *mv = json_get(root, "model");
 	const char *model = json_str(mv, NULL);
-	if (!model || !*model) {
+	gw_pool *p = NULL;
+	if ((!mv || json_is(mv, JSON_NULL)) && (p = gw_route_default(g, httpd_path(r))))
+		model = p->cfg.n_models ? p->cfg.models[0] : ""; /* the server defaults it too */
+	else if (!model || !*model) {
 		json_doc_free(d);
-		httpd_error(r, 400, mv ? "The field `model` must be a non-empty string." : "The field `model` is required.", "model");
+		httpd_error(r, 400, mv && !json_is(mv, JSON_NULL) ? "The field `model` must be a non-empty string."
+				   : "The field `model` is required: this gateway serves several pools (GET /v1/models lists the models).", "model");
 		return;
 	}
 	const json_val *sv = json_get(root, "stream");
@@ -87,7 +91,7 @@ static void completions(gw *g, httpd_req *r)
 		return;
 	}
 	int stream = json_is(sv, JSON_TRUE);
-	gw_pool *p = gw_route(g, httpd_path(r), model);
+	if (!p) p = gw_route(g, httpd_path(r), model);
 	if (!p) {
 		unknown_model(r, model);
 		json_doc_free(d);

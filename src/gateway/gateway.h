@@ -202,6 +202,10 @@ void gw_endpoint_unref(gw_endpoint *e);
 /* The pool a request goes to: the first route whose prefix matches path and
  * whose model (or pool) serves model. Returns the pool, or NULL. */
 gw_pool *gw_route(gw *g, const char *path, const char *model);
+/* The pool of a request without `model` (vLLM and llama.cpp default it to the
+ * model they serve): the one pool every route matching path leads to; NULL
+ * when none or several do. */
+gw_pool *gw_route_default(gw *g, const char *path);
 /* 1 when the pool serves model: its list names it, or it has no list. */
 int gw_pool_serves(const gw_pool *p, const char *model);
 /* Number of endpoints in state UP across every pool. */
