@@ -27,6 +27,7 @@
 #include "core/ev.h"
 #include "core/http_client.h"
 #include "core/httpd.h"
+#include "core/log.h"
 #include "core/prom.h"
 #include "gateway/config.h"
 
@@ -40,6 +41,11 @@ typedef struct gw_call gw_call;
 /* Health as the active checks see it. UNKNOWN: not checked yet (serves). */
 enum gw_health { GW_HEALTH_UNKNOWN = 0, GW_HEALTH_UP, GW_HEALTH_DOWN };
 const char *gw_health_name(int state);
+
+/* A warning about endpoint e that can repeat while it is failing. */
+#define GW_EP_LOG_INTERVAL_MS 10000
+#define GW_EP_LOG_BURST 3
+#define gw_endpoint_log(e, level, ...) log_limited(&(e)->log_rl, GW_EP_LOG_INTERVAL_MS, GW_EP_LOG_BURST, level, __VA_ARGS__)
 
 /* What the picker of a later stage reads about an endpoint's load (scraped
  * from its /metrics). Zero until a scraper fills it. */
@@ -98,6 +104,10 @@ struct gw_endpoint {
 	uint64_t models_fetched_ms;
 	hc_req *models_req;
 	buf models_body;               /* its answer so far, capped */
+
+	/* its repeated warnings (scrapes, upstream errors, /v1/models): at most
+	 * GW_EP_LOG_BURST lines per GW_EP_LOG_INTERVAL_MS, the rest counted */
+	log_rl log_rl;
 
 	/* metrics (metrics.c): cached series */
 	prom_series *m_up, *m_ejected, *m_in_flight;

@@ -465,7 +465,7 @@ static void on_up_done(hc_req *up, int err, void *arg)
 	if (err == HC_OK) {
 		if (c->last_up_status < 500) health_passive_success(e);
 		if (c->rs && c->sse && !resume_complete(c)) { /* ended before [DONE] */
-			log_ratelimited(LOG_WARN, "pool %s: stream from %s ended before [DONE]", c->pool->cfg.name, e->label);
+			gw_endpoint_log(e, LOG_WARN, "pool %s: stream from %s ended before [DONE]", c->pool->cfg.name, e->label);
 			resume_broken(c, HC_ERR_EOF);
 			return;
 		}
@@ -475,7 +475,7 @@ static void on_up_done(hc_req *up, int err, void *arg)
 	if (err != HC_ERR_TOTAL_TIMEOUT && err != HC_ERR_ABORTED && err != HC_ERR_NOMEM)
 		health_passive_error(e, err); /* may move the other attempts on e (not this one: c->up is gone) */
 	if (c->started) {
-		log_ratelimited(LOG_WARN, "pool %s: stream from %s broke after %llu bytes: %s", c->pool->cfg.name,
+		gw_endpoint_log(e, LOG_WARN, "pool %s: stream from %s broke after %llu bytes: %s", c->pool->cfg.name,
 				e->label, (unsigned long long)c->bytes_out, hc_err_name(err));
 		if (c->rs && c->sse) resume_broken(c, err);
 		else proxy_stream_broken(c, err);

@@ -21,6 +21,12 @@
 #define RESUME_EVENT_MAX_BYTES (4u << 20)    /* one upstream event at most */
 #define RESUME_OUT_MAX_BYTES (16u << 20)     /* what one read may turn into for the client */
 
+/* A line that repeats while an endpoint fails: limited per endpoint. */
+#define call_log(c, level, ...) do { \
+	if ((c)->ep) gw_endpoint_log((c)->ep, level, __VA_ARGS__); \
+	else log_ratelimited(level, __VA_ARGS__); \
+} while (0)
+
 /* Owner: the call (gw_call.rs); freed with it. */
 struct resume_state {
 	splice_req rq;
@@ -93,7 +99,7 @@ int resume_on_head(gw_call *c, int status, const http_header *h, size_t n)
 {
 	const http_header *ct = http_find_header(h, n, "content-type");
 	if (status == 200 && ct && ct->value_len >= 17 && !strncasecmp(ct->value, "text/event-stream", 17)) return 0;
-	log_ratelimited(LOG_WARN, "pool %s: continuation at %s answered %d: dropped", c->pool->cfg.name,
+	call_log(c, LOG_WARN, "pool %s: continuation at %s answered %d: dropped", c->pool->cfg.name,
 			c->ep ? c->ep->label : "?", status);
 	return -1;
 }
@@ -125,7 +131,7 @@ static void give_up(gw_call *c, int err, const char *outcome, const char *why)
 {
 	resume_state *rs = c->rs;
 	gw_metrics_resume(c->g, c, outcome);
-	log_ratelimited(LOG_WARN, "pool %s: stream from %s not resumed (%s: %s) after %llu tokens, %u resumes",
+	call_log(c, LOG_WARN, "pool %s: stream from %s not resumed (%s: %s) after %llu tokens, %u resumes",
 			c->pool->cfg.name, c->ep ? c->ep->label : "?", outcome, why,
 			(unsigned long long)rs->sp.tokens, c->resumes);
 	if (!buf_rlen(&rs->sp.error_event)) {
@@ -189,7 +195,7 @@ void resume_broken(gw_call *c, int err)
 	}
 	c->resumes++;
 	gw_metrics_resume(c->g, c, "resumed");
-	log_info("pool %s: stream from %s broke (%s) after %llu tokens: resuming elsewhere (resume %u of %u)",
+	call_log(c, LOG_INFO, "pool %s: stream from %s broke (%s) after %llu tokens: resuming elsewhere (resume %u of %u)",
 		 p->cfg.name, c->ep ? c->ep->label : "?", why, (unsigned long long)sp->tokens, c->resumes,
 		 p->cfg.backend.max_resumes);
 	sse_parser_free(&rs->parser);
