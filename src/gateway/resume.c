@@ -9,6 +9,7 @@
  */
 #include "gateway/resume.h"
 #include "gateway/pick.h"
+#include "gateway/scrape.h"
 #include "gateway/sse_splice.h"
 #include "core/log.h"
 #include "core/sse.h"
@@ -54,6 +55,21 @@ static int path_is(const char *path, const char *suffix)
 	return n >= k && !strcmp(path + n - k, suffix);
 }
 
+/* The pool's dialect: configured, or what its endpoints' metrics pages say
+ * (scrape.h); vLLM's when none was read (SGLang and llama.cpp read its fields). */
+static int pool_dialect(const gw_pool *p)
+{
+	if (p->cfg.dialect != GW_DIALECT_AUTO) return p->cfg.dialect;
+	for (size_t i = 0; i < p->n_eps; i++) {
+		const scrape_values *v = scrape_last(p->eps[i]);
+		if (!v || !v->dialect) continue;
+		if (!strcmp(v->dialect, "llamacpp")) return GW_DIALECT_LLAMACPP;
+		if (!strcmp(v->dialect, "sglang")) return GW_DIALECT_SGLANG;
+		if (!strcmp(v->dialect, "vllm")) return GW_DIALECT_VLLM;
+	}
+	return GW_DIALECT_VLLM;
+}
+
 resume_state *resume_new(gw_call *c)
 {
 	const gw_pool_cfg *pc = &c->pool->cfg;
@@ -62,10 +78,16 @@ resume_state *resume_new(gw_call *c)
 	if (!chat && !path_is(c->path, "/completions")) return NULL;
 	splice_req rq;
 	if (splice_req_read(c->body, c->body_len, chat, &rq) < 0) return NULL;
+	int dialect = pool_dialect(c->pool);
+	if (chat && dialect == GW_DIALECT_OPENAI) { /* servers that cannot continue a message */
+		rq.resumable = 0;
+		rq.why = "the pool's servers cannot continue a message (dialect: openai)";
+	}
 	if (!rq.resumable) {
 		log_debug("pool %s: stream not resumable: %s", pc->name, rq.why);
 		return NULL;
 	}
+	rq.prefill = dialect == GW_DIALECT_LLAMACPP;
 	resume_state *rs = calloc(1, sizeof(*rs));
 	if (!rs) return NULL;
 	rs->rq = rq;
