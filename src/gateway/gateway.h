@@ -9,6 +9,7 @@
  *   health.c      active checks and passive detection; endpoint state changes
  *   pick.c        which endpoint serves a request (pick.h)
  *   proxy.c       one client request to an upstream and back, with retries
+ *   retry.c       may a failed attempt go elsewhere (retry.h: dead vs busy, budget)
  *   front.c       the front door: routes, admin paths, the JSON body
  *   metrics.c     the gateway's own Prometheus metrics (docs/METRICS.md)
  *   access_log.c  one JSON line per request
