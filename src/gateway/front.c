@@ -15,6 +15,7 @@
  */
 #include "gateway/gateway.h"
 #include "gateway/picker.h"
+#include "gateway/resume.h"
 #include "core/json.h"
 #include "core/oai_error.h"
 #include "core/openai_api.h"
@@ -229,6 +230,7 @@ static void status(gw *g, httpd_req *r)
 		jw_key(&w, "active_retries"); jw_uint(&w, p->active_retries);
 		jw_key(&w, "request_timeout_ms"); jw_uint(&w, p->cfg.backend.request_timeout_ms);
 		jw_key(&w, "tries"); jw_uint(&w, p->cfg.backend.tries);
+		jw_key(&w, "dialect"); jw_str(&w, gw_dialect_names[resume_dialect(p)]);
 		picker_status_pool(&w, p, now);
 		jw_key(&w, "endpoints"); jw_arr_begin(&w);
 		for (size_t k = 0; k < p->n_eps; k++) status_endpoint(&w, p->eps[k], now);

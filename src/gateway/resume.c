@@ -55,9 +55,7 @@ static int path_is(const char *path, const char *suffix)
 	return n >= k && !strcmp(path + n - k, suffix);
 }
 
-/* The pool's dialect: configured, or what its endpoints' metrics pages say
- * (scrape.h); vLLM's when none was read (SGLang and llama.cpp read its fields). */
-static int pool_dialect(const gw_pool *p)
+int resume_dialect(const gw_pool *p)
 {
 	if (p->cfg.dialect != GW_DIALECT_AUTO) return p->cfg.dialect;
 	for (size_t i = 0; i < p->n_eps; i++) {
@@ -78,7 +76,7 @@ resume_state *resume_new(gw_call *c)
 	if (!chat && !path_is(c->path, "/completions")) return NULL;
 	splice_req rq;
 	if (splice_req_read(c->body, c->body_len, chat, &rq) < 0) return NULL;
-	int dialect = pool_dialect(c->pool);
+	int dialect = resume_dialect(c->pool);
 	if (chat && dialect == GW_DIALECT_OPENAI) { /* servers that cannot continue a message */
 		rq.resumable = 0;
 		rq.why = "the pool's servers cannot continue a message (dialect: openai)";

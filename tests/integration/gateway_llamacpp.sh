@@ -30,6 +30,7 @@ U=$gw_url
 check 'curl -fs http://$A/metrics | grep -q "^llamacpp:requests_processing "' "the simulator writes llama.cpp's metric names"
 check '[ "$(curl -fs http://$A/health)" = "{\"status\":\"ok\"}" ]' "its /health answers as llama.cpp's"
 wait_for "[ \"\$(metric $U 'infergate_scrapes_total{pool=\"llama\",endpoint=\"$A\",result=\"ok\"}')\" -gt 0 ]" 5
+check '[ "$(json "$(curl -fs $U/status)" "d.pools[0].dialect")" = llamacpp ]' "the pool's dialect, auto, is read from the metrics: llamacpp"
 
 echo "== 1. a prefill stream cut mid-way is resumed on the client's message"
 prefill='{"messages":[{"role":"user","content":"Name a colour."},{"role":"assistant","content":"The colour is"}],"max_tokens":30,"stream":true}'
