@@ -37,7 +37,7 @@ int retry_failure_of(int hc_err, int status, int bytes_received, int endpoint_de
 /* Everything the verdict depends on; no pointer into the proxy's state. */
 typedef struct retry_question {
 	int failure;               /* enum retry_failure */
-	uint32_t tries;            /* attempts made so far */
+	uint32_t tries;            /* attempts made so far, dead endpoints' included */
 	uint32_t max_tries;        /* the pool's backend.tries */
 	int time_left;             /* 1 before the call's deadline */
 	int endpoint_left;         /* 1 when an endpoint not tried yet is available */
