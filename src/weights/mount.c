@@ -69,6 +69,7 @@ typedef struct node {
 	int fuse_opens;           /* of which read through us */
 	int backing_id;           /* the kernel's id for fd while pt_opens > 0, else 0 */
 	int cached_ok;            /* the cache file on disk is this version (from the index) */
+	char source_pin[160];     /* read from the source: the ETag its first range came with (g.mu) */
 	struct node *older;       /* the version of this path the listing had before, or NULL */
 	int opened;               /* opened at least once (its pages may be kept) */
 	uint64_t last_used_ms;
@@ -793,13 +794,29 @@ static int read_from_source(node *nd, char *out, size_t len, uint64_t off)
 {
 	char *url = NULL;
 	struct curl_slist *h = NULL;
-	if (wsrc_get_request(g.src, &nd->f, off, len, &url, &h)) return -ENOMEM;
+	char pin[160];
+	pthread_mutex_lock(&g.mu);
+	str_copy(pin, nd->source_pin, sizeof pin);
+	pthread_mutex_unlock(&g.mu);
+	if (wsrc_get_request(g.src, &nd->f, off, len, pin, &url, &h)) return -ENOMEM;
 	xfer_req q = { .url = url, .headers = h, .body_max = len + 1, .upload_fd = -1, .o = &g.o };
 	xfer_resp r;
 	int rc = xfer_do_retry(&q, &r);
-	if (rc == 0 && (r.status == 206 || (r.status == 200 && off == 0 && len == nd->f.size)) && buf_rlen(&r.body) == len) {
+	char why[400] = "";
+	int bad = rc == 0 ? wsrc_check_range_answer(g.src, &nd->f, pin, off, len, &r, why, sizeof why) : 0;
+	if (bad) {
+		/* Reads of one open file all come from one version of the object. */
+		log_ratelimited(LOG_ERROR, "reading %s at %llu from the source: %s", nd->f.path, (unsigned long long)off, why);
+		rc = -EIO;
+	} else if (rc == 0 && (r.status == 206 || (r.status == 200 && off == 0 && len == nd->f.size)) &&
+		   buf_rlen(&r.body) == len) {
 		memcpy(out, buf_rptr(&r.body), len);
 		rc = (int)len;
+		if (!pin[0] && r.etag[0] && strncmp(r.etag, "W/", 2)) {
+			pthread_mutex_lock(&g.mu);
+			if (!nd->source_pin[0]) str_copy(nd->source_pin, r.etag, sizeof nd->source_pin);
+			pthread_mutex_unlock(&g.mu);
+		}
 	} else {
 		log_ratelimited(LOG_ERROR, "reading %s at %llu from the source failed: %s (HTTP %ld)", nd->f.path,
 				(unsigned long long)off, rc ? r.err : "bad answer", r.status);

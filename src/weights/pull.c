@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <openssl/evp.h>
@@ -89,6 +90,19 @@ out:
 	EVP_MD_CTX_free(sc);
 	EVP_MD_CTX_free(mc);
 	return rc;
+}
+
+int pull_lock_bounded(int fd, int op, int timeout_s, const char *what, int quiet)
+{
+	uint64_t deadline = time_mono_ms() + (uint64_t)(timeout_s > 0 ? timeout_s : 0) * 1000u;
+	int said = 0;
+	for (;;) {
+		if (flock(fd, op | LOCK_NB) == 0) return 0;
+		if (errno != EWOULDBLOCK && errno != EINTR) return -1;
+		if (time_mono_ms() >= deadline) { errno = ETIMEDOUT; return -1; }
+		if (!said && !quiet) { fprintf(stderr, "waiting for another process using %s\n", what); said = 1; }
+		usleep(100 * 1000);
+	}
 }
 
 const char *pull_file_id(const wfile *f)
@@ -484,6 +498,21 @@ int pull_files(wsrc *src, const wlist *list, const char *dir, const char *state_
 	char probe[4200];
 	snprintf(probe, sizeof probe, "%s/x", state_dir);
 	if (pull_mkdirs_for(probe) < 0) { seterr(err, errlen, "mkdir %s: %s", state_dir, strerror(errno)); return -1; }
+	/* One pull at a time per state folder: a second one would truncate the
+	 * first's partial files under it. It waits, as the cache's openers do. */
+	char lock_path[4300];
+	snprintf(lock_path, sizeof lock_path, "%s/pull.lock", state_dir);
+	int lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (lock_fd < 0) { seterr(err, errlen, "%s: %s", lock_path, strerror(errno)); return -1; }
+	if (pull_lock_bounded(lock_fd, LOCK_EX, o->lock_timeout_s, dir, o->quiet)) {
+		if (errno == ETIMEDOUT)
+			seterr(err, errlen, "another pull into %s is running (its lock %s was held for %d s, --lock-timeout)",
+			       dir, lock_path, o->lock_timeout_s);
+		else
+			seterr(err, errlen, "locking %s: %s", lock_path, strerror(errno));
+		close(lock_fd);
+		return -1;
+	}
 	manifest m;
 	manifest_load(&m, state_dir);
 	job *jobs = calloc(BATCH_FILES, sizeof *jobs);
@@ -491,6 +520,7 @@ int pull_files(wsrc *src, const wlist *list, const char *dir, const char *state_
 	unsigned char *hbuf = malloc(HASH_READ_BYTES);
 	if (!jobs || !todo || !hbuf) {
 		free(jobs); free(todo); free(hbuf); manifest_free(&m);
+		close(lock_fd);
 		seterr(err, errlen, "out of memory");
 		return -1;
 	}
@@ -506,6 +536,7 @@ int pull_files(wsrc *src, const wlist *list, const char *dir, const char *state_
 		if (snprintf(final, sizeof final, "%s/%s", dir, f->path) >= (int)sizeof final) {
 			seterr(err, errlen, "path too long: %s", f->path);
 			free(jobs); free(todo); free(hbuf); manifest_free(&m);
+			close(lock_fd);
 			return -1;
 		}
 		if (already_done(f, final, &m)) { st->files_skipped++; continue; }
@@ -566,7 +597,16 @@ int pull_files(wsrc *src, const wlist *list, const char *dir, const char *state_
 			if (ffs[i].failed) str_copy(e, ffs[i].err, sizeof e);
 			else if (!complete) seterr(e, sizeof e, "%s: interrupted", j->f->path);
 			else if (job_finish(j, &m, e, sizeof e) == 0) st->files_fetched++;
-			if (e[0]) {
+			if (e[0] && ffs[i].changed) {
+				/* The chunks on disk belong to a version the source no
+				 * longer serves: resuming from them would mix versions. */
+				seterr(e, sizeof e, "%s; the partial download was discarded, pull again", ffs[i].err);
+				job_close(j);
+				unlink(j->part);
+				unlink(j->ranges);
+				if (!first_err[0]) str_copy(first_err, e, sizeof first_err);
+				n_failed++;
+			} else if (e[0]) {
 				if (j->ff.state) sidecar_save(j); /* keep what arrived for a resume */
 				if (!first_err[0]) str_copy(first_err, e, sizeof first_err);
 				n_failed++;
@@ -584,6 +624,7 @@ int pull_files(wsrc *src, const wlist *list, const char *dir, const char *state_
 	}
 	manifest_save(&m);
 	manifest_free(&m);
+	close(lock_fd); /* releases the lock */
 	free(jobs);
 	free(hbuf);
 	free(todo);

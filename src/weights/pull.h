@@ -10,6 +10,7 @@
  * folder. A wrong checksum deletes the partial file: the bad bytes never appear
  * under the final name. STATE/manifest.json remembers verified files (size,
  * mtime, version) so a second pull skips them without hashing again.
+ * STATE/pull.lock (flock) keeps a second pull of the same folder waiting.
  */
 #ifndef WEIGHTS_PULL_H
 #define WEIGHTS_PULL_H
@@ -42,6 +43,10 @@ int pull_mkdirs_for(const char *path);
 int pull_rmtree(const char *path);
 /* Hashes size bytes of fd: sha256 (when sha_hex) and MD5 (when md5_hex). 0 or -1. */
 int pull_hash_fd(int fd, uint64_t size, char *sha_hex, char *md5_hex);
+/* Takes an flock (op LOCK_SH or LOCK_EX) on fd, polling every 100 ms for at
+ * most timeout_s seconds; says once on stderr that it waits for `what` unless
+ * quiet. 0, or -1 with errno (ETIMEDOUT when the wait ran out). */
+int pull_lock_bounded(int fd, int op, int timeout_s, const char *what, int quiet);
 /* The version a file is known by: sha256, else MD5, else ETag/mtime, else "". */
 const char *pull_file_id(const wfile *f);
 

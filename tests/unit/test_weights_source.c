@@ -25,7 +25,7 @@ static void test_parse(void)
 	wfile f = { .path = "sub dir/model.safetensors", .size = 100, .size_known = 1 };
 	char *url = NULL;
 	struct curl_slist *h = NULL;
-	T_EQ_INT(wsrc_get_request(s, &f, 10, 20, &url, &h), 0);
+	T_EQ_INT(wsrc_get_request(s, &f, 10, 20, NULL, &url, &h), 0);
 	T_EQ_STR(url, "http://127.0.0.1:9/hf/google/gemma-3-270m/resolve/refs%2Fpr%2F1/sub%20dir/model.safetensors");
 	int has_range = 0;
 	for (struct curl_slist *p = h; p; p = p->next) has_range |= !strcmp(p->data, "Range: bytes=10-29");
@@ -44,7 +44,7 @@ static void test_parse(void)
 	s = wsrc_new("gs://bucket/models/gemma", &o, err, sizeof err);
 	T_CHECK(s != NULL);
 	f.path = "a/b.bin";
-	T_EQ_INT(wsrc_get_request(s, &f, 0, 0, &url, &h), 0);
+	T_EQ_INT(wsrc_get_request(s, &f, 0, 0, NULL, &url, &h), 0);
 	T_EQ_STR(url, "http://127.0.0.1:4443/storage/v1/b/bucket/o/models%2Fgemma%2Fa%2Fb.bin?alt=media");
 	free(url);
 	curl_slist_free_all(h);
@@ -53,7 +53,7 @@ static void test_parse(void)
 	o.s3_endpoint = "http://127.0.0.1:9000";
 	s = wsrc_new("s3://bkt/p", &o, err, sizeof err);
 	T_CHECK(s != NULL);
-	T_EQ_INT(wsrc_get_request(s, &f, 0, 5, &url, &h), 0);
+	T_EQ_INT(wsrc_get_request(s, &f, 0, 5, NULL, &url, &h), 0);
 	T_EQ_STR(url, "http://127.0.0.1:9000/bkt/p/a/b.bin");
 	free(url);
 	curl_slist_free_all(h);
