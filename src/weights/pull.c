@@ -192,10 +192,29 @@ static int manifest_set(manifest *m, const char *path, uint64_t size, int64_t mt
 	return 0;
 }
 
+/* 1 when a file or folder could only have been written by us: owned by our
+ * user, not writable by group or others. */
+static int only_ours(const struct stat *st)
+{
+	return st->st_uid == geteuid() && !(st->st_mode & (S_IWGRP | S_IWOTH));
+}
+
+/* Loads STATE/manifest.json, unless it (or STATE) could have been written by
+ * someone else: its entries let files skip verification. */
 static void manifest_load(manifest *m, const char *state_dir)
 {
 	memset(m, 0, sizeof *m);
 	snprintf(m->path, sizeof m->path, "%s/manifest.json", state_dir);
+	struct stat sd, sm;
+	int fd = open(m->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) return;
+	int ok = fstat(fd, &sm) == 0 && S_ISREG(sm.st_mode) && only_ours(&sm) && stat(state_dir, &sd) == 0 &&
+		 only_ours(&sd);
+	close(fd);
+	if (!ok) {
+		log_warn("%s is not private to this user: ignored, files are verified again", m->path);
+		return;
+	}
 	buf b;
 	if (read_small(m->path, MANIFEST_MAX, &b)) return;
 	json_doc *d = json_parse(buf_rptr(&b), buf_rlen(&b), 0, NULL);
@@ -471,16 +490,19 @@ static int job_finish(job *j, manifest *m, char *err, size_t n)
 	return 0;
 }
 
-/* 1 when dir/path is already there and known good. */
-static int already_done(const wfile *f, const char *final, manifest *m)
+/* 1 when dir/path is already there and known good: hashed against the
+ * source's checksum when it gives one (or, unless `prove`, recorded in the
+ * manifest as verified with the same size, mtime and version). */
+static int already_done(const wfile *f, const char *final, manifest *m, int prove)
 {
 	struct stat st;
-	if (stat(final, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != f->size) return 0;
+	if (lstat(final, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != f->size) return 0;
 	manifest_ent *e = manifest_find(m, f->path);
-	if (e && e->size == f->size && e->mtime_ns == mtime_ns_of(&st) && !strcmp(e->id, pull_file_id(f))) return 1;
+	int listed = e && e->size == f->size && e->mtime_ns == mtime_ns_of(&st) && !strcmp(e->id, pull_file_id(f));
+	if (listed && (!prove || (!f->sha256[0] && !f->md5[0]))) return 1;
 	if (!f->sha256[0] && !f->md5[0]) return 0;
 	/* A file from elsewhere with a checksum to compare: verify it once. */
-	int fd = open(final, O_RDONLY | O_CLOEXEC);
+	int fd = open(final, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0) return 0;
 	char sha[65] = "", md5[33] = "";
 	int ok = !pull_hash_fd(fd, f->size, f->sha256[0] ? sha : NULL, f->md5[0] ? md5 : NULL) &&
@@ -490,8 +512,17 @@ static int already_done(const wfile *f, const char *final, manifest *m)
 	return ok;
 }
 
+static int pull_files_into(wsrc *src, const wlist *list, const char *dir, const char *state_dir,
+			   const weights_opts *o, int prove, pull_stats *st, char *err, size_t errlen);
+
 int pull_files(wsrc *src, const wlist *list, const char *dir, const char *state_dir,
 	       const weights_opts *o, pull_stats *st, char *err, size_t errlen)
+{
+	return pull_files_into(src, list, dir, state_dir, o, 0, st, err, errlen);
+}
+
+static int pull_files_into(wsrc *src, const wlist *list, const char *dir, const char *state_dir,
+			   const weights_opts *o, int prove, pull_stats *st, char *err, size_t errlen)
 {
 	memset(st, 0, sizeof *st);
 	uint64_t t0 = time_mono_ms();
@@ -539,7 +570,7 @@ int pull_files(wsrc *src, const wlist *list, const char *dir, const char *state_
 			close(lock_fd);
 			return -1;
 		}
-		if (already_done(f, final, &m)) { st->files_skipped++; continue; }
+		if (already_done(f, final, &m, prove)) { st->files_skipped++; continue; }
 		todo[n_todo++] = f;
 		pg.total += f->size;
 	}
@@ -634,6 +665,45 @@ int pull_files(wsrc *src, const wlist *list, const char *dir, const char *state_
 
 /* ---------------------------------------------------------------- pull */
 
+int pull_stage_private(const char *path, char *err, size_t errlen)
+{
+	/* The folder that holds it: another user must not be able to rename our
+	 * folder away and put theirs in its place (a shared /tmp is sticky). */
+	char parent[4096];
+	str_copy(parent, path, sizeof parent);
+	char *sl = strrchr(parent, '/');
+	if (sl == parent) sl[1] = 0;
+	else if (sl) *sl = 0;
+	else str_copy(parent, ".", sizeof parent);
+	struct stat st;
+	if (stat(parent, &st) < 0) { seterr(err, errlen, "staging folder %s: %s", parent, strerror(errno)); return -1; }
+	if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX) && st.st_uid != geteuid()) {
+		seterr(err, errlen, "staging folder %s is writable by other users and not sticky: choose another "
+		       "--staging-dir", parent);
+		return -1;
+	}
+	if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+		seterr(err, errlen, "cannot create the staging folder %s: %s", path, strerror(errno));
+		return -1;
+	}
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		seterr(err, errlen, "staging folder %s: %s (a symbolic link or not a folder?): remove it or choose "
+		       "another --staging-dir", path, strerror(errno));
+		return -1;
+	}
+	int rc = fstat(fd, &st);
+	close(fd);
+	if (rc < 0) { seterr(err, errlen, "staging folder %s: %s", path, strerror(errno)); return -1; }
+	if (st.st_uid != geteuid() || (st.st_mode & 077)) {
+		seterr(err, errlen, "staging folder %s is not private (owner uid %u, mode %03o; expected uid %u, "
+		       "mode 700): another user may have made it; remove it or choose another --staging-dir", path,
+		       (unsigned)st.st_uid, (unsigned)(st.st_mode & 0777), (unsigned)geteuid());
+		return -1;
+	}
+	return 0;
+}
+
 static void summary(const char *src, const char *dest, const pull_stats *st, int ok)
 {
 	char a[32], b[32], r[32];
@@ -668,17 +738,22 @@ int weights_pull(const char *source, const char *dest, const weights_opts *o, pu
 		snprintf(state, sizeof state, "%s/.infergate", dest);
 		rc = pull_files(src, &l, dest, state, o, st, err, errlen);
 	} else {
-		/* Through a local staging folder, then one upload per file. */
+		/* Through a local staging folder, then one upload per file. Its name
+		 * is predictable (so a rerun resumes), hence it must be proven ours
+		 * before a byte in it is trusted, and files already in it are hashed
+		 * against the source's checksum rather than taken from its manifest. */
 		const char *tmp = o->staging_dir ? o->staging_dir : getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
 		char stage[4096], state[4200], key[600];
 		snprintf(key, sizeof key, "%s\n%s", source, dest);
 		snprintf(stage, sizeof stage, "%s/infergate-stage-%016llx", tmp, (unsigned long long)hash64(key, strlen(key), 1));
 		snprintf(state, sizeof state, "%s/.infergate", stage);
-		rc = pull_files(src, &l, stage, state, o, st, err, errlen);
+		rc = pull_stage_private(stage, err, errlen);
+		if (rc == 0 && !o->quiet) fprintf(stderr, "staging in %s\n", stage);
+		if (rc == 0) rc = pull_files_into(src, &l, stage, state, o, 1, st, err, errlen);
 		for (size_t i = 0; rc == 0 && i < l.n; i++) {
 			char p[8192];
 			snprintf(p, sizeof p, "%s/%s", stage, l.files[i].path);
-			int fd = open(p, O_RDONLY | O_CLOEXEC);
+			int fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 			if (fd < 0) { seterr(err, errlen, "%s: %s", p, strerror(errno)); rc = -1; break; }
 			rc = wsrc_put(dst, l.files[i].path, fd, l.files[i].size, l.files[i].sha256, err, errlen);
 			close(fd);

@@ -37,6 +37,11 @@ int pull_files(wsrc *src, const wlist *list, const char *dir, const char *state_
 int weights_pull(const char *source, const char *dest, const weights_opts *o, pull_stats *st,
 		 char *err, size_t errlen);
 
+/* Creates the folder path with mode 0700, or accepts it when it exists and is
+ * private: a real folder (not a symlink) owned by our user with no group or
+ * other permissions, checked with fstat on the opened folder, in a parent
+ * that others cannot write (unless sticky). 0, or -1 with err saying why. */
+int pull_stage_private(const char *path, char *err, size_t errlen);
 /* Creates every missing parent folder of path (mode 0755). 0 or -1. */
 int pull_mkdirs_for(const char *path);
 /* Removes a tree (no symlinks followed). 0 or -1. */
