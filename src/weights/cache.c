@@ -247,6 +247,14 @@ static int cache_open_once(const char *url, const char *cache_dir, uint64_t capa
 		free(c);
 		return -1;
 	}
+	/* DIR itself may be shared and open to all (a Kubernetes emptyDir is
+	 * 0777); what we keep in it must be ours. */
+	char models[4200];
+	snprintf(models, sizeof models, "%s/models", cache_dir);
+	if (pull_dir_trusted(models, err, errlen) || pull_dir_trusted(c->dir, err, errlen)) {
+		free(c);
+		return -1;
+	}
 	int dl_fd = open_lock(c->dir, "download.lock");
 	c->use_fd = open_lock(c->dir, "use.lock");
 	if (dl_fd < 0 || c->use_fd < 0) {

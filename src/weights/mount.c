@@ -1066,6 +1066,8 @@ int weights_mount_run(const mount_opts *mo, char *err, size_t errlen)
 	char probe[4200];
 	snprintf(probe, sizeof probe, "%s/partial/x", g.root);
 	if (pull_mkdirs_for(probe) < 0) { seterr(err, errlen, "cannot create %s: %s", g.root, strerror(errno)); return -1; }
+	/* Its index.json lets cached objects count as verified: it must be ours. */
+	if (pull_dir_trusted(g.root, err, errlen)) return -1;
 	/* Detached, we run in "/": a relative cache folder must be made absolute now. */
 	char abs_root[PATH_MAX];
 	if (!realpath(g.root, abs_root) || strlen(abs_root) >= sizeof g.root) {

@@ -665,6 +665,27 @@ static int pull_files_into(wsrc *src, const wlist *list, const char *dir, const 
 
 /* ---------------------------------------------------------------- pull */
 
+/* 0 when folder path (not a symlink) could only have been changed by us or
+ * root: owned by one of them and not writable by others unless sticky. A
+ * cache whose files another local user could plant is refused: its meta.json
+ * and manifests let files count as verified. -1 with err otherwise. */
+int pull_dir_trusted(const char *path, char *err, size_t errlen)
+{
+	struct stat st;
+	if (lstat(path, &st) < 0) {
+		seterr(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) { seterr(err, errlen, "%s is not a folder (a symbolic link?)", path); return -1; }
+	if ((st.st_uid != geteuid() && st.st_uid != 0) || ((st.st_mode & S_IWOTH) && !(st.st_mode & S_ISVTX))) {
+		seterr(err, errlen, "folder %s could be changed by another user (owner uid %u, mode %03o): "
+		       "use a folder owned by this user or root that others cannot write", path,
+		       (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+		return -1;
+	}
+	return 0;
+}
+
 int pull_stage_private(const char *path, char *err, size_t errlen)
 {
 	/* The folder that holds it: another user must not be able to rename our

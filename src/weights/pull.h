@@ -42,6 +42,11 @@ int weights_pull(const char *source, const char *dest, const weights_opts *o, pu
  * other permissions, checked with fstat on the opened folder, in a parent
  * that others cannot write (unless sticky). 0, or -1 with err saying why. */
 int pull_stage_private(const char *path, char *err, size_t errlen);
+/* 0 when folder path is a real folder (not a symlink) owned by our user or
+ * root and not writable by others unless sticky, so no other local user can
+ * plant files in it; -1 with err saying why. The cache and the mount check
+ * the folders they keep verified files and their records in. */
+int pull_dir_trusted(const char *path, char *err, size_t errlen);
 /* Creates every missing parent folder of path (mode 0755). 0 or -1. */
 int pull_mkdirs_for(const char *path);
 /* Removes a tree (no symlinks followed). 0 or -1. */

@@ -8,7 +8,8 @@
 #   - two pulls into one folder at once: the second waits for the first;
 #   - listing names with a NUL, under .infergate/, or "..": the listing is refused;
 #   - a staging folder planted by another user, and staged files that no longer
-#     match the source's checksum: refused, or downloaded again, never uploaded.
+#     match the source's checksum: refused, or downloaded again, never uploaded;
+#   - cache folders another user owns or everyone can write: refused.
 . "$(dirname "$0")/../weights/lib.sh"
 command -v python3 >/dev/null || { echo "SKIP: python3 is not installed"; exit 0; }
 OBJ="$IG_TOP/tests/weights/objserver.py"
@@ -149,4 +150,19 @@ cmp -s "$T/big.bin" "$T/www/upload/c2/big.bin" || fail "the stale staged file wa
 grep -q '1 downloaded' "$T/log" || fail "the stale file was not downloaded again: $(cat "$T/log")"
 [ -e "$stage" ] && fail "the staging folder was not removed after the upload"
 check "a staged file that does not match the sha256 is downloaded again, the right bytes uploaded"
+echo "== a cache whose folders another user could change"
+C="$T/cache"
+mkdir -p "$C/models"
+chown nobody "$C/models"
+"$W" cache hf://org/model --cache-dir "$C" 2>"$T/log" && fail "a cache under another user's folder was used"
+grep -q "folder $C/models could be changed by another user (owner uid 65534" "$T/log" || fail "cache owner message: $(cat "$T/log")"
+chown root "$C/models"
+chmod 0777 "$C/models"
+"$W" cache hf://org/model --cache-dir "$C" 2>"$T/log" && fail "a world-writable models folder was used"
+grep -q 'mode 777' "$T/log" || fail "cache mode message: $(cat "$T/log")"
+chmod 0755 "$C/models"
+chmod 0777 "$C" # the cache folder itself may be open to all (a Kubernetes emptyDir is)
+"$W" cache hf://org/model --cache-dir "$C" >"$T/path" 2>"$T/log" || fail "cache: $(cat "$T/log")"
+same_tree "$T/www/bucket/m" "$(cat "$T/path")" || fail "cached copy differs"
+check "cache folders owned by another user or writable by all are refused; ours are used"
 echo "weights_hostile: all checks passed"
