@@ -70,6 +70,9 @@ typedef struct node {
 	int backing_id;           /* the kernel's id for fd while pt_opens > 0, else 0 */
 	int cached_ok;            /* the cache file on disk is this version (from the index) */
 	char source_pin[160];     /* read from the source: the ETag its first range came with (g.mu) */
+	int changed;              /* its download stopped because the object changed at the source:
+	                             reads fail (EIO) until every open is closed, so no open sees
+	                             bytes of two versions; the next open starts over (g.mu) */
 	struct node *older;       /* the version of this path the listing had before, or NULL */
 	int opened;               /* opened at least once (its pages may be kept) */
 	uint64_t last_used_ms;
@@ -360,6 +363,7 @@ static void *fetch_thread(void *arg)
 		}
 	}
 	pthread_mutex_lock(&g.mu);
+	if (rc && ff.changed) nd->changed = 1;
 	if (rc) {
 		log_ratelimited(LOG_ERROR, "caching %s failed: %s", nd->f.path, err);
 		str_copy(nd->err, err, sizeof nd->err);
@@ -779,6 +783,12 @@ static int op_release(const char *path, struct fuse_file_info *fi)
 	node *nd = fh_node(fi);
 	pthread_mutex_lock(&g.mu);
 	if (nd && nd->opens > 0) nd->opens--;
+	if (nd && nd->opens == 0) {
+		/* Nobody holds bytes of the old version any more: the next open
+		 * may start over with whatever the source serves then. */
+		nd->changed = 0;
+		nd->source_pin[0] = 0;
+	}
 	if (nd && (fi->fh & FH_PASSTHROUGH)) {
 		if (nd->pt_opens > 0 && --nd->pt_opens == 0) pt_backing_close_locked(nd);
 	} else if (nd && nd->fuse_opens > 0) {
@@ -867,6 +877,12 @@ static int op_read_buf(const char *path, struct fuse_bufvec **bufp, size_t size,
 static int wait_range(node *nd, uint64_t off, size_t len)
 {
 	pthread_mutex_lock(&g.mu);
+	if (nd->changed) {
+		pthread_mutex_unlock(&g.mu);
+		log_ratelimited(LOG_ERROR, "read of %s at %llu failed: %s changed at the source while open; "
+				"close it and open it again", nd->f.path, (unsigned long long)off, nd->f.path);
+		return -EIO;
+	}
 	if (nd->state == NODE_NONE) {
 		int e = ensure_locked(nd);
 		if (e) { pthread_mutex_unlock(&g.mu); return e; }
