@@ -62,7 +62,7 @@ static int open_lock(const char *dir, const char *name)
 {
 	char p[4400];
 	snprintf(p, sizeof p, "%.4000s/%.100s", dir, name);
-	return open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	return open(p, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
 }
 
 static int read_file(const char *path, size_t max, buf *out)
@@ -87,7 +87,7 @@ static int write_file_atomic(const char *path, const buf *b)
 {
 	char tmp[4500];
 	snprintf(tmp, sizeof tmp, "%.4400s.tmp", path);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
 	if (fd < 0) return -1;
 	const char *p = buf_rptr(b);
 	size_t n = buf_rlen(b), w = 0;
@@ -380,7 +380,7 @@ uint64_t weights_cache_evict(const char *cache_dir, uint64_t capacity, const cha
 {
 	char p[4400];
 	snprintf(p, sizeof p, "%s/evict.lock", cache_dir);
-	int lfd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	int lfd = open(p, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
 	if (lfd < 0) return 0;
 	if (pull_lock_bounded(lfd, LOCK_EX, 60, "the cache's eviction lock", 1)) { close(lfd); return 0; }
 	snprintf(p, sizeof p, "%s/models", cache_dir);

@@ -201,7 +201,7 @@ static void index_save_locked(void)
 	char p[4200], t[4300];
 	snprintf(p, sizeof p, "%s/index.json", g.root);
 	snprintf(t, sizeof t, "%s.tmp", p);
-	int fd = open(t, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	int fd = open(t, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
 	if (fd >= 0 && !w.error) {
 		size_t off = 0, n = buf_rlen(&b);
 		while (off < n) {
@@ -440,7 +440,7 @@ static int ensure_locked(node *nd)
 		return 0;
 	}
 	if (pull_mkdirs_for(nd->part) < 0) return -EIO;
-	int fd = open(nd->part, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	int fd = open(nd->part, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
 	if (fd < 0) return -EIO;
 	if (ftruncate(fd, (off_t)nd->f.size) < 0) { close(fd); unlink(nd->part); return -ENOSPC; }
 	fetch_file plan = { 0 };
@@ -548,7 +548,7 @@ static void status_write_locked(void)
 	if (n <= 0 || n >= (int)sizeof body) return;
 	snprintf(p, sizeof p, "%s/status.json", g.root);
 	snprintf(t, sizeof t, "%s.tmp", p);
-	int fd = open(t, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	int fd = open(t, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
 	if (fd < 0) return;
 	ssize_t w;
 	do w = write(fd, body, (size_t)n); while (w < 0 && errno == EINTR);

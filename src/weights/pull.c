@@ -146,7 +146,7 @@ static int write_atomic(const char *path, const char *data, size_t n)
 {
 	char tmp[4200];
 	snprintf(tmp, sizeof tmp, "%s.tmp", path);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
 	if (fd < 0) return -1;
 	size_t w = 0;
 	while (w < n) {
@@ -347,7 +347,7 @@ static int job_open(job *j, const weights_opts *o, char *err, size_t n)
 	uint8_t *state = NULL;
 	size_t nc = 0;
 	uint64_t chunk = sidecar_load(j, &state, &nc);
-	int fd = open(j->part, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	int fd = open(j->part, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
 	if (fd < 0) { free(state); seterr(err, n, "%s: %s", j->part, strerror(errno)); return -1; }
 	struct stat st;
 	if (chunk && (fstat(fd, &st) < 0 || (uint64_t)st.st_size != j->f->size)) { free(state); state = NULL; chunk = 0; }

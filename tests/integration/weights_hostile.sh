@@ -9,7 +9,8 @@
 #   - listing names with a NUL, under .infergate/, or "..": the listing is refused;
 #   - a staging folder planted by another user, and staged files that no longer
 #     match the source's checksum: refused, or downloaded again, never uploaded;
-#   - cache folders another user owns or everyone can write: refused.
+#   - cache folders another user owns or everyone can write: refused;
+#   - a symbolic link planted as a partial file: not followed.
 . "$(dirname "$0")/../weights/lib.sh"
 command -v python3 >/dev/null || { echo "SKIP: python3 is not installed"; exit 0; }
 OBJ="$IG_TOP/tests/weights/objserver.py"
@@ -150,6 +151,22 @@ cmp -s "$T/big.bin" "$T/www/upload/c2/big.bin" || fail "the stale staged file wa
 grep -q '1 downloaded' "$T/log" || fail "the stale file was not downloaded again: $(cat "$T/log")"
 [ -e "$stage" ] && fail "the staging folder was not removed after the upload"
 check "a staged file that does not match the sha256 is downloaded again, the right bytes uploaded"
+echo "== a symbolic link planted in the state folder"
+mkdir -p "$T/www/slow/c"
+head -c 4000000 /dev/urandom >"$T/www/slow/c/v.bin"
+"$W" pull "http://127.0.0.1:$PORT/slow/c/" "$T/o9" --chunk-size 512KiB --connections 2 2>/dev/null &
+P=$!
+sleep 1
+kill "$P"; wait "$P" 2>/dev/null
+part=$(ls "$T/o9/.infergate/"*.part) || fail "no partial file left by the interrupted pull"
+printf 'precious' >"$T/victim"
+rm -f "$part"
+ln -s "$T/victim" "$part"
+"$W" pull "http://127.0.0.1:$PORT/slow/c/" "$T/o9" --chunk-size 512KiB 2>"$T/log" && fail "the pull wrote through a planted symlink"
+[ "$(cat "$T/victim")" = precious ] || fail "a symlink in the state folder made the pull overwrite another file"
+grep -q 'Too many levels of symbolic links' "$T/log" || fail "symlink message: $(cat "$T/log")"
+check "planted symlink not followed: $(tail -1 "$T/log" | cut -c1-110)"
+
 echo "== a cache whose folders another user could change"
 C="$T/cache"
 mkdir -p "$C/models"
