@@ -5,6 +5,7 @@
 #   - a 206 whose Content-Range is another range than the one asked;
 #   - an object replaced during the pull (the fault server, and a real file
 #     replaced under nginx): a clear error, never a file mixing two versions;
+#   - a Hugging Face branch moving during the pull: files read at the listed commit;
 #   - two pulls into one folder at once: the second waits for the first;
 #   - listing names with a NUL, under .infergate/, or "..": the listing is refused;
 #   - a staging folder planted by another user, and staged files that no longer
@@ -62,6 +63,17 @@ grep -q 'r.bin changed at the source' "$T/log" || fail "nginx change message: $(
 grep 'slow/a/r.bin 412' "$T/ng/access.log" >/dev/null || grep -q 'Last-Modified' "$T/log" ||
 	fail "neither If-Match nor Last-Modified caught the change"
 check "nginx: $(grep -o 'r.bin changed[^;]*' "$T/log" | head -1)"
+
+echo "== a Hugging Face branch that moves during the pull"
+rev=1111111111111111111111111111111111111111
+mkdir -p "$T/www/hf/api/models/org/moving/revision" "$T/www/hf/org/moving/resolve/main" "$T/www/hf/org/moving/resolve/$rev"
+printf '{"sha":"%s","siblings":[{"rfilename":"config.json","size":5}]}' "$rev" >"$T/www/hf/api/models/org/moving/revision/main"
+printf 'old!!' >"$T/www/hf/org/moving/resolve/$rev/config.json"
+printf 'new!!' >"$T/www/hf/org/moving/resolve/main/config.json" # main moved on after the listing
+"$W" pull hf://org/moving "$T/o10" 2>"$T/log" || fail "pull of a moving branch: $(cat "$T/log")"
+[ "$(cat "$T/o10/config.json")" = 'old!!' ] || fail "the file was read at the branch, not at the listed commit"
+grep -q "GET /hf/org/moving/resolve/$rev/config.json 206" "$T/ng/access.log" || fail "no request at the commit"
+check "Hugging Face files are read at the commit the listing named ($rev), not at main"
 
 echo "== two pulls into one folder"
 head -c 4000000 /dev/urandom >"$T/www/slow/b/big.bin"
