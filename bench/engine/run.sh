@@ -20,8 +20,12 @@ prompt=${PROMPT:-128}
 gen=${GEN:-32}
 shape=${SHAPE:-270m}
 repeat=${REPEAT:-3}
-work=${BENCH_DIR:-/tmp/infergate-bench-engine}
+# The default work folder is this user's: it holds a program this script
+# builds and runs, and a fixed name in /tmp could be made first by another user.
+work=${BENCH_DIR:-${XDG_CACHE_HOME:-${HOME:?set HOME or BENCH_DIR}/.cache}/infergate/bench-engine}
 mkdir -p "$work"
+[ -O "$work" ] || { echo "$work is not owned by this user: set BENCH_DIR to another folder" >&2; exit 1; }
+chmod go-w "$work"
 model="$work/gemma3-$shape-random"
 if [ ! -f "$model/model.safetensors" ]; then
 	echo "writing a random $shape checkpoint to $model" >&2

@@ -13,10 +13,14 @@
 set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
 bin="$top/bin"
-work=${1:-/tmp/ig-bench-server}
+# The default work folder is this user's (a fixed name in /tmp could be made
+# first by another user, with a model or programs of theirs in it).
+work=${1:-${XDG_CACHE_HOME:-${HOME:?set HOME or give a work folder}/.cache}/infergate/bench-server}
 in_len=${INPUT_LEN:-128}; out_len=${OUTPUT_LEN:-64}; per=${REQUESTS_PER_STREAM:-3}
 threads=${THREADS:-0}
-mkdir -p "$work"
+mkdir -p "$work" || exit 1
+[ -O "$work" ] || { echo "$work is not owned by this user: give another work folder" >&2; exit 1; }
+chmod go-w "$work"
 [ -f "$work/m270/model.safetensors" ] || "$bin/infergate-mkmodel" --shape 270m --seed 1 "$work/m270" >&2
 tflag=""; [ "$threads" != 0 ] && tflag="--threads $threads"
 

@@ -34,6 +34,8 @@ total=$(du -cb "$T/www/bucket/ckpt" | tail -1 | cut -f1)
 # files behind a 302 to 127.0.0.2), hard-linked rather than copied.
 hf_api="$T/www/hf/api/models/bench/ckpt/revision"
 mkdir -p "$hf_api" "$T/www/hf/bench/ckpt/resolve/main" "$T/www/lfs/bench/ckpt"
+# Files are read at the commit the listing names, as on the Hub.
+ln -sfn main "$T/www/hf/bench/ckpt/resolve/0123456789abcdef0123456789abcdef01234567"
 {
 	printf '{"id":"bench/ckpt","sha":"0123456789abcdef0123456789abcdef01234567","siblings":['
 	sep=""

@@ -110,3 +110,28 @@ int log_rl_allow(log_rl *rl, unsigned interval_ms, unsigned burst)
 	rl->suppressed++;
 	return 0;
 }
+
+void log_limited(log_rl *rl, unsigned interval_ms, unsigned burst, enum log_level level, const char *fmt, ...)
+{
+	if (level < log_level_min || level > LOG_ERROR) return;
+	uint64_t now = time_mono_ms();
+	unsigned long long dropped = 0;
+	if (!rl->window_start_ms || now - rl->window_start_ms >= interval_ms) {
+		dropped = rl->suppressed;
+		rl->window_start_ms = now;
+		rl->count = 0;
+		rl->suppressed = 0;
+	}
+	if (rl->count >= burst) {
+		rl->suppressed++;
+		return;
+	}
+	rl->count++;
+	char msg[2048];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (dropped) log_msg(level, "%s (%llu similar lines suppressed before this one)", msg, dropped);
+	else log_msg(level, "%s", msg);
+}

@@ -22,6 +22,13 @@ void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(p
 typedef struct log_rl { unsigned long long window_start_ms; unsigned count, suppressed; } log_rl;
 int log_rl_allow(log_rl *rl, unsigned interval_ms, unsigned burst);
 
+/* A line about one subject (an endpoint, a discovery) that may repeat: at
+ * most `burst` lines per `interval_ms` per limiter (each subject owns one);
+ * the first line of a window says how many were suppressed in the window
+ * before, so an outage's count is never lost, only its copies. */
+void log_limited(log_rl *rl, unsigned interval_ms, unsigned burst, enum log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+
 #define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
 #define log_info(...)  log_msg(LOG_INFO, __VA_ARGS__)
 #define log_warn(...)  log_msg(LOG_WARN, __VA_ARGS__)

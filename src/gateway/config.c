@@ -256,10 +256,12 @@ static void parse_endpoint(cfg_ctx *c, const gw_config *cfg, const json_val *e, 
 	if (cfg_int(c, e, path, "weight", 0, 1, 1, 1000, &w) >= 0) out->weight = (uint32_t)w;
 }
 
+const char *const gw_dialect_names[] = {"auto", "vllm", "sglang", "llamacpp", "openai", NULL};
+
 static void parse_pool(cfg_ctx *c, const gw_config *cfg, const json_val *p, const char *path, gw_pool_cfg *out)
 {
 	static const char *const keys[] = {"name", "models", "endpoints", "health", "passive", "metrics",
-					   "backend", "picker", "resume", NULL};
+					   "backend", "picker", "resume", "dialect", NULL};
 	char sub[256];
 	gw_pool_cfg_defaults(out);
 	if (cfg_check_keys(c, p, path, keys) < 0) return;
@@ -324,6 +326,7 @@ static void parse_pool(cfg_ctx *c, const gw_config *cfg, const json_val *p, cons
 	cfg_path(sub, sizeof(sub), path, "picker");
 	if ((v = cfg_obj(c, p, path, "picker", 0))) config_picker_parse(c, v, sub, &out->picker);
 	cfg_bool(c, p, path, "resume", 0, out->resume, &out->resume);
+	cfg_enum(c, p, path, "dialect", 0, GW_DIALECT_AUTO, gw_dialect_names, &out->dialect);
 	if (out->health.timeout_ms > out->health.interval_ms) {
 		cfg_path(sub, sizeof(sub), path, "health.timeout");
 		cfg_fail(c, json_get(json_get(p, "health"), "timeout"), sub, "is longer than health.interval");

@@ -99,6 +99,11 @@ typedef struct gw_backend_cfg {
  * the EndpointSlices of the Kubernetes Service "service[.namespace]:port". */
 enum gw_resolve { GW_RESOLVE_NONE = 0, GW_RESOLVE_DNS, GW_RESOLVE_SRV, GW_RESOLVE_KUBERNETES };
 
+/* Whose OpenAI server a pool's endpoints run (docs/resume.md): how a final
+ * assistant message is continued. AUTO reads it from their metrics pages. */
+enum gw_dialect { GW_DIALECT_AUTO = 0, GW_DIALECT_VLLM, GW_DIALECT_SGLANG, GW_DIALECT_LLAMACPP, GW_DIALECT_OPENAI };
+extern const char *const gw_dialect_names[]; /* "auto", "vllm", ..., NULL */
+
 typedef struct gw_endpoint_cfg {
 	char address[GW_ADDR_LEN];     /* "host:port" */
 	char region[GW_NAME_LEN];
@@ -121,6 +126,7 @@ typedef struct gw_pool_cfg {
 	gw_backend_cfg backend;
 	gw_picker_cfg picker;
 	int resume;                    /* resume broken streams on another endpoint (docs/resume.md) */
+	int dialect;                   /* enum gw_dialect: how its servers continue a message */
 } gw_pool_cfg;
 
 /* A route: requests whose path starts with prefix (and, when model is set,

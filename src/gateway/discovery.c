@@ -217,8 +217,8 @@ int discovery_publish(discovery *d, discovery_addr *addrs, size_t n)
 	n = discovery_addrs_normalize(addrs, n);
 	if (n > DISCOVERY_MAX_ADDRS) {
 		d->st.dropped_total += n - DISCOVERY_MAX_ADDRS;
-		log_ratelimited(LOG_WARN, "discovery of %s: %zu addresses, keeping the first %d", d->spec.name, n,
-				DISCOVERY_MAX_ADDRS);
+		log_limited(&d->log_rl, 10000, 3, LOG_WARN, "discovery of %s: %zu addresses, keeping the first %d",
+			    d->spec.name, n, DISCOVERY_MAX_ADDRS);
 		n = DISCOVERY_MAX_ADDRS;
 	}
 	d->st.resolutions_total++;
@@ -252,6 +252,6 @@ void discovery_fail(discovery *d, const char *fmt, ...)
 	vsnprintf(d->st.last_error, sizeof(d->st.last_error), fmt, ap);
 	va_end(ap);
 	d->st.failures_total++;
-	log_ratelimited(LOG_WARN, "discovery of %s: %s (keeping %zu known addresses)", d->spec.name,
-			d->st.last_error, d->n_cur);
+	log_limited(&d->log_rl, 10000, 3, LOG_WARN, "discovery of %s: %s (keeping %zu known addresses)", d->spec.name,
+		    d->st.last_error, d->n_cur);
 }

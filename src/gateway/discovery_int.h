@@ -6,6 +6,7 @@
 #define GATEWAY_DISCOVERY_INT_H
 
 #include "gateway/discovery.h"
+#include "core/log.h"
 
 /* One discovery. Owner: whoever called discovery_new. */
 struct discovery {
@@ -16,6 +17,7 @@ struct discovery {
 	discovery_addr *cur;           /* the current set, DISCOVERY_MAX_ADDRS slots */
 	size_t n_cur;
 	discovery_stats st;
+	log_rl log_rl;                 /* its repeated warnings: a few lines per 10 s, the rest counted */
 	void *impl;                    /* the backend's state */
 	int in_cb;                     /* on_change is running */
 	int dead;                      /* discovery_free was called from on_change */

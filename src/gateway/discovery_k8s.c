@@ -392,48 +392,51 @@ static void want(k8s_state *s, int ssl_err)
 
 /* ------------------------------------------------------------ events */
 
-/* One watch event (a line). Returns 1 when d was freed, -1 when the
- * connection must be dropped (done here), 0 to go on. */
-static int watch_event(k8s_state *s, const char *line, size_t len)
+/* What one watch line did (watch_apply). */
+enum k8s_watch_result {
+	K8S_W_IGNORED,                 /* an unknown type: nothing changed */
+	K8S_W_BOOKMARK,                /* only the version moved */
+	K8S_W_CHANGED,                 /* a slice was added, replaced or deleted: publish */
+	K8S_W_GONE,                    /* 410: the version is too old, list again */
+	K8S_W_ERROR,                   /* an ERROR event other than 410 */
+	K8S_W_MALFORMED                /* not JSON, or a change without an object name */
+};
+
+/* Applies one watch line (a JSON event, len bytes, no newline) to the slice
+ * table and the version: no I/O, no publishing, so it can be tested and
+ * fuzzed alone. Returns a K8S_W_*; for GONE, ERROR and MALFORMED, why says
+ * what (why_len bytes at most). */
+static int watch_apply(k8s_state *s, const char *line, size_t len, char *why, size_t why_len)
 {
+	why[0] = '\0';
 	json_error je;
 	json_doc *doc = json_parse(line, len, 0, &je);
 	if (!doc) {
-		char why[192], head[33];
+		char head[33];
 		size_t k;
 		for (k = 0; k < len && k < 32; k++) head[k] = line[k] >= 32 && line[k] < 127 ? line[k] : '?';
 		head[k] = '\0';
-		snprintf(why, sizeof(why), "col %u: %s (\"%s\")", je.col, je.msg, head);
-		conn_fail(s, "malformed watch event", why);
-		return -1;
+		snprintf(why, why_len, "col %u: %s (\"%s\")", je.col, je.msg, head);
+		return K8S_W_MALFORMED;
 	}
 	const json_val *root = json_root(doc);
 	const char *type = json_str(json_get(root, "type"), "");
 	const json_val *obj = json_get(root, "object");
 	const char *rv = json_str(json_get(json_get(obj, "metadata"), "resourceVersion"), NULL);
-	int rc = 0;
+	int rc = K8S_W_IGNORED;
 	if (strcmp(type, "ERROR") == 0) {
 		int64_t code = 0;
 		json_int64(json_get(obj, "code"), &code);
-		char why[192];
-		snprintf(why, sizeof(why), "%lld %s", (long long)code, json_str(json_get(obj, "message"), ""));
-		if (code == 410) {     /* the version is too old: list again now, not an error */
-			log_info("discovery of %s: watch expired (410), listing again", s->d->spec.name);
-			conn_close(s);
-			s->rv[0] = '\0';
-			json_doc_free(doc);
-			conn_start(s, K8S_LIST);
-			return -1;
-		}
-		conn_fail(s, "error event", why);
-		rc = -1;
+		snprintf(why, why_len, "%lld %s", (long long)code, json_str(json_get(obj, "message"), ""));
+		rc = code == 410 ? K8S_W_GONE : K8S_W_ERROR;
 	} else if (strcmp(type, "BOOKMARK") == 0) {
 		if (rv) str_copy(s->rv, rv, sizeof(s->rv));
+		rc = K8S_W_BOOKMARK;
 	} else if (strcmp(type, "ADDED") == 0 || strcmp(type, "MODIFIED") == 0 || strcmp(type, "DELETED") == 0) {
 		const char *name = json_str(json_get(json_get(obj, "metadata"), "name"), NULL);
 		if (!name) {
-			conn_fail(s, "watch event without an object name", type);
-			rc = -1;
+			snprintf(why, why_len, "%s without an object name", type);
+			rc = K8S_W_MALFORMED;
 		} else {
 			if (type[0] == 'D')
 				slice_delete(s, name);
@@ -441,13 +444,38 @@ static int watch_event(k8s_state *s, const char *line, size_t len)
 				s->d->st.dropped_total++;
 			if (rv) str_copy(s->rv, rv, sizeof(s->rv));
 			s->events_total++;
-			rc = publish(s);
+			rc = K8S_W_CHANGED;
 		}
 	} else {
 		log_ratelimited(LOG_DEBUG, "discovery of %s: watch event of type \"%s\" ignored", s->d->spec.name, type);
 	}
 	json_doc_free(doc);
 	return rc;
+}
+
+/* One watch event (a line). Returns 1 when d was freed, -1 when the
+ * connection must be dropped (done here), 0 to go on. */
+static int watch_event(k8s_state *s, const char *line, size_t len)
+{
+	char why[192];
+	switch (watch_apply(s, line, len, why, sizeof(why))) {
+	case K8S_W_MALFORMED:
+		conn_fail(s, "malformed watch event", why);
+		return -1;
+	case K8S_W_GONE:               /* the version is too old: list again now, not an error */
+		log_info("discovery of %s: watch expired (410), listing again", s->d->spec.name);
+		conn_close(s);
+		s->rv[0] = '\0';
+		conn_start(s, K8S_LIST);
+		return -1;
+	case K8S_W_ERROR:
+		conn_fail(s, "error event", why);
+		return -1;
+	case K8S_W_CHANGED:
+		return publish(s);
+	default:
+		return 0;
+	}
 }
 
 /* The whole list answer: the set published, the watch started on a new

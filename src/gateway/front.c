@@ -17,6 +17,7 @@
 #include "gateway/gateway.h"
 #include "gateway/picker.h"
 #include "gateway/request.h"
+#include "gateway/resume.h"
 #include "core/json.h"
 #include "core/oai_error.h"
 #include "core/openai_api.h"
@@ -71,15 +72,20 @@ static void completions(gw *g, httpd_req *r)
 		httpd_error(r, status, msg, NULL);
 		return;
 	}
-	if (rq->model_state != REQUEST_MODEL_OK) {
-		httpd_error(r, 400, rq->model_state != REQUEST_MODEL_MISSING ? "The field `model` must be a non-empty string." : "The field `model` is required.", "model");
+	gw_pool *p = NULL;
+	if (rq->model_state == REQUEST_MODEL_MISSING && (p = gw_route_default(g, path))) {
+		/* The server defaults it too; the picker and the logs see the pool's first name. */
+		str_copy(rq->model, p->cfg.n_models ? p->cfg.models[0] : "", sizeof(rq->model));
+	} else if (rq->model_state != REQUEST_MODEL_OK) {
+		httpd_error(r, 400, rq->model_state != REQUEST_MODEL_MISSING ? "The field `model` must be a non-empty string."
+				    : "The field `model` is required: this gateway serves several pools (GET /v1/models lists the models).", "model");
 		return;
 	}
 	if (rq->stream_bad) {
 		httpd_error(r, 400, "The field `stream` must be a boolean.", "stream");
 		return;
 	}
-	gw_pool *p = gw_route(g, path, rq->model);
+	if (!p) p = gw_route(g, path, rq->model);
 	if (!p) {
 		unknown_model(r, rq->model);
 		return;
@@ -215,6 +221,7 @@ static void status(gw *g, httpd_req *r)
 		jw_key(&w, "active_retries"); jw_uint(&w, p->active_retries);
 		jw_key(&w, "request_timeout_ms"); jw_uint(&w, p->cfg.backend.request_timeout_ms);
 		jw_key(&w, "tries"); jw_uint(&w, p->cfg.backend.tries);
+		jw_key(&w, "dialect"); jw_str(&w, gw_dialect_names[resume_dialect(p)]);
 		picker_status_pool(&w, p, now);
 		jw_key(&w, "endpoints"); jw_arr_begin(&w);
 		for (size_t k = 0; k < p->n_eps; k++) status_endpoint(&w, p->eps[k], now);

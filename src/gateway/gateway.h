@@ -9,6 +9,7 @@
  *   health.c      active checks and passive detection; endpoint state changes
  *   picker.c      which endpoint serves a request (picker.h; glue picker_gw.c)
  *   proxy.c       one client request to an upstream and back, with retries
+ *   retry.c       may a failed attempt go elsewhere (retry.h: dead vs busy, budget)
  *   front.c       the front door: routes, admin paths, the JSON body
  *   metrics.c     the gateway's own Prometheus metrics (docs/METRICS.md)
  *   access_log.c  one JSON line per request
@@ -27,6 +28,7 @@
 #include "core/ev.h"
 #include "core/http_client.h"
 #include "core/httpd.h"
+#include "core/log.h"
 #include "core/prom.h"
 #include "gateway/config.h"
 #include "gateway/request.h"
@@ -39,6 +41,11 @@ typedef struct gw_call gw_call;
 /* Health as the active checks see it. UNKNOWN: not checked yet (serves). */
 enum gw_health { GW_HEALTH_UNKNOWN = 0, GW_HEALTH_UP, GW_HEALTH_DOWN };
 const char *gw_health_name(int state);
+
+/* A warning about endpoint e that can repeat while it is failing. */
+#define GW_EP_LOG_INTERVAL_MS 10000
+#define GW_EP_LOG_BURST 3
+#define gw_endpoint_log(e, level, ...) log_limited(&(e)->log_rl, GW_EP_LOG_INTERVAL_MS, GW_EP_LOG_BURST, level, __VA_ARGS__)
 
 /* One model server. Owner: the pools that list it (refs). Grouped by concern,
  * as nginx's peer struct. */
@@ -87,6 +94,10 @@ struct gw_endpoint {
 	uint64_t models_fetched_ms;
 	hc_req *models_req;
 	buf models_body;               /* its answer so far, capped */
+
+	/* its repeated warnings (scrapes, upstream errors, /v1/models): at most
+	 * GW_EP_LOG_BURST lines per GW_EP_LOG_INTERVAL_MS, the rest counted */
+	log_rl log_rl;
 
 	/* metrics (metrics.c): cached series */
 	prom_series *m_up, *m_ejected, *m_in_flight;
@@ -193,6 +204,10 @@ void gw_endpoint_unref(gw_endpoint *e);
 /* The pool a request goes to: the first route whose prefix matches path and
  * whose model (or pool) serves model. Returns the pool, or NULL. */
 gw_pool *gw_route(gw *g, const char *path, const char *model);
+/* The pool of a request without `model` (vLLM and llama.cpp default it to the
+ * model they serve): the one pool every route matching path leads to; NULL
+ * when none or several do. */
+gw_pool *gw_route_default(gw *g, const char *path);
 /* 1 when the pool serves model: its list names it, or it has no list. */
 int gw_pool_serves(const gw_pool *p, const char *model);
 /* Number of endpoints in state UP across every pool. */

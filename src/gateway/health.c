@@ -24,6 +24,7 @@
  * endpoint serves (GET /v1/models) for pools that list none.
  */
 #include "gateway/gateway.h"
+#include "gateway/scrape.h"
 #include "core/json.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -57,6 +58,7 @@ static void state_set(gw_endpoint *e, int to, const char *why)
 	log_msg(to == GW_HEALTH_DOWN ? LOG_WARN : LOG_INFO, "endpoint %s (pool %s, region %s): %s -> %s (%s)",
 		e->address, e->pool_name, e->region, gw_health_name(from), gw_health_name(to), why);
 	gw_metrics_health_change(e->g, e, from, to);
+	if (to == GW_HEALTH_UP) scrape_wake(e);
 }
 
 /* Records one check result in the health counter. Returns the state the
@@ -148,7 +150,7 @@ static void models_done(hc_req *r, int err, void *arg)
 		}
 		json_doc_free(d);
 	} else {
-		log_ratelimited(LOG_WARN, "endpoint %s: GET /v1/models failed (%s, status %d)", e->address,
+		gw_endpoint_log(e, LOG_WARN, "endpoint %s: GET /v1/models failed (%s, status %d)", e->address,
 				hc_err_name(err), hc_status(r));
 	}
 	buf_free(&e->models_body);

@@ -197,7 +197,7 @@ static picker_ep *ep_state(gw_endpoint *e)
 
 static int serves(const gw_endpoint *e, const char *model)
 {
-	if (!model || !e->learn_models || !e->n_models) return 1;
+	if (!model || !*model || !e->learn_models || !e->n_models) return 1; /* "": the server's default */
 	for (size_t i = 0; i < e->n_models; i++)
 		if (!strcmp(e->models[i], model)) return 1;
 	return 0;

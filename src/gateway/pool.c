@@ -294,6 +294,21 @@ gw_pool *gw_route(gw *g, const char *path, const char *model)
 	return NULL;
 }
 
+gw_pool *gw_route_default(gw *g, const char *path)
+{
+	const gw_config *cfg = g->cfg;
+	gw_pool *only = NULL;
+	for (size_t i = 0; i < cfg->n_routes; i++) {
+		const gw_route_cfg *r = &cfg->routes[i];
+		if (strncmp(path, r->prefix, strlen(r->prefix))) continue;
+		if ((size_t)r->pool_index >= g->n_pools) continue;
+		gw_pool *p = g->pools[r->pool_index];
+		if (only && only != p) return NULL; /* several: the client must say which model */
+		only = p;
+	}
+	return only;
+}
+
 size_t gw_healthy_endpoints(const gw *g)
 {
 	size_t n = 0;

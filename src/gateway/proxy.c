@@ -11,9 +11,11 @@
  *     buffered beyond the client's output buffer; above a watermark the upstream
  *     is paused until the client drains (backpressure both ways: the upstream's
  *     socket fills, the server slows down);
- *   - before anything reached the client, a connect failure, a reset, an early
- *     EOF, an idle timeout or a 502/503/504 is tried again elsewhere while tries,
- *     the deadline and the pool's retry budget allow; otherwise 502/504;
+ *   - before anything reached the client, a failed attempt is tried again
+ *     elsewhere as retry.h decides: an endpoint found dead (refused, reset,
+ *     EOF before the head, down or ejected) while any other is left; a 5xx
+ *     or a timeout while tries, the deadline and the retry budget allow;
+ *     otherwise 502/504;
  *   - after the first byte nothing is replayed as it was: a resumable stream
  *     (resume.h) continues on another endpoint as a continuation of what the
  *     client has; any other broken stream ends with an error event and [DONE]
@@ -28,6 +30,7 @@
 #include "gateway/admission.h"
 #include "gateway/picker.h"
 #include "gateway/resume.h"
+#include "gateway/retry.h"
 #include "core/json.h"
 #include "core/log.h"
 #include "core/oai_error.h"
@@ -269,25 +272,30 @@ static void answer_error(gw_call *c, int status, const char *fmt, ...)
 
 /* ------------------------------------------------------------ retries */
 
-/* 1 when another attempt may follow this one: tries, deadline and budget
- * allow and an endpoint not yet tried is available. */
-static int can_retry(gw_call *c)
+/* 1 when e is known gone: down, ejected or removed. */
+static int endpoint_dead(const gw_endpoint *e, uint64_t now_ms)
+{
+	return e->state == GW_HEALTH_DOWN || e->removed || health_ejected(e, now_ms);
+}
+
+/* 1 when another attempt may follow this one, failed as `failure`
+ * (retry.h decides; counted and logged here when the budget says no). */
+static int can_retry(gw_call *c, int failure)
 {
 	gw_pool *p = c->pool;
 	uint64_t now = ev_now_ms(c->g->loop);
-	if (c->tries >= p->cfg.backend.tries || now >= c->deadline_ms || !c->r) return 0;
+	if (!c->r) return 0;
 	pick_ctx ctx = { c->tried, c->model, now, c->pk };
-	if (!picker_any_left(p, &ctx)) return 0;
-	if (!c->in_retry) {
-		double budget = p->cfg.backend.retry_budget_min + p->cfg.backend.retry_budget_ratio * p->active_requests;
-		if ((double)p->active_retries + 1 > budget) {
-			gw_metrics_retry(c->g, c, "budget_exhausted");
-			log_ratelimited(LOG_WARN, "pool %s: retry budget exhausted (%u retries, %u requests in progress)",
-					p->cfg.name, p->active_retries, p->active_requests);
-			return 0;
-		}
+	retry_question q = { failure, c->tries, p->cfg.backend.tries, now < c->deadline_ms, picker_any_left(p, &ctx),
+			     c->in_retry, p->active_retries,
+			     retry_budget(p->cfg.backend.retry_budget_min, p->cfg.backend.retry_budget_ratio, p->active_requests) };
+	int v = retry_decide(&q);
+	if (v == RETRY_NO_BUDGET) {
+		gw_metrics_retry(c->g, c, "budget_exhausted");
+		log_ratelimited(LOG_WARN, "pool %s: retry budget exhausted (%u retries, %u requests in progress)",
+				p->cfg.name, p->active_retries, p->active_requests);
 	}
-	return 1;
+	return v == RETRY_YES;
 }
 
 static void retry(gw_call *c, const char *reason)
@@ -321,7 +329,7 @@ static int on_up_head(hc_req *up, int status, const http_header *h, size_t n, vo
 		health_passive_failure(e, why);
 	}
 	if (c->started) return resume_on_head(c, status, h, n); /* a continuation (resume.c) */
-	if ((status == 502 || status == 503 || status == 504) && can_retry(c)) {
+	if (retry_failure_of(HC_OK, status, 1, 0) == RETRY_FAILURE_BUSY && can_retry(c, RETRY_FAILURE_BUSY)) {
 		c->discard = 1; /* swallow the body; retried when it ends */
 		return 0;
 	}
@@ -469,7 +477,7 @@ static void on_up_done(hc_req *up, int err, void *arg)
 	if (err == HC_OK) {
 		if (c->last_up_status < 500) health_passive_success(e);
 		if (c->rs && c->sse && !resume_complete(c)) { /* ended before [DONE] */
-			log_ratelimited(LOG_WARN, "pool %s: stream from %s ended before [DONE]", c->pool->cfg.name, e->label);
+			gw_endpoint_log(e, LOG_WARN, "pool %s: stream from %s ended before [DONE]", c->pool->cfg.name, e->label);
 			resume_carry_out(c, HC_ERR_EOF);
 			return;
 		}
@@ -479,15 +487,14 @@ static void on_up_done(hc_req *up, int err, void *arg)
 	if (err != HC_ERR_TOTAL_TIMEOUT && err != HC_ERR_ABORTED && err != HC_ERR_NOMEM)
 		health_passive_error(e, err); /* may move the other attempts on e (not this one: c->up is gone) */
 	if (c->started) {
-		log_ratelimited(LOG_WARN, "pool %s: stream from %s broke after %llu bytes: %s", c->pool->cfg.name,
+		gw_endpoint_log(e, LOG_WARN, "pool %s: stream from %s broke after %llu bytes: %s", c->pool->cfg.name,
 				e->label, (unsigned long long)c->bytes_out, hc_err_name(err));
 		if (c->rs && c->sse) resume_carry_out(c, err);
 		else stream_broken(c, err);
 		return;
 	}
-	int retryable = err == HC_ERR_CONNECT_REFUSED || err == HC_ERR_CONNECT || err == HC_ERR_CONNECT_TIMEOUT ||
-			err == HC_ERR_RESET || err == HC_ERR_EOF || err == HC_ERR_IDLE_TIMEOUT;
-	if (retryable && can_retry(c)) {
+	int failure = retry_failure_of(err, 0, hc_received_any(up), endpoint_dead(e, ev_now_ms(c->g->loop)));
+	if (failure != RETRY_FAILURE_FINAL && can_retry(c, failure)) {
 		retry(c, hc_err_name(err));
 		return;
 	}
@@ -585,7 +592,7 @@ size_t proxy_endpoint_down(gw_endpoint *e, const char *why)
 		 * resumable. Anything else (answered already, not resumable, or
 		 * nowhere to go) ends as it ends. */
 		int resume = c->started;
-		if (resume ? !(c->rs && c->sse && can_resume(c)) : hc_received_any(c->up) || !can_retry(c)) {
+		if (resume ? !(c->rs && c->sse && can_resume(c)) : !can_retry(c, retry_failure_of(HC_ERR_ABORTED, 0, hc_received_any(c->up), 1))) {
 			left++;
 			continue;
 		}

@@ -254,7 +254,9 @@ int request_read(gw_request *rq, const char *body, size_t len, int chat, char *m
 			r = 0;
 			if (req_key_is(key, kl, "model")) {
 				if ((r = json_cursor_leaf(c, &v)) < 0) break;
-				if (v.type != JSON_STRING) {
+				if (v.type == JSON_NULL) {
+					rq->model_state = REQUEST_MODEL_MISSING;   /* as absent, as vLLM reads it */
+				} else if (v.type != JSON_STRING) {
 					rq->model_state = REQUEST_MODEL_NOT_STRING;
 				} else {
 					size_t k = v.u.str.len < sizeof(rq->model) ? v.u.str.len : sizeof(rq->model) - 1;

@@ -9,6 +9,7 @@
  */
 #include "gateway/resume.h"
 #include "gateway/picker.h"
+#include "gateway/scrape.h"
 #include "core/http_client.h"
 #include "gateway/sse_splice.h"
 #include "core/log.h"
@@ -21,6 +22,12 @@
 
 #define RESUME_EVENT_MAX_BYTES (4u << 20)    /* one upstream event at most */
 #define RESUME_OUT_MAX_BYTES (16u << 20)     /* what one read may turn into for the client */
+
+/* A line that repeats while an endpoint fails: limited per endpoint. */
+#define call_log(c, level, ...) do { \
+	if ((c)->ep) gw_endpoint_log((c)->ep, level, __VA_ARGS__); \
+	else log_ratelimited(level, __VA_ARGS__); \
+} while (0)
 
 /* Owner: the call (gw_call.rs); freed with it. */
 struct resume_state {
@@ -49,6 +56,19 @@ static int path_is(const char *path, const char *suffix)
 	return n >= k && !strcmp(path + n - k, suffix);
 }
 
+int resume_dialect(const gw_pool *p)
+{
+	if (p->cfg.dialect != GW_DIALECT_AUTO) return p->cfg.dialect;
+	for (size_t i = 0; i < p->n_eps; i++) {
+		const scrape_values *v = scrape_last(p->eps[i]);
+		if (!v || !v->dialect) continue;
+		if (!strcmp(v->dialect, "llamacpp")) return GW_DIALECT_LLAMACPP;
+		if (!strcmp(v->dialect, "sglang")) return GW_DIALECT_SGLANG;
+		if (!strcmp(v->dialect, "vllm")) return GW_DIALECT_VLLM;
+	}
+	return GW_DIALECT_VLLM;
+}
+
 resume_state *resume_new(gw_call *c, const gw_request *req)
 {
 	const gw_pool_cfg *pc = &c->pool->cfg;
@@ -56,10 +76,16 @@ resume_state *resume_new(gw_call *c, const gw_request *req)
 	int chat = path_is(c->path, "/chat/completions");
 	if (!chat && !path_is(c->path, "/completions")) return NULL;
 	splice_req rq = req->resume;
+	int dialect = resume_dialect(c->pool);
+	if (chat && dialect == GW_DIALECT_OPENAI) { /* servers that cannot continue a message */
+		rq.resumable = 0;
+		rq.why = "the pool's servers cannot continue a message (dialect: openai)";
+	}
 	if (!rq.resumable) {
 		log_debug("pool %s: stream not resumable: %s", pc->name, rq.why);
 		return NULL;
 	}
+	rq.prefill = dialect == GW_DIALECT_LLAMACPP;
 	resume_state *rs = calloc(1, sizeof(*rs));
 	if (!rs) return NULL;
 	rs->rq = rq;
@@ -93,7 +119,7 @@ int resume_on_head(gw_call *c, int status, const http_header *h, size_t n)
 {
 	const http_header *ct = http_find_header(h, n, "content-type");
 	if (status == 200 && ct && ct->value_len >= 17 && !strncasecmp(ct->value, "text/event-stream", 17)) return 0;
-	log_ratelimited(LOG_WARN, "pool %s: continuation at %s answered %d: dropped", c->pool->cfg.name,
+	call_log(c, LOG_WARN, "pool %s: continuation at %s answered %d: dropped", c->pool->cfg.name,
 			c->ep ? c->ep->label : "?", status);
 	return -1;
 }
@@ -118,7 +144,7 @@ static int give_up(gw_call *c, int err, const char *outcome, const char *why)
 {
 	resume_state *rs = c->rs;
 	gw_metrics_resume(c->g, c, outcome);
-	log_ratelimited(LOG_WARN, "pool %s: stream from %s not resumed (%s: %s) after %llu tokens, %u resumes",
+	call_log(c, LOG_WARN, "pool %s: stream from %s not resumed (%s: %s) after %llu tokens, %u resumes",
 			c->pool->cfg.name, c->ep ? c->ep->label : "?", outcome, why,
 			(unsigned long long)rs->sp.tokens, c->resumes);
 	if (!buf_rlen(&rs->sp.error_event)) return RESUME_BROKEN;
@@ -167,7 +193,7 @@ int resume_broken(gw_call *c, int *errp)
 	}
 	c->resumes++;
 	gw_metrics_resume(c->g, c, "resumed");
-	log_info("pool %s: stream from %s broke (%s) after %llu tokens: resuming elsewhere (resume %u of %u)",
+	call_log(c, LOG_INFO, "pool %s: stream from %s broke (%s) after %llu tokens: resuming elsewhere (resume %u of %u)",
 		 p->cfg.name, c->ep ? c->ep->label : "?", why, (unsigned long long)sp->tokens, c->resumes,
 		 p->cfg.backend.max_resumes);
 	sse_parser_free(&rs->parser);

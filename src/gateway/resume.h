@@ -22,6 +22,11 @@
 
 typedef struct resume_state resume_state;
 
+/* The pool's dialect (enum gw_dialect, never AUTO): configured, or what its
+ * endpoints' metrics pages say (scrape.h); vLLM's when none was read
+ * (SGLang and llama.cpp read its fields). */
+int resume_dialect(const gw_pool *p);
+
 /* The state of a call whose stream may be resumed: a streamed chat or
  * completions request to a pool with resume on, of one choice (sse_splice.h
  * lists what else makes a request not resumable), as the front door's one

@@ -8,7 +8,11 @@
  * endpoints of a pool are read together and the loop wakes once for many of
  * them. A scrape still running when its next turn comes is left alone (its
  * timeout bounds it). Nothing here is fatal: every failure is a counter, a
- * rate-limited log line and an aging value.
+ * log line limited per endpoint and an aging value. An endpoint that is down
+ * (its health, or ejected) and fails its scrapes is read less and less often:
+ * the delay doubles with each failure in a row up to SCRAPE_BACKOFF_MAX_MS,
+ * until a scrape succeeds or its health comes back (scrape_wake) — a dead
+ * server is the health checks' to watch, not the scraper's.
  */
 #include "gateway/scrape.h"
 #include "gateway/gateway.h"
@@ -19,6 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#define SCRAPE_BACKOFF_MAX_MS 2000
 
 struct scrape_state {
 	/* Per scrape, together at the front (each endpoint's turn finds them cold);
@@ -35,6 +41,7 @@ struct scrape_state {
 	scrape_values last;
 	uint64_t scrapes_total, failures_total, timeouts_total, garbage_total;
 	uint64_t last_duration_us;
+	uint32_t failures_in_row;      /* since the last good scrape */
 	prom_series *m_ok;             /* infergate_scrapes_total{result="ok"}, cached */
 	gw_scrape_cfg cfg;
 	char last_error[160];
@@ -52,9 +59,10 @@ static void record_failure(scrape_state *s, const char *result, const char *fmt_
 {
 	gw_endpoint *e = s->e;
 	s->failures_total++;
+	s->failures_in_row++;
 	snprintf(s->last_error, sizeof(s->last_error), "%s: %s", result, fmt_detail);
 	picker_metrics_scrape(e, result);
-	log_ratelimited(LOG_WARN, "endpoint %s (pool %s): scrape of %s failed: %s", e->address, e->pool_name, s->cfg.path,
+	gw_endpoint_log(e, LOG_WARN, "endpoint %s (pool %s): scrape of %s failed: %s", e->address, e->pool_name, s->cfg.path,
 			s->last_error);
 }
 
@@ -106,8 +114,21 @@ static void scrape_done(hc_req *r, int err, void *arg)
 	s->last = v;
 	s->ok_ms = ev_now_ms(e->g->loop);
 	s->last_error[0] = 0;
+	s->failures_in_row = 0;
 	if (!s->m_ok) s->m_ok = picker_metrics_scrape_series(e, "ok");
 	if (s->m_ok) prom_inc(s->m_ok);
+}
+
+/* The delay to the next scrape: the interval, or while e is down and failing
+ * its scrapes, the interval doubled per failure in a row, capped. */
+static uint64_t next_delay_ms(const scrape_state *s, uint64_t now_ms)
+{
+	const gw_endpoint *e = s->e;
+	uint64_t d = s->cfg.interval_ms;
+	if (!s->failures_in_row || (e->state != GW_HEALTH_DOWN && !health_ejected(e, now_ms))) return d;
+	uint64_t cap = d > SCRAPE_BACKOFF_MAX_MS ? d : SCRAPE_BACKOFF_MAX_MS;
+	for (uint32_t i = 0; i < s->failures_in_row && d < cap; i++) d *= 2;
+	return d < cap ? d : cap;
 }
 
 static int64_t scrape_tick(ev_loop *loop, uint64_t id, void *arg)
@@ -119,6 +140,7 @@ static int64_t scrape_tick(ev_loop *loop, uint64_t id, void *arg)
 		return -1;
 	}
 	if (s->req) return (int64_t)s->cfg.interval_ms; /* still running: its timeout ends it */
+	int64_t next = (int64_t)next_delay_ms(s, ev_now_ms(loop));
 	scrape_parser_begin(s->parser, s->cfg.metric);
 	s->body_bytes = 0;
 	hc_callbacks cb = { NULL, scrape_body, scrape_done };
@@ -127,7 +149,7 @@ static int64_t scrape_tick(ev_loop *loop, uint64_t id, void *arg)
 	s->started_ns = mono_ns();
 	s->req = hc_request(e->conns, "GET", s->cfg.path, "Accept: text/plain\r\nUser-Agent: infergate-scrape\r\n", NULL,
 			    0, &cb, s, &to);
-	return (int64_t)s->cfg.interval_ms;
+	return next;
 }
 
 static void stop(scrape_state *s)
@@ -164,6 +186,15 @@ int scrape_apply(gw_endpoint *e, const gw_scrape_cfg *cfg)
 	s->since_ms = ev_now_ms(e->g->loop);
 	s->timer = ev_timer_add(e->g->loop, 0, scrape_tick, s);
 	return s->timer ? 0 : -1;
+}
+
+void scrape_wake(gw_endpoint *e)
+{
+	scrape_state *s = e->scrape;
+	if (!s || !s->timer || !s->failures_in_row) return;
+	s->failures_in_row = 0;
+	ev_timer_del(e->g->loop, s->timer);
+	s->timer = ev_timer_add(e->g->loop, 0, scrape_tick, s);
 }
 
 void scrape_free(gw_endpoint *e)

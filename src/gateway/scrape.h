@@ -84,6 +84,9 @@ typedef struct scrape_state scrape_state;
  * pool's settings. Returns 0, or -1 when out of memory (then e is never
  * scraped and counts as unknown: not saturated). */
 int scrape_apply(struct gw_endpoint *e, const struct gw_scrape_cfg *cfg);
+/* The endpoint's health came back up: a scrape backed off while it was down
+ * runs now, and the interval's pace resumes. */
+void scrape_wake(struct gw_endpoint *e);
 /* Stops scraping and frees the state (the endpoint is going away). */
 void scrape_free(struct gw_endpoint *e);
 

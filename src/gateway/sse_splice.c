@@ -217,6 +217,12 @@ int splice_continuation(const splice *s, const splice_req *rq, const char *body,
 	size_t text_len = buf_rlen(&s->text);
 	int cont = rq->chat && text_len > 0;   /* an assistant message to continue */
 	int client_cont = json_bool(json_get(root, "continue_final_message"), 0);
+	if (rq->chat && rq->prefill && !client_cont) { /* the server was continuing the client's last message */
+		const json_val *ms = json_get(root, "messages");
+		const json_val *last = json_at(ms, json_count(ms) ? json_count(ms) - 1 : 0);
+		client_cont = json_is(json_get(last, "content"), JSON_STRING) &&
+			      !strcmp(json_str(json_get(last, "role"), ""), "assistant");
+	}
 	buf tmp;
 	buf_init(&tmp, 0);
 	json_w w;

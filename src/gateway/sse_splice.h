@@ -27,6 +27,8 @@ typedef struct splice_req {
 	const char *why;           /* static text: "n > 1", "prompt is not a string", ... */
 	int64_t max_tokens;        /* the token budget asked (-1: none; completions default 16) */
 	int include_usage;         /* the client asked stream_options.include_usage */
+	int prefill;               /* the server continues a final assistant message unasked (llama.cpp's
+				    * prefill_assistant): set by the caller after splice_req_read */
 } splice_req;
 
 /* A stream as the client has it so far, across attempts. Owner: resume.c

@@ -244,7 +244,9 @@ static int name_cmp(const void *a, const void *b)
 /* Sorts the table and refuses duplicate names. */
 static int finish(st_set *s, char *err, size_t errlen)
 {
-	qsort(s->tensors, s->n_tensors, sizeof *s->tensors, name_cmp);
+	/* A file may hold no tensor at all (tensors is NULL then, and qsort's
+	 * pointer must not be NULL even for zero elements). */
+	if (s->n_tensors > 1) qsort(s->tensors, s->n_tensors, sizeof *s->tensors, name_cmp);
 	for (size_t i = 1; i < s->n_tensors; i++)
 		if (strcmp(s->tensors[i - 1].name, s->tensors[i].name) == 0)
 			return util_errf(err, errlen, "%s: tensor %s appears twice (also in %s)",

@@ -1106,9 +1106,9 @@ static int adopt_bin(tokenizer *t, const unsigned char *base, size_t size, const
 
 /* Maps bin_path and adopts it when it was built from the files with keys k
  * and cfg. Returns the tokenizer or NULL (absent, stale, damaged). */
-static tokenizer *load_bin(const char *bin_path, const tok_src_key *k, const tok_src_key *cfg)
+static tokenizer *load_bin(const char *bin_path, const tok_src_key *k, const tok_src_key *cfg, int ours_only)
 {
-	int fd = open(bin_path, O_RDONLY | O_CLOEXEC);
+	int fd = open(bin_path, O_RDONLY | O_CLOEXEC | (ours_only ? O_NOFOLLOW : 0));
 	if (fd < 0) {
 		if (errno != ENOENT) log_debug("%s: %s", bin_path, strerror(errno));
 		return NULL;
@@ -1118,6 +1118,14 @@ static tokenizer *load_bin(const char *bin_path, const tok_src_key *k, const tok
 	    (uint64_t)st.st_size > TOKBIN_MAX_BYTES) {
 		close(fd);
 		log_debug("%s: not a tokenizer cache (size), rebuilding", bin_path);
+		return NULL;
+	}
+	/* The fallback folder may be shared (a cache folder open to all): a file
+	 * there that another user could have written is not used, but rebuilt. */
+	if (ours_only && ((st.st_uid != geteuid() && st.st_uid != 0) || (st.st_mode & (S_IWGRP | S_IWOTH)))) {
+		close(fd);
+		log_warn("%s: owned by uid %u, mode %03o: another user could have written it; rebuilding", bin_path,
+			 (unsigned)st.st_uid, (unsigned)(st.st_mode & 0777));
 		return NULL;
 	}
 	size_t size = (size_t)st.st_size;
@@ -1243,8 +1251,8 @@ tokenizer *tokenizer_load_cached(const char *model_dir, const char *fallback_dir
 	tokenizer *t = NULL;
 	if (src_key_of_path(tpath, &key) == 0) {
 		const char *from = bpath;
-		t = load_bin(bpath, &key, &ckey);
-		if (!t && have_fallback) t = load_bin(from = fpath, &key, &ckey);
+		t = load_bin(bpath, &key, &ckey, 0);
+		if (!t && have_fallback) t = load_bin(from = fpath, &key, &ckey, 1);
 		if (t) {
 			if (source) *source = TOKENIZER_MAPPED;
 			log_debug("tokenizer: mapped %s in %.1f ms", from, (double)(time_mono_ns() - t0) / 1e6);

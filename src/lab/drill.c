@@ -334,7 +334,9 @@ static int64_t on_steady(ev_loop *loop, uint64_t id, void *arg)
 	drill *d = arg;
 	if (!d->steady_on) { d->steady_timer = 0; return -1; }
 	if (d->in_flight >= (size_t)d->o.max_inflight) {
+		/* Counted, never hidden: a skipped arrival is load the servers did not get. */
 		d->r.skipped++;
+		if (d->r.n_phases) d->r.phases[d->cur_phase].skipped++;
 	} else {
 		uint64_t k = d->steady_seq++;
 		send_req(d, 0, DRILL_STEADY, (int)(k & 1), steady_prompts[k % ARRAY_LEN(steady_prompts)],
@@ -872,6 +874,7 @@ int drill_main(int argc, char **argv, lab_state *lab_given)
 	r->max_tokens_steady = o->max_tokens_steady;
 	r->max_tokens_question = o->max_tokens_question;
 	r->strict_streams = o->strict_streams;
+	r->max_inflight = o->max_inflight;
 	r->baseline_rec = -1;
 	char fl[128];
 	str_copy(fl, o->flavours, sizeof fl);

@@ -38,6 +38,7 @@ typedef struct drill_phase {
 	int kind;                      /* enum drill_phase_kind */
 	int flavour;                   /* index into flavours, -1 none */
 	double t_begin_ms, t_end_ms;
+	size_t skipped;                /* steady arrivals not sent: the in-flight cap was full */
 } drill_phase;
 
 /* One outage flavour's measurements; negative = not measured / not reached. */
@@ -70,7 +71,8 @@ typedef struct drill_result {
 	size_t n_fl;
 	int baseline_rec;
 	double t_total_ms;
-	size_t skipped;                /* steady arrivals dropped at the in-flight cap */
+	size_t skipped;                /* steady arrivals not sent at the in-flight cap, all phases */
+	int max_inflight;              /* that cap */
 	/* checks */
 	char checks[32][160];
 	int check_ok[32];

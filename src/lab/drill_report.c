@@ -72,7 +72,7 @@ void drill_report_table(const drill_result *r)
 {
 	printf("failover drill: client in %s through %s; %s; servers %s; %.1f req/s steady\n", r->local_region,
 	       r->gateway_local, r->mode, r->backend, r->rate);
-	printf("%-20s %7s %6s %6s %6s %9s %12s %7s %7s %7s\n", "phase", "seconds", "reqs", "failed", "broken",
+	printf("%-20s %7s %6s %7s %6s %6s %9s %12s %7s %7s %7s\n", "phase", "seconds", "reqs", "skipped", "failed", "broken",
 	       r->local_region, r->remote_region, "p50 ms", "p90 ms", "max ms");
 	for (size_t p = 0; p < r->n_phases; p++) {
 		const drill_phase *ph = &r->phases[p];
@@ -81,8 +81,9 @@ void drill_report_table(const drill_result *r)
 		fmt_ms(a, sizeof a, drill_phase_pct(r, (int)p, 50));
 		fmt_ms(b, sizeof b, drill_phase_pct(r, (int)p, 90));
 		fmt_ms(m, sizeof m, drill_phase_pct(r, (int)p, 100));
-		printf("%-20s %7.1f %6zu %6zu %6zu %9zu %12zu %7s %7s %7s\n", ph->name,
-		       (ph->t_end_ms - ph->t_begin_ms) / 1000.0, c.total, c.failed, c.broken, c.local, c.remote, a, b, m);
+		printf("%-20s %7.1f %6zu %7zu %6zu %6zu %9zu %12zu %7s %7s %7s\n", ph->name,
+		       (ph->t_end_ms - ph->t_begin_ms) / 1000.0, c.total, ph->skipped, c.failed, c.broken, c.local, c.remote,
+		       a, b, m);
 	}
 	printf("\n%-10s %22s %18s %18s %8s %8s\n", "outage", "first answer from", "servers ready", "back in rotation",
 	       "failed", "broken");
@@ -100,8 +101,8 @@ void drill_report_table(const drill_result *r)
 		failed += r->recs[i].outcome == 2;
 		broken += r->recs[i].outcome == 3;
 	}
-	printf("\nrequests %zu, failed %zu, streams broken %zu%s\n", r->n_recs, failed, broken,
-	       r->skipped ? " (some steady arrivals skipped at the in-flight cap)" : "");
+	printf("\nrequests %zu, failed %zu, streams broken %zu, steady arrivals skipped %zu (in-flight cap %d)\n",
+	       r->n_recs, failed, broken, r->skipped, r->max_inflight);
 	size_t shown = 0;
 	for (size_t i = 0; i < r->n_recs && shown < 10; i++) {
 		const drill_rec *rec = &r->recs[i];
@@ -172,6 +173,7 @@ int drill_report_json(const drill_result *r, const char *path)
 	jw_key(&w, "requests_failed"); jw_uint(&w, failed);
 	jw_key(&w, "streams_broken"); jw_uint(&w, broken);
 	jw_key(&w, "steady_skipped"); jw_uint(&w, r->skipped);
+	jw_key(&w, "max_inflight"); jw_int(&w, r->max_inflight);
 	jw_key(&w, "baseline"); jw_rec_brief(&w, r, r->baseline_rec);
 	jw_key(&w, "outages");
 	jw_arr_begin(&w);
@@ -204,6 +206,7 @@ int drill_report_json(const drill_result *r, const char *path)
 		jw_ms(&w, "begin_ms", ph->t_begin_ms);
 		jw_ms(&w, "end_ms", ph->t_end_ms);
 		jw_key(&w, "requests"); jw_uint(&w, c.total);
+		jw_key(&w, "skipped"); jw_uint(&w, ph->skipped);
 		jw_key(&w, "ok"); jw_uint(&w, c.ok);
 		jw_key(&w, "failed"); jw_uint(&w, c.failed);
 		jw_key(&w, "broken"); jw_uint(&w, c.broken);

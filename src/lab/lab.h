@@ -153,6 +153,7 @@ typedef struct lab_up_opts {
 	int sim;
 	int loopback;                  /* force loopback mode */
 	int threads;                   /* server --threads (default 1) */
+	int max_num_seqs;              /* server (and sim) --max-num-seqs; 0: theirs (64, 256) */
 	double delay_ms;               /* one-way, default 22.5 */
 	const char *latency;           /* "auto" | "netem" | "relay" */
 	const char *id;                /* NULL: igl-<pid> */

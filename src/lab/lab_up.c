@@ -399,6 +399,8 @@ static int start_servers(lab_state *s, const lab_up_opts *o, char *err, size_t e
 	snprintf(exe, sizeof exe, "%s/%s", s->bin, s->sim ? "infergate-sim" : "infergate-server");
 	char threads[16];
 	snprintf(threads, sizeof threads, "%d", o->threads > 0 ? o->threads : 1);
+	char seqs[16];
+	snprintf(seqs, sizeof seqs, "%d", o->max_num_seqs > 0 ? o->max_num_seqs : 0);
 	for (int r = 0; r < LAB_REGIONS; r++) {
 		char cache[LAB_PATH_LEN + 32];
 		snprintf(cache, sizeof cache, "%s/cache/%s", s->dir, lab_region_names[r]);
@@ -421,13 +423,14 @@ static int start_servers(lab_state *s, const lab_up_opts *o, char *err, size_t e
 			if (s->sim) {
 				const char *argv[] = {exe, "--host", host, "--port", port, "--region", lab_region_names[r],
 						      "--model", s->model_name, "--ttft-ms", "40", "--itl-ms", "15",
-						      "--log-level", "warn", NULL};
+						      "--log-level", "warn", o->max_num_seqs ? "--max-num-seqs" : NULL, seqs, NULL};
 				lab_node_set_argv(n, argv);
 			} else {
 				const char *argv[] = {exe, "--model", s->bucket_url, "--cache-dir", cache,
 						      "--host", host, "--port", port, "--served-model-name", s->model_name,
 						      "--threads", threads, "--max-model-len", "2048",
-						      "--shutdown-grace", "20s", "--disable-log-requests", NULL};
+						      "--shutdown-grace", "20s", "--disable-log-requests",
+						      o->max_num_seqs ? "--max-num-seqs" : NULL, seqs, NULL};
 				lab_node_set_argv(n, argv);
 			}
 			if (lab_start_node(s, n, err, err_len) < 0) return -1;

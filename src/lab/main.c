@@ -21,12 +21,15 @@
 #include "core/util.h"
 #include "lab/lab.h"
 
+/* The demo's servers run this many sequences at once (--max-num-seqs). */
+#define DEMO_MAX_NUM_SEQS 4
+
 static void usage(void)
 {
 	fprintf(stderr,
 		"usage: infergate-lab COMMAND [flags]\n"
 		"  up       [--servers-per-region N] [--model DIR | --shape tiny|270m|1b] [--sim]\n"
-		"           [--loopback] [--threads N] [--delay-ms D] [--latency auto|netem|relay]\n"
+		"           [--loopback] [--threads N] [--max-num-seqs N] [--delay-ms D] [--latency auto|netem|relay]\n"
 		"           [--name ID] [--ready-timeout SECONDS]\n"
 		"  status\n"
 		"  drill    [drill flags: infergate-lab drill --help]\n"
@@ -55,7 +58,10 @@ static int parse_up_flags(int argc, char **argv, lab_up_opts *o, const char **st
 			o->shape = v; i++;
 		} else if (!strcmp(a, "--sim")) o->sim = 1;
 		else if (!strcmp(a, "--loopback")) o->loopback = 1;
-		else if (!strcmp(a, "--threads") && v) {
+		else if (!strcmp(a, "--max-num-seqs") && v) {
+			if (parse_int64(v, 1, 4096, &n) < 0) { fprintf(stderr, "lab: --max-num-seqs 1..4096\n"); return -1; }
+			o->max_num_seqs = (int)n; i++;
+		} else if (!strcmp(a, "--threads") && v) {
 			if (parse_int64(v, 1, 256, &n) < 0) { fprintf(stderr, "lab: --threads 1..256\n"); return -1; }
 			o->threads = (int)n; i++;
 		} else if (!strcmp(a, "--delay-ms") && v) {
@@ -100,17 +106,22 @@ static int cmd_up(int argc, char **argv, int demo)
 	lab_state_init(&s, dir);
 	if (demo && !o.shape && !o.model_dir) o.shape = "270m";
 	if (demo && !o.threads) o.threads = 1;
+	if (demo && !o.max_num_seqs) o.max_num_seqs = DEMO_MAX_NUM_SEQS;
 	uint64_t t0 = time_mono_ms();
 	int rc = lab_up(&s, &o);
 	if (!demo) { lab_state_free(&s); free(rest); return rc; }
 	uint64_t t_up = time_mono_ms();
 	if (rc == 0) {
 		/* Demo defaults sized for a 2-core machine and one server thread
-		 * per region: a light steady stream, the reference's 100-token
-		 * questions (docs/lab.md, "make demo"); flags given after `demo`
-		 * come later and win. */
-		static char *dflt[] = {"drill", "--rate", "1", "--max-tokens", "8", "--question-max-tokens", "100",
-				       "--baseline", "3", "--outage", "5", "--max-inflight", "4", "--strict-streams"};
+		 * per region running DEMO_MAX_NUM_SEQS sequences: a steady stream
+		 * that keeps the serving region busy (~4 requests of ~1 s each in
+		 * flight: its batch full, little queue), an in-flight cap of both
+		 * regions' batches so an outage's queue shows as skipped arrivals
+		 * (counted, in the report) rather than unbounded; the reference's
+		 * 100-token questions (docs/lab.md, "make demo"). Flags given
+		 * after `demo` come later and win. */
+		static char *dflt[] = {"drill", "--rate", "4", "--max-tokens", "8", "--question-max-tokens", "100",
+				       "--baseline", "3", "--outage", "5", "--max-inflight", "8", "--strict-streams"};
 		size_t nd = ARRAY_LEN(dflt);
 		char **dargv = calloc(nd + (size_t)n_rest + 1, sizeof *dargv);
 		if (!dargv) { free(rest); lab_state_free(&s); return 1; }

@@ -25,6 +25,9 @@ static void usage(FILE *f)
 		"                           also --served-model-name\n"
 		"  --region NAME            echoed in x-sim-region and GET /sim/faults\n"
 		"  --api-key KEY            /v1/ requests need \"Authorization: Bearer KEY\", as vLLM's\n"
+		"  --dialect vllm|llamacpp  whose server to behave as (default vllm); llamacpp: its /metrics\n"
+		"                           names, any model name, a final assistant message continued\n"
+		"                           without continue_final_message, its /health body\n"
 		"  --max-model-len N        context length in tokens (default 32768)\n"
 		"  --kv-blocks N            KV-cache capacity in blocks of 16 tokens (default 8192)\n"
 		"  --max-num-seqs N         running requests at most (default 256)\n"
@@ -123,6 +126,7 @@ int main(int argc, char **argv)
 		const char *arg = argv[i], *val = NULL;
 		if (!strcmp(arg, "-h") || !strcmp(arg, "--help")) {
 			usage(stdout);
+			buf_free(&faults_json);
 			return 0;
 		}
 		if (strncmp(arg, "--", 2) != 0) {
@@ -169,6 +173,13 @@ int main(int argc, char **argv)
 			}
 		} else if (FLAG("region")) {
 			cfg.region = val;
+		} else if (FLAG("dialect")) {
+			if (strcmp(val, "vllm") && strcmp(val, "llamacpp")) {
+				fprintf(stderr, "infergate-sim: --dialect: expected vllm or llamacpp, got \"%s\"\n", val);
+				buf_free(&faults_json);
+				return 2;
+			}
+			cfg.llamacpp = !strcmp(val, "llamacpp");
 		} else if (FLAG("api-key")) {
 			cfg.api_key = *val ? val : NULL;
 		} else if (FLAG("max-model-len")) {

@@ -2,7 +2,8 @@
  * sim_metrics.c — the simulator's /metrics: vLLM's families (core/vllm_metrics.h)
  * for the one simulated engine. Gauges and counters are refreshed from the
  * engine's stats (and the faults that override them) when the text is written;
- * the latency histograms are fed by the engine as tokens come out.
+ * the latency histograms are fed by the engine as tokens come out. With
+ * --dialect llamacpp the page is llama.cpp's instead (its llamacpp:* names).
  */
 #include "sim/sim_server.h"
 
@@ -59,4 +60,28 @@ void sim_metrics_deinit(sim_metrics *m)
 int sim_metrics_write(sim_metrics *m, sim_server *s, buf *out)
 {
 	return prom_write(m->reg, out);
+}
+
+/* llama.cpp's server writes these (tools/server, --metrics): counters of
+ * prompt and generated tokens, its slots busy (requests_processing) and the
+ * tasks waiting for a slot (requests_deferred); kv_cache_usage_ratio is
+ * the gauge of the versions that had one. */
+int sim_metrics_write_llamacpp(sim_server *s, buf *out)
+{
+	const sim_engine_stats *st = sim_engine_get_stats(s->engine);
+	const sim_kv *kv = sim_engine_kv(s->engine);
+	double waiting = s->faults.waiting >= 0 ? (double)s->faults.waiting : st->waiting;
+	double kv_usage = s->faults.kv_usage >= 0 ? s->faults.kv_usage : (double)sim_kv_used(kv) / (double)kv->num_blocks;
+	struct { const char *name, *type, *help; double v; } m[] = {
+		{"prompt_tokens_total", "counter", "Number of prompt tokens processed.", (double)st->prompt_tokens_total},
+		{"tokens_predicted_total", "counter", "Number of generation tokens processed.", (double)st->generation_tokens_total},
+		{"kv_cache_usage_ratio", "gauge", "KV-cache usage. 1 means 100 percent usage.", kv_usage},
+		{"requests_processing", "gauge", "Number of requests processing.", (double)st->running},
+		{"requests_deferred", "gauge", "Number of requests deferred.", waiting},
+	};
+	int rc = 0;
+	for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++)
+		rc |= buf_printf(out, "# HELP llamacpp:%s %s\n# TYPE llamacpp:%s %s\nllamacpp:%s %.17g\n", m[i].name, m[i].help,
+				 m[i].name, m[i].type, m[i].name, m[i].v);
+	return rc ? -1 : 0;
 }

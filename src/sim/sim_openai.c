@@ -92,6 +92,20 @@ static int parse_prompt(const json_val *root, params *p, oai_err *e)
 
 /* The request's fields in vLLM's order (openai_api.h), with the simulator's
  * own limits: one prompt, n = 1, no logprobs returned. */
+/* llama.cpp's prefill_assistant (on by default): a final assistant message is
+ * continued even without continue_final_message; two at the end are refused. */
+static int llamacpp_prefill(params *p, oai_err *e)
+{
+	size_t n = json_count(p->messages);
+	const char *last = json_str(json_get(json_at(p->messages, n - 1), "role"), "");
+	if (p->continue_final_message || strcmp(last, "assistant")) return 0;
+	if (n >= 2 && !strcmp(json_str(json_get(json_at(p->messages, n - 2), "role"), ""), "assistant"))
+		return oai_fail(e, 400, NULL, "Cannot have 2 or more assistant messages at the end of the list.");
+	p->continue_final_message = 1;
+	p->add_generation_prompt = 0;
+	return 0;
+}
+
 static int parse_params(sim_server *s, const json_val *root, int chat, params *p, oai_err *e)
 {
 	oai_sampling sampling;
@@ -112,6 +126,7 @@ static int parse_params(sim_server *s, const json_val *root, int chat, params *p
 	if (oai_parse_logprobs(root, chat, -1, &logprobs, e) < 0) return -1;
 	if (oai_get_bool(root, "ignore_eos", 0, &p->ignore_eos, e) < 0) return -1;
 	if (oai_parse_chat_flags(root, chat, &p->add_generation_prompt, &p->continue_final_message, e) < 0) return -1;
+	if (chat && s->cfg.llamacpp && llamacpp_prefill(p, e) < 0) return -1;
 	if (oai_parse_stop(root, &p->stops, e) < 0) return -1;
 
 	/* Checked last, as vLLM does once the request itself is valid. */

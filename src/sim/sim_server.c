@@ -19,7 +19,7 @@
 
 const char *sim_server_model(const sim_server *s, const char *req_model)
 {
-	if (!req_model) return s->cfg.models[0];
+	if (!req_model || s->cfg.llamacpp) return s->cfg.models[0]; /* llama.cpp serves its one model whatever the name */
 	for (size_t i = 0; i < s->cfg.n_models; i++)
 		if (!strcmp(req_model, s->cfg.models[i])) return s->cfg.models[i];
 	return NULL;
@@ -133,7 +133,7 @@ static void handle_metrics(sim_server *s, httpd_req *r)
 		httpd_respond(r, 200, PROM_CONTENT_TYPE, s->region_hdr, buf_rptr(&s->scratch), buf_rlen(&s->scratch));
 		return;
 	}
-	if (sim_metrics_write(&s->metrics, s, &s->scratch) < 0) {
+	if ((s->cfg.llamacpp ? sim_metrics_write_llamacpp(s, &s->scratch) : sim_metrics_write(&s->metrics, s, &s->scratch)) < 0) {
 		httpd_error(r, 500, "metrics output too large", NULL);
 		return;
 	}
@@ -160,7 +160,12 @@ static void on_request(httpd_req *r, void *arg)
 	}
 	if (!strcmp(path, "/health")) {
 		if (!httpd_method_or_405(r, "GET")) return;
-		if (s->faults.health_fail) httpd_respond(r, 503, NULL, s->region_hdr, "", 0);
+		if (s->cfg.llamacpp) { /* llama.cpp's answers, 503 while its model loads */
+			static const char ok[] = "{\"status\":\"ok\"}";
+			static const char loading[] = "{\"error\":{\"code\":503,\"message\":\"Loading model\",\"type\":\"unavailable_error\"}}";
+			if (s->faults.health_fail) httpd_respond(r, 503, "application/json", s->region_hdr, loading, sizeof(loading) - 1);
+			else httpd_respond(r, 200, "application/json", s->region_hdr, ok, sizeof(ok) - 1);
+		} else if (s->faults.health_fail) httpd_respond(r, 503, NULL, s->region_hdr, "", 0);
 		else httpd_respond(r, 200, NULL, s->region_hdr, "", 0);
 	} else if (!strcmp(path, "/v1/chat/completions")) {
 		if (httpd_method_or_405(r, "POST")) sim_openai_handle(s, r, 1);

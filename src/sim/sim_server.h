@@ -32,6 +32,7 @@ typedef struct sim_server_cfg {
 	const char *region;                 /* x-sim-region header and /sim/faults; may be NULL */
 	const char *api_key;                /* /v1/ paths need "Authorization: Bearer KEY"; NULL = open */
 	uint32_t max_model_len;             /* context length, tokens */
+	int llamacpp;                       /* --dialect llamacpp: behave as llama.cpp's server where a gateway sees it */
 	sim_engine_cfg engine;
 } sim_server_cfg;
 
@@ -82,6 +83,8 @@ int sim_apis_handle(sim_server *s, httpd_req *r, const char *path);
 
 /* sim_metrics.c */
 int sim_metrics_init(sim_metrics *m, sim_server *s);
+/* llama.cpp's /metrics page (llamacpp:* names) from the same engine stats. */
+int sim_metrics_write_llamacpp(sim_server *s, buf *out);
 void sim_metrics_deinit(sim_metrics *m);
 /* Appends the Prometheus text (gauges refreshed first). */
 int sim_metrics_write(sim_metrics *m, sim_server *s, buf *out);

@@ -58,25 +58,11 @@ static void cache_key(const char *url, char *out, size_t n)
 	snprintf(out, n, "%s-%016llx", name, (unsigned long long)hash64(url, strlen(url), 0x1f));
 }
 
-/* Takes an flock, polling so the wait is bounded. 0, or -1 (timeout or error). */
-static int lock_bounded(int fd, int op, int timeout_s, const char *what, int quiet)
-{
-	uint64_t deadline = time_mono_ms() + (uint64_t)timeout_s * 1000u;
-	int said = 0;
-	for (;;) {
-		if (flock(fd, op | LOCK_NB) == 0) return 0;
-		if (errno != EWOULDBLOCK && errno != EINTR) return -1;
-		if (time_mono_ms() >= deadline) { errno = ETIMEDOUT; return -1; }
-		if (!said && !quiet) { fprintf(stderr, "waiting for another process using %s\n", what); said = 1; }
-		usleep(100 * 1000);
-	}
-}
-
 static int open_lock(const char *dir, const char *name)
 {
 	char p[4400];
 	snprintf(p, sizeof p, "%.4000s/%.100s", dir, name);
-	return open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	return open(p, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
 }
 
 static int read_file(const char *path, size_t max, buf *out)
@@ -101,7 +87,7 @@ static int write_file_atomic(const char *path, const buf *b)
 {
 	char tmp[4500];
 	snprintf(tmp, sizeof tmp, "%.4400s.tmp", path);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
 	if (fd < 0) return -1;
 	const char *p = buf_rptr(b);
 	size_t n = buf_rlen(b), w = 0;
@@ -261,6 +247,14 @@ static int cache_open_once(const char *url, const char *cache_dir, uint64_t capa
 		free(c);
 		return -1;
 	}
+	/* DIR itself may be shared and open to all (a Kubernetes emptyDir is
+	 * 0777); what we keep in it must be ours. */
+	char models[4200];
+	snprintf(models, sizeof models, "%s/models", cache_dir);
+	if (pull_dir_trusted(models, err, errlen) || pull_dir_trusted(c->dir, err, errlen)) {
+		free(c);
+		return -1;
+	}
 	int dl_fd = open_lock(c->dir, "download.lock");
 	c->use_fd = open_lock(c->dir, "use.lock");
 	if (dl_fd < 0 || c->use_fd < 0) {
@@ -268,8 +262,8 @@ static int cache_open_once(const char *url, const char *cache_dir, uint64_t capa
 		goto fail;
 	}
 	/* Holding use.lock shared first keeps an evictor away while we work. */
-	if (lock_bounded(c->use_fd, LOCK_SH, o->lock_timeout_s, url, o->quiet) ||
-	    lock_bounded(dl_fd, LOCK_EX, o->lock_timeout_s, url, o->quiet)) {
+	if (pull_lock_bounded(c->use_fd, LOCK_SH, o->lock_timeout_s, url, o->quiet) ||
+	    pull_lock_bounded(dl_fd, LOCK_EX, o->lock_timeout_s, url, o->quiet)) {
 		seterr(err, errlen, "timed out after %d s waiting for another process's download of %s",
 		       o->lock_timeout_s, url);
 		goto fail;
@@ -386,9 +380,9 @@ uint64_t weights_cache_evict(const char *cache_dir, uint64_t capacity, const cha
 {
 	char p[4400];
 	snprintf(p, sizeof p, "%s/evict.lock", cache_dir);
-	int lfd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	int lfd = open(p, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
 	if (lfd < 0) return 0;
-	if (lock_bounded(lfd, LOCK_EX, 60, "the cache's eviction lock", 1)) { close(lfd); return 0; }
+	if (pull_lock_bounded(lfd, LOCK_EX, 60, "the cache's eviction lock", 1)) { close(lfd); return 0; }
 	snprintf(p, sizeof p, "%s/models", cache_dir);
 	DIR *d = opendir(p);
 	model_ent *ms = calloc(MAX_MODELS, sizeof *ms);

@@ -26,10 +26,14 @@ typedef struct slot {
 	size_t idx;
 	uint64_t off, len, got;
 	int overflow;             /* the server sent more than asked, or ignored Range */
+	int checked;              /* the answer's headers were checked (at its first body byte) */
+	int bad;                  /* 1: the object changed; -1: a wrong range (why says it) */
+	char why[400];
 	int io_error;             /* pwrite failed */
 	char *wbuf;               /* body bytes not yet written: FETCH_WRITE_BUFFER_BYTES, engine-owned */
 	size_t wlen;              /* bytes in wbuf; they belong at off + got - wlen */
-	xfer_resp hdr;            /* headers we care about (X-Error-Code) */
+	xfer_resp hdr;            /* headers we care about (X-Error-Code, Content-Range, ETag) */
+	wsrc *src;                /* borrowed, for the answer checks */
 	char *url;
 	struct curl_slist *hdrs;
 	char ebuf[CURL_ERROR_SIZE];
@@ -88,6 +92,19 @@ static size_t on_body(char *p, size_t sz, size_t nm, void *arg)
 	curl_easy_getinfo(s->h, CURLINFO_RESPONSE_CODE, &st);
 	if (st != 206 && st != 200) return n; /* an error body: read and drop */
 	if (st == 200 && !(s->off == 0 && s->len == s->f->file->size)) { s->overflow = 1; return 0; }
+	if (!s->checked) {
+		/* Headers are complete: nothing is written before the range and
+		 * the version are known to be the ones asked for. */
+		s->checked = 1;
+		s->hdr.status = st;
+		int c = wsrc_check_range_answer(s->src, s->f->file, s->f->pin, s->off, s->len, &s->hdr, s->why,
+						sizeof s->why);
+		if (c) { s->bad = c; return 0; }
+		/* The first ETag seen pins the rest (a weak one cannot be used in
+		 * If-Match, which compares strongly). */
+		if (!s->f->pin[0] && s->hdr.etag[0] && strncmp(s->hdr.etag, "W/", 2))
+			str_copy(s->f->pin, s->hdr.etag, sizeof s->f->pin);
+	}
 	if (s->got + n > s->len) { s->overflow = 1; return 0; }
 	/* libcurl hands the body over in pieces of at most 16 KiB whatever its
 	 * buffer size; one pwrite each would cost more than the transfer itself. */
@@ -144,6 +161,10 @@ static int start(wsrc *src, const fetch_opts *fo, CURLM *m, slot *s, fetch_file 
 {
 	memset(&s->hdr, 0, sizeof s->hdr);
 	s->hdr.content_length = s->hdr.linked_size = -1;
+	s->hdr.range_first = s->hdr.range_last = s->hdr.range_total = -1;
+	s->src = src;
+	s->checked = s->bad = 0;
+	s->why[0] = 0;
 	s->f = f;
 	s->idx = idx;
 	s->off = (uint64_t)idx * f->chunk_bytes;
@@ -152,7 +173,7 @@ static int start(wsrc *src, const fetch_opts *fo, CURLM *m, slot *s, fetch_file 
 	s->wlen = 0;
 	s->overflow = s->io_error = 0;
 	s->ebuf[0] = 0;
-	if (wsrc_get_request(src, f->file, s->off, s->len, &s->url, &s->hdrs)) return -1;
+	if (wsrc_get_request(src, f->file, s->off, s->len, f->pin, &s->url, &s->hdrs)) return -1;
 	curl_easy_reset(s->h);
 	xfer_setup(s->h, fo->o, 1);
 	curl_easy_setopt(s->h, CURLOPT_URL, s->url);
@@ -177,7 +198,16 @@ static void finish(wsrc *src, const fetch_opts *fo, slot *s, CURLcode cc)
 	curl_easy_getinfo(s->h, CURLINFO_RESPONSE_CODE, &st);
 	char why[400] = "";
 	int fatal = 0;
-	if (s->io_error) {
+	if (!s->bad && st == 412 && cc == CURLE_OK) {
+		s->hdr.status = st;
+		s->bad = wsrc_check_range_answer(src, f->file, f->pin, s->off, s->len, &s->hdr, s->why, sizeof s->why);
+	}
+	if (s->bad) {
+		/* Never retried: another try would mix versions or take a wrong range. */
+		snprintf(why, sizeof why, "%s", s->why);
+		fatal = 1;
+		if (s->bad > 0) f->changed = 1;
+	} else if (s->io_error) {
 		snprintf(why, sizeof why, "writing %s: %s", f->file->path, strerror(s->io_error));
 		fatal = 1;
 	} else if (s->overflow) {
@@ -239,6 +269,7 @@ int fetch_run(wsrc *src, fetch_file *files, size_t n, const fetch_opts *fo)
 		files[i].not_before_ms = calloc(files[i].n_chunks + 1, sizeof(uint64_t));
 		if (!files[i].attempts || !files[i].not_before_ms) goto out;
 		files[i].failed = 0;
+		files[i].changed = 0;
 		files[i].err[0] = 0;
 		files[i].cursor = 0;
 		lock(fo);

@@ -4,8 +4,11 @@
  *
  * Each file is cut into chunks of chunk_bytes; a chunk is one GET with Range.
  * The engine keeps up to `connections` chunks in flight across all files, checks
- * every answer (206 with exactly the bytes asked, or 200 for a whole-file
- * range), and retries a chunk on a transport error, a stall, a short body, a
+ * every answer (206 whose Content-Range is exactly the range asked and the
+ * file's size, or 200 for a whole-file range), pins every range to one version
+ * of the object (wsrc_get_request's If-Match / generation / revision, and the
+ * answer's ETag compared before a byte is written: a change fails the file
+ * with `changed` set, never mixing versions), and retries a chunk on a transport error, a stall, a short body, a
  * 5xx/408/429, with backoff, at most `retries` times. A 4xx is final for its
  * file. The chunk states array is the caller's: chunks marked done are skipped
  * (that is how a download resumes). When `lock` is set, every read or write of
@@ -39,6 +42,8 @@ struct fetch_file {
 	void *arg;
 	/* Filled by the engine. */
 	int failed;
+	int changed;              /* failed because the object changed at the source */
+	char pin[160];            /* the ETag the first answer came with; later ranges must match it */
 	char err[512];
 	uint64_t done_bytes;      /* bytes of chunks done (including those done before) */
 	uint8_t *attempts;        /* engine-owned */

@@ -69,6 +69,10 @@ typedef struct node {
 	int fuse_opens;           /* of which read through us */
 	int backing_id;           /* the kernel's id for fd while pt_opens > 0, else 0 */
 	int cached_ok;            /* the cache file on disk is this version (from the index) */
+	char source_pin[160];     /* read from the source: the ETag its first range came with (g.mu) */
+	int changed;              /* its download stopped because the object changed at the source:
+	                             reads fail (EIO) until every open is closed, so no open sees
+	                             bytes of two versions; the next open starts over (g.mu) */
 	struct node *older;       /* the version of this path the listing had before, or NULL */
 	int opened;               /* opened at least once (its pages may be kept) */
 	uint64_t last_used_ms;
@@ -197,7 +201,7 @@ static void index_save_locked(void)
 	char p[4200], t[4300];
 	snprintf(p, sizeof p, "%s/index.json", g.root);
 	snprintf(t, sizeof t, "%s.tmp", p);
-	int fd = open(t, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	int fd = open(t, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
 	if (fd >= 0 && !w.error) {
 		size_t off = 0, n = buf_rlen(&b);
 		while (off < n) {
@@ -359,6 +363,7 @@ static void *fetch_thread(void *arg)
 		}
 	}
 	pthread_mutex_lock(&g.mu);
+	if (rc && ff.changed) nd->changed = 1;
 	if (rc) {
 		log_ratelimited(LOG_ERROR, "caching %s failed: %s", nd->f.path, err);
 		str_copy(nd->err, err, sizeof nd->err);
@@ -435,7 +440,7 @@ static int ensure_locked(node *nd)
 		return 0;
 	}
 	if (pull_mkdirs_for(nd->part) < 0) return -EIO;
-	int fd = open(nd->part, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	int fd = open(nd->part, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
 	if (fd < 0) return -EIO;
 	if (ftruncate(fd, (off_t)nd->f.size) < 0) { close(fd); unlink(nd->part); return -ENOSPC; }
 	fetch_file plan = { 0 };
@@ -543,7 +548,7 @@ static void status_write_locked(void)
 	if (n <= 0 || n >= (int)sizeof body) return;
 	snprintf(p, sizeof p, "%s/status.json", g.root);
 	snprintf(t, sizeof t, "%s.tmp", p);
-	int fd = open(t, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	int fd = open(t, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
 	if (fd < 0) return;
 	ssize_t w;
 	do w = write(fd, body, (size_t)n); while (w < 0 && errno == EINTR);
@@ -778,6 +783,12 @@ static int op_release(const char *path, struct fuse_file_info *fi)
 	node *nd = fh_node(fi);
 	pthread_mutex_lock(&g.mu);
 	if (nd && nd->opens > 0) nd->opens--;
+	if (nd && nd->opens == 0) {
+		/* Nobody holds bytes of the old version any more: the next open
+		 * may start over with whatever the source serves then. */
+		nd->changed = 0;
+		nd->source_pin[0] = 0;
+	}
 	if (nd && (fi->fh & FH_PASSTHROUGH)) {
 		if (nd->pt_opens > 0 && --nd->pt_opens == 0) pt_backing_close_locked(nd);
 	} else if (nd && nd->fuse_opens > 0) {
@@ -793,13 +804,29 @@ static int read_from_source(node *nd, char *out, size_t len, uint64_t off)
 {
 	char *url = NULL;
 	struct curl_slist *h = NULL;
-	if (wsrc_get_request(g.src, &nd->f, off, len, &url, &h)) return -ENOMEM;
+	char pin[160];
+	pthread_mutex_lock(&g.mu);
+	str_copy(pin, nd->source_pin, sizeof pin);
+	pthread_mutex_unlock(&g.mu);
+	if (wsrc_get_request(g.src, &nd->f, off, len, pin, &url, &h)) return -ENOMEM;
 	xfer_req q = { .url = url, .headers = h, .body_max = len + 1, .upload_fd = -1, .o = &g.o };
 	xfer_resp r;
 	int rc = xfer_do_retry(&q, &r);
-	if (rc == 0 && (r.status == 206 || (r.status == 200 && off == 0 && len == nd->f.size)) && buf_rlen(&r.body) == len) {
+	char why[400] = "";
+	int bad = rc == 0 ? wsrc_check_range_answer(g.src, &nd->f, pin, off, len, &r, why, sizeof why) : 0;
+	if (bad) {
+		/* Reads of one open file all come from one version of the object. */
+		log_ratelimited(LOG_ERROR, "reading %s at %llu from the source: %s", nd->f.path, (unsigned long long)off, why);
+		rc = -EIO;
+	} else if (rc == 0 && (r.status == 206 || (r.status == 200 && off == 0 && len == nd->f.size)) &&
+		   buf_rlen(&r.body) == len) {
 		memcpy(out, buf_rptr(&r.body), len);
 		rc = (int)len;
+		if (!pin[0] && r.etag[0] && strncmp(r.etag, "W/", 2)) {
+			pthread_mutex_lock(&g.mu);
+			if (!nd->source_pin[0]) str_copy(nd->source_pin, r.etag, sizeof nd->source_pin);
+			pthread_mutex_unlock(&g.mu);
+		}
 	} else {
 		log_ratelimited(LOG_ERROR, "reading %s at %llu from the source failed: %s (HTTP %ld)", nd->f.path,
 				(unsigned long long)off, rc ? r.err : "bad answer", r.status);
@@ -850,6 +877,12 @@ static int op_read_buf(const char *path, struct fuse_bufvec **bufp, size_t size,
 static int wait_range(node *nd, uint64_t off, size_t len)
 {
 	pthread_mutex_lock(&g.mu);
+	if (nd->changed) {
+		pthread_mutex_unlock(&g.mu);
+		log_ratelimited(LOG_ERROR, "read of %s at %llu failed: %s changed at the source while open; "
+				"close it and open it again", nd->f.path, (unsigned long long)off, nd->f.path);
+		return -EIO;
+	}
 	if (nd->state == NODE_NONE) {
 		int e = ensure_locked(nd);
 		if (e) { pthread_mutex_unlock(&g.mu); return e; }
@@ -1049,6 +1082,8 @@ int weights_mount_run(const mount_opts *mo, char *err, size_t errlen)
 	char probe[4200];
 	snprintf(probe, sizeof probe, "%s/partial/x", g.root);
 	if (pull_mkdirs_for(probe) < 0) { seterr(err, errlen, "cannot create %s: %s", g.root, strerror(errno)); return -1; }
+	/* Its index.json lets cached objects count as verified: it must be ours. */
+	if (pull_dir_trusted(g.root, err, errlen)) return -1;
 	/* Detached, we run in "/": a relative cache folder must be made absolute now. */
 	char abs_root[PATH_MAX];
 	if (!realpath(g.root, abs_root) || strlen(abs_root) >= sizeof g.root) {

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <openssl/evp.h>
@@ -91,6 +92,19 @@ out:
 	return rc;
 }
 
+int pull_lock_bounded(int fd, int op, int timeout_s, const char *what, int quiet)
+{
+	uint64_t deadline = time_mono_ms() + (uint64_t)(timeout_s > 0 ? timeout_s : 0) * 1000u;
+	int said = 0;
+	for (;;) {
+		if (flock(fd, op | LOCK_NB) == 0) return 0;
+		if (errno != EWOULDBLOCK && errno != EINTR) return -1;
+		if (time_mono_ms() >= deadline) { errno = ETIMEDOUT; return -1; }
+		if (!said && !quiet) { fprintf(stderr, "waiting for another process using %s\n", what); said = 1; }
+		usleep(100 * 1000);
+	}
+}
+
 const char *pull_file_id(const wfile *f)
 {
 	return f->sha256[0] ? f->sha256 : f->md5[0] ? f->md5 : f->etag;
@@ -132,7 +146,7 @@ static int write_atomic(const char *path, const char *data, size_t n)
 {
 	char tmp[4200];
 	snprintf(tmp, sizeof tmp, "%s.tmp", path);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
 	if (fd < 0) return -1;
 	size_t w = 0;
 	while (w < n) {
@@ -178,10 +192,29 @@ static int manifest_set(manifest *m, const char *path, uint64_t size, int64_t mt
 	return 0;
 }
 
+/* 1 when a file or folder could only have been written by us: owned by our
+ * user, not writable by group or others. */
+static int only_ours(const struct stat *st)
+{
+	return st->st_uid == geteuid() && !(st->st_mode & (S_IWGRP | S_IWOTH));
+}
+
+/* Loads STATE/manifest.json, unless it (or STATE) could have been written by
+ * someone else: its entries let files skip verification. */
 static void manifest_load(manifest *m, const char *state_dir)
 {
 	memset(m, 0, sizeof *m);
 	snprintf(m->path, sizeof m->path, "%s/manifest.json", state_dir);
+	struct stat sd, sm;
+	int fd = open(m->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) return;
+	int ok = fstat(fd, &sm) == 0 && S_ISREG(sm.st_mode) && only_ours(&sm) && stat(state_dir, &sd) == 0 &&
+		 only_ours(&sd);
+	close(fd);
+	if (!ok) {
+		log_warn("%s is not private to this user: ignored, files are verified again", m->path);
+		return;
+	}
 	buf b;
 	if (read_small(m->path, MANIFEST_MAX, &b)) return;
 	json_doc *d = json_parse(buf_rptr(&b), buf_rlen(&b), 0, NULL);
@@ -314,7 +347,7 @@ static int job_open(job *j, const weights_opts *o, char *err, size_t n)
 	uint8_t *state = NULL;
 	size_t nc = 0;
 	uint64_t chunk = sidecar_load(j, &state, &nc);
-	int fd = open(j->part, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	int fd = open(j->part, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
 	if (fd < 0) { free(state); seterr(err, n, "%s: %s", j->part, strerror(errno)); return -1; }
 	struct stat st;
 	if (chunk && (fstat(fd, &st) < 0 || (uint64_t)st.st_size != j->f->size)) { free(state); state = NULL; chunk = 0; }
@@ -457,16 +490,19 @@ static int job_finish(job *j, manifest *m, char *err, size_t n)
 	return 0;
 }
 
-/* 1 when dir/path is already there and known good. */
-static int already_done(const wfile *f, const char *final, manifest *m)
+/* 1 when dir/path is already there and known good: hashed against the
+ * source's checksum when it gives one (or, unless `prove`, recorded in the
+ * manifest as verified with the same size, mtime and version). */
+static int already_done(const wfile *f, const char *final, manifest *m, int prove)
 {
 	struct stat st;
-	if (stat(final, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != f->size) return 0;
+	if (lstat(final, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != f->size) return 0;
 	manifest_ent *e = manifest_find(m, f->path);
-	if (e && e->size == f->size && e->mtime_ns == mtime_ns_of(&st) && !strcmp(e->id, pull_file_id(f))) return 1;
+	int listed = e && e->size == f->size && e->mtime_ns == mtime_ns_of(&st) && !strcmp(e->id, pull_file_id(f));
+	if (listed && (!prove || (!f->sha256[0] && !f->md5[0]))) return 1;
 	if (!f->sha256[0] && !f->md5[0]) return 0;
 	/* A file from elsewhere with a checksum to compare: verify it once. */
-	int fd = open(final, O_RDONLY | O_CLOEXEC);
+	int fd = open(final, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0) return 0;
 	char sha[65] = "", md5[33] = "";
 	int ok = !pull_hash_fd(fd, f->size, f->sha256[0] ? sha : NULL, f->md5[0] ? md5 : NULL) &&
@@ -476,14 +512,38 @@ static int already_done(const wfile *f, const char *final, manifest *m)
 	return ok;
 }
 
+static int pull_files_into(wsrc *src, const wlist *list, const char *dir, const char *state_dir,
+			   const weights_opts *o, int prove, pull_stats *st, char *err, size_t errlen);
+
 int pull_files(wsrc *src, const wlist *list, const char *dir, const char *state_dir,
 	       const weights_opts *o, pull_stats *st, char *err, size_t errlen)
+{
+	return pull_files_into(src, list, dir, state_dir, o, 0, st, err, errlen);
+}
+
+static int pull_files_into(wsrc *src, const wlist *list, const char *dir, const char *state_dir,
+			   const weights_opts *o, int prove, pull_stats *st, char *err, size_t errlen)
 {
 	memset(st, 0, sizeof *st);
 	uint64_t t0 = time_mono_ms();
 	char probe[4200];
 	snprintf(probe, sizeof probe, "%s/x", state_dir);
 	if (pull_mkdirs_for(probe) < 0) { seterr(err, errlen, "mkdir %s: %s", state_dir, strerror(errno)); return -1; }
+	/* One pull at a time per state folder: a second one would truncate the
+	 * first's partial files under it. It waits, as the cache's openers do. */
+	char lock_path[4300];
+	snprintf(lock_path, sizeof lock_path, "%s/pull.lock", state_dir);
+	int lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (lock_fd < 0) { seterr(err, errlen, "%s: %s", lock_path, strerror(errno)); return -1; }
+	if (pull_lock_bounded(lock_fd, LOCK_EX, o->lock_timeout_s, dir, o->quiet)) {
+		if (errno == ETIMEDOUT)
+			seterr(err, errlen, "another pull into %s is running (its lock %s was held for %d s, --lock-timeout)",
+			       dir, lock_path, o->lock_timeout_s);
+		else
+			seterr(err, errlen, "locking %s: %s", lock_path, strerror(errno));
+		close(lock_fd);
+		return -1;
+	}
 	manifest m;
 	manifest_load(&m, state_dir);
 	job *jobs = calloc(BATCH_FILES, sizeof *jobs);
@@ -491,6 +551,7 @@ int pull_files(wsrc *src, const wlist *list, const char *dir, const char *state_
 	unsigned char *hbuf = malloc(HASH_READ_BYTES);
 	if (!jobs || !todo || !hbuf) {
 		free(jobs); free(todo); free(hbuf); manifest_free(&m);
+		close(lock_fd);
 		seterr(err, errlen, "out of memory");
 		return -1;
 	}
@@ -506,9 +567,10 @@ int pull_files(wsrc *src, const wlist *list, const char *dir, const char *state_
 		if (snprintf(final, sizeof final, "%s/%s", dir, f->path) >= (int)sizeof final) {
 			seterr(err, errlen, "path too long: %s", f->path);
 			free(jobs); free(todo); free(hbuf); manifest_free(&m);
+			close(lock_fd);
 			return -1;
 		}
-		if (already_done(f, final, &m)) { st->files_skipped++; continue; }
+		if (already_done(f, final, &m, prove)) { st->files_skipped++; continue; }
 		todo[n_todo++] = f;
 		pg.total += f->size;
 	}
@@ -566,7 +628,16 @@ int pull_files(wsrc *src, const wlist *list, const char *dir, const char *state_
 			if (ffs[i].failed) str_copy(e, ffs[i].err, sizeof e);
 			else if (!complete) seterr(e, sizeof e, "%s: interrupted", j->f->path);
 			else if (job_finish(j, &m, e, sizeof e) == 0) st->files_fetched++;
-			if (e[0]) {
+			if (e[0] && ffs[i].changed) {
+				/* The chunks on disk belong to a version the source no
+				 * longer serves: resuming from them would mix versions. */
+				seterr(e, sizeof e, "%s; the partial download was discarded, pull again", ffs[i].err);
+				job_close(j);
+				unlink(j->part);
+				unlink(j->ranges);
+				if (!first_err[0]) str_copy(first_err, e, sizeof first_err);
+				n_failed++;
+			} else if (e[0]) {
 				if (j->ff.state) sidecar_save(j); /* keep what arrived for a resume */
 				if (!first_err[0]) str_copy(first_err, e, sizeof first_err);
 				n_failed++;
@@ -584,6 +655,7 @@ int pull_files(wsrc *src, const wlist *list, const char *dir, const char *state_
 	}
 	manifest_save(&m);
 	manifest_free(&m);
+	close(lock_fd); /* releases the lock */
 	free(jobs);
 	free(hbuf);
 	free(todo);
@@ -592,6 +664,66 @@ int pull_files(wsrc *src, const wlist *list, const char *dir, const char *state_
 }
 
 /* ---------------------------------------------------------------- pull */
+
+/* 0 when folder path (not a symlink) could only have been changed by us or
+ * root: owned by one of them and not writable by others unless sticky. A
+ * cache whose files another local user could plant is refused: its meta.json
+ * and manifests let files count as verified. -1 with err otherwise. */
+int pull_dir_trusted(const char *path, char *err, size_t errlen)
+{
+	struct stat st;
+	if (lstat(path, &st) < 0) {
+		seterr(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) { seterr(err, errlen, "%s is not a folder (a symbolic link?)", path); return -1; }
+	if ((st.st_uid != geteuid() && st.st_uid != 0) || ((st.st_mode & S_IWOTH) && !(st.st_mode & S_ISVTX))) {
+		seterr(err, errlen, "folder %s could be changed by another user (owner uid %u, mode %03o): "
+		       "use a folder owned by this user or root that others cannot write", path,
+		       (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+		return -1;
+	}
+	return 0;
+}
+
+int pull_stage_private(const char *path, char *err, size_t errlen)
+{
+	/* The folder that holds it: another user must not be able to rename our
+	 * folder away and put theirs in its place (a shared /tmp is sticky). */
+	char parent[4096];
+	str_copy(parent, path, sizeof parent);
+	char *sl = strrchr(parent, '/');
+	if (sl == parent) sl[1] = 0;
+	else if (sl) *sl = 0;
+	else str_copy(parent, ".", sizeof parent);
+	struct stat st;
+	if (stat(parent, &st) < 0) { seterr(err, errlen, "staging folder %s: %s", parent, strerror(errno)); return -1; }
+	if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX) && st.st_uid != geteuid()) {
+		seterr(err, errlen, "staging folder %s is writable by other users and not sticky: choose another "
+		       "--staging-dir", parent);
+		return -1;
+	}
+	if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+		seterr(err, errlen, "cannot create the staging folder %s: %s", path, strerror(errno));
+		return -1;
+	}
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		seterr(err, errlen, "staging folder %s: %s (a symbolic link or not a folder?): remove it or choose "
+		       "another --staging-dir", path, strerror(errno));
+		return -1;
+	}
+	int rc = fstat(fd, &st);
+	close(fd);
+	if (rc < 0) { seterr(err, errlen, "staging folder %s: %s", path, strerror(errno)); return -1; }
+	if (st.st_uid != geteuid() || (st.st_mode & 077)) {
+		seterr(err, errlen, "staging folder %s is not private (owner uid %u, mode %03o; expected uid %u, "
+		       "mode 700): another user may have made it; remove it or choose another --staging-dir", path,
+		       (unsigned)st.st_uid, (unsigned)(st.st_mode & 0777), (unsigned)geteuid());
+		return -1;
+	}
+	return 0;
+}
 
 static void summary(const char *src, const char *dest, const pull_stats *st, int ok)
 {
@@ -627,17 +759,22 @@ int weights_pull(const char *source, const char *dest, const weights_opts *o, pu
 		snprintf(state, sizeof state, "%s/.infergate", dest);
 		rc = pull_files(src, &l, dest, state, o, st, err, errlen);
 	} else {
-		/* Through a local staging folder, then one upload per file. */
+		/* Through a local staging folder, then one upload per file. Its name
+		 * is predictable (so a rerun resumes), hence it must be proven ours
+		 * before a byte in it is trusted, and files already in it are hashed
+		 * against the source's checksum rather than taken from its manifest. */
 		const char *tmp = o->staging_dir ? o->staging_dir : getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
 		char stage[4096], state[4200], key[600];
 		snprintf(key, sizeof key, "%s\n%s", source, dest);
 		snprintf(stage, sizeof stage, "%s/infergate-stage-%016llx", tmp, (unsigned long long)hash64(key, strlen(key), 1));
 		snprintf(state, sizeof state, "%s/.infergate", stage);
-		rc = pull_files(src, &l, stage, state, o, st, err, errlen);
+		rc = pull_stage_private(stage, err, errlen);
+		if (rc == 0 && !o->quiet) fprintf(stderr, "staging in %s\n", stage);
+		if (rc == 0) rc = pull_files_into(src, &l, stage, state, o, 1, st, err, errlen);
 		for (size_t i = 0; rc == 0 && i < l.n; i++) {
 			char p[8192];
 			snprintf(p, sizeof p, "%s/%s", stage, l.files[i].path);
-			int fd = open(p, O_RDONLY | O_CLOEXEC);
+			int fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 			if (fd < 0) { seterr(err, errlen, "%s: %s", p, strerror(errno)); rc = -1; break; }
 			rc = wsrc_put(dst, l.files[i].path, fd, l.files[i].size, l.files[i].sha256, err, errlen);
 			close(fd);

@@ -32,6 +32,7 @@ struct wsrc {
 	char *path;             /* http: the folder path, "/" terminated; or the file path */
 	int single_file;        /* http: the URL names one file */
 	char *repo, *rev;       /* hf */
+	char *pinned_rev;       /* hf: the commit sha the listing answered for rev; files are read at it */
 	char *bucket, *prefix;  /* s3, gs: prefix "" or ending in "/" */
 	char *token;            /* hf, gs: bearer token or NULL */
 	char *ak, *sk, *session, *region; /* s3 */
@@ -77,6 +78,56 @@ int wsrc_path_ok(const char *p, size_t n)
 		}
 	}
 	return 1;
+}
+
+const char *wsrc_name_problem(const char *p, size_t n)
+{
+	if (memchr(p, 0, n)) return "contains a NUL byte";
+	if (n > WEIGHTS_MAX_PATH) return "is too long";
+	if (!wsrc_path_ok(p, n))
+		return "is not a safe relative path (an empty, \".\" or \"..\" segment, a leading \"/\" or a control byte)";
+	/* A pull into a folder keeps its partial files and manifest in
+	 * DEST/.infergate: a listed file there would overwrite them. */
+	if (n >= 10 && !memcmp(p, ".infergate", 10) && (n == 10 || p[10] == '/'))
+		return "collides with the pull's own state folder .infergate";
+	return NULL;
+}
+
+void wsrc_name_show(char *out, size_t cap, const char *p, size_t n)
+{
+	size_t o = 0;
+	if (!cap) return;
+	for (size_t i = 0; i < n && o + 5 < cap; i++) {
+		unsigned char c = (unsigned char)p[i];
+		if (c < 0x20 || c == 0x7f || c == '\\') o += (size_t)snprintf(out + o, cap - o, "\\x%02x", c);
+		else out[o++] = (char)c;
+	}
+	if (o + 5 >= cap && n) { o = MIN(o, cap - 4); memcpy(out + o, "...", 3); o += 3; }
+	out[o] = 0;
+}
+
+/* Adds a listed name, or refuses the listing naming the entry and why. 0 or -1. */
+static int add_listed(const wsrc *s, wlist *l, const char *name, size_t n, uint64_t size, int size_known,
+		      char *err, size_t errlen)
+{
+	const char *why = wsrc_name_problem(name, n);
+	if (why) {
+		char shown[300];
+		wsrc_name_show(shown, sizeof shown, name, n);
+		seterr(err, errlen, "refusing the listing of %s: the name \"%s\" %s", s->url, shown, why);
+		return -1;
+	}
+	int a = wlist_add(l, name, n, size, size_known);
+	if (a) { seterr(err, errlen, "listing too large (more than %d files)", WEIGHTS_MAX_FILES); return -1; }
+	return 0;
+}
+
+/* A JSON string and its length (which counts any \u0000 in it), or NULL. */
+static const char *jstr_n(const json_val *v, size_t *n)
+{
+	if (!json_is(v, JSON_STRING)) return NULL;
+	*n = v->u.str.len;
+	return v->u.str.s;
 }
 
 /* Splits "scheme://host[:port][/path]" into base (scheme://host[:port]), host and path. */
@@ -202,7 +253,7 @@ void wsrc_free(wsrc *s)
 	if (!s) return;
 	free(s->url); free(s->base); free(s->host); free(s->path); free(s->repo); free(s->rev);
 	free(s->bucket); free(s->prefix); free(s->token); free(s->ak); free(s->sk); free(s->session);
-	free(s->region);
+	free(s->region); free(s->pinned_rev);
 	free(s);
 }
 
@@ -210,7 +261,7 @@ void wsrc_free(wsrc *s)
 
 int wlist_add(wlist *l, const char *path, size_t n, uint64_t size, int size_known)
 {
-	if (!wsrc_path_ok(path, n)) return -2;
+	if (wsrc_name_problem(path, n)) return -2;
 	if (l->n >= WEIGHTS_MAX_FILES) return -1;
 	if (l->n == l->cap) {
 		size_t nc = l->cap ? l->cap * 2 : 64;
@@ -325,15 +376,17 @@ static struct curl_slist *add_hdr(struct curl_slist *l, int *bad, const char *fm
 
 /* S3 headers for a request: Host, x-amz-*, Range, Authorization when signed. */
 static struct curl_slist *s3_headers(const wsrc *s, const char *method, const char *path,
-				     const char *query, const char *range, const char *payload_sha)
+				     const char *query, const char *range, const char *if_match,
+				     const char *payload_sha)
 {
 	int bad = 0;
 	struct curl_slist *l = NULL;
 	char date[17];
 	sigv4_amz_date((long long)time(NULL), date);
-	sigv4_header h[6];
+	sigv4_header h[7];
 	size_t n = 0;
 	h[n++] = (sigv4_header){ "host", s->host };
+	if (if_match) h[n++] = (sigv4_header){ "if-match", if_match };
 	if (range) h[n++] = (sigv4_header){ "range", range };
 	h[n++] = (sigv4_header){ "x-amz-content-sha256", payload_sha };
 	h[n++] = (sigv4_header){ "x-amz-date", date };
@@ -354,12 +407,13 @@ static struct curl_slist *s3_headers(const wsrc *s, const char *method, const ch
 	return l;
 }
 
-static struct curl_slist *bearer_headers(const wsrc *s, const char *range)
+static struct curl_slist *bearer_headers(const wsrc *s, const char *range, const char *if_match)
 {
 	int bad = 0;
 	struct curl_slist *l = NULL;
 	if (s->token) l = add_hdr(l, &bad, "Authorization: Bearer %s", s->token);
 	if (range) l = add_hdr(l, &bad, "Range: %s", range);
+	if (if_match) l = add_hdr(l, &bad, "If-Match: %s", if_match);
 	l = add_hdr(l, &bad, "Accept-Encoding: identity");
 	if (bad) { curl_slist_free_all(l); return NULL; }
 	return l;
@@ -367,8 +421,30 @@ static struct curl_slist *bearer_headers(const wsrc *s, const char *range)
 
 /* ---------------------------------------------------------------- ranged GET */
 
-int wsrc_get_request(wsrc *s, const wfile *f, uint64_t off, uint64_t len, char **url, struct curl_slist **hdrs)
+/* The If-Match value pinning f: the pin an earlier answer gave, else (S3) the
+ * listing's ETag, quoted; "" when there is none. */
+static void if_match_value(const wsrc *s, const wfile *f, const char *pin, char *out, size_t n)
 {
+	out[0] = 0;
+	if (pin && *pin) str_copy(out, pin, n);
+	else if (s->kind == WSRC_S3 && f->etag[0]) snprintf(out, n, "\"%s\"", f->etag);
+	/* A header value never holds CR, LF or NUL; anything else is quoted
+	 * text from a listing or an answer. */
+	if (strpbrk(out, "\r\n")) out[0] = 0;
+}
+
+static int all_digits(const char *p)
+{
+	if (!*p) return 0;
+	for (; *p; p++) if (*p < '0' || *p > '9') return 0;
+	return 1;
+}
+
+int wsrc_get_request(wsrc *s, const wfile *f, uint64_t off, uint64_t len, const char *pin, char **url,
+		     struct curl_slist **hdrs)
+{
+	char im[200];
+	if_match_value(s, f, pin, im, sizeof im);
 	char range[64] = "";
 	if (len) snprintf(range, sizeof range, "bytes=%llu-%llu", (unsigned long long)off,
 			  (unsigned long long)(off + len - 1));
@@ -380,16 +456,18 @@ int wsrc_get_request(wsrc *s, const wfile *f, uint64_t off, uint64_t len, char *
 	switch (s->kind) {
 	case WSRC_HF:
 		rc |= buf_printf(&u, "%s/%s/resolve/", s->base, s->repo);
-		rc |= sigv4_uri_encode(&u, s->rev, 0);
+		rc |= sigv4_uri_encode(&u, s->pinned_rev ? s->pinned_rev : s->rev, 0);
 		rc |= buf_puts(&u, "/");
 		rc |= sigv4_uri_encode(&u, f->path, 1);
-		*hdrs = bearer_headers(s, rg);
+		/* Pinned by the commit in the URL; no If-Match, since the Hub and
+		 * its CDN do not share ETags. */
+		*hdrs = bearer_headers(s, rg, NULL);
 		break;
 	case WSRC_HTTP:
 		rc |= buf_puts(&u, s->base);
 		if (s->single_file) rc |= buf_puts(&u, s->path);
 		else { rc |= buf_puts(&u, s->path); rc |= sigv4_uri_encode(&u, f->path, 1); }
-		*hdrs = bearer_headers(s, rg);
+		*hdrs = bearer_headers(s, rg, im[0] ? im : NULL);
 		break;
 	case WSRC_S3: {
 		buf p;
@@ -400,7 +478,7 @@ int wsrc_get_request(wsrc *s, const wfile *f, uint64_t off, uint64_t len, char *
 		rc |= sigv4_uri_encode(&p, s->prefix, 1);
 		rc |= sigv4_uri_encode(&p, f->path, 1);
 		rc |= buf_printf(&u, "%s%s", s->base, buf_rptr(&p));
-		if (!rc) *hdrs = s3_headers(s, "GET", buf_rptr(&p), NULL, rg, SIGV4_EMPTY_SHA256);
+		if (!rc) *hdrs = s3_headers(s, "GET", buf_rptr(&p), NULL, rg, im[0] ? im : NULL, SIGV4_EMPTY_SHA256);
 		buf_free(&p);
 		break;
 	}
@@ -411,7 +489,9 @@ int wsrc_get_request(wsrc *s, const wfile *f, uint64_t off, uint64_t len, char *
 		rc |= sigv4_uri_encode(&u, s->prefix, 0);
 		rc |= sigv4_uri_encode(&u, f->path, 0);
 		rc |= buf_puts(&u, "?alt=media");
-		*hdrs = bearer_headers(s, rg);
+		/* The generation the listing named: a replaced object answers 412. */
+		if (all_digits(f->etag)) rc |= buf_printf(&u, "&ifGenerationMatch=%s", f->etag);
+		*hdrs = bearer_headers(s, rg, NULL);
 		break;
 	}
 	if (rc || !*hdrs) {
@@ -422,6 +502,60 @@ int wsrc_get_request(wsrc *s, const wfile *f, uint64_t off, uint64_t len, char *
 	}
 	*url = buf_detach(&u, NULL);
 	return *url ? 0 : -1;
+}
+
+static int etag_same(const char *a, const char *b)
+{
+	char x[200], y[200];
+	strip_quotes(x, sizeof x, a);
+	strip_quotes(y, sizeof y, b);
+	return !strcmp(x, y);
+}
+
+int wsrc_check_range_answer(const wsrc *s, const wfile *f, const char *pin, uint64_t off, uint64_t len,
+			    const xfer_resp *r, char *why, size_t n)
+{
+	why[0] = 0;
+	if (r->status == 412) {
+		seterr(why, n, "%s changed at the source during the download (HTTP 412: no longer the version "
+		       "listed)", f->path);
+		return 1;
+	}
+	if (r->status == 206) {
+		if (r->range_first < 0) {
+			seterr(why, n, "%s: a 206 answer without a usable Content-Range for bytes %llu-%llu", f->path,
+			       (unsigned long long)off, (unsigned long long)(off + len - 1));
+			return -1;
+		}
+		if ((uint64_t)r->range_first != off || (uint64_t)r->range_last != off + len - 1 ||
+		    (uint64_t)r->range_total != f->size) {
+			char tot[32];
+			if (r->range_total < 0) str_copy(tot, "*", sizeof tot);
+			else snprintf(tot, sizeof tot, "%lld", (long long)r->range_total);
+			seterr(why, n, "%s: asked for bytes %llu-%llu of %llu, the server answered bytes %lld-%lld/%s "
+			       "(another range or another file)", f->path, (unsigned long long)off,
+			       (unsigned long long)(off + len - 1), (unsigned long long)f->size,
+			       (long long)r->range_first, (long long)r->range_last, tot);
+			return -1;
+		}
+	}
+	if (r->status != 206 && r->status != 200) return 0;
+	/* The version: an ETag pinned by earlier ranges (or, for S3, listed) must
+	 * not change; an HTTP bucket's listing gives the mtime, which nginx also
+	 * sends as Last-Modified in the same form. */
+	char im[200];
+	if_match_value(s, f, pin, im, sizeof im);
+	if (im[0] && r->etag[0] && !etag_same(im, r->etag)) {
+		seterr(why, n, "%s changed at the source during the download (ETag %s, then %s)", f->path, im, r->etag);
+		return 1;
+	}
+	if (s->kind == WSRC_HTTP && !s->single_file && f->etag[0] && r->last_modified[0] &&
+	    strcmp(f->etag, r->last_modified)) {
+		seterr(why, n, "%s changed at the source since it was listed (listed with mtime %s, now Last-Modified %s)",
+		       f->path, f->etag, r->last_modified);
+		return 1;
+	}
+	return 0;
 }
 
 /* ---------------------------------------------------------------- listings */
@@ -449,7 +583,7 @@ static int head_file(wsrc *s, wfile *f, char *err, size_t n)
 {
 	char *url = NULL;
 	struct curl_slist *h = NULL;
-	if (wsrc_get_request(s, f, 0, 0, &url, &h)) { seterr(err, n, "out of memory"); return -1; }
+	if (wsrc_get_request(s, f, 0, 0, NULL, &url, &h)) { seterr(err, n, "out of memory"); return -1; }
 	xfer_req q = { .method = "HEAD", .url = url, .headers = h, .upload_fd = -1, .o = s->o };
 	xfer_resp r;
 	int rc = xfer_do_retry(&q, &r);
@@ -477,7 +611,7 @@ static int list_hf(wsrc *s, wlist *l, char *err, size_t n)
 	buf_printf(&u, "%s/api/models/%s/revision/", s->base, s->repo);
 	sigv4_uri_encode(&u, s->rev, 0);
 	buf_puts(&u, "?blobs=true");
-	struct curl_slist *h = bearer_headers(s, NULL);
+	struct curl_slist *h = bearer_headers(s, NULL, NULL);
 	xfer_resp r;
 	json_doc *d = get_json(s, buf_rptr(&u), h, "the repository listing", &r, err, n);
 	curl_slist_free_all(h);
@@ -486,18 +620,22 @@ static int list_hf(wsrc *s, wlist *l, char *err, size_t n)
 	if (!d) return -1;
 	const json_val *root = json_root(d);
 	str_copy(l->revision, json_str(json_get(root, "sha"), ""), sizeof l->revision);
+	/* Every file is then read at that commit, not at whatever the branch
+	 * points to when its ranges are asked: a push during the pull cannot mix
+	 * two revisions. */
+	free(s->pinned_rev);
+	s->pinned_rev = is_hex(l->revision, 40) ? str_dup(l->revision) : NULL;
 	const json_val *sib = json_get(root, "siblings");
 	int rc = 0;
 	if (!json_is(sib, JSON_ARRAY)) { seterr(err, n, "repository listing of %s has no siblings", s->repo); rc = -1; }
 	for (size_t i = 0; !rc && i < json_count(sib); i++) {
 		const json_val *e = json_at(sib, i);
-		const char *name = json_str(json_get(e, "rfilename"), NULL);
+		size_t nl;
+		const char *name = jstr_n(json_get(e, "rfilename"), &nl);
 		if (!name) continue;
 		const json_val *lfs = json_get(e, "lfs");
 		double sz = json_num(json_get(lfs, "size"), json_num(json_get(e, "size"), -1));
-		int a = wlist_add(l, name, strlen(name), sz >= 0 ? (uint64_t)sz : 0, sz >= 0);
-		if (a == -2) { seterr(err, n, "unsafe file name in listing: %s", name); rc = -1; break; }
-		if (a) { seterr(err, n, "listing too large (more than %d files)", WEIGHTS_MAX_FILES); rc = -1; break; }
+		if (add_listed(s, l, name, nl, sz >= 0 ? (uint64_t)sz : 0, sz >= 0, err, n)) { rc = -1; break; }
 		wfile *f = &l->files[l->n - 1];
 		const char *sha = json_str(json_get(lfs, "sha256"), "");
 		if (is_hex(sha, 64)) { str_copy(f->sha256, sha, sizeof f->sha256); lower(f->sha256); }
@@ -534,7 +672,7 @@ static int list_http(wsrc *s, wlist *l, char *err, size_t n)
 		buf_init(&u, 16384);
 		buf_printf(&u, "%s%s", s->base, s->path);
 		sigv4_uri_encode(&u, dir, 1);
-		struct curl_slist *h = bearer_headers(s, NULL);
+		struct curl_slist *h = bearer_headers(s, NULL, NULL);
 		xfer_resp r;
 		char what[WEIGHTS_MAX_PATH + 32];
 		snprintf(what, sizeof what, "the listing of /%s", dir);
@@ -550,9 +688,18 @@ static int list_http(wsrc *s, wlist *l, char *err, size_t n)
 		}
 		for (size_t i = 0; !rc && i < json_count(root); i++) {
 			const json_val *e = json_at(root, i);
-			const char *name = json_str(json_get(e, "name"), NULL);
+			size_t nl;
+			const char *name = jstr_n(json_get(e, "name"), &nl);
 			const char *type = json_str(json_get(e, "type"), "file");
-			if (!name || strchr(name, '/')) continue;
+			if (!name) continue;
+			if (memchr(name, '/', nl) || memchr(name, 0, nl)) {
+				char shown[300];
+				wsrc_name_show(shown, sizeof shown, name, nl);
+				seterr(err, n, "refusing the listing of %s: the name \"%s\" in /%s %s", s->url, shown, dir,
+				       memchr(name, 0, nl) ? "contains a NUL byte" : "contains a \"/\"");
+				rc = -1;
+				break;
+			}
 			char rel[WEIGHTS_MAX_PATH + 2];
 			int w = snprintf(rel, sizeof rel, "%s%s", dir, name);
 			if (w < 0 || (size_t)w >= sizeof rel - 1) { seterr(err, n, "path too long: %s%s", dir, name); rc = -1; break; }
@@ -560,16 +707,21 @@ static int list_http(wsrc *s, wlist *l, char *err, size_t n)
 				size_t depth = 0;
 				for (const char *p = rel; *p; p++) depth += *p == '/';
 				if (qt >= MAX_PAGES || depth >= MAX_DEPTH) { seterr(err, n, "too many or too deep directories"); rc = -1; break; }
+				const char *why = wsrc_name_problem(rel, strlen(rel));
+				if (why) {
+					char shown[300];
+					wsrc_name_show(shown, sizeof shown, rel, strlen(rel));
+					seterr(err, n, "refusing the listing of %s: the folder \"%s\" %s", s->url, shown, why);
+					rc = -1;
+					break;
+				}
 				strcat(rel, "/");
-				if (!wsrc_path_ok(rel, strlen(rel) - 1)) continue;
 				queue[qt++] = str_dup(rel);
 				continue;
 			}
 			if (strcmp(type, "file")) continue;
 			double sz = json_num(json_get(e, "size"), -1);
-			int a = wlist_add(l, rel, strlen(rel), sz >= 0 ? (uint64_t)sz : 0, sz >= 0);
-			if (a == -2) continue;
-			if (a) { seterr(err, n, "listing too large (more than %d files)", WEIGHTS_MAX_FILES); rc = -1; break; }
+			if (add_listed(s, l, rel, strlen(rel), sz >= 0 ? (uint64_t)sz : 0, sz >= 0, err, n)) { rc = -1; break; }
 			str_copy(l->files[l->n - 1].etag, json_str(json_get(e, "mtime"), ""), sizeof l->files[0].etag);
 		}
 		json_doc_free(d);
@@ -598,8 +750,9 @@ static const char *xml_find(const char *p, const char *end, const char *tag, siz
 	return a;
 }
 
-/* Copies XML text with the five entities and numeric references decoded. */
-static int xml_text(char *dst, size_t n, const char *s, size_t len)
+/* Copies XML text with the five entities and numeric references decoded;
+ * *out_len is its length (a decoded &#0; is kept, so the caller sees it). */
+static int xml_text_n(char *dst, size_t n, const char *s, size_t len, size_t *out_len)
 {
 	size_t o = 0;
 	for (size_t i = 0; i < len; i++) {
@@ -615,7 +768,7 @@ static int xml_text(char *dst, size_t n, const char *s, size_t len)
 			if (k == ARRAY_LEN(ents) && i + 2 < len && s[i + 1] == '#') {
 				char *e;
 				long v = s[i + 2] == 'x' ? strtol(s + i + 3, &e, 16) : strtol(s + i + 2, &e, 10);
-				if (*e != ';' || v <= 0 || v > 127) return -1; /* non-ASCII references are not expected */
+				if (*e != ';' || v < 0 || v > 127) return -1; /* non-ASCII references are not expected */
 				c = (char)v;
 				i = (size_t)(e - s);
 			}
@@ -624,7 +777,16 @@ static int xml_text(char *dst, size_t n, const char *s, size_t len)
 		dst[o++] = c;
 	}
 	dst[o] = 0;
+	*out_len = o;
 	return 0;
+}
+
+/* xml_text_n for values that must not hold a NUL (sizes, tokens, ETags). */
+static int xml_text(char *dst, size_t n, const char *s, size_t len)
+{
+	size_t got;
+	if (xml_text_n(dst, n, s, len, &got)) return -1;
+	return memchr(dst, 0, got) ? -1 : 0;
 }
 
 static int list_s3(wsrc *s, wlist *l, char *err, size_t n)
@@ -643,7 +805,7 @@ static int list_s3(wsrc *s, wlist *l, char *err, size_t n)
 		buf_puts(&path, "/");
 		sigv4_uri_encode(&path, s->bucket, 0);
 		buf_printf(&u, "%s%s?%s", s->base, buf_rptr(&path), buf_rptr(&q));
-		struct curl_slist *h = s3_headers(s, "GET", buf_rptr(&path), buf_rptr(&q), NULL, SIGV4_EMPTY_SHA256);
+		struct curl_slist *h = s3_headers(s, "GET", buf_rptr(&path), buf_rptr(&q), NULL, NULL, SIGV4_EMPTY_SHA256);
 		xfer_req rq = { .url = buf_rptr(&u), .headers = h, .body_max = WEIGHTS_MAX_LISTING_BYTES, .upload_fd = -1, .o = s->o };
 		xfer_resp r;
 		if (!h) { seterr(err, n, "cannot sign the listing request"); rc = -1; }
@@ -669,15 +831,22 @@ static int list_s3(wsrc *s, wlist *l, char *err, size_t n)
 			const char *z = xml_find(c, ce, "Size", &zl, NULL);
 			const char *e = xml_find(c, ce, "ETag", &el, NULL);
 			char key[WEIGHTS_MAX_PATH * 2], num[32], etag[160] = "";
-			if (!k || !z || xml_text(key, sizeof key, k, kl) || xml_text(num, sizeof num, z, zl)) continue;
+			if (!k || !z || xml_text(num, sizeof num, z, zl)) continue;
+			size_t keyl;
+			if (xml_text_n(key, sizeof key, k, kl, &keyl)) {
+				char shown[300];
+				wsrc_name_show(shown, sizeof shown, k, kl);
+				seterr(err, n, "refusing the listing of %s: the key \"%s\" is too long or has a character "
+				       "reference this client does not accept", s->url, shown);
+				rc = -1;
+				break;
+			}
 			if (e && xml_text(etag, sizeof etag, e, el)) etag[0] = 0;
 			size_t pl = strlen(s->prefix);
-			if (strncmp(key, s->prefix, pl) || !key[pl] || key[strlen(key) - 1] == '/') continue;
+			if (keyl < pl || memcmp(key, s->prefix, pl) || keyl == pl || key[keyl - 1] == '/') continue;
 			int64_t size;
 			if (parse_int64(num, 0, INT64_MAX, &size)) continue;
-			int a = wlist_add(l, key + pl, strlen(key + pl), (uint64_t)size, 1);
-			if (a == -2) continue;
-			if (a) { seterr(err, n, "listing too large (more than %d files)", WEIGHTS_MAX_FILES); rc = -1; break; }
+			if (add_listed(s, l, key + pl, keyl - pl, (uint64_t)size, 1, err, n)) { rc = -1; break; }
 			wfile *f = &l->files[l->n - 1];
 			strip_quotes(f->etag, sizeof f->etag, etag);
 			if (is_hex(f->etag, 32)) { str_copy(f->md5, f->etag, sizeof f->md5); lower(f->md5); }
@@ -719,7 +888,7 @@ static int list_gs(wsrc *s, wlist *l, char *err, size_t n)
 		buf_puts(&u, "/o?maxResults=1000&prefix=");
 		sigv4_uri_encode(&u, s->prefix, 0);
 		if (token[0]) { buf_puts(&u, "&pageToken="); sigv4_uri_encode(&u, token, 0); }
-		struct curl_slist *h = bearer_headers(s, NULL);
+		struct curl_slist *h = bearer_headers(s, NULL, NULL);
 		xfer_resp r;
 		json_doc *d = get_json(s, buf_rptr(&u), h, "the listing", &r, err, n);
 		curl_slist_free_all(h);
@@ -731,14 +900,13 @@ static int list_gs(wsrc *s, wlist *l, char *err, size_t n)
 		size_t pl = strlen(s->prefix);
 		for (size_t i = 0; i < json_count(items); i++) {
 			const json_val *e = json_at(items, i);
-			const char *name = json_str(json_get(e, "name"), NULL);
+			size_t nl;
+			const char *name = jstr_n(json_get(e, "name"), &nl);
 			const char *size = json_str(json_get(e, "size"), NULL);
 			int64_t sz;
-			if (!name || !size || strncmp(name, s->prefix, pl) || !name[pl] || name[strlen(name) - 1] == '/' ||
+			if (!name || !size || nl < pl || memcmp(name, s->prefix, pl) || nl == pl || name[nl - 1] == '/' ||
 			    parse_int64(size, 0, INT64_MAX, &sz)) continue;
-			int a = wlist_add(l, name + pl, strlen(name + pl), (uint64_t)sz, 1);
-			if (a == -2) continue;
-			if (a) { seterr(err, n, "listing too large (more than %d files)", WEIGHTS_MAX_FILES); rc = -1; break; }
+			if (add_listed(s, l, name + pl, nl - pl, (uint64_t)sz, 1, err, n)) { rc = -1; break; }
 			wfile *f = &l->files[l->n - 1];
 			b64_to_hex(json_str(json_get(e, "md5Hash"), ""), f->md5, sizeof f->md5);
 			const char *gen = json_str(json_get(e, "generation"), NULL);
@@ -793,7 +961,7 @@ int wsrc_put(wsrc *s, const char *path, int fd, uint64_t size, const char *sha, 
 		if (s->single_file) { buf_free(&u); buf_free(&p); seterr(err, n, "an HTTP destination must end with /"); return -1; }
 		buf_printf(&u, "%s%s", s->base, s->path);
 		sigv4_uri_encode(&u, path, 1);
-		h = bearer_headers(s, NULL);
+		h = bearer_headers(s, NULL, NULL);
 		h = add_hdr(h, &bad, "Content-Type: application/octet-stream");
 		break;
 	case WSRC_S3:
@@ -803,7 +971,7 @@ int wsrc_put(wsrc *s, const char *path, int fd, uint64_t size, const char *sha, 
 		sigv4_uri_encode(&p, s->prefix, 1);
 		sigv4_uri_encode(&p, path, 1);
 		buf_printf(&u, "%s%s", s->base, buf_rptr(&p));
-		h = s3_headers(s, "PUT", buf_rptr(&p), NULL, NULL, sha && *sha ? sha : "UNSIGNED-PAYLOAD");
+		h = s3_headers(s, "PUT", buf_rptr(&p), NULL, NULL, NULL, sha && *sha ? sha : "UNSIGNED-PAYLOAD");
 		break;
 	case WSRC_GS:
 		method = "POST";
@@ -812,7 +980,7 @@ int wsrc_put(wsrc *s, const char *path, int fd, uint64_t size, const char *sha, 
 		buf_puts(&u, "/o?uploadType=media&name=");
 		sigv4_uri_encode(&u, s->prefix, 0);
 		sigv4_uri_encode(&u, path, 0);
-		h = bearer_headers(s, NULL);
+		h = bearer_headers(s, NULL, NULL);
 		h = add_hdr(h, &bad, "Content-Type: application/octet-stream");
 		break;
 	}

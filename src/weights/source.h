@@ -61,9 +61,23 @@ int wlist_add(wlist *l, const char *path, size_t path_len, uint64_t size, int si
 void wlist_sort(wlist *l);
 
 /* The URL and headers of a GET of bytes [off, off+len) of f (len 0: the whole
- * file). *url and *hdrs are the caller's (free / curl_slist_free_all). */
-int wsrc_get_request(wsrc *s, const wfile *f, uint64_t off, uint64_t len,
+ * file), pinned to the version listed: If-Match with pin (an ETag an earlier
+ * range of f came with; NULL or "" when none yet) or, for S3, the listed ETag;
+ * GCS ifGenerationMatch with the listed generation; a Hugging Face file at the
+ * commit its listing answered. *url and *hdrs are the caller's (free /
+ * curl_slist_free_all). */
+int wsrc_get_request(wsrc *s, const wfile *f, uint64_t off, uint64_t len, const char *pin,
 		     char **url, struct curl_slist **hdrs);
+
+struct xfer_resp;
+/* Checks the headers of an answer to wsrc_get_request(f, off, len, pin):
+ * a 206 must carry Content-Range exactly "bytes off-(off+len-1)/size"; a
+ * 412, an ETag other than the pin (or S3's listed one), or an HTTP bucket's
+ * Last-Modified other than its listed mtime means the object changed. Returns
+ * 0 when good (or not a 200/206/412: the caller handles the status), 1 when
+ * the object changed, -1 for a wrong range; why says it in words. */
+int wsrc_check_range_answer(const wsrc *s, const wfile *f, const char *pin, uint64_t off, uint64_t len,
+			    const struct xfer_resp *r, char *why, size_t n);
 
 /* Uploads size bytes of fd as the object PATH under the location. sha256_hex
  * may be NULL. Returns 0 or -1 with err filled. */
@@ -77,5 +91,12 @@ void wsrc_explain_status(const wsrc *s, long status, const char *error_code, con
 
 /* 1 when p is an acceptable relative path. */
 int wsrc_path_ok(const char *p, size_t n);
+/* Why a listed name cannot be written, or NULL when it can: not a safe
+ * relative path (wsrc_path_ok), a NUL byte in it, or under ".infergate/"
+ * (a pull's own state folder). Listings are refused for such a name. */
+const char *wsrc_name_problem(const char *p, size_t n);
+/* Copies n bytes of p into out for a message: control bytes and '\' as \xNN,
+ * cut with "..." to fit cap. */
+void wsrc_name_show(char *out, size_t cap, const char *p, size_t n);
 
 #endif

@@ -68,8 +68,34 @@ static void copy_val(char *dst, size_t n, const char *v, size_t vl)
 	dst[vl] = 0;
 }
 
+/* "bytes F-L/T" (T may be "*"), or all -1. */
+static void parse_content_range(xfer_resp *r, const char *v, size_t vl)
+{
+	char tmp[96];
+	copy_val(tmp, sizeof tmp, v, vl);
+	r->range_first = r->range_last = r->range_total = -1;
+	if (strncmp(tmp, "bytes ", 6)) return;
+	char *dash = strchr(tmp + 6, '-'), *slash = dash ? strchr(dash, '/') : NULL;
+	if (!dash || !slash) return;
+	*dash = *slash = 0;
+	int64_t a, b, t = -1;
+	if (parse_int64(tmp + 6, 0, INT64_MAX, &a) || parse_int64(dash + 1, 0, INT64_MAX, &b) || b < a) return;
+	if (strcmp(slash + 1, "*") && (parse_int64(slash + 1, 0, INT64_MAX, &t) || t <= b)) return;
+	r->range_first = a;
+	r->range_last = b;
+	r->range_total = t;
+}
+
 void xfer_parse_header(xfer_resp *r, const char *line, size_t n)
 {
+	if (n >= 5 && !memcmp(line, "HTTP/", 5)) {
+		/* X-Linked-* and X-Repo-Commit come with the Hub's redirect and
+		 * describe the file the redirect leads to: they are kept. */
+		r->content_length = -1;
+		r->range_first = r->range_last = r->range_total = -1;
+		r->etag[0] = r->last_modified[0] = r->error_code[0] = r->error_message[0] = 0;
+		return;
+	}
 	const char *colon = memchr(line, ':', n);
 	if (!colon) return;
 	size_t kl = (size_t)(colon - line);
@@ -86,6 +112,8 @@ void xfer_parse_header(xfer_resp *r, const char *line, size_t n)
 		copy_val(tmp, sizeof tmp, v, vl);
 		int64_t x;
 		if (!parse_int64(tmp, 0, INT64_MAX, &x)) r->content_length = x;
+	} else if (str_ieq(line, kl, "content-range")) {
+		parse_content_range(r, v, vl);
 	} else if (str_ieq(line, kl, "x-linked-size")) {
 		copy_val(tmp, sizeof tmp, v, vl);
 		int64_t x;
@@ -97,7 +125,6 @@ static size_t on_header(char *p, size_t sz, size_t nm, void *arg)
 {
 	xfer_resp *r = arg;
 	size_t n = sz * nm;
-	if (n >= 5 && !memcmp(p, "HTTP/", 5)) r->content_length = -1; /* a new response (after a redirect) */
 	xfer_parse_header(r, p, n);
 	return n;
 }
@@ -131,6 +158,7 @@ int xfer_do(const xfer_req *q, xfer_resp *r)
 	xfer_global_init();
 	memset(r, 0, sizeof *r);
 	r->content_length = r->linked_size = -1;
+	r->range_first = r->range_last = r->range_total = -1;
 	buf_init(&r->body, q->body_max ? q->body_max : (1u << 20));
 	CURL *h = curl_easy_init();
 	if (!h) { snprintf(r->err, sizeof r->err, "out of memory"); return -1; }

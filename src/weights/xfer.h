@@ -33,6 +33,9 @@ typedef struct xfer_resp {
 	buf body;
 	int64_t content_length;         /* -1 when absent */
 	int64_t linked_size;            /* X-Linked-Size, -1 when absent */
+	/* Content-Range: bytes FIRST-LAST/TOTAL; all -1 when absent or not of that
+	 * form, range_total -1 also for a "*" total. */
+	int64_t range_first, range_last, range_total;
 	char etag[160];
 	char linked_etag[160];          /* X-Linked-Etag (Hugging Face: sha256 of an LFS file) */
 	char last_modified[64];
@@ -51,7 +54,10 @@ int xfer_do(const xfer_req *q, xfer_resp *r);
 /* xfer_do with bounded retries and backoff on transport errors, 5xx, 408, 429. */
 int xfer_do_retry(const xfer_req *q, xfer_resp *r);
 void xfer_resp_free(xfer_resp *r);
-/* Parses one header line into r if it is one we keep (used by fetch.c too). */
+/* Parses one header line into r if it is one we keep (used by fetch.c too).
+ * A status line ("HTTP/...") starts a new response (after a redirect): the
+ * facts of the previous one (length, range, ETag, dates, error) are cleared;
+ * the Hub's X-Linked-* and X-Repo-Commit, which come with its redirect, stay. */
 void xfer_parse_header(xfer_resp *r, const char *line, size_t n);
 /* 1 when this status or transport error deserves another try. */
 int xfer_transient_status(long status);

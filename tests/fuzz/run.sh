@@ -12,6 +12,7 @@
 #                                 run never dirties the repository)
 #   tests/fuzz/NAME.dict          optional libFuzzer dictionary
 #   a line "fuzz-max-len: N" in fuzz_NAME.c sets -max_len (default 4096)
+#   a line "fuzz-libs: -lX ..." in fuzz_NAME.c adds libraries to its link
 # Every src/core/*.c is compiled once into build/fuzz/obj and archived; each
 # target links the archive, so it pulls in only the part of core it uses. A
 # core file that does not compile is reported and left out. Crash inputs and
@@ -78,9 +79,10 @@ for src in tests/fuzz/fuzz_*.c; do
 	ran=$((ran + 1))
 	bin="$out/$name"
 	log="$art/$name.log"
+	extra_libs=$(sed -n 's/.*fuzz-libs: *\(-l[-a-z0-9_ ]*\).*/\1/p' "$src" | head -n 1)
 	# shellcheck disable=SC2086
 	if ! $CLANG $CFLAGS $SAN -fsanitize=fuzzer -o "$bin.$$" "$src" \
-		$libarg $LIBS >"$log" 2>&1 || ! mv -f "$bin.$$" "$bin"; then
+		$libarg $LIBS $extra_libs >"$log" 2>&1 || ! mv -f "$bin.$$" "$bin"; then
 		rm -f "$bin.$$"
 		printf 'FAIL %-28s does not build\n' "$name"
 		sed 's/^/    | /' "$log" | tail -n 20

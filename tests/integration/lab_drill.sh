@@ -111,6 +111,11 @@ jcheck "$T/report.json" 'all(r["region"]=="europe-west4" for o in d["outages"] i
 	"every request started during an outage was served by europe-west4 (none waited for the restore)"
 jcheck "$T/report.json" 'all(p["latency_ms"]["p50"] is None or p["latency_ms"]["p50"]<=p["latency_ms"]["p90"]<=p["latency_ms"]["max"] for p in d["phases"])' \
 	"latency per phase p50 <= p90 <= max"
+# Skipped steady arrivals are counted, per phase and in all, never hidden.
+jcheck "$T/report.json" 'd["steady_skipped"]==sum(p["skipped"] for p in d["phases"]) and d["max_inflight"]==32' \
+	"skipped steady arrivals counted per phase: $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["steady_skipped"])' "$T/report.json") in all"
+grep -Eq "steady arrivals skipped [0-9]+ \(in-flight cap 32\)" "$T/drill.log" || fail "the report does not give the number of skipped arrivals"
+ok "the report line gives the number of skipped arrivals"
 [ "$rc" = 0 ] || fail "drill exited $rc"
 ok "drill passed (exit 0)"
 

@@ -16,6 +16,8 @@ void gw_metrics_check(gw *g, gw_endpoint *e, int ok) {}
 void gw_metrics_ejection(gw *g, gw_endpoint *e) { ejections++; }
 static int endpoint_downs;
 size_t proxy_endpoint_down(gw_endpoint *e, const char *why) { endpoint_downs++; return 0; }
+static int scrape_wakes;
+void scrape_wake(gw_endpoint *e) { scrape_wakes++; }
 
 /* One check result through the path check_done takes: record, then change. */
 static void result(gw_endpoint *e, int ok)
@@ -75,6 +77,7 @@ static void test_hysteresis(void)
 	T_EQ_INT(e.health, 4);                   /* full credit on coming up */
 	T_EQ_INT(changes_to_up, 2);
 	T_EQ_INT(e.state_changes_total, 3);
+	T_CHECK(scrape_wakes > 0);                /* coming up restarts backed-off scrapes */
 	ev_free(g.loop);
 }
 

@@ -172,11 +172,42 @@ static void test_completions(void)
 	buf_free(&cont);
 }
 
+/* llama.cpp continues a final assistant message unasked (prefill_assistant):
+ * the text goes on the client's message, never a second assistant message
+ * (which llama.cpp refuses); without prefill a new message is added. */
+static void test_llamacpp_prefill(void)
+{
+	const char *body = "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"},{\"role\":\"assistant\",\"content\":\"Sure: \"}],"
+			   "\"stream\":true,\"max_tokens\":4}";
+	splice_req rq = req(body, 1);
+	T_CHECK(rq.resumable);
+	rq.prefill = 1;
+	splice s;
+	splice_init(&s, &rq);
+	buf out, cont;
+	buf_init(&out, 0);
+	buf_init(&cont, 0);
+	const char *first[] = { CHUNK("A", "one"), NULL };
+	feed(&s, &out, first);
+	T_EQ_INT(splice_continuation(&s, &rq, body, strlen(body), &cont), 0);
+	T_EQ_STR(buf_rptr(&cont),
+		 "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"},{\"role\":\"assistant\",\"content\":\"Sure: one\"}],"
+		 "\"stream\":true,\"max_tokens\":3,\"continue_final_message\":true,\"add_generation_prompt\":false,"
+		 "\"stream_options\":{\"include_usage\":true}}");
+	rq.prefill = 0;   /* vLLM: the client's message was answered, not continued */
+	T_EQ_INT(splice_continuation(&s, &rq, body, strlen(body), &cont), 0);
+	T_CHECK(strstr(buf_rptr(&cont), "{\"role\":\"assistant\",\"content\":\"Sure: \"},{\"role\":\"assistant\",\"content\":\"one\"}") != NULL);
+	splice_free(&s);
+	buf_free(&out);
+	buf_free(&cont);
+}
+
 int main(void)
 {
 	T_RUN(test_request);
 	T_RUN(test_chat_splice);
 	T_RUN(test_usage_not_asked_and_errors);
 	T_RUN(test_completions);
+	T_RUN(test_llamacpp_prefill);
 	return T_END();
 }

@@ -101,6 +101,28 @@ static void test_log_rl(void)
 	T_EQ_INT(log_level_parse("nope"), -1);
 }
 
+/* log_limited: burst lines per window per limiter, the rest counted and
+ * reported (then reset) by the first line of the next window. */
+static void test_log_limited(void)
+{
+	log_set_level(LOG_ERROR);   /* warnings below the level: nothing counted, nothing written */
+	log_rl rl = { 0 };
+	for (int i = 0; i < 5; i++) log_limited(&rl, 10000, 3, LOG_WARN, "endpoint x: line %d", i);
+	T_EQ_INT(rl.count, 0);
+	log_rl a = { 0 }, b = { 0 };
+	for (int i = 0; i < 5; i++) log_limited(&a, 10000, 3, LOG_ERROR, "endpoint a: line %d", i);
+	log_limited(&b, 10000, 3, LOG_ERROR, "endpoint b: line");
+	T_EQ_INT(a.count, 3);
+	T_EQ_INT(a.suppressed, 2);
+	T_EQ_INT(b.count, 1);             /* one endpoint's flood leaves another's lines alone */
+	T_EQ_INT(b.suppressed, 0);
+	a.window_start_ms -= 20000;       /* the window ends: the next line carries the count */
+	log_limited(&a, 10000, 3, LOG_ERROR, "endpoint a: again");
+	T_EQ_INT(a.count, 1);
+	T_EQ_INT(a.suppressed, 0);
+	log_set_level(LOG_INFO);
+}
+
 int main(void)
 {
 	T_RUN(test_duration);
@@ -110,5 +132,6 @@ int main(void)
 	T_RUN(test_pct_decode);
 	T_RUN(test_hash);
 	T_RUN(test_log_rl);
+	T_RUN(test_log_limited);
 	return T_END();
 }

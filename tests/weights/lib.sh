@@ -94,6 +94,8 @@ hf_repo() {
 		done
 		printf ']}\n'
 	} >"$api/main"
+	# Files are read at the commit the listing names, as on the Hub.
+	ln -sfn main "$T/www/hf/$org/$name/resolve/0123456789abcdef0123456789abcdef01234567"
 }
 
 # same_tree A B: every file of A is byte-identical in B.

@@ -4,8 +4,13 @@
   objserver.py fault PORT ROOT   files of ROOT with faults chosen by the first path segment:
         /ok/P, /stall-once/P (the first GET of each range sends half, then stalls),
         /short-once/P (the first GET of each range sends half its Content-Length and closes),
-        /short-always/P, /wrong-range/P (answers 200 with the whole file to any Range);
-        a path ending in / is an nginx-style JSON listing.
+        /short-always/P, /wrong-range/P (answers 200 with the whole file to any Range),
+        /first-range/P (answers every Range with the file's first bytes, labelled honestly
+        "bytes 0-N/SIZE"), /replaced/P (the first GET gets P with ETag "v1", every later
+        one P.v2 with ETag "v2", as if P were replaced during the download; If-Match is
+        honoured with 412);
+        a path ending in / is an nginx-style JSON listing, or the folder's .listing.json
+        served as it is (names a real server would never list).
   objserver.py s3 PORT ROOT      S3 path-style: ListObjectsV2 (2 keys a page, continuation
         tokens), GET with Range, PUT; every request's Signature V4 is checked against
         AWS_SECRET_ACCESS_KEY (403 SignatureDoesNotMatch otherwise).
@@ -54,14 +59,26 @@ class H(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def send_file(self, path, fault=None):
+        etag = None
+        if fault == 'replaced':
+            etag = '"v1"' if first_time(('replaced', path)) else '"v2"'
+            if etag == '"v2"':
+                path += '.v2'
+            im = self.headers.get('If-Match')
+            if im is not None and im != etag:
+                return self.send_bytes(412, b'precondition failed')
         data = open(path, 'rb').read()
         size = len(data)
         rg = parse_range(self.headers.get('Range'), size)
         if fault == 'wrong-range' or rg is None:
-            return self.send_bytes(200, data, [('ETag', '"%s"' % hashlib.md5(data).hexdigest())])
+            return self.send_bytes(200, data, [('ETag', etag or '"%s"' % hashlib.md5(data).hexdigest())])
         a, b = rg
+        if fault == 'first-range':
+            a, b = 0, b - a
         part = data[a:b + 1]
         self.send_response(206)
+        if etag:
+            self.send_header('ETag', etag)
         self.send_header('Content-Range', 'bytes %d-%d/%d' % (a, b, size))
         self.send_header('Content-Length', str(len(part)))
         self.end_headers()
@@ -85,6 +102,9 @@ class H(BaseHTTPRequestHandler):
         if path.endswith('/'):
             if not os.path.isdir(p):
                 return self.send_bytes(404, b'not found')
+            if os.path.isfile(os.path.join(p, '.listing.json')):
+                raw = open(os.path.join(p, '.listing.json'), 'rb').read()
+                return self.send_bytes(200, raw, [('Content-Type', 'application/json')])
             out = []
             for n in sorted(os.listdir(p)):
                 full = os.path.join(p, n)
