@@ -75,9 +75,12 @@ static void completions(gw *g, httpd_req *r)
 	}
 	const json_val *mv = json_get(root, "model");
 	const char *model = json_str(mv, NULL);
-	if (!model || !*model) {
+	if (!model || !*model || !json_cstr(mv)) {
+		/* A NUL inside would route the name as its own prefix. */
+		const char *why = !mv ? "The field `model` is required." : model && *model ?
+			"The field `model` must not contain NUL characters." : "The field `model` must be a non-empty string.";
 		json_doc_free(d);
-		httpd_error(r, 400, mv ? "The field `model` must be a non-empty string." : "The field `model` is required.", "model");
+		httpd_error(r, 400, why, "model");
 		return;
 	}
 	const json_val *sv = json_get(root, "stream");
