@@ -97,9 +97,9 @@ typedef enum {
  * Content-Length that is not 1*DIGIT, overflows, or conflicts with another
  * (identical repeats are accepted); "chunked" applied twice or not last on a
  * request; an empty Transfer-Encoding. Returns HTTP_FRAMING_UNSUPPORTED (-2)
- * for a request whose Transfer-Encoding ends in chunked but names another
- * coding too ("gzip, chunked"): a 501, as no other coding is decoded. A response whose
- * transfer coding does not end in chunked is read until close. */
+ * when the Transfer-Encoding names a coding besides chunked ("gzip, chunked"
+ * on a request: a 501; "gzip" or "gzip, chunked" on a response: an error),
+ * as no other coding is decoded and its bytes must not pass for the body. */
 #define HTTP_FRAMING_UNSUPPORTED (-2)
 int http_body_framing(const http_header *h, size_t n, int is_response, int status,
 		      const char *req_method, size_t req_method_len,

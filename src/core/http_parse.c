@@ -400,22 +400,18 @@ int http_body_framing(const http_header *h, size_t n, int is_response, int statu
 	if (have_te) {
 		if (have_cl || te_codings == 0)
 			return -1;
-		/* A request body is decoded here, and only chunked is known: with
-		 * gzip (or anything) under it, the bytes handed on would not be
-		 * the body the client meant (RFC 9112 6.1: 501). Chunked not last
-		 * stays a 400 below (6.3: the length cannot be known). */
-		if (!is_response && chunked_last && other_codings)
-			return HTTP_FRAMING_UNSUPPORTED;
-		if (chunked_last) {
-			*kind = HTTP_BODY_CHUNKED;
-			return 0;
-		}
-		/* chunked present but not last cannot be framed; a request must end
-		 * in chunked (RFC 9112 6.3 item 4); a response that does not use it
-		 * is read until close. */
-		if (chunked_seen || !is_response)
+		/* chunked not last cannot be framed; a request must end in chunked
+		 * (RFC 9112 6.3 item 4): 400. */
+		if (chunked_seen && !chunked_last)
 			return -1;
-		*kind = HTTP_BODY_UNTIL_CLOSE;
+		if (!is_response && !chunked_last)
+			return -1;
+		/* Only chunked is decoded here: with gzip (or anything) besides it
+		 * the bytes handed on would not be the body the peer meant (a
+		 * request: 501, RFC 9112 6.1; a response: a broken upstream). */
+		if (other_codings)
+			return HTTP_FRAMING_UNSUPPORTED;
+		*kind = HTTP_BODY_CHUNKED;
 		return 0;
 	}
 	if (have_cl) {

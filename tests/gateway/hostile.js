@@ -5,7 +5,8 @@
 //       s204 / s304 (bodiless, with framing headers that must not be relayed),
 //       s101 (an unsolicited 101), s600 (a status beyond 599), hints (103 Early
 //       Hints before a 200), hdrs (headers named x, X-I, x-inferg and an
-//       x-infergate- one), anything else a small 200. GET /v1/models lists them.
+//       x-infergate- one), gzipte (Transfer-Encoding: gzip, chunked), anything
+//       else a small 200. GET /v1/models lists them.
 //   node hostile.js noread PORT COUNT PATH SECONDS
 //       Pipelines COUNT "GET PATH" requests and never reads, for SECONDS.
 //   node hostile.js leave PORT MODEL PAD_BYTES
@@ -22,7 +23,7 @@ const [mode, portArg, ...rest] = process.argv.slice(2);
 const port = Number(portArg);
 
 function upstream() {
-	const models = ['s204', 's304', 's101', 's600', 'hints', 'hdrs', 'plain'];
+	const models = ['s204', 's304', 's101', 's600', 'hints', 'hdrs', 'gzipte', 'plain'];
 	const answers = {
 		s204: 'HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n',
 		s304: 'HTTP/1.1 304 Not Modified\r\nETag: "v1"\r\nContent-Length: 7\r\n\r\n',
@@ -32,6 +33,8 @@ function upstream() {
 			'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{"ok":true}',
 		hdrs: 'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nx: 1\r\nX-I: 2\r\nx-inferg: 3\r\n' +
 			'x-infergate-endpoint: forged\r\nx-infergate-foo: 4\r\nContent-Length: 11\r\n\r\n{"ok":true}',
+		gzipte: 'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: gzip, chunked\r\n\r\n' +
+			'2\r\n\x1f\x8b\r\n0\r\n\r\n',
 		plain: 'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{"ok":true}',
 	};
 	const list = JSON.stringify({ object: 'list', data: models.map(id => ({ id, object: 'model' })) });

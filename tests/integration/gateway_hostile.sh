@@ -9,7 +9,8 @@
 #      simulator's running count back to 0), not run to the end as a 200;
 #   3. an upstream's 204 and 304 are relayed with no framing and the next
 #      answer on the same keep-alive connection is intact (Node's parser); a
-#      103 is skipped; an unsolicited 101 and a status of 600 are a 502;
+#      103 is skipped; an unsolicited 101, a status of 600 and a body in
+#      "gzip, chunked" are a 502;
 #   4. upstream headers named x, X-I, x-inferg are relayed (only x-infergate-*
 #      are dropped);
 #   5. absolute-form request targets route by their path; HTTP/2.0 is a 505;
@@ -33,7 +34,7 @@ pools:
     endpoints: [ { address: "127.0.0.1:$((P + 1))" } ]
     health: { interval: 200ms, timeout: 150ms }
   - name: hostile
-    models: [s204, s304, s101, s600, hints, hdrs, plain]
+    models: [s204, s304, s101, s600, hints, hdrs, gzipte, plain]
     endpoints: [ { address: "127.0.0.1:$((P + 2))" } ]
     health: { interval: 200ms, timeout: 150ms }
     metrics: { enabled: false }
@@ -96,7 +97,7 @@ check '[ "$(running)" = 0 ] && grep -q "stream started" $tmp/leave2.out' "the si
 kill "$leave_pid" 2>/dev/null; wait "$leave_pid" 2>/dev/null
 
 echo "== 3. bodiless and odd statuses from the upstream"
-node "$HOSTILE" keepalive "$P" s204 plain s304 plain hints s101 s600 plain >"$tmp/ka.out" 2>&1
+node "$HOSTILE" keepalive "$P" s204 plain s304 plain hints s101 s600 plain gzipte >"$tmp/ka.out" 2>&1
 cat "$tmp/ka.out" | cut -c1-160
 line() { sed -n "${1}p" "$tmp/ka.out"; }
 check '[ "$(line 1 | cut -d" " -f1-2)" = "s204 204" ] && [ "$(line 2 | cut -d" " -f1-2)" = "plain 200" ]' "a 204 and the next answer on the same connection"
@@ -107,6 +108,7 @@ check '[ "$(line 5 | cut -d" " -f1-2)" = "hints 200" ]' "103 Early Hints skipped
 check '[ "$(line 6 | cut -d" " -f1-2)" = "s101 502" ]' "an unsolicited 101 is a 502"
 check '[ "$(line 7 | cut -d" " -f1-2)" = "s600 502" ]' "a status of 600 is a 502"
 check '[ "$(line 8 | cut -d" " -f1-2)" = "plain 200" ]' "the connection is still good after them"
+check '[ "$(line 9 | cut -d" " -f1-2)" = "gzipte 502" ]' "a response in gzip under chunked is a 502, not gzip bytes passed off as the body"
 check '! grep -q error $tmp/ka.out' "no parse error in Node's client"
 
 echo "== 4. upstream header names"

@@ -461,7 +461,11 @@ static const struct framing_case framing[] = {
 	{ 1, 200, "GET", "", 0, HTTP_BODY_UNTIL_CLOSE, 0 },
 	{ 1, 200, "GET", "Content-Length: 5\r\n", 0, HTTP_BODY_LENGTH, 5 },
 	{ 1, 200, "POST", "Transfer-Encoding: chunked\r\n", 0, HTTP_BODY_CHUNKED, 0 },
-	{ 1, 200, "GET", "Transfer-Encoding: gzip\r\n", 0, HTTP_BODY_UNTIL_CLOSE, 0 },
+	/* A coding the client does not decode must not pass for the body. */
+	{ 1, 200, "GET", "Transfer-Encoding: gzip\r\n", HTTP_FRAMING_UNSUPPORTED },
+	{ 1, 200, "GET", "Transfer-Encoding: gzip, chunked\r\n", HTTP_FRAMING_UNSUPPORTED },
+	{ 1, 200, "GET", "Transfer-Encoding: identity\r\n", HTTP_FRAMING_UNSUPPORTED },
+	{ 1, 204, "GET", "Transfer-Encoding: gzip, chunked\r\n", 0, HTTP_BODY_NONE, 0 },
 	{ 1, 200, "GET", "Transfer-Encoding: chunked, gzip\r\n", -1 },
 	{ 1, 200, "GET", "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n", -1 },
 	{ 1, 200, "GET", "Content-Length: 5\r\nContent-Length: 7\r\n", -1 },

@@ -701,6 +701,8 @@ static void test_client_statuses(void)
 		  HC_ERR_MALFORMED, 0, "" },
 		{ "HTTP/1.1 600 Beyond\r\nContent-Length: 2\r\n\r\nno", HC_ERR_MALFORMED, 0, "" },
 		{ "HTTP/1.1 999 Beyond\r\nContent-Length: 2\r\n\r\nno", HC_ERR_MALFORMED, 0, "" },
+		/* gzip under chunked: decoding only chunked would hand on gzip bytes as the body */
+		{ "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\nzz\r\n0\r\n\r\n", HC_ERR_MALFORMED, 0, "" },
 	};
 	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
 		hc_pool *p = hc_pool_new(loop, hp, 4, NULL, 0);
