@@ -365,6 +365,9 @@ static void conn_next_request(conn *c)
 		return;
 	}
 	conn_timer(c, buf_rlen(&c->in) ? c->s->lim.header_timeout_ms : c->s->lim.keepalive_idle_ms);
+	/* Interest was set for WAIT (maybe a hang-up watch on a full buffer):
+	 * reading resumes now, not at the next flush. */
+	conn_update_io(c);
 }
 
 /* An answer from httpd itself, then close. */

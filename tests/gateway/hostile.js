@@ -8,7 +8,8 @@
 //       x-infergate- one), gzipte (Transfer-Encoding: gzip, chunked), anything
 //       else a small 200. GET /v1/models lists them.
 //   node hostile.js noread PORT COUNT PATH SECONDS
-//       Pipelines COUNT "GET PATH" requests and never reads, for SECONDS.
+//       Pipelines COUNT "GET PATH" requests (under 32 KB of them, the rest a
+//       second later) and never reads, for SECONDS.
 //   node hostile.js leave PORT MODEL PAD_BYTES
 //       Sends a streamed chat followed by PAD_BYTES of pipelined requests, reads
 //       the first answer bytes, then closes (a FIN, nothing left unread).
@@ -69,9 +70,15 @@ function upstream() {
 
 function noread() {
 	const [count, path, seconds] = rest;
+	const req = `GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`;
+	// First what the server reads in one go (under 32 KB), whose answers fill
+	// the socket buffers and pause the pipeline; a second later the rest, which
+	// the server must then leave in the socket instead of spinning on it.
+	const first = Math.min(Number(count), Math.floor(30000 / req.length));
 	const s = net.connect(port, '127.0.0.1', () => {
 		s.pause();
-		s.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`.repeat(Number(count)));
+		s.write(req.repeat(first));
+		setTimeout(() => s.write(req.repeat(Number(count) - first)), 1000);
 		setTimeout(() => { s.destroy(); process.exit(0); }, Number(seconds) * 1000);
 	});
 	s.on('error', () => process.exit(0));

@@ -52,22 +52,30 @@ cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 
 echo "== 1. a pipelining client that never reads"
-# idle_cpu NAME PORT PID PATH COUNT: percent of a core PID used over 2 s while
-# the client sits there with its output paused and its input full.
+# idle_cpu PORT PID PATH COUNT: the lowest share of a core (percent) PID used
+# over a 2 s window, within 14 s of a client pipelining COUNT GETs of PATH and
+# never reading. Once the answers fill the socket buffers and the output
+# buffer, the pipeline pauses and the server must sleep; spinning, no window
+# is quiet.
 idle_cpu() {
-	node "$HOSTILE" noread "$2" "$5" "$4" 5 &
-	local cl=$!
-	sleep 2 # the answers fill the socket buffers and then the output buffer
-	local t0 t1
-	t0=$(cpu_ticks "$3")
+	node "$HOSTILE" noread "$1" "$4" "$3" 16 &
+	local cl=$! best=100 t0 t1 p
 	sleep 2
-	t1=$(cpu_ticks "$3")
+	t0=$(cpu_ticks "$2")
+	for _ in 1 2 3 4 5 6; do
+		sleep 2
+		t1=$(cpu_ticks "$2")
+		p=$(((t1 - t0) * 100 / hz / 2))
+		[ "$p" -lt "$best" ] && best=$p
+		[ "$best" -lt 5 ] && break
+		t0=$t1
+	done
 	kill "$cl" 2>/dev/null; wait "$cl" 2>/dev/null
-	echo $(((t1 - t0) * 100 / hz / 2))
+	echo "$best"
 }
-pct=$(idle_cpu gateway "$P" "$gw_pid" /metrics 4000)
+pct=$(idle_cpu "$P" "$gw_pid" /metrics 20000)
 check '[ "$pct" -lt 5 ]' "the gateway sleeps behind a paused pipeline ($pct% of a core over 2 s)"
-pct=$(idle_cpu sim $((P + 1)) "$sim_pid_gen" /metrics 4000)
+pct=$(idle_cpu $((P + 1)) "$sim_pid_gen" /metrics 20000)
 check '[ "$pct" -lt 5 ]' "the simulator sleeps behind a paused pipeline ($pct% of a core over 2 s)"
 check '[ "$(curl -s -o /dev/null -w %{http_code} $U/healthz)" = 200 ]' "the gateway still answers"
 

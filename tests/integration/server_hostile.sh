@@ -15,15 +15,25 @@ make_model "$T/m" tiny 1
 start_server P --model "$T/m" --served-model-name tiny --max-model-len 2048
 
 echo "== a pipelining client that never reads"
-node "$HOSTILE" noread "$P" 4000 /metrics 5 &
+# The lowest share of a core used over a 2 s window within 14 s: once the
+# answers (14 KB each) fill the socket buffers and the output buffer, the
+# pipeline pauses and the server must sleep; spinning, no window is quiet.
+node "$HOSTILE" noread "$P" 20000 /metrics 16 &
 cl=$!
 BG_PIDS="$BG_PIDS $cl"
+ticks() { awk '{ print $14 + $15 }' "/proc/$P_PID/stat"; }
+pct=100
 sleep 2
-t0=$(awk '{ print $14 + $15 }' "/proc/$P_PID/stat")
-sleep 2
-t1=$(awk '{ print $14 + $15 }' "/proc/$P_PID/stat")
+t0=$(ticks)
+for _ in 1 2 3 4 5 6; do
+	sleep 2
+	t1=$(ticks)
+	p=$(((t1 - t0) * 100 / $(getconf CLK_TCK) / 2))
+	[ "$p" -lt "$pct" ] && pct=$p
+	[ "$pct" -lt 5 ] && break
+	t0=$t1
+done
 kill "$cl" 2>/dev/null; wait "$cl" 2>/dev/null
-pct=$(((t1 - t0) * 100 / $(getconf CLK_TCK) / 2))
 [ "$pct" -lt 5 ] || fail "the server spins behind a paused pipeline: $pct% of a core over 2 s"
 [ "$(get "$P" /health "$T/h")" = 200 ] || fail "/health after the paused pipeline"
 ok "the server sleeps behind a paused pipeline ($pct% of a core over 2 s) and still answers"
