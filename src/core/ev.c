@@ -28,7 +28,7 @@
 #define EV_SIG_MAX 65
 
 typedef struct ev_fd {
-	int mask;            /* EV_READ | EV_WRITE interest; EV_NONE if unknown */
+	int mask;            /* EV_READ | EV_WRITE | EV_HUP interest; EV_NONE if unknown */
 	int known;           /* registered through ev_set */
 	ev_file_fn *fn;
 	void *arg;
@@ -142,7 +142,7 @@ int ev_set(ev_loop *l, int fd, int mask, ev_file_fn *fn, void *arg)
 {
 	if (fd < 0 || fd_grow(l, fd) < 0) { errno = fd < 0 ? EBADF : ENOMEM; return -1; }
 	ev_fd *e = &l->fds[fd];
-	mask &= EV_READ | EV_WRITE;
+	mask &= EV_READ | EV_WRITE | EV_HUP;
 	/* The same interest again (a new callback only) costs no system call. */
 	if (!(e->known && e->mask == mask) &&
 	    ev_poll_update(l->poll, fd, e->known ? e->mask : EV_NONE, mask) < 0)
@@ -158,7 +158,7 @@ int ev_mod(ev_loop *l, int fd, int mask)
 {
 	if (fd < 0 || fd >= l->nfds || !l->fds[fd].known) { errno = EBADF; return -1; }
 	ev_fd *e = &l->fds[fd];
-	mask &= EV_READ | EV_WRITE;
+	mask &= EV_READ | EV_WRITE | EV_HUP;
 	if (mask == e->mask) return 0;
 	if (ev_poll_update(l->poll, fd, e->mask, mask) < 0) return -1;
 	e->mask = mask;
@@ -490,11 +490,11 @@ int ev_run_once(ev_loop *l, int max_wait_ms)
 		ev_fd *e = &l->fds[fd];
 		if (!e->known) continue;
 		int m = l->fired[i].mask & (e->mask | EV_ERROR);
-		if (!(m & (EV_READ | EV_WRITE))) continue;
+		if (!(m & (EV_READ | EV_WRITE | EV_HUP))) continue;
 		/* A hang-up is reported to whichever interest the fd has. */
 		if ((m & EV_ERROR) && !(m & e->mask)) m |= e->mask;
 		m &= e->mask | EV_ERROR;
-		if (!(m & (EV_READ | EV_WRITE))) continue;
+		if (!(m & (EV_READ | EV_WRITE | EV_HUP))) continue;
 		e->fn(l, fd, m, e->arg);
 	}
 	run_defers(l);

@@ -34,6 +34,10 @@ typedef struct ev_loop ev_loop;
 /* Set in the fired mask (with EV_READ) on a hang-up or socket error, so a
  * callback waiting only for EV_WRITE still learns about it. */
 #define EV_ERROR 4
+/* Interest in the peer closing its side (or the connection breaking) without
+ * reading: a socket whose input is paused still learns that its client left.
+ * Fired as EV_HUP; level-triggered like the rest, so unregister or close. */
+#define EV_HUP   8
 
 typedef void ev_file_fn(ev_loop *loop, int fd, int mask, void *arg);
 /* Returns the delay in ms before it runs again (0 = next iteration), or -1 to stop. */

@@ -42,6 +42,7 @@ int ev_poll_update(ev_poll *p, int fd, int old_mask, int new_mask)
 	ee.data.fd = fd;
 	if (new_mask & EV_READ) ee.events |= EPOLLIN;
 	if (new_mask & EV_WRITE) ee.events |= EPOLLOUT;
+	if (new_mask & EV_HUP) ee.events |= EPOLLRDHUP;
 	int op;
 	if (new_mask == EV_NONE) {
 		if (old_mask == EV_NONE) return 0;
@@ -67,7 +68,8 @@ int ev_poll_wait(ev_poll *p, int timeout_ms, ev_fired *fired, int max)
 		int m = 0;
 		if (e & EPOLLIN) m |= EV_READ;
 		if (e & EPOLLOUT) m |= EV_WRITE;
-		if (e & (EPOLLERR | EPOLLHUP)) m |= EV_READ | EV_WRITE | EV_ERROR;
+		if (e & EPOLLRDHUP) m |= EV_HUP;
+		if (e & (EPOLLERR | EPOLLHUP)) m |= EV_READ | EV_WRITE | EV_HUP | EV_ERROR;
 		fired[i].fd = p->events[i].data.fd;
 		fired[i].mask = m;
 	}

@@ -1,7 +1,7 @@
 /*
  * ev_poll.h — the poller backend interface of ev.c (internal to src/core).
- * One implementation: ev_epoll.c. Masks are EV_READ/EV_WRITE; fired masks may
- * carry EV_ERROR.
+ * One implementation: ev_epoll.c. Masks are EV_READ/EV_WRITE/EV_HUP; fired masks
+ * may carry EV_ERROR.
  */
 #ifndef CORE_EV_POLL_H
 #define CORE_EV_POLL_H

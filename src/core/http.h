@@ -10,9 +10,10 @@
  * it starts over, which is cheap next to a read(2).
  *
  * It is strict where leniency lets requests be smuggled (bare CR, obs-fold, NUL
- * and control bytes, whitespace before the colon, bad token characters, any
- * version but HTTP/1.x) and tolerant of what clients commonly send (LF-only
- * line endings, empty lines before a request line).
+ * and control bytes, whitespace before the colon, bad token characters, a
+ * version not of the form HTTP/D.D, for responses any but HTTP/1.x) and
+ * tolerant of what clients commonly send (LF-only line endings, empty lines
+ * before a request line).
  *
  * Body framing (Content-Length / Transfer-Encoding) and connection reuse are
  * decided by separate functions on the parsed headers; the chunked decoder is a
@@ -41,12 +42,14 @@ typedef struct http_header {
  * `num_headers` to its capacity before the call; on success num_headers is the
  * count found. On a negative return num_headers is left unchanged (so the same
  * struct can be passed again when more bytes arrive) and the other fields are
- * unspecified. minor_version is the digit of HTTP/1.x (0..9). */
+ * unspecified. major_version and minor_version are the digits of HTTP/D.D
+ * (0..9 each): any such version parses, the server decides which it serves. */
 typedef struct http_request_head {
 	const char *method;
 	size_t method_len;
 	const char *target;
 	size_t target_len;
+	int major_version;
 	int minor_version;
 	http_header *headers;
 	size_t num_headers; /* in: capacity; out: count */
@@ -93,8 +96,11 @@ typedef enum {
  * the framing is invalid: Content-Length together with Transfer-Encoding; a
  * Content-Length that is not 1*DIGIT, overflows, or conflicts with another
  * (identical repeats are accepted); "chunked" applied twice or not last on a
- * request; an empty Transfer-Encoding. A response whose transfer coding does
- * not end in chunked is read until close. */
+ * request; an empty Transfer-Encoding. Returns HTTP_FRAMING_UNSUPPORTED (-2)
+ * when the Transfer-Encoding names a coding besides chunked ("gzip, chunked"
+ * on a request: a 501; "gzip" or "gzip, chunked" on a response: an error),
+ * as no other coding is decoded and its bytes must not pass for the body. */
+#define HTTP_FRAMING_UNSUPPORTED (-2)
 int http_body_framing(const http_header *h, size_t n, int is_response, int status,
 		      const char *req_method, size_t req_method_len,
 		      http_body_kind *kind, uint64_t *length);
@@ -129,6 +135,10 @@ long http_chunked_decode(http_chunked *d, char *buf, size_t *len);
 /* 1 once the decoder has seen the end of the body. */
 int http_chunked_done(const http_chunked *d);
 
+/* 1 for the statuses that never carry a body whatever the request: 1xx, 204
+ * and 304 (RFC 9112 6.3); their heads carry no framing. */
+int http_status_bodiless(int status);
+
 /* The reason phrase of a status ("Not Found"); a generic one for the class of
  * an unknown status; never NULL. */
 const char *http_status_reason(int status);
@@ -137,12 +147,12 @@ const char *http_status_reason(int status);
  *   HTTP/1.1 <status> <reason>\r\n
  *   Content-Type: <content_type>\r\n           (when content_type is not NULL)
  *   Content-Length: <n>\r\n | Transfer-Encoding: chunked\r\n (content_length -1)
- *                                              (neither for 1xx and 204)
+ *                                              (neither for 1xx, 204 and 304)
  *   Connection: keep-alive\r\n | Connection: close\r\n
  *   <extra_headers, verbatim: "Name: v\r\n"...>
  *   \r\n
  * Returns 0, or -1 when the buffer's cap is reached (the buffer is then
- * unchanged), status is outside 100..999 or content_type holds a CR or LF. */
+ * unchanged), status is outside 100..599 or content_type holds a CR or LF. */
 int http_write_response_head(buf *out, int status, const char *content_type,
 			     int64_t content_length, int keep_alive,
 			     const char *extra_headers);

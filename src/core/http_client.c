@@ -408,8 +408,14 @@ static void conn_process(hc_conn *c)
 				req_fail(r, n == HTTP_TOO_MANY_HEADERS ? HC_ERR_TOO_LARGE : HC_ERR_MALFORMED);
 				return;
 			}
-			if (h.status >= 100 && h.status < 200 && h.status != 101) {
-				buf_consume(&c->in, (size_t)n); /* 100 Continue and friends */
+			/* Statuses are 100..599 (RFC 9110 15); a 101 answers an Upgrade,
+			 * which is never sent: either is a broken upstream. */
+			if (h.status > 599 || h.status == 101) {
+				req_fail(r, HC_ERR_MALFORMED);
+				return;
+			}
+			if (h.status < 200) {
+				buf_consume(&c->in, (size_t)n); /* 100 Continue, 103 Early Hints: interim */
 				continue;
 			}
 			uint64_t len = 0;

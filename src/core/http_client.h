@@ -5,7 +5,9 @@
  * A pool per upstream ("host:port", resolved once when the pool is made) keeps
  * up to max_idle keep-alive connections. hc_request sends one request on an
  * idle connection or a new one and reports the response through callbacks:
- * on_head once, on_body with decoded bytes as they arrive (chunked decoded),
+ * on_head once (for the final response: interim 1xx answers are skipped),
+ * on_body with decoded bytes as they arrive (chunked decoded; none for a
+ * HEAD request or a 204 or 304, whatever their headers say),
  * and on_done exactly once — unless the request was cancelled (hc_cancel),
  * after which no callback comes. A pooled connection that fails before any
  * response byte (the upstream closed it while idle) is retried once on a fresh
@@ -36,7 +38,8 @@ enum hc_err {
 	HC_ERR_EOF,               /* closed before the response completed */
 	HC_ERR_IDLE_TIMEOUT,      /* no byte for timeouts.idle_ms */
 	HC_ERR_TOTAL_TIMEOUT,     /* the whole exchange took longer than total_ms */
-	HC_ERR_MALFORMED,         /* bad response head or framing */
+	HC_ERR_MALFORMED,         /* bad response head or framing; a status outside
+				   * 100..599; a 101 (no Upgrade is ever asked) */
 	HC_ERR_TOO_LARGE,         /* response head over 64 KiB */
 	HC_ERR_NOMEM,
 	HC_ERR_ABORTED,           /* the pool was freed, or on_head returned -1 */

@@ -126,30 +126,27 @@ static inline const char *eat_eol(const char *p, const char *end, int *ret)
 	return NULL;
 }
 
-/* Parses "HTTP/1.D" at p; sets *minor. Returns the byte after it or NULL with *ret. */
-static const char *parse_version(const char *p, const char *end, int *minor, int *ret)
+/* Parses "HTTP/D.D" at p (RFC 9112 2.3: one digit each); sets *major and
+ * *minor. Returns the byte after it or NULL with *ret. Which versions are
+ * served is the caller's choice (a request's unknown version is a 505, not a
+ * malformed line). */
+static const char *parse_version(const char *p, const char *end, int *major, int *minor, int *ret)
 {
-	static const char prefix[7] = { 'H', 'T', 'T', 'P', '/', '1', '.' };
-	for (size_t i = 0; i < sizeof(prefix); i++, p++) {
+	/* '#' stands for a digit. */
+	static const char shape[8] = { 'H', 'T', 'T', 'P', '/', '#', '.', '#' };
+	for (size_t i = 0; i < sizeof(shape); i++, p++) {
 		if (p == end) {
 			*ret = HTTP_INCOMPLETE;
 			return NULL;
 		}
-		if (*p != prefix[i]) {
+		if (shape[i] == '#' ? (*p < '0' || *p > '9') : *p != shape[i]) {
 			*ret = HTTP_MALFORMED;
 			return NULL;
 		}
 	}
-	if (p == end) {
-		*ret = HTTP_INCOMPLETE;
-		return NULL;
-	}
-	if (*p < '0' || *p > '9') {
-		*ret = HTTP_MALFORMED;
-		return NULL;
-	}
-	*minor = *p - '0';
-	return p + 1;
+	*major = p[-3] - '0';
+	*minor = p[-1] - '0';
+	return p;
 }
 
 /* Parses header lines from p up to and including the blank line. Stores at most
@@ -238,7 +235,7 @@ int http_parse_request(const char *buf, size_t len, http_request_head *req)
 	req->target_len = (size_t)(p - tok);
 	p++;
 
-	if (!(p = parse_version(p, end, &req->minor_version, &ret)))
+	if (!(p = parse_version(p, end, &req->major_version, &req->minor_version, &ret)))
 		return ret;
 	if (!(p = eat_eol(p, end, &ret)))
 		return ret;
@@ -252,8 +249,11 @@ int http_parse_response(const char *buf, size_t len, http_response_head *res)
 	const char *p = buf, *end = buf + len;
 	int ret, status = 0;
 
-	if (!(p = parse_version(p, end, &res->minor_version, &ret)))
+	int major;
+	if (!(p = parse_version(p, end, &major, &res->minor_version, &ret)))
 		return ret;
+	if (major != 1)
+		return HTTP_MALFORMED; /* an HTTP/1.x client reads HTTP/1.x answers only */
 	if (p == end)
 		return HTTP_INCOMPLETE;
 	if (*p != ' ')
@@ -348,7 +348,7 @@ int http_body_framing(const http_header *h, size_t n, int is_response, int statu
 			return 0;
 	}
 
-	int have_te = 0, have_cl = 0, chunked_seen = 0, chunked_last = 0, te_codings = 0;
+	int have_te = 0, have_cl = 0, chunked_seen = 0, chunked_last = 0, te_codings = 0, other_codings = 0;
 	uint64_t cl = 0;
 	for (size_t i = 0; i < n; i++) {
 		const http_header *f = &h[i];
@@ -371,6 +371,7 @@ int http_body_framing(const http_header *h, size_t n, int is_response, int statu
 					chunked_seen = chunked_last = 1;
 				} else {
 					chunked_last = 0;
+					other_codings++;
 				}
 			}
 		} else if (ieq(f->name, f->name_len, "content-length", 14)) {
@@ -399,16 +400,18 @@ int http_body_framing(const http_header *h, size_t n, int is_response, int statu
 	if (have_te) {
 		if (have_cl || te_codings == 0)
 			return -1;
-		if (chunked_last) {
-			*kind = HTTP_BODY_CHUNKED;
-			return 0;
-		}
-		/* chunked present but not last cannot be framed; a request must end
-		 * in chunked (RFC 9112 6.3 item 4); a response that does not use it
-		 * is read until close. */
-		if (chunked_seen || !is_response)
+		/* chunked not last cannot be framed; a request must end in chunked
+		 * (RFC 9112 6.3 item 4): 400. */
+		if (chunked_seen && !chunked_last)
 			return -1;
-		*kind = HTTP_BODY_UNTIL_CLOSE;
+		if (!is_response && !chunked_last)
+			return -1;
+		/* Only chunked is decoded here: with gzip (or anything) besides it
+		 * the bytes handed on would not be the body the peer meant (a
+		 * request: 501, RFC 9112 6.1; a response: a broken upstream). */
+		if (other_codings)
+			return HTTP_FRAMING_UNSUPPORTED;
+		*kind = HTTP_BODY_CHUNKED;
 		return 0;
 	}
 	if (have_cl) {

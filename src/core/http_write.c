@@ -10,6 +10,11 @@
 #include <string.h>
 #include "core/http.h"
 
+int http_status_bodiless(int status)
+{
+	return (status >= 100 && status < 200) || status == 204 || status == 304;
+}
+
 const char *http_status_reason(int status)
 {
 	switch (status) {
@@ -130,7 +135,7 @@ int http_write_response_head(buf *out, int status, const char *content_type,
 	size_t k = 0;
 	char status_tmp[24], len_tmp[24];
 
-	if (status < 100 || status > 999)
+	if (status < 100 || status > 599) /* RFC 9110 15: nothing else is a status */
 		return -1;
 	if (content_type && !is_one_line(content_type))
 		return -1;
@@ -144,8 +149,10 @@ int http_write_response_head(buf *out, int status, const char *content_type,
 		pc[k++] = PIECE_STR(content_type);
 		pc[k++] = PIECE("\r\n");
 	}
-	/* RFC 9110 8.6: no Content-Length (nor a body) in 1xx and 204. */
-	if (!(status < 200 || status == 204)) {
+	/* RFC 9110 8.6, RFC 9112 6.3: 1xx, 204 and 304 have no body, so no
+	 * framing either (a chunked 304 makes the client read a body that is
+	 * not there and lose the connection's sync). */
+	if (!http_status_bodiless(status)) {
 		if (content_length < 0) {
 			pc[k++] = PIECE("Transfer-Encoding: chunked\r\n");
 		} else {

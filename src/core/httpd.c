@@ -8,7 +8,8 @@
  *   HEAD  reading a head (idle between requests when no byte is buffered)
  *   BODY  reading the body (Content-Length or chunked, decoded in place)
  *   WAIT  the handler has the request; reading continues only into the read
- *         buffer's spare room, to notice the client leaving
+ *         buffer's spare room, to notice the client leaving; once it is full,
+ *         only a hang-up is watched for (EV_HUP)
  *   DONE  closing after the output is flushed (Connection: close, errors),
  *         then lingering: half-close and drain input briefly so the client
  *         reads the answer before a reset
@@ -221,11 +222,11 @@ static int conn_flush(conn *c)
 		if (c->send_blocked) conn_timer(c, s->lim.keepalive_idle_ms);
 	}
 	c->send_blocked = 0;
-	conn_update_io(c);
 	if (c->pipeline_paused && c->state == ST_HEAD) {
 		c->pipeline_paused = 0;
 		ev_defer(s->loop, conn_resume, c);
 	}
+	conn_update_io(c);
 drain_check:;
 	httpd_req *r = &c->req;
 	if (c->in_flight && r->on_drain && buf_rlen(&c->out) < s->lim.low_watermark_bytes) {
@@ -253,14 +254,19 @@ static void conn_update_io(conn *c)
 	if (c->dead) return;
 	int m = 0;
 	if (buf_rlen(&c->out)) m |= EV_WRITE;
+	/* Whenever input is not read (paused pipeline, full buffer) the client
+	 * leaving must still be seen: EV_HUP, never EV_READ left armed with
+	 * nowhere to put the bytes (level-triggered: that spins a core). */
 	switch (c->state) {
 	case ST_HEAD:
+		m |= c->pipeline_paused ? EV_HUP : EV_READ;
+		break;
 	case ST_BODY:
 		m |= EV_READ;
 		break;
 	case ST_WAIT:
 		/* Only into spare room, so the head stays where it is. */
-		if (c->in.cap > c->in.len + 1) m |= EV_READ;
+		m |= c->in.cap > c->in.len + 1 ? EV_READ : EV_HUP;
 		break;
 	case ST_DONE:
 		if (c->linger) m |= EV_READ;
@@ -359,6 +365,9 @@ static void conn_next_request(conn *c)
 		return;
 	}
 	conn_timer(c, buf_rlen(&c->in) ? c->s->lim.header_timeout_ms : c->s->lim.keepalive_idle_ms);
+	/* Interest was set for WAIT (maybe a hang-up watch on a full buffer):
+	 * reading resumes now, not at the next flush. */
+	conn_update_io(c);
 }
 
 /* An answer from httpd itself, then close. */
@@ -410,6 +419,25 @@ static const char *find_query(const char *t, size_t n)
 	return q;
 }
 
+/* Turns an absolute-form target ("http://host:8000/v1/models?x", RFC 9112
+ * 3.2.2, what a client talking to a proxy sends) into its origin form
+ * ("/v1/models?x") in place: the authority is dropped (the byte before the
+ * path becomes its '/' when the path is empty). Other targets are left as
+ * they are. */
+static void target_origin_form(http_request_head *h)
+{
+	char *t = (char *)h->target;
+	size_t n = h->target_len, skip;
+	if (n >= 7 && str_ieq(t, 7, "http://")) skip = 7;
+	else if (n >= 8 && str_ieq(t, 8, "https://")) skip = 8;
+	else return;
+	size_t i = skip;
+	while (i < n && t[i] != '/' && t[i] != '?' && t[i] != '#') i++;
+	if (i == n || t[i] != '/') t[--i] = '/'; /* i > 0: the scheme's last '/' at worst */
+	h->target = t + i;
+	h->target_len = n - i;
+}
+
 /* Hands a complete request to the handler. */
 static void conn_dispatch(conn *c)
 {
@@ -424,6 +452,7 @@ static void conn_dispatch(conn *c)
 	}
 	/* NUL-terminate the head's fields in place. */
 	http_request_head *h = &r->head;
+	target_origin_form(h);
 	((char *)h->method)[h->method_len] = 0;
 	((char *)h->target)[h->target_len] = 0;
 	for (size_t i = 0; i < h->num_headers; i++) {
@@ -505,6 +534,7 @@ static void conn_process(conn *c)
 			if (n == 0) return;
 			if (buf_rlen(&c->out) >= HTTPD_PIPELINE_OUT_BYTES) {
 				c->pipeline_paused = 1; /* resumed by conn_flush */
+				conn_update_io(c);      /* stop reading: nothing reads the bytes now */
 				return;
 			}
 			char *base = buf_rptr(&c->in);
@@ -528,12 +558,17 @@ static void conn_process(conn *c)
 				conn_reject(c, 400, "Malformed HTTP request.");
 				return;
 			}
-			if (h->minor_version > 1) {
-				conn_reject(c, 400, "Unsupported HTTP version.");
+			if (h->major_version != 1 || h->minor_version > 1) {
+				conn_reject(c, 505, "HTTP version not supported: HTTP/1.0 and HTTP/1.1 are.");
 				return;
 			}
 			uint64_t len = 0;
-			if (http_body_framing(h->headers, h->num_headers, 0, 0, NULL, 0, &c->body_kind, &len) < 0) {
+			int fr = http_body_framing(h->headers, h->num_headers, 0, 0, NULL, 0, &c->body_kind, &len);
+			if (fr == HTTP_FRAMING_UNSUPPORTED) {
+				conn_reject(c, 501, "Transfer-Encoding not implemented: only chunked is.");
+				return;
+			}
+			if (fr < 0) {
 				conn_reject(c, 400, "Invalid request body framing (Content-Length or Transfer-Encoding).");
 				return;
 			}
@@ -659,6 +694,9 @@ static void conn_on_io(ev_loop *loop, int fd, int mask, void *arg)
 		if (c->state == ST_HEAD && buf_rlen(&c->in)) conn_process(c);
 	}
 	if (!c->dead && (mask & EV_READ)) conn_read(c);
+	/* Input paused and the client closed or reset: whatever its pipelined
+	 * bytes were, nobody waits for the answers (on_close: a 499). */
+	if (!c->dead && (mask & EV_HUP) && !(c->io_mask & EV_READ)) conn_close(c);
 }
 
 static void conn_resume(ev_loop *loop, void *arg)
@@ -938,7 +976,7 @@ static int head_write(httpd_req *r, int status, const char *ctype, const char *e
 {
 	conn *c = r->c;
 	if (!r->keep_alive || c->s->draining) r->keep_alive = 0;
-	if (clen < 0 && r->head.minor_version == 0) {
+	if (clen < 0 && r->head.minor_version == 0 && !http_status_bodiless(status)) {
 		/* HTTP/1.0 has no chunked coding: delimit by closing. */
 		r->until_close = 1;
 		r->keep_alive = 0;
@@ -957,7 +995,7 @@ int httpd_respond(httpd_req *r, int status, const char *content_type,
 	if (!req_usable(r) || r->started) return -1;
 	conn *c = r->c;
 	r->started = 1;
-	int nobody = r->head_only || status == 204 || status == 304 || (status >= 100 && status < 200);
+	int nobody = r->head_only || http_status_bodiless(status);
 	if (head_write(r, status, content_type, extra_headers, (int64_t)len) < 0 ||
 	    (!nobody && len && buf_append(&c->out, body, len) < 0)) {
 		conn_close(c);
@@ -981,7 +1019,13 @@ int httpd_stream_start(httpd_req *r, int status, const char *content_type,
 {
 	if (!req_usable(r) || r->started) return -1;
 	r->started = 1;
-	r->chunked = content_length < 0 && r->head.minor_version >= 1;
+	if (http_status_bodiless(status)) {
+		/* No framing, no body, no last chunk: the head is the whole answer
+		 * (what an upstream's 204 or 304 relayed becomes). */
+		r->head_only = 1;
+		content_length = -1;
+	}
+	r->chunked = content_length < 0 && r->head.minor_version >= 1 && !r->head_only;
 	r->declared_len = content_length;
 	r->sent_len = 0;
 	if (head_write(r, status, content_type, extra_headers, content_length) < 0) {

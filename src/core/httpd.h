@@ -7,7 +7,13 @@
  * memory. Limits answer with a proper status and close the connection: header
  * bytes over the cap 431, body over the cap 413, head or body not received in
  * time 408, bad framing (Content-Length with Transfer-Encoding, bad lengths)
- * 400, malformed 400. Every error body is an OpenAI-style JSON error.
+ * 400, a transfer coding besides chunked 501, a version other than HTTP/1.0
+ * and 1.1 505, malformed 400. Every error body is an OpenAI-style JSON error.
+ * An absolute-form target ("http://host/path?q") is served as its origin form
+ * ("/path?q"). While input is not read (a request in the handler's hands with
+ * the read buffer full, or pipelined requests waiting for output to drain) the
+ * socket is watched for a hang-up only, so the loop sleeps and a client that
+ * leaves still gets its request's on_close.
  * Connections are kept alive; pipelined requests are answered one at a time, in
  * order. Responses go into a per-connection output buffer flushed with one
  * write(2) before the loop sleeps (and on EV_WRITE while the socket is full).
@@ -107,7 +113,7 @@ int httpd_method_is(const httpd_req *r, const char *m);
 /* 1 when the request's method is m (HEAD passes for GET); else answers 405
  * "Method Not Allowed" (which ends the request) and returns 0. */
 int httpd_method_or_405(httpd_req *r, const char *m);
-const char *httpd_target(const httpd_req *r);          /* as sent: path and query */
+const char *httpd_target(const httpd_req *r);          /* path and query (origin form) */
 const char *httpd_path(const httpd_req *r);            /* target up to '?' */
 const char *httpd_query(const httpd_req *r);           /* after '?', or "" */
 int httpd_minor_version(const httpd_req *r);
@@ -139,7 +145,9 @@ int httpd_respond(httpd_req *r, int status, const char *content_type,
 int httpd_error(httpd_req *r, int status, const char *message, const char *param);
 
 /* Streaming: a head, then body pieces, then the end. content_length -1 means
- * chunked (or, for an HTTP/1.0 client, delimited by closing the connection). */
+ * chunked (or, for an HTTP/1.0 client, delimited by closing the connection).
+ * A bodiless status (1xx, 204, 304: http_status_bodiless) gets a head with no
+ * framing; its writes are dropped and its end adds nothing. */
 int httpd_stream_start(httpd_req *r, int status, const char *content_type,
 		       const char *extra_headers, int64_t content_length);
 /* Appends data (framed as a chunk when chunked); never blocks. */

@@ -1022,6 +1022,12 @@ const char *json_str(const json_val *v, const char *dflt)
 	return v && v->type == JSON_STRING ? v->u.str.s : dflt;
 }
 
+const char *json_cstr(const json_val *v)
+{
+	if (!v || v->type != JSON_STRING || memchr(v->u.str.s, 0, v->u.str.len)) return NULL;
+	return v->u.str.s;
+}
+
 double json_num(const json_val *v, double dflt)
 {
 	return v && v->type == JSON_NUMBER ? v->u.num : dflt;

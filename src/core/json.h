@@ -109,6 +109,10 @@ size_t json_count(const json_val *v);                            /* array/object
 const json_val *json_at(const json_val *arr, size_t i);
 int json_is(const json_val *v, json_type t);
 const char *json_str(const json_val *v, const char *dflt);       /* strings only */
+/* The string when it holds no NUL ("a\u0000b" unescapes to one), so that it
+ * means the same as a C string as it does in JSON; else NULL. Use it wherever
+ * a string names something (a model, a key compared with strcmp). */
+const char *json_cstr(const json_val *v);
 double json_num(const json_val *v, double dflt);                 /* numbers only */
 int json_bool(const json_val *v, int dflt);                      /* true/false only */
 const char *json_type_name(json_type t);                         /* "string", ... */

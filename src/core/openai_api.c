@@ -80,6 +80,8 @@ int oai_parse_model(const json_val *root, const char **model, oai_err *e)
 	*model = NULL;
 	if (oai_absent(m)) return 0;
 	if (!json_is(m, JSON_STRING)) return oai_fail(e, 400, "model", "model: Input should be a valid string");
+	/* A NUL inside would make the name its own prefix to strcmp. */
+	if (!json_cstr(m)) return oai_fail(e, 400, "model", "model: The model name must not contain NUL characters");
 	*model = m->u.str.s;
 	return 0;
 }

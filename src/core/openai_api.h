@@ -56,7 +56,8 @@ int oai_get_int(const json_val *obj, const char *key, int64_t dflt, int64_t *out
 /* An optional number: 1 when present (*out set), 0 when absent, -1 on a bad type. */
 int oai_get_num(const json_val *obj, const char *key, double *out, oai_err *e);
 
-/* "model": the string, or NULL when absent; 400 when it is not a string. */
+/* "model": the string, or NULL when absent; 400 when it is not a string or
+ * holds a NUL ("a\u0000b" would be served as model "a"). */
 int oai_parse_model(const json_val *root, const char **model, oai_err *e);
 
 /* Chat "messages": a non-empty list of objects with a string role and a

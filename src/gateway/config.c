@@ -271,7 +271,7 @@ static void parse_pool(cfg_ctx *c, const gw_config *cfg, const json_val *p, cons
 	const json_val *models = json_get(p, "models");
 	if (json_is(models, JSON_STRING)) {
 		cfg_path(sub, sizeof(sub), path, "models");
-		if (!model_ok(models->u.str.s) || models->u.str.len >= GW_NAME_LEN)
+		if (!json_cstr(models) || !model_ok(models->u.str.s) || models->u.str.len >= GW_NAME_LEN)
 			cfg_fail(c, models, sub, "\"%.64s\" is not a model name", models->u.str.s);
 		else
 			str_copy(out->models[out->n_models++], models->u.str.s, GW_NAME_LEN);
@@ -283,7 +283,7 @@ static void parse_pool(cfg_ctx *c, const gw_config *cfg, const json_val *p, cons
 			const json_val *m = json_at(models, i);
 			char mp[256];
 			cfg_path_index(mp, sizeof(mp), sub, i);
-			const char *s = json_str(m, NULL);
+			const char *s = json_cstr(m);   /* NULL for a name with a NUL inside */
 			if (!s || !model_ok(s) || strlen(s) >= GW_NAME_LEN) {
 				cfg_fail(c, m, mp, "must be a model name (a string without spaces)");
 				continue;

@@ -77,7 +77,8 @@ static void completions(gw *g, httpd_req *r)
 		/* The server defaults it too; the picker and the logs see the pool's first name. */
 		str_copy(rq->model, p->cfg.n_models ? p->cfg.models[0] : "", sizeof(rq->model));
 	} else if (rq->model_state != REQUEST_MODEL_OK) {
-		httpd_error(r, 400, rq->model_state != REQUEST_MODEL_MISSING ? "The field `model` must be a non-empty string."
+		httpd_error(r, 400, rq->model_state == REQUEST_MODEL_NUL ? "The field `model` must not contain NUL characters."
+				    : rq->model_state != REQUEST_MODEL_MISSING ? "The field `model` must be a non-empty string."
 				    : "The field `model` is required: this gateway serves several pools (GET /v1/models lists the models).", "model");
 		return;
 	}

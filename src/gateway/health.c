@@ -140,7 +140,7 @@ static void models_done(hc_req *r, int err, void *arg)
 		char (*m)[GW_NAME_LEN] = n ? calloc(n, GW_NAME_LEN) : NULL;
 		size_t k = 0;
 		for (size_t i = 0; m && i < n; i++) {
-			const char *id = json_str(json_get(json_at(data, i), "id"), NULL);
+			const char *id = json_cstr(json_get(json_at(data, i), "id")); /* NULL with a NUL inside */
 			if (id && strlen(id) < GW_NAME_LEN) str_copy(m[k++], id, GW_NAME_LEN);
 		}
 		if (m || !n) {

@@ -364,7 +364,7 @@ static int on_up_head(hc_req *up, int status, const http_header *h, size_t n, vo
 		}
 		if (hop_by_hop(h[i].name, h[i].name_len, ch ? conn_tokens : NULL)) continue;
 		if (str_ieq(h[i].name, h[i].name_len, "date") || str_ieq(h[i].name, h[i].name_len, "server") ||
-		    !strncasecmp(h[i].name, "x-infergate-", h[i].name_len < 12 ? h[i].name_len : 12))
+		    (h[i].name_len >= 12 && !strncasecmp(h[i].name, "x-infergate-", 12)))
 			continue;
 		rc |= buf_append(b, h[i].name, h[i].name_len);
 		rc |= buf_append(b, ": ", 2);

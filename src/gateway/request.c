@@ -262,7 +262,9 @@ int request_read(gw_request *rq, const char *body, size_t len, int chat, char *m
 					size_t k = v.u.str.len < sizeof(rq->model) ? v.u.str.len : sizeof(rq->model) - 1;
 					memcpy(rq->model, v.u.str.s, k);
 					rq->model[k] = 0;
-					rq->model_state = v.u.str.len ? REQUEST_MODEL_OK : REQUEST_MODEL_EMPTY;
+					rq->model_state = !v.u.str.len ? REQUEST_MODEL_EMPTY
+							  /* a NUL inside would route the name as its own prefix */
+							  : memchr(v.u.str.s, 0, v.u.str.len) ? REQUEST_MODEL_NUL : REQUEST_MODEL_OK;
 				}
 			} else if (req_key_is(key, kl, "stream")) {
 				if ((r = json_cursor_leaf(c, &v)) < 0) break;

@@ -44,7 +44,7 @@ typedef struct gw_request {
 	int messages_array;            /* "messages" is a list (then it is the prompt) */
 } gw_request;
 
-enum { REQUEST_MODEL_MISSING = 0, REQUEST_MODEL_OK, REQUEST_MODEL_NOT_STRING, REQUEST_MODEL_EMPTY };
+enum { REQUEST_MODEL_MISSING = 0, REQUEST_MODEL_OK, REQUEST_MODEL_NOT_STRING, REQUEST_MODEL_EMPTY, REQUEST_MODEL_NUL };
 
 void request_init(gw_request *rq);
 void request_free(gw_request *rq);

@@ -76,6 +76,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check(inside(data, n, r.method, r.method_len) && r.method_len > 0);
 	check(inside(data, n, r.target, r.target_len) && r.target_len > 0);
 	check(r.minor_version >= 0 && r.minor_version <= 9);
+	check(r.major_version >= 0 && r.major_version <= 9);
 	for (size_t i = 0; i < r.method_len; i++)
 		check(is_tchar((unsigned char)r.method[i]));
 	for (size_t i = 0; i < r.target_len; i++)
@@ -117,7 +118,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* Framing and keep-alive on whatever headers came out. */
 	http_body_kind kind;
 	uint64_t length;
-	if (http_body_framing(h, num, 0, 0, NULL, 0, &kind, &length) == 0) {
+	int fr = http_body_framing(h, num, 0, 0, NULL, 0, &kind, &length);
+	check(fr == 0 || fr == -1 || fr == HTTP_FRAMING_UNSUPPORTED);
+	if (fr == HTTP_FRAMING_UNSUPPORTED)
+		check(http_find_header(h, num, "transfer-encoding") != NULL);
+	if (fr == 0) {
 		check(kind == HTTP_BODY_NONE || kind == HTTP_BODY_LENGTH || kind == HTTP_BODY_CHUNKED);
 		if (kind == HTTP_BODY_CHUNKED)
 			check(http_find_header(h, num, "content-length") == NULL);

@@ -93,6 +93,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int bodyless = (status < 200) || status == 204 || status == 304 ||
 		       (method && (strcmp(method, "HEAD") == 0 || strcmp(method, "head") == 0)) ||
 		       (method && strcmp(method, "CONNECT") == 0 && status < 300);
+	check(fr == 0 || fr == -1 || fr == HTTP_FRAMING_UNSUPPORTED);
 	if (bodyless)
 		check(fr == 0 && kind == HTTP_BODY_NONE && length == 0);
 	if (fr == 0 && kind != HTTP_BODY_LENGTH)

@@ -114,9 +114,7 @@ static const struct bad_case req_bad[] = {
 	BAD("GET /a\x7f HTTP/1.1\r\n\r\n"),               /* DEL in target */
 	BAD("GET /a\tb HTTP/1.1\r\n\r\n"),
 	BAD("GET /a\rb HTTP/1.1\r\n\r\n"),
-	BAD("GET / HTTP/2.0\r\n\r\n"),                    /* absurd versions */
-	BAD("GET / HTTP/0.9\r\n\r\n"),
-	BAD("GET / HTTP/1.10\r\n\r\n"),
+	BAD("GET / HTTP/1.10\r\n\r\n"),                   /* absurd versions */
 	BAD("GET / HTTP/11.1\r\n\r\n"),
 	BAD("GET / HTTP/1\r\n\r\n"),
 	BAD("GET / HTTP/1.\r\n\r\n"),
@@ -322,6 +320,30 @@ static const struct bad_case res_bad[] = {
 	BAD("HTTP/1.1\t200 OK\r\n\r\n"),
 };
 
+/* Any HTTP/D.D parses with its digits, so a server can answer 505 to the
+ * versions it does not speak rather than 400 to a line it misread. */
+static void test_request_versions(void)
+{
+	static const struct { const char *v; int major, minor; } cases[] = {
+		{ "HTTP/1.1", 1, 1 }, { "HTTP/1.0", 1, 0 }, { "HTTP/2.0", 2, 0 }, { "HTTP/0.9", 0, 9 },
+		{ "HTTP/3.0", 3, 0 }, { "HTTP/1.2", 1, 2 },
+	};
+	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+		char in[64];
+		snprintf(in, sizeof(in), "GET / %s\r\nHost: a\r\n\r\n", cases[i].v);
+		http_header h[MAXH];
+		http_request_head r = { .headers = h, .num_headers = MAXH };
+		T_EQ_INT(http_parse_request(in, strlen(in), &r), strlen(in));
+		T_EQ_INT(r.major_version, cases[i].major);
+		T_EQ_INT(r.minor_version, cases[i].minor);
+	}
+	/* A response must be HTTP/1.x. */
+	http_header h[MAXH];
+	http_response_head res = { .headers = h, .num_headers = MAXH };
+	const char *r2 = "HTTP/2.0 200 OK\r\n\r\n";
+	T_EQ_INT(http_parse_response(r2, strlen(r2), &res), HTTP_MALFORMED);
+}
+
 static void test_response_valid(void)
 {
 	for (size_t i = 0; i < ARRAY_LEN(res_valid); i++) {
@@ -419,8 +441,12 @@ static const struct framing_case framing[] = {
 	{ 0, 0, NULL, "Content-Length: 99999999999999999999999\r\n", -1 },
 	{ 0, 0, NULL, "Transfer-Encoding: chunked\r\n", 0, HTTP_BODY_CHUNKED, 0 },
 	{ 0, 0, NULL, "Transfer-Encoding: CHUNKED\r\n", 0, HTTP_BODY_CHUNKED, 0 },
-	{ 0, 0, NULL, "Transfer-Encoding: gzip, chunked\r\n", 0, HTTP_BODY_CHUNKED, 0 },
-	{ 0, 0, NULL, "Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n", 0, HTTP_BODY_CHUNKED, 0 },
+	/* A coding under chunked is not decoded: 501, not the coded bytes as the body. */
+	{ 0, 0, NULL, "Transfer-Encoding: gzip, chunked\r\n", HTTP_FRAMING_UNSUPPORTED },
+	{ 0, 0, NULL, "Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n", HTTP_FRAMING_UNSUPPORTED },
+	{ 0, 0, NULL, "Transfer-Encoding: identity, chunked\r\n", HTTP_FRAMING_UNSUPPORTED },
+	{ 0, 0, NULL, "Transfer-Encoding: gzip, chunked\r\nContent-Length: 5\r\n", -1 },
+	{ 0, 0, NULL, "Transfer-Encoding: chunked;q=1, \r\n", 0, HTTP_BODY_CHUNKED, 0 },
 	{ 0, 0, NULL, "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n", -1 },
 	{ 0, 0, NULL, "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n", -1 },
 	{ 0, 0, NULL, "Transfer-Encoding: gzip\r\n", -1 },
@@ -435,7 +461,11 @@ static const struct framing_case framing[] = {
 	{ 1, 200, "GET", "", 0, HTTP_BODY_UNTIL_CLOSE, 0 },
 	{ 1, 200, "GET", "Content-Length: 5\r\n", 0, HTTP_BODY_LENGTH, 5 },
 	{ 1, 200, "POST", "Transfer-Encoding: chunked\r\n", 0, HTTP_BODY_CHUNKED, 0 },
-	{ 1, 200, "GET", "Transfer-Encoding: gzip\r\n", 0, HTTP_BODY_UNTIL_CLOSE, 0 },
+	/* A coding the client does not decode must not pass for the body. */
+	{ 1, 200, "GET", "Transfer-Encoding: gzip\r\n", HTTP_FRAMING_UNSUPPORTED },
+	{ 1, 200, "GET", "Transfer-Encoding: gzip, chunked\r\n", HTTP_FRAMING_UNSUPPORTED },
+	{ 1, 200, "GET", "Transfer-Encoding: identity\r\n", HTTP_FRAMING_UNSUPPORTED },
+	{ 1, 204, "GET", "Transfer-Encoding: gzip, chunked\r\n", 0, HTTP_BODY_NONE, 0 },
 	{ 1, 200, "GET", "Transfer-Encoding: chunked, gzip\r\n", -1 },
 	{ 1, 200, "GET", "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n", -1 },
 	{ 1, 200, "GET", "Content-Length: 5\r\nContent-Length: 7\r\n", -1 },
@@ -715,6 +745,22 @@ static void test_write_response(void)
 	T_EQ_INT(http_write_response_head(&b, 200, "text/plain\r\nX: y", 0, 1, NULL), -1);
 	T_EQ_INT(http_write_response_head(&b, 99, NULL, 0, 1, NULL), -1);
 	T_EQ_INT(http_write_response_head(&b, 1000, NULL, 0, 1, NULL), -1);
+	T_EQ_INT(http_write_response_head(&b, 600, NULL, 0, 1, NULL), -1);
+	T_EQ_INT(buf_rlen(&b), 0);
+	/* 304 and 1xx: no framing, whatever length is asked (a chunked 304 made
+	 * clients wait for a body that never comes). */
+	T_EQ_INT(http_write_response_head(&b, 304, NULL, -1, 1, "ETag: \"x\"\r\n"), 0);
+	T_EQ_STR(buf_rptr(&b), "HTTP/1.1 304 Not Modified\r\nConnection: keep-alive\r\nETag: \"x\"\r\n\r\n");
+	buf_reset(&b);
+	T_EQ_INT(http_write_response_head(&b, 304, NULL, 5, 1, NULL), 0);
+	T_CHECK(strstr(buf_rptr(&b), "Content-Length") == NULL);
+	buf_reset(&b);
+	T_EQ_INT(http_write_response_head(&b, 103, NULL, -1, 1, NULL), 0);
+	T_CHECK(strstr(buf_rptr(&b), "Transfer-Encoding") == NULL);
+	buf_reset(&b);
+	T_CHECK(http_status_bodiless(100) && http_status_bodiless(101) && http_status_bodiless(204) &&
+		http_status_bodiless(304));
+	T_CHECK(!http_status_bodiless(200) && !http_status_bodiless(205) && !http_status_bodiless(404));
 	T_EQ_INT(buf_rlen(&b), 0);
 
 	/* What it writes parses back. */
@@ -807,6 +853,7 @@ int main(void)
 	T_RUN(test_request_valid);
 	T_RUN(test_request_invalid);
 	T_RUN(test_request_header_cap);
+	T_RUN(test_request_versions);
 	T_RUN(test_scan_boundaries);
 	T_RUN(test_response_valid);
 	T_RUN(test_response_invalid);

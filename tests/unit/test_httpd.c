@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <time.h>
 
 static ev_loop *loop;
 static httpd *srv;
@@ -89,6 +90,12 @@ static void handler(httpd_req *r, void *arg)
 		memset(b, 'b', n);
 		httpd_respond(r, 200, "application/octet-stream", NULL, b, n);
 		free(b);
+	} else if (!strcmp(path, "/status")) {
+		/* Streams "body" under the status the query names, as a proxy
+		 * relays whatever status its upstream sent. */
+		httpd_stream_start(r, atoi(httpd_query(r)), "text/plain", NULL, -1);
+		httpd_stream_write(r, "body", 4);
+		httpd_stream_end(r);
 	} else if (!strcmp(path, "/forever")) {
 		httpd_on_close(r, on_req_close, NULL);
 		httpd_stream_start(r, 200, "text/event-stream", NULL, -1);
@@ -614,6 +621,187 @@ static void test_busy_until_written(void)
 	for (int i = 0; i < 5; i++) ev_run_once(loop, 5);
 }
 
+/* Bodiless statuses streamed (a relayed 204 or 304) carry no framing and no
+ * body: the next answer on the connection must start right after the head
+ * (a chunked 304, or "0\r\n\r\n" after a 204, desynchronised clients). */
+static void test_bodiless_stream(void)
+{
+	static const char *const statuses[] = { "204", "304" };
+	for (size_t i = 0; i < ARRAY_LEN(statuses); i++) {
+		for (int minor = 0; minor <= 1; minor++) {
+			int fd = raw_connect();
+			char req[256];
+			snprintf(req, sizeof(req), "GET /status?%s HTTP/1.%d\r\nHost: x\r\nConnection: keep-alive\r\n\r\n"
+				 "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", statuses[i], minor);
+			raw_send(fd, req);
+			buf out;
+			buf_init(&out, 0);
+			T_CHECK(raw_read(fd, &out, NULL, 2000));
+			const char *o = buf_rptr(&out);
+			const char *end = strstr(o, "\r\n\r\n");
+			T_CHECK(strncmp(o, "HTTP/1.1 ", 9) == 0 && strncmp(o + 9, statuses[i], 3) == 0);
+			T_CHECK(end != NULL);
+			if (end) {
+				T_CHECK(strncmp(end + 4, "HTTP/1.1 200 OK\r\n", 17) == 0);
+				T_CHECK(memmem(o, (size_t)(end - o), "Transfer-Encoding", 17) == NULL);
+				T_CHECK(memmem(o, (size_t)(end - o), "Content-Length", 14) == NULL);
+			}
+			T_CHECK(strstr(o, "\r\n\r\nhello") != NULL);
+			buf_free(&out);
+			close(fd);
+		}
+	}
+}
+
+/* Request lines: absolute-form targets route by their path (RFC 9112
+ * 3.2.2); an unknown version is a 505; a transfer coding other than chunked
+ * is a 501, not its coded bytes handed on as the body. */
+static void test_request_line_forms(void)
+{
+	int fd = raw_connect();
+	raw_send(fd, "GET http://gw.example:8080/query?a=b HTTP/1.1\r\nHost: gw.example\r\n\r\n"
+		     "GET HTTPS://gw.example?c=d HTTP/1.1\r\nHost: x\r\n\r\n"
+		     "GET http://gw.example/hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+	buf out;
+	buf_init(&out, 0);
+	T_CHECK(raw_read(fd, &out, NULL, 2000));
+	const char *o = buf_rptr(&out);
+	const char *a = strstr(o, "\r\n\r\na=b"), *b = strstr(o, "HTTP/1.1 404"), *c = strstr(o, "\r\n\r\nhello");
+	T_CHECK(a && b && c && a < b && b < c); /* "/?c=d": no such path, but parsed */
+	buf_free(&out);
+	close(fd);
+	expect_reject("GET /hello HTTP/2.0\r\nHost: x\r\n\r\n", "HTTP/1.1 505");
+	expect_reject("GET /hello HTTP/1.2\r\nHost: x\r\n\r\n", "HTTP/1.1 505");
+	expect_reject("GET /hello HTTP/0.9\r\nHost: x\r\n\r\n", "HTTP/1.1 505");
+	expect_reject("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+		      "HTTP/1.1 501");
+	expect_reject("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\nabc", "HTTP/1.1 400");
+}
+
+/* The client reads an upstream's answers by the same rules: interim 1xx
+ * skipped, 204/304 without a body whatever their headers say, 101 (never
+ * asked for) and statuses beyond 599 malformed. */
+static void test_client_statuses(void)
+{
+	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	T_EQ_INT(bind(lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+	listen(lfd, 16);
+	socklen_t al = sizeof(a);
+	getsockname(lfd, (struct sockaddr *)&a, &al);
+	char hp[64];
+	snprintf(hp, sizeof(hp), "127.0.0.1:%d", ntohs(a.sin_port));
+	static const struct { const char *answer; int err, status; const char *body; } cases[] = {
+		{ "HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\nHTTP/1.1 100 Continue\r\n\r\n"
+		  "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", HC_OK, 200, "ok" },
+		{ "HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n\r\n", HC_OK, 204, "" },
+		{ "HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n", HC_OK, 304, "" },
+		{ "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n",
+		  HC_ERR_MALFORMED, 0, "" },
+		{ "HTTP/1.1 600 Beyond\r\nContent-Length: 2\r\n\r\nno", HC_ERR_MALFORMED, 0, "" },
+		{ "HTTP/1.1 999 Beyond\r\nContent-Length: 2\r\n\r\nno", HC_ERR_MALFORMED, 0, "" },
+		/* gzip under chunked: decoding only chunked would hand on gzip bytes as the body */
+		{ "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\nzz\r\n0\r\n\r\n", HC_ERR_MALFORMED, 0, "" },
+	};
+	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+		hc_pool *p = hc_pool_new(loop, hp, 4, NULL, 0);
+		result res;
+		memset(&res, 0, sizeof(res));
+		buf_init(&res.body, 0);
+		res.req = hc_request(p, "GET", "/", NULL, NULL, 0, &cbs, &res, NULL);
+		int s1 = upstream_accept(lfd);
+		T_CHECK(s1 >= 0);
+		upstream_exchange(s1, cases[i].answer);
+		pump_until(&res.done, 2000);
+		if (res.err != cases[i].err) fprintf(stderr, "  case %zu: err %s\n", i, hc_err_name(res.err));
+		T_EQ_INT(res.err, cases[i].err);
+		if (cases[i].err == HC_OK) T_EQ_INT(res.status, cases[i].status);
+		T_EQ_INT(buf_rlen(&res.body), strlen(cases[i].body));
+		buf_free(&res.body);
+		close(s1);
+		hc_pool_free(p);
+	}
+	close(lfd);
+}
+
+/* CPU time this process used, ms. */
+static double cpu_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* Runs the loop for ms; returns the file events it handled. */
+static long run_for(int ms)
+{
+	long events = 0;
+	uint64_t end = time_mono_ms() + (uint64_t)ms;
+	while (time_mono_ms() < end) {
+		int n = ev_run_once(loop, 20);
+		if (n > 0) events += n;
+	}
+	return events;
+}
+
+/* Pipelined requests behind an answer the client never reads: output
+ * pauses the pipeline, the read buffer fills, and the loop must then sleep
+ * (it used to keep read interest armed on a level-triggered poller and spin:
+ * thousands of wake-ups a second, a whole core). */
+static void test_paused_pipeline_sleeps(void)
+{
+	int fd = raw_connect();
+	T_CHECK(fd >= 0);
+	size_t conns0 = httpd_connections(srv);
+	raw_send(fd, "GET /big HTTP/1.1\r\nHost: x\r\n\r\n");
+	static char many[40000];
+	size_t n = 0;
+	while (n + 32 < sizeof(many)) n += (size_t)snprintf(many + n, sizeof(many) - n, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+	raw_send(fd, many);
+	run_for(200); /* the server fills its buffers */
+	double c0 = cpu_ms();
+	long events = run_for(1000);
+	double used = cpu_ms() - c0;
+	fprintf(stderr, "  paused pipeline: %ld events, %.0f ms CPU in 1000 ms\n", events, used);
+	T_CHECK(events < 20);
+	T_CHECK(used < 150);
+	T_EQ_INT(httpd_connections(srv), conns0 + 1);
+	close(fd); /* unread answers: a reset */
+	run_for(100);
+	T_EQ_INT(httpd_connections(srv), conns0);
+}
+
+/* A client that pipelines more than the read buffer holds while its
+ * request is in the handler's hands, reads what it got and closes (a FIN
+ * behind unread input): the request must be cancelled (on_close), not left
+ * running until it ends by itself. */
+static void test_leave_with_full_buffer(void)
+{
+	int fd = raw_connect();
+	T_CHECK(fd >= 0);
+	closed_seen = 0;
+	size_t busy0 = httpd_in_flight(srv);
+	static char req[100000];
+	size_t n = (size_t)snprintf(req, sizeof(req), "GET /forever HTTP/1.1\r\nHost: x\r\n\r\n");
+	while (n + 32 < sizeof(req)) n += (size_t)snprintf(req + n, sizeof(req) - n, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+	raw_send(fd, req);
+	buf out;
+	buf_init(&out, 0);
+	raw_read(fd, &out, "data: 1\n\n", 2000);
+	T_CHECK(strstr(buf_rptr(&out), "data: 1") != NULL);
+	T_EQ_INT(httpd_in_flight(srv), busy0 + 1);
+	double c0 = cpu_ms();
+	long events = run_for(300);
+	T_CHECK(events < 20);
+	T_CHECK(cpu_ms() - c0 < 100);
+	close(fd);
+	pump_until(&closed_seen, 2000);
+	T_EQ_INT(closed_seen, 1);
+	T_EQ_INT(httpd_in_flight(srv), busy0);
+	buf_free(&out);
+}
+
 int main(void)
 {
 	server_start();
@@ -627,6 +815,11 @@ int main(void)
 	T_RUN(test_client_stale_retry_and_eof);
 	T_RUN(test_fetch_threaded);
 	T_RUN(test_busy_until_written);
+	T_RUN(test_paused_pipeline_sleeps);
+	T_RUN(test_bodiless_stream);
+	T_RUN(test_request_line_forms);
+	T_RUN(test_client_statuses);
+	T_RUN(test_leave_with_full_buffer);
 	T_RUN(test_graceful_stop);
 	server_stop();
 	return T_END();

@@ -203,6 +203,17 @@ static void test_accessors(void)
 	T_NEAR(json_num(json_getn(r, "k\0z", 3), 0), 5, 0);
 	T_EQ_STR(json_type_name(JSON_OBJECT), "object");
 	json_doc_free(d);
+	/* json_cstr: a string that means the same as a C string, or NULL. */
+	d = parse("[\"gemma\", \"gemma\\u0000x\", \"\\u0000\", \"\", 5]", &e);
+	r = json_root(d);
+	T_EQ_STR(json_cstr(json_at(r, 0)), "gemma");
+	T_CHECK(json_cstr(json_at(r, 1)) == NULL);
+	T_EQ_STR(json_str(json_at(r, 1), NULL), "gemma"); /* what strcmp would have seen */
+	T_CHECK(json_cstr(json_at(r, 2)) == NULL);
+	T_EQ_STR(json_cstr(json_at(r, 3)), "");
+	T_CHECK(json_cstr(json_at(r, 4)) == NULL);
+	T_CHECK(json_cstr(NULL) == NULL);
+	json_doc_free(d);
 }
 
 static const char *write_with(void (*fn)(json_w *), buf *b)

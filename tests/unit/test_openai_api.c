@@ -71,6 +71,17 @@ static void test_fields(void)
 	T_EQ_INT(oai_parse_max_tokens(json_root(d), 0, &v, &e), 0);
 	T_EQ_INT(v, 5);
 	json_doc_free(d);
+	/* A NUL inside the model name: 400, not the name up to the NUL. */
+	const char *model = "x";
+	d = doc_of("{\"model\":\"gemma\\u0000x\"}");
+	T_EQ_INT(oai_parse_model(json_root(d), &model, &e), -1);
+	T_EQ_INT(e.status, 400);
+	T_CHECK(model == NULL);
+	json_doc_free(d);
+	d = doc_of("{\"model\":\"gemma\"}");
+	T_EQ_INT(oai_parse_model(json_root(d), &model, &e), 0);
+	T_EQ_STR(model, "gemma");
+	json_doc_free(d);
 	d = doc_of("{\"n\":3}");
 	T_EQ_INT(oai_parse_n(json_root(d), 2, &v, &e), -1);
 	T_EQ_STR(e.msg, "n must be at most 2, got 3.");
