@@ -335,10 +335,28 @@ static void parse_pool(cfg_ctx *c, const gw_config *cfg, const json_val *p, cons
 
 static void parse_route(cfg_ctx *c, gw_config *cfg, const json_val *r, const char *path, gw_route_cfg *out)
 {
-	static const char *const keys[] = {"path", "model", "pool", "objective", NULL};
+	static const char *const keys[] = {"path", "model", "pool", "objective", "extra_paths", NULL};
 	if (cfg_check_keys(c, r, path, keys) < 0) return;
 	config_route_objective(c, r, path, cfg, out);
 	get_name(c, r, path, "path", 0, "/", path_ok, "a path prefix starting with /", out->prefix, sizeof(out->prefix));
+	const json_val *extra = cfg_arr(c, r, path, "extra_paths", 0);
+	if (extra) {
+		char sub[256];
+		cfg_path(sub, sizeof(sub), path, "extra_paths");
+		if (json_count(extra) > GW_ROUTE_MAX_EXTRA_PATHS)
+			cfg_fail(c, extra, sub, "more than %d paths", GW_ROUTE_MAX_EXTRA_PATHS);
+		for (size_t i = 0; i < json_count(extra) && i < GW_ROUTE_MAX_EXTRA_PATHS; i++) {
+			const json_val *e = json_at(extra, i);
+			const char *s = json_cstr(e);
+			char ep[256];
+			cfg_path_index(ep, sizeof(ep), sub, i);
+			if (!s || !path_ok(s) || strlen(s) < 2 || strlen(s) >= GW_PATH_LEN) {
+				cfg_fail(c, e, ep, "must be a path prefix starting with / (not / itself)");
+				continue;
+			}
+			str_copy(out->extra_paths[out->n_extra_paths++], s, GW_PATH_LEN);
+		}
+	}
 	get_name(c, r, path, "model", 0, NULL, model_ok, "a model name", out->model, sizeof(out->model));
 	if (get_name(c, r, path, "pool", 1, NULL, name_ok, "a pool name", out->pool, sizeof(out->pool)) <= 0) return;
 	char full[256];

@@ -131,8 +131,14 @@ typedef struct gw_pool_cfg {
 
 /* A route: requests whose path starts with prefix (and, when model is set,
  * that name this model) go to pool. First match in order wins. */
+#define GW_ROUTE_MAX_EXTRA_PATHS 8
 typedef struct gw_route_cfg {
 	char prefix[GW_PATH_LEN];
+	/* Paths of the servers' own APIs (SGLang's /generate, llama.cpp's
+	 * /completion...) the route also carries, by prefix; the model is read
+	 * from a JSON body or a form when there is one. */
+	char extra_paths[GW_ROUTE_MAX_EXTRA_PATHS][GW_PATH_LEN];
+	size_t n_extra_paths;
 	char model[GW_NAME_LEN];       /* "" = any model the pool serves */
 	char pool[GW_NAME_LEN];
 	int pool_index;                /* into gw_config.pools */

@@ -5,6 +5,11 @@
  *   POST /v1/chat/completions, /v1/completions   the body read once into a
  *        request description (request.h: model, stream, the prompt's head,
  *        what a resume needs), routed to a pool, proxied byte for byte (proxy.c)
+ *   every other API of vLLM's server (front_apis: embeddings, responses,
+ *        audio, score, rerank, pooling, classify, tokenize, ...) and a
+ *        route's extra_paths: the model read from the JSON body or the
+ *        multipart form, routed and proxied the same way
+ *   GET|POST /ping     200 (vLLM's liveness path)
  *   GET  /v1/models    the models the pools serve (configured, or learned from
  *        the endpoints of pools that list none)
  *   GET  /metrics      the gateway's own metrics
@@ -19,11 +24,13 @@
 #include "gateway/request.h"
 #include "gateway/resume.h"
 #include "core/json.h"
+#include "core/multipart.h"
 #include "core/oai_error.h"
 #include "core/openai_api.h"
 #include "core/util.h"
 
 #include <string.h>
+#include <strings.h>
 
 static uint64_t boot_wall_s;
 
@@ -54,10 +61,107 @@ static void unknown_model(httpd_req *r, const char *model)
 	httpd_error(r, e.status, e.msg, e.param);
 }
 
-static void completions(gw *g, httpd_req *r)
+/* The APIs of vLLM's OpenAI server the gateway carries, beside chat and
+ * completions (whose body also feeds the picker's prefix chain and resume):
+ * the pool is chosen by the request's `model` exactly as for chat (a JSON
+ * body's field, or a multipart form's field), and without one by the route's
+ * pool. Paths without a body (a stored response) go to the route's pool too,
+ * and are looked for on each of its endpoints in turn (FRONT_SEEK). Kept in
+ * vLLM's order; docs/gateway.md lists them. */
+enum { FRONT_JSON = 1, FRONT_FORM = 2, FRONT_NONE = 3 };
+enum { FRONT_GET = 1, FRONT_POST = 2, FRONT_DELETE = 4 };
+typedef struct front_api {
+	const char *path;
+	unsigned char prefix;          /* path is a prefix ("/v1/responses/" + id) */
+	unsigned char body;            /* FRONT_JSON, FRONT_FORM, FRONT_NONE */
+	unsigned char methods;         /* FRONT_GET | FRONT_POST | FRONT_DELETE */
+	unsigned char seek;            /* a stored object: a 404 tries the next endpoint */
+} front_api;
+
+static const front_api front_apis[] = {
+	{"/v1/chat/completions", 0, FRONT_JSON, FRONT_POST, 0},
+	{"/v1/completions", 0, FRONT_JSON, FRONT_POST, 0},
+	{"/v1/embeddings", 0, FRONT_JSON, FRONT_POST, 0},
+	{"/v1/responses", 0, FRONT_JSON, FRONT_POST, 0},
+	{"/v1/responses/", 1, FRONT_NONE, FRONT_GET | FRONT_POST | FRONT_DELETE, 1},
+	{"/v1/messages", 0, FRONT_JSON, FRONT_POST, 0},
+	{"/v1/audio/transcriptions", 0, FRONT_FORM, FRONT_POST, 0},
+	{"/v1/audio/translations", 0, FRONT_FORM, FRONT_POST, 0},
+	{"/pooling", 0, FRONT_JSON, FRONT_POST, 0},
+	{"/classify", 0, FRONT_JSON, FRONT_POST, 0},
+	{"/score", 0, FRONT_JSON, FRONT_POST, 0},
+	{"/v1/score", 0, FRONT_JSON, FRONT_POST, 0},
+	{"/rerank", 0, FRONT_JSON, FRONT_POST, 0},
+	{"/v1/rerank", 0, FRONT_JSON, FRONT_POST, 0},
+	{"/v2/rerank", 0, FRONT_JSON, FRONT_POST, 0},
+	{"/tokenize", 0, FRONT_JSON, FRONT_POST, 0},
+	{"/detokenize", 0, FRONT_JSON, FRONT_POST, 0},
+	{"/invocations", 0, FRONT_JSON, FRONT_POST, 0},
+};
+
+/* The API entry of path, or NULL. */
+static const front_api *front_api_of(const char *path)
 {
-	if (!httpd_method_is(r, "POST")) {
-		method_not_allowed(g, r, "POST");
+	for (size_t i = 0; i < sizeof(front_apis) / sizeof(front_apis[0]); i++) {
+		const front_api *a = &front_apis[i];
+		if (a->prefix ? !strncmp(path, a->path, strlen(a->path)) && path[strlen(a->path)]
+			      : !strcmp(path, a->path))
+			return a;
+	}
+	return NULL;
+}
+
+static int method_bits(const httpd_req *r)
+{
+	return httpd_method_is(r, "GET") ? FRONT_GET : httpd_method_is(r, "POST") ? FRONT_POST
+	       : httpd_method_is(r, "DELETE") ? FRONT_DELETE : 0;
+}
+
+static void method_list(char *out, size_t size, int bits)
+{
+	snprintf(out, size, "%s%s%s%s%s", bits & FRONT_GET ? "GET" : "", (bits & FRONT_GET) && (bits & ~FRONT_GET) ? ", " : "",
+		 bits & FRONT_POST ? "POST" : "", (bits & FRONT_POST) && (bits & FRONT_DELETE) ? ", " : "",
+		 bits & FRONT_DELETE ? "DELETE" : "");
+}
+
+/* Reads the model (and stream) of a multipart form into rq: the `model` and
+ * `stream` fields. Returns 0, or 400 with msg. */
+static int form_read(gw_request *rq, httpd_req *r, const char *body, size_t len, char *msg, size_t msg_size)
+{
+	size_t ctl = 0;
+	const char *ct = httpd_header(r, "content-type", &ctl), *b;
+	size_t bl;
+	if (!ct || multipart_boundary(ct, ctl, &b, &bl) != 1) {
+		snprintf(msg, msg_size, "The request must be multipart/form-data with a boundary.");
+		return 400;
+	}
+	const char *v;
+	size_t vl;
+	int rc = multipart_field(body, len, b, bl, "model", &v, &vl);
+	if (rc < 0) {
+		snprintf(msg, msg_size, "The multipart body is malformed.");
+		return 400;
+	}
+	if (rc == 1) {
+		rq->model_state = !vl ? REQUEST_MODEL_EMPTY : memchr(v, 0, vl) ? REQUEST_MODEL_NUL : REQUEST_MODEL_OK;
+		size_t k = MIN(vl, sizeof(rq->model) - 1);
+		memcpy(rq->model, v, k);
+		rq->model[k] = 0;
+	}
+	if (multipart_field(body, len, b, bl, "stream", &v, &vl) == 1) rq->stream = vl == 4 && !memcmp(v, "true", 4);
+	return 0;
+}
+
+/* A request for one of front_apis (or a route's extra path, api NULL): the
+ * body read once into the description, a pool chosen, proxied. */
+static void api_request(gw *g, httpd_req *r, const front_api *api)
+{
+	int have = method_bits(r);
+	int want = api ? api->methods : FRONT_GET | FRONT_POST | FRONT_DELETE;
+	if (!(have & want)) {
+		char allow[32];
+		method_list(allow, sizeof(allow), want);
+		method_not_allowed(g, r, allow);
 		return;
 	}
 	size_t len;
@@ -65,15 +169,28 @@ static void completions(gw *g, httpd_req *r)
 	gw_request *rq = &g->req;
 	char msg[256];
 	const char *path = httpd_path(r);
-	size_t pl = strlen(path), cl = strlen("/chat/completions");
-	int chat = pl >= cl && !strcmp(path + pl - cl, "/chat/completions");
-	int status = request_read(rq, body, len, chat, msg, sizeof(msg));
+	int chat = api && !strcmp(api->path, "/v1/chat/completions");
+	int kind = api ? api->body : len ? FRONT_JSON : FRONT_NONE;
+	size_t ctl = 0;
+	const char *ct = httpd_header(r, "content-type", &ctl);
+	if (!api && ct && ctl >= 19 && !strncasecmp(ct, "multipart/form-data", 19)) kind = FRONT_FORM;
+	int status = 0;
+	request_clear(rq, chat);
+	if (kind == FRONT_JSON && (have == FRONT_POST || len)) status = request_read(rq, body, len, chat, msg, sizeof(msg));
+	else if (kind == FRONT_FORM) status = form_read(rq, r, body, len, msg, sizeof(msg));
 	if (status) {
 		httpd_error(r, status, msg, NULL);
 		return;
 	}
+	rq->seek = api && api->seek;
 	gw_pool *p = NULL;
-	if (rq->model_state == REQUEST_MODEL_MISSING && (p = gw_route_default(g, path))) {
+	if (rq->seek && rq->model_state == REQUEST_MODEL_MISSING) {
+		/* A stored response: the pool that made it, when this gateway saw it. */
+		const char *id = path + strlen(api->path), *slash = strchr(id, '/');
+		p = gw_response_pool(g, id, slash ? (size_t)(slash - id) : strlen(id));
+		if (!p && !gw_route_default(g, path)) p = gw_route_first(g, path); /* made elsewhere: look in the first */
+	}
+	if (p || (rq->model_state == REQUEST_MODEL_MISSING && (p = gw_route_default(g, path)))) {
 		/* The server defaults it too; the picker and the logs see the pool's first name. */
 		str_copy(rq->model, p->cfg.n_models ? p->cfg.models[0] : "", sizeof(rq->model));
 	} else if (rq->model_state != REQUEST_MODEL_OK) {
@@ -290,8 +407,21 @@ void front_handle(httpd_req *r, void *arg)
 		httpd_error(r, 401, "Unauthorized: a valid API key is needed (Authorization: Bearer KEY).", NULL);
 		return;
 	}
-	if (!strcmp(path, "/v1/chat/completions") || !strcmp(path, "/v1/completions")) {
-		completions(g, r);
+	const front_api *api = front_api_of(path);
+	if (api && strncmp(path, "/v1", 3) && !authorized(g, r)) {   /* vLLM guards these too */
+		httpd_error(r, 401, "Unauthorized: a valid API key is needed (Authorization: Bearer KEY).", NULL);
+		return;
+	}
+	if (api || gw_route_extra_path(g, path)) {
+		api_request(g, r, api);
+		return;
+	}
+	if (!strcmp(path, "/ping")) {             /* vLLM's liveness path (SageMaker's) */
+		if (!httpd_method_is(r, "GET") && !httpd_method_is(r, "POST")) {
+			method_not_allowed(g, r, "GET, POST");
+			return;
+		}
+		httpd_respond(r, 200, NULL, NULL, "", 0);
 		return;
 	}
 	if (!strcmp(path, "/v1/models") || (!strncmp(path, "/v1/models/", 11) && path[11]) ||

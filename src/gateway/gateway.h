@@ -143,6 +143,7 @@ struct gw_call {
 	uint32_t tries;
 	int in_retry;                  /* counted in pool->active_retries */
 	int discard;                   /* a retryable answer being swallowed */
+	int seek;                      /* a stored object: a 404 moves on to an endpoint not tried yet */
 	int started;                   /* response head went to the client */
 	int sse;                       /* the response is text/event-stream */
 	int paused;                    /* upstream paused for client backpressure */
@@ -190,6 +191,7 @@ struct gw {
 	struct gw_discovery *discovery; /* entries with resolve: (discovery_pools.c) */
 	struct picker_gw *pk;          /* the picker's metrics and tick (picker_gw.c) */
 	gw_request req;                /* the front door's request description, reused (one loop thread) */
+	void *response_ids;            /* stored responses' pools (pool.c), allocated on first use */
 };
 
 /* ---- pool.c */
@@ -208,6 +210,14 @@ gw_pool *gw_route(gw *g, const char *path, const char *model);
  * model they serve): the one pool every route matching path leads to; NULL
  * when none or several do. */
 gw_pool *gw_route_default(gw *g, const char *path);
+/* Stored responses (the Responses API keeps them on the server that made
+ * them): remember which pool answered id; the pool of id, or NULL. */
+void gw_response_remember(gw *g, const char *id, size_t n, const gw_pool *p);
+gw_pool *gw_response_pool(gw *g, const char *id, size_t n);
+/* The pool of the first route that takes path, whatever the model. */
+gw_pool *gw_route_first(gw *g, const char *path);
+/* 1 when some route names path among its extra_paths (config.h). */
+int gw_route_extra_path(const gw *g, const char *path);
 /* 1 when the pool serves model: its list names it, or it has no list. */
 int gw_pool_serves(const gw_pool *p, const char *model);
 /* Number of endpoints in state UP across every pool. */

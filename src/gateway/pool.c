@@ -269,6 +269,8 @@ void gw_pools_free(gw *g)
 	free(g->all_eps);
 	g->all_eps = NULL;
 	g->n_all = g->cap_all = 0;
+	free(g->response_ids);
+	g->response_ids = NULL;
 }
 
 /* ------------------------------------------------------------ routing */
@@ -281,12 +283,30 @@ int gw_pool_serves(const gw_pool *p, const char *model)
 	return 0;
 }
 
+/* 1 when route r takes path: its prefix, or one of its extra paths. */
+static int route_takes(const gw_route_cfg *r, const char *path)
+{
+	if (!strncmp(path, r->prefix, strlen(r->prefix))) return 1;
+	for (size_t k = 0; k < r->n_extra_paths; k++)
+		if (!strncmp(path, r->extra_paths[k], strlen(r->extra_paths[k]))) return 1;
+	return 0;
+}
+
+int gw_route_extra_path(const gw *g, const char *path)
+{
+	const gw_config *cfg = g->cfg;
+	for (size_t i = 0; i < cfg->n_routes; i++)
+		for (size_t k = 0; k < cfg->routes[i].n_extra_paths; k++)
+			if (!strncmp(path, cfg->routes[i].extra_paths[k], strlen(cfg->routes[i].extra_paths[k]))) return 1;
+	return 0;
+}
+
 gw_pool *gw_route(gw *g, const char *path, const char *model)
 {
 	const gw_config *cfg = g->cfg;
 	for (size_t i = 0; i < cfg->n_routes; i++) {
 		const gw_route_cfg *r = &cfg->routes[i];
-		if (strncmp(path, r->prefix, strlen(r->prefix))) continue;
+		if (!route_takes(r, path)) continue;
 		if ((size_t)r->pool_index >= g->n_pools) continue;
 		gw_pool *p = g->pools[r->pool_index];
 		if (r->model[0] ? !strcmp(r->model, model) : gw_pool_serves(p, model)) return p;
@@ -298,15 +318,31 @@ gw_pool *gw_route_default(gw *g, const char *path)
 {
 	const gw_config *cfg = g->cfg;
 	gw_pool *only = NULL;
+	/* A server's own path named by a route goes to that route's pool. */
 	for (size_t i = 0; i < cfg->n_routes; i++) {
 		const gw_route_cfg *r = &cfg->routes[i];
-		if (strncmp(path, r->prefix, strlen(r->prefix))) continue;
+		for (size_t k = 0; k < r->n_extra_paths; k++)
+			if (!strncmp(path, r->extra_paths[k], strlen(r->extra_paths[k])) && (size_t)r->pool_index < g->n_pools)
+				return g->pools[r->pool_index];
+	}
+	for (size_t i = 0; i < cfg->n_routes; i++) {
+		const gw_route_cfg *r = &cfg->routes[i];
+		if (!route_takes(r, path)) continue;
 		if ((size_t)r->pool_index >= g->n_pools) continue;
 		gw_pool *p = g->pools[r->pool_index];
 		if (only && only != p) return NULL; /* several: the client must say which model */
 		only = p;
 	}
 	return only;
+}
+
+gw_pool *gw_route_first(gw *g, const char *path)
+{
+	const gw_config *cfg = g->cfg;
+	for (size_t i = 0; i < cfg->n_routes; i++)
+		if (route_takes(&cfg->routes[i], path) && (size_t)cfg->routes[i].pool_index < g->n_pools)
+			return g->pools[cfg->routes[i].pool_index];
+	return NULL;
 }
 
 size_t gw_healthy_endpoints(const gw *g)
@@ -316,4 +352,56 @@ size_t gw_healthy_endpoints(const gw *g)
 		for (size_t k = 0; k < g->pools[i]->n_eps; k++)
 			n += g->pools[i]->eps[k]->state == GW_HEALTH_UP;
 	return n;
+}
+
+/* ---- where stored responses live: response id -> pool name. A fixed table
+ * (GW_RESPONSE_IDS slots, open addressing by the id's hash, a new id over an
+ * old one when its probe run is full), so memory never grows and a reload
+ * (pools by name) never leaves a pointer behind. */
+
+#define GW_RESPONSE_IDS 4096
+#define GW_RESPONSE_PROBE 8
+
+typedef struct response_slot {
+	uint64_t hash;                 /* 0 = empty */
+	char pool[GW_NAME_LEN];
+} response_slot;
+
+static uint64_t id_hash(const char *id, size_t n)
+{
+	uint64_t h = hash64(id, n, 0x7e5b0a5e) | 1;
+	return h;
+}
+
+void gw_response_remember(gw *g, const char *id, size_t n, const gw_pool *p)
+{
+	if (!g->response_ids) g->response_ids = calloc(GW_RESPONSE_IDS, sizeof(response_slot));
+	response_slot *t = g->response_ids;
+	if (!t || !n) return;
+	uint64_t h = id_hash(id, n);
+	size_t at = h % GW_RESPONSE_IDS, pick = at;
+	for (size_t k = 0; k < GW_RESPONSE_PROBE; k++) {
+		size_t i = (at + k) % GW_RESPONSE_IDS;
+		if (t[i].hash == h || t[i].hash == 0) {
+			pick = i;
+			break;
+		}
+	}
+	t[pick].hash = h;
+	str_copy(t[pick].pool, p->cfg.name, sizeof(t[pick].pool));
+}
+
+gw_pool *gw_response_pool(gw *g, const char *id, size_t n)
+{
+	const response_slot *t = g->response_ids;
+	if (!t || !n) return NULL;
+	uint64_t h = id_hash(id, n);
+	for (size_t k = 0; k < GW_RESPONSE_PROBE; k++) {
+		const response_slot *e = &t[(h % GW_RESPONSE_IDS + k) % GW_RESPONSE_IDS];
+		if (e->hash != h) continue;
+		for (size_t i = 0; i < g->n_pools; i++)
+			if (!strcmp(g->pools[i]->cfg.name, e->pool)) return g->pools[i];
+		return NULL;
+	}
+	return NULL;
 }

@@ -329,6 +329,15 @@ static int on_up_head(hc_req *up, int status, const http_header *h, size_t n, vo
 		health_passive_failure(e, why);
 	}
 	if (c->started) return resume_on_head(c, status, h, n); /* a continuation (resume.c) */
+	if (status == 404 && c->seek && c->r) {
+		/* A stored response lives on the server that made it: ask the next
+		 * one, each at most once (the tried set), within the deadline. */
+		pick_ctx ctx = { c->tried, c->model, ev_now_ms(c->g->loop), c->pk };
+		if (ctx.now_ms < c->deadline_ms && picker_any_left(c->pool, &ctx)) {
+			c->discard = 1;
+			return 0;
+		}
+	}
 	if (retry_failure_of(HC_OK, status, 1, 0) == RETRY_FAILURE_BUSY && can_retry(c, RETRY_FAILURE_BUSY)) {
 		c->discard = 1; /* swallow the body; retried when it ends */
 		return 0;
@@ -394,6 +403,23 @@ static int on_up_head(hc_req *up, int status, const http_header *h, size_t n, vo
 	return 0;
 }
 
+/* A created response's id is in the first bytes of the answer ("id":"resp_…",
+ * also inside the stream's first event): remembered with the pool, so GET
+ * /v1/responses/{id} goes where it lives. */
+static void learn_response_id(gw_call *c, const char *data, size_t len)
+{
+	static const char key[] = "\"id\":";
+	size_t n = MIN(len, 2048);
+	const char *k = memmem(data, n, key, sizeof(key) - 1);
+	if (!k) return;
+	const char *v = k + sizeof(key) - 1, *end = data + n;
+	while (v < end && *v == ' ') v++;
+	if (v >= end || *v != '"') return;
+	v++;
+	const char *q = memchr(v, '"', (size_t)(end - v));
+	if (q && q > v && q - v <= 256) gw_response_remember(c->g, v, (size_t)(q - v), c->pool);
+}
+
 static void on_up_body(hc_req *up, const char *data, size_t len, void *arg)
 {
 	gw_call *c = arg;
@@ -413,6 +439,8 @@ static void on_up_body(hc_req *up, const char *data, size_t len, void *arg)
 		return;
 	}
 	if (rc < 0) { /* relayed as bytes */
+		if (c->bytes_out == 0 && c->last_up_status == 200 && !strcmp(c->path, "/v1/responses"))
+			learn_response_id(c, data, len);
 		c->bytes_out += len;
 		if (len >= 2) memcpy(c->tail, data + len - 2, 2);
 		else if (len == 1) c->tail[0] = c->tail[1], c->tail[1] = data[0];
@@ -647,6 +675,7 @@ void proxy_start(gw *g, httpd_req *r, gw_pool *pool, const gw_request *rq)
 	str_copy(c->path, httpd_path(r), sizeof(c->path));
 	str_copy(c->client, httpd_peer(r), sizeof(c->client));
 	c->stream = rq->stream;
+	c->seek = rq->seek;
 	c->start_ms = ev_now_ms(g->loop);
 	c->start_wall_s = time_wall_s();
 	c->deadline_ms = c->start_ms + pool->cfg.backend.request_timeout_ms;

@@ -224,15 +224,22 @@ static void resume_fields(gw_request *rq, const kept *n, const kept *best_of, co
 	out->include_usage = usage->present && json_bool(&usage->v, 0);
 }
 
-int request_read(gw_request *rq, const char *body, size_t len, int chat, char *msg, size_t msg_size)
+void request_clear(gw_request *rq, int chat)
 {
 	rq->chat = chat;
 	rq->model[0] = 0;
 	rq->model_state = REQUEST_MODEL_MISSING;
 	rq->stream = rq->stream_bad = 0;
+	rq->seek = 0;
 	rq->messages_array = 0;
+	memset(&rq->resume, 0, sizeof(rq->resume));
 	buf_reset(&rq->messages_text);
 	buf_reset(&rq->prompt_text);
+}
+
+int request_read(gw_request *rq, const char *body, size_t len, int chat, char *msg, size_t msg_size)
+{
+	request_clear(rq, chat);
 	json_error je;
 	json_cursor *c = json_cursor_new(body, len, REQUEST_MAX_DEPTH, &je);
 	if (!c) {

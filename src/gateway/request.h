@@ -42,12 +42,16 @@ typedef struct gw_request {
 	 * prompt; each cut at REQUEST_PROMPT_HEAD_MAX_BYTES. */
 	buf messages_text, prompt_text;
 	int messages_array;            /* "messages" is a list (then it is the prompt) */
+	int seek;                      /* a stored object (a response by id): a 404 tries the next endpoint */
 } gw_request;
 
 enum { REQUEST_MODEL_MISSING = 0, REQUEST_MODEL_OK, REQUEST_MODEL_NOT_STRING, REQUEST_MODEL_EMPTY, REQUEST_MODEL_NUL };
 
 void request_init(gw_request *rq);
 void request_free(gw_request *rq);
+
+/* Empties rq's fields (a request with no body, or one read otherwise). */
+void request_clear(gw_request *rq, int chat);
 
 /* Reads body (len bytes) into rq. Returns 0; or 400 with msg filled (an
  * OpenAI-style message: invalid JSON with its line and column, not an

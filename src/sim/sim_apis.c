@@ -51,10 +51,35 @@ typedef struct vocab_slot {
 static vocab_slot *vocab;
 static size_t vocab_n;
 
+/* Words of one to three bytes are their own ids (bit 30 set, the bytes below):
+ * any simulator reads them back, as replicas of one model share a tokenizer.
+ * Longer words get a 30-bit hash, read back by the process that made it. */
+#define WORD_ID_PACKED 0x40000000u
+
 static uint32_t word_id(const char *w, size_t n)
 {
-	uint32_t id = (uint32_t)(sim_text_word_hash(w, n) & 0x7fffffff);
+	if (n <= 3) {
+		uint32_t id = WORD_ID_PACKED;
+		for (size_t i = 0; i < n; i++) id |= (uint32_t)(unsigned char)w[i] << (8 * i);
+		return id;
+	}
+	uint32_t id = (uint32_t)(sim_text_word_hash(w, n) & 0x3fffffff);
 	return id ? id : 1;
+}
+
+/* The word of a packed id into out (4 bytes); NULL when id is not one. */
+static const char *unpack_id(uint32_t id, char *out)
+{
+	if (!(id & WORD_ID_PACKED) || (id >> 31)) return NULL;
+	size_t n = 0;
+	for (int i = 0; i < 3; i++) {
+		unsigned char b = (unsigned char)(id >> (8 * i));
+		if (!b) break;
+		out[n++] = (char)b;
+	}
+	if (!n || (id & 0x3f000000u & ~WORD_ID_PACKED)) return NULL;
+	out[n] = 0;
+	return out;
 }
 
 static void vocab_learn(uint32_t id, const char *w, size_t n)
@@ -79,6 +104,8 @@ static void vocab_learn(uint32_t id, const char *w, size_t n)
 
 static const char *vocab_word(uint32_t id)
 {
+	static char packed[4];
+	if (unpack_id(id, packed)) return packed;
 	if (!vocab || id == 0) return NULL;
 	for (size_t i = id % (VOCAB_CAP * 2), k = 0; k < VOCAB_CAP * 2; k++, i = (i + 1) % (VOCAB_CAP * 2)) {
 		if (vocab[i].id == id) return vocab[i].word;
