@@ -31,6 +31,19 @@
 #define SERVER_VERSION "0.1.0+infergate"
 #define SERVER_MAX_CHOICES 128       /* n x prompts per request */
 #define SERVER_MAX_LOGIT_BIAS 1024   /* logit_bias entries per request */
+/* prompt_logprobs (or echo with logprobs): choices x prompt tokens per request
+ * (each choice's answer carries the prompt's rows, as vLLM's does). */
+#define SERVER_MAX_PROMPT_LOGPROBS_ROWS 8192
+/* Input bounds checked before anything is tokenized (docs/server.md): a
+ * prompt's text of more than max_model_len x SERVER_PROMPT_BYTES_PER_TOKEN
+ * bytes cannot fit the context (no token of Gemma's vocabulary is that long),
+ * and a request body is at most SERVER_BODY_BASE_BYTES plus max_model_len x
+ * SERVER_BODY_BYTES_PER_TOKEN (room for JSON escapes and the other fields),
+ * capped at SERVER_BODY_MAX_BYTES. */
+#define SERVER_PROMPT_BYTES_PER_TOKEN 32
+#define SERVER_BODY_BYTES_PER_TOKEN 64
+#define SERVER_BODY_BASE_BYTES (1u << 20)
+#define SERVER_BODY_MAX_BYTES (64u << 20)
 
 typedef struct server_opts {
 	const char *model;               /* folder or URL (hf://, http(s)://, s3://, gs://) */
@@ -118,6 +131,13 @@ long server_chat_tokens(server *s, const void *messages_json, int add_generation
 			int continue_final_message, int32_t **ids, char *err, size_t errlen);
 long server_text_tokens(server *s, const char *text, size_t len, int add_bos, int32_t **ids,
 			char *err, size_t errlen);
+/* The input bounds above, before parsing (body) and before tokenizing (text
+ * bytes; for chat, the sum of the messages' text): 0, or -1 with vLLM's
+ * context-length 400 in e. */
+int server_check_body(server *s, size_t body_len, oai_err *e);
+int server_check_prompt_bytes(server *s, size_t text_bytes, oai_err *e);
+/* The text bytes of a chat request's messages (contents, string or text parts). */
+size_t server_messages_bytes(const json_val *messages);
 
 /* server_metrics.c */
 int server_metrics_init(server *s);
