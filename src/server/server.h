@@ -136,7 +136,9 @@ long server_text_tokens(server *s, const char *text, size_t len, int add_bos, in
  * context-length 400 in e. */
 int server_check_body(server *s, size_t body_len, oai_err *e);
 int server_check_prompt_bytes(server *s, size_t text_bytes, oai_err *e);
-/* The text bytes of a chat request's messages (contents, string or text parts). */
+/* The text bytes of a chat request's messages (contents, string or text
+ * parts), plus 4 tokens' worth (4 x SERVER_PROMPT_BYTES_PER_TOKEN) per message
+ * for the template's tokens around each. */
 size_t server_messages_bytes(const json_val *messages);
 
 /* server_metrics.c */

@@ -102,7 +102,11 @@ int server_check_prompt_bytes(server *s, size_t bytes, oai_err *e)
 
 size_t server_messages_bytes(const json_val *messages)
 {
-	size_t n = 0;
+	/* Each message renders to at least 4 tokens of the template's own
+	 * (<start_of_turn>, the role, a newline, <end_of_turn>): counted as that
+	 * many tokens' worth of bytes, so that many empty messages are refused
+	 * untokenized too. */
+	size_t n = json_count(messages) * 4 * SERVER_PROMPT_BYTES_PER_TOKEN;
 	for (size_t i = 0; i < json_count(messages); i++) {
 		const json_val *c = json_get(json_at(messages, i), "content");
 		if (json_is(c, JSON_STRING)) n += c->u.str.len;

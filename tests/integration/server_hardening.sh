@@ -29,6 +29,7 @@ echo "== huge prompts are refused before tokenizing; /health answers meanwhile"
 python3 -c 'import json; print(json.dumps({"model":"tiny","prompt":"hello world "*((60<<20)//12),"max_tokens":1}))' >"$T/huge.json"
 python3 -c 'import json; print(json.dumps({"prompt":"x y "*(2<<20)}))' >"$T/tok8.json"
 python3 -c 'import json; print(json.dumps({"model":"tiny","messages":[{"role":"user","content":"abc "*8000}]}))' >"$T/chat.json"
+python3 -c 'import json; print(json.dumps({"messages":[{"role":["user","assistant"][i%2],"content":""} for i in range(20001)]}))' >"$T/many.json"
 curl -s -m 120 -o "$T/huge.out" -w '%{http_code} %{time_total}' -H "$K" -H 'Content-Type: application/json' \
 	--data-binary @"$T/huge.json" "http://127.0.0.1:$P/v1/completions" >"$T/huge.code" &
 HUGE=$!
@@ -57,7 +58,11 @@ grep -q "maximum context length is 512 tokens" "$T/tok8.out" || fail "8 MB /toke
 [ "$(curl -s -m 30 -o "$T/chat.out" -w '%{http_code}' -H "$K" --data-binary @"$T/chat.json" "http://127.0.0.1:$P/v1/chat/completions")" = 400 ] ||
 	fail "32 KB chat message: $(head -c 300 "$T/chat.out")"
 grep -q "maximum context length is 512 tokens" "$T/chat.out" || fail "long chat message: $(cat "$T/chat.out")"
-ok "8 MB /tokenize refused in $ms ms; a chat prompt over 512 x 32 bytes refused"
+start=$(date +%s%N)
+[ "$(curl -s -m 30 -o "$T/many.out" -w '%{http_code}' -H "$K" --data-binary @"$T/many.json" "http://127.0.0.1:$P/v1/chat/completions")" = 400 ] ||
+	fail "20001 empty messages: $(head -c 300 "$T/many.out")"
+grep -q "maximum context length is 512 tokens" "$T/many.out" || fail "20001 empty messages: $(head -c 300 "$T/many.out")"
+ok "8 MB /tokenize refused in $ms ms; a chat prompt over 512 x 32 bytes, and 20001 empty messages, refused in $(( ($(date +%s%N) - start) / 1000000 )) ms"
 
 echo "== integer fields beyond 32 and 64 bits"
 # status | body | a substring of the message (or of the answer)
