@@ -341,6 +341,7 @@ int main(int argc, char **argv)
 	s->loaded_async = ev_async_new(s->loop, on_loaded, s);
 	s->step_async = ev_async_new(s->loop, on_step_async, s);
 	if (!s->loaded_async || !s->step_async) { log_error("cannot create wake-ups: %s", strerror(errno)); return 1; }
+	if (server_openai_init(s) < 0) { log_error("cannot start the tokenizer thread"); return 1; }
 	httpd_limits lim;
 	httpd_limits_default(&lim);
 	lim.max_body_bytes = 64u << 20;
@@ -370,6 +371,7 @@ int main(int argc, char **argv)
 	}
 	if (s->drain_timer) ev_timer_del(s->loop, s->drain_timer);
 	httpd_free(s->http);
+	server_openai_deinit(s);
 	sched_free(s->sc);
 	engine_free(s->e);
 	tokenizer_free(s->tok);

@@ -4,7 +4,9 @@
  *
  * Threads: the HTTP loop thread (ev.h + httpd.h) owns every request and never
  * blocks on the engine; the scheduler thread (scheduler.h) runs the engine
- * steps; a loader thread reads the model at start-up while /health answers 503.
+ * steps; a tokenizer thread renders and tokenizes the completion prompts (a
+ * prompt of a long context takes a second or more, which the loop must not
+ * spend); a loader thread reads the model at start-up while /health answers 503.
  * The scheduler wakes the loop with an ev_async after each step; the loop then
  * reads every active call's new tokens (sched_progress) and writes them out.
  *
@@ -105,6 +107,7 @@ typedef struct server {
 	int primary_eos;                 /* stop_reason null for this id */
 	/* requests */
 	srv_call *calls;                 /* active completion calls (doubly linked) */
+	struct tok_queue *tokq;          /* the tokenizer thread (server_openai.c) */
 	size_t n_calls;
 	server_metrics m;
 	buf scratch, event;
@@ -117,6 +120,15 @@ void server_on_request(httpd_req *r, void *arg);
 void server_respond_json(httpd_req *r, int status, buf *body);
 
 /* server_openai.c */
+/* Starts and stops the tokenizer thread that prompts are tokenized on (off the
+ * loop). init after the loop exists; deinit after httpd_free. */
+int server_openai_init(server *s);
+void server_openai_deinit(server *s);
+/* POST /tokenize once its fields are checked: doc (owned from here), and
+ * messages (chat, with agp/cfm) or prompt (a string, with add_special); the
+ * ids are made on the tokenizer thread and the answer written on return. */
+void server_openai_tokenize(server *s, httpd_req *r, json_doc *doc, const json_val *messages, int agp, int cfm,
+			    const json_val *prompt, int add_special);
 /* A requested model (NULL: none named) must be the served one: else 404 in e. */
 int server_check_model(server *s, const char *model, oai_err *e);
 void server_openai_handle(server *s, httpd_req *r, int chat);

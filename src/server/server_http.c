@@ -96,14 +96,13 @@ static int check_model(server *s, httpd_req *r, const json_val *root)
 	return 0;
 }
 
+/* Checks the fields; the tokenizing itself is the tokenizer thread's
+ * (server_openai_tokenize), off the loop. */
 static void handle_tokenize(server *s, httpd_req *r)
 {
 	json_doc *doc = parse_body(s, r);
 	if (!doc) return;
 	const json_val *root = json_root(doc);
-	char err[512];
-	int32_t *ids = NULL;
-	long n;
 	oai_err e = {0};
 	if (check_model(s, r, root) < 0) goto out;
 	const json_val *prompt = json_get(root, "prompt"), *messages = json_get(root, "messages");
@@ -119,33 +118,20 @@ static void handle_tokenize(server *s, httpd_req *r)
 			httpd_error(r, e.status, e.msg, e.param);
 			goto out;
 		}
-		n = server_chat_tokens(s, messages, agp, cfm, &ids, err, sizeof err);
-	} else if (json_is(prompt, JSON_STRING)) {
+		server_openai_tokenize(s, r, doc, messages, agp, cfm, NULL, 0);
+		return;
+	}
+	if (json_is(prompt, JSON_STRING)) {
 		int add = json_bool(json_get(root, "add_special_tokens"), 1);
 		if (server_check_prompt_bytes(s, prompt->u.str.len, &e) < 0) {
 			httpd_error(r, e.status, e.msg, e.param);
 			goto out;
 		}
-		n = server_text_tokens(s, prompt->u.str.s, prompt->u.str.len, add, &ids, err, sizeof err);
-	} else {
-		httpd_error(r, 400, "Either `prompt` (a string) or `messages` (a list) is required.", NULL);
-		goto out;
+		server_openai_tokenize(s, r, doc, NULL, 0, 0, prompt, add);
+		return;
 	}
-	if (n < 0) { httpd_error(r, 400, err, NULL); goto out; }
-	json_w w;
-	buf_reset(&s->scratch);
-	jw_init(&w, &s->scratch);
-	jw_obj_begin(&w);
-	jw_key(&w, "count"); jw_int(&w, n);
-	jw_key(&w, "max_model_len"); jw_int(&w, s->max_model_len);
-	jw_key(&w, "tokens"); jw_arr_begin(&w);
-	for (long i = 0; i < n; i++) jw_int(&w, ids[i]);
-	jw_arr_end(&w);
-	jw_key(&w, "token_strs"); jw_null(&w);
-	jw_obj_end(&w);
-	server_respond_json(r, 200, &s->scratch);
+	httpd_error(r, 400, "Either `prompt` (a string) or `messages` (a list) is required.", NULL);
 out:
-	free(ids);
 	json_doc_free(doc);
 }
 

@@ -11,10 +11,16 @@
  * Per-request memory is one srv_call (with its parsed body, which the stop
  * strings point into), freed when the answer ended or the client left; a
  * client that leaves aborts its sequences at once (sched_release).
+ *
+ * A request's path: the handler parses and checks it on the loop (sizes
+ * before anything is tokenized), the tokenizer thread tokenizes its prompts,
+ * and back on the loop call_submit checks their lengths and submits one
+ * scheduler request per choice.
  */
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +60,16 @@ typedef struct choice {
 	int finish_sent;
 } choice;
 
+typedef struct params {
+	int64_t max_tokens;         /* -1: the default; INT64_MAX beyond int64 */
+	const char *max_tokens_key; /* the field it came from, for messages */
+	int64_t truncate;           /* truncate_prompt_tokens: keep the last this many; -1 = none */
+	int64_t n;
+	sched_params sp;
+	int add_generation_prompt, continue_final_message;
+	const json_val *messages, *prompt;
+} params;
+
 struct srv_call {
 	server *s;
 	httpd_req *r;
@@ -76,6 +92,22 @@ struct srv_call {
 	int started;                /* stream head written */
 	int failed;                 /* the connection is going away; on_close frees */
 	uint64_t t0_ms;
+	/* Tokenizing, on the tokenizer thread (tok_main) between the handler
+	 * and call_submit: the loop does not touch these meanwhile. */
+	params p;
+	size_t n_prompts;
+	int list_of_prompts;
+	int32_t **pids;             /* [n_prompts] each prompt's ids (malloc'd) */
+	long *pn;                   /* [n_prompts] their counts; -1 err, -2 te */
+	int32_t *base_ids;          /* a greedy continue_final_message: the head's ids */
+	long base_n;
+	char terr[512];
+	oai_err te;
+	int tokenizing;             /* queued or on the tokenizer thread */
+	int tokenize_only;          /* POST /tokenize: the ids are the answer */
+	int add_special;            /* /tokenize's add_special_tokens (a text prompt) */
+	int gone;                   /* the client left while it was (loop thread) */
+	srv_call *job_next;
 };
 
 /* ------------------------------------------------------------ prompts */
@@ -159,15 +191,6 @@ int server_check_model(server *s, const char *model, oai_err *e)
 	return 0;
 }
 
-typedef struct params {
-	int64_t max_tokens;         /* -1: the default; INT64_MAX beyond int64 */
-	const char *max_tokens_key; /* the field it came from, for messages */
-	int64_t truncate;           /* truncate_prompt_tokens: keep the last this many; -1 = none */
-	int64_t n;
-	sched_params sp;
-	int add_generation_prompt, continue_final_message;
-	const json_val *messages, *prompt;
-} params;
 
 static void token_text(srv_call *c, int32_t id, buf *out);
 static void render_prompt_lp(srv_call *c, const choice *ch, json_w *w);
@@ -429,6 +452,10 @@ static void call_free(srv_call *c)
 		free(c->ch[i].ends);
 	}
 	free(c->ch);
+	for (size_t i = 0; c->pids && i < c->n_prompts; i++) free(c->pids[i]);
+	free(c->pids);
+	free(c->pn);
+	free(c->base_ids);
 	buf_free(&c->plp_json);
 	free(c->bias_ids);
 	free(c->bias);
@@ -446,6 +473,13 @@ static void call_on_close(httpd_req *r, void *arg)
 {
 	srv_call *c = arg;
 	log_ratelimited(LOG_INFO, "client left %s %s before the answer ended", httpd_method(r), httpd_path(r));
+	if (c->tokenizing) {
+		/* The tokenizer thread has it: freed when it comes back. */
+		call_unlink(c);
+		c->r = NULL;
+		c->gone = 1;
+		return;
+	}
 	call_done(c);
 }
 
@@ -885,7 +919,7 @@ static void stream_progress(srv_call *c)
 
 static void call_progress(srv_call *c)
 {
-	if (c->failed || !c->r) return;
+	if (c->failed || !c->r || c->tokenizing) return;
 	int all = 1;
 	for (int i = 0; i < c->n_choices; i++) {
 		choice_take(c, &c->ch[i]);
@@ -907,6 +941,13 @@ void server_openai_abort_all(server *s, const char *why)
 {
 	while (s->calls) {
 		srv_call *c = s->calls;
+		if (c->tokenizing) {
+			httpd_req *r = call_take_req(c);
+			httpd_error(r, 503, why, NULL);
+			call_unlink(c);
+			c->gone = 1;
+			continue;
+		}
 		if (c->failed || !c->r) {
 			/* Already going away: drop it now (its on_close is cancelled). */
 			if (c->r) httpd_on_close(c->r, NULL, NULL);
@@ -928,7 +969,7 @@ void server_openai_abort_all(server *s, const char *why)
 	}
 }
 
-/* ------------------------------------------------------------ the handler */
+/* ------------------------------------------------------------ prompt ids */
 
 /* One prompt's ids (a string is encoded with <bos>); *ids is malloc'd. Token
  * ids are checked against the vocabulary before they are narrowed to int32
@@ -968,124 +1009,295 @@ static int context_error(oai_err *e, int max_len, long n, int64_t max_tokens, co
 		    max_len, (long double)n + mt, n, oai_int_text(mt_v, max_tokens, t, sizeof t));
 }
 
-void server_openai_handle(server *s, httpd_req *r, int chat)
+/* ------------------------------------------------------------ the tokenizer thread */
+
+/* Tokenizing a prompt of the context's length takes a while (a 4 MiB text
+ * about a second): it runs on a thread of its own, so that the loop keeps
+ * answering (/health among others) meanwhile. Calls go through a FIFO, one at
+ * a time; the thread reads only the call's parsed document and the read-only
+ * tokenizer, and writes only the call's pids/pn/base_ids/terr/te. */
+typedef struct tok_queue {
+	pthread_t thread;
+	int started, stop;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	srv_call *todo_head, *todo_tail;    /* waiting for the thread */
+	srv_call *done_head, *done_tail;    /* back to the loop */
+	srv_call *busy;                     /* on the thread now */
+	ev_async *done_async;
+} tok_queue;
+
+static void q_push(srv_call **head, srv_call **tail, srv_call *c)
 {
-	oai_err e = {0};
-	params p;
-	size_t len;
-	const char *body = httpd_body(r, &len);
-	int32_t *ids = NULL;
-	char err[512];
+	c->job_next = NULL;
+	if (*tail) (*tail)->job_next = c; else *head = c;
+	*tail = c;
+}
 
-	if (server_check_body(s, len, &e) < 0) { httpd_error(r, e.status, e.msg, e.param); return; }
-	srv_call *c = calloc(1, sizeof *c);
-	if (!c) { httpd_error(r, 503, "Out of memory.", NULL); return; }
-	c->s = s;
-	c->r = r;
-	c->chat = chat;
-	buf_init(&c->plp_json, 256u << 20);
-	c->t0_ms = time_mono_ms();
-	oai_make_id(c->id, sizeof c->id, chat, &s->id_seq, s->id_salt);
-	c->answer = (oai_answer){ .id = c->id, .model = s->o.served_name, .created = (int64_t)time_wall_s(),
-				  .chat = chat, .vllm_nulls = 1 };
-
-	c->doc = oai_parse_body(body, len, &e);
-	if (!c->doc) goto error;
-	const json_val *root = json_root(c->doc);
-	if (parse_params(s, c, root, &p, &e) < 0) goto error;
-
-	/* The prompts: one for chat; one or more for completions. */
-	const json_val *pr = p.prompt;
-	size_t n_prompts = 1;
-	int list_of_prompts = !chat && json_is(pr, JSON_ARRAY) &&
-			      (json_is(json_at(pr, 0), JSON_STRING) || json_is(json_at(pr, 0), JSON_ARRAY));
-	if (list_of_prompts) n_prompts = json_count(pr);
-	if (n_prompts * (size_t)p.n > SERVER_MAX_CHOICES) {
-		oai_fail(&e, 400, "n", "At most %d choices per request (prompts x n).", SERVER_MAX_CHOICES);
-		goto error;
+static srv_call *q_pop(srv_call **head, srv_call **tail)
+{
+	srv_call *c = *head;
+	if (c) {
+		*head = c->job_next;
+		if (!*head) *tail = NULL;
+		c->job_next = NULL;
 	}
-	c->n_choices = (int)(n_prompts * (size_t)p.n);
-	c->ch = calloc((size_t)c->n_choices, sizeof *c->ch);
-	if (!c->ch) { oai_fail(&e, 503, NULL, "Out of memory."); goto error; }
-	for (int i = 0; i < c->n_choices; i++) {
-		buf_init(&c->ch[i].text, 64u << 20);
-		c->ch[i].stop_tok = -1;
+	return c;
+}
+
+/* The greedy continue_final_message case (a replay of the assistant text). */
+static int wants_replay(const srv_call *c)
+{
+	const params *p = &c->p;
+	const json_val *last = c->chat ? json_at(p->messages, json_count(p->messages) - 1) : NULL;
+	const json_val *content = json_get(last, "content");
+	return c->chat && !c->tokenize_only && p->continue_final_message && p->sp.sp.temperature < 1e-5f && json_count(p->messages) >= 2 &&
+	       json_is(content, JSON_STRING) && content->u.str.len > 0 &&
+	       !strcmp(json_str(json_get(last, "role"), ""), "assistant");
+}
+
+/* Tokenizer thread: every prompt of c (stops at the first error). */
+static void tokenize_call(srv_call *c)
+{
+	server *s = c->s;
+	const params *p = &c->p;
+	for (size_t pi = 0; pi < c->n_prompts; pi++) {
+		const json_val *one = c->list_of_prompts ? json_at(p->prompt, pi) : p->prompt;
+		long n;
+		if (c->chat)
+			n = server_chat_tokens(s, p->messages, p->add_generation_prompt, p->continue_final_message,
+					       &c->pids[pi], c->terr, sizeof c->terr);
+		else if (c->tokenize_only)
+			n = server_text_tokens(s, one->u.str.s, one->u.str.len, c->add_special, &c->pids[pi], c->terr, sizeof c->terr);
+		else
+			n = prompt_ids(s, one, &c->pids[pi], c->terr, sizeof c->terr, &c->te);
+		c->pn[pi] = n;
+		if (n < 0) return;
 	}
-	int max_len = s->max_model_len;
-	uint64_t plp_rows = 0;
-	if (chat && server_check_prompt_bytes(s, server_messages_bytes(p.messages), &e) < 0) goto error;
-	for (size_t pi = 0; pi < n_prompts; pi++) {
-		const json_val *one_pr = list_of_prompts ? json_at(pr, pi) : pr;
-		if (!chat && json_is(one_pr, JSON_STRING) && server_check_prompt_bytes(s, one_pr->u.str.len, &e) < 0) goto error;
-		if (!chat && json_is(one_pr, JSON_ARRAY) && json_count(one_pr) >= (size_t)max_len) {
-			context_error(&e, max_len, (long)MIN(json_count(one_pr), (size_t)LONG_MAX), -1, NULL);
-			goto error;
+	if (wants_replay(c)) {
+		json_val head = *p->messages;
+		char err[256];
+		head.u.arr.n--;
+		c->base_n = server_chat_tokens(s, &head, 1, 0, &c->base_ids, err, sizeof err);
+	}
+}
+
+static void *tok_main(void *arg)
+{
+	server *s = arg;
+	tok_queue *tq = s->tokq;
+	pthread_mutex_lock(&tq->mu);
+	while (!tq->stop) {
+		srv_call *c = q_pop(&tq->todo_head, &tq->todo_tail);
+		if (!c) { pthread_cond_wait(&tq->cv, &tq->mu); continue; }
+		tq->busy = c;
+		pthread_mutex_unlock(&tq->mu);
+		tokenize_call(c);
+		pthread_mutex_lock(&tq->mu);
+		tq->busy = NULL;
+		q_push(&tq->done_head, &tq->done_tail, c);
+		pthread_mutex_unlock(&tq->mu);
+		ev_async_send(tq->done_async);
+		pthread_mutex_lock(&tq->mu);
+	}
+	pthread_mutex_unlock(&tq->mu);
+	return NULL;
+}
+
+static int call_submit(srv_call *c, oai_err *e);
+
+/* The answer of POST /tokenize: {count, max_model_len, tokens, token_strs}. */
+static void tokenize_answer(srv_call *c)
+{
+	server *s = c->s;
+	httpd_req *r = call_take_req(c);
+	long n = c->pn[0];
+	if (n < 0) {
+		httpd_error(r, 400, c->terr, NULL);
+		call_done(c);
+		return;
+	}
+	json_w w;
+	buf_reset(&s->scratch);
+	jw_init(&w, &s->scratch);
+	jw_obj_begin(&w);
+	jw_key(&w, "count"); jw_int(&w, n);
+	jw_key(&w, "max_model_len"); jw_int(&w, s->max_model_len);
+	jw_key(&w, "tokens"); jw_arr_begin(&w);
+	for (long i = 0; i < n; i++) jw_int(&w, c->pids[0][i]);
+	jw_arr_end(&w);
+	jw_key(&w, "token_strs"); jw_null(&w);
+	jw_obj_end(&w);
+	if (w.error) httpd_error(r, 500, "The answer is too large.", NULL);
+	else server_respond_json(r, 200, &s->scratch);
+	call_done(c);
+}
+
+/* Loop thread: calls back from the tokenizer go on to their submission. */
+static void on_tokenized(ev_loop *loop, void *arg)
+{
+	server *s = arg;
+	tok_queue *tq = s->tokq;
+	for (;;) {
+		pthread_mutex_lock(&tq->mu);
+		srv_call *c = q_pop(&tq->done_head, &tq->done_tail);
+		pthread_mutex_unlock(&tq->mu);
+		if (!c) break;
+		c->tokenizing = 0;
+		if (c->gone) { call_free(c); continue; }
+		if (c->tokenize_only) { tokenize_answer(c); continue; }
+		oai_err e = {0};
+		if (call_submit(c, &e) < 0) {
+			httpd_req *r = call_take_req(c);
+			httpd_error(r, e.status ? e.status : 400, e.msg, e.param);
+			if (!s->o.disable_log_requests && e.status >= 500) log_ratelimited(LOG_WARN, "request refused: %s", e.msg);
+			call_done(c);
 		}
 	}
-	for (size_t pi = 0; pi < n_prompts; pi++) {
-		long n;
+}
+
+int server_openai_init(server *s)
+{
+	tok_queue *tq = calloc(1, sizeof *tq);
+	if (!tq) return -1;
+	s->tokq = tq;
+	pthread_mutex_init(&tq->mu, NULL);
+	pthread_cond_init(&tq->cv, NULL);
+	tq->done_async = ev_async_new(s->loop, on_tokenized, s);
+	if (!tq->done_async || pthread_create(&tq->thread, NULL, tok_main, s) != 0) return -1;
+	tq->started = 1;
+	return 0;
+}
+
+void server_openai_deinit(server *s)
+{
+	tok_queue *tq = s->tokq;
+	if (!tq) return;
+	if (tq->started) {
+		pthread_mutex_lock(&tq->mu);
+		tq->stop = 1;
+		pthread_cond_signal(&tq->cv);
+		pthread_mutex_unlock(&tq->mu);
+		pthread_join(tq->thread, NULL);
+	}
+	/* Whatever is still queued lost its client with the HTTP server. */
+	srv_call *c;
+	while ((c = q_pop(&tq->todo_head, &tq->todo_tail))) call_free(c);
+	while ((c = q_pop(&tq->done_head, &tq->done_tail))) call_free(c);
+	if (tq->done_async) ev_async_free(tq->done_async);
+	pthread_mutex_destroy(&tq->mu);
+	pthread_cond_destroy(&tq->cv);
+	free(tq);
+	s->tokq = NULL;
+}
+
+/* Links c among the active calls (a drain waits for it) and hands it to the
+ * tokenizer thread; on_tokenized goes on when it is back. */
+static void call_enqueue(srv_call *c)
+{
+	server *s = c->s;
+	tok_queue *tq = s->tokq;
+	c->prev = NULL;
+	c->next = s->calls;
+	if (s->calls) s->calls->prev = c;
+	s->calls = c;
+	s->n_calls++;
+	httpd_on_close(c->r, call_on_close, c);
+	c->tokenizing = 1;
+	pthread_mutex_lock(&tq->mu);
+	q_push(&tq->todo_head, &tq->todo_tail, c);
+	pthread_cond_signal(&tq->cv);
+	pthread_mutex_unlock(&tq->mu);
+}
+
+void server_openai_tokenize(server *s, httpd_req *r, json_doc *doc, const json_val *messages, int agp, int cfm,
+			    const json_val *prompt, int add_special)
+{
+	srv_call *c = calloc(1, sizeof *c);
+	if (c) {
+		c->pids = calloc(1, sizeof *c->pids);
+		c->pn = calloc(1, sizeof *c->pn);
+	}
+	if (!c || !c->pids || !c->pn) {
+		if (c) { free(c->pids); free(c->pn); free(c); }
+		json_doc_free(doc);
+		httpd_error(r, 503, "Out of memory.", NULL);
+		return;
+	}
+	c->s = s;
+	c->r = r;
+	c->doc = doc;
+	c->tokenize_only = 1;
+	c->chat = messages != NULL;
+	c->n_prompts = 1;
+	c->p.messages = messages;
+	c->p.prompt = prompt;
+	c->p.add_generation_prompt = agp;
+	c->p.continue_final_message = cfm;
+	c->add_special = add_special;
+	buf_init(&c->plp_json, 1);
+	call_enqueue(c);
+}
+
+/* ------------------------------------------------------------ the handler */
+
+/* Loop thread, once the prompts are tokenized: their checks, then one
+ * scheduler request per choice. 0, or -1 with e. */
+static int call_submit(srv_call *c, oai_err *e)
+{
+	server *s = c->s;
+	params *pp = &c->p;
+	const params p = *pp;
+	const json_val *root = json_root(c->doc), *pr = p.prompt;
+	int chat = c->chat;
+	int max_len = s->max_model_len;
+	uint64_t plp_rows = 0;
+	for (size_t pi = 0; pi < c->n_prompts; pi++) {
+		long n = c->pn[pi];
+		int32_t *ids = c->pids[pi];
 		int truncated = 0;
-		const json_val *one = list_of_prompts ? json_at(pr, pi) : pr;
-		if (chat) n = server_chat_tokens(s, p.messages, p.add_generation_prompt, p.continue_final_message, &ids, err, sizeof err);
-		else n = prompt_ids(s, one, &ids, err, sizeof err, &e);
-		if (n == -2) goto error;
-		if (n < 0) { oai_fail(&e, 400, chat ? "messages" : "prompt", "%s", err); goto error; }
+		const json_val *one = c->list_of_prompts ? json_at(pr, pi) : pr;
+		if (n == -2) { *e = c->te; return -1; }
+		if (n < 0) return oai_fail(e, 400, chat ? "messages" : "prompt", "%s", c->terr);
 		if (p.truncate >= 0 && n > p.truncate) {
 			/* vLLM keeps the last truncate_prompt_tokens tokens. */
 			memmove(ids, ids + (n - p.truncate), (size_t)p.truncate * sizeof *ids);
 			n = (long)p.truncate;
 			truncated = 1;
 		}
-		if (n == 0) { oai_fail(&e, 400, "prompt", "Prompt cannot be empty."); goto error; }
+		if (n == 0) return oai_fail(e, 400, "prompt", "Prompt cannot be empty.");
 		for (long k = 0; k < n; k++)
-			if (ids[k] >= engine_vocab(s->e)) {
-				oai_fail(&e, 400, "prompt", "Token id %d is out of vocabulary (the model has %d).", (int)ids[k], engine_vocab(s->e));
-				goto error;
-			}
-		if (n >= max_len || (p.max_tokens >= 1 && p.max_tokens > max_len - n)) {
-			context_error(&e, max_len, n, n >= max_len ? -1 : p.max_tokens, json_get(root, p.max_tokens_key));
-			goto error;
-		}
+			if (ids[k] >= engine_vocab(s->e))
+				return oai_fail(e, 400, "prompt", "Token id %d is out of vocabulary (the model has %d).", (int)ids[k], engine_vocab(s->e));
+		if (n >= max_len || (p.max_tokens >= 1 && p.max_tokens > max_len - n))
+			return context_error(e, max_len, n, n >= max_len ? -1 : p.max_tokens, json_get(root, p.max_tokens_key));
 		/* Prompt log-probabilities are written once per choice (vLLM's
 		 * shape): bound the rows of the answer, n x prompt tokens. */
 		plp_rows += p.sp.prompt_logprobs ? (uint64_t)n * (uint64_t)p.n : 0;
-		if (plp_rows > SERVER_MAX_PROMPT_LOGPROBS_ROWS) {
-			oai_fail(&e, 400, "prompt_logprobs", "prompt_logprobs (or echo with logprobs) for n=%" PRId64 " choices of prompts of this length would write %" PRIu64 " rows; at most %d rows (choices x prompt tokens) per request.",
-				 p.n, plp_rows, SERVER_MAX_PROMPT_LOGPROBS_ROWS);
-			goto error;
-		}
+		if (plp_rows > SERVER_MAX_PROMPT_LOGPROBS_ROWS)
+			return oai_fail(e, 400, "prompt_logprobs", "prompt_logprobs (or echo with logprobs) for n=%" PRId64 " choices of prompts of this length would write %" PRIu64 " rows; at most %d rows (choices x prompt tokens) per request.",
+					p.n, plp_rows, SERVER_MAX_PROMPT_LOGPROBS_ROWS);
 		int64_t room = max_len - n;
 		sched_params sp = p.sp;
 		/* A greedy continuation of an assistant message: replay its text as the
 		 * model's own tokens (scheduler.h, forced replay), so the result is the
 		 * one an uninterrupted run gives. */
-		const json_val *last = chat ? json_at(p.messages, json_count(p.messages) - 1) : NULL;
-		const json_val *last_content = json_get(last, "content");
-		if (chat && p.continue_final_message && sp.sp.temperature < 1e-5f && json_count(p.messages) >= 2 &&
-		    json_is(last_content, JSON_STRING) && last_content->u.str.len > 0 &&
-		    !strcmp(json_str(json_get(last, "role"), ""), "assistant")) {
-			json_val head = *p.messages;
-			int32_t *base = NULL;
-			head.u.arr.n--;
-			long nb = server_chat_tokens(s, &head, 1, 0, &base, err, sizeof err);
-			if (nb > 0) {
-				free(ids);
-				ids = base;
-				n = nb;
-				sp.forced_text = last_content->u.str.s;
-				sp.forced_len = last_content->u.str.len;
-			} else {
-				free(base);
-			}
+		if (wants_replay(c) && c->base_n > 0) {
+			const json_val *last_content = json_get(json_at(p.messages, json_count(p.messages) - 1), "content");
+			ids = c->base_ids;
+			n = c->base_n;
+			sp.forced_text = last_content->u.str.s;
+			sp.forced_len = last_content->u.str.len;
 		}
 		sp.max_tokens = (int)(p.max_tokens >= 1 ? p.max_tokens : chat ? room : MIN(room, 16));
 		for (int64_t k = 0; k < p.n; k++) {
 			choice *ch = &c->ch[pi * (size_t)p.n + (size_t)k];
+			char err[512];
 			ch->index = (int)(pi * (size_t)p.n + (size_t)k);
 			if (c->stream) {
 				ch->ends_cap = sp.max_tokens;
 				ch->ends = calloc((size_t)sp.max_tokens, sizeof *ch->ends);
-				if (!ch->ends) { oai_fail(&e, 503, NULL, "Out of memory."); goto error; }
+				if (!ch->ends) return oai_fail(e, 503, NULL, "Out of memory.");
 			}
 			ch->prompt_i = (int)pi;
 			tok_stream_init(&ch->ts, s->tok, json_bool(json_get(root, "skip_special_tokens"), 1));
@@ -1102,25 +1314,74 @@ void server_openai_handle(server *s, httpd_req *r, int chat)
 			sp.prompt_logprobs = k == 0 ? p.sp.prompt_logprobs : 0;
 			int busy = 0;
 			ch->q = sched_submit(s->sc, ids, (int)n, &sp, c, &busy, err, sizeof err);
-			if (!ch->q) {
-				oai_fail(&e, busy ? 503 : 400, NULL, "%s", err);
-				goto error;
-			}
+			if (!ch->q) return oai_fail(e, busy ? 503 : 400, NULL, "%s", err);
 			ch->plp_q = sp.prompt_logprobs ? ch->q : c->ch[pi * (size_t)p.n].plp_q;
 		}
-		free(ids);
-		ids = NULL;
 	}
-	c->prev = NULL;
-	c->next = s->calls;
-	if (s->calls) s->calls->prev = c;
-	s->calls = c;
-	s->n_calls++;
-	httpd_on_close(r, call_on_close, c);
+	return 0;
+}
+
+void server_openai_handle(server *s, httpd_req *r, int chat)
+{
+	oai_err e = {0};
+	size_t len;
+	const char *body = httpd_body(r, &len);
+
+	if (server_check_body(s, len, &e) < 0) { httpd_error(r, e.status, e.msg, e.param); return; }
+	srv_call *c = calloc(1, sizeof *c);
+	if (!c) { httpd_error(r, 503, "Out of memory.", NULL); return; }
+	c->s = s;
+	c->r = r;
+	c->chat = chat;
+	buf_init(&c->plp_json, 256u << 20);
+	c->t0_ms = time_mono_ms();
+	oai_make_id(c->id, sizeof c->id, chat, &s->id_seq, s->id_salt);
+	c->answer = (oai_answer){ .id = c->id, .model = s->o.served_name, .created = (int64_t)time_wall_s(),
+				  .chat = chat, .vllm_nulls = 1 };
+
+	c->doc = oai_parse_body(body, len, &e);
+	if (!c->doc) goto error;
+	const json_val *root = json_root(c->doc);
+	params *pp = &c->p;
+	if (parse_params(s, c, root, pp, &e) < 0) goto error;
+	const params p = *pp;
+
+	/* The prompts: one for chat; one or more for completions. */
+	const json_val *pr = p.prompt;
+	size_t n_prompts = 1;
+	int list_of_prompts = !chat && json_is(pr, JSON_ARRAY) &&
+			      (json_is(json_at(pr, 0), JSON_STRING) || json_is(json_at(pr, 0), JSON_ARRAY));
+	if (list_of_prompts) n_prompts = json_count(pr);
+	if (n_prompts * (size_t)p.n > SERVER_MAX_CHOICES) {
+		oai_fail(&e, 400, "n", "At most %d choices per request (prompts x n).", SERVER_MAX_CHOICES);
+		goto error;
+	}
+	c->n_prompts = n_prompts;
+	c->list_of_prompts = list_of_prompts;
+	c->n_choices = (int)(n_prompts * (size_t)p.n);
+	c->ch = calloc((size_t)c->n_choices, sizeof *c->ch);
+	c->pids = calloc(n_prompts, sizeof *c->pids);
+	c->pn = calloc(n_prompts, sizeof *c->pn);
+	if (!c->ch || !c->pids || !c->pn) { oai_fail(&e, 503, NULL, "Out of memory."); goto error; }
+	for (int i = 0; i < c->n_choices; i++) {
+		buf_init(&c->ch[i].text, 64u << 20);
+		c->ch[i].stop_tok = -1;
+	}
+	/* What cannot fit is refused before any tokenizing. */
+	int max_len = s->max_model_len;
+	if (chat && server_check_prompt_bytes(s, server_messages_bytes(p.messages), &e) < 0) goto error;
+	for (size_t pi = 0; pi < n_prompts; pi++) {
+		const json_val *one_pr = list_of_prompts ? json_at(pr, pi) : pr;
+		if (!chat && json_is(one_pr, JSON_STRING) && server_check_prompt_bytes(s, one_pr->u.str.len, &e) < 0) goto error;
+		if (!chat && json_is(one_pr, JSON_ARRAY) && json_count(one_pr) >= (size_t)max_len) {
+			context_error(&e, max_len, (long)MIN(json_count(one_pr), (size_t)LONG_MAX), -1, NULL);
+			goto error;
+		}
+	}
+	call_enqueue(c);
 	return;
 
 error:
-	free(ids);
 	httpd_error(r, e.status ? e.status : 400, e.msg, e.param);
 	if (!s->o.disable_log_requests && e.status >= 500) log_ratelimited(LOG_WARN, "request refused: %s", e.msg);
 	call_free(c);

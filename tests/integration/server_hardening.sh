@@ -64,6 +64,38 @@ start=$(date +%s%N)
 grep -q "maximum context length is 512 tokens" "$T/many.out" || fail "20001 empty messages: $(head -c 300 "$T/many.out")"
 ok "8 MB /tokenize refused in $ms ms; a chat prompt over 512 x 32 bytes, and 20001 empty messages, refused in $(( ($(date +%s%N) - start) / 1000000 )) ms"
 
+echo "== a long context: prompts within the bound are tokenized off the loop"
+# 131072 positions: a 2 MiB prompt is within 131072 x 32 bytes, so it is
+# tokenized (about half a million tokens, seconds under the sanitizers), both
+# by completions (then refused for its length) and by /tokenize; /health
+# must answer throughout.
+make_model "$T/m128k" tiny 1 --max-pos 131072
+start_server P2 --model "$T/m128k" --served-model-name tiny --max-model-len 131072 --num-kv-blocks 8200
+python3 -c 'import json; print(json.dumps({"prompt":"hello world, this is some text "*((2<<20)//31),"max_tokens":1}))' >"$T/long.json"
+curl -s -m 300 -o "$T/long.out" -w '%{http_code} %{time_total}' --data-binary @"$T/long.json" \
+	"http://127.0.0.1:$P2/v1/completions" >"$T/long.code" &
+LONG=$!
+python3 -c 'import json; print(json.dumps({"prompt":"hello world, this is some text "*((2<<20)//31)}))' >"$T/ltok.json"
+curl -s -m 300 -o "$T/ltok.out" -w '%{http_code}' --data-binary @"$T/ltok.json" "http://127.0.0.1:$P2/tokenize" >"$T/ltok.code" &
+LTOK=$!
+BG_PIDS="$BG_PIDS $LONG $LTOK"
+slow=0 polls=0
+for _ in $(seq 1 600); do
+	kill -0 "$LONG" 2>/dev/null || kill -0 "$LTOK" 2>/dev/null || break
+	code=$(curl -s -m 1 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$P2/health")
+	[ "$code" = 200 ] || slow=$((slow + 1))
+	polls=$((polls + 1))
+	sleep 0.2
+done
+wait "$LONG" "$LTOK"
+[ "$(cat "$T/ltok.code")" = 200 ] || fail "/tokenize of 2 MiB: $(head -c 300 "$T/ltok.out")"
+jcheck "$T/ltok.out" 'd["count"]==len(d["tokens"])>400000 and d["max_model_len"]==131072' "/tokenize of 2 MiB"
+read -r code secs <"$T/long.code"
+[ "$code" = 400 ] && grep -q "maximum context length is 131072 tokens" "$T/long.out" || fail "2 MiB prompt at 131072: $code $(head -c 300 "$T/long.out")"
+[ "$slow" = 0 ] || fail "/health went unanswered $slow of $polls times while a 2 MiB prompt was tokenized"
+ok "2 MiB prompt and /tokenize tokenized off the loop (${secs}s, then the context 400); /health answered all $polls polls"
+stop_server "$P2_PID"
+
 echo "== integer fields beyond 32 and 64 bits"
 # status | body | a substring of the message (or of the answer)
 while IFS='|' read -r want body msg; do
