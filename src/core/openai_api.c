@@ -57,11 +57,31 @@ int oai_get_bool(const json_val *obj, const char *key, int dflt, int *out, oai_e
 	return 0;
 }
 
+int oai_int_sat(const json_val *v, int64_t *out)
+{
+	if (json_int64(v, out) == 0) return 0;
+	if (!json_is(v, JSON_NUMBER)) return -1;
+	double d = v->u.num;
+	if (!isfinite(d) || d != floor(d)) return -1;
+	*out = d > 0 ? INT64_MAX : INT64_MIN;
+	return 0;
+}
+
+const char *oai_int_text(const json_val *v, int64_t x, char *buf, size_t size)
+{
+	int64_t exact;
+	if (json_is(v, JSON_NUMBER) && json_int64(v, &exact) < 0 && isfinite(v->u.num))
+		snprintf(buf, size, "%.0f", v->u.num);
+	else
+		snprintf(buf, size, "%" PRId64, x);
+	return buf;
+}
+
 int oai_get_int(const json_val *obj, const char *key, int64_t dflt, int64_t *out, oai_err *e)
 {
 	const json_val *v = json_get(obj, key);
 	if (oai_absent(v)) { *out = dflt; return 0; }
-	if (json_int64(v, out) < 0) return oai_fail(e, 400, key, "%s: Input should be a valid integer", key);
+	if (oai_int_sat(v, out) < 0) return oai_fail(e, 400, key, "%s: Input should be a valid integer", key);
 	return 0;
 }
 
@@ -114,7 +134,7 @@ static int token_ids_ok(const json_val *ids)
 {
 	int64_t n;
 	for (size_t k = 0; k < json_count(ids); k++)
-		if (json_int64(json_at(ids, k), &n) < 0 || n < 0) return 0;
+		if (oai_int_sat(json_at(ids, k), &n) < 0 || n < 0) return 0;
 	return 1;
 }
 
@@ -167,19 +187,24 @@ int oai_parse_max_tokens(const json_val *root, int chat, int64_t *max_tokens, oa
 	int64_t mt, mct;
 	if (oai_get_int(root, "max_tokens", -1, &mt, e) < 0) return -1;
 	if (oai_get_int(root, "max_completion_tokens", -1, &mct, e) < 0) return -1;
+	char t[40];
 	if (!oai_absent(json_get(root, "max_tokens")) && mt < 1)
-		return oai_fail(e, 400, "max_tokens", "max_tokens must be at least 1, got %" PRId64 ".", mt);
+		return oai_fail(e, 400, "max_tokens", "max_tokens must be at least 1, got %s.",
+				oai_int_text(json_get(root, "max_tokens"), mt, t, sizeof t));
 	if (chat && !oai_absent(json_get(root, "max_completion_tokens")) && mct < 1)
-		return oai_fail(e, 400, "max_completion_tokens", "max_completion_tokens must be at least 1, got %" PRId64 ".", mct);
+		return oai_fail(e, 400, "max_completion_tokens", "max_completion_tokens must be at least 1, got %s.",
+				oai_int_text(json_get(root, "max_completion_tokens"), mct, t, sizeof t));
 	*max_tokens = chat && mct >= 1 ? mct : mt;
 	return 0;
 }
 
 int oai_parse_n(const json_val *root, int64_t max_n, int64_t *n, oai_err *e)
 {
+	char t[40];
 	if (oai_get_int(root, "n", 1, n, e) < 0) return -1;
-	if (*n < 1) return oai_fail(e, 400, "n", "n must be at least 1, got %" PRId64 ".", *n);
-	if (*n > max_n) return oai_fail(e, 400, "n", "n must be at most %" PRId64 ", got %" PRId64 ".", max_n, *n);
+	if (*n < 1) return oai_fail(e, 400, "n", "n must be at least 1, got %s.", oai_int_text(json_get(root, "n"), *n, t, sizeof t));
+	if (*n > max_n)
+		return oai_fail(e, 400, "n", "n must be at most %" PRId64 ", got %s.", max_n, oai_int_text(json_get(root, "n"), *n, t, sizeof t));
 	return 0;
 }
 
@@ -201,11 +226,18 @@ int oai_parse_sampling(const json_val *root, oai_sampling *s, oai_err *e)
 		return oai_fail(e, 400, "min_p", "min_p must be in [0, 1], got %g.", s->min_p);
 	s->has_min_p = rc;
 	s->has_top_k = !oai_absent(json_get(root, "top_k"));
+	char t[40];
 	if (oai_get_int(root, "top_k", 0, &s->top_k, e) < 0) return -1;
 	if (s->top_k < -1)
-		return oai_fail(e, 400, "top_k", "top_k must be -1 (disable), or at least 1, got %" PRId64 ".", s->top_k);
-	s->has_seed = !oai_absent(json_get(root, "seed"));
+		return oai_fail(e, 400, "top_k", "top_k must be -1 (disable), or at least 1, got %s.",
+				oai_int_text(json_get(root, "top_k"), s->top_k, t, sizeof t));
+	/* vLLM bounds seed to a C long (pydantic's ge/le and its words). */
+	const json_val *seed = json_get(root, "seed");
+	s->has_seed = !oai_absent(seed);
 	if (oai_get_int(root, "seed", 0, &s->seed, e) < 0) return -1;
+	if (s->has_seed && json_int64(seed, &s->seed) < 0)
+		return oai_fail(e, 400, "seed", "seed: Input should be %s", s->seed > 0 ? "less than or equal to 9223372036854775807"
+										: "greater than or equal to -9223372036854775808");
 	s->presence_penalty = s->frequency_penalty = 0;
 	s->repetition_penalty = 1;
 	const char *const keys[2] = {"presence_penalty", "frequency_penalty"};
@@ -225,11 +257,13 @@ int oai_parse_sampling(const json_val *root, oai_sampling *s, oai_err *e)
 }
 
 /* The bounds of a logprobs count (chat top_logprobs, completions logprobs). */
-static int check_top(const char *key, int64_t n, int max_top, oai_err *e)
+static int check_top(const json_val *root, const char *key, int64_t n, int max_top, oai_err *e)
 {
+	char t[40];
+	oai_int_text(json_get(root, key), n, t, sizeof t);
 	if (n > max_top)
-		return oai_fail(e, 400, key, "Requested sample logprobs of %" PRId64 ", which is greater than max allowed: %d", n, max_top);
-	if (n < -1) return oai_fail(e, 400, key, "%s must be non-negative, got %" PRId64 ".", key, n);
+		return oai_fail(e, 400, key, "Requested sample logprobs of %s, which is greater than max allowed: %d", t, max_top);
+	if (n < -1) return oai_fail(e, 400, key, "%s must be non-negative, got %s.", key, t);
 	return 0;
 }
 
@@ -241,7 +275,7 @@ int oai_parse_logprobs(const json_val *root, int chat, int max_top, int *logprob
 	if (!chat) {
 		if (oai_get_int(root, "logprobs", -1, &n, e) < 0) return -1;
 		if (max_top < 0) return 0;
-		if (check_top("logprobs", n, max_top, e) < 0) return -1;
+		if (check_top(root, "logprobs", n, max_top, e) < 0) return -1;
 		*logprobs = (int)n;
 		return 0;
 	}
@@ -250,7 +284,7 @@ int oai_parse_logprobs(const json_val *root, int chat, int max_top, int *logprob
 	if (n >= 0 && !lp)
 		return oai_fail(e, 400, "top_logprobs", "when using `top_logprobs`, `logprobs` must be set to true.");
 	if (max_top < 0) return 0;
-	if (check_top("top_logprobs", n, max_top, e) < 0) return -1;
+	if (check_top(root, "top_logprobs", n, max_top, e) < 0) return -1;
 	if (lp) *logprobs = n > 0 ? (int)n : 0;
 	return 0;
 }

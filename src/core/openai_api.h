@@ -49,8 +49,19 @@ json_doc *oai_parse_body(const char *body, size_t len, oai_err *e);
 /* 1 when v is missing or null (vLLM treats both as "not given"). */
 int oai_absent(const json_val *v);
 
+/* An integral JSON number of any size (1, 2.0, 1e30, 99999999999999999999)
+ * into *out, saturated to INT64_MIN/INT64_MAX beyond int64: vLLM's integer
+ * fields are Python ints without bound, so a huge value must meet the field's
+ * range check and its message, never be truncated or wrap. Returns 0, or -1
+ * for a non-number, a fraction or an infinity. */
+int oai_int_sat(const json_val *v, int64_t *out);
+/* The integer v as the client wrote it (beyond int64: its digits from the
+ * double, as Python prints a big int), else x, into buf. Returns buf. */
+const char *oai_int_text(const json_val *v, int64_t x, char *buf, size_t size);
+
 /* Typed optional fields: *out = dflt when absent; -1 with "KEY: Input should
- * be a valid boolean/integer" on a bad type. */
+ * be a valid boolean/integer" on a bad type. Integers are read with
+ * oai_int_sat (saturated, never truncated). */
 int oai_get_bool(const json_val *obj, const char *key, int dflt, int *out, oai_err *e);
 int oai_get_int(const json_val *obj, const char *key, int64_t dflt, int64_t *out, oai_err *e);
 /* An optional number: 1 when present (*out set), 0 when absent, -1 on a bad type. */

@@ -3,6 +3,7 @@
  * weights (see model.h). The weights are views into the safetensors mappings;
  * only the small norm vectors are copied (as 1 + w in f32).
  */
+#include <float.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
@@ -15,29 +16,72 @@
 #include "infer/model.h"
 
 
-/* An integer field in [lo, hi], or dflt when absent (dflt < lo means required). */
-static int get_int(const json_val *o, const char *key, long dflt, long lo, long hi, int *out,
-                   char *err, size_t errlen)
+/* Every value is checked at load so that a bad file is refused with its name
+ * and field, never loaded into a model that reports healthy and then fails
+ * (or converts a float out of range to an int, which C leaves undefined). */
+
+/* An integer field in [lo, hi], or dflt when absent (dflt < lo means required).
+ * A number written as 4.0 or 1e3 counts when it is an exact integer. */
+static int get_int_in(const json_val *o, const char *file, const char *key, long dflt, long lo, long hi, int *out,
+		      char *err, size_t errlen)
 {
 	const json_val *v = json_get(o, key);
+	int64_t x;
 	if (!v || json_is(v, JSON_NULL)) {
-		if (dflt < lo) return util_errf(err, errlen, "config.json: %s is missing", key);
+		if (dflt < lo) return util_errf(err, errlen, "%s: %s is missing", file, key);
 		*out = (int)dflt;
 		return 0;
 	}
-	if (!json_is(v, JSON_NUMBER) || !v->is_int || v->i < lo || v->i > hi)
-		return util_errf(err, errlen, "config.json: %s must be an integer in [%ld, %ld]", key, lo, hi);
-	*out = (int)v->i;
+	if (json_int64(v, &x) < 0 || x < lo || x > hi)
+		return util_errf(err, errlen, "%s: %s must be an integer in [%ld, %ld]", file, key, lo, hi);
+	*out = (int)x;
 	return 0;
 }
 
-static int get_float(const json_val *o, const char *key, double dflt, float *out, char *err, size_t errlen)
+static int get_int(const json_val *o, const char *key, long dflt, long lo, long hi, int *out, char *err, size_t errlen)
 {
+	return get_int_in(o, "config.json", key, dflt, lo, hi, out, err, errlen);
+}
+
+/* Lower bounds of a float field. */
+enum { GT_ZERO, GE_ZERO, GE_ONE, ANY };
+
+/* A finite number that fits a float, with its bound, or dflt when absent. */
+static int get_float_in(const json_val *o, const char *file, const char *key, double dflt, int bound, float *out,
+			char *err, size_t errlen)
+{
+	static const char *const what[] = {"a finite number > 0", "a finite number >= 0", "a finite number >= 1",
+					   "a finite number"};
 	const json_val *v = json_get(o, key);
 	if (!v || json_is(v, JSON_NULL)) { *out = (float)dflt; return 0; }
-	if (!json_is(v, JSON_NUMBER) || !isfinite(v->u.num))
-		return util_errf(err, errlen, "config.json: %s must be a number", key);
-	*out = (float)v->u.num;
+	double x = json_num(v, NAN);
+	int ok = json_is(v, JSON_NUMBER) && isfinite(x) && fabs(x) <= FLT_MAX;
+	if (ok && bound == GT_ZERO) ok = x > 0 && (float)x > 0;   /* a tiny eps must not round to 0 */
+	if (ok && bound == GE_ZERO) ok = x >= 0;
+	if (ok && bound == GE_ONE) ok = x >= 1;
+	if (!ok) return util_errf(err, errlen, "%s: %s must be %s", file, key, what[bound]);
+	*out = (float)x;
+	return 0;
+}
+
+static int get_float(const json_val *o, const char *key, double dflt, int bound, float *out, char *err, size_t errlen)
+{
+	return get_float_in(o, "config.json", key, dflt, bound, out, err, errlen);
+}
+
+/* A token id field (a number or, for eos_token_id, a list of them) in
+ * [0, vocab): the ids the file names must exist. */
+static int check_ids(const json_val *o, const char *file, const char *key, int vocab, char *err, size_t errlen)
+{
+	const json_val *v = json_get(o, key);
+	if (!v || json_is(v, JSON_NULL)) return 0;
+	size_t n = json_is(v, JSON_ARRAY) ? json_count(v) : 1;
+	for (size_t i = 0; i < n; i++) {
+		const json_val *x = json_is(v, JSON_ARRAY) ? json_at(v, i) : v;
+		int64_t id;
+		if (json_int64(x, &id) < 0 || id < 0 || id >= vocab)
+			return util_errf(err, errlen, "%s: %s must be a token id in [0, %d)", file, key, vocab);
+	}
 	return 0;
 }
 
@@ -70,20 +114,23 @@ int model_config_parse(model_config *c, const char *text, size_t len, char *err,
 	    get_int(o, "vocab_size", 262208, 1, 1 << 24, &c->vocab, err, errlen) < 0 ||
 	    get_int(o, "sliding_window", 4096, 1, INT_MAX, &c->sliding_window, err, errlen) < 0 ||
 	    get_int(o, "max_position_embeddings", 131072, 1, INT_MAX, &c->max_position, err, errlen) < 0 ||
-	    get_float(o, "rope_theta", 1e6, &c->rope_theta, err, errlen) < 0 ||
-	    get_float(o, "rope_local_base_freq", 1e4, &c->rope_local_theta, err, errlen) < 0 ||
-	    get_float(o, "query_pre_attn_scalar", 256, &c->query_pre_attn_scalar, err, errlen) < 0 ||
-	    get_float(o, "rms_norm_eps", 1e-6, &c->rms_eps, err, errlen) < 0 ||
-	    get_float(o, "attn_logit_softcapping", 0, &c->attn_softcap, err, errlen) < 0 ||
-	    get_float(o, "final_logit_softcapping", 0, &c->final_softcap, err, errlen) < 0)
+	    get_float(o, "rope_theta", 1e6, GT_ZERO, &c->rope_theta, err, errlen) < 0 ||
+	    get_float(o, "rope_local_base_freq", 1e4, GT_ZERO, &c->rope_local_theta, err, errlen) < 0 ||
+	    get_float(o, "query_pre_attn_scalar", 256, GT_ZERO, &c->query_pre_attn_scalar, err, errlen) < 0 ||
+	    get_float(o, "rms_norm_eps", 1e-6, GT_ZERO, &c->rms_eps, err, errlen) < 0 ||
+	    get_float(o, "attn_logit_softcapping", 0, GE_ZERO, &c->attn_softcap, err, errlen) < 0 ||
+	    get_float(o, "final_logit_softcapping", 0, GE_ZERO, &c->final_softcap, err, errlen) < 0 ||
+	    check_ids(o, "config.json", "bos_token_id", c->vocab, err, errlen) < 0 ||
+	    check_ids(o, "config.json", "eos_token_id", c->vocab, err, errlen) < 0 ||
+	    check_ids(o, "config.json", "pad_token_id", c->vocab, err, errlen) < 0)
 		goto out;
 	if (c->n_heads % c->n_kv_heads != 0) {
 		util_errf(err, errlen, "config.json: num_attention_heads %d is not a multiple of num_key_value_heads %d",
 		     c->n_heads, c->n_kv_heads);
 		goto out;
 	}
-	if (c->head_dim % 2 || c->rope_theta <= 0 || c->rope_local_theta <= 0 || c->query_pre_attn_scalar <= 0) {
-		util_errf(err, errlen, "config.json: head_dim must be even and rope bases and query_pre_attn_scalar positive");
+	if (c->head_dim % 2) {
+		util_errf(err, errlen, "config.json: head_dim %d must be even (rotary pairs)", c->head_dim);
 		goto out;
 	}
 	const char *act = json_str(json_get(o, "hidden_activation"), "gelu_pytorch_tanh");
@@ -95,12 +142,11 @@ int model_config_parse(model_config *c, const char *text, size_t len, char *err,
 	const json_val *rs = json_get(o, "rope_scaling");
 	if (rs && !json_is(rs, JSON_NULL)) {
 		const char *type = json_str(json_get(rs, "rope_type"), json_str(json_get(rs, "type"), ""));
-		double f = json_num(json_get(rs, "factor"), 0);
-		if (strcmp(type, "linear") != 0 || !(f >= 1)) {
+		if (!json_is(rs, JSON_OBJECT) || strcmp(type, "linear") != 0 || !json_get(rs, "factor")) {
 			util_errf(err, errlen, "config.json: rope_scaling must be {\"rope_type\": \"linear\", \"factor\" >= 1}");
 			goto out;
 		}
-		c->rope_scaling = (float)f;
+		if (get_float_in(rs, "config.json: rope_scaling", "factor", 1, GE_ONE, &c->rope_scaling, err, errlen) < 0) goto out;
 	}
 	const json_val *lt = json_get(o, "layer_types");
 	if (lt && !json_is(lt, JSON_NULL)) {
@@ -137,32 +183,61 @@ int model_generation_parse(model_generation *g, const char *text, size_t len, ch
 	int rc = -1;
 	if (!json_is(o, JSON_OBJECT)) { util_errf(err, errlen, "generation_config.json: not an object"); goto out; }
 	g->has_file = 1;
-	g->do_sample = json_bool(json_get(o, "do_sample"), 0);
-	g->temperature = (float)json_num(json_get(o, "temperature"), 1.0);
-	g->top_k = (int)json_num(json_get(o, "top_k"), 0);
-	g->top_p = (float)json_num(json_get(o, "top_p"), 1.0);
-	g->min_p = (float)json_num(json_get(o, "min_p"), 0.0);
-	g->repetition_penalty = (float)json_num(json_get(o, "repetition_penalty"), 1.0);
-	g->bos_id = (int)json_num(json_get(o, "bos_token_id"), 2);
-	g->pad_id = (int)json_num(json_get(o, "pad_token_id"), 0);
-	const json_val *eos = json_get(o, "eos_token_id");
-	if (json_is(eos, JSON_NUMBER)) {
-		g->eos_ids[0] = (int)eos->u.num;
-		g->n_eos = 1;
-	} else if (json_is(eos, JSON_ARRAY)) {
-		g->n_eos = 0;
-		for (size_t i = 0; i < json_count(eos) && g->n_eos < MODEL_MAX_EOS; i++)
-			if (json_is(json_at(eos, i), JSON_NUMBER)) g->eos_ids[g->n_eos++] = (int)json_num(json_at(eos, i), 1);
-	}
-	if (!(g->temperature >= 0) || !(g->top_p > 0 && g->top_p <= 1) || g->top_k < 0 ||
-	    !(g->repetition_penalty > 0)) {
-		util_errf(err, errlen, "generation_config.json: temperature, top_k, top_p or repetition_penalty out of range");
+	static const char f[] = "generation_config.json";
+	const json_val *ds = json_get(o, "do_sample");
+	if (ds && !json_is(ds, JSON_NULL) && !json_is(ds, JSON_TRUE) && !json_is(ds, JSON_FALSE)) {
+		util_errf(err, errlen, "%s: do_sample must be true or false", f);
 		goto out;
+	}
+	g->do_sample = json_bool(ds, 0);
+	float top_p, min_p;
+	if (get_float_in(o, f, "temperature", 1.0, GE_ZERO, &g->temperature, err, errlen) < 0 ||
+	    get_int_in(o, f, "top_k", 0, 0, INT_MAX, &g->top_k, err, errlen) < 0 ||
+	    get_float_in(o, f, "top_p", 1.0, GT_ZERO, &top_p, err, errlen) < 0 ||
+	    get_float_in(o, f, "min_p", 0.0, GE_ZERO, &min_p, err, errlen) < 0 ||
+	    get_float_in(o, f, "repetition_penalty", 1.0, GT_ZERO, &g->repetition_penalty, err, errlen) < 0 ||
+	    get_int_in(o, f, "bos_token_id", 2, 0, INT_MAX, &g->bos_id, err, errlen) < 0 ||
+	    get_int_in(o, f, "pad_token_id", 0, 0, INT_MAX, &g->pad_id, err, errlen) < 0)
+		goto out;
+	if (top_p > 1) { util_errf(err, errlen, "%s: top_p must be in (0, 1]", f); goto out; }
+	if (min_p > 1) { util_errf(err, errlen, "%s: min_p must be in [0, 1]", f); goto out; }
+	g->top_p = top_p;
+	g->min_p = min_p;
+	const json_val *eos = json_get(o, "eos_token_id");
+	if (json_is(eos, JSON_ARRAY)) {
+		if (json_count(eos) == 0 || json_count(eos) > MODEL_MAX_EOS) {
+			util_errf(err, errlen, "%s: eos_token_id must list 1 to %d token ids", f, MODEL_MAX_EOS);
+			goto out;
+		}
+		g->n_eos = (int)json_count(eos);
+	} else if (eos && !json_is(eos, JSON_NULL) && !json_is(eos, JSON_NUMBER)) {
+		util_errf(err, errlen, "%s: eos_token_id must be a token id or a list of them", f);
+		goto out;
+	}
+	for (int i = 0; eos && !json_is(eos, JSON_NULL) && i < g->n_eos; i++) {
+		const json_val *x = json_is(eos, JSON_ARRAY) ? json_at(eos, (size_t)i) : eos;
+		int64_t id;
+		if (json_int64(x, &id) < 0 || id < 0 || id > INT_MAX) {
+			util_errf(err, errlen, "%s: eos_token_id must be a token id (an integer >= 0)", f);
+			goto out;
+		}
+		g->eos_ids[i] = (int)id;
 	}
 	rc = 0;
 out:
 	json_doc_free(doc);
 	return rc;
+}
+
+int model_generation_check(const model_generation *g, int vocab, char *err, size_t errlen)
+{
+	static const char f[] = "generation_config.json";
+	if (g->bos_id >= vocab) return util_errf(err, errlen, "%s: bos_token_id %d is not in the vocabulary [0, %d)", f, g->bos_id, vocab);
+	if (g->pad_id >= vocab) return util_errf(err, errlen, "%s: pad_token_id %d is not in the vocabulary [0, %d)", f, g->pad_id, vocab);
+	for (int i = 0; i < g->n_eos; i++)
+		if (g->eos_ids[i] < 0 || g->eos_ids[i] >= vocab)
+			return util_errf(err, errlen, "%s: eos_token_id %d is not in the vocabulary [0, %d)", f, g->eos_ids[i], vocab);
+	return 0;
 }
 
 /* Reads a small text file; *len 0 and NULL when absent (missing_ok). */
@@ -270,6 +345,7 @@ model *model_load(const char *dir, char *err, size_t errlen)
 	snprintf(path, sizeof path, "%s/generation_config.json", dir);
 	text = slurp(path, 1 << 20, &len, 1, err, errlen);
 	rc = model_generation_parse(&m->gen, text, text ? len : 0, err, errlen);
+	if (rc == 0) rc = model_generation_check(&m->gen, m->cfg.vocab, err, errlen);
 	free(text);
 	if (rc < 0) goto bad;
 	m->st = st_open_dir(dir, err, errlen);

@@ -95,9 +95,16 @@ model *model_load(const char *dir, char *err, size_t errlen);
 void model_free(model *m);
 
 /* Parses a config.json text into cfg (shapes not yet checked against weights).
- * Returns 0, or -1 with a message. Exposed for tests. */
+ * Every value is range-checked: positive sizes, heads divisible by kv heads,
+ * even head_dim, eps and rope bases finite and > 0, softcaps >= 0, window >= 1,
+ * token ids in [0, vocab_size). Returns 0, or -1 with a message naming
+ * config.json and the field. Exposed for tests. */
 int model_config_parse(model_config *cfg, const char *json_text, size_t len, char *err, size_t errlen);
-/* Parses a generation_config.json text; len 0 gives the defaults. */
+/* Parses a generation_config.json text; len 0 gives the defaults. Every field
+ * is range-checked (an error names the file and the field). */
 int model_generation_parse(model_generation *g, const char *json_text, size_t len, char *err, size_t errlen);
+/* The token ids of g must be in the vocabulary [0, vocab): 0, or -1 with a
+ * message naming the field. model_load calls it. */
+int model_generation_check(const model_generation *g, int vocab, char *err, size_t errlen);
 
 #endif

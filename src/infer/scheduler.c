@@ -23,6 +23,13 @@
 
 enum { WHERE_NONE = 0, WHERE_WAITING, WHERE_RUNNING };
 
+/* Prompt rows whose log-probabilities one step computes. Each costs a whole
+ * output projection and three passes over the vocabulary (a 262k vocabulary
+ * makes a row dearer than a decode token of a small model), and every other
+ * sequence's token waits for the step: few rows a step keep their inter-token
+ * time bounded while a long prompt_logprobs prompt goes through. */
+#define SCHED_PLP_ROWS_PER_STEP 8
+
 struct sched_req {
 	sched_params p;
 	void *user;
@@ -288,13 +295,17 @@ static int build_batch_locked(sched *s)
 		budget -= n;
 	}
 
-	/* 3. New (or preempted) requests, in order, while blocks, slots and budget last. */
-	while (!preempted && s->waiting.head && s->running.n < s->cfg.max_num_seqs && budget > 0) {
-		sched_req *q = s->waiting.head;
+	/* 3. New (or preempted) requests, in order, while blocks, slots and budget
+	 * last. One that needs prompt log-probabilities when this step's chunk of
+	 * them is taken is passed over, not waited on: the requests behind it
+	 * (a one-token request behind n choices that each wanted them) must not
+	 * wait for every such chunk before theirs. */
+	for (sched_req *q = s->waiting.head, *nx; q && !preempted && s->running.n < s->cfg.max_num_seqs && budget > 0; q = nx) {
+		nx = q->next;
 		int total = target_len(q);
 		/* Prompt log-probabilities need every row: no cached prefix. */
 		int plp = q->pout != NULL, match = plp ? 0 : total;
-		if (plp && plp_taken) break;
+		if (plp && plp_taken) continue;
 		int cached = kv_cache_match_prefix(kv, q->tokens, match);
 		int need_all = blocks_for(total) - cached / KV_BLOCK_TOKENS;
 		if (need_all > kv_cache_free_blocks(kv) - batch_need) break;
@@ -585,7 +596,7 @@ sched *sched_new(engine *e, const sched_config *cfg, char *err, size_t errlen)
 	s->item_row = calloc((size_t)s->cfg.max_num_seqs, sizeof *s->item_row);
 	/* Rows beyond one per sequence that the engine has room for: a prompt
 	 * chunk's, for prompt log-probabilities (none: such requests refused). */
-	s->plp_rows = MIN(eo->max_logits_rows - s->cfg.max_num_seqs, ENGINE_EXTRA_LOGITS_ROWS);
+	s->plp_rows = MIN(eo->max_logits_rows - s->cfg.max_num_seqs, MIN(ENGINE_EXTRA_LOGITS_ROWS, SCHED_PLP_ROWS_PER_STEP));
 	if (s->plp_rows < 0) s->plp_rows = 0;
 	s->plp_logits = s->plp_rows ? malloc((size_t)s->plp_rows * (size_t)s->vocab * sizeof(float)) : NULL;
 	if (!s->smp || !s->logits || !s->items || !s->item_req || !s->item_row || (s->plp_rows && !s->plp_logits)) {

@@ -35,8 +35,8 @@ static void usage(FILE *f)
 	"  --host ADDR                   listen address (default 0.0.0.0)\n"
 	"  --port N                      listen port (default 8000; 0 = any, printed)\n"
 	"  --served-model-name NAME      model name in the API and the metrics (default: --model)\n"
-	"  --api-key KEY                 /v1/ requests need \"Authorization: Bearer KEY\" (default:\n"
-	"                                $VLLM_API_KEY; /health, /metrics stay open)\n"
+	"  --api-key KEY                 /v1/, /tokenize and /detokenize need \"Authorization: Bearer\n"
+	"                                KEY\" (default: $VLLM_API_KEY; /health, /metrics stay open)\n"
 	"  --max-num-seqs N              sequences running at once (default 64)\n"
 	"  --max-model-len N             context length (default min(config, 8192))\n"
 	"  --max-num-batched-tokens N    tokens per engine step, prefill chunks included (default 512)\n"
@@ -341,6 +341,7 @@ int main(int argc, char **argv)
 	s->loaded_async = ev_async_new(s->loop, on_loaded, s);
 	s->step_async = ev_async_new(s->loop, on_step_async, s);
 	if (!s->loaded_async || !s->step_async) { log_error("cannot create wake-ups: %s", strerror(errno)); return 1; }
+	if (server_openai_init(s) < 0) { log_error("cannot start the tokenizer thread"); return 1; }
 	httpd_limits lim;
 	httpd_limits_default(&lim);
 	lim.max_body_bytes = 64u << 20;
@@ -370,6 +371,7 @@ int main(int argc, char **argv)
 	}
 	if (s->drain_timer) ev_timer_del(s->loop, s->drain_timer);
 	httpd_free(s->http);
+	server_openai_deinit(s);
 	sched_free(s->sc);
 	engine_free(s->e);
 	tokenizer_free(s->tok);

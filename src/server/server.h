@@ -4,7 +4,9 @@
  *
  * Threads: the HTTP loop thread (ev.h + httpd.h) owns every request and never
  * blocks on the engine; the scheduler thread (scheduler.h) runs the engine
- * steps; a loader thread reads the model at start-up while /health answers 503.
+ * steps; a tokenizer thread renders and tokenizes the completion prompts (a
+ * prompt of a long context takes a second or more, which the loop must not
+ * spend); a loader thread reads the model at start-up while /health answers 503.
  * The scheduler wakes the loop with an ev_async after each step; the loop then
  * reads every active call's new tokens (sched_progress) and writes them out.
  *
@@ -31,6 +33,19 @@
 #define SERVER_VERSION "0.1.0+infergate"
 #define SERVER_MAX_CHOICES 128       /* n x prompts per request */
 #define SERVER_MAX_LOGIT_BIAS 1024   /* logit_bias entries per request */
+/* prompt_logprobs (or echo with logprobs): choices x prompt tokens per request
+ * (each choice's answer carries the prompt's rows, as vLLM's does). */
+#define SERVER_MAX_PROMPT_LOGPROBS_ROWS 8192
+/* Input bounds checked before anything is tokenized (docs/server.md): a
+ * prompt's text of more than max_model_len x SERVER_PROMPT_BYTES_PER_TOKEN
+ * bytes cannot fit the context (no token of Gemma's vocabulary is that long),
+ * and a request body is at most SERVER_BODY_BASE_BYTES plus max_model_len x
+ * SERVER_BODY_BYTES_PER_TOKEN (room for JSON escapes and the other fields),
+ * capped at SERVER_BODY_MAX_BYTES. */
+#define SERVER_PROMPT_BYTES_PER_TOKEN 32
+#define SERVER_BODY_BYTES_PER_TOKEN 64
+#define SERVER_BODY_BASE_BYTES (1u << 20)
+#define SERVER_BODY_MAX_BYTES (64u << 20)
 
 typedef struct server_opts {
 	const char *model;               /* folder or URL (hf://, http(s)://, s3://, gs://) */
@@ -92,6 +107,7 @@ typedef struct server {
 	int primary_eos;                 /* stop_reason null for this id */
 	/* requests */
 	srv_call *calls;                 /* active completion calls (doubly linked) */
+	struct tok_queue *tokq;          /* the tokenizer thread (server_openai.c) */
 	size_t n_calls;
 	server_metrics m;
 	buf scratch, event;
@@ -104,6 +120,15 @@ void server_on_request(httpd_req *r, void *arg);
 void server_respond_json(httpd_req *r, int status, buf *body);
 
 /* server_openai.c */
+/* Starts and stops the tokenizer thread that prompts are tokenized on (off the
+ * loop). init after the loop exists; deinit after httpd_free. */
+int server_openai_init(server *s);
+void server_openai_deinit(server *s);
+/* POST /tokenize once its fields are checked: doc (owned from here), and
+ * messages (chat, with agp/cfm) or prompt (a string, with add_special); the
+ * ids are made on the tokenizer thread and the answer written on return. */
+void server_openai_tokenize(server *s, httpd_req *r, json_doc *doc, const json_val *messages, int agp, int cfm,
+			    const json_val *prompt, int add_special);
 /* A requested model (NULL: none named) must be the served one: else 404 in e. */
 int server_check_model(server *s, const char *model, oai_err *e);
 void server_openai_handle(server *s, httpd_req *r, int chat);
@@ -118,6 +143,15 @@ long server_chat_tokens(server *s, const void *messages_json, int add_generation
 			int continue_final_message, int32_t **ids, char *err, size_t errlen);
 long server_text_tokens(server *s, const char *text, size_t len, int add_bos, int32_t **ids,
 			char *err, size_t errlen);
+/* The input bounds above, before parsing (body) and before tokenizing (text
+ * bytes; for chat, the sum of the messages' text): 0, or -1 with vLLM's
+ * context-length 400 in e. */
+int server_check_body(server *s, size_t body_len, oai_err *e);
+int server_check_prompt_bytes(server *s, size_t text_bytes, oai_err *e);
+/* The text bytes of a chat request's messages (contents, string or text
+ * parts), plus 4 tokens' worth (4 x SERVER_PROMPT_BYTES_PER_TOKEN) per message
+ * for the template's tokens around each. */
+size_t server_messages_bytes(const json_val *messages);
 
 /* server_metrics.c */
 int server_metrics_init(server *s);

@@ -16,8 +16,6 @@
 #include "core/util.h"
 #include "server/server.h"
 
-#define SMALL_BODY_MAX (8u << 20)
-
 void server_respond_json(httpd_req *r, int status, buf *body)
 {
 	httpd_respond(r, status, "application/json", NULL, buf_rptr(body), buf_rlen(body));
@@ -73,13 +71,14 @@ static void handle_metrics(server *s, httpd_req *r)
 	httpd_respond(r, 200, PROM_CONTENT_TYPE, NULL, buf_rptr(&s->scratch), buf_rlen(&s->scratch));
 }
 
-/* Parses the JSON body; answers 413 or 400 itself and returns NULL when it is bad. */
-static json_doc *parse_body(httpd_req *r)
+/* Parses the JSON body; answers 400 itself and returns NULL when it is bad
+ * (too long for the context: server_check_body, before parsing). */
+static json_doc *parse_body(server *s, httpd_req *r)
 {
 	size_t len;
 	const char *body = httpd_body(r, &len);
 	oai_err e = {0};
-	if (len > SMALL_BODY_MAX) { httpd_error(r, 413, "The request body is too large.", NULL); return NULL; }
+	if (server_check_body(s, len, &e) < 0) { httpd_error(r, e.status, e.msg, e.param); return NULL; }
 	json_doc *doc = oai_parse_body(body, len, &e);
 	if (!doc) httpd_error(r, e.status, e.msg, e.param);
 	return doc;
@@ -97,14 +96,14 @@ static int check_model(server *s, httpd_req *r, const json_val *root)
 	return 0;
 }
 
+/* Checks the fields; the tokenizing itself is the tokenizer thread's
+ * (server_openai_tokenize), off the loop. */
 static void handle_tokenize(server *s, httpd_req *r)
 {
-	json_doc *doc = parse_body(r);
+	json_doc *doc = parse_body(s, r);
 	if (!doc) return;
 	const json_val *root = json_root(doc);
-	char err[512];
-	int32_t *ids = NULL;
-	long n;
+	oai_err e = {0};
 	if (check_model(s, r, root) < 0) goto out;
 	const json_val *prompt = json_get(root, "prompt"), *messages = json_get(root, "messages");
 	if (json_is(messages, JSON_ARRAY)) {
@@ -115,35 +114,30 @@ static void handle_tokenize(server *s, httpd_req *r)
 			goto out;
 		}
 		if (cfm) agp = 0;
-		n = server_chat_tokens(s, messages, agp, cfm, &ids, err, sizeof err);
-	} else if (json_is(prompt, JSON_STRING)) {
-		int add = json_bool(json_get(root, "add_special_tokens"), 1);
-		n = server_text_tokens(s, prompt->u.str.s, prompt->u.str.len, add, &ids, err, sizeof err);
-	} else {
-		httpd_error(r, 400, "Either `prompt` (a string) or `messages` (a list) is required.", NULL);
-		goto out;
+		if (server_check_prompt_bytes(s, server_messages_bytes(messages), &e) < 0) {
+			httpd_error(r, e.status, e.msg, e.param);
+			goto out;
+		}
+		server_openai_tokenize(s, r, doc, messages, agp, cfm, NULL, 0);
+		return;
 	}
-	if (n < 0) { httpd_error(r, 400, err, NULL); goto out; }
-	json_w w;
-	buf_reset(&s->scratch);
-	jw_init(&w, &s->scratch);
-	jw_obj_begin(&w);
-	jw_key(&w, "count"); jw_int(&w, n);
-	jw_key(&w, "max_model_len"); jw_int(&w, s->max_model_len);
-	jw_key(&w, "tokens"); jw_arr_begin(&w);
-	for (long i = 0; i < n; i++) jw_int(&w, ids[i]);
-	jw_arr_end(&w);
-	jw_key(&w, "token_strs"); jw_null(&w);
-	jw_obj_end(&w);
-	server_respond_json(r, 200, &s->scratch);
+	if (json_is(prompt, JSON_STRING)) {
+		int add = json_bool(json_get(root, "add_special_tokens"), 1);
+		if (server_check_prompt_bytes(s, prompt->u.str.len, &e) < 0) {
+			httpd_error(r, e.status, e.msg, e.param);
+			goto out;
+		}
+		server_openai_tokenize(s, r, doc, NULL, 0, 0, prompt, add);
+		return;
+	}
+	httpd_error(r, 400, "Either `prompt` (a string) or `messages` (a list) is required.", NULL);
 out:
-	free(ids);
 	json_doc_free(doc);
 }
 
 static void handle_detokenize(server *s, httpd_req *r)
 {
-	json_doc *doc = parse_body(r);
+	json_doc *doc = parse_body(s, r);
 	if (!doc) return;
 	const json_val *root = json_root(doc), *toks = json_get(root, "tokens");
 	int64_t id;
@@ -153,7 +147,7 @@ static void handle_detokenize(server *s, httpd_req *r)
 	if (check_model(s, r, root) < 0) goto out;
 	if (!json_is(toks, JSON_ARRAY)) { httpd_error(r, 400, "tokens: Field required (a list of token ids)", "tokens"); goto out; }
 	for (size_t i = 0; i < json_count(toks); i++) {
-		if (json_int64(json_at(toks, i), &id) < 0 || id < 0 || id >= (int64_t)tokenizer_vocab_size(s->tok)) {
+		if (oai_int_sat(json_at(toks, i), &id) < 0 || id < 0 || id >= (int64_t)tokenizer_vocab_size(s->tok)) {
 			httpd_error(r, 400, "tokens: each token id must be an integer in the vocabulary", "tokens");
 			goto out;
 		}
@@ -179,8 +173,11 @@ void server_on_request(httpd_req *r, void *arg)
 {
 	server *s = arg;
 	const char *path = httpd_path(r);
-	/* As vLLM's --api-key: the API under /v1 only; health and metrics stay open. */
-	if (s->o.api_key && !strncmp(path, "/v1", 3) && !httpd_bearer_is(r, s->o.api_key)) {
+	/* As vLLM's --api-key: the API under /v1, and /tokenize and /detokenize
+	 * (they run the tokenizer for anyone otherwise); health, metrics and
+	 * version stay open. */
+	int keyed = !strncmp(path, "/v1", 3) || !strcmp(path, "/tokenize") || !strcmp(path, "/detokenize");
+	if (s->o.api_key && keyed && !httpd_bearer_is(r, s->o.api_key)) {
 		httpd_error(r, 401, "Unauthorized", NULL);
 		return;
 	}

@@ -11,9 +11,16 @@
  * Per-request memory is one srv_call (with its parsed body, which the stop
  * strings point into), freed when the answer ended or the client left; a
  * client that leaves aborts its sequences at once (sched_release).
+ *
+ * A request's path: the handler parses and checks it on the loop (sizes
+ * before anything is tokenized), the tokenizer thread tokenizes its prompts,
+ * and back on the loop call_submit checks their lengths and submits one
+ * scheduler request per choice.
  */
 #include <inttypes.h>
+#include <limits.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,11 +34,12 @@
 #include "server/server.h"
 
 #define PROMPT_TEXT_MAX (32u << 20)   /* rendered prompt bytes */
-#define BODY_MAX (64u << 20)
 
 /* One choice: one scheduler request and the text made of its tokens. */
 typedef struct choice {
 	sched_req *q;
+	sched_req *plp_q;           /* the request holding its prompt's log-probabilities:
+	                               the first choice of the same prompt (computed once) */
 	int index;
 	int prompt_i;
 	int n_read;                 /* tokens taken from q */
@@ -52,6 +60,16 @@ typedef struct choice {
 	int finish_sent;
 } choice;
 
+typedef struct params {
+	int64_t max_tokens;         /* -1: the default; INT64_MAX beyond int64 */
+	const char *max_tokens_key; /* the field it came from, for messages */
+	int64_t truncate;           /* truncate_prompt_tokens: keep the last this many; -1 = none */
+	int64_t n;
+	sched_params sp;
+	int add_generation_prompt, continue_final_message;
+	const json_val *messages, *prompt;
+} params;
+
 struct srv_call {
 	server *s;
 	httpd_req *r;
@@ -63,6 +81,8 @@ struct srv_call {
 	oai_stops stops;            /* point into doc */
 	int min_tokens;             /* stop strings count from this many tokens on */
 	int prompt_lp;              /* vLLM's prompt_logprobs: -1 none, else K alternatives */
+	buf plp_json;               /* prompt_logprobs as rendered for plp_json_q's prompt */
+	const sched_req *plp_json_q;
 	int32_t *bias_ids;          /* logit_bias, one entry per id (the scheduler copies it) */
 	float *bias;
 	int n_choices;
@@ -72,9 +92,63 @@ struct srv_call {
 	int started;                /* stream head written */
 	int failed;                 /* the connection is going away; on_close frees */
 	uint64_t t0_ms;
+	/* Tokenizing, on the tokenizer thread (tok_main) between the handler
+	 * and call_submit: the loop does not touch these meanwhile. */
+	params p;
+	size_t n_prompts;
+	int list_of_prompts;
+	int32_t **pids;             /* [n_prompts] each prompt's ids (malloc'd) */
+	long *pn;                   /* [n_prompts] their counts; -1 err, -2 te */
+	int32_t *base_ids;          /* a greedy continue_final_message: the head's ids */
+	long base_n;
+	char terr[512];
+	oai_err te;
+	int tokenizing;             /* queued or on the tokenizer thread */
+	int tokenize_only;          /* POST /tokenize: the ids are the answer */
+	int add_special;            /* /tokenize's add_special_tokens (a text prompt) */
+	int gone;                   /* the client left while it was (loop thread) */
+	srv_call *job_next;
 };
 
 /* ------------------------------------------------------------ prompts */
+
+/* The bounds are checked on the loop thread before any tokenizing, so that a
+ * huge prompt costs a length check, not seconds of tokenizing there (during
+ * which /health went unanswered) and gigabytes of token arrays. */
+int server_check_body(server *s, size_t len, oai_err *e)
+{
+	uint64_t max = SERVER_BODY_BASE_BYTES + (uint64_t)s->max_model_len * SERVER_BODY_BYTES_PER_TOKEN;
+	if (max > SERVER_BODY_MAX_BYTES) max = SERVER_BODY_MAX_BYTES;
+	if (len <= max) return 0;
+	return oai_fail(e, 400, NULL, "This model's maximum context length is %d tokens. However, your request body of %zu bytes is longer than any request within that context (at most %" PRIu64 " bytes). Please reduce the length of the messages.",
+			s->max_model_len, len, max);
+}
+
+int server_check_prompt_bytes(server *s, size_t bytes, oai_err *e)
+{
+	uint64_t max = (uint64_t)s->max_model_len * SERVER_PROMPT_BYTES_PER_TOKEN;
+	if (bytes <= max) return 0;
+	return oai_fail(e, 400, NULL, "This model's maximum context length is %d tokens. However, your prompt of %zu bytes is longer than %d tokens can be (at most %d bytes a token). Please reduce the length of the messages.",
+			s->max_model_len, bytes, s->max_model_len, SERVER_PROMPT_BYTES_PER_TOKEN);
+}
+
+size_t server_messages_bytes(const json_val *messages)
+{
+	/* Each message renders to at least 4 tokens of the template's own
+	 * (<start_of_turn>, the role, a newline, <end_of_turn>): counted as that
+	 * many tokens' worth of bytes, so that many empty messages are refused
+	 * untokenized too. */
+	size_t n = json_count(messages) * 4 * SERVER_PROMPT_BYTES_PER_TOKEN;
+	for (size_t i = 0; i < json_count(messages); i++) {
+		const json_val *c = json_get(json_at(messages, i), "content");
+		if (json_is(c, JSON_STRING)) n += c->u.str.len;
+		for (size_t k = 0; json_is(c, JSON_ARRAY) && k < json_count(c); k++) {
+			const json_val *t = json_get(json_at(c, k), "text");
+			if (json_is(t, JSON_STRING)) n += t->u.str.len;
+		}
+	}
+	return n;
+}
 
 long server_text_tokens(server *s, const char *text, size_t len, int add_bos, int32_t **ids, char *err, size_t errlen)
 {
@@ -117,15 +191,9 @@ int server_check_model(server *s, const char *model, oai_err *e)
 	return 0;
 }
 
-typedef struct params {
-	int64_t max_tokens;         /* -1: the default */
-	int64_t n;
-	sched_params sp;
-	int add_generation_prompt, continue_final_message;
-	const json_val *messages, *prompt;
-} params;
 
 static void token_text(srv_call *c, int32_t id, buf *out);
+static void render_prompt_lp(srv_call *c, const choice *ch, json_w *w);
 
 static void plp_entry(srv_call *c, json_w *w, int32_t id, float logprob, int rank, buf *t)
 {
@@ -142,18 +210,35 @@ static void plp_entry(srv_call *c, json_w *w, int32_t id, float logprob, int ran
 
 /* vLLM's "prompt_logprobs" of a choice: null for the first prompt token, then
  * for each {"id": {logprob, rank, decoded_token}}, the token itself first and
- * then the top alternatives. */
+ * then the top alternatives. The n choices of a prompt share it: rendered
+ * once into c->plp_json, then copied for each. */
 static void write_prompt_lp(json_w *w, void *arg, int index)
 {
 	srv_call *c = arg;
 	const choice *ch = index >= 0 && index < c->n_choices ? &c->ch[index] : NULL;
-	if (!ch || !ch->q || !sched_req_prompt_token(ch->q, 0, NULL)) { jw_null(w); return; }
+	if (!ch || !ch->plp_q || !sched_req_prompt_token(ch->plp_q, 0, NULL)) { jw_null(w); return; }
+	if (c->plp_json_q == ch->plp_q) {
+		jw_raw(w, buf_rptr(&c->plp_json), buf_rlen(&c->plp_json));
+		return;
+	}
+	json_w pw;
+	buf_reset(&c->plp_json);
+	jw_init(&pw, &c->plp_json);
+	c->plp_json_q = NULL;
+	render_prompt_lp(c, ch, &pw);
+	if (pw.error) { w->error = 1; return; }
+	c->plp_json_q = ch->plp_q;
+	jw_raw(w, buf_rptr(&c->plp_json), buf_rlen(&c->plp_json));
+}
+
+static void render_prompt_lp(srv_call *c, const choice *ch, json_w *w)
+{
 	buf t;
 	buf_init(&t, 1 << 20);
 	jw_arr_begin(w);
 	const sampler_logprob *top;
 	const sched_token *tk;
-	for (int i = 0; (tk = sched_req_prompt_token(ch->q, i, &top)); i++) {
+	for (int i = 0; (tk = sched_req_prompt_token(ch->plp_q, i, &top)); i++) {
 		if (isnan(tk->logprob)) { jw_null(w); continue; }
 		jw_obj_begin(w);
 		plp_entry(c, w, tk->id, tk->logprob, tk->rank, &t);
@@ -183,13 +268,14 @@ static int parse_logit_bias(server *s, srv_call *c, const json_val *root, sample
 	for (size_t i = 0; i < m; i++) {
 		const json_member *mb = &lb->u.obj.members[i];
 		int64_t id;
-		/* Digits only (no sign or space), short enough not to overflow. */
-		if (mb->key_len >= 12 || strlen(mb->key) != mb->key_len || mb->key[0] < '0' || mb->key[0] > '9' ||
-		    parse_int64(mb->key, 0, INT64_MAX, &id) < 0)
+		/* Digits only (no sign or space); a number of any length is a token
+		 * id, out of the vocabulary when it does not fit (never wrapped). */
+		if (!mb->key_len || strlen(mb->key) != mb->key_len || strspn(mb->key, "0123456789") != mb->key_len)
 			return oai_fail(e, 400, "logit_bias", "logit_bias: `%.40s` is not a token id", mb->key);
+		if (mb->key_len > 18 || parse_int64(mb->key, 0, INT64_MAX, &id) < 0) id = INT64_MAX;
 		if (id >= engine_vocab(s->e))
-			return oai_fail(e, 400, "logit_bias", "token_id(s) [%" PRId64 "] in logit_bias contain out-of-vocab token ids. Vocabulary size: %d",
-					id, engine_vocab(s->e));
+			return oai_fail(e, 400, "logit_bias", "token_id(s) [%.40s] in logit_bias contain out-of-vocab token ids. Vocabulary size: %d",
+					mb->key + strspn(mb->key, "0") - (strspn(mb->key, "0") == mb->key_len), engine_vocab(s->e));
 		if (!json_is(mb->val, JSON_NUMBER))
 			return oai_fail(e, 400, "logit_bias", "logit_bias.%.40s: Input should be a valid number", mb->key);
 		double b = json_num(mb->val, 0);
@@ -264,6 +350,7 @@ static int parse_params(server *s, srv_call *c, const json_val *root, params *p,
 	if (c->chat ? oai_parse_messages(root, 0, &p->messages, e) : oai_parse_prompts(root, &p->prompt, e)) return -1;
 	if (oai_parse_stream(root, &c->stream, &c->include_usage, e) < 0) return -1;
 	if (oai_parse_max_tokens(root, c->chat, &p->max_tokens, e) < 0) return -1;
+	p->max_tokens_key = c->chat && !oai_absent(json_get(root, "max_completion_tokens")) ? "max_completion_tokens" : "max_tokens";
 	if (oai_parse_n(root, SERVER_MAX_CHOICES, &p->n, e) < 0) return -1;
 
 	if (oai_parse_sampling(root, &os, e) < 0) return -1;
@@ -294,9 +381,10 @@ static int parse_params(server *s, srv_call *c, const json_val *root, params *p,
 	if (oai_get_int(root, "prompt_logprobs", -1, &plp, e) < 0) return -1;
 	if (json_is(json_get(root, "prompt_logprobs"), JSON_NUMBER)) {
 		if (c->stream) return oai_fail(e, 400, "prompt_logprobs", "`prompt_logprobs` are not available when `stream=True`.");
+		char t[40];
 		if (plp < 0 || plp > SAMPLER_MAX_TOP_LOGPROBS)
-			return oai_fail(e, 400, "prompt_logprobs", "prompt_logprobs must be between 0 and %d, got %" PRId64 ".",
-					SAMPLER_MAX_TOP_LOGPROBS, plp);
+			return oai_fail(e, 400, "prompt_logprobs", "prompt_logprobs must be between 0 and %d, got %s.",
+					SAMPLER_MAX_TOP_LOGPROBS, oai_int_text(json_get(root, "prompt_logprobs"), plp, t, sizeof t));
 	}
 	c->prompt_lp = (int)plp;
 	p->sp.prompt_logprobs = (c->echo && c->logprobs >= 0) || c->prompt_lp >= 0;
@@ -313,7 +401,7 @@ static int parse_params(server *s, srv_call *c, const json_val *root, params *p,
 	const json_val *sti = json_get(root, "stop_token_ids");
 	if (json_is(sti, JSON_ARRAY)) {
 		for (size_t i = 0; i < json_count(sti); i++) {
-			if (json_int64(json_at(sti, i), &n) < 0 || n < 0 || n >= engine_vocab(s->e))
+			if (oai_int_sat(json_at(sti, i), &n) < 0 || n < 0 || n >= engine_vocab(s->e))
 				return oai_fail(e, 400, "stop_token_ids", "stop_token_ids: each must be a token id of the vocabulary");
 			if (p->sp.n_stop_ids == SCHED_MAX_STOP_IDS)
 				return oai_fail(e, 400, "stop_token_ids", "stop_token_ids: at most %d ids", SCHED_MAX_STOP_IDS);
@@ -327,10 +415,22 @@ static int parse_params(server *s, srv_call *c, const json_val *root, params *p,
 	/* The model once the request's fields are well-formed, then what vLLM
 	 * checks knowing the model: an unknown model is a 404 first. */
 	if (server_check_model(s, model, e) < 0) return -1;
-	if (n < 0) return oai_fail(e, 400, "min_tokens", "min_tokens must be greater than or equal to 0, got %" PRId64 ".", n);
+	char t[40], t2[40];
+	oai_int_text(json_get(root, "min_tokens"), n, t, sizeof t);
+	if (n < 0) return oai_fail(e, 400, "min_tokens", "min_tokens must be greater than or equal to 0, got %s.", t);
 	if (p->max_tokens >= 1 && n > p->max_tokens)
-		return oai_fail(e, 400, "min_tokens", "min_tokens must be less than or equal to max_tokens=%" PRId64 ", got %" PRId64 ".", p->max_tokens, n);
+		return oai_fail(e, 400, "min_tokens", "min_tokens must be less than or equal to max_tokens=%s, got %s.",
+				oai_int_text(json_get(root, p->max_tokens_key), p->max_tokens, t2, sizeof t2), t);
 	p->sp.min_tokens = c->min_tokens = (int)MIN(n, INT32_MAX);
+	/* truncate_prompt_tokens: -1 is the context; else at most the context. */
+	if (oai_get_int(root, "truncate_prompt_tokens", -2, &p->truncate, e) < 0) return -1;
+	if (p->truncate < -1 && !oai_absent(json_get(root, "truncate_prompt_tokens")))
+		return oai_fail(e, 400, "truncate_prompt_tokens", "truncate_prompt_tokens: Input should be greater than or equal to -1");
+	if (p->truncate > s->max_model_len)
+		return oai_fail(e, 400, "truncate_prompt_tokens", "truncate_prompt_tokens value (%s) is greater than max_model_len (%d). Please, select a smaller truncation size.",
+				oai_int_text(json_get(root, "truncate_prompt_tokens"), p->truncate, t, sizeof t), s->max_model_len);
+	if (p->truncate == -1) p->truncate = s->max_model_len;
+	if (p->truncate < -1) p->truncate = -1;
 	if (parse_logit_bias(s, c, root, &p->sp.sp, e) < 0) return -1;
 	return check_unsupported(c, p, root, e);
 }
@@ -355,6 +455,11 @@ static void call_free(srv_call *c)
 		free(c->ch[i].ends);
 	}
 	free(c->ch);
+	for (size_t i = 0; c->pids && i < c->n_prompts; i++) free(c->pids[i]);
+	free(c->pids);
+	free(c->pn);
+	free(c->base_ids);
+	buf_free(&c->plp_json);
 	free(c->bias_ids);
 	free(c->bias);
 	json_doc_free(c->doc);
@@ -371,6 +476,13 @@ static void call_on_close(httpd_req *r, void *arg)
 {
 	srv_call *c = arg;
 	log_ratelimited(LOG_INFO, "client left %s %s before the answer ended", httpd_method(r), httpd_path(r));
+	if (c->tokenizing) {
+		/* The tokenizer thread has it: freed when it comes back. */
+		call_unlink(c);
+		c->r = NULL;
+		c->gone = 1;
+		return;
+	}
 	call_done(c);
 }
 
@@ -493,7 +605,7 @@ static void write_bytes(json_w *w, const char *p, size_t n)
  * token np + i (i < 0), whose logprob is NaN where there is none. */
 static const sched_token *lp_token(const choice *ch, int np, int i, const sampler_logprob **top)
 {
-	if (i < 0) return sched_req_prompt_token(ch->q, np + i, top);
+	if (i < 0) return sched_req_prompt_token(ch->plp_q, np + i, top);
 	if (top) *top = sched_req_top(ch->q, i);
 	return sched_req_token(ch->q, i);
 }
@@ -537,7 +649,7 @@ static void write_logprobs(srv_call *c, choice *ch, int from, int to, json_w *w)
 		/* With echo, the prompt's tokens first (index -np .. -1 below). */
 		int np = 0;
 		if (from == 0 && c->echo)
-			while (sched_req_prompt_token(ch->q, np, NULL)) np++;
+			while (sched_req_prompt_token(ch->plp_q, np, NULL)) np++;
 		int64_t off = np ? 0 : ch->lp_offset;
 		jw_obj_begin(w);
 		jw_key(w, "text_offset");
@@ -810,7 +922,7 @@ static void stream_progress(srv_call *c)
 
 static void call_progress(srv_call *c)
 {
-	if (c->failed || !c->r) return;
+	if (c->failed || !c->r || c->tokenizing) return;
 	int all = 1;
 	for (int i = 0; i < c->n_choices; i++) {
 		choice_take(c, &c->ch[i]);
@@ -832,6 +944,13 @@ void server_openai_abort_all(server *s, const char *why)
 {
 	while (s->calls) {
 		srv_call *c = s->calls;
+		if (c->tokenizing) {
+			httpd_req *r = call_take_req(c);
+			httpd_error(r, 503, why, NULL);
+			call_unlink(c);
+			c->gone = 1;
+			continue;
+		}
 		if (c->failed || !c->r) {
 			/* Already going away: drop it now (its on_close is cancelled). */
 			if (c->r) httpd_on_close(c->r, NULL, NULL);
@@ -853,44 +972,371 @@ void server_openai_abort_all(server *s, const char *why)
 	}
 }
 
-/* ------------------------------------------------------------ the handler */
+/* ------------------------------------------------------------ prompt ids */
 
-/* One prompt's ids (a string is encoded with <bos>); *ids is malloc'd. */
-static long prompt_ids(server *s, const json_val *pr, int32_t **ids, char *err, size_t errlen)
+/* One prompt's ids (a string is encoded with <bos>); *ids is malloc'd. Token
+ * ids are checked against the vocabulary before they are narrowed to int32
+ * (4294967301 is out of vocabulary, not token 5): -2 with the message in e. */
+static long prompt_ids(server *s, const json_val *pr, int32_t **ids, char *err, size_t errlen, oai_err *e)
 {
 	if (json_is(pr, JSON_STRING))
 		return server_text_tokens(s, pr->u.str.s, pr->u.str.len, 1, ids, err, errlen);
 	size_t n = json_count(pr);
 	*ids = malloc((n ? n : 1) * sizeof **ids);
 	if (!*ids) { snprintf(err, errlen, "out of memory"); return -1; }
-	for (size_t i = 0; i < n; i++) (*ids)[i] = (int32_t)json_at(pr, i)->i;
+	for (size_t i = 0; i < n; i++) {
+		int64_t id = -1;
+		char t[40];
+		oai_int_sat(json_at(pr, i), &id);   /* integral and >= 0: oai_parse_prompts */
+		if (id < 0 || id >= engine_vocab(s->e)) {
+			oai_fail(e, 400, "prompt", "Token id %s is out of vocabulary (the model has %d).",
+				 oai_int_text(json_at(pr, i), id, t, sizeof t), engine_vocab(s->e));
+			return -2;
+		}
+		(*ids)[i] = (int32_t)id;
+	}
 	return (long)n;
 }
 
-static int context_error(oai_err *e, int max_len, long n, int64_t max_tokens)
+/* vLLM's words for a prompt (n tokens) plus max_tokens (mt, as given in
+ * mt_v: it may be beyond int64) over the context; the sum is printed from a
+ * long double so that no value overflows. */
+static int context_error(oai_err *e, int max_len, long n, int64_t max_tokens, const json_val *mt_v)
 {
 	if (max_tokens < 0 || n >= max_len)
 		return oai_fail(e, 400, NULL, "This model's maximum context length is %d tokens. However, you requested %ld tokens in the messages, Please reduce the length of the messages.",
 			    max_len, n);
-	return oai_fail(e, 400, NULL, "This model's maximum context length is %d tokens. However, you requested %" PRId64 " tokens (%ld in the messages, %" PRId64 " in the completion). Please reduce the length of the messages or completion.",
-		    max_len, (int64_t)n + max_tokens, n, max_tokens);
+	char t[40];
+	long double mt = json_is(mt_v, JSON_NUMBER) && !mt_v->is_int ? (long double)mt_v->u.num : (long double)max_tokens;
+	return oai_fail(e, 400, NULL, "This model's maximum context length is %d tokens. However, you requested %.0Lf tokens (%ld in the messages, %s in the completion). Please reduce the length of the messages or completion.",
+		    max_len, (long double)n + mt, n, oai_int_text(mt_v, max_tokens, t, sizeof t));
+}
+
+/* ------------------------------------------------------------ the tokenizer thread */
+
+/* Tokenizing a prompt of the context's length takes a while (a 4 MiB text
+ * about a second): it runs on a thread of its own, so that the loop keeps
+ * answering (/health among others) meanwhile. Calls go through a FIFO, one at
+ * a time; the thread reads only the call's parsed document and the read-only
+ * tokenizer, and writes only the call's pids/pn/base_ids/terr/te. */
+typedef struct tok_queue {
+	pthread_t thread;
+	int started, stop;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	srv_call *todo_head, *todo_tail;    /* waiting for the thread */
+	srv_call *done_head, *done_tail;    /* back to the loop */
+	srv_call *busy;                     /* on the thread now */
+	ev_async *done_async;
+} tok_queue;
+
+static void q_push(srv_call **head, srv_call **tail, srv_call *c)
+{
+	c->job_next = NULL;
+	if (*tail) (*tail)->job_next = c; else *head = c;
+	*tail = c;
+}
+
+static srv_call *q_pop(srv_call **head, srv_call **tail)
+{
+	srv_call *c = *head;
+	if (c) {
+		*head = c->job_next;
+		if (!*head) *tail = NULL;
+		c->job_next = NULL;
+	}
+	return c;
+}
+
+/* The greedy continue_final_message case (a replay of the assistant text). */
+static int wants_replay(const srv_call *c)
+{
+	const params *p = &c->p;
+	const json_val *last = c->chat ? json_at(p->messages, json_count(p->messages) - 1) : NULL;
+	const json_val *content = json_get(last, "content");
+	return c->chat && !c->tokenize_only && p->continue_final_message && p->sp.sp.temperature < 1e-5f && json_count(p->messages) >= 2 &&
+	       json_is(content, JSON_STRING) && content->u.str.len > 0 &&
+	       !strcmp(json_str(json_get(last, "role"), ""), "assistant");
+}
+
+/* Tokenizer thread: every prompt of c (stops at the first error). */
+static void tokenize_call(srv_call *c)
+{
+	server *s = c->s;
+	const params *p = &c->p;
+	for (size_t pi = 0; pi < c->n_prompts; pi++) {
+		const json_val *one = c->list_of_prompts ? json_at(p->prompt, pi) : p->prompt;
+		long n;
+		if (c->chat)
+			n = server_chat_tokens(s, p->messages, p->add_generation_prompt, p->continue_final_message,
+					       &c->pids[pi], c->terr, sizeof c->terr);
+		else if (c->tokenize_only)
+			n = server_text_tokens(s, one->u.str.s, one->u.str.len, c->add_special, &c->pids[pi], c->terr, sizeof c->terr);
+		else
+			n = prompt_ids(s, one, &c->pids[pi], c->terr, sizeof c->terr, &c->te);
+		c->pn[pi] = n;
+		if (n < 0) return;
+	}
+	if (wants_replay(c)) {
+		json_val head = *p->messages;
+		char err[256];
+		head.u.arr.n--;
+		c->base_n = server_chat_tokens(s, &head, 1, 0, &c->base_ids, err, sizeof err);
+	}
+}
+
+static void *tok_main(void *arg)
+{
+	server *s = arg;
+	tok_queue *tq = s->tokq;
+	pthread_mutex_lock(&tq->mu);
+	while (!tq->stop) {
+		srv_call *c = q_pop(&tq->todo_head, &tq->todo_tail);
+		if (!c) { pthread_cond_wait(&tq->cv, &tq->mu); continue; }
+		tq->busy = c;
+		pthread_mutex_unlock(&tq->mu);
+		tokenize_call(c);
+		pthread_mutex_lock(&tq->mu);
+		tq->busy = NULL;
+		q_push(&tq->done_head, &tq->done_tail, c);
+		pthread_mutex_unlock(&tq->mu);
+		ev_async_send(tq->done_async);
+		pthread_mutex_lock(&tq->mu);
+	}
+	pthread_mutex_unlock(&tq->mu);
+	return NULL;
+}
+
+static int call_submit(srv_call *c, oai_err *e);
+
+/* The answer of POST /tokenize: {count, max_model_len, tokens, token_strs}. */
+static void tokenize_answer(srv_call *c)
+{
+	server *s = c->s;
+	httpd_req *r = call_take_req(c);
+	long n = c->pn[0];
+	if (n < 0) {
+		httpd_error(r, 400, c->terr, NULL);
+		call_done(c);
+		return;
+	}
+	json_w w;
+	buf_reset(&s->scratch);
+	jw_init(&w, &s->scratch);
+	jw_obj_begin(&w);
+	jw_key(&w, "count"); jw_int(&w, n);
+	jw_key(&w, "max_model_len"); jw_int(&w, s->max_model_len);
+	jw_key(&w, "tokens"); jw_arr_begin(&w);
+	for (long i = 0; i < n; i++) jw_int(&w, c->pids[0][i]);
+	jw_arr_end(&w);
+	jw_key(&w, "token_strs"); jw_null(&w);
+	jw_obj_end(&w);
+	if (w.error) httpd_error(r, 500, "The answer is too large.", NULL);
+	else server_respond_json(r, 200, &s->scratch);
+	call_done(c);
+}
+
+/* Loop thread: calls back from the tokenizer go on to their submission. */
+static void on_tokenized(ev_loop *loop, void *arg)
+{
+	server *s = arg;
+	tok_queue *tq = s->tokq;
+	for (;;) {
+		pthread_mutex_lock(&tq->mu);
+		srv_call *c = q_pop(&tq->done_head, &tq->done_tail);
+		pthread_mutex_unlock(&tq->mu);
+		if (!c) break;
+		c->tokenizing = 0;
+		if (c->gone) { call_free(c); continue; }
+		if (c->tokenize_only) { tokenize_answer(c); continue; }
+		oai_err e = {0};
+		if (call_submit(c, &e) < 0) {
+			httpd_req *r = call_take_req(c);
+			httpd_error(r, e.status ? e.status : 400, e.msg, e.param);
+			if (!s->o.disable_log_requests && e.status >= 500) log_ratelimited(LOG_WARN, "request refused: %s", e.msg);
+			call_done(c);
+		}
+	}
+}
+
+int server_openai_init(server *s)
+{
+	tok_queue *tq = calloc(1, sizeof *tq);
+	if (!tq) return -1;
+	s->tokq = tq;
+	pthread_mutex_init(&tq->mu, NULL);
+	pthread_cond_init(&tq->cv, NULL);
+	tq->done_async = ev_async_new(s->loop, on_tokenized, s);
+	if (!tq->done_async || pthread_create(&tq->thread, NULL, tok_main, s) != 0) return -1;
+	tq->started = 1;
+	return 0;
+}
+
+void server_openai_deinit(server *s)
+{
+	tok_queue *tq = s->tokq;
+	if (!tq) return;
+	if (tq->started) {
+		pthread_mutex_lock(&tq->mu);
+		tq->stop = 1;
+		pthread_cond_signal(&tq->cv);
+		pthread_mutex_unlock(&tq->mu);
+		pthread_join(tq->thread, NULL);
+	}
+	/* Whatever is still queued lost its client with the HTTP server. */
+	srv_call *c;
+	while ((c = q_pop(&tq->todo_head, &tq->todo_tail))) call_free(c);
+	while ((c = q_pop(&tq->done_head, &tq->done_tail))) call_free(c);
+	if (tq->done_async) ev_async_free(tq->done_async);
+	pthread_mutex_destroy(&tq->mu);
+	pthread_cond_destroy(&tq->cv);
+	free(tq);
+	s->tokq = NULL;
+}
+
+/* Links c among the active calls (a drain waits for it) and hands it to the
+ * tokenizer thread; on_tokenized goes on when it is back. */
+static void call_enqueue(srv_call *c)
+{
+	server *s = c->s;
+	tok_queue *tq = s->tokq;
+	c->prev = NULL;
+	c->next = s->calls;
+	if (s->calls) s->calls->prev = c;
+	s->calls = c;
+	s->n_calls++;
+	httpd_on_close(c->r, call_on_close, c);
+	c->tokenizing = 1;
+	pthread_mutex_lock(&tq->mu);
+	q_push(&tq->todo_head, &tq->todo_tail, c);
+	pthread_cond_signal(&tq->cv);
+	pthread_mutex_unlock(&tq->mu);
+}
+
+void server_openai_tokenize(server *s, httpd_req *r, json_doc *doc, const json_val *messages, int agp, int cfm,
+			    const json_val *prompt, int add_special)
+{
+	srv_call *c = calloc(1, sizeof *c);
+	if (c) {
+		c->pids = calloc(1, sizeof *c->pids);
+		c->pn = calloc(1, sizeof *c->pn);
+	}
+	if (!c || !c->pids || !c->pn) {
+		if (c) { free(c->pids); free(c->pn); free(c); }
+		json_doc_free(doc);
+		httpd_error(r, 503, "Out of memory.", NULL);
+		return;
+	}
+	c->s = s;
+	c->r = r;
+	c->doc = doc;
+	c->tokenize_only = 1;
+	c->chat = messages != NULL;
+	c->n_prompts = 1;
+	c->p.messages = messages;
+	c->p.prompt = prompt;
+	c->p.add_generation_prompt = agp;
+	c->p.continue_final_message = cfm;
+	c->add_special = add_special;
+	buf_init(&c->plp_json, 1);
+	call_enqueue(c);
+}
+
+/* ------------------------------------------------------------ the handler */
+
+/* Loop thread, once the prompts are tokenized: their checks, then one
+ * scheduler request per choice. 0, or -1 with e. */
+static int call_submit(srv_call *c, oai_err *e)
+{
+	server *s = c->s;
+	params *pp = &c->p;
+	const params p = *pp;
+	const json_val *root = json_root(c->doc), *pr = p.prompt;
+	int chat = c->chat;
+	int max_len = s->max_model_len;
+	uint64_t plp_rows = 0;
+	for (size_t pi = 0; pi < c->n_prompts; pi++) {
+		long n = c->pn[pi];
+		int32_t *ids = c->pids[pi];
+		int truncated = 0;
+		const json_val *one = c->list_of_prompts ? json_at(pr, pi) : pr;
+		if (n == -2) { *e = c->te; return -1; }
+		if (n < 0) return oai_fail(e, 400, chat ? "messages" : "prompt", "%s", c->terr);
+		if (p.truncate >= 0 && n > p.truncate) {
+			/* vLLM keeps the last truncate_prompt_tokens tokens. */
+			memmove(ids, ids + (n - p.truncate), (size_t)p.truncate * sizeof *ids);
+			n = (long)p.truncate;
+			truncated = 1;
+		}
+		if (n == 0) return oai_fail(e, 400, "prompt", "Prompt cannot be empty.");
+		for (long k = 0; k < n; k++)
+			if (ids[k] >= engine_vocab(s->e))
+				return oai_fail(e, 400, "prompt", "Token id %d is out of vocabulary (the model has %d).", (int)ids[k], engine_vocab(s->e));
+		if (n >= max_len || (p.max_tokens >= 1 && p.max_tokens > max_len - n))
+			return context_error(e, max_len, n, n >= max_len ? -1 : p.max_tokens, json_get(root, p.max_tokens_key));
+		/* Prompt log-probabilities are written once per choice (vLLM's
+		 * shape): bound the rows of the answer, n x prompt tokens. */
+		plp_rows += p.sp.prompt_logprobs ? (uint64_t)n * (uint64_t)p.n : 0;
+		if (plp_rows > SERVER_MAX_PROMPT_LOGPROBS_ROWS)
+			return oai_fail(e, 400, "prompt_logprobs", "prompt_logprobs (or echo with logprobs) for n=%" PRId64 " choices of prompts of this length would write %" PRIu64 " rows; at most %d rows (choices x prompt tokens) per request.",
+					p.n, plp_rows, SERVER_MAX_PROMPT_LOGPROBS_ROWS);
+		int64_t room = max_len - n;
+		sched_params sp = p.sp;
+		/* A greedy continuation of an assistant message: replay its text as the
+		 * model's own tokens (scheduler.h, forced replay), so the result is the
+		 * one an uninterrupted run gives. */
+		if (wants_replay(c) && c->base_n > 0) {
+			const json_val *last_content = json_get(json_at(p.messages, json_count(p.messages) - 1), "content");
+			ids = c->base_ids;
+			n = c->base_n;
+			sp.forced_text = last_content->u.str.s;
+			sp.forced_len = last_content->u.str.len;
+		}
+		sp.max_tokens = (int)(p.max_tokens >= 1 ? p.max_tokens : chat ? room : MIN(room, 16));
+		for (int64_t k = 0; k < p.n; k++) {
+			choice *ch = &c->ch[pi * (size_t)p.n + (size_t)k];
+			char err[512];
+			ch->index = (int)(pi * (size_t)p.n + (size_t)k);
+			if (c->stream) {
+				ch->ends_cap = sp.max_tokens;
+				ch->ends = calloc((size_t)sp.max_tokens, sizeof *ch->ends);
+				if (!ch->ends) return oai_fail(e, 503, NULL, "Out of memory.");
+			}
+			ch->prompt_i = (int)pi;
+			tok_stream_init(&ch->ts, s->tok, json_bool(json_get(root, "skip_special_tokens"), 1));
+			if (c->echo) {
+				if (json_is(one, JSON_STRING) && !truncated) buf_append(&ch->text, one->u.str.s, one->u.str.len);
+				else tokenizer_decode(s->tok, ids, (size_t)n, 1, &ch->text);
+				ch->echo_len = buf_rlen(&ch->text);
+				ch->lp_offset = code_points(buf_rptr(&ch->text), ch->echo_len);
+			}
+			if (sp.has_seed) sp.seed = p.sp.seed + (uint64_t)k;
+			/* The prompt's log-probabilities are the same for every choice of
+			 * it: the first computes them, the others read its (and may use
+			 * the prefix cache, which a prompt_logprobs request may not). */
+			sp.prompt_logprobs = k == 0 ? p.sp.prompt_logprobs : 0;
+			int busy = 0;
+			ch->q = sched_submit(s->sc, ids, (int)n, &sp, c, &busy, err, sizeof err);
+			if (!ch->q) return oai_fail(e, busy ? 503 : 400, NULL, "%s", err);
+			ch->plp_q = sp.prompt_logprobs ? ch->q : c->ch[pi * (size_t)p.n].plp_q;
+		}
+	}
+	return 0;
 }
 
 void server_openai_handle(server *s, httpd_req *r, int chat)
 {
 	oai_err e = {0};
-	params p;
 	size_t len;
 	const char *body = httpd_body(r, &len);
-	int32_t *ids = NULL;
-	char err[512];
 
-	if (len > BODY_MAX) { httpd_error(r, 413, "The request body is too large.", NULL); return; }
+	if (server_check_body(s, len, &e) < 0) { httpd_error(r, e.status, e.msg, e.param); return; }
 	srv_call *c = calloc(1, sizeof *c);
 	if (!c) { httpd_error(r, 503, "Out of memory.", NULL); return; }
 	c->s = s;
 	c->r = r;
 	c->chat = chat;
+	buf_init(&c->plp_json, 256u << 20);
 	c->t0_ms = time_mono_ms();
 	oai_make_id(c->id, sizeof c->id, chat, &s->id_seq, s->id_salt);
 	c->answer = (oai_answer){ .id = c->id, .model = s->o.served_name, .created = (int64_t)time_wall_s(),
@@ -899,7 +1345,9 @@ void server_openai_handle(server *s, httpd_req *r, int chat)
 	c->doc = oai_parse_body(body, len, &e);
 	if (!c->doc) goto error;
 	const json_val *root = json_root(c->doc);
-	if (parse_params(s, c, root, &p, &e) < 0) goto error;
+	params *pp = &c->p;
+	if (parse_params(s, c, root, pp, &e) < 0) goto error;
+	const params p = *pp;
 
 	/* The prompts: one for chat; one or more for completions. */
 	const json_val *pr = p.prompt;
@@ -911,92 +1359,32 @@ void server_openai_handle(server *s, httpd_req *r, int chat)
 		oai_fail(&e, 400, "n", "At most %d choices per request (prompts x n).", SERVER_MAX_CHOICES);
 		goto error;
 	}
+	c->n_prompts = n_prompts;
+	c->list_of_prompts = list_of_prompts;
 	c->n_choices = (int)(n_prompts * (size_t)p.n);
 	c->ch = calloc((size_t)c->n_choices, sizeof *c->ch);
-	if (!c->ch) { oai_fail(&e, 503, NULL, "Out of memory."); goto error; }
+	c->pids = calloc(n_prompts, sizeof *c->pids);
+	c->pn = calloc(n_prompts, sizeof *c->pn);
+	if (!c->ch || !c->pids || !c->pn) { oai_fail(&e, 503, NULL, "Out of memory."); goto error; }
 	for (int i = 0; i < c->n_choices; i++) {
 		buf_init(&c->ch[i].text, 64u << 20);
 		c->ch[i].stop_tok = -1;
 	}
+	/* What cannot fit is refused before any tokenizing. */
 	int max_len = s->max_model_len;
+	if (chat && server_check_prompt_bytes(s, server_messages_bytes(p.messages), &e) < 0) goto error;
 	for (size_t pi = 0; pi < n_prompts; pi++) {
-		long n;
-		const json_val *one = list_of_prompts ? json_at(pr, pi) : pr;
-		if (chat) n = server_chat_tokens(s, p.messages, p.add_generation_prompt, p.continue_final_message, &ids, err, sizeof err);
-		else n = prompt_ids(s, one, &ids, err, sizeof err);
-		if (n < 0) { oai_fail(&e, 400, chat ? "messages" : "prompt", "%s", err); goto error; }
-		if (n == 0) { oai_fail(&e, 400, "prompt", "Prompt cannot be empty."); goto error; }
-		for (long k = 0; k < n; k++)
-			if (ids[k] >= engine_vocab(s->e)) {
-				oai_fail(&e, 400, "prompt", "Token id %d is out of vocabulary (the model has %d).", (int)ids[k], engine_vocab(s->e));
-				goto error;
-			}
-		if (n >= max_len || (p.max_tokens >= 1 && n + p.max_tokens > max_len)) {
-			context_error(&e, max_len, n, n >= max_len ? -1 : p.max_tokens);
+		const json_val *one_pr = list_of_prompts ? json_at(pr, pi) : pr;
+		if (!chat && json_is(one_pr, JSON_STRING) && server_check_prompt_bytes(s, one_pr->u.str.len, &e) < 0) goto error;
+		if (!chat && json_is(one_pr, JSON_ARRAY) && json_count(one_pr) >= (size_t)max_len) {
+			context_error(&e, max_len, (long)MIN(json_count(one_pr), (size_t)LONG_MAX), -1, NULL);
 			goto error;
 		}
-		int64_t room = max_len - n;
-		sched_params sp = p.sp;
-		/* A greedy continuation of an assistant message: replay its text as the
-		 * model's own tokens (scheduler.h, forced replay), so the result is the
-		 * one an uninterrupted run gives. */
-		const json_val *last = chat ? json_at(p.messages, json_count(p.messages) - 1) : NULL;
-		const json_val *last_content = json_get(last, "content");
-		if (chat && p.continue_final_message && sp.sp.temperature < 1e-5f && json_count(p.messages) >= 2 &&
-		    json_is(last_content, JSON_STRING) && last_content->u.str.len > 0 &&
-		    !strcmp(json_str(json_get(last, "role"), ""), "assistant")) {
-			json_val head = *p.messages;
-			int32_t *base = NULL;
-			head.u.arr.n--;
-			long nb = server_chat_tokens(s, &head, 1, 0, &base, err, sizeof err);
-			if (nb > 0) {
-				free(ids);
-				ids = base;
-				n = nb;
-				sp.forced_text = last_content->u.str.s;
-				sp.forced_len = last_content->u.str.len;
-			} else {
-				free(base);
-			}
-		}
-		sp.max_tokens = (int)(p.max_tokens >= 1 ? p.max_tokens : chat ? room : MIN(room, 16));
-		for (int64_t k = 0; k < p.n; k++) {
-			choice *ch = &c->ch[pi * (size_t)p.n + (size_t)k];
-			ch->index = (int)(pi * (size_t)p.n + (size_t)k);
-			if (c->stream) {
-				ch->ends_cap = sp.max_tokens;
-				ch->ends = calloc((size_t)sp.max_tokens, sizeof *ch->ends);
-				if (!ch->ends) { oai_fail(&e, 503, NULL, "Out of memory."); goto error; }
-			}
-			ch->prompt_i = (int)pi;
-			tok_stream_init(&ch->ts, s->tok, json_bool(json_get(root, "skip_special_tokens"), 1));
-			if (c->echo) {
-				if (json_is(one, JSON_STRING)) buf_append(&ch->text, one->u.str.s, one->u.str.len);
-				else tokenizer_decode(s->tok, ids, (size_t)n, 1, &ch->text);
-				ch->echo_len = buf_rlen(&ch->text);
-				ch->lp_offset = code_points(buf_rptr(&ch->text), ch->echo_len);
-			}
-			if (sp.has_seed) sp.seed = p.sp.seed + (uint64_t)k;
-			int busy = 0;
-			ch->q = sched_submit(s->sc, ids, (int)n, &sp, c, &busy, err, sizeof err);
-			if (!ch->q) {
-				oai_fail(&e, busy ? 503 : 400, NULL, "%s", err);
-				goto error;
-			}
-		}
-		free(ids);
-		ids = NULL;
 	}
-	c->prev = NULL;
-	c->next = s->calls;
-	if (s->calls) s->calls->prev = c;
-	s->calls = c;
-	s->n_calls++;
-	httpd_on_close(r, call_on_close, c);
+	call_enqueue(c);
 	return;
 
 error:
-	free(ids);
 	httpd_error(r, e.status ? e.status : 400, e.msg, e.param);
 	if (!s->o.disable_log_requests && e.status >= 500) log_ratelimited(LOG_WARN, "request refused: %s", e.msg);
 	call_free(c);

@@ -80,7 +80,7 @@ static int parse_prompt(const json_val *root, params *p, oai_err *e)
 		}
 		if (json_is(pr, JSON_ARRAY)) {
 			for (size_t i = 0; i < json_count(pr); i++)
-				if (json_int64(json_at(pr, i), &n) < 0 || n < 0)
+				if (oai_int_sat(json_at(pr, i), &n) < 0 || n < 0)
 					return oai_fail(e, 400, "prompt", "prompt: token ids must be non-negative integers");
 		}
 	} else if (!json_is(pr, JSON_STRING)) {
@@ -162,7 +162,9 @@ static int render_prompt(const params *p, int chat, sim_text *t, sim_req *r)
 		const json_val *pr = p->prompt;
 		if (json_is(pr, JSON_STRING)) return feed(t, r, pr->u.str.s, pr->u.str.len);
 		for (size_t i = 0; i < json_count(pr); i++) {
-			int len = snprintf(marker, sizeof(marker), "%" PRId64, json_at(pr, i)->i);
+			int64_t id = 0;
+			oai_int_sat(json_at(pr, i), &id);   /* checked by parse_prompt (2.0 is 2) */
+			int len = snprintf(marker, sizeof(marker), "%" PRId64, id);
 			if (feed(t, r, marker, (size_t)len) < 0) return -1;
 		}
 		return 0;

@@ -112,6 +112,84 @@ static void test_fields(void)
 	json_doc_free(d);
 }
 
+/* Every integer field: a value beyond int64 (a Python int to vLLM) meets the
+ * field's range check and its message, never a type error, a wrap or a
+ * truncation; a fraction is a type error. */
+enum { F_MAX_CHAT, F_MAX_COMP, F_N, F_SAMPLING, F_LP_CHAT, F_LP_COMP, F_PROMPT };
+
+static const char *int_field_msg(int f, const char *text)
+{
+	static oai_err e;
+	memset(&e, 0, sizeof e);
+	json_doc *d = doc_of(text);
+	if (!d) return "(no document)";
+	const json_val *r = json_root(d), *pr;
+	int64_t v;
+	int lp, rc = -1;
+	oai_sampling s;
+	switch (f) {
+	case F_MAX_CHAT: rc = oai_parse_max_tokens(r, 1, &v, &e); break;
+	case F_MAX_COMP: rc = oai_parse_max_tokens(r, 0, &v, &e); break;
+	case F_N: rc = oai_parse_n(r, 128, &v, &e); break;
+	case F_SAMPLING: rc = oai_parse_sampling(r, &s, &e); break;
+	case F_LP_CHAT: rc = oai_parse_logprobs(r, 1, 20, &lp, &e); break;
+	case F_LP_COMP: rc = oai_parse_logprobs(r, 0, 20, &lp, &e); break;
+	case F_PROMPT: rc = oai_parse_prompts(r, &pr, &e); break;
+	}
+	json_doc_free(d);
+	return rc < 0 ? e.msg : "";
+}
+
+static void test_integer_fields(void)
+{
+	static const struct { int f; const char *json, *msg; } cases[] = {
+		{F_MAX_COMP, "{\"max_tokens\":99999999999999999999}", ""},
+		{F_MAX_COMP, "{\"max_tokens\":1e30}", ""},
+		{F_MAX_COMP, "{\"max_tokens\":-99999999999999999999}", "max_tokens must be at least 1, got -100000000000000000000."},
+		{F_MAX_COMP, "{\"max_tokens\":-9223372036854775808}", "max_tokens must be at least 1, got -9223372036854775808."},
+		{F_MAX_COMP, "{\"max_tokens\":2.5}", "max_tokens: Input should be a valid integer"},
+		{F_MAX_COMP, "{\"max_tokens\":4.0}", ""},
+		{F_MAX_CHAT, "{\"max_completion_tokens\":-1e19}", "max_completion_tokens must be at least 1, got -10000000000000000000."},
+		{F_N, "{\"n\":99999999999999999999}", "n must be at most 128, got 100000000000000000000."},
+		{F_N, "{\"n\":4294967297}", "n must be at most 128, got 4294967297."},
+		{F_N, "{\"n\":-1e20}", "n must be at least 1, got -100000000000000000000."},
+		{F_SAMPLING, "{\"seed\":9223372036854775807}", ""},
+		{F_SAMPLING, "{\"seed\":9223372036854775808}", "seed: Input should be less than or equal to 9223372036854775807"},
+		{F_SAMPLING, "{\"seed\":-1e19}", "seed: Input should be greater than or equal to -9223372036854775808"},
+		{F_SAMPLING, "{\"seed\":1.5}", "seed: Input should be a valid integer"},
+		{F_SAMPLING, "{\"top_k\":1e300}", ""},
+		{F_SAMPLING, "{\"top_k\":-1e300}", "top_k must be -1 (disable), or at least 1, got -10000000000000000525*"},
+		{F_LP_COMP, "{\"logprobs\":18446744073709551616}", "Requested sample logprobs of 18446744073709551616, which is greater than max allowed: 20"},
+		{F_LP_COMP, "{\"logprobs\":-5e20}", "logprobs must be non-negative, got -500000000000000000000."},
+		{F_LP_CHAT, "{\"logprobs\":true,\"top_logprobs\":4294967317}", "Requested sample logprobs of 4294967317, which is greater than max allowed: 20"},
+		{F_PROMPT, "{\"prompt\":[4294967301]}", ""},           /* the vocabulary check is the server's */
+		{F_PROMPT, "{\"prompt\":[[1,99999999999999999999]]}", ""},
+		{F_PROMPT, "{\"prompt\":[1,-4294967301]}", "prompt: token ids must be non-negative integers"},
+		{F_PROMPT, "{\"prompt\":[1,2.5]}", "prompt: token ids must be non-negative integers"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		const char *got = int_field_msg(cases[i].f, cases[i].json);
+		const char *want = cases[i].msg;
+		/* A text ending in '*' is a prefix (the digits of a huge double). */
+		size_t wl = strlen(want);
+		int ok = wl && want[wl - 1] == '*' ? strncmp(got, want, wl - 1) == 0 : strcmp(got, want) == 0;
+		if (!ok) fprintf(stderr, "  case %s: \"%s\"\n", cases[i].json, got);
+		T_CHECK(ok);
+	}
+	/* Saturated, not wrapped: the value a range check sees. */
+	oai_err e = {0};
+	int64_t v = 0;
+	json_doc *d = doc_of("{\"max_tokens\":18446744073709551621}");
+	T_EQ_INT(oai_parse_max_tokens(json_root(d), 0, &v, &e), 0);
+	T_CHECK(v == INT64_MAX);
+	json_doc_free(d);
+	char t[40];
+	d = doc_of("{\"a\":1e20,\"b\":7}");
+	T_EQ_STR(oai_int_text(json_get(json_root(d), "a"), INT64_MAX, t, sizeof t), "100000000000000000000");
+	T_EQ_STR(oai_int_text(json_get(json_root(d), "b"), 7, t, sizeof t), "7");
+	json_doc_free(d);
+}
+
 static void test_prompts_and_stops(void)
 {
 	oai_err e = {0};
@@ -240,6 +318,7 @@ int main(void)
 	T_RUN(test_body);
 	T_RUN(test_sampling);
 	T_RUN(test_fields);
+	T_RUN(test_integer_fields);
 	T_RUN(test_prompts_and_stops);
 	T_RUN(test_writers);
 	T_RUN(test_vllm_metrics);
