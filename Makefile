@@ -122,9 +122,9 @@ $(LIBWEIGHTS): $(WEIGHTS_OBJ)
 # Unit tests link both libraries; a test of one module uses what it needs.
 $(B)/tests/%: tests/unit/%.c tests/unit/t.h $(LIBWEIGHTS) $(LIBINFER) $(LIBCORE)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(LIBWEIGHTS) $(LIBINFER) $(LIBCORE) -lyaml -lfuse3 -lcurl -lssl -lcrypto $(LDLIBS_BASE)
+	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -MMD -MP -o $@ $< $(LIBWEIGHTS) $(LIBINFER) $(LIBCORE) -lyaml -lfuse3 -lcurl -lssl -lcrypto $(LDLIBS_BASE)
 
--include $(CORE_OBJ:.o=.d) $(INFER_OBJ:.o=.d) $(WEIGHTS_OBJ:.o=.d) $(foreach p,$(PROGRAMS),$($(p)_OBJ:.o=.d))
+-include $(UNIT_BIN:=.d) $(CORE_OBJ:.o=.d) $(INFER_OBJ:.o=.d) $(WEIGHTS_OBJ:.o=.d) $(foreach p,$(PROGRAMS),$($(p)_OBJ:.o=.d))
 
 # ---------------------------------------------------------------- dependencies
 # Debian packages the build, the tests, the benchmarks and the lab use. Only the

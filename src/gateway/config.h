@@ -18,7 +18,7 @@
 
 #define GW_MAX_LISTEN 8
 #define GW_MAX_POOLS 64
-#define GW_MAX_ENDPOINTS 256      /* per pool: the tried bitmap of a request has this many bits */
+#define GW_MAX_ENDPOINTS 1024     /* per pool: the tried bitmap of a request has this many bits */
 #define GW_MAX_ROUTES 256
 #define GW_MAX_MODELS 64          /* per pool */
 #define GW_MAX_REGIONS 64

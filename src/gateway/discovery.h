@@ -35,7 +35,7 @@ enum discovery_kind {
 	DISCOVERY_KUBERNETES,          /* EndpointSlices of a Service, watched */
 };
 
-#define DISCOVERY_MAX_ADDRS 256        /* a set never holds more (extra ones dropped, counted) */
+#define DISCOVERY_MAX_ADDRS 1024       /* a set never holds more (extra ones dropped, counted) */
 #define DISCOVERY_NAME_LEN 256
 
 /* What to discover and how. Owner: the caller; discovery_new copies it.

@@ -9,13 +9,18 @@
  * headless Service of ~70 pods fits, and a timeout per attempt; the next
  * attempt goes to the next nameserver with fresh ids from a fresh port. A
  * round that ends with every question answered (NOERROR or NXDOMAIN) is
- * published; anything else (timeout, SERVFAIL, REFUSED, truncated, malformed)
- * fails the round and the last known set stays. The next round starts
- * interval_ms after the previous one ended.
+ * published; anything else (timeout, SERVFAIL, REFUSED, malformed) fails the
+ * round and the last known set stays. The next round starts interval_ms after
+ * the previous one ended.
  *
- * Not here: TCP fallback (a truncated answer is a failure), search domains
- * (names are absolute), caching (each round asks again; the TTL is the
- * server's business and the interval ours), DNSSEC.
+ * A truncated answer (TC bit: a headless Service of hundreds of pods) is asked
+ * again over TCP (RFC 7766), one question at a time on one non-blocking
+ * connection to the same nameserver, within the same attempt's timeout; the
+ * 64 KiB buffer and the record array it needs live only while that exchange
+ * runs. A TCP failure moves the round to its next attempt like a UDP one.
+ *
+ * Not here: search domains (names are absolute), caching (each round asks
+ * again; the TTL is the server's business and the interval ours), DNSSEC.
  */
 #include "gateway/discovery_int.h"
 #include "gateway/dns.h"
@@ -36,6 +41,8 @@
 #define DNS_MAX_SRV_TARGETS 64
 #define DNS_MAX_RRS 160
 #define DNS_RECV_BYTES 4096
+#define DNS_TCP_MAX_BYTES 65535    /* a TCP message's 16-bit length */
+#define DNS_TCP_MAX_RRS 1200       /* an answer of ~1,000 addresses and its extras */
 #define DNS_MAX_FOUND (DISCOVERY_MAX_ADDRS * 2)
 
 /* One question of a round. */
@@ -44,6 +51,7 @@ typedef struct dns_q {
 	uint16_t qtype;
 	uint16_t port;                 /* of the addresses it finds */
 	int done;
+	int want_tcp;                  /* its UDP answer was truncated */
 	char name[DNS_NAME_MAX];
 } dns_q;
 
@@ -60,12 +68,34 @@ typedef struct dns_state {
 	discovery_addr found[DNS_MAX_FOUND];
 	size_t n_found;
 	dns_rr rrs[DNS_MAX_RRS];
+	/* The TCP exchange, one question at a time; buffers allocated for it. */
+	int tcp_fd;                    /* -1 when none runs */
+	dns_q *tcp_q;
+	uint8_t *tcp_buf;              /* query out, then answer in: 2 + DNS_TCP_MAX_BYTES */
+	size_t tcp_len, tcp_done;      /* bytes to send or expected, bytes moved */
+	int tcp_reading;
+	dns_rr *tcp_rrs;               /* DNS_TCP_MAX_RRS */
 } dns_state;
 
 static void round_start(dns_state *s);
 
+static void tcp_close(dns_state *s)
+{
+	if (s->tcp_fd >= 0) {
+		ev_del(s->d->loop, s->tcp_fd);
+		close(s->tcp_fd);
+		s->tcp_fd = -1;
+	}
+	free(s->tcp_buf);
+	free(s->tcp_rrs);
+	s->tcp_buf = NULL;
+	s->tcp_rrs = NULL;
+	s->tcp_q = NULL;
+}
+
 static void sock_close(dns_state *s)
 {
+	tcp_close(s);
 	if (s->fd < 0) return;
 	ev_del(s->d->loop, s->fd);
 	close(s->fd);
@@ -133,20 +163,31 @@ static void query_add_addrs(dns_state *s, const char *name, uint16_t port)
 	if (!s->d->spec.no_ipv6) query_add(s, name, DNS_TYPE_AAAA, port);
 }
 
-/* Writes the question of q with a fresh id and an EDNS0 OPT record; returns 0
- * or -1 (the errno of send). A full socket buffer (EAGAIN) counts as sent: the
- * attempt's timeout resends. */
-static int query_send(dns_state *s, dns_q *q)
+#define DNS_QUERY_MAX_BYTES (DNS_NAME_MAX + 64)
+
+/* Writes the question of q with a fresh id and an EDNS0 OPT record into msg
+ * (DNS_QUERY_MAX_BYTES). Returns its length, or -1 for a name that is no DNS
+ * name. */
+static int query_build(dns_q *q, uint8_t *msg)
 {
-	uint8_t msg[DNS_NAME_MAX + 64];
 	q->id = (uint16_t)discovery_random();
-	int n = dns_query_build(msg, sizeof(msg) - 11, q->id, q->name, q->qtype);
-	if (n < 0) return -2;
+	int n = dns_query_build(msg, DNS_QUERY_MAX_BYTES - 11, q->id, q->name, q->qtype);
+	if (n < 0) return -1;
 	/* EDNS0: ARCOUNT 1, OPT RR with the root name, our UDP size, no flags. */
 	msg[11] = 1;
 	static const uint8_t opt[11] = {0, 0, 41, DNS_UDP_MAX_BYTES >> 8, DNS_UDP_MAX_BYTES & 0xFF, 0, 0, 0, 0, 0, 0};
 	memcpy(msg + n, opt, sizeof(opt));
-	n += (int)sizeof(opt);
+	return n + (int)sizeof(opt);
+}
+
+/* Sends the question of q over UDP; returns 0, -2 for a bad name or -1 (the
+ * errno of send). A full socket buffer (EAGAIN) counts as sent: the attempt's
+ * timeout resends. */
+static int query_send(dns_state *s, dns_q *q)
+{
+	uint8_t msg[DNS_QUERY_MAX_BYTES];
+	int n = query_build(q, msg);
+	if (n < 0) return -2;
 	for (;;) {
 		ssize_t w = send(s->fd, msg, (size_t)n, MSG_NOSIGNAL);
 		if (w >= 0) return 0;
@@ -178,6 +219,7 @@ static int attempt_start(dns_state *s)
 	}
 	for (size_t i = 0; i < s->nq; i++) {
 		if (s->q[i].done) continue;
+		s->q[i].want_tcp = 0;
 		int rc = query_send(s, &s->q[i]);
 		if (rc == -2) {
 			round_fail(s, "%s: %s", "not a valid DNS name", s->q[i].name);
@@ -235,10 +277,6 @@ static int name_in_chain(const dns_response *r, const char *qname, const char *n
  * failed the round (reported). */
 static int answer_take(dns_state *s, dns_q *q, const dns_response *r)
 {
-	if (r->truncated) {
-		round_fail(s, "%s for %s (TCP is not supported)", "truncated answer", q->name);
-		return -1;
-	}
 	if (r->rcode != DNS_RCODE_NOERROR && r->rcode != DNS_RCODE_NXDOMAIN) {
 		static const char *const names[] = {"NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED"};
 		char what[32];
@@ -279,6 +317,151 @@ static int answer_take(dns_state *s, dns_q *q, const dns_response *r)
 	return 0;
 }
 
+static void tcp_kick(dns_state *s);
+
+/* Takes the answer r to q (q now done): its records, then the questions they
+ * raise (SRV targets, sent over UDP), then the round's end when nothing is
+ * pending. Returns 0 while the round goes on, -1 when it ended (s may be
+ * gone). */
+static int answered(dns_state *s, dns_q *q, const dns_response *r)
+{
+	q->done = 1;
+	q->want_tcp = 0;
+	s->pending--;
+	size_t nq_before = s->nq;
+	if (answer_take(s, q, r) < 0) return -1;
+	for (size_t i = nq_before; i < s->nq; i++) {
+		int rc = query_send(s, &s->q[i]);
+		if (rc == -2) {                 /* a target that is no DNS name: skipped */
+			s->q[i].done = 1;
+			s->pending--;
+			s->d->st.dropped_total++;
+		} else if (rc < 0) {
+			round_fail(s, "%s: %s", "send to the nameserver", strerror(errno));
+			return -1;
+		}
+	}
+	if (s->pending == 0) {
+		round_finish(s);
+		return -1;
+	}
+	return 0;
+}
+
+/* The TCP exchange failed: the round's next attempt. */
+static void tcp_fail(dns_state *s, const char *what)
+{
+	char why[DNS_NAME_MAX + 128];
+	snprintf(why, sizeof(why), "truncated answer for %s over UDP, then over TCP: %s",
+		 s->tcp_q ? s->tcp_q->name : "?", what);
+	attempt_next(s, why);
+}
+
+static void on_tcp(ev_loop *loop, int fd, int mask, void *arg)
+{
+	dns_state *s = arg;
+	if (!s->tcp_reading) {
+		int err = net_connect_result(fd);
+		if (err) {
+			tcp_fail(s, strerror(err));
+			return;
+		}
+		while (s->tcp_done < s->tcp_len) {
+			ssize_t w = send(fd, s->tcp_buf + s->tcp_done, s->tcp_len - s->tcp_done, MSG_NOSIGNAL);
+			if (w < 0) {
+				if (errno == EINTR) continue;
+				if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+				tcp_fail(s, strerror(errno));
+				return;
+			}
+			s->tcp_done += (size_t)w;
+		}
+		s->tcp_reading = 1;
+		s->tcp_done = 0;
+		s->tcp_len = 2;                /* the length prefix first */
+		if (ev_mod(loop, fd, EV_READ) < 0) tcp_fail(s, strerror(errno));
+		return;
+	}
+	for (int budget = 0; budget < 64; budget++) {
+		ssize_t n = recv(fd, s->tcp_buf + s->tcp_done, s->tcp_len - s->tcp_done, 0);
+		if (n < 0) {
+			if (errno == EINTR) continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+			tcp_fail(s, strerror(errno));
+			return;
+		}
+		if (n == 0) {
+			tcp_fail(s, "connection closed before the answer");
+			return;
+		}
+		s->tcp_done += (size_t)n;
+		if (s->tcp_done < s->tcp_len) continue;
+		if (s->tcp_len == 2) {
+			s->tcp_len = 2 + ((size_t)s->tcp_buf[0] << 8 | s->tcp_buf[1]);
+			if (s->tcp_len == 2) {
+				tcp_fail(s, "empty answer");
+				return;
+			}
+			continue;
+		}
+		break;
+	}
+	if (s->tcp_done < s->tcp_len) return;   /* the budget ran out: more on the next event */
+	dns_q *q = s->tcp_q;
+	dns_response r = {.rrs = s->tcp_rrs, .max_rrs = DNS_TCP_MAX_RRS};
+	if (dns_response_parse(s->tcp_buf + 2, s->tcp_len - 2, &r) < 0 || r.id != q->id || r.qtype != q->qtype ||
+	    !dns_name_eq(q->name, r.qname)) {
+		tcp_fail(s, "answer malformed or not ours");
+		return;
+	}
+	/* The exchange is over: its socket and buffers go before the answer is
+	 * taken (the next truncated question opens its own). The records are read
+	 * from tcp_rrs, freed after. */
+	ev_del(loop, fd);
+	close(fd);
+	s->tcp_fd = -1;
+	s->tcp_q = NULL;
+	dns_rr *rrs = s->tcp_rrs;
+	s->tcp_rrs = NULL;
+	int rc = answered(s, q, &r);
+	free(rrs);
+	if (rc == 0) tcp_kick(s);
+}
+
+/* Starts the TCP exchange of the next truncated question, unless one runs or
+ * none is left. A failure to start moves the round to its next attempt. */
+static void tcp_kick(dns_state *s)
+{
+	if (s->tcp_fd >= 0) return;
+	dns_q *q = NULL;
+	for (size_t i = 0; i < s->nq && !q; i++)
+		if (s->q[i].want_tcp && !s->q[i].done) q = &s->q[i];
+	if (!q) return;
+	s->tcp_q = q;
+	if (!s->tcp_buf) s->tcp_buf = malloc(2 + DNS_TCP_MAX_BYTES);
+	if (!s->tcp_rrs) s->tcp_rrs = malloc(DNS_TCP_MAX_RRS * sizeof(dns_rr));
+	if (!s->tcp_buf || !s->tcp_rrs) {
+		tcp_fail(s, "out of memory");
+		return;
+	}
+	int n = query_build(q, s->tcp_buf + 2);
+	net_addr a;
+	if (n < 0 || net_addr_parse_numeric(s->servers[s->attempt % s->n_servers], &a) < 0) {
+		tcp_fail(s, "query");
+		return;
+	}
+	s->tcp_buf[0] = (uint8_t)(n >> 8);
+	s->tcp_buf[1] = (uint8_t)n;
+	s->tcp_len = 2 + (size_t)n;
+	s->tcp_done = 0;
+	s->tcp_reading = 0;
+	s->tcp_fd = net_connect(&a);
+	if (s->tcp_fd < 0 || ev_set(s->d->loop, s->tcp_fd, EV_WRITE, on_tcp, s) < 0) {
+		tcp_fail(s, strerror(errno));
+		return;
+	}
+}
+
 static void on_readable(ev_loop *loop, int fd, int mask, void *arg)
 {
 	dns_state *s = arg;
@@ -298,32 +481,19 @@ static void on_readable(ev_loop *loop, int fd, int mask, void *arg)
 		}
 		dns_q *q = NULL;
 		for (size_t i = 0; i < s->nq; i++)
-			if (!s->q[i].done && s->q[i].id == r.id && s->q[i].qtype == r.qtype &&
+			if (!s->q[i].done && !s->q[i].want_tcp && s->q[i].id == r.id && s->q[i].qtype == r.qtype &&
 			    dns_name_eq(s->q[i].name, r.qname)) {
 				q = &s->q[i];
 				break;
 			}
 		if (!q) continue;      /* late, duplicate or forged */
-		q->done = 1;
-		s->pending--;
-		size_t nq_before = s->nq;
-		if (answer_take(s, q, &r) < 0) return;
-		/* New questions (SRV targets) go out on this attempt's socket. */
-		for (size_t i = nq_before; i < s->nq; i++) {
-			int rc = query_send(s, &s->q[i]);
-			if (rc == -2) {                 /* a target that is no DNS name: skipped */
-				s->q[i].done = 1;
-				s->pending--;
-				s->d->st.dropped_total++;
-			} else if (rc < 0) {
-				round_fail(s, "%s: %s", "send to the nameserver", strerror(errno));
-				return;
-			}
+		if (r.truncated) {     /* asked again over TCP */
+			q->want_tcp = 1;
+			tcp_kick(s);
+			if (s->fd != fd) return;   /* the attempt moved on */
+			continue;
 		}
-		if (s->pending == 0) {
-			round_finish(s);
-			return;
-		}
+		if (answered(s, q, &r) < 0) return;
 	}
 }
 
@@ -371,6 +541,7 @@ int discovery_dns_start(discovery *d, char *err, size_t err_len)
 	}
 	s->d = d;
 	s->fd = -1;
+	s->tcp_fd = -1;
 	d->impl = s;
 	round_start(s);
 	return 0;
