@@ -285,6 +285,7 @@ int main(int argc, char **argv)
 	access_log_close(&g);
 	proxy_free_admission(&g);
 	proxy_free_calls(&g);
+	picker_result_free_all();
 	picker_deinit(&g);
 	request_free(&g.req);
 	gw_metrics_free(&g);

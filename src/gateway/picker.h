@@ -159,6 +159,12 @@ typedef struct pick_result {
 	int best;                      /* index into pool->eps, -1 when nothing is left */
 } pick_result;
 
+/* A pick_result to fill and give back (picker_result_put); NULL when out of
+ * memory. picker_result_free_all at exit. */
+pick_result *picker_result_get(void);
+void picker_result_put(pick_result *pr);
+void picker_result_free_all(void);
+
 /* Runs the pipeline for the request into out (the pool's region hysteresis
  * moves). Returns out->best: the index into pool->eps of the best endpoint not
  * tried yet, or -1. */

@@ -326,14 +326,41 @@ void picker_explain_header(const gw_call *c, void *headers_buf)
 	buf_printf(headers_buf, "x-infergate-pick: %s\r\n", c->pk->why);
 }
 
+/* One pick_result for the loop thread (hundreds of KiB at GW_MAX_ENDPOINTS:
+ * neither the stack nor a malloc per attempt, which glibc would serve with
+ * mmap and munmap). A nested use while it is lent gets its own. */
+static pick_result *scratch;
+static int scratch_lent;
+
+pick_result *picker_result_get(void)
+{
+	if (scratch_lent) return malloc(sizeof(pick_result));
+	if (!scratch) scratch = malloc(sizeof(*scratch));
+	if (scratch) scratch_lent = 1;
+	return scratch;
+}
+
+void picker_result_put(pick_result *pr)
+{
+	if (pr && pr == scratch) scratch_lent = 0;
+	else free(pr);
+}
+
+void picker_result_free_all(void)
+{
+	free(scratch);
+	scratch = NULL;
+	scratch_lent = 0;
+}
+
 int picker_pool_saturated(gw_pool *pool, uint64_t now_ms)
 {
-	pick_result *pr = malloc(sizeof(*pr)); /* 40 KiB: not on the stack of every caller */
+	pick_result *pr = picker_result_get();
 	if (!pr) return 0;
 	pick_ctx ctx = { NULL, NULL, now_ms, NULL };
 	picker_pick(pool, &ctx, pr);
 	int sat = pr->res.saturated;
-	free(pr);
+	picker_result_put(pr);
 	return sat;
 }
 

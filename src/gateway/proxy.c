@@ -544,10 +544,10 @@ static void attempt(gw_call *c)
 		return;
 	}
 	pick_ctx ctx = { c->tried, c->model, now, c->pk };
-	pick_result *pr = malloc(sizeof(*pr)); /* 40 KiB, for this function only */
+	pick_result *pr = picker_result_get();
 	int i = pr ? picker_pick(p, &ctx, pr) : -1;
 	if (pr && i >= 0) picker_commit(p, &ctx, pr);
-	free(pr);
+	picker_result_put(pr);
 	if (i < 0) {
 		if (c->tries == 0)
 			answer_error(c, 503, "No healthy endpoint in pool %s for model `%s`.", p->cfg.name, c->model);
