@@ -80,6 +80,8 @@ static struct {
 	uint64_t timer;
 	unsigned ticks;
 	int state_dirty;
+	uint64_t sent_id;                      /* the newest event sent to the viewers */
+	uint32_t sent_count;                   /* its count then */
 	uint64_t t_s[DASH_HISTORY_SAMPLES];    /* wall seconds of each sample */
 	size_t head, n;                        /* ring of samples: oldest at head */
 	dash_series series[DASH_MAX_POOLS];
@@ -101,6 +103,15 @@ static dash_series *series_for(const char *pool, int create)
 		dash_series *s = &dash.series[i];
 		if (s->used && !strcmp(s->pool, pool)) return s;
 		if (!s->used && !free_slot) free_slot = s;
+	}
+	if (create && !free_slot) {
+		/* Full: take the slot of a pool a reload removed. */
+		for (size_t i = 0; i < DASH_MAX_POOLS && !free_slot; i++) {
+			int live = 0;
+			for (size_t k = 0; dash.g && k < dash.g->n_pools && !live; k++)
+				live = !strcmp(dash.g->pools[k]->cfg.name, dash.series[i].pool);
+			if (!live) free_slot = &dash.series[i];
+		}
 	}
 	if (!create || !free_slot) return NULL;
 	memset(free_slot, 0, sizeof(*free_slot));
@@ -471,10 +482,26 @@ static void fill_event(gw *g, json_w *w, const void *arg)
 
 static void on_event(const gw_event *ev, void *arg)
 {
-	gw *g = arg;
+	(void)ev;
+	(void)arg;
 	dash.state_dirty = 1;
-	if (!dash.n_viewers) return;
-	if (build(g, "event", fill_event, ev) == 0) broadcast();
+}
+
+/* Sends the events pushed or bumped since the last tick, oldest first: at
+ * most the ring's worth per tick, however fast they come (a storm of sheds
+ * is one bumped event, sent once per tick with its latest count). */
+static void send_events(gw *g)
+{
+	size_t n = events_count();
+	for (size_t i = 0; i < n; i++) {
+		const gw_event *ev = events_at(i);
+		int fresh = ev->id > dash.sent_id;
+		int bumped = ev->id == dash.sent_id && ev->count != dash.sent_count;
+		if (!fresh && !bumped) continue;
+		if (dash.n_viewers && build(g, "event", fill_event, ev) == 0) broadcast();
+		dash.sent_id = ev->id;
+		dash.sent_count = ev->count;
+	}
 }
 
 /* Ends every stream (draining, or the dashboard turned off). */
@@ -497,6 +524,7 @@ static int64_t tick(ev_loop *loop, uint64_t id, void *arg)
 	gw *g = arg;
 	(void)id;
 	watch_regions(g);
+	send_events(g);
 	if (g->draining || !g->cfg->dashboard.enabled) end_viewers();
 	if (++dash.ticks % DASH_SAMPLE_EVERY == 0) {
 		sample(time_wall_ms() / 1000);

@@ -8,8 +8,9 @@
  *   event: sample     every second: the state and one new sample per pool
  *   event: state      the state again, within DASH_TICK_MS of an event or of a
  *                     region spilling or returning
- *   event: event      one event, as it happens (a repeat carries the same id
- *                     with a higher count)
+ *   event: event      one event, within DASH_TICK_MS of its push (a repeat
+ *                     carries the same id with a higher count; events are sent
+ *                     from the tick, so a storm costs one message per tick)
  *
  * Bounded: at most dashboard.max_viewers streams (then 503); a viewer whose
  * unsent output would pass DASH_VIEWER_MAX_PENDING_BYTES is dropped (the

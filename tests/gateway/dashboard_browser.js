@@ -94,7 +94,6 @@ async function main() {
 		check(conn === "1", "the stream is live");
 		const shape = await page.$eval(`[data-endpoint="${env.SIM_A}"] .state`, (e) => e.textContent);
 		check(/^\u25CF up$/.test(shape), `the state is text and shape, not only colour ("${shape}")`);
-		await page.evaluate(() => { window.__not_reloaded = 1; });
 		await sleep(1500); // a few samples for the charts
 		for (let i = 0; i < 6; i++) await chat();
 		await sleep(1200);
@@ -103,8 +102,37 @@ async function main() {
 		await shot(page, "1-loaded.png");
 		check(consoleErrors.length === 0, "no console errors while loading");
 
+		// A phone: one column, nothing wider than the screen (isMobile reloads the page).
+		await page.setViewport({ width: 390, height: 844, isMobile: true });
+		await sleep(1200);
+		const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+		check(overflow <= 0, `on a 390 px phone screen nothing overflows sideways (${overflow} px)`);
+		await shot(page, "1-phone.png");
+		// Dark mode follows the system.
+		const lightBg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+		await page.emulateMediaFeatures([{ name: "prefers-color-scheme", value: "dark" }]);
+		await sleep(1200);
+		const darkBg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+		check(lightBg !== darkBg, `dark mode changes the colours (${lightBg} -> ${darkBg})`);
+		await shot(page, "1-dark.png");
+		await page.emulateMediaFeatures([{ name: "prefers-color-scheme", value: "light" }]);
+		await page.setViewport({ width: 1280, height: 900 });
+		// The keyboard reaches the controls: Tab from the top lands on the skip link, then the Pause button.
+		await page.focus("body");
+		await page.keyboard.press("Tab");
+		const first = await page.evaluate(() => document.activeElement && document.activeElement.className);
+		await page.keyboard.press("Tab");
+		const second = await page.evaluate(() => document.activeElement && document.activeElement.id);
+		check(first === "skip" && second === "pause", `Tab reaches the skip link, then Pause (${first}, ${second})`);
+		await page.keyboard.press("Enter");
+		const pressed = await page.$eval("#pause", (e) => e.getAttribute("aria-pressed"));
+		await page.keyboard.press("Enter");
+		check(pressed === "true", "Enter on Pause pauses the updates");
+
 		console.log("== 2. a health fault shows as down within two seconds, without a reload");
 		phase = "health";
+		await until(page, () => document.querySelector("#conn").dataset.live === "1", 5000);
+		await page.evaluate(() => { window.__not_reloaded = 1; });
 		const t0 = Date.now();
 		await faults(env.SIM_A, { health_fail: true });
 		t = await until(page, (a) => { const e = document.querySelector(`[data-endpoint="${a}"]`); return e && e.dataset.state === "down"; },
