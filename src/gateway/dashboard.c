@@ -45,6 +45,7 @@ typedef struct dash_point {
 	float req_s, err_s, shed_s;
 	float ttfb_p50_ms, ttfb_p99_ms;        /* -1: no request this second */
 	float out_kib_s;
+	float tok_s;                           /* generated tokens/s as the servers count them; -1: unknown */
 } dash_point;
 
 /* The samples of one pool (by name: a reload keeps its history). */
@@ -58,6 +59,10 @@ typedef struct dash_series {
 	uint32_t n_ttfb;
 	float ttfb_ms[DASH_TTFB_SAMPLES];
 	double served[DASH_MAX_RANKS];         /* decayed counts by region rank */
+	/* the servers' generation counters at the last sample (tokens/s) */
+	double gen_prev;
+	uint64_t gen_prev_sig, gen_prev_ms;
+	float tok_s;                           /* for the next point; -1: unknown */
 	/* the region states last seen (spill and return events) */
 	const gw_pool *seen_pool;
 	uint64_t spills_seen[DASH_MAX_RANKS], returns_seen[DASH_MAX_RANKS];
@@ -117,7 +122,9 @@ static dash_series *series_for(const char *pool, int create)
 	memset(free_slot, 0, sizeof(*free_slot));
 	free_slot->used = 1;
 	str_copy(free_slot->pool, pool, sizeof(free_slot->pool));
-	for (size_t i = 0; i < DASH_HISTORY_SAMPLES; i++) free_slot->pts[i].ttfb_p50_ms = free_slot->pts[i].ttfb_p99_ms = -1;
+	for (size_t i = 0; i < DASH_HISTORY_SAMPLES; i++)
+		free_slot->pts[i].ttfb_p50_ms = free_slot->pts[i].ttfb_p99_ms = free_slot->pts[i].tok_s = -1;
+	free_slot->tok_s = -1;
 	return free_slot;
 }
 
@@ -199,6 +206,8 @@ static void sample(uint64_t now_s)
 		p->err_s = (float)s->err;
 		p->shed_s = (float)s->shed;
 		p->out_kib_s = (float)s->out_bytes / 1024.0f;
+		p->tok_s = s->tok_s;
+		s->tok_s = -1;
 		p->ttfb_p50_ms = p->ttfb_p99_ms = -1;
 		uint32_t n = s->n_ttfb < DASH_TTFB_SAMPLES ? s->n_ttfb : DASH_TTFB_SAMPLES;
 		if (n) {
@@ -214,6 +223,36 @@ static void sample(uint64_t now_s)
 		o->req_s = (float)o->req;
 		o->shed_s = (float)o->shed;
 		o->req = o->shed = 0;
+	}
+}
+
+/* Tokens/s per pool from its endpoints' vllm:generation_tokens_total (all
+ * their traffic, not only this gateway's): the growth of the sum since the
+ * last sample, over the endpoints with fresh values. Unknown when that set
+ * changed (one joining would look like a burst) or a counter went back. */
+static void measure_tokens(gw *g, uint64_t now_ms)
+{
+	for (size_t i = 0; i < g->n_pools; i++) {
+		gw_pool *p = g->pools[i];
+		dash_series *s = series_for(p->cfg.name, 1);
+		if (!s) continue;
+		double sum = 0;
+		uint64_t sig = 0;
+		for (size_t k = 0; k < p->n_eps; k++) {
+			const gw_endpoint *e = p->eps[k];
+			const scrape_values *sv = scrape_last(e);
+			int stale;
+			scrape_util(e, now_ms, &stale);
+			if (!sv || stale || !(sv->has & SCRAPE_HAS_GEN_TOKENS)) continue;
+			sum += sv->generation_tokens_total;
+			sig ^= hash64(e->label, strlen(e->label), 0x70c5);
+		}
+		s->tok_s = -1;
+		if (sig && sig == s->gen_prev_sig && sum >= s->gen_prev && now_ms > s->gen_prev_ms)
+			s->tok_s = (float)((sum - s->gen_prev) * 1000.0 / (double)(now_ms - s->gen_prev_ms));
+		s->gen_prev = sum;
+		s->gen_prev_sig = sig;
+		s->gen_prev_ms = now_ms;
 	}
 }
 
@@ -354,6 +393,7 @@ static void write_point(json_w *w, const dash_point *p)
 	jw_key(w, "ttfb_p50_ms"); if (p->ttfb_p50_ms >= 0) jw_double(w, p->ttfb_p50_ms); else jw_null(w);
 	jw_key(w, "ttfb_p99_ms"); if (p->ttfb_p99_ms >= 0) jw_double(w, p->ttfb_p99_ms); else jw_null(w);
 	jw_key(w, "out_kib_s"); jw_double(w, p->out_kib_s);
+	jw_key(w, "tok_s"); if (p->tok_s >= 0) jw_double(w, p->tok_s); else jw_null(w);
 }
 
 /* The last sample: {"t": s, "pools": {name: point}}. */
@@ -375,7 +415,7 @@ static void write_sample(json_w *w)
 /* Every sample held: {"t": [...], "pools": {name: {"req_s": [...], ...}}}. */
 static void write_history(json_w *w)
 {
-	static const char *const keys[] = {"req_s", "err_s", "shed_s", "ttfb_p50_ms", "ttfb_p99_ms", "out_kib_s"};
+	static const char *const keys[] = {"req_s", "err_s", "shed_s", "ttfb_p50_ms", "ttfb_p99_ms", "out_kib_s", "tok_s"};
 	jw_key(w, "t"); jw_arr_begin(w);
 	for (size_t i = 0; i < dash.n; i++) jw_uint(w, dash.t_s[(dash.head + i) % DASH_HISTORY_SAMPLES]);
 	jw_arr_end(w);
@@ -389,7 +429,7 @@ static void write_history(json_w *w)
 			for (size_t j = 0; j < dash.n; j++) {
 				const dash_point *p = &s->pts[(dash.head + j) % DASH_HISTORY_SAMPLES];
 				float v = k == 0 ? p->req_s : k == 1 ? p->err_s : k == 2 ? p->shed_s : k == 3 ? p->ttfb_p50_ms
-					: k == 4 ? p->ttfb_p99_ms : p->out_kib_s;
+					: k == 4 ? p->ttfb_p99_ms : k == 5 ? p->out_kib_s : p->tok_s;
 				if (v < 0) jw_null(w); else jw_double(w, v);
 			}
 			jw_arr_end(w);
@@ -527,6 +567,7 @@ static int64_t tick(ev_loop *loop, uint64_t id, void *arg)
 	send_events(g);
 	if (g->draining || !g->cfg->dashboard.enabled) end_viewers();
 	if (++dash.ticks % DASH_SAMPLE_EVERY == 0) {
+		measure_tokens(g, ev_now_ms(loop));
 		sample(time_wall_ms() / 1000);
 		decay_shares();
 		if (dash.n_viewers && build(g, "sample", fill_sample, NULL) == 0) broadcast();
@@ -535,7 +576,6 @@ static int64_t tick(ev_loop *loop, uint64_t id, void *arg)
 		if (dash.n_viewers && build(g, "state", fill_state, NULL) == 0) broadcast();
 		dash.state_dirty = 0;
 	}
-	(void)loop;
 	return DASH_TICK_MS;
 }
 

@@ -20,7 +20,8 @@
  * The samples come from the requests as they end (dashboard_request, called
  * by metrics.c): requests, errors (5xx), sheds (429), time to first byte
  * p50/p99 and response bytes per second per pool, and the share of each
- * region in what a pool served. The state is read from the pools, endpoints
+ * region in what a pool served; tokens/s from the growth of the endpoints'
+ * scraped vllm:generation_tokens_total. The state is read from the pools, endpoints
  * and the picker's region states, as /status reads them.
  *
  * Not here: the JSON /status (front.c), the events' ring (events.c).

@@ -99,6 +99,8 @@ async function main() {
 		await sleep(1200);
 		const lines = await page.$$eval(".chart polyline", (els) => els.filter((e) => e.getAttribute("points")).length);
 		check(lines > 0, `the time series are drawn (${lines} lines)`);
+		const tok = await page.$eval('svg[aria-label^="tokens/s generated"] polyline', (e) => e.getAttribute("points")).catch(() => "");
+		check(tok.split(" ").length >= 2, `tokens/s is drawn from the servers' counters (${tok.split(" ").length} points)`);
 		await shot(page, "1-loaded.png");
 		check(consoleErrors.length === 0, "no console errors while loading");
 
