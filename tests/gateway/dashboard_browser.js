@@ -168,6 +168,7 @@ async function main() {
 		check(t >= 0, "the event list shows the spill");
 		await shot(page, "3-spill.png");
 		if (env.DOC_SHOT) {
+			await page.evaluate(() => document.activeElement && document.activeElement.blur());
 			await page.setViewport({ width: 1280, height: 820 });
 			await sleep(300);
 			await page.screenshot({ path: env.DOC_SHOT });
