@@ -451,11 +451,15 @@ static void viewer_gone(httpd_req *r, void *arg)
 	if (dash.m_viewers) prom_set(dash.m_viewers, (double)dash.n_viewers);
 }
 
-/* Queues n bytes on v, or drops v when its unsent output would pass the cap. */
+/* Queues n bytes on v, or drops v when its unsent output would pass the cap.
+ * A message alone may be larger than the cap (the snapshot of a big fleet):
+ * only a backlog drops, else a large fleet's viewers would reconnect forever.
+ * So a viewer holds at most the cap plus one message (DASH_OUT_MAX_BYTES). */
 static void viewer_send(dash_viewer *v, const char *p, size_t n)
 {
 	if (!v->r || v->closing) return;
-	if (httpd_stream_pending(v->r) + n > DASH_VIEWER_MAX_PENDING_BYTES) {
+	size_t pending = httpd_stream_pending(v->r);
+	if (pending && pending + n > DASH_VIEWER_MAX_PENDING_BYTES) {
 		log_ratelimited(LOG_WARN, "dashboard: viewer %s reads too slowly (%zu bytes unsent): dropped",
 				httpd_peer(v->r), httpd_stream_pending(v->r));
 		if (dash.m_dropped) prom_inc(dash.m_dropped);

@@ -8,7 +8,10 @@
 #      fault within two seconds without a reload, a KV-usage fault moving the
 #      bar and the spill, and reconnects after the gateway restarts;
 #      screenshots in tests/out/dashboard/;
-#   3. dashboard.enabled: false (reload) -> 404.
+#   3. a viewer that stops reading while a storm of events goes out (sheds of
+#      two objectives in turn: no two in a row fold) is dropped at its cap of
+#      unsent output, counted; a viewer that reads stays;
+#   4. dashboard.enabled: false (reload) -> 404.
 . "${IG_TOP:-$(dirname "$0")/../..}/tests/gateway/lib.sh"
 gw_init gateway_dashboard
 P=$base
@@ -22,6 +25,7 @@ shutdown_grace: 20s
 dashboard: { enabled: $1, max_viewers: 2 }
 objectives:
   - { name: batch, priority: -1 }
+  - { name: batch2, priority: -1 }
 pools:
   - name: gemma-pool
     models: [gemma]
@@ -88,7 +92,53 @@ else
 	fi
 fi
 
-echo "== 3. dashboard.enabled: false"
+echo "== 3. a viewer that does not read is dropped"
+for p in 1 2 3; do faults $((P + p)) '{"kv_usage":0.9}'; done
+curl -s -N --max-time 60 "$U/dashboard/events" >/dev/null &
+reader=$!
+# A client with a small receive window that never reads after its head.
+python3 - "$P" "$tmp/stalled.ok" <<'PY' &
+import socket, sys, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+s.connect(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"GET /dashboard/events HTTP/1.1\r\nHost: x\r\n\r\n")
+open(sys.argv[2], "w").write("connected\n")
+time.sleep(60)
+PY
+stalled=$!
+pids="$pids $reader $stalled"
+wait_for "[ -s $tmp/stalled.ok ]" 5
+# Sheds (429 at once: every region over max_utilization), objectives in turn.
+python3 - "$P" "$U" <<'PY' >"$tmp/storm.out" &
+import http.client, sys, time, urllib.request
+port = int(sys.argv[1])
+c = http.client.HTTPConnection("127.0.0.1", port)
+body = b'{"model":"gemma","messages":[{"role":"user","content":"x"}],"max_tokens":1}'
+t_end = time.time() + 50
+n = codes429 = 0
+while time.time() < t_end:
+    c.request("POST", "/v1/chat/completions", body, {"content-type": "application/json", "x-infergate-objective": "batch" if n % 2 else "batch2"})
+    r = c.getresponse(); r.read()
+    n += 1
+    codes429 += r.status == 429
+    if n % 500 == 0:
+        m = urllib.request.urlopen(sys.argv[2] + "/metrics").read().decode()
+        if any(l.startswith("infergate_dashboard_viewers_dropped_total ") and float(l.split()[1]) >= 1 for l in m.splitlines()):
+            break
+print(n, codes429)
+PY
+storm=$!
+wait $storm
+read -r n_req n_429 <"$tmp/storm.out"
+check '[ "${n_429:-0}" -gt 0 ] && [ "$n_429" = "$n_req" ]' "the storm: $n_req requests, all shed with 429"
+check '[ "$(metric $U "infergate_dashboard_viewers_dropped_total ")" = 1 ]' "the viewer that stopped reading was dropped (infergate_dashboard_viewers_dropped_total 1)"
+check 'kill -0 $reader 2>/dev/null' "the viewer that reads is still connected"
+check '[ "$(metric $U "infergate_dashboard_viewers ")" = 1 ]' "one viewer left"
+kill $reader $stalled 2>/dev/null
+for p in 1 2 3; do faults $((P + p)) '{"kv_usage":null}'; done
+
+echo "== 4. dashboard.enabled: false"
 write_cfg false
 kill -HUP "$gw_pid"
 wait_for "[ \"\$(curl -s -o /dev/null -w '%{http_code}' $U/dashboard)\" = 404 ]" 5
