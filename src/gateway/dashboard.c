@@ -350,6 +350,7 @@ static void write_state(gw *g, json_w *w)
 		jw_key(w, "priority"); jw_int(w, oc->priority);
 		jw_key(w, "queue"); jw_uint(w, oc->queue);
 		jw_key(w, "queue_timeout_ms"); jw_uint(w, oc->queue_timeout_ms);
+		jw_key(w, "queued"); jw_uint(w, admission_queued_objective(g, oc->name));
 		jw_key(w, "req_s"); jw_double(w, o ? o->req_s : 0);
 		jw_key(w, "shed_s"); jw_double(w, o ? o->shed_s : 0);
 		jw_obj_end(w);

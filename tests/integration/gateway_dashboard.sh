@@ -26,6 +26,7 @@ dashboard: { enabled: $1, max_viewers: 2 }
 objectives:
   - { name: batch, priority: -1 }
   - { name: batch2, priority: -1 }
+  - { name: waiter, priority: -1, queue: 2, queue_timeout: 3s }
 pools:
   - name: gemma-pool
     models: [gemma]
@@ -94,6 +95,16 @@ fi
 
 echo "== 3. a viewer that does not read is dropped"
 for p in 1 2 3; do faults $((P + p)) '{"kv_usage":0.9}'; done
+sleep 0.5
+# One request of a queued objective waits for capacity: the stream shows it.
+curl -s -o /dev/null --max-time 10 "$U/v1/chat/completions" -H 'x-infergate-objective: waiter' \
+	-d '{"model":"gemma","messages":[{"role":"user","content":"x"}],"max_tokens":1}' &
+waiter=$!
+sleep 0.5
+curl -s -N --max-time 1.5 "$U/dashboard/events" >"$tmp/s3"
+last=$(awk '/^event: (sample|state)/ { getline; sub(/^data: /, ""); l = $0 } END { print l }' "$tmp/s3")
+check '[ "$(json "$last" "d.state.objectives.find(o => o.name === \"waiter\").queued")" = 1 ]' "the stream shows the objective's queue: 1 waiting"
+wait $waiter
 curl -s -N --max-time 60 "$U/dashboard/events" >/dev/null &
 reader=$!
 # A client with a small receive window that never reads after its head.
