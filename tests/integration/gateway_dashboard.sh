@@ -105,7 +105,7 @@ curl -s -N --max-time 1.5 "$U/dashboard/events" >"$tmp/s3"
 last=$(awk '/^event: (sample|state)/ { getline; sub(/^data: /, ""); l = $0 } END { print l }' "$tmp/s3")
 check '[ "$(json "$last" "d.state.objectives.find(o => o.name === \"waiter\").queued")" = 1 ]' "the stream shows the objective's queue: 1 waiting"
 wait $waiter
-curl -s -N --max-time 60 "$U/dashboard/events" >/dev/null &
+curl -s -N --max-time 150 "$U/dashboard/events" >/dev/null &
 reader=$!
 # A client with a small receive window that never reads after its head.
 python3 - "$P" "$tmp/stalled.ok" <<'PY' &
@@ -115,7 +115,7 @@ s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
 s.connect(("127.0.0.1", int(sys.argv[1])))
 s.sendall(b"GET /dashboard/events HTTP/1.1\r\nHost: x\r\n\r\n")
 open(sys.argv[2], "w").write("connected\n")
-time.sleep(60)
+time.sleep(150)
 PY
 stalled=$!
 pids="$pids $reader $stalled"
