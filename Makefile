@@ -124,6 +124,9 @@ $(B)/tests/%: tests/unit/%.c tests/unit/t.h $(LIBWEIGHTS) $(LIBINFER) $(LIBCORE)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -MMD -MP -o $@ $< $(LIBWEIGHTS) $(LIBINFER) $(LIBCORE) -lyaml -lfuse3 -lcurl -lssl -lcrypto $(LDLIBS_BASE)
 
+# The dashboard's page is assembled into its object (.incbin).
+$(B)/gateway/dashboard.o: src/gateway/dashboard.html
+
 -include $(UNIT_BIN:=.d) $(CORE_OBJ:.o=.d) $(INFER_OBJ:.o=.d) $(WEIGHTS_OBJ:.o=.d) $(foreach p,$(PROGRAMS),$($(p)_OBJ:.o=.d))
 
 # ---------------------------------------------------------------- dependencies
@@ -131,7 +134,7 @@ $(B)/tests/%: tests/unit/%.c tests/unit/t.h $(LIBWEIGHTS) $(LIBINFER) $(LIBCORE)
 # missing ones are installed; npm data packages go into tests/node/node_modules.
 DEB_PKGS := gcc make clang libclang-rt-14-dev libyaml-dev libssl-dev libcurl4-openssl-dev liburing-dev \
             libfuse3-dev fuse3 curl ca-certificates nodejs npm wrk haproxy nginx-light \
-            prometheus iproute2 dnsmasq-base python3 python3-torch python3-numpy procps psmisc
+            prometheus iproute2 dnsmasq-base python3 python3-torch python3-numpy procps psmisc chromium
 # kubectl (kustomize) for the manifest tests: Debian's, unless one is installed already.
 DEB_PKGS += $(if $(shell command -v kubectl),,kubernetes-client)
 deps:

@@ -13,6 +13,12 @@
 #                                   adds that gateway binary as a fifth target
 #                                   (infergate-before), to compare two builds
 #                                   in the same run
+#   DASHBOARD_VIEWERS=4 sh bench/proxy/run.sh
+#                                    adds "infergate+dashboard": a second
+#                                    gateway like the first with that many live
+#                                    dashboard streams (/dashboard/events) open
+#                                    all along, measured in the same rounds
+#   TARGETS="direct infergate infergate+dashboard" ...   only these targets
 # The four targets are measured in turn, ROUNDS times, and each figure is the
 # median of its rounds: on a shared machine one run is mostly noise.
 set -eu
@@ -21,6 +27,8 @@ here=$top/bench/proxy
 DURATION=${DURATION:-10s}
 CONNS=${CONNS:-50}
 ROUNDS=${ROUNDS:-3}
+DASHBOARD_VIEWERS=${DASHBOARD_VIEWERS:-0}
+TARGETS=${TARGETS:-direct haproxy nginx infergate$([ "$DASHBOARD_VIEWERS" -gt 0 ] && echo " infergate+dashboard")}
 GW=${GW:-$top/bin/infergate}
 for t in wrk haproxy nginx; do
 	command -v $t >/dev/null 2>&1 || [ -x /usr/sbin/$t ] || { echo "$t is missing (make deps)"; exit 1; }
@@ -38,7 +46,7 @@ cleanup() {
 trap cleanup EXIT
 
 base=${BASE_PORT:-29100}
-BACK=$base; HAP=$((base + 1)); NGX=$((base + 2)); IG=$((base + 3)); IGB=$((base + 4))
+BACK=$base; HAP=$((base + 1)); NGX=$((base + 2)); IG=$((base + 3)); IGB=$((base + 4)); IGD=$((base + 5))
 GW_BEFORE=${GW_BEFORE:-}
 if [ "$(nproc)" -ge 2 ]; then
 	PIN_WRK="taskset -c 0"; PIN_SRV="taskset -c 1"
@@ -133,14 +141,23 @@ pools:
 YAML
 $PIN_SRV "$GW" -c "$tmp/ig.yaml" --log-level warn &
 pids="$pids $!"
+pid_infergate=$!
 ports="$BACK $HAP $NGX $IG"
-targets="direct haproxy nginx infergate"
 if [ -n "$GW_BEFORE" ]; then
 	sed "s/127.0.0.1:$IG/127.0.0.1:$IGB/" "$tmp/ig.yaml" >"$tmp/igb.yaml"
 	$PIN_SRV "$GW_BEFORE" -c "$tmp/igb.yaml" --log-level warn &
 	pids="$pids $!"
 	ports="$ports $IGB"
-	targets="$targets infergate-before"
+	TARGETS="$TARGETS infergate-before"
+fi
+# ---- the same gateway with live dashboard viewers connected all along
+if [ "$DASHBOARD_VIEWERS" -gt 0 ]; then
+	sed "s/^listen: .*/listen: 127.0.0.1:$IGD/" "$tmp/ig.yaml" >"$tmp/igd.yaml"
+	echo "dashboard: { max_viewers: $DASHBOARD_VIEWERS }" >>"$tmp/igd.yaml"
+	$PIN_SRV "$GW" -c "$tmp/igd.yaml" --log-level warn &
+	pids="$pids $!"
+	pid_dashboard=$!
+	ports="$ports $IGD"
 fi
 
 for p in $ports; do
@@ -150,11 +167,30 @@ for p in $ports; do
 	done
 done
 
+for _ in $(seq 1 "$DASHBOARD_VIEWERS"); do
+	$PIN_WRK curl -s -N -o /dev/null "http://127.0.0.1:$IGD/dashboard/events" &
+	pids="$pids $!"
+done
+if [ "$DASHBOARD_VIEWERS" -gt 0 ]; then
+	sleep 1
+	open=$(curl -fs "http://127.0.0.1:$IGD/metrics" | awk '$1 == "infergate_dashboard_viewers" { print $2 }')
+	[ "$open" = "$DASHBOARD_VIEWERS" ] || { echo "only ${open:-0} of $DASHBOARD_VIEWERS dashboard viewers connected"; exit 1; }
+fi
+
+# cpu_ticks PID: user + system clock ticks the process used so far
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+
 # run NAME PORT: one wrk run; appends "name rps p50 p99" to $tmp/results
+# (and, for the gateways, "cpu name ticks requests" to $tmp/cpu)
 run() {
 	echo "== $1 (port $2)" >&2
+	local pid=""
+	case $1 in infergate) pid=${pid_infergate:-} ;; infergate+dashboard) pid=${pid_dashboard:-} ;; esac
 	$PIN_WRK wrk -t1 -c"$CONNS" -d2s -s "$here/post.lua" "http://127.0.0.1:$2" >/dev/null 2>&1 || true   # warm-up
+	local t0=0
+	[ -n "$pid" ] && t0=$(cpu_ticks "$pid")
 	$PIN_WRK wrk -t1 -c"$CONNS" -d"$DURATION" --latency -s "$here/post.lua" "http://127.0.0.1:$2" >"$tmp/$1.txt" 2>&1 || true
+	[ -n "$pid" ] && echo "$1 $(( $(cpu_ticks "$pid") - t0 )) $(awk '/requests in/ { print $1 }' "$tmp/$1.txt")" >>"$tmp/cpu"
 	cat "$tmp/$1.txt" >&2
 	local rps p50 p99 non2xx
 	rps=$(sed -n 's/^Requests\/sec: *//p' "$tmp/$1.txt")
@@ -164,11 +200,16 @@ run() {
 	echo "$1 $rps $p50 $p99 ${non2xx:-0}" >>"$tmp/results"
 }
 for r in $(seq 1 "$ROUNDS"); do
-	run direct $BACK
-	run haproxy $HAP
-	run nginx $NGX
-	run infergate $IG
-	[ -n "$GW_BEFORE" ] && run infergate-before $IGB
+	for t in $TARGETS; do
+		case $t in
+		direct) run direct $BACK ;;
+		haproxy) run haproxy $HAP ;;
+		nginx) run nginx $NGX ;;
+		infergate) run infergate $IG ;;
+		infergate-before) run infergate-before $IGB ;;
+		infergate+dashboard) run infergate+dashboard $IGD ;;
+		esac
+	done
 done
 # median NAME COLUMN: the median of a column over the rounds (latencies in us)
 median() {
@@ -180,15 +221,28 @@ median() {
 to_us() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) print n; else if (v ~ /ms$/) print n * 1000; else if (v ~ /s$/) print n * 1000000; else print n }'; }
 direct_p99=$(median direct 4)
 echo
+[ "$DASHBOARD_VIEWERS" -gt 0 ] && echo "infergate+dashboard: $DASHBOARD_VIEWERS live dashboard streams open during its runs (curl -N /dashboard/events)"
 echo "wrk -t1 -c$CONNS -d$DURATION --latency, small JSON POST, keep-alive; median of $ROUNDS rounds; $(nproc) cores${PIN_WRK:+, wrk on core 0, proxy and backend on core 1}; load average $(cut -d' ' -f1 /proc/loadavg)"
 echo
 echo "| target | requests/s | p50 | p99 | added p99 over direct | non-2xx (all rounds) |"
 echo "|---|---:|---:|---:|---:|---:|"
-for name in $targets; do
+for name in $TARGETS; do
 	rps=$(awk -v n=$name '$1 == n { print $2 }' "$tmp/results" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')
 	p50=$(median $name 3); p99=$(median $name 4)
 	bad=$(awk -v n=$name '$1 == n { s += $5 } END { print s + 0 }' "$tmp/results")
 	added="—"
-	[ $name != direct ] && added="$(awk -v a="$p99" -v b="$direct_p99" 'BEGIN { printf "%+.2f ms", (a - b) / 1000 }')"
+	[ $name != direct ] && [ -n "$direct_p99" ] && added="$(awk -v a="$p99" -v b="$direct_p99" 'BEGIN { printf "%+.2f ms", (a - b) / 1000 }')"
 	printf '| %s | %.0f | %.2f ms | %.2f ms | %s | %s |\n' $name "$rps" "$(awk -v v="$p50" 'BEGIN { print v / 1000 }')" "$(awk -v v="$p99" 'BEGIN { print v / 1000 }')" "$added" "$bad"
 done
+if echo " $TARGETS " | grep -q " infergate+dashboard " && echo " $TARGETS " | grep -q " infergate "; then
+	a=$(awk '$1 == "infergate+dashboard" { print $2 }' "$tmp/results" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')
+	b=$(awk '$1 == "infergate" { print $2 }' "$tmp/results" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')
+	echo
+	awk -v a="$a" -v b="$b" 'BEGIN { printf "infergate with the dashboard open / without: %.3f of the requests/s\n", a / b }'
+	# CPU time per request, summed over the rounds: what the gateway itself
+	# spent, which a busy machine's scheduling disturbs less than requests/s.
+	hz=$(getconf CLK_TCK)
+	awk -v hz="$hz" '{ t[$1] += $2; n[$1] += $3 } END {
+		a = t["infergate"] / hz * 1e6 / n["infergate"]; b = t["infergate+dashboard"] / hz * 1e6 / n["infergate+dashboard"];
+		printf "gateway CPU per request: %.1f us without, %.1f us with the dashboard open (%.3fx)\n", a, b, b / a }' "$tmp/cpu"
+fi

@@ -32,6 +32,13 @@ static struct {
 
 size_t admission_queued(const gw *g) { return queue.n; }
 
+size_t admission_queued_objective(const gw *g, const char *objective)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < queue.n; i++) k += !strcmp(queue.v[i].objective, objective);
+	return k;
+}
+
 static uint32_t queued_for(const gw_call *c, const char *objective)
 {
 	uint32_t k = 0;

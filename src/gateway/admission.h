@@ -65,6 +65,8 @@ void admission_forget(struct gw_call *c);
 size_t admission_tick(struct gw *g, uint64_t now_ms, struct gw_call **calls, admission_verdict *verdicts, size_t cap);
 /* Requests waiting now, in all queues (for /status and metrics). */
 size_t admission_queued(const struct gw *g);
+/* Requests of one objective waiting now, every pool together (the dashboard). */
+size_t admission_queued_objective(const struct gw *g, const char *objective);
 void admission_deinit(struct gw *g);
 
 #endif

@@ -60,6 +60,8 @@ static void config_defaults(gw_config *c)
 	limits_defaults(&c->limits);
 	c->shutdown_grace_ms = 30000;
 	c->io_uring = 1;
+	c->dashboard.enabled = 1;
+	c->dashboard.max_viewers = 16;
 }
 
 /* ------------------------------------------------------------ helpers */
@@ -424,7 +426,7 @@ static void parse_regions(cfg_ctx *c, const json_val *r, gw_config *out)
 static void parse_root(cfg_ctx *c, const json_val *root, gw_config *cfg)
 {
 	static const char *const keys[] = {"region", "listen", "regions", "limits", "shutdown_grace",
-					   "access_log", "io_uring", "pools", "routes", "objectives", "api_keys", NULL};
+					   "access_log", "io_uring", "pools", "routes", "objectives", "api_keys", "dashboard", NULL};
 	if (cfg_check_keys(c, root, "", keys) < 0) return;
 	get_name(c, root, "", "region", 1, NULL, name_ok, "a region name (letters, digits, . _ -)", cfg->region,
 		 sizeof(cfg->region));
@@ -483,6 +485,15 @@ static void parse_root(cfg_ctx *c, const json_val *root, gw_config *cfg)
 				if (api_key_ok(c, json_at(v, i), p))
 					str_copy(cfg->api_keys[cfg->n_api_keys++], json_at(v, i)->u.str.s, GW_KEY_LEN);
 			}
+		}
+	}
+
+	if ((v = cfg_obj(c, root, "", "dashboard", 0))) {
+		static const char *const dk[] = {"enabled", "max_viewers", NULL};
+		int64_t mv;
+		if (cfg_check_keys(c, v, "dashboard", dk) == 0) {
+			cfg_bool(c, v, "dashboard", "enabled", 0, 1, &cfg->dashboard.enabled);
+			if (cfg_int(c, v, "dashboard", "max_viewers", 0, 16, 1, 256, &mv) >= 0) cfg->dashboard.max_viewers = (uint32_t)mv;
 		}
 	}
 

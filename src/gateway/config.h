@@ -161,6 +161,12 @@ typedef struct gw_limits_cfg {
 	uint64_t max_connections;
 } gw_limits_cfg;
 
+/* The live dashboard (dashboard.h). Reloadable. */
+typedef struct gw_dashboard_cfg {
+	int enabled;                   /* /dashboard and /dashboard/events answer (else 404) */
+	uint32_t max_viewers;          /* event streams at once; one more is a 503 */
+} gw_dashboard_cfg;
+
 typedef struct gw_config {
 	char file[GW_PATH_LEN];        /* where it came from ("(flags)" for flags) */
 	char region[GW_NAME_LEN];      /* this gateway's region */
@@ -180,6 +186,7 @@ typedef struct gw_config {
 	size_t n_objectives;
 	char api_keys[GW_MAX_API_KEYS][GW_KEY_LEN]; /* /v1 requests need one as a Bearer token; none = open */
 	size_t n_api_keys;
+	gw_dashboard_cfg dashboard;
 } gw_config;
 
 /* Defaults of a pool's policies (also what the quick-start flags use). */

@@ -16,10 +16,12 @@
  *   GET  /healthz      200 while the process runs
  *   GET  /readyz       200 when at least one endpoint is up (and not draining)
  *   GET  /status       JSON: region, pools, endpoints, health, in flight
+ *   GET  /dashboard    the live dashboard and its event stream (dashboard.c)
  * Limits, framing and malformed requests are answered by core/httpd before
  * this runs. Every error is an OpenAI-style JSON error.
  */
 #include "gateway/gateway.h"
+#include "gateway/dashboard.h"
 #include "gateway/picker.h"
 #include "gateway/request.h"
 #include "gateway/resume.h"
@@ -434,6 +436,7 @@ void front_handle(httpd_req *r, void *arg)
 		admin_get(g, r, path);
 		return;
 	}
+	if (dashboard_handle(g, r, path)) return;
 	char msg[GW_PATH_LEN + 32];
 	snprintf(msg, sizeof(msg), "Not found: %.*s", GW_PATH_LEN, path);
 	httpd_error(r, 404, msg, NULL);

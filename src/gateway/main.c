@@ -15,6 +15,7 @@
  * configuration keeps serving. One thread, one event loop.
  */
 #include "gateway/gateway.h"
+#include "gateway/dashboard.h"
 #include "gateway/picker.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -229,7 +230,7 @@ int main(int argc, char **argv)
 	buf_init(&g.scratch, 0);
 	request_init(&g.req);
 	g.loop = ev_new();
-	if (!g.loop || gw_metrics_init(&g) < 0 || picker_init(&g) < 0) {
+	if (!g.loop || gw_metrics_init(&g) < 0 || picker_init(&g) < 0 || dashboard_init(&g) < 0) {
 		fprintf(stderr, "infergate: out of memory\n");
 		return 1;
 	}
@@ -279,6 +280,7 @@ int main(int argc, char **argv)
 
 	httpd_free(g.httpd); /* requests still in flight end here (on_close) */
 	g.httpd = NULL;
+	dashboard_free(&g);
 	gw_discovery_free(&g);
 	gw_pools_free(&g);
 	ev_run_once(g.loop, 0); /* deferred frees of connections */

@@ -9,6 +9,8 @@
  * runs at each scrape. Not here: scraping the model servers (a later stage).
  */
 #include "gateway/gateway.h"
+#include "gateway/dashboard.h"
+#include "gateway/events.h"
 #include "core/util.h"
 
 #include <stdlib.h>
@@ -185,6 +187,7 @@ void gw_metrics_health_change(gw *g, gw_endpoint *e, int from, int to)
 {
 	const char *lv[] = {e->pool_name, e->label, e->region, gw_health_name(to)};
 	prom_inc(prom_series_get(g->m->ep_changes, lv));
+	events_push("health", e->pool_name, e->label, "%s -> %s (%s)", gw_health_name(from), gw_health_name(to), e->last_check);
 	if (e->m_up) prom_set(e->m_up, to == GW_HEALTH_UP);
 }
 
@@ -198,12 +201,14 @@ void gw_metrics_ejection(gw *g, gw_endpoint *e)
 {
 	const char *lv[] = {e->pool_name, e->label};
 	prom_inc(prom_series_get(g->m->ep_ejections, lv));
+	events_push("ejection", e->pool_name, e->label, "ejected after %u failures in a row", e->pc.failures);
 }
 
 void gw_metrics_retry(gw *g, const gw_call *c, const char *reason)
 {
 	const char *lv[] = {c->pool->cfg.name, reason};
 	prom_inc(prom_series_get(g->m->retries, lv));
+	events_push("retry", c->pool->cfg.name, c->ep ? c->ep->label : NULL, "failover to another endpoint: %s", reason);
 }
 
 void gw_metrics_ttfb(gw *g, const gw_call *c, uint64_t ttfb_ms)
@@ -225,6 +230,7 @@ void gw_metrics_request(gw *g, const gw_call *c, uint64_t now_ms)
 		memmove(code, w, (size_t)(code + sizeof(code) - w));
 	}
 	const char *pool = c->pool->cfg.name;
+	dashboard_request(g, c, now_ms);
 	const char *region = c->ep ? c->ep->region : "";
 	const char *endpoint = c->ep ? c->ep->label : "";
 	const char *lv[] = {pool, region, endpoint, code};
@@ -243,10 +249,12 @@ void gw_metrics_resume(gw *g, const gw_call *c, const char *outcome)
 {
 	const char *lv[] = {c->pool->cfg.name, outcome};
 	prom_inc(prom_series_get(g->m->resumes, lv));
+	events_push("resume", c->pool->cfg.name, c->ep ? c->ep->label : NULL, "broken stream: %s", outcome);
 }
 
 void gw_metrics_reload(gw *g, int ok)
 {
 	const char *lv[] = {ok ? "ok" : "refused"};
 	prom_inc(prom_series_get(g->m->reloads, lv));
+	events_push("reload", NULL, g->cfg_path, ok ? "configuration reloaded" : "reload refused: the running configuration stays");
 }

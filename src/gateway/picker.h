@@ -122,6 +122,9 @@ struct gw_call;
 struct json_w;
 struct gw_request;
 
+/* The pool's region states (hysteresis), or NULL; read only. */
+const region_state *picker_pool_regions(const struct gw_pool *pool);
+
 /* What the picker keeps for one request. Owner: its gw_call (c->pk). */
 typedef struct picker_req picker_req;
 

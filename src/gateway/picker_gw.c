@@ -414,6 +414,11 @@ void picker_status_endpoint(json_w *w, const gw_endpoint *e, uint64_t now)
 	jw_obj_end(w);
 }
 
+const region_state *picker_pool_regions(const gw_pool *pool)
+{
+	return pool->pk ? &pool->pk->regions : NULL;
+}
+
 void picker_status_pool(json_w *w, gw_pool *pool, uint64_t now)
 {
 	int sat = picker_pool_saturated(pool, now);

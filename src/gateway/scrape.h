@@ -6,7 +6,8 @@
  *     core's prom_parse. Pure. Recognised without configuration:
  *       vLLM      vllm:kv_cache_usage_perc (older vllm:gpu_cache_usage_perc),
  *                 vllm:num_requests_waiting, vllm:num_requests_running,
- *                 vllm:cache_config_info{block_size, num_gpu_blocks}
+ *                 vllm:cache_config_info{block_size, num_gpu_blocks},
+ *                 vllm:generation_tokens_total (throughput only: never a load metric)
  *       SGLang    sglang:token_usage, sglang:num_queue_reqs, sglang:num_running_reqs
  *       llama.cpp llamacpp:kv_cache_usage_ratio, llamacpp:requests_deferred,
  *                 llamacpp:requests_processing
@@ -37,6 +38,7 @@ enum scrape_has {
 	SCRAPE_HAS_RUNNING = 4,
 	SCRAPE_HAS_METRIC = 8,             /* the configured balancing metric */
 	SCRAPE_HAS_CACHE_CONFIG = 16,
+	SCRAPE_HAS_GEN_TOKENS = 32,        /* a throughput counter, not a load metric */
 };
 
 /* What one page said. Values not found are 0 with their bit clear in has. */
@@ -47,6 +49,7 @@ typedef struct scrape_values {
 	double metric;                     /* the balancing metric, clamped to 0..1 */
 	uint32_t block_size;               /* tokens per KV block (cache_config_info) */
 	uint32_t num_gpu_blocks;           /* KV blocks (cache_config_info) */
+	double generation_tokens_total;    /* vllm:generation_tokens_total, summed (the dashboard's tokens/s) */
 	unsigned has;                      /* enum scrape_has bits */
 	const char *dialect;               /* "vllm", "sglang", "llamacpp", "custom" or "" */
 } scrape_values;

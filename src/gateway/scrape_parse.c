@@ -30,7 +30,7 @@
 #include <emmintrin.h>
 #endif
 
-enum which { W_KV, W_WAITING, W_RUNNING, W_CACHE_CONFIG, W_METRIC, W_N };
+enum which { W_KV, W_WAITING, W_RUNNING, W_CACHE_CONFIG, W_METRIC, W_GEN_TOKENS, W_N };
 
 typedef struct known {
 	const char *name;
@@ -46,6 +46,7 @@ static const known table[] = {
 	K("vllm:num_requests_waiting", W_WAITING, "vllm"),
 	K("vllm:num_requests_running", W_RUNNING, "vllm"),
 	K("vllm:cache_config_info", W_CACHE_CONFIG, "vllm"),
+	K("vllm:generation_tokens_total", W_GEN_TOKENS, "vllm"),
 	K("sglang:token_usage", W_KV, "sglang"),
 	K("sglang:num_queue_reqs", W_WAITING, "sglang"),
 	K("sglang:num_running_reqs", W_RUNNING, "sglang"),
@@ -400,6 +401,10 @@ int scrape_parser_end(scrape_parser *sp, scrape_values *out, char *err, size_t e
 		out->block_size = a.block_size;
 		out->num_gpu_blocks = a.num_gpu_blocks;
 		out->has |= SCRAPE_HAS_CACHE_CONFIG;
+	}
+	if (a.count[W_GEN_TOKENS] && a.sum[W_GEN_TOKENS] >= 0) {
+		out->generation_tokens_total = a.sum[W_GEN_TOKENS];
+		out->has |= SCRAPE_HAS_GEN_TOKENS;
 	}
 	if (a.metric) {
 		if (a.count[W_METRIC]) {

@@ -674,6 +674,8 @@ int lab_up(lab_state *s, const lab_up_opts *o)
 	lab_state_save(s);
 	say(o, "up in %.1f s: gateways %s (%s), %s (%s)", (double)s->up_ms / 1000.0, s->gateway[0], lab_region_names[0],
 	    s->gateway[1], lab_region_names[1]);
+	say(o, "live dashboards: http://%s/dashboard (%s), http://%s/dashboard (%s)", s->gateway[0], lab_region_names[0],
+	    s->gateway[1], lab_region_names[1]);
 	return 0;
 
 fail_node:

@@ -47,6 +47,31 @@ static void test_vllm(void)
 	T_CHECK(strstr(err, "my:load") != NULL);
 }
 
+/* vllm:generation_tokens_total (the dashboard's tokens/s): summed over
+ * engines, never a load metric on its own. */
+static void test_generation_tokens(void)
+{
+	static const char page[] =
+		"# TYPE vllm:generation_tokens_total counter\n"
+		"vllm:generation_tokens_total{engine=\"0\",model_name=\"m\"} 1200.0\n"
+		"vllm:generation_tokens_total{engine=\"1\",model_name=\"m\"} 34\n"
+		"vllm:generation_tokens_created{engine=\"0\",model_name=\"m\"} 1.7e9\n"
+		"vllm:num_requests_waiting{engine=\"0\",model_name=\"m\"} 1\n";
+	scrape_values v;
+	char err[160];
+	T_EQ_INT(scrape_parse(page, strlen(page), NULL, &v, err, sizeof(err)), 0);
+	T_NEAR(v.generation_tokens_total, 1234, 0);
+	T_CHECK(v.has & SCRAPE_HAS_GEN_TOKENS);
+	T_NEAR(v.waiting, 1, 0);
+	/* without it: the bit is clear */
+	T_EQ_INT(scrape_parse(vllm_page, strlen(vllm_page), NULL, &v, err, sizeof(err)), 0);
+	T_CHECK(!(v.has & SCRAPE_HAS_GEN_TOKENS));
+	/* the counter alone is no load metric */
+	static const char only[] = "vllm:generation_tokens_total{model_name=\"m\"} 5\n";
+	T_EQ_INT(scrape_parse(only, strlen(only), NULL, &v, err, sizeof(err)), -1);
+	T_CHECK(strstr(err, "no load metric") != NULL);
+}
+
 static void test_vllm_old_and_engines(void)
 {
 	/* The older name alone; then both names (the new one wins); two engines averaged/summed. */
@@ -276,6 +301,7 @@ static void test_cost(void)
 int main(void)
 {
 	T_RUN(test_vllm);
+	T_RUN(test_generation_tokens);
 	T_RUN(test_vllm_old_and_engines);
 	T_RUN(test_sglang_llamacpp);
 	T_RUN(test_garbage);
