@@ -1,6 +1,6 @@
 /*
- * forward.c — the Gemma 3 forward pass over a batch of sequences, and the
- * engine around it (see engine.h).
+ * engine.c — the engine of engine.h: the Gemma 3 forward pass over a batch of
+ * sequences, and the engine around it.
  *
  * Three parts, as in llama2.c: the model (read-only weights in the mappings,
  * model.h), the run state (every activation buffer, sized for the largest
