@@ -258,7 +258,7 @@ int health_ejected(const gw_endpoint *e, uint64_t now_ms);
  * prompt's head, resume copies what it needs). */
 void proxy_start(gw *g, httpd_req *r, gw_pool *pool, const gw_request *rq);
 void proxy_free_calls(gw *g);
-/* Stops serving the admission queues (at exit). */
+/* Stops serving the admission queues, frees the pick scratch (at exit). */
 void proxy_free_admission(gw *g);
 /* e went hard down (its checks got no answer, or connect failures ejected
  * it): an attempt in flight on it would wait for a dead peer until a timeout.
