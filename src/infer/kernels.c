@@ -207,9 +207,22 @@ static void matmul_portable(float *out, size_t ldo, const float *x, size_t ldx, 
 	}
 }
 
+/* One weight row at a time against every activation row (the row stays in
+ * cache); quant_dot_row is the definition the SIMD builds are tested against. */
+static void matmul_q_portable(float *out, size_t ldo, const void *xq, size_t ldxq, int n_rows,
+                              const void *w, dtype wt, int in, int o_begin, int o_end)
+{
+	size_t rb = dtype_row_bytes(wt, (size_t)in);
+	for (int o = o_begin; o < o_end; o++)
+		for (int b = 0; b < n_rows; b++)
+			out[(size_t)b * ldo + o] = quant_dot_row(wt, (const char *)w + (size_t)o * rb,
+			                                         (const char *)xq + (size_t)b * ldxq, (size_t)in);
+}
+
 const kernels kernels_portable = {
 	.name = "portable",
 	.matmul = matmul_portable,
+	.matmul_q = matmul_q_portable,
 	.dot = dot_portable,
 	.axpy = axpy_portable,
 	.to_f32 = to_f32_portable,

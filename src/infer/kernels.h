@@ -51,6 +51,10 @@ typedef struct kernels {
 	 * Each weight row is read once from memory for all n_rows activations. */
 	void (*matmul)(float *out, size_t ldo, const float *x, size_t ldx, int n_rows,
 	               const void *w, dtype wt, int in, int o_begin, int o_end);
+	/* The same for weights of a block type wt (quant.h), against activation
+	 * rows already quantized by quant_quantize_x(wt, ...), ldxq bytes apart. */
+	void (*matmul_q)(float *out, size_t ldo, const void *xq, size_t ldxq, int n_rows,
+	                 const void *w, dtype wt, int in, int o_begin, int o_end);
 	float (*dot)(const float *a, const float *b, int n);
 	void (*axpy)(float *y, float a, const float *x, int n);       /* y += a * x */
 	void (*to_f32)(float *out, const void *w, dtype wt, size_t n); /* convert n elements */

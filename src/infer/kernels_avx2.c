@@ -241,6 +241,7 @@ static void gelu_mul_avx2(float *g, const float *u, int n)
 const kernels kernels_avx2 = {
 	.name = "avx2",
 	.matmul = matmul_avx2,
+	.matmul_q = quant_matmul_avx2,
 	.dot = dot_avx2,
 	.axpy = axpy_avx2,
 	.to_f32 = to_f32_avx2,

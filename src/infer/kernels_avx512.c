@@ -242,6 +242,7 @@ static void gelu_mul_avx512(float *g, const float *u, int n)
 const kernels kernels_avx512 = {
 	.name = "avx512",
 	.matmul = matmul_avx512,
+	.matmul_q = quant_matmul_avx2,
 	.dot = dot_avx512,
 	.axpy = axpy_avx512,
 	.to_f32 = to_f32_avx512,

@@ -68,4 +68,9 @@ void quant_quantize_x(dtype wt, void *dst, const float *x, size_t n);
  * order, each block's integer sum scaled once. */
 float quant_dot_row(dtype wt, const void *w, const void *xq, size_t n);
 
+/* The AVX2 quantized matmul (quant_avx2.c), the matmul_q of the avx2 and
+ * avx512 kernel tables (kernels.h); call only on a CPU with AVX2 and FMA. */
+void quant_matmul_avx2(float *out, size_t ldo, const void *xq, size_t ldxq, int n_rows,
+                       const void *w, dtype wt, int in, int o_begin, int o_end);
+
 #endif

@@ -255,6 +255,57 @@ static void test_dot_vs_dequant(void)
 	}
 }
 
+/* Every kernel set's matmul_q: near the portable one and the dequantize-then-
+ * dot reference, bit-identical whatever the batch size, the tile and the
+ * range of output rows (as a thread split would cut it). */
+static void test_matmul_q_kernels(void)
+{
+	enum { IN = 512, OUT = 37, B = 7 };
+	static float w[OUT * IN], x[B * IN], wd[OUT * IN], ref[B * OUT], got[B * OUT], alone[OUT], part[B * OUT];
+	static unsigned char wq[OUT * IN * 2], xq[B * IN * 2];
+	const char *sets[] = { "portable", "avx2", "avx512" };
+	for (int ti = 0; ti < 4; ti++) {
+		dtype t = qtypes[ti];
+		size_t rb = dtype_row_bytes(t, IN), xb = quant_x_row_bytes(t, IN);
+		for (int i = 0; i < OUT * IN; i++) w[i] = frand() * (float)(1 + i % 3) * 0.05f;
+		for (int i = 0; i < B * IN; i++) x[i] = frand() * 2;
+		for (int o = 0; o < OUT; o++) quant_quantize_row(t, wq + o * rb, w + o * IN, IN);
+		quant_dequantize_row(t, wd, wq, (size_t)OUT * IN);
+		for (int b = 0; b < B; b++) quant_quantize_x(t, xq + b * xb, x + b * IN, IN);
+		for (int b = 0; b < B; b++)
+			for (int o = 0; o < OUT; o++) {
+				double s = 0;
+				for (int i = 0; i < IN; i++) s += (double)wd[o * IN + i] * x[b * IN + i];
+				ref[b * OUT + o] = (float)s;
+			}
+		const kernels *p = kernels_get("portable");
+		for (int si = 0; si < 3; si++) {
+			const kernels *k = kernels_get(sets[si]);
+			if (!k) continue;
+			k->matmul_q(got, OUT, xq, xb, B, wq, t, IN, 0, OUT);
+			float worst = 0;
+			for (int i = 0; i < B * OUT; i++) worst = fmaxf(worst, fabsf(got[i] - ref[i]));
+			if (worst > 0.05f) fprintf(stderr, "  %s %s: worst %g vs dequantized\n", sets[si], dtype_name(t), worst);
+			T_CHECK(worst <= 0.05f);   /* activation quantization: ~0.5/127 of |x| per element */
+			static float pg[B * OUT];
+			p->matmul_q(pg, OUT, xq, xb, B, wq, t, IN, 0, OUT);
+			for (int i = 0; i < B * OUT; i++) T_NEAR(got[i], pg[i], 1e-4 * (1 + fabs(pg[i])));
+			for (int nb = 1; nb <= B; nb++) {
+				for (int b = 0; b < nb; b++) {
+					memset(alone, 0, sizeof alone);
+					k->matmul_q(alone, OUT, xq + b * xb, xb, 1, wq, t, IN, 0, OUT);
+					T_EQ_MEM(alone, got + b * OUT, sizeof alone);
+				}
+				memset(part, 0, sizeof part);
+				k->matmul_q(part, OUT, xq, xb, nb, wq, t, IN, 5, 23);
+				k->matmul_q(part, OUT, xq, xb, nb, wq, t, IN, 23, OUT);
+				k->matmul_q(part, OUT, xq, xb, nb, wq, t, IN, 0, 5);
+				T_EQ_MEM(part, got, (size_t)nb * OUT * sizeof(float));
+			}
+		}
+	}
+}
+
 int main(void)
 {
 	T_RUN(test_layouts);
@@ -262,5 +313,6 @@ int main(void)
 	T_RUN(test_q8_0_q4_0_recipe);
 	T_RUN(test_roundtrip_error);
 	T_RUN(test_dot_vs_dequant);
+	T_RUN(test_matmul_q_kernels);
 	return T_END();
 }
