@@ -50,6 +50,7 @@ typedef struct server_opts {
 	uint64_t cache_capacity_bytes;
 	int offline;
 	const char *kernels;
+	const char *quantization;   /* --quantization q8_0|q4_0, NULL = as stored */
 	uint64_t shutdown_grace_ms;
 	uint64_t load_delay_ms;          /* test hook: sleep before loading */
 	int disable_log_requests;
