@@ -62,6 +62,7 @@ struct engine {
 	pool *pool;
 	kv_cache *kv;
 	engine_options opt;
+	dtype kv_dtype;   /* of the KV cache: DTYPE_BF16 or DTYPE_F32 */
 	run_state s;
 	/* the current step, read by the thread jobs */
 	int n_rows, n_logits, layer;
@@ -190,12 +191,22 @@ static void prep_run(void *ctx, int t, int nt)
 		}
 		int p = s->row_pos[r];
 		int block = s->row_blocks[r][p / KV_BLOCK_TOKENS], slot = p % KV_BLOCK_TOKENS;
-		float *kc = kv_block_k(e->kv, block, e->layer), *vc = kv_block_v(e->kv, block, e->layer);
+		char *kc = kv_block_k(e->kv, block, e->layer), *vc = kv_block_v(e->kv, block, e->layer);
+		size_t es = dtype_size(e->kv_dtype);
 		for (int h = 0; h < c->n_kv_heads; h++) {
 			rmsnorm(k + h * D, k + h * D, w->k_norm, D, c->rms_eps);
 			rope(k + h * D, cs, D);
-			memcpy(kc + ((size_t)h * KV_BLOCK_TOKENS + slot) * D, k + h * D, (size_t)D * sizeof(float));
-			memcpy(vc + ((size_t)h * KV_BLOCK_TOKENS + slot) * D, v + h * D, (size_t)D * sizeof(float));
+			size_t at = ((size_t)h * KV_BLOCK_TOKENS + slot) * D * es;
+			if (e->kv_dtype == DTYPE_BF16) {
+				uint16_t *kd = (uint16_t *)(kc + at), *vd = (uint16_t *)(vc + at);
+				for (int i = 0; i < D; i++) {
+					kd[i] = f32_to_bf16(k[h * D + i]);
+					vd[i] = f32_to_bf16(v[h * D + i]);
+				}
+			} else {
+				memcpy(kc + at, k + h * D, (size_t)D * sizeof(float));
+				memcpy(vc + at, v + h * D, (size_t)D * sizeof(float));
+			}
 		}
 	}
 }
@@ -211,6 +222,8 @@ static void attn_run(void *ctx, int t, int nt)
 	int sliding = c->sliding[e->layer];
 	float scale = 1.0f / sqrtf(c->query_pre_attn_scalar), cap = c->attn_softcap;
 	float *sc = s->scores + (size_t)t * (size_t)e->opt.max_model_len;
+	int bf16 = e->kv_dtype == DTYPE_BF16;
+	size_t es = dtype_size(e->kv_dtype);
 	pool_split(e->n_rows * c->n_heads, t, nt, 1, &i0, &i1);
 	for (int i = i0; i < i1; i++) {
 		int r = i / c->n_heads, h = i % c->n_heads, kh = h / group;
@@ -220,9 +233,9 @@ static void attn_run(void *ctx, int t, int nt)
 		const int32_t *blocks = s->row_blocks[r];
 		float mx = -INFINITY;
 		for (int j = start; j <= p; j++) {
-			const float *kk = kv_block_k(e->kv, blocks[j / KV_BLOCK_TOKENS], e->layer) +
-			                  ((size_t)kh * KV_BLOCK_TOKENS + j % KV_BLOCK_TOKENS) * D;
-			float a = k->dot(q, kk, D) * scale;
+			const char *kk = (const char *)kv_block_k(e->kv, blocks[j / KV_BLOCK_TOKENS], e->layer) +
+			                 ((size_t)kh * KV_BLOCK_TOKENS + j % KV_BLOCK_TOKENS) * D * es;
+			float a = (bf16 ? k->dot_bf16(q, (const uint16_t *)kk, D) : k->dot(q, (const float *)kk, D)) * scale;
 			if (cap > 0) a = cap * tanhf(a / cap);
 			sc[j - start] = a;
 			if (a > mx) mx = a;
@@ -233,9 +246,10 @@ static void attn_run(void *ctx, int t, int nt)
 		float *out = s->att + (size_t)r * qd + (size_t)h * D;
 		memset(out, 0, (size_t)D * sizeof *out);
 		for (int j = start; j <= p; j++) {
-			const float *vv = kv_block_v(e->kv, blocks[j / KV_BLOCK_TOKENS], e->layer) +
-			                  ((size_t)kh * KV_BLOCK_TOKENS + j % KV_BLOCK_TOKENS) * D;
-			k->axpy(out, sc[j - start] * inv, vv, D);
+			const char *vv = (const char *)kv_block_v(e->kv, blocks[j / KV_BLOCK_TOKENS], e->layer) +
+			                 ((size_t)kh * KV_BLOCK_TOKENS + j % KV_BLOCK_TOKENS) * D * es;
+			if (bf16) k->axpy_bf16(out, sc[j - start] * inv, (const uint16_t *)vv, D);
+			else k->axpy(out, sc[j - start] * inv, (const float *)vv, D);
 		}
 	}
 }
@@ -453,7 +467,12 @@ engine *engine_load(const char *dir, const engine_options *opt_in, char *err, si
 	}
 	e->k = o.kernels ? kernels_get(o.kernels) : kernels_best();
 	if (!e->k) { util_errf(err, errlen, "engine: kernels \"%s\" are unknown or unsupported by this CPU", o.kernels); goto bad; }
-	size_t bb = kv_block_bytes(c->n_layers, c->n_kv_heads, c->head_dim);
+	const char *kvt = o.kv_cache_dtype ? o.kv_cache_dtype : "auto";
+	if (strcmp(kvt, "auto") == 0 || strcmp(kvt, "bf16") == 0) e->kv_dtype = DTYPE_BF16;
+	else if (strcmp(kvt, "f32") == 0) e->kv_dtype = DTYPE_F32;
+	else { util_errf(err, errlen, "engine: kv_cache_dtype \"%.40s\" is not supported (auto, bf16, f32)", kvt); goto bad; }
+	o.kv_cache_dtype = e->kv_dtype == DTYPE_BF16 ? "bf16" : "f32";
+	size_t bb = kv_block_bytes(c->n_layers, c->n_kv_heads, c->head_dim, e->kv_dtype);
 	int per_seq = (o.max_model_len + KV_BLOCK_TOKENS - 1) / KV_BLOCK_TOKENS;
 	if (o.num_kv_blocks <= 0) {
 		if (o.kv_cache_bytes > 0) {
@@ -469,7 +488,8 @@ engine *engine_load(const char *dir, const engine_options *opt_in, char *err, si
 	}
 	kv_cache_config kc = { .n_layers = c->n_layers, .n_kv_heads = c->n_kv_heads, .head_dim = c->head_dim,
 	                       .n_blocks = o.num_kv_blocks, .max_seqs = o.max_seqs,
-	                       .max_model_len = o.max_model_len, .prefix_caching = !o.no_prefix_caching };
+	                       .max_model_len = o.max_model_len, .prefix_caching = !o.no_prefix_caching,
+	                       .dtype = e->kv_dtype };
 	e->kv = kv_cache_new(&kc, err, errlen);
 	if (!e->kv) goto bad;
 	e->pool = pool_new(o.threads);

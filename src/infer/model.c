@@ -335,6 +335,15 @@ typedef struct quant_job {
 	int failed;               /* a thread could not allocate its row buffer */
 } quant_job;
 
+/* Drops the whole pages of a source tensor from the process (file-backed,
+ * read-only: they are read again from the file if ever touched). */
+static void release_pages(const void *data, size_t bytes)
+{
+	uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE), a = ((uintptr_t)data + pg - 1) & ~(pg - 1),
+	          e = ((uintptr_t)data + bytes) & ~(pg - 1);
+	if (e > a) madvise((void *)a, e - a, MADV_DONTNEED);
+}
+
 static void quant_run(void *ctx, int chunk, int n_chunks)
 {
 	quant_job *j = ctx;
@@ -350,15 +359,9 @@ static void quant_run(void *ctx, int chunk, int n_chunks)
 		quant_quantize_row(j->to[ti], j->dst[ti] + (size_t)r * db, row, (size_t)t->cols);
 	}
 	free(row);
-}
-
-/* Drops the whole pages of a source tensor from the process (file-backed,
- * read-only: they are read again from the file if ever touched). */
-static void release_pages(const void *data, size_t bytes)
-{
-	uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE), a = ((uintptr_t)data + pg - 1) & ~(pg - 1),
-	          e = ((uintptr_t)data + bytes) & ~(pg - 1);
-	if (e > a) madvise((void *)a, e - a, MADV_DONTNEED);
+	/* the whole pages of this chunk's source rows are read by no other chunk:
+	 * dropping them now keeps the peak near the quantized size, not the sum */
+	if (r1 > r0) release_pages((const char *)t->data + (size_t)r0 * sb, (size_t)(r1 - r0) * sb);
 }
 
 int model_quantize(model *m, dtype t, pool *p, char *err, size_t errlen)
