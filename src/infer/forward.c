@@ -123,8 +123,8 @@ static void xq_run(void *ctx, int t, int nt)
 	size_t ls = quant_x_row_bytes(DTYPE_Q8_0, (size_t)j->in), lk = quant_x_row_bytes(DTYPE_Q4_K, (size_t)j->in);
 	for (int r = r0; r < r1; r++) {
 		const float *x = j->x + (size_t)r * j->in;
-		if (small) quant_quantize_x(DTYPE_Q8_0, s->xq_small + (size_t)r * ls, x, (size_t)j->in);
-		if (super) quant_quantize_x(DTYPE_Q4_K, s->xq_super + (size_t)r * lk, x, (size_t)j->in);
+		if (small) j->e->k->quantize_x(DTYPE_Q8_0, s->xq_small + (size_t)r * ls, x, (size_t)j->in);
+		if (super) j->e->k->quantize_x(DTYPE_Q4_K, s->xq_super + (size_t)r * lk, x, (size_t)j->in);
 	}
 }
 

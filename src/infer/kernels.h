@@ -55,6 +55,8 @@ typedef struct kernels {
 	 * rows already quantized by quant_quantize_x(wt, ...), ldxq bytes apart. */
 	void (*matmul_q)(float *out, size_t ldo, const void *xq, size_t ldxq, int n_rows,
 	                 const void *w, dtype wt, int in, int o_begin, int o_end);
+	/* quant_quantize_x (quant.h) of this build: the same bytes in every build */
+	void (*quantize_x)(dtype wt, void *dst, const float *x, size_t n);
 	float (*dot)(const float *a, const float *b, int n);
 	void (*axpy)(float *y, float a, const float *x, int n);       /* y += a * x */
 	/* The same with the second operand in bf16 (a bf16 KV cache); summed in

@@ -248,3 +248,48 @@ void quant_matmul_avx2(float *out, size_t ldo, const void *xq, size_t ldxq, int 
 		}
 	}
 }
+
+/* ---- activation rows to 8-bit blocks: the same numbers as quant_quantize_x
+ * (amax / 127, codes rounded to nearest even), 8 lanes at a time ---- */
+
+AI float x_block_avx2(int8_t *q, const float *x, int n)
+{
+	const __m256 sign = _mm256_set1_ps(-0.0f);
+	__m256 m = _mm256_setzero_ps();
+	for (int j = 0; j < n; j += 8) m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + j)));
+	__m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+	h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+	h = _mm_max_ss(h, _mm_movehdup_ps(h));
+	float amax = _mm_cvtss_f32(h), d = amax / 127, id = d ? 1.0f / d : 0.0f;
+	__m256 iv = _mm256_set1_ps(id);
+	for (int j = 0; j < n; j += 32) {
+		__m256i a = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + j), iv));
+		__m256i b = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + j + 8), iv));
+		__m256i c = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + j + 16), iv));
+		__m256i e = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + j + 24), iv));
+		/* packs interleave the 128-bit halves; the permute puts 0..31 back in order */
+		__m256i ab = _mm256_packs_epi32(a, b), ce = _mm256_packs_epi32(c, e);
+		__m256i r = _mm256_packs_epi16(ab, ce);
+		r = _mm256_permutevar8x32_epi32(r, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+		_mm256_storeu_si256((__m256i *)(q + j), r);
+	}
+	return d;
+}
+
+void quant_quantize_x_avx2(dtype wt, void *dst, const float *x, size_t n)
+{
+	if (wt == DTYPE_Q4_K || wt == DTYPE_Q6_K) {
+		xblock_q8k *y = dst;
+		for (size_t b = 0; b < n / QK_SUPER; b++, y++) {
+			y->d = x_block_avx2(y->qs, x + b * QK_SUPER, QK_SUPER);
+			for (int k = 0; k < 16; k++) {
+				int s = 0;
+				for (int i = 0; i < 16; i++) s += y->qs[16 * k + i];
+				y->bsums[k] = (int16_t)s;
+			}
+		}
+	} else {
+		xblock_q8 *y = dst;
+		for (size_t b = 0; b < n / QK_SMALL; b++, y++) y->d = x_block_avx2(y->qs, x + b * QK_SMALL, QK_SMALL);
+	}
+}
