@@ -9,6 +9,8 @@
  * per weight matrix (rows x weights, each weight row read once), then
  * attention per (row, head) against the paged cache. Work is split across the
  * thread team by output rows (matmuls) or by (row, head) pairs (attention).
+ * Block-quantized weights (quant.h) take the input rows quantized to 8 bits
+ * first (mm_dispatch); the KV cache holds bf16 (default) or f32.
  *
  * Per layer, for rows r at positions p_r (transformers' Gemma3DecoderLayer):
  *   xb = rmsnorm(x, input_norm); q, k, v = xb Wq, xb Wk, xb Wv
