@@ -267,7 +267,12 @@ void quant_quantize_x(dtype wt, void *dst, const float *x, size_t n)
 		}
 	} else {
 		xblock_q8 *y = dst;
-		for (size_t b = 0; b < n / QK_SMALL; b++, y++) y->d = x_codes(y->qs, x + b * QK_SMALL, QK_SMALL);
+		for (size_t b = 0; b < n / QK_SMALL; b++, y++) {
+			y->d = x_codes(y->qs, x + b * QK_SMALL, QK_SMALL);
+			int sum = 0;
+			for (int i = 0; i < QK_SMALL; i++) sum += y->qs[i];
+			y->sum = sum;
+		}
 	}
 }
 
