@@ -10,7 +10,8 @@
  *   G=/path/to/llama.cpp   # with build/bin/libggml*.so
  *   cc -O2 -Isrc -I$G/ggml/include bench/engine/ggml_matmul.c build/rel/libinfer.a \
  *      -L$G/build/bin -lggml -lggml-base -lggml-cpu -Wl,-rpath,$G/build/bin -lm -o /tmp/ggml_matmul
- *   /tmp/ggml_matmul ROWS REPEATS OUT    (input width 640, the 270m hidden size)
+ *   /tmp/ggml_matmul ROWS REPEATS OUT [IN]   (IN defaults to 640, the 270m hidden size;
+ *   a multiple of 256 adds Q4_K and Q6_K)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,14 +23,16 @@
 #include "infer/quant.h"
 static double now(void){struct timespec t;clock_gettime(CLOCK_MONOTONIC,&t);return t.tv_sec+t.tv_nsec*1e-9;}
 int main(int argc,char**argv){
-	int IN=640, OUT=argc>3?atoi(argv[3]):2048, B=argc>1?atoi(argv[1]):1, reps=argc>2?atoi(argv[2]):50;
+	int IN=argc>4?atoi(argv[4]):640, OUT=argc>3?atoi(argv[3]):2048, B=argc>1?atoi(argv[1]):1, reps=argc>2?atoi(argv[2]):50;
 	ggml_cpu_init();
 	const kernels*k=kernels_best();
 	float*w=malloc((size_t)IN*OUT*4),*x=malloc((size_t)B*IN*4),*o=malloc((size_t)B*OUT*4);
 	for(size_t i=0;i<(size_t)IN*OUT;i++)w[i]=(rand()/(float)RAND_MAX-.5f);
 	for(size_t i=0;i<(size_t)B*IN;i++)x[i]=(rand()/(float)RAND_MAX-.5f);
-	dtype ts[]={DTYPE_Q8_0,DTYPE_Q4_0}; enum ggml_type gts[]={GGML_TYPE_Q8_0,GGML_TYPE_Q4_0};
-	for(int ti=0;ti<2;ti++){dtype t=ts[ti];size_t rb=dtype_row_bytes(t,IN);
+	dtype ts[]={DTYPE_Q8_0,DTYPE_Q4_0,DTYPE_Q4_K,DTYPE_Q6_K};
+	enum ggml_type gts[]={GGML_TYPE_Q8_0,GGML_TYPE_Q4_0,GGML_TYPE_Q4_K,GGML_TYPE_Q6_K};
+	for(int ti=0;ti<4;ti++){dtype t=ts[ti];size_t rb=dtype_row_bytes(t,IN);
+		if(IN%dtype_block_elems(t))continue;
 		struct ggml_init_params ip={.mem_size=(size_t)256<<20,.mem_buffer=NULL,.no_alloc=false};
 		struct ggml_context*ctx=ggml_init(ip);
 		struct ggml_tensor*W=ggml_new_tensor_2d(ctx,gts[ti],IN,OUT);

@@ -110,41 +110,51 @@ AI void tile_small(float *const *outp, size_t ldo, const char *const *wr, const 
  * the activation sums) as one integer. */
 AI __m256i q4_k_block(const unsigned char *p, const xblock_q8k *x, int *msum)
 {
-	const unsigned char *s = p + 4, *qs = p + 16;
-	/* the 8 scales and mins (6 bits each), unpacked as the format defines */
-	int sc[8], m[8];
-	for (int j = 0; j < 4; j++) {
-		sc[j] = s[j] & 63;
-		m[j] = s[j + 4] & 63;
-		sc[j + 4] = (s[j + 8] & 15) | (s[j] >> 6) << 4;
-		m[j + 4] = (s[j + 8] >> 4) | (s[j + 4] >> 6) << 4;
-	}
-	int ms = 0;
-	for (int j = 0; j < 8; j++) ms += m[j] * (x->bsums[2 * j] + x->bsums[2 * j + 1]);
-	*msum = ms;
+	const unsigned char *qs = p + 16;
+	/* the 6-bit scales and mins, four bytes at a time as the format packs
+	 * them: sub-blocks 0-3 in the low 6 bits of bytes 0-3 (scales) and 4-7
+	 * (mins), sub-blocks 4-7 in the nibbles of bytes 8-11 with their top two
+	 * bits in the top bits of bytes 0-3 and 4-7 */
+	uint32_t w0, w1, w2;
+	memcpy(&w0, p + 4, 4); memcpy(&w1, p + 8, 4); memcpy(&w2, p + 12, 4);
+	uint32_t sc_lo = w0 & 0x3f3f3f3fu, sc_hi = (w2 & 0x0f0f0f0fu) | ((w0 >> 2) & 0x30303030u);
+	uint32_t m_lo = w1 & 0x3f3f3f3fu, m_hi = ((w2 >> 4) & 0x0f0f0f0fu) | ((w1 >> 2) & 0x30303030u);
+	__m128i mins = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, (int)m_hi, (int)m_lo));
+	__m256i bs = ld(x->bsums);
+	__m128i pairs = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
+	__m128i mp = _mm_madd_epi16(mins, pairs);
+	mp = _mm_add_epi32(mp, _mm_shuffle_epi32(mp, 0x4e));
+	mp = _mm_add_epi32(mp, _mm_shuffle_epi32(mp, 0xb1));
+	*msum = _mm_cvtsi128_si32(mp);
+	/* scale j as a 16-bit value in every lane: bytes 2j, 2j+1 of the widened scales */
+	__m256i sc16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_set_epi32(0, 0, (int)sc_hi, (int)sc_lo)));
 	const __m256i lo4 = _mm256_set1_epi8(15);
 	__m256i acc = _mm256_setzero_si256();
+#pragma GCC unroll 4
 	for (int c = 0; c < 4; c++) {
 		__m256i q = ld(qs + 32 * c);
 		__m256i ql = _mm256_and_si256(q, lo4), qh = _mm256_and_si256(_mm256_srli_epi16(q, 4), lo4);
 		__m256i p0 = _mm256_maddubs_epi16(ql, ld(x->qs + 64 * c));
 		__m256i p1 = _mm256_maddubs_epi16(qh, ld(x->qs + 64 * c + 32));
-		p0 = _mm256_madd_epi16(p0, _mm256_set1_epi16((short)sc[2 * c]));
-		p1 = _mm256_madd_epi16(p1, _mm256_set1_epi16((short)sc[2 * c + 1]));
-		acc = _mm256_add_epi32(acc, _mm256_add_epi32(p0, p1));
+		__m256i s0 = _mm256_shuffle_epi8(sc16, _mm256_set1_epi16((short)((4 * c + 1) << 8 | 4 * c)));
+		__m256i s1 = _mm256_shuffle_epi8(sc16, _mm256_set1_epi16((short)((4 * c + 3) << 8 | (4 * c + 2))));
+		acc = _mm256_add_epi32(acc, _mm256_add_epi32(_mm256_madd_epi16(p0, s0), _mm256_madd_epi16(p1, s1)));
 	}
 	return acc;
 }
 
-AI __m256i q6_k_block(const unsigned char *p, const xblock_q8k *x, int *offset)
+/* Integer sum of one Q6_K block with one activation block, the offset 32
+ * already taken off (sum over groups of scale x 32 x activation sum, as 8
+ * lanes subtracted from the 8 lanes of products: the total is what counts). */
+AI __m256i q6_k_block(const unsigned char *p, const xblock_q8k *x)
 {
 	const unsigned char *ql = p, *qh = p + 128;
 	const int8_t *sc = (const int8_t *)(p + 192);
-	int off = 0;
-	for (int k = 0; k < 16; k++) off += sc[k] * x->bsums[k];
-	*offset = 32 * off;
+	__m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)sc));
+	__m256i off = _mm256_slli_epi32(_mm256_madd_epi16(sc16, ld(x->bsums)), 5);
 	const __m256i m4 = _mm256_set1_epi8(15), m2 = _mm256_set1_epi8(3);
-	__m256i acc = _mm256_setzero_si256();
+	__m256i acc = _mm256_sub_epi32(_mm256_setzero_si256(), off);
+#pragma GCC unroll 2
 	for (int h = 0; h < 2; h++, ql += 64, qh += 32, sc += 8) {
 		__m256i l0 = ld(ql), l1 = ld(ql + 32), hb = ld(qh);
 		__m256i q[4];
@@ -152,6 +162,7 @@ AI __m256i q6_k_block(const unsigned char *p, const xblock_q8k *x, int *offset)
 		q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m2), 4));
 		q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m2), 4));
 		q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m2), 4));
+#pragma GCC unroll 4
 		for (int part = 0; part < 4; part++) {
 			__m256i pr = _mm256_maddubs_epi16(q[part], ld(x->qs + 128 * h + 32 * part));
 			/* 16-bit lanes 0-7 hold elements 0-15 of the 32, lanes 8-15 elements 16-31 */
@@ -168,28 +179,32 @@ AI void tile_super(float *const *outp, size_t ldo, const char *const *wr, const 
 	const size_t bb = WT == DTYPE_Q4_K ? sizeof(block_q4_k) : sizeof(block_q6_k);
 	__m256 acc[4][4];
 	float corr[4][4];
+#pragma GCC unroll 4
 	for (int a = 0; a < NO; a++)
+#pragma GCC unroll 4
 		for (int b = 0; b < NB; b++) { acc[a][b] = _mm256_setzero_ps(); corr[a][b] = 0; }
 	for (int k = 0; k < nblocks; k++) {
+#pragma GCC unroll 4
 		for (int a = 0; a < NO; a++) {
 			const unsigned char *p = (const unsigned char *)wr[a] + (size_t)k * bb;
+#pragma GCC unroll 4
 			for (int b = 0; b < NB; b++) {
 				const xblock_q8k *x = (const xblock_q8k *)(xq + b * ldxq) + k;
-				int extra;
 				if (WT == DTYPE_Q4_K) {
+					int extra;
 					__m256i s = q4_k_block(p, x, &extra);
 					acc[a][b] = _mm256_fmadd_ps(_mm256_set1_ps(h2f(p) * x->d), _mm256_cvtepi32_ps(s), acc[a][b]);
 					corr[a][b] += h2f(p + 2) * x->d * (float)extra;
 				} else {
-					__m256i s = q6_k_block(p, x, &extra);
-					__m256 ds = _mm256_set1_ps(h2f(p + 208) * x->d);
-					acc[a][b] = _mm256_fmadd_ps(ds, _mm256_cvtepi32_ps(s), acc[a][b]);
-					corr[a][b] += h2f(p + 208) * x->d * (float)extra;
+					__m256i s = q6_k_block(p, x);
+					acc[a][b] = _mm256_fmadd_ps(_mm256_set1_ps(h2f(p + 208) * x->d), _mm256_cvtepi32_ps(s), acc[a][b]);
 				}
 			}
 		}
 	}
+#pragma GCC unroll 4
 	for (int a = 0; a < NO; a++)
+#pragma GCC unroll 4
 		for (int b = 0; b < NB; b++) outp[a][b * ldo] = hsum(acc[a][b]) - corr[a][b];
 }
 
