@@ -3,8 +3,10 @@
  * portable C (kernels.c), AVX2+FMA (kernels_avx2.c) and AVX-512 (kernels_avx512.c),
  * one chosen at run time from what the CPU supports.
  *
- * Weights stay in their stored type (bf16, f16 or f32) and are converted to
- * f32 in registers as they are read; activations and accumulators are f32.
+ * Weights stay in their stored type. bf16, f16 and f32 are converted to f32
+ * in registers as they are read, against f32 activations; the block types
+ * (Q8_0, Q4_0, Q4_K, Q6_K: quant.h) go through matmul_q, against activation
+ * rows quantized to 8 bits once per matmul, with integer products per block.
  * Kernels are pure: the output argument comes first, nothing is allocated,
  * nothing is shared, so callers split work across threads by output rows.
  * Pointers to weights need no alignment (safetensors does not promise any).
@@ -20,16 +22,28 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef enum dtype { DTYPE_F32 = 0, DTYPE_F16 = 1, DTYPE_BF16 = 2 } dtype;
+/* The quantized types are ggml's block formats, byte for byte (see quant.h):
+ * a row of n elements is n / dtype_block_elems() blocks. */
+typedef enum dtype {
+	DTYPE_F32 = 0, DTYPE_F16 = 1, DTYPE_BF16 = 2,
+	DTYPE_Q8_0 = 3, DTYPE_Q4_0 = 4, DTYPE_Q4_K = 5, DTYPE_Q6_K = 6,
+} dtype;
+#define DTYPE_COUNT 7
 
-size_t dtype_size(dtype t);            /* bytes per element */
-const char *dtype_name(dtype t);       /* "F32", "F16", "BF16" */
+size_t dtype_size(dtype t);            /* bytes per element of F32/F16/BF16; 0 for block types */
+const char *dtype_name(dtype t);       /* "F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_K", "Q6_K" */
+int dtype_block_elems(dtype t);        /* elements per block: 1, 32 or 256 */
+size_t dtype_block_bytes(dtype t);     /* bytes per block: 4, 2, 2, 34, 18, 144, 210 */
+/* Bytes of n elements (n a multiple of dtype_block_elems(t)). */
+size_t dtype_row_bytes(dtype t, size_t n);
+int dtype_is_quantized(dtype t);
 
 float bf16_to_f32(uint16_t h);
 uint16_t f32_to_bf16(float f);         /* round to nearest even; NaN stays NaN */
 float f16_to_f32(uint16_t h);
 uint16_t f32_to_f16(float f);          /* round to nearest even */
-/* Reads element i of a weight array of type t (any alignment). */
+/* Reads element i of a weight array of type t (any alignment); for a block
+ * type, i counts elements across consecutive blocks (row after row). */
 float weight_at(const void *w, dtype t, size_t i);
 
 typedef struct kernels {
@@ -39,8 +53,18 @@ typedef struct kernels {
 	 * Each weight row is read once from memory for all n_rows activations. */
 	void (*matmul)(float *out, size_t ldo, const float *x, size_t ldx, int n_rows,
 	               const void *w, dtype wt, int in, int o_begin, int o_end);
+	/* The same for weights of a block type wt (quant.h), against activation
+	 * rows already quantized by quant_quantize_x(wt, ...), ldxq bytes apart. */
+	void (*matmul_q)(float *out, size_t ldo, const void *xq, size_t ldxq, int n_rows,
+	                 const void *w, dtype wt, int in, int o_begin, int o_end);
+	/* quant_quantize_x (quant.h) of this build: the same bytes in every build */
+	void (*quantize_x)(dtype wt, void *dst, const float *x, size_t n);
 	float (*dot)(const float *a, const float *b, int n);
 	void (*axpy)(float *y, float a, const float *x, int n);       /* y += a * x */
+	/* The same with the second operand in bf16 (a bf16 KV cache); summed in
+	 * the same order as dot and axpy. */
+	float (*dot_bf16)(const float *a, const uint16_t *b, int n);
+	void (*axpy_bf16)(float *y, float a, const uint16_t *x, int n);
 	void (*to_f32)(float *out, const void *w, dtype wt, size_t n); /* convert n elements */
 	/* g[i] = gelu_tanh(g[i]) * u[i] for i in [0, n): the GeGLU of the MLP, with
 	 * gelu_tanh(x) = 0.5 x (1 + tanh(c (x + 0.044715 x^3))) computed as the

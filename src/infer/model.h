@@ -86,6 +86,8 @@ typedef struct model {
 	st_set *st;               /* the mappings the tensors point into */
 	uint64_t weight_bytes;    /* bytes of the tensors the forward pass reads */
 	char arch[64];            /* architectures[0] */
+	void *quant_mem;          /* anonymous mapping of the weights quantized on load */
+	size_t quant_bytes;
 } model;
 
 /* Loads dir/config.json, dir/generation_config.json (optional) and the
@@ -93,6 +95,19 @@ typedef struct model {
  * in err. Cost: parsing the headers; weights are not touched. */
 model *model_load(const char *dir, char *err, size_t errlen);
 void model_free(model *m);
+
+/* "q8_0" or "q4_0" (vLLM's --quantization names) as a dtype; -1 with a
+ * message otherwise. */
+int model_quantization_type(const char *name, dtype *out, char *err, size_t errlen);
+
+struct team;
+/* Quantizes on load: every projection to t (Q8_0 or Q4_0) and the embedding,
+ * which is also the output projection, to Q8_0 (as llama.cpp keeps the
+ * output at higher precision than 4 bits), into one anonymous mapping, on
+ * the team's threads. The source pages are released from the mappings.
+ * Tensors already of a block type stay as they are. Returns 0, or -1 with a
+ * message (a row length not a multiple of 32, out of memory). */
+int model_quantize(model *m, dtype t, struct team *p, char *err, size_t errlen);
 
 /* Parses a config.json text into cfg (shapes not yet checked against weights).
  * Every value is range-checked: positive sizes, heads divisible by kv heads,

@@ -1,0 +1,326 @@
+/*
+ * quant_avx2.c — the quantized matmul for CPUs with AVX2 (and FMA): weight
+ * blocks of Q8_0, Q4_0, Q4_K or Q6_K against activation rows already
+ * quantized to 8 bits (quant.h). Built with AVX2 flags; only called after
+ * kernels_get() checked the CPU. The AVX-512 kernels use it as well.
+ *
+ * Integer products: _mm256_maddubs_epi16 multiplies unsigned by signed bytes
+ * and adds pairs into 16 bits, _mm256_madd_epi16 adds pairs of those into 32
+ * bits (times a per-sub-block scale for the K types). Q8_0 weights are
+ * signed, so the sign of the weight moves onto the activation
+ * (|w| * sign(x, w)); Q4_0 codes are taken unsigned (0..15) and the offset 8
+ * is taken off with the activation block's sum. Q4_K codes are unsigned and their mins are applied
+ * with the activation's block sums; Q6_K codes are taken unsigned (0..63) and
+ * the offset 32 is taken off with the block sums too. No 16-bit sum can
+ * overflow: at most 2 * 127 * 127, 2 * 15 * 127 or 2 * 63 * 127.
+ *
+ * Each block's integer sums become f32 once, times the block's scales,
+ * into an 8-lane accumulator; the lanes are added at the end of the row. An
+ * output element is computed by the same operations whatever tile, batch or
+ * thread split it falls in, so results do not depend on the batch.
+ *
+ * Tiles: one weight block is expanded once and used against up to 4
+ * activation rows. With 1 or 2 activation rows (decode steps), 4 weight rows
+ * far apart (one from each quarter of the caller's rows) are walked together,
+ * 4 sequential streams the prefetchers follow (see kernels_avx2.c).
+ */
+#include <immintrin.h>
+#include <string.h>
+#include "infer/kernels.h"
+#include "infer/quant.h"
+
+#define AI static inline __attribute__((always_inline))
+
+AI float hsum(__m256 v)
+{
+	__m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+	s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+	s = _mm_add_ss(s, _mm_movehdup_ps(s));
+	return _mm_cvtss_f32(s);
+}
+
+AI float h2f(const unsigned char *p)
+{
+	uint16_t h;
+	memcpy(&h, p, 2);
+	return _cvtsh_ss(h);
+}
+
+AI __m256i ld(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
+
+/* 32 signed weights times 32 signed activations: 8 int32 pair sums */
+AI __m256i dot_s8(__m256i w, __m256i x)
+{
+	__m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
+	return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+}
+
+/* ---- Q8_0 / Q4_0: one 32-element block per step ---- */
+
+/* the 32 codes of a Q4_0 block as unsigned bytes 0..15 (the offset 8 is
+ * taken off afterwards with the activation block's sum) */
+AI __m256i q4_0_nibbles(const unsigned char *qs)
+{
+	__m128i b = _mm_loadu_si128((const __m128i *)qs);
+	__m256i v = _mm256_set_m128i(_mm_srli_epi16(b, 4), b);
+	return _mm256_and_si256(v, _mm256_set1_epi8(15));
+}
+
+/* Rows of Q8_0 or Q4_0 (WT) against NB activation rows; NO weight rows given
+ * by their pointers, outputs at out[a][b]. */
+AI void tile_small(float *const *outp, size_t ldo, const char *const *wr, const char *xq, size_t ldxq,
+                   int nblocks, const int WT, const int NO, const int NB)
+{
+	const size_t bb = WT == DTYPE_Q8_0 ? sizeof(block_q8_0) : sizeof(block_q4_0);
+	__m256 acc[4][4];
+#pragma GCC unroll 4
+	for (int a = 0; a < NO; a++)
+#pragma GCC unroll 4
+		for (int b = 0; b < NB; b++) acc[a][b] = _mm256_setzero_ps();
+	for (int k = 0; k < nblocks; k++) {
+#pragma GCC unroll 4
+		for (int a = 0; a < NO; a++) {
+			const unsigned char *p = (const unsigned char *)wr[a] + (size_t)k * bb;
+			__m256i wv = WT == DTYPE_Q8_0 ? ld(p + 2) : q4_0_nibbles(p + 2);
+			__m256 dw = _mm256_set1_ps(h2f(p));
+#pragma GCC unroll 4
+			for (int b = 0; b < NB; b++) {
+				const xblock_q8 *x = (const xblock_q8 *)(xq + b * ldxq) + k;
+				__m256i si;
+				if (WT == DTYPE_Q8_0) {
+					si = dot_s8(wv, ld(x->qs));
+				} else {   /* sum (nibble - 8) x = sum nibble x - 8 sum x, the last in lane 0 */
+					si = _mm256_madd_epi16(_mm256_maddubs_epi16(wv, ld(x->qs)), _mm256_set1_epi16(1));
+					si = _mm256_sub_epi32(si, _mm256_setr_epi32(8 * x->sum, 0, 0, 0, 0, 0, 0, 0));
+				}
+				acc[a][b] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(x->d)), _mm256_cvtepi32_ps(si), acc[a][b]);
+			}
+		}
+	}
+#pragma GCC unroll 4
+	for (int a = 0; a < NO; a++)
+#pragma GCC unroll 4
+		for (int b = 0; b < NB; b++) outp[a][b * ldo] = hsum(acc[a][b]);
+}
+
+/* ---- Q4_K / Q6_K: one 256-element super-block per step ---- */
+
+/* Integer sum of one Q4_K block with one activation block: the scaled code
+ * products as 8 int32 lanes, and the min term (sum over sub-blocks of m times
+ * the activation sums) as one integer. */
+AI __m256i q4_k_block(const unsigned char *p, const xblock_q8k *x, int *msum)
+{
+	const unsigned char *qs = p + 16;
+	/* the 6-bit scales and mins, four bytes at a time as the format packs
+	 * them: sub-blocks 0-3 in the low 6 bits of bytes 0-3 (scales) and 4-7
+	 * (mins), sub-blocks 4-7 in the nibbles of bytes 8-11 with their top two
+	 * bits in the top bits of bytes 0-3 and 4-7 */
+	uint32_t w0, w1, w2;
+	memcpy(&w0, p + 4, 4); memcpy(&w1, p + 8, 4); memcpy(&w2, p + 12, 4);
+	uint32_t sc_lo = w0 & 0x3f3f3f3fu, sc_hi = (w2 & 0x0f0f0f0fu) | ((w0 >> 2) & 0x30303030u);
+	uint32_t m_lo = w1 & 0x3f3f3f3fu, m_hi = ((w2 >> 4) & 0x0f0f0f0fu) | ((w1 >> 2) & 0x30303030u);
+	__m128i mins = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, (int)m_hi, (int)m_lo));
+	__m256i bs = ld(x->bsums);
+	__m128i pairs = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
+	__m128i mp = _mm_madd_epi16(mins, pairs);
+	mp = _mm_add_epi32(mp, _mm_shuffle_epi32(mp, 0x4e));
+	mp = _mm_add_epi32(mp, _mm_shuffle_epi32(mp, 0xb1));
+	*msum = _mm_cvtsi128_si32(mp);
+	/* scale j as a 16-bit value in every lane: bytes 2j, 2j+1 of the widened scales */
+	__m256i sc16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_set_epi32(0, 0, (int)sc_hi, (int)sc_lo)));
+	const __m256i lo4 = _mm256_set1_epi8(15);
+	__m256i acc = _mm256_setzero_si256();
+#pragma GCC unroll 4
+	for (int c = 0; c < 4; c++) {
+		__m256i q = ld(qs + 32 * c);
+		__m256i ql = _mm256_and_si256(q, lo4), qh = _mm256_and_si256(_mm256_srli_epi16(q, 4), lo4);
+		__m256i p0 = _mm256_maddubs_epi16(ql, ld(x->qs + 64 * c));
+		__m256i p1 = _mm256_maddubs_epi16(qh, ld(x->qs + 64 * c + 32));
+		__m256i s0 = _mm256_shuffle_epi8(sc16, _mm256_set1_epi16((short)((4 * c + 1) << 8 | 4 * c)));
+		__m256i s1 = _mm256_shuffle_epi8(sc16, _mm256_set1_epi16((short)((4 * c + 3) << 8 | (4 * c + 2))));
+		acc = _mm256_add_epi32(acc, _mm256_add_epi32(_mm256_madd_epi16(p0, s0), _mm256_madd_epi16(p1, s1)));
+	}
+	return acc;
+}
+
+/* Integer sum of one Q6_K block with one activation block, the offset 32
+ * already taken off (sum over groups of scale x 32 x activation sum, as 8
+ * lanes subtracted from the 8 lanes of products: the total is what counts). */
+AI __m256i q6_k_block(const unsigned char *p, const xblock_q8k *x)
+{
+	const unsigned char *ql = p, *qh = p + 128;
+	const int8_t *sc = (const int8_t *)(p + 192);
+	__m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)sc));
+	__m256i off = _mm256_slli_epi32(_mm256_madd_epi16(sc16, ld(x->bsums)), 5);
+	const __m256i m4 = _mm256_set1_epi8(15), m2 = _mm256_set1_epi8(3);
+	__m256i acc = _mm256_sub_epi32(_mm256_setzero_si256(), off);
+#pragma GCC unroll 2
+	for (int h = 0; h < 2; h++, ql += 64, qh += 32, sc += 8) {
+		__m256i l0 = ld(ql), l1 = ld(ql + 32), hb = ld(qh);
+		__m256i q[4];
+		q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(hb, m2), 4));
+		q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m2), 4));
+		q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m2), 4));
+		q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m2), 4));
+#pragma GCC unroll 4
+		for (int part = 0; part < 4; part++) {
+			__m256i pr = _mm256_maddubs_epi16(q[part], ld(x->qs + 128 * h + 32 * part));
+			/* 16-bit lanes 0-7 hold elements 0-15 of the 32, lanes 8-15 elements 16-31 */
+			__m256i s = _mm256_set_m128i(_mm_set1_epi16(sc[2 * part + 1]), _mm_set1_epi16(sc[2 * part]));
+			acc = _mm256_add_epi32(acc, _mm256_madd_epi16(pr, s));
+		}
+	}
+	return acc;
+}
+
+AI void tile_super(float *const *outp, size_t ldo, const char *const *wr, const char *xq, size_t ldxq,
+                   int nblocks, const int WT, const int NO, const int NB)
+{
+	const size_t bb = WT == DTYPE_Q4_K ? sizeof(block_q4_k) : sizeof(block_q6_k);
+	__m256 acc[4][4];
+	float corr[4][4];
+#pragma GCC unroll 4
+	for (int a = 0; a < NO; a++)
+#pragma GCC unroll 4
+		for (int b = 0; b < NB; b++) { acc[a][b] = _mm256_setzero_ps(); corr[a][b] = 0; }
+	for (int k = 0; k < nblocks; k++) {
+#pragma GCC unroll 4
+		for (int a = 0; a < NO; a++) {
+			const unsigned char *p = (const unsigned char *)wr[a] + (size_t)k * bb;
+#pragma GCC unroll 4
+			for (int b = 0; b < NB; b++) {
+				const xblock_q8k *x = (const xblock_q8k *)(xq + b * ldxq) + k;
+				if (WT == DTYPE_Q4_K) {
+					int extra;
+					__m256i s = q4_k_block(p, x, &extra);
+					acc[a][b] = _mm256_fmadd_ps(_mm256_set1_ps(h2f(p) * x->d), _mm256_cvtepi32_ps(s), acc[a][b]);
+					corr[a][b] += h2f(p + 2) * x->d * (float)extra;
+				} else {
+					__m256i s = q6_k_block(p, x);
+					acc[a][b] = _mm256_fmadd_ps(_mm256_set1_ps(h2f(p + 208) * x->d), _mm256_cvtepi32_ps(s), acc[a][b]);
+				}
+			}
+		}
+	}
+#pragma GCC unroll 4
+	for (int a = 0; a < NO; a++)
+#pragma GCC unroll 4
+		for (int b = 0; b < NB; b++) outp[a][b * ldo] = hsum(acc[a][b]) - corr[a][b];
+}
+
+typedef void (*qtile_fn)(float *const *, size_t, const char *const *, const char *, size_t, int);
+#define QT(WT, KIND, NO, NB) \
+	static void qt_##WT##_##NO##_##NB(float *const *o, size_t ldo, const char *const *w, const char *x, size_t ldx, int nb) \
+	{ tile_##KIND(o, ldo, w, x, ldx, nb, WT, NO, NB); }
+#define QT_NO(WT, KIND, NO) QT(WT, KIND, NO, 1) QT(WT, KIND, NO, 2) QT(WT, KIND, NO, 3) QT(WT, KIND, NO, 4)
+#define QT_ALL(WT, KIND) QT_NO(WT, KIND, 1) QT_NO(WT, KIND, 4)
+QT_ALL(3, small) QT_ALL(4, small) QT_ALL(5, super) QT_ALL(6, super)
+#define QR(WT, NO) { qt_##WT##_##NO##_1, qt_##WT##_##NO##_2, qt_##WT##_##NO##_3, qt_##WT##_##NO##_4 }
+/* [type - Q8_0][1 or 4 weight rows][activation rows - 1] */
+static const qtile_fn qtiles[4][2][4] = {
+	{ QR(3, 1), QR(3, 4) }, { QR(4, 1), QR(4, 4) }, { QR(5, 1), QR(5, 4) }, { QR(6, 1), QR(6, 4) },
+};
+
+enum { CHUNK_O = 64, CHUNK_B = 64 };
+
+void quant_matmul_avx2(float *out, size_t ldo, const void *xq, size_t ldxq, int n_rows,
+                       const void *w, dtype wt, int in, int o_begin, int o_end)
+{
+	const int ti = (int)wt - DTYPE_Q8_0;
+	size_t rb = dtype_row_bytes(wt, (size_t)in);
+	int nblocks = in / dtype_block_elems(wt);
+	const char *wc = w, *xc = xq;
+	if (n_rows <= 2) {   /* decode steps: 4 far streams, then the leftover rows one by one */
+		int part = (o_end - o_begin) / 4, o = o_begin;
+		qtile_fn f4 = qtiles[ti][1][n_rows - 1], f1 = qtiles[ti][0][n_rows - 1];
+		for (; o < o_begin + part; o++) {
+			float *op[4];
+			const char *wp[4];
+			for (int a = 0; a < 4; a++) { op[a] = out + o + a * part; wp[a] = wc + (size_t)(o + a * part) * rb; }
+			f4(op, ldo, wp, xc, ldxq, nblocks);
+		}
+		for (o = o_begin + 4 * part; o < o_end; o++) {
+			float *op[1] = { out + o };
+			const char *wp[1] = { wc + (size_t)o * rb };
+			f1(op, ldo, wp, xc, ldxq, nblocks);
+		}
+		return;
+	}
+	for (int ob = o_begin; ob < o_end; ob += CHUNK_O) {
+		int oe = ob + CHUNK_O < o_end ? ob + CHUNK_O : o_end;
+		for (int bb = 0; bb < n_rows; bb += CHUNK_B) {
+			int be = bb + CHUNK_B < n_rows ? bb + CHUNK_B : n_rows;
+			int o = ob;
+			for (; o < oe; o += 4) {
+				int no = oe - o >= 4 ? 4 : 1;
+				if (no == 1) break;
+				float *op[4];
+				const char *wp[4];
+				for (int b = bb; b < be; b += 4) {
+					int nb = be - b < 4 ? be - b : 4;
+					for (int a = 0; a < 4; a++) { op[a] = out + (size_t)b * ldo + o + a; wp[a] = wc + (size_t)(o + a) * rb; }
+					qtiles[ti][1][nb - 1](op, ldo, wp, xc + (size_t)b * ldxq, ldxq, nblocks);
+				}
+			}
+			for (; o < oe; o++)
+				for (int b = bb; b < be; b += 4) {
+					int nb = be - b < 4 ? be - b : 4;
+					float *op[1] = { out + (size_t)b * ldo + o };
+					const char *wp[1] = { wc + (size_t)o * rb };
+					qtiles[ti][0][nb - 1](op, ldo, wp, xc + (size_t)b * ldxq, ldxq, nblocks);
+				}
+		}
+	}
+}
+
+/* ---- activation rows to 8-bit blocks: the same numbers as quant_quantize_x
+ * (amax / 127, codes rounded to nearest even), 8 lanes at a time ---- */
+
+AI float x_block_avx2(int8_t *q, const float *x, int n)
+{
+	const __m256 sign = _mm256_set1_ps(-0.0f);
+	__m256 m = _mm256_setzero_ps();
+	for (int j = 0; j < n; j += 8) m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + j)));
+	__m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+	h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+	h = _mm_max_ss(h, _mm_movehdup_ps(h));
+	float amax = _mm_cvtss_f32(h), d = amax / 127, id = d ? 1.0f / d : 0.0f;
+	__m256 iv = _mm256_set1_ps(id);
+	for (int j = 0; j < n; j += 32) {
+		__m256i a = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + j), iv));
+		__m256i b = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + j + 8), iv));
+		__m256i c = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + j + 16), iv));
+		__m256i e = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + j + 24), iv));
+		/* packs interleave the 128-bit halves; the permute puts 0..31 back in order */
+		__m256i ab = _mm256_packs_epi32(a, b), ce = _mm256_packs_epi32(c, e);
+		__m256i r = _mm256_packs_epi16(ab, ce);
+		r = _mm256_permutevar8x32_epi32(r, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+		_mm256_storeu_si256((__m256i *)(q + j), r);
+	}
+	return d;
+}
+
+void quant_quantize_x_avx2(dtype wt, void *dst, const float *x, size_t n)
+{
+	if (wt == DTYPE_Q4_K || wt == DTYPE_Q6_K) {
+		xblock_q8k *y = dst;
+		for (size_t b = 0; b < n / QK_SUPER; b++, y++) {
+			y->d = x_block_avx2(y->qs, x + b * QK_SUPER, QK_SUPER);
+			for (int k = 0; k < 16; k++) {
+				int s = 0;
+				for (int i = 0; i < 16; i++) s += y->qs[16 * k + i];
+				y->bsums[k] = (int16_t)s;
+			}
+		}
+	} else {
+		xblock_q8 *y = dst;
+		for (size_t b = 0; b < n / QK_SMALL; b++, y++) {
+			y->d = x_block_avx2(y->qs, x + b * QK_SMALL, QK_SMALL);
+			__m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), ld(y->qs)), _mm256_set1_epi16(1));
+			__m128i h = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+			h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4e));
+			h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0xb1));
+			y->sum = _mm_cvtsi128_si32(h);
+		}
+	}
+}
