@@ -12,6 +12,7 @@
 #include <string.h>
 #include "core/json.h"
 #include "core/util.h"
+#include "infer/gguf.h"
 #include "infer/model.h"
 
 
@@ -246,6 +247,7 @@ void model_free(model *m)
 	free(m->layers);
 	free(m->final_norm);
 	st_close(m->st);
+	gguf_close(m->gg);
 	free(m);
 }
 
@@ -253,6 +255,7 @@ model *model_load(const char *dir, char *err, size_t errlen)
 {
 	char path[PATH_MAX];
 	size_t len;
+	if (gguf_is_model_path(dir)) return model_load_gguf(dir, err, errlen);
 	model *m = calloc(1, sizeof *m);
 	if (!m) { util_errf(err, errlen, "model: out of memory"); return NULL; }
 	snprintf(path, sizeof path, "%s/config.json", dir);
