@@ -217,7 +217,7 @@ static void forward(engine *e)
 		const engine_item *item = &e->items[it];
 		for (int i = 0; i < item->n_tokens; i++, r++) {
 			float *x = s->x + (size_t)r * H;
-			e->k->to_f32(x, (const char *)m->embed.data + (size_t)item->tokens[i] * H * dtype_size(m->embed.type),
+			e->k->to_f32(x, (const char *)m->embed.data + (size_t)item->tokens[i] * dtype_row_bytes(m->embed.type, (size_t)H),
 			             m->embed.type, (size_t)H);
 			for (int h = 0; h < H; h++) x[h] *= c->embed_scale;
 			float pos = (float)s->row_pos[r];

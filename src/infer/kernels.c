@@ -10,8 +10,12 @@
 #include <string.h>
 #include <math.h>
 #include "infer/kernels.h"
+#include "infer/quant.h"
 
-size_t dtype_size(dtype t) { return t == DTYPE_F32 ? 4 : 2; }
+size_t dtype_size(dtype t)
+{
+	return t == DTYPE_F32 ? 4 : t == DTYPE_F16 || t == DTYPE_BF16 ? 2 : 0;
+}
 
 const char *dtype_name(dtype t)
 {
@@ -19,9 +23,36 @@ const char *dtype_name(dtype t)
 	case DTYPE_F32: return "F32";
 	case DTYPE_F16: return "F16";
 	case DTYPE_BF16: return "BF16";
+	case DTYPE_Q8_0: return "Q8_0";
+	case DTYPE_Q4_0: return "Q4_0";
+	case DTYPE_Q4_K: return "Q4_K";
+	case DTYPE_Q6_K: return "Q6_K";
 	}
 	return "?";
 }
+
+int dtype_is_quantized(dtype t) { return t >= DTYPE_Q8_0 && t <= DTYPE_Q6_K; }
+
+int dtype_block_elems(dtype t)
+{
+	return t == DTYPE_Q8_0 || t == DTYPE_Q4_0 ? QK_SMALL : t == DTYPE_Q4_K || t == DTYPE_Q6_K ? QK_SUPER : 1;
+}
+
+size_t dtype_block_bytes(dtype t)
+{
+	switch (t) {
+	case DTYPE_Q8_0: return sizeof(block_q8_0);
+	case DTYPE_Q4_0: return sizeof(block_q4_0);
+	case DTYPE_Q4_K: return sizeof(block_q4_k);
+	case DTYPE_Q6_K: return sizeof(block_q6_k);
+	default: return dtype_size(t);
+	}
+}
+
+size_t dtype_row_bytes(dtype t, size_t n) { return n / (size_t)dtype_block_elems(t) * dtype_block_bytes(t); }
+
+_Static_assert(sizeof(block_q8_0) == 34 && sizeof(block_q4_0) == 18 && sizeof(block_q4_k) == 144 &&
+               sizeof(block_q6_k) == 210, "block layouts are ggml's");
 
 float bf16_to_f32(uint16_t h)
 {
@@ -82,6 +113,7 @@ uint16_t f32_to_f16(float f)
 float weight_at(const void *w, dtype t, size_t i)
 {
 	const unsigned char *p = w;
+	if (dtype_is_quantized(t)) return quant_dequantize_one(t, w, i);
 	if (t == DTYPE_F32) {
 		float f;
 		memcpy(&f, p + i * 4, 4);
@@ -96,6 +128,10 @@ float weight_at(const void *w, dtype t, size_t i)
 
 static void to_f32_portable(float *out, const void *w, dtype wt, size_t n)
 {
+	if (dtype_is_quantized(wt)) {
+		quant_dequantize_row(wt, out, w, n);
+		return;
+	}
 	for (size_t i = 0; i < n; i++) out[i] = weight_at(w, wt, i);
 }
 
@@ -171,9 +207,22 @@ static void matmul_portable(float *out, size_t ldo, const float *x, size_t ldx, 
 	}
 }
 
+/* One weight row at a time against every activation row (the row stays in
+ * cache); quant_dot_row is the definition the SIMD builds are tested against. */
+static void matmul_q_portable(float *out, size_t ldo, const void *xq, size_t ldxq, int n_rows,
+                              const void *w, dtype wt, int in, int o_begin, int o_end)
+{
+	size_t rb = dtype_row_bytes(wt, (size_t)in);
+	for (int o = o_begin; o < o_end; o++)
+		for (int b = 0; b < n_rows; b++)
+			out[(size_t)b * ldo + o] = quant_dot_row(wt, (const char *)w + (size_t)o * rb,
+			                                         (const char *)xq + (size_t)b * ldxq, (size_t)in);
+}
+
 const kernels kernels_portable = {
 	.name = "portable",
 	.matmul = matmul_portable,
+	.matmul_q = matmul_q_portable,
 	.dot = dot_portable,
 	.axpy = axpy_portable,
 	.to_f32 = to_f32_portable,

@@ -20,16 +20,28 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef enum dtype { DTYPE_F32 = 0, DTYPE_F16 = 1, DTYPE_BF16 = 2 } dtype;
+/* The quantized types are ggml's block formats, byte for byte (see quant.h):
+ * a row of n elements is n / dtype_block_elems() blocks. */
+typedef enum dtype {
+	DTYPE_F32 = 0, DTYPE_F16 = 1, DTYPE_BF16 = 2,
+	DTYPE_Q8_0 = 3, DTYPE_Q4_0 = 4, DTYPE_Q4_K = 5, DTYPE_Q6_K = 6,
+} dtype;
+#define DTYPE_COUNT 7
 
-size_t dtype_size(dtype t);            /* bytes per element */
-const char *dtype_name(dtype t);       /* "F32", "F16", "BF16" */
+size_t dtype_size(dtype t);            /* bytes per element of F32/F16/BF16; 0 for block types */
+const char *dtype_name(dtype t);       /* "F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_K", "Q6_K" */
+int dtype_block_elems(dtype t);        /* elements per block: 1, 32 or 256 */
+size_t dtype_block_bytes(dtype t);     /* bytes per block: 4, 2, 2, 34, 18, 144, 210 */
+/* Bytes of n elements (n a multiple of dtype_block_elems(t)). */
+size_t dtype_row_bytes(dtype t, size_t n);
+int dtype_is_quantized(dtype t);
 
 float bf16_to_f32(uint16_t h);
 uint16_t f32_to_bf16(float f);         /* round to nearest even; NaN stays NaN */
 float f16_to_f32(uint16_t h);
 uint16_t f32_to_f16(float f);          /* round to nearest even */
-/* Reads element i of a weight array of type t (any alignment). */
+/* Reads element i of a weight array of type t (any alignment); for a block
+ * type, i counts elements across consecutive blocks (row after row). */
 float weight_at(const void *w, dtype t, size_t i);
 
 typedef struct kernels {
@@ -39,6 +51,10 @@ typedef struct kernels {
 	 * Each weight row is read once from memory for all n_rows activations. */
 	void (*matmul)(float *out, size_t ldo, const float *x, size_t ldx, int n_rows,
 	               const void *w, dtype wt, int in, int o_begin, int o_end);
+	/* The same for weights of a block type wt (quant.h), against activation
+	 * rows already quantized by quant_quantize_x(wt, ...), ldxq bytes apart. */
+	void (*matmul_q)(float *out, size_t ldo, const void *xq, size_t ldxq, int n_rows,
+	                 const void *w, dtype wt, int in, int o_begin, int o_end);
 	float (*dot)(const float *a, const float *b, int n);
 	void (*axpy)(float *y, float a, const float *x, int n);       /* y += a * x */
 	void (*to_f32)(float *out, const void *w, dtype wt, size_t n); /* convert n elements */

@@ -16,6 +16,7 @@
 #include <immintrin.h>
 #include <string.h>
 #include "infer/kernels.h"
+#include "infer/quant.h"
 
 #define AI static inline __attribute__((always_inline))
 #ifndef STREAMS
@@ -178,6 +179,10 @@ static void axpy_avx2(float *y, float a, const float *x, int n)
 
 static void to_f32_avx2(float *out, const void *w, dtype wt, size_t n)
 {
+	if (dtype_is_quantized(wt)) {
+		quant_dequantize_row(wt, out, w, n);
+		return;
+	}
 	const char *p = w;
 	size_t esz = dtype_size(wt), i = 0;
 	for (; i + 8 <= n; i += 8) {
@@ -236,6 +241,7 @@ static void gelu_mul_avx2(float *g, const float *u, int n)
 const kernels kernels_avx2 = {
 	.name = "avx2",
 	.matmul = matmul_avx2,
+	.matmul_q = quant_matmul_avx2,
 	.dot = dot_avx2,
 	.axpy = axpy_avx2,
 	.to_f32 = to_f32_avx2,

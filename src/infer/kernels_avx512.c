@@ -30,6 +30,7 @@
  */
 #include <immintrin.h>
 #include "infer/kernels.h"
+#include "infer/quant.h"
 
 #define AI static inline __attribute__((always_inline))
 #ifndef STREAMS
@@ -191,6 +192,10 @@ static void axpy_avx512(float *y, float a, const float *x, int n)
 
 static void to_f32_avx512(float *out, const void *w, dtype wt, size_t n)
 {
+	if (dtype_is_quantized(wt)) {
+		quant_dequantize_row(wt, out, w, n);
+		return;
+	}
 	const char *p = w;
 	size_t esz = dtype_size(wt);
 	for (size_t i = 0; i < n; i += 16) {
@@ -237,6 +242,7 @@ static void gelu_mul_avx512(float *g, const float *u, int n)
 const kernels kernels_avx512 = {
 	.name = "avx512",
 	.matmul = matmul_avx512,
+	.matmul_q = quant_matmul_avx2,
 	.dot = dot_avx512,
 	.axpy = axpy_avx512,
 	.to_f32 = to_f32_avx512,

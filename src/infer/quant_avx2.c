@@ -1,0 +1,250 @@
+/*
+ * quant_avx2.c — the quantized matmul for CPUs with AVX2 (and FMA): weight
+ * blocks of Q8_0, Q4_0, Q4_K or Q6_K against activation rows already
+ * quantized to 8 bits (quant.h). Built with AVX2 flags; only called after
+ * kernels_get() checked the CPU. The AVX-512 kernels use it as well.
+ *
+ * Integer products: _mm256_maddubs_epi16 multiplies unsigned by signed bytes
+ * and adds pairs into 16 bits, _mm256_madd_epi16 adds pairs of those into 32
+ * bits (times a per-sub-block scale for the K types). Q8_0 and Q4_0 weights
+ * are signed, so the sign of the weight moves onto the activation
+ * (|w| * sign(x, w)). Q4_K codes are unsigned and their mins are applied
+ * with the activation's block sums; Q6_K codes are taken unsigned (0..63) and
+ * the offset 32 is taken off with the block sums too. No 16-bit sum can
+ * overflow: at most 2 * 127 * 127, 2 * 15 * 127 or 2 * 63 * 127.
+ *
+ * Each block's integer sums become f32 once, times the block's scales,
+ * into an 8-lane accumulator; the lanes are added at the end of the row. An
+ * output element is computed by the same operations whatever tile, batch or
+ * thread split it falls in, so results do not depend on the batch.
+ *
+ * Tiles: one weight block is expanded once and used against up to 4
+ * activation rows. With 1 or 2 activation rows (decode steps), 4 weight rows
+ * far apart (one from each quarter of the caller's rows) are walked together,
+ * 4 sequential streams the prefetchers follow (see kernels_avx2.c).
+ */
+#include <immintrin.h>
+#include <string.h>
+#include "infer/kernels.h"
+#include "infer/quant.h"
+
+#define AI static inline __attribute__((always_inline))
+
+AI float hsum(__m256 v)
+{
+	__m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+	s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+	s = _mm_add_ss(s, _mm_movehdup_ps(s));
+	return _mm_cvtss_f32(s);
+}
+
+AI float h2f(const unsigned char *p)
+{
+	uint16_t h;
+	memcpy(&h, p, 2);
+	return _cvtsh_ss(h);
+}
+
+AI __m256i ld(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
+
+/* 32 signed weights times 32 signed activations: 8 int32 pair sums */
+AI __m256i dot_s8(__m256i w, __m256i x)
+{
+	__m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
+	return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+}
+
+/* ---- Q8_0 / Q4_0: one 32-element block per step ---- */
+
+AI __m256i q4_0_codes(const unsigned char *qs)
+{
+	__m128i b = _mm_loadu_si128((const __m128i *)qs);
+	__m256i v = _mm256_set_m128i(_mm_srli_epi16(b, 4), b);
+	return _mm256_sub_epi8(_mm256_and_si256(v, _mm256_set1_epi8(15)), _mm256_set1_epi8(8));
+}
+
+/* Rows of Q8_0 or Q4_0 (WT) against NB activation rows; NO weight rows given
+ * by their pointers, outputs at out[a][b]. */
+AI void tile_small(float *const *outp, size_t ldo, const char *const *wr, const char *xq, size_t ldxq,
+                   int nblocks, const int WT, const int NO, const int NB)
+{
+	const size_t bb = WT == DTYPE_Q8_0 ? sizeof(block_q8_0) : sizeof(block_q4_0);
+	__m256 acc[4][4];
+#pragma GCC unroll 4
+	for (int a = 0; a < NO; a++)
+#pragma GCC unroll 4
+		for (int b = 0; b < NB; b++) acc[a][b] = _mm256_setzero_ps();
+	for (int k = 0; k < nblocks; k++) {
+#pragma GCC unroll 4
+		for (int a = 0; a < NO; a++) {
+			const unsigned char *p = (const unsigned char *)wr[a] + (size_t)k * bb;
+			__m256i wv = WT == DTYPE_Q8_0 ? ld(p + 2) : q4_0_codes(p + 2);
+			__m256 dw = _mm256_set1_ps(h2f(p));
+#pragma GCC unroll 4
+			for (int b = 0; b < NB; b++) {
+				const xblock_q8 *x = (const xblock_q8 *)(xq + b * ldxq) + k;
+				__m256 s = _mm256_cvtepi32_ps(dot_s8(wv, ld(x->qs)));
+				acc[a][b] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(x->d)), s, acc[a][b]);
+			}
+		}
+	}
+#pragma GCC unroll 4
+	for (int a = 0; a < NO; a++)
+#pragma GCC unroll 4
+		for (int b = 0; b < NB; b++) outp[a][b * ldo] = hsum(acc[a][b]);
+}
+
+/* ---- Q4_K / Q6_K: one 256-element super-block per step ---- */
+
+/* Integer sum of one Q4_K block with one activation block: the scaled code
+ * products as 8 int32 lanes, and the min term (sum over sub-blocks of m times
+ * the activation sums) as one integer. */
+AI __m256i q4_k_block(const unsigned char *p, const xblock_q8k *x, int *msum)
+{
+	const unsigned char *s = p + 4, *qs = p + 16;
+	/* the 8 scales and mins (6 bits each), unpacked as the format defines */
+	int sc[8], m[8];
+	for (int j = 0; j < 4; j++) {
+		sc[j] = s[j] & 63;
+		m[j] = s[j + 4] & 63;
+		sc[j + 4] = (s[j + 8] & 15) | (s[j] >> 6) << 4;
+		m[j + 4] = (s[j + 8] >> 4) | (s[j + 4] >> 6) << 4;
+	}
+	int ms = 0;
+	for (int j = 0; j < 8; j++) ms += m[j] * (x->bsums[2 * j] + x->bsums[2 * j + 1]);
+	*msum = ms;
+	const __m256i lo4 = _mm256_set1_epi8(15);
+	__m256i acc = _mm256_setzero_si256();
+	for (int c = 0; c < 4; c++) {
+		__m256i q = ld(qs + 32 * c);
+		__m256i ql = _mm256_and_si256(q, lo4), qh = _mm256_and_si256(_mm256_srli_epi16(q, 4), lo4);
+		__m256i p0 = _mm256_maddubs_epi16(ql, ld(x->qs + 64 * c));
+		__m256i p1 = _mm256_maddubs_epi16(qh, ld(x->qs + 64 * c + 32));
+		p0 = _mm256_madd_epi16(p0, _mm256_set1_epi16((short)sc[2 * c]));
+		p1 = _mm256_madd_epi16(p1, _mm256_set1_epi16((short)sc[2 * c + 1]));
+		acc = _mm256_add_epi32(acc, _mm256_add_epi32(p0, p1));
+	}
+	return acc;
+}
+
+AI __m256i q6_k_block(const unsigned char *p, const xblock_q8k *x, int *offset)
+{
+	const unsigned char *ql = p, *qh = p + 128;
+	const int8_t *sc = (const int8_t *)(p + 192);
+	int off = 0;
+	for (int k = 0; k < 16; k++) off += sc[k] * x->bsums[k];
+	*offset = 32 * off;
+	const __m256i m4 = _mm256_set1_epi8(15), m2 = _mm256_set1_epi8(3);
+	__m256i acc = _mm256_setzero_si256();
+	for (int h = 0; h < 2; h++, ql += 64, qh += 32, sc += 8) {
+		__m256i l0 = ld(ql), l1 = ld(ql + 32), hb = ld(qh);
+		__m256i q[4];
+		q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(hb, m2), 4));
+		q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m2), 4));
+		q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m2), 4));
+		q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m2), 4));
+		for (int part = 0; part < 4; part++) {
+			__m256i pr = _mm256_maddubs_epi16(q[part], ld(x->qs + 128 * h + 32 * part));
+			/* 16-bit lanes 0-7 hold elements 0-15 of the 32, lanes 8-15 elements 16-31 */
+			__m256i s = _mm256_set_m128i(_mm_set1_epi16(sc[2 * part + 1]), _mm_set1_epi16(sc[2 * part]));
+			acc = _mm256_add_epi32(acc, _mm256_madd_epi16(pr, s));
+		}
+	}
+	return acc;
+}
+
+AI void tile_super(float *const *outp, size_t ldo, const char *const *wr, const char *xq, size_t ldxq,
+                   int nblocks, const int WT, const int NO, const int NB)
+{
+	const size_t bb = WT == DTYPE_Q4_K ? sizeof(block_q4_k) : sizeof(block_q6_k);
+	__m256 acc[4][4];
+	float corr[4][4];
+	for (int a = 0; a < NO; a++)
+		for (int b = 0; b < NB; b++) { acc[a][b] = _mm256_setzero_ps(); corr[a][b] = 0; }
+	for (int k = 0; k < nblocks; k++) {
+		for (int a = 0; a < NO; a++) {
+			const unsigned char *p = (const unsigned char *)wr[a] + (size_t)k * bb;
+			for (int b = 0; b < NB; b++) {
+				const xblock_q8k *x = (const xblock_q8k *)(xq + b * ldxq) + k;
+				int extra;
+				if (WT == DTYPE_Q4_K) {
+					__m256i s = q4_k_block(p, x, &extra);
+					acc[a][b] = _mm256_fmadd_ps(_mm256_set1_ps(h2f(p) * x->d), _mm256_cvtepi32_ps(s), acc[a][b]);
+					corr[a][b] += h2f(p + 2) * x->d * (float)extra;
+				} else {
+					__m256i s = q6_k_block(p, x, &extra);
+					__m256 ds = _mm256_set1_ps(h2f(p + 208) * x->d);
+					acc[a][b] = _mm256_fmadd_ps(ds, _mm256_cvtepi32_ps(s), acc[a][b]);
+					corr[a][b] += h2f(p + 208) * x->d * (float)extra;
+				}
+			}
+		}
+	}
+	for (int a = 0; a < NO; a++)
+		for (int b = 0; b < NB; b++) outp[a][b * ldo] = hsum(acc[a][b]) - corr[a][b];
+}
+
+typedef void (*qtile_fn)(float *const *, size_t, const char *const *, const char *, size_t, int);
+#define QT(WT, KIND, NO, NB) \
+	static void qt_##WT##_##NO##_##NB(float *const *o, size_t ldo, const char *const *w, const char *x, size_t ldx, int nb) \
+	{ tile_##KIND(o, ldo, w, x, ldx, nb, WT, NO, NB); }
+#define QT_NO(WT, KIND, NO) QT(WT, KIND, NO, 1) QT(WT, KIND, NO, 2) QT(WT, KIND, NO, 3) QT(WT, KIND, NO, 4)
+#define QT_ALL(WT, KIND) QT_NO(WT, KIND, 1) QT_NO(WT, KIND, 4)
+QT_ALL(3, small) QT_ALL(4, small) QT_ALL(5, super) QT_ALL(6, super)
+#define QR(WT, NO) { qt_##WT##_##NO##_1, qt_##WT##_##NO##_2, qt_##WT##_##NO##_3, qt_##WT##_##NO##_4 }
+/* [type - Q8_0][1 or 4 weight rows][activation rows - 1] */
+static const qtile_fn qtiles[4][2][4] = {
+	{ QR(3, 1), QR(3, 4) }, { QR(4, 1), QR(4, 4) }, { QR(5, 1), QR(5, 4) }, { QR(6, 1), QR(6, 4) },
+};
+
+enum { CHUNK_O = 64, CHUNK_B = 64 };
+
+void quant_matmul_avx2(float *out, size_t ldo, const void *xq, size_t ldxq, int n_rows,
+                       const void *w, dtype wt, int in, int o_begin, int o_end)
+{
+	const int ti = (int)wt - DTYPE_Q8_0;
+	size_t rb = dtype_row_bytes(wt, (size_t)in);
+	int nblocks = in / dtype_block_elems(wt);
+	const char *wc = w, *xc = xq;
+	if (n_rows <= 2) {   /* decode steps: 4 far streams, then the leftover rows one by one */
+		int part = (o_end - o_begin) / 4, o = o_begin;
+		qtile_fn f4 = qtiles[ti][1][n_rows - 1], f1 = qtiles[ti][0][n_rows - 1];
+		for (; o < o_begin + part; o++) {
+			float *op[4];
+			const char *wp[4];
+			for (int a = 0; a < 4; a++) { op[a] = out + o + a * part; wp[a] = wc + (size_t)(o + a * part) * rb; }
+			f4(op, ldo, wp, xc, ldxq, nblocks);
+		}
+		for (o = o_begin + 4 * part; o < o_end; o++) {
+			float *op[1] = { out + o };
+			const char *wp[1] = { wc + (size_t)o * rb };
+			f1(op, ldo, wp, xc, ldxq, nblocks);
+		}
+		return;
+	}
+	for (int ob = o_begin; ob < o_end; ob += CHUNK_O) {
+		int oe = ob + CHUNK_O < o_end ? ob + CHUNK_O : o_end;
+		for (int bb = 0; bb < n_rows; bb += CHUNK_B) {
+			int be = bb + CHUNK_B < n_rows ? bb + CHUNK_B : n_rows;
+			int o = ob;
+			for (; o < oe; o += 4) {
+				int no = oe - o >= 4 ? 4 : 1;
+				if (no == 1) break;
+				float *op[4];
+				const char *wp[4];
+				for (int b = bb; b < be; b += 4) {
+					int nb = be - b < 4 ? be - b : 4;
+					for (int a = 0; a < 4; a++) { op[a] = out + (size_t)b * ldo + o + a; wp[a] = wc + (size_t)(o + a) * rb; }
+					qtiles[ti][1][nb - 1](op, ldo, wp, xc + (size_t)b * ldxq, ldxq, nblocks);
+				}
+			}
+			for (; o < oe; o++)
+				for (int b = bb; b < be; b += 4) {
+					int nb = be - b < 4 ? be - b : 4;
+					float *op[1] = { out + (size_t)b * ldo + o };
+					const char *wp[1] = { wc + (size_t)o * rb };
+					qtiles[ti][0][nb - 1](op, ldo, wp, xc + (size_t)b * ldxq, ldxq, nblocks);
+				}
+		}
+	}
+}
