@@ -27,6 +27,7 @@
 #include "core/util.h"
 #include "infer/gguf.h"
 #include "infer/kernels.h"
+#include "infer/quant.h"
 #include "mkmodel.h"
 
 #define ALIGN 32
@@ -98,10 +99,17 @@ static void f32_to_type(uint32_t t, void *dst, const float *src, size_t n)
 	}
 }
 
-/* One row of n values into dst in ggml type t. */
+/* One row of n values into dst in ggml type t (quant.h's quantizers for the
+ * block types: the engine's types are ggml's layouts byte for byte). */
 static void encode_row(uint32_t t, void *dst, const float *src, size_t n)
 {
-	f32_to_type(t, dst, src, n);
+	switch (t) {
+	case GGML_T_Q8_0: quant_quantize_row(DTYPE_Q8_0, dst, src, n); return;
+	case GGML_T_Q4_0: quant_quantize_row(DTYPE_Q4_0, dst, src, n); return;
+	case GGML_T_Q4_K: quant_quantize_row(DTYPE_Q4_K, dst, src, n); return;
+	case GGML_T_Q6_K: quant_quantize_row(DTYPE_Q6_K, dst, src, n); return;
+	default: f32_to_type(t, dst, src, n);
+	}
 }
 
 /* n normal draws: mean + std * z. */
@@ -224,7 +232,9 @@ int mkmodel_write_gguf(const char *path, const shape *s, const char *type_name, 
 	float sh = 1.0f / sqrtf((float)H), si = 1.0f / sqrtf((float)I), so = 1.0f / sqrtf((float)(s->heads * D));
 #define T(nm, r, c, mu, sd, isnorm) do { gtensor *t_ = &ts[k++]; snprintf(t_->name, sizeof t_->name, "%s", nm); \
 	t_->rows = (r); t_->cols = (c); t_->mean = (mu); t_->std = (sd); t_->norm = (isnorm); } while (0)
-	T("token_embd.weight", s->vocab, H, 0, 2.0f * sh, 0);
+	/* 3x the safetensors writer's spread: logits a few units apart at the top, so
+	 * greedy choices do not hinge on rounding differences between engines */
+	T("token_embd.weight", s->vocab, H, 0, 6.0f * sh, 0);
 	for (int l = 0; l < L; l++) {
 		char n[96];
 #define N(x) (snprintf(n, sizeof n, "blk.%d.%s.weight", l, x), n)
