@@ -278,7 +278,7 @@ static int read_kvs(cur *c, uint64_t n_kv, gguf_kv *kvs, size_t *n_done)
 		kv->data = c->p + start;
 		kv->nbytes = c->at - start;
 	}
-	qsort(kvs, *n_done, sizeof *kvs, kv_cmp);
+	if (*n_done) qsort(kvs, *n_done, sizeof *kvs, kv_cmp);
 	for (size_t i = 1; i < *n_done; i++)
 		if (strcmp(kvs[i - 1].key, kvs[i].key) == 0)
 			return util_errf(c->err, c->errlen, "%s: key %s appears twice", c->file, kvs[i].key);
@@ -442,7 +442,7 @@ static int load_part(gguf_set *s, int pi, int expect_no, int expect_count, char 
 		t->data = f->map + data_at + offsets[i];
 		sp[i] = (struct span){ offsets[i], offsets[i] + t->nbytes, first + i };
 	}
-	qsort(sp, (size_t)n_tensors, sizeof *sp, span_cmp);
+	if (n_tensors) qsort(sp, (size_t)n_tensors, sizeof *sp, span_cmp);
 	for (uint64_t i = 1; i < n_tensors; i++)
 		if (sp[i].begin < sp[i - 1].end) {
 			util_errf(err, errlen, "%s: tensor %s overlaps tensor %s", f->path,
@@ -461,7 +461,7 @@ bad:
 /* Sorts the tensor table and refuses duplicate names. */
 static int finish(gguf_set *s, char *err, size_t errlen)
 {
-	qsort(s->tensors, s->n_tensors, sizeof *s->tensors, tensor_cmp);
+	if (s->n_tensors) qsort(s->tensors, s->n_tensors, sizeof *s->tensors, tensor_cmp);
 	for (size_t i = 1; i < s->n_tensors; i++)
 		if (strcmp(s->tensors[i - 1].name, s->tensors[i].name) == 0)
 			return util_errf(err, errlen, "%s: tensor %s appears twice", s->parts[s->tensors[i].part].path, s->tensors[i].name);
