@@ -55,6 +55,9 @@ typedef struct engine_options {
 	int max_logits_rows;      /* logits rows per step; 0 = max_seqs + ENGINE_EXTRA_LOGITS_ROWS */
 	int no_prefix_caching;    /* 1 = never share blocks between sequences */
 	const char *kernels;      /* "portable", "avx2", "avx512"; NULL = best this CPU runs */
+	const char *quantization; /* "q8_0", "q4_0": quantize the weights on load; NULL = as stored */
+	const char *kv_cache_dtype; /* "auto" (= "bf16"), "bf16", "f32"; NULL = auto. After load:
+	                             the type in use, "bf16" or "f32" */
 } engine_options;
 
 /* Rows of logits a step has room for beyond one per sequence (the default):

@@ -29,6 +29,7 @@
 #include "infer/engine.h"
 #include "infer/kernels.h"
 #include "infer/pool.h"
+#include "infer/quant.h"
 
 enum { LOGIT_CHUNKS_PER_THREAD = 32 };
 
@@ -50,6 +51,9 @@ typedef struct run_state {
 	int *logit_row;  /* [logit rows] the row each logits row is computed from */
 	float **logit_dst; /* [logit rows] where it goes (the item's buffer) */
 	float *inv_freq_local, *inv_freq_full; /* [D/2] */
+	/* activation rows quantized for block-type weights (quant.h): per 32
+	 * elements for Q8_0/Q4_0, per 256 for the K types; [max(rows, logit rows)] */
+	char *xq_small, *xq_super;
 } run_state;
 
 struct engine {
@@ -58,6 +62,7 @@ struct engine {
 	pool *pool;
 	kv_cache *kv;
 	engine_options opt;
+	dtype kv_dtype;   /* of the KV cache: DTYPE_BF16 or DTYPE_F32 */
 	run_state s;
 	/* the current step, read by the thread jobs */
 	int n_rows, n_logits, layer;
@@ -102,6 +107,40 @@ typedef struct mm_job {
 	float softcap;    /* >0: out[0] = softcap * tanh(out[0] / softcap) */
 } mm_job;
 
+static void mm_run(void *ctx, int t, int nt);
+
+static int x_super(dtype t) { return t == DTYPE_Q4_K || t == DTYPE_Q6_K; }
+
+/* The job's input rows quantized for its block-type weights, split by rows. */
+static void xq_run(void *ctx, int t, int nt)
+{
+	mm_job *j = ctx;
+	run_state *s = &j->e->s;
+	int small = 0, super = 0, r0, r1;
+	for (int m = 0; m < j->n_mats; m++)
+		if (dtype_is_quantized(j->w[m]->type)) *(x_super(j->w[m]->type) ? &super : &small) = 1;
+	pool_split(j->n_rows, t, nt, 1, &r0, &r1);
+	size_t ls = quant_x_row_bytes(DTYPE_Q8_0, (size_t)j->in), lk = quant_x_row_bytes(DTYPE_Q4_K, (size_t)j->in);
+	for (int r = r0; r < r1; r++) {
+		const float *x = j->x + (size_t)r * j->in;
+		if (small) quant_quantize_x(DTYPE_Q8_0, s->xq_small + (size_t)r * ls, x, (size_t)j->in);
+		if (super) quant_quantize_x(DTYPE_Q4_K, s->xq_super + (size_t)r * lk, x, (size_t)j->in);
+	}
+}
+
+/* Runs a matmul job (in n_chunks, 0 = the pool's default), quantizing its
+ * input first when a weight is of a block type. */
+static void mm_dispatch(engine *e, mm_job *j, int n_chunks)
+{
+	for (int m = 0; m < j->n_mats; m++)
+		if (dtype_is_quantized(j->w[m]->type)) {
+			pool_run(e->pool, xq_run, j);
+			break;
+		}
+	if (n_chunks > 0) pool_run_chunks(e->pool, mm_run, j, n_chunks);
+	else pool_run(e->pool, mm_run, j);
+}
+
 static void mm_run(void *ctx, int t, int nt)
 {
 	mm_job *j = ctx;
@@ -110,8 +149,14 @@ static void mm_run(void *ctx, int t, int nt)
 	for (int m = 0; m < j->n_mats; m++) {
 		const tensor *w = j->w[m];
 		pool_split(w->rows, t, nt, 16, &o0, &o1);
-		if (o0 < o1)
+		if (o0 >= o1) continue;
+		if (dtype_is_quantized(w->type)) {
+			int sup = x_super(w->type);
+			k->matmul_q(j->out[m], (size_t)w->rows, sup ? j->e->s.xq_super : j->e->s.xq_small,
+			            quant_x_row_bytes(w->type, (size_t)j->in), j->n_rows, w->data, w->type, w->cols, o0, o1);
+		} else {
 			k->matmul(j->out[m], (size_t)w->rows, j->x, (size_t)j->in, j->n_rows, w->data, w->type, w->cols, o0, o1);
+		}
 	}
 	if (j->glu && o0 < o1) {
 		int n = j->w[0]->rows;
@@ -146,12 +191,22 @@ static void prep_run(void *ctx, int t, int nt)
 		}
 		int p = s->row_pos[r];
 		int block = s->row_blocks[r][p / KV_BLOCK_TOKENS], slot = p % KV_BLOCK_TOKENS;
-		float *kc = kv_block_k(e->kv, block, e->layer), *vc = kv_block_v(e->kv, block, e->layer);
+		char *kc = kv_block_k(e->kv, block, e->layer), *vc = kv_block_v(e->kv, block, e->layer);
+		size_t es = dtype_size(e->kv_dtype);
 		for (int h = 0; h < c->n_kv_heads; h++) {
 			rmsnorm(k + h * D, k + h * D, w->k_norm, D, c->rms_eps);
 			rope(k + h * D, cs, D);
-			memcpy(kc + ((size_t)h * KV_BLOCK_TOKENS + slot) * D, k + h * D, (size_t)D * sizeof(float));
-			memcpy(vc + ((size_t)h * KV_BLOCK_TOKENS + slot) * D, v + h * D, (size_t)D * sizeof(float));
+			size_t at = ((size_t)h * KV_BLOCK_TOKENS + slot) * D * es;
+			if (e->kv_dtype == DTYPE_BF16) {
+				uint16_t *kd = (uint16_t *)(kc + at), *vd = (uint16_t *)(vc + at);
+				for (int i = 0; i < D; i++) {
+					kd[i] = f32_to_bf16(k[h * D + i]);
+					vd[i] = f32_to_bf16(v[h * D + i]);
+				}
+			} else {
+				memcpy(kc + at, k + h * D, (size_t)D * sizeof(float));
+				memcpy(vc + at, v + h * D, (size_t)D * sizeof(float));
+			}
 		}
 	}
 }
@@ -167,6 +222,8 @@ static void attn_run(void *ctx, int t, int nt)
 	int sliding = c->sliding[e->layer];
 	float scale = 1.0f / sqrtf(c->query_pre_attn_scalar), cap = c->attn_softcap;
 	float *sc = s->scores + (size_t)t * (size_t)e->opt.max_model_len;
+	int bf16 = e->kv_dtype == DTYPE_BF16;
+	size_t es = dtype_size(e->kv_dtype);
 	pool_split(e->n_rows * c->n_heads, t, nt, 1, &i0, &i1);
 	for (int i = i0; i < i1; i++) {
 		int r = i / c->n_heads, h = i % c->n_heads, kh = h / group;
@@ -176,9 +233,9 @@ static void attn_run(void *ctx, int t, int nt)
 		const int32_t *blocks = s->row_blocks[r];
 		float mx = -INFINITY;
 		for (int j = start; j <= p; j++) {
-			const float *kk = kv_block_k(e->kv, blocks[j / KV_BLOCK_TOKENS], e->layer) +
-			                  ((size_t)kh * KV_BLOCK_TOKENS + j % KV_BLOCK_TOKENS) * D;
-			float a = k->dot(q, kk, D) * scale;
+			const char *kk = (const char *)kv_block_k(e->kv, blocks[j / KV_BLOCK_TOKENS], e->layer) +
+			                 ((size_t)kh * KV_BLOCK_TOKENS + j % KV_BLOCK_TOKENS) * D * es;
+			float a = (bf16 ? k->dot_bf16(q, (const uint16_t *)kk, D) : k->dot(q, (const float *)kk, D)) * scale;
 			if (cap > 0) a = cap * tanhf(a / cap);
 			sc[j - start] = a;
 			if (a > mx) mx = a;
@@ -189,9 +246,10 @@ static void attn_run(void *ctx, int t, int nt)
 		float *out = s->att + (size_t)r * qd + (size_t)h * D;
 		memset(out, 0, (size_t)D * sizeof *out);
 		for (int j = start; j <= p; j++) {
-			const float *vv = kv_block_v(e->kv, blocks[j / KV_BLOCK_TOKENS], e->layer) +
-			                  ((size_t)kh * KV_BLOCK_TOKENS + j % KV_BLOCK_TOKENS) * D;
-			k->axpy(out, sc[j - start] * inv, vv, D);
+			const char *vv = (const char *)kv_block_v(e->kv, blocks[j / KV_BLOCK_TOKENS], e->layer) +
+			                 ((size_t)kh * KV_BLOCK_TOKENS + j % KV_BLOCK_TOKENS) * D * es;
+			if (bf16) k->axpy_bf16(out, sc[j - start] * inv, (const uint16_t *)vv, D);
+			else k->axpy(out, sc[j - start] * inv, (const float *)vv, D);
 		}
 	}
 }
@@ -199,7 +257,7 @@ static void attn_run(void *ctx, int t, int nt)
 static void matmul_par(engine *e, float *out, const float *x, int n_rows, const tensor *w)
 {
 	mm_job j = { .e = e, .x = x, .n_rows = n_rows, .in = w->cols, .n_mats = 1, .w = { w }, .out = { out } };
-	pool_run(e->pool, mm_run, &j);
+	mm_dispatch(e, &j, 0);
 }
 
 /* ------------------------------------------------------------ the step */
@@ -240,7 +298,7 @@ static void forward(engine *e)
 			rmsnorm(s->xb + (size_t)r * H, s->x + (size_t)r * H, w->input_norm, H, c->rms_eps);
 		mm_job qkv = { .e = e, .x = s->xb, .n_rows = n, .in = H, .n_mats = 3,
 		               .w = { &w->q, &w->k, &w->v }, .out = { s->q, s->k, s->v } };
-		pool_run(e->pool, mm_run, &qkv);
+		mm_dispatch(e, &qkv, 0);
 		pool_run(e->pool, prep_run, e);
 		pool_run(e->pool, attn_run, e);
 		matmul_par(e, s->xb2, s->att, n, &w->o);
@@ -252,7 +310,7 @@ static void forward(engine *e)
 		}
 		mm_job glu = { .e = e, .x = s->xb, .n_rows = n, .in = H, .n_mats = 2, .glu = 1,
 		               .w = { &w->gate, &w->up }, .out = { s->hb, s->hb2 } };
-		pool_run(e->pool, mm_run, &glu);
+		mm_dispatch(e, &glu, 0);
 		matmul_par(e, s->xb2, s->hb, n, &w->down);
 		for (r = 0; r < n; r++) {
 			float *x = s->x + (size_t)r * H, *y = s->xb2 + (size_t)r * H;
@@ -272,7 +330,7 @@ static void forward(engine *e)
 	/* the output projection is most of a decode step's bytes: in small chunks,
 	 * so that no thread is left streaming alone at the end while another waits */
 	int nt = pool_threads(e->pool);
-	pool_run_chunks(e->pool, mm_run, &lj, nt == 1 ? 1 : nt * LOGIT_CHUNKS_PER_THREAD);
+	mm_dispatch(e, &lj, nt == 1 ? 1 : nt * LOGIT_CHUNKS_PER_THREAD);
 	if (dst == s->logits)
 		for (int i = 0; i < e->n_logits; i++)
 			memcpy(s->logit_dst[i], s->logits + (size_t)i * c->vocab, (size_t)c->vocab * sizeof(float));
@@ -347,6 +405,7 @@ static void state_free(run_state *s)
 	free(s->row_pos); free(s->row_blocks); free(s->logit_row);
 	free(s->logit_dst);
 	free(s->inv_freq_local); free(s->inv_freq_full);
+	free(s->xq_small); free(s->xq_super);
 }
 
 static int state_alloc(run_state *s, const model_config *c, const engine_options *o, int threads)
@@ -366,6 +425,13 @@ static int state_alloc(run_state *s, const model_config *c, const engine_options
 	s->logit_row = calloc(L, sizeof(int));
 	s->logit_dst = calloc(L, sizeof(float *));
 	s->inv_freq_local = calloc(D / 2, 4); s->inv_freq_full = calloc(D / 2, 4);
+	/* the widest input of a matmul, rounded up to whole activation blocks */
+	size_t in = H > qd ? H : qd, xr = R > L ? R : L;
+	if ((size_t)c->intermediate > in) in = (size_t)c->intermediate;
+	in = (in + QK_SUPER - 1) / QK_SUPER * QK_SUPER;
+	s->xq_small = calloc(xr, quant_x_row_bytes(DTYPE_Q8_0, in));
+	s->xq_super = calloc(xr, quant_x_row_bytes(DTYPE_Q4_K, in));
+	if (!s->xq_small || !s->xq_super) return -1;
 	if (!s->x || !s->xb || !s->xb2 || !s->q || !s->k || !s->v || !s->att || !s->hb || !s->hb2 ||
 	    !s->rope || !s->scores || !s->xl || !s->logits || !s->row_pos ||
 	    !s->row_blocks || !s->logit_row || !s->logit_dst || !s->inv_freq_local || !s->inv_freq_full)
@@ -401,7 +467,12 @@ engine *engine_load(const char *dir, const engine_options *opt_in, char *err, si
 	}
 	e->k = o.kernels ? kernels_get(o.kernels) : kernels_best();
 	if (!e->k) { util_errf(err, errlen, "engine: kernels \"%s\" are unknown or unsupported by this CPU", o.kernels); goto bad; }
-	size_t bb = kv_block_bytes(c->n_layers, c->n_kv_heads, c->head_dim);
+	const char *kvt = o.kv_cache_dtype ? o.kv_cache_dtype : "auto";
+	if (strcmp(kvt, "auto") == 0 || strcmp(kvt, "bf16") == 0) e->kv_dtype = DTYPE_BF16;
+	else if (strcmp(kvt, "f32") == 0) e->kv_dtype = DTYPE_F32;
+	else { util_errf(err, errlen, "engine: kv_cache_dtype \"%.40s\" is not supported (auto, bf16, f32)", kvt); goto bad; }
+	o.kv_cache_dtype = e->kv_dtype == DTYPE_BF16 ? "bf16" : "f32";
+	size_t bb = kv_block_bytes(c->n_layers, c->n_kv_heads, c->head_dim, e->kv_dtype);
 	int per_seq = (o.max_model_len + KV_BLOCK_TOKENS - 1) / KV_BLOCK_TOKENS;
 	if (o.num_kv_blocks <= 0) {
 		if (o.kv_cache_bytes > 0) {
@@ -417,12 +488,19 @@ engine *engine_load(const char *dir, const engine_options *opt_in, char *err, si
 	}
 	kv_cache_config kc = { .n_layers = c->n_layers, .n_kv_heads = c->n_kv_heads, .head_dim = c->head_dim,
 	                       .n_blocks = o.num_kv_blocks, .max_seqs = o.max_seqs,
-	                       .max_model_len = o.max_model_len, .prefix_caching = !o.no_prefix_caching };
+	                       .max_model_len = o.max_model_len, .prefix_caching = !o.no_prefix_caching,
+	                       .dtype = e->kv_dtype };
 	e->kv = kv_cache_new(&kc, err, errlen);
 	if (!e->kv) goto bad;
 	e->pool = pool_new(o.threads);
 	if (!e->pool) { util_errf(err, errlen, "engine: cannot start %d threads", o.threads); goto bad; }
 	o.threads = pool_threads(e->pool);
+	if (o.quantization) {
+		dtype qt;
+		if (model_quantization_type(o.quantization, &qt, err, errlen) < 0 ||
+		    model_quantize(e->m, qt, e->pool, err, errlen) < 0)
+			goto bad;
+	}
 	if (state_alloc(&e->s, c, &o, o.threads) < 0) { util_errf(err, errlen, "engine: out of memory for the run state"); goto bad; }
 	o.kernels = e->k->name;
 	e->opt = o;

@@ -154,6 +154,23 @@ static void axpy_portable(float *y, float a, const float *x, int n)
 	for (int i = 0; i < n; i++) y[i] += a * x[i];
 }
 
+static float dot_bf16_portable(const float *a, const uint16_t *b, int n)
+{
+	float acc[8] = {0};
+	int i = 0;
+	for (; i + 8 <= n; i += 8)
+		for (int l = 0; l < 8; l++) acc[l] += a[i + l] * bf16_to_f32(b[i + l]);
+	for (int l = 0; i < n; i++, l++) acc[l] += a[i] * bf16_to_f32(b[i]);
+	float s = 0;
+	for (int l = 0; l < 8; l++) s += acc[l];
+	return s;
+}
+
+static void axpy_bf16_portable(float *y, float a, const uint16_t *x, int n)
+{
+	for (int i = 0; i < n; i++) y[i] += a * bf16_to_f32(x[i]);
+}
+
 static void gelu_mul_portable(float *g, const float *u, int n)
 {
 	for (int i = 0; i < n; i++) {
@@ -225,6 +242,8 @@ const kernels kernels_portable = {
 	.matmul_q = matmul_q_portable,
 	.dot = dot_portable,
 	.axpy = axpy_portable,
+	.dot_bf16 = dot_bf16_portable,
+	.axpy_bf16 = axpy_bf16_portable,
 	.to_f32 = to_f32_portable,
 	.gelu_mul = gelu_mul_portable,
 };

@@ -57,6 +57,10 @@ typedef struct kernels {
 	                 const void *w, dtype wt, int in, int o_begin, int o_end);
 	float (*dot)(const float *a, const float *b, int n);
 	void (*axpy)(float *y, float a, const float *x, int n);       /* y += a * x */
+	/* The same with the second operand in bf16 (a bf16 KV cache); summed in
+	 * the same order as dot and axpy. */
+	float (*dot_bf16)(const float *a, const uint16_t *b, int n);
+	void (*axpy_bf16)(float *y, float a, const uint16_t *x, int n);
 	void (*to_f32)(float *out, const void *w, dtype wt, size_t n); /* convert n elements */
 	/* g[i] = gelu_tanh(g[i]) * u[i] for i in [0, n): the GeGLU of the MLP, with
 	 * gelu_tanh(x) = 0.5 x (1 + tanh(c (x + 0.044715 x^3))) computed as the

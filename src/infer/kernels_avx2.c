@@ -168,6 +168,31 @@ static float dot_avx2(const float *a, const float *b, int n)
 	return hsum(_mm256_add_ps(s0, s1));
 }
 
+static float dot_bf16_avx2(const float *a, const uint16_t *b, int n)
+{
+	__m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+	const char *bp = (const char *)b;
+	int i = 0;
+	for (; i + 16 <= n; i += 16) {
+		s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), load_w(bp + 2 * i, DTYPE_BF16), s0);
+		s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), load_w(bp + 2 * i + 16, DTYPE_BF16), s1);
+	}
+	for (; i + 8 <= n; i += 8)
+		s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), load_w(bp + 2 * i, DTYPE_BF16), s0);
+	if (i < n) s0 = _mm256_fmadd_ps(load_x_tail(a + i, n - i), load_w_tail(bp + 2 * i, DTYPE_BF16, n - i), s0);
+	return hsum(_mm256_add_ps(s0, s1));
+}
+
+static void axpy_bf16_avx2(float *y, float a, const uint16_t *x, int n)
+{
+	__m256 av = _mm256_set1_ps(a);
+	const char *xp = (const char *)x;
+	int i = 0;
+	for (; i + 8 <= n; i += 8)
+		_mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, load_w(xp + 2 * i, DTYPE_BF16), _mm256_loadu_ps(y + i)));
+	for (; i < n; i++) y[i] += a * bf16_to_f32(x[i]);
+}
+
 static void axpy_avx2(float *y, float a, const float *x, int n)
 {
 	__m256 av = _mm256_set1_ps(a);
@@ -244,6 +269,8 @@ const kernels kernels_avx2 = {
 	.matmul_q = quant_matmul_avx2,
 	.dot = dot_avx2,
 	.axpy = axpy_avx2,
+	.dot_bf16 = dot_bf16_avx2,
+	.axpy_bf16 = axpy_bf16_avx2,
 	.to_f32 = to_f32_avx2,
 	.gelu_mul = gelu_mul_avx2,
 };

@@ -180,6 +180,33 @@ static float dot_avx512(const float *a, const float *b, int n)
 	return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
 }
 
+static float dot_bf16_avx512(const float *a, const uint16_t *b, int n)
+{
+	__m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+	const char *bp = (const char *)b;
+	int i = 0;
+	for (; i + 32 <= n; i += 32) {
+		s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), load_w(bp + 2 * i, DTYPE_BF16, 0xffff, 0), s0);
+		s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), load_w(bp + 2 * i + 32, DTYPE_BF16, 0xffff, 0), s1);
+	}
+	for (; i < n; i += 16) {
+		__mmask16 m = n - i >= 16 ? 0xffff : (__mmask16)((1u << (n - i)) - 1);
+		s0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), load_w(bp + 2 * i, DTYPE_BF16, m, 1), s0);
+	}
+	return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+}
+
+static void axpy_bf16_avx512(float *y, float a, const uint16_t *x, int n)
+{
+	__m512 av = _mm512_set1_ps(a);
+	const char *xp = (const char *)x;
+	for (int i = 0; i < n; i += 16) {
+		__mmask16 m = n - i >= 16 ? 0xffff : (__mmask16)((1u << (n - i)) - 1);
+		__m512 yv = _mm512_maskz_loadu_ps(m, y + i);
+		_mm512_mask_storeu_ps(y + i, m, _mm512_fmadd_ps(av, load_w(xp + 2 * i, DTYPE_BF16, m, 1), yv));
+	}
+}
+
 static void axpy_avx512(float *y, float a, const float *x, int n)
 {
 	__m512 av = _mm512_set1_ps(a);
@@ -245,6 +272,8 @@ const kernels kernels_avx512 = {
 	.matmul_q = quant_matmul_avx2,
 	.dot = dot_avx512,
 	.axpy = axpy_avx512,
+	.dot_bf16 = dot_bf16_avx512,
+	.axpy_bf16 = axpy_bf16_avx512,
 	.to_f32 = to_f32_avx512,
 	.gelu_mul = gelu_mul_avx512,
 };

@@ -35,9 +35,9 @@ typedef struct kv_seq {
 
 struct kv_cache {
 	kv_cache_config cfg;
-	size_t block_floats;      /* floats per block */
-	size_t layer_floats;      /* floats per layer in a block (K and V) */
-	float *data;              /* n_blocks * block_floats, mmap'd */
+	size_t block_bytes;       /* bytes per block */
+	size_t layer_bytes;       /* bytes per layer in a block (K and V) */
+	char *data;               /* n_blocks * block_bytes, mmap'd */
 	size_t data_bytes;
 	kv_block *blocks;
 	int free_head, free_tail, n_free;
@@ -50,9 +50,9 @@ struct kv_cache {
 	uint64_t queries, hits;
 };
 
-size_t kv_block_bytes(int n_layers, int n_kv_heads, int head_dim)
+size_t kv_block_bytes(int n_layers, int n_kv_heads, int head_dim, dtype t)
 {
-	return (size_t)n_layers * 2 * (size_t)n_kv_heads * KV_BLOCK_TOKENS * (size_t)head_dim * sizeof(float);
+	return (size_t)n_layers * 2 * (size_t)n_kv_heads * KV_BLOCK_TOKENS * (size_t)head_dim * dtype_size(t);
 }
 
 /* ------------------------------------------------------------ free queue */
@@ -137,12 +137,16 @@ kv_cache *kv_cache_new(const kv_cache_config *cfg, char *err, size_t errlen)
 		snprintf(err, errlen, "kv cache: every size must be at least 1");
 		return NULL;
 	}
+	if (cfg->dtype != DTYPE_F32 && cfg->dtype != DTYPE_BF16) {
+		snprintf(err, errlen, "kv cache: dtype %s is not supported (F32, BF16)", dtype_name(cfg->dtype));
+		return NULL;
+	}
 	kv_cache *c = calloc(1, sizeof *c);
 	if (!c) goto oom;
 	c->cfg = *cfg;
-	c->layer_floats = 2 * (size_t)cfg->n_kv_heads * KV_BLOCK_TOKENS * (size_t)cfg->head_dim;
-	c->block_floats = (size_t)cfg->n_layers * c->layer_floats;
-	c->data_bytes = c->block_floats * sizeof(float) * (size_t)cfg->n_blocks;
+	c->layer_bytes = 2 * (size_t)cfg->n_kv_heads * KV_BLOCK_TOKENS * (size_t)cfg->head_dim * dtype_size(cfg->dtype);
+	c->block_bytes = (size_t)cfg->n_layers * c->layer_bytes;
+	c->data_bytes = c->block_bytes * (size_t)cfg->n_blocks;
 	c->data = mmap(NULL, c->data_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (c->data == MAP_FAILED) { c->data = NULL; goto oom; }
 	c->blocks = calloc((size_t)cfg->n_blocks, sizeof *c->blocks);
@@ -164,7 +168,7 @@ kv_cache *kv_cache_new(const kv_cache_config *cfg, char *err, size_t errlen)
 	return c;
 oom:
 	snprintf(err, errlen, "kv cache: cannot allocate %d blocks of %zu bytes", cfg->n_blocks,
-	         kv_block_bytes(cfg->n_layers, cfg->n_kv_heads, cfg->head_dim));
+	         kv_block_bytes(cfg->n_layers, cfg->n_kv_heads, cfg->head_dim, cfg->dtype));
 	kv_cache_free(c);
 	return NULL;
 }
@@ -321,12 +325,12 @@ void kv_cache_reset_prefix(kv_cache *c)
 	for (int b = 0; b < c->cfg.n_blocks; b++) name_drop(c, b);
 }
 
-float *kv_block_k(kv_cache *c, int block, int layer)
+void *kv_block_k(kv_cache *c, int block, int layer)
 {
-	return c->data + (size_t)block * c->block_floats + (size_t)layer * c->layer_floats;
+	return c->data + (size_t)block * c->block_bytes + (size_t)layer * c->layer_bytes;
 }
 
-float *kv_block_v(kv_cache *c, int block, int layer)
+void *kv_block_v(kv_cache *c, int block, int layer)
 {
-	return kv_block_k(c, block, layer) + c->layer_floats / 2;
+	return (char *)kv_block_k(c, block, layer) + c->layer_bytes / 2;
 }

@@ -4,7 +4,8 @@
  * Memory is a pool of blocks of KV_BLOCK_TOKENS (16) positions; each sequence
  * has a block table mapping position p to block table[p / 16], slot p % 16.
  * A block holds the keys and values of its 16 positions for every layer, in
- * f32: [layer][K, V][kv_head][slot][head_dim] (270m: 36 KiB per token).
+ * bf16 (the engine's default) or f32: [layer][K, V][kv_head][slot][head_dim]
+ * (270m: 18 KiB per token in bf16).
  * Sliding-window layers store all positions too but attention never reads a
  * key outside the window; a block stays as long as any full layer needs it, so
  * a sequence costs ceil(len / 16) blocks whatever its layer mix. (Keeping only
@@ -33,6 +34,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "infer/kernels.h"
 
 #define KV_BLOCK_TOKENS 16
 
@@ -42,12 +44,13 @@ typedef struct kv_cache_config {
 	int max_seqs;                         /* sequences alive at once */
 	int max_model_len;                    /* positions per sequence */
 	int prefix_caching;                   /* 1 = name full blocks and reuse them */
+	dtype dtype;                          /* DTYPE_F32 (0) or DTYPE_BF16 */
 } kv_cache_config;
 
 typedef struct kv_cache kv_cache;
 
 /* Bytes of one block for this shape (to size n_blocks from a memory budget). */
-size_t kv_block_bytes(int n_layers, int n_kv_heads, int head_dim);
+size_t kv_block_bytes(int n_layers, int n_kv_heads, int head_dim, dtype t);
 
 /* Allocates the pool (lazily-touched anonymous memory) and the tables.
  * NULL with a message on bad config or no memory. */
@@ -94,9 +97,9 @@ uint64_t kv_cache_prefix_hits(const kv_cache *c);
 /* Drops every name (blocks in use keep their data). For tests and resets. */
 void kv_cache_reset_prefix(kv_cache *c);
 
-/* For the forward pass: the keys of `layer` in `block`, [kv_head][16][head_dim];
- * values follow the same layout at kv_block_v. */
-float *kv_block_k(kv_cache *c, int block, int layer);
-float *kv_block_v(kv_cache *c, int block, int layer);
+/* For the forward pass: the keys of `layer` in `block`, [kv_head][16][head_dim]
+ * elements of the cache's dtype; values follow the same layout at kv_block_v. */
+void *kv_block_k(kv_cache *c, int block, int layer);
+void *kv_block_v(kv_cache *c, int block, int layer);
 
 #endif

@@ -14,6 +14,10 @@
 #include "core/util.h"
 #include "infer/gguf.h"
 #include "infer/model.h"
+#include "infer/pool.h"
+#include "infer/quant.h"
+#include <sys/mman.h>
+#include <unistd.h>
 
 
 /* An integer field in [lo, hi], or dflt when absent (dflt < lo means required). */
@@ -246,6 +250,7 @@ void model_free(model *m)
 	}
 	free(m->layers);
 	free(m->final_norm);
+	if (m->quant_mem) munmap(m->quant_mem, m->quant_bytes);
 	st_close(m->st);
 	gguf_close(m->gg);
 	free(m);
@@ -312,4 +317,108 @@ model *model_load(const char *dir, char *err, size_t errlen)
 bad:
 	model_free(m);
 	return NULL;
+}
+
+/* ------------------------------------------------------------ quantize on load */
+
+int model_quantization_type(const char *name, dtype *out, char *err, size_t errlen)
+{
+	if (name && strcmp(name, "q8_0") == 0) { *out = DTYPE_Q8_0; return 0; }
+	if (name && strcmp(name, "q4_0") == 0) { *out = DTYPE_Q4_0; return 0; }
+	return util_errf(err, errlen, "quantization \"%.40s\" is not supported (q8_0, q4_0)", name ? name : "");
+}
+
+enum { QUANT_PARTS = 16 };   /* row ranges per tensor: the unit of work for the threads */
+
+typedef struct quant_job {
+	tensor **t;               /* the tensors to convert; their data still the source */
+	dtype *to;
+	char **dst;               /* where each one's blocks go */
+	int n;
+	int failed;               /* a thread could not allocate its row buffer */
+} quant_job;
+
+/* Drops the whole pages of a source tensor from the process (file-backed,
+ * read-only: they are read again from the file if ever touched). */
+static void release_pages(const void *data, size_t bytes)
+{
+	uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE), a = ((uintptr_t)data + pg - 1) & ~(pg - 1),
+	          e = ((uintptr_t)data + bytes) & ~(pg - 1);
+	if (e > a) madvise((void *)a, e - a, MADV_DONTNEED);
+}
+
+static void quant_run(void *ctx, int chunk, int n_chunks)
+{
+	quant_job *j = ctx;
+	(void)n_chunks;
+	int ti = chunk / QUANT_PARTS, r0, r1;
+	const tensor *t = j->t[ti];
+	pool_split(t->rows, chunk % QUANT_PARTS, QUANT_PARTS, 1, &r0, &r1);
+	float *row = malloc((size_t)t->cols * sizeof *row);
+	if (!row) { __atomic_store_n(&j->failed, 1, __ATOMIC_RELAXED); return; }
+	size_t sb = dtype_row_bytes(t->type, (size_t)t->cols), db = dtype_row_bytes(j->to[ti], (size_t)t->cols);
+	for (int r = r0; r < r1; r++) {
+		quant_dequantize_row(t->type, row, (const char *)t->data + (size_t)r * sb, (size_t)t->cols);
+		quant_quantize_row(j->to[ti], j->dst[ti] + (size_t)r * db, row, (size_t)t->cols);
+	}
+	free(row);
+	/* the whole pages of this chunk's source rows are read by no other chunk:
+	 * dropping them now keeps the peak near the quantized size, not the sum */
+	if (r1 > r0) release_pages((const char *)t->data + (size_t)r0 * sb, (size_t)(r1 - r0) * sb);
+}
+
+int model_quantize(model *m, dtype t, pool *p, char *err, size_t errlen)
+{
+	const model_config *c = &m->cfg;
+	int n = 0, cap = 7 * c->n_layers + 1;
+	tensor **ts = calloc((size_t)cap, sizeof *ts);
+	dtype *to = calloc((size_t)cap, sizeof *to);
+	char **dst = calloc((size_t)cap, sizeof *dst);
+	int rc = -1;
+	if (!ts || !to || !dst) { util_errf(err, errlen, "model: out of memory"); goto out; }
+	if (!dtype_is_quantized(m->embed.type)) { ts[n] = &m->embed; to[n++] = DTYPE_Q8_0; }
+	for (int l = 0; l < c->n_layers; l++) {
+		layer_weights *w = &m->layers[l];
+		tensor *mats[7] = { &w->q, &w->k, &w->v, &w->o, &w->gate, &w->up, &w->down };
+		for (int i = 0; i < 7; i++)
+			if (!dtype_is_quantized(mats[i]->type)) { ts[n] = mats[i]; to[n++] = t; }
+	}
+	size_t total = 0;
+	for (int i = 0; i < n; i++) {
+		if (ts[i]->cols % QK_SMALL) {
+			util_errf(err, errlen, "model: cannot quantize to %s: a row of %d elements is not a multiple of %d",
+			          dtype_name(to[i]), ts[i]->cols, QK_SMALL);
+			goto out;
+		}
+		total += (dtype_row_bytes(to[i], (size_t)ts[i]->cols) * (size_t)ts[i]->rows + 63) & ~(size_t)63;
+	}
+	if (n == 0) { rc = 0; goto out; }
+	void *mem = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (mem == MAP_FAILED) { util_errf(err, errlen, "model: cannot map %zu bytes for the quantized weights", total); goto out; }
+	size_t at = 0;
+	for (int i = 0; i < n; i++) {
+		dst[i] = (char *)mem + at;
+		at += (dtype_row_bytes(to[i], (size_t)ts[i]->cols) * (size_t)ts[i]->rows + 63) & ~(size_t)63;
+	}
+	quant_job j = { .t = ts, .to = to, .dst = dst, .n = n };
+	pool_run_chunks(p, quant_run, &j, n * QUANT_PARTS);
+	if (j.failed) {
+		munmap(mem, total);
+		util_errf(err, errlen, "model: out of memory while quantizing");
+		goto out;
+	}
+	for (int i = 0; i < n; i++) {
+		size_t old = dtype_row_bytes(ts[i]->type, (size_t)ts[i]->cols) * (size_t)ts[i]->rows;
+		release_pages(ts[i]->data, old);
+		m->weight_bytes -= old;
+		m->weight_bytes += dtype_row_bytes(to[i], (size_t)ts[i]->cols) * (size_t)ts[i]->rows;
+		ts[i]->data = dst[i];
+		ts[i]->type = to[i];
+	}
+	m->quant_mem = mem;
+	m->quant_bytes = total;
+	rc = 0;
+out:
+	free(ts); free(to); free(dst);
+	return rc;
 }

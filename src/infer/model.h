@@ -89,6 +89,8 @@ typedef struct model {
 	struct gguf_set *gg;      /* or (a GGUF file) */
 	uint64_t weight_bytes;    /* bytes of the tensors the forward pass reads */
 	char arch[64];            /* architectures[0] */
+	void *quant_mem;          /* anonymous mapping of the weights quantized on load */
+	size_t quant_bytes;
 } model;
 
 /* Loads dir/config.json, dir/generation_config.json (optional) and the
@@ -101,6 +103,19 @@ model *model_load(const char *dir, char *err, size_t errlen);
  * and conventions (see model_gguf.c). */
 model *model_load_gguf(const char *path, char *err, size_t errlen);
 void model_free(model *m);
+
+/* "q8_0" or "q4_0" (vLLM's --quantization names) as a dtype; -1 with a
+ * message otherwise. */
+int model_quantization_type(const char *name, dtype *out, char *err, size_t errlen);
+
+struct pool;
+/* Quantizes on load: every projection to t (Q8_0 or Q4_0) and the embedding,
+ * which is also the output projection, to Q8_0 (as llama.cpp keeps the
+ * output at higher precision than 4 bits), into one anonymous mapping, on
+ * the pool's threads. The source pages are released from the mappings.
+ * Tensors already of a block type stay as they are. Returns 0, or -1 with a
+ * message (a row length not a multiple of 32, out of memory). */
+int model_quantize(model *m, dtype t, struct pool *p, char *err, size_t errlen);
 
 /* Parses a config.json text into cfg (shapes not yet checked against weights).
  * Returns 0, or -1 with a message. Exposed for tests. */

@@ -45,6 +45,9 @@ static void usage(FILE *f)
 	"  --enable-prefix-caching | --no-enable-prefix-caching | --disable-prefix-caching\n"
 	"  --threads N                   threads per engine step (default: online CPUs)\n"
 	"  --kernels portable|avx2|avx512\n"
+	"  --quantization q8_0|q4_0      quantize the weights on load (the embedding, also the output\n"
+	"                                projection, to q8_0); default: as stored\n"
+	"  --kv-cache-dtype auto|bf16|f32  element type of the KV cache (default auto = bf16)\n"
 	"  --max-waiting N               queued requests before 503 (default 1024)\n"
 	"  --shutdown-grace DURATION     time for requests in flight after SIGTERM (default 30s)\n"
 	"  --load-delay DURATION         wait before loading (tests of /health while loading)\n"
@@ -83,6 +86,24 @@ static int parse_args(server_opts *o, int argc, char **argv)
 		STRARG("--cache-dir", cache_dir)
 		STRARG("--download-dir", cache_dir)
 		STRARG("--kernels", kernels)
+		if (!strcmp(a, "--quantization")) {
+			NEEDV();
+			if (strcmp(v, "q8_0") != 0 && strcmp(v, "q4_0") != 0) {
+				fprintf(stderr, "infergate-server: --quantization: q8_0 or q4_0, got %s\n", v);
+				return -1;
+			}
+			o->quantization = v;
+			continue;
+		}
+		if (!strcmp(a, "--kv-cache-dtype")) {
+			NEEDV();
+			if (strcmp(v, "auto") != 0 && strcmp(v, "bf16") != 0 && strcmp(v, "f32") != 0) {
+				fprintf(stderr, "infergate-server: --kv-cache-dtype: auto, bf16 or f32, got %s\n", v);
+				return -1;
+			}
+			o->kv_cache_dtype = v;
+			continue;
+		}
 		INTARG("--port", port, 0, 65535)
 		INTARG("--max-num-seqs", max_num_seqs, 1, 4096)
 		INTARG("--max-model-len", max_model_len, 1, 1 << 24)
@@ -190,6 +211,8 @@ static void *loader_main(void *arg)
 		.kv_cache_bytes = o->kv_cache_bytes,
 		.no_prefix_caching = !o->prefix_caching,
 		.kernels = o->kernels,
+		.quantization = o->quantization,
+		.kv_cache_dtype = o->kv_cache_dtype,
 	};
 	/* The scheduler needs at least one token per running sequence per step. */
 	if (eo.max_batch_tokens > 0 && eo.max_seqs > 0 && eo.max_batch_tokens < eo.max_seqs)

@@ -50,6 +50,8 @@ typedef struct server_opts {
 	uint64_t cache_capacity_bytes;
 	int offline;
 	const char *kernels;
+	const char *quantization;   /* --quantization q8_0|q4_0, NULL = as stored */
+	const char *kv_cache_dtype; /* --kv-cache-dtype auto|bf16|f32, NULL = auto (bf16) */
 	uint64_t shutdown_grace_ms;
 	uint64_t load_delay_ms;          /* test hook: sleep before loading */
 	int disable_log_requests;

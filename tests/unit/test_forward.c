@@ -93,11 +93,14 @@ static void write_model(void)
 	fclose(f);
 }
 
+static const char *kv_dtype;   /* NULL: the engine's default (bf16) */
+
 static engine *load(int threads, const char *kern, int prefix)
 {
 	char err[512];
 	engine_options o = { .threads = threads, .max_batch_tokens = 64, .max_seqs = 8, .max_model_len = 256,
-	                     .num_kv_blocks = 64, .kernels = kern, .no_prefix_caching = !prefix };
+	                     .num_kv_blocks = 64, .kernels = kern, .no_prefix_caching = !prefix,
+	                     .kv_cache_dtype = kv_dtype };
 	engine *e = engine_load(dir, &o, err, sizeof err);
 	if (!e) fprintf(stderr, "  engine_load: %s\n", err);
 	T_CHECK(e != NULL);
@@ -230,11 +233,30 @@ static void test_prefix_cache_reuse(void)
 	engine_free(e);
 }
 
-/* Every kernel build this CPU runs agrees with the portable one closely. */
+/* Every kernel build this CPU runs agrees with the portable one closely, with
+ * an f32 KV cache (in bf16, a last-bit difference in a key can round to a
+ * different bf16 value, 2^-8 apart); in bf16 within a bf16-sized tolerance. */
 static void test_kernels_agree(void)
 {
 	static const char *names[] = { "portable", "avx2", "avx512" };
 	static float got[GEN + 1][V];
+	static float ref32[GEN + 1][V];
+	kv_dtype = "f32";
+	engine *e0 = load(2, "portable", 0);
+	run_alone(e0, 2, 7, ref32);
+	engine_free(e0);
+	for (size_t k = 0; k < 3; k++) {
+		if (!kernels_get(names[k])) continue;
+		engine *e = load(2, names[k], 0);
+		if (!e) continue;
+		run_alone(e, 2, 7, got);
+		double worst = 0;
+		for (int g = 0; g <= GEN; g++)
+			for (int v = 0; v < V; v++) worst = fmax(worst, fabs(got[g][v] - ref32[g][v]));
+		T_NEAR(worst, 0, 1e-4);
+		engine_free(e);
+	}
+	kv_dtype = NULL;
 	for (size_t k = 0; k < 3; k++) {
 		if (!kernels_get(names[k])) { fprintf(stderr, "  (no %s on this CPU)\n", names[k]); continue; }
 		engine *e = load(2, names[k], 0);
@@ -243,7 +265,7 @@ static void test_kernels_agree(void)
 		double worst = 0;
 		for (int g = 0; g <= GEN; g++)
 			for (int v = 0; v < V; v++) worst = fmax(worst, fabs(got[g][v] - ref[2][g][v]));
-		T_NEAR(worst, 0, 1e-4);
+		T_NEAR(worst, 0, 1e-2);
 		engine_free(e);
 	}
 	/* the matmul kernel itself on unaligned bf16, f16 and f32 rows of odd length */

@@ -58,9 +58,9 @@ static void test_blocks_and_tables(void)
 	T_EQ_INT(kv_cache_free_blocks(kv), 8);
 	T_EQ_INT(kv_seq_valid(kv, s), 0);
 	/* K and V of different blocks and layers do not overlap */
-	T_CHECK(kv_block_v(kv, 0, 0) > kv_block_k(kv, 0, 0));
-	T_CHECK(kv_block_k(kv, 0, 1) >= kv_block_v(kv, 0, 0) + 16 * 8);
-	T_CHECK(kv_block_k(kv, 1, 0) >= kv_block_v(kv, 0, 1) + 16 * 8);
+	T_CHECK((float *)kv_block_v(kv, 0, 0) > (float *)kv_block_k(kv, 0, 0));
+	T_CHECK((float *)kv_block_k(kv, 0, 1) >= (float *)kv_block_v(kv, 0, 0) + 16 * 8);
+	T_CHECK((float *)kv_block_k(kv, 1, 0) >= (float *)kv_block_v(kv, 0, 1) + 16 * 8);
 	kv_cache_free(kv);
 }
 

@@ -306,6 +306,30 @@ static void test_matmul_q_kernels(void)
 	}
 }
 
+/* The bf16 KV cache's dot and axpy equal the f32 ones on the widened values,
+ * bit for bit, in every kernel set (same summation order), at every length. */
+static void test_bf16_kv_kernels(void)
+{
+	enum { N = 301 };
+	static float a[N], bw[N], y1[N], y2[N];
+	static uint16_t b[N];
+	const char *sets[] = { "portable", "avx2", "avx512" };
+	for (int i = 0; i < N; i++) { a[i] = frand(); b[i] = f32_to_bf16(frand() * 3); bw[i] = bf16_to_f32(b[i]); }
+	for (int si = 0; si < 3; si++) {
+		const kernels *k = kernels_get(sets[si]);
+		if (!k) continue;
+		for (int n = 1; n <= N; n += (n < 40 ? 1 : 37)) {
+			float d1 = k->dot_bf16(a, b, n), d2 = k->dot(a, bw, n);
+			T_EQ_MEM(&d1, &d2, sizeof d1);
+			memcpy(y1, a, sizeof y1);
+			memcpy(y2, a, sizeof y2);
+			k->axpy_bf16(y1, 0.37f, b, n);
+			k->axpy(y2, 0.37f, bw, n);
+			T_EQ_MEM(y1, y2, sizeof y1);
+		}
+	}
+}
+
 int main(void)
 {
 	T_RUN(test_layouts);
@@ -314,5 +338,6 @@ int main(void)
 	T_RUN(test_roundtrip_error);
 	T_RUN(test_dot_vs_dequant);
 	T_RUN(test_matmul_q_kernels);
+	T_RUN(test_bf16_kv_kernels);
 	return T_END();
 }

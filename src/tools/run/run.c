@@ -39,7 +39,7 @@
 enum { MAX_PROMPT_BYTES = 1 << 20 };
 
 typedef struct opts {
-	const char *model, *prompt, *chat, *tokenize, *replay, *dump, *kernels;
+	const char *model, *prompt, *chat, *tokenize, *replay, *dump, *kernels, *quantization, *kv_cache_dtype;
 	int max_tokens, top_k, logprobs, json, threads, ignore_eos, no_bos, bench, bench_prompt, bench_gen;
 	int max_model_len;
 	float temperature, top_p, min_p;
@@ -53,7 +53,8 @@ static void usage(void)
 	        "usage: infergate-run --model DIR [--prompt TEXT | --chat TEXT | --tokenize TEXT]\n"
 	        "         [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--min-p P]\n"
 	        "         [--seed N] [--logprobs K] [--json] [--threads N] [--ignore-eos] [--no-bos]\n"
-	        "         [--max-model-len N] [--kernels portable|avx2|avx512]\n"
+	        "         [--max-model-len N] [--kernels portable|avx2|avx512] [--quantization q8_0|q4_0]\n"
+	        "         [--kv-cache-dtype auto|bf16|f32]\n"
 	        "       infergate-run --model DIR --replay FILE --dump-logits OUT\n"
 	        "       infergate-run --model DIR --bench B [--bench-prompt N] [--bench-gen N]\n");
 }
@@ -74,6 +75,7 @@ static int parse_args(opts *o, int argc, char **argv)
 		i++; continue; }
 		STR("--model", model) STR("--prompt", prompt) STR("--chat", chat) STR("--tokenize", tokenize)
 		STR("--replay", replay) STR("--dump-logits", dump) STR("--kernels", kernels)
+		STR("--quantization", quantization) STR("--kv-cache-dtype", kv_cache_dtype)
 		INT("--max-tokens", max_tokens, 0, 1 << 20) INT("--logprobs", logprobs, 0, SAMPLER_MAX_TOP_LOGPROBS)
 		INT("--threads", threads, 1, 256) INT("--bench", bench, 1, 256)
 		INT("--bench-prompt", bench_prompt, 1, 1 << 16) INT("--bench-gen", bench_gen, 1, 1 << 16)
@@ -453,7 +455,8 @@ int main(int argc, char **argv)
 		tokenizer_free(tok);
 		return 0;
 	}
-	engine_options eo = { .threads = o.threads, .max_model_len = o.max_model_len, .kernels = o.kernels,
+	engine_options eo = { .threads = o.threads, .max_model_len = o.max_model_len, .kernels = o.kernels, .quantization = o.quantization,
+	                      .kv_cache_dtype = o.kv_cache_dtype,
 	                      .max_seqs = o.bench > 0 ? o.bench : 64 };
 	if (o.bench > 0) eo.num_kv_blocks = o.bench * ((o.bench_prompt + o.bench_gen) / KV_BLOCK_TOKENS + 2);
 	uint64_t t0 = time_mono_ns();
