@@ -159,6 +159,10 @@ static int dtype_of(uint32_t ggml_type, dtype *out)
 	case GGML_T_F32: *out = DTYPE_F32; return 0;
 	case GGML_T_F16: *out = DTYPE_F16; return 0;
 	case GGML_T_BF16: *out = DTYPE_BF16; return 0;
+	case GGML_T_Q8_0: *out = DTYPE_Q8_0; return 0;
+	case GGML_T_Q4_0: *out = DTYPE_Q4_0; return 0;
+	case GGML_T_Q4_K: *out = DTYPE_Q4_K; return 0;
+	case GGML_T_Q6_K: *out = DTYPE_Q6_K; return 0;
 	default: return -1;
 	}
 }
