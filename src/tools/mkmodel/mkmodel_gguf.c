@@ -14,7 +14,8 @@
  * whole blocks of that type falls back to Q4_0 (for Q4_K), Q8_0 (for Q6_K)
  * or F16, as llama.cpp's quantizer falls back; norms in F32. Values are drawn
  * as the safetensors writer draws them and quantized row by row, so memory
- * is a few MB whatever the shape (27B at Q4_0 streams ~15 GB to disk).
+ * is a few MB whatever the shape (27B at Q4_0 streams ~16 GB to disk); the
+ * matrices of 4B and larger repeat rows of a random bank (see below).
  */
 #include <errno.h>
 #include <limits.h>
@@ -31,6 +32,9 @@
 #include "mkmodel.h"
 
 #define ALIGN 32
+#define BANK_ROWS 256
+#define BANK_MIN_ELEMS (1ull << 24)         /* 4B's layers and up */
+#define BANK_MIN_ELEMS_EMBED (1ull << 28)   /* 4B's embedding and up, not 270m's or 1B's */
 
 typedef struct gtensor {
 	char name[96];
@@ -355,14 +359,31 @@ int mkmodel_write_gguf(const char *path, const shape *s, const char *type_name, 
 		size_t row_bytes = (size_t)t->cols / gguf_ggml_block_elems(t->type) * gguf_ggml_block_bytes(t->type);
 		size_t per = CHUNK_BYTES / row_bytes, fill = 0;
 		if (per == 0) per = 1;
-		for (int r = 0; r < t->rows && ok; r++) {
+		/* Large matrices (4B and up) repeat rows of a bank of BANK_ROWS random
+		 * rows in random order: drawing and quantizing 27e9 values would take
+		 * far longer than writing them. Small shapes are drawn value by value,
+		 * so their rows (the embedding's above all) never tie. */
+		uint64_t elems = (uint64_t)t->rows * (uint64_t)t->cols;
+		int banked = elems >= BANK_MIN_ELEMS && (i > 0 || elems >= BANK_MIN_ELEMS_EMBED) && t->rows > BANK_ROWS;
+		unsigned char *bank = banked ? malloc(BANK_ROWS * row_bytes) : NULL;
+		if (banked && !bank) ok = 0;
+		for (int r = 0; banked && ok && r < BANK_ROWS; r++) {
 			draw_f32(row, (size_t)t->cols, t->mean, t->std);
-			encode_row(t->type, outb + fill * row_bytes, row, (size_t)t->cols);
+			encode_row(t->type, bank + (size_t)r * row_bytes, row, (size_t)t->cols);
+		}
+		for (int r = 0; r < t->rows && ok; r++) {
+			if (bank) {
+				memcpy(outb + fill * row_bytes, bank + (size_t)(rng_next() % BANK_ROWS) * row_bytes, row_bytes);
+			} else {
+				draw_f32(row, (size_t)t->cols, t->mean, t->std);
+				encode_row(t->type, outb + fill * row_bytes, row, (size_t)t->cols);
+			}
 			if (++fill == per || r + 1 == t->rows) {
 				ok = fwrite(outb, row_bytes, fill, f) == fill;
 				fill = 0;
 			}
 		}
+		free(bank);
 		at += t->nbytes;
 	}
 	if (!row || !outb) ok = 0;
