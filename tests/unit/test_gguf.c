@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "t.h"
 #include "core/buf.h"
 #include "infer/gguf.h"
@@ -210,6 +211,70 @@ static void test_refusals(void)
 	buf_free(&k);
 }
 
+/* Writes b to dir/name. */
+static void write_to(const char *dir, const char *name, buf *b)
+{
+	char p[512];
+	snprintf(p, sizeof p, "%s/%s", dir, name);
+	FILE *f = fopen(p, "wb");
+	fwrite(buf_rptr(b), 1, buf_rlen(b), f);
+	fclose(f);
+}
+
+static void split_part(buf *b, int no, int count, wt *t)
+{
+	buf k;
+	buf_init(&k, 0);
+	w_str(&k, "split.no"); w_u32(&k, GGUF_U16);
+	{ unsigned char v[2] = { (unsigned char)no, 0 }; buf_append(&k, v, 2); }
+	w_str(&k, "split.count"); w_u32(&k, GGUF_U16);
+	{ unsigned char v[2] = { (unsigned char)count, 0 }; buf_append(&k, v, 2); }
+	build(b, 3, buf_rptr(&k), buf_rlen(&k), 2, t, 1, 32);
+	buf_free(&k);
+}
+
+static void test_split_files(void)
+{
+	char dir[] = "/tmp/test_gguf.XXXXXX";
+	T_CHECK(mkdtemp(dir) != NULL);
+	buf b;
+	buf_init(&b, 0);
+	wt a[1] = { { "a.weight", 1, { 4 }, GGML_T_F32, vec4, 16, UINT64_MAX } };
+	wt c[1] = { { "c.weight", 2, { 32, 2 }, GGML_T_Q8_0, q80, 68, UINT64_MAX } };
+	split_part(&b, 0, 2, a);
+	write_to(dir, "m-00001-of-00002.gguf", &b);
+	split_part(&b, 1, 2, c);
+	write_to(dir, "m-00002-of-00002.gguf", &b);
+	char path[600], err[512];
+	snprintf(path, sizeof path, "%s/m-00001-of-00002.gguf", dir);
+	gguf_set *g = gguf_open(path, err, sizeof err);
+	T_CHECK(g != NULL);
+	if (g) {
+		T_CHECK(gguf_tensor_count(g) == 2 && gguf_find_tensor(g, "a.weight") && gguf_find_tensor(g, "c.weight"));
+		T_CHECK(gguf_find_tensor(g, "c.weight")->part == 1 && !memcmp(gguf_find_tensor(g, "c.weight")->data, q80, 68));
+		gguf_close(g);
+	}
+	/* the folder resolves to the first part */
+	g = gguf_open(dir, err, sizeof err);
+	T_CHECK(g && gguf_tensor_count(g) == 2);
+	gguf_close(g);
+	/* a part whose split.no disagrees with its name, a missing part, the second part named */
+	split_part(&b, 0, 2, c);
+	write_to(dir, "m-00002-of-00002.gguf", &b);
+	g = gguf_open(path, err, sizeof err);
+	T_CHECK(!g && strstr(err, "m-00002-of-00002.gguf: split.no 0 / split.count 2 do not match the file name (2 of 2)"));
+	snprintf(path, sizeof path, "%s/m-00002-of-00002.gguf", dir);
+	g = gguf_open(path, err, sizeof err);
+	T_CHECK(!g && strstr(err, "open the first part"));
+	unlink(path);
+	snprintf(path, sizeof path, "%s/m-00001-of-00002.gguf", dir);
+	g = gguf_open(path, err, sizeof err);
+	T_CHECK(!g && strstr(err, "m-00002-of-00002.gguf: cannot open"));
+	unlink(path);
+	rmdir(dir);
+	buf_free(&b);
+}
+
 /* ---------------------------------------------------------------- dequantization */
 
 static float h2f(const unsigned char *p) { return f16_to_f32((uint16_t)(p[0] | p[1] << 8)); }
@@ -352,6 +417,7 @@ int main(void)
 	q80[0] = 0; q80[1] = 0x3c; q80[34] = 0; q80[35] = 0x38;
 	T_RUN(test_valid_file);
 	T_RUN(test_refusals);
+	T_RUN(test_split_files);
 	T_RUN(test_dequantize_matches_definition);
 	return T_END();
 }
