@@ -540,6 +540,8 @@ int gguf_is_model_path(const char *path)
 	struct stat st;
 	if (stat(path, &st) < 0) return 0;
 	if (!S_ISDIR(st.st_mode)) return has_suffix(path, ".gguf");
+	/* a Hugging Face folder (config.json) stays one even when a .gguf sits beside it */
+	if ((size_t)snprintf(f, sizeof f, "%s/config.json", path) < sizeof f && access(f, F_OK) == 0) return 0;
 	return gguf_resolve(path, f, sizeof f, e, sizeof e) == 0;
 }
 

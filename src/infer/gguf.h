@@ -80,7 +80,8 @@ void gguf_close(gguf_set *s);
 /* The path of the model file inside a folder (or the file itself) into out.
  * Returns 0, or -1 with a message. */
 int gguf_resolve(const char *path, char *out, size_t outlen, char *err, size_t errlen);
-/* 1 when path is a .gguf file or a folder holding one. */
+/* 1 when path is a .gguf file or a folder holding one model .gguf and no
+ * config.json (a Hugging Face folder stays one even with a .gguf beside it). */
 int gguf_is_model_path(const char *path);
 
 /* Metadata of the first part. O(log n). */
