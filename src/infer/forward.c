@@ -9,6 +9,8 @@
  * per weight matrix (rows x weights, each weight row read once), then
  * attention per (row, head) against the paged cache. Work is split across the
  * thread team by output rows (matmuls) or by (row, head) pairs (attention).
+ * Block-quantized weights (quant.h) take the input rows quantized to 8 bits
+ * first (mm_dispatch); the KV cache holds bf16 (default) or f32.
  *
  * Per layer, for rows r at positions p_r (transformers' Gemma3DecoderLayer):
  *   xb = rmsnorm(x, input_norm); q, k, v = xb Wq, xb Wk, xb Wv
@@ -111,32 +113,22 @@ static void mm_run(void *ctx, int t, int nt);
 
 static int x_super(dtype t) { return t == DTYPE_Q4_K || t == DTYPE_Q6_K; }
 
-/* The job's input rows quantized for its block-type weights, split by rows. */
-static void xq_run(void *ctx, int t, int nt)
-{
-	mm_job *j = ctx;
-	run_state *s = &j->e->s;
-	int small = 0, super = 0, r0, r1;
-	for (int m = 0; m < j->n_mats; m++)
-		if (dtype_is_quantized(j->w[m]->type)) *(x_super(j->w[m]->type) ? &super : &small) = 1;
-	pool_split(j->n_rows, t, nt, 1, &r0, &r1);
-	size_t ls = quant_x_row_bytes(DTYPE_Q8_0, (size_t)j->in), lk = quant_x_row_bytes(DTYPE_Q4_K, (size_t)j->in);
-	for (int r = r0; r < r1; r++) {
-		const float *x = j->x + (size_t)r * j->in;
-		if (small) quant_quantize_x(DTYPE_Q8_0, s->xq_small + (size_t)r * ls, x, (size_t)j->in);
-		if (super) quant_quantize_x(DTYPE_Q4_K, s->xq_super + (size_t)r * lk, x, (size_t)j->in);
-	}
-}
-
-/* Runs a matmul job (in n_chunks, 0 = the pool's default), quantizing its
- * input first when a weight is of a block type. */
+/* Runs a matmul job (in n_chunks, 0 = the pool's default). When a weight is
+ * of a block type, the input rows are quantized first, here on the calling
+ * thread: a row takes microseconds, less than waking the team for it costs
+ * (an extra job per matmul made prefill slower on a busy machine). */
 static void mm_dispatch(engine *e, mm_job *j, int n_chunks)
 {
+	run_state *s = &e->s;
+	int small = 0, super = 0;
 	for (int m = 0; m < j->n_mats; m++)
-		if (dtype_is_quantized(j->w[m]->type)) {
-			pool_run(e->pool, xq_run, j);
-			break;
-		}
+		if (dtype_is_quantized(j->w[m]->type)) *(x_super(j->w[m]->type) ? &super : &small) = 1;
+	size_t ls = quant_x_row_bytes(DTYPE_Q8_0, (size_t)j->in), lk = quant_x_row_bytes(DTYPE_Q4_K, (size_t)j->in);
+	for (int r = 0; r < j->n_rows && (small || super); r++) {
+		const float *x = j->x + (size_t)r * j->in;
+		if (small) e->k->quantize_x(DTYPE_Q8_0, s->xq_small + (size_t)r * ls, x, (size_t)j->in);
+		if (super) e->k->quantize_x(DTYPE_Q4_K, s->xq_super + (size_t)r * lk, x, (size_t)j->in);
+	}
 	if (n_chunks > 0) pool_run_chunks(e->pool, mm_run, j, n_chunks);
 	else pool_run(e->pool, mm_run, j);
 }

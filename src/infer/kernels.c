@@ -240,6 +240,7 @@ const kernels kernels_portable = {
 	.name = "portable",
 	.matmul = matmul_portable,
 	.matmul_q = matmul_q_portable,
+	.quantize_x = quant_quantize_x,
 	.dot = dot_portable,
 	.axpy = axpy_portable,
 	.dot_bf16 = dot_bf16_portable,

@@ -3,8 +3,10 @@
  * portable C (kernels.c), AVX2+FMA (kernels_avx2.c) and AVX-512 (kernels_avx512.c),
  * one chosen at run time from what the CPU supports.
  *
- * Weights stay in their stored type (bf16, f16 or f32) and are converted to
- * f32 in registers as they are read; activations and accumulators are f32.
+ * Weights stay in their stored type. bf16, f16 and f32 are converted to f32
+ * in registers as they are read, against f32 activations; the block types
+ * (Q8_0, Q4_0, Q4_K, Q6_K: quant.h) go through matmul_q, against activation
+ * rows quantized to 8 bits once per matmul, with integer products per block.
  * Kernels are pure: the output argument comes first, nothing is allocated,
  * nothing is shared, so callers split work across threads by output rows.
  * Pointers to weights need no alignment (safetensors does not promise any).
@@ -55,6 +57,8 @@ typedef struct kernels {
 	 * rows already quantized by quant_quantize_x(wt, ...), ldxq bytes apart. */
 	void (*matmul_q)(float *out, size_t ldo, const void *xq, size_t ldxq, int n_rows,
 	                 const void *w, dtype wt, int in, int o_begin, int o_end);
+	/* quant_quantize_x (quant.h) of this build: the same bytes in every build */
+	void (*quantize_x)(dtype wt, void *dst, const float *x, size_t n);
 	float (*dot)(const float *a, const float *b, int n);
 	void (*axpy)(float *y, float a, const float *x, int n);       /* y += a * x */
 	/* The same with the second operand in bf16 (a bf16 KV cache); summed in

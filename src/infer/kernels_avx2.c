@@ -267,6 +267,7 @@ const kernels kernels_avx2 = {
 	.name = "avx2",
 	.matmul = matmul_avx2,
 	.matmul_q = quant_matmul_avx2,
+	.quantize_x = quant_quantize_x_avx2,
 	.dot = dot_avx2,
 	.axpy = axpy_avx2,
 	.dot_bf16 = dot_bf16_avx2,

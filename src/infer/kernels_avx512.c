@@ -270,6 +270,7 @@ const kernels kernels_avx512 = {
 	.name = "avx512",
 	.matmul = matmul_avx512,
 	.matmul_q = quant_matmul_avx2,
+	.quantize_x = quant_quantize_x_avx2,
 	.dot = dot_avx512,
 	.axpy = axpy_avx512,
 	.dot_bf16 = dot_bf16_avx512,

@@ -244,7 +244,12 @@ static float x_codes(int8_t *q, const float *x, int n)
 	float amax = 0;
 	for (int j = 0; j < n; j++) amax = fmaxf(amax, fabsf(x[j]));
 	float d = amax / 127, id = d ? 1.0f / d : 0.0f;
-	for (int j = 0; j < n; j++) q[j] = (int8_t)nearest(x[j] * id);
+	/* round to nearest even by adding and taking off 1.5 * 2^23 (|x * id| <=
+	 * 127): what the SIMD builds' conversion does, without a libm call */
+	for (int j = 0; j < n; j++) {
+		float t = x[j] * id + 12582912.0f;
+		q[j] = (int8_t)(int)(t - 12582912.0f);
+	}
 	return d;
 }
 
@@ -262,7 +267,12 @@ void quant_quantize_x(dtype wt, void *dst, const float *x, size_t n)
 		}
 	} else {
 		xblock_q8 *y = dst;
-		for (size_t b = 0; b < n / QK_SMALL; b++, y++) y->d = x_codes(y->qs, x + b * QK_SMALL, QK_SMALL);
+		for (size_t b = 0; b < n / QK_SMALL; b++, y++) {
+			y->d = x_codes(y->qs, x + b * QK_SMALL, QK_SMALL);
+			int sum = 0;
+			for (int i = 0; i < QK_SMALL; i++) sum += y->qs[i];
+			y->sum = sum;
+		}
 	}
 }
 

@@ -6,9 +6,10 @@
  *
  * Integer products: _mm256_maddubs_epi16 multiplies unsigned by signed bytes
  * and adds pairs into 16 bits, _mm256_madd_epi16 adds pairs of those into 32
- * bits (times a per-sub-block scale for the K types). Q8_0 and Q4_0 weights
- * are signed, so the sign of the weight moves onto the activation
- * (|w| * sign(x, w)). Q4_K codes are unsigned and their mins are applied
+ * bits (times a per-sub-block scale for the K types). Q8_0 weights are
+ * signed, so the sign of the weight moves onto the activation
+ * (|w| * sign(x, w)); Q4_0 codes are taken unsigned (0..15) and the offset 8
+ * is taken off with the activation block's sum. Q4_K codes are unsigned and their mins are applied
  * with the activation's block sums; Q6_K codes are taken unsigned (0..63) and
  * the offset 32 is taken off with the block sums too. No 16-bit sum can
  * overflow: at most 2 * 127 * 127, 2 * 15 * 127 or 2 * 63 * 127.
@@ -56,11 +57,13 @@ AI __m256i dot_s8(__m256i w, __m256i x)
 
 /* ---- Q8_0 / Q4_0: one 32-element block per step ---- */
 
-AI __m256i q4_0_codes(const unsigned char *qs)
+/* the 32 codes of a Q4_0 block as unsigned bytes 0..15 (the offset 8 is
+ * taken off afterwards with the activation block's sum) */
+AI __m256i q4_0_nibbles(const unsigned char *qs)
 {
 	__m128i b = _mm_loadu_si128((const __m128i *)qs);
 	__m256i v = _mm256_set_m128i(_mm_srli_epi16(b, 4), b);
-	return _mm256_sub_epi8(_mm256_and_si256(v, _mm256_set1_epi8(15)), _mm256_set1_epi8(8));
+	return _mm256_and_si256(v, _mm256_set1_epi8(15));
 }
 
 /* Rows of Q8_0 or Q4_0 (WT) against NB activation rows; NO weight rows given
@@ -78,13 +81,19 @@ AI void tile_small(float *const *outp, size_t ldo, const char *const *wr, const 
 #pragma GCC unroll 4
 		for (int a = 0; a < NO; a++) {
 			const unsigned char *p = (const unsigned char *)wr[a] + (size_t)k * bb;
-			__m256i wv = WT == DTYPE_Q8_0 ? ld(p + 2) : q4_0_codes(p + 2);
+			__m256i wv = WT == DTYPE_Q8_0 ? ld(p + 2) : q4_0_nibbles(p + 2);
 			__m256 dw = _mm256_set1_ps(h2f(p));
 #pragma GCC unroll 4
 			for (int b = 0; b < NB; b++) {
 				const xblock_q8 *x = (const xblock_q8 *)(xq + b * ldxq) + k;
-				__m256 s = _mm256_cvtepi32_ps(dot_s8(wv, ld(x->qs)));
-				acc[a][b] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(x->d)), s, acc[a][b]);
+				__m256i si;
+				if (WT == DTYPE_Q8_0) {
+					si = dot_s8(wv, ld(x->qs));
+				} else {   /* sum (nibble - 8) x = sum nibble x - 8 sum x, the last in lane 0 */
+					si = _mm256_madd_epi16(_mm256_maddubs_epi16(wv, ld(x->qs)), _mm256_set1_epi16(1));
+					si = _mm256_sub_epi32(si, _mm256_setr_epi32(8 * x->sum, 0, 0, 0, 0, 0, 0, 0));
+				}
+				acc[a][b] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(x->d)), _mm256_cvtepi32_ps(si), acc[a][b]);
 			}
 		}
 	}
@@ -245,6 +254,58 @@ void quant_matmul_avx2(float *out, size_t ldo, const void *xq, size_t ldxq, int 
 					const char *wp[1] = { wc + (size_t)o * rb };
 					qtiles[ti][0][nb - 1](op, ldo, wp, xc + (size_t)b * ldxq, ldxq, nblocks);
 				}
+		}
+	}
+}
+
+/* ---- activation rows to 8-bit blocks: the same numbers as quant_quantize_x
+ * (amax / 127, codes rounded to nearest even), 8 lanes at a time ---- */
+
+AI float x_block_avx2(int8_t *q, const float *x, int n)
+{
+	const __m256 sign = _mm256_set1_ps(-0.0f);
+	__m256 m = _mm256_setzero_ps();
+	for (int j = 0; j < n; j += 8) m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + j)));
+	__m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+	h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+	h = _mm_max_ss(h, _mm_movehdup_ps(h));
+	float amax = _mm_cvtss_f32(h), d = amax / 127, id = d ? 1.0f / d : 0.0f;
+	__m256 iv = _mm256_set1_ps(id);
+	for (int j = 0; j < n; j += 32) {
+		__m256i a = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + j), iv));
+		__m256i b = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + j + 8), iv));
+		__m256i c = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + j + 16), iv));
+		__m256i e = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + j + 24), iv));
+		/* packs interleave the 128-bit halves; the permute puts 0..31 back in order */
+		__m256i ab = _mm256_packs_epi32(a, b), ce = _mm256_packs_epi32(c, e);
+		__m256i r = _mm256_packs_epi16(ab, ce);
+		r = _mm256_permutevar8x32_epi32(r, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+		_mm256_storeu_si256((__m256i *)(q + j), r);
+	}
+	return d;
+}
+
+void quant_quantize_x_avx2(dtype wt, void *dst, const float *x, size_t n)
+{
+	if (wt == DTYPE_Q4_K || wt == DTYPE_Q6_K) {
+		xblock_q8k *y = dst;
+		for (size_t b = 0; b < n / QK_SUPER; b++, y++) {
+			y->d = x_block_avx2(y->qs, x + b * QK_SUPER, QK_SUPER);
+			for (int k = 0; k < 16; k++) {
+				int s = 0;
+				for (int i = 0; i < 16; i++) s += y->qs[16 * k + i];
+				y->bsums[k] = (int16_t)s;
+			}
+		}
+	} else {
+		xblock_q8 *y = dst;
+		for (size_t b = 0; b < n / QK_SMALL; b++, y++) {
+			y->d = x_block_avx2(y->qs, x + b * QK_SMALL, QK_SMALL);
+			__m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), ld(y->qs)), _mm256_set1_epi16(1));
+			__m128i h = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+			h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4e));
+			h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0xb1));
+			y->sum = _mm_cvtsi128_si32(h);
 		}
 	}
 }

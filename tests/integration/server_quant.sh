@@ -3,7 +3,8 @@
 # quantized on load) and --kv-cache-dtype f32/bf16 serves completions; a greedy
 # completion with a bf16 KV cache is the same text as with an f32 one; Q8_0's
 # greedy text is the same as bf16 weights' on the tiny model; bad values of
-# both flags are refused at start with a message naming the accepted ones.
+# both flags are refused at start with a message naming the accepted ones, and
+# a model whose rows are not whole blocks is refused at load.
 . "$(dirname "$0")/../server/lib.sh"
 make_model "$T/m" tiny 5
 
@@ -14,6 +15,12 @@ grep -q 'q8_0 or q4_0' "$T/q.err" || fail "--quantization message: $(cat "$T/q.e
 "$SRV" --model "$T/m" --kv-cache-dtype fp8 2>"$T/k.err" && fail "--kv-cache-dtype fp8 was accepted"
 grep -q 'auto, bf16 or f32' "$T/k.err" || fail "--kv-cache-dtype message: $(cat "$T/k.err")"
 ok "refused: $(head -1 "$T/q.err"); $(head -1 "$T/k.err")"
+# a hidden size of 72 cannot be cut into blocks of 32: a load error, no crash
+make_model "$T/odd" tiny 3 --hidden 72 --head-dim 24 --intermediate 200 --no-tokenizer
+"$IG_BIN/infergate-run" --model "$T/odd" --quantization q8_0 --prompt x --max-tokens 1 2>"$T/odd.err" &&
+	fail "quantizing rows of 72 elements was accepted"
+grep -q 'not a multiple of 32' "$T/odd.err" || fail "odd row message: $(cat "$T/odd.err")"
+ok "refused at load: $(head -1 "$T/odd.err")"
 
 req='{"prompt":"The capital of France is","max_tokens":24,"temperature":0,"ignore_eos":true}'
 run() {   # run NAME flags...: one greedy completion, its text in $T/NAME.txt

@@ -94,13 +94,14 @@ static void write_model(void)
 }
 
 static const char *kv_dtype;   /* NULL: the engine's default (bf16) */
+static const char *quant;      /* --quantization for load(); NULL: as stored */
 
 static engine *load(int threads, const char *kern, int prefix)
 {
 	char err[512];
 	engine_options o = { .threads = threads, .max_batch_tokens = 64, .max_seqs = 8, .max_model_len = 256,
 	                     .num_kv_blocks = 64, .kernels = kern, .no_prefix_caching = !prefix,
-	                     .kv_cache_dtype = kv_dtype };
+	                     .kv_cache_dtype = kv_dtype, .quantization = quant };
 	engine *e = engine_load(dir, &o, err, sizeof err);
 	if (!e) fprintf(stderr, "  engine_load: %s\n", err);
 	T_CHECK(e != NULL);
@@ -155,12 +156,11 @@ static void test_alone_and_chunks(void)
 
 /* All three together in mixed steps: prompt chunks of one sequence beside
  * decode tokens of another, sequences joining late; with several threads. */
-static void test_batched_equals_alone(void)
+/* Runs the three sequences interleaved in one engine: staggered starts,
+ * different prefill chunks, decode steps mixed with prompt chunks. */
+static void run_batched(engine *e, float got[NSEQ][GEN + 1][V])
 {
-	engine *e = load(3, NULL, 0);
-	if (!e) return;
 	kv_cache *kv = engine_kv_cache(e);
-	static float got[NSEQ][GEN + 1][V];
 	int seq[NSEQ], done[NSEQ] = {0}, start[NSEQ] = { 0, 2, 3 }, chunk[NSEQ] = { 9, 6, 13 };
 	char err[256];
 	for (int s = 0; s < NSEQ; s++) seq[s] = kv_seq_new(kv, NULL, 0, NULL);
@@ -186,11 +186,54 @@ static void test_batched_equals_alone(void)
 	}
 	for (int s = 0; s < NSEQ; s++) {
 		T_EQ_INT(done[s], lens[s] + GEN);
-		T_EQ_MEM(got[s], ref[s], sizeof got[s]);
 		kv_seq_free(kv, seq[s]);
 	}
 	T_EQ_INT(kv_cache_free_blocks(kv), kv_cache_total_blocks(kv));
+}
+
+static void test_batched_equals_alone(void)
+{
+	engine *e = load(3, NULL, 0);
+	if (!e) return;
+	static float got[NSEQ][GEN + 1][V];
+	run_batched(e, got);
+	for (int s = 0; s < NSEQ; s++) T_EQ_MEM(got[s], ref[s], sizeof got[s]);
 	engine_free(e);
+}
+
+/* Weights quantized on load: a sequence's logits are bit-identical whether it
+ * runs alone on one thread or batched with others on three, and stay close
+ * near the unquantized ones (Q8_0: the same greedy token on most rows). */
+static void test_quantized_batch_invariant(void)
+{
+	static const char *types[] = { "q8_0", "q4_0" };
+	static float alone[NSEQ][GEN + 1][V], got[NSEQ][GEN + 1][V];
+	for (int qi = 0; qi < 2; qi++) {
+		quant = types[qi];
+		engine *e1 = load(1, NULL, 0), *e3 = load(3, NULL, 0);
+		if (!e1 || !e3) { engine_free(e1); engine_free(e3); quant = NULL; return; }
+		T_CHECK(engine_step_weight_bytes(e1) < (uint64_t)(V * H + L * (3 * 64 * H + 3 * I * H)) * 2);
+		for (int s = 0; s < NSEQ; s++) run_alone(e1, s, 64, alone[s]);
+		run_batched(e3, got);
+		int same_argmax = 0, rows = 0;
+		for (int s = 0; s < NSEQ; s++) {
+			T_EQ_MEM(got[s], alone[s], sizeof got[s]);
+			for (int g = 0; g <= GEN; g++, rows++) {
+				int a = 0, b = 0;
+				for (int v = 1; v < V; v++) {
+					if (alone[s][g][v] > alone[s][g][a]) a = v;
+					if (ref[s][g][v] > ref[s][g][b]) b = v;
+				}
+				same_argmax += a == b;
+			}
+		}
+		fprintf(stderr, "  %s: greedy token as unquantized on %d of %d rows\n", quant, same_argmax, rows);
+		/* observed: Q8_0 15 of 15; Q4_0 8 of 15 (4 bits on this small random model) */
+		T_CHECK(qi == 0 ? same_argmax * 4 >= rows * 3 : same_argmax * 3 >= rows);
+		engine_free(e1);
+		engine_free(e3);
+	}
+	quant = NULL;
 }
 
 static void test_prefix_cache_reuse(void)
@@ -463,6 +506,7 @@ int main(void)
 		}
 	T_RUN(test_alone_and_chunks);
 	T_RUN(test_batched_equals_alone);
+	T_RUN(test_quantized_batch_invariant);
 	T_RUN(test_prefix_cache_reuse);
 	T_RUN(test_kernels_agree);
 	T_RUN(test_all_rows);

@@ -330,6 +330,34 @@ static void test_bf16_kv_kernels(void)
 	}
 }
 
+/* Every build's quantize_x writes the same bytes as quant_quantize_x,
+ * including values exactly halfway between codes and all-zero blocks. */
+static void test_quantize_x_kernels(void)
+{
+	enum { N = 1024 };
+	static float x[N];
+	static unsigned char a[N * 2], b[N * 2];
+	const char *sets[] = { "portable", "avx2", "avx512" };
+	for (int round = 0; round < 8; round++) {
+		for (int i = 0; i < N; i++) x[i] = frand() * (round + 1);
+		if (round == 1) for (int i = 0; i < N; i++) x[i] = (float)((int)(frand() * 254) / 2);   /* halves: ties */
+		if (round == 2) for (int i = 0; i < 256; i++) x[i] = 0;
+		for (int k = 0; k < 2; k++) {
+			dtype t = k ? DTYPE_Q4_K : DTYPE_Q8_0;
+			size_t bytes = quant_x_row_bytes(t, N);
+			memset(a, 0, sizeof a);
+			quant_quantize_x(t, a, x, N);
+			for (int si = 0; si < 3; si++) {
+				const kernels *kk = kernels_get(sets[si]);
+				if (!kk) continue;
+				memset(b, 0, sizeof b);
+				kk->quantize_x(t, b, x, N);
+				T_EQ_MEM(a, b, bytes);
+			}
+		}
+	}
+}
+
 int main(void)
 {
 	T_RUN(test_layouts);
@@ -339,5 +367,6 @@ int main(void)
 	T_RUN(test_dot_vs_dequant);
 	T_RUN(test_matmul_q_kernels);
 	T_RUN(test_bf16_kv_kernels);
+	T_RUN(test_quantize_x_kernels);
 	return T_END();
 }
