@@ -27,6 +27,9 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 lock="$here/tests/node/node_modules/.infergate-installed"
 if [ ! -f "$lock" ] || [ "$here/tests/node/package.json" -nt "$lock" ]; then
 	echo "deps: installing npm data packages into tests/node/node_modules"
-	(cd "$here/tests/node" && npm install --no-audit --no-fund --loglevel=error >/dev/null)
+	# node-llama-cpp: its linux-x64 CPU binaries are a direct dependency; the
+	# optional GPU builds (hundreds of MB) are left out, and its postinstall
+	# step must neither download nor compile anything.
+	(cd "$here/tests/node" && NODE_LLAMA_CPP_SKIP_DOWNLOAD=true npm install --omit=optional --no-audit --no-fund --loglevel=error >/dev/null)
 	touch "$lock"
 fi

@@ -14,6 +14,7 @@
  * in the rendering and cut after it.
  */
 #include "infer/chat_template.h"
+#include "infer/gguf.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -419,10 +420,34 @@ static const char *map_text(const char *path, size_t max_bytes, size_t *len)
 	return p == MAP_FAILED ? NULL : p;
 }
 
+/* A GGUF file's tokenizer.chat_template, checked as the folder's would be. */
+static int check_gguf(const char *model_path, char *err, size_t errlen)
+{
+	char why[256];
+	gguf_set *g = gguf_open(model_path, why, sizeof why);
+	if (!g) { set_err(err, errlen, "%s", why); return -1; }
+	const char *p;
+	size_t n;
+	int ok = 0;
+	if (gguf_kv_str(gguf_find_kv(g, "tokenizer.chat_template"), &p, &n) < 0) {
+		set_err(err, errlen, "%s: no tokenizer.chat_template", gguf_part_path(g, 0));
+	} else if (n > CHAT_MAX_TEMPLATE_BYTES || memchr(p, 0, n)) {
+		set_err(err, errlen, "%s: tokenizer.chat_template is too long or contains a NUL byte", gguf_part_path(g, 0));
+	} else {
+		char *text = str_ndup(p, n);
+		ok = text && chat_template_supported(text, why, sizeof why);
+		if (!ok) set_err(err, errlen, "%s: tokenizer.chat_template: %s", gguf_part_path(g, 0), text ? why : "out of memory");
+		free(text);
+	}
+	gguf_close(g);
+	return ok ? 0 : -1;
+}
+
 int chat_template_check_dir(const char *model_dir, char *err, size_t errlen)
 {
 	char path[4096];
 	size_t len;
+	if (gguf_is_model_path(model_dir)) return check_gguf(model_dir, err, errlen);
 	snprintf(path, sizeof(path), "%s/chat_template.jinja", model_dir);
 	char *text = util_read_file(path, CHAT_MAX_TEMPLATE_BYTES, &len, NULL, 0);
 	if (text) {

@@ -37,7 +37,8 @@ int chat_render(const json_val *messages, int add_generation_prompt, int continu
 int chat_template_supported(const char *template_text, char *err, size_t errlen);
 
 /* Finds the model's template (model_dir/chat_template.jinja, else the
- * "chat_template" of tokenizer_config.json) and checks it as above. Returns 0, or
+ * "chat_template" of tokenizer_config.json; for a GGUF path, its
+ * tokenizer.chat_template) and checks it as above. Returns 0, or
  * -1 with a message naming the file. */
 int chat_template_check_dir(const char *model_dir, char *err, size_t errlen);
 

@@ -13,6 +13,7 @@
 #include <string.h>
 #include "core/json.h"
 #include "core/util.h"
+#include "infer/gguf.h"
 #include "infer/model.h"
 #include "infer/team.h"
 #include "infer/quant.h"
@@ -326,6 +327,7 @@ void model_free(model *m)
 	free(m->final_norm);
 	if (m->quant_mem) munmap(m->quant_mem, m->quant_bytes);
 	st_close(m->st);
+	gguf_close(m->gg);
 	free(m);
 }
 
@@ -333,6 +335,7 @@ model *model_load(const char *dir, char *err, size_t errlen)
 {
 	char path[PATH_MAX];
 	size_t len;
+	if (gguf_is_model_path(dir)) return model_load_gguf(dir, err, errlen);
 	model *m = calloc(1, sizeof *m);
 	if (!m) { util_errf(err, errlen, "model: out of memory"); return NULL; }
 	snprintf(path, sizeof path, "%s/config.json", dir);

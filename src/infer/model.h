@@ -12,6 +12,8 @@
  * (i + 1) % pattern == 0). Every tensor's shape and dtype are checked against
  * the configuration; an error names the file and the tensor.
  *
+ * GGUF files (architecture "gemma3") load through model_load_gguf.
+ *
  * What it is not: the forward pass (engine.h) or the tokenizer (tokenizer.h).
  */
 #ifndef INFER_MODEL_H
@@ -83,7 +85,8 @@ typedef struct model {
 	tensor embed;             /* [V, H], also the output projection (tied) */
 	float *final_norm;        /* [H], (1 + w) */
 	layer_weights *layers;    /* [n_layers] */
-	st_set *st;               /* the mappings the tensors point into */
+	st_set *st;               /* the mappings the tensors point into (safetensors) */
+	struct gguf_set *gg;      /* or (a GGUF file) */
 	uint64_t weight_bytes;    /* bytes of the tensors the forward pass reads */
 	char arch[64];            /* architectures[0] */
 	void *quant_mem;          /* anonymous mapping of the weights quantized on load */
@@ -91,9 +94,14 @@ typedef struct model {
 } model;
 
 /* Loads dir/config.json, dir/generation_config.json (optional) and the
- * safetensors. Returns the model (free with model_free) or NULL with a message
- * in err. Cost: parsing the headers; weights are not touched. */
+ * safetensors; or, when dir is a .gguf file or a folder holding one, that file
+ * (model_load_gguf). Returns the model (free with model_free) or NULL with a
+ * message in err. Cost: parsing the headers; weights are not touched. */
 model *model_load(const char *dir, char *err, size_t errlen);
+/* A Gemma 3 GGUF file (or split set, or a folder holding one): its metadata,
+ * sampling defaults from the vocabulary's ids, and llama.cpp's tensor names
+ * and conventions (see model_gguf.c). */
+model *model_load_gguf(const char *path, char *err, size_t errlen);
 void model_free(model *m);
 
 /* "q8_0" or "q4_0" (vLLM's --quantization names) as a dtype; -1 with a

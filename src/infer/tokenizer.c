@@ -36,6 +36,7 @@
 #include "core/json.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "infer/gguf.h"
 
 #define TOK_MAX_FILE_BYTES (512u << 20)  /* refuse a tokenizer.json beyond this */
 #define TOK_MAX_ID ((1 << 21) - 2)       /* ids fit 21 bits in a merge slot */
@@ -91,6 +92,11 @@ struct tokenizer {
 	int32_t bos, eos, pad, unk;
 	void *map;               /* tokenizer.bin mapping the tables point into; NULL: tables malloc'd */
 	size_t map_len;
+	/* A GGUF vocabulary (tokenizer.ggml.model "llama"): llama.cpp's SPM merge by
+	 * score instead of BPE ranks; NULL for tokenizer.json. */
+	float *scores;           /* [n_vocab] */
+	int spm_space_prefix;    /* tokenizer.ggml.add_space_prefix */
+	size_t special_max_len;  /* longest special piece */
 };
 
 /* ------------------------------------------------------------------ UTF-8 */
@@ -1206,6 +1212,7 @@ static int model_paths(const char *model_dir, char *tpath, char *cpath, char *bp
 
 tokenizer *tokenizer_load(const char *model_dir, char *err, size_t errlen)
 {
+	if (gguf_is_model_path(model_dir)) return tokenizer_load_gguf(model_dir, err, errlen);
 	char tpath[4096], cpath[4096];
 	if (model_paths(model_dir, tpath, cpath, NULL, sizeof tpath, err, errlen) < 0) return NULL;
 	return tokenizer_load_files(tpath, access(cpath, F_OK) == 0 ? cpath : NULL, err, errlen);
@@ -1244,6 +1251,8 @@ tokenizer *tokenizer_load_cached(const char *model_dir, const char *fallback_dir
 	memset(&key, 0, sizeof key);
 	memset(&ckey, 0, sizeof ckey);
 	if (source) *source = TOKENIZER_BUILT;
+	/* A GGUF vocabulary loads in tens of milliseconds: no cache. */
+	if (gguf_is_model_path(model_dir)) return tokenizer_load_gguf(model_dir, err, errlen);
 	if (model_paths(model_dir, tpath, cpath, bpath, sizeof tpath, err, errlen) < 0) return NULL;
 	int have_fallback = fallback_path(tpath, fallback_dir, fpath, sizeof fpath) == 0;
 	uint64_t t0 = time_mono_ns();
@@ -1302,6 +1311,7 @@ void tokenizer_free(tokenizer *t)
 	free(t->merge_result);
 	free(t->trie_edges);
 	free(t->trie_tok);
+	free(t->scores);
 	free(t);
 }
 
@@ -1479,11 +1489,18 @@ static void bpe_section(const tokenizer *t, const unsigned char *text, size_t le
 	}
 }
 
+static int spm_encode(const tokenizer *t, const unsigned char *text, size_t len, int add_bos, enc_out *o);
+
 int tokenizer_encode(const tokenizer *t, const char *text_in, size_t len, int add_bos,
 		     int32_t *ids, size_t cap, size_t *n)
 {
 	enc_out o = { ids, cap, 0 };
 	*n = 0;
+	if (t->scores) {
+		if (spm_encode(t, (const unsigned char *)text_in, len, add_bos, &o) < 0) return -1;
+		*n = o.n;
+		return o.n <= cap ? 0 : -1;
+	}
 	const unsigned char *text = (const unsigned char *)text_in;
 	unsigned char *clean = NULL;
 	if (utf8_valid_prefix(text, len) != len) {
@@ -1597,4 +1614,314 @@ int tokenizer_decode(const tokenizer *t, const int32_t *ids, size_t n, int skip_
 	for (size_t i = 0; i < n; i++)
 		if (tok_stream_push(&s, ids[i], out) < 0) return -1;
 	return tok_stream_flush(&s, out) < 0 ? -1 : 0;
+}
+
+/* ------------------------------------------------------------------ GGUF vocabulary */
+
+/* GGUF token types (llama.cpp's llama_token_type). */
+enum { GGUF_TOK_NORMAL = 1, GGUF_TOK_UNKNOWN = 2, GGUF_TOK_CONTROL = 3, GGUF_TOK_USER = 4,
+       GGUF_TOK_UNUSED = 5, GGUF_TOK_BYTE = 6 };
+
+static int32_t gguf_id(const gguf_set *g, const char *key, int32_t dflt, size_t n)
+{
+	int64_t v;
+	if (gguf_kv_int(gguf_find_kv(g, key), &v) < 0 || v < 0 || (uint64_t)v >= n) return dflt;
+	return (int32_t)v;
+}
+
+tokenizer *tokenizer_from_gguf(const gguf_set *g, char *err, size_t errlen)
+{
+	const char *file = gguf_part_path(g, 0);
+	const char *model;
+	size_t model_len;
+	if (gguf_kv_str(gguf_find_kv(g, "tokenizer.ggml.model"), &model, &model_len) < 0) {
+		util_errf(err, errlen, "%s: tokenizer.ggml.model is missing", file);
+		return NULL;
+	}
+	if (model_len != 5 || memcmp(model, "llama", 5) != 0) {
+		util_errf(err, errlen, "%s: tokenizer.ggml.model \"%.*s\" is not supported (llama)", file,
+			  (int)(model_len > 40 ? 40 : model_len), model);
+		return NULL;
+	}
+	const gguf_kv *tk = gguf_find_kv(g, "tokenizer.ggml.tokens");
+	const gguf_kv *sk = gguf_find_kv(g, "tokenizer.ggml.scores");
+	const gguf_kv *yk = gguf_find_kv(g, "tokenizer.ggml.token_type");
+	if (!tk || tk->type != GGUF_ARRAY || tk->arr_type != GGUF_STRING || tk->n == 0 || tk->n >= TOK_MAX_ID) {
+		util_errf(err, errlen, "%s: tokenizer.ggml.tokens must be an array of 1 to %d strings", file, TOK_MAX_ID);
+		return NULL;
+	}
+	size_t n = (size_t)tk->n;
+	if (sk && (sk->type != GGUF_ARRAY || sk->n != n || (sk->arr_type != GGUF_F32 && sk->arr_type != GGUF_F64))) {
+		util_errf(err, errlen, "%s: tokenizer.ggml.scores must be %zu floats", file, n);
+		return NULL;
+	}
+	if (yk && (yk->type != GGUF_ARRAY || yk->n != n || gguf_arr_int(yk, 0, &(int64_t){0}) < 0)) {
+		util_errf(err, errlen, "%s: tokenizer.ggml.token_type must be %zu integers", file, n);
+		return NULL;
+	}
+	tokenizer *t = calloc(1, sizeof *t);
+	const char **ps = malloc(n * sizeof *ps);
+	size_t *pl = malloc(n * sizeof *pl);
+	if (!t || !ps || !pl) goto oom;
+	gguf_arr_strs(tk, ps, pl);
+	size_t blob_bytes = 1;
+	for (size_t i = 0; i < n; i++) {
+		if (pl[i] > TOK_MAX_PIECE_BYTES) {
+			util_errf(err, errlen, "%s: tokenizer.ggml.tokens[%zu] is longer than %d bytes", file, i, TOK_MAX_PIECE_BYTES);
+			goto bad;
+		}
+		blob_bytes += pl[i] + 1;
+	}
+	t->n_vocab = n;
+	t->pieces = malloc(n * sizeof(tok_piece));
+	t->flags = calloc(n, 1);
+	t->scores = malloc(n * sizeof(float));
+	t->blob_cap = blob_bytes;
+	t->blob = malloc(blob_bytes);
+	size_t vslots = pow2_at_least(n + n / 2);
+	t->vocab_slots = malloc(vslots * sizeof(vocab_slot));
+	t->vocab_mask = vslots - 1;
+	t->trie_cap = 1024;
+	t->trie_tok = malloc(t->trie_cap * sizeof(int32_t));
+	t->trie_edges = calloc(2048, sizeof(trie_edge));
+	t->trie_mask = 2047;
+	if (!t->pieces || !t->flags || !t->scores || !t->blob || !t->vocab_slots || !t->trie_tok || !t->trie_edges) goto oom;
+	memset(t->vocab_slots, 0xFF, vslots * sizeof(vocab_slot));
+	t->n_trie = 1;
+	t->trie_tok[0] = -1;
+	for (int b = 0; b < 256; b++) t->byte_id[b] = -1;
+	for (size_t i = 0; i < n; i++) {
+		int32_t id = (int32_t)i;
+		if (set_piece(t, id, ps[i], pl[i]) < 0) goto oom;
+		/* later duplicates win, as llama.cpp's token_to_id map does */
+		vocab_insert(t, id);
+		double sc = 0;
+		if (sk) gguf_arr_float(sk, i, &sc);
+		t->scores[i] = (float)sc;
+		int64_t ty = GGUF_TOK_NORMAL;
+		if (yk) gguf_arr_int(yk, i, &ty);
+		if (ty == GGUF_TOK_CONTROL) t->flags[i] |= TF_SPECIAL | TF_ADDED;
+		else if (ty == GGUF_TOK_USER || ty == GGUF_TOK_UNKNOWN) t->flags[i] |= TF_ADDED;
+		if (ty == GGUF_TOK_BYTE && pl[i] == 6 && memcmp(ps[i], "<0x", 3) == 0 && ps[i][5] == '>') {
+			int hi = hex_digit(ps[i][3]), lo = hex_digit(ps[i][4]);
+			if (hi >= 0 && lo >= 0) {
+				t->flags[i] |= TF_BYTE;
+				t->byte_id[hi * 16 + lo] = id;
+			}
+		}
+		/* control, user-defined and unknown tokens are cut out of the text first */
+		if ((t->flags[i] & TF_ADDED) && pl[i]) {
+			if (trie_add(t, ps[i], pl[i], id) < 0) goto oom;
+			if (pl[i] > t->special_max_len) t->special_max_len = pl[i];
+		}
+	}
+	for (int c = 0; c < 128; c++) {
+		char ch = (char)c;
+		t->ascii_id[c] = tokenizer_piece_id(t, &ch, 1);
+	}
+	t->bos = gguf_id(g, "tokenizer.ggml.bos_token_id", tokenizer_piece_id(t, "<bos>", 5), n);
+	t->eos = gguf_id(g, "tokenizer.ggml.eos_token_id", tokenizer_piece_id(t, "<eos>", 5), n);
+	t->pad = gguf_id(g, "tokenizer.ggml.padding_token_id", tokenizer_piece_id(t, "<pad>", 5), n);
+	t->unk = gguf_id(g, "tokenizer.ggml.unknown_token_id", tokenizer_piece_id(t, "<unk>", 5), n);
+	if (t->unk < 0) t->unk = 0;
+	int64_t sp = 1;   /* llama.cpp's default for SentencePiece vocabularies */
+	const gguf_kv *spk = gguf_find_kv(g, "tokenizer.ggml.add_space_prefix");
+	if (spk && gguf_kv_int(spk, &sp) < 0) {
+		util_errf(err, errlen, "%s: tokenizer.ggml.add_space_prefix must be a bool", file);
+		goto bad;
+	}
+	t->spm_space_prefix = sp != 0;
+	free(ps);
+	free(pl);
+	return t;
+oom:
+	util_errf(err, errlen, "%s: out of memory", file);
+bad:
+	free(ps);
+	free(pl);
+	tokenizer_free(t);
+	return NULL;
+}
+
+tokenizer *tokenizer_load_gguf(const char *path, char *err, size_t errlen)
+{
+	gguf_set *g = gguf_open(path, err, errlen);
+	if (!g) return NULL;
+	tokenizer *t = tokenizer_from_gguf(g, err, errlen);
+	gguf_close(g);
+	return t;
+}
+
+/* A piece of text to encode: raw text [start, start + len), or a token. */
+typedef struct spm_frag {
+	uint32_t start, len;
+	int32_t id;           /* -1: raw text */
+} spm_frag;
+
+/* A candidate merge in llama.cpp's order: highest score, then leftmost. */
+typedef struct spm_cand {
+	float score;
+	int32_t left, right;
+	uint32_t size;        /* bytes of the merged text: stale when the symbols changed */
+} spm_cand;
+
+static int spm_before(const spm_cand *a, const spm_cand *b)
+{
+	return a->score > b->score || (a->score == b->score && a->left < b->left);
+}
+
+static void spm_push(spm_cand *h, size_t *n, spm_cand c)
+{
+	size_t i = (*n)++;
+	while (i > 0) {
+		size_t p = (i - 1) / 2;
+		if (!spm_before(&c, &h[p])) break;
+		h[i] = h[p];
+		i = p;
+	}
+	h[i] = c;
+}
+
+static spm_cand spm_pop(spm_cand *h, size_t *n)
+{
+	spm_cand top = h[0], last = h[--(*n)];
+	size_t i = 0, cnt = *n;
+	for (;;) {
+		size_t l = 2 * i + 1;
+		if (l >= cnt) break;
+		size_t m = (l + 1 < cnt && spm_before(&h[l + 1], &h[l])) ? l + 1 : l;
+		if (!spm_before(&h[m], &last)) break;
+		h[i] = h[m];
+		i = m;
+	}
+	if (cnt) h[i] = last;
+	return top;
+}
+
+typedef struct spm_scratch {
+	unsigned char *text;  /* the escaped section */
+	bpe_sym *sym;
+	spm_cand *heap;
+	size_t nheap, heap_cap;
+} spm_scratch;
+
+static void spm_try(const tokenizer *t, spm_scratch *sc, int32_t left, int32_t right)
+{
+	if (left < 0 || right < 0) return;
+	const bpe_sym *a = &sc->sym[left], *b = &sc->sym[right];
+	uint32_t size = a->len + b->len;
+	int32_t id = tokenizer_piece_id(t, (const char *)sc->text + a->start, size);
+	if (id < 0 || sc->nheap == sc->heap_cap) return;
+	spm_push(sc->heap, &sc->nheap, (spm_cand){ t->scores[id], left, right, size });
+}
+
+/* One raw section: spaces become "▁" (and a leading one when the vocabulary
+ * asks for it), then llama.cpp's SentencePiece merge: repeatedly the adjacent
+ * pair whose joined text is the token of highest score (leftmost on ties);
+ * symbols that are not tokens at the end are written as byte tokens. */
+static void spm_section(const tokenizer *t, const unsigned char *in, size_t len, int prefix, spm_scratch *sc, enc_out *o)
+{
+	size_t w = 0;
+	if (prefix) { memcpy(sc->text, "\xE2\x96\x81", 3); w = 3; }
+	for (size_t i = 0; i < len; i++) {
+		if (in[i] == ' ') { memcpy(sc->text + w, "\xE2\x96\x81", 3); w += 3; }
+		else sc->text[w++] = in[i];
+	}
+	bpe_sym *sym = sc->sym;
+	size_t n = 0;
+	for (size_t i = 0; i < w;) {
+		size_t cl = utf8_len(sc->text[i]);
+		if (cl > w - i) cl = w - i;
+		sym[n] = (bpe_sym){ .prev = (int32_t)n - 1, .next = (int32_t)n + 1, .start = (uint32_t)i, .len = (uint32_t)cl };
+		n++;
+		i += cl;
+	}
+	if (!n) return;
+	sym[n - 1].next = -1;
+	sc->nheap = 0;
+	for (size_t i = 1; i < n; i++) spm_try(t, sc, (int32_t)i - 1, (int32_t)i);
+	while (sc->nheap) {
+		spm_cand c = spm_pop(sc->heap, &sc->nheap);
+		bpe_sym *l = &sym[c.left], *r = &sym[c.right];
+		if (l->len == 0 || r->len == 0 || l->len + r->len != c.size) continue;
+		l->len += r->len;
+		r->len = 0;
+		l->next = r->next;
+		if (r->next >= 0) sym[r->next].prev = c.left;
+		spm_try(t, sc, l->prev, c.left);
+		spm_try(t, sc, c.left, l->next);
+	}
+	for (int32_t i = 0; i >= 0; i = sym[i].next) {
+		const unsigned char *p = sc->text + sym[i].start;
+		int32_t id = tokenizer_piece_id(t, (const char *)p, sym[i].len);
+		if (id >= 0) { emit(o, id); continue; }
+		for (uint32_t k = 0; k < sym[i].len; k++) {
+			int32_t b = t->byte_id[p[k]];
+			if (b < 0) b = p[k] < 0x80 && t->ascii_id[p[k]] >= 0 ? t->ascii_id[p[k]] : t->unk;
+			emit(o, b);
+		}
+	}
+}
+
+/* Cuts the special pieces out of the raw fragments, longest pieces first over
+ * the whole text, each leftmost first (llama.cpp's partition). fr holds n
+ * fragments and has room for 2 * len + 1. Returns the new count. */
+static size_t spm_partition(const tokenizer *t, const unsigned char *text, spm_frag *fr, size_t n, spm_frag *tmp)
+{
+	for (size_t L = t->special_max_len; L >= 1; L--) {
+		size_t m = 0;
+		for (size_t f = 0; f < n; f++) {
+			if (fr[f].id >= 0 || fr[f].len < L) { tmp[m++] = fr[f]; continue; }
+			uint32_t s = fr[f].start, e = fr[f].start + fr[f].len, from = s;
+			for (uint32_t i = s; i + L <= e; i++) {
+				if (!t->trie_first[text[i]]) continue;
+				int32_t node = 0;
+				for (size_t k = 0; k < L && node >= 0; k++) node = trie_child(t, node, text[i + k]);
+				if (node < 0 || t->trie_tok[node] < 0) continue;
+				if (i > from) tmp[m++] = (spm_frag){ from, i - from, -1 };
+				tmp[m++] = (spm_frag){ i, (uint32_t)L, t->trie_tok[node] };
+				i += (uint32_t)L - 1;
+				from = i + 1;
+			}
+			if (e > from) tmp[m++] = (spm_frag){ from, e - from, -1 };
+		}
+		memcpy(fr, tmp, m * sizeof *fr);
+		n = m;
+	}
+	return n;
+}
+
+static int spm_encode(const tokenizer *t, const unsigned char *text, size_t len, int add_bos, enc_out *o)
+{
+	if (len > UINT32_MAX / 4) return -1;
+	spm_frag *fr = malloc((2 * len + 2) * sizeof *fr), *tmp = malloc((2 * len + 2) * sizeof *tmp);
+	spm_scratch sc = { 0 };
+	sc.text = malloc(3 * len + 4);
+	sc.sym = malloc((3 * len + 4) * sizeof *sc.sym);
+	sc.heap_cap = 9 * len + 12;   /* 3 candidates per symbol, 3 symbols per byte at most */
+	sc.heap = malloc(sc.heap_cap * sizeof *sc.heap);
+	int rc = -1;
+	if (!fr || !tmp || !sc.text || !sc.sym || !sc.heap) goto out;
+	size_t n = 0;
+	if (len) fr[n++] = (spm_frag){ 0, (uint32_t)len, -1 };
+	n = spm_partition(t, text, fr, n, tmp);
+	if (add_bos && t->bos >= 0) emit(o, t->bos);
+	int prev_special = 1;
+	for (size_t f = 0; f < n; f++) {
+		if (fr[f].id >= 0) {
+			emit(o, fr[f].id);
+			prev_special = 1;
+			continue;
+		}
+		spm_section(t, text + fr[f].start, fr[f].len, t->spm_space_prefix && prev_special, &sc, o);
+		prev_special = 0;
+	}
+	rc = 0;
+out:
+	free(fr);
+	free(tmp);
+	free(sc.text);
+	free(sc.sym);
+	free(sc.heap);
+	return rc;
 }

@@ -40,6 +40,22 @@ tokenizer *tokenizer_load_files(const char *tokenizer_json_path, const char *con
 				char *err, size_t errlen);
 void tokenizer_free(tokenizer *t);
 
+/* The vocabulary of a GGUF file (path: a .gguf file or a folder holding one):
+ * tokenizer.ggml.model "llama", its tokens, scores and token types. Encoding
+ * then follows llama.cpp's SentencePiece tokenizer instead of steps 1-4 above:
+ * control, user-defined and unknown tokens are cut out of the text (longest
+ * pieces first, leftmost first), each other section has " " replaced by "▁"
+ * (one more in front after a special token when
+ * tokenizer.ggml.add_space_prefix is true) and is merged pair by pair, the
+ * pair whose joined text is the token of highest score first, leftmost on
+ * ties; what is left that is no token becomes byte tokens. Input bytes are
+ * taken as they are (llama.cpp does not replace invalid UTF-8). Decoding is
+ * the same as above. tokenizer_load and tokenizer_load_cached call this for a
+ * GGUF path. */
+struct gguf_set;
+tokenizer *tokenizer_load_gguf(const char *path, char *err, size_t errlen);
+tokenizer *tokenizer_from_gguf(const struct gguf_set *g, char *err, size_t errlen);
+
 /* Where tokenizer_load_cached found its tables. */
 typedef enum tokenizer_source {
 	TOKENIZER_BUILT,        /* built from tokenizer.json; the cache could not be written */

@@ -25,8 +25,9 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-	"usage: infergate-server --model DIR|URL [options]\n"
-	"  --model DIR|URL               model folder, or hf://ORG/NAME[@REV], http(s)://, s3://, gs://\n"
+	"usage: infergate-server --model DIR|FILE.gguf|URL [options]\n"
+	"  --model DIR|FILE.gguf|URL     model folder, a GGUF file (or a folder holding one), or\n"
+	"                                hf://ORG/NAME[@REV], http(s)://, s3://, gs://\n"
 	"  --cache-dir DIR               shared weights cache for a URL model, and DIR/tokenizers for the\n"
 	"                                tokenizer.bin of a read-only model folder (default\n"
 	"                                $INFERGATE_CACHE_DIR or ~/.cache/infergate)\n"

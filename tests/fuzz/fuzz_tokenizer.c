@@ -11,6 +11,7 @@
  * fuzz-max-len: 2048
  */
 #include "../../src/infer/tokenizer.c"
+#include "../../src/infer/gguf.c"   /* the GGUF vocabulary source */
 
 static tokenizer *fz_tok;
 static int fz_tried;

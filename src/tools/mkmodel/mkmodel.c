@@ -2,7 +2,9 @@
  * mkmodel.c — infergate-mkmodel: writes a random-weight Gemma 3 checkpoint in
  * the Hugging Face layout, for tests, benchmarks and the lab.
  *
- *   infergate-mkmodel --shape tiny|270m|1b [--seed N] [options] DIR
+ *   infergate-mkmodel --shape tiny|270m|1b|4b|12b|27b [--seed N] [options] DIR
+ *   infergate-mkmodel --format gguf --type q4_0|q8_0|q4_k|q6_k|bf16|f16|f32
+ *                     --shape S [options] FILE.gguf|DIR     (see mkmodel_gguf.c)
  *
  * DIR gets config.json, generation_config.json (the -it models' defaults),
  * model.safetensors (or shards with model.safetensors.index.json) and the real
@@ -36,27 +38,23 @@
 #include "core/json.h"
 #include "core/util.h"
 #include "infer/kernels.h"
+#include "mkmodel.h"
 
 /* Bump whenever the same arguments would write different bytes. */
 #define MKMODEL_FORMAT 2
 
-typedef struct shape {
-	int hidden, intermediate, layers, heads, kv_heads, head_dim, vocab, window, max_pos;
-	int pattern;          /* full layer when (i+1) % pattern == 0 */
-	int write_pattern;    /* 1: sliding_window_pattern, 0: layer_types */
-	float rope_scaling;   /* 0 = null */
-	float qpas;           /* query_pre_attn_scalar */
-} shape;
-
 static const shape shape_tiny = { 64, 128, 4, 2, 1, 32, 262144, 8, 2048, 3, 0, 0, 32 };
 static const shape shape_270m = { 640, 2048, 18, 4, 1, 256, 262144, 512, 32768, 6, 0, 0, 256 };
 static const shape shape_1b = { 1152, 6912, 26, 4, 1, 256, 262144, 512, 32768, 6, 0, 0, 256 };
+static const shape shape_4b = { 2560, 10240, 34, 8, 4, 256, 262144, 1024, 131072, 6, 0, 8, 256 };
+static const shape shape_12b = { 3840, 15360, 48, 16, 8, 256, 262144, 1024, 131072, 6, 0, 8, 256 };
+static const shape shape_27b = { 5376, 21504, 62, 32, 16, 128, 262144, 1024, 131072, 6, 0, 8, 168 };
 
 /* ------------------------------------------------------------ random */
 
 /* xoshiro256** seeded by splitmix64: fast, and the same seed gives the same
  * stream on every machine (no libm in the per-value path). */
-static uint64_t rng_s[4];
+uint64_t rng_s[4];
 
 static uint64_t splitmix(uint64_t *x)
 {
@@ -74,7 +72,7 @@ static void rng_seed(uint64_t seed)
 
 static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
-static inline uint64_t rng_next(void)
+uint64_t rng_next(void)
 {
 	uint64_t r = rotl(rng_s[1] * 5, 7) * 9, t = rng_s[1] << 17;
 	rng_s[2] ^= rng_s[0];
@@ -89,9 +87,7 @@ static inline uint64_t rng_next(void)
 /* Standard normal quantiles at (i + 0.5) / 65536: a 16-bit random index into
  * this table is a normal draw (tails cut at about 4.2 sigma, which random test
  * weights do not miss). Built once by bisection on erfc. */
-#define NQ_BITS 16
-#define NQ_SIZE (1u << NQ_BITS)
-static float normal_q[NQ_SIZE];
+float normal_q[NQ_SIZE];
 
 static void normal_q_init(void)
 {
@@ -130,7 +126,7 @@ static void add(const char *prefix, const char *name, int rows, int cols, float 
 	t->std = std;
 }
 
-static int die(const char *fmt, const char *a)
+int die(const char *fmt, const char *a)
 {
 	fprintf(stderr, "infergate-mkmodel: ");
 	fprintf(stderr, fmt, a);
@@ -164,7 +160,7 @@ static int copy_file(const char *from, const char *to)
 	return ok ? 0 : -1;
 }
 
-static int find_tokenizer_dir(const char *given, char *out, size_t outlen)
+int find_tokenizer_dir(const char *given, char *out, size_t outlen)
 {
 	char cand[PATH_MAX + 128];
 	const char *env = getenv("INFERGATE_TOKENIZER_DIR");
@@ -235,17 +231,19 @@ static void draw(unsigned char *out, size_t n, const unsigned char *table, size_
 static void usage(void)
 {
 	fprintf(stderr,
-	        "usage: infergate-mkmodel --shape tiny|270m|1b [--seed N] [--tokenizer-dir DIR | --no-tokenizer]\n"
+	        "usage: infergate-mkmodel --shape tiny|270m|1b|4b|12b|27b [--seed N] [--tokenizer-dir DIR | --no-tokenizer]\n"
 	        "       [--layers N] [--hidden N] [--intermediate N] [--heads N] [--kv-heads N] [--head-dim N]\n"
 	        "       [--vocab N] [--window N] [--max-pos N] [--pattern N] [--rope-scaling F]\n"
 	        "       [--dtype bf16|f16|f32] [--multimodal] [--shards N] DIR\n"
+	        "       infergate-mkmodel --format gguf --type q4_0|q8_0|q4_k|q6_k|bf16|f16|f32 --shape S [options] FILE.gguf|DIR\n"
 	        "       infergate-mkmodel --format-version\n");
 }
 
 int main(int argc, char **argv)
 {
 	shape s = shape_tiny;
-	const char *dir = NULL, *tokdir = NULL, *dts = "bf16";
+	const char *dir = NULL, *tokdir = NULL, *dts = "bf16", *format = "safetensors", *gtype = "q8_0", *shape_name = "tiny";
+	int have_layers = 0;
 	uint64_t seed = 1;
 	int no_tok = 0, multimodal = 0, shards = 1, have_shape = 0;
 	for (int i = 1; i < argc; i++) {
@@ -260,7 +258,11 @@ int main(int argc, char **argv)
 			if (strcmp(v, "tiny") == 0) s = shape_tiny;
 			else if (strcmp(v, "270m") == 0) s = shape_270m;
 			else if (strcmp(v, "1b") == 0) s = shape_1b;
-			else return die("unknown shape %s (tiny, 270m, 1b)", v);
+			else if (strcmp(v, "4b") == 0) s = shape_4b;
+			else if (strcmp(v, "12b") == 0) s = shape_12b;
+			else if (strcmp(v, "27b") == 0) s = shape_27b;
+			else return die("unknown shape %s (tiny, 270m, 1b, 4b, 12b, 27b)", v);
+			shape_name = v;
 			have_shape = 1;
 			i++;
 			continue;
@@ -269,6 +271,7 @@ int main(int argc, char **argv)
 			if (!v || parse_int64(v, 0, INT64_MAX, &n) < 0) return die("%s needs an integer", a);
 			seed = (uint64_t)n; i++; continue;
 		}
+		if (strcmp(a, "--layers") == 0) have_layers = 1;
 		INTOPT("--layers", layers, 1, 256)
 		INTOPT("--hidden", hidden, 2, 65536)
 		INTOPT("--intermediate", intermediate, 1, 1 << 20)
@@ -284,6 +287,8 @@ int main(int argc, char **argv)
 		}
 		if (strcmp(a, "--rope-scaling") == 0 && v) { s.rope_scaling = strtof(v, NULL); i++; continue; }
 		if (strcmp(a, "--dtype") == 0 && v) { dts = v; i++; continue; }
+		if (strcmp(a, "--format") == 0 && v) { format = v; i++; continue; }
+		if (strcmp(a, "--type") == 0 && v) { gtype = v; i++; continue; }
 		if (strcmp(a, "--tokenizer-dir") == 0 && v) { tokdir = v; i++; continue; }
 		if (strcmp(a, "--shards") == 0) {
 			if (!v || parse_int64(v, 1, 64, &n) < 0) return die("%s needs an integer in 1..64", a);
@@ -304,9 +309,28 @@ int main(int argc, char **argv)
 	else if (strcmp(dts, "f16") == 0) dt = DTYPE_F16;
 	else if (strcmp(dts, "f32") == 0) dt = DTYPE_F32;
 	else return die("unknown dtype %s (bf16, f16, f32)", dts);
-	s.qpas = (float)s.head_dim;
+	/* llama.cpp's rule for the query scale: 1/sqrt(hidden / heads) for the 62-layer 27B */
+	s.qpas = s.layers == 62 ? (float)(s.hidden / s.heads) : (float)s.head_dim;
 	rng_seed(seed * 0x2545f4914f6cdd1dull + 1);
 	normal_q_init();
+	if (strcmp(format, "gguf") == 0) {
+		/* Gemma 3's pattern (every 6th layer full) is the one llama.cpp assumes;
+		 * the tiny shape gets 6 layers so that one of them is full. */
+		s.pattern = 6;
+		if (strcmp(shape_name, "tiny") == 0 && !have_layers) s.layers = 6;
+		char tokpath[PATH_MAX], file[PATH_MAX];
+		if (find_tokenizer_dir(tokdir, tokpath, sizeof tokpath) < 0)
+			return die("%s", "no tokenizer folder found: give --tokenizer-dir DIR or set INFERGATE_TOKENIZER_DIR");
+		size_t dl = strlen(dir);
+		if (dl > 5 && strcmp(dir + dl - 5, ".gguf") == 0) {
+			snprintf(file, sizeof file, "%s", dir);
+		} else {
+			if (mkdir(dir, 0755) < 0 && errno != EEXIST) return die("cannot create %s", dir);
+			snprintf(file, sizeof file, "%s/model.gguf", dir);
+		}
+		return mkmodel_write_gguf(file, &s, gtype, tokpath, shape_name);
+	}
+	if (strcmp(format, "safetensors") != 0) return die("unknown --format %s (safetensors, gguf)", format);
 
 	char tokpath[PATH_MAX] = "";
 	if (!no_tok && find_tokenizer_dir(tokdir, tokpath, sizeof tokpath) < 0)
