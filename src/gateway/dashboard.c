@@ -10,7 +10,6 @@
 #include "gateway/events.h"
 #include "gateway/gateway.h"
 #include "gateway/picker.h"
-#include "gateway/region_select.h"
 #include "gateway/scrape.h"
 #include "gateway/admission.h"
 #include "core/json.h"
