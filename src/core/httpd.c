@@ -22,6 +22,7 @@
 #include "core/httpd.h"
 #include "core/log.h"
 #include "core/oai_error.h"
+#include "core/tls.h"
 #include "core/util.h"
 
 #include <errno.h>
@@ -91,6 +92,9 @@ struct conn {
 	int pipeline_paused;     /* input waits for output to drain */
 	char *saved_at;          /* byte overwritten to NUL-terminate the body */
 	char saved_byte;
+	tls_conn *tls;           /* NULL on a plaintext listener */
+	int handshaking;         /* TLS handshake not finished: no HTTP yet */
+	int tls_more_deferred;   /* a read of bytes OpenSSL holds is scheduled */
 };
 
 struct httpd {
@@ -99,6 +103,7 @@ struct httpd {
 	httpd_handler *handler;
 	void *handler_arg;
 	int lfds[HTTPD_MAX_LISTENERS];
+	tls_ctx *ltls[HTTPD_MAX_LISTENERS]; /* per listener: NULL = plaintext; owned */
 	int nlisten;
 	net_addr unlistened[HTTPD_MAX_LISTENERS]; /* address of a listener httpd_unlisten closed */
 	int accept_paused;
@@ -131,6 +136,7 @@ void httpd_limits_default(httpd_limits *l)
 	l->max_connections = 10000;
 	l->max_output_bytes = 64 * 1024 * 1024;
 	l->low_watermark_bytes = 64 * 1024;
+	l->handshake_timeout_ms = 10000;
 }
 
 /* ------------------------------------------------------------ timers */
@@ -178,7 +184,8 @@ static void conn_queue_flush(conn *c)
 static int conn_send(conn *c)
 {
 	while (buf_rlen(&c->out)) {
-		ssize_t w = send(c->fd, buf_rptr(&c->out), buf_rlen(&c->out), MSG_NOSIGNAL);
+		ssize_t w = c->tls ? tls_write(c->tls, buf_rptr(&c->out), buf_rlen(&c->out))
+				   : send(c->fd, buf_rptr(&c->out), buf_rlen(&c->out), MSG_NOSIGNAL);
 		if (w > 0) {
 			buf_consume(&c->out, (size_t)w);
 			continue;
@@ -209,6 +216,7 @@ static int conn_flush(conn *c)
 		/* Everything sent: half-close and drain input for a moment. */
 		if (!c->linger) {
 			c->linger = 1;
+			if (c->tls) tls_close_notify(c->tls);
 			shutdown(c->fd, SHUT_WR);
 			conn_timer(c, HTTPD_LINGER_MS);
 		}
@@ -249,10 +257,16 @@ static void httpd_before_sleep(ev_loop *loop, void *arg)
 
 /* ------------------------------------------------------------ connections */
 
+static void conn_tls_more(ev_loop *loop, void *arg);
+
 static void conn_update_io(conn *c)
 {
 	if (c->dead) return;
 	int m = 0;
+	if (c->handshaking) {
+		m = tls_want(c->tls) ? tls_want(c->tls) : EV_READ;
+		goto set;
+	}
 	if (buf_rlen(&c->out)) m |= EV_WRITE;
 	/* Whenever input is not read (paused pipeline, full buffer) the client
 	 * leaving must still be seen: EV_HUP, never EV_READ left armed with
@@ -272,6 +286,16 @@ static void conn_update_io(conn *c)
 		if (c->linger) m |= EV_READ;
 		break;
 	}
+	if (c->tls) {
+		/* A read that said "again" for want of writing (or the reverse)
+		 * waits for that direction too. */
+		m |= tls_want(c->tls);
+		/* Bytes OpenSSL decrypted already never wake the poller. */
+		if ((m & EV_READ) && tls_pending(c->tls) && !c->tls_more_deferred &&
+		    ev_defer(c->s->loop, conn_tls_more, c) == 0)
+			c->tls_more_deferred = 1;
+	}
+set:
 	if (m != c->io_mask) {
 		if (ev_mod(c->s->loop, c->fd, m) == 0) c->io_mask = m;
 	}
@@ -336,6 +360,14 @@ static void conn_close(conn *c)
 	flush_list_del(c);
 	conn_timer_clear(c);
 	ev_del(s->loop, c->fd);
+	if (c->handshaking) s->st.tls_handshake_failures_total++;
+	c->handshaking = 0;
+	tls_conn_free(c->tls);
+	c->tls = NULL;
+	if (c->tls_more_deferred) {
+		ev_defer_cancel(s->loop, conn_tls_more, c);
+		c->tls_more_deferred = 0;
+	}
 	close(c->fd);
 	c->fd = -1;
 	if (c->prev) c->prev->next = c->next;
@@ -396,6 +428,12 @@ static int64_t conn_on_timer(ev_loop *loop, uint64_t id, void *arg)
 	if (c->dead) return -1;
 	switch (c->state) {
 	case ST_HEAD:
+		if (c->handshaking) {
+			log_ratelimited(LOG_WARN, "httpd: TLS handshake with %s timed out",
+					net_addr_str(&c->peer, c->peer_str, sizeof(c->peer_str)) ? c->peer_str : "?");
+			conn_close(c);
+			break;
+		}
 		if (buf_rlen(&c->out)) { conn_close(c); break; }   /* stalled writer */
 		if (buf_rlen(&c->in) == 0) conn_close(c);          /* idle keep-alive */
 		else conn_reject(c, 408, "Timed out reading the request head.");
@@ -667,7 +705,7 @@ static void conn_read(conn *c)
 		if (c->state == ST_HEAD && buf_rlen(&c->in) >= s->lim.max_header_bytes + HTTPD_READ_CHUNK)
 			room = 0;
 	}
-	ssize_t n = room ? read(c->fd, dst, room) : 0;
+	ssize_t n = room ? (c->tls ? tls_read(c->tls, dst, room) : read(c->fd, dst, room)) : 0;
 	if (room == 0 && c->state == ST_HEAD) {
 		conn_process(c);
 		return;
@@ -680,15 +718,57 @@ static void conn_read(conn *c)
 		else conn_update_io(c);
 		return;
 	}
-	if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) return;
+	if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) {
+		if (c->tls) conn_update_io(c);
+		return;
+	}
 	/* EOF or error: the client is gone (or half-closed: treated the same, as
 	 * vLLM does, so generation stops). */
 	conn_close(c);
 }
 
+/* Advances a TLS handshake. Returns 1 when HTTP may go on, 0 to wait, -1
+ * when the connection was closed. */
+static int conn_handshake(conn *c)
+{
+	httpd *s = c->s;
+	int rc = tls_handshake(c->tls);
+	if (rc == 0) {
+		conn_update_io(c);
+		return 0;
+	}
+	if (rc < 0) {
+		log_ratelimited(LOG_WARN, "httpd: TLS from %s: %s",
+				net_addr_str(&c->peer, c->peer_str, sizeof(c->peer_str)) ? c->peer_str : "?",
+				tls_error(c->tls));
+		conn_close(c); /* counted as a failure there */
+		return -1;
+	}
+	c->handshaking = 0;
+	s->st.tls_handshakes_total++;
+	if (tls_resumed(c->tls)) s->st.tls_resumed_total++;
+	conn_timer(c, s->lim.keepalive_idle_ms);
+	conn_update_io(c);
+	return 1;
+}
+
+/* Reads what OpenSSL holds decrypted (no socket event will announce it). */
+static void conn_tls_more(ev_loop *loop, void *arg)
+{
+	conn *c = arg;
+	c->tls_more_deferred = 0;
+	if (c->dead || !c->tls || !(c->io_mask & EV_READ) || !tls_pending(c->tls)) return;
+	conn_read(c);
+}
+
 static void conn_on_io(ev_loop *loop, int fd, int mask, void *arg)
 {
 	conn *c = arg;
+	if (c->handshaking) {
+		if (mask & EV_HUP && !(mask & (EV_READ | EV_WRITE))) { conn_close(c); return; }
+		if (conn_handshake(c) <= 0) return;
+		mask = EV_READ; /* application bytes may have come with the last flight */
+	}
 	if (mask & EV_WRITE) {
 		if (conn_flush(c) < 0) return;
 		if (c->state == ST_HEAD && buf_rlen(&c->in)) conn_process(c);
@@ -775,7 +855,24 @@ static void on_accept(ev_loop *loop, int lfd, int mask, void *arg)
 		net_set_nodelay(fd, 1);
 		c->fd = fd;
 		c->peer = peer;
+		tls_ctx *tc = NULL;
+		for (int li = 0; li < s->nlisten; li++)
+			if (s->lfds[li] == lfd) tc = s->ltls[li];
+		if (tc) {
+			c->tls = tls_conn_new(tc, fd, NULL);
+			if (!c->tls) {
+				close(fd);
+				c->next = s->free_conns;
+				s->free_conns = c;
+				s->nfree++;
+				return;
+			}
+			c->handshaking = 1;
+		}
 		if (ev_set(loop, fd, EV_READ, conn_on_io, c) < 0) {
+			tls_conn_free(c->tls);
+			c->tls = NULL;
+			c->handshaking = 0;
 			close(fd);
 			c->next = s->free_conns;
 			s->free_conns = c;
@@ -789,7 +886,7 @@ static void on_accept(ev_loop *loop, int lfd, int mask, void *arg)
 		s->st.connections++;
 		s->st.accepted_total++;
 		conn_next_request(c);
-		conn_timer(c, s->lim.header_timeout_ms);
+		conn_timer(c, c->handshaking ? s->lim.handshake_timeout_ms : s->lim.header_timeout_ms);
 	}
 }
 
@@ -807,7 +904,7 @@ httpd *httpd_new(ev_loop *loop, const httpd_limits *limits, httpd_handler *handl
 		TAKE(max_header_bytes); TAKE(max_headers); TAKE(max_body_bytes);
 		TAKE(header_timeout_ms); TAKE(body_timeout_ms); TAKE(keepalive_idle_ms);
 		TAKE(send_timeout_ms); TAKE(max_connections); TAKE(max_output_bytes);
-		TAKE(low_watermark_bytes);
+		TAKE(low_watermark_bytes); TAKE(handshake_timeout_ms);
 #undef TAKE
 	}
 	s->loop = loop;
@@ -883,9 +980,20 @@ void httpd_free(httpd *s)
 		free(c->hdrs);
 		free(c);
 	}
+	for (int i = 0; i < HTTPD_MAX_LISTENERS; i++) tls_ctx_free(s->ltls[i]);
 	buf_free(&s->scratch);
 	free(s);
 }
+
+int httpd_set_tls(httpd *s, int i, tls_ctx *ctx)
+{
+	if (i < 0 || i >= s->nlisten) return -1;
+	tls_ctx_free(s->ltls[i]); /* its live connections keep their reference */
+	s->ltls[i] = ctx;
+	return 0;
+}
+
+int httpd_is_tls(const httpd_req *r) { return r->c->tls != NULL; }
 
 void httpd_get_stats(const httpd *s, httpd_stats *out) { *out = s->st; }
 size_t httpd_connections(const httpd *s) { return s->st.connections; }

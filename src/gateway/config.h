@@ -147,12 +147,22 @@ typedef struct gw_limits_cfg {
 	uint64_t body_timeout_ms;
 	uint64_t keepalive_timeout_ms;
 	uint64_t max_connections;
+	uint64_t tls_handshake_timeout_ms;
 } gw_limits_cfg;
+
+/* TLS of one listen entry; cert_file "" = plaintext. */
+typedef struct gw_listen_tls_cfg {
+	char cert_file[GW_PATH_LEN];      /* PEM chain, leaf first */
+	char key_file[GW_PATH_LEN];       /* PEM private key */
+	char client_ca_file[GW_PATH_LEN]; /* "" = no client certificate asked; else mutual TLS */
+	char ciphers[GW_PATH_LEN];        /* TLS 1.2 cipher list; "" = the defaults (core/tls.h) */
+} gw_listen_tls_cfg;
 
 typedef struct gw_config {
 	char file[GW_PATH_LEN];        /* where it came from ("(flags)" for flags) */
 	char region[GW_NAME_LEN];      /* this gateway's region */
 	char listen[GW_MAX_LISTEN][GW_ADDR_LEN];
+	gw_listen_tls_cfg listen_tls[GW_MAX_LISTEN]; /* per listen entry */
 	size_t n_listen;
 	gw_region_cfg regions[GW_MAX_REGIONS];
 	size_t n_regions;
@@ -184,6 +194,9 @@ gw_config *gw_config_parse(const char *text, size_t len, const char *name, char 
  * config, or NULL with the reason in err. */
 gw_config *gw_config_from_flags(const char *const listen[], size_t n_listen, const char *region,
 				const char *const endpoints[], size_t n_endpoints, char *err, size_t err_len);
+/* The quick start's --tls-cert / --tls-key: every listen entry serves TLS
+ * with them. Returns 0, or -1 with the reason in err. */
+int gw_config_listen_tls(gw_config *cfg, const char *cert_file, const char *key_file, char *err, size_t err_len);
 
 void gw_config_free(gw_config *c);
 
