@@ -28,6 +28,7 @@ struct tls_ctx {
 	SSL_CTX *ssl_ctx;
 	int client;
 	int alpn_h2;
+	int refs;
 };
 
 struct tls_conn {
@@ -56,6 +57,7 @@ static tls_ctx *ctx_base(int client, char *err, size_t err_len)
 		return NULL;
 	}
 	t->client = client;
+	t->refs = 1;
 	t->ssl_ctx = SSL_CTX_new(client ? TLS_client_method() : TLS_server_method());
 	if (!t->ssl_ctx) {
 		ossl_reason(err, err_len, "SSL_CTX_new");
@@ -114,6 +116,11 @@ tls_ctx *tls_server_new(const tls_server_opts *o, char *err, size_t err_len)
 		goto fail;
 	}
 	if (SSL_CTX_use_PrivateKey_file(sc, o->key_file, SSL_FILETYPE_PEM) != 1) {
+		if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH) {
+			ERR_clear_error();
+			snprintf(err, err_len, "private key %s does not match certificate %s", o->key_file, o->cert_file);
+			goto fail;
+		}
 		snprintf(what, sizeof(what), "private key %s", o->key_file);
 		ossl_reason(err, err_len, what);
 		goto fail;
@@ -184,9 +191,15 @@ fail:
 	return NULL;
 }
 
+tls_ctx *tls_ctx_ref(tls_ctx *t)
+{
+	t->refs++;
+	return t;
+}
+
 void tls_ctx_free(tls_ctx *t)
 {
-	if (!t) return;
+	if (!t || --t->refs > 0) return;
 	SSL_CTX_free(t->ssl_ctx);
 	free(t);
 }

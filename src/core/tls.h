@@ -53,6 +53,8 @@ tls_ctx *tls_server_new(const tls_server_opts *o, char *err, size_t err_len);
 tls_ctx *tls_client_new(const tls_client_opts *o, char *err, size_t err_len);
 /* Drops the caller's reference; connections made from it keep theirs. NULL is fine. */
 void tls_ctx_free(tls_ctx *ctx);
+/* Another reference on ctx (each dropped with tls_ctx_free). Returns ctx. */
+tls_ctx *tls_ctx_ref(tls_ctx *ctx);
 
 /* A connection on fd (non-blocking, connected or accepted). server_name: for a
  * client, the name sent as SNI (not when it is an IP literal) and checked

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* ------------------------------------------------------------ defaults */
 
@@ -52,6 +53,7 @@ void gw_pool_cfg_defaults(gw_pool_cfg *p)
 	p->backend.retry_budget_min = 3;
 	p->backend.max_idle_conns = 256;
 	p->backend.max_resumes = 2;
+	p->backend.tls_verify = 1;
 	p->resume = 1;
 	config_picker_defaults(p);
 }
@@ -198,8 +200,24 @@ static void parse_backend(cfg_ctx *c, const json_val *b, const char *path, gw_ba
 {
 	static const char *const keys[] = {"request_timeout", "timeout", "idle_timeout", "connect_timeout",
 					   "tries", "retry_budget", "retry_budget_min", "max_idle_connections",
-					   "max_resumes", "api_key", NULL};
+					   "max_resumes", "api_key", "tls", NULL};
 	if (cfg_check_keys(c, b, path, keys) < 0) return;
+	const json_val *tv = cfg_obj(c, b, path, "tls", 0);
+	if (tv) {
+		static const char *const tkeys[] = {"ca", "server_name", "verify", "cert", "key", NULL};
+		char tp[GW_PATH_LEN];
+		cfg_path(tp, sizeof(tp), path, "tls");
+		if (cfg_check_keys(c, tv, tp, tkeys) == 0) {
+			out->tls = 1;
+			get_name(c, tv, tp, "ca", 0, NULL, NULL, NULL, out->tls_ca_file, sizeof(out->tls_ca_file));
+			get_name(c, tv, tp, "server_name", 0, NULL, NULL, NULL, out->tls_server_name, sizeof(out->tls_server_name));
+			get_name(c, tv, tp, "cert", 0, NULL, NULL, NULL, out->tls_cert_file, sizeof(out->tls_cert_file));
+			get_name(c, tv, tp, "key", 0, NULL, NULL, NULL, out->tls_key_file, sizeof(out->tls_key_file));
+			cfg_bool(c, tv, tp, "verify", 0, 1, &out->tls_verify);
+			if (!out->tls_cert_file[0] != !out->tls_key_file[0])
+				cfg_fail(c, tv, tp, "cert and key go together");
+		}
+	}
 	const json_val *key = json_get(b, "api_key");
 	if (key && !json_is(key, JSON_NULL)) {
 		char sub[GW_PATH_LEN];
@@ -222,6 +240,16 @@ static void parse_backend(cfg_ctx *c, const json_val *b, const char *path, gw_ba
 	if (cfg_int(c, b, path, "max_resumes", 0, out->max_resumes, 0, 16, &v) >= 0) out->max_resumes = (uint32_t)v;
 }
 
+/* Takes an "https://" or "http://" prefix off addr in place: 1 for https. */
+static int address_scheme(char *addr)
+{
+	size_t skip = !strncasecmp(addr, "https://", 8) ? 8 : !strncasecmp(addr, "http://", 7) ? 7 : 0;
+	if (skip) memmove(addr, addr + skip, strlen(addr + skip) + 1);
+	size_t n = strlen(addr);
+	if (skip && n && addr[n - 1] == '/') addr[n - 1] = 0; /* "https://host:port/" */
+	return skip == 8;
+}
+
 static void parse_endpoint(cfg_ctx *c, const gw_config *cfg, const json_val *e, const char *path,
 			   gw_endpoint_cfg *out)
 {
@@ -242,8 +270,9 @@ static void parse_endpoint(cfg_ctx *c, const gw_config *cfg, const json_val *e, 
 		cfg_path(full, sizeof(full), path, "resolver");
 		check_hostport(c, json_get(e, "resolver"), full, out->resolver, 0);
 	}
-	if (get_name(c, e, path, "address", 1, NULL, NULL, NULL, out->address, sizeof(out->address)) > 0 &&
-	    out->resolve != GW_RESOLVE_SRV) {   /* an SRV name carries no port */
+	if (get_name(c, e, path, "address", 1, NULL, NULL, NULL, out->address, sizeof(out->address)) > 0)
+		out->tls = address_scheme(out->address);
+	if (out->address[0] && out->resolve != GW_RESOLVE_SRV) {   /* an SRV name carries no port */
 		cfg_path(full, sizeof(full), path, "address");
 		check_hostport(c, json_get(e, "address"), full, out->address, 0);
 	}
@@ -684,6 +713,8 @@ gw_config *gw_config_from_flags(const char *const listen[], size_t n_listen, con
 		}
 		char *at = strrchr(tmp, '@');
 		const char *reg = region;
+		e->tls = address_scheme(tmp);
+		if (at) at = strrchr(tmp, '@');
 		if (at) {
 			*at = 0;
 			reg = at + 1;

@@ -92,6 +92,13 @@ typedef struct gw_backend_cfg {
 	uint32_t max_idle_conns;       /* keep-alive connections kept per endpoint */
 	uint32_t max_resumes;          /* continuations of a broken stream per request (docs/resume.md) */
 	char api_key[GW_KEY_LEN];      /* sent as "Authorization: Bearer" instead of the client's; "" = pass the client's */
+	/* backend.tls: every endpoint of the pool speaks HTTPS (an https:// address alone does too) */
+	int tls;                       /* backend.tls given */
+	int tls_verify;                /* verify the server's chain and name; default 1 */
+	char tls_ca_file[GW_PATH_LEN]; /* PEM CAs to trust; "" = the system store */
+	char tls_server_name[GW_ADDR_LEN]; /* SNI and the name checked; "" = the endpoint's host */
+	char tls_cert_file[GW_PATH_LEN];   /* client certificate (upstream mutual TLS); "" = none */
+	char tls_key_file[GW_PATH_LEN];
 } gw_backend_cfg;
 
 /* How an endpoint entry's address becomes endpoints (discovery.h): as it is,
@@ -100,7 +107,8 @@ typedef struct gw_backend_cfg {
 enum gw_resolve { GW_RESOLVE_NONE = 0, GW_RESOLVE_DNS, GW_RESOLVE_SRV, GW_RESOLVE_KUBERNETES };
 
 typedef struct gw_endpoint_cfg {
-	char address[GW_ADDR_LEN];     /* "host:port" */
+	char address[GW_ADDR_LEN];     /* "host:port" (an "https://" or "http://" prefix is taken off) */
+	int tls;                       /* written "https://host:port" */
 	char region[GW_NAME_LEN];
 	uint32_t weight;               /* 1..1000, default 1 */
 	uint32_t line;                 /* where it was declared (messages) */

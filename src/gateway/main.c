@@ -40,6 +40,8 @@ static void usage(FILE *f)
 		"  --region NAME          this gateway's region (quick start)\n"
 		"  --tls-cert FILE        serve HTTPS on every --listen with this PEM chain (quick start)\n"
 		"  --tls-key FILE         and this PEM private key (SIGHUP loads both again)\n"
+		"  --upstream-ca FILE     PEM CAs that https:// endpoints must chain to (quick start;\n"
+		"                         default the system store)\n"
 		"  --endpoint A@R[#W]     a model server at address A in region R, weight W (repeatable;\n"
 		"                         quick start: one pool \"default\" serving every model)\n"
 		"  --access-log FILE|-    one JSON line per request to FILE, or stdout for -\n"
@@ -221,7 +223,7 @@ int main(int argc, char **argv)
 	const char *listen[GW_MAX_LISTEN];
 	const char *endpoints[GW_MAX_ENDPOINTS];
 	size_t n_listen = 0, n_endpoints = 0;
-	const char *region = NULL, *tls_cert = NULL, *tls_key = NULL;
+	const char *region = NULL, *tls_cert = NULL, *tls_key = NULL, *upstream_ca = NULL;
 	int check = 0;
 	char err[600];
 
@@ -246,6 +248,9 @@ int main(int argc, char **argv)
 		} else if (!strcmp(a, "--tls-cert")) {
 			NEED_VALUE();
 			tls_cert = v;
+		} else if (!strcmp(a, "--upstream-ca")) {
+			NEED_VALUE();
+			upstream_ca = v;
 		} else if (!strcmp(a, "--tls-key")) {
 			NEED_VALUE();
 			tls_key = v;
@@ -278,7 +283,7 @@ int main(int argc, char **argv)
 
 	gw_config *cfg;
 	if (cfg_file) {
-		if (n_listen || region || n_endpoints || tls_cert || tls_key) {
+		if (n_listen || region || n_endpoints || tls_cert || tls_key || upstream_ca) {
 			fprintf(stderr, "infergate: --listen, --region, --endpoint and --tls-* are for the quick start: put them in %s\n", cfg_file);
 			return 2;
 		}
@@ -293,6 +298,13 @@ int main(int argc, char **argv)
 		if (cfg && gw_config_listen_tls(cfg, tls_cert, tls_key, err, sizeof(err)) < 0) {
 			gw_config_free(cfg);
 			cfg = NULL;
+		}
+		if (cfg && upstream_ca) {
+			if (strlen(upstream_ca) >= sizeof(cfg->pools[0].backend.tls_ca_file)) {
+				fprintf(stderr, "infergate: --upstream-ca: path too long\n");
+				return 2;
+			}
+			str_copy(cfg->pools[0].backend.tls_ca_file, upstream_ca, sizeof(cfg->pools[0].backend.tls_ca_file));
 		}
 	}
 	if (!cfg) {

@@ -474,7 +474,8 @@ static void on_up_done(hc_req *up, int err, void *arg)
 		return;
 	}
 	int retryable = err == HC_ERR_CONNECT_REFUSED || err == HC_ERR_CONNECT || err == HC_ERR_CONNECT_TIMEOUT ||
-			err == HC_ERR_RESET || err == HC_ERR_EOF || err == HC_ERR_IDLE_TIMEOUT;
+			err == HC_ERR_RESET || err == HC_ERR_EOF || err == HC_ERR_IDLE_TIMEOUT ||
+			err == HC_ERR_TLS; /* a failed handshake: nothing of the request went out */
 	if (retryable && can_retry(c)) {
 		retry(c, hc_err_name(err));
 		return;
