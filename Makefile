@@ -16,7 +16,8 @@ SAN     ?= 0
 
 WARN    := -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
 CFLAGS_BASE := -std=gnu11 -g -pthread $(WARN) -D_GNU_SOURCE -Isrc -fno-strict-aliasing
-LDLIBS_BASE := -luring -lm -lpthread
+# src/core speaks TLS (OpenSSL) and HTTP/2 (nghttp2): every program links both.
+LDLIBS_BASE := -lnghttp2 -lssl -lcrypto -luring -lm -lpthread
 
 ifeq ($(SAN),1)
   B       := build/san
@@ -125,6 +126,7 @@ $(B)/tests/%: tests/unit/%.c tests/unit/t.h $(LIBWEIGHTS) $(LIBINFER) $(LIBCORE)
 # missing ones are installed; npm data packages go into tests/node/node_modules.
 DEB_PKGS := gcc make clang libclang-rt-14-dev libyaml-dev libssl-dev libcurl4-openssl-dev liburing-dev \
             libfuse3-dev fuse3 curl ca-certificates nodejs npm wrk haproxy nginx-light \
+            libnghttp2-dev nghttp2-client \
             prometheus iproute2 dnsmasq-base python3 python3-torch python3-numpy procps psmisc
 # kubectl (kustomize) for the manifest tests: Debian's, unless one is installed already.
 DEB_PKGS += $(if $(shell command -v kubectl),,kubernetes-client)

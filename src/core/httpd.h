@@ -39,7 +39,13 @@
  * the loop before the first request, under handshake_timeout_ms, and is
  * counted in the stats; everything after it is the same.
  *
- * Not here: HTTP/2, routing (the handler dispatches on the path).
+ * HTTP/2 (httpd_h2.c): a connection whose TLS handshake chose "h2", or whose
+ * first bytes are the HTTP/2 preface (h2c, prior knowledge), carries
+ * concurrent streams, each one request with this same API and contract;
+ * httpd_stream_pending and httpd_on_drain are then per stream, httpd_abort
+ * resets the stream, and draining sends GOAWAY.
+ *
+ * Not here: routing (the handler dispatches on the path).
  */
 #ifndef CORE_HTTPD_H
 #define CORE_HTTPD_H
@@ -66,6 +72,7 @@ typedef struct httpd_limits {
 	size_t max_output_bytes;      /* cap on a connection's unsent output; default 64 MiB */
 	size_t low_watermark_bytes;   /* httpd_on_drain fires below this; default 64 KiB */
 	uint64_t handshake_timeout_ms; /* TLS: from accept to the end of the handshake; 10 s */
+	size_t max_concurrent_streams; /* HTTP/2: open streams per connection; default 100 */
 } httpd_limits;
 
 /* Fills l with the defaults above. */
@@ -84,6 +91,7 @@ typedef struct httpd_stats {
 	uint64_t tls_handshakes_total;         /* TLS handshakes completed */
 	uint64_t tls_handshake_failures_total; /* failed, timed out, or the client left during it */
 	uint64_t tls_resumed_total;            /* completed handshakes that resumed a session */
+	uint64_t h2_connections_total;         /* connections that spoke HTTP/2 (ALPN h2 or the h2c preface) */
 } httpd_stats;
 
 /* A server on loop; limits may be NULL (defaults; zero fields take defaults too).

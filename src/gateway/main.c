@@ -101,6 +101,7 @@ static int listen_tls_build(const gw_config *c, tls_ctx *out[], char *err, size_
 			.key_file = t->key_file,
 			.client_ca_file = t->client_ca_file[0] ? t->client_ca_file : NULL,
 			.ciphers = t->ciphers[0] ? t->ciphers : NULL,
+			.alpn_h2 = 1,
 		};
 		out[i] = tls_server_new(&o, e, sizeof(e));
 		if (!out[i]) {

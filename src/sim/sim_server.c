@@ -218,7 +218,7 @@ int sim_server_init(sim_server *s, ev_loop *loop, const sim_server_cfg *cfg,
 	s->listener = httpd_listen(s->http, addr, NULL, err, err_len);
 	if (s->listener < 0) return -1;
 	if (cfg->tls_cert || cfg->tls_key) {
-		tls_server_opts to = { .cert_file = cfg->tls_cert, .key_file = cfg->tls_key };
+		tls_server_opts to = { .cert_file = cfg->tls_cert, .key_file = cfg->tls_key, .alpn_h2 = 1 };
 		char e[400];
 		tls_ctx *tc = tls_server_new(&to, e, sizeof(e));
 		if (!tc) {
