@@ -801,6 +801,46 @@ static int64_t accept_unpause(ev_loop *loop, uint64_t id, void *arg)
 	return -1;
 }
 
+/* Makes fd (connected, non-blocking) a client connection, TLS with tc when
+ * not NULL. Returns 0, or -1 with fd closed. */
+static int conn_adopt(httpd *s, int fd, const net_addr *peer, tls_ctx *tc)
+{
+	conn *c = conn_new(s);
+	if (!c) { close(fd); return -1; }
+	net_set_nodelay(fd, 1);
+	c->fd = fd;
+	if (peer) c->peer = *peer;
+	if (tc) {
+		c->tls = tls_conn_new(tc, fd, NULL);
+		if (!c->tls) goto fail;
+		c->handshaking = 1;
+	}
+	if (ev_set(s->loop, fd, EV_READ, conn_on_io, c) < 0) goto fail;
+	c->io_mask = EV_READ;
+	c->next = s->conns;
+	if (s->conns) s->conns->prev = c;
+	s->conns = c;
+	s->st.connections++;
+	s->st.accepted_total++;
+	conn_next_request(c);
+	conn_timer(c, c->handshaking ? s->lim.handshake_timeout_ms : s->lim.header_timeout_ms);
+	return 0;
+fail:
+	tls_conn_free(c->tls);
+	c->tls = NULL;
+	c->handshaking = 0;
+	close(fd);
+	c->next = s->free_conns;
+	s->free_conns = c;
+	s->nfree++;
+	return -1;
+}
+
+int httpd_adopt(httpd *s, int fd)
+{
+	return conn_adopt(s, fd, NULL, NULL);
+}
+
 static void on_accept(ev_loop *loop, int lfd, int mask, void *arg)
 {
 	httpd *s = arg;
@@ -820,43 +860,10 @@ static void on_accept(ev_loop *loop, int lfd, int mask, void *arg)
 			}
 			return;
 		}
-		conn *c = conn_new(s);
-		if (!c) { close(fd); return; }
-		net_set_nodelay(fd, 1);
-		c->fd = fd;
-		c->peer = peer;
 		tls_ctx *tc = NULL;
 		for (int li = 0; li < s->nlisten; li++)
 			if (s->lfds[li] == lfd) tc = s->ltls[li];
-		if (tc) {
-			c->tls = tls_conn_new(tc, fd, NULL);
-			if (!c->tls) {
-				close(fd);
-				c->next = s->free_conns;
-				s->free_conns = c;
-				s->nfree++;
-				return;
-			}
-			c->handshaking = 1;
-		}
-		if (ev_set(loop, fd, EV_READ, conn_on_io, c) < 0) {
-			tls_conn_free(c->tls);
-			c->tls = NULL;
-			c->handshaking = 0;
-			close(fd);
-			c->next = s->free_conns;
-			s->free_conns = c;
-			s->nfree++;
-			return;
-		}
-		c->io_mask = EV_READ;
-		c->next = s->conns;
-		if (s->conns) s->conns->prev = c;
-		s->conns = c;
-		s->st.connections++;
-		s->st.accepted_total++;
-		conn_next_request(c);
-		conn_timer(c, c->handshaking ? s->lim.handshake_timeout_ms : s->lim.header_timeout_ms);
+		if (conn_adopt(s, fd, &peer, tc) < 0) return;
 	}
 }
 

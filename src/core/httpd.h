@@ -105,6 +105,10 @@ int httpd_listen(httpd *s, const char *addr, const net_listen_opts *opts, char *
  * (connections in progress keep theirs: a certificate reload drops nothing).
  * NULL makes the listener plaintext again. Returns 0, or -1 for a bad i. */
 int httpd_set_tls(httpd *s, int i, tls_ctx *ctx);
+/* Serves fd, a connected socket (non-blocking; any family, a socketpair
+ * too), as if accepted on a plaintext listener: the server owns and closes it.
+ * Returns 0, or -1 with fd closed. (Tests and fuzzing feed bytes this way.) */
+int httpd_adopt(httpd *s, int fd);
 /* The bound port of listener i (useful with port 0), or -1. */
 int httpd_port(const httpd *s, int i);
 /* Graceful shutdown: closes the listeners, closes idle keep-alive connections,
