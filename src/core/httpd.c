@@ -737,7 +737,12 @@ static void conn_on_io(ev_loop *loop, int fd, int mask, void *arg)
 	if (c->handshaking) {
 		if (mask & EV_HUP && !(mask & (EV_READ | EV_WRITE))) { conn_close(c); return; }
 		if (conn_handshake(c) <= 0) return;
-		mask = EV_READ; /* application bytes may have come with the last flight */
+		/* Request bytes that came with the last flight are still in the
+		 * socket (OpenSSL reads record by record), so the poller reports
+		 * them; reading now would give an idle connection its read buffer
+		 * for nothing (16 KiB per idle TLS connection). */
+		if (!tls_pending(c->tls)) return;
+		mask = EV_READ;
 	}
 	if (mask & EV_WRITE) {
 		if (conn_flush(c) < 0) return;
