@@ -213,7 +213,7 @@ static int check_unsupported(const srv_call *c, const params *p, const json_val 
 {
 	const json_val *rf = json_get(root, "response_format");
 	if (!oai_absent(rf)) {
-		const char *type = json_str(json_get(rf, "type"), NULL);
+		const char *type = json_cstr(json_get(rf, "type")); /* "text\u0000x" is not "text" */
 		if (!json_is(rf, JSON_OBJECT) || !type)
 			return oai_fail(e, 400, "response_format", "response_format: an object with a string `type`");
 		if (strcmp(type, "text"))
@@ -224,7 +224,7 @@ static int check_unsupported(const srv_call *c, const params *p, const json_val 
 	if (!oai_absent(tools) && !json_is(tools, JSON_ARRAY))
 		return oai_fail(e, 400, "tools", "tools: Input should be a valid list");
 	/* A string, or an object naming a function (choice NULL); absent: vLLM's default. */
-	const char *choice = oai_absent(tc) ? (json_count(tools) ? "auto" : "none") : json_str(tc, NULL);
+	const char *choice = oai_absent(tc) ? (json_count(tools) ? "auto" : "none") : json_cstr(tc);
 	if (choice ? strcmp(choice, "none") && strcmp(choice, "auto") && strcmp(choice, "required")
 		   : !json_is(tc, JSON_OBJECT))
 		return oai_fail(e, 400, "tool_choice", "tool_choice: \"none\", \"auto\", \"required\" or an object naming a function");
@@ -236,7 +236,10 @@ static int check_unsupported(const srv_call *c, const params *p, const json_val 
 	for (size_t i = 0; i < json_count(p->messages); i++) {
 		const json_val *content = json_get(json_at(p->messages, i), "content");
 		for (size_t k = 0; json_is(content, JSON_ARRAY) && k < json_count(content); k++) {
-			const char *type = json_str(json_get(json_at(content, k), "type"), NULL);
+			const json_val *tv = json_get(json_at(content, k), "type");
+			const char *type = json_str(tv, NULL);
+			if (type && !json_cstr(tv))
+				return oai_fail(e, 400, "messages", "messages.%zu.content.%zu: a part type must not contain NUL characters.", i, k);
 			if (type && strcmp(type, "text"))
 				return oai_fail(e, 400, "messages", "messages.%zu.content.%zu: `%.40s` parts are not supported: this server serves the text model only.", i, k, type);
 		}

@@ -71,6 +71,17 @@ ok "HTTP/2.0: 505; Transfer-Encoding gzip, chunked: 501"
 	fail "a model name with \\u0000: $(cat "$T/n")"
 jcheck "$T/n" 'd["error"]["param"]=="model"' "the \\u0000 model error names the field"
 ok "a model name with \\u0000: 400"
+# The same class: strings compared with strcmp must not stop at a NUL.
+chat='"messages":[{"role":"user","content":"hi"}],"max_tokens":2'
+[ "$(post "$P" /v1/chat/completions "{\"model\":\"tiny\",$chat,\"response_format\":{\"type\":\"text\\u0000x\"}}" "$T/n")" = 400 ] ||
+	fail "response_format type text\\u0000x: $(cat "$T/n")"
+[ "$(post "$P" /v1/chat/completions "{\"model\":\"tiny\",$chat,\"tool_choice\":\"none\\u0000x\"}" "$T/n")" = 400 ] ||
+	fail "tool_choice none\\u0000x: $(cat "$T/n")"
+[ "$(post "$P" /v1/chat/completions "{\"model\":\"tiny\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\\u0000image_url\",\"text\":\"hi\"}]}],\"max_tokens\":2}" "$T/n")" = 400 ] ||
+	fail "content part type text\\u0000image_url: $(cat "$T/n")"
+[ "$(post "$P" /v1/chat/completions "{\"model\":\"tiny\",$chat,\"response_format\":{\"type\":\"text\"},\"tool_choice\":\"none\"}" "$T/n")" = 200 ] ||
+	fail "response_format text and tool_choice none: $(cat "$T/n")"
+ok "response_format type, tool_choice and content part types holding \\u0000: 400 (their plain forms 200)"
 
 stop_server "$P_PID"
 echo "all checks passed"
