@@ -83,11 +83,13 @@ static tls_ctx *ctx_base(int client, char *err, size_t err_len)
 static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
 		       const unsigned char *in, unsigned int inlen, void *arg)
 {
-	tls_ctx *t = arg;
+	/* arg is the flag itself, not the tls_ctx: a context replaced at reload
+	 * is freed while handshakes it started are still in progress. */
+	int h2 = arg != NULL;
 	static const unsigned char both[] = "\x02h2\x08http/1.1";
 	static const unsigned char h1[] = "\x08http/1.1";
-	const unsigned char *ours = t->alpn_h2 ? both : h1;
-	unsigned ours_len = t->alpn_h2 ? sizeof(both) - 1 : sizeof(h1) - 1;
+	const unsigned char *ours = h2 ? both : h1;
+	unsigned ours_len = h2 ? sizeof(both) - 1 : sizeof(h1) - 1;
 	unsigned char *sel = NULL;
 	/* Our order wins: h2 when the client offers it. */
 	if (SSL_select_next_proto(&sel, outlen, ours, ours_len, in, inlen) != OPENSSL_NPN_NEGOTIATED)
@@ -148,7 +150,7 @@ tls_ctx *tls_server_new(const tls_server_opts *o, char *err, size_t err_len)
 	SSL_CTX_set_session_cache_mode(sc, SSL_SESS_CACHE_SERVER);
 	SSL_CTX_sess_set_cache_size(sc, 20000);
 	t->alpn_h2 = o->alpn_h2;
-	SSL_CTX_set_alpn_select_cb(sc, alpn_select, t);
+	SSL_CTX_set_alpn_select_cb(sc, alpn_select, o->alpn_h2 ? (void *)1 : NULL);
 	return t;
 fail:
 	SSL_CTX_free(sc);
