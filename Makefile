@@ -22,7 +22,8 @@ SAN     ?= 0
 
 WARN    := -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
 CFLAGS_BASE := -std=gnu11 -g -pthread $(WARN) -D_GNU_SOURCE -Isrc -fno-strict-aliasing
-LDLIBS_BASE := -luring -lm -lpthread
+# src/core speaks TLS (OpenSSL) and HTTP/2 (nghttp2): every program links both.
+LDLIBS_BASE := -lnghttp2 -lssl -lcrypto -luring -lm -lpthread
 
 ifeq ($(SAN),1)
   B       := build/san
@@ -67,13 +68,13 @@ dir_infergate-bench   := bench
 dir_infergate-mkmodel := tools/mkmodel
 dir_infergate-run     := tools/run
 libs_infergate         := -lyaml -lssl -lcrypto
-libs_infergate-sim     := -lyaml
-libs_infergate-server  := -lyaml -lcurl -lcrypto
-libs_infergate-weights := -lyaml -lfuse3 -lcurl -lcrypto
-libs_infergate-lab     := -lyaml
-libs_infergate-bench   := -lyaml
-libs_infergate-mkmodel := -lyaml
-libs_infergate-run     := -lyaml
+libs_infergate-sim     := -lyaml -lssl -lcrypto
+libs_infergate-server  := -lyaml -lcurl -lssl -lcrypto
+libs_infergate-weights := -lyaml -lfuse3 -lcurl -lssl -lcrypto
+libs_infergate-lab     := -lyaml -lssl -lcrypto
+libs_infergate-bench   := -lyaml -lssl -lcrypto
+libs_infergate-mkmodel := -lyaml -lssl -lcrypto
+libs_infergate-run     := -lyaml -lssl -lcrypto
 # Programs that link the engine, and the weights library.
 uses_infer   := infergate-server infergate-mkmodel infergate-run
 uses_weights := infergate-server
@@ -134,6 +135,7 @@ $(B)/gateway/dashboard.o: src/gateway/dashboard.html
 # missing ones are installed; npm data packages go into tests/node/node_modules.
 DEB_PKGS := gcc make clang libclang-rt-14-dev libyaml-dev libssl-dev libcurl4-openssl-dev liburing-dev \
             libfuse3-dev fuse3 curl ca-certificates nodejs npm wrk haproxy nginx-light \
+            libnghttp2-dev nghttp2-client \
             prometheus iproute2 dnsmasq-base python3 python3-torch python3-numpy procps psmisc chromium
 # kubectl (kustomize) for the manifest tests: Debian's, unless one is installed already.
 DEB_PKGS += $(if $(shell command -v kubectl),,kubernetes-client)

@@ -40,6 +40,8 @@ struct hc_conn {
 	int reused;              /* taken from the idle list */
 	int io_mask;
 	uint64_t send_op;            /* the queued batched send (ev_io_send), 0 = none */
+	tls_conn *tls;           /* NULL on a plaintext pool */
+	int handshaking;         /* connected, TLS handshake in progress (still "connecting") */
 	uint64_t idle_since_ms;
 	buf in;
 	hc_req *req;             /* the request on this connection, or NULL */
@@ -82,6 +84,9 @@ struct hc_pool {
 	hc_req *active;
 	size_t nactive;
 	uint64_t connects_total;
+	tls_ctx *tls;            /* our reference; NULL = plaintext */
+	char server_name[256];
+	char tls_err[200];       /* the last handshake failure */
 };
 
 static void req_fail(hc_req *r, int err);
@@ -91,7 +96,7 @@ const char *hc_err_name(int err)
 {
 	static const char *const names[] = {
 		"ok", "connect_refused", "connect_failed", "connect_timeout", "reset", "eof",
-		"idle_timeout", "total_timeout", "malformed", "too_large", "no_memory", "aborted",
+		"idle_timeout", "total_timeout", "malformed", "too_large", "no_memory", "aborted", "tls",
 	};
 	return err >= 0 && err < (int)ARRAY_LEN(names) ? names[err] : "unknown";
 }
@@ -122,6 +127,8 @@ static void conn_close(hc_conn *c)
 	ev_io_cancel(c->pool->loop, c->send_op);
 	c->send_op = 0;
 	ev_del(c->pool->loop, c->fd);
+	tls_conn_free(c->tls);
+	c->tls = NULL;
 	close(c->fd);
 	c->fd = -1;
 	if (ev_defer(c->pool->loop, conn_free_cb, c) < 0) {
@@ -365,6 +372,20 @@ static void req_send(hc_req *r)
 {
 	hc_conn *c = r->conn;
 	if (c->send_op) return; /* queued: its completion goes on */
+	if (c->tls) {
+		while (r->sent < buf_rlen(&r->out)) {
+			ssize_t w = tls_write(c->tls, buf_rptr(&r->out) + r->sent, buf_rlen(&r->out) - r->sent);
+			if (w > 0) { r->sent += (size_t)w; continue; }
+			if (errno == EAGAIN) {
+				conn_set_io(c, (r->paused ? 0 : EV_READ) | EV_WRITE | tls_want(c->tls));
+				return;
+			}
+			req_fail(r, HC_ERR_RESET);
+			return;
+		}
+		conn_set_io(c, r->paused ? 0 : EV_READ);
+		return;
+	}
 	if (r->sent == 0 && buf_rlen(&r->out)) {
 		c->send_op = ev_io_send(r->pool->loop, c->fd, buf_rptr(&r->out), buf_rlen(&r->out), conn_sent, c);
 		if (c->send_op) return;
@@ -485,15 +506,22 @@ static void conn_read(hc_conn *c)
 	if (!c->in.data) buf_attach(&c->in, ev_iobuf_get(c->pool->loop), EV_IOBUF_BYTES);
 	char *dst = buf_space(&c->in, HC_READ_CHUNK);
 	if (!dst) { req_fail(r, HC_ERR_NOMEM); return; }
-	ssize_t n = read(c->fd, dst, c->in.cap - c->in.len - 1);
+	ssize_t n = c->tls ? tls_read(c->tls, dst, c->in.cap - c->in.len - 1) : read(c->fd, dst, c->in.cap - c->in.len - 1);
 	if (n > 0) {
 		buf_commit(&c->in, (size_t)n);
 		r->received_any = 1;
 		if (!r->paused) idle_timer_arm(r, r->to.idle_ms);
 		conn_process(c);
+		/* Bytes OpenSSL decrypted already never wake the poller: read on
+		 * while this request still wants them. */
+		if (c->tls && !c->closed && c->req == r && !r->finished && !r->paused && tls_pending(c->tls))
+			conn_read(c);
 		return;
 	}
-	if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) return;
+	if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) {
+		if (c->tls && tls_want(c->tls) == EV_WRITE) conn_set_io(c, EV_READ | EV_WRITE);
+		return;
+	}
 	if (n == 0 && r->state == RS_BODY && r->kind == HTTP_BODY_UNTIL_CLOSE) {
 		r->keep_alive = 0;
 		req_finish(r, HC_OK);
@@ -508,12 +536,33 @@ static void conn_on_io(ev_loop *loop, int fd, int mask, void *arg)
 	hc_req *r = c->req;
 	if (!r || c->closed) { conn_close(c); return; }
 	if (c->connecting) {
-		if (!(mask & (EV_WRITE | EV_ERROR))) return;
-		int e = net_connect_result(fd);
-		if (e) {
-			/* A fresh connection: no retry, the error is the upstream's. */
-			req_finish(r, e == ECONNREFUSED ? HC_ERR_CONNECT_REFUSED : HC_ERR_CONNECT);
-			return;
+		if (!c->handshaking) {
+			if (!(mask & (EV_WRITE | EV_ERROR))) return;
+			int e = net_connect_result(fd);
+			if (e) {
+				/* A fresh connection: no retry, the error is the upstream's. */
+				req_finish(r, e == ECONNREFUSED ? HC_ERR_CONNECT_REFUSED : HC_ERR_CONNECT);
+				return;
+			}
+			if (c->pool->tls) {
+				c->tls = tls_conn_new(c->pool->tls, c->fd, c->pool->server_name);
+				if (!c->tls) { req_finish(r, HC_ERR_NOMEM); return; }
+				c->handshaking = 1;
+			}
+		}
+		if (c->handshaking) {
+			int h = tls_handshake(c->tls);
+			if (h == 0) {
+				conn_set_io(c, tls_want(c->tls));
+				return;
+			}
+			if (h < 0) {
+				str_copy(c->pool->tls_err, tls_error(c->tls), sizeof(c->pool->tls_err));
+				log_ratelimited(LOG_WARN, "http_client: TLS to %s: %s", c->pool->hostport, tls_error(c->tls));
+				req_finish(r, HC_ERR_TLS);
+				return;
+			}
+			c->handshaking = 0;
 		}
 		c->connecting = 0;
 		idle_timer_arm(r, r->to.idle_ms);
@@ -631,8 +680,28 @@ void hc_pool_free(hc_pool *p)
 		conn_close(c);
 	}
 	/* Deferred frees of requests and connections do not touch the pool. */
+	tls_ctx_free(p->tls);
 	free(p);
 }
+
+void hc_pool_set_tls(hc_pool *p, tls_ctx *ctx, const char *server_name)
+{
+	tls_ctx_free(p->tls);
+	p->tls = ctx ? tls_ctx_ref(ctx) : NULL;
+	if (server_name && *server_name) {
+		str_copy(p->server_name, server_name, sizeof(p->server_name));
+	} else {
+		/* The host part of "host:port" / "[v6]:port". */
+		const char *h = p->hostport, *colon = strrchr(h, ':');
+		size_t n = colon ? (size_t)(colon - h) : strlen(h);
+		if (n >= 2 && h[0] == '[' && h[n - 1] == ']') { h++; n -= 2; }
+		if (n >= sizeof(p->server_name)) n = sizeof(p->server_name) - 1;
+		memcpy(p->server_name, h, n);
+		p->server_name[n] = 0;
+	}
+}
+
+const char *hc_pool_tls_error(const hc_pool *p) { return p->tls_err; }
 
 size_t hc_pool_idle(const hc_pool *p) { return p->nidle; }
 size_t hc_pool_active(const hc_pool *p) { return p->nactive; }

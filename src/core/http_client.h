@@ -14,7 +14,11 @@
  * connection. Errors say what failed and whether any response byte came, so a
  * proxy can decide whether a retry elsewhere is safe.
  *
- * Not here: TLS, HTTP/2, redirects, request bodies streamed in pieces (the body
+ * TLS (hc_pool_set_tls): the pool's connections run a TLS handshake after
+ * connecting (counted in the connect timeout) and are pooled the same way;
+ * a failed handshake is HC_ERR_TLS, never retried on the same endpoint.
+ *
+ * Not here: HTTP/2, redirects, request bodies streamed in pieces (the body
  * is copied and sent whole). Loop thread only.
  */
 #ifndef CORE_HTTP_CLIENT_H
@@ -25,6 +29,7 @@
 #include "core/buf.h"
 #include "core/ev.h"
 #include "core/http.h"
+#include "core/tls.h"
 
 typedef struct hc_pool hc_pool;
 typedef struct hc_req hc_req;
@@ -43,6 +48,7 @@ enum hc_err {
 	HC_ERR_TOO_LARGE,         /* response head over 64 KiB */
 	HC_ERR_NOMEM,
 	HC_ERR_ABORTED,           /* the pool was freed, or on_head returned -1 */
+	HC_ERR_TLS,               /* TLS handshake failed (certificate not trusted, wrong name, protocol) */
 };
 const char *hc_err_name(int err);    /* "connect_refused", ... */
 
@@ -68,6 +74,12 @@ typedef struct hc_callbacks {
 hc_pool *hc_pool_new(ev_loop *loop, const char *hostport, size_t max_idle_conns, char *err, size_t err_len);
 /* Closes idle connections and cancels requests in flight (no callbacks). */
 void hc_pool_free(hc_pool *p);
+/* Makes the pool speak TLS with ctx (a client context; the pool takes its own
+ * reference). server_name: SNI and the name the certificate must carry (a
+ * host name or an IP literal); NULL = the pool's host. For new connections. */
+void hc_pool_set_tls(hc_pool *p, tls_ctx *ctx, const char *server_name);
+/* Why the last TLS handshake of the pool failed, or "". */
+const char *hc_pool_tls_error(const hc_pool *p);
 size_t hc_pool_idle(const hc_pool *p);        /* idle connections now */
 size_t hc_pool_active(const hc_pool *p);      /* requests in flight */
 uint64_t hc_pool_connects_total(const hc_pool *p);

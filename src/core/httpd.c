@@ -19,9 +19,10 @@
  * fields are NUL-terminated in place. Connections are closed from ev_defer (so
  * a callback never finds its connection freed under it) and recycled.
  */
-#include "core/httpd.h"
+#include "core/httpd_int.h"
 #include "core/log.h"
 #include "core/oai_error.h"
+#include "core/tls.h"
 #include "core/util.h"
 
 #include <errno.h>
@@ -29,89 +30,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#define HTTPD_MAX_LISTENERS 16
-#define HTTPD_READ_CHUNK 16384
-#define HTTPD_LINGER_MS 1000
-#define HTTPD_FREE_CONNS_KEPT 256
-/* Pipelined requests wait while this much output is unsent. */
-#define HTTPD_PIPELINE_OUT_BYTES (256 * 1024)
-
-enum conn_state { ST_HEAD, ST_BODY, ST_WAIT, ST_DONE };
-
-typedef struct conn conn;
-
-struct httpd_req {
-	conn *c;
-	http_request_head head;
-	const char *path;        /* NUL-terminated; == target when no query */
-	const char *query;       /* "" when none */
-	const char *body;
-	size_t body_len;
-	int keep_alive;
-	int started;             /* head written */
-	int ended;               /* response ended */
-	int chunked;             /* streaming with chunked framing */
-	int until_close;         /* HTTP/1.0 stream delimited by close */
-	int head_only;           /* HEAD request: no body bytes go out */
-	int64_t declared_len;    /* fixed-length stream: declared bytes; -1 otherwise */
-	uint64_t sent_len;       /* fixed-length stream: body bytes written */
-	void *user;
-	httpd_req_fn *on_close, *on_drain;
-	void *on_close_arg, *on_drain_arg;
-};
-
-struct conn {
-	httpd *s;
-	int fd;
-	enum conn_state state;
-	int dead;                /* closing scheduled; no more I/O */
-	int in_handler;          /* the handler is on the stack */
-	int in_flight;           /* request handed to the handler, not ended */
-	int linger;              /* DONE: output flushed, draining input */
-	int io_mask;             /* interest registered with the loop */
-	uint64_t timer;
-	buf in, out;
-	http_header *hdrs;
-	size_t head_len;         /* parsed head bytes at in.rd */
-	const char *head_at;     /* in.data + in.rd when the head was parsed */
-	http_body_kind body_kind;
-	uint64_t body_expect;    /* Content-Length */
-	http_chunked chunk;
-	size_t body_decoded;     /* chunked: payload bytes decoded so far */
-	int sent_continue;
-	net_addr peer;
-	char peer_str[NET_ADDR_STRLEN];
-	buf path_copy;           /* path when the target has a query */
-	httpd_req req;
-	conn *prev, *next;       /* all connections */
-	conn *fprev, *fnext;     /* connections with output to flush */
-	int in_flush_list;
-	int send_blocked;        /* the last flush met EAGAIN */
-	int pipeline_paused;     /* input waits for output to drain */
-	char *saved_at;          /* byte overwritten to NUL-terminate the body */
-	char saved_byte;
-};
-
-struct httpd {
-	ev_loop *loop;
-	httpd_limits lim;
-	httpd_handler *handler;
-	void *handler_arg;
-	int lfds[HTTPD_MAX_LISTENERS];
-	int nlisten;
-	net_addr unlistened[HTTPD_MAX_LISTENERS]; /* address of a listener httpd_unlisten closed */
-	int accept_paused;
-	int draining;
-	conn *conns;
-	conn *flush_head;
-	conn *free_conns;
-	size_t nfree;
-	conn *dead;              /* closed, awaiting release by the reaper */
-	int reap_scheduled;
-	buf scratch;             /* error bodies */
-	httpd_stats st;
-};
 
 static void conn_close(conn *c);
 static void conn_resume(ev_loop *loop, void *arg);
@@ -131,6 +49,8 @@ void httpd_limits_default(httpd_limits *l)
 	l->max_connections = 10000;
 	l->max_output_bytes = 64 * 1024 * 1024;
 	l->low_watermark_bytes = 64 * 1024;
+	l->handshake_timeout_ms = 10000;
+	l->max_concurrent_streams = 100;
 }
 
 /* ------------------------------------------------------------ timers */
@@ -178,7 +98,8 @@ static void conn_queue_flush(conn *c)
 static int conn_send(conn *c)
 {
 	while (buf_rlen(&c->out)) {
-		ssize_t w = send(c->fd, buf_rptr(&c->out), buf_rlen(&c->out), MSG_NOSIGNAL);
+		ssize_t w = c->tls ? tls_write(c->tls, buf_rptr(&c->out), buf_rlen(&c->out))
+				   : send(c->fd, buf_rptr(&c->out), buf_rlen(&c->out), MSG_NOSIGNAL);
 		if (w > 0) {
 			buf_consume(&c->out, (size_t)w);
 			continue;
@@ -190,11 +111,44 @@ static int conn_send(conn *c)
 	return 0;
 }
 
+/* HTTP/2: frames out of the session, then to the socket, while both go on. */
+static int conn_flush_h2(conn *c)
+{
+	httpd *s = c->s;
+	for (int i = 0; i < 16; i++) {
+		int over = h2_conn_output(c) < 0;
+		if (c->dead) return -1;
+		if (conn_send(c) < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				if (!c->send_blocked || !c->timer) conn_timer(c, s->lim.send_timeout_ms);
+				c->send_blocked = 1;
+				conn_update_io(c);
+				return 0;
+			}
+			conn_close(c);
+			return -1;
+		}
+		if (over) { /* GOAWAY sent and no stream left, or a session error */
+			conn_close(c);
+			return -1;
+		}
+		if (!h2_conn_wants_write(c)) break;
+	}
+	if (h2_conn_wants_write(c)) conn_queue_flush(c); /* more than one pass: go on before sleeping */
+	if (c->send_blocked) {
+		c->send_blocked = 0;
+		conn_timer(c, s->lim.keepalive_idle_ms);
+	}
+	conn_update_io(c);
+	return 0;
+}
+
 /* Writes what the socket takes. Returns 0, or -1 when the connection failed
  * (closing is then scheduled). */
 static int conn_flush(conn *c)
 {
 	httpd *s = c->s;
+	if (c->state == ST_H2) return conn_flush_h2(c);
 	if (conn_send(c) < 0) {
 		if (errno == EAGAIN || errno == EWOULDBLOCK) {
 			if (!c->send_blocked || !c->timer) conn_timer(c, s->lim.send_timeout_ms);
@@ -209,6 +163,7 @@ static int conn_flush(conn *c)
 		/* Everything sent: half-close and drain input for a moment. */
 		if (!c->linger) {
 			c->linger = 1;
+			if (c->tls) tls_close_notify(c->tls);
 			shutdown(c->fd, SHUT_WR);
 			conn_timer(c, HTTPD_LINGER_MS);
 		}
@@ -249,10 +204,16 @@ static void httpd_before_sleep(ev_loop *loop, void *arg)
 
 /* ------------------------------------------------------------ connections */
 
+static void conn_tls_more(ev_loop *loop, void *arg);
+
 static void conn_update_io(conn *c)
 {
 	if (c->dead) return;
 	int m = 0;
+	if (c->handshaking) {
+		m = tls_want(c->tls) ? tls_want(c->tls) : EV_READ;
+		goto set;
+	}
 	if (buf_rlen(&c->out)) m |= EV_WRITE;
 	/* Whenever input is not read (paused pipeline, full buffer) the client
 	 * leaving must still be seen: EV_HUP, never EV_READ left armed with
@@ -271,7 +232,20 @@ static void conn_update_io(conn *c)
 	case ST_DONE:
 		if (c->linger) m |= EV_READ;
 		break;
+	case ST_H2:
+		m |= EV_READ;
+		break;
 	}
+	if (c->tls) {
+		/* A read that said "again" for want of writing (or the reverse)
+		 * waits for that direction too. */
+		m |= tls_want(c->tls);
+		/* Bytes OpenSSL decrypted already never wake the poller. */
+		if ((m & EV_READ) && tls_pending(c->tls) && !c->tls_more_deferred &&
+		    ev_defer(c->s->loop, conn_tls_more, c) == 0)
+			c->tls_more_deferred = 1;
+	}
+set:
 	if (m != c->io_mask) {
 		if (ev_mod(c->s->loop, c->fd, m) == 0) c->io_mask = m;
 	}
@@ -308,6 +282,7 @@ static void httpd_reap(ev_loop *loop, void *arg)
 	while (s->dead) {
 		conn *c = s->dead;
 		s->dead = c->next;
+		h2_conn_free(c); /* on_close of its open streams */
 		httpd_req *r = &c->req;
 		if (c->in_flight) {
 			c->in_flight = 0;
@@ -336,6 +311,14 @@ static void conn_close(conn *c)
 	flush_list_del(c);
 	conn_timer_clear(c);
 	ev_del(s->loop, c->fd);
+	if (c->handshaking) s->st.tls_handshake_failures_total++;
+	c->handshaking = 0;
+	tls_conn_free(c->tls);
+	c->tls = NULL;
+	if (c->tls_more_deferred) {
+		ev_defer_cancel(s->loop, conn_tls_more, c);
+		c->tls_more_deferred = 0;
+	}
 	close(c->fd);
 	c->fd = -1;
 	if (c->prev) c->prev->next = c->next;
@@ -396,6 +379,12 @@ static int64_t conn_on_timer(ev_loop *loop, uint64_t id, void *arg)
 	if (c->dead) return -1;
 	switch (c->state) {
 	case ST_HEAD:
+		if (c->handshaking) {
+			log_ratelimited(LOG_WARN, "httpd: TLS handshake with %s timed out",
+					net_addr_str(&c->peer, c->peer_str, sizeof(c->peer_str)) ? c->peer_str : "?");
+			conn_close(c);
+			break;
+		}
 		if (buf_rlen(&c->out)) { conn_close(c); break; }   /* stalled writer */
 		if (buf_rlen(&c->in) == 0) conn_close(c);          /* idle keep-alive */
 		else conn_reject(c, 408, "Timed out reading the request head.");
@@ -406,6 +395,10 @@ static int64_t conn_on_timer(ev_loop *loop, uint64_t id, void *arg)
 	case ST_WAIT:
 	case ST_DONE:
 		conn_close(c); /* stalled writer, or lingering over */
+		break;
+	case ST_H2:
+		if (c->send_blocked || h2_conn_idle(c)) conn_close(c); /* stalled writer, or idle */
+		else conn_timer(c, c->s->lim.keepalive_idle_ms);
 		break;
 	}
 	return -1;
@@ -486,6 +479,7 @@ static void conn_dispatch(conn *c)
 	r->head_only = str_ieq(h->method, h->method_len, "HEAD");
 	r->c = c;
 	c->state = ST_WAIT;
+	c->requests_seen++;
 	c->in_flight = 1;
 	s->st.in_flight++;
 	s->st.requests_total++;
@@ -529,9 +523,22 @@ static void conn_process(conn *c)
 	httpd *s = c->s;
 	for (;;) {
 		if (c->dead) return;
+		if (c->state == ST_H2) {
+			h2_conn_input(c);
+			return;
+		}
 		if (c->state == ST_HEAD) {
 			size_t n = buf_rlen(&c->in);
 			if (n == 0) return;
+			if (c->requests_seen == 0) {
+				/* h2c with prior knowledge: the preface instead of a request line. */
+				size_t k = MIN(n, (size_t)H2_PREFACE_LEN);
+				if (!memcmp(buf_rptr(&c->in), H2_PREFACE, k)) {
+					if (k < H2_PREFACE_LEN) return; /* more to come */
+					h2_conn_start(c);
+					return;
+				}
+			}
 			if (buf_rlen(&c->out) >= HTTPD_PIPELINE_OUT_BYTES) {
 				c->pipeline_paused = 1; /* resumed by conn_flush */
 				conn_update_io(c);      /* stop reading: nothing reads the bytes now */
@@ -667,7 +674,7 @@ static void conn_read(conn *c)
 		if (c->state == ST_HEAD && buf_rlen(&c->in) >= s->lim.max_header_bytes + HTTPD_READ_CHUNK)
 			room = 0;
 	}
-	ssize_t n = room ? read(c->fd, dst, room) : 0;
+	ssize_t n = room ? (c->tls ? tls_read(c->tls, dst, room) : read(c->fd, dst, room)) : 0;
 	if (room == 0 && c->state == ST_HEAD) {
 		conn_process(c);
 		return;
@@ -680,15 +687,63 @@ static void conn_read(conn *c)
 		else conn_update_io(c);
 		return;
 	}
-	if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) return;
+	if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) {
+		if (c->tls) conn_update_io(c);
+		return;
+	}
 	/* EOF or error: the client is gone (or half-closed: treated the same, as
 	 * vLLM does, so generation stops). */
 	conn_close(c);
 }
 
+/* Advances a TLS handshake. Returns 1 when HTTP may go on, 0 to wait, -1
+ * when the connection was closed. */
+static int conn_handshake(conn *c)
+{
+	httpd *s = c->s;
+	int rc = tls_handshake(c->tls);
+	if (rc == 0) {
+		conn_update_io(c);
+		return 0;
+	}
+	if (rc < 0) {
+		log_ratelimited(LOG_WARN, "httpd: TLS from %s: %s",
+				net_addr_str(&c->peer, c->peer_str, sizeof(c->peer_str)) ? c->peer_str : "?",
+				tls_error(c->tls));
+		conn_close(c); /* counted as a failure there */
+		return -1;
+	}
+	c->handshaking = 0;
+	s->st.tls_handshakes_total++;
+	if (tls_resumed(c->tls)) s->st.tls_resumed_total++;
+	conn_timer(c, s->lim.keepalive_idle_ms);
+	if (!strcmp(tls_alpn(c->tls), "h2") && h2_conn_start(c) < 0) return -1;
+	conn_update_io(c);
+	return 1;
+}
+
+/* Reads what OpenSSL holds decrypted (no socket event will announce it). */
+static void conn_tls_more(ev_loop *loop, void *arg)
+{
+	conn *c = arg;
+	c->tls_more_deferred = 0;
+	if (c->dead || !c->tls || !(c->io_mask & EV_READ) || !tls_pending(c->tls)) return;
+	conn_read(c);
+}
+
 static void conn_on_io(ev_loop *loop, int fd, int mask, void *arg)
 {
 	conn *c = arg;
+	if (c->handshaking) {
+		if (mask & EV_HUP && !(mask & (EV_READ | EV_WRITE))) { conn_close(c); return; }
+		if (conn_handshake(c) <= 0) return;
+		/* Request bytes that came with the last flight are still in the
+		 * socket (OpenSSL reads record by record), so the poller reports
+		 * them; reading now would give an idle connection its read buffer
+		 * for nothing (16 KiB per idle TLS connection). */
+		if (!tls_pending(c->tls)) return;
+		mask = EV_READ;
+	}
 	if (mask & EV_WRITE) {
 		if (conn_flush(c) < 0) return;
 		if (c->state == ST_HEAD && buf_rlen(&c->in)) conn_process(c);
@@ -751,6 +806,46 @@ static int64_t accept_unpause(ev_loop *loop, uint64_t id, void *arg)
 	return -1;
 }
 
+/* Makes fd (connected, non-blocking) a client connection, TLS with tc when
+ * not NULL. Returns 0, or -1 with fd closed. */
+static int conn_adopt(httpd *s, int fd, const net_addr *peer, tls_ctx *tc)
+{
+	conn *c = conn_new(s);
+	if (!c) { close(fd); return -1; }
+	net_set_nodelay(fd, 1);
+	c->fd = fd;
+	if (peer) c->peer = *peer;
+	if (tc) {
+		c->tls = tls_conn_new(tc, fd, NULL);
+		if (!c->tls) goto fail;
+		c->handshaking = 1;
+	}
+	if (ev_set(s->loop, fd, EV_READ, conn_on_io, c) < 0) goto fail;
+	c->io_mask = EV_READ;
+	c->next = s->conns;
+	if (s->conns) s->conns->prev = c;
+	s->conns = c;
+	s->st.connections++;
+	s->st.accepted_total++;
+	conn_next_request(c);
+	conn_timer(c, c->handshaking ? s->lim.handshake_timeout_ms : s->lim.header_timeout_ms);
+	return 0;
+fail:
+	tls_conn_free(c->tls);
+	c->tls = NULL;
+	c->handshaking = 0;
+	close(fd);
+	c->next = s->free_conns;
+	s->free_conns = c;
+	s->nfree++;
+	return -1;
+}
+
+int httpd_adopt(httpd *s, int fd)
+{
+	return conn_adopt(s, fd, NULL, NULL);
+}
+
 static void on_accept(ev_loop *loop, int lfd, int mask, void *arg)
 {
 	httpd *s = arg;
@@ -770,26 +865,10 @@ static void on_accept(ev_loop *loop, int lfd, int mask, void *arg)
 			}
 			return;
 		}
-		conn *c = conn_new(s);
-		if (!c) { close(fd); return; }
-		net_set_nodelay(fd, 1);
-		c->fd = fd;
-		c->peer = peer;
-		if (ev_set(loop, fd, EV_READ, conn_on_io, c) < 0) {
-			close(fd);
-			c->next = s->free_conns;
-			s->free_conns = c;
-			s->nfree++;
-			return;
-		}
-		c->io_mask = EV_READ;
-		c->next = s->conns;
-		if (s->conns) s->conns->prev = c;
-		s->conns = c;
-		s->st.connections++;
-		s->st.accepted_total++;
-		conn_next_request(c);
-		conn_timer(c, s->lim.header_timeout_ms);
+		tls_ctx *tc = NULL;
+		for (int li = 0; li < s->nlisten; li++)
+			if (s->lfds[li] == lfd) tc = s->ltls[li];
+		if (conn_adopt(s, fd, &peer, tc) < 0) return;
 	}
 }
 
@@ -807,7 +886,7 @@ httpd *httpd_new(ev_loop *loop, const httpd_limits *limits, httpd_handler *handl
 		TAKE(max_header_bytes); TAKE(max_headers); TAKE(max_body_bytes);
 		TAKE(header_timeout_ms); TAKE(body_timeout_ms); TAKE(keepalive_idle_ms);
 		TAKE(send_timeout_ms); TAKE(max_connections); TAKE(max_output_bytes);
-		TAKE(low_watermark_bytes);
+		TAKE(low_watermark_bytes); TAKE(handshake_timeout_ms); TAKE(max_concurrent_streams);
 #undef TAKE
 	}
 	s->loop = loop;
@@ -861,7 +940,8 @@ void httpd_stop_accepting(httpd *s)
 	conn *next;
 	for (conn *c = s->conns; c; c = next) {
 		next = c->next;
-		if (c->state == ST_HEAD && !buf_rlen(&c->in) && !buf_rlen(&c->out)) conn_close(c);
+		if (c->state == ST_H2) h2_conn_goaway(c);
+		else if (c->state == ST_HEAD && !buf_rlen(&c->in) && !buf_rlen(&c->out)) conn_close(c);
 		else if (c->state != ST_DONE) c->req.keep_alive = 0;
 	}
 }
@@ -883,9 +963,20 @@ void httpd_free(httpd *s)
 		free(c->hdrs);
 		free(c);
 	}
+	for (int i = 0; i < HTTPD_MAX_LISTENERS; i++) tls_ctx_free(s->ltls[i]);
 	buf_free(&s->scratch);
 	free(s);
 }
+
+int httpd_set_tls(httpd *s, int i, tls_ctx *ctx)
+{
+	if (i < 0 || i >= s->nlisten) return -1;
+	tls_ctx_free(s->ltls[i]); /* its live connections keep their reference */
+	s->ltls[i] = ctx;
+	return 0;
+}
+
+int httpd_is_tls(const httpd_req *r) { return r->c->tls != NULL; }
 
 void httpd_get_stats(const httpd *s, httpd_stats *out) { *out = s->st; }
 size_t httpd_connections(const httpd *s) { return s->st.connections; }
@@ -960,7 +1051,7 @@ const http_header *httpd_headers(const httpd_req *r, size_t *n)
 
 static int req_usable(const httpd_req *r)
 {
-	return r->c && !r->c->dead && r->c->in_flight && !r->ended;
+	return r->c && !r->c->dead && (r->h2 || r->c->in_flight) && !r->ended;
 }
 
 /* Ends the response: the request is consumed; the next one may start. */
@@ -992,6 +1083,7 @@ static int head_write(httpd_req *r, int status, const char *ctype, const char *e
 int httpd_respond(httpd_req *r, int status, const char *content_type,
 		  const char *extra_headers, const void *body, size_t len)
 {
+	if (r->h2) return h2_respond(r, status, content_type, extra_headers, body, len);
 	if (!req_usable(r) || r->started) return -1;
 	conn *c = r->c;
 	r->started = 1;
@@ -1017,6 +1109,7 @@ int httpd_error(httpd_req *r, int status, const char *message, const char *param
 int httpd_stream_start(httpd_req *r, int status, const char *content_type,
 		       const char *extra_headers, int64_t content_length)
 {
+	if (r->h2) return h2_stream_start(r, status, content_type, extra_headers, content_length);
 	if (!req_usable(r) || r->started) return -1;
 	r->started = 1;
 	if (http_status_bodiless(status)) {
@@ -1038,6 +1131,7 @@ int httpd_stream_start(httpd_req *r, int status, const char *content_type,
 
 int httpd_stream_write(httpd_req *r, const void *data, size_t len)
 {
+	if (r->h2) return h2_stream_write(r, data, len);
 	if (!req_usable(r) || !r->started) return -1;
 	conn *c = r->c;
 	if (!len || r->head_only) return 0;
@@ -1059,6 +1153,7 @@ int httpd_stream_write(httpd_req *r, const void *data, size_t len)
 
 size_t httpd_stream_pending(const httpd_req *r)
 {
+	if (r->h2) return h2_stream_pending(r);
 	return r->c && !r->c->dead ? buf_rlen(&r->c->out) : 0;
 }
 
@@ -1066,11 +1161,12 @@ void httpd_on_drain(httpd_req *r, httpd_req_fn *fn, void *arg)
 {
 	r->on_drain = fn;
 	r->on_drain_arg = arg;
-	if (fn && r->c && !r->c->dead) conn_queue_flush(r->c);
+	if (fn && r->c && !r->c->dead) conn_queue_flush(r->c); /* HTTP/2 too: the flush checks each stream */
 }
 
 int httpd_stream_end(httpd_req *r)
 {
+	if (r->h2) return h2_stream_end(r);
 	if (!req_usable(r) || !r->started) return -1;
 	conn *c = r->c;
 	if (r->chunked && !r->head_only && http_write_last_chunk(&c->out) < 0) {
@@ -1124,9 +1220,18 @@ int httpd_relisten(httpd *s, int i, char *err, size_t err_len)
 
 int httpd_abort(httpd_req *r)
 {
+	if (r->h2) return h2_abort(r);
 	if (!req_usable(r)) return -1;
 	conn *c = r->c;
 	conn_send(c);   /* what the socket takes now; the rest is dropped */
 	conn_close(c);
 	return 0;
 }
+
+/* ------------------------------------------------------------ for httpd_h2.c */
+
+void httpd_conn_close(conn *c) { conn_close(c); }
+void httpd_conn_queue_flush(conn *c) { conn_queue_flush(c); }
+void httpd_conn_timer(conn *c, uint64_t after_ms) { conn_timer(c, after_ms); }
+void httpd_conn_update_io(conn *c) { conn_update_io(c); }
+int httpd_conn_send(conn *c) { return conn_send(c); }

@@ -35,7 +35,17 @@
  *     the request and are NUL-terminated (the head is NUL-terminated in place:
  *     the raw head bytes are not available).
  *
- * Not here: TLS, HTTP/2, routing (the handler dispatches on the path).
+ * TLS (httpd_set_tls): a listener may serve TLS (tls.h); the handshake runs on
+ * the loop before the first request, under handshake_timeout_ms, and is
+ * counted in the stats; everything after it is the same.
+ *
+ * HTTP/2 (httpd_h2.c): a connection whose TLS handshake chose "h2", or whose
+ * first bytes are the HTTP/2 preface (h2c, prior knowledge), carries
+ * concurrent streams, each one request with this same API and contract;
+ * httpd_stream_pending and httpd_on_drain are then per stream, httpd_abort
+ * resets the stream, and draining sends GOAWAY.
+ *
+ * Not here: routing (the handler dispatches on the path).
  */
 #ifndef CORE_HTTPD_H
 #define CORE_HTTPD_H
@@ -45,6 +55,7 @@
 #include "core/ev.h"
 #include "core/http.h"
 #include "core/net.h"
+#include "core/tls.h"
 
 typedef struct httpd httpd;
 typedef struct httpd_req httpd_req;
@@ -60,6 +71,8 @@ typedef struct httpd_limits {
 	size_t max_connections;       /* accepting pauses at this count; default 10000 */
 	size_t max_output_bytes;      /* cap on a connection's unsent output; default 64 MiB */
 	size_t low_watermark_bytes;   /* httpd_on_drain fires below this; default 64 KiB */
+	uint64_t handshake_timeout_ms; /* TLS: from accept to the end of the handshake; 10 s */
+	size_t max_concurrent_streams; /* HTTP/2: open streams per connection; default 100 */
 } httpd_limits;
 
 /* Fills l with the defaults above. */
@@ -75,6 +88,10 @@ typedef struct httpd_stats {
 	uint64_t client_closed_total; /* on_close fired: client left before the response ended */
 	size_t connections;           /* open now */
 	size_t in_flight;             /* requests handed to the handler, response not ended */
+	uint64_t tls_handshakes_total;         /* TLS handshakes completed */
+	uint64_t tls_handshake_failures_total; /* failed, timed out, or the client left during it */
+	uint64_t tls_resumed_total;            /* completed handshakes that resumed a session */
+	uint64_t h2_connections_total;         /* connections that spoke HTTP/2 (ALPN h2 or the h2c preface) */
 } httpd_stats;
 
 /* A server on loop; limits may be NULL (defaults; zero fields take defaults too).
@@ -83,6 +100,15 @@ httpd *httpd_new(ev_loop *loop, const httpd_limits *limits, httpd_handler *handl
 /* Listens on addr ("127.0.0.1:8080", "[::1]:0", "host:port" resolved now).
  * Returns the index of the listener, or -1 with a reason in err. */
 int httpd_listen(httpd *s, const char *addr, const net_listen_opts *opts, char *err, size_t err_len);
+/* Makes listener i serve TLS with ctx (tls.h), which the server then owns;
+ * a context set before replaces the old one for new connections only
+ * (connections in progress keep theirs: a certificate reload drops nothing).
+ * NULL makes the listener plaintext again. Returns 0, or -1 for a bad i. */
+int httpd_set_tls(httpd *s, int i, tls_ctx *ctx);
+/* Serves fd, a connected socket (non-blocking; any family, a socketpair
+ * too), as if accepted on a plaintext listener: the server owns and closes it.
+ * Returns 0, or -1 with fd closed. (Tests and fuzzing feed bytes this way.) */
+int httpd_adopt(httpd *s, int fd);
 /* The bound port of listener i (useful with port 0), or -1. */
 int httpd_port(const httpd *s, int i);
 /* Graceful shutdown: closes the listeners, closes idle keep-alive connections,
@@ -133,6 +159,8 @@ ev_loop *httpd_loop(const httpd_req *r);
 /* 1 when the response will keep the connection open (the client allows it and
  * the server is not draining). */
 int httpd_keep_alive(const httpd_req *r);
+/* 1 when the request came over TLS. */
+int httpd_is_tls(const httpd_req *r);
 
 /* ---- answers. Each returns 0, or -1 when the client is gone or the output cap
  * is reached (then on_close follows from the loop). */

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* ------------------------------------------------------------ defaults */
 
@@ -26,6 +27,7 @@ static void limits_defaults(gw_limits_cfg *l)
 	l->body_timeout_ms = 60000;
 	l->keepalive_timeout_ms = 60000;
 	l->max_connections = 10000;
+	l->tls_handshake_timeout_ms = 10000;
 }
 
 void gw_pool_cfg_defaults(gw_pool_cfg *p)
@@ -51,6 +53,7 @@ void gw_pool_cfg_defaults(gw_pool_cfg *p)
 	p->backend.retry_budget_min = 3;
 	p->backend.max_idle_conns = 256;
 	p->backend.max_resumes = 2;
+	p->backend.tls_verify = 1;
 	p->resume = 1;
 	config_picker_defaults(p);
 }
@@ -199,8 +202,24 @@ static void parse_backend(cfg_ctx *c, const json_val *b, const char *path, gw_ba
 {
 	static const char *const keys[] = {"request_timeout", "timeout", "idle_timeout", "connect_timeout",
 					   "tries", "retry_budget", "retry_budget_min", "max_idle_connections",
-					   "max_resumes", "api_key", NULL};
+					   "max_resumes", "api_key", "tls", NULL};
 	if (cfg_check_keys(c, b, path, keys) < 0) return;
+	const json_val *tv = cfg_obj(c, b, path, "tls", 0);
+	if (tv) {
+		static const char *const tkeys[] = {"ca", "server_name", "verify", "cert", "key", NULL};
+		char tp[GW_PATH_LEN];
+		cfg_path(tp, sizeof(tp), path, "tls");
+		if (cfg_check_keys(c, tv, tp, tkeys) == 0) {
+			out->tls = 1;
+			get_name(c, tv, tp, "ca", 0, NULL, NULL, NULL, out->tls_ca_file, sizeof(out->tls_ca_file));
+			get_name(c, tv, tp, "server_name", 0, NULL, NULL, NULL, out->tls_server_name, sizeof(out->tls_server_name));
+			get_name(c, tv, tp, "cert", 0, NULL, NULL, NULL, out->tls_cert_file, sizeof(out->tls_cert_file));
+			get_name(c, tv, tp, "key", 0, NULL, NULL, NULL, out->tls_key_file, sizeof(out->tls_key_file));
+			cfg_bool(c, tv, tp, "verify", 0, 1, &out->tls_verify);
+			if (!out->tls_cert_file[0] != !out->tls_key_file[0])
+				cfg_fail(c, tv, tp, "cert and key go together");
+		}
+	}
 	const json_val *key = json_get(b, "api_key");
 	if (key && !json_is(key, JSON_NULL)) {
 		char sub[GW_PATH_LEN];
@@ -223,6 +242,16 @@ static void parse_backend(cfg_ctx *c, const json_val *b, const char *path, gw_ba
 	if (cfg_int(c, b, path, "max_resumes", 0, out->max_resumes, 0, 16, &v) >= 0) out->max_resumes = (uint32_t)v;
 }
 
+/* Takes an "https://" or "http://" prefix off addr in place: 1 for https. */
+static int address_scheme(char *addr)
+{
+	size_t skip = !strncasecmp(addr, "https://", 8) ? 8 : !strncasecmp(addr, "http://", 7) ? 7 : 0;
+	if (skip) memmove(addr, addr + skip, strlen(addr + skip) + 1);
+	size_t n = strlen(addr);
+	if (skip && n && addr[n - 1] == '/') addr[n - 1] = 0; /* "https://host:port/" */
+	return skip == 8;
+}
+
 static void parse_endpoint(cfg_ctx *c, const gw_config *cfg, const json_val *e, const char *path,
 			   gw_endpoint_cfg *out)
 {
@@ -243,8 +272,9 @@ static void parse_endpoint(cfg_ctx *c, const gw_config *cfg, const json_val *e, 
 		cfg_path(full, sizeof(full), path, "resolver");
 		check_hostport(c, json_get(e, "resolver"), full, out->resolver, 0);
 	}
-	if (get_name(c, e, path, "address", 1, NULL, NULL, NULL, out->address, sizeof(out->address)) > 0 &&
-	    out->resolve != GW_RESOLVE_SRV) {   /* an SRV name carries no port */
+	if (get_name(c, e, path, "address", 1, NULL, NULL, NULL, out->address, sizeof(out->address)) > 0)
+		out->tls = address_scheme(out->address);
+	if (out->address[0] && out->resolve != GW_RESOLVE_SRV) {   /* an SRV name carries no port */
 		cfg_path(full, sizeof(full), path, "address");
 		check_hostport(c, json_get(e, "address"), full, out->address, 0);
 	}
@@ -384,7 +414,7 @@ static void parse_route(cfg_ctx *c, gw_config *cfg, const json_val *r, const cha
 static void parse_limits(cfg_ctx *c, const json_val *l, gw_limits_cfg *out)
 {
 	static const char *const keys[] = {"max_header_bytes", "max_body_bytes", "header_timeout", "body_timeout",
-					   "keepalive_timeout", "max_connections", NULL};
+					   "keepalive_timeout", "max_connections", "tls_handshake_timeout", NULL};
 	if (cfg_check_keys(c, l, "limits", keys) < 0) return;
 	cfg_size_bytes(c, l, "limits", "max_header_bytes", 0, out->max_header_bytes, 1024, 1 << 20, &out->max_header_bytes);
 	cfg_size_bytes(c, l, "limits", "max_body_bytes", 0, out->max_body_bytes, 1024, 1ull << 30, &out->max_body_bytes);
@@ -392,6 +422,8 @@ static void parse_limits(cfg_ctx *c, const json_val *l, gw_limits_cfg *out)
 	cfg_duration_ms(c, l, "limits", "body_timeout", 0, out->body_timeout_ms, 10, 3600000, &out->body_timeout_ms);
 	cfg_duration_ms(c, l, "limits", "keepalive_timeout", 0, out->keepalive_timeout_ms, 10, 3600000,
 			&out->keepalive_timeout_ms);
+	cfg_duration_ms(c, l, "limits", "tls_handshake_timeout", 0, out->tls_handshake_timeout_ms, 10, 3600000,
+			&out->tls_handshake_timeout_ms);
 	int64_t v;
 	if (cfg_int(c, l, "limits", "max_connections", 0, (int64_t)out->max_connections, 1, 1000000, &v) >= 0)
 		out->max_connections = (uint64_t)v;
@@ -422,6 +454,64 @@ static void parse_regions(cfg_ctx *c, const json_val *r, gw_config *out)
 	}
 }
 
+/* One listen entry: "host:port", or {address: "host:port", tls: {cert, key,
+ * client_ca, ciphers}}. The files are loaded (and the key checked against the
+ * certificate) when the listener opens, so --check and boot say the same. */
+static void parse_listen_entry(cfg_ctx *c, const json_val *e, const char *path, gw_config *cfg)
+{
+	size_t i = cfg->n_listen;
+	gw_listen_tls_cfg *t = &cfg->listen_tls[i];
+	memset(t, 0, sizeof(*t));
+	const char *s = json_str(e, NULL);
+	if (s) {
+		if (check_hostport(c, e, path, s, 1) == 0) str_copy(cfg->listen[cfg->n_listen++], s, GW_ADDR_LEN);
+		return;
+	}
+	if (!json_is(e, JSON_OBJECT)) {
+		cfg_fail(c, e, path, "must be a \"host:port\" string or a {address, tls} mapping");
+		return;
+	}
+	static const char *const keys[] = {"address", "tls", NULL};
+	if (cfg_check_keys(c, e, path, keys) < 0) return;
+	char full[128];
+	cfg_path(full, sizeof(full), path, "address");
+	const char *a;
+	if (cfg_str(c, e, path, "address", 1, NULL, &a) <= 0) return;
+	if (check_hostport(c, json_get(e, "address"), full, a, 1) < 0) return;
+	const json_val *tv = cfg_obj(c, e, path, "tls", 0);
+	if (tv) {
+		static const char *const tkeys[] = {"cert", "key", "client_ca", "ciphers", NULL};
+		char tp[128];
+		cfg_path(tp, sizeof(tp), path, "tls");
+		if (cfg_check_keys(c, tv, tp, tkeys) < 0) return;
+		if (get_name(c, tv, tp, "cert", 1, NULL, NULL, NULL, t->cert_file, sizeof(t->cert_file)) < 0 ||
+		    get_name(c, tv, tp, "key", 1, NULL, NULL, NULL, t->key_file, sizeof(t->key_file)) < 0 ||
+		    get_name(c, tv, tp, "client_ca", 0, NULL, NULL, NULL, t->client_ca_file, sizeof(t->client_ca_file)) < 0 ||
+		    get_name(c, tv, tp, "ciphers", 0, NULL, NULL, NULL, t->ciphers, sizeof(t->ciphers)) < 0)
+			return;
+	}
+	str_copy(cfg->listen[cfg->n_listen++], a, GW_ADDR_LEN);
+}
+
+int gw_config_listen_tls(gw_config *cfg, const char *cert_file, const char *key_file, char *err, size_t err_len)
+{
+	if (!cert_file != !key_file) {
+		snprintf(err, err_len, "--tls-cert and --tls-key go together");
+		return -1;
+	}
+	if (!cert_file) return 0;
+	if (strlen(cert_file) >= GW_PATH_LEN || strlen(key_file) >= GW_PATH_LEN) {
+		snprintf(err, err_len, "--tls-cert / --tls-key: path too long");
+		return -1;
+	}
+	for (size_t i = 0; i < cfg->n_listen; i++) {
+		memset(&cfg->listen_tls[i], 0, sizeof(cfg->listen_tls[i]));
+		str_copy(cfg->listen_tls[i].cert_file, cert_file, GW_PATH_LEN);
+		str_copy(cfg->listen_tls[i].key_file, key_file, GW_PATH_LEN);
+	}
+	return 0;
+}
+
 /* Everything but the pools' cross references, then those. */
 static void parse_root(cfg_ctx *c, const json_val *root, gw_config *cfg)
 {
@@ -435,21 +525,17 @@ static void parse_root(cfg_ctx *c, const json_val *root, gw_config *cfg)
 	if (!l || json_is(l, JSON_NULL)) {
 		str_copy(cfg->listen[0], "127.0.0.1:8080", GW_ADDR_LEN);
 		cfg->n_listen = 1;
-	} else if (json_is(l, JSON_STRING)) {
-		if (check_hostport(c, l, "listen", l->u.str.s, 1) == 0) str_copy(cfg->listen[cfg->n_listen++], l->u.str.s, GW_ADDR_LEN);
+	} else if (json_is(l, JSON_STRING) || json_is(l, JSON_OBJECT)) {
+		parse_listen_entry(c, l, "listen", cfg);
 	} else if (json_is(l, JSON_ARRAY) && json_count(l) >= 1 && json_count(l) <= GW_MAX_LISTEN) {
 		for (size_t i = 0; i < json_count(l); i++) {
 			char p[64];
 			cfg_path_index(p, sizeof(p), "listen", i);
-			const char *s = json_str(json_at(l, i), NULL);
-			if (!s) {
-				cfg_fail(c, json_at(l, i), p, "must be a \"host:port\" string");
-				continue;
-			}
-			if (check_hostport(c, json_at(l, i), p, s, 1) == 0) str_copy(cfg->listen[cfg->n_listen++], s, GW_ADDR_LEN);
+			parse_listen_entry(c, json_at(l, i), p, cfg);
 		}
 	} else {
-		cfg_fail(c, l, "listen", "must be \"host:port\" or a list of 1 to %d of them", GW_MAX_LISTEN);
+		cfg_fail(c, l, "listen", "must be \"host:port\", a {address, tls} mapping, or a list of 1 to %d of them",
+			 GW_MAX_LISTEN);
 	}
 
 	const json_val *v;
@@ -659,6 +745,8 @@ gw_config *gw_config_from_flags(const char *const listen[], size_t n_listen, con
 		}
 		char *at = strrchr(tmp, '@');
 		const char *reg = region;
+		e->tls = address_scheme(tmp);
+		if (at) at = strrchr(tmp, '@');
 		if (at) {
 			*at = 0;
 			reg = at + 1;

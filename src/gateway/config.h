@@ -92,6 +92,13 @@ typedef struct gw_backend_cfg {
 	uint32_t max_idle_conns;       /* keep-alive connections kept per endpoint */
 	uint32_t max_resumes;          /* continuations of a broken stream per request (docs/resume.md) */
 	char api_key[GW_KEY_LEN];      /* sent as "Authorization: Bearer" instead of the client's; "" = pass the client's */
+	/* backend.tls: every endpoint of the pool speaks HTTPS (an https:// address alone does too) */
+	int tls;                       /* backend.tls given */
+	int tls_verify;                /* verify the server's chain and name; default 1 */
+	char tls_ca_file[GW_PATH_LEN]; /* PEM CAs to trust; "" = the system store */
+	char tls_server_name[GW_ADDR_LEN]; /* SNI and the name checked; "" = the endpoint's host */
+	char tls_cert_file[GW_PATH_LEN];   /* client certificate (upstream mutual TLS); "" = none */
+	char tls_key_file[GW_PATH_LEN];
 } gw_backend_cfg;
 
 /* How an endpoint entry's address becomes endpoints (discovery.h): as it is,
@@ -105,7 +112,8 @@ enum gw_dialect { GW_DIALECT_AUTO = 0, GW_DIALECT_VLLM, GW_DIALECT_SGLANG, GW_DI
 extern const char *const gw_dialect_names[]; /* "auto", "vllm", ..., NULL */
 
 typedef struct gw_endpoint_cfg {
-	char address[GW_ADDR_LEN];     /* "host:port" */
+	char address[GW_ADDR_LEN];     /* "host:port" (an "https://" or "http://" prefix is taken off) */
+	int tls;                       /* written "https://host:port" */
 	char region[GW_NAME_LEN];
 	uint32_t weight;               /* 1..1000, default 1 */
 	uint32_t line;                 /* where it was declared (messages) */
@@ -159,6 +167,7 @@ typedef struct gw_limits_cfg {
 	uint64_t body_timeout_ms;
 	uint64_t keepalive_timeout_ms;
 	uint64_t max_connections;
+	uint64_t tls_handshake_timeout_ms;
 } gw_limits_cfg;
 
 /* The live dashboard (dashboard.h). Reloadable. */
@@ -167,10 +176,19 @@ typedef struct gw_dashboard_cfg {
 	uint32_t max_viewers;          /* event streams at once; one more is a 503 */
 } gw_dashboard_cfg;
 
+/* TLS of one listen entry; cert_file "" = plaintext. */
+typedef struct gw_listen_tls_cfg {
+	char cert_file[GW_PATH_LEN];      /* PEM chain, leaf first */
+	char key_file[GW_PATH_LEN];       /* PEM private key */
+	char client_ca_file[GW_PATH_LEN]; /* "" = no client certificate asked; else mutual TLS */
+	char ciphers[GW_PATH_LEN];        /* TLS 1.2 cipher list; "" = the defaults (core/tls.h) */
+} gw_listen_tls_cfg;
+
 typedef struct gw_config {
 	char file[GW_PATH_LEN];        /* where it came from ("(flags)" for flags) */
 	char region[GW_NAME_LEN];      /* this gateway's region */
 	char listen[GW_MAX_LISTEN][GW_ADDR_LEN];
+	gw_listen_tls_cfg listen_tls[GW_MAX_LISTEN]; /* per listen entry */
 	size_t n_listen;
 	gw_region_cfg regions[GW_MAX_REGIONS];
 	size_t n_regions;
@@ -203,6 +221,9 @@ gw_config *gw_config_parse(const char *text, size_t len, const char *name, char 
  * config, or NULL with the reason in err. */
 gw_config *gw_config_from_flags(const char *const listen[], size_t n_listen, const char *region,
 				const char *const endpoints[], size_t n_endpoints, char *err, size_t err_len);
+/* The quick start's --tls-cert / --tls-key: every listen entry serves TLS
+ * with them. Returns 0, or -1 with the reason in err. */
+int gw_config_listen_tls(gw_config *cfg, const char *cert_file, const char *key_file, char *err, size_t err_len);
 
 void gw_config_free(gw_config *c);
 

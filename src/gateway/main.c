@@ -12,7 +12,10 @@
  * the shutdown grace, then exit (a second one exits at once). SIGHUP reloads the
  * file: pools and endpoints change without dropping a connection, the access
  * log is reopened; a bad file is refused with one log line and the old
- * configuration keeps serving. One thread, one event loop.
+ * configuration keeps serving. SIGHUP also loads the listeners' certificates
+ * again (from flags too): new connections get the new ones, open connections
+ * keep theirs; a bad or mismatched one refuses the reload. One thread, one
+ * event loop.
  */
 #include "gateway/gateway.h"
 #include "gateway/dashboard.h"
@@ -36,6 +39,10 @@ static void usage(FILE *f)
 		"  --check                validate the configuration and exit\n"
 		"  --listen HOST:PORT     listen address (repeatable; quick start; default 127.0.0.1:8080)\n"
 		"  --region NAME          this gateway's region (quick start)\n"
+		"  --tls-cert FILE        serve HTTPS on every --listen with this PEM chain (quick start)\n"
+		"  --tls-key FILE         and this PEM private key (SIGHUP loads both again)\n"
+		"  --upstream-ca FILE     PEM CAs that https:// endpoints must chain to (quick start;\n"
+		"                         default the system store)\n"
 		"  --endpoint A@R[#W]     a model server at address A in region R, weight W (repeatable;\n"
 		"                         quick start: one pool \"default\" serving every model)\n"
 		"  --access-log FILE|-    one JSON line per request to FILE, or stdout for -\n"
@@ -81,6 +88,39 @@ static void on_term(ev_loop *loop, int signo, void *arg)
 	ev_timer_add(loop, 0, drain_poll, g);
 }
 
+/* TLS contexts for the listen entries of c (NULL where plaintext), all or
+ * none. Returns 0, or -1 with "listen ADDR: reason" in err. */
+static int listen_tls_build(const gw_config *c, tls_ctx *out[], char *err, size_t err_len)
+{
+	char e[512];
+	for (size_t i = 0; i < c->n_listen; i++) {
+		const gw_listen_tls_cfg *t = &c->listen_tls[i];
+		out[i] = NULL;
+		if (!t->cert_file[0]) continue;
+		tls_server_opts o = {
+			.cert_file = t->cert_file,
+			.key_file = t->key_file,
+			.client_ca_file = t->client_ca_file[0] ? t->client_ca_file : NULL,
+			.ciphers = t->ciphers[0] ? t->ciphers : NULL,
+			.alpn_h2 = 1,
+		};
+		out[i] = tls_server_new(&o, e, sizeof(e));
+		if (!out[i]) {
+			snprintf(err, err_len, "listen %s: TLS: %s", c->listen[i], e);
+			for (size_t k = 0; k < i; k++) tls_ctx_free(out[k]);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Gives each TLS listener its new context (new connections only). */
+static void listen_tls_install(gw *g, tls_ctx *ctx[], size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (ctx[i]) httpd_set_tls(g->httpd, (int)i, ctx[i]);
+}
+
 static size_t count_endpoints(const gw_config *c)
 {
 	size_t n = 0;
@@ -99,24 +139,48 @@ static void reload(gw *g)
 		log_error("reload refused: %s; the running configuration stays", err);
 		return;
 	}
+	/* Listen addresses apply at the next restart; their certificate files
+	 * now. So the entries are the running ones with the new file's TLS files
+	 * (where TLS stays on or off as it runs), and a certificate that does not
+	 * load refuses the whole reload before anything changed. */
+	int listen_same = nc->n_listen == g->cfg->n_listen;
+	for (size_t i = 0; listen_same && i < nc->n_listen; i++) listen_same = !strcmp(nc->listen[i], g->cfg->listen[i]);
+	if (!listen_same) log_warn("reload: listen addresses changed: they apply at the next restart");
+	int tls_same = 1;
+	for (size_t i = 0; i < g->cfg->n_listen; i++) {
+		int was = g->cfg->listen_tls[i].cert_file[0] != 0;
+		int now = i < nc->n_listen && nc->listen_tls[i].cert_file[0];
+		if (was != now) {
+			tls_same = 0;
+			nc->listen_tls[i] = g->cfg->listen_tls[i];
+		}
+	}
+	if (!tls_same) log_warn("reload: TLS turned on or off on a listener: that applies at the next restart");
+	memcpy(nc->listen, g->cfg->listen, sizeof(nc->listen));
+	nc->n_listen = g->cfg->n_listen;
+	tls_ctx *tctx[GW_MAX_LISTEN] = {0};
+	if (listen_tls_build(nc, tctx, err, sizeof(err)) < 0) {
+		g->reload_failures_total++;
+		gw_metrics_reload(g, 0);
+		log_error("reload refused: %s; the running configuration and certificates stay", err);
+		gw_config_free(nc);
+		return;
+	}
 	if (gw_discovery_apply(g, nc, err, sizeof(err)) < 0) {
+		for (size_t i = 0; i < GW_MAX_LISTEN; i++) tls_ctx_free(tctx[i]);
 		g->reload_failures_total++;
 		gw_metrics_reload(g, 0);
 		log_error("reload refused: %s; the running configuration stays", err);
 		gw_config_free(nc);
 		return;
 	}
-	int listen_same = nc->n_listen == g->cfg->n_listen;
-	for (size_t i = 0; listen_same && i < nc->n_listen; i++) listen_same = !strcmp(nc->listen[i], g->cfg->listen[i]);
-	if (!listen_same) log_warn("reload: listen addresses changed: they apply at the next restart");
+	listen_tls_install(g, tctx, g->cfg->n_listen);
 	if (memcmp(&nc->limits, &g->cfg->limits, sizeof(nc->limits)))
 		log_warn("reload: limits changed: they apply at the next restart");
 	if (nc->io_uring != g->cfg->io_uring) log_warn("reload: io_uring changed: it applies at the next restart");
 	if (strcmp(nc->region, g->cfg->region))
 		log_info("reload: region %s -> %s", g->cfg->region, nc->region);
 	/* Keep what applies at restart only as it runs, so /status tells the truth. */
-	memcpy(nc->listen, g->cfg->listen, sizeof(nc->listen));
-	nc->n_listen = g->cfg->n_listen;
 	nc->limits = g->cfg->limits;
 	nc->io_uring = g->cfg->io_uring;
 	gw_config_free(g->cfg);
@@ -131,7 +195,19 @@ static void on_hup(ev_loop *loop, int signo, void *arg)
 {
 	gw *g = arg;
 	if (!g->cfg_path[0]) {
-		log_warn("SIGHUP: started from flags, there is no file to reload");
+		/* Started from flags: the certificates are all there is to reload. */
+		tls_ctx *tctx[GW_MAX_LISTEN] = {0};
+		char err[600];
+		if (listen_tls_build(g->cfg, tctx, err, sizeof(err)) < 0) {
+			g->reload_failures_total++;
+			gw_metrics_reload(g, 0);
+			log_error("SIGHUP: certificates refused: %s; the old ones stay", err);
+			return;
+		}
+		listen_tls_install(g, tctx, g->cfg->n_listen);
+		g->reloads_total++;
+		gw_metrics_reload(g, 1);
+		log_info("SIGHUP: started from flags: certificates loaded again");
 		return;
 	}
 	if (g->draining) {
@@ -149,7 +225,7 @@ int main(int argc, char **argv)
 	const char *listen[GW_MAX_LISTEN];
 	const char *endpoints[GW_MAX_ENDPOINTS];
 	size_t n_listen = 0, n_endpoints = 0;
-	const char *region = NULL;
+	const char *region = NULL, *tls_cert = NULL, *tls_key = NULL, *upstream_ca = NULL;
 	int check = 0;
 	char err[600];
 
@@ -171,6 +247,15 @@ int main(int argc, char **argv)
 			NEED_VALUE();
 			if (n_listen == GW_MAX_LISTEN) { fprintf(stderr, "infergate: at most %d --listen\n", GW_MAX_LISTEN); return 2; }
 			listen[n_listen++] = v;
+		} else if (!strcmp(a, "--tls-cert")) {
+			NEED_VALUE();
+			tls_cert = v;
+		} else if (!strcmp(a, "--upstream-ca")) {
+			NEED_VALUE();
+			upstream_ca = v;
+		} else if (!strcmp(a, "--tls-key")) {
+			NEED_VALUE();
+			tls_key = v;
 		} else if (!strcmp(a, "--region")) {
 			NEED_VALUE();
 			region = v;
@@ -200,8 +285,8 @@ int main(int argc, char **argv)
 
 	gw_config *cfg;
 	if (cfg_file) {
-		if (n_listen || region || n_endpoints) {
-			fprintf(stderr, "infergate: --listen, --region and --endpoint are for the quick start: put them in %s\n", cfg_file);
+		if (n_listen || region || n_endpoints || tls_cert || tls_key || upstream_ca) {
+			fprintf(stderr, "infergate: --listen, --region, --endpoint and --tls-* are for the quick start: put them in %s\n", cfg_file);
 			return 2;
 		}
 		cfg = gw_config_load(cfg_file, err, sizeof(err));
@@ -212,12 +297,30 @@ int main(int argc, char **argv)
 			return 2;
 		}
 		cfg = gw_config_from_flags(listen, n_listen, region, endpoints, n_endpoints, err, sizeof(err));
+		if (cfg && gw_config_listen_tls(cfg, tls_cert, tls_key, err, sizeof(err)) < 0) {
+			gw_config_free(cfg);
+			cfg = NULL;
+		}
+		if (cfg && upstream_ca) {
+			if (strlen(upstream_ca) >= sizeof(cfg->pools[0].backend.tls_ca_file)) {
+				fprintf(stderr, "infergate: --upstream-ca: path too long\n");
+				return 2;
+			}
+			str_copy(cfg->pools[0].backend.tls_ca_file, upstream_ca, sizeof(cfg->pools[0].backend.tls_ca_file));
+		}
 	}
 	if (!cfg) {
 		fprintf(stderr, "infergate: %s\n", err);
 		return 1;
 	}
+	tls_ctx *tctx[GW_MAX_LISTEN] = {0};
+	if (listen_tls_build(cfg, tctx, err, sizeof(err)) < 0) {
+		fprintf(stderr, "infergate: %s\n", err);
+		gw_config_free(cfg);
+		return 1;
+	}
 	if (check) {
+		for (size_t i = 0; i < GW_MAX_LISTEN; i++) tls_ctx_free(tctx[i]);
 		printf("%s: ok: region %s, %zu pools, %zu endpoints, %zu routes\n", cfg->file, cfg->region, cfg->n_pools,
 		       count_endpoints(cfg), cfg->n_routes);
 		gw_config_free(cfg);
@@ -248,6 +351,7 @@ int main(int argc, char **argv)
 	lim.body_timeout_ms = cfg->limits.body_timeout_ms;
 	lim.keepalive_idle_ms = cfg->limits.keepalive_timeout_ms;
 	lim.max_connections = cfg->limits.max_connections;
+	lim.handshake_timeout_ms = cfg->limits.tls_handshake_timeout_ms;
 	g.httpd = httpd_new(g.loop, &lim, front_handle, &g);
 	if (!g.httpd) {
 		fprintf(stderr, "infergate: out of memory\n");
@@ -259,7 +363,9 @@ int main(int argc, char **argv)
 			fprintf(stderr, "infergate: listen %s: %s\n", cfg->listen[i], err);
 			return 1;
 		}
-		log_info("listening on %s (port %d), region %s", cfg->listen[i], httpd_port(g.httpd, li), cfg->region);
+		httpd_set_tls(g.httpd, li, tctx[i]);
+		log_info("listening on %s (port %d, %s), region %s", cfg->listen[i], httpd_port(g.httpd, li),
+			 tctx[i] ? "https" : "http", cfg->region);
 	}
 	if (gw_discovery_apply(&g, cfg, err, sizeof(err)) < 0) {
 		fprintf(stderr, "infergate: %s\n", err);

@@ -20,7 +20,7 @@ struct gw_metrics {
 	prom_family *requests, *duration, *ttfb, *retries, *outside, *req_bytes, *resp_bytes;
 	prom_family *ep_up, *ep_ejected, *ep_in_flight, *ep_changes, *ep_checks, *ep_ejections;
 	prom_family *up_conns, *up_connects;
-	prom_family *in_flight, *client_conns, *client_rejected, *client_closed, *healthy, *reloads, *draining;
+	prom_family *in_flight, *client_conns, *client_rejected, *client_closed, *tls_handshakes, *h2_conns, *healthy, *reloads, *draining;
 	prom_family *resumes;
 	prom_family *io_flushes, *io_ops;
 };
@@ -49,6 +49,15 @@ static void collect(prom_registry *reg, void *arg)
 		prom_add(rj, (double)st.rejected_total - prom_value(rj));
 		prom_series *cc = prom_series_get(m->client_closed, NULL);
 		prom_add(cc, (double)st.client_closed_total - prom_value(cc));
+		const char *lv_ok[] = {"ok"}, *lv_res[] = {"resumed"}, *lv_fail[] = {"failed"};
+		prom_series *hs = prom_series_get(m->tls_handshakes, lv_ok);
+		prom_add(hs, (double)(st.tls_handshakes_total - st.tls_resumed_total) - prom_value(hs));
+		hs = prom_series_get(m->tls_handshakes, lv_res);
+		prom_add(hs, (double)st.tls_resumed_total - prom_value(hs));
+		hs = prom_series_get(m->tls_handshakes, lv_fail);
+		prom_add(hs, (double)st.tls_handshake_failures_total - prom_value(hs));
+		prom_series *h2 = prom_series_get(m->h2_conns, NULL);
+		prom_add(h2, (double)st.h2_connections_total - prom_value(h2));
 	}
 	for (size_t i = 0; i < g->n_all; i++) {
 		gw_endpoint *e = g->all_eps[i];
@@ -131,6 +140,12 @@ int gw_metrics_init(gw *g)
 		"Requests refused by the HTTP layer itself (431, 413, 408, 400 malformed or bad framing).", NULL);
 	m->client_closed = prom_counter(r, "infergate_client_closed_total",
 		"Requests whose client left before the response ended.", NULL);
+	static const char *const l_tls[] = {"result", NULL};
+	m->tls_handshakes = prom_counter(r, "infergate_tls_handshakes_total",
+		"TLS handshakes with clients, by result: ok (full), resumed (a session resumed), failed (bad "
+		"handshake, timed out, or the client left during it).", l_tls);
+	m->h2_conns = prom_counter(r, "infergate_client_http2_connections_total",
+		"Client connections that spoke HTTP/2 (ALPN h2 over TLS, or the h2c preface in cleartext).", NULL);
 	m->healthy = prom_gauge(r, "infergate_healthy_endpoints", "Endpoints up, by pool and region.", l_out);
 	m->reloads = prom_counter(r, "infergate_config_reloads_total", "Configuration reloads (SIGHUP), by result.", l_reload);
 	m->draining = prom_gauge(r, "infergate_draining", "1 while the gateway drains before exiting.", NULL);
@@ -145,7 +160,7 @@ int gw_metrics_init(gw *g)
 	if (!m->requests || !m->duration || !m->ttfb || !m->retries || !m->outside || !m->req_bytes || !m->resp_bytes ||
 	    !m->ep_up || !m->ep_ejected || !m->ep_in_flight || !m->ep_changes || !m->ep_checks || !m->ep_ejections ||
 	    !m->up_conns || !m->up_connects || !m->in_flight || !m->client_conns || !m->client_rejected ||
-	    !m->client_closed || !m->healthy || !m->reloads || !m->draining)
+	    !m->client_closed || !m->tls_handshakes || !m->h2_conns || !m->healthy || !m->reloads || !m->draining)
 		return -1;
 	prom_registry_on_write(r, collect, g);
 	return 0;

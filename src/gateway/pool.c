@@ -92,6 +92,26 @@ static gw_endpoint *endpoint_new(gw *g, const gw_pool_cfg *pc, const gw_endpoint
 		free(e);
 		return NULL;
 	}
+	if (ec->tls || pc->backend.tls) {
+		/* One client context per endpoint: its CA file is read now, so a bad
+		 * one fails the boot or refuses the reload. */
+		const gw_backend_cfg *b = &pc->backend;
+		tls_client_opts to = {
+			.ca_file = b->tls_ca_file[0] ? b->tls_ca_file : NULL,
+			.insecure = !b->tls_verify,
+			.cert_file = b->tls_cert_file[0] ? b->tls_cert_file : NULL,
+			.key_file = b->tls_key_file[0] ? b->tls_key_file : NULL,
+		};
+		tls_ctx *tc = tls_client_new(&to, why, sizeof(why));
+		if (!tc) {
+			snprintf(err, err_len, "pool %s: endpoint %s: TLS: %s", pc->name, ec->address, why);
+			hc_pool_free(e->conns);
+			free(e);
+			return NULL;
+		}
+		hc_pool_set_tls(e->conns, tc, b->tls_server_name[0] ? b->tls_server_name : NULL);
+		tls_ctx_free(tc); /* the pool holds its own reference */
+	}
 	if (g->n_all == g->cap_all) {
 		size_t nc = g->cap_all ? g->cap_all * 2 : 16;
 		gw_endpoint **n = realloc(g->all_eps, nc * sizeof(*n));

@@ -15,6 +15,8 @@ int retry_failure_of(int hc_err, int status, int bytes_received, int endpoint_de
 	case HC_ERR_EOF:
 		/* A byte of an answer means a live server may have begun on it. */
 		return bytes_received ? RETRY_FAILURE_BUSY : RETRY_FAILURE_DEAD;
+	case HC_ERR_TLS:       /* a failed handshake: nothing of the request went out */
+		return RETRY_FAILURE_BUSY;
 	case HC_ERR_CONNECT_TIMEOUT:
 	case HC_ERR_IDLE_TIMEOUT:
 	case HC_ERR_ABORTED:   /* let go by the proxy because its endpoint went down */

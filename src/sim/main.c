@@ -24,6 +24,8 @@ static void usage(FILE *f)
 		"  --model NAME[,NAME...]   served model names, repeatable (default google/gemma-3-1b-it);\n"
 		"                           also --served-model-name\n"
 		"  --region NAME            echoed in x-sim-region and GET /sim/faults\n"
+		"  --tls-cert FILE          serve HTTPS with this PEM chain (and --tls-key FILE, its key)\n"
+		"  --tls-key FILE\n"
 		"  --api-key KEY            /v1/ requests need \"Authorization: Bearer KEY\", as vLLM's\n"
 		"  --dialect vllm|llamacpp  whose server to behave as (default vllm); llamacpp: its /metrics\n"
 		"                           names, any model name, a final assistant message continued\n"
@@ -180,6 +182,10 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			cfg.llamacpp = !strcmp(val, "llamacpp");
+		} else if (FLAG("tls-cert")) {
+			cfg.tls_cert = val;
+		} else if (FLAG("tls-key")) {
+			cfg.tls_key = val;
 		} else if (FLAG("api-key")) {
 			cfg.api_key = *val ? val : NULL;
 		} else if (FLAG("max-model-len")) {

@@ -224,6 +224,16 @@ int sim_server_init(sim_server *s, ev_loop *loop, const sim_server_cfg *cfg,
 	snprintf(addr, sizeof(addr), v6 ? "[%s]:%d" : "%s:%d", host, cfg->port);
 	s->listener = httpd_listen(s->http, addr, NULL, err, err_len);
 	if (s->listener < 0) return -1;
+	if (cfg->tls_cert || cfg->tls_key) {
+		tls_server_opts to = { .cert_file = cfg->tls_cert, .key_file = cfg->tls_key, .alpn_h2 = 1 };
+		char e[400];
+		tls_ctx *tc = tls_server_new(&to, e, sizeof(e));
+		if (!tc) {
+			snprintf(err, err_len, "TLS: %s", e);
+			return -1;
+		}
+		httpd_set_tls(s->http, s->listener, tc);
+	}
 	s->port = httpd_port(s->http, s->listener);
 	s->listening = 1;
 	if (cfg->control_port >= 0) {

@@ -31,6 +31,7 @@ typedef struct sim_server_cfg {
 	int control_port;                   /* second listener the refuse fault spares; -1 none */
 	const char *region;                 /* x-sim-region header and /sim/faults; may be NULL */
 	const char *api_key;                /* /v1/ paths need "Authorization: Bearer KEY"; NULL = open */
+	const char *tls_cert, *tls_key;     /* PEM files: the port serves HTTPS (core/tls.h); NULL = HTTP */
 	uint32_t max_model_len;             /* context length, tokens */
 	int llamacpp;                       /* --dialect llamacpp: behave as llama.cpp's server where a gateway sees it */
 	sim_engine_cfg engine;

@@ -39,7 +39,7 @@ trap 'exit 130' INT TERM
 
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
 CFLAGS="-std=gnu11 -g -O1 -pthread -D_GNU_SOURCE -Isrc -fno-strict-aliasing -Wno-unused-command-line-argument"
-LIBS="-lyaml -luring -lm -lpthread"
+LIBS="-lyaml -lnghttp2 -lssl -lcrypto -luring -lm -lpthread"
 
 # ---- core objects, rebuilt when their source or any core header is newer
 newest_h=$(ls -t src/core/*.h 2>/dev/null | head -n 1)
