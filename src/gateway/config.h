@@ -149,6 +149,20 @@ typedef struct gw_limits_cfg {
 	uint64_t max_connections;
 } gw_limits_cfg;
 
+/* A tenant (docs/CONFIG.md "tenants"): who a request is, from its API key,
+ * and what it may use. Limits of 0 are off. */
+#define GW_MAX_TENANTS 64
+#define GW_MAX_TENANT_KEYS 8
+typedef struct gw_tenant_cfg {
+	char name[GW_NAME_LEN];        /* a metric label value: letters, digits, . _ - */
+	char api_keys[GW_MAX_TENANT_KEYS][GW_KEY_LEN];
+	size_t n_api_keys;
+	double requests_per_second;    /* a bucket of max(1, this) requests, refilled at this rate */
+	uint64_t tokens_per_minute;    /* prompt + completion tokens of the answers' usage */
+	uint32_t max_in_flight;        /* requests admitted and not yet answered */
+	int32_t priority;              /* added to the objective's priority (fair queuing, admission.h) */
+} gw_tenant_cfg;
+
 typedef struct gw_config {
 	char file[GW_PATH_LEN];        /* where it came from ("(flags)" for flags) */
 	char region[GW_NAME_LEN];      /* this gateway's region */
@@ -168,6 +182,9 @@ typedef struct gw_config {
 	size_t n_objectives;
 	char api_keys[GW_MAX_API_KEYS][GW_KEY_LEN]; /* /v1 requests need one as a Bearer token; none = open */
 	size_t n_api_keys;
+	gw_tenant_cfg *tenants;        /* n_tenants, owned; none = every request is the anonymous tenant */
+	size_t n_tenants;
+	int fair_queuing;              /* 1 (default): admission queues serve tenants of one priority in turn */
 } gw_config;
 
 /* Defaults of a pool's policies (also what the quick-start flags use). */

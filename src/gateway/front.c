@@ -17,6 +17,7 @@
 #include "gateway/gateway.h"
 #include "gateway/picker.h"
 #include "gateway/request.h"
+#include "gateway/tenant.h"
 #include "core/json.h"
 #include "core/oai_error.h"
 #include "core/openai_api.h"
@@ -53,7 +54,7 @@ static void unknown_model(httpd_req *r, const char *model)
 	httpd_error(r, e.status, e.msg, e.param);
 }
 
-static void completions(gw *g, httpd_req *r)
+static void completions(gw *g, httpd_req *r, tenant_state *t)
 {
 	if (!httpd_method_is(r, "POST")) {
 		method_not_allowed(g, r, "POST");
@@ -75,6 +76,7 @@ static void completions(gw *g, httpd_req *r)
 		httpd_error(r, 400, rq->model_state != REQUEST_MODEL_MISSING ? "The field `model` must be a non-empty string." : "The field `model` is required.", "model");
 		return;
 	}
+	rq->tenant = t;
 	if (rq->stream_bad) {
 		httpd_error(r, 400, "The field `stream` must be a boolean.", "stream");
 		return;
@@ -264,28 +266,26 @@ static void admin_get(gw *g, httpd_req *r, const char *path)
 	}
 }
 
-/* With api_keys configured, the API (paths under /v1) needs one of them as a
- * Bearer token, as vLLM's --api-key; the admin paths stay open. */
-static int authorized(const gw *g, httpd_req *r)
-{
-	int ok = g->cfg->n_api_keys == 0;
-	for (size_t i = 0; i < g->cfg->n_api_keys; i++) ok |= httpd_bearer_is(r, g->cfg->api_keys[i]);
-	return ok;
-}
-
 void front_handle(httpd_req *r, void *arg)
 {
 	gw *g = arg;
 	const char *path = httpd_path(r);
 	if (!boot_wall_s) boot_wall_s = (uint64_t)time_wall_s();
-	if (!strncmp(path, "/v1", 3) && !authorized(g, r)) {
+	/* With api_keys or tenants configured, the API (paths under /v1) needs
+	 * one of their keys as a Bearer token, as vLLM's --api-key; the key names
+	 * the tenant. The admin paths stay open. */
+	tenant_state *t = NULL;
+	if (!strncmp(path, "/v1", 3) && !(t = tenant_identify(g, r))) {
 		httpd_error(r, 401, "Unauthorized: a valid API key is needed (Authorization: Bearer KEY).", NULL);
 		return;
 	}
 	if (!strcmp(path, "/v1/chat/completions") || !strcmp(path, "/v1/completions")) {
-		completions(g, r);
+		completions(g, r, t);
+		g->req.tenant = NULL;
+		tenant_unref(t);
 		return;
 	}
+	tenant_unref(t);
 	if (!strcmp(path, "/v1/models") || (!strncmp(path, "/v1/models/", 11) && path[11]) ||
 	    !strcmp(path, "/metrics") || !strcmp(path, "/healthz") || !strcmp(path, "/readyz") ||
 	    !strcmp(path, "/status")) {

@@ -30,6 +30,7 @@
 #include "core/prom.h"
 #include "gateway/config.h"
 #include "gateway/request.h"
+#include "gateway/usage.h"
 
 typedef struct gw gw;
 typedef struct gw_pool gw_pool;
@@ -149,6 +150,13 @@ struct gw_call {
 	struct picker_req *pk;         /* prefix chain, objective, explain (picker_gw.c) */
 	struct resume_state *rs;       /* a resumable stream's state (resume.h); NULL otherwise */
 	uint32_t resumes;              /* continuations sent after the stream broke */
+	/* the tenant (tenant.h) and what the answer used (token_metrics.h) */
+	struct tenant_state *tenant;   /* ref held; never NULL once proxy_start ran */
+	int tenant_taken;              /* its limits took this request: settled at the end */
+	uint64_t reserve_tokens;       /* what the token bucket reserved for it */
+	uint64_t queued_ms;            /* time spent in an admission queue */
+	uint64_t first_token_ms;       /* the first body byte of the answer (0: none yet) */
+	usage_scan usage;              /* the answer's token counts, read as it passes */
 };
 
 /* The process. */

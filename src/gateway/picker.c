@@ -169,6 +169,27 @@ double admission_rank(int priority, uint64_t waited_ms)
 	return (double)priority + (double)waited_ms / ADMISSION_AGING_MS;
 }
 
+size_t admission_next(const admission_cand *v, size_t n, int fair)
+{
+	size_t best = 0;
+	double best_rank = admission_rank(v[0].priority, v[0].waited_ms);
+	for (size_t i = 1; i < n; i++) {
+		double r = admission_rank(v[i].priority, v[i].waited_ms);
+		if (r > best_rank || (r == best_rank && v[i].waited_ms > v[best].waited_ms)) best = i, best_rank = r;
+	}
+	if (!fair) return best;
+	int prio = v[best].priority;
+	size_t pick = best;
+	for (size_t i = 0; i < n; i++) {
+		if (v[i].priority != prio) continue;
+		const admission_cand *a = &v[i], *b = &v[pick];
+		if (a->tenant_served != b->tenant_served ? a->tenant_served < b->tenant_served
+		    : a->tenant != b->tenant ? a->tenant < b->tenant : a->waited_ms > b->waited_ms)
+			pick = i;
+	}
+	return pick;
+}
+
 /* ------------------------------------------------------------ the tables and the run */
 
 typedef int pk_filter_fn(const pk_view *v, const pk_params *p);

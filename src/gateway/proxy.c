@@ -28,6 +28,8 @@
 #include "gateway/admission.h"
 #include "gateway/picker.h"
 #include "gateway/resume.h"
+#include "gateway/tenant.h"
+#include "gateway/token_metrics.h"
 #include "core/json.h"
 #include "core/log.h"
 #include "core/oai_error.h"
@@ -130,6 +132,23 @@ static void take_endpoint(gw_call *c, gw_endpoint *e)
 	e->in_flight++;
 }
 
+/* The call's tokens counted (token_metrics.h) and its tenant's limits
+ * settled with them; its tenant let go. */
+static void tenant_end(gw_call *c, uint64_t now)
+{
+	tenant_state *t = c->tenant;
+	uint64_t used = token_metrics_observe(c->g, c, now);
+	if (!t) return;
+	if (c->tenant_taken) tenant_settle(t, now, c->reserve_tokens, used);
+	if (t->m_prompt) {
+		prom_add(t->m_prompt, c->usage.prompt_tokens > 0 ? (double)c->usage.prompt_tokens : 0);
+		prom_add(t->m_completion, (double)(used - (c->usage.prompt_tokens > 0 ? (uint64_t)c->usage.prompt_tokens : 0)));
+		prom_set(t->m_in_flight, t->in_flight);
+	}
+	c->tenant = NULL;
+	tenant_unref(t);
+}
+
 /* The end of the call: counted, logged, recycled. The client side is done
  * (answered, or gone) and no upstream request is left. */
 static void call_end(gw_call *c)
@@ -142,6 +161,7 @@ static void call_end(gw_call *c)
 	}
 	gw_metrics_request(g, c, now);
 	access_log_write(g, c, now);
+	tenant_end(c, now);
 	admission_forget(c);
 	picker_req_free(c->pk);
 	c->pk = NULL;
@@ -390,6 +410,8 @@ static void on_up_body(hc_req *up, const char *data, size_t len, void *arg)
 {
 	gw_call *c = arg;
 	if (c->discard || !c->r) return;
+	if (!c->first_token_ms) c->first_token_ms = ev_now_ms(c->g->loop);
+	usage_feed(&c->usage, data, len);
 	int rc = c->rs && c->sse ? resume_feed(c, data, len) : httpd_stream_write(c->r, data, len) < 0 ? RESUME_CLIENT_GONE : -1;
 	if (rc == RESUME_ERROR_EVENT || rc == RESUME_TOO_LARGE) {
 		hc_cancel(up);
@@ -623,6 +645,16 @@ static void on_client_close(httpd_req *r, void *arg)
 	call_end(c);
 }
 
+/* What a request reserves in its tenant's token bucket (tenant.h): the
+ * prompt's bytes / 4 (about a token each) plus the completion budget asked. */
+static uint64_t reserve_of(const gw_request *rq)
+{
+	size_t len;
+	request_prompt_head(rq, &len);
+	int64_t mt = rq->resume.max_tokens;
+	return len / 4 + 1 + (mt > 0 && mt < (1 << 24) ? (uint64_t)mt : 0);
+}
+
 void proxy_start(gw *g, httpd_req *r, gw_pool *pool, const gw_request *rq)
 {
 	gw_call *c = call_new(g);
@@ -640,6 +672,10 @@ void proxy_start(gw *g, httpd_req *r, gw_pool *pool, const gw_request *rq)
 	str_copy(c->path, httpd_path(r), sizeof(c->path));
 	str_copy(c->client, httpd_peer(r), sizeof(c->client));
 	c->stream = rq->stream;
+	c->tenant = rq->tenant;
+	tenant_ref(c->tenant);
+	usage_init(&c->usage);
+	c->reserve_tokens = reserve_of(rq);
 	c->start_ms = ev_now_ms(g->loop);
 	c->start_wall_s = time_wall_s();
 	c->deadline_ms = c->start_ms + pool->cfg.backend.request_timeout_ms;
@@ -687,7 +723,8 @@ static void admission_carry_out(gw_call *c, const admission_verdict *v)
 		c->status = v->status;
 		buf *b = &c->resp_headers; /* unused before an upstream answers */
 		buf_reset(b);
-		oai_error_write(b, v->status, v->msg, NULL);
+		if (v->type) oai_error_write_type(b, v->status, v->type, v->msg, NULL);
+		else oai_error_write(b, v->status, v->msg, NULL);
 		client_finished(c, httpd_respond(c->r, v->status, "application/json", v->headers[0] ? v->headers : NULL,
 						 buf_rptr(b), buf_rlen(b)));
 	}

@@ -42,6 +42,7 @@ typedef struct gw_request {
 	 * prompt; each cut at REQUEST_PROMPT_HEAD_MAX_BYTES. */
 	buf messages_text, prompt_text;
 	int messages_array;            /* "messages" is a list (then it is the prompt) */
+	struct tenant_state *tenant;   /* who asks (tenant.h), set by the front door from the key; borrowed */
 } gw_request;
 
 enum { REQUEST_MODEL_MISSING = 0, REQUEST_MODEL_OK, REQUEST_MODEL_NOT_STRING, REQUEST_MODEL_EMPTY };

@@ -254,6 +254,53 @@ static void test_admission(void)
 	T_CHECK(admission_rank(-1, 0) > admission_rank(-2, 500));
 }
 
+/* Serves the queue v (n entries) k times with admission_next, as the tick
+ * does: the chosen one leaves, its tenant's turn is noted. Writes the
+ * tenants served, in order, into out. */
+static void serve(admission_cand *v, size_t n, size_t k, int fair, uint32_t *out)
+{
+	uint64_t turn = 0;
+	for (size_t s = 0; s < k && n; s++) {
+		size_t i = admission_next(v, n, fair);
+		uint32_t t = v[i].tenant;
+		out[s] = t;
+		turn++;
+		for (size_t j = 0; j < n; j++)
+			if (v[j].tenant == t) v[j].tenant_served = turn;
+		v[i] = v[--n];
+	}
+}
+
+static void test_fair_queuing(void)
+{
+	/* Tenant 1 floods (40 waiting, the oldest), tenant 2 has 3 waiting. */
+	admission_cand v[43], w[43];
+	for (size_t i = 0; i < 40; i++) v[i] = (admission_cand){ -1, 900 - i, 1, 0 };
+	for (size_t i = 40; i < 43; i++) v[i] = (admission_cand){ -1, 100, 2, 0 };
+	memcpy(w, v, sizeof(v));
+	uint32_t order[43];
+	serve(v, 43, 6, 1, order);
+	/* Fair: turns alternate while both wait. */
+	T_EQ_INT(order[0], 1);
+	T_EQ_INT(order[1], 2);
+	T_EQ_INT(order[2], 1);
+	T_EQ_INT(order[3], 2);
+	T_EQ_INT(order[5], 2);
+	/* Not fair: the flood's older requests all go first. */
+	serve(w, 43, 6, 0, order);
+	for (int i = 0; i < 6; i++) T_EQ_INT(order[i], 1);
+	/* Priorities first: a priority 0 request of the flooding tenant leaves
+	 * before a priority -3 one of a tenant never served. */
+	admission_cand p[2] = {{ -3, 10, 2, 0 }, { 0, 10, 1, 99 }};
+	T_EQ_INT(admission_next(p, 2, 1), 1);
+	/* Ageing across priorities still wins: -3 that waited 4 s passes a fresh 0. */
+	p[0].waited_ms = 4000;
+	T_EQ_INT(admission_next(p, 2, 1), 0);
+	/* Within one tenant, the oldest first. */
+	admission_cand o[3] = {{ -1, 10, 5, 0 }, { -1, 30, 5, 0 }, { -1, 20, 5, 0 }};
+	T_EQ_INT(admission_next(o, 3, 1), 1);
+}
+
 int main(void)
 {
 	T_RUN(test_scores_and_ties);
@@ -261,5 +308,6 @@ int main(void)
 	T_RUN(test_prefix_guard);
 	T_RUN(test_regions);
 	T_RUN(test_admission);
+	T_RUN(test_fair_queuing);
 	return T_END();
 }
