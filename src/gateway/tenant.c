@@ -231,10 +231,13 @@ tenant_state *tenant_identify(gw *g, httpd_req *r)
 
 void tenant_free_all(gw *g)
 {
-	for (size_t k = 0; k < tab.n; k++) tenant_unref(tab.v[k]);
-	free(tab.v);
+	/* Out of the table first: tenant_unref looks names up in it. */
+	tenant_state **v = tab.v, *anon = tab.anon;
+	size_t n = tab.n;
 	tab.v = NULL;
 	tab.n = 0;
-	tenant_unref(tab.anon);
 	tab.anon = NULL;
+	for (size_t k = 0; k < n; k++) tenant_unref(v[k]);
+	free(v);
+	tenant_unref(anon);
 }
