@@ -62,6 +62,7 @@ static void config_defaults(gw_config *c)
 	c->shutdown_grace_ms = 30000;
 	c->io_uring = 1;
 	c->fair_queuing = 1;
+	str_copy(c->session_header, "x-session-id", sizeof(c->session_header));
 }
 
 /* ------------------------------------------------------------ helpers */
@@ -406,7 +407,8 @@ static void parse_root(cfg_ctx *c, const json_val *root, gw_config *cfg)
 {
 	static const char *const keys[] = {"region", "listen", "regions", "limits", "shutdown_grace",
 					   "access_log", "io_uring", "pools", "routes", "objectives", "api_keys",
-					   "tenants", "fair_queuing", NULL};
+					   "tenants", "fair_queuing", "session_header",
+					   "model_rewrites", NULL};
 	if (cfg_check_keys(c, root, "", keys) < 0) return;
 	get_name(c, root, "", "region", 1, NULL, name_ok, "a region name (letters, digits, . _ -)", cfg->region,
 		 sizeof(cfg->region));
@@ -469,7 +471,15 @@ static void parse_root(cfg_ctx *c, const json_val *root, gw_config *cfg)
 	}
 
 	if ((v = json_get(root, "tenants")) && !json_is(v, JSON_NULL)) config_tenants_parse(c, v, cfg);
+	if ((v = json_get(root, "model_rewrites")) && !json_is(v, JSON_NULL)) config_rewrites_parse(c, v, cfg);
 	cfg_bool(c, root, "", "fair_queuing", 0, 1, &cfg->fair_queuing);
+	const char *sh;
+	if (cfg_str(c, root, "", "session_header", 0, cfg->session_header, &sh) >= 0) {
+		size_t i;
+		for (i = 0; sh[i] && sh[i] > 0x20 && sh[i] < 0x7f && sh[i] != ':'; i++);
+		if (sh[i] || i >= sizeof(cfg->session_header)) cfg_fail(c, json_get(root, "session_header"), "session_header", "must be a header name (\"\" = off)");
+		else if (sh != cfg->session_header) str_copy(cfg->session_header, sh, sizeof(cfg->session_header));
+	}
 
 	const json_val *pools = cfg_arr(c, root, "", "pools", 1);
 	if (pools && json_count(pools) == 0) cfg_fail(c, pools, "pools", "needs at least one pool");
@@ -670,6 +680,7 @@ void gw_config_free(gw_config *c)
 	free(c->pools);
 	free(c->routes);
 	free(c->tenants);
+	free(c->rewrites);
 	free(c);
 }
 

@@ -163,6 +163,18 @@ typedef struct gw_tenant_cfg {
 	int32_t priority;              /* added to the objective's priority (fair queuing, admission.h) */
 } gw_tenant_cfg;
 
+/* A weighted model rewrite (the inference extension's InferenceModelRewrite):
+ * requests naming model go to one of the targets, by weight, with `model`
+ * rewritten in the body. */
+#define GW_MAX_REWRITES 64
+#define GW_MAX_REWRITE_TARGETS 8
+typedef struct gw_rewrite_cfg {
+	char model[GW_NAME_LEN];
+	char targets[GW_MAX_REWRITE_TARGETS][GW_NAME_LEN];
+	uint32_t weights[GW_MAX_REWRITE_TARGETS]; /* 0..1000000; their sum > 0 */
+	size_t n_targets;
+} gw_rewrite_cfg;
+
 typedef struct gw_config {
 	char file[GW_PATH_LEN];        /* where it came from ("(flags)" for flags) */
 	char region[GW_NAME_LEN];      /* this gateway's region */
@@ -185,6 +197,9 @@ typedef struct gw_config {
 	gw_tenant_cfg *tenants;        /* n_tenants, owned; none = every request is the anonymous tenant */
 	size_t n_tenants;
 	int fair_queuing;              /* 1 (default): admission queues serve tenants of one priority in turn */
+	char session_header[64];       /* session affinity by this request header ("" = off) */
+	gw_rewrite_cfg *rewrites;      /* n_rewrites, owned */
+	size_t n_rewrites;
 } gw_config;
 
 /* Defaults of a pool's policies (also what the quick-start flags use). */

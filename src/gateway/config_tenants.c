@@ -127,3 +127,82 @@ void config_tenants_parse(cfg_ctx *c, const json_val *v, gw_config *cfg)
 		cfg->n_tenants++;
 	}
 }
+
+/* A model name as a request may carry it: 1 to GW_NAME_LEN - 1 bytes, no
+ * control characters (it is written back into JSON bodies). */
+static int model_name_ok(const char *s)
+{
+	size_t n = strlen(s);
+	if (!n || n >= GW_NAME_LEN) return 0;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20) return 0;
+	return 1;
+}
+
+void config_rewrites_parse(cfg_ctx *c, const json_val *v, gw_config *cfg)
+{
+	if (!json_is(v, JSON_ARRAY) || json_count(v) > GW_MAX_REWRITES) {
+		cfg_fail(c, v, "model_rewrites", "must be a sequence of at most %d {model, targets}", GW_MAX_REWRITES);
+		return;
+	}
+	if (!json_count(v)) return;
+	cfg->rewrites = calloc(json_count(v), sizeof(*cfg->rewrites));
+	if (!cfg->rewrites) {
+		cfg_fail(c, v, "model_rewrites", "out of memory");
+		return;
+	}
+	static const char *const keys[] = {"model", "targets", NULL};
+	static const char *const tkeys[] = {"model", "weight", NULL};
+	for (size_t i = 0; i < json_count(v); i++) {
+		char path[64], full[128];
+		cfg_path_index(path, sizeof(path), "model_rewrites", i);
+		const json_val *o = json_at(v, i);
+		if (!json_is(o, JSON_OBJECT)) {
+			cfg_fail(c, o, path, "must be a mapping {model, targets}");
+			continue;
+		}
+		if (cfg_check_keys(c, o, path, keys) < 0) continue;
+		gw_rewrite_cfg *rw = &cfg->rewrites[cfg->n_rewrites];
+		const char *name;
+		if (cfg_str(c, o, path, "model", 1, NULL, &name) <= 0) continue;
+		cfg_path(full, sizeof(full), path, "model");
+		if (!model_name_ok(name)) {
+			cfg_fail(c, json_get(o, "model"), full, "is not a model name");
+			continue;
+		}
+		for (size_t k = 0; k < cfg->n_rewrites; k++)
+			if (!strcmp(cfg->rewrites[k].model, name)) cfg_fail(c, json_get(o, "model"), full, "\"%.64s\" is rewritten twice", name);
+		str_copy(rw->model, name, sizeof(rw->model));
+		const json_val *t = json_get(o, "targets");
+		cfg_path(full, sizeof(full), path, "targets");
+		if (!t || !json_is(t, JSON_ARRAY) || !json_count(t) || json_count(t) > GW_MAX_REWRITE_TARGETS) {
+			cfg_fail(c, t ? t : o, full, "must be a list of 1 to %d {model, weight}", GW_MAX_REWRITE_TARGETS);
+			continue;
+		}
+		uint64_t sum = 0;
+		for (size_t k = 0; k < json_count(t); k++) {
+			char tp[160], tf[192];
+			cfg_path_index(tp, sizeof(tp), full, k);
+			const json_val *x = json_at(t, k);
+			if (!json_is(x, JSON_OBJECT)) {
+				cfg_fail(c, x, tp, "must be a mapping {model, weight}");
+				continue;
+			}
+			if (cfg_check_keys(c, x, tp, tkeys) < 0) continue;
+			const char *tm;
+			int64_t w;
+			if (cfg_str(c, x, tp, "model", 1, NULL, &tm) <= 0) continue;
+			cfg_path(tf, sizeof(tf), tp, "model");
+			if (!model_name_ok(tm)) {
+				cfg_fail(c, json_get(x, "model"), tf, "is not a model name");
+				continue;
+			}
+			if (cfg_int(c, x, tp, "weight", 1, 0, 0, 1000000, &w) <= 0) continue;
+			str_copy(rw->targets[rw->n_targets], tm, GW_NAME_LEN);
+			rw->weights[rw->n_targets++] = (uint32_t)w;
+			sum += (uint64_t)w;
+		}
+		if (!sum && rw->n_targets == json_count(t)) cfg_fail(c, t, full, "the weights add up to 0");
+		cfg->n_rewrites++;
+	}
+}

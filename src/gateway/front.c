@@ -17,6 +17,7 @@
 #include "gateway/gateway.h"
 #include "gateway/picker.h"
 #include "gateway/request.h"
+#include "gateway/rewrite.h"
 #include "gateway/tenant.h"
 #include "core/json.h"
 #include "core/oai_error.h"
@@ -80,6 +81,16 @@ static void completions(gw *g, httpd_req *r, tenant_state *t)
 	if (rq->stream_bad) {
 		httpd_error(r, 400, "The field `stream` must be a boolean.", "stream");
 		return;
+	}
+	const gw_rewrite_cfg *rw = rewrite_find(g->cfg, rq->model);
+	if (rw) {
+		/* A traffic split: the session's target, else the next in the sequence. */
+		static uint64_t rewrite_seq;
+		size_t hl = 0;
+		const char *h = g->cfg->session_header[0] ? httpd_header(r, g->cfg->session_header, &hl) : NULL;
+		size_t k = rewrite_pick(rw, h && hl ? picker_session_hash(h, hl) : 0, rewrite_seq++);
+		str_copy(rq->model, rw->targets[k], sizeof(rq->model));
+		rq->rewritten = 1;
 	}
 	gw_pool *p = gw_route(g, path, rq->model);
 	if (!p) {

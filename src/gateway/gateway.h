@@ -157,6 +157,7 @@ struct gw_call {
 	uint64_t queued_ms;            /* time spent in an admission queue */
 	uint64_t first_token_ms;       /* the first body byte of the answer (0: none yet) */
 	usage_scan usage;              /* the answer's token counts, read as it passes */
+	buf body_rewritten;            /* the client's body with `model` rewritten (rewrite.h); body points here then */
 };
 
 /* The process. */

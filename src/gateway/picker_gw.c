@@ -60,6 +60,7 @@ struct picker_req {
 	int priority;
 	int explain;
 	int bad;                       /* unknown objective: 400 */
+	uint64_t session;              /* hash of the session header's value (never the value); 0: none */
 	char objective[GW_NAME_LEN];
 	char err[GW_NAME_LEN + 64];
 	char why[1200];                /* the explain text of the last attempt (kept last but chain: not cleared on reuse) */
@@ -121,7 +122,10 @@ picker_req *picker_req_new(gw_call *c, const gw_request *rq)
 	}
 	const gw_config *cfg = c->g->cfg;
 	size_t hl = 0;
-	const char *h = c->r ? httpd_header(c->r, "x-infergate-objective", &hl) : NULL;
+	const char *h = c->r && cfg->session_header[0] ? httpd_header(c->r, cfg->session_header, &hl) : NULL;
+	if (h && hl) q->session = picker_session_hash(h, hl);
+	hl = 0;
+	h = c->r ? httpd_header(c->r, "x-infergate-objective", &hl) : NULL;
 	if (h && hl) {
 		size_t i;
 		for (i = 0; i < cfg->n_objectives; i++)
@@ -236,7 +240,7 @@ int picker_pick(gw_pool *pool, const pick_ctx *ctx, pick_result *out)
 	picker_pool *pp = pool_state(pool);
 	region_state scratch; /* out of memory: no hysteresis, still a pick */
 	if (!pp) memset(&scratch, 0, sizeof(scratch));
-	pk_params p = { &pool->cfg.picker, q ? q->n : 0, now };
+	pk_params p = { &pool->cfg.picker, q ? q->n : 0, now, q ? q->session : 0 };
 	picker_run(out->views, n, &p, pp ? &pp->regions : &scratch, &out->res);
 	out->best = out->res.n_order ? out->views[out->res.order[0]].index : -1;
 	return out->best;
@@ -312,11 +316,11 @@ void picker_commit(gw_pool *pool, const pick_ctx *ctx, const pick_result *pr)
 		picker_filter_names(res->relaxed, relaxed, sizeof(relaxed));
 		snprintf(q->why, sizeof(q->why),
 			 "endpoint=%s; region=%s; decision=%s; util=%.3f%s; score=%.3f (kv=%.3f queue=%.3f in_flight=%.3f "
-			 "prefix=%.3f%s); prefix_blocks=%u/%u; candidates=%zu; filters=%s; relaxed=%s",
+			 "prefix=%.3f%s); prefix_blocks=%u/%u; candidates=%zu; filters=%s; relaxed=%s; session=%s",
 			 e->label, e->region, decision(res), v->util, v->stale ? " stale" : "", v->total,
 			 v->score[PK_S_KV], v->score[PK_S_QUEUE], v->score[PK_S_INFLIGHT], v->score[PK_S_PREFIX],
 			 v->guarded ? " guarded" : "", v->prefix_blocks, q->n, res->n_order, filters,
-			 relaxed[0] ? relaxed : "none");
+			 relaxed[0] ? relaxed : "none", !q->session ? "none" : res->session_kept ? "kept" : "moved");
 	}
 }
 

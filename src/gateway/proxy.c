@@ -28,6 +28,7 @@
 #include "gateway/admission.h"
 #include "gateway/picker.h"
 #include "gateway/resume.h"
+#include "gateway/rewrite.h"
 #include "gateway/tenant.h"
 #include "gateway/token_metrics.h"
 #include "core/json.h"
@@ -64,17 +65,20 @@ static gw_call *call_new(gw *g)
 	if (c) {
 		g->free_calls = c->next_free;
 		g->n_free_calls--;
-		buf hb = c->up_headers, rb = c->resp_headers;
+		buf hb = c->up_headers, rb = c->resp_headers, bw = c->body_rewritten;
 		memset(c, 0, sizeof(*c));
 		c->up_headers = hb;
 		c->resp_headers = rb;
+		c->body_rewritten = bw;
 		buf_reset(&c->up_headers);
 		buf_reset(&c->resp_headers);
+		buf_reset(&c->body_rewritten);
 	} else {
 		c = calloc(1, sizeof(*c));
 		if (!c) return NULL;
 		buf_init(&c->up_headers, 64 * 1024);
 		buf_init(&c->resp_headers, 64 * 1024);
+		buf_init(&c->body_rewritten, 0); /* the body's own cap was checked by httpd */
 	}
 	c->g = g;
 	return c;
@@ -91,6 +95,7 @@ static void call_recycle(gw_call *c)
 	}
 	buf_free(&c->up_headers);
 	buf_free(&c->resp_headers);
+	buf_free(&c->body_rewritten);
 	free(c);
 }
 
@@ -101,6 +106,7 @@ void proxy_free_calls(gw *g)
 		g->free_calls = c->next_free;
 		buf_free(&c->up_headers);
 		buf_free(&c->resp_headers);
+		buf_free(&c->body_rewritten);
 		free(c);
 	}
 	g->n_free_calls = 0;
@@ -668,6 +674,15 @@ void proxy_start(gw *g, httpd_req *r, gw_pool *pool, const gw_request *rq)
 	pool->active_requests++;
 	g->in_flight++;
 	c->body = httpd_body(r, &c->body_len);
+	if (rq->rewritten) {
+		/* One copy, only the model's bytes changed; the call owns it. */
+		if (rewrite_body(&c->body_rewritten, c->body, c->body_len, rq->model_at, rq->model_len, rq->model) < 0) {
+			answer_error(c, 503, "Out of memory.");
+			return;
+		}
+		c->body = buf_rptr(&c->body_rewritten);
+		c->body_len = buf_rlen(&c->body_rewritten);
+	}
 	str_copy(c->model, rq->model, sizeof(c->model));
 	str_copy(c->path, httpd_path(r), sizeof(c->path));
 	str_copy(c->client, httpd_peer(r), sizeof(c->client));

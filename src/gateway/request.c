@@ -229,6 +229,8 @@ int request_read(gw_request *rq, const char *body, size_t len, int chat, char *m
 	rq->chat = chat;
 	rq->model[0] = 0;
 	rq->model_state = REQUEST_MODEL_MISSING;
+	rq->model_at = rq->model_len = 0;
+	rq->rewritten = 0;
 	rq->stream = rq->stream_bad = 0;
 	rq->messages_array = 0;
 	buf_reset(&rq->messages_text);
@@ -253,7 +255,11 @@ int request_read(gw_request *rq, const char *body, size_t len, int chat, char *m
 		while (r == 0 && (r = json_cursor_next(c, &key, &kl)) == 1) {
 			r = 0;
 			if (req_key_is(key, kl, "model")) {
+				if (json_cursor_peek(c) < 0) { r = -1; break; }
+				const char *at = json_cursor_pos(c);
 				if ((r = json_cursor_leaf(c, &v)) < 0) break;
+				rq->model_at = (size_t)(at - body);
+				rq->model_len = (size_t)(json_cursor_pos(c) - at);
 				if (v.type != JSON_STRING) {
 					rq->model_state = REQUEST_MODEL_NOT_STRING;
 				} else {

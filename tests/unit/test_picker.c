@@ -301,6 +301,57 @@ static void test_fair_queuing(void)
 	T_EQ_INT(admission_next(o, 3, 1), 1);
 }
 
+/* The first endpoint for session s over v[0..n). */
+static int first_session(pk_view *v, size_t n, gw_picker_cfg *c, region_state *rs, uint64_t s, pk_result *r)
+{
+	pk_params p = { c, 0, 0, s };
+	picker_run(v, n, &p, rs, r);
+	return r->n_order ? v[r->order[0]].index : -1;
+}
+
+static void test_session_affinity(void)
+{
+	gw_picker_cfg c = cfg_default();
+	region_state rs;
+	memset(&rs, 0, sizeof(rs));
+	static const char *const labels[] = {"10.0.0.1:8000", "10.0.0.2:8000", "10.0.0.3:8000", "10.0.0.4:8000"};
+	pk_view v[4];
+	pk_result r;
+	int hits[4] = {0};
+	for (uint64_t k = 0; k < 400; k++) {
+		char key[32];
+		snprintf(key, sizeof key, "session-%llu", (unsigned long long)k);
+		uint64_t s = picker_session_hash(key, strlen(key));
+		for (int i = 0; i < 4; i++) view(&v[i], i, 0, 0.2), v[i].label = labels[i];
+		/* Different loads: the scorers alone would pick endpoint 3. */
+		v[3].util = 0.05;
+		int e = first_session(v, 4, &c, &rs, s, &r);
+		T_CHECK(r.session_kept);
+		hits[e]++;
+		/* The same session, other loads: the same endpoint. */
+		v[3].util = 0.5; v[1].util = 0.01; v[e].in_flight = 7;
+		T_EQ_INT(first_session(v, 4, &c, &rs, s, &r), e);
+		/* Its endpoint over the limit: the next one, the same each time. */
+		v[e].util = 0.9;
+		int e2 = first_session(v, 4, &c, &rs, s, &r);
+		T_CHECK(e2 != e);
+		T_EQ_INT(first_session(v, 4, &c, &rs, s, &r), e2);
+		/* Back under the limit: back to it. */
+		v[e].util = 0.2;
+		T_EQ_INT(first_session(v, 4, &c, &rs, s, &r), e);
+		/* Tried already (a retry): another. */
+		v[e].tried = 1;
+		T_CHECK(first_session(v, 4, &c, &rs, s, &r) != e);
+	}
+	/* Sessions spread over the endpoints (rendezvous hashing). */
+	for (int i = 0; i < 4; i++) T_CHECK(hits[i] > 60);
+	/* No session: the scorers decide. */
+	for (int i = 0; i < 4; i++) view(&v[i], i, 0, 0.2), v[i].label = labels[i];
+	v[2].util = 0.01;
+	T_EQ_INT(first_session(v, 4, &c, &rs, 0, &r), 2);
+	T_CHECK(!r.session_kept);
+}
+
 int main(void)
 {
 	T_RUN(test_scores_and_ties);
@@ -309,5 +360,6 @@ int main(void)
 	T_RUN(test_regions);
 	T_RUN(test_admission);
 	T_RUN(test_fair_queuing);
+	T_RUN(test_session_affinity);
 	return T_END();
 }

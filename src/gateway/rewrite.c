@@ -1,0 +1,48 @@
+/*
+ * rewrite.c — the choice and the body of rewrite.h.
+ */
+#include "gateway/rewrite.h"
+#include "core/json.h"
+
+#include <string.h>
+
+const gw_rewrite_cfg *rewrite_find(const gw_config *cfg, const char *model)
+{
+	for (size_t i = 0; i < cfg->n_rewrites; i++)
+		if (!strcmp(cfg->rewrites[i].model, model)) return &cfg->rewrites[i];
+	return NULL;
+}
+
+size_t rewrite_pick(const gw_rewrite_cfg *rw, uint64_t session, uint64_t seq)
+{
+	uint64_t sum = 0;
+	for (size_t i = 0; i < rw->n_targets; i++) sum += rw->weights[i];
+	if (!sum) return 0;
+	uint64_t point;
+	if (session) {
+		point = session % sum;
+	} else {
+		double f = (double)seq * 0.6180339887498949;
+		f -= (double)(uint64_t)f;
+		point = (uint64_t)(f * (double)sum);
+		if (point >= sum) point = sum - 1;
+	}
+	for (size_t i = 0; i < rw->n_targets; i++) {
+		if (point < rw->weights[i]) return i;
+		point -= rw->weights[i];
+	}
+	return rw->n_targets - 1;
+}
+
+int rewrite_body(buf *out, const char *body, size_t len, size_t at, size_t vlen, const char *model)
+{
+	buf_reset(out);
+	if (at > len || vlen > len - at) return -1;
+	int rc = buf_append(out, body, at);
+	json_w w;
+	jw_init(&w, out);
+	jw_str(&w, model);
+	rc |= w.error ? -1 : 0;
+	rc |= buf_append(out, body + at + vlen, len - at - vlen);
+	return rc ? -1 : 0;
+}
