@@ -787,15 +787,12 @@ json_cursor *json_cursor_new(const char *text, size_t len, size_t max_depth, jso
 	}
 	if (!max_depth)
 		max_depth = 128;
-	json_cursor *c = calloc(1, sizeof(*c));
+	/* One allocation: the cursor, then two bytes per level. */
+	json_cursor *c = calloc(1, sizeof(*c) + 2 * max_depth);
 	if (!c)
 		return NULL;
-	c->kind = malloc(max_depth);
-	c->first = malloc(max_depth);
-	if (!c->kind || !c->first) {
-		json_cursor_free(c);
-		return NULL;
-	}
+	c->kind = (unsigned char *)(c + 1);
+	c->first = c->kind + max_depth;
 	if (!text)
 		text = "";
 	c->ps.p = text;
@@ -812,8 +809,6 @@ void json_cursor_free(json_cursor *c)
 	if (!c)
 		return;
 	free(c->ps.sbuf);
-	free(c->kind);
-	free(c->first);
 	free(c);
 }
 

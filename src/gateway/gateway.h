@@ -173,6 +173,7 @@ struct gw {
 	gw_call *free_calls;
 	size_t n_free_calls;
 	uint64_t admission_timer;      /* proxy.c serves the admission queues while they hold a request */
+	struct pick_result *pick;      /* proxy.c's scratch for one pick, from picker_pick to picker_commit */
 	size_t in_flight;
 	int draining;
 	uint64_t drain_deadline_ms;
@@ -242,7 +243,7 @@ int health_ejected(const gw_endpoint *e, uint64_t now_ms);
  * prompt's head, resume copies what it needs). */
 void proxy_start(gw *g, httpd_req *r, gw_pool *pool, const gw_request *rq);
 void proxy_free_calls(gw *g);
-/* Stops serving the admission queues (at exit). */
+/* Stops serving the admission queues, frees the pick scratch (at exit). */
 void proxy_free_admission(gw *g);
 /* e went hard down (its checks got no answer, or connect failures ejected
  * it): an attempt in flight on it would wait for a dead peer until a timeout.

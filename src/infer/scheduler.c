@@ -83,6 +83,8 @@ struct sched {
 	engine_item *items;        /* [max_num_seqs] */
 	sched_req **item_req;      /* [max_num_seqs] */
 	float **item_row;          /* [max_num_seqs] the row to sample from, or NULL */
+	sched_finish *item_fin;    /* [max_num_seqs] how each item's step ended */
+	int32_t *item_stop;        /* [max_num_seqs] the stop token each one sampled */
 };
 
 /* ------------------------------------------------------------ lists */
@@ -453,8 +455,8 @@ static void *sched_main(void *arg)
 {
 	sched *s = arg;
 	char err[256];
-	sched_finish fin[512];
-	int32_t stop_ids[512];
+	sched_finish *fin = s->item_fin;     /* per item of a step, sized at creation */
+	int32_t *stop_ids = s->item_stop;
 	pthread_mutex_lock(&s->mu);
 	for (;;) {
 		while (!s->stop && s->running.n == 0 && (s->waiting.n == 0 || s->stats.broken)) {
@@ -494,7 +496,7 @@ static void *sched_main(void *arg)
 		for (int k = 0; k < n; k++) tokens += s->items[k].n_tokens;
 		if (rc == ENGINE_OK) {
 			uint64_t now = time_mono_ns();
-			for (int k = 0; k < n && k < (int)ARRAY_LEN(fin); k++) {
+			for (int k = 0; k < n; k++) {   /* n <= max_num_seqs, the arrays' size */
 				sched_req *q = s->item_req[k];
 				if (s->items[k].n_logits) take_plp(s, k, q);
 				q->n_computed += s->items[k].n_tokens;
@@ -567,7 +569,6 @@ sched *sched_new(engine *e, const sched_config *cfg, char *err, size_t errlen)
 	s->vocab = engine_vocab(e);
 	s->gen = &engine_model(e)->gen;
 	if (s->cfg.max_num_seqs <= 0 || s->cfg.max_num_seqs > eo->max_seqs) s->cfg.max_num_seqs = eo->max_seqs;
-	if (s->cfg.max_num_seqs > 512) s->cfg.max_num_seqs = 512;   /* the per-step arrays of sched_main */
 	if (eo->max_logits_rows > 0 && s->cfg.max_num_seqs > eo->max_logits_rows) s->cfg.max_num_seqs = eo->max_logits_rows;
 	if (s->cfg.max_batched_tokens <= 0 || s->cfg.max_batched_tokens > eo->max_batch_tokens)
 		s->cfg.max_batched_tokens = eo->max_batch_tokens;
@@ -583,12 +584,14 @@ sched *sched_new(engine *e, const sched_config *cfg, char *err, size_t errlen)
 	s->items = calloc((size_t)s->cfg.max_num_seqs, sizeof *s->items);
 	s->item_req = calloc((size_t)s->cfg.max_num_seqs, sizeof *s->item_req);
 	s->item_row = calloc((size_t)s->cfg.max_num_seqs, sizeof *s->item_row);
+	s->item_fin = calloc((size_t)s->cfg.max_num_seqs, sizeof *s->item_fin);
+	s->item_stop = calloc((size_t)s->cfg.max_num_seqs, sizeof *s->item_stop);
 	/* Rows beyond one per sequence that the engine has room for: a prompt
 	 * chunk's, for prompt log-probabilities (none: such requests refused). */
 	s->plp_rows = MIN(eo->max_logits_rows - s->cfg.max_num_seqs, ENGINE_EXTRA_LOGITS_ROWS);
 	if (s->plp_rows < 0) s->plp_rows = 0;
 	s->plp_logits = s->plp_rows ? malloc((size_t)s->plp_rows * (size_t)s->vocab * sizeof(float)) : NULL;
-	if (!s->smp || !s->logits || !s->items || !s->item_req || !s->item_row || (s->plp_rows && !s->plp_logits)) {
+	if (!s->smp || !s->logits || !s->items || !s->item_req || !s->item_row || !s->item_fin || !s->item_stop || (s->plp_rows && !s->plp_logits)) {
 		snprintf(err, errlen, "out of memory for the scheduler's buffers");
 		sched_free(s);
 		return NULL;
@@ -607,6 +610,7 @@ sched *sched_new(engine *e, const sched_config *cfg, char *err, size_t errlen)
 		pthread_cond_destroy(&s->cv);
 		s->started = 0;
 		free(s->logits); free(s->plp_logits); free(s->items); free(s->item_req); free(s->item_row);
+		free(s->item_fin); free(s->item_stop);
 		sampler_free(s->smp); free(s);
 		return NULL;
 	}
@@ -635,6 +639,8 @@ void sched_free(sched *s)
 	free(s->items);
 	free(s->item_req);
 	free(s->item_row);
+	free(s->item_fin);
+	free(s->item_stop);
 	free(s);
 }
 

@@ -15,6 +15,7 @@
 #include "t.h"
 #include "infer/engine.h"
 #include "infer/kernels.h"
+#include "infer/scheduler.h"
 
 enum { V = 512, H = 64, I = 96, L = 4, NH = 4, NKV = 2, D = 16, WIN = 8 };
 
@@ -429,6 +430,50 @@ static void test_config_forms(void)
 	T_NEAR(g.temperature, 1.0, 0);
 }
 
+/* The scheduler runs as many sequences at once as --max-num-seqs asks, up to
+ * the flag's 4096: 600 here (its per-step arrays once capped it silently at
+ * 512). */
+static void test_scheduler_many_seqs(void)
+{
+	enum { N = 600 };
+	char err[512];
+	engine_options o = { .threads = 1, .max_batch_tokens = 2048, .max_seqs = N, .max_model_len = 64,
+	                     .num_kv_blocks = 2 * N, .kernels = NULL, .no_prefix_caching = 1 };
+	engine *e = engine_load(dir, &o, err, sizeof err);
+	if (!e) fprintf(stderr, "  engine_load: %s\n", err);
+	T_CHECK(e != NULL);
+	sched_config sc = { .max_num_seqs = N, .max_batched_tokens = 2048, .max_waiting = 2 * N };
+	sched *s = sched_new(e, &sc, err, sizeof err);
+	if (!s) fprintf(stderr, "  sched_new: %s\n", err);
+	T_CHECK(s != NULL);
+	static sched_req *q[N];
+	sched_params p;
+	memset(&p, 0, sizeof p);
+	p.max_tokens = 40;
+	p.ignore_eos = 1;
+	p.logprobs = -1;
+	for (int i = 0; i < N; i++) {
+		int32_t toks[2] = { 3 + i % (V - 3), 5 };
+		int busy = 0;
+		q[i] = sched_submit(s, toks, 2, &p, NULL, &busy, err, sizeof err);
+		if (!q[i]) fprintf(stderr, "  sched_submit %d: %s\n", i, err);
+		T_CHECK(q[i] != NULL);
+	}
+	int most = 0, done = 0;
+	for (int t = 0; t < 3000 && !done; t++) {   /* at most 30 s */
+		sched_stats st;
+		sched_get_stats(s, &st);
+		if (st.running > most) most = st.running;
+		done = st.running == 0 && st.waiting == 0;
+		usleep(10000);
+	}
+	fprintf(stderr, "  most running at once: %d of %d\n", most, N);
+	T_CHECK(most > 512);
+	for (int i = 0; i < N; i++) sched_release(s, q[i]);
+	sched_free(s);
+	engine_free(e);
+}
+
 int main(void)
 {
 	snprintf(dir, sizeof dir, "/tmp/ig-fwd.XXXXXX");
@@ -446,6 +491,7 @@ int main(void)
 	T_RUN(test_all_rows);
 	T_RUN(test_bad_steps);
 	T_RUN(test_config_forms);
+	T_RUN(test_scheduler_many_seqs);
 	char cmd[128];
 	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
 	if (system(cmd) != 0) return 1;

@@ -1,6 +1,6 @@
 /*
- * forward.c — the Gemma 3 forward pass over a batch of sequences, and the
- * engine around it (see engine.h).
+ * engine.c — the engine of engine.h: the Gemma 3 forward pass over a batch of
+ * sequences, and the engine around it.
  *
  * Three parts, as in llama2.c: the model (read-only weights in the mappings,
  * model.h), the run state (every activation buffer, sized for the largest
@@ -28,7 +28,7 @@
 #include "core/util.h"
 #include "infer/engine.h"
 #include "infer/kernels.h"
-#include "infer/pool.h"
+#include "infer/team.h"
 
 enum { LOGIT_CHUNKS_PER_THREAD = 32 };
 
@@ -55,7 +55,7 @@ typedef struct run_state {
 struct engine {
 	model *m;
 	const kernels *k;
-	pool *pool;
+	team *team;
 	kv_cache *kv;
 	engine_options opt;
 	run_state s;
@@ -109,7 +109,7 @@ static void mm_run(void *ctx, int t, int nt)
 	int o0 = 0, o1 = 0;
 	for (int m = 0; m < j->n_mats; m++) {
 		const tensor *w = j->w[m];
-		pool_split(w->rows, t, nt, 16, &o0, &o1);
+		team_split(w->rows, t, nt, 16, &o0, &o1);
 		if (o0 < o1)
 			k->matmul(j->out[m], (size_t)w->rows, j->x, (size_t)j->in, j->n_rows, w->data, w->type, w->cols, o0, o1);
 	}
@@ -136,7 +136,7 @@ static void prep_run(void *ctx, int t, int nt)
 	run_state *s = &e->s;
 	int D = c->head_dim, qd = c->n_heads * D, kvd = c->n_kv_heads * D, r0, r1;
 	int kind = c->sliding[e->layer] ? 0 : 1;
-	pool_split(e->n_rows, t, nt, 1, &r0, &r1);
+	team_split(e->n_rows, t, nt, 1, &r0, &r1);
 	for (int r = r0; r < r1; r++) {
 		const float *cs = s->rope + ((size_t)r * 2 + kind) * D;
 		float *q = s->q + (size_t)r * qd, *k = s->k + (size_t)r * kvd, *v = s->v + (size_t)r * kvd;
@@ -167,7 +167,7 @@ static void attn_run(void *ctx, int t, int nt)
 	int sliding = c->sliding[e->layer];
 	float scale = 1.0f / sqrtf(c->query_pre_attn_scalar), cap = c->attn_softcap;
 	float *sc = s->scores + (size_t)t * (size_t)e->opt.max_model_len;
-	pool_split(e->n_rows * c->n_heads, t, nt, 1, &i0, &i1);
+	team_split(e->n_rows * c->n_heads, t, nt, 1, &i0, &i1);
 	for (int i = i0; i < i1; i++) {
 		int r = i / c->n_heads, h = i % c->n_heads, kh = h / group;
 		int p = s->row_pos[r], start = 0;
@@ -199,7 +199,7 @@ static void attn_run(void *ctx, int t, int nt)
 static void matmul_par(engine *e, float *out, const float *x, int n_rows, const tensor *w)
 {
 	mm_job j = { .e = e, .x = x, .n_rows = n_rows, .in = w->cols, .n_mats = 1, .w = { w }, .out = { out } };
-	pool_run(e->pool, mm_run, &j);
+	team_run(e->team, mm_run, &j);
 }
 
 /* ------------------------------------------------------------ the step */
@@ -240,9 +240,9 @@ static void forward(engine *e)
 			rmsnorm(s->xb + (size_t)r * H, s->x + (size_t)r * H, w->input_norm, H, c->rms_eps);
 		mm_job qkv = { .e = e, .x = s->xb, .n_rows = n, .in = H, .n_mats = 3,
 		               .w = { &w->q, &w->k, &w->v }, .out = { s->q, s->k, s->v } };
-		pool_run(e->pool, mm_run, &qkv);
-		pool_run(e->pool, prep_run, e);
-		pool_run(e->pool, attn_run, e);
+		team_run(e->team, mm_run, &qkv);
+		team_run(e->team, prep_run, e);
+		team_run(e->team, attn_run, e);
 		matmul_par(e, s->xb2, s->att, n, &w->o);
 		for (r = 0; r < n; r++) {
 			float *x = s->x + (size_t)r * H, *y = s->xb2 + (size_t)r * H;
@@ -252,7 +252,7 @@ static void forward(engine *e)
 		}
 		mm_job glu = { .e = e, .x = s->xb, .n_rows = n, .in = H, .n_mats = 2, .glu = 1,
 		               .w = { &w->gate, &w->up }, .out = { s->hb, s->hb2 } };
-		pool_run(e->pool, mm_run, &glu);
+		team_run(e->team, mm_run, &glu);
 		matmul_par(e, s->xb2, s->hb, n, &w->down);
 		for (r = 0; r < n; r++) {
 			float *x = s->x + (size_t)r * H, *y = s->xb2 + (size_t)r * H;
@@ -271,8 +271,8 @@ static void forward(engine *e)
 	              .w = { &m->embed }, .out = { dst }, .softcap = c->final_softcap };
 	/* the output projection is most of a decode step's bytes: in small chunks,
 	 * so that no thread is left streaming alone at the end while another waits */
-	int nt = pool_threads(e->pool);
-	pool_run_chunks(e->pool, mm_run, &lj, nt == 1 ? 1 : nt * LOGIT_CHUNKS_PER_THREAD);
+	int nt = team_threads(e->team);
+	team_run_chunks(e->team, mm_run, &lj, nt == 1 ? 1 : nt * LOGIT_CHUNKS_PER_THREAD);
 	if (dst == s->logits)
 		for (int i = 0; i < e->n_logits; i++)
 			memcpy(s->logit_dst[i], s->logits + (size_t)i * c->vocab, (size_t)c->vocab * sizeof(float));
@@ -358,7 +358,7 @@ static int state_alloc(run_state *s, const model_config *c, const engine_options
 	s->att = calloc(R * qd, 4);
 	s->hb = calloc(R * (size_t)c->intermediate, 4); s->hb2 = calloc(R * (size_t)c->intermediate, 4);
 	s->rope = calloc(R * 2 * D, 4);
-	s->scores = calloc((size_t)threads * 4 * (size_t)o->max_model_len, 4);   /* one per chunk (pool.h) */
+	s->scores = calloc((size_t)threads * 4 * (size_t)o->max_model_len, 4);   /* one per chunk (team.h) */
 	s->xl = calloc(L * H, 4);
 	s->logits = calloc(L * (size_t)c->vocab, 4);
 	s->row_pos = calloc(R, sizeof(int));
@@ -420,9 +420,9 @@ engine *engine_load(const char *dir, const engine_options *opt_in, char *err, si
 	                       .max_model_len = o.max_model_len, .prefix_caching = !o.no_prefix_caching };
 	e->kv = kv_cache_new(&kc, err, errlen);
 	if (!e->kv) goto bad;
-	e->pool = pool_new(o.threads);
-	if (!e->pool) { util_errf(err, errlen, "engine: cannot start %d threads", o.threads); goto bad; }
-	o.threads = pool_threads(e->pool);
+	e->team = team_new(o.threads);
+	if (!e->team) { util_errf(err, errlen, "engine: cannot start %d threads", o.threads); goto bad; }
+	o.threads = team_threads(e->team);
 	if (state_alloc(&e->s, c, &o, o.threads) < 0) { util_errf(err, errlen, "engine: out of memory for the run state"); goto bad; }
 	o.kernels = e->k->name;
 	e->opt = o;
@@ -435,7 +435,7 @@ bad:
 void engine_free(engine *e)
 {
 	if (!e) return;
-	pool_free(e->pool);
+	team_free(e->team);
 	state_free(&e->s);
 	kv_cache_free(e->kv);
 	model_free(e->m);

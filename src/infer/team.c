@@ -1,5 +1,5 @@
 /*
- * pool.c — the forward pass's thread team (see pool.h).
+ * team.c — the forward pass's thread team (see team.h).
  *
  * A job is published in `claim` = (generation << 32 | next chunk) after its
  * fn, ctx and n_chunks are written; threads claim chunks by compare-and-swap
@@ -12,15 +12,15 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
-#include "infer/pool.h"
+#include "infer/team.h"
 
 enum { SPIN_ROUNDS = 20000, MAX_THREADS = 256, CHUNKS_PER_THREAD = 4 };
 
-struct worker { pool *p; pthread_t tid; };
+struct worker { team *p; pthread_t tid; };
 
-struct pool {
+struct team {
 	int n;                          /* threads including the caller */
-	pool_fn fn;                     /* current job, written before claim is published */
+	team_fn fn;                     /* current job, written before claim is published */
 	void *ctx;
 	int n_chunks;
 	_Atomic uint64_t claim;         /* generation << 32 | next unclaimed chunk */
@@ -41,11 +41,11 @@ static inline void cpu_relax(void)
 }
 
 /* Claims and runs chunks of the current job until none is left. */
-static void work(pool *p)
+static void work(team *p)
 {
 	for (;;) {
 		uint64_t c = atomic_load_explicit(&p->claim, memory_order_acquire);
-		pool_fn fn = p->fn;
+		team_fn fn = p->fn;
 		void *ctx = p->ctx;
 		int n = p->n_chunks;
 		int idx = (int)(uint32_t)c;
@@ -64,7 +64,7 @@ static void work(pool *p)
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
-	pool *p = w->p;
+	team *p = w->p;
 	unsigned long seen = 0;
 	for (;;) {
 		unsigned long g;
@@ -82,11 +82,11 @@ static void *worker_main(void *arg)
 	}
 }
 
-pool *pool_new(int n_threads)
+team *team_new(int n_threads)
 {
 	if (n_threads < 1) n_threads = 1;
 	if (n_threads > MAX_THREADS) n_threads = MAX_THREADS;
-	pool *p = calloc(1, sizeof *p);
+	team *p = calloc(1, sizeof *p);
 	if (!p) return NULL;
 	p->n = n_threads;
 	pthread_mutex_init(&p->mu, NULL);
@@ -94,11 +94,11 @@ pool *pool_new(int n_threads)
 	pthread_cond_init(&p->done_cv, NULL);
 	if (n_threads > 1) {
 		p->workers = calloc((size_t)n_threads - 1, sizeof *p->workers);
-		if (!p->workers) { pool_free(p); return NULL; }
+		if (!p->workers) { team_free(p); return NULL; }
 		for (int i = 0; i < n_threads - 1; i++) {
 			p->workers[i].p = p;
 			if (pthread_create(&p->workers[i].tid, NULL, worker_main, &p->workers[i]) != 0) {
-				pool_free(p);
+				team_free(p);
 				return NULL;
 			}
 			p->started++;
@@ -107,9 +107,9 @@ pool *pool_new(int n_threads)
 	return p;
 }
 
-int pool_threads(const pool *p) { return p->n; }
+int team_threads(const team *p) { return p->n; }
 
-void pool_run_chunks(pool *p, pool_fn fn, void *ctx, int n_chunks)
+void team_run_chunks(team *p, team_fn fn, void *ctx, int n_chunks)
 {
 	if (n_chunks < 1) return;
 	if (p->n == 1) {
@@ -136,12 +136,12 @@ void pool_run_chunks(pool *p, pool_fn fn, void *ctx, int n_chunks)
 	}
 }
 
-void pool_run(pool *p, pool_fn fn, void *ctx)
+void team_run(team *p, team_fn fn, void *ctx)
 {
-	pool_run_chunks(p, fn, ctx, p->n == 1 ? 1 : p->n * CHUNKS_PER_THREAD);
+	team_run_chunks(p, fn, ctx, p->n == 1 ? 1 : p->n * CHUNKS_PER_THREAD);
 }
 
-void pool_free(pool *p)
+void team_free(team *p)
 {
 	if (!p) return;
 	if (p->started > 0) {
@@ -159,7 +159,7 @@ void pool_free(pool *p)
 	free(p);
 }
 
-void pool_split(int total, int index, int n, int align, int *begin, int *end)
+void team_split(int total, int index, int n, int align, int *begin, int *end)
 {
 	if (align < 1) align = 1;
 	long units = ((long)total + align - 1) / align;
