@@ -24,6 +24,10 @@ static void usage(FILE *f)
 		"  --model NAME[,NAME...]   served model names, repeatable (default google/gemma-3-1b-it);\n"
 		"                           also --served-model-name\n"
 		"  --region NAME            echoed in x-sim-region and GET /sim/faults\n"
+		"  --lora-adapters A,B,...  LoRA adapters on the base model (/v1/models with parent,\n"
+		"                           vllm:lora_requests_info)\n"
+		"  --max-loras N            adapters loaded at once (default 1)\n"
+		"  --lora-load-ms MS        added to the first token when the adapter is not loaded (default 200)\n"
 		"  --api-key KEY            /v1/ requests need \"Authorization: Bearer KEY\", as vLLM's\n"
 		"  --max-model-len N        context length in tokens (default 32768)\n"
 		"  --kv-blocks N            KV-cache capacity in blocks of 16 tokens (default 8192)\n"
@@ -116,6 +120,10 @@ int main(int argc, char **argv)
 	cfg.engine.prefill_ms_per_token = 0.1;
 	cfg.engine.itl_ms = 10;
 	cfg.engine.itl_growth = 0.02;
+	cfg.lora.max_loras = 1;
+	cfg.lora.load_ms = 200;
+	char lora_err[160];
+	char *lora_copy = NULL;
 	const char *extra_faults = NULL;
 
 	for (int i = 1; i < argc; i++) {
@@ -169,6 +177,20 @@ int main(int argc, char **argv)
 			}
 		} else if (FLAG("region")) {
 			cfg.region = val;
+		} else if (FLAG("lora-adapters")) {
+			free(lora_copy);
+			memset(cfg.lora.names, 0, sizeof(cfg.lora.names));
+			cfg.lora.n = 0;
+			if (!(lora_copy = str_dup(val)) || sim_lora_parse(&cfg.lora, lora_copy, lora_err, sizeof(lora_err)) < 0) {
+				fprintf(stderr, "infergate-sim: %s\n", lora_err);
+				return 2;
+			}
+		} else if (FLAG("max-loras")) {
+			if (parse_u32("--max-loras", val, 1, SIM_MAX_LORAS, &cfg.lora.max_loras) < 0) return 2;
+		} else if (FLAG("lora-load-ms")) {
+			uint32_t ms;
+			if (parse_u32("--lora-load-ms", val, 0, 600000, &ms) < 0) return 2;
+			cfg.lora.load_ms = ms;
 		} else if (FLAG("api-key")) {
 			cfg.api_key = *val ? val : NULL;
 		} else if (FLAG("max-model-len")) {
@@ -273,5 +295,6 @@ out:
 	sim_server_deinit(&srv);
 	ev_free(loop);
 	for (size_t i = 0; i < n_copies; i++) free(model_copies[i]);
+	free(lora_copy);
 	return rc;
 }

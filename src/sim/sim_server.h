@@ -19,6 +19,7 @@
 #include "core/vllm_metrics.h"
 #include "sim/sim_engine.h"
 #include "sim/sim_fault.h"
+#include "sim/sim_lora.h"
 
 #define SIM_MAX_MODELS 16
 
@@ -32,6 +33,7 @@ typedef struct sim_server_cfg {
 	const char *api_key;                /* /v1/ paths need "Authorization: Bearer KEY"; NULL = open */
 	uint32_t max_model_len;             /* context length, tokens */
 	sim_engine_cfg engine;
+	sim_lora lora;                      /* --lora-adapters (none: n = 0); its state lives in the server's copy */
 } sim_server_cfg;
 
 /* The vLLM metric families of one engine. Owner: the server. */
