@@ -85,6 +85,7 @@ struct gw_endpoint {
 	int learn_models;
 	char (*models)[GW_NAME_LEN];
 	size_t n_models;
+	uint64_t adapters;             /* bit i: models[i] is a LoRA adapter (listed with a parent) */
 	uint64_t models_fetched_ms;
 	hc_req *models_req;
 	buf models_body;               /* its answer so far, capped */

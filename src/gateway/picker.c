@@ -324,15 +324,40 @@ uint64_t picker_session_rank(uint64_t session, const char *label)
 	return mix64(session ^ picker_session_hash(label, strlen(label)));
 }
 
+const char *picker_adapter_name(int a)
+{
+	static const char *const names[] = {"none", "listed", "slot", "running"};
+	return a >= 0 && a <= PK_ADAPTER_RUNNING ? names[a] : "none";
+}
+
+/* LoRA affinity: in the first tier (ordered by score), endpoints where the
+ * request's adapter runs first, then those with a free slot, then the rest,
+ * each class in score order. Returns the best class present. */
+static int adapter_first(pk_view *v, pk_result *out, size_t first_tier)
+{
+	int best = PK_ADAPTER_NONE;
+	for (size_t i = 0; i < first_tier; i++)
+		if (v[out->order[i]].adapter > best) best = v[out->order[i]].adapter;
+	if (best <= PK_ADAPTER_LISTED) return best;
+	int sorted[GW_MAX_ENDPOINTS];
+	size_t k = 0;
+	for (int cls = PK_ADAPTER_RUNNING; cls >= PK_ADAPTER_NONE; cls--)
+		for (size_t i = 0; i < first_tier; i++)
+			if (v[out->order[i]].adapter == cls) sorted[k++] = out->order[i];
+	memcpy(out->order, sorted, first_tier * sizeof(sorted[0]));
+	return best;
+}
+
 /* The session's endpoint first: among the first tier (the chosen region),
- * the one of the highest rank that passed every filter. */
-static void session_first(pk_view *v, const pk_params *p, pk_result *out, size_t first_tier)
+ * of the best adapter class, the one of the highest rank that passed every
+ * filter. */
+static void session_first(pk_view *v, const pk_params *p, pk_result *out, size_t first_tier, int adapter)
 {
 	size_t best = first_tier;
 	uint64_t best_rank = 0;
 	for (size_t i = 0; i < first_tier; i++) {
 		const pk_view *x = &v[out->order[i]];
-		if ((x->passed & PK_F_ALL) != PK_F_ALL) continue;
+		if ((x->passed & PK_F_ALL) != PK_F_ALL || x->adapter < adapter) continue;
 		uint64_t r = picker_session_rank(p->session, x->label);
 		if (best == first_tier || r > best_rank) best = i, best_rank = r;
 	}
@@ -456,5 +481,6 @@ void picker_run(pk_view *v, size_t n, const pk_params *p, region_state *rs, pk_r
 		if (a == 0 && tier_of[g[a] - v] == 0) first_tier = b;
 		a = b;
 	}
-	if (p->session && first_tier) session_first(v, p, out, first_tier);
+	int adapter = first_tier ? adapter_first(v, out, first_tier) : PK_ADAPTER_NONE;
+	if (p->session && first_tier) session_first(v, p, out, first_tier, adapter);
 }

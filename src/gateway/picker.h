@@ -62,6 +62,12 @@ enum pk_filter_bit {
 };
 #define PK_F_ALL (PK_F_UNTRIED | PK_F_HEALTHY | PK_F_NOT_EJECTED | PK_F_MODEL | PK_F_REGION | PK_F_UTILIZATION)
 
+/* Where a request's LoRA adapter stands on an endpoint (vLLM's /v1/models and
+ * vllm:lora_requests_info): the picker prefers running, then a free slot,
+ * then listed (the scorers decide among equals). NONE: not an adapter there. */
+enum pk_adapter { PK_ADAPTER_NONE = 0, PK_ADAPTER_LISTED, PK_ADAPTER_SLOT, PK_ADAPTER_RUNNING };
+const char *picker_adapter_name(int a); /* "none", "listed", "slot", "running" */
+
 enum pk_scorer { PK_S_KV, PK_S_QUEUE, PK_S_INFLIGHT, PK_S_PREFIX, PK_N_SCORERS };
 
 /* One endpoint as the pipeline sees it. Inputs are filled by the caller;
@@ -83,6 +89,8 @@ typedef struct pk_view {
 	uint32_t weight;               /* >= 1 */
 	uint64_t picked_total;
 	uint32_t prefix_blocks;        /* longest prefix of the request held there */
+	int adapter;                   /* enum pk_adapter: the request's LoRA adapter there */
+	uint32_t adapters_running, max_lora; /* its adapters (scraped), for the explanation */
 	/* outputs */
 	unsigned passed;               /* enum pk_filter_bit of the filters it passed */
 	double score[PK_N_SCORERS];    /* each 0..1 */

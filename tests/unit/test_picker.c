@@ -352,6 +352,38 @@ static void test_session_affinity(void)
 	T_CHECK(!r.session_kept);
 }
 
+static void test_lora_affinity(void)
+{
+	gw_picker_cfg c = cfg_default();
+	region_state rs;
+	memset(&rs, 0, sizeof(rs));
+	pk_view v[4];
+	pk_result r;
+	for (int i = 0; i < 4; i++) view(&v[i], i, 0, 0.2);
+	/* Endpoint 3 is the least loaded; the adapter runs on 1, a slot is free on 2. */
+	v[3].util = 0.01;
+	v[0].adapter = PK_ADAPTER_LISTED;
+	v[1].adapter = PK_ADAPTER_RUNNING;
+	v[2].adapter = PK_ADAPTER_SLOT;
+	v[3].adapter = PK_ADAPTER_LISTED;
+	T_EQ_INT(first(v, 4, &c, &rs, 0, &r), 1);
+	T_EQ_INT(v[r.order[1]].index, 2);
+	T_EQ_INT(v[r.order[2]].index, 3); /* then the least loaded that lists it */
+	/* Where it runs but over the limit: a free slot under it wins. */
+	v[1].util = 0.9;
+	T_EQ_INT(first(v, 4, &c, &rs, 0, &r), 2);
+	/* No slot anywhere: the least loaded that lists it. */
+	v[1].util = 0.2;
+	v[1].adapter = PK_ADAPTER_LISTED;
+	v[2].adapter = PK_ADAPTER_LISTED;
+	T_EQ_INT(first(v, 4, &c, &rs, 0, &r), 3);
+	/* A retry skips the one tried. */
+	v[1].adapter = PK_ADAPTER_RUNNING;
+	v[1].tried = 1;
+	T_EQ_INT(first(v, 4, &c, &rs, 0, &r), 3);
+	T_EQ_STR(picker_adapter_name(PK_ADAPTER_SLOT), "slot");
+}
+
 int main(void)
 {
 	T_RUN(test_scores_and_ties);
@@ -361,5 +393,6 @@ int main(void)
 	T_RUN(test_admission);
 	T_RUN(test_fair_queuing);
 	T_RUN(test_session_affinity);
+	T_RUN(test_lora_affinity);
 	return T_END();
 }
