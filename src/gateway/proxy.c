@@ -676,15 +676,6 @@ void proxy_start(gw *g, httpd_req *r, gw_pool *pool, const gw_request *rq)
 	pool->active_requests++;
 	g->in_flight++;
 	c->body = httpd_body(r, &c->body_len);
-	if (rq->rewritten) {
-		/* One copy, only the model's bytes changed; the call owns it. */
-		if (rewrite_body(&c->body_rewritten, c->body, c->body_len, rq->model_at, rq->model_len, rq->model) < 0) {
-			answer_error(c, 503, "Out of memory.");
-			return;
-		}
-		c->body = buf_rptr(&c->body_rewritten);
-		c->body_len = buf_rlen(&c->body_rewritten);
-	}
 	str_copy(c->model, rq->model, sizeof(c->model));
 	str_copy(c->path, httpd_path(r), sizeof(c->path));
 	str_copy(c->client, httpd_peer(r), sizeof(c->client));
@@ -703,6 +694,19 @@ void proxy_start(gw *g, httpd_req *r, gw_pool *pool, const gw_request *rq)
 	}
 	c->pk = picker_req_new(c, rq);
 	c->rs = resume_new(c, rq);
+	/* A resumable stream that asks no usage asks for it here (the tenant's
+	 * tokens are counted from it; resume drops the chunk again); a rewritten
+	 * model goes in the same copy. The call owns the copy. */
+	int ask_usage = c->rs && !rq->resume.include_usage && !rq->stream_options;
+	if (rq->rewritten || ask_usage) {
+		if (rewrite_body(&c->body_rewritten, c->body, c->body_len, rq->model_at, rq->model_len,
+				 rq->rewritten ? rq->model : NULL, rq->object_at, ask_usage ? REWRITE_USAGE_MEMBER : NULL) < 0) {
+			answer_error(c, 503, "Out of memory.");
+			return;
+		}
+		c->body = buf_rptr(&c->body_rewritten);
+		c->body_len = buf_rlen(&c->body_rewritten);
+	}
 	admission_verdict v;
 	admission_admit(c, &v);
 	admission_carry_out(c, &v);

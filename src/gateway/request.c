@@ -230,6 +230,8 @@ int request_read(gw_request *rq, const char *body, size_t len, int chat, char *m
 	rq->model[0] = 0;
 	rq->model_state = REQUEST_MODEL_MISSING;
 	rq->model_at = rq->model_len = 0;
+	rq->stream_options = 0;
+	rq->object_at = 0;
 	rq->rewritten = 0;
 	rq->stream = rq->stream_bad = 0;
 	rq->messages_array = 0;
@@ -248,6 +250,7 @@ int request_read(gw_request *rq, const char *body, size_t len, int chat, char *m
 	int r = 0;
 	if (json_cursor_peek(c) == JSON_OBJECT) {
 		object = 1;
+		rq->object_at = (size_t)(json_cursor_pos(c) - body);
 		r = json_cursor_enter(c);
 		const char *key;
 		size_t kl;
@@ -296,6 +299,7 @@ int request_read(gw_request *rq, const char *body, size_t len, int chat, char *m
 			} else if (req_key_is(key, kl, "continue_final_message")) {
 				r = keep(c, &cont);
 			} else if (req_key_is(key, kl, "stream_options")) {
+				rq->stream_options = 1;
 				r = scan_stream_options(c, &usage);
 			} else {
 				r = json_cursor_skip(c);

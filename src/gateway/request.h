@@ -36,6 +36,8 @@ typedef struct gw_request {
 	size_t model_at, model_len;    /* the model's JSON string in the body: bytes [model_at, model_at + model_len) */
 	int stream;                    /* "stream": true */
 	int stream_bad;                /* "stream" is not a boolean or null */
+	int stream_options;            /* the body has a "stream_options" key */
+	size_t object_at;              /* the offset of the body's opening '{' */
 	splice_req resume;             /* what a resume needs (sse_splice.h), read in the same pass */
 	/* The prompt as one text, as the prefix chain hashes it (the head of
 	 * request_prompt_head): chat messages in order ("role\x1fcontent\x1e";

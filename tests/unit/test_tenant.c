@@ -159,10 +159,19 @@ static void test_rewrite(void)
 	size_t at = strstr(body, "\"gemma\"") - body;
 	buf out;
 	buf_init(&out, 0);
-	T_EQ_INT(rewrite_body(&out, body, strlen(body), at, 7, "gemma-3-27b-it-v2\"x"), 0);
+	T_EQ_INT(rewrite_body(&out, body, strlen(body), at, 7, "gemma-3-27b-it-v2\"x", 0, NULL), 0);
 	buf_puts(&out, "");
 	T_EQ_MEM(buf_rptr(&out), "{\"messages\":[],\"model\": \"gemma-3-27b-it-v2\\\"x\",\"max_tokens\":5}", buf_rlen(&out));
-	T_EQ_INT(rewrite_body(&out, body, strlen(body), at, 999, "x"), -1);
+	T_EQ_INT(rewrite_body(&out, body, strlen(body), at, 999, "x", 0, NULL), -1);
+	/* The usage member after the '{', with the model rewritten in the same copy. */
+	T_EQ_INT(rewrite_body(&out, body, strlen(body), at, 7, "v2", 0, REWRITE_USAGE_MEMBER), 0);
+	T_EQ_MEM(buf_rptr(&out), "{\"stream_options\":{\"include_usage\":true},\"messages\":[],\"model\": \"v2\",\"max_tokens\":5}", buf_rlen(&out));
+	/* Alone (no model change), after leading blanks; and into an empty object. */
+	T_EQ_INT(rewrite_body(&out, "  {\"a\":1}", 9, 0, 0, NULL, 2, REWRITE_USAGE_MEMBER), 0);
+	T_EQ_MEM(buf_rptr(&out), "  {\"stream_options\":{\"include_usage\":true},\"a\":1}", buf_rlen(&out));
+	T_EQ_INT(rewrite_body(&out, "{ }", 3, 0, 0, NULL, 0, REWRITE_USAGE_MEMBER), 0);
+	T_EQ_MEM(buf_rptr(&out), "{\"stream_options\":{\"include_usage\":true} }", buf_rlen(&out));
+	T_EQ_INT(rewrite_body(&out, "[1]", 3, 0, 0, NULL, 0, REWRITE_USAGE_MEMBER), -1);
 	buf_free(&out);
 }
 
