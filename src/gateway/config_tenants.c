@@ -44,12 +44,13 @@ static int key_taken(const gw_config *cfg, const char *key)
 	return 0;
 }
 
-static void parse_keys(cfg_ctx *c, const json_val *v, const char *path, gw_config *cfg, gw_tenant_cfg *t)
+static void parse_keys(cfg_ctx *c, const json_val *o, const char *path, gw_config *cfg, gw_tenant_cfg *t)
 {
 	char full[96];
+	const json_val *v = json_get(o, "api_keys");
 	cfg_path(full, sizeof(full), path, "api_keys");
 	if (!v || json_is(v, JSON_NULL)) {
-		cfg_fail(c, v, full, "is required: the keys that identify the tenant");
+		cfg_fail(c, o, full, "is required: the keys that identify the tenant");
 		return;
 	}
 	if (!json_is(v, JSON_ARRAY) || json_count(v) == 0 || json_count(v) > GW_MAX_TENANT_KEYS) {
@@ -108,7 +109,7 @@ void config_tenants_parse(cfg_ctx *c, const json_val *v, gw_config *cfg)
 		for (size_t k = 0; k < cfg->n_tenants; k++)
 			if (!strcmp(cfg->tenants[k].name, name)) cfg_fail(c, json_get(o, "name"), full, "\"%s\" is used twice", name);
 		str_copy(t->name, name, sizeof(t->name));
-		parse_keys(c, json_get(o, "api_keys"), path, cfg, t);
+		parse_keys(c, o, path, cfg, t);
 		int64_t n;
 		if (cfg_int(c, o, path, "priority", 0, 0, -1000000, 1000000, &n) >= 0) t->priority = (int32_t)n;
 		const json_val *l = json_get(o, "limits");
