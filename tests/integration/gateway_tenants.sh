@@ -20,6 +20,7 @@ write_cfg() { # write_cfg RPS_OF_TEAM_A [drop-a]
 region: us-east5
 listen: 127.0.0.1:$P
 api_keys: [ANON-KEY]
+access_log: $tmp/access.log
 tenants:
 YAML
 		[ "${2:-}" = drop-a ] || echo "  - { name: team-a, api_keys: [KEY-A], limits: { requests_per_second: $1, max_in_flight: 4 } }"
@@ -81,6 +82,8 @@ mp=$(metric $U 'infergate_tenant_tokens_total{tenant="team-b",kind="prompt"}')
 mc=$(metric $U 'infergate_tenant_tokens_total{tenant="team-b",kind="completion"}')
 check '[ "$mp" -gt "$prompt_sum" ] && [ "$mc" -gt "$comp_sum" ]' "tokens counted from usage: prompt $mp, completion $mc (this loop alone: $prompt_sum, $comp_sum)"
 check '[ "$(metric $U "infergate_model_prompt_tokens_total{model=\"gemma\",tenant=\"team-b\"}")" = "$mp" ]' "the same by model and tenant"
+line=$(grep '"tenant":"team-b"' "$tmp/access.log" | grep '"status":200' | tail -n 1)
+check 'echo "$line" | grep -q "\"completion_tokens\":5"' "the access log names the tenant and the tokens: $(echo "$line" | grep -o '"tenant.*"stream"' | head -c 60) … $(echo "$line" | grep -o '"prompt_tokens.*')"
 
 echo "== streams: tokens from the usage chunk, time to first token"
 curl -s -N "$U/v1/chat/completions" -H 'authorization: Bearer ANON-KEY' -o "$tmp/s1" \
