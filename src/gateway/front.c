@@ -235,6 +235,7 @@ static void status(gw *g, httpd_req *r)
 		jw_obj_end(&w);
 	}
 	jw_arr_end(&w);
+	tenant_status(&w, now);
 	jw_key(&w, "draining_endpoints"); jw_arr_begin(&w);
 	for (size_t i = 0; i < g->n_all; i++)
 		if (g->all_eps[i]->removed) status_endpoint(&w, g->all_eps[i], now);

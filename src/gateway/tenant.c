@@ -10,6 +10,7 @@
  */
 #include "gateway/tenant.h"
 #include "gateway/gateway.h"
+#include "core/json.h"
 #include "core/util.h"
 
 #include <math.h>
@@ -240,4 +241,28 @@ void tenant_free_all(gw *g)
 	for (size_t k = 0; k < n; k++) tenant_unref(v[k]);
 	free(v);
 	tenant_unref(anon);
+}
+
+static void status_one(json_w *w, tenant_state *t, uint64_t now_ms)
+{
+	refill(t, now_ms);
+	jw_obj_begin(w);
+	jw_key(w, "name"); jw_str(w, t->name);
+	jw_key(w, "priority"); jw_int(w, t->priority);
+	jw_key(w, "in_flight"); jw_uint(w, t->in_flight);
+	jw_key(w, "max_in_flight"); if (t->max_in_flight) jw_uint(w, t->max_in_flight); else jw_null(w);
+	jw_key(w, "requests_per_second"); if (t->requests_per_second > 0) jw_double(w, t->requests_per_second); else jw_null(w);
+	jw_key(w, "requests_available"); if (t->requests_per_second > 0) jw_double(w, t->request_level); else jw_null(w);
+	jw_key(w, "tokens_per_minute"); if (t->tokens_per_minute) jw_uint(w, t->tokens_per_minute); else jw_null(w);
+	jw_key(w, "tokens_available"); if (t->tokens_per_minute) jw_double(w, t->token_level); else jw_null(w);
+	jw_obj_end(w);
+}
+
+void tenant_status(json_w *w, uint64_t now_ms)
+{
+	jw_key(w, "tenants");
+	jw_arr_begin(w);
+	if (tab.anon) status_one(w, tab.anon, now_ms);
+	for (size_t i = 0; i < tab.n; i++) status_one(w, tab.v[i], now_ms);
+	jw_arr_end(w);
 }

@@ -83,5 +83,8 @@ void tenant_unref(tenant_state *t);
 /* Counters of one request's end (metrics). */
 void tenant_count_limited(tenant_state *t, int limit);
 void tenant_free_all(struct gw *g);
+/* /status: "tenants": each tenant's limits and where its buckets stand at now_ms. */
+struct json_w;
+void tenant_status(struct json_w *w, uint64_t now_ms);
 
 #endif

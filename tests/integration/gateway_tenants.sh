@@ -107,6 +107,9 @@ curl -s -N "$U/v1/chat/completions" -H 'authorization: Bearer KEY-A' -o "$tmp/lo
 	-d '{"model":"gemma","stream":true,"messages":[{"role":"user","content":"hi"}],"max_tokens":60}' & lp=$!
 wait_for "[ \"\$(metric $U 'infergate_tenant_in_flight_requests{tenant=\"team-a\"}')\" = 1 ]" 3
 check '[ "$(metric $U "infergate_tenant_in_flight_requests{tenant=\"team-a\"}")" = 1 ]' "team-a has one stream in flight"
+st=$(curl -fs $U/status)
+check '[ "$(json "$st" "d.tenants.find(t => t.name === \"team-a\").in_flight")" = 1 ] && [ "$(json "$st" "d.tenants.find(t => t.name === \"team-b\").tokens_per_minute")" = 60 ]' \
+	"/status shows the tenants: $(json "$st" "d.tenants.map(t => t.name + ' ' + t.in_flight).join(', ')")"
 write_cfg 50
 kill -HUP "$gw_pid"
 wait_for '[ "$(metric $U "infergate_config_reloads_total{result=\"ok\"}")" = 1 ]' 3
