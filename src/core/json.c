@@ -911,6 +911,8 @@ int json_cursor_next(json_cursor *c, const char **key, size_t *key_len)
 	return 1;
 }
 
+const char *json_cursor_pos(const json_cursor *c) { return c->ps.p; }
+
 int json_cursor_leaf(json_cursor *c, json_val *v)
 {
 	parser *ps = &c->ps;

@@ -92,6 +92,9 @@ int json_cursor_leaf(json_cursor *c, json_val *v);
 int json_cursor_skip(json_cursor *c);
 /* After the root value: 0 when only whitespace follows, else -1. */
 int json_cursor_end(json_cursor *c);
+/* Where the cursor is in the text it reads (after json_cursor_peek: the
+ * first byte of the next value); for callers that rewrite a value in place. */
+const char *json_cursor_pos(const json_cursor *c);
 /* Containers open now; 1 once an error was found. */
 size_t json_cursor_depth(const json_cursor *c);
 int json_cursor_failed(const json_cursor *c);

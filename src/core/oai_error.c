@@ -29,6 +29,11 @@ const char *oai_error_type(int status)
 
 int oai_error_write(buf *out, int status, const char *message, const char *param)
 {
+	return oai_error_write_type(out, status, oai_error_type(status), message, param);
+}
+
+int oai_error_write_type(buf *out, int status, const char *type, const char *message, const char *param)
+{
 	json_w w;
 	jw_init(&w, out);
 	jw_obj_begin(&w);
@@ -37,7 +42,7 @@ int oai_error_write(buf *out, int status, const char *message, const char *param
 	jw_key(&w, "message");
 	jw_str(&w, message ? message : "");
 	jw_key(&w, "type");
-	jw_str(&w, oai_error_type(status));
+	jw_str(&w, type);
 	jw_key(&w, "param");
 	jw_str(&w, param); /* NULL writes null */
 	jw_key(&w, "code");

@@ -14,5 +14,8 @@ const char *oai_error_type(int status);
 /* Appends the JSON error object to out. param NULL writes null. Returns 0, or -1
  * when out hit its cap. */
 int oai_error_write(buf *out, int status, const char *message, const char *param);
+/* The same with another type than the status's (OpenAI's rate limits say
+ * "rate_limit_exceeded"). */
+int oai_error_write_type(buf *out, int status, const char *type, const char *message, const char *param);
 
 #endif

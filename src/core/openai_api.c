@@ -482,13 +482,19 @@ void oai_write_models(json_w *w, const char *const *ids, size_t n_ids, const cha
 
 void oai_write_model_begin(json_w *w, const char *id, const char *owned_by, const char *root, int64_t created)
 {
+	oai_write_model_parent_begin(w, id, owned_by, root, NULL, created);
+}
+
+void oai_write_model_parent_begin(json_w *w, const char *id, const char *owned_by, const char *root,
+				  const char *parent, int64_t created)
+{
 	jw_obj_begin(w);
 	jw_key(w, "id"); jw_str(w, id);
 	jw_key(w, "object"); jw_str(w, "model");
 	jw_key(w, "created"); jw_int(w, created);
 	jw_key(w, "owned_by"); jw_str(w, owned_by);
 	jw_key(w, "root"); jw_str(w, root);
-	jw_key(w, "parent"); jw_null(w);
+	jw_key(w, "parent"); jw_str(w, parent); /* NULL writes null */
 }
 
 void oai_write_model(json_w *w, const char *id, const char *root, int64_t created, int64_t max_model_len,

@@ -191,6 +191,9 @@ void oai_write_models(json_w *w, const char *const *ids, size_t n_ids, const cha
 		      int64_t max_model_len, int vllm_nulls);
 /* A card's common fields, the object left open for the caller's own. */
 void oai_write_model_begin(json_w *w, const char *id, const char *owned_by, const char *root, int64_t created);
+/* The same with a parent (a LoRA adapter's base model, as vLLM lists it; NULL writes null). */
+void oai_write_model_parent_begin(json_w *w, const char *id, const char *owned_by, const char *root,
+				  const char *parent, int64_t created);
 /* One card (GET /v1/models/{id}). */
 void oai_write_model(json_w *w, const char *id, const char *root, int64_t created, int64_t max_model_len,
 		     int vllm_nulls);

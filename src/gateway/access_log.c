@@ -9,6 +9,7 @@
  * the admin paths (/metrics, /status...), which are not requests to models.
  */
 #include "gateway/gateway.h"
+#include "gateway/tenant.h"
 #include "core/json.h"
 #include "core/log.h"
 
@@ -76,6 +77,7 @@ void access_log_write(gw *g, const gw_call *c, uint64_t now_ms)
 	jw_key(&w, "method"); jw_str(&w, "POST");
 	jw_key(&w, "path"); jw_str(&w, c->path);
 	jw_key(&w, "model"); jw_str(&w, c->model);
+	jw_key(&w, "tenant"); jw_str(&w, c->tenant ? c->tenant->name : NULL);
 	jw_key(&w, "stream"); jw_bool(&w, c->stream);
 	jw_key(&w, "status"); jw_int(&w, c->status);
 	jw_key(&w, "pool"); jw_str(&w, c->pool->cfg.name);
@@ -87,6 +89,8 @@ void access_log_write(gw *g, const gw_call *c, uint64_t now_ms)
 	if (c->first_byte_ms) jw_int(&w, (int64_t)(c->first_byte_ms - c->start_ms)); else jw_null(&w);
 	jw_key(&w, "duration_ms"); jw_int(&w, (int64_t)(now_ms - c->start_ms));
 	jw_key(&w, "bytes"); jw_uint(&w, c->bytes_out);
+	jw_key(&w, "prompt_tokens"); if (c->usage.prompt_tokens >= 0) jw_int(&w, c->usage.prompt_tokens); else jw_null(&w);
+	jw_key(&w, "completion_tokens"); if (c->usage.completion_tokens >= 0) jw_int(&w, c->usage.completion_tokens); else jw_null(&w);
 	if (c->last_err) {
 		jw_key(&w, "error"); jw_str(&w, hc_err_name(c->last_err));
 	}

@@ -11,6 +11,7 @@
 #include "gateway/admission.h"
 #include "gateway/gateway.h"
 #include "gateway/picker.h"
+#include "gateway/tenant.h"
 #include "core/log.h"
 #include "core/util.h"
 
@@ -19,7 +20,7 @@
 #include <string.h>
 
 typedef struct waiting {
-	gw_call *c;
+	gw_call *c;                    /* holds its tenant (c->tenant) while it waits */
 	int priority;
 	char objective[GW_NAME_LEN];   /* a copy: the configuration may be freed by a reload meanwhile */
 	uint64_t since_ms, deadline_ms;
@@ -28,6 +29,7 @@ typedef struct waiting {
 static struct {
 	waiting *v;
 	size_t n, cap;
+	uint64_t turn;                 /* fair queuing: counts releases; a tenant's served_seq is its last */
 } queue;
 
 size_t admission_queued(const gw *g) { return queue.n; }
@@ -66,6 +68,35 @@ static const gw_objective_cfg *objective_of(const gw_call *c)
 	return NULL;
 }
 
+/* 1 (v filled: 429) when c is over one of t's limits; 0 when it was taken. */
+static int tenant_over(gw_call *c, tenant_state *t, uint64_t now, admission_verdict *v)
+{
+	if (t->m_requests) prom_inc(t->m_requests);
+	uint64_t retry_ms;
+	int lim = tenant_take(t, now, c->reserve_tokens, &retry_ms);
+	if (lim == TENANT_OK) {
+		c->tenant_taken = 1;
+		if (t->m_in_flight) prom_set(t->m_in_flight, t->in_flight);
+		return 0;
+	}
+	tenant_count_limited(t, lim);
+	uint64_t s = (retry_ms + 999) / 1000;
+	v->action = ADMISSION_SHED;
+	v->status = 429;
+	v->type = "rate_limit_exceeded";
+	snprintf(v->headers, sizeof(v->headers), "Retry-After: %llu\r\n", (unsigned long long)(s ? s : 1));
+	if (lim == TENANT_TPM)
+		snprintf(v->msg, sizeof(v->msg), "Rate limit reached for tenant %.64s on tokens per minute: limit %llu. Retry after %llu s.",
+			 t->name, (unsigned long long)t->tokens_per_minute, (unsigned long long)(s ? s : 1));
+	else if (lim == TENANT_RPS)
+		snprintf(v->msg, sizeof(v->msg), "Rate limit reached for tenant %.64s on requests per second: limit %g. Retry after %llu s.",
+			 t->name, t->requests_per_second, (unsigned long long)(s ? s : 1));
+	else
+		snprintf(v->msg, sizeof(v->msg), "Rate limit reached for tenant %.64s on requests in flight: limit %u. Retry when one ends.",
+			 t->name, t->max_in_flight);
+	return 1;
+}
+
 void admission_admit(gw_call *c, admission_verdict *v)
 {
 	memset(v, 0, sizeof(*v));
@@ -77,9 +108,14 @@ void admission_admit(gw_call *c, admission_verdict *v)
 		snprintf(v->msg, sizeof(v->msg), "%s", emsg);
 		return;
 	}
-	int prio = picker_req_priority(c->pk);
-	if (prio >= 0) return;
 	uint64_t now = ev_now_ms(c->g->loop);
+	tenant_state *t = c->tenant;
+	if (t && tenant_over(c, t, now, v)) return;
+	int prio = picker_req_priority(c->pk) + (t ? t->priority : 0);
+	if (prio >= 0) {
+		if (t && t->m_queue) prom_observe(t->m_queue, 0);
+		return;
+	}
 	int sat = picker_pool_saturated(c->pool, now);
 	const gw_objective_cfg *o = objective_of(c);
 	const char *oname = o ? o->name : "";
@@ -124,54 +160,83 @@ void admission_forget(gw_call *c)
 		}
 }
 
-static uint64_t rank_now_ms;
-static int cmp_waiting(const void *pa, const void *pb)
+/* The request leaves the queue at now_ms (its tenant's turn and wait noted). */
+static void leave(waiting *w, uint64_t now_ms)
 {
-	const waiting *a = pa, *b = pb;
-	double ra = admission_rank(a->priority, rank_now_ms - a->since_ms);
-	double rb = admission_rank(b->priority, rank_now_ms - b->since_ms);
-	if (ra != rb) return ra > rb ? -1 : 1;
-	return a->since_ms < b->since_ms ? -1 : a->since_ms > b->since_ms;
+	tenant_state *t = w->c->tenant;
+	w->c->queued_ms = now_ms - w->since_ms;
+	if (!t) return;
+	t->served_seq = ++queue.turn;
+	if (t->m_queue) prom_observe(t->m_queue, (double)w->c->queued_ms / 1000.0);
 }
 
 size_t admission_tick(gw *g, uint64_t now_ms, gw_call **calls, admission_verdict *verdicts, size_t cap)
 {
 	if (!queue.n || !cap) return 0;
-	rank_now_ms = now_ms;
-	qsort(queue.v, queue.n, sizeof(queue.v[0]), cmp_waiting);
-	const gw_pool *released_pool[ADMISSION_RELEASE_PER_TICK * 4];
-	uint32_t released_n[ADMISSION_RELEASE_PER_TICK * 4];
-	size_t n_pools = 0, out = 0, kept = 0;
+	size_t out = 0, kept = 0;
+	/* Waits that are over first: shed at their queue_timeout. */
 	for (size_t i = 0; i < queue.n; i++) {
 		waiting *w = &queue.v[i];
-		gw_call *c = w->c;
-		if (out == cap) {
+		if (out == cap || now_ms < w->deadline_ms) {
 			queue.v[kept++] = *w;
 			continue;
 		}
+		gw_call *c = w->c;
 		admission_verdict *v = &verdicts[out];
 		memset(v, 0, sizeof(*v));
-		if (now_ms >= w->deadline_ms) {
-			snprintf(v->msg, sizeof(v->msg),
-				 "Pool %.64s stayed saturated for %llu ms; requests of objective `%.64s` (priority %d) are shed. Retry later.",
-				 c->pool->cfg.name, (unsigned long long)(now_ms - w->since_ms), w->objective, w->priority);
-			shed(c, "queue_timeout", v);
-			calls[out++] = c;
-			continue;
+		snprintf(v->msg, sizeof(v->msg),
+			 "Pool %.64s stayed saturated for %llu ms; requests of objective `%.64s` (priority %d) are shed. Retry later.",
+			 c->pool->cfg.name, (unsigned long long)(now_ms - w->since_ms), w->objective, w->priority);
+		shed(c, "queue_timeout", v);
+		c->queued_ms = now_ms - w->since_ms;
+		calls[out++] = c;
+	}
+	queue.n = kept;
+	/* Then, one at a time, the next to leave (admission_next) among those
+	 * whose pool has capacity and has not let ADMISSION_RELEASE_PER_TICK go
+	 * this tick; a pool without either holds all of its requests. */
+	const gw_pool *blocked[64];
+	const gw_pool *released_pool[64];
+	uint32_t released_n[64];
+	size_t n_blocked = 0, n_pools = 0;
+	admission_cand *cand = queue.n ? malloc(queue.n * sizeof(*cand)) : NULL;
+	size_t *idx = queue.n ? malloc(queue.n * sizeof(*idx)) : NULL;
+	int fair = g->cfg->fair_queuing;
+	while (out < cap && cand && idx) {
+		size_t m = 0;
+		for (size_t i = 0; i < queue.n; i++) {
+			const waiting *w = &queue.v[i];
+			size_t k;
+			for (k = 0; k < n_blocked && blocked[k] != w->c->pool; k++);
+			if (k < n_blocked) continue;
+			const tenant_state *t = w->c->tenant;
+			cand[m] = (admission_cand){ w->priority, now_ms - w->since_ms, t ? t->id : 0, t ? t->served_seq : 0 };
+			idx[m++] = i;
 		}
+		if (!m) break;
+		size_t i = idx[admission_next(cand, m, fair)];
+		waiting *w = &queue.v[i];
+		gw_call *c = w->c;
 		size_t k;
 		for (k = 0; k < n_pools && released_pool[k] != c->pool; k++);
 		int room = k < n_pools ? released_n[k] < ADMISSION_RELEASE_PER_TICK : n_pools < ARRAY_LEN(released_pool);
-		if (room && !picker_pool_saturated(c->pool, now_ms)) {
-			if (k == n_pools) released_pool[n_pools] = c->pool, released_n[n_pools++] = 0;
-			released_n[k]++;
-			v->action = ADMISSION_ADMIT;
-			calls[out++] = c;
+		if (!room || picker_pool_saturated(c->pool, now_ms)) {
+			if (n_blocked == ARRAY_LEN(blocked)) break;
+			blocked[n_blocked++] = c->pool;
 			continue;
 		}
-		queue.v[kept++] = *w; /* still waiting */
+		if (k == n_pools) released_pool[n_pools] = c->pool, released_n[n_pools++] = 0;
+		released_n[k]++;
+		leave(w, now_ms);
+		admission_verdict *v = &verdicts[out];
+		memset(v, 0, sizeof(*v));
+		v->action = ADMISSION_ADMIT;
+		calls[out++] = c;
+		memmove(&queue.v[i], &queue.v[i + 1], (queue.n - i - 1) * sizeof(queue.v[0]));
+		queue.n--;
 	}
-	queue.n = kept;
+	free(cand);
+	free(idx);
 	return out;
 }
 

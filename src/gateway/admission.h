@@ -20,6 +20,14 @@
  * proxy asks (admission_admit, admission_tick on its timer) and gets a
  * verdict back, which it carries out; admission never answers a client.
  *
+ * Tenants (tenant.h): a request over one of its tenant's limits is shed
+ * first (429, type rate_limit_exceeded), before it could queue. Fair
+ * queuing (fair_queuing: true, the default): among the waiting requests of
+ * the priority served next, the tenants take turns (round robin: the tenant
+ * served longest ago goes first, then its oldest request), so one tenant's
+ * flood cannot starve another's trickle; across priorities the aged rank
+ * still decides. Off, the best aged rank goes first, oldest first.
+ *
  * A waiting request owns what it keeps (its objective's name, copied): a
  * reload frees the configuration it was queued under while it waits.
  */
@@ -41,6 +49,18 @@ int admission_decide(int priority, int saturated, uint32_t queued, uint32_t queu
 /* The rank of a waiting request (higher leaves first). */
 double admission_rank(int priority, uint64_t waited_ms);
 
+/* A waiting request as admission_next sees it. */
+typedef struct admission_cand {
+	int priority;                  /* its objective's plus its tenant's */
+	uint64_t waited_ms;
+	uint32_t tenant;               /* tenant id */
+	uint64_t tenant_served;        /* its tenant's turn counter when last served (0: never) */
+} admission_cand;
+/* Which of v[0..n) (n > 0) leaves first: the priority of the best aged rank;
+ * within it, with fair set, the tenant served longest ago (then the lowest
+ * id), its longest waiting request; without, the best rank, longest waiting. */
+size_t admission_next(const admission_cand *v, size_t n, int fair);
+
 struct gw;
 struct gw_call;
 
@@ -49,6 +69,7 @@ typedef struct admission_verdict {
 	int action;                    /* enum admission_action */
 	int status;                    /* ADMISSION_SHED: 400 (unknown objective) or 429 */
 	char headers[64];              /* ADMISSION_SHED 429: "Retry-After: N\r\n"; else "" */
+	const char *type;              /* the error's type when not the status's own (static); NULL */
 	char msg[384];                 /* ADMISSION_SHED: the OpenAI-style error's message */
 } admission_verdict;
 

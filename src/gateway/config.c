@@ -9,6 +9,7 @@
  */
 #include "gateway/config.h"
 #include "gateway/config_picker.h"
+#include "gateway/config_tenants.h"
 #include "core/cfg.h"
 #include "core/util.h"
 
@@ -65,6 +66,8 @@ static void config_defaults(gw_config *c)
 	c->io_uring = 1;
 	c->dashboard.enabled = 1;
 	c->dashboard.max_viewers = 16;
+	c->fair_queuing = 1;
+	str_copy(c->session_header, "x-session-id", sizeof(c->session_header));
 }
 
 /* ------------------------------------------------------------ helpers */
@@ -184,7 +187,7 @@ static void parse_scrape(cfg_ctx *c, const json_val *m, const char *path, gw_scr
 }
 
 /* An API key: 1-255 visible ASCII characters (a Bearer token). */
-static int api_key_ok(cfg_ctx *c, const json_val *v, const char *path)
+int config_api_key_ok(cfg_ctx *c, const json_val *v, const char *path)
 {
 	if (!json_is(v, JSON_STRING) || v->u.str.len == 0 || v->u.str.len >= GW_KEY_LEN) {
 		cfg_fail(c, v, path, "must be a key of 1 to %d characters", GW_KEY_LEN - 1);
@@ -224,7 +227,7 @@ static void parse_backend(cfg_ctx *c, const json_val *b, const char *path, gw_ba
 	if (key && !json_is(key, JSON_NULL)) {
 		char sub[GW_PATH_LEN];
 		cfg_path(sub, sizeof(sub), path, "api_key");
-		if (api_key_ok(c, key, sub)) str_copy(out->api_key, key->u.str.s, sizeof(out->api_key));
+		if (config_api_key_ok(c, key, sub)) str_copy(out->api_key, key->u.str.s, sizeof(out->api_key));
 	}
 	int64_t v;
 	if (json_get(b, "timeout") && json_get(b, "request_timeout"))
@@ -516,7 +519,9 @@ int gw_config_listen_tls(gw_config *cfg, const char *cert_file, const char *key_
 static void parse_root(cfg_ctx *c, const json_val *root, gw_config *cfg)
 {
 	static const char *const keys[] = {"region", "listen", "regions", "limits", "shutdown_grace",
-					   "access_log", "io_uring", "pools", "routes", "objectives", "api_keys", "dashboard", NULL};
+					   "access_log", "io_uring", "pools", "routes", "objectives", "api_keys", "dashboard",
+					   "tenants", "fair_queuing", "session_header",
+					   "model_rewrites", NULL};
 	if (cfg_check_keys(c, root, "", keys) < 0) return;
 	get_name(c, root, "", "region", 1, NULL, name_ok, "a region name (letters, digits, . _ -)", cfg->region,
 		 sizeof(cfg->region));
@@ -561,14 +566,14 @@ static void parse_root(cfg_ctx *c, const json_val *root, gw_config *cfg)
 
 	if ((v = json_get(root, "api_keys")) && !json_is(v, JSON_NULL)) {
 		if (json_is(v, JSON_STRING)) {
-			if (api_key_ok(c, v, "api_keys")) str_copy(cfg->api_keys[cfg->n_api_keys++], v->u.str.s, GW_KEY_LEN);
+			if (config_api_key_ok(c, v, "api_keys")) str_copy(cfg->api_keys[cfg->n_api_keys++], v->u.str.s, GW_KEY_LEN);
 		} else if (!json_is(v, JSON_ARRAY) || json_count(v) == 0 || json_count(v) > GW_MAX_API_KEYS) {
 			cfg_fail(c, v, "api_keys", "must be a key or a list of 1 to %d keys", GW_MAX_API_KEYS);
 		} else {
 			for (size_t i = 0; i < json_count(v); i++) {
 				char p[32];
 				snprintf(p, sizeof p, "api_keys[%zu]", i);
-				if (api_key_ok(c, json_at(v, i), p))
+				if (config_api_key_ok(c, json_at(v, i), p))
 					str_copy(cfg->api_keys[cfg->n_api_keys++], json_at(v, i)->u.str.s, GW_KEY_LEN);
 			}
 		}
@@ -581,6 +586,16 @@ static void parse_root(cfg_ctx *c, const json_val *root, gw_config *cfg)
 			cfg_bool(c, v, "dashboard", "enabled", 0, 1, &cfg->dashboard.enabled);
 			if (cfg_int(c, v, "dashboard", "max_viewers", 0, 16, 1, 256, &mv) >= 0) cfg->dashboard.max_viewers = (uint32_t)mv;
 		}
+	}
+	if ((v = json_get(root, "tenants")) && !json_is(v, JSON_NULL)) config_tenants_parse(c, v, cfg);
+	if ((v = json_get(root, "model_rewrites")) && !json_is(v, JSON_NULL)) config_rewrites_parse(c, v, cfg);
+	cfg_bool(c, root, "", "fair_queuing", 0, 1, &cfg->fair_queuing);
+	const char *sh;
+	if (cfg_str(c, root, "", "session_header", 0, cfg->session_header, &sh) >= 0) {
+		size_t i;
+		for (i = 0; sh[i] && sh[i] > 0x20 && sh[i] < 0x7f && sh[i] != ':'; i++);
+		if (sh[i] || i >= sizeof(cfg->session_header)) cfg_fail(c, json_get(root, "session_header"), "session_header", "must be a header name (\"\" = off)");
+		else if (sh != cfg->session_header) str_copy(cfg->session_header, sh, sizeof(cfg->session_header));
 	}
 
 	const json_val *pools = cfg_arr(c, root, "", "pools", 1);
@@ -783,6 +798,8 @@ void gw_config_free(gw_config *c)
 	for (size_t i = 0; i < c->n_pools; i++) free(c->pools[i].endpoints);
 	free(c->pools);
 	free(c->routes);
+	free(c->tenants);
+	free(c->rewrites);
 	free(c);
 }
 

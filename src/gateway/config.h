@@ -184,6 +184,32 @@ typedef struct gw_listen_tls_cfg {
 	char ciphers[GW_PATH_LEN];        /* TLS 1.2 cipher list; "" = the defaults (core/tls.h) */
 } gw_listen_tls_cfg;
 
+/* A tenant (docs/CONFIG.md "tenants"): who a request is, from its API key,
+ * and what it may use. Limits of 0 are off. */
+#define GW_MAX_TENANTS 64
+#define GW_MAX_TENANT_KEYS 8
+typedef struct gw_tenant_cfg {
+	char name[GW_NAME_LEN];        /* a metric label value: letters, digits, . _ - */
+	char api_keys[GW_MAX_TENANT_KEYS][GW_KEY_LEN];
+	size_t n_api_keys;
+	double requests_per_second;    /* a bucket of max(1, this) requests, refilled at this rate */
+	uint64_t tokens_per_minute;    /* prompt + completion tokens of the answers' usage */
+	uint32_t max_in_flight;        /* requests admitted and not yet answered */
+	int32_t priority;              /* added to the objective's priority (fair queuing, admission.h) */
+} gw_tenant_cfg;
+
+/* A weighted model rewrite (the inference extension's InferenceModelRewrite):
+ * requests naming model go to one of the targets, by weight, with `model`
+ * rewritten in the body. */
+#define GW_MAX_REWRITES 64
+#define GW_MAX_REWRITE_TARGETS 8
+typedef struct gw_rewrite_cfg {
+	char model[GW_NAME_LEN];
+	char targets[GW_MAX_REWRITE_TARGETS][GW_NAME_LEN];
+	uint32_t weights[GW_MAX_REWRITE_TARGETS]; /* 0..1000000; their sum > 0 */
+	size_t n_targets;
+} gw_rewrite_cfg;
+
 typedef struct gw_config {
 	char file[GW_PATH_LEN];        /* where it came from ("(flags)" for flags) */
 	char region[GW_NAME_LEN];      /* this gateway's region */
@@ -205,6 +231,12 @@ typedef struct gw_config {
 	char api_keys[GW_MAX_API_KEYS][GW_KEY_LEN]; /* /v1 requests need one as a Bearer token; none = open */
 	size_t n_api_keys;
 	gw_dashboard_cfg dashboard;
+	gw_tenant_cfg *tenants;        /* n_tenants, owned; none = every request is the anonymous tenant */
+	size_t n_tenants;
+	int fair_queuing;              /* 1 (default): admission queues serve tenants of one priority in turn */
+	char session_header[64];       /* session affinity by this request header ("" = off) */
+	gw_rewrite_cfg *rewrites;      /* n_rewrites, owned */
+	size_t n_rewrites;
 } gw_config;
 
 /* Defaults of a pool's policies (also what the quick-start flags use). */

@@ -25,6 +25,8 @@
 #include "gateway/picker.h"
 #include "gateway/request.h"
 #include "gateway/resume.h"
+#include "gateway/rewrite.h"
+#include "gateway/tenant.h"
 #include "core/json.h"
 #include "core/multipart.h"
 #include "core/oai_error.h"
@@ -156,7 +158,7 @@ static int form_read(gw_request *rq, httpd_req *r, const char *body, size_t len,
 
 /* A request for one of front_apis (or a route's extra path, api NULL): the
  * body read once into the description, a pool chosen, proxied. */
-static void api_request(gw *g, httpd_req *r, const front_api *api)
+static void api_request(gw *g, httpd_req *r, const front_api *api, tenant_state *t)
 {
 	int have = method_bits(r);
 	int want = api ? api->methods : FRONT_GET | FRONT_POST | FRONT_DELETE;
@@ -201,9 +203,22 @@ static void api_request(gw *g, httpd_req *r, const front_api *api)
 				    : "The field `model` is required: this gateway serves several pools (GET /v1/models lists the models).", "model");
 		return;
 	}
+	rq->tenant = t;
 	if (rq->stream_bad) {
 		httpd_error(r, 400, "The field `stream` must be a boolean.", "stream");
 		return;
+	}
+	rq->tenant = t;
+	/* A split rewrites the JSON body's model in place: only when the body named one. */
+	const gw_rewrite_cfg *rw = p || !rq->model_len ? NULL : rewrite_find(g->cfg, rq->model);
+	if (rw) {
+		/* A traffic split: the session's target, else the next in the sequence. */
+		static uint64_t rewrite_seq;
+		size_t hl = 0;
+		const char *h = g->cfg->session_header[0] ? httpd_header(r, g->cfg->session_header, &hl) : NULL;
+		size_t k = rewrite_pick(rw, h && hl ? picker_session_hash(h, hl) : 0, rewrite_seq++);
+		str_copy(rq->model, rw->targets[k], sizeof(rq->model));
+		rq->rewritten = 1;
 	}
 	if (!p) p = gw_route(g, path, rq->model);
 	if (!p) {
@@ -349,6 +364,7 @@ static void status(gw *g, httpd_req *r)
 		jw_obj_end(&w);
 	}
 	jw_arr_end(&w);
+	tenant_status(&w, now);
 	jw_key(&w, "draining_endpoints"); jw_arr_begin(&w);
 	for (size_t i = 0; i < g->n_all; i++)
 		if (g->all_eps[i]->removed) status_endpoint(&w, g->all_eps[i], now);
@@ -391,34 +407,36 @@ static void admin_get(gw *g, httpd_req *r, const char *path)
 	}
 }
 
-/* With api_keys configured, the API (paths under /v1) needs one of them as a
- * Bearer token, as vLLM's --api-key; the admin paths stay open. */
-static int authorized(const gw *g, httpd_req *r)
-{
-	int ok = g->cfg->n_api_keys == 0;
-	for (size_t i = 0; i < g->cfg->n_api_keys; i++) ok |= httpd_bearer_is(r, g->cfg->api_keys[i]);
-	return ok;
-}
-
 void front_handle(httpd_req *r, void *arg)
 {
 	gw *g = arg;
 	const char *path = httpd_path(r);
 	if (!boot_wall_s) boot_wall_s = (uint64_t)time_wall_s();
-	if (!strncmp(path, "/v1", 3) && !authorized(g, r)) {
+	/* With api_keys or tenants configured, the API (paths under /v1) needs
+	 * one of their keys as a Bearer token, as vLLM's --api-key; the key names
+	 * the tenant. The admin paths stay open. */
+	tenant_state *t = NULL;
+	if (!strncmp(path, "/v1", 3) && !(t = tenant_identify(g, r))) {
 		httpd_error(r, 401, "Unauthorized: a valid API key is needed (Authorization: Bearer KEY).", NULL);
 		return;
 	}
 	const front_api *api = front_api_of(path);
-	if (api && strncmp(path, "/v1", 3) && !authorized(g, r)) {   /* vLLM guards these too */
+	if (!t && api && !(t = tenant_identify(g, r))) {   /* vLLM guards these too */
 		httpd_error(r, 401, "Unauthorized: a valid API key is needed (Authorization: Bearer KEY).", NULL);
 		return;
 	}
 	if (api || gw_route_extra_path(g, path)) {
-		api_request(g, r, api);
+		if (!t && !(t = tenant_identify(g, r))) {
+			httpd_error(r, 401, "Unauthorized: a valid API key is needed (Authorization: Bearer KEY).", NULL);
+			return;
+		}
+		api_request(g, r, api, t);
+		g->req.tenant = NULL;
+		tenant_unref(t);
 		return;
 	}
 	if (!strcmp(path, "/ping")) {             /* vLLM's liveness path (SageMaker's) */
+		tenant_unref(t);
 		if (!httpd_method_is(r, "GET") && !httpd_method_is(r, "POST")) {
 			method_not_allowed(g, r, "GET, POST");
 			return;
@@ -426,6 +444,7 @@ void front_handle(httpd_req *r, void *arg)
 		httpd_respond(r, 200, NULL, NULL, "", 0);
 		return;
 	}
+	tenant_unref(t);
 	if (!strcmp(path, "/v1/models") || (!strncmp(path, "/v1/models/", 11) && path[11]) ||
 	    !strcmp(path, "/metrics") || !strcmp(path, "/healthz") || !strcmp(path, "/readyz") ||
 	    !strcmp(path, "/status")) {

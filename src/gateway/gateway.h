@@ -32,6 +32,7 @@
 #include "core/prom.h"
 #include "gateway/config.h"
 #include "gateway/request.h"
+#include "gateway/usage.h"
 
 typedef struct gw gw;
 typedef struct gw_pool gw_pool;
@@ -91,6 +92,7 @@ struct gw_endpoint {
 	int learn_models;
 	char (*models)[GW_NAME_LEN];
 	size_t n_models;
+	uint64_t adapters;             /* bit i: models[i] is a LoRA adapter (listed with a parent) */
 	uint64_t models_fetched_ms;
 	hc_req *models_req;
 	buf models_body;               /* its answer so far, capped */
@@ -161,6 +163,14 @@ struct gw_call {
 	struct picker_req *pk;         /* prefix chain, objective, explain (picker_gw.c) */
 	struct resume_state *rs;       /* a resumable stream's state (resume.h); NULL otherwise */
 	uint32_t resumes;              /* continuations sent after the stream broke */
+	/* the tenant (tenant.h) and what the answer used (token_metrics.h) */
+	struct tenant_state *tenant;   /* ref held; never NULL once proxy_start ran */
+	int tenant_taken;              /* its limits took this request: settled at the end */
+	uint64_t reserve_tokens;       /* what the token bucket reserved for it */
+	uint64_t queued_ms;            /* time spent in an admission queue */
+	uint64_t first_token_ms;       /* the first body byte of the answer (0: none yet) */
+	usage_scan usage;              /* the answer's token counts, read as it passes */
+	buf body_rewritten;            /* the client's body with `model` rewritten (rewrite.h); body points here then */
 };
 
 /* The process. */

@@ -139,14 +139,19 @@ static void models_done(hc_req *r, int err, void *arg)
 		size_t n = MIN(json_count(data), (size_t)GW_MAX_MODELS);
 		char (*m)[GW_NAME_LEN] = n ? calloc(n, GW_NAME_LEN) : NULL;
 		size_t k = 0;
+		uint64_t adapters = 0;
 		for (size_t i = 0; m && i < n; i++) {
 			const char *id = json_cstr(json_get(json_at(data, i), "id")); /* NULL with a NUL inside */
-			if (id && strlen(id) < GW_NAME_LEN) str_copy(m[k++], id, GW_NAME_LEN);
+			if (!id || strlen(id) >= GW_NAME_LEN) continue;
+			/* vLLM lists a LoRA adapter with its base model as parent. */
+			if (json_str(json_get(json_at(data, i), "parent"), NULL)) adapters |= 1ull << k;
+			str_copy(m[k++], id, GW_NAME_LEN);
 		}
 		if (m || !n) {
 			free(e->models);
 			e->models = m;
 			e->n_models = k;
+			e->adapters = adapters;
 		}
 		json_doc_free(d);
 	} else {

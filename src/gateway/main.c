@@ -20,6 +20,8 @@
 #include "gateway/gateway.h"
 #include "gateway/dashboard.h"
 #include "gateway/picker.h"
+#include "gateway/tenant.h"
+#include "gateway/token_metrics.h"
 #include "core/log.h"
 #include "core/util.h"
 
@@ -166,9 +168,19 @@ static void reload(gw *g)
 		gw_config_free(nc);
 		return;
 	}
+	if (tenant_apply(g, nc, ev_now_ms(g->loop)) < 0) {
+		for (size_t i = 0; i < GW_MAX_LISTEN; i++) tls_ctx_free(tctx[i]);
+		g->reload_failures_total++;
+		gw_metrics_reload(g, 0);
+		log_error("reload refused: out of memory for the tenants; the running configuration stays");
+		gw_config_free(nc);
+		return;
+	}
 	if (gw_discovery_apply(g, nc, err, sizeof(err)) < 0) {
 		for (size_t i = 0; i < GW_MAX_LISTEN; i++) tls_ctx_free(tctx[i]);
 		g->reload_failures_total++;
+		/* the tenants are the new configuration's already: back to the running one's */
+		if (tenant_apply(g, g->cfg, ev_now_ms(g->loop)) < 0) log_error("reload: tenants not restored (out of memory)");
 		gw_metrics_reload(g, 0);
 		log_error("reload refused: %s; the running configuration stays", err);
 		gw_config_free(nc);
@@ -333,7 +345,8 @@ int main(int argc, char **argv)
 	buf_init(&g.scratch, 0);
 	request_init(&g.req);
 	g.loop = ev_new();
-	if (!g.loop || gw_metrics_init(&g) < 0 || picker_init(&g) < 0 || dashboard_init(&g) < 0) {
+	if (!g.loop || gw_metrics_init(&g) < 0 || picker_init(&g) < 0 || dashboard_init(&g) < 0 || tenant_metrics_init(&g) < 0 ||
+	    token_metrics_init(&g) < 0 || tenant_apply(&g, cfg, ev_now_ms(g.loop)) < 0) {
 		fprintf(stderr, "infergate: out of memory\n");
 		return 1;
 	}
@@ -395,6 +408,8 @@ int main(int argc, char **argv)
 	proxy_free_calls(&g);
 	picker_result_free_all();
 	picker_deinit(&g);
+	tenant_free_all(&g);
+	token_metrics_free(&g);
 	request_free(&g.req);
 	gw_metrics_free(&g);
 	gw_config_free(g.cfg);

@@ -169,6 +169,27 @@ double admission_rank(int priority, uint64_t waited_ms)
 	return (double)priority + (double)waited_ms / ADMISSION_AGING_MS;
 }
 
+size_t admission_next(const admission_cand *v, size_t n, int fair)
+{
+	size_t best = 0;
+	double best_rank = admission_rank(v[0].priority, v[0].waited_ms);
+	for (size_t i = 1; i < n; i++) {
+		double r = admission_rank(v[i].priority, v[i].waited_ms);
+		if (r > best_rank || (r == best_rank && v[i].waited_ms > v[best].waited_ms)) best = i, best_rank = r;
+	}
+	if (!fair) return best;
+	int prio = v[best].priority;
+	size_t pick = best;
+	for (size_t i = 0; i < n; i++) {
+		if (v[i].priority != prio) continue;
+		const admission_cand *a = &v[i], *b = &v[pick];
+		if (a->tenant_served != b->tenant_served ? a->tenant_served < b->tenant_served
+		    : a->tenant != b->tenant ? a->tenant < b->tenant : a->waited_ms > b->waited_ms)
+			pick = i;
+	}
+	return pick;
+}
+
 /* ------------------------------------------------------------ the tables and the run */
 
 typedef int pk_filter_fn(const pk_view *v, const pk_params *p);
@@ -280,6 +301,73 @@ static double effective_util(const pk_view *v, const gw_picker_cfg *c)
 	return v->util;
 }
 
+static uint64_t mix64(uint64_t x)
+{
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdull;
+	x ^= x >> 33;
+	x *= 0xc4ceb9fe1a85ec53ull;
+	x ^= x >> 33;
+	return x;
+}
+
+uint64_t picker_session_hash(const char *key, size_t len)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (size_t i = 0; i < len; i++) h = (h ^ (unsigned char)key[i]) * 0x100000001b3ull;
+	h = mix64(h);
+	return h ? h : 1;
+}
+
+uint64_t picker_session_rank(uint64_t session, const char *label)
+{
+	return mix64(session ^ picker_session_hash(label, strlen(label)));
+}
+
+const char *picker_adapter_name(int a)
+{
+	static const char *const names[] = {"none", "listed", "slot", "running"};
+	return a >= 0 && a <= PK_ADAPTER_RUNNING ? names[a] : "none";
+}
+
+/* LoRA affinity: in the first tier (ordered by score), endpoints where the
+ * request's adapter runs first, then those with a free slot, then the rest,
+ * each class in score order. Returns the best class present. */
+static int adapter_first(pk_view *v, pk_result *out, size_t first_tier)
+{
+	int best = PK_ADAPTER_NONE;
+	for (size_t i = 0; i < first_tier; i++)
+		if (v[out->order[i]].adapter > best) best = v[out->order[i]].adapter;
+	if (best <= PK_ADAPTER_LISTED) return best;
+	int sorted[GW_MAX_ENDPOINTS];
+	size_t k = 0;
+	for (int cls = PK_ADAPTER_RUNNING; cls >= PK_ADAPTER_NONE; cls--)
+		for (size_t i = 0; i < first_tier; i++)
+			if (v[out->order[i]].adapter == cls) sorted[k++] = out->order[i];
+	memcpy(out->order, sorted, first_tier * sizeof(sorted[0]));
+	return best;
+}
+
+/* The session's endpoint first: among the first tier (the chosen region),
+ * of the best adapter class, the one of the highest rank that passed every
+ * filter. */
+static void session_first(pk_view *v, const pk_params *p, pk_result *out, size_t first_tier, int adapter)
+{
+	size_t best = first_tier;
+	uint64_t best_rank = 0;
+	for (size_t i = 0; i < first_tier; i++) {
+		const pk_view *x = &v[out->order[i]];
+		if ((x->passed & PK_F_ALL) != PK_F_ALL || x->adapter < adapter) continue;
+		uint64_t r = picker_session_rank(p->session, x->label);
+		if (best == first_tier || r > best_rank) best = i, best_rank = r;
+	}
+	if (best == first_tier) return;
+	int keep = out->order[best];
+	memmove(&out->order[1], &out->order[0], best * sizeof(out->order[0]));
+	out->order[0] = keep;
+	out->session_kept = 1;
+}
+
 static int clamp_rank(int r) { return r < 0 ? 0 : r >= REGION_MAX ? REGION_MAX - 1 : r; }
 
 void picker_run(pk_view *v, size_t n, const pk_params *p, region_state *rs, pk_result *out)
@@ -383,12 +471,16 @@ void picker_run(pk_view *v, size_t n, const pk_params *p, region_state *rs, pk_r
 		while (j > 0 && tier_of[g[j - 1] - v] > tier_of[x - v]) { g[j] = g[j - 1]; j--; }
 		g[j] = x;
 	}
+	size_t first_tier = 0;
 	for (size_t a = 0; a < gn;) {
 		size_t b = a;
 		while (b < gn && tier_of[g[b] - v] == tier_of[g[a] - v]) b++;
 		score_group(g + a, b - a, p);
 		qsort(g + a, b - a, sizeof(g[0]), cmp_views);
 		for (size_t i = a; i < b; i++) out->order[out->n_order++] = (int)(g[i] - v);
+		if (a == 0 && tier_of[g[a] - v] == 0) first_tier = b;
 		a = b;
 	}
+	int adapter = first_tier ? adapter_first(v, out, first_tier) : PK_ADAPTER_NONE;
+	if (p->session && first_tier) session_first(v, p, out, first_tier, adapter);
 }

@@ -62,6 +62,12 @@ enum pk_filter_bit {
 };
 #define PK_F_ALL (PK_F_UNTRIED | PK_F_HEALTHY | PK_F_NOT_EJECTED | PK_F_MODEL | PK_F_REGION | PK_F_UTILIZATION)
 
+/* Where a request's LoRA adapter stands on an endpoint (vLLM's /v1/models and
+ * vllm:lora_requests_info): the picker prefers running, then a free slot,
+ * then listed (the scorers decide among equals). NONE: not an adapter there. */
+enum pk_adapter { PK_ADAPTER_NONE = 0, PK_ADAPTER_LISTED, PK_ADAPTER_SLOT, PK_ADAPTER_RUNNING };
+const char *picker_adapter_name(int a); /* "none", "listed", "slot", "running" */
+
 enum pk_scorer { PK_S_KV, PK_S_QUEUE, PK_S_INFLIGHT, PK_S_PREFIX, PK_N_SCORERS };
 
 /* One endpoint as the pipeline sees it. Inputs are filled by the caller;
@@ -83,6 +89,8 @@ typedef struct pk_view {
 	uint32_t weight;               /* >= 1 */
 	uint64_t picked_total;
 	uint32_t prefix_blocks;        /* longest prefix of the request held there */
+	int adapter;                   /* enum pk_adapter: the request's LoRA adapter there */
+	uint32_t adapters_running, max_lora; /* its adapters (scraped), for the explanation */
 	/* outputs */
 	unsigned passed;               /* enum pk_filter_bit of the filters it passed */
 	double score[PK_N_SCORERS];    /* each 0..1 */
@@ -95,6 +103,7 @@ typedef struct pk_params {
 	const gw_picker_cfg *cfg;
 	uint32_t request_blocks;       /* blocks of the request's prefix chain */
 	uint64_t now_ms;
+	uint64_t session;              /* hash of the request's session key; 0: none */
 } pk_params;
 
 typedef struct pk_result {
@@ -104,11 +113,22 @@ typedef struct pk_result {
 	int spilled;                   /* the chosen region is not the nearest live one */
 	int saturated;                 /* no region has capacity */
 	unsigned relaxed;              /* soft filters that would have dropped every candidate */
+	int session_kept;              /* the session's endpoint went first (picker_session_rank) */
 } pk_result;
 
 /* Runs the pipeline over v[0..n) (n <= GW_MAX_ENDPOINTS) with the pool's
  * region state rs (updated: hysteresis), filling each view's outputs and out. */
 void picker_run(pk_view *v, size_t n, const pk_params *p, region_state *rs, pk_result *out);
+
+/* Session affinity (rendezvous hashing): the rank of the endpoint named label
+ * for a session hash; a session goes to its highest-ranked endpoint among
+ * those in the chosen region that pass every filter (healthy, under the
+ * utilization limit), so it stays there while that holds, and moves to the
+ * next-ranked one, the same for every request of the session, when not. No
+ * table: nothing of a session is stored. */
+uint64_t picker_session_rank(uint64_t session, const char *label);
+/* The hash of a session key (64-bit FNV-1a, then mixed); never 0. */
+uint64_t picker_session_hash(const char *key, size_t len);
 
 /* The names of the filter bits set in mask, comma-separated, into dst. */
 void picker_filter_names(unsigned mask, char *dst, size_t size);

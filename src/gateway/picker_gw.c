@@ -60,6 +60,7 @@ struct picker_req {
 	int priority;
 	int explain;
 	int bad;                       /* unknown objective: 400 */
+	uint64_t session;              /* hash of the session header's value (never the value); 0: none */
 	char objective[GW_NAME_LEN];
 	char err[GW_NAME_LEN + 64];
 	char why[1200];                /* the explain text of the last attempt (kept last but chain: not cleared on reuse) */
@@ -121,7 +122,10 @@ picker_req *picker_req_new(gw_call *c, const gw_request *rq)
 	}
 	const gw_config *cfg = c->g->cfg;
 	size_t hl = 0;
-	const char *h = c->r ? httpd_header(c->r, "x-infergate-objective", &hl) : NULL;
+	const char *h = c->r && cfg->session_header[0] ? httpd_header(c->r, cfg->session_header, &hl) : NULL;
+	if (h && hl) q->session = picker_session_hash(h, hl);
+	hl = 0;
+	h = c->r ? httpd_header(c->r, "x-infergate-objective", &hl) : NULL;
 	if (h && hl) {
 		size_t i;
 		for (i = 0; i < cfg->n_objectives; i++)
@@ -195,6 +199,30 @@ static picker_ep *ep_state(gw_endpoint *e)
 	return e->pk;
 }
 
+/* Where the request's adapter stands on e (enum pk_adapter); the number of
+ * adapters running there into *running. */
+static int adapter_state(const gw_endpoint *e, const char *model, const scrape_values *sv, uint32_t *running)
+{
+	*running = 0;
+	if (sv && (sv->has & SCRAPE_HAS_LORA) && sv->lora_running[0]) {
+		*running = 1;
+		for (const char *q = sv->lora_running; *q; q++) *running += *q == ',';
+	}
+	if (!model || !e->adapters) return PK_ADAPTER_NONE;
+	size_t i;
+	for (i = 0; i < e->n_models && strcmp(e->models[i], model); i++);
+	if (i == e->n_models || !((e->adapters >> i) & 1)) return PK_ADAPTER_NONE;
+	if (!sv || !(sv->has & SCRAPE_HAS_LORA)) return PK_ADAPTER_LISTED;
+	size_t ml = strlen(model);
+	for (const char *q = sv->lora_running; *q;) {
+		const char *end = strchr(q, ',');
+		size_t n = end ? (size_t)(end - q) : strlen(q);
+		if (n == ml && !memcmp(q, model, n)) return PK_ADAPTER_RUNNING;
+		q += n + (end != NULL);
+	}
+	return *running < sv->max_lora ? PK_ADAPTER_SLOT : PK_ADAPTER_LISTED;
+}
+
 static int serves(const gw_endpoint *e, const char *model)
 {
 	if (!model || !*model || !e->learn_models || !e->n_models) return 1; /* "": the server's default */
@@ -225,7 +253,9 @@ int picker_pick(gw_pool *pool, const pick_ctx *ctx, pick_result *out)
 		if (sv) {
 			v->waiting = sv->waiting;
 			v->running = sv->running;
+			v->max_lora = sv->max_lora;
 		}
+		v->adapter = adapter_state(e, ctx->model, sv, &v->adapters_running);
 		v->in_flight = e->in_flight;
 		v->weight = e->weight ? e->weight : 1;
 		v->picked_total = e->picked_total;
@@ -236,7 +266,7 @@ int picker_pick(gw_pool *pool, const pick_ctx *ctx, pick_result *out)
 	picker_pool *pp = pool_state(pool);
 	region_state scratch; /* out of memory: no hysteresis, still a pick */
 	if (!pp) memset(&scratch, 0, sizeof(scratch));
-	pk_params p = { &pool->cfg.picker, q ? q->n : 0, now };
+	pk_params p = { &pool->cfg.picker, q ? q->n : 0, now, q ? q->session : 0 };
 	picker_run(out->views, n, &p, pp ? &pp->regions : &scratch, &out->res);
 	out->best = out->res.n_order ? out->views[out->res.order[0]].index : -1;
 	return out->best;
@@ -312,11 +342,12 @@ void picker_commit(gw_pool *pool, const pick_ctx *ctx, const pick_result *pr)
 		picker_filter_names(res->relaxed, relaxed, sizeof(relaxed));
 		snprintf(q->why, sizeof(q->why),
 			 "endpoint=%s; region=%s; decision=%s; util=%.3f%s; score=%.3f (kv=%.3f queue=%.3f in_flight=%.3f "
-			 "prefix=%.3f%s); prefix_blocks=%u/%u; candidates=%zu; filters=%s; relaxed=%s",
+			 "prefix=%.3f%s); prefix_blocks=%u/%u; candidates=%zu; filters=%s; relaxed=%s; session=%s; adapter=%s (%u of %u slots running)",
 			 e->label, e->region, decision(res), v->util, v->stale ? " stale" : "", v->total,
 			 v->score[PK_S_KV], v->score[PK_S_QUEUE], v->score[PK_S_INFLIGHT], v->score[PK_S_PREFIX],
 			 v->guarded ? " guarded" : "", v->prefix_blocks, q->n, res->n_order, filters,
-			 relaxed[0] ? relaxed : "none");
+			 relaxed[0] ? relaxed : "none", !q->session ? "none" : res->session_kept ? "kept" : "moved",
+			 picker_adapter_name(v->adapter), v->adapters_running, v->max_lora);
 	}
 }
 

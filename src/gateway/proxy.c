@@ -31,6 +31,9 @@
 #include "gateway/picker.h"
 #include "gateway/resume.h"
 #include "gateway/retry.h"
+#include "gateway/rewrite.h"
+#include "gateway/tenant.h"
+#include "gateway/token_metrics.h"
 #include "core/json.h"
 #include "core/log.h"
 #include "core/oai_error.h"
@@ -65,17 +68,20 @@ static gw_call *call_new(gw *g)
 	if (c) {
 		g->free_calls = c->next_free;
 		g->n_free_calls--;
-		buf hb = c->up_headers, rb = c->resp_headers;
+		buf hb = c->up_headers, rb = c->resp_headers, bw = c->body_rewritten;
 		memset(c, 0, sizeof(*c));
 		c->up_headers = hb;
 		c->resp_headers = rb;
+		c->body_rewritten = bw;
 		buf_reset(&c->up_headers);
 		buf_reset(&c->resp_headers);
+		buf_reset(&c->body_rewritten);
 	} else {
 		c = calloc(1, sizeof(*c));
 		if (!c) return NULL;
 		buf_init(&c->up_headers, 64 * 1024);
 		buf_init(&c->resp_headers, 64 * 1024);
+		buf_init(&c->body_rewritten, 0); /* the body's own cap was checked by httpd */
 	}
 	c->g = g;
 	return c;
@@ -92,6 +98,7 @@ static void call_recycle(gw_call *c)
 	}
 	buf_free(&c->up_headers);
 	buf_free(&c->resp_headers);
+	buf_free(&c->body_rewritten);
 	free(c);
 }
 
@@ -102,6 +109,7 @@ void proxy_free_calls(gw *g)
 		g->free_calls = c->next_free;
 		buf_free(&c->up_headers);
 		buf_free(&c->resp_headers);
+		buf_free(&c->body_rewritten);
 		free(c);
 	}
 	g->n_free_calls = 0;
@@ -133,6 +141,23 @@ static void take_endpoint(gw_call *c, gw_endpoint *e)
 	e->in_flight++;
 }
 
+/* The call's tokens counted (token_metrics.h) and its tenant's limits
+ * settled with them; its tenant let go. */
+static void tenant_end(gw_call *c, uint64_t now)
+{
+	tenant_state *t = c->tenant;
+	uint64_t used = token_metrics_observe(c->g, c, now);
+	if (!t) return;
+	if (c->tenant_taken) tenant_settle(t, now, c->reserve_tokens, used);
+	if (t->m_prompt) {
+		prom_add(t->m_prompt, c->usage.prompt_tokens > 0 ? (double)c->usage.prompt_tokens : 0);
+		prom_add(t->m_completion, (double)(used - (c->usage.prompt_tokens > 0 ? (uint64_t)c->usage.prompt_tokens : 0)));
+		prom_set(t->m_in_flight, t->in_flight);
+	}
+	c->tenant = NULL;
+	tenant_unref(t);
+}
+
 /* The end of the call: counted, logged, recycled. The client side is done
  * (answered, or gone) and no upstream request is left. */
 static void call_end(gw_call *c)
@@ -145,6 +170,7 @@ static void call_end(gw_call *c)
 	}
 	gw_metrics_request(g, c, now);
 	access_log_write(g, c, now);
+	tenant_end(c, now);
 	admission_forget(c);
 	picker_req_free(c->pk);
 	c->pk = NULL;
@@ -424,6 +450,8 @@ static void on_up_body(hc_req *up, const char *data, size_t len, void *arg)
 {
 	gw_call *c = arg;
 	if (c->discard || !c->r) return;
+	if (!c->first_token_ms) c->first_token_ms = ev_now_ms(c->g->loop);
+	usage_feed(&c->usage, data, len);
 	int rc = c->rs && c->sse ? resume_feed(c, data, len) : httpd_stream_write(c->r, data, len) < 0 ? RESUME_CLIENT_GONE : -1;
 	if (rc == RESUME_ERROR_EVENT || rc == RESUME_TOO_LARGE) {
 		hc_cancel(up);
@@ -658,6 +686,16 @@ static void on_client_close(httpd_req *r, void *arg)
 	call_end(c);
 }
 
+/* What a request reserves in its tenant's token bucket (tenant.h): the
+ * prompt's bytes / 4 (about a token each) plus the completion budget asked. */
+static uint64_t reserve_of(const gw_request *rq)
+{
+	size_t len;
+	request_prompt_head(rq, &len);
+	int64_t mt = rq->resume.max_tokens;
+	return len / 4 + 1 + (mt > 0 && mt < (1 << 24) ? (uint64_t)mt : 0);
+}
+
 void proxy_start(gw *g, httpd_req *r, gw_pool *pool, const gw_request *rq)
 {
 	gw_call *c = call_new(g);
@@ -676,6 +714,10 @@ void proxy_start(gw *g, httpd_req *r, gw_pool *pool, const gw_request *rq)
 	str_copy(c->client, httpd_peer(r), sizeof(c->client));
 	c->stream = rq->stream;
 	c->seek = rq->seek;
+	c->tenant = rq->tenant;
+	tenant_ref(c->tenant);
+	usage_init(&c->usage);
+	c->reserve_tokens = reserve_of(rq);
 	c->start_ms = ev_now_ms(g->loop);
 	c->start_wall_s = time_wall_s();
 	c->deadline_ms = c->start_ms + pool->cfg.backend.request_timeout_ms;
@@ -686,6 +728,19 @@ void proxy_start(gw *g, httpd_req *r, gw_pool *pool, const gw_request *rq)
 	}
 	c->pk = picker_req_new(c, rq);
 	c->rs = resume_new(c, rq);
+	/* A resumable stream that asks no usage asks for it here (the tenant's
+	 * tokens are counted from it; resume drops the chunk again); a rewritten
+	 * model goes in the same copy. The call owns the copy. */
+	int ask_usage = c->rs && !rq->resume.include_usage && !rq->stream_options;
+	if (rq->rewritten || ask_usage) {
+		if (rewrite_body(&c->body_rewritten, c->body, c->body_len, rq->model_at, rq->model_len,
+				 rq->rewritten ? rq->model : NULL, rq->object_at, ask_usage ? REWRITE_USAGE_MEMBER : NULL) < 0) {
+			answer_error(c, 503, "Out of memory.");
+			return;
+		}
+		c->body = buf_rptr(&c->body_rewritten);
+		c->body_len = buf_rlen(&c->body_rewritten);
+	}
 	admission_verdict v;
 	admission_admit(c, &v);
 	admission_carry_out(c, &v);
@@ -723,7 +778,8 @@ static void admission_carry_out(gw_call *c, const admission_verdict *v)
 		c->status = v->status;
 		buf *b = &c->resp_headers; /* unused before an upstream answers */
 		buf_reset(b);
-		oai_error_write(b, v->status, v->msg, NULL);
+		if (v->type) oai_error_write_type(b, v->status, v->type, v->msg, NULL);
+		else oai_error_write(b, v->status, v->msg, NULL);
 		client_finished(c, httpd_respond(c->r, v->status, "application/json", v->headers[0] ? v->headers : NULL,
 						 buf_rptr(b), buf_rlen(b)));
 	}

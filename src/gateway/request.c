@@ -229,6 +229,10 @@ void request_clear(gw_request *rq, int chat)
 	rq->chat = chat;
 	rq->model[0] = 0;
 	rq->model_state = REQUEST_MODEL_MISSING;
+	rq->model_at = rq->model_len = 0;
+	rq->stream_options = 0;
+	rq->object_at = 0;
+	rq->rewritten = 0;
 	rq->stream = rq->stream_bad = 0;
 	rq->seek = 0;
 	rq->messages_array = 0;
@@ -253,6 +257,7 @@ int request_read(gw_request *rq, const char *body, size_t len, int chat, char *m
 	int r = 0;
 	if (json_cursor_peek(c) == JSON_OBJECT) {
 		object = 1;
+		rq->object_at = (size_t)(json_cursor_pos(c) - body);
 		r = json_cursor_enter(c);
 		const char *key;
 		size_t kl;
@@ -260,7 +265,11 @@ int request_read(gw_request *rq, const char *body, size_t len, int chat, char *m
 		while (r == 0 && (r = json_cursor_next(c, &key, &kl)) == 1) {
 			r = 0;
 			if (req_key_is(key, kl, "model")) {
+				if (json_cursor_peek(c) < 0) { r = -1; break; }
+				const char *at = json_cursor_pos(c);
 				if ((r = json_cursor_leaf(c, &v)) < 0) break;
+				rq->model_at = (size_t)(at - body);
+				rq->model_len = (size_t)(json_cursor_pos(c) - at);
 				if (v.type == JSON_NULL) {
 					rq->model_state = REQUEST_MODEL_MISSING;   /* as absent, as vLLM reads it */
 				} else if (v.type != JSON_STRING) {
@@ -301,6 +310,7 @@ int request_read(gw_request *rq, const char *body, size_t len, int chat, char *m
 			} else if (req_key_is(key, kl, "continue_final_message")) {
 				r = keep(c, &cont);
 			} else if (req_key_is(key, kl, "stream_options")) {
+				rq->stream_options = 1;
 				r = scan_stream_options(c, &usage);
 			} else {
 				r = json_cursor_skip(c);

@@ -39,7 +39,10 @@ enum scrape_has {
 	SCRAPE_HAS_METRIC = 8,             /* the configured balancing metric */
 	SCRAPE_HAS_CACHE_CONFIG = 16,
 	SCRAPE_HAS_GEN_TOKENS = 32,        /* a throughput counter, not a load metric */
+	SCRAPE_HAS_LORA = 64,              /* vllm:lora_requests_info */
 };
+
+#define SCRAPE_LORA_BYTES 512              /* running adapters' names kept (longer lists are cut at a comma) */
 
 /* What one page said. Values not found are 0 with their bit clear in has. */
 typedef struct scrape_values {
@@ -50,6 +53,8 @@ typedef struct scrape_values {
 	uint32_t block_size;               /* tokens per KV block (cache_config_info) */
 	uint32_t num_gpu_blocks;           /* KV blocks (cache_config_info) */
 	double generation_tokens_total;    /* vllm:generation_tokens_total, summed (the dashboard's tokens/s) */
+	uint32_t max_lora;                 /* adapter slots (lora_requests_info's max_lora) */
+	char lora_running[SCRAPE_LORA_BYTES]; /* running_lora_adapters: "a,b" (the newest series) */
 	unsigned has;                      /* enum scrape_has bits */
 	const char *dialect;               /* "vllm", "sglang", "llamacpp", "custom" or "" */
 } scrape_values;

@@ -30,7 +30,7 @@
 #include <emmintrin.h>
 #endif
 
-enum which { W_KV, W_WAITING, W_RUNNING, W_CACHE_CONFIG, W_METRIC, W_GEN_TOKENS, W_N };
+enum which { W_KV, W_WAITING, W_RUNNING, W_CACHE_CONFIG, W_GEN_TOKENS, W_LORA, W_METRIC, W_N };
 
 typedef struct known {
 	const char *name;
@@ -47,6 +47,7 @@ static const known table[] = {
 	K("vllm:num_requests_running", W_RUNNING, "vllm"),
 	K("vllm:cache_config_info", W_CACHE_CONFIG, "vllm"),
 	K("vllm:generation_tokens_total", W_GEN_TOKENS, "vllm"),
+	K("vllm:lora_requests_info", W_LORA, "vllm"),
 	K("sglang:token_usage", W_KV, "sglang"),
 	K("sglang:num_queue_reqs", W_WAITING, "sglang"),
 	K("sglang:num_running_reqs", W_RUNNING, "sglang"),
@@ -70,6 +71,9 @@ typedef struct acc {
 	const char *metric;            /* NULL: the KV usage */
 	size_t metric_len;
 	uint32_t block_size, num_gpu_blocks;
+	uint32_t max_lora;
+	double lora_ts;                /* the value (a time) of the newest lora_requests_info series */
+	char lora_running[SCRAPE_LORA_BYTES];
 	int kv_prio;                   /* 2 = kv_cache_usage_perc seen, 1 = older name */
 } acc;
 
@@ -163,6 +167,24 @@ static int on_sample(void *arg, const prom_sample *s)
 		int64_t v;
 		if (bs && parse_int64(bs, 1, 1 << 20, &v) == 0) a->block_size = (uint32_t)v;
 		if (nb && parse_int64(nb, 1, UINT32_MAX, &v) == 0) a->num_gpu_blocks = (uint32_t)v;
+		a->count[w]++;
+		return 0;
+	}
+	if (w == W_LORA) {
+		/* One series per label set seen, its value the time it was set: the
+		 * newest says what runs now (as the inference extension reads it). */
+		if (a->count[w] && s->value < a->lora_ts) return 0;
+		const char *run = prom_sample_label(s, "running_lora_adapters"), *ml = prom_sample_label(s, "max_lora");
+		int64_t v;
+		a->lora_ts = s->value;
+		a->max_lora = ml && parse_int64(ml, 0, 1 << 20, &v) == 0 ? (uint32_t)v : 0;
+		size_t n = run ? strlen(run) : 0;
+		if (n >= sizeof(a->lora_running)) { /* cut at the last whole name */
+			n = sizeof(a->lora_running) - 1;
+			while (n && run[n] != ',') n--;
+		}
+		memcpy(a->lora_running, run ? run : "", n);
+		a->lora_running[n] = 0;
 		a->count[w]++;
 		return 0;
 	}
@@ -405,6 +427,11 @@ int scrape_parser_end(scrape_parser *sp, scrape_values *out, char *err, size_t e
 	if (a.count[W_GEN_TOKENS] && a.sum[W_GEN_TOKENS] >= 0) {
 		out->generation_tokens_total = a.sum[W_GEN_TOKENS];
 		out->has |= SCRAPE_HAS_GEN_TOKENS;
+	}
+	if (a.count[W_LORA]) {
+		out->max_lora = a.max_lora;
+		memcpy(out->lora_running, a.lora_running, sizeof(out->lora_running));
+		out->has |= SCRAPE_HAS_LORA;
 	}
 	if (a.metric) {
 		if (a.count[W_METRIC]) {

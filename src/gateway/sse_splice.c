@@ -167,7 +167,7 @@ int splice_event(splice *s, const char *data, size_t len, buf *out)
 	if (json_count(choices) > 1) s->unresumable = "several choices";
 
 	int rc = SPLICE_GO_ON;
-	if (is_usage && s->attempt && !s->client_usage) {
+	if (is_usage && !s->client_usage) { /* the original stream's too: the gateway asks for it (tenant tokens) */
 		int64_t p, c;
 		usage_totals(s, usage, &p, &c);
 		s->prompt_tokens = p;

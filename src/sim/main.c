@@ -26,6 +26,10 @@ static void usage(FILE *f)
 		"  --region NAME            echoed in x-sim-region and GET /sim/faults\n"
 		"  --tls-cert FILE          serve HTTPS with this PEM chain (and --tls-key FILE, its key)\n"
 		"  --tls-key FILE\n"
+		"  --lora-adapters A,B,...  LoRA adapters on the base model (/v1/models with parent,\n"
+		"                           vllm:lora_requests_info)\n"
+		"  --max-loras N            adapters loaded at once (default 1)\n"
+		"  --lora-load-ms MS        added to the first token when the adapter is not loaded (default 200)\n"
 		"  --api-key KEY            /v1/ requests need \"Authorization: Bearer KEY\", as vLLM's\n"
 		"  --dialect vllm|llamacpp  whose server to behave as (default vllm); llamacpp: its /metrics\n"
 		"                           names, any model name, a final assistant message continued\n"
@@ -121,6 +125,10 @@ int main(int argc, char **argv)
 	cfg.engine.prefill_ms_per_token = 0.1;
 	cfg.engine.itl_ms = 10;
 	cfg.engine.itl_growth = 0.02;
+	cfg.lora.max_loras = 1;
+	cfg.lora.load_ms = 200;
+	char lora_err[160];
+	char *lora_copy = NULL;
 	const char *extra_faults = NULL;
 
 	for (int i = 1; i < argc; i++) {
@@ -186,6 +194,20 @@ int main(int argc, char **argv)
 			cfg.tls_cert = val;
 		} else if (FLAG("tls-key")) {
 			cfg.tls_key = val;
+		} else if (FLAG("lora-adapters")) {
+			free(lora_copy);
+			memset(cfg.lora.names, 0, sizeof(cfg.lora.names));
+			cfg.lora.n = 0;
+			if (!(lora_copy = str_dup(val)) || sim_lora_parse(&cfg.lora, lora_copy, lora_err, sizeof(lora_err)) < 0) {
+				fprintf(stderr, "infergate-sim: %s\n", lora_err);
+				return 2;
+			}
+		} else if (FLAG("max-loras")) {
+			if (parse_u32("--max-loras", val, 1, SIM_MAX_LORAS, &cfg.lora.max_loras) < 0) return 2;
+		} else if (FLAG("lora-load-ms")) {
+			uint32_t ms;
+			if (parse_u32("--lora-load-ms", val, 0, 600000, &ms) < 0) return 2;
+			cfg.lora.load_ms = ms;
 		} else if (FLAG("api-key")) {
 			cfg.api_key = *val ? val : NULL;
 		} else if (FLAG("max-model-len")) {
@@ -290,5 +312,6 @@ out:
 	sim_server_deinit(&srv);
 	ev_free(loop);
 	for (size_t i = 0; i < n_copies; i++) free(model_copies[i]);
+	free(lora_copy);
 	return rc;
 }

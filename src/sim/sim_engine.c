@@ -268,7 +268,7 @@ static void schedule(sim_engine *e)
 		uint64_t t = ev_now_ms(e->loop);
 		r->admit_ms = t;
 		if (e->obs.queue) observe(e->obs.queue, e->obs.arg, r->arrival_ms, t);
-		double prefill = (e->cfg.ttft_ms + e->cfg.prefill_ms_per_token *
+		double prefill = (e->cfg.ttft_ms + r->extra_ttft_ms + e->cfg.prefill_ms_per_token *
 				  (double)(r->prompt_tokens - r->cached_tokens)) * e->slow;
 		r->next_due_ms = (double)t + prefill;
 		r->timer = ev_timer_add(e->loop, (uint64_t)due_in(e, r), tick, r);

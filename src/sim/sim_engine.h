@@ -56,6 +56,7 @@ struct sim_req {
 	buf text;                   /* the whole output text */
 	uint32_t *tok_end;          /* byte offset in text where token i ends */
 	size_t out_tokens;          /* tokens generated (the last may be cut by a stop) */
+	double extra_ttft_ms;       /* added to its first token (a LoRA adapter's load) */
 	int finish;                 /* enum sim_finish once decided */
 	char *stop_reason;          /* the stop string that ended it, or NULL */
 	/* progress, kept by the engine */

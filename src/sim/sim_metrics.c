@@ -8,6 +8,7 @@
 #include "sim/sim_server.h"
 
 #include <string.h>
+#include "core/util.h"
 
 static void obs_ttft(void *arg, double s) { prom_observe(((sim_metrics *)arg)->v.ttft, s); }
 static void obs_itl(void *arg, double s) { vllm_metrics_observe_itl(&((sim_metrics *)arg)->v, s); }
@@ -59,7 +60,9 @@ void sim_metrics_deinit(sim_metrics *m)
 
 int sim_metrics_write(sim_metrics *m, sim_server *s, buf *out)
 {
-	return prom_write(m->reg, out);
+	int rc = prom_write(m->reg, out);
+	if (rc == 0) sim_lora_write_metric(&s->cfg.lora, out, time_wall_s());
+	return rc;
 }
 
 /* llama.cpp's server writes these (tools/server, --metrics): counters of

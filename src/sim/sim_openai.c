@@ -34,12 +34,14 @@ typedef struct sim_call {
 	uint64_t events;        /* data events written */
 	int started;            /* stream head written */
 	int failed;             /* the connection is going away; on_close frees */
+	int lora;               /* its adapter's index (sim_lora.h), -1: none */
 } sim_call;
 
 static const char *const finish_names[] = {"stop", "length", "abort"};
 
 static void call_free(sim_call *c)
 {
+	sim_lora_end(&c->s->cfg.lora, c->lora);
 	sim_req_deinit(&c->req);
 	free(c);
 }
@@ -340,6 +342,7 @@ void sim_openai_handle(sim_server *s, httpd_req *r, int chat)
 	c->r = r;
 	c->chat = chat;
 	c->cut_after = -1;
+	c->lora = -1;
 	sim_req_init(&c->req, (size_t)s->cfg.max_model_len + 1);
 	if (parse_params(s, json_root(doc), chat, &p, &e) < 0) goto error;
 	c->stream = p.stream;
@@ -379,6 +382,7 @@ void sim_openai_handle(sim_server *s, httpd_req *r, int chat)
 
 	c->req.on_progress = on_progress;
 	c->req.arg = c;
+	c->lora = sim_lora_begin(&s->cfg.lora, p.model, &c->req.extra_ttft_ms);
 	if (sim_engine_submit(s->engine, &c->req, &e.status, e.msg, sizeof(e.msg)) < 0) goto error;
 	httpd_on_close(r, call_on_close, c);
 	return;

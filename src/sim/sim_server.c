@@ -22,7 +22,7 @@ const char *sim_server_model(const sim_server *s, const char *req_model)
 	if (!req_model || s->cfg.llamacpp) return s->cfg.models[0]; /* llama.cpp serves its one model whatever the name */
 	for (size_t i = 0; i < s->cfg.n_models; i++)
 		if (!strcmp(req_model, s->cfg.models[i])) return s->cfg.models[i];
-	return NULL;
+	return sim_lora_find(&s->cfg.lora, req_model);
 }
 
 static void respond_json(sim_server *s, httpd_req *r, int status, buf *body)
@@ -121,7 +121,18 @@ static void handle_models(sim_server *s, httpd_req *r)
 	json_w w;
 	buf_reset(&s->scratch);
 	jw_init(&w, &s->scratch);
-	oai_write_models(&w, s->cfg.models, s->cfg.n_models, s->cfg.models[0], s->created_s, s->cfg.max_model_len, 0);
+	if (!s->cfg.lora.n) {
+		oai_write_models(&w, s->cfg.models, s->cfg.n_models, s->cfg.models[0], s->created_s, s->cfg.max_model_len, 0);
+	} else { /* the served names, then the adapters with their parent, as vLLM lists them */
+		jw_obj_begin(&w);
+		jw_key(&w, "object"); jw_str(&w, "list");
+		jw_key(&w, "data"); jw_arr_begin(&w);
+		for (size_t i = 0; i < s->cfg.n_models; i++)
+			oai_write_model(&w, s->cfg.models[i], s->cfg.models[0], s->created_s, s->cfg.max_model_len, 0);
+		sim_lora_write_cards(&s->cfg.lora, &w, s->cfg.models[0], s->created_s, s->cfg.max_model_len);
+		jw_arr_end(&w);
+		jw_obj_end(&w);
+	}
 	respond_json(s, r, 200, &s->scratch);
 }
 

@@ -20,6 +20,7 @@
 #include "core/vllm_metrics.h"
 #include "sim/sim_engine.h"
 #include "sim/sim_fault.h"
+#include "sim/sim_lora.h"
 
 #define SIM_MAX_MODELS 16
 
@@ -35,6 +36,7 @@ typedef struct sim_server_cfg {
 	uint32_t max_model_len;             /* context length, tokens */
 	int llamacpp;                       /* --dialect llamacpp: behave as llama.cpp's server where a gateway sees it */
 	sim_engine_cfg engine;
+	sim_lora lora;                      /* --lora-adapters (none: n = 0); its state lives in the server's copy */
 } sim_server_cfg;
 
 /* The vLLM metric families of one engine. Owner: the server. */

@@ -11,6 +11,7 @@
  */
 #include "gateway/config.c"
 #include "gateway/config_picker.c"
+#include "gateway/config_tenants.c"
 
 #include <stdint.h>
 #include <stdlib.h>

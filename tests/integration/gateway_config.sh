@@ -52,6 +52,16 @@ bad "${head}    backend: { tls: { cert: c.pem } }\n" "6: pools[0].backend.tls: c
 bad "${head}regions: { europe-west4: far }\n" "6: regions.europe-west4: must be a duration"
 bad "region: us-east5\npools:\n  - name: p\n    endpoints: []\n" "4: pools[0].endpoints: needs at least one endpoint"
 bad "region: [x\n" "2:1:"
+bad "${head}tenants:\n  - { name: anonymous, api_keys: [K1] }\n" "7: tenants[0].name: \"anonymous\" is not a tenant name"
+bad "${head}tenants:\n  - { name: a, api_keys: [K1] }\n  - { name: b, api_keys: [K1] }\n" "8: tenants[1].api_keys[0]: this key is used twice"
+bad "${head}api_keys: [K1]\ntenants:\n  - { name: a, api_keys: [K1] }\n" "8: tenants[0].api_keys[0]: this key is used twice"
+bad "${head}tenants:\n  - { name: a }\n" "7: tenants[0].api_keys: is required"
+bad "${head}tenants:\n  - { name: a, api_keys: [K1], limits: { requests_per_minute: 5 } }\n" "7: tenants[0].limits.requests_per_minute: unknown key"
+bad "${head}tenants:\n  - { name: a, api_keys: [K1], limits: { tokens_per_minute: -1 } }\n" "7: tenants[0].limits.tokens_per_minute:"
+bad "${head}fair_queuing: maybe\n" "6: fair_queuing:"
+bad "${head}session_header: \"x session\"\n" "6: session_header: must be a header name"
+bad "${head}model_rewrites:\n  - { model: m, targets: [] }\n" "7: model_rewrites[0].targets: must be a list of 1 to 8"
+bad "${head}model_rewrites:\n  - { model: m, targets: [ { model: a, weight: 0 } ] }\n" "7: model_rewrites[0].targets: the weights add up to 0"
 
 echo "== 3. documentation"
 keys=$(sed -n 's/.*static const char \*const keys\[\] = {\(.*\)/\1/p; /static const char \*const keys/,/NULL}/p' "$top/src/gateway/config.c" |

@@ -3,6 +3,7 @@
  * and a table of bad files with the message each must give. */
 #include "gateway/config.c"
 #include "gateway/config_picker.c"
+#include "gateway/config_tenants.c"
 #include "t.h"
 
 static gw_config *parse(const char *text, char *err, size_t n)

@@ -254,6 +254,136 @@ static void test_admission(void)
 	T_CHECK(admission_rank(-1, 0) > admission_rank(-2, 500));
 }
 
+/* Serves the queue v (n entries) k times with admission_next, as the tick
+ * does: the chosen one leaves, its tenant's turn is noted. Writes the
+ * tenants served, in order, into out. */
+static void serve(admission_cand *v, size_t n, size_t k, int fair, uint32_t *out)
+{
+	uint64_t turn = 0;
+	for (size_t s = 0; s < k && n; s++) {
+		size_t i = admission_next(v, n, fair);
+		uint32_t t = v[i].tenant;
+		out[s] = t;
+		turn++;
+		for (size_t j = 0; j < n; j++)
+			if (v[j].tenant == t) v[j].tenant_served = turn;
+		v[i] = v[--n];
+	}
+}
+
+static void test_fair_queuing(void)
+{
+	/* Tenant 1 floods (40 waiting, the oldest), tenant 2 has 3 waiting. */
+	admission_cand v[43], w[43];
+	for (size_t i = 0; i < 40; i++) v[i] = (admission_cand){ -1, 900 - i, 1, 0 };
+	for (size_t i = 40; i < 43; i++) v[i] = (admission_cand){ -1, 100, 2, 0 };
+	memcpy(w, v, sizeof(v));
+	uint32_t order[43];
+	serve(v, 43, 6, 1, order);
+	/* Fair: turns alternate while both wait. */
+	T_EQ_INT(order[0], 1);
+	T_EQ_INT(order[1], 2);
+	T_EQ_INT(order[2], 1);
+	T_EQ_INT(order[3], 2);
+	T_EQ_INT(order[5], 2);
+	/* Not fair: the flood's older requests all go first. */
+	serve(w, 43, 6, 0, order);
+	for (int i = 0; i < 6; i++) T_EQ_INT(order[i], 1);
+	/* Priorities first: a priority 0 request of the flooding tenant leaves
+	 * before a priority -3 one of a tenant never served. */
+	admission_cand p[2] = {{ -3, 10, 2, 0 }, { 0, 10, 1, 99 }};
+	T_EQ_INT(admission_next(p, 2, 1), 1);
+	/* Ageing across priorities still wins: -3 that waited 4 s passes a fresh 0. */
+	p[0].waited_ms = 4000;
+	T_EQ_INT(admission_next(p, 2, 1), 0);
+	/* Within one tenant, the oldest first. */
+	admission_cand o[3] = {{ -1, 10, 5, 0 }, { -1, 30, 5, 0 }, { -1, 20, 5, 0 }};
+	T_EQ_INT(admission_next(o, 3, 1), 1);
+}
+
+/* The first endpoint for session s over v[0..n). */
+static int first_session(pk_view *v, size_t n, gw_picker_cfg *c, region_state *rs, uint64_t s, pk_result *r)
+{
+	pk_params p = { c, 0, 0, s };
+	picker_run(v, n, &p, rs, r);
+	return r->n_order ? v[r->order[0]].index : -1;
+}
+
+static void test_session_affinity(void)
+{
+	gw_picker_cfg c = cfg_default();
+	region_state rs;
+	memset(&rs, 0, sizeof(rs));
+	static const char *const labels[] = {"10.0.0.1:8000", "10.0.0.2:8000", "10.0.0.3:8000", "10.0.0.4:8000"};
+	pk_view v[4];
+	pk_result r;
+	int hits[4] = {0};
+	for (uint64_t k = 0; k < 400; k++) {
+		char key[32];
+		snprintf(key, sizeof key, "session-%llu", (unsigned long long)k);
+		uint64_t s = picker_session_hash(key, strlen(key));
+		for (int i = 0; i < 4; i++) view(&v[i], i, 0, 0.2), v[i].label = labels[i];
+		/* Different loads: the scorers alone would pick endpoint 3. */
+		v[3].util = 0.05;
+		int e = first_session(v, 4, &c, &rs, s, &r);
+		T_CHECK(r.session_kept);
+		hits[e]++;
+		/* The same session, other loads: the same endpoint. */
+		v[3].util = 0.5; v[1].util = 0.01; v[e].in_flight = 7;
+		T_EQ_INT(first_session(v, 4, &c, &rs, s, &r), e);
+		/* Its endpoint over the limit: the next one, the same each time. */
+		v[e].util = 0.9;
+		int e2 = first_session(v, 4, &c, &rs, s, &r);
+		T_CHECK(e2 != e);
+		T_EQ_INT(first_session(v, 4, &c, &rs, s, &r), e2);
+		/* Back under the limit: back to it. */
+		v[e].util = 0.2;
+		T_EQ_INT(first_session(v, 4, &c, &rs, s, &r), e);
+		/* Tried already (a retry): another. */
+		v[e].tried = 1;
+		T_CHECK(first_session(v, 4, &c, &rs, s, &r) != e);
+	}
+	/* Sessions spread over the endpoints (rendezvous hashing). */
+	for (int i = 0; i < 4; i++) T_CHECK(hits[i] > 60);
+	/* No session: the scorers decide. */
+	for (int i = 0; i < 4; i++) view(&v[i], i, 0, 0.2), v[i].label = labels[i];
+	v[2].util = 0.01;
+	T_EQ_INT(first_session(v, 4, &c, &rs, 0, &r), 2);
+	T_CHECK(!r.session_kept);
+}
+
+static void test_lora_affinity(void)
+{
+	gw_picker_cfg c = cfg_default();
+	region_state rs;
+	memset(&rs, 0, sizeof(rs));
+	pk_view v[4];
+	pk_result r;
+	for (int i = 0; i < 4; i++) view(&v[i], i, 0, 0.2);
+	/* Endpoint 3 is the least loaded; the adapter runs on 1, a slot is free on 2. */
+	v[3].util = 0.01;
+	v[0].adapter = PK_ADAPTER_LISTED;
+	v[1].adapter = PK_ADAPTER_RUNNING;
+	v[2].adapter = PK_ADAPTER_SLOT;
+	v[3].adapter = PK_ADAPTER_LISTED;
+	T_EQ_INT(first(v, 4, &c, &rs, 0, &r), 1);
+	T_EQ_INT(v[r.order[1]].index, 2);
+	T_EQ_INT(v[r.order[2]].index, 3); /* then the least loaded that lists it */
+	/* Where it runs but over the limit: a free slot under it wins. */
+	v[1].util = 0.9;
+	T_EQ_INT(first(v, 4, &c, &rs, 0, &r), 2);
+	/* No slot anywhere: the least loaded that lists it. */
+	v[1].util = 0.2;
+	v[1].adapter = PK_ADAPTER_LISTED;
+	v[2].adapter = PK_ADAPTER_LISTED;
+	T_EQ_INT(first(v, 4, &c, &rs, 0, &r), 3);
+	/* A retry skips the one tried. */
+	v[1].adapter = PK_ADAPTER_RUNNING;
+	v[1].tried = 1;
+	T_EQ_INT(first(v, 4, &c, &rs, 0, &r), 3);
+	T_EQ_STR(picker_adapter_name(PK_ADAPTER_SLOT), "slot");
+}
+
 int main(void)
 {
 	T_RUN(test_scores_and_ties);
@@ -261,5 +391,8 @@ int main(void)
 	T_RUN(test_prefix_guard);
 	T_RUN(test_regions);
 	T_RUN(test_admission);
+	T_RUN(test_fair_queuing);
+	T_RUN(test_session_affinity);
+	T_RUN(test_lora_affinity);
 	return T_END();
 }

@@ -298,10 +298,38 @@ static void test_cost(void)
 	buf_free(&b);
 }
 
+static void test_lora(void)
+{
+	/* vLLM keeps one series per label set seen, its value the time it was
+	 * set: the newest tells what runs now, wherever it is on the page. */
+	const char *page =
+		"vllm:kv_cache_usage_perc{engine=\"0\"} 0.25\n"
+		"# TYPE vllm:lora_requests_info gauge\n"
+		"vllm:lora_requests_info{max_lora=\"4\",running_lora_adapters=\"sql,chat\",waiting_lora_adapters=\"\"} 1796620074.5\n"
+		"vllm:lora_requests_info{max_lora=\"4\",running_lora_adapters=\"old\",waiting_lora_adapters=\"\"} 1796620010\n";
+	scrape_values v;
+	char err[128];
+	T_EQ_INT(scrape_parse(page, strlen(page), NULL, &v, err, sizeof(err)), 0);
+	T_CHECK(v.has & SCRAPE_HAS_LORA);
+	T_EQ_STR(v.lora_running, "sql,chat");
+	T_EQ_INT(v.max_lora, 4);
+	T_NEAR(v.kv_usage, 0.25, 1e-12);
+	/* None running; and a page without the family. */
+	const char *idle = "vllm:kv_cache_usage_perc 0.1\nvllm:lora_requests_info{max_lora=\"1\",running_lora_adapters=\"\",waiting_lora_adapters=\"\"} 5\n";
+	T_EQ_INT(scrape_parse(idle, strlen(idle), NULL, &v, err, sizeof(err)), 0);
+	T_CHECK(v.has & SCRAPE_HAS_LORA);
+	T_EQ_STR(v.lora_running, "");
+	T_EQ_INT(v.max_lora, 1);
+	const char *none = "vllm:kv_cache_usage_perc 0.1\n";
+	T_EQ_INT(scrape_parse(none, strlen(none), NULL, &v, err, sizeof(err)), 0);
+	T_CHECK(!(v.has & SCRAPE_HAS_LORA));
+}
+
 int main(void)
 {
 	T_RUN(test_vllm);
 	T_RUN(test_generation_tokens);
+	T_RUN(test_lora);
 	T_RUN(test_vllm_old_and_engines);
 	T_RUN(test_sglang_llamacpp);
 	T_RUN(test_garbage);
