@@ -593,13 +593,6 @@ void h2_conn_goaway(conn *c)
 
 int h2_conn_idle(const conn *c) { return c->h2->nstreams == 0; }
 
-size_t h2_conn_busy(const conn *c)
-{
-	size_t n = 0;
-	for (const h2_stream *st = c->h2->streams; st; st = st->next) n += st->in_flight;
-	return n;
-}
-
 void h2_conn_free(conn *c)
 {
 	h2_session *h = c->h2;

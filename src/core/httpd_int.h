@@ -129,8 +129,6 @@ void h2_conn_free(conn *c);
 void h2_conn_goaway(conn *c);
 /* 1 when no stream is open. */
 int h2_conn_idle(const conn *c);
-/* Streams whose response has not ended (httpd_busy). */
-size_t h2_conn_busy(const conn *c);
 /* The request side of httpd.h for a stream. */
 int h2_respond(httpd_req *r, int status, const char *ctype, const char *extra, const void *body, size_t len);
 int h2_stream_start(httpd_req *r, int status, const char *ctype, const char *extra, int64_t clen);

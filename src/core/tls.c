@@ -27,7 +27,6 @@
 struct tls_ctx {
 	SSL_CTX *ssl_ctx;
 	int client;
-	int alpn_h2;
 	int refs;
 };
 
@@ -149,7 +148,6 @@ tls_ctx *tls_server_new(const tls_server_opts *o, char *err, size_t err_len)
 	SSL_CTX_set_session_id_context(sc, sid_ctx, sizeof(sid_ctx) - 1);
 	SSL_CTX_set_session_cache_mode(sc, SSL_SESS_CACHE_SERVER);
 	SSL_CTX_sess_set_cache_size(sc, 20000);
-	t->alpn_h2 = o->alpn_h2;
 	SSL_CTX_set_alpn_select_cb(sc, alpn_select, o->alpn_h2 ? (void *)1 : NULL);
 	return t;
 fail:

@@ -8,6 +8,9 @@
 //   node h2_client.js hold URL MODEL [CA]          a long stream; prints "started", then
 //                                                  the end (for drain: GOAWAY mid-stream)
 //   node h2_client.js bigheaders URL [CA]          a request with 200 KiB of headers
+//   node h2_client.js slow URL MODEL N [CA]        stream A (N tokens) not read for 4 s while
+//                                                  stream B on the same connection runs; then A
+//                                                  is read to its end
 // URL is https://host:port (CA file given) or http://host:port (h2c, prior knowledge).
 "use strict";
 const http2 = require("http2");
@@ -84,6 +87,22 @@ async function main() {
 		const r = await collect(req);
 		const events = r.data.split("\n").filter((l) => l.startsWith("data: {")).length;
 		done({ status: r.status, events, done: /data: \[DONE\]\s*$/.test(r.data), goaway }, s);
+	} else if (mode === "slow") {
+		const s = connect(a5);
+		const n = Number(a4);
+		const a = request(s, a3, true, n);
+		a.pause(); // no WINDOW_UPDATE for A: its window fills, the gateway buffers, then pauses the upstream
+		await new Promise((r) => setTimeout(r, 500));
+		const t0 = Date.now();
+		const b = await collect(request(s, a3, true, 20));
+		const b_ms = Date.now() - t0;
+		await new Promise((r) => setTimeout(r, Math.max(0, 4000 - b_ms)));
+		const ra = collect(a);
+		a.resume();
+		const r = await ra;
+		const events = r.data.split("\n").filter((l) => l.startsWith("data: {")).length;
+		done({ b_status: b.status, b_done: /data: \[DONE\]\s*$/.test(b.data), b_ms,
+			a_status: r.status, a_events: events, a_done: /data: \[DONE\]\s*$/.test(r.data) }, s);
 	} else if (mode === "bigheaders") {
 		const s = connect(a3);
 		const h = { ":method": "GET", ":path": "/v1/models" };

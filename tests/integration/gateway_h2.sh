@@ -5,7 +5,8 @@
 # (nghttp), Node's http2 module streaming SSE from infergate-sim through the
 # gateway, 60 concurrent streams on one connection, RST_STREAM cancelling the
 # upstream generation, an oversized header list refused while the connection
-# goes on, GOAWAY on SIGTERM with the open stream finished, and h2load.
+# goes on, a stalled stream not holding up another (flow control, per-stream
+# backpressure) and then delivered whole, GOAWAY on SIGTERM with the open stream finished, and h2load.
 . "${IG_TOP:-$(dirname "$0")/../..}/tests/gateway/lib.sh"
 . "$top/tests/integration/lib/tls.sh"
 gw_init gateway_h2
@@ -16,6 +17,7 @@ M=google/gemma-3-1b-it
 H2="$top/tests/gateway/h2_client.js"
 command -v nghttp >/dev/null && command -v h2load >/dev/null || { echo "nghttp2-client is missing (make deps)"; exit 1; }
 sim_start up $((P + 1)) --model $M --itl-ms 20
+sim_start fast $((P + 2)) --model m-fast --itl-ms 1 --ttft-ms 1
 cat >"$tmp/gw.yaml" <<YAML
 region: r1
 listen:
@@ -26,6 +28,10 @@ pools:
   - name: p
     models: [$M]
     endpoints: [ { address: "127.0.0.1:$((P + 1))" } ]
+    health: { interval: 300ms, timeout: 250ms }
+  - name: fast
+    models: [m-fast]
+    endpoints: [ { address: "127.0.0.1:$((P + 2))" } ]
     health: { interval: 300ms, timeout: 250ms }
 YAML
 "$GW" -c "$tmp/gw.yaml" >"$tmp/gw.out" 2>"$tmp/gw.log" &
@@ -76,6 +82,9 @@ wait_for '[ "$(running)" = 0 ]' 3
 check 'grep -q "stream started" $tmp/cancel && [ "$(running)" = 0 ]' "RST_STREAM cancels the upstream generation within 3 s (2000 tokens at 20 ms would take 40 s)"
 wait $cp
 check '[ "$(curl -s --http2-prior-knowledge -o /dev/null -w %{http_code} $A/healthz)" = 200 ]' "the gateway goes on"
+r=$(node "$H2" slow $A m-fast 4000)
+check '[ "$(json "$r" d.b_done)" = true ] && [ "$(json "$r" d.b_ms)" -lt 2000 ]' "a stream whose reader stalls (window full, ~800 kB behind) does not hold up another on its connection"
+check '[ "$(json "$r" d.a_events)" = 4001 ] && [ "$(json "$r" d.a_done)" = true ]' "and once read, the stalled stream delivers every event and [DONE]: $r"
 r=$(node "$H2" bigheaders $T "$C/ca.pem")
 check '[ "$(json "$r" d.status)" != 200 ] && [ "$(json "$r" d.after)" = 200 ]' "a 200 KiB header list is refused, the connection serves the next request: $r"
 r=$(curl -s --http2-prior-knowledge -o "$tmp/b" -w '%{http_code}' $A/healthz $(for i in $(seq 1 40); do printf -- "-H x-f$i:%0500d " 0; done))
