@@ -370,6 +370,13 @@ static int on_up_head(hc_req *up, int status, const http_header *h, size_t n, vo
 	}
 	const char *ctype = NULL;
 	int64_t clen = -1;
+	/* The client gets the upstream's length when it gave one (the client
+	 * module already checked the framing: this reads it, nothing more). */
+	http_body_kind kind;
+	uint64_t length;
+	const char *m = httpd_method(c->r);
+	if (http_body_framing(h, n, 1, status, m, strlen(m), &kind, &length) == 0 && kind == HTTP_BODY_LENGTH)
+		clen = (int64_t)length;
 	buf *b = &c->resp_headers;
 	buf_reset(b);
 	const http_header *ch = http_find_header(h, n, "connection");
@@ -389,14 +396,7 @@ static int on_up_head(hc_req *up, int status, const http_header *h, size_t n, vo
 			ctype = ctype_buf;
 			continue;
 		}
-		if (str_ieq(h[i].name, h[i].name_len, "content-length")) {
-			uint64_t v = 0;
-			size_t k;
-			for (k = 0; k < h[i].value_len && h[i].value[k] >= '0' && h[i].value[k] <= '9' && v < (1ull << 60); k++)
-				v = v * 10 + (uint64_t)(h[i].value[k] - '0');
-			if (k == h[i].value_len && k) clen = (int64_t)v;
-			continue;
-		}
+		if (str_ieq(h[i].name, h[i].name_len, "content-length")) continue;   /* written by httpd from clen */
 		if (hop_by_hop(h[i].name, h[i].name_len, ch ? conn_tokens : NULL)) continue;
 		if (str_ieq(h[i].name, h[i].name_len, "date") || str_ieq(h[i].name, h[i].name_len, "server") ||
 		    (h[i].name_len >= 12 && !strncasecmp(h[i].name, "x-infergate-", 12)))

@@ -77,8 +77,10 @@ code=$(curl -s -o "$tmp/b" -w '%{http_code}' "$U/v1/responses/resp_0000000000000
 check '[ "$code" = 404 ]' "an unknown id: 404 after every endpoint was asked ($code)"
 
 echo "== 3. extra paths"
-code=$(curl -s -o "$tmp/b" -D "$tmp/h" -w '%{http_code}' "$U/generate" -H 'content-type: application/json' -d '{"text":"hi"}')
+code=$(curl -s -o "$tmp/b" -D "$tmp/h" -w '%{http_code}' "$U/generate" -H 'authorization: Bearer k1' -H 'content-type: application/json' -d '{"text":"hi"}')
 check '[ -n "$(hdr x-infergate-endpoint)" ] && [ "$code" = 404 ]' "/generate (a route's extra path) reaches a server, whose own 404 comes back ($code)"
+code=$(curl -s -o "$tmp/b" -w '%{http_code}' "$U/generate" -H 'content-type: application/json' -d '{"text":"hi"}')
+check '[ "$code" = 401 ]' "an extra path needs the key too ($code)"
 code=$(curl -s -o "$tmp/b" -D "$tmp/h" -w '%{http_code}' "$U/elsewhere" -H 'content-type: application/json' -d '{}')
 check '[ "$code" = 404 ] && [ -z "$(hdr x-infergate-endpoint)" ] && grep -q "Not found" $tmp/b' "another path is the gateway's 404 ($code)"
 
