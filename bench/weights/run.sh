@@ -23,7 +23,7 @@
 set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
 export IG_TOP="$top" IG_BIN="${1:-$top/bin}"
-. "$top/tests/weights/lib.sh"
+. "$top/tests/lib/weights/lib.sh"
 SIZE_MB=${SIZE_MB:-256}
 mkdir -p "$T/www/bucket/ckpt" "$T/mnt"
 for i in 1 2 3 4; do head -c $((SIZE_MB * 1048576)) /dev/urandom >"$T/www/bucket/ckpt/model-0000$i-of-00004.safetensors"; done

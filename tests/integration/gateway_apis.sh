@@ -1,7 +1,7 @@
 #!/bin/bash
 # gateway_apis — every API of vLLM's server through the gateway, not only chat
 # and completions: the official openai client and fetch run the same checks as
-# against a simulator directly (tests/integration/lib/vllm_apis.cjs:
+# against a simulator directly (tests/lib/vllm_apis.cjs:
 # embeddings, the Responses API streamed as it is made, audio uploads,
 # tokenize, score, rerank, pooling, classify). Then what the gateway itself
 # decides:
@@ -10,7 +10,7 @@
 #   3. a route's extra_paths carries a server's own API; other paths are 404s;
 #   4. methods (405 with Allow), the key on /tokenize as on /v1, /ping;
 #   5. retries before the first byte and the access log cover these paths too.
-. "${IG_TOP:-$(dirname "$0")/../..}/tests/gateway/lib.sh"
+. "${IG_TOP:-$(dirname "$0")/../..}/tests/lib/gateway/lib.sh"
 gw_init gateway_apis
 P=$base
 [ -d "$top/tests/node/node_modules/openai" ] || { echo "tests/node/node_modules/openai is missing (make deps)"; exit 1; }
@@ -41,7 +41,7 @@ YAML
 gw_start "$tmp/gw.yaml"
 U=$gw_url
 wait_for "curl -fs $U/readyz >/dev/null" 5
-if API_KEY=k1 MIN_GAP_MS=100 node "$top/tests/integration/lib/vllm_apis.cjs" "$U" gemma >"$tmp/out" 2>&1; then
+if API_KEY=k1 MIN_GAP_MS=100 node "$top/tests/lib/vllm_apis.cjs" "$U" gemma >"$tmp/out" 2>&1; then
 	cat "$tmp/out"; ok "the vLLM API checks pass through the gateway"
 else
 	cat "$tmp/out"; fail "the vLLM API checks through the gateway"

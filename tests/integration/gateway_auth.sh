@@ -5,7 +5,7 @@
 # have their own key (and fetches their /v1/models with it); without one the
 # client's header passes through; a reload changes the keys; a bad key in the
 # file is refused with its line.
-. "${IG_TOP:-$(dirname "$0")/../..}/tests/gateway/lib.sh"
+. "${IG_TOP:-$(dirname "$0")/../..}/tests/lib/gateway/lib.sh"
 gw_init gateway_auth
 P=$base
 sim_start held $((P + 1)) --model m-held --region us-east5 --api-key server-key-1

@@ -6,7 +6,7 @@
 # size plus 0.5 MiB beyond the body itself), the loop keeps answering, and the
 # answers are the usual ones (404 for an unknown model, 400 for a body that
 # is not valid JSON at its end).
-. "${IG_TOP:-$(dirname "$0")/../..}/tests/gateway/lib.sh"
+. "${IG_TOP:-$(dirname "$0")/../..}/tests/lib/gateway/lib.sh"
 gw_init gateway_body_shape
 P=$base
 cat >"$tmp/gw.yaml" <<YAML

@@ -4,7 +4,7 @@
 #   2. bad files are refused with file:line: field: what (a table of cases);
 #   3. every key the loader knows is documented in docs/CONFIG.md, and every
 #      metric the gateway writes is documented in docs/METRICS.md.
-. "${IG_TOP:-$(dirname "$0")/../..}/tests/gateway/lib.sh"
+. "${IG_TOP:-$(dirname "$0")/../..}/tests/lib/gateway/lib.sh"
 gw_init gateway_config
 P=$base
 

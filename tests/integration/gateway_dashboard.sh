@@ -3,7 +3,7 @@
 # /dashboard/events) in front of simulators in two regions:
 #   1. the stream: a snapshot on connect, a sample every second; the viewer
 #      cap answers 503; other methods 405;
-#   2. in headless Chromium (tests/gateway/dashboard_browser.js): the page
+#   2. in headless Chromium (tests/lib/gateway/dashboard_browser.js): the page
 #      loads with no console errors, shows the regions and endpoints, a health
 #      fault within two seconds without a reload, a KV-usage fault moving the
 #      bar and the spill, and reconnects after the gateway restarts;
@@ -12,7 +12,7 @@
 #      two objectives in turn: no two in a row fold) is dropped at its cap of
 #      unsent output, counted; a viewer that reads stays;
 #   4. dashboard.enabled: false (reload) -> 404.
-. "${IG_TOP:-$(dirname "$0")/../..}/tests/gateway/lib.sh"
+. "${IG_TOP:-$(dirname "$0")/../..}/tests/lib/gateway/lib.sh"
 gw_init gateway_dashboard
 P=$base
 sims_two_regions
@@ -81,7 +81,7 @@ else
 	out="$top/tests/out/dashboard"
 	GW_URL=$U SIM_A=$A SIM_B=$B SIM_C=$C OUT="$out" GW_PID=$gw_pid GW_LOG="$tmp/gw.log" \
 	GW_CMD="[\"$GW\", \"-c\", \"$tmp/gw.yaml\"]" NEW_PID_FILE="$tmp/gw2.pid" TMPDIR="$tmp" \
-	DOC_SHOT=${DASHBOARD_DOC_SHOT:-} timeout 120 node "$top/tests/gateway/dashboard_browser.js" >"$tmp/browser.out" 2>&1
+	DOC_SHOT=${DASHBOARD_DOC_SHOT:-} timeout 120 node "$top/tests/lib/gateway/dashboard_browser.js" >"$tmp/browser.out" 2>&1
 	rc=$?
 	cat "$tmp/browser.out"
 	failures=$((failures + $(grep -c '^FAIL' "$tmp/browser.out")))

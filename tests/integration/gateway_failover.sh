@@ -9,7 +9,7 @@
 #      served by europe-west4 (x-infergate-region);
 #   4. retries never go to the same endpoint twice: three endpoints answering
 #      503 are each tried once, then the client gets the 503.
-. "${IG_TOP:-$(dirname "$0")/../..}/tests/gateway/lib.sh"
+. "${IG_TOP:-$(dirname "$0")/../..}/tests/lib/gateway/lib.sh"
 gw_init gateway_failover
 P=$base
 sims_two_regions

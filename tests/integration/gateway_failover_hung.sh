@@ -17,7 +17,7 @@
 #   3. connect failures that eject an endpoint move its attempts too: A
 #      refuses connections; the next request's refused connect ejects A and
 #      the request in flight on A goes to E.
-. "${IG_TOP:-$(dirname "$0")/../..}/tests/gateway/lib.sh"
+. "${IG_TOP:-$(dirname "$0")/../..}/tests/lib/gateway/lib.sh"
 gw_init gateway_failover_hung
 P=$base
 A=127.0.0.1:$((P + 1)); E=127.0.0.1:$((P + 2))

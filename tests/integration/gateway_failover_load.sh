@@ -6,7 +6,7 @@
 # budget of 3 + 0.2 x 40 = 11 retries would refuse most of them); streams
 # whose head went out are resumed. Also: a request without `model` goes to
 # the only pool.
-. "${IG_TOP:-$(dirname "$0")/../..}/tests/gateway/lib.sh"
+. "${IG_TOP:-$(dirname "$0")/../..}/tests/lib/gateway/lib.sh"
 gw_init gateway_failover_load
 P=$base
 A=127.0.0.1:$((P + 1)); C=127.0.0.1:$((P + 2))

@@ -5,7 +5,7 @@
 # in the admission queue, without it they wait behind the flood. Checked:
 # every light request served in each run; with fair queuing its TTFT p50 and
 # its mean queue time are below those without.
-. "${IG_TOP:-$(dirname "$0")/../..}/tests/gateway/lib.sh"
+. "${IG_TOP:-$(dirname "$0")/../..}/tests/lib/gateway/lib.sh"
 gw_init gateway_fairness
 OUT="$tmp/fair" HEAVY=64 LIGHT_N=8 PORT_BASE=$base bash "$top/bench/routing/fairness.sh" "$bin" >"$tmp/table" 2>"$tmp/bench.log"
 cat "$tmp/table"

@@ -5,7 +5,7 @@
 # JSON error: 431, 413, 408, Content-Length with Transfer-Encoding (400 and the
 # connection closed), malformed 400, invalid JSON 400, missing model 400,
 # unknown model 404, wrong method 405, unknown path 404.
-. "${IG_TOP:-$(dirname "$0")/../..}/tests/gateway/lib.sh"
+. "${IG_TOP:-$(dirname "$0")/../..}/tests/lib/gateway/lib.sh"
 gw_init gateway_front
 P=$base
 sim_start chat $((P + 1)) --model m-chat --region us-east5

@@ -7,14 +7,14 @@
 # upstream generation, an oversized header list refused while the connection
 # goes on, a stalled stream not holding up another (flow control, per-stream
 # backpressure) and then delivered whole, GOAWAY on SIGTERM with the open stream finished, and h2load.
-. "${IG_TOP:-$(dirname "$0")/../..}/tests/gateway/lib.sh"
-. "$top/tests/integration/lib/tls.sh"
+. "${IG_TOP:-$(dirname "$0")/../..}/tests/lib/gateway/lib.sh"
+. "$top/tests/lib/tls.sh"
 gw_init gateway_h2
 P=$base
 C=$tmp/certs
 tls_certs "$C"
 M=google/gemma-3-1b-it
-H2="$top/tests/gateway/h2_client.js"
+H2="$top/tests/lib/gateway/h2_client.js"
 command -v nghttp >/dev/null && command -v h2load >/dev/null || { echo "nghttp2-client is missing (make deps)"; exit 1; }
 sim_start up $((P + 1)) --model $M --itl-ms 20
 sim_start fast $((P + 2)) --model m-fast --itl-ms 1 --ttft-ms 1

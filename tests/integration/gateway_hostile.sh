@@ -16,10 +16,10 @@
 #   5. absolute-form request targets route by their path; HTTP/2.0 is a 505;
 #      Transfer-Encoding "gzip, chunked" is a 501; a model name holding \u0000
 #      is a 400 at the gateway and at the simulator.
-. "${IG_TOP:-$(dirname "$0")/../..}/tests/gateway/lib.sh"
+. "${IG_TOP:-$(dirname "$0")/../..}/tests/lib/gateway/lib.sh"
 gw_init gateway_hostile
 P=$base
-HOSTILE="$top/tests/gateway/hostile.js"
+HOSTILE="$top/tests/lib/gateway/hostile.js"
 sim_start gen $((P + 1)) --model gemma --region us-east5 --itl-ms 20
 node "$HOSTILE" upstream $((P + 2)) >"$tmp/up.log" 2>&1 &
 pids="$pids $!"

@@ -6,7 +6,7 @@
 #      configuration keeps serving;
 #   4. SIGTERM during a long stream: the stream completes, new connections are
 #      refused, the process exits within the grace period.
-. "${IG_TOP:-$(dirname "$0")/../..}/tests/gateway/lib.sh"
+. "${IG_TOP:-$(dirname "$0")/../..}/tests/lib/gateway/lib.sh"
 gw_init gateway_lifecycle
 P=$base
 A=127.0.0.1:$((P + 1)); B=127.0.0.1:$((P + 2))

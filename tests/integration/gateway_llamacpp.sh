@@ -8,7 +8,7 @@
 #      refuses a second assistant message at the end), one clean stream;
 #   2. steady ~4 requests/s, half streaming, half without `model`; the local
 #      server killed (SIGKILL) after 3 s: 0 failed, 0 broken streams.
-. "${IG_TOP:-$(dirname "$0")/../..}/tests/gateway/lib.sh"
+. "${IG_TOP:-$(dirname "$0")/../..}/tests/lib/gateway/lib.sh"
 gw_init gateway_llamacpp
 P=$base
 A=127.0.0.1:$((P + 1)); C=127.0.0.1:$((P + 2))

@@ -5,7 +5,7 @@
 # for 5 s: a handful of lines about each (its state change and at most 3
 # repeated warnings per 10 s, the count of the rest kept), and its scrapes
 # backed off while it is down (far fewer than one per 100 ms).
-. "${IG_TOP:-$(dirname "$0")/../..}/tests/gateway/lib.sh"
+. "${IG_TOP:-$(dirname "$0")/../..}/tests/lib/gateway/lib.sh"
 gw_init gateway_log_limits
 P=$base
 A=127.0.0.1:$((P + 1)); B=127.0.0.1:$((P + 2)); DEAD=127.0.0.1:$((P + 3))

@@ -6,7 +6,7 @@
 # vllm:lora_requests_info), the next requests go there and skip the load
 # delay; an adapter nobody runs goes where a slot is free; the explanation
 # header says which.
-. "${IG_TOP:-$(dirname "$0")/../..}/tests/gateway/lib.sh"
+. "${IG_TOP:-$(dirname "$0")/../..}/tests/lib/gateway/lib.sh"
 gw_init gateway_lora
 P=$base
 A=127.0.0.1:$((P + 1)); B=127.0.0.1:$((P + 2)); C=127.0.0.1:$((P + 3))

@@ -1,7 +1,7 @@
 #!/bin/bash
 # gateway_openai — the official OpenAI client (npm `openai`) through the
-# gateway, streaming and not (tests/gateway/openai_client.js).
-. "${IG_TOP:-$(dirname "$0")/../..}/tests/gateway/lib.sh"
+# gateway, streaming and not (tests/lib/gateway/openai_client.js).
+. "${IG_TOP:-$(dirname "$0")/../..}/tests/lib/gateway/lib.sh"
 gw_init gateway_openai
 P=$base
 [ -d "$top/tests/node/node_modules/openai" ] || { echo "tests/node/node_modules/openai is missing (make deps)"; exit 1; }
@@ -20,7 +20,7 @@ pools:
 YAML
 gw_start "$tmp/gw.yaml"
 wait_for "curl -fs $gw_url/readyz >/dev/null" 5
-if node "$top/tests/gateway/openai_client.js" "$gw_url" google/gemma-3-27b-it >"$tmp/out" 2>&1; then
+if node "$top/tests/lib/gateway/openai_client.js" "$gw_url" google/gemma-3-27b-it >"$tmp/out" 2>&1; then
 	cat "$tmp/out"; ok "the openai client's checks pass"
 else
 	cat "$tmp/out"; fail "the openai client's checks"

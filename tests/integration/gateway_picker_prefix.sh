@@ -7,7 +7,7 @@
 #   2. other conversations spread over the endpoints;
 #   3. once the holder saturates (KV over the max), the next turn goes
 #      elsewhere; the explain header says why.
-. "${IG_TOP:-$(dirname "$0")/../..}/tests/gateway/lib.sh"
+. "${IG_TOP:-$(dirname "$0")/../..}/tests/lib/gateway/lib.sh"
 gw_init gateway_picker_prefix
 P=$base
 for i in 1 2 3; do sim_start s$i $((P + i)) --model gemma --region us-east5 --kv-blocks 4096; done

@@ -11,7 +11,7 @@
 #   5. stale metrics: a scrape that hangs, a page of garbage -> counted, the
 #      endpoints count as saturated (traffic spills); cleared -> back;
 #   6. the autoscaling gauges and the explain header.
-. "${IG_TOP:-$(dirname "$0")/../..}/tests/gateway/lib.sh"
+. "${IG_TOP:-$(dirname "$0")/../..}/tests/lib/gateway/lib.sh"
 gw_init gateway_picker_regions
 P=$base
 sims_two_regions

@@ -6,7 +6,7 @@
 # and queue more (counted against the queue by objective name). Under the
 # sanitizers nothing may read the freed configuration; every request gets
 # its answer and the gateway exits clean.
-. "${IG_TOP:-$(dirname "$0")/../..}/tests/gateway/lib.sh"
+. "${IG_TOP:-$(dirname "$0")/../..}/tests/lib/gateway/lib.sh"
 gw_init gateway_reload_queue
 P=$base
 sims_two_regions

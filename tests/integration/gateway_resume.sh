@@ -16,10 +16,10 @@
 #      within 5 s (resumes bounded by the endpoints left, then by max_resumes);
 #   6. not resumed: a pool with resume: false, and a request of best_of 2 (as
 #      n > 1): the error event and [DONE] of a broken stream, no replay.
-. "${IG_TOP:-$(dirname "$0")/../..}/tests/gateway/lib.sh"
+. "${IG_TOP:-$(dirname "$0")/../..}/tests/lib/gateway/lib.sh"
 gw_init gateway_resume
 P=$base
-CLIENT="$top/tests/gateway/resume_client.js"
+CLIENT="$top/tests/lib/gateway/resume_client.js"
 M=m,m-off,m-dead,m-cap
 sim_start a $((P + 1)) --model $M --region us-east5 --itl-ms 10
 sim_start b $((P + 2)) --model $M --region us-east5 --itl-ms 10

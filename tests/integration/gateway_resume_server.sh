@@ -24,7 +24,7 @@
 # on one to three tokens from the start (seed 1: 18 distinct characters).
 # If the engine's arithmetic changes the greedy text, the "varies" check says
 # so; pick again with the same criteria.
-. "${IG_TOP:-$(dirname "$0")/../..}/tests/gateway/lib.sh"
+. "${IG_TOP:-$(dirname "$0")/../..}/tests/lib/gateway/lib.sh"
 SERVER=${SERVER_BIN:-$top/bin/infergate-server}
 MKMODEL=$top/bin/infergate-mkmodel
 [ -x "$MKMODEL" ] || MKMODEL=$bin/infergate-mkmodel
@@ -34,7 +34,7 @@ if [ ! -x "$SERVER" ] || [ ! -x "$MKMODEL" ]; then
 fi
 gw_init gateway_resume_server
 P=$base
-CLIENT="$top/tests/gateway/resume_client.js"
+CLIENT="$top/tests/lib/gateway/resume_client.js"
 "$MKMODEL" --shape tiny --seed 4 "$tmp/model" >"$tmp/mkmodel.log" 2>&1 || { cat "$tmp/mkmodel.log"; echo "FAIL mkmodel"; exit 1; }
 
 # server_start NAME PORT: an infergate-server; srv_port_NAME, srv_pid_NAME.

@@ -7,7 +7,7 @@
 #      scraping false and stale false, the pool is not saturated, priority -1
 #      is served by the own region (no spill), a hung /metrics changes nothing;
 #   3. reloaded with scraping on again: saturated again.
-. "${IG_TOP:-$(dirname "$0")/../..}/tests/gateway/lib.sh"
+. "${IG_TOP:-$(dirname "$0")/../..}/tests/lib/gateway/lib.sh"
 gw_init gateway_scrape_off
 P=$base
 sims_two_regions

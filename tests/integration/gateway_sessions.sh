@@ -6,7 +6,7 @@
 # 90/10 split of 1,000 requests lands within ±3% on the two targets (counted
 # by the gateway's per-model metrics), the answers name the target, and the body's
 # other fields arrive untouched; a session keeps its target.
-. "${IG_TOP:-$(dirname "$0")/../..}/tests/gateway/lib.sh"
+. "${IG_TOP:-$(dirname "$0")/../..}/tests/lib/gateway/lib.sh"
 gw_init gateway_sessions
 P=$base
 A=127.0.0.1:$((P + 1)); B=127.0.0.1:$((P + 2)); C=127.0.0.1:$((P + 3))

@@ -10,7 +10,7 @@
 #      request (no replay; resumes: gateway_resume);
 #   4. timeouts: a silent upstream before the head is a 504; an upstream that
 #      goes silent mid-stream ends the stream with an error event and [DONE].
-. "${IG_TOP:-$(dirname "$0")/../..}/tests/gateway/lib.sh"
+. "${IG_TOP:-$(dirname "$0")/../..}/tests/lib/gateway/lib.sh"
 gw_init gateway_stream
 P=$base
 sim_start slow $((P + 1)) --model m-slow --region us-east5 --itl-ms 200 --itl-growth 0

@@ -9,7 +9,7 @@
 # that drops a tenant while its stream is in flight keeps its state alive until
 # the stream ends (under the sanitizers: no use after free), and one that keeps
 # it carries its in-flight count by name.
-. "${IG_TOP:-$(dirname "$0")/../..}/tests/gateway/lib.sh"
+. "${IG_TOP:-$(dirname "$0")/../..}/tests/lib/gateway/lib.sh"
 gw_init gateway_tenants
 P=$base
 A=127.0.0.1:$((P + 1))

@@ -35,7 +35,7 @@ echo "tokenization: corpus.jsonl ($(wc -l < "$top/tests/tokenizer/corpus.jsonl")
 timeout 120 "$tool" --encode-jsonl "$tmp/tiny-f32.gguf" "$top/tests/tokenizer/corpus.jsonl" > "$tmp/ours.jsonl"
 timeout 60 node "$top/tests/tokenizer/gen_random.js" "${TOKENIZER_SEED:-20261207}" 300 > "$tmp/random.jsonl"
 timeout 120 "$tool" --encode-jsonl "$tmp/tiny-f32.gguf" "$tmp/random.jsonl" > "$tmp/ours_random.jsonl"
-timeout 300 node "$top/tests/gguf/llama_cpp.mjs" tokenize "$tmp/tiny-f32.gguf" "$top/tests/tokenizer/corpus.jsonl" "$tmp/ours.jsonl" \
+timeout 300 node "$top/tests/lib/gguf/llama_cpp.mjs" tokenize "$tmp/tiny-f32.gguf" "$top/tests/tokenizer/corpus.jsonl" "$tmp/ours.jsonl" \
 	"$tmp/random.jsonl" "$tmp/ours_random.jsonl"
 
 long="Once upon a time, in a land far away, there lived a king who had three daughters. The youngest was the most beautiful of all, and the sun itself"
@@ -45,6 +45,6 @@ for t in $types; do
 	files="$files${files:+,}$tmp/tiny-$t.gguf"
 done
 # one node process for every file: llama.cpp loads once
-timeout 600 node "$top/tests/gguf/llama_cpp.mjs" generate "$files" "$bin/infergate-run" 16 \
+timeout 600 node "$top/tests/lib/gguf/llama_cpp.mjs" generate "$files" "$bin/infergate-run" 16 \
 	"The capital of France is" "$long"
 echo "infergate matches llama.cpp"

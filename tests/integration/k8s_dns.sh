@@ -11,7 +11,7 @@
 #   4. the DNS server dies: resolutions fail and are counted, the last set stays;
 #   5. it comes back with the set changed: the change applies;
 # and throughout, not one request of the steady stream failed.
-. "${IG_TOP:-$(dirname "$0")/../..}/tests/gateway/lib.sh"
+. "${IG_TOP:-$(dirname "$0")/../..}/tests/lib/gateway/lib.sh"
 gw_init k8s_dns
 command -v dnsmasq >/dev/null || { echo "FAIL dnsmasq is not installed (Debian dnsmasq-base)"; exit 1; }
 P=$base

@@ -7,7 +7,7 @@
 #   3. a name that answers with few records still resolves over UDP alone.
 # The 498 other addresses are loopback ones nothing listens on: they join as
 # down and never get a request.
-. "${IG_TOP:-$(dirname "$0")/../..}/tests/gateway/lib.sh"
+. "${IG_TOP:-$(dirname "$0")/../..}/tests/lib/gateway/lib.sh"
 gw_init k8s_dns_large
 command -v dnsmasq >/dev/null || { echo "FAIL dnsmasq is not installed (Debian dnsmasq-base)"; exit 1; }
 P=$base

@@ -14,7 +14,7 @@
 #      drains and exits 0 on SIGTERM; a bad configuration stops it at once;
 #   4. weights-mount mounts the bucket read-only (when /dev/fuse is usable) and
 #      unmounts on SIGTERM.
-. "${IG_TOP:-$(dirname "$0")/../..}/tests/weights/lib.sh"
+. "${IG_TOP:-$(dirname "$0")/../..}/tests/lib/weights/lib.sh"
 export INFERGATE_BIN="$IG_BIN"
 E="$IG_TOP/deploy/docker"
 K="$IG_TOP/deploy/kubernetes"

@@ -2,7 +2,7 @@
 # k8s_render — the manifests in deploy/kubernetes render and are valid, with
 # every kubectl at hand: the one on PATH (kustomize v5 in recent kubectl) and
 # Debian 12's (package kubernetes-client: kubectl 1.20, kustomize v2.0.3),
-# unpacked into build/debian-kubectl by tests/k8s/debian_kubectl.sh (fetched
+# unpacked into build/debian-kubectl by tests/lib/k8s/debian_kubectl.sh (fetched
 # with apt-get download when missing; skipped, saying so, only when it cannot
 # be had here):
 #   1. every kustomization (both overlays, us-east5 and europe-west4, each
@@ -10,7 +10,7 @@
 #      kustomize`, with each kubectl;
 #   2. every rendered object validates against the Kubernetes API schemas
 #      (npm kubernetes-models, @kubernetes-models/prometheus-operator); kinds
-#      from CRDs without a schema package get field checks (tests/k8s/validate.mjs);
+#      from CRDs without a schema package get field checks (tests/lib/k8s/validate.mjs);
 #      broken objects are caught (the validator is not a no-op); the recorded
 #      EndpointSlices of k8s_watch are valid discovery.k8s.io/v1 objects;
 #   3. the reference system's settings are there: app: gemma-server on 8000,
@@ -53,7 +53,7 @@ add_kubectl() { # name binary
 }
 path_kubectl=$(command -v kubectl)
 [ -n "$path_kubectl" ] && add_kubectl path "$(readlink -f "$path_kubectl")"
-if deb_kubectl=$(sh "$top/tests/k8s/debian_kubectl.sh" 2>"$tmp/debian.err"); then
+if deb_kubectl=$(sh "$top/tests/lib/k8s/debian_kubectl.sh" 2>"$tmp/debian.err"); then
 	add_kubectl debian "$deb_kubectl"
 else
 	echo "SKIP kubectl debian: Debian's kubernetes-client cannot be had here: $(cat "$tmp/debian.err")"
@@ -113,7 +113,7 @@ echo "== 2. schemas"
 for k in $kubectls; do
 	for t in $targets; do
 		name=$(echo "$t" | tr / -)
-		if node "$top/tests/k8s/validate.mjs" <"$tmp/$k/$name.json" >"$tmp/$k/$name.valid"; then
+		if node "$top/tests/lib/k8s/validate.mjs" <"$tmp/$k/$name.json" >"$tmp/$k/$name.valid"; then
 			ok "$k: $t: every object valid ($(grep -c '(schema)' "$tmp/$k/$name.valid") by schema, $(grep -c 'CRD' "$tmp/$k/$name.valid") by field checks)"
 		else
 			fail "$k: $t: $(grep FAIL "$tmp/$k/$name.valid" | head -n 5)"
@@ -129,7 +129,7 @@ cat >"$tmp/bad.json" <<'EOF'
  {"apiVersion":"multicluster.x-k8s.io/v1alpha1","kind":"ServiceExport","metadata":{"name":"nothing-by-this-name"}},
  {"apiVersion":"example.com/v1","kind":"Unknown","metadata":{"name":"u"}}]
 EOF
-node "$top/tests/k8s/validate.mjs" <"$tmp/bad.json" >"$tmp/bad.out"
+node "$top/tests/lib/k8s/validate.mjs" <"$tmp/bad.json" >"$tmp/bad.out"
 check '[ "$(grep -c ^FAIL "$tmp/bad.out")" = 5 ]' "five broken objects, five failures ($(grep -c ^FAIL "$tmp/bad.out"))"
 python3 -c '
 import json, sys
@@ -137,8 +137,8 @@ s = json.load(open(sys.argv[1]))
 objs = [w["event"]["object"] for w in sum((x["events"] for x in s["watches"]), []) if w["event"]["type"] in ("ADDED", "MODIFIED", "DELETED")]
 objs += [i for l in s["lists"] for i in l["items"]]
 for o in objs: o.setdefault("apiVersion", "discovery.k8s.io/v1"); o.setdefault("kind", "EndpointSlice")
-print(json.dumps(objs))' "$top/tests/k8s/endpointslices-session.json" >"$tmp/slices.json"
-node "$top/tests/k8s/validate.mjs" <"$tmp/slices.json" >"$tmp/slices.out"
+print(json.dumps(objs))' "$top/tests/lib/k8s/endpointslices-session.json" >"$tmp/slices.json"
+node "$top/tests/lib/k8s/validate.mjs" <"$tmp/slices.json" >"$tmp/slices.out"
 check '[ $? = 0 ] && [ "$(grep -c ^ok "$tmp/slices.out")" -ge 5 ]' \
 	"the recorded EndpointSlices are valid discovery.k8s.io/v1 objects ($(grep -c ^ok "$tmp/slices.out"))"
 
@@ -236,7 +236,7 @@ else
 			args+=("$t: $first = $k" "$tmp/$first/$name.json" "$tmp/$k/$name.json")
 		done
 	done
-	python3 "$top/tests/k8s/compare.py" "${args[@]}" >"$tmp/cmp.out" 2>&1
+	python3 "$top/tests/lib/k8s/compare.py" "${args[@]}" >"$tmp/cmp.out" 2>&1
 	cat "$tmp/cmp.out"
 	failures=$((failures + $(grep -c '^FAIL' "$tmp/cmp.out")))
 	[ "$(grep -c '^\(ok  \|FAIL\) ' "$tmp/cmp.out")" = $((${#args[@]} / 3)) ] ||
@@ -247,7 +247,7 @@ import json, sys
 o = json.load(open(sys.argv[1]))
 next(x for x in o if x["kind"] == "Deployment")["spec"]["replicas"] = 9
 json.dump(o, open(sys.argv[2], "w"))' "$tmp/$first/overlays-us-east5.json" "$tmp/changed.json"
-	python3 "$top/tests/k8s/compare.py" changed "$tmp/$first/overlays-us-east5.json" "$tmp/changed.json" >"$tmp/cmp.out" 2>&1
+	python3 "$top/tests/lib/k8s/compare.py" changed "$tmp/$first/overlays-us-east5.json" "$tmp/changed.json" >"$tmp/cmp.out" 2>&1
 	rc=$?
 	check '[ $rc = 1 ] && grep -q "spec.replicas: [0-9] / 9" "$tmp/cmp.out"' "a changed field is a difference ($(cut -c6- "$tmp/cmp.out"))"
 fi

@@ -2,8 +2,8 @@
 # k8s_watch — an endpoint entry with resolve: kubernetes follows the
 # EndpointSlices of a Service through the API server's list and watch, over
 # HTTPS with the pod's service account, against a recorded session replayed by
-# tests/k8s/apiserver.js (a self-signed certificate made here; no cluster can
-# run on this machine). The session (tests/k8s/endpointslices-session.json):
+# tests/lib/k8s/apiserver.js (a self-signed certificate made here; no cluster can
+# run on this machine). The session (tests/lib/k8s/endpointslices-session.json):
 #   list rv 1000: pods .31 and .32 ready, .33 not ready yet, and an FQDN slice
 #   watch 1: .33 becomes ready (scale-up); .31 terminating (scale-down); a
 #            BOOKMARK to 1010; the server ends the watch
@@ -14,7 +14,7 @@
 # the versions the gateway asked for, a steady request stream with no failure;
 # then a rotated token file with a wrong token (401): failures
 # counted, the last set kept.
-. "${IG_TOP:-$(dirname "$0")/../..}/tests/gateway/lib.sh"
+. "${IG_TOP:-$(dirname "$0")/../..}/tests/lib/gateway/lib.sh"
 gw_init k8s_watch
 P=$base
 SIM_PORT=$((P + 1))
@@ -28,7 +28,7 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 
 	-keyout "$tmp/api.key" -out "$sa/ca.crt" >/dev/null 2>&1 || { echo "FAIL openssl"; exit 1; }
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$sa/token"
 echo default >"$sa/namespace"
-sed "s/18000/$SIM_PORT/g" "$top/tests/k8s/endpointslices-session.json" >"$tmp/session.json"
+sed "s/18000/$SIM_PORT/g" "$top/tests/lib/k8s/endpointslices-session.json" >"$tmp/session.json"
 
 for n in 31 32 33; do
 	"$SIM" --host "127.0.0.$n" --port "$SIM_PORT" --model gemma --ttft-ms 2 --itl-ms 1 --log-level warn \
@@ -39,7 +39,7 @@ done
 
 # api_start: the replaying API server; API_PORT, its log in $tmp/api.log.
 api_start() {
-	node "$top/tests/k8s/apiserver.js" --key "$tmp/api.key" --cert "$sa/ca.crt" --token-file "$sa/token" \
+	node "$top/tests/lib/k8s/apiserver.js" --key "$tmp/api.key" --cert "$sa/ca.crt" --token-file "$sa/token" \
 		--session "$tmp/session.json" >"$tmp/api.log" 2>&1 &
 	api_pid=$!
 	pids="$pids $api_pid"
@@ -116,7 +116,7 @@ echo "not-the-token" >"$sa/token.new"; mv "$sa/token.new" "$sa/token"
 kill "$api_pid"; wait "$api_pid" 2>/dev/null
 # The next connection (after the watch breaks) reads the rotated token file.
 echo "$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$tmp/real.token"
-node "$top/tests/k8s/apiserver.js" --key "$tmp/api.key" --cert "$sa/ca.crt" --token-file "$tmp/real.token" \
+node "$top/tests/lib/k8s/apiserver.js" --key "$tmp/api.key" --cert "$sa/ca.crt" --token-file "$tmp/real.token" \
 	--session "$tmp/session.json" --port "$API_PORT" >"$tmp/api2.log" 2>&1 &
 pids="$pids $!"
 check 'wait_for "grep -q \"auth=bad\" $tmp/api2.log" 10' "the gateway reconnects with the rotated (wrong) token"

@@ -8,7 +8,7 @@
 # resumes reproducing an uninterrupted run), and every bad input (tools, guided
 # decoding and images among them: refused, not ignored) with vLLM's status and
 # message in the nested OpenAI error shape.
-. "$(dirname "$0")/../server/lib.sh"
+. "$(dirname "$0")/../lib/server/lib.sh"
 make_model "$T/m" tiny 1
 start_server P --model "$T/m" --served-model-name tiny --max-model-len 512
 U="http://127.0.0.1:$P"
@@ -208,7 +208,7 @@ ok "chat n=2 (greedy: equal choices)"
 A='[{"role":"user","content":"Hello there"},{"role":"assistant","content":"Sure, here"}]'
 [ "$(post "$P" /v1/chat/completions "{\"messages\":$A,\"max_tokens\":4,\"continue_final_message\":true,\"add_generation_prompt\":false}" "$T/cf")" = 200 ] || fail "continue_final_message: $(cat "$T/cf")"
 ok "continue_final_message with add_generation_prompt false: 200"
-python3 "$IG_TOP/tests/server/resume_check.py" "$P" 3 || fail "greedy resume"
+python3 "$IG_TOP/tests/lib/server/resume_check.py" "$P" 3 || fail "greedy resume"
 
 echo "== bad inputs"
 bad() { # status body path what [message substring]

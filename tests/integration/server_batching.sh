@@ -6,9 +6,9 @@
 # decoding; a KV cache far too small for the load queues requests, preempts
 # (recompute) and still completes every one with the same greedy text; a client
 # that disconnects frees its sequence and blocks at once.
-. "$(dirname "$0")/../server/lib.sh"
+. "$(dirname "$0")/../lib/server/lib.sh"
 [ -x "$IG_TOP/bin/infergate-server" ] && SERVER_BIN="$IG_TOP/bin/infergate-server"
-L="$IG_TOP/tests/server/load.py"
+L="$IG_TOP/tests/lib/server/load.py"
 make_model "$T/m" tiny 3
 start_server P --model "$T/m" --max-num-seqs 8 --max-num-batched-tokens 64
 

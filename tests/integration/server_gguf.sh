@@ -8,7 +8,7 @@
 # gateway routes to it by its served name, and files the engine cannot run
 # (another architecture, a truncated file) are refused at load with the file
 # and the key named (tests/unit/test_gguf.c has the rest of the refusals).
-. "${IG_TOP:-$(dirname "$0")/../..}/tests/gateway/lib.sh"
+. "${IG_TOP:-$(dirname "$0")/../..}/tests/lib/gateway/lib.sh"
 SERVER=$bin/infergate-server
 MKMODEL=$bin/infergate-mkmodel
 RUN=$bin/infergate-run

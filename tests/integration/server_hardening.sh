@@ -10,7 +10,7 @@
 #  - prompt_logprobs with n choices is computed once per prompt, bounded by
 #    SERVER_MAX_PROMPT_LOGPROBS_ROWS, and a one-token request sent while such
 #    a request runs is answered promptly.
-. "$(dirname "$0")/../server/lib.sh"
+. "$(dirname "$0")/../lib/server/lib.sh"
 make_model "$T/m" tiny 1
 start_server P --model "$T/m" --served-model-name tiny --max-model-len 512 --api-key sekrit
 K='Authorization: Bearer sekrit'

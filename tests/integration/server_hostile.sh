@@ -8,8 +8,8 @@
 #   - request lines: absolute-form targets, HTTP/2.0 (505), Transfer-Encoding
 #     "gzip, chunked" (501);
 #   - a model name holding \u0000: 400, not served as "tiny".
-. "$(dirname "$0")/../server/lib.sh"
-HOSTILE="$IG_TOP/tests/gateway/hostile.js"
+. "$(dirname "$0")/../lib/server/lib.sh"
+HOSTILE="$IG_TOP/tests/lib/gateway/hostile.js"
 export NODE_PATH="$IG_TOP/tests/node/node_modules"
 make_model "$T/m" tiny 1
 start_server P --model "$T/m" --served-model-name tiny --max-model-len 2048

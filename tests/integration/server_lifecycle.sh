@@ -5,7 +5,7 @@
 # process exits 0; past --shutdown-grace a stream is ended with an error event
 # and [DONE]; `--model URL --cache-dir DIR` fetches the model through the shared
 # weights cache from nginx (a cold then a warm start). Unknown flags are refused.
-. "$(dirname "$0")/../server/lib.sh"
+. "$(dirname "$0")/../lib/server/lib.sh"
 [ -x "$IG_TOP/bin/infergate-server" ] && SERVER_BIN="$IG_TOP/bin/infergate-server"
 make_model "$T/m" tiny 5
 
@@ -69,7 +69,7 @@ echo "== --model URL --cache-dir DIR (nginx bucket)"
 NPORT=$(( 10000 + $(printf '%s' server_lifecycle | cksum | cut -d' ' -f1) % 20000 ))
 mkdir -p "$T/www/bucket" "$T/ng"
 cp -r "$T/m" "$T/www/bucket/m"
-sed -e "s#@PORT@#$NPORT#g" -e "s#@ROOT@#$T/www#g" -e "s#@PREFIX@#$T/ng#g" "$IG_TOP/tests/weights/nginx.conf.in" >"$T/ng/nginx.conf"
+sed -e "s#@PORT@#$NPORT#g" -e "s#@ROOT@#$T/www#g" -e "s#@PREFIX@#$T/ng#g" "$IG_TOP/tests/lib/weights/nginx.conf.in" >"$T/ng/nginx.conf"
 /usr/sbin/nginx -p "$T/ng" -c "$T/ng/nginx.conf" 2>"$T/ng/stderr.log" &
 BG_PIDS="$BG_PIDS $!"
 for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$NPORT/bucket/" && break; sleep 0.05; done

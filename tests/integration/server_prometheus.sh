@@ -8,7 +8,7 @@
 # The held stream is long by construction: the model's context is 16384
 # positions and the stream asks for all of them (ignore_eos), tens of seconds
 # of decoding, and its client leaves as soon as prometheus saw it running.
-. "$(dirname "$0")/../server/lib.sh"
+. "$(dirname "$0")/../lib/server/lib.sh"
 command -v prometheus >/dev/null || fail "prometheus not installed"
 [ -x "$IG_TOP/bin/infergate-server" ] && SERVER_BIN="$IG_TOP/bin/infergate-server"
 make_model "$T/m" tiny 4 --max-pos 16384
@@ -42,7 +42,7 @@ got=$(q 'vllm:prompt_tokens_total{model_name="tiny",engine="0"}')
 ok "vllm:prompt_tokens_total $got, generation_tokens_total $wantg, e2e count 3, success{length} 3: as the server says"
 
 aborts0=$(metric "$P" vllm:request_success_total 'finished_reason="abort"')
-python3 "$IG_TOP/tests/server/load.py" hold "$P" 60 "$T/leave" >"$T/held" &
+python3 "$IG_TOP/tests/lib/server/load.py" hold "$P" 60 "$T/leave" >"$T/held" &
 hp=$!
 BG_PIDS="$BG_PIDS $hp"
 seen=0

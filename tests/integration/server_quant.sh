@@ -5,7 +5,7 @@
 # greedy text is the same as bf16 weights' on the tiny model; bad values of
 # both flags are refused at start with a message naming the accepted ones, and
 # a model whose rows are not whole blocks is refused at load.
-. "$(dirname "$0")/../server/lib.sh"
+. "$(dirname "$0")/../lib/server/lib.sh"
 make_model "$T/m" tiny 5
 
 echo "== flags"

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # infergate-sim's other vLLM APIs (embeddings, responses, audio, tokenize,
 # score, rerank, pooling, classify) through the official OpenAI client and
-# fetch (tests/integration/lib/vllm_apis.cjs), then the key on the paths
+# fetch (tests/lib/vllm_apis.cjs), then the key on the paths
 # outside /v1 that vLLM guards too.
-. "$(dirname "$0")/lib/sim.sh"
+. "$(dirname "$0")/../lib/sim.sh"
 command -v node >/dev/null || fail "node not installed"
 [ -d "$IG_TOP/tests/node/node_modules/openai" ] || fail "tests/node/node_modules/openai missing (make deps)"
 start_sim P --model sim-model --itl-ms 20 --ttft-ms 5
-if node "$IG_TOP/tests/integration/lib/vllm_apis.cjs" "http://127.0.0.1:$P" sim-model >"$SIM_TMP/node.out" 2>&1; then
+if node "$IG_TOP/tests/lib/vllm_apis.cjs" "http://127.0.0.1:$P" sim-model >"$SIM_TMP/node.out" 2>&1; then
 	cat "$SIM_TMP/node.out"
 else
 	cat "$SIM_TMP/node.out"

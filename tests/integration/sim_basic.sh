@@ -2,7 +2,7 @@
 # infergate-sim speaks vLLM's OpenAI API: /health, /v1/models, chat and
 # completions (whole and streamed, line by line), the deterministic text and
 # its continuation rule, stop strings, /metrics names and values, 404 and 400s.
-. "$(dirname "$0")/lib/sim.sh"
+. "$(dirname "$0")/../lib/sim.sh"
 M="google/gemma-3-1b-it"
 start_sim P --model "$M,alias-b" --model extra-c --region us-east5 --max-model-len 4096 \
 	--ttft-ms 5 --itl-ms 2

@@ -3,7 +3,7 @@
 # health 503, a 5xx answer (for the next N), refused connections (and back),
 # hangs that end when the client leaves, streams cut after N chunks without
 # [DONE], garbage metrics, death after N requests, flags at start, SIGUSR1.
-. "$(dirname "$0")/lib/sim.sh"
+. "$(dirname "$0")/../lib/sim.sh"
 T=$SIM_TMP
 
 start_sim P --region europe-west4 --control-port 0 --itl-ms 5 --ttft-ms 5

@@ -3,7 +3,7 @@
 # queue (num_requests_waiting) when blocks or sequence slots run out and run
 # in order as others finish; a client that leaves frees its blocks at once;
 # a repeated long prompt hits the prefix cache and gets a shorter TTFT.
-. "$(dirname "$0")/lib/sim.sh"
+. "$(dirname "$0")/../lib/sim.sh"
 T=$SIM_TMP
 L='{engine="0",model_name="google/gemma-3-1b-it"}'
 

@@ -3,7 +3,7 @@
 # uncached prompt tokens; ITL = itl_ms x (1 + itl_growth x (running - 1));
 # the slow_factor fault multiplies both. Measured with curl's timings on
 # streams (the head goes out with the first token) and with /metrics.
-. "$(dirname "$0")/lib/sim.sh"
+. "$(dirname "$0")/../lib/sim.sh"
 T=$SIM_TMP
 
 # time_stream PORT BODY: prints "ttft total" in seconds

@@ -3,7 +3,7 @@
 # infergate-sim: chat and completions, whole and streamed (with usage), and the
 # typed errors for 404 and 400. Also a stream cut by the close fault surfaces
 # as an error in the client, not as a clean end.
-. "$(dirname "$0")/lib/sim.sh"
+. "$(dirname "$0")/../lib/sim.sh"
 command -v node >/dev/null || fail "node not installed"
 [ -d "$IG_TOP/tests/node/node_modules/openai" ] || fail "tests/node/node_modules/openai missing (make deps)"
 start_sim P --model sim-model --itl-ms 2 --ttft-ms 5

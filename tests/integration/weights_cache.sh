@@ -6,7 +6,7 @@
 # request at all; a changed source is noticed; an unreachable source falls back
 # to the complete cached copy; least-recently-used models are evicted beyond the
 # capacity.
-. "$(dirname "$0")/../weights/lib.sh"
+. "$(dirname "$0")/../lib/weights/lib.sh"
 mkdir -p "$T/www/bucket/a" "$T/www/bucket/b" "$T/www/bucket/c"
 make_files "$T/www/bucket/a"
 head -c 6000000 /dev/urandom >"$T/www/bucket/b/w.bin"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # weights_hostile: buckets that lie and local users who plant files, against
-# `infergate-weights pull` on loopback (nginx, and tests/weights/objserver.py
+# `infergate-weights pull` on loopback (nginx, and tests/lib/weights/objserver.py
 # for answers nginx would never give):
 #   - a 206 whose Content-Range is another range than the one asked;
 #   - an object replaced during the pull (the fault server, and a real file
@@ -12,9 +12,9 @@
 #     match the source's checksum: refused, or downloaded again, never uploaded;
 #   - cache folders another user owns or everyone can write: refused;
 #   - a symbolic link planted as a partial file: not followed.
-. "$(dirname "$0")/../weights/lib.sh"
+. "$(dirname "$0")/../lib/weights/lib.sh"
 command -v python3 >/dev/null || { echo "SKIP: python3 is not installed"; exit 0; }
-OBJ="$IG_TOP/tests/weights/objserver.py"
+OBJ="$IG_TOP/tests/lib/weights/objserver.py"
 FP=$((PORT + 3))
 mkdir -p "$T/www/bucket/m" "$T/www/slow/a" "$T/www/slow/b" "$T/www/upload" "$T/f/m" "$T/f/r" "$T/f/lie"
 make_files "$T/www/bucket/m"

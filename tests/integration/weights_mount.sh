@@ -6,7 +6,7 @@
 # than the cache is read from the source; writes fail with EROFS; SIGTERM
 # unmounts cleanly; a remount serves from the file cache without downloading.
 # Skips (exit 0, with a message) when FUSE is not available.
-. "$(dirname "$0")/../weights/lib.sh"
+. "$(dirname "$0")/../lib/weights/lib.sh"
 need_fuse
 mkdir -p "$T/www/bucket/m/deep/er" "$T/mnt"
 make_files "$T/www/bucket/m"

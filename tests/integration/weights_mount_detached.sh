@@ -7,7 +7,7 @@
 # The daemon's pid comes from the mount's status.json. Sanitizer reports of the
 # detached daemon (whose stderr is /dev/null) go to files, which must not exist.
 # Skips (exit 0, with a message) when FUSE is not available.
-. "$(dirname "$0")/../weights/lib.sh"
+. "$(dirname "$0")/../lib/weights/lib.sh"
 need_fuse
 mkdir -p "$T/www/bucket/m" "$T/mnt"
 make_files "$T/www/bucket/m"

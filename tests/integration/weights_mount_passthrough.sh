@@ -13,7 +13,7 @@
 # FUSE and say so once. The mount's status.json tells the path.
 # Skips (exit 0, with a message) without FUSE; when the kernel or privileges do
 # not allow passthrough, checks the clean fallback instead.
-. "$(dirname "$0")/../weights/lib.sh"
+. "$(dirname "$0")/../lib/weights/lib.sh"
 need_fuse
 mkdir -p "$T/www/slow/m" "$T/mnt"
 SRC="$T/www/slow/m"

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # weights_mount_replaced: an object replaced at the source while the mount
-# reads it (tests/weights/objserver.py's /replaced/: the first GET gets version
+# reads it (tests/lib/weights/objserver.py's /replaced/: the first GET gets version
 # v1, every later one v2, If-Match honoured) — through the file cache and read
 # straight from the source (a file bigger than the cache): a read fails with
 # EIO and the daemon logs why, a reader never gets bytes of both versions.
 # Skips (exit 0, with a message) when FUSE is not available.
-. "$(dirname "$0")/../weights/lib.sh"
+. "$(dirname "$0")/../lib/weights/lib.sh"
 need_fuse
-OBJ="$IG_TOP/tests/weights/objserver.py"
+OBJ="$IG_TOP/tests/lib/weights/objserver.py"
 FP=$((PORT + 3))
 F="http://127.0.0.1:$FP"
 for d in r1 r2; do

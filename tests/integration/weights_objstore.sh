@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # weights_objstore: pull from and into S3 (Signature V4 checked by the server
 # on every request, ListObjectsV2 continuation) and GCS (JSON API, bearer token,
-# page tokens), both served by tests/weights/objserver.py on loopback; and the
+# page tokens), both served by tests/lib/weights/objserver.py on loopback; and the
 # fault server: a stalled range, a short body, a server that ignores Range —
 # each retried to a byte-exact file or a clear error, never a corrupt file.
-. "$(dirname "$0")/../weights/lib.sh"
+. "$(dirname "$0")/../lib/weights/lib.sh"
 command -v python3 >/dev/null || { echo "SKIP: python3 is not installed"; exit 0; }
-OBJ="$IG_TOP/tests/weights/objserver.py"
+OBJ="$IG_TOP/tests/lib/weights/objserver.py"
 S3P=$((PORT + 1)) GCP=$((PORT + 2)) FP=$((PORT + 3))
 export AWS_ACCESS_KEY_ID=AKIDTEST AWS_SECRET_ACCESS_KEY=test/secret+key AWS_REGION=eu-west-4 GCS_TOKEN=gcs-token
 mkdir -p "$T/s3/models/gemma" "$T/gcs/wb/gemma" "$T/f/m" "$T/src"

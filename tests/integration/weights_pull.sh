@@ -5,7 +5,7 @@
 # (401 without a token, 403 with a refused one), missing repository / revision /
 # file, a wrong checksum, a bucket destination (PUT), and the server dying in the
 # middle of a file (restarted: the download resumes from its sidecar).
-. "$(dirname "$0")/../weights/lib.sh"
+. "$(dirname "$0")/../lib/weights/lib.sh"
 
 mkdir -p "$T/www/bucket/m" "$T/www/upload" "$T/www/slow"
 make_files "$T/www/bucket/m"

@@ -21,7 +21,7 @@ if [ ! -x "$LLAMA_SERVER" ] || [ ! -f "$LLAMA_MODEL" ]; then
 	echo "skip: set LLAMA_SERVER (a llama-server binary) and LLAMA_MODEL (a GGUF file)"
 	exit 0
 fi
-. "$top/tests/gateway/lib.sh"
+. "$top/tests/lib/gateway/lib.sh"
 gw_init llamacpp_failover
 P=$base
 A=127.0.0.1:$((P + 1)); C=127.0.0.1:$((P + 2))

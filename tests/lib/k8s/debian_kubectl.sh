@@ -6,11 +6,11 @@
 # `apt-get download` when the cache lacks it (and `apt-get update` once when
 # the download fails and we are root). Not an installer: nothing outside the
 # cache folder is touched.
-#   sh tests/k8s/debian_kubectl.sh [CACHE_DIR]    (default build/debian-kubectl)
+#   sh tests/lib/k8s/debian_kubectl.sh [CACHE_DIR]    (default build/debian-kubectl)
 # Exit 0 with the path on stdout; exit 2 with the reason on stderr when the
 # package cannot be had here (no apt-get, no network, no such package).
 set -u
-top=$(cd "$(dirname "$0")/../.." && pwd)
+top=$(cd "$(dirname "$0")/../../.." && pwd)
 cache=${1:-$top/build/debian-kubectl}
 bin="$cache/root/usr/bin/kubectl"
 if [ -x "$bin" ] && "$bin" version --client >/dev/null 2>&1; then

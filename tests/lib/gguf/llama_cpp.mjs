@@ -16,7 +16,7 @@ import path from "node:path";
 import { spawnSync } from "node:child_process";
 import { createRequire } from "node:module";
 
-const top = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../..");
+const top = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../../..");
 const require = createRequire(path.join(top, "tests/node/package.json"));
 const { getLlama } = await import(require.resolve("node-llama-cpp"));
 

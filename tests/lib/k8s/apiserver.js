@@ -1,5 +1,5 @@
 // apiserver.js — a stand-in for the Kubernetes API server's EndpointSlice
-// endpoints, over HTTPS, replaying a recorded session (tests/k8s/*.json):
+// endpoints, over HTTPS, replaying a recorded session (tests/lib/k8s/*.json):
 // each LIST answers the next recorded list, each WATCH replays the next
 // recorded stream (chunked JSON lines, with the recorded delays), then ends
 // it or holds it open. The bearer token is checked (401 otherwise). Each

@@ -9,7 +9,7 @@
 import { existsSync, readFileSync } from "node:fs";
 
 // The packages live in tests/node/node_modules (ESM: NODE_PATH does not apply).
-const nodeModules = new URL("../node/node_modules/", import.meta.url);
+const nodeModules = new URL("../../node/node_modules/", import.meta.url);
 
 const objs = JSON.parse(readFileSync(0, "utf8"));
 const packages = {

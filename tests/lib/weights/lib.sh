@@ -30,7 +30,7 @@ need_fuse() {
 		exit 0
 	fi
 	command -v python3 >/dev/null || { echo "SKIP: python3 is not installed"; exit 0; }
-	RC="$IG_TOP/tests/weights/readcheck.py"
+	RC="$IG_TOP/tests/lib/weights/readcheck.py"
 }
 
 # wait_port PORT [ADDR]: up to 10 s for a listener.
@@ -46,7 +46,7 @@ NGINX_PID=""
 nginx_start() {
 	mkdir -p "$T/ng"
 	sed -e "s#@PORT@#$PORT#g" -e "s#@ROOT@#$T/www#g" -e "s#@PREFIX@#$T/ng#g" \
-		"$IG_TOP/tests/weights/nginx.conf.in" >"$T/ng/nginx.conf"
+		"$IG_TOP/tests/lib/weights/nginx.conf.in" >"$T/ng/nginx.conf"
 	/usr/sbin/nginx -p "$T/ng" -c "$T/ng/nginx.conf" 2>>"$T/ng/stderr.log" &
 	NGINX_PID=$!
 	PIDS="$PIDS $NGINX_PID"

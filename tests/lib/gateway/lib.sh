@@ -3,16 +3,16 @@
 # free port blocks, simulators and gateways started in the background and
 # killed by the EXIT trap, bounded waits, checks that print what they check.
 #
-#   . "$IG_TOP/tests/gateway/lib.sh"; gw_init NAME
+#   . "$IG_TOP/tests/lib/gateway/lib.sh"; gw_init NAME
 #   sim_start NAME PORT [sim flags...]     gw_start CONFIG [flags...]
 #   sims_two_regions (A, B in us-east5; C in europe-west4)
 #   ok/fail/check COND WHAT, json FILE-OR-STRING PYEXPR
 set -u
-top=${IG_TOP:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+top=${IG_TOP:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)}
 bin=${IG_BIN:-$top/build/san/bin}
 GW="$bin/infergate"
 SIM="$bin/infergate-sim"
-NODE_READER="$top/tests/gateway/sse_reader.js"
+NODE_READER="$top/tests/lib/gateway/sse_reader.js"
 export NODE_PATH="$top/tests/node/node_modules"
 pids=""
 failures=0
