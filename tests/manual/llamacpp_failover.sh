@@ -7,7 +7,7 @@
 # local server killed with SIGKILL after 3 s. Prints requests, failures and
 # broken streams; exits 1 if any failed or broke.
 #
-#   LLAMA_SERVER=/path/to/llama-server LLAMA_MODEL=/path/to/model.gguf \
+#   [HEALTH_TIMEOUT=1s] LLAMA_SERVER=/path/to/llama-server LLAMA_MODEL=/path/to/model.gguf \
 #     bash tests/manual/llamacpp_failover.sh
 #
 # Skips (exit 0) when LLAMA_SERVER or LLAMA_MODEL is not set or not there.
@@ -45,7 +45,7 @@ pools:
     endpoints:
       - { address: "$A", region: us-east5 }
       - { address: "$C", region: europe-west4 }
-    health: { path: /health, interval: 200ms, fast_interval: 100ms, timeout: 150ms, rise: 2, fall: 2 }
+    health: { path: /health, interval: ${HEALTH_INTERVAL:-1s}, fast_interval: 100ms, timeout: ${HEALTH_TIMEOUT:-1s}, rise: 2, fall: 2 }
 YAML
 gw_start "$tmp/gw.yaml"
 U=$gw_url
