@@ -985,8 +985,11 @@ size_t httpd_in_flight(const httpd *s) { return s->st.in_flight; }
 size_t httpd_busy(const httpd *s)
 {
 	size_t n = s->st.in_flight;
+	/* A connection whose answers ended but whose bytes have not all gone:
+	 * in its buffer, or still in an HTTP/2 session's frames (the last DATA and
+	 * END_STREAM of a stream that ended, waiting to be written). */
 	for (const conn *c = s->conns; c; c = c->next)
-		if (!c->in_flight && buf_rlen(&c->out)) n++;
+		if (!c->in_flight && (buf_rlen(&c->out) || h2_conn_wants_write(c))) n++;
 	return n;
 }
 

@@ -114,7 +114,7 @@ code=$($CURL -o "$tmp/b" -w '%{http_code}' $U/v1/chat/completions -H 'content-ty
 check '[ "$code" = 503 ] || [ "$code" = 502 ]' "a request for that pool gets an error status, not a hang ($code)"
 
 echo "== the openai npm client over HTTPS"
-if NODE_EXTRA_CA_CERTS="$C/ca.pem" node "$top/tests/lib/gateway/openai_client.js" "$U" $M >"$tmp/oai" 2>&1; then
+if SEVERAL_POOLS=1 NODE_EXTRA_CA_CERTS="$C/ca.pem" node "$top/tests/lib/gateway/openai_client.js" "$U" $M >"$tmp/oai" 2>&1; then
 	ok "the openai client's checks pass over HTTPS"
 else
 	cat "$tmp/oai"; fail "the openai client over HTTPS"

@@ -1,7 +1,7 @@
 // openai_client.js — the official OpenAI client (npm `openai`) through the
 // gateway: a chat completion, a streamed chat completion with usage, a
 // completion, models.list and models.retrieve, an unknown model raising
-// NotFoundError, and a missing model answered (one pool).
+// NotFoundError, and a missing model answered (one pool; SEVERAL_POOLS=1: a 400).
 // Prints one line per check ("ok ..." / "FAIL ...") and exits 1 on a failure.
 //   node openai_client.js BASE_URL MODEL
 'use strict';
@@ -49,9 +49,19 @@ const check = (cond, what) => { console.log((cond ? 'ok   ' : 'FAIL ') + what); 
   } catch (e) {
     check(e instanceof OpenAI.NotFoundError && /does not exist/.test(e.message), 'an unknown model raises NotFoundError: ' + e.message);
   }
-  // One pool: a request without model goes to it, as vLLM and llama.cpp default it.
-  const nomodel = await client.chat.completions.create({ messages: msgs, max_tokens: 4 });
-  check(nomodel.object === 'chat.completion' && nomodel.model === model && nomodel.usage.completion_tokens === 4,
-    'a missing model is answered by the only pool\'s server: ' + nomodel.model);
+  if (process.env.SEVERAL_POOLS) {
+    // Several pools on the path: the client must name the model (400).
+    try {
+      await client.chat.completions.create({ messages: msgs, max_tokens: 4 });
+      check(false, 'a missing model raises with several pools');
+    } catch (e) {
+      check(e instanceof OpenAI.BadRequestError && /is required/.test(e.message), 'a missing model with several pools raises BadRequestError: ' + e.message);
+    }
+  } else {
+    // One pool: a request without model goes to it, as vLLM and llama.cpp default it.
+    const nomodel = await client.chat.completions.create({ messages: msgs, max_tokens: 4 });
+    check(nomodel.object === 'chat.completion' && nomodel.model === model && nomodel.usage.completion_tokens === 4,
+      'a missing model is answered by the only pool\'s server: ' + nomodel.model);
+  }
   process.exit(failed ? 1 : 0);
 })().catch((e) => { console.log('FAIL ' + e); process.exit(1); });
