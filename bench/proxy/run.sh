@@ -28,7 +28,7 @@ DURATION=${DURATION:-10s}
 CONNS=${CONNS:-50}
 ROUNDS=${ROUNDS:-3}
 DASHBOARD_VIEWERS=${DASHBOARD_VIEWERS:-0}
-TARGETS=${TARGETS:-direct haproxy nginx infergate$([ "$DASHBOARD_VIEWERS" -gt 0 ] && echo " infergate+dashboard")}
+TARGETS=${TARGETS:-direct haproxy nginx infergate$([ "$DASHBOARD_VIEWERS" -gt 0 ] && echo " infergate+dashboard" || true)}
 GW=${GW:-$top/bin/infergate}
 for t in wrk haproxy nginx; do
 	command -v $t >/dev/null 2>&1 || [ -x /usr/sbin/$t ] || { echo "$t is missing (make deps)"; exit 1; }
