@@ -721,6 +721,21 @@ static long feed_input(sim_text *t, const json_val *in, oai_err *e)
 	return words;
 }
 
+/* One output_text content part: the whole text (done) or "" (just added). */
+static void write_output_text(const resp_call *c, json_w *w, int with_text)
+{
+	jw_obj_begin(w);
+	jw_key(w, "type");
+	jw_str(w, "output_text");
+	jw_key(w, "text");
+	if (with_text) jw_strn(w, buf_rptr(&c->text), buf_rlen(&c->text));
+	else jw_str(w, "");
+	jw_key(w, "annotations");
+	jw_arr_begin(w);
+	jw_arr_end(w);
+	jw_obj_end(w);
+}
+
 /* The response object; status "in_progress" (no output yet) or "completed". */
 static void write_response(const resp_call *c, json_w *w, int completed)
 {
@@ -755,15 +770,7 @@ static void write_response(const resp_call *c, json_w *w, int completed)
 		jw_str(w, "assistant");
 		jw_key(w, "content");
 		jw_arr_begin(w);
-		jw_obj_begin(w);
-		jw_key(w, "type");
-		jw_str(w, "output_text");
-		jw_key(w, "text");
-		jw_strn(w, buf_rptr(&c->text), buf_rlen(&c->text));
-		jw_key(w, "annotations");
-		jw_arr_begin(w);
-		jw_arr_end(w);
-		jw_obj_end(w);
+		write_output_text(c, w, 1);
 		jw_arr_end(w);
 		jw_obj_end(w);
 	}
@@ -844,15 +851,7 @@ static void message_item(resp_call *c, json_w *w, int done)
 	jw_key(w, "content");
 	jw_arr_begin(w);
 	if (done) {
-		jw_obj_begin(w);
-		jw_key(w, "type");
-		jw_str(w, "output_text");
-		jw_key(w, "text");
-		jw_strn(w, buf_rptr(&c->text), buf_rlen(&c->text));
-		jw_key(w, "annotations");
-		jw_arr_begin(w);
-		jw_arr_end(w);
-		jw_obj_end(w);
+		write_output_text(c, w, 1);
 	}
 	jw_arr_end(w);
 	jw_obj_end(w);
@@ -875,16 +874,7 @@ static void ev_part(resp_call *c, json_w *w, const void *arg)
 	int done = *(const int *)arg;
 	where(c, w);
 	jw_key(w, "part");
-	jw_obj_begin(w);
-	jw_key(w, "type");
-	jw_str(w, "output_text");
-	jw_key(w, "text");
-	if (done) jw_strn(w, buf_rptr(&c->text), buf_rlen(&c->text));
-	else jw_str(w, "");
-	jw_key(w, "annotations");
-	jw_arr_begin(w);
-	jw_arr_end(w);
-	jw_obj_end(w);
+	write_output_text(c, w, done);
 }
 
 static void ev_delta(resp_call *c, json_w *w, const void *arg)
