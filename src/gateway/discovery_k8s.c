@@ -433,8 +433,10 @@ static int watch_apply(k8s_state *s, const char *line, size_t len, char *why, si
 		if (rv) str_copy(s->rv, rv, sizeof(s->rv));
 		rc = K8S_W_BOOKMARK;
 	} else if (strcmp(type, "ADDED") == 0 || strcmp(type, "MODIFIED") == 0 || strcmp(type, "DELETED") == 0) {
-		const char *name = json_str(json_get(json_get(obj, "metadata"), "name"), NULL);
-		if (!name) {
+		/* A slice is known by its name: an empty one, or one with a NUL
+		 * inside (read as a shorter name), would stand for another. */
+		const char *name = json_cstr(json_get(json_get(obj, "metadata"), "name"));
+		if (!name || !*name) {
 			snprintf(why, why_len, "%s without an object name", type);
 			rc = K8S_W_MALFORMED;
 		} else {

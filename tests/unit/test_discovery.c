@@ -475,6 +475,37 @@ static void test_spec_errors(void)
 	ev_free(loop);
 }
 
+/* A watch event's object name keys its slice: an empty name, or one with a
+ * NUL inside, is malformed and changes nothing (the fuzzer found an empty
+ * name stored as a slice). */
+static void test_watch_names(void)
+{
+	discovery d;
+	memset(&d, 0, sizeof(d));
+	d.spec.kind = DISCOVERY_KUBERNETES;
+	d.spec.port = 8000;
+	k8s_state *s = calloc(1, sizeof(*s));
+	s->d = &d;
+	s->fd = -1;
+	s->mode = K8S_WATCH;
+	char why[192];
+	static const char ok_ev[] = "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"s-1\"},"
+		"\"addressType\":\"IPv4\",\"ports\":[{\"port\":8000}],\"endpoints\":[{\"addresses\":[\"10.0.0.1\"],"
+		"\"conditions\":{\"ready\":true}}]}}";
+	T_EQ_INT(watch_apply(s, ok_ev, sizeof(ok_ev) - 1, why, sizeof(why)), K8S_W_CHANGED);
+	T_EQ_INT(s->n_slices, 1);
+	static const char empty_ev[] = "{\"type\":\"MODIFIED\",\"object\":{\"metadata\":{\"name\":\"\"},"
+		"\"addressType\":\"IPv4\",\"ports\":[{\"port\":8000}],\"endpoints\":[]}}";
+	T_EQ_INT(watch_apply(s, empty_ev, sizeof(empty_ev) - 1, why, sizeof(why)), K8S_W_MALFORMED);
+	static const char nul_ev[] = "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"s-1\\u0000x\"},"
+		"\"addressType\":\"IPv4\",\"ports\":[{\"port\":8000}],\"endpoints\":[]}}";
+	T_EQ_INT(watch_apply(s, nul_ev, sizeof(nul_ev) - 1, why, sizeof(why)), K8S_W_MALFORMED);
+	T_EQ_INT(s->n_slices, 1);
+	T_EQ_STR(s->slices[0].name, "s-1");
+	slices_clear(s);
+	free(s);
+}
+
 int main(void)
 {
 	T_RUN(test_query_build);
@@ -483,5 +514,6 @@ int main(void)
 	T_RUN(test_dns_live);
 	T_RUN(test_srv_live);
 	T_RUN(test_spec_errors);
+	T_RUN(test_watch_names);
 	return T_END();
 }
