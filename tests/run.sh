@@ -25,7 +25,10 @@ run_one() { # name, command...
 	case "$name" in *"$pattern"*) ;; *) return 0 ;; esac
 	start=$(date +%s)
 	mkdir -p "$(dirname "$out/$name.log")"
-	if "$@" >"$out/$name.log" 2>&1; then
+	# A script that could not source its helpers or call one of them may
+	# still end with a passing command: bash's own errors fail the test.
+	if "$@" >"$out/$name.log" 2>&1 &&
+		! grep -Eq '^[^ ]+: line [0-9]+: .*(command not found|No such file or directory)$' "$out/$name.log"; then
 		passed=$((passed + 1)); status=ok
 	else
 		failed=$((failed + 1)); status=FAIL; failures="$failures $name"
