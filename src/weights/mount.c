@@ -822,10 +822,21 @@ static int read_from_source(node *nd, char *out, size_t len, uint64_t off)
 		   buf_rlen(&r.body) == len) {
 		memcpy(out, buf_rptr(&r.body), len);
 		rc = (int)len;
+		/* Reads the kernel sends in parallel (readahead) may all leave
+		 * unpinned: the first answer pins the version, and an answer of
+		 * another version fails, whichever of them comes back first. */
 		if (!pin[0] && r.etag[0] && strncmp(r.etag, "W/", 2)) {
 			pthread_mutex_lock(&g.mu);
 			if (!nd->source_pin[0]) str_copy(nd->source_pin, r.etag, sizeof nd->source_pin);
+			else if (strcmp(nd->source_pin, r.etag)) {
+				str_copy(pin, nd->source_pin, sizeof pin);
+				rc = -EIO;
+			}
 			pthread_mutex_unlock(&g.mu);
+			if (rc < 0)
+				log_ratelimited(LOG_ERROR, "reading %s at %llu from the source: %s changed at the source "
+						"during the download (ETag %s, then %s)", nd->f.path,
+						(unsigned long long)off, nd->f.path, pin, r.etag);
 		}
 	} else {
 		log_ratelimited(LOG_ERROR, "reading %s at %llu from the source failed: %s (HTTP %ld)", nd->f.path,

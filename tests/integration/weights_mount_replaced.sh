@@ -10,13 +10,13 @@ need_fuse
 OBJ="$IG_TOP/tests/lib/weights/objserver.py"
 FP=$((PORT + 3))
 F="http://127.0.0.1:$FP"
-for d in r1 r2; do
+for d in r1 r2 r3; do
 	mkdir -p "$T/f/$d"
 	head -c 3000000 /dev/urandom >"$T/f/$d/w.bin"
 	head -c 3000000 /dev/urandom >"$T/f/$d/w.bin.v2"
 	printf '[{"name":"w.bin","type":"file","mtime":"x","size":3000000}]' >"$T/f/$d/.listing.json"
 done
-mkdir -p "$T/mnt1" "$T/mnt2"
+mkdir -p "$T/mnt1" "$T/mnt2" "$T/mnt3"
 python3 "$OBJ" fault "$FP" "$T/f" & PIDS="$PIDS $!"
 wait_port "$FP" || fail "the fault server did not start"
 
@@ -58,6 +58,14 @@ read_whole "$T/mnt1/w.bin" "$T/f/r1" "$T/m1.log" "cached"
 echo "== straight from the source (bigger than the cache)"
 mount_it "$F/replaced/r2/" "$T/mnt2" "$T/m2.log" --cache-capacity 1MB
 read_whole "$T/mnt2/w.bin" "$T/f/r2" "$T/m2.log" "from the source"
+
+# The first answer (v1) comes a second late: reads the kernel sends meanwhile
+# (readahead, in parallel) carry no version yet and get v2 at once; the late
+# v1 must then fail the read, not be served beside them.
+echo "== straight from the source, the first answer late"
+mount_it "$F/replaced-slow/r3/" "$T/mnt3" "$T/m3.log" --cache-capacity 1MB
+read_whole "$T/mnt3/w.bin" "$T/f/r3" "$T/m3.log" "from the source, first answer late"
 fusermount3 -u "$T/mnt1" 2>/dev/null
 fusermount3 -u "$T/mnt2" 2>/dev/null
+fusermount3 -u "$T/mnt3" 2>/dev/null
 echo "weights_mount_replaced: all checks passed"

@@ -8,7 +8,7 @@
         /first-range/P (answers every Range with the file's first bytes, labelled honestly
         "bytes 0-N/SIZE"), /replaced/P (the first GET gets P with ETag "v1", every later
         one P.v2 with ETag "v2", as if P were replaced during the download; If-Match is
-        honoured with 412);
+        honoured with 412), /replaced-slow/P (the same, the v1 answer a second late);
         a path ending in / is an nginx-style JSON listing, or the folder's .listing.json
         served as it is (names a real server would never list).
   objserver.py s3 PORT ROOT      S3 path-style: ListObjectsV2 (2 keys a page, continuation
@@ -60,10 +60,12 @@ class H(BaseHTTPRequestHandler):
 
     def send_file(self, path, fault=None):
         etag = None
-        if fault == 'replaced':
+        if fault in ('replaced', 'replaced-slow'):
             etag = '"v1"' if first_time(('replaced', path)) else '"v2"'
             if etag == '"v2"':
                 path += '.v2'
+            elif fault == 'replaced-slow':
+                time.sleep(1)
             im = self.headers.get('If-Match')
             if im is not None and im != etag:
                 return self.send_bytes(412, b'precondition failed')
