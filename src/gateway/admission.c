@@ -41,6 +41,14 @@ size_t admission_queued_objective(const gw *g, const char *objective)
 	return k;
 }
 
+size_t admission_queued_tenant(const gw *g, const tenant_state *t)
+{
+	(void)g;
+	size_t k = 0;
+	for (size_t i = 0; i < queue.n; i++) k += queue.v[i].c->tenant == t;
+	return k;
+}
+
 static uint32_t queued_for(const gw_call *c, const char *objective)
 {
 	uint32_t k = 0;
@@ -80,6 +88,7 @@ static int tenant_over(gw_call *c, tenant_state *t, uint64_t now, admission_verd
 		return 0;
 	}
 	tenant_count_limited(t, lim);
+	c->tenant_limit = tenant_limit_name(lim);
 	uint64_t s = (retry_ms + 999) / 1000;
 	v->action = ADMISSION_SHED;
 	v->status = 429;

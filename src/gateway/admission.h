@@ -63,6 +63,7 @@ size_t admission_next(const admission_cand *v, size_t n, int fair);
 
 struct gw;
 struct gw_call;
+struct tenant_state;
 
 /* What the proxy does with a request. */
 typedef struct admission_verdict {
@@ -88,6 +89,8 @@ size_t admission_tick(struct gw *g, uint64_t now_ms, struct gw_call **calls, adm
 size_t admission_queued(const struct gw *g);
 /* Requests of one objective waiting now, every pool together (the dashboard). */
 size_t admission_queued_objective(const struct gw *g, const char *objective);
+/* Requests of one tenant waiting now, every queue together (the dashboard). */
+size_t admission_queued_tenant(const struct gw *g, const struct tenant_state *t);
 void admission_deinit(struct gw *g);
 
 #endif

@@ -12,6 +12,7 @@
 #include "gateway/picker.h"
 #include "gateway/scrape.h"
 #include "gateway/admission.h"
+#include "gateway/tenant.h"
 #include "core/json.h"
 #include "core/log.h"
 #include "core/oai_error.h"
@@ -73,6 +74,19 @@ typedef struct dash_objective {
 	float req_s, shed_s;                   /* the last second */
 } dash_objective;
 
+/* One tenant's traffic, found by its tenant_state's id (a reload keeps the
+ * state, so the history goes on). */
+typedef struct dash_tenant {
+	uint32_t id;                           /* 0: a free slot */
+	uint64_t first_sample;                 /* dash.samples when it was first seen */
+	uint64_t ended, errors, shed, tokens;  /* the tenant's totals at the last sample */
+	float req_s, err_s, shed_s, tok_s;     /* the last second */
+	/* ring: the point of sample k at k % DASH_TENANT_HISTORY */
+	float req_hist[DASH_TENANT_HISTORY], err_hist[DASH_TENANT_HISTORY], shed_hist[DASH_TENANT_HISTORY];
+} dash_tenant;
+
+#define DASH_TENANT_SLOTS (GW_MAX_TENANTS + 1) /* the configured ones and the anonymous one */
+
 /* A stream. Slot free when r is NULL. */
 typedef struct dash_viewer {
 	httpd_req *r;
@@ -88,9 +102,11 @@ static struct {
 	uint32_t sent_count;                   /* its count then */
 	uint64_t t_s[DASH_HISTORY_SAMPLES];    /* wall seconds of each sample */
 	size_t head, n;                        /* ring of samples: oldest at head */
+	uint64_t samples;                      /* samples taken since boot */
 	dash_series series[DASH_MAX_POOLS];
 	dash_objective objectives[DASH_MAX_OBJECTIVES];
 	size_t n_objectives;
+	dash_tenant tenants[DASH_TENANT_SLOTS];
 	dash_viewer viewers[DASH_MAX_VIEWERS_LIMIT];
 	size_t n_viewers;
 	buf json;                              /* a message's data as it is built */
@@ -144,7 +160,10 @@ void dashboard_request(gw *g, const gw_call *c, uint64_t now_ms)
 	if (!c->pool) return;
 	dash_series *s = series_for(c->pool->cfg.name, 1);
 	const char *objective = c->pk ? picker_req_objective(c->pk) : NULL;
-	if (c->status == 429)
+	if (c->status == 429 && c->tenant_limit && c->tenant)
+		events_push("shed", c->pool->cfg.name, c->tenant->name, "429: tenant %s over its %s limit",
+			    c->tenant->name, c->tenant_limit);
+	else if (c->status == 429)
 		events_push("shed", c->pool->cfg.name, objective && *objective ? objective : NULL,
 			    "429: request shed, no capacity for its priority");
 	dash_objective *o = objective && *objective ? objective_for(objective) : NULL;
@@ -197,6 +216,7 @@ static void sample(uint64_t now_s)
 		dash.head = (dash.head + 1) % DASH_HISTORY_SAMPLES;
 	}
 	dash.t_s[at] = now_s;
+	dash.samples++;
 	for (size_t i = 0; i < DASH_MAX_POOLS; i++) {
 		dash_series *s = &dash.series[i];
 		if (!s->used) continue;
@@ -255,6 +275,96 @@ static void measure_tokens(gw *g, uint64_t now_ms)
 	}
 }
 
+static dash_tenant *tenant_slot(uint32_t id)
+{
+	for (size_t i = 0; i < DASH_TENANT_SLOTS; i++)
+		if (dash.tenants[i].id == id) return &dash.tenants[i];
+	return NULL;
+}
+
+/* Closes the second of every tenant in the table (after sample): the growth
+ * of its totals. A tenant first seen starts from its totals now; the slot of
+ * one no longer in the table (a reload dropped it) is freed. */
+static void measure_tenants(void)
+{
+	size_t n = tenant_table_size();
+	size_t at = (size_t)((dash.samples - 1) % DASH_TENANT_HISTORY);
+	for (size_t i = 0; i < DASH_TENANT_SLOTS; i++) {
+		dash_tenant *d = &dash.tenants[i];
+		int listed = 0;
+		for (size_t k = 0; k < n && d->id && !listed; k++) listed = tenant_at(k)->id == d->id;
+		if (!listed) d->id = 0;
+	}
+	for (size_t k = 0; k < n; k++) {
+		const tenant_state *t = tenant_at(k);
+		dash_tenant *d = tenant_slot(t->id);
+		if (!d) {
+			if (!(d = tenant_slot(0))) continue; /* not charted (cannot happen: the table holds at most the slots) */
+			memset(d, 0, sizeof(*d));
+			d->id = t->id;
+			d->first_sample = dash.samples - 1;
+			d->ended = t->ended_total;
+			d->errors = t->errors_total;
+			d->shed = t->shed_total;
+			d->tokens = t->tokens_total;
+		}
+		d->req_s = (float)(t->ended_total - d->ended);
+		d->err_s = (float)(t->errors_total - d->errors);
+		d->shed_s = (float)(t->shed_total - d->shed);
+		d->tok_s = (float)(t->tokens_total - d->tokens);
+		d->ended = t->ended_total;
+		d->errors = t->errors_total;
+		d->shed = t->shed_total;
+		d->tokens = t->tokens_total;
+		d->req_hist[at] = d->req_s;
+		d->err_hist[at] = d->err_s;
+		d->shed_hist[at] = d->shed_s;
+	}
+}
+
+/* Samples of d held: the last min(samples, history) that are its own. */
+static size_t tenant_points(const dash_tenant *d)
+{
+	uint64_t own = dash.samples - d->first_sample;
+	return own < DASH_TENANT_HISTORY ? (size_t)own : DASH_TENANT_HISTORY;
+}
+
+/* The tenants a message carries, into v (table order), at most
+ * DASH_MAX_TENANTS: none without configured tenants; the anonymous one only
+ * when api_keys let requests in without a tenant. When more qualify, the
+ * busiest: requests of the last minute plus those in flight. Returns how
+ * many qualified (more than it put in v when capped). */
+static size_t tenants_shown(const gw *g, const tenant_state **v, size_t *n_out)
+{
+	const tenant_state *all[DASH_TENANT_SLOTS];
+	double busy[DASH_TENANT_SLOTS];
+	size_t n = 0;
+	*n_out = 0;
+	if (!g->cfg->n_tenants) return 0;
+	for (size_t k = 0; k < tenant_table_size() && n < DASH_TENANT_SLOTS; k++) {
+		const tenant_state *t = tenant_at(k);
+		if (k == 0 && !g->cfg->n_api_keys) continue;
+		const dash_tenant *d = tenant_slot(t->id);
+		busy[n] = t->in_flight;
+		for (size_t i = 0; d && i < tenant_points(d); i++) busy[n] += d->req_hist[(dash.samples - 1 - i) % DASH_TENANT_HISTORY];
+		all[n++] = t;
+	}
+	/* Past the cap, leave out the least busy one at a time (the later one on a tie). */
+	size_t keep = n;
+	int out[DASH_TENANT_SLOTS] = {0};
+	while (keep > DASH_MAX_TENANTS) {
+		size_t least = 0;
+		while (out[least]) least++;
+		for (size_t i = least + 1; i < n; i++)
+			if (!out[i] && busy[i] <= busy[least]) least = i;
+		out[least] = 1;
+		keep--;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (!out[i]) v[(*n_out)++] = all[i];
+	return n;
+}
+
 static void decay_shares(void)
 {
 	for (size_t i = 0; i < DASH_MAX_POOLS; i++)
@@ -292,6 +402,72 @@ static void watch_regions(gw *g)
 }
 
 /* ------------------------------------------------------------ the state */
+
+static void write_tenant(gw *g, json_w *w, const tenant_state *t)
+{
+	const dash_tenant *d = tenant_slot(t->id);
+	jw_obj_begin(w);
+	jw_key(w, "name"); jw_str(w, t->name);
+	jw_key(w, "anonymous"); jw_bool(w, t == tenant_at(0));
+	jw_key(w, "priority"); jw_int(w, t->priority);
+	jw_key(w, "req_s"); jw_double(w, d ? d->req_s : 0);
+	jw_key(w, "err_s"); jw_double(w, d ? d->err_s : 0);
+	jw_key(w, "shed_s"); jw_double(w, d ? d->shed_s : 0);
+	jw_key(w, "tok_s"); jw_double(w, d ? d->tok_s : 0);
+	jw_key(w, "requests_total"); jw_uint(w, t->ended_total);
+	jw_key(w, "errors_total"); jw_uint(w, t->errors_total);
+	jw_key(w, "shed_total"); jw_uint(w, t->shed_total);
+	jw_key(w, "tokens_total"); jw_uint(w, t->tokens_total);
+	jw_key(w, "in_flight"); jw_uint(w, t->in_flight);
+	jw_key(w, "max_in_flight"); if (t->max_in_flight) jw_uint(w, t->max_in_flight); else jw_null(w);
+	jw_key(w, "queued"); jw_uint(w, admission_queued_tenant(g, t));
+	jw_key(w, "requests_per_second"); if (t->requests_per_second > 0) jw_double(w, t->requests_per_second); else jw_null(w);
+	jw_key(w, "tokens_per_minute"); if (t->tokens_per_minute) jw_uint(w, t->tokens_per_minute); else jw_null(w);
+	jw_obj_end(w);
+}
+
+static void write_tenants(gw *g, json_w *w)
+{
+	const tenant_state *v[DASH_MAX_TENANTS];
+	size_t n;
+	size_t total = tenants_shown(g, v, &n);
+	jw_key(w, "tenants_configured"); jw_uint(w, g->cfg->n_tenants);
+	jw_key(w, "tenants_total"); jw_uint(w, total);
+	jw_key(w, "tenants_max"); jw_uint(w, DASH_MAX_TENANTS);
+	jw_key(w, "tenants"); jw_arr_begin(w);
+	for (size_t i = 0; i < n; i++) write_tenant(g, w, v[i]);
+	jw_arr_end(w);
+}
+
+/* The last minute of the tenants a message carries: {name: {"req_s": [...],
+ * "err_s": [...], "shed_s": [...]}}, aligned with the end of history.t,
+ * null before the tenant was first seen. */
+static void write_tenant_history(gw *g, json_w *w)
+{
+	const tenant_state *v[DASH_MAX_TENANTS];
+	size_t n;
+	tenants_shown(g, v, &n);
+	size_t len = dash.samples < DASH_TENANT_HISTORY ? (size_t)dash.samples : DASH_TENANT_HISTORY;
+	jw_obj_begin(w);
+	for (size_t i = 0; i < n; i++) {
+		const dash_tenant *d = tenant_slot(v[i]->id);
+		if (!d) continue;
+		size_t own = tenant_points(d);
+		jw_key(w, v[i]->name); jw_obj_begin(w);
+		for (int k = 0; k < 3; k++) {
+			const float *h = k == 0 ? d->req_hist : k == 1 ? d->err_hist : d->shed_hist;
+			jw_key(w, k == 0 ? "req_s" : k == 1 ? "err_s" : "shed_s"); jw_arr_begin(w);
+			for (size_t j = 0; j < len; j++) {
+				size_t back = len - 1 - j; /* samples before the newest */
+				if (back >= own) jw_null(w);
+				else jw_double(w, h[(dash.samples - 1 - back) % DASH_TENANT_HISTORY]);
+			}
+			jw_arr_end(w);
+		}
+		jw_obj_end(w);
+	}
+	jw_obj_end(w);
+}
 
 static const char *endpoint_state(const gw_endpoint *e, uint64_t now)
 {
@@ -338,6 +514,7 @@ static void write_state(gw *g, json_w *w)
 	jw_key(w, "queued"); jw_uint(w, admission_queued(g));
 	jw_key(w, "viewers"); jw_uint(w, dash.n_viewers);
 	jw_key(w, "reloads_total"); jw_uint(w, g->reloads_total);
+	write_tenants(g, w);
 	jw_key(w, "objectives"); jw_arr_begin(w);
 	for (size_t i = 0; i < g->cfg->n_objectives; i++) {
 		const gw_objective_cfg *oc = &g->cfg->objectives[i];
@@ -511,7 +688,9 @@ static void fill_snapshot(gw *g, json_w *w, const void *arg)
 {
 	fill_state(g, w, arg);
 	jw_key(w, "history_seconds"); jw_uint(w, DASH_HISTORY_SAMPLES);
-	jw_key(w, "history"); jw_obj_begin(w); write_history(w); jw_obj_end(w);
+	jw_key(w, "history"); jw_obj_begin(w); write_history(w);
+	jw_key(w, "tenants"); write_tenant_history(g, w);
+	jw_obj_end(w);
 	jw_key(w, "events"); jw_arr_begin(w);
 	for (size_t i = 0; i < events_count(); i++) events_write(w, events_at(i));
 	jw_arr_end(w);
@@ -573,6 +752,7 @@ static int64_t tick(ev_loop *loop, uint64_t id, void *arg)
 	if (++dash.ticks % DASH_SAMPLE_EVERY == 0) {
 		measure_tokens(g, ev_now_ms(loop));
 		sample(time_wall_ms() / 1000);
+		measure_tenants();
 		decay_shares();
 		if (dash.n_viewers && build(g, "sample", fill_sample, NULL) == 0) broadcast();
 		dash.state_dirty = 0;

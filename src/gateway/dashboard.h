@@ -22,7 +22,11 @@
  * p50/p99 and response bytes per second per pool, and the share of each
  * region in what a pool served; tokens/s from the growth of the endpoints'
  * scraped vllm:generation_tokens_total. The state is read from the pools, endpoints
- * and the picker's region states, as /status reads them.
+ * and the picker's region states, as /status reads them. Per tenant, the
+ * sample reads the totals tenant.c keeps (requests ended, 5xx, 429, tokens)
+ * once a second and sends their growth, with its in-flight count against its
+ * limit and its requests waiting in the admission queues: at most
+ * DASH_MAX_TENANTS, the busiest of the last minute when there are more.
  *
  * Not here: the JSON /status (front.c), the events' ring (events.c).
  */
@@ -39,6 +43,8 @@
 #define DASH_TTFB_SAMPLES 1024                 /* first-byte times kept per pool per second */
 #define DASH_VIEWER_MAX_PENDING_BYTES (1u << 20)
 #define DASH_MAX_VIEWERS_LIMIT 256             /* the most dashboard.max_viewers may say */
+#define DASH_MAX_TENANTS 24                    /* tenants per message (the busiest when more) */
+#define DASH_TENANT_HISTORY 60                 /* one-second samples kept per tenant (sparklines) */
 
 struct gw;
 struct gw_call;

@@ -166,6 +166,7 @@ struct gw_call {
 	/* the tenant (tenant.h) and what the answer used (token_metrics.h) */
 	struct tenant_state *tenant;   /* ref held; never NULL once proxy_start ran */
 	int tenant_taken;              /* its limits took this request: settled at the end */
+	const char *tenant_limit;      /* the limit that answered 429 (tenant_limit_name); NULL: none */
 	uint64_t reserve_tokens;       /* what the token bucket reserved for it */
 	uint64_t queued_ms;            /* time spent in an admission queue */
 	uint64_t first_token_ms;       /* the first body byte of the answer (0: none yet) */

@@ -149,6 +149,7 @@ static void tenant_end(gw_call *c, uint64_t now)
 	uint64_t used = token_metrics_observe(c->g, c, now);
 	if (!t) return;
 	if (c->tenant_taken) tenant_settle(t, now, c->reserve_tokens, used);
+	tenant_count_end(t, c->status, used);
 	if (t->m_prompt) {
 		prom_add(t->m_prompt, c->usage.prompt_tokens > 0 ? (double)c->usage.prompt_tokens : 0);
 		prom_add(t->m_completion, (double)(used - (c->usage.prompt_tokens > 0 ? (uint64_t)c->usage.prompt_tokens : 0)));

@@ -189,6 +189,25 @@ void tenant_count_limited(tenant_state *t, int limit)
 	if (limit >= 0 && limit < 3 && t->m_limited[limit]) prom_inc(t->m_limited[limit]);
 }
 
+void tenant_count_end(tenant_state *t, int status, uint64_t tokens)
+{
+	t->ended_total++;
+	t->errors_total += status >= 500;
+	t->shed_total += status == 429;
+	t->tokens_total += tokens;
+}
+
+size_t tenant_table_size(void)
+{
+	return tab.anon ? 1 + tab.n : 0;
+}
+
+tenant_state *tenant_at(size_t i)
+{
+	if (!tab.anon) return NULL;
+	return i == 0 ? tab.anon : i - 1 < tab.n ? tab.v[i - 1] : NULL;
+}
+
 int tenant_apply(gw *g, const gw_config *cfg, uint64_t now_ms)
 {
 	if (!tab.anon && !(tab.anon = state_new("anonymous"))) return -1;

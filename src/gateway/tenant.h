@@ -47,6 +47,12 @@ typedef struct tenant_state {
 	uint64_t refilled_ms;          /* both buckets are refilled up to this time */
 	uint32_t in_flight;
 	uint64_t served_seq;           /* admission's turn counter when the tenant was last served */
+	/* requests ended (answered or given up) since the state was made, read
+	 * by the dashboard once a second; never reset */
+	uint64_t ended_total;
+	uint64_t errors_total;         /* of those, answered 5xx */
+	uint64_t shed_total;           /* answered 429: its own limits, or its objective's */
+	uint64_t tokens_total;         /* prompt + completion tokens of their answers (usage) */
 	/* metrics (cached series; NULL before tenant_metrics_init) */
 	prom_series *m_requests, *m_prompt, *m_completion, *m_in_flight, *m_queue;
 	prom_series *m_limited[3];
@@ -82,6 +88,13 @@ void tenant_ref(tenant_state *t);
 void tenant_unref(tenant_state *t);
 /* Counters of one request's end (metrics). */
 void tenant_count_limited(tenant_state *t, int limit);
+/* One request of t ended with HTTP status (0: no answer) and tokens used. */
+void tenant_count_end(tenant_state *t, int status, uint64_t tokens);
+/* The table as it stands: 1 + the configured tenants; tenant_at(0) is the
+ * anonymous tenant, then the configured ones in their file's order (NULL past
+ * the end). Borrowed: valid until the next tenant_apply. */
+size_t tenant_table_size(void);
+tenant_state *tenant_at(size_t i);
 void tenant_free_all(struct gw *g);
 /* /status: "tenants": each tenant's limits and where its buckets stand at now_ms. */
 struct json_w;

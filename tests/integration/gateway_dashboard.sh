@@ -6,8 +6,9 @@
 #   2. in headless Chromium (tests/lib/gateway/dashboard_browser.js): the page
 #      loads with no console errors, shows the regions and endpoints, a health
 #      fault within two seconds without a reload, a KV-usage fault moving the
-#      bar and the spill, and reconnects after the gateway restarts;
-#      screenshots in tests/out/dashboard/;
+#      bar and the spill, two tenants' traffic (one over its
+#      requests_per_second: sheds) in the Tenants table, and reconnects after
+#      the gateway restarts; screenshots in tests/out/dashboard/;
 #   3. a viewer that stops reading while a storm of events goes out (sheds of
 #      two objectives in turn: no two in a row fold) is dropped at its cap of
 #      unsent output, counted; a viewer that reads stays;
@@ -27,7 +28,10 @@ objectives:
   - { name: batch, priority: -1 }
   - { name: batch2, priority: -1 }
   - { name: waiter, priority: -1, queue: 2, queue_timeout: 3s }
-pools:
+tenants:
+  - { name: alpha, api_keys: [key-alpha] }
+  - { name: beta, api_keys: [key-beta], limits: { requests_per_second: 1 } }
+${2:-}pools:
   - name: gemma-pool
     models: [gemma]
     endpoints:
@@ -65,6 +69,8 @@ snap=$(awk '/^event: snapshot/ { getline; sub(/^data: /, ""); print; exit }' "$t
 check '[ "$(json "$snap" "d.state.region")" = us-east5 ]' "the snapshot names the region"
 check '[ "$(json "$snap" "d.state.pools[0].endpoints.length")" = 3 ]' "... and the pool's three endpoints"
 check '[ "$(json "$snap" "Array.isArray(d.history.t) && Array.isArray(d.events)")" = true ]' "... the history and the events"
+check '[ "$(json "$snap" "d.state.tenants_configured + \" \" + d.state.tenants.map(t => t.name).join(\",\")")" = "2 alpha,beta" ]' \
+	"... and the two tenants (the anonymous one left out: no api_keys let a request in without a tenant)"
 wait_for "[ \"\$(metric $U 'infergate_dashboard_viewers ')\" = 0 ]" 3
 check '[ "$(metric $U "infergate_dashboard_viewers ")" = 0 ]' "viewers that left are counted out"
 code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$U/dashboard")
@@ -93,17 +99,65 @@ else
 	fi
 fi
 
+echo "== 2b. per-tenant traffic in the stream"
+# beta (requests_per_second: 1) three times in a row: one admitted, the next shed.
+for i in 1 2 3; do
+	curl -s -o /dev/null -w '%{http_code}\n' "$U/v1/chat/completions" -H 'Authorization: Bearer key-beta' \
+		-d '{"model":"gemma","messages":[{"role":"user","content":"x"}],"max_tokens":1}'
+done >"$tmp/beta.codes"
+check 'grep -q 429 $tmp/beta.codes' "beta over its requests_per_second gets 429 ($(tr '\n' ' ' <$tmp/beta.codes))"
+curl -s -N --max-time 1.5 "$U/dashboard/events" >"$tmp/s2b"
+snap=$(awk '/^event: snapshot/ { getline; sub(/^data: /, ""); print; exit }' "$tmp/s2b")
+b_shed=$(json "$snap" 'd.state.tenants.find(t => t.name === "beta").shed_total')
+b_req=$(json "$snap" 'd.state.tenants.find(t => t.name === "beta").requests_total')
+check '[ "$b_shed" -ge 1 ] && [ "$b_req" -ge 3 ] && [ "$b_shed" = "$(grep -c 429 $tmp/beta.codes)" ]' \
+	"the stream counts beta's requests ($b_req) and its sheds ($b_shed, as many as the 429s it got)"
+check '[ "$(json "$snap" "d.events.some(e => e.kind === \"shed\" && e.subject === \"beta\" && /over its requests_per_second limit/.test(e.text))")" = true ]' \
+	"the shed event names the tenant and its limit"
+check '[ "$(json "$snap" "Array.isArray(d.history.tenants.beta.req_s) && d.history.tenants.beta.req_s.length > 0")" = true ]' \
+	"the snapshot carries the tenants' last minute"
+
+# More tenants than a message carries (24): the busiest go out, the count says how many qualify.
+extra=""
+for i in $(seq 3 30); do extra="$extra  - { name: t$i, api_keys: [key-t$i] }
+"; done
+write_cfg true "$extra"
+kill -HUP "$gw_pid"
+last_state() { # the newest state of a stream read for 1.2 s
+	curl -s -N --max-time 1.2 "$U/dashboard/events" | awk '/^event: (snapshot|sample|state)/ { getline; sub(/^data: /, ""); l = $0 } END { print l }'
+}
+wait_for "[ \"\$(json \"\$(last_state)\" d.state.tenants_configured)\" = 30 ]" 8
+for i in 1 2; do curl -s -o /dev/null "$U/v1/chat/completions" -H 'Authorization: Bearer key-t30' \
+	-d '{"model":"gemma","messages":[{"role":"user","content":"x"}],"max_tokens":1}'; done
+st=$(last_state)
+check '[ "$(json "$st" "d.state.tenants.length + \" of \" + d.state.tenants_total + \" max \" + d.state.tenants_max")" = "24 of 30 max 24" ]' \
+	"30 tenants: a message carries 24 ($(json "$st" "d.state.tenants.length + \" of \" + d.state.tenants_total"))"
+check '[ "$(json "$st" "d.state.tenants.map(t => t.name).filter(n => [\"alpha\", \"beta\", \"t29\", \"t30\"].includes(n)).join(\",\")")" = alpha,beta,t30 ]' \
+	"... the busiest: beta and t30 (the last in the file) had traffic; among the idle, the first in the file (alpha in, t29 out)"
+check '[ "$(json "$st" "d.state.tenants.find(t => t.name === \"beta\").shed_total")" = "$b_shed" ]' \
+	"... a reload keeps a tenant's totals (beta's sheds: $b_shed)"
+if [ -x /usr/bin/chromium ] && [ -d "$top/tests/node/node_modules/puppeteer-core" ]; then
+	GW_URL=$U OUT="$top/tests/out/dashboard" TMPDIR="$tmp" ONLY_TENANTS_CAPPED=1 \
+		timeout 60 node "$top/tests/lib/gateway/dashboard_browser.js" >"$tmp/browser2.out" 2>&1
+	cat "$tmp/browser2.out"
+	failures=$((failures + $(grep -c '^FAIL' "$tmp/browser2.out")))
+fi
+write_cfg true
+kill -HUP "$gw_pid"
+wait_for "[ \"\$(json \"\$(last_state)\" d.state.tenants_configured)\" = 2 ]" 8
+
 echo "== 3. a viewer that does not read is dropped"
 for p in 1 2 3; do faults $((P + p)) '{"kv_usage":0.9}'; done
 sleep 0.5
 # One request of a queued objective waits for capacity: the stream shows it.
-curl -s -o /dev/null --max-time 10 "$U/v1/chat/completions" -H 'x-infergate-objective: waiter' \
+curl -s -o /dev/null --max-time 10 "$U/v1/chat/completions" -H 'x-infergate-objective: waiter' -H 'Authorization: Bearer key-alpha' \
 	-d '{"model":"gemma","messages":[{"role":"user","content":"x"}],"max_tokens":1}' &
 waiter=$!
 sleep 0.5
 curl -s -N --max-time 1.5 "$U/dashboard/events" >"$tmp/s3"
 last=$(awk '/^event: (sample|state)/ { getline; sub(/^data: /, ""); l = $0 } END { print l }' "$tmp/s3")
 check '[ "$(json "$last" "d.state.objectives.find(o => o.name === \"waiter\").queued")" = 1 ]' "the stream shows the objective's queue: 1 waiting"
+check '[ "$(json "$last" "d.state.tenants.find(t => t.name === \"alpha\").queued")" = 1 ]' "... and its tenant's: alpha has 1 waiting"
 wait $waiter
 curl -s -N --max-time 150 "$U/dashboard/events" >/dev/null &
 reader=$!
@@ -129,7 +183,8 @@ body = b'{"model":"gemma","messages":[{"role":"user","content":"x"}],"max_tokens
 t_end = time.time() + 120  # about 25 s here: the kernel holds megabytes before the gateway does
 n = codes429 = 0
 while time.time() < t_end:
-    c.request("POST", "/v1/chat/completions", body, {"content-type": "application/json", "x-infergate-objective": "batch" if n % 2 else "batch2"})
+    c.request("POST", "/v1/chat/completions", body, {"content-type": "application/json", "authorization": "Bearer key-alpha",
+              "x-infergate-objective": "batch" if n % 2 else "batch2"})
     r = c.getresponse(); r.read()
     n += 1
     codes429 += r.status == 429

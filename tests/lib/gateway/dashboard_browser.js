@@ -8,7 +8,8 @@
 // array: the gateway's command line, to start it again), GW_PID, GW_LOG (its
 // stderr, appended), OUT (folder for screenshots), DOC_SHOT (optional: where
 // to write the documentation's screenshot), NEW_PID_FILE (the restarted
-// gateway's pid goes there).
+// gateway's pid goes there). With ONLY_TENANTS_CAPPED set, it only checks
+// that the Tenants table of a gateway with 30 tenants says it shows 24.
 "use strict";
 const fs = require("fs");
 const path = require("path");
@@ -29,10 +30,11 @@ async function faults(addr, body) {
 	if (!r.ok) throw new Error(`faults ${addr}: ${r.status}`);
 }
 
-async function chat() {
+// One chat completion as the tenant whose key is given (alpha's by default).
+async function chat(key = "key-alpha") {
 	const r = await fetch(`${GW}/v1/chat/completions`, {
 		method: "POST",
-		headers: { "content-type": "application/json" },
+		headers: { "content-type": "application/json", authorization: `Bearer ${key}` },
 		body: JSON.stringify({ model: "gemma", messages: [{ role: "user", content: "Hi" }], max_tokens: 2 }),
 	});
 	await r.text();
@@ -78,6 +80,19 @@ async function main() {
 		const foreign = [];
 		page.on("request", (r) => { if (!r.url().startsWith(GW) && !r.url().startsWith("data:")) foreign.push(r.url()); });
 
+		if (env.ONLY_TENANTS_CAPPED) {
+			// The gateway names more tenants than a message carries: the page says so.
+			console.log("== the Tenants table past its cap");
+			await page.goto(`${GW}/dashboard`, { waitUntil: "load" });
+			const t = await until(page, () => !!document.querySelector("#tenants-capped"), 5000);
+			const note = await page.$eval("#tenants-capped", (e) => e.textContent).catch(() => "");
+			const rows = await page.$$eval("#tenants tr[data-tenant]", (els) => els.length);
+			check(t >= 0 && /Showing the 24 busiest of 30 tenants/.test(note) && rows === 24, `the page says it shows 24 of 30 ("${note}", ${rows} rows)`);
+			await shot(page, "6-tenants-capped.png");
+			check(consoleErrors.length === 0, `no console errors${consoleErrors.length ? ": " + consoleErrors.join(" | ") : ""}`);
+			return;
+		}
+
 		console.log("== 1. the page loads, the regions and endpoints appear");
 		const resp = await page.goto(`${GW}/dashboard`, { waitUntil: "load" });
 		check(resp.status() === 200 && /text\/html/.test(resp.headers()["content-type"]), "GET /dashboard is 200 text/html");
@@ -103,6 +118,38 @@ async function main() {
 		check(tok.split(" ").length >= 2, `tokens/s is drawn from the servers' counters (${tok.split(" ").length} points)`);
 		await shot(page, "1-loaded.png");
 		check(consoleErrors.length === 0, "no console errors while loading");
+
+		console.log("== 1b. per-tenant traffic: alpha, and beta over its requests_per_second");
+		t = await until(page, () => !!document.querySelector('#tenants tr[data-tenant="alpha"]') &&
+			!!document.querySelector('#tenants tr[data-tenant="beta"]'), 3000);
+		check(t >= 0, "the Tenants table lists alpha and beta");
+		check(await page.$('#tenants tr[data-tenant="anonymous"]') === null, "... and not the anonymous tenant (no api_keys)");
+		const before = await page.$eval('#tenants tr[data-tenant="beta"]', (e) => Number(e.dataset.requestsTotal));
+		for (let i = 0; i < 3; i++) await chat("key-alpha");
+		const codes = await Promise.all([1, 2, 3, 4, 5].map(() => chat("key-beta")));
+		const n429 = codes.filter((c) => c === 429).length;
+		check(n429 >= 1 && codes.includes(200), `five at once as beta: ${codes.join(" ")} (over 1 request/s: 429s)`);
+		t = await until(page, (b, n) => {
+			const a = document.querySelector('#tenants tr[data-tenant="alpha"]');
+			const r = document.querySelector('#tenants tr[data-tenant="beta"]');
+			return a && r && Number(a.dataset.requestsTotal) >= 9 && Number(r.dataset.requestsTotal) >= b + 5 &&
+				Number(r.dataset.shedTotal) >= n;
+		}, 4000, before, n429);
+		check(t >= 0, `both show their requests, beta its ${n429} sheds (${t} ms)`);
+		const shedText = await page.$eval('#tenants tr[data-tenant="beta"] td[data-col="shed_s"]', (e) => e.textContent).catch(() => "");
+		check(new RegExp(`total ${n429}\\b`).test(shedText), `the shed count is written ("${shedText}")`);
+		t = await until(page, () => [...document.querySelectorAll('#tenants tr[data-tenant="beta"] .tstate')].some((e) => /shedding/.test(e.textContent)), 3000);
+		check(t >= 0, "beta's state reads \"shedding\" while it sheds (text and shape, not colour alone)");
+		const alphaReq = await page.$eval('#tenants tr[data-tenant="alpha"] td[data-col="req_s"]', (e) => e.textContent).catch(() => "");
+		check(/^\d+total \d+$/.test(alphaReq), `alpha's requests are written ("${alphaReq}")`);
+		t = await until(page, () => { const p = document.querySelector('#tenants tr[data-tenant="alpha"] svg.spark polyline');
+			return p && p.getAttribute("points").split(" ").length >= 2; }, 3000);
+		check(t >= 0, "alpha's sparkline is drawn");
+		const wrapTab = await page.$eval("#tenants-wrap", (e) => e.tabIndex).catch(() => -1);
+		check(wrapTab === 0, "the table is reachable from the keyboard (a focusable region)");
+		const spill = await page.$eval("#tenants-wrap", (e) => e.scrollWidth - e.clientWidth).catch(() => -1);
+		check(spill === 0, `the table fits a 1280 px screen without scrolling sideways (${spill} px over)`);
+		await shot(page, "1-tenants.png");
 
 		// A phone: one column, nothing wider than the screen (isMobile reloads the page).
 		await page.setViewport({ width: 390, height: 844, isMobile: true });
@@ -169,7 +216,7 @@ async function main() {
 		await shot(page, "3-spill.png");
 		if (env.DOC_SHOT) {
 			await page.evaluate(() => document.activeElement && document.activeElement.blur());
-			await page.setViewport({ width: 1280, height: 820 });
+			await page.setViewport({ width: 1280, height: 1000 }); /* the pool, objectives, tenants and events */
 			await sleep(300);
 			await page.screenshot({ path: env.DOC_SHOT });
 			console.log(`     screenshot ${env.DOC_SHOT}`);
