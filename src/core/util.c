@@ -230,7 +230,7 @@ char *util_read_file(const char *path, size_t max_bytes, size_t *len, char *err,
 				char c;
 				ssize_t k = read(fd, &c, 1);
 				if (k < 0 && errno == EINTR) continue;
-				if (k != 0) why = k < 0 ? "read error" : "file too large";
+				if (k != 0) why = k < 0 ? "read error" : "larger";
 				break;
 			}
 			size_t nc = cap > max_bytes / 2 ? max_bytes : cap * 2;
@@ -248,7 +248,8 @@ char *util_read_file(const char *path, size_t max_bytes, size_t *len, char *err,
 	close(fd);
 	if (why) {
 		free(b);
-		util_errf(err, errlen, "%s: %s", path, why);
+		if (!strcmp(why, "larger")) util_errf(err, errlen, "%s: larger than %zu bytes", path, max_bytes);
+		else util_errf(err, errlen, "%s: %s", path, why);
 		return NULL;
 	}
 	b[n] = 0;
