@@ -11,33 +11,18 @@
 # Needs valgrind, nginx and python3; free loopback ports are picked.
 set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
+here=$top/bench/proxy
 [ $# -gt 0 ] || set -- "$top/bin/infergate"
 REQUESTS=${REQUESTS:-1000}
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 tmp=$(mktemp -d)
 pids=""
 cleanup() { for p in $pids; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; [ -n "${KEEP:-}" ] && cp -r "$tmp" "$KEEP"; rm -rf "$tmp"; }
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 BACK=$(free_port)
-cat >"$tmp/nginx.conf" <<NGINX
-worker_processes 1;
-daemon off;
-pid $tmp/nginx.pid;
-error_log $tmp/error.log warn;
-events { worker_connections 1024; }
-http {
-	access_log off;
-	client_body_temp_path $tmp;
-	keepalive_requests 1000000;
-	server {
-		listen 127.0.0.1:$BACK;
-		location / { default_type application/json; return 200 '{"id":"x","object":"chat.completion","choices":[]}'; }
-	}
-}
-NGINX
-"$NGINX" -c "$tmp/nginx.conf" -e "$tmp/error.log" &
-pids="$pids $!"
+. "$here/backend.sh"
+bp=$(backend_start "$tmp" "$BACK")
+pids="$pids $bp"
 # The body wrk sends in run.sh (post.lua), on one keep-alive connection.
 body=$(sed -n 's/^wrk.body *= *\(.*\)$/\1/p' "$top/bench/proxy/post.lua" | python3 -c 'import sys,ast; print(ast.literal_eval(sys.stdin.read().strip()))')
 send() { # port count: COUNT POSTs, exit non-zero unless every answer is 200
