@@ -223,33 +223,36 @@ char *util_read_file(const char *path, size_t max_bytes, size_t *len, char *err,
 	if (cap > max_bytes) cap = max_bytes;
 	char *b = malloc(cap + 1);
 	size_t n = 0;
-	const char *why = b ? NULL : "out of memory";
-	while (!why) {
+	int oom = !b, over = 0, e = 0;   /* e: the errno of a failed read */
+	while (!oom) {
 		if (n == cap) {
-			if (cap == max_bytes) {
+			if (cap == max_bytes) {   /* full: one more byte says whether it is larger */
 				char c;
 				ssize_t k = read(fd, &c, 1);
 				if (k < 0 && errno == EINTR) continue;
-				if (k != 0) why = k < 0 ? "read error" : "larger";
+				if (k < 0) e = errno;
+				over = k > 0;
 				break;
 			}
 			size_t nc = cap > max_bytes / 2 ? max_bytes : cap * 2;
 			char *nb = realloc(b, nc + 1);
-			if (!nb) { why = "out of memory"; break; }
+			if (!nb) { oom = 1; break; }
 			b = nb;
 			cap = nc;
 		}
 		ssize_t k = read(fd, b + n, cap - n);
 		if (k < 0 && errno == EINTR) continue;
-		if (k < 0) why = "read error";
+		if (k < 0) e = errno;
 		if (k <= 0) break;
 		n += (size_t)k;
 	}
 	close(fd);
-	if (why) {
+	if (oom || over || e) {
 		free(b);
-		if (!strcmp(why, "larger")) util_errf(err, errlen, "%s: larger than %zu bytes", path, max_bytes);
-		else util_errf(err, errlen, "%s: %s", path, why);
+		if (oom) util_errf(err, errlen, "%s: out of memory", path);
+		else if (over) util_errf(err, errlen, "%s: larger than %zu bytes", path, max_bytes);
+		else util_errf(err, errlen, "%s: read: %s", path, strerror(e));
+		errno = oom ? ENOMEM : over ? EFBIG : e;
 		return NULL;
 	}
 	b[n] = 0;

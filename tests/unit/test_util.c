@@ -150,6 +150,7 @@ static void test_read_file(void)
 	T_CHECK(b != NULL && len == sizeof(data));
 	free(b);
 	T_CHECK(util_read_file(path, sizeof(data) - 1, &len, err, sizeof(err)) == NULL);
+	T_EQ_INT(errno, EFBIG);
 	T_CHECK(strstr(err, "larger than 9999 bytes") && strstr(err, path));
 	T_EQ_INT(len, 0);
 	unlink(path);
@@ -162,6 +163,9 @@ static void test_read_file(void)
 	free(b);
 	b = util_read_file("/proc/self/status", 8, &len, err, sizeof(err));
 	T_CHECK(b == NULL && strstr(err, "larger than 8 bytes"));
+	T_CHECK(util_read_file("/tmp", 100, &len, err, sizeof(err)) == NULL);  /* a folder opens, its read fails */
+	T_EQ_INT(errno, EISDIR);
+	T_CHECK(strstr(err, "/tmp: read: ") != NULL);
 }
 
 int main(void)
