@@ -14,31 +14,15 @@ here=$top/bench/proxy
 ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-3s}
 CONNS=${CONNS:-50}
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 tmp=$(mktemp -d)
 pids=""
 cleanup() { for p in $pids; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
 trap cleanup EXIT
 base=${BASE_PORT:-29400}
 BACK=$base
-cat >"$tmp/nginx.conf" <<NGINX
-worker_processes 1;
-daemon off;
-pid $tmp/nginx.pid;
-error_log $tmp/error.log warn;
-events { worker_connections 4096; }
-http {
-	access_log off;
-	client_body_temp_path $tmp;
-	keepalive_requests 1000000;
-	server {
-		listen 127.0.0.1:$BACK;
-		location / { default_type application/json; return 200 '{"id":"x","object":"chat.completion","choices":[]}'; }
-	}
-}
-NGINX
-"$NGINX" -c "$tmp/nginx.conf" -e "$tmp/error.log" &
-pids="$pids $!"
+. "$here/backend.sh"
+bp=$(backend_start "$tmp" "$BACK")
+pids="$pids $bp"
 i=0
 for gw in "$@"; do
 	i=$((i + 1))

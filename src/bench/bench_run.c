@@ -59,6 +59,7 @@ typedef struct bench_req {
 	int done_seen;           /* data: [DONE] */
 	int stream_err;          /* an {"error":...} event came */
 	sse_parser sp;
+	buf req_body;            /* the request's, sent from here until hc's on_done */
 	buf body;                /* non-stream (or error) response body, capped */
 	buf answer;              /* assistant text, shared-prefix only */
 	float *itl;              /* gaps, ms */
@@ -123,6 +124,7 @@ static void set_err(bench_req *q, int kind, const char *fmt, ...)
 static void req_release(bench_req *q)
 {
 	sse_parser_free(&q->sp);
+	buf_free(&q->req_body);
 	buf_free(&q->body);
 	buf_free(&q->answer);
 	free(q->itl);
@@ -454,11 +456,13 @@ static void req_start(run *r, wl_request *wr, uint64_t sched_ns)
 	snprintf(target, sizeof(target), "%s%s", r->cfg->base_path, wr->path);
 	static const hc_callbacks cbs = { cb_head, cb_body, cb_done };
 	rec->sent_ns = rel_now_ns(r);
-	q->busy++;
-	hc_req *hr = hc_request(r->pool, "POST", target, r->headers, buf_rptr(&wr->body),
-				buf_rlen(&wr->body), &cbs, q, &r->to);
-	q->busy--;
+	q->req_body = wr->body; /* q owns it now: hc_request sends it from there */
+	buf_init(&wr->body, 0);
 	wl_request_free(wr);
+	q->busy++;
+	hc_req *hr = hc_request(r->pool, "POST", target, r->headers, buf_rptr(&q->req_body),
+				buf_rlen(&q->req_body), &cbs, q, &r->to);
+	q->busy--;
 	if (q->ended) {                  /* it finished inside hc_request */
 		req_release(q);
 		return;

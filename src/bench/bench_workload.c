@@ -400,35 +400,14 @@ int workload_finish(workload *w, int conv, int ok, const char *answer, size_t le
 
 static int file_init(workload *w, char *err, size_t err_size)
 {
-	FILE *f = fopen(w->cfg.file, "rb");
-	if (!f) {
-		snprintf(err, err_size, "--file %s: %s", w->cfg.file, strerror(errno));
+	size_t len;
+	char why[600];
+	char *all = util_read_file(w->cfg.file, WL_FILE_MAX_BYTES, &len, why, sizeof why);
+	if (!all) {
+		snprintf(err, err_size, "--file %s", why);
 		return -1;
 	}
-	buf all;
-	buf_init(&all, WL_FILE_MAX_BYTES);
-	for (;;) {
-		char *p = buf_space(&all, 65536);
-		if (!p) {
-			fclose(f);
-			buf_free(&all);
-			snprintf(err, err_size, "--file %s: larger than %u MiB", w->cfg.file,
-				 WL_FILE_MAX_BYTES >> 20);
-			return -1;
-		}
-		size_t n = fread(p, 1, 65536, f);
-		buf_commit(&all, n);
-		if (n < 65536)
-			break;
-	}
-	int ferr = ferror(f);
-	fclose(f);
-	if (ferr) {
-		buf_free(&all);
-		snprintf(err, err_size, "--file %s: read error", w->cfg.file);
-		return -1;
-	}
-	char *s = buf_rptr(&all), *end = s + buf_rlen(&all);
+	char *s = all, *end = all + len;
 	size_t cap = 0;
 	int lineno = 0;
 	while (s < end) {
@@ -449,7 +428,7 @@ static int file_init(workload *w, char *err, size_t err_size)
 			snprintf(err, err_size, "--file %s:%d: %s", w->cfg.file, lineno,
 				 d ? "a line must be a JSON object" : je.msg);
 			json_doc_free(d);
-			buf_free(&all);
+			free(all);
 			return -1;
 		}
 		const json_val *root = json_root(d);
@@ -458,14 +437,14 @@ static int file_init(workload *w, char *err, size_t err_size)
 		if (!has) {
 			snprintf(err, err_size, "--file %s:%d: the object has neither \"messages\" nor \"prompt\"",
 				 w->cfg.file, lineno);
-			buf_free(&all);
+			free(all);
 			return -1;
 		}
 		if (w->n_lines == cap) {
 			size_t ncap = cap ? cap * 2 : 64;
 			wl_line *nl2 = realloc(w->lines, ncap * sizeof(*nl2));
 			if (!nl2) {
-				buf_free(&all);
+				free(all);
 				snprintf(err, err_size, "out of memory reading --file");
 				return -1;
 			}
@@ -476,13 +455,13 @@ static int file_init(workload *w, char *err, size_t err_size)
 		w->lines[w->n_lines].len = (size_t)(b - a);
 		w->lines[w->n_lines].lineno = lineno;
 		if (!w->lines[w->n_lines].text) {
-			buf_free(&all);
+			free(all);
 			snprintf(err, err_size, "out of memory reading --file");
 			return -1;
 		}
 		w->n_lines++;
 	}
-	buf_free(&all);
+	free(all);
 	if (w->n_lines == 0) {
 		snprintf(err, err_size, "--file %s: no requests in it", w->cfg.file);
 		return -1;

@@ -521,39 +521,10 @@ json_doc *cfg_load_yaml(const char *path, size_t max_bytes, char *err, size_t er
 {
 	if (!max_bytes)
 		max_bytes = CFG_DEFAULT_MAX_BYTES;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+	size_t len;
+	char *text = util_read_file(path, max_bytes, &len, err, errlen);
+	if (!text)
 		return NULL;
-	}
-	char *text = malloc(max_bytes + 1);
-	if (!text) {
-		close(fd);
-		snprintf(err, errlen, "%s: out of memory", path);
-		return NULL;
-	}
-	size_t len = 0;
-	for (;;) {
-		ssize_t r = read(fd, text + len, max_bytes + 1 - len);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			snprintf(err, errlen, "%s: read: %s", path, strerror(errno));
-			close(fd);
-			free(text);
-			return NULL;
-		}
-		if (r == 0)
-			break;
-		len += (size_t)r;
-		if (len > max_bytes) {
-			snprintf(err, errlen, "%s: larger than %zu bytes", path, max_bytes);
-			close(fd);
-			free(text);
-			return NULL;
-		}
-	}
-	close(fd);
 	json_doc *doc = cfg_load_yaml_text(text, len, path, err, errlen);
 	free(text);
 	return doc;

@@ -438,6 +438,12 @@ uint64_t ev_io_send(ev_loop *l, int fd, const void *data, size_t len, ev_io_fn *
 	return ev_batch_send(l->batch, fd, data, len, fn, arg);
 }
 
+uint64_t ev_io_send2(ev_loop *l, int fd, const void *a, size_t alen, const void *b, size_t blen, ev_io_fn *fn,
+		     void *arg)
+{
+	return ev_batch_send2(l->batch, fd, a, alen, b, blen, fn, arg);
+}
+
 uint64_t ev_io_recv(ev_loop *l, int fd, void *dst, size_t cap, ev_io_fn *fn, void *arg)
 {
 	return ev_batch_recv(l->batch, fd, dst, cap, fn, arg);

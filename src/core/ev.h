@@ -121,6 +121,11 @@ int ev_batch_enable(ev_loop *loop, char *why, size_t why_len);
 int ev_batch_enabled(const ev_loop *loop);
 /* The operation's id (never 0), or 0 when batching is off or the queue full. */
 uint64_t ev_io_send(ev_loop *loop, int fd, const void *data, size_t len, ev_io_fn *fn, void *arg);
+/* A send of two pieces, a then b (a request's head and its body), as one
+ * sendmsg: both stay valid until the callback. 0 also when the kernel offers
+ * no batched sendmsg (the caller then calls writev itself). */
+uint64_t ev_io_send2(ev_loop *loop, int fd, const void *a, size_t alen, const void *b, size_t blen, ev_io_fn *fn,
+		     void *arg);
 uint64_t ev_io_recv(ev_loop *loop, int fd, void *dst, size_t cap, ev_io_fn *fn, void *arg);
 /* No callback comes for id afterwards (call before freeing the memory or closing
  * the fd). A dead id or 0 is ignored. */

@@ -31,7 +31,7 @@
 #define BATCH_MAX_QUEUED (1u << 20) /* operations waiting for a flush */
 
 enum { OP_FREE, OP_QUEUED, OP_CANCELLED, OP_SUBMITTED, OP_DEAD };
-enum { KIND_SEND, KIND_RECV };
+enum { KIND_SEND, KIND_SEND2, KIND_RECV };
 
 typedef struct batch_op {
 	int fd;
@@ -39,6 +39,8 @@ typedef struct batch_op {
 	int state;
 	void *data;
 	size_t len;
+	const void *data2;           /* KIND_SEND2: the second piece, sent after data */
+	size_t len2;
 	ev_io_fn *fn;
 	void *arg;
 	uint32_t gen;
@@ -53,6 +55,11 @@ struct ev_batch {
 	uint32_t qlen;
 	uint64_t flushes_total, ops_total;
 	int broken;                  /* the ring failed: gone, nothing more is queued */
+	int has_sendmsg;             /* IORING_OP_SENDMSG: two-piece sends batched too */
+	/* The message headers of a round's two-piece sends, by submission slot:
+	 * stable while the kernel reads them (a slot is reused only next round). */
+	struct msghdr msgs[BATCH_RING_ENTRIES];
+	struct iovec iovs[BATCH_RING_ENTRIES][2];
 };
 
 ev_batch *ev_batch_new(char *why, size_t why_len)
@@ -73,6 +80,7 @@ ev_batch *ev_batch_new(char *why, size_t why_len)
 	struct io_uring_probe *p = io_uring_get_probe_ring(&b->ring);
 	int ok = p && io_uring_opcode_supported(p, IORING_OP_SEND) && io_uring_opcode_supported(p, IORING_OP_RECV) &&
 		 (b->ring.features & IORING_FEAT_NODROP);
+	b->has_sendmsg = p && io_uring_opcode_supported(p, IORING_OP_SENDMSG);
 	if (p) io_uring_free_probe(p);
 	if (!ok) {
 		snprintf(why, why_len, "io_uring without send/recv (kernel too old)");
@@ -136,6 +144,8 @@ static uint64_t queue_op(ev_batch *b, int kind, int fd, void *data, size_t len, 
 	o->state = OP_QUEUED;
 	o->data = data;
 	o->len = len;
+	o->data2 = NULL;
+	o->len2 = 0;
 	o->fn = fn;
 	o->arg = arg;
 	o->next = 0;
@@ -149,6 +159,19 @@ static uint64_t queue_op(ev_batch *b, int kind, int fd, void *data, size_t len, 
 uint64_t ev_batch_send(ev_batch *b, int fd, const void *data, size_t len, ev_io_fn *fn, void *arg)
 {
 	return b ? queue_op(b, KIND_SEND, fd, (void *)data, len, fn, arg) : 0;
+}
+
+uint64_t ev_batch_send2(ev_batch *b, int fd, const void *a, size_t alen, const void *c, size_t clen, ev_io_fn *fn,
+			void *arg)
+{
+	if (!b || !b->has_sendmsg) return 0;
+	uint64_t id = queue_op(b, KIND_SEND2, fd, (void *)a, alen, fn, arg);
+	if (id) {
+		batch_op *o = &b->ops[(uint32_t)(id & 0xffffffffu) - 1];
+		o->data2 = c;
+		o->len2 = clen;
+	}
+	return id;
 }
 
 uint64_t ev_batch_recv(ev_batch *b, int fd, void *dst, size_t cap, ev_io_fn *fn, void *arg)
@@ -210,8 +233,20 @@ static void flush_round(ev_loop *loop, ev_batch *b)
 			op_release(b, idx); /* cancelled before the flush */
 			continue;
 		}
-		if (o->kind == KIND_SEND) io_uring_prep_send(sqe, o->fd, o->data, o->len, MSG_NOSIGNAL | MSG_DONTWAIT);
-		else io_uring_prep_recv(sqe, o->fd, o->data, o->len, MSG_DONTWAIT);
+		if (o->kind == KIND_SEND) {
+			io_uring_prep_send(sqe, o->fd, o->data, o->len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		} else if (o->kind == KIND_SEND2) {
+			struct iovec *iov = b->iovs[nsub];
+			struct msghdr *m = &b->msgs[nsub];
+			iov[0] = (struct iovec){ o->data, o->len };
+			iov[1] = (struct iovec){ (void *)o->data2, o->len2 };
+			memset(m, 0, sizeof(*m));
+			m->msg_iov = iov;
+			m->msg_iovlen = 2;
+			io_uring_prep_sendmsg(sqe, o->fd, m, MSG_NOSIGNAL | MSG_DONTWAIT);
+		} else {
+			io_uring_prep_recv(sqe, o->fd, o->data, o->len, MSG_DONTWAIT);
+		}
 		io_uring_sqe_set_data64(sqe, idx);
 		o->state = OP_SUBMITTED;
 		nsub++;

@@ -17,6 +17,10 @@ ev_batch *ev_batch_new(char *why, size_t why_len);
 void ev_batch_free(ev_batch *b);
 /* Queue one operation; its id (never 0), or 0 when b is NULL or full. */
 uint64_t ev_batch_send(ev_batch *b, int fd, const void *data, size_t len, ev_io_fn *fn, void *arg);
+/* A send of two pieces, a then c, as one sendmsg; 0 also when the kernel has
+ * no batched sendmsg. */
+uint64_t ev_batch_send2(ev_batch *b, int fd, const void *a, size_t alen, const void *c, size_t clen, ev_io_fn *fn,
+			void *arg);
 uint64_t ev_batch_recv(ev_batch *b, int fd, void *dst, size_t cap, ev_io_fn *fn, void *arg);
 /* No callback will come for id (a dead id is ignored). */
 void ev_batch_cancel(ev_batch *b, uint64_t id);

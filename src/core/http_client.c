@@ -2,13 +2,17 @@
  * http_client.c — the HTTP/1.1 client of http_client.h.
  *
  * An hc_conn is one TCP connection: idle in its pool, or carrying one hc_req.
- * The request keeps its own serialized bytes (head and body) so it can be sent
- * again on a fresh connection when a pooled one turns out stale. Objects are
+ * The request keeps its serialized head and points at the caller's body, so
+ * it can be sent again on a fresh connection when a pooled one turns out
+ * stale, and a proxy's every attempt sends the one body the client gave it:
+ * a large body is never copied (head and body leave together: writev, one
+ * sendmsg when batched, two TLS writes); one up to HC_BODY_COPY_MAX_BYTES is
+ * appended to the head, which costs less than a second piece. Objects are
  * freed from ev_defer, so a callback that cancels its own request never finds
  * memory freed under the code that called it.
  *
  * On a loop with batched I/O (ev_batch_enable), a request's first send goes
- * through ev_io_send: the sends of every request started in a loop pass (a
+ * through ev_io_send (ev_io_send2 with a body of its own): the sends of every request started in a loop pass (a
  * pool's scrapes, fired by one timer run) leave in one system call before the
  * loop sleeps. Reads stay direct: a response is parsed right after its read,
  * while its bytes are in the cache; batched reads of many connections made
@@ -27,6 +31,7 @@
 
 #define HC_MAX_HEAD_BYTES (64 * 1024)
 #define HC_MAX_HEADERS 100
+#define HC_BODY_COPY_MAX_BYTES 4096
 #define HC_READ_CHUNK 16384
 #define HC_IDLE_MAX_AGE_MS 30000
 
@@ -56,8 +61,10 @@ struct hc_req {
 	hc_callbacks cb;
 	void *arg;
 	hc_timeouts to;
-	buf out;                 /* request bytes */
-	size_t sent;             /* of out */
+	buf out;                 /* the request head (and a body up to HC_BODY_COPY_MAX_BYTES) */
+	const char *body;        /* the caller's body, not copied (NULL when in out) */
+	size_t body_len;
+	size_t sent;             /* of out, then of body */
 	char method[16];
 	int state;
 	int status;
@@ -84,6 +91,7 @@ struct hc_pool {
 	hc_req *active;
 	size_t nactive;
 	uint64_t connects_total;
+	uint64_t body_bytes_copied_total; /* request body bytes copied into request buffers */
 	tls_ctx *tls;            /* our reference; NULL = plaintext */
 	char server_name[256];
 	char tls_err[200];       /* the last handshake failure */
@@ -225,6 +233,9 @@ static hc_conn *conn_open(hc_pool *p, int *err)
 
 /* ------------------------------------------------------------ requests */
 
+/* Bytes of r on the wire: head and body. */
+static size_t req_len(const hc_req *r) { return buf_rlen(&r->out) + r->body_len; }
+
 static void req_free_cb(ev_loop *loop, void *arg)
 {
 	hc_req *r = arg;
@@ -261,7 +272,7 @@ static void req_finish(hc_req *r, int err)
 	hc_conn *c = r->conn;
 	r->conn = NULL;
 	if (c) {
-		if (err == HC_OK && r->keep_alive && r->sent == buf_rlen(&r->out) && !c->closed && !c->send_op)
+		if (err == HC_OK && r->keep_alive && r->sent == req_len(r) && !c->closed && !c->send_op)
 			pool_put(r->pool, c);
 		else conn_close(c);
 	}
@@ -368,13 +379,27 @@ static void conn_sent(ev_loop *loop, long res, void *arg)
 	req_fail(r, HC_ERR_RESET);
 }
 
+/* The unsent part of r: up to two pieces (the head's rest, the body's rest);
+ * returns how many. */
+static int req_unsent(const hc_req *r, struct iovec iov[2])
+{
+	size_t head = buf_rlen(&r->out);
+	int n = 0;
+	if (r->sent < head) iov[n++] = (struct iovec){ buf_rptr(&r->out) + r->sent, head - r->sent };
+	size_t off = r->sent > head ? r->sent - head : 0;
+	if (off < r->body_len) iov[n++] = (struct iovec){ (char *)r->body + off, r->body_len - off };
+	return n;
+}
+
 static void req_send(hc_req *r)
 {
 	hc_conn *c = r->conn;
 	if (c->send_op) return; /* queued: its completion goes on */
+	struct iovec iov[2];
+	int n;
 	if (c->tls) {
-		while (r->sent < buf_rlen(&r->out)) {
-			ssize_t w = tls_write(c->tls, buf_rptr(&r->out) + r->sent, buf_rlen(&r->out) - r->sent);
+		while ((n = req_unsent(r, iov)) > 0) {
+			ssize_t w = tls_write(c->tls, iov[0].iov_base, iov[0].iov_len);
 			if (w > 0) { r->sent += (size_t)w; continue; }
 			if (errno == EAGAIN) {
 				conn_set_io(c, (r->paused ? 0 : EV_READ) | EV_WRITE | tls_want(c->tls));
@@ -386,12 +411,16 @@ static void req_send(hc_req *r)
 		conn_set_io(c, r->paused ? 0 : EV_READ);
 		return;
 	}
-	if (r->sent == 0 && buf_rlen(&r->out)) {
-		c->send_op = ev_io_send(r->pool->loop, c->fd, buf_rptr(&r->out), buf_rlen(&r->out), conn_sent, c);
+	if (r->sent == 0 && (n = req_unsent(r, iov)) > 0) {
+		ev_loop *l = r->pool->loop;
+		c->send_op = n == 1 ? ev_io_send(l, c->fd, iov[0].iov_base, iov[0].iov_len, conn_sent, c)
+				    : ev_io_send2(l, c->fd, iov[0].iov_base, iov[0].iov_len, iov[1].iov_base,
+						  iov[1].iov_len, conn_sent, c);
 		if (c->send_op) return;
 	}
-	while (r->sent < buf_rlen(&r->out)) {
-		ssize_t w = send(c->fd, buf_rptr(&r->out) + r->sent, buf_rlen(&r->out) - r->sent, MSG_NOSIGNAL);
+	while ((n = req_unsent(r, iov)) > 0) {
+		struct msghdr m = { .msg_iov = iov, .msg_iovlen = (size_t)n };
+		ssize_t w = sendmsg(c->fd, &m, MSG_NOSIGNAL);
 		if (w > 0) { r->sent += (size_t)w; continue; }
 		if (w < 0 && errno == EINTR) continue;
 		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -569,7 +598,7 @@ static void conn_on_io(ev_loop *loop, int fd, int mask, void *arg)
 		req_send(r);
 		return;
 	}
-	if ((mask & EV_WRITE) && r->sent < buf_rlen(&r->out)) {
+	if ((mask & EV_WRITE) && r->sent < req_len(r)) {
 		req_send(r);
 		if (r->finished || c->req != r) return;
 	}
@@ -593,10 +622,16 @@ hc_req *hc_request(hc_pool *p, const char *method, const char *target, const cha
 	int needs_len = body_len > 0 || !strcmp(method, "POST") || !strcmp(method, "PUT") || !strcmp(method, "PATCH");
 	if (http_write_request_head(&r->out, method, target, p->hostport, extra_headers,
 				    needs_len ? (int64_t)body_len : -1) < 0 ||
-	    (body_len && buf_append(&r->out, body, body_len) < 0)) {
+	    (body_len && body_len <= HC_BODY_COPY_MAX_BYTES && buf_append(&r->out, body, body_len) < 0)) {
 		buf_free(&r->out);
 		free(r);
 		return NULL;
+	}
+	if (body_len > HC_BODY_COPY_MAX_BYTES) {
+		r->body = body;
+		r->body_len = body_len;
+	} else {
+		p->body_bytes_copied_total += body_len;
 	}
 	r->next = p->active;
 	if (p->active) p->active->prev = r;
@@ -637,7 +672,7 @@ void hc_pause(hc_req *r)
 	if (r->idle_timer) ev_timer_del(r->pool->loop, r->idle_timer);
 	r->idle_timer = 0;
 	if (r->conn && !r->conn->connecting)
-		conn_set_io(r->conn, r->sent < buf_rlen(&r->out) ? EV_WRITE : 0);
+		conn_set_io(r->conn, r->sent < req_len(r) ? EV_WRITE : 0);
 }
 
 void hc_resume(hc_req *r)
@@ -645,7 +680,7 @@ void hc_resume(hc_req *r)
 	if (!r || r->finished || !r->paused) return;
 	r->paused = 0;
 	if (r->conn && !r->conn->connecting) {
-		conn_set_io(r->conn, EV_READ | (r->sent < buf_rlen(&r->out) ? EV_WRITE : 0));
+		conn_set_io(r->conn, EV_READ | (r->sent < req_len(r) ? EV_WRITE : 0));
 		idle_timer_arm(r, r->to.idle_ms);
 	}
 }
@@ -706,6 +741,7 @@ const char *hc_pool_tls_error(const hc_pool *p) { return p->tls_err; }
 size_t hc_pool_idle(const hc_pool *p) { return p->nidle; }
 size_t hc_pool_active(const hc_pool *p) { return p->nactive; }
 uint64_t hc_pool_connects_total(const hc_pool *p) { return p->connects_total; }
+uint64_t hc_pool_body_bytes_copied_total(const hc_pool *p) { return p->body_bytes_copied_total; }
 const char *hc_pool_hostport(const hc_pool *p) { return p->hostport; }
 
 /* ------------------------------------------------------------ hc_fetch */

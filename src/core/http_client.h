@@ -19,7 +19,7 @@
  * a failed handshake is HC_ERR_TLS, never retried on the same endpoint.
  *
  * Not here: HTTP/2, redirects, request bodies streamed in pieces (the body
- * is copied and sent whole). Loop thread only.
+ * is sent whole, from the caller's memory). Loop thread only.
  */
 #ifndef CORE_HTTP_CLIENT_H
 #define CORE_HTTP_CLIENT_H
@@ -83,11 +83,17 @@ const char *hc_pool_tls_error(const hc_pool *p);
 size_t hc_pool_idle(const hc_pool *p);        /* idle connections now */
 size_t hc_pool_active(const hc_pool *p);      /* requests in flight */
 uint64_t hc_pool_connects_total(const hc_pool *p);
+/* Request body bytes copied into the requests' own buffers (bodies of at
+ * most 4 KiB); a larger body is sent from the caller's memory. */
+uint64_t hc_pool_body_bytes_copied_total(const hc_pool *p);
 const char *hc_pool_hostport(const hc_pool *p);
 
 /* Starts a request. extra_headers: "Name: v\r\n" lines or NULL (Host and
  * Content-Length are written here; send Content-Type yourself). body may be NULL
  * (no Content-Length sent unless body_len > 0 or the method is POST/PUT/PATCH).
+ * body is the caller's and is not copied (a small one may be): it must stay
+ * unchanged until on_done returns or hc_cancel is called, so that retries of
+ * one request, here or by the caller, send the one body without a copy each.
  * cb is copied; timeouts may be NULL (defaults). Returns the request, or NULL
  * when it could not even be started (allocation failure: no callback follows). */
 hc_req *hc_request(hc_pool *p, const char *method, const char *target, const char *extra_headers,

@@ -7,12 +7,15 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 void util_bug(const char *file, int line, const char *expr)
 {
@@ -206,20 +209,50 @@ int util_errf(char *err, size_t errlen, const char *fmt, ...)
 char *util_read_file(const char *path, size_t max_bytes, size_t *len, char *err, size_t errlen)
 {
 	*len = 0;
-	FILE *fp = fopen(path, "rb");
-	if (!fp) {
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
 		int e = errno;
 		util_errf(err, errlen, "%s: cannot open: %s", path, strerror(e));
 		errno = e;
 		return NULL;
 	}
-	char *b = malloc(max_bytes + 1);
-	size_t n = b ? fread(b, 1, max_bytes + 1, fp) : 0;
-	int bad = ferror(fp);
-	fclose(fp);
-	if (!b || bad || n > max_bytes) {
+	/* Sized by fstat (a file that says 0, as /proc's do, still reads whole):
+	 * a large max_bytes costs nothing for a small file. */
+	struct stat st;
+	size_t cap = fstat(fd, &st) == 0 && st.st_size > 0 ? (size_t)st.st_size : 4096;
+	if (cap > max_bytes) cap = max_bytes;
+	char *b = malloc(cap + 1);
+	size_t n = 0;
+	int oom = !b, over = 0, e = 0;   /* e: the errno of a failed read */
+	while (!oom) {
+		if (n == cap) {
+			if (cap == max_bytes) {   /* full: one more byte says whether it is larger */
+				char c;
+				ssize_t k = read(fd, &c, 1);
+				if (k < 0 && errno == EINTR) continue;
+				if (k < 0) e = errno;
+				over = k > 0;
+				break;
+			}
+			size_t nc = cap > max_bytes / 2 ? max_bytes : cap * 2;
+			char *nb = realloc(b, nc + 1);
+			if (!nb) { oom = 1; break; }
+			b = nb;
+			cap = nc;
+		}
+		ssize_t k = read(fd, b + n, cap - n);
+		if (k < 0 && errno == EINTR) continue;
+		if (k < 0) e = errno;
+		if (k <= 0) break;
+		n += (size_t)k;
+	}
+	close(fd);
+	if (oom || over || e) {
 		free(b);
-		util_errf(err, errlen, "%s: %s", path, !b ? "out of memory" : bad ? "read error" : "file too large");
+		if (oom) util_errf(err, errlen, "%s: out of memory", path);
+		else if (over) util_errf(err, errlen, "%s: larger than %zu bytes", path, max_bytes);
+		else util_errf(err, errlen, "%s: read: %s", path, strerror(e));
+		errno = oom ? ENOMEM : over ? EFBIG : e;
 		return NULL;
 	}
 	b[n] = 0;

@@ -40,8 +40,10 @@ int str_ieq(const char *s, size_t len, const char *cstr);
  * library code reports an error to a caller-owned buffer. */
 int util_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Reads a whole small file (at most max_bytes) into a malloc'd, NUL-terminated
- * buffer the caller frees; *len gets its size. NULL with a message naming the
- * file in err when it cannot be opened (errno kept), read, or is larger. */
+ * buffer the caller frees; *len gets its size; memory grows with the file, not
+ * with max_bytes. NULL with a message naming the file in err, and errno set,
+ * when it cannot be opened or read (open's or read's errno, EISDIR for a
+ * folder), is larger (EFBIG), or memory runs out (ENOMEM). */
 char *util_read_file(const char *path, size_t max_bytes, size_t *len, char *err, size_t errlen);
 /* The value of a hexadecimal digit (either case), or -1. */
 static inline int hex_digit(int c)

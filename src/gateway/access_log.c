@@ -9,6 +9,7 @@
  * the admin paths (/metrics, /status...), which are not requests to models.
  */
 #include "gateway/gateway.h"
+#include "gateway/access_log.h"
 #include "gateway/tenant.h"
 #include "core/json.h"
 #include "core/log.h"

@@ -674,29 +674,16 @@ gw_config *gw_config_parse(const char *text, size_t len, const char *name, char 
 	return cfg;
 }
 
+/* A configuration file is read whole before it is parsed: this bounds it. */
+#define GW_CONFIG_MAX_BYTES (4u << 20)
+
 gw_config *gw_config_load(const char *path, char *err, size_t err_len)
 {
-	FILE *f = fopen(path, "rb");
-	if (!f) {
-		snprintf(err, err_len, "%s: cannot open: %m", path);
-		return NULL;
-	}
-	buf b;
-	buf_init(&b, 4 << 20);
-	char tmp[8192];
-	size_t n;
-	int over = 0;
-	while ((n = fread(tmp, 1, sizeof(tmp), f)) > 0)
-		if (buf_append(&b, tmp, n) < 0) { over = 1; break; }
-	int ferr = ferror(f);
-	fclose(f);
-	if (over || ferr) {
-		snprintf(err, err_len, "%s: %s", path, over ? "larger than 4 MiB" : "read error");
-		buf_free(&b);
-		return NULL;
-	}
-	gw_config *cfg = gw_config_parse(buf_rptr(&b), buf_rlen(&b), path, err, err_len);
-	buf_free(&b);
+	size_t len;
+	char *text = util_read_file(path, GW_CONFIG_MAX_BYTES, &len, err, err_len);
+	if (!text) return NULL;
+	gw_config *cfg = gw_config_parse(text, len, path, err, err_len);
+	free(text);
 	return cfg;
 }
 

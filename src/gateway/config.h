@@ -242,7 +242,7 @@ typedef struct gw_config {
 /* Defaults of a pool's policies (also what the quick-start flags use). */
 void gw_pool_cfg_defaults(gw_pool_cfg *p);
 
-/* Reads and checks a YAML file. Returns a config the caller frees, or NULL with
+/* Reads (at most 4 MiB) and checks a YAML file. Returns a config the caller frees, or NULL with
  * "file:line: field: what" in err. */
 gw_config *gw_config_load(const char *path, char *err, size_t err_len);
 /* The same from text; name stands for the file in messages. */

@@ -9,6 +9,7 @@
 #include "gateway/dashboard.h"
 #include "gateway/events.h"
 #include "gateway/gateway.h"
+#include "gateway/health.h"
 #include "gateway/picker.h"
 #include "gateway/scrape.h"
 #include "gateway/admission.h"

@@ -16,6 +16,9 @@
  * infergate_discovery_addresses, by pool and name.
  */
 #include "gateway/gateway.h"
+#include "gateway/discovery_pools.h"
+#include "gateway/metrics.h"
+#include "gateway/pool.h"
 #include "gateway/discovery.h"
 #include "core/log.h"
 #include "core/util.h"

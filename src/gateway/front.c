@@ -21,6 +21,10 @@
  * this runs. Every error is an OpenAI-style JSON error.
  */
 #include "gateway/gateway.h"
+#include "gateway/front.h"
+#include "gateway/health.h"
+#include "gateway/pool.h"
+#include "gateway/proxy.h"
 #include "gateway/dashboard.h"
 #include "gateway/picker.h"
 #include "gateway/request.h"

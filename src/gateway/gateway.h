@@ -1,18 +1,18 @@
 /*
- * gateway.h — the running gateway: pools of endpoints across regions, their
- * health, the requests being proxied, and the functions each file of
- * src/gateway offers the others.
+ * gateway.h — the running gateway's shared types: the process, its pools of
+ * endpoints across regions, and the requests being proxied. Types only: each
+ * file's functions are in the header of the same name.
  *
  *   main.c        flags, boot, signals (SIGTERM drain, SIGHUP reload)
  *   config.c      the configuration (config.h)
- *   pool.c        pools and endpoints built from a config; reload keeps what stays
- *   health.c      active checks and passive detection; endpoint state changes
+ *   pool.c        pools and endpoints built from a config; reload keeps what stays (pool.h)
+ *   health.c      active checks and passive detection; endpoint state changes (health.h)
  *   picker.c      which endpoint serves a request (picker.h; glue picker_gw.c)
- *   proxy.c       one client request to an upstream and back, with retries
+ *   proxy.c       one client request to an upstream and back, with retries (proxy.h)
  *   retry.c       may a failed attempt go elsewhere (retry.h: dead vs busy, budget)
- *   front.c       the front door: routes, admin paths, the JSON body
- *   metrics.c     the gateway's own Prometheus metrics (docs/METRICS.md)
- *   access_log.c  one JSON line per request
+ *   front.c       the front door: routes, admin paths, the JSON body (front.h)
+ *   metrics.c     the gateway's own Prometheus metrics, docs/METRICS.md (metrics.h)
+ *   access_log.c  one JSON line per request (access_log.h)
  *
  * Ownership: one struct gw per process, on one event loop thread. Pools and
  * endpoints are reference counted: the current set is gw.pools; a request holds
@@ -41,7 +41,6 @@ typedef struct gw_call gw_call;
 
 /* Health as the active checks see it. UNKNOWN: not checked yet (serves). */
 enum gw_health { GW_HEALTH_UNKNOWN = 0, GW_HEALTH_UP, GW_HEALTH_DOWN };
-const char *gw_health_name(int state);
 
 /* A warning about endpoint e that can repeat while it is failing. */
 #define GW_EP_LOG_INTERVAL_MS 10000
@@ -204,103 +203,5 @@ struct gw {
 	gw_request req;                /* the front door's request description, reused (one loop thread) */
 	void *response_ids;            /* stored responses' pools (pool.c), allocated on first use */
 };
-
-/* ---- pool.c */
-/* Builds g->pools from cfg (reusing endpoints of the current pools that have the
- * same pool name and address). Returns 0, or -1 with err. On success the old
- * pools are released; endpoints that are in no pool any more drain. */
-int gw_pools_apply(gw *g, const gw_config *cfg, char *err, size_t err_len);
-void gw_pool_ref(gw_pool *p);
-void gw_pool_unref(gw_pool *p);
-void gw_endpoint_ref(gw_endpoint *e);
-void gw_endpoint_unref(gw_endpoint *e);
-/* The pool a request goes to: the first route whose prefix matches path and
- * whose model (or pool) serves model. Returns the pool, or NULL. */
-gw_pool *gw_route(gw *g, const char *path, const char *model);
-/* The pool of a request without `model` (vLLM and llama.cpp default it to the
- * model they serve): the one pool every route matching path leads to; NULL
- * when none or several do. */
-gw_pool *gw_route_default(gw *g, const char *path);
-/* Stored responses (the Responses API keeps them on the server that made
- * them): remember which pool answered id; the pool of id, or NULL. */
-void gw_response_remember(gw *g, const char *id, size_t n, const gw_pool *p);
-gw_pool *gw_response_pool(gw *g, const char *id, size_t n);
-/* The pool of the first route that takes path, whatever the model. */
-gw_pool *gw_route_first(gw *g, const char *path);
-/* 1 when some route names path among its extra_paths (config.h). */
-int gw_route_extra_path(const gw *g, const char *path);
-/* 1 when the pool serves model: its list names it, or it has no list. */
-int gw_pool_serves(const gw_pool *p, const char *model);
-/* Number of endpoints in state UP across every pool. */
-size_t gw_healthy_endpoints(const gw *g);
-/* Frees every pool and endpoint (at exit). */
-void gw_pools_free(gw *g);
-
-/* ---- discovery_pools.c */
-/* gw_pools_apply for cfg with each `resolve:` entry expanded into the addresses
- * it resolves to, and kept so: each change of a set applies again (new
- * addresses join after their checks pass, gone ones drain). Discoveries of
- * entries that did not change are kept. Returns 0, or -1 with err (then what
- * ran before stays). */
-int gw_discovery_apply(gw *g, const gw_config *cfg, char *err, size_t err_len);
-void gw_discovery_free(gw *g);
-
-/* ---- health.c */
-/* Starts checking e (the first check at once). */
-void health_start(gw_endpoint *e);
-/* Stops checks of e (cancels the one in flight). */
-void health_stop(gw_endpoint *e);
-/* Passive results of real traffic. health_passive_failure returns 1 when
- * this failure ejected e. health_passive_error is the same for a transport
- * error of an attempt (an hc_err); when connect failures eject e, the
- * attempts still in flight on it are moved elsewhere (proxy_endpoint_down). */
-int health_passive_failure(gw_endpoint *e, const char *why);
-void health_passive_error(gw_endpoint *e, int err);
-void health_passive_success(gw_endpoint *e);
-/* 1 when e may take new requests (not DOWN, not removed); ignore_ejection
- * lets a pool whose every endpoint is ejected still serve. */
-int health_available(const gw_endpoint *e, uint64_t now_ms, int ignore_ejection);
-/* 1 while e is passively ejected. */
-int health_ejected(const gw_endpoint *e, uint64_t now_ms);
-
-/* ---- proxy.c */
-/* Takes over a routed request (pool ref taken here). rq is the front door's
- * description of its body, read only during the call (the picker hashes the
- * prompt's head, resume copies what it needs). */
-void proxy_start(gw *g, httpd_req *r, gw_pool *pool, const gw_request *rq);
-void proxy_free_calls(gw *g);
-/* Stops serving the admission queues, frees the pick scratch (at exit). */
-void proxy_free_admission(gw *g);
-/* e went hard down (its checks got no answer, or connect failures ejected
- * it): an attempt in flight on it would wait for a dead peer until a timeout.
- * Each one that has had no response byte is let go and retried elsewhere
- * (the normal retry path: tries, deadline, budget, the tried set); each
- * resumable stream whose head went out is resumed elsewhere (resume.h).
- * Attempts that cannot go anywhere are left as they are. Returns how many
- * attempts were moved. */
-size_t proxy_endpoint_down(gw_endpoint *e, const char *why);
-
-/* ---- front.c */
-void front_handle(httpd_req *r, void *arg);
-
-/* ---- metrics.c */
-int gw_metrics_init(gw *g);
-void gw_metrics_free(gw *g);
-void gw_metrics_endpoint_add(gw *g, gw_endpoint *e);
-void gw_metrics_endpoint_remove(gw *g, gw_endpoint *e);
-void gw_metrics_health_change(gw *g, gw_endpoint *e, int from, int to);
-void gw_metrics_request(gw *g, const gw_call *c, uint64_t now_ms);
-void gw_metrics_ttfb(gw *g, const gw_call *c, uint64_t ttfb_ms);
-void gw_metrics_retry(gw *g, const gw_call *c, const char *reason);
-void gw_metrics_ejection(gw *g, gw_endpoint *e);
-void gw_metrics_check(gw *g, gw_endpoint *e, int ok);
-void gw_metrics_reload(gw *g, int ok);
-void gw_metrics_resume(gw *g, const gw_call *c, const char *outcome);
-
-/* ---- access_log.c */
-int access_log_open(gw *g, const char *where, char *err, size_t err_len);
-void access_log_close(gw *g);
-void access_log_write(gw *g, const gw_call *c, uint64_t now_ms);
-void access_log_flush(gw *g);
 
 #endif

@@ -24,6 +24,9 @@
  * endpoint serves (GET /v1/models) for pools that list none.
  */
 #include "gateway/gateway.h"
+#include "gateway/health.h"
+#include "gateway/metrics.h"
+#include "gateway/proxy.h"
 #include "gateway/scrape.h"
 #include "core/json.h"
 #include "core/log.h"

@@ -18,6 +18,12 @@
  * event loop.
  */
 #include "gateway/gateway.h"
+#include "gateway/access_log.h"
+#include "gateway/discovery_pools.h"
+#include "gateway/front.h"
+#include "gateway/metrics.h"
+#include "gateway/pool.h"
+#include "gateway/proxy.h"
 #include "gateway/dashboard.h"
 #include "gateway/picker.h"
 #include "gateway/tenant.h"

@@ -9,6 +9,8 @@
  * runs at each scrape. Not here: scraping the model servers (a later stage).
  */
 #include "gateway/gateway.h"
+#include "gateway/metrics.h"
+#include "gateway/health.h"
 #include "gateway/dashboard.h"
 #include "gateway/events.h"
 #include "core/util.h"

@@ -12,6 +12,8 @@
 #include "gateway/picker.h"
 #include "gateway/admission.h"
 #include "gateway/gateway.h"
+#include "gateway/health.h"
+#include "gateway/pool.h"
 #include "gateway/prefix_index.h"
 #include "gateway/scrape.h"
 #include "core/json.h"

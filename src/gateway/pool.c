@@ -9,6 +9,9 @@
  * it is freed when the last request in flight on it lets go.
  */
 #include "gateway/gateway.h"
+#include "gateway/pool.h"
+#include "gateway/health.h"
+#include "gateway/metrics.h"
 #include "gateway/picker.h"
 #include "gateway/scrape.h"
 #include "core/log.h"

@@ -27,6 +27,11 @@
  * keep them waiting until the idle timeout.
  */
 #include "gateway/gateway.h"
+#include "gateway/proxy.h"
+#include "gateway/access_log.h"
+#include "gateway/health.h"
+#include "gateway/metrics.h"
+#include "gateway/pool.h"
 #include "gateway/admission.h"
 #include "gateway/picker.h"
 #include "gateway/resume.h"

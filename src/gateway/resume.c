@@ -8,6 +8,7 @@
  * rewritten (sse_splice.c), picking and sending (picker.c, proxy.c).
  */
 #include "gateway/resume.h"
+#include "gateway/metrics.h"
 #include "gateway/picker.h"
 #include "gateway/scrape.h"
 #include "core/http_client.h"

@@ -16,6 +16,7 @@
  */
 #include "gateway/scrape.h"
 #include "gateway/gateway.h"
+#include "gateway/health.h"
 #include "gateway/picker.h"
 #include "core/log.h"
 #include "core/util.h"

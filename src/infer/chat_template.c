@@ -18,7 +18,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,16 +80,6 @@ static const char gemma3_template[] =
 	"{%- endif -%}\n";
 
 /* ------------------------------------------------------------------ strings */
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	if (!err || !errlen) return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* Python's str.isspace(). */
 static int py_space(uint32_t c)
@@ -163,13 +152,13 @@ static int str_is(const json_val *v, const char *s)
 static int render(const json_val *messages, int add_generation_prompt, buf *out, char *err, size_t errlen)
 {
 	if (!json_is(messages, JSON_ARRAY)) {
-		set_err(err, errlen, "messages must be an array");
+		util_errf(err, errlen, "messages must be an array");
 		return -1;
 	}
 	size_t n = json_count(messages);
 	if (n == 0) {
 		/* jinja2: messages[0]['role'] on an empty list is an undefined error. */
-		set_err(err, errlen, "messages must not be empty");
+		util_errf(err, errlen, "messages must not be empty");
 		return -1;
 	}
 	if (puts_(out, "<bos>") < 0) goto full;
@@ -185,8 +174,8 @@ static int render(const json_val *messages, int add_generation_prompt, buf *out,
 			/* messages[0]['content'][0]['text'] + '\n\n' */
 			const json_val *t = json_is(c, JSON_ARRAY) ? item(json_at(c, 0), "text") : NULL;
 			if (!json_is(t, JSON_STRING)) {
-				set_err(err, errlen, "the system message's content must be a string or a list "
-					"starting with a text part");
+				util_errf(err, errlen, "the system message's content must be a string or a list "
+					  "starting with a text part");
 				return -1;
 			}
 			prefix = t->u.str.s;
@@ -199,12 +188,12 @@ static int render(const json_val *messages, int add_generation_prompt, buf *out,
 		const json_val *m = json_at(messages, i);
 		const json_val *role = item(m, "role");
 		if (str_is(role, "user") != (index0 % 2 == 0)) {
-			set_err(err, errlen, "%s", CHAT_ERR_ALTERNATE);
+			util_errf(err, errlen, "%s", CHAT_ERR_ALTERNATE);
 			return -1;
 		}
 		if (!json_is(role, JSON_STRING)) {
 			/* '<start_of_turn>' + role: undefined or not a string */
-			set_err(err, errlen, "message %zu: role must be a string", i);
+			util_errf(err, errlen, "message %zu: role must be a string", i);
 			return -1;
 		}
 		if (puts_(out, "<start_of_turn>") < 0) goto full;
@@ -231,14 +220,14 @@ static int render(const json_val *messages, int add_generation_prompt, buf *out,
 					const json_val *t = item(part, "text");
 					if (!t) continue;   /* undefined | trim == "" */
 					if (!json_is(t, JSON_STRING)) {
-						set_err(err, errlen, "message %zu: a text part's text must be a string", i);
+						util_errf(err, errlen, "message %zu: a text part's text must be a string", i);
 						return -1;
 					}
 					if (put_trimmed(out, t->u.str.s, t->u.str.len) < 0) goto full;
 				}
 			}
 		} else {
-			set_err(err, errlen, "Invalid content type");
+			util_errf(err, errlen, "Invalid content type");
 			return -1;
 		}
 		if (puts_(out, "<end_of_turn>\n") < 0) goto full;
@@ -246,7 +235,7 @@ static int render(const json_val *messages, int add_generation_prompt, buf *out,
 	if (add_generation_prompt && puts_(out, "<start_of_turn>model\n") < 0) goto full;
 	return 0;
 full:
-	set_err(err, errlen, "the rendered prompt is too long");
+	util_errf(err, errlen, "the rendered prompt is too long");
 	return -1;
 }
 
@@ -263,7 +252,7 @@ int chat_render(const json_val *messages, int add_generation_prompt, int continu
 		buf *out, char *err, size_t errlen)
 {
 	if (continue_final_message && add_generation_prompt) {
-		set_err(err, errlen, "Cannot set both `continue_final_message` and `add_generation_prompt` to True.");
+		util_errf(err, errlen, "Cannot set both `continue_final_message` and `add_generation_prompt` to True.");
 		return -1;
 	}
 	size_t base = out->len;
@@ -283,15 +272,15 @@ int chat_render(const json_val *messages, int add_generation_prompt, int continu
 			if (t) { text = t; break; }
 		}
 		if (!text) {
-			set_err(err, errlen, "continue_final_message is set but we could not find any text to "
-				"continue in the final message!");
+			util_errf(err, errlen, "continue_final_message is set but we could not find any text to "
+				  "continue in the final message!");
 			goto fail;
 		}
 	} else {
 		text = c;
 	}
 	if (!json_is(text, JSON_STRING)) {
-		set_err(err, errlen, "continue_final_message is set but the final message's content is not text");
+		util_errf(err, errlen, "continue_final_message is set but the final message's content is not text");
 		goto fail;
 	}
 	const char *rendered = out->data + base;
@@ -299,10 +288,10 @@ int chat_render(const json_val *messages, int add_generation_prompt, int continu
 	py_strip(text->u.str.s, text->u.str.len, 1, 1, &sb, &se);
 	long loc = rfind(rendered, rlen, text->u.str.s + sb, se - sb);
 	if (loc < 0) {
-		set_err(err, errlen, "continue_final_message is set but the final message does not appear in the "
-			"chat after applying the chat template! This can happen if the chat template deletes "
-			"portions of the final message. Please verify the chat template and final message in your "
-			"chat to ensure they are compatible.");
+		util_errf(err, errlen, "continue_final_message is set but the final message does not appear in the "
+			  "chat after applying the chat template! This can happen if the chat template deletes "
+			  "portions of the final message. Please verify the chat template and final message in your "
+			  "chat to ensure they are compatible.");
 		goto fail;
 	}
 	py_strip(text->u.str.s, text->u.str.len, 1, 0, &lb, &le);
@@ -383,7 +372,7 @@ static int normalise(const char *s, buf *out)
 int chat_template_supported(const char *template_text, char *err, size_t errlen)
 {
 	if (!template_text) {
-		set_err(err, errlen, "the model has no chat template");
+		util_errf(err, errlen, "the model has no chat template");
 		return 0;
 	}
 	buf a, b;
@@ -394,8 +383,8 @@ int chat_template_supported(const char *template_text, char *err, size_t errlen)
 	buf_free(&a);
 	buf_free(&b);
 	if (!ok)
-		set_err(err, errlen, "unsupported chat template: only Gemma 3's official template can be rendered "
-			"(the engine does not interpret Jinja)");
+		util_errf(err, errlen, "unsupported chat template: only Gemma 3's official template can be rendered "
+			  "(the engine does not interpret Jinja)");
 	return ok;
 }
 
@@ -425,18 +414,18 @@ static int check_gguf(const char *model_path, char *err, size_t errlen)
 {
 	char why[256];
 	gguf_set *g = gguf_open(model_path, why, sizeof why);
-	if (!g) { set_err(err, errlen, "%s", why); return -1; }
+	if (!g) { util_errf(err, errlen, "%s", why); return -1; }
 	const char *p;
 	size_t n;
 	int ok = 0;
 	if (gguf_kv_str(gguf_find_kv(g, "tokenizer.chat_template"), &p, &n) < 0) {
-		set_err(err, errlen, "%s: no tokenizer.chat_template", gguf_part_path(g, 0));
+		util_errf(err, errlen, "%s: no tokenizer.chat_template", gguf_part_path(g, 0));
 	} else if (n > CHAT_MAX_TEMPLATE_BYTES || memchr(p, 0, n)) {
-		set_err(err, errlen, "%s: tokenizer.chat_template is too long or contains a NUL byte", gguf_part_path(g, 0));
+		util_errf(err, errlen, "%s: tokenizer.chat_template is too long or contains a NUL byte", gguf_part_path(g, 0));
 	} else {
 		char *text = str_ndup(p, n);
 		ok = text && chat_template_supported(text, why, sizeof why);
-		if (!ok) set_err(err, errlen, "%s: tokenizer.chat_template: %s", gguf_part_path(g, 0), text ? why : "out of memory");
+		if (!ok) util_errf(err, errlen, "%s: tokenizer.chat_template: %s", gguf_part_path(g, 0), text ? why : "out of memory");
 		free(text);
 	}
 	gguf_close(g);
@@ -452,11 +441,11 @@ int chat_template_check_dir(const char *model_dir, char *err, size_t errlen)
 	char *text = util_read_file(path, CHAT_MAX_TEMPLATE_BYTES, &len, NULL, 0);
 	if (text) {
 		int ok = strlen(text) == len && chat_template_supported(text, err, errlen);
-		if (!ok && strlen(text) != len) set_err(err, errlen, "%s: contains a NUL byte", path);
+		if (!ok && strlen(text) != len) util_errf(err, errlen, "%s: contains a NUL byte", path);
 		else if (!ok) {
 			char why[256];
 			str_copy(why, err ? err : "", sizeof(why));
-			set_err(err, errlen, "%s: %s", path, why);
+			util_errf(err, errlen, "%s: %s", path, why);
 		}
 		free(text);
 		return ok ? 0 : -1;
@@ -464,14 +453,14 @@ int chat_template_check_dir(const char *model_dir, char *err, size_t errlen)
 	snprintf(path, sizeof(path), "%s/tokenizer_config.json", model_dir);
 	const char *mapped = map_text(path, 64u << 20, &len);
 	if (!mapped) {
-		set_err(err, errlen, "%s: %s", path, strerror(errno));
+		util_errf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
 	json_error jerr;
 	json_doc *doc = json_parse(mapped, len, 0, &jerr);
 	if (len) munmap((void *)mapped, len);
 	if (!doc) {
-		set_err(err, errlen, "%s:%u:%u: %s", path, jerr.line, jerr.col, jerr.msg);
+		util_errf(err, errlen, "%s:%u:%u: %s", path, jerr.line, jerr.col, jerr.msg);
 		return -1;
 	}
 	const json_val *t = json_get(json_root(doc), "chat_template");
@@ -484,13 +473,13 @@ int chat_template_check_dir(const char *model_dir, char *err, size_t errlen)
 	}
 	int ok = 0;
 	if (!tmpl) {
-		set_err(err, errlen, "%s: no chat_template", path);
+		util_errf(err, errlen, "%s: no chat_template", path);
 	} else if (strlen(tmpl) != json_get(json_root(doc), "chat_template")->u.str.len && json_is(t, JSON_STRING)) {
-		set_err(err, errlen, "%s: chat_template contains a NUL byte", path);
+		util_errf(err, errlen, "%s: chat_template contains a NUL byte", path);
 	} else {
 		char why[256];
 		ok = chat_template_supported(tmpl, why, sizeof(why));
-		if (!ok) set_err(err, errlen, "%s: %s", path, why);
+		if (!ok) util_errf(err, errlen, "%s: %s", path, why);
 	}
 	json_doc_free(doc);
 	return ok ? 0 : -1;

@@ -423,49 +423,6 @@ static void unmap_file(const char *p, size_t len)
 	if (len) munmap((void *)p, len);
 }
 
-static char *read_file(const char *path, size_t max_bytes, size_t *len, char *err, size_t errlen)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return NULL;
-	}
-	struct stat st;
-	if (fstat(fd, &st) < 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		close(fd);
-		return NULL;
-	}
-	if ((uint64_t)st.st_size > max_bytes) {
-		snprintf(err, errlen, "%s: %lld bytes, more than the %zu allowed", path,
-			 (long long)st.st_size, max_bytes);
-		close(fd);
-		return NULL;
-	}
-	size_t size = (size_t)st.st_size, got = 0;
-	char *data = malloc(size + 1);
-	if (!data) {
-		snprintf(err, errlen, "%s: out of memory", path);
-		close(fd);
-		return NULL;
-	}
-	while (got < size) {
-		ssize_t r = read(fd, data + got, size - got);
-		if (r < 0 && errno == EINTR) continue;
-		if (r <= 0) {
-			snprintf(err, errlen, "%s: %s", path, r < 0 ? strerror(errno) : "short read");
-			free(data);
-			close(fd);
-			return NULL;
-		}
-		got += (size_t)r;
-	}
-	close(fd);
-	data[size] = 0;
-	*len = size;
-	return data;
-}
-
 static size_t pow2_at_least(size_t n)
 {
 	size_t p = 1024;
@@ -774,7 +731,7 @@ static int apply_config(tokenizer *t, const char *tokenizer_json_path, const cha
 	json_error jerr;
 	size_t len;
 	if (config_path) {
-		char *ctext = read_file(config_path, 64u << 20, &len, err, errlen);
+		char *ctext = util_read_file(config_path, 64u << 20, &len, err, errlen);
 		if (ctext) {
 			cdoc = json_parse(ctext, len, 0, &jerr);
 			free(ctext);

@@ -73,6 +73,7 @@ typedef struct drill_call {
 	size_t rec;
 	sse_parser sse;
 	int saw_done, saw_error, saw_content;
+	buf req_body;                  /* the request's, sent from here until on_done */
 	buf body;                      /* non-streaming answers, and question texts */
 	buf text;                      /* streamed content, questions only */
 	struct drill_call *prev, *next; /* the drill's list of calls in flight */
@@ -228,6 +229,7 @@ static void call_free(drill *d, drill_call *c)
 	if (c->prev) c->prev->next = c->next; else d->calls = c->next;
 	if (c->next) c->next->prev = c->prev;
 	sse_parser_free(&c->sse);
+	buf_free(&c->req_body);
 	buf_free(&c->body);
 	buf_free(&c->text);
 	free(c);
@@ -319,7 +321,7 @@ static int send_req(drill *d, int via, int kind, int stream, const char *questio
 	d->calls = c;
 	hc_req *req = hc_request(d->gw[via], "POST", "/v1/chat/completions", "Content-Type: application/json\r\n",
 				 buf_rptr(&body), buf_rlen(&body), &cb, c, &to);
-	buf_free(&body);
+	c->req_body = body; /* hc_request sends it from here: freed with the call */
 	if (!req) {
 		rec->outcome = DRILL_FAILED;
 		rec->t_end_ms = rec->t_start_ms;

@@ -225,18 +225,12 @@ int lab_state_load(lab_state *s, char *err, size_t err_len)
 {
 	char path[LAB_PATH_LEN + 32];
 	snprintf(path, sizeof path, "%s/state.json", s->dir);
-	FILE *f = fopen(path, "rb");
-	if (!f) { snprintf(err, err_len, "%s: %s", path, strerror(errno)); return -1; }
-	buf b;
-	buf_init(&b, 4 << 20);
-	char tmp[8192];
-	size_t k;
-	while ((k = fread(tmp, 1, sizeof tmp, f)) > 0)
-		if (buf_append(&b, tmp, k) < 0) break;
-	fclose(f);
+	size_t len;
+	char *text = util_read_file(path, 4 << 20, &len, err, err_len);
+	if (!text) return -1;
 	json_error je;
-	json_doc *doc = json_parse(buf_rptr(&b), buf_rlen(&b), 0, &je);
-	buf_free(&b);
+	json_doc *doc = json_parse(text, len, 0, &je);
+	free(text);
 	if (!doc) { snprintf(err, err_len, "%s:%u: %s", path, je.line, je.msg); return -1; }
 	const json_val *root = json_root(doc);
 	get_s(root, "id", s->id, sizeof s->id);

@@ -9,7 +9,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,15 +35,6 @@ struct weights_cache {
 	int cold;
 };
 
-static void seterr(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t n, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, n, fmt, ap);
-	va_end(ap);
-}
-
 /* A readable, safe folder name for a URL plus a hash that makes it unique. */
 static void cache_key(const char *url, char *out, size_t n)
 {
@@ -63,24 +53,6 @@ static int open_lock(const char *dir, const char *name)
 	char p[4400];
 	snprintf(p, sizeof p, "%.4000s/%.100s", dir, name);
 	return open(p, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-}
-
-static int read_file(const char *path, size_t max, buf *out)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) return -1;
-	buf_init(out, max);
-	for (;;) {
-		char *p = buf_space(out, 65536);
-		if (!p) { close(fd); buf_free(out); return -1; }
-		ssize_t k = read(fd, p, 65536);
-		if (k < 0 && errno == EINTR) continue;
-		if (k < 0) { close(fd); buf_free(out); return -1; }
-		if (!k) break;
-		buf_commit(out, (size_t)k);
-	}
-	close(fd);
-	return 0;
 }
 
 static int write_file_atomic(const char *path, const buf *b)
@@ -106,11 +78,12 @@ static int meta_load(const char *dir, wlist *l, int *complete, uint64_t *last_us
 {
 	char p[4400];
 	snprintf(p, sizeof p, "%s/meta.json", dir);
-	buf b;
+	size_t len;
 	memset(l, 0, sizeof *l);
-	if (read_file(p, META_MAX, &b)) return -1;
-	json_doc *d = json_parse(buf_rptr(&b), buf_rlen(&b), 0, NULL);
-	buf_free(&b);
+	char *text = util_read_file(p, META_MAX, &len, NULL, 0);
+	if (!text) return -1;
+	json_doc *d = json_parse(text, len, 0, NULL);
+	free(text);
 	if (!d) return -1;
 	const json_val *r = json_root(d);
 	if (complete) *complete = json_bool(json_get(r, "complete"), 0);
@@ -234,7 +207,7 @@ static int cache_open_once(const char *url, const char *cache_dir, uint64_t capa
 	const weights_opts *o = o_in;
 	*out = NULL;
 	weights_cache *c = calloc(1, sizeof *c);
-	if (!c) { seterr(err, errlen, "out of memory"); return -1; }
+	if (!c) { util_errf(err, errlen, "out of memory"); return -1; }
 	c->use_fd = -1;
 	cache_key(url, c->key, sizeof c->key);
 	snprintf(c->dir, sizeof c->dir, "%s/models/%s", cache_dir, c->key);
@@ -243,7 +216,7 @@ static int cache_open_once(const char *url, const char *cache_dir, uint64_t capa
 	snprintf(probe, sizeof probe, "%s/files/x", c->dir);
 	snprintf(state, sizeof state, "%s/state", c->dir);
 	if (pull_mkdirs_for(probe) < 0) {
-		seterr(err, errlen, "cannot create %s: %s", c->files, strerror(errno));
+		util_errf(err, errlen, "cannot create %s: %s", c->files, strerror(errno));
 		free(c);
 		return -1;
 	}
@@ -258,18 +231,18 @@ static int cache_open_once(const char *url, const char *cache_dir, uint64_t capa
 	int dl_fd = open_lock(c->dir, "download.lock");
 	c->use_fd = open_lock(c->dir, "use.lock");
 	if (dl_fd < 0 || c->use_fd < 0) {
-		seterr(err, errlen, "cannot open locks in %s: %s", c->dir, strerror(errno));
+		util_errf(err, errlen, "cannot open locks in %s: %s", c->dir, strerror(errno));
 		goto fail;
 	}
 	/* Holding use.lock shared first keeps an evictor away while we work. */
 	if (pull_lock_bounded(c->use_fd, LOCK_SH, o->lock_timeout_s, url, o->quiet) ||
 	    pull_lock_bounded(dl_fd, LOCK_EX, o->lock_timeout_s, url, o->quiet)) {
-		seterr(err, errlen, "timed out after %d s waiting for another process's download of %s",
-		       o->lock_timeout_s, url);
+		util_errf(err, errlen, "timed out after %d s waiting for another process's download of %s",
+		          o->lock_timeout_s, url);
 		goto fail;
 	}
 	if (!lock_still_there(c->use_fd, c->dir, "use.lock")) {
-		seterr(err, errlen, "%s was evicted while opening", c->dir);
+		util_errf(err, errlen, "%s was evicted while opening", c->dir);
 		flock(dl_fd, LOCK_UN);
 		close(dl_fd);
 		close(c->use_fd);
@@ -281,7 +254,7 @@ static int cache_open_once(const char *url, const char *cache_dir, uint64_t capa
 	int have = meta_load(c->dir, &old, &complete, NULL, NULL) == 0 && complete && files_present(c->files, &old);
 	if (offline) {
 		if (!have) {
-			seterr(err, errlen, "offline and %s is not complete in the cache %s", url, cache_dir);
+			util_errf(err, errlen, "offline and %s is not complete in the cache %s", url, cache_dir);
 			wlist_free(&old);
 			goto fail_locked;
 		}

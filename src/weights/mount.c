@@ -20,7 +20,6 @@
 #include <fuse3/fuse.h>
 #include <fuse3/fuse_lowlevel.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,15 +108,6 @@ static struct mnt {
 	uint64_t opens_pt_total, opens_fuse_total;
 	uint64_t reads_fuse_total; /* READ requests served (atomic) */
 } g;
-
-static void seterr(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t n, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, n, fmt, ap);
-	va_end(ap);
-}
 
 /* ---------------------------------------------------------------- tree */
 
@@ -1081,24 +1071,24 @@ int weights_mount_run(const mount_opts *mo, char *err, size_t errlen)
 	}
 	struct stat st;
 	if (stat(mo->mountpoint, &st) < 0 || !S_ISDIR(st.st_mode)) {
-		seterr(err, errlen, "mount point %s is not a folder", mo->mountpoint);
+		util_errf(err, errlen, "mount point %s is not a folder", mo->mountpoint);
 		return -1;
 	}
 	if (access("/dev/fuse", R_OK | W_OK) < 0) {
-		seterr(err, errlen, "FUSE is not available here (/dev/fuse: %s)", strerror(errno));
+		util_errf(err, errlen, "FUSE is not available here (/dev/fuse: %s)", strerror(errno));
 		return -1;
 	}
 	snprintf(g.root, sizeof g.root, "%s/mount-%016llx", mo->cache_dir,
 		 (unsigned long long)hash64(mo->source, strlen(mo->source), 9));
 	char probe[4200];
 	snprintf(probe, sizeof probe, "%s/partial/x", g.root);
-	if (pull_mkdirs_for(probe) < 0) { seterr(err, errlen, "cannot create %s: %s", g.root, strerror(errno)); return -1; }
+	if (pull_mkdirs_for(probe) < 0) { util_errf(err, errlen, "cannot create %s: %s", g.root, strerror(errno)); return -1; }
 	/* Its index.json lets cached objects count as verified: it must be ours. */
 	if (pull_dir_trusted(g.root, err, errlen)) return -1;
 	/* Detached, we run in "/": a relative cache folder must be made absolute now. */
 	char abs_root[PATH_MAX];
 	if (!realpath(g.root, abs_root) || strlen(abs_root) >= sizeof g.root) {
-		seterr(err, errlen, "cannot resolve %s: %s", g.root, strerror(errno));
+		util_errf(err, errlen, "cannot resolve %s: %s", g.root, strerror(errno));
 		return -1;
 	}
 	str_copy(g.root, abs_root, sizeof g.root);
@@ -1115,7 +1105,7 @@ int weights_mount_run(const mount_opts *mo, char *err, size_t errlen)
 	if (!g.src) return -1;
 	wlist l;
 	if (list_into(&l, err, errlen)) { wsrc_free(g.src); return -1; }
-	if (apply_listing(&l)) { wlist_free(&l); wsrc_free(g.src); seterr(err, errlen, "out of memory"); return -1; }
+	if (apply_listing(&l)) { wlist_free(&l); wsrc_free(g.src); util_errf(err, errlen, "out of memory"); return -1; }
 	wlist_free(&l);
 	index_load();
 
@@ -1130,16 +1120,16 @@ int weights_mount_run(const mount_opts *mo, char *err, size_t errlen)
 	fuse_opt_add_arg(&args, opts);
 	struct fuse *f = fuse_new(&args, &ops, sizeof ops, NULL);
 	int rc = -1;
-	if (!f) { seterr(err, errlen, "fuse_new failed"); goto out; }
+	if (!f) { util_errf(err, errlen, "fuse_new failed"); goto out; }
 	/* libfuse keeps the path to unmount with later, when a detached daemon
 	 * runs in "/": give it the absolute one. */
 	if (fuse_mount(f, canon[0] ? canon : mo->mountpoint)) {
-		seterr(err, errlen, "cannot mount on %s (is FUSE available, the folder empty and not mounted?)", mo->mountpoint);
+		util_errf(err, errlen, "cannot mount on %s (is FUSE available, the folder empty and not mounted?)", mo->mountpoint);
 		fuse_destroy(f);
 		goto out;
 	}
 	if (fuse_daemonize(mo->foreground)) {
-		seterr(err, errlen, "cannot detach");
+		util_errf(err, errlen, "cannot detach");
 		fuse_unmount(f);
 		fuse_destroy(f);
 		goto out;

@@ -6,7 +6,6 @@
 #include "weights/pull.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <stdio.h>
@@ -29,15 +28,6 @@
 #define HASH_READ_BYTES (4u << 20) /* read-back buffer of the streaming digests */
 
 /* ---------------------------------------------------------------- helpers */
-
-static void seterr(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t n, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, n, fmt, ap);
-	va_end(ap);
-}
 
 int pull_mkdirs_for(const char *path)
 {
@@ -348,18 +338,18 @@ static int job_open(job *j, const weights_opts *o, char *err, size_t n)
 	size_t nc = 0;
 	uint64_t chunk = sidecar_load(j, &state, &nc);
 	int fd = open(j->part, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-	if (fd < 0) { free(state); seterr(err, n, "%s: %s", j->part, strerror(errno)); return -1; }
+	if (fd < 0) { free(state); util_errf(err, n, "%s: %s", j->part, strerror(errno)); return -1; }
 	struct stat st;
 	if (chunk && (fstat(fd, &st) < 0 || (uint64_t)st.st_size != j->f->size)) { free(state); state = NULL; chunk = 0; }
 	if (!chunk) {
 		if (ftruncate(fd, 0) < 0 || ftruncate(fd, (off_t)j->f->size) < 0) {
-			seterr(err, n, "%s: %s", j->part, strerror(errno));
+			util_errf(err, n, "%s: %s", j->part, strerror(errno));
 			close(fd);
 			return -1;
 		}
 		fetch_file_plan(&j->ff, j->f->size, o->chunk_bytes);
 		state = calloc(j->ff.n_chunks + 1, 1);
-		if (!state) { close(fd); seterr(err, n, "out of memory"); return -1; }
+		if (!state) { close(fd); util_errf(err, n, "out of memory"); return -1; }
 		unlink(j->ranges);
 	} else {
 		fetch_file_plan(&j->ff, j->f->size, chunk);
@@ -458,7 +448,7 @@ static int job_finish(job *j, manifest *m, char *err, size_t n)
 {
 	struct stat st;
 	if (fstat(j->ff.fd, &st) < 0 || (uint64_t)st.st_size != j->f->size) {
-		seterr(err, n, "%s: size is not %llu bytes", j->f->path, (unsigned long long)j->f->size);
+		util_errf(err, n, "%s: size is not %llu bytes", j->f->path, (unsigned long long)j->f->size);
 		return -1;
 	}
 	char sha[65] = "", md5[33] = "";
@@ -468,12 +458,12 @@ static int job_finish(job *j, manifest *m, char *err, size_t n)
 			if (j->sha) hex_final(j->sha, sha);
 			if (j->md5) hex_final(j->md5, md5);
 		} else if (pull_hash_fd(j->ff.fd, j->f->size, j->f->sha256[0] ? sha : NULL, j->f->md5[0] ? md5 : NULL)) {
-			seterr(err, n, "%s: cannot read back for verification: %s", j->part, strerror(errno));
+			util_errf(err, n, "%s: cannot read back for verification: %s", j->part, strerror(errno));
 			return -1;
 		}
 		const char *want = j->f->sha256[0] ? j->f->sha256 : j->f->md5, *got = j->f->sha256[0] ? sha : md5;
 		if (strcmp(want, got)) {
-			seterr(err, n, "checksum mismatch for %s: expected %s %s, got %s; the download was discarded",
+			util_errf(err, n, "checksum mismatch for %s: expected %s %s, got %s; the download was discarded",
 				 j->f->path, j->f->sha256[0] ? "sha256" : "md5", want, got);
 			job_close(j);
 			unlink(j->part);
@@ -481,9 +471,9 @@ static int job_finish(job *j, manifest *m, char *err, size_t n)
 			return -1;
 		}
 	}
-	if (fsync(j->ff.fd) < 0) { seterr(err, n, "fsync %s: %s", j->part, strerror(errno)); return -1; }
-	if (pull_mkdirs_for(j->final) < 0) { seterr(err, n, "mkdir for %s: %s", j->final, strerror(errno)); return -1; }
-	if (rename(j->part, j->final) < 0) { seterr(err, n, "rename to %s: %s", j->final, strerror(errno)); return -1; }
+	if (fsync(j->ff.fd) < 0) { util_errf(err, n, "fsync %s: %s", j->part, strerror(errno)); return -1; }
+	if (pull_mkdirs_for(j->final) < 0) { util_errf(err, n, "mkdir for %s: %s", j->final, strerror(errno)); return -1; }
+	if (rename(j->part, j->final) < 0) { util_errf(err, n, "rename to %s: %s", j->final, strerror(errno)); return -1; }
 	fsync_dir_of(j->final);
 	unlink(j->ranges);
 	if (stat(j->final, &st) == 0) manifest_set(m, j->f->path, j->f->size, mtime_ns_of(&st), pull_file_id(j->f));
@@ -528,19 +518,19 @@ static int pull_files_into(wsrc *src, const wlist *list, const char *dir, const 
 	uint64_t t0 = time_mono_ms();
 	char probe[4200];
 	snprintf(probe, sizeof probe, "%s/x", state_dir);
-	if (pull_mkdirs_for(probe) < 0) { seterr(err, errlen, "mkdir %s: %s", state_dir, strerror(errno)); return -1; }
+	if (pull_mkdirs_for(probe) < 0) { util_errf(err, errlen, "mkdir %s: %s", state_dir, strerror(errno)); return -1; }
 	/* One pull at a time per state folder: a second one would truncate the
 	 * first's partial files under it. It waits, as the cache's openers do. */
 	char lock_path[4300];
 	snprintf(lock_path, sizeof lock_path, "%s/pull.lock", state_dir);
 	int lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (lock_fd < 0) { seterr(err, errlen, "%s: %s", lock_path, strerror(errno)); return -1; }
+	if (lock_fd < 0) { util_errf(err, errlen, "%s: %s", lock_path, strerror(errno)); return -1; }
 	if (pull_lock_bounded(lock_fd, LOCK_EX, o->lock_timeout_s, dir, o->quiet)) {
 		if (errno == ETIMEDOUT)
-			seterr(err, errlen, "another pull into %s is running (its lock %s was held for %d s, --lock-timeout)",
-			       dir, lock_path, o->lock_timeout_s);
+			util_errf(err, errlen, "another pull into %s is running (its lock %s was held for %d s, --lock-timeout)",
+			          dir, lock_path, o->lock_timeout_s);
 		else
-			seterr(err, errlen, "locking %s: %s", lock_path, strerror(errno));
+			util_errf(err, errlen, "locking %s: %s", lock_path, strerror(errno));
 		close(lock_fd);
 		return -1;
 	}
@@ -552,7 +542,7 @@ static int pull_files_into(wsrc *src, const wlist *list, const char *dir, const 
 	if (!jobs || !todo || !hbuf) {
 		free(jobs); free(todo); free(hbuf); manifest_free(&m);
 		close(lock_fd);
-		seterr(err, errlen, "out of memory");
+		util_errf(err, errlen, "out of memory");
 		return -1;
 	}
 	size_t n_todo = 0;
@@ -565,7 +555,7 @@ static int pull_files_into(wsrc *src, const wlist *list, const char *dir, const 
 		st->bytes_total += f->size;
 		char final[4096];
 		if (snprintf(final, sizeof final, "%s/%s", dir, f->path) >= (int)sizeof final) {
-			seterr(err, errlen, "path too long: %s", f->path);
+			util_errf(err, errlen, "path too long: %s", f->path);
 			free(jobs); free(todo); free(hbuf); manifest_free(&m);
 			close(lock_fd);
 			return -1;
@@ -610,7 +600,7 @@ static int pull_files_into(wsrc *src, const wlist *list, const char *dir, const 
 			opened++;
 		}
 		fetch_file *ffs = calloc(opened + 1, sizeof *ffs);
-		if (!ffs) { seterr(err, errlen, "out of memory"); rc = -1; break; }
+		if (!ffs) { util_errf(err, errlen, "out of memory"); rc = -1; break; }
 		for (size_t i = 0; i < opened; i++) ffs[i] = jobs[i].ff;
 		pg.n_jobs = opened;
 		fetch_opts fo = { .o = o, .progress = on_progress, .progress_arg = &pg };
@@ -626,12 +616,12 @@ static int pull_files_into(wsrc *src, const wlist *list, const char *dir, const 
 			int complete = !ffs[i].failed;
 			for (size_t k = 0; complete && k < j->ff.n_chunks; k++) complete = j->ff.state[k] == FETCH_DONE;
 			if (ffs[i].failed) str_copy(e, ffs[i].err, sizeof e);
-			else if (!complete) seterr(e, sizeof e, "%s: interrupted", j->f->path);
+			else if (!complete) util_errf(e, sizeof e, "%s: interrupted", j->f->path);
 			else if (job_finish(j, &m, e, sizeof e) == 0) st->files_fetched++;
 			if (e[0] && ffs[i].changed) {
 				/* The chunks on disk belong to a version the source no
 				 * longer serves: resuming from them would mix versions. */
-				seterr(e, sizeof e, "%s; the partial download was discarded, pull again", ffs[i].err);
+				util_errf(e, sizeof e, "%s; the partial download was discarded, pull again", ffs[i].err);
 				job_close(j);
 				unlink(j->part);
 				unlink(j->ranges);
@@ -649,8 +639,8 @@ static int pull_files_into(wsrc *src, const wlist *list, const char *dir, const 
 	}
 	if (pg.bar && pg.total) draw(&pg, 0, 1);
 	if (n_failed) {
-		if (n_failed > 1) seterr(err, errlen, "%s (and %zu more files failed)", first_err, n_failed - 1);
-		else seterr(err, errlen, "%s", first_err);
+		if (n_failed > 1) util_errf(err, errlen, "%s (and %zu more files failed)", first_err, n_failed - 1);
+		else util_errf(err, errlen, "%s", first_err);
 		rc = -1;
 	}
 	manifest_save(&m);
@@ -673,14 +663,14 @@ int pull_dir_trusted(const char *path, char *err, size_t errlen)
 {
 	struct stat st;
 	if (lstat(path, &st) < 0) {
-		seterr(err, errlen, "%s: %s", path, strerror(errno));
+		util_errf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
-	if (!S_ISDIR(st.st_mode)) { seterr(err, errlen, "%s is not a folder (a symbolic link?)", path); return -1; }
+	if (!S_ISDIR(st.st_mode)) { util_errf(err, errlen, "%s is not a folder (a symbolic link?)", path); return -1; }
 	if ((st.st_uid != geteuid() && st.st_uid != 0) || ((st.st_mode & S_IWOTH) && !(st.st_mode & S_ISVTX))) {
-		seterr(err, errlen, "folder %s could be changed by another user (owner uid %u, mode %03o): "
-		       "use a folder owned by this user or root that others cannot write", path,
-		       (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+		util_errf(err, errlen, "folder %s could be changed by another user (owner uid %u, mode %03o): "
+		          "use a folder owned by this user or root that others cannot write", path,
+		          (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
 		return -1;
 	}
 	return 0;
@@ -697,29 +687,29 @@ int pull_stage_private(const char *path, char *err, size_t errlen)
 	else if (sl) *sl = 0;
 	else str_copy(parent, ".", sizeof parent);
 	struct stat st;
-	if (stat(parent, &st) < 0) { seterr(err, errlen, "staging folder %s: %s", parent, strerror(errno)); return -1; }
+	if (stat(parent, &st) < 0) { util_errf(err, errlen, "staging folder %s: %s", parent, strerror(errno)); return -1; }
 	if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX) && st.st_uid != geteuid()) {
-		seterr(err, errlen, "staging folder %s is writable by other users and not sticky: choose another "
-		       "--staging-dir", parent);
+		util_errf(err, errlen, "staging folder %s is writable by other users and not sticky: choose another "
+		          "--staging-dir", parent);
 		return -1;
 	}
 	if (mkdir(path, 0700) < 0 && errno != EEXIST) {
-		seterr(err, errlen, "cannot create the staging folder %s: %s", path, strerror(errno));
+		util_errf(err, errlen, "cannot create the staging folder %s: %s", path, strerror(errno));
 		return -1;
 	}
 	int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0) {
-		seterr(err, errlen, "staging folder %s: %s (a symbolic link or not a folder?): remove it or choose "
-		       "another --staging-dir", path, strerror(errno));
+		util_errf(err, errlen, "staging folder %s: %s (a symbolic link or not a folder?): remove it or choose "
+		          "another --staging-dir", path, strerror(errno));
 		return -1;
 	}
 	int rc = fstat(fd, &st);
 	close(fd);
-	if (rc < 0) { seterr(err, errlen, "staging folder %s: %s", path, strerror(errno)); return -1; }
+	if (rc < 0) { util_errf(err, errlen, "staging folder %s: %s", path, strerror(errno)); return -1; }
 	if (st.st_uid != geteuid() || (st.st_mode & 077)) {
-		seterr(err, errlen, "staging folder %s is not private (owner uid %u, mode %03o; expected uid %u, "
-		       "mode 700): another user may have made it; remove it or choose another --staging-dir", path,
-		       (unsigned)st.st_uid, (unsigned)(st.st_mode & 0777), (unsigned)geteuid());
+		util_errf(err, errlen, "staging folder %s is not private (owner uid %u, mode %03o; expected uid %u, "
+		          "mode 700): another user may have made it; remove it or choose another --staging-dir", path,
+		          (unsigned)st.st_uid, (unsigned)(st.st_mode & 0777), (unsigned)geteuid());
 		return -1;
 	}
 	return 0;
@@ -746,7 +736,7 @@ int weights_pull(const char *source, const char *dest, const weights_opts *o, pu
 		dst = wsrc_new(dest, o, err, errlen);
 		if (!dst) { wsrc_free(src); return -1; }
 		if (wsrc_kind_of(dst) == WSRC_HF) {
-			seterr(err, errlen, "cannot write to a Hugging Face repository; use a folder or a bucket");
+			util_errf(err, errlen, "cannot write to a Hugging Face repository; use a folder or a bucket");
 			wsrc_free(src); wsrc_free(dst);
 			return -1;
 		}
@@ -775,7 +765,7 @@ int weights_pull(const char *source, const char *dest, const weights_opts *o, pu
 			char p[8192];
 			snprintf(p, sizeof p, "%s/%s", stage, l.files[i].path);
 			int fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-			if (fd < 0) { seterr(err, errlen, "%s: %s", p, strerror(errno)); rc = -1; break; }
+			if (fd < 0) { util_errf(err, errlen, "%s: %s", p, strerror(errno)); rc = -1; break; }
 			rc = wsrc_put(dst, l.files[i].path, fd, l.files[i].size, l.files[i].sha256, err, errlen);
 			close(fd);
 		}

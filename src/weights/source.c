@@ -44,15 +44,6 @@ static const char *env(const char *name)
 	return v && *v ? v : NULL;
 }
 
-static void seterr(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t n, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, n, fmt, ap);
-	va_end(ap);
-}
-
 int wsrc_is_url(const char *u)
 {
 	return !strncmp(u, "hf://", 5) || !strncmp(u, "s3://", 5) || !strncmp(u, "gs://", 5) ||
@@ -114,11 +105,11 @@ static int add_listed(const wsrc *s, wlist *l, const char *name, size_t n, uint6
 	if (why) {
 		char shown[300];
 		wsrc_name_show(shown, sizeof shown, name, n);
-		seterr(err, errlen, "refusing the listing of %s: the name \"%s\" %s", s->url, shown, why);
+		util_errf(err, errlen, "refusing the listing of %s: the name \"%s\" %s", s->url, shown, why);
 		return -1;
 	}
 	int a = wlist_add(l, name, n, size, size_known);
-	if (a) { seterr(err, errlen, "listing too large (more than %d files)", WEIGHTS_MAX_FILES); return -1; }
+	if (a) { util_errf(err, errlen, "listing too large (more than %d files)", WEIGHTS_MAX_FILES); return -1; }
 	return 0;
 }
 
@@ -158,7 +149,7 @@ static char *trim_slash_dup(const char *s)
 wsrc *wsrc_new(const char *url, const weights_opts *o, char *err, size_t errlen)
 {
 	wsrc *s = calloc(1, sizeof *s);
-	if (!s) { seterr(err, errlen, "out of memory"); return NULL; }
+	if (!s) { util_errf(err, errlen, "out of memory"); return NULL; }
 	s->url = str_dup(url);
 	s->o = o;
 	if (!strncmp(url, "hf://", 5)) {
@@ -172,7 +163,7 @@ wsrc *wsrc_new(const char *url, const weights_opts *o, char *err, size_t errlen)
 		const char *sl = strchr(s->repo, '/');
 		if (!sl || sl == s->repo || !sl[1] || strchr(sl + 1, '/') || !wsrc_path_ok(s->repo, rl) ||
 		    !*s->rev || !wsrc_path_ok(s->rev, strlen(s->rev))) {
-			seterr(err, errlen, "bad Hugging Face location %s: expected hf://ORG/NAME[@REVISION]", url);
+			util_errf(err, errlen, "bad Hugging Face location %s: expected hf://ORG/NAME[@REVISION]", url);
 			goto fail;
 		}
 		const char *ep = o && o->hf_endpoint ? o->hf_endpoint : env("HF_ENDPOINT");
@@ -180,13 +171,13 @@ wsrc *wsrc_new(const char *url, const weights_opts *o, char *err, size_t errlen)
 		const char *tok = env("HF_TOKEN") ? env("HF_TOKEN") : env("HUGGING_FACE_HUB_TOKEN");
 		s->token = tok ? str_dup(tok) : NULL;
 		if (strncmp(s->base, "http://", 7) && strncmp(s->base, "https://", 8)) {
-			seterr(err, errlen, "HF_ENDPOINT must be an http(s) address, not %s", s->base);
+			util_errf(err, errlen, "HF_ENDPOINT must be an http(s) address, not %s", s->base);
 			goto fail;
 		}
 	} else if (!strncmp(url, "http://", 7) || !strncmp(url, "https://", 8)) {
 		s->kind = WSRC_HTTP;
 		if (split_url(url, &s->base, &s->host, &s->path) || strchr(s->path, '?') || strchr(s->path, '#')) {
-			seterr(err, errlen, "bad HTTP location %s: expected http(s)://HOST[:PORT]/PATH/", url);
+			util_errf(err, errlen, "bad HTTP location %s: expected http(s)://HOST[:PORT]/PATH/", url);
 			goto fail;
 		}
 		size_t pl = strlen(s->path);
@@ -200,13 +191,13 @@ wsrc *wsrc_new(const char *url, const weights_opts *o, char *err, size_t errlen)
 		size_t pl = strlen(pfx);
 		s->prefix = malloc(pl + 2);
 		if (!s->bucket || !s->prefix || !*s->bucket) {
-			seterr(err, errlen, "bad bucket location %s: expected %.2s://BUCKET[/PREFIX]", url, url);
+			util_errf(err, errlen, "bad bucket location %s: expected %.2s://BUCKET[/PREFIX]", url, url);
 			goto fail;
 		}
 		memcpy(s->prefix, pfx, pl + 1);
 		if (pl && s->prefix[pl - 1] != '/') { s->prefix[pl] = '/'; s->prefix[pl + 1] = 0; }
 		if (pl && !wsrc_path_ok(s->prefix, strlen(s->prefix) - 1)) {
-			seterr(err, errlen, "bad prefix in %s", url);
+			util_errf(err, errlen, "bad prefix in %s", url);
 			goto fail;
 		}
 		const char *ep;
@@ -234,12 +225,12 @@ wsrc *wsrc_new(const char *url, const weights_opts *o, char *err, size_t errlen)
 		char *p = NULL;
 		if (split_url(ep, &s->base, &s->host, &p)) {
 			free(p);
-			seterr(err, errlen, "bad endpoint %s", ep);
+			util_errf(err, errlen, "bad endpoint %s", ep);
 			goto fail;
 		}
 		free(p);
 	} else {
-		seterr(err, errlen, "unknown location %s: use hf://, http(s)://, s3:// or gs://", url);
+		util_errf(err, errlen, "unknown location %s: use hf://, http(s)://, s3:// or gs://", url);
 		goto fail;
 	}
 	return s;
@@ -329,32 +320,32 @@ void wsrc_explain_status(const wsrc *s, long st, const char *code, const char *w
 	if (s->kind == WSRC_HF) {
 		if (!strcmp(code, "GatedRepo") || ((st == 401 || st == 403) && !strcmp(code, ""))) {
 			if (!s->token)
-				seterr(err, n, "hf://%s is a gated repository (HTTP %ld): set HF_TOKEN to a token of an "
-				       "account that has accepted the model's licence at %s/%s", s->repo, st, s->base, s->repo);
+				util_errf(err, n, "hf://%s is a gated repository (HTTP %ld): set HF_TOKEN to a token of an "
+				          "account that has accepted the model's licence at %s/%s", s->repo, st, s->base, s->repo);
 			else
-				seterr(err, n, "hf://%s: the token in HF_TOKEN was refused (HTTP %ld, %s): accept the "
-				       "model's licence at %s/%s with that account, or set HF_TOKEN to another token",
-				       s->repo, st, *code ? code : "forbidden", s->base, s->repo);
+				util_errf(err, n, "hf://%s: the token in HF_TOKEN was refused (HTTP %ld, %s): accept the "
+				          "model's licence at %s/%s with that account, or set HF_TOKEN to another token",
+				          s->repo, st, *code ? code : "forbidden", s->base, s->repo);
 			return;
 		}
 		if (!strcmp(code, "RepoNotFound")) {
-			seterr(err, n, "repository not found: %s on %s (HTTP %ld)%s", s->repo, s->base, st,
-			       s->token ? "" : "; if it is private, set HF_TOKEN");
+			util_errf(err, n, "repository not found: %s on %s (HTTP %ld)%s", s->repo, s->base, st,
+			          s->token ? "" : "; if it is private, set HF_TOKEN");
 			return;
 		}
 		if (!strcmp(code, "RevisionNotFound")) {
-			seterr(err, n, "revision not found: %s in %s (HTTP %ld)", s->rev, s->repo, st);
+			util_errf(err, n, "revision not found: %s in %s (HTTP %ld)", s->rev, s->repo, st);
 			return;
 		}
 		if (!strcmp(code, "EntryNotFound")) {
-			seterr(err, n, "file not found: %s in %s@%s (HTTP %ld)", what, s->repo, s->rev, st);
+			util_errf(err, n, "file not found: %s in %s@%s (HTTP %ld)", what, s->repo, s->rev, st);
 			return;
 		}
 	}
-	if (st == 404) seterr(err, n, "not found (HTTP 404): %s in %s", what, s->url);
-	else if (st == 401) seterr(err, n, "unauthorised (HTTP 401) for %s in %s: check the credentials", what, s->url);
-	else if (st == 403) seterr(err, n, "forbidden (HTTP 403) for %s in %s: check the credentials", what, s->url);
-	else seterr(err, n, "HTTP %ld for %s in %s%s%s", st, what, s->url, *code ? ": " : "", code);
+	if (st == 404) util_errf(err, n, "not found (HTTP 404): %s in %s", what, s->url);
+	else if (st == 401) util_errf(err, n, "unauthorised (HTTP 401) for %s in %s: check the credentials", what, s->url);
+	else if (st == 403) util_errf(err, n, "forbidden (HTTP 403) for %s in %s: check the credentials", what, s->url);
+	else util_errf(err, n, "HTTP %ld for %s in %s%s%s", st, what, s->url, *code ? ": " : "", code);
 }
 
 /* ---------------------------------------------------------------- headers */
@@ -517,14 +508,14 @@ int wsrc_check_range_answer(const wsrc *s, const wfile *f, const char *pin, uint
 {
 	why[0] = 0;
 	if (r->status == 412) {
-		seterr(why, n, "%s changed at the source during the download (HTTP 412: no longer the version "
-		       "listed)", f->path);
+		util_errf(why, n, "%s changed at the source during the download (HTTP 412: no longer the version "
+		          "listed)", f->path);
 		return 1;
 	}
 	if (r->status == 206) {
 		if (r->range_first < 0) {
-			seterr(why, n, "%s: a 206 answer without a usable Content-Range for bytes %llu-%llu", f->path,
-			       (unsigned long long)off, (unsigned long long)(off + len - 1));
+			util_errf(why, n, "%s: a 206 answer without a usable Content-Range for bytes %llu-%llu", f->path,
+			          (unsigned long long)off, (unsigned long long)(off + len - 1));
 			return -1;
 		}
 		if ((uint64_t)r->range_first != off || (uint64_t)r->range_last != off + len - 1 ||
@@ -532,10 +523,10 @@ int wsrc_check_range_answer(const wsrc *s, const wfile *f, const char *pin, uint
 			char tot[32];
 			if (r->range_total < 0) str_copy(tot, "*", sizeof tot);
 			else snprintf(tot, sizeof tot, "%lld", (long long)r->range_total);
-			seterr(why, n, "%s: asked for bytes %llu-%llu of %llu, the server answered bytes %lld-%lld/%s "
-			       "(another range or another file)", f->path, (unsigned long long)off,
-			       (unsigned long long)(off + len - 1), (unsigned long long)f->size,
-			       (long long)r->range_first, (long long)r->range_last, tot);
+			util_errf(why, n, "%s: asked for bytes %llu-%llu of %llu, the server answered bytes %lld-%lld/%s "
+			          "(another range or another file)", f->path, (unsigned long long)off,
+			          (unsigned long long)(off + len - 1), (unsigned long long)f->size,
+			          (long long)r->range_first, (long long)r->range_last, tot);
 			return -1;
 		}
 	}
@@ -546,13 +537,13 @@ int wsrc_check_range_answer(const wsrc *s, const wfile *f, const char *pin, uint
 	char im[200];
 	if_match_value(s, f, pin, im, sizeof im);
 	if (im[0] && r->etag[0] && !etag_same(im, r->etag)) {
-		seterr(why, n, "%s changed at the source during the download (ETag %s, then %s)", f->path, im, r->etag);
+		util_errf(why, n, "%s changed at the source during the download (ETag %s, then %s)", f->path, im, r->etag);
 		return 1;
 	}
 	if (s->kind == WSRC_HTTP && !s->single_file && f->etag[0] && r->last_modified[0] &&
 	    strcmp(f->etag, r->last_modified)) {
-		seterr(why, n, "%s changed at the source since it was listed (listed with mtime %s, now Last-Modified %s)",
-		       f->path, f->etag, r->last_modified);
+		util_errf(why, n, "%s changed at the source since it was listed (listed with mtime %s, now Last-Modified %s)",
+		          f->path, f->etag, r->last_modified);
 		return 1;
 	}
 	return 0;
@@ -565,7 +556,7 @@ static json_doc *get_json(wsrc *s, const char *url, struct curl_slist *h, const 
 {
 	xfer_req q = { .url = url, .headers = h, .body_max = WEIGHTS_MAX_LISTING_BYTES, .upload_fd = -1, .o = s->o };
 	if (xfer_do_retry(&q, r)) {
-		seterr(err, n, "listing %s: %s", url, r->err);
+		util_errf(err, n, "listing %s: %s", url, r->err);
 		return NULL;
 	}
 	if (r->status != 200) {
@@ -574,7 +565,7 @@ static json_doc *get_json(wsrc *s, const char *url, struct curl_slist *h, const 
 	}
 	json_error je;
 	json_doc *d = json_parse(buf_rptr(&r->body), buf_rlen(&r->body), 0, &je);
-	if (!d) seterr(err, n, "listing %s: bad JSON at %u:%u: %s", url, je.line, je.col, je.msg);
+	if (!d) util_errf(err, n, "listing %s: bad JSON at %u:%u: %s", url, je.line, je.col, je.msg);
 	return d;
 }
 
@@ -583,11 +574,11 @@ static int head_file(wsrc *s, wfile *f, char *err, size_t n)
 {
 	char *url = NULL;
 	struct curl_slist *h = NULL;
-	if (wsrc_get_request(s, f, 0, 0, NULL, &url, &h)) { seterr(err, n, "out of memory"); return -1; }
+	if (wsrc_get_request(s, f, 0, 0, NULL, &url, &h)) { util_errf(err, n, "out of memory"); return -1; }
 	xfer_req q = { .method = "HEAD", .url = url, .headers = h, .upload_fd = -1, .o = s->o };
 	xfer_resp r;
 	int rc = xfer_do_retry(&q, &r);
-	if (rc) seterr(err, n, "HEAD %s: %s", url, r.err);
+	if (rc) util_errf(err, n, "HEAD %s: %s", url, r.err);
 	else if (r.status != 200) { wsrc_explain_status(s, r.status, r.error_code, f->path, err, n); rc = -1; }
 	else {
 		int64_t sz = r.linked_size >= 0 ? r.linked_size : r.content_length;
@@ -596,7 +587,7 @@ static int head_file(wsrc *s, wfile *f, char *err, size_t n)
 		strip_quotes(le, sizeof le, r.linked_etag);
 		if (is_hex(le, 64) && !f->sha256[0]) { lower(le); str_copy(f->sha256, le, sizeof f->sha256); }
 		if (!f->etag[0]) strip_quotes(f->etag, sizeof f->etag, r.etag[0] ? r.etag : r.last_modified);
-		if (!f->size_known) { seterr(err, n, "%s: the server gives no size", f->path); rc = -1; }
+		if (!f->size_known) { util_errf(err, n, "%s: the server gives no size", f->path); rc = -1; }
 	}
 	xfer_resp_free(&r);
 	curl_slist_free_all(h);
@@ -627,7 +618,7 @@ static int list_hf(wsrc *s, wlist *l, char *err, size_t n)
 	s->pinned_rev = is_hex(l->revision, 40) ? str_dup(l->revision) : NULL;
 	const json_val *sib = json_get(root, "siblings");
 	int rc = 0;
-	if (!json_is(sib, JSON_ARRAY)) { seterr(err, n, "repository listing of %s has no siblings", s->repo); rc = -1; }
+	if (!json_is(sib, JSON_ARRAY)) { util_errf(err, n, "repository listing of %s has no siblings", s->repo); rc = -1; }
 	for (size_t i = 0; !rc && i < json_count(sib); i++) {
 		const json_val *e = json_at(sib, i);
 		size_t nl;
@@ -657,12 +648,12 @@ static int list_http(wsrc *s, wlist *l, char *err, size_t n)
 		char *d = curl_easy_unescape(NULL, name, 0, &dl);
 		str_copy(dec, d ? d : name, sizeof dec);
 		curl_free(d);
-		if (wlist_add(l, dec, strlen(dec), 0, 0)) { seterr(err, n, "bad file name %s", name); return -1; }
+		if (wlist_add(l, dec, strlen(dec), 0, 0)) { util_errf(err, n, "bad file name %s", name); return -1; }
 		return head_file(s, &l->files[0], err, n);
 	}
 	/* Breadth-first over directories; each queue entry is a relative folder, "" or ending in "/". */
 	char **queue = calloc(MAX_PAGES, sizeof *queue);
-	if (!queue) { seterr(err, n, "out of memory"); return -1; }
+	if (!queue) { util_errf(err, n, "out of memory"); return -1; }
 	size_t qh = 0, qt = 0;
 	queue[qt++] = str_dup("");
 	int rc = 0;
@@ -682,8 +673,8 @@ static int list_http(wsrc *s, wlist *l, char *err, size_t n)
 		const json_val *root = d ? json_root(d) : NULL;
 		if (!d) rc = -1;
 		else if (!json_is(root, JSON_ARRAY)) {
-			seterr(err, n, "%s is not a JSON directory listing (nginx: autoindex on; autoindex_format json;)",
-			       buf_rptr(&u));
+			util_errf(err, n, "%s is not a JSON directory listing (nginx: autoindex on; autoindex_format json;)",
+			          buf_rptr(&u));
 			rc = -1;
 		}
 		for (size_t i = 0; !rc && i < json_count(root); i++) {
@@ -695,23 +686,23 @@ static int list_http(wsrc *s, wlist *l, char *err, size_t n)
 			if (memchr(name, '/', nl) || memchr(name, 0, nl)) {
 				char shown[300];
 				wsrc_name_show(shown, sizeof shown, name, nl);
-				seterr(err, n, "refusing the listing of %s: the name \"%s\" in /%s %s", s->url, shown, dir,
-				       memchr(name, 0, nl) ? "contains a NUL byte" : "contains a \"/\"");
+				util_errf(err, n, "refusing the listing of %s: the name \"%s\" in /%s %s", s->url, shown, dir,
+				          memchr(name, 0, nl) ? "contains a NUL byte" : "contains a \"/\"");
 				rc = -1;
 				break;
 			}
 			char rel[WEIGHTS_MAX_PATH + 2];
 			int w = snprintf(rel, sizeof rel, "%s%s", dir, name);
-			if (w < 0 || (size_t)w >= sizeof rel - 1) { seterr(err, n, "path too long: %s%s", dir, name); rc = -1; break; }
+			if (w < 0 || (size_t)w >= sizeof rel - 1) { util_errf(err, n, "path too long: %s%s", dir, name); rc = -1; break; }
 			if (!strcmp(type, "directory")) {
 				size_t depth = 0;
 				for (const char *p = rel; *p; p++) depth += *p == '/';
-				if (qt >= MAX_PAGES || depth >= MAX_DEPTH) { seterr(err, n, "too many or too deep directories"); rc = -1; break; }
+				if (qt >= MAX_PAGES || depth >= MAX_DEPTH) { util_errf(err, n, "too many or too deep directories"); rc = -1; break; }
 				const char *why = wsrc_name_problem(rel, strlen(rel));
 				if (why) {
 					char shown[300];
 					wsrc_name_show(shown, sizeof shown, rel, strlen(rel));
-					seterr(err, n, "refusing the listing of %s: the folder \"%s\" %s", s->url, shown, why);
+					util_errf(err, n, "refusing the listing of %s: the folder \"%s\" %s", s->url, shown, why);
 					rc = -1;
 					break;
 				}
@@ -794,7 +785,7 @@ static int list_s3(wsrc *s, wlist *l, char *err, size_t n)
 	char token[2048] = "";
 	int rc = 0;
 	for (int page = 0; !rc; page++) {
-		if (page >= MAX_PAGES) { seterr(err, n, "listing has too many pages"); return -1; }
+		if (page >= MAX_PAGES) { util_errf(err, n, "listing has too many pages"); return -1; }
 		buf q, path, u;
 		buf_init(&q, 8192);
 		buf_init(&path, 1024);
@@ -808,8 +799,8 @@ static int list_s3(wsrc *s, wlist *l, char *err, size_t n)
 		struct curl_slist *h = s3_headers(s, "GET", buf_rptr(&path), buf_rptr(&q), NULL, NULL, SIGV4_EMPTY_SHA256);
 		xfer_req rq = { .url = buf_rptr(&u), .headers = h, .body_max = WEIGHTS_MAX_LISTING_BYTES, .upload_fd = -1, .o = s->o };
 		xfer_resp r;
-		if (!h) { seterr(err, n, "cannot sign the listing request"); rc = -1; }
-		else if (xfer_do_retry(&rq, &r)) { seterr(err, n, "listing %s: %s", buf_rptr(&u), r.err); rc = -1; xfer_resp_free(&r); }
+		if (!h) { util_errf(err, n, "cannot sign the listing request"); rc = -1; }
+		else if (xfer_do_retry(&rq, &r)) { util_errf(err, n, "listing %s: %s", buf_rptr(&u), r.err); rc = -1; xfer_resp_free(&r); }
 		else if (r.status != 200) {
 			wsrc_explain_status(s, r.status, NULL, "the listing", err, n);
 			size_t cl;
@@ -836,8 +827,8 @@ static int list_s3(wsrc *s, wlist *l, char *err, size_t n)
 			if (xml_text_n(key, sizeof key, k, kl, &keyl)) {
 				char shown[300];
 				wsrc_name_show(shown, sizeof shown, k, kl);
-				seterr(err, n, "refusing the listing of %s: the key \"%s\" is too long or has a character "
-				       "reference this client does not accept", s->url, shown);
+				util_errf(err, n, "refusing the listing of %s: the key \"%s\" is too long or has a character "
+				          "reference this client does not accept", s->url, shown);
 				rc = -1;
 				break;
 			}
@@ -856,7 +847,7 @@ static int list_s3(wsrc *s, wlist *l, char *err, size_t n)
 		const char *tr = xml_find(b, end, "IsTruncated", &tl, NULL);
 		const char *nt = xml_find(b, end, "NextContinuationToken", &cl, NULL);
 		int more = tr && tl == 4 && !memcmp(tr, "true", 4) && nt;
-		if (more && xml_text(token, sizeof token, nt, cl)) { seterr(err, n, "continuation token too long"); rc = -1; }
+		if (more && xml_text(token, sizeof token, nt, cl)) { util_errf(err, n, "continuation token too long"); rc = -1; }
 		xfer_resp_free(&r);
 		if (!more) break;
 	}
@@ -880,7 +871,7 @@ static int list_gs(wsrc *s, wlist *l, char *err, size_t n)
 	char token[2048] = "";
 	int rc = 0;
 	for (int page = 0; !rc; page++) {
-		if (page >= MAX_PAGES) { seterr(err, n, "listing has too many pages"); return -1; }
+		if (page >= MAX_PAGES) { util_errf(err, n, "listing has too many pages"); return -1; }
 		buf u;
 		buf_init(&u, 16384);
 		buf_printf(&u, "%s/storage/v1/b/", s->base);
@@ -913,7 +904,7 @@ static int list_gs(wsrc *s, wlist *l, char *err, size_t n)
 			str_copy(f->etag, gen ? gen : json_str(json_get(e, "etag"), ""), sizeof f->etag);
 		}
 		const char *next = json_str(json_get(root, "nextPageToken"), NULL);
-		if (next && strlen(next) >= sizeof token) { seterr(err, n, "page token too long"); rc = -1; }
+		if (next && strlen(next) >= sizeof token) { util_errf(err, n, "page token too long"); rc = -1; }
 		else if (next) str_copy(token, next, sizeof token);
 		json_doc_free(d);
 		if (!next) break;
@@ -934,7 +925,7 @@ int wsrc_list(wsrc *s, wlist *l, char *err, size_t n)
 	if (rc) { wlist_free(l); return -1; }
 	wlist_sort(l);
 	if (l->n == 0) {
-		seterr(err, n, "no files at %s", s->url);
+		util_errf(err, n, "no files at %s", s->url);
 		wlist_free(l);
 		return -1;
 	}
@@ -945,7 +936,7 @@ int wsrc_list(wsrc *s, wlist *l, char *err, size_t n)
 
 int wsrc_put(wsrc *s, const char *path, int fd, uint64_t size, const char *sha, char *err, size_t n)
 {
-	if (!wsrc_path_ok(path, strlen(path))) { seterr(err, n, "bad path %s", path); return -1; }
+	if (!wsrc_path_ok(path, strlen(path))) { util_errf(err, n, "bad path %s", path); return -1; }
 	buf u, p;
 	buf_init(&u, 16384);
 	buf_init(&p, 16384);
@@ -955,10 +946,10 @@ int wsrc_put(wsrc *s, const char *path, int fd, uint64_t size, const char *sha, 
 	switch (s->kind) {
 	case WSRC_HF:
 		buf_free(&u); buf_free(&p);
-		seterr(err, n, "a Hugging Face repository is not a writable destination here");
+		util_errf(err, n, "a Hugging Face repository is not a writable destination here");
 		return -1;
 	case WSRC_HTTP:
-		if (s->single_file) { buf_free(&u); buf_free(&p); seterr(err, n, "an HTTP destination must end with /"); return -1; }
+		if (s->single_file) { buf_free(&u); buf_free(&p); util_errf(err, n, "an HTTP destination must end with /"); return -1; }
 		buf_printf(&u, "%s%s", s->base, s->path);
 		sigv4_uri_encode(&u, path, 1);
 		h = bearer_headers(s, NULL, NULL);
@@ -988,8 +979,8 @@ int wsrc_put(wsrc *s, const char *path, int fd, uint64_t size, const char *sha, 
 	xfer_req q = { .method = method, .url = buf_rptr(&u), .headers = h, .upload_fd = fd, .upload_bytes = size, .o = s->o };
 	xfer_resp r;
 	int rc = bad ? -1 : xfer_do_retry(&q, &r);
-	if (bad) seterr(err, n, "cannot build the upload request for %s", path);
-	else if (rc) seterr(err, n, "uploading %s to %s: %s", path, s->url, r.err);
+	if (bad) util_errf(err, n, "cannot build the upload request for %s", path);
+	else if (rc) util_errf(err, n, "uploading %s to %s: %s", path, s->url, r.err);
 	else if (r.status < 200 || r.status > 299) {
 		wsrc_explain_status(s, r.status, r.error_code, path, err, n);
 		rc = -1;

@@ -147,19 +147,6 @@ static void test_output_unchanged_on_error(void)
 	buf_free(&out);
 }
 
-static char *read_all(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f) return NULL;
-	buf b;
-	buf_init(&b, 0);
-	char tmp[65536];
-	size_t r;
-	while ((r = fread(tmp, 1, sizeof(tmp), f)) > 0) buf_append(&b, tmp, r);
-	fclose(f);
-	return buf_detach(&b, len);
-}
-
 static const char *model_dir(void)
 {
 	const char *d = getenv("TOKENIZER_DIR");
@@ -171,7 +158,7 @@ static void test_supported(void)
 	char err[512], path[1024];
 	snprintf(path, sizeof(path), "%s/tokenizer_config.json", model_dir());
 	size_t len;
-	char *text = read_all(path, &len);
+	char *text = util_read_file(path, 64u << 20, &len, NULL, 0);
 	if (!text) {
 		printf("skipped: %s not installed\n", path);
 		return;
@@ -223,8 +210,9 @@ static void test_supported(void)
 static int mode_render_jsonl(const char *file)
 {
 	size_t len;
-	char *data = read_all(file, &len);
-	if (!data) { perror(file); return 1; }
+	char rerr[512];
+	char *data = util_read_file(file, 256u << 20, &len, rerr, sizeof(rerr));
+	if (!data) { fprintf(stderr, "%s\n", rerr); return 1; }
 	buf out, line_out;
 	buf_init(&out, 16 << 20);
 	buf_init(&line_out, 0);

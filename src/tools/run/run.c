@@ -105,18 +105,13 @@ static int parse_args(opts *o, int argc, char **argv)
 
 static int replay(engine *e, const char *path, const char *dump)
 {
-	FILE *f = fopen(path, "rb");
-	if (!f) { fprintf(stderr, "infergate-run: cannot open %s\n", path); return 1; }
-	buf text;
-	buf_init(&text, 64 << 20);
-	char chunk[65536];
-	size_t n;
-	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-		if (buf_append(&text, chunk, n) < 0) { fclose(f); fprintf(stderr, "infergate-run: %s too large\n", path); return 1; }
-	fclose(f);
+	char why[512];
+	size_t len;
+	char *text = util_read_file(path, 64 << 20, &len, why, sizeof why);
+	if (!text) { fprintf(stderr, "infergate-run: %s\n", why); return 1; }
 	json_error je;
-	json_doc *doc = json_parse(buf_rptr(&text), buf_rlen(&text), 0, &je);
-	buf_free(&text);
+	json_doc *doc = json_parse(text, len, 0, &je);
+	free(text);
 	const json_val *steps = json_get(json_root(doc), "steps");
 	if (!json_is(steps, JSON_ARRAY)) { fprintf(stderr, "infergate-run: %s: no steps array\n", path); json_doc_free(doc); return 1; }
 	FILE *out = fopen(dump, "wb");

@@ -1,0 +1,23 @@
+# bench/proxy/backend.sh — sourced: backend_start DIR PORT starts nginx (one
+# worker, keep-alive) answering every request with a small fixed chat
+# completion JSON on 127.0.0.1:PORT, its files in DIR; prints its pid.
+backend_start() {
+	cat >"$1/nginx.conf" <<NGINX
+worker_processes 1;
+daemon off;
+pid $1/nginx.pid;
+error_log $1/error.log warn;
+events { worker_connections 4096; }
+http {
+	access_log off;
+	client_body_temp_path $1;
+	keepalive_requests 1000000;
+	server {
+		listen 127.0.0.1:$2;
+		location / { default_type application/json; return 200 '{"id":"x","object":"chat.completion","choices":[]}'; }
+	}
+}
+NGINX
+	"$(command -v nginx || echo /usr/sbin/nginx)" -c "$1/nginx.conf" -e "$1/error.log" >/dev/null 2>&1 &
+	echo $!
+}
