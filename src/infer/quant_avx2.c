@@ -325,7 +325,6 @@ static const qtile_fn qtiles[4][2][4] = {
 
 enum { CHUNK_O = 64, CHUNK_B = 64 };
 
-
 void quant_matmul_avx2(float *out, size_t ldo, const void *xq, size_t ldxq, int n_rows,
                        const void *w, dtype wt, int in, int o_begin, int o_end)
 {
