@@ -49,7 +49,8 @@ typedef struct run_state {
 	float *xl;       /* [logit rows][H] final-normed rows */
 	float *logits;   /* [logit rows][V] */
 	int *row_pos;    /* [rows] */
-	const int32_t **row_blocks; /* [rows] block table of the row's sequence */
+	int *row_seq;    /* [rows] the row's sequence (its block tables: kv_seq_layer_blocks) */
+	const int32_t **layer_blocks; /* [rows] the row's block table for the current layer */
 	int *logit_row;  /* [logit rows] the row each logits row is computed from */
 	float **logit_dst; /* [logit rows] where it goes (the item's buffer) */
 	float *inv_freq_local, *inv_freq_full; /* [D/2] */
@@ -182,7 +183,7 @@ static void prep_run(void *ctx, int t, int nt)
 			rope(q + h * D, cs, D);
 		}
 		int p = s->row_pos[r];
-		int block = s->row_blocks[r][p / KV_BLOCK_TOKENS], slot = p % KV_BLOCK_TOKENS;
+		int block = s->layer_blocks[r][p / KV_BLOCK_TOKENS], slot = p % KV_BLOCK_TOKENS;
 		char *kc = kv_block_k(e->kv, block, e->layer), *vc = kv_block_v(e->kv, block, e->layer);
 		size_t es = dtype_size(e->kv_dtype);
 		for (int h = 0; h < c->n_kv_heads; h++) {
@@ -222,7 +223,7 @@ static void attn_run(void *ctx, int t, int nt)
 		int p = s->row_pos[r], start = 0;
 		if (sliding && p - c->sliding_window + 1 > 0) start = p - c->sliding_window + 1;
 		const float *q = s->q + (size_t)r * qd + (size_t)h * D;
-		const int32_t *blocks = s->row_blocks[r];
+		const int32_t *blocks = s->layer_blocks[r];
 		float mx = -INFINITY;
 		for (int j = start; j <= p; j++) {
 			const char *kk = (const char *)kv_block_k(e->kv, blocks[j / KV_BLOCK_TOKENS], e->layer) +
@@ -286,6 +287,7 @@ static void forward(engine *e)
 	for (int l = 0; l < c->n_layers; l++) {
 		const layer_weights *w = &m->layers[l];
 		e->layer = l;
+		for (r = 0; r < n; r++) s->layer_blocks[r] = kv_seq_layer_blocks(e->kv, s->row_seq[r], l);
 		for (r = 0; r < n; r++)
 			rmsnorm(s->xb + (size_t)r * H, s->x + (size_t)r * H, w->input_norm, H, c->rms_eps);
 		mm_job qkv = { .e = e, .x = s->xb, .n_rows = n, .in = H, .n_mats = 3,
@@ -358,20 +360,22 @@ int engine_step(engine *e, const engine_item *items, int n_items, char *err, siz
 			return util_errf(err, errlen, "engine: more than %d rows of logits asked for", e->opt.max_logits_rows), ENGINE_EINVAL;
 		need += kv_seq_blocks_needed(e->kv, it->seq, it->n_tokens);
 	}
-	if (!kv_cache_can_allocate(e->kv, need))
+	/* the window pool is sized never to run short (kv_cache.h); checked anyway,
+	 * since a failed reserve after others succeeded could not be undone */
+	if (!kv_cache_can_allocate(e->kv, need) ||
+	    (kv_cache_window_total_blocks(e->kv) > 0 && need > kv_cache_window_free_blocks(e->kv)))
 		return util_errf(err, errlen, "engine: the KV cache has %d free blocks, the step needs %d",
 		            kv_cache_free_blocks(e->kv), need), ENGINE_NO_BLOCKS;
 	if (rows == 0) return ENGINE_OK;
 	int r = 0, li = 0;
 	for (int i = 0; i < n_items; i++) {
 		const engine_item *it = &items[i];
-		int rc = kv_seq_reserve(e->kv, it->seq, it->n_tokens), nb;
+		int rc = kv_seq_reserve(e->kv, it->seq, it->n_tokens);
 		(void)rc; /* cannot fail: checked above */
-		const int32_t *blocks = kv_seq_blocks(e->kv, it->seq, &nb);
 		int p0 = kv_seq_len(e->kv, it->seq);
 		for (int j = 0; j < it->n_tokens; j++, r++) {
 			s->row_pos[r] = p0 + j;
-			s->row_blocks[r] = blocks;
+			s->row_seq[r] = it->seq;
 		}
 		int nl = it->logits ? (it->n_logits > 0 ? it->n_logits : 1) : 0;
 		for (int j = 0; j < nl; j++, li++) {
@@ -394,7 +398,7 @@ static void state_free(run_state *s)
 {
 	free(s->x); free(s->xb); free(s->xb2); free(s->q); free(s->k); free(s->v); free(s->att);
 	free(s->hb); free(s->hb2); free(s->rope); free(s->scores); free(s->xl); free(s->logits);
-	free(s->row_pos); free(s->row_blocks); free(s->logit_row);
+	free(s->row_pos); free(s->row_seq); free(s->layer_blocks); free(s->logit_row);
 	free(s->logit_dst);
 	free(s->inv_freq_local); free(s->inv_freq_full);
 	free(s->xq_small); free(s->xq_super);
@@ -413,7 +417,8 @@ static int state_alloc(run_state *s, const model_config *c, const engine_options
 	s->xl = calloc(L * H, 4);
 	s->logits = calloc(L * (size_t)c->vocab, 4);
 	s->row_pos = calloc(R, sizeof(int));
-	s->row_blocks = calloc(R, sizeof(*s->row_blocks));
+	s->row_seq = calloc(R, sizeof(int));
+	s->layer_blocks = calloc(R, sizeof(*s->layer_blocks));
 	s->logit_row = calloc(L, sizeof(int));
 	s->logit_dst = calloc(L, sizeof(float *));
 	s->inv_freq_local = calloc(D / 2, 4); s->inv_freq_full = calloc(D / 2, 4);
@@ -426,7 +431,7 @@ static int state_alloc(run_state *s, const model_config *c, const engine_options
 	if (!s->xq_small || !s->xq_super) return -1;
 	if (!s->x || !s->xb || !s->xb2 || !s->q || !s->k || !s->v || !s->att || !s->hb || !s->hb2 ||
 	    !s->rope || !s->scores || !s->xl || !s->logits || !s->row_pos ||
-	    !s->row_blocks || !s->logit_row || !s->logit_dst || !s->inv_freq_local || !s->inv_freq_full)
+	    !s->row_seq || !s->layer_blocks || !s->logit_row || !s->logit_dst || !s->inv_freq_local || !s->inv_freq_full)
 		return -1;
 	/* as transformers: inv_freq = 1 / base^(2i/D) in f32; linear scaling divides it */
 	for (size_t i = 0; i < D / 2; i++) {
@@ -464,24 +469,31 @@ engine *engine_load(const char *dir, const engine_options *opt_in, char *err, si
 	else if (strcmp(kvt, "f32") == 0) e->kv_dtype = DTYPE_F32;
 	else { util_errf(err, errlen, "engine: kv_cache_dtype \"%.40s\" is not supported (auto, bf16, f32)", kvt); goto bad; }
 	o.kv_cache_dtype = e->kv_dtype == DTYPE_BF16 ? "bf16" : "f32";
-	size_t bb = kv_block_bytes(c->n_layers, c->n_kv_heads, c->head_dim, e->kv_dtype);
+	kv_cache_config kc = { .n_layers = c->n_layers, .n_kv_heads = c->n_kv_heads, .head_dim = c->head_dim,
+	                       .max_seqs = o.max_seqs,
+	                       .max_model_len = o.max_model_len, .prefix_caching = !o.no_prefix_caching,
+	                       .dtype = e->kv_dtype, .sliding = c->sliding, .sliding_window = c->sliding_window,
+	                       .max_step_tokens = o.max_batch_tokens };
+	/* the window pool has a fixed size; a memory budget buys full-pool blocks
+	 * with what it leaves (a model without full layers: blocks cost nothing) */
+	size_t bb, wbytes;
+	int wblocks;
+	kv_cache_sizes(&kc, &bb, &wblocks, &wbytes);
 	int per_seq = (o.max_model_len + KV_BLOCK_TOKENS - 1) / KV_BLOCK_TOKENS;
 	if (o.num_kv_blocks <= 0) {
-		if (o.kv_cache_bytes > 0) {
-			uint64_t n = o.kv_cache_bytes / bb;
+		if (o.kv_cache_bytes > 0 && bb > 0) {
+			uint64_t n = o.kv_cache_bytes > wbytes ? (o.kv_cache_bytes - wbytes) / bb : 0;
 			o.num_kv_blocks = n > (1u << 30) ? (1 << 30) : (int)n;
 		} else {
 			o.num_kv_blocks = per_seq + o.max_seqs - 1;
 		}
 	}
 	if (o.num_kv_blocks < 1) {
-		util_errf(err, errlen, "engine: the KV cache needs at least one block of %zu bytes", bb);
+		util_errf(err, errlen, "engine: the KV cache needs at least one block of %zu bytes beside %zu bytes of "
+		          "sliding-window blocks", bb, wbytes);
 		goto bad;
 	}
-	kv_cache_config kc = { .n_layers = c->n_layers, .n_kv_heads = c->n_kv_heads, .head_dim = c->head_dim,
-	                       .n_blocks = o.num_kv_blocks, .max_seqs = o.max_seqs,
-	                       .max_model_len = o.max_model_len, .prefix_caching = !o.no_prefix_caching,
-	                       .dtype = e->kv_dtype };
+	kc.n_blocks = o.num_kv_blocks;
 	e->kv = kv_cache_new(&kc, err, errlen);
 	if (!e->kv) goto bad;
 	e->team = team_new(o.threads);

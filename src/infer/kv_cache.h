@@ -1,24 +1,36 @@
 /*
  * kv_cache.h — the paged key/value cache, in the manner of vLLM.
  *
- * Memory is a pool of blocks of KV_BLOCK_TOKENS (16) positions; each sequence
+ * Memory is paged in blocks of KV_BLOCK_TOKENS (16) positions; each sequence
  * has a block table mapping position p to block table[p / 16], slot p % 16.
- * A block holds the keys and values of its 16 positions for every layer, in
- * bf16 (the engine's default) or f32: [layer][K, V][kv_head][slot][head_dim]
- * (270m: 18 KiB per token in bf16).
- * Sliding-window layers store all positions too but attention never reads a
- * key outside the window; a block stays as long as any full layer needs it, so
- * a sequence costs ceil(len / 16) blocks whatever its layer mix. (Keeping only
- * the window for sliding layers would cut 270m's KV memory by ~5/6 for long
- * sequences; it needs a second block pool and is not done.)
+ * A block holds the keys and values of its 16 positions for a set of layers,
+ * in bf16 (the engine's default) or f32: [layer][K, V][kv_head][slot][head_dim].
+ *
+ * Two pools. Full-attention layers read every position, so their pool (the
+ * "full" pool) keeps a block for every 16 positions of a sequence. Sliding-
+ * window layers (Gemma 3: 5 of every 6) never read a key more than
+ * sliding_window - 1 positions back, so their pool (the "window" pool) keeps
+ * only the blocks of the window: once a sequence's length passes a block by
+ * the window, that block leaves the sequence's window table (entry -1). The
+ * window pool is sized once for the worst case of max_seqs windows plus one
+ * step's new positions, so it never runs short: block accounting
+ * (kv_seq_blocks_needed, kv_cache_free_blocks, usage) speaks of the full pool
+ * alone. With no sliding layers, or a window no shorter than max_model_len,
+ * every layer lives in the full pool. (27B at 8,192 positions x 4 sequences
+ * in bf16: 16.6 GB in one pool, 4.7 GB in two; see docs/server.md.)
  *
  * Prefix caching: when a block fills, it is named by a hash chain
  * h = hash64(its 16 tokens, seed = h of the block before) and entered in a
- * table; a new sequence whose prompt starts with the same tokens takes those
- * blocks by reference instead of recomputing them. Free blocks (reference 0)
- * wait in one queue: blocks with no name at the head, named ones at the tail
- * in the order they were released, so allocation evicts the least recently
- * used cached block last. A cached block found again leaves the queue.
+ * table, in each pool; a new sequence whose prompt starts with the same tokens
+ * takes those blocks by reference instead of recomputing them. Free blocks
+ * (reference 0) wait in one queue per pool: blocks with no name at the head,
+ * named ones at the tail in the order they were released, so allocation
+ * evicts the least recently used cached block last. A cached block found
+ * again leaves the queue. A prefix of k blocks is taken only when the full
+ * pool holds all k and the window pool holds the ones its next position can
+ * see (index >= (16k - window + 1) / 16): a window block that was evicted
+ * shortens the match to where the window is whole again, so a cached prefix
+ * longer than the window is reused while its last window is still cached.
  * Usage = 1 - free / total, where free counts cached blocks (as vLLM reports
  * kv_cache_usage_perc).
  *
@@ -45,12 +57,20 @@ typedef struct kv_cache_config {
 	int max_model_len;                    /* positions per sequence */
 	int prefix_caching;                   /* 1 = name full blocks and reuse them */
 	dtype dtype;                          /* DTYPE_F32 (0) or DTYPE_BF16 */
+	/* Sliding-window layers (all zero / NULL: none). sliding is copied. */
+	const unsigned char *sliding;         /* [n_layers] 1 = sliding-window layer */
+	int sliding_window;                   /* a query at p sees keys > p - window */
+	int max_step_tokens;                  /* most positions one step reserves, over all sequences */
 } kv_cache_config;
 
 typedef struct kv_cache kv_cache;
 
 /* Bytes of one block for this shape (to size n_blocks from a memory budget). */
 size_t kv_block_bytes(int n_layers, int n_kv_heads, int head_dim, dtype t);
+/* For cfg (n_blocks aside): bytes of one full-pool block, and the window
+ * pool's block count and total bytes (0, 0 when every layer is full). */
+void kv_cache_sizes(const kv_cache_config *cfg, size_t *full_block_bytes,
+                    int *window_blocks, size_t *window_bytes);
 
 /* Allocates the pool (lazily-touched anonymous memory) and the tables.
  * NULL with a message on bad config or no memory. */
@@ -69,8 +89,11 @@ int kv_seq_new(kv_cache *c, const int32_t *tokens, int n, int *n_cached);
 void kv_seq_free(kv_cache *c, int seq);
 /* Positions whose K/V are stored (the next token's position). */
 int kv_seq_len(const kv_cache *c, int seq);
-/* The block table: *n_blocks entries. */
+/* The full pool's block table: *n_blocks entries. */
 const int32_t *kv_seq_blocks(const kv_cache *c, int seq, int *n_blocks);
+/* The block table of the pool that holds `layer` (the same n_blocks entries;
+ * a window table has -1 below the window). Stable while seq lives. */
+const int32_t *kv_seq_layer_blocks(const kv_cache *c, int seq, int layer);
 int kv_seq_valid(const kv_cache *c, int seq);   /* 1 when seq is a live id */
 
 /* Blocks an append of n_new tokens to seq would take from the free pool. */
@@ -90,6 +113,12 @@ int kv_cache_total_blocks(const kv_cache *c);
 int kv_cache_can_allocate(const kv_cache *c, int n_blocks);
 double kv_cache_usage(const kv_cache *c);           /* 0..1 */
 int kv_cache_cached_blocks(const kv_cache *c);      /* named blocks, in use or not */
+/* The window pool: blocks in all, free (cached included), 0 without one. */
+int kv_cache_window_total_blocks(const kv_cache *c);
+int kv_cache_window_free_blocks(const kv_cache *c);
+/* Bytes of both pools' blocks (reserved address space; pages are touched
+ * as blocks are first written). */
+size_t kv_cache_bytes(const kv_cache *c);
 /* Prefix-cache counters in tokens, since creation (vLLM's
  * prefix_cache_queries_total / prefix_cache_hits_total). */
 uint64_t kv_cache_prefix_queries(const kv_cache *c);
@@ -97,8 +126,9 @@ uint64_t kv_cache_prefix_hits(const kv_cache *c);
 /* Drops every name (blocks in use keep their data). For tests and resets. */
 void kv_cache_reset_prefix(kv_cache *c);
 
-/* For the forward pass: the keys of `layer` in `block`, [kv_head][16][head_dim]
- * elements of the cache's dtype; values follow the same layout at kv_block_v. */
+/* For the forward pass: the keys of `layer` in `block` (an entry of
+ * kv_seq_layer_blocks for that layer), [kv_head][16][head_dim] elements of
+ * the cache's dtype; values follow the same layout at kv_block_v. */
 void *kv_block_k(kv_cache *c, int block, int layer);
 void *kv_block_v(kv_cache *c, int block, int layer);
 

@@ -22,7 +22,9 @@
  * Tiles: one weight block is expanded once and used against up to 4
  * activation rows. With 1 or 2 activation rows (decode steps), 4 weight rows
  * far apart (one from each quarter of the caller's rows) are walked together,
- * 4 sequential streams the prefetchers follow (see kernels_avx2.c).
+ * 4 sequential streams the prefetchers follow (see kernels_avx2.c); 1 or 2
+ * activation rows of Q8_0 or Q4_0 have their own loop (rows_small), the same
+ * bits in fewer instructions, as a decode step is mostly that loop.
  */
 #include <immintrin.h>
 #include <string.h>
@@ -101,6 +103,106 @@ AI void tile_small(float *const *outp, size_t ldo, const char *const *wr, const 
 	for (int a = 0; a < NO; a++)
 #pragma GCC unroll 4
 		for (int b = 0; b < NB; b++) outp[a][b * ldo] = hsum(acc[a][b]);
+}
+
+/* Q8_0 or Q4_0 rows (WT) against NB = 1 or 2 activation rows, for decode
+ * steps: the operations of tile_small per lane, so the same bits, with fewer
+ * vector instructions. Q4_0's 16 code bytes are loaded into both 128-bit
+ * halves at once and the upper half shifted by 4 (no insert). The NO rows'
+ * f16 scales are packed into one register by integer instructions (other
+ * ports), widened and multiplied by each activation scale together, and each
+ * pair broadcasts its product from memory (a load, not a shuffle). An
+ * activation block's codes, scale and offset are loaded once for the rows. */
+AI void rows_small(float *const *outp, size_t ldo, const char *const *wr, const char *xq, size_t ldxq,
+                   int nblocks, const int WT, const int NO, const int NB)
+{
+	const size_t bb = WT == DTYPE_Q8_0 ? sizeof(block_q8_0) : sizeof(block_q4_0);
+	const __m256i m15 = _mm256_set1_epi8(15), ones = _mm256_set1_epi16(1);
+	const __m256i shift = _mm256_setr_epi64x(0, 0, 4, 4);
+	__m256 acc[4][2];
+	float dwx[2][4] __attribute__((aligned(16)));
+#pragma GCC unroll 4
+	for (int a = 0; a < NO; a++)
+#pragma GCC unroll 2
+		for (int b = 0; b < NB; b++) acc[a][b] = _mm256_setzero_ps();
+	for (int k = 0; k < nblocks; k++) {
+		const xblock_q8 *x[2];
+		__m256i xv[2], off[2];
+		uint64_t d4 = 0;
+#pragma GCC unroll 4
+		for (int a = 0; a < NO; a++) {
+			uint16_t d;
+			memcpy(&d, wr[a] + (size_t)k * bb, 2);
+			d4 |= (uint64_t)d << (16 * a);
+		}
+		__m128 dw = _mm_cvtph_ps(_mm_cvtsi64_si128((long long)d4));
+#pragma GCC unroll 2
+		for (int b = 0; b < NB; b++) {
+			x[b] = (const xblock_q8 *)(xq + b * ldxq) + k;
+			xv[b] = ld(x[b]->qs);
+			off[b] = _mm256_zextsi128_si256(_mm_cvtsi32_si128(8 * x[b]->sum));
+			_mm_store_ps(dwx[b], _mm_mul_ps(dw, _mm_set1_ps(x[b]->d)));
+		}
+#pragma GCC unroll 4
+		for (int a = 0; a < NO; a++) {
+			const unsigned char *p = (const unsigned char *)wr[a] + (size_t)k * bb;
+			__m256i w, aw = _mm256_setzero_si256();
+			if (WT == DTYPE_Q8_0) {   /* |w| times x with w's sign */
+				w = ld(p + 2);
+				aw = _mm256_sign_epi8(w, w);
+			} else {
+				w = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(p + 2)));
+				w = _mm256_and_si256(_mm256_srlv_epi64(w, shift), m15);
+			}
+#pragma GCC unroll 2
+			for (int b = 0; b < NB; b++) {
+				__m256i si;
+				if (WT == DTYPE_Q8_0)
+					si = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(xv[b], w)), ones);
+				else
+					si = _mm256_sub_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(w, xv[b]), ones), off[b]);
+				acc[a][b] = _mm256_fmadd_ps(_mm256_broadcast_ss(&dwx[b][a]), _mm256_cvtepi32_ps(si), acc[a][b]);
+			}
+		}
+	}
+#pragma GCC unroll 4
+	for (int a = 0; a < NO; a++)
+#pragma GCC unroll 2
+		for (int b = 0; b < NB; b++) outp[a][b * ldo] = hsum(acc[a][b]);
+}
+
+typedef void (*rows_fn)(float *const *, size_t, const char *const *, const char *, size_t, int);
+#define RS(WT, NO, NB) \
+	static void rs_##WT##_##NO##_##NB(float *const *o, size_t ldo, const char *const *w, const char *x, size_t ldx, int nb) \
+	{ rows_small(o, ldo, w, x, ldx, nb, WT, NO, NB); }
+RS(3, 1, 1) RS(3, 4, 1) RS(4, 1, 1) RS(4, 4, 1) RS(3, 1, 2) RS(3, 4, 2) RS(4, 1, 2) RS(4, 4, 2)
+/* [type - Q8_0][activation rows - 1][1 or 4 weight rows] */
+static const rows_fn rows_tiles[2][2][2] = {
+	{ { rs_3_1_1, rs_3_4_1 }, { rs_3_1_2, rs_3_4_2 } }, { { rs_4_1_1, rs_4_4_1 }, { rs_4_1_2, rs_4_4_2 } },
+};
+
+/* Output rows [o_begin, o_end) of Q8_0 or Q4_0 weights against 1 or 2
+ * activation rows: 4 weight rows far apart (one from each quarter of the
+ * range) walked together, 4 sequential streams the prefetchers follow, then
+ * the leftover rows one by one. */
+static void matvec_small(float *out, size_t ldo, const char *xq, size_t ldxq, int n_rows,
+                         const char *w, dtype wt, int in, int o_begin, int o_end)
+{
+	const int ti = (int)wt - DTYPE_Q8_0;
+	size_t rb = dtype_row_bytes(wt, (size_t)in);
+	int nblocks = in / QK_SMALL, part = (o_end - o_begin) / 4, o = o_begin;
+	rows_fn f4 = rows_tiles[ti][n_rows - 1][1], f1 = rows_tiles[ti][n_rows - 1][0];
+	for (; o < o_begin + part; o++) {
+		float *op[4];
+		const char *wp[4];
+		for (int a = 0; a < 4; a++) { op[a] = out + o + a * part; wp[a] = w + (size_t)(o + a * part) * rb; }
+		f4(op, ldo, wp, xq, ldxq, nblocks);
+	}
+	for (o = o_begin + 4 * part; o < o_end; o++) {
+		float *op[1] = { out + o };
+		const char *wp[1] = { w + (size_t)o * rb };
+		f1(op, ldo, wp, xq, ldxq, nblocks);
+	}
 }
 
 /* ---- Q4_K / Q6_K: one 256-element super-block per step ---- */
@@ -226,6 +328,10 @@ enum { CHUNK_O = 64, CHUNK_B = 64 };
 void quant_matmul_avx2(float *out, size_t ldo, const void *xq, size_t ldxq, int n_rows,
                        const void *w, dtype wt, int in, int o_begin, int o_end)
 {
+	if (n_rows <= 2 && (wt == DTYPE_Q8_0 || wt == DTYPE_Q4_0)) {
+		matvec_small(out, ldo, xq, ldxq, n_rows, w, wt, in, o_begin, o_end);
+		return;
+	}
 	const int ti = (int)wt - DTYPE_Q8_0;
 	size_t rb = dtype_row_bytes(wt, (size_t)in);
 	int nblocks = in / dtype_block_elems(wt);

@@ -190,6 +190,9 @@ static void run_batched(engine *e, float got[NSEQ][GEN + 1][V])
 		kv_seq_free(kv, seq[s]);
 	}
 	T_EQ_INT(kv_cache_free_blocks(kv), kv_cache_total_blocks(kv));
+	/* the sliding layers ran from the window pool, and gave every block back */
+	T_CHECK(kv_cache_window_total_blocks(kv) > 0);
+	T_EQ_INT(kv_cache_window_free_blocks(kv), kv_cache_window_total_blocks(kv));
 }
 
 static void test_batched_equals_alone(void)

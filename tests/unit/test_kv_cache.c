@@ -1,7 +1,9 @@
 /*
  * test_kv_cache.c — the paged KV cache: block accounting, block tables,
  * prefix matching by hash chain, sharing by reference count, LRU eviction of
- * cached blocks, usage, and the limits.
+ * cached blocks, usage, and the limits; the window pool of sliding-window
+ * layers: blocks that slide out leave, its size bound, and prefix matching
+ * that needs the window's blocks.
  */
 #include <stdlib.h>
 #include "t.h"
@@ -170,11 +172,106 @@ static void test_limits(void)
 	T_CHECK(kv_cache_new(&bad, err, sizeof err) == NULL);
 }
 
+/* Layers 0..2 sliding (window 40), layer 3 full; two sequences, steps of at
+ * most 32 positions: the window pool has ceil((2 * (40 + 29) + 32) / 16) = 11
+ * blocks. */
+static kv_cache *mk_window(void)
+{
+	static const unsigned char sliding[4] = { 1, 1, 1, 0 };
+	kv_cache_config c = { .n_layers = 4, .n_kv_heads = 1, .head_dim = 8, .n_blocks = 32,
+	                      .max_seqs = 2, .max_model_len = 256, .prefix_caching = 1,
+	                      .sliding = sliding, .sliding_window = 40, .max_step_tokens = 32 };
+	size_t fb, wb;
+	int nw;
+	kv_cache_sizes(&c, &fb, &nw, &wb);
+	T_EQ_INT((int)fb, 1 * 2 * 16 * 8 * 4);
+	T_EQ_INT(nw, 11);
+	T_EQ_INT((int)wb, 11 * 3 * 2 * 16 * 8 * 4);
+	char err[128];
+	kv_cache *kv = kv_cache_new(&c, err, sizeof err);
+	T_CHECK(kv != NULL);
+	T_EQ_INT((int)kv_cache_bytes(kv), (int)(32 * fb + wb));
+	return kv;
+}
+
+static void test_window_pool(void)
+{
+	kv_cache *kv = mk_window();
+	int32_t a[128], c[128];
+	fill(a, 128, 7000);
+	fill(c, 128, 50);
+	T_EQ_INT(kv_cache_window_total_blocks(kv), 11);
+	int s1 = kv_seq_new(kv, a, 100, NULL);
+	for (int at = 0; at < 100; at += 20) {
+		T_EQ_INT(append(kv, s1, a + at, 20), 0);
+		/* held: entries from (len - 40 + 1) / 16 to the last */
+		int len = at + 20, lo = len - 39 > 0 ? (len - 39) / 16 : 0, nb;
+		kv_seq_blocks(kv, s1, &nb);
+		T_EQ_INT(kv_cache_window_free_blocks(kv), 11 - (nb - lo));
+	}
+	int nb;
+	const int32_t *full = kv_seq_blocks(kv, s1, &nb), *win = kv_seq_layer_blocks(kv, s1, 0);
+	T_EQ_INT(nb, 7);
+	T_CHECK(kv_seq_layer_blocks(kv, s1, 3) == full);
+	T_CHECK(kv_seq_layer_blocks(kv, s1, 2) == win);
+	for (int i = 0; i < 3; i++) T_EQ_INT(win[i], -1);     /* slid out: 100 - 39 > 48 */
+	for (int i = 3; i < 7; i++) T_CHECK(win[i] >= 0);
+	T_EQ_INT(kv_cache_free_blocks(kv), 32 - 7);
+	/* the layers of one window block do not overlap */
+	T_CHECK((char *)kv_block_k(kv, win[3], 1) >= (char *)kv_block_v(kv, win[3], 0) + 16 * 8 * 4);
+	T_CHECK((char *)kv_block_k(kv, win[4], 0) >= (char *)kv_block_v(kv, win[3], 2) + 16 * 8 * 4);
+	/* a second sequence shares the prefix, window blocks of its window only */
+	int n;
+	int s2 = kv_seq_new(kv, a, 100, &n);
+	T_EQ_INT(n, 96);
+	const int32_t *win2 = kv_seq_layer_blocks(kv, s2, 0);
+	T_EQ_INT(win2[2], -1);
+	for (int i = 3; i < 6; i++) T_EQ_INT(win2[i], win[i]);
+	kv_seq_free(kv, s2);
+	kv_seq_free(kv, s1);
+	T_EQ_INT(kv_cache_window_free_blocks(kv), 11);
+	T_EQ_INT(kv_cache_free_blocks(kv), 32);
+	/* freed window blocks stay cached: short and long prefixes both match */
+	T_EQ_INT(kv_cache_match_prefix(kv, a, 41), 32);
+	T_EQ_INT(kv_cache_match_prefix(kv, a, 100), 96);
+	/* another sequence takes 8 window blocks: the 5 unnamed ones, then evicts
+	 * a's oldest named ones (entries 0, 1, 2, released first as they slid out) */
+	int s3 = kv_seq_new(kv, c, 128, NULL);
+	for (int at = 0; at < 128; at += 32) T_EQ_INT(append(kv, s3, c + at, 32), 0);
+	/* the full pool still holds all of a, but a prefix of 2 blocks lacks its
+	 * window; one of 6 blocks has entries 3..5, all it can see */
+	T_EQ_INT(kv_cache_match_prefix(kv, a, 41), 0);
+	T_EQ_INT(kv_cache_match_prefix(kv, a, 70), 0);
+	T_EQ_INT(kv_cache_match_prefix(kv, a, 100), 96);
+	kv_seq_free(kv, s3);
+	int s4 = kv_seq_new(kv, a, 100, &n);
+	T_EQ_INT(n, 96);
+	T_EQ_INT(append(kv, s4, a + 96, 4), 0);
+	T_EQ_INT(kv_seq_len(kv, s4), 100);
+	kv_seq_free(kv, s4);
+	T_EQ_INT(kv_cache_window_free_blocks(kv), 11);
+	kv_cache_free(kv);
+
+	/* a window as long as max_model_len: no window pool, every layer full */
+	static const unsigned char sliding[2] = { 1, 0 };
+	kv_cache_config cfg = { .n_layers = 2, .n_kv_heads = 1, .head_dim = 8, .n_blocks = 8, .max_seqs = 2,
+	                        .max_model_len = 64, .sliding = sliding, .sliding_window = 64, .max_step_tokens = 16 };
+	char err[128];
+	kv = kv_cache_new(&cfg, err, sizeof err);
+	T_CHECK(kv != NULL);
+	T_EQ_INT(kv_cache_window_total_blocks(kv), 0);
+	int s = kv_seq_new(kv, NULL, 0, NULL);
+	T_CHECK(kv_seq_layer_blocks(kv, s, 0) == kv_seq_layer_blocks(kv, s, 1));
+	kv_seq_free(kv, s);
+	kv_cache_free(kv);
+}
+
 int main(void)
 {
 	T_RUN(test_blocks_and_tables);
 	T_RUN(test_prefix_sharing);
 	T_RUN(test_lru_eviction);
 	T_RUN(test_limits);
+	T_RUN(test_window_pool);
 	return T_END();
 }
