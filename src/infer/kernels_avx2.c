@@ -94,19 +94,6 @@ AI void tile(float *out, size_t ldo, size_t os, const float *x, size_t ldx, cons
 		for (int b = 0; b < NB; b++) out[b * ldo + a * os] = hsum(acc[a][b]);
 }
 
-#define TILE_FN(WT, NO, NB) \
-	static void tile_##WT##_##NO##_##NB(float *out, size_t ldo, const float *x, size_t ldx, \
-	                                   const char *w, size_t wrow_bytes, int in) \
-	{ tile(out, ldo, 1, x, ldx, w, wrow_bytes, in, WT, NO, NB); }
-#define TILE_ROW(WT, NO) TILE_FN(WT, NO, 1) TILE_FN(WT, NO, 2)
-#define TILE_ALL(WT) TILE_ROW(WT, 1) TILE_ROW(WT, 2) TILE_ROW(WT, 3) TILE_ROW(WT, 4)
-TILE_ALL(0) TILE_ALL(1) TILE_ALL(2)
-
-typedef void (*tile_fn)(float *, size_t, const float *, size_t, const char *, size_t, int);
-#define TROW(WT, NO) { tile_##WT##_##NO##_1, tile_##WT##_##NO##_2 }
-#define TDT(WT) { TROW(WT, 1), TROW(WT, 2), TROW(WT, 3), TROW(WT, 4) }
-static const tile_fn tiles[3][4][2] = { TDT(0), TDT(1), TDT(2) };
-
 /* The decode tiles: STREAMS weight rows far apart (one from each of STREAMS
  * equal parts of the caller's rows, `stride` bytes apart, results `os` floats
  * apart), or one row, against NB in 1..2 activation rows. */
@@ -122,36 +109,140 @@ STREAM_NB(0, far, STREAMS) STREAM_NB(1, far, STREAMS) STREAM_NB(2, far, STREAMS)
 #define S_DT(WT) { S_NB(WT, one), S_NB(WT, far) }
 static const stream_fn streams[3][2][2] = { S_DT(0), S_DT(1), S_DT(2) };
 
-enum { CHUNK_O = 64, CHUNK_B = 64 };
+/* ---- matrix-matrix products (prefill, large batches) ----
+ *
+ * Weights are converted to f32 once per panel of GEMM_O rows x GEMM_K
+ * elements (wbuf) and then used against every activation row of a chunk of
+ * GEMM_B: the conversion is paid once per GEMM_B rows instead of once per
+ * two. Tiles of 4 weight rows x 3 activation rows keep 12 accumulators, the
+ * 3 activation vectors and 1 weight vector in the 16 registers. Between
+ * panels of GEMM_K elements the accumulators rest in accbuf, unchanged, so
+ * every output element still sees the same operations as in the decode
+ * tiles above (lane l takes elements 8k + l in increasing k, a zero-padded
+ * tail, one fixed horizontal sum): bit-identical whatever the batch.
+ * Loop order: activation chunk (stays in L2), weight panel (in L1), tiles. */
+#ifndef GEMM_O
+#define GEMM_O 8    /* weight rows per panel */
+#endif
+#ifndef GEMM_B
+#define GEMM_B 48   /* activation rows per chunk (a multiple of 3) */
+#endif
+#ifndef GEMM_K
+#define GEMM_K 512  /* elements per panel (a multiple of 8) */
+#endif
+
+AI void gemm_tile(float *out, size_t ldo, __m256 *acc, const float *wp, const float *x, size_t ldx,
+                  int kc, int first, int last, const int NO, const int NB)
+{
+	__m256 a[4][3];
+#pragma GCC unroll 4
+	for (int o = 0; o < NO; o++)
+#pragma GCC unroll 3
+		for (int b = 0; b < NB; b++) a[o][b] = first ? _mm256_setzero_ps() : acc[b * GEMM_O + o];
+	int i = 0;
+	for (; i + 8 <= kc; i += 8) {
+		__m256 xv[3];
+#pragma GCC unroll 3
+		for (int b = 0; b < NB; b++) xv[b] = _mm256_loadu_ps(x + b * ldx + i);
+#pragma GCC unroll 4
+		for (int o = 0; o < NO; o++) {
+			__m256 wv = _mm256_load_ps(wp + o * GEMM_K + i);
+#pragma GCC unroll 3
+			for (int b = 0; b < NB; b++) a[o][b] = _mm256_fmadd_ps(wv, xv[b], a[o][b]);
+		}
+	}
+	if (i < kc) {   /* the row's tail: zero-padded on both sides, as in tile() */
+		__m256 xv[3];
+#pragma GCC unroll 3
+		for (int b = 0; b < NB; b++) xv[b] = load_x_tail(x + b * ldx + i, kc - i);
+#pragma GCC unroll 4
+		for (int o = 0; o < NO; o++) {
+			__m256 wv = _mm256_load_ps(wp + o * GEMM_K + i);
+#pragma GCC unroll 3
+			for (int b = 0; b < NB; b++) a[o][b] = _mm256_fmadd_ps(wv, xv[b], a[o][b]);
+		}
+	}
+#pragma GCC unroll 4
+	for (int o = 0; o < NO; o++)
+#pragma GCC unroll 3
+		for (int b = 0; b < NB; b++) {
+			if (last) out[b * ldo + o] = hsum(a[o][b]);
+			else acc[b * GEMM_O + o] = a[o][b];
+		}
+}
+
+typedef void (*gemm_fn)(float *, size_t, __m256 *, const float *, const float *, size_t, int, int, int);
+#define GEMM_FN(NO, NB) \
+	static void gemm_##NO##_##NB(float *out, size_t ldo, __m256 *acc, const float *wp, const float *x, \
+	                             size_t ldx, int kc, int first, int last) \
+	{ gemm_tile(out, ldo, acc, wp, x, ldx, kc, first, last, NO, NB); }
+#define GEMM_NO(NO) GEMM_FN(NO, 1) GEMM_FN(NO, 2) GEMM_FN(NO, 3)
+GEMM_NO(1) GEMM_NO(2) GEMM_NO(3) GEMM_NO(4)
+#define GR(NO) { gemm_##NO##_1, gemm_##NO##_2, gemm_##NO##_3 }
+static const gemm_fn gemm_tiles[4][3] = { GR(1), GR(2), GR(3), GR(4) };
+
+/* Elements [k0, k0 + kc) of n weight rows (rb bytes apart) into wbuf as f32,
+ * each row GEMM_K floats apart and zero-padded to a multiple of 8. */
+static void gemm_pack(float *wbuf, const char *w, size_t rb, dtype wt, int n, int k0, int kc)
+{
+	size_t esz = dtype_size(wt);
+	for (int o = 0; o < n; o++) {
+		const char *src = w + (size_t)o * rb + (size_t)k0 * esz;
+		float *dst = wbuf + o * GEMM_K;
+		int i = 0;
+		if (wt == DTYPE_BF16)
+			for (; i + 8 <= kc; i += 8) _mm256_store_ps(dst + i, load_w(src + 2 * i, DTYPE_BF16));
+		else if (wt == DTYPE_F16)
+			for (; i + 8 <= kc; i += 8) _mm256_store_ps(dst + i, load_w(src + 2 * i, DTYPE_F16));
+		else
+			for (; i + 8 <= kc; i += 8) _mm256_store_ps(dst + i, load_w(src + 4 * i, DTYPE_F32));
+		if (i < kc) _mm256_store_ps(dst + i, load_w_tail(src + esz * i, wt, kc - i));
+	}
+}
+
+static void gemm_avx2(float *out, size_t ldo, const float *x, size_t ldx, int n_rows,
+                      const void *w, dtype wt, int in, int o_begin, int o_end)
+{
+	_Alignas(32) float wbuf[GEMM_O * GEMM_K];
+	__m256 acc[GEMM_B * GEMM_O];
+	size_t rb = (size_t)in * dtype_size(wt);
+	for (int bb = 0; bb < n_rows; bb += GEMM_B) {
+		int be = bb + GEMM_B < n_rows ? bb + GEMM_B : n_rows;
+		for (int ob = o_begin; ob < o_end; ob += GEMM_O) {
+			int no_c = o_end - ob < GEMM_O ? o_end - ob : GEMM_O;
+			for (int k0 = 0; k0 < in; k0 += GEMM_K) {
+				int kc = in - k0 < GEMM_K ? in - k0 : GEMM_K;
+				int first = k0 == 0, last = k0 + kc == in;
+				gemm_pack(wbuf, (const char *)w + (size_t)ob * rb, rb, wt, no_c, k0, kc);
+				for (int b = bb; b < be; b += 3) {
+					int nb = be - b < 3 ? be - b : 3;
+					for (int o = 0; o < no_c; o += 4) {
+						int no = no_c - o < 4 ? no_c - o : 4;
+						gemm_tiles[no - 1][nb - 1](out + (size_t)b * ldo + ob + o, ldo, acc + (b - bb) * GEMM_O + o,
+						                           wbuf + o * GEMM_K, x + (size_t)b * ldx + k0, ldx, kc, first, last);
+					}
+				}
+			}
+		}
+	}
+}
 
 static void matmul_avx2(float *out, size_t ldo, const float *x, size_t ldx, int n_rows,
                         const void *w, dtype wt, int in, int o_begin, int o_end)
 {
 	size_t rb = (size_t)in * dtype_size(wt);
-	if (n_rows <= 2) {   /* decode steps: STREAMS far streams, then the leftover rows one by one */
-		stream_fn f1 = streams[wt][0][n_rows - 1], fs = streams[wt][1][n_rows - 1];
-		size_t part = (size_t)(o_end - o_begin) / STREAMS;
-		int o = o_begin;
-		for (; o < o_begin + (int)part; o++)
-			fs(out + o, part, ldo, x, ldx, (const char *)w + (size_t)o * rb, part * rb, in);
-		for (o = o_begin + (int)part * STREAMS; o < o_end; o++)
-			f1(out + o, 1, ldo, x, ldx, (const char *)w + (size_t)o * rb, rb, in);
+	if (n_rows > 2) {
+		gemm_avx2(out, ldo, x, ldx, n_rows, w, wt, in, o_begin, o_end);
 		return;
 	}
-	for (int ob = o_begin; ob < o_end; ob += CHUNK_O) {
-		int oe = ob + CHUNK_O < o_end ? ob + CHUNK_O : o_end;
-		for (int bb = 0; bb < n_rows; bb += CHUNK_B) {
-			int be = bb + CHUNK_B < n_rows ? bb + CHUNK_B : n_rows;
-			for (int o = ob; o < oe; o += 4) {
-				int no = oe - o < 4 ? oe - o : 4;
-				const char *wr = (const char *)w + (size_t)o * rb;
-				for (int b = bb; b < be; b += 2) {
-					int nb = be - b < 2 ? be - b : 2;
-					tiles[wt][no - 1][nb - 1](out + b * ldo + o, ldo, x + b * ldx, ldx, wr, rb, in);
-				}
-			}
-		}
-	}
+	/* decode steps: STREAMS far streams, then the leftover rows one by one */
+	stream_fn f1 = streams[wt][0][n_rows - 1], fs = streams[wt][1][n_rows - 1];
+	size_t part = (size_t)(o_end - o_begin) / STREAMS;
+	int o = o_begin;
+	for (; o < o_begin + (int)part; o++)
+		fs(out + o, part, ldo, x, ldx, (const char *)w + (size_t)o * rb, part * rb, in);
+	for (o = o_begin + (int)part * STREAMS; o < o_end; o++)
+		f1(out + o, 1, ldo, x, ldx, (const char *)w + (size_t)o * rb, rb, in);
 }
 
 static float dot_avx2(const float *a, const float *b, int n)
