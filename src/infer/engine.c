@@ -45,7 +45,7 @@ typedef struct run_state {
 	float *att;      /* [rows][heads*D] attention output */
 	float *hb, *hb2; /* [rows][I] gate, up */
 	float *rope;     /* [rows][2 kinds][cos D/2 | sin D/2] */
-	float *scores;   /* [4 x threads][max_model_len]: one row per chunk of a job */
+	float *scores;   /* [4 x threads][heads per kv head][max_model_len]: per chunk of a job */
 	float *xl;       /* [logit rows][H] final-normed rows */
 	float *logits;   /* [logit rows][V] */
 	int *row_pos;    /* [rows] */
@@ -203,7 +203,13 @@ static void prep_run(void *ctx, int t, int nt)
 	}
 }
 
-/* Attention for (row, head) pairs, split across threads. */
+/* Attention, split across threads in units of (row, kv head, heads): the
+ * query heads of a unit share its keys and values, which the kernels read once
+ * for all of them, one KV block (a contiguous run of positions) at a time.
+ * A unit holds every head of its kv head when there are enough units to keep
+ * the threads busy (prefill), one head otherwise (decode). Per head the sums
+ * are the same whatever the unit: scores q.k (dot_keys), exp(s - max) summed
+ * in position order, then out += (p / sum) v in position order (axpy_values). */
 static void attn_run(void *ctx, int t, int nt)
 {
 	engine *e = ctx;
@@ -213,35 +219,48 @@ static void attn_run(void *ctx, int t, int nt)
 	int D = c->head_dim, qd = c->n_heads * D, group = c->n_heads / c->n_kv_heads, i0, i1;
 	int sliding = c->sliding[e->layer];
 	float scale = 1.0f / sqrtf(c->query_pre_attn_scalar), cap = c->attn_softcap;
-	float *sc = s->scores + (size_t)t * (size_t)e->opt.max_model_len;
-	int bf16 = e->kv_dtype == DTYPE_BF16;
+	int hpu = e->n_rows * c->n_kv_heads >= 2 * nt ? group : 1;   /* heads per unit */
+	size_t ld = (size_t)e->opt.max_model_len;
+	float *sc = s->scores + (size_t)t * (size_t)group * ld;
 	size_t es = dtype_size(e->kv_dtype);
-	team_split(e->n_rows * c->n_heads, t, nt, 1, &i0, &i1);
+	team_split(e->n_rows * (c->n_heads / hpu), t, nt, 1, &i0, &i1);
 	for (int i = i0; i < i1; i++) {
-		int r = i / c->n_heads, h = i % c->n_heads, kh = h / group;
+		int r = i / (c->n_heads / hpu), h0 = i % (c->n_heads / hpu) * hpu, kh = h0 / group;
 		int p = s->row_pos[r], start = 0;
 		if (sliding && p - c->sliding_window + 1 > 0) start = p - c->sliding_window + 1;
-		const float *q = s->q + (size_t)r * qd + (size_t)h * D;
+		int n = p - start + 1;
+		const float *q = s->q + (size_t)r * qd + (size_t)h0 * D;
 		const int32_t *blocks = s->row_blocks[r];
-		float mx = -INFINITY;
-		for (int j = start; j <= p; j++) {
+		for (int j = start; j <= p;) {   /* the keys of one block at a time */
+			int slot = j % KV_BLOCK_TOKENS, nk = KV_BLOCK_TOKENS - slot;
+			if (nk > p + 1 - j) nk = p + 1 - j;
 			const char *kk = (const char *)kv_block_k(e->kv, blocks[j / KV_BLOCK_TOKENS], e->layer) +
-			                 ((size_t)kh * KV_BLOCK_TOKENS + j % KV_BLOCK_TOKENS) * D * es;
-			float a = (bf16 ? k->dot_bf16(q, (const uint16_t *)kk, D) : k->dot(q, (const float *)kk, D)) * scale;
-			if (cap > 0) a = cap * tanhf(a / cap);
-			sc[j - start] = a;
-			if (a > mx) mx = a;
+			                 ((size_t)kh * KV_BLOCK_TOKENS + slot) * D * es;
+			k->dot_keys(sc + (j - start), ld, q, (size_t)D, hpu, kk, e->kv_dtype, nk, D);
+			j += nk;
 		}
-		float sum = 0;
-		for (int j = 0; j <= p - start; j++) { sc[j] = expf(sc[j] - mx); sum += sc[j]; }
-		float inv = 1.0f / sum;
-		float *out = s->att + (size_t)r * qd + (size_t)h * D;
-		memset(out, 0, (size_t)D * sizeof *out);
-		for (int j = start; j <= p; j++) {
+		for (int g = 0; g < hpu; g++) {
+			float *sg = sc + (size_t)g * ld, mx = -INFINITY;
+			for (int j = 0; j < n; j++) {
+				float a = sg[j] * scale;
+				if (cap > 0) a = cap * tanhf(a / cap);
+				sg[j] = a;
+				if (a > mx) mx = a;
+			}
+			float sum = 0;
+			for (int j = 0; j < n; j++) { sg[j] = expf(sg[j] - mx); sum += sg[j]; }
+			float inv = 1.0f / sum;
+			for (int j = 0; j < n; j++) sg[j] *= inv;
+		}
+		float *out = s->att + (size_t)r * qd + (size_t)h0 * D;
+		for (int g = 0; g < hpu; g++) memset(out + (size_t)g * D, 0, (size_t)D * sizeof *out);
+		for (int j = start; j <= p;) {
+			int slot = j % KV_BLOCK_TOKENS, nk = KV_BLOCK_TOKENS - slot;
+			if (nk > p + 1 - j) nk = p + 1 - j;
 			const char *vv = (const char *)kv_block_v(e->kv, blocks[j / KV_BLOCK_TOKENS], e->layer) +
-			                 ((size_t)kh * KV_BLOCK_TOKENS + j % KV_BLOCK_TOKENS) * D * es;
-			if (bf16) k->axpy_bf16(out, sc[j - start] * inv, (const uint16_t *)vv, D);
-			else k->axpy(out, sc[j - start] * inv, (const float *)vv, D);
+			                 ((size_t)kh * KV_BLOCK_TOKENS + slot) * D * es;
+			k->axpy_values(out, (size_t)D, sc + (j - start), ld, hpu, vv, e->kv_dtype, nk, D);
+			j += nk;
 		}
 	}
 }
@@ -409,7 +428,7 @@ static int state_alloc(run_state *s, const model_config *c, const engine_options
 	s->att = calloc(R * qd, 4);
 	s->hb = calloc(R * (size_t)c->intermediate, 4); s->hb2 = calloc(R * (size_t)c->intermediate, 4);
 	s->rope = calloc(R * 2 * D, 4);
-	s->scores = calloc((size_t)threads * 4 * (size_t)o->max_model_len, 4);   /* one per chunk (team.h) */
+	s->scores = calloc((size_t)threads * 4 * (size_t)(c->n_heads / c->n_kv_heads) * (size_t)o->max_model_len, 4); /* per chunk (team.h) */
 	s->xl = calloc(L * H, 4);
 	s->logits = calloc(L * (size_t)c->vocab, 4);
 	s->row_pos = calloc(R, sizeof(int));

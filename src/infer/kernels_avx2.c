@@ -125,7 +125,7 @@ static const stream_fn streams[3][2][2] = { S_DT(0), S_DT(1), S_DT(2) };
 #define GEMM_O 8    /* weight rows per panel */
 #endif
 #ifndef GEMM_B
-#define GEMM_B 48   /* activation rows per chunk (a multiple of 3) */
+#define GEMM_B 192  /* activation rows per chunk (a multiple of 3) */
 #endif
 #ifndef GEMM_K
 #define GEMM_K 512  /* elements per panel (a multiple of 8) */
@@ -293,6 +293,132 @@ static void axpy_avx2(float *y, float a, const float *x, int n)
 	for (; i < n; i++) y[i] += a * x[i];
 }
 
+/* ---- attention: several query heads against one run of keys ---- */
+
+AI __m256 load_kv(const void *base, size_t i, const int kt)
+{
+	return kt == DTYPE_BF16 ? load_w((const char *)base + 2 * i, DTYPE_BF16) : _mm256_loadu_ps((const float *)base + i);
+}
+
+/* NQ (1..4) queries against one key: the operations of dot_avx2 and
+ * dot_bf16_avx2 (two accumulators over 16-element steps, one over the last
+ * 8, a zero-padded tail, one horizontal sum) for each query. */
+AI void dot_key(float *out, size_t ldo, const float *q, size_t ldq, const void *key, int d, const int kt, const int NQ)
+{
+	__m256 s0[4], s1[4];
+#pragma GCC unroll 4
+	for (int g = 0; g < NQ; g++) s0[g] = s1[g] = _mm256_setzero_ps();
+	int i = 0;
+	for (; i + 16 <= d; i += 16) {
+		__m256 k0 = load_kv(key, (size_t)i, kt), k1 = load_kv(key, (size_t)i + 8, kt);
+#pragma GCC unroll 4
+		for (int g = 0; g < NQ; g++) {
+			s0[g] = _mm256_fmadd_ps(_mm256_loadu_ps(q + g * ldq + i), k0, s0[g]);
+			s1[g] = _mm256_fmadd_ps(_mm256_loadu_ps(q + g * ldq + i + 8), k1, s1[g]);
+		}
+	}
+	for (; i + 8 <= d; i += 8) {
+		__m256 k0 = load_kv(key, (size_t)i, kt);
+#pragma GCC unroll 4
+		for (int g = 0; g < NQ; g++) s0[g] = _mm256_fmadd_ps(_mm256_loadu_ps(q + g * ldq + i), k0, s0[g]);
+	}
+	if (i < d) {
+		__m256 k0 = kt == DTYPE_BF16 ? load_w_tail((const char *)key + 2 * i, DTYPE_BF16, d - i)
+		                             : load_x_tail((const float *)key + i, d - i);
+#pragma GCC unroll 4
+		for (int g = 0; g < NQ; g++) s0[g] = _mm256_fmadd_ps(load_x_tail(q + g * ldq + i, d - i), k0, s0[g]);
+	}
+#pragma GCC unroll 4
+	for (int g = 0; g < NQ; g++) out[g * ldo] = hsum(_mm256_add_ps(s0[g], s1[g]));
+}
+
+static void dot_keys_avx2(float *out, size_t ldo, const float *q, size_t ldq, int nq,
+                          const void *keys, dtype kt, int nk, int d)
+{
+	size_t es = kt == DTYPE_BF16 ? 2 : 4;
+	for (int g = 0; g < nq; g += 4) {
+		int n = nq - g < 4 ? nq - g : 4;
+		const float *qg = q + (size_t)g * ldq;
+		float *og = out + (size_t)g * ldo;
+		for (int j = 0; j < nk; j++) {
+			const char *key = (const char *)keys + (size_t)j * d * es;
+			if (kt == DTYPE_BF16) {
+				switch (n) {
+				case 4: dot_key(og + j, ldo, qg, ldq, key, d, DTYPE_BF16, 4); break;
+				case 3: dot_key(og + j, ldo, qg, ldq, key, d, DTYPE_BF16, 3); break;
+				case 2: dot_key(og + j, ldo, qg, ldq, key, d, DTYPE_BF16, 2); break;
+				default: dot_key(og + j, ldo, qg, ldq, key, d, DTYPE_BF16, 1); break;
+				}
+			} else {
+				switch (n) {
+				case 4: dot_key(og + j, ldo, qg, ldq, key, d, DTYPE_F32, 4); break;
+				case 3: dot_key(og + j, ldo, qg, ldq, key, d, DTYPE_F32, 3); break;
+				case 2: dot_key(og + j, ldo, qg, ldq, key, d, DTYPE_F32, 2); break;
+				default: dot_key(og + j, ldo, qg, ldq, key, d, DTYPE_F32, 1); break;
+				}
+			}
+		}
+	}
+}
+
+/* NY (1..4) outputs, 16 elements of each held in registers across all nk
+ * values: per element the same fused multiply-adds, in the same order, as nk
+ * calls of axpy_avx2 / axpy_bf16_avx2. */
+AI void axpy_strip(float *y, size_t ldy, const float *a, size_t lda, const void *vals, int nk, int d, int i,
+                   const int vt, const int NY)
+{
+	__m256 y0[4], y1[4];
+#pragma GCC unroll 4
+	for (int g = 0; g < NY; g++) { y0[g] = _mm256_loadu_ps(y + g * ldy + i); y1[g] = _mm256_loadu_ps(y + g * ldy + i + 8); }
+	for (int j = 0; j < nk; j++) {
+		const void *v = vt == DTYPE_BF16 ? (const void *)((const uint16_t *)vals + (size_t)j * d) : (const void *)((const float *)vals + (size_t)j * d);
+		__m256 v0 = load_kv(v, (size_t)i, vt), v1 = load_kv(v, (size_t)i + 8, vt);
+#pragma GCC unroll 4
+		for (int g = 0; g < NY; g++) {
+			__m256 av = _mm256_set1_ps(a[g * lda + j]);
+			y0[g] = _mm256_fmadd_ps(av, v0, y0[g]);
+			y1[g] = _mm256_fmadd_ps(av, v1, y1[g]);
+		}
+	}
+#pragma GCC unroll 4
+	for (int g = 0; g < NY; g++) { _mm256_storeu_ps(y + g * ldy + i, y0[g]); _mm256_storeu_ps(y + g * ldy + i + 8, y1[g]); }
+}
+
+static void axpy_values_avx2(float *y, size_t ldy, const float *a, size_t lda, int ny,
+                             const void *vals, dtype vt, int nk, int d)
+{
+	if (d % 16) {   /* a scalar tail as in axpy_avx2: call it, for the same bits */
+		for (int g = 0; g < ny; g++)
+			for (int j = 0; j < nk; j++) {
+				if (vt == DTYPE_BF16) axpy_bf16_avx2(y + (size_t)g * ldy, a[(size_t)g * lda + j], (const uint16_t *)vals + (size_t)j * d, d);
+				else axpy_avx2(y + (size_t)g * ldy, a[(size_t)g * lda + j], (const float *)vals + (size_t)j * d, d);
+			}
+		return;
+	}
+	for (int g = 0; g < ny; g += 4) {
+		int n = ny - g < 4 ? ny - g : 4;
+		float *yg = y + (size_t)g * ldy;
+		const float *ag = a + (size_t)g * lda;
+		for (int i = 0; i < d; i += 16) {
+			if (vt == DTYPE_BF16) {
+				switch (n) {
+				case 4: axpy_strip(yg, ldy, ag, lda, vals, nk, d, i, DTYPE_BF16, 4); break;
+				case 3: axpy_strip(yg, ldy, ag, lda, vals, nk, d, i, DTYPE_BF16, 3); break;
+				case 2: axpy_strip(yg, ldy, ag, lda, vals, nk, d, i, DTYPE_BF16, 2); break;
+				default: axpy_strip(yg, ldy, ag, lda, vals, nk, d, i, DTYPE_BF16, 1); break;
+				}
+			} else {
+				switch (n) {
+				case 4: axpy_strip(yg, ldy, ag, lda, vals, nk, d, i, DTYPE_F32, 4); break;
+				case 3: axpy_strip(yg, ldy, ag, lda, vals, nk, d, i, DTYPE_F32, 3); break;
+				case 2: axpy_strip(yg, ldy, ag, lda, vals, nk, d, i, DTYPE_F32, 2); break;
+				default: axpy_strip(yg, ldy, ag, lda, vals, nk, d, i, DTYPE_F32, 1); break;
+				}
+			}
+		}
+	}
+}
+
 static void to_f32_avx2(float *out, const void *w, dtype wt, size_t n)
 {
 	if (dtype_is_quantized(wt)) {
@@ -363,6 +489,8 @@ const kernels kernels_avx2 = {
 	.axpy = axpy_avx2,
 	.dot_bf16 = dot_bf16_avx2,
 	.axpy_bf16 = axpy_bf16_avx2,
+	.dot_keys = dot_keys_avx2,
+	.axpy_values = axpy_values_avx2,
 	.to_f32 = to_f32_avx2,
 	.gelu_mul = gelu_mul_avx2,
 };

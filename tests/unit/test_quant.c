@@ -330,6 +330,47 @@ static void test_bf16_kv_kernels(void)
 	}
 }
 
+/* Attention's dot_keys and axpy_values: per (head, key) the same bits as dot
+ * and axpy (bf16 keys: dot_bf16 / axpy_bf16), for 1..5 heads sharing the
+ * keys, head sizes with and without a tail, in every kernel set. */
+static void test_attention_kernels(void)
+{
+	enum { NK = 9, DMAX = 256, NQ = 5 };
+	static float q[NQ * DMAX], kf[NK * DMAX], sc[NQ * 16], y1[NQ * DMAX], y2[NQ * DMAX];
+	static uint16_t kb[NK * DMAX];
+	const int ds[] = { 256, 16, 45, 8 };
+	const char *sets[] = { "portable", "avx2", "avx512" };
+	for (int i = 0; i < NQ * DMAX; i++) q[i] = frand();
+	for (int i = 0; i < NK * DMAX; i++) { kf[i] = frand(); kb[i] = f32_to_bf16(frand()); }
+	for (int si = 0; si < 3; si++) {
+		const kernels *k = kernels_get(sets[si]);
+		if (!k) continue;
+		for (size_t di = 0; di < sizeof ds / sizeof *ds; di++) {
+			int d = ds[di];
+			for (int nq = 1; nq <= NQ; nq++)
+				for (int bf = 0; bf < 2; bf++) {
+					const void *keys = bf ? (const void *)kb : (const void *)kf;
+					dtype kt = bf ? DTYPE_BF16 : DTYPE_F32;
+					k->dot_keys(sc, 16, q, (size_t)d, nq, keys, kt, NK, d);
+					for (int g = 0; g < nq; g++)
+						for (int j = 0; j < NK; j++) {
+							float want = bf ? k->dot_bf16(q + g * d, kb + j * d, d) : k->dot(q + g * d, kf + j * d, d);
+							T_EQ_MEM(&sc[g * 16 + j], &want, sizeof want);
+						}
+					memcpy(y1, q, sizeof y1);
+					memcpy(y2, q, sizeof y2);
+					k->axpy_values(y1, (size_t)d, sc, 16, nq, keys, kt, NK, d);
+					for (int g = 0; g < nq; g++)
+						for (int j = 0; j < NK; j++) {
+							if (bf) k->axpy_bf16(y2 + g * d, sc[g * 16 + j], kb + j * d, d);
+							else k->axpy(y2 + g * d, sc[g * 16 + j], kf + j * d, d);
+						}
+					T_EQ_MEM(y1, y2, (size_t)nq * d * sizeof(float));
+				}
+		}
+	}
+}
+
 /* Every build's quantize_x writes the same bytes as quant_quantize_x,
  * including values exactly halfway between codes and all-zero blocks. */
 static void test_quantize_x_kernels(void)
@@ -367,6 +408,7 @@ int main(void)
 	T_RUN(test_dot_vs_dequant);
 	T_RUN(test_matmul_q_kernels);
 	T_RUN(test_bf16_kv_kernels);
+	T_RUN(test_attention_kernels);
 	T_RUN(test_quantize_x_kernels);
 	return T_END();
 }
