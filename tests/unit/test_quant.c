@@ -306,6 +306,46 @@ static void test_matmul_q_kernels(void)
 	}
 }
 
+/* The float matmul at prefill sizes: more activation rows than one chunk of
+ * the matrix tiles and rows longer than one weight panel (kernels_avx2.c:
+ * GEMM_B, GEMM_K), with a tail: every row's outputs are the bits of that row
+ * alone (a decode-shaped call), for any range of output rows, and near the
+ * portable kernels, for bf16, f16 and f32 weights, in every kernel set. */
+static void test_matmul_large(void)
+{
+	enum { IN = 1101, OUT = 29, B = 203 };
+	static float x[B * IN], got[B * OUT], part[B * OUT], alone[OUT], ref[B * OUT];
+	static unsigned char w[OUT * IN * 4 + 1];
+	const char *sets[] = { "avx2", "avx512" };
+	const kernels *p = kernels_get("portable");
+	for (int i = 0; i < B * IN; i++) x[i] = frand();
+	for (int dt = 0; dt < 3; dt++) {
+		size_t es = dtype_size((dtype)dt);
+		for (int i = 0; i < OUT * IN; i++) {
+			float f = frand() * 0.1f;
+			uint16_t h = dt == DTYPE_BF16 ? f32_to_bf16(f) : f32_to_f16(f);
+			if (dt == DTYPE_F32) memcpy(w + 1 + i * es, &f, 4);
+			else memcpy(w + 1 + i * es, &h, 2);
+		}
+		p->matmul(ref, OUT, x, IN, B, w + 1, (dtype)dt, IN, 0, OUT);
+		for (int si = 0; si < 2; si++) {
+			const kernels *k = kernels_get(sets[si]);
+			if (!k) continue;
+			k->matmul(got, OUT, x, IN, B, w + 1, (dtype)dt, IN, 0, OUT);
+			for (int i = 0; i < B * OUT; i++) T_NEAR(got[i], ref[i], 1e-4 * (1 + fabs(ref[i])));
+			for (int b = 0; b < B; b += 17) {
+				k->matmul(alone, OUT, x + (size_t)b * IN, IN, 1, w + 1, (dtype)dt, IN, 0, OUT);
+				T_EQ_MEM(alone, got + (size_t)b * OUT, sizeof alone);
+			}
+			memset(part, 0, sizeof part);
+			k->matmul(part, OUT, x, IN, B, w + 1, (dtype)dt, IN, 0, 5);
+			k->matmul(part, OUT, x, IN, B, w + 1, (dtype)dt, IN, 5, 18);
+			k->matmul(part, OUT, x, IN, B, w + 1, (dtype)dt, IN, 18, OUT);
+			T_EQ_MEM(part, got, sizeof part);
+		}
+	}
+}
+
 /* The bf16 KV cache's dot and axpy equal the f32 ones on the widened values,
  * bit for bit, in every kernel set (same summation order), at every length. */
 static void test_bf16_kv_kernels(void)
@@ -407,6 +447,7 @@ int main(void)
 	T_RUN(test_roundtrip_error);
 	T_RUN(test_dot_vs_dequant);
 	T_RUN(test_matmul_q_kernels);
+	T_RUN(test_matmul_large);
 	T_RUN(test_bf16_kv_kernels);
 	T_RUN(test_attention_kernels);
 	T_RUN(test_quantize_x_kernels);
