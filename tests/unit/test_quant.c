@@ -306,6 +306,39 @@ static void test_matmul_q_kernels(void)
 	}
 }
 
+/* matmul_q past one chunk of activation rows and of weight rows (quant_avx2.c:
+ * CHUNK_B, CHUNK_O): every row's outputs are the bits of that row alone and
+ * of any split of the output rows. */
+static void test_matmul_q_large(void)
+{
+	enum { IN = 512, OUT = 71, B = 150 };
+	static float w[OUT * IN], x[B * IN], got[B * OUT], part[B * OUT], alone[OUT];
+	static unsigned char wq[OUT * IN * 2], xq[B * IN * 2];
+	const char *sets[] = { "portable", "avx2", "avx512" };
+	for (int ti = 0; ti < 4; ti++) {
+		dtype t = qtypes[ti];
+		size_t rb = dtype_row_bytes(t, IN), xb = quant_x_row_bytes(t, IN);
+		for (int i = 0; i < OUT * IN; i++) w[i] = frand() * 0.05f;
+		for (int i = 0; i < B * IN; i++) x[i] = frand();
+		for (int o = 0; o < OUT; o++) quant_quantize_row(t, wq + o * rb, w + o * IN, IN);
+		for (int b = 0; b < B; b++) quant_quantize_x(t, xq + b * xb, x + b * IN, IN);
+		for (int si = 0; si < 3; si++) {
+			const kernels *k = kernels_get(sets[si]);
+			if (!k) continue;
+			k->matmul_q(got, OUT, xq, xb, B, wq, t, IN, 0, OUT);
+			for (int b = 0; b < B; b += 13) {
+				k->matmul_q(alone, OUT, xq + b * xb, xb, 1, wq, t, IN, 0, OUT);
+				T_EQ_MEM(alone, got + b * OUT, sizeof alone);
+			}
+			memset(part, 0, sizeof part);
+			k->matmul_q(part, OUT, xq, xb, B, wq, t, IN, 0, 3);
+			k->matmul_q(part, OUT, xq, xb, B, wq, t, IN, 3, 66);
+			k->matmul_q(part, OUT, xq, xb, B, wq, t, IN, 66, OUT);
+			T_EQ_MEM(part, got, sizeof part);
+		}
+	}
+}
+
 /* The float matmul at prefill sizes: more activation rows than one chunk of
  * the matrix tiles and rows longer than one weight panel (kernels_avx2.c:
  * GEMM_B, GEMM_K), with a tail: every row's outputs are the bits of that row
@@ -447,6 +480,7 @@ int main(void)
 	T_RUN(test_roundtrip_error);
 	T_RUN(test_dot_vs_dequant);
 	T_RUN(test_matmul_q_kernels);
+	T_RUN(test_matmul_q_large);
 	T_RUN(test_matmul_large);
 	T_RUN(test_bf16_kv_kernels);
 	T_RUN(test_attention_kernels);
