@@ -68,6 +68,7 @@ struct engine {
 	run_state s;
 	/* the current step, read by the thread jobs */
 	int n_rows, n_logits, layer;
+	int norm_stage;   /* what norm_run does: NORM_* */
 	const engine_item *items;
 };
 
@@ -162,6 +163,38 @@ static void mm_run(void *ctx, int t, int nt)
 			for (int o = o0; o < o1; o++) g[o] = j->softcap * tanhf(g[o] / j->softcap);
 		}
 	}
+}
+
+/* The row-wise norms and residual adds between the matmuls, split by rows:
+ * NORM_INPUT xb = rmsnorm(x); NORM_ATTN x += rmsnorm(xb2), xb = rmsnorm(x);
+ * NORM_FF x += rmsnorm(xb2). Each row is computed as on one thread. */
+enum { NORM_INPUT, NORM_ATTN, NORM_FF };
+static void norm_run(void *ctx, int t, int nt)
+{
+	engine *e = ctx;
+	const model_config *c = &e->m->cfg;
+	const layer_weights *w = &e->m->layers[e->layer];
+	run_state *s = &e->s;
+	int H = c->hidden, r0, r1;
+	team_split(e->n_rows, t, nt, 1, &r0, &r1);
+	for (int r = r0; r < r1; r++) {
+		float *x = s->x + (size_t)r * H, *y = s->xb2 + (size_t)r * H, *xb = s->xb + (size_t)r * H;
+		if (e->norm_stage == NORM_INPUT) {
+			rmsnorm(xb, x, w->input_norm, H, c->rms_eps);
+			continue;
+		}
+		rmsnorm(y, y, e->norm_stage == NORM_ATTN ? w->post_attn_norm : w->post_ff_norm, H, c->rms_eps);
+		for (int h = 0; h < H; h++) x[h] += y[h];
+		if (e->norm_stage == NORM_ATTN) rmsnorm(xb, x, w->pre_ff_norm, H, c->rms_eps);
+	}
+}
+
+/* Across the team for prefill-sized steps; a decode step's few rows cost less
+ * than waking the team. */
+static void norms(engine *e)
+{
+	if (e->n_rows >= 16) team_run(e->team, norm_run, e);
+	else norm_run(e, 0, 1);
 }
 
 /* q/k norms, RoPE, and K/V into the cache, split by rows. */
@@ -305,29 +338,22 @@ static void forward(engine *e)
 	for (int l = 0; l < c->n_layers; l++) {
 		const layer_weights *w = &m->layers[l];
 		e->layer = l;
-		for (r = 0; r < n; r++)
-			rmsnorm(s->xb + (size_t)r * H, s->x + (size_t)r * H, w->input_norm, H, c->rms_eps);
+		e->norm_stage = NORM_INPUT;
+		norms(e);
 		mm_job qkv = { .e = e, .x = s->xb, .n_rows = n, .in = H, .n_mats = 3,
 		               .w = { &w->q, &w->k, &w->v }, .out = { s->q, s->k, s->v } };
 		mm_dispatch(e, &qkv, 0);
 		team_run(e->team, prep_run, e);
 		team_run(e->team, attn_run, e);
 		matmul_par(e, s->xb2, s->att, n, &w->o);
-		for (r = 0; r < n; r++) {
-			float *x = s->x + (size_t)r * H, *y = s->xb2 + (size_t)r * H;
-			rmsnorm(y, y, w->post_attn_norm, H, c->rms_eps);
-			for (int h = 0; h < H; h++) x[h] += y[h];
-			rmsnorm(s->xb + (size_t)r * H, x, w->pre_ff_norm, H, c->rms_eps);
-		}
+		e->norm_stage = NORM_ATTN;
+		norms(e);
 		mm_job glu = { .e = e, .x = s->xb, .n_rows = n, .in = H, .n_mats = 2, .glu = 1,
 		               .w = { &w->gate, &w->up }, .out = { s->hb, s->hb2 } };
 		mm_dispatch(e, &glu, 0);
 		matmul_par(e, s->xb2, s->hb, n, &w->down);
-		for (r = 0; r < n; r++) {
-			float *x = s->x + (size_t)r * H, *y = s->xb2 + (size_t)r * H;
-			rmsnorm(y, y, w->post_ff_norm, H, c->rms_eps);
-			for (int h = 0; h < H; h++) x[h] += y[h];
-		}
+		e->norm_stage = NORM_FF;
+		norms(e);
 	}
 
 	if (e->n_logits == 0) return;
