@@ -290,7 +290,7 @@ static void axpy_values_avx512(float *y, size_t ldy, const float *a, size_t lda,
 const kernels kernels_avx512 = {
 	.name = "avx512",
 	.matmul = matmul_avx512,
-	.matmul_q = quant_matmul_avx2,
+	.matmul_q = quant_matmul_avx512,
 	.quantize_x = quant_quantize_x_avx2,
 	.dot = dot_avx512,
 	.axpy = axpy_avx512,

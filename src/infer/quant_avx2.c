@@ -59,6 +59,22 @@ AI __m256i q4_0_nibbles(const unsigned char *qs)
 	return _mm256_and_si256(v, _mm256_set1_epi8(15));
 }
 
+/* The integer sum of a pair of blocks as 8 lanes, each lane the sum of 4
+ * adjacent byte products u * s (u unsigned, s signed): madd(maddubs(u, s), 1)
+ * in AVX2, or one AVX512-VNNI vpdpbusd, which gives the same lanes (no 16-bit
+ * sum saturates here: at most 2 x 127 x 127). The instruction is written out
+ * so that this file keeps its AVX2 flags; it runs only where the CPU has
+ * AVX512_VNNI and AVX512VL (quant_matmul_avx512). */
+AI __m256i pair_sum(__m256i u, __m256i s, __m256i ones, const int VNNI)
+{
+	if (VNNI) {
+		__m256i acc = _mm256_setzero_si256();
+		__asm__("%{evex%} vpdpbusd %2, %1, %0" : "+x"(acc) : "x"(u), "x"(s));
+		return acc;
+	}
+	return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), ones);
+}
+
 /* Rows of Q8_0 or Q4_0 (WT) against NB activation rows; NO weight rows given
  * by their pointers, outputs at out[a][b]. Per block and pair the integer sum
  * is madd(maddubs(|w|, sign(x, w)), 1) for Q8_0 and madd(maddubs(nibbles,
@@ -69,7 +85,7 @@ AI __m256i q4_0_nibbles(const unsigned char *qs)
  * NO x NB accumulators stay in registers: matrix tiles are 2 x 4 (see
  * quant_matmul_avx2), decode tiles 4 x 1-2. */
 AI void tile_small(float *const *outp, size_t ldo, const char *const *wr, const char *xq, size_t ldxq,
-                   int nblocks, const int WT, const int NO, const int NB)
+                   int nblocks, const int WT, const int NO, const int NB, const int VNNI)
 {
 	const size_t bb = WT == DTYPE_Q8_0 ? sizeof(block_q8_0) : sizeof(block_q4_0);
 	const __m256i ones = _mm256_set1_epi16(1);
@@ -102,9 +118,9 @@ AI void tile_small(float *const *outp, size_t ldo, const char *const *wr, const 
 			for (int a = 0; a < NO; a++) {
 				__m256i si;
 				if (WT == DTYPE_Q8_0) {
-					si = _mm256_madd_epi16(_mm256_maddubs_epi16(aw[a], _mm256_sign_epi8(xv, wv[a])), ones);
+					si = pair_sum(aw[a], _mm256_sign_epi8(xv, wv[a]), ones, VNNI);
 				} else {   /* sum (nibble - 8) x = sum nibble x - 8 sum x, the last in lane 0 */
-					si = _mm256_madd_epi16(_mm256_maddubs_epi16(aw[a], xv), ones);
+					si = pair_sum(aw[a], xv, ones, VNNI);
 					si = _mm256_sub_epi32(si, off);
 				}
 				acc[a][b] = _mm256_fmadd_ps(_mm256_mul_ps(dw[a], dx), _mm256_cvtepi32_ps(si), acc[a][b]);
@@ -223,6 +239,7 @@ AI void tile_super(float *const *outp, size_t ldo, const char *const *wr, const 
 }
 
 typedef void (*qtile_fn)(float *const *, size_t, const char *const *, const char *, size_t, int);
+#define tile_small(o, ldo, w, x, ldx, nb, WT, NO, NB) tile_small(o, ldo, w, x, ldx, nb, WT, NO, NB, 0)
 #define QT(WT, KIND, NO, NB) \
 	static void qt_##WT##_##NO##_##NB(float *const *o, size_t ldo, const char *const *w, const char *x, size_t ldx, int nb) \
 	{ tile_##KIND(o, ldo, w, x, ldx, nb, WT, NO, NB); }
@@ -235,11 +252,23 @@ static const qtile_fn qtiles[4][3][4] = {
 	{ QR(3, 1), QR(3, 2), QR(3, 4) }, { QR(4, 1), QR(4, 2), QR(4, 4) },
 	{ QR(5, 1), QR(5, 2), QR(5, 4) }, { QR(6, 1), QR(6, 2), QR(6, 4) },
 };
+#undef tile_small
+/* the same small-block tiles with vpdpbusd (same bits) */
+#define QV(WT, NO, NB) \
+	static void qv_##WT##_##NO##_##NB(float *const *o, size_t ldo, const char *const *w, const char *x, size_t ldx, int nb) \
+	{ tile_small(o, ldo, w, x, ldx, nb, WT, NO, NB, 1); }
+#define QV_NO(WT, NO) QV(WT, NO, 1) QV(WT, NO, 2) QV(WT, NO, 3) QV(WT, NO, 4)
+QV_NO(3, 1) QV_NO(3, 2) QV_NO(3, 4) QV_NO(4, 1) QV_NO(4, 2) QV_NO(4, 4)
+#define QVR(WT, NO) { qv_##WT##_##NO##_1, qv_##WT##_##NO##_2, qv_##WT##_##NO##_3, qv_##WT##_##NO##_4 }
+static const qtile_fn qtiles_vnni[4][3][4] = {
+	{ QVR(3, 1), QVR(3, 2), QVR(3, 4) }, { QVR(4, 1), QVR(4, 2), QVR(4, 4) },
+	{ QR(5, 1), QR(5, 2), QR(5, 4) }, { QR(6, 1), QR(6, 2), QR(6, 4) },
+};
 
 enum { CHUNK_O = 64, CHUNK_B = 64 };
 
-void quant_matmul_avx2(float *out, size_t ldo, const void *xq, size_t ldxq, int n_rows,
-                       const void *w, dtype wt, int in, int o_begin, int o_end)
+static void quant_matmul(const qtile_fn (*qtiles)[3][4], float *out, size_t ldo, const void *xq, size_t ldxq,
+                         int n_rows, const void *w, dtype wt, int in, int o_begin, int o_end)
 {
 	const int ti = (int)wt - DTYPE_Q8_0;
 	size_t rb = dtype_row_bytes(wt, (size_t)in);
@@ -288,6 +317,19 @@ void quant_matmul_avx2(float *out, size_t ldo, const void *xq, size_t ldxq, int 
 				}
 		}
 	}
+}
+
+void quant_matmul_avx2(float *out, size_t ldo, const void *xq, size_t ldxq, int n_rows,
+                       const void *w, dtype wt, int in, int o_begin, int o_end)
+{
+	quant_matmul(qtiles, out, ldo, xq, ldxq, n_rows, w, wt, in, o_begin, o_end);
+}
+
+void quant_matmul_avx512(float *out, size_t ldo, const void *xq, size_t ldxq, int n_rows,
+                         const void *w, dtype wt, int in, int o_begin, int o_end)
+{
+	int vnni = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl");
+	quant_matmul(vnni ? qtiles_vnni : qtiles, out, ldo, xq, ldxq, n_rows, w, wt, in, o_begin, o_end);
 }
 
 /* ---- activation rows to 8-bit blocks: the same numbers as quant_quantize_x
