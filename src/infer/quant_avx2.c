@@ -20,9 +20,12 @@
  * thread split it falls in, so results do not depend on the batch.
  *
  * Tiles: one weight block is expanded once and used against up to 4
- * activation rows. With 1 or 2 activation rows (decode steps), 4 weight rows
- * far apart (one from each quarter of the caller's rows) are walked together,
- * 4 sequential streams the prefetchers follow (see kernels_avx2.c).
+ * activation rows: 2 weight rows x 4 activation rows for Q8_0/Q4_0 (the 8
+ * accumulators stay in registers), 4 x 4 for the K types. With 1 or 2
+ * activation rows (decode steps), 4 weight rows far apart (one from each
+ * quarter of the caller's rows) are walked together, 4 sequential streams the
+ * prefetchers follow (see kernels_avx2.c). On CPUs with AVX512_VNNI the
+ * avx512 kernels run the Q8_0/Q4_0 tiles with vpdpbusd (pair_sum).
  */
 #include <immintrin.h>
 #include <string.h>
