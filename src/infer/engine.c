@@ -272,19 +272,7 @@ static void attn_run(void *ctx, int t, int nt)
 			k->dot_keys(sc + (j - start), ld, q, (size_t)D, hpu, kk, e->kv_dtype, nk, D);
 			j += nk;
 		}
-		for (int g = 0; g < hpu; g++) {
-			float *sg = sc + (size_t)g * ld, mx = -INFINITY;
-			for (int j = 0; j < n; j++) {
-				float a = sg[j] * scale;
-				if (cap > 0) a = cap * tanhf(a / cap);
-				sg[j] = a;
-				if (a > mx) mx = a;
-			}
-			float sum = 0;
-			for (int j = 0; j < n; j++) { sg[j] = expf(sg[j] - mx); sum += sg[j]; }
-			float inv = 1.0f / sum;
-			for (int j = 0; j < n; j++) sg[j] *= inv;
-		}
+		for (int g = 0; g < hpu; g++) k->softmax(sc + (size_t)g * ld, n, scale, cap);
 		float *out = s->att + (size_t)r * qd + (size_t)h0 * D;
 		for (int g = 0; g < hpu; g++) memset(out + (size_t)g * D, 0, (size_t)D * sizeof *out);
 		for (int j = start; j <= p;) {

@@ -171,6 +171,20 @@ static void axpy_bf16_portable(float *y, float a, const uint16_t *x, int n)
 	for (int i = 0; i < n; i++) y[i] += a * bf16_to_f32(x[i]);
 }
 
+static void softmax_portable(float *s, int n, float scale, float cap)
+{
+	float mx = -INFINITY, sum = 0;
+	for (int j = 0; j < n; j++) {
+		float a = s[j] * scale;
+		if (cap > 0) a = cap * tanhf(a / cap);
+		s[j] = a;
+		if (a > mx) mx = a;
+	}
+	for (int j = 0; j < n; j++) { s[j] = expf(s[j] - mx); sum += s[j]; }
+	float inv = 1.0f / sum;
+	for (int j = 0; j < n; j++) s[j] *= inv;
+}
+
 static void gelu_mul_portable(float *g, const float *u, int n)
 {
 	for (int i = 0; i < n; i++) {
@@ -268,6 +282,7 @@ const kernels kernels_portable = {
 	.axpy_bf16 = axpy_bf16_portable,
 	.dot_keys = dot_keys_portable,
 	.axpy_values = axpy_values_portable,
+	.softmax = softmax_portable,
 	.to_f32 = to_f32_portable,
 	.gelu_mul = gelu_mul_portable,
 };

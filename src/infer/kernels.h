@@ -75,6 +75,11 @@ typedef struct kernels {
 	 * order: the same bits as nk calls of axpy / axpy_bf16 per head. */
 	void (*axpy_values)(float *y, size_t ldy, const float *a, size_t lda, int ny,
 	                    const void *vals, dtype vt, int nk, int d);
+	/* One row of attention scores in place: a_j = s[j] * scale (then cap x
+	 * tanh(a_j / cap) when cap > 0), s[j] = e^(a_j - max a) / sum of those.
+	 * The builds differ in the last bits (their exp); each computes a row of
+	 * a given length the same way wherever it runs. */
+	void (*softmax)(float *s, int n, float scale, float cap);
 	void (*to_f32)(float *out, const void *w, dtype wt, size_t n); /* convert n elements */
 	/* g[i] = gelu_tanh(g[i]) * u[i] for i in [0, n): the GeGLU of the MLP, with
 	 * gelu_tanh(x) = 0.5 x (1 + tanh(c (x + 0.044715 x^3))) computed as the

@@ -14,6 +14,7 @@
  * into a zero-padded vector first.
  */
 #include <immintrin.h>
+#include <math.h>
 #include <string.h>
 #include "infer/kernels.h"
 #include "infer/quant.h"
@@ -466,6 +467,57 @@ AI __m256 exp_ps(__m256 x)
 	return _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
 }
 
+/* The softmax's exponentials 8 at a time (exp_ps; below e^-87 they are 0),
+ * summed in 8 lanes and then across them; the tail as a vector padded with
+ * -inf. */
+static void softmax_avx2(float *s, int n, float scale, float cap)
+{
+	const __m256 sv = _mm256_set1_ps(scale), lo = _mm256_set1_ps(-87.0f);
+	__m256 mv = _mm256_set1_ps(-INFINITY);
+	float mx = -INFINITY;
+	int j = 0;
+	if (cap > 0) {
+		for (; j < n; j++) {
+			float a = cap * tanhf(s[j] * scale / cap);
+			s[j] = a;
+			if (a > mx) mx = a;
+		}
+	} else {
+		for (; j + 8 <= n; j += 8) {
+			__m256 a = _mm256_mul_ps(_mm256_loadu_ps(s + j), sv);
+			_mm256_storeu_ps(s + j, a);
+			mv = _mm256_max_ps(mv, a);
+		}
+		for (; j < n; j++) {
+			s[j] *= scale;
+			if (s[j] > mx) mx = s[j];
+		}
+		__m128 h = _mm_max_ps(_mm256_castps256_ps128(mv), _mm256_extractf128_ps(mv, 1));
+		h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+		h = _mm_max_ss(h, _mm_movehdup_ps(h));
+		if (_mm_cvtss_f32(h) > mx) mx = _mm_cvtss_f32(h);
+	}
+	const __m256 m = _mm256_set1_ps(mx);
+	__m256 sum = _mm256_setzero_ps();
+	for (j = 0; j < n; j += 8) {
+		float tmp[8] = { -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY };
+		int k = n - j < 8 ? n - j : 8;
+		if (k < 8) memcpy(tmp, s + j, (size_t)k * 4);
+		__m256 x = _mm256_sub_ps(k < 8 ? _mm256_loadu_ps(tmp) : _mm256_loadu_ps(s + j), m);
+		__m256 e = _mm256_and_ps(exp_ps(x), _mm256_cmp_ps(x, lo, _CMP_GE_OQ));
+		sum = _mm256_add_ps(sum, e);
+		if (k < 8) {
+			_mm256_storeu_ps(tmp, e);
+			memcpy(s + j, tmp, (size_t)k * 4);
+		} else {
+			_mm256_storeu_ps(s + j, e);
+		}
+	}
+	const __m256 inv = _mm256_set1_ps(1.0f / hsum(sum));
+	for (j = 0; j + 8 <= n; j += 8) _mm256_storeu_ps(s + j, _mm256_mul_ps(_mm256_loadu_ps(s + j), inv));
+	for (; j < n; j++) s[j] *= _mm256_cvtss_f32(inv);
+}
+
 static void gelu_mul_avx2(float *g, const float *u, int n)
 {
 	const __m256 c = _mm256_set1_ps(-1.5957691216057308f), k = _mm256_set1_ps(0.044715f), one = _mm256_set1_ps(1.0f);
@@ -496,6 +548,7 @@ const kernels kernels_avx2 = {
 	.axpy_bf16 = axpy_bf16_avx2,
 	.dot_keys = dot_keys_avx2,
 	.axpy_values = axpy_values_avx2,
+	.softmax = softmax_avx2,
 	.to_f32 = to_f32_avx2,
 	.gelu_mul = gelu_mul_avx2,
 };

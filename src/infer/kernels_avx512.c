@@ -287,6 +287,12 @@ static void axpy_values_avx512(float *y, size_t ldy, const float *a, size_t lda,
 		}
 }
 
+/* the AVX2 softmax: its share of a step is small, one copy is enough */
+static void softmax_avx512(float *s, int n, float scale, float cap)
+{
+	kernels_avx2.softmax(s, n, scale, cap);
+}
+
 const kernels kernels_avx512 = {
 	.name = "avx512",
 	.matmul = matmul_avx512,
@@ -298,6 +304,7 @@ const kernels kernels_avx512 = {
 	.axpy_bf16 = axpy_bf16_avx512,
 	.dot_keys = dot_keys_avx512,
 	.axpy_values = axpy_values_avx512,
+	.softmax = softmax_avx512,
 	.to_f32 = to_f32_avx512,
 	.gelu_mul = gelu_mul_avx512,
 };

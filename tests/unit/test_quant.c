@@ -444,6 +444,43 @@ static void test_attention_kernels(void)
 	}
 }
 
+/* Every build's softmax near the portable one (its own exp), summing to 1,
+ * at lengths with and without a tail, with far-below-max scores at 0, with
+ * and without a logit cap; the same bits for a row wherever it runs. */
+static void test_softmax_kernels(void)
+{
+	enum { N = 203 };
+	static float in[N], ref[N], got[N], again[N];
+	const char *sets[] = { "avx2", "avx512" };
+	const kernels *p = kernels_get("portable");
+	for (int i = 0; i < N; i++) in[i] = frand() * 40;
+	in[5] = -1e4f;   /* e^(a - max) far below the smallest float */
+	for (int si = 0; si < 2; si++) {
+		const kernels *k = kernels_get(sets[si]);
+		if (!k) continue;
+		const int ns[] = { 1, 7, 8, 9, 64, N };
+		for (size_t ni = 0; ni < sizeof ns / sizeof *ns; ni++)
+			for (int capped = 0; capped < 2; capped++) {
+				int n = ns[ni];
+				float cap = capped ? 30.0f : 0.0f;
+				memcpy(ref, in, sizeof ref);
+				memcpy(got, in, sizeof got);
+				p->softmax(ref, n, 0.0625f, cap);
+				k->softmax(got, n, 0.0625f, cap);
+				double sum = 0;
+				for (int j = 0; j < n; j++) {
+					T_NEAR(got[j], ref[j], 1e-6 + 1e-5 * ref[j]);
+					sum += got[j];
+				}
+				T_NEAR(sum, 1.0, 1e-5);
+				if (n > 5 && !capped) T_CHECK(got[5] == 0.0f);   /* capped, it is e^-60 or so */
+				memcpy(again, in, sizeof again);
+				k->softmax(again, n, 0.0625f, cap);
+				T_EQ_MEM(again, got, (size_t)n * sizeof(float));
+			}
+	}
+}
+
 /* Every build's quantize_x writes the same bytes as quant_quantize_x,
  * including values exactly halfway between codes and all-zero blocks. */
 static void test_quantize_x_kernels(void)
@@ -484,6 +521,7 @@ int main(void)
 	T_RUN(test_matmul_large);
 	T_RUN(test_bf16_kv_kernels);
 	T_RUN(test_attention_kernels);
+	T_RUN(test_softmax_kernels);
 	T_RUN(test_quantize_x_kernels);
 	return T_END();
 }
