@@ -78,8 +78,13 @@ struct engine {
 /* out = x * rsqrt(mean(x^2) + eps) * w, where w already holds (1 + weight). */
 static void rmsnorm(float *out, const float *x, const float *w, int n, float eps)
 {
-	double ss = 0;
-	for (int i = 0; i < n; i++) ss += (double)x[i] * x[i];
+	/* four partial sums: one chain of dependent double adds was ~3% of a prefill */
+	double s4[4] = { 0, 0, 0, 0 };
+	int i = 0;
+	for (; i + 4 <= n; i += 4)
+		for (int l = 0; l < 4; l++) s4[l] += (double)x[i + l] * x[i + l];
+	for (; i < n; i++) s4[0] += (double)x[i] * x[i];
+	double ss = (s4[0] + s4[1]) + (s4[2] + s4[3]);
 	float r = (float)(1.0 / sqrt(ss / n + eps));
 	for (int i = 0; i < n; i++) out[i] = x[i] * r * w[i];
 }
