@@ -50,7 +50,8 @@ typedef struct kernels {
 	const char *name;                  /* "portable", "avx2", "avx512" */
 	/* out[b*ldo + o] = sum_i w[o*in + i] * x[b*ldx + i]
 	 * for b in [0, n_rows), o in [o_begin, o_end). w is [out][in] of type wt.
-	 * Each weight row is read once from memory for all n_rows activations. */
+	 * Each weight row is read from memory once per chunk of activation rows
+	 * (64-120 of them, per build), not once per row. */
 	void (*matmul)(float *out, size_t ldo, const float *x, size_t ldx, int n_rows,
 	               const void *w, dtype wt, int in, int o_begin, int o_end);
 	/* The same for weights of a block type wt (quant.h), against activation
