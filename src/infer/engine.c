@@ -45,7 +45,7 @@ typedef struct run_state {
 	float *att;      /* [rows][heads*D] attention output */
 	float *hb, *hb2; /* [rows][I] gate, up */
 	float *rope;     /* [rows][2 kinds][cos D/2 | sin D/2] */
-	float *scores;   /* [4 x threads][max_model_len]: one row per chunk of a job */
+	float *scores;   /* [4 x threads][heads per kv head][max_model_len]: per chunk of a job */
 	float *xl;       /* [logit rows][H] final-normed rows */
 	float *logits;   /* [logit rows][V] */
 	int *row_pos;    /* [rows] */
@@ -69,6 +69,7 @@ struct engine {
 	run_state s;
 	/* the current step, read by the thread jobs */
 	int n_rows, n_logits, layer;
+	int norm_stage;   /* what norm_run does: NORM_* */
 	const engine_item *items;
 };
 
@@ -78,8 +79,13 @@ struct engine {
 /* out = x * rsqrt(mean(x^2) + eps) * w, where w already holds (1 + weight). */
 static void rmsnorm(float *out, const float *x, const float *w, int n, float eps)
 {
-	double ss = 0;
-	for (int i = 0; i < n; i++) ss += (double)x[i] * x[i];
+	/* four partial sums: one chain of dependent double adds was ~3% of a prefill */
+	double s4[4] = { 0, 0, 0, 0 };
+	int i = 0;
+	for (; i + 4 <= n; i += 4)
+		for (int l = 0; l < 4; l++) s4[l] += (double)x[i + l] * x[i + l];
+	for (; i < n; i++) s4[0] += (double)x[i] * x[i];
+	double ss = (s4[0] + s4[1]) + (s4[2] + s4[3]);
 	float r = (float)(1.0 / sqrt(ss / n + eps));
 	for (int i = 0; i < n; i++) out[i] = x[i] * r * w[i];
 }
@@ -165,6 +171,38 @@ static void mm_run(void *ctx, int t, int nt)
 	}
 }
 
+/* The row-wise norms and residual adds between the matmuls, split by rows:
+ * NORM_INPUT xb = rmsnorm(x); NORM_ATTN x += rmsnorm(xb2), xb = rmsnorm(x);
+ * NORM_FF x += rmsnorm(xb2). Each row is computed as on one thread. */
+enum { NORM_INPUT, NORM_ATTN, NORM_FF };
+static void norm_run(void *ctx, int t, int nt)
+{
+	engine *e = ctx;
+	const model_config *c = &e->m->cfg;
+	const layer_weights *w = &e->m->layers[e->layer];
+	run_state *s = &e->s;
+	int H = c->hidden, r0, r1;
+	team_split(e->n_rows, t, nt, 1, &r0, &r1);
+	for (int r = r0; r < r1; r++) {
+		float *x = s->x + (size_t)r * H, *y = s->xb2 + (size_t)r * H, *xb = s->xb + (size_t)r * H;
+		if (e->norm_stage == NORM_INPUT) {
+			rmsnorm(xb, x, w->input_norm, H, c->rms_eps);
+			continue;
+		}
+		rmsnorm(y, y, e->norm_stage == NORM_ATTN ? w->post_attn_norm : w->post_ff_norm, H, c->rms_eps);
+		for (int h = 0; h < H; h++) x[h] += y[h];
+		if (e->norm_stage == NORM_ATTN) rmsnorm(xb, x, w->pre_ff_norm, H, c->rms_eps);
+	}
+}
+
+/* Across the team for prefill-sized steps; a decode step's few rows cost less
+ * than waking the team. */
+static void norms(engine *e)
+{
+	if (e->n_rows >= 16) team_run(e->team, norm_run, e);
+	else norm_run(e, 0, 1);
+}
+
 /* q/k norms, RoPE, and K/V into the cache, split by rows. */
 static void prep_run(void *ctx, int t, int nt)
 {
@@ -204,7 +242,13 @@ static void prep_run(void *ctx, int t, int nt)
 	}
 }
 
-/* Attention for (row, head) pairs, split across threads. */
+/* Attention, split across threads in units of (row, kv head, heads): the
+ * query heads of a unit share its keys and values, which the kernels read once
+ * for all of them, one KV block (a contiguous run of positions) at a time.
+ * A unit holds every head of its kv head when there are enough units to keep
+ * the threads busy (prefill), one head otherwise (decode). Per head the sums
+ * are the same whatever the unit: scores q.k (dot_keys), exp(s - max) summed
+ * in position order, then out += (p / sum) v in position order (axpy_values). */
 static void attn_run(void *ctx, int t, int nt)
 {
 	engine *e = ctx;
@@ -214,35 +258,36 @@ static void attn_run(void *ctx, int t, int nt)
 	int D = c->head_dim, qd = c->n_heads * D, group = c->n_heads / c->n_kv_heads, i0, i1;
 	int sliding = c->sliding[e->layer];
 	float scale = 1.0f / sqrtf(c->query_pre_attn_scalar), cap = c->attn_softcap;
-	float *sc = s->scores + (size_t)t * (size_t)e->opt.max_model_len;
-	int bf16 = e->kv_dtype == DTYPE_BF16;
+	int hpu = e->n_rows * c->n_kv_heads >= 2 * nt ? group : 1;   /* heads per unit */
+	size_t ld = (size_t)e->opt.max_model_len;
+	float *sc = s->scores + (size_t)t * (size_t)group * ld;
 	size_t es = dtype_size(e->kv_dtype);
-	team_split(e->n_rows * c->n_heads, t, nt, 1, &i0, &i1);
+	team_split(e->n_rows * (c->n_heads / hpu), t, nt, 1, &i0, &i1);
 	for (int i = i0; i < i1; i++) {
-		int r = i / c->n_heads, h = i % c->n_heads, kh = h / group;
+		int r = i / (c->n_heads / hpu), h0 = i % (c->n_heads / hpu) * hpu, kh = h0 / group;
 		int p = s->row_pos[r], start = 0;
 		if (sliding && p - c->sliding_window + 1 > 0) start = p - c->sliding_window + 1;
-		const float *q = s->q + (size_t)r * qd + (size_t)h * D;
+		int n = p - start + 1;
+		const float *q = s->q + (size_t)r * qd + (size_t)h0 * D;
 		const int32_t *blocks = s->layer_blocks[r];
-		float mx = -INFINITY;
-		for (int j = start; j <= p; j++) {
+		for (int j = start; j <= p;) {   /* the keys of one block at a time */
+			int slot = j % KV_BLOCK_TOKENS, nk = KV_BLOCK_TOKENS - slot;
+			if (nk > p + 1 - j) nk = p + 1 - j;
 			const char *kk = (const char *)kv_block_k(e->kv, blocks[j / KV_BLOCK_TOKENS], e->layer) +
-			                 ((size_t)kh * KV_BLOCK_TOKENS + j % KV_BLOCK_TOKENS) * D * es;
-			float a = (bf16 ? k->dot_bf16(q, (const uint16_t *)kk, D) : k->dot(q, (const float *)kk, D)) * scale;
-			if (cap > 0) a = cap * tanhf(a / cap);
-			sc[j - start] = a;
-			if (a > mx) mx = a;
+			                 ((size_t)kh * KV_BLOCK_TOKENS + slot) * D * es;
+			k->dot_keys(sc + (j - start), ld, q, (size_t)D, hpu, kk, e->kv_dtype, nk, D);
+			j += nk;
 		}
-		float sum = 0;
-		for (int j = 0; j <= p - start; j++) { sc[j] = expf(sc[j] - mx); sum += sc[j]; }
-		float inv = 1.0f / sum;
-		float *out = s->att + (size_t)r * qd + (size_t)h * D;
-		memset(out, 0, (size_t)D * sizeof *out);
-		for (int j = start; j <= p; j++) {
+		for (int g = 0; g < hpu; g++) k->softmax(sc + (size_t)g * ld, n, scale, cap);
+		float *out = s->att + (size_t)r * qd + (size_t)h0 * D;
+		for (int g = 0; g < hpu; g++) memset(out + (size_t)g * D, 0, (size_t)D * sizeof *out);
+		for (int j = start; j <= p;) {
+			int slot = j % KV_BLOCK_TOKENS, nk = KV_BLOCK_TOKENS - slot;
+			if (nk > p + 1 - j) nk = p + 1 - j;
 			const char *vv = (const char *)kv_block_v(e->kv, blocks[j / KV_BLOCK_TOKENS], e->layer) +
-			                 ((size_t)kh * KV_BLOCK_TOKENS + j % KV_BLOCK_TOKENS) * D * es;
-			if (bf16) k->axpy_bf16(out, sc[j - start] * inv, (const uint16_t *)vv, D);
-			else k->axpy(out, sc[j - start] * inv, (const float *)vv, D);
+			                 ((size_t)kh * KV_BLOCK_TOKENS + slot) * D * es;
+			k->axpy_values(out, (size_t)D, sc + (j - start), ld, hpu, vv, e->kv_dtype, nk, D);
+			j += nk;
 		}
 	}
 }
@@ -288,29 +333,22 @@ static void forward(engine *e)
 		const layer_weights *w = &m->layers[l];
 		e->layer = l;
 		for (r = 0; r < n; r++) s->layer_blocks[r] = kv_seq_layer_blocks(e->kv, s->row_seq[r], l);
-		for (r = 0; r < n; r++)
-			rmsnorm(s->xb + (size_t)r * H, s->x + (size_t)r * H, w->input_norm, H, c->rms_eps);
+		e->norm_stage = NORM_INPUT;
+		norms(e);
 		mm_job qkv = { .e = e, .x = s->xb, .n_rows = n, .in = H, .n_mats = 3,
 		               .w = { &w->q, &w->k, &w->v }, .out = { s->q, s->k, s->v } };
 		mm_dispatch(e, &qkv, 0);
 		team_run(e->team, prep_run, e);
 		team_run(e->team, attn_run, e);
 		matmul_par(e, s->xb2, s->att, n, &w->o);
-		for (r = 0; r < n; r++) {
-			float *x = s->x + (size_t)r * H, *y = s->xb2 + (size_t)r * H;
-			rmsnorm(y, y, w->post_attn_norm, H, c->rms_eps);
-			for (int h = 0; h < H; h++) x[h] += y[h];
-			rmsnorm(s->xb + (size_t)r * H, x, w->pre_ff_norm, H, c->rms_eps);
-		}
+		e->norm_stage = NORM_ATTN;
+		norms(e);
 		mm_job glu = { .e = e, .x = s->xb, .n_rows = n, .in = H, .n_mats = 2, .glu = 1,
 		               .w = { &w->gate, &w->up }, .out = { s->hb, s->hb2 } };
 		mm_dispatch(e, &glu, 0);
 		matmul_par(e, s->xb2, s->hb, n, &w->down);
-		for (r = 0; r < n; r++) {
-			float *x = s->x + (size_t)r * H, *y = s->xb2 + (size_t)r * H;
-			rmsnorm(y, y, w->post_ff_norm, H, c->rms_eps);
-			for (int h = 0; h < H; h++) x[h] += y[h];
-		}
+		e->norm_stage = NORM_FF;
+		norms(e);
 	}
 
 	if (e->n_logits == 0) return;
@@ -413,7 +451,7 @@ static int state_alloc(run_state *s, const model_config *c, const engine_options
 	s->att = calloc(R * qd, 4);
 	s->hb = calloc(R * (size_t)c->intermediate, 4); s->hb2 = calloc(R * (size_t)c->intermediate, 4);
 	s->rope = calloc(R * 2 * D, 4);
-	s->scores = calloc((size_t)threads * 4 * (size_t)o->max_model_len, 4);   /* one per chunk (team.h) */
+	s->scores = calloc((size_t)threads * 4 * (size_t)(c->n_heads / c->n_kv_heads) * (size_t)o->max_model_len, 4); /* per chunk (team.h) */
 	s->xl = calloc(L * H, 4);
 	s->logits = calloc(L * (size_t)c->vocab, 4);
 	s->row_pos = calloc(R, sizeof(int));

@@ -171,6 +171,20 @@ static void axpy_bf16_portable(float *y, float a, const uint16_t *x, int n)
 	for (int i = 0; i < n; i++) y[i] += a * bf16_to_f32(x[i]);
 }
 
+static void softmax_portable(float *s, int n, float scale, float cap)
+{
+	float mx = -INFINITY, sum = 0;
+	for (int j = 0; j < n; j++) {
+		float a = s[j] * scale;
+		if (cap > 0) a = cap * tanhf(a / cap);
+		s[j] = a;
+		if (a > mx) mx = a;
+	}
+	for (int j = 0; j < n; j++) { s[j] = expf(s[j] - mx); sum += s[j]; }
+	float inv = 1.0f / sum;
+	for (int j = 0; j < n; j++) s[j] *= inv;
+}
+
 static void gelu_mul_portable(float *g, const float *u, int n)
 {
 	for (int i = 0; i < n; i++) {
@@ -236,6 +250,27 @@ static void matmul_q_portable(float *out, size_t ldo, const void *xq, size_t ldx
 			                                         (const char *)xq + (size_t)b * ldxq, (size_t)in);
 }
 
+/* dot_keys and axpy_values of this build as loops over its dot and axpy:
+ * the same bits by construction */
+static void dot_keys_portable(float *out, size_t ldo, const float *q, size_t ldq, int nq,
+                          const void *keys, dtype kt, int nk, int d)
+{
+	for (int j = 0; j < nk; j++)
+		for (int g = 0; g < nq; g++)
+			out[(size_t)g * ldo + j] = kt == DTYPE_BF16 ? dot_bf16_portable(q + (size_t)g * ldq, (const uint16_t *)keys + (size_t)j * d, d)
+			                                            : dot_portable(q + (size_t)g * ldq, (const float *)keys + (size_t)j * d, d);
+}
+
+static void axpy_values_portable(float *y, size_t ldy, const float *a, size_t lda, int ny,
+                             const void *vals, dtype vt, int nk, int d)
+{
+	for (int g = 0; g < ny; g++)
+		for (int j = 0; j < nk; j++) {
+			if (vt == DTYPE_BF16) axpy_bf16_portable(y + (size_t)g * ldy, a[(size_t)g * lda + j], (const uint16_t *)vals + (size_t)j * d, d);
+			else axpy_portable(y + (size_t)g * ldy, a[(size_t)g * lda + j], (const float *)vals + (size_t)j * d, d);
+		}
+}
+
 const kernels kernels_portable = {
 	.name = "portable",
 	.matmul = matmul_portable,
@@ -245,6 +280,9 @@ const kernels kernels_portable = {
 	.axpy = axpy_portable,
 	.dot_bf16 = dot_bf16_portable,
 	.axpy_bf16 = axpy_bf16_portable,
+	.dot_keys = dot_keys_portable,
+	.axpy_values = axpy_values_portable,
+	.softmax = softmax_portable,
 	.to_f32 = to_f32_portable,
 	.gelu_mul = gelu_mul_portable,
 };

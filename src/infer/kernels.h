@@ -50,7 +50,8 @@ typedef struct kernels {
 	const char *name;                  /* "portable", "avx2", "avx512" */
 	/* out[b*ldo + o] = sum_i w[o*in + i] * x[b*ldx + i]
 	 * for b in [0, n_rows), o in [o_begin, o_end). w is [out][in] of type wt.
-	 * Each weight row is read once from memory for all n_rows activations. */
+	 * Each weight row is read from memory once per chunk of activation rows
+	 * (64-120 of them, per build), not once per row. */
 	void (*matmul)(float *out, size_t ldo, const float *x, size_t ldx, int n_rows,
 	               const void *w, dtype wt, int in, int o_begin, int o_end);
 	/* The same for weights of a block type wt (quant.h), against activation
@@ -65,6 +66,21 @@ typedef struct kernels {
 	 * the same order as dot and axpy. */
 	float (*dot_bf16)(const float *a, const uint16_t *b, int n);
 	void (*axpy_bf16)(float *y, float a, const uint16_t *x, int n);
+	/* Attention over a run of keys for the query heads that share them:
+	 * out[g*ldo + j] = dot(q + g*ldq, key j) for g < nq, j < nk, the keys d
+	 * elements apart, of type kt (DTYPE_F32 or DTYPE_BF16); the same bits as
+	 * dot / dot_bf16 on each pair. Each key is read once for the nq heads. */
+	void (*dot_keys)(float *out, size_t ldo, const float *q, size_t ldq, int nq,
+	                 const void *keys, dtype kt, int nk, int d);
+	/* y[g*ldy + i] += a[g*lda + j] * value j [i] for j = 0, 1, .. nk-1 in
+	 * order: the same bits as nk calls of axpy / axpy_bf16 per head. */
+	void (*axpy_values)(float *y, size_t ldy, const float *a, size_t lda, int ny,
+	                    const void *vals, dtype vt, int nk, int d);
+	/* One row of attention scores in place: a_j = s[j] * scale (then cap x
+	 * tanh(a_j / cap) when cap > 0), s[j] = e^(a_j - max a) / sum of those.
+	 * The builds differ in the last bits (their exp); each computes a row of
+	 * a given length the same way wherever it runs. */
+	void (*softmax)(float *s, int n, float scale, float cap);
 	void (*to_f32)(float *out, const void *w, dtype wt, size_t n); /* convert n elements */
 	/* g[i] = gelu_tanh(g[i]) * u[i] for i in [0, n): the GeGLU of the MLP, with
 	 * gelu_tanh(x) = 0.5 x (1 + tanh(c (x + 0.044715 x^3))) computed as the

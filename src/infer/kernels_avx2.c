@@ -14,6 +14,7 @@
  * into a zero-padded vector first.
  */
 #include <immintrin.h>
+#include <math.h>
 #include <string.h>
 #include "infer/kernels.h"
 #include "infer/quant.h"
@@ -94,19 +95,6 @@ AI void tile(float *out, size_t ldo, size_t os, const float *x, size_t ldx, cons
 		for (int b = 0; b < NB; b++) out[b * ldo + a * os] = hsum(acc[a][b]);
 }
 
-#define TILE_FN(WT, NO, NB) \
-	static void tile_##WT##_##NO##_##NB(float *out, size_t ldo, const float *x, size_t ldx, \
-	                                   const char *w, size_t wrow_bytes, int in) \
-	{ tile(out, ldo, 1, x, ldx, w, wrow_bytes, in, WT, NO, NB); }
-#define TILE_ROW(WT, NO) TILE_FN(WT, NO, 1) TILE_FN(WT, NO, 2)
-#define TILE_ALL(WT) TILE_ROW(WT, 1) TILE_ROW(WT, 2) TILE_ROW(WT, 3) TILE_ROW(WT, 4)
-TILE_ALL(0) TILE_ALL(1) TILE_ALL(2)
-
-typedef void (*tile_fn)(float *, size_t, const float *, size_t, const char *, size_t, int);
-#define TROW(WT, NO) { tile_##WT##_##NO##_1, tile_##WT##_##NO##_2 }
-#define TDT(WT) { TROW(WT, 1), TROW(WT, 2), TROW(WT, 3), TROW(WT, 4) }
-static const tile_fn tiles[3][4][2] = { TDT(0), TDT(1), TDT(2) };
-
 /* The decode tiles: STREAMS weight rows far apart (one from each of STREAMS
  * equal parts of the caller's rows, `stride` bytes apart, results `os` floats
  * apart), or one row, against NB in 1..2 activation rows. */
@@ -122,36 +110,145 @@ STREAM_NB(0, far, STREAMS) STREAM_NB(1, far, STREAMS) STREAM_NB(2, far, STREAMS)
 #define S_DT(WT) { S_NB(WT, one), S_NB(WT, far) }
 static const stream_fn streams[3][2][2] = { S_DT(0), S_DT(1), S_DT(2) };
 
-enum { CHUNK_O = 64, CHUNK_B = 64 };
+/* ---- matrix-matrix products (prefill, large batches) ----
+ *
+ * Weights are converted to f32 once per panel of GEMM_O rows x at most
+ * GEMM_K elements (wbuf, 24 KB: in L1) and then used against every activation row of a chunk of
+ * GEMM_B: the conversion is paid once per GEMM_B rows instead of once per
+ * two. Tiles of 4 weight rows x 3 activation rows keep 12 accumulators, the
+ * 3 activation vectors and 1 weight vector in the 16 registers. Between
+ * panels the accumulators rest in acc, unchanged, so
+ * every output element still sees the same operations as in the decode
+ * tiles above (lane l takes elements 8k + l in increasing k, a zero-padded
+ * tail, one fixed horizontal sum): bit-identical whatever the batch.
+ * Loop order: activation chunk (stays in L2), weight panel (in L1), tiles. */
+#ifndef GEMM_O
+#define GEMM_O 8    /* weight rows per panel */
+#endif
+#ifndef GEMM_B
+#define GEMM_B 120  /* activation rows per chunk (a multiple of 3): 120 x 768 floats = 368 KB, in a 512 KB L2 */
+#endif
+#ifndef GEMM_K
+#define GEMM_K 768  /* most elements per panel (a multiple of 8) */
+#endif
+
+AI void gemm_tile(float *out, size_t ldo, __m256 *acc, const float *wp, const float *x, size_t ldx,
+                  int kc, int first, int last, const int NO, const int NB)
+{
+	__m256 a[4][3];
+#pragma GCC unroll 4
+	for (int o = 0; o < NO; o++)
+#pragma GCC unroll 3
+		for (int b = 0; b < NB; b++) a[o][b] = first ? _mm256_setzero_ps() : acc[b * GEMM_O + o];
+	int i = 0;
+	for (; i + 8 <= kc; i += 8) {
+		__m256 xv[3];
+#pragma GCC unroll 3
+		for (int b = 0; b < NB; b++) xv[b] = _mm256_loadu_ps(x + b * ldx + i);
+#pragma GCC unroll 4
+		for (int o = 0; o < NO; o++) {
+			__m256 wv = _mm256_load_ps(wp + o * GEMM_K + i);
+#pragma GCC unroll 3
+			for (int b = 0; b < NB; b++) a[o][b] = _mm256_fmadd_ps(wv, xv[b], a[o][b]);
+		}
+	}
+	if (i < kc) {   /* the row's tail: zero-padded on both sides, as in tile() */
+		__m256 xv[3];
+#pragma GCC unroll 3
+		for (int b = 0; b < NB; b++) xv[b] = load_x_tail(x + b * ldx + i, kc - i);
+#pragma GCC unroll 4
+		for (int o = 0; o < NO; o++) {
+			__m256 wv = _mm256_load_ps(wp + o * GEMM_K + i);
+#pragma GCC unroll 3
+			for (int b = 0; b < NB; b++) a[o][b] = _mm256_fmadd_ps(wv, xv[b], a[o][b]);
+		}
+	}
+#pragma GCC unroll 4
+	for (int o = 0; o < NO; o++)
+#pragma GCC unroll 3
+		for (int b = 0; b < NB; b++) {
+			if (last) out[b * ldo + o] = hsum(a[o][b]);
+			else acc[b * GEMM_O + o] = a[o][b];
+		}
+}
+
+typedef void (*gemm_fn)(float *, size_t, __m256 *, const float *, const float *, size_t, int, int, int);
+#define GEMM_FN(NO, NB) \
+	static void gemm_##NO##_##NB(float *out, size_t ldo, __m256 *acc, const float *wp, const float *x, \
+	                             size_t ldx, int kc, int first, int last) \
+	{ gemm_tile(out, ldo, acc, wp, x, ldx, kc, first, last, NO, NB); }
+#define GEMM_NO(NO) GEMM_FN(NO, 1) GEMM_FN(NO, 2) GEMM_FN(NO, 3)
+GEMM_NO(1) GEMM_NO(2) GEMM_NO(3) GEMM_NO(4)
+#define GR(NO) { gemm_##NO##_1, gemm_##NO##_2, gemm_##NO##_3 }
+static const gemm_fn gemm_tiles[4][3] = { GR(1), GR(2), GR(3), GR(4) };
+
+/* Elements [k0, k0 + kc) of n weight rows (rb bytes apart) into wbuf as f32,
+ * each row GEMM_K floats apart and zero-padded to a multiple of 8. */
+static void gemm_pack(float *wbuf, const char *w, size_t rb, dtype wt, int n, int k0, int kc)
+{
+	size_t esz = dtype_size(wt);
+	for (int o = 0; o < n; o++) {
+		const char *src = w + (size_t)o * rb + (size_t)k0 * esz;
+		float *dst = wbuf + o * GEMM_K;
+		int i = 0;
+		if (wt == DTYPE_BF16)
+			for (; i + 8 <= kc; i += 8) _mm256_store_ps(dst + i, load_w(src + 2 * i, DTYPE_BF16));
+		else if (wt == DTYPE_F16)
+			for (; i + 8 <= kc; i += 8) _mm256_store_ps(dst + i, load_w(src + 2 * i, DTYPE_F16));
+		else
+			for (; i + 8 <= kc; i += 8) _mm256_store_ps(dst + i, load_w(src + 4 * i, DTYPE_F32));
+		if (i < kc) _mm256_store_ps(dst + i, load_w_tail(src + esz * i, wt, kc - i));
+	}
+}
+
+static void gemm_avx2(float *out, size_t ldo, const float *x, size_t ldx, int n_rows,
+                      const void *w, dtype wt, int in, int o_begin, int o_end)
+{
+	_Alignas(32) float wbuf[GEMM_O * GEMM_K];
+	__m256 acc[GEMM_B * GEMM_O];
+	size_t rb = (size_t)in * dtype_size(wt);
+	/* panels of equal length (a multiple of 8) rather than GEMM_K and a short
+	 * rest: each tile call pays for loading, saving or summing its
+	 * accumulators, so short panels cost (640 = 512 + 128 lost ~10% of the
+	 * kernel's rate); a lane still takes its elements in the same order */
+	int np = (in + GEMM_K - 1) / GEMM_K, step = ((in + np - 1) / np + 7) / 8 * 8;
+	for (int bb = 0; bb < n_rows; bb += GEMM_B) {
+		int be = bb + GEMM_B < n_rows ? bb + GEMM_B : n_rows;
+		for (int ob = o_begin; ob < o_end; ob += GEMM_O) {
+			int no_c = o_end - ob < GEMM_O ? o_end - ob : GEMM_O;
+			for (int k0 = 0; k0 < in; k0 += step) {
+				int kc = in - k0 < step ? in - k0 : step;
+				int first = k0 == 0, last = k0 + kc == in;
+				gemm_pack(wbuf, (const char *)w + (size_t)ob * rb, rb, wt, no_c, k0, kc);
+				for (int b = bb; b < be; b += 3) {
+					int nb = be - b < 3 ? be - b : 3;
+					for (int o = 0; o < no_c; o += 4) {
+						int no = no_c - o < 4 ? no_c - o : 4;
+						gemm_tiles[no - 1][nb - 1](out + (size_t)b * ldo + ob + o, ldo, acc + (b - bb) * GEMM_O + o,
+						                           wbuf + o * GEMM_K, x + (size_t)b * ldx + k0, ldx, kc, first, last);
+					}
+				}
+			}
+		}
+	}
+}
 
 static void matmul_avx2(float *out, size_t ldo, const float *x, size_t ldx, int n_rows,
                         const void *w, dtype wt, int in, int o_begin, int o_end)
 {
 	size_t rb = (size_t)in * dtype_size(wt);
-	if (n_rows <= 2) {   /* decode steps: STREAMS far streams, then the leftover rows one by one */
-		stream_fn f1 = streams[wt][0][n_rows - 1], fs = streams[wt][1][n_rows - 1];
-		size_t part = (size_t)(o_end - o_begin) / STREAMS;
-		int o = o_begin;
-		for (; o < o_begin + (int)part; o++)
-			fs(out + o, part, ldo, x, ldx, (const char *)w + (size_t)o * rb, part * rb, in);
-		for (o = o_begin + (int)part * STREAMS; o < o_end; o++)
-			f1(out + o, 1, ldo, x, ldx, (const char *)w + (size_t)o * rb, rb, in);
+	if (n_rows > 2) {
+		gemm_avx2(out, ldo, x, ldx, n_rows, w, wt, in, o_begin, o_end);
 		return;
 	}
-	for (int ob = o_begin; ob < o_end; ob += CHUNK_O) {
-		int oe = ob + CHUNK_O < o_end ? ob + CHUNK_O : o_end;
-		for (int bb = 0; bb < n_rows; bb += CHUNK_B) {
-			int be = bb + CHUNK_B < n_rows ? bb + CHUNK_B : n_rows;
-			for (int o = ob; o < oe; o += 4) {
-				int no = oe - o < 4 ? oe - o : 4;
-				const char *wr = (const char *)w + (size_t)o * rb;
-				for (int b = bb; b < be; b += 2) {
-					int nb = be - b < 2 ? be - b : 2;
-					tiles[wt][no - 1][nb - 1](out + b * ldo + o, ldo, x + b * ldx, ldx, wr, rb, in);
-				}
-			}
-		}
-	}
+	/* decode steps: STREAMS far streams, then the leftover rows one by one */
+	stream_fn f1 = streams[wt][0][n_rows - 1], fs = streams[wt][1][n_rows - 1];
+	size_t part = (size_t)(o_end - o_begin) / STREAMS;
+	int o = o_begin;
+	for (; o < o_begin + (int)part; o++)
+		fs(out + o, part, ldo, x, ldx, (const char *)w + (size_t)o * rb, part * rb, in);
+	for (o = o_begin + (int)part * STREAMS; o < o_end; o++)
+		f1(out + o, 1, ldo, x, ldx, (const char *)w + (size_t)o * rb, rb, in);
 }
 
 static float dot_avx2(const float *a, const float *b, int n)
@@ -202,6 +299,132 @@ static void axpy_avx2(float *y, float a, const float *x, int n)
 	for (; i < n; i++) y[i] += a * x[i];
 }
 
+/* ---- attention: several query heads against one run of keys ---- */
+
+AI __m256 load_kv(const void *base, size_t i, const int kt)
+{
+	return kt == DTYPE_BF16 ? load_w((const char *)base + 2 * i, DTYPE_BF16) : _mm256_loadu_ps((const float *)base + i);
+}
+
+/* NQ (1..4) queries against one key: the operations of dot_avx2 and
+ * dot_bf16_avx2 (two accumulators over 16-element steps, one over the last
+ * 8, a zero-padded tail, one horizontal sum) for each query. */
+AI void dot_key(float *out, size_t ldo, const float *q, size_t ldq, const void *key, int d, const int kt, const int NQ)
+{
+	__m256 s0[4], s1[4];
+#pragma GCC unroll 4
+	for (int g = 0; g < NQ; g++) s0[g] = s1[g] = _mm256_setzero_ps();
+	int i = 0;
+	for (; i + 16 <= d; i += 16) {
+		__m256 k0 = load_kv(key, (size_t)i, kt), k1 = load_kv(key, (size_t)i + 8, kt);
+#pragma GCC unroll 4
+		for (int g = 0; g < NQ; g++) {
+			s0[g] = _mm256_fmadd_ps(_mm256_loadu_ps(q + g * ldq + i), k0, s0[g]);
+			s1[g] = _mm256_fmadd_ps(_mm256_loadu_ps(q + g * ldq + i + 8), k1, s1[g]);
+		}
+	}
+	for (; i + 8 <= d; i += 8) {
+		__m256 k0 = load_kv(key, (size_t)i, kt);
+#pragma GCC unroll 4
+		for (int g = 0; g < NQ; g++) s0[g] = _mm256_fmadd_ps(_mm256_loadu_ps(q + g * ldq + i), k0, s0[g]);
+	}
+	if (i < d) {
+		__m256 k0 = kt == DTYPE_BF16 ? load_w_tail((const char *)key + 2 * i, DTYPE_BF16, d - i)
+		                             : load_x_tail((const float *)key + i, d - i);
+#pragma GCC unroll 4
+		for (int g = 0; g < NQ; g++) s0[g] = _mm256_fmadd_ps(load_x_tail(q + g * ldq + i, d - i), k0, s0[g]);
+	}
+#pragma GCC unroll 4
+	for (int g = 0; g < NQ; g++) out[g * ldo] = hsum(_mm256_add_ps(s0[g], s1[g]));
+}
+
+static void dot_keys_avx2(float *out, size_t ldo, const float *q, size_t ldq, int nq,
+                          const void *keys, dtype kt, int nk, int d)
+{
+	size_t es = kt == DTYPE_BF16 ? 2 : 4;
+	for (int g = 0; g < nq; g += 4) {
+		int n = nq - g < 4 ? nq - g : 4;
+		const float *qg = q + (size_t)g * ldq;
+		float *og = out + (size_t)g * ldo;
+		for (int j = 0; j < nk; j++) {
+			const char *key = (const char *)keys + (size_t)j * d * es;
+			if (kt == DTYPE_BF16) {
+				switch (n) {
+				case 4: dot_key(og + j, ldo, qg, ldq, key, d, DTYPE_BF16, 4); break;
+				case 3: dot_key(og + j, ldo, qg, ldq, key, d, DTYPE_BF16, 3); break;
+				case 2: dot_key(og + j, ldo, qg, ldq, key, d, DTYPE_BF16, 2); break;
+				default: dot_key(og + j, ldo, qg, ldq, key, d, DTYPE_BF16, 1); break;
+				}
+			} else {
+				switch (n) {
+				case 4: dot_key(og + j, ldo, qg, ldq, key, d, DTYPE_F32, 4); break;
+				case 3: dot_key(og + j, ldo, qg, ldq, key, d, DTYPE_F32, 3); break;
+				case 2: dot_key(og + j, ldo, qg, ldq, key, d, DTYPE_F32, 2); break;
+				default: dot_key(og + j, ldo, qg, ldq, key, d, DTYPE_F32, 1); break;
+				}
+			}
+		}
+	}
+}
+
+/* NY (1..4) outputs, 16 elements of each held in registers across all nk
+ * values: per element the same fused multiply-adds, in the same order, as nk
+ * calls of axpy_avx2 / axpy_bf16_avx2. */
+AI void axpy_strip(float *y, size_t ldy, const float *a, size_t lda, const void *vals, int nk, int d, int i,
+                   const int vt, const int NY)
+{
+	__m256 y0[4], y1[4];
+#pragma GCC unroll 4
+	for (int g = 0; g < NY; g++) { y0[g] = _mm256_loadu_ps(y + g * ldy + i); y1[g] = _mm256_loadu_ps(y + g * ldy + i + 8); }
+	for (int j = 0; j < nk; j++) {
+		const void *v = vt == DTYPE_BF16 ? (const void *)((const uint16_t *)vals + (size_t)j * d) : (const void *)((const float *)vals + (size_t)j * d);
+		__m256 v0 = load_kv(v, (size_t)i, vt), v1 = load_kv(v, (size_t)i + 8, vt);
+#pragma GCC unroll 4
+		for (int g = 0; g < NY; g++) {
+			__m256 av = _mm256_set1_ps(a[g * lda + j]);
+			y0[g] = _mm256_fmadd_ps(av, v0, y0[g]);
+			y1[g] = _mm256_fmadd_ps(av, v1, y1[g]);
+		}
+	}
+#pragma GCC unroll 4
+	for (int g = 0; g < NY; g++) { _mm256_storeu_ps(y + g * ldy + i, y0[g]); _mm256_storeu_ps(y + g * ldy + i + 8, y1[g]); }
+}
+
+static void axpy_values_avx2(float *y, size_t ldy, const float *a, size_t lda, int ny,
+                             const void *vals, dtype vt, int nk, int d)
+{
+	if (d % 16) {   /* a scalar tail as in axpy_avx2: call it, for the same bits */
+		for (int g = 0; g < ny; g++)
+			for (int j = 0; j < nk; j++) {
+				if (vt == DTYPE_BF16) axpy_bf16_avx2(y + (size_t)g * ldy, a[(size_t)g * lda + j], (const uint16_t *)vals + (size_t)j * d, d);
+				else axpy_avx2(y + (size_t)g * ldy, a[(size_t)g * lda + j], (const float *)vals + (size_t)j * d, d);
+			}
+		return;
+	}
+	for (int g = 0; g < ny; g += 4) {
+		int n = ny - g < 4 ? ny - g : 4;
+		float *yg = y + (size_t)g * ldy;
+		const float *ag = a + (size_t)g * lda;
+		for (int i = 0; i < d; i += 16) {
+			if (vt == DTYPE_BF16) {
+				switch (n) {
+				case 4: axpy_strip(yg, ldy, ag, lda, vals, nk, d, i, DTYPE_BF16, 4); break;
+				case 3: axpy_strip(yg, ldy, ag, lda, vals, nk, d, i, DTYPE_BF16, 3); break;
+				case 2: axpy_strip(yg, ldy, ag, lda, vals, nk, d, i, DTYPE_BF16, 2); break;
+				default: axpy_strip(yg, ldy, ag, lda, vals, nk, d, i, DTYPE_BF16, 1); break;
+				}
+			} else {
+				switch (n) {
+				case 4: axpy_strip(yg, ldy, ag, lda, vals, nk, d, i, DTYPE_F32, 4); break;
+				case 3: axpy_strip(yg, ldy, ag, lda, vals, nk, d, i, DTYPE_F32, 3); break;
+				case 2: axpy_strip(yg, ldy, ag, lda, vals, nk, d, i, DTYPE_F32, 2); break;
+				default: axpy_strip(yg, ldy, ag, lda, vals, nk, d, i, DTYPE_F32, 1); break;
+				}
+			}
+		}
+	}
+}
+
 static void to_f32_avx2(float *out, const void *w, dtype wt, size_t n)
 {
 	if (dtype_is_quantized(wt)) {
@@ -244,6 +467,57 @@ AI __m256 exp_ps(__m256 x)
 	return _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
 }
 
+/* The softmax's exponentials 8 at a time (exp_ps; below e^-87 they are 0),
+ * summed in 8 lanes and then across them; the tail as a vector padded with
+ * -inf. */
+static void softmax_avx2(float *s, int n, float scale, float cap)
+{
+	const __m256 sv = _mm256_set1_ps(scale), lo = _mm256_set1_ps(-87.0f);
+	__m256 mv = _mm256_set1_ps(-INFINITY);
+	float mx = -INFINITY;
+	int j = 0;
+	if (cap > 0) {
+		for (; j < n; j++) {
+			float a = cap * tanhf(s[j] * scale / cap);
+			s[j] = a;
+			if (a > mx) mx = a;
+		}
+	} else {
+		for (; j + 8 <= n; j += 8) {
+			__m256 a = _mm256_mul_ps(_mm256_loadu_ps(s + j), sv);
+			_mm256_storeu_ps(s + j, a);
+			mv = _mm256_max_ps(mv, a);
+		}
+		for (; j < n; j++) {
+			s[j] *= scale;
+			if (s[j] > mx) mx = s[j];
+		}
+		__m128 h = _mm_max_ps(_mm256_castps256_ps128(mv), _mm256_extractf128_ps(mv, 1));
+		h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+		h = _mm_max_ss(h, _mm_movehdup_ps(h));
+		if (_mm_cvtss_f32(h) > mx) mx = _mm_cvtss_f32(h);
+	}
+	const __m256 m = _mm256_set1_ps(mx);
+	__m256 sum = _mm256_setzero_ps();
+	for (j = 0; j < n; j += 8) {
+		float tmp[8] = { -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY };
+		int k = n - j < 8 ? n - j : 8;
+		if (k < 8) memcpy(tmp, s + j, (size_t)k * 4);
+		__m256 x = _mm256_sub_ps(k < 8 ? _mm256_loadu_ps(tmp) : _mm256_loadu_ps(s + j), m);
+		__m256 e = _mm256_and_ps(exp_ps(x), _mm256_cmp_ps(x, lo, _CMP_GE_OQ));
+		sum = _mm256_add_ps(sum, e);
+		if (k < 8) {
+			_mm256_storeu_ps(tmp, e);
+			memcpy(s + j, tmp, (size_t)k * 4);
+		} else {
+			_mm256_storeu_ps(s + j, e);
+		}
+	}
+	const __m256 inv = _mm256_set1_ps(1.0f / hsum(sum));
+	for (j = 0; j + 8 <= n; j += 8) _mm256_storeu_ps(s + j, _mm256_mul_ps(_mm256_loadu_ps(s + j), inv));
+	for (; j < n; j++) s[j] *= _mm256_cvtss_f32(inv);
+}
+
 static void gelu_mul_avx2(float *g, const float *u, int n)
 {
 	const __m256 c = _mm256_set1_ps(-1.5957691216057308f), k = _mm256_set1_ps(0.044715f), one = _mm256_set1_ps(1.0f);
@@ -272,6 +546,9 @@ const kernels kernels_avx2 = {
 	.axpy = axpy_avx2,
 	.dot_bf16 = dot_bf16_avx2,
 	.axpy_bf16 = axpy_bf16_avx2,
+	.dot_keys = dot_keys_avx2,
+	.axpy_values = axpy_values_avx2,
+	.softmax = softmax_avx2,
 	.to_f32 = to_f32_avx2,
 	.gelu_mul = gelu_mul_avx2,
 };

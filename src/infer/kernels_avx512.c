@@ -266,15 +266,45 @@ static void gelu_mul_avx512(float *g, const float *u, int n)
 	}
 }
 
+/* dot_keys and axpy_values of this build as loops over its dot and axpy:
+ * the same bits by construction */
+static void dot_keys_avx512(float *out, size_t ldo, const float *q, size_t ldq, int nq,
+                          const void *keys, dtype kt, int nk, int d)
+{
+	for (int j = 0; j < nk; j++)
+		for (int g = 0; g < nq; g++)
+			out[(size_t)g * ldo + j] = kt == DTYPE_BF16 ? dot_bf16_avx512(q + (size_t)g * ldq, (const uint16_t *)keys + (size_t)j * d, d)
+			                                            : dot_avx512(q + (size_t)g * ldq, (const float *)keys + (size_t)j * d, d);
+}
+
+static void axpy_values_avx512(float *y, size_t ldy, const float *a, size_t lda, int ny,
+                             const void *vals, dtype vt, int nk, int d)
+{
+	for (int g = 0; g < ny; g++)
+		for (int j = 0; j < nk; j++) {
+			if (vt == DTYPE_BF16) axpy_bf16_avx512(y + (size_t)g * ldy, a[(size_t)g * lda + j], (const uint16_t *)vals + (size_t)j * d, d);
+			else axpy_avx512(y + (size_t)g * ldy, a[(size_t)g * lda + j], (const float *)vals + (size_t)j * d, d);
+		}
+}
+
+/* the AVX2 softmax: its share of a step is small, one copy is enough */
+static void softmax_avx512(float *s, int n, float scale, float cap)
+{
+	kernels_avx2.softmax(s, n, scale, cap);
+}
+
 const kernels kernels_avx512 = {
 	.name = "avx512",
 	.matmul = matmul_avx512,
-	.matmul_q = quant_matmul_avx2,
+	.matmul_q = quant_matmul_avx512,
 	.quantize_x = quant_quantize_x_avx2,
 	.dot = dot_avx512,
 	.axpy = axpy_avx512,
 	.dot_bf16 = dot_bf16_avx512,
 	.axpy_bf16 = axpy_bf16_avx512,
+	.dot_keys = dot_keys_avx512,
+	.axpy_values = axpy_values_avx512,
+	.softmax = softmax_avx512,
 	.to_f32 = to_f32_avx512,
 	.gelu_mul = gelu_mul_avx512,
 };

@@ -72,6 +72,10 @@ float quant_dot_row(dtype wt, const void *w, const void *xq, size_t n);
  * avx512 kernel tables (kernels.h); call only on a CPU with AVX2 and FMA. */
 void quant_matmul_avx2(float *out, size_t ldo, const void *xq, size_t ldxq, int n_rows,
                        const void *w, dtype wt, int in, int o_begin, int o_end);
+/* The same for the avx512 kernel table: with AVX512_VNNI (and VL) the Q8_0
+ * and Q4_0 tiles take vpdpbusd for maddubs + madd, the same bits. */
+void quant_matmul_avx512(float *out, size_t ldo, const void *xq, size_t ldxq, int n_rows,
+                         const void *w, dtype wt, int in, int o_begin, int o_end);
 /* quant_quantize_x in AVX2: the same bytes, faster. */
 void quant_quantize_x_avx2(dtype wt, void *dst, const float *x, size_t n);
 

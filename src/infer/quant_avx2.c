@@ -20,11 +20,14 @@
  * thread split it falls in, so results do not depend on the batch.
  *
  * Tiles: one weight block is expanded once and used against up to 4
- * activation rows. With 1 or 2 activation rows (decode steps), 4 weight rows
- * far apart (one from each quarter of the caller's rows) are walked together,
- * 4 sequential streams the prefetchers follow (see kernels_avx2.c); 1 or 2
- * activation rows of Q8_0 or Q4_0 have their own loop (rows_small), the same
- * bits in fewer instructions, as a decode step is mostly that loop.
+ * activation rows: 2 weight rows x 4 activation rows for Q8_0/Q4_0 (the 8
+ * accumulators stay in registers), 4 x 4 for the K types. With 1 or 2
+ * activation rows (decode steps), 4 weight rows far apart (one from each
+ * quarter of the caller's rows) are walked together, 4 sequential streams the
+ * prefetchers follow (see kernels_avx2.c); 1 or 2 activation rows of Q8_0 or
+ * Q4_0 have their own loop (rows_small), the same bits in fewer instructions,
+ * as a decode step is mostly that loop. On CPUs with AVX512_VNNI the avx512
+ * kernels run the Q8_0/Q4_0 tiles with vpdpbusd (pair_sum).
  */
 #include <immintrin.h>
 #include <string.h>
@@ -50,13 +53,6 @@ AI float h2f(const unsigned char *p)
 
 AI __m256i ld(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
 
-/* 32 signed weights times 32 signed activations: 8 int32 pair sums */
-AI __m256i dot_s8(__m256i w, __m256i x)
-{
-	__m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
-	return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
-}
-
 /* ---- Q8_0 / Q4_0: one 32-element block per step ---- */
 
 /* the 32 codes of a Q4_0 block as unsigned bytes 0..15 (the offset 8 is
@@ -68,34 +64,71 @@ AI __m256i q4_0_nibbles(const unsigned char *qs)
 	return _mm256_and_si256(v, _mm256_set1_epi8(15));
 }
 
+/* The integer sum of a pair of blocks as 8 lanes, each lane the sum of 4
+ * adjacent byte products u * s (u unsigned, s signed): madd(maddubs(u, s), 1)
+ * in AVX2, or one AVX512-VNNI vpdpbusd, which gives the same lanes (no 16-bit
+ * sum saturates here: at most 2 x 127 x 127). The instruction is written out
+ * so that this file keeps its AVX2 flags; it runs only where the CPU has
+ * AVX512_VNNI and AVX512VL (quant_matmul_avx512). */
+AI __m256i pair_sum(__m256i u, __m256i s, __m256i ones, const int VNNI)
+{
+	if (VNNI) {
+		__m256i acc = _mm256_setzero_si256();
+		__asm__("%{evex%} vpdpbusd %2, %1, %0" : "+x"(acc) : "x"(u), "x"(s));
+		return acc;
+	}
+	return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), ones);
+}
+
 /* Rows of Q8_0 or Q4_0 (WT) against NB activation rows; NO weight rows given
- * by their pointers, outputs at out[a][b]. */
+ * by their pointers, outputs at out[a][b]. Per block and pair the integer sum
+ * is madd(maddubs(|w|, sign(x, w)), 1) for Q8_0 and madd(maddubs(nibbles,
+ * x), 1) minus 8 x sum in lane 0 for Q4_0, then converted and added times
+ * d_w x d_x. What depends on one side only (a weight block's codes and
+ * scale; an activation block's scale and offset) is prepared once per block
+ * for the whole tile, so a pair costs 6 vector operations (5 for Q4_0). The
+ * NO x NB accumulators stay in registers: matrix tiles are 2 x 4 (see
+ * quant_matmul_avx2), decode tiles 4 x 1-2. */
 AI void tile_small(float *const *outp, size_t ldo, const char *const *wr, const char *xq, size_t ldxq,
-                   int nblocks, const int WT, const int NO, const int NB)
+                   int nblocks, const int WT, const int NO, const int NB, const int VNNI)
 {
 	const size_t bb = WT == DTYPE_Q8_0 ? sizeof(block_q8_0) : sizeof(block_q4_0);
+	const __m256i ones = _mm256_set1_epi16(1);
 	__m256 acc[4][4];
 #pragma GCC unroll 4
 	for (int a = 0; a < NO; a++)
 #pragma GCC unroll 4
 		for (int b = 0; b < NB; b++) acc[a][b] = _mm256_setzero_ps();
 	for (int k = 0; k < nblocks; k++) {
+		__m256i wv[4], aw[4];
+		__m256 dw[4];
 #pragma GCC unroll 4
 		for (int a = 0; a < NO; a++) {
 			const unsigned char *p = (const unsigned char *)wr[a] + (size_t)k * bb;
-			__m256i wv = WT == DTYPE_Q8_0 ? ld(p + 2) : q4_0_nibbles(p + 2);
-			__m256 dw = _mm256_set1_ps(h2f(p));
+			if (WT == DTYPE_Q8_0) {
+				wv[a] = ld(p + 2);
+				aw[a] = _mm256_sign_epi8(wv[a], wv[a]);
+			} else {
+				aw[a] = q4_0_nibbles(p + 2);
+			}
+			dw[a] = _mm256_set1_ps(h2f(p));
+		}
 #pragma GCC unroll 4
-			for (int b = 0; b < NB; b++) {
-				const xblock_q8 *x = (const xblock_q8 *)(xq + b * ldxq) + k;
+		for (int b = 0; b < NB; b++) {
+			const xblock_q8 *x = (const xblock_q8 *)(xq + b * ldxq) + k;
+			__m256i xv = ld(x->qs);
+			__m256 dx = _mm256_broadcast_ss(&x->d);
+			__m256i off = WT == DTYPE_Q8_0 ? _mm256_setzero_si256() : _mm256_setr_epi32(8 * x->sum, 0, 0, 0, 0, 0, 0, 0);
+#pragma GCC unroll 4
+			for (int a = 0; a < NO; a++) {
 				__m256i si;
 				if (WT == DTYPE_Q8_0) {
-					si = dot_s8(wv, ld(x->qs));
+					si = pair_sum(aw[a], _mm256_sign_epi8(xv, wv[a]), ones, VNNI);
 				} else {   /* sum (nibble - 8) x = sum nibble x - 8 sum x, the last in lane 0 */
-					si = _mm256_madd_epi16(_mm256_maddubs_epi16(wv, ld(x->qs)), _mm256_set1_epi16(1));
-					si = _mm256_sub_epi32(si, _mm256_setr_epi32(8 * x->sum, 0, 0, 0, 0, 0, 0, 0));
+					si = pair_sum(aw[a], xv, ones, VNNI);
+					si = _mm256_sub_epi32(si, off);
 				}
-				acc[a][b] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(x->d)), _mm256_cvtepi32_ps(si), acc[a][b]);
+				acc[a][b] = _mm256_fmadd_ps(_mm256_mul_ps(dw[a], dx), _mm256_cvtepi32_ps(si), acc[a][b]);
 			}
 		}
 	}
@@ -311,22 +344,36 @@ AI void tile_super(float *const *outp, size_t ldo, const char *const *wr, const 
 }
 
 typedef void (*qtile_fn)(float *const *, size_t, const char *const *, const char *, size_t, int);
+#define tile_small(o, ldo, w, x, ldx, nb, WT, NO, NB) tile_small(o, ldo, w, x, ldx, nb, WT, NO, NB, 0)
 #define QT(WT, KIND, NO, NB) \
 	static void qt_##WT##_##NO##_##NB(float *const *o, size_t ldo, const char *const *w, const char *x, size_t ldx, int nb) \
 	{ tile_##KIND(o, ldo, w, x, ldx, nb, WT, NO, NB); }
 #define QT_NO(WT, KIND, NO) QT(WT, KIND, NO, 1) QT(WT, KIND, NO, 2) QT(WT, KIND, NO, 3) QT(WT, KIND, NO, 4)
-#define QT_ALL(WT, KIND) QT_NO(WT, KIND, 1) QT_NO(WT, KIND, 4)
+#define QT_ALL(WT, KIND) QT_NO(WT, KIND, 1) QT_NO(WT, KIND, 2) QT_NO(WT, KIND, 4)
 QT_ALL(3, small) QT_ALL(4, small) QT_ALL(5, super) QT_ALL(6, super)
 #define QR(WT, NO) { qt_##WT##_##NO##_1, qt_##WT##_##NO##_2, qt_##WT##_##NO##_3, qt_##WT##_##NO##_4 }
-/* [type - Q8_0][1 or 4 weight rows][activation rows - 1] */
-static const qtile_fn qtiles[4][2][4] = {
-	{ QR(3, 1), QR(3, 4) }, { QR(4, 1), QR(4, 4) }, { QR(5, 1), QR(5, 4) }, { QR(6, 1), QR(6, 4) },
+/* [type - Q8_0][1, 2 or 4 weight rows][activation rows - 1] */
+static const qtile_fn qtiles[4][3][4] = {
+	{ QR(3, 1), QR(3, 2), QR(3, 4) }, { QR(4, 1), QR(4, 2), QR(4, 4) },
+	{ QR(5, 1), QR(5, 2), QR(5, 4) }, { QR(6, 1), QR(6, 2), QR(6, 4) },
+};
+#undef tile_small
+/* the same small-block tiles with vpdpbusd (same bits) */
+#define QV(WT, NO, NB) \
+	static void qv_##WT##_##NO##_##NB(float *const *o, size_t ldo, const char *const *w, const char *x, size_t ldx, int nb) \
+	{ tile_small(o, ldo, w, x, ldx, nb, WT, NO, NB, 1); }
+#define QV_NO(WT, NO) QV(WT, NO, 1) QV(WT, NO, 2) QV(WT, NO, 3) QV(WT, NO, 4)
+QV_NO(3, 1) QV_NO(3, 2) QV_NO(3, 4) QV_NO(4, 1) QV_NO(4, 2) QV_NO(4, 4)
+#define QVR(WT, NO) { qv_##WT##_##NO##_1, qv_##WT##_##NO##_2, qv_##WT##_##NO##_3, qv_##WT##_##NO##_4 }
+static const qtile_fn qtiles_vnni[4][3][4] = {
+	{ QVR(3, 1), QVR(3, 2), QVR(3, 4) }, { QVR(4, 1), QVR(4, 2), QVR(4, 4) },
+	{ QR(5, 1), QR(5, 2), QR(5, 4) }, { QR(6, 1), QR(6, 2), QR(6, 4) },
 };
 
 enum { CHUNK_O = 64, CHUNK_B = 64 };
 
-void quant_matmul_avx2(float *out, size_t ldo, const void *xq, size_t ldxq, int n_rows,
-                       const void *w, dtype wt, int in, int o_begin, int o_end)
+static void quant_matmul(const qtile_fn (*qtiles)[3][4], float *out, size_t ldo, const void *xq, size_t ldxq,
+                         int n_rows, const void *w, dtype wt, int in, int o_begin, int o_end)
 {
 	if (n_rows <= 2 && (wt == DTYPE_Q8_0 || wt == DTYPE_Q4_0)) {
 		matvec_small(out, ldo, xq, ldxq, n_rows, w, wt, in, o_begin, o_end);
@@ -338,7 +385,7 @@ void quant_matmul_avx2(float *out, size_t ldo, const void *xq, size_t ldxq, int 
 	const char *wc = w, *xc = xq;
 	if (n_rows <= 2) {   /* decode steps: 4 far streams, then the leftover rows one by one */
 		int part = (o_end - o_begin) / 4, o = o_begin;
-		qtile_fn f4 = qtiles[ti][1][n_rows - 1], f1 = qtiles[ti][0][n_rows - 1];
+		qtile_fn f4 = qtiles[ti][2][n_rows - 1], f1 = qtiles[ti][0][n_rows - 1];
 		for (; o < o_begin + part; o++) {
 			float *op[4];
 			const char *wp[4];
@@ -352,20 +399,22 @@ void quant_matmul_avx2(float *out, size_t ldo, const void *xq, size_t ldxq, int 
 		}
 		return;
 	}
+	/* matrix tiles: NO weight rows x 4 activation rows (2 x 4 for the small
+	 * blocks, whose tiles need more registers per weight row; 4 x 4 for the
+	 * super-blocks), leftover weight rows one at a time */
+	const int NO = ti < 2 ? 2 : 4, ni = ti < 2 ? 1 : 2;
 	for (int ob = o_begin; ob < o_end; ob += CHUNK_O) {
 		int oe = ob + CHUNK_O < o_end ? ob + CHUNK_O : o_end;
 		for (int bb = 0; bb < n_rows; bb += CHUNK_B) {
 			int be = bb + CHUNK_B < n_rows ? bb + CHUNK_B : n_rows;
 			int o = ob;
-			for (; o < oe; o += 4) {
-				int no = oe - o >= 4 ? 4 : 1;
-				if (no == 1) break;
+			for (; o + NO <= oe; o += NO) {
 				float *op[4];
 				const char *wp[4];
 				for (int b = bb; b < be; b += 4) {
 					int nb = be - b < 4 ? be - b : 4;
-					for (int a = 0; a < 4; a++) { op[a] = out + (size_t)b * ldo + o + a; wp[a] = wc + (size_t)(o + a) * rb; }
-					qtiles[ti][1][nb - 1](op, ldo, wp, xc + (size_t)b * ldxq, ldxq, nblocks);
+					for (int a = 0; a < NO; a++) { op[a] = out + (size_t)b * ldo + o + a; wp[a] = wc + (size_t)(o + a) * rb; }
+					qtiles[ti][ni][nb - 1](op, ldo, wp, xc + (size_t)b * ldxq, ldxq, nblocks);
 				}
 			}
 			for (; o < oe; o++)
@@ -377,6 +426,19 @@ void quant_matmul_avx2(float *out, size_t ldo, const void *xq, size_t ldxq, int 
 				}
 		}
 	}
+}
+
+void quant_matmul_avx2(float *out, size_t ldo, const void *xq, size_t ldxq, int n_rows,
+                       const void *w, dtype wt, int in, int o_begin, int o_end)
+{
+	quant_matmul(qtiles, out, ldo, xq, ldxq, n_rows, w, wt, in, o_begin, o_end);
+}
+
+void quant_matmul_avx512(float *out, size_t ldo, const void *xq, size_t ldxq, int n_rows,
+                         const void *w, dtype wt, int in, int o_begin, int o_end)
+{
+	int vnni = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl");
+	quant_matmul(vnni ? qtiles_vnni : qtiles, out, ldo, xq, ldxq, n_rows, w, wt, in, o_begin, o_end);
 }
 
 /* ---- activation rows to 8-bit blocks: the same numbers as quant_quantize_x

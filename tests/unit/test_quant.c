@@ -306,6 +306,79 @@ static void test_matmul_q_kernels(void)
 	}
 }
 
+/* matmul_q past one chunk of activation rows and of weight rows (quant_avx2.c:
+ * CHUNK_B, CHUNK_O): every row's outputs are the bits of that row alone and
+ * of any split of the output rows. */
+static void test_matmul_q_large(void)
+{
+	enum { IN = 512, OUT = 71, B = 150 };
+	static float w[OUT * IN], x[B * IN], got[B * OUT], part[B * OUT], alone[OUT];
+	static unsigned char wq[OUT * IN * 2], xq[B * IN * 2];
+	const char *sets[] = { "portable", "avx2", "avx512" };
+	for (int ti = 0; ti < 4; ti++) {
+		dtype t = qtypes[ti];
+		size_t rb = dtype_row_bytes(t, IN), xb = quant_x_row_bytes(t, IN);
+		for (int i = 0; i < OUT * IN; i++) w[i] = frand() * 0.05f;
+		for (int i = 0; i < B * IN; i++) x[i] = frand();
+		for (int o = 0; o < OUT; o++) quant_quantize_row(t, wq + o * rb, w + o * IN, IN);
+		for (int b = 0; b < B; b++) quant_quantize_x(t, xq + b * xb, x + b * IN, IN);
+		for (int si = 0; si < 3; si++) {
+			const kernels *k = kernels_get(sets[si]);
+			if (!k) continue;
+			k->matmul_q(got, OUT, xq, xb, B, wq, t, IN, 0, OUT);
+			for (int b = 0; b < B; b += 13) {
+				k->matmul_q(alone, OUT, xq + b * xb, xb, 1, wq, t, IN, 0, OUT);
+				T_EQ_MEM(alone, got + b * OUT, sizeof alone);
+			}
+			memset(part, 0, sizeof part);
+			k->matmul_q(part, OUT, xq, xb, B, wq, t, IN, 0, 3);
+			k->matmul_q(part, OUT, xq, xb, B, wq, t, IN, 3, 66);
+			k->matmul_q(part, OUT, xq, xb, B, wq, t, IN, 66, OUT);
+			T_EQ_MEM(part, got, sizeof part);
+		}
+	}
+}
+
+/* The float matmul at prefill sizes: more activation rows than one chunk of
+ * the matrix tiles and rows longer than one weight panel (kernels_avx2.c:
+ * GEMM_B, GEMM_K), with a tail: every row's outputs are the bits of that row
+ * alone (a decode-shaped call), for any range of output rows, and near the
+ * portable kernels, for bf16, f16 and f32 weights, in every kernel set. */
+static void test_matmul_large(void)
+{
+	enum { IN = 1101, OUT = 29, B = 203 };
+	static float x[B * IN], got[B * OUT], part[B * OUT], alone[OUT], ref[B * OUT];
+	static unsigned char w[OUT * IN * 4 + 1];
+	const char *sets[] = { "avx2", "avx512" };
+	const kernels *p = kernels_get("portable");
+	for (int i = 0; i < B * IN; i++) x[i] = frand();
+	for (int dt = 0; dt < 3; dt++) {
+		size_t es = dtype_size((dtype)dt);
+		for (int i = 0; i < OUT * IN; i++) {
+			float f = frand() * 0.1f;
+			uint16_t h = dt == DTYPE_BF16 ? f32_to_bf16(f) : f32_to_f16(f);
+			if (dt == DTYPE_F32) memcpy(w + 1 + i * es, &f, 4);
+			else memcpy(w + 1 + i * es, &h, 2);
+		}
+		p->matmul(ref, OUT, x, IN, B, w + 1, (dtype)dt, IN, 0, OUT);
+		for (int si = 0; si < 2; si++) {
+			const kernels *k = kernels_get(sets[si]);
+			if (!k) continue;
+			k->matmul(got, OUT, x, IN, B, w + 1, (dtype)dt, IN, 0, OUT);
+			for (int i = 0; i < B * OUT; i++) T_NEAR(got[i], ref[i], 1e-4 * (1 + fabs(ref[i])));
+			for (int b = 0; b < B; b += 17) {
+				k->matmul(alone, OUT, x + (size_t)b * IN, IN, 1, w + 1, (dtype)dt, IN, 0, OUT);
+				T_EQ_MEM(alone, got + (size_t)b * OUT, sizeof alone);
+			}
+			memset(part, 0, sizeof part);
+			k->matmul(part, OUT, x, IN, B, w + 1, (dtype)dt, IN, 0, 5);
+			k->matmul(part, OUT, x, IN, B, w + 1, (dtype)dt, IN, 5, 18);
+			k->matmul(part, OUT, x, IN, B, w + 1, (dtype)dt, IN, 18, OUT);
+			T_EQ_MEM(part, got, sizeof part);
+		}
+	}
+}
+
 /* The bf16 KV cache's dot and axpy equal the f32 ones on the widened values,
  * bit for bit, in every kernel set (same summation order), at every length. */
 static void test_bf16_kv_kernels(void)
@@ -327,6 +400,84 @@ static void test_bf16_kv_kernels(void)
 			k->axpy(y2, 0.37f, bw, n);
 			T_EQ_MEM(y1, y2, sizeof y1);
 		}
+	}
+}
+
+/* Attention's dot_keys and axpy_values: per (head, key) the same bits as dot
+ * and axpy (bf16 keys: dot_bf16 / axpy_bf16), for 1..5 heads sharing the
+ * keys, head sizes with and without a tail, in every kernel set. */
+static void test_attention_kernels(void)
+{
+	enum { NK = 9, DMAX = 256, NQ = 5 };
+	static float q[NQ * DMAX], kf[NK * DMAX], sc[NQ * 16], y1[NQ * DMAX], y2[NQ * DMAX];
+	static uint16_t kb[NK * DMAX];
+	const int ds[] = { 256, 16, 45, 8 };
+	const char *sets[] = { "portable", "avx2", "avx512" };
+	for (int i = 0; i < NQ * DMAX; i++) q[i] = frand();
+	for (int i = 0; i < NK * DMAX; i++) { kf[i] = frand(); kb[i] = f32_to_bf16(frand()); }
+	for (int si = 0; si < 3; si++) {
+		const kernels *k = kernels_get(sets[si]);
+		if (!k) continue;
+		for (size_t di = 0; di < sizeof ds / sizeof *ds; di++) {
+			int d = ds[di];
+			for (int nq = 1; nq <= NQ; nq++)
+				for (int bf = 0; bf < 2; bf++) {
+					const void *keys = bf ? (const void *)kb : (const void *)kf;
+					dtype kt = bf ? DTYPE_BF16 : DTYPE_F32;
+					k->dot_keys(sc, 16, q, (size_t)d, nq, keys, kt, NK, d);
+					for (int g = 0; g < nq; g++)
+						for (int j = 0; j < NK; j++) {
+							float want = bf ? k->dot_bf16(q + g * d, kb + j * d, d) : k->dot(q + g * d, kf + j * d, d);
+							T_EQ_MEM(&sc[g * 16 + j], &want, sizeof want);
+						}
+					memcpy(y1, q, sizeof y1);
+					memcpy(y2, q, sizeof y2);
+					k->axpy_values(y1, (size_t)d, sc, 16, nq, keys, kt, NK, d);
+					for (int g = 0; g < nq; g++)
+						for (int j = 0; j < NK; j++) {
+							if (bf) k->axpy_bf16(y2 + g * d, sc[g * 16 + j], kb + j * d, d);
+							else k->axpy(y2 + g * d, sc[g * 16 + j], kf + j * d, d);
+						}
+					T_EQ_MEM(y1, y2, (size_t)nq * d * sizeof(float));
+				}
+		}
+	}
+}
+
+/* Every build's softmax near the portable one (its own exp), summing to 1,
+ * at lengths with and without a tail, with far-below-max scores at 0, with
+ * and without a logit cap; the same bits for a row wherever it runs. */
+static void test_softmax_kernels(void)
+{
+	enum { N = 203 };
+	static float in[N], ref[N], got[N], again[N];
+	const char *sets[] = { "avx2", "avx512" };
+	const kernels *p = kernels_get("portable");
+	for (int i = 0; i < N; i++) in[i] = frand() * 40;
+	in[5] = -1e4f;   /* e^(a - max) far below the smallest float */
+	for (int si = 0; si < 2; si++) {
+		const kernels *k = kernels_get(sets[si]);
+		if (!k) continue;
+		const int ns[] = { 1, 7, 8, 9, 64, N };
+		for (size_t ni = 0; ni < sizeof ns / sizeof *ns; ni++)
+			for (int capped = 0; capped < 2; capped++) {
+				int n = ns[ni];
+				float cap = capped ? 30.0f : 0.0f;
+				memcpy(ref, in, sizeof ref);
+				memcpy(got, in, sizeof got);
+				p->softmax(ref, n, 0.0625f, cap);
+				k->softmax(got, n, 0.0625f, cap);
+				double sum = 0;
+				for (int j = 0; j < n; j++) {
+					T_NEAR(got[j], ref[j], 1e-6 + 1e-5 * ref[j]);
+					sum += got[j];
+				}
+				T_NEAR(sum, 1.0, 1e-5);
+				if (n > 5 && !capped) T_CHECK(got[5] == 0.0f);   /* capped, it is e^-60 or so */
+				memcpy(again, in, sizeof again);
+				k->softmax(again, n, 0.0625f, cap);
+				T_EQ_MEM(again, got, (size_t)n * sizeof(float));
+			}
 	}
 }
 
@@ -366,7 +517,11 @@ int main(void)
 	T_RUN(test_roundtrip_error);
 	T_RUN(test_dot_vs_dequant);
 	T_RUN(test_matmul_q_kernels);
+	T_RUN(test_matmul_q_large);
+	T_RUN(test_matmul_large);
 	T_RUN(test_bf16_kv_kernels);
+	T_RUN(test_attention_kernels);
+	T_RUN(test_softmax_kernels);
 	T_RUN(test_quantize_x_kernels);
 	return T_END();
 }
