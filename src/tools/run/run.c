@@ -133,7 +133,7 @@ static int replay(engine *e, const char *path, const char *dump)
 			int id = (int)json_num(json_get(it, "seq"), -1);
 			if (id < 0 || id >= MAXS || json_count(tk) > MAXT) { rc = 1; break; }
 			if (seq_of[id] < 0) seq_of[id] = kv_seq_new(kv, NULL, 0, NULL);
-			items[ni].seq = seq_of[id];
+			items[ni] = (engine_item){ .seq = seq_of[id] };
 			items[ni].n_tokens = (int)json_count(tk);
 			for (size_t t = 0; t < json_count(tk); t++) toks[ni][t] = (int32_t)json_num(json_at(tk, t), 0);
 			items[ni].tokens = toks[ni];
