@@ -214,7 +214,10 @@ static void conn_update_io(conn *c)
 		m = tls_want(c->tls) ? tls_want(c->tls) : EV_READ;
 		goto set;
 	}
-	if (buf_rlen(&c->out)) m |= EV_WRITE;
+	/* Output queued for the before-sleep flush is sent then, without the
+	 * poller's help: write interest only while the socket pushes back (or
+	 * output waits outside the flush list), so a reply costs no epoll_ctl. */
+	if (buf_rlen(&c->out) && (c->send_blocked || !c->in_flush_list)) m |= EV_WRITE;
 	/* Whenever input is not read (paused pipeline, full buffer) the client
 	 * leaving must still be seen: EV_HUP, never EV_READ left armed with
 	 * nowhere to put the bytes (level-triggered: that spins a core). */
