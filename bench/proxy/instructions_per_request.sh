@@ -10,6 +10,7 @@
 #
 #   sh bench/proxy/instructions_per_request.sh [GATEWAY...]   default: bin/infergate
 #   N=5000 sh bench/proxy/instructions_per_request.sh /tmp/before/bin/infergate bin/infergate
+#   PEER=0 ...   skips HAProxy (only the gateways)
 #   KEEP=1 ...   keeps the callgrind.out.* files in the current directory
 #                (callgrind_annotate --inclusive=yes callgrind.out.g1)
 set -eu
@@ -19,6 +20,7 @@ here=$top/bench/proxy
 N=${N:-5000}
 CONNS=${CONNS:-50}
 KEEP=${KEEP:-0}
+PEER=${PEER:-1}
 HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 for t in h2load valgrind callgrind_control; do command -v $t >/dev/null 2>&1 || { echo "$t is missing"; exit 1; }; done
@@ -105,12 +107,14 @@ backend be
 	balance roundrobin
 	server b1 127.0.0.1:$BACK
 HAP
-valgrind --tool=callgrind --callgrind-out-file="$tmp/callgrind.out.haproxy" "$HAPROXY" -f "$tmp/haproxy.cfg" -db 2>"$tmp/vg.haproxy" &
-vp=$!
-pids="$pids $vp"
-wait_up $((base + 1))
-measure haproxy $((base + 1)) $vp >>"$tmp/res"
-kill -TERM $vp; wait $vp 2>/dev/null || true
+if [ "$PEER" = 1 ]; then
+	valgrind --tool=callgrind --callgrind-out-file="$tmp/callgrind.out.haproxy" "$HAPROXY" -f "$tmp/haproxy.cfg" -db 2>"$tmp/vg.haproxy" &
+	vp=$!
+	pids="$pids $vp"
+	wait_up $((base + 1))
+	measure haproxy $((base + 1)) $vp >>"$tmp/res"
+	kill -TERM $vp; wait $vp 2>/dev/null || true
+fi
 
 i=0
 for gw in "$@"; do

@@ -97,6 +97,8 @@ int gw_metrics_init(gw *g)
 		free(m);
 		return -1;
 	}
+	/* Every metric of the gateway is updated and written on its event loop. */
+	prom_registry_single_thread(r);
 	g->reg = r;
 	g->m = m;
 	static const char *const l_req[] = {"pool", "region", "endpoint", "code", NULL};
