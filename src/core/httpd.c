@@ -57,16 +57,34 @@ void httpd_limits_default(httpd_limits *l)
 
 static int64_t conn_on_timer(ev_loop *loop, uint64_t id, void *arg);
 
+/* Sets the connection's one deadline to after_ms from now. The loop's timer
+ * moves only when the deadline comes earlier than it is armed for: a later
+ * one (every keep-alive request pushes the idle timeout) is found when the
+ * timer fires, which then waits the rest. So a request costs no timer-heap
+ * work; an idle connection, one wake-up per timeout. */
 static void conn_timer(conn *c, uint64_t after_ms)
 {
-	if (c->timer && ev_timer_set(c->s->loop, c->timer, after_ms) == 0) return;
-	c->timer = ev_timer_add(c->s->loop, after_ms, conn_on_timer, c);
+	ev_loop *loop = c->s->loop;
+	uint64_t at = ev_now_ms(loop) + after_ms;
+	c->deadline_ms = at;
+	if (c->timer && at >= c->timer_at_ms) return;
+	if (!c->timer || ev_timer_set(loop, c->timer, after_ms) < 0)
+		c->timer = ev_timer_add(loop, after_ms, conn_on_timer, c);
+	c->timer_at_ms = at;
 }
 
+/* No deadline: the armed timer, if any, finds nothing due when it fires. */
 static void conn_timer_clear(conn *c)
+{
+	c->deadline_ms = 0;
+}
+
+/* The timer gone, for a connection that closes. */
+static void conn_timer_stop(conn *c)
 {
 	if (c->timer) ev_timer_del(c->s->loop, c->timer);
 	c->timer = 0;
+	c->deadline_ms = 0;
 }
 
 /* ------------------------------------------------------------ output */
@@ -120,7 +138,7 @@ static int conn_flush_h2(conn *c)
 		if (c->dead) return -1;
 		if (conn_send(c) < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK) {
-				if (!c->send_blocked || !c->timer) conn_timer(c, s->lim.send_timeout_ms);
+				if (!c->send_blocked || !c->deadline_ms) conn_timer(c, s->lim.send_timeout_ms);
 				c->send_blocked = 1;
 				conn_update_io(c);
 				return 0;
@@ -151,7 +169,7 @@ static int conn_flush(conn *c)
 	if (c->state == ST_H2) return conn_flush_h2(c);
 	if (conn_send(c) < 0) {
 		if (errno == EAGAIN || errno == EWOULDBLOCK) {
-			if (!c->send_blocked || !c->timer) conn_timer(c, s->lim.send_timeout_ms);
+			if (!c->send_blocked || !c->deadline_ms) conn_timer(c, s->lim.send_timeout_ms);
 			c->send_blocked = 1;
 			conn_update_io(c);
 			goto drain_check;
@@ -312,7 +330,7 @@ static void conn_close(conn *c)
 	httpd *s = c->s;
 	c->dead = 1;
 	flush_list_del(c);
-	conn_timer_clear(c);
+	conn_timer_stop(c);
 	ev_del(s->loop, c->fd);
 	if (c->handshaking) s->st.tls_handshake_failures_total++;
 	c->handshaking = 0;
@@ -378,8 +396,17 @@ static void conn_reject(conn *c, int status, const char *msg)
 static int64_t conn_on_timer(ev_loop *loop, uint64_t id, void *arg)
 {
 	conn *c = arg;
+	if (c->dead || !c->deadline_ms) {
+		c->timer = 0;
+		return -1;
+	}
+	uint64_t now = ev_now_ms(loop);
+	if (now < c->deadline_ms) { /* pushed later since it was armed: wait the rest */
+		c->timer_at_ms = c->deadline_ms;
+		return (int64_t)(c->deadline_ms - now);
+	}
 	c->timer = 0;
-	if (c->dead) return -1;
+	c->deadline_ms = 0;
 	switch (c->state) {
 	case ST_HEAD:
 		if (c->handshaking) {
@@ -684,7 +711,7 @@ static void conn_read(conn *c)
 	}
 	if (n > 0) {
 		buf_commit(&c->in, (size_t)n);
-		if (c->state == ST_HEAD && !c->head_len && c->timer && buf_rlen(&c->in) == (size_t)n)
+		if (c->state == ST_HEAD && !c->head_len && c->deadline_ms && buf_rlen(&c->in) == (size_t)n)
 			conn_timer(c, s->lim.header_timeout_ms); /* first byte of a new request */
 		if (c->state != ST_WAIT) conn_process(c);
 		else conn_update_io(c);

@@ -263,6 +263,42 @@ static void test_keepalive_reuse(void)
 	hc_pool_free(p);
 }
 
+/* The idle timeout of a kept-alive connection counts from its last request:
+ * each request pushes it later (the timer armed for the first deadline finds
+ * a later one and waits the rest), and a deadline that comes earlier (the
+ * head timeout of a request begun) is kept to. */
+static void test_keepalive_deadlines(void)
+{
+	int fd = raw_connect();
+	T_CHECK(fd >= 0);
+	for (int i = 0; i < 3; i++) {
+		if (i) {
+			buf idle;
+			buf_init(&idle, 0);
+			T_EQ_INT(raw_read(fd, &idle, NULL, 1200), 0); /* 1.2 s idle: still open (timeout 2 s) */
+			buf_free(&idle);
+		}
+		raw_send(fd, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+		buf out;
+		buf_init(&out, 0);
+		T_EQ_INT(raw_read(fd, &out, "hello", 2000), 0);
+		T_CHECK(strstr(buf_rptr(&out), "HTTP/1.1 200") != NULL);
+		buf_free(&out);
+	}
+	/* 2.4 s after the first request, 1.2 s after the last: a half head
+	 * gets its 408 after the head timeout (200 ms), not the idle one. */
+	uint64_t t0 = time_mono_ms();
+	raw_send(fd, "GET /hello HTTP/1.1\r\nHost: x\r\n");
+	buf out;
+	buf_init(&out, 0);
+	T_EQ_INT(raw_read(fd, &out, NULL, 3000), 1);
+	uint64_t dt = time_mono_ms() - t0;
+	T_CHECK(strncmp(buf_rptr(&out), "HTTP/1.1 408", 12) == 0);
+	T_CHECK(dt >= 150 && dt < 1500);
+	buf_free(&out);
+	close(fd);
+}
+
 static void expect_reject(const char *req, const char *status_line)
 {
 	int fd = raw_connect();
@@ -809,6 +845,7 @@ int main(void)
 	T_RUN(test_limits);
 	T_RUN(test_chunked_request);
 	T_RUN(test_pipelined);
+	T_RUN(test_keepalive_deadlines);
 	T_RUN(test_stream_backpressure);
 	T_RUN(test_close_mid_stream);
 	T_RUN(test_client_errors);
