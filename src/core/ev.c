@@ -483,12 +483,11 @@ int ev_run_once(ev_loop *l, int max_wait_ms)
 	int more = 1;
 	for (int pass = 0; more && pass < EV_HOOK_PASSES; pass++) {
 		for (int i = 0; i < l->nhooks; i++) l->hooks[i].fn(l, l->hooks[i].arg);
-		more = run_defers(l) > 0;
-		if (ev_batch_pending(l->batch)) {
-			ev_batch_flush(l, l->batch);
-			run_defers(l);
-			more = 1;
-		}
+		/* Right after the hooks: a send they queued reads its buffer before
+		 * any deferred call may add to it. */
+		more = ev_batch_pending(l->batch);
+		if (more) ev_batch_flush(l, l->batch);
+		if (run_defers(l)) more = 1;
 	}
 
 	int wait = next_timer_wait_ms(l);

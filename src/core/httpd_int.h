@@ -72,6 +72,7 @@ struct conn {
 	conn *fprev, *fnext;     /* connections with output to flush */
 	int in_flush_list;
 	int send_blocked;        /* the last flush met EAGAIN */
+	uint64_t send_op;        /* the queued batched send of out (ev_io_send), 0 = none */
 	int pipeline_paused;     /* input waits for output to drain */
 	char *saved_at;          /* byte overwritten to NUL-terminate the body */
 	char saved_byte;
