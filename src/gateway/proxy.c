@@ -197,16 +197,37 @@ static void client_finished(gw_call *c, int rc)
 
 /* ------------------------------------------------------------ headers */
 
+/* 1 when name (len bytes) is lower, a lowercase literal of that length,
+ * ignoring the case of name. */
+static int name_is(const char *name, size_t len, const char *lower)
+{
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)name[i];
+		if ((ch >= 'A' && ch <= 'Z' ? ch | 0x20 : ch) != (unsigned char)lower[i]) return 0;
+	}
+	return 1;
+}
+
+/* The headers that never cross the gateway as they are: hop-by-hop ones
+ * (RFC 9110 7.6.1), and those it writes itself. Chosen by length first: a
+ * header is compared with at most two names. */
 static int hop_by_hop(const char *name, size_t len, const char *conn_tokens)
 {
-#define HOP(s) { s, sizeof(s) - 1 }
-	static const struct { const char *s; size_t len; } names[] = {
-		HOP("connection"), HOP("keep-alive"), HOP("proxy-connection"), HOP("te"), HOP("trailer"),
-		HOP("transfer-encoding"), HOP("upgrade"), HOP("content-length"), HOP("host"), HOP("expect"),
-		HOP("x-forwarded-for"), HOP("content-type")};
-#undef HOP
-	for (size_t i = 0; i < ARRAY_LEN(names); i++)
-		if (names[i].len == len && !strncasecmp(name, names[i].s, len)) return 1;
+	int hop;
+	switch (len) {
+	case 2: hop = name_is(name, len, "te"); break;
+	case 4: hop = name_is(name, len, "host"); break;
+	case 6: hop = name_is(name, len, "expect"); break;
+	case 7: hop = name_is(name, len, "trailer") || name_is(name, len, "upgrade"); break;
+	case 10: hop = name_is(name, len, "connection") || name_is(name, len, "keep-alive"); break;
+	case 12: hop = name_is(name, len, "content-type"); break;
+	case 14: hop = name_is(name, len, "content-length"); break;
+	case 15: hop = name_is(name, len, "x-forwarded-for"); break;
+	case 16: hop = name_is(name, len, "proxy-connection"); break;
+	case 17: hop = name_is(name, len, "transfer-encoding"); break;
+	default: hop = 0;
+	}
+	if (hop) return 1;
 	if (!conn_tokens) return 0;
 	/* Headers the Connection header names are hop-by-hop too. */
 	const char *p = conn_tokens;
@@ -389,17 +410,17 @@ static int on_up_head(hc_req *up, int status, const http_header *h, size_t n, vo
 	char ctype_buf[256];
 	int rc = 0;
 	for (size_t i = 0; i < n; i++) {
-		if (str_ieq(h[i].name, h[i].name_len, "content-type")) {
+		if (h[i].name_len == 12 && name_is(h[i].name, 12, "content-type")) {
 			size_t k = MIN(h[i].value_len, sizeof(ctype_buf) - 1);
 			memcpy(ctype_buf, h[i].value, k);
 			ctype_buf[k] = 0;
 			ctype = ctype_buf;
 			continue;
 		}
-		if (str_ieq(h[i].name, h[i].name_len, "content-length")) continue;   /* written by httpd from clen */
+		if (h[i].name_len == 14 && name_is(h[i].name, 14, "content-length")) continue; /* written by httpd from clen */
 		if (hop_by_hop(h[i].name, h[i].name_len, ch ? conn_tokens : NULL)) continue;
-		if (str_ieq(h[i].name, h[i].name_len, "date") || str_ieq(h[i].name, h[i].name_len, "server") ||
-		    (h[i].name_len >= 12 && !strncasecmp(h[i].name, "x-infergate-", 12)))
+		if ((h[i].name_len == 4 && name_is(h[i].name, 4, "date")) || (h[i].name_len == 6 && name_is(h[i].name, 6, "server")) ||
+		    (h[i].name_len >= 12 && name_is(h[i].name, 12, "x-infergate-")))
 			continue;
 		rc |= buf_append(b, h[i].name, h[i].name_len);
 		rc |= buf_append(b, ": ", 2);
