@@ -245,6 +245,24 @@ static int hop_by_hop(const char *name, size_t len, const char *conn_tokens)
 #define APPEND_LIT(b, lit) buf_append((b), (lit), sizeof(lit) - 1)
 static inline int append_str(buf *b, const char *s) { return buf_append(b, s, strlen(s)); }
 
+/* Appends "name: value\r\n" with one reservation. 0, or -1 when the buffer
+ * is full. */
+static int append_header(buf *b, const http_header *h)
+{
+	char *w = buf_space(b, h->name_len + h->value_len + 4);
+	if (!w) return -1;
+	memcpy(w, h->name, h->name_len);
+	w += h->name_len;
+	*w++ = ':';
+	*w++ = ' ';
+	memcpy(w, h->value, h->value_len);
+	w += h->value_len;
+	*w++ = '\r';
+	*w = '\n';
+	buf_commit(b, h->name_len + h->value_len + 4);
+	return 0;
+}
+
 /* The client's address without the port ("127.0.0.1", "::1"). */
 static void client_ip(const char *peer, char *out, size_t size)
 {
@@ -278,10 +296,7 @@ static int build_up_headers(gw_call *c, httpd_req *r)
 	for (size_t i = 0; i < n; i++) {
 		if (hop_by_hop(h[i].name, h[i].name_len, conn)) continue;
 		if (*key && str_ieq(h[i].name, h[i].name_len, "authorization")) continue;   /* ours instead */
-		rc |= buf_append(b, h[i].name, h[i].name_len);
-		rc |= buf_append(b, ": ", 2);
-		rc |= buf_append(b, h[i].value, h[i].value_len);
-		rc |= buf_append(b, "\r\n", 2);
+		rc |= append_header(b, &h[i]);
 	}
 	rc |= APPEND_LIT(b, "Content-Type: ");
 	rc |= append_str(b, ctype ? ctype : "application/json");
@@ -422,10 +437,7 @@ static int on_up_head(hc_req *up, int status, const http_header *h, size_t n, vo
 		if ((h[i].name_len == 4 && name_is(h[i].name, 4, "date")) || (h[i].name_len == 6 && name_is(h[i].name, 6, "server")) ||
 		    (h[i].name_len >= 12 && name_is(h[i].name, 12, "x-infergate-")))
 			continue;
-		rc |= buf_append(b, h[i].name, h[i].name_len);
-		rc |= buf_append(b, ": ", 2);
-		rc |= buf_append(b, h[i].value, h[i].value_len);
-		rc |= buf_append(b, "\r\n", 2);
+		rc |= append_header(b, &h[i]);
 	}
 	rc |= APPEND_LIT(b, "x-infergate-endpoint: ");
 	rc |= append_str(b, e->label);
