@@ -8,8 +8,8 @@
 # busy shared machine does not disturb, so it decides between two builds where
 # requests/s cannot. Kernel work (syscalls) is not counted.
 #
-#   sh bench/proxy/instructions_per_request.sh [GATEWAY...]   default: bin/infergate
-#   N=5000 sh bench/proxy/instructions_per_request.sh /tmp/before/bin/infergate bin/infergate
+#   bash bench/proxy/instructions_per_request.sh [GATEWAY...]   default: bin/infergate
+#   N=5000 bash bench/proxy/instructions_per_request.sh /tmp/before/bin/infergate bin/infergate
 #   PEER=0 ...   skips HAProxy (only the gateways)
 #   KEEP=1 ...   keeps the callgrind.out.* files in the current directory
 #                (callgrind_annotate --inclusive=yes callgrind.out.g1)
