@@ -407,12 +407,9 @@ static int on_up_head(hc_req *up, int status, const http_header *h, size_t n, vo
 	const char *ctype = NULL;
 	int64_t clen = -1;
 	/* The client gets the upstream's length when it gave one (the client
-	 * module already checked the framing: this reads it, nothing more). */
-	http_body_kind kind;
+	 * module read and checked the framing already). */
 	uint64_t length;
-	const char *m = httpd_method(c->r);
-	if (http_body_framing(h, n, 1, status, m, strlen(m), &kind, &length) == 0 && kind == HTTP_BODY_LENGTH)
-		clen = (int64_t)length;
+	if (hc_content_length(up, &length)) clen = (int64_t)length;
 	buf *b = &c->resp_headers;
 	buf_reset(b);
 	const http_header *ch = http_find_header(h, n, "connection");

@@ -71,6 +71,7 @@ check '[ "$(got x-forwarded-for)" = "10.0.0.1, 127.0.0.1" ]' "X-Forwarded-For ap
 check '[ "$(got content-type)" = application/json ]' "Content-Type once ($(got content-type))"
 check '[ "$(got host)" = 127.0.0.1:$((P + 1)) ]' "Host names the endpoint ($(got host))"
 echo "== the answer as the client got it"
+check '[ "$(hdr content-length)" = "$(wc -c <"$tmp/b")" ] && [ -z "$(hdr transfer-encoding)" ]' "the backend's Content-Length is relayed ($(hdr content-length)), not chunked"
 check '[ "$(hdr x-kept)" = yes ]' "the backend's end-to-end header crosses"
 check '[ -z "$(hdr x-drop-me)" ] && [ -z "$(hdr keep-alive)" ]' "the backend's hop-by-hop headers are dropped"
 check '[ -z "$(hdr x-infergate-fake)" ] && [ "$(hdr x-infergate-endpoint)" = 127.0.0.1:$((P + 1)) ]' "x-infergate-* are the gateway's own"
