@@ -14,7 +14,7 @@ http {
 	keepalive_requests 1000000;
 	server {
 		listen 127.0.0.1:$2;
-		location / { default_type application/json; return 200 '{"id":"x","object":"chat.completion","choices":[]}'; }
+		location / { default_type application/json; return 200 '{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gemma","choices":[{"index":0,"message":{"role":"assistant","content":"Paris."},"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":2,"total_tokens":11}}'; }
 	}
 }
 NGINX

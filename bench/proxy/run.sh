@@ -5,7 +5,9 @@
 # nginx (one worker, keep-alive upstream) and infergate (one thread, parsing
 # every JSON body). With 2 or more cores, wrk runs on core 0 and the proxy
 # and backend on core 1 (taskset), so each proxy gets the same single core.
-# Prints a Markdown table (requests/s, p50, p99, added p99 over direct).
+# Prints a Markdown table (requests/s, p50, p99, added p99 over direct, and
+# each proxy's own CPU time per request from /proc/PID/stat, user + system,
+# over all rounds: the figure a busy machine's scheduling disturbs least).
 #
 #   sh bench/proxy/run.sh            DURATION=10s CONNS=50 ROUNDS=3 by default
 #   DURATION=30s CONNS=100 sh bench/proxy/run.sh
@@ -100,6 +102,7 @@ backend be
 HAP
 $PIN_SRV "$HAPROXY" -f "$tmp/haproxy.cfg" -db &
 pids="$pids $!"
+pid_haproxy=$!
 
 # ---- nginx as a proxy, one worker, keep-alive upstream
 cat >"$tmp/ngx/nginx.conf" <<NGINX
@@ -126,6 +129,7 @@ http {
 NGINX
 $PIN_SRV "$NGINX" -c "$tmp/ngx/nginx.conf" -e "$tmp/ngx/error.log" &
 pids="$pids $!"
+ngx_master=$!
 
 # ---- infergate, one thread (always), access log off, checks on; the backend
 # serves no /metrics, so scraping is off (as HAProxy and nginx do none)
@@ -147,6 +151,7 @@ if [ -n "$GW_BEFORE" ]; then
 	sed "s/127.0.0.1:$IG/127.0.0.1:$IGB/" "$tmp/ig.yaml" >"$tmp/igb.yaml"
 	$PIN_SRV "$GW_BEFORE" -c "$tmp/igb.yaml" --log-level warn &
 	pids="$pids $!"
+	pid_before=$!
 	ports="$ports $IGB"
 	TARGETS="$TARGETS infergate-before"
 fi
@@ -167,6 +172,8 @@ for p in $ports; do
 	done
 done
 
+pid_nginx=$(pgrep -P "$ngx_master" | head -n 1 || true) # its one worker
+
 for _ in $(seq 1 "$DASHBOARD_VIEWERS"); do
 	$PIN_WRK curl -s -N -o /dev/null "http://127.0.0.1:$IGD/dashboard/events" &
 	pids="$pids $!"
@@ -181,11 +188,14 @@ fi
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 
 # run NAME PORT: one wrk run; appends "name rps p50 p99" to $tmp/results
-# (and, for the gateways, "cpu name ticks requests" to $tmp/cpu)
+# (and, for the proxies, "name ticks requests" to $tmp/cpu: their own CPU time)
 run() {
 	echo "== $1 (port $2)" >&2
 	local pid=""
-	case $1 in infergate) pid=${pid_infergate:-} ;; infergate+dashboard) pid=${pid_dashboard:-} ;; esac
+	case $1 in
+	haproxy) pid=${pid_haproxy:-} ;; nginx) pid=${pid_nginx:-} ;; infergate) pid=${pid_infergate:-} ;;
+	infergate-before) pid=${pid_before:-} ;; infergate+dashboard) pid=${pid_dashboard:-} ;;
+	esac
 	$PIN_WRK wrk -t1 -c"$CONNS" -d2s -s "$here/post.lua" "http://127.0.0.1:$2" >/dev/null 2>&1 || true   # warm-up
 	local t0=0
 	[ -n "$pid" ] && t0=$(cpu_ticks "$pid")
@@ -224,15 +234,17 @@ echo
 [ "$DASHBOARD_VIEWERS" -gt 0 ] && echo "infergate+dashboard: $DASHBOARD_VIEWERS live dashboard streams open during its runs (curl -N /dashboard/events)"
 echo "wrk -t1 -c$CONNS -d$DURATION --latency, small JSON POST, keep-alive; median of $ROUNDS rounds; $(nproc) cores${PIN_WRK:+, wrk on core 0, proxy and backend on core 1}; load average $(cut -d' ' -f1 /proc/loadavg)"
 echo
-echo "| target | requests/s | p50 | p99 | added p99 over direct | non-2xx (all rounds) |"
-echo "|---|---:|---:|---:|---:|---:|"
+echo "| target | requests/s | p50 | p99 | added p99 over direct | non-2xx (all rounds) | proxy CPU µs per request (all rounds) |"
+echo "|---|---:|---:|---:|---:|---:|---:|"
+hz=$(getconf CLK_TCK)
 for name in $TARGETS; do
 	rps=$(awk -v n=$name '$1 == n { print $2 }' "$tmp/results" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')
 	p50=$(median $name 3); p99=$(median $name 4)
 	bad=$(awk -v n=$name '$1 == n { s += $5 } END { print s + 0 }' "$tmp/results")
 	added="—"
 	[ $name != direct ] && [ -n "$direct_p99" ] && added="$(awk -v a="$p99" -v b="$direct_p99" 'BEGIN { printf "%+.2f ms", (a - b) / 1000 }')"
-	printf '| %s | %.0f | %.2f ms | %.2f ms | %s | %s |\n' $name "$rps" "$(awk -v v="$p50" 'BEGIN { print v / 1000 }')" "$(awk -v v="$p99" 'BEGIN { print v / 1000 }')" "$added" "$bad"
+	cpu=$(awk -v n=$name -v hz="$hz" '$1 == n { t += $2; k += $3 } END { if (k > 0) printf "%.1f", t / hz * 1e6 / k; else print "—" }' "$tmp/cpu" 2>/dev/null || echo "—")
+	printf '| %s | %.0f | %.2f ms | %.2f ms | %s | %s | %s |\n' $name "$rps" "$(awk -v v="$p50" 'BEGIN { print v / 1000 }')" "$(awk -v v="$p99" 'BEGIN { print v / 1000 }')" "$added" "$bad" "$cpu"
 done
 if echo " $TARGETS " | grep -q " infergate+dashboard " && echo " $TARGETS " | grep -q " infergate "; then
 	a=$(awk '$1 == "infergate+dashboard" { print $2 }' "$tmp/results" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')
@@ -241,7 +253,6 @@ if echo " $TARGETS " | grep -q " infergate+dashboard " && echo " $TARGETS " | gr
 	awk -v a="$a" -v b="$b" 'BEGIN { printf "infergate with the dashboard open / without: %.3f of the requests/s\n", a / b }'
 	# CPU time per request, summed over the rounds: what the gateway itself
 	# spent, which a busy machine's scheduling disturbs less than requests/s.
-	hz=$(getconf CLK_TCK)
 	awk -v hz="$hz" '{ t[$1] += $2; n[$1] += $3 } END {
 		a = t["infergate"] / hz * 1e6 / n["infergate"]; b = t["infergate+dashboard"] / hz * 1e6 / n["infergate+dashboard"];
 		printf "gateway CPU per request: %.1f us without, %.1f us with the dashboard open (%.3fx)\n", a, b, b / a }' "$tmp/cpu"

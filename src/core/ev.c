@@ -26,6 +26,7 @@
 #define EV_MAX_HOOKS 16
 #define EV_FIRED_MAX 256
 #define EV_SIG_MAX 65
+#define EV_HOOK_PASSES 4     /* before-sleep rounds per iteration (see ev_run_once) */
 
 typedef struct ev_fd {
 	int mask;            /* EV_READ | EV_WRITE | EV_HUP interest; EV_NONE if unknown */
@@ -393,13 +394,16 @@ void ev_defer_cancel(ev_loop *l, ev_fn *fn, void *arg)
 		if (l->defers[i].fn == fn && l->defers[i].arg == arg) l->defers[i].fn = defer_noop;
 }
 
-static void run_defers(ev_loop *l)
+/* Runs the deferred calls (and those they defer). Returns how many ran. */
+static size_t run_defers(ev_loop *l)
 {
 	while (l->defer_head < l->ndefers) {
 		ev_call c = l->defers[l->defer_head++];
 		c.fn(l, c.arg);
 	}
+	size_t n = l->ndefers;
 	l->defer_head = l->ndefers = 0;
+	return n;
 }
 
 int ev_before_sleep(ev_loop *l, ev_fn *fn, void *arg)
@@ -477,16 +481,24 @@ int ev_run_once(ev_loop *l, int max_wait_ms)
 	l->iterations++;
 	ev_now_update(l);
 	run_defers(l);
-	for (int i = 0; i < l->nhooks; i++) l->hooks[i].fn(l, l->hooks[i].arg);
-	run_defers(l);
-	if (l->batch) {
-		ev_batch_flush(l, l->batch);
-		run_defers(l);
+	/* The hooks flush what this pass produced (a server's replies). A deferred
+	 * call or a batched completion that runs after them may produce more (an
+	 * error answered for a failed upstream send): the hooks run again then, a
+	 * few times at most, and past that the loop polls without sleeping. So
+	 * output queued for a hook needs no write interest in the poller. */
+	int more = 1;
+	for (int pass = 0; more && pass < EV_HOOK_PASSES; pass++) {
+		for (int i = 0; i < l->nhooks; i++) l->hooks[i].fn(l, l->hooks[i].arg);
+		/* Right after the hooks: a send they queued reads its buffer before
+		 * any deferred call may add to it. */
+		more = ev_batch_pending(l->batch);
+		if (more) ev_batch_flush(l, l->batch);
+		if (run_defers(l)) more = 1;
 	}
 
 	int wait = next_timer_wait_ms(l);
 	if (max_wait_ms >= 0 && (wait < 0 || wait > max_wait_ms)) wait = max_wait_ms;
-	if (l->stop || ev_batch_pending(l->batch)) wait = 0;
+	if (l->stop || more || ev_batch_pending(l->batch)) wait = 0;
 	int n = ev_poll_wait(l->poll, wait, l->fired, EV_FIRED_MAX);
 	if (n < 0) return -1;
 	ev_now_update(l);

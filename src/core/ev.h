@@ -91,7 +91,11 @@ int ev_defer(ev_loop *loop, ev_fn *fn, void *arg);
 /* Drops every pending deferred call of fn with arg (before freeing arg). */
 void ev_defer_cancel(ev_loop *loop, ev_fn *fn, void *arg);
 
-/* Before-sleep hooks, in registration order; at most 16. Returns 0 or -1. */
+/* Before-sleep hooks, in registration order; at most 16. Returns 0 or -1.
+ * They run again after any deferred call or batched completion that follows
+ * them, so whatever those queue is flushed before the loop sleeps: output
+ * queued for a hook needs no EV_WRITE interest. Batched I/O (ev_io_send)
+ * queued by the hooks is issued right after them, before any deferred call. */
 int ev_before_sleep(ev_loop *loop, ev_fn *fn, void *arg);
 void ev_before_sleep_del(ev_loop *loop, ev_fn *fn, void *arg);
 

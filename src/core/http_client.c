@@ -687,6 +687,13 @@ void hc_resume(hc_req *r)
 
 int hc_received_any(const hc_req *r) { return r->received_any; }
 int hc_status(const hc_req *r) { return r->status; }
+
+int hc_content_length(const hc_req *r, uint64_t *len)
+{
+	if (r->kind != HTTP_BODY_LENGTH) return 0;
+	*len = r->remaining;
+	return 1;
+}
 void *hc_arg(const hc_req *r) { return r->arg; }
 
 /* ------------------------------------------------------------ pools */

@@ -109,6 +109,10 @@ void hc_resume(hc_req *req);
 /* 1 once any byte of the response arrived (valid in callbacks, on_done included). */
 int hc_received_any(const hc_req *req);
 int hc_status(const hc_req *req);             /* 0 until the head arrived */
+/* Called from on_head: 1 and the body's length when the answer is framed by
+ * Content-Length (as the client read and checked the head), else 0. Later
+ * calls give what is left of the body. */
+int hc_content_length(const hc_req *req, uint64_t *len);
 void *hc_arg(const hc_req *req);
 
 /* Synchronous fetch for tools and tests: runs a private loop until the response

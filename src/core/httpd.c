@@ -57,16 +57,34 @@ void httpd_limits_default(httpd_limits *l)
 
 static int64_t conn_on_timer(ev_loop *loop, uint64_t id, void *arg);
 
+/* Sets the connection's one deadline to after_ms from now. The loop's timer
+ * moves only when the deadline comes earlier than it is armed for: a later
+ * one (every keep-alive request pushes the idle timeout) is found when the
+ * timer fires, which then waits the rest. So a request costs no timer-heap
+ * work; an idle connection, one wake-up per timeout. */
 static void conn_timer(conn *c, uint64_t after_ms)
 {
-	if (c->timer && ev_timer_set(c->s->loop, c->timer, after_ms) == 0) return;
-	c->timer = ev_timer_add(c->s->loop, after_ms, conn_on_timer, c);
+	ev_loop *loop = c->s->loop;
+	uint64_t at = ev_now_ms(loop) + after_ms;
+	c->deadline_ms = at;
+	if (c->timer && at >= c->timer_at_ms) return;
+	if (!c->timer || ev_timer_set(loop, c->timer, after_ms) < 0)
+		c->timer = ev_timer_add(loop, after_ms, conn_on_timer, c);
+	c->timer_at_ms = at;
 }
 
+/* No deadline: the armed timer, if any, finds nothing due when it fires. */
 static void conn_timer_clear(conn *c)
+{
+	c->deadline_ms = 0;
+}
+
+/* The timer gone, for a connection that closes. */
+static void conn_timer_stop(conn *c)
 {
 	if (c->timer) ev_timer_del(c->s->loop, c->timer);
 	c->timer = 0;
+	c->deadline_ms = 0;
 }
 
 /* ------------------------------------------------------------ output */
@@ -120,7 +138,7 @@ static int conn_flush_h2(conn *c)
 		if (c->dead) return -1;
 		if (conn_send(c) < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK) {
-				if (!c->send_blocked || !c->timer) conn_timer(c, s->lim.send_timeout_ms);
+				if (!c->send_blocked || !c->deadline_ms) conn_timer(c, s->lim.send_timeout_ms);
 				c->send_blocked = 1;
 				conn_update_io(c);
 				return 0;
@@ -143,15 +161,50 @@ static int conn_flush_h2(conn *c)
 	return 0;
 }
 
-/* Writes what the socket takes. Returns 0, or -1 when the connection failed
- * (closing is then scheduled). */
-static int conn_flush(conn *c)
+static void conn_sent(ev_loop *loop, long res, void *arg);
+static int conn_flush_after(conn *c, int rc);
+
+/* Writes what the socket takes. From the before-sleep hook (batch set), a
+ * plaintext connection's send is queued on the loop's batched I/O when it
+ * has one: the sends of every connection flushed in this pass then leave in
+ * one system call, issued right after the hooks (ev_run_once), before
+ * anything else can touch the buffer; conn_sent carries on. Returns 0, or -1
+ * when the connection failed (closing is then scheduled). */
+static int conn_flush(conn *c, int batch)
+{
+	if (c->state == ST_H2) return conn_flush_h2(c);
+	if (c->send_op) return 0; /* queued: its completion goes on */
+	if (batch && !c->tls && !c->send_blocked && buf_rlen(&c->out)) {
+		c->send_op = ev_io_send(c->s->loop, c->fd, buf_rptr(&c->out), buf_rlen(&c->out), conn_sent, c);
+		if (c->send_op) return 0;
+	}
+	return conn_flush_after(c, conn_send(c));
+}
+
+/* A batched send is done: res bytes went out, or -errno. */
+static void conn_sent(ev_loop *loop, long res, void *arg)
+{
+	conn *c = arg;
+	c->send_op = 0;
+	if (c->dead) return;
+	int rc;
+	if (res > 0 || res == -EINTR) {
+		if (res > 0) buf_consume(&c->out, (size_t)res);
+		rc = conn_send(c); /* the rest, if any, directly */
+	} else {
+		errno = res ? (int)-res : EPIPE;
+		rc = -1;
+	}
+	conn_flush_after(c, rc);
+}
+
+/* What follows a send (conn_send's rc, errno set when -1). */
+static int conn_flush_after(conn *c, int rc)
 {
 	httpd *s = c->s;
-	if (c->state == ST_H2) return conn_flush_h2(c);
-	if (conn_send(c) < 0) {
+	if (rc < 0) {
 		if (errno == EAGAIN || errno == EWOULDBLOCK) {
-			if (!c->send_blocked || !c->timer) conn_timer(c, s->lim.send_timeout_ms);
+			if (!c->send_blocked || !c->deadline_ms) conn_timer(c, s->lim.send_timeout_ms);
 			c->send_blocked = 1;
 			conn_update_io(c);
 			goto drain_check;
@@ -198,7 +251,7 @@ static void httpd_before_sleep(ev_loop *loop, void *arg)
 	while (s->flush_head) {
 		conn *c = s->flush_head;
 		flush_list_del(c);
-		if (!c->dead) conn_flush(c);
+		if (!c->dead) conn_flush(c, 1);
 	}
 }
 
@@ -214,7 +267,10 @@ static void conn_update_io(conn *c)
 		m = tls_want(c->tls) ? tls_want(c->tls) : EV_READ;
 		goto set;
 	}
-	if (buf_rlen(&c->out)) m |= EV_WRITE;
+	/* Output queued for the before-sleep flush is sent then, without the
+	 * poller's help: write interest only while the socket pushes back (or
+	 * output waits outside the flush list), so a reply costs no epoll_ctl. */
+	if (buf_rlen(&c->out) && !c->send_op && (c->send_blocked || !c->in_flush_list)) m |= EV_WRITE;
 	/* Whenever input is not read (paused pipeline, full buffer) the client
 	 * leaving must still be seen: EV_HUP, never EV_READ left armed with
 	 * nowhere to put the bytes (level-triggered: that spins a core). */
@@ -309,7 +365,9 @@ static void conn_close(conn *c)
 	httpd *s = c->s;
 	c->dead = 1;
 	flush_list_del(c);
-	conn_timer_clear(c);
+	ev_io_cancel(s->loop, c->send_op); /* before the fd closes */
+	c->send_op = 0;
+	conn_timer_stop(c);
 	ev_del(s->loop, c->fd);
 	if (c->handshaking) s->st.tls_handshake_failures_total++;
 	c->handshaking = 0;
@@ -375,8 +433,17 @@ static void conn_reject(conn *c, int status, const char *msg)
 static int64_t conn_on_timer(ev_loop *loop, uint64_t id, void *arg)
 {
 	conn *c = arg;
+	if (c->dead || !c->deadline_ms) {
+		c->timer = 0;
+		return -1;
+	}
+	uint64_t now = ev_now_ms(loop);
+	if (now < c->deadline_ms) { /* pushed later since it was armed: wait the rest */
+		c->timer_at_ms = c->deadline_ms;
+		return (int64_t)(c->deadline_ms - now);
+	}
 	c->timer = 0;
-	if (c->dead) return -1;
+	c->deadline_ms = 0;
 	switch (c->state) {
 	case ST_HEAD:
 		if (c->handshaking) {
@@ -681,7 +748,7 @@ static void conn_read(conn *c)
 	}
 	if (n > 0) {
 		buf_commit(&c->in, (size_t)n);
-		if (c->state == ST_HEAD && !c->head_len && c->timer && buf_rlen(&c->in) == (size_t)n)
+		if (c->state == ST_HEAD && !c->head_len && c->deadline_ms && buf_rlen(&c->in) == (size_t)n)
 			conn_timer(c, s->lim.header_timeout_ms); /* first byte of a new request */
 		if (c->state != ST_WAIT) conn_process(c);
 		else conn_update_io(c);
@@ -745,7 +812,7 @@ static void conn_on_io(ev_loop *loop, int fd, int mask, void *arg)
 		mask = EV_READ;
 	}
 	if (mask & EV_WRITE) {
-		if (conn_flush(c) < 0) return;
+		if (conn_flush(c, 0) < 0) return;
 		if (c->state == ST_HEAD && buf_rlen(&c->in)) conn_process(c);
 	}
 	if (!c->dead && (mask & EV_READ)) conn_read(c);

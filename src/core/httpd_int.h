@@ -52,7 +52,9 @@ struct conn {
 	int in_flight;           /* request handed to the handler, not ended */
 	int linger;              /* DONE: output flushed, draining input */
 	int io_mask;             /* interest registered with the loop */
-	uint64_t timer;
+	uint64_t timer;          /* the loop's timer, armed for timer_at_ms (conn_timer) */
+	uint64_t timer_at_ms;
+	uint64_t deadline_ms;    /* when the state's timeout is due; 0: none */
 	buf in, out;
 	http_header *hdrs;
 	size_t head_len;         /* parsed head bytes at in.rd */
@@ -70,6 +72,7 @@ struct conn {
 	conn *fprev, *fnext;     /* connections with output to flush */
 	int in_flush_list;
 	int send_blocked;        /* the last flush met EAGAIN */
+	uint64_t send_op;        /* the queued batched send of out (ev_io_send), 0 = none */
 	int pipeline_paused;     /* input waits for output to drain */
 	char *saved_at;          /* byte overwritten to NUL-terminate the body */
 	char saved_byte;

@@ -804,6 +804,37 @@ json_cursor *json_cursor_new(const char *text, size_t len, size_t max_depth, jso
 	return c;
 }
 
+void json_cursor_reset(json_cursor *c, const char *text, size_t len, json_error *err)
+{
+	if (err) {
+		err->line = err->col = 0;
+		err->msg[0] = 0;
+	}
+	size_t max_depth = c->ps.max_depth;
+	char *sbuf = c->ps.sbuf;
+	size_t sbuf_cap = c->ps.sbuf_cap;
+	if (sbuf_cap > JSON_CURSOR_KEEP_BYTES) {
+		free(sbuf);
+		sbuf = NULL;
+		sbuf_cap = 0;
+	}
+	unsigned char *kind = c->kind;
+	memset(c, 0, sizeof(*c));
+	memset(kind, 0, 2 * max_depth);
+	c->kind = kind;
+	c->first = kind + max_depth;
+	if (!text)
+		text = "";
+	c->ps.p = text;
+	c->ps.end = text + len;
+	c->ps.line_start = text;
+	c->ps.line = 1;
+	c->ps.max_depth = max_depth;
+	c->ps.err = err;
+	c->ps.sbuf = sbuf;
+	c->ps.sbuf_cap = sbuf_cap;
+}
+
 void json_cursor_free(json_cursor *c)
 {
 	if (!c)

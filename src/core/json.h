@@ -76,6 +76,11 @@ void json_doc_free(json_doc *doc);
 typedef struct json_cursor json_cursor;
 json_cursor *json_cursor_new(const char *text, size_t len, size_t max_depth, json_error *err);
 void json_cursor_free(json_cursor *c);
+/* Starts c over on another text, as json_cursor_new would with c's depth
+ * limit, keeping its string buffer (up to JSON_CURSOR_KEEP_BYTES) so a cursor
+ * reused for every request allocates nothing in steady state. */
+#define JSON_CURSOR_KEEP_BYTES (64 * 1024)
+void json_cursor_reset(json_cursor *c, const char *text, size_t len, json_error *err);
 /* The type (json_type) of the value at the cursor, not consumed; -1 on error. */
 int json_cursor_peek(json_cursor *c);
 /* Steps into the object or array at the cursor. 0, or -1. */

@@ -40,16 +40,33 @@ struct prom_family {
 	prom_series **series;
 	size_t n_series, cap_series;
 	prom_series *sink;       /* shared by label sets past the cap */
+	prom_series *last;       /* the series prom_series_get found last: checked first */
 };
 
 struct prom_registry {
 	pthread_mutex_t mu;
+	int single_thread;       /* prom_registry_single_thread: mu is not taken */
 	prom_family *first, *last;
 	prom_collect_fn *collect;
 	void *collect_arg;
 };
 
 static prom_series global_sink;
+
+static inline void reg_lock(prom_registry *reg)
+{
+	if (!reg->single_thread) pthread_mutex_lock(&reg->mu);
+}
+
+static inline void reg_unlock(prom_registry *reg)
+{
+	if (!reg->single_thread) pthread_mutex_unlock(&reg->mu);
+}
+
+void prom_registry_single_thread(prom_registry *reg)
+{
+	reg->single_thread = 1;
+}
 
 prom_registry *prom_registry_new(void)
 {
@@ -160,14 +177,14 @@ static prom_family *family_new(prom_registry *reg, prom_type type, const char *n
 			if (!isfinite(bounds[i]) || (i && bounds[i] <= bounds[i - 1]))
 				return NULL;
 	}
-	pthread_mutex_lock(&reg->mu);
+	reg_lock(reg);
 	for (prom_family *f = reg->first; f; f = f->next) {
 		if (strcmp(f->name, name))
 			continue;
 		int same = f->type == type && same_labels(f, labels) &&
 			(type != PROM_HISTOGRAM || (f->n_bounds == n_bounds &&
 				(!n_bounds || !memcmp(f->bounds, bounds, n_bounds * sizeof(double)))));
-		pthread_mutex_unlock(&reg->mu);
+		reg_unlock(reg);
 		return same ? f : NULL;
 	}
 	prom_family *f = calloc(1, sizeof(*f));
@@ -197,12 +214,12 @@ static prom_family *family_new(prom_registry *reg, prom_type type, const char *n
 	else
 		reg->first = f;
 	reg->last = f;
-	pthread_mutex_unlock(&reg->mu);
+	reg_unlock(reg);
 	return f;
 fail:
 	if (f)
 		family_free(f);
-	pthread_mutex_unlock(&reg->mu);
+	reg_unlock(reg);
 	return NULL;
 }
 
@@ -234,17 +251,19 @@ static uint64_t values_hash(const prom_family *f, const char *const values[])
 	return h;
 }
 
+static int same_values(const prom_family *f, const prom_series *s, const char *const values[])
+{
+	for (size_t k = 0; k < f->n_labels; k++)
+		if (strcmp(s->values[k], values && values[k] ? values[k] : ""))
+			return 0;
+	return 1;
+}
+
 static size_t series_find(const prom_family *f, const char *const values[], uint64_t h)
 {
 	for (size_t i = 0; i < f->n_series; i++) {
 		const prom_series *s = f->series[i];
-		if (s->hash != h)
-			continue;
-		size_t k;
-		for (k = 0; k < f->n_labels; k++)
-			if (strcmp(s->values[k], values && values[k] ? values[k] : ""))
-				break;
-		if (k == f->n_labels)
+		if (s->hash == h && same_values(f, s, values))
 			return i;
 	}
 	return (size_t)-1;
@@ -282,12 +301,17 @@ prom_series *prom_series_get(prom_family *f, const char *const values[])
 {
 	if (!f)
 		return &global_sink;
+	reg_lock(f->reg);
+	if (f->last && same_values(f, f->last, values)) {
+		prom_series *s = f->last;
+		reg_unlock(f->reg);
+		return s;
+	}
 	uint64_t h = values_hash(f, values);
-	pthread_mutex_lock(&f->reg->mu);
 	size_t i = series_find(f, values, h);
 	if (i != (size_t)-1) {
-		prom_series *s = f->series[i];
-		pthread_mutex_unlock(&f->reg->mu);
+		prom_series *s = f->last = f->series[i];
+		reg_unlock(f->reg);
 		return s;
 	}
 	prom_series *s = NULL;
@@ -313,12 +337,13 @@ prom_series *prom_series_get(prom_family *f, const char *const values[])
 		if (!(s->values[k] = dup_s(values && values[k] ? values[k] : "")))
 			goto sink;
 	f->series[f->n_series++] = s;
-	pthread_mutex_unlock(&f->reg->mu);
+	f->last = s;
+	reg_unlock(f->reg);
 	return s;
 sink:
 	series_free(s, f->n_labels);
 	s = family_sink(f);
-	pthread_mutex_unlock(&f->reg->mu);
+	reg_unlock(f->reg);
 	return s;
 }
 
@@ -327,33 +352,35 @@ int prom_series_remove(prom_family *f, const char *const values[])
 	if (!f)
 		return -1;
 	uint64_t h = values_hash(f, values);
-	pthread_mutex_lock(&f->reg->mu);
+	reg_lock(f->reg);
 	size_t i = series_find(f, values, h);
 	if (i == (size_t)-1) {
-		pthread_mutex_unlock(&f->reg->mu);
+		reg_unlock(f->reg);
 		return -1;
 	}
+	if (f->last == f->series[i])
+		f->last = NULL;
 	series_free(f->series[i], f->n_labels);
 	memmove(&f->series[i], &f->series[i + 1], (f->n_series - i - 1) * sizeof(*f->series));
 	f->n_series--;
-	pthread_mutex_unlock(&f->reg->mu);
+	reg_unlock(f->reg);
 	return 0;
 }
 
-static inline pthread_mutex_t *lock_of(prom_series *s)
+static inline prom_registry *reg_of(prom_series *s)
 {
-	return s && s->fam ? &s->fam->reg->mu : NULL;
+	return s && s->fam ? s->fam->reg : NULL;
 }
 
 void prom_add(prom_series *s, double v)
 {
-	pthread_mutex_t *mu = lock_of(s);
+	prom_registry *mu = reg_of(s);
 	if (!mu)
 		return;
-	pthread_mutex_lock(mu);
+	reg_lock(mu);
 	if (s->fam->type == PROM_GAUGE || (s->fam->type == PROM_COUNTER && v >= 0))
 		s->value += v;
-	pthread_mutex_unlock(mu);
+	reg_unlock(mu);
 }
 
 void prom_add_total(prom_series *s, uint64_t total, uint64_t *exported)
@@ -370,21 +397,21 @@ void prom_inc(prom_series *s)
 
 void prom_set(prom_series *s, double v)
 {
-	pthread_mutex_t *mu = lock_of(s);
+	prom_registry *mu = reg_of(s);
 	if (!mu)
 		return;
-	pthread_mutex_lock(mu);
+	reg_lock(mu);
 	if (s->fam->type == PROM_GAUGE)
 		s->value = v;
-	pthread_mutex_unlock(mu);
+	reg_unlock(mu);
 }
 
 void prom_observe(prom_series *s, double v)
 {
-	pthread_mutex_t *mu = lock_of(s);
+	prom_registry *mu = reg_of(s);
 	if (!mu)
 		return;
-	pthread_mutex_lock(mu);
+	reg_lock(mu);
 	prom_family *f = s->fam;
 	if (f->type == PROM_HISTOGRAM && !isnan(v)) {
 		/* first bound >= v; past the last: the +Inf bucket */
@@ -400,39 +427,39 @@ void prom_observe(prom_series *s, double v)
 		s->count++;
 		s->value += v;
 	}
-	pthread_mutex_unlock(mu);
+	reg_unlock(mu);
 }
 
 double prom_value(prom_series *s)
 {
-	pthread_mutex_t *mu = lock_of(s);
+	prom_registry *mu = reg_of(s);
 	if (!mu)
 		return 0;
-	pthread_mutex_lock(mu);
+	reg_lock(mu);
 	double v = s->fam->type == PROM_HISTOGRAM ? (double)s->count : s->fn ? s->fn(s->fn_arg) : s->value;
-	pthread_mutex_unlock(mu);
+	reg_unlock(mu);
 	return v;
 }
 
 void prom_series_set_fn(prom_series *s, prom_gauge_fn *fn, void *arg)
 {
-	pthread_mutex_t *mu = lock_of(s);
+	prom_registry *mu = reg_of(s);
 	if (!mu)
 		return;
-	pthread_mutex_lock(mu);
+	reg_lock(mu);
 	if (s->fam->type == PROM_GAUGE) {
 		s->fn = fn;
 		s->fn_arg = arg;
 	}
-	pthread_mutex_unlock(mu);
+	reg_unlock(mu);
 }
 
 void prom_registry_on_write(prom_registry *reg, prom_collect_fn *fn, void *arg)
 {
-	pthread_mutex_lock(&reg->mu);
+	reg_lock(reg);
 	reg->collect = fn;
 	reg->collect_arg = arg;
-	pthread_mutex_unlock(&reg->mu);
+	reg_unlock(reg);
 }
 
 int prom_format_value(char *out, size_t size, double v)
@@ -528,16 +555,16 @@ static int write_family(buf *out, prom_family *f)
 
 int prom_write(prom_registry *reg, buf *out)
 {
-	pthread_mutex_lock(&reg->mu);
+	reg_lock(reg);
 	prom_collect_fn *collect = reg->collect;
 	void *arg = reg->collect_arg;
-	pthread_mutex_unlock(&reg->mu);
+	reg_unlock(reg);
 	if (collect)
 		collect(reg, arg);
 	int rc = 0;
-	pthread_mutex_lock(&reg->mu);
+	reg_lock(reg);
 	for (prom_family *f = reg->first; f && !rc; f = f->next)
 		rc = write_family(out, f);
-	pthread_mutex_unlock(&reg->mu);
+	reg_unlock(reg);
 	return rc;
 }

@@ -8,7 +8,10 @@
  * cached for the life of the registry, unless it is removed with
  * prom_series_remove (then the pointer is dead). Every update and prom_write
  * take the registry's mutex, so an engine thread may update metrics while the
- * HTTP thread writes them out. Caps: PROM_MAX_SERIES per family (further label
+ * HTTP thread writes them out (a one-thread program may waive it:
+ * prom_registry_single_thread). The series found last in a family is checked
+ * before the hash, so a caller that updates one series over and over pays a
+ * few string compares per lookup. Caps: PROM_MAX_SERIES per family (further label
  * sets share one hidden series that is never written), PROM_MAX_LABELS names.
  *
  * Numbers are written in the shortest form that reads back exactly ("1",
@@ -34,6 +37,10 @@ typedef struct prom_series prom_series;
 /* A registry and everything in it; freed at once by prom_registry_free. */
 prom_registry *prom_registry_new(void);
 void prom_registry_free(prom_registry *reg);
+/* For a program whose every update and write happen on one thread (the
+ * gateway's event loop): the registry's mutex is not taken from then on. Call
+ * it before the first update. */
+void prom_registry_single_thread(prom_registry *reg);
 
 /*
  * Registers a family. name must match [a-zA-Z_:][a-zA-Z0-9_:]* (counters should

@@ -99,6 +99,8 @@ int gw_metrics_init(gw *g)
 		free(m);
 		return -1;
 	}
+	/* Every metric of the gateway is updated and written on its event loop. */
+	prom_registry_single_thread(r);
 	g->reg = r;
 	g->m = m;
 	static const char *const l_req[] = {"pool", "region", "endpoint", "code", NULL};
@@ -156,8 +158,8 @@ int gw_metrics_init(gw *g)
 		"Streams broken after their first byte, by what followed: resumed (a continuation sent), completed "
 		"(a resumed stream reached [DONE]), finished, exhausted, deadline, no_endpoint, not_resumable.", l_resume);
 	m->io_flushes = prom_counter(r, "infergate_io_uring_submits_total",
-		"System calls that issued batched upstream sends (io_uring: auto; 0 when off or unavailable).", NULL);
-	m->io_ops = prom_counter(r, "infergate_io_uring_sends_total", "Upstream sends issued through those system calls.", NULL);
+		"System calls that issued batched sends, upstream and to clients (io_uring: auto; 0 when off or unavailable).", NULL);
+	m->io_ops = prom_counter(r, "infergate_io_uring_sends_total", "Sends (upstream requests, plaintext HTTP/1.1 answers to clients) issued through those system calls.", NULL);
 	if (!m->resumes || !m->io_flushes || !m->io_ops) return -1;
 	if (!m->requests || !m->duration || !m->ttfb || !m->retries || !m->outside || !m->req_bytes || !m->resp_bytes ||
 	    !m->ep_up || !m->ep_ejected || !m->ep_in_flight || !m->ep_changes || !m->ep_checks || !m->ep_ejections ||

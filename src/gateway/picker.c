@@ -373,8 +373,12 @@ static int clamp_rank(int r) { return r < 0 ? 0 : r >= REGION_MAX ? REGION_MAX -
 void picker_run(pk_view *v, size_t n, const pk_params *p, region_state *rs, pk_result *out)
 {
 	const gw_picker_cfg *c = p->cfg;
-	memset(out, 0, sizeof(*out));
+	/* Everything but order[], which is written up to n_order (4 KiB not
+	 * cleared per pick). */
+	out->n_order = 0;
 	out->region_rank = -1;
+	out->spilled = out->saturated = out->session_kept = 0;
+	out->relaxed = 0;
 	if (n > GW_MAX_ENDPOINTS) n = GW_MAX_ENDPOINTS;
 
 	/* Each filter's verdict on each view. */
@@ -390,10 +394,17 @@ void picker_run(pk_view *v, size_t n, const pk_params *p, region_state *rs, pk_r
 
 	/* Region capacity, from every endpoint (a request's tries aside), with
 	 * the hysteresis of region_update. */
-	int present[REGION_MAX] = {0}, cap[REGION_MAX] = {0};
+	int present[REGION_MAX], cap[REGION_MAX];
 	double best[REGION_MAX];
-	uint32_t avail[REGION_MAX] = {0};
-	for (int r = 0; r < REGION_MAX; r++) best[r] = 2;
+	uint32_t avail[REGION_MAX];
+	int n_ranks = 0; /* ranks above the views' highest are absent: not walked */
+	for (size_t i = 0; i < n; i++)
+		if (clamp_rank(v[i].region_rank) >= n_ranks) n_ranks = clamp_rank(v[i].region_rank) + 1;
+	for (int r = 0; r < n_ranks; r++) {
+		present[r] = cap[r] = 0;
+		avail[r] = 0;
+		best[r] = 2;
+	}
 	for (size_t i = 0; i < n; i++) {
 		int r = clamp_rank(v[i].region_rank);
 		present[r] = 1;
@@ -403,7 +414,7 @@ void picker_run(pk_view *v, size_t n, const pk_params *p, region_state *rs, pk_r
 		if (u < best[r]) best[r] = u;
 	}
 	int any_cap = 0;
-	for (int r = 0; r < REGION_MAX; r++) {
+	for (int r = 0; r < n_ranks; r++) {
 		if (!present[r]) continue;
 		cap[r] = region_update(rs, r, best[r], avail[r], c->max_utilization, c->return_margin, c->region_hold_ms,
 				       p->now_ms);

@@ -203,16 +203,37 @@ static void client_finished(gw_call *c, int rc)
 
 /* ------------------------------------------------------------ headers */
 
+/* 1 when name (len bytes) is lower, a lowercase literal of that length,
+ * ignoring the case of name. */
+static int name_is(const char *name, size_t len, const char *lower)
+{
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)name[i];
+		if ((ch >= 'A' && ch <= 'Z' ? ch | 0x20 : ch) != (unsigned char)lower[i]) return 0;
+	}
+	return 1;
+}
+
+/* The headers that never cross the gateway as they are: hop-by-hop ones
+ * (RFC 9110 7.6.1), and those it writes itself. Chosen by length first: a
+ * header is compared with at most two names. */
 static int hop_by_hop(const char *name, size_t len, const char *conn_tokens)
 {
-#define HOP(s) { s, sizeof(s) - 1 }
-	static const struct { const char *s; size_t len; } names[] = {
-		HOP("connection"), HOP("keep-alive"), HOP("proxy-connection"), HOP("te"), HOP("trailer"),
-		HOP("transfer-encoding"), HOP("upgrade"), HOP("content-length"), HOP("host"), HOP("expect"),
-		HOP("x-forwarded-for"), HOP("content-type")};
-#undef HOP
-	for (size_t i = 0; i < ARRAY_LEN(names); i++)
-		if (names[i].len == len && !strncasecmp(name, names[i].s, len)) return 1;
+	int hop;
+	switch (len) {
+	case 2: hop = name_is(name, len, "te"); break;
+	case 4: hop = name_is(name, len, "host"); break;
+	case 6: hop = name_is(name, len, "expect"); break;
+	case 7: hop = name_is(name, len, "trailer") || name_is(name, len, "upgrade"); break;
+	case 10: hop = name_is(name, len, "connection") || name_is(name, len, "keep-alive"); break;
+	case 12: hop = name_is(name, len, "content-type"); break;
+	case 14: hop = name_is(name, len, "content-length"); break;
+	case 15: hop = name_is(name, len, "x-forwarded-for"); break;
+	case 16: hop = name_is(name, len, "proxy-connection"); break;
+	case 17: hop = name_is(name, len, "transfer-encoding"); break;
+	default: hop = 0;
+	}
+	if (hop) return 1;
 	if (!conn_tokens) return 0;
 	/* Headers the Connection header names are hop-by-hop too. */
 	const char *p = conn_tokens;
@@ -229,6 +250,24 @@ static int hop_by_hop(const char *name, size_t len, const char *conn_tokens)
  * 0, or -1 when the buffer is full. */
 #define APPEND_LIT(b, lit) buf_append((b), (lit), sizeof(lit) - 1)
 static inline int append_str(buf *b, const char *s) { return buf_append(b, s, strlen(s)); }
+
+/* Appends "name: value\r\n" with one reservation. 0, or -1 when the buffer
+ * is full. */
+static int append_header(buf *b, const http_header *h)
+{
+	char *w = buf_space(b, h->name_len + h->value_len + 4);
+	if (!w) return -1;
+	memcpy(w, h->name, h->name_len);
+	w += h->name_len;
+	*w++ = ':';
+	*w++ = ' ';
+	memcpy(w, h->value, h->value_len);
+	w += h->value_len;
+	*w++ = '\r';
+	*w = '\n';
+	buf_commit(b, h->name_len + h->value_len + 4);
+	return 0;
+}
 
 /* The client's address without the port ("127.0.0.1", "::1"). */
 static void client_ip(const char *peer, char *out, size_t size)
@@ -263,10 +302,7 @@ static int build_up_headers(gw_call *c, httpd_req *r)
 	for (size_t i = 0; i < n; i++) {
 		if (hop_by_hop(h[i].name, h[i].name_len, conn)) continue;
 		if (*key && str_ieq(h[i].name, h[i].name_len, "authorization")) continue;   /* ours instead */
-		rc |= buf_append(b, h[i].name, h[i].name_len);
-		rc |= buf_append(b, ": ", 2);
-		rc |= buf_append(b, h[i].value, h[i].value_len);
-		rc |= buf_append(b, "\r\n", 2);
+		rc |= append_header(b, &h[i]);
 	}
 	rc |= APPEND_LIT(b, "Content-Type: ");
 	rc |= append_str(b, ctype ? ctype : "application/json");
@@ -377,12 +413,9 @@ static int on_up_head(hc_req *up, int status, const http_header *h, size_t n, vo
 	const char *ctype = NULL;
 	int64_t clen = -1;
 	/* The client gets the upstream's length when it gave one (the client
-	 * module already checked the framing: this reads it, nothing more). */
-	http_body_kind kind;
+	 * module read and checked the framing already). */
 	uint64_t length;
-	const char *m = httpd_method(c->r);
-	if (http_body_framing(h, n, 1, status, m, strlen(m), &kind, &length) == 0 && kind == HTTP_BODY_LENGTH)
-		clen = (int64_t)length;
+	if (hc_content_length(up, &length)) clen = (int64_t)length;
 	buf *b = &c->resp_headers;
 	buf_reset(b);
 	const http_header *ch = http_find_header(h, n, "connection");
@@ -395,22 +428,19 @@ static int on_up_head(hc_req *up, int status, const http_header *h, size_t n, vo
 	char ctype_buf[256];
 	int rc = 0;
 	for (size_t i = 0; i < n; i++) {
-		if (str_ieq(h[i].name, h[i].name_len, "content-type")) {
+		if (h[i].name_len == 12 && name_is(h[i].name, 12, "content-type")) {
 			size_t k = MIN(h[i].value_len, sizeof(ctype_buf) - 1);
 			memcpy(ctype_buf, h[i].value, k);
 			ctype_buf[k] = 0;
 			ctype = ctype_buf;
 			continue;
 		}
-		if (str_ieq(h[i].name, h[i].name_len, "content-length")) continue;   /* written by httpd from clen */
+		if (h[i].name_len == 14 && name_is(h[i].name, 14, "content-length")) continue; /* written by httpd from clen */
 		if (hop_by_hop(h[i].name, h[i].name_len, ch ? conn_tokens : NULL)) continue;
-		if (str_ieq(h[i].name, h[i].name_len, "date") || str_ieq(h[i].name, h[i].name_len, "server") ||
-		    (h[i].name_len >= 12 && !strncasecmp(h[i].name, "x-infergate-", 12)))
+		if ((h[i].name_len == 4 && name_is(h[i].name, 4, "date")) || (h[i].name_len == 6 && name_is(h[i].name, 6, "server")) ||
+		    (h[i].name_len >= 12 && name_is(h[i].name, 12, "x-infergate-")))
 			continue;
-		rc |= buf_append(b, h[i].name, h[i].name_len);
-		rc |= buf_append(b, ": ", 2);
-		rc |= buf_append(b, h[i].value, h[i].value_len);
-		rc |= buf_append(b, "\r\n", 2);
+		rc |= append_header(b, &h[i]);
 	}
 	rc |= APPEND_LIT(b, "x-infergate-endpoint: ");
 	rc |= append_str(b, e->label);

@@ -20,6 +20,8 @@ void request_init(gw_request *rq)
 
 void request_free(gw_request *rq)
 {
+	json_cursor_free(rq->cursor);
+	rq->cursor = NULL;
 	buf_free(&rq->messages_text);
 	buf_free(&rq->prompt_text);
 }
@@ -245,7 +247,9 @@ int request_read(gw_request *rq, const char *body, size_t len, int chat, char *m
 {
 	request_clear(rq, chat);
 	json_error je;
-	json_cursor *c = json_cursor_new(body, len, REQUEST_MAX_DEPTH, &je);
+	json_cursor *c = rq->cursor;
+	if (c) json_cursor_reset(c, body, len, &je);
+	else c = rq->cursor = json_cursor_new(body, len, REQUEST_MAX_DEPTH, &je);
 	if (!c) {
 		snprintf(msg, msg_size, "Out of memory.");
 		return 503;
@@ -321,7 +325,6 @@ int request_read(gw_request *rq, const char *body, size_t len, int chat, char *m
 	}
 	if (r >= 0) r = json_cursor_end(c);
 	int failed = json_cursor_failed(c);
-	json_cursor_free(c);
 	if (r < 0 || failed) {
 		if (!strcmp(je.msg, "out of memory")) {
 			snprintf(msg, msg_size, "Out of memory.");

@@ -48,6 +48,7 @@ typedef struct gw_request {
 	int seek;                      /* a stored object (a response by id): a 404 tries the next endpoint */
 	struct tenant_state *tenant;   /* who asks (tenant.h), set by the front door from the key; borrowed */
 	int rewritten;                 /* model is a rewrite's target (rewrite.h): the body's model goes as model */
+	struct json_cursor *cursor;    /* reads every body (json_cursor_reset): made once, owned */
 } gw_request;
 
 enum { REQUEST_MODEL_MISSING = 0, REQUEST_MODEL_OK, REQUEST_MODEL_NOT_STRING, REQUEST_MODEL_EMPTY, REQUEST_MODEL_NUL };

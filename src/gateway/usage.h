@@ -5,9 +5,11 @@
  * "usage" object, and, for streams that carry no usage, the number of
  * chunks with choices (vLLM sends one token per chunk, so this is close).
  *
- * A byte-at-a-time state machine that knows JSON strings (a key inside a
- * generated text is escaped, so it is never taken for one) and survives any
- * split of the bytes. Memory: the struct (no allocation).
+ * A state machine that knows JSON strings (a key inside a generated text is
+ * escaped, so it is never taken for one) and survives any split of the
+ * bytes; string bodies and the bytes between strings are run through 16
+ * bytes at a time.
+ * Memory: the struct (no allocation).
  *
  * Not here: what the counts are used for (tenant.h, token_metrics.c).
  */

@@ -104,6 +104,42 @@ static void test_defer(void)
 	ev_free(l);
 }
 
+/* Output queued by a deferred call that runs after the before-sleep hooks
+ * (an answer produced by a pipelined request resumed, or by a failed batched
+ * send) is flushed before the loop sleeps: the hooks run again. */
+static int queued, flushed, requeue_always;
+static void d_queue(ev_loop *l, void *arg) { queued = 1; }
+static void flush_hook(ev_loop *l, void *arg)
+{
+	hook_calls++;
+	if (queued) {
+		queued = 0;
+		flushed++;
+	}
+	if (hook_calls == 1 || requeue_always) ev_defer(l, d_queue, NULL);
+}
+
+static void test_hook_after_defer(void)
+{
+	ev_loop *l = ev_new();
+	hook_calls = flushed = queued = requeue_always = 0;
+	T_CHECK(ev_before_sleep(l, flush_hook, NULL) == 0);
+	ev_run_once(l, 0);
+	T_EQ_INT(queued, 0);   /* flushed before the poll, not at the next iteration */
+	T_EQ_INT(flushed, 1);
+	T_EQ_INT(hook_calls, 2);
+	/* Work that keeps coming: the passes are bounded and the loop polls
+	 * without sleeping, so the next iteration carries on. */
+	requeue_always = 1;
+	hook_calls = 0;
+	uint64_t t0 = time_mono_ms();
+	ev_run_once(l, 2000);
+	T_CHECK(hook_calls >= 2 && hook_calls <= 8);
+	T_CHECK(time_mono_ms() - t0 < 1000);
+	ev_before_sleep_del(l, flush_hook, NULL);
+	ev_free(l);
+}
+
 static int async_calls;
 static void on_async(ev_loop *l, void *arg)
 {
@@ -310,6 +346,7 @@ int main(void)
 {
 	T_RUN(test_timers);
 	T_RUN(test_defer);
+	T_RUN(test_hook_after_defer);
 	T_RUN(test_async);
 	T_RUN(test_signal);
 	T_RUN(test_file_events);

@@ -492,10 +492,55 @@ static void test_cursor(void)
 	free(big);
 }
 
+/* One cursor reset for every text, in any order, abandoned mid-walk or
+ * failed: the same verdicts and error positions as a fresh cursor each time,
+ * and a string longer than the kept buffer in between changes nothing. */
+static void test_cursor_reset(void)
+{
+	json_error e, fe;
+	json_cursor *c = json_cursor_new("", 0, 0, &e);
+	T_CHECK(c != NULL);
+	size_t nv = sizeof(valid) / sizeof(valid[0]), ni = sizeof(invalid) / sizeof(invalid[0]);
+	size_t long_len = JSON_CURSOR_KEEP_BYTES + 10;
+	char *long_text = malloc(long_len + 2);
+	T_CHECK(long_text != NULL);
+	long_text[0] = '"';
+	memset(long_text + 1, 'a', long_len);
+	long_text[long_len + 1] = '"';
+	for (int round = 0; round < 2; round++) {
+		for (size_t i = 0; i < nv + ni; i++) {
+			const char *t = i % 2 ? (i / 2 < ni ? invalid[i / 2] : valid[i / 2 - ni]) : valid[(i / 2) % nv];
+			if (i % 5 == 3) { /* abandoned after one step */
+				json_cursor_reset(c, "[{\"a\":[1,2", 12, &e);
+				json_cursor_enter(c);
+			}
+			if (i % 7 == 6) {
+				json_cursor_reset(c, long_text, long_len + 2, &e);
+				T_CHECK(json_cursor_skip(c) == 0 && json_cursor_end(c) == 0);
+			}
+			json_cursor_reset(c, t, strlen(t), &e);
+			int ok = json_cursor_skip(c) == 0 && json_cursor_end(c) == 0;
+			int fresh = cursor_walk(t, strlen(t), &fe);
+			T_EQ_INT(ok, fresh);
+			if (!ok) T_CHECK(e.line == fe.line && e.col == fe.col && !strcmp(e.msg, fe.msg));
+		}
+	}
+	free(long_text);
+	/* The depth limit is the one the cursor was made with. */
+	json_cursor_free(c);
+	c = json_cursor_new("", 0, 3, &e);
+	json_cursor_reset(c, "[[[[1]]]]", 9, &e);
+	T_CHECK(json_cursor_skip(c) < 0 && !strcmp(e.msg, "nesting too deep"));
+	json_cursor_reset(c, "[[[1]]]", 7, &e);
+	T_CHECK(json_cursor_skip(c) == 0 && json_cursor_end(c) == 0);
+	json_cursor_free(c);
+}
+
 int main(void)
 {
 	T_RUN(test_tables);
 	T_RUN(test_cursor);
+	T_RUN(test_cursor_reset);
 	T_RUN(test_positions_and_errors);
 	T_RUN(test_depth);
 	T_RUN(test_numbers);

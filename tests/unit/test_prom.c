@@ -112,6 +112,42 @@ static void test_special_values(void)
 	T_EQ_STR(t, "0.0421");
 }
 
+/* The series found last is checked first: lookups that alternate, repeat or
+ * follow a removal still find their own series (a removed one is never
+ * handed out again), with the mutex waived or not. */
+static void test_series_memo(void)
+{
+	for (int single = 0; single < 2; single++) {
+		prom_registry *reg = prom_registry_new();
+		if (single) prom_registry_single_thread(reg);
+		prom_family *f = prom_counter(reg, "r_total", "", (const char *const[]){"pool", "code", NULL});
+		prom_series *a = prom_series_get(f, (const char *const[]){"p", "200"});
+		prom_series *b = prom_series_get(f, (const char *const[]){"p", "500"});
+		T_CHECK(a != b);
+		for (int i = 0; i < 3; i++) {
+			T_CHECK(prom_series_get(f, (const char *const[]){"p", "200"}) == a);
+			T_CHECK(prom_series_get(f, (const char *const[]){"p", "200"}) == a);
+			T_CHECK(prom_series_get(f, (const char *const[]){"p", "500"}) == b);
+			T_CHECK(prom_series_get(f, (const char *const[]){"p", "20"}) != a); /* a prefix is another series */
+		}
+		prom_inc(prom_series_get(f, (const char *const[]){"p", "200"}));
+		prom_inc(prom_series_get(f, (const char *const[]){"p", "200"}));
+		T_EQ_INT((int)prom_value(a), 2);
+		/* The series found last removed: asked again, a new one at 0. */
+		T_CHECK(prom_series_get(f, (const char *const[]){"p", "200"}) == a);
+		T_EQ_INT(prom_series_remove(f, (const char *const[]){"p", "200"}), 0);
+		prom_series *a2 = prom_series_get(f, (const char *const[]){"p", "200"});
+		T_EQ_INT((int)prom_value(a2), 0);
+		prom_inc(a2);
+		buf out;
+		buf_init(&out, 0);
+		prom_write(reg, &out);
+		T_CHECK(strstr(buf_rptr(&out), "r_total{pool=\"p\",code=\"200\"} 1\n") != NULL);
+		buf_free(&out);
+		prom_registry_free(reg);
+	}
+}
+
 static void test_series_cap(void)
 {
 	prom_registry *reg = prom_registry_new();
@@ -466,6 +502,7 @@ int main(void)
 {
 	T_RUN(test_writer);
 	T_RUN(test_special_values);
+	T_RUN(test_series_memo);
 	T_RUN(test_series_cap);
 	T_RUN(test_threads);
 	T_RUN(test_parse_vllm);

@@ -124,6 +124,95 @@ static void test_usage_scan(void)
 	scan_split("{\"prompt_tokens\":\"5\",\"x\":\"completion_tokens\",\"y\":1}", -1, -1, 0);
 }
 
+/* The machine one byte at a time, as usage.c's head describes it: the
+ * reference the skipping scanner must agree with. */
+static void ref_feed(usage_scan *u, const char *data, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		char ch = data[i];
+		if (u->in_string) {
+			if (u->escaped) u->escaped = 0;
+			else if (ch == '\\') u->escaped = 1;
+			else if (ch == '"') {
+				u->in_string = 0;
+				string_end(u);
+				continue;
+			}
+			if (u->key_len < sizeof(u->key)) u->key[u->key_len] = ch;
+			if (u->key_len <= sizeof(u->key)) u->key_len++;
+			continue;
+		}
+		if (u->in_number) {
+			if (ch >= '0' && ch <= '9') {
+				if (u->number < (INT64_MAX - 9) / 10) u->number = u->number * 10 + (ch - '0');
+				continue;
+			}
+			number_end(u);
+		}
+		if (ch == '"') {
+			u->in_string = 1;
+			u->escaped = 0;
+			u->key_len = 0;
+			if (u->want && u->after_colon) u->want = 0;
+			continue;
+		}
+		if (!u->want) continue;
+		if (ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n') continue;
+		if (ch == ':' && !u->after_colon) {
+			u->after_colon = 1;
+			continue;
+		}
+		if (u->after_colon && ch >= '0' && ch <= '9') {
+			u->in_number = 1;
+			u->number = ch - '0';
+			continue;
+		}
+		u->want = 0;
+		u->after_colon = 0;
+	}
+}
+
+/* Random answers made of the pieces that move the machine, fed in random
+ * pieces: the same counts and state as the reference, byte for byte. */
+static void test_usage_scan_reference(void)
+{
+	static const char *const pieces[] = {
+		"\"", "\\", "\\\"", ":", " ", "\n", "7", "42", ",", "{", "}", "x", "prompt_tokens", "completion_tokens",
+		"finish_reason", "\"prompt_tokens\":", "\"completion_tokens\" : ", "\"finish_reason\"",
+		"a string of more than twenty-four bytes ", "data: ", "\\\\"};
+	uint64_t seed = 88172645463325252ull;
+	for (int round = 0; round < 3000; round++) {
+		char text[512];
+		size_t n = 0;
+		while (n < 300) {
+			seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
+			const char *p = pieces[seed % (sizeof(pieces) / sizeof(pieces[0]))];
+			size_t k = strlen(p);
+			memcpy(text + n, p, k);
+			n += k;
+		}
+		usage_scan a, b;
+		usage_init(&a);
+		usage_init(&b);
+		ref_feed(&b, text, n);
+		for (size_t at = 0; at < n;) {
+			seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
+			size_t k = MIN(n - at, 1 + seed % 40);
+			usage_feed(&a, text + at, k);
+			at += k;
+		}
+		T_EQ_INT(a.prompt_tokens, b.prompt_tokens);
+		T_EQ_INT(a.completion_tokens, b.completion_tokens);
+		T_EQ_INT(a.choice_chunks, b.choice_chunks);
+		T_EQ_INT(a.in_string, b.in_string);
+		T_EQ_INT(a.escaped, b.escaped);
+		T_EQ_INT(a.key_len, b.key_len);
+		T_EQ_INT(a.want, b.want);
+		T_EQ_INT(a.in_number, b.in_number);
+		if (t_cur_failed) break;
+	}
+}
+
 static void test_rewrite(void)
 {
 	gw_rewrite_cfg rw;
@@ -181,6 +270,7 @@ int main(void)
 	T_RUN(test_tokens_per_minute);
 	T_RUN(test_in_flight_and_reload);
 	T_RUN(test_usage_scan);
+	T_RUN(test_usage_scan_reference);
 	T_RUN(test_rewrite);
 	return T_END();
 }
