@@ -69,6 +69,7 @@ struct engine {
 	/* the current step, read by the thread jobs */
 	int n_rows, n_logits, layer;
 	const engine_item *items;
+	uint64_t output_ns_total;  /* time in the output projection, over all steps */
 };
 
 
@@ -312,6 +313,7 @@ static void forward(engine *e)
 	}
 
 	if (e->n_logits == 0) return;
+	uint64_t t0 = time_mono_ns();
 	for (int i = 0; i < e->n_logits; i++)
 		rmsnorm(s->xl + (size_t)i * H, s->x + (size_t)s->logit_row[i] * H, m->final_norm, H, c->rms_eps);
 	/* one row of logits goes straight to the item's buffer; several are
@@ -326,6 +328,7 @@ static void forward(engine *e)
 	if (dst == s->logits)
 		for (int i = 0; i < e->n_logits; i++)
 			memcpy(s->logit_dst[i], s->logits + (size_t)i * c->vocab, (size_t)c->vocab * sizeof(float));
+	e->output_ns_total += time_mono_ns() - t0;
 }
 
 int engine_step(engine *e, const engine_item *items, int n_items, char *err, size_t errlen)
@@ -520,3 +523,4 @@ int engine_threads(const engine *e) { return e->opt.threads; }
 const char *engine_kernels(const engine *e) { return e->k->name; }
 const engine_options *engine_get_options(const engine *e) { return &e->opt; }
 uint64_t engine_step_weight_bytes(const engine *e) { return e->m->weight_bytes; }
+uint64_t engine_output_ns_total(const engine *e) { return e->output_ns_total; }
