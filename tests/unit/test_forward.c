@@ -203,6 +203,38 @@ static void test_batched_equals_alone(void)
 	engine_free(e);
 }
 
+/* Decode rows whose logits buffers lie end to end are computed straight into
+ * them (no copy): the same bits as alone, and as rows in reverse order (not
+ * end to end: computed aside and copied). */
+static void test_logits_rows_end_to_end(void)
+{
+	engine *e = load(2, NULL, 0);
+	if (!e) return;
+	kv_cache *kv = engine_kv_cache(e);
+	char err[256];
+	static float rows[NSEQ][V];
+	for (int order = 0; order < 2; order++) {
+		int seq[NSEQ];
+		engine_item items[NSEQ];
+		for (int s = 0; s < NSEQ; s++) {   /* prompts in chunks within max_batch_tokens */
+			seq[s] = kv_seq_new(kv, NULL, 0, NULL);
+			for (int at = 0; at < lens[s]; at += 32) {
+				engine_item it = { seq[s], prompts[s] + at, lens[s] - at < 32 ? lens[s] - at : 32, NULL };
+				T_EQ_INT(engine_step(e, &it, 1, err, sizeof err), ENGINE_OK);
+			}
+		}
+		memset(rows, 0, sizeof rows);
+		for (int s = 0; s < NSEQ; s++) {
+			int r = order ? NSEQ - 1 - s : s;
+			items[s] = (engine_item){ seq[s], &prompts[s][lens[s]], 1, rows[r] };
+		}
+		T_EQ_INT(engine_step(e, items, NSEQ, err, sizeof err), ENGINE_OK);
+		for (int s = 0; s < NSEQ; s++) T_EQ_MEM(rows[order ? NSEQ - 1 - s : s], ref[s][1], sizeof rows[0]);
+		for (int s = 0; s < NSEQ; s++) kv_seq_free(kv, seq[s]);
+	}
+	engine_free(e);
+}
+
 /* Weights quantized on load: a sequence's logits are bit-identical whether it
  * runs alone on one thread or batched with others on three, and stay close
  * near the unquantized ones (Q8_0: the same greedy token on most rows). */
@@ -677,6 +709,7 @@ int main(void)
 		}
 	T_RUN(test_alone_and_chunks);
 	T_RUN(test_batched_equals_alone);
+	T_RUN(test_logits_rows_end_to_end);
 	T_RUN(test_quantized_batch_invariant);
 	T_RUN(test_prefix_cache_reuse);
 	T_RUN(test_kernels_agree);
