@@ -134,6 +134,9 @@ if phases:
     print("|---|---|---|")
     for k, v in sorted(phases.items(), key=lambda kv: -kv[1]):
         print(f"| {k} | {v:.2f} | {100 * v / tot:.1f}% |")
+    m = re.search(r'^infergate:server_output_seconds_total\{[^}]*\} ([0-9.eE+-]+)', open(f"{w}/ig_metrics.txt").read(), re.M)
+    if m:
+        print(f"\nbeside the steps, on the HTTP thread: {float(m.group(1)):.2f} s turning tokens into response bytes (detokenization, JSON, SSE, writes)")
 if steps:
     print("\n" + ", ".join(f"{k} {v:.0f}" for k, v in steps.items()))
 PY
