@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "t.h"
+#include "core/util.h"
 #include "infer/engine.h"
 #include "infer/kernels.h"
 #include "infer/scheduler.h"
@@ -636,6 +637,7 @@ static void run_policy(int seqs, int budget, int prefill_cap, int prompt_len, in
 	sched_config sc = { .max_num_seqs = seqs, .max_batched_tokens = budget, .max_prefill_tokens = prefill_cap,
 	                    .notify = pol_notify };
 	pthread_mutex_lock(&pol.mu);
+	uint64_t t0 = time_mono_ns();
 	sched *s = sched_new(e, &sc, err, sizeof err);
 	if (!s) fprintf(stderr, "  sched_new: %s\n", err);
 	T_CHECK(s != NULL);
@@ -678,6 +680,17 @@ static void run_policy(int seqs, int budget, int prefill_cap, int prompt_len, in
 	T_EQ_INT(pol.over_budget, 0);
 	T_EQ_INT(pol.over_prefill, 0);
 	T_EQ_INT(pol.starved, 0);
+	/* The phases: every one of a step's parts took time, and together no
+	 * more than the run's wall time (they are disjoint parts of one thread). */
+	sched_stats st;
+	sched_get_stats(s, &st);
+	uint64_t sum = 0, wall = time_mono_ns() - t0;
+	for (int i = 0; i < SCHED_PHASES; i++) sum += st.phase_ns[i];
+	T_CHECK(st.phase_ns[SCHED_PHASE_PREFILL] > 0);
+	T_CHECK(st.phase_ns[SCHED_PHASE_DECODE] > 0);
+	T_CHECK(st.phase_ns[SCHED_PHASE_OUTPUT] > 0);
+	T_CHECK(st.phase_ns[SCHED_PHASE_SAMPLE] > 0);
+	T_CHECK(sum <= wall);
 	pthread_mutex_unlock(&pol.mu);
 	for (int i = 0; i < pol.n_q; i++) sched_release(s, pol.q[i]);
 	sched_free(s);
