@@ -71,6 +71,7 @@ struct engine {
 	int n_rows, n_logits, layer;
 	int norm_stage;   /* what norm_run does: NORM_* */
 	const engine_item *items;
+	uint64_t output_ns_total;  /* time in the output projection, over all steps */
 };
 
 
@@ -352,11 +353,16 @@ static void forward(engine *e)
 	}
 
 	if (e->n_logits == 0) return;
+	uint64_t t0 = time_mono_ns();
 	for (int i = 0; i < e->n_logits; i++)
 		rmsnorm(s->xl + (size_t)i * H, s->x + (size_t)s->logit_row[i] * H, m->final_norm, H, c->rms_eps);
-	/* one row of logits goes straight to the item's buffer; several are
-	 * computed together (each weight row read once) and copied out */
-	float *dst = e->n_logits == 1 ? s->logit_dst[0] : s->logits;
+	/* The rows are computed together (each weight row read once) into one
+	 * array: straight into the items' buffers when they lie end to end (one
+	 * row, or the scheduler's decode rows, which it hands out in order),
+	 * else into s->logits and copied out (16 rows are 16 MiB a step). */
+	float *dst = s->logit_dst[0];
+	for (int i = 1; i < e->n_logits && dst != s->logits; i++)
+		if (s->logit_dst[i] != s->logit_dst[0] + (size_t)i * c->vocab) dst = s->logits;
 	mm_job lj = { .e = e, .x = s->xl, .n_rows = e->n_logits, .in = H, .n_mats = 1,
 	              .w = { &m->embed }, .out = { dst }, .softcap = c->final_softcap };
 	/* the output projection is most of a decode step's bytes: in small chunks,
@@ -366,6 +372,7 @@ static void forward(engine *e)
 	if (dst == s->logits)
 		for (int i = 0; i < e->n_logits; i++)
 			memcpy(s->logit_dst[i], s->logits + (size_t)i * c->vocab, (size_t)c->vocab * sizeof(float));
+	e->output_ns_total += time_mono_ns() - t0;
 }
 
 int engine_step(engine *e, const engine_item *items, int n_items, char *err, size_t errlen)
@@ -570,3 +577,4 @@ int engine_threads(const engine *e) { return e->opt.threads; }
 const char *engine_kernels(const engine *e) { return e->k->name; }
 const engine_options *engine_get_options(const engine *e) { return &e->opt; }
 uint64_t engine_step_weight_bytes(const engine *e) { return e->m->weight_bytes; }
+uint64_t engine_output_ns_total(const engine *e) { return e->output_ns_total; }

@@ -108,5 +108,9 @@ const engine_options *engine_get_options(const engine *e); /* with defaults fill
 /* Bytes of weights a decode step reads (every matrix once, the embedding as the
  * output projection): the memory-bandwidth cost of one step. */
 uint64_t engine_step_weight_bytes(const engine *e);
+/* Nanoseconds spent in the output projection (final norm and logits rows),
+ * summed over every step so far: the part of a step that grows with the rows
+ * that sample, 262,144 outputs each for Gemma 3. */
+uint64_t engine_output_ns_total(const engine *e);
 
 #endif

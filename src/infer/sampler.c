@@ -399,12 +399,43 @@ static const float *apply_changes(sampler *s, const float *logits, size_t n, con
  * below the rounding of any reference implementation in fp32. */
 #define PRUNE 30.0f
 
+/* The first id of the largest finite logit, or -1 when none is finite: what
+ * the general path below picks when nothing is banned or changed. Two passes:
+ * the maximum over 8 lanes without a data-dependent branch, then a scan for
+ * its first occurrence; a few times faster than one branchy pass, which
+ * matters at 262,144 logits a row and one row per running sequence a step. */
+#define ARGMAX_LANES 8
+static int32_t argmax_finite(const float *x, size_t n)
+{
+	float lane[ARGMAX_LANES];
+	for (int j = 0; j < ARGMAX_LANES; j++) lane[j] = -INFINITY;
+	size_t i = 0;
+	for (; i + ARGMAX_LANES <= n; i += ARGMAX_LANES)
+		for (int j = 0; j < ARGMAX_LANES; j++) {
+			/* NaN and +inf count as -inf; then a plain maximum, which
+			 * the compiler turns into vector max operations */
+			float v = x[i + j], w = v < INFINITY ? v : -INFINITY;
+			lane[j] = w > lane[j] ? w : lane[j];
+		}
+	float mx = -INFINITY;
+	for (int j = 0; j < ARGMAX_LANES; j++) if (lane[j] > mx) mx = lane[j];
+	for (; i < n; i++) if (x[i] > mx && x[i] < INFINITY) mx = x[i];
+	if (!(mx > -INFINITY)) return -1;
+	for (i = 0; i < n; i++) if (x[i] == mx) return (int32_t)i;
+	return -1;
+}
+
 int sampler_sample(sampler *s, const float *raw, size_t n, const sampler_params *p,
 		   sampler_rng *rng, int n_logprobs, sampler_result *out)
 {
 	memset(out, 0, sizeof(*out));
 	out->id = -1;
 	if (!s || !raw || !p || n == 0 || n > s->vocab) return -1;
+	/* Greedy with no bias, penalty, ban or log-probability: the argmax alone. */
+	if ((!(p->temperature >= 1e-5f) || !rng) && n_logprobs < 0 && p->n_banned == 0 && !has_changes(p)) {
+		out->id = argmax_finite(raw, n);
+		return out->id < 0 ? -1 : 0;
+	}
 	/* logits: what selection reads; raw: what log-probabilities report. */
 	const float *logits = has_changes(p) ? apply_changes(s, raw, n, p) : raw;
 	for (size_t i = 0; i < p->n_banned; i++)

@@ -23,6 +23,12 @@
 
 enum { WHERE_NONE = 0, WHERE_WAITING, WHERE_RUNNING };
 
+const char *const sched_phase_name[SCHED_PHASES] = {
+	[SCHED_PHASE_SCHEDULE] = "schedule", [SCHED_PHASE_PREFILL] = "prefill",
+	[SCHED_PHASE_DECODE] = "decode", [SCHED_PHASE_OUTPUT] = "output_projection",
+	[SCHED_PHASE_SAMPLE] = "sample", [SCHED_PHASE_PUBLISH] = "publish",
+};
+
 /* Prompt rows whose log-probabilities one step computes. Each costs a whole
  * output projection and three passes over the vocabulary (a 262k vocabulary
  * makes a row dearer than a decode token of a small model), and every other
@@ -278,6 +284,12 @@ static int build_batch_locked(sched *s)
 		q = q->next;
 	}
 
+	/* While sequences decode, their next tokens wait for the prompt tokens
+	 * that share the step: a cap on those bounds the inter-token time. A step
+	 * without decode tokens takes prompts up to the whole budget (no token
+	 * waits on it, and big steps prefill faster). */
+	if (n_items > 0 && s->cfg.max_prefill_tokens > 0) budget = MIN(budget, s->cfg.max_prefill_tokens);
+
 	/* 2. Prompt chunks of admitted sequences. One chunk a step may need
 	 * prompt log-probabilities, of at most plp_rows tokens. */
 	int plp_taken = 0;
@@ -477,8 +489,11 @@ static void *sched_main(void *arg)
 			pthread_cond_timedwait(&s->cv, &s->mu, &ts);
 		}
 		if (s->stop) break;
+		uint64_t t_sched = time_mono_ns();
 		int n = build_batch_locked(s);
 		refresh_stats_locked(s);
+		uint64_t t_built = time_mono_ns();
+		s->stats.phase_ns[SCHED_PHASE_SCHEDULE] += t_built - t_sched;
 		if (n == 0) {
 			/* A preemption or a finish changed things: go round again. If
 			 * nothing at all can move, wait for a submit or a cancel. */
@@ -502,11 +517,23 @@ static void *sched_main(void *arg)
 		}
 		pthread_mutex_unlock(&s->mu);
 
+		uint64_t out0 = engine_output_ns_total(s->e);
 		int rc = engine_step(s->e, s->items, n, err, sizeof err);
-		int tokens = 0;
-		for (int k = 0; k < n; k++) tokens += s->items[k].n_tokens;
+		uint64_t t_stepped = time_mono_ns();
+		int tokens = 0, prompt_rows = 0;
+		for (int k = 0; k < n; k++) {
+			tokens += s->items[k].n_tokens;
+			/* a decode row is one token whose logits are sampled */
+			if (s->items[k].n_tokens > 1 || !s->item_row[k]) prompt_rows += s->items[k].n_tokens;
+		}
+		uint64_t phase_out = engine_output_ns_total(s->e) - out0, phase_prefill = 0, phase_decode = 0;
+		if (t_stepped - t_built > phase_out && tokens > 0) {
+			uint64_t layers = t_stepped - t_built - phase_out;
+			phase_prefill = layers * (uint64_t)prompt_rows / (uint64_t)tokens;
+			phase_decode = layers - phase_prefill;
+		}
 		if (rc == ENGINE_OK) {
-			uint64_t now = time_mono_ns();
+			uint64_t now = t_stepped;
 			for (int k = 0; k < n; k++) {   /* n <= max_num_seqs, the arrays' size */
 				sched_req *q = s->item_req[k];
 				if (s->items[k].n_logits) take_plp(s, k, q);
@@ -528,8 +555,13 @@ static void *sched_main(void *arg)
 			}
 			if (s->cfg.obs.step) s->cfg.obs.step(s->cfg.obs.arg, n, tokens);
 		}
+		uint64_t t_sampled = time_mono_ns();
 
 		pthread_mutex_lock(&s->mu);
+		s->stats.phase_ns[SCHED_PHASE_PREFILL] += phase_prefill;
+		s->stats.phase_ns[SCHED_PHASE_DECODE] += phase_decode;
+		s->stats.phase_ns[SCHED_PHASE_OUTPUT] += phase_out;
+		s->stats.phase_ns[SCHED_PHASE_SAMPLE] += t_sampled - t_stepped;
 		if (rc == ENGINE_OK) {
 			s->stats.steps_total++;
 			s->stats.step_tokens_total += (uint64_t)tokens;
@@ -562,6 +594,7 @@ static void *sched_main(void *arg)
 		pthread_mutex_unlock(&s->mu);
 		if (s->cfg.notify) s->cfg.notify(s->cfg.notify_arg);
 		pthread_mutex_lock(&s->mu);
+		s->stats.phase_ns[SCHED_PHASE_PUBLISH] += time_mono_ns() - t_sampled;
 	}
 	pthread_mutex_unlock(&s->mu);
 	return NULL;
@@ -583,6 +616,11 @@ sched *sched_new(engine *e, const sched_config *cfg, char *err, size_t errlen)
 	if (eo->max_logits_rows > 0 && s->cfg.max_num_seqs > eo->max_logits_rows) s->cfg.max_num_seqs = eo->max_logits_rows;
 	if (s->cfg.max_batched_tokens <= 0 || s->cfg.max_batched_tokens > eo->max_batch_tokens)
 		s->cfg.max_batched_tokens = eo->max_batch_tokens;
+	/* Every running sequence's decode token fits in every step: none waits
+	 * a step for another's (decode never starves). */
+	if (s->cfg.max_num_seqs > eo->max_batch_tokens) s->cfg.max_num_seqs = eo->max_batch_tokens;
+	if (s->cfg.max_batched_tokens < s->cfg.max_num_seqs) s->cfg.max_batched_tokens = s->cfg.max_num_seqs;
+	if (s->cfg.max_prefill_tokens < 0) s->cfg.max_prefill_tokens = 0;
 	if (s->cfg.max_waiting <= 0) s->cfg.max_waiting = 1024;
 	s->max_model_len = eo->max_model_len;
 	if (s->cfg.max_model_len > 0 && s->cfg.max_model_len < s->max_model_len) s->max_model_len = s->cfg.max_model_len;

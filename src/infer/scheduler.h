@@ -61,7 +61,10 @@ typedef struct sched_observer {
 
 typedef struct sched_config {
 	int max_num_seqs;            /* running sequences at once; 0 = the engine's max_seqs */
-	int max_batched_tokens;      /* new tokens per step; 0 = the engine's max_batch_tokens */
+	int max_batched_tokens;      /* new tokens per step; 0 = the engine's max_batch_tokens;
+	                                raised to max_num_seqs so no decode token waits */
+	int max_prefill_tokens;      /* prompt tokens a step carries beside decode tokens;
+	                                0 = up to max_batched_tokens */
 	int max_waiting;             /* queued requests before submit refuses; 0 = 1024 */
 	int max_model_len;           /* positions per sequence; 0 = the engine's */
 	const tokenizer *tok;        /* for forced replay; may be NULL */
@@ -104,6 +107,22 @@ typedef struct sched_token {
 	int rank;                    /* prompt tokens: 1 + the ids more likely */
 } sched_token;
 
+/* Where the scheduler thread's time goes, summed over steps (nanoseconds).
+ * The engine's forward pass is split in three: the output projection (the
+ * logits rows, measured by the engine), and the rest of the pass shared
+ * between prompt rows and decode rows in proportion to their counts (every
+ * row goes through the same layers, so a row costs about the same). */
+enum {
+	SCHED_PHASE_SCHEDULE = 0,    /* composing the batch, under the lock */
+	SCHED_PHASE_PREFILL,         /* the layers, prompt rows' share */
+	SCHED_PHASE_DECODE,          /* the layers, decode rows' share */
+	SCHED_PHASE_OUTPUT,          /* the output projection (logits rows only) */
+	SCHED_PHASE_SAMPLE,          /* sampling and stop conditions */
+	SCHED_PHASE_PUBLISH,         /* publishing tokens, finishing requests, the wake-up */
+	SCHED_PHASES
+};
+extern const char *const sched_phase_name[SCHED_PHASES];
+
 /* A snapshot of the scheduler, for metrics and /health. */
 typedef struct sched_stats {
 	int running, waiting;
@@ -114,6 +133,7 @@ typedef struct sched_stats {
 	uint64_t preemptions_total;
 	uint64_t steps_total, step_tokens_total, step_seqs_total;
 	uint64_t finished_total[5];         /* by sched_finish */
+	uint64_t phase_ns[SCHED_PHASES];    /* time of the scheduler thread by phase */
 	int broken;                         /* the engine failed: nothing runs any more */
 } sched_stats;
 

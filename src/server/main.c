@@ -41,6 +41,8 @@ static void usage(FILE *f)
 	"  --max-num-seqs N              sequences running at once (default 64)\n"
 	"  --max-model-len N             context length (default min(config, 8192))\n"
 	"  --max-num-batched-tokens N    tokens per engine step, prefill chunks included (default 512)\n"
+	"  --max-prefill-tokens N        prompt tokens a step carries beside decode tokens; bounds the\n"
+	"                                inter-token latency (default 256; 0 = up to the step's budget)\n"
 	"  --num-kv-blocks N             KV cache blocks of 16 tokens (alias --num-gpu-blocks-override)\n"
 	"  --kv-cache-memory BYTES       KV cache size (\"2GiB\") when --num-kv-blocks is not given\n"
 	"  --enable-prefix-caching | --no-enable-prefix-caching | --disable-prefix-caching\n"
@@ -59,7 +61,7 @@ static void usage(FILE *f)
 static int parse_args(server_opts *o, int argc, char **argv)
 {
 	*o = (server_opts){ .host = "0.0.0.0", .port = 8000, .prefix_caching = 1,
-			    .shutdown_grace_ms = 30000 };
+			    .shutdown_grace_ms = 30000, .max_prefill_tokens = 256 };
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = NULL;
 		char flag[64];
@@ -112,6 +114,7 @@ static int parse_args(server_opts *o, int argc, char **argv)
 		INTARG("--num-gpu-blocks-override", num_kv_blocks, 1, 1 << 26)
 		INTARG("--threads", threads, 1, 1024)
 		INTARG("--max-num-batched-tokens", max_num_batched_tokens, 1, 1 << 20)
+		INTARG("--max-prefill-tokens", max_prefill_tokens, 0, 1 << 20)
 		INTARG("--max-waiting", max_waiting, 1, 1 << 20)
 		SIZEARG("--kv-cache-memory", kv_cache_bytes)
 		SIZEARG("--cache-capacity", cache_capacity_bytes)
@@ -254,7 +257,13 @@ done:
 
 static void on_step(void *arg) { ev_async_send(((server *)arg)->step_async); }
 
-static void on_step_async(ev_loop *loop, void *arg) { server_openai_progress(arg); }
+static void on_step_async(ev_loop *loop, void *arg)
+{
+	server *s = arg;
+	uint64_t t0 = time_mono_ns();
+	server_openai_progress(s);
+	s->m.output_ns_total += time_mono_ns() - t0;
+}
 
 static void on_loaded(ev_loop *loop, void *arg)
 {
@@ -275,6 +284,7 @@ static void on_loaded(ev_loop *loop, void *arg)
 	sched_config sc = {
 		.max_num_seqs = s->o.max_num_seqs,
 		.max_batched_tokens = s->o.max_num_batched_tokens,
+		.max_prefill_tokens = s->o.max_prefill_tokens,
 		.max_waiting = s->o.max_waiting,
 		.max_model_len = s->o.max_model_len,
 		.tok = s->tok,

@@ -59,6 +59,7 @@ typedef struct server_opts {
 	uint64_t kv_cache_bytes;
 	int threads;
 	int max_num_batched_tokens;
+	int max_prefill_tokens;          /* prompt tokens beside decode tokens in a step; 0 = no cap */
 	int prefix_caching;              /* 1 (default) */
 	int max_waiting;                 /* queued requests before 503 */
 	const char *cache_dir;
@@ -76,7 +77,11 @@ typedef struct server_metrics {
 	prom_registry *reg;
 	vllm_metrics v;                  /* vLLM's families */
 	prom_series *steps, *step_seqs, *step_tokens, *batch_size;
+	prom_series *phase[SCHED_PHASES]; /* infergate:step_phase_seconds_total by phase */
+	prom_series *output_seconds;     /* infergate:server_output_seconds_total */
 	sched_stats exported;            /* infergate: counters already added */
+	uint64_t output_ns_total;        /* event loop time turning tokens into responses */
+	uint64_t output_ns_exported;
 } server_metrics;
 
 typedef struct srv_call srv_call;

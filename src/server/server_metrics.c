@@ -38,6 +38,13 @@ static void collect(prom_registry *reg, void *arg)
 	prom_add_total(m->steps, st.steps_total, &m->exported.steps_total);
 	prom_add_total(m->step_seqs, st.step_seqs_total, &m->exported.step_seqs_total);
 	prom_add_total(m->step_tokens, st.step_tokens_total, &m->exported.step_tokens_total);
+	for (int i = 0; i < SCHED_PHASES; i++) {
+		prom_add(m->phase[i], (double)(st.phase_ns[i] - m->exported.phase_ns[i]) / 1e9);
+		m->exported.phase_ns[i] = st.phase_ns[i];
+	}
+	/* written on the loop thread, as this is */
+	prom_add(m->output_seconds, (double)(m->output_ns_total - m->output_ns_exported) / 1e9);
+	m->output_ns_exported = m->output_ns_total;
 }
 
 int server_metrics_init(server *s)
@@ -61,6 +68,16 @@ int server_metrics_init(server *s)
 		"Tokens through the model, summed over steps (prefill and decode).", lab), vals);
 	m->batch_size = prom_series_get(prom_histogram(r, "infergate:engine_batch_size",
 		"Sequences per engine step.", lab, batch_buckets, ARRAY_LEN(batch_buckets)), vals);
+	static const char *const plab[] = {"engine", "model_name", "phase", NULL};
+	prom_family *pf = prom_counter(r, "infergate:step_phase_seconds_total",
+		"Time of the scheduler thread by phase of its steps (schedule, prefill, decode, "
+		"output_projection, sample, publish).", plab);
+	for (int i = 0; i < SCHED_PHASES; i++) {
+		const char *const pv[] = {"0", s->o.served_name, sched_phase_name[i]};
+		if (!(m->phase[i] = prom_series_get(pf, pv))) return -1;
+	}
+	m->output_seconds = prom_series_get(prom_counter(r, "infergate:server_output_seconds_total",
+		"Time of the event loop turning new tokens into response bytes (detokenization, JSON, writes).", lab), vals);
 	prom_registry_on_write(r, collect, s);
 	return 0;
 }

@@ -28,6 +28,29 @@ big=$(curl -s "http://127.0.0.1:$P/metrics" | awk '/^infergate:engine_batch_size
 [ "${big%.*}" -ge 20 ] || fail "only $big steps ran more than 2 sequences"
 ok "$big steps ran 3 or more sequences at once (infergate:engine_batch_size)"
 
+echo "== a cap on prompt tokens beside decodes: the same greedy texts, phases accounted"
+start_server R --model "$T/m" --max-num-seqs 8 --max-num-batched-tokens 64 --max-prefill-tokens 8
+python3 "$L" gen "$R" "$T/cap.json" 4 32 1 || fail "parallel requests under --max-prefill-tokens 8"
+[ "$(jget "$T/seq.json" 'd["texts"]')" = "$(jget "$T/cap.json" 'd["texts"]')" ] || fail "greedy outputs differ under --max-prefill-tokens 8"
+for ph in schedule prefill decode output_projection sample publish; do
+	v=$(metric "$R" infergate:step_phase_seconds_total "phase=\"$ph\"")
+	[ -n "$v" ] || fail "no infergate:step_phase_seconds_total{phase=\"$ph\"}"
+	case $ph in prefill|decode|output_projection)
+		python3 -c "import sys; sys.exit(0 if float('$v') > 0 else 1)" || fail "phase $ph took no time: $v";;
+	esac
+done
+ok "same greedy texts with 8 prompt tokens a step beside decodes; step time by phase exported"
+stop_server "$R_PID"
+
+echo "== a token budget below --max-num-seqs is raised to it: every sequence decodes each step"
+start_server S --model "$T/m" --max-num-seqs 8 --max-num-batched-tokens 4
+python3 "$L" gen "$S" "$T/small.json" 8 32 1 || fail "parallel requests under --max-num-batched-tokens 4"
+jcheck "$T/small.json" 'd["tokens"]==[32]*8' "32 tokens each"
+wide=$(curl -s "http://127.0.0.1:$S/metrics" | awk '/^infergate:engine_batch_size_bucket/ && /le="4"/ {a=$2} /^infergate:engine_batch_size_count/ {c=$2} END {print c - a}')
+[ "${wide%.*}" -ge 8 ] || fail "only $wide steps ran more than 4 sequences with --max-num-seqs 8 --max-num-batched-tokens 4"
+ok "$wide steps ran 5 to 8 sequences under a 4-token budget (raised to the 8 sequences)"
+stop_server "$S_PID"
+
 echo "== chunked prefill: a long prompt does not stall another stream's decoding"
 read -r during secs < <(python3 "$L" chunked "$P" 300)
 [ "$during" -ge 4 ] || fail "the stream got only $during tokens while a 300-word prompt was prefilled"

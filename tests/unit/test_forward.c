@@ -7,12 +7,14 @@
  * changed. The model is a small random checkpoint written here.
  */
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include "t.h"
+#include "core/util.h"
 #include "infer/engine.h"
 #include "infer/kernels.h"
 #include "infer/scheduler.h"
@@ -202,6 +204,38 @@ static void test_batched_equals_alone(void)
 	static float got[NSEQ][GEN + 1][V];
 	run_batched(e, got);
 	for (int s = 0; s < NSEQ; s++) T_EQ_MEM(got[s], ref[s], sizeof got[s]);
+	engine_free(e);
+}
+
+/* Decode rows whose logits buffers lie end to end are computed straight into
+ * them (no copy): the same bits as alone, and as rows in reverse order (not
+ * end to end: computed aside and copied). */
+static void test_logits_rows_end_to_end(void)
+{
+	engine *e = load(2, NULL, 0);
+	if (!e) return;
+	kv_cache *kv = engine_kv_cache(e);
+	char err[256];
+	static float rows[NSEQ][V];
+	for (int order = 0; order < 2; order++) {
+		int seq[NSEQ];
+		engine_item items[NSEQ];
+		for (int s = 0; s < NSEQ; s++) {   /* prompts in chunks within max_batch_tokens */
+			seq[s] = kv_seq_new(kv, NULL, 0, NULL);
+			for (int at = 0; at < lens[s]; at += 32) {
+				engine_item it = { seq[s], prompts[s] + at, lens[s] - at < 32 ? lens[s] - at : 32, NULL };
+				T_EQ_INT(engine_step(e, &it, 1, err, sizeof err), ENGINE_OK);
+			}
+		}
+		memset(rows, 0, sizeof rows);
+		for (int s = 0; s < NSEQ; s++) {
+			int r = order ? NSEQ - 1 - s : s;
+			items[s] = (engine_item){ seq[s], &prompts[s][lens[s]], 1, rows[r] };
+		}
+		T_EQ_INT(engine_step(e, items, NSEQ, err, sizeof err), ENGINE_OK);
+		for (int s = 0; s < NSEQ; s++) T_EQ_MEM(rows[order ? NSEQ - 1 - s : s], ref[s][1], sizeof rows[0]);
+		for (int s = 0; s < NSEQ; s++) kv_seq_free(kv, seq[s]);
+	}
 	engine_free(e);
 }
 
@@ -542,6 +576,143 @@ static void test_scheduler_many_seqs(void)
 	engine_free(e);
 }
 
+/* The step-composition policy, watched from the notify hook (called on the
+ * scheduler thread after every step, without its lock): no step carries more
+ * than max_batched_tokens; a step that carries decode tokens carries at most
+ * max_prefill_tokens prompt tokens; a step without any may fill the budget with
+ * prompt tokens; and every sequence that has its first token gets one more in
+ * every step until it finishes (decode never starves, even with a token budget
+ * below the number of sequences: it is raised to it). */
+enum { POL_N = 8, POL_M = 6 };
+static struct {
+	pthread_mutex_t mu;
+	sched *s;
+	sched_req *q[POL_N];
+	int n_q;
+	uint64_t steps, tokens;
+	int prev_out[POL_N];
+	sched_finish prev_fin[POL_N];
+	int budget, prefill_cap;
+	int over_budget, over_prefill, starved, bad_steps;
+	int most_prefill_alone;          /* prompt tokens of the largest step without decodes */
+} pol;
+
+static void pol_notify(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&pol.mu);
+	sched_stats st;
+	sched_get_stats(pol.s, &st);
+	if (st.steps_total != pol.steps) {
+		if (st.steps_total != pol.steps + 1) pol.bad_steps++;   /* one call per step */
+		int step_tokens = (int)(st.step_tokens_total - pol.tokens), decodes = 0;
+		for (int i = 0; i < pol.n_q; i++) {
+			int n_out;
+			sched_finish fin;
+			sched_progress(pol.s, pol.q[i], &n_out, &fin, NULL);
+			if (pol.prev_out[i] >= 1 && pol.prev_fin[i] == SCHED_RUNNING) {
+				decodes++;
+				if (n_out != pol.prev_out[i] + 1) pol.starved++;
+			}
+			pol.prev_out[i] = n_out;
+			pol.prev_fin[i] = fin;
+		}
+		if (step_tokens > pol.budget) pol.over_budget++;
+		if (decodes > 0 && pol.prefill_cap > 0 && step_tokens - decodes > pol.prefill_cap) pol.over_prefill++;
+		if (decodes == 0 && step_tokens > pol.most_prefill_alone) pol.most_prefill_alone = step_tokens;
+		pol.steps = st.steps_total;
+		pol.tokens = st.step_tokens_total;
+	}
+	pthread_mutex_unlock(&pol.mu);
+}
+
+/* Runs POL_N requests of prompt_len tokens under (seqs, budget, prefill_cap)
+ * and checks the invariants above; expect_budget is the effective budget. */
+static void run_policy(int seqs, int budget, int prefill_cap, int prompt_len, int expect_budget)
+{
+	char err[512];
+	engine *e = load(1, NULL, 0);
+	if (!e) return;
+	memset(&pol, 0, sizeof pol);
+	pthread_mutex_init(&pol.mu, NULL);
+	pol.budget = expect_budget;
+	pol.prefill_cap = prefill_cap;
+	sched_config sc = { .max_num_seqs = seqs, .max_batched_tokens = budget, .max_prefill_tokens = prefill_cap,
+	                    .notify = pol_notify };
+	pthread_mutex_lock(&pol.mu);
+	uint64_t t0 = time_mono_ns();
+	sched *s = sched_new(e, &sc, err, sizeof err);
+	if (!s) fprintf(stderr, "  sched_new: %s\n", err);
+	T_CHECK(s != NULL);
+	if (!s) { pthread_mutex_unlock(&pol.mu); engine_free(e); return; }
+	pol.s = s;
+	sched_params p;
+	memset(&p, 0, sizeof p);
+	p.max_tokens = POL_M;
+	p.ignore_eos = 1;
+	p.logprobs = -1;
+	for (int i = 0; i < POL_N; i++) {
+		int32_t toks[64];
+		for (int j = 0; j < prompt_len; j++) toks[j] = 3 + (i * 31 + j * 7) % (V - 3);
+		int busy = 0;
+		pol.q[i] = sched_submit(s, toks, prompt_len, &p, NULL, &busy, err, sizeof err);
+		if (!pol.q[i]) fprintf(stderr, "  sched_submit %d: %s\n", i, err);
+		T_CHECK(pol.q[i] != NULL);
+		if (pol.q[i]) pol.n_q++;
+	}
+	pthread_mutex_unlock(&pol.mu);
+	int done = 0;
+	for (int t = 0; t < 3000 && !done; t++) {   /* at most 30 s */
+		sched_stats st;
+		sched_get_stats(s, &st);
+		done = st.running == 0 && st.waiting == 0;
+		if (!done) usleep(10000);
+	}
+	T_CHECK(done);
+	pthread_mutex_lock(&pol.mu);
+	for (int i = 0; i < pol.n_q; i++) {
+		int n_out;
+		sched_finish fin;
+		sched_progress(s, pol.q[i], &n_out, &fin, NULL);
+		T_EQ_INT(n_out, POL_M);
+		T_EQ_INT(fin, SCHED_LENGTH);
+	}
+	fprintf(stderr, "  seqs %d budget %d prefill cap %d: %llu steps, largest prompt-only step %d tokens\n",
+		seqs, budget, prefill_cap, (unsigned long long)pol.steps, pol.most_prefill_alone);
+	T_EQ_INT(pol.bad_steps, 0);
+	T_EQ_INT(pol.over_budget, 0);
+	T_EQ_INT(pol.over_prefill, 0);
+	T_EQ_INT(pol.starved, 0);
+	/* The phases: every one of a step's parts took time, and together no
+	 * more than the run's wall time (they are disjoint parts of one thread). */
+	sched_stats st;
+	sched_get_stats(s, &st);
+	uint64_t sum = 0, wall = time_mono_ns() - t0;
+	for (int i = 0; i < SCHED_PHASES; i++) sum += st.phase_ns[i];
+	T_CHECK(st.phase_ns[SCHED_PHASE_PREFILL] > 0);
+	T_CHECK(st.phase_ns[SCHED_PHASE_DECODE] > 0);
+	T_CHECK(st.phase_ns[SCHED_PHASE_OUTPUT] > 0);
+	T_CHECK(st.phase_ns[SCHED_PHASE_SAMPLE] > 0);
+	T_CHECK(sum <= wall);
+	pthread_mutex_unlock(&pol.mu);
+	for (int i = 0; i < pol.n_q; i++) sched_release(s, pol.q[i]);
+	sched_free(s);
+	engine_free(e);
+	pthread_mutex_destroy(&pol.mu);
+}
+
+static void test_scheduler_policy(void)
+{
+	/* a cap on prompt tokens beside decodes; prompt-only steps fill the budget */
+	run_policy(4, 32, 8, 20, 32);
+	T_EQ_INT(pol.most_prefill_alone, 32);
+	/* no cap: prompt chunks fill the budget whatever decodes */
+	run_policy(8, 48, 0, 20, 48);
+	/* a budget below the sequences running: raised to them, so every decode
+	 * token fits (with 4 a step, 8 decoding sequences took turns) */
+	run_policy(8, 4, 0, 3, 8);
+}
+
 int main(void)
 {
 	snprintf(dir, sizeof dir, "/tmp/ig-fwd.XXXXXX");
@@ -554,6 +725,7 @@ int main(void)
 		}
 	T_RUN(test_alone_and_chunks);
 	T_RUN(test_batched_equals_alone);
+	T_RUN(test_logits_rows_end_to_end);
 	T_RUN(test_quantized_batch_invariant);
 	T_RUN(test_prefix_cache_reuse);
 	T_RUN(test_kernels_agree);
@@ -561,6 +733,7 @@ int main(void)
 	T_RUN(test_bad_steps);
 	T_RUN(test_config_forms);
 	T_RUN(test_scheduler_many_seqs);
+	T_RUN(test_scheduler_policy);
 	char cmd[128];
 	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
 	if (system(cmd) != 0) return 1;

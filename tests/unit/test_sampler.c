@@ -3,7 +3,8 @@
  * greedy, top-k / top-p / min-p cut where they should on a crafted distribution,
  * temperature reshapes it, log-probabilities are a log-softmax of the raw logits,
  * banned ids are never drawn, penalties follow vLLM's formulas (and leave the
- * reported log-probabilities raw), and a 262144-wide row is fast.
+ * reported log-probabilities raw), greedy's fast argmax picks what the general
+ * path picks, and a 262144-wide row is fast.
  */
 #include "t.h"
 
@@ -483,13 +484,74 @@ static void test_wide_row(void)
 	for (int i = 0; i < N; i++)
 		if (l[i] > l[r.id]) better++;
 	T_CHECK(better < 64);
+	/* greedy: the argmax, in one pass that vectorizes */
+	p.temperature = 0;
+	t0 = time_mono_ns();
+	for (int k = 0; k < rounds; k++) T_EQ_INT(sampler_sample(s, l, N, &p, NULL, -1, &r), 0);
+	printf("262144 logits, greedy: %.3f ms per token\n", (double)(time_mono_ns() - t0) / 1e6 / rounds);
+	int above = 0;
+	for (int i = 0; i < N; i++) above += l[i] > l[r.id];
+	T_EQ_INT(above, 0);
 	free(l);
+	sampler_free(s);
+}
+
+/* Greedy with nothing banned, changed or reported takes a fast argmax: the same
+ * id as the general path (reached here by banning an id outside the row) on
+ * rows with NaN, infinities, ties (the first wins), signed zeros, no finite
+ * value at all, and lengths around its 8-lane blocks. */
+static void test_greedy_fast_path(void)
+{
+	enum { N = 1000 };
+	sampler *s = sampler_new(N);
+	float l[N];
+	sampler_rng g;
+	sampler_rng_seed(&g, 7);
+	sampler_params fast, slow;
+	sampler_params_default(&fast);
+	fast.temperature = 0;
+	slow = fast;
+	int32_t outside = -1;
+	slow.banned_ids = &outside;
+	slow.n_banned = 1;
+	static const float specials[] = { NAN, INFINITY, -INFINITY, 0.0f, -0.0f, 5.0f, -5.0f };
+	int mismatches = 0, none = 0, rows = 0;
+	for (int t = 0; t < 400; t++) {
+		int n = 1 + (int)(sampler_rng_uniform(&g) * (t < 200 ? 40 : N));
+		if (n > N) n = N;
+		int coarse = t % 3 == 0;   /* few distinct values: many ties */
+		for (int i = 0; i < n; i++) {
+			double u = sampler_rng_uniform(&g);
+			l[i] = coarse ? (float)(int)(u * 4) : (float)(u * 20 - 10);
+			if (sampler_rng_uniform(&g) < 0.1)
+				l[i] = specials[(int)(sampler_rng_uniform(&g) * 7) % 7];
+		}
+		if (t % 50 == 0)   /* nothing finite */
+			for (int i = 0; i < n; i++) l[i] = i % 3 == 0 ? NAN : i % 3 == 1 ? INFINITY : -INFINITY;
+		sampler_result a, b;
+		int ra = sampler_sample(s, l, (size_t)n, &fast, NULL, -1, &a);
+		int rb = sampler_sample(s, l, (size_t)n, &slow, NULL, -1, &b);
+		if (ra != rb || a.id != b.id) {
+			if (mismatches++ < 5) fprintf(stderr, "  row %d (n %d): fast %d/%d, general %d/%d\n", t, n, ra, a.id, rb, b.id);
+		}
+		none += ra < 0;
+		rows++;
+	}
+	T_EQ_INT(mismatches, 0);
+	T_CHECK(none >= 8);   /* the rows without a finite value were refused by both */
+	/* the first of the tied maxima, +inf and NaN passed over */
+	float tie[11] = { NAN, INFINITY, 1.0f, 3.0f, -0.0f, 3.0f, 2.0f, 3.0f, INFINITY, 3.0f, NAN };
+	sampler_result r;
+	T_EQ_INT(sampler_sample(s, tie, 11, &fast, NULL, -1, &r), 0);
+	T_EQ_INT(r.id, 3);
+	fprintf(stderr, "  %d rows agree\n", rows);
 	sampler_free(s);
 }
 
 int main(void)
 {
 	T_RUN(test_greedy);
+	T_RUN(test_greedy_fast_path);
 	T_RUN(test_seed_determinism);
 	T_RUN(test_top_k_one_is_greedy);
 	T_RUN(test_temperature_one);
