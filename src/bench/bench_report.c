@@ -13,12 +13,18 @@
 #include "core/json.h"
 #include "core/util.h"
 
-#define ITL_MAX_KEPT (16u << 20)     /* gaps kept exactly; a reservoir past it */
+#define ITL_MAX_KEPT (16u << 20) /* gaps kept exactly; a reservoir past it */
 #define REQ_MAX_KEPT (4u << 20)
 #define MAX_LABELS 1024
 
 static const char *const err_names[ERR_KINDS] = {
-	"none", "connect", "timeout", "http_4xx", "http_5xx", "stream_error", "protocol",
+	"none",
+	"connect",
+	"timeout",
+	"http_4xx",
+	"http_5xx",
+	"stream_error",
+	"protocol",
 };
 
 const char *bench_err_name(int kind)
@@ -113,7 +119,8 @@ static double per_s(uint64_t n, double s)
 
 static const char *workload_name(enum bench_workload_kind k)
 {
-	return k == WL_SHARED_PREFIX ? "shared-prefix" : k == WL_FILE ? "file" : "random";
+	return k == WL_SHARED_PREFIX ? "shared-prefix" : k == WL_FILE ? "file"
+								      : "random";
 }
 
 /* ------------------------------------------------------------------- text */

@@ -37,7 +37,7 @@ static inline uint64_t rng_below(uint64_t *state, uint64_t n)
  * between two Poisson arrivals, in the rate's unit. */
 static inline double rng_exponential(uint64_t *state, double rate)
 {
-	double u = rng_double(state);   /* [0,1): 1-u is in (0,1], log is finite */
+	double u = rng_double(state); /* [0,1): 1-u is in (0,1], log is finite */
 	return -log(1.0 - u) / rate;
 }
 

@@ -38,9 +38,9 @@
 #include "core/sse.h"
 #include "core/util.h"
 
-#define RESP_BODY_MAX_BYTES (16u << 20)   /* a non-streamed response body */
-#define SSE_EVENT_MAX_BYTES (4u << 20)    /* one SSE event */
-#define ITL_PER_REQ_MAX (1u << 20)        /* gaps kept per request */
+#define RESP_BODY_MAX_BYTES (16u << 20) /* a non-streamed response body */
+#define SSE_EVENT_MAX_BYTES (4u << 20)  /* one SSE event */
+#define ITL_PER_REQ_MAX (1u << 20)      /* gaps kept per request */
 #define PROGRESS_INTERVAL_MS 500
 #define MODELS_TIMEOUT_MS 10000
 
@@ -51,21 +51,21 @@ typedef struct run run;
 typedef struct bench_req {
 	run *run;
 	struct bench_req *prev, *next;
-	hc_req *hr;              /* NULL once the client is done with it */
-	int busy;                /* inside hc_request or sse_feed: free later */
-	int ended;               /* req_end ran (possibly while busy) */
+	hc_req *hr; /* NULL once the client is done with it */
+	int busy;   /* inside hc_request or sse_feed: free later */
+	int ended;  /* req_end ran (possibly while busy) */
 	bench_record rec;
-	int sse;                 /* the response is text/event-stream */
-	int done_seen;           /* data: [DONE] */
-	int stream_err;          /* an {"error":...} event came */
+	int sse;        /* the response is text/event-stream */
+	int done_seen;  /* data: [DONE] */
+	int stream_err; /* an {"error":...} event came */
 	sse_parser sp;
-	buf req_body;            /* the request's, sent from here until hc's on_done */
-	buf body;                /* non-stream (or error) response body, capped */
-	buf answer;              /* assistant text, shared-prefix only */
-	float *itl;              /* gaps, ms */
+	buf req_body; /* the request's, sent from here until hc's on_done */
+	buf body;     /* non-stream (or error) response body, capped */
+	buf answer;   /* assistant text, shared-prefix only */
+	float *itl;   /* gaps, ms */
 	size_t itl_n, itl_cap;
 	double itl_sum_ms;
-	uint64_t last_chunk_ns;  /* run-relative */
+	uint64_t last_chunk_ns; /* run-relative */
 } bench_req;
 
 struct run {
@@ -75,17 +75,17 @@ struct run {
 	hc_pool *pool;
 	workload *wl;
 	FILE *per_req;
-	uint64_t t0_ns;                  /* monotonic ns at the start */
-	uint64_t t0_ms;                  /* ev loop ms at the start */
-	uint64_t rng;                    /* arrival gaps */
-	char headers[8192];              /* extra header lines for every request */
+	uint64_t t0_ns;     /* monotonic ns at the start */
+	uint64_t t0_ms;     /* ev loop ms at the start */
+	uint64_t rng;       /* arrival gaps */
+	char headers[8192]; /* extra header lines for every request */
 	hc_timeouts to;
 
-	uint64_t total_limit;            /* warm-up + measured requests at most */
-	uint64_t arrivals_end_ns;        /* no arrival scheduled at or past (0 = none) */
-	uint64_t scheduled;              /* requests started */
-	uint64_t next_arrival_ns;        /* open loop: run-relative due time */
-	int waiting_conv;                /* the next arrival waits for a conversation */
+	uint64_t total_limit;     /* warm-up + measured requests at most */
+	uint64_t arrivals_end_ns; /* no arrival scheduled at or past (0 = none) */
+	uint64_t scheduled;       /* requests started */
+	uint64_t next_arrival_ns; /* open loop: run-relative due time */
+	int waiting_conv;         /* the next arrival waits for a conversation */
 	int arrivals_done;
 	int max_inflight;
 	int inflight;
@@ -95,7 +95,7 @@ struct run {
 	int pump_queued;
 	int stopping;
 	int progress_drawn;
-	uint64_t skipped_bodies;         /* bodies the workload could not build */
+	uint64_t skipped_bodies; /* bodies the workload could not build */
 };
 
 static uint64_t rel_now_ns(const run *r)
@@ -112,7 +112,7 @@ static void set_err(bench_req *q, int kind, const char *fmt, ...) __attribute__(
 static void set_err(bench_req *q, int kind, const char *fmt, ...)
 {
 	if (q->rec.err != ERR_NONE)
-		return;                  /* the first cause wins */
+		return; /* the first cause wins */
 	q->rec.err = kind;
 	va_list ap;
 	va_start(ap, fmt);
@@ -155,7 +155,7 @@ static void req_end(bench_req *q, int counted)
 		if (rec->first_token_ns)
 			rec->ttft_ms = (double)(rec->first_token_ns - rec->scheduled_ns) / 1e6;
 		else
-			rec->ttft_ms = rec->e2e_ms;      /* non-stream, or no content at all */
+			rec->ttft_ms = rec->e2e_ms; /* non-stream, or no content at all */
 		if (!rec->usage_seen)
 			rec->output_tokens = rec->chunks;
 		rec->tpot_ms = -1;
@@ -180,7 +180,7 @@ static void req_end(bench_req *q, int counted)
 	if (q->hr) {
 		hc_req *hr = q->hr;
 		q->hr = NULL;
-		hc_cancel(hr);           /* no callback follows; safe from its own callbacks */
+		hc_cancel(hr); /* no callback follows; safe from its own callbacks */
 	}
 	if (!q->busy)
 		req_release(q);
@@ -260,7 +260,7 @@ static int on_event(bench_req *q, const char *data, size_t len)
 		return 0;
 	}
 	if (q->done_seen)
-		return 0;                /* nothing is expected after [DONE] */
+		return 0; /* nothing is expected after [DONE] */
 	json_error je;
 	json_doc *d = json_parse(data, len, 0, &je);
 	if (!d) {
@@ -275,7 +275,7 @@ static int on_event(bench_req *q, const char *data, size_t len)
 		set_err(q, ERR_STREAM, "error event: %.120s", msg);
 		q->stream_err = 1;
 		json_doc_free(d);
-		return 0;                /* read on to [DONE] or the end */
+		return 0; /* read on to [DONE] or the end */
 	}
 	const json_val *t = choice_text(root);
 	if (json_is(t, JSON_STRING) && t->u.str.len)
@@ -325,7 +325,7 @@ static void cb_body(hc_req *hr, const char *data, size_t len, void *arg)
 		q->busy++;
 		int rc = sse_feed(&q->sp, data, len);
 		q->busy--;
-		if (q->ended) {          /* an event ended it */
+		if (q->ended) { /* an event ended it */
 			req_release(q);
 			return;
 		}
@@ -390,7 +390,7 @@ static void http_error_detail(bench_req *q)
 static void cb_done(hc_req *hr, int err, void *arg)
 {
 	bench_req *q = arg;
-	q->hr = NULL;                    /* the client frees it after we return */
+	q->hr = NULL; /* the client frees it after we return */
 	int st = q->rec.status;
 	if (err == HC_ERR_CONNECT_REFUSED || err == HC_ERR_CONNECT || err == HC_ERR_CONNECT_TIMEOUT) {
 		set_err(q, ERR_CONNECT, "%s", hc_err_name(err));
@@ -454,7 +454,7 @@ static void req_start(run *r, wl_request *wr, uint64_t sched_ns)
 
 	char target[512];
 	snprintf(target, sizeof(target), "%s%s", r->cfg->base_path, wr->path);
-	static const hc_callbacks cbs = { cb_head, cb_body, cb_done };
+	static const hc_callbacks cbs = {cb_head, cb_body, cb_done};
 	rec->sent_ns = rel_now_ns(r);
 	q->req_body = wr->body; /* q owns it now: hc_request sends it from there */
 	buf_init(&wr->body, 0);
@@ -463,7 +463,7 @@ static void req_start(run *r, wl_request *wr, uint64_t sched_ns)
 	hc_req *hr = hc_request(r->pool, "POST", target, r->headers, buf_rptr(&q->req_body),
 				buf_rlen(&q->req_body), &cbs, q, &r->to);
 	q->busy--;
-	if (q->ended) {                  /* it finished inside hc_request */
+	if (q->ended) { /* it finished inside hc_request */
 		req_release(q);
 		return;
 	}
@@ -549,7 +549,7 @@ static void pump(run *r)
 			break;
 		}
 		if (rc == WL_WAIT) {
-			r->waiting_conv = 1;   /* a conversation must answer first */
+			r->waiting_conv = 1; /* a conversation must answer first */
 			break;
 		}
 		if (rc < 0) {
@@ -596,8 +596,7 @@ static void progress_draw(run *r, int final)
 	uint64_t errs = 0;
 	for (int k = 1; k < ERR_KINDS; k++)
 		errs += s->errors_by_kind[k];
-	double win = s->have_window && t > (double)s->window_start_ns / 1e9 ?
-		t - (double)s->window_start_ns / 1e9 : 0;
+	double win = s->have_window && t > (double)s->window_start_ns / 1e9 ? t - (double)s->window_start_ns / 1e9 : 0;
 	fprintf(stderr, "\r%7.1fs  sent %llu  done %llu  ok %llu  err %llu  in flight %d  %.1f req/s  %.0f tok/s   ",
 		t, (unsigned long long)r->scheduled,
 		(unsigned long long)(s->finished + s->warmup_finished), (unsigned long long)s->ok,
@@ -756,7 +755,7 @@ int bench_run(const bench_config *cfg, bench_results *res, char *err, size_t err
 	ev_signal(r.loop, SIGTERM, signal_cb, &r);
 
 	r.t0_ns = time_mono_ns();
-	r.next_arrival_ns = 0;          /* the first arrival at the start */
+	r.next_arrival_ns = 0; /* the first arrival at the start */
 	r.deadline_timer = ev_timer_add(r.loop, cfg->deadline_ms, deadline_cb, &r);
 	if (cfg->progress)
 		r.progress_timer = ev_timer_add(r.loop, PROGRESS_INTERVAL_MS, progress_cb, &r);
@@ -776,7 +775,7 @@ out:
 	if (r.pool)
 		hc_pool_free(r.pool);
 	if (r.loop) {
-		ev_run_once(r.loop, 0);  /* deferred frees of the client */
+		ev_run_once(r.loop, 0); /* deferred frees of the client */
 		ev_free(r.loop);
 	}
 	if (r.per_req && r.per_req != stdout)

@@ -20,19 +20,19 @@
 
 /* Owner: whoever embeds it; samples_free releases the storage. */
 typedef struct samples {
-	double *v;          /* kept values, n of them (unsorted until summarised) */
-	size_t n, cap;      /* kept, allocated */
-	size_t max_kept;    /* hard cap on n; past it the set is a reservoir */
-	uint64_t seen;      /* values ever added */
-	double sum;         /* of every value ever added */
-	double max;         /* of every value ever added */
+	double *v;       /* kept values, n of them (unsorted until summarised) */
+	size_t n, cap;   /* kept, allocated */
+	size_t max_kept; /* hard cap on n; past it the set is a reservoir */
+	uint64_t seen;   /* values ever added */
+	double sum;      /* of every value ever added */
+	double max;      /* of every value ever added */
 	double min;
-	uint64_t rng;       /* reservoir generator state */
-	int oom;            /* an allocation failed: later values only counted */
+	uint64_t rng; /* reservoir generator state */
+	int oom;      /* an allocation failed: later values only counted */
 } samples;
 
 typedef struct stats_summary {
-	uint64_t n;         /* values added */
+	uint64_t n; /* values added */
 	double mean, min, p50, p90, p99, max;
 } stats_summary;
 
@@ -50,11 +50,14 @@ double stats_percentile_sorted(const double *v, size_t n, double p);
 /* Labelled counters: a small table of distinct strings and their counts, in
  * first-seen order. At most max_labels distinct labels; later new ones are
  * counted under "(other)". Owner: the embedder; counters_free releases it. */
-typedef struct counter_item { char *label; uint64_t count; } counter_item;
+typedef struct counter_item {
+	char *label;
+	uint64_t count;
+} counter_item;
 typedef struct counters {
 	counter_item *items;
 	size_t n, cap, max_labels;
-	uint64_t other;      /* counts of labels past the cap (or not storable) */
+	uint64_t other; /* counts of labels past the cap (or not storable) */
 } counters;
 
 void counters_init(counters *c, size_t max_labels);

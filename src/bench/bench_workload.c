@@ -25,28 +25,239 @@
 #include "core/util.h"
 
 static const char *const wl_vocab[] = {
-	"the", "of", "and", "to", "in", "is", "it", "that", "was", "for", "on", "are", "with",
-	"as", "his", "they", "be", "at", "one", "have", "this", "from", "by", "hot", "word",
-	"but", "what", "some", "we", "can", "out", "other", "were", "all", "there", "when",
-	"up", "use", "your", "how", "said", "an", "each", "she", "which", "do", "their",
-	"time", "if", "will", "way", "about", "many", "then", "them", "write", "would",
-	"like", "so", "these", "her", "long", "make", "thing", "see", "him", "two", "has",
-	"look", "more", "day", "could", "go", "come", "did", "number", "sound", "no", "most",
-	"people", "my", "over", "know", "water", "than", "call", "first", "who", "may",
-	"down", "side", "been", "now", "find", "any", "new", "work", "part", "take", "get",
-	"place", "made", "live", "where", "after", "back", "little", "only", "round", "man",
-	"year", "came", "show", "every", "good", "me", "give", "our", "under", "name", "very",
-	"through", "just", "form", "great", "think", "say", "help", "low", "line", "before",
-	"turn", "cause", "same", "mean", "differ", "move", "right", "boy", "old", "too",
-	"does", "tell", "set", "three", "want", "air", "well", "also", "play", "small", "end",
-	"put", "home", "read", "hand", "port", "large", "spell", "add", "even", "land", "here",
-	"must", "big", "high", "such", "follow", "act", "why", "ask", "men", "change", "went",
-	"light", "kind", "off", "need", "house", "picture", "try", "us", "again", "animal",
-	"point", "mother", "world", "near", "build", "self", "earth", "father", "head",
-	"stand", "own", "page", "should", "country", "found", "answer", "school", "grow",
-	"study", "still", "learn", "plant", "cover", "food", "sun", "four", "thought", "let",
-	"keep", "eye", "never", "last", "door", "between", "city", "tree", "cross", "since",
-	"hard", "start", "might", "story", "saw", "far", "sea", "draw", "left", "late", "run",
+	"the",
+	"of",
+	"and",
+	"to",
+	"in",
+	"is",
+	"it",
+	"that",
+	"was",
+	"for",
+	"on",
+	"are",
+	"with",
+	"as",
+	"his",
+	"they",
+	"be",
+	"at",
+	"one",
+	"have",
+	"this",
+	"from",
+	"by",
+	"hot",
+	"word",
+	"but",
+	"what",
+	"some",
+	"we",
+	"can",
+	"out",
+	"other",
+	"were",
+	"all",
+	"there",
+	"when",
+	"up",
+	"use",
+	"your",
+	"how",
+	"said",
+	"an",
+	"each",
+	"she",
+	"which",
+	"do",
+	"their",
+	"time",
+	"if",
+	"will",
+	"way",
+	"about",
+	"many",
+	"then",
+	"them",
+	"write",
+	"would",
+	"like",
+	"so",
+	"these",
+	"her",
+	"long",
+	"make",
+	"thing",
+	"see",
+	"him",
+	"two",
+	"has",
+	"look",
+	"more",
+	"day",
+	"could",
+	"go",
+	"come",
+	"did",
+	"number",
+	"sound",
+	"no",
+	"most",
+	"people",
+	"my",
+	"over",
+	"know",
+	"water",
+	"than",
+	"call",
+	"first",
+	"who",
+	"may",
+	"down",
+	"side",
+	"been",
+	"now",
+	"find",
+	"any",
+	"new",
+	"work",
+	"part",
+	"take",
+	"get",
+	"place",
+	"made",
+	"live",
+	"where",
+	"after",
+	"back",
+	"little",
+	"only",
+	"round",
+	"man",
+	"year",
+	"came",
+	"show",
+	"every",
+	"good",
+	"me",
+	"give",
+	"our",
+	"under",
+	"name",
+	"very",
+	"through",
+	"just",
+	"form",
+	"great",
+	"think",
+	"say",
+	"help",
+	"low",
+	"line",
+	"before",
+	"turn",
+	"cause",
+	"same",
+	"mean",
+	"differ",
+	"move",
+	"right",
+	"boy",
+	"old",
+	"too",
+	"does",
+	"tell",
+	"set",
+	"three",
+	"want",
+	"air",
+	"well",
+	"also",
+	"play",
+	"small",
+	"end",
+	"put",
+	"home",
+	"read",
+	"hand",
+	"port",
+	"large",
+	"spell",
+	"add",
+	"even",
+	"land",
+	"here",
+	"must",
+	"big",
+	"high",
+	"such",
+	"follow",
+	"act",
+	"why",
+	"ask",
+	"men",
+	"change",
+	"went",
+	"light",
+	"kind",
+	"off",
+	"need",
+	"house",
+	"picture",
+	"try",
+	"us",
+	"again",
+	"animal",
+	"point",
+	"mother",
+	"world",
+	"near",
+	"build",
+	"self",
+	"earth",
+	"father",
+	"head",
+	"stand",
+	"own",
+	"page",
+	"should",
+	"country",
+	"found",
+	"answer",
+	"school",
+	"grow",
+	"study",
+	"still",
+	"learn",
+	"plant",
+	"cover",
+	"food",
+	"sun",
+	"four",
+	"thought",
+	"let",
+	"keep",
+	"eye",
+	"never",
+	"last",
+	"door",
+	"between",
+	"city",
+	"tree",
+	"cross",
+	"since",
+	"hard",
+	"start",
+	"might",
+	"story",
+	"saw",
+	"far",
+	"sea",
+	"draw",
+	"left",
+	"late",
+	"run",
 };
 
 void wl_words(buf *out, uint64_t *rng, int n)
@@ -82,16 +293,20 @@ void wl_request_free(wl_request *r)
 /* One shared-prefix conversation. Owner: the workload. */
 typedef struct wl_conv {
 	int group;
-	int turns_done;       /* finished turns */
-	int busy;             /* a turn is in flight */
-	int dead;             /* ended by an error */
-	char **users;         /* [turns]: user texts, made when first needed */
-	char **answers;       /* [turns]: assistant texts, NULL until answered */
+	int turns_done; /* finished turns */
+	int busy;       /* a turn is in flight */
+	int dead;       /* ended by an error */
+	char **users;   /* [turns]: user texts, made when first needed */
+	char **answers; /* [turns]: assistant texts, NULL until answered */
 	size_t *answer_len;
 } wl_conv;
 
 /* One line of --file. */
-typedef struct wl_line { char *text; size_t len; int lineno; } wl_line;
+typedef struct wl_line {
+	char *text;
+	size_t len;
+	int lineno;
+} wl_line;
 
 struct workload {
 	bench_config cfg;
@@ -100,17 +315,17 @@ struct workload {
 	uint64_t produced;
 
 	/* shared-prefix */
-	char **system;        /* [groups] */
-	wl_conv *convs;       /* [groups * users] */
+	char **system;  /* [groups] */
+	wl_conv *convs; /* [groups * users] */
 	int n_convs;
-	int *ready;           /* ring of conversation indexes */
+	int *ready; /* ring of conversation indexes */
 	int ready_head, ready_count;
 
 	/* file */
 	wl_line *lines;
 	size_t n_lines;
 	size_t next_line;
-	int cycle;            /* wrap around at the end of the file */
+	int cycle; /* wrap around at the end of the file */
 };
 
 static int jitter_len(workload *w, int len)
@@ -250,7 +465,7 @@ static const char *user_text(workload *w, int conv, int turn)
 	if (!cv->users[turn]) {
 		buf b;
 		buf_init(&b, 0);
-		uint64_t key[2] = { (uint64_t)conv, (uint64_t)turn };
+		uint64_t key[2] = {(uint64_t)conv, (uint64_t)turn};
 		uint64_t r = hash64(key, sizeof(key), w->cfg.seed);
 		buf_printf(&b, "User %d, question %d: ", conv, turn + 1);
 		wl_words(&b, &r, jitter_len(w, w->cfg.input_len));

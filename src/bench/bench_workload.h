@@ -21,15 +21,15 @@
 
 typedef struct workload workload;
 
-#define WL_BODY_MAX_BYTES (64u << 20)     /* hard cap on one request body */
-#define WL_ANSWER_MAX_BYTES (64u << 10)   /* assistant text kept per turn */
-#define WL_FILE_MAX_BYTES (512u << 20)    /* --file size cap */
+#define WL_BODY_MAX_BYTES (64u << 20)   /* hard cap on one request body */
+#define WL_ANSWER_MAX_BYTES (64u << 10) /* assistant text kept per turn */
+#define WL_FILE_MAX_BYTES (512u << 20)  /* --file size cap */
 
 /* One request to send. Owner: the caller; wl_request_free releases the body. */
 typedef struct wl_request {
-	buf body;              /* JSON body */
-	const char *path;      /* "/v1/chat/completions" or "/v1/completions" (static) */
-	int conv, turn;        /* shared-prefix conversation and 0-based turn; else -1 */
+	buf body;         /* JSON body */
+	const char *path; /* "/v1/chat/completions" or "/v1/completions" (static) */
+	int conv, turn;   /* shared-prefix conversation and 0-based turn; else -1 */
 } wl_request;
 
 void wl_request_free(wl_request *r);
@@ -40,7 +40,7 @@ workload *workload_new(const bench_config *cfg, const char *model, char *err, si
 void workload_free(workload *w);
 
 #define WL_READY 1
-#define WL_WAIT 0        /* nothing ready now; ask again after a workload_finish */
+#define WL_WAIT 0 /* nothing ready now; ask again after a workload_finish */
 #define WL_EXHAUSTED (-1)
 /* Fills *out with the next request (out->body is initialised here). Returns
  * WL_READY, WL_WAIT or WL_EXHAUSTED; -2 when a body could not be built (too

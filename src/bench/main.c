@@ -17,46 +17,46 @@
 #include "core/util.h"
 
 static const char usage_text[] =
-"usage: infergate-bench --url http://HOST:PORT [options]\n"
-"\n"
-"target\n"
-"  --url URL              the one address to talk to (plain http:// only)\n"
-"  --endpoint chat|completions   API to call (default chat)\n"
-"  --model NAME           model field of requests (default: first of GET /v1/models)\n"
-"  --header 'Name: value' extra request header (repeatable, at most 32)\n"
-"arrivals\n"
-"  --rate R               open loop: Poisson arrivals at R requests/s\n"
-"  --concurrency C        closed loop with C requests in flight (default 1);\n"
-"                         with --rate: a cap on requests in flight\n"
-"  --requests N           measured requests to send\n"
-"  --duration D           or: send arrivals for D (30s, 2m; bare number = seconds)\n"
-"  --warmup N | Ds        N requests, or arrivals during D, sent first, not measured\n"
-"  --seed N               seed of arrivals and prompts (default 1)\n"
-"requests\n"
-"  --stream | --no-stream streaming responses (default on)\n"
-"  --max-tokens N         max_tokens of every request (overrides --output-len)\n"
-"  --temperature T        temperature of every request (default: not sent)\n"
-"  --ignore-eos | --no-ignore-eos  (default: on for random and shared-prefix)\n"
-"workload\n"
-"  --workload random|shared-prefix|file   (default random)\n"
-"  --input-len N          words of a random prompt or of a user turn (default 128)\n"
-"  --output-len N         max_tokens of generated requests (default 128)\n"
-"  --len-jitter F         lengths uniform in [len*(1-F), len*(1+F)] (default 0)\n"
-"  --groups G             shared-prefix: groups, one system prompt each (default 4)\n"
-"  --system-len L         shared-prefix: system prompt characters (default 2000)\n"
-"  --users U              shared-prefix: users per group (default 8)\n"
-"  --turns T              shared-prefix: turns per user (default 3)\n"
-"  --file PATH            file: JSONL, one request body a line\n"
-"bounds\n"
-"  --timeout D            per-request timeout (default 300s)\n"
-"  --deadline D           whole run (default: duration + warm-up + timeout + 10s, or 1h)\n"
-"  --max-inflight N       requests in flight at most (default 10000)\n"
-"output\n"
-"  --json FILE|-          JSON report (- = stdout; the text report then goes to stderr)\n"
-"  --per-request FILE     one JSON line per finished request\n"
-"  --progress | --no-progress   progress line on stderr (default: when a terminal)\n"
-"  --quiet                no text report\n"
-"  --log-level LEVEL      debug, info, warn (default), error\n";
+	"usage: infergate-bench --url http://HOST:PORT [options]\n"
+	"\n"
+	"target\n"
+	"  --url URL              the one address to talk to (plain http:// only)\n"
+	"  --endpoint chat|completions   API to call (default chat)\n"
+	"  --model NAME           model field of requests (default: first of GET /v1/models)\n"
+	"  --header 'Name: value' extra request header (repeatable, at most 32)\n"
+	"arrivals\n"
+	"  --rate R               open loop: Poisson arrivals at R requests/s\n"
+	"  --concurrency C        closed loop with C requests in flight (default 1);\n"
+	"                         with --rate: a cap on requests in flight\n"
+	"  --requests N           measured requests to send\n"
+	"  --duration D           or: send arrivals for D (30s, 2m; bare number = seconds)\n"
+	"  --warmup N | Ds        N requests, or arrivals during D, sent first, not measured\n"
+	"  --seed N               seed of arrivals and prompts (default 1)\n"
+	"requests\n"
+	"  --stream | --no-stream streaming responses (default on)\n"
+	"  --max-tokens N         max_tokens of every request (overrides --output-len)\n"
+	"  --temperature T        temperature of every request (default: not sent)\n"
+	"  --ignore-eos | --no-ignore-eos  (default: on for random and shared-prefix)\n"
+	"workload\n"
+	"  --workload random|shared-prefix|file   (default random)\n"
+	"  --input-len N          words of a random prompt or of a user turn (default 128)\n"
+	"  --output-len N         max_tokens of generated requests (default 128)\n"
+	"  --len-jitter F         lengths uniform in [len*(1-F), len*(1+F)] (default 0)\n"
+	"  --groups G             shared-prefix: groups, one system prompt each (default 4)\n"
+	"  --system-len L         shared-prefix: system prompt characters (default 2000)\n"
+	"  --users U              shared-prefix: users per group (default 8)\n"
+	"  --turns T              shared-prefix: turns per user (default 3)\n"
+	"  --file PATH            file: JSONL, one request body a line\n"
+	"bounds\n"
+	"  --timeout D            per-request timeout (default 300s)\n"
+	"  --deadline D           whole run (default: duration + warm-up + timeout + 10s, or 1h)\n"
+	"  --max-inflight N       requests in flight at most (default 10000)\n"
+	"output\n"
+	"  --json FILE|-          JSON report (- = stdout; the text report then goes to stderr)\n"
+	"  --per-request FILE     one JSON line per finished request\n"
+	"  --progress | --no-progress   progress line on stderr (default: when a terminal)\n"
+	"  --quiet                no text report\n"
+	"  --log-level LEVEL      debug, info, warn (default), error\n";
 
 static void usage_exit(int code)
 {
@@ -173,8 +173,8 @@ static void parse_header(bench_config *cfg, const char *h)
 	for (const char *q = h; q < colon; q++)
 		if ((unsigned char)*q <= ' ' || *q == 0x7f)
 			die("--header '%s': bad character in the name", h);
-	static const char *const reserved[] = { "host", "content-length", "transfer-encoding",
-						"connection" };
+	static const char *const reserved[] = {"host", "content-length", "transfer-encoding",
+					       "connection"};
 	for (size_t i = 0; i < ARRAY_LEN(reserved); i++)
 		if (str_ieq(h, (size_t)(colon - h), reserved[i]))
 			die("--header '%s': %s is set by infergate-bench itself", h, reserved[i]);
@@ -211,13 +211,34 @@ int main(int argc, char **argv)
 		if (!strcmp(a, "-h") || !strcmp(a, "--help"))
 			usage_exit(0);
 		/* Flags without a value. */
-		if (!strcmp(a, "--stream")) { cfg.stream = 1; continue; }
-		if (!strcmp(a, "--no-stream")) { cfg.stream = 0; continue; }
-		if (!strcmp(a, "--ignore-eos")) { cfg.ignore_eos = 1; continue; }
-		if (!strcmp(a, "--no-ignore-eos")) { cfg.ignore_eos = 0; continue; }
-		if (!strcmp(a, "--progress")) { cfg.progress = 1; continue; }
-		if (!strcmp(a, "--no-progress")) { cfg.progress = 0; continue; }
-		if (!strcmp(a, "--quiet")) { cfg.quiet = 1; continue; }
+		if (!strcmp(a, "--stream")) {
+			cfg.stream = 1;
+			continue;
+		}
+		if (!strcmp(a, "--no-stream")) {
+			cfg.stream = 0;
+			continue;
+		}
+		if (!strcmp(a, "--ignore-eos")) {
+			cfg.ignore_eos = 1;
+			continue;
+		}
+		if (!strcmp(a, "--no-ignore-eos")) {
+			cfg.ignore_eos = 0;
+			continue;
+		}
+		if (!strcmp(a, "--progress")) {
+			cfg.progress = 1;
+			continue;
+		}
+		if (!strcmp(a, "--no-progress")) {
+			cfg.progress = 0;
+			continue;
+		}
+		if (!strcmp(a, "--quiet")) {
+			cfg.quiet = 1;
+			continue;
+		}
 		/* Flags with a value: "--flag value" or "--flag=value". */
 		char name[64];
 		const char *v;

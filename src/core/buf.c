@@ -40,7 +40,10 @@ char *buf_space(buf *b, size_t n)
 	if (need < unread) return NULL; /* overflow */
 	size_t ncap = b->cap ? b->cap : 64;
 	while (ncap < need) {
-		if (ncap > ((size_t)-1) / 2) { ncap = need; break; }
+		if (ncap > ((size_t)-1) / 2) {
+			ncap = need;
+			break;
+		}
 		ncap *= 2;
 	}
 	char *nd;
@@ -110,7 +113,10 @@ int buf_vprintf(buf *b, const char *fmt, va_list ap)
 	}
 	b->data[b->len] = 0;
 	dst = buf_space(b, (size_t)n);
-	if (!dst) { va_end(ap2); return -1; }
+	if (!dst) {
+		va_end(ap2);
+		return -1;
+	}
 	vsnprintf(dst, (size_t)n + 1, fmt, ap2);
 	va_end(ap2);
 	buf_commit(b, (size_t)n);

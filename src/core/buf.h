@@ -16,11 +16,11 @@
 #include <stdarg.h>
 
 typedef struct buf {
-	char *data;   /* storage, cap bytes; NULL until the first append */
-	size_t rd;    /* first unread byte */
-	size_t len;   /* end of data: unread bytes are data[rd..len) */
-	size_t cap;   /* allocated bytes */
-	size_t max;   /* hard cap on len - rd, bytes; 0 = none */
+	char *data; /* storage, cap bytes; NULL until the first append */
+	size_t rd;  /* first unread byte */
+	size_t len; /* end of data: unread bytes are data[rd..len) */
+	size_t cap; /* allocated bytes */
+	size_t max; /* hard cap on len - rd, bytes; 0 = none */
 } buf;
 
 void buf_init(buf *b, size_t max_bytes);
@@ -32,12 +32,12 @@ static inline size_t buf_rlen(const buf *b) { return b->len - b->rd; }
  * (cap reached or out of memory). Call buf_commit(b, written) afterwards. */
 char *buf_space(buf *b, size_t n);
 void buf_commit(buf *b, size_t n);
-int buf_append(buf *b, const void *p, size_t n);  /* 0, or -1 at the cap */
+int buf_append(buf *b, const void *p, size_t n); /* 0, or -1 at the cap */
 int buf_puts(buf *b, const char *s);
 int buf_printf(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int buf_vprintf(buf *b, const char *fmt, va_list ap);
-void buf_consume(buf *b, size_t n);               /* drops n unread bytes */
-void buf_reset(buf *b);                            /* drops everything, keeps storage */
+void buf_consume(buf *b, size_t n); /* drops n unread bytes */
+void buf_reset(buf *b);             /* drops everything, keeps storage */
 /* Takes the storage out as a NUL-terminated string the caller frees; the buffer is
  * left empty. Returns "" (allocated) for an empty buffer, NULL on failure. */
 char *buf_detach(buf *b, size_t *len);

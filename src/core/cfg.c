@@ -111,8 +111,9 @@ static int all_digits(const char *s, size_t n, int base)
 		return 0;
 	for (size_t i = 0; i < n; i++) {
 		char c = s[i];
-		int ok = base == 16 ? ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))
-			: base == 8 ? (c >= '0' && c <= '7') : (c >= '0' && c <= '9');
+		int ok = base == 16  ? ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))
+			 : base == 8 ? (c >= '0' && c <= '7')
+				     : (c >= '0' && c <= '9');
 		if (!ok)
 			return 0;
 	}
@@ -241,8 +242,13 @@ static json_val *load_scalar(loader *ld, yaml_event_t *ev)
 		return NULL;
 	int plain = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
 	if (tag && !tag_is(tag, YAML_STR_TAG)) {
-		static const struct { const char *tag; json_type t; } known[] = {
-			{YAML_NULL_TAG, JSON_NULL}, {YAML_BOOL_TAG, JSON_TRUE}, {YAML_INT_TAG, JSON_NUMBER},
+		static const struct {
+			const char *tag;
+			json_type t;
+		} known[] = {
+			{YAML_NULL_TAG, JSON_NULL},
+			{YAML_BOOL_TAG, JSON_TRUE},
+			{YAML_INT_TAG, JSON_NUMBER},
 			{YAML_FLOAT_TAG, JSON_NUMBER},
 		};
 		size_t k;
@@ -343,8 +349,7 @@ static json_val *load_collection(loader *ld, yaml_event_t *ev, int depth)
 		size_t key_len = 0;
 		if (is_map) {
 			if (e.type != YAML_SCALAR_EVENT) {
-				load_fail(ld, &e.start_mark, e.type == YAML_ALIAS_EVENT ?
-					"aliases are not allowed" : "mapping keys must be plain strings");
+				load_fail(ld, &e.start_mark, e.type == YAML_ALIAS_EVENT ? "aliases are not allowed" : "mapping keys must be plain strings");
 				yaml_event_delete(&e);
 				return NULL;
 			}
@@ -600,7 +605,7 @@ int cfg_check_keys(cfg_ctx *c, const json_val *obj, const char *path, const char
 /* Looks key up: 0 absent (or null), 1 present (*v set). Reports a missing
  * required key. full gets the key's path. */
 static int lookup(cfg_ctx *c, const json_val *obj, const char *path, const char *key, int required,
-	const json_val **v, char *full, size_t fullsize)
+		  const json_val **v, char *full, size_t fullsize)
 {
 	cfg_path(full, fullsize, path, key);
 	*v = json_get(obj, key);
@@ -627,7 +632,7 @@ static const char *kind(const json_val *v)
 }
 
 int cfg_str(cfg_ctx *c, const json_val *obj, const char *path, const char *key,
-	int required, const char *dflt, const char **out)
+	    int required, const char *dflt, const char **out)
 {
 	const json_val *v;
 	char full[256];
@@ -650,7 +655,7 @@ int cfg_str(cfg_ctx *c, const json_val *obj, const char *path, const char *key,
 }
 
 int cfg_bool(cfg_ctx *c, const json_val *obj, const char *path, const char *key,
-	int required, int dflt, int *out)
+	     int required, int dflt, int *out)
 {
 	const json_val *v;
 	char full[256];
@@ -669,7 +674,7 @@ int cfg_bool(cfg_ctx *c, const json_val *obj, const char *path, const char *key,
 }
 
 int cfg_int(cfg_ctx *c, const json_val *obj, const char *path, const char *key,
-	int required, int64_t dflt, int64_t min, int64_t max, int64_t *out)
+	    int required, int64_t dflt, int64_t min, int64_t max, int64_t *out)
 {
 	const json_val *v;
 	char full[256];
@@ -693,7 +698,7 @@ int cfg_int(cfg_ctx *c, const json_val *obj, const char *path, const char *key,
 }
 
 int cfg_double(cfg_ctx *c, const json_val *obj, const char *path, const char *key,
-	int required, double dflt, double min, double max, double *out)
+	       int required, double dflt, double min, double max, double *out)
 {
 	const json_val *v;
 	char full[256];
@@ -717,7 +722,7 @@ int cfg_double(cfg_ctx *c, const json_val *obj, const char *path, const char *ke
 }
 
 int cfg_duration_ms(cfg_ctx *c, const json_val *obj, const char *path, const char *key,
-	int required, uint64_t dflt_ms, uint64_t min_ms, uint64_t max_ms, uint64_t *out_ms)
+		    int required, uint64_t dflt_ms, uint64_t min_ms, uint64_t max_ms, uint64_t *out_ms)
 {
 	const json_val *v;
 	char full[256];
@@ -741,7 +746,7 @@ int cfg_duration_ms(cfg_ctx *c, const json_val *obj, const char *path, const cha
 	}
 	if (ms < min_ms || ms > max_ms) {
 		cfg_fail(c, v, full, "%llums is out of range [%llums, %llums]", (unsigned long long)ms,
-			(unsigned long long)min_ms, (unsigned long long)max_ms);
+			 (unsigned long long)min_ms, (unsigned long long)max_ms);
 		return -1;
 	}
 	*out_ms = ms;
@@ -749,7 +754,7 @@ int cfg_duration_ms(cfg_ctx *c, const json_val *obj, const char *path, const cha
 }
 
 int cfg_size_bytes(cfg_ctx *c, const json_val *obj, const char *path, const char *key,
-	int required, uint64_t dflt, uint64_t min, uint64_t max, uint64_t *out)
+		   int required, uint64_t dflt, uint64_t min, uint64_t max, uint64_t *out)
 {
 	const json_val *v;
 	char full[256];
@@ -773,7 +778,7 @@ int cfg_size_bytes(cfg_ctx *c, const json_val *obj, const char *path, const char
 	}
 	if (b < min || b > max) {
 		cfg_fail(c, v, full, "%llu bytes is out of range [%llu, %llu]", (unsigned long long)b,
-			(unsigned long long)min, (unsigned long long)max);
+			 (unsigned long long)min, (unsigned long long)max);
 		return -1;
 	}
 	*out = b;
@@ -781,7 +786,7 @@ int cfg_size_bytes(cfg_ctx *c, const json_val *obj, const char *path, const char
 }
 
 int cfg_enum(cfg_ctx *c, const json_val *obj, const char *path, const char *key,
-	int required, int dflt, const char *const names[], int *out)
+	     int required, int dflt, const char *const names[], int *out)
 {
 	const json_val *v;
 	char full[256];
@@ -848,7 +853,7 @@ int cfg_parse_hostport(const char *s, int allow_port0, char *host, size_t hostle
 }
 
 int cfg_hostport(cfg_ctx *c, const json_val *obj, const char *path, const char *key,
-	int required, const char *dflt, int allow_port0, char *host, size_t hostlen, uint16_t *port)
+		 int required, const char *dflt, int allow_port0, char *host, size_t hostlen, uint16_t *port)
 {
 	const json_val *v;
 	char full[256];
@@ -864,14 +869,14 @@ int cfg_hostport(cfg_ctx *c, const json_val *obj, const char *path, const char *
 		return 0;
 	if (cfg_parse_hostport(s, allow_port0, host, hostlen, port) < 0) {
 		cfg_fail(c, r ? v : obj, full, "\"%.64s\" is not host:port (port %d-65535; IPv6 in brackets)",
-			s, allow_port0 ? 0 : 1);
+			 s, allow_port0 ? 0 : 1);
 		return -1;
 	}
 	return r;
 }
 
 static const json_val *cfg_typed(cfg_ctx *c, const json_val *obj, const char *path, const char *key,
-	int required, json_type t)
+				 int required, json_type t)
 {
 	const json_val *v;
 	char full[256];

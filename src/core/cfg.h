@@ -32,9 +32,9 @@ json_doc *cfg_load_yaml(const char *path, size_t max_bytes, char *err, size_t er
 json_doc *cfg_load_yaml_text(const char *text, size_t len, const char *name, char *err, size_t errlen);
 
 typedef struct cfg_ctx {
-	const char *file;   /* named in messages */
-	char err[512];      /* the first error */
-	int failed;         /* number of errors */
+	const char *file; /* named in messages */
+	char err[512];    /* the first error */
+	int failed;       /* number of errors */
 } cfg_ctx;
 
 void cfg_ctx_init(cfg_ctx *c, const char *file);
@@ -58,26 +58,26 @@ int cfg_check_keys(cfg_ctx *c, const json_val *obj, const char *path, const char
  * when absent (default stored), -1 on error (reported; *out untouched).
  */
 int cfg_str(cfg_ctx *c, const json_val *obj, const char *path, const char *key,
-	int required, const char *dflt, const char **out);
+	    int required, const char *dflt, const char **out);
 int cfg_bool(cfg_ctx *c, const json_val *obj, const char *path, const char *key,
-	int required, int dflt, int *out);
+	     int required, int dflt, int *out);
 int cfg_int(cfg_ctx *c, const json_val *obj, const char *path, const char *key,
-	int required, int64_t dflt, int64_t min, int64_t max, int64_t *out);
+	    int required, int64_t dflt, int64_t min, int64_t max, int64_t *out);
 int cfg_double(cfg_ctx *c, const json_val *obj, const char *path, const char *key,
-	int required, double dflt, double min, double max, double *out);
+	       int required, double dflt, double min, double max, double *out);
 /* "100ms", "2s", "5m", "1h", "250us", or a bare number of seconds. */
 int cfg_duration_ms(cfg_ctx *c, const json_val *obj, const char *path, const char *key,
-	int required, uint64_t dflt_ms, uint64_t min_ms, uint64_t max_ms, uint64_t *out_ms);
+		    int required, uint64_t dflt_ms, uint64_t min_ms, uint64_t max_ms, uint64_t *out_ms);
 /* "64KiB", "10MB", "2GiB", or a bare number of bytes. */
 int cfg_size_bytes(cfg_ctx *c, const json_val *obj, const char *path, const char *key,
-	int required, uint64_t dflt, uint64_t min, uint64_t max, uint64_t *out);
+		   int required, uint64_t dflt, uint64_t min, uint64_t max, uint64_t *out);
 /* One of names (NULL-terminated); *out is its index. */
 int cfg_enum(cfg_ctx *c, const json_val *obj, const char *path, const char *key,
-	int required, int dflt, const char *const names[], int *out);
+	     int required, int dflt, const char *const names[], int *out);
 /* "host:port", "[v6addr]:port"; host copied without brackets into host[hostlen].
  * port in 1..65535 (0 also when allow_port0). */
 int cfg_hostport(cfg_ctx *c, const json_val *obj, const char *path, const char *key,
-	int required, const char *dflt, int allow_port0, char *host, size_t hostlen, uint16_t *port);
+		 int required, const char *dflt, int allow_port0, char *host, size_t hostlen, uint16_t *port);
 /* A mapping or a sequence: returns it, or NULL when absent (error if required)
  * or of the wrong type (error). */
 const json_val *cfg_obj(cfg_ctx *c, const json_val *obj, const char *path, const char *key, int required);

@@ -26,11 +26,11 @@
 #define EV_MAX_HOOKS 16
 #define EV_FIRED_MAX 256
 #define EV_SIG_MAX 65
-#define EV_HOOK_PASSES 4     /* before-sleep rounds per iteration (see ev_run_once) */
+#define EV_HOOK_PASSES 4 /* before-sleep rounds per iteration (see ev_run_once) */
 
 typedef struct ev_fd {
-	int mask;            /* EV_READ | EV_WRITE | EV_HUP interest; EV_NONE if unknown */
-	int known;           /* registered through ev_set */
+	int mask;  /* EV_READ | EV_WRITE | EV_HUP interest; EV_NONE if unknown */
+	int known; /* registered through ev_set */
 	ev_file_fn *fn;
 	void *arg;
 } ev_fd;
@@ -44,22 +44,25 @@ typedef struct ev_tnode {
 	ev_timer_fn *fn;
 	void *arg;
 	uint32_t gen;
-	int32_t pos;         /* heap index, TPOS_FREE, or TPOS_RUNNING */
-	uint32_t next_free;  /* free list link (index + 1; 0 = end) */
-	int deleted;         /* deleted while running */
+	int32_t pos;        /* heap index, TPOS_FREE, or TPOS_RUNNING */
+	uint32_t next_free; /* free list link (index + 1; 0 = end) */
+	int deleted;        /* deleted while running */
 } ev_tnode;
 
-typedef struct ev_call { ev_fn *fn; void *arg; } ev_call;
+typedef struct ev_call {
+	ev_fn *fn;
+	void *arg;
+} ev_call;
 
 struct ev_loop {
 	ev_poll *poll;
-	ev_batch *batch;     /* NULL unless ev_batch_enable */
+	ev_batch *batch; /* NULL unless ev_batch_enable */
 	int stop;
 	uint64_t now_ms;
 	uint64_t iterations;
 
 	ev_fd *fds;
-	int nfds;            /* size of fds */
+	int nfds; /* size of fds */
 
 	ev_tnode *tnodes;
 	uint32_t ntnodes, cap_tnodes, free_head;
@@ -75,7 +78,10 @@ struct ev_loop {
 
 	int sigfd;
 	sigset_t sigmask;
-	struct { ev_signal_fn *fn; void *arg; } sigs[EV_SIG_MAX];
+	struct {
+		ev_signal_fn *fn;
+		void *arg;
+	} sigs[EV_SIG_MAX];
 
 	ev_fired fired[EV_FIRED_MAX];
 	void *iobufs[EV_IOBUF_KEEP]; /* spare read blocks, the last given back last */
@@ -141,7 +147,10 @@ static int fd_grow(ev_loop *l, int fd)
 
 int ev_set(ev_loop *l, int fd, int mask, ev_file_fn *fn, void *arg)
 {
-	if (fd < 0 || fd_grow(l, fd) < 0) { errno = fd < 0 ? EBADF : ENOMEM; return -1; }
+	if (fd < 0 || fd_grow(l, fd) < 0) {
+		errno = fd < 0 ? EBADF : ENOMEM;
+		return -1;
+	}
 	ev_fd *e = &l->fds[fd];
 	mask &= EV_READ | EV_WRITE | EV_HUP;
 	/* The same interest again (a new callback only) costs no system call. */
@@ -157,7 +166,10 @@ int ev_set(ev_loop *l, int fd, int mask, ev_file_fn *fn, void *arg)
 
 int ev_mod(ev_loop *l, int fd, int mask)
 {
-	if (fd < 0 || fd >= l->nfds || !l->fds[fd].known) { errno = EBADF; return -1; }
+	if (fd < 0 || fd >= l->nfds || !l->fds[fd].known) {
+		errno = EBADF;
+		return -1;
+	}
 	ev_fd *e = &l->fds[fd];
 	mask &= EV_READ | EV_WRITE | EV_HUP;
 	if (mask == e->mask) return 0;
@@ -386,7 +398,7 @@ int ev_defer(ev_loop *l, ev_fn *fn, void *arg)
 	return 0;
 }
 
-static void defer_noop(ev_loop *l, void *arg) { }
+static void defer_noop(ev_loop *l, void *arg) {}
 
 void ev_defer_cancel(ev_loop *l, ev_fn *fn, void *arg)
 {
@@ -554,7 +566,10 @@ static void on_signalfd(ev_loop *l, int fd, int mask, void *arg)
 
 int ev_signal(ev_loop *l, int signo, ev_signal_fn *fn, void *arg)
 {
-	if (signo <= 0 || signo >= EV_SIG_MAX) { errno = EINVAL; return -1; }
+	if (signo <= 0 || signo >= EV_SIG_MAX) {
+		errno = EINVAL;
+		return -1;
+	}
 	sigset_t one;
 	sigemptyset(&one);
 	sigaddset(&one, signo);
@@ -578,7 +593,8 @@ static void on_eventfd(ev_loop *l, int fd, int mask, void *arg)
 	ev_async *a = arg;
 	uint64_t v;
 	ssize_t r;
-	do r = read(fd, &v, sizeof(v)); while (r < 0 && errno == EINTR);
+	do r = read(fd, &v, sizeof(v));
+	while (r < 0 && errno == EINTR);
 	if (r == (ssize_t)sizeof(v)) a->fn(l, a->arg);
 }
 
@@ -602,7 +618,8 @@ void ev_async_send(ev_async *a)
 {
 	uint64_t one = 1;
 	ssize_t r;
-	do r = write(a->fd, &one, sizeof(one)); while (r < 0 && errno == EINTR);
+	do r = write(a->fd, &one, sizeof(one));
+	while (r < 0 && errno == EINTR);
 	/* EAGAIN: the counter is saturated, the loop will wake anyway. */
 }
 

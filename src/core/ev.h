@@ -28,8 +28,8 @@
 
 typedef struct ev_loop ev_loop;
 
-#define EV_NONE  0
-#define EV_READ  1
+#define EV_NONE 0
+#define EV_READ 1
 #define EV_WRITE 2
 /* Set in the fired mask (with EV_READ) on a hang-up or socket error, so a
  * callback waiting only for EV_WRITE still learns about it. */
@@ -37,7 +37,7 @@ typedef struct ev_loop ev_loop;
 /* Interest in the peer closing its side (or the connection breaking) without
  * reading: a socket whose input is paused still learns that its client left.
  * Fired as EV_HUP; level-triggered like the rest, so unregister or close. */
-#define EV_HUP   8
+#define EV_HUP 8
 
 typedef void ev_file_fn(ev_loop *loop, int fd, int mask, void *arg);
 /* Returns the delay in ms before it runs again (0 = next iteration), or -1 to stop. */
@@ -69,10 +69,10 @@ uint64_t ev_now_update(ev_loop *loop);
  * ev_del forgets it (call before close). Each returns 0 or -1 (errno). */
 int ev_set(ev_loop *loop, int fd, int mask, ev_file_fn *fn, void *arg);
 int ev_mod(ev_loop *loop, int fd, int mask);
-int ev_add_mask(ev_loop *loop, int fd, int mask);  /* mask |= m */
-int ev_del_mask(ev_loop *loop, int fd, int mask);  /* mask &= ~m */
+int ev_add_mask(ev_loop *loop, int fd, int mask); /* mask |= m */
+int ev_del_mask(ev_loop *loop, int fd, int mask); /* mask &= ~m */
 void ev_del(ev_loop *loop, int fd);
-int ev_mask(const ev_loop *loop, int fd);          /* current interest, EV_NONE if unknown */
+int ev_mask(const ev_loop *loop, int fd); /* current interest, EV_NONE if unknown */
 
 /* Timers. ev_timer_add returns an id (never 0), or 0 on allocation failure.
  * ev_timer_del on an id that already fired or was deleted is a no-op, so ids may

@@ -30,8 +30,14 @@
 #define BATCH_MAX_ROUNDS 64         /* flush rounds per iteration (callbacks queue more) */
 #define BATCH_MAX_QUEUED (1u << 20) /* operations waiting for a flush */
 
-enum { OP_FREE, OP_QUEUED, OP_CANCELLED, OP_SUBMITTED, OP_DEAD };
-enum { KIND_SEND, KIND_SEND2, KIND_RECV };
+enum { OP_FREE,
+       OP_QUEUED,
+       OP_CANCELLED,
+       OP_SUBMITTED,
+       OP_DEAD };
+enum { KIND_SEND,
+       KIND_SEND2,
+       KIND_RECV };
 
 typedef struct batch_op {
 	int fd;
@@ -39,23 +45,23 @@ typedef struct batch_op {
 	int state;
 	void *data;
 	size_t len;
-	const void *data2;           /* KIND_SEND2: the second piece, sent after data */
+	const void *data2; /* KIND_SEND2: the second piece, sent after data */
 	size_t len2;
 	ev_io_fn *fn;
 	void *arg;
 	uint32_t gen;
-	uint32_t next;               /* the free list's or the queue's link (index + 1; 0 = end) */
+	uint32_t next; /* the free list's or the queue's link (index + 1; 0 = end) */
 } batch_op;
 
 struct ev_batch {
 	struct io_uring ring;
-	batch_op *ops;               /* recycled slots, named by id */
+	batch_op *ops; /* recycled slots, named by id */
 	uint32_t nops, cap_ops, free_head;
-	uint32_t q_head, q_tail;     /* queued slots in submission order (index + 1; 0 = none) */
+	uint32_t q_head, q_tail; /* queued slots in submission order (index + 1; 0 = none) */
 	uint32_t qlen;
 	uint64_t flushes_total, ops_total;
-	int broken;                  /* the ring failed: gone, nothing more is queued */
-	int has_sendmsg;             /* IORING_OP_SENDMSG: two-piece sends batched too */
+	int broken;      /* the ring failed: gone, nothing more is queued */
+	int has_sendmsg; /* IORING_OP_SENDMSG: two-piece sends batched too */
 	/* The message headers of a round's two-piece sends, by submission slot:
 	 * stable while the kernel reads them (a slot is reused only next round). */
 	struct msghdr msgs[BATCH_RING_ENTRIES];
@@ -184,8 +190,8 @@ void ev_batch_cancel(ev_batch *b, uint64_t id)
 	uint32_t idx;
 	batch_op *o = b && id ? op_lookup(b, id, &idx) : NULL;
 	if (!o) return;
-	if (o->state == OP_QUEUED) o->state = OP_CANCELLED;      /* released when the flush reaches it */
-	else if (o->state == OP_SUBMITTED) o->state = OP_DEAD;   /* done by the kernel; no callback */
+	if (o->state == OP_QUEUED) o->state = OP_CANCELLED;    /* released when the flush reaches it */
+	else if (o->state == OP_SUBMITTED) o->state = OP_DEAD; /* done by the kernel; no callback */
 }
 
 int ev_batch_pending(const ev_batch *b) { return b && b->qlen > 0; }
@@ -238,8 +244,8 @@ static void flush_round(ev_loop *loop, ev_batch *b)
 		} else if (o->kind == KIND_SEND2) {
 			struct iovec *iov = b->iovs[nsub];
 			struct msghdr *m = &b->msgs[nsub];
-			iov[0] = (struct iovec){ o->data, o->len };
-			iov[1] = (struct iovec){ (void *)o->data2, o->len2 };
+			iov[0] = (struct iovec){o->data, o->len};
+			iov[1] = (struct iovec){(void *)o->data2, o->len2};
 			memset(m, 0, sizeof(*m));
 			m->msg_iov = iov;
 			m->msg_iovlen = 2;
@@ -267,7 +273,7 @@ static void flush_round(ev_loop *loop, ev_batch *b)
 			if (rc > 0) submitted += (uint32_t)rc;
 		}
 		struct io_uring_cqe *cqe;
-		struct __kernel_timespec limit = { .tv_sec = 1 }; /* they are done already: a wait is a failure */
+		struct __kernel_timespec limit = {.tv_sec = 1}; /* they are done already: a wait is a failure */
 		int w = submitted < nsub ? io_uring_peek_cqe(&b->ring, &cqe) : io_uring_wait_cqe_timeout(&b->ring, &cqe, &limit);
 		if (w == -ETIME) {
 			log_error("ev_batch: %u operations not completed after 1 s", nsub - done);
@@ -283,7 +289,7 @@ static void flush_round(ev_loop *loop, ev_batch *b)
 		int live = o->state == OP_SUBMITTED;
 		ev_io_fn *fn = o->fn;
 		void *arg = o->arg;
-		op_release(b, idx);  /* before the callback, which may queue again */
+		op_release(b, idx); /* before the callback, which may queue again */
 		if (live) fn(loop, res, arg);
 	}
 	if (done < nsub) batch_break(loop, b);

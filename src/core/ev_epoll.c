@@ -38,7 +38,7 @@ void ev_poll_free(ev_poll *p)
 
 int ev_poll_update(ev_poll *p, int fd, int old_mask, int new_mask)
 {
-	struct epoll_event ee = { 0 };
+	struct epoll_event ee = {0};
 	ee.data.fd = fd;
 	if (new_mask & EV_READ) ee.events |= EPOLLIN;
 	if (new_mask & EV_WRITE) ee.events |= EPOLLOUT;

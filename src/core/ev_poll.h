@@ -7,7 +7,10 @@
 #define CORE_EV_POLL_H
 
 typedef struct ev_poll ev_poll;
-typedef struct ev_fired { int fd; int mask; } ev_fired;
+typedef struct ev_fired {
+	int fd;
+	int mask;
+} ev_fired;
 
 ev_poll *ev_poll_new(void);
 void ev_poll_free(ev_poll *p);

@@ -82,10 +82,10 @@ int http_parse_response(const char *buf, size_t len, http_response_head *res);
 const http_header *http_find_header(const http_header *h, size_t n, const char *name);
 
 typedef enum {
-	HTTP_BODY_NONE,        /* no body at all */
-	HTTP_BODY_LENGTH,      /* exactly *length bytes (may be 0) */
-	HTTP_BODY_CHUNKED,     /* chunked transfer coding: use http_chunked_decode */
-	HTTP_BODY_UNTIL_CLOSE  /* responses only: the body ends when the connection closes */
+	HTTP_BODY_NONE,       /* no body at all */
+	HTTP_BODY_LENGTH,     /* exactly *length bytes (may be 0) */
+	HTTP_BODY_CHUNKED,    /* chunked transfer coding: use http_chunked_decode */
+	HTTP_BODY_UNTIL_CLOSE /* responses only: the body ends when the connection closes */
 } http_body_kind;
 
 /* Decides how the body of a message is delimited (RFC 9112 section 6.3).
@@ -113,10 +113,10 @@ int http_keep_alive(int minor_version, const http_header *h, size_t n);
 /* Resumable decoder of the chunked transfer coding. Owner: the caller (embed it
  * in the connection); no storage of its own. */
 typedef struct http_chunked {
-	uint64_t bytes_left;     /* of the current chunk's data, bytes */
-	uint64_t trailer_bytes;  /* trailer section read so far, capped */
-	unsigned hex_digits;     /* significant digits of the size read so far */
-	int state;               /* internal, see http_parse.c */
+	uint64_t bytes_left;    /* of the current chunk's data, bytes */
+	uint64_t trailer_bytes; /* trailer section read so far, capped */
+	unsigned hex_digits;    /* significant digits of the size read so far */
+	int state;              /* internal, see http_parse.c */
 } http_chunked;
 
 /* Hard cap on the trailer section; more is HTTP_MALFORMED. */

@@ -42,18 +42,20 @@ struct hc_conn {
 	int fd;
 	int connecting;
 	int closed;
-	int reused;              /* taken from the idle list */
+	int reused; /* taken from the idle list */
 	int io_mask;
-	uint64_t send_op;            /* the queued batched send (ev_io_send), 0 = none */
-	tls_conn *tls;           /* NULL on a plaintext pool */
-	int handshaking;         /* connected, TLS handshake in progress (still "connecting") */
+	uint64_t send_op; /* the queued batched send (ev_io_send), 0 = none */
+	tls_conn *tls;    /* NULL on a plaintext pool */
+	int handshaking;  /* connected, TLS handshake in progress (still "connecting") */
 	uint64_t idle_since_ms;
 	buf in;
-	hc_req *req;             /* the request on this connection, or NULL */
-	hc_conn *next;           /* idle list */
+	hc_req *req;   /* the request on this connection, or NULL */
+	hc_conn *next; /* idle list */
 };
 
-enum { RS_HEAD, RS_BODY, RS_DONE };
+enum { RS_HEAD,
+       RS_BODY,
+       RS_DONE };
 
 struct hc_req {
 	hc_pool *pool;
@@ -61,24 +63,24 @@ struct hc_req {
 	hc_callbacks cb;
 	void *arg;
 	hc_timeouts to;
-	buf out;                 /* the request head (and a body up to HC_BODY_COPY_MAX_BYTES) */
-	const char *body;        /* the caller's body, not copied (NULL when in out) */
+	buf out;          /* the request head (and a body up to HC_BODY_COPY_MAX_BYTES) */
+	const char *body; /* the caller's body, not copied (NULL when in out) */
 	size_t body_len;
-	size_t sent;             /* of out, then of body */
+	size_t sent; /* of out, then of body */
 	char method[16];
 	int state;
 	int status;
 	int received_any;
 	int retried;
 	int paused;
-	int finished;            /* on_done called or cancelled */
-	int pending_err;         /* failed to start: reported from the loop */
+	int finished;    /* on_done called or cancelled */
+	int pending_err; /* failed to start: reported from the loop */
 	http_body_kind kind;
-	uint64_t remaining;      /* HTTP_BODY_LENGTH */
+	uint64_t remaining; /* HTTP_BODY_LENGTH */
 	http_chunked chunk;
 	int keep_alive;
 	uint64_t total_timer, idle_timer;
-	hc_req *prev, *next;     /* pool's active list */
+	hc_req *prev, *next; /* pool's active list */
 };
 
 struct hc_pool {
@@ -92,9 +94,9 @@ struct hc_pool {
 	size_t nactive;
 	uint64_t connects_total;
 	uint64_t body_bytes_copied_total; /* request body bytes copied into request buffers */
-	tls_ctx *tls;            /* our reference; NULL = plaintext */
+	tls_ctx *tls;                     /* our reference; NULL = plaintext */
 	char server_name[256];
-	char tls_err[200];       /* the last handshake failure */
+	char tls_err[200]; /* the last handshake failure */
 };
 
 static void req_fail(hc_req *r, int err);
@@ -103,8 +105,19 @@ static void conn_on_io(ev_loop *loop, int fd, int mask, void *arg);
 const char *hc_err_name(int err)
 {
 	static const char *const names[] = {
-		"ok", "connect_refused", "connect_failed", "connect_timeout", "reset", "eof",
-		"idle_timeout", "total_timeout", "malformed", "too_large", "no_memory", "aborted", "tls",
+		"ok",
+		"connect_refused",
+		"connect_failed",
+		"connect_timeout",
+		"reset",
+		"eof",
+		"idle_timeout",
+		"total_timeout",
+		"malformed",
+		"too_large",
+		"no_memory",
+		"aborted",
+		"tls",
 	};
 	return err >= 0 && err < (int)ARRAY_LEN(names) ? names[err] : "unknown";
 }
@@ -209,7 +222,10 @@ static hc_conn *pool_take(hc_pool *p)
 static hc_conn *conn_open(hc_pool *p, int *err)
 {
 	hc_conn *c = calloc(1, sizeof(*c));
-	if (!c) { *err = HC_ERR_NOMEM; return NULL; }
+	if (!c) {
+		*err = HC_ERR_NOMEM;
+		return NULL;
+	}
 	buf_init(&c->in, 0);
 	c->pool = p;
 	c->fd = net_connect(&p->addr);
@@ -385,9 +401,9 @@ static int req_unsent(const hc_req *r, struct iovec iov[2])
 {
 	size_t head = buf_rlen(&r->out);
 	int n = 0;
-	if (r->sent < head) iov[n++] = (struct iovec){ buf_rptr(&r->out) + r->sent, head - r->sent };
+	if (r->sent < head) iov[n++] = (struct iovec){buf_rptr(&r->out) + r->sent, head - r->sent};
 	size_t off = r->sent > head ? r->sent - head : 0;
-	if (off < r->body_len) iov[n++] = (struct iovec){ (char *)r->body + off, r->body_len - off };
+	if (off < r->body_len) iov[n++] = (struct iovec){(char *)r->body + off, r->body_len - off};
 	return n;
 }
 
@@ -400,7 +416,10 @@ static void req_send(hc_req *r)
 	if (c->tls) {
 		while ((n = req_unsent(r, iov)) > 0) {
 			ssize_t w = tls_write(c->tls, iov[0].iov_base, iov[0].iov_len);
-			if (w > 0) { r->sent += (size_t)w; continue; }
+			if (w > 0) {
+				r->sent += (size_t)w;
+				continue;
+			}
 			if (errno == EAGAIN) {
 				conn_set_io(c, (r->paused ? 0 : EV_READ) | EV_WRITE | tls_want(c->tls));
 				return;
@@ -419,9 +438,12 @@ static void req_send(hc_req *r)
 		if (c->send_op) return;
 	}
 	while ((n = req_unsent(r, iov)) > 0) {
-		struct msghdr m = { .msg_iov = iov, .msg_iovlen = (size_t)n };
+		struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)n};
 		ssize_t w = sendmsg(c->fd, &m, MSG_NOSIGNAL);
-		if (w > 0) { r->sent += (size_t)w; continue; }
+		if (w > 0) {
+			r->sent += (size_t)w;
+			continue;
+		}
 		if (w < 0 && errno == EINTR) continue;
 		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 			conn_set_io(c, (r->paused ? 0 : EV_READ) | EV_WRITE);
@@ -448,7 +470,7 @@ static void conn_process(hc_conn *c)
 	while (r && !r->finished && buf_rlen(&c->in)) {
 		if (r->state == RS_HEAD) {
 			http_header hdrs[HC_MAX_HEADERS];
-			http_response_head h = { .headers = hdrs, .num_headers = HC_MAX_HEADERS };
+			http_response_head h = {.headers = hdrs, .num_headers = HC_MAX_HEADERS};
 			int n = http_parse_response(buf_rptr(&c->in), buf_rlen(&c->in), &h);
 			if (n == HTTP_INCOMPLETE) {
 				if (buf_rlen(&c->in) > HC_MAX_HEAD_BYTES) req_fail(r, HC_ERR_TOO_LARGE);
@@ -534,7 +556,10 @@ static void conn_read(hc_conn *c)
 	hc_req *r = c->req;
 	if (!c->in.data) buf_attach(&c->in, ev_iobuf_get(c->pool->loop), EV_IOBUF_BYTES);
 	char *dst = buf_space(&c->in, HC_READ_CHUNK);
-	if (!dst) { req_fail(r, HC_ERR_NOMEM); return; }
+	if (!dst) {
+		req_fail(r, HC_ERR_NOMEM);
+		return;
+	}
 	ssize_t n = c->tls ? tls_read(c->tls, dst, c->in.cap - c->in.len - 1) : read(c->fd, dst, c->in.cap - c->in.len - 1);
 	if (n > 0) {
 		buf_commit(&c->in, (size_t)n);
@@ -563,7 +588,10 @@ static void conn_on_io(ev_loop *loop, int fd, int mask, void *arg)
 {
 	hc_conn *c = arg;
 	hc_req *r = c->req;
-	if (!r || c->closed) { conn_close(c); return; }
+	if (!r || c->closed) {
+		conn_close(c);
+		return;
+	}
 	if (c->connecting) {
 		if (!c->handshaking) {
 			if (!(mask & (EV_WRITE | EV_ERROR))) return;
@@ -575,7 +603,10 @@ static void conn_on_io(ev_loop *loop, int fd, int mask, void *arg)
 			}
 			if (c->pool->tls) {
 				c->tls = tls_conn_new(c->pool->tls, c->fd, c->pool->server_name);
-				if (!c->tls) { req_finish(r, HC_ERR_NOMEM); return; }
+				if (!c->tls) {
+					req_finish(r, HC_ERR_NOMEM);
+					return;
+				}
 				c->handshaking = 1;
 			}
 		}
@@ -736,7 +767,10 @@ void hc_pool_set_tls(hc_pool *p, tls_ctx *ctx, const char *server_name)
 		/* The host part of "host:port" / "[v6]:port". */
 		const char *h = p->hostport, *colon = strrchr(h, ':');
 		size_t n = colon ? (size_t)(colon - h) : strlen(h);
-		if (n >= 2 && h[0] == '[' && h[n - 1] == ']') { h++; n -= 2; }
+		if (n >= 2 && h[0] == '[' && h[n - 1] == ']') {
+			h++;
+			n -= 2;
+		}
 		if (n >= sizeof(p->server_name)) n = sizeof(p->server_name) - 1;
 		memcpy(p->server_name, h, n);
 		p->server_name[n] = 0;
@@ -753,7 +787,11 @@ const char *hc_pool_hostport(const hc_pool *p) { return p->hostport; }
 
 /* ------------------------------------------------------------ hc_fetch */
 
-typedef struct fetch_ctx { int done, err, status; buf *body; int body_overflow; } fetch_ctx;
+typedef struct fetch_ctx {
+	int done, err, status;
+	buf *body;
+	int body_overflow;
+} fetch_ctx;
 
 static void fetch_body(hc_req *r, const char *d, size_t n, void *arg)
 {
@@ -779,10 +817,10 @@ int hc_fetch(const char *hostport, const char *method, const char *target, const
 		ev_free(loop);
 		return HC_ERR_CONNECT;
 	}
-	fetch_ctx f = { 0 };
+	fetch_ctx f = {0};
 	f.body = resp_body;
-	hc_callbacks cb = { NULL, fetch_body, fetch_done };
-	hc_timeouts to = { (uint64_t)timeout_ms, (uint64_t)timeout_ms, (uint64_t)timeout_ms };
+	hc_callbacks cb = {NULL, fetch_body, fetch_done};
+	hc_timeouts to = {(uint64_t)timeout_ms, (uint64_t)timeout_ms, (uint64_t)timeout_ms};
 	hc_req *r = hc_request(p, method, target, extra_headers, body, len, &cb, &f, &to);
 	if (!r) f.done = 1, f.err = HC_ERR_NOMEM;
 	uint64_t deadline = time_mono_ms() + (uint64_t)timeout_ms + 1000;

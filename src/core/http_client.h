@@ -36,26 +36,26 @@ typedef struct hc_req hc_req;
 
 enum hc_err {
 	HC_OK = 0,
-	HC_ERR_CONNECT_REFUSED,   /* ECONNREFUSED */
-	HC_ERR_CONNECT,           /* other connect failure (unreachable, ...) */
+	HC_ERR_CONNECT_REFUSED, /* ECONNREFUSED */
+	HC_ERR_CONNECT,         /* other connect failure (unreachable, ...) */
 	HC_ERR_CONNECT_TIMEOUT,
-	HC_ERR_RESET,             /* reset or write failure after connecting */
-	HC_ERR_EOF,               /* closed before the response completed */
-	HC_ERR_IDLE_TIMEOUT,      /* no byte for timeouts.idle_ms */
-	HC_ERR_TOTAL_TIMEOUT,     /* the whole exchange took longer than total_ms */
-	HC_ERR_MALFORMED,         /* bad response head or framing; a status outside
+	HC_ERR_RESET,         /* reset or write failure after connecting */
+	HC_ERR_EOF,           /* closed before the response completed */
+	HC_ERR_IDLE_TIMEOUT,  /* no byte for timeouts.idle_ms */
+	HC_ERR_TOTAL_TIMEOUT, /* the whole exchange took longer than total_ms */
+	HC_ERR_MALFORMED,     /* bad response head or framing; a status outside
 				   * 100..599; a 101 (no Upgrade is ever asked) */
-	HC_ERR_TOO_LARGE,         /* response head over 64 KiB */
+	HC_ERR_TOO_LARGE,     /* response head over 64 KiB */
 	HC_ERR_NOMEM,
-	HC_ERR_ABORTED,           /* the pool was freed, or on_head returned -1 */
-	HC_ERR_TLS,               /* TLS handshake failed (certificate not trusted, wrong name, protocol) */
+	HC_ERR_ABORTED, /* the pool was freed, or on_head returned -1 */
+	HC_ERR_TLS,     /* TLS handshake failed (certificate not trusted, wrong name, protocol) */
 };
-const char *hc_err_name(int err);    /* "connect_refused", ... */
+const char *hc_err_name(int err); /* "connect_refused", ... */
 
 typedef struct hc_timeouts {
-	uint64_t connect_ms;  /* default 5 s */
-	uint64_t idle_ms;     /* between bytes of the response (and the wait for the head); default 60 s */
-	uint64_t total_ms;    /* whole exchange; default 300 s */
+	uint64_t connect_ms; /* default 5 s */
+	uint64_t idle_ms;    /* between bytes of the response (and the wait for the head); default 60 s */
+	uint64_t total_ms;   /* whole exchange; default 300 s */
 } hc_timeouts;
 
 typedef struct hc_callbacks {
@@ -80,8 +80,8 @@ void hc_pool_free(hc_pool *p);
 void hc_pool_set_tls(hc_pool *p, tls_ctx *ctx, const char *server_name);
 /* Why the last TLS handshake of the pool failed, or "". */
 const char *hc_pool_tls_error(const hc_pool *p);
-size_t hc_pool_idle(const hc_pool *p);        /* idle connections now */
-size_t hc_pool_active(const hc_pool *p);      /* requests in flight */
+size_t hc_pool_idle(const hc_pool *p);   /* idle connections now */
+size_t hc_pool_active(const hc_pool *p); /* requests in flight */
 uint64_t hc_pool_connects_total(const hc_pool *p);
 /* Request body bytes copied into the requests' own buffers (bodies of at
  * most 4 KiB); a larger body is sent from the caller's memory. */
@@ -108,7 +108,7 @@ void hc_pause(hc_req *req);
 void hc_resume(hc_req *req);
 /* 1 once any byte of the response arrived (valid in callbacks, on_done included). */
 int hc_received_any(const hc_req *req);
-int hc_status(const hc_req *req);             /* 0 until the head arrived */
+int hc_status(const hc_req *req); /* 0 until the head arrived */
 /* Called from on_head: 1 and the body's length when the answer is framed by
  * Content-Length (as the client read and checked the head), else 0. Later
  * calls give what is left of the body. */

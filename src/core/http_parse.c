@@ -25,19 +25,83 @@
 
 /* tchar (RFC 9110 5.6.2): ALPHA DIGIT ! # $ % & ' * + - . ^ _ ` | ~ */
 static const unsigned char tchar_tab[256] = {
-	['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1,
-	['+'] = 1, ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1,
+	['!'] = 1,
+	['#'] = 1,
+	['$'] = 1,
+	['%'] = 1,
+	['&'] = 1,
+	['\''] = 1,
+	['*'] = 1,
+	['+'] = 1,
+	['-'] = 1,
+	['.'] = 1,
+	['^'] = 1,
+	['_'] = 1,
+	['`'] = 1,
+	['|'] = 1,
 	['~'] = 1,
-	['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1,
-	['7'] = 1, ['8'] = 1, ['9'] = 1,
-	['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1,
-	['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1,
-	['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1,
-	['V'] = 1, ['W'] = 1, ['X'] = 1, ['Y'] = 1, ['Z'] = 1,
-	['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1,
-	['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1,
-	['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1,
-	['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1,
+	['0'] = 1,
+	['1'] = 1,
+	['2'] = 1,
+	['3'] = 1,
+	['4'] = 1,
+	['5'] = 1,
+	['6'] = 1,
+	['7'] = 1,
+	['8'] = 1,
+	['9'] = 1,
+	['A'] = 1,
+	['B'] = 1,
+	['C'] = 1,
+	['D'] = 1,
+	['E'] = 1,
+	['F'] = 1,
+	['G'] = 1,
+	['H'] = 1,
+	['I'] = 1,
+	['J'] = 1,
+	['K'] = 1,
+	['L'] = 1,
+	['M'] = 1,
+	['N'] = 1,
+	['O'] = 1,
+	['P'] = 1,
+	['Q'] = 1,
+	['R'] = 1,
+	['S'] = 1,
+	['T'] = 1,
+	['U'] = 1,
+	['V'] = 1,
+	['W'] = 1,
+	['X'] = 1,
+	['Y'] = 1,
+	['Z'] = 1,
+	['a'] = 1,
+	['b'] = 1,
+	['c'] = 1,
+	['d'] = 1,
+	['e'] = 1,
+	['f'] = 1,
+	['g'] = 1,
+	['h'] = 1,
+	['i'] = 1,
+	['j'] = 1,
+	['k'] = 1,
+	['l'] = 1,
+	['m'] = 1,
+	['n'] = 1,
+	['o'] = 1,
+	['p'] = 1,
+	['q'] = 1,
+	['r'] = 1,
+	['s'] = 1,
+	['t'] = 1,
+	['u'] = 1,
+	['v'] = 1,
+	['w'] = 1,
+	['x'] = 1,
+	['y'] = 1,
+	['z'] = 1,
 };
 
 /* Bytes allowed inside a field value or reason phrase: HTAB, SP..'~', obs-text.
@@ -133,7 +197,7 @@ static inline const char *eat_eol(const char *p, const char *end, int *ret)
 static const char *parse_version(const char *p, const char *end, int *major, int *minor, int *ret)
 {
 	/* '#' stands for a digit. */
-	static const char shape[8] = { 'H', 'T', 'T', 'P', '/', '#', '.', '#' };
+	static const char shape[8] = {'H', 'T', 'T', 'P', '/', '#', '.', '#'};
 	for (size_t i = 0; i < sizeof(shape); i++, p++) {
 		if (p == end) {
 			*ret = HTTP_INCOMPLETE;
@@ -446,18 +510,18 @@ int http_keep_alive(int minor_version, const http_header *h, size_t n)
 /* ---------------------------------------------------------------- chunked */
 
 enum {
-	CH_SIZE,         /* reading hex digits of a chunk size */
-	CH_SIZE_WS,      /* whitespace after the size digits */
-	CH_EXT,          /* after ';': extensions up to the line end */
-	CH_SIZE_LF,      /* saw CR after the size line, want LF */
-	CH_DATA,         /* copying bytes_left bytes of chunk data */
-	CH_DATA_CR,      /* after the data: want CR or LF */
-	CH_DATA_LF,      /* after the data and CR: want LF */
-	CH_TRAILER_BOL,  /* at the start of a trailer line (or the final blank line) */
-	CH_TRAILER,      /* inside a trailer line */
-	CH_TRAILER_LF,   /* saw CR in a trailer line, want LF */
-	CH_END_LF,       /* saw CR on the final blank line, want LF */
-	CH_DONE,         /* the body has ended */
+	CH_SIZE,        /* reading hex digits of a chunk size */
+	CH_SIZE_WS,     /* whitespace after the size digits */
+	CH_EXT,         /* after ';': extensions up to the line end */
+	CH_SIZE_LF,     /* saw CR after the size line, want LF */
+	CH_DATA,        /* copying bytes_left bytes of chunk data */
+	CH_DATA_CR,     /* after the data: want CR or LF */
+	CH_DATA_LF,     /* after the data and CR: want LF */
+	CH_TRAILER_BOL, /* at the start of a trailer line (or the final blank line) */
+	CH_TRAILER,     /* inside a trailer line */
+	CH_TRAILER_LF,  /* saw CR in a trailer line, want LF */
+	CH_END_LF,      /* saw CR on the final blank line, want LF */
+	CH_DONE,        /* the body has ended */
 };
 
 void http_chunked_init(http_chunked *d)

@@ -108,8 +108,8 @@ typedef struct piece {
 	size_t n;
 } piece;
 
-#define PIECE(s) ((piece){ (s), sizeof(s) - 1 })
-#define PIECE_STR(s) ((piece){ (s), strlen(s) })
+#define PIECE(s) ((piece){(s), sizeof(s) - 1})
+#define PIECE_STR(s) ((piece){(s), strlen(s)})
 
 static int append_pieces(buf *out, const piece *pc, size_t count)
 {
@@ -140,7 +140,7 @@ int http_write_response_head(buf *out, int status, const char *content_type,
 	if (content_type && !is_one_line(content_type))
 		return -1;
 	pc[k++] = PIECE("HTTP/1.1 ");
-	pc[k++] = (piece){ fmt_u64(status_tmp, (uint64_t)status), 3 };
+	pc[k++] = (piece){fmt_u64(status_tmp, (uint64_t)status), 3};
 	pc[k++] = PIECE(" ");
 	pc[k++] = PIECE_STR(http_status_reason(status));
 	pc[k++] = PIECE("\r\n");
@@ -158,7 +158,7 @@ int http_write_response_head(buf *out, int status, const char *content_type,
 		} else {
 			char *d = fmt_u64(len_tmp, (uint64_t)content_length);
 			pc[k++] = PIECE("Content-Length: ");
-			pc[k++] = (piece){ d, (size_t)(len_tmp + 24 - d) };
+			pc[k++] = (piece){d, (size_t)(len_tmp + 24 - d)};
 			pc[k++] = PIECE("\r\n");
 		}
 	}
@@ -196,7 +196,7 @@ int http_write_request_head(buf *out, const char *method, const char *target,
 	if (content_length >= 0) {
 		char *d = fmt_u64(len_tmp, (uint64_t)content_length);
 		pc[k++] = PIECE("Content-Length: ");
-		pc[k++] = (piece){ d, (size_t)(len_tmp + 24 - d) };
+		pc[k++] = (piece){d, (size_t)(len_tmp + 24 - d)};
 		pc[k++] = PIECE("\r\n");
 	}
 	pc[k++] = PIECE("\r\n");

@@ -452,8 +452,11 @@ static int64_t conn_on_timer(ev_loop *loop, uint64_t id, void *arg)
 			conn_close(c);
 			break;
 		}
-		if (buf_rlen(&c->out)) { conn_close(c); break; }   /* stalled writer */
-		if (buf_rlen(&c->in) == 0) conn_close(c);          /* idle keep-alive */
+		if (buf_rlen(&c->out)) {
+			conn_close(c);
+			break;
+		}                                         /* stalled writer */
+		if (buf_rlen(&c->in) == 0) conn_close(c); /* idle keep-alive */
 		else conn_reject(c, 408, "Timed out reading the request head.");
 		break;
 	case ST_BODY:
@@ -726,7 +729,10 @@ static void conn_read(conn *c)
 	size_t room;
 	if (c->state == ST_WAIT) {
 		room = c->in.cap > c->in.len + 1 ? c->in.cap - c->in.len - 1 : 0;
-		if (!room) { conn_update_io(c); return; }
+		if (!room) {
+			conn_update_io(c);
+			return;
+		}
 		dst = c->in.data + c->in.len;
 	} else {
 		size_t want = HTTPD_READ_CHUNK;
@@ -735,7 +741,10 @@ static void conn_read(conn *c)
 			if (need > want) want = MIN(need, (size_t)4 << 20);
 		}
 		dst = buf_space(&c->in, want);
-		if (!dst) { conn_reject(c, 500, "Out of memory."); return; }
+		if (!dst) {
+			conn_reject(c, 500, "Out of memory.");
+			return;
+		}
 		room = c->in.cap - c->in.len - 1;
 		/* A head may not grow beyond its cap; reading past it is pointless. */
 		if (c->state == ST_HEAD && buf_rlen(&c->in) >= s->lim.max_header_bytes + HTTPD_READ_CHUNK)
@@ -802,7 +811,10 @@ static void conn_on_io(ev_loop *loop, int fd, int mask, void *arg)
 {
 	conn *c = arg;
 	if (c->handshaking) {
-		if (mask & EV_HUP && !(mask & (EV_READ | EV_WRITE))) { conn_close(c); return; }
+		if (mask & EV_HUP && !(mask & (EV_READ | EV_WRITE))) {
+			conn_close(c);
+			return;
+		}
 		if (conn_handshake(c) <= 0) return;
 		/* Request bytes that came with the last flight are still in the
 		 * socket (OpenSSL reads record by record), so the poller reports
@@ -839,7 +851,10 @@ static conn *conn_new(httpd *s)
 		c = calloc(1, sizeof(*c));
 		if (!c) return NULL;
 		c->hdrs = calloc(s->lim.max_headers, sizeof(http_header));
-		if (!c->hdrs) { free(c); return NULL; }
+		if (!c->hdrs) {
+			free(c);
+			return NULL;
+		}
 		buf_init(&c->in, 0);
 		buf_init(&c->out, s->lim.max_output_bytes);
 		buf_init(&c->path_copy, 0);
@@ -878,7 +893,10 @@ static int64_t accept_unpause(ev_loop *loop, uint64_t id, void *arg)
 static int conn_adopt(httpd *s, int fd, const net_addr *peer, tls_ctx *tc)
 {
 	conn *c = conn_new(s);
-	if (!c) { close(fd); return -1; }
+	if (!c) {
+		close(fd);
+		return -1;
+	}
 	net_set_nodelay(fd, 1);
 	c->fd = fd;
 	if (peer) c->peer = *peer;
@@ -949,11 +967,20 @@ httpd *httpd_new(ev_loop *loop, const httpd_limits *limits, httpd_handler *handl
 	httpd_limits_default(&d);
 	s->lim = d;
 	if (limits) {
-#define TAKE(f) if (limits->f) s->lim.f = limits->f
-		TAKE(max_header_bytes); TAKE(max_headers); TAKE(max_body_bytes);
-		TAKE(header_timeout_ms); TAKE(body_timeout_ms); TAKE(keepalive_idle_ms);
-		TAKE(send_timeout_ms); TAKE(max_connections); TAKE(max_output_bytes);
-		TAKE(low_watermark_bytes); TAKE(handshake_timeout_ms); TAKE(max_concurrent_streams);
+#define TAKE(f) \
+	if (limits->f) s->lim.f = limits->f
+		TAKE(max_header_bytes);
+		TAKE(max_headers);
+		TAKE(max_body_bytes);
+		TAKE(header_timeout_ms);
+		TAKE(body_timeout_ms);
+		TAKE(keepalive_idle_ms);
+		TAKE(send_timeout_ms);
+		TAKE(max_connections);
+		TAKE(max_output_bytes);
+		TAKE(low_watermark_bytes);
+		TAKE(handshake_timeout_ms);
+		TAKE(max_concurrent_streams);
 #undef TAKE
 	}
 	s->loop = loop;
@@ -1293,7 +1320,7 @@ int httpd_abort(httpd_req *r)
 	if (r->h2) return h2_abort(r);
 	if (!req_usable(r)) return -1;
 	conn *c = r->c;
-	conn_send(c);   /* what the socket takes now; the rest is dropped */
+	conn_send(c); /* what the socket takes now; the rest is dropped */
 	conn_close(c);
 	return 0;
 }

@@ -61,16 +61,16 @@ typedef struct httpd httpd;
 typedef struct httpd_req httpd_req;
 
 typedef struct httpd_limits {
-	size_t max_header_bytes;      /* request line + headers; default 16 KiB (431 above) */
-	size_t max_headers;           /* header fields; default 100 (431 above) */
-	size_t max_body_bytes;        /* decoded body; default 16 MiB (413 above) */
-	uint64_t header_timeout_ms;   /* from the first byte to the end of the head; 10 s */
-	uint64_t body_timeout_ms;     /* from the end of the head to the end of the body; 60 s */
-	uint64_t keepalive_idle_ms;   /* idle between requests; 60 s */
-	uint64_t send_timeout_ms;     /* output pending with no progress; 60 s */
-	size_t max_connections;       /* accepting pauses at this count; default 10000 */
-	size_t max_output_bytes;      /* cap on a connection's unsent output; default 64 MiB */
-	size_t low_watermark_bytes;   /* httpd_on_drain fires below this; default 64 KiB */
+	size_t max_header_bytes;       /* request line + headers; default 16 KiB (431 above) */
+	size_t max_headers;            /* header fields; default 100 (431 above) */
+	size_t max_body_bytes;         /* decoded body; default 16 MiB (413 above) */
+	uint64_t header_timeout_ms;    /* from the first byte to the end of the head; 10 s */
+	uint64_t body_timeout_ms;      /* from the end of the head to the end of the body; 60 s */
+	uint64_t keepalive_idle_ms;    /* idle between requests; 60 s */
+	uint64_t send_timeout_ms;      /* output pending with no progress; 60 s */
+	size_t max_connections;        /* accepting pauses at this count; default 10000 */
+	size_t max_output_bytes;       /* cap on a connection's unsent output; default 64 MiB */
+	size_t low_watermark_bytes;    /* httpd_on_drain fires below this; default 64 KiB */
 	uint64_t handshake_timeout_ms; /* TLS: from accept to the end of the handshake; 10 s */
 	size_t max_concurrent_streams; /* HTTP/2: open streams per connection; default 100 */
 } httpd_limits;
@@ -83,11 +83,11 @@ typedef void httpd_req_fn(httpd_req *req, void *arg);
 
 typedef struct httpd_stats {
 	uint64_t accepted_total;
-	uint64_t requests_total;      /* handler calls */
-	uint64_t rejected_total;      /* answered by httpd itself (4xx limits, malformed) */
-	uint64_t client_closed_total; /* on_close fired: client left before the response ended */
-	size_t connections;           /* open now */
-	size_t in_flight;             /* requests handed to the handler, response not ended */
+	uint64_t requests_total;               /* handler calls */
+	uint64_t rejected_total;               /* answered by httpd itself (4xx limits, malformed) */
+	uint64_t client_closed_total;          /* on_close fired: client left before the response ended */
+	size_t connections;                    /* open now */
+	size_t in_flight;                      /* requests handed to the handler, response not ended */
 	uint64_t tls_handshakes_total;         /* TLS handshakes completed */
 	uint64_t tls_handshake_failures_total; /* failed, timed out, or the client left during it */
 	uint64_t tls_resumed_total;            /* completed handshakes that resumed a session */
@@ -139,9 +139,9 @@ int httpd_method_is(const httpd_req *r, const char *m);
 /* 1 when the request's method is m (HEAD passes for GET); else answers 405
  * "Method Not Allowed" (which ends the request) and returns 0. */
 int httpd_method_or_405(httpd_req *r, const char *m);
-const char *httpd_target(const httpd_req *r);          /* path and query (origin form) */
-const char *httpd_path(const httpd_req *r);            /* target up to '?' */
-const char *httpd_query(const httpd_req *r);           /* after '?', or "" */
+const char *httpd_target(const httpd_req *r); /* path and query (origin form) */
+const char *httpd_path(const httpd_req *r);   /* target up to '?' */
+const char *httpd_query(const httpd_req *r);  /* after '?', or "" */
 int httpd_minor_version(const httpd_req *r);
 /* The first header named name (case-insensitive), NUL-terminated, or NULL;
  * len may be NULL. */
@@ -151,7 +151,7 @@ const http_header *httpd_headers(const httpd_req *r, size_t *n);
  * case), the key compared in constant time. */
 int httpd_bearer_is(const httpd_req *r, const char *key);
 const char *httpd_body(const httpd_req *r, size_t *len); /* "" and 0 when none */
-const char *httpd_peer(const httpd_req *r);            /* "127.0.0.1:53211" */
+const char *httpd_peer(const httpd_req *r);              /* "127.0.0.1:53211" */
 const net_addr *httpd_peer_addr(const httpd_req *r);
 void httpd_set_user(httpd_req *r, void *user);
 void *httpd_user(const httpd_req *r);

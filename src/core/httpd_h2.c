@@ -45,20 +45,20 @@
 struct h2_stream {
 	int32_t id;
 	h2_session *h;
-	httpd_req req;           /* req.h2 == this */
-	buf fields;              /* "name\0value\0" pairs as received */
+	httpd_req req; /* req.h2 == this */
+	buf fields;    /* "name\0value\0" pairs as received */
 	size_t nfields;
-	size_t field_bytes;      /* as RFC 9113 counts them: name + value + 32 each */
+	size_t field_bytes;                   /* as RFC 9113 counts them: name + value + 32 each */
 	int method_at, path_at, authority_at; /* offsets of the pseudo-header values in fields, -1 = absent */
-	http_header *hdrs;       /* built at dispatch, pointing into fields */
-	buf path;                /* the path when the target has a query */
-	buf body;                /* the request body, capped at max_body_bytes */
-	buf out;                 /* response body bytes nghttp2 has not taken yet */
-	int eof;                 /* the response ended: EOF once out is empty */
-	int dispatched;          /* handed to the handler */
-	int in_flight;           /* dispatched, response not ended, not closed */
-	int rejected;            /* answered by httpd (431, 413, 400): further input ignored */
-	int data_deferred;       /* nghttp2 waits for data (resume on write) */
+	http_header *hdrs;                    /* built at dispatch, pointing into fields */
+	buf path;                             /* the path when the target has a query */
+	buf body;                             /* the request body, capped at max_body_bytes */
+	buf out;                              /* response body bytes nghttp2 has not taken yet */
+	int eof;                              /* the response ended: EOF once out is empty */
+	int dispatched;                       /* handed to the handler */
+	int in_flight;                        /* dispatched, response not ended, not closed */
+	int rejected;                         /* answered by httpd (431, 413, 400): further input ignored */
+	int data_deferred;                    /* nghttp2 waits for data (resume on write) */
 	h2_stream *prev, *next;
 };
 
@@ -67,8 +67,8 @@ struct h2_session {
 	conn *c;
 	h2_stream *streams;
 	size_t nstreams;
-	int goaway;              /* GOAWAY submitted: no new streams */
-	buf nv_scratch;          /* lower-cased header names of one response */
+	int goaway;     /* GOAWAY submitted: no new streams */
+	buf nv_scratch; /* lower-cased header names of one response */
 };
 
 /* ------------------------------------------------------------ streams */
@@ -164,7 +164,7 @@ static int name_is(const char *n, size_t len, const char *lit)
  * so pointers stay put). */
 static void nv_add(nghttp2_nv *nva, size_t *n, const char *name, size_t nlen, const char *value, size_t vlen)
 {
-	nva[*n] = (nghttp2_nv){ (uint8_t *)name, (uint8_t *)value, nlen, vlen, NGHTTP2_NV_FLAG_NONE };
+	nva[*n] = (nghttp2_nv){(uint8_t *)name, (uint8_t *)value, nlen, vlen, NGHTTP2_NV_FLAG_NONE};
 	(*n)++;
 }
 
@@ -212,7 +212,7 @@ static int submit_head(h2_stream *st, int status, const char *ctype, const char 
 		if (!eol) break;
 		p = eol + 2;
 	}
-	nghttp2_data_provider prd = { .source.ptr = st, .read_callback = data_read };
+	nghttp2_data_provider prd = {.source.ptr = st, .read_callback = data_read};
 	int rv = nghttp2_submit_response(h->ng, st->id, nva, n, with_body ? &prd : NULL);
 	httpd_conn_queue_flush(h->c);
 	return rv == 0 ? 0 : -1;
@@ -359,12 +359,12 @@ static void stream_dispatch(h2_stream *st)
 		size_t vl = strlen(v);
 		if (nl && p[0] != ':') {
 			if (name_is(p, nl, "host")) have_host = 1;
-			st->hdrs[nh++] = (http_header){ p, nl, v, vl };
+			st->hdrs[nh++] = (http_header){p, nl, v, vl};
 		}
 		p = v + vl + 1;
 	}
 	const char *auth = field_at(st, st->authority_at);
-	if (auth && !have_host) st->hdrs[nh++] = (http_header){ "host", 4, auth, strlen(auth) };
+	if (auth && !have_host) st->hdrs[nh++] = (http_header){"host", 4, auth, strlen(auth)};
 	http_request_head *h = &r->head;
 	h->method = method;
 	h->method_len = strlen(method);
@@ -500,9 +500,9 @@ int h2_conn_start(conn *c)
 	nghttp2_session_callbacks_del(cb);
 	if (rv != 0) goto fail_h;
 	nghttp2_settings_entry iv[] = {
-		{ NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, (uint32_t)s->lim.max_concurrent_streams },
-		{ NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, (uint32_t)s->lim.max_header_bytes },
-		{ NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, H2_WINDOW_BYTES },
+		{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, (uint32_t)s->lim.max_concurrent_streams},
+		{NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, (uint32_t)s->lim.max_header_bytes},
+		{NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, H2_WINDOW_BYTES},
 	};
 	if (nghttp2_submit_settings(h->ng, NGHTTP2_FLAG_NONE, iv, ARRAY_LEN(iv)) != 0 ||
 	    nghttp2_session_set_local_window_size(h->ng, NGHTTP2_FLAG_NONE, 0, H2_WINDOW_BYTES) != 0) {

@@ -16,7 +16,11 @@
 /* Pipelined requests wait while this much output is unsent. */
 #define HTTPD_PIPELINE_OUT_BYTES (256 * 1024)
 
-enum conn_state { ST_HEAD, ST_BODY, ST_WAIT, ST_DONE, ST_H2 };
+enum conn_state { ST_HEAD,
+		  ST_BODY,
+		  ST_WAIT,
+		  ST_DONE,
+		  ST_H2 };
 
 typedef struct conn conn;
 typedef struct h2_session h2_session;
@@ -25,62 +29,62 @@ typedef struct h2_stream h2_stream;
 struct httpd_req {
 	conn *c;
 	http_request_head head;
-	const char *path;        /* NUL-terminated; == target when no query */
-	const char *query;       /* "" when none */
+	const char *path;  /* NUL-terminated; == target when no query */
+	const char *query; /* "" when none */
 	const char *body;
 	size_t body_len;
 	int keep_alive;
-	int started;             /* head written */
-	int ended;               /* response ended */
-	int chunked;             /* streaming with chunked framing */
-	int until_close;         /* HTTP/1.0 stream delimited by close */
-	int head_only;           /* HEAD request: no body bytes go out */
-	int64_t declared_len;    /* fixed-length stream: declared bytes; -1 otherwise */
-	uint64_t sent_len;       /* fixed-length stream: body bytes written */
+	int started;          /* head written */
+	int ended;            /* response ended */
+	int chunked;          /* streaming with chunked framing */
+	int until_close;      /* HTTP/1.0 stream delimited by close */
+	int head_only;        /* HEAD request: no body bytes go out */
+	int64_t declared_len; /* fixed-length stream: declared bytes; -1 otherwise */
+	uint64_t sent_len;    /* fixed-length stream: body bytes written */
 	void *user;
 	httpd_req_fn *on_close, *on_drain;
 	void *on_close_arg, *on_drain_arg;
-	h2_stream *h2;           /* the HTTP/2 stream carrying it; NULL for HTTP/1.x */
+	h2_stream *h2; /* the HTTP/2 stream carrying it; NULL for HTTP/1.x */
 };
 
 struct conn {
 	httpd *s;
 	int fd;
 	enum conn_state state;
-	int dead;                /* closing scheduled; no more I/O */
-	int in_handler;          /* the handler is on the stack */
-	int in_flight;           /* request handed to the handler, not ended */
-	int linger;              /* DONE: output flushed, draining input */
-	int io_mask;             /* interest registered with the loop */
-	uint64_t timer;          /* the loop's timer, armed for timer_at_ms (conn_timer) */
+	int dead;       /* closing scheduled; no more I/O */
+	int in_handler; /* the handler is on the stack */
+	int in_flight;  /* request handed to the handler, not ended */
+	int linger;     /* DONE: output flushed, draining input */
+	int io_mask;    /* interest registered with the loop */
+	uint64_t timer; /* the loop's timer, armed for timer_at_ms (conn_timer) */
 	uint64_t timer_at_ms;
-	uint64_t deadline_ms;    /* when the state's timeout is due; 0: none */
+	uint64_t deadline_ms; /* when the state's timeout is due; 0: none */
 	buf in, out;
 	http_header *hdrs;
-	size_t head_len;         /* parsed head bytes at in.rd */
-	const char *head_at;     /* in.data + in.rd when the head was parsed */
+	size_t head_len;     /* parsed head bytes at in.rd */
+	const char *head_at; /* in.data + in.rd when the head was parsed */
 	http_body_kind body_kind;
-	uint64_t body_expect;    /* Content-Length */
+	uint64_t body_expect; /* Content-Length */
 	http_chunked chunk;
-	size_t body_decoded;     /* chunked: payload bytes decoded so far */
+	size_t body_decoded; /* chunked: payload bytes decoded so far */
 	int sent_continue;
 	net_addr peer;
 	char peer_str[NET_ADDR_STRLEN];
-	buf path_copy;           /* path when the target has a query */
+	buf path_copy; /* path when the target has a query */
 	httpd_req req;
-	conn *prev, *next;       /* all connections */
-	conn *fprev, *fnext;     /* connections with output to flush */
+	conn *prev, *next;   /* all connections */
+	conn *fprev, *fnext; /* connections with output to flush */
 	int in_flush_list;
-	int send_blocked;        /* the last flush met EAGAIN */
-	uint64_t send_op;        /* the queued batched send of out (ev_io_send), 0 = none */
-	int pipeline_paused;     /* input waits for output to drain */
-	char *saved_at;          /* byte overwritten to NUL-terminate the body */
+	int send_blocked;    /* the last flush met EAGAIN */
+	uint64_t send_op;    /* the queued batched send of out (ev_io_send), 0 = none */
+	int pipeline_paused; /* input waits for output to drain */
+	char *saved_at;      /* byte overwritten to NUL-terminate the body */
 	char saved_byte;
-	tls_conn *tls;           /* NULL on a plaintext listener */
-	h2_session *h2;          /* ST_H2: the HTTP/2 session (httpd_h2.c) */
-	uint32_t requests_seen;  /* HTTP/1.x requests dispatched (h2c is detected on the first) */
-	int handshaking;         /* TLS handshake not finished: no HTTP yet */
-	int tls_more_deferred;   /* a read of bytes OpenSSL holds is scheduled */
+	tls_conn *tls;          /* NULL on a plaintext listener */
+	h2_session *h2;         /* ST_H2: the HTTP/2 session (httpd_h2.c) */
+	uint32_t requests_seen; /* HTTP/1.x requests dispatched (h2c is detected on the first) */
+	int handshaking;        /* TLS handshake not finished: no HTTP yet */
+	int tls_more_deferred;  /* a read of bytes OpenSSL holds is scheduled */
 };
 
 struct httpd {
@@ -98,9 +102,9 @@ struct httpd {
 	conn *flush_head;
 	conn *free_conns;
 	size_t nfree;
-	conn *dead;              /* closed, awaiting release by the reaper */
+	conn *dead; /* closed, awaiting release by the reaper */
 	int reap_scheduled;
-	buf scratch;             /* error bodies */
+	buf scratch; /* error bodies */
 	httpd_stats st;
 };
 

@@ -32,8 +32,8 @@
 
 typedef struct arena_chunk {
 	struct arena_chunk *next;
-	size_t size, used;      /* bytes of data[] */
-	size_t map_bytes;       /* > 0: the chunk is an mmap of this many bytes */
+	size_t size, used; /* bytes of data[] */
+	size_t map_bytes;  /* > 0: the chunk is an mmap of this many bytes */
 	char data[];
 } arena_chunk;
 
@@ -208,8 +208,8 @@ double json_strtod(const char *s, char **end)
 /* ------------------------------------------------------------------ reader */
 
 typedef struct frame {
-	json_val *v;      /* the container being filled */
-	size_t base;      /* its first child on the scratch stack */
+	json_val *v; /* the container being filled */
+	size_t base; /* its first child on the scratch stack */
 } frame;
 
 typedef struct parser {
@@ -217,7 +217,7 @@ typedef struct parser {
 	const char *line_start;
 	uint32_t line;
 	json_doc *doc;
-	json_member *scratch;   /* children of open containers */
+	json_member *scratch; /* children of open containers */
 	size_t n_scratch, cap_scratch;
 	frame *frames;
 	size_t n_frames, cap_frames, max_depth;
@@ -756,8 +756,13 @@ json_doc *json_parse(const char *text, size_t len, size_t max_depth, json_error 
 	if (!text)
 		text = "";
 	parser ps = {
-		.p = text, .end = text + len, .line_start = text, .line = 1, .doc = doc,
-		.max_depth = max_depth ? max_depth : 128, .err = err,
+		.p = text,
+		.end = text + len,
+		.line_start = text,
+		.line = 1,
+		.doc = doc,
+		.max_depth = max_depth ? max_depth : 128,
+		.err = err,
 	};
 	int rc = parse_doc(&ps);
 	free(ps.scratch);
@@ -773,8 +778,8 @@ json_doc *json_parse(const char *text, size_t len, size_t max_depth, json_error 
 
 struct json_cursor {
 	parser ps;
-	unsigned char *kind;     /* per open container: '{' or '[' */
-	unsigned char *first;    /* per open container: 1 while no element was read */
+	unsigned char *kind;  /* per open container: '{' or '[' */
+	unsigned char *first; /* per open container: 1 while no element was read */
 	size_t depth;
 	char key[JSON_CURSOR_KEY_MAX + 1];
 };
@@ -922,9 +927,7 @@ int json_cursor_next(json_cursor *c, const char **key, size_t *key_len)
 	int obj = c->kind[d] == '{';
 	skip_ws(ps);
 	if (ps->p >= ps->end)
-		return fail_at(ps, ps->p, c->first[d] ? (obj ? "unexpected end of text, object key expected"
-							     : "unexpected end of text, value expected")
-						      : "unexpected end of text, ',' or end of container expected");
+		return fail_at(ps, ps->p, c->first[d] ? (obj ? "unexpected end of text, object key expected" : "unexpected end of text, value expected") : "unexpected end of text, ',' or end of container expected");
 	char ch = *ps->p;
 	if (ch == (obj ? '}' : ']')) {
 		ps->p++;
@@ -1108,7 +1111,9 @@ int json_equal(const json_val *a, const json_val *b)
 	if (a->type != b->type)
 		return 0;
 	switch (a->type) {
-	case JSON_NULL: case JSON_TRUE: case JSON_FALSE:
+	case JSON_NULL:
+	case JSON_TRUE:
+	case JSON_FALSE:
 		return 1;
 	case JSON_NUMBER:
 		if (a->is_int != b->is_int)
@@ -1222,16 +1227,40 @@ int json_escape(buf *out, const char *s, size_t n)
 		}
 		e[0] = '\\';
 		switch (c) {
-		case '"': e[1] = '"'; en = 2; break;
-		case '\\': e[1] = '\\'; en = 2; break;
-		case '\b': e[1] = 'b'; en = 2; break;
-		case '\f': e[1] = 'f'; en = 2; break;
-		case '\n': e[1] = 'n'; en = 2; break;
-		case '\r': e[1] = 'r'; en = 2; break;
-		case '\t': e[1] = 't'; en = 2; break;
+		case '"':
+			e[1] = '"';
+			en = 2;
+			break;
+		case '\\':
+			e[1] = '\\';
+			en = 2;
+			break;
+		case '\b':
+			e[1] = 'b';
+			en = 2;
+			break;
+		case '\f':
+			e[1] = 'f';
+			en = 2;
+			break;
+		case '\n':
+			e[1] = 'n';
+			en = 2;
+			break;
+		case '\r':
+			e[1] = 'r';
+			en = 2;
+			break;
+		case '\t':
+			e[1] = 't';
+			en = 2;
+			break;
 		default:
-			e[1] = 'u'; e[2] = '0'; e[3] = '0';
-			e[4] = hexd[c >> 4]; e[5] = hexd[c & 15];
+			e[1] = 'u';
+			e[2] = '0';
+			e[3] = '0';
+			e[4] = hexd[c >> 4];
+			e[5] = hexd[c & 15];
 			en = 6;
 		}
 		if (buf_append(out, e, en) < 0)

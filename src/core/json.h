@@ -21,20 +21,39 @@
 #include "core/buf.h"
 
 typedef enum json_type {
-	JSON_NULL, JSON_FALSE, JSON_TRUE, JSON_NUMBER, JSON_STRING, JSON_ARRAY, JSON_OBJECT
+	JSON_NULL,
+	JSON_FALSE,
+	JSON_TRUE,
+	JSON_NUMBER,
+	JSON_STRING,
+	JSON_ARRAY,
+	JSON_OBJECT
 } json_type;
 
 typedef struct json_val json_val;
-typedef struct json_member { const char *key; size_t key_len; json_val *val; } json_member;
+typedef struct json_member {
+	const char *key;
+	size_t key_len;
+	json_val *val;
+} json_member;
 
 struct json_val {
 	json_type type;
-	uint32_t line, col;            /* 1-based position of the value in the source */
+	uint32_t line, col; /* 1-based position of the value in the source */
 	union {
-		double num;                            /* JSON_NUMBER */
-		struct { const char *s; size_t len; } str;   /* JSON_STRING (NUL-terminated) */
-		struct { json_val **items; size_t n; } arr;  /* JSON_ARRAY */
-		struct { json_member *members; size_t n; } obj; /* JSON_OBJECT, in source order */
+		double num; /* JSON_NUMBER */
+		struct {
+			const char *s;
+			size_t len;
+		} str; /* JSON_STRING (NUL-terminated) */
+		struct {
+			json_val **items;
+			size_t n;
+		} arr; /* JSON_ARRAY */
+		struct {
+			json_member *members;
+			size_t n;
+		} obj; /* JSON_OBJECT, in source order */
 	} u;
 	/* JSON_NUMBER only: the number was an integer literal (no '.', no exponent)
 	 * that fits int64; then `i` holds it exactly. */
@@ -111,19 +130,19 @@ void *json_doc_alloc(json_doc *doc, size_t n);
 void json_doc_set_root(json_doc *doc, json_val *root);
 
 /* Accessors; all accept NULL and answer "absent". */
-const json_val *json_get(const json_val *obj, const char *key);  /* last duplicate wins */
+const json_val *json_get(const json_val *obj, const char *key); /* last duplicate wins */
 const json_val *json_getn(const json_val *obj, const char *key, size_t key_len);
-size_t json_count(const json_val *v);                            /* array/object size */
+size_t json_count(const json_val *v); /* array/object size */
 const json_val *json_at(const json_val *arr, size_t i);
 int json_is(const json_val *v, json_type t);
-const char *json_str(const json_val *v, const char *dflt);       /* strings only */
+const char *json_str(const json_val *v, const char *dflt); /* strings only */
 /* The string when it holds no NUL ("a\u0000b" unescapes to one), so that it
  * means the same as a C string as it does in JSON; else NULL. Use it wherever
  * a string names something (a model, a key compared with strcmp). */
 const char *json_cstr(const json_val *v);
-double json_num(const json_val *v, double dflt);                 /* numbers only */
-int json_bool(const json_val *v, int dflt);                      /* true/false only */
-const char *json_type_name(json_type t);                         /* "string", ... */
+double json_num(const json_val *v, double dflt); /* numbers only */
+int json_bool(const json_val *v, int dflt);      /* true/false only */
+const char *json_type_name(json_type t);         /* "string", ... */
 /* An integral number that fits int64 (1, -3, 2.0, 1e3): 0 and *out set; else -1. */
 int json_int64(const json_val *v, int64_t *out);
 /* Deep equality: same types, numbers equal, strings byte-equal, members in order. */
@@ -134,7 +153,7 @@ int json_equal(const json_val *a, const json_val *b);
 typedef struct json_w {
 	buf *out;
 	int depth;
-	int error;                       /* set when out hit its cap or depth overflowed */
+	int error;                             /* set when out hit its cap or depth overflowed */
 	unsigned char first[JSON_W_MAX_DEPTH]; /* 1 while no element written at that depth */
 	int after_key;
 } json_w;
@@ -146,15 +165,15 @@ void jw_arr_begin(json_w *w);
 void jw_arr_end(json_w *w);
 void jw_key(json_w *w, const char *key);
 void jw_keyn(json_w *w, const char *key, size_t n);
-void jw_str(json_w *w, const char *s);                 /* NULL writes null */
+void jw_str(json_w *w, const char *s); /* NULL writes null */
 void jw_strn(json_w *w, const char *s, size_t n);
 void jw_int(json_w *w, int64_t v);
 void jw_uint(json_w *w, uint64_t v);
-void jw_double(json_w *w, double v);                   /* shortest round-trip form; NaN/inf -> null */
+void jw_double(json_w *w, double v); /* shortest round-trip form; NaN/inf -> null */
 void jw_bool(json_w *w, int v);
 void jw_null(json_w *w);
-void jw_raw(json_w *w, const char *json, size_t n);    /* an already-encoded value */
-void jw_value(json_w *w, const json_val *v);           /* a parsed tree, written back */
+void jw_raw(json_w *w, const char *json, size_t n); /* an already-encoded value */
+void jw_value(json_w *w, const json_val *v);        /* a parsed tree, written back */
 /* Shortest "%.*g" form of a finite double that reads back to the same bits, into
  * out (40 bytes are enough). Returns its length, or -1 for NaN/inf. */
 int json_format_double(char *out, size_t size, double v);

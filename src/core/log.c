@@ -15,7 +15,7 @@
 static char log_prog[64] = "infergate";
 static enum log_level log_level_min = LOG_INFO;
 static int log_json;
-static const char *const level_names[] = { "debug", "info", "warn", "error" };
+static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
 void log_init(const char *prog)
 {
@@ -41,11 +41,19 @@ static void esc_append(char *dst, size_t *pos, size_t cap, const char *s)
 	size_t p = *pos;
 	for (; *s && p + 7 < cap; s++) {
 		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\') { dst[p++] = '\\'; dst[p++] = (char)c; }
-		else if (c == '\n') { dst[p++] = '\\'; dst[p++] = 'n'; }
-		else if (c == '\t') { dst[p++] = '\\'; dst[p++] = 't'; }
-		else if (c == '\r') { dst[p++] = '\\'; dst[p++] = 'r'; }
-		else if (c < 0x20) p += (size_t)snprintf(dst + p, cap - p, "\\u%04x", c);
+		if (c == '"' || c == '\\') {
+			dst[p++] = '\\';
+			dst[p++] = (char)c;
+		} else if (c == '\n') {
+			dst[p++] = '\\';
+			dst[p++] = 'n';
+		} else if (c == '\t') {
+			dst[p++] = '\\';
+			dst[p++] = 't';
+		} else if (c == '\r') {
+			dst[p++] = '\\';
+			dst[p++] = 'r';
+		} else if (c < 0x20) p += (size_t)snprintf(dst + p, cap - p, "\\u%04x", c);
 		else dst[p++] = (char)c;
 	}
 	*pos = p;

@@ -34,14 +34,14 @@ static int param(const char *v, size_t n, const char *key, const char **out, siz
 			i++;
 		}
 		if (i >= n) return 0;
-		i++;                               /* past ';' */
+		i++; /* past ';' */
 		while (i < n && is_space(v[i])) i++;
 		if (n - i > kl && !strncasecmp(v + i, key, kl) && v[i + kl] == '=') {
 			size_t s = i + kl + 1, e;
 			if (s < n && v[s] == '"') {
 				s++;
 				for (e = s; e < n && !(v[e] == '"' && v[e - 1] != '\\'); e++) {}
-				if (e >= n) return 0;      /* an unterminated quote: not a value */
+				if (e >= n) return 0; /* an unterminated quote: not a value */
 			} else {
 				for (e = s; e < n && v[e] != ';' && !is_space(v[e]); e++) {}
 			}
@@ -60,7 +60,7 @@ int multipart_boundary(const char *ct, size_t ct_len, const char **b, size_t *bl
 	while (i < ct_len && is_space(ct[i])) i++;
 	if (ct_len - i < sizeof(type) - 1 || strncasecmp(ct + i, type, sizeof(type) - 1)) return 0;
 	i += sizeof(type) - 1;
-	if (i < ct_len && ct[i] != ';' && !is_space(ct[i])) return 0;   /* multipart/form-dataX */
+	if (i < ct_len && ct[i] != ';' && !is_space(ct[i])) return 0; /* multipart/form-dataX */
 	const char *v;
 	size_t vl;
 	/* param() expects the parameters after a first token: give it from here. */

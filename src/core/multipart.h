@@ -17,8 +17,8 @@
 
 #include <stddef.h>
 
-#define MULTIPART_BOUNDARY_MAX 70      /* RFC 2046's limit on a boundary */
-#define MULTIPART_MAX_PARTS 256        /* a form with more is refused */
+#define MULTIPART_BOUNDARY_MAX 70 /* RFC 2046's limit on a boundary */
+#define MULTIPART_MAX_PARTS 256   /* a form with more is refused */
 
 /* One part. name/filename are the Content-Disposition parameters (NULL when
  * absent; never unescaped beyond dropping the quotes); data is the part's
@@ -28,7 +28,7 @@ typedef struct multipart_part {
 	size_t name_len;
 	const char *filename;
 	size_t filename_len;
-	const char *content_type;      /* the part's own Content-Type, NULL when absent */
+	const char *content_type; /* the part's own Content-Type, NULL when absent */
 	size_t content_type_len;
 	const char *data;
 	size_t len;
@@ -38,9 +38,9 @@ typedef struct multipart_part {
 typedef struct multipart_iter {
 	const char *body;
 	size_t len, off;
-	char delim[MULTIPART_BOUNDARY_MAX + 4];   /* "\r\n--" boundary */
+	char delim[MULTIPART_BOUNDARY_MAX + 4]; /* "\r\n--" boundary */
 	size_t delim_len;
-	int state;                     /* 0 before the first delimiter, 1 inside, 2 done */
+	int state; /* 0 before the first delimiter, 1 inside, 2 done */
 	unsigned parts;
 } multipart_iter;
 

@@ -96,7 +96,7 @@ int net_addr_parse(const char *text, net_addr *out, char *err, size_t err_len)
 		set_err(err, err_len, "bad IPv6 address \"%s\"%s", host, "");
 		return -1;
 	}
-	struct addrinfo hints = { 0 }, *res = NULL;
+	struct addrinfo hints = {0}, *res = NULL;
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
 	char ps[16];
@@ -189,7 +189,8 @@ int net_connect(const net_addr *a)
 	int fd = socket(a->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) return -1;
 	int r;
-	do r = connect(fd, (const struct sockaddr *)&a->sa, a->len); while (r < 0 && errno == EINTR);
+	do r = connect(fd, (const struct sockaddr *)&a->sa, a->len);
+	while (r < 0 && errno == EINTR);
 	if (r < 0 && errno != EINPROGRESS) {
 		int e = errno;
 		close(fd);

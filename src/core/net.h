@@ -31,9 +31,9 @@ const char *net_addr_str(const net_addr *a, char *dst, size_t dst_len);
 int net_addr_port(const net_addr *a);
 
 typedef struct net_listen_opts {
-	int backlog;       /* default 511 when 0 */
-	int reuseport;     /* SO_REUSEPORT */
-	int v6only;        /* IPV6_V6ONLY on IPv6 listeners */
+	int backlog;   /* default 511 when 0 */
+	int reuseport; /* SO_REUSEPORT */
+	int v6only;    /* IPV6_V6ONLY on IPv6 listeners */
 } net_listen_opts;
 
 /* A non-blocking listening socket bound to a (SO_REUSEADDR set). opts may be

@@ -20,7 +20,9 @@ const char *oai_error_type(int status)
 	case 431: return "BadRequestError";
 	case 500: return "InternalServerError";
 	case 501: return "NotImplementedError";
-	case 502: case 503: case 504: return "ServiceUnavailableError";
+	case 502:
+	case 503:
+	case 504: return "ServiceUnavailableError";
 	default:
 		if (status >= 500) return "InternalServerError";
 		return "BadRequestError";

@@ -50,7 +50,10 @@ int oai_absent(const json_val *v) { return !v || json_is(v, JSON_NULL); }
 int oai_get_bool(const json_val *obj, const char *key, int dflt, int *out, oai_err *e)
 {
 	const json_val *v = json_get(obj, key);
-	if (oai_absent(v)) { *out = dflt; return 0; }
+	if (oai_absent(v)) {
+		*out = dflt;
+		return 0;
+	}
 	if (!json_is(v, JSON_TRUE) && !json_is(v, JSON_FALSE))
 		return oai_fail(e, 400, key, "%s: Input should be a valid boolean", key);
 	*out = json_bool(v, dflt);
@@ -80,7 +83,10 @@ const char *oai_int_text(const json_val *v, int64_t x, char *buf, size_t size)
 int oai_get_int(const json_val *obj, const char *key, int64_t dflt, int64_t *out, oai_err *e)
 {
 	const json_val *v = json_get(obj, key);
-	if (oai_absent(v)) { *out = dflt; return 0; }
+	if (oai_absent(v)) {
+		*out = dflt;
+		return 0;
+	}
 	if (oai_int_sat(v, out) < 0) return oai_fail(e, 400, key, "%s: Input should be a valid integer", key);
 	return 0;
 }
@@ -236,8 +242,7 @@ int oai_parse_sampling(const json_val *root, oai_sampling *s, oai_err *e)
 	s->has_seed = !oai_absent(seed);
 	if (oai_get_int(root, "seed", 0, &s->seed, e) < 0) return -1;
 	if (s->has_seed && json_int64(seed, &s->seed) < 0)
-		return oai_fail(e, 400, "seed", "seed: Input should be %s", s->seed > 0 ? "less than or equal to 9223372036854775807"
-										: "greater than or equal to -9223372036854775808");
+		return oai_fail(e, 400, "seed", "seed: Input should be %s", s->seed > 0 ? "less than or equal to 9223372036854775807" : "greater than or equal to -9223372036854775808");
 	s->presence_penalty = s->frequency_penalty = 0;
 	s->repetition_penalty = 1;
 	const char *const keys[2] = {"presence_penalty", "frequency_penalty"};
@@ -344,21 +349,31 @@ void oai_make_id(char *out, size_t size, int chat, uint64_t *seq, uint64_t salt)
 static void write_head(json_w *w, const oai_answer *a, int chunk)
 {
 	jw_obj_begin(w);
-	jw_key(w, "id"); jw_str(w, a->id);
+	jw_key(w, "id");
+	jw_str(w, a->id);
 	jw_key(w, "object");
-	jw_str(w, !a->chat ? "text_completion" : chunk ? "chat.completion.chunk" : "chat.completion");
-	jw_key(w, "created"); jw_int(w, a->created);
-	jw_key(w, "model"); jw_str(w, a->model);
+	jw_str(w, !a->chat ? "text_completion" : chunk ? "chat.completion.chunk"
+						       : "chat.completion");
+	jw_key(w, "created");
+	jw_int(w, a->created);
+	jw_key(w, "model");
+	jw_str(w, a->model);
 }
 
 static void write_usage(json_w *w, const oai_answer *a, uint64_t prompt_tokens, uint64_t completion_tokens)
 {
 	jw_key(w, "usage");
 	jw_obj_begin(w);
-	jw_key(w, "prompt_tokens"); jw_uint(w, prompt_tokens);
-	jw_key(w, "total_tokens"); jw_uint(w, prompt_tokens + completion_tokens);
-	jw_key(w, "completion_tokens"); jw_uint(w, completion_tokens);
-	if (a->vllm_nulls) { jw_key(w, "prompt_tokens_details"); jw_null(w); }
+	jw_key(w, "prompt_tokens");
+	jw_uint(w, prompt_tokens);
+	jw_key(w, "total_tokens");
+	jw_uint(w, prompt_tokens + completion_tokens);
+	jw_key(w, "completion_tokens");
+	jw_uint(w, completion_tokens);
+	if (a->vllm_nulls) {
+		jw_key(w, "prompt_tokens_details");
+		jw_null(w);
+	}
 	jw_obj_end(w);
 }
 
@@ -372,17 +387,26 @@ void oai_write_answer(json_w *w, const oai_answer *a)
 void oai_write_choice(json_w *w, const oai_answer *a, int index, const char *text, size_t len)
 {
 	jw_obj_begin(w);
-	jw_key(w, "index"); jw_int(w, index);
+	jw_key(w, "index");
+	jw_int(w, index);
 	if (!a->chat) {
-		jw_key(w, "text"); jw_strn(w, text, len);
+		jw_key(w, "text");
+		jw_strn(w, text, len);
 		return;
 	}
 	jw_key(w, "message");
 	jw_obj_begin(w);
-	jw_key(w, "role"); jw_str(w, "assistant");
-	if (a->vllm_nulls) { jw_key(w, "reasoning_content"); jw_null(w); }
-	jw_key(w, "content"); jw_strn(w, text, len);
-	jw_key(w, "tool_calls"); jw_arr_begin(w); jw_arr_end(w);
+	jw_key(w, "role");
+	jw_str(w, "assistant");
+	if (a->vllm_nulls) {
+		jw_key(w, "reasoning_content");
+		jw_null(w);
+	}
+	jw_key(w, "content");
+	jw_strn(w, text, len);
+	jw_key(w, "tool_calls");
+	jw_arr_begin(w);
+	jw_arr_end(w);
 	jw_obj_end(w);
 }
 
@@ -409,7 +433,8 @@ void oai_write_answer_end(json_w *w, const oai_answer *a, uint64_t prompt_tokens
 
 void oai_write_finish(json_w *w, const char *finish_reason, const char *stop_str, int64_t stop_token)
 {
-	jw_key(w, "finish_reason"); jw_str(w, finish_reason);
+	jw_key(w, "finish_reason");
+	jw_str(w, finish_reason);
 	jw_key(w, "stop_reason");
 	if (stop_str) jw_str(w, stop_str);
 	else if (stop_token >= 0) jw_int(w, stop_token);
@@ -418,8 +443,12 @@ void oai_write_finish(json_w *w, const char *finish_reason, const char *stop_str
 
 void oai_write_no_finish(json_w *w, const oai_answer *a)
 {
-	jw_key(w, "finish_reason"); jw_null(w);
-	if (!a->chat) { jw_key(w, "stop_reason"); jw_null(w); }
+	jw_key(w, "finish_reason");
+	jw_null(w);
+	if (!a->chat) {
+		jw_key(w, "stop_reason");
+		jw_null(w);
+	}
 }
 
 void oai_write_role_chunk(json_w *w, const oai_answer *a, int index)
@@ -428,12 +457,17 @@ void oai_write_role_chunk(json_w *w, const oai_answer *a, int index)
 	jw_key(w, "choices");
 	jw_arr_begin(w);
 	jw_obj_begin(w);
-	jw_key(w, "index"); jw_int(w, index);
-	jw_key(w, "delta"); jw_obj_begin(w);
-	jw_key(w, "role"); jw_str(w, "assistant");
-	jw_key(w, "content"); jw_str(w, "");
+	jw_key(w, "index");
+	jw_int(w, index);
+	jw_key(w, "delta");
+	jw_obj_begin(w);
+	jw_key(w, "role");
+	jw_str(w, "assistant");
+	jw_key(w, "content");
+	jw_str(w, "");
 	jw_obj_end(w);
-	jw_key(w, "logprobs"); jw_null(w);
+	jw_key(w, "logprobs");
+	jw_null(w);
 	oai_write_no_finish(w, a);
 	oai_write_chunk_end(w);
 }
@@ -444,13 +478,17 @@ void oai_write_chunk(json_w *w, const oai_answer *a, int index, const char *text
 	jw_key(w, "choices");
 	jw_arr_begin(w);
 	jw_obj_begin(w);
-	jw_key(w, "index"); jw_int(w, index);
+	jw_key(w, "index");
+	jw_int(w, index);
 	if (a->chat) {
-		jw_key(w, "delta"); jw_obj_begin(w);
-		jw_key(w, "content"); jw_strn(w, text, len);
+		jw_key(w, "delta");
+		jw_obj_begin(w);
+		jw_key(w, "content");
+		jw_strn(w, text, len);
 		jw_obj_end(w);
 	} else {
-		jw_key(w, "text"); jw_strn(w, text, len);
+		jw_key(w, "text");
+		jw_strn(w, text, len);
 	}
 }
 
@@ -464,7 +502,9 @@ void oai_write_chunk_end(json_w *w)
 void oai_write_usage_chunk(json_w *w, const oai_answer *a, uint64_t prompt_tokens, uint64_t completion_tokens)
 {
 	write_head(w, a, 1);
-	jw_key(w, "choices"); jw_arr_begin(w); jw_arr_end(w);
+	jw_key(w, "choices");
+	jw_arr_begin(w);
+	jw_arr_end(w);
 	write_usage(w, a, prompt_tokens, completion_tokens);
 	jw_obj_end(w);
 }
@@ -473,8 +513,10 @@ void oai_write_models(json_w *w, const char *const *ids, size_t n_ids, const cha
 		      int64_t max_model_len, int vllm_nulls)
 {
 	jw_obj_begin(w);
-	jw_key(w, "object"); jw_str(w, "list");
-	jw_key(w, "data"); jw_arr_begin(w);
+	jw_key(w, "object");
+	jw_str(w, "list");
+	jw_key(w, "data");
+	jw_arr_begin(w);
 	for (size_t i = 0; i < n_ids; i++) oai_write_model(w, ids[i], root, created, max_model_len, vllm_nulls);
 	jw_arr_end(w);
 	jw_obj_end(w);
@@ -489,19 +531,30 @@ void oai_write_model_parent_begin(json_w *w, const char *id, const char *owned_b
 				  const char *parent, int64_t created)
 {
 	jw_obj_begin(w);
-	jw_key(w, "id"); jw_str(w, id);
-	jw_key(w, "object"); jw_str(w, "model");
-	jw_key(w, "created"); jw_int(w, created);
-	jw_key(w, "owned_by"); jw_str(w, owned_by);
-	jw_key(w, "root"); jw_str(w, root);
-	jw_key(w, "parent"); jw_str(w, parent); /* NULL writes null */
+	jw_key(w, "id");
+	jw_str(w, id);
+	jw_key(w, "object");
+	jw_str(w, "model");
+	jw_key(w, "created");
+	jw_int(w, created);
+	jw_key(w, "owned_by");
+	jw_str(w, owned_by);
+	jw_key(w, "root");
+	jw_str(w, root);
+	jw_key(w, "parent");
+	jw_str(w, parent); /* NULL writes null */
 }
 
 void oai_write_model(json_w *w, const char *id, const char *root, int64_t created, int64_t max_model_len,
 		     int vllm_nulls)
 {
 	oai_write_model_begin(w, id, "vllm", root, created);
-	jw_key(w, "max_model_len"); jw_int(w, max_model_len);
-	if (vllm_nulls) { jw_key(w, "permission"); jw_arr_begin(w); jw_arr_end(w); }
+	jw_key(w, "max_model_len");
+	jw_int(w, max_model_len);
+	if (vllm_nulls) {
+		jw_key(w, "permission");
+		jw_arr_begin(w);
+		jw_arr_end(w);
+	}
 	jw_obj_end(w);
 }

@@ -21,8 +21,8 @@
 #include <stdint.h>
 #include "core/json.h"
 
-#define OAI_MAX_STOPS 16           /* stop strings per request */
-#define OAI_MAX_STOP_BYTES 256     /* bytes per stop string */
+#define OAI_MAX_STOPS 16       /* stop strings per request */
+#define OAI_MAX_STOP_BYTES 256 /* bytes per stop string */
 
 /* An error answer being built: HTTP status, message, the field it names
  * (param, may be NULL). */
@@ -95,13 +95,13 @@ int oai_parse_n(const json_val *root, int64_t max_n, int64_t *n, oai_err *e);
 /* The sampling fields vLLM checks, as given (has_* 0 when absent). */
 typedef struct oai_sampling {
 	int has_temperature, has_top_p, has_min_p, has_top_k, has_seed;
-	double temperature;        /* >= 0 */
-	double top_p;              /* (0, 1] */
-	double min_p;              /* [0, 1] */
-	int64_t top_k;             /* -1 (off) or >= 0 */
+	double temperature; /* >= 0 */
+	double top_p;       /* (0, 1] */
+	double min_p;       /* [0, 1] */
+	int64_t top_k;      /* -1 (off) or >= 0 */
 	int64_t seed;
-	double presence_penalty;   /* [-2, 2], 0 when absent */
-	double frequency_penalty;  /* [-2, 2], 0 when absent */
+	double presence_penalty;  /* [-2, 2], 0 when absent */
+	double frequency_penalty; /* [-2, 2], 0 when absent */
 	int has_repetition_penalty;
 	double repetition_penalty; /* > 0, 1 when absent */
 } oai_sampling;
@@ -128,7 +128,7 @@ typedef struct oai_stops {
 	const char *s[OAI_MAX_STOPS];
 	size_t len[OAI_MAX_STOPS];
 	size_t n;
-	size_t max_len;            /* the longest */
+	size_t max_len; /* the longest */
 } oai_stops;
 int oai_parse_stop(const json_val *root, oai_stops *stops, oai_err *e);
 
@@ -144,7 +144,7 @@ void oai_make_id(char *out, size_t size, int chat, uint64_t *seq, uint64_t salt)
 typedef struct oai_answer {
 	const char *id;
 	const char *model;
-	int64_t created;           /* seconds since the epoch */
+	int64_t created; /* seconds since the epoch */
 	int chat;
 	int vllm_nulls;
 	/* vLLM's "prompt_logprobs" (per choice for completions, once for chat):

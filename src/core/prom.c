@@ -17,13 +17,13 @@
 #include <string.h>
 
 struct prom_series {
-	prom_family *fam;        /* NULL for the global sink */
-	char **values;           /* n_labels label values */
+	prom_family *fam; /* NULL for the global sink */
+	char **values;    /* n_labels label values */
 	uint64_t hash;
-	int hidden;              /* a sink: updated but never written */
-	double value;            /* counter/gauge; histogram sum */
-	uint64_t count;          /* histogram observations */
-	uint64_t *buckets;       /* histogram: n_bounds + 1 counts, not cumulative */
+	int hidden;        /* a sink: updated but never written */
+	double value;      /* counter/gauge; histogram sum */
+	uint64_t count;    /* histogram observations */
+	uint64_t *buckets; /* histogram: n_bounds + 1 counts, not cumulative */
 	prom_gauge_fn *fn;
 	void *fn_arg;
 };
@@ -39,13 +39,13 @@ struct prom_family {
 	size_t n_bounds;
 	prom_series **series;
 	size_t n_series, cap_series;
-	prom_series *sink;       /* shared by label sets past the cap */
-	prom_series *last;       /* the series prom_series_get found last: checked first */
+	prom_series *sink; /* shared by label sets past the cap */
+	prom_series *last; /* the series prom_series_get found last: checked first */
 };
 
 struct prom_registry {
 	pthread_mutex_t mu;
-	int single_thread;       /* prom_registry_single_thread: mu is not taken */
+	int single_thread; /* prom_registry_single_thread: mu is not taken */
 	prom_family *first, *last;
 	prom_collect_fn *collect;
 	void *collect_arg;
@@ -125,7 +125,7 @@ static int valid_name(const char *s, int colon_ok)
 	for (size_t i = 0; s[i]; i++) {
 		char c = s[i];
 		int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || (colon_ok && c == ':') ||
-			(i > 0 && c >= '0' && c <= '9');
+			 (i > 0 && c >= '0' && c <= '9');
 		if (!ok)
 			return 0;
 	}
@@ -155,7 +155,7 @@ static int same_labels(const prom_family *f, const char *const labels[])
 }
 
 static prom_family *family_new(prom_registry *reg, prom_type type, const char *name, const char *help,
-	const char *const labels[], const double *bounds, size_t n_bounds)
+			       const char *const labels[], const double *bounds, size_t n_bounds)
 {
 	if (!reg || !valid_name(name, 1))
 		return NULL;
@@ -182,8 +182,8 @@ static prom_family *family_new(prom_registry *reg, prom_type type, const char *n
 		if (strcmp(f->name, name))
 			continue;
 		int same = f->type == type && same_labels(f, labels) &&
-			(type != PROM_HISTOGRAM || (f->n_bounds == n_bounds &&
-				(!n_bounds || !memcmp(f->bounds, bounds, n_bounds * sizeof(double)))));
+			   (type != PROM_HISTOGRAM || (f->n_bounds == n_bounds &&
+						       (!n_bounds || !memcmp(f->bounds, bounds, n_bounds * sizeof(double)))));
 		reg_unlock(reg);
 		return same ? f : NULL;
 	}
@@ -234,7 +234,7 @@ prom_family *prom_gauge(prom_registry *reg, const char *name, const char *help, 
 }
 
 prom_family *prom_histogram(prom_registry *reg, const char *name, const char *help, const char *const labels[],
-	const double *bounds, size_t n_bounds)
+			    const double *bounds, size_t n_bounds)
 {
 	return family_new(reg, PROM_HISTOGRAM, name, help, labels, bounds, n_bounds);
 }
@@ -436,7 +436,8 @@ double prom_value(prom_series *s)
 	if (!mu)
 		return 0;
 	reg_lock(mu);
-	double v = s->fam->type == PROM_HISTOGRAM ? (double)s->count : s->fn ? s->fn(s->fn_arg) : s->value;
+	double v = s->fam->type == PROM_HISTOGRAM ? (double)s->count : s->fn ? s->fn(s->fn_arg)
+									     : s->value;
 	reg_unlock(mu);
 	return v;
 }
@@ -480,7 +481,9 @@ static int put_label_value(buf *out, const char *v)
 {
 	const char *run = v;
 	for (; *v; v++) {
-		const char *e = *v == '\\' ? "\\\\" : *v == '"' ? "\\\"" : *v == '\n' ? "\\n" : NULL;
+		const char *e = *v == '\\' ? "\\\\" : *v == '"' ? "\\\""
+					      : *v == '\n'      ? "\\n"
+								: NULL;
 		if (!e)
 			continue;
 		if (buf_append(out, run, (size_t)(v - run)) < 0 || buf_append(out, e, 2) < 0)
@@ -495,7 +498,8 @@ static int put_help(buf *out, const char *v)
 {
 	const char *run = v;
 	for (; *v; v++) {
-		const char *e = *v == '\\' ? "\\\\" : *v == '\n' ? "\\n" : NULL;
+		const char *e = *v == '\\' ? "\\\\" : *v == '\n' ? "\\n"
+								 : NULL;
 		if (!e)
 			continue;
 		if (buf_append(out, run, (size_t)(v - run)) < 0 || buf_append(out, e, 2) < 0)
@@ -507,7 +511,7 @@ static int put_help(buf *out, const char *v)
 
 /* name{labels[,le="x"]} value\n */
 static int put_sample(buf *out, const prom_family *f, const prom_series *s, const char *suffix,
-	const char *le, double v)
+		      const char *le, double v)
 {
 	char num[48];
 	int rc = buf_puts(out, f->name) | buf_puts(out, suffix);

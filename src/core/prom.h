@@ -28,7 +28,10 @@
 #define PROM_MAX_SERIES 10000
 #define PROM_MAX_BUCKETS 64
 
-typedef enum prom_type { PROM_COUNTER, PROM_GAUGE, PROM_HISTOGRAM, PROM_UNTYPED } prom_type;
+typedef enum prom_type { PROM_COUNTER,
+			 PROM_GAUGE,
+			 PROM_HISTOGRAM,
+			 PROM_UNTYPED } prom_type;
 
 typedef struct prom_registry prom_registry;
 typedef struct prom_family prom_family;
@@ -53,7 +56,7 @@ void prom_registry_single_thread(prom_registry *reg);
 prom_family *prom_counter(prom_registry *reg, const char *name, const char *help, const char *const labels[]);
 prom_family *prom_gauge(prom_registry *reg, const char *name, const char *help, const char *const labels[]);
 prom_family *prom_histogram(prom_registry *reg, const char *name, const char *help, const char *const labels[],
-	const double *bounds, size_t n_bounds);
+			    const double *bounds, size_t n_bounds);
 
 /* The series of these label values (one per label name; NULL for none), created
  * on first use. Never returns NULL: when the family is NULL, memory runs out or
@@ -63,14 +66,14 @@ prom_series *prom_series_get(prom_family *fam, const char *const values[]);
  * Returns 0, or -1 when there was no such series. */
 int prom_series_remove(prom_family *fam, const char *const values[]);
 
-void prom_inc(prom_series *s);                /* counter or gauge += 1 */
-void prom_add(prom_series *s, double v);      /* counter (v >= 0) or gauge += v */
-void prom_set(prom_series *s, double v);      /* gauge = v */
+void prom_inc(prom_series *s);           /* counter or gauge += 1 */
+void prom_add(prom_series *s, double v); /* counter (v >= 0) or gauge += v */
+void prom_set(prom_series *s, double v); /* gauge = v */
 /* Mirrors a running total kept elsewhere into counter s: adds what total grew
  * since *exported (nothing when it shrank) and sets *exported = total. */
 void prom_add_total(prom_series *s, uint64_t total, uint64_t *exported);
-void prom_observe(prom_series *s, double v);  /* histogram */
-double prom_value(prom_series *s);            /* counter/gauge value, histogram count */
+void prom_observe(prom_series *s, double v); /* histogram */
+double prom_value(prom_series *s);           /* counter/gauge value, histogram count */
 
 /* A gauge whose value is computed when metrics are written. fn runs with the
  * registry locked: it must not call prom_* functions. fn NULL removes it. */
@@ -97,7 +100,9 @@ int prom_format_value(char *out, size_t size, double v);
 #define PROM_PARSE_MAX_LABELS 64       /* labels per sample */
 #define PROM_PARSE_MAX_SAMPLES 1000000 /* samples per text */
 
-typedef struct prom_label { const char *name, *value; } prom_label;
+typedef struct prom_label {
+	const char *name, *value;
+} prom_label;
 
 /* One sample. Strings are NUL-terminated (label values unescaped) and live only
  * during the callback. */
@@ -105,7 +110,7 @@ typedef struct prom_sample {
 	const char *name;
 	const prom_label *labels;
 	size_t n_labels;
-	double value;                 /* may be +Inf, -Inf, NaN */
+	double value; /* may be +Inf, -Inf, NaN */
 	int has_timestamp;
 	int64_t timestamp_ms;
 	/* The type from the last "# TYPE" line when it names this sample's family

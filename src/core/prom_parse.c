@@ -22,7 +22,7 @@ typedef struct pstate {
 	char scratch[PROM_PARSE_MAX_LINE + 64]; /* names and label values of one line */
 	size_t used;
 	prom_label labels[PROM_PARSE_MAX_LABELS];
-	char type_name[256];                    /* family named by the last # TYPE */
+	char type_name[256]; /* family named by the last # TYPE */
 	prom_type type;
 	uint32_t line;
 	char *err;
@@ -37,9 +37,15 @@ static int perr(pstate *ps, const char *what)
 }
 
 /* Name bytes by class: one table load per byte. */
-enum { C_ALPHA = 1, C_DIGIT = 2, C_COLON = 4 };
+enum { C_ALPHA = 1,
+       C_DIGIT = 2,
+       C_COLON = 4 };
 static const unsigned char name_class[256] = {
-	['a' ... 'z'] = C_ALPHA, ['A' ... 'Z'] = C_ALPHA, ['_'] = C_ALPHA, ['0' ... '9'] = C_DIGIT, [':'] = C_COLON,
+	['a' ... 'z'] = C_ALPHA,
+	['A' ... 'Z'] = C_ALPHA,
+	['_'] = C_ALPHA,
+	['0' ... '9'] = C_DIGIT,
+	[':'] = C_COLON,
 };
 
 static inline int is_name_start(char c, int colon_ok)

@@ -195,8 +195,7 @@ int sse_write_data(buf *out, const char *data, size_t n)
 int sse_write_event(buf *out, const char *event, const char *data, size_t n)
 {
 	size_t len0 = buf_rlen(out);
-	if (event && *event && (buf_append(out, "event: ", 7) < 0 ||
-	    buf_append(out, event, strcspn(event, "\r\n")) < 0 || buf_append(out, "\n", 1) < 0))
+	if (event && *event && (buf_append(out, "event: ", 7) < 0 || buf_append(out, event, strcspn(event, "\r\n")) < 0 || buf_append(out, "\n", 1) < 0))
 		return undo(out, len0);
 	if (put_data_lines(out, data ? data : "", data ? n : 0) < 0 || buf_append(out, "\n", 1) < 0)
 		return undo(out, len0);

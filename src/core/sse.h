@@ -25,15 +25,15 @@ typedef int sse_event_fn(void *arg, const char *event, const char *data, size_t 
 
 /* Parser state; owner: whoever embeds it; sse_parser_free releases buffers. */
 typedef struct sse_parser {
-	buf line;              /* the current, unfinished line */
-	buf data;              /* data of the current event, lines joined by \n */
-	buf event;             /* the current event's name */
-	buf id;                /* last event id */
+	buf line;  /* the current, unfinished line */
+	buf data;  /* data of the current event, lines joined by \n */
+	buf event; /* the current event's name */
+	buf id;    /* last event id */
 	size_t max_bytes;
-	int after_cr;          /* the last byte was \r: a \n right after it ends nothing */
-	int started;           /* past the first bytes (BOM check done) */
-	int has_data;          /* a data field was seen in this event */
-	int failed;            /* a cap was hit: every later feed fails */
+	int after_cr; /* the last byte was \r: a \n right after it ends nothing */
+	int started;  /* past the first bytes (BOM check done) */
+	int has_data; /* a data field was seen in this event */
+	int failed;   /* a cap was hit: every later feed fails */
 	unsigned long long events_total;
 	sse_event_fn *fn;
 	void *arg;
@@ -50,9 +50,9 @@ int sse_feed(sse_parser *p, const char *bytes, size_t n);
 /* Writers: each appends one whole event to out and returns 0, or -1 at out's cap
  * (out is then left as it was). Data with line breaks is split into several
  * "data:" lines, so it reads back the same. */
-int sse_write_data(buf *out, const char *data, size_t n);           /* data: ...\n\n */
+int sse_write_data(buf *out, const char *data, size_t n); /* data: ...\n\n */
 int sse_write_event(buf *out, const char *event, const char *data, size_t n);
-int sse_write_done(buf *out);                                       /* data: [DONE]\n\n */
-int sse_write_comment(buf *out, const char *text);                  /* : text\n\n (keep-alive) */
+int sse_write_done(buf *out);                      /* data: [DONE]\n\n */
+int sse_write_comment(buf *out, const char *text); /* : text\n\n (keep-alive) */
 
 #endif

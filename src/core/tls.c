@@ -21,8 +21,8 @@
 #include <string.h>
 
 #define TLS12_CIPHERS "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:" \
-	"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:" \
-	"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+		      "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:" \
+		      "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
 
 struct tls_ctx {
 	SSL_CTX *ssl_ctx;
@@ -32,7 +32,7 @@ struct tls_ctx {
 
 struct tls_conn {
 	SSL *ssl;
-	int want;              /* EV_READ / EV_WRITE */
+	int want; /* EV_READ / EV_WRITE */
 	int client;
 	char err[200];
 };
@@ -65,11 +65,11 @@ static tls_ctx *ctx_base(int client, char *err, size_t err_len)
 	}
 	SSL_CTX_set_min_proto_version(t->ssl_ctx, TLS1_2_VERSION);
 	SSL_CTX_set_options(t->ssl_ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
-					SSL_OP_CIPHER_SERVER_PREFERENCE);
+						SSL_OP_CIPHER_SERVER_PREFERENCE);
 	/* Partial writes, and a buffer that may move between a write that said
 	 * "again" and its retry (the caller's output buffer grows by realloc). */
 	SSL_CTX_set_mode(t->ssl_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
-				     SSL_MODE_RELEASE_BUFFERS);
+					     SSL_MODE_RELEASE_BUFFERS);
 	if (!SSL_CTX_set_cipher_list(t->ssl_ctx, TLS12_CIPHERS)) {
 		ossl_reason(err, err_len, "cipher list");
 		SSL_CTX_free(t->ssl_ctx);
@@ -299,7 +299,10 @@ ssize_t tls_read(tls_conn *t, void *dst, size_t len)
 	int rc = SSL_read_ex(t->ssl, dst, len, &got);
 	if (rc == 1) return (ssize_t)got;
 	int m = map_error(t, rc, "read");
-	if (m == 1) { errno = EAGAIN; return -1; }
+	if (m == 1) {
+		errno = EAGAIN;
+		return -1;
+	}
 	if (m == 0) return 0;
 	/* A peer that closes without close_notify: an EOF, as for plain TCP
 	 * (HTTP frames its own messages). */
@@ -317,7 +320,10 @@ ssize_t tls_write(tls_conn *t, const void *src, size_t len)
 	int rc = SSL_write_ex(t->ssl, src, len, &put);
 	if (rc == 1) return (ssize_t)put;
 	int m = map_error(t, rc, "write");
-	if (m == 1) { errno = EAGAIN; return -1; }
+	if (m == 1) {
+		errno = EAGAIN;
+		return -1;
+	}
 	errno = m == 0 ? EPIPE : (errno ? errno : EPIPE);
 	return -1;
 }

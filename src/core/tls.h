@@ -32,17 +32,17 @@ typedef struct tls_ctx tls_ctx;
 typedef struct tls_conn tls_conn;
 
 typedef struct tls_server_opts {
-	const char *cert_file;       /* PEM chain, leaf first (required) */
-	const char *key_file;        /* PEM private key (required) */
-	const char *client_ca_file;  /* PEM CAs: clients must show a certificate they signed (mutual TLS); NULL = none asked */
-	const char *ciphers;         /* TLS 1.2 cipher list; NULL = the defaults above */
-	int alpn_h2;                 /* offer "h2" before "http/1.1" in ALPN */
+	const char *cert_file;      /* PEM chain, leaf first (required) */
+	const char *key_file;       /* PEM private key (required) */
+	const char *client_ca_file; /* PEM CAs: clients must show a certificate they signed (mutual TLS); NULL = none asked */
+	const char *ciphers;        /* TLS 1.2 cipher list; NULL = the defaults above */
+	int alpn_h2;                /* offer "h2" before "http/1.1" in ALPN */
 } tls_server_opts;
 
 typedef struct tls_client_opts {
-	const char *ca_file;         /* PEM CAs to trust; NULL = the system store */
-	int insecure;                /* 1: do not verify the peer (tests against self-signed only) */
-	const char *cert_file;       /* client certificate for mutual TLS, or NULL */
+	const char *ca_file;   /* PEM CAs to trust; NULL = the system store */
+	int insecure;          /* 1: do not verify the peer (tests against self-signed only) */
+	const char *cert_file; /* client certificate for mutual TLS, or NULL */
 	const char *key_file;
 } tls_client_opts;
 

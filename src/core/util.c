@@ -94,11 +94,20 @@ static int parse_decimal(const char *s, double *out, const char **end)
 	const char *p = s;
 	double v = 0;
 	int digits = 0;
-	while (*p >= '0' && *p <= '9') { v = v * 10 + (*p - '0'); p++; digits++; }
+	while (*p >= '0' && *p <= '9') {
+		v = v * 10 + (*p - '0');
+		p++;
+		digits++;
+	}
 	if (*p == '.') {
 		double f = 0.1;
 		p++;
-		while (*p >= '0' && *p <= '9') { v += (*p - '0') * f; f /= 10; p++; digits++; }
+		while (*p >= '0' && *p <= '9') {
+			v += (*p - '0') * f;
+			f /= 10;
+			p++;
+			digits++;
+		}
 	}
 	if (!digits) return -1;
 	*out = v;
@@ -134,12 +143,26 @@ int parse_size_bytes(const char *s, uint64_t *bytes)
 	double v;
 	const char *p;
 	if (parse_decimal(s, &v, &p) < 0) return -1;
-	static const struct { const char *sfx; double mult; } units[] = {
-		{ "", 1 }, { "B", 1 },
-		{ "K", 1024.0 }, { "KiB", 1024.0 }, { "KB", 1e3 }, { "k", 1024.0 }, { "kB", 1e3 },
-		{ "M", 1048576.0 }, { "MiB", 1048576.0 }, { "MB", 1e6 },
-		{ "G", 1073741824.0 }, { "GiB", 1073741824.0 }, { "GB", 1e9 },
-		{ "T", 1099511627776.0 }, { "TiB", 1099511627776.0 }, { "TB", 1e12 },
+	static const struct {
+		const char *sfx;
+		double mult;
+	} units[] = {
+		{"", 1},
+		{"B", 1},
+		{"K", 1024.0},
+		{"KiB", 1024.0},
+		{"KB", 1e3},
+		{"k", 1024.0},
+		{"kB", 1e3},
+		{"M", 1048576.0},
+		{"MiB", 1048576.0},
+		{"MB", 1e6},
+		{"G", 1073741824.0},
+		{"GiB", 1073741824.0},
+		{"GB", 1e9},
+		{"T", 1099511627776.0},
+		{"TiB", 1099511627776.0},
+		{"TB", 1e12},
 	};
 	for (size_t i = 0; i < ARRAY_LEN(units); i++) {
 		if (!strcmp(p, units[i].sfx)) {
@@ -223,10 +246,10 @@ char *util_read_file(const char *path, size_t max_bytes, size_t *len, char *err,
 	if (cap > max_bytes) cap = max_bytes;
 	char *b = malloc(cap + 1);
 	size_t n = 0;
-	int oom = !b, over = 0, e = 0;   /* e: the errno of a failed read */
+	int oom = !b, over = 0, e = 0; /* e: the errno of a failed read */
 	while (!oom) {
 		if (n == cap) {
-			if (cap == max_bytes) {   /* full: one more byte says whether it is larger */
+			if (cap == max_bytes) { /* full: one more byte says whether it is larger */
 				char c;
 				ssize_t k = read(fd, &c, 1);
 				if (k < 0 && errno == EINTR) continue;
@@ -236,7 +259,10 @@ char *util_read_file(const char *path, size_t max_bytes, size_t *len, char *err,
 			}
 			size_t nc = cap > max_bytes / 2 ? max_bytes : cap * 2;
 			char *nb = realloc(b, nc + 1);
-			if (!nb) { oom = 1; break; }
+			if (!nb) {
+				oom = 1;
+				break;
+			}
 			b = nb;
 			cap = nc;
 		}
@@ -252,7 +278,8 @@ char *util_read_file(const char *path, size_t max_bytes, size_t *len, char *err,
 		if (oom) util_errf(err, errlen, "%s: out of memory", path);
 		else if (over) util_errf(err, errlen, "%s: larger than %zu bytes", path, max_bytes);
 		else util_errf(err, errlen, "%s: read: %s", path, strerror(e));
-		errno = oom ? ENOMEM : over ? EFBIG : e;
+		errno = oom ? ENOMEM : over ? EFBIG
+					    : e;
 		return NULL;
 	}
 	b[n] = 0;

@@ -13,12 +13,15 @@
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
 
 /* Invariant checks: a broken invariant is a bug, reported with its place, then abort. */
-#define BUG_ON(cond) do { if (cond) util_bug(__FILE__, __LINE__, #cond); } while (0)
+#define BUG_ON(cond) \
+	do { \
+		if (cond) util_bug(__FILE__, __LINE__, #cond); \
+	} while (0)
 void util_bug(const char *file, int line, const char *expr) __attribute__((noreturn));
 
-uint64_t time_mono_ns(void);     /* CLOCK_MONOTONIC */
+uint64_t time_mono_ns(void); /* CLOCK_MONOTONIC */
 uint64_t time_mono_ms(void);
-uint64_t time_wall_ms(void);     /* CLOCK_REALTIME, ms since the epoch */
+uint64_t time_wall_ms(void); /* CLOCK_REALTIME, ms since the epoch */
 double time_wall_s(void);
 
 /* A fast, well-mixed 64-bit hash of bytes with a seed (for chained block

@@ -17,40 +17,40 @@
 #include <stdint.h>
 #include "core/prom.h"
 
-#define VLLM_MAX_FINISH 8      /* finished_reason label values */
+#define VLLM_MAX_FINISH 8 /* finished_reason label values */
 
 typedef struct vllm_metrics_opts {
-	const char *model_name;                /* model_name label; must outlive the registry */
+	const char *model_name; /* model_name label; must outlive the registry */
 	/* finished_reason values of vllm:request_success_total, one series each, in
 	 * this order (e.g. "stop", "length", "abort"). At most VLLM_MAX_FINISH. */
 	const char *const *finish_reasons;
 	size_t n_finish_reasons;
-	int with_tpot;                         /* also vllm:time_per_output_token_seconds */
-	int cache_info_cpu_blocks;             /* cache_config_info has num_cpu_blocks too */
+	int with_tpot;             /* also vllm:time_per_output_token_seconds */
+	int cache_info_cpu_blocks; /* cache_config_info has num_cpu_blocks too */
 } vllm_metrics_opts;
 
 /* The totals a program keeps, read when metrics are written. */
 typedef struct vllm_metrics_totals {
-	double running, waiting;               /* requests now */
-	double kv_usage;                       /* 0..1 */
-	uint64_t prefix_queries_total, prefix_hits_total;    /* tokens */
+	double running, waiting;                          /* requests now */
+	double kv_usage;                                  /* 0..1 */
+	uint64_t prefix_queries_total, prefix_hits_total; /* tokens */
 	uint64_t prompt_tokens_total, generation_tokens_total;
 	uint64_t preemptions_total;
-	uint64_t finished_total[VLLM_MAX_FINISH];            /* by opts.finish_reasons */
+	uint64_t finished_total[VLLM_MAX_FINISH]; /* by opts.finish_reasons */
 } vllm_metrics_totals;
 
 /* The series of one engine. Owner: the program's metrics; the series belong
  * to the registry and die with it. */
 typedef struct vllm_metrics {
-	prom_series *running, *waiting, *kv_usage;                         /* gauges */
-	prom_series *prefix_queries, *prefix_hits, *preemptions;           /* counters */
+	prom_series *running, *waiting, *kv_usage;               /* gauges */
+	prom_series *prefix_queries, *prefix_hits, *preemptions; /* counters */
 	prom_series *prompt_tokens, *generation_tokens;
 	prom_series *success[VLLM_MAX_FINISH];
-	prom_series *ttft, *itl, *tpot, *e2e, *queue;                      /* histograms, seconds */
-	prom_family *cache_info;               /* series set by vllm_metrics_cache_info */
+	prom_series *ttft, *itl, *tpot, *e2e, *queue; /* histograms, seconds */
+	prom_family *cache_info;                      /* series set by vllm_metrics_cache_info */
 	int cache_info_cpu_blocks;
 	size_t n_finish;
-	vllm_metrics_totals exported;          /* counter totals already added */
+	vllm_metrics_totals exported; /* counter totals already added */
 } vllm_metrics;
 
 /* Registers every family on reg, in vLLM's order, and creates the series of

@@ -20,16 +20,16 @@
 #include <string.h>
 
 typedef struct waiting {
-	gw_call *c;                    /* holds its tenant (c->tenant) while it waits */
+	gw_call *c; /* holds its tenant (c->tenant) while it waits */
 	int priority;
-	char objective[GW_NAME_LEN];   /* a copy: the configuration may be freed by a reload meanwhile */
+	char objective[GW_NAME_LEN]; /* a copy: the configuration may be freed by a reload meanwhile */
 	uint64_t since_ms, deadline_ms;
 } waiting;
 
 static struct {
 	waiting *v;
 	size_t n, cap;
-	uint64_t turn;                 /* fair queuing: counts releases; a tenant's served_seq is its last */
+	uint64_t turn; /* fair queuing: counts releases; a tenant's served_seq is its last */
 } queue;
 
 size_t admission_queued(const gw *g) { return queue.n; }
@@ -216,10 +216,11 @@ size_t admission_tick(gw *g, uint64_t now_ms, gw_call **calls, admission_verdict
 		for (size_t i = 0; i < queue.n; i++) {
 			const waiting *w = &queue.v[i];
 			size_t k;
-			for (k = 0; k < n_blocked && blocked[k] != w->c->pool; k++);
+			for (k = 0; k < n_blocked && blocked[k] != w->c->pool; k++)
+				;
 			if (k < n_blocked) continue;
 			const tenant_state *t = w->c->tenant;
-			cand[m] = (admission_cand){ w->priority, now_ms - w->since_ms, t ? t->id : 0, t ? t->served_seq : 0 };
+			cand[m] = (admission_cand){w->priority, now_ms - w->since_ms, t ? t->id : 0, t ? t->served_seq : 0};
 			idx[m++] = i;
 		}
 		if (!m) break;
@@ -227,7 +228,8 @@ size_t admission_tick(gw *g, uint64_t now_ms, gw_call **calls, admission_verdict
 		waiting *w = &queue.v[i];
 		gw_call *c = w->c;
 		size_t k;
-		for (k = 0; k < n_pools && released_pool[k] != c->pool; k++);
+		for (k = 0; k < n_pools && released_pool[k] != c->pool; k++)
+			;
 		int room = k < n_pools ? released_n[k] < ADMISSION_RELEASE_PER_TICK : n_pools < ARRAY_LEN(released_pool);
 		if (!room || picker_pool_saturated(c->pool, now_ms)) {
 			if (n_blocked == ARRAY_LEN(blocked)) break;

@@ -37,11 +37,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define ADMISSION_AGING_MS 1000        /* one priority level gained per second waited */
-#define ADMISSION_MAX_QUEUED 10000     /* every queue of the gateway together */
-#define ADMISSION_RELEASE_PER_TICK 16  /* waiting requests let go per pool per tick */
+#define ADMISSION_AGING_MS 1000       /* one priority level gained per second waited */
+#define ADMISSION_MAX_QUEUED 10000    /* every queue of the gateway together */
+#define ADMISSION_RELEASE_PER_TICK 16 /* waiting requests let go per pool per tick */
 
-enum admission_action { ADMISSION_ADMIT = 0, ADMISSION_QUEUE, ADMISSION_SHED };
+enum admission_action { ADMISSION_ADMIT = 0,
+			ADMISSION_QUEUE,
+			ADMISSION_SHED };
 
 /* What to do with a request of priority when the pool is (or is not)
  * saturated and its objective's queue holds queued of queue_cap. */
@@ -51,10 +53,10 @@ double admission_rank(int priority, uint64_t waited_ms);
 
 /* A waiting request as admission_next sees it. */
 typedef struct admission_cand {
-	int priority;                  /* its objective's plus its tenant's */
+	int priority; /* its objective's plus its tenant's */
 	uint64_t waited_ms;
-	uint32_t tenant;               /* tenant id */
-	uint64_t tenant_served;        /* its tenant's turn counter when last served (0: never) */
+	uint32_t tenant;        /* tenant id */
+	uint64_t tenant_served; /* its tenant's turn counter when last served (0: never) */
 } admission_cand;
 /* Which of v[0..n) (n > 0) leaves first: the priority of the best aged rank;
  * within it, with fair set, the tenant served longest ago (then the lowest
@@ -67,11 +69,11 @@ struct tenant_state;
 
 /* What the proxy does with a request. */
 typedef struct admission_verdict {
-	int action;                    /* enum admission_action */
-	int status;                    /* ADMISSION_SHED: 400 (unknown objective) or 429 */
-	char headers[64];              /* ADMISSION_SHED 429: "Retry-After: N\r\n"; else "" */
-	const char *type;              /* the error's type when not the status's own (static); NULL */
-	char msg[384];                 /* ADMISSION_SHED: the OpenAI-style error's message */
+	int action;       /* enum admission_action */
+	int status;       /* ADMISSION_SHED: 400 (unknown objective) or 429 */
+	char headers[64]; /* ADMISSION_SHED 429: "Retry-After: N\r\n"; else "" */
+	const char *type; /* the error's type when not the status's own (static); NULL */
+	char msg[384];    /* ADMISSION_SHED: the OpenAI-style error's message */
 } admission_verdict;
 
 /* The verdict on a routed request, into v: ADMISSION_ADMIT (send it on),

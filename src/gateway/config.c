@@ -110,7 +110,10 @@ static int get_name(cfg_ctx *c, const json_val *obj, const char *path, const cha
 	const char *s;
 	int r = cfg_str(c, obj, path, key, required, dflt, &s);
 	if (r < 0) return -1;
-	if (!s) { dst[0] = 0; return r; }
+	if (!s) {
+		dst[0] = 0;
+		return r;
+	}
 	char full[256];
 	cfg_path(full, sizeof(full), path, key);
 	if (strlen(s) >= size) {
@@ -248,7 +251,8 @@ static void parse_backend(cfg_ctx *c, const json_val *b, const char *path, gw_ba
 /* Takes an "https://" or "http://" prefix off addr in place: 1 for https. */
 static int address_scheme(char *addr)
 {
-	size_t skip = !strncasecmp(addr, "https://", 8) ? 8 : !strncasecmp(addr, "http://", 7) ? 7 : 0;
+	size_t skip = !strncasecmp(addr, "https://", 8) ? 8 : !strncasecmp(addr, "http://", 7) ? 7
+											       : 0;
 	if (skip) memmove(addr, addr + skip, strlen(addr + skip) + 1);
 	size_t n = strlen(addr);
 	if (skip && n && addr[n - 1] == '/') addr[n - 1] = 0; /* "https://host:port/" */
@@ -265,8 +269,9 @@ static void parse_endpoint(cfg_ctx *c, const gw_config *cfg, const json_val *e, 
 	char full[256], how[16];
 	/* resolve: dns | srv | kubernetes (discovery.h); absent: the address as it is */
 	if (get_name(c, e, path, "resolve", 0, NULL, NULL, NULL, how, sizeof(how)) > 0) {
-		out->resolve = !strcmp(how, "dns") ? GW_RESOLVE_DNS : !strcmp(how, "srv") ? GW_RESOLVE_SRV
-			     : !strcmp(how, "kubernetes") ? GW_RESOLVE_KUBERNETES : -1;
+		out->resolve = !strcmp(how, "dns") ? GW_RESOLVE_DNS : !strcmp(how, "srv")  ? GW_RESOLVE_SRV
+							      : !strcmp(how, "kubernetes") ? GW_RESOLVE_KUBERNETES
+											   : -1;
 		cfg_path(full, sizeof(full), path, "resolve");
 		if (out->resolve < 0) cfg_fail(c, json_get(e, "resolve"), full, "\"%s\" is not dns, srv or kubernetes", how);
 	}
@@ -277,7 +282,7 @@ static void parse_endpoint(cfg_ctx *c, const gw_config *cfg, const json_val *e, 
 	}
 	if (get_name(c, e, path, "address", 1, NULL, NULL, NULL, out->address, sizeof(out->address)) > 0)
 		out->tls = address_scheme(out->address);
-	if (out->address[0] && out->resolve != GW_RESOLVE_SRV) {   /* an SRV name carries no port */
+	if (out->address[0] && out->resolve != GW_RESOLVE_SRV) { /* an SRV name carries no port */
 		cfg_path(full, sizeof(full), path, "address");
 		check_hostport(c, json_get(e, "address"), full, out->address, 0);
 	}
@@ -318,7 +323,7 @@ static void parse_pool(cfg_ctx *c, const gw_config *cfg, const json_val *p, cons
 			const json_val *m = json_at(models, i);
 			char mp[256];
 			cfg_path_index(mp, sizeof(mp), sub, i);
-			const char *s = json_cstr(m);   /* NULL for a name with a NUL inside */
+			const char *s = json_cstr(m); /* NULL for a name with a NUL inside */
 			if (!s || !model_ok(s) || strlen(s) >= GW_NAME_LEN) {
 				cfg_fail(c, m, mp, "must be a model name (a string without spaces)");
 				continue;
@@ -593,7 +598,8 @@ static void parse_root(cfg_ctx *c, const json_val *root, gw_config *cfg)
 	const char *sh;
 	if (cfg_str(c, root, "", "session_header", 0, cfg->session_header, &sh) >= 0) {
 		size_t i;
-		for (i = 0; sh[i] && sh[i] > 0x20 && sh[i] < 0x7f && sh[i] != ':'; i++);
+		for (i = 0; sh[i] && sh[i] > 0x20 && sh[i] < 0x7f && sh[i] != ':'; i++)
+			;
 		if (sh[i] || i >= sizeof(cfg->session_header)) cfg_fail(c, json_get(root, "session_header"), "session_header", "must be a header name (\"\" = off)");
 		else if (sh != cfg->session_header) str_copy(cfg->session_header, sh, sizeof(cfg->session_header));
 	}
@@ -603,7 +609,10 @@ static void parse_root(cfg_ctx *c, const json_val *root, gw_config *cfg)
 	if (pools && json_count(pools) > GW_MAX_POOLS) cfg_fail(c, pools, "pools", "more than %d pools", GW_MAX_POOLS);
 	if (pools && json_count(pools) && json_count(pools) <= GW_MAX_POOLS) {
 		cfg->pools = calloc(json_count(pools), sizeof(*cfg->pools));
-		if (!cfg->pools) { cfg_fail(c, pools, "pools", "out of memory"); return; }
+		if (!cfg->pools) {
+			cfg_fail(c, pools, "pools", "out of memory");
+			return;
+		}
 		for (size_t i = 0; i < json_count(pools); i++) {
 			char p[64];
 			cfg_path_index(p, sizeof(p), "pools", i);
@@ -623,7 +632,10 @@ static void parse_root(cfg_ctx *c, const json_val *root, gw_config *cfg)
 	}
 	if (routes && json_count(routes)) {
 		cfg->routes = calloc(json_count(routes), sizeof(*cfg->routes));
-		if (!cfg->routes) { cfg_fail(c, routes, "routes", "out of memory"); return; }
+		if (!cfg->routes) {
+			cfg_fail(c, routes, "routes", "out of memory");
+			return;
+		}
 		for (size_t i = 0; i < json_count(routes); i++) {
 			char p[64];
 			cfg_path_index(p, sizeof(p), "routes", i);

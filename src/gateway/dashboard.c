@@ -36,34 +36,34 @@ __asm__(".section .rodata\n"
 extern const char dashboard_html[];
 extern const char dashboard_html_end[];
 
-#define DASH_OUT_MAX_BYTES (4u << 20)  /* one message built for every viewer */
-#define DASH_SAMPLE_EVERY 4            /* ticks per sample */
-#define DASH_SHARE_DECAY 0.8           /* per second: shares weigh about the last 5 s */
+#define DASH_OUT_MAX_BYTES (4u << 20) /* one message built for every viewer */
+#define DASH_SAMPLE_EVERY 4           /* ticks per sample */
+#define DASH_SHARE_DECAY 0.8          /* per second: shares weigh about the last 5 s */
 #define DASH_MAX_OBJECTIVES 16
 
 /* One second of one pool. */
 typedef struct dash_point {
 	float req_s, err_s, shed_s;
-	float ttfb_p50_ms, ttfb_p99_ms;        /* -1: no request this second */
+	float ttfb_p50_ms, ttfb_p99_ms; /* -1: no request this second */
 	float out_kib_s;
-	float tok_s;                           /* generated tokens/s as the servers count them; -1: unknown */
+	float tok_s; /* generated tokens/s as the servers count them; -1: unknown */
 } dash_point;
 
 /* The samples of one pool (by name: a reload keeps its history). */
 typedef struct dash_series {
 	char pool[GW_NAME_LEN];
 	int used;
-	dash_point pts[DASH_HISTORY_SAMPLES];  /* ring, aligned with dash.t */
+	dash_point pts[DASH_HISTORY_SAMPLES]; /* ring, aligned with dash.t */
 	/* this second so far */
 	uint32_t req, err, shed;
 	uint64_t out_bytes;
 	uint32_t n_ttfb;
 	float ttfb_ms[DASH_TTFB_SAMPLES];
-	double served[DASH_MAX_RANKS];         /* decayed counts by region rank */
+	double served[DASH_MAX_RANKS]; /* decayed counts by region rank */
 	/* the servers' generation counters at the last sample (tokens/s) */
 	double gen_prev;
 	uint64_t gen_prev_sig, gen_prev_ms;
-	float tok_s;                           /* for the next point; -1: unknown */
+	float tok_s; /* for the next point; -1: unknown */
 	/* the region states last seen (spill and return events) */
 	const gw_pool *seen_pool;
 	uint64_t spills_seen[DASH_MAX_RANKS], returns_seen[DASH_MAX_RANKS];
@@ -71,17 +71,17 @@ typedef struct dash_series {
 
 typedef struct dash_objective {
 	char name[GW_NAME_LEN];
-	uint32_t req, shed;                    /* this second */
-	float req_s, shed_s;                   /* the last second */
+	uint32_t req, shed;  /* this second */
+	float req_s, shed_s; /* the last second */
 } dash_objective;
 
 /* One tenant's traffic, found by its tenant_state's id (a reload keeps the
  * state, so the history goes on). */
 typedef struct dash_tenant {
-	uint32_t id;                           /* 0: a free slot */
-	uint64_t first_sample;                 /* dash.samples when it was first seen */
-	uint64_t ended, errors, shed, tokens;  /* the tenant's totals at the last sample */
-	float req_s, err_s, shed_s, tok_s;     /* the last second */
+	uint32_t id;                          /* 0: a free slot */
+	uint64_t first_sample;                /* dash.samples when it was first seen */
+	uint64_t ended, errors, shed, tokens; /* the tenant's totals at the last sample */
+	float req_s, err_s, shed_s, tok_s;    /* the last second */
 	/* ring: the point of sample k at k % DASH_TENANT_HISTORY */
 	float req_hist[DASH_TENANT_HISTORY], err_hist[DASH_TENANT_HISTORY], shed_hist[DASH_TENANT_HISTORY];
 } dash_tenant;
@@ -91,7 +91,7 @@ typedef struct dash_tenant {
 /* A stream. Slot free when r is NULL. */
 typedef struct dash_viewer {
 	httpd_req *r;
-	int closing;                           /* dropped or ended: on_close follows */
+	int closing; /* dropped or ended: on_close follows */
 } dash_viewer;
 
 static struct {
@@ -99,19 +99,19 @@ static struct {
 	uint64_t timer;
 	unsigned ticks;
 	int state_dirty;
-	uint64_t sent_id;                      /* the newest event sent to the viewers */
-	uint32_t sent_count;                   /* its count then */
-	uint64_t t_s[DASH_HISTORY_SAMPLES];    /* wall seconds of each sample */
-	size_t head, n;                        /* ring of samples: oldest at head */
-	uint64_t samples;                      /* samples taken since boot */
+	uint64_t sent_id;                   /* the newest event sent to the viewers */
+	uint32_t sent_count;                /* its count then */
+	uint64_t t_s[DASH_HISTORY_SAMPLES]; /* wall seconds of each sample */
+	size_t head, n;                     /* ring of samples: oldest at head */
+	uint64_t samples;                   /* samples taken since boot */
 	dash_series series[DASH_MAX_POOLS];
 	dash_objective objectives[DASH_MAX_OBJECTIVES];
 	size_t n_objectives;
 	dash_tenant tenants[DASH_TENANT_SLOTS];
 	dash_viewer viewers[DASH_MAX_VIEWERS_LIMIT];
 	size_t n_viewers;
-	buf json;                              /* a message's data as it is built */
-	buf out;                               /* one message for every viewer */
+	buf json; /* a message's data as it is built */
+	buf out;  /* one message for every viewer */
 	prom_series *m_viewers, *m_dropped, *m_refused;
 } dash;
 
@@ -408,22 +408,41 @@ static void write_tenant(gw *g, json_w *w, const tenant_state *t)
 {
 	const dash_tenant *d = tenant_slot(t->id);
 	jw_obj_begin(w);
-	jw_key(w, "name"); jw_str(w, t->name);
-	jw_key(w, "anonymous"); jw_bool(w, t == tenant_at(0));
-	jw_key(w, "priority"); jw_int(w, t->priority);
-	jw_key(w, "req_s"); jw_double(w, d ? d->req_s : 0);
-	jw_key(w, "err_s"); jw_double(w, d ? d->err_s : 0);
-	jw_key(w, "shed_s"); jw_double(w, d ? d->shed_s : 0);
-	jw_key(w, "tok_s"); jw_double(w, d ? d->tok_s : 0);
-	jw_key(w, "requests_total"); jw_uint(w, t->ended_total);
-	jw_key(w, "errors_total"); jw_uint(w, t->errors_total);
-	jw_key(w, "shed_total"); jw_uint(w, t->shed_total);
-	jw_key(w, "tokens_total"); jw_uint(w, t->tokens_total);
-	jw_key(w, "in_flight"); jw_uint(w, t->in_flight);
-	jw_key(w, "max_in_flight"); if (t->max_in_flight) jw_uint(w, t->max_in_flight); else jw_null(w);
-	jw_key(w, "queued"); jw_uint(w, admission_queued_tenant(g, t));
-	jw_key(w, "requests_per_second"); if (t->requests_per_second > 0) jw_double(w, t->requests_per_second); else jw_null(w);
-	jw_key(w, "tokens_per_minute"); if (t->tokens_per_minute) jw_uint(w, t->tokens_per_minute); else jw_null(w);
+	jw_key(w, "name");
+	jw_str(w, t->name);
+	jw_key(w, "anonymous");
+	jw_bool(w, t == tenant_at(0));
+	jw_key(w, "priority");
+	jw_int(w, t->priority);
+	jw_key(w, "req_s");
+	jw_double(w, d ? d->req_s : 0);
+	jw_key(w, "err_s");
+	jw_double(w, d ? d->err_s : 0);
+	jw_key(w, "shed_s");
+	jw_double(w, d ? d->shed_s : 0);
+	jw_key(w, "tok_s");
+	jw_double(w, d ? d->tok_s : 0);
+	jw_key(w, "requests_total");
+	jw_uint(w, t->ended_total);
+	jw_key(w, "errors_total");
+	jw_uint(w, t->errors_total);
+	jw_key(w, "shed_total");
+	jw_uint(w, t->shed_total);
+	jw_key(w, "tokens_total");
+	jw_uint(w, t->tokens_total);
+	jw_key(w, "in_flight");
+	jw_uint(w, t->in_flight);
+	jw_key(w, "max_in_flight");
+	if (t->max_in_flight) jw_uint(w, t->max_in_flight);
+	else jw_null(w);
+	jw_key(w, "queued");
+	jw_uint(w, admission_queued_tenant(g, t));
+	jw_key(w, "requests_per_second");
+	if (t->requests_per_second > 0) jw_double(w, t->requests_per_second);
+	else jw_null(w);
+	jw_key(w, "tokens_per_minute");
+	if (t->tokens_per_minute) jw_uint(w, t->tokens_per_minute);
+	else jw_null(w);
 	jw_obj_end(w);
 }
 
@@ -432,10 +451,14 @@ static void write_tenants(gw *g, json_w *w)
 	const tenant_state *v[DASH_MAX_TENANTS];
 	size_t n;
 	size_t total = tenants_shown(g, v, &n);
-	jw_key(w, "tenants_configured"); jw_uint(w, g->cfg->n_tenants);
-	jw_key(w, "tenants_total"); jw_uint(w, total);
-	jw_key(w, "tenants_max"); jw_uint(w, DASH_MAX_TENANTS);
-	jw_key(w, "tenants"); jw_arr_begin(w);
+	jw_key(w, "tenants_configured");
+	jw_uint(w, g->cfg->n_tenants);
+	jw_key(w, "tenants_total");
+	jw_uint(w, total);
+	jw_key(w, "tenants_max");
+	jw_uint(w, DASH_MAX_TENANTS);
+	jw_key(w, "tenants");
+	jw_arr_begin(w);
 	for (size_t i = 0; i < n; i++) write_tenant(g, w, v[i]);
 	jw_arr_end(w);
 }
@@ -454,10 +477,14 @@ static void write_tenant_history(gw *g, json_w *w)
 		const dash_tenant *d = tenant_slot(v[i]->id);
 		if (!d) continue;
 		size_t own = tenant_points(d);
-		jw_key(w, v[i]->name); jw_obj_begin(w);
+		jw_key(w, v[i]->name);
+		jw_obj_begin(w);
 		for (int k = 0; k < 3; k++) {
-			const float *h = k == 0 ? d->req_hist : k == 1 ? d->err_hist : d->shed_hist;
-			jw_key(w, k == 0 ? "req_s" : k == 1 ? "err_s" : "shed_s"); jw_arr_begin(w);
+			const float *h = k == 0 ? d->req_hist : k == 1 ? d->err_hist
+								       : d->shed_hist;
+			jw_key(w, k == 0 ? "req_s" : k == 1 ? "err_s"
+							    : "shed_s");
+			jw_arr_begin(w);
 			for (size_t j = 0; j < len; j++) {
 				size_t back = len - 1 - j; /* samples before the newest */
 				if (back >= own) jw_null(w);
@@ -486,74 +513,118 @@ static void write_endpoint(json_w *w, const gw_endpoint *e, uint64_t now)
 	scrape_stats st;
 	scrape_get_stats(e, &st);
 	jw_obj_begin(w);
-	jw_key(w, "address"); jw_str(w, e->address);
-	jw_key(w, "region"); jw_str(w, e->region);
-	jw_key(w, "state"); jw_str(w, endpoint_state(e, now));
-	jw_key(w, "state_for_ms"); jw_uint(w, now - e->state_since_ms);
-	jw_key(w, "last_check"); jw_str(w, e->last_check);
-	jw_key(w, "in_flight"); jw_uint(w, e->in_flight);
-	jw_key(w, "requests_total"); jw_uint(w, e->requests_total);
-	jw_key(w, "failures_total"); jw_uint(w, e->failures_total);
-	jw_key(w, "scraping"); jw_bool(w, st.enabled);
-	jw_key(w, "utilization"); jw_double(w, util);
-	jw_key(w, "stale"); jw_bool(w, stale);
-	jw_key(w, "age_ms"); jw_int(w, scrape_age_ms(e, now));
-	jw_key(w, "kv_usage"); if (sv && (sv->has & SCRAPE_HAS_KV)) jw_double(w, sv->kv_usage); else jw_null(w);
-	jw_key(w, "waiting"); if (sv && (sv->has & SCRAPE_HAS_WAITING)) jw_double(w, sv->waiting); else jw_null(w);
-	jw_key(w, "running"); if (sv && (sv->has & SCRAPE_HAS_RUNNING)) jw_double(w, sv->running); else jw_null(w);
+	jw_key(w, "address");
+	jw_str(w, e->address);
+	jw_key(w, "region");
+	jw_str(w, e->region);
+	jw_key(w, "state");
+	jw_str(w, endpoint_state(e, now));
+	jw_key(w, "state_for_ms");
+	jw_uint(w, now - e->state_since_ms);
+	jw_key(w, "last_check");
+	jw_str(w, e->last_check);
+	jw_key(w, "in_flight");
+	jw_uint(w, e->in_flight);
+	jw_key(w, "requests_total");
+	jw_uint(w, e->requests_total);
+	jw_key(w, "failures_total");
+	jw_uint(w, e->failures_total);
+	jw_key(w, "scraping");
+	jw_bool(w, st.enabled);
+	jw_key(w, "utilization");
+	jw_double(w, util);
+	jw_key(w, "stale");
+	jw_bool(w, stale);
+	jw_key(w, "age_ms");
+	jw_int(w, scrape_age_ms(e, now));
+	jw_key(w, "kv_usage");
+	if (sv && (sv->has & SCRAPE_HAS_KV)) jw_double(w, sv->kv_usage);
+	else jw_null(w);
+	jw_key(w, "waiting");
+	if (sv && (sv->has & SCRAPE_HAS_WAITING)) jw_double(w, sv->waiting);
+	else jw_null(w);
+	jw_key(w, "running");
+	if (sv && (sv->has & SCRAPE_HAS_RUNNING)) jw_double(w, sv->running);
+	else jw_null(w);
 	jw_obj_end(w);
 }
 
 static void write_state(gw *g, json_w *w)
 {
 	uint64_t now = ev_now_ms(g->loop);
-	jw_key(w, "region"); jw_str(w, g->cfg->region);
-	jw_key(w, "now_ms"); jw_uint(w, time_wall_ms());
-	jw_key(w, "draining"); jw_bool(w, g->draining);
-	jw_key(w, "in_flight"); jw_uint(w, g->in_flight);
-	jw_key(w, "connections"); jw_uint(w, httpd_connections(g->httpd));
-	jw_key(w, "queued"); jw_uint(w, admission_queued(g));
-	jw_key(w, "viewers"); jw_uint(w, dash.n_viewers);
-	jw_key(w, "reloads_total"); jw_uint(w, g->reloads_total);
+	jw_key(w, "region");
+	jw_str(w, g->cfg->region);
+	jw_key(w, "now_ms");
+	jw_uint(w, time_wall_ms());
+	jw_key(w, "draining");
+	jw_bool(w, g->draining);
+	jw_key(w, "in_flight");
+	jw_uint(w, g->in_flight);
+	jw_key(w, "connections");
+	jw_uint(w, httpd_connections(g->httpd));
+	jw_key(w, "queued");
+	jw_uint(w, admission_queued(g));
+	jw_key(w, "viewers");
+	jw_uint(w, dash.n_viewers);
+	jw_key(w, "reloads_total");
+	jw_uint(w, g->reloads_total);
 	write_tenants(g, w);
-	jw_key(w, "objectives"); jw_arr_begin(w);
+	jw_key(w, "objectives");
+	jw_arr_begin(w);
 	for (size_t i = 0; i < g->cfg->n_objectives; i++) {
 		const gw_objective_cfg *oc = &g->cfg->objectives[i];
 		const dash_objective *o = NULL;
 		for (size_t k = 0; k < dash.n_objectives && !o; k++)
 			if (!strcmp(dash.objectives[k].name, oc->name)) o = &dash.objectives[k];
 		jw_obj_begin(w);
-		jw_key(w, "name"); jw_str(w, oc->name);
-		jw_key(w, "priority"); jw_int(w, oc->priority);
-		jw_key(w, "queue"); jw_uint(w, oc->queue);
-		jw_key(w, "queue_timeout_ms"); jw_uint(w, oc->queue_timeout_ms);
-		jw_key(w, "queued"); jw_uint(w, admission_queued_objective(g, oc->name));
-		jw_key(w, "req_s"); jw_double(w, o ? o->req_s : 0);
-		jw_key(w, "shed_s"); jw_double(w, o ? o->shed_s : 0);
+		jw_key(w, "name");
+		jw_str(w, oc->name);
+		jw_key(w, "priority");
+		jw_int(w, oc->priority);
+		jw_key(w, "queue");
+		jw_uint(w, oc->queue);
+		jw_key(w, "queue_timeout_ms");
+		jw_uint(w, oc->queue_timeout_ms);
+		jw_key(w, "queued");
+		jw_uint(w, admission_queued_objective(g, oc->name));
+		jw_key(w, "req_s");
+		jw_double(w, o ? o->req_s : 0);
+		jw_key(w, "shed_s");
+		jw_double(w, o ? o->shed_s : 0);
 		jw_obj_end(w);
 	}
 	jw_arr_end(w);
-	jw_key(w, "pools"); jw_arr_begin(w);
+	jw_key(w, "pools");
+	jw_arr_begin(w);
 	for (size_t i = 0; i < g->n_pools; i++) {
 		gw_pool *p = g->pools[i];
 		const dash_series *s = series_for(p->cfg.name, 0);
 		jw_obj_begin(w);
-		jw_key(w, "name"); jw_str(w, p->cfg.name);
-		jw_key(w, "active_requests"); jw_uint(w, p->active_requests);
-		jw_key(w, "return_margin"); jw_double(w, p->cfg.picker.return_margin);
-		jw_key(w, "region_hold_ms"); jw_uint(w, p->cfg.picker.region_hold_ms);
+		jw_key(w, "name");
+		jw_str(w, p->cfg.name);
+		jw_key(w, "active_requests");
+		jw_uint(w, p->active_requests);
+		jw_key(w, "return_margin");
+		jw_double(w, p->cfg.picker.return_margin);
+		jw_key(w, "region_hold_ms");
+		jw_uint(w, p->cfg.picker.region_hold_ms);
 		picker_status_pool(w, p, now); /* saturated, max_utilization, regions[] */
-		jw_key(w, "shares"); jw_obj_begin(w);
+		jw_key(w, "shares");
+		jw_obj_begin(w);
 		double total = 0;
 		for (int r = 0; s && r < DASH_MAX_RANKS; r++) total += s->served[r];
 		for (int r = 0; s && total > 0 && r < DASH_MAX_RANKS; r++) {
 			const char *name = NULL;
 			for (size_t k = 0; k < p->n_eps && !name; k++)
 				if (p->eps[k]->region_rank == r) name = p->eps[k]->region;
-			if (name) { jw_key(w, name); jw_double(w, s->served[r] / total); }
+			if (name) {
+				jw_key(w, name);
+				jw_double(w, s->served[r] / total);
+			}
 		}
 		jw_obj_end(w);
-		jw_key(w, "endpoints"); jw_arr_begin(w);
+		jw_key(w, "endpoints");
+		jw_arr_begin(w);
 		for (size_t k = 0; k < p->n_eps; k++) write_endpoint(w, p->eps[k], now);
 		for (size_t k = 0; k < g->n_all; k++)
 			if (g->all_eps[k]->removed && !strcmp(g->all_eps[k]->pool_name, p->cfg.name)) write_endpoint(w, g->all_eps[k], now);
@@ -565,25 +636,38 @@ static void write_state(gw *g, json_w *w)
 
 static void write_point(json_w *w, const dash_point *p)
 {
-	jw_key(w, "req_s"); jw_double(w, p->req_s);
-	jw_key(w, "err_s"); jw_double(w, p->err_s);
-	jw_key(w, "shed_s"); jw_double(w, p->shed_s);
-	jw_key(w, "ttfb_p50_ms"); if (p->ttfb_p50_ms >= 0) jw_double(w, p->ttfb_p50_ms); else jw_null(w);
-	jw_key(w, "ttfb_p99_ms"); if (p->ttfb_p99_ms >= 0) jw_double(w, p->ttfb_p99_ms); else jw_null(w);
-	jw_key(w, "out_kib_s"); jw_double(w, p->out_kib_s);
-	jw_key(w, "tok_s"); if (p->tok_s >= 0) jw_double(w, p->tok_s); else jw_null(w);
+	jw_key(w, "req_s");
+	jw_double(w, p->req_s);
+	jw_key(w, "err_s");
+	jw_double(w, p->err_s);
+	jw_key(w, "shed_s");
+	jw_double(w, p->shed_s);
+	jw_key(w, "ttfb_p50_ms");
+	if (p->ttfb_p50_ms >= 0) jw_double(w, p->ttfb_p50_ms);
+	else jw_null(w);
+	jw_key(w, "ttfb_p99_ms");
+	if (p->ttfb_p99_ms >= 0) jw_double(w, p->ttfb_p99_ms);
+	else jw_null(w);
+	jw_key(w, "out_kib_s");
+	jw_double(w, p->out_kib_s);
+	jw_key(w, "tok_s");
+	if (p->tok_s >= 0) jw_double(w, p->tok_s);
+	else jw_null(w);
 }
 
 /* The last sample: {"t": s, "pools": {name: point}}. */
 static void write_sample(json_w *w)
 {
 	size_t at = (dash.head + dash.n - 1) % DASH_HISTORY_SAMPLES;
-	jw_key(w, "t"); jw_uint(w, dash.t_s[at]);
-	jw_key(w, "pools"); jw_obj_begin(w);
+	jw_key(w, "t");
+	jw_uint(w, dash.t_s[at]);
+	jw_key(w, "pools");
+	jw_obj_begin(w);
 	for (size_t i = 0; i < DASH_MAX_POOLS; i++) {
 		const dash_series *s = &dash.series[i];
 		if (!s->used) continue;
-		jw_key(w, s->pool); jw_obj_begin(w);
+		jw_key(w, s->pool);
+		jw_obj_begin(w);
 		write_point(w, &s->pts[at]);
 		jw_obj_end(w);
 	}
@@ -594,21 +678,30 @@ static void write_sample(json_w *w)
 static void write_history(json_w *w)
 {
 	static const char *const keys[] = {"req_s", "err_s", "shed_s", "ttfb_p50_ms", "ttfb_p99_ms", "out_kib_s", "tok_s"};
-	jw_key(w, "t"); jw_arr_begin(w);
+	jw_key(w, "t");
+	jw_arr_begin(w);
 	for (size_t i = 0; i < dash.n; i++) jw_uint(w, dash.t_s[(dash.head + i) % DASH_HISTORY_SAMPLES]);
 	jw_arr_end(w);
-	jw_key(w, "pools"); jw_obj_begin(w);
+	jw_key(w, "pools");
+	jw_obj_begin(w);
 	for (size_t i = 0; i < DASH_MAX_POOLS; i++) {
 		const dash_series *s = &dash.series[i];
 		if (!s->used) continue;
-		jw_key(w, s->pool); jw_obj_begin(w);
+		jw_key(w, s->pool);
+		jw_obj_begin(w);
 		for (size_t k = 0; k < ARRAY_LEN(keys); k++) {
-			jw_key(w, keys[k]); jw_arr_begin(w);
+			jw_key(w, keys[k]);
+			jw_arr_begin(w);
 			for (size_t j = 0; j < dash.n; j++) {
 				const dash_point *p = &s->pts[(dash.head + j) % DASH_HISTORY_SAMPLES];
-				float v = k == 0 ? p->req_s : k == 1 ? p->err_s : k == 2 ? p->shed_s : k == 3 ? p->ttfb_p50_ms
-					: k == 4 ? p->ttfb_p99_ms : k == 5 ? p->out_kib_s : p->tok_s;
-				if (v < 0) jw_null(w); else jw_double(w, v);
+				float v = k == 0 ? p->req_s : k == 1 ? p->err_s
+						      : k == 2       ? p->shed_s
+						      : k == 3       ? p->ttfb_p50_ms
+						      : k == 4       ? p->ttfb_p99_ms
+						      : k == 5       ? p->out_kib_s
+								     : p->tok_s;
+				if (v < 0) jw_null(w);
+				else jw_double(w, v);
 			}
 			jw_arr_end(w);
 		}
@@ -676,23 +769,34 @@ static int build(gw *g, const char *name, void (*fill)(gw *g, json_w *w, const v
 static void fill_state(gw *g, json_w *w, const void *arg)
 {
 	(void)arg;
-	jw_key(w, "state"); jw_obj_begin(w); write_state(g, w); jw_obj_end(w);
+	jw_key(w, "state");
+	jw_obj_begin(w);
+	write_state(g, w);
+	jw_obj_end(w);
 }
 
 static void fill_sample(gw *g, json_w *w, const void *arg)
 {
 	fill_state(g, w, arg);
-	jw_key(w, "sample"); jw_obj_begin(w); write_sample(w); jw_obj_end(w);
+	jw_key(w, "sample");
+	jw_obj_begin(w);
+	write_sample(w);
+	jw_obj_end(w);
 }
 
 static void fill_snapshot(gw *g, json_w *w, const void *arg)
 {
 	fill_state(g, w, arg);
-	jw_key(w, "history_seconds"); jw_uint(w, DASH_HISTORY_SAMPLES);
-	jw_key(w, "history"); jw_obj_begin(w); write_history(w);
-	jw_key(w, "tenants"); write_tenant_history(g, w);
+	jw_key(w, "history_seconds");
+	jw_uint(w, DASH_HISTORY_SAMPLES);
+	jw_key(w, "history");
+	jw_obj_begin(w);
+	write_history(w);
+	jw_key(w, "tenants");
+	write_tenant_history(g, w);
 	jw_obj_end(w);
-	jw_key(w, "events"); jw_arr_begin(w);
+	jw_key(w, "events");
+	jw_arr_begin(w);
 	for (size_t i = 0; i < events_count(); i++) events_write(w, events_at(i));
 	jw_arr_end(w);
 }
@@ -701,7 +805,8 @@ static void fill_event(gw *g, json_w *w, const void *arg)
 {
 	(void)g;
 	const gw_event *ev = arg;
-	jw_key(w, "event"); events_write(w, ev);
+	jw_key(w, "event");
+	events_write(w, ev);
 }
 
 static void on_event(const gw_event *ev, void *arg)
@@ -839,11 +944,14 @@ int dashboard_init(gw *g)
 	buf_init(&dash.json, DASH_OUT_MAX_BYTES);
 	buf_init(&dash.out, DASH_OUT_MAX_BYTES + 4096);
 	dash.m_viewers = prom_series_get(prom_gauge(g->reg, "infergate_dashboard_viewers",
-		"Dashboard event streams open now.", NULL), NULL);
+						    "Dashboard event streams open now.", NULL),
+					 NULL);
 	dash.m_dropped = prom_series_get(prom_counter(g->reg, "infergate_dashboard_viewers_dropped_total",
-		"Dashboard viewers dropped because they read too slowly (their unsent output passed 1 MiB).", NULL), NULL);
+						      "Dashboard viewers dropped because they read too slowly (their unsent output passed 1 MiB).", NULL),
+					 NULL);
 	dash.m_refused = prom_series_get(prom_counter(g->reg, "infergate_dashboard_viewers_refused_total",
-		"Dashboard event streams refused with 503 at dashboard.max_viewers.", NULL), NULL);
+						      "Dashboard event streams refused with 503 at dashboard.max_viewers.", NULL),
+					 NULL);
 	events_set_listener(on_event, g);
 	dash.timer = ev_timer_add(g->loop, DASH_TICK_MS, tick, g);
 	return dash.timer ? 0 : -1;

@@ -36,15 +36,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define DASH_TICK_MS 250                       /* state checks; a sample every 4 ticks */
-#define DASH_HISTORY_SAMPLES 300               /* five minutes of one-second samples */
-#define DASH_MAX_POOLS 16                      /* pools charted (others: state only) */
-#define DASH_MAX_RANKS 8                       /* region ranks counted for the shares */
-#define DASH_TTFB_SAMPLES 1024                 /* first-byte times kept per pool per second */
+#define DASH_TICK_MS 250         /* state checks; a sample every 4 ticks */
+#define DASH_HISTORY_SAMPLES 300 /* five minutes of one-second samples */
+#define DASH_MAX_POOLS 16        /* pools charted (others: state only) */
+#define DASH_MAX_RANKS 8         /* region ranks counted for the shares */
+#define DASH_TTFB_SAMPLES 1024   /* first-byte times kept per pool per second */
 #define DASH_VIEWER_MAX_PENDING_BYTES (1u << 20)
-#define DASH_MAX_VIEWERS_LIMIT 256             /* the most dashboard.max_viewers may say */
-#define DASH_MAX_TENANTS 24                    /* tenants per message (the busiest when more) */
-#define DASH_TENANT_HISTORY 60                 /* one-second samples kept per tenant (sparklines) */
+#define DASH_MAX_VIEWERS_LIMIT 256 /* the most dashboard.max_viewers may say */
+#define DASH_MAX_TENANTS 24        /* tenants per message (the busiest when more) */
+#define DASH_TENANT_HISTORY 60     /* one-second samples kept per tenant (sparklines) */
 
 struct gw;
 struct gw_call;

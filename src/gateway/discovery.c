@@ -17,7 +17,9 @@
 #include <sys/random.h>
 
 static const char *const kind_names[] = {
-	[DISCOVERY_DNS] = "dns", [DISCOVERY_SRV] = "srv", [DISCOVERY_KUBERNETES] = "kubernetes",
+	[DISCOVERY_DNS] = "dns",
+	[DISCOVERY_SRV] = "srv",
+	[DISCOVERY_KUBERNETES] = "kubernetes",
 };
 
 const char *discovery_kind_name(int kind)
@@ -76,7 +78,8 @@ void discovery_diff(const discovery_addr *old, size_t n_old, const discovery_add
 {
 	size_t i = 0, j = 0, na = 0, nr = 0;
 	while (i < n_old || j < n_cur) {
-		int c = i == n_old ? 1 : j == n_cur ? -1 : strcmp(old[i].addr, cur[j].addr);
+		int c = i == n_old ? 1 : j == n_cur ? -1
+						    : strcmp(old[i].addr, cur[j].addr);
 		if (c == 0) {
 			i++, j++;
 		} else if (c < 0) {
@@ -109,7 +112,7 @@ size_t discovery_read_resolv_conf(const char *path, char out[][NET_ADDR_STRLEN],
 	while (n < max && fgets(line, sizeof(line), f)) {
 		char word[32], host[48];
 		if (sscanf(line, "%31s %47s", word, host) != 2 || strcmp(word, "nameserver") != 0) continue;
-		char *pct = strchr(host, '%');  /* a zone id: not ours to handle */
+		char *pct = strchr(host, '%'); /* a zone id: not ours to handle */
 		if (pct) continue;
 		unsigned char ip[16];
 		if (inet_pton(AF_INET, host, ip) == 1)
@@ -195,7 +198,7 @@ void discovery_free(discovery *d)
 		discovery_k8s_stop(d);
 	else
 		discovery_dns_stop(d);
-	if (d->in_cb) {                /* discovery_publish frees it when on_change returns */
+	if (d->in_cb) { /* discovery_publish frees it when on_change returns */
 		d->dead = 1;
 		return;
 	}

@@ -30,29 +30,29 @@
 #include "core/net.h"
 
 enum discovery_kind {
-	DISCOVERY_DNS = 1,             /* A and AAAA records of name, each at port */
-	DISCOVERY_SRV,                 /* SRV records of name: targets and their ports */
-	DISCOVERY_KUBERNETES,          /* EndpointSlices of a Service, watched */
+	DISCOVERY_DNS = 1,    /* A and AAAA records of name, each at port */
+	DISCOVERY_SRV,        /* SRV records of name: targets and their ports */
+	DISCOVERY_KUBERNETES, /* EndpointSlices of a Service, watched */
 };
 
-#define DISCOVERY_MAX_ADDRS 1024       /* a set never holds more (extra ones dropped, counted) */
+#define DISCOVERY_MAX_ADDRS 1024 /* a set never holds more (extra ones dropped, counted) */
 #define DISCOVERY_NAME_LEN 256
 
 /* What to discover and how. Owner: the caller; discovery_new copies it.
  * Zero fields take the defaults named here. */
 typedef struct discovery_spec {
-	int kind;                      /* enum discovery_kind */
-	char name[DISCOVERY_NAME_LEN]; /* DNS: "vllm-gemma-headless.default.svc.cluster.local";
+	int kind;                       /* enum discovery_kind */
+	char name[DISCOVERY_NAME_LEN];  /* DNS: "vllm-gemma-headless.default.svc.cluster.local";
 	                                  SRV: "_http._tcp.vllm-gemma.default.svc.cluster.local" */
-	uint16_t port;                 /* DNS: every address's port; KUBERNETES: the port when
+	uint16_t port;                  /* DNS: every address's port; KUBERNETES: the port when
 	                                  the slice names none; SRV: unused */
-	int no_ipv4, no_ipv6;          /* DNS/SRV: skip A or AAAA */
-	uint64_t interval_ms;          /* DNS/SRV: between resolutions (5000);
+	int no_ipv4, no_ipv6;           /* DNS/SRV: skip A or AAAA */
+	uint64_t interval_ms;           /* DNS/SRV: between resolutions (5000);
 	                                  KUBERNETES: wait before reconnecting after an error */
-	uint64_t timeout_ms;           /* DNS/SRV: per attempt (1000); KUBERNETES: connect + TLS (5000) */
-	uint32_t attempts;             /* DNS/SRV: attempts per round, rotating nameservers (2) */
-	char resolver[NET_ADDR_STRLEN];/* "127.0.0.1:53"; "" = the nameservers of resolv_conf */
-	char resolv_conf[256];         /* "" = /etc/resolv.conf */
+	uint64_t timeout_ms;            /* DNS/SRV: per attempt (1000); KUBERNETES: connect + TLS (5000) */
+	uint32_t attempts;              /* DNS/SRV: attempts per round, rotating nameservers (2) */
+	char resolver[NET_ADDR_STRLEN]; /* "127.0.0.1:53"; "" = the nameservers of resolv_conf */
+	char resolv_conf[256];          /* "" = /etc/resolv.conf */
 
 	/* KUBERNETES */
 	char k8s_namespace[64];        /* "" = the pod's (namespace file beside the token), else "default" */
@@ -67,7 +67,7 @@ typedef struct discovery_spec {
 
 /* One discovered address, as text. */
 typedef struct discovery_addr {
-	char addr[NET_ADDR_STRLEN];    /* "10.0.0.5:8000", "[fd00::5]:8000" */
+	char addr[NET_ADDR_STRLEN]; /* "10.0.0.5:8000", "[fd00::5]:8000" */
 } discovery_addr;
 
 typedef struct discovery discovery;
@@ -77,14 +77,14 @@ typedef struct discovery discovery;
 typedef void discovery_cb(discovery *d, const discovery_addr *addrs, size_t n, void *arg);
 
 typedef struct discovery_stats {
-	uint64_t resolutions_total;    /* rounds (DNS) or list/watch events (Kubernetes) that succeeded */
-	uint64_t failures_total;       /* rounds or connections that failed */
-	uint64_t changes_total;        /* times on_change was called */
-	uint64_t dropped_total;        /* addresses over DISCOVERY_MAX_ADDRS, and records over caps */
-	uint64_t last_ok_ms;           /* loop time of the last success; 0 = never */
-	size_t n_addrs;                /* in the current set */
-	int have_set;                  /* 1 once a first set was known */
-	char last_error[160];          /* "" when the last round succeeded */
+	uint64_t resolutions_total; /* rounds (DNS) or list/watch events (Kubernetes) that succeeded */
+	uint64_t failures_total;    /* rounds or connections that failed */
+	uint64_t changes_total;     /* times on_change was called */
+	uint64_t dropped_total;     /* addresses over DISCOVERY_MAX_ADDRS, and records over caps */
+	uint64_t last_ok_ms;        /* loop time of the last success; 0 = never */
+	size_t n_addrs;             /* in the current set */
+	int have_set;               /* 1 once a first set was known */
+	char last_error[160];       /* "" when the last round succeeded */
 } discovery_stats;
 
 /* Checks spec and starts discovering at once (the first round now). Returns the

@@ -37,21 +37,21 @@
 #include <unistd.h>
 
 #define DNS_MAX_SERVERS 4
-#define DNS_MAX_QUERIES 130        /* SRV + A and AAAA of 64 targets */
+#define DNS_MAX_QUERIES 130 /* SRV + A and AAAA of 64 targets */
 #define DNS_MAX_SRV_TARGETS 64
 #define DNS_MAX_RRS 160
 #define DNS_RECV_BYTES 4096
-#define DNS_TCP_MAX_BYTES 65535    /* a TCP message's 16-bit length */
-#define DNS_TCP_MAX_RRS 1200       /* an answer of ~1,000 addresses and its extras */
+#define DNS_TCP_MAX_BYTES 65535 /* a TCP message's 16-bit length */
+#define DNS_TCP_MAX_RRS 1200    /* an answer of ~1,000 addresses and its extras */
 #define DNS_MAX_FOUND (DISCOVERY_MAX_ADDRS * 2)
 
 /* One question of a round. */
 typedef struct dns_q {
 	uint16_t id;
 	uint16_t qtype;
-	uint16_t port;                 /* of the addresses it finds */
+	uint16_t port; /* of the addresses it finds */
 	int done;
-	int want_tcp;                  /* its UDP answer was truncated */
+	int want_tcp; /* its UDP answer was truncated */
 	char name[DNS_NAME_MAX];
 } dns_q;
 
@@ -60,8 +60,8 @@ typedef struct dns_state {
 	discovery *d;
 	char servers[DNS_MAX_SERVERS][NET_ADDR_STRLEN];
 	size_t n_servers;
-	int fd;                        /* -1 between rounds */
-	uint32_t attempt;              /* of the current round, from 0 */
+	int fd;           /* -1 between rounds */
+	uint32_t attempt; /* of the current round, from 0 */
 	uint64_t attempt_timer, next_timer;
 	dns_q q[DNS_MAX_QUERIES];
 	size_t nq, pending;
@@ -69,12 +69,12 @@ typedef struct dns_state {
 	size_t n_found;
 	dns_rr rrs[DNS_MAX_RRS];
 	/* The TCP exchange, one question at a time; buffers allocated for it. */
-	int tcp_fd;                    /* -1 when none runs */
+	int tcp_fd; /* -1 when none runs */
 	dns_q *tcp_q;
-	uint8_t *tcp_buf;              /* query out, then answer in: 2 + DNS_TCP_MAX_BYTES */
-	size_t tcp_len, tcp_done;      /* bytes to send or expected, bytes moved */
+	uint8_t *tcp_buf;         /* query out, then answer in: 2 + DNS_TCP_MAX_BYTES */
+	size_t tcp_len, tcp_done; /* bytes to send or expected, bytes moved */
 	int tcp_reading;
-	dns_rr *tcp_rrs;               /* DNS_TCP_MAX_RRS */
+	dns_rr *tcp_rrs; /* DNS_TCP_MAX_RRS */
 } dns_state;
 
 static void round_start(dns_state *s);
@@ -332,7 +332,7 @@ static int answered(dns_state *s, dns_q *q, const dns_response *r)
 	if (answer_take(s, q, r) < 0) return -1;
 	for (size_t i = nq_before; i < s->nq; i++) {
 		int rc = query_send(s, &s->q[i]);
-		if (rc == -2) {                 /* a target that is no DNS name: skipped */
+		if (rc == -2) { /* a target that is no DNS name: skipped */
 			s->q[i].done = 1;
 			s->pending--;
 			s->d->st.dropped_total++;
@@ -378,7 +378,7 @@ static void on_tcp(ev_loop *loop, int fd, int mask, void *arg)
 		}
 		s->tcp_reading = 1;
 		s->tcp_done = 0;
-		s->tcp_len = 2;                /* the length prefix first */
+		s->tcp_len = 2; /* the length prefix first */
 		if (ev_mod(loop, fd, EV_READ) < 0) tcp_fail(s, strerror(errno));
 		return;
 	}
@@ -406,7 +406,7 @@ static void on_tcp(ev_loop *loop, int fd, int mask, void *arg)
 		}
 		break;
 	}
-	if (s->tcp_done < s->tcp_len) return;   /* the budget ran out: more on the next event */
+	if (s->tcp_done < s->tcp_len) return; /* the budget ran out: more on the next event */
 	dns_q *q = s->tcp_q;
 	dns_response r = {.rrs = s->tcp_rrs, .max_rrs = DNS_TCP_MAX_RRS};
 	if (dns_response_parse(s->tcp_buf + 2, s->tcp_len - 2, &r) < 0 || r.id != q->id || r.qtype != q->qtype ||
@@ -486,11 +486,11 @@ static void on_readable(ev_loop *loop, int fd, int mask, void *arg)
 				q = &s->q[i];
 				break;
 			}
-		if (!q) continue;      /* late, duplicate or forged */
-		if (r.truncated) {     /* asked again over TCP */
+		if (!q) continue;  /* late, duplicate or forged */
+		if (r.truncated) { /* asked again over TCP */
 			q->want_tcp = 1;
 			tcp_kick(s);
-			if (s->fd != fd) return;   /* the attempt moved on */
+			if (s->fd != fd) return; /* the attempt moved on */
 			continue;
 		}
 		if (answered(s, q, &r) < 0) return;

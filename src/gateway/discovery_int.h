@@ -11,16 +11,16 @@
 /* One discovery. Owner: whoever called discovery_new. */
 struct discovery {
 	ev_loop *loop;
-	discovery_spec spec;           /* copied, defaults filled */
+	discovery_spec spec; /* copied, defaults filled */
 	discovery_cb *on_change;
 	void *arg;
-	discovery_addr *cur;           /* the current set, DISCOVERY_MAX_ADDRS slots */
+	discovery_addr *cur; /* the current set, DISCOVERY_MAX_ADDRS slots */
 	size_t n_cur;
 	discovery_stats st;
-	log_rl log_rl;                 /* its repeated warnings: a few lines per 10 s, the rest counted */
-	void *impl;                    /* the backend's state */
-	int in_cb;                     /* on_change is running */
-	int dead;                      /* discovery_free was called from on_change */
+	log_rl log_rl; /* its repeated warnings: a few lines per 10 s, the rest counted */
+	void *impl;    /* the backend's state */
+	int in_cb;     /* on_change is running */
+	int dead;      /* discovery_free was called from on_change */
 };
 
 /* Backends: start (the first round at once; 0 or -1 with err) and stop (frees

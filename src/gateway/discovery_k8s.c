@@ -49,18 +49,24 @@
 #define K8S_SA_DIR "/var/run/secrets/kubernetes.io/serviceaccount"
 #define K8S_MAX_SLICES 256
 #define K8S_MAX_HEAD_BYTES 65536
-#define K8S_MAX_LINE_BYTES (8u << 20)      /* one watch event */
-#define K8S_MAX_LIST_BYTES (32u << 20)     /* one list answer */
+#define K8S_MAX_LINE_BYTES (8u << 20)  /* one watch event */
+#define K8S_MAX_LIST_BYTES (32u << 20) /* one list answer */
 #define K8S_MAX_TOKEN_BYTES 16384
 #define K8S_READ_BYTES 16384
 
-enum k8s_phase { K8S_IDLE, K8S_CONNECTING, K8S_HANDSHAKE, K8S_SENDING, K8S_HEAD, K8S_BODY };
-enum k8s_mode { K8S_LIST, K8S_WATCH };
+enum k8s_phase { K8S_IDLE,
+		 K8S_CONNECTING,
+		 K8S_HANDSHAKE,
+		 K8S_SENDING,
+		 K8S_HEAD,
+		 K8S_BODY };
+enum k8s_mode { K8S_LIST,
+		K8S_WATCH };
 
 /* One EndpointSlice's ready addresses. */
 typedef struct k8s_slice {
 	char name[254];
-	discovery_addr *addrs;         /* n, owned */
+	discovery_addr *addrs; /* n, owned */
 	size_t n;
 } k8s_slice;
 
@@ -68,10 +74,10 @@ typedef struct k8s_slice {
 typedef struct k8s_state {
 	discovery *d;
 	net_addr api;
-	char host[NET_ADDR_STRLEN];    /* the Host header: k8s_api as given */
-	char verify_name[256];         /* name or IP the certificate must carry */
+	char host[NET_ADDR_STRLEN]; /* the Host header: k8s_api as given */
+	char verify_name[256];      /* name or IP the certificate must carry */
 	char token_path[256], ca_path[256], ns[64];
-	char rv[64];                   /* resourceVersion to watch from; "" = list first */
+	char rv[64]; /* resourceVersion to watch from; "" = list first */
 
 	k8s_slice slices[K8S_MAX_SLICES];
 	size_t n_slices;
@@ -81,11 +87,11 @@ typedef struct k8s_state {
 	int fd;
 	SSL_CTX *ctx;
 	SSL *ssl;
-	buf out;                       /* request bytes not yet written */
-	buf in;                        /* raw response bytes (head, then body before decoding) */
-	buf body;                      /* decoded body: watch lines, or the list */
+	buf out;  /* request bytes not yet written */
+	buf in;   /* raw response bytes (head, then body before decoding) */
+	buf body; /* decoded body: watch lines, or the list */
 	http_body_kind framing;
-	uint64_t body_left;            /* HTTP_BODY_LENGTH */
+	uint64_t body_left; /* HTTP_BODY_LENGTH */
 	http_chunked chunked;
 	int status;
 	uint64_t io_timer, retry_timer;
@@ -145,7 +151,8 @@ static int slice_put(k8s_state *s, const json_val *obj)
 	const char *name = json_str(json_get(json_get(obj, "metadata"), "name"), NULL);
 	if (!name || strlen(name) >= sizeof(s->slices[0].name)) return -1;
 	const char *type = json_str(json_get(obj, "addressType"), "IPv4");
-	int family = strcmp(type, "IPv4") == 0 ? AF_INET : strcmp(type, "IPv6") == 0 ? AF_INET6 : 0;
+	int family = strcmp(type, "IPv4") == 0 ? AF_INET : strcmp(type, "IPv6") == 0 ? AF_INET6
+										     : 0;
 	uint16_t port = slice_port(s, obj);
 	const json_val *eps = json_get(obj, "endpoints");
 	size_t cap = 0;
@@ -394,12 +401,12 @@ static void want(k8s_state *s, int ssl_err)
 
 /* What one watch line did (watch_apply). */
 enum k8s_watch_result {
-	K8S_W_IGNORED,                 /* an unknown type: nothing changed */
-	K8S_W_BOOKMARK,                /* only the version moved */
-	K8S_W_CHANGED,                 /* a slice was added, replaced or deleted: publish */
-	K8S_W_GONE,                    /* 410: the version is too old, list again */
-	K8S_W_ERROR,                   /* an ERROR event other than 410 */
-	K8S_W_MALFORMED                /* not JSON, or a change without an object name */
+	K8S_W_IGNORED,  /* an unknown type: nothing changed */
+	K8S_W_BOOKMARK, /* only the version moved */
+	K8S_W_CHANGED,  /* a slice was added, replaced or deleted: publish */
+	K8S_W_GONE,     /* 410: the version is too old, list again */
+	K8S_W_ERROR,    /* an ERROR event other than 410 */
+	K8S_W_MALFORMED /* not JSON, or a change without an object name */
 };
 
 /* Applies one watch line (a JSON event, len bytes, no newline) to the slice
@@ -464,7 +471,7 @@ static int watch_event(k8s_state *s, const char *line, size_t len)
 	case K8S_W_MALFORMED:
 		conn_fail(s, "malformed watch event", why);
 		return -1;
-	case K8S_W_GONE:               /* the version is too old: list again now, not an error */
+	case K8S_W_GONE: /* the version is too old: list again now, not an error */
 		log_info("discovery of %s: watch expired (410), listing again", s->d->spec.name);
 		conn_close(s);
 		s->rv[0] = '\0';
@@ -508,7 +515,7 @@ static int list_done(k8s_state *s)
 	conn_close(s);
 	if (publish(s)) return 1;
 	conn_start(s, K8S_WATCH);
-	return -1;                     /* this connection is gone; the watch has its own */
+	return -1; /* this connection is gone; the watch has its own */
 }
 
 /* Decoded body bytes arrived. Returns 1 when d was freed, -1 when the
@@ -788,7 +795,7 @@ int discovery_k8s_start(discovery *d, char *err, size_t err_len)
 	}
 	if (sp->k8s_server_name[0]) {
 		str_copy(s->verify_name, sp->k8s_server_name, sizeof(s->verify_name));
-	} else {   /* the host part of host:port, without brackets */
+	} else { /* the host part of host:port, without brackets */
 		const char *h = s->host;
 		size_t n = strlen(h);
 		const char *colon = strrchr(h, ':');

@@ -30,10 +30,10 @@
 /* One resolved entry. Owner: gw_discovery. */
 typedef struct gw_disc {
 	char pool[GW_NAME_LEN];
-	gw_endpoint_cfg ec;            /* the entry as configured */
+	gw_endpoint_cfg ec; /* the entry as configured */
 	discovery *d;
 	prom_series *m_res, *m_fail, *m_addrs;
-	uint64_t res_seen, fail_seen;  /* what the counters were given so far */
+	uint64_t res_seen, fail_seen; /* what the counters were given so far */
 } gw_disc;
 
 /* Owner: gw (g->discovery). */
@@ -97,7 +97,7 @@ static int expand_apply(gw *g, const gw_config *cfg, gw_disc *const *discs, size
 	gw_config *x = malloc(sizeof(*x));
 	gw_pool_cfg *pools = calloc(cfg->n_pools ? cfg->n_pools : 1, sizeof(*pools));
 	gw_endpoint **before = malloc((g->n_all ? g->n_all : 1) * sizeof(*before));
-	char (*found)[GW_ADDR_LEN] = calloc(GW_MAX_POOLS * 4, sizeof(*found)); /* discovered addresses, for DOWN */
+	char(*found)[GW_ADDR_LEN] = calloc(GW_MAX_POOLS * 4, sizeof(*found)); /* discovered addresses, for DOWN */
 	size_t n_found = 0, n_before = g->n_all;
 	int rc = -1;
 	if (!x || !pools || !before || !found) {
@@ -131,7 +131,7 @@ static int expand_apply(gw *g, const gw_config *cfg, gw_disc *const *discs, size
 				size_t q;
 				for (q = 0; q < xp->n_endpoints; q++)
 					if (!strcmp(xp->endpoints[q].address, addr)) break;
-				if (q < xp->n_endpoints) continue;   /* listed by an earlier entry */
+				if (q < xp->n_endpoints) continue; /* listed by an earlier entry */
 				if (xp->n_endpoints == GW_MAX_ENDPOINTS) {
 					log_ratelimited(LOG_WARN, "pool %s: more than %d endpoints, %s left out", pc->name,
 							GW_MAX_ENDPOINTS, addr);
@@ -288,7 +288,7 @@ int gw_discovery_apply(gw *g, const gw_config *cfg, char *err, size_t err_len)
 		}
 	rc = expand_apply(g, cfg, nv, nn, err, err_len);
 out:
-	if (rc < 0) {                  /* back to what ran: the new discoveries go */
+	if (rc < 0) { /* back to what ran: the new discoveries go */
 		for (size_t j = 0; nv && j < nn; j++)
 			if (fresh[j]) disc_free(D, nv[j]);
 		free(nv);

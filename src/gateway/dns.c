@@ -64,8 +64,8 @@ int dns_query_build(uint8_t *out, size_t cap, uint16_t id, const char *name, uin
 	memset(out, 0, DNS_HEADER_BYTES);
 	out[0] = (uint8_t)(id >> 8);
 	out[1] = (uint8_t)id;
-	out[2] = 0x01;                 /* RD */
-	out[5] = 1;                    /* QDCOUNT */
+	out[2] = 0x01; /* RD */
+	out[5] = 1;    /* QDCOUNT */
 	int n = name_encode(out + DNS_HEADER_BYTES, cap - DNS_HEADER_BYTES - 4, name);
 	if (n < 0) return -1;
 	size_t o = DNS_HEADER_BYTES + (size_t)n;
@@ -83,7 +83,7 @@ static int name_read(const uint8_t *msg, size_t len, size_t *off, char *text)
 {
 	size_t p = *off, t = 0, end = 0;
 	int jumped = 0;
-	size_t limit = p;              /* a pointer must point before this */
+	size_t limit = p; /* a pointer must point before this */
 	for (;;) {
 		if (p >= len) return -1;
 		uint8_t l = msg[p];
@@ -97,7 +97,7 @@ static int name_read(const uint8_t *msg, size_t len, size_t *off, char *text)
 			p = target;
 			continue;
 		}
-		if (l & 0xC0) return -1;   /* 0x40, 0x80: extended label types */
+		if (l & 0xC0) return -1; /* 0x40, 0x80: extended label types */
 		if (l == 0) {
 			if (!jumped) end = p + 1;
 			break;
@@ -125,7 +125,7 @@ int dns_response_parse(const uint8_t *msg, size_t len, dns_response *r)
 	r->qname[0] = '\0';
 	if (len < DNS_HEADER_BYTES) return -1;
 	r->id = rd16(msg);
-	if (!(msg[2] & 0x80)) return -1;          /* QR: not a response */
+	if (!(msg[2] & 0x80)) return -1; /* QR: not a response */
 	r->truncated = (msg[2] & 0x02) != 0;
 	r->rcode = msg[3] & 0x0F;
 	uint16_t qd = rd16(msg + 4), an = rd16(msg + 6), ns = rd16(msg + 8), ar = rd16(msg + 10);
@@ -137,7 +137,8 @@ int dns_response_parse(const uint8_t *msg, size_t len, dns_response *r)
 	off += 4;
 	size_t total = (size_t)an + ns + ar;
 	for (size_t i = 0; i < total; i++) {
-		uint8_t section = i < an ? DNS_SECTION_ANSWER : i < (size_t)an + ns ? 2 : DNS_SECTION_ADDITIONAL;
+		uint8_t section = i < an ? DNS_SECTION_ANSWER : i < (size_t)an + ns ? 2
+										    : DNS_SECTION_ADDITIONAL;
 		char name[DNS_NAME_MAX];
 		if (name_read(msg, len, &off, name) < 0) return -1;
 		if (off + 10 > len) return -1;

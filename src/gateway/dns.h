@@ -29,39 +29,40 @@
 #define DNS_RCODE_NXDOMAIN 3
 #define DNS_RCODE_REFUSED 5
 
-#define DNS_NAME_MAX 256          /* text form, with the NUL; no trailing dot */
-#define DNS_UDP_MAX_BYTES 1232    /* what we accept and advertise over UDP */
+#define DNS_NAME_MAX 256       /* text form, with the NUL; no trailing dot */
+#define DNS_UDP_MAX_BYTES 1232 /* what we accept and advertise over UDP */
 
-enum dns_section { DNS_SECTION_ANSWER = 1, DNS_SECTION_ADDITIONAL = 3 };
+enum dns_section { DNS_SECTION_ANSWER = 1,
+		   DNS_SECTION_ADDITIONAL = 3 };
 
 /* One resource record, decoded. name and target are lowercase text without the
  * trailing dot ("" is the root). */
 typedef struct dns_rr {
 	char name[DNS_NAME_MAX];
 	uint16_t type;
-	uint8_t section;               /* enum dns_section */
+	uint8_t section; /* enum dns_section */
 	uint32_t ttl_s;
 	union {
-		uint8_t a[4];              /* DNS_TYPE_A, network order */
-		uint8_t aaaa[16];          /* DNS_TYPE_AAAA */
+		uint8_t a[4];     /* DNS_TYPE_A, network order */
+		uint8_t aaaa[16]; /* DNS_TYPE_AAAA */
 		struct {
 			uint16_t priority, weight, port;
-		} srv;                     /* DNS_TYPE_SRV (target below) */
+		} srv; /* DNS_TYPE_SRV (target below) */
 	} u;
-	char target[DNS_NAME_MAX];     /* SRV target, CNAME canonical name */
+	char target[DNS_NAME_MAX]; /* SRV target, CNAME canonical name */
 } dns_rr;
 
 /* The parts of a response discovery reads. Owner: the caller, who provides
  * rrs (capacity max_rrs); records past the capacity are dropped and counted. */
 typedef struct dns_response {
 	uint16_t id;
-	int rcode;                     /* DNS_RCODE_* (4 bits) */
-	int truncated;                 /* TC bit */
-	char qname[DNS_NAME_MAX];      /* the question, lowercase */
+	int rcode;                /* DNS_RCODE_* (4 bits) */
+	int truncated;            /* TC bit */
+	char qname[DNS_NAME_MAX]; /* the question, lowercase */
 	uint16_t qtype;
 	dns_rr *rrs;
 	size_t max_rrs, n_rrs;
-	size_t dropped_rrs;            /* kept records over max_rrs */
+	size_t dropped_rrs; /* kept records over max_rrs */
 } dns_response;
 
 /* Writes a recursive query (RD set) for name (text, an optional trailing dot)

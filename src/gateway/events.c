@@ -12,7 +12,7 @@
 
 static struct {
 	gw_event ring[EVENTS_RING];
-	size_t head;                   /* slot of the oldest */
+	size_t head; /* slot of the oldest */
 	size_t n;
 	uint64_t next_id;
 	events_listener_fn *fn;
@@ -93,13 +93,21 @@ void events_push(const char *kind, const char *pool, const char *subject, const 
 void events_write(json_w *w, const gw_event *ev)
 {
 	jw_obj_begin(w);
-	jw_key(w, "id"); jw_uint(w, ev->id);
-	jw_key(w, "time_ms"); jw_uint(w, ev->first_wall_ms);
-	jw_key(w, "last_ms"); jw_uint(w, ev->last_wall_ms);
-	jw_key(w, "count"); jw_uint(w, ev->count);
-	jw_key(w, "kind"); jw_str(w, ev->kind);
-	jw_key(w, "pool"); jw_str(w, ev->pool);
-	jw_key(w, "subject"); jw_str(w, ev->subject);
-	jw_key(w, "text"); jw_str(w, ev->text);
+	jw_key(w, "id");
+	jw_uint(w, ev->id);
+	jw_key(w, "time_ms");
+	jw_uint(w, ev->first_wall_ms);
+	jw_key(w, "last_ms");
+	jw_uint(w, ev->last_wall_ms);
+	jw_key(w, "count");
+	jw_uint(w, ev->count);
+	jw_key(w, "kind");
+	jw_str(w, ev->kind);
+	jw_key(w, "pool");
+	jw_str(w, ev->pool);
+	jw_key(w, "subject");
+	jw_str(w, ev->subject);
+	jw_key(w, "text");
+	jw_str(w, ev->text);
 	jw_obj_end(w);
 }

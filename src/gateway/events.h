@@ -25,13 +25,13 @@
 struct json_w;
 
 typedef struct gw_event {
-	uint64_t id;                   /* 1, 2, ... in push order; a coalesced repeat keeps its id */
-	uint64_t first_wall_ms;        /* wall clock, ms since the epoch */
-	uint64_t last_wall_ms;         /* of the latest repeat */
-	uint32_t count;                /* 1 + repeats folded in */
-	char kind[16];                 /* health, ejection, spill, return, reload, retry, resume, shed */
+	uint64_t id;            /* 1, 2, ... in push order; a coalesced repeat keeps its id */
+	uint64_t first_wall_ms; /* wall clock, ms since the epoch */
+	uint64_t last_wall_ms;  /* of the latest repeat */
+	uint32_t count;         /* 1 + repeats folded in */
+	char kind[16];          /* health, ejection, spill, return, reload, retry, resume, shed */
 	char pool[64];
-	char subject[96];              /* endpoint or region; "" for the gateway itself */
+	char subject[96]; /* endpoint or region; "" for the gateway itself */
 	char text[EVENTS_TEXT_LEN];
 } gw_event;
 

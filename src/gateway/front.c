@@ -76,14 +76,18 @@ static void unknown_model(httpd_req *r, const char *model)
  * pool. Paths without a body (a stored response) go to the route's pool too,
  * and are looked for on each of its endpoints in turn (FRONT_SEEK). Kept in
  * vLLM's order; docs/gateway.md lists them. */
-enum { FRONT_JSON = 1, FRONT_FORM = 2, FRONT_NONE = 3 };
-enum { FRONT_GET = 1, FRONT_POST = 2, FRONT_DELETE = 4 };
+enum { FRONT_JSON = 1,
+       FRONT_FORM = 2,
+       FRONT_NONE = 3 };
+enum { FRONT_GET = 1,
+       FRONT_POST = 2,
+       FRONT_DELETE = 4 };
 typedef struct front_api {
 	const char *path;
-	unsigned char prefix;          /* path is a prefix ("/v1/responses/" + id) */
-	unsigned char body;            /* FRONT_JSON, FRONT_FORM, FRONT_NONE */
-	unsigned char methods;         /* FRONT_GET | FRONT_POST | FRONT_DELETE */
-	unsigned char seek;            /* a stored object: a 404 tries the next endpoint */
+	unsigned char prefix;  /* path is a prefix ("/v1/responses/" + id) */
+	unsigned char body;    /* FRONT_JSON, FRONT_FORM, FRONT_NONE */
+	unsigned char methods; /* FRONT_GET | FRONT_POST | FRONT_DELETE */
+	unsigned char seek;    /* a stored object: a 404 tries the next endpoint */
 } front_api;
 
 static const front_api front_apis[] = {
@@ -122,7 +126,8 @@ static const front_api *front_api_of(const char *path)
 static int method_bits(const httpd_req *r)
 {
 	return httpd_method_is(r, "GET") ? FRONT_GET : httpd_method_is(r, "POST") ? FRONT_POST
-	       : httpd_method_is(r, "DELETE") ? FRONT_DELETE : 0;
+					       : httpd_method_is(r, "DELETE")     ? FRONT_DELETE
+										  : 0;
 }
 
 static void method_list(char *out, size_t size, int bits)
@@ -151,7 +156,8 @@ static int form_read(gw_request *rq, httpd_req *r, const char *body, size_t len,
 		return 400;
 	}
 	if (rc == 1) {
-		rq->model_state = !vl ? REQUEST_MODEL_EMPTY : memchr(v, 0, vl) ? REQUEST_MODEL_NUL : REQUEST_MODEL_OK;
+		rq->model_state = !vl ? REQUEST_MODEL_EMPTY : memchr(v, 0, vl) ? REQUEST_MODEL_NUL
+									       : REQUEST_MODEL_OK;
 		size_t k = MIN(vl, sizeof(rq->model) - 1);
 		memcpy(rq->model, v, k);
 		rq->model[k] = 0;
@@ -178,7 +184,8 @@ static void api_request(gw *g, httpd_req *r, const front_api *api, tenant_state 
 	char msg[256];
 	const char *path = httpd_path(r);
 	int chat = api && !strcmp(api->path, "/v1/chat/completions");
-	int kind = api ? api->body : len ? FRONT_JSON : FRONT_NONE;
+	int kind = api ? api->body : len ? FRONT_JSON
+					 : FRONT_NONE;
 	size_t ctl = 0;
 	const char *ct = httpd_header(r, "content-type", &ctl);
 	if (!api && ct && ctl >= 19 && !strncasecmp(ct, "multipart/form-data", 19)) kind = FRONT_FORM;
@@ -202,9 +209,9 @@ static void api_request(gw *g, httpd_req *r, const front_api *api, tenant_state 
 		/* The server defaults it too; the picker and the logs see the pool's first name. */
 		str_copy(rq->model, p->cfg.n_models ? p->cfg.models[0] : "", sizeof(rq->model));
 	} else if (rq->model_state != REQUEST_MODEL_OK) {
-		httpd_error(r, 400, rq->model_state == REQUEST_MODEL_NUL ? "The field `model` must not contain NUL characters."
-				    : rq->model_state != REQUEST_MODEL_MISSING ? "The field `model` must be a non-empty string."
-				    : "The field `model` is required: this gateway serves several pools (GET /v1/models lists the models).", "model");
+		httpd_error(r, 400, rq->model_state == REQUEST_MODEL_NUL ? "The field `model` must not contain NUL characters." : rq->model_state != REQUEST_MODEL_MISSING ? "The field `model` must be a non-empty string."
+																					   : "The field `model` is required: this gateway serves several pools (GET /v1/models lists the models).",
+			    "model");
 		return;
 	}
 	rq->tenant = t;
@@ -264,7 +271,8 @@ static size_t collect_models(gw *g, const char **names, const char **owner, size
 static void model_card(json_w *w, const char *name, const char *pool)
 {
 	oai_write_model_begin(w, name, "infergate", name, (int64_t)boot_wall_s);
-	jw_key(w, "pool"); jw_str(w, pool);
+	jw_key(w, "pool");
+	jw_str(w, pool);
 	jw_obj_end(w);
 }
 
@@ -292,8 +300,10 @@ static void models(gw *g, httpd_req *r, const char *enc)
 		return;
 	}
 	jw_obj_begin(&w);
-	jw_key(&w, "object"); jw_str(&w, "list");
-	jw_key(&w, "data"); jw_arr_begin(&w);
+	jw_key(&w, "object");
+	jw_str(&w, "list");
+	jw_key(&w, "data");
+	jw_arr_begin(&w);
 	for (size_t i = 0; i < n; i++) model_card(&w, names[i], owner[i]);
 	jw_arr_end(&w);
 	jw_obj_end(&w);
@@ -303,29 +313,52 @@ static void models(gw *g, httpd_req *r, const char *enc)
 static void status_endpoint(json_w *w, const gw_endpoint *e, uint64_t now)
 {
 	jw_obj_begin(w);
-	jw_key(w, "address"); jw_str(w, e->address);
-	jw_key(w, "region"); jw_str(w, e->region);
-	jw_key(w, "region_rank"); jw_int(w, e->region_rank);
-	jw_key(w, "weight"); jw_uint(w, e->weight);
-	jw_key(w, "state"); jw_str(w, e->removed ? "draining" : gw_health_name(e->state));
-	jw_key(w, "health"); jw_str(w, gw_health_name(e->state));
-	jw_key(w, "health_counter"); jw_uint(w, e->health);
-	jw_key(w, "rise"); jw_uint(w, e->hc.rise);
-	jw_key(w, "fall"); jw_uint(w, e->hc.fall);
-	jw_key(w, "state_for_ms"); jw_uint(w, now - e->state_since_ms);
-	jw_key(w, "last_check"); jw_str(w, e->last_check);
-	jw_key(w, "checks_total"); jw_uint(w, e->checks_total);
-	jw_key(w, "checks_failed_total"); jw_uint(w, e->checks_failed_total);
-	jw_key(w, "state_changes_total"); jw_uint(w, e->state_changes_total);
-	jw_key(w, "ejected"); jw_bool(w, health_ejected(e, now));
-	jw_key(w, "ejected_for_ms"); jw_uint(w, health_ejected(e, now) ? e->ejected_until_ms - now : 0);
-	jw_key(w, "ejections_total"); jw_uint(w, e->ejections_total);
-	jw_key(w, "consecutive_failures"); jw_uint(w, e->consecutive_failures);
-	jw_key(w, "in_flight"); jw_uint(w, e->in_flight);
-	jw_key(w, "requests_total"); jw_uint(w, e->requests_total);
-	jw_key(w, "failures_total"); jw_uint(w, e->failures_total);
-	jw_key(w, "connections_idle"); jw_uint(w, hc_pool_idle(e->conns));
-	jw_key(w, "models"); jw_arr_begin(w);
+	jw_key(w, "address");
+	jw_str(w, e->address);
+	jw_key(w, "region");
+	jw_str(w, e->region);
+	jw_key(w, "region_rank");
+	jw_int(w, e->region_rank);
+	jw_key(w, "weight");
+	jw_uint(w, e->weight);
+	jw_key(w, "state");
+	jw_str(w, e->removed ? "draining" : gw_health_name(e->state));
+	jw_key(w, "health");
+	jw_str(w, gw_health_name(e->state));
+	jw_key(w, "health_counter");
+	jw_uint(w, e->health);
+	jw_key(w, "rise");
+	jw_uint(w, e->hc.rise);
+	jw_key(w, "fall");
+	jw_uint(w, e->hc.fall);
+	jw_key(w, "state_for_ms");
+	jw_uint(w, now - e->state_since_ms);
+	jw_key(w, "last_check");
+	jw_str(w, e->last_check);
+	jw_key(w, "checks_total");
+	jw_uint(w, e->checks_total);
+	jw_key(w, "checks_failed_total");
+	jw_uint(w, e->checks_failed_total);
+	jw_key(w, "state_changes_total");
+	jw_uint(w, e->state_changes_total);
+	jw_key(w, "ejected");
+	jw_bool(w, health_ejected(e, now));
+	jw_key(w, "ejected_for_ms");
+	jw_uint(w, health_ejected(e, now) ? e->ejected_until_ms - now : 0);
+	jw_key(w, "ejections_total");
+	jw_uint(w, e->ejections_total);
+	jw_key(w, "consecutive_failures");
+	jw_uint(w, e->consecutive_failures);
+	jw_key(w, "in_flight");
+	jw_uint(w, e->in_flight);
+	jw_key(w, "requests_total");
+	jw_uint(w, e->requests_total);
+	jw_key(w, "failures_total");
+	jw_uint(w, e->failures_total);
+	jw_key(w, "connections_idle");
+	jw_uint(w, hc_pool_idle(e->conns));
+	jw_key(w, "models");
+	jw_arr_begin(w);
 	for (size_t i = 0; i < e->n_models; i++) jw_str(w, e->models[i]);
 	jw_arr_end(w);
 	picker_status_endpoint(w, e, now);
@@ -340,36 +373,54 @@ static void status(gw *g, httpd_req *r)
 	json_w w;
 	jw_init(&w, b);
 	jw_obj_begin(&w);
-	jw_key(&w, "region"); jw_str(&w, g->cfg->region);
-	jw_key(&w, "config"); jw_str(&w, g->cfg->file);
-	jw_key(&w, "started"); jw_uint(&w, boot_wall_s);
-	jw_key(&w, "draining"); jw_bool(&w, g->draining);
-	jw_key(&w, "in_flight"); jw_uint(&w, g->in_flight);
-	jw_key(&w, "connections"); jw_uint(&w, httpd_connections(g->httpd));
-	jw_key(&w, "reloads_total"); jw_uint(&w, g->reloads_total);
-	jw_key(&w, "reload_failures_total"); jw_uint(&w, g->reload_failures_total);
-	jw_key(&w, "pools"); jw_arr_begin(&w);
+	jw_key(&w, "region");
+	jw_str(&w, g->cfg->region);
+	jw_key(&w, "config");
+	jw_str(&w, g->cfg->file);
+	jw_key(&w, "started");
+	jw_uint(&w, boot_wall_s);
+	jw_key(&w, "draining");
+	jw_bool(&w, g->draining);
+	jw_key(&w, "in_flight");
+	jw_uint(&w, g->in_flight);
+	jw_key(&w, "connections");
+	jw_uint(&w, httpd_connections(g->httpd));
+	jw_key(&w, "reloads_total");
+	jw_uint(&w, g->reloads_total);
+	jw_key(&w, "reload_failures_total");
+	jw_uint(&w, g->reload_failures_total);
+	jw_key(&w, "pools");
+	jw_arr_begin(&w);
 	for (size_t i = 0; i < g->n_pools; i++) {
 		gw_pool *p = g->pools[i];
 		jw_obj_begin(&w);
-		jw_key(&w, "name"); jw_str(&w, p->cfg.name);
-		jw_key(&w, "models"); jw_arr_begin(&w);
+		jw_key(&w, "name");
+		jw_str(&w, p->cfg.name);
+		jw_key(&w, "models");
+		jw_arr_begin(&w);
 		for (size_t k = 0; k < p->cfg.n_models; k++) jw_str(&w, p->cfg.models[k]);
 		jw_arr_end(&w);
-		jw_key(&w, "active_requests"); jw_uint(&w, p->active_requests);
-		jw_key(&w, "active_retries"); jw_uint(&w, p->active_retries);
-		jw_key(&w, "request_timeout_ms"); jw_uint(&w, p->cfg.backend.request_timeout_ms);
-		jw_key(&w, "tries"); jw_uint(&w, p->cfg.backend.tries);
-		jw_key(&w, "dialect"); jw_str(&w, gw_dialect_names[resume_dialect(p)]);
+		jw_key(&w, "active_requests");
+		jw_uint(&w, p->active_requests);
+		jw_key(&w, "active_retries");
+		jw_uint(&w, p->active_retries);
+		jw_key(&w, "request_timeout_ms");
+		jw_uint(&w, p->cfg.backend.request_timeout_ms);
+		jw_key(&w, "tries");
+		jw_uint(&w, p->cfg.backend.tries);
+		jw_key(&w, "dialect");
+		jw_str(&w, gw_dialect_names[resume_dialect(p)]);
 		picker_status_pool(&w, p, now);
-		jw_key(&w, "endpoints"); jw_arr_begin(&w);
+		jw_key(&w, "endpoints");
+		jw_arr_begin(&w);
 		for (size_t k = 0; k < p->n_eps; k++) status_endpoint(&w, p->eps[k], now);
 		jw_arr_end(&w);
 		jw_obj_end(&w);
 	}
 	jw_arr_end(&w);
 	tenant_status(&w, now);
-	jw_key(&w, "draining_endpoints"); jw_arr_begin(&w);
+	jw_key(&w, "draining_endpoints");
+	jw_arr_begin(&w);
 	for (size_t i = 0; i < g->n_all; i++)
 		if (g->all_eps[i]->removed) status_endpoint(&w, g->all_eps[i], now);
 	jw_arr_end(&w);
@@ -425,7 +476,7 @@ void front_handle(httpd_req *r, void *arg)
 		return;
 	}
 	const front_api *api = front_api_of(path);
-	if (!t && api && !(t = tenant_identify(g, r))) {   /* vLLM guards these too */
+	if (!t && api && !(t = tenant_identify(g, r))) { /* vLLM guards these too */
 		httpd_error(r, 401, "Unauthorized: a valid API key is needed (Authorization: Bearer KEY).", NULL);
 		return;
 	}
@@ -439,7 +490,7 @@ void front_handle(httpd_req *r, void *arg)
 		tenant_unref(t);
 		return;
 	}
-	if (!strcmp(path, "/ping")) {             /* vLLM's liveness path (SageMaker's) */
+	if (!strcmp(path, "/ping")) { /* vLLM's liveness path (SageMaker's) */
 		tenant_unref(t);
 		if (!httpd_method_is(r, "GET") && !httpd_method_is(r, "POST")) {
 			method_not_allowed(g, r, "GET, POST");

@@ -80,7 +80,7 @@ static int check_record(gw_endpoint *e, int ok)
 		}
 	} else {
 		if (e->health > rise) e->health--;
-		else e->health = 0;                      /* was at rise (or below): down */
+		else e->health = 0; /* was at rise (or below): down */
 	}
 	return e->health >= rise ? GW_HEALTH_UP : GW_HEALTH_DOWN;
 }
@@ -113,8 +113,8 @@ static void models_start(gw_endpoint *e)
 	if (e->models_req || !e->learn_models) return;
 	buf_free(&e->models_body);
 	buf_init(&e->models_body, MODELS_MAX_BODY);
-	hc_callbacks cb = { NULL, models_body, models_done };
-	hc_timeouts to = { e->hc.timeout_ms, e->hc.timeout_ms * 2, e->hc.timeout_ms * 4 };
+	hc_callbacks cb = {NULL, models_body, models_done};
+	hc_timeouts to = {e->hc.timeout_ms, e->hc.timeout_ms * 2, e->hc.timeout_ms * 4};
 	e->models_fetched_ms = ev_now_ms(e->g->loop);
 	char hdrs[GW_KEY_LEN + 64];
 	if (*e->api_key) snprintf(hdrs, sizeof hdrs, "Accept: application/json\r\nAuthorization: Bearer %s\r\n", e->api_key);
@@ -140,7 +140,7 @@ static void models_done(hc_req *r, int err, void *arg)
 	    (d = json_parse(buf_rptr(&e->models_body), buf_rlen(&e->models_body), 0, NULL))) {
 		const json_val *data = json_get(json_root(d), "data");
 		size_t n = MIN(json_count(data), (size_t)GW_MAX_MODELS);
-		char (*m)[GW_NAME_LEN] = n ? calloc(n, GW_NAME_LEN) : NULL;
+		char(*m)[GW_NAME_LEN] = n ? calloc(n, GW_NAME_LEN) : NULL;
 		size_t k = 0;
 		uint64_t adapters = 0;
 		for (size_t i = 0; m && i < n; i++) {
@@ -228,8 +228,8 @@ static int64_t check_timer_fn(ev_loop *loop, uint64_t id, void *arg)
 	}
 	int64_t next = (int64_t)(changing(e) ? e->hc.fast_interval_ms : e->hc.interval_ms);
 	if (e->check) return next;
-	hc_callbacks cb = { NULL, NULL, check_done };
-	hc_timeouts to = { e->hc.timeout_ms, e->hc.timeout_ms, e->hc.timeout_ms };
+	hc_callbacks cb = {NULL, NULL, check_done};
+	hc_timeouts to = {e->hc.timeout_ms, e->hc.timeout_ms, e->hc.timeout_ms};
 	e->check_started_ms = ev_now_ms(loop);
 	e->check = hc_request(e->conns, "GET", e->hc.path, "User-Agent: infergate-health\r\n", NULL, 0, &cb, e, &to);
 	return next; /* out of memory (no check): tried again next turn */

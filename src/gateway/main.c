@@ -252,7 +252,14 @@ int main(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define NEED_VALUE() do { if (!v) { fprintf(stderr, "infergate: %s needs a value\n", a); return 2; } i++; } while (0)
+#define NEED_VALUE() \
+	do { \
+		if (!v) { \
+			fprintf(stderr, "infergate: %s needs a value\n", a); \
+			return 2; \
+		} \
+		i++; \
+	} while (0)
 		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
 			usage(stdout);
 			return 0;
@@ -263,7 +270,10 @@ int main(int argc, char **argv)
 			check = 1;
 		} else if (!strcmp(a, "--listen")) {
 			NEED_VALUE();
-			if (n_listen == GW_MAX_LISTEN) { fprintf(stderr, "infergate: at most %d --listen\n", GW_MAX_LISTEN); return 2; }
+			if (n_listen == GW_MAX_LISTEN) {
+				fprintf(stderr, "infergate: at most %d --listen\n", GW_MAX_LISTEN);
+				return 2;
+			}
 			listen[n_listen++] = v;
 		} else if (!strcmp(a, "--tls-cert")) {
 			NEED_VALUE();
@@ -279,17 +289,26 @@ int main(int argc, char **argv)
 			region = v;
 		} else if (!strcmp(a, "--endpoint")) {
 			NEED_VALUE();
-			if (n_endpoints == GW_MAX_ENDPOINTS) { fprintf(stderr, "infergate: at most %d --endpoint\n", GW_MAX_ENDPOINTS); return 2; }
+			if (n_endpoints == GW_MAX_ENDPOINTS) {
+				fprintf(stderr, "infergate: at most %d --endpoint\n", GW_MAX_ENDPOINTS);
+				return 2;
+			}
 			endpoints[n_endpoints++] = v;
 		} else if (!strcmp(a, "--access-log")) {
 			NEED_VALUE();
-			if (strlen(v) >= sizeof(access_log_flag)) { fprintf(stderr, "infergate: --access-log: path too long\n"); return 2; }
+			if (strlen(v) >= sizeof(access_log_flag)) {
+				fprintf(stderr, "infergate: --access-log: path too long\n");
+				return 2;
+			}
 			str_copy(access_log_flag, v, sizeof(access_log_flag));
 			access_log_from_flag = 1;
 		} else if (!strcmp(a, "--log-level")) {
 			NEED_VALUE();
 			int l = log_level_parse(v);
-			if (l < 0) { fprintf(stderr, "infergate: --log-level: debug, info, warn or error\n"); return 2; }
+			if (l < 0) {
+				fprintf(stderr, "infergate: --log-level: debug, info, warn or error\n");
+				return 2;
+			}
 			log_set_level((enum log_level)l);
 		} else if (!strcmp(a, "--log-json")) {
 			log_set_json(1);

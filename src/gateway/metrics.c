@@ -28,7 +28,25 @@ struct gw_metrics {
 };
 
 static const double latency_bounds[] = {
-	0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600,
+	0.0005,
+	0.001,
+	0.0025,
+	0.005,
+	0.01,
+	0.025,
+	0.05,
+	0.1,
+	0.25,
+	0.5,
+	1,
+	2.5,
+	5,
+	10,
+	30,
+	60,
+	120,
+	300,
+	600,
 };
 
 /* Copies values kept elsewhere into their series before each scrape. */
@@ -79,7 +97,8 @@ static void collect(prom_registry *reg, void *arg)
 		for (size_t k = 0; k < p->n_eps; k++) {
 			const char *region = p->eps[k]->region;
 			size_t j;
-			for (j = 0; j < k; j++) if (!strcmp(p->eps[j]->region, region)) break;
+			for (j = 0; j < k; j++)
+				if (!strcmp(p->eps[j]->region, region)) break;
 			if (j < k) continue;
 			size_t n = 0;
 			for (j = k; j < p->n_eps; j++)
@@ -115,50 +134,52 @@ int gw_metrics_init(gw *g)
 	static const char *const l_reload[] = {"result", NULL};
 	size_t nb = ARRAY_LEN(latency_bounds);
 	m->requests = prom_counter(r, "infergate_requests_total",
-		"Requests answered, by pool, serving region and endpoint, and HTTP status (499: the client left first).", l_req);
+				   "Requests answered, by pool, serving region and endpoint, and HTTP status (499: the client left first).", l_req);
 	m->duration = prom_histogram(r, "infergate_request_duration_seconds",
-		"Time from the request's arrival to the end of its response, seconds.", l_pool, latency_bounds, nb);
+				     "Time from the request's arrival to the end of its response, seconds.", l_pool, latency_bounds, nb);
 	m->ttfb = prom_histogram(r, "infergate_time_to_first_byte_seconds",
-		"Time from the request's arrival to the response head relayed to the client, seconds.", l_pool, latency_bounds, nb);
+				 "Time from the request's arrival to the response head relayed to the client, seconds.", l_pool, latency_bounds, nb);
 	m->retries = prom_counter(r, "infergate_retries_total",
-		"Attempts made again on another endpoint, by cause; budget_exhausted counts retries refused.", l_retry);
+				  "Attempts made again on another endpoint, by cause; budget_exhausted counts retries refused.", l_retry);
 	m->outside = prom_counter(r, "infergate_requests_outside_region_total",
-		"Requests served by an endpoint outside the gateway's own region, by serving region.", l_out);
+				  "Requests served by an endpoint outside the gateway's own region, by serving region.", l_out);
 	m->req_bytes = prom_counter(r, "infergate_request_body_bytes_total", "Request body bytes received from clients.", l_pool);
 	m->resp_bytes = prom_counter(r, "infergate_response_body_bytes_total", "Response body bytes relayed to clients.", l_pool);
 	m->ep_up = prom_gauge(r, "infergate_endpoint_up",
-		"1 when the endpoint's active health checks say up, 0 when down or not checked yet.", l_ep);
+			      "1 when the endpoint's active health checks say up, 0 when down or not checked yet.", l_ep);
 	m->ep_ejected = prom_gauge(r, "infergate_endpoint_ejected",
-		"1 while the endpoint is taken out by passive detection (failures of real traffic).", l_ep);
+				   "1 while the endpoint is taken out by passive detection (failures of real traffic).", l_ep);
 	m->ep_in_flight = prom_gauge(r, "infergate_endpoint_in_flight", "Requests in flight on the endpoint.", l_ep);
 	m->ep_changes = prom_counter(r, "infergate_endpoint_state_changes_total",
-		"Health state changes of the endpoint, by the state entered.", l_change);
+				     "Health state changes of the endpoint, by the state entered.", l_change);
 	m->ep_checks = prom_counter(r, "infergate_endpoint_checks_total", "Active health checks, by result.", l_check);
 	m->ep_ejections = prom_counter(r, "infergate_endpoint_ejections_total", "Passive ejections of the endpoint.", l_ep2);
 	m->up_conns = prom_gauge(r, "infergate_upstream_connections",
-		"Connections to the endpoint: idle in its keep-alive pool, or active (carrying a request).", l_conn);
+				 "Connections to the endpoint: idle in its keep-alive pool, or active (carrying a request).", l_conn);
 	m->up_connects = prom_counter(r, "infergate_upstream_connects_total", "Connections opened to the endpoint.", l_ep2);
 	m->in_flight = prom_gauge(r, "infergate_in_flight_requests", "Client requests being proxied now.", NULL);
 	m->client_conns = prom_gauge(r, "infergate_client_connections", "Client connections open now.", NULL);
 	m->client_rejected = prom_counter(r, "infergate_client_rejected_total",
-		"Requests refused by the HTTP layer itself (431, 413, 408, 400 malformed or bad framing).", NULL);
+					  "Requests refused by the HTTP layer itself (431, 413, 408, 400 malformed or bad framing).", NULL);
 	m->client_closed = prom_counter(r, "infergate_client_closed_total",
-		"Requests whose client left before the response ended.", NULL);
+					"Requests whose client left before the response ended.", NULL);
 	static const char *const l_tls[] = {"result", NULL};
 	m->tls_handshakes = prom_counter(r, "infergate_tls_handshakes_total",
-		"TLS handshakes with clients, by result: ok (full), resumed (a session resumed), failed (bad "
-		"handshake, timed out, or the client left during it).", l_tls);
+					 "TLS handshakes with clients, by result: ok (full), resumed (a session resumed), failed (bad "
+					 "handshake, timed out, or the client left during it).",
+					 l_tls);
 	m->h2_conns = prom_counter(r, "infergate_client_http2_connections_total",
-		"Client connections that spoke HTTP/2 (ALPN h2 over TLS, or the h2c preface in cleartext).", NULL);
+				   "Client connections that spoke HTTP/2 (ALPN h2 over TLS, or the h2c preface in cleartext).", NULL);
 	m->healthy = prom_gauge(r, "infergate_healthy_endpoints", "Endpoints up, by pool and region.", l_out);
 	m->reloads = prom_counter(r, "infergate_config_reloads_total", "Configuration reloads (SIGHUP), by result.", l_reload);
 	m->draining = prom_gauge(r, "infergate_draining", "1 while the gateway drains before exiting.", NULL);
 	static const char *const l_resume[] = {"pool", "outcome", NULL};
 	m->resumes = prom_counter(r, "infergate_resumes_total",
-		"Streams broken after their first byte, by what followed: resumed (a continuation sent), completed "
-		"(a resumed stream reached [DONE]), finished, exhausted, deadline, no_endpoint, not_resumable.", l_resume);
+				  "Streams broken after their first byte, by what followed: resumed (a continuation sent), completed "
+				  "(a resumed stream reached [DONE]), finished, exhausted, deadline, no_endpoint, not_resumable.",
+				  l_resume);
 	m->io_flushes = prom_counter(r, "infergate_io_uring_submits_total",
-		"System calls that issued batched sends, upstream and to clients (io_uring: auto; 0 when off or unavailable).", NULL);
+				     "System calls that issued batched sends, upstream and to clients (io_uring: auto; 0 when off or unavailable).", NULL);
 	m->io_ops = prom_counter(r, "infergate_io_uring_sends_total", "Sends (upstream requests, plaintext HTTP/1.1 answers to clients) issued through those system calls.", NULL);
 	if (!m->resumes || !m->io_flushes || !m->io_ops) return -1;
 	if (!m->requests || !m->duration || !m->ttfb || !m->retries || !m->outside || !m->req_bytes || !m->resp_bytes ||
@@ -244,7 +265,8 @@ void gw_metrics_request(gw *g, const gw_call *c, uint64_t now_ms)
 		char *w = code + sizeof(code) - 1;
 		unsigned v = c->status < 0 ? 0u - (unsigned)c->status : (unsigned)c->status;
 		*w = 0;
-		do *--w = (char)('0' + v % 10); while (v /= 10);
+		do *--w = (char)('0' + v % 10);
+		while (v /= 10);
 		if (c->status < 0) *--w = '-';
 		memmove(code, w, (size_t)(code + sizeof(code) - w));
 	}

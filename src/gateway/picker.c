@@ -56,7 +56,8 @@ static void score_kv(pk_view *const cand[], size_t n, const pk_params *p)
 {
 	for (size_t i = 0; i < n; i++) {
 		double u = cand[i]->stale ? 1 : cand[i]->util;
-		cand[i]->score[PK_S_KV] = u < 0 ? 1 : u > 1 ? 0 : 1 - u;
+		cand[i]->score[PK_S_KV] = u < 0 ? 1 : u > 1 ? 0
+							    : 1 - u;
 	}
 }
 
@@ -184,7 +185,8 @@ size_t admission_next(const admission_cand *v, size_t n, int fair)
 		if (v[i].priority != prio) continue;
 		const admission_cand *a = &v[i], *b = &v[pick];
 		if (a->tenant_served != b->tenant_served ? a->tenant_served < b->tenant_served
-		    : a->tenant != b->tenant ? a->tenant < b->tenant : a->waited_ms > b->waited_ms)
+		    : a->tenant != b->tenant             ? a->tenant < b->tenant
+							 : a->waited_ms > b->waited_ms)
 			pick = i;
 	}
 	return pick;
@@ -198,7 +200,7 @@ typedef void pk_scorer_fn(pk_view *const cand[], size_t n, const pk_params *p);
 typedef struct pk_filter {
 	pk_filter_fn *fn;
 	unsigned bit;
-	int hard;                      /* may empty the set (the request then fails) */
+	int hard; /* may empty the set (the request then fails) */
 	const char *name;
 } pk_filter;
 
@@ -226,9 +228,16 @@ const char *picker_scorer_name(int s) { return s >= 0 && s < PK_N_SCORERS ? scor
 
 void picker_filter_names(unsigned mask, char *dst, size_t size)
 {
-	static const struct { unsigned bit; const char *name; } all[] = {
-		{PK_F_UNTRIED, "untried"}, {PK_F_HEALTHY, "healthy"}, {PK_F_NOT_EJECTED, "not_ejected"},
-		{PK_F_MODEL, "model"}, {PK_F_REGION, "region"}, {PK_F_UTILIZATION, "utilization"},
+	static const struct {
+		unsigned bit;
+		const char *name;
+	} all[] = {
+		{PK_F_UNTRIED, "untried"},
+		{PK_F_HEALTHY, "healthy"},
+		{PK_F_NOT_EJECTED, "not_ejected"},
+		{PK_F_MODEL, "model"},
+		{PK_F_REGION, "region"},
+		{PK_F_UTILIZATION, "utilization"},
 	};
 	size_t off = 0;
 	if (size) dst[0] = 0;
@@ -368,7 +377,8 @@ static void session_first(pk_view *v, const pk_params *p, pk_result *out, size_t
 	out->session_kept = 1;
 }
 
-static int clamp_rank(int r) { return r < 0 ? 0 : r >= REGION_MAX ? REGION_MAX - 1 : r; }
+static int clamp_rank(int r) { return r < 0 ? 0 : r >= REGION_MAX ? REGION_MAX - 1
+								  : r; }
 
 void picker_run(pk_view *v, size_t n, const pk_params *p, region_state *rs, pk_result *out)
 {
@@ -479,7 +489,10 @@ void picker_run(pk_view *v, size_t n, const pk_params *p, region_state *rs, pk_r
 	for (size_t i = 1; i < gn; i++) { /* insertion sort by tier: few distinct tiers, mostly in order */
 		pk_view *x = g[i];
 		size_t j = i;
-		while (j > 0 && tier_of[g[j - 1] - v] > tier_of[x - v]) { g[j] = g[j - 1]; j--; }
+		while (j > 0 && tier_of[g[j - 1] - v] > tier_of[x - v]) {
+			g[j] = g[j - 1];
+			j--;
+		}
 		g[j] = x;
 	}
 	size_t first_tier = 0;

@@ -36,14 +36,14 @@
 #include <stdint.h>
 #include "gateway/config.h"
 
-#define REGION_MAX 64                  /* region ranks tracked per pool */
+#define REGION_MAX 64 /* region ranks tracked per pool */
 
 typedef struct region_entry {
-	int spilled;                   /* 1: traffic goes elsewhere */
-	uint64_t since_ms;             /* when spilled last changed */
+	int spilled;       /* 1: traffic goes elsewhere */
+	uint64_t since_ms; /* when spilled last changed */
 	uint64_t spills_total, returns_total;
-	double best_util;              /* lowest utilization of an available endpoint (last look), 2 = none */
-	uint32_t available;            /* endpoints available (last look) */
+	double best_util;   /* lowest utilization of an available endpoint (last look), 2 = none */
+	uint32_t available; /* endpoints available (last look) */
 } region_entry;
 
 /* The state of one pool's regions, indexed by region rank. Owner: the pool's
@@ -65,55 +65,62 @@ enum pk_filter_bit {
 /* Where a request's LoRA adapter stands on an endpoint (vLLM's /v1/models and
  * vllm:lora_requests_info): the picker prefers running, then a free slot,
  * then listed (the scorers decide among equals). NONE: not an adapter there. */
-enum pk_adapter { PK_ADAPTER_NONE = 0, PK_ADAPTER_LISTED, PK_ADAPTER_SLOT, PK_ADAPTER_RUNNING };
+enum pk_adapter { PK_ADAPTER_NONE = 0,
+		  PK_ADAPTER_LISTED,
+		  PK_ADAPTER_SLOT,
+		  PK_ADAPTER_RUNNING };
 const char *picker_adapter_name(int a); /* "none", "listed", "slot", "running" */
 
-enum pk_scorer { PK_S_KV, PK_S_QUEUE, PK_S_INFLIGHT, PK_S_PREFIX, PK_N_SCORERS };
+enum pk_scorer { PK_S_KV,
+		 PK_S_QUEUE,
+		 PK_S_INFLIGHT,
+		 PK_S_PREFIX,
+		 PK_N_SCORERS };
 
 /* One endpoint as the pipeline sees it. Inputs are filled by the caller;
  * outputs (passed, score, total) by picker_run. */
 typedef struct pk_view {
 	/* inputs */
-	int index;                     /* the caller's (pool->eps) */
+	int index; /* the caller's (pool->eps) */
 	const char *label;
 	const char *region;
-	int region_rank;               /* 0 = own region, then nearest first */
-	int tried;                     /* this request already tried it */
-	int available;                 /* health not DOWN, not removed */
-	int ejected;                   /* passively ejected */
+	int region_rank; /* 0 = own region, then nearest first */
+	int tried;       /* this request already tried it */
+	int available;   /* health not DOWN, not removed */
+	int ejected;     /* passively ejected */
 	int serves_model;
-	double util;                   /* balancing metric 0..1 (1 when stale) */
-	int stale;                     /* metrics too old */
-	double waiting, running;       /* scraped queue gauges */
-	uint32_t in_flight;            /* the gateway's own count */
-	uint32_t weight;               /* >= 1 */
+	double util;             /* balancing metric 0..1 (1 when stale) */
+	int stale;               /* metrics too old */
+	double waiting, running; /* scraped queue gauges */
+	uint32_t in_flight;      /* the gateway's own count */
+	uint32_t weight;         /* >= 1 */
 	uint64_t picked_total;
-	uint32_t prefix_blocks;        /* longest prefix of the request held there */
-	int adapter;                   /* enum pk_adapter: the request's LoRA adapter there */
+	uint32_t prefix_blocks;              /* longest prefix of the request held there */
+	int adapter;                         /* enum pk_adapter: the request's LoRA adapter there */
 	uint32_t adapters_running, max_lora; /* its adapters (scraped), for the explanation */
 	/* outputs */
-	unsigned passed;               /* enum pk_filter_bit of the filters it passed */
-	double score[PK_N_SCORERS];    /* each 0..1 */
-	double total;                  /* weighted sum */
-	int guarded;                   /* prefix affinity withheld by the load guard */
+	unsigned passed;            /* enum pk_filter_bit of the filters it passed */
+	double score[PK_N_SCORERS]; /* each 0..1 */
+	double total;               /* weighted sum */
+	int guarded;                /* prefix affinity withheld by the load guard */
 } pk_view;
 
 /* The request and the policy, for one run. */
 typedef struct pk_params {
 	const gw_picker_cfg *cfg;
-	uint32_t request_blocks;       /* blocks of the request's prefix chain */
+	uint32_t request_blocks; /* blocks of the request's prefix chain */
 	uint64_t now_ms;
-	uint64_t session;              /* hash of the request's session key; 0: none */
+	uint64_t session; /* hash of the request's session key; 0: none */
 } pk_params;
 
 typedef struct pk_result {
-	int order[GW_MAX_ENDPOINTS];   /* view positions, best first */
+	int order[GW_MAX_ENDPOINTS]; /* view positions, best first */
 	size_t n_order;
-	int region_rank;               /* of the chosen region; -1 when nothing is left */
-	int spilled;                   /* the chosen region is not the nearest live one */
-	int saturated;                 /* no region has capacity */
-	unsigned relaxed;              /* soft filters that would have dropped every candidate */
-	int session_kept;              /* the session's endpoint went first (picker_session_rank) */
+	int region_rank;  /* of the chosen region; -1 when nothing is left */
+	int spilled;      /* the chosen region is not the nearest live one */
+	int saturated;    /* no region has capacity */
+	unsigned relaxed; /* soft filters that would have dropped every candidate */
+	int session_kept; /* the session's endpoint went first (picker_session_rank) */
 } pk_result;
 
 /* Runs the pipeline over v[0..n) (n <= GW_MAX_ENDPOINTS) with the pool's
@@ -163,10 +170,10 @@ int picker_req_error(const picker_req *q, const char **msg);
 
 /* What the picker knows of the request. */
 typedef struct pick_ctx {
-	const uint64_t *tried;         /* bitmap over pool->eps indexes (NULL: none tried) */
-	const char *model;             /* NULL: any */
+	const uint64_t *tried; /* bitmap over pool->eps indexes (NULL: none tried) */
+	const char *model;     /* NULL: any */
 	uint64_t now_ms;
-	struct picker_req *req;        /* the request's prefix chain etc.; may be NULL */
+	struct picker_req *req; /* the request's prefix chain etc.; may be NULL */
 } pick_ctx;
 
 static inline int pick_tried(const uint64_t *bits, int i) { return (int)((bits[i >> 6] >> (i & 63)) & 1); }
@@ -179,7 +186,7 @@ typedef struct pick_result {
 	size_t n_views;
 	pk_result res;
 	uint64_t now_ms;
-	int best;                      /* index into pool->eps, -1 when nothing is left */
+	int best; /* index into pool->eps, -1 when nothing is left */
 } pick_result;
 
 /* A pick_result to fill and give back (picker_result_put); NULL when out of

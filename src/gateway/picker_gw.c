@@ -47,25 +47,25 @@ typedef struct picker_pool {
 /* Per endpoint. Owner: gw_endpoint.pk. */
 typedef struct picker_ep {
 	prefix_index *index;
-	unsigned passed;               /* filters passed in the last run that saw it */
+	unsigned passed; /* filters passed in the last run that saw it */
 	double score[PK_N_SCORERS], total;
 	int guarded;
-	int rank;                      /* position in the last order, -1 = not a candidate */
+	int rank; /* position in the last order, -1 = not a candidate */
 	uint32_t prefix_blocks;
 	uint64_t run_ms;
 } picker_ep;
 
 struct picker_req {
-	picker_req *next_free;         /* in the list of recycled ones */
-	uint32_t cap;                  /* room in chain, in blocks */
-	uint32_t n;                    /* blocks in chain */
+	picker_req *next_free; /* in the list of recycled ones */
+	uint32_t cap;          /* room in chain, in blocks */
+	uint32_t n;            /* blocks in chain */
 	int priority;
 	int explain;
-	int bad;                       /* unknown objective: 400 */
-	uint64_t session;              /* hash of the session header's value (never the value); 0: none */
+	int bad;          /* unknown objective: 400 */
+	uint64_t session; /* hash of the session header's value (never the value); 0: none */
 	char objective[GW_NAME_LEN];
 	char err[GW_NAME_LEN + 64];
-	char why[1200];                /* the explain text of the last attempt (kept last but chain: not cleared on reuse) */
+	char why[1200]; /* the explain text of the last attempt (kept last but chain: not cleared on reuse) */
 	uint64_t chain[];
 };
 
@@ -212,7 +212,8 @@ static int adapter_state(const gw_endpoint *e, const char *model, const scrape_v
 	}
 	if (!model || !e->adapters) return PK_ADAPTER_NONE;
 	size_t i;
-	for (i = 0; i < e->n_models && strcmp(e->models[i], model); i++);
+	for (i = 0; i < e->n_models && strcmp(e->models[i], model); i++)
+		;
 	if (i == e->n_models || !((e->adapters >> i) & 1)) return PK_ADAPTER_NONE;
 	if (!sv || !(sv->has & SCRAPE_HAS_LORA)) return PK_ADAPTER_LISTED;
 	size_t ml = strlen(model);
@@ -268,7 +269,7 @@ int picker_pick(gw_pool *pool, const pick_ctx *ctx, pick_result *out)
 	picker_pool *pp = pool_state(pool);
 	region_state scratch; /* out of memory: no hysteresis, still a pick */
 	if (!pp) memset(&scratch, 0, sizeof(scratch));
-	pk_params p = { &pool->cfg.picker, q ? q->n : 0, now, q ? q->session : 0 };
+	pk_params p = {&pool->cfg.picker, q ? q->n : 0, now, q ? q->session : 0};
 	picker_run(out->views, n, &p, pp ? &pp->regions : &scratch, &out->res);
 	out->best = out->res.n_order ? out->views[out->res.order[0]].index : -1;
 	return out->best;
@@ -289,7 +290,8 @@ int picker_any_left(const gw_pool *pool, const pick_ctx *ctx)
 
 static const char *decision(const pk_result *r)
 {
-	return r->saturated ? "saturated" : r->region_rank > 0 ? "spill" : "local";
+	return r->saturated ? "saturated" : r->region_rank > 0 ? "spill"
+							       : "local";
 }
 
 void picker_commit(gw_pool *pool, const pick_ctx *ctx, const pick_result *pr)
@@ -348,7 +350,8 @@ void picker_commit(gw_pool *pool, const pick_ctx *ctx, const pick_result *pr)
 			 e->label, e->region, decision(res), v->util, v->stale ? " stale" : "", v->total,
 			 v->score[PK_S_KV], v->score[PK_S_QUEUE], v->score[PK_S_INFLIGHT], v->score[PK_S_PREFIX],
 			 v->guarded ? " guarded" : "", v->prefix_blocks, q->n, res->n_order, filters,
-			 relaxed[0] ? relaxed : "none", !q->session ? "none" : res->session_kept ? "kept" : "moved",
+			 relaxed[0] ? relaxed : "none", !q->session ? "none" : res->session_kept ? "kept"
+												 : "moved",
 			 picker_adapter_name(v->adapter), v->adapters_running, v->max_lora);
 	}
 }
@@ -390,7 +393,7 @@ int picker_pool_saturated(gw_pool *pool, uint64_t now_ms)
 {
 	pick_result *pr = picker_result_get();
 	if (!pr) return 0;
-	pick_ctx ctx = { NULL, NULL, now_ms, NULL };
+	pick_ctx ctx = {NULL, NULL, now_ms, NULL};
 	picker_pick(pool, &ctx, pr);
 	int sat = pr->res.saturated;
 	picker_result_put(pr);
@@ -406,44 +409,79 @@ void picker_status_endpoint(json_w *w, const gw_endpoint *e, uint64_t now)
 	const scrape_values *sv = scrape_last(e);
 	int stale;
 	double util = scrape_util(e, now, &stale);
-	jw_key(w, "load"); jw_obj_begin(w);
-	jw_key(w, "scraping"); jw_bool(w, st.enabled);
-	jw_key(w, "utilization"); jw_double(w, util);
-	jw_key(w, "stale"); jw_bool(w, stale);
-	jw_key(w, "age_ms"); jw_int(w, scrape_age_ms(e, now));
+	jw_key(w, "load");
+	jw_obj_begin(w);
+	jw_key(w, "scraping");
+	jw_bool(w, st.enabled);
+	jw_key(w, "utilization");
+	jw_double(w, util);
+	jw_key(w, "stale");
+	jw_bool(w, stale);
+	jw_key(w, "age_ms");
+	jw_int(w, scrape_age_ms(e, now));
 	if (sv) {
-		jw_key(w, "dialect"); jw_str(w, sv->dialect);
-		jw_key(w, "kv_usage"); if (sv->has & SCRAPE_HAS_KV) jw_double(w, sv->kv_usage); else jw_null(w);
-		jw_key(w, "waiting"); if (sv->has & SCRAPE_HAS_WAITING) jw_double(w, sv->waiting); else jw_null(w);
-		jw_key(w, "running"); if (sv->has & SCRAPE_HAS_RUNNING) jw_double(w, sv->running); else jw_null(w);
-		jw_key(w, "metric"); if (sv->has & SCRAPE_HAS_METRIC) jw_double(w, sv->metric); else jw_null(w);
-		jw_key(w, "block_size"); jw_uint(w, sv->block_size);
-		jw_key(w, "num_gpu_blocks"); jw_uint(w, sv->num_gpu_blocks);
+		jw_key(w, "dialect");
+		jw_str(w, sv->dialect);
+		jw_key(w, "kv_usage");
+		if (sv->has & SCRAPE_HAS_KV) jw_double(w, sv->kv_usage);
+		else jw_null(w);
+		jw_key(w, "waiting");
+		if (sv->has & SCRAPE_HAS_WAITING) jw_double(w, sv->waiting);
+		else jw_null(w);
+		jw_key(w, "running");
+		if (sv->has & SCRAPE_HAS_RUNNING) jw_double(w, sv->running);
+		else jw_null(w);
+		jw_key(w, "metric");
+		if (sv->has & SCRAPE_HAS_METRIC) jw_double(w, sv->metric);
+		else jw_null(w);
+		jw_key(w, "block_size");
+		jw_uint(w, sv->block_size);
+		jw_key(w, "num_gpu_blocks");
+		jw_uint(w, sv->num_gpu_blocks);
 	}
-	jw_key(w, "scrapes_total"); jw_uint(w, st.scrapes_total);
-	jw_key(w, "scrape_failures_total"); jw_uint(w, st.failures_total);
-	jw_key(w, "scrape_timeouts_total"); jw_uint(w, st.timeouts_total);
-	jw_key(w, "scrape_garbage_total"); jw_uint(w, st.garbage_total);
-	jw_key(w, "last_scrape_us"); jw_uint(w, st.last_duration_us);
-	jw_key(w, "last_scrape_error"); jw_str(w, st.last_error);
+	jw_key(w, "scrapes_total");
+	jw_uint(w, st.scrapes_total);
+	jw_key(w, "scrape_failures_total");
+	jw_uint(w, st.failures_total);
+	jw_key(w, "scrape_timeouts_total");
+	jw_uint(w, st.timeouts_total);
+	jw_key(w, "scrape_garbage_total");
+	jw_uint(w, st.garbage_total);
+	jw_key(w, "last_scrape_us");
+	jw_uint(w, st.last_duration_us);
+	jw_key(w, "last_scrape_error");
+	jw_str(w, st.last_error);
 	jw_obj_end(w);
 	const picker_ep *s = e->pk;
-	jw_key(w, "picker"); jw_obj_begin(w);
+	jw_key(w, "picker");
+	jw_obj_begin(w);
 	if (s && s->run_ms) {
 		char f[128];
 		picker_filter_names(s->passed, f, sizeof(f));
-		jw_key(w, "last_run_age_ms"); jw_uint(w, now - s->run_ms);
-		jw_key(w, "filters_passed"); jw_str(w, f);
-		jw_key(w, "rank"); jw_int(w, s->rank);
-		jw_key(w, "scores"); jw_obj_begin(w);
-		for (int k = 0; k < PK_N_SCORERS; k++) { jw_key(w, picker_scorer_name(k)); jw_double(w, s->score[k]); }
+		jw_key(w, "last_run_age_ms");
+		jw_uint(w, now - s->run_ms);
+		jw_key(w, "filters_passed");
+		jw_str(w, f);
+		jw_key(w, "rank");
+		jw_int(w, s->rank);
+		jw_key(w, "scores");
+		jw_obj_begin(w);
+		for (int k = 0; k < PK_N_SCORERS; k++) {
+			jw_key(w, picker_scorer_name(k));
+			jw_double(w, s->score[k]);
+		}
 		jw_obj_end(w);
-		jw_key(w, "total"); jw_double(w, s->total);
-		jw_key(w, "prefix_guarded"); jw_bool(w, s->guarded);
-		jw_key(w, "prefix_blocks_matched"); jw_uint(w, s->prefix_blocks);
+		jw_key(w, "total");
+		jw_double(w, s->total);
+		jw_key(w, "prefix_guarded");
+		jw_bool(w, s->guarded);
+		jw_key(w, "prefix_blocks_matched");
+		jw_uint(w, s->prefix_blocks);
 	}
-	jw_key(w, "prefix_index_blocks"); jw_uint(w, s && s->index ? prefix_index_size(s->index) : 0);
-	jw_key(w, "prefix_index_capacity"); jw_uint(w, s && s->index ? prefix_index_capacity(s->index) : 0);
+	jw_key(w, "prefix_index_blocks");
+	jw_uint(w, s && s->index ? prefix_index_size(s->index) : 0);
+	jw_key(w, "prefix_index_capacity");
+	jw_uint(w, s && s->index ? prefix_index_capacity(s->index) : 0);
 	jw_obj_end(w);
 }
 
@@ -456,9 +494,12 @@ void picker_status_pool(json_w *w, gw_pool *pool, uint64_t now)
 {
 	int sat = picker_pool_saturated(pool, now);
 	const picker_pool *pp = pool->pk;
-	jw_key(w, "saturated"); jw_bool(w, sat);
-	jw_key(w, "max_utilization"); jw_double(w, pool->cfg.picker.max_utilization);
-	jw_key(w, "regions"); jw_arr_begin(w);
+	jw_key(w, "saturated");
+	jw_bool(w, sat);
+	jw_key(w, "max_utilization");
+	jw_double(w, pool->cfg.picker.max_utilization);
+	jw_key(w, "regions");
+	jw_arr_begin(w);
 	for (int r = 0; pp && r < REGION_MAX; r++) {
 		const char *name = NULL;
 		for (size_t k = 0; k < pool->n_eps && !name; k++)
@@ -466,14 +507,23 @@ void picker_status_pool(json_w *w, gw_pool *pool, uint64_t now)
 		if (!name) continue;
 		const region_entry *re = &pp->regions.r[r];
 		jw_obj_begin(w);
-		jw_key(w, "region"); jw_str(w, name);
-		jw_key(w, "rank"); jw_int(w, r);
-		jw_key(w, "spilled"); jw_bool(w, re->spilled);
-		jw_key(w, "for_ms"); jw_uint(w, re->since_ms ? now - re->since_ms : 0);
-		jw_key(w, "best_utilization"); if (re->available) jw_double(w, re->best_util); else jw_null(w);
-		jw_key(w, "available"); jw_uint(w, re->available);
-		jw_key(w, "spills_total"); jw_uint(w, re->spills_total);
-		jw_key(w, "returns_total"); jw_uint(w, re->returns_total);
+		jw_key(w, "region");
+		jw_str(w, name);
+		jw_key(w, "rank");
+		jw_int(w, r);
+		jw_key(w, "spilled");
+		jw_bool(w, re->spilled);
+		jw_key(w, "for_ms");
+		jw_uint(w, re->since_ms ? now - re->since_ms : 0);
+		jw_key(w, "best_utilization");
+		if (re->available) jw_double(w, re->best_util);
+		else jw_null(w);
+		jw_key(w, "available");
+		jw_uint(w, re->available);
+		jw_key(w, "spills_total");
+		jw_uint(w, re->spills_total);
+		jw_key(w, "returns_total");
+		jw_uint(w, re->returns_total);
 		jw_obj_end(w);
 	}
 	jw_arr_end(w);
@@ -573,31 +623,31 @@ int picker_init(gw *g)
 	static const char *const l_region[] = {"pool", "region", NULL};
 	static const char *const l_pool[] = {"pool", NULL};
 	pg->scrapes = prom_counter(r, "infergate_scrapes_total",
-		"Metric scrapes of the endpoint, by result: ok, failed (connection or status), timeout, garbage (not Prometheus text, or no load metric).", l_scrape);
+				   "Metric scrapes of the endpoint, by result: ok, failed (connection or status), timeout, garbage (not Prometheus text, or no load metric).", l_scrape);
 	pg->shed = prom_counter(r, "infergate_shed_total",
-		"Requests refused with 429 because every region of the pool was saturated, by objective and reason (saturated, queue_full, queue_timeout).", l_shed);
+				"Requests refused with 429 because every region of the pool was saturated, by objective and reason (saturated, queue_full, queue_timeout).", l_shed);
 	pg->picks = prom_counter(r, "infergate_picks_total",
-		"Endpoints picked, by the region picked and the decision: local (own region had capacity), spill (the waterfall went to another region), saturated (no region had capacity).", l_pick);
+				 "Endpoints picked, by the region picked and the decision: local (own region had capacity), spill (the waterfall went to another region), saturated (no region had capacity).", l_pick);
 	pg->prefix_blocks = prom_counter(r, "infergate_prefix_blocks_total",
-		"Prompt blocks of picked requests (requested) and how many the picked endpoint was believed to hold (matched).", l_prefix);
+					 "Prompt blocks of picked requests (requested) and how many the picked endpoint was believed to hold (matched).", l_prefix);
 	pg->spills = prom_counter(r, "infergate_region_spills_total",
-		"Times the region lost its last endpoint under the max utilization and traffic spilled to the next region.", l_region);
+				  "Times the region lost its last endpoint under the max utilization and traffic spilled to the next region.", l_region);
 	pg->kv_avg = prom_gauge(r, "infergate_pool_kv_usage_avg",
-		"Average balancing metric (KV-cache usage by default, 0..1) of the region's endpoints with fresh metrics: the autoscaling signal.", l_region);
+				"Average balancing metric (KV-cache usage by default, 0..1) of the region's endpoints with fresh metrics: the autoscaling signal.", l_region);
 	pg->waiting = prom_gauge(r, "infergate_pool_waiting_requests",
-		"Requests queued in the region's model servers, as last scraped.", l_region);
+				 "Requests queued in the region's model servers, as last scraped.", l_region);
 	pg->running = prom_gauge(r, "infergate_pool_running_requests",
-		"Requests running in the region's model servers, as last scraped.", l_region);
+				 "Requests running in the region's model servers, as last scraped.", l_region);
 	pg->in_flight = prom_gauge(r, "infergate_pool_in_flight_requests",
-		"Requests this gateway has in flight on the region's endpoints.", l_region);
+				   "Requests this gateway has in flight on the region's endpoints.", l_region);
 	pg->endpoints_fresh = prom_gauge(r, "infergate_pool_endpoints_scraped",
-		"Endpoints of the region with fresh metrics (counted in the average).", l_region);
+					 "Endpoints of the region with fresh metrics (counted in the average).", l_region);
 	pg->spilled = prom_gauge(r, "infergate_pool_region_spilled",
-		"1 while the region has no capacity and its traffic goes to the next region.", l_region);
+				 "1 while the region has no capacity and its traffic goes to the next region.", l_region);
 	pg->saturated = prom_gauge(r, "infergate_pool_saturated",
-		"1 while no region of the pool has capacity (negative priorities are shed).", l_pool);
+				   "1 while no region of the pool has capacity (negative priorities are shed).", l_pool);
 	pg->queued = prom_gauge(r, "infergate_admission_queued_requests",
-		"Requests waiting in the admission queues for capacity.", NULL);
+				"Requests waiting in the admission queues for capacity.", NULL);
 	if (!pg->scrapes || !pg->shed || !pg->picks || !pg->prefix_blocks || !pg->spills || !pg->kv_avg ||
 	    !pg->waiting || !pg->running || !pg->in_flight || !pg->endpoints_fresh || !pg->spilled ||
 	    !pg->saturated || !pg->queued) {

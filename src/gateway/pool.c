@@ -154,7 +154,8 @@ static int region_rank(const gw_config *cfg, const char *region)
 			const char *r = cfg->pools[i].endpoints[k].region;
 			if (!strcmp(r, cfg->region) || !strcmp(r, region)) continue;
 			size_t s;
-			for (s = 0; s < n_seen; s++) if (!strcmp(seen[s], r)) break;
+			for (s = 0; s < n_seen; s++)
+				if (!strcmp(seen[s], r)) break;
 			if (s < n_seen) continue;
 			if (n_seen < ARRAY_LEN(seen)) seen[n_seen++] = r;
 			int64_t lat = gw_config_region_latency_ms(cfg, r);
@@ -237,7 +238,10 @@ int gw_pools_apply(gw *g, const gw_config *cfg, char *err, size_t err_len)
 			int restart = !fresh && !health_cfg_same(&e->hc, &pc->health);
 			e->hc = pc->health;
 			if (fresh) health_start(e);
-			else if (restart) { health_stop(e); health_start(e); }
+			else if (restart) {
+				health_stop(e);
+				health_start(e);
+			}
 			if (scrape_apply(e, &pc->metrics) < 0)
 				log_warn("endpoint %s of pool %s: out of memory: not scraped", e->address, pc->name);
 		}
@@ -250,7 +254,10 @@ int gw_pools_apply(gw *g, const gw_config *cfg, char *err, size_t err_len)
 			int still = 0;
 			for (size_t j = 0; j < cfg->n_pools && !still; j++)
 				for (size_t q = 0; q < np[j]->n_eps; q++)
-					if (np[j]->eps[q] == e) { still = 1; break; }
+					if (np[j]->eps[q] == e) {
+						still = 1;
+						break;
+					}
 			if (!still && !e->removed) {
 				e->removed = 1;
 				health_stop(e);
@@ -386,7 +393,7 @@ size_t gw_healthy_endpoints(const gw *g)
 #define GW_RESPONSE_PROBE 8
 
 typedef struct response_slot {
-	uint64_t hash;                 /* 0 = empty */
+	uint64_t hash; /* 0 = empty */
 	char pool[GW_NAME_LEN];
 } response_slot;
 

@@ -51,15 +51,15 @@ void prefix_hasher_feed(prefix_hasher *ph, const void *data, size_t len)
 
 typedef struct node {
 	uint64_t h;
-	uint32_t prev, next;           /* LRU list: head = most recent */
+	uint32_t prev, next; /* LRU list: head = most recent */
 } node;
 
 struct prefix_index {
-	node *nodes;                   /* cap */
-	uint32_t *slots;               /* mask + 1 entries: node number + 1, 0 = empty */
+	node *nodes;     /* cap */
+	uint32_t *slots; /* mask + 1 entries: node number + 1, 0 = empty */
 	uint32_t mask;
 	uint32_t cap, used;
-	uint32_t head, tail;           /* LRU ends */
+	uint32_t head, tail; /* LRU ends */
 	uint64_t evictions_total;
 };
 

@@ -23,18 +23,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PREFIX_MAX_BLOCKS 1024          /* hard cap of a chain, whatever the configuration */
-#define PREFIX_INDEX_MIN 16             /* smallest index capacity, in blocks */
-#define PREFIX_INDEX_MAX (1u << 22)     /* largest (4 Mi blocks, ~100 MB) */
+#define PREFIX_MAX_BLOCKS 1024      /* hard cap of a chain, whatever the configuration */
+#define PREFIX_INDEX_MIN 16         /* smallest index capacity, in blocks */
+#define PREFIX_INDEX_MAX (1u << 22) /* largest (4 Mi blocks, ~100 MB) */
 
 /* A chain being built from text fed in pieces. Owner: the caller (on its
  * stack or in its request); out is the caller's array of max hashes. */
 typedef struct prefix_hasher {
-	uint64_t h;                    /* hash of the last full block (the seed at first) */
-	uint32_t block_chars;          /* block size in bytes */
-	uint32_t fill;                 /* bytes in block[] */
+	uint64_t h;           /* hash of the last full block (the seed at first) */
+	uint32_t block_chars; /* block size in bytes */
+	uint32_t fill;        /* bytes in block[] */
 	uint64_t *out;
-	uint32_t n, max;               /* hashes written, capacity */
+	uint32_t n, max; /* hashes written, capacity */
 	char block[256];
 } prefix_hasher;
 

@@ -249,7 +249,10 @@ static int hop_by_hop(const char *name, size_t len, const char *conn_tokens)
 /* Appends without formatting: a literal, or a NUL-terminated string.
  * 0, or -1 when the buffer is full. */
 #define APPEND_LIT(b, lit) buf_append((b), (lit), sizeof(lit) - 1)
-static inline int append_str(buf *b, const char *s) { return buf_append(b, s, strlen(s)); }
+static inline int append_str(buf *b, const char *s)
+{
+	return buf_append(b, s, strlen(s));
+}
 
 /* Appends "name: value\r\n" with one reservation. 0, or -1 when the buffer
  * is full. */
@@ -301,7 +304,7 @@ static int build_up_headers(gw_call *c, httpd_req *r)
 	int rc = 0;
 	for (size_t i = 0; i < n; i++) {
 		if (hop_by_hop(h[i].name, h[i].name_len, conn)) continue;
-		if (*key && str_ieq(h[i].name, h[i].name_len, "authorization")) continue;   /* ours instead */
+		if (*key && str_ieq(h[i].name, h[i].name_len, "authorization")) continue; /* ours instead */
 		rc |= append_header(b, &h[i]);
 	}
 	rc |= APPEND_LIT(b, "Content-Type: ");
@@ -353,10 +356,10 @@ static int can_retry(gw_call *c, int failure)
 	gw_pool *p = c->pool;
 	uint64_t now = ev_now_ms(c->g->loop);
 	if (!c->r) return 0;
-	pick_ctx ctx = { c->tried, c->model, now, c->pk };
-	retry_question q = { failure, c->tries, p->cfg.backend.tries, now < c->deadline_ms, picker_any_left(p, &ctx),
-			     c->in_retry, p->active_retries,
-			     retry_budget(p->cfg.backend.retry_budget_min, p->cfg.backend.retry_budget_ratio, p->active_requests) };
+	pick_ctx ctx = {c->tried, c->model, now, c->pk};
+	retry_question q = {failure, c->tries, p->cfg.backend.tries, now < c->deadline_ms, picker_any_left(p, &ctx),
+			    c->in_retry, p->active_retries,
+			    retry_budget(p->cfg.backend.retry_budget_min, p->cfg.backend.retry_budget_ratio, p->active_requests)};
 	int v = retry_decide(&q);
 	if (v == RETRY_NO_BUDGET) {
 		gw_metrics_retry(c->g, c, "budget_exhausted");
@@ -400,7 +403,7 @@ static int on_up_head(hc_req *up, int status, const http_header *h, size_t n, vo
 	if (status == 404 && c->seek && c->r) {
 		/* A stored response lives on the server that made it: ask the next
 		 * one, each at most once (the tried set), within the deadline. */
-		pick_ctx ctx = { c->tried, c->model, ev_now_ms(c->g->loop), c->pk };
+		pick_ctx ctx = {c->tried, c->model, ev_now_ms(c->g->loop), c->pk};
 		if (ctx.now_ms < c->deadline_ms && picker_any_left(c->pool, &ctx)) {
 			c->discard = 1;
 			return 0;
@@ -488,7 +491,8 @@ static void on_up_body(hc_req *up, const char *data, size_t len, void *arg)
 	if (c->discard || !c->r) return;
 	if (!c->first_token_ms) c->first_token_ms = ev_now_ms(c->g->loop);
 	usage_feed(&c->usage, data, len);
-	int rc = c->rs && c->sse ? resume_feed(c, data, len) : httpd_stream_write(c->r, data, len) < 0 ? RESUME_CLIENT_GONE : -1;
+	int rc = c->rs && c->sse ? resume_feed(c, data, len) : httpd_stream_write(c->r, data, len) < 0 ? RESUME_CLIENT_GONE
+												       : -1;
 	if (rc == RESUME_ERROR_EVENT || rc == RESUME_TOO_LARGE) {
 		hc_cancel(up);
 		c->up = NULL;
@@ -607,7 +611,7 @@ static void attempt(gw_call *c)
 		answer_error(c, 504, "The request timed out after %llu ms.", (unsigned long long)(now - c->start_ms));
 		return;
 	}
-	pick_ctx ctx = { c->tried, c->model, now, c->pk };
+	pick_ctx ctx = {c->tried, c->model, now, c->pk};
 	pick_result *pr = picker_result_get();
 	int i = pr ? picker_pick(p, &ctx, pr) : -1;
 	if (pr && i >= 0) picker_commit(p, &ctx, pr);
@@ -625,8 +629,8 @@ static void attempt(gw_call *c)
 	e->picked_total++;
 	e->requests_total++;
 	c->tries++;
-	hc_timeouts to = { p->cfg.backend.connect_timeout_ms, p->cfg.backend.idle_timeout_ms, c->deadline_ms - now };
-	hc_callbacks cb = { on_up_head, on_up_body, on_up_done };
+	hc_timeouts to = {p->cfg.backend.connect_timeout_ms, p->cfg.backend.idle_timeout_ms, c->deadline_ms - now};
+	hc_callbacks cb = {on_up_head, on_up_body, on_up_done};
 	const char *body = c->body;
 	size_t body_len = c->body_len;
 	if (c->rs) resume_body(c->rs, &body, &body_len);
@@ -666,7 +670,7 @@ static int can_resume(gw_call *c)
 {
 	uint64_t now = ev_now_ms(c->g->loop);
 	if (now >= c->deadline_ms) return 0;
-	pick_ctx ctx = { c->tried, c->model, now, c->pk };
+	pick_ctx ctx = {c->tried, c->model, now, c->pk};
 	return picker_any_left(c->pool, &ctx);
 }
 

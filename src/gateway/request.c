@@ -269,13 +269,16 @@ int request_read(gw_request *rq, const char *body, size_t len, int chat, char *m
 		while (r == 0 && (r = json_cursor_next(c, &key, &kl)) == 1) {
 			r = 0;
 			if (req_key_is(key, kl, "model")) {
-				if (json_cursor_peek(c) < 0) { r = -1; break; }
+				if (json_cursor_peek(c) < 0) {
+					r = -1;
+					break;
+				}
 				const char *at = json_cursor_pos(c);
 				if ((r = json_cursor_leaf(c, &v)) < 0) break;
 				rq->model_at = (size_t)(at - body);
 				rq->model_len = (size_t)(json_cursor_pos(c) - at);
 				if (v.type == JSON_NULL) {
-					rq->model_state = REQUEST_MODEL_MISSING;   /* as absent, as vLLM reads it */
+					rq->model_state = REQUEST_MODEL_MISSING; /* as absent, as vLLM reads it */
 				} else if (v.type != JSON_STRING) {
 					rq->model_state = REQUEST_MODEL_NOT_STRING;
 				} else {
@@ -284,7 +287,8 @@ int request_read(gw_request *rq, const char *body, size_t len, int chat, char *m
 					rq->model[k] = 0;
 					rq->model_state = !v.u.str.len ? REQUEST_MODEL_EMPTY
 							  /* a NUL inside would route the name as its own prefix */
-							  : memchr(v.u.str.s, 0, v.u.str.len) ? REQUEST_MODEL_NUL : REQUEST_MODEL_OK;
+							  : memchr(v.u.str.s, 0, v.u.str.len) ? REQUEST_MODEL_NUL
+											      : REQUEST_MODEL_OK;
 				}
 			} else if (req_key_is(key, kl, "stream")) {
 				if ((r = json_cursor_leaf(c, &v)) < 0) break;

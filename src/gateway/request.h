@@ -30,28 +30,32 @@
 /* One request's description. Owner: the caller (request_init / request_free);
  * the front door's, lent to the call for the request's life. */
 typedef struct gw_request {
-	int chat;                      /* 1: /v1/chat/completions; 0: /v1/completions */
+	int chat; /* 1: /v1/chat/completions; 0: /v1/completions */
 	char model[REQUEST_MODEL_MAX_BYTES];
-	int model_state;               /* REQUEST_MODEL_* */
-	size_t model_at, model_len;    /* the model's JSON string in the body: bytes [model_at, model_at + model_len) */
-	int stream;                    /* "stream": true */
-	int stream_bad;                /* "stream" is not a boolean or null */
-	int stream_options;            /* the body has a "stream_options" key */
-	size_t object_at;              /* the offset of the body's opening '{' */
-	splice_req resume;             /* what a resume needs (sse_splice.h), read in the same pass */
+	int model_state;            /* REQUEST_MODEL_* */
+	size_t model_at, model_len; /* the model's JSON string in the body: bytes [model_at, model_at + model_len) */
+	int stream;                 /* "stream": true */
+	int stream_bad;             /* "stream" is not a boolean or null */
+	int stream_options;         /* the body has a "stream_options" key */
+	size_t object_at;           /* the offset of the body's opening '{' */
+	splice_req resume;          /* what a resume needs (sse_splice.h), read in the same pass */
 	/* The prompt as one text, as the prefix chain hashes it (the head of
 	 * request_prompt_head): chat messages in order ("role\x1fcontent\x1e";
 	 * content parts' text; token ids as "%.17g "), or the completion
 	 * prompt; each cut at REQUEST_PROMPT_HEAD_MAX_BYTES. */
 	buf messages_text, prompt_text;
-	int messages_array;            /* "messages" is a list (then it is the prompt) */
-	int seek;                      /* a stored object (a response by id): a 404 tries the next endpoint */
-	struct tenant_state *tenant;   /* who asks (tenant.h), set by the front door from the key; borrowed */
-	int rewritten;                 /* model is a rewrite's target (rewrite.h): the body's model goes as model */
-	struct json_cursor *cursor;    /* reads every body (json_cursor_reset): made once, owned */
+	int messages_array;          /* "messages" is a list (then it is the prompt) */
+	int seek;                    /* a stored object (a response by id): a 404 tries the next endpoint */
+	struct tenant_state *tenant; /* who asks (tenant.h), set by the front door from the key; borrowed */
+	int rewritten;               /* model is a rewrite's target (rewrite.h): the body's model goes as model */
+	struct json_cursor *cursor;  /* reads every body (json_cursor_reset): made once, owned */
 } gw_request;
 
-enum { REQUEST_MODEL_MISSING = 0, REQUEST_MODEL_OK, REQUEST_MODEL_NOT_STRING, REQUEST_MODEL_EMPTY, REQUEST_MODEL_NUL };
+enum { REQUEST_MODEL_MISSING = 0,
+       REQUEST_MODEL_OK,
+       REQUEST_MODEL_NOT_STRING,
+       REQUEST_MODEL_EMPTY,
+       REQUEST_MODEL_NUL };
 
 void request_init(gw_request *rq);
 void request_free(gw_request *rq);

@@ -21,23 +21,24 @@
 #include <string.h>
 #include <strings.h>
 
-#define RESUME_EVENT_MAX_BYTES (4u << 20)    /* one upstream event at most */
-#define RESUME_OUT_MAX_BYTES (16u << 20)     /* what one read may turn into for the client */
+#define RESUME_EVENT_MAX_BYTES (4u << 20) /* one upstream event at most */
+#define RESUME_OUT_MAX_BYTES (16u << 20)  /* what one read may turn into for the client */
 
 /* A line that repeats while an endpoint fails: limited per endpoint. */
-#define call_log(c, level, ...) do { \
-	if ((c)->ep) gw_endpoint_log((c)->ep, level, __VA_ARGS__); \
-	else log_ratelimited(level, __VA_ARGS__); \
-} while (0)
+#define call_log(c, level, ...) \
+	do { \
+		if ((c)->ep) gw_endpoint_log((c)->ep, level, __VA_ARGS__); \
+		else log_ratelimited(level, __VA_ARGS__); \
+	} while (0)
 
 /* Owner: the call (gw_call.rs); freed with it. */
 struct resume_state {
 	splice_req rq;
 	splice sp;
-	sse_parser parser;             /* the current attempt's stream */
-	buf body;                      /* the continuation's request body ("" before the first) */
-	buf out;                       /* what the client gets for the bytes being fed */
-	int seen;                      /* the splice result that stopped the parser */
+	sse_parser parser; /* the current attempt's stream */
+	buf body;          /* the continuation's request body ("" before the first) */
+	buf out;           /* what the client gets for the bytes being fed */
+	int seen;          /* the splice result that stopped the parser */
 	int completed_counted;
 };
 
@@ -47,7 +48,7 @@ static int on_event(void *arg, const char *event, const char *data, size_t len, 
 	int r = splice_event(&rs->sp, data, len, &rs->out);
 	if (r == SPLICE_GO_ON) return 0;
 	rs->seen = r;
-	return r == SPLICE_DONE ? 0 : 1;   /* after an error or a full buffer: read no further */
+	return r == SPLICE_DONE ? 0 : 1; /* after an error or a full buffer: read no further */
 }
 
 /* A path ends with suffix. */
@@ -121,7 +122,7 @@ int resume_on_head(gw_call *c, int status, const http_header *h, size_t n)
 	const http_header *ct = http_find_header(h, n, "content-type");
 	if (status == 200 && ct && ct->value_len >= 17 && !strncasecmp(ct->value, "text/event-stream", 17)) return 0;
 	call_log(c, LOG_WARN, "pool %s: continuation at %s answered %d: dropped", c->pool->cfg.name,
-			c->ep ? c->ep->label : "?", status);
+		 c->ep ? c->ep->label : "?", status);
 	return -1;
 }
 
@@ -133,7 +134,7 @@ int resume_flush(gw_call *c)
 	if (!n) return 0;
 	if (httpd_stream_write(c->r, buf_rptr(&rs->out), n) < 0) return -1;
 	c->bytes_out += n;
-	c->tail[0] = '\n';    /* every write ends an event */
+	c->tail[0] = '\n'; /* every write ends an event */
 	c->tail[1] = '\n';
 	buf_reset(&rs->out);
 	return 0;
@@ -146,8 +147,8 @@ static int give_up(gw_call *c, int err, const char *outcome, const char *why)
 	resume_state *rs = c->rs;
 	gw_metrics_resume(c->g, c, outcome);
 	call_log(c, LOG_WARN, "pool %s: stream from %s not resumed (%s: %s) after %llu tokens, %u resumes",
-			c->pool->cfg.name, c->ep ? c->ep->label : "?", outcome, why,
-			(unsigned long long)rs->sp.tokens, c->resumes);
+		 c->pool->cfg.name, c->ep ? c->ep->label : "?", outcome, why,
+		 (unsigned long long)rs->sp.tokens, c->resumes);
 	if (!buf_rlen(&rs->sp.error_event)) return RESUME_BROKEN;
 	buf_reset(&rs->out);
 	if (sse_write_data(&rs->out, buf_rptr(&rs->sp.error_event), buf_rlen(&rs->sp.error_event)) < 0 ||
@@ -165,8 +166,8 @@ int resume_broken(gw_call *c, int *errp)
 	uint64_t now = ev_now_ms(c->g->loop);
 	const char *why = buf_rlen(&sp->error_event) ? "error_event" : hc_err_name(err);
 	buf_reset(&rs->out);
-	if (sp->done) return RESUME_END;   /* the end was already relayed */
-	if (sp->finished) {        /* the generation was complete: only its tail was lost */
+	if (sp->done) return RESUME_END; /* the end was already relayed */
+	if (sp->finished) {              /* the generation was complete: only its tail was lost */
 		gw_metrics_resume(c->g, c, "finished");
 		return splice_end(sp, 0, &rs->out) < 0 ? RESUME_BROKEN : RESUME_END;
 	}
@@ -180,12 +181,12 @@ int resume_broken(gw_call *c, int *errp)
 		*errp = HC_ERR_TOTAL_TIMEOUT;
 		return give_up(c, HC_ERR_TOTAL_TIMEOUT, "deadline", why);
 	}
-	pick_ctx ctx = { c->tried, c->model, now, c->pk };
+	pick_ctx ctx = {c->tried, c->model, now, c->pk};
 	if (!picker_any_left(p, &ctx)) {
 		return give_up(c, err, "no_endpoint", why);
 	}
 	int r = splice_continuation(sp, &rs->rq, c->body, c->body_len, &rs->body);
-	if (r == 1) {              /* the budget was spent: the stream ends as the original would */
+	if (r == 1) { /* the budget was spent: the stream ends as the original would */
 		gw_metrics_resume(c->g, c, "finished");
 		return splice_end(sp, 1, &rs->out) < 0 ? RESUME_BROKEN : RESUME_END;
 	}
@@ -215,8 +216,8 @@ int resume_feed(gw_call *c, const char *data, size_t len)
 		rs->completed_counted = 1;
 		gw_metrics_resume(c->g, c, "completed");
 	}
-	if (rs->seen == SPLICE_ERROR) return RESUME_ERROR_EVENT;   /* the server gave up on this request */
-	if (rc < 0 || rs->seen == SPLICE_FULL) {   /* an event over the caps: cannot be relayed whole */
+	if (rs->seen == SPLICE_ERROR) return RESUME_ERROR_EVENT; /* the server gave up on this request */
+	if (rc < 0 || rs->seen == SPLICE_FULL) {                 /* an event over the caps: cannot be relayed whole */
 		rs->sp.unresumable = "an event over the size cap";
 		return RESUME_TOO_LARGE;
 	}

@@ -44,9 +44,9 @@ int resume_on_head(gw_call *c, int status, const http_header *h, size_t n);
 
 enum resume_feed_result {
 	RESUME_GO_ON = 0,
-	RESUME_CLIENT_GONE,   /* writing to the client failed: the proxy lets the upstream go */
-	RESUME_ERROR_EVENT,   /* the upstream sent an error event: let it go (a passive failure), then resume_broken */
-	RESUME_TOO_LARGE,     /* an event over the caps: let the upstream go, then resume_broken */
+	RESUME_CLIENT_GONE, /* writing to the client failed: the proxy lets the upstream go */
+	RESUME_ERROR_EVENT, /* the upstream sent an error event: let it go (a passive failure), then resume_broken */
+	RESUME_TOO_LARGE,   /* an event over the caps: let the upstream go, then resume_broken */
 };
 /* Upstream body bytes of a resumable SSE response: relayed event by event. */
 int resume_feed(gw_call *c, const char *data, size_t len);
@@ -55,9 +55,9 @@ int resume_feed(gw_call *c, const char *data, size_t len);
 int resume_complete(const gw_call *c);
 
 enum resume_action {
-	RESUME_CONTINUE = 0,  /* resume_body holds the continuation: let the endpoint go, attempt again */
-	RESUME_END,           /* resume_flush what is left, then end the client's stream */
-	RESUME_BROKEN,        /* not resumed: the proxy's error event and [DONE] for *err */
+	RESUME_CONTINUE = 0, /* resume_body holds the continuation: let the endpoint go, attempt again */
+	RESUME_END,          /* resume_flush what is left, then end the client's stream */
+	RESUME_BROKEN,       /* not resumed: the proxy's error event and [DONE] for *err */
 };
 /* The upstream's stream ended badly after the head went out (*err, or
  * HC_ERR_EOF for an end before [DONE]); c->up is gone. Returns what the proxy

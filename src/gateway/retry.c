@@ -15,11 +15,11 @@ int retry_failure_of(int hc_err, int status, int bytes_received, int endpoint_de
 	case HC_ERR_EOF:
 		/* A byte of an answer means a live server may have begun on it. */
 		return bytes_received ? RETRY_FAILURE_BUSY : RETRY_FAILURE_DEAD;
-	case HC_ERR_TLS:       /* a failed handshake: nothing of the request went out */
+	case HC_ERR_TLS: /* a failed handshake: nothing of the request went out */
 		return RETRY_FAILURE_BUSY;
 	case HC_ERR_CONNECT_TIMEOUT:
 	case HC_ERR_IDLE_TIMEOUT:
-	case HC_ERR_ABORTED:   /* let go by the proxy because its endpoint went down */
+	case HC_ERR_ABORTED: /* let go by the proxy because its endpoint went down */
 		/* Silence from an endpoint known dead is its death, not its load. */
 		if (endpoint_dead && !bytes_received) return RETRY_FAILURE_DEAD;
 		return hc_err == HC_ERR_ABORTED ? RETRY_FAILURE_FINAL : RETRY_FAILURE_BUSY;

@@ -23,9 +23,9 @@
 #include <stdint.h>
 
 enum retry_failure {
-	RETRY_FAILURE_FINAL = 0,   /* not retried (a malformed answer, out of memory, ...) */
-	RETRY_FAILURE_DEAD,        /* the endpoint is gone and nothing came back */
-	RETRY_FAILURE_BUSY,        /* the endpoint is alive but failed: 5xx, timeout */
+	RETRY_FAILURE_FINAL = 0, /* not retried (a malformed answer, out of memory, ...) */
+	RETRY_FAILURE_DEAD,      /* the endpoint is gone and nothing came back */
+	RETRY_FAILURE_BUSY,      /* the endpoint is alive but failed: 5xx, timeout */
 };
 
 /* The kind of a failed attempt: hc_err its transport error (HC_OK when it
@@ -36,23 +36,23 @@ int retry_failure_of(int hc_err, int status, int bytes_received, int endpoint_de
 
 /* Everything the verdict depends on; no pointer into the proxy's state. */
 typedef struct retry_question {
-	int failure;               /* enum retry_failure */
-	uint32_t tries;            /* attempts made so far, dead endpoints' included */
-	uint32_t max_tries;        /* the pool's backend.tries */
-	int time_left;             /* 1 before the call's deadline */
-	int endpoint_left;         /* 1 when an endpoint not tried yet is available */
-	int counted;               /* 1 when the call already counts as a retry in progress */
-	uint32_t active_retries;   /* the pool's retries in progress */
-	double budget;             /* retries in progress the pool allows */
+	int failure;             /* enum retry_failure */
+	uint32_t tries;          /* attempts made so far, dead endpoints' included */
+	uint32_t max_tries;      /* the pool's backend.tries */
+	int time_left;           /* 1 before the call's deadline */
+	int endpoint_left;       /* 1 when an endpoint not tried yet is available */
+	int counted;             /* 1 when the call already counts as a retry in progress */
+	uint32_t active_retries; /* the pool's retries in progress */
+	double budget;           /* retries in progress the pool allows */
 } retry_question;
 
 enum retry_verdict {
-	RETRY_NO = 0,              /* the failure is final */
+	RETRY_NO = 0, /* the failure is final */
 	RETRY_YES,
-	RETRY_NO_TIME,             /* the deadline passed */
-	RETRY_NO_ENDPOINT,         /* every available endpoint was tried */
-	RETRY_NO_TRIES,            /* a BUSY failure after max_tries attempts */
-	RETRY_NO_BUDGET,           /* a BUSY failure with the budget spent */
+	RETRY_NO_TIME,     /* the deadline passed */
+	RETRY_NO_ENDPOINT, /* every available endpoint was tried */
+	RETRY_NO_TRIES,    /* a BUSY failure after max_tries attempts */
+	RETRY_NO_BUDGET,   /* a BUSY failure with the budget spent */
 };
 
 int retry_decide(const retry_question *q);

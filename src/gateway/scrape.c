@@ -32,18 +32,18 @@ struct scrape_state {
 	 * the configuration and the last error after them. */
 	gw_endpoint *e;
 	uint64_t timer;
-	hc_req *req;                   /* the scrape in flight */
-	scrape_parser *parser;         /* its page, sieved as it arrives */
-	size_t body_bytes;             /* of its page so far, capped */
-	uint64_t started_ms;           /* of the scrape in flight */
+	hc_req *req;           /* the scrape in flight */
+	scrape_parser *parser; /* its page, sieved as it arrives */
+	size_t body_bytes;     /* of its page so far, capped */
+	uint64_t started_ms;   /* of the scrape in flight */
 	uint64_t started_ns;
-	uint64_t since_ms;             /* scraping started (grace before the first success) */
-	uint64_t ok_ms;                /* last good scrape, 0 = none */
+	uint64_t since_ms; /* scraping started (grace before the first success) */
+	uint64_t ok_ms;    /* last good scrape, 0 = none */
 	scrape_values last;
 	uint64_t scrapes_total, failures_total, timeouts_total, garbage_total;
 	uint64_t last_duration_us;
-	uint32_t failures_in_row;      /* since the last good scrape */
-	prom_series *m_ok;             /* infergate_scrapes_total{result="ok"}, cached */
+	uint32_t failures_in_row; /* since the last good scrape */
+	prom_series *m_ok;        /* infergate_scrapes_total{result="ok"}, cached */
 	gw_scrape_cfg cfg;
 	char last_error[160];
 };
@@ -144,8 +144,8 @@ static int64_t scrape_tick(ev_loop *loop, uint64_t id, void *arg)
 	int64_t next = (int64_t)next_delay_ms(s, ev_now_ms(loop));
 	scrape_parser_begin(s->parser, s->cfg.metric);
 	s->body_bytes = 0;
-	hc_callbacks cb = { NULL, scrape_body, scrape_done };
-	hc_timeouts to = { s->cfg.timeout_ms, s->cfg.timeout_ms, s->cfg.timeout_ms };
+	hc_callbacks cb = {NULL, scrape_body, scrape_done};
+	hc_timeouts to = {s->cfg.timeout_ms, s->cfg.timeout_ms, s->cfg.timeout_ms};
 	s->started_ms = ev_now_ms(loop);
 	s->started_ns = mono_ns();
 	s->req = hc_request(e->conns, "GET", s->cfg.path, "Accept: text/plain\r\nUser-Agent: infergate-scrape\r\n", NULL,

@@ -36,27 +36,27 @@ enum scrape_has {
 	SCRAPE_HAS_KV = 1,
 	SCRAPE_HAS_WAITING = 2,
 	SCRAPE_HAS_RUNNING = 4,
-	SCRAPE_HAS_METRIC = 8,             /* the configured balancing metric */
+	SCRAPE_HAS_METRIC = 8, /* the configured balancing metric */
 	SCRAPE_HAS_CACHE_CONFIG = 16,
-	SCRAPE_HAS_GEN_TOKENS = 32,        /* a throughput counter, not a load metric */
-	SCRAPE_HAS_LORA = 64,              /* vllm:lora_requests_info */
+	SCRAPE_HAS_GEN_TOKENS = 32, /* a throughput counter, not a load metric */
+	SCRAPE_HAS_LORA = 64,       /* vllm:lora_requests_info */
 };
 
-#define SCRAPE_LORA_BYTES 512              /* running adapters' names kept (longer lists are cut at a comma) */
+#define SCRAPE_LORA_BYTES 512 /* running adapters' names kept (longer lists are cut at a comma) */
 
 /* What one page said. Values not found are 0 with their bit clear in has. */
 typedef struct scrape_values {
-	double kv_usage;                   /* 0..1, fraction of the KV cache in use */
-	double waiting;                    /* requests queued */
-	double running;                    /* requests in the running batch */
-	double metric;                     /* the balancing metric, clamped to 0..1 */
-	uint32_t block_size;               /* tokens per KV block (cache_config_info) */
-	uint32_t num_gpu_blocks;           /* KV blocks (cache_config_info) */
-	double generation_tokens_total;    /* vllm:generation_tokens_total, summed (the dashboard's tokens/s) */
-	uint32_t max_lora;                 /* adapter slots (lora_requests_info's max_lora) */
+	double kv_usage;                      /* 0..1, fraction of the KV cache in use */
+	double waiting;                       /* requests queued */
+	double running;                       /* requests in the running batch */
+	double metric;                        /* the balancing metric, clamped to 0..1 */
+	uint32_t block_size;                  /* tokens per KV block (cache_config_info) */
+	uint32_t num_gpu_blocks;              /* KV blocks (cache_config_info) */
+	double generation_tokens_total;       /* vllm:generation_tokens_total, summed (the dashboard's tokens/s) */
+	uint32_t max_lora;                    /* adapter slots (lora_requests_info's max_lora) */
 	char lora_running[SCRAPE_LORA_BYTES]; /* running_lora_adapters: "a,b" (the newest series) */
-	unsigned has;                      /* enum scrape_has bits */
-	const char *dialect;               /* "vllm", "sglang", "llamacpp", "custom" or "" */
+	unsigned has;                         /* enum scrape_has bits */
+	const char *dialect;                  /* "vllm", "sglang", "llamacpp", "custom" or "" */
 } scrape_values;
 
 /* Parses len bytes of text. metric is the configured balancing metric name,
@@ -111,7 +111,7 @@ const scrape_values *scrape_last(const struct gw_endpoint *e);
 typedef struct scrape_stats {
 	uint64_t scrapes_total, failures_total, timeouts_total, garbage_total;
 	uint64_t last_duration_us;
-	const char *last_error;            /* "" when the last scrape was good */
+	const char *last_error; /* "" when the last scrape was good */
 	uint64_t interval_ms, stale_ms;
 	int enabled;
 } scrape_stats;

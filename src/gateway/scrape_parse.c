@@ -30,7 +30,14 @@
 #include <emmintrin.h>
 #endif
 
-enum which { W_KV, W_WAITING, W_RUNNING, W_CACHE_CONFIG, W_GEN_TOKENS, W_LORA, W_METRIC, W_N };
+enum which { W_KV,
+	     W_WAITING,
+	     W_RUNNING,
+	     W_CACHE_CONFIG,
+	     W_GEN_TOKENS,
+	     W_LORA,
+	     W_METRIC,
+	     W_N };
 
 typedef struct known {
 	const char *name;
@@ -39,7 +46,10 @@ typedef struct known {
 	const char *dialect;
 } known;
 
-#define K(name, which, dialect) {name, sizeof(name) - 1, which, dialect}
+#define K(name, which, dialect) \
+	{ \
+		name, sizeof(name) - 1, which, dialect \
+	}
 static const known table[] = {
 	K("vllm:kv_cache_usage_perc", W_KV, "vllm"),
 	K("vllm:gpu_cache_usage_perc", W_KV, "vllm"),
@@ -68,13 +78,13 @@ typedef struct acc {
 	double sum[W_N];
 	uint32_t count[W_N];
 	const char *dialect;
-	const char *metric;            /* NULL: the KV usage */
+	const char *metric; /* NULL: the KV usage */
 	size_t metric_len;
 	uint32_t block_size, num_gpu_blocks;
 	uint32_t max_lora;
-	double lora_ts;                /* the value (a time) of the newest lora_requests_info series */
+	double lora_ts; /* the value (a time) of the newest lora_requests_info series */
 	char lora_running[SCRAPE_LORA_BYTES];
-	int kv_prio;                   /* 2 = kv_cache_usage_perc seen, 1 = older name */
+	int kv_prio; /* 2 = kv_cache_usage_perc seen, 1 = older name */
 } acc;
 
 /* The first 8 bytes of the names of the table, as words in a small
@@ -83,7 +93,12 @@ typedef struct acc {
  * every line of a page) is dropped with one multiply, one load and one
  * compare. It depends on the table alone: one set for the process, filled
  * once, shared by every parser (so it stays in the cache across endpoints). */
-typedef struct heads { struct { uint64_t head; unsigned entries; } slot[HEAD_SLOTS]; } heads;
+typedef struct heads {
+	struct {
+		uint64_t head;
+		unsigned entries;
+	} slot[HEAD_SLOTS];
+} heads;
 static heads the_heads;
 static pthread_once_t heads_once = PTHREAD_ONCE_INIT;
 
@@ -218,19 +233,20 @@ static int flush(acc *a, char *sel, size_t *n, char *err, size_t err_len)
 	return 0;
 }
 
-static double frac(double v) { return v < 0 ? 0 : v > 1 ? 1 : v; }
+static double frac(double v) { return v < 0 ? 0 : v > 1 ? 1
+							: v; }
 
 /* The incremental parser of scrape.h: the sieve's state between pieces. */
 struct scrape_parser {
 	/* What every feed touches first, together: a parser is cold when its
 	 * endpoint's turn comes (100 endpoints, one page each). */
 	acc a;
-	int failed;                    /* sticky: err holds why */
+	int failed; /* sticky: err holds why */
 	size_t lines;
 	size_t n_sel;
-	buf carry;                     /* a line cut by the end of a piece, capped */
+	buf carry; /* a line cut by the end of a piece, capped */
 	char err[160];
-	char sel[4096];                /* the gathered lines we read, parsed together */
+	char sel[4096]; /* the gathered lines we read, parsed together */
 };
 
 /* What a parser needs before its first page, wherever it lives. */
@@ -295,10 +311,19 @@ static int gather(scrape_parser *sp, const char *q, const char *le)
 
 /* What the first byte of a line says: a blank (look further), a comment or
  * an empty line (skip), a metric name, or none of these (not Prometheus). */
-enum { FIRST_BAD, FIRST_BLANK, FIRST_SKIP, FIRST_NAME };
+enum { FIRST_BAD,
+       FIRST_BLANK,
+       FIRST_SKIP,
+       FIRST_NAME };
 static const unsigned char first_class[256] = {
-	[' '] = FIRST_BLANK, ['\t'] = FIRST_BLANK, ['#'] = FIRST_SKIP, ['\r'] = FIRST_SKIP,
-	['a' ... 'z'] = FIRST_NAME, ['A' ... 'Z'] = FIRST_NAME, ['_'] = FIRST_NAME, [':'] = FIRST_NAME,
+	[' '] = FIRST_BLANK,
+	['\t'] = FIRST_BLANK,
+	['#'] = FIRST_SKIP,
+	['\r'] = FIRST_SKIP,
+	['a' ... 'z'] = FIRST_NAME,
+	['A' ... 'Z'] = FIRST_NAME,
+	['_'] = FIRST_NAME,
+	[':'] = FIRST_NAME,
 };
 
 /* One line [p, le) of the page, without its newline; no is its number (the

@@ -51,9 +51,12 @@ static int is_null(const json_val *v) { return !v || json_is(v, JSON_NULL); }
 static void write_usage(json_w *w, int64_t prompt, int64_t completion)
 {
 	jw_obj_begin(w);
-	jw_key(w, "prompt_tokens"); jw_int(w, prompt);
-	jw_key(w, "total_tokens"); jw_int(w, prompt + completion);
-	jw_key(w, "completion_tokens"); jw_int(w, completion);
+	jw_key(w, "prompt_tokens");
+	jw_int(w, prompt);
+	jw_key(w, "total_tokens");
+	jw_int(w, prompt + completion);
+	jw_key(w, "completion_tokens");
+	jw_int(w, completion);
 	jw_obj_end(w);
 }
 
@@ -93,7 +96,10 @@ static int rewrite(splice *s, const json_val *root, buf *out)
 			jw_arr_begin(&w);
 			for (size_t k = 0; k < json_count(m->val); k++) {
 				const json_val *ch = json_at(m->val, k);
-				if (!json_is(ch, JSON_OBJECT)) { jw_value(&w, ch); continue; }
+				if (!json_is(ch, JSON_OBJECT)) {
+					jw_value(&w, ch);
+					continue;
+				}
 				jw_obj_begin(&w);
 				for (size_t j = 0; j < ch->u.obj.n; j++) {
 					const json_member *cm = &ch->u.obj.members[j];
@@ -102,7 +108,7 @@ static int rewrite(splice *s, const json_val *root, buf *out)
 						jw_value(&w, cm->val);
 						continue;
 					}
-					jw_obj_begin(&w);   /* the delta without a second role */
+					jw_obj_begin(&w); /* the delta without a second role */
 					for (size_t q = 0; q < cm->val->u.obj.n; q++) {
 						const json_member *dm = &cm->val->u.obj.members[q];
 						if (!strcmp(dm->key, "role") && s->role_sent) continue;
@@ -123,10 +129,10 @@ static int rewrite(splice *s, const json_val *root, buf *out)
 
 int splice_event(splice *s, const char *data, size_t len, buf *out)
 {
-	if (s->done) return SPLICE_GO_ON;   /* nothing after [DONE] */
+	if (s->done) return SPLICE_GO_ON; /* nothing after [DONE] */
 	if (len == 6 && !memcmp(data, "[DONE]", 6)) {
 		if (s->attempt && s->client_usage && !s->usage_sent) {
-			if (splice_end(s, 0, out) < 0) return SPLICE_FULL;   /* the usage the upstream did not send */
+			if (splice_end(s, 0, out) < 0) return SPLICE_FULL; /* the usage the upstream did not send */
 		} else if (sse_write_done(out) < 0) {
 			return SPLICE_FULL;
 		}
@@ -135,7 +141,7 @@ int splice_event(splice *s, const char *data, size_t len, buf *out)
 	}
 	json_doc *d = json_parse(data, len, 64, NULL);
 	const json_val *root = d ? json_root(d) : NULL;
-	if (!json_is(root, JSON_OBJECT)) {   /* not a chunk: relayed as it is */
+	if (!json_is(root, JSON_OBJECT)) { /* not a chunk: relayed as it is */
 		json_doc_free(d);
 		return sse_write_data(out, data, len) < 0 ? SPLICE_FULL : SPLICE_GO_ON;
 	}
@@ -145,7 +151,7 @@ int splice_event(splice *s, const char *data, size_t len, buf *out)
 		json_doc_free(d);
 		return SPLICE_ERROR;
 	}
-	if (!s->seen_chunk) {   /* the stream's identity: the first chunk the client gets */
+	if (!s->seen_chunk) { /* the stream's identity: the first chunk the client gets */
 		str_copy(s->id, json_str(json_get(root, "id"), ""), sizeof(s->id));
 		str_copy(s->model, json_str(json_get(root, "model"), ""), sizeof(s->model));
 		int64_t t = 0;
@@ -171,10 +177,10 @@ int splice_event(splice *s, const char *data, size_t len, buf *out)
 		int64_t p, c;
 		usage_totals(s, usage, &p, &c);
 		s->prompt_tokens = p;
-		goto out;   /* asked by the gateway only */
+		goto out; /* asked by the gateway only */
 	}
 	if (s->attempt && has_role && s->role_sent && !clen && !finish && is_null(json_get(ch, "logprobs")))
-		goto out;   /* a second role chunk */
+		goto out; /* a second role chunk */
 	if (!s->attempt) rc = sse_write_data(out, data, len) < 0 ? SPLICE_FULL : SPLICE_GO_ON;
 	else rc = rewrite(s, root, out) < 0 ? SPLICE_FULL : SPLICE_GO_ON;
 	if (rc != SPLICE_GO_ON) goto out;
@@ -215,7 +221,7 @@ int splice_continuation(const splice *s, const splice_req *rq, const char *body,
 	}
 	const char *text = buf_rptr(&s->text);
 	size_t text_len = buf_rlen(&s->text);
-	int cont = rq->chat && text_len > 0;   /* an assistant message to continue */
+	int cont = rq->chat && text_len > 0; /* an assistant message to continue */
 	int client_cont = json_bool(json_get(root, "continue_final_message"), 0);
 	if (rq->chat && rq->prefill && !client_cont) { /* the server was continuing the client's last message */
 		const json_val *ms = json_get(root, "messages");
@@ -237,7 +243,10 @@ int splice_continuation(const splice *s, const splice_req *rq, const char *body,
 			int64_t v = 0;
 			json_int64(m->val, &v);
 			v -= (int64_t)s->tokens;
-			if (v > 0) { jw_key(&w, "min_tokens"); jw_int(&w, v); }
+			if (v > 0) {
+				jw_key(&w, "min_tokens");
+				jw_int(&w, v);
+			}
 			continue;
 		}
 		jw_keyn(&w, m->key, m->key_len);
@@ -255,7 +264,10 @@ int splice_continuation(const splice *s, const splice_req *rq, const char *body,
 				for (size_t j = 0; j < msg->u.obj.n; j++) {
 					const json_member *mm = &msg->u.obj.members[j];
 					jw_keyn(&w, mm->key, mm->key_len);
-					if (!key_is(mm, "content")) { jw_value(&w, mm->val); continue; }
+					if (!key_is(mm, "content")) {
+						jw_value(&w, mm->val);
+						continue;
+					}
 					buf_reset(&tmp);
 					if (json_is(mm->val, JSON_STRING)) buf_append(&tmp, mm->val->u.str.s, mm->val->u.str.len);
 					buf_append(&tmp, text, text_len);
@@ -265,8 +277,10 @@ int splice_continuation(const splice *s, const splice_req *rq, const char *body,
 			}
 			if (!client_cont) {
 				jw_obj_begin(&w);
-				jw_key(&w, "role"); jw_str(&w, "assistant");
-				jw_key(&w, "content"); jw_strn(&w, text, text_len);
+				jw_key(&w, "role");
+				jw_str(&w, "assistant");
+				jw_key(&w, "content");
+				jw_strn(&w, text, text_len);
 				jw_obj_end(&w);
 			}
 			jw_arr_end(&w);
@@ -284,8 +298,10 @@ int splice_continuation(const splice *s, const splice_req *rq, const char *body,
 		jw_int(&w, left);
 	}
 	if (cont) {
-		jw_key(&w, "continue_final_message"); jw_bool(&w, 1);
-		jw_key(&w, "add_generation_prompt"); jw_bool(&w, 0);
+		jw_key(&w, "continue_final_message");
+		jw_bool(&w, 1);
+		jw_key(&w, "add_generation_prompt");
+		jw_bool(&w, 0);
 	}
 	jw_key(&w, "stream_options");
 	jw_obj_begin(&w);
@@ -297,7 +313,8 @@ int splice_continuation(const splice *s, const splice_req *rq, const char *body,
 			jw_keyn(&w, m->key, m->key_len);
 			jw_value(&w, m->val);
 		}
-	jw_key(&w, "include_usage"); jw_bool(&w, 1);
+	jw_key(&w, "include_usage");
+	jw_bool(&w, 1);
 	jw_obj_end(&w);
 	jw_obj_end(&w);
 	buf_free(&tmp);
@@ -313,21 +330,35 @@ int splice_end(splice *s, int finish_length, buf *out)
 		buf_reset(b);
 		jw_init(&w, b);
 		jw_obj_begin(&w);
-		jw_key(&w, "id"); jw_str(&w, s->id);
-		jw_key(&w, "object"); jw_str(&w, s->chat ? "chat.completion.chunk" : "text_completion");
-		jw_key(&w, "created"); jw_int(&w, s->created);
-		jw_key(&w, "model"); jw_str(&w, s->model);
-		jw_key(&w, "choices"); jw_arr_begin(&w);
+		jw_key(&w, "id");
+		jw_str(&w, s->id);
+		jw_key(&w, "object");
+		jw_str(&w, s->chat ? "chat.completion.chunk" : "text_completion");
+		jw_key(&w, "created");
+		jw_int(&w, s->created);
+		jw_key(&w, "model");
+		jw_str(&w, s->model);
+		jw_key(&w, "choices");
+		jw_arr_begin(&w);
 		jw_obj_begin(&w);
-		jw_key(&w, "index"); jw_int(&w, 0);
+		jw_key(&w, "index");
+		jw_int(&w, 0);
 		if (s->chat) {
-			jw_key(&w, "delta"); jw_obj_begin(&w); jw_key(&w, "content"); jw_str(&w, ""); jw_obj_end(&w);
+			jw_key(&w, "delta");
+			jw_obj_begin(&w);
+			jw_key(&w, "content");
+			jw_str(&w, "");
+			jw_obj_end(&w);
 		} else {
-			jw_key(&w, "text"); jw_str(&w, "");
+			jw_key(&w, "text");
+			jw_str(&w, "");
 		}
-		jw_key(&w, "logprobs"); jw_null(&w);
-		jw_key(&w, "finish_reason"); jw_str(&w, "length");
-		jw_key(&w, "stop_reason"); jw_null(&w);
+		jw_key(&w, "logprobs");
+		jw_null(&w);
+		jw_key(&w, "finish_reason");
+		jw_str(&w, "length");
+		jw_key(&w, "stop_reason");
+		jw_null(&w);
 		jw_obj_end(&w);
 		jw_arr_end(&w);
 		jw_obj_end(&w);
@@ -338,11 +369,17 @@ int splice_end(splice *s, int finish_length, buf *out)
 		buf_reset(b);
 		jw_init(&w, b);
 		jw_obj_begin(&w);
-		jw_key(&w, "id"); jw_str(&w, s->id);
-		jw_key(&w, "object"); jw_str(&w, s->chat ? "chat.completion.chunk" : "text_completion");
-		jw_key(&w, "created"); jw_int(&w, s->created);
-		jw_key(&w, "model"); jw_str(&w, s->model);
-		jw_key(&w, "choices"); jw_arr_begin(&w); jw_arr_end(&w);
+		jw_key(&w, "id");
+		jw_str(&w, s->id);
+		jw_key(&w, "object");
+		jw_str(&w, s->chat ? "chat.completion.chunk" : "text_completion");
+		jw_key(&w, "created");
+		jw_int(&w, s->created);
+		jw_key(&w, "model");
+		jw_str(&w, s->model);
+		jw_key(&w, "choices");
+		jw_arr_begin(&w);
+		jw_arr_end(&w);
 		jw_key(&w, "usage");
 		write_usage(&w, s->prompt_tokens, (int64_t)s->tokens);
 		jw_obj_end(&w);

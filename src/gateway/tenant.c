@@ -58,7 +58,8 @@ void tenant_set_limits(tenant_state *t, const gw_tenant_cfg *tc, uint64_t now_ms
 static uint64_t ms_until(double missing, double per_ms)
 {
 	double ms = ceil(missing / per_ms);
-	return ms < 1 ? 1 : ms > 3600000.0 ? 3600000 : (uint64_t)ms;
+	return ms < 1 ? 1 : ms > 3600000.0 ? 3600000
+					   : (uint64_t)ms;
 }
 
 int tenant_take(tenant_state *t, uint64_t now_ms, uint64_t reserve_tokens, uint64_t *retry_after_ms)
@@ -95,9 +96,9 @@ void tenant_settle(tenant_state *t, uint64_t now_ms, uint64_t reserve_tokens, ui
 /* ------------------------------------------------------------ the table */
 
 static struct {
-	tenant_state **v;              /* n, in the configuration's order; each one ref */
+	tenant_state **v; /* n, in the configuration's order; each one ref */
 	size_t n;
-	tenant_state *anon;            /* one ref */
+	tenant_state *anon; /* one ref */
 	uint32_t next_id;
 	prom_family *requests, *tokens, *limited, *in_flight, *queue;
 	gw *g;
@@ -112,16 +113,16 @@ int tenant_metrics_init(gw *g)
 	static const char *const l_lim[] = {"tenant", "limit", NULL};
 	tab.g = g;
 	tab.requests = prom_counter(g->reg, "infergate_tenant_requests_total",
-		"Requests of the tenant that reached admission (its key known), answered or not.", l_t);
+				    "Requests of the tenant that reached admission (its key known), answered or not.", l_t);
 	tab.tokens = prom_counter(g->reg, "infergate_tenant_tokens_total",
-		"Tokens of the tenant's answers (usage), by kind: prompt or completion.", l_tok);
+				  "Tokens of the tenant's answers (usage), by kind: prompt or completion.", l_tok);
 	tab.limited = prom_counter(g->reg, "infergate_tenant_rate_limited_total",
-		"Requests of the tenant refused with 429 by one of its limits, by limit.", l_lim);
+				   "Requests of the tenant refused with 429 by one of its limits, by limit.", l_lim);
 	tab.in_flight = prom_gauge(g->reg, "infergate_tenant_in_flight_requests",
-		"Requests of the tenant admitted and not yet answered.", l_t);
+				   "Requests of the tenant admitted and not yet answered.", l_t);
 	tab.queue = prom_histogram(g->reg, "infergate_tenant_queue_seconds",
-		"Time the tenant's requests waited in an admission queue before going on (0 when they did not wait), seconds.",
-		l_t, queue_bounds, ARRAY_LEN(queue_bounds));
+				   "Time the tenant's requests waited in an admission queue before going on (0 when they did not wait), seconds.",
+				   l_t, queue_bounds, ARRAY_LEN(queue_bounds));
 	return tab.requests && tab.tokens && tab.limited && tab.in_flight && tab.queue ? 0 : -1;
 }
 
@@ -205,7 +206,8 @@ size_t tenant_table_size(void)
 tenant_state *tenant_at(size_t i)
 {
 	if (!tab.anon) return NULL;
-	return i == 0 ? tab.anon : i - 1 < tab.n ? tab.v[i - 1] : NULL;
+	return i == 0 ? tab.anon : i - 1 < tab.n ? tab.v[i - 1]
+						 : NULL;
 }
 
 int tenant_apply(gw *g, const gw_config *cfg, uint64_t now_ms)
@@ -266,14 +268,27 @@ static void status_one(json_w *w, tenant_state *t, uint64_t now_ms)
 {
 	refill(t, now_ms);
 	jw_obj_begin(w);
-	jw_key(w, "name"); jw_str(w, t->name);
-	jw_key(w, "priority"); jw_int(w, t->priority);
-	jw_key(w, "in_flight"); jw_uint(w, t->in_flight);
-	jw_key(w, "max_in_flight"); if (t->max_in_flight) jw_uint(w, t->max_in_flight); else jw_null(w);
-	jw_key(w, "requests_per_second"); if (t->requests_per_second > 0) jw_double(w, t->requests_per_second); else jw_null(w);
-	jw_key(w, "requests_available"); if (t->requests_per_second > 0) jw_double(w, t->request_level); else jw_null(w);
-	jw_key(w, "tokens_per_minute"); if (t->tokens_per_minute) jw_uint(w, t->tokens_per_minute); else jw_null(w);
-	jw_key(w, "tokens_available"); if (t->tokens_per_minute) jw_double(w, t->token_level); else jw_null(w);
+	jw_key(w, "name");
+	jw_str(w, t->name);
+	jw_key(w, "priority");
+	jw_int(w, t->priority);
+	jw_key(w, "in_flight");
+	jw_uint(w, t->in_flight);
+	jw_key(w, "max_in_flight");
+	if (t->max_in_flight) jw_uint(w, t->max_in_flight);
+	else jw_null(w);
+	jw_key(w, "requests_per_second");
+	if (t->requests_per_second > 0) jw_double(w, t->requests_per_second);
+	else jw_null(w);
+	jw_key(w, "requests_available");
+	if (t->requests_per_second > 0) jw_double(w, t->request_level);
+	else jw_null(w);
+	jw_key(w, "tokens_per_minute");
+	if (t->tokens_per_minute) jw_uint(w, t->tokens_per_minute);
+	else jw_null(w);
+	jw_key(w, "tokens_available");
+	if (t->tokens_per_minute) jw_double(w, t->token_level);
+	else jw_null(w);
 	jw_obj_end(w);
 }
 

@@ -33,32 +33,35 @@
 #include "gateway/config.h"
 
 typedef struct tenant_state {
-	char name[GW_NAME_LEN];        /* "anonymous" for keyless requests */
+	char name[GW_NAME_LEN]; /* "anonymous" for keyless requests */
 	int refs;
-	uint32_t id;                   /* unique in the process (fair queuing's key) */
+	uint32_t id; /* unique in the process (fair queuing's key) */
 	/* limits, copied from the configuration (0 = off) */
 	double requests_per_second;
 	uint64_t tokens_per_minute;
 	uint32_t max_in_flight;
 	int32_t priority;
 	/* state */
-	double request_level;          /* requests-per-second bucket: requests available now */
-	double token_level;            /* tokens-per-minute bucket: may be negative */
-	uint64_t refilled_ms;          /* both buckets are refilled up to this time */
+	double request_level; /* requests-per-second bucket: requests available now */
+	double token_level;   /* tokens-per-minute bucket: may be negative */
+	uint64_t refilled_ms; /* both buckets are refilled up to this time */
 	uint32_t in_flight;
-	uint64_t served_seq;           /* admission's turn counter when the tenant was last served */
+	uint64_t served_seq; /* admission's turn counter when the tenant was last served */
 	/* requests ended (answered or given up) since the state was made, read
 	 * by the dashboard once a second; never reset */
 	uint64_t ended_total;
-	uint64_t errors_total;         /* of those, answered 5xx */
-	uint64_t shed_total;           /* answered 429: its own limits, or its objective's */
-	uint64_t tokens_total;         /* prompt + completion tokens of their answers (usage) */
+	uint64_t errors_total; /* of those, answered 5xx */
+	uint64_t shed_total;   /* answered 429: its own limits, or its objective's */
+	uint64_t tokens_total; /* prompt + completion tokens of their answers (usage) */
 	/* metrics (cached series; NULL before tenant_metrics_init) */
 	prom_series *m_requests, *m_prompt, *m_completion, *m_in_flight, *m_queue;
 	prom_series *m_limited[3];
 } tenant_state;
 
-enum tenant_limit { TENANT_OK = -1, TENANT_RPS = 0, TENANT_TPM, TENANT_IN_FLIGHT };
+enum tenant_limit { TENANT_OK = -1,
+		    TENANT_RPS = 0,
+		    TENANT_TPM,
+		    TENANT_IN_FLIGHT };
 const char *tenant_limit_name(int limit); /* "requests_per_second", ... */
 
 /* Sets t's limits from tc (or none when tc is NULL), keeping its state;

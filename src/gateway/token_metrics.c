@@ -25,18 +25,19 @@ int token_metrics_init(gw *g)
 	static const char *const l[] = {"model", "tenant", NULL};
 	prom_registry *r = g->reg;
 	tm.ttft = prom_histogram(r, "infergate_model_time_to_first_token_seconds",
-		"Streamed answers: time from the request's arrival to the first body byte of the answer, seconds.", l,
-		ttft_bounds, ARRAY_LEN(ttft_bounds));
+				 "Streamed answers: time from the request's arrival to the first body byte of the answer, seconds.", l,
+				 ttft_bounds, ARRAY_LEN(ttft_bounds));
 	tm.tpot = prom_histogram(r, "infergate_model_time_per_output_token_seconds",
-		"Time per output token, seconds: streamed, (end - first byte) / (completion tokens - 1); unstreamed, "
-		"the whole time / completion tokens.", l, tpot_bounds, ARRAY_LEN(tpot_bounds));
+				 "Time per output token, seconds: streamed, (end - first byte) / (completion tokens - 1); unstreamed, "
+				 "the whole time / completion tokens.",
+				 l, tpot_bounds, ARRAY_LEN(tpot_bounds));
 	tm.e2e = prom_histogram(r, "infergate_model_request_duration_seconds",
-		"Successful answers: time from the request's arrival to the end of the answer, seconds.", l, e2e_bounds,
-		ARRAY_LEN(e2e_bounds));
+				"Successful answers: time from the request's arrival to the end of the answer, seconds.", l, e2e_bounds,
+				ARRAY_LEN(e2e_bounds));
 	tm.prompt = prom_counter(r, "infergate_model_prompt_tokens_total",
-		"Prompt tokens of the answers (their usage), by model and tenant.", l);
+				 "Prompt tokens of the answers (their usage), by model and tenant.", l);
 	tm.completion = prom_counter(r, "infergate_model_completion_tokens_total",
-		"Completion tokens of the answers (their usage; a stream without usage: its chunks), by model and tenant.", l);
+				     "Completion tokens of the answers (their usage; a stream without usage: its chunks), by model and tenant.", l);
 	return tm.ttft && tm.tpot && tm.e2e && tm.prompt && tm.completion ? 0 : -1;
 }
 
@@ -55,7 +56,8 @@ uint64_t token_metrics_observe(gw *g, const gw_call *c, uint64_t now_ms)
 	const usage_scan *u = &c->usage;
 	uint64_t prompt = u->prompt_tokens > 0 ? (uint64_t)u->prompt_tokens : 0;
 	uint64_t completion = u->completion_tokens >= 0 ? (uint64_t)u->completion_tokens
-			      : c->sse ? u->choice_chunks : 0;
+			      : c->sse                  ? u->choice_chunks
+							: 0;
 	if (c->status < 200 || c->status >= 300 || !tm.ttft) return prompt + completion;
 	const char *lv[] = {model_label(c->model), c->tenant ? c->tenant->name : "anonymous"};
 	double e2e = (double)(now_ms - c->start_ms) / 1000.0;

@@ -20,14 +20,14 @@
 #include <stdint.h>
 
 typedef struct usage_scan {
-	int64_t prompt_tokens;         /* -1 until seen */
-	int64_t completion_tokens;     /* -1 until seen */
-	uint64_t choice_chunks;        /* "finish_reason" keys seen: one per streamed chunk with a choice */
+	int64_t prompt_tokens;     /* -1 until seen */
+	int64_t completion_tokens; /* -1 until seen */
+	uint64_t choice_chunks;    /* "finish_reason" keys seen: one per streamed chunk with a choice */
 	/* the machine */
 	int in_string, escaped;
-	char key[24];                  /* the string being read, when short enough to be a key we want */
-	uint32_t key_len;              /* > sizeof(key): too long, ignored */
-	int want;                      /* 0: nothing; 1: prompt_tokens, 2: completion_tokens after ':' */
+	char key[24];     /* the string being read, when short enough to be a key we want */
+	uint32_t key_len; /* > sizeof(key): too long, ignored */
+	int want;         /* 0: nothing; 1: prompt_tokens, 2: completion_tokens after ':' */
 	int after_colon;
 	int64_t number;
 	int in_number;

@@ -94,10 +94,19 @@ static int py_space(uint32_t c)
 static uint32_t decode_at(const unsigned char *s, size_t len, size_t i, size_t *n)
 {
 	unsigned char c = s[i];
-	if (c < 0x80 || i + 1 >= len) { *n = 1; return c; }
-	if (c < 0xE0) { *n = 2; return ((uint32_t)(c & 0x1F) << 6) | (s[i + 1] & 0x3F); }
+	if (c < 0x80 || i + 1 >= len) {
+		*n = 1;
+		return c;
+	}
+	if (c < 0xE0) {
+		*n = 2;
+		return ((uint32_t)(c & 0x1F) << 6) | (s[i + 1] & 0x3F);
+	}
 	if (c < 0xF0 || i + 3 >= len) {
-		if (i + 2 >= len) { *n = 1; return c; }
+		if (i + 2 >= len) {
+			*n = 1;
+			return c;
+		}
 		*n = 3;
 		return ((uint32_t)(c & 0x0F) << 12) | ((uint32_t)(s[i + 1] & 0x3F) << 6) | (s[i + 2] & 0x3F);
 	}
@@ -175,7 +184,7 @@ static int render(const json_val *messages, int add_generation_prompt, buf *out,
 			const json_val *t = json_is(c, JSON_ARRAY) ? item(json_at(c, 0), "text") : NULL;
 			if (!json_is(t, JSON_STRING)) {
 				util_errf(err, errlen, "the system message's content must be a string or a list "
-					  "starting with a text part");
+						       "starting with a text part");
 				return -1;
 			}
 			prefix = t->u.str.s;
@@ -218,7 +227,7 @@ static int render(const json_val *messages, int add_generation_prompt, buf *out,
 					if (puts_(out, "<start_of_image>") < 0) goto full;
 				} else if (str_is(type, "text")) {
 					const json_val *t = item(part, "text");
-					if (!t) continue;   /* undefined | trim == "" */
+					if (!t) continue; /* undefined | trim == "" */
 					if (!json_is(t, JSON_STRING)) {
 						util_errf(err, errlen, "message %zu: a text part's text must be a string", i);
 						return -1;
@@ -269,11 +278,14 @@ int chat_render(const json_val *messages, int add_generation_prompt, int continu
 	if (json_is(c, JSON_ARRAY)) {
 		for (size_t k = json_count(c); k-- > 0;) {
 			const json_val *t = item(json_at(c, k), "text");
-			if (t) { text = t; break; }
+			if (t) {
+				text = t;
+				break;
+			}
 		}
 		if (!text) {
 			util_errf(err, errlen, "continue_final_message is set but we could not find any text to "
-				  "continue in the final message!");
+					       "continue in the final message!");
 			goto fail;
 		}
 	} else {
@@ -289,9 +301,9 @@ int chat_render(const json_val *messages, int add_generation_prompt, int continu
 	long loc = rfind(rendered, rlen, text->u.str.s + sb, se - sb);
 	if (loc < 0) {
 		util_errf(err, errlen, "continue_final_message is set but the final message does not appear in the "
-			  "chat after applying the chat template! This can happen if the chat template deletes "
-			  "portions of the final message. Please verify the chat template and final message in your "
-			  "chat to ensure they are compatible.");
+				       "chat after applying the chat template! This can happen if the chat template deletes "
+				       "portions of the final message. Please verify the chat template and final message in your "
+				       "chat to ensure they are compatible.");
 		goto fail;
 	}
 	py_strip(text->u.str.s, text->u.str.len, 1, 0, &lb, &le);
@@ -299,9 +311,9 @@ int chat_render(const json_val *messages, int add_generation_prompt, int continu
 	size_t full_len = text->u.str.len, lstripped = le - lb;
 	if ((size_t)loc + lstripped <= rlen && lstripped == full_len - 0 &&
 	    memcmp(rendered + loc, text->u.str.s, full_len) == 0)
-		keep = (size_t)loc + lstripped;   /* the template kept the message as it was */
+		keep = (size_t)loc + lstripped; /* the template kept the message as it was */
 	else
-		keep = (size_t)loc + (se - sb);   /* trailing space was trimmed: cut after the stripped text */
+		keep = (size_t)loc + (se - sb); /* trailing space was trimmed: cut after the stripped text */
 	out->len = base + keep;
 	out->data[out->len] = 0;
 	return 0;
@@ -321,7 +333,7 @@ fail:
 static int normalise(const char *s, buf *out)
 {
 	size_t n = strlen(s), i = 0;
-	int prev_dash = 0;   /* the previous tag ended with "-%}" or "-}}" */
+	int prev_dash = 0; /* the previous tag ended with "-%}" or "-}}" */
 	while (i < n) {
 		const char *open = NULL;
 		size_t j = i;
@@ -384,7 +396,7 @@ int chat_template_supported(const char *template_text, char *err, size_t errlen)
 	buf_free(&b);
 	if (!ok)
 		util_errf(err, errlen, "unsupported chat template: only Gemma 3's official template can be rendered "
-			  "(the engine does not interpret Jinja)");
+				       "(the engine does not interpret Jinja)");
 	return ok;
 }
 
@@ -414,7 +426,10 @@ static int check_gguf(const char *model_path, char *err, size_t errlen)
 {
 	char why[256];
 	gguf_set *g = gguf_open(model_path, why, sizeof why);
-	if (!g) { util_errf(err, errlen, "%s", why); return -1; }
+	if (!g) {
+		util_errf(err, errlen, "%s", why);
+		return -1;
+	}
 	const char *p;
 	size_t n;
 	int ok = 0;

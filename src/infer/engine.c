@@ -37,22 +37,22 @@ enum { LOGIT_CHUNKS_PER_THREAD = 32 };
 
 /* Every buffer a step uses; owned by the engine, sized at load. */
 typedef struct run_state {
-	float *x;        /* [rows][H] residual stream */
-	float *xb;       /* [rows][H] normed input of a sublayer */
-	float *xb2;      /* [rows][H] sublayer output */
-	float *q;        /* [rows][heads*D] */
-	float *k, *v;    /* [rows][kv*D] */
-	float *att;      /* [rows][heads*D] attention output */
-	float *hb, *hb2; /* [rows][I] gate, up */
-	float *rope;     /* [rows][2 kinds][cos D/2 | sin D/2] */
-	float *scores;   /* [4 x threads][heads per kv head][max_model_len]: per chunk of a job */
-	float *xl;       /* [logit rows][H] final-normed rows */
-	float *logits;   /* [logit rows][V] */
-	int *row_pos;    /* [rows] */
-	int *row_seq;    /* [rows] the row's sequence (its block tables: kv_seq_layer_blocks) */
-	const int32_t **layer_blocks; /* [rows] the row's block table for the current layer */
-	int *logit_row;  /* [logit rows] the row each logits row is computed from */
-	float **logit_dst; /* [logit rows] where it goes (the item's buffer) */
+	float *x;                              /* [rows][H] residual stream */
+	float *xb;                             /* [rows][H] normed input of a sublayer */
+	float *xb2;                            /* [rows][H] sublayer output */
+	float *q;                              /* [rows][heads*D] */
+	float *k, *v;                          /* [rows][kv*D] */
+	float *att;                            /* [rows][heads*D] attention output */
+	float *hb, *hb2;                       /* [rows][I] gate, up */
+	float *rope;                           /* [rows][2 kinds][cos D/2 | sin D/2] */
+	float *scores;                         /* [4 x threads][heads per kv head][max_model_len]: per chunk of a job */
+	float *xl;                             /* [logit rows][H] final-normed rows */
+	float *logits;                         /* [logit rows][V] */
+	int *row_pos;                          /* [rows] */
+	int *row_seq;                          /* [rows] the row's sequence (its block tables: kv_seq_layer_blocks) */
+	const int32_t **layer_blocks;          /* [rows] the row's block table for the current layer */
+	int *logit_row;                        /* [logit rows] the row each logits row is computed from */
+	float **logit_dst;                     /* [logit rows] where it goes (the item's buffer) */
 	float *inv_freq_local, *inv_freq_full; /* [D/2] */
 	/* activation rows quantized for block-type weights (quant.h): per 32
 	 * elements for Q8_0/Q4_0, per 256 for the K types; [max(rows, logit rows)] */
@@ -65,13 +65,13 @@ struct engine {
 	team *team;
 	kv_cache *kv;
 	engine_options opt;
-	dtype kv_dtype;   /* of the KV cache: DTYPE_BF16 or DTYPE_F32 */
+	dtype kv_dtype; /* of the KV cache: DTYPE_BF16 or DTYPE_F32 */
 	run_state s;
 	/* the current step, read by the thread jobs */
 	int n_rows, n_logits, layer;
-	int norm_stage;   /* what norm_run does: NORM_* */
+	int norm_stage; /* what norm_run does: NORM_* */
 	const engine_item *items;
-	uint64_t output_ns_total;  /* time in the output projection, over all steps */
+	uint64_t output_ns_total; /* time in the output projection, over all steps */
 };
 
 
@@ -81,7 +81,7 @@ struct engine {
 static void rmsnorm(float *out, const float *x, const float *w, int n, float eps)
 {
 	/* four partial sums: one chain of dependent double adds was ~3% of a prefill */
-	double s4[4] = { 0, 0, 0, 0 };
+	double s4[4] = {0, 0, 0, 0};
 	int i = 0;
 	for (; i + 4 <= n; i += 4)
 		for (int l = 0; l < 4; l++) s4[l] += (double)x[i + l] * x[i + l];
@@ -113,8 +113,8 @@ typedef struct mm_job {
 	int n_mats;
 	const tensor *w[3];
 	float *out[3];
-	int glu;          /* 1: out[0] = gelu(out[0]) * out[1] on each thread's columns */
-	float softcap;    /* >0: out[0] = softcap * tanh(out[0] / softcap) */
+	int glu;       /* 1: out[0] = gelu(out[0]) * out[1] on each thread's columns */
+	float softcap; /* >0: out[0] = softcap * tanh(out[0] / softcap) */
 } mm_job;
 
 static void mm_run(void *ctx, int t, int nt);
@@ -153,7 +153,7 @@ static void mm_run(void *ctx, int t, int nt)
 		if (dtype_is_quantized(w->type)) {
 			int sup = x_super(w->type);
 			k->matmul_q(j->out[m], (size_t)w->rows, sup ? j->e->s.xq_super : j->e->s.xq_small,
-			            quant_x_row_bytes(w->type, (size_t)j->in), j->n_rows, w->data, w->type, w->cols, o0, o1);
+				    quant_x_row_bytes(w->type, (size_t)j->in), j->n_rows, w->data, w->type, w->cols, o0, o1);
 		} else {
 			k->matmul(j->out[m], (size_t)w->rows, j->x, (size_t)j->in, j->n_rows, w->data, w->type, w->cols, o0, o1);
 		}
@@ -175,7 +175,9 @@ static void mm_run(void *ctx, int t, int nt)
 /* The row-wise norms and residual adds between the matmuls, split by rows:
  * NORM_INPUT xb = rmsnorm(x); NORM_ATTN x += rmsnorm(xb2), xb = rmsnorm(x);
  * NORM_FF x += rmsnorm(xb2). Each row is computed as on one thread. */
-enum { NORM_INPUT, NORM_ATTN, NORM_FF };
+enum { NORM_INPUT,
+       NORM_ATTN,
+       NORM_FF };
 static void norm_run(void *ctx, int t, int nt)
 {
 	engine *e = ctx;
@@ -259,7 +261,7 @@ static void attn_run(void *ctx, int t, int nt)
 	int D = c->head_dim, qd = c->n_heads * D, group = c->n_heads / c->n_kv_heads, i0, i1;
 	int sliding = c->sliding[e->layer];
 	float scale = 1.0f / sqrtf(c->query_pre_attn_scalar), cap = c->attn_softcap;
-	int hpu = e->n_rows * c->n_kv_heads >= 2 * nt ? group : 1;   /* heads per unit */
+	int hpu = e->n_rows * c->n_kv_heads >= 2 * nt ? group : 1; /* heads per unit */
 	size_t ld = (size_t)e->opt.max_model_len;
 	float *sc = s->scores + (size_t)t * (size_t)group * ld;
 	size_t es = dtype_size(e->kv_dtype);
@@ -271,11 +273,11 @@ static void attn_run(void *ctx, int t, int nt)
 		int n = p - start + 1;
 		const float *q = s->q + (size_t)r * qd + (size_t)h0 * D;
 		const int32_t *blocks = s->layer_blocks[r];
-		for (int j = start; j <= p;) {   /* the keys of one block at a time */
+		for (int j = start; j <= p;) { /* the keys of one block at a time */
 			int slot = j % KV_BLOCK_TOKENS, nk = KV_BLOCK_TOKENS - slot;
 			if (nk > p + 1 - j) nk = p + 1 - j;
 			const char *kk = (const char *)kv_block_k(e->kv, blocks[j / KV_BLOCK_TOKENS], e->layer) +
-			                 ((size_t)kh * KV_BLOCK_TOKENS + slot) * D * es;
+					 ((size_t)kh * KV_BLOCK_TOKENS + slot) * D * es;
 			k->dot_keys(sc + (j - start), ld, q, (size_t)D, hpu, kk, e->kv_dtype, nk, D);
 			j += nk;
 		}
@@ -286,7 +288,7 @@ static void attn_run(void *ctx, int t, int nt)
 			int slot = j % KV_BLOCK_TOKENS, nk = KV_BLOCK_TOKENS - slot;
 			if (nk > p + 1 - j) nk = p + 1 - j;
 			const char *vv = (const char *)kv_block_v(e->kv, blocks[j / KV_BLOCK_TOKENS], e->layer) +
-			                 ((size_t)kh * KV_BLOCK_TOKENS + slot) * D * es;
+					 ((size_t)kh * KV_BLOCK_TOKENS + slot) * D * es;
 			k->axpy_values(out, (size_t)D, sc + (j - start), ld, hpu, vv, e->kv_dtype, nk, D);
 			j += nk;
 		}
@@ -295,7 +297,7 @@ static void attn_run(void *ctx, int t, int nt)
 
 static void matmul_par(engine *e, float *out, const float *x, int n_rows, const tensor *w)
 {
-	mm_job j = { .e = e, .x = x, .n_rows = n_rows, .in = w->cols, .n_mats = 1, .w = { w }, .out = { out } };
+	mm_job j = {.e = e, .x = x, .n_rows = n_rows, .in = w->cols, .n_mats = 1, .w = {w}, .out = {out}};
 	mm_dispatch(e, &j, 0);
 }
 
@@ -315,7 +317,7 @@ static void forward(engine *e)
 		for (int i = 0; i < item->n_tokens; i++, r++) {
 			float *x = s->x + (size_t)r * H;
 			e->k->to_f32(x, (const char *)m->embed.data + (size_t)item->tokens[i] * dtype_row_bytes(m->embed.type, (size_t)H),
-			             m->embed.type, (size_t)H);
+				     m->embed.type, (size_t)H);
 			for (int h = 0; h < H; h++) x[h] *= c->embed_scale;
 			float pos = (float)s->row_pos[r];
 			for (int kind = 0; kind < 2; kind++) {
@@ -336,16 +338,14 @@ static void forward(engine *e)
 		for (r = 0; r < n; r++) s->layer_blocks[r] = kv_seq_layer_blocks(e->kv, s->row_seq[r], l);
 		e->norm_stage = NORM_INPUT;
 		norms(e);
-		mm_job qkv = { .e = e, .x = s->xb, .n_rows = n, .in = H, .n_mats = 3,
-		               .w = { &w->q, &w->k, &w->v }, .out = { s->q, s->k, s->v } };
+		mm_job qkv = {.e = e, .x = s->xb, .n_rows = n, .in = H, .n_mats = 3, .w = {&w->q, &w->k, &w->v}, .out = {s->q, s->k, s->v}};
 		mm_dispatch(e, &qkv, 0);
 		team_run(e->team, prep_run, e);
 		team_run(e->team, attn_run, e);
 		matmul_par(e, s->xb2, s->att, n, &w->o);
 		e->norm_stage = NORM_ATTN;
 		norms(e);
-		mm_job glu = { .e = e, .x = s->xb, .n_rows = n, .in = H, .n_mats = 2, .glu = 1,
-		               .w = { &w->gate, &w->up }, .out = { s->hb, s->hb2 } };
+		mm_job glu = {.e = e, .x = s->xb, .n_rows = n, .in = H, .n_mats = 2, .glu = 1, .w = {&w->gate, &w->up}, .out = {s->hb, s->hb2}};
 		mm_dispatch(e, &glu, 0);
 		matmul_par(e, s->xb2, s->hb, n, &w->down);
 		e->norm_stage = NORM_FF;
@@ -363,8 +363,7 @@ static void forward(engine *e)
 	float *dst = s->logit_dst[0];
 	for (int i = 1; i < e->n_logits && dst != s->logits; i++)
 		if (s->logit_dst[i] != s->logit_dst[0] + (size_t)i * c->vocab) dst = s->logits;
-	mm_job lj = { .e = e, .x = s->xl, .n_rows = e->n_logits, .in = H, .n_mats = 1,
-	              .w = { &m->embed }, .out = { dst }, .softcap = c->final_softcap };
+	mm_job lj = {.e = e, .x = s->xl, .n_rows = e->n_logits, .in = H, .n_mats = 1, .w = {&m->embed}, .out = {dst}, .softcap = c->final_softcap};
 	/* the output projection is most of a decode step's bytes: in small chunks,
 	 * so that no thread is left streaming alone at the end while another waits */
 	int nt = team_threads(e->team);
@@ -410,7 +409,8 @@ int engine_step(engine *e, const engine_item *items, int n_items, char *err, siz
 	if (!kv_cache_can_allocate(e->kv, need) ||
 	    (kv_cache_window_total_blocks(e->kv) > 0 && need > kv_cache_window_free_blocks(e->kv)))
 		return util_errf(err, errlen, "engine: the KV cache has %d free blocks, the step needs %d",
-		            kv_cache_free_blocks(e->kv), need), ENGINE_NO_BLOCKS;
+				 kv_cache_free_blocks(e->kv), need),
+		       ENGINE_NO_BLOCKS;
 	if (rows == 0) return ENGINE_OK;
 	int r = 0, li = 0;
 	for (int i = 0; i < n_items; i++) {
@@ -424,7 +424,7 @@ int engine_step(engine *e, const engine_item *items, int n_items, char *err, siz
 		}
 		int nl = it->logits ? (it->n_logits > 0 ? it->n_logits : 1) : 0;
 		for (int j = 0; j < nl; j++, li++) {
-			s->logit_row[li] = r - nl + j;   /* r: one past the item's last row */
+			s->logit_row[li] = r - nl + j; /* r: one past the item's last row */
 			s->logit_dst[li] = it->logits + (size_t)j * (size_t)c->vocab;
 		}
 	}
@@ -441,22 +441,43 @@ int engine_step(engine *e, const engine_item *items, int n_items, char *err, siz
 
 static void state_free(run_state *s)
 {
-	free(s->x); free(s->xb); free(s->xb2); free(s->q); free(s->k); free(s->v); free(s->att);
-	free(s->hb); free(s->hb2); free(s->rope); free(s->scores); free(s->xl); free(s->logits);
-	free(s->row_pos); free(s->row_seq); free(s->layer_blocks); free(s->logit_row);
+	free(s->x);
+	free(s->xb);
+	free(s->xb2);
+	free(s->q);
+	free(s->k);
+	free(s->v);
+	free(s->att);
+	free(s->hb);
+	free(s->hb2);
+	free(s->rope);
+	free(s->scores);
+	free(s->xl);
+	free(s->logits);
+	free(s->row_pos);
+	free(s->row_seq);
+	free(s->layer_blocks);
+	free(s->logit_row);
 	free(s->logit_dst);
-	free(s->inv_freq_local); free(s->inv_freq_full);
-	free(s->xq_small); free(s->xq_super);
+	free(s->inv_freq_local);
+	free(s->inv_freq_full);
+	free(s->xq_small);
+	free(s->xq_super);
 }
 
 static int state_alloc(run_state *s, const model_config *c, const engine_options *o, int threads)
 {
 	size_t R = (size_t)o->max_batch_tokens, L = (size_t)o->max_logits_rows, D = (size_t)c->head_dim;
 	size_t H = (size_t)c->hidden, qd = (size_t)c->n_heads * D, kvd = (size_t)c->n_kv_heads * D;
-	s->x = calloc(R * H, 4); s->xb = calloc(R * H, 4); s->xb2 = calloc(R * H, 4);
-	s->q = calloc(R * qd, 4); s->k = calloc(R * kvd, 4); s->v = calloc(R * kvd, 4);
+	s->x = calloc(R * H, 4);
+	s->xb = calloc(R * H, 4);
+	s->xb2 = calloc(R * H, 4);
+	s->q = calloc(R * qd, 4);
+	s->k = calloc(R * kvd, 4);
+	s->v = calloc(R * kvd, 4);
 	s->att = calloc(R * qd, 4);
-	s->hb = calloc(R * (size_t)c->intermediate, 4); s->hb2 = calloc(R * (size_t)c->intermediate, 4);
+	s->hb = calloc(R * (size_t)c->intermediate, 4);
+	s->hb2 = calloc(R * (size_t)c->intermediate, 4);
 	s->rope = calloc(R * 2 * D, 4);
 	s->scores = calloc((size_t)threads * 4 * (size_t)(c->n_heads / c->n_kv_heads) * (size_t)o->max_model_len, 4); /* per chunk (team.h) */
 	s->xl = calloc(L * H, 4);
@@ -466,7 +487,8 @@ static int state_alloc(run_state *s, const model_config *c, const engine_options
 	s->layer_blocks = calloc(R, sizeof(*s->layer_blocks));
 	s->logit_row = calloc(L, sizeof(int));
 	s->logit_dst = calloc(L, sizeof(float *));
-	s->inv_freq_local = calloc(D / 2, 4); s->inv_freq_full = calloc(D / 2, 4);
+	s->inv_freq_local = calloc(D / 2, 4);
+	s->inv_freq_full = calloc(D / 2, 4);
 	/* the widest input of a matmul, rounded up to whole activation blocks */
 	size_t in = H > qd ? H : qd, xr = R > L ? R : L;
 	if ((size_t)c->intermediate > in) in = (size_t)c->intermediate;
@@ -489,7 +511,10 @@ static int state_alloc(run_state *s, const model_config *c, const engine_options
 engine *engine_load(const char *dir, const engine_options *opt_in, char *err, size_t errlen)
 {
 	engine *e = calloc(1, sizeof *e);
-	if (!e) { util_errf(err, errlen, "engine: out of memory"); return NULL; }
+	if (!e) {
+		util_errf(err, errlen, "engine: out of memory");
+		return NULL;
+	}
 	engine_options o = opt_in ? *opt_in : (engine_options){0};
 	e->m = model_load(dir, err, errlen);
 	if (!e->m) goto bad;
@@ -504,21 +529,23 @@ engine *engine_load(const char *dir, const engine_options *opt_in, char *err, si
 	if (o.max_logits_rows <= 0) o.max_logits_rows = o.max_seqs + ENGINE_EXTRA_LOGITS_ROWS;
 	if (o.max_model_len > c->max_position) {
 		util_errf(err, errlen, "engine: max_model_len %d exceeds the model's max_position_embeddings %d",
-		     o.max_model_len, c->max_position);
+			  o.max_model_len, c->max_position);
 		goto bad;
 	}
 	e->k = o.kernels ? kernels_get(o.kernels) : kernels_best();
-	if (!e->k) { util_errf(err, errlen, "engine: kernels \"%s\" are unknown or unsupported by this CPU", o.kernels); goto bad; }
+	if (!e->k) {
+		util_errf(err, errlen, "engine: kernels \"%s\" are unknown or unsupported by this CPU", o.kernels);
+		goto bad;
+	}
 	const char *kvt = o.kv_cache_dtype ? o.kv_cache_dtype : "auto";
 	if (strcmp(kvt, "auto") == 0 || strcmp(kvt, "bf16") == 0) e->kv_dtype = DTYPE_BF16;
 	else if (strcmp(kvt, "f32") == 0) e->kv_dtype = DTYPE_F32;
-	else { util_errf(err, errlen, "engine: kv_cache_dtype \"%.40s\" is not supported (auto, bf16, f32)", kvt); goto bad; }
+	else {
+		util_errf(err, errlen, "engine: kv_cache_dtype \"%.40s\" is not supported (auto, bf16, f32)", kvt);
+		goto bad;
+	}
 	o.kv_cache_dtype = e->kv_dtype == DTYPE_BF16 ? "bf16" : "f32";
-	kv_cache_config kc = { .n_layers = c->n_layers, .n_kv_heads = c->n_kv_heads, .head_dim = c->head_dim,
-	                       .max_seqs = o.max_seqs,
-	                       .max_model_len = o.max_model_len, .prefix_caching = !o.no_prefix_caching,
-	                       .dtype = e->kv_dtype, .sliding = c->sliding, .sliding_window = c->sliding_window,
-	                       .max_step_tokens = o.max_batch_tokens };
+	kv_cache_config kc = {.n_layers = c->n_layers, .n_kv_heads = c->n_kv_heads, .head_dim = c->head_dim, .max_seqs = o.max_seqs, .max_model_len = o.max_model_len, .prefix_caching = !o.no_prefix_caching, .dtype = e->kv_dtype, .sliding = c->sliding, .sliding_window = c->sliding_window, .max_step_tokens = o.max_batch_tokens};
 	/* the window pool has a fixed size; a memory budget buys full-pool blocks
 	 * with what it leaves (a model without full layers: blocks cost nothing) */
 	size_t bb, wbytes;
@@ -535,14 +562,18 @@ engine *engine_load(const char *dir, const engine_options *opt_in, char *err, si
 	}
 	if (o.num_kv_blocks < 1) {
 		util_errf(err, errlen, "engine: the KV cache needs at least one block of %zu bytes beside %zu bytes of "
-		          "sliding-window blocks", bb, wbytes);
+				       "sliding-window blocks",
+			  bb, wbytes);
 		goto bad;
 	}
 	kc.n_blocks = o.num_kv_blocks;
 	e->kv = kv_cache_new(&kc, err, errlen);
 	if (!e->kv) goto bad;
 	e->team = team_new(o.threads);
-	if (!e->team) { util_errf(err, errlen, "engine: cannot start %d threads", o.threads); goto bad; }
+	if (!e->team) {
+		util_errf(err, errlen, "engine: cannot start %d threads", o.threads);
+		goto bad;
+	}
 	o.threads = team_threads(e->team);
 	if (o.quantization) {
 		dtype qt;
@@ -550,7 +581,10 @@ engine *engine_load(const char *dir, const engine_options *opt_in, char *err, si
 		    model_quantize(e->m, qt, e->team, err, errlen) < 0)
 			goto bad;
 	}
-	if (state_alloc(&e->s, c, &o, o.threads) < 0) { util_errf(err, errlen, "engine: out of memory for the run state"); goto bad; }
+	if (state_alloc(&e->s, c, &o, o.threads) < 0) {
+		util_errf(err, errlen, "engine: out of memory for the run state");
+		goto bad;
+	}
 	o.kernels = e->k->name;
 	e->opt = o;
 	return e;

@@ -45,17 +45,17 @@
 #include "infer/model.h"
 
 typedef struct engine_options {
-	int threads;              /* threads per step, caller included; 0 = online CPUs */
-	int max_batch_tokens;     /* cap on a step's new tokens (all sequences); 0 = 512 */
-	int max_seqs;             /* sequences alive at once (KV slots); 0 = 64 */
-	int max_model_len;        /* positions per sequence; 0 = min(max_position_embeddings, 8192) */
-	int num_kv_blocks;        /* KV blocks of 16 positions; 0 = from kv_cache_bytes */
-	uint64_t kv_cache_bytes;  /* KV memory when num_kv_blocks is 0; 0 = one full-length
+	int threads;                /* threads per step, caller included; 0 = online CPUs */
+	int max_batch_tokens;       /* cap on a step's new tokens (all sequences); 0 = 512 */
+	int max_seqs;               /* sequences alive at once (KV slots); 0 = 64 */
+	int max_model_len;          /* positions per sequence; 0 = min(max_position_embeddings, 8192) */
+	int num_kv_blocks;          /* KV blocks of 16 positions; 0 = from kv_cache_bytes */
+	uint64_t kv_cache_bytes;    /* KV memory when num_kv_blocks is 0; 0 = one full-length
 	                             sequence plus one block per other slot */
-	int max_logits_rows;      /* logits rows per step; 0 = max_seqs + ENGINE_EXTRA_LOGITS_ROWS */
-	int no_prefix_caching;    /* 1 = never share blocks between sequences */
-	const char *kernels;      /* "portable", "avx2", "avx512"; NULL = best this CPU runs */
-	const char *quantization; /* "q8_0", "q4_0": quantize the weights on load; NULL = as stored */
+	int max_logits_rows;        /* logits rows per step; 0 = max_seqs + ENGINE_EXTRA_LOGITS_ROWS */
+	int no_prefix_caching;      /* 1 = never share blocks between sequences */
+	const char *kernels;        /* "portable", "avx2", "avx512"; NULL = best this CPU runs */
+	const char *quantization;   /* "q8_0", "q4_0": quantize the weights on load; NULL = as stored */
 	const char *kv_cache_dtype; /* "auto" (= "bf16"), "bf16", "f32"; NULL = auto. After load:
 	                             the type in use, "bf16" or "f32" */
 } engine_options;
@@ -66,21 +66,21 @@ typedef struct engine_options {
 
 /* One sequence's part of a step. */
 typedef struct engine_item {
-	int seq;                  /* a live id from kv_seq_new on engine_kv_cache() */
-	const int32_t *tokens;    /* n_tokens new ids, stored at positions
+	int seq;               /* a live id from kv_seq_new on engine_kv_cache() */
+	const int32_t *tokens; /* n_tokens new ids, stored at positions
 	                             kv_seq_len(seq) .. kv_seq_len(seq) + n_tokens - 1 */
-	int n_tokens;             /* >= 1 */
-	float *logits;            /* caller-owned [vocab]: filled with the logits after the
+	int n_tokens;          /* >= 1 */
+	float *logits;         /* caller-owned [vocab]: filled with the logits after the
 	                             last new token; NULL = not needed (a prompt chunk) */
-	int n_logits;             /* rows wanted, those after the last n_logits new tokens in
+	int n_logits;          /* rows wanted, those after the last n_logits new tokens in
 	                             order, logits then [n_logits][vocab] (prompt
 	                             log-probabilities); 0 = 1 when logits is set */
 } engine_item;
 
 enum {
 	ENGINE_OK = 0,
-	ENGINE_EINVAL = -1,       /* bad item: unknown sequence, bad id, over a cap */
-	ENGINE_NO_BLOCKS = -2,    /* the KV pool lacks blocks for this step: nothing ran */
+	ENGINE_EINVAL = -1,    /* bad item: unknown sequence, bad id, over a cap */
+	ENGINE_NO_BLOCKS = -2, /* the KV pool lacks blocks for this step: nothing ran */
 };
 
 typedef struct engine engine;
@@ -98,12 +98,12 @@ void engine_free(engine *e);
  * with a message in err, in which case nothing changed. */
 int engine_step(engine *e, const engine_item *items, int n_items, char *err, size_t errlen);
 
-const model *engine_model(const engine *e);              /* config, generation defaults */
+const model *engine_model(const engine *e); /* config, generation defaults */
 const model_config *engine_config(const engine *e);
 kv_cache *engine_kv_cache(engine *e);
-int engine_vocab(const engine *e);                        /* logits per row */
+int engine_vocab(const engine *e); /* logits per row */
 int engine_threads(const engine *e);
-const char *engine_kernels(const engine *e);              /* name of the kernels in use */
+const char *engine_kernels(const engine *e);               /* name of the kernels in use */
 const engine_options *engine_get_options(const engine *e); /* with defaults filled in */
 /* Bytes of weights a decode step reads (every matrix once, the embedding as the
  * output projection): the memory-bandwidth cost of one step. */

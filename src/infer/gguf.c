@@ -23,26 +23,62 @@ struct gguf_part {
 	char *path;
 	const unsigned char *map;
 	size_t size;
-	int mapped;                  /* 1: munmap on close; 0: caller's memory */
+	int mapped; /* 1: munmap on close; 0: caller's memory */
 };
 
 struct gguf_set {
 	struct gguf_part *parts;
 	int n_parts;
-	gguf_kv *kvs;                /* first part's, sorted by key */
+	gguf_kv *kvs; /* first part's, sorted by key */
 	size_t n_kvs;
-	gguf_kv *part_kvs;           /* scratch while reading later parts */
-	gguf_tensor *tensors;        /* all parts', sorted by name */
+	gguf_kv *part_kvs;    /* scratch while reading later parts */
+	gguf_tensor *tensors; /* all parts', sorted by name */
 	size_t n_tensors, cap_tensors;
 	uint64_t total_bytes;
 };
 
 /* ggml's type names by id (gaps are ids ggml retired). */
 static const char *const ggml_names[] = {
-	"F32", "F16", "Q4_0", "Q4_1", NULL, NULL, "Q5_0", "Q5_1", "Q8_0", "Q8_1",
-	"Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "Q8_K", "IQ2_XXS", "IQ2_XS", "IQ3_XXS", "IQ1_S",
-	"IQ4_NL", "IQ3_S", "IQ2_S", "IQ4_XS", "I8", "I16", "I32", "I64", "F64", "IQ1_M",
-	"BF16", NULL, NULL, NULL, "TQ1_0", "TQ2_0", NULL, NULL, NULL, "MXFP4",
+	"F32",
+	"F16",
+	"Q4_0",
+	"Q4_1",
+	NULL,
+	NULL,
+	"Q5_0",
+	"Q5_1",
+	"Q8_0",
+	"Q8_1",
+	"Q2_K",
+	"Q3_K",
+	"Q4_K",
+	"Q5_K",
+	"Q6_K",
+	"Q8_K",
+	"IQ2_XXS",
+	"IQ2_XS",
+	"IQ3_XXS",
+	"IQ1_S",
+	"IQ4_NL",
+	"IQ3_S",
+	"IQ2_S",
+	"IQ4_XS",
+	"I8",
+	"I16",
+	"I32",
+	"I64",
+	"F64",
+	"IQ1_M",
+	"BF16",
+	NULL,
+	NULL,
+	NULL,
+	"TQ1_0",
+	"TQ2_0",
+	NULL,
+	NULL,
+	NULL,
+	"MXFP4",
 };
 
 const char *gguf_ggml_type_name(uint32_t t)
@@ -56,9 +92,13 @@ const char *gguf_ggml_type_name(uint32_t t)
 uint32_t gguf_ggml_block_elems(uint32_t t)
 {
 	switch (t) {
-	case GGML_T_F32: case GGML_T_F16: case GGML_T_BF16: return 1;
-	case GGML_T_Q4_0: case GGML_T_Q8_0: return 32;
-	case GGML_T_Q4_K: case GGML_T_Q6_K: return 256;
+	case GGML_T_F32:
+	case GGML_T_F16:
+	case GGML_T_BF16: return 1;
+	case GGML_T_Q4_0:
+	case GGML_T_Q8_0: return 32;
+	case GGML_T_Q4_K:
+	case GGML_T_Q6_K: return 256;
 	default: return 0;
 	}
 }
@@ -67,19 +107,30 @@ uint32_t gguf_ggml_block_bytes(uint32_t t)
 {
 	switch (t) {
 	case GGML_T_F32: return 4;
-	case GGML_T_F16: case GGML_T_BF16: return 2;
-	case GGML_T_Q4_0: return 2 + 16;           /* f16 scale, 32 nibbles */
-	case GGML_T_Q8_0: return 2 + 32;           /* f16 scale, 32 int8 */
-	case GGML_T_Q4_K: return 2 + 2 + 12 + 128; /* d, dmin, 6-bit scales/mins, 256 nibbles */
+	case GGML_T_F16:
+	case GGML_T_BF16: return 2;
+	case GGML_T_Q4_0: return 2 + 16;            /* f16 scale, 32 nibbles */
+	case GGML_T_Q8_0: return 2 + 32;            /* f16 scale, 32 int8 */
+	case GGML_T_Q4_K: return 2 + 2 + 12 + 128;  /* d, dmin, 6-bit scales/mins, 256 nibbles */
 	case GGML_T_Q6_K: return 128 + 64 + 16 + 2; /* low 4 bits, high 2 bits, int8 scales, d */
 	default: return 0;
 	}
 }
 
 static const size_t vsize[GGUF_VTYPE_COUNT] = {
-	[GGUF_U8] = 1, [GGUF_I8] = 1, [GGUF_U16] = 2, [GGUF_I16] = 2, [GGUF_U32] = 4, [GGUF_I32] = 4,
-	[GGUF_F32] = 4, [GGUF_BOOL] = 1, [GGUF_STRING] = 0, [GGUF_ARRAY] = 0, [GGUF_U64] = 8,
-	[GGUF_I64] = 8, [GGUF_F64] = 8,
+	[GGUF_U8] = 1,
+	[GGUF_I8] = 1,
+	[GGUF_U16] = 2,
+	[GGUF_I16] = 2,
+	[GGUF_U32] = 4,
+	[GGUF_I32] = 4,
+	[GGUF_F32] = 4,
+	[GGUF_BOOL] = 1,
+	[GGUF_STRING] = 0,
+	[GGUF_ARRAY] = 0,
+	[GGUF_U64] = 8,
+	[GGUF_I64] = 8,
+	[GGUF_F64] = 8,
 };
 
 /* ------------------------------------------------------------ cursor */
@@ -151,7 +202,7 @@ static int tensor_cmp(const void *a, const void *b)
 
 static const gguf_kv *kv_lookup(const gguf_kv *kvs, size_t n, const char *key)
 {
-	gguf_kv k = { .key = key };
+	gguf_kv k = {.key = key};
 	return n ? bsearch(&k, kvs, n, sizeof *kvs, kv_cmp) : NULL;
 }
 
@@ -176,7 +227,7 @@ static int add_part(gguf_set *s, const char *path, const void *map, size_t size,
 	if (!np) return util_errf(err, errlen, "%s: out of memory", path);
 	s->parts = np;
 	struct gguf_part *p = &s->parts[s->n_parts];
-	*p = (struct gguf_part){ .path = str_dup(path), .map = map, .size = size, .mapped = mapped };
+	*p = (struct gguf_part){.path = str_dup(path), .map = map, .size = size, .mapped = mapped};
 	if (!p->path) return util_errf(err, errlen, "%s: out of memory", path);
 	s->total_bytes += size;
 	return s->n_parts++;
@@ -192,7 +243,10 @@ static int map_part(gguf_set *s, const char *path, char *err, size_t errlen)
 		close(fd);
 		return util_errf(err, errlen, "%s: cannot stat: %s", path, strerror(e));
 	}
-	if (!S_ISREG(st.st_mode)) { close(fd); return util_errf(err, errlen, "%s: not a regular file", path); }
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		return util_errf(err, errlen, "%s: not a regular file", path);
+	}
 	size_t size = (size_t)st.st_size;
 	if (size < 24) {
 		close(fd);
@@ -237,7 +291,7 @@ static int read_kvs(cur *c, uint64_t n_kv, gguf_kv *kvs, size_t *n_done)
 		char *key = str_ndup(ks, kl);
 		if (!key) return util_errf(c->err, c->errlen, "%s: out of memory", c->file);
 		gguf_kv *kv = &kvs[i];
-		*kv = (gguf_kv){ .key = key, .n = 1 };
+		*kv = (gguf_kv){.key = key, .n = 1};
 		(*n_done)++;
 		uint32_t t;
 		if (rd_u32(c, &t, key) < 0) return -1;
@@ -285,7 +339,10 @@ static int read_kvs(cur *c, uint64_t n_kv, gguf_kv *kvs, size_t *n_done)
 	return 0;
 }
 
-struct span { uint64_t begin, end; size_t tensor; };
+struct span {
+	uint64_t begin, end;
+	size_t tensor;
+};
 
 static int span_cmp(const void *a, const void *b)
 {
@@ -300,7 +357,7 @@ static int span_cmp(const void *a, const void *b)
 static int load_part(gguf_set *s, int pi, int expect_no, int expect_count, char *err, size_t errlen)
 {
 	struct gguf_part *f = &s->parts[pi];
-	cur c = { .p = f->map, .size = f->size, .file = f->path, .err = err, .errlen = errlen };
+	cur c = {.p = f->map, .size = f->size, .file = f->path, .err = err, .errlen = errlen};
 	if (f->size < 24) return util_errf(err, errlen, "%s: %zu bytes is too short for a GGUF header (truncated?)", f->path, f->size);
 	if (memcmp(f->map, "GGUF", 4) != 0) return util_errf(err, errlen, "%s: not a GGUF file (bad magic)", f->path);
 	c.at = 4;
@@ -376,8 +433,11 @@ static int load_part(gguf_set *s, int pi, int expect_no, int expect_count, char 
 			goto bad;
 		}
 		gguf_tensor *t = &s->tensors[s->n_tensors];
-		*t = (gguf_tensor){ .name = str_ndup(ns, nl), .part = pi };
-		if (!t->name) { util_errf(err, errlen, "%s: out of memory", f->path); goto bad; }
+		*t = (gguf_tensor){.name = str_ndup(ns, nl), .part = pi};
+		if (!t->name) {
+			util_errf(err, errlen, "%s: out of memory", f->path);
+			goto bad;
+		}
 		s->n_tensors++;
 		uint32_t nd, type;
 		if (rd_u32(&c, &nd, t->name) < 0) goto bad;
@@ -429,7 +489,10 @@ static int load_part(gguf_set *s, int pi, int expect_no, int expect_count, char 
 	}
 	uint64_t data_size = data_at <= f->size ? f->size - data_at : 0;
 	struct span *sp = malloc(((size_t)n_tensors + 1) * sizeof *sp);
-	if (!sp) { util_errf(err, errlen, "%s: out of memory", f->path); goto bad; }
+	if (!sp) {
+		util_errf(err, errlen, "%s: out of memory", f->path);
+		goto bad;
+	}
 	for (uint64_t i = 0; i < n_tensors; i++) {
 		gguf_tensor *t = &s->tensors[first + i];
 		if (offsets[i] > data_size || t->nbytes > data_size - offsets[i]) {
@@ -440,7 +503,7 @@ static int load_part(gguf_set *s, int pi, int expect_no, int expect_count, char 
 			goto bad;
 		}
 		t->data = f->map + data_at + offsets[i];
-		sp[i] = (struct span){ offsets[i], offsets[i] + t->nbytes, first + i };
+		sp[i] = (struct span){offsets[i], offsets[i] + t->nbytes, first + i};
 	}
 	if (n_tensors) qsort(sp, (size_t)n_tensors, sizeof *sp, span_cmp);
 	for (uint64_t i = 1; i < n_tensors; i++)
@@ -471,7 +534,10 @@ static int finish(gguf_set *s, char *err, size_t errlen)
 gguf_set *gguf_open_mem(const void *data, size_t size, const char *name, char *err, size_t errlen)
 {
 	gguf_set *s = calloc(1, sizeof *s);
-	if (!s) { util_errf(err, errlen, "%s: out of memory", name); return NULL; }
+	if (!s) {
+		util_errf(err, errlen, "%s: out of memory", name);
+		return NULL;
+	}
 	if (add_part(s, name, data, size, 0, err, errlen) < 0 || load_part(s, 0, 0, 0, err, errlen) < 0 ||
 	    finish(s, err, errlen) < 0) {
 		gguf_close(s);
@@ -490,8 +556,9 @@ static int split_name(const char *path, size_t *prefix, int *no, int *count)
 	if (n < tl) return 0;
 	const char *p = path + n - tl;
 	for (size_t i = 0; i < tl; i++) {
-		if (tail[i] == '0') { if (p[i] < '0' || p[i] > '9') return 0; }
-		else if (p[i] != tail[i]) return 0;
+		if (tail[i] == '0') {
+			if (p[i] < '0' || p[i] > '9') return 0;
+		} else if (p[i] != tail[i]) return 0;
 	}
 	*no = atoi(p + 1);
 	*count = atoi(p + 10);
@@ -550,14 +617,23 @@ gguf_set *gguf_open(const char *path, char *err, size_t errlen)
 	char file[PATH_MAX];
 	if (gguf_resolve(path, file, sizeof file, err, errlen) < 0) return NULL;
 	gguf_set *s = calloc(1, sizeof *s);
-	if (!s) { util_errf(err, errlen, "%s: out of memory", file); return NULL; }
+	if (!s) {
+		util_errf(err, errlen, "%s: out of memory", file);
+		return NULL;
+	}
 	size_t prefix;
 	int no, count;
 	if (!split_name(file, &prefix, &no, &count)) {
 		if (map_part(s, file, err, errlen) < 0 || load_part(s, 0, 0, 0, err, errlen) < 0) goto bad;
 	} else {
-		if (no != 1) { util_errf(err, errlen, "%s: open the first part (-00001-of-%05d.gguf)", file, count); goto bad; }
-		if (count > GGUF_MAX_PARTS) { util_errf(err, errlen, "%s: %d parts is over the limit %d", file, count, GGUF_MAX_PARTS); goto bad; }
+		if (no != 1) {
+			util_errf(err, errlen, "%s: open the first part (-00001-of-%05d.gguf)", file, count);
+			goto bad;
+		}
+		if (count > GGUF_MAX_PARTS) {
+			util_errf(err, errlen, "%s: %d parts is over the limit %d", file, count, GGUF_MAX_PARTS);
+			goto bad;
+		}
 		for (int i = 1; i <= count; i++) {
 			char pp[PATH_MAX];
 			if (snprintf(pp, sizeof pp, "%.*s-%05d-of-%05d.gguf", (int)prefix, file, i, count) >= (int)sizeof pp) {
@@ -582,7 +658,7 @@ const gguf_kv *gguf_kv_at(const gguf_set *s, size_t i) { return i < s->n_kvs ? &
 
 const gguf_tensor *gguf_find_tensor(const gguf_set *s, const char *name)
 {
-	gguf_tensor k = { .name = name };
+	gguf_tensor k = {.name = name};
 	return s->n_tensors ? bsearch(&k, s->tensors, s->n_tensors, sizeof k, tensor_cmp) : NULL;
 }
 
@@ -594,13 +670,19 @@ uint64_t gguf_total_bytes(const gguf_set *s) { return s->total_bytes; }
 static int scalar_int(gguf_vtype t, const unsigned char *p, int64_t *out)
 {
 	switch (t) {
-	case GGUF_U8: case GGUF_BOOL: *out = p[0]; return 0;
+	case GGUF_U8:
+	case GGUF_BOOL: *out = p[0]; return 0;
 	case GGUF_I8: *out = (int8_t)p[0]; return 0;
 	case GGUF_U16: *out = (uint16_t)rd_le(p, 2); return 0;
 	case GGUF_I16: *out = (int16_t)rd_le(p, 2); return 0;
 	case GGUF_U32: *out = (uint32_t)rd_le(p, 4); return 0;
 	case GGUF_I32: *out = (int32_t)rd_le(p, 4); return 0;
-	case GGUF_U64: { uint64_t v = rd_le(p, 8); if (v > INT64_MAX) return -1; *out = (int64_t)v; return 0; }
+	case GGUF_U64: {
+		uint64_t v = rd_le(p, 8);
+		if (v > INT64_MAX) return -1;
+		*out = (int64_t)v;
+		return 0;
+	}
 	case GGUF_I64: *out = (int64_t)rd_le(p, 8); return 0;
 	default: return -1;
 	}
@@ -608,8 +690,20 @@ static int scalar_int(gguf_vtype t, const unsigned char *p, int64_t *out)
 
 static int scalar_float(gguf_vtype t, const unsigned char *p, double *out)
 {
-	if (t == GGUF_F32) { uint32_t u = (uint32_t)rd_le(p, 4); float f; memcpy(&f, &u, 4); *out = f; return 0; }
-	if (t == GGUF_F64) { uint64_t u = rd_le(p, 8); double d; memcpy(&d, &u, 8); *out = d; return 0; }
+	if (t == GGUF_F32) {
+		uint32_t u = (uint32_t)rd_le(p, 4);
+		float f;
+		memcpy(&f, &u, 4);
+		*out = f;
+		return 0;
+	}
+	if (t == GGUF_F64) {
+		uint64_t u = rd_le(p, 8);
+		double d;
+		memcpy(&d, &u, 8);
+		*out = d;
+		return 0;
+	}
 	return -1;
 }
 
@@ -640,7 +734,7 @@ int gguf_arr_strs(const gguf_kv *kv, const char **p, size_t *len)
 {
 	if (!kv || kv->type != GGUF_ARRAY || kv->arr_type != GGUF_STRING) return -1;
 	size_t at = 0;
-	for (uint64_t i = 0; i < kv->n; i++) {   /* bounds were checked when the file was opened */
+	for (uint64_t i = 0; i < kv->n; i++) { /* bounds were checked when the file was opened */
 		len[i] = (size_t)rd_le(kv->data + at, 8);
 		p[i] = (const char *)kv->data + at + 8;
 		at += 8 + len[i];

@@ -35,35 +35,51 @@
 
 /* Value types, as numbered in the file. */
 typedef enum gguf_vtype {
-	GGUF_U8 = 0, GGUF_I8 = 1, GGUF_U16 = 2, GGUF_I16 = 3, GGUF_U32 = 4, GGUF_I32 = 5,
-	GGUF_F32 = 6, GGUF_BOOL = 7, GGUF_STRING = 8, GGUF_ARRAY = 9, GGUF_U64 = 10,
-	GGUF_I64 = 11, GGUF_F64 = 12, GGUF_VTYPE_COUNT
+	GGUF_U8 = 0,
+	GGUF_I8 = 1,
+	GGUF_U16 = 2,
+	GGUF_I16 = 3,
+	GGUF_U32 = 4,
+	GGUF_I32 = 5,
+	GGUF_F32 = 6,
+	GGUF_BOOL = 7,
+	GGUF_STRING = 8,
+	GGUF_ARRAY = 9,
+	GGUF_U64 = 10,
+	GGUF_I64 = 11,
+	GGUF_F64 = 12,
+	GGUF_VTYPE_COUNT
 } gguf_vtype;
 
 /* ggml tensor types this reader accepts (ggml's numbering); others are refused
  * with their ggml name. */
 enum {
-	GGML_T_F32 = 0, GGML_T_F16 = 1, GGML_T_Q4_0 = 2, GGML_T_Q8_0 = 8,
-	GGML_T_Q4_K = 12, GGML_T_Q6_K = 14, GGML_T_BF16 = 30
+	GGML_T_F32 = 0,
+	GGML_T_F16 = 1,
+	GGML_T_Q4_0 = 2,
+	GGML_T_Q8_0 = 8,
+	GGML_T_Q4_K = 12,
+	GGML_T_Q6_K = 14,
+	GGML_T_BF16 = 30
 };
 
 typedef struct gguf_kv {
-	const char *key;              /* NUL-terminated copy, owned by the set */
+	const char *key; /* NUL-terminated copy, owned by the set */
 	gguf_vtype type;
-	gguf_vtype arr_type;          /* element type when type == GGUF_ARRAY */
-	uint64_t n;                   /* array length (1 for a scalar) */
-	const unsigned char *data;    /* the value in the mapping (for a string: its u64 length) */
-	size_t nbytes;                /* bytes of the value */
+	gguf_vtype arr_type;       /* element type when type == GGUF_ARRAY */
+	uint64_t n;                /* array length (1 for a scalar) */
+	const unsigned char *data; /* the value in the mapping (for a string: its u64 length) */
+	size_t nbytes;             /* bytes of the value */
 } gguf_kv;
 
 typedef struct gguf_tensor {
-	const char *name;             /* NUL-terminated copy, owned by the set */
+	const char *name; /* NUL-terminated copy, owned by the set */
 	uint32_t ggml_type;
 	int ndim;
-	uint64_t ne[GGUF_MAX_DIMS];   /* unused dims are 1 */
-	const void *data;             /* inside a read-only mapping, aligned as the file says */
+	uint64_t ne[GGUF_MAX_DIMS]; /* unused dims are 1 */
+	const void *data;           /* inside a read-only mapping, aligned as the file says */
 	uint64_t nbytes;
-	int part;                     /* which file of the set */
+	int part; /* which file of the set */
 } gguf_tensor;
 
 typedef struct gguf_set gguf_set;
@@ -103,9 +119,9 @@ int gguf_arr_strs(const gguf_kv *kv, const char **p, size_t *len);
 
 const gguf_tensor *gguf_find_tensor(const gguf_set *s, const char *name);
 size_t gguf_tensor_count(const gguf_set *s);
-const gguf_tensor *gguf_tensor_at(const gguf_set *s, size_t i);   /* sorted by name */
+const gguf_tensor *gguf_tensor_at(const gguf_set *s, size_t i); /* sorted by name */
 const char *gguf_part_path(const gguf_set *s, int part);
-uint64_t gguf_total_bytes(const gguf_set *s);                     /* sum of file sizes */
+uint64_t gguf_total_bytes(const gguf_set *s); /* sum of file sizes */
 
 /* ggml's name of a tensor type ("Q4_0", "Q5_K", ...; "type 99" when unknown). */
 const char *gguf_ggml_type_name(uint32_t t);

@@ -14,7 +14,8 @@
 
 size_t dtype_size(dtype t)
 {
-	return t == DTYPE_F32 ? 4 : t == DTYPE_F16 || t == DTYPE_BF16 ? 2 : 0;
+	return t == DTYPE_F32 ? 4 : t == DTYPE_F16 || t == DTYPE_BF16 ? 2
+								      : 0;
 }
 
 const char *dtype_name(dtype t)
@@ -35,7 +36,8 @@ int dtype_is_quantized(dtype t) { return t >= DTYPE_Q8_0 && t <= DTYPE_Q6_K; }
 
 int dtype_block_elems(dtype t)
 {
-	return t == DTYPE_Q8_0 || t == DTYPE_Q4_0 ? QK_SMALL : t == DTYPE_Q4_K || t == DTYPE_Q6_K ? QK_SUPER : 1;
+	return t == DTYPE_Q8_0 || t == DTYPE_Q4_0 ? QK_SMALL : t == DTYPE_Q4_K || t == DTYPE_Q6_K ? QK_SUPER
+												  : 1;
 }
 
 size_t dtype_block_bytes(dtype t)
@@ -52,7 +54,8 @@ size_t dtype_block_bytes(dtype t)
 size_t dtype_row_bytes(dtype t, size_t n) { return n / (size_t)dtype_block_elems(t) * dtype_block_bytes(t); }
 
 _Static_assert(sizeof(block_q8_0) == 34 && sizeof(block_q4_0) == 18 && sizeof(block_q4_k) == 144 &&
-               sizeof(block_q6_k) == 210, "block layouts are ggml's");
+		       sizeof(block_q6_k) == 210,
+	       "block layouts are ggml's");
 
 float bf16_to_f32(uint16_t h)
 {
@@ -80,7 +83,10 @@ float f16_to_f32(uint16_t h)
 			u = sign;
 		} else { /* subnormal: normalise */
 			int e = -1;
-			do { e++; man <<= 1; } while (!(man & 0x400));
+			do {
+				e++;
+				man <<= 1;
+			} while (!(man & 0x400));
 			u = sign | ((uint32_t)(127 - 15 - e) << 23) | ((man & 0x3ff) << 13);
 		}
 	} else if (exp == 31) {
@@ -99,9 +105,9 @@ uint16_t f32_to_f16(float f)
 	memcpy(&u, &f, 4);
 	uint16_t sign = (uint16_t)((u >> 16) & 0x8000);
 	uint32_t a = u & 0x7fffffffu;
-	if (a > 0x7f800000u) return sign | 0x7e00;                 /* NaN */
-	if (a >= 0x477ff000u) return sign | 0x7c00;                /* overflow to inf */
-	if (a < 0x38800000u) {                                     /* subnormal or zero */
+	if (a > 0x7f800000u) return sign | 0x7e00;  /* NaN */
+	if (a >= 0x477ff000u) return sign | 0x7c00; /* overflow to inf */
+	if (a < 0x38800000u) {                      /* subnormal or zero */
 		float af;
 		memcpy(&af, &a, 4);
 		return sign | (uint16_t)lrintf(af * 16777216.0f); /* 2^24: units of 2^-24 */
@@ -180,7 +186,10 @@ static void softmax_portable(float *s, int n, float scale, float cap)
 		s[j] = a;
 		if (a > mx) mx = a;
 	}
-	for (int j = 0; j < n; j++) { s[j] = expf(s[j] - mx); sum += s[j]; }
+	for (int j = 0; j < n; j++) {
+		s[j] = expf(s[j] - mx);
+		sum += s[j];
+	}
 	float inv = 1.0f / sum;
 	for (int j = 0; j < n; j++) s[j] *= inv;
 }
@@ -193,11 +202,15 @@ static void gelu_mul_portable(float *g, const float *u, int n)
 	}
 }
 
-enum { TILE_O = 4, TILE_B = 4, CHUNK_O = 64, CHUNK_B = 64, CONV = 256 };
+enum { TILE_O = 4,
+       TILE_B = 4,
+       CHUNK_O = 64,
+       CHUNK_B = 64,
+       CONV = 256 };
 
 /* One tile: no (<=4) weight rows starting at o, against nb (<=4) activation rows. */
 static void tile_portable(float *out, size_t ldo, const float *x, size_t ldx, int nb,
-                          const void *w, dtype wt, int in, int o, int no)
+			  const void *w, dtype wt, int in, int o, int no)
 {
 	float wrow[TILE_O][CONV];
 	float acc[TILE_O][TILE_B][8];
@@ -221,7 +234,7 @@ static void tile_portable(float *out, size_t ldo, const float *x, size_t ldx, in
 }
 
 static void matmul_portable(float *out, size_t ldo, const float *x, size_t ldx, int n_rows,
-                            const void *w, dtype wt, int in, int o_begin, int o_end)
+			    const void *w, dtype wt, int in, int o_begin, int o_end)
 {
 	for (int ob = o_begin; ob < o_end; ob += CHUNK_O) {
 		int oe = ob + CHUNK_O < o_end ? ob + CHUNK_O : o_end;
@@ -241,28 +254,28 @@ static void matmul_portable(float *out, size_t ldo, const float *x, size_t ldx, 
 /* One weight row at a time against every activation row (the row stays in
  * cache); quant_dot_row is the definition the SIMD builds are tested against. */
 static void matmul_q_portable(float *out, size_t ldo, const void *xq, size_t ldxq, int n_rows,
-                              const void *w, dtype wt, int in, int o_begin, int o_end)
+			      const void *w, dtype wt, int in, int o_begin, int o_end)
 {
 	size_t rb = dtype_row_bytes(wt, (size_t)in);
 	for (int o = o_begin; o < o_end; o++)
 		for (int b = 0; b < n_rows; b++)
 			out[(size_t)b * ldo + o] = quant_dot_row(wt, (const char *)w + (size_t)o * rb,
-			                                         (const char *)xq + (size_t)b * ldxq, (size_t)in);
+								 (const char *)xq + (size_t)b * ldxq, (size_t)in);
 }
 
 /* dot_keys and axpy_values of this build as loops over its dot and axpy:
  * the same bits by construction */
 static void dot_keys_portable(float *out, size_t ldo, const float *q, size_t ldq, int nq,
-                          const void *keys, dtype kt, int nk, int d)
+			      const void *keys, dtype kt, int nk, int d)
 {
 	for (int j = 0; j < nk; j++)
 		for (int g = 0; g < nq; g++)
 			out[(size_t)g * ldo + j] = kt == DTYPE_BF16 ? dot_bf16_portable(q + (size_t)g * ldq, (const uint16_t *)keys + (size_t)j * d, d)
-			                                            : dot_portable(q + (size_t)g * ldq, (const float *)keys + (size_t)j * d, d);
+								    : dot_portable(q + (size_t)g * ldq, (const float *)keys + (size_t)j * d, d);
 }
 
 static void axpy_values_portable(float *y, size_t ldy, const float *a, size_t lda, int ny,
-                             const void *vals, dtype vt, int nk, int d)
+				 const void *vals, dtype vt, int nk, int d)
 {
 	for (int g = 0; g < ny; g++)
 		for (int j = 0; j < nk; j++) {

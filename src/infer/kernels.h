@@ -25,43 +25,48 @@
 /* The quantized types are ggml's block formats, byte for byte (see quant.h):
  * a row of n elements is n / dtype_block_elems() blocks. */
 typedef enum dtype {
-	DTYPE_F32 = 0, DTYPE_F16 = 1, DTYPE_BF16 = 2,
-	DTYPE_Q8_0 = 3, DTYPE_Q4_0 = 4, DTYPE_Q4_K = 5, DTYPE_Q6_K = 6,
+	DTYPE_F32 = 0,
+	DTYPE_F16 = 1,
+	DTYPE_BF16 = 2,
+	DTYPE_Q8_0 = 3,
+	DTYPE_Q4_0 = 4,
+	DTYPE_Q4_K = 5,
+	DTYPE_Q6_K = 6,
 } dtype;
 #define DTYPE_COUNT 7
 
-size_t dtype_size(dtype t);            /* bytes per element of F32/F16/BF16; 0 for block types */
-const char *dtype_name(dtype t);       /* "F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_K", "Q6_K" */
-int dtype_block_elems(dtype t);        /* elements per block: 1, 32 or 256 */
-size_t dtype_block_bytes(dtype t);     /* bytes per block: 4, 2, 2, 34, 18, 144, 210 */
+size_t dtype_size(dtype t);        /* bytes per element of F32/F16/BF16; 0 for block types */
+const char *dtype_name(dtype t);   /* "F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_K", "Q6_K" */
+int dtype_block_elems(dtype t);    /* elements per block: 1, 32 or 256 */
+size_t dtype_block_bytes(dtype t); /* bytes per block: 4, 2, 2, 34, 18, 144, 210 */
 /* Bytes of n elements (n a multiple of dtype_block_elems(t)). */
 size_t dtype_row_bytes(dtype t, size_t n);
 int dtype_is_quantized(dtype t);
 
 float bf16_to_f32(uint16_t h);
-uint16_t f32_to_bf16(float f);         /* round to nearest even; NaN stays NaN */
+uint16_t f32_to_bf16(float f); /* round to nearest even; NaN stays NaN */
 float f16_to_f32(uint16_t h);
-uint16_t f32_to_f16(float f);          /* round to nearest even */
+uint16_t f32_to_f16(float f); /* round to nearest even */
 /* Reads element i of a weight array of type t (any alignment); for a block
  * type, i counts elements across consecutive blocks (row after row). */
 float weight_at(const void *w, dtype t, size_t i);
 
 typedef struct kernels {
-	const char *name;                  /* "portable", "avx2", "avx512" */
+	const char *name; /* "portable", "avx2", "avx512" */
 	/* out[b*ldo + o] = sum_i w[o*in + i] * x[b*ldx + i]
 	 * for b in [0, n_rows), o in [o_begin, o_end). w is [out][in] of type wt.
 	 * Each weight row is read from memory once per chunk of activation rows
 	 * (64-120 of them, per build), not once per row. */
 	void (*matmul)(float *out, size_t ldo, const float *x, size_t ldx, int n_rows,
-	               const void *w, dtype wt, int in, int o_begin, int o_end);
+		       const void *w, dtype wt, int in, int o_begin, int o_end);
 	/* The same for weights of a block type wt (quant.h), against activation
 	 * rows already quantized by quant_quantize_x(wt, ...), ldxq bytes apart. */
 	void (*matmul_q)(float *out, size_t ldo, const void *xq, size_t ldxq, int n_rows,
-	                 const void *w, dtype wt, int in, int o_begin, int o_end);
+			 const void *w, dtype wt, int in, int o_begin, int o_end);
 	/* quant_quantize_x (quant.h) of this build: the same bytes in every build */
 	void (*quantize_x)(dtype wt, void *dst, const float *x, size_t n);
 	float (*dot)(const float *a, const float *b, int n);
-	void (*axpy)(float *y, float a, const float *x, int n);       /* y += a * x */
+	void (*axpy)(float *y, float a, const float *x, int n); /* y += a * x */
 	/* The same with the second operand in bf16 (a bf16 KV cache); summed in
 	 * the same order as dot and axpy. */
 	float (*dot_bf16)(const float *a, const uint16_t *b, int n);
@@ -71,11 +76,11 @@ typedef struct kernels {
 	 * elements apart, of type kt (DTYPE_F32 or DTYPE_BF16); the same bits as
 	 * dot / dot_bf16 on each pair. Each key is read once for the nq heads. */
 	void (*dot_keys)(float *out, size_t ldo, const float *q, size_t ldq, int nq,
-	                 const void *keys, dtype kt, int nk, int d);
+			 const void *keys, dtype kt, int nk, int d);
 	/* y[g*ldy + i] += a[g*lda + j] * value j [i] for j = 0, 1, .. nk-1 in
 	 * order: the same bits as nk calls of axpy / axpy_bf16 per head. */
 	void (*axpy_values)(float *y, size_t ldy, const float *a, size_t lda, int ny,
-	                    const void *vals, dtype vt, int nk, int d);
+			    const void *vals, dtype vt, int nk, int d);
 	/* One row of attention scores in place: a_j = s[j] * scale (then cap x
 	 * tanh(a_j / cap) when cap > 0), s[j] = e^(a_j - max a) / sum of those.
 	 * The builds differ in the last bits (their exp); each computes a row of

@@ -21,7 +21,7 @@
 
 #define AI static inline __attribute__((always_inline))
 #ifndef STREAMS
-#define STREAMS 4             /* weight streams of a decode tile */
+#define STREAMS 4 /* weight streams of a decode tile */
 #endif
 
 AI __m256 load_w(const char *p, const int wt)
@@ -57,7 +57,7 @@ AI float hsum(__m256 v)
 }
 
 AI void tile(float *out, size_t ldo, size_t os, const float *x, size_t ldx, const char *w, size_t wrow_bytes,
-             int in, const int wt, const int NO, const int NB)
+	     int in, const int wt, const int NO, const int NB)
 {
 	const int esz = wt == DTYPE_F32 ? 4 : 2;
 	__m256 acc[8][2];
@@ -101,14 +101,28 @@ AI void tile(float *out, size_t ldo, size_t os, const float *x, size_t ldx, cons
 typedef void (*stream_fn)(float *, size_t, size_t, const float *, size_t, const char *, size_t, int);
 #define STREAM_FN(WT, NAME, NS, NB) \
 	static void stream_##WT##_##NAME##_##NB(float *out, size_t os, size_t ldo, const float *x, size_t ldx, \
-	                                        const char *w, size_t stride, int in) \
-	{ tile(out, ldo, os, x, ldx, w, stride, in, WT, NS, NB); }
+						const char *w, size_t stride, int in) \
+	{ \
+		tile(out, ldo, os, x, ldx, w, stride, in, WT, NS, NB); \
+	}
 #define STREAM_NB(WT, NAME, NS) STREAM_FN(WT, NAME, NS, 1) STREAM_FN(WT, NAME, NS, 2)
-STREAM_NB(0, one, 1) STREAM_NB(1, one, 1) STREAM_NB(2, one, 1)
-STREAM_NB(0, far, STREAMS) STREAM_NB(1, far, STREAMS) STREAM_NB(2, far, STREAMS)
-#define S_NB(WT, NAME) { stream_##WT##_##NAME##_1, stream_##WT##_##NAME##_2 }
-#define S_DT(WT) { S_NB(WT, one), S_NB(WT, far) }
-static const stream_fn streams[3][2][2] = { S_DT(0), S_DT(1), S_DT(2) };
+STREAM_NB(0, one, 1)
+STREAM_NB(1, one, 1)
+STREAM_NB(2, one, 1)
+/* clang-format off */
+	STREAM_NB(0, far, STREAMS) STREAM_NB(1, far, STREAMS) STREAM_NB(2, far, STREAMS)
+/* clang-format on */
+#define S_NB(WT, NAME) \
+	{ \
+		stream_##WT##_##NAME##_1, stream_##WT##_##NAME##_2 \
+	}
+#define S_DT(WT) \
+	{ \
+		S_NB(WT, one), S_NB(WT, far) \
+	}
+	/* clang-format off */
+		static const stream_fn streams[3][2][2] = {S_DT(0), S_DT(1), S_DT(2)};
+/* clang-format on */
 
 /* ---- matrix-matrix products (prefill, large batches) ----
  *
@@ -123,17 +137,17 @@ static const stream_fn streams[3][2][2] = { S_DT(0), S_DT(1), S_DT(2) };
  * tail, one fixed horizontal sum): bit-identical whatever the batch.
  * Loop order: activation chunk (stays in L2), weight panel (in L1), tiles. */
 #ifndef GEMM_O
-#define GEMM_O 8    /* weight rows per panel */
+#define GEMM_O 8 /* weight rows per panel */
 #endif
 #ifndef GEMM_B
-#define GEMM_B 120  /* activation rows per chunk (a multiple of 3): 120 x 768 floats = 368 KB, in a 512 KB L2 */
+#define GEMM_B 120 /* activation rows per chunk (a multiple of 3): 120 x 768 floats = 368 KB, in a 512 KB L2 */
 #endif
 #ifndef GEMM_K
-#define GEMM_K 768  /* most elements per panel (a multiple of 8) */
+#define GEMM_K 768 /* most elements per panel (a multiple of 8) */
 #endif
 
 AI void gemm_tile(float *out, size_t ldo, __m256 *acc, const float *wp, const float *x, size_t ldx,
-                  int kc, int first, int last, const int NO, const int NB)
+		  int kc, int first, int last, const int NO, const int NB)
 {
 	__m256 a[4][3];
 #pragma GCC unroll 4
@@ -152,7 +166,7 @@ AI void gemm_tile(float *out, size_t ldo, __m256 *acc, const float *wp, const fl
 			for (int b = 0; b < NB; b++) a[o][b] = _mm256_fmadd_ps(wv, xv[b], a[o][b]);
 		}
 	}
-	if (i < kc) {   /* the row's tail: zero-padded on both sides, as in tile() */
+	if (i < kc) { /* the row's tail: zero-padded on both sides, as in tile() */
 		__m256 xv[3];
 #pragma GCC unroll 3
 		for (int b = 0; b < NB; b++) xv[b] = load_x_tail(x + b * ldx + i, kc - i);
@@ -175,12 +189,21 @@ AI void gemm_tile(float *out, size_t ldo, __m256 *acc, const float *wp, const fl
 typedef void (*gemm_fn)(float *, size_t, __m256 *, const float *, const float *, size_t, int, int, int);
 #define GEMM_FN(NO, NB) \
 	static void gemm_##NO##_##NB(float *out, size_t ldo, __m256 *acc, const float *wp, const float *x, \
-	                             size_t ldx, int kc, int first, int last) \
-	{ gemm_tile(out, ldo, acc, wp, x, ldx, kc, first, last, NO, NB); }
+				     size_t ldx, int kc, int first, int last) \
+	{ \
+		gemm_tile(out, ldo, acc, wp, x, ldx, kc, first, last, NO, NB); \
+	}
 #define GEMM_NO(NO) GEMM_FN(NO, 1) GEMM_FN(NO, 2) GEMM_FN(NO, 3)
-GEMM_NO(1) GEMM_NO(2) GEMM_NO(3) GEMM_NO(4)
-#define GR(NO) { gemm_##NO##_1, gemm_##NO##_2, gemm_##NO##_3 }
-static const gemm_fn gemm_tiles[4][3] = { GR(1), GR(2), GR(3), GR(4) };
+GEMM_NO(1)
+GEMM_NO(2)
+/* clang-format off */
+GEMM_NO(3) GEMM_NO(4)
+/* clang-format on */
+#define GR(NO) \
+	{ \
+		gemm_##NO##_1, gemm_##NO##_2, gemm_##NO##_3 \
+	}
+	static const gemm_fn gemm_tiles[4][3] = {GR(1), GR(2), GR(3), GR(4)};
 
 /* Elements [k0, k0 + kc) of n weight rows (rb bytes apart) into wbuf as f32,
  * each row GEMM_K floats apart and zero-padded to a multiple of 8. */
@@ -202,7 +225,7 @@ static void gemm_pack(float *wbuf, const char *w, size_t rb, dtype wt, int n, in
 }
 
 static void gemm_avx2(float *out, size_t ldo, const float *x, size_t ldx, int n_rows,
-                      const void *w, dtype wt, int in, int o_begin, int o_end)
+		      const void *w, dtype wt, int in, int o_begin, int o_end)
 {
 	_Alignas(32) float wbuf[GEMM_O * GEMM_K];
 	__m256 acc[GEMM_B * GEMM_O];
@@ -225,7 +248,7 @@ static void gemm_avx2(float *out, size_t ldo, const float *x, size_t ldx, int n_
 					for (int o = 0; o < no_c; o += 4) {
 						int no = no_c - o < 4 ? no_c - o : 4;
 						gemm_tiles[no - 1][nb - 1](out + (size_t)b * ldo + ob + o, ldo, acc + (b - bb) * GEMM_O + o,
-						                           wbuf + o * GEMM_K, x + (size_t)b * ldx + k0, ldx, kc, first, last);
+									   wbuf + o * GEMM_K, x + (size_t)b * ldx + k0, ldx, kc, first, last);
 					}
 				}
 			}
@@ -234,7 +257,7 @@ static void gemm_avx2(float *out, size_t ldo, const float *x, size_t ldx, int n_
 }
 
 static void matmul_avx2(float *out, size_t ldo, const float *x, size_t ldx, int n_rows,
-                        const void *w, dtype wt, int in, int o_begin, int o_end)
+			const void *w, dtype wt, int in, int o_begin, int o_end)
 {
 	size_t rb = (size_t)in * dtype_size(wt);
 	if (n_rows > 2) {
@@ -330,7 +353,7 @@ AI void dot_key(float *out, size_t ldo, const float *q, size_t ldq, const void *
 	}
 	if (i < d) {
 		__m256 k0 = kt == DTYPE_BF16 ? load_w_tail((const char *)key + 2 * i, DTYPE_BF16, d - i)
-		                             : load_x_tail((const float *)key + i, d - i);
+					     : load_x_tail((const float *)key + i, d - i);
 #pragma GCC unroll 4
 		for (int g = 0; g < NQ; g++) s0[g] = _mm256_fmadd_ps(load_x_tail(q + g * ldq + i, d - i), k0, s0[g]);
 	}
@@ -339,7 +362,7 @@ AI void dot_key(float *out, size_t ldo, const float *q, size_t ldq, const void *
 }
 
 static void dot_keys_avx2(float *out, size_t ldo, const float *q, size_t ldq, int nq,
-                          const void *keys, dtype kt, int nk, int d)
+			  const void *keys, dtype kt, int nk, int d)
 {
 	size_t es = kt == DTYPE_BF16 ? 2 : 4;
 	for (int g = 0; g < nq; g += 4) {
@@ -371,11 +394,14 @@ static void dot_keys_avx2(float *out, size_t ldo, const float *q, size_t ldq, in
  * values: per element the same fused multiply-adds, in the same order, as nk
  * calls of axpy_avx2 / axpy_bf16_avx2. */
 AI void axpy_strip(float *y, size_t ldy, const float *a, size_t lda, const void *vals, int nk, int d, int i,
-                   const int vt, const int NY)
+		   const int vt, const int NY)
 {
 	__m256 y0[4], y1[4];
 #pragma GCC unroll 4
-	for (int g = 0; g < NY; g++) { y0[g] = _mm256_loadu_ps(y + g * ldy + i); y1[g] = _mm256_loadu_ps(y + g * ldy + i + 8); }
+	for (int g = 0; g < NY; g++) {
+		y0[g] = _mm256_loadu_ps(y + g * ldy + i);
+		y1[g] = _mm256_loadu_ps(y + g * ldy + i + 8);
+	}
 	for (int j = 0; j < nk; j++) {
 		const void *v = vt == DTYPE_BF16 ? (const void *)((const uint16_t *)vals + (size_t)j * d) : (const void *)((const float *)vals + (size_t)j * d);
 		__m256 v0 = load_kv(v, (size_t)i, vt), v1 = load_kv(v, (size_t)i + 8, vt);
@@ -387,13 +413,16 @@ AI void axpy_strip(float *y, size_t ldy, const float *a, size_t lda, const void 
 		}
 	}
 #pragma GCC unroll 4
-	for (int g = 0; g < NY; g++) { _mm256_storeu_ps(y + g * ldy + i, y0[g]); _mm256_storeu_ps(y + g * ldy + i + 8, y1[g]); }
+	for (int g = 0; g < NY; g++) {
+		_mm256_storeu_ps(y + g * ldy + i, y0[g]);
+		_mm256_storeu_ps(y + g * ldy + i + 8, y1[g]);
+	}
 }
 
 static void axpy_values_avx2(float *y, size_t ldy, const float *a, size_t lda, int ny,
-                             const void *vals, dtype vt, int nk, int d)
+			     const void *vals, dtype vt, int nk, int d)
 {
-	if (d % 16) {   /* a scalar tail as in axpy_avx2: call it, for the same bits */
+	if (d % 16) { /* a scalar tail as in axpy_avx2: call it, for the same bits */
 		for (int g = 0; g < ny; g++)
 			for (int j = 0; j < nk; j++) {
 				if (vt == DTYPE_BF16) axpy_bf16_avx2(y + (size_t)g * ldy, a[(size_t)g * lda + j], (const uint16_t *)vals + (size_t)j * d, d);
@@ -449,7 +478,7 @@ AI __m256 exp_ps(__m256 x)
 {
 	x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.0f)), _mm256_set1_ps(88.0f));
 	__m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-	                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+				   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
 	__m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
 	r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
 	__m256 p = _mm256_set1_ps(1.9875691500e-4f);
@@ -500,7 +529,7 @@ static void softmax_avx2(float *s, int n, float scale, float cap)
 	const __m256 m = _mm256_set1_ps(mx);
 	__m256 sum = _mm256_setzero_ps();
 	for (j = 0; j < n; j += 8) {
-		float tmp[8] = { -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY };
+		float tmp[8] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY};
 		int k = n - j < 8 ? n - j : 8;
 		if (k < 8) memcpy(tmp, s + j, (size_t)k * 4);
 		__m256 x = _mm256_sub_ps(k < 8 ? _mm256_loadu_ps(tmp) : _mm256_loadu_ps(s + j), m);

@@ -34,10 +34,10 @@
 
 #define AI static inline __attribute__((always_inline))
 #ifndef STREAMS
-#define STREAMS 4             /* weight streams of a decode tile */
+#define STREAMS 4 /* weight streams of a decode tile */
 #endif
 #ifndef PREFETCH_BYTES
-#define PREFETCH_BYTES 8192   /* how far ahead of the weight stream to prefetch */
+#define PREFETCH_BYTES 8192 /* how far ahead of the weight stream to prefetch */
 #endif
 
 AI __m512 load_w(const char *p, const int wt, __mmask16 m, const int masked)
@@ -55,7 +55,7 @@ AI __m512 load_w(const char *p, const int wt, __mmask16 m, const int masked)
  * With PF, prefetches the weight bytes PREFETCH_BYTES ahead of the tile at the
  * rate the tile consumes them (NO * 16 elements per step). */
 AI void tile(float *out, size_t ldo, size_t os, const float *x, size_t ldx, const char *w, size_t wrow_bytes,
-             int in, const int wt, const int NO, const int NB, const int PF)
+	     int in, const int wt, const int NO, const int NB, const int PF)
 {
 	const int esz = wt == DTYPE_F32 ? 4 : 2;
 	const int step_bytes = NO * 16 * esz;
@@ -106,17 +106,32 @@ typedef void (*tile_fn)(float *, size_t, const float *, size_t, const char *, si
  * or without prefetch (only the first pass over a weight tile prefetches). */
 #define TILE_FN(WT, NO, NB, PF) \
 	static void tile_##WT##_##NO##_##NB##_##PF(float *out, size_t ldo, const float *x, size_t ldx, \
-	                                           const char *w, size_t wrow_bytes, int in) \
-	{ tile(out, ldo, 1, x, ldx, w, wrow_bytes, in, WT, NO, NB, PF); }
+						   const char *w, size_t wrow_bytes, int in) \
+	{ \
+		tile(out, ldo, 1, x, ldx, w, wrow_bytes, in, WT, NO, NB, PF); \
+	}
 #define TILE_NB(WT, NO, PF) TILE_FN(WT, NO, 1, PF) TILE_FN(WT, NO, 2, PF) TILE_FN(WT, NO, 3, PF) TILE_FN(WT, NO, 4, PF)
 #define TILE_NO(WT, PF) TILE_NB(WT, 1, PF) TILE_NB(WT, 2, PF) TILE_NB(WT, 3, PF) TILE_NB(WT, 4, PF)
 #define TILE_ALL(WT) TILE_NO(WT, 0) TILE_NO(WT, 1)
-TILE_ALL(0) TILE_ALL(1) TILE_ALL(2)
+TILE_ALL(0)
+TILE_ALL(1)
+TILE_ALL(2)
 
-#define T_NB(WT, NO, PF) { tile_##WT##_##NO##_1_##PF, tile_##WT##_##NO##_2_##PF, tile_##WT##_##NO##_3_##PF, tile_##WT##_##NO##_4_##PF }
-#define T_NO(WT, PF) { T_NB(WT, 1, PF), T_NB(WT, 2, PF), T_NB(WT, 3, PF), T_NB(WT, 4, PF) }
-#define T_DT(WT) { T_NO(WT, 0), T_NO(WT, 1) }
-static const tile_fn tiles[3][2][4][4] = { T_DT(0), T_DT(1), T_DT(2) };
+#define T_NB(WT, NO, PF) \
+	{ \
+		tile_##WT##_##NO##_1_##PF, tile_##WT##_##NO##_2_##PF, tile_##WT##_##NO##_3_##PF, tile_##WT##_##NO##_4_##PF \
+	}
+#define T_NO(WT, PF) \
+	{ \
+		T_NB(WT, 1, PF), T_NB(WT, 2, PF), T_NB(WT, 3, PF), T_NB(WT, 4, PF) \
+	}
+#define T_DT(WT) \
+	{ \
+		T_NO(WT, 0), T_NO(WT, 1) \
+	}
+/* clang-format off */
+	static const tile_fn tiles[3][2][4][4] = {T_DT(0), T_DT(1), T_DT(2)};
+/* clang-format on */
 
 /* The decode tiles: STREAMS weight rows far apart (one from each of STREAMS
  * equal parts of the caller's rows, `stride` bytes apart, results `os` floats
@@ -124,22 +139,37 @@ static const tile_fn tiles[3][2][4][4] = { T_DT(0), T_DT(1), T_DT(2) };
 typedef void (*stream_fn)(float *, size_t, size_t, const float *, size_t, const char *, size_t, int);
 #define STREAM_FN(WT, NAME, NS, NB) \
 	static void stream_##WT##_##NAME##_##NB(float *out, size_t os, size_t ldo, const float *x, size_t ldx, \
-	                                        const char *w, size_t stride, int in) \
-	{ tile(out, ldo, os, x, ldx, w, stride, in, WT, NS, NB, 0); }
+						const char *w, size_t stride, int in) \
+	{ \
+		tile(out, ldo, os, x, ldx, w, stride, in, WT, NS, NB, 0); \
+	}
 #define STREAM_NB(WT, NAME, NS) STREAM_FN(WT, NAME, NS, 1) STREAM_FN(WT, NAME, NS, 2) STREAM_FN(WT, NAME, NS, 3) STREAM_FN(WT, NAME, NS, 4)
-STREAM_NB(0, one, 1) STREAM_NB(1, one, 1) STREAM_NB(2, one, 1)
-STREAM_NB(0, far, STREAMS) STREAM_NB(1, far, STREAMS) STREAM_NB(2, far, STREAMS)
-#define S_NB(WT, NAME) { stream_##WT##_##NAME##_1, stream_##WT##_##NAME##_2, stream_##WT##_##NAME##_3, stream_##WT##_##NAME##_4 }
-#define S_DT(WT) { S_NB(WT, one), S_NB(WT, far) }
-static const stream_fn streams[3][2][4] = { S_DT(0), S_DT(1), S_DT(2) };
+STREAM_NB(0, one, 1)
+STREAM_NB(1, one, 1)
+STREAM_NB(2, one, 1)
+/* clang-format off */
+	STREAM_NB(0, far, STREAMS) STREAM_NB(1, far, STREAMS) STREAM_NB(2, far, STREAMS)
+/* clang-format on */
+#define S_NB(WT, NAME) \
+	{ \
+		stream_##WT##_##NAME##_1, stream_##WT##_##NAME##_2, stream_##WT##_##NAME##_3, stream_##WT##_##NAME##_4 \
+	}
+#define S_DT(WT) \
+	{ \
+		S_NB(WT, one), S_NB(WT, far) \
+	}
+	/* clang-format off */
+		static const stream_fn streams[3][2][4] = {S_DT(0), S_DT(1), S_DT(2)};
+/* clang-format on */
 
-enum { CHUNK_O = 64, CHUNK_B = 64 };
+enum { CHUNK_O = 64,
+       CHUNK_B = 64 };
 
 static void matmul_avx512(float *out, size_t ldo, const float *x, size_t ldx, int n_rows,
-                          const void *w, dtype wt, int in, int o_begin, int o_end)
+			  const void *w, dtype wt, int in, int o_begin, int o_end)
 {
 	size_t rb = (size_t)in * dtype_size(wt);
-	if (n_rows <= 4) {   /* decode steps: STREAMS far streams, then the leftover rows one by one */
+	if (n_rows <= 4) { /* decode steps: STREAMS far streams, then the leftover rows one by one */
 		stream_fn f1 = streams[wt][0][n_rows - 1], fs = streams[wt][1][n_rows - 1];
 		size_t part = (size_t)(o_end - o_begin) / STREAMS;
 		int o = o_begin;
@@ -241,7 +271,7 @@ AI __m512 exp_ps(__m512 x)
 {
 	x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.0f)), _mm512_set1_ps(88.0f));
 	__m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-	                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+					_MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
 	__m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
 	r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
 	__m512 p = _mm512_set1_ps(1.9875691500e-4f);
@@ -269,16 +299,16 @@ static void gelu_mul_avx512(float *g, const float *u, int n)
 /* dot_keys and axpy_values of this build as loops over its dot and axpy:
  * the same bits by construction */
 static void dot_keys_avx512(float *out, size_t ldo, const float *q, size_t ldq, int nq,
-                          const void *keys, dtype kt, int nk, int d)
+			    const void *keys, dtype kt, int nk, int d)
 {
 	for (int j = 0; j < nk; j++)
 		for (int g = 0; g < nq; g++)
 			out[(size_t)g * ldo + j] = kt == DTYPE_BF16 ? dot_bf16_avx512(q + (size_t)g * ldq, (const uint16_t *)keys + (size_t)j * d, d)
-			                                            : dot_avx512(q + (size_t)g * ldq, (const float *)keys + (size_t)j * d, d);
+								    : dot_avx512(q + (size_t)g * ldq, (const float *)keys + (size_t)j * d, d);
 }
 
 static void axpy_values_avx512(float *y, size_t ldy, const float *a, size_t lda, int ny,
-                             const void *vals, dtype vt, int nk, int d)
+			       const void *vals, dtype vt, int nk, int d)
 {
 	for (int g = 0; g < ny; g++)
 		for (int j = 0; j < nk; j++) {

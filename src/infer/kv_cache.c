@@ -16,56 +16,57 @@
 #include "core/util.h"
 #include "infer/kv_cache.h"
 
-#define HASH_ROOT 0x6b76636163686531ull   /* seed of the first block's hash */
+#define HASH_ROOT 0x6b76636163686531ull /* seed of the first block's hash */
 
-enum { POOL_FULL = 0, POOL_WINDOW = 1 };
+enum { POOL_FULL = 0,
+       POOL_WINDOW = 1 };
 
 typedef struct kv_block {
-	int ref;                  /* sequences holding it */
-	int prev, next;           /* free-queue links, -1 at the ends */
-	int bucket_next;          /* hash-table chain, -1 at the end */
+	int ref;         /* sequences holding it */
+	int prev, next;  /* free-queue links, -1 at the ends */
+	int bucket_next; /* hash-table chain, -1 at the end */
 	uint8_t in_free, named;
-	uint64_t hash, parent;    /* valid when named */
+	uint64_t hash, parent; /* valid when named */
 	int32_t tokens[KV_BLOCK_TOKENS];
 } kv_block;
 
 /* One pool of blocks for a set of layers; owned by the cache. */
 typedef struct kv_pool {
-	int n_layers;             /* layers a block holds (0: bookkeeping only) */
-	size_t block_bytes;       /* n_layers * layer_bytes */
-	char *data;               /* n_blocks * block_bytes, mmap'd (NULL when 0 bytes) */
+	int n_layers;       /* layers a block holds (0: bookkeeping only) */
+	size_t block_bytes; /* n_layers * layer_bytes */
+	char *data;         /* n_blocks * block_bytes, mmap'd (NULL when 0 bytes) */
 	size_t data_bytes;
 	kv_block *blocks;
 	int n_blocks;
 	int free_head, free_tail, n_free;
-	int *buckets;             /* heads of hash chains */
-	int n_buckets;            /* power of two */
+	int *buckets;  /* heads of hash chains */
+	int n_buckets; /* power of two */
 	int n_named;
 } kv_pool;
 
 typedef struct kv_seq {
 	int used;
-	int len;                  /* positions stored */
-	int n_blocks;             /* table entries (both tables) */
-	int window_lo;            /* first live entry of the window table */
-	int32_t *blocks;          /* [max_blocks_per_seq] full pool, into the cache's tables */
-	int32_t *window;          /* [max_blocks_per_seq] window pool, -1 below window_lo */
-	uint64_t chain;           /* hash of the last full block (HASH_ROOT before the first) */
+	int len;         /* positions stored */
+	int n_blocks;    /* table entries (both tables) */
+	int window_lo;   /* first live entry of the window table */
+	int32_t *blocks; /* [max_blocks_per_seq] full pool, into the cache's tables */
+	int32_t *window; /* [max_blocks_per_seq] window pool, -1 below window_lo */
+	uint64_t chain;  /* hash of the last full block (HASH_ROOT before the first) */
 } kv_seq;
 
 struct kv_cache {
 	kv_cache_config cfg;
-	size_t layer_bytes;       /* bytes per layer in a block (K and V) */
+	size_t layer_bytes; /* bytes per layer in a block (K and V) */
 	kv_pool pool[2];
-	int has_window;           /* pool[POOL_WINDOW] is in use */
-	int window;               /* sliding_window, when has_window */
-	unsigned char *layer_pool;  /* [n_layers] POOL_* */
-	int *layer_index;         /* [n_layers] the layer's place within its pool's block */
+	int has_window;            /* pool[POOL_WINDOW] is in use */
+	int window;                /* sliding_window, when has_window */
+	unsigned char *layer_pool; /* [n_layers] POOL_* */
+	int *layer_index;          /* [n_layers] the layer's place within its pool's block */
 	kv_seq *seqs;
-	int32_t *tables;          /* max_seqs * 2 * max_blocks_per_seq */
+	int32_t *tables; /* max_seqs * 2 * max_blocks_per_seq */
 	int max_blocks_per_seq;
-	uint64_t *scratch_hash;   /* [max_blocks_per_seq] for prefix matching */
-	int *scratch_miss;        /* [max_blocks_per_seq + 1] */
+	uint64_t *scratch_hash; /* [max_blocks_per_seq] for prefix matching */
+	int *scratch_miss;      /* [max_blocks_per_seq + 1] */
 	uint64_t queries, hits;
 };
 
@@ -111,8 +112,10 @@ static void queue_remove(kv_pool *p, int b)
 {
 	kv_block *k = &p->blocks[b];
 	if (!k->in_free) return;
-	if (k->prev >= 0) p->blocks[k->prev].next = k->next; else p->free_head = k->next;
-	if (k->next >= 0) p->blocks[k->next].prev = k->prev; else p->free_tail = k->prev;
+	if (k->prev >= 0) p->blocks[k->prev].next = k->next;
+	else p->free_head = k->next;
+	if (k->next >= 0) p->blocks[k->next].prev = k->prev;
+	else p->free_tail = k->prev;
 	k->prev = k->next = -1;
 	k->in_free = 0;
 	p->n_free--;
@@ -125,12 +128,14 @@ static void queue_push(kv_pool *p, int b, int at_head)
 	if (at_head) {
 		k->prev = -1;
 		k->next = p->free_head;
-		if (p->free_head >= 0) p->blocks[p->free_head].prev = b; else p->free_tail = b;
+		if (p->free_head >= 0) p->blocks[p->free_head].prev = b;
+		else p->free_tail = b;
 		p->free_head = b;
 	} else {
 		k->next = -1;
 		k->prev = p->free_tail;
-		if (p->free_tail >= 0) p->blocks[p->free_tail].next = b; else p->free_head = b;
+		if (p->free_tail >= 0) p->blocks[p->free_tail].next = b;
+		else p->free_head = b;
 		p->free_tail = b;
 	}
 	p->n_free++;
@@ -207,7 +212,10 @@ static int pool_init(kv_pool *p, int n_layers, size_t layer_bytes, int n_blocks)
 	if (n_blocks == 0) return 0;
 	if (p->data_bytes > 0) {
 		p->data = mmap(NULL, p->data_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-		if (p->data == MAP_FAILED) { p->data = NULL; return -1; }
+		if (p->data == MAP_FAILED) {
+			p->data = NULL;
+			return -1;
+		}
 	}
 	p->blocks = calloc((size_t)n_blocks, sizeof *p->blocks);
 	p->n_buckets = 16;
@@ -244,14 +252,14 @@ kv_cache *kv_cache_new(const kv_cache_config *cfg, char *err, size_t errlen)
 	kv_cache *c = calloc(1, sizeof *c);
 	if (!c) goto oom;
 	c->cfg = *cfg;
-	c->cfg.sliding = NULL;   /* the caller's array is copied into layer_pool */
+	c->cfg.sliding = NULL; /* the caller's array is copied into layer_pool */
 	c->layer_bytes = 2 * (size_t)cfg->n_kv_heads * KV_BLOCK_TOKENS * (size_t)cfg->head_dim * dtype_size(cfg->dtype);
 	c->has_window = wl > 0;
 	c->window = cfg->sliding_window;
 	c->layer_pool = calloc((size_t)cfg->n_layers, 1);
 	c->layer_index = calloc((size_t)cfg->n_layers, sizeof *c->layer_index);
 	if (!c->layer_pool || !c->layer_index) goto oom;
-	int at[2] = { 0, 0 };
+	int at[2] = {0, 0};
 	for (int l = 0; l < cfg->n_layers; l++) {
 		int p = c->has_window && cfg->sliding[l] ? POOL_WINDOW : POOL_FULL;
 		c->layer_pool[l] = (unsigned char)p;
@@ -273,7 +281,7 @@ kv_cache *kv_cache_new(const kv_cache_config *cfg, char *err, size_t errlen)
 	return c;
 oom:
 	snprintf(err, errlen, "kv cache: cannot allocate %d blocks of %zu bytes (and %d window blocks)", cfg->n_blocks,
-	         kv_block_bytes(cfg->n_layers - wl, cfg->n_kv_heads, cfg->head_dim, cfg->dtype), window_blocks(cfg));
+		 kv_block_bytes(cfg->n_layers - wl, cfg->n_kv_heads, cfg->head_dim, cfg->dtype), window_blocks(cfg));
 	kv_cache_free(c);
 	return NULL;
 }
@@ -362,7 +370,10 @@ int kv_seq_new(kv_cache *c, const int32_t *tokens, int n, int *n_cached)
 {
 	int id = -1;
 	for (int i = 0; i < c->cfg.max_seqs; i++)
-		if (!c->seqs[i].used) { id = i; break; }
+		if (!c->seqs[i].used) {
+			id = i;
+			break;
+		}
 	if (n_cached) *n_cached = 0;
 	if (id < 0) return -1;
 	kv_seq *s = &c->seqs[id];
@@ -399,7 +410,10 @@ int kv_seq_len(const kv_cache *c, int seq) { return kv_seq_valid(c, seq) ? c->se
 
 const int32_t *kv_seq_blocks(const kv_cache *c, int seq, int *n_blocks)
 {
-	if (!kv_seq_valid(c, seq)) { *n_blocks = 0; return NULL; }
+	if (!kv_seq_valid(c, seq)) {
+		*n_blocks = 0;
+		return NULL;
+	}
 	*n_blocks = c->seqs[seq].n_blocks;
 	return c->seqs[seq].blocks;
 }

@@ -51,16 +51,16 @@
 #define KV_BLOCK_TOKENS 16
 
 typedef struct kv_cache_config {
-	int n_layers, n_kv_heads, head_dim;   /* shape of one position's K/V */
-	int n_blocks;                         /* blocks in the pool (>= 1) */
-	int max_seqs;                         /* sequences alive at once */
-	int max_model_len;                    /* positions per sequence */
-	int prefix_caching;                   /* 1 = name full blocks and reuse them */
-	dtype dtype;                          /* DTYPE_F32 (0) or DTYPE_BF16 */
+	int n_layers, n_kv_heads, head_dim; /* shape of one position's K/V */
+	int n_blocks;                       /* blocks in the pool (>= 1) */
+	int max_seqs;                       /* sequences alive at once */
+	int max_model_len;                  /* positions per sequence */
+	int prefix_caching;                 /* 1 = name full blocks and reuse them */
+	dtype dtype;                        /* DTYPE_F32 (0) or DTYPE_BF16 */
 	/* Sliding-window layers (all zero / NULL: none). sliding is copied. */
-	const unsigned char *sliding;         /* [n_layers] 1 = sliding-window layer */
-	int sliding_window;                   /* a query at p sees keys > p - window */
-	int max_step_tokens;                  /* most positions one step reserves, over all sequences */
+	const unsigned char *sliding; /* [n_layers] 1 = sliding-window layer */
+	int sliding_window;           /* a query at p sees keys > p - window */
+	int max_step_tokens;          /* most positions one step reserves, over all sequences */
 } kv_cache_config;
 
 typedef struct kv_cache kv_cache;
@@ -70,7 +70,7 @@ size_t kv_block_bytes(int n_layers, int n_kv_heads, int head_dim, dtype t);
 /* For cfg (n_blocks aside): bytes of one full-pool block, and the window
  * pool's block count and total bytes (0, 0 when every layer is full). */
 void kv_cache_sizes(const kv_cache_config *cfg, size_t *full_block_bytes,
-                    int *window_blocks, size_t *window_bytes);
+		    int *window_blocks, size_t *window_bytes);
 
 /* Allocates the pool (lazily-touched anonymous memory) and the tables.
  * NULL with a message on bad config or no memory. */
@@ -94,7 +94,7 @@ const int32_t *kv_seq_blocks(const kv_cache *c, int seq, int *n_blocks);
 /* The block table of the pool that holds `layer` (the same n_blocks entries;
  * a window table has -1 below the window). Stable while seq lives. */
 const int32_t *kv_seq_layer_blocks(const kv_cache *c, int seq, int layer);
-int kv_seq_valid(const kv_cache *c, int seq);   /* 1 when seq is a live id */
+int kv_seq_valid(const kv_cache *c, int seq); /* 1 when seq is a live id */
 
 /* Blocks an append of n_new tokens to seq would take from the free pool. */
 int kv_seq_blocks_needed(const kv_cache *c, int seq, int n_new);
@@ -108,11 +108,11 @@ void kv_seq_commit(kv_cache *c, int seq, const int32_t *tokens, int n);
 /* Tokens of tokens[0..n) already cached (whole blocks, at most n - 1); no
  * side effects. For a scheduler deciding what a prompt will cost. */
 int kv_cache_match_prefix(const kv_cache *c, const int32_t *tokens, int n);
-int kv_cache_free_blocks(const kv_cache *c);        /* includes evictable cached blocks */
+int kv_cache_free_blocks(const kv_cache *c); /* includes evictable cached blocks */
 int kv_cache_total_blocks(const kv_cache *c);
 int kv_cache_can_allocate(const kv_cache *c, int n_blocks);
-double kv_cache_usage(const kv_cache *c);           /* 0..1 */
-int kv_cache_cached_blocks(const kv_cache *c);      /* named blocks, in use or not */
+double kv_cache_usage(const kv_cache *c);      /* 0..1 */
+int kv_cache_cached_blocks(const kv_cache *c); /* named blocks, in use or not */
 /* The window pool: blocks in all, free (cached included), 0 without one. */
 int kv_cache_window_total_blocks(const kv_cache *c);
 int kv_cache_window_free_blocks(const kv_cache *c);

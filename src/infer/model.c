@@ -49,7 +49,10 @@ static int get_int(const json_val *o, const char *key, long dflt, long lo, long 
 }
 
 /* Lower bounds of a float field. */
-enum { GT_ZERO, GE_ZERO, GE_ONE, ANY };
+enum { GT_ZERO,
+       GE_ZERO,
+       GE_ONE,
+       ANY };
 
 /* A finite number that fits a float, with its bound, or dflt when absent. */
 static int get_float_in(const json_val *o, const char *file, const char *key, double dflt, int bound, float *out,
@@ -58,10 +61,13 @@ static int get_float_in(const json_val *o, const char *file, const char *key, do
 	static const char *const what[] = {"a finite number > 0", "a finite number >= 0", "a finite number >= 1",
 					   "a finite number"};
 	const json_val *v = json_get(o, key);
-	if (!v || json_is(v, JSON_NULL)) { *out = (float)dflt; return 0; }
+	if (!v || json_is(v, JSON_NULL)) {
+		*out = (float)dflt;
+		return 0;
+	}
 	double x = json_num(v, NAN);
 	int ok = json_is(v, JSON_NUMBER) && isfinite(x) && fabs(x) <= FLT_MAX;
-	if (ok && bound == GT_ZERO) ok = x > 0 && (float)x > 0;   /* a tiny eps must not round to 0 */
+	if (ok && bound == GT_ZERO) ok = x > 0 && (float)x > 0; /* a tiny eps must not round to 0 */
 	if (ok && bound == GE_ZERO) ok = x >= 0;
 	if (ok && bound == GE_ONE) ok = x >= 1;
 	if (!ok) return util_errf(err, errlen, "%s: %s must be %s", file, key, what[bound]);
@@ -98,7 +104,10 @@ int model_config_parse(model_config *c, const char *text, size_t len, char *err,
 	if (!doc) return util_errf(err, errlen, "config.json: not valid JSON (line %u col %u: %s)", je.line, je.col, je.msg);
 	const json_val *root = json_root(doc), *o = root;
 	int rc = -1;
-	if (!json_is(root, JSON_OBJECT)) { util_errf(err, errlen, "config.json: not an object"); goto out; }
+	if (!json_is(root, JSON_OBJECT)) {
+		util_errf(err, errlen, "config.json: not an object");
+		goto out;
+	}
 	const char *mt = json_str(json_get(root, "model_type"), "");
 	const json_val *tc = json_get(root, "text_config");
 	if (json_is(tc, JSON_OBJECT)) {
@@ -131,7 +140,7 @@ int model_config_parse(model_config *c, const char *text, size_t len, char *err,
 		goto out;
 	if (c->n_heads % c->n_kv_heads != 0) {
 		util_errf(err, errlen, "config.json: num_attention_heads %d is not a multiple of num_key_value_heads %d",
-		     c->n_heads, c->n_kv_heads);
+			  c->n_heads, c->n_kv_heads);
 		goto out;
 	}
 	if (c->head_dim % 2) {
@@ -163,7 +172,10 @@ int model_config_parse(model_config *c, const char *text, size_t len, char *err,
 			const char *k = json_str(json_at(lt, (size_t)i), "");
 			if (strcmp(k, "sliding_attention") == 0) c->sliding[i] = 1;
 			else if (strcmp(k, "full_attention") == 0) c->sliding[i] = 0;
-			else { util_errf(err, errlen, "config.json: layer_types[%d] \"%.40s\" is unknown", i, k); goto out; }
+			else {
+				util_errf(err, errlen, "config.json: layer_types[%d] \"%.40s\" is unknown", i, k);
+				goto out;
+			}
 		}
 	} else {
 		int pattern;
@@ -179,14 +191,17 @@ out:
 
 int model_generation_parse(model_generation *g, const char *text, size_t len, char *err, size_t errlen)
 {
-	*g = (model_generation){ .temperature = 1, .top_p = 1, .repetition_penalty = 1, .bos_id = 2, .eos_ids = {1}, .n_eos = 1 };
+	*g = (model_generation){.temperature = 1, .top_p = 1, .repetition_penalty = 1, .bos_id = 2, .eos_ids = {1}, .n_eos = 1};
 	if (len == 0) return 0;
 	json_error je;
 	json_doc *doc = json_parse(text, len, 0, &je);
 	if (!doc) return util_errf(err, errlen, "generation_config.json: not valid JSON (line %u col %u: %s)", je.line, je.col, je.msg);
 	const json_val *o = json_root(doc);
 	int rc = -1;
-	if (!json_is(o, JSON_OBJECT)) { util_errf(err, errlen, "generation_config.json: not an object"); goto out; }
+	if (!json_is(o, JSON_OBJECT)) {
+		util_errf(err, errlen, "generation_config.json: not an object");
+		goto out;
+	}
 	g->has_file = 1;
 	static const char f[] = "generation_config.json";
 	const json_val *ds = json_get(o, "do_sample");
@@ -204,8 +219,14 @@ int model_generation_parse(model_generation *g, const char *text, size_t len, ch
 	    get_int_in(o, f, "bos_token_id", 2, 0, INT_MAX, &g->bos_id, err, errlen) < 0 ||
 	    get_int_in(o, f, "pad_token_id", 0, 0, INT_MAX, &g->pad_id, err, errlen) < 0)
 		goto out;
-	if (top_p > 1) { util_errf(err, errlen, "%s: top_p must be in (0, 1]", f); goto out; }
-	if (min_p > 1) { util_errf(err, errlen, "%s: min_p must be in [0, 1]", f); goto out; }
+	if (top_p > 1) {
+		util_errf(err, errlen, "%s: top_p must be in (0, 1]", f);
+		goto out;
+	}
+	if (min_p > 1) {
+		util_errf(err, errlen, "%s: min_p must be in [0, 1]", f);
+		goto out;
+	}
 	g->top_p = top_p;
 	g->min_p = min_p;
 	const json_val *eos = json_get(o, "eos_token_id");
@@ -267,7 +288,11 @@ static const st_tensor *find_tensor(const st_set *st, const char *name, char *us
 	if (rest) snprintf(cand[n++], 256, "model.language_model.%s", rest);
 	for (int i = 0; i < n; i++) {
 		const st_tensor *t = st_find(st, cand[i]);
-		if (t) { memcpy(used, cand[i], MIN_SZ(usedlen, 256)); used[MIN_SZ(usedlen, 256) - 1] = 0; return t; }
+		if (t) {
+			memcpy(used, cand[i], MIN_SZ(usedlen, 256));
+			used[MIN_SZ(usedlen, 256) - 1] = 0;
+			return t;
+		}
 	}
 	memcpy(used, cand[0], MIN_SZ(usedlen, 256));
 	used[MIN_SZ(usedlen, 256) - 1] = 0;
@@ -287,7 +312,7 @@ static int bind(model *m, tensor *out, const char *name, int rows, int cols, cha
 	else if (t->dtype == ST_F32) dt = DTYPE_F32;
 	else return util_errf(err, errlen, "%s: tensor %s: dtype %s is not supported (BF16, F16, F32)", file, used, st_dtype_name(t->dtype));
 	int ok = cols ? (t->ndim == 2 && t->shape[0] == rows && t->shape[1] == cols)
-	              : (t->ndim == 1 && t->shape[0] == rows);
+		      : (t->ndim == 1 && t->shape[0] == rows);
 	if (!ok) {
 		char got[96] = "";
 		size_t at = 0;
@@ -296,7 +321,7 @@ static int bind(model *m, tensor *out, const char *name, int rows, int cols, cha
 		if (cols) return util_errf(err, errlen, "%s: tensor %s: shape [%s], config.json implies [%d, %d]", file, used, got, rows, cols);
 		return util_errf(err, errlen, "%s: tensor %s: shape [%s], config.json implies [%d]", file, used, got, rows);
 	}
-	*out = (tensor){ .data = t->data, .type = dt, .rows = cols ? rows : 1, .cols = cols ? cols : rows };
+	*out = (tensor){.data = t->data, .type = dt, .rows = cols ? rows : 1, .cols = cols ? cols : rows};
 	m->weight_bytes += t->nbytes;
 	return 0;
 }
@@ -319,8 +344,12 @@ void model_free(model *m)
 	if (m->layers) {
 		for (int l = 0; l < m->cfg.n_layers; l++) {
 			layer_weights *w = &m->layers[l];
-			free(w->input_norm); free(w->post_attn_norm); free(w->pre_ff_norm);
-			free(w->post_ff_norm); free(w->q_norm); free(w->k_norm);
+			free(w->input_norm);
+			free(w->post_attn_norm);
+			free(w->pre_ff_norm);
+			free(w->post_ff_norm);
+			free(w->q_norm);
+			free(w->k_norm);
 		}
 	}
 	free(m->layers);
@@ -337,7 +366,10 @@ model *model_load(const char *dir, char *err, size_t errlen)
 	size_t len;
 	if (gguf_is_model_path(dir)) return model_load_gguf(dir, err, errlen);
 	model *m = calloc(1, sizeof *m);
-	if (!m) { util_errf(err, errlen, "model: out of memory"); return NULL; }
+	if (!m) {
+		util_errf(err, errlen, "model: out of memory");
+		return NULL;
+	}
 	snprintf(path, sizeof path, "%s/config.json", dir);
 	char *text = slurp(path, 16 << 20, &len, 0, err, errlen);
 	if (!text) goto bad;
@@ -367,7 +399,10 @@ model *model_load(const char *dir, char *err, size_t errlen)
 	if (m->embed.type == DTYPE_BF16) m->cfg.embed_scale = bf16_to_f32(f32_to_bf16(sqrtf((float)H)));
 	else if (m->embed.type == DTYPE_F16) m->cfg.embed_scale = f16_to_f32(f32_to_f16(sqrtf((float)H)));
 	m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
-	if (!m->layers) { util_errf(err, errlen, "model: out of memory"); goto bad; }
+	if (!m->layers) {
+		util_errf(err, errlen, "model: out of memory");
+		goto bad;
+	}
 	for (int l = 0; l < c->n_layers; l++) {
 		layer_weights *w = &m->layers[l];
 		char n[160];
@@ -399,19 +434,25 @@ bad:
 
 int model_quantization_type(const char *name, dtype *out, char *err, size_t errlen)
 {
-	if (name && strcmp(name, "q8_0") == 0) { *out = DTYPE_Q8_0; return 0; }
-	if (name && strcmp(name, "q4_0") == 0) { *out = DTYPE_Q4_0; return 0; }
+	if (name && strcmp(name, "q8_0") == 0) {
+		*out = DTYPE_Q8_0;
+		return 0;
+	}
+	if (name && strcmp(name, "q4_0") == 0) {
+		*out = DTYPE_Q4_0;
+		return 0;
+	}
 	return util_errf(err, errlen, "quantization \"%.40s\" is not supported (q8_0, q4_0)", name ? name : "");
 }
 
-enum { QUANT_PARTS = 16 };   /* row ranges per tensor: the unit of work for the threads */
+enum { QUANT_PARTS = 16 }; /* row ranges per tensor: the unit of work for the threads */
 
 typedef struct quant_job {
-	tensor **t;               /* the tensors to convert; their data still the source */
+	tensor **t; /* the tensors to convert; their data still the source */
 	dtype *to;
-	char **dst;               /* where each one's blocks go */
+	char **dst; /* where each one's blocks go */
 	int n;
-	int failed;               /* a thread could not allocate its row buffer */
+	int failed; /* a thread could not allocate its row buffer */
 } quant_job;
 
 /* Drops the whole pages of a source tensor from the process (file-backed,
@@ -419,7 +460,7 @@ typedef struct quant_job {
 static void release_pages(const void *data, size_t bytes)
 {
 	uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE), a = ((uintptr_t)data + pg - 1) & ~(pg - 1),
-	          e = ((uintptr_t)data + bytes) & ~(pg - 1);
+		  e = ((uintptr_t)data + bytes) & ~(pg - 1);
 	if (e > a) madvise((void *)a, e - a, MADV_DONTNEED);
 }
 
@@ -431,7 +472,10 @@ static void quant_run(void *ctx, int chunk, int n_chunks)
 	const tensor *t = j->t[ti];
 	team_split(t->rows, chunk % QUANT_PARTS, QUANT_PARTS, 1, &r0, &r1);
 	float *row = malloc((size_t)t->cols * sizeof *row);
-	if (!row) { __atomic_store_n(&j->failed, 1, __ATOMIC_RELAXED); return; }
+	if (!row) {
+		__atomic_store_n(&j->failed, 1, __ATOMIC_RELAXED);
+		return;
+	}
 	size_t sb = dtype_row_bytes(t->type, (size_t)t->cols), db = dtype_row_bytes(j->to[ti], (size_t)t->cols);
 	for (int r = r0; r < r1; r++) {
 		quant_dequantize_row(t->type, row, (const char *)t->data + (size_t)r * sb, (size_t)t->cols);
@@ -451,32 +495,47 @@ int model_quantize(model *m, dtype t, team *p, char *err, size_t errlen)
 	dtype *to = calloc((size_t)cap, sizeof *to);
 	char **dst = calloc((size_t)cap, sizeof *dst);
 	int rc = -1;
-	if (!ts || !to || !dst) { util_errf(err, errlen, "model: out of memory"); goto out; }
-	if (!dtype_is_quantized(m->embed.type)) { ts[n] = &m->embed; to[n++] = DTYPE_Q8_0; }
+	if (!ts || !to || !dst) {
+		util_errf(err, errlen, "model: out of memory");
+		goto out;
+	}
+	if (!dtype_is_quantized(m->embed.type)) {
+		ts[n] = &m->embed;
+		to[n++] = DTYPE_Q8_0;
+	}
 	for (int l = 0; l < c->n_layers; l++) {
 		layer_weights *w = &m->layers[l];
-		tensor *mats[7] = { &w->q, &w->k, &w->v, &w->o, &w->gate, &w->up, &w->down };
+		tensor *mats[7] = {&w->q, &w->k, &w->v, &w->o, &w->gate, &w->up, &w->down};
 		for (int i = 0; i < 7; i++)
-			if (!dtype_is_quantized(mats[i]->type)) { ts[n] = mats[i]; to[n++] = t; }
+			if (!dtype_is_quantized(mats[i]->type)) {
+				ts[n] = mats[i];
+				to[n++] = t;
+			}
 	}
 	size_t total = 0;
 	for (int i = 0; i < n; i++) {
 		if (ts[i]->cols % QK_SMALL) {
 			util_errf(err, errlen, "model: cannot quantize to %s: a row of %d elements is not a multiple of %d",
-			          dtype_name(to[i]), ts[i]->cols, QK_SMALL);
+				  dtype_name(to[i]), ts[i]->cols, QK_SMALL);
 			goto out;
 		}
 		total += (dtype_row_bytes(to[i], (size_t)ts[i]->cols) * (size_t)ts[i]->rows + 63) & ~(size_t)63;
 	}
-	if (n == 0) { rc = 0; goto out; }
+	if (n == 0) {
+		rc = 0;
+		goto out;
+	}
 	void *mem = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (mem == MAP_FAILED) { util_errf(err, errlen, "model: cannot map %zu bytes for the quantized weights", total); goto out; }
+	if (mem == MAP_FAILED) {
+		util_errf(err, errlen, "model: cannot map %zu bytes for the quantized weights", total);
+		goto out;
+	}
 	size_t at = 0;
 	for (int i = 0; i < n; i++) {
 		dst[i] = (char *)mem + at;
 		at += (dtype_row_bytes(to[i], (size_t)ts[i]->cols) * (size_t)ts[i]->rows + 63) & ~(size_t)63;
 	}
-	quant_job j = { .t = ts, .to = to, .dst = dst, .n = n };
+	quant_job j = {.t = ts, .to = to, .dst = dst, .n = n};
 	team_run_chunks(p, quant_run, &j, n * QUANT_PARTS);
 	if (j.failed) {
 		munmap(mem, total);
@@ -495,6 +554,8 @@ int model_quantize(model *m, dtype t, team *p, char *err, size_t errlen)
 	m->quant_bytes = total;
 	rc = 0;
 out:
-	free(ts); free(to); free(dst);
+	free(ts);
+	free(to);
+	free(dst);
 	return rc;
 }

@@ -28,68 +28,68 @@
 #define MODEL_MAX_EOS 8
 
 typedef struct model_config {
-	int hidden;               /* hidden_size, H */
-	int intermediate;         /* intermediate_size, I */
+	int hidden;       /* hidden_size, H */
+	int intermediate; /* intermediate_size, I */
 	int n_layers;
-	int n_heads;              /* query heads */
+	int n_heads; /* query heads */
 	int n_kv_heads;
-	int head_dim;             /* D */
-	int vocab;                /* rows of embed_tokens, V */
-	int sliding_window;       /* a sliding layer's query at q sees keys k > q - window */
-	int max_position;         /* max_position_embeddings */
-	float rope_theta;         /* full layers */
-	float rope_local_theta;   /* sliding layers */
-	float rope_scaling;       /* linear factor on full layers; 1 = none */
+	int head_dim;           /* D */
+	int vocab;              /* rows of embed_tokens, V */
+	int sliding_window;     /* a sliding layer's query at q sees keys k > q - window */
+	int max_position;       /* max_position_embeddings */
+	float rope_theta;       /* full layers */
+	float rope_local_theta; /* sliding layers */
+	float rope_scaling;     /* linear factor on full layers; 1 = none */
 	float query_pre_attn_scalar;
 	float rms_eps;
-	float attn_softcap;       /* 0 = none */
-	float final_softcap;      /* 0 = none */
-	float embed_scale;        /* sqrt(H) rounded to the embedding dtype */
+	float attn_softcap;                      /* 0 = none */
+	float final_softcap;                     /* 0 = none */
+	float embed_scale;                       /* sqrt(H) rounded to the embedding dtype */
 	unsigned char sliding[MODEL_MAX_LAYERS]; /* 1 = sliding layer, 0 = full */
 } model_config;
 
 /* Sampling defaults from generation_config.json (absent fields keep the
  * defaults shown). */
 typedef struct model_generation {
-	int do_sample;            /* 0 */
-	float temperature;        /* 1.0 */
-	int top_k;                /* 0 = off */
-	float top_p;              /* 1.0 */
-	float min_p;              /* 0 */
-	float repetition_penalty; /* 1 = off */
-	int bos_id;               /* 2 */
-	int pad_id;               /* 0 */
+	int do_sample;              /* 0 */
+	float temperature;          /* 1.0 */
+	int top_k;                  /* 0 = off */
+	float top_p;                /* 1.0 */
+	float min_p;                /* 0 */
+	float repetition_penalty;   /* 1 = off */
+	int bos_id;                 /* 2 */
+	int pad_id;                 /* 0 */
 	int eos_ids[MODEL_MAX_EOS]; /* default {1} */
 	int n_eos;
-	int has_file;             /* generation_config.json was present */
+	int has_file; /* generation_config.json was present */
 } model_generation;
 
 /* A weight matrix or vector: a view into a mapping. */
 typedef struct tensor {
 	const void *data;
 	dtype type;
-	int rows, cols;           /* [out, in] for projections; rows 1 for vectors */
+	int rows, cols; /* [out, in] for projections; rows 1 for vectors */
 } tensor;
 
 typedef struct layer_weights {
-	tensor q, k, v, o;        /* [heads*D, H], [kv*D, H], [kv*D, H], [H, heads*D] */
-	tensor gate, up, down;    /* [I, H], [I, H], [H, I] */
+	tensor q, k, v, o;     /* [heads*D, H], [kv*D, H], [kv*D, H], [H, heads*D] */
+	tensor gate, up, down; /* [I, H], [I, H], [H, I] */
 	/* norm weights, converted to f32 as (1 + w) at load; owned by the model */
 	float *input_norm, *post_attn_norm, *pre_ff_norm, *post_ff_norm; /* [H] */
-	float *q_norm, *k_norm;   /* [D] */
+	float *q_norm, *k_norm;                                          /* [D] */
 } layer_weights;
 
 typedef struct model {
 	model_config cfg;
 	model_generation gen;
-	tensor embed;             /* [V, H], also the output projection (tied) */
-	float *final_norm;        /* [H], (1 + w) */
-	layer_weights *layers;    /* [n_layers] */
-	st_set *st;               /* the mappings the tensors point into (safetensors) */
-	struct gguf_set *gg;      /* or (a GGUF file) */
-	uint64_t weight_bytes;    /* bytes of the tensors the forward pass reads */
-	char arch[64];            /* architectures[0] */
-	void *quant_mem;          /* anonymous mapping of the weights quantized on load */
+	tensor embed;          /* [V, H], also the output projection (tied) */
+	float *final_norm;     /* [H], (1 + w) */
+	layer_weights *layers; /* [n_layers] */
+	st_set *st;            /* the mappings the tensors point into (safetensors) */
+	struct gguf_set *gg;   /* or (a GGUF file) */
+	uint64_t weight_bytes; /* bytes of the tensors the forward pass reads */
+	char arch[64];         /* architectures[0] */
+	void *quant_mem;       /* anonymous mapping of the weights quantized on load */
 	size_t quant_bytes;
 } model;
 

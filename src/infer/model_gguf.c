@@ -186,7 +186,7 @@ static int g_bind(gload *L, tensor *out, const char *name, int rows, int cols)
 		return util_errf(L->err, L->errlen, "%s: tensor %s: shape [%llu] with %d dimensions, the metadata implies [%d]",
 				 file, name, (unsigned long long)t->ne[0], t->ndim, rows);
 	}
-	*out = (tensor){ .data = t->data, .type = dt, .rows = cols ? rows : 1, .cols = cols ? cols : rows };
+	*out = (tensor){.data = t->data, .type = dt, .rows = cols ? rows : 1, .cols = cols ? cols : rows};
 	L->m->weight_bytes += t->nbytes;
 	return 0;
 }
@@ -210,7 +210,7 @@ static int g_norm(gload *L, float **out, const char *name, int n)
 static void parse_generation(gload *L)
 {
 	model_generation *g = &L->m->gen;
-	*g = (model_generation){ .temperature = 1, .top_p = 1, .repetition_penalty = 1, .bos_id = 2, .eos_ids = {1}, .n_eos = 1 };
+	*g = (model_generation){.temperature = 1, .top_p = 1, .repetition_penalty = 1, .bos_id = 2, .eos_ids = {1}, .n_eos = 1};
 	int64_t v;
 	if (gguf_kv_int(gguf_find_kv(L->g, "tokenizer.ggml.bos_token_id"), &v) == 0 && v >= 0 && v < INT_MAX) g->bos_id = (int)v;
 	if (gguf_kv_int(gguf_find_kv(L->g, "tokenizer.ggml.padding_token_id"), &v) == 0 && v >= 0 && v < INT_MAX) g->pad_id = (int)v;
@@ -223,10 +223,13 @@ static void parse_generation(gload *L)
 model *model_load_gguf(const char *path, char *err, size_t errlen)
 {
 	model *m = calloc(1, sizeof *m);
-	if (!m) { util_errf(err, errlen, "model: out of memory"); return NULL; }
+	if (!m) {
+		util_errf(err, errlen, "model: out of memory");
+		return NULL;
+	}
 	m->gg = gguf_open(path, err, errlen);
 	if (!m->gg) goto bad;
-	gload L = { .m = m, .g = m->gg, .file = gguf_part_path(m->gg, 0), .err = err, .errlen = errlen };
+	gload L = {.m = m, .g = m->gg, .file = gguf_part_path(m->gg, 0), .err = err, .errlen = errlen};
 	if (parse_config(&L) < 0) goto bad;
 	parse_generation(&L);
 	model_config *c = &m->cfg;
@@ -241,7 +244,10 @@ model *model_load_gguf(const char *path, char *err, size_t errlen)
 	    g_norm(&L, &m->final_norm, "output_norm.weight", H) < 0)
 		goto bad;
 	m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
-	if (!m->layers) { util_errf(err, errlen, "model: out of memory"); goto bad; }
+	if (!m->layers) {
+		util_errf(err, errlen, "model: out of memory");
+		goto bad;
+	}
 	for (int l = 0; l < c->n_layers; l++) {
 		layer_weights *w = &m->layers[l];
 		char n[96];

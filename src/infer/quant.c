@@ -11,7 +11,8 @@
 
 static float h2f(uint16_t h) { return f16_to_f32(h); }
 static int nearest(float x) { return (int)lrintf(x); }
-static int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
+static int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi
+								       : v; }
 
 /* ------------------------------------------------------------ quantize */
 
@@ -30,7 +31,10 @@ static void q4_0_block(block_q4_0 *y, const float *x)
 	 * the range (+7) is never the clipped one */
 	float amax = 0, max = 0;
 	for (int j = 0; j < 32; j++)
-		if (amax < fabsf(x[j])) { amax = fabsf(x[j]); max = x[j]; }
+		if (amax < fabsf(x[j])) {
+			amax = fabsf(x[j]);
+			max = x[j];
+		}
 	float d = max / -8, id = d ? 1.0f / d : 0.0f;
 	y->d = f32_to_f16(d);
 	for (int j = 0; j < 16; j++) {
@@ -50,7 +54,7 @@ static void q4_k_block(block_q4_k *y, const float *x)
 			lo = fminf(lo, x[32 * j + i]);
 			hi = fmaxf(hi, x[32 * j + i]);
 		}
-		scale[j] = (hi - lo) / 15;   /* lo <= 0: the format subtracts a non-negative min */
+		scale[j] = (hi - lo) / 15; /* lo <= 0: the format subtracts a non-negative min */
 		minv[j] = -lo;
 		max_scale = fmaxf(max_scale, scale[j]);
 		max_min = fmaxf(max_min, minv[j]);
@@ -93,9 +97,15 @@ static void q6_k_block(block_q6_k *y, const float *x)
 	for (int k = 0; k < 16; k++) {
 		float amax = 0, v = 0;
 		for (int i = 0; i < 16; i++)
-			if (amax < fabsf(x[16 * k + i])) { amax = fabsf(x[16 * k + i]); v = x[16 * k + i]; }
-		scale[k] = v / -32;          /* as Q4_0: the largest magnitude maps to -32 */
-		if (fabsf(scale[k]) > max_abs) { max_abs = fabsf(scale[k]); max_scale = scale[k]; }
+			if (amax < fabsf(x[16 * k + i])) {
+				amax = fabsf(x[16 * k + i]);
+				v = x[16 * k + i];
+			}
+		scale[k] = v / -32; /* as Q4_0: the largest magnitude maps to -32 */
+		if (fabsf(scale[k]) > max_abs) {
+			max_abs = fabsf(scale[k]);
+			max_scale = scale[k];
+		}
 	}
 	float iscale = max_scale != 0 ? -128 / max_scale : 0;
 	y->d = f32_to_f16(iscale != 0 ? 1 / iscale : 0);
@@ -122,13 +132,31 @@ void quant_quantize_row(dtype t, void *dst, const float *src, size_t n)
 {
 	size_t nb = n / (size_t)dtype_block_elems(t);
 	switch (t) {
-	case DTYPE_Q8_0: for (size_t b = 0; b < nb; b++) q8_0_block((block_q8_0 *)dst + b, src + 32 * b); return;
-	case DTYPE_Q4_0: for (size_t b = 0; b < nb; b++) q4_0_block((block_q4_0 *)dst + b, src + 32 * b); return;
-	case DTYPE_Q4_K: for (size_t b = 0; b < nb; b++) q4_k_block((block_q4_k *)dst + b, src + 256 * b); return;
-	case DTYPE_Q6_K: for (size_t b = 0; b < nb; b++) q6_k_block((block_q6_k *)dst + b, src + 256 * b); return;
+	case DTYPE_Q8_0:
+		for (size_t b = 0; b < nb; b++) q8_0_block((block_q8_0 *)dst + b, src + 32 * b);
+		return;
+	case DTYPE_Q4_0:
+		for (size_t b = 0; b < nb; b++) q4_0_block((block_q4_0 *)dst + b, src + 32 * b);
+		return;
+	case DTYPE_Q4_K:
+		for (size_t b = 0; b < nb; b++) q4_k_block((block_q4_k *)dst + b, src + 256 * b);
+		return;
+	case DTYPE_Q6_K:
+		for (size_t b = 0; b < nb; b++) q6_k_block((block_q6_k *)dst + b, src + 256 * b);
+		return;
 	case DTYPE_F32: memcpy(dst, src, n * 4); return;
-	case DTYPE_F16: for (size_t i = 0; i < n; i++) { uint16_t h = f32_to_f16(src[i]); memcpy((char *)dst + 2 * i, &h, 2); } return;
-	case DTYPE_BF16: for (size_t i = 0; i < n; i++) { uint16_t h = f32_to_bf16(src[i]); memcpy((char *)dst + 2 * i, &h, 2); } return;
+	case DTYPE_F16:
+		for (size_t i = 0; i < n; i++) {
+			uint16_t h = f32_to_f16(src[i]);
+			memcpy((char *)dst + 2 * i, &h, 2);
+		}
+		return;
+	case DTYPE_BF16:
+		for (size_t i = 0; i < n; i++) {
+			uint16_t h = f32_to_bf16(src[i]);
+			memcpy((char *)dst + 2 * i, &h, 2);
+		}
+		return;
 	}
 }
 

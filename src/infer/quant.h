@@ -36,17 +36,40 @@
 #include <stdint.h>
 #include "infer/kernels.h"
 
-#define QK_SMALL 32        /* elements per Q8_0 / Q4_0 block */
-#define QK_SUPER 256       /* elements per Q4_K / Q6_K block */
+#define QK_SMALL 32  /* elements per Q8_0 / Q4_0 block */
+#define QK_SUPER 256 /* elements per Q4_K / Q6_K block */
 
-typedef struct { uint16_t d; int8_t qs[32]; } block_q8_0;
-typedef struct { uint16_t d; uint8_t qs[16]; } block_q4_0;
-typedef struct { uint16_t d, dmin; uint8_t scales[12]; uint8_t qs[128]; } block_q4_k;
-typedef struct { uint8_t ql[128]; uint8_t qh[64]; int8_t scales[16]; uint16_t d; } block_q6_k;
+typedef struct {
+	uint16_t d;
+	int8_t qs[32];
+} block_q8_0;
+typedef struct {
+	uint16_t d;
+	uint8_t qs[16];
+} block_q4_0;
+typedef struct {
+	uint16_t d, dmin;
+	uint8_t scales[12];
+	uint8_t qs[128];
+} block_q4_k;
+typedef struct {
+	uint8_t ql[128];
+	uint8_t qh[64];
+	int8_t scales[16];
+	uint16_t d;
+} block_q6_k;
 
 /* activation blocks */
-typedef struct { float d; int32_t sum; int8_t qs[32]; } xblock_q8;   /* sum: of the 32 qs */
-typedef struct { float d; int16_t bsums[16]; int8_t qs[256]; } xblock_q8k;
+typedef struct {
+	float d;
+	int32_t sum;
+	int8_t qs[32];
+} xblock_q8; /* sum: of the 32 qs */
+typedef struct {
+	float d;
+	int16_t bsums[16];
+	int8_t qs[256];
+} xblock_q8k;
 
 /* n elements of src into blocks of type t at dst (n a multiple of the block).
  * Q8_0 and Q4_0 as ggml's reference quantizer (scale from the largest
@@ -71,11 +94,11 @@ float quant_dot_row(dtype wt, const void *w, const void *xq, size_t n);
 /* The AVX2 quantized matmul (quant_avx2.c), the matmul_q of the avx2 and
  * avx512 kernel tables (kernels.h); call only on a CPU with AVX2 and FMA. */
 void quant_matmul_avx2(float *out, size_t ldo, const void *xq, size_t ldxq, int n_rows,
-                       const void *w, dtype wt, int in, int o_begin, int o_end);
+		       const void *w, dtype wt, int in, int o_begin, int o_end);
 /* The same for the avx512 kernel table: with AVX512_VNNI (and VL) the Q8_0
  * and Q4_0 tiles take vpdpbusd for maddubs + madd, the same bits. */
 void quant_matmul_avx512(float *out, size_t ldo, const void *xq, size_t ldxq, int n_rows,
-                         const void *w, dtype wt, int in, int o_begin, int o_end);
+			 const void *w, dtype wt, int in, int o_begin, int o_end);
 /* quant_quantize_x in AVX2: the same bytes, faster. */
 void quant_quantize_x_avx2(dtype wt, void *dst, const float *x, size_t n);
 

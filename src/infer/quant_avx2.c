@@ -74,7 +74,9 @@ AI __m256i pair_sum(__m256i u, __m256i s, __m256i ones, const int VNNI)
 {
 	if (VNNI) {
 		__m256i acc = _mm256_setzero_si256();
-		__asm__("%{evex%} vpdpbusd %2, %1, %0" : "+x"(acc) : "x"(u), "x"(s));
+		__asm__("%{evex%} vpdpbusd %2, %1, %0"
+			: "+x"(acc)
+			: "x"(u), "x"(s));
 		return acc;
 	}
 	return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), ones);
@@ -90,7 +92,7 @@ AI __m256i pair_sum(__m256i u, __m256i s, __m256i ones, const int VNNI)
  * NO x NB accumulators stay in registers: matrix tiles are 2 x 4 (see
  * quant_matmul_avx2), decode tiles 4 x 1-2. */
 AI void tile_small(float *const *outp, size_t ldo, const char *const *wr, const char *xq, size_t ldxq,
-                   int nblocks, const int WT, const int NO, const int NB, const int VNNI)
+		   int nblocks, const int WT, const int NO, const int NB, const int VNNI)
 {
 	const size_t bb = WT == DTYPE_Q8_0 ? sizeof(block_q8_0) : sizeof(block_q4_0);
 	const __m256i ones = _mm256_set1_epi16(1);
@@ -124,7 +126,7 @@ AI void tile_small(float *const *outp, size_t ldo, const char *const *wr, const 
 				__m256i si;
 				if (WT == DTYPE_Q8_0) {
 					si = pair_sum(aw[a], _mm256_sign_epi8(xv, wv[a]), ones, VNNI);
-				} else {   /* sum (nibble - 8) x = sum nibble x - 8 sum x, the last in lane 0 */
+				} else { /* sum (nibble - 8) x = sum nibble x - 8 sum x, the last in lane 0 */
 					si = pair_sum(aw[a], xv, ones, VNNI);
 					si = _mm256_sub_epi32(si, off);
 				}
@@ -147,7 +149,7 @@ AI void tile_small(float *const *outp, size_t ldo, const char *const *wr, const 
  * pair broadcasts its product from memory (a load, not a shuffle). An
  * activation block's codes, scale and offset are loaded once for the rows. */
 AI void rows_small(float *const *outp, size_t ldo, const char *const *wr, const char *xq, size_t ldxq,
-                   int nblocks, const int WT, const int NO, const int NB)
+		   int nblocks, const int WT, const int NO, const int NB)
 {
 	const size_t bb = WT == DTYPE_Q8_0 ? sizeof(block_q8_0) : sizeof(block_q4_0);
 	const __m256i m15 = _mm256_set1_epi8(15), ones = _mm256_set1_epi16(1);
@@ -180,7 +182,7 @@ AI void rows_small(float *const *outp, size_t ldo, const char *const *wr, const 
 		for (int a = 0; a < NO; a++) {
 			const unsigned char *p = (const unsigned char *)wr[a] + (size_t)k * bb;
 			__m256i w, aw = _mm256_setzero_si256();
-			if (WT == DTYPE_Q8_0) {   /* |w| times x with w's sign */
+			if (WT == DTYPE_Q8_0) { /* |w| times x with w's sign */
 				w = ld(p + 2);
 				aw = _mm256_sign_epi8(w, w);
 			} else {
@@ -207,11 +209,18 @@ AI void rows_small(float *const *outp, size_t ldo, const char *const *wr, const 
 typedef void (*rows_fn)(float *const *, size_t, const char *const *, const char *, size_t, int);
 #define RS(WT, NO, NB) \
 	static void rs_##WT##_##NO##_##NB(float *const *o, size_t ldo, const char *const *w, const char *x, size_t ldx, int nb) \
-	{ rows_small(o, ldo, w, x, ldx, nb, WT, NO, NB); }
-RS(3, 1, 1) RS(3, 4, 1) RS(4, 1, 1) RS(4, 4, 1) RS(3, 1, 2) RS(3, 4, 2) RS(4, 1, 2) RS(4, 4, 2)
-/* [type - Q8_0][activation rows - 1][1 or 4 weight rows] */
-static const rows_fn rows_tiles[2][2][2] = {
-	{ { rs_3_1_1, rs_3_4_1 }, { rs_3_1_2, rs_3_4_2 } }, { { rs_4_1_1, rs_4_4_1 }, { rs_4_1_2, rs_4_4_2 } },
+	{ \
+		rows_small(o, ldo, w, x, ldx, nb, WT, NO, NB); \
+	}
+RS(3, 1, 1)
+RS(3, 4, 1)
+/* clang-format off */
+RS(4, 1, 1) RS(4, 4, 1) RS(3, 1, 2) RS(3, 4, 2) RS(4, 1, 2) RS(4, 4, 2)
+	/* clang-format on */
+	/* [type - Q8_0][activation rows - 1][1 or 4 weight rows] */
+	static const rows_fn rows_tiles[2][2][2] = {
+		{{rs_3_1_1, rs_3_4_1}, {rs_3_1_2, rs_3_4_2}},
+		{{rs_4_1_1, rs_4_4_1}, {rs_4_1_2, rs_4_4_2}},
 };
 
 /* Output rows [o_begin, o_end) of Q8_0 or Q4_0 weights against 1 or 2
@@ -219,7 +228,7 @@ static const rows_fn rows_tiles[2][2][2] = {
  * range) walked together, 4 sequential streams the prefetchers follow, then
  * the leftover rows one by one. */
 static void matvec_small(float *out, size_t ldo, const char *xq, size_t ldxq, int n_rows,
-                         const char *w, dtype wt, int in, int o_begin, int o_end)
+			 const char *w, dtype wt, int in, int o_begin, int o_end)
 {
 	const int ti = (int)wt - DTYPE_Q8_0;
 	size_t rb = dtype_row_bytes(wt, (size_t)in);
@@ -228,12 +237,15 @@ static void matvec_small(float *out, size_t ldo, const char *xq, size_t ldxq, in
 	for (; o < o_begin + part; o++) {
 		float *op[4];
 		const char *wp[4];
-		for (int a = 0; a < 4; a++) { op[a] = out + o + a * part; wp[a] = w + (size_t)(o + a * part) * rb; }
+		for (int a = 0; a < 4; a++) {
+			op[a] = out + o + a * part;
+			wp[a] = w + (size_t)(o + a * part) * rb;
+		}
 		f4(op, ldo, wp, xq, ldxq, nblocks);
 	}
 	for (o = o_begin + 4 * part; o < o_end; o++) {
-		float *op[1] = { out + o };
-		const char *wp[1] = { w + (size_t)o * rb };
+		float *op[1] = {out + o};
+		const char *wp[1] = {w + (size_t)o * rb};
 		f1(op, ldo, wp, xq, ldxq, nblocks);
 	}
 }
@@ -251,7 +263,9 @@ AI __m256i q4_k_block(const unsigned char *p, const xblock_q8k *x, int *msum)
 	 * (mins), sub-blocks 4-7 in the nibbles of bytes 8-11 with their top two
 	 * bits in the top bits of bytes 0-3 and 4-7 */
 	uint32_t w0, w1, w2;
-	memcpy(&w0, p + 4, 4); memcpy(&w1, p + 8, 4); memcpy(&w2, p + 12, 4);
+	memcpy(&w0, p + 4, 4);
+	memcpy(&w1, p + 8, 4);
+	memcpy(&w2, p + 12, 4);
 	uint32_t sc_lo = w0 & 0x3f3f3f3fu, sc_hi = (w2 & 0x0f0f0f0fu) | ((w0 >> 2) & 0x30303030u);
 	uint32_t m_lo = w1 & 0x3f3f3f3fu, m_hi = ((w2 >> 4) & 0x0f0f0f0fu) | ((w1 >> 2) & 0x30303030u);
 	__m128i mins = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, (int)m_hi, (int)m_lo));
@@ -309,7 +323,7 @@ AI __m256i q6_k_block(const unsigned char *p, const xblock_q8k *x)
 }
 
 AI void tile_super(float *const *outp, size_t ldo, const char *const *wr, const char *xq, size_t ldxq,
-                   int nblocks, const int WT, const int NO, const int NB)
+		   int nblocks, const int WT, const int NO, const int NB)
 {
 	const size_t bb = WT == DTYPE_Q4_K ? sizeof(block_q4_k) : sizeof(block_q6_k);
 	__m256 acc[4][4];
@@ -317,7 +331,10 @@ AI void tile_super(float *const *outp, size_t ldo, const char *const *wr, const 
 #pragma GCC unroll 4
 	for (int a = 0; a < NO; a++)
 #pragma GCC unroll 4
-		for (int b = 0; b < NB; b++) { acc[a][b] = _mm256_setzero_ps(); corr[a][b] = 0; }
+		for (int b = 0; b < NB; b++) {
+			acc[a][b] = _mm256_setzero_ps();
+			corr[a][b] = 0;
+		}
 	for (int k = 0; k < nblocks; k++) {
 #pragma GCC unroll 4
 		for (int a = 0; a < NO; a++) {
@@ -347,33 +364,56 @@ typedef void (*qtile_fn)(float *const *, size_t, const char *const *, const char
 #define tile_small(o, ldo, w, x, ldx, nb, WT, NO, NB) tile_small(o, ldo, w, x, ldx, nb, WT, NO, NB, 0)
 #define QT(WT, KIND, NO, NB) \
 	static void qt_##WT##_##NO##_##NB(float *const *o, size_t ldo, const char *const *w, const char *x, size_t ldx, int nb) \
-	{ tile_##KIND(o, ldo, w, x, ldx, nb, WT, NO, NB); }
+	{ \
+		tile_##KIND(o, ldo, w, x, ldx, nb, WT, NO, NB); \
+	}
 #define QT_NO(WT, KIND, NO) QT(WT, KIND, NO, 1) QT(WT, KIND, NO, 2) QT(WT, KIND, NO, 3) QT(WT, KIND, NO, 4)
 #define QT_ALL(WT, KIND) QT_NO(WT, KIND, 1) QT_NO(WT, KIND, 2) QT_NO(WT, KIND, 4)
-QT_ALL(3, small) QT_ALL(4, small) QT_ALL(5, super) QT_ALL(6, super)
-#define QR(WT, NO) { qt_##WT##_##NO##_1, qt_##WT##_##NO##_2, qt_##WT##_##NO##_3, qt_##WT##_##NO##_4 }
-/* [type - Q8_0][1, 2 or 4 weight rows][activation rows - 1] */
-static const qtile_fn qtiles[4][3][4] = {
-	{ QR(3, 1), QR(3, 2), QR(3, 4) }, { QR(4, 1), QR(4, 2), QR(4, 4) },
-	{ QR(5, 1), QR(5, 2), QR(5, 4) }, { QR(6, 1), QR(6, 2), QR(6, 4) },
+QT_ALL(3, small)
+QT_ALL(4, small)
+/* clang-format off */
+QT_ALL(5, super) QT_ALL(6, super)
+/* clang-format on */
+#define QR(WT, NO) \
+	{ \
+		qt_##WT##_##NO##_1, qt_##WT##_##NO##_2, qt_##WT##_##NO##_3, qt_##WT##_##NO##_4 \
+	}
+	/* [type - Q8_0][1, 2 or 4 weight rows][activation rows - 1] */
+	static const qtile_fn qtiles[4][3][4] = {
+		{QR(3, 1), QR(3, 2), QR(3, 4)},
+		{QR(4, 1), QR(4, 2), QR(4, 4)},
+		{QR(5, 1), QR(5, 2), QR(5, 4)},
+		{QR(6, 1), QR(6, 2), QR(6, 4)},
 };
 #undef tile_small
 /* the same small-block tiles with vpdpbusd (same bits) */
 #define QV(WT, NO, NB) \
 	static void qv_##WT##_##NO##_##NB(float *const *o, size_t ldo, const char *const *w, const char *x, size_t ldx, int nb) \
-	{ tile_small(o, ldo, w, x, ldx, nb, WT, NO, NB, 1); }
+	{ \
+		tile_small(o, ldo, w, x, ldx, nb, WT, NO, NB, 1); \
+	}
 #define QV_NO(WT, NO) QV(WT, NO, 1) QV(WT, NO, 2) QV(WT, NO, 3) QV(WT, NO, 4)
-QV_NO(3, 1) QV_NO(3, 2) QV_NO(3, 4) QV_NO(4, 1) QV_NO(4, 2) QV_NO(4, 4)
-#define QVR(WT, NO) { qv_##WT##_##NO##_1, qv_##WT##_##NO##_2, qv_##WT##_##NO##_3, qv_##WT##_##NO##_4 }
-static const qtile_fn qtiles_vnni[4][3][4] = {
-	{ QVR(3, 1), QVR(3, 2), QVR(3, 4) }, { QVR(4, 1), QVR(4, 2), QVR(4, 4) },
-	{ QR(5, 1), QR(5, 2), QR(5, 4) }, { QR(6, 1), QR(6, 2), QR(6, 4) },
+QV_NO(3, 1)
+QV_NO(3, 2)
+/* clang-format off */
+QV_NO(3, 4) QV_NO(4, 1) QV_NO(4, 2) QV_NO(4, 4)
+/* clang-format on */
+#define QVR(WT, NO) \
+	{ \
+		qv_##WT##_##NO##_1, qv_##WT##_##NO##_2, qv_##WT##_##NO##_3, qv_##WT##_##NO##_4 \
+	}
+	static const qtile_fn qtiles_vnni[4][3][4] = {
+		{QVR(3, 1), QVR(3, 2), QVR(3, 4)},
+		{QVR(4, 1), QVR(4, 2), QVR(4, 4)},
+		{QR(5, 1), QR(5, 2), QR(5, 4)},
+		{QR(6, 1), QR(6, 2), QR(6, 4)},
 };
 
-enum { CHUNK_O = 64, CHUNK_B = 64 };
+enum { CHUNK_O = 64,
+       CHUNK_B = 64 };
 
 static void quant_matmul(const qtile_fn (*qtiles)[3][4], float *out, size_t ldo, const void *xq, size_t ldxq,
-                         int n_rows, const void *w, dtype wt, int in, int o_begin, int o_end)
+			 int n_rows, const void *w, dtype wt, int in, int o_begin, int o_end)
 {
 	if (n_rows <= 2 && (wt == DTYPE_Q8_0 || wt == DTYPE_Q4_0)) {
 		matvec_small(out, ldo, xq, ldxq, n_rows, w, wt, in, o_begin, o_end);
@@ -383,18 +423,21 @@ static void quant_matmul(const qtile_fn (*qtiles)[3][4], float *out, size_t ldo,
 	size_t rb = dtype_row_bytes(wt, (size_t)in);
 	int nblocks = in / dtype_block_elems(wt);
 	const char *wc = w, *xc = xq;
-	if (n_rows <= 2) {   /* decode steps: 4 far streams, then the leftover rows one by one */
+	if (n_rows <= 2) { /* decode steps: 4 far streams, then the leftover rows one by one */
 		int part = (o_end - o_begin) / 4, o = o_begin;
 		qtile_fn f4 = qtiles[ti][2][n_rows - 1], f1 = qtiles[ti][0][n_rows - 1];
 		for (; o < o_begin + part; o++) {
 			float *op[4];
 			const char *wp[4];
-			for (int a = 0; a < 4; a++) { op[a] = out + o + a * part; wp[a] = wc + (size_t)(o + a * part) * rb; }
+			for (int a = 0; a < 4; a++) {
+				op[a] = out + o + a * part;
+				wp[a] = wc + (size_t)(o + a * part) * rb;
+			}
 			f4(op, ldo, wp, xc, ldxq, nblocks);
 		}
 		for (o = o_begin + 4 * part; o < o_end; o++) {
-			float *op[1] = { out + o };
-			const char *wp[1] = { wc + (size_t)o * rb };
+			float *op[1] = {out + o};
+			const char *wp[1] = {wc + (size_t)o * rb};
 			f1(op, ldo, wp, xc, ldxq, nblocks);
 		}
 		return;
@@ -413,15 +456,18 @@ static void quant_matmul(const qtile_fn (*qtiles)[3][4], float *out, size_t ldo,
 				const char *wp[4];
 				for (int b = bb; b < be; b += 4) {
 					int nb = be - b < 4 ? be - b : 4;
-					for (int a = 0; a < NO; a++) { op[a] = out + (size_t)b * ldo + o + a; wp[a] = wc + (size_t)(o + a) * rb; }
+					for (int a = 0; a < NO; a++) {
+						op[a] = out + (size_t)b * ldo + o + a;
+						wp[a] = wc + (size_t)(o + a) * rb;
+					}
 					qtiles[ti][ni][nb - 1](op, ldo, wp, xc + (size_t)b * ldxq, ldxq, nblocks);
 				}
 			}
 			for (; o < oe; o++)
 				for (int b = bb; b < be; b += 4) {
 					int nb = be - b < 4 ? be - b : 4;
-					float *op[1] = { out + (size_t)b * ldo + o };
-					const char *wp[1] = { wc + (size_t)o * rb };
+					float *op[1] = {out + (size_t)b * ldo + o};
+					const char *wp[1] = {wc + (size_t)o * rb};
 					qtiles[ti][0][nb - 1](op, ldo, wp, xc + (size_t)b * ldxq, ldxq, nblocks);
 				}
 		}
@@ -429,13 +475,13 @@ static void quant_matmul(const qtile_fn (*qtiles)[3][4], float *out, size_t ldo,
 }
 
 void quant_matmul_avx2(float *out, size_t ldo, const void *xq, size_t ldxq, int n_rows,
-                       const void *w, dtype wt, int in, int o_begin, int o_end)
+		       const void *w, dtype wt, int in, int o_begin, int o_end)
 {
 	quant_matmul(qtiles, out, ldo, xq, ldxq, n_rows, w, wt, in, o_begin, o_end);
 }
 
 void quant_matmul_avx512(float *out, size_t ldo, const void *xq, size_t ldxq, int n_rows,
-                         const void *w, dtype wt, int in, int o_begin, int o_end)
+			 const void *w, dtype wt, int in, int o_begin, int o_end)
 {
 	int vnni = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl");
 	quant_matmul(vnni ? qtiles_vnni : qtiles, out, ldo, xq, ldxq, n_rows, w, wt, in, o_begin, o_end);

@@ -28,16 +28,30 @@ struct st_file {
 struct st_set {
 	struct st_file *files;
 	int n_files;
-	st_tensor *tensors;          /* sorted by name */
+	st_tensor *tensors; /* sorted by name */
 	size_t n_tensors, cap_tensors;
 	uint64_t total_bytes;
 };
 
-static const struct { const char *name; size_t size; } dtypes[] = {
-	[ST_F64] = {"F64", 8}, [ST_F32] = {"F32", 4}, [ST_F16] = {"F16", 2}, [ST_BF16] = {"BF16", 2},
-	[ST_I64] = {"I64", 8}, [ST_I32] = {"I32", 4}, [ST_I16] = {"I16", 2}, [ST_I8] = {"I8", 1},
-	[ST_U8] = {"U8", 1}, [ST_BOOL] = {"BOOL", 1}, [ST_F8_E4M3] = {"F8_E4M3", 1},
-	[ST_F8_E5M2] = {"F8_E5M2", 1}, [ST_U16] = {"U16", 2}, [ST_U32] = {"U32", 4}, [ST_U64] = {"U64", 8},
+static const struct {
+	const char *name;
+	size_t size;
+} dtypes[] = {
+	[ST_F64] = {"F64", 8},
+	[ST_F32] = {"F32", 4},
+	[ST_F16] = {"F16", 2},
+	[ST_BF16] = {"BF16", 2},
+	[ST_I64] = {"I64", 8},
+	[ST_I32] = {"I32", 4},
+	[ST_I16] = {"I16", 2},
+	[ST_I8] = {"I8", 1},
+	[ST_U8] = {"U8", 1},
+	[ST_BOOL] = {"BOOL", 1},
+	[ST_F8_E4M3] = {"F8_E4M3", 1},
+	[ST_F8_E5M2] = {"F8_E5M2", 1},
+	[ST_U16] = {"U16", 2},
+	[ST_U32] = {"U32", 4},
+	[ST_U64] = {"U64", 8},
 };
 
 const char *st_dtype_name(st_dtype t) { return (size_t)t < sizeof dtypes / sizeof dtypes[0] ? dtypes[t].name : "?"; }
@@ -46,7 +60,10 @@ size_t st_dtype_size(st_dtype t) { return (size_t)t < sizeof dtypes / sizeof dty
 static int dtype_parse(const char *s, st_dtype *out)
 {
 	for (size_t i = 0; i < sizeof dtypes / sizeof dtypes[0]; i++)
-		if (strcmp(s, dtypes[i].name) == 0) { *out = (st_dtype)i; return 0; }
+		if (strcmp(s, dtypes[i].name) == 0) {
+			*out = (st_dtype)i;
+			return 0;
+		}
 	return -1;
 }
 
@@ -75,7 +92,10 @@ static int map_file(st_set *s, const char *path, char *err, size_t errlen)
 		close(fd);
 		return util_errf(err, errlen, "%s: cannot stat: %s", path, strerror(e));
 	}
-	if (!S_ISREG(st.st_mode)) { close(fd); return util_errf(err, errlen, "%s: not a regular file", path); }
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		return util_errf(err, errlen, "%s: not a regular file", path);
+	}
 	size_t size = (size_t)st.st_size;
 	if (size < 8) {
 		close(fd);
@@ -86,13 +106,19 @@ static int map_file(st_set *s, const char *path, char *err, size_t errlen)
 	close(fd);
 	if (map == MAP_FAILED) return util_errf(err, errlen, "%s: cannot map: %s", path, strerror(e));
 	struct st_file *nf = realloc(s->files, (size_t)(s->n_files + 1) * sizeof *nf);
-	if (!nf) { munmap(map, size); return util_errf(err, errlen, "%s: out of memory", path); }
+	if (!nf) {
+		munmap(map, size);
+		return util_errf(err, errlen, "%s: out of memory", path);
+	}
 	s->files = nf;
 	struct st_file *f = &s->files[s->n_files];
 	f->map = map;
 	f->size = size;
 	f->path = strdup(path);
-	if (!f->path) { munmap(map, size); return util_errf(err, errlen, "%s: out of memory", path); }
+	if (!f->path) {
+		munmap(map, size);
+		return util_errf(err, errlen, "%s: out of memory", path);
+	}
 	s->total_bytes += size;
 	return s->n_files++;
 }
@@ -104,7 +130,10 @@ static int get_u64(const json_val *v, uint64_t *out)
 	return 0;
 }
 
-struct span { uint64_t begin, end; size_t tensor; };
+struct span {
+	uint64_t begin, end;
+	size_t tensor;
+};
 
 static int span_cmp(const void *a, const void *b)
 {
@@ -122,15 +151,15 @@ static int load_header(st_set *s, int fi, char *err, size_t errlen)
 	for (int i = 0; i < 8; i++) n |= (uint64_t)f->map[i] << (8 * i);
 	if (n > ST_MAX_HEADER_BYTES)
 		return util_errf(err, errlen, "%s: header length %llu exceeds the limit of %llu bytes",
-		            f->path, (unsigned long long)n, ST_MAX_HEADER_BYTES);
+				 f->path, (unsigned long long)n, ST_MAX_HEADER_BYTES);
 	if (n > f->size - 8)
 		return util_errf(err, errlen, "%s: header length %llu runs past the end of the file (%zu bytes; truncated?)",
-		            f->path, (unsigned long long)n, f->size);
+				 f->path, (unsigned long long)n, f->size);
 	json_error je;
 	json_doc *doc = json_parse((const char *)f->map + 8, (size_t)n, 0, &je);
 	if (!doc)
 		return util_errf(err, errlen, "%s: header is not valid JSON (line %u col %u: %s)",
-		            f->path, je.line, je.col, je.msg);
+				 f->path, je.line, je.col, je.msg);
 	const json_val *root = json_root(doc);
 	int rc = -1;
 	struct span *spans = NULL;
@@ -141,29 +170,53 @@ static int load_header(st_set *s, int fi, char *err, size_t errlen)
 		goto out;
 	}
 	spans = calloc(root->u.obj.n + 1, sizeof *spans);
-	if (!spans) { util_errf(err, errlen, "%s: out of memory", f->path); goto out; }
+	if (!spans) {
+		util_errf(err, errlen, "%s: out of memory", f->path);
+		goto out;
+	}
 	for (size_t m = 0; m < root->u.obj.n; m++) {
 		const json_member *mem = &root->u.obj.members[m];
 		const char *name = mem->key;
 		const json_val *t = mem->val;
 		if (strcmp(name, "__metadata__") == 0) {
-			if (!json_is(t, JSON_OBJECT)) { util_errf(err, errlen, "%s: __metadata__ is not an object", f->path); goto out; }
+			if (!json_is(t, JSON_OBJECT)) {
+				util_errf(err, errlen, "%s: __metadata__ is not an object", f->path);
+				goto out;
+			}
 			continue;
 		}
 		if (strlen(name) != mem->key_len || mem->key_len == 0) {
 			util_errf(err, errlen, "%s: a tensor name is empty or contains NUL", f->path);
 			goto out;
 		}
-		if (!json_is(t, JSON_OBJECT)) { util_errf(err, errlen, "%s: tensor %s: entry is not an object", f->path, name); goto out; }
+		if (!json_is(t, JSON_OBJECT)) {
+			util_errf(err, errlen, "%s: tensor %s: entry is not an object", f->path, name);
+			goto out;
+		}
 		const char *dts = json_str(json_get(t, "dtype"), NULL);
 		st_dtype dt;
-		if (!dts) { util_errf(err, errlen, "%s: tensor %s: missing dtype", f->path, name); goto out; }
-		if (dtype_parse(dts, &dt) < 0) { util_errf(err, errlen, "%s: tensor %s: unknown dtype \"%.32s\"", f->path, name, dts); goto out; }
+		if (!dts) {
+			util_errf(err, errlen, "%s: tensor %s: missing dtype", f->path, name);
+			goto out;
+		}
+		if (dtype_parse(dts, &dt) < 0) {
+			util_errf(err, errlen, "%s: tensor %s: unknown dtype \"%.32s\"", f->path, name, dts);
+			goto out;
+		}
 		const json_val *shape = json_get(t, "shape"), *offs = json_get(t, "data_offsets");
-		if (!json_is(shape, JSON_ARRAY)) { util_errf(err, errlen, "%s: tensor %s: missing or bad shape", f->path, name); goto out; }
-		if (json_count(shape) > ST_MAX_DIMS) { util_errf(err, errlen, "%s: tensor %s: %zu dimensions (at most %d)", f->path, name, json_count(shape), ST_MAX_DIMS); goto out; }
-		if (!json_is(offs, JSON_ARRAY) || json_count(offs) != 2) { util_errf(err, errlen, "%s: tensor %s: data_offsets is not [begin, end]", f->path, name); goto out; }
-		st_tensor tt = { .dtype = dt, .ndim = (int)json_count(shape), .file = fi };
+		if (!json_is(shape, JSON_ARRAY)) {
+			util_errf(err, errlen, "%s: tensor %s: missing or bad shape", f->path, name);
+			goto out;
+		}
+		if (json_count(shape) > ST_MAX_DIMS) {
+			util_errf(err, errlen, "%s: tensor %s: %zu dimensions (at most %d)", f->path, name, json_count(shape), ST_MAX_DIMS);
+			goto out;
+		}
+		if (!json_is(offs, JSON_ARRAY) || json_count(offs) != 2) {
+			util_errf(err, errlen, "%s: tensor %s: data_offsets is not [begin, end]", f->path, name);
+			goto out;
+		}
+		st_tensor tt = {.dtype = dt, .ndim = (int)json_count(shape), .file = fi};
 		uint64_t elems = 1, b, e;
 		for (int d = 0; d < tt.ndim; d++) {
 			uint64_t dim;
@@ -172,7 +225,10 @@ static int load_header(st_set *s, int fi, char *err, size_t errlen)
 				goto out;
 			}
 			tt.shape[d] = (int64_t)dim;
-			if (__builtin_mul_overflow(elems, dim, &elems)) { util_errf(err, errlen, "%s: tensor %s: shape overflows", f->path, name); goto out; }
+			if (__builtin_mul_overflow(elems, dim, &elems)) {
+				util_errf(err, errlen, "%s: tensor %s: shape overflows", f->path, name);
+				goto out;
+			}
 		}
 		if (get_u64(json_at(offs, 0), &b) < 0 || get_u64(json_at(offs, 1), &e) < 0 || b > e) {
 			util_errf(err, errlen, "%s: tensor %s: data_offsets are not integers with begin <= end", f->path, name);
@@ -181,26 +237,32 @@ static int load_header(st_set *s, int fi, char *err, size_t errlen)
 		uint64_t want;
 		if (__builtin_mul_overflow(elems, (uint64_t)st_dtype_size(dt), &want) || want != e - b) {
 			util_errf(err, errlen, "%s: tensor %s: data_offsets span %llu bytes but shape and dtype %s need %llu",
-			     f->path, name, (unsigned long long)(e - b), dts, (unsigned long long)want);
+				  f->path, name, (unsigned long long)(e - b), dts, (unsigned long long)want);
 			goto out;
 		}
 		if (e > data_bytes) {
 			util_errf(err, errlen, "%s: tensor %s: data ends at byte %llu but the file holds only %llu data bytes (truncated?)",
-			     f->path, name, (unsigned long long)e, (unsigned long long)data_bytes);
+				  f->path, name, (unsigned long long)e, (unsigned long long)data_bytes);
 			goto out;
 		}
 		if (s->n_tensors == s->cap_tensors) {
 			size_t nc = s->cap_tensors ? s->cap_tensors * 2 : 64;
 			st_tensor *nt = realloc(s->tensors, nc * sizeof *nt);
-			if (!nt) { util_errf(err, errlen, "%s: out of memory", f->path); goto out; }
+			if (!nt) {
+				util_errf(err, errlen, "%s: out of memory", f->path);
+				goto out;
+			}
 			s->tensors = nt;
 			s->cap_tensors = nc;
 		}
 		tt.name = strdup(name);
-		if (!tt.name) { util_errf(err, errlen, "%s: out of memory", f->path); goto out; }
+		if (!tt.name) {
+			util_errf(err, errlen, "%s: out of memory", f->path);
+			goto out;
+		}
 		tt.data = f->map + 8 + n + b;
 		tt.nbytes = (size_t)(e - b);
-		spans[n_spans++] = (struct span){ b, e, s->n_tensors };
+		spans[n_spans++] = (struct span){b, e, s->n_tensors};
 		s->tensors[s->n_tensors++] = tt;
 	}
 	qsort(spans, n_spans, sizeof *spans, span_cmp);
@@ -209,20 +271,20 @@ static int load_header(st_set *s, int fi, char *err, size_t errlen)
 		const char *name = s->tensors[spans[i].tensor].name;
 		if (spans[i].begin < at) {
 			util_errf(err, errlen, "%s: tensor %s: data [%llu, %llu) overlaps the tensor before it (which ends at %llu)",
-			     f->path, name, (unsigned long long)spans[i].begin, (unsigned long long)spans[i].end, (unsigned long long)at);
+				  f->path, name, (unsigned long long)spans[i].begin, (unsigned long long)spans[i].end, (unsigned long long)at);
 			goto out;
 		}
 		if (spans[i].begin > at) {
 			util_errf(err, errlen, "%s: tensor %s: data starts at %llu, leaving a gap after byte %llu",
-			     f->path, name, (unsigned long long)spans[i].begin, (unsigned long long)at);
+				  f->path, name, (unsigned long long)spans[i].begin, (unsigned long long)at);
 			goto out;
 		}
 		at = spans[i].end;
 	}
 	if (at != data_bytes) {
 		util_errf(err, errlen, "%s: tensors end at data byte %llu but the file has %llu data bytes (8 + %llu + %llu != %zu)",
-		     f->path, (unsigned long long)at, (unsigned long long)data_bytes,
-		     (unsigned long long)n, (unsigned long long)at, f->size);
+			  f->path, (unsigned long long)at, (unsigned long long)data_bytes,
+			  (unsigned long long)n, (unsigned long long)at, f->size);
 		goto out;
 	}
 	rc = 0;
@@ -250,15 +312,18 @@ static int finish(st_set *s, char *err, size_t errlen)
 	for (size_t i = 1; i < s->n_tensors; i++)
 		if (strcmp(s->tensors[i - 1].name, s->tensors[i].name) == 0)
 			return util_errf(err, errlen, "%s: tensor %s appears twice (also in %s)",
-			            s->files[s->tensors[i].file].path, s->tensors[i].name,
-			            s->files[s->tensors[i - 1].file].path);
+					 s->files[s->tensors[i].file].path, s->tensors[i].name,
+					 s->files[s->tensors[i - 1].file].path);
 	return 0;
 }
 
 st_set *st_open_file(const char *path, char *err, size_t errlen)
 {
 	st_set *s = calloc(1, sizeof *s);
-	if (!s) { util_errf(err, errlen, "%s: out of memory", path); return NULL; }
+	if (!s) {
+		util_errf(err, errlen, "%s: out of memory", path);
+		return NULL;
+	}
 	int fi = map_file(s, path, err, errlen);
 	if (fi < 0 || load_header(s, fi, err, errlen) < 0 || finish(s, err, errlen) < 0) {
 		st_close(s);
@@ -300,7 +365,10 @@ st_set *st_open_dir(const char *dir, char *err, size_t errlen)
 		snprintf(fpath, sizeof fpath, "%s/%s", dir, fname);
 		for (int i = 0; i < s->n_files && !known; i++) known = strcmp(s->files[i].path, fpath) == 0;
 		if (known) continue;
-		if (s->n_files >= ST_MAX_FILES) { util_errf(err, errlen, "%s: more than %d shards", path, ST_MAX_FILES); goto bad; }
+		if (s->n_files >= ST_MAX_FILES) {
+			util_errf(err, errlen, "%s: more than %d shards", path, ST_MAX_FILES);
+			goto bad;
+		}
 		int fi = map_file(s, fpath, err, errlen);
 		if (fi < 0 || load_header(s, fi, err, errlen) < 0) goto bad;
 	}

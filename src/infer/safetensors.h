@@ -26,18 +26,31 @@
 #define ST_MAX_FILES 4096
 
 typedef enum st_dtype {
-	ST_F64, ST_F32, ST_F16, ST_BF16, ST_I64, ST_I32, ST_I16, ST_I8, ST_U8, ST_BOOL,
-	ST_F8_E4M3, ST_F8_E5M2, ST_U16, ST_U32, ST_U64
+	ST_F64,
+	ST_F32,
+	ST_F16,
+	ST_BF16,
+	ST_I64,
+	ST_I32,
+	ST_I16,
+	ST_I8,
+	ST_U8,
+	ST_BOOL,
+	ST_F8_E4M3,
+	ST_F8_E5M2,
+	ST_U16,
+	ST_U32,
+	ST_U64
 } st_dtype;
 
 typedef struct st_tensor {
-	const char *name;             /* owned by the st_set */
+	const char *name; /* owned by the st_set */
 	st_dtype dtype;
 	int ndim;
 	int64_t shape[ST_MAX_DIMS];
-	const void *data;             /* inside a read-only mapping; any alignment */
+	const void *data; /* inside a read-only mapping; any alignment */
 	size_t nbytes;
-	int file;                     /* index into the set's files */
+	int file; /* index into the set's files */
 } st_tensor;
 
 typedef struct st_set st_set;
@@ -52,9 +65,9 @@ void st_close(st_set *s);
 /* The tensor named `name`, or NULL. O(log n). */
 const st_tensor *st_find(const st_set *s, const char *name);
 size_t st_count(const st_set *s);
-const st_tensor *st_at(const st_set *s, size_t i);   /* sorted by name */
+const st_tensor *st_at(const st_set *s, size_t i); /* sorted by name */
 const char *st_file_path(const st_set *s, int file);
-uint64_t st_total_bytes(const st_set *s);            /* sum of file sizes */
+uint64_t st_total_bytes(const st_set *s); /* sum of file sizes */
 
 const char *st_dtype_name(st_dtype t);
 size_t st_dtype_size(st_dtype t);

@@ -24,17 +24,17 @@
 #include "core/util.h"
 
 typedef struct cand {
-	float v;      /* logit, then weight once top-p needs one */
+	float v; /* logit, then weight once top-p needs one */
 	int32_t id;
 } cand;
 
 struct sampler {
 	size_t vocab;
-	cand *c;           /* [vocab] candidates */
-	uint8_t *banned;   /* [vocab] 1 = never sample; cleared after each call */
-	double *hist;      /* [HIST_BUCKETS] probability mass by weight bucket */
-	float *work;       /* [vocab] the row with the bias and penalties applied */
-	uint32_t *count;   /* [vocab] occurrences in the output; cleared after each call */
+	cand *c;         /* [vocab] candidates */
+	uint8_t *banned; /* [vocab] 1 = never sample; cleared after each call */
+	double *hist;    /* [HIST_BUCKETS] probability mass by weight bucket */
+	float *work;     /* [vocab] the row with the bias and penalties applied */
+	uint32_t *count; /* [vocab] occurrences in the output; cleared after each call */
 };
 
 /* Top-p over many candidates goes by buckets of weight: the float's exponent
@@ -69,7 +69,7 @@ void sampler_rng_seed_random(sampler_rng *r)
 
 static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
-static uint64_t rng_next(sampler_rng *r)   /* xoshiro256** */
+static uint64_t rng_next(sampler_rng *r) /* xoshiro256** */
 {
 	uint64_t *s = r->s;
 	uint64_t result = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
@@ -156,7 +156,8 @@ static void insertion_sort(cand *c, size_t n)
 
 static int cmp_cand(const void *a, const void *b)
 {
-	return before(a, b) ? -1 : before(b, a) ? 1 : 0;
+	return before(a, b) ? -1 : before(b, a) ? 1
+						: 0;
 }
 
 /* Partitions c[lo, hi) around a median-of-three pivot: those ranking before it
@@ -182,7 +183,7 @@ static void select_top_k(cand *c, size_t n, size_t k)
 {
 	size_t lo = 0, hi = n;
 	for (int rounds = 0; hi - lo > 16; rounds++) {
-		if (rounds > 64) {   /* pathological pivots: finish by sorting */
+		if (rounds > 64) { /* pathological pivots: finish by sorting */
 			qsort(c + lo, hi - lo, sizeof(cand), cmp_cand);
 			return;
 		}
@@ -247,7 +248,7 @@ static size_t select_top_mass_wide(sampler *s, cand *c, size_t m, double need)
 		if (above + hist[b] >= need) break;
 		above += hist[b];
 	}
-	if (b >= HIST_BUCKETS) return m;   /* rounding: the whole mass is short of need */
+	if (b >= HIST_BUCKETS) return m; /* rounding: the whole mass is short of need */
 	size_t k1 = 0;
 	for (size_t i = 0; i < m; i++)
 		if (weight_bucket(c[i].v) > b) swap(&c[i], &c[k1++]);
@@ -316,7 +317,7 @@ static size_t heap_top_k(const sampler *s, const float *logits, size_t n, size_t
 	for (size_t i = 0; i < n; i++) {
 		float v = logits[i];
 		if (s->banned[i] || !isfinite(v)) continue;
-		cand x = { v, (int32_t)i };
+		cand x = {v, (int32_t)i};
 		size_t j;
 		if (m < k) {
 			/* sift up: the root is the worst kept */
@@ -418,10 +419,13 @@ static int32_t argmax_finite(const float *x, size_t n)
 			lane[j] = w > lane[j] ? w : lane[j];
 		}
 	float mx = -INFINITY;
-	for (int j = 0; j < ARGMAX_LANES; j++) if (lane[j] > mx) mx = lane[j];
-	for (; i < n; i++) if (x[i] > mx && x[i] < INFINITY) mx = x[i];
+	for (int j = 0; j < ARGMAX_LANES; j++)
+		if (lane[j] > mx) mx = lane[j];
+	for (; i < n; i++)
+		if (x[i] > mx && x[i] < INFINITY) mx = x[i];
 	if (!(mx > -INFINITY)) return -1;
-	for (i = 0; i < n; i++) if (x[i] == mx) return (int32_t)i;
+	for (i = 0; i < n; i++)
+		if (x[i] == mx) return (int32_t)i;
 	return -1;
 }
 

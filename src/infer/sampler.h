@@ -24,42 +24,47 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SAMPLER_MAX_TOP_LOGPROBS 20   /* vLLM's default cap on top_logprobs */
+#define SAMPLER_MAX_TOP_LOGPROBS 20 /* vLLM's default cap on top_logprobs */
 
 /* Per-sequence random state (xoshiro256**). Same seed, same draws. */
-typedef struct sampler_rng { uint64_t s[4]; } sampler_rng;
+typedef struct sampler_rng {
+	uint64_t s[4];
+} sampler_rng;
 void sampler_rng_seed(sampler_rng *r, uint64_t seed);
 /* Seeds from the kernel's random source (getrandom), for requests without a seed. */
 void sampler_rng_seed_random(sampler_rng *r);
-double sampler_rng_uniform(sampler_rng *r);   /* [0, 1) */
+double sampler_rng_uniform(sampler_rng *r); /* [0, 1) */
 
 typedef struct sampler_params {
-	float temperature;   /* 0 (or below 1e-5) = greedy */
-	int top_k;           /* <= 0 = off */
-	float top_p;         /* (0, 1]; 1 = off */
-	float min_p;         /* [0, 1]; 0 = off */
-	const int32_t *banned_ids;   /* ids never sampled (e.g. stop ids before min_tokens); may be NULL */
+	float temperature;         /* 0 (or below 1e-5) = greedy */
+	int top_k;                 /* <= 0 = off */
+	float top_p;               /* (0, 1]; 1 = off */
+	float min_p;               /* [0, 1]; 0 = off */
+	const int32_t *banned_ids; /* ids never sampled (e.g. stop ids before min_tokens); may be NULL */
 	size_t n_banned;
-	float repetition_penalty;    /* > 0; 1 = off */
-	float frequency_penalty;     /* [-2, 2]; 0 = off */
-	float presence_penalty;      /* [-2, 2]; 0 = off */
-	const int32_t *prompt_ids;   /* the ids the penalties look at; may be NULL when off */
+	float repetition_penalty;  /* > 0; 1 = off */
+	float frequency_penalty;   /* [-2, 2]; 0 = off */
+	float presence_penalty;    /* [-2, 2]; 0 = off */
+	const int32_t *prompt_ids; /* the ids the penalties look at; may be NULL when off */
 	size_t n_prompt;
 	const int32_t *output_ids;
 	size_t n_output;
-	const int32_t *bias_ids;     /* logit bias: bias[i] added to bias_ids[i]'s logit; may be NULL */
+	const int32_t *bias_ids; /* logit bias: bias[i] added to bias_ids[i]'s logit; may be NULL */
 	const float *bias;
 	size_t n_bias;
 } sampler_params;
 /* Neutral parameters: temperature 1, every cut and penalty off. */
 void sampler_params_default(sampler_params *p);
 
-typedef struct sampler_logprob { int32_t id; float logprob; } sampler_logprob;
+typedef struct sampler_logprob {
+	int32_t id;
+	float logprob;
+} sampler_logprob;
 
 typedef struct sampler_result {
-	int32_t id;              /* the sampled token */
-	float logprob;           /* its raw log-probability (when logprobs were asked for) */
-	int n_top;               /* entries in top, highest first */
+	int32_t id;    /* the sampled token */
+	float logprob; /* its raw log-probability (when logprobs were asked for) */
+	int n_top;     /* entries in top, highest first */
 	sampler_logprob top[SAMPLER_MAX_TOP_LOGPROBS];
 } sampler_result;
 

@@ -21,12 +21,17 @@
 #include "core/log.h"
 #include "core/util.h"
 
-enum { WHERE_NONE = 0, WHERE_WAITING, WHERE_RUNNING };
+enum { WHERE_NONE = 0,
+       WHERE_WAITING,
+       WHERE_RUNNING };
 
 const char *const sched_phase_name[SCHED_PHASES] = {
-	[SCHED_PHASE_SCHEDULE] = "schedule", [SCHED_PHASE_PREFILL] = "prefill",
-	[SCHED_PHASE_DECODE] = "decode", [SCHED_PHASE_OUTPUT] = "output_projection",
-	[SCHED_PHASE_SAMPLE] = "sample", [SCHED_PHASE_PUBLISH] = "publish",
+	[SCHED_PHASE_SCHEDULE] = "schedule",
+	[SCHED_PHASE_PREFILL] = "prefill",
+	[SCHED_PHASE_DECODE] = "decode",
+	[SCHED_PHASE_OUTPUT] = "output_projection",
+	[SCHED_PHASE_SAMPLE] = "sample",
+	[SCHED_PHASE_PUBLISH] = "publish",
 };
 
 /* Prompt rows whose log-probabilities one step computes. Each costs a whole
@@ -39,40 +44,43 @@ const char *const sched_phase_name[SCHED_PHASES] = {
 struct sched_req {
 	sched_params p;
 	void *user;
-	int32_t *tokens;           /* [n_prompt + forced + max_tokens]: prompt, then sampled ids */
-	int n_prompt;              /* grows while forced text is replayed */
-	int cap_prompt;            /* room for the prompt and the forced tokens */
-	char *forced;              /* forced text still to replay, or NULL */
+	int32_t *tokens; /* [n_prompt + forced + max_tokens]: prompt, then sampled ids */
+	int n_prompt;    /* grows while forced text is replayed */
+	int cap_prompt;  /* room for the prompt and the forced tokens */
+	char *forced;    /* forced text still to replay, or NULL */
 	size_t forced_len, forced_at;
-	sched_token *out;          /* [max_tokens] */
-	sampler_logprob *top;      /* [max_tokens * top_k] or NULL */
+	sched_token *out;     /* [max_tokens] */
+	sampler_logprob *top; /* [max_tokens * top_k] or NULL */
 	int top_k;
-	int32_t *bias_ids;         /* the logit bias, owned; sp points here */
+	int32_t *bias_ids; /* the logit bias, owned; sp points here */
 	float *bias;
-	int32_t ban[SCHED_MAX_STOP_IDS + 8];  /* the stop ids, banned while n_gen < min_tokens */
+	int32_t ban[SCHED_MAX_STOP_IDS + 8]; /* the stop ids, banned while n_gen < min_tokens */
 	int n_ban;
-	sched_token *pout;         /* [n_submitted] prompt log-probabilities, or NULL */
-	sampler_logprob *ptop;     /* [n_submitted * p.prompt_top] */
+	sched_token *pout;     /* [n_submitted] prompt log-probabilities, or NULL */
+	sampler_logprob *ptop; /* [n_submitted * p.prompt_top] */
 	int n_submitted;
 	sampler_rng rng;
 	/* scheduler thread */
-	int seq;                   /* KV sequence, -1 when not admitted */
-	int n_computed;            /* tokens whose K/V are stored */
-	int n_gen;                 /* tokens sampled */
-	int scheduled;             /* admitted at least once */
+	int seq;        /* KV sequence, -1 when not admitted */
+	int n_computed; /* tokens whose K/V are stored */
+	int n_gen;      /* tokens sampled */
+	int scheduled;  /* admitted at least once */
 	uint64_t t_arrival_ns, t_last_ns;
 	sched_req *prev, *next;
 	int where;
 	/* shared, under mu */
-	int n_out;                 /* tokens published */
-	int n_prompt_out;          /* n_prompt published (it grows during a replay) */
+	int n_out;        /* tokens published */
+	int n_prompt_out; /* n_prompt published (it grows during a replay) */
 	sched_finish finish;
 	int32_t stop_id;
-	sched_finish cancel;       /* asked by the caller; SCHED_RUNNING = no */
+	sched_finish cancel; /* asked by the caller; SCHED_RUNNING = no */
 	int refs;
 };
 
-typedef struct req_list { sched_req *head, *tail; int n; } req_list;
+typedef struct req_list {
+	sched_req *head, *tail;
+	int n;
+} req_list;
 
 struct sched {
 	engine *e;
@@ -85,19 +93,19 @@ struct sched {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	int stop;
-	int hold_admission;        /* skip admission once (after a failed step) */
+	int hold_admission; /* skip admission once (after a failed step) */
 	req_list waiting, running;
 	sched_stats stats;
 	/* scheduler thread only */
 	sampler *smp;
-	float *logits;             /* [max_num_seqs][vocab] */
-	float *plp_logits;         /* [plp_rows][vocab]: every row of one prompt chunk */
-	int plp_rows;              /* rows of a prompt-logprobs chunk; 0 = none possible */
-	engine_item *items;        /* [max_num_seqs] */
-	sched_req **item_req;      /* [max_num_seqs] */
-	float **item_row;          /* [max_num_seqs] the row to sample from, or NULL */
-	sched_finish *item_fin;    /* [max_num_seqs] how each item's step ended */
-	int32_t *item_stop;        /* [max_num_seqs] the stop token each one sampled */
+	float *logits;          /* [max_num_seqs][vocab] */
+	float *plp_logits;      /* [plp_rows][vocab]: every row of one prompt chunk */
+	int plp_rows;           /* rows of a prompt-logprobs chunk; 0 = none possible */
+	engine_item *items;     /* [max_num_seqs] */
+	sched_req **item_req;   /* [max_num_seqs] */
+	float **item_row;       /* [max_num_seqs] the row to sample from, or NULL */
+	sched_finish *item_fin; /* [max_num_seqs] how each item's step ended */
+	int32_t *item_stop;     /* [max_num_seqs] the stop token each one sampled */
 };
 
 /* ------------------------------------------------------------ lists */
@@ -106,7 +114,8 @@ static void list_push_tail(req_list *l, sched_req *q)
 {
 	q->next = NULL;
 	q->prev = l->tail;
-	if (l->tail) l->tail->next = q; else l->head = q;
+	if (l->tail) l->tail->next = q;
+	else l->head = q;
 	l->tail = q;
 	l->n++;
 }
@@ -115,15 +124,18 @@ static void list_push_head(req_list *l, sched_req *q)
 {
 	q->prev = NULL;
 	q->next = l->head;
-	if (l->head) l->head->prev = q; else l->tail = q;
+	if (l->head) l->head->prev = q;
+	else l->tail = q;
 	l->head = q;
 	l->n++;
 }
 
 static void list_remove(req_list *l, sched_req *q)
 {
-	if (q->prev) q->prev->next = q->next; else l->head = q->next;
-	if (q->next) q->next->prev = q->prev; else l->tail = q->prev;
+	if (q->prev) q->prev->next = q->next;
+	else l->head = q->next;
+	if (q->next) q->next->prev = q->prev;
+	else l->tail = q->prev;
 	q->prev = q->next = NULL;
 	l->n--;
 }
@@ -212,7 +224,7 @@ static void add_item(sched *s, int *n_items, int *n_logits, sched_req *q, int n,
 	int k = *n_items;
 	int last = q->n_computed + n == target_len(q);
 	float *row = NULL;
-	s->items[k] = (engine_item){ .seq = q->seq, .tokens = q->tokens + q->n_computed, .n_tokens = n };
+	s->items[k] = (engine_item){.seq = q->seq, .tokens = q->tokens + q->n_computed, .n_tokens = n};
 	if (plp) {
 		s->items[k].logits = s->plp_logits;
 		s->items[k].n_logits = n;
@@ -258,8 +270,11 @@ static int build_batch_locked(sched *s)
 	}
 
 	/* 1. Decode tokens (one pending token each), oldest first. */
-	for (sched_req *q = s->running.head; q && budget > 0; ) {
-		if (target_len(q) - q->n_computed != 1) { q = q->next; continue; }
+	for (sched_req *q = s->running.head; q && budget > 0;) {
+		if (target_len(q) - q->n_computed != 1) {
+			q = q->next;
+			continue;
+		}
 		int need = kv_seq_blocks_needed(kv, q->seq, 1);
 		int self_preempted = 0;
 		while (need > kv_cache_free_blocks(kv) - batch_need) {
@@ -277,7 +292,7 @@ static int build_batch_locked(sched *s)
 			}
 			preempt_locked(s, victim);
 		}
-		if (self_preempted) break;  /* q was the tail: nothing after it */
+		if (self_preempted) break; /* q was the tail: nothing after it */
 		add_item(s, &n_items, &n_logits, q, 1, 0);
 		batch_need += need;
 		budget--;
@@ -359,7 +374,8 @@ static int build_batch_locked(sched *s)
 
 static int is_eos(const sched *s, int32_t id)
 {
-	for (int i = 0; i < s->gen->n_eos; i++) if (s->gen->eos_ids[i] == id) return 1;
+	for (int i = 0; i < s->gen->n_eos; i++)
+		if (s->gen->eos_ids[i] == id) return 1;
 	return 0;
 }
 
@@ -394,9 +410,15 @@ static sched_finish sample_one(sched *s, sched_req *q, const float *row, int32_t
 	}
 	q->n_gen = i + 1;
 	*stop_id = -1;
-	if (!q->p.ignore_eos && is_eos(s, res.id)) { *stop_id = res.id; return SCHED_STOP; }
+	if (!q->p.ignore_eos && is_eos(s, res.id)) {
+		*stop_id = res.id;
+		return SCHED_STOP;
+	}
 	for (int k = 0; k < q->p.n_stop_ids; k++)
-		if (q->p.stop_ids[k] == res.id) { *stop_id = res.id; return SCHED_STOP; }
+		if (q->p.stop_ids[k] == res.id) {
+			*stop_id = res.id;
+			return SCHED_STOP;
+		}
 	if (q->n_gen >= q->p.max_tokens) return SCHED_LENGTH;
 	if (q->n_prompt + q->n_gen >= s->max_model_len) return SCHED_LENGTH;
 	return SCHED_RUNNING;
@@ -407,12 +429,15 @@ static sched_finish sample_one(sched *s, sched_req *q, const float *row, int32_t
 static size_t token_bytes(const tokenizer *t, int32_t id, char *out, size_t cap)
 {
 	int b = tokenizer_byte_value(t, id);
-	if (b >= 0) { out[0] = (char)b; return 1; }
+	if (b >= 0) {
+		out[0] = (char)b;
+		return 1;
+	}
 	if (tokenizer_is_special(t, id)) return 0;
 	size_t len = 0, n = 0;
 	const char *p = tokenizer_piece(t, id, &len);
 	if (!p) return 0;
-	for (size_t i = 0; i < len && n < cap; ) {
+	for (size_t i = 0; i < len && n < cap;) {
 		if (i + 3 <= len && (unsigned char)p[i] == 0xE2 && (unsigned char)p[i + 1] == 0x96 &&
 		    (unsigned char)p[i + 2] == 0x81) {
 			out[n++] = ' ';
@@ -478,7 +503,7 @@ static void *sched_main(void *arg)
 {
 	sched *s = arg;
 	char err[256];
-	sched_finish *fin = s->item_fin;     /* per item of a step, sized at creation */
+	sched_finish *fin = s->item_fin; /* per item of a step, sized at creation */
 	int32_t *stop_ids = s->item_stop;
 	pthread_mutex_lock(&s->mu);
 	for (;;) {
@@ -511,7 +536,10 @@ static void *sched_main(void *arg)
 			struct timespec ts;
 			clock_gettime(CLOCK_MONOTONIC, &ts);
 			ts.tv_nsec += 5 * 1000 * 1000;
-			if (ts.tv_nsec >= 1000000000) { ts.tv_sec++; ts.tv_nsec -= 1000000000; }
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
 			if (!s->stop) pthread_cond_timedwait(&s->cv, &s->mu, &ts);
 			continue;
 		}
@@ -534,7 +562,7 @@ static void *sched_main(void *arg)
 		}
 		if (rc == ENGINE_OK) {
 			uint64_t now = t_stepped;
-			for (int k = 0; k < n; k++) {   /* n <= max_num_seqs, the arrays' size */
+			for (int k = 0; k < n; k++) { /* n <= max_num_seqs, the arrays' size */
 				sched_req *q = s->item_req[k];
 				if (s->items[k].n_logits) take_plp(s, k, q);
 				q->n_computed += s->items[k].n_tokens;
@@ -570,7 +598,7 @@ static void *sched_main(void *arg)
 				sched_req *q = s->item_req[k];
 				if (!s->item_row[k]) continue;
 				q->n_prompt_out = q->n_prompt;
-				if (q->n_gen == 0) {   /* a forced replay step: no output */
+				if (q->n_gen == 0) { /* a forced replay step: no output */
 					if (fin[k] != SCHED_RUNNING) finish_locked(s, q, fin[k], -1);
 					continue;
 				}
@@ -606,7 +634,10 @@ sched *sched_new(engine *e, const sched_config *cfg, char *err, size_t errlen)
 {
 	const engine_options *eo = engine_get_options(e);
 	sched *s = calloc(1, sizeof *s);
-	if (!s) { snprintf(err, errlen, "out of memory"); return NULL; }
+	if (!s) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
 	s->e = e;
 	s->kv = engine_kv_cache(e);
 	s->cfg = *cfg;
@@ -658,9 +689,15 @@ sched *sched_new(engine *e, const sched_config *cfg, char *err, size_t errlen)
 		pthread_mutex_destroy(&s->mu);
 		pthread_cond_destroy(&s->cv);
 		s->started = 0;
-		free(s->logits); free(s->plp_logits); free(s->items); free(s->item_req); free(s->item_row);
-		free(s->item_fin); free(s->item_stop);
-		sampler_free(s->smp); free(s);
+		free(s->logits);
+		free(s->plp_logits);
+		free(s->items);
+		free(s->item_req);
+		free(s->item_row);
+		free(s->item_fin);
+		free(s->item_stop);
+		sampler_free(s->smp);
+		free(s);
 		return NULL;
 	}
 	s->started = 1;
@@ -697,8 +734,14 @@ sched_req *sched_submit(sched *s, const int32_t *tokens, int n, const sched_para
 			int *busy, char *err, size_t errlen)
 {
 	if (busy) *busy = 0;
-	if (n < 1) { snprintf(err, errlen, "the prompt is empty"); return NULL; }
-	if (p->max_tokens < 1) { snprintf(err, errlen, "max_tokens must be at least 1"); return NULL; }
+	if (n < 1) {
+		snprintf(err, errlen, "the prompt is empty");
+		return NULL;
+	}
+	if (p->max_tokens < 1) {
+		snprintf(err, errlen, "max_tokens must be at least 1");
+		return NULL;
+	}
 	if (n >= s->max_model_len) {
 		snprintf(err, errlen, "the prompt (%d tokens) does not fit the context of %d tokens", n, s->max_model_len);
 		return NULL;
@@ -712,10 +755,17 @@ sched_req *sched_submit(sched *s, const int32_t *tokens, int n, const sched_para
 	size_t forced_cap = p->forced_text && p->forced_len && s->cfg.tok ? 3 * p->forced_len + 2 : 0;
 	if (forced_cap > (size_t)s->max_model_len) forced_cap = (size_t)s->max_model_len;
 	sched_req *q = calloc(1, sizeof *q);
-	if (!q) { snprintf(err, errlen, "out of memory"); return NULL; }
+	if (!q) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
 	if (forced_cap) {
 		q->forced = malloc(p->forced_len);
-		if (!q->forced) { free(q); snprintf(err, errlen, "out of memory"); return NULL; }
+		if (!q->forced) {
+			free(q);
+			snprintf(err, errlen, "out of memory");
+			return NULL;
+		}
 		memcpy(q->forced, p->forced_text, p->forced_len);
 		q->forced_len = p->forced_len;
 	}
@@ -740,7 +790,7 @@ sched_req *sched_submit(sched *s, const int32_t *tokens, int n, const sched_para
 		}
 		q->p.prompt_top = MAX(0, MIN(p->prompt_top, SAMPLER_MAX_TOP_LOGPROBS));
 		q->pout = calloc((size_t)n, sizeof *q->pout);
-		if (q->pout) q->pout[0] = (sched_token){ .id = tokens[0], .logprob = NAN };   /* nothing predicts it */
+		if (q->pout) q->pout[0] = (sched_token){.id = tokens[0], .logprob = NAN}; /* nothing predicts it */
 		q->ptop = q->p.prompt_top ? calloc((size_t)n * (size_t)q->p.prompt_top, sizeof *q->ptop) : NULL;
 		if (!q->pout || (q->p.prompt_top && !q->ptop)) {
 			req_free(q);

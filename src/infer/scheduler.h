@@ -42,51 +42,51 @@ typedef struct sched_req sched_req;
 
 typedef enum sched_finish {
 	SCHED_RUNNING = 0,
-	SCHED_STOP,      /* an end-of-sequence id, a stop token id, or the caller's stop string */
-	SCHED_LENGTH,    /* the token budget or the context length */
-	SCHED_ABORT,     /* cancelled (client gone, shutdown) */
-	SCHED_ERROR,     /* the engine failed */
+	SCHED_STOP,   /* an end-of-sequence id, a stop token id, or the caller's stop string */
+	SCHED_LENGTH, /* the token budget or the context length */
+	SCHED_ABORT,  /* cancelled (client gone, shutdown) */
+	SCHED_ERROR,  /* the engine failed */
 } sched_finish;
 
 /* Observations for metrics, called on the scheduler thread (keep them cheap and
  * thread-safe). Any may be NULL. Times in seconds. */
 typedef struct sched_observer {
-	void (*queue_time)(void *arg, double s);       /* arrival to first scheduled */
-	void (*first_token)(void *arg, double s);      /* arrival to first token */
-	void (*inter_token)(void *arg, double s);      /* between two tokens of a request */
+	void (*queue_time)(void *arg, double s);  /* arrival to first scheduled */
+	void (*first_token)(void *arg, double s); /* arrival to first token */
+	void (*inter_token)(void *arg, double s); /* between two tokens of a request */
 	void (*finished)(void *arg, double e2e_s, sched_finish why, int prompt_tokens, int gen_tokens);
 	void (*step)(void *arg, int seqs, int tokens); /* one engine step ran */
 	void *arg;
 } sched_observer;
 
 typedef struct sched_config {
-	int max_num_seqs;            /* running sequences at once; 0 = the engine's max_seqs */
-	int max_batched_tokens;      /* new tokens per step; 0 = the engine's max_batch_tokens;
+	int max_num_seqs;          /* running sequences at once; 0 = the engine's max_seqs */
+	int max_batched_tokens;    /* new tokens per step; 0 = the engine's max_batch_tokens;
 	                                raised to max_num_seqs so no decode token waits */
-	int max_prefill_tokens;      /* prompt tokens a step carries beside decode tokens;
+	int max_prefill_tokens;    /* prompt tokens a step carries beside decode tokens;
 	                                0 = up to max_batched_tokens */
-	int max_waiting;             /* queued requests before submit refuses; 0 = 1024 */
-	int max_model_len;           /* positions per sequence; 0 = the engine's */
-	const tokenizer *tok;        /* for forced replay; may be NULL */
-	void (*notify)(void *arg);   /* after a step produced output (any thread-safe wake-up) */
+	int max_waiting;           /* queued requests before submit refuses; 0 = 1024 */
+	int max_model_len;         /* positions per sequence; 0 = the engine's */
+	const tokenizer *tok;      /* for forced replay; may be NULL */
+	void (*notify)(void *arg); /* after a step produced output (any thread-safe wake-up) */
 	void *notify_arg;
 	sched_observer obs;
 } sched_config;
 
 typedef struct sched_params {
-	sampler_params sp;           /* temperature, top_k, top_p, min_p, penalties, bias (banned ids ignored; the seen ids are the request's own) */
+	sampler_params sp; /* temperature, top_k, top_p, min_p, penalties, bias (banned ids ignored; the seen ids are the request's own) */
 	int has_seed;
 	uint64_t seed;
-	int max_tokens;              /* >= 1 */
+	int max_tokens; /* >= 1 */
 	int ignore_eos;
-	int logprobs;                /* -1 none, 0 the sampled token's, K > 0 also the top K */
+	int logprobs; /* -1 none, 0 the sampled token's, K > 0 also the top K */
 	int32_t stop_ids[SCHED_MAX_STOP_IDS];
 	int n_stop_ids;
-	int min_tokens;              /* until this many are sampled, no stop id (EOS unless ignore_eos, stop_ids) is */
-	int prompt_logprobs;         /* 1: the log-probability of each prompt token after the
+	int min_tokens;      /* until this many are sampled, no stop id (EOS unless ignore_eos, stop_ids) is */
+	int prompt_logprobs; /* 1: the log-probability of each prompt token after the
 	                                first, read with sched_req_prompt_token once finished;
 	                                the prompt is then computed whole (no prefix cache) */
-	int prompt_top;              /* and the top prompt_top alternatives of each */
+	int prompt_top;      /* and the top prompt_top alternatives of each */
 	/* Logit bias, in sp.bias_ids/bias/n_bias: copied at submit. */
 	/* Forced greedy replay (needs sched_config.tok): text the sequence must
 	 * continue from, as if the model had written it. While it lasts, each step's
@@ -102,9 +102,9 @@ typedef struct sched_params {
 /* One sampled token. */
 typedef struct sched_token {
 	int32_t id;
-	float logprob;               /* when logprobs >= 0 */
-	int n_top;                   /* entries at sched_req_top(q, i) */
-	int rank;                    /* prompt tokens: 1 + the ids more likely */
+	float logprob; /* when logprobs >= 0 */
+	int n_top;     /* entries at sched_req_top(q, i) */
+	int rank;      /* prompt tokens: 1 + the ids more likely */
 } sched_token;
 
 /* Where the scheduler thread's time goes, summed over steps (nanoseconds).
@@ -113,12 +113,12 @@ typedef struct sched_token {
  * between prompt rows and decode rows in proportion to their counts (every
  * row goes through the same layers, so a row costs about the same). */
 enum {
-	SCHED_PHASE_SCHEDULE = 0,    /* composing the batch, under the lock */
-	SCHED_PHASE_PREFILL,         /* the layers, prompt rows' share */
-	SCHED_PHASE_DECODE,          /* the layers, decode rows' share */
-	SCHED_PHASE_OUTPUT,          /* the output projection (logits rows only) */
-	SCHED_PHASE_SAMPLE,          /* sampling and stop conditions */
-	SCHED_PHASE_PUBLISH,         /* publishing tokens, finishing requests, the wake-up */
+	SCHED_PHASE_SCHEDULE = 0, /* composing the batch, under the lock */
+	SCHED_PHASE_PREFILL,      /* the layers, prompt rows' share */
+	SCHED_PHASE_DECODE,       /* the layers, decode rows' share */
+	SCHED_PHASE_OUTPUT,       /* the output projection (logits rows only) */
+	SCHED_PHASE_SAMPLE,       /* sampling and stop conditions */
+	SCHED_PHASE_PUBLISH,      /* publishing tokens, finishing requests, the wake-up */
 	SCHED_PHASES
 };
 extern const char *const sched_phase_name[SCHED_PHASES];
@@ -126,15 +126,15 @@ extern const char *const sched_phase_name[SCHED_PHASES];
 /* A snapshot of the scheduler, for metrics and /health. */
 typedef struct sched_stats {
 	int running, waiting;
-	double kv_usage;                    /* 0..1 */
+	double kv_usage; /* 0..1 */
 	int kv_total_blocks, kv_free_blocks;
-	uint64_t prefix_queries_total, prefix_hits_total;  /* tokens */
+	uint64_t prefix_queries_total, prefix_hits_total; /* tokens */
 	uint64_t prompt_tokens_total, generation_tokens_total;
 	uint64_t preemptions_total;
 	uint64_t steps_total, step_tokens_total, step_seqs_total;
-	uint64_t finished_total[5];         /* by sched_finish */
-	uint64_t phase_ns[SCHED_PHASES];    /* time of the scheduler thread by phase */
-	int broken;                         /* the engine failed: nothing runs any more */
+	uint64_t finished_total[5];      /* by sched_finish */
+	uint64_t phase_ns[SCHED_PHASES]; /* time of the scheduler thread by phase */
+	int broken;                      /* the engine failed: nothing runs any more */
 } sched_stats;
 
 /* Starts the scheduler thread over e (which it then owns the use of: nobody

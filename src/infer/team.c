@@ -14,23 +14,28 @@
 #include <stdlib.h>
 #include "infer/team.h"
 
-enum { SPIN_ROUNDS = 20000, MAX_THREADS = 256, CHUNKS_PER_THREAD = 4 };
+enum { SPIN_ROUNDS = 20000,
+       MAX_THREADS = 256,
+       CHUNKS_PER_THREAD = 4 };
 
-struct worker { team *p; pthread_t tid; };
+struct worker {
+	team *p;
+	pthread_t tid;
+};
 
 struct team {
-	int n;                          /* threads including the caller */
-	team_fn fn;                     /* current job, written before claim is published */
+	int n;      /* threads including the caller */
+	team_fn fn; /* current job, written before claim is published */
 	void *ctx;
 	int n_chunks;
-	_Atomic uint64_t claim;         /* generation << 32 | next unclaimed chunk */
-	_Atomic int done;               /* chunks finished in the current job */
-	_Atomic unsigned long gen;      /* bumped per job, to wake workers */
+	_Atomic uint64_t claim;    /* generation << 32 | next unclaimed chunk */
+	_Atomic int done;          /* chunks finished in the current job */
+	_Atomic unsigned long gen; /* bumped per job, to wake workers */
 	_Atomic int stop;
 	pthread_mutex_t mu;
 	pthread_cond_t job_cv, done_cv;
-	struct worker *workers;         /* n-1 */
-	int started;                    /* workers successfully created */
+	struct worker *workers; /* n-1 */
+	int started;            /* workers successfully created */
 };
 
 static inline void cpu_relax(void)
@@ -70,7 +75,10 @@ static void *worker_main(void *arg)
 		unsigned long g;
 		int spins = 0;
 		while ((g = atomic_load_explicit(&p->gen, memory_order_acquire)) == seen) {
-			if (++spins < SPIN_ROUNDS) { cpu_relax(); continue; }
+			if (++spins < SPIN_ROUNDS) {
+				cpu_relax();
+				continue;
+			}
 			pthread_mutex_lock(&p->mu);
 			while ((g = atomic_load(&p->gen)) == seen) pthread_cond_wait(&p->job_cv, &p->mu);
 			pthread_mutex_unlock(&p->mu);
@@ -94,7 +102,10 @@ team *team_new(int n_threads)
 	pthread_cond_init(&p->done_cv, NULL);
 	if (n_threads > 1) {
 		p->workers = calloc((size_t)n_threads - 1, sizeof *p->workers);
-		if (!p->workers) { team_free(p); return NULL; }
+		if (!p->workers) {
+			team_free(p);
+			return NULL;
+		}
 		for (int i = 0; i < n_threads - 1; i++) {
 			p->workers[i].p = p;
 			if (pthread_create(&p->workers[i].tid, NULL, worker_main, &p->workers[i]) != 0) {
@@ -128,7 +139,10 @@ void team_run_chunks(team *p, team_fn fn, void *ctx, int n_chunks)
 	pthread_mutex_unlock(&p->mu);
 	work(p);
 	for (int spins = 0; atomic_load_explicit(&p->done, memory_order_acquire) != n_chunks; spins++) {
-		if (spins < SPIN_ROUNDS) { cpu_relax(); continue; }
+		if (spins < SPIN_ROUNDS) {
+			cpu_relax();
+			continue;
+		}
 		pthread_mutex_lock(&p->mu);
 		while (atomic_load(&p->done) != n_chunks) pthread_cond_wait(&p->done_cv, &p->mu);
 		pthread_mutex_unlock(&p->mu);

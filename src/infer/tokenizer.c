@@ -38,12 +38,14 @@
 #include "core/util.h"
 #include "infer/gguf.h"
 
-#define TOK_MAX_FILE_BYTES (512u << 20)  /* refuse a tokenizer.json beyond this */
-#define TOK_MAX_ID ((1 << 21) - 2)       /* ids fit 21 bits in a merge slot */
-#define TOK_MAX_MERGES (1 << 22)         /* ranks fit 22 bits */
+#define TOK_MAX_FILE_BYTES (512u << 20) /* refuse a tokenizer.json beyond this */
+#define TOK_MAX_ID ((1 << 21) - 2)      /* ids fit 21 bits in a merge slot */
+#define TOK_MAX_MERGES (1 << 22)        /* ranks fit 22 bits */
 #define TOK_MAX_PIECE_BYTES 4096
 
-enum { TF_SPECIAL = 1, TF_ADDED = 2, TF_BYTE = 4 };
+enum { TF_SPECIAL = 1,
+       TF_ADDED = 2,
+       TF_BYTE = 4 };
 
 /* One merge in 8 bytes, so the table (the encoder's hot data) stays small:
  * (left id + 1) << 43 | (right id + 1) << 22 | rank; 0 marks an empty slot.
@@ -70,8 +72,8 @@ typedef struct trie_edge {
 } trie_edge;
 
 struct tokenizer {
-	size_t n_vocab;          /* largest id + 1 */
-	char *blob;              /* every piece, NUL-terminated, back to back */
+	size_t n_vocab; /* largest id + 1 */
+	char *blob;     /* every piece, NUL-terminated, back to back */
 	size_t blob_len, blob_cap;
 	tok_piece *pieces;       /* [n_vocab] where each piece is in blob */
 	uint8_t *flags;          /* [n_vocab] TF_* */
@@ -79,24 +81,24 @@ struct tokenizer {
 	int hash_collision;      /* two pieces share a 64-bit hash: always compare bytes */
 	size_t vocab_mask;
 	merge_slot *merge_slots;
-	int32_t *merge_result;   /* [n_merges] id of left + right, by rank (-1: never applies) */
+	int32_t *merge_result; /* [n_merges] id of left + right, by rank (-1: never applies) */
 	size_t n_merges;
 	size_t merge_mask;
-	trie_edge *trie_edges;   /* open addressing */
+	trie_edge *trie_edges; /* open addressing */
 	size_t trie_mask;
-	int32_t *trie_tok;       /* [n_trie] token id ending at the node, -1 none */
+	int32_t *trie_tok; /* [n_trie] token id ending at the node, -1 none */
 	size_t n_trie, trie_cap;
 	uint8_t trie_first[256]; /* bytes that start some added token */
 	int32_t byte_id[256];    /* <0xNN> -> id, -1 absent */
 	int32_t ascii_id[128];   /* single-byte char -> id (' ' maps to "▁") */
 	int32_t bos, eos, pad, unk;
-	void *map;               /* tokenizer.bin mapping the tables point into; NULL: tables malloc'd */
+	void *map; /* tokenizer.bin mapping the tables point into; NULL: tables malloc'd */
 	size_t map_len;
 	/* A GGUF vocabulary (tokenizer.ggml.model "llama"): llama.cpp's SPM merge by
 	 * score instead of BPE ranks; NULL for tokenizer.json. */
-	float *scores;           /* [n_vocab] */
-	int spm_space_prefix;    /* tokenizer.ggml.add_space_prefix */
-	size_t special_max_len;  /* longest special piece */
+	float *scores;          /* [n_vocab] */
+	int spm_space_prefix;   /* tokenizer.ggml.add_space_prefix */
+	size_t special_max_len; /* longest special piece */
 };
 
 /* ------------------------------------------------------------------ UTF-8 */
@@ -122,7 +124,9 @@ static size_t utf8_step(tok_stream *st, unsigned char b, unsigned char *out)
 			return n;
 		}
 		/* Invalid continuation: the subpart so far is one U+FFFD and b is read again. */
-		out[n++] = 0xEF; out[n++] = 0xBF; out[n++] = 0xBD;
+		out[n++] = 0xEF;
+		out[n++] = 0xBF;
+		out[n++] = 0xBD;
 		st->n_pending = 0;
 		st->need = 0;
 		st->lower = 0x80;
@@ -141,7 +145,9 @@ static size_t utf8_step(tok_stream *st, unsigned char b, unsigned char *out)
 		if (b == 0xF4) st->upper = 0x8F;
 		st->need = 3;
 	} else {
-		out[n++] = 0xEF; out[n++] = 0xBF; out[n++] = 0xBD;
+		out[n++] = 0xEF;
+		out[n++] = 0xBF;
+		out[n++] = 0xBD;
 		return n;
 	}
 	if (st->need) {
@@ -159,7 +165,9 @@ static size_t utf8_end(tok_stream *st, unsigned char *out)
 	st->n_pending = 0;
 	st->lower = 0x80;
 	st->upper = 0xBF;
-	out[0] = 0xEF; out[1] = 0xBF; out[2] = 0xBD;
+	out[0] = 0xEF;
+	out[1] = 0xBF;
+	out[2] = 0xBD;
 	return 3;
 }
 
@@ -177,13 +185,22 @@ static size_t utf8_valid_prefix(const unsigned char *s, size_t len)
 	size_t i = 0;
 	while (i < len) {
 		unsigned char c = s[i];
-		if (c < 0x80) { i++; continue; }
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
 		size_t need;
 		unsigned lo = 0x80, hi = 0xBF;
 		if (c >= 0xC2 && c <= 0xDF) need = 1;
-		else if (c >= 0xE0 && c <= 0xEF) { need = 2; if (c == 0xE0) lo = 0xA0; if (c == 0xED) hi = 0x9F; }
-		else if (c >= 0xF0 && c <= 0xF4) { need = 3; if (c == 0xF0) lo = 0x90; if (c == 0xF4) hi = 0x8F; }
-		else return i;
+		else if (c >= 0xE0 && c <= 0xEF) {
+			need = 2;
+			if (c == 0xE0) lo = 0xA0;
+			if (c == 0xED) hi = 0x9F;
+		} else if (c >= 0xF0 && c <= 0xF4) {
+			need = 3;
+			if (c == 0xF0) lo = 0x90;
+			if (c == 0xF4) hi = 0x8F;
+		} else return i;
 		if (i + need >= len) return i;
 		if (s[i + 1] < lo || s[i + 1] > hi) return i;
 		for (size_t k = 2; k <= need; k++)
@@ -196,7 +213,9 @@ static size_t utf8_valid_prefix(const unsigned char *s, size_t len)
 /* Length in bytes of the UTF-8 character led by c (text already valid). */
 static inline size_t utf8_len(unsigned char c)
 {
-	return c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+	return c < 0x80 ? 1 : c < 0xE0 ? 2
+		      : c < 0xF0       ? 3
+				       : 4;
 }
 
 /* ------------------------------------------------------------------ tables */
@@ -474,7 +493,7 @@ static int check_pipeline(const json_val *root, const char *path, char *err, siz
 	const json_val *steps = json_get(dec, "decoders");
 	int ok = json_is(dec, JSON_OBJECT) && strcmp(json_str(json_get(dec, "type"), ""), "Sequence") == 0 &&
 		 json_count(steps) == 3;
-	static const char *want[3] = { "Replace", "ByteFallback", "Fuse" };
+	static const char *want[3] = {"Replace", "ByteFallback", "Fuse"};
 	for (size_t i = 0; ok && i < 3; i++)
 		ok = strcmp(json_str(json_get(json_at(steps, i), "type"), ""), want[i]) == 0;
 	if (ok) {
@@ -549,11 +568,14 @@ static int build_merges(tokenizer *t, const json_val *merges, const char *path, 
 			j->line = m->line;
 			if (json_is(m, JSON_ARRAY) && json_count(m) == 2 && json_is(json_at(m, 0), JSON_STRING) &&
 			    json_is(json_at(m, 1), JSON_STRING)) {
-				j->a = json_at(m, 0)->u.str.s; j->alen = json_at(m, 0)->u.str.len;
-				j->b = json_at(m, 1)->u.str.s; j->blen = json_at(m, 1)->u.str.len;
+				j->a = json_at(m, 0)->u.str.s;
+				j->alen = json_at(m, 0)->u.str.len;
+				j->b = json_at(m, 1)->u.str.s;
+				j->blen = json_at(m, 1)->u.str.len;
 			} else if (json_is(m, JSON_STRING) && memchr(m->u.str.s, ' ', m->u.str.len)) {
 				const char *sp = memchr(m->u.str.s, ' ', m->u.str.len);
-				j->a = m->u.str.s; j->alen = (size_t)(sp - j->a);
+				j->a = m->u.str.s;
+				j->alen = (size_t)(sp - j->a);
 				j->b = sp + 1;
 				const char *sp2 = memchr(j->b, ' ', m->u.str.len - j->alen - 1);
 				j->blen = sp2 ? (size_t)(sp2 - j->b) : m->u.str.len - j->alen - 1;
@@ -564,7 +586,7 @@ static int build_merges(tokenizer *t, const json_val *merges, const char *path, 
 				return -1;
 			}
 			if (j->alen > TOK_MAX_PIECE_BYTES || j->blen > TOK_MAX_PIECE_BYTES) {
-				j->a = NULL;   /* longer than any piece: can never apply */
+				j->a = NULL; /* longer than any piece: can never apply */
 				continue;
 			}
 			char *c = cat + k * 2 * TOK_MAX_PIECE_BYTES;
@@ -643,7 +665,8 @@ static int build(tokenizer *t, const json_val *root, const char *path, char *err
 		if (json_bool(json_get(a, "lstrip"), 0) || json_bool(json_get(a, "rstrip"), 0) ||
 		    json_bool(json_get(a, "single_word"), 0) || json_bool(json_get(a, "normalized"), 0)) {
 			snprintf(err, errlen, "%s: line %u: added token \"%.40s\" uses lstrip, rstrip, single_word "
-				 "or normalized, which this tokenizer does not implement", path, a->line, cv->u.str.s);
+					      "or normalized, which this tokenizer does not implement",
+				 path, a->line, cv->u.str.s);
 			return -1;
 		}
 		if ((size_t)idv->i > max_id) max_id = (size_t)idv->i;
@@ -774,7 +797,15 @@ typedef struct tok_src_key {
 #define TOKBIN_MAX_BYTES (1ull << 30)
 #define TOKBIN_MAX_SLOTS (1ull << 26)
 
-enum { TB_BLOB, TB_PIECES, TB_FLAGS, TB_VOCAB, TB_MERGES, TB_RESULT, TB_TRIE_EDGES, TB_TRIE_TOK, TB_N };
+enum { TB_BLOB,
+       TB_PIECES,
+       TB_FLAGS,
+       TB_VOCAB,
+       TB_MERGES,
+       TB_RESULT,
+       TB_TRIE_EDGES,
+       TB_TRIE_TOK,
+       TB_N };
 
 /* The file: this header, then the TB_N sections (each at a multiple of
  * TOKBIN_ALIGN), the tables exactly as they sit in memory. Little-endian,
@@ -784,7 +815,7 @@ typedef struct tokbin_header {
 	uint32_t version, header_bytes;
 	uint64_t file_bytes;
 	tok_src_key src;
-	tok_src_key cfg;         /* tokenizer_config.json's; all 0 when there was none */
+	tok_src_key cfg; /* tokenizer_config.json's; all 0 when there was none */
 	int32_t bos, eos, pad, unk;
 	uint64_t n_vocab, blob_len, vocab_mask, n_merges, merge_mask, trie_mask, n_trie;
 	uint32_t hash_collision, unused;
@@ -792,7 +823,7 @@ typedef struct tokbin_header {
 	int32_t byte_id[256];
 	int32_t ascii_id[128];
 	uint8_t trie_first[256];
-	uint64_t header_hash;    /* hash64 of every byte above */
+	uint64_t header_hash; /* hash64 of every byte above */
 } tokbin_header;
 
 static uint64_t ts_ns(struct timespec ts)
@@ -953,7 +984,10 @@ static int adopt_bin(tokenizer *t, const unsigned char *base, size_t size, const
 		     const tok_src_key *cfg, const char **why)
 {
 	tokbin_header h;
-	if (size < sizeof h) { *why = "short file"; return -1; }
+	if (size < sizeof h) {
+		*why = "short file";
+		return -1;
+	}
 	memcpy(&h, base, sizeof h);
 	if (memcmp(h.magic, TOKBIN_MAGIC, 8) != 0 || h.version != TOKBIN_VERSION || h.header_bytes != sizeof h) {
 		*why = "another format or version";
@@ -963,8 +997,14 @@ static int adopt_bin(tokenizer *t, const unsigned char *base, size_t size, const
 		*why = "damaged header or truncated file";
 		return -1;
 	}
-	if (memcmp(&h.src, k, sizeof *k) != 0) { *why = "built from another tokenizer.json"; return -1; }
-	if (memcmp(&h.cfg, cfg, sizeof *cfg) != 0) { *why = "built with another tokenizer_config.json"; return -1; }
+	if (memcmp(&h.src, k, sizeof *k) != 0) {
+		*why = "built from another tokenizer.json";
+		return -1;
+	}
+	if (memcmp(&h.cfg, cfg, sizeof *cfg) != 0) {
+		*why = "built with another tokenizer_config.json";
+		return -1;
+	}
 	if (h.n_vocab == 0 || h.n_vocab > (uint64_t)TOK_MAX_ID + 1 || h.n_merges >= TOK_MAX_MERGES ||
 	    h.blob_len == 0 || h.blob_len >= UINT32_MAX || h.n_trie == 0 || h.n_trie > TOKBIN_MAX_SLOTS ||
 	    h.vocab_mask >= TOKBIN_MAX_SLOTS || (h.vocab_mask & (h.vocab_mask + 1)) ||
@@ -1012,11 +1052,17 @@ static int adopt_bin(tokenizer *t, const unsigned char *base, size_t size, const
 	t->unk = h.unk;
 
 	const int64_t nv = (int64_t)t->n_vocab;
-	if (t->blob[t->blob_len - 1] != 0) { *why = "blob not terminated"; return -1; }
+	if (t->blob[t->blob_len - 1] != 0) {
+		*why = "blob not terminated";
+		return -1;
+	}
 	for (size_t id = 0; id < t->n_vocab; id++) {
 		const tok_piece *p = &t->pieces[id];
 		if (p->off == UINT32_MAX) {
-			if (t->flags[id]) { *why = "flags on a missing piece"; return -1; }
+			if (t->flags[id]) {
+				*why = "flags on a missing piece";
+				return -1;
+			}
 			continue;
 		}
 		if ((uint64_t)p->off + p->len >= t->blob_len || t->blob[p->off + p->len] != 0 ||
@@ -1034,26 +1080,50 @@ static int adopt_bin(tokenizer *t, const unsigned char *base, size_t size, const
 		empty += id < 0;
 		bad += id >= nv;
 	}
-	if (bad || !empty) { *why = bad ? "bad vocabulary slot" : "full vocabulary table"; return -1; }
+	if (bad || !empty) {
+		*why = bad ? "bad vocabulary slot" : "full vocabulary table";
+		return -1;
+	}
 	for (size_t r = 0; r < t->n_merges; r++) bad += t->merge_result[r] < -1 || t->merge_result[r] >= nv;
-	if (bad) { *why = "bad merge result"; return -1; }
+	if (bad) {
+		*why = "bad merge result";
+		return -1;
+	}
 	empty = 0;
 	for (size_t i = 0; i <= t->merge_mask; i++) {
 		merge_slot m = t->merge_slots[i];
 		empty += m == 0;
 		bad += m != 0 && (m & ((1u << 22) - 1)) >= t->n_merges;
 	}
-	if (bad) { *why = "bad merge slot"; return -1; }
-	if (!empty) { *why = "full merge table"; return -1; }
+	if (bad) {
+		*why = "bad merge slot";
+		return -1;
+	}
+	if (!empty) {
+		*why = "full merge table";
+		return -1;
+	}
 	empty = 0;
 	for (size_t i = 0; i <= t->trie_mask; i++) {
 		const trie_edge *e = &t->trie_edges[i];
-		if (!e->key) { empty++; continue; }
-		if (e->child <= 0 || (uint64_t)e->child >= t->n_trie) { *why = "bad trie edge"; return -1; }
+		if (!e->key) {
+			empty++;
+			continue;
+		}
+		if (e->child <= 0 || (uint64_t)e->child >= t->n_trie) {
+			*why = "bad trie edge";
+			return -1;
+		}
 	}
-	if (!empty) { *why = "full trie table"; return -1; }
+	if (!empty) {
+		*why = "full trie table";
+		return -1;
+	}
 	for (size_t i = 0; i < t->n_trie; i++)
-		if (t->trie_tok[i] < -1 || t->trie_tok[i] >= nv) { *why = "bad trie token"; return -1; }
+		if (t->trie_tok[i] < -1 || t->trie_tok[i] >= nv) {
+			*why = "bad trie token";
+			return -1;
+		}
 	for (int i = 0; i < 256; i++)
 		if (t->byte_id[i] < -1 || t->byte_id[i] >= nv || (i < 128 && (t->ascii_id[i] < -1 || t->ascii_id[i] >= nv))) {
 			*why = "bad byte table";
@@ -1179,7 +1249,10 @@ tokenizer *tokenizer_load(const char *model_dir, char *err, size_t errlen)
 static int mkdirs(const char *dir)
 {
 	char p[4096];
-	if (str_copy(p, dir, sizeof p) >= sizeof p) { errno = ENAMETOOLONG; return -1; }
+	if (str_copy(p, dir, sizeof p) >= sizeof p) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
 	for (char *c = p + 1;; c++) {
 		if (*c != '/' && *c != 0) continue;
 		char was = *c;
@@ -1303,17 +1376,17 @@ int tokenizer_byte_value(const tokenizer *t, int32_t id)
  * vocabulary lacks, written as bytes) over text[start, start + len). */
 typedef struct bpe_sym {
 	int32_t id;
-	int32_t prev, next;   /* -1 at the ends */
+	int32_t prev, next; /* -1 at the ends */
 	uint32_t start, len;
 } bpe_sym;
 
 /* A candidate merge of sym[left] and sym[right], valid while both still hold
  * the ids they had when it was queued and are still neighbours. */
 typedef struct bpe_cand {
-	uint64_t key;         /* rank << 32 | left: lowest rank, then leftmost */
+	uint64_t key; /* rank << 32 | left: lowest rank, then leftmost */
 	int32_t right;
 	int32_t left_id, right_id;
-	int32_t merged;       /* the id they become */
+	int32_t merged; /* the id they become */
 } bpe_cand;
 
 typedef struct enc_out {
@@ -1358,15 +1431,15 @@ static bpe_cand heap_pop(bpe_cand *h, size_t *n)
 /* A direct-mapped cache of merge lookups, per encode call: text repeats its
  * pairs, and the merge table is too large to stay in the CPU's caches. */
 typedef struct pair_memo {
-	uint64_t key;     /* pair_key, 0 = empty */
-	int32_t rank;     /* -1: no merge */
+	uint64_t key; /* pair_key, 0 = empty */
+	int32_t rank; /* -1: no merge */
 	int32_t merged;
 } pair_memo;
 
 /* Scratch of one encode call. */
 typedef struct bpe_scratch {
-	bpe_sym *sym;        /* one per character of the longest section */
-	bpe_cand *heap;      /* three per character */
+	bpe_sym *sym;   /* one per character of the longest section */
+	bpe_cand *heap; /* three per character */
 	size_t nheap;
 	pair_memo *memo;
 	size_t memo_mask;
@@ -1385,8 +1458,8 @@ static void queue_pair(const tokenizer *t, bpe_scratch *sc, int32_t left)
 		pm->merged = pm->rank >= 0 ? t->merge_result[pm->rank] : -1;
 	}
 	if (pm->rank < 0) return;
-	bpe_cand c = { ((uint64_t)(uint32_t)pm->rank << 32) | (uint32_t)left, right, sym[left].id, sym[right].id,
-		       pm->merged };
+	bpe_cand c = {((uint64_t)(uint32_t)pm->rank << 32) | (uint32_t)left, right, sym[left].id, sym[right].id,
+		      pm->merged};
 	heap_push(sc->heap, &sc->nheap, c);
 }
 
@@ -1424,7 +1497,7 @@ static void bpe_section(const tokenizer *t, const unsigned char *text, size_t le
 		sym[left].len += r->len;
 		sym[left].next = r->next;
 		if (r->next >= 0) sym[r->next].prev = left;
-		r->id = -2;   /* gone */
+		r->id = -2; /* gone */
 		r->next = -1;
 		if (sym[left].prev >= 0) queue_pair(t, sc, sym[left].prev);
 		queue_pair(t, sc, left);
@@ -1451,7 +1524,7 @@ static int spm_encode(const tokenizer *t, const unsigned char *text, size_t len,
 int tokenizer_encode(const tokenizer *t, const char *text_in, size_t len, int add_bos,
 		     int32_t *ids, size_t cap, size_t *n)
 {
-	enc_out o = { ids, cap, 0 };
+	enc_out o = {ids, cap, 0};
 	*n = 0;
 	if (t->scores) {
 		if (spm_encode(t, (const unsigned char *)text_in, len, add_bos, &o) < 0) return -1;
@@ -1473,7 +1546,7 @@ int tokenizer_encode(const tokenizer *t, const char *text_in, size_t len, int ad
 		len = w;
 	}
 	/* Scratch for the longest section: one symbol per byte at most. */
-	bpe_scratch sc = { 0 };
+	bpe_scratch sc = {0};
 	size_t memo_n = 64;
 	while (memo_n < 65536 && memo_n < 2 * len) memo_n *= 2;
 	sc.memo_mask = memo_n - 1;
@@ -1576,8 +1649,12 @@ int tokenizer_decode(const tokenizer *t, const int32_t *ids, size_t n, int skip_
 /* ------------------------------------------------------------------ GGUF vocabulary */
 
 /* GGUF token types (llama.cpp's llama_token_type). */
-enum { GGUF_TOK_NORMAL = 1, GGUF_TOK_UNKNOWN = 2, GGUF_TOK_CONTROL = 3, GGUF_TOK_USER = 4,
-       GGUF_TOK_UNUSED = 5, GGUF_TOK_BYTE = 6 };
+enum { GGUF_TOK_NORMAL = 1,
+       GGUF_TOK_UNKNOWN = 2,
+       GGUF_TOK_CONTROL = 3,
+       GGUF_TOK_USER = 4,
+       GGUF_TOK_UNUSED = 5,
+       GGUF_TOK_BYTE = 6 };
 
 static int32_t gguf_id(const gguf_set *g, const char *key, int32_t dflt, size_t n)
 {
@@ -1681,7 +1758,7 @@ tokenizer *tokenizer_from_gguf(const gguf_set *g, char *err, size_t errlen)
 	t->pad = gguf_id(g, "tokenizer.ggml.padding_token_id", tokenizer_piece_id(t, "<pad>", 5), n);
 	t->unk = gguf_id(g, "tokenizer.ggml.unknown_token_id", tokenizer_piece_id(t, "<unk>", 5), n);
 	if (t->unk < 0) t->unk = 0;
-	int64_t sp = 1;   /* llama.cpp's default for SentencePiece vocabularies */
+	int64_t sp = 1; /* llama.cpp's default for SentencePiece vocabularies */
 	const gguf_kv *spk = gguf_find_kv(g, "tokenizer.ggml.add_space_prefix");
 	if (spk && gguf_kv_int(spk, &sp) < 0) {
 		util_errf(err, errlen, "%s: tokenizer.ggml.add_space_prefix must be a bool", file);
@@ -1712,14 +1789,14 @@ tokenizer *tokenizer_load_gguf(const char *path, char *err, size_t errlen)
 /* A piece of text to encode: raw text [start, start + len), or a token. */
 typedef struct spm_frag {
 	uint32_t start, len;
-	int32_t id;           /* -1: raw text */
+	int32_t id; /* -1: raw text */
 } spm_frag;
 
 /* A candidate merge in llama.cpp's order: highest score, then leftmost. */
 typedef struct spm_cand {
 	float score;
 	int32_t left, right;
-	uint32_t size;        /* bytes of the merged text: stale when the symbols changed */
+	uint32_t size; /* bytes of the merged text: stale when the symbols changed */
 } spm_cand;
 
 static int spm_before(const spm_cand *a, const spm_cand *b)
@@ -1756,7 +1833,7 @@ static spm_cand spm_pop(spm_cand *h, size_t *n)
 }
 
 typedef struct spm_scratch {
-	unsigned char *text;  /* the escaped section */
+	unsigned char *text; /* the escaped section */
 	bpe_sym *sym;
 	spm_cand *heap;
 	size_t nheap, heap_cap;
@@ -1769,7 +1846,7 @@ static void spm_try(const tokenizer *t, spm_scratch *sc, int32_t left, int32_t r
 	uint32_t size = a->len + b->len;
 	int32_t id = tokenizer_piece_id(t, (const char *)sc->text + a->start, size);
 	if (id < 0 || sc->nheap == sc->heap_cap) return;
-	spm_push(sc->heap, &sc->nheap, (spm_cand){ t->scores[id], left, right, size });
+	spm_push(sc->heap, &sc->nheap, (spm_cand){t->scores[id], left, right, size});
 }
 
 /* One raw section: spaces become "▁" (and a leading one when the vocabulary
@@ -1779,17 +1856,22 @@ static void spm_try(const tokenizer *t, spm_scratch *sc, int32_t left, int32_t r
 static void spm_section(const tokenizer *t, const unsigned char *in, size_t len, int prefix, spm_scratch *sc, enc_out *o)
 {
 	size_t w = 0;
-	if (prefix) { memcpy(sc->text, "\xE2\x96\x81", 3); w = 3; }
+	if (prefix) {
+		memcpy(sc->text, "\xE2\x96\x81", 3);
+		w = 3;
+	}
 	for (size_t i = 0; i < len; i++) {
-		if (in[i] == ' ') { memcpy(sc->text + w, "\xE2\x96\x81", 3); w += 3; }
-		else sc->text[w++] = in[i];
+		if (in[i] == ' ') {
+			memcpy(sc->text + w, "\xE2\x96\x81", 3);
+			w += 3;
+		} else sc->text[w++] = in[i];
 	}
 	bpe_sym *sym = sc->sym;
 	size_t n = 0;
 	for (size_t i = 0; i < w;) {
 		size_t cl = utf8_len(sc->text[i]);
 		if (cl > w - i) cl = w - i;
-		sym[n] = (bpe_sym){ .prev = (int32_t)n - 1, .next = (int32_t)n + 1, .start = (uint32_t)i, .len = (uint32_t)cl };
+		sym[n] = (bpe_sym){.prev = (int32_t)n - 1, .next = (int32_t)n + 1, .start = (uint32_t)i, .len = (uint32_t)cl};
 		n++;
 		i += cl;
 	}
@@ -1811,7 +1893,10 @@ static void spm_section(const tokenizer *t, const unsigned char *in, size_t len,
 	for (int32_t i = 0; i >= 0; i = sym[i].next) {
 		const unsigned char *p = sc->text + sym[i].start;
 		int32_t id = tokenizer_piece_id(t, (const char *)p, sym[i].len);
-		if (id >= 0) { emit(o, id); continue; }
+		if (id >= 0) {
+			emit(o, id);
+			continue;
+		}
 		for (uint32_t k = 0; k < sym[i].len; k++) {
 			int32_t b = t->byte_id[p[k]];
 			if (b < 0) b = p[k] < 0x80 && t->ascii_id[p[k]] >= 0 ? t->ascii_id[p[k]] : t->unk;
@@ -1828,19 +1913,22 @@ static size_t spm_partition(const tokenizer *t, const unsigned char *text, spm_f
 	for (size_t L = t->special_max_len; L >= 1; L--) {
 		size_t m = 0;
 		for (size_t f = 0; f < n; f++) {
-			if (fr[f].id >= 0 || fr[f].len < L) { tmp[m++] = fr[f]; continue; }
+			if (fr[f].id >= 0 || fr[f].len < L) {
+				tmp[m++] = fr[f];
+				continue;
+			}
 			uint32_t s = fr[f].start, e = fr[f].start + fr[f].len, from = s;
 			for (uint32_t i = s; i + L <= e; i++) {
 				if (!t->trie_first[text[i]]) continue;
 				int32_t node = 0;
 				for (size_t k = 0; k < L && node >= 0; k++) node = trie_child(t, node, text[i + k]);
 				if (node < 0 || t->trie_tok[node] < 0) continue;
-				if (i > from) tmp[m++] = (spm_frag){ from, i - from, -1 };
-				tmp[m++] = (spm_frag){ i, (uint32_t)L, t->trie_tok[node] };
+				if (i > from) tmp[m++] = (spm_frag){from, i - from, -1};
+				tmp[m++] = (spm_frag){i, (uint32_t)L, t->trie_tok[node]};
 				i += (uint32_t)L - 1;
 				from = i + 1;
 			}
-			if (e > from) tmp[m++] = (spm_frag){ from, e - from, -1 };
+			if (e > from) tmp[m++] = (spm_frag){from, e - from, -1};
 		}
 		memcpy(fr, tmp, m * sizeof *fr);
 		n = m;
@@ -1852,15 +1940,15 @@ static int spm_encode(const tokenizer *t, const unsigned char *text, size_t len,
 {
 	if (len > UINT32_MAX / 4) return -1;
 	spm_frag *fr = malloc((2 * len + 2) * sizeof *fr), *tmp = malloc((2 * len + 2) * sizeof *tmp);
-	spm_scratch sc = { 0 };
+	spm_scratch sc = {0};
 	sc.text = malloc(3 * len + 4);
 	sc.sym = malloc((3 * len + 4) * sizeof *sc.sym);
-	sc.heap_cap = 9 * len + 12;   /* 3 candidates per symbol, 3 symbols per byte at most */
+	sc.heap_cap = 9 * len + 12; /* 3 candidates per symbol, 3 symbols per byte at most */
 	sc.heap = malloc(sc.heap_cap * sizeof *sc.heap);
 	int rc = -1;
 	if (!fr || !tmp || !sc.text || !sc.sym || !sc.heap) goto out;
 	size_t n = 0;
-	if (len) fr[n++] = (spm_frag){ 0, (uint32_t)len, -1 };
+	if (len) fr[n++] = (spm_frag){0, (uint32_t)len, -1};
 	n = spm_partition(t, text, fr, n, tmp);
 	if (add_bos && t->bos >= 0) emit(o, t->bos);
 	int prev_special = 1;

@@ -58,9 +58,9 @@ tokenizer *tokenizer_from_gguf(const struct gguf_set *g, char *err, size_t errle
 
 /* Where tokenizer_load_cached found its tables. */
 typedef enum tokenizer_source {
-	TOKENIZER_BUILT,        /* built from tokenizer.json; the cache could not be written */
-	TOKENIZER_BUILT_SAVED,  /* built from tokenizer.json and saved to tokenizer.bin */
-	TOKENIZER_MAPPED,       /* mapped from a tokenizer.bin made from this tokenizer.json */
+	TOKENIZER_BUILT,       /* built from tokenizer.json; the cache could not be written */
+	TOKENIZER_BUILT_SAVED, /* built from tokenizer.json and saved to tokenizer.bin */
+	TOKENIZER_MAPPED,      /* mapped from a tokenizer.bin made from this tokenizer.json */
 } tokenizer_source;
 
 /* tokenizer_load with a cache of the built tables in model_dir/tokenizer.bin:
@@ -100,12 +100,12 @@ size_t tokenizer_vocab_size(const tokenizer *t);
 const char *tokenizer_piece(const tokenizer *t, int32_t id, size_t *len);
 /* The id of a piece, or -1. */
 int32_t tokenizer_piece_id(const tokenizer *t, const char *piece, size_t len);
-int tokenizer_is_special(const tokenizer *t, int32_t id);   /* added token marked special */
-int tokenizer_byte_value(const tokenizer *t, int32_t id);   /* 0..255 for <0xNN>, else -1 */
-int32_t tokenizer_bos_id(const tokenizer *t);   /* tokenizer_config bos_token (2) */
-int32_t tokenizer_eos_id(const tokenizer *t);   /* tokenizer_config eos_token (<end_of_turn>, 106 for Gemma 3 -it) */
-int32_t tokenizer_pad_id(const tokenizer *t);   /* 0 */
-int32_t tokenizer_unk_id(const tokenizer *t);   /* 3 */
+int tokenizer_is_special(const tokenizer *t, int32_t id); /* added token marked special */
+int tokenizer_byte_value(const tokenizer *t, int32_t id); /* 0..255 for <0xNN>, else -1 */
+int32_t tokenizer_bos_id(const tokenizer *t);             /* tokenizer_config bos_token (2) */
+int32_t tokenizer_eos_id(const tokenizer *t);             /* tokenizer_config eos_token (<end_of_turn>, 106 for Gemma 3 -it) */
+int32_t tokenizer_pad_id(const tokenizer *t);             /* 0 */
+int32_t tokenizer_unk_id(const tokenizer *t);             /* 3 */
 
 /* Streaming decoder for one sequence: feed ids as they are sampled, get the text
  * that became final. A multi-byte character split across byte tokens is held back
@@ -114,7 +114,7 @@ int32_t tokenizer_unk_id(const tokenizer *t);   /* 3 */
 typedef struct tok_stream {
 	const tokenizer *tok;
 	int skip_special;
-	unsigned char pending[4];   /* bytes of an incomplete UTF-8 sequence */
+	unsigned char pending[4]; /* bytes of an incomplete UTF-8 sequence */
 	int n_pending;
 	uint32_t need, lower, upper; /* WHATWG UTF-8 decoder state */
 } tok_stream;

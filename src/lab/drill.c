@@ -50,7 +50,7 @@
 
 typedef struct drill_opts {
 	const char *state;
-	double rate;                   /* steady requests per second */
+	double rate; /* steady requests per second */
 	int max_tokens_steady, max_tokens_question;
 	uint64_t baseline_ms, outage_ms, settle_ms;
 	uint64_t failover_timeout_ms, restore_timeout_ms;
@@ -73,9 +73,9 @@ typedef struct drill_call {
 	size_t rec;
 	sse_parser sse;
 	int saw_done, saw_error, saw_content;
-	buf req_body;                  /* the request's, sent from here until on_done */
-	buf body;                      /* non-streaming answers, and question texts */
-	buf text;                      /* streamed content, questions only */
+	buf req_body;                   /* the request's, sent from here until on_done */
+	buf body;                       /* non-streaming answers, and question texts */
+	buf text;                       /* streamed content, questions only */
 	struct drill_call *prev, *next; /* the drill's list of calls in flight */
 } drill_call;
 
@@ -90,17 +90,17 @@ typedef struct drill_probe {
 struct drill {
 	ev_loop *loop;
 	drill_opts o;
-	lab_state *lab;                /* NULL for an external deployment */
+	lab_state *lab; /* NULL for an external deployment */
 	drill_result r;
-	hc_pool *gw[2];                /* 0 the local gateway, 1 the remote one */
+	hc_pool *gw[2]; /* 0 the local gateway, 1 the remote one */
 	uint64_t t0_ns;
 	int cur_phase;
 	int steady_on;
 	uint64_t steady_timer;
 	uint64_t steady_seq;
 	size_t in_flight;
-	drill_call *calls;             /* in flight, freed at the end if still there */
-	int stop;                      /* SIGINT/SIGTERM */
+	drill_call *calls; /* in flight, freed at the end if still there */
+	int stop;          /* SIGINT/SIGTERM */
 	drill_probe probes[LAB_MAX_NODES];
 };
 
@@ -179,9 +179,15 @@ static int on_head(hc_req *req, int status, const http_header *h, size_t n, void
 static int on_event(void *arg, const char *event, const char *data, size_t len, const char *id)
 {
 	drill_call *c = arg;
-	if (len == 6 && !memcmp(data, "[DONE]", 6)) { c->saw_done = 1; return 0; }
+	if (len == 6 && !memcmp(data, "[DONE]", 6)) {
+		c->saw_done = 1;
+		return 0;
+	}
 	json_doc *doc = json_parse(data, len, 0, NULL);
-	if (!doc) { c->saw_error = 1; return 0; }
+	if (!doc) {
+		c->saw_error = 1;
+		return 0;
+	}
 	const json_val *root = json_root(doc);
 	if (json_get(root, "error") || strcmp(event, "message")) c->saw_error = 1;
 	const json_val *delta = json_get(json_at(json_get(root, "choices"), 0), "delta");
@@ -209,7 +215,10 @@ static void on_body(hc_req *req, const char *data, size_t len, void *arg)
 static int check_answer(drill_call *c, drill_rec *rec)
 {
 	json_doc *doc = json_parse(buf_rptr(&c->body), buf_rlen(&c->body), 0, NULL);
-	if (!doc) { snprintf(rec->detail, sizeof rec->detail, "answer is not JSON"); return -1; }
+	if (!doc) {
+		snprintf(rec->detail, sizeof rec->detail, "answer is not JSON");
+		return -1;
+	}
 	const json_val *ch = json_at(json_get(json_root(doc), "choices"), 0);
 	const json_val *msg = json_get(ch, "message");
 	int ok = msg && json_get(ch, "finish_reason");
@@ -226,7 +235,8 @@ static int check_answer(drill_call *c, drill_rec *rec)
 
 static void call_free(drill *d, drill_call *c)
 {
-	if (c->prev) c->prev->next = c->next; else d->calls = c->next;
+	if (c->prev) c->prev->next = c->next;
+	else d->calls = c->next;
 	if (c->next) c->next->prev = c->prev;
 	sse_parser_free(&c->sse);
 	buf_free(&c->req_body);
@@ -300,16 +310,23 @@ static int send_req(drill *d, int via, int kind, int stream, const char *questio
 	json_w w;
 	jw_init(&w, &body);
 	jw_obj_begin(&w);
-	jw_key(&w, "model"); jw_str(&w, d->o.model);
+	jw_key(&w, "model");
+	jw_str(&w, d->o.model);
 	jw_key(&w, "messages");
 	jw_arr_begin(&w);
 	jw_obj_begin(&w);
-	jw_key(&w, "role"); jw_str(&w, "user");
-	jw_key(&w, "content"); jw_str(&w, question);
+	jw_key(&w, "role");
+	jw_str(&w, "user");
+	jw_key(&w, "content");
+	jw_str(&w, question);
 	jw_obj_end(&w);
 	jw_arr_end(&w);
-	jw_key(&w, "max_tokens"); jw_int(&w, max_tokens);
-	if (stream) { jw_key(&w, "stream"); jw_bool(&w, 1); }
+	jw_key(&w, "max_tokens");
+	jw_int(&w, max_tokens);
+	if (stream) {
+		jw_key(&w, "stream");
+		jw_bool(&w, 1);
+	}
 	jw_obj_end(&w);
 	hc_callbacks cb = {on_head, on_body, on_done};
 	/* Longer than the lab gateway's own limits (idle 150 s, whole 240 s),
@@ -334,7 +351,10 @@ static int send_req(drill *d, int via, int kind, int stream, const char *questio
 static int64_t on_steady(ev_loop *loop, uint64_t id, void *arg)
 {
 	drill *d = arg;
-	if (!d->steady_on) { d->steady_timer = 0; return -1; }
+	if (!d->steady_on) {
+		d->steady_timer = 0;
+		return -1;
+	}
 	if (d->in_flight >= (size_t)d->o.max_inflight) {
 		/* Counted, never hidden: a skipped arrival is load the servers did not get. */
 		d->r.skipped++;
@@ -381,7 +401,11 @@ static int ask(drill *d, int via, int kind, const char *question, int max_tokens
 	return idx;
 }
 
-typedef struct first_from { int region; double after_ms; double at_ms; } first_from;
+typedef struct first_from {
+	int region;
+	double after_ms;
+	double at_ms;
+} first_from;
 
 /* The first response head from a region, for requests started after a time. */
 static int cond_first_from(drill *d, void *arg)
@@ -450,15 +474,24 @@ static void probes_reset(drill *d)
 
 /* ------------------------------------------------------------ outages */
 
-typedef struct cmd_wait { pid_t pid; int status; } cmd_wait;
+typedef struct cmd_wait {
+	pid_t pid;
+	int status;
+} cmd_wait;
 
 static int cond_cmd_done(drill *d, void *arg)
 {
 	cmd_wait *w = arg;
 	int st;
 	pid_t r = waitpid(w->pid, &st, WNOHANG);
-	if (r == w->pid) { w->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128; return 1; }
-	if (r == -1 && errno != EINTR) { w->status = 127; return 1; }
+	if (r == w->pid) {
+		w->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+		return 1;
+	}
+	if (r == -1 && errno != EINTR) {
+		w->status = 127;
+		return 1;
+	}
 	return 0;
 }
 
@@ -560,7 +593,7 @@ static void run_flavour(drill *d, drill_flavour *f, int fi)
 	snprintf(pname, sizeof pname, "%s outage", f->name);
 	phase_begin(d, pname, PH_OUTAGE, fi);
 	f->t_outage_ms = now_ms(d);
-	const char *how = !d->lab ? d->o.outage_cmd
+	const char *how = !d->lab                        ? d->o.outage_cmd
 			  : !strcmp(f->name, "graceful") ? "SIGTERM to the servers (scale to zero)"
 			  : !strcmp(f->name, "crash")    ? "SIGKILL to the servers"
 			  : d->lab->netns                ? "the servers' links cut (ip link set down)"
@@ -587,7 +620,8 @@ static void run_flavour(drill *d, drill_flavour *f, int fi)
 		add_check(d, q->outcome == DRILL_OK && q->region == 1,
 			  "%s: \"What is the capital of Germany?\" through the %s gateway: %s by %s in %.0f ms", f->name,
 			  r->local_region, q->outcome == DRILL_OK ? "answered" : "FAILED",
-			  q->region == 0 ? r->local_region : q->region == 1 ? r->remote_region : "nobody",
+			  q->region == 0 ? r->local_region : q->region == 1 ? r->remote_region
+									    : "nobody",
 			  q->t_end_ms - q->t_start_ms);
 	}
 	if (!strcmp(f->name, "graceful") && d->lab) {
@@ -600,7 +634,8 @@ static void run_flavour(drill *d, drill_flavour *f, int fi)
 	phase_begin(d, pname, PH_RESTORE, fi);
 	f->t_restore_ms = now_ms(d);
 	say(d, "restore %s: %s", r->local_region,
-	    !d->lab ? d->o.restore_cmd : !strcmp(f->name, "partition") ? (d->lab->netns ? "link up" : "SIGCONT") : "servers started again");
+	    !d->lab ? d->o.restore_cmd : !strcmp(f->name, "partition") ? (d->lab->netns ? "link up" : "SIGCONT")
+								       : "servers started again");
 	if (do_restore(d, f) < 0) add_check(d, 0, "%s: the restore step failed", f->name);
 	if (d->lab) {
 		probes_reset(d);
@@ -693,7 +728,8 @@ static int drill_run(drill *d)
 		add_check(d, b->outcome == DRILL_OK && b->region == 0,
 			  "baseline: \"What is the capital of France?\" through the %s gateway: %s by %s in %.0f ms",
 			  r->local_region, b->outcome == DRILL_OK ? "answered" : "FAILED",
-			  b->region == 0 ? r->local_region : b->region == 1 ? r->remote_region : "nobody",
+			  b->region == 0 ? r->local_region : b->region == 1 ? r->remote_region
+									    : "nobody",
 			  b->t_end_ms - b->t_start_ms);
 	}
 	run_until(d, NULL, NULL, d->o.baseline_ms);
@@ -799,23 +835,42 @@ int drill_main(int argc, char **argv, lab_state *lab_given)
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		int64_t n;
 		int bad = 0;
-		if (!strcmp(a, "-h") || !strcmp(a, "--help")) { drill_usage(); return 0; }
-		else if (!strcmp(a, "--strict-streams")) { o->strict_streams = 1; continue; }
-		else if (!strcmp(a, "--quiet")) { o->quiet = 1; continue; }
-		if (!v) { fprintf(stderr, "drill: %s needs a value (or is unknown)\n", a); drill_usage(); return 2; }
+		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			drill_usage();
+			return 0;
+		} else if (!strcmp(a, "--strict-streams")) {
+			o->strict_streams = 1;
+			continue;
+		} else if (!strcmp(a, "--quiet")) {
+			o->quiet = 1;
+			continue;
+		}
+		if (!v) {
+			fprintf(stderr, "drill: %s needs a value (or is unknown)\n", a);
+			drill_usage();
+			return 2;
+		}
 		i++;
 		if (!strcmp(a, "--state")) o->state = v;
 		else if (!strcmp(a, "--flavours")) str_copy(o->flavours, v, sizeof o->flavours);
-		else if (!strcmp(a, "--rate")) { o->rate = atof(v); bad = o->rate <= 0 || o->rate > 1000; }
-		else if (!strcmp(a, "--max-tokens")) { bad = parse_int64(v, 1, 100000, &n) < 0; o->max_tokens_steady = (int)n; }
-		else if (!strcmp(a, "--question-max-tokens")) { bad = parse_int64(v, 1, 100000, &n) < 0; o->max_tokens_question = (int)n; }
-		else if (!strcmp(a, "--baseline")) bad = parse_secs(v, &o->baseline_ms) < 0;
+		else if (!strcmp(a, "--rate")) {
+			o->rate = atof(v);
+			bad = o->rate <= 0 || o->rate > 1000;
+		} else if (!strcmp(a, "--max-tokens")) {
+			bad = parse_int64(v, 1, 100000, &n) < 0;
+			o->max_tokens_steady = (int)n;
+		} else if (!strcmp(a, "--question-max-tokens")) {
+			bad = parse_int64(v, 1, 100000, &n) < 0;
+			o->max_tokens_question = (int)n;
+		} else if (!strcmp(a, "--baseline")) bad = parse_secs(v, &o->baseline_ms) < 0;
 		else if (!strcmp(a, "--outage")) bad = parse_secs(v, &o->outage_ms) < 0;
 		else if (!strcmp(a, "--settle")) bad = parse_secs(v, &o->settle_ms) < 0;
 		else if (!strcmp(a, "--failover-timeout")) bad = parse_secs(v, &o->failover_timeout_ms) < 0;
 		else if (!strcmp(a, "--restore-timeout")) bad = parse_secs(v, &o->restore_timeout_ms) < 0;
-		else if (!strcmp(a, "--max-inflight")) { bad = parse_int64(v, 1, 10000, &n) < 0; o->max_inflight = (int)n; }
-		else if (!strcmp(a, "--json")) o->json_path = v;
+		else if (!strcmp(a, "--max-inflight")) {
+			bad = parse_int64(v, 1, 10000, &n) < 0;
+			o->max_inflight = (int)n;
+		} else if (!strcmp(a, "--json")) o->json_path = v;
 		else if (!strcmp(a, "--svg")) o->svg_path = v;
 		else if (!strcmp(a, "--gateway")) o->gateway_local = v;
 		else if (!strcmp(a, "--remote-gateway")) o->gateway_remote = v;
@@ -824,8 +879,15 @@ int drill_main(int argc, char **argv, lab_state *lab_given)
 		else if (!strcmp(a, "--model")) o->model = v;
 		else if (!strcmp(a, "--local-region")) o->local_region = v;
 		else if (!strcmp(a, "--remote-region")) o->remote_region = v;
-		else { fprintf(stderr, "drill: unknown flag %s\n", a); drill_usage(); return 2; }
-		if (bad) { fprintf(stderr, "drill: bad value for %s: %s\n", a, v); return 2; }
+		else {
+			fprintf(stderr, "drill: unknown flag %s\n", a);
+			drill_usage();
+			return 2;
+		}
+		if (bad) {
+			fprintf(stderr, "drill: bad value for %s: %s\n", a, v);
+			return 2;
+		}
 	}
 
 	drill_result *r = &d->r;
@@ -893,11 +955,17 @@ int drill_main(int argc, char **argv, lab_state *lab_given)
 	}
 	r->recs = calloc(DRILL_MAX_RECS, sizeof *r->recs);
 	d->loop = ev_new();
-	if (!r->recs || !d->loop) { fprintf(stderr, "drill: out of memory\n"); return 1; }
+	if (!r->recs || !d->loop) {
+		fprintf(stderr, "drill: out of memory\n");
+		return 1;
+	}
 	char err[256];
 	d->gw[0] = hc_pool_new(d->loop, r->gateway_local, 64, err, sizeof err);
 	d->gw[1] = hc_pool_new(d->loop, r->gateway_remote, 8, err, sizeof err);
-	if (!d->gw[0] || !d->gw[1]) { fprintf(stderr, "drill: gateway address: %s\n", err); return 2; }
+	if (!d->gw[0] || !d->gw[1]) {
+		fprintf(stderr, "drill: gateway address: %s\n", err);
+		return 2;
+	}
 	ev_signal(d->loop, SIGINT, on_stop_signal, d);
 	ev_signal(d->loop, SIGTERM, on_stop_signal, d);
 

@@ -43,7 +43,9 @@ double drill_phase_pct(const drill_result *r, int ph, double p)
 	return out;
 }
 
-typedef struct phase_count { size_t total, ok, failed, broken, local, remote; } phase_count;
+typedef struct phase_count {
+	size_t total, ok, failed, broken, local, remote;
+} phase_count;
 
 static phase_count count_phase(const drill_result *r, int ph)
 {
@@ -91,9 +93,12 @@ void drill_report_table(const drill_result *r)
 	for (size_t i = 0; i < r->n_fl; i++) {
 		const drill_flavour *f = &r->fl[i];
 		char a[24], b[24], c[24];
-		if (f->failover_ms >= 0) snprintf(a, sizeof a, "%.2f s", f->failover_ms / 1000.0); else str_copy(a, "never", sizeof a);
-		if (f->ready_ms >= 0) snprintf(b, sizeof b, "%.2f s", f->ready_ms / 1000.0); else str_copy(b, "-", sizeof b);
-		if (f->back_ms >= 0) snprintf(c, sizeof c, "%.2f s", f->back_ms / 1000.0); else str_copy(c, "never", sizeof c);
+		if (f->failover_ms >= 0) snprintf(a, sizeof a, "%.2f s", f->failover_ms / 1000.0);
+		else str_copy(a, "never", sizeof a);
+		if (f->ready_ms >= 0) snprintf(b, sizeof b, "%.2f s", f->ready_ms / 1000.0);
+		else str_copy(b, "-", sizeof b);
+		if (f->back_ms >= 0) snprintf(c, sizeof c, "%.2f s", f->back_ms / 1000.0);
+		else str_copy(c, "never", sizeof c);
 		printf("%-10s %22s %18s %18s %8d %8d\n", f->name, a, b, c, f->failed, f->broken);
 	}
 	size_t failed = 0, broken = 0;
@@ -125,7 +130,9 @@ static void jw_ms(json_w *w, const char *key, double ms)
 
 static const char *region_name(const drill_result *r, int region)
 {
-	return region == 0 ? r->local_region : region == 1 ? r->remote_region : region == 2 ? "other" : NULL;
+	return region == 0 ? r->local_region : region == 1 ? r->remote_region
+				       : region == 2       ? "other"
+							   : NULL;
 }
 
 static const char *outcome_name(int o)
@@ -136,15 +143,23 @@ static const char *outcome_name(int o)
 
 static void jw_rec_brief(json_w *w, const drill_result *r, int idx)
 {
-	if (idx < 0) { jw_null(w); return; }
+	if (idx < 0) {
+		jw_null(w);
+		return;
+	}
 	const drill_rec *q = &r->recs[idx];
 	jw_obj_begin(w);
-	jw_key(w, "outcome"); jw_str(w, outcome_name(q->outcome));
-	jw_key(w, "status"); jw_int(w, q->status);
-	jw_key(w, "region"); jw_str(w, region_name(r, q->region));
-	jw_key(w, "endpoint"); jw_str(w, q->endpoint);
+	jw_key(w, "outcome");
+	jw_str(w, outcome_name(q->outcome));
+	jw_key(w, "status");
+	jw_int(w, q->status);
+	jw_key(w, "region");
+	jw_str(w, region_name(r, q->region));
+	jw_key(w, "endpoint");
+	jw_str(w, q->endpoint);
 	jw_ms(w, "latency_ms", q->t_end_ms - q->t_start_ms);
-	jw_key(w, "answer"); jw_str(w, q->detail);
+	jw_key(w, "answer");
+	jw_str(w, q->detail);
 	jw_obj_end(w);
 }
 
@@ -155,44 +170,71 @@ int drill_report_json(const drill_result *r, const char *path)
 	json_w w;
 	jw_init(&w, &b);
 	jw_obj_begin(&w);
-	jw_key(&w, "passed"); jw_bool(&w, r->passed);
-	jw_key(&w, "mode"); jw_str(&w, r->mode);
-	jw_key(&w, "servers"); jw_str(&w, r->backend);
-	jw_key(&w, "local_region"); jw_str(&w, r->local_region);
-	jw_key(&w, "remote_region"); jw_str(&w, r->remote_region);
-	jw_key(&w, "gateway"); jw_str(&w, r->gateway_local);
-	jw_key(&w, "remote_gateway"); jw_str(&w, r->gateway_remote);
-	jw_key(&w, "rate_per_s"); jw_double(&w, r->rate);
-	jw_key(&w, "max_tokens"); jw_int(&w, r->max_tokens_steady);
-	jw_key(&w, "question_max_tokens"); jw_int(&w, r->max_tokens_question);
-	jw_key(&w, "strict_streams"); jw_bool(&w, r->strict_streams);
+	jw_key(&w, "passed");
+	jw_bool(&w, r->passed);
+	jw_key(&w, "mode");
+	jw_str(&w, r->mode);
+	jw_key(&w, "servers");
+	jw_str(&w, r->backend);
+	jw_key(&w, "local_region");
+	jw_str(&w, r->local_region);
+	jw_key(&w, "remote_region");
+	jw_str(&w, r->remote_region);
+	jw_key(&w, "gateway");
+	jw_str(&w, r->gateway_local);
+	jw_key(&w, "remote_gateway");
+	jw_str(&w, r->gateway_remote);
+	jw_key(&w, "rate_per_s");
+	jw_double(&w, r->rate);
+	jw_key(&w, "max_tokens");
+	jw_int(&w, r->max_tokens_steady);
+	jw_key(&w, "question_max_tokens");
+	jw_int(&w, r->max_tokens_question);
+	jw_key(&w, "strict_streams");
+	jw_bool(&w, r->strict_streams);
 	jw_ms(&w, "duration_ms", r->t_total_ms);
 	size_t failed = 0, broken = 0;
-	for (size_t i = 0; i < r->n_recs; i++) { failed += r->recs[i].outcome == 2; broken += r->recs[i].outcome == 3; }
-	jw_key(&w, "requests_total"); jw_uint(&w, r->n_recs);
-	jw_key(&w, "requests_failed"); jw_uint(&w, failed);
-	jw_key(&w, "streams_broken"); jw_uint(&w, broken);
-	jw_key(&w, "steady_skipped"); jw_uint(&w, r->skipped);
-	jw_key(&w, "max_inflight"); jw_int(&w, r->max_inflight);
-	jw_key(&w, "baseline"); jw_rec_brief(&w, r, r->baseline_rec);
+	for (size_t i = 0; i < r->n_recs; i++) {
+		failed += r->recs[i].outcome == 2;
+		broken += r->recs[i].outcome == 3;
+	}
+	jw_key(&w, "requests_total");
+	jw_uint(&w, r->n_recs);
+	jw_key(&w, "requests_failed");
+	jw_uint(&w, failed);
+	jw_key(&w, "streams_broken");
+	jw_uint(&w, broken);
+	jw_key(&w, "steady_skipped");
+	jw_uint(&w, r->skipped);
+	jw_key(&w, "max_inflight");
+	jw_int(&w, r->max_inflight);
+	jw_key(&w, "baseline");
+	jw_rec_brief(&w, r, r->baseline_rec);
 	jw_key(&w, "outages");
 	jw_arr_begin(&w);
 	for (size_t i = 0; i < r->n_fl; i++) {
 		const drill_flavour *f = &r->fl[i];
 		jw_obj_begin(&w);
-		jw_key(&w, "flavour"); jw_str(&w, f->name);
+		jw_key(&w, "flavour");
+		jw_str(&w, f->name);
 		jw_ms(&w, "outage_at_ms", f->t_outage_ms);
 		jw_ms(&w, "restore_at_ms", f->t_restore_ms);
 		jw_ms(&w, "failover_ms", f->failover_ms);
 		jw_ms(&w, "drain_ms", f->drain_ms);
 		jw_ms(&w, "servers_ready_ms", f->ready_ms);
 		jw_ms(&w, "back_in_rotation_ms", f->back_ms);
-		jw_key(&w, "requests_failed"); jw_int(&w, f->failed);
-		jw_key(&w, "streams_broken"); jw_int(&w, f->broken);
-		jw_key(&w, "served_locally_during_outage"); jw_int(&w, f->wrong_region);
-		jw_key(&w, "failover_question"); jw_rec_brief(&w, r, f->question_rec);
-		jw_key(&w, "check_local"); jw_rec_brief(&w, r, f->verify_local_rec);
-		jw_key(&w, "check_remote"); jw_rec_brief(&w, r, f->verify_remote_rec);
+		jw_key(&w, "requests_failed");
+		jw_int(&w, f->failed);
+		jw_key(&w, "streams_broken");
+		jw_int(&w, f->broken);
+		jw_key(&w, "served_locally_during_outage");
+		jw_int(&w, f->wrong_region);
+		jw_key(&w, "failover_question");
+		jw_rec_brief(&w, r, f->question_rec);
+		jw_key(&w, "check_local");
+		jw_rec_brief(&w, r, f->verify_local_rec);
+		jw_key(&w, "check_remote");
+		jw_rec_brief(&w, r, f->verify_remote_rec);
 		jw_obj_end(&w);
 	}
 	jw_arr_end(&w);
@@ -202,18 +244,26 @@ int drill_report_json(const drill_result *r, const char *path)
 		const drill_phase *ph = &r->phases[p];
 		phase_count c = count_phase(r, (int)p);
 		jw_obj_begin(&w);
-		jw_key(&w, "name"); jw_str(&w, ph->name);
+		jw_key(&w, "name");
+		jw_str(&w, ph->name);
 		jw_ms(&w, "begin_ms", ph->t_begin_ms);
 		jw_ms(&w, "end_ms", ph->t_end_ms);
-		jw_key(&w, "requests"); jw_uint(&w, c.total);
-		jw_key(&w, "skipped"); jw_uint(&w, ph->skipped);
-		jw_key(&w, "ok"); jw_uint(&w, c.ok);
-		jw_key(&w, "failed"); jw_uint(&w, c.failed);
-		jw_key(&w, "broken"); jw_uint(&w, c.broken);
+		jw_key(&w, "requests");
+		jw_uint(&w, c.total);
+		jw_key(&w, "skipped");
+		jw_uint(&w, ph->skipped);
+		jw_key(&w, "ok");
+		jw_uint(&w, c.ok);
+		jw_key(&w, "failed");
+		jw_uint(&w, c.failed);
+		jw_key(&w, "broken");
+		jw_uint(&w, c.broken);
 		jw_key(&w, "served_by");
 		jw_obj_begin(&w);
-		jw_key(&w, r->local_region); jw_uint(&w, c.local);
-		jw_key(&w, r->remote_region); jw_uint(&w, c.remote);
+		jw_key(&w, r->local_region);
+		jw_uint(&w, c.local);
+		jw_key(&w, r->remote_region);
+		jw_uint(&w, c.remote);
 		jw_obj_end(&w);
 		jw_key(&w, "latency_ms");
 		jw_obj_begin(&w);
@@ -228,8 +278,10 @@ int drill_report_json(const drill_result *r, const char *path)
 	jw_arr_begin(&w);
 	for (size_t i = 0; i < r->n_checks; i++) {
 		jw_obj_begin(&w);
-		jw_key(&w, "ok"); jw_bool(&w, r->check_ok[i]);
-		jw_key(&w, "what"); jw_str(&w, r->checks[i]);
+		jw_key(&w, "ok");
+		jw_bool(&w, r->check_ok[i]);
+		jw_key(&w, "what");
+		jw_str(&w, r->checks[i]);
 		jw_obj_end(&w);
 	}
 	jw_arr_end(&w);
@@ -239,18 +291,29 @@ int drill_report_json(const drill_result *r, const char *path)
 	for (size_t i = 0; i < r->n_recs; i++) {
 		const drill_rec *q = &r->recs[i];
 		jw_obj_begin(&w);
-		jw_key(&w, "kind"); jw_str(&w, kinds[q->kind % 3]);
-		jw_key(&w, "stream"); jw_bool(&w, q->stream);
-		jw_key(&w, "via"); jw_str(&w, q->via ? r->remote_region : r->local_region);
-		jw_key(&w, "phase"); jw_str(&w, q->phase >= 0 ? r->phases[q->phase].name : NULL);
+		jw_key(&w, "kind");
+		jw_str(&w, kinds[q->kind % 3]);
+		jw_key(&w, "stream");
+		jw_bool(&w, q->stream);
+		jw_key(&w, "via");
+		jw_str(&w, q->via ? r->remote_region : r->local_region);
+		jw_key(&w, "phase");
+		jw_str(&w, q->phase >= 0 ? r->phases[q->phase].name : NULL);
 		jw_ms(&w, "start_ms", q->t_start_ms);
 		jw_ms(&w, "first_byte_ms", q->t_head_ms > 0 ? q->t_head_ms - q->t_start_ms : -1);
 		jw_ms(&w, "latency_ms", q->t_end_ms - q->t_start_ms);
-		jw_key(&w, "status"); jw_int(&w, q->status);
-		jw_key(&w, "region"); jw_str(&w, region_name(r, q->region));
-		jw_key(&w, "endpoint"); jw_str(&w, q->endpoint);
-		jw_key(&w, "outcome"); jw_str(&w, outcome_name(q->outcome));
-		if (q->outcome == 2 || q->outcome == 3) { jw_key(&w, "error"); jw_str(&w, q->detail); }
+		jw_key(&w, "status");
+		jw_int(&w, q->status);
+		jw_key(&w, "region");
+		jw_str(&w, region_name(r, q->region));
+		jw_key(&w, "endpoint");
+		jw_str(&w, q->endpoint);
+		jw_key(&w, "outcome");
+		jw_str(&w, outcome_name(q->outcome));
+		if (q->outcome == 2 || q->outcome == 3) {
+			jw_key(&w, "error");
+			jw_str(&w, q->detail);
+		}
 		jw_obj_end(&w);
 	}
 	jw_arr_end(&w);
@@ -355,7 +418,8 @@ int drill_report_svg(const drill_result *r, const char *path)
 		} else if (q->outcome == 3) {
 			buf_printf(&b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"none\" stroke=\"#d62728\" stroke-width=\"1.5\"/>\n", x, y);
 		} else {
-			const char *col = q->region == 0 ? "#1f77b4" : q->region == 1 ? "#ff7f0e" : "#7f7f7f";
+			const char *col = q->region == 0 ? "#1f77b4" : q->region == 1 ? "#ff7f0e"
+										      : "#7f7f7f";
 			const char *shape = q->kind == 0 ? "" : " stroke=\"black\"";
 			buf_printf(&b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%s\" fill=\"%s\"%s/>\n", x, y, q->kind == 0 ? "2.5" : "4.5",
 				   col, shape);

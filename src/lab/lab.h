@@ -32,7 +32,7 @@
 #pragma GCC diagnostic ignored "-Wformat-truncation"
 
 #define LAB_REGIONS 2
-#define LAB_MAX_SERVERS 8            /* per region */
+#define LAB_MAX_SERVERS 8 /* per region */
 #define LAB_MAX_NODES 48
 #define LAB_MAX_ARGS 40
 #define LAB_MAX_NETNS 24
@@ -47,46 +47,46 @@
 #define LAB_BUCKET_PORT 8081
 #define LAB_RELAY_PORT0 9000
 
-extern const char *const lab_region_names[LAB_REGIONS];   /* "us-east5", "europe-west4" */
-extern const char *const lab_region_short[LAB_REGIONS];   /* "us", "eu" */
+extern const char *const lab_region_names[LAB_REGIONS]; /* "us-east5", "europe-west4" */
+extern const char *const lab_region_short[LAB_REGIONS]; /* "us", "eu" */
 
 /* One process the lab runs. argv is kept so the drill can start a server again. */
 typedef struct lab_node {
-	char name[LAB_NAME_LEN];       /* "us-east5-server-1", "bucket", "relay", "europe-west4-gateway" */
-	char role[16];                 /* bucket | server | gateway | relay */
-	int region;                    /* index into lab_region_names, -1 for none */
-	char netns[LAB_NAME_LEN];      /* "" = the lab's own namespace */
-	char addr[LAB_ADDR_LEN];       /* host:port it listens on */
-	char link[16];                 /* server: its bridge port in the region namespace */
-	pid_t pid;                     /* 0 = not running */
-	char *argv[LAB_MAX_ARGS + 1];  /* owned strings, NULL-terminated */
+	char name[LAB_NAME_LEN];      /* "us-east5-server-1", "bucket", "relay", "europe-west4-gateway" */
+	char role[16];                /* bucket | server | gateway | relay */
+	int region;                   /* index into lab_region_names, -1 for none */
+	char netns[LAB_NAME_LEN];     /* "" = the lab's own namespace */
+	char addr[LAB_ADDR_LEN];      /* host:port it listens on */
+	char link[16];                /* server: its bridge port in the region namespace */
+	pid_t pid;                    /* 0 = not running */
+	char *argv[LAB_MAX_ARGS + 1]; /* owned strings, NULL-terminated */
 } lab_node;
 
 /* The whole lab. Owner: the command that loaded or built it; lab_state_free. */
 typedef struct lab_state {
-	char dir[LAB_PATH_LEN];        /* absolute state folder */
-	char bin[LAB_PATH_LEN];        /* folder of the infergate programs */
-	char id[LAB_ID_LEN];           /* "igl-1234": namespace prefix, INFERGATE_LAB_ID */
-	int netns;                     /* 1: namespaces; 0: loopback */
-	int netem;                     /* 1: tc netem delays the backbone; 0: the relay does */
-	int sim;                       /* 1: infergate-sim stands in for the servers */
-	int complete;                  /* 1 once `up` finished */
-	double delay_ms;               /* one-way delay between the regions */
+	char dir[LAB_PATH_LEN]; /* absolute state folder */
+	char bin[LAB_PATH_LEN]; /* folder of the infergate programs */
+	char id[LAB_ID_LEN];    /* "igl-1234": namespace prefix, INFERGATE_LAB_ID */
+	int netns;              /* 1: namespaces; 0: loopback */
+	int netem;              /* 1: tc netem delays the backbone; 0: the relay does */
+	int sim;                /* 1: infergate-sim stands in for the servers */
+	int complete;           /* 1 once `up` finished */
+	double delay_ms;        /* one-way delay between the regions */
 	int servers_per_region;
-	int port_base;                 /* loopback mode: first port */
-	char shape[16];                /* tiny | 270m | 1b | "" (a given --model) */
-	char model_dir[LAB_PATH_LEN];  /* --model DIR, or "" */
-	char model_name[128];          /* served model name */
-	char bucket_url[256];          /* http://host:port/models/NAME/ */
+	int port_base;                /* loopback mode: first port */
+	char shape[16];               /* tiny | 270m | 1b | "" (a given --model) */
+	char model_dir[LAB_PATH_LEN]; /* --model DIR, or "" */
+	char model_name[128];         /* served model name */
+	char bucket_url[256];         /* http://host:port/models/NAME/ */
 	char gateway[LAB_REGIONS][LAB_ADDR_LEN];
-	char region_ns[LAB_REGIONS][LAB_NAME_LEN];  /* region namespaces ("" on loopback) */
-	char client_ns[LAB_NAME_LEN];  /* where the drill's client runs */
-	char probe_ns[LAB_NAME_LEN];   /* a namespace that reaches every address */
+	char region_ns[LAB_REGIONS][LAB_NAME_LEN]; /* region namespaces ("" on loopback) */
+	char client_ns[LAB_NAME_LEN];              /* where the drill's client runs */
+	char probe_ns[LAB_NAME_LEN];               /* a namespace that reaches every address */
 	char netns_list[LAB_MAX_NETNS][LAB_NAME_LEN];
 	size_t n_netns;
 	lab_node nodes[LAB_MAX_NODES];
 	size_t n_nodes;
-	uint64_t up_ms;                /* how long `up` took */
+	uint64_t up_ms; /* how long `up` took */
 } lab_state;
 
 /* ---- lab_state.c */
@@ -147,17 +147,17 @@ int lab_net_has_netem(const char *id);
 
 /* ---- lab_up.c */
 typedef struct lab_up_opts {
-	int servers_per_region;        /* default 1 */
-	const char *model_dir;         /* NULL: make one */
-	const char *shape;             /* default "270m" */
+	int servers_per_region; /* default 1 */
+	const char *model_dir;  /* NULL: make one */
+	const char *shape;      /* default "270m" */
 	int sim;
-	int loopback;                  /* force loopback mode */
-	int threads;                   /* server --threads (default 1) */
-	int max_num_seqs;              /* server (and sim) --max-num-seqs; 0: theirs (64, 256) */
-	double delay_ms;               /* one-way, default 22.5 */
-	const char *latency;           /* "auto" | "netem" | "relay" */
-	const char *id;                /* NULL: igl-<pid> */
-	uint64_t ready_timeout_ms;     /* servers ready within (default 300 s) */
+	int loopback;              /* force loopback mode */
+	int threads;               /* server --threads (default 1) */
+	int max_num_seqs;          /* server (and sim) --max-num-seqs; 0: theirs (64, 256) */
+	double delay_ms;           /* one-way, default 22.5 */
+	const char *latency;       /* "auto" | "netem" | "relay" */
+	const char *id;            /* NULL: igl-<pid> */
+	uint64_t ready_timeout_ms; /* servers ready within (default 300 s) */
 	int quiet;
 } lab_up_opts;
 int lab_up(lab_state *s, const lab_up_opts *o);

@@ -92,7 +92,13 @@ static int add_ns(lab_state *s, const char *log, const char *name)
 	return run_words(log, "ip -n %s link set dev lo up", name);
 }
 
-#define TRY(x) do { if ((x) != 0) { snprintf(err, err_len, "%s failed (see %s)", #x, log); return -1; } } while (0)
+#define TRY(x) \
+	do { \
+		if ((x) != 0) { \
+			snprintf(err, err_len, "%s failed (see %s)", #x, log); \
+			return -1; \
+		} \
+	} while (0)
 
 int lab_net_up(lab_state *s, char *err, size_t err_len)
 {

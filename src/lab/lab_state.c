@@ -96,7 +96,10 @@ void lab_path(const lab_state *s, char *out, size_t len, const char *sub, const 
 int lab_mkdirs(const char *path)
 {
 	char p[LAB_PATH_LEN];
-	if (str_copy(p, path, sizeof p) >= sizeof p) { errno = ENAMETOOLONG; return -1; }
+	if (str_copy(p, path, sizeof p) >= sizeof p) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
 	for (char *c = p + 1; *c; c++) {
 		if (*c != '/') continue;
 		*c = 0;
@@ -109,7 +112,8 @@ int lab_mkdirs(const char *path)
 
 static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
-	(void)st; (void)ftw;
+	(void)st;
+	(void)ftw;
 	if (flag == FTW_DP) return rmdir(path) == -1 && errno != ENOENT ? -1 : 0;
 	return unlink(path) == -1 && errno != ENOENT ? -1 : 0;
 }
@@ -131,30 +135,50 @@ int lab_state_save(const lab_state *s)
 	json_w w;
 	jw_init(&w, &b);
 	jw_obj_begin(&w);
-	jw_key(&w, "id"); jw_str(&w, s->id);
-	jw_key(&w, "dir"); jw_str(&w, s->dir);
-	jw_key(&w, "bin"); jw_str(&w, s->bin);
-	jw_key(&w, "mode"); jw_str(&w, s->netns ? "netns" : "loopback");
-	jw_key(&w, "latency"); jw_str(&w, s->netem ? "netem" : "relay");
-	jw_key(&w, "delay_ms"); jw_double(&w, s->delay_ms);
-	jw_key(&w, "backend"); jw_str(&w, s->sim ? "sim" : "server");
-	jw_key(&w, "complete"); jw_bool(&w, s->complete);
-	jw_key(&w, "servers_per_region"); jw_int(&w, s->servers_per_region);
-	jw_key(&w, "port_base"); jw_int(&w, s->port_base);
-	jw_key(&w, "shape"); jw_str(&w, s->shape);
-	jw_key(&w, "model_dir"); jw_str(&w, s->model_dir);
-	jw_key(&w, "model_name"); jw_str(&w, s->model_name);
-	jw_key(&w, "bucket_url"); jw_str(&w, s->bucket_url);
-	jw_key(&w, "client_netns"); jw_str(&w, s->client_ns);
-	jw_key(&w, "probe_netns"); jw_str(&w, s->probe_ns);
-	jw_key(&w, "up_ms"); jw_uint(&w, s->up_ms);
+	jw_key(&w, "id");
+	jw_str(&w, s->id);
+	jw_key(&w, "dir");
+	jw_str(&w, s->dir);
+	jw_key(&w, "bin");
+	jw_str(&w, s->bin);
+	jw_key(&w, "mode");
+	jw_str(&w, s->netns ? "netns" : "loopback");
+	jw_key(&w, "latency");
+	jw_str(&w, s->netem ? "netem" : "relay");
+	jw_key(&w, "delay_ms");
+	jw_double(&w, s->delay_ms);
+	jw_key(&w, "backend");
+	jw_str(&w, s->sim ? "sim" : "server");
+	jw_key(&w, "complete");
+	jw_bool(&w, s->complete);
+	jw_key(&w, "servers_per_region");
+	jw_int(&w, s->servers_per_region);
+	jw_key(&w, "port_base");
+	jw_int(&w, s->port_base);
+	jw_key(&w, "shape");
+	jw_str(&w, s->shape);
+	jw_key(&w, "model_dir");
+	jw_str(&w, s->model_dir);
+	jw_key(&w, "model_name");
+	jw_str(&w, s->model_name);
+	jw_key(&w, "bucket_url");
+	jw_str(&w, s->bucket_url);
+	jw_key(&w, "client_netns");
+	jw_str(&w, s->client_ns);
+	jw_key(&w, "probe_netns");
+	jw_str(&w, s->probe_ns);
+	jw_key(&w, "up_ms");
+	jw_uint(&w, s->up_ms);
 	jw_key(&w, "regions");
 	jw_arr_begin(&w);
 	for (int r = 0; r < LAB_REGIONS; r++) {
 		jw_obj_begin(&w);
-		jw_key(&w, "name"); jw_str(&w, lab_region_names[r]);
-		jw_key(&w, "gateway"); jw_str(&w, s->gateway[r]);
-		jw_key(&w, "netns"); jw_str(&w, s->region_ns[r]);
+		jw_key(&w, "name");
+		jw_str(&w, lab_region_names[r]);
+		jw_key(&w, "gateway");
+		jw_str(&w, s->gateway[r]);
+		jw_key(&w, "netns");
+		jw_str(&w, s->region_ns[r]);
 		jw_obj_end(&w);
 	}
 	jw_arr_end(&w);
@@ -167,13 +191,20 @@ int lab_state_save(const lab_state *s)
 	for (size_t i = 0; i < s->n_nodes; i++) {
 		const lab_node *n = &s->nodes[i];
 		jw_obj_begin(&w);
-		jw_key(&w, "name"); jw_str(&w, n->name);
-		jw_key(&w, "role"); jw_str(&w, n->role);
-		jw_key(&w, "region"); jw_str(&w, n->region >= 0 ? lab_region_names[n->region] : NULL);
-		jw_key(&w, "netns"); jw_str(&w, n->netns);
-		jw_key(&w, "addr"); jw_str(&w, n->addr);
-		jw_key(&w, "link"); jw_str(&w, n->link);
-		jw_key(&w, "pid"); jw_int(&w, n->pid);
+		jw_key(&w, "name");
+		jw_str(&w, n->name);
+		jw_key(&w, "role");
+		jw_str(&w, n->role);
+		jw_key(&w, "region");
+		jw_str(&w, n->region >= 0 ? lab_region_names[n->region] : NULL);
+		jw_key(&w, "netns");
+		jw_str(&w, n->netns);
+		jw_key(&w, "addr");
+		jw_str(&w, n->addr);
+		jw_key(&w, "link");
+		jw_str(&w, n->link);
+		jw_key(&w, "pid");
+		jw_int(&w, n->pid);
 		jw_key(&w, "argv");
 		jw_arr_begin(&w);
 		for (size_t a = 0; a < LAB_MAX_ARGS && n->argv[a]; a++) jw_str(&w, n->argv[a]);
@@ -197,9 +228,16 @@ int lab_state_save(const lab_state *s)
 		if (k <= 0) break;
 		off += (size_t)k;
 	}
-	if (off != len) { close(fd); unlink(tmp); goto out; }
+	if (off != len) {
+		close(fd);
+		unlink(tmp);
+		goto out;
+	}
 	close(fd);
-	if (rename(tmp, path) == -1) { unlink(tmp); goto out; }
+	if (rename(tmp, path) == -1) {
+		unlink(tmp);
+		goto out;
+	}
 	rc = 0;
 out:
 	buf_free(&b);
@@ -231,7 +269,10 @@ int lab_state_load(lab_state *s, char *err, size_t err_len)
 	json_error je;
 	json_doc *doc = json_parse(text, len, 0, &je);
 	free(text);
-	if (!doc) { snprintf(err, err_len, "%s:%u: %s", path, je.line, je.msg); return -1; }
+	if (!doc) {
+		snprintf(err, err_len, "%s:%u: %s", path, je.line, je.msg);
+		return -1;
+	}
 	const json_val *root = json_root(doc);
 	get_s(root, "id", s->id, sizeof s->id);
 	get_s(root, "bin", s->bin, sizeof s->bin);
@@ -275,6 +316,9 @@ int lab_state_load(lab_state *s, char *err, size_t err_len)
 			n->argv[a] = str_dup(json_str(json_at(av, a), ""));
 	}
 	json_doc_free(doc);
-	if (!s->id[0]) { snprintf(err, err_len, "%s: no lab id", path); return -1; }
+	if (!s->id[0]) {
+		snprintf(err, err_len, "%s: no lab id", path);
+		return -1;
+	}
 	return 0;
 }

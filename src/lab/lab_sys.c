@@ -48,11 +48,18 @@ static void child_exec(const char *const *argv, const char *netns, const char *l
 		_exit(126);
 	}
 	int in = open("/dev/null", O_RDONLY);
-	if (in >= 0) { dup2(in, 0); if (in > 2) close(in); }
+	if (in >= 0) {
+		dup2(in, 0);
+		if (in > 2) close(in);
+	}
 	int out = open(log_path && *log_path ? log_path : "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0644);
-	if (out >= 0) { dup2(out, 1); dup2(out, 2); if (out > 2) close(out); }
+	if (out >= 0) {
+		dup2(out, 1);
+		dup2(out, 2);
+		if (out > 2) close(out);
+	}
 	if (id && *id) setenv("INFERGATE_LAB_ID", id, 1);
-	unsetenv("VLLM_API_KEY");   /* the lab's servers are open to its gateways, whatever the shell has */
+	unsetenv("VLLM_API_KEY"); /* the lab's servers are open to its gateways, whatever the shell has */
 	execv(argv[0], (char *const *)argv);
 	dprintf(2, "infergate-lab: cannot run %s: %s\n", argv[0], strerror(errno));
 	_exit(127);
@@ -66,7 +73,10 @@ pid_t lab_spawn(const char *const *argv, const char *netns, const char *log_path
 		return -1;
 	}
 	pid_t pid = fork();
-	if (pid == -1) { snprintf(err, err_len, "fork: %s", strerror(errno)); return -1; }
+	if (pid == -1) {
+		snprintf(err, err_len, "fork: %s", strerror(errno));
+		return -1;
+	}
 	if (pid == 0) child_exec(argv, netns, log_path, id, 1);
 	return pid;
 }
@@ -148,7 +158,10 @@ size_t lab_pids_by_id(const char *id, pid_t *out, size_t max)
 		/* Entries are NUL-separated: compare each whole entry. */
 		for (ssize_t i = 0; i < k;) {
 			size_t len = strlen(env + i);
-			if ((int)len == want_len && !memcmp(env + i, want, len)) { out[n++] = (pid_t)pid; break; }
+			if ((int)len == want_len && !memcmp(env + i, want, len)) {
+				out[n++] = (pid_t)pid;
+				break;
+			}
 			i += (ssize_t)len + 1;
 		}
 	}
@@ -186,7 +199,10 @@ void lab_exe_dir(char *out, size_t len)
 {
 	char exe[PATH_MAX];
 	ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
-	if (k <= 0) { str_copy(out, "bin", len); return; }
+	if (k <= 0) {
+		str_copy(out, "bin", len);
+		return;
+	}
 	exe[k] = 0;
 	char *slash = strrchr(exe, '/');
 	if (slash) *slash = 0;

@@ -202,7 +202,10 @@ static int start_bucket(lab_state *s, char *err, size_t err_len)
 	lab_path(s, dir, sizeof dir, "bucket", NULL);
 	lab_path(s, www, sizeof www, "bucket", "www");
 	lab_path(s, conf, sizeof conf, "bucket", "nginx.conf");
-	if (lab_mkdirs(www) < 0) { snprintf(err, err_len, "%s: %s", www, strerror(errno)); return -1; }
+	if (lab_mkdirs(www) < 0) {
+		snprintf(err, err_len, "%s: %s", www, strerror(errno));
+		return -1;
+	}
 	lab_node *n = lab_node_add(s, "bucket", "bucket", -1);
 	if (!n) return -1;
 	addr_of(s, n->addr, sizeof n->addr, "bucket", -1, 0);
@@ -220,7 +223,10 @@ static int start_bucket(lab_state *s, char *err, size_t err_len)
 		 "\tserver {\n\t\tlisten %s;\n\t\troot %s;\n"
 		 "\t\tlocation / { autoindex on; autoindex_format json; }\n\t}\n}\n",
 		 dir, dir, dir, dir, dir, dir, dir, dir, n->addr, www);
-	if (write_file(conf, text) < 0) { snprintf(err, err_len, "%s: %s", conf, strerror(errno)); return -1; }
+	if (write_file(conf, text) < 0) {
+		snprintf(err, err_len, "%s: %s", conf, strerror(errno));
+		return -1;
+	}
 	const char *argv[] = {NGINX, "-p", dir, "-c", conf, "-e", "stderr", NULL};
 	lab_node_set_argv(n, argv);
 	if (lab_start_node(s, n, err, err_len) < 0) return -1;
@@ -305,8 +311,11 @@ static int model_from_cache(lab_state *s, const char *exe, const char *dest, con
 		snprintf(tmp, sizeof tmp, "%s/.tmp-%s-%d", cache, key, (int)getpid());
 		lab_rmtree(tmp);
 		const char *argv[] = {exe, "--shape", s->shape, "--seed", "1", tmp, NULL};
-		if (lab_run(argv, log, 600000) != 0) { lab_rmtree(tmp); return -1; }
-		if (rename(tmp, entry) == -1) lab_rmtree(tmp);  /* another lab made it meanwhile */
+		if (lab_run(argv, log, 600000) != 0) {
+			lab_rmtree(tmp);
+			return -1;
+		}
+		if (rename(tmp, entry) == -1) lab_rmtree(tmp); /* another lab made it meanwhile */
 		if (access(probe, R_OK) != 0) return -1;
 		/* Entries of this shape from older formats, and temporary folders of labs gone. */
 		DIR *d = opendir(cache);
@@ -334,7 +343,10 @@ static int write_model(lab_state *s, const lab_up_opts *o, char *err, size_t err
 	char dest[LAB_PATH_LEN + 160], log[LAB_PATH_LEN];
 	snprintf(dest, sizeof dest, "%s/bucket/www/models/%s", s->dir, s->model_name);
 	lab_path(s, log, sizeof log, "logs", "model.log");
-	if (lab_mkdirs(dest) < 0) { snprintf(err, err_len, "%s: %s", dest, strerror(errno)); return -1; }
+	if (lab_mkdirs(dest) < 0) {
+		snprintf(err, err_len, "%s: %s", dest, strerror(errno));
+		return -1;
+	}
 	uint64_t t0 = time_mono_ms();
 	int rc, cached = -1;
 	if (s->model_dir[0]) {
@@ -359,7 +371,7 @@ static int write_model(lab_state *s, const lab_up_opts *o, char *err, size_t err
 		return -1;
 	}
 	say(o, "model %s %s in %.1f s", s->model_name,
-	    cached == 1 ? "linked into the bucket from the cache of generated models"
+	    cached == 1   ? "linked into the bucket from the cache of generated models"
 	    : cached == 0 ? "generated (and kept for the next lab) and linked into the bucket"
 			  : "written into the bucket",
 	    (double)(time_mono_ms() - t0) / 1000.0);
@@ -375,15 +387,19 @@ static int warm_server(const lab_state *s, const char *addr)
 	json_w w;
 	jw_init(&w, &req);
 	jw_obj_begin(&w);
-	jw_key(&w, "model"); jw_str(&w, s->model_name);
+	jw_key(&w, "model");
+	jw_str(&w, s->model_name);
 	jw_key(&w, "messages");
 	jw_arr_begin(&w);
 	jw_obj_begin(&w);
-	jw_key(&w, "role"); jw_str(&w, "user");
-	jw_key(&w, "content"); jw_str(&w, "Hello");
+	jw_key(&w, "role");
+	jw_str(&w, "user");
+	jw_key(&w, "content");
+	jw_str(&w, "Hello");
 	jw_obj_end(&w);
 	jw_arr_end(&w);
-	jw_key(&w, "max_tokens"); jw_int(&w, 2);
+	jw_key(&w, "max_tokens");
+	jw_int(&w, 2);
 	jw_obj_end(&w);
 	int status = 0;
 	int rc = hc_fetch(addr, "POST", "/v1/chat/completions", "Content-Type: application/json\r\n", buf_rptr(&req),
@@ -531,7 +547,10 @@ static int start_gateways(lab_state *s, char remote[LAB_REGIONS][LAB_MAX_SERVERS
 			   " retry_budget: 1, retry_budget_min: 100}\n");
 		int wrc = write_file(conf, buf_rptr(&y));
 		buf_free(&y);
-		if (wrc < 0) { snprintf(err, err_len, "%s: %s", conf, strerror(errno)); return -1; }
+		if (wrc < 0) {
+			snprintf(err, err_len, "%s: %s", conf, strerror(errno));
+			return -1;
+		}
 		const char *argv[] = {exe, "-c", conf, NULL};
 		lab_node_set_argv(n, argv);
 		if (lab_start_node(s, n, err, err_len) < 0) return -1;
@@ -559,7 +578,10 @@ int lab_up(lab_state *s, const lab_up_opts *o)
 	s->delay_ms = o->delay_ms > 0 ? o->delay_ms : 22.5;
 	if (o->model_dir) {
 		char real[PATH_MAX];
-		if (!realpath(o->model_dir, real)) { fprintf(stderr, "lab: --model %s: %s\n", o->model_dir, strerror(errno)); return 1; }
+		if (!realpath(o->model_dir, real)) {
+			fprintf(stderr, "lab: --model %s: %s\n", o->model_dir, strerror(errno));
+			return 1;
+		}
 		str_copy(s->model_dir, real, sizeof s->model_dir);
 		const char *base = strrchr(real, '/');
 		snprintf(s->model_name, sizeof s->model_name, "%s", base ? base + 1 : real);
@@ -574,7 +596,10 @@ int lab_up(lab_state *s, const lab_up_opts *o)
 		if (!need[i]) continue;
 		char p[LAB_PATH_LEN + 32];
 		snprintf(p, sizeof p, "%s/%s", s->bin, need[i]);
-		if (access(p, X_OK) != 0) { fprintf(stderr, "lab: %s is missing: run `make` first\n", p); return 1; }
+		if (access(p, X_OK) != 0) {
+			fprintf(stderr, "lab: %s is missing: run `make` first\n", p);
+			return 1;
+		}
 	}
 	if (access(NGINX, X_OK) != 0) {
 		fprintf(stderr, "lab: %s is missing: install nginx (make deps)\n", NGINX);
@@ -609,7 +634,10 @@ int lab_up(lab_state *s, const lab_up_opts *o)
 		if (!o->loopback)
 			say(o, "no permission for network namespaces (needs root): running everything on loopback");
 		s->port_base = pick_port_base(100);
-		if (s->port_base < 0) { snprintf(err, sizeof err, "no free block of 100 ports on 127.0.0.1"); goto fail; }
+		if (s->port_base < 0) {
+			snprintf(err, sizeof err, "no free block of 100 ports on 127.0.0.1");
+			goto fail;
+		}
 	}
 	lab_state_save(s);
 	say(o, "lab %s in %s: %s, %s, %d server%s per region (%s), latency %.1f ms each way by %s", s->id, s->dir,
@@ -619,7 +647,10 @@ int lab_up(lab_state *s, const lab_up_opts *o)
 	if (s->netns) {
 		if (lab_net_up(s, err, sizeof err) < 0) goto fail;
 		/* From here on this process lives in the backbone, which reaches every address. */
-		if (lab_enter_netns(s->probe_ns) < 0) { snprintf(err, sizeof err, "setns: %s", strerror(errno)); goto fail; }
+		if (lab_enter_netns(s->probe_ns) < 0) {
+			snprintf(err, sizeof err, "setns: %s", strerror(errno));
+			goto fail;
+		}
 		say(o, "namespaces: %zu, addresses in 198.18.0.0/15, no route out", s->n_netns);
 	} else {
 		str_copy(s->client_ns, "", sizeof s->client_ns);
@@ -800,8 +831,14 @@ int lab_down(const char *dir, int quiet)
 	unmount_under(dir);
 	int rc = 0;
 	size_t left = lab_pids(s.id, pids, 512);
-	if (left) { fprintf(stderr, "lab: %zu processes of lab %s would not die\n", left, s.id); rc = -1; }
-	if (lab_rmtree(dir) < 0) { fprintf(stderr, "lab: cannot remove %s: %s\n", dir, strerror(errno)); rc = -1; }
+	if (left) {
+		fprintf(stderr, "lab: %zu processes of lab %s would not die\n", left, s.id);
+		rc = -1;
+	}
+	if (lab_rmtree(dir) < 0) {
+		fprintf(stderr, "lab: cannot remove %s: %s\n", dir, strerror(errno));
+		rc = -1;
+	}
 	if (!quiet) printf("lab: %s down: %d processes stopped, %d namespaces removed, %s removed\n", s.id,
 			   killed ? (int)killed : 0, nns, dir);
 	lab_state_free(&s);

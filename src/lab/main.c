@@ -48,39 +48,71 @@ static int parse_up_flags(int argc, char **argv, lab_up_opts *o, const char **st
 	for (int i = 0; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		int64_t n;
-		if (!strcmp(a, "--state") && v) { *state = v; i++; }
-		else if (!strcmp(a, "--servers-per-region") && v) {
-			if (parse_int64(v, 1, LAB_MAX_SERVERS, &n) < 0) { fprintf(stderr, "lab: --servers-per-region 1..%d\n", LAB_MAX_SERVERS); return -1; }
-			o->servers_per_region = (int)n; i++;
-		} else if (!strcmp(a, "--model") && v) { o->model_dir = v; i++; }
-		else if (!strcmp(a, "--shape") && v) {
-			if (strcmp(v, "tiny") && strcmp(v, "270m") && strcmp(v, "1b")) { fprintf(stderr, "lab: --shape tiny|270m|1b\n"); return -1; }
-			o->shape = v; i++;
+		if (!strcmp(a, "--state") && v) {
+			*state = v;
+			i++;
+		} else if (!strcmp(a, "--servers-per-region") && v) {
+			if (parse_int64(v, 1, LAB_MAX_SERVERS, &n) < 0) {
+				fprintf(stderr, "lab: --servers-per-region 1..%d\n", LAB_MAX_SERVERS);
+				return -1;
+			}
+			o->servers_per_region = (int)n;
+			i++;
+		} else if (!strcmp(a, "--model") && v) {
+			o->model_dir = v;
+			i++;
+		} else if (!strcmp(a, "--shape") && v) {
+			if (strcmp(v, "tiny") && strcmp(v, "270m") && strcmp(v, "1b")) {
+				fprintf(stderr, "lab: --shape tiny|270m|1b\n");
+				return -1;
+			}
+			o->shape = v;
+			i++;
 		} else if (!strcmp(a, "--sim")) o->sim = 1;
 		else if (!strcmp(a, "--loopback")) o->loopback = 1;
 		else if (!strcmp(a, "--max-num-seqs") && v) {
-			if (parse_int64(v, 1, 4096, &n) < 0) { fprintf(stderr, "lab: --max-num-seqs 1..4096\n"); return -1; }
-			o->max_num_seqs = (int)n; i++;
+			if (parse_int64(v, 1, 4096, &n) < 0) {
+				fprintf(stderr, "lab: --max-num-seqs 1..4096\n");
+				return -1;
+			}
+			o->max_num_seqs = (int)n;
+			i++;
 		} else if (!strcmp(a, "--threads") && v) {
-			if (parse_int64(v, 1, 256, &n) < 0) { fprintf(stderr, "lab: --threads 1..256\n"); return -1; }
-			o->threads = (int)n; i++;
+			if (parse_int64(v, 1, 256, &n) < 0) {
+				fprintf(stderr, "lab: --threads 1..256\n");
+				return -1;
+			}
+			o->threads = (int)n;
+			i++;
 		} else if (!strcmp(a, "--delay-ms") && v) {
 			o->delay_ms = atof(v);
-			if (o->delay_ms <= 0 || o->delay_ms > 5000) { fprintf(stderr, "lab: --delay-ms in (0, 5000]\n"); return -1; }
+			if (o->delay_ms <= 0 || o->delay_ms > 5000) {
+				fprintf(stderr, "lab: --delay-ms in (0, 5000]\n");
+				return -1;
+			}
 			i++;
 		} else if (!strcmp(a, "--latency") && v) {
-			if (strcmp(v, "auto") && strcmp(v, "netem") && strcmp(v, "relay")) { fprintf(stderr, "lab: --latency auto|netem|relay\n"); return -1; }
-			o->latency = v; i++;
+			if (strcmp(v, "auto") && strcmp(v, "netem") && strcmp(v, "relay")) {
+				fprintf(stderr, "lab: --latency auto|netem|relay\n");
+				return -1;
+			}
+			o->latency = v;
+			i++;
 		} else if (!strcmp(a, "--name") && v) {
 			if (strlen(v) > 16 || strspn(v, "abcdefghijklmnopqrstuvwxyz0123456789-") != strlen(v)) {
 				fprintf(stderr, "lab: --name: up to 16 of a-z 0-9 -\n");
 				return -1;
 			}
-			o->id = v; i++;
+			o->id = v;
+			i++;
 		} else if (!strcmp(a, "--ready-timeout") && v) {
 			uint64_t ms;
-			if (parse_duration_ms(v, 1000, &ms) < 0) { fprintf(stderr, "lab: bad --ready-timeout\n"); return -1; }
-			o->ready_timeout_ms = ms; i++;
+			if (parse_duration_ms(v, 1000, &ms) < 0) {
+				fprintf(stderr, "lab: bad --ready-timeout\n");
+				return -1;
+			}
+			o->ready_timeout_ms = ms;
+			i++;
 		} else rest[(*n_rest)++] = argv[i];
 	}
 	rest[*n_rest] = NULL;
@@ -93,7 +125,10 @@ static int cmd_up(int argc, char **argv, int demo)
 	const char *state = NULL;
 	char **rest = calloc((size_t)argc + 2, sizeof *rest);
 	int n_rest = 0;
-	if (!rest || parse_up_flags(argc, argv, &o, &state, rest + 1, &n_rest) < 0) { free(rest); return 2; }
+	if (!rest || parse_up_flags(argc, argv, &o, &state, rest + 1, &n_rest) < 0) {
+		free(rest);
+		return 2;
+	}
 	if (!demo && n_rest) {
 		fprintf(stderr, "lab: up: unknown argument %s\n", rest[1]);
 		free(rest);
@@ -109,7 +144,11 @@ static int cmd_up(int argc, char **argv, int demo)
 	if (demo && !o.max_num_seqs) o.max_num_seqs = DEMO_MAX_NUM_SEQS;
 	uint64_t t0 = time_mono_ms();
 	int rc = lab_up(&s, &o);
-	if (!demo) { lab_state_free(&s); free(rest); return rc; }
+	if (!demo) {
+		lab_state_free(&s);
+		free(rest);
+		return rc;
+	}
 	uint64_t t_up = time_mono_ms();
 	if (rc == 0) {
 		/* Demo defaults sized for a 2-core machine and one server thread
@@ -124,7 +163,11 @@ static int cmd_up(int argc, char **argv, int demo)
 				       "--baseline", "3", "--outage", "5", "--max-inflight", "8", "--strict-streams"};
 		size_t nd = ARRAY_LEN(dflt);
 		char **dargv = calloc(nd + (size_t)n_rest + 1, sizeof *dargv);
-		if (!dargv) { free(rest); lab_state_free(&s); return 1; }
+		if (!dargv) {
+			free(rest);
+			lab_state_free(&s);
+			return 1;
+		}
 		memcpy(dargv, dflt, sizeof dflt);
 		memcpy(dargv + nd, rest + 1, (size_t)n_rest * sizeof *dargv);
 		rc = drill_main((int)nd + n_rest, dargv, &s);
@@ -137,7 +180,8 @@ static int cmd_up(int argc, char **argv, int demo)
 	uint64_t t_end = time_mono_ms();
 	printf("demo: up %.1f s, drill %.1f s, down %.1f s: %.1f s in all (%s)\n", (double)(t_up - t0) / 1000.0,
 	       (double)(t_drill - t_up) / 1000.0, (double)(t_end - t_drill) / 1000.0, (double)(t_end - t0) / 1000.0,
-	       rc ? "FAILED" : drc ? "passed, but down failed" : "passed");
+	       rc ? "FAILED" : drc ? "passed, but down failed"
+				   : "passed");
 	free(rest);
 	return rc ? rc : (drc ? 1 : 0);
 }
@@ -147,9 +191,15 @@ int main(int argc, char **argv)
 	log_init("infergate-lab");
 	signal(SIGPIPE, SIG_IGN);
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	if (argc < 2) { usage(); return 2; }
+	if (argc < 2) {
+		usage();
+		return 2;
+	}
 	const char *cmd = argv[1];
-	if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) { usage(); return 0; }
+	if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
+		usage();
+		return 0;
+	}
 	if (!strcmp(cmd, "relay")) return relay_main(argc - 1, argv + 1);
 	if (!strcmp(cmd, "up")) return cmd_up(argc - 2, argv + 2, 0);
 	if (!strcmp(cmd, "demo")) return cmd_up(argc - 2, argv + 2, 1);
@@ -160,7 +210,10 @@ int main(int argc, char **argv)
 		return drill_main(argc - 1, argv + 1, NULL);
 	}
 	for (int i = 2; i < argc; i++) {
-		if (!strcmp(argv[i], "--state") && i + 1 < argc) { state = argv[++i]; continue; }
+		if (!strcmp(argv[i], "--state") && i + 1 < argc) {
+			state = argv[++i];
+			continue;
+		}
 		fprintf(stderr, "lab: %s: unknown argument %s\n", cmd, argv[i]);
 		return 2;
 	}

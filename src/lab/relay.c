@@ -30,8 +30,8 @@
 #include "lab/lab.h"
 
 #define RELAY_MAX_MAPS 64
-#define RELAY_MARKS 512                  /* pending reads per direction */
-#define RELAY_DIR_CAP_BYTES (4u << 20)   /* held bytes per direction */
+#define RELAY_MARKS 512                /* pending reads per direction */
+#define RELAY_DIR_CAP_BYTES (4u << 20) /* held bytes per direction */
 #define RELAY_MAX_CONNS 4096
 #define RELAY_CONNECT_TIMEOUT_MS 3000
 
@@ -41,30 +41,33 @@ typedef struct relay_map {
 	int fd;
 } relay_map;
 
-typedef struct relay_mark { uint64_t due_us; uint64_t end; } relay_mark;
+typedef struct relay_mark {
+	uint64_t due_us;
+	uint64_t end;
+} relay_mark;
 
 /* One direction: bytes read from `from`, due for `to`. Owner: its relay_conn. */
 typedef struct relay_dir {
-	buf data;                      /* held bytes not yet written */
-	uint64_t in_total, out_total;  /* bytes read and written, since the start */
-	uint64_t released;             /* bytes whose due time has passed */
+	buf data;                     /* held bytes not yet written */
+	uint64_t in_total, out_total; /* bytes read and written, since the start */
+	uint64_t released;            /* bytes whose due time has passed */
 	relay_mark marks[RELAY_MARKS];
 	size_t head, n;
-	int eof;                       /* `from` reached EOF (recorded as a mark at in_total) */
+	int eof; /* `from` reached EOF (recorded as a mark at in_total) */
 	uint64_t eof_due_us;
-	int shut;                      /* shutdown(to, SHUT_WR) done */
+	int shut; /* shutdown(to, SHUT_WR) done */
 } relay_dir;
 
 /* One relayed connection: a = accepted, b = to the target. d[0] a->b, d[1] b->a. */
 typedef struct relay_conn {
 	struct relay *r;
 	int fd[2];
-	int connected;                 /* b's connect finished */
+	int connected; /* b's connect finished */
 	relay_dir d[2];
 	uint64_t timer;
 	uint64_t connect_timer;
 	int closing;
-	struct relay_conn *prev, *next;  /* the relay's list of open connections */
+	struct relay_conn *prev, *next; /* the relay's list of open connections */
 } relay_conn;
 
 typedef struct relay {
@@ -74,7 +77,7 @@ typedef struct relay {
 	size_t n_maps;
 	size_t n_conns;
 	uint64_t conns_total;
-	relay_conn *conns;             /* open connections, for the shutdown */
+	relay_conn *conns; /* open connections, for the shutdown */
 } relay;
 
 static void conn_update(relay_conn *c);
@@ -107,7 +110,8 @@ static void conn_close(relay_conn *c, int reset)
 		c->fd[i] = -1;
 	}
 	c->r->n_conns--;
-	if (c->prev) c->prev->next = c->next; else c->r->conns = c->next;
+	if (c->prev) c->prev->next = c->next;
+	else c->r->conns = c->next;
 	if (c->next) c->next->prev = c->prev;
 	ev_defer(c->r->loop, conn_free_later, c);
 }
@@ -140,7 +144,11 @@ static int dir_read(relay_conn *c, int from, relay_dir *d)
 		if (k == -1 && errno == EAGAIN) return 0;
 		if (k < 0) return -1;
 		uint64_t due = now_us() + c->r->delay_us;
-		if (k == 0) { d->eof = 1; d->eof_due_us = due; return 0; }
+		if (k == 0) {
+			d->eof = 1;
+			d->eof_due_us = due;
+			return 0;
+		}
 		buf_commit(&d->data, (size_t)k);
 		d->in_total += (uint64_t)k;
 		relay_mark *m = &d->marks[(d->head + d->n) % RELAY_MARKS];
@@ -184,9 +192,15 @@ static void conn_update(relay_conn *c)
 	ev_loop *loop = c->r->loop;
 	if (c->connected) {
 		for (int i = 0; i < 2; i++)
-			if (dir_write(c, 1 - i, &c->d[i]) < 0) { conn_close(c, 1); return; }
+			if (dir_write(c, 1 - i, &c->d[i]) < 0) {
+				conn_close(c, 1);
+				return;
+			}
 	}
-	if (c->d[0].shut && c->d[1].shut) { conn_close(c, 0); return; }
+	if (c->d[0].shut && c->d[1].shut) {
+		conn_close(c, 0);
+		return;
+	}
 	uint64_t next = UINT64_MAX;
 	for (int i = 0; i < 2 && c->connected; i++) {
 		relay_dir *d = &c->d[i];
@@ -217,7 +231,10 @@ static void conn_io(ev_loop *loop, int fd, int mask, void *arg)
 	int side = fd == c->fd[0] ? 0 : 1;
 	if (side == 1 && !c->connected) {
 		int e = net_connect_result(fd);
-		if (e) { conn_close(c, 1); return; }
+		if (e) {
+			conn_close(c, 1);
+			return;
+		}
 		c->connected = 1;
 		ev_timer_del(loop, c->connect_timer);
 		c->connect_timer = 0;
@@ -227,7 +244,10 @@ static void conn_io(ev_loop *loop, int fd, int mask, void *arg)
 		return;
 	}
 	if (mask & (EV_READ | EV_ERROR)) {
-		if (dir_read(c, side, &c->d[side]) < 0) { conn_close(c, 1); return; }
+		if (dir_read(c, side, &c->d[side]) < 0) {
+			conn_close(c, 1);
+			return;
+		}
 	}
 	conn_update(c);
 }
@@ -242,7 +262,10 @@ static void on_accept(ev_loop *loop, int lfd, int mask, void *arg)
 	for (int k = 0; k < 64; k++) {
 		int a = net_accept(lfd, NULL);
 		if (a == -1) return;
-		if (r->n_conns >= RELAY_MAX_CONNS) { close(a); continue; }
+		if (r->n_conns >= RELAY_MAX_CONNS) {
+			close(a);
+			continue;
+		}
 		int b = net_connect(&m->target);
 		if (b == -1) {
 			struct linger l = {1, 0};
@@ -251,7 +274,11 @@ static void on_accept(ev_loop *loop, int lfd, int mask, void *arg)
 			continue;
 		}
 		relay_conn *c = calloc(1, sizeof *c);
-		if (!c) { close(a); close(b); continue; }
+		if (!c) {
+			close(a);
+			close(b);
+			continue;
+		}
 		c->r = r;
 		c->fd[0] = a;
 		c->fd[1] = b;
@@ -290,14 +317,27 @@ int relay_main(int argc, char **argv)
 	log_init("infergate-lab-relay");
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-		if (!strcmp(a, "--delay-ms") && v) { delay_ms = atof(v); i++; continue; }
-		if (!strcmp(a, "--state") && v) { i++; continue; }   /* marks the process as the lab's */
+		if (!strcmp(a, "--delay-ms") && v) {
+			delay_ms = atof(v);
+			i++;
+			continue;
+		}
+		if (!strcmp(a, "--state") && v) {
+			i++;
+			continue;
+		} /* marks the process as the lab's */
 		if (!strcmp(a, "--map") && v) {
-			if (r.n_maps >= RELAY_MAX_MAPS) { fprintf(stderr, "relay: too many maps\n"); return 2; }
+			if (r.n_maps >= RELAY_MAX_MAPS) {
+				fprintf(stderr, "relay: too many maps\n");
+				return 2;
+			}
 			const char *eq = strchr(v, '=');
 			relay_map *m = &r.maps[r.n_maps];
 			char l[NET_ADDR_STRLEN];
-			if (!eq || (size_t)(eq - v) >= sizeof l) { fprintf(stderr, "relay: bad --map %s\n", v); return 2; }
+			if (!eq || (size_t)(eq - v) >= sizeof l) {
+				fprintf(stderr, "relay: bad --map %s\n", v);
+				return 2;
+			}
 			memcpy(l, v, (size_t)(eq - v));
 			l[eq - v] = 0;
 			if (net_addr_parse_numeric(l, &m->listen) < 0 || net_addr_parse_numeric(eq + 1, &m->target) < 0) {
@@ -310,19 +350,31 @@ int relay_main(int argc, char **argv)
 			i++;
 			continue;
 		}
-		if (!strcmp(a, "-h") || !strcmp(a, "--help")) { relay_usage(); return 0; }
+		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			relay_usage();
+			return 0;
+		}
 		relay_usage();
 		return 2;
 	}
-	if (!r.n_maps || delay_ms < 0 || delay_ms > 10000) { relay_usage(); return 2; }
+	if (!r.n_maps || delay_ms < 0 || delay_ms > 10000) {
+		relay_usage();
+		return 2;
+	}
 	r.delay_us = (uint64_t)(delay_ms * 1000.0 + 0.5);
 	signal(SIGPIPE, SIG_IGN);
 	r.loop = ev_new();
-	if (!r.loop) { perror("ev_new"); return 1; }
+	if (!r.loop) {
+		perror("ev_new");
+		return 1;
+	}
 	for (size_t i = 0; i < r.n_maps; i++) {
 		char err[256];
 		r.maps[i].fd = net_listen(&r.maps[i].listen, NULL, err, sizeof err);
-		if (r.maps[i].fd < 0) { fprintf(stderr, "relay: listen %s: %s\n", r.maps[i].listen_s, err); return 1; }
+		if (r.maps[i].fd < 0) {
+			fprintf(stderr, "relay: listen %s: %s\n", r.maps[i].listen_s, err);
+			return 1;
+		}
 		ev_set(r.loop, r.maps[i].fd, EV_READ, on_accept, &r);
 		log_info("relay %s -> %s, %.1f ms each way", r.maps[i].listen_s, r.maps[i].target_s, delay_ms);
 	}
@@ -331,7 +383,10 @@ int relay_main(int argc, char **argv)
 	int rc = ev_run(r.loop);
 	while (r.conns) conn_close(r.conns, 0);
 	ev_run_once(r.loop, 0);
-	for (size_t i = 0; i < r.n_maps; i++) { ev_del(r.loop, r.maps[i].fd); close(r.maps[i].fd); }
+	for (size_t i = 0; i < r.n_maps; i++) {
+		ev_del(r.loop, r.maps[i].fd);
+		close(r.maps[i].fd);
+	}
 	ev_free(r.loop);
 	return rc == 0 ? 0 : 1;
 }

@@ -25,43 +25,42 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-	"usage: infergate-server --model DIR|FILE.gguf|URL [options]\n"
-	"  --model DIR|FILE.gguf|URL     model folder, a GGUF file (or a folder holding one), or\n"
-	"                                hf://ORG/NAME[@REV], http(s)://, s3://, gs://\n"
-	"  --cache-dir DIR               shared weights cache for a URL model, and DIR/tokenizers for the\n"
-	"                                tokenizer.bin of a read-only model folder (default\n"
-	"                                $INFERGATE_CACHE_DIR or ~/.cache/infergate)\n"
-	"  --cache-capacity SIZE         evict least-recently-used models beyond SIZE (default unlimited)\n"
-	"  --offline                     use the cache only, never the network\n"
-	"  --host ADDR                   listen address (default 0.0.0.0)\n"
-	"  --port N                      listen port (default 8000; 0 = any, printed)\n"
-	"  --served-model-name NAME      model name in the API and the metrics (default: --model)\n"
-	"  --api-key KEY                 /v1/, /tokenize and /detokenize need \"Authorization: Bearer\n"
-	"                                KEY\" (default: $VLLM_API_KEY; /health, /metrics stay open)\n"
-	"  --max-num-seqs N              sequences running at once (default 64)\n"
-	"  --max-model-len N             context length (default min(config, 8192))\n"
-	"  --max-num-batched-tokens N    tokens per engine step, prefill chunks included (default 512)\n"
-	"  --max-prefill-tokens N        prompt tokens a step carries beside decode tokens; bounds the\n"
-	"                                inter-token latency (default 256; 0 = up to the step's budget)\n"
-	"  --num-kv-blocks N             KV cache blocks of 16 tokens (alias --num-gpu-blocks-override)\n"
-	"  --kv-cache-memory BYTES       KV cache size (\"2GiB\") when --num-kv-blocks is not given\n"
-	"  --enable-prefix-caching | --no-enable-prefix-caching | --disable-prefix-caching\n"
-	"  --threads N                   threads per engine step (default: online CPUs)\n"
-	"  --kernels portable|avx2|avx512\n"
-	"  --quantization q8_0|q4_0      quantize the weights on load (the embedding, also the output\n"
-	"                                projection, to q8_0); default: as stored\n"
-	"  --kv-cache-dtype auto|bf16|f32  element type of the KV cache (default auto = bf16)\n"
-	"  --max-waiting N               queued requests before 503 (default 1024)\n"
-	"  --shutdown-grace DURATION     time for requests in flight after SIGTERM (default 30s)\n"
-	"  --load-delay DURATION         wait before loading (tests of /health while loading)\n"
-	"  --disable-log-requests        no line per request\n"
-	"  --log-level debug|info|warn|error\n");
+		"usage: infergate-server --model DIR|FILE.gguf|URL [options]\n"
+		"  --model DIR|FILE.gguf|URL     model folder, a GGUF file (or a folder holding one), or\n"
+		"                                hf://ORG/NAME[@REV], http(s)://, s3://, gs://\n"
+		"  --cache-dir DIR               shared weights cache for a URL model, and DIR/tokenizers for the\n"
+		"                                tokenizer.bin of a read-only model folder (default\n"
+		"                                $INFERGATE_CACHE_DIR or ~/.cache/infergate)\n"
+		"  --cache-capacity SIZE         evict least-recently-used models beyond SIZE (default unlimited)\n"
+		"  --offline                     use the cache only, never the network\n"
+		"  --host ADDR                   listen address (default 0.0.0.0)\n"
+		"  --port N                      listen port (default 8000; 0 = any, printed)\n"
+		"  --served-model-name NAME      model name in the API and the metrics (default: --model)\n"
+		"  --api-key KEY                 /v1/, /tokenize and /detokenize need \"Authorization: Bearer\n"
+		"                                KEY\" (default: $VLLM_API_KEY; /health, /metrics stay open)\n"
+		"  --max-num-seqs N              sequences running at once (default 64)\n"
+		"  --max-model-len N             context length (default min(config, 8192))\n"
+		"  --max-num-batched-tokens N    tokens per engine step, prefill chunks included (default 512)\n"
+		"  --max-prefill-tokens N        prompt tokens a step carries beside decode tokens; bounds the\n"
+		"                                inter-token latency (default 256; 0 = up to the step's budget)\n"
+		"  --num-kv-blocks N             KV cache blocks of 16 tokens (alias --num-gpu-blocks-override)\n"
+		"  --kv-cache-memory BYTES       KV cache size (\"2GiB\") when --num-kv-blocks is not given\n"
+		"  --enable-prefix-caching | --no-enable-prefix-caching | --disable-prefix-caching\n"
+		"  --threads N                   threads per engine step (default: online CPUs)\n"
+		"  --kernels portable|avx2|avx512\n"
+		"  --quantization q8_0|q4_0      quantize the weights on load (the embedding, also the output\n"
+		"                                projection, to q8_0); default: as stored\n"
+		"  --kv-cache-dtype auto|bf16|f32  element type of the KV cache (default auto = bf16)\n"
+		"  --max-waiting N               queued requests before 503 (default 1024)\n"
+		"  --shutdown-grace DURATION     time for requests in flight after SIGTERM (default 30s)\n"
+		"  --load-delay DURATION         wait before loading (tests of /health while loading)\n"
+		"  --disable-log-requests        no line per request\n"
+		"  --log-level debug|info|warn|error\n");
 }
 
 static int parse_args(server_opts *o, int argc, char **argv)
 {
-	*o = (server_opts){ .host = "0.0.0.0", .port = 8000, .prefix_caching = 1,
-			    .shutdown_grace_ms = 30000, .max_prefill_tokens = 256 };
+	*o = (server_opts){.host = "0.0.0.0", .port = 8000, .prefix_caching = 1, .shutdown_grace_ms = 30000, .max_prefill_tokens = 256};
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = NULL;
 		char flag[64];
@@ -73,15 +72,51 @@ static int parse_args(server_opts *o, int argc, char **argv)
 			v = eq + 1;
 			a = flag;
 		}
-#define NEEDV() do { if (!v) { if (i + 1 >= argc) { fprintf(stderr, "infergate-server: %s needs a value\n", a); return -1; } v = argv[++i]; } } while (0)
-#define INTARG(name, field, lo, hi) if (!strcmp(a, name)) { int64_t n_; NEEDV(); \
-		if (parse_int64(v, lo, hi, &n_) < 0) { fprintf(stderr, "infergate-server: %s needs an integer in [%lld, %lld], got %s\n", name, (long long)(lo), (long long)(hi), v); return -1; } \
-		o->field = (int)n_; continue; }
-#define STRARG(name, field) if (!strcmp(a, name)) { NEEDV(); o->field = v; continue; }
-#define DURARG(name, field) if (!strcmp(a, name)) { NEEDV(); \
-		if (parse_duration_ms(v, 1000, &o->field) < 0) { fprintf(stderr, "infergate-server: %s needs a duration (\"30s\", \"500ms\"), got %s\n", name, v); return -1; } continue; }
-#define SIZEARG(name, field) if (!strcmp(a, name)) { NEEDV(); \
-		if (parse_size_bytes(v, &o->field) < 0) { fprintf(stderr, "infergate-server: %s needs a size (\"2GiB\"), got %s\n", name, v); return -1; } continue; }
+#define NEEDV() \
+	do { \
+		if (!v) { \
+			if (i + 1 >= argc) { \
+				fprintf(stderr, "infergate-server: %s needs a value\n", a); \
+				return -1; \
+			} \
+			v = argv[++i]; \
+		} \
+	} while (0)
+#define INTARG(name, field, lo, hi) \
+	if (!strcmp(a, name)) { \
+		int64_t n_; \
+		NEEDV(); \
+		if (parse_int64(v, lo, hi, &n_) < 0) { \
+			fprintf(stderr, "infergate-server: %s needs an integer in [%lld, %lld], got %s\n", name, (long long)(lo), (long long)(hi), v); \
+			return -1; \
+		} \
+		o->field = (int)n_; \
+		continue; \
+	}
+#define STRARG(name, field) \
+	if (!strcmp(a, name)) { \
+		NEEDV(); \
+		o->field = v; \
+		continue; \
+	}
+#define DURARG(name, field) \
+	if (!strcmp(a, name)) { \
+		NEEDV(); \
+		if (parse_duration_ms(v, 1000, &o->field) < 0) { \
+			fprintf(stderr, "infergate-server: %s needs a duration (\"30s\", \"500ms\"), got %s\n", name, v); \
+			return -1; \
+		} \
+		continue; \
+	}
+#define SIZEARG(name, field) \
+	if (!strcmp(a, name)) { \
+		NEEDV(); \
+		if (parse_size_bytes(v, &o->field) < 0) { \
+			fprintf(stderr, "infergate-server: %s needs a size (\"2GiB\"), got %s\n", name, v); \
+			return -1; \
+		} \
+		continue; \
+	}
 		STRARG("--model", model)
 		STRARG("--served-model-name", served_name)
 		STRARG("--api-key", api_key)
@@ -120,21 +155,36 @@ static int parse_args(server_opts *o, int argc, char **argv)
 		SIZEARG("--cache-capacity", cache_capacity_bytes)
 		DURARG("--shutdown-grace", shutdown_grace_ms)
 		DURARG("--load-delay", load_delay_ms)
-		if (!strcmp(a, "--enable-prefix-caching")) { o->prefix_caching = 1; continue; }
+		if (!strcmp(a, "--enable-prefix-caching")) {
+			o->prefix_caching = 1;
+			continue;
+		}
 		if (!strcmp(a, "--no-enable-prefix-caching") || !strcmp(a, "--disable-prefix-caching")) {
 			o->prefix_caching = 0;
 			continue;
 		}
-		if (!strcmp(a, "--offline")) { o->offline = 1; continue; }
-		if (!strcmp(a, "--disable-log-requests")) { o->disable_log_requests = 1; continue; }
+		if (!strcmp(a, "--offline")) {
+			o->offline = 1;
+			continue;
+		}
+		if (!strcmp(a, "--disable-log-requests")) {
+			o->disable_log_requests = 1;
+			continue;
+		}
 		if (!strcmp(a, "--log-level")) {
 			NEEDV();
 			int l = log_level_parse(v);
-			if (l < 0) { fprintf(stderr, "infergate-server: --log-level: debug, info, warn or error\n"); return -1; }
+			if (l < 0) {
+				fprintf(stderr, "infergate-server: --log-level: debug, info, warn or error\n");
+				return -1;
+			}
 			log_set_level((enum log_level)l);
 			continue;
 		}
-		if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); exit(0); }
+		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			usage(stdout);
+			exit(0);
+		}
 		fprintf(stderr, "infergate-server: unknown argument %s (see --help)\n", argv[i]);
 		return -1;
 	}
@@ -156,7 +206,7 @@ static int is_url(const char *m) { return strstr(m, "://") != NULL; }
 /* The tokenizer half of the load, on its own thread. */
 typedef struct tok_job {
 	server *s;
-	const char *cache_dir;     /* for tokenizer.bin when the model folder is read-only */
+	const char *cache_dir; /* for tokenizer.bin when the model folder is read-only */
 	pthread_t thread;
 	tokenizer_source source;
 	uint64_t tok_ns;
@@ -178,7 +228,7 @@ static void *loader_main(void *arg)
 	char err[1024];
 	const server_opts *o = &s->o;
 	if (o->load_delay_ms) {
-		struct timespec ts = { (time_t)(o->load_delay_ms / 1000), (long)(o->load_delay_ms % 1000) * 1000000L };
+		struct timespec ts = {(time_t)(o->load_delay_ms / 1000), (long)(o->load_delay_ms % 1000) * 1000000L};
 		while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {}
 	}
 	char dflt[4096];
@@ -224,7 +274,7 @@ static void *loader_main(void *arg)
 	/* The tokenizer (mapped from tokenizer.bin, or built from tokenizer.json)
 	 * loads beside the engine and the chat template check. */
 	uint64_t t0 = time_mono_ns();
-	tok_job tj = { .s = s, .cache_dir = tok_cache };
+	tok_job tj = {.s = s, .cache_dir = tok_cache};
 	int tok_thread = pthread_create(&tj.thread, NULL, tokenizer_main, &tj) == 0;
 	if (!tok_thread) tokenizer_main(&tj);
 	s->e = engine_load(s->model_dir, &eo, err, sizeof err);
@@ -234,13 +284,19 @@ static void *loader_main(void *arg)
 		chat_ns = time_mono_ns() - t0 - engine_ns;
 	}
 	if (tok_thread) pthread_join(tj.thread, NULL);
-	if (!s->e) { str_copy(s->load_err, err, sizeof s->load_err); goto done; }
-	if (!s->tok) { str_copy(s->load_err, tj.err, sizeof s->load_err); goto done; }
+	if (!s->e) {
+		str_copy(s->load_err, err, sizeof s->load_err);
+		goto done;
+	}
+	if (!s->tok) {
+		str_copy(s->load_err, tj.err, sizeof s->load_err);
+		goto done;
+	}
 	if (!s->chat_ok) log_warn("chat completions disabled: %s", s->chat_err);
 	log_debug("load: engine %.1f ms, tokenizer %.1f ms (%s), chat template check %.1f ms",
 		  (double)engine_ns / 1e6, (double)tj.tok_ns / 1e6,
-		  tj.source == TOKENIZER_MAPPED ? "mapped tokenizer.bin" :
-		  tj.source == TOKENIZER_BUILT_SAVED ? "built, tokenizer.bin written" : "built",
+		  tj.source == TOKENIZER_MAPPED ? "mapped tokenizer.bin" : tj.source == TOKENIZER_BUILT_SAVED ? "built, tokenizer.bin written"
+													      : "built",
 		  (double)chat_ns / 1e6);
 	kv_cache *kv = engine_kv_cache(s->e);
 	log_info("model loaded in %" PRIu64 " ms: %d threads, %s kernels, weights %s (%.1f MB per step), "
@@ -351,7 +407,10 @@ static void on_signal(ev_loop *loop, int signo, void *arg)
 	log_info("signal %d: draining, %zu requests in flight, grace %" PRIu64 " ms", signo, s->n_calls,
 		 s->o.shutdown_grace_ms);
 	s->drain_deadline_ms = ev_now_ms(loop) + s->o.shutdown_grace_ms;
-	if (!s->ready) { ev_stop(loop); return; }
+	if (!s->ready) {
+		ev_stop(loop);
+		return;
+	}
 	s->drain_timer = ev_timer_add(loop, 0, drain_tick, s);
 }
 
@@ -366,7 +425,10 @@ int main(int argc, char **argv)
 	if (parse_args(&s->o, argc, argv) < 0) return 2;
 	signal(SIGPIPE, SIG_IGN);
 	s->loop = ev_new();
-	if (!s->loop) { log_error("cannot create the event loop: %s", strerror(errno)); return 1; }
+	if (!s->loop) {
+		log_error("cannot create the event loop: %s", strerror(errno));
+		return 1;
+	}
 	if (ev_signal(s->loop, SIGTERM, on_signal, s) < 0 || ev_signal(s->loop, SIGINT, on_signal, s) < 0) {
 		log_error("cannot route signals: %s", strerror(errno));
 		return 1;
@@ -375,31 +437,52 @@ int main(int argc, char **argv)
 	buf_init(&s->event, 256u << 20);
 	s->created_s = (int64_t)time_wall_s();
 	s->id_salt = time_mono_ns() ^ ((uint64_t)getpid() << 32);
-	if (server_metrics_init(s) < 0) { log_error("cannot create the metrics registry"); return 1; }
+	if (server_metrics_init(s) < 0) {
+		log_error("cannot create the metrics registry");
+		return 1;
+	}
 	s->loaded_async = ev_async_new(s->loop, on_loaded, s);
 	s->step_async = ev_async_new(s->loop, on_step_async, s);
-	if (!s->loaded_async || !s->step_async) { log_error("cannot create wake-ups: %s", strerror(errno)); return 1; }
-	if (server_openai_init(s) < 0) { log_error("cannot start the tokenizer thread"); return 1; }
+	if (!s->loaded_async || !s->step_async) {
+		log_error("cannot create wake-ups: %s", strerror(errno));
+		return 1;
+	}
+	if (server_openai_init(s) < 0) {
+		log_error("cannot start the tokenizer thread");
+		return 1;
+	}
 	httpd_limits lim;
 	httpd_limits_default(&lim);
 	lim.max_body_bytes = 64u << 20;
 	lim.send_timeout_ms = 300000;
 	s->http = httpd_new(s->loop, &lim, server_on_request, s);
-	if (!s->http) { log_error("cannot create the HTTP server"); return 1; }
+	if (!s->http) {
+		log_error("cannot create the HTTP server");
+		return 1;
+	}
 	char addr[300];
 	snprintf(addr, sizeof addr, strchr(s->o.host, ':') ? "[%s]:%d" : "%s:%d", s->o.host, s->o.port);
 	int li = httpd_listen(s->http, addr, NULL, err, sizeof err);
-	if (li < 0) { log_error("cannot listen on %s: %s", addr, err); return 1; }
+	if (li < 0) {
+		log_error("cannot listen on %s: %s", addr, err);
+		return 1;
+	}
 	s->port = httpd_port(s->http, li);
 	printf("infergate-server listening on %s:%d (loading %s)\n", s->o.host, s->port, s->o.model);
 	fflush(stdout);
 	log_info("listening on %s:%d; loading %s", s->o.host, s->port, s->o.model);
 
 	int rc = pthread_create(&s->loader, NULL, loader_main, s);
-	if (rc != 0) { log_error("cannot start the loader: %s", strerror(rc)); return 1; }
+	if (rc != 0) {
+		log_error("cannot start the loader: %s", strerror(rc));
+		return 1;
+	}
 	s->loader_started = 1;
 
-	if (ev_run(s->loop) < 0) { log_error("event loop failed: %s", strerror(errno)); s->exit_code = 1; }
+	if (ev_run(s->loop) < 0) {
+		log_error("event loop failed: %s", strerror(errno));
+		s->exit_code = 1;
+	}
 
 	/* Teardown: the loader first (it may still be loading), then HTTP (on_close
 	 * releases the requests still open), then the scheduler and the engine. */

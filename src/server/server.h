@@ -31,8 +31,8 @@
 #include "weights/cache.h"
 
 #define SERVER_VERSION "0.1.0+infergate"
-#define SERVER_MAX_CHOICES 128       /* n x prompts per request */
-#define SERVER_MAX_LOGIT_BIAS 1024   /* logit_bias entries per request */
+#define SERVER_MAX_CHOICES 128     /* n x prompts per request */
+#define SERVER_MAX_LOGIT_BIAS 1024 /* logit_bias entries per request */
 /* prompt_logprobs (or echo with logprobs): choices x prompt tokens per request
  * (each choice's answer carries the prompt's rows, as vLLM's does). */
 #define SERVER_MAX_PROMPT_LOGPROBS_ROWS 8192
@@ -48,20 +48,20 @@
 #define SERVER_BODY_MAX_BYTES (64u << 20)
 
 typedef struct server_opts {
-	const char *model;               /* folder or URL (hf://, http(s)://, s3://, gs://) */
-	const char *served_name;         /* default: model as given */
-	const char *api_key;             /* /v1/ paths need "Authorization: Bearer KEY"; NULL = open */
-	const char *host;                /* default 0.0.0.0, as vLLM */
-	int port;                        /* 0 = any (printed) */
+	const char *model;       /* folder or URL (hf://, http(s)://, s3://, gs://) */
+	const char *served_name; /* default: model as given */
+	const char *api_key;     /* /v1/ paths need "Authorization: Bearer KEY"; NULL = open */
+	const char *host;        /* default 0.0.0.0, as vLLM */
+	int port;                /* 0 = any (printed) */
 	int max_num_seqs;
 	int max_model_len;
 	int num_kv_blocks;
 	uint64_t kv_cache_bytes;
 	int threads;
 	int max_num_batched_tokens;
-	int max_prefill_tokens;          /* prompt tokens beside decode tokens in a step; 0 = no cap */
-	int prefix_caching;              /* 1 (default) */
-	int max_waiting;                 /* queued requests before 503 */
+	int max_prefill_tokens; /* prompt tokens beside decode tokens in a step; 0 = no cap */
+	int prefix_caching;     /* 1 (default) */
+	int max_waiting;        /* queued requests before 503 */
 	const char *cache_dir;
 	uint64_t cache_capacity_bytes;
 	int offline;
@@ -69,18 +69,18 @@ typedef struct server_opts {
 	const char *quantization;   /* --quantization q8_0|q4_0, NULL = as stored */
 	const char *kv_cache_dtype; /* --kv-cache-dtype auto|bf16|f32, NULL = auto (bf16) */
 	uint64_t shutdown_grace_ms;
-	uint64_t load_delay_ms;          /* test hook: sleep before loading */
+	uint64_t load_delay_ms; /* test hook: sleep before loading */
 	int disable_log_requests;
 } server_opts;
 
 typedef struct server_metrics {
 	prom_registry *reg;
-	vllm_metrics v;                  /* vLLM's families */
+	vllm_metrics v; /* vLLM's families */
 	prom_series *steps, *step_seqs, *step_tokens, *batch_size;
 	prom_series *phase[SCHED_PHASES]; /* infergate:step_phase_seconds_total by phase */
-	prom_series *output_seconds;     /* infergate:server_output_seconds_total */
-	sched_stats exported;            /* infergate: counters already added */
-	uint64_t output_ns_total;        /* event loop time turning tokens into responses */
+	prom_series *output_seconds;      /* infergate:server_output_seconds_total */
+	sched_stats exported;             /* infergate: counters already added */
+	uint64_t output_ns_total;         /* event loop time turning tokens into responses */
 	uint64_t output_ns_exported;
 } server_metrics;
 
@@ -92,29 +92,29 @@ typedef struct server {
 	httpd *http;
 	int port;
 	/* lifecycle (loop thread) */
-	int ready;                       /* model loaded, scheduler running */
-	int draining;                    /* SIGTERM seen */
+	int ready;    /* model loaded, scheduler running */
+	int draining; /* SIGTERM seen */
 	int exit_code;
 	uint64_t drain_deadline_ms, drain_timer;
 	/* loading */
 	pthread_t loader;
 	int loader_started;
-	ev_async *loaded_async;          /* the loader is done */
-	ev_async *step_async;            /* the scheduler produced output */
+	ev_async *loaded_async; /* the loader is done */
+	ev_async *step_async;   /* the scheduler produced output */
 	char load_err[1024];
 	int load_ok;
 	weights_cache *wcache;
 	char model_dir[4096];
 	engine *e;
 	tokenizer *tok;
-	int chat_ok;                     /* the chat template is Gemma 3's */
+	int chat_ok; /* the chat template is Gemma 3's */
 	char chat_err[256];
 	sched *sc;
-	int max_model_len;               /* effective */
-	int primary_eos;                 /* stop_reason null for this id */
+	int max_model_len; /* effective */
+	int primary_eos;   /* stop_reason null for this id */
 	/* requests */
-	srv_call *calls;                 /* active completion calls (doubly linked) */
-	struct tok_queue *tokq;          /* the tokenizer thread (server_openai.c) */
+	srv_call *calls;        /* active completion calls (doubly linked) */
+	struct tok_queue *tokq; /* the tokenizer thread (server_openai.c) */
 	size_t n_calls;
 	server_metrics m;
 	buf scratch, event;
@@ -162,7 +162,7 @@ size_t server_messages_bytes(const json_val *messages);
 
 /* server_metrics.c */
 int server_metrics_init(server *s);
-void server_metrics_loaded(server *s);       /* cache_config_info, after the load */
+void server_metrics_loaded(server *s); /* cache_config_info, after the load */
 void server_metrics_observer(server *s, sched_observer *o);
 void server_metrics_deinit(server *s);
 

@@ -78,7 +78,10 @@ static json_doc *parse_body(server *s, httpd_req *r)
 	size_t len;
 	const char *body = httpd_body(r, &len);
 	oai_err e = {0};
-	if (server_check_body(s, len, &e) < 0) { httpd_error(r, e.status, e.msg, e.param); return NULL; }
+	if (server_check_body(s, len, &e) < 0) {
+		httpd_error(r, e.status, e.msg, e.param);
+		return NULL;
+	}
 	json_doc *doc = oai_parse_body(body, len, &e);
 	if (!doc) httpd_error(r, e.status, e.msg, e.param);
 	return doc;
@@ -145,7 +148,10 @@ static void handle_detokenize(server *s, httpd_req *r)
 	buf text;
 	buf_init(&text, 64u << 20);
 	if (check_model(s, r, root) < 0) goto out;
-	if (!json_is(toks, JSON_ARRAY)) { httpd_error(r, 400, "tokens: Field required (a list of token ids)", "tokens"); goto out; }
+	if (!json_is(toks, JSON_ARRAY)) {
+		httpd_error(r, 400, "tokens: Field required (a list of token ids)", "tokens");
+		goto out;
+	}
 	for (size_t i = 0; i < json_count(toks); i++) {
 		if (oai_int_sat(json_at(toks, i), &id) < 0 || id < 0 || id >= (int64_t)tokenizer_vocab_size(s->tok)) {
 			httpd_error(r, 400, "tokens: each token id must be an integer in the vocabulary", "tokens");
@@ -161,7 +167,8 @@ static void handle_detokenize(server *s, httpd_req *r)
 	buf_reset(&s->scratch);
 	jw_init(&w, &s->scratch);
 	jw_obj_begin(&w);
-	jw_key(&w, "prompt"); jw_strn(&w, buf_rptr(&text), buf_rlen(&text));
+	jw_key(&w, "prompt");
+	jw_strn(&w, buf_rptr(&text), buf_rlen(&text));
 	jw_obj_end(&w);
 	server_respond_json(r, 200, &s->scratch);
 out:
@@ -197,10 +204,22 @@ void server_on_request(httpd_req *r, void *arg)
 	int one_model = !strncmp(path, "/v1/models/", 11) && path[11];
 	int known = !strcmp(path, "/v1/chat/completions") || !strcmp(path, "/v1/completions") ||
 		    !strcmp(path, "/v1/models") || one_model || !strcmp(path, "/tokenize") || !strcmp(path, "/detokenize");
-	if (!known) { httpd_error(r, 404, "Not Found", NULL); return; }
-	if (s->draining) { httpd_error(r, 503, "The server is shutting down.", NULL); return; }
-	if (!s->ready) { httpd_error(r, 503, "The model is still loading.", NULL); return; }
-	if (engine_broken(s)) { httpd_error(r, 503, "The engine is out of service.", NULL); return; }
+	if (!known) {
+		httpd_error(r, 404, "Not Found", NULL);
+		return;
+	}
+	if (s->draining) {
+		httpd_error(r, 503, "The server is shutting down.", NULL);
+		return;
+	}
+	if (!s->ready) {
+		httpd_error(r, 503, "The model is still loading.", NULL);
+		return;
+	}
+	if (engine_broken(s)) {
+		httpd_error(r, 503, "The engine is out of service.", NULL);
+		return;
+	}
 	if (!strcmp(path, "/v1/chat/completions")) {
 		if (httpd_method_or_405(r, "POST")) server_openai_handle(s, r, 1);
 	} else if (!strcmp(path, "/v1/completions")) {

@@ -11,10 +11,10 @@
 #include <string.h>
 #include "core/util.h"
 
-static const double batch_buckets[] = { 1, 2, 4, 8, 16, 32, 64, 128, 256, 512 };
+static const double batch_buckets[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512};
 
 /* The label vLLM uses for sched_finish 1.. (SCHED_STOP, LENGTH, ABORT, ERROR). */
-static const char *const finish_label[] = { "stop", "length", "abort", "error" };
+static const char *const finish_label[] = {"stop", "length", "abort", "error"};
 
 static void collect(prom_registry *reg, void *arg)
 {
@@ -52,32 +52,36 @@ int server_metrics_init(server *s)
 	static const char *const lab[] = {"engine", "model_name", NULL};
 	server_metrics *m = &s->m;
 	const char *const vals[] = {"0", s->o.served_name};
-	const vllm_metrics_opts o = { .model_name = s->o.served_name, .finish_reasons = finish_label,
-				      .n_finish_reasons = ARRAY_LEN(finish_label), .with_tpot = 1,
-				      .cache_info_cpu_blocks = 1 };
+	const vllm_metrics_opts o = {.model_name = s->o.served_name, .finish_reasons = finish_label, .n_finish_reasons = ARRAY_LEN(finish_label), .with_tpot = 1, .cache_info_cpu_blocks = 1};
 	memset(m, 0, sizeof *m);
 	m->reg = prom_registry_new();
 	if (!m->reg) return -1;
 	prom_registry *r = m->reg;
 	if (vllm_metrics_register(&m->v, r, &o) < 0) return -1;
 	m->steps = prom_series_get(prom_counter(r, "infergate:engine_steps_total",
-		"Engine steps run (one forward pass over the whole batch).", lab), vals);
+						"Engine steps run (one forward pass over the whole batch).", lab),
+				   vals);
 	m->step_seqs = prom_series_get(prom_counter(r, "infergate:engine_step_sequences_total",
-		"Sequences advanced, summed over steps.", lab), vals);
+						    "Sequences advanced, summed over steps.", lab),
+				       vals);
 	m->step_tokens = prom_series_get(prom_counter(r, "infergate:engine_step_tokens_total",
-		"Tokens through the model, summed over steps (prefill and decode).", lab), vals);
+						      "Tokens through the model, summed over steps (prefill and decode).", lab),
+					 vals);
 	m->batch_size = prom_series_get(prom_histogram(r, "infergate:engine_batch_size",
-		"Sequences per engine step.", lab, batch_buckets, ARRAY_LEN(batch_buckets)), vals);
+						       "Sequences per engine step.", lab, batch_buckets, ARRAY_LEN(batch_buckets)),
+					vals);
 	static const char *const plab[] = {"engine", "model_name", "phase", NULL};
 	prom_family *pf = prom_counter(r, "infergate:step_phase_seconds_total",
-		"Time of the scheduler thread by phase of its steps (schedule, prefill, decode, "
-		"output_projection, sample, publish).", plab);
+				       "Time of the scheduler thread by phase of its steps (schedule, prefill, decode, "
+				       "output_projection, sample, publish).",
+				       plab);
 	for (int i = 0; i < SCHED_PHASES; i++) {
 		const char *const pv[] = {"0", s->o.served_name, sched_phase_name[i]};
 		if (!(m->phase[i] = prom_series_get(pf, pv))) return -1;
 	}
 	m->output_seconds = prom_series_get(prom_counter(r, "infergate:server_output_seconds_total",
-		"Time of the event loop turning new tokens into response bytes (detokenization, JSON, writes).", lab), vals);
+							 "Time of the event loop turning new tokens into response bytes (detokenization, JSON, writes).", lab),
+					    vals);
 	prom_registry_on_write(r, collect, s);
 	return 0;
 }
@@ -100,7 +104,7 @@ static void obs_step(void *arg, int seqs, int tokens) { prom_observe(((server *)
 
 void server_metrics_observer(server *s, sched_observer *o)
 {
-	*o = (sched_observer){ obs_queue, obs_ttft, obs_itl, obs_finished, obs_step, s };
+	*o = (sched_observer){obs_queue, obs_ttft, obs_itl, obs_finished, obs_step, s};
 }
 
 void server_metrics_deinit(server *s)

@@ -33,30 +33,30 @@
 #include "infer/chat_template.h"
 #include "server/server.h"
 
-#define PROMPT_TEXT_MAX (32u << 20)   /* rendered prompt bytes */
+#define PROMPT_TEXT_MAX (32u << 20) /* rendered prompt bytes */
 
 /* One choice: one scheduler request and the text made of its tokens. */
 typedef struct choice {
 	sched_req *q;
-	sched_req *plp_q;           /* the request holding its prompt's log-probabilities:
+	sched_req *plp_q; /* the request holding its prompt's log-probabilities:
 	                               the first choice of the same prompt (computed once) */
 	int index;
 	int prompt_i;
-	int n_read;                 /* tokens taken from q */
-	int n_tokens;               /* completion tokens (up to a stop string) */
+	int n_read;   /* tokens taken from q */
+	int n_tokens; /* completion tokens (up to a stop string) */
 	tok_stream ts;
-	buf text;                   /* echo, then the generated text (cut at a stop) */
-	size_t echo_len;            /* stop strings are searched after the echo */
-	size_t sent;                /* bytes of text written (stream) */
-	int lp_sent;                /* tokens whose logprobs were written (stream) */
-	int tok_sent;               /* tokens streamed (one chunk per token, as vLLM) */
-	size_t *ends;               /* [max_tokens]: text length after each token */
+	buf text;        /* echo, then the generated text (cut at a stop) */
+	size_t echo_len; /* stop strings are searched after the echo */
+	size_t sent;     /* bytes of text written (stream) */
+	int lp_sent;     /* tokens whose logprobs were written (stream) */
+	int tok_sent;    /* tokens streamed (one chunk per token, as vLLM) */
+	size_t *ends;    /* [max_tokens]: text length after each token */
 	int ends_cap;
-	int64_t lp_offset;          /* text_offset of the next token (completions), code points */
+	int64_t lp_offset; /* text_offset of the next token (completions), code points */
 	int done;
 	sched_finish fin;
-	const char *stop_str;       /* the stop string that ended it, or NULL */
-	int32_t stop_tok;           /* the stop token that ended it, or -1 */
+	const char *stop_str; /* the stop string that ended it, or NULL */
+	int32_t stop_tok;     /* the stop token that ended it, or -1 */
 	int finish_sent;
 } choice;
 
@@ -76,37 +76,37 @@ struct srv_call {
 	srv_call *prev, *next;
 	json_doc *doc;
 	int chat, stream, include_usage, echo, include_stop_str;
-	int tokens_as_ids;          /* return_tokens_as_token_ids: "token_id:N" in logprobs */
-	int logprobs;               /* -1 none, 0 the sampled token, K top */
-	oai_stops stops;            /* point into doc */
-	int min_tokens;             /* stop strings count from this many tokens on */
-	int prompt_lp;              /* vLLM's prompt_logprobs: -1 none, else K alternatives */
-	buf plp_json;               /* prompt_logprobs as rendered for plp_json_q's prompt */
+	int tokens_as_ids; /* return_tokens_as_token_ids: "token_id:N" in logprobs */
+	int logprobs;      /* -1 none, 0 the sampled token, K top */
+	oai_stops stops;   /* point into doc */
+	int min_tokens;    /* stop strings count from this many tokens on */
+	int prompt_lp;     /* vLLM's prompt_logprobs: -1 none, else K alternatives */
+	buf plp_json;      /* prompt_logprobs as rendered for plp_json_q's prompt */
 	const sched_req *plp_json_q;
-	int32_t *bias_ids;          /* logit_bias, one entry per id (the scheduler copies it) */
+	int32_t *bias_ids; /* logit_bias, one entry per id (the scheduler copies it) */
 	float *bias;
 	int n_choices;
 	choice *ch;
 	char id[48];
-	oai_answer answer;          /* id, served name, created */
-	int started;                /* stream head written */
-	int failed;                 /* the connection is going away; on_close frees */
+	oai_answer answer; /* id, served name, created */
+	int started;       /* stream head written */
+	int failed;        /* the connection is going away; on_close frees */
 	uint64_t t0_ms;
 	/* Tokenizing, on the tokenizer thread (tok_main) between the handler
 	 * and call_submit: the loop does not touch these meanwhile. */
 	params p;
 	size_t n_prompts;
 	int list_of_prompts;
-	int32_t **pids;             /* [n_prompts] each prompt's ids (malloc'd) */
-	long *pn;                   /* [n_prompts] their counts; -1 err, -2 te */
-	int32_t *base_ids;          /* a greedy continue_final_message: the head's ids */
+	int32_t **pids;    /* [n_prompts] each prompt's ids (malloc'd) */
+	long *pn;          /* [n_prompts] their counts; -1 err, -2 te */
+	int32_t *base_ids; /* a greedy continue_final_message: the head's ids */
 	long base_n;
 	char terr[512];
 	oai_err te;
-	int tokenizing;             /* queued or on the tokenizer thread */
-	int tokenize_only;          /* POST /tokenize: the ids are the answer */
-	int add_special;            /* /tokenize's add_special_tokens (a text prompt) */
-	int gone;                   /* the client left while it was (loop thread) */
+	int tokenizing;    /* queued or on the tokenizer thread */
+	int tokenize_only; /* POST /tokenize: the ids are the answer */
+	int add_special;   /* /tokenize's add_special_tokens (a text prompt) */
+	int gone;          /* the client left while it was (loop thread) */
 	srv_call *job_next;
 };
 
@@ -201,10 +201,13 @@ static void plp_entry(srv_call *c, json_w *w, int32_t id, float logprob, int ran
 	snprintf(key, sizeof key, "%d", (int)id);
 	jw_key(w, key);
 	jw_obj_begin(w);
-	jw_key(w, "logprob"); jw_double(w, logprob < -9999.0f ? -9999.0 : logprob);
-	jw_key(w, "rank"); jw_int(w, rank);
+	jw_key(w, "logprob");
+	jw_double(w, logprob < -9999.0f ? -9999.0 : logprob);
+	jw_key(w, "rank");
+	jw_int(w, rank);
 	token_text(c, id, t);
-	jw_key(w, "decoded_token"); jw_strn(w, buf_rptr(t), buf_rlen(t));
+	jw_key(w, "decoded_token");
+	jw_strn(w, buf_rptr(t), buf_rlen(t));
 	jw_obj_end(w);
 }
 
@@ -216,7 +219,10 @@ static void write_prompt_lp(json_w *w, void *arg, int index)
 {
 	srv_call *c = arg;
 	const choice *ch = index >= 0 && index < c->n_choices ? &c->ch[index] : NULL;
-	if (!ch || !ch->plp_q || !sched_req_prompt_token(ch->plp_q, 0, NULL)) { jw_null(w); return; }
+	if (!ch || !ch->plp_q || !sched_req_prompt_token(ch->plp_q, 0, NULL)) {
+		jw_null(w);
+		return;
+	}
 	if (c->plp_json_q == ch->plp_q) {
 		jw_raw(w, buf_rptr(&c->plp_json), buf_rlen(&c->plp_json));
 		return;
@@ -226,7 +232,10 @@ static void write_prompt_lp(json_w *w, void *arg, int index)
 	jw_init(&pw, &c->plp_json);
 	c->plp_json_q = NULL;
 	render_prompt_lp(c, ch, &pw);
-	if (pw.error) { w->error = 1; return; }
+	if (pw.error) {
+		w->error = 1;
+		return;
+	}
 	c->plp_json_q = ch->plp_q;
 	jw_raw(w, buf_rptr(&c->plp_json), buf_rlen(&c->plp_json));
 }
@@ -239,7 +248,10 @@ static void render_prompt_lp(srv_call *c, const choice *ch, json_w *w)
 	const sampler_logprob *top;
 	const sched_token *tk;
 	for (int i = 0; (tk = sched_req_prompt_token(ch->plp_q, i, &top)); i++) {
-		if (isnan(tk->logprob)) { jw_null(w); continue; }
+		if (isnan(tk->logprob)) {
+			jw_null(w);
+			continue;
+		}
 		jw_obj_begin(w);
 		plp_entry(c, w, tk->id, tk->logprob, tk->rank, &t);
 		for (int k = 0; k < tk->n_top && k < c->prompt_lp; k++)
@@ -283,7 +295,8 @@ static int parse_logit_bias(server *s, srv_call *c, const json_val *root, sample
 		while (k < n && c->bias_ids[k] != (int32_t)id) k++;
 		if (k == n) n++;
 		c->bias_ids[k] = (int32_t)id;
-		c->bias[k] = (float)(b > 100 ? 100 : b < -100 ? -100 : b);
+		c->bias[k] = (float)(b > 100 ? 100 : b < -100 ? -100
+							      : b);
 	}
 	sp->bias_ids = c->bias_ids;
 	sp->bias = c->bias;
@@ -359,7 +372,8 @@ static int parse_params(server *s, srv_call *c, const json_val *root, params *p,
 	sp->temperature = os.has_temperature ? (float)os.temperature : g->temperature;
 	sp->top_p = os.has_top_p ? (float)os.top_p : g->top_p;
 	sp->min_p = os.has_min_p ? (float)os.min_p : g->min_p;
-	sp->top_k = !os.has_top_k ? g->top_k : os.top_k <= 0 ? 0 : (int)MIN(os.top_k, 1 << 30);
+	sp->top_k = !os.has_top_k ? g->top_k : os.top_k <= 0 ? 0
+							     : (int)MIN(os.top_k, 1 << 30);
 	sp->repetition_penalty = os.has_repetition_penalty ? (float)os.repetition_penalty : g->repetition_penalty;
 	sp->frequency_penalty = (float)os.frequency_penalty;
 	sp->presence_penalty = (float)os.presence_penalty;
@@ -440,7 +454,8 @@ static int parse_params(server *s, srv_call *c, const json_val *root, params *p,
 static void call_unlink(srv_call *c)
 {
 	server *s = c->s;
-	if (c->prev) c->prev->next = c->next; else if (s->calls == c) s->calls = c->next;
+	if (c->prev) c->prev->next = c->next;
+	else if (s->calls == c) s->calls = c->next;
 	if (c->next) c->next->prev = c->prev;
 	c->prev = c->next = NULL;
 	s->n_calls--;
@@ -500,7 +515,7 @@ static httpd_req *call_take_req(srv_call *c)
 /* Looks for a stop string ending at or after byte `from` of the new text. */
 static void check_stop(srv_call *c, choice *ch, size_t before)
 {
-	if (ch->n_tokens < c->min_tokens) return;   /* vLLM: no stop string before min_tokens */
+	if (ch->n_tokens < c->min_tokens) return; /* vLLM: no stop string before min_tokens */
 	size_t len = buf_rlen(&ch->text);
 	const char *t = buf_rptr(&ch->text);
 	size_t from = before > c->stops.max_len ? before - c->stops.max_len + 1 : 0;
@@ -511,7 +526,10 @@ static void check_stop(srv_call *c, choice *ch, size_t before)
 		size_t sl = c->stops.len[k];
 		for (size_t at = from; at + sl <= len; at++)
 			if (t[at] == c->stops.s[k][0] && !memcmp(t + at, c->stops.s[k], sl)) {
-				if (at < best) { best = at; which = k; }
+				if (at < best) {
+					best = at;
+					which = k;
+				}
 				break;
 			}
 	}
@@ -590,7 +608,8 @@ static void token_text(srv_call *c, int32_t id, buf *out)
 static int64_t code_points(const char *p, size_t n)
 {
 	int64_t k = 0;
-	for (size_t i = 0; i < n; i++) if (((unsigned char)p[i] & 0xC0) != 0x80) k++;
+	for (size_t i = 0; i < n; i++)
+		if (((unsigned char)p[i] & 0xC0) != 0x80) k++;
 	return k;
 }
 
@@ -617,7 +636,11 @@ static void write_logprobs(srv_call *c, choice *ch, int from, int to, json_w *w)
 	buf t;
 	buf_init(&t, 1 << 20);
 	jw_key(w, "logprobs");
-	if (c->logprobs < 0) { jw_null(w); buf_free(&t); return; }
+	if (c->logprobs < 0) {
+		jw_null(w);
+		buf_free(&t);
+		return;
+	}
 	if (c->chat) {
 		jw_obj_begin(w);
 		jw_key(w, "content");
@@ -627,17 +650,23 @@ static void write_logprobs(srv_call *c, choice *ch, int from, int to, json_w *w)
 			const sampler_logprob *top = sched_req_top(ch->q, i);
 			jw_obj_begin(w);
 			token_text(c, tk->id, &t);
-			jw_key(w, "token"); jw_strn(w, buf_rptr(&t), buf_rlen(&t));
-			jw_key(w, "logprob"); jw_double(w, tk->logprob < -9999.0f ? -9999.0 : tk->logprob);
-			jw_key(w, "bytes"); write_bytes(w, buf_rptr(&t), buf_rlen(&t));
+			jw_key(w, "token");
+			jw_strn(w, buf_rptr(&t), buf_rlen(&t));
+			jw_key(w, "logprob");
+			jw_double(w, tk->logprob < -9999.0f ? -9999.0 : tk->logprob);
+			jw_key(w, "bytes");
+			write_bytes(w, buf_rptr(&t), buf_rlen(&t));
 			jw_key(w, "top_logprobs");
 			jw_arr_begin(w);
 			for (int k = 0; k < tk->n_top && k < c->logprobs; k++) {
 				jw_obj_begin(w);
 				token_text(c, top[k].id, &t);
-				jw_key(w, "token"); jw_strn(w, buf_rptr(&t), buf_rlen(&t));
-				jw_key(w, "logprob"); jw_double(w, top[k].logprob < -9999.0f ? -9999.0 : top[k].logprob);
-				jw_key(w, "bytes"); write_bytes(w, buf_rptr(&t), buf_rlen(&t));
+				jw_key(w, "token");
+				jw_strn(w, buf_rptr(&t), buf_rlen(&t));
+				jw_key(w, "logprob");
+				jw_double(w, top[k].logprob < -9999.0f ? -9999.0 : top[k].logprob);
+				jw_key(w, "bytes");
+				write_bytes(w, buf_rptr(&t), buf_rlen(&t));
 				jw_obj_end(w);
 			}
 			jw_arr_end(w);
@@ -665,7 +694,8 @@ static void write_logprobs(srv_call *c, choice *ch, int from, int to, json_w *w)
 		jw_arr_begin(w);
 		for (int i = from - np; i < to; i++) {
 			float lp = lp_token(ch, np, i, NULL)->logprob;
-			if (isnan(lp)) jw_null(w); else jw_double(w, lp);
+			if (isnan(lp)) jw_null(w);
+			else jw_double(w, lp);
 		}
 		jw_arr_end(w);
 		jw_key(w, "tokens");
@@ -680,7 +710,10 @@ static void write_logprobs(srv_call *c, choice *ch, int from, int to, json_w *w)
 		for (int i = from - np; i < to; i++) {
 			const sampler_logprob *top;
 			const sched_token *tk = lp_token(ch, np, i, &top);
-			if (isnan(tk->logprob)) { jw_null(w); continue; }
+			if (isnan(tk->logprob)) {
+				jw_null(w);
+				continue;
+			}
 			int seen = 0;
 			jw_obj_begin(w);
 			for (int k = 0; k < tk->n_top && k < c->logprobs; k++) {
@@ -836,7 +869,7 @@ static int send_choice(srv_call *c, choice *ch)
 		int j = ch->tok_sent;
 		int last = ch->done && j == ch->n_tokens - 1;
 		size_t e = last ? len : MIN(ch->ends ? ch->ends[j] : len, len);
-		if (e > allowed) break;   /* held back (may start a stop string) */
+		if (e > allowed) break; /* held back (may start a stop string) */
 		if (e < ch->sent) e = ch->sent;
 		ch->tok_sent = j + 1;
 		int lp_to = c->logprobs >= 0 ? ch->tok_sent : ch->lp_sent;
@@ -856,10 +889,14 @@ static int send_error_event(srv_call *c, int status, const char *msg)
 	jw_obj_begin(&w);
 	jw_key(&w, "error");
 	jw_obj_begin(&w);
-	jw_key(&w, "message"); jw_str(&w, msg);
-	jw_key(&w, "type"); jw_str(&w, oai_error_type(status));
-	jw_key(&w, "param"); jw_null(&w);
-	jw_key(&w, "code"); jw_int(&w, status);
+	jw_key(&w, "message");
+	jw_str(&w, msg);
+	jw_key(&w, "type");
+	jw_str(&w, oai_error_type(status));
+	jw_key(&w, "param");
+	jw_null(&w);
+	jw_key(&w, "code");
+	jw_int(&w, status);
 	jw_obj_end(&w);
 	jw_obj_end(&w);
 	return send_scratch(c, &w);
@@ -897,12 +934,16 @@ static void stream_progress(srv_call *c)
 	int all_done = 1, error = 0;
 	for (int i = 0; i < c->n_choices; i++) {
 		choice *ch = &c->ch[i];
-		if (ch->done && ch->fin == SCHED_ERROR) { error = 1; continue; }
+		if (ch->done && ch->fin == SCHED_ERROR) {
+			error = 1;
+			continue;
+		}
 		if (send_choice(c, ch) < 0) return;
 		if (!ch->finish_sent) all_done = 0;
 	}
 	if (error) {
-		for (int i = 0; i < c->n_choices; i++) if (!c->ch[i].done) sched_finish_req(c->s->sc, c->ch[i].q, SCHED_ABORT);
+		for (int i = 0; i < c->n_choices; i++)
+			if (!c->ch[i].done) sched_finish_req(c->s->sc, c->ch[i].q, SCHED_ABORT);
 		if (send_error_event(c, 500, "The engine failed while generating.") < 0) return;
 		stream_end(c, 500);
 		return;
@@ -983,11 +1024,14 @@ static long prompt_ids(server *s, const json_val *pr, int32_t **ids, char *err, 
 		return server_text_tokens(s, pr->u.str.s, pr->u.str.len, 1, ids, err, errlen);
 	size_t n = json_count(pr);
 	*ids = malloc((n ? n : 1) * sizeof **ids);
-	if (!*ids) { snprintf(err, errlen, "out of memory"); return -1; }
+	if (!*ids) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
 	for (size_t i = 0; i < n; i++) {
 		int64_t id = -1;
 		char t[40];
-		oai_int_sat(json_at(pr, i), &id);   /* integral and >= 0: oai_parse_prompts */
+		oai_int_sat(json_at(pr, i), &id); /* integral and >= 0: oai_parse_prompts */
 		if (id < 0 || id >= engine_vocab(s->e)) {
 			oai_fail(e, 400, "prompt", "Token id %s is out of vocabulary (the model has %d).",
 				 oai_int_text(json_at(pr, i), id, t, sizeof t), engine_vocab(s->e));
@@ -1005,11 +1049,11 @@ static int context_error(oai_err *e, int max_len, long n, int64_t max_tokens, co
 {
 	if (max_tokens < 0 || n >= max_len)
 		return oai_fail(e, 400, NULL, "This model's maximum context length is %d tokens. However, you requested %ld tokens in the messages, Please reduce the length of the messages.",
-			    max_len, n);
+				max_len, n);
 	char t[40];
 	long double mt = json_is(mt_v, JSON_NUMBER) && !mt_v->is_int ? (long double)mt_v->u.num : (long double)max_tokens;
 	return oai_fail(e, 400, NULL, "This model's maximum context length is %d tokens. However, you requested %.0Lf tokens (%ld in the messages, %s in the completion). Please reduce the length of the messages or completion.",
-		    max_len, (long double)n + mt, n, oai_int_text(mt_v, max_tokens, t, sizeof t));
+			max_len, (long double)n + mt, n, oai_int_text(mt_v, max_tokens, t, sizeof t));
 }
 
 /* ------------------------------------------------------------ the tokenizer thread */
@@ -1024,16 +1068,17 @@ typedef struct tok_queue {
 	int started, stop;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	srv_call *todo_head, *todo_tail;    /* waiting for the thread */
-	srv_call *done_head, *done_tail;    /* back to the loop */
-	srv_call *busy;                     /* on the thread now */
+	srv_call *todo_head, *todo_tail; /* waiting for the thread */
+	srv_call *done_head, *done_tail; /* back to the loop */
+	srv_call *busy;                  /* on the thread now */
 	ev_async *done_async;
 } tok_queue;
 
 static void q_push(srv_call **head, srv_call **tail, srv_call *c)
 {
 	c->job_next = NULL;
-	if (*tail) (*tail)->job_next = c; else *head = c;
+	if (*tail) (*tail)->job_next = c;
+	else *head = c;
 	*tail = c;
 }
 
@@ -1092,7 +1137,10 @@ static void *tok_main(void *arg)
 	pthread_mutex_lock(&tq->mu);
 	while (!tq->stop) {
 		srv_call *c = q_pop(&tq->todo_head, &tq->todo_tail);
-		if (!c) { pthread_cond_wait(&tq->cv, &tq->mu); continue; }
+		if (!c) {
+			pthread_cond_wait(&tq->cv, &tq->mu);
+			continue;
+		}
 		tq->busy = c;
 		pthread_mutex_unlock(&tq->mu);
 		tokenize_call(c);
@@ -1124,12 +1172,16 @@ static void tokenize_answer(srv_call *c)
 	buf_reset(&s->scratch);
 	jw_init(&w, &s->scratch);
 	jw_obj_begin(&w);
-	jw_key(&w, "count"); jw_int(&w, n);
-	jw_key(&w, "max_model_len"); jw_int(&w, s->max_model_len);
-	jw_key(&w, "tokens"); jw_arr_begin(&w);
+	jw_key(&w, "count");
+	jw_int(&w, n);
+	jw_key(&w, "max_model_len");
+	jw_int(&w, s->max_model_len);
+	jw_key(&w, "tokens");
+	jw_arr_begin(&w);
 	for (long i = 0; i < n; i++) jw_int(&w, c->pids[0][i]);
 	jw_arr_end(&w);
-	jw_key(&w, "token_strs"); jw_null(&w);
+	jw_key(&w, "token_strs");
+	jw_null(&w);
 	jw_obj_end(&w);
 	if (w.error) httpd_error(r, 500, "The answer is too large.", NULL);
 	else server_respond_json(r, 200, &s->scratch);
@@ -1147,8 +1199,14 @@ static void on_tokenized(ev_loop *loop, void *arg)
 		pthread_mutex_unlock(&tq->mu);
 		if (!c) break;
 		c->tokenizing = 0;
-		if (c->gone) { call_free(c); continue; }
-		if (c->tokenize_only) { tokenize_answer(c); continue; }
+		if (c->gone) {
+			call_free(c);
+			continue;
+		}
+		if (c->tokenize_only) {
+			tokenize_answer(c);
+			continue;
+		}
 		oai_err e = {0};
 		if (call_submit(c, &e) < 0) {
 			httpd_req *r = call_take_req(c);
@@ -1222,7 +1280,11 @@ void server_openai_tokenize(server *s, httpd_req *r, json_doc *doc, const json_v
 		c->pn = calloc(1, sizeof *c->pn);
 	}
 	if (!c || !c->pids || !c->pn) {
-		if (c) { free(c->pids); free(c->pn); free(c); }
+		if (c) {
+			free(c->pids);
+			free(c->pn);
+			free(c);
+		}
 		json_doc_free(doc);
 		httpd_error(r, 503, "Out of memory.", NULL);
 		return;
@@ -1260,7 +1322,10 @@ static int call_submit(srv_call *c, oai_err *e)
 		int32_t *ids = c->pids[pi];
 		int truncated = 0;
 		const json_val *one = c->list_of_prompts ? json_at(pr, pi) : pr;
-		if (n == -2) { *e = c->te; return -1; }
+		if (n == -2) {
+			*e = c->te;
+			return -1;
+		}
 		if (n < 0) return oai_fail(e, 400, chat ? "messages" : "prompt", "%s", c->terr);
 		if (p.truncate >= 0 && n > p.truncate) {
 			/* vLLM keeps the last truncate_prompt_tokens tokens. */
@@ -1292,7 +1357,8 @@ static int call_submit(srv_call *c, oai_err *e)
 			sp.forced_text = last_content->u.str.s;
 			sp.forced_len = last_content->u.str.len;
 		}
-		sp.max_tokens = (int)(p.max_tokens >= 1 ? p.max_tokens : chat ? room : MIN(room, 16));
+		sp.max_tokens = (int)(p.max_tokens >= 1 ? p.max_tokens : chat ? room
+									      : MIN(room, 16));
 		for (int64_t k = 0; k < p.n; k++) {
 			choice *ch = &c->ch[pi * (size_t)p.n + (size_t)k];
 			char err[512];
@@ -1330,17 +1396,22 @@ void server_openai_handle(server *s, httpd_req *r, int chat)
 	size_t len;
 	const char *body = httpd_body(r, &len);
 
-	if (server_check_body(s, len, &e) < 0) { httpd_error(r, e.status, e.msg, e.param); return; }
+	if (server_check_body(s, len, &e) < 0) {
+		httpd_error(r, e.status, e.msg, e.param);
+		return;
+	}
 	srv_call *c = calloc(1, sizeof *c);
-	if (!c) { httpd_error(r, 503, "Out of memory.", NULL); return; }
+	if (!c) {
+		httpd_error(r, 503, "Out of memory.", NULL);
+		return;
+	}
 	c->s = s;
 	c->r = r;
 	c->chat = chat;
 	buf_init(&c->plp_json, 256u << 20);
 	c->t0_ms = time_mono_ms();
 	oai_make_id(c->id, sizeof c->id, chat, &s->id_seq, s->id_salt);
-	c->answer = (oai_answer){ .id = c->id, .model = s->o.served_name, .created = (int64_t)time_wall_s(),
-				  .chat = chat, .vllm_nulls = 1 };
+	c->answer = (oai_answer){.id = c->id, .model = s->o.served_name, .created = (int64_t)time_wall_s(), .chat = chat, .vllm_nulls = 1};
 
 	c->doc = oai_parse_body(body, len, &e);
 	if (!c->doc) goto error;
@@ -1365,7 +1436,10 @@ void server_openai_handle(server *s, httpd_req *r, int chat)
 	c->ch = calloc((size_t)c->n_choices, sizeof *c->ch);
 	c->pids = calloc(n_prompts, sizeof *c->pids);
 	c->pn = calloc(n_prompts, sizeof *c->pn);
-	if (!c->ch || !c->pids || !c->pn) { oai_fail(&e, 503, NULL, "Out of memory."); goto error; }
+	if (!c->ch || !c->pids || !c->pn) {
+		oai_fail(&e, 503, NULL, "Out of memory.");
+		goto error;
+	}
 	for (int i = 0; i < c->n_choices; i++) {
 		buf_init(&c->ch[i].text, 64u << 20);
 		c->ch[i].stop_tok = -1;

@@ -48,7 +48,8 @@ static void usage(FILE *f)
 	for (const sim_fault_key *k = sim_fault_keys; k->key; k++) {
 		char flag[64];
 		snprintf(flag, sizeof(flag), "--%s", k->key);
-		for (char *p = flag; *p; p++) if (*p == '_') *p = '-';
+		for (char *p = flag; *p; p++)
+			if (*p == '_') *p = '-';
 		fprintf(f, "  %-24s %s%s\n", flag, k->kind == 'b' ? "" : "(value) ", k->help);
 	}
 }
@@ -97,7 +98,8 @@ static const sim_fault_key *fault_flag(const char *name)
 	char key[64];
 	if (strlen(name) >= sizeof(key)) return NULL;
 	str_copy(key, name, sizeof(key));
-	for (char *p = key; *p; p++) if (*p == '-') *p = '_';
+	for (char *p = key; *p; p++)
+		if (*p == '-') *p = '_';
 	for (const sim_fault_key *k = sim_fault_keys; k->key; k++)
 		if (!strcmp(k->key, key)) return k;
 	return NULL;

@@ -31,19 +31,19 @@
 #include "core/sse.h"
 #include "core/util.h"
 
-#define SIM_EMBED_DIM 64            /* dimensions of an embedding (and the most `dimensions` may ask) */
-#define SIM_MAX_INPUTS 2048         /* texts per embeddings, score or rerank request */
-#define SIM_MAX_RESPONSE_WORDS 512  /* a response's output tokens at most */
-#define SIM_RESPONSE_WORDS 16       /* default max_output_tokens */
-#define SIM_TRANSCRIPT_WORDS 256    /* words of a transcript at most */
+#define SIM_EMBED_DIM 64           /* dimensions of an embedding (and the most `dimensions` may ask) */
+#define SIM_MAX_INPUTS 2048        /* texts per embeddings, score or rerank request */
+#define SIM_MAX_RESPONSE_WORDS 512 /* a response's output tokens at most */
+#define SIM_RESPONSE_WORDS 16      /* default max_output_tokens */
+#define SIM_TRANSCRIPT_WORDS 256   /* words of a transcript at most */
 
 /* ---- the vocabulary of ids seen, for /detokenize */
 
-#define VOCAB_CAP 65536             /* words remembered; later ones are not */
-#define VOCAB_WORD_MAX 64           /* longer words are not remembered */
+#define VOCAB_CAP 65536   /* words remembered; later ones are not */
+#define VOCAB_WORD_MAX 64 /* longer words are not remembered */
 
 typedef struct vocab_slot {
-	uint32_t id;                    /* 0 = empty (ids are 1..2^31-1) */
+	uint32_t id; /* 0 = empty (ids are 1..2^31-1) */
 	char word[VOCAB_WORD_MAX];
 } vocab_slot;
 
@@ -202,7 +202,7 @@ static long inputs_of(const json_val *v, const json_val **items, size_t cap, con
 	size_t n = json_count(v);
 	if (n == 0) return oai_fail(e, 400, param, "%s: Input cannot be empty.", param);
 	const json_val *first = json_at(v, 0);
-	if (json_is(first, JSON_NUMBER)) {     /* one list of token ids */
+	if (json_is(first, JSON_NUMBER)) { /* one list of token ids */
 		items[0] = v;
 		return 1;
 	}
@@ -303,7 +303,9 @@ static void write_floats(json_w *w, const float *v, int n)
 /* POST /v1/embeddings, /pooling (pooling 1) and /classify (classify 1). */
 static void handle_embeddings(sim_server *s, httpd_req *r, int kind)
 {
-	enum { EMBED, POOL, CLASSIFY };
+	enum { EMBED,
+	       POOL,
+	       CLASSIFY };
 	oai_err e;
 	const char *model;
 	json_doc *doc = parse_request(s, r, &model, &e);
@@ -630,7 +632,7 @@ static void handle_detokenize(sim_server *s, httpd_req *r)
 
 /* ---- the Responses API */
 
-#define RESPONSES_KEPT 64           /* stored responses GET can return (the oldest go) */
+#define RESPONSES_KEPT 64 /* stored responses GET can return (the oldest go) */
 
 /* A stored response: its id and its final JSON. Owner: the ring below. */
 typedef struct stored_response {
@@ -671,13 +673,13 @@ typedef struct resp_call {
 	const char *model;
 	int64_t created;
 	int store;
-	buf text;                       /* the output text, generated up front */
+	buf text;                                /* the output text, generated up front */
 	size_t word_end[SIM_MAX_RESPONSE_WORDS]; /* end offset of each output word in text */
 	size_t n_words, sent;
 	uint64_t input_tokens;
-	char *instructions;             /* NULL or a copy */
+	char *instructions; /* NULL or a copy */
 	uint64_t timer;
-	int seq;                        /* sequence_number of the next event */
+	int seq; /* sequence_number of the next event */
 } resp_call;
 
 static void resp_free(resp_call *c)
@@ -929,7 +931,7 @@ static int64_t resp_tick(ev_loop *loop, uint64_t id, void *arg)
 		rc |= send_event(c, "response.output_text.delta", ev_delta, &c->sent);
 		c->sent++;
 	}
-	if (rc < 0) return -1;         /* the client is gone: on_close frees */
+	if (rc < 0) return -1; /* the client is gone: on_close frees */
 	if (c->sent < c->n_words) {
 		c->timer = ev_timer_add(loop, (uint64_t)(c->s->cfg.engine.itl_ms > 0 ? c->s->cfg.engine.itl_ms : 0), resp_tick, c);
 		return -1;
@@ -1037,7 +1039,7 @@ static void handle_response_id(sim_server *s, httpd_req *r, const char *rest)
 		httpd_error(r, 404, msg, NULL);
 		return;
 	}
-	if (cancel) {                  /* every stored response has completed */
+	if (cancel) { /* every stored response has completed */
 		httpd_error(r, 400, "Cannot cancel a response that is not running in the background.", NULL);
 		return;
 	}
@@ -1064,7 +1066,11 @@ static void handle_audio(sim_server *s, httpd_req *r, int translate)
 	multipart_begin(&it, body, len, b, bl);
 	while ((rc = multipart_next(&it, &p)) == 1) {
 		if (!p.name) continue;
-#define FIELD(nm, v, vl) if (p.name_len == sizeof(nm) - 1 && !memcmp(p.name, nm, p.name_len)) { v = p.data; vl = p.len; }
+#define FIELD(nm, v, vl) \
+	if (p.name_len == sizeof(nm) - 1 && !memcmp(p.name, nm, p.name_len)) { \
+		v = p.data; \
+		vl = p.len; \
+	}
 		FIELD("file", file, file_len)
 		FIELD("model", model_v, model_len)
 		FIELD("response_format", fmt_v, fmt_len)
@@ -1096,7 +1102,9 @@ static void handle_audio(sim_server *s, httpd_req *r, int translate)
 		fail(r, &e);
 		return;
 	}
-	enum { JSON_FMT, TEXT_FMT, VERBOSE_FMT } fmt = JSON_FMT;
+	enum { JSON_FMT,
+	       TEXT_FMT,
+	       VERBOSE_FMT } fmt = JSON_FMT;
 	if (fmt_v) {
 		if (fmt_len == 4 && !memcmp(fmt_v, "text", 4)) fmt = TEXT_FMT;
 		else if (fmt_len == 12 && !memcmp(fmt_v, "verbose_json", 12)) fmt = VERBOSE_FMT;

@@ -10,9 +10,14 @@
 #include <string.h>
 #include "core/util.h"
 
-enum { ST_NEW = 0, ST_WAITING, ST_RUNNING, ST_FINISHED };
+enum { ST_NEW = 0,
+       ST_WAITING,
+       ST_RUNNING,
+       ST_FINISHED };
 
-typedef struct req_list { sim_req *head, *tail; } req_list;
+typedef struct req_list {
+	sim_req *head, *tail;
+} req_list;
 
 struct sim_engine {
 	ev_loop *loop;
@@ -23,23 +28,26 @@ struct sim_engine {
 	sim_engine_stats stats;
 	sim_engine_observer obs;
 	double slow;
-	uint64_t *chain;        /* scratch for block chains, chain_cap hashes */
+	uint64_t *chain; /* scratch for block chains, chain_cap hashes */
 	size_t chain_cap;
-	sim_req *in_tick;       /* the request whose timer callback is running */
+	sim_req *in_tick; /* the request whose timer callback is running */
 };
 
 static void list_push(req_list *l, sim_req *r)
 {
 	r->next = NULL;
 	r->prev = l->tail;
-	if (l->tail) l->tail->next = r; else l->head = r;
+	if (l->tail) l->tail->next = r;
+	else l->head = r;
 	l->tail = r;
 }
 
 static void list_unlink(req_list *l, sim_req *r)
 {
-	if (r->prev) r->prev->next = r->next; else l->head = r->next;
-	if (r->next) r->next->prev = r->prev; else l->tail = r->prev;
+	if (r->prev) r->prev->next = r->next;
+	else l->head = r->next;
+	if (r->next) r->next->prev = r->prev;
+	else l->tail = r->prev;
 	r->prev = r->next = NULL;
 }
 
@@ -99,7 +107,10 @@ int sim_req_generate(sim_req *r, sim_text *t, size_t max_tokens, int use_eos,
 			size_t sl = strlen(stops[s]);
 			if (!sl) continue;
 			const char *p = memmem(text + from, end - from, stops[s], sl);
-			if (p && (size_t)(p - text) < best) { best = (size_t)(p - text); which = s; }
+			if (p && (size_t)(p - text) < best) {
+				best = (size_t)(p - text);
+				which = s;
+			}
 		}
 		if (best == SIZE_MAX) continue;
 		/* Cut the text at the stop; tokens that began after it never came out. */
@@ -231,7 +242,7 @@ static int64_t tick(ev_loop *loop, uint64_t id, void *arg)
 	e->in_tick = r;
 	r->on_progress(r, r->arg);
 	e->in_tick = NULL;
-	if (r->state != ST_RUNNING) return -1;  /* aborted from the callback */
+	if (r->state != ST_RUNNING) return -1; /* aborted from the callback */
 	return due_in(e, r);
 }
 
@@ -244,7 +255,7 @@ static void schedule(sim_engine *e)
 		size_t full = r->prompt_tokens / SIM_KV_BLOCK_TOKENS;
 		if (full > e->chain_cap) {
 			uint64_t *p = realloc(e->chain, full * sizeof(*p));
-			if (!p) return;  /* tried again at the next event */
+			if (!p) return; /* tried again at the next event */
 			e->chain = p;
 			e->chain_cap = full;
 		}
@@ -268,8 +279,7 @@ static void schedule(sim_engine *e)
 		uint64_t t = ev_now_ms(e->loop);
 		r->admit_ms = t;
 		if (e->obs.queue) observe(e->obs.queue, e->obs.arg, r->arrival_ms, t);
-		double prefill = (e->cfg.ttft_ms + r->extra_ttft_ms + e->cfg.prefill_ms_per_token *
-				  (double)(r->prompt_tokens - r->cached_tokens)) * e->slow;
+		double prefill = (e->cfg.ttft_ms + r->extra_ttft_ms + e->cfg.prefill_ms_per_token * (double)(r->prompt_tokens - r->cached_tokens)) * e->slow;
 		r->next_due_ms = (double)t + prefill;
 		r->timer = ev_timer_add(e->loop, (uint64_t)due_in(e, r), tick, r);
 		if (!r->timer) {

@@ -36,7 +36,9 @@ typedef struct sim_engine_cfg {
 	const char *model;           /* the engine's model name (seeds the block hashes) */
 } sim_engine_cfg;
 
-enum sim_finish { SIM_FINISH_STOP = 0, SIM_FINISH_LENGTH, SIM_FINISH_ABORT };
+enum sim_finish { SIM_FINISH_STOP = 0,
+		  SIM_FINISH_LENGTH,
+		  SIM_FINISH_ABORT };
 
 typedef struct sim_engine sim_engine;
 typedef struct sim_req sim_req;
@@ -51,24 +53,24 @@ typedef void sim_progress_fn(sim_req *r, void *arg);
  * only links it while it waits or runs. */
 struct sim_req {
 	/* the work, filled by the caller through sim_req_generate */
-	sim_words words;            /* prompt then output word hashes */
+	sim_words words; /* prompt then output word hashes */
 	size_t prompt_tokens;
-	buf text;                   /* the whole output text */
-	uint32_t *tok_end;          /* byte offset in text where token i ends */
-	size_t out_tokens;          /* tokens generated (the last may be cut by a stop) */
-	double extra_ttft_ms;       /* added to its first token (a LoRA adapter's load) */
-	int finish;                 /* enum sim_finish once decided */
-	char *stop_reason;          /* the stop string that ended it, or NULL */
+	buf text;             /* the whole output text */
+	uint32_t *tok_end;    /* byte offset in text where token i ends */
+	size_t out_tokens;    /* tokens generated (the last may be cut by a stop) */
+	double extra_ttft_ms; /* added to its first token (a LoRA adapter's load) */
+	int finish;           /* enum sim_finish once decided */
+	char *stop_reason;    /* the stop string that ended it, or NULL */
 	/* progress, kept by the engine */
-	size_t emitted;             /* tokens out so far */
-	int done;                   /* every token out, or aborted */
-	int state;                  /* internal */
-	size_t cached_tokens;       /* prompt tokens found in the prefix cache */
+	size_t emitted;       /* tokens out so far */
+	int done;             /* every token out, or aborted */
+	int state;            /* internal */
+	size_t cached_tokens; /* prompt tokens found in the prefix cache */
 	uint64_t arrival_ms, admit_ms, first_ms, last_ms;
 	double next_due_ms;
 	uint64_t timer;
 	sim_kv_seq seq;
-	sim_req *prev, *next;       /* waiting or running list */
+	sim_req *prev, *next; /* waiting or running list */
 	sim_engine *engine;
 	sim_progress_fn *on_progress;
 	void *arg;
@@ -91,8 +93,8 @@ const char *sim_req_token(const sim_req *r, size_t i, size_t *len);
 typedef struct sim_engine_stats {
 	uint32_t running, waiting;
 	uint64_t prompt_tokens_total, generation_tokens_total;
-	uint64_t prefix_queries_total, prefix_hits_total;  /* tokens */
-	uint64_t success_total[3];                         /* by enum sim_finish */
+	uint64_t prefix_queries_total, prefix_hits_total; /* tokens */
+	uint64_t success_total[3];                        /* by enum sim_finish */
 	uint64_t preemptions_total;
 } sim_engine_stats;
 

@@ -39,11 +39,18 @@ void sim_faults_clear(sim_faults *f)
 	f->rng = rng ? rng : (time_mono_ns() | 1);
 }
 
-#define FAIL(...) do { snprintf(err, err_len, __VA_ARGS__); return -1; } while (0)
+#define FAIL(...) \
+	do { \
+		snprintf(err, err_len, __VA_ARGS__); \
+		return -1; \
+	} while (0)
 
 static int want_bool(const json_val *v, int *out)
 {
-	if (json_is(v, JSON_NULL)) { *out = 0; return 0; }
+	if (json_is(v, JSON_NULL)) {
+		*out = 0;
+		return 0;
+	}
 	if (!json_is(v, JSON_TRUE) && !json_is(v, JSON_FALSE)) return -1;
 	*out = json_bool(v, 0);
 	return 0;
@@ -53,7 +60,10 @@ static int want_bool(const json_val *v, int *out)
 static int want_int(const json_val *v, int64_t min, int64_t max, int64_t off_value, int64_t *out)
 {
 	int64_t x;
-	if (json_is(v, JSON_NULL)) { *out = off_value; return 0; }
+	if (json_is(v, JSON_NULL)) {
+		*out = off_value;
+		return 0;
+	}
 	if (json_int64(v, &x) < 0 || x < min || x > max) return -1;
 	*out = x;
 	return 0;
@@ -86,8 +96,9 @@ int sim_faults_apply(sim_faults *f, const json_val *obj, char *err, size_t err_l
 			if (want_int(v, 0, INT64_MAX / 2, 0, &t.refuse_ms) < 0)
 				FAIL("refuse_ms: expected an integer >= 0");
 		} else if (!strcmp(k, "hang")) {
-			const char *s = json_is(v, JSON_NULL) ? "off"
-				: json_is(v, JSON_FALSE) ? "off" : json_str(v, NULL);
+			const char *s = json_is(v, JSON_NULL)    ? "off"
+					: json_is(v, JSON_FALSE) ? "off"
+								 : json_str(v, NULL);
 			if (!s) FAIL("hang: expected \"request\", \"head\" or \"off\"");
 			if (!strcmp(s, "off") || !strcmp(s, "")) t.hang = SIM_HANG_OFF;
 			else if (!strcmp(s, "request")) t.hang = SIM_HANG_REQUEST;
@@ -135,27 +146,45 @@ void sim_faults_write(const sim_faults *f, json_w *w, const char *region)
 {
 	static const char *const hang_names[] = {"off", "request", "head"};
 	jw_obj_begin(w);
-	if (region) { jw_key(w, "region"); jw_str(w, region); }
-	jw_key(w, "health_fail"); jw_bool(w, f->health_fail);
+	if (region) {
+		jw_key(w, "region");
+		jw_str(w, region);
+	}
+	jw_key(w, "health_fail");
+	jw_bool(w, f->health_fail);
 	jw_key(w, "error_status");
-	if (f->error_status) jw_int(w, f->error_status); else jw_null(w);
-	jw_key(w, "error_rate"); jw_double(w, f->error_rate);
-	jw_key(w, "error_count"); jw_int(w, f->error_count);
-	jw_key(w, "refuse"); jw_bool(w, f->refuse);
-	jw_key(w, "refuse_ms"); jw_int(w, f->refuse_ms);
-	jw_key(w, "hang"); jw_str(w, hang_names[f->hang]);
-	jw_key(w, "hang_path"); jw_str(w, f->hang_path);
+	if (f->error_status) jw_int(w, f->error_status);
+	else jw_null(w);
+	jw_key(w, "error_rate");
+	jw_double(w, f->error_rate);
+	jw_key(w, "error_count");
+	jw_int(w, f->error_count);
+	jw_key(w, "refuse");
+	jw_bool(w, f->refuse);
+	jw_key(w, "refuse_ms");
+	jw_int(w, f->refuse_ms);
+	jw_key(w, "hang");
+	jw_str(w, hang_names[f->hang]);
+	jw_key(w, "hang_path");
+	jw_str(w, f->hang_path);
 	jw_key(w, "close_after_chunks");
-	if (f->close_after_chunks >= 0) jw_int(w, f->close_after_chunks); else jw_null(w);
-	jw_key(w, "close_count"); jw_int(w, f->close_count);
-	jw_key(w, "slow_factor"); jw_double(w, f->slow_factor);
+	if (f->close_after_chunks >= 0) jw_int(w, f->close_after_chunks);
+	else jw_null(w);
+	jw_key(w, "close_count");
+	jw_int(w, f->close_count);
+	jw_key(w, "slow_factor");
+	jw_double(w, f->slow_factor);
 	jw_key(w, "kv_usage");
-	if (f->kv_usage >= 0) jw_double(w, f->kv_usage); else jw_null(w);
+	if (f->kv_usage >= 0) jw_double(w, f->kv_usage);
+	else jw_null(w);
 	jw_key(w, "waiting");
-	if (f->waiting >= 0) jw_int(w, f->waiting); else jw_null(w);
+	if (f->waiting >= 0) jw_int(w, f->waiting);
+	else jw_null(w);
 	jw_key(w, "die_after_requests");
-	if (f->die_after_requests) jw_int(w, f->die_after_requests); else jw_null(w);
-	jw_key(w, "metrics_garbage"); jw_bool(w, f->metrics_garbage);
+	if (f->die_after_requests) jw_int(w, f->die_after_requests);
+	else jw_null(w);
+	jw_key(w, "metrics_garbage");
+	jw_bool(w, f->metrics_garbage);
 	jw_obj_end(w);
 }
 
@@ -163,7 +192,9 @@ void sim_faults_write(const sim_faults *f, json_w *w, const char *region)
 static double draw(sim_faults *f)
 {
 	uint64_t x = f->rng;
-	x ^= x >> 12; x ^= x << 25; x ^= x >> 27;
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
 	f->rng = x;
 	return (double)((x * 0x2545F4914F6CDD1Dull) >> 11) / 9007199254740992.0;
 }

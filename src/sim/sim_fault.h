@@ -16,7 +16,9 @@
 #include <stdint.h>
 #include "core/json.h"
 
-enum sim_hang { SIM_HANG_OFF = 0, SIM_HANG_REQUEST, SIM_HANG_HEAD };
+enum sim_hang { SIM_HANG_OFF = 0,
+		SIM_HANG_REQUEST,
+		SIM_HANG_HEAD };
 
 /* Owner: the server (one per process). Off values as noted. */
 typedef struct sim_faults {
@@ -57,7 +59,11 @@ int sim_faults_hang_for(const sim_faults *f, const char *path);
 
 /* Fault keys for command-line flags: "--" + key with '_' as '-'. kind is 'b'
  * (a switch, no argument), 'n' (number), 's' (string). NULL-terminated. */
-typedef struct sim_fault_key { const char *key; char kind; const char *help; } sim_fault_key;
+typedef struct sim_fault_key {
+	const char *key;
+	char kind;
+	const char *help;
+} sim_fault_key;
 extern const sim_fault_key sim_fault_keys[];
 
 #endif

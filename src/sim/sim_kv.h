@@ -24,33 +24,33 @@
 #define SIM_KV_NONE UINT32_MAX
 
 typedef struct sim_kv_block {
-	uint64_t hash;        /* chain hash of its 16 tokens; valid when hashed */
-	uint32_t ref;         /* sequences holding it; 0 = on the free list */
-	uint32_t prev, next;  /* free (LRU) list links */
-	uint32_t hnext;       /* hash bucket chain */
-	uint8_t hashed;       /* in the hash table */
+	uint64_t hash;       /* chain hash of its 16 tokens; valid when hashed */
+	uint32_t ref;        /* sequences holding it; 0 = on the free list */
+	uint32_t prev, next; /* free (LRU) list links */
+	uint32_t hnext;      /* hash bucket chain */
+	uint8_t hashed;      /* in the hash table */
 } sim_kv_block;
 
 /* The pool. Owner: the engine (sim_kv_init / sim_kv_deinit). */
 typedef struct sim_kv {
 	uint32_t num_blocks;
-	sim_kv_block *blocks;       /* num_blocks */
-	uint32_t *buckets;          /* hash table heads, bucket_mask + 1 */
+	sim_kv_block *blocks; /* num_blocks */
+	uint32_t *buckets;    /* hash table heads, bucket_mask + 1 */
 	uint32_t bucket_mask;
 	uint32_t lru_head, lru_tail; /* free blocks, next to be reused first */
-	uint32_t free_blocks;       /* blocks with ref 0 */
-	uint32_t reserved_blocks;   /* promised to running sequences, not yet taken */
-	uint64_t seed;              /* seeds each chain (hash of the model name) */
+	uint32_t free_blocks;        /* blocks with ref 0 */
+	uint32_t reserved_blocks;    /* promised to running sequences, not yet taken */
+	uint64_t seed;               /* seeds each chain (hash of the model name) */
 } sim_kv;
 
 /* One sequence's blocks. Owner: the request; zero it before the first
  * sim_kv_admit, free it with sim_kv_seq_free. */
 typedef struct sim_kv_seq {
-	uint32_t *ids;       /* held blocks, in order */
-	uint32_t n, cap;     /* held, capacity of ids */
-	uint32_t reserved;   /* blocks still reserved for its growth */
-	uint32_t hashed;     /* leading blocks whose chain hash is known */
-	uint64_t last_hash;  /* chain hash of block hashed - 1 (seed when 0) */
+	uint32_t *ids;      /* held blocks, in order */
+	uint32_t n, cap;    /* held, capacity of ids */
+	uint32_t reserved;  /* blocks still reserved for its growth */
+	uint32_t hashed;    /* leading blocks whose chain hash is known */
+	uint64_t last_hash; /* chain hash of block hashed - 1 (seed when 0) */
 } sim_kv_seq;
 
 /* Returns 0, or -1 out of memory. seed_name is the model name. */

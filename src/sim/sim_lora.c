@@ -79,8 +79,11 @@ void sim_lora_write_cards(const sim_lora *l, json_w *w, const char *base, int64_
 		char root[256];
 		snprintf(root, sizeof(root), "/adapters/%s", l->names[i]);
 		oai_write_model_parent_begin(w, l->names[i], "vllm", root, base, created);
-		jw_key(w, "max_model_len"); jw_null(w); /* vLLM shows none for an adapter */
-		jw_key(w, "permission"); jw_arr_begin(w); jw_arr_end(w);
+		jw_key(w, "max_model_len");
+		jw_null(w); /* vLLM shows none for an adapter */
+		jw_key(w, "permission");
+		jw_arr_begin(w);
+		jw_arr_end(w);
 		jw_obj_end(w);
 	}
 }

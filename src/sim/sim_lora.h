@@ -25,8 +25,8 @@
 typedef struct sim_lora {
 	const char *names[SIM_MAX_LORAS]; /* from the command line (not owned) */
 	size_t n;
-	uint32_t max_loras;            /* slots; vLLM's default 1 */
-	double load_ms;                /* added to the first token when the adapter is not loaded */
+	uint32_t max_loras;              /* slots; vLLM's default 1 */
+	double load_ms;                  /* added to the first token when the adapter is not loaded */
 	uint32_t running[SIM_MAX_LORAS]; /* requests in flight per adapter */
 	int loaded[SIM_MAX_LORAS];
 	uint64_t used_seq[SIM_MAX_LORAS];

@@ -25,7 +25,7 @@ static void collect(prom_registry *reg, void *arg)
 		.running = st->running,
 		.waiting = s->faults.waiting >= 0 ? (double)s->faults.waiting : st->waiting,
 		.kv_usage = s->faults.kv_usage >= 0 ? s->faults.kv_usage
-			    : (double)sim_kv_used(kv) / (double)kv->num_blocks,
+						    : (double)sim_kv_used(kv) / (double)kv->num_blocks,
 		.prefix_queries_total = st->prefix_queries_total,
 		.prefix_hits_total = st->prefix_hits_total,
 		.prompt_tokens_total = st->prompt_tokens_total,
@@ -39,8 +39,7 @@ static void collect(prom_registry *reg, void *arg)
 int sim_metrics_init(sim_metrics *m, sim_server *s)
 {
 	static const char *const reasons[] = {"stop", "length", "abort"};
-	const vllm_metrics_opts o = { .model_name = s->cfg.models[0], .finish_reasons = reasons,
-				      .n_finish_reasons = 3 };
+	const vllm_metrics_opts o = {.model_name = s->cfg.models[0], .finish_reasons = reasons, .n_finish_reasons = 3};
 	memset(m, 0, sizeof(*m));
 	m->reg = prom_registry_new();
 	if (!m->reg) return -1;
@@ -75,7 +74,10 @@ int sim_metrics_write_llamacpp(sim_server *s, buf *out)
 	const sim_kv *kv = sim_engine_kv(s->engine);
 	double waiting = s->faults.waiting >= 0 ? (double)s->faults.waiting : st->waiting;
 	double kv_usage = s->faults.kv_usage >= 0 ? s->faults.kv_usage : (double)sim_kv_used(kv) / (double)kv->num_blocks;
-	struct { const char *name, *type, *help; double v; } m[] = {
+	struct {
+		const char *name, *type, *help;
+		double v;
+	} m[] = {
 		{"prompt_tokens_total", "counter", "Number of prompt tokens processed.", (double)st->prompt_tokens_total},
 		{"tokens_predicted_total", "counter", "Number of generation tokens processed.", (double)st->generation_tokens_total},
 		{"kv_cache_usage_ratio", "gauge", "KV-cache usage. 1 means 100 percent usage.", kv_usage},

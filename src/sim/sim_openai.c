@@ -28,13 +28,13 @@ typedef struct sim_call {
 	sim_req req;
 	int chat, stream, include_usage;
 	char id[48];
-	oai_answer answer;      /* id, the served name (lives in the config), created */
-	size_t sent;            /* tokens written to the client */
-	int64_t cut_after;      /* data events before the close fault cuts; -1 none */
-	uint64_t events;        /* data events written */
-	int started;            /* stream head written */
-	int failed;             /* the connection is going away; on_close frees */
-	int lora;               /* its adapter's index (sim_lora.h), -1: none */
+	oai_answer answer; /* id, the served name (lives in the config), created */
+	size_t sent;       /* tokens written to the client */
+	int64_t cut_after; /* data events before the close fault cuts; -1 none */
+	uint64_t events;   /* data events written */
+	int started;       /* stream head written */
+	int failed;        /* the connection is going away; on_close frees */
+	int lora;          /* its adapter's index (sim_lora.h), -1: none */
 } sim_call;
 
 static const char *const finish_names[] = {"stop", "length", "abort"};
@@ -58,7 +58,7 @@ static void call_on_close(httpd_req *r, void *arg)
 typedef struct params {
 	const char *model;
 	int stream, include_usage;
-	int64_t max_tokens;            /* -1 when absent */
+	int64_t max_tokens; /* -1 when absent */
 	int ignore_eos;
 	oai_stops stops;
 	int add_generation_prompt, continue_final_message;
@@ -165,7 +165,7 @@ static int render_prompt(const params *p, int chat, sim_text *t, sim_req *r)
 		if (json_is(pr, JSON_STRING)) return feed(t, r, pr->u.str.s, pr->u.str.len);
 		for (size_t i = 0; i < json_count(pr); i++) {
 			int64_t id = 0;
-			oai_int_sat(json_at(pr, i), &id);   /* checked by parse_prompt (2.0 is 2) */
+			oai_int_sat(json_at(pr, i), &id); /* checked by parse_prompt (2.0 is 2) */
 			int len = snprintf(marker, sizeof(marker), "%" PRId64, id);
 			if (feed(t, r, marker, (size_t)len) < 0) return -1;
 		}
@@ -233,7 +233,8 @@ static int send_chunk(sim_call *c, size_t i, int with_finish, int usage)
 		size_t len = 0;
 		if (i < c->req.out_tokens) tok = sim_req_token(&c->req, i, &len);
 		oai_write_chunk(&w, &c->answer, 0, tok, len);
-		jw_key(&w, "logprobs"); jw_null(&w);
+		jw_key(&w, "logprobs");
+		jw_null(&w);
 		if (with_finish) write_finish(c, &w);
 		else oai_write_no_finish(&w, &c->answer);
 		oai_write_chunk_end(&w);
@@ -288,7 +289,8 @@ static void respond_whole(sim_call *c)
 	jw_init(&w, b);
 	oai_write_answer(&w, &c->answer);
 	oai_write_choice(&w, &c->answer, 0, buf_rptr(&c->req.text), buf_rlen(&c->req.text));
-	jw_key(&w, "logprobs"); jw_null(&w);
+	jw_key(&w, "logprobs");
+	jw_null(&w);
 	write_finish(c, &w);
 	oai_write_choice_end(&w, &c->answer, 0);
 	oai_write_answer_end(&w, &c->answer, c->req.prompt_tokens, c->req.out_tokens);
@@ -352,7 +354,7 @@ void sim_openai_handle(sim_server *s, httpd_req *r, int chat)
 	uint32_t max_len = s->cfg.max_model_len;
 	if (render_prompt(&p, chat, &t, &c->req) < 0 || c->req.words.n >= max_len) {
 		oai_fail(&e, 400, NULL, "This model's maximum context length is %u tokens. However, your request has %s%zu input tokens. Please reduce the length of the input messages.",
-		     max_len, c->req.words.n > max_len ? "more than " : "", MIN((size_t)max_len, c->req.words.n));
+			 max_len, c->req.words.n > max_len ? "more than " : "", MIN((size_t)max_len, c->req.words.n));
 		goto error;
 	}
 	c->req.prompt_tokens = c->req.words.n;
@@ -361,7 +363,7 @@ void sim_openai_handle(sim_server *s, httpd_req *r, int chat)
 	if (p.max_tokens >= 1) {
 		if ((uint64_t)p.max_tokens > room) {
 			oai_fail(&e, 400, NULL, "This model's maximum context length is %u tokens. However, you requested %" PRIu64 " tokens (%zu in the messages, %" PRId64 " in the completion). Please reduce the length of the messages or completion.",
-			     max_len, (uint64_t)c->req.prompt_tokens + (uint64_t)p.max_tokens, c->req.prompt_tokens, p.max_tokens);
+				 max_len, (uint64_t)c->req.prompt_tokens + (uint64_t)p.max_tokens, c->req.prompt_tokens, p.max_tokens);
 			goto error;
 		}
 		max_tokens = (size_t)p.max_tokens;
@@ -377,7 +379,7 @@ void sim_openai_handle(sim_server *s, httpd_req *r, int chat)
 	doc = NULL;
 
 	oai_make_id(c->id, sizeof(c->id), chat, &s->id_seq, s->id_salt);
-	c->answer = (oai_answer){ .id = c->id, .model = p.model, .created = (int64_t)time_wall_s(), .chat = chat };
+	c->answer = (oai_answer){.id = c->id, .model = p.model, .created = (int64_t)time_wall_s(), .chat = chat};
 	if (c->stream) c->cut_after = sim_faults_take_close(&s->faults);
 
 	c->req.on_progress = on_progress;

@@ -125,8 +125,10 @@ static void handle_models(sim_server *s, httpd_req *r)
 		oai_write_models(&w, s->cfg.models, s->cfg.n_models, s->cfg.models[0], s->created_s, s->cfg.max_model_len, 0);
 	} else { /* the served names, then the adapters with their parent, as vLLM lists them */
 		jw_obj_begin(&w);
-		jw_key(&w, "object"); jw_str(&w, "list");
-		jw_key(&w, "data"); jw_arr_begin(&w);
+		jw_key(&w, "object");
+		jw_str(&w, "list");
+		jw_key(&w, "data");
+		jw_arr_begin(&w);
 		for (size_t i = 0; i < s->cfg.n_models; i++)
 			oai_write_model(&w, s->cfg.models[i], s->cfg.models[0], s->created_s, s->cfg.max_model_len, 0);
 		sim_lora_write_cards(&s->cfg.lora, &w, s->cfg.models[0], s->created_s, s->cfg.max_model_len);
@@ -166,7 +168,7 @@ static void on_request(httpd_req *r, void *arg)
 		return;
 	}
 	if (s->cfg.api_key && !strncmp(path, "/v1", 3) && !httpd_bearer_is(r, s->cfg.api_key)) {
-		httpd_error(r, 401, "Unauthorized", NULL);   /* as vLLM's --api-key */
+		httpd_error(r, 401, "Unauthorized", NULL); /* as vLLM's --api-key */
 		return;
 	}
 	if (!strcmp(path, "/health")) {
@@ -236,7 +238,7 @@ int sim_server_init(sim_server *s, ev_loop *loop, const sim_server_cfg *cfg,
 	s->listener = httpd_listen(s->http, addr, NULL, err, err_len);
 	if (s->listener < 0) return -1;
 	if (cfg->tls_cert || cfg->tls_key) {
-		tls_server_opts to = { .cert_file = cfg->tls_cert, .key_file = cfg->tls_key, .alpn_h2 = 1 };
+		tls_server_opts to = {.cert_file = cfg->tls_cert, .key_file = cfg->tls_key, .alpn_h2 = 1};
 		char e[400];
 		tls_ctx *tc = tls_server_new(&to, e, sizeof(e));
 		if (!tc) {

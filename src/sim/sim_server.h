@@ -27,16 +27,16 @@
 typedef struct sim_server_cfg {
 	const char *models[SIM_MAX_MODELS]; /* served names; the first names the engine */
 	size_t n_models;
-	const char *host;                   /* listen address, default 127.0.0.1 */
-	int port;                           /* 0 = any (printed at start) */
-	int control_port;                   /* second listener the refuse fault spares; -1 none */
-	const char *region;                 /* x-sim-region header and /sim/faults; may be NULL */
-	const char *api_key;                /* /v1/ paths need "Authorization: Bearer KEY"; NULL = open */
-	const char *tls_cert, *tls_key;     /* PEM files: the port serves HTTPS (core/tls.h); NULL = HTTP */
-	uint32_t max_model_len;             /* context length, tokens */
-	int llamacpp;                       /* --dialect llamacpp: behave as llama.cpp's server where a gateway sees it */
+	const char *host;               /* listen address, default 127.0.0.1 */
+	int port;                       /* 0 = any (printed at start) */
+	int control_port;               /* second listener the refuse fault spares; -1 none */
+	const char *region;             /* x-sim-region header and /sim/faults; may be NULL */
+	const char *api_key;            /* /v1/ paths need "Authorization: Bearer KEY"; NULL = open */
+	const char *tls_cert, *tls_key; /* PEM files: the port serves HTTPS (core/tls.h); NULL = HTTP */
+	uint32_t max_model_len;         /* context length, tokens */
+	int llamacpp;                   /* --dialect llamacpp: behave as llama.cpp's server where a gateway sees it */
 	sim_engine_cfg engine;
-	sim_lora lora;                      /* --lora-adapters (none: n = 0); its state lives in the server's copy */
+	sim_lora lora; /* --lora-adapters (none: n = 0); its state lives in the server's copy */
 } sim_server_cfg;
 
 /* The vLLM metric families of one engine. Owner: the server. */
@@ -53,17 +53,17 @@ typedef struct sim_server {
 	sim_engine *engine;
 	sim_faults faults;
 	sim_metrics metrics;
-	int listener;              /* httpd listener index */
-	int control_listener;      /* --control-port listener (never refused), or -1 */
-	uint64_t refuse_timer;     /* ends a refuse_ms fault */
-	int listening;             /* 0 while the refuse fault holds */
-	int port;                  /* bound port */
-	char region_hdr[160];      /* "x-sim-region: NAME\r\n" or "" */
-	buf scratch;               /* one response or chunk JSON at a time */
-	buf event;                 /* one SSE event at a time */
-	uint64_t id_seq;           /* request ids */
+	int listener;          /* httpd listener index */
+	int control_listener;  /* --control-port listener (never refused), or -1 */
+	uint64_t refuse_timer; /* ends a refuse_ms fault */
+	int listening;         /* 0 while the refuse fault holds */
+	int port;              /* bound port */
+	char region_hdr[160];  /* "x-sim-region: NAME\r\n" or "" */
+	buf scratch;           /* one response or chunk JSON at a time */
+	buf event;             /* one SSE event at a time */
+	uint64_t id_seq;       /* request ids */
 	uint64_t id_salt;
-	int64_t created_s;         /* /v1/models "created" */
+	int64_t created_s; /* /v1/models "created" */
 } sim_server;
 
 /* Builds the server (engine, metrics, listener). Returns 0, or -1 with a

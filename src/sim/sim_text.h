@@ -22,9 +22,9 @@
 
 /* The rolling state of one word stream. Owner: embedded by the caller. */
 typedef struct sim_text {
-	uint64_t h;        /* rolling hash of every word so far */
-	int at_boundary;   /* the text so far is empty or ends in whitespace */
-	int sentence_end;  /* the last word ended with '.' */
+	uint64_t h;       /* rolling hash of every word so far */
+	int at_boundary;  /* the text so far is empty or ends in whitespace */
+	int sentence_end; /* the last word ended with '.' */
 } sim_text;
 
 /* Word hashes in order, for KV block hashing. Owner: the caller

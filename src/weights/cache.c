@@ -27,11 +27,11 @@
 #define MAX_MODELS 4096
 
 struct weights_cache {
-	char dir[4096];        /* models/<key> */
-	char files[4200];      /* models/<key>/files */
+	char dir[4096];   /* models/<key> */
+	char files[4200]; /* models/<key>/files */
 	char key[256];
 	char revision[96];
-	int use_fd;            /* use.lock, held LOCK_SH */
+	int use_fd; /* use.lock, held LOCK_SH */
 	int cold;
 };
 
@@ -66,10 +66,17 @@ static int write_file_atomic(const char *path, const buf *b)
 	while (w < n) {
 		ssize_t k = write(fd, p + w, n - w);
 		if (k < 0 && errno == EINTR) continue;
-		if (k <= 0) { close(fd); unlink(tmp); return -1; }
+		if (k <= 0) {
+			close(fd);
+			unlink(tmp);
+			return -1;
+		}
 		w += (size_t)k;
 	}
-	if (fsync(fd) < 0 || close(fd) < 0) { unlink(tmp); return -1; }
+	if (fsync(fd) < 0 || close(fd) < 0) {
+		unlink(tmp);
+		return -1;
+	}
 	return rename(tmp, path);
 }
 
@@ -114,21 +121,31 @@ static int meta_save(const char *dir, const char *url, const wlist *l, int compl
 	uint64_t bytes = 0;
 	for (size_t i = 0; i < l->n; i++) bytes += l->files[i].size;
 	jw_obj_begin(&w);
-	jw_key(&w, "url"); jw_str(&w, url);
-	jw_key(&w, "revision"); jw_str(&w, l->revision);
-	jw_key(&w, "complete"); jw_bool(&w, complete);
-	jw_key(&w, "last_used_ms"); jw_uint(&w, time_wall_ms());
-	jw_key(&w, "bytes"); jw_uint(&w, bytes);
+	jw_key(&w, "url");
+	jw_str(&w, url);
+	jw_key(&w, "revision");
+	jw_str(&w, l->revision);
+	jw_key(&w, "complete");
+	jw_bool(&w, complete);
+	jw_key(&w, "last_used_ms");
+	jw_uint(&w, time_wall_ms());
+	jw_key(&w, "bytes");
+	jw_uint(&w, bytes);
 	jw_key(&w, "files");
 	jw_arr_begin(&w);
 	for (size_t i = 0; i < l->n; i++) {
 		const wfile *f = &l->files[i];
 		jw_obj_begin(&w);
-		jw_key(&w, "path"); jw_str(&w, f->path);
-		jw_key(&w, "size"); jw_uint(&w, f->size);
-		jw_key(&w, "sha256"); jw_str(&w, f->sha256);
-		jw_key(&w, "md5"); jw_str(&w, f->md5);
-		jw_key(&w, "etag"); jw_str(&w, f->etag);
+		jw_key(&w, "path");
+		jw_str(&w, f->path);
+		jw_key(&w, "size");
+		jw_uint(&w, f->size);
+		jw_key(&w, "sha256");
+		jw_str(&w, f->sha256);
+		jw_key(&w, "md5");
+		jw_str(&w, f->md5);
+		jw_key(&w, "etag");
+		jw_str(&w, f->etag);
 		jw_obj_end(&w);
 	}
 	jw_arr_end(&w);
@@ -203,11 +220,18 @@ static int cache_open_once(const char *url, const char *cache_dir, uint64_t capa
 			   const weights_opts *o_in, weights_cache **out, char *err, size_t errlen)
 {
 	weights_opts od;
-	if (!o_in) { weights_opts_default(&od); od.quiet = 1; o_in = &od; }
+	if (!o_in) {
+		weights_opts_default(&od);
+		od.quiet = 1;
+		o_in = &od;
+	}
 	const weights_opts *o = o_in;
 	*out = NULL;
 	weights_cache *c = calloc(1, sizeof *c);
-	if (!c) { util_errf(err, errlen, "out of memory"); return -1; }
+	if (!c) {
+		util_errf(err, errlen, "out of memory");
+		return -1;
+	}
 	c->use_fd = -1;
 	cache_key(url, c->key, sizeof c->key);
 	snprintf(c->dir, sizeof c->dir, "%s/models/%s", cache_dir, c->key);
@@ -238,7 +262,7 @@ static int cache_open_once(const char *url, const char *cache_dir, uint64_t capa
 	if (pull_lock_bounded(c->use_fd, LOCK_SH, o->lock_timeout_s, url, o->quiet) ||
 	    pull_lock_bounded(dl_fd, LOCK_EX, o->lock_timeout_s, url, o->quiet)) {
 		util_errf(err, errlen, "timed out after %d s waiting for another process's download of %s",
-		          o->lock_timeout_s, url);
+			  o->lock_timeout_s, url);
 		goto fail;
 	}
 	if (!lock_still_there(c->use_fd, c->dir, "use.lock")) {
@@ -264,7 +288,10 @@ static int cache_open_once(const char *url, const char *cache_dir, uint64_t capa
 		goto done;
 	}
 	wsrc *src = wsrc_new(url, o, err, errlen);
-	if (!src) { wlist_free(&old); goto fail_locked; }
+	if (!src) {
+		wlist_free(&old);
+		goto fail_locked;
+	}
 	wlist now;
 	if (wsrc_list(src, &now, err, errlen)) {
 		if (have) {
@@ -300,7 +327,9 @@ static int cache_open_once(const char *url, const char *cache_dir, uint64_t capa
 			}
 		}
 		if (rc) {
-			wlist_free(&old); wlist_free(&now); wsrc_free(src);
+			wlist_free(&old);
+			wlist_free(&now);
+			wsrc_free(src);
 			goto fail_locked;
 		}
 	}
@@ -335,7 +364,10 @@ void weights_cache_close(weights_cache *c)
 
 /* ---------------------------------------------------------------- eviction */
 
-typedef struct model_ent { char name[256]; uint64_t bytes, last_used_ms; } model_ent;
+typedef struct model_ent {
+	char name[256];
+	uint64_t bytes, last_used_ms;
+} model_ent;
 
 static int by_last_used(const void *a, const void *b)
 {
@@ -355,7 +387,10 @@ uint64_t weights_cache_evict(const char *cache_dir, uint64_t capacity, const cha
 	snprintf(p, sizeof p, "%s/evict.lock", cache_dir);
 	int lfd = open(p, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
 	if (lfd < 0) return 0;
-	if (pull_lock_bounded(lfd, LOCK_EX, 60, "the cache's eviction lock", 1)) { close(lfd); return 0; }
+	if (pull_lock_bounded(lfd, LOCK_EX, 60, "the cache's eviction lock", 1)) {
+		close(lfd);
+		return 0;
+	}
 	snprintf(p, sizeof p, "%s/models", cache_dir);
 	DIR *d = opendir(p);
 	model_ent *ms = calloc(MAX_MODELS, sizeof *ms);

@@ -17,7 +17,7 @@
 
 #define MAX_CONNECTIONS 64
 #define FETCH_RECV_BUFFER_BYTES (512L << 10) /* per transfer: libcurl's receive buffer */
-#define FETCH_WRITE_BUFFER_BYTES (1u << 20)   /* per transfer: body bytes gathered for one pwrite */
+#define FETCH_WRITE_BUFFER_BYTES (1u << 20)  /* per transfer: body bytes gathered for one pwrite */
 
 /* One transfer in flight. */
 typedef struct slot {
@@ -25,15 +25,15 @@ typedef struct slot {
 	fetch_file *f;
 	size_t idx;
 	uint64_t off, len, got;
-	int overflow;             /* the server sent more than asked, or ignored Range */
-	int checked;              /* the answer's headers were checked (at its first body byte) */
-	int bad;                  /* 1: the object changed; -1: a wrong range (why says it) */
+	int overflow; /* the server sent more than asked, or ignored Range */
+	int checked;  /* the answer's headers were checked (at its first body byte) */
+	int bad;      /* 1: the object changed; -1: a wrong range (why says it) */
 	char why[400];
-	int io_error;             /* pwrite failed */
-	char *wbuf;               /* body bytes not yet written: FETCH_WRITE_BUFFER_BYTES, engine-owned */
-	size_t wlen;              /* bytes in wbuf; they belong at off + got - wlen */
-	xfer_resp hdr;            /* headers we care about (X-Error-Code, Content-Range, ETag) */
-	wsrc *src;                /* borrowed, for the answer checks */
+	int io_error;  /* pwrite failed */
+	char *wbuf;    /* body bytes not yet written: FETCH_WRITE_BUFFER_BYTES, engine-owned */
+	size_t wlen;   /* bytes in wbuf; they belong at off + got - wlen */
+	xfer_resp hdr; /* headers we care about (X-Error-Code, Content-Range, ETag) */
+	wsrc *src;     /* borrowed, for the answer checks */
 	char *url;
 	struct curl_slist *hdrs;
 	char ebuf[CURL_ERROR_SIZE];
@@ -52,8 +52,14 @@ int fetch_file_plan(fetch_file *f, uint64_t size, uint64_t chunk_bytes)
 	return 0;
 }
 
-static void lock(const fetch_opts *fo) { if (fo->lock) pthread_mutex_lock(fo->lock); }
-static void unlock(const fetch_opts *fo) { if (fo->lock) pthread_mutex_unlock(fo->lock); }
+static void lock(const fetch_opts *fo)
+{
+	if (fo->lock) pthread_mutex_lock(fo->lock);
+}
+static void unlock(const fetch_opts *fo)
+{
+	if (fo->lock) pthread_mutex_unlock(fo->lock);
+}
 
 static uint64_t chunk_len(const fetch_file *f, size_t idx)
 {
@@ -77,7 +83,11 @@ static int flush(slot *s)
 	while (w < s->wlen) {
 		ssize_t k = pwrite(s->f->fd, s->wbuf + w, s->wlen - w, (off_t)(at + w));
 		if (k < 0 && errno == EINTR) continue;
-		if (k <= 0) { s->io_error = k < 0 && errno ? errno : EIO; s->wlen = 0; return -1; }
+		if (k <= 0) {
+			s->io_error = k < 0 && errno ? errno : EIO;
+			s->wlen = 0;
+			return -1;
+		}
 		w += (size_t)k;
 	}
 	s->wlen = 0;
@@ -91,7 +101,10 @@ static size_t on_body(char *p, size_t sz, size_t nm, void *arg)
 	long st = 0;
 	curl_easy_getinfo(s->h, CURLINFO_RESPONSE_CODE, &st);
 	if (st != 206 && st != 200) return n; /* an error body: read and drop */
-	if (st == 200 && !(s->off == 0 && s->len == s->f->file->size)) { s->overflow = 1; return 0; }
+	if (st == 200 && !(s->off == 0 && s->len == s->f->file->size)) {
+		s->overflow = 1;
+		return 0;
+	}
 	if (!s->checked) {
 		/* Headers are complete: nothing is written before the range and
 		 * the version are known to be the ones asked for. */
@@ -99,13 +112,19 @@ static size_t on_body(char *p, size_t sz, size_t nm, void *arg)
 		s->hdr.status = st;
 		int c = wsrc_check_range_answer(s->src, s->f->file, s->f->pin, s->off, s->len, &s->hdr, s->why,
 						sizeof s->why);
-		if (c) { s->bad = c; return 0; }
+		if (c) {
+			s->bad = c;
+			return 0;
+		}
 		/* The first ETag seen pins the rest (a weak one cannot be used in
 		 * If-Match, which compares strongly). */
 		if (!s->f->pin[0] && s->hdr.etag[0] && strncmp(s->hdr.etag, "W/", 2))
 			str_copy(s->f->pin, s->hdr.etag, sizeof s->f->pin);
 	}
-	if (s->got + n > s->len) { s->overflow = 1; return 0; }
+	if (s->got + n > s->len) {
+		s->overflow = 1;
+		return 0;
+	}
 	/* libcurl hands the body over in pieces of at most 16 KiB whatever its
 	 * buffer size; one pwrite each would cost more than the transfer itself. */
 	while (n) {
@@ -147,7 +166,10 @@ static int next_chunk(fetch_file *files, size_t n, uint64_t now, fetch_file **ou
 		while (f->cursor < f->n_chunks && f->state[f->cursor] == FETCH_DONE) f->cursor++;
 		for (size_t k = f->cursor; k < f->n_chunks; k++) {
 			if (f->state[k] != FETCH_MISSING) continue;
-			if (f->not_before_ms[k] > now) { if (f->not_before_ms[k] < *wake_ms) *wake_ms = f->not_before_ms[k]; continue; }
+			if (f->not_before_ms[k] > now) {
+				if (f->not_before_ms[k] < *wake_ms) *wake_ms = f->not_before_ms[k];
+				continue;
+			}
 			f->state[k] = FETCH_INFLIGHT;
 			*out = f;
 			*idx = k;
@@ -216,7 +238,8 @@ static void finish(wsrc *src, const fetch_opts *fo, slot *s, CURLcode cc)
 	} else if (cc != CURLE_OK) {
 		snprintf(why, sizeof why, "%s bytes %llu-%llu: %s%s", f->file->path, (unsigned long long)s->off,
 			 (unsigned long long)(s->off + s->len - 1),
-			 cc == CURLE_PARTIAL_FILE ? "short body: " : cc == CURLE_OPERATION_TIMEDOUT ? "stalled or timed out: " : "",
+			 cc == CURLE_PARTIAL_FILE ? "short body: " : cc == CURLE_OPERATION_TIMEDOUT ? "stalled or timed out: "
+												    : "",
 			 s->ebuf[0] ? s->ebuf : curl_easy_strerror(cc));
 		if (cc == CURLE_TOO_MANY_REDIRECTS || cc == CURLE_UNSUPPORTED_PROTOCOL) fatal = 1;
 	} else if (st != 206 && st != 200) {
@@ -329,7 +352,8 @@ int fetch_run(wsrc *src, fetch_file *files, size_t n, const fetch_opts *fo)
 			lock(fo);
 			for (size_t i = 0; i < n; i++) sum += files[i].done_bytes;
 			unlock(fo);
-			for (int i = 0; i < conns; i++) if (slots[i].f) sum += slots[i].got;
+			for (int i = 0; i < conns; i++)
+				if (slots[i].f) sum += slots[i].got;
 			fo->progress(fo->progress_arg, sum);
 			last_progress = now;
 		}
@@ -337,8 +361,15 @@ int fetch_run(wsrc *src, fetch_file *files, size_t n, const fetch_opts *fo)
 	}
 	rc = 0;
 	for (size_t i = 0; i < n; i++) {
-		if (files[i].failed) { rc = -1; continue; }
-		for (size_t k = 0; k < files[i].n_chunks; k++) if (files[i].state[k] != FETCH_DONE) { rc = -1; break; }
+		if (files[i].failed) {
+			rc = -1;
+			continue;
+		}
+		for (size_t k = 0; k < files[i].n_chunks; k++)
+			if (files[i].state[k] != FETCH_DONE) {
+				rc = -1;
+				break;
+			}
 	}
 out:
 	if (slots) {

@@ -24,16 +24,18 @@
 #include <stdint.h>
 #include "weights/source.h"
 
-enum { FETCH_MISSING = 0, FETCH_INFLIGHT = 1, FETCH_DONE = 2 };
+enum { FETCH_MISSING = 0,
+       FETCH_INFLIGHT = 1,
+       FETCH_DONE = 2 };
 #define FETCH_MAX_CHUNKS (1u << 20)
 
 typedef struct fetch_file fetch_file;
 struct fetch_file {
-	const wfile *file;        /* borrowed: path, size */
-	int fd;                   /* open for writing, already sized */
+	const wfile *file; /* borrowed: path, size */
+	int fd;            /* open for writing, already sized */
 	uint64_t chunk_bytes;
-	size_t n_chunks;          /* ceil(size / chunk_bytes) */
-	uint8_t *state;           /* n_chunks FETCH_*; the caller's */
+	size_t n_chunks; /* ceil(size / chunk_bytes) */
+	uint8_t *state;  /* n_chunks FETCH_*; the caller's */
 	/* Optional: which missing chunk to start next (-1: none wanted now, the
 	 * engine then takes the first missing one). Called under lock. */
 	long (*pick)(void *arg, fetch_file *f);
@@ -42,19 +44,19 @@ struct fetch_file {
 	void *arg;
 	/* Filled by the engine. */
 	int failed;
-	int changed;              /* failed because the object changed at the source */
-	char pin[160];            /* the ETag the first answer came with; later ranges must match it */
+	int changed;   /* failed because the object changed at the source */
+	char pin[160]; /* the ETag the first answer came with; later ranges must match it */
 	char err[512];
-	uint64_t done_bytes;      /* bytes of chunks done (including those done before) */
-	uint8_t *attempts;        /* engine-owned */
-	uint64_t *not_before_ms;  /* engine-owned backoff deadlines */
-	size_t cursor;            /* engine-owned: first chunk that may be missing */
+	uint64_t done_bytes;     /* bytes of chunks done (including those done before) */
+	uint8_t *attempts;       /* engine-owned */
+	uint64_t *not_before_ms; /* engine-owned backoff deadlines */
+	size_t cursor;           /* engine-owned: first chunk that may be missing */
 };
 
 typedef struct fetch_opts {
 	const weights_opts *o;
-	pthread_mutex_t *lock;    /* NULL when single-threaded */
-	volatile int *cancel;     /* stop as soon as possible when non-zero */
+	pthread_mutex_t *lock; /* NULL when single-threaded */
+	volatile int *cancel;  /* stop as soon as possible when non-zero */
 	/* Called at most every 200 ms from the engine's thread. */
 	void (*progress)(void *arg, uint64_t bytes_now);
 	void *progress_arg;

@@ -49,7 +49,10 @@ static void usage(FILE *f)
 
 static int need(int i, int argc, const char *opt)
 {
-	if (i + 1 >= argc) { fprintf(stderr, "infergate-weights: %s needs a value\n", opt); return 0; }
+	if (i + 1 >= argc) {
+		fprintf(stderr, "infergate-weights: %s needs a value\n", opt);
+		return 0;
+	}
 	return 1;
 }
 
@@ -83,29 +86,56 @@ int main(int argc, char **argv)
 	const char *cmd = argv[1];
 	weights_opts o;
 	weights_opts_default(&o);
-	const char *pos[2] = { NULL, NULL };
+	const char *pos[2] = {NULL, NULL};
 	int npos = 0, offline = 0, foreground = 0, ttl_s = 3600, chunk_given = 0, passthrough_off = 0;
 	const char *cache_dir = NULL;
 	uint64_t capacity = 0;
 	for (int i = 2; i < argc; i++) {
 		const char *a = argv[i];
 		if (a[0] != '-' || a[1] != '-') {
-			if (npos == 2) { fprintf(stderr, "infergate-weights: unexpected argument %s\n", a); return 2; }
+			if (npos == 2) {
+				fprintf(stderr, "infergate-weights: unexpected argument %s\n", a);
+				return 2;
+			}
 			pos[npos++] = a;
 			continue;
 		}
-		if (!strcmp(a, "--offline")) { offline = 1; continue; }
-		if (!strcmp(a, "--foreground") || !strcmp(a, "-f")) { foreground = 1; continue; }
-		if (!strcmp(a, "--quiet")) { o.quiet = 1; continue; }
-		if (!strcmp(a, "--progress")) { o.progress = 1; continue; }
-		if (!strcmp(a, "--no-progress")) { o.progress = 0; continue; }
-		if (!strcmp(a, "--help")) { usage(stdout); return 0; }
+		if (!strcmp(a, "--offline")) {
+			offline = 1;
+			continue;
+		}
+		if (!strcmp(a, "--foreground") || !strcmp(a, "-f")) {
+			foreground = 1;
+			continue;
+		}
+		if (!strcmp(a, "--quiet")) {
+			o.quiet = 1;
+			continue;
+		}
+		if (!strcmp(a, "--progress")) {
+			o.progress = 1;
+			continue;
+		}
+		if (!strcmp(a, "--no-progress")) {
+			o.progress = 0;
+			continue;
+		}
+		if (!strcmp(a, "--help")) {
+			usage(stdout);
+			return 0;
+		}
 		if (!need(i, argc, a)) return 2;
 		const char *v = argv[++i];
 		int bad = 0;
 		if (!strcmp(a, "--connections")) bad = int_opt(v, a, 1, 64, &o.connections);
-		else if (!strcmp(a, "--chunk-size")) { chunk_given = 1; bad = size_opt(v, a, &o.chunk_bytes); if (!bad && o.chunk_bytes < 4096) { fprintf(stderr, "infergate-weights: --chunk-size is at least 4KiB\n"); bad = 1; } }
-		else if (!strcmp(a, "--stall-timeout")) bad = int_opt(v, a, 1, 3600, &o.stall_timeout_s);
+		else if (!strcmp(a, "--chunk-size")) {
+			chunk_given = 1;
+			bad = size_opt(v, a, &o.chunk_bytes);
+			if (!bad && o.chunk_bytes < 4096) {
+				fprintf(stderr, "infergate-weights: --chunk-size is at least 4KiB\n");
+				bad = 1;
+			}
+		} else if (!strcmp(a, "--stall-timeout")) bad = int_opt(v, a, 1, 3600, &o.stall_timeout_s);
 		else if (!strcmp(a, "--connect-timeout")) bad = int_opt(v, a, 1, 600, &o.connect_timeout_s);
 		else if (!strcmp(a, "--request-timeout")) bad = int_opt(v, a, 1, 86400, &o.request_timeout_s);
 		else if (!strcmp(a, "--retries")) bad = int_opt(v, a, 0, 100, &o.retries);
@@ -114,22 +144,31 @@ int main(int argc, char **argv)
 		else if (!strcmp(a, "--passthrough")) {
 			if (!strcmp(v, "auto")) passthrough_off = 0;
 			else if (!strcmp(v, "off")) passthrough_off = 1;
-			else { fprintf(stderr, "infergate-weights: --passthrough is auto or off\n"); bad = 1; }
-		}
-		else if (!strcmp(a, "--s3-endpoint")) o.s3_endpoint = v;
+			else {
+				fprintf(stderr, "infergate-weights: --passthrough is auto or off\n");
+				bad = 1;
+			}
+		} else if (!strcmp(a, "--s3-endpoint")) o.s3_endpoint = v;
 		else if (!strcmp(a, "--s3-region")) o.s3_region = v;
 		else if (!strcmp(a, "--gcs-endpoint")) o.gcs_endpoint = v;
 		else if (!strcmp(a, "--hf-endpoint")) o.hf_endpoint = v;
 		else if (!strcmp(a, "--staging-dir")) o.staging_dir = v;
 		else if (!strcmp(a, "--cache-dir")) cache_dir = v;
 		else if (!strcmp(a, "--capacity") || !strcmp(a, "--cache-capacity")) bad = size_opt(v, a, &capacity);
-		else { fprintf(stderr, "infergate-weights: unknown option %s\n", a); usage(stderr); return 2; }
+		else {
+			fprintf(stderr, "infergate-weights: unknown option %s\n", a);
+			usage(stderr);
+			return 2;
+		}
 		if (bad) return 2;
 	}
 	char err[2048] = "";
 	xfer_global_init();
 	if (!strcmp(cmd, "pull")) {
-		if (npos != 2) { fprintf(stderr, "infergate-weights: pull wants SOURCE DEST\n"); return 2; }
+		if (npos != 2) {
+			fprintf(stderr, "infergate-weights: pull wants SOURCE DEST\n");
+			return 2;
+		}
 		pull_stats st;
 		if (weights_pull(pos[0], pos[1], &o, &st, err, sizeof err)) {
 			fprintf(stderr, "infergate-weights: pull failed: %s\n", err);
@@ -138,7 +177,10 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (!strcmp(cmd, "ls")) {
-		if (npos != 1) { fprintf(stderr, "infergate-weights: ls wants SOURCE\n"); return 2; }
+		if (npos != 1) {
+			fprintf(stderr, "infergate-weights: ls wants SOURCE\n");
+			return 2;
+		}
 		wsrc *s = wsrc_new(pos[0], &o, err, sizeof err);
 		wlist l;
 		if (!s || wsrc_list(s, &l, err, sizeof err)) {
@@ -149,13 +191,18 @@ int main(int argc, char **argv)
 		if (l.revision[0]) printf("# revision %s\n", l.revision);
 		for (size_t i = 0; i < l.n; i++)
 			printf("%12llu  %-64s  %s\n", (unsigned long long)l.files[i].size,
-			       l.files[i].sha256[0] ? l.files[i].sha256 : l.files[i].md5[0] ? l.files[i].md5 : "-", l.files[i].path);
+			       l.files[i].sha256[0] ? l.files[i].sha256 : l.files[i].md5[0] ? l.files[i].md5
+											    : "-",
+			       l.files[i].path);
 		wlist_free(&l);
 		wsrc_free(s);
 		return 0;
 	}
 	if (!strcmp(cmd, "cache")) {
-		if (npos != 1 || !cache_dir) { fprintf(stderr, "infergate-weights: cache wants SOURCE --cache-dir DIR\n"); return 2; }
+		if (npos != 1 || !cache_dir) {
+			fprintf(stderr, "infergate-weights: cache wants SOURCE --cache-dir DIR\n");
+			return 2;
+		}
 		weights_cache *c = NULL;
 		if (weights_cache_open(pos[0], cache_dir, capacity, offline, &o, &c, err, sizeof err)) {
 			fprintf(stderr, "infergate-weights: cache failed: %s\n", err);
@@ -170,9 +217,7 @@ int main(int argc, char **argv)
 			fprintf(stderr, "infergate-weights: mount wants SOURCE MOUNTPOINT --cache-dir DIR\n");
 			return 2;
 		}
-		mount_opts mo = { .source = pos[0], .mountpoint = pos[1], .cache_dir = cache_dir,
-			.capacity_bytes = capacity, .foreground = foreground, .metadata_ttl_s = ttl_s, .o = &o,
-			.chunk_bytes = chunk_given ? o.chunk_bytes : 0, .passthrough_off = passthrough_off };
+		mount_opts mo = {.source = pos[0], .mountpoint = pos[1], .cache_dir = cache_dir, .capacity_bytes = capacity, .foreground = foreground, .metadata_ttl_s = ttl_s, .o = &o, .chunk_bytes = chunk_given ? o.chunk_bytes : 0, .passthrough_off = passthrough_off};
 		if (weights_mount_run(&mo, err, sizeof err)) {
 			fprintf(stderr, "infergate-weights: mount failed: %s\n", err);
 			return 1;

@@ -39,7 +39,10 @@
 #include "weights/source.h"
 #include "weights/xfer.h"
 
-enum node_state { NODE_NONE, NODE_FETCHING, NODE_COMPLETE, NODE_UNCACHED /* read from the source */ };
+enum node_state { NODE_NONE,
+		  NODE_FETCHING,
+		  NODE_COMPLETE,
+		  NODE_UNCACHED /* read from the source */ };
 
 /* The largest read the kernel sends us (mount option max_read). libfuse splices
  * a reply from the cache file only when the reply (data and a 16-byte header)
@@ -54,28 +57,28 @@ enum node_state { NODE_NONE, NODE_FETCHING, NODE_COMPLETE, NODE_UNCACHED /* read
 /* One file of the listing. Owner: the mount; never freed before unmount (open
  * file handles point at it). */
 typedef struct node {
-	wfile f;                  /* path owned */
-	int gone;                 /* no longer in the listing */
-	int state;                /* enum node_state */
-	int fd;                   /* the cache file (partial or complete), or -1 */
-	uint8_t *chunks;          /* FETCH_* per chunk while fetching */
+	wfile f;         /* path owned */
+	int gone;        /* no longer in the listing */
+	int state;       /* enum node_state */
+	int fd;          /* the cache file (partial or complete), or -1 */
+	uint8_t *chunks; /* FETCH_* per chunk while fetching */
 	size_t n_chunks;
 	uint64_t chunk_bytes;
-	long want;                /* chunk a reader waits for, -1 */
-	size_t next_read_chunk;   /* where sequential prefetch continues */
-	int opens;                /* all opens (an opened file is never evicted) */
-	int pt_opens;             /* of which answered FOPEN_PASSTHROUGH (the kernel reads the cache file) */
-	int fuse_opens;           /* of which read through us */
-	int backing_id;           /* the kernel's id for fd while pt_opens > 0, else 0 */
-	int cached_ok;            /* the cache file on disk is this version (from the index) */
-	char source_pin[160];     /* read from the source: the ETag its first range came with (g.mu) */
-	int changed;              /* its download stopped because the object changed at the source:
+	long want;              /* chunk a reader waits for, -1 */
+	size_t next_read_chunk; /* where sequential prefetch continues */
+	int opens;              /* all opens (an opened file is never evicted) */
+	int pt_opens;           /* of which answered FOPEN_PASSTHROUGH (the kernel reads the cache file) */
+	int fuse_opens;         /* of which read through us */
+	int backing_id;         /* the kernel's id for fd while pt_opens > 0, else 0 */
+	int cached_ok;          /* the cache file on disk is this version (from the index) */
+	char source_pin[160];   /* read from the source: the ETag its first range came with (g.mu) */
+	int changed;            /* its download stopped because the object changed at the source:
 	                             reads fail (EIO) until every open is closed, so no open sees
 	                             bytes of two versions; the next open starts over (g.mu) */
-	struct node *older;       /* the version of this path the listing had before, or NULL */
-	int opened;               /* opened at least once (its pages may be kept) */
+	struct node *older;     /* the version of this path the listing had before, or NULL */
+	int opened;             /* opened at least once (its pages may be kept) */
 	uint64_t last_used_ms;
-	uint64_t progress_ms;     /* last time a chunk arrived */
+	uint64_t progress_ms; /* last time a chunk arrived */
 	pthread_cond_t cv;
 	pthread_t thr;
 	int thr_live;
@@ -88,23 +91,23 @@ static struct mnt {
 	pthread_mutex_t refresh_mu;
 	wsrc *src;
 	weights_opts o;
-	node **nodes;             /* sorted by path */
+	node **nodes; /* sorted by path */
 	size_t n;
-	node **all;               /* every node ever made (for cleanup) */
+	node **all; /* every node ever made (for cleanup) */
 	size_t n_all, cap_all;
 	uint64_t listed_ms;
 	int ttl_s;
-	char root[4096];          /* CACHE/mount-<hash> */
+	char root[4096]; /* CACHE/mount-<hash> */
 	uint64_t capacity, used;
 	uint64_t chunk_bytes;
 	volatile int cancel;
 	time_t mount_time;
 	/* FUSE passthrough (see the section below). Guarded by mu, except pt
 	 * fields the INIT exchange writes before any other request is served. */
-	int pt;                   /* enum pt_state */
-	char pt_why[256];         /* why passthrough is off or unavailable */
-	int dev_fd;               /* the session's /dev/fuse descriptor, for the backing ioctls */
-	unsigned pt_depth;        /* max_stack_depth we ask for: 1, or 2 when the cache is on a stacking fs */
+	int pt;            /* enum pt_state */
+	char pt_why[256];  /* why passthrough is off or unavailable */
+	int dev_fd;        /* the session's /dev/fuse descriptor, for the backing ioctls */
+	unsigned pt_depth; /* max_stack_depth we ask for: 1, or 2 when the cache is on a stacking fs */
 	uint64_t opens_pt_total, opens_fuse_total;
 	uint64_t reads_fuse_total; /* READ requests served (atomic) */
 } g;
@@ -150,7 +153,10 @@ static node *node_new(const wfile *f)
 	if (!nd) return NULL;
 	nd->f = *f;
 	nd->f.path = str_dup(f->path);
-	if (!nd->f.path) { free(nd); return NULL; }
+	if (!nd->f.path) {
+		free(nd);
+		return NULL;
+	}
 	nd->fd = -1;
 	nd->want = -1;
 	pthread_cond_init(&nd->cv, NULL);
@@ -160,7 +166,11 @@ static node *node_new(const wfile *f)
 	if (g.n_all == g.cap_all) {
 		size_t nc = g.cap_all ? g.cap_all * 2 : 256;
 		node **na = realloc(g.all, nc * sizeof *na);
-		if (!na) { free(nd->f.path); free(nd); return NULL; }
+		if (!na) {
+			free(nd->f.path);
+			free(nd);
+			return NULL;
+		}
 		g.all = na;
 		g.cap_all = nc;
 	}
@@ -183,8 +193,10 @@ static void index_save_locked(void)
 		if (nd->state != NODE_COMPLETE) continue;
 		jw_key(&w, nd->f.path);
 		jw_obj_begin(&w);
-		jw_key(&w, "size"); jw_uint(&w, nd->f.size);
-		jw_key(&w, "id"); jw_str(&w, pull_file_id(&nd->f));
+		jw_key(&w, "size");
+		jw_uint(&w, nd->f.size);
+		jw_key(&w, "id");
+		jw_str(&w, pull_file_id(&nd->f));
 		jw_obj_end(&w);
 	}
 	jw_obj_end(&w);
@@ -270,7 +282,10 @@ static int apply_listing(wlist *l)
 		}
 		if (old) old->gone = 1;
 		nn[i] = node_new(&l->files[i]);
-		if (!nn[i]) { free(nn); return -1; }
+		if (!nn[i]) {
+			free(nn);
+			return -1;
+		}
 		nn[i]->older = old; /* the same kernel inode: see pt_choose_locked() */
 	}
 	for (size_t i = 0; i < g.n; i++) {
@@ -331,9 +346,8 @@ static void on_chunk(void *arg, fetch_file *f, size_t idx)
 static void *fetch_thread(void *arg)
 {
 	node *nd = arg;
-	fetch_file ff = { .file = &nd->f, .fd = nd->fd, .chunk_bytes = nd->chunk_bytes, .n_chunks = nd->n_chunks,
-		.state = nd->chunks, .pick = pick, .on_chunk = on_chunk, .arg = nd };
-	fetch_opts fo = { .o = &g.o, .lock = &g.mu, .cancel = &g.cancel };
+	fetch_file ff = {.file = &nd->f, .fd = nd->fd, .chunk_bytes = nd->chunk_bytes, .n_chunks = nd->n_chunks, .state = nd->chunks, .pick = pick, .on_chunk = on_chunk, .arg = nd};
+	fetch_opts fo = {.o = &g.o, .lock = &g.mu, .cancel = &g.cancel};
 	int rc = fetch_run(g.src, &ff, 1, &fo);
 	char err[512] = "";
 	if (rc) snprintf(err, sizeof err, "%s", ff.failed ? ff.err : "cancelled");
@@ -432,11 +446,19 @@ static int ensure_locked(node *nd)
 	if (pull_mkdirs_for(nd->part) < 0) return -EIO;
 	int fd = open(nd->part, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
 	if (fd < 0) return -EIO;
-	if (ftruncate(fd, (off_t)nd->f.size) < 0) { close(fd); unlink(nd->part); return -ENOSPC; }
-	fetch_file plan = { 0 };
+	if (ftruncate(fd, (off_t)nd->f.size) < 0) {
+		close(fd);
+		unlink(nd->part);
+		return -ENOSPC;
+	}
+	fetch_file plan = {0};
 	fetch_file_plan(&plan, nd->f.size, g.chunk_bytes);
 	nd->chunks = calloc(plan.n_chunks + 1, 1);
-	if (!nd->chunks) { close(fd); unlink(nd->part); return -ENOMEM; }
+	if (!nd->chunks) {
+		close(fd);
+		unlink(nd->part);
+		return -ENOMEM;
+	}
 	nd->n_chunks = plan.n_chunks;
 	nd->chunk_bytes = plan.chunk_bytes;
 	nd->fd = fd;
@@ -487,22 +509,25 @@ static int ensure_locked(node *nd)
  * --passthrough off) are read through us as before.
  */
 
-enum pt_state { PT_OFF, PT_PENDING, PT_ON, PT_UNAVAILABLE };
-static const char *const pt_names[] = { "off", "pending", "on", "unavailable" };
+enum pt_state { PT_OFF,
+		PT_PENDING,
+		PT_ON,
+		PT_UNAVAILABLE };
+static const char *const pt_names[] = {"off", "pending", "on", "unavailable"};
 
 /* Protocol constants of Linux include/uapi/linux/fuse.h that libfuse 3.14's
  * headers lack (passthrough arrived in protocol 7.40, Linux 6.9). */
-#define PT_FUSE_INIT 26                  /* opcode */
-#define PT_FUSE_WRITEBACK_CACHE (1u << 16) /* init flags; the kernel refuses passthrough with it */
-#define PT_FUSE_INIT_EXT (1u << 30)      /* init flags: flags2 is valid */
+#define PT_FUSE_INIT 26                      /* opcode */
+#define PT_FUSE_WRITEBACK_CACHE (1u << 16)   /* init flags; the kernel refuses passthrough with it */
+#define PT_FUSE_INIT_EXT (1u << 30)          /* init flags: flags2 is valid */
 #define PT_FUSE_PASSTHROUGH_FLAGS2 (1u << 5) /* FUSE_PASSTHROUGH is 1ULL << 37: bit 5 of flags2 */
-#define PT_FOPEN_PASSTHROUGH (1u << 7)   /* fuse_open_out.open_flags */
+#define PT_FOPEN_PASSTHROUGH (1u << 7)       /* fuse_open_out.open_flags */
 /* The only open flags the kernel accepts beside it (fs/fuse/iomode.c): with
  * FOPEN_KEEP_CACHE, which op_open sets, the open fails (EIO). */
 #define PT_FOPEN_PASSTHROUGH_MASK (PT_FOPEN_PASSTHROUGH | (1u << 0) /* DIRECT_IO */ | \
 				   (1u << 5) /* NOFLUSH */ | (1u << 6) /* PARALLEL_DIRECT_WRITES */)
-#define PT_IN_HEADER_BYTES 40            /* struct fuse_in_header */
-#define PT_OUT_HEADER_BYTES 16           /* struct fuse_out_header: len, error, unique */
+#define PT_IN_HEADER_BYTES 40  /* struct fuse_in_header */
+#define PT_OUT_HEADER_BYTES 16 /* struct fuse_out_header: len, error, unique */
 /* struct fuse_init_in: major, minor, max_readahead, flags, flags2 (7.36+) */
 #define PT_INIT_IN_FLAGS 12
 #define PT_INIT_IN_FLAGS2 16
@@ -513,15 +538,28 @@ static const char *const pt_names[] = { "off", "pending", "on", "unavailable" };
 #define PT_INIT_OUT_MIN_BYTES 40
 /* struct fuse_open_out: u64 fh, u32 open_flags, s32 backing_id (7.40; padding before) */
 #define PT_OPEN_OUT_BYTES 16
-struct pt_backing_map { int32_t fd; uint32_t flags; uint64_t padding; };
+struct pt_backing_map {
+	int32_t fd;
+	uint32_t flags;
+	uint64_t padding;
+};
 #define PT_DEV_IOC_BACKING_OPEN _IOW(229, 1, struct pt_backing_map)
 #define PT_DEV_IOC_BACKING_CLOSE _IOW(229, 2, uint32_t)
 
-static int pt_kernel_offers;             /* INIT request carried FUSE_PASSTHROUGH */
-static __thread int tls_patch_init;      /* op_init ran on this thread: its reply follows */
-static __thread struct { int pending; uint64_t fh; int32_t backing_id; } tls_patch_open;
+static int pt_kernel_offers;        /* INIT request carried FUSE_PASSTHROUGH */
+static __thread int tls_patch_init; /* op_init ran on this thread: its reply follows */
+static __thread struct {
+	int pending;
+	uint64_t fh;
+	int32_t backing_id;
+} tls_patch_open;
 
-static uint32_t rd32(const void *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+static uint32_t rd32(const void *p)
+{
+	uint32_t v;
+	memcpy(&v, p, 4);
+	return v;
+}
 static void wr32(void *p, uint32_t v) { memcpy(p, &v, 4); }
 
 /* Writes ROOT/status.json: which read path the mount uses and how often.
@@ -541,7 +579,8 @@ static void status_write_locked(void)
 	int fd = open(t, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
 	if (fd < 0) return;
 	ssize_t w;
-	do w = write(fd, body, (size_t)n); while (w < 0 && errno == EINTR);
+	do w = write(fd, body, (size_t)n);
+	while (w < 0 && errno == EINTR);
 	close(fd);
 	if (w == n) rename(t, p);
 }
@@ -580,7 +619,7 @@ static ssize_t pt_io_writev(int fd, struct iovec *iov, int count, void *userdata
 	    rd32((char *)iov[0].iov_base + 4) != 0 /* error */)
 		return writev(fd, iov, count);
 	unsigned char out[64];
-	struct iovec v[2] = { iov[0], { out, iov[1].iov_len } };
+	struct iovec v[2] = {iov[0], {out, iov[1].iov_len}};
 	if (patch_init && iov[1].iov_len >= PT_INIT_OUT_MIN_BYTES && iov[1].iov_len <= sizeof out &&
 	    rd32(iov[1].iov_base) == 7 /* major */) {
 		memcpy(out, iov[1].iov_base, iov[1].iov_len);
@@ -608,15 +647,16 @@ static ssize_t pt_io_writev(int fd, struct iovec *iov, int count, void *userdata
 	return writev(fd, iov, count);
 }
 
-static const struct fuse_custom_io pt_io = { .writev = pt_io_writev, .read = pt_io_read };
+static const struct fuse_custom_io pt_io = {.writev = pt_io_writev, .read = pt_io_read};
 
 /* Registers nd's cache file with the kernel. Under mu, nd complete with fd open.
  * Returns the backing id (> 0), or 0 after marking passthrough unavailable. */
 static int pt_backing_open_locked(node *nd)
 {
-	struct pt_backing_map map = { .fd = nd->fd };
+	struct pt_backing_map map = {.fd = nd->fd};
 	int id;
-	do id = ioctl(g.dev_fd, PT_DEV_IOC_BACKING_OPEN, &map); while (id < 0 && errno == EINTR);
+	do id = ioctl(g.dev_fd, PT_DEV_IOC_BACKING_OPEN, &map);
+	while (id < 0 && errno == EINTR);
 	if (id > 0) {
 		if (g.pt != PT_ON) {
 			g.pt = PT_ON;
@@ -654,8 +694,8 @@ static int pt_choose_locked(node *nd)
 		if (o->fuse_opens > 0) return 0;
 	}
 	if (g.pt != PT_PENDING && g.pt != PT_ON) return 0;
-	if (nd->pt_opens > 0) return nd->backing_id;       /* the inode is in passthrough mode */
-	if (nd->fuse_opens > 0) return 0;                   /* the inode is in cached mode */
+	if (nd->pt_opens > 0) return nd->backing_id; /* the inode is in passthrough mode */
+	if (nd->fuse_opens > 0) return 0;            /* the inode is in cached mode */
 	if (nd->state != NODE_COMPLETE || nd->fd < 0) return 0;
 	nd->backing_id = pt_backing_open_locked(nd);
 	return nd->backing_id;
@@ -709,7 +749,10 @@ static int op_readdir(const char *path, void *dbuf, fuse_fill_dir_t fill, off_t 
 	else pfx[0] = 0;
 	size_t pl = strlen(pfx);
 	pthread_mutex_lock(&g.mu);
-	if (!is_dir(rel)) { pthread_mutex_unlock(&g.mu); return -ENOENT; }
+	if (!is_dir(rel)) {
+		pthread_mutex_unlock(&g.mu);
+		return -ENOENT;
+	}
 	fill(dbuf, ".", NULL, 0, 0);
 	fill(dbuf, "..", NULL, 0, 0);
 	char last[WEIGHTS_MAX_PATH + 1] = "";
@@ -738,7 +781,8 @@ static int op_open(const char *path, struct fuse_file_info *fi)
 	int backing_id = rc ? 0 : pt_choose_locked(nd);
 	if (backing_id < 0) {
 		log_ratelimited(LOG_WARN, "%s changed in the source while the old version is open (passthrough); "
-				"it opens again once that is closed", nd->f.path);
+					  "it opens again once that is closed",
+				nd->f.path);
 		rc = backing_id;
 	}
 	if (!rc) {
@@ -799,7 +843,7 @@ static int read_from_source(node *nd, char *out, size_t len, uint64_t off)
 	str_copy(pin, nd->source_pin, sizeof pin);
 	pthread_mutex_unlock(&g.mu);
 	if (wsrc_get_request(g.src, &nd->f, off, len, pin, &url, &h)) return -ENOMEM;
-	xfer_req q = { .url = url, .headers = h, .body_max = len + 1, .upload_fd = -1, .o = &g.o };
+	xfer_req q = {.url = url, .headers = h, .body_max = len + 1, .upload_fd = -1, .o = &g.o};
 	xfer_resp r;
 	int rc = xfer_do_retry(&q, &r);
 	char why[400] = "";
@@ -825,7 +869,8 @@ static int read_from_source(node *nd, char *out, size_t len, uint64_t off)
 			pthread_mutex_unlock(&g.mu);
 			if (rc < 0)
 				log_ratelimited(LOG_ERROR, "reading %s at %llu from the source: %s changed at the source "
-						"during the download (ETag %s, then %s)", nd->f.path,
+							   "during the download (ETag %s, then %s)",
+						nd->f.path,
 						(unsigned long long)off, nd->f.path, pin, r.etag);
 		}
 	} else {
@@ -855,7 +900,10 @@ static int op_read_buf(const char *path, struct fuse_bufvec **bufp, size_t size,
 	struct fuse_bufvec *bv = malloc(sizeof *bv);
 	if (!bv) return -ENOMEM;
 	*bv = FUSE_BUFVEC_INIT(len);
-	if (len == 0) { *bufp = bv; return 0; }
+	if (len == 0) {
+		*bufp = bv;
+		return 0;
+	}
 	int fd = wait_range(nd, off, len);
 	if (fd >= 0) {
 		/* libfuse splices or reads straight from the cache file. */
@@ -865,10 +913,17 @@ static int op_read_buf(const char *path, struct fuse_bufvec **bufp, size_t size,
 		*bufp = bv;
 		return 0;
 	}
-	if (fd != READ_FROM_SOURCE) { free(bv); return fd; }
+	if (fd != READ_FROM_SOURCE) {
+		free(bv);
+		return fd;
+	}
 	char *mem = malloc(len);
 	int rc = mem ? read_from_source(nd, mem, len, off) : -ENOMEM;
-	if (rc < 0) { free(mem); free(bv); return rc; }
+	if (rc < 0) {
+		free(mem);
+		free(bv);
+		return rc;
+	}
 	bv->buf[0].mem = mem;
 	bv->buf[0].size = (size_t)rc;
 	*bufp = bv; /* libfuse frees mem and bv after replying */
@@ -881,12 +936,16 @@ static int wait_range(node *nd, uint64_t off, size_t len)
 	if (nd->changed) {
 		pthread_mutex_unlock(&g.mu);
 		log_ratelimited(LOG_ERROR, "read of %s at %llu failed: %s changed at the source while open; "
-				"close it and open it again", nd->f.path, (unsigned long long)off, nd->f.path);
+					   "close it and open it again",
+				nd->f.path, (unsigned long long)off, nd->f.path);
 		return -EIO;
 	}
 	if (nd->state == NODE_NONE) {
 		int e = ensure_locked(nd);
-		if (e) { pthread_mutex_unlock(&g.mu); return e; }
+		if (e) {
+			pthread_mutex_unlock(&g.mu);
+			return e;
+		}
 	}
 	nd->last_used_ms = time_mono_ms();
 	if (nd->state == NODE_UNCACHED) {
@@ -900,14 +959,21 @@ static int wait_range(node *nd, uint64_t off, size_t len)
 	while (nd->state == NODE_FETCHING) {
 		size_t first = (size_t)(off / nd->chunk_bytes), last = (size_t)((off + len - 1) / nd->chunk_bytes);
 		size_t missing = SIZE_MAX;
-		for (size_t k = first; k <= last; k++) if (nd->chunks[k] != FETCH_DONE) { missing = k; break; }
+		for (size_t k = first; k <= last; k++)
+			if (nd->chunks[k] != FETCH_DONE) {
+				missing = k;
+				break;
+			}
 		if (missing == SIZE_MAX) {
 			nd->next_read_chunk = last + 1 < nd->n_chunks ? last + 1 : 0;
 			break;
 		}
 		nd->want = (long)missing;
 		nd->next_read_chunk = missing;
-		if (time_mono_ms() - nd->progress_ms > budget_ms) { rc = -EIO; break; }
+		if (time_mono_ms() - nd->progress_ms > budget_ms) {
+			rc = -EIO;
+			break;
+		}
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
 		ts.tv_sec += 1;
@@ -972,7 +1038,7 @@ static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 	cfg->direct_io = 0;
 	cfg->entry_timeout = cfg->attr_timeout = g.ttl_s > 0 ? g.ttl_s : 3600;
 	cfg->negative_timeout = 1;
-	conn->max_read = MOUNT_READ_MAX_BYTES; /* must equal the max_read mount option */
+	conn->max_read = MOUNT_READ_MAX_BYTES;          /* must equal the max_read mount option */
 	conn->max_readahead = MOUNT_READAHEAD_KB << 10; /* the kernel takes the lower of this and its own */
 	conn->want |= conn->capable & (FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
 	conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE; /* read-only; and it rules out passthrough */
@@ -1043,7 +1109,8 @@ static int set_readahead(const char *mountpoint, unsigned kb)
 	if (fd < 0) return -1;
 	int n = snprintf(val, sizeof val, "%u\n", kb);
 	ssize_t w;
-	do w = write(fd, val, (size_t)n); while (w < 0 && errno == EINTR);
+	do w = write(fd, val, (size_t)n);
+	while (w < 0 && errno == EINTR);
 	close(fd);
 	return w == n ? 0 : -1;
 }
@@ -1053,7 +1120,8 @@ int weights_mount_run(const mount_opts *mo, char *err, size_t errlen)
 	memset(&g, 0, sizeof g);
 	pthread_mutex_init(&g.mu, NULL);
 	pthread_mutex_init(&g.refresh_mu, NULL);
-	if (mo->o) g.o = *mo->o; else weights_opts_default(&g.o);
+	if (mo->o) g.o = *mo->o;
+	else weights_opts_default(&g.o);
 	g.o.quiet = 1;
 	g.ttl_s = mo->metadata_ttl_s > 0 ? mo->metadata_ttl_s : 3600;
 	g.capacity = mo->capacity_bytes ? mo->capacity_bytes : (100ull << 30);
@@ -1082,7 +1150,10 @@ int weights_mount_run(const mount_opts *mo, char *err, size_t errlen)
 		 (unsigned long long)hash64(mo->source, strlen(mo->source), 9));
 	char probe[4200];
 	snprintf(probe, sizeof probe, "%s/partial/x", g.root);
-	if (pull_mkdirs_for(probe) < 0) { util_errf(err, errlen, "cannot create %s: %s", g.root, strerror(errno)); return -1; }
+	if (pull_mkdirs_for(probe) < 0) {
+		util_errf(err, errlen, "cannot create %s: %s", g.root, strerror(errno));
+		return -1;
+	}
 	/* Its index.json lets cached objects count as verified: it must be ours. */
 	if (pull_dir_trusted(g.root, err, errlen)) return -1;
 	/* Detached, we run in "/": a relative cache folder must be made absolute now. */
@@ -1100,12 +1171,22 @@ int weights_mount_run(const mount_opts *mo, char *err, size_t errlen)
 	 * depth 1, so ours must be 2; otherwise 1 keeps our mount stackable. */
 	struct statfs sfs;
 	g.pt_depth = statfs(g.root, &sfs) == 0 && (sfs.f_type == 0x794c7630 /* overlayfs */ ||
-						  sfs.f_type == 0xf15f /* ecryptfs */) ? 2 : 1;
+						   sfs.f_type == 0xf15f /* ecryptfs */)
+			     ? 2
+			     : 1;
 	g.src = wsrc_new(mo->source, &g.o, err, errlen);
 	if (!g.src) return -1;
 	wlist l;
-	if (list_into(&l, err, errlen)) { wsrc_free(g.src); return -1; }
-	if (apply_listing(&l)) { wlist_free(&l); wsrc_free(g.src); util_errf(err, errlen, "out of memory"); return -1; }
+	if (list_into(&l, err, errlen)) {
+		wsrc_free(g.src);
+		return -1;
+	}
+	if (apply_listing(&l)) {
+		wlist_free(&l);
+		wsrc_free(g.src);
+		util_errf(err, errlen, "out of memory");
+		return -1;
+	}
 	wlist_free(&l);
 	index_load();
 
@@ -1120,7 +1201,10 @@ int weights_mount_run(const mount_opts *mo, char *err, size_t errlen)
 	fuse_opt_add_arg(&args, opts);
 	struct fuse *f = fuse_new(&args, &ops, sizeof ops, NULL);
 	int rc = -1;
-	if (!f) { util_errf(err, errlen, "fuse_new failed"); goto out; }
+	if (!f) {
+		util_errf(err, errlen, "fuse_new failed");
+		goto out;
+	}
 	/* libfuse keeps the path to unmount with later, when a detached daemon
 	 * runs in "/": give it the absolute one. */
 	if (fuse_mount(f, canon[0] ? canon : mo->mountpoint)) {

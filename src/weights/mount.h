@@ -25,14 +25,14 @@
 #include "weights/weights.h"
 
 typedef struct mount_opts {
-	const char *source;       /* any location source.h knows */
-	const char *mountpoint;   /* an existing empty folder */
-	const char *cache_dir;    /* the file cache lives in CACHE/mount-<hash>/ */
-	uint64_t capacity_bytes;  /* 0: 100 GiB */
-	int foreground;           /* else detach once mounted */
-	int metadata_ttl_s;       /* listing reused this long (default 3600) */
-	uint64_t chunk_bytes;     /* 0: 8 MiB (the read granularity of the file cache) */
-	int passthrough_off;      /* 1: never ask the kernel for FUSE passthrough */
+	const char *source;      /* any location source.h knows */
+	const char *mountpoint;  /* an existing empty folder */
+	const char *cache_dir;   /* the file cache lives in CACHE/mount-<hash>/ */
+	uint64_t capacity_bytes; /* 0: 100 GiB */
+	int foreground;          /* else detach once mounted */
+	int metadata_ttl_s;      /* listing reused this long (default 3600) */
+	uint64_t chunk_bytes;    /* 0: 8 MiB (the read granularity of the file cache) */
+	int passthrough_off;     /* 1: never ask the kernel for FUSE passthrough */
 	const weights_opts *o;
 } mount_opts;
 

@@ -22,7 +22,7 @@
 #include "core/util.h"
 #include "weights/fetch.h"
 
-#define BATCH_FILES 64            /* files open at once */
+#define BATCH_FILES 64 /* files open at once */
 #define SIDECAR_MAX (FETCH_MAX_CHUNKS + 8192)
 #define MANIFEST_MAX (64u << 20)
 #define HASH_READ_BYTES (4u << 20) /* read-back buffer of the streaming digests */
@@ -72,8 +72,14 @@ int pull_hash_fd(int fd, uint64_t size, char *sha_hex, char *md5_hex)
 	}
 	unsigned char md[64];
 	unsigned int ml;
-	if (sc) { EVP_DigestFinal_ex(sc, md, &ml); for (unsigned i = 0; i < ml; i++) sprintf(sha_hex + 2 * i, "%02x", md[i]); }
-	if (mc) { EVP_DigestFinal_ex(mc, md, &ml); for (unsigned i = 0; i < ml; i++) sprintf(md5_hex + 2 * i, "%02x", md[i]); }
+	if (sc) {
+		EVP_DigestFinal_ex(sc, md, &ml);
+		for (unsigned i = 0; i < ml; i++) sprintf(sha_hex + 2 * i, "%02x", md[i]);
+	}
+	if (mc) {
+		EVP_DigestFinal_ex(mc, md, &ml);
+		for (unsigned i = 0; i < ml; i++) sprintf(md5_hex + 2 * i, "%02x", md[i]);
+	}
 	rc = 0;
 out:
 	free(b);
@@ -89,15 +95,22 @@ int pull_lock_bounded(int fd, int op, int timeout_s, const char *what, int quiet
 	for (;;) {
 		if (flock(fd, op | LOCK_NB) == 0) return 0;
 		if (errno != EWOULDBLOCK && errno != EINTR) return -1;
-		if (time_mono_ms() >= deadline) { errno = ETIMEDOUT; return -1; }
-		if (!said && !quiet) { fprintf(stderr, "waiting for another process using %s\n", what); said = 1; }
+		if (time_mono_ms() >= deadline) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		if (!said && !quiet) {
+			fprintf(stderr, "waiting for another process using %s\n", what);
+			said = 1;
+		}
 		usleep(100 * 1000);
 	}
 }
 
 const char *pull_file_id(const wfile *f)
 {
-	return f->sha256[0] ? f->sha256 : f->md5[0] ? f->md5 : f->etag;
+	return f->sha256[0] ? f->sha256 : f->md5[0] ? f->md5
+						    : f->etag;
 }
 
 static int fsync_dir_of(const char *path)
@@ -106,7 +119,9 @@ static int fsync_dir_of(const char *path)
 	str_copy(d, path, sizeof d);
 	char *s = strrchr(d, '/');
 	if (s) *s = 0;
-	int fd = open(s && d[0] ? d : s ? "/" : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int fd = open(s && d[0] ? d : s ? "/"
+					: ".",
+		      O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0) return -1;
 	int rc = fsync(fd);
 	close(fd);
@@ -120,10 +135,18 @@ static int read_small(const char *path, size_t max, buf *out)
 	buf_init(out, max);
 	for (;;) {
 		char *p = buf_space(out, 65536);
-		if (!p) { close(fd); buf_free(out); return -1; }
+		if (!p) {
+			close(fd);
+			buf_free(out);
+			return -1;
+		}
 		ssize_t k = read(fd, p, 65536);
 		if (k < 0 && errno == EINTR) continue;
-		if (k < 0) { close(fd); buf_free(out); return -1; }
+		if (k < 0) {
+			close(fd);
+			buf_free(out);
+			return -1;
+		}
 		if (k == 0) break;
 		buf_commit(out, (size_t)k);
 	}
@@ -142,21 +165,38 @@ static int write_atomic(const char *path, const char *data, size_t n)
 	while (w < n) {
 		ssize_t k = write(fd, data + w, n - w);
 		if (k < 0 && errno == EINTR) continue;
-		if (k <= 0) { close(fd); unlink(tmp); return -1; }
+		if (k <= 0) {
+			close(fd);
+			unlink(tmp);
+			return -1;
+		}
 		w += (size_t)k;
 	}
-	if (fsync(fd) < 0 || close(fd) < 0) { unlink(tmp); return -1; }
+	if (fsync(fd) < 0 || close(fd) < 0) {
+		unlink(tmp);
+		return -1;
+	}
 	return rename(tmp, path);
 }
 
 /* ---------------------------------------------------------------- manifest */
 
-typedef struct manifest_ent { char *path; uint64_t size; int64_t mtime_ns; char id[160]; } manifest_ent;
-typedef struct manifest { manifest_ent *e; size_t n, cap; char path[4096]; } manifest;
+typedef struct manifest_ent {
+	char *path;
+	uint64_t size;
+	int64_t mtime_ns;
+	char id[160];
+} manifest_ent;
+typedef struct manifest {
+	manifest_ent *e;
+	size_t n, cap;
+	char path[4096];
+} manifest;
 
 static manifest_ent *manifest_find(manifest *m, const char *path)
 {
-	for (size_t i = 0; i < m->n; i++) if (!strcmp(m->e[i].path, path)) return &m->e[i];
+	for (size_t i = 0; i < m->n; i++)
+		if (!strcmp(m->e[i].path, path)) return &m->e[i];
 	return NULL;
 }
 
@@ -233,10 +273,14 @@ static int manifest_save(const manifest *m)
 	jw_arr_begin(&w);
 	for (size_t i = 0; i < m->n; i++) {
 		jw_obj_begin(&w);
-		jw_key(&w, "path"); jw_str(&w, m->e[i].path);
-		jw_key(&w, "size"); jw_uint(&w, m->e[i].size);
-		jw_key(&w, "mtime_ns"); jw_int(&w, m->e[i].mtime_ns);
-		jw_key(&w, "id"); jw_str(&w, m->e[i].id);
+		jw_key(&w, "path");
+		jw_str(&w, m->e[i].path);
+		jw_key(&w, "size");
+		jw_uint(&w, m->e[i].size);
+		jw_key(&w, "mtime_ns");
+		jw_int(&w, m->e[i].mtime_ns);
+		jw_key(&w, "id");
+		jw_str(&w, m->e[i].id);
 		jw_obj_end(&w);
 	}
 	jw_arr_end(&w);
@@ -264,24 +308,24 @@ typedef struct job {
 	fetch_file ff;
 	const wfile *f;
 	char final[4096], part[4200], ranges[4200];
-	int dirty;                 /* chunks done since the sidecar was written */
+	int dirty; /* chunks done since the sidecar was written */
 	uint64_t resumed_bytes;
 	/* Digests of the file's leading complete chunks, advanced as chunks arrive
 	 * so the check at the end has (almost) nothing left to read. NULL when the
 	 * source gives no checksum. */
 	EVP_MD_CTX *sha, *md5;
-	size_t hashed_chunks;      /* chunks [0, hashed_chunks) are in the digests */
-	int hash_failed;           /* a read-back failed: hash the whole file at the end */
-	unsigned char *hbuf;       /* borrowed: HASH_READ_BYTES, pull_files' */
+	size_t hashed_chunks; /* chunks [0, hashed_chunks) are in the digests */
+	int hash_failed;      /* a read-back failed: hash the whole file at the end */
+	unsigned char *hbuf;  /* borrowed: HASH_READ_BYTES, pull_files' */
 } job;
 
 typedef struct progress {
-	int bar;                   /* draw a bar on stderr */
-	uint64_t total, before;    /* bytes of this run, bytes already present */
+	int bar;                /* draw a bar on stderr */
+	uint64_t total, before; /* bytes of this run, bytes already present */
 	uint64_t start_ms, last_flush_ms;
 	job *jobs;
 	size_t n_jobs;
-	uint64_t batch_base;       /* bytes finished by earlier batches */
+	uint64_t batch_base; /* bytes finished by earlier batches */
 } progress;
 
 static int sidecar_save(job *j)
@@ -315,7 +359,7 @@ static uint64_t sidecar_load(job *j, uint8_t **state, size_t *n_chunks)
 	if (strncmp(s, "infergate-partial 1\n", 20) || !strstr(s, want) || !strstr(s, id) || !c || !d) goto stale;
 	chunk = strtoull(c + 7, NULL, 10);
 	if (chunk < 4096) goto stale;
-	fetch_file tmp = { .file = j->f };
+	fetch_file tmp = {.file = j->f};
 	fetch_file_plan(&tmp, j->f->size, chunk);
 	if (tmp.chunk_bytes != chunk) goto stale;
 	d += 6;
@@ -338,9 +382,17 @@ static int job_open(job *j, const weights_opts *o, char *err, size_t n)
 	size_t nc = 0;
 	uint64_t chunk = sidecar_load(j, &state, &nc);
 	int fd = open(j->part, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-	if (fd < 0) { free(state); util_errf(err, n, "%s: %s", j->part, strerror(errno)); return -1; }
+	if (fd < 0) {
+		free(state);
+		util_errf(err, n, "%s: %s", j->part, strerror(errno));
+		return -1;
+	}
 	struct stat st;
-	if (chunk && (fstat(fd, &st) < 0 || (uint64_t)st.st_size != j->f->size)) { free(state); state = NULL; chunk = 0; }
+	if (chunk && (fstat(fd, &st) < 0 || (uint64_t)st.st_size != j->f->size)) {
+		free(state);
+		state = NULL;
+		chunk = 0;
+	}
 	if (!chunk) {
 		if (ftruncate(fd, 0) < 0 || ftruncate(fd, (off_t)j->f->size) < 0) {
 			util_errf(err, n, "%s: %s", j->part, strerror(errno));
@@ -349,7 +401,11 @@ static int job_open(job *j, const weights_opts *o, char *err, size_t n)
 		}
 		fetch_file_plan(&j->ff, j->f->size, o->chunk_bytes);
 		state = calloc(j->ff.n_chunks + 1, 1);
-		if (!state) { close(fd); util_errf(err, n, "out of memory"); return -1; }
+		if (!state) {
+			close(fd);
+			util_errf(err, n, "out of memory");
+			return -1;
+		}
 		unlink(j->ranges);
 	} else {
 		fetch_file_plan(&j->ff, j->f->size, chunk);
@@ -391,7 +447,10 @@ static void hash_advance(job *j, const fetch_file *f)
 		while (off < end) {
 			ssize_t k = pread(f->fd, j->hbuf, (size_t)MIN((uint64_t)HASH_READ_BYTES, end - off), (off_t)off);
 			if (k < 0 && errno == EINTR) continue;
-			if (k <= 0) { j->hash_failed = 1; return; }
+			if (k <= 0) {
+				j->hash_failed = 1;
+				return;
+			}
 			if (j->sha) EVP_DigestUpdate(j->sha, j->hbuf, (size_t)k);
 			if (j->md5) EVP_DigestUpdate(j->md5, j->hbuf, (size_t)k);
 			off += (uint64_t)k;
@@ -464,16 +523,25 @@ static int job_finish(job *j, manifest *m, char *err, size_t n)
 		const char *want = j->f->sha256[0] ? j->f->sha256 : j->f->md5, *got = j->f->sha256[0] ? sha : md5;
 		if (strcmp(want, got)) {
 			util_errf(err, n, "checksum mismatch for %s: expected %s %s, got %s; the download was discarded",
-				 j->f->path, j->f->sha256[0] ? "sha256" : "md5", want, got);
+				  j->f->path, j->f->sha256[0] ? "sha256" : "md5", want, got);
 			job_close(j);
 			unlink(j->part);
 			unlink(j->ranges);
 			return -1;
 		}
 	}
-	if (fsync(j->ff.fd) < 0) { util_errf(err, n, "fsync %s: %s", j->part, strerror(errno)); return -1; }
-	if (pull_mkdirs_for(j->final) < 0) { util_errf(err, n, "mkdir for %s: %s", j->final, strerror(errno)); return -1; }
-	if (rename(j->part, j->final) < 0) { util_errf(err, n, "rename to %s: %s", j->final, strerror(errno)); return -1; }
+	if (fsync(j->ff.fd) < 0) {
+		util_errf(err, n, "fsync %s: %s", j->part, strerror(errno));
+		return -1;
+	}
+	if (pull_mkdirs_for(j->final) < 0) {
+		util_errf(err, n, "mkdir for %s: %s", j->final, strerror(errno));
+		return -1;
+	}
+	if (rename(j->part, j->final) < 0) {
+		util_errf(err, n, "rename to %s: %s", j->final, strerror(errno));
+		return -1;
+	}
 	fsync_dir_of(j->final);
 	unlink(j->ranges);
 	if (stat(j->final, &st) == 0) manifest_set(m, j->f->path, j->f->size, mtime_ns_of(&st), pull_file_id(j->f));
@@ -518,17 +586,23 @@ static int pull_files_into(wsrc *src, const wlist *list, const char *dir, const 
 	uint64_t t0 = time_mono_ms();
 	char probe[4200];
 	snprintf(probe, sizeof probe, "%s/x", state_dir);
-	if (pull_mkdirs_for(probe) < 0) { util_errf(err, errlen, "mkdir %s: %s", state_dir, strerror(errno)); return -1; }
+	if (pull_mkdirs_for(probe) < 0) {
+		util_errf(err, errlen, "mkdir %s: %s", state_dir, strerror(errno));
+		return -1;
+	}
 	/* One pull at a time per state folder: a second one would truncate the
 	 * first's partial files under it. It waits, as the cache's openers do. */
 	char lock_path[4300];
 	snprintf(lock_path, sizeof lock_path, "%s/pull.lock", state_dir);
 	int lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (lock_fd < 0) { util_errf(err, errlen, "%s: %s", lock_path, strerror(errno)); return -1; }
+	if (lock_fd < 0) {
+		util_errf(err, errlen, "%s: %s", lock_path, strerror(errno));
+		return -1;
+	}
 	if (pull_lock_bounded(lock_fd, LOCK_EX, o->lock_timeout_s, dir, o->quiet)) {
 		if (errno == ETIMEDOUT)
 			util_errf(err, errlen, "another pull into %s is running (its lock %s was held for %d s, --lock-timeout)",
-			          dir, lock_path, o->lock_timeout_s);
+				  dir, lock_path, o->lock_timeout_s);
 		else
 			util_errf(err, errlen, "locking %s: %s", lock_path, strerror(errno));
 		close(lock_fd);
@@ -540,13 +614,16 @@ static int pull_files_into(wsrc *src, const wlist *list, const char *dir, const 
 	const wfile **todo = calloc(list->n + 1, sizeof *todo);
 	unsigned char *hbuf = malloc(HASH_READ_BYTES);
 	if (!jobs || !todo || !hbuf) {
-		free(jobs); free(todo); free(hbuf); manifest_free(&m);
+		free(jobs);
+		free(todo);
+		free(hbuf);
+		manifest_free(&m);
 		close(lock_fd);
 		util_errf(err, errlen, "out of memory");
 		return -1;
 	}
 	size_t n_todo = 0;
-	progress pg = { .start_ms = t0, .last_flush_ms = t0, .jobs = jobs };
+	progress pg = {.start_ms = t0, .last_flush_ms = t0, .jobs = jobs};
 	pg.bar = o->progress > 0 || (o->progress < 0 && isatty(2));
 	if (o->quiet) pg.bar = 0;
 	for (size_t i = 0; i < list->n; i++) {
@@ -556,11 +633,17 @@ static int pull_files_into(wsrc *src, const wlist *list, const char *dir, const 
 		char final[4096];
 		if (snprintf(final, sizeof final, "%s/%s", dir, f->path) >= (int)sizeof final) {
 			util_errf(err, errlen, "path too long: %s", f->path);
-			free(jobs); free(todo); free(hbuf); manifest_free(&m);
+			free(jobs);
+			free(todo);
+			free(hbuf);
+			manifest_free(&m);
 			close(lock_fd);
 			return -1;
 		}
-		if (already_done(f, final, &m, prove)) { st->files_skipped++; continue; }
+		if (already_done(f, final, &m, prove)) {
+			st->files_skipped++;
+			continue;
+		}
 		todo[n_todo++] = f;
 		pg.total += f->size;
 	}
@@ -600,10 +683,14 @@ static int pull_files_into(wsrc *src, const wlist *list, const char *dir, const 
 			opened++;
 		}
 		fetch_file *ffs = calloc(opened + 1, sizeof *ffs);
-		if (!ffs) { util_errf(err, errlen, "out of memory"); rc = -1; break; }
+		if (!ffs) {
+			util_errf(err, errlen, "out of memory");
+			rc = -1;
+			break;
+		}
 		for (size_t i = 0; i < opened; i++) ffs[i] = jobs[i].ff;
 		pg.n_jobs = opened;
-		fetch_opts fo = { .o = o, .progress = on_progress, .progress_arg = &pg };
+		fetch_opts fo = {.o = o, .progress = on_progress, .progress_arg = &pg};
 		/* The engine works on copies; the jobs see state through the shared pointers. */
 		for (size_t i = 0; i < opened; i++) ffs[i].arg = &jobs[i];
 		fetch_run(src, ffs, opened, &fo);
@@ -666,11 +753,15 @@ int pull_dir_trusted(const char *path, char *err, size_t errlen)
 		util_errf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
-	if (!S_ISDIR(st.st_mode)) { util_errf(err, errlen, "%s is not a folder (a symbolic link?)", path); return -1; }
+	if (!S_ISDIR(st.st_mode)) {
+		util_errf(err, errlen, "%s is not a folder (a symbolic link?)", path);
+		return -1;
+	}
 	if ((st.st_uid != geteuid() && st.st_uid != 0) || ((st.st_mode & S_IWOTH) && !(st.st_mode & S_ISVTX))) {
 		util_errf(err, errlen, "folder %s could be changed by another user (owner uid %u, mode %03o): "
-		          "use a folder owned by this user or root that others cannot write", path,
-		          (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+				       "use a folder owned by this user or root that others cannot write",
+			  path,
+			  (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
 		return -1;
 	}
 	return 0;
@@ -687,10 +778,14 @@ int pull_stage_private(const char *path, char *err, size_t errlen)
 	else if (sl) *sl = 0;
 	else str_copy(parent, ".", sizeof parent);
 	struct stat st;
-	if (stat(parent, &st) < 0) { util_errf(err, errlen, "staging folder %s: %s", parent, strerror(errno)); return -1; }
+	if (stat(parent, &st) < 0) {
+		util_errf(err, errlen, "staging folder %s: %s", parent, strerror(errno));
+		return -1;
+	}
 	if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX) && st.st_uid != geteuid()) {
 		util_errf(err, errlen, "staging folder %s is writable by other users and not sticky: choose another "
-		          "--staging-dir", parent);
+				       "--staging-dir",
+			  parent);
 		return -1;
 	}
 	if (mkdir(path, 0700) < 0 && errno != EEXIST) {
@@ -700,16 +795,21 @@ int pull_stage_private(const char *path, char *err, size_t errlen)
 	int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0) {
 		util_errf(err, errlen, "staging folder %s: %s (a symbolic link or not a folder?): remove it or choose "
-		          "another --staging-dir", path, strerror(errno));
+				       "another --staging-dir",
+			  path, strerror(errno));
 		return -1;
 	}
 	int rc = fstat(fd, &st);
 	close(fd);
-	if (rc < 0) { util_errf(err, errlen, "staging folder %s: %s", path, strerror(errno)); return -1; }
+	if (rc < 0) {
+		util_errf(err, errlen, "staging folder %s: %s", path, strerror(errno));
+		return -1;
+	}
 	if (st.st_uid != geteuid() || (st.st_mode & 077)) {
 		util_errf(err, errlen, "staging folder %s is not private (owner uid %u, mode %03o; expected uid %u, "
-		          "mode 700): another user may have made it; remove it or choose another --staging-dir", path,
-		          (unsigned)st.st_uid, (unsigned)(st.st_mode & 0777), (unsigned)geteuid());
+				       "mode 700): another user may have made it; remove it or choose another --staging-dir",
+			  path,
+			  (unsigned)st.st_uid, (unsigned)(st.st_mode & 0777), (unsigned)geteuid());
 		return -1;
 	}
 	return 0;
@@ -720,7 +820,8 @@ static void summary(const char *src, const char *dest, const pull_stats *st, int
 	char a[32], b[32], r[32];
 	double rate = st->seconds > 0 ? st->bytes_fetched / st->seconds : 0;
 	fprintf(stderr, "%s %s -> %s: %zu files (%s), %zu downloaded (%s, %zu resumed), %zu already present, "
-		"%.2f s, %s/s\n", ok ? "pulled" : "incomplete pull", src, dest, st->files_total,
+			"%.2f s, %s/s\n",
+		ok ? "pulled" : "incomplete pull", src, dest, st->files_total,
 		weights_fmt_bytes(st->bytes_total, a, sizeof a), st->files_fetched,
 		weights_fmt_bytes(st->bytes_fetched, b, sizeof b), st->files_resumed, st->files_skipped,
 		st->seconds, weights_fmt_bytes((uint64_t)rate, r, sizeof r));
@@ -734,15 +835,23 @@ int weights_pull(const char *source, const char *dest, const weights_opts *o, pu
 	wsrc *dst = NULL;
 	if (wsrc_is_url(dest)) {
 		dst = wsrc_new(dest, o, err, errlen);
-		if (!dst) { wsrc_free(src); return -1; }
+		if (!dst) {
+			wsrc_free(src);
+			return -1;
+		}
 		if (wsrc_kind_of(dst) == WSRC_HF) {
 			util_errf(err, errlen, "cannot write to a Hugging Face repository; use a folder or a bucket");
-			wsrc_free(src); wsrc_free(dst);
+			wsrc_free(src);
+			wsrc_free(dst);
 			return -1;
 		}
 	}
 	wlist l;
-	if (wsrc_list(src, &l, err, errlen)) { wsrc_free(src); wsrc_free(dst); return -1; }
+	if (wsrc_list(src, &l, err, errlen)) {
+		wsrc_free(src);
+		wsrc_free(dst);
+		return -1;
+	}
 	int rc;
 	if (!dst) {
 		char state[4200];
@@ -753,7 +862,8 @@ int weights_pull(const char *source, const char *dest, const weights_opts *o, pu
 		 * is predictable (so a rerun resumes), hence it must be proven ours
 		 * before a byte in it is trusted, and files already in it are hashed
 		 * against the source's checksum rather than taken from its manifest. */
-		const char *tmp = o->staging_dir ? o->staging_dir : getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+		const char *tmp = o->staging_dir ? o->staging_dir : getenv("TMPDIR") ? getenv("TMPDIR")
+										     : "/tmp";
 		char stage[4096], state[4200], key[600];
 		snprintf(key, sizeof key, "%s\n%s", source, dest);
 		snprintf(stage, sizeof stage, "%s/infergate-stage-%016llx", tmp, (unsigned long long)hash64(key, strlen(key), 1));
@@ -765,7 +875,11 @@ int weights_pull(const char *source, const char *dest, const weights_opts *o, pu
 			char p[8192];
 			snprintf(p, sizeof p, "%s/%s", stage, l.files[i].path);
 			int fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-			if (fd < 0) { util_errf(err, errlen, "%s: %s", p, strerror(errno)); rc = -1; break; }
+			if (fd < 0) {
+				util_errf(err, errlen, "%s: %s", p, strerror(errno));
+				rc = -1;
+				break;
+			}
 			rc = wsrc_put(dst, l.files[i].path, fd, l.files[i].size, l.files[i].sha256, err, errlen);
 			close(fd);
 		}

@@ -21,8 +21,8 @@
 
 typedef struct pull_stats {
 	size_t files_total, files_fetched, files_skipped, files_resumed;
-	uint64_t bytes_total;        /* size of every file in the listing */
-	uint64_t bytes_fetched;      /* bytes downloaded by this run */
+	uint64_t bytes_total;   /* size of every file in the listing */
+	uint64_t bytes_fetched; /* bytes downloaded by this run */
 	double seconds;
 } pull_stats;
 

@@ -50,7 +50,10 @@ void sigv4_amz_date(long long unix_s, char out[17])
 }
 
 /* One header with its name lowercased and its value trimmed, spaces collapsed. */
-typedef struct canon_hdr { char name[64]; char value[1024]; } canon_hdr;
+typedef struct canon_hdr {
+	char name[64];
+	char value[1024];
+} canon_hdr;
 
 static int hdr_cmp(const void *a, const void *b)
 {
@@ -69,8 +72,14 @@ static int canon_headers(const sigv4_req *r, canon_hdr *h)
 		size_t o = 0;
 		int sp = 0;
 		for (; *v; v++) {
-			if (*v == ' ' || *v == '\t') { sp = 1; continue; }
-			if (sp && o) { if (o + 1 >= sizeof h[i].value) return -1; h[i].value[o++] = ' '; }
+			if (*v == ' ' || *v == '\t') {
+				sp = 1;
+				continue;
+			}
+			if (sp && o) {
+				if (o + 1 >= sizeof h[i].value) return -1;
+				h[i].value[o++] = ' ';
+			}
 			sp = 0;
 			if (o + 1 >= sizeof h[i].value) return -1;
 			h[i].value[o++] = *v;
@@ -96,7 +105,10 @@ static int canon_query(const char *q, buf *out)
 	char *parts[256];
 	size_t n = 0;
 	for (char *save = NULL, *t = strtok_r(copy, "&", &save); t; t = strtok_r(NULL, "&", &save)) {
-		if (n == 256) { free(copy); return -1; }
+		if (n == 256) {
+			free(copy);
+			return -1;
+		}
 		parts[n++] = t;
 	}
 	qsort(parts, n, sizeof parts[0], str_cmp);
@@ -136,7 +148,10 @@ int sigv4_string_to_sign(const sigv4_req *r, buf *out)
 	char sc[256], hx[65];
 	buf creq;
 	buf_init(&creq, 1 << 20);
-	if (scope(r, sc, sizeof sc) || sigv4_canonical_request(r, &creq)) { buf_free(&creq); return -1; }
+	if (scope(r, sc, sizeof sc) || sigv4_canonical_request(r, &creq)) {
+		buf_free(&creq);
+		return -1;
+	}
 	sigv4_sha256_hex(buf_rptr(&creq), buf_rlen(&creq), hx);
 	buf_free(&creq);
 	return buf_printf(out, "AWS4-HMAC-SHA256\n%s\n%s\n%s", r->amz_date, sc, hx) ? -1 : 0;
@@ -153,10 +168,16 @@ int sigv4_sign(const sigv4_req *r, char sig_hex[65], buf *auth)
 	if (!r->access_key || !r->secret_key) return -1;
 	buf sts;
 	buf_init(&sts, 1 << 16);
-	if (sigv4_string_to_sign(r, &sts)) { buf_free(&sts); return -1; }
+	if (sigv4_string_to_sign(r, &sts)) {
+		buf_free(&sts);
+		return -1;
+	}
 	char kbuf[512];
 	int kl = snprintf(kbuf, sizeof kbuf, "AWS4%s", r->secret_key);
-	if (kl < 0 || (size_t)kl >= sizeof kbuf) { buf_free(&sts); return -1; }
+	if (kl < 0 || (size_t)kl >= sizeof kbuf) {
+		buf_free(&sts);
+		return -1;
+	}
 	unsigned char k1[32], k2[32], k3[32], k[32];
 	hmac(kbuf, (size_t)kl, r->amz_date, 8, k1);
 	hmac(k1, 32, r->region, strlen(r->region), k2);

@@ -14,20 +14,23 @@
 #include <stddef.h>
 #include "core/buf.h"
 
-typedef struct sigv4_header { const char *name; const char *value; } sigv4_header;
+typedef struct sigv4_header {
+	const char *name;
+	const char *value;
+} sigv4_header;
 
 /* A request to sign. Strings are borrowed. headers must include "host" and
  * "x-amz-date" (names in any case); every header given is signed. */
 typedef struct sigv4_req {
-	const char *method;            /* "GET", "PUT", ... */
-	const char *path;              /* encoded absolute path, "/" at least */
-	const char *query;             /* encoded "k=v&k2=v2" (any order), or NULL */
+	const char *method; /* "GET", "PUT", ... */
+	const char *path;   /* encoded absolute path, "/" at least */
+	const char *query;  /* encoded "k=v&k2=v2" (any order), or NULL */
 	const sigv4_header *headers;
-	size_t n_headers;              /* at most SIGV4_MAX_HEADERS */
-	const char *payload_sha256;    /* hex, or "UNSIGNED-PAYLOAD" */
+	size_t n_headers;           /* at most SIGV4_MAX_HEADERS */
+	const char *payload_sha256; /* hex, or "UNSIGNED-PAYLOAD" */
 	const char *access_key, *secret_key;
-	const char *region, *service;  /* "us-east-1", "s3" */
-	const char *amz_date;          /* "20150830T123600Z" */
+	const char *region, *service; /* "us-east-1", "s3" */
+	const char *amz_date;         /* "20150830T123600Z" */
 } sigv4_req;
 
 #define SIGV4_MAX_HEADERS 16

@@ -20,21 +20,21 @@
 #include "weights/sigv4.h"
 #include "weights/xfer.h"
 
-#define MAX_PAGES 10000     /* listing pages or directories visited */
-#define MAX_DEPTH 64        /* directory depth of an HTTP bucket */
+#define MAX_PAGES 10000 /* listing pages or directories visited */
+#define MAX_DEPTH 64    /* directory depth of an HTTP bucket */
 
 struct wsrc {
 	wsrc_kind kind;
-	char *url;              /* as given */
-	const weights_opts *o;  /* borrowed */
-	char *base;             /* scheme://host[:port] (hf: the endpoint, may carry a path) */
-	char *host;             /* host[:port] as sent in Host (s3 signing) */
-	char *path;             /* http: the folder path, "/" terminated; or the file path */
-	int single_file;        /* http: the URL names one file */
-	char *repo, *rev;       /* hf */
-	char *pinned_rev;       /* hf: the commit sha the listing answered for rev; files are read at it */
-	char *bucket, *prefix;  /* s3, gs: prefix "" or ending in "/" */
-	char *token;            /* hf, gs: bearer token or NULL */
+	char *url;                        /* as given */
+	const weights_opts *o;            /* borrowed */
+	char *base;                       /* scheme://host[:port] (hf: the endpoint, may carry a path) */
+	char *host;                       /* host[:port] as sent in Host (s3 signing) */
+	char *path;                       /* http: the folder path, "/" terminated; or the file path */
+	int single_file;                  /* http: the URL names one file */
+	char *repo, *rev;                 /* hf */
+	char *pinned_rev;                 /* hf: the commit sha the listing answered for rev; files are read at it */
+	char *bucket, *prefix;            /* s3, gs: prefix "" or ending in "/" */
+	char *token;                      /* hf, gs: bearer token or NULL */
 	char *ak, *sk, *session, *region; /* s3 */
 };
 
@@ -93,7 +93,11 @@ void wsrc_name_show(char *out, size_t cap, const char *p, size_t n)
 		if (c < 0x20 || c == 0x7f || c == '\\') o += (size_t)snprintf(out + o, cap - o, "\\x%02x", c);
 		else out[o++] = (char)c;
 	}
-	if (o + 5 >= cap && n) { o = MIN(o, cap - 4); memcpy(out + o, "...", 3); o += 3; }
+	if (o + 5 >= cap && n) {
+		o = MIN(o, cap - 4);
+		memcpy(out + o, "...", 3);
+		o += 3;
+	}
 	out[o] = 0;
 }
 
@@ -109,7 +113,10 @@ static int add_listed(const wsrc *s, wlist *l, const char *name, size_t n, uint6
 		return -1;
 	}
 	int a = wlist_add(l, name, n, size, size_known);
-	if (a) { util_errf(err, errlen, "listing too large (more than %d files)", WEIGHTS_MAX_FILES); return -1; }
+	if (a) {
+		util_errf(err, errlen, "listing too large (more than %d files)", WEIGHTS_MAX_FILES);
+		return -1;
+	}
 	return 0;
 }
 
@@ -149,7 +156,10 @@ static char *trim_slash_dup(const char *s)
 wsrc *wsrc_new(const char *url, const weights_opts *o, char *err, size_t errlen)
 {
 	wsrc *s = calloc(1, sizeof *s);
-	if (!s) { util_errf(err, errlen, "out of memory"); return NULL; }
+	if (!s) {
+		util_errf(err, errlen, "out of memory");
+		return NULL;
+	}
 	s->url = str_dup(url);
 	s->o = o;
 	if (!strncmp(url, "hf://", 5)) {
@@ -195,7 +205,10 @@ wsrc *wsrc_new(const char *url, const weights_opts *o, char *err, size_t errlen)
 			goto fail;
 		}
 		memcpy(s->prefix, pfx, pl + 1);
-		if (pl && s->prefix[pl - 1] != '/') { s->prefix[pl] = '/'; s->prefix[pl + 1] = 0; }
+		if (pl && s->prefix[pl - 1] != '/') {
+			s->prefix[pl] = '/';
+			s->prefix[pl + 1] = 0;
+		}
 		if (pl && !wsrc_path_ok(s->prefix, strlen(s->prefix) - 1)) {
 			util_errf(err, errlen, "bad prefix in %s", url);
 			goto fail;
@@ -203,12 +216,15 @@ wsrc *wsrc_new(const char *url, const weights_opts *o, char *err, size_t errlen)
 		const char *ep;
 		char def[128];
 		if (s->kind == WSRC_S3) {
-			const char *region = o && o->s3_region ? o->s3_region :
-				env("AWS_REGION") ? env("AWS_REGION") : env("AWS_DEFAULT_REGION");
+			const char *region = o && o->s3_region ? o->s3_region : env("AWS_REGION") ? env("AWS_REGION")
+												  : env("AWS_DEFAULT_REGION");
 			s->region = str_dup(region ? region : "us-east-1");
-			ep = o && o->s3_endpoint ? o->s3_endpoint :
-				env("AWS_ENDPOINT_URL_S3") ? env("AWS_ENDPOINT_URL_S3") : env("AWS_ENDPOINT_URL");
-			if (!ep) { snprintf(def, sizeof def, "https://s3.%s.amazonaws.com", s->region); ep = def; }
+			ep = o && o->s3_endpoint ? o->s3_endpoint : env("AWS_ENDPOINT_URL_S3") ? env("AWS_ENDPOINT_URL_S3")
+											       : env("AWS_ENDPOINT_URL");
+			if (!ep) {
+				snprintf(def, sizeof def, "https://s3.%s.amazonaws.com", s->region);
+				ep = def;
+			}
 			if (env("AWS_ACCESS_KEY_ID") && env("AWS_SECRET_ACCESS_KEY")) {
 				s->ak = str_dup(env("AWS_ACCESS_KEY_ID"));
 				s->sk = str_dup(env("AWS_SECRET_ACCESS_KEY"));
@@ -221,7 +237,10 @@ wsrc *wsrc_new(const char *url, const weights_opts *o, char *err, size_t errlen)
 			s->token = tok ? str_dup(tok) : NULL;
 		}
 		char epbuf[512];
-		if (!strstr(ep, "://")) { snprintf(epbuf, sizeof epbuf, "http://%s", ep); ep = epbuf; }
+		if (!strstr(ep, "://")) {
+			snprintf(epbuf, sizeof epbuf, "http://%s", ep);
+			ep = epbuf;
+		}
 		char *p = NULL;
 		if (split_url(ep, &s->base, &s->host, &p)) {
 			free(p);
@@ -242,9 +261,20 @@ fail:
 void wsrc_free(wsrc *s)
 {
 	if (!s) return;
-	free(s->url); free(s->base); free(s->host); free(s->path); free(s->repo); free(s->rev);
-	free(s->bucket); free(s->prefix); free(s->token); free(s->ak); free(s->sk); free(s->session);
-	free(s->region); free(s->pinned_rev);
+	free(s->url);
+	free(s->base);
+	free(s->host);
+	free(s->path);
+	free(s->repo);
+	free(s->rev);
+	free(s->bucket);
+	free(s->prefix);
+	free(s->token);
+	free(s->ak);
+	free(s->sk);
+	free(s->session);
+	free(s->region);
+	free(s->pinned_rev);
 	free(s);
 }
 
@@ -282,7 +312,10 @@ void wlist_sort(wlist *l)
 	qsort(l->files, l->n, sizeof *l->files, wfile_cmp);
 	size_t w = 1;
 	for (size_t i = 1; i < l->n; i++) {
-		if (!strcmp(l->files[i].path, l->files[w - 1].path)) { free(l->files[i].path); continue; }
+		if (!strcmp(l->files[i].path, l->files[w - 1].path)) {
+			free(l->files[i].path);
+			continue;
+		}
 		l->files[w++] = l->files[i];
 	}
 	l->n = w;
@@ -306,11 +339,15 @@ static void strip_quotes(char *dst, size_t n, const char *v)
 static int is_hex(const char *s, size_t n)
 {
 	if (strlen(s) != n) return 0;
-	for (size_t i = 0; i < n; i++) if (!isxdigit((unsigned char)s[i])) return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!isxdigit((unsigned char)s[i])) return 0;
 	return 1;
 }
 
-static void lower(char *s) { for (; *s; s++) *s = (char)tolower((unsigned char)*s); }
+static void lower(char *s)
+{
+	for (; *s; s++) *s = (char)tolower((unsigned char)*s);
+}
 
 /* ---------------------------------------------------------------- errors */
 
@@ -321,16 +358,17 @@ void wsrc_explain_status(const wsrc *s, long st, const char *code, const char *w
 		if (!strcmp(code, "GatedRepo") || ((st == 401 || st == 403) && !strcmp(code, ""))) {
 			if (!s->token)
 				util_errf(err, n, "hf://%s is a gated repository (HTTP %ld): set HF_TOKEN to a token of an "
-				          "account that has accepted the model's licence at %s/%s", s->repo, st, s->base, s->repo);
+						  "account that has accepted the model's licence at %s/%s",
+					  s->repo, st, s->base, s->repo);
 			else
 				util_errf(err, n, "hf://%s: the token in HF_TOKEN was refused (HTTP %ld, %s): accept the "
-				          "model's licence at %s/%s with that account, or set HF_TOKEN to another token",
-				          s->repo, st, *code ? code : "forbidden", s->base, s->repo);
+						  "model's licence at %s/%s with that account, or set HF_TOKEN to another token",
+					  s->repo, st, *code ? code : "forbidden", s->base, s->repo);
 			return;
 		}
 		if (!strcmp(code, "RepoNotFound")) {
 			util_errf(err, n, "repository not found: %s on %s (HTTP %ld)%s", s->repo, s->base, st,
-			          s->token ? "" : "; if it is private, set HF_TOKEN");
+				  s->token ? "" : "; if it is private, set HF_TOKEN");
 			return;
 		}
 		if (!strcmp(code, "RevisionNotFound")) {
@@ -359,9 +397,15 @@ static struct curl_slist *add_hdr(struct curl_slist *l, int *bad, const char *fm
 	va_start(ap, fmt);
 	int w = vsnprintf(line, sizeof line, fmt, ap);
 	va_end(ap);
-	if (w < 0 || (size_t)w >= sizeof line) { *bad = 1; return l; }
+	if (w < 0 || (size_t)w >= sizeof line) {
+		*bad = 1;
+		return l;
+	}
 	struct curl_slist *n = curl_slist_append(l, line);
-	if (!n) { *bad = 1; return l; }
+	if (!n) {
+		*bad = 1;
+		return l;
+	}
 	return n;
 }
 
@@ -376,17 +420,15 @@ static struct curl_slist *s3_headers(const wsrc *s, const char *method, const ch
 	sigv4_amz_date((long long)time(NULL), date);
 	sigv4_header h[7];
 	size_t n = 0;
-	h[n++] = (sigv4_header){ "host", s->host };
-	if (if_match) h[n++] = (sigv4_header){ "if-match", if_match };
-	if (range) h[n++] = (sigv4_header){ "range", range };
-	h[n++] = (sigv4_header){ "x-amz-content-sha256", payload_sha };
-	h[n++] = (sigv4_header){ "x-amz-date", date };
-	if (s->session) h[n++] = (sigv4_header){ "x-amz-security-token", s->session };
+	h[n++] = (sigv4_header){"host", s->host};
+	if (if_match) h[n++] = (sigv4_header){"if-match", if_match};
+	if (range) h[n++] = (sigv4_header){"range", range};
+	h[n++] = (sigv4_header){"x-amz-content-sha256", payload_sha};
+	h[n++] = (sigv4_header){"x-amz-date", date};
+	if (s->session) h[n++] = (sigv4_header){"x-amz-security-token", s->session};
 	for (size_t i = 0; i < n; i++) l = add_hdr(l, &bad, "%s: %s", h[i].name, h[i].value);
 	if (s->ak) {
-		sigv4_req r = { .method = method, .path = path, .query = query, .headers = h, .n_headers = n,
-			.payload_sha256 = payload_sha, .access_key = s->ak, .secret_key = s->sk,
-			.region = s->region, .service = "s3", .amz_date = date };
+		sigv4_req r = {.method = method, .path = path, .query = query, .headers = h, .n_headers = n, .payload_sha256 = payload_sha, .access_key = s->ak, .secret_key = s->sk, .region = s->region, .service = "s3", .amz_date = date};
 		buf auth;
 		buf_init(&auth, 4096);
 		char sig[65];
@@ -394,7 +436,10 @@ static struct curl_slist *s3_headers(const wsrc *s, const char *method, const ch
 		else l = add_hdr(l, &bad, "Authorization: %s", buf_rptr(&auth));
 		buf_free(&auth);
 	}
-	if (bad) { curl_slist_free_all(l); return NULL; }
+	if (bad) {
+		curl_slist_free_all(l);
+		return NULL;
+	}
 	return l;
 }
 
@@ -406,7 +451,10 @@ static struct curl_slist *bearer_headers(const wsrc *s, const char *range, const
 	if (range) l = add_hdr(l, &bad, "Range: %s", range);
 	if (if_match) l = add_hdr(l, &bad, "If-Match: %s", if_match);
 	l = add_hdr(l, &bad, "Accept-Encoding: identity");
-	if (bad) { curl_slist_free_all(l); return NULL; }
+	if (bad) {
+		curl_slist_free_all(l);
+		return NULL;
+	}
 	return l;
 }
 
@@ -427,7 +475,8 @@ static void if_match_value(const wsrc *s, const wfile *f, const char *pin, char 
 static int all_digits(const char *p)
 {
 	if (!*p) return 0;
-	for (; *p; p++) if (*p < '0' || *p > '9') return 0;
+	for (; *p; p++)
+		if (*p < '0' || *p > '9') return 0;
 	return 1;
 }
 
@@ -457,7 +506,10 @@ int wsrc_get_request(wsrc *s, const wfile *f, uint64_t off, uint64_t len, const 
 	case WSRC_HTTP:
 		rc |= buf_puts(&u, s->base);
 		if (s->single_file) rc |= buf_puts(&u, s->path);
-		else { rc |= buf_puts(&u, s->path); rc |= sigv4_uri_encode(&u, f->path, 1); }
+		else {
+			rc |= buf_puts(&u, s->path);
+			rc |= sigv4_uri_encode(&u, f->path, 1);
+		}
 		*hdrs = bearer_headers(s, rg, im[0] ? im : NULL);
 		break;
 	case WSRC_S3: {
@@ -509,13 +561,14 @@ int wsrc_check_range_answer(const wsrc *s, const wfile *f, const char *pin, uint
 	why[0] = 0;
 	if (r->status == 412) {
 		util_errf(why, n, "%s changed at the source during the download (HTTP 412: no longer the version "
-		          "listed)", f->path);
+				  "listed)",
+			  f->path);
 		return 1;
 	}
 	if (r->status == 206) {
 		if (r->range_first < 0) {
 			util_errf(why, n, "%s: a 206 answer without a usable Content-Range for bytes %llu-%llu", f->path,
-			          (unsigned long long)off, (unsigned long long)(off + len - 1));
+				  (unsigned long long)off, (unsigned long long)(off + len - 1));
 			return -1;
 		}
 		if ((uint64_t)r->range_first != off || (uint64_t)r->range_last != off + len - 1 ||
@@ -524,9 +577,10 @@ int wsrc_check_range_answer(const wsrc *s, const wfile *f, const char *pin, uint
 			if (r->range_total < 0) str_copy(tot, "*", sizeof tot);
 			else snprintf(tot, sizeof tot, "%lld", (long long)r->range_total);
 			util_errf(why, n, "%s: asked for bytes %llu-%llu of %llu, the server answered bytes %lld-%lld/%s "
-			          "(another range or another file)", f->path, (unsigned long long)off,
-			          (unsigned long long)(off + len - 1), (unsigned long long)f->size,
-			          (long long)r->range_first, (long long)r->range_last, tot);
+					  "(another range or another file)",
+				  f->path, (unsigned long long)off,
+				  (unsigned long long)(off + len - 1), (unsigned long long)f->size,
+				  (long long)r->range_first, (long long)r->range_last, tot);
 			return -1;
 		}
 	}
@@ -543,7 +597,7 @@ int wsrc_check_range_answer(const wsrc *s, const wfile *f, const char *pin, uint
 	if (s->kind == WSRC_HTTP && !s->single_file && f->etag[0] && r->last_modified[0] &&
 	    strcmp(f->etag, r->last_modified)) {
 		util_errf(why, n, "%s changed at the source since it was listed (listed with mtime %s, now Last-Modified %s)",
-		          f->path, f->etag, r->last_modified);
+			  f->path, f->etag, r->last_modified);
 		return 1;
 	}
 	return 0;
@@ -554,7 +608,7 @@ int wsrc_check_range_answer(const wsrc *s, const wfile *f, const char *pin, uint
 static json_doc *get_json(wsrc *s, const char *url, struct curl_slist *h, const char *what,
 			  xfer_resp *r, char *err, size_t n)
 {
-	xfer_req q = { .url = url, .headers = h, .body_max = WEIGHTS_MAX_LISTING_BYTES, .upload_fd = -1, .o = s->o };
+	xfer_req q = {.url = url, .headers = h, .body_max = WEIGHTS_MAX_LISTING_BYTES, .upload_fd = -1, .o = s->o};
 	if (xfer_do_retry(&q, r)) {
 		util_errf(err, n, "listing %s: %s", url, r->err);
 		return NULL;
@@ -574,20 +628,34 @@ static int head_file(wsrc *s, wfile *f, char *err, size_t n)
 {
 	char *url = NULL;
 	struct curl_slist *h = NULL;
-	if (wsrc_get_request(s, f, 0, 0, NULL, &url, &h)) { util_errf(err, n, "out of memory"); return -1; }
-	xfer_req q = { .method = "HEAD", .url = url, .headers = h, .upload_fd = -1, .o = s->o };
+	if (wsrc_get_request(s, f, 0, 0, NULL, &url, &h)) {
+		util_errf(err, n, "out of memory");
+		return -1;
+	}
+	xfer_req q = {.method = "HEAD", .url = url, .headers = h, .upload_fd = -1, .o = s->o};
 	xfer_resp r;
 	int rc = xfer_do_retry(&q, &r);
 	if (rc) util_errf(err, n, "HEAD %s: %s", url, r.err);
-	else if (r.status != 200) { wsrc_explain_status(s, r.status, r.error_code, f->path, err, n); rc = -1; }
-	else {
+	else if (r.status != 200) {
+		wsrc_explain_status(s, r.status, r.error_code, f->path, err, n);
+		rc = -1;
+	} else {
 		int64_t sz = r.linked_size >= 0 ? r.linked_size : r.content_length;
-		if (sz >= 0) { f->size = (uint64_t)sz; f->size_known = 1; }
+		if (sz >= 0) {
+			f->size = (uint64_t)sz;
+			f->size_known = 1;
+		}
 		char le[160];
 		strip_quotes(le, sizeof le, r.linked_etag);
-		if (is_hex(le, 64) && !f->sha256[0]) { lower(le); str_copy(f->sha256, le, sizeof f->sha256); }
+		if (is_hex(le, 64) && !f->sha256[0]) {
+			lower(le);
+			str_copy(f->sha256, le, sizeof f->sha256);
+		}
 		if (!f->etag[0]) strip_quotes(f->etag, sizeof f->etag, r.etag[0] ? r.etag : r.last_modified);
-		if (!f->size_known) { util_errf(err, n, "%s: the server gives no size", f->path); rc = -1; }
+		if (!f->size_known) {
+			util_errf(err, n, "%s: the server gives no size", f->path);
+			rc = -1;
+		}
 	}
 	xfer_resp_free(&r);
 	curl_slist_free_all(h);
@@ -618,7 +686,10 @@ static int list_hf(wsrc *s, wlist *l, char *err, size_t n)
 	s->pinned_rev = is_hex(l->revision, 40) ? str_dup(l->revision) : NULL;
 	const json_val *sib = json_get(root, "siblings");
 	int rc = 0;
-	if (!json_is(sib, JSON_ARRAY)) { util_errf(err, n, "repository listing of %s has no siblings", s->repo); rc = -1; }
+	if (!json_is(sib, JSON_ARRAY)) {
+		util_errf(err, n, "repository listing of %s has no siblings", s->repo);
+		rc = -1;
+	}
 	for (size_t i = 0; !rc && i < json_count(sib); i++) {
 		const json_val *e = json_at(sib, i);
 		size_t nl;
@@ -626,10 +697,16 @@ static int list_hf(wsrc *s, wlist *l, char *err, size_t n)
 		if (!name) continue;
 		const json_val *lfs = json_get(e, "lfs");
 		double sz = json_num(json_get(lfs, "size"), json_num(json_get(e, "size"), -1));
-		if (add_listed(s, l, name, nl, sz >= 0 ? (uint64_t)sz : 0, sz >= 0, err, n)) { rc = -1; break; }
+		if (add_listed(s, l, name, nl, sz >= 0 ? (uint64_t)sz : 0, sz >= 0, err, n)) {
+			rc = -1;
+			break;
+		}
 		wfile *f = &l->files[l->n - 1];
 		const char *sha = json_str(json_get(lfs, "sha256"), "");
-		if (is_hex(sha, 64)) { str_copy(f->sha256, sha, sizeof f->sha256); lower(f->sha256); }
+		if (is_hex(sha, 64)) {
+			str_copy(f->sha256, sha, sizeof f->sha256);
+			lower(f->sha256);
+		}
 		const char *blob = json_str(json_get(e, "blobId"), "");
 		str_copy(f->etag, f->sha256[0] ? f->sha256 : blob, sizeof f->etag);
 	}
@@ -648,12 +725,18 @@ static int list_http(wsrc *s, wlist *l, char *err, size_t n)
 		char *d = curl_easy_unescape(NULL, name, 0, &dl);
 		str_copy(dec, d ? d : name, sizeof dec);
 		curl_free(d);
-		if (wlist_add(l, dec, strlen(dec), 0, 0)) { util_errf(err, n, "bad file name %s", name); return -1; }
+		if (wlist_add(l, dec, strlen(dec), 0, 0)) {
+			util_errf(err, n, "bad file name %s", name);
+			return -1;
+		}
 		return head_file(s, &l->files[0], err, n);
 	}
 	/* Breadth-first over directories; each queue entry is a relative folder, "" or ending in "/". */
 	char **queue = calloc(MAX_PAGES, sizeof *queue);
-	if (!queue) { util_errf(err, n, "out of memory"); return -1; }
+	if (!queue) {
+		util_errf(err, n, "out of memory");
+		return -1;
+	}
 	size_t qh = 0, qt = 0;
 	queue[qt++] = str_dup("");
 	int rc = 0;
@@ -674,7 +757,7 @@ static int list_http(wsrc *s, wlist *l, char *err, size_t n)
 		if (!d) rc = -1;
 		else if (!json_is(root, JSON_ARRAY)) {
 			util_errf(err, n, "%s is not a JSON directory listing (nginx: autoindex on; autoindex_format json;)",
-			          buf_rptr(&u));
+				  buf_rptr(&u));
 			rc = -1;
 		}
 		for (size_t i = 0; !rc && i < json_count(root); i++) {
@@ -687,17 +770,25 @@ static int list_http(wsrc *s, wlist *l, char *err, size_t n)
 				char shown[300];
 				wsrc_name_show(shown, sizeof shown, name, nl);
 				util_errf(err, n, "refusing the listing of %s: the name \"%s\" in /%s %s", s->url, shown, dir,
-				          memchr(name, 0, nl) ? "contains a NUL byte" : "contains a \"/\"");
+					  memchr(name, 0, nl) ? "contains a NUL byte" : "contains a \"/\"");
 				rc = -1;
 				break;
 			}
 			char rel[WEIGHTS_MAX_PATH + 2];
 			int w = snprintf(rel, sizeof rel, "%s%s", dir, name);
-			if (w < 0 || (size_t)w >= sizeof rel - 1) { util_errf(err, n, "path too long: %s%s", dir, name); rc = -1; break; }
+			if (w < 0 || (size_t)w >= sizeof rel - 1) {
+				util_errf(err, n, "path too long: %s%s", dir, name);
+				rc = -1;
+				break;
+			}
 			if (!strcmp(type, "directory")) {
 				size_t depth = 0;
 				for (const char *p = rel; *p; p++) depth += *p == '/';
-				if (qt >= MAX_PAGES || depth >= MAX_DEPTH) { util_errf(err, n, "too many or too deep directories"); rc = -1; break; }
+				if (qt >= MAX_PAGES || depth >= MAX_DEPTH) {
+					util_errf(err, n, "too many or too deep directories");
+					rc = -1;
+					break;
+				}
 				const char *why = wsrc_name_problem(rel, strlen(rel));
 				if (why) {
 					char shown[300];
@@ -712,7 +803,10 @@ static int list_http(wsrc *s, wlist *l, char *err, size_t n)
 			}
 			if (strcmp(type, "file")) continue;
 			double sz = json_num(json_get(e, "size"), -1);
-			if (add_listed(s, l, rel, strlen(rel), sz >= 0 ? (uint64_t)sz : 0, sz >= 0, err, n)) { rc = -1; break; }
+			if (add_listed(s, l, rel, strlen(rel), sz >= 0 ? (uint64_t)sz : 0, sz >= 0, err, n)) {
+				rc = -1;
+				break;
+			}
 			str_copy(l->files[l->n - 1].etag, json_str(json_get(e, "mtime"), ""), sizeof l->files[0].etag);
 		}
 		json_doc_free(d);
@@ -749,12 +843,19 @@ static int xml_text_n(char *dst, size_t n, const char *s, size_t len, size_t *ou
 	for (size_t i = 0; i < len; i++) {
 		char c = s[i];
 		if (c == '&') {
-			static const struct { const char *e; char c; } ents[] = {
-				{ "&amp;", '&' }, { "&lt;", '<' }, { "&gt;", '>' }, { "&quot;", '"' }, { "&apos;", '\'' } };
+			static const struct {
+				const char *e;
+				char c;
+			} ents[] = {
+				{"&amp;", '&'}, {"&lt;", '<'}, {"&gt;", '>'}, {"&quot;", '"'}, {"&apos;", '\''}};
 			size_t k;
 			for (k = 0; k < ARRAY_LEN(ents); k++) {
 				size_t el = strlen(ents[k].e);
-				if (i + el <= len && !memcmp(s + i, ents[k].e, el)) { c = ents[k].c; i += el - 1; break; }
+				if (i + el <= len && !memcmp(s + i, ents[k].e, el)) {
+					c = ents[k].c;
+					i += el - 1;
+					break;
+				}
 			}
 			if (k == ARRAY_LEN(ents) && i + 2 < len && s[i + 1] == '#') {
 				char *e;
@@ -785,32 +886,49 @@ static int list_s3(wsrc *s, wlist *l, char *err, size_t n)
 	char token[2048] = "";
 	int rc = 0;
 	for (int page = 0; !rc; page++) {
-		if (page >= MAX_PAGES) { util_errf(err, n, "listing has too many pages"); return -1; }
+		if (page >= MAX_PAGES) {
+			util_errf(err, n, "listing has too many pages");
+			return -1;
+		}
 		buf q, path, u;
 		buf_init(&q, 8192);
 		buf_init(&path, 1024);
 		buf_init(&u, 16384);
-		if (token[0]) { buf_puts(&q, "continuation-token="); sigv4_uri_encode(&q, token, 0); buf_puts(&q, "&"); }
+		if (token[0]) {
+			buf_puts(&q, "continuation-token=");
+			sigv4_uri_encode(&q, token, 0);
+			buf_puts(&q, "&");
+		}
 		buf_puts(&q, "list-type=2&prefix=");
 		sigv4_uri_encode(&q, s->prefix, 0);
 		buf_puts(&path, "/");
 		sigv4_uri_encode(&path, s->bucket, 0);
 		buf_printf(&u, "%s%s?%s", s->base, buf_rptr(&path), buf_rptr(&q));
 		struct curl_slist *h = s3_headers(s, "GET", buf_rptr(&path), buf_rptr(&q), NULL, NULL, SIGV4_EMPTY_SHA256);
-		xfer_req rq = { .url = buf_rptr(&u), .headers = h, .body_max = WEIGHTS_MAX_LISTING_BYTES, .upload_fd = -1, .o = s->o };
+		xfer_req rq = {.url = buf_rptr(&u), .headers = h, .body_max = WEIGHTS_MAX_LISTING_BYTES, .upload_fd = -1, .o = s->o};
 		xfer_resp r;
-		if (!h) { util_errf(err, n, "cannot sign the listing request"); rc = -1; }
-		else if (xfer_do_retry(&rq, &r)) { util_errf(err, n, "listing %s: %s", buf_rptr(&u), r.err); rc = -1; xfer_resp_free(&r); }
-		else if (r.status != 200) {
+		if (!h) {
+			util_errf(err, n, "cannot sign the listing request");
+			rc = -1;
+		} else if (xfer_do_retry(&rq, &r)) {
+			util_errf(err, n, "listing %s: %s", buf_rptr(&u), r.err);
+			rc = -1;
+			xfer_resp_free(&r);
+		} else if (r.status != 200) {
 			wsrc_explain_status(s, r.status, NULL, "the listing", err, n);
 			size_t cl;
 			const char *code = xml_find(buf_rptr(&r.body), buf_rptr(&r.body) + buf_rlen(&r.body), "Code", &cl, NULL);
-			if (code) { size_t el = strlen(err); snprintf(err + el, n - el, " (%.*s)", (int)MIN(cl, 64), code); }
+			if (code) {
+				size_t el = strlen(err);
+				snprintf(err + el, n - el, " (%.*s)", (int)MIN(cl, 64), code);
+			}
 			rc = -1;
 			xfer_resp_free(&r);
 		}
 		curl_slist_free_all(h);
-		buf_free(&q); buf_free(&path); buf_free(&u);
+		buf_free(&q);
+		buf_free(&path);
+		buf_free(&u);
 		if (rc) return rc;
 		const char *p = buf_rptr(&r.body), *end = p + buf_rlen(&r.body);
 		size_t cl;
@@ -828,7 +946,8 @@ static int list_s3(wsrc *s, wlist *l, char *err, size_t n)
 				char shown[300];
 				wsrc_name_show(shown, sizeof shown, k, kl);
 				util_errf(err, n, "refusing the listing of %s: the key \"%s\" is too long or has a character "
-				          "reference this client does not accept", s->url, shown);
+						  "reference this client does not accept",
+					  s->url, shown);
 				rc = -1;
 				break;
 			}
@@ -837,17 +956,26 @@ static int list_s3(wsrc *s, wlist *l, char *err, size_t n)
 			if (keyl < pl || memcmp(key, s->prefix, pl) || keyl == pl || key[keyl - 1] == '/') continue;
 			int64_t size;
 			if (parse_int64(num, 0, INT64_MAX, &size)) continue;
-			if (add_listed(s, l, key + pl, keyl - pl, (uint64_t)size, 1, err, n)) { rc = -1; break; }
+			if (add_listed(s, l, key + pl, keyl - pl, (uint64_t)size, 1, err, n)) {
+				rc = -1;
+				break;
+			}
 			wfile *f = &l->files[l->n - 1];
 			strip_quotes(f->etag, sizeof f->etag, etag);
-			if (is_hex(f->etag, 32)) { str_copy(f->md5, f->etag, sizeof f->md5); lower(f->md5); }
+			if (is_hex(f->etag, 32)) {
+				str_copy(f->md5, f->etag, sizeof f->md5);
+				lower(f->md5);
+			}
 		}
 		const char *b = buf_rptr(&r.body);
 		size_t tl;
 		const char *tr = xml_find(b, end, "IsTruncated", &tl, NULL);
 		const char *nt = xml_find(b, end, "NextContinuationToken", &cl, NULL);
 		int more = tr && tl == 4 && !memcmp(tr, "true", 4) && nt;
-		if (more && xml_text(token, sizeof token, nt, cl)) { util_errf(err, n, "continuation token too long"); rc = -1; }
+		if (more && xml_text(token, sizeof token, nt, cl)) {
+			util_errf(err, n, "continuation token too long");
+			rc = -1;
+		}
 		xfer_resp_free(&r);
 		if (!more) break;
 	}
@@ -871,14 +999,20 @@ static int list_gs(wsrc *s, wlist *l, char *err, size_t n)
 	char token[2048] = "";
 	int rc = 0;
 	for (int page = 0; !rc; page++) {
-		if (page >= MAX_PAGES) { util_errf(err, n, "listing has too many pages"); return -1; }
+		if (page >= MAX_PAGES) {
+			util_errf(err, n, "listing has too many pages");
+			return -1;
+		}
 		buf u;
 		buf_init(&u, 16384);
 		buf_printf(&u, "%s/storage/v1/b/", s->base);
 		sigv4_uri_encode(&u, s->bucket, 0);
 		buf_puts(&u, "/o?maxResults=1000&prefix=");
 		sigv4_uri_encode(&u, s->prefix, 0);
-		if (token[0]) { buf_puts(&u, "&pageToken="); sigv4_uri_encode(&u, token, 0); }
+		if (token[0]) {
+			buf_puts(&u, "&pageToken=");
+			sigv4_uri_encode(&u, token, 0);
+		}
 		struct curl_slist *h = bearer_headers(s, NULL, NULL);
 		xfer_resp r;
 		json_doc *d = get_json(s, buf_rptr(&u), h, "the listing", &r, err, n);
@@ -897,15 +1031,20 @@ static int list_gs(wsrc *s, wlist *l, char *err, size_t n)
 			int64_t sz;
 			if (!name || !size || nl < pl || memcmp(name, s->prefix, pl) || nl == pl || name[nl - 1] == '/' ||
 			    parse_int64(size, 0, INT64_MAX, &sz)) continue;
-			if (add_listed(s, l, name + pl, nl - pl, (uint64_t)sz, 1, err, n)) { rc = -1; break; }
+			if (add_listed(s, l, name + pl, nl - pl, (uint64_t)sz, 1, err, n)) {
+				rc = -1;
+				break;
+			}
 			wfile *f = &l->files[l->n - 1];
 			b64_to_hex(json_str(json_get(e, "md5Hash"), ""), f->md5, sizeof f->md5);
 			const char *gen = json_str(json_get(e, "generation"), NULL);
 			str_copy(f->etag, gen ? gen : json_str(json_get(e, "etag"), ""), sizeof f->etag);
 		}
 		const char *next = json_str(json_get(root, "nextPageToken"), NULL);
-		if (next && strlen(next) >= sizeof token) { util_errf(err, n, "page token too long"); rc = -1; }
-		else if (next) str_copy(token, next, sizeof token);
+		if (next && strlen(next) >= sizeof token) {
+			util_errf(err, n, "page token too long");
+			rc = -1;
+		} else if (next) str_copy(token, next, sizeof token);
 		json_doc_free(d);
 		if (!next) break;
 	}
@@ -922,7 +1061,10 @@ int wsrc_list(wsrc *s, wlist *l, char *err, size_t n)
 	case WSRC_S3: rc = list_s3(s, l, err, n); break;
 	default: rc = list_gs(s, l, err, n); break;
 	}
-	if (rc) { wlist_free(l); return -1; }
+	if (rc) {
+		wlist_free(l);
+		return -1;
+	}
 	wlist_sort(l);
 	if (l->n == 0) {
 		util_errf(err, n, "no files at %s", s->url);
@@ -936,7 +1078,10 @@ int wsrc_list(wsrc *s, wlist *l, char *err, size_t n)
 
 int wsrc_put(wsrc *s, const char *path, int fd, uint64_t size, const char *sha, char *err, size_t n)
 {
-	if (!wsrc_path_ok(path, strlen(path))) { util_errf(err, n, "bad path %s", path); return -1; }
+	if (!wsrc_path_ok(path, strlen(path))) {
+		util_errf(err, n, "bad path %s", path);
+		return -1;
+	}
 	buf u, p;
 	buf_init(&u, 16384);
 	buf_init(&p, 16384);
@@ -945,11 +1090,17 @@ int wsrc_put(wsrc *s, const char *path, int fd, uint64_t size, const char *sha, 
 	int bad = 0;
 	switch (s->kind) {
 	case WSRC_HF:
-		buf_free(&u); buf_free(&p);
+		buf_free(&u);
+		buf_free(&p);
 		util_errf(err, n, "a Hugging Face repository is not a writable destination here");
 		return -1;
 	case WSRC_HTTP:
-		if (s->single_file) { buf_free(&u); buf_free(&p); util_errf(err, n, "an HTTP destination must end with /"); return -1; }
+		if (s->single_file) {
+			buf_free(&u);
+			buf_free(&p);
+			util_errf(err, n, "an HTTP destination must end with /");
+			return -1;
+		}
 		buf_printf(&u, "%s%s", s->base, s->path);
 		sigv4_uri_encode(&u, path, 1);
 		h = bearer_headers(s, NULL, NULL);
@@ -976,7 +1127,7 @@ int wsrc_put(wsrc *s, const char *path, int fd, uint64_t size, const char *sha, 
 		break;
 	}
 	h = add_hdr(h, &bad, "Expect:");
-	xfer_req q = { .method = method, .url = buf_rptr(&u), .headers = h, .upload_fd = fd, .upload_bytes = size, .o = s->o };
+	xfer_req q = {.method = method, .url = buf_rptr(&u), .headers = h, .upload_fd = fd, .upload_bytes = size, .o = s->o};
 	xfer_resp r;
 	int rc = bad ? -1 : xfer_do_retry(&q, &r);
 	if (bad) util_errf(err, n, "cannot build the upload request for %s", path);

@@ -21,22 +21,25 @@
 #include <curl/curl.h>
 #include "weights/weights.h"
 
-typedef enum wsrc_kind { WSRC_HF, WSRC_HTTP, WSRC_S3, WSRC_GS } wsrc_kind;
+typedef enum wsrc_kind { WSRC_HF,
+			 WSRC_HTTP,
+			 WSRC_S3,
+			 WSRC_GS } wsrc_kind;
 
 /* One file of a listing. Owner: the wlist. */
 typedef struct wfile {
-	char *path;           /* relative, '/'-separated */
+	char *path; /* relative, '/'-separated */
 	uint64_t size;
 	int size_known;
-	char sha256[65];      /* hex, "" when the source does not give it */
-	char md5[33];         /* hex, "" when unknown */
-	char etag[160];       /* opaque version tag: ETag, generation, mtime; "" when unknown */
+	char sha256[65]; /* hex, "" when the source does not give it */
+	char md5[33];    /* hex, "" when unknown */
+	char etag[160];  /* opaque version tag: ETag, generation, mtime; "" when unknown */
 } wfile;
 
 typedef struct wlist {
 	wfile *files;
 	size_t n, cap;
-	char revision[96];    /* Hugging Face commit sha, else "" */
+	char revision[96]; /* Hugging Face commit sha, else "" */
 } wlist;
 
 typedef struct wsrc wsrc;

@@ -44,7 +44,10 @@ const char *weights_fmt_bytes(uint64_t b, char *out, size_t n)
 void xfer_setup(CURL *h, const weights_opts *o, int follow)
 {
 	weights_opts d;
-	if (!o) { weights_opts_default(&d); o = &d; }
+	if (!o) {
+		weights_opts_default(&d);
+		o = &d;
+	}
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)o->connect_timeout_s * 1000L);
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
@@ -61,7 +64,10 @@ void xfer_setup(CURL *h, const weights_opts *o, int follow)
 
 static void copy_val(char *dst, size_t n, const char *v, size_t vl)
 {
-	while (vl && (*v == ' ' || *v == '\t')) { v++; vl--; }
+	while (vl && (*v == ' ' || *v == '\t')) {
+		v++;
+		vl--;
+	}
 	while (vl && (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' ')) vl--;
 	if (vl >= n) vl = n - 1;
 	memcpy(dst, v, vl);
@@ -136,7 +142,10 @@ static size_t on_body(char *p, size_t sz, size_t nm, void *arg)
 	return buf_append(&r->body, p, n) ? 0 : n;
 }
 
-typedef struct upload_src { int fd; uint64_t off, len; } upload_src;
+typedef struct upload_src {
+	int fd;
+	uint64_t off, len;
+} upload_src;
 
 static size_t on_read(char *p, size_t sz, size_t nm, void *arg)
 {
@@ -161,7 +170,10 @@ int xfer_do(const xfer_req *q, xfer_resp *r)
 	r->range_first = r->range_last = r->range_total = -1;
 	buf_init(&r->body, q->body_max ? q->body_max : (1u << 20));
 	CURL *h = curl_easy_init();
-	if (!h) { snprintf(r->err, sizeof r->err, "out of memory"); return -1; }
+	if (!h) {
+		snprintf(r->err, sizeof r->err, "out of memory");
+		return -1;
+	}
 	char ebuf[CURL_ERROR_SIZE] = "";
 	xfer_setup(h, q->o, !q->no_follow);
 	curl_easy_setopt(h, CURLOPT_URL, q->url);
@@ -172,7 +184,7 @@ int xfer_do(const xfer_req *q, xfer_resp *r)
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
 	if (q->headers) curl_easy_setopt(h, CURLOPT_HTTPHEADER, q->headers);
 	const char *m = q->method ? q->method : "GET";
-	upload_src up = { q->upload_fd, 0, q->upload_bytes };
+	upload_src up = {q->upload_fd, 0, q->upload_bytes};
 	if (!strcmp(m, "HEAD")) {
 		curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
 	} else if (!strcmp(m, "PUT") || !strcmp(m, "POST")) {
@@ -212,7 +224,7 @@ int xfer_do_retry(const xfer_req *q, xfer_resp *r)
 		int again = (rc < 0 && !strstr(r->err, "larger than")) || (rc == 0 && xfer_transient_status(r->status));
 		if (!again || attempt >= retries) return rc;
 		log_warn("%s %s: %s; retrying in %u ms", q->method ? q->method : "GET", q->url,
-			rc < 0 ? r->err : "server error", backoff_ms);
+			 rc < 0 ? r->err : "server error", backoff_ms);
 		xfer_resp_free(r);
 		usleep(backoff_ms * 1000u);
 		backoff_ms = MIN(backoff_ms * 2, 5000u);

@@ -17,27 +17,27 @@
 #include "weights/weights.h"
 
 typedef struct xfer_req {
-	const char *method;             /* "GET" (default), "HEAD", "PUT", "POST" */
+	const char *method; /* "GET" (default), "HEAD", "PUT", "POST" */
 	const char *url;
-	struct curl_slist *headers;     /* borrowed */
-	int no_follow;                  /* do not follow redirects */
-	size_t body_max;                /* keep at most this much body (0: 1 MiB); more is an error */
-	int upload_fd;                  /* PUT/POST body from this fd (from offset 0), or -1 */
+	struct curl_slist *headers; /* borrowed */
+	int no_follow;              /* do not follow redirects */
+	size_t body_max;            /* keep at most this much body (0: 1 MiB); more is an error */
+	int upload_fd;              /* PUT/POST body from this fd (from offset 0), or -1 */
 	uint64_t upload_bytes;
-	const weights_opts *o;          /* timeouts */
+	const weights_opts *o; /* timeouts */
 } xfer_req;
 
 /* Response facts the weights path needs. Owner: the caller; xfer_resp_free. */
 typedef struct xfer_resp {
 	long status;
 	buf body;
-	int64_t content_length;         /* -1 when absent */
-	int64_t linked_size;            /* X-Linked-Size, -1 when absent */
+	int64_t content_length; /* -1 when absent */
+	int64_t linked_size;    /* X-Linked-Size, -1 when absent */
 	/* Content-Range: bytes FIRST-LAST/TOTAL; all -1 when absent or not of that
 	 * form, range_total -1 also for a "*" total. */
 	int64_t range_first, range_last, range_total;
 	char etag[160];
-	char linked_etag[160];          /* X-Linked-Etag (Hugging Face: sha256 of an LFS file) */
+	char linked_etag[160]; /* X-Linked-Etag (Hugging Face: sha256 of an LFS file) */
 	char last_modified[64];
 	char error_code[64];            /* X-Error-Code */
 	char error_message[256];        /* X-Error-Message */

@@ -9,7 +9,7 @@
  * fuzz-max-len: 4096
  */
 #include "../../src/infer/chat_template.c"
-#include "../../src/infer/gguf.c"        /* chat_template_check_dir reads a GGUF file's template */
+#include "../../src/infer/gguf.c" /* chat_template_check_dir reads a GGUF file's template */
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -21,10 +21,10 @@ static void check(int cond)
 }
 
 struct result {
-	long ret;            /* HTTP_MALFORMED, HTTP_INCOMPLETE, or >= 0 (done) */
+	long ret; /* HTTP_MALFORMED, HTTP_INCOMPLETE, or >= 0 (done) */
 	char *payload;
 	size_t payload_len;
-	size_t rest_len;     /* bytes after the body */
+	size_t rest_len; /* bytes after the body */
 };
 
 /* Decodes in[0..n) in pieces whose sizes come from next_piece. */
@@ -49,7 +49,7 @@ static void decode(const uint8_t *in, size_t n, uint32_t seed, int mode, struct 
 		}
 		if (piece > n - off)
 			piece = n - off;
-		if (res->ret >= 0) {       /* done: the rest follows the body */
+		if (res->ret >= 0) { /* done: the rest follows the body */
 			res->rest_len += piece;
 			off += piece;
 			continue;

@@ -20,7 +20,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char err[256];
 	gguf_set *g = gguf_open_mem(copy, size, "fuzz.gguf", err, sizeof err);
 	if (!g) {
-		if (!err[0]) __builtin_trap();   /* a refusal always says why */
+		if (!err[0]) __builtin_trap(); /* a refusal always says why */
 		free(copy);
 		return 0;
 	}

@@ -24,7 +24,7 @@
 
 static ev_loop *loop;
 static httpd *srv;
-static int held;          /* requests handed out and neither answered nor closed */
+static int held; /* requests handed out and neither answered nor closed */
 
 static void check(int cond)
 {
@@ -74,7 +74,7 @@ static void setup(void)
 {
 	loop = ev_new();
 	check(loop != NULL);
-	httpd_limits lim = { 0 };
+	httpd_limits lim = {0};
 	lim.max_body_bytes = 64 * 1024;
 	lim.max_header_bytes = 8 * 1024;
 	lim.max_concurrent_streams = 16;

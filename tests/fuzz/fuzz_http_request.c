@@ -40,7 +40,7 @@ static int is_tchar(unsigned char c)
 static int parse_copy(const uint8_t *data, size_t n, http_request_head *r)
 {
 	http_header h2[CAP];
-	http_request_head r2 = { .headers = h2, .num_headers = r->num_headers };
+	http_request_head r2 = {.headers = h2, .num_headers = r->num_headers};
 	char *copy = malloc(n ? n : 1);
 	check(copy != NULL);
 	memcpy(copy, data, n);
@@ -53,7 +53,7 @@ static int parse_copy(const uint8_t *data, size_t n, http_request_head *r)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	http_header h[CAP];
-	http_request_head r = { .headers = h, .num_headers = CAP };
+	http_request_head r = {.headers = h, .num_headers = CAP};
 	int ret = http_parse_request((const char *)data, size, &r);
 
 	if (ret < 0) {

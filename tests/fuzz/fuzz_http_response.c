@@ -31,7 +31,7 @@ static int inside(const char *b, size_t len, const char *p, size_t n)
 static int parse_copy(const char *data, size_t n, http_response_head *r)
 {
 	http_header h2[CAP];
-	http_response_head r2 = { .headers = h2, .num_headers = r->num_headers };
+	http_response_head r2 = {.headers = h2, .num_headers = r->num_headers};
 	char *copy = malloc(n ? n : 1);
 	check(copy != NULL);
 	memcpy(copy, data, n);
@@ -44,7 +44,7 @@ static int parse_copy(const char *data, size_t n, http_response_head *r)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const char *const methods[] = { "GET", "POST", "HEAD", "CONNECT", "head", NULL };
+	static const char *const methods[] = {"GET", "POST", "HEAD", "CONNECT", "head", NULL};
 	if (size < 1)
 		return 0;
 	const char *method = methods[data[0] % 6];
@@ -52,7 +52,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size -= 1;
 
 	http_header h[CAP];
-	http_response_head r = { .headers = h, .num_headers = CAP };
+	http_response_head r = {.headers = h, .num_headers = CAP};
 	int ret = http_parse_response(in, size, &r);
 	if (ret < 0) {
 		check(ret == HTTP_MALFORMED || ret == HTTP_INCOMPLETE || ret == HTTP_TOO_MANY_HEADERS);

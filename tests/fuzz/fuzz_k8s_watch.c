@@ -60,7 +60,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	d->spec.kind = DISCOVERY_KUBERNETES;
 	str_copy(d->spec.name, "fuzz", sizeof(d->spec.name));
 	d->spec.port = 8000;
-	static const char *const port_names[] = { "", "http", "metrics", "a" };
+	static const char *const port_names[] = {"", "http", "metrics", "a"};
 	str_copy(d->spec.k8s_port_name, port_names[data[0] & 3], sizeof(d->spec.k8s_port_name));
 	s->d = d;
 	s->fd = -1;

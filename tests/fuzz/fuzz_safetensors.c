@@ -26,8 +26,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	unsigned char *copy = malloc(size);
 	if (!copy) return 0;
 	memcpy(copy, data, size);
-	struct st_file file = { .path = (char *)"fuzz.safetensors", .map = copy, .size = size };
-	st_set s = { .files = &file, .n_files = 1, .total_bytes = size };
+	struct st_file file = {.path = (char *)"fuzz.safetensors", .map = copy, .size = size};
+	st_set s = {.files = &file, .n_files = 1, .total_bytes = size};
 	char err[512] = "";
 	int rc = load_header(&s, 0, err, sizeof(err));
 	if (rc == 0) rc = finish(&s, err, sizeof(err));

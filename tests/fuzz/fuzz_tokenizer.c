@@ -11,7 +11,7 @@
  * fuzz-max-len: 2048
  */
 #include "../../src/infer/tokenizer.c"
-#include "../../src/infer/gguf.c"   /* the GGUF vocabulary source */
+#include "../../src/infer/gguf.c" /* the GGUF vocabulary source */
 
 static tokenizer *fz_tok;
 static int fz_tried;
@@ -75,7 +75,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		for (size_t i = 0; i < n; i++) {
 			unsigned v = (unsigned)data[1 + 2 * i] << 8 | data[2 + 2 * i];
 			/* Mostly byte tokens and small ids, sometimes beyond the vocabulary. */
-			ids[i] = v < 0x8000 ? (int32_t)(v % 512) : v < 0xF000 ? (int32_t)(v * 5) : -(int32_t)v;
+			ids[i] = v < 0x8000 ? (int32_t)(v % 512) : v < 0xF000 ? (int32_t)(v * 5)
+									      : -(int32_t)v;
 		}
 		fz_check_stream(ids, n, data[0] & 2);
 		free(ids);

@@ -11,12 +11,12 @@
 
 static void test_percentile_small(void)
 {
-	double one[] = { 7 };
+	double one[] = {7};
 	T_NEAR(stats_percentile_sorted(one, 1, 50), 7, 1e-12);
 	T_NEAR(stats_percentile_sorted(one, 1, 99), 7, 1e-12);
 	T_NEAR(stats_percentile_sorted(one, 0, 50), 0, 1e-12);
 	/* numpy.percentile([1,2,3,4], [50,90,99]) = 2.5, 3.7, 3.97 */
-	double v[] = { 1, 2, 3, 4 };
+	double v[] = {1, 2, 3, 4};
 	T_NEAR(stats_percentile_sorted(v, 4, 50), 2.5, 1e-12);
 	T_NEAR(stats_percentile_sorted(v, 4, 90), 3.7, 1e-12);
 	T_NEAR(stats_percentile_sorted(v, 4, 99), 3.97, 1e-12);
@@ -116,16 +116,16 @@ static void test_results_fold(void)
 	bench_results r;
 	bench_results_init(&r, 1);
 	bench_record rec;
-	float gaps[] = { 2, 2, 2, 2 };
+	float gaps[] = {2, 2, 2, 2};
 	rec_init(&rec, 1000, 1100, ERR_NONE);
 	bench_results_add(&r, &rec, gaps, 4);
 	rec_init(&rec, 1500, 2000, ERR_NONE);
 	bench_results_add(&r, &rec, gaps, 4);
 	rec_init(&rec, 1200, 1300, ERR_HTTP_5XX);
-	bench_results_add(&r, &rec, gaps, 4);   /* errors add no gaps */
+	bench_results_add(&r, &rec, gaps, 4); /* errors add no gaps */
 	rec_init(&rec, 0, 5000, ERR_NONE);
 	rec.warmup = 1;
-	bench_results_add(&r, &rec, gaps, 4);   /* warm-up: outside everything */
+	bench_results_add(&r, &rec, gaps, 4); /* warm-up: outside everything */
 
 	T_EQ_INT(r.finished, 3);
 	T_EQ_INT(r.ok, 2);
@@ -135,7 +135,7 @@ static void test_results_fold(void)
 	T_EQ_INT(r.prompt_tokens, 6);
 	T_EQ_INT(r.itl.seen, 8);
 	T_EQ_INT(r.ttft.seen, 2);
-	T_NEAR(window_s(&r), 1.0, 1e-9);       /* 1000 ms .. 2000 ms */
+	T_NEAR(window_s(&r), 1.0, 1e-9); /* 1000 ms .. 2000 ms */
 	T_EQ_INT(r.statuses.n, 2);
 	stats_summary m;
 	samples_summary(&r.lag, &m);

@@ -116,8 +116,8 @@ static void test_shared_prefix_conversation(void)
 
 	/* Four conversations, each first turn; then nothing until one finishes. */
 	wl_request first[4];
-	char sys_of_group[2][400] = { "", "" };
-	int seen[4] = { 0 };
+	char sys_of_group[2][400] = {"", ""};
+	int seen[4] = {0};
 	for (int i = 0; i < 4; i++) {
 		T_EQ_INT(workload_next(w, &first[i]), WL_READY);
 		T_EQ_INT(first[i].turn, 0);
@@ -132,7 +132,7 @@ static void test_shared_prefix_conversation(void)
 		if (!sys_of_group[g][0])
 			str_copy(sys_of_group[g], sys, sizeof(sys_of_group[g]));
 		else
-			T_EQ_STR(sys, sys_of_group[g]);     /* same group, same system prompt */
+			T_EQ_STR(sys, sys_of_group[g]); /* same group, same system prompt */
 		json_doc_free(d);
 	}
 	T_CHECK(strcmp(sys_of_group[0], sys_of_group[1]) != 0);
@@ -164,7 +164,7 @@ static void test_shared_prefix_conversation(void)
 
 	/* A failed turn ends its conversation. */
 	T_EQ_INT(workload_finish(w, first[1].conv, 0, NULL, 0), 1);
-	T_EQ_INT(workload_finish(w, a, 1, "second", 6), 0);       /* A is done: 2 turns */
+	T_EQ_INT(workload_finish(w, a, 1, "second", 6), 0); /* A is done: 2 turns */
 	T_EQ_INT(workload_finish(w, first[2].conv, 1, "x", 1), 0);
 	T_EQ_INT(workload_finish(w, first[3].conv, 1, "y", 1), 0);
 	wl_request r3, r4;
@@ -235,8 +235,8 @@ static void test_file(void)
 	T_EQ_STR(r.path, "/v1/chat/completions");
 	json_doc *d = body_doc(&r);
 	const json_val *root = json_root(d);
-	T_EQ_INT((int)json_num(json_get(root, "max_tokens"), 0), 5);  /* kept */
-	T_EQ_STR(json_str(json_get(root, "model"), ""), "m");           /* filled */
+	T_EQ_INT((int)json_num(json_get(root, "max_tokens"), 0), 5); /* kept */
+	T_EQ_STR(json_str(json_get(root, "model"), ""), "m");        /* filled */
 	T_EQ_INT(json_bool(json_get(root, "stream"), 0), 1);
 	T_CHECK(json_get(root, "stream_options") != NULL);
 	T_CHECK(json_get(root, "ignore_eos") == NULL);

@@ -94,22 +94,22 @@ static void test_attach_take(void)
 	buf b;
 	buf_init(&b, 0);
 	size_t cap = 0;
-	T_CHECK(buf_take_storage(&b, &cap) == NULL);      /* none */
+	T_CHECK(buf_take_storage(&b, &cap) == NULL); /* none */
 	char *blk = malloc(64);
 	buf_attach(&b, blk, 64);
 	T_CHECK(b.data == blk && b.cap == 64 && buf_rlen(&b) == 0);
-	buf_attach(&b, (char *)"other", 6);               /* has storage: ignored */
+	buf_attach(&b, (char *)"other", 6); /* has storage: ignored */
 	T_CHECK(b.data == blk);
 	T_EQ_INT(buf_append(&b, "hello", 5), 0);
-	T_CHECK(b.data == blk);                            /* fits: no reallocation */
-	T_CHECK(buf_take_storage(&b, &cap) == NULL);      /* still holds bytes */
+	T_CHECK(b.data == blk);                      /* fits: no reallocation */
+	T_CHECK(buf_take_storage(&b, &cap) == NULL); /* still holds bytes */
 	buf_consume(&b, 5);
 	T_CHECK(buf_take_storage(&b, &cap) == blk);
 	T_EQ_INT(cap, 64);
 	T_CHECK(b.data == NULL && b.cap == 0);
 	buf_attach(&b, blk, 64);
 	T_EQ_INT(buf_append(&b, "0123456789012345678901234567890123456789012345678901234567890123456789", 70), 0);
-	T_EQ_INT(buf_rlen(&b), 70);                         /* grew past the block: reallocated */
+	T_EQ_INT(buf_rlen(&b), 70); /* grew past the block: reallocated */
 	buf_free(&b);
 }
 

@@ -21,7 +21,8 @@ static void test_typing(void)
 		"a: null\nb: ~\nc:\nd: true\ne: False\nf: 42\ng: -7\nh: 0x1F\ni: 0o17\nj: 1.5\nk: 1e3\n"
 		"l: .inf\nm: -.Inf\nn: .nan\no: \"42\"\np: 'true'\nq: yes\nr: hello world\ns: 1.2.3\n"
 		"t: 99999999999999999999\nu: !!str 12\nv: [1, \"x\", {w: 2}]\nx: |\n  line1\n  line2\n"
-		"y: +12\nz: 012\n", err, sizeof(err));
+		"y: +12\nz: 012\n",
+		err, sizeof(err));
 	T_CHECK(d != NULL);
 	if (!d) {
 		fprintf(stderr, "  %s\n", err);
@@ -76,7 +77,11 @@ static void test_typing(void)
 
 static void test_refusals(void)
 {
-	static const struct { const char *text; const char *where; const char *what; } cases[] = {
+	static const struct {
+		const char *text;
+		const char *where;
+		const char *what;
+	} cases[] = {
 		{"a: &x 1\nb: *x\n", "test.yaml:1:4:", "anchors"},
 		{"a: 1\nb: *x\n", "test.yaml:2:4:", ""},
 		{"a: 1\n---\nb: 2\n", "test.yaml:2:1:", "one YAML document"},
@@ -147,7 +152,8 @@ static void test_validation(void)
 		"    weight: 1.5\n"
 		"    tries: 3\n"
 		"    enabled: true\n"
-		"    endpoint: 10.0.0.1:8001\n", err, sizeof(err));
+		"    endpoint: 10.0.0.1:8001\n",
+		err, sizeof(err));
 	T_CHECK(d != NULL);
 	const json_val *r = json_root(d);
 	cfg_ctx c;
@@ -201,7 +207,10 @@ static void test_validation(void)
 /* Each bad config gives exactly this first error. */
 static void test_validation_errors(void)
 {
-	static const struct { const char *text; const char *want; } cases[] = {
+	static const struct {
+		const char *text;
+		const char *want;
+	} cases[] = {
 		{"region: x\nlisten: 1.2.3.4:80\nbogus: 1\n",
 		 "gw.yaml:3: bogus: unknown key (allowed: region, listen, pools, log_level)"},
 		{"listen: 1.2.3.4:80\n", "gw.yaml:1: region: is required"},
@@ -267,11 +276,25 @@ static void test_validation_errors(void)
 
 static void test_hostport(void)
 {
-	static const struct { const char *s; int ok; const char *host; int port; } cases[] = {
-		{"127.0.0.1:80", 1, "127.0.0.1", 80}, {"example.com:443", 1, "example.com", 443},
-		{"[::1]:8080", 1, "::1", 8080}, {"::1:80", 0, NULL, 0}, {"host:", 0, NULL, 0},
-		{":80", 0, NULL, 0}, {"h:0", 0, NULL, 0}, {"h:65536", 0, NULL, 0}, {"h:+80", 0, NULL, 0},
-		{"h:80x", 0, NULL, 0}, {"h h:80", 0, NULL, 0}, {"[::1]80", 0, NULL, 0}, {"", 0, NULL, 0},
+	static const struct {
+		const char *s;
+		int ok;
+		const char *host;
+		int port;
+	} cases[] = {
+		{"127.0.0.1:80", 1, "127.0.0.1", 80},
+		{"example.com:443", 1, "example.com", 443},
+		{"[::1]:8080", 1, "::1", 8080},
+		{"::1:80", 0, NULL, 0},
+		{"host:", 0, NULL, 0},
+		{":80", 0, NULL, 0},
+		{"h:0", 0, NULL, 0},
+		{"h:65536", 0, NULL, 0},
+		{"h:+80", 0, NULL, 0},
+		{"h:80x", 0, NULL, 0},
+		{"h h:80", 0, NULL, 0},
+		{"[::1]80", 0, NULL, 0},
+		{"", 0, NULL, 0},
 	};
 	for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
 		char host[64];

@@ -33,19 +33,21 @@ static const char *render(const char *messages_json, int agp, int cfm, char *err
 	return rc == 0 ? buf_rptr(&out) : NULL;
 }
 
-#define CHECK_RENDER(json, agp, cfm, want) do { \
-	char e_[512] = ""; \
-	const char *r_ = render(json, agp, cfm, e_, sizeof(e_)); \
-	if (!r_) fprintf(stderr, "  error: %s\n", e_); \
-	T_EQ_STR(r_, want); \
-} while (0)
+#define CHECK_RENDER(json, agp, cfm, want) \
+	do { \
+		char e_[512] = ""; \
+		const char *r_ = render(json, agp, cfm, e_, sizeof(e_)); \
+		if (!r_) fprintf(stderr, "  error: %s\n", e_); \
+		T_EQ_STR(r_, want); \
+	} while (0)
 
-#define CHECK_REFUSED(json, agp, cfm, want_err) do { \
-	char e_[512] = ""; \
-	const char *r_ = render(json, agp, cfm, e_, sizeof(e_)); \
-	T_CHECK(r_ == NULL); \
-	if (want_err) T_EQ_STR(e_, (const char *)want_err); \
-} while (0)
+#define CHECK_REFUSED(json, agp, cfm, want_err) \
+	do { \
+		char e_[512] = ""; \
+		const char *r_ = render(json, agp, cfm, e_, sizeof(e_)); \
+		T_CHECK(r_ == NULL); \
+		if (want_err) T_EQ_STR(e_, (const char *)want_err); \
+	} while (0)
 
 static void test_basic(void)
 {
@@ -54,7 +56,8 @@ static void test_basic(void)
 	CHECK_RENDER("[{\"role\":\"system\",\"content\":\"Be brief.\"},{\"role\":\"user\",\"content\":\"Hello\"}]", 1, 0,
 		     "<bos><start_of_turn>user\nBe brief.\n\nHello<end_of_turn>\n<start_of_turn>model\n");
 	CHECK_RENDER("[{\"role\":\"user\",\"content\":\"a\"},{\"role\":\"assistant\",\"content\":\" b \"},"
-		     "{\"role\":\"user\",\"content\":\"c\"}]", 0, 0,
+		     "{\"role\":\"user\",\"content\":\"c\"}]",
+		     0, 0,
 		     "<bos><start_of_turn>user\na<end_of_turn>\n<start_of_turn>model\nb<end_of_turn>\n"
 		     "<start_of_turn>user\nc<end_of_turn>\n");
 	/* The system text is not trimmed; the user's is. */
@@ -70,10 +73,12 @@ static void test_basic(void)
 static void test_parts(void)
 {
 	CHECK_RENDER("[{\"role\":\"user\",\"content\":[{\"type\":\"image\"},{\"type\":\"text\",\"text\":\" What? \"},"
-		     "{\"type\":\"other\",\"text\":\"no\"},{\"type\":\"text\"}]}]", 0, 0,
+		     "{\"type\":\"other\",\"text\":\"no\"},{\"type\":\"text\"}]}]",
+		     0, 0,
 		     "<bos><start_of_turn>user\n<start_of_image>What?<end_of_turn>\n");
 	CHECK_RENDER("[{\"role\":\"system\",\"content\":[{\"type\":\"text\",\"text\":\" s \"},{\"type\":\"text\",\"text\":\"x\"}]},"
-		     "{\"role\":\"user\",\"content\":[]}]", 0, 0,
+		     "{\"role\":\"user\",\"content\":[]}]",
+		     0, 0,
 		     "<bos><start_of_turn>user\n s \n\n<end_of_turn>\n");
 	CHECK_REFUSED("[{\"role\":\"system\",\"content\":[]},{\"role\":\"user\",\"content\":\"u\"}]", 0, 0, NULL);
 	CHECK_REFUSED("[{\"role\":\"user\",\"content\":null}]", 0, 0, "Invalid content type");
@@ -118,7 +123,8 @@ static void test_continue_final(void)
 	CHECK_RENDER("[{\"role\":\"user\",\"content\":\"Write\"},{\"role\":\"assistant\",\"content\":\"\"}]", 0, 1,
 		     "<bos><start_of_turn>user\nWrite<end_of_turn>\n<start_of_turn>model\n<end_of_turn>\n");
 	CHECK_RENDER("[{\"role\":\"user\",\"content\":\"Write\"},{\"role\":\"assistant\",\"content\":"
-		     "[{\"type\":\"text\",\"text\":\"one\"},{\"type\":\"text\",\"text\":\"two \"}]}]", 0, 1,
+		     "[{\"type\":\"text\",\"text\":\"one\"},{\"type\":\"text\",\"text\":\"two \"}]}]",
+		     0, 1,
 		     "<bos><start_of_turn>user\nWrite<end_of_turn>\n<start_of_turn>model\nonetwo");
 	CHECK_REFUSED("[{\"role\":\"user\",\"content\":\"Write\"},{\"role\":\"assistant\",\"content\":\"x\"}]", 1, 1,
 		      "Cannot set both `continue_final_message` and `add_generation_prompt` to True.");
@@ -212,7 +218,10 @@ static int mode_render_jsonl(const char *file)
 	size_t len;
 	char rerr[512];
 	char *data = util_read_file(file, 256u << 20, &len, rerr, sizeof(rerr));
-	if (!data) { fprintf(stderr, "%s\n", rerr); return 1; }
+	if (!data) {
+		fprintf(stderr, "%s\n", rerr);
+		return 1;
+	}
 	buf out, line_out;
 	buf_init(&out, 16 << 20);
 	buf_init(&line_out, 0);
@@ -222,7 +231,10 @@ static int mode_render_jsonl(const char *file)
 		if (ll) {
 			json_error je;
 			json_doc *doc = json_parse(p, ll, 0, &je);
-			if (!doc) { fprintf(stderr, "%s: %s\n", file, je.msg); return 1; }
+			if (!doc) {
+				fprintf(stderr, "%s: %s\n", file, je.msg);
+				return 1;
+			}
 			const json_val *c = json_root(doc);
 			char err[1024];
 			buf_reset(&out);

@@ -22,10 +22,21 @@
 
 /* ------------------------------------------------------------ message builder */
 
-typedef struct mb { uint8_t b[2048]; size_t n; } mb;
+typedef struct mb {
+	uint8_t b[2048];
+	size_t n;
+} mb;
 
-static void mb_u16(mb *m, unsigned v) { m->b[m->n++] = (uint8_t)(v >> 8); m->b[m->n++] = (uint8_t)v; }
-static void mb_u32(mb *m, uint32_t v) { mb_u16(m, v >> 16); mb_u16(m, v & 0xFFFF); }
+static void mb_u16(mb *m, unsigned v)
+{
+	m->b[m->n++] = (uint8_t)(v >> 8);
+	m->b[m->n++] = (uint8_t)v;
+}
+static void mb_u32(mb *m, uint32_t v)
+{
+	mb_u16(m, v >> 16);
+	mb_u16(m, v & 0xFFFF);
+}
 static void mb_name(mb *m, const char *name)
 {
 	int n = name_encode(m->b + m->n, sizeof(m->b) - m->n, name);
@@ -35,12 +46,21 @@ static void mb_name(mb *m, const char *name)
 static void mb_header(mb *m, unsigned id, unsigned flags, unsigned qd, unsigned an, unsigned ns, unsigned ar)
 {
 	m->n = 0;
-	mb_u16(m, id); mb_u16(m, flags); mb_u16(m, qd); mb_u16(m, an); mb_u16(m, ns); mb_u16(m, ar);
+	mb_u16(m, id);
+	mb_u16(m, flags);
+	mb_u16(m, qd);
+	mb_u16(m, an);
+	mb_u16(m, ns);
+	mb_u16(m, ar);
 }
 /* A record whose owner is a pointer to offset 12 (the question's name). */
 static void mb_rr_a_ptr(mb *m, const char *ip)
 {
-	mb_u16(m, 0xC00C); mb_u16(m, DNS_TYPE_A); mb_u16(m, DNS_CLASS_IN); mb_u32(m, 30); mb_u16(m, 4);
+	mb_u16(m, 0xC00C);
+	mb_u16(m, DNS_TYPE_A);
+	mb_u16(m, DNS_CLASS_IN);
+	mb_u32(m, 30);
+	mb_u16(m, 4);
 	inet_pton(AF_INET, ip, m->b + m->n);
 	m->n += 4;
 }
@@ -50,10 +70,14 @@ static void test_query_build(void)
 	uint8_t q[512];
 	int n = dns_query_build(q, sizeof(q), 0xBEEF, "vllm.default.svc.cluster.local.", DNS_TYPE_AAAA);
 	T_EQ_INT(n, 12 + 32 + 4);
-	T_EQ_INT(q[0], 0xBE); T_EQ_INT(q[1], 0xEF);
-	T_EQ_INT(q[2], 0x01);                         /* RD */
+	T_EQ_INT(q[0], 0xBE);
+	T_EQ_INT(q[1], 0xEF);
+	T_EQ_INT(q[2], 0x01); /* RD */
 	T_EQ_INT(q[5], 1);
-	T_EQ_MEM(q + 12, "\x04vllm\x07" "default\x03svc\x07" "cluster\x05local\x00", 32);
+	T_EQ_MEM(q + 12, "\x04vllm\x07"
+			 "default\x03svc\x07"
+			 "cluster\x05local\x00",
+		 32);
 	T_EQ_INT(q[12 + 32 + 1], DNS_TYPE_AAAA);
 	T_EQ_INT(dns_query_build(q, sizeof(q), 1, "_http._tcp.x.y", DNS_TYPE_SRV) > 0, 1);
 	T_EQ_INT(dns_query_build(q, sizeof(q), 1, "", DNS_TYPE_A), -1);
@@ -63,7 +87,7 @@ static void test_query_build(void)
 	char lbl[80];
 	memset(lbl, 'a', 64);
 	lbl[64] = 0;
-	T_EQ_INT(dns_query_build(q, sizeof(q), 1, lbl, DNS_TYPE_A), -1);  /* label of 64 */
+	T_EQ_INT(dns_query_build(q, sizeof(q), 1, lbl, DNS_TYPE_A), -1); /* label of 64 */
 	lbl[63] = 0;
 	T_EQ_INT(dns_query_build(q, sizeof(q), 1, lbl, DNS_TYPE_A) > 0, 1);
 	T_EQ_INT(dns_query_build(q, 20, 1, "abcdefghijkl.com", DNS_TYPE_A), -1); /* no room */
@@ -79,24 +103,48 @@ static void test_response_parse(void)
 	mb m;
 	mb_header(&m, 7, 0x8180, 1, 4, 0, 1);
 	mb_name(&m, "svc.ns.local");
-	mb_u16(&m, DNS_TYPE_A); mb_u16(&m, DNS_CLASS_IN);
+	mb_u16(&m, DNS_TYPE_A);
+	mb_u16(&m, DNS_CLASS_IN);
 	/* CNAME */
-	mb_u16(&m, 0xC00C); mb_u16(&m, DNS_TYPE_CNAME); mb_u16(&m, 1); mb_u32(&m, 5);
+	mb_u16(&m, 0xC00C);
+	mb_u16(&m, DNS_TYPE_CNAME);
+	mb_u16(&m, 1);
+	mb_u32(&m, 5);
 	size_t rdlen_at = m.n;
 	mb_u16(&m, 0);
 	size_t real_at = m.n;
-	m.b[m.n++] = 4; memcpy(m.b + m.n, "real", 4); m.n += 4; mb_u16(&m, 0xC000 | 16); /* "ns.local" at 12+4 */
+	m.b[m.n++] = 4;
+	memcpy(m.b + m.n, "real", 4);
+	m.n += 4;
+	mb_u16(&m, 0xC000 | 16); /* "ns.local" at 12+4 */
 	m.b[rdlen_at + 1] = (uint8_t)(m.n - rdlen_at - 2);
 	for (int i = 0; i < 2; i++) {
-		mb_u16(&m, 0xC000 | (unsigned)real_at); mb_u16(&m, DNS_TYPE_A); mb_u16(&m, 1); mb_u32(&m, 5); mb_u16(&m, 4);
+		mb_u16(&m, 0xC000 | (unsigned)real_at);
+		mb_u16(&m, DNS_TYPE_A);
+		mb_u16(&m, 1);
+		mb_u32(&m, 5);
+		mb_u16(&m, 4);
 		uint8_t ip[4] = {10, 0, 0, (uint8_t)(1 + i)};
-		memcpy(m.b + m.n, ip, 4); m.n += 4;
+		memcpy(m.b + m.n, ip, 4);
+		m.n += 4;
 	}
-	mb_name(&m, "other.local"); mb_u16(&m, DNS_TYPE_A); mb_u16(&m, 1); mb_u32(&m, 5); mb_u16(&m, 4);
-	memcpy(m.b + m.n, "\x0b\x0b\x0b\x0b", 4); m.n += 4;
+	mb_name(&m, "other.local");
+	mb_u16(&m, DNS_TYPE_A);
+	mb_u16(&m, 1);
+	mb_u32(&m, 5);
+	mb_u16(&m, 4);
+	memcpy(m.b + m.n, "\x0b\x0b\x0b\x0b", 4);
+	m.n += 4;
 	/* additional: SRV 0 5 8000 real.ns.local */
-	mb_u16(&m, 0xC00C); mb_u16(&m, DNS_TYPE_SRV); mb_u16(&m, 1); mb_u32(&m, 5); mb_u16(&m, 8);
-	mb_u16(&m, 0); mb_u16(&m, 5); mb_u16(&m, 8000); mb_u16(&m, 0xC000 | (unsigned)real_at);
+	mb_u16(&m, 0xC00C);
+	mb_u16(&m, DNS_TYPE_SRV);
+	mb_u16(&m, 1);
+	mb_u32(&m, 5);
+	mb_u16(&m, 8);
+	mb_u16(&m, 0);
+	mb_u16(&m, 5);
+	mb_u16(&m, 8000);
+	mb_u16(&m, 0xC000 | (unsigned)real_at);
 
 	dns_rr rrs[8];
 	dns_response r = {.rrs = rrs, .max_rrs = 8};
@@ -133,35 +181,58 @@ static void test_response_parse(void)
 	uint8_t q[128];
 	int qn = dns_query_build(q, sizeof(q), 9, "a.b", DNS_TYPE_A);
 	T_EQ_INT(dns_response_parse(q, (size_t)qn, &r), -1);
-	q[2] |= 0x80; q[5] = 2;
+	q[2] |= 0x80;
+	q[5] = 2;
 	T_EQ_INT(dns_response_parse(q, (size_t)qn, &r), -1);
 
 	/* A pointer to itself, and a forward pointer, are refused. */
 	mb_header(&m, 1, 0x8180, 1, 1, 0, 0);
-	mb_name(&m, "a.b"); mb_u16(&m, 1); mb_u16(&m, 1);
+	mb_name(&m, "a.b");
+	mb_u16(&m, 1);
+	mb_u16(&m, 1);
 	size_t self = m.n;
-	mb_u16(&m, 0xC000 | (unsigned)self); mb_u16(&m, 1); mb_u16(&m, 1); mb_u32(&m, 1); mb_u16(&m, 4); mb_u32(&m, 0);
+	mb_u16(&m, 0xC000 | (unsigned)self);
+	mb_u16(&m, 1);
+	mb_u16(&m, 1);
+	mb_u32(&m, 1);
+	mb_u16(&m, 4);
+	mb_u32(&m, 0);
 	T_EQ_INT(dns_response_parse(m.b, m.n, &r), -1);
 	m.b[self + 1] = (uint8_t)(self + 2);
 	T_EQ_INT(dns_response_parse(m.b, m.n, &r), -1);
 	/* A label loop through two pointers inside one name ("x" then back to x). */
 	mb_header(&m, 1, 0x8180, 1, 1, 0, 0);
-	mb_name(&m, "a.b"); mb_u16(&m, 1); mb_u16(&m, 1);
+	mb_name(&m, "a.b");
+	mb_u16(&m, 1);
+	mb_u16(&m, 1);
 	size_t at = m.n;
-	m.b[m.n++] = 1; m.b[m.n++] = 'x'; mb_u16(&m, 0xC000 | (unsigned)at);
-	mb_u16(&m, 1); mb_u16(&m, 1); mb_u32(&m, 1); mb_u16(&m, 4); mb_u32(&m, 0);
+	m.b[m.n++] = 1;
+	m.b[m.n++] = 'x';
+	mb_u16(&m, 0xC000 | (unsigned)at);
+	mb_u16(&m, 1);
+	mb_u16(&m, 1);
+	mb_u32(&m, 1);
+	mb_u16(&m, 4);
+	mb_u32(&m, 0);
 	T_EQ_INT(dns_response_parse(m.b, m.n, &r), -1);
 	/* An A record with 5 bytes of data. */
 	mb_header(&m, 1, 0x8180, 1, 1, 0, 0);
-	mb_name(&m, "a.b"); mb_u16(&m, 1); mb_u16(&m, 1);
-	mb_u16(&m, 0xC00C); mb_u16(&m, 1); mb_u16(&m, 1); mb_u32(&m, 1); mb_u16(&m, 5); mb_u32(&m, 0); m.b[m.n++] = 0;
+	mb_name(&m, "a.b");
+	mb_u16(&m, 1);
+	mb_u16(&m, 1);
+	mb_u16(&m, 0xC00C);
+	mb_u16(&m, 1);
+	mb_u16(&m, 1);
+	mb_u32(&m, 1);
+	mb_u16(&m, 5);
+	mb_u32(&m, 0);
+	m.b[m.n++] = 0;
 	T_EQ_INT(dns_response_parse(m.b, m.n, &r), -1);
 }
 
 static void test_addr_sets(void)
 {
-	discovery_addr a[6] = {{"10.0.0.3:80"}, {"10.0.0.1:80"}, {"10.0.0.3:80"}, {"[fd00::1]:80"}, {"10.0.0.2:80"},
-			       {"10.0.0.1:80"}};
+	discovery_addr a[6] = {{"10.0.0.3:80"}, {"10.0.0.1:80"}, {"10.0.0.3:80"}, {"[fd00::1]:80"}, {"10.0.0.2:80"}, {"10.0.0.1:80"}};
 	size_t n = discovery_addrs_normalize(a, 6);
 	T_EQ_INT(n, 4);
 	T_EQ_STR(a[0].addr, "10.0.0.1:80");
@@ -175,9 +246,11 @@ static void test_addr_sets(void)
 	T_EQ_STR(a[removed[0]].addr, "10.0.0.1:80");
 	T_EQ_STR(a[removed[1]].addr, "10.0.0.3:80");
 	discovery_diff(NULL, 0, b, 3, NULL, &na, NULL, &nr);
-	T_EQ_INT(na, 3); T_EQ_INT(nr, 0);
+	T_EQ_INT(na, 3);
+	T_EQ_INT(nr, 0);
 	discovery_diff(b, 3, NULL, 0, NULL, &na, NULL, &nr);
-	T_EQ_INT(na, 0); T_EQ_INT(nr, 3);
+	T_EQ_INT(na, 0);
+	T_EQ_INT(nr, 3);
 	T_CHECK(discovery_addrs_equal(b, 3, b, 3));
 	T_CHECK(!discovery_addrs_equal(a, n, b, 3));
 
@@ -205,15 +278,19 @@ static void test_addr_sets(void)
 
 /* ------------------------------------------------------------ a scripted DNS server */
 
-enum { FAKE_OK, FAKE_SILENT, FAKE_SERVFAIL, FAKE_NXDOMAIN, FAKE_TRUNCATED };
+enum { FAKE_OK,
+       FAKE_SILENT,
+       FAKE_SERVFAIL,
+       FAKE_NXDOMAIN,
+       FAKE_TRUNCATED };
 
 typedef struct fake_dns {
 	int fd;
 	int port;
 	int mode;
-	int forge_first;               /* send a wrong-id answer before each right one */
-	int srv_additional;            /* SRV answers carry the targets' A records */
-	const char *a[8];              /* A of "svc.test" */
+	int forge_first;    /* send a wrong-id answer before each right one */
+	int srv_additional; /* SRV answers carry the targets' A records */
+	const char *a[8];   /* A of "svc.test" */
 	size_t n_a;
 	const char *aaaa[4];
 	size_t n_aaaa;
@@ -237,7 +314,8 @@ static void fake_on_read(ev_loop *loop, int fd, int mask, void *arg)
 	if (f->mode == FAKE_SILENT) return;
 	mb m;
 	unsigned id = rd16(in);
-	unsigned rcode = f->mode == FAKE_SERVFAIL ? 2 : f->mode == FAKE_NXDOMAIN ? 3 : 0;
+	unsigned rcode = f->mode == FAKE_SERVFAIL ? 2 : f->mode == FAKE_NXDOMAIN ? 3
+										 : 0;
 	unsigned flags = 0x8180 | rcode | (f->mode == FAKE_TRUNCATED ? 0x0200 : 0);
 	mb_header(&m, id, flags, 1, 0, 0, 0);
 	memcpy(m.b + 12, in + 12, qend - 12);
@@ -247,7 +325,11 @@ static void fake_on_read(ev_loop *loop, int fd, int mask, void *arg)
 		for (size_t i = 0; i < f->n_a; i++, an++) mb_rr_a_ptr(&m, f->a[i]);
 	} else if (f->mode == FAKE_OK && strcmp(qname, "svc.test") == 0 && qtype == DNS_TYPE_AAAA) {
 		for (size_t i = 0; i < f->n_aaaa; i++, an++) {
-			mb_u16(&m, 0xC00C); mb_u16(&m, DNS_TYPE_AAAA); mb_u16(&m, 1); mb_u32(&m, 30); mb_u16(&m, 16);
+			mb_u16(&m, 0xC00C);
+			mb_u16(&m, DNS_TYPE_AAAA);
+			mb_u16(&m, 1);
+			mb_u32(&m, 30);
+			mb_u16(&m, 16);
 			inet_pton(AF_INET6, f->aaaa[i], m.b + m.n);
 			m.n += 16;
 		}
@@ -256,19 +338,29 @@ static void fake_on_read(ev_loop *loop, int fd, int mask, void *arg)
 		for (int t = 0; t < 2; t++, an++) {
 			char target[32];
 			snprintf(target, sizeof(target), "pod%d.svc.test", t);
-			mb_u16(&m, 0xC00C); mb_u16(&m, DNS_TYPE_SRV); mb_u16(&m, 1); mb_u32(&m, 30);
+			mb_u16(&m, 0xC00C);
+			mb_u16(&m, DNS_TYPE_SRV);
+			mb_u16(&m, 1);
+			mb_u32(&m, 30);
 			int tn = name_encode(m.b + m.n + 8, 64, target);
 			mb_u16(&m, 6 + (unsigned)tn);
-			mb_u16(&m, 0); mb_u16(&m, 1); mb_u16(&m, (unsigned)(9000 + t));
+			mb_u16(&m, 0);
+			mb_u16(&m, 1);
+			mb_u16(&m, (unsigned)(9000 + t));
 			m.n += (size_t)tn;
 		}
 		if (f->srv_additional) {
 			for (int t = 0; t < 2; t++, ar++) {
 				char target[32];
 				snprintf(target, sizeof(target), "pod%d.svc.test", t);
-				mb_name(&m, target); mb_u16(&m, DNS_TYPE_A); mb_u16(&m, 1); mb_u32(&m, 30); mb_u16(&m, 4);
+				mb_name(&m, target);
+				mb_u16(&m, DNS_TYPE_A);
+				mb_u16(&m, 1);
+				mb_u32(&m, 30);
+				mb_u16(&m, 4);
 				uint8_t ip[4] = {127, 0, 9, (uint8_t)(t + 1)};
-				memcpy(m.b + m.n, ip, 4); m.n += 4;
+				memcpy(m.b + m.n, ip, 4);
+				m.n += 4;
 			}
 		}
 	} else if (f->mode == FAKE_OK && strncmp(qname, "pod", 3) == 0 && qtype == DNS_TYPE_A) {
@@ -281,7 +373,7 @@ static void fake_on_read(ev_loop *loop, int fd, int mask, void *arg)
 	if (f->forge_first) {
 		uint8_t forged[2048];
 		memcpy(forged, m.b, m.n);
-		forged[0] ^= 0x55;     /* wrong id */
+		forged[0] ^= 0x55; /* wrong id */
 		sendto(fd, forged, m.n, 0, (struct sockaddr *)&peer, plen);
 	}
 	sendto(fd, m.b, m.n, 0, (struct sockaddr *)&peer, plen);
@@ -307,7 +399,7 @@ static void fake_stop(ev_loop *loop, fake_dns *f)
 /* What the callback saw. */
 typedef struct seen {
 	unsigned calls;
-	char set[512];                 /* the last set, joined by spaces */
+	char set[512]; /* the last set, joined by spaces */
 	int free_in_cb;
 } seen;
 
@@ -324,10 +416,11 @@ static void on_change(discovery *d, const discovery_addr *addrs, size_t n, void 
 }
 
 /* Runs the loop until cond or max_ms passed. */
-#define RUN_UNTIL(loop, cond, max_ms) do { \
-	uint64_t t_end_ = time_mono_ms() + (max_ms); \
-	while (!(cond) && time_mono_ms() < t_end_) ev_run_once((loop), 20); \
-} while (0)
+#define RUN_UNTIL(loop, cond, max_ms) \
+	do { \
+		uint64_t t_end_ = time_mono_ms() + (max_ms); \
+		while (!(cond) && time_mono_ms() < t_end_) ev_run_once((loop), 20); \
+	} while (0)
 
 static discovery *start(ev_loop *loop, fake_dns *f, int kind, const char *name, seen *s)
 {
@@ -352,7 +445,7 @@ static void test_dns_live(void)
 	T_EQ_INT(s.calls, 1);
 	T_EQ_STR(s.set, "127.0.0.2:8000 127.0.0.3:8000 [::1]:8000");
 	const discovery_stats *st = discovery_get_stats(d);
-	T_EQ_INT(st->failures_total, 0);    /* the forged answers were ignored */
+	T_EQ_INT(st->failures_total, 0); /* the forged answers were ignored */
 
 	/* A new address joins, one leaves. */
 	f.a[0] = "127.0.0.4";
@@ -360,7 +453,7 @@ static void test_dns_live(void)
 	T_EQ_STR(s.set, "127.0.0.3:8000 127.0.0.4:8000 [::1]:8000");
 	uint64_t res = st->resolutions_total;
 	RUN_UNTIL(loop, st->resolutions_total >= res + 3, 2000);
-	T_EQ_INT(s.calls, 2);                /* unchanged rounds call nothing */
+	T_EQ_INT(s.calls, 2); /* unchanged rounds call nothing */
 
 	/* The server goes silent: rounds fail, the set stays. */
 	f.mode = FAKE_SILENT;
@@ -490,15 +583,15 @@ static void test_watch_names(void)
 	s->mode = K8S_WATCH;
 	char why[192];
 	static const char ok_ev[] = "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"s-1\"},"
-		"\"addressType\":\"IPv4\",\"ports\":[{\"port\":8000}],\"endpoints\":[{\"addresses\":[\"10.0.0.1\"],"
-		"\"conditions\":{\"ready\":true}}]}}";
+				    "\"addressType\":\"IPv4\",\"ports\":[{\"port\":8000}],\"endpoints\":[{\"addresses\":[\"10.0.0.1\"],"
+				    "\"conditions\":{\"ready\":true}}]}}";
 	T_EQ_INT(watch_apply(s, ok_ev, sizeof(ok_ev) - 1, why, sizeof(why)), K8S_W_CHANGED);
 	T_EQ_INT(s->n_slices, 1);
 	static const char empty_ev[] = "{\"type\":\"MODIFIED\",\"object\":{\"metadata\":{\"name\":\"\"},"
-		"\"addressType\":\"IPv4\",\"ports\":[{\"port\":8000}],\"endpoints\":[]}}";
+				       "\"addressType\":\"IPv4\",\"ports\":[{\"port\":8000}],\"endpoints\":[]}}";
 	T_EQ_INT(watch_apply(s, empty_ev, sizeof(empty_ev) - 1, why, sizeof(why)), K8S_W_MALFORMED);
 	static const char nul_ev[] = "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"s-1\\u0000x\"},"
-		"\"addressType\":\"IPv4\",\"ports\":[{\"port\":8000}],\"endpoints\":[]}}";
+				     "\"addressType\":\"IPv4\",\"ports\":[{\"port\":8000}],\"endpoints\":[]}}";
 	T_EQ_INT(watch_apply(s, nul_ev, sizeof(nul_ev) - 1, why, sizeof(why)), K8S_W_MALFORMED);
 	T_EQ_INT(s->n_slices, 1);
 	T_EQ_STR(s->slices[0].name, "s-1");

@@ -74,7 +74,8 @@ static void test_timers(void)
 	ev_timer_add(l, 45, t_stop, NULL);
 	ev_run(l);
 	int sorted = order_len == 40;
-	for (int i = 1; i < order_len; i++) if (order[i] < order[i - 1]) sorted = 0;
+	for (int i = 1; i < order_len; i++)
+		if (order[i] < order[i - 1]) sorted = 0;
 	T_CHECK(sorted);
 	ev_free(l);
 }
@@ -125,7 +126,7 @@ static void test_hook_after_defer(void)
 	hook_calls = flushed = queued = requeue_always = 0;
 	T_CHECK(ev_before_sleep(l, flush_hook, NULL) == 0);
 	ev_run_once(l, 0);
-	T_EQ_INT(queued, 0);   /* flushed before the poll, not at the next iteration */
+	T_EQ_INT(queued, 0); /* flushed before the poll, not at the next iteration */
 	T_EQ_INT(flushed, 1);
 	T_EQ_INT(hook_calls, 2);
 	/* Work that keeps coming: the passes are bounded and the loop polls
@@ -201,7 +202,10 @@ static void on_pipe(ev_loop *l, int fd, int mask, void *arg)
 	if (mask & EV_READ) {
 		ssize_t r = read(fd, b, sizeof(b));
 		if (r > 0) pipe_reads++;
-		if (r == 0) { ev_del(l, fd); ev_stop(l); }
+		if (r == 0) {
+			ev_del(l, fd);
+			ev_stop(l);
+		}
 	}
 }
 
@@ -231,7 +235,15 @@ static void test_file_events(void)
 /* Batched I/O: results as send/recv with MSG_DONTWAIT would give them, in
  * queue order, all within the iteration that queued them; cancelled ones
  * silent; callbacks may queue more and cancel others of the same flush. */
-typedef struct io_rec { char log[64]; long res[8]; int n; uint64_t cancel_id; ev_loop *l; int fd; char rbuf[16]; } io_rec;
+typedef struct io_rec {
+	char log[64];
+	long res[8];
+	int n;
+	uint64_t cancel_id;
+	ev_loop *l;
+	int fd;
+	char rbuf[16];
+} io_rec;
 static io_rec rec;
 
 static void io_done(ev_loop *l, long res, void *arg)
@@ -239,7 +251,7 @@ static void io_done(ev_loop *l, long res, void *arg)
 	const char *name = arg;
 	strcat(rec.log, name);
 	if (rec.n < 8) rec.res[rec.n++] = res;
-	if (!strcmp(name, "C")) ev_io_cancel(l, rec.cancel_id);            /* D, same flush: no callback */
+	if (!strcmp(name, "C")) ev_io_cancel(l, rec.cancel_id);                                      /* D, same flush: no callback */
 	if (!strcmp(name, "E")) ev_io_recv(l, rec.fd, rec.rbuf, sizeof(rec.rbuf) - 1, io_done, "F"); /* next round */
 }
 
@@ -267,15 +279,15 @@ static void test_batch(void)
 	uint64_t c = ev_io_send(l, sv[0], "c", 1, io_done, "C");
 	rec.cancel_id = ev_io_send(l, sv[0], "d", 1, io_done, "D");
 	T_CHECK(a && b && c && rec.cancel_id && a != b);
-	ev_io_cancel(l, b);                                   /* before the flush: never sent */
+	ev_io_cancel(l, b); /* before the flush: never sent */
 	T_EQ_INT(ev_run_once(l, 0), 0);
 	T_EQ_STR(rec.log, "AC");
 	T_EQ_INT(rec.res[0], 1);
 	T_EQ_INT(rec.res[1], 1);
 	char got[8] = "";
-	T_EQ_INT(read(sv[1], got, sizeof(got) - 1), 3);       /* D was issued with C: sent, no callback */
+	T_EQ_INT(read(sv[1], got, sizeof(got) - 1), 3); /* D was issued with C: sent, no callback */
 	T_EQ_STR(got, "acd");
-	ev_io_cancel(l, a);                                   /* a dead id: nothing */
+	ev_io_cancel(l, a); /* a dead id: nothing */
 
 	/* recv: nothing there is -EAGAIN; a callback's recv runs in the same flush. */
 	rec.log[0] = 0;
@@ -285,8 +297,8 @@ static void test_batch(void)
 	ev_io_send(l, sv[1], "q", 1, io_done, "E");
 	ev_run_once(l, 0);
 	T_EQ_STR(rec.log, "REF");
-	T_EQ_INT(rec.res[0], 3);                               /* R read "xyz" */
-	T_EQ_INT(rec.res[2], -EAGAIN);                         /* F: nothing more on sv[1] */
+	T_EQ_INT(rec.res[0], 3);       /* R read "xyz" */
+	T_EQ_INT(rec.res[2], -EAGAIN); /* F: nothing more on sv[1] */
 	T_EQ_INT(memcmp(rec.rbuf, "xyz", 3), 0);
 
 	/* A full socket: -EAGAIN, never a wait. */

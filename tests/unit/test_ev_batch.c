@@ -43,12 +43,12 @@ static void test_broken_ring(void)
 	T_CHECK(ev_io_send(l, sv[0], "a", 1, done, NULL) != 0);
 	ev_run_once(l, 0);
 	T_EQ_INT(nresults, 1);
-	T_EQ_INT(results[0], 1);                   /* working */
+	T_EQ_INT(results[0], 1); /* working */
 	fail_submit = 1;
 	T_CHECK(ev_io_send(l, sv[0], "b", 1, done, NULL) != 0);
 	T_CHECK(ev_io_send(l, sv[0], "c", 1, done, NULL) != 0);
 	ev_run_once(l, 0);
-	T_EQ_INT(nresults, 3);                     /* both answered */
+	T_EQ_INT(nresults, 3); /* both answered */
 	T_EQ_INT(results[1], -EIO);
 	T_EQ_INT(results[2], -EIO);
 	T_EQ_INT(ev_io_send(l, sv[0], "d", 1, done, NULL), 0); /* refused: send it yourself */
@@ -57,7 +57,7 @@ static void test_broken_ring(void)
 	char got[8] = "";
 	T_EQ_INT(read(sv[1], got, sizeof(got)), 1);
 	T_EQ_STR(got, "a");
-	ev_free(l);                                 /* a broken batch frees cleanly */
+	ev_free(l); /* a broken batch frees cleanly */
 	close(sv[0]);
 	close(sv[1]);
 }

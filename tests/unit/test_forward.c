@@ -19,7 +19,14 @@
 #include "infer/kernels.h"
 #include "infer/scheduler.h"
 
-enum { V = 512, H = 64, I = 96, L = 4, NH = 4, NKV = 2, D = 16, WIN = 8 };
+enum { V = 512,
+       H = 64,
+       I = 96,
+       L = 4,
+       NH = 4,
+       NKV = 2,
+       D = 16,
+       WIN = 8 };
 
 static char dir[64];
 static uint64_t rng = 42;
@@ -40,14 +47,27 @@ static void write_model(void)
 	snprintf(path, sizeof path, "%s/config.json", dir);
 	FILE *f = fopen(path, "w");
 	fprintf(f, "{\"architectures\":[\"Gemma3ForCausalLM\"],\"model_type\":\"gemma3_text\",\"hidden_size\":%d,"
-	        "\"intermediate_size\":%d,\"num_hidden_layers\":%d,\"num_attention_heads\":%d,\"num_key_value_heads\":%d,"
-	        "\"head_dim\":%d,\"vocab_size\":%d,\"sliding_window\":%d,\"sliding_window_pattern\":2,"
-	        "\"max_position_embeddings\":1024,\"query_pre_attn_scalar\":%d,\"rope_theta\":1000000.0,"
-	        "\"rope_local_base_freq\":10000.0,\"rms_norm_eps\":1e-06}\n", H, I, L, NH, NKV, D, V, WIN, D);
+		   "\"intermediate_size\":%d,\"num_hidden_layers\":%d,\"num_attention_heads\":%d,\"num_key_value_heads\":%d,"
+		   "\"head_dim\":%d,\"vocab_size\":%d,\"sliding_window\":%d,\"sliding_window_pattern\":2,"
+		   "\"max_position_embeddings\":1024,\"query_pre_attn_scalar\":%d,\"rope_theta\":1000000.0,"
+		   "\"rope_local_base_freq\":10000.0,\"rms_norm_eps\":1e-06}\n",
+		H, I, L, NH, NKV, D, V, WIN, D);
 	fclose(f);
-	struct { char name[96]; int rows, cols; float mean, std; } t[2 + 13 * L];
+	struct {
+		char name[96];
+		int rows, cols;
+		float mean, std;
+	} t[2 + 13 * L];
 	int n = 0;
-#define ADD(nm, r, c, m, s) do { snprintf(t[n].name, sizeof t[n].name, "%s", nm); t[n].rows = r; t[n].cols = c; t[n].mean = m; t[n].std = s; n++; } while (0)
+#define ADD(nm, r, c, m, s) \
+	do { \
+		snprintf(t[n].name, sizeof t[n].name, "%s", nm); \
+		t[n].rows = r; \
+		t[n].cols = c; \
+		t[n].mean = m; \
+		t[n].std = s; \
+		n++; \
+	} while (0)
 	ADD("model.embed_tokens.weight", V, H, 0, 0.25f);
 	ADD("model.norm.weight", H, 0, 0, 0.1f);
 	for (int l = 0; l < L; l++) {
@@ -74,16 +94,16 @@ static void write_model(void)
 		size_t bytes = (size_t)t[i].rows * (t[i].cols ? (size_t)t[i].cols : 1) * 2;
 		if (t[i].cols)
 			hl += (size_t)snprintf(hdr + hl, sizeof hdr - hl, "%s\"%s\":{\"dtype\":\"BF16\",\"shape\":[%d,%d],\"data_offsets\":[%zu,%zu]}",
-			                       i ? "," : "", t[i].name, t[i].rows, t[i].cols, off, off + bytes);
+					       i ? "," : "", t[i].name, t[i].rows, t[i].cols, off, off + bytes);
 		else
 			hl += (size_t)snprintf(hdr + hl, sizeof hdr - hl, "%s\"%s\":{\"dtype\":\"BF16\",\"shape\":[%d],\"data_offsets\":[%zu,%zu]}",
-			                       i ? "," : "", t[i].name, t[i].rows, off, off + bytes);
+					       i ? "," : "", t[i].name, t[i].rows, off, off + bytes);
 		off += bytes;
 	}
 	hl += (size_t)snprintf(hdr + hl, sizeof hdr - hl, "}");
 	snprintf(path, sizeof path, "%s/model.safetensors", dir);
 	f = fopen(path, "wb");
-	uint64_t le = hl;   /* little-endian host */
+	uint64_t le = hl; /* little-endian host */
 	fwrite(&le, 8, 1, f);
 	fwrite(hdr, 1, hl, f);
 	for (int i = 0; i < n; i++) {
@@ -96,15 +116,13 @@ static void write_model(void)
 	fclose(f);
 }
 
-static const char *kv_dtype;   /* NULL: the engine's default (bf16) */
-static const char *quant;      /* --quantization for load(); NULL: as stored */
+static const char *kv_dtype; /* NULL: the engine's default (bf16) */
+static const char *quant;    /* --quantization for load(); NULL: as stored */
 
 static engine *load(int threads, const char *kern, int prefix)
 {
 	char err[512];
-	engine_options o = { .threads = threads, .max_batch_tokens = 64, .max_seqs = 8, .max_model_len = 256,
-	                     .num_kv_blocks = 64, .kernels = kern, .no_prefix_caching = !prefix,
-	                     .kv_cache_dtype = kv_dtype, .quantization = quant };
+	engine_options o = {.threads = threads, .max_batch_tokens = 64, .max_seqs = 8, .max_model_len = 256, .num_kv_blocks = 64, .kernels = kern, .no_prefix_caching = !prefix, .kv_cache_dtype = kv_dtype, .quantization = quant};
 	engine *e = engine_load(dir, &o, err, sizeof err);
 	if (!e) fprintf(stderr, "  engine_load: %s\n", err);
 	T_CHECK(e != NULL);
@@ -112,8 +130,10 @@ static engine *load(int threads, const char *kern, int prefix)
 }
 
 /* Prompts: three sequences, all longer than the window. */
-enum { NSEQ = 3, MAXLEN = 80, GEN = 4 };
-static const int lens[NSEQ] = { 70, 23, 41 };
+enum { NSEQ = 3,
+       MAXLEN = 80,
+       GEN = 4 };
+static const int lens[NSEQ] = {70, 23, 41};
 static int32_t prompts[NSEQ][MAXLEN + GEN];
 /* Reference logits: after each prompt and after each of GEN forced decode tokens. */
 static float ref[NSEQ][GEN + 1][V];
@@ -126,11 +146,11 @@ static void run_alone(engine *e, int s, int chunk, float out[GEN + 1][V])
 	int seq = kv_seq_new(kv, NULL, 0, NULL);
 	for (int at = 0; at < lens[s]; at += chunk) {
 		int n = lens[s] - at < chunk ? lens[s] - at : chunk;
-		engine_item it = { seq, prompts[s] + at, n, at + n == lens[s] ? out[0] : NULL };
+		engine_item it = {seq, prompts[s] + at, n, at + n == lens[s] ? out[0] : NULL};
 		T_EQ_INT(engine_step(e, &it, 1, err, sizeof err), ENGINE_OK);
 	}
 	for (int g = 0; g < GEN; g++) {
-		engine_item it = { seq, &prompts[s][lens[s] + g], 1, out[g + 1] };
+		engine_item it = {seq, &prompts[s][lens[s] + g], 1, out[g + 1]};
 		T_EQ_INT(engine_step(e, &it, 1, err, sizeof err), ENGINE_OK);
 	}
 	T_EQ_INT(kv_seq_len(kv, seq), lens[s] + GEN);
@@ -144,7 +164,7 @@ static void test_alone_and_chunks(void)
 	for (int s = 0; s < NSEQ; s++) run_alone(e, s, 64, ref[s]);
 	static float got[GEN + 1][V];
 	/* token-at-a-time and odd chunks give the same bits */
-	int chunks[] = { 1, 5, 16 };
+	int chunks[] = {1, 5, 16};
 	for (size_t c = 0; c < sizeof chunks / sizeof chunks[0]; c++) {
 		run_alone(e, 0, chunks[c], got);
 		T_EQ_MEM(got, ref[0], sizeof got);
@@ -164,7 +184,7 @@ static void test_alone_and_chunks(void)
 static void run_batched(engine *e, float got[NSEQ][GEN + 1][V])
 {
 	kv_cache *kv = engine_kv_cache(e);
-	int seq[NSEQ], done[NSEQ] = {0}, start[NSEQ] = { 0, 2, 3 }, chunk[NSEQ] = { 9, 6, 13 };
+	int seq[NSEQ], done[NSEQ] = {0}, start[NSEQ] = {0, 2, 3}, chunk[NSEQ] = {9, 6, 13};
 	char err[256];
 	for (int s = 0; s < NSEQ; s++) seq[s] = kv_seq_new(kv, NULL, 0, NULL);
 	for (int step = 0; step < 200; step++) {
@@ -181,7 +201,7 @@ static void run_batched(engine *e, float got[NSEQ][GEN + 1][V])
 				k = 1;
 				lg = got[s][done[s] - lens[s] + 1];
 			}
-			items[n++] = (engine_item){ seq[s], prompts[s] + done[s], k, lg };
+			items[n++] = (engine_item){seq[s], prompts[s] + done[s], k, lg};
 			done[s] += k;
 		}
 		if (n == 0) break;
@@ -220,17 +240,17 @@ static void test_logits_rows_end_to_end(void)
 	for (int order = 0; order < 2; order++) {
 		int seq[NSEQ];
 		engine_item items[NSEQ];
-		for (int s = 0; s < NSEQ; s++) {   /* prompts in chunks within max_batch_tokens */
+		for (int s = 0; s < NSEQ; s++) { /* prompts in chunks within max_batch_tokens */
 			seq[s] = kv_seq_new(kv, NULL, 0, NULL);
 			for (int at = 0; at < lens[s]; at += 32) {
-				engine_item it = { seq[s], prompts[s] + at, lens[s] - at < 32 ? lens[s] - at : 32, NULL };
+				engine_item it = {seq[s], prompts[s] + at, lens[s] - at < 32 ? lens[s] - at : 32, NULL};
 				T_EQ_INT(engine_step(e, &it, 1, err, sizeof err), ENGINE_OK);
 			}
 		}
 		memset(rows, 0, sizeof rows);
 		for (int s = 0; s < NSEQ; s++) {
 			int r = order ? NSEQ - 1 - s : s;
-			items[s] = (engine_item){ seq[s], &prompts[s][lens[s]], 1, rows[r] };
+			items[s] = (engine_item){seq[s], &prompts[s][lens[s]], 1, rows[r]};
 		}
 		T_EQ_INT(engine_step(e, items, NSEQ, err, sizeof err), ENGINE_OK);
 		for (int s = 0; s < NSEQ; s++) T_EQ_MEM(rows[order ? NSEQ - 1 - s : s], ref[s][1], sizeof rows[0]);
@@ -244,12 +264,17 @@ static void test_logits_rows_end_to_end(void)
  * near the unquantized ones (Q8_0: the same greedy token on most rows). */
 static void test_quantized_batch_invariant(void)
 {
-	static const char *types[] = { "q8_0", "q4_0" };
+	static const char *types[] = {"q8_0", "q4_0"};
 	static float alone[NSEQ][GEN + 1][V], got[NSEQ][GEN + 1][V];
 	for (int qi = 0; qi < 2; qi++) {
 		quant = types[qi];
 		engine *e1 = load(1, NULL, 0), *e3 = load(3, NULL, 0);
-		if (!e1 || !e3) { engine_free(e1); engine_free(e3); quant = NULL; return; }
+		if (!e1 || !e3) {
+			engine_free(e1);
+			engine_free(e3);
+			quant = NULL;
+			return;
+		}
 		T_CHECK(engine_step_weight_bytes(e1) < (uint64_t)(V * H + L * (3 * 64 * H + 3 * I * H)) * 2);
 		for (int s = 0; s < NSEQ; s++) run_alone(e1, s, 64, alone[s]);
 		run_batched(e3, got);
@@ -281,14 +306,14 @@ static void test_prefix_cache_reuse(void)
 	kv_cache *kv = engine_kv_cache(e);
 	char err[256];
 	static float a[GEN + 1][V], b[V];
-	run_alone(e, 0, 64, a);                 /* fills and names 4 blocks of prompt 0 */
+	run_alone(e, 0, 64, a); /* fills and names 4 blocks of prompt 0 */
 	T_EQ_MEM(a, ref[0], sizeof a);
 	T_CHECK(kv_cache_cached_blocks(kv) >= 4);
 	/* the same prompt again: 64 of 70 tokens come from the cache */
 	int n_cached;
 	int s = kv_seq_new(kv, prompts[0], lens[0], &n_cached);
 	T_EQ_INT(n_cached, 64);
-	engine_item it = { s, prompts[0] + n_cached, lens[0] - n_cached, b };
+	engine_item it = {s, prompts[0] + n_cached, lens[0] - n_cached, b};
 	T_EQ_INT(engine_step(e, &it, 1, err, sizeof err), ENGINE_OK);
 	T_EQ_MEM(b, ref[0][0], sizeof b);
 	kv_seq_free(kv, s);
@@ -299,14 +324,14 @@ static void test_prefix_cache_reuse(void)
 	for (int i = 40; i < 60; i++) p2[i] = (int32_t)(7 + i);
 	s = kv_seq_new(kv, p2, 60, &n_cached);
 	T_EQ_INT(n_cached, 32);
-	it = (engine_item){ s, p2 + 32, 28, b };
+	it = (engine_item){s, p2 + 32, 28, b};
 	T_EQ_INT(engine_step(e, &it, 1, err, sizeof err), ENGINE_OK);
 	kv_seq_free(kv, s);
 	engine *e2 = load(1, NULL, 0);
 	static float c[V];
 	int s2 = kv_seq_new(engine_kv_cache(e2), p2, 60, &n_cached);
 	T_EQ_INT(n_cached, 0);
-	it = (engine_item){ s2, p2, 60, c };
+	it = (engine_item){s2, p2, 60, c};
 	T_EQ_INT(engine_step(e2, &it, 1, err, sizeof err), ENGINE_OK);
 	T_EQ_MEM(b, c, sizeof b);
 	T_CHECK(kv_cache_prefix_hits(kv) == 96);
@@ -319,7 +344,7 @@ static void test_prefix_cache_reuse(void)
  * different bf16 value, 2^-8 apart); in bf16 within a bf16-sized tolerance. */
 static void test_kernels_agree(void)
 {
-	static const char *names[] = { "portable", "avx2", "avx512" };
+	static const char *names[] = {"portable", "avx2", "avx512"};
 	static float got[GEN + 1][V];
 	static float ref32[GEN + 1][V];
 	kv_dtype = "f32";
@@ -339,7 +364,10 @@ static void test_kernels_agree(void)
 	}
 	kv_dtype = NULL;
 	for (size_t k = 0; k < 3; k++) {
-		if (!kernels_get(names[k])) { fprintf(stderr, "  (no %s on this CPU)\n", names[k]); continue; }
+		if (!kernels_get(names[k])) {
+			fprintf(stderr, "  (no %s on this CPU)\n", names[k]);
+			continue;
+		}
 		engine *e = load(2, names[k], 0);
 		if (!e) continue;
 		run_alone(e, 2, 7, got);
@@ -354,7 +382,9 @@ static void test_kernels_agree(void)
 	for (size_t k = 1; k < 3; k++) {
 		const kernels *q = kernels_get(names[k]);
 		if (!q) continue;
-		enum { IN = 37, OUT = 11, B = 5 };
+		enum { IN = 37,
+		       OUT = 11,
+		       B = 5 };
 		static unsigned char w[OUT * IN * 4 + 1];
 		float x[B * IN], o1[B * OUT], o2[B * OUT];
 		for (int i = 0; i < B * IN; i++) x[i] = gauss();
@@ -380,7 +410,8 @@ static void test_kernels_agree(void)
 		T_NEAR(p->dot(x, x + 3, 37), q->dot(x, x + 3, 37), 1e-4);
 		/* decode-sized calls (1-4 rows take another path than 5+): every row
 		 * gives the same bits as the row alone, and agrees with portable */
-		enum { IN2 = 45, OUT2 = 41 };
+		enum { IN2 = 45,
+		       OUT2 = 41 };
 		static unsigned char w2[OUT2 * IN2 * 2 + 1];
 		float x2[5 * IN2], alone[OUT2], all[5 * OUT2], ref2[OUT2];
 		for (int i = 0; i < 5 * IN2; i++) x2[i] = gauss();
@@ -420,7 +451,7 @@ static void test_all_rows(void)
 	static float one[MAXLEN][V], all[16][V];
 	int seq = kv_seq_new(kv, NULL, 0, NULL);
 	for (int p = 0; p < lens[0]; p++) {
-		engine_item it = { seq, prompts[0] + p, 1, one[p] };
+		engine_item it = {seq, prompts[0] + p, 1, one[p]};
 		T_EQ_INT(engine_step(e, &it, 1, err, sizeof err), ENGINE_OK);
 	}
 	kv_seq_free(kv, seq);
@@ -428,7 +459,7 @@ static void test_all_rows(void)
 	double maxd = 0, maxv = 0;
 	for (int at = 0; at < lens[0]; at += 16) {
 		int n = lens[0] - at < 16 ? lens[0] - at : 16;
-		engine_item it = { seq, prompts[0] + at, n, all[0], n };
+		engine_item it = {seq, prompts[0] + at, n, all[0], n};
 		T_EQ_INT(engine_step(e, &it, 1, err, sizeof err), ENGINE_OK);
 		for (int j = 0; j < n; j++)
 			for (int v = 0; v < V; v++) {
@@ -440,12 +471,12 @@ static void test_all_rows(void)
 	T_CHECK(maxv > 0);
 	T_CHECK(maxd <= 1e-5 * maxv + 1e-6);
 	/* More rows than tokens, or than the step has room for (8 + 16 here): refused. */
-	engine_item bad = { seq, prompts[0], 2, all[0], 3 };
+	engine_item bad = {seq, prompts[0], 2, all[0], 3};
 	T_EQ_INT(engine_step(e, &bad, 1, err, sizeof err), ENGINE_EINVAL);
 	kv_seq_free(kv, seq);
 	seq = kv_seq_new(kv, NULL, 0, NULL);
 	static float many[25][V];
-	engine_item over = { seq, prompts[0], 25, many[0], 25 };
+	engine_item over = {seq, prompts[0], 25, many[0], 25};
 	T_EQ_INT(engine_step(e, &over, 1, err, sizeof err), ENGINE_EINVAL);
 	T_CHECK(strstr(err, "rows of logits") != NULL);
 	kv_seq_free(kv, seq);
@@ -454,8 +485,7 @@ static void test_all_rows(void)
 
 static void test_bad_steps(void)
 {
-	engine_options o = { .threads = 1, .max_batch_tokens = 32, .max_seqs = 4, .max_model_len = 32,
-	                     .num_kv_blocks = 2 };
+	engine_options o = {.threads = 1, .max_batch_tokens = 32, .max_seqs = 4, .max_model_len = 32, .num_kv_blocks = 2};
 	char err[256];
 	engine *e = engine_load(dir, &o, err, sizeof err);
 	T_CHECK(e != NULL);
@@ -464,24 +494,24 @@ static void test_bad_steps(void)
 	int a = kv_seq_new(kv, NULL, 0, NULL), b = kv_seq_new(kv, NULL, 0, NULL);
 	int32_t toks[40] = {0}, bad = V;
 	static float lg[V];
-	engine_item it[2] = { { a, toks, 20, lg }, { a, toks, 1, NULL } };
-	T_EQ_INT(engine_step(e, it, 2, err, sizeof err), ENGINE_EINVAL);       /* same sequence twice */
-	it[1] = (engine_item){ b, &bad, 1, NULL };
-	T_EQ_INT(engine_step(e, it, 2, err, sizeof err), ENGINE_EINVAL);       /* id outside the vocabulary */
+	engine_item it[2] = {{a, toks, 20, lg}, {a, toks, 1, NULL}};
+	T_EQ_INT(engine_step(e, it, 2, err, sizeof err), ENGINE_EINVAL); /* same sequence twice */
+	it[1] = (engine_item){b, &bad, 1, NULL};
+	T_EQ_INT(engine_step(e, it, 2, err, sizeof err), ENGINE_EINVAL); /* id outside the vocabulary */
 	T_CHECK(strstr(err, "vocabulary") != NULL);
-	it[1] = (engine_item){ 99, toks, 1, NULL };
-	T_EQ_INT(engine_step(e, it, 2, err, sizeof err), ENGINE_EINVAL);       /* no such sequence */
-	it[1] = (engine_item){ b, toks, 13, NULL };
-	T_EQ_INT(engine_step(e, it, 2, err, sizeof err), ENGINE_EINVAL);       /* 33 > max_batch_tokens */
-	it[1] = (engine_item){ b, toks, 12, NULL };
-	T_EQ_INT(engine_step(e, it, 2, err, sizeof err), ENGINE_NO_BLOCKS);    /* needs 3 blocks of 2 */
+	it[1] = (engine_item){99, toks, 1, NULL};
+	T_EQ_INT(engine_step(e, it, 2, err, sizeof err), ENGINE_EINVAL); /* no such sequence */
+	it[1] = (engine_item){b, toks, 13, NULL};
+	T_EQ_INT(engine_step(e, it, 2, err, sizeof err), ENGINE_EINVAL); /* 33 > max_batch_tokens */
+	it[1] = (engine_item){b, toks, 12, NULL};
+	T_EQ_INT(engine_step(e, it, 2, err, sizeof err), ENGINE_NO_BLOCKS); /* needs 3 blocks of 2 */
 	T_EQ_INT(kv_seq_len(kv, a), 0);
 	T_EQ_INT(kv_seq_len(kv, b), 0);
 	T_EQ_INT(kv_cache_free_blocks(kv), 2);
 	T_EQ_INT(engine_step(e, it, 1, err, sizeof err), ENGINE_OK);
 	T_EQ_INT(kv_seq_len(kv, a), 20);
-	it[0] = (engine_item){ a, toks, 12, NULL };                            /* fills a's second block */
-	it[1] = (engine_item){ b, toks, 1, NULL };
+	it[0] = (engine_item){a, toks, 12, NULL}; /* fills a's second block */
+	it[1] = (engine_item){b, toks, 1, NULL};
 	T_EQ_INT(engine_step(e, it, 2, err, sizeof err), ENGINE_NO_BLOCKS);
 	T_EQ_INT(engine_step(e, it, 1, err, sizeof err), ENGINE_OK);
 	T_EQ_INT(kv_seq_len(kv, a), 32);
@@ -489,7 +519,7 @@ static void test_bad_steps(void)
 	kv_seq_free(kv, a);
 	T_EQ_INT(engine_step(e, it + 1, 1, err, sizeof err), ENGINE_OK);
 	T_EQ_INT(kv_seq_len(kv, b), 1);
-	engine_item big = { b, toks, 32, NULL };   /* past max_model_len */
+	engine_item big = {b, toks, 32, NULL}; /* past max_model_len */
 	T_EQ_INT(engine_step(e, &big, 1, err, sizeof err), ENGINE_EINVAL);
 	T_EQ_INT(engine_step(e, NULL, 0, err, sizeof err), ENGINE_OK);
 	engine_free(e);
@@ -503,21 +533,21 @@ static void test_config_forms(void)
 	model_config c;
 	char err[256];
 	const char *a = "{\"model_type\":\"gemma3_text\",\"hidden_size\":8,\"intermediate_size\":8,\"num_hidden_layers\":12,"
-	                "\"num_attention_heads\":2,\"num_key_value_heads\":1,\"head_dim\":4,\"vocab_size\":10,"
-	                "\"sliding_window\":4,\"sliding_window_pattern\":6,\"max_position_embeddings\":64}";
+			"\"num_attention_heads\":2,\"num_key_value_heads\":1,\"head_dim\":4,\"vocab_size\":10,"
+			"\"sliding_window\":4,\"sliding_window_pattern\":6,\"max_position_embeddings\":64}";
 	T_EQ_INT(model_config_parse(&c, a, strlen(a), err, sizeof err), 0);
 	for (int i = 0; i < 12; i++) T_EQ_INT(c.sliding[i], (i + 1) % 6 != 0);
 	T_NEAR(c.rope_theta, 1e6, 0);
 	T_NEAR(c.rope_local_theta, 1e4, 0);
 	T_NEAR(c.rope_scaling, 1, 0);
 	const char *b = "{\"architectures\":[\"Gemma3ForConditionalGeneration\"],\"model_type\":\"gemma3\","
-	                "\"text_config\":{\"hidden_size\":8,\"num_hidden_layers\":3,\"vocab_size\":10,"
-	                "\"layer_types\":[\"full_attention\",\"sliding_attention\",\"full_attention\"],"
-	                "\"rope_scaling\":{\"rope_type\":\"linear\",\"factor\":8.0}}}";
+			"\"text_config\":{\"hidden_size\":8,\"num_hidden_layers\":3,\"vocab_size\":10,"
+			"\"layer_types\":[\"full_attention\",\"sliding_attention\",\"full_attention\"],"
+			"\"rope_scaling\":{\"rope_type\":\"linear\",\"factor\":8.0}}}";
 	T_EQ_INT(model_config_parse(&c, b, strlen(b), err, sizeof err), 0);
 	T_EQ_INT(c.sliding[0], 0);
 	T_EQ_INT(c.sliding[1], 1);
-	T_EQ_INT(c.n_heads, 8);            /* Gemma3TextConfig default */
+	T_EQ_INT(c.n_heads, 8); /* Gemma3TextConfig default */
 	T_NEAR(c.rope_scaling, 8, 0);
 	const char *bad = "{\"model_type\":\"llama\"}";
 	T_EQ_INT(model_config_parse(&c, bad, strlen(bad), err, sizeof err), -1);
@@ -539,12 +569,11 @@ static void test_scheduler_many_seqs(void)
 {
 	enum { N = 600 };
 	char err[512];
-	engine_options o = { .threads = 1, .max_batch_tokens = 2048, .max_seqs = N, .max_model_len = 64,
-	                     .num_kv_blocks = 2 * N, .kernels = NULL, .no_prefix_caching = 1 };
+	engine_options o = {.threads = 1, .max_batch_tokens = 2048, .max_seqs = N, .max_model_len = 64, .num_kv_blocks = 2 * N, .kernels = NULL, .no_prefix_caching = 1};
 	engine *e = engine_load(dir, &o, err, sizeof err);
 	if (!e) fprintf(stderr, "  engine_load: %s\n", err);
 	T_CHECK(e != NULL);
-	sched_config sc = { .max_num_seqs = N, .max_batched_tokens = 2048, .max_waiting = 2 * N };
+	sched_config sc = {.max_num_seqs = N, .max_batched_tokens = 2048, .max_waiting = 2 * N};
 	sched *s = sched_new(e, &sc, err, sizeof err);
 	if (!s) fprintf(stderr, "  sched_new: %s\n", err);
 	T_CHECK(s != NULL);
@@ -555,14 +584,14 @@ static void test_scheduler_many_seqs(void)
 	p.ignore_eos = 1;
 	p.logprobs = -1;
 	for (int i = 0; i < N; i++) {
-		int32_t toks[2] = { 3 + i % (V - 3), 5 };
+		int32_t toks[2] = {3 + i % (V - 3), 5};
 		int busy = 0;
 		q[i] = sched_submit(s, toks, 2, &p, NULL, &busy, err, sizeof err);
 		if (!q[i]) fprintf(stderr, "  sched_submit %d: %s\n", i, err);
 		T_CHECK(q[i] != NULL);
 	}
 	int most = 0, done = 0;
-	for (int t = 0; t < 3000 && !done; t++) {   /* at most 30 s */
+	for (int t = 0; t < 3000 && !done; t++) { /* at most 30 s */
 		sched_stats st;
 		sched_get_stats(s, &st);
 		if (st.running > most) most = st.running;
@@ -583,7 +612,8 @@ static void test_scheduler_many_seqs(void)
  * prompt tokens; and every sequence that has its first token gets one more in
  * every step until it finishes (decode never starves, even with a token budget
  * below the number of sequences: it is raised to it). */
-enum { POL_N = 8, POL_M = 6 };
+enum { POL_N = 8,
+       POL_M = 6 };
 static struct {
 	pthread_mutex_t mu;
 	sched *s;
@@ -594,7 +624,7 @@ static struct {
 	sched_finish prev_fin[POL_N];
 	int budget, prefill_cap;
 	int over_budget, over_prefill, starved, bad_steps;
-	int most_prefill_alone;          /* prompt tokens of the largest step without decodes */
+	int most_prefill_alone; /* prompt tokens of the largest step without decodes */
 } pol;
 
 static void pol_notify(void *arg)
@@ -604,7 +634,7 @@ static void pol_notify(void *arg)
 	sched_stats st;
 	sched_get_stats(pol.s, &st);
 	if (st.steps_total != pol.steps) {
-		if (st.steps_total != pol.steps + 1) pol.bad_steps++;   /* one call per step */
+		if (st.steps_total != pol.steps + 1) pol.bad_steps++; /* one call per step */
 		int step_tokens = (int)(st.step_tokens_total - pol.tokens), decodes = 0;
 		for (int i = 0; i < pol.n_q; i++) {
 			int n_out;
@@ -637,14 +667,17 @@ static void run_policy(int seqs, int budget, int prefill_cap, int prompt_len, in
 	pthread_mutex_init(&pol.mu, NULL);
 	pol.budget = expect_budget;
 	pol.prefill_cap = prefill_cap;
-	sched_config sc = { .max_num_seqs = seqs, .max_batched_tokens = budget, .max_prefill_tokens = prefill_cap,
-	                    .notify = pol_notify };
+	sched_config sc = {.max_num_seqs = seqs, .max_batched_tokens = budget, .max_prefill_tokens = prefill_cap, .notify = pol_notify};
 	pthread_mutex_lock(&pol.mu);
 	uint64_t t0 = time_mono_ns();
 	sched *s = sched_new(e, &sc, err, sizeof err);
 	if (!s) fprintf(stderr, "  sched_new: %s\n", err);
 	T_CHECK(s != NULL);
-	if (!s) { pthread_mutex_unlock(&pol.mu); engine_free(e); return; }
+	if (!s) {
+		pthread_mutex_unlock(&pol.mu);
+		engine_free(e);
+		return;
+	}
 	pol.s = s;
 	sched_params p;
 	memset(&p, 0, sizeof p);
@@ -662,7 +695,7 @@ static void run_policy(int seqs, int budget, int prefill_cap, int prompt_len, in
 	}
 	pthread_mutex_unlock(&pol.mu);
 	int done = 0;
-	for (int t = 0; t < 3000 && !done; t++) {   /* at most 30 s */
+	for (int t = 0; t < 3000 && !done; t++) { /* at most 30 s */
 		sched_stats st;
 		sched_get_stats(s, &st);
 		done = st.running == 0 && st.waiting == 0;

@@ -16,7 +16,10 @@ static void test_defaults(void)
 	char err[600] = "";
 	gw_config *c = parse("region: us-east5\npools:\n  - name: p\n    endpoints: [ { address: \"127.0.0.1:1\" } ]\n", err, sizeof(err));
 	T_CHECK(c != NULL);
-	if (!c) { fprintf(stderr, "%s\n", err); return; }
+	if (!c) {
+		fprintf(stderr, "%s\n", err);
+		return;
+	}
 	T_EQ_STR(c->region, "us-east5");
 	T_EQ_INT(c->n_listen, 1);
 	T_EQ_STR(c->listen[0], "127.0.0.1:8080");
@@ -25,14 +28,14 @@ static void test_defaults(void)
 	T_EQ_INT(c->limits.max_header_bytes, 16384);
 	T_EQ_INT(c->n_pools, 1);
 	const gw_pool_cfg *p = &c->pools[0];
-	T_EQ_STR(p->endpoints[0].region, "us-east5");   /* the gateway's region */
+	T_EQ_STR(p->endpoints[0].region, "us-east5"); /* the gateway's region */
 	T_EQ_INT(p->endpoints[0].weight, 1);
 	T_EQ_STR(p->health.path, "/health");
 	T_EQ_INT(p->health.rise, 2);
 	T_EQ_INT(p->health.fall, 3);
 	T_EQ_INT(p->backend.request_timeout_ms, 300000);
 	T_EQ_INT(p->backend.tries, 3);
-	T_EQ_INT(c->n_routes, 1);                        /* default route */
+	T_EQ_INT(c->n_routes, 1); /* default route */
 	T_EQ_STR(c->routes[0].prefix, "/");
 	T_EQ_INT(c->routes[0].pool_index, 0);
 	T_EQ_INT(gw_config_region_latency_ms(c, "us-east5"), 0);
@@ -68,7 +71,10 @@ static void test_full(void)
 	char err[600] = "";
 	gw_config *c = parse(text, err, sizeof(err));
 	T_CHECK(c != NULL);
-	if (!c) { fprintf(stderr, "%s\n", err); return; }
+	if (!c) {
+		fprintf(stderr, "%s\n", err);
+		return;
+	}
 	T_EQ_INT(c->n_listen, 2);
 	T_EQ_STR(c->listen[1], "[::1]:2");
 	T_EQ_INT(gw_config_region_latency_ms(c, "us-east5"), 95);
@@ -104,22 +110,24 @@ static void test_full(void)
 
 static void test_bad(void)
 {
-	static const struct { const char *text, *want; } cases[] = {
-		{ "", "t.yaml:1: region: is required" },
-		{ "region: x\n", "t.yaml:1: pools: is required" },
-		{ "region: x\nbogus: 1\n", "t.yaml:2: bogus: unknown key" },
-		{ "region: x\nio_uring: on\npools: [ { name: p, endpoints: [ { address: \"a:1\" } ] } ]\n", "t.yaml:2: io_uring: must be auto or off" },
-		{ "region: 'a b'\npools: []\n", "t.yaml:1: region: \"a b\" is not a region name" },
-		{ "region: x\npools: [ { name: p, endpoints: [ { address: nope } ] } ]\n", "t.yaml:2: pools[0].endpoints[0].address: \"nope\" is not host:port" },
-		{ "region: x\npools: [ { name: p, endpoints: [ { address: \"a:1\" } ], backend: { tries: 0 } } ]\n", "t.yaml:2: pools[0].backend.tries: 0 is out of range" },
-		{ "region: x\npools: [ { name: p, endpoints: [ { address: \"a:1\" } ], health: { rise: 2, healthy_threshold: 2 } } ]\n", "rise and healthy_threshold are the same setting" },
-		{ "region: x\npools: [ { name: p, endpoints: [ { address: \"a:1\" } ], passive: { backoff: 10s, backoff_max: 1s } } ]\n", "backoff_max is shorter than backoff" },
-		{ "region: x\npools: [ { name: p, endpoints: [ { address: \"a:1\" } ] } ]\nroutes: [ { pool: p, path: /x, extra: 1 } ]\n", "t.yaml:3: routes[0].extra: unknown key" },
-		{ "region: x\npools: [ { name: p, models: [\"a b\"], endpoints: [ { address: \"a:1\" } ] } ]\n", "pools[0].models[0]: must be a model name" },
-		{ "region: x\nlisten: 5\npools: [ { name: p, endpoints: [ { address: \"a:1\" } ] } ]\n", "t.yaml:2: listen: must be" },
-		{ "region: x\nregions: [a]\npools: [ { name: p, endpoints: [ { address: \"a:1\" } ] } ]\n", "t.yaml:2: regions: must be a mapping" },
-		{ "region: x\naccess_log: [1]\npools: [ { name: p, endpoints: [ { address: \"a:1\" } ] } ]\n", "t.yaml:2: access_log:" },
-		{ "a: &x 1\nb: *x\n", "t.yaml:1:" },
+	static const struct {
+		const char *text, *want;
+	} cases[] = {
+		{"", "t.yaml:1: region: is required"},
+		{"region: x\n", "t.yaml:1: pools: is required"},
+		{"region: x\nbogus: 1\n", "t.yaml:2: bogus: unknown key"},
+		{"region: x\nio_uring: on\npools: [ { name: p, endpoints: [ { address: \"a:1\" } ] } ]\n", "t.yaml:2: io_uring: must be auto or off"},
+		{"region: 'a b'\npools: []\n", "t.yaml:1: region: \"a b\" is not a region name"},
+		{"region: x\npools: [ { name: p, endpoints: [ { address: nope } ] } ]\n", "t.yaml:2: pools[0].endpoints[0].address: \"nope\" is not host:port"},
+		{"region: x\npools: [ { name: p, endpoints: [ { address: \"a:1\" } ], backend: { tries: 0 } } ]\n", "t.yaml:2: pools[0].backend.tries: 0 is out of range"},
+		{"region: x\npools: [ { name: p, endpoints: [ { address: \"a:1\" } ], health: { rise: 2, healthy_threshold: 2 } } ]\n", "rise and healthy_threshold are the same setting"},
+		{"region: x\npools: [ { name: p, endpoints: [ { address: \"a:1\" } ], passive: { backoff: 10s, backoff_max: 1s } } ]\n", "backoff_max is shorter than backoff"},
+		{"region: x\npools: [ { name: p, endpoints: [ { address: \"a:1\" } ] } ]\nroutes: [ { pool: p, path: /x, extra: 1 } ]\n", "t.yaml:3: routes[0].extra: unknown key"},
+		{"region: x\npools: [ { name: p, models: [\"a b\"], endpoints: [ { address: \"a:1\" } ] } ]\n", "pools[0].models[0]: must be a model name"},
+		{"region: x\nlisten: 5\npools: [ { name: p, endpoints: [ { address: \"a:1\" } ] } ]\n", "t.yaml:2: listen: must be"},
+		{"region: x\nregions: [a]\npools: [ { name: p, endpoints: [ { address: \"a:1\" } ] } ]\n", "t.yaml:2: regions: must be a mapping"},
+		{"region: x\naccess_log: [1]\npools: [ { name: p, endpoints: [ { address: \"a:1\" } ] } ]\n", "t.yaml:2: access_log:"},
+		{"a: &x 1\nb: *x\n", "t.yaml:1:"},
 	};
 	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
 		char err[600] = "";
@@ -140,7 +148,10 @@ static void test_flags(void)
 	const char *eps[] = {"127.0.0.1:1@us-east5", "127.0.0.1:2@europe-west4#3", "127.0.0.1:3"};
 	gw_config *c = gw_config_from_flags(listen, 1, "us-east5", eps, 3, err, sizeof(err));
 	T_CHECK(c != NULL);
-	if (!c) { fprintf(stderr, "%s\n", err); return; }
+	if (!c) {
+		fprintf(stderr, "%s\n", err);
+		return;
+	}
 	T_EQ_STR(c->pools[0].name, "default");
 	T_EQ_INT(c->pools[0].n_models, 0);
 	T_EQ_INT(c->pools[0].n_endpoints, 3);

@@ -19,8 +19,18 @@
 #include <unistd.h>
 
 static int calls_a, calls_b;
-static void fn_a(ev_loop *l, int fd, int mask, void *arg) { calls_a++; char c; (void)!read(fd, &c, 1); }
-static void fn_b(ev_loop *l, int fd, int mask, void *arg) { calls_b++; char c; (void)!read(fd, &c, 1); }
+static void fn_a(ev_loop *l, int fd, int mask, void *arg)
+{
+	calls_a++;
+	char c;
+	(void)!read(fd, &c, 1);
+}
+static void fn_b(ev_loop *l, int fd, int mask, void *arg)
+{
+	calls_b++;
+	char c;
+	(void)!read(fd, &c, 1);
+}
 
 static void test_ev_set_same_mask(void)
 {
@@ -57,7 +67,10 @@ static void handler(httpd_req *r, void *arg)
 	httpd_respond(r, 200, "text/plain", NULL, out, (size_t)k);
 }
 
-typedef struct result { int done, err, status; char body[32]; } result;
+typedef struct result {
+	int done, err, status;
+	char body[32];
+} result;
 static void on_body(hc_req *q, const char *d, size_t n, void *arg)
 {
 	result *r = arg;
@@ -75,7 +88,7 @@ static void on_done(hc_req *q, int err, void *arg)
 static void test_reused_connection_big_body(void)
 {
 	ev_loop *l = ev_new();
-	httpd_limits lim = { .max_body_bytes = 64 << 20 };
+	httpd_limits lim = {.max_body_bytes = 64 << 20};
 	httpd *s = httpd_new(l, &lim, handler, NULL);
 	char err[128];
 	T_EQ_INT(httpd_listen(s, "127.0.0.1:0", NULL, err, sizeof(err)), 0);
@@ -85,9 +98,9 @@ static void test_reused_connection_big_body(void)
 	size_t big = 8u << 20;
 	char *body = malloc(big);
 	memset(body, 'x', big);
-	hc_callbacks cb = { NULL, on_body, on_done };
+	hc_callbacks cb = {NULL, on_body, on_done};
 	for (int i = 0; i < 3; i++) {
-		result r = { 0 };
+		result r = {0};
 		size_t len = i == 1 ? 10 : big;
 		T_CHECK(hc_request(p, "POST", "/", NULL, body, len, &cb, &r, NULL) != NULL);
 		for (int k = 0; k < 2000 && !r.done; k++) ev_run_once(l, 10);
@@ -125,7 +138,7 @@ static void hash_handler(httpd_req *r, void *arg)
 
 static httpd *hash_server(ev_loop *l, const char *addr, tls_ctx *tls, char *hp, size_t hp_len)
 {
-	httpd_limits lim = { .max_body_bytes = 64 << 20 };
+	httpd_limits lim = {.max_body_bytes = 64 << 20};
 	httpd *s = httpd_new(l, &lim, hash_handler, NULL);
 	char err[128];
 	T_EQ_INT(httpd_listen(s, addr, NULL, err, sizeof(err)), 0);
@@ -137,8 +150,8 @@ static httpd *hash_server(ev_loop *l, const char *addr, tls_ctx *tls, char *hp, 
 /* Sends body once on p and checks the server got exactly it. */
 static void send_and_check(ev_loop *l, hc_pool *p, const char *body, size_t len)
 {
-	result r = { 0 };
-	hc_callbacks cb = { NULL, on_body, on_done };
+	result r = {0};
+	hc_callbacks cb = {NULL, on_body, on_done};
 	T_CHECK(hc_request(p, "POST", "/", NULL, body, len, &cb, &r, NULL) != NULL);
 	for (int k = 0; k < 3000 && !r.done; k++) ev_run_once(l, 10);
 	T_EQ_INT(r.done, 1);
@@ -166,15 +179,16 @@ static void body_shared(int mode)
 		snprintf(key, sizeof(key), "%s/key.pem", dir);
 		snprintf(cmd, sizeof(cmd),
 			 "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 "
-			 "-subj /CN=localhost -keyout %s -out %s >/dev/null 2>&1", key, cert);
+			 "-subj /CN=localhost -keyout %s -out %s >/dev/null 2>&1",
+			 key, cert);
 		if (system(cmd) != 0) {
 			printf("# openssl could not make a certificate: TLS skipped\n");
 			rmdir(dir);
 			ev_free(l);
 			return;
 		}
-		tls_server_opts so = { .cert_file = cert, .key_file = key };
-		tls_client_opts co = { .insecure = 1 };
+		tls_server_opts so = {.cert_file = cert, .key_file = key};
+		tls_client_opts co = {.insecure = 1};
 		srv = tls_server_new(&so, why, sizeof(why));
 		cli = tls_client_new(&co, why, sizeof(why));
 		T_CHECK(srv && cli);

@@ -15,7 +15,11 @@ void gw_metrics_health_change(gw *g, gw_endpoint *e, int from, int to)
 void gw_metrics_check(gw *g, gw_endpoint *e, int ok) {}
 void gw_metrics_ejection(gw *g, gw_endpoint *e) { ejections++; }
 static int endpoint_downs;
-size_t proxy_endpoint_down(gw_endpoint *e, const char *why) { endpoint_downs++; return 0; }
+size_t proxy_endpoint_down(gw_endpoint *e, const char *why)
+{
+	endpoint_downs++;
+	return 0;
+}
 static int scrape_wakes;
 void scrape_wake(gw_endpoint *e) { scrape_wakes++; }
 
@@ -49,35 +53,35 @@ static void test_hysteresis(void)
 	gw_endpoint e;
 	setup(&g, &e, 2, 3);
 	T_EQ_INT(e.state, GW_HEALTH_UNKNOWN);
-	T_CHECK(changing(&e));                   /* unknown: check fast */
-	result(&e, 1);                           /* the first result decides */
+	T_CHECK(changing(&e)); /* unknown: check fast */
+	result(&e, 1);         /* the first result decides */
 	T_EQ_INT(e.state, GW_HEALTH_UP);
-	T_EQ_INT(e.health, 4);                   /* rise + fall - 1 */
+	T_EQ_INT(e.health, 4); /* rise + fall - 1 */
 	T_CHECK(!changing(&e));
 	result(&e, 0);
 	result(&e, 0);
-	T_EQ_INT(e.state, GW_HEALTH_UP);         /* 2 failures of 3: still up */
+	T_EQ_INT(e.state, GW_HEALTH_UP); /* 2 failures of 3: still up */
 	T_CHECK(changing(&e));
-	result(&e, 1);                           /* a success climbs back one step only */
+	result(&e, 1); /* a success climbs back one step only */
 	T_EQ_INT(e.health, 3);
 	result(&e, 0);
 	T_EQ_INT(e.state, GW_HEALTH_UP);
-	T_EQ_INT(e.health, 2);                   /* at rise: the next failure takes it down */
+	T_EQ_INT(e.health, 2); /* at rise: the next failure takes it down */
 	result(&e, 0);
 	T_EQ_INT(e.state, GW_HEALTH_DOWN);
 	T_EQ_INT(e.health, 0);
 	T_EQ_INT(changes_to_down, 1);
 	result(&e, 1);
-	T_EQ_INT(e.state, GW_HEALTH_DOWN);       /* 1 success of 2 */
+	T_EQ_INT(e.state, GW_HEALTH_DOWN); /* 1 success of 2 */
 	result(&e, 0);
-	T_EQ_INT(e.health, 0);                   /* a failure while rising starts over */
+	T_EQ_INT(e.health, 0); /* a failure while rising starts over */
 	result(&e, 1);
 	result(&e, 1);
 	T_EQ_INT(e.state, GW_HEALTH_UP);
-	T_EQ_INT(e.health, 4);                   /* full credit on coming up */
+	T_EQ_INT(e.health, 4); /* full credit on coming up */
 	T_EQ_INT(changes_to_up, 2);
 	T_EQ_INT(e.state_changes_total, 3);
-	T_CHECK(scrape_wakes > 0);                /* coming up restarts backed-off scrapes */
+	T_CHECK(scrape_wakes > 0); /* coming up restarts backed-off scrapes */
 	ev_free(g.loop);
 }
 
@@ -89,9 +93,9 @@ static void test_first_check_down_and_rise1(void)
 	result(&e, 0);
 	T_EQ_INT(e.state, GW_HEALTH_DOWN);
 	result(&e, 1);
-	T_EQ_INT(e.state, GW_HEALTH_UP);         /* rise 1 */
+	T_EQ_INT(e.state, GW_HEALTH_UP); /* rise 1 */
 	result(&e, 0);
-	T_EQ_INT(e.state, GW_HEALTH_DOWN);       /* fall 1 */
+	T_EQ_INT(e.state, GW_HEALTH_DOWN); /* fall 1 */
 	ev_free(g.loop);
 }
 
@@ -105,7 +109,7 @@ static void test_passive(void)
 	T_CHECK(health_available(&e, now, 0));
 	health_passive_failure(&e, "reset");
 	health_passive_failure(&e, "reset");
-	health_passive_success(&e);              /* resets the count */
+	health_passive_success(&e); /* resets the count */
 	health_passive_failure(&e, "reset");
 	health_passive_failure(&e, "reset");
 	T_CHECK(!health_ejected(&e, now));
@@ -113,11 +117,11 @@ static void test_passive(void)
 	T_CHECK(health_ejected(&e, now));
 	T_EQ_INT(e.ejected_until_ms - now, 1000);
 	T_CHECK(!health_available(&e, now, 0));
-	T_CHECK(health_available(&e, now, 1));   /* when every endpoint is ejected */
+	T_CHECK(health_available(&e, now, 1)); /* when every endpoint is ejected */
 	/* the next ejection in a row doubles */
 	now = e.ejected_until_ms;
 	g.loop = g.loop;
-	e.ejected_until_ms = 1;                  /* expired */
+	e.ejected_until_ms = 1; /* expired */
 	for (int i = 0; i < 3; i++) health_passive_failure(&e, "eof");
 	T_EQ_INT(e.ejections, 2);
 	T_EQ_INT(e.ejected_until_ms - ev_now_ms(g.loop), 2000);
@@ -129,13 +133,13 @@ static void test_passive(void)
 	T_EQ_INT(e.ejected_until_ms - ev_now_ms(g.loop), 5000); /* capped at backoff_max */
 	e.ejected_until_ms = 1;
 	health_passive_success(&e);
-	T_EQ_INT(e.ejections, 0);                /* a success after the ejection resets the doubling */
+	T_EQ_INT(e.ejections, 0); /* a success after the ejection resets the doubling */
 	T_EQ_INT(ejections, 5);
 	e.state = GW_HEALTH_DOWN;
-	T_CHECK(!health_available(&e, now, 1));  /* down is down, ejection or not */
+	T_CHECK(!health_available(&e, now, 1)); /* down is down, ejection or not */
 	e.state = GW_HEALTH_UP;
 	e.removed = 1;
-	T_CHECK(!health_available(&e, now, 1));  /* removed by a reload */
+	T_CHECK(!health_available(&e, now, 1)); /* removed by a reload */
 	ev_free(g.loop);
 }
 
@@ -151,16 +155,16 @@ static void test_hard_down(void)
 	endpoint_downs = 0;
 	health_passive_error(&e, HC_ERR_RESET);
 	T_CHECK(health_ejected(&e, ev_now_ms(g.loop)));
-	T_EQ_INT(endpoint_downs, 0);             /* a reset ejects but moves nothing */
+	T_EQ_INT(endpoint_downs, 0); /* a reset ejects but moves nothing */
 	e.ejected_until_ms = 1;
 	health_passive_error(&e, HC_ERR_CONNECT_TIMEOUT);
 	T_EQ_INT(endpoint_downs, 1);
 	health_passive_error(&e, HC_ERR_CONNECT_REFUSED);
-	T_EQ_INT(endpoint_downs, 1);             /* already ejected: nothing new */
+	T_EQ_INT(endpoint_downs, 1); /* already ejected: nothing new */
 	T_CHECK(check_no_answer(HC_ERR_TOTAL_TIMEOUT));
 	T_CHECK(check_no_answer(HC_ERR_CONNECT_TIMEOUT));
 	T_CHECK(check_no_answer(HC_ERR_CONNECT_REFUSED));
-	T_CHECK(!check_no_answer(HC_OK));        /* an answer, 503 included */
+	T_CHECK(!check_no_answer(HC_OK)); /* an answer, 503 included */
 	T_CHECK(!check_no_answer(HC_ERR_ABORTED));
 	ev_free(g.loop);
 }

@@ -20,9 +20,25 @@
 
 /* ---------------------------------------------------------------- a writer */
 
-static void w_u32(buf *b, uint32_t v) { for (int i = 0; i < 4; i++) { unsigned char c = (unsigned char)(v >> (8 * i)); buf_append(b, &c, 1); } }
-static void w_u64(buf *b, uint64_t v) { for (int i = 0; i < 8; i++) { unsigned char c = (unsigned char)(v >> (8 * i)); buf_append(b, &c, 1); } }
-static void w_str(buf *b, const char *s) { w_u64(b, strlen(s)); buf_append(b, s, strlen(s)); }
+static void w_u32(buf *b, uint32_t v)
+{
+	for (int i = 0; i < 4; i++) {
+		unsigned char c = (unsigned char)(v >> (8 * i));
+		buf_append(b, &c, 1);
+	}
+}
+static void w_u64(buf *b, uint64_t v)
+{
+	for (int i = 0; i < 8; i++) {
+		unsigned char c = (unsigned char)(v >> (8 * i));
+		buf_append(b, &c, 1);
+	}
+}
+static void w_str(buf *b, const char *s)
+{
+	w_u64(b, strlen(s));
+	buf_append(b, s, strlen(s));
+}
 
 typedef struct wt {
 	const char *name;
@@ -31,7 +47,7 @@ typedef struct wt {
 	uint32_t type;
 	const void *data;
 	uint64_t nbytes;
-	uint64_t offset;        /* UINT64_MAX: next aligned place */
+	uint64_t offset; /* UINT64_MAX: next aligned place */
 } wt;
 
 /* A GGUF image: header, n_kv pre-encoded key-values, tensors. */
@@ -71,36 +87,61 @@ static gguf_set *open_buf(buf *b, char *err, size_t errlen)
 	return gguf_open_mem(copy, buf_rlen(b), "t.gguf", err, errlen);
 }
 
-static float vec4[4] = { 1, 2, 3, 4 };
+static float vec4[4] = {1, 2, 3, 4};
 static unsigned char q80[2 * 34];
 
 static int refused_with(buf *b, const char *needle)
 {
 	char err[512] = "";
 	gguf_set *g = open_buf(b, err, sizeof err);
-	if (g) { gguf_close(g); printf("    accepted, expected an error with \"%s\"\n", needle); return 0; }
-	if (!strstr(err, needle)) { printf("    error \"%s\" lacks \"%s\"\n", err, needle); return 0; }
+	if (g) {
+		gguf_close(g);
+		printf("    accepted, expected an error with \"%s\"\n", needle);
+		return 0;
+	}
+	if (!strstr(err, needle)) {
+		printf("    error \"%s\" lacks \"%s\"\n", err, needle);
+		return 0;
+	}
 	return 1;
 }
 
-static void kv_u32(buf *k, const char *key, uint32_t v) { w_str(k, key); w_u32(k, GGUF_U32); w_u32(k, v); }
+static void kv_u32(buf *k, const char *key, uint32_t v)
+{
+	w_str(k, key);
+	w_u32(k, GGUF_U32);
+	w_u32(k, v);
+}
 
 static void test_valid_file(void)
 {
 	buf b, k;
 	buf_init(&b, 0);
 	buf_init(&k, 0);
-	w_str(&k, "general.architecture"); w_u32(&k, GGUF_STRING); w_str(&k, "gemma3");
+	w_str(&k, "general.architecture");
+	w_u32(&k, GGUF_STRING);
+	w_str(&k, "gemma3");
 	kv_u32(&k, "gemma3.block_count", 7);
-	w_str(&k, "tokenizer.ggml.tokens"); w_u32(&k, GGUF_ARRAY); w_u32(&k, GGUF_STRING); w_u64(&k, 2); w_str(&k, "a"); w_str(&k, "<0x0A>");
-	w_str(&k, "x.f"); w_u32(&k, GGUF_F32); float f = 0.5f; buf_append(&k, &f, 4);
-	wt ts[2] = { { "v.weight", 1, { 4 }, GGML_T_F32, vec4, 16, UINT64_MAX },
-		     { "m.weight", 2, { 32, 2 }, GGML_T_Q8_0, q80, 68, UINT64_MAX } };
+	w_str(&k, "tokenizer.ggml.tokens");
+	w_u32(&k, GGUF_ARRAY);
+	w_u32(&k, GGUF_STRING);
+	w_u64(&k, 2);
+	w_str(&k, "a");
+	w_str(&k, "<0x0A>");
+	w_str(&k, "x.f");
+	w_u32(&k, GGUF_F32);
+	float f = 0.5f;
+	buf_append(&k, &f, 4);
+	wt ts[2] = {{"v.weight", 1, {4}, GGML_T_F32, vec4, 16, UINT64_MAX},
+		    {"m.weight", 2, {32, 2}, GGML_T_Q8_0, q80, 68, UINT64_MAX}};
 	build(&b, 3, buf_rptr(&k), buf_rlen(&k), 4, ts, 2, 32);
 	char err[256];
 	gguf_set *g = open_buf(&b, err, sizeof err);
 	T_CHECK(g != NULL);
-	if (!g) { printf("    %s\n", err); return; }
+	if (!g) {
+		printf("    %s\n", err);
+		return;
+	}
 	const char *s;
 	size_t n;
 	int64_t iv;
@@ -126,7 +167,11 @@ static void test_valid_file(void)
 		buf_init(&p, 0);
 		buf_append(&p, buf_rptr(&b), cut);
 		gguf_set *pg = open_buf(&p, err, sizeof err);
-		if (pg) { all = 0; printf("    prefix of %zu bytes accepted\n", cut); gguf_close(pg); }
+		if (pg) {
+			all = 0;
+			printf("    prefix of %zu bytes accepted\n", cut);
+			gguf_close(pg);
+		}
 		buf_free(&p);
 	}
 	T_CHECK(all);
@@ -144,7 +189,7 @@ static void test_refusals(void)
 	buf b, k;
 	buf_init(&b, 0);
 	buf_init(&k, 0);
-	wt one[1] = { { "v.weight", 1, { 4 }, GGML_T_F32, vec4, 16, UINT64_MAX } };
+	wt one[1] = {{"v.weight", 1, {4}, GGML_T_F32, vec4, 16, UINT64_MAX}};
 	build(&b, 3, "", 0, 0, one, 1, 32);
 	((char *)buf_rptr(&b))[0] = 'X';
 	T_CHECK(refused_with(&b, "bad magic"));
@@ -154,57 +199,77 @@ static void test_refusals(void)
 	build(&b, 3, "", 0, 1u << 30, one, 1, 32);
 	T_CHECK(refused_with(&b, "key count"));
 	/* an unknown value type, a nested array, a duplicate key */
-	buf_reset(&k); w_str(&k, "a"); w_u32(&k, 13); w_u32(&k, 0);
+	buf_reset(&k);
+	w_str(&k, "a");
+	w_u32(&k, 13);
+	w_u32(&k, 0);
 	build(&b, 3, buf_rptr(&k), buf_rlen(&k), 1, one, 1, 32);
 	T_CHECK(refused_with(&b, "key a: value type 13 is unknown"));
-	buf_reset(&k); w_str(&k, "a"); w_u32(&k, GGUF_ARRAY); w_u32(&k, GGUF_ARRAY); w_u64(&k, 0);
+	buf_reset(&k);
+	w_str(&k, "a");
+	w_u32(&k, GGUF_ARRAY);
+	w_u32(&k, GGUF_ARRAY);
+	w_u64(&k, 0);
 	build(&b, 3, buf_rptr(&k), buf_rlen(&k), 1, one, 1, 32);
 	T_CHECK(refused_with(&b, "array element type 9 is not allowed"));
-	buf_reset(&k); kv_u32(&k, "a", 1); kv_u32(&k, "a", 2);
+	buf_reset(&k);
+	kv_u32(&k, "a", 1);
+	kv_u32(&k, "a", 2);
 	build(&b, 3, buf_rptr(&k), buf_rlen(&k), 2, one, 1, 32);
 	T_CHECK(refused_with(&b, "key a appears twice"));
 	/* a string longer than the file */
-	buf_reset(&k); w_str(&k, "a"); w_u32(&k, GGUF_STRING); w_u64(&k, 1ull << 40);
+	buf_reset(&k);
+	w_str(&k, "a");
+	w_u32(&k, GGUF_STRING);
+	w_u64(&k, 1ull << 40);
 	build(&b, 3, buf_rptr(&k), buf_rlen(&k), 1, one, 1, 32);
 	T_CHECK(refused_with(&b, "runs past the end of the file"));
 	/* an array longer than the file */
-	buf_reset(&k); w_str(&k, "a"); w_u32(&k, GGUF_ARRAY); w_u32(&k, GGUF_U64); w_u64(&k, 1ull << 60);
+	buf_reset(&k);
+	w_str(&k, "a");
+	w_u32(&k, GGUF_ARRAY);
+	w_u32(&k, GGUF_U64);
+	w_u64(&k, 1ull << 60);
 	build(&b, 3, buf_rptr(&k), buf_rlen(&k), 1, one, 1, 32);
 	T_CHECK(refused_with(&b, "runs past the end of the file"));
 	/* alignment */
-	buf_reset(&k); kv_u32(&k, "general.alignment", 48);
+	buf_reset(&k);
+	kv_u32(&k, "general.alignment", 48);
 	build(&b, 3, buf_rptr(&k), buf_rlen(&k), 1, one, 1, 32);
 	T_CHECK(refused_with(&b, "general.alignment 48 is not a power of two"));
-	buf_reset(&k); w_str(&k, "general.alignment"); w_u32(&k, GGUF_U64); w_u64(&k, 32);
+	buf_reset(&k);
+	w_str(&k, "general.alignment");
+	w_u32(&k, GGUF_U64);
+	w_u64(&k, 32);
 	build(&b, 3, buf_rptr(&k), buf_rlen(&k), 1, one, 1, 32);
 	T_CHECK(refused_with(&b, "general.alignment must be a u32"));
 	/* tensors: misaligned offset, past the end, overlapping, duplicate, bad
 	 * dimensions, a block that does not divide ne0, an unsupported type */
-	wt mis[1] = { { "v.weight", 1, { 4 }, GGML_T_F32, vec4, 16, 8 } };
+	wt mis[1] = {{"v.weight", 1, {4}, GGML_T_F32, vec4, 16, 8}};
 	build(&b, 3, "", 0, 0, mis, 1, 32);
 	T_CHECK(refused_with(&b, "tensor v.weight: offset 8 is not a multiple of the alignment 32"));
-	wt big[1] = { { "v.weight", 1, { 400 }, GGML_T_F32, vec4, 16, UINT64_MAX } };
+	wt big[1] = {{"v.weight", 1, {400}, GGML_T_F32, vec4, 16, UINT64_MAX}};
 	build(&b, 3, "", 0, 0, big, 1, 32);
 	T_CHECK(refused_with(&b, "tensor v.weight: bytes [0, +1600) run past the end of the data section"));
-	wt ov[2] = { { "a.weight", 1, { 16 }, GGML_T_F32, q80, 64, 0 }, { "b.weight", 1, { 4 }, GGML_T_F32, vec4, 16, 32 } };
+	wt ov[2] = {{"a.weight", 1, {16}, GGML_T_F32, q80, 64, 0}, {"b.weight", 1, {4}, GGML_T_F32, vec4, 16, 32}};
 	build(&b, 3, "", 0, 0, ov, 2, 32);
 	T_CHECK(refused_with(&b, "overlaps"));
-	wt dup[2] = { { "a.weight", 1, { 4 }, GGML_T_F32, vec4, 16, UINT64_MAX }, { "a.weight", 1, { 4 }, GGML_T_F32, vec4, 16, UINT64_MAX } };
+	wt dup[2] = {{"a.weight", 1, {4}, GGML_T_F32, vec4, 16, UINT64_MAX}, {"a.weight", 1, {4}, GGML_T_F32, vec4, 16, UINT64_MAX}};
 	build(&b, 3, "", 0, 0, dup, 2, 32);
 	T_CHECK(refused_with(&b, "tensor a.weight appears twice"));
-	wt nd[1] = { { "v.weight", 0, { 4 }, GGML_T_F32, vec4, 16, UINT64_MAX } };
+	wt nd[1] = {{"v.weight", 0, {4}, GGML_T_F32, vec4, 16, UINT64_MAX}};
 	build(&b, 3, "", 0, 0, nd, 1, 32);
 	T_CHECK(refused_with(&b, "tensor v.weight: 0 dimensions"));
-	wt ovf[1] = { { "v.weight", 2, { 1ull << 40, 1ull << 40 }, GGML_T_F32, vec4, 16, UINT64_MAX } };
+	wt ovf[1] = {{"v.weight", 2, {1ull << 40, 1ull << 40}, GGML_T_F32, vec4, 16, UINT64_MAX}};
 	build(&b, 3, "", 0, 0, ovf, 1, 32);
 	T_CHECK(refused_with(&b, "tensor v.weight: dimensions overflow"));
-	wt blk[1] = { { "m.weight", 1, { 16 }, GGML_T_Q8_0, q80, 34, UINT64_MAX } };
+	wt blk[1] = {{"m.weight", 1, {16}, GGML_T_Q8_0, q80, 34, UINT64_MAX}};
 	build(&b, 3, "", 0, 0, blk, 1, 32);
 	T_CHECK(refused_with(&b, "first dimension 16 is not a multiple of Q8_0's block of 32"));
-	wt q5k[1] = { { "m.weight", 1, { 256 }, 13, q80, 34, UINT64_MAX } };
+	wt q5k[1] = {{"m.weight", 1, {256}, 13, q80, 34, UINT64_MAX}};
 	build(&b, 3, "", 0, 0, q5k, 1, 32);
 	T_CHECK(refused_with(&b, "tensor m.weight: type Q5_K is not supported"));
-	wt odd[1] = { { "m.weight", 1, { 256 }, 77, q80, 34, UINT64_MAX } };
+	wt odd[1] = {{"m.weight", 1, {256}, 77, q80, 34, UINT64_MAX}};
 	build(&b, 3, "", 0, 0, odd, 1, 32);
 	T_CHECK(refused_with(&b, "type 77 is not supported"));
 	buf_free(&b);
@@ -225,10 +290,18 @@ static void split_part(buf *b, int no, int count, wt *t)
 {
 	buf k;
 	buf_init(&k, 0);
-	w_str(&k, "split.no"); w_u32(&k, GGUF_U16);
-	{ unsigned char v[2] = { (unsigned char)no, 0 }; buf_append(&k, v, 2); }
-	w_str(&k, "split.count"); w_u32(&k, GGUF_U16);
-	{ unsigned char v[2] = { (unsigned char)count, 0 }; buf_append(&k, v, 2); }
+	w_str(&k, "split.no");
+	w_u32(&k, GGUF_U16);
+	{
+		unsigned char v[2] = {(unsigned char)no, 0};
+		buf_append(&k, v, 2);
+	}
+	w_str(&k, "split.count");
+	w_u32(&k, GGUF_U16);
+	{
+		unsigned char v[2] = {(unsigned char)count, 0};
+		buf_append(&k, v, 2);
+	}
 	build(b, 3, buf_rptr(&k), buf_rlen(&k), 2, t, 1, 32);
 	buf_free(&k);
 }
@@ -239,8 +312,8 @@ static void test_split_files(void)
 	T_CHECK(mkdtemp(dir) != NULL);
 	buf b;
 	buf_init(&b, 0);
-	wt a[1] = { { "a.weight", 1, { 4 }, GGML_T_F32, vec4, 16, UINT64_MAX } };
-	wt c[1] = { { "c.weight", 2, { 32, 2 }, GGML_T_Q8_0, q80, 68, UINT64_MAX } };
+	wt a[1] = {{"a.weight", 1, {4}, GGML_T_F32, vec4, 16, UINT64_MAX}};
+	wt c[1] = {{"c.weight", 2, {32, 2}, GGML_T_Q8_0, q80, 68, UINT64_MAX}};
 	split_part(&b, 0, 2, a);
 	write_to(dir, "m-00001-of-00002.gguf", &b);
 	split_part(&b, 1, 2, c);
@@ -302,8 +375,13 @@ static void ref_q4_0(float *y, const unsigned char *b, size_t n)
 
 static void scale_min_k4(int j, const unsigned char *q, int *sc, int *m)
 {
-	if (j < 4) { *sc = q[j] & 63; *m = q[j + 4] & 63; }
-	else { *sc = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4); *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4); }
+	if (j < 4) {
+		*sc = q[j] & 63;
+		*m = q[j + 4] & 63;
+	} else {
+		*sc = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
+		*m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+	}
 }
 
 /* ggml's dequantize_row_q4_K */
@@ -354,7 +432,13 @@ static void ref_q6_k(float *y, const unsigned char *b, size_t n)
 }
 
 static uint64_t rs = 0x1234567;
-static unsigned rnd8(void) { rs ^= rs << 13; rs ^= rs >> 7; rs ^= rs << 17; return (unsigned)(rs >> 24) & 0xff; }
+static unsigned rnd8(void)
+{
+	rs ^= rs << 13;
+	rs ^= rs >> 7;
+	rs ^= rs << 17;
+	return (unsigned)(rs >> 24) & 0xff;
+}
 
 /* Random blocks with sane f16 scales (finite, small) at the offsets given. */
 static void random_blocks(unsigned char *p, size_t n_blocks, size_t bb, const int *scale_at, int n_scales)
@@ -371,12 +455,20 @@ static void random_blocks(unsigned char *p, size_t n_blocks, size_t bb, const in
 
 static void test_dequantize_matches_definition(void)
 {
-	enum { ROWS = 3, COLS = 512 };
-	static const struct { uint32_t ggml; dtype dt; size_t be, bb; int sc[2]; int nsc; void (*ref)(float *, const unsigned char *, size_t); } ty[] = {
-		{ GGML_T_Q8_0, DTYPE_Q8_0, 32, 34, { 0 }, 1, ref_q8_0 },
-		{ GGML_T_Q4_0, DTYPE_Q4_0, 32, 18, { 0 }, 1, ref_q4_0 },
-		{ GGML_T_Q4_K, DTYPE_Q4_K, 256, 144, { 0, 2 }, 2, ref_q4_k },
-		{ GGML_T_Q6_K, DTYPE_Q6_K, 256, 210, { 208 }, 1, ref_q6_k },
+	enum { ROWS = 3,
+	       COLS = 512 };
+	static const struct {
+		uint32_t ggml;
+		dtype dt;
+		size_t be, bb;
+		int sc[2];
+		int nsc;
+		void (*ref)(float *, const unsigned char *, size_t);
+	} ty[] = {
+		{GGML_T_Q8_0, DTYPE_Q8_0, 32, 34, {0}, 1, ref_q8_0},
+		{GGML_T_Q4_0, DTYPE_Q4_0, 32, 18, {0}, 1, ref_q4_0},
+		{GGML_T_Q4_K, DTYPE_Q4_K, 256, 144, {0, 2}, 2, ref_q4_k},
+		{GGML_T_Q6_K, DTYPE_Q6_K, 256, 210, {208}, 1, ref_q6_k},
 	};
 	for (size_t t = 0; t < sizeof ty / sizeof ty[0]; t++) {
 		size_t nb = ROWS * COLS / ty[t].be, bytes = nb * ty[t].bb;
@@ -384,12 +476,17 @@ static void test_dequantize_matches_definition(void)
 		random_blocks(data, nb, ty[t].bb, ty[t].sc, ty[t].nsc);
 		buf b;
 		buf_init(&b, 0);
-		wt ts[1] = { { "w.weight", 2, { COLS, ROWS }, ty[t].ggml, data, bytes, UINT64_MAX } };
+		wt ts[1] = {{"w.weight", 2, {COLS, ROWS}, ty[t].ggml, data, bytes, UINT64_MAX}};
 		build(&b, 3, "", 0, 0, ts, 1, 32);
 		char err[256];
 		gguf_set *g = open_buf(&b, err, sizeof err);
 		T_CHECK(g != NULL);
-		if (!g) { printf("    %s\n", err); free(data); buf_free(&b); continue; }
+		if (!g) {
+			printf("    %s\n", err);
+			free(data);
+			buf_free(&b);
+			continue;
+		}
 		const gguf_tensor *w = gguf_find_tensor(g, "w.weight");
 		T_CHECK(w && w->nbytes == bytes && !memcmp(w->data, data, bytes));
 		T_EQ_INT((long)dtype_row_bytes(ty[t].dt, COLS) * ROWS, (long)bytes);
@@ -414,7 +511,10 @@ static void test_dequantize_matches_definition(void)
 int main(void)
 {
 	for (size_t i = 0; i < sizeof q80; i++) q80[i] = (unsigned char)(i * 7);
-	q80[0] = 0; q80[1] = 0x3c; q80[34] = 0; q80[35] = 0x38;
+	q80[0] = 0;
+	q80[1] = 0x3c;
+	q80[34] = 0;
+	q80[35] = 0x38;
 	T_RUN(test_valid_file);
 	T_RUN(test_refusals);
 	T_RUN(test_split_files);

@@ -26,11 +26,14 @@ static char hostport[64];
 
 /* ---- the handler */
 
-static int closed_seen;        /* on_close calls */
-static size_t max_pending;     /* largest pending output seen by the streamer */
+static int closed_seen;    /* on_close calls */
+static size_t max_pending; /* largest pending output seen by the streamer */
 static int stream_drains, stream_ended;
 
-typedef struct streamer { httpd_req *req; size_t left; } streamer;
+typedef struct streamer {
+	httpd_req *req;
+	size_t left;
+} streamer;
 static streamer the_stream;
 
 static void on_req_close(httpd_req *r, void *arg) { closed_seen++; }
@@ -114,7 +117,7 @@ static void server_start(void)
 		char why[128];
 		if (ev_batch_enable(loop, why, sizeof(why)) < 0) fprintf(stderr, "  no batched I/O here: %s\n", why);
 	}
-	httpd_limits lim = { 0 };
+	httpd_limits lim = {0};
 	lim.max_header_bytes = 1024;
 	lim.max_body_bytes = 1000;
 	lim.header_timeout_ms = 200;
@@ -140,9 +143,12 @@ static void server_stop(void)
 static int raw_connect(void)
 {
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) { close(fd); return -1; }
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		close(fd);
+		return -1;
+	}
 	fcntl(fd, F_SETFL, O_NONBLOCK);
 	return fd;
 }
@@ -166,8 +172,9 @@ static int raw_read(int fd, buf *out, const char *until, int timeout_ms)
 		ev_run_once(loop, 5);
 		char tmp[65536];
 		ssize_t r = recv(fd, tmp, sizeof(tmp), 0);
-		if (r > 0) { buf_append(out, tmp, (size_t)r); }
-		else if (r == 0 || (r < 0 && errno != EAGAIN)) return 1;
+		if (r > 0) {
+			buf_append(out, tmp, (size_t)r);
+		} else if (r == 0 || (r < 0 && errno != EAGAIN)) return 1;
 		if (until && strstr(buf_rptr(out), until)) return 0;
 	}
 	return 0;
@@ -184,7 +191,7 @@ static void pump_until(int *flag, int timeout_ms)
 typedef struct result {
 	int done, err, status, any;
 	buf body;
-	int pause_ms;         /* pause after the first body bytes */
+	int pause_ms; /* pause after the first body bytes */
 	int cancel_on_body;
 	hc_req *req;
 } result;
@@ -192,7 +199,7 @@ typedef struct result {
 static int64_t resume_timer(ev_loop *l, uint64_t id, void *arg)
 {
 	result *res = arg;
-	T_EQ_INT(stream_ended, 0);  /* the writer waited for the paused reader */
+	T_EQ_INT(stream_ended, 0); /* the writer waited for the paused reader */
 	hc_resume(res->req);
 	return -1;
 }
@@ -222,7 +229,7 @@ static void cb_done(hc_req *r, int err, void *arg)
 	res->any = hc_received_any(r);
 }
 
-static const hc_callbacks cbs = { NULL, cb_body, cb_done };
+static const hc_callbacks cbs = {NULL, cb_body, cb_done};
 
 static void do_request(hc_pool *p, const char *method, const char *target, const char *body, result *res)
 {
@@ -436,7 +443,7 @@ static void test_client_errors(void)
 {
 	/* A port nobody listens on. */
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in a = { .sin_family = AF_INET };
+	struct sockaddr_in a = {.sin_family = AF_INET};
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	bind(fd, (struct sockaddr *)&a, sizeof(a));
 	socklen_t al = sizeof(a);
@@ -456,7 +463,7 @@ static void test_client_errors(void)
 	p = hc_pool_new(loop, hostport, 4, NULL, 0);
 	memset(&res, 0, sizeof(res));
 	buf_init(&res.body, 0);
-	hc_timeouts to = { 0, 30, 0 };
+	hc_timeouts to = {0, 30, 0};
 	res.req = hc_request(p, "GET", "/slow", NULL, NULL, 0, &cbs, &res, &to);
 	pump_until(&res.done, 3000);
 	T_EQ_INT(res.err, HC_ERR_IDLE_TIMEOUT);
@@ -496,7 +503,7 @@ static void upstream_exchange(int fd, const char *answer)
 static void test_client_stale_retry_and_eof(void)
 {
 	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-	struct sockaddr_in a = { .sin_family = AF_INET };
+	struct sockaddr_in a = {.sin_family = AF_INET};
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	T_EQ_INT(bind(lfd, (struct sockaddr *)&a, sizeof(a)), 0);
 	listen(lfd, 16);
@@ -569,7 +576,11 @@ static void test_client_stale_retry_and_eof(void)
  * through ev_async. */
 static ev_loop *tloop;
 static void tstop(ev_loop *l, void *arg) { ev_stop(l); }
-static void *tmain(void *arg) { ev_run(tloop); return NULL; }
+static void *tmain(void *arg)
+{
+	ev_run(tloop);
+	return NULL;
+}
 static void thandler(httpd_req *r, void *arg)
 {
 	size_t n;
@@ -656,7 +667,7 @@ static void test_busy_until_written(void)
 		ssize_t r = recv(fd, tmp, sizeof(tmp), MSG_DONTWAIT);
 		if (r > 0) got += (size_t)r;
 	}
-	T_CHECK(got > (16u << 20));   /* the head and the whole body */
+	T_CHECK(got > (16u << 20)); /* the head and the whole body */
 	for (int i = 0; i < 5; i++) ev_run_once(loop, 5);
 	T_EQ_INT(httpd_busy(srv), 0);
 	close(fd);
@@ -668,13 +679,14 @@ static void test_busy_until_written(void)
  * (a chunked 304, or "0\r\n\r\n" after a 204, desynchronised clients). */
 static void test_bodiless_stream(void)
 {
-	static const char *const statuses[] = { "204", "304" };
+	static const char *const statuses[] = {"204", "304"};
 	for (size_t i = 0; i < ARRAY_LEN(statuses); i++) {
 		for (int minor = 0; minor <= 1; minor++) {
 			int fd = raw_connect();
 			char req[256];
 			snprintf(req, sizeof(req), "GET /status?%s HTTP/1.%d\r\nHost: x\r\nConnection: keep-alive\r\n\r\n"
-				 "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", statuses[i], minor);
+						   "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+				 statuses[i], minor);
 			raw_send(fd, req);
 			buf out;
 			buf_init(&out, 0);
@@ -726,7 +738,7 @@ static void test_request_line_forms(void)
 static void test_client_statuses(void)
 {
 	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-	struct sockaddr_in a = { .sin_family = AF_INET };
+	struct sockaddr_in a = {.sin_family = AF_INET};
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	T_EQ_INT(bind(lfd, (struct sockaddr *)&a, sizeof(a)), 0);
 	listen(lfd, 16);
@@ -734,17 +746,22 @@ static void test_client_statuses(void)
 	getsockname(lfd, (struct sockaddr *)&a, &al);
 	char hp[64];
 	snprintf(hp, sizeof(hp), "127.0.0.1:%d", ntohs(a.sin_port));
-	static const struct { const char *answer; int err, status; const char *body; } cases[] = {
-		{ "HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\nHTTP/1.1 100 Continue\r\n\r\n"
-		  "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", HC_OK, 200, "ok" },
-		{ "HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n\r\n", HC_OK, 204, "" },
-		{ "HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n", HC_OK, 304, "" },
-		{ "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n",
-		  HC_ERR_MALFORMED, 0, "" },
-		{ "HTTP/1.1 600 Beyond\r\nContent-Length: 2\r\n\r\nno", HC_ERR_MALFORMED, 0, "" },
-		{ "HTTP/1.1 999 Beyond\r\nContent-Length: 2\r\n\r\nno", HC_ERR_MALFORMED, 0, "" },
+	static const struct {
+		const char *answer;
+		int err, status;
+		const char *body;
+	} cases[] = {
+		{"HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\nHTTP/1.1 100 Continue\r\n\r\n"
+		 "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+		 HC_OK, 200, "ok"},
+		{"HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n\r\n", HC_OK, 204, ""},
+		{"HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n", HC_OK, 304, ""},
+		{"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n",
+		 HC_ERR_MALFORMED, 0, ""},
+		{"HTTP/1.1 600 Beyond\r\nContent-Length: 2\r\n\r\nno", HC_ERR_MALFORMED, 0, ""},
+		{"HTTP/1.1 999 Beyond\r\nContent-Length: 2\r\n\r\nno", HC_ERR_MALFORMED, 0, ""},
 		/* gzip under chunked: decoding only chunked would hand on gzip bytes as the body */
-		{ "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\nzz\r\n0\r\n\r\n", HC_ERR_MALFORMED, 0, "" },
+		{"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\nzz\r\n0\r\n\r\n", HC_ERR_MALFORMED, 0, ""},
 	};
 	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
 		hc_pool *p = hc_pool_new(loop, hp, 4, NULL, 0);

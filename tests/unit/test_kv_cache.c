@@ -11,8 +11,7 @@
 
 static kv_cache *mk(int blocks, int seqs, int max_len, int prefix)
 {
-	kv_cache_config c = { .n_layers = 2, .n_kv_heads = 1, .head_dim = 8, .n_blocks = blocks,
-	                      .max_seqs = seqs, .max_model_len = max_len, .prefix_caching = prefix };
+	kv_cache_config c = {.n_layers = 2, .n_kv_heads = 1, .head_dim = 8, .n_blocks = blocks, .max_seqs = seqs, .max_model_len = max_len, .prefix_caching = prefix};
 	char err[128];
 	kv_cache *kv = kv_cache_new(&c, err, sizeof err);
 	T_CHECK(kv != NULL);
@@ -50,7 +49,7 @@ static void test_blocks_and_tables(void)
 	T_CHECK(bt[0] != bt[1]);
 	T_EQ_INT(kv_cache_free_blocks(kv), 6);
 	T_NEAR(kv_cache_usage(kv), 2.0 / 8, 1e-12);
-	T_EQ_INT(kv_seq_blocks_needed(kv, s, 12), 0);   /* fits the second block */
+	T_EQ_INT(kv_seq_blocks_needed(kv, s, 12), 0); /* fits the second block */
 	T_EQ_INT(kv_seq_blocks_needed(kv, s, 13), 1);
 	T_EQ_INT(kv_cache_can_allocate(kv, 6), 1);
 	T_EQ_INT(kv_cache_can_allocate(kv, 7), 0);
@@ -72,14 +71,14 @@ static void test_prefix_sharing(void)
 	int32_t a[64], b[64];
 	fill(a, 64, 1000);
 	fill(b, 64, 1000);
-	b[40] = 7;                                  /* b diverges in its third block */
+	b[40] = 7; /* b diverges in its third block */
 	int n;
 	int s1 = kv_seq_new(kv, a, 50, &n);
 	T_EQ_INT(n, 0);
-	T_EQ_INT(append(kv, s1, a, 50), 0);        /* 3 full blocks + 2 tokens */
+	T_EQ_INT(append(kv, s1, a, 50), 0); /* 3 full blocks + 2 tokens */
 	T_EQ_INT(kv_cache_match_prefix(kv, a, 50), 48);
 	T_EQ_INT(kv_cache_match_prefix(kv, b, 50), 32);
-	T_EQ_INT(kv_cache_match_prefix(kv, a, 48), 32);   /* at most n-1 tokens */
+	T_EQ_INT(kv_cache_match_prefix(kv, a, 48), 32); /* at most n-1 tokens */
 	T_EQ_INT(kv_cache_match_prefix(kv, a, 49), 48);
 	int s2 = kv_seq_new(kv, b, 50, &n);
 	T_EQ_INT(n, 32);
@@ -89,7 +88,7 @@ static void test_prefix_sharing(void)
 	T_EQ_INT(nb2, 2);
 	T_EQ_INT(t1[0], t2[0]);
 	T_EQ_INT(t1[1], t2[1]);
-	T_EQ_INT(kv_cache_free_blocks(kv), 12);    /* shared blocks are counted once */
+	T_EQ_INT(kv_cache_free_blocks(kv), 12); /* shared blocks are counted once */
 	T_EQ_INT(append(kv, s2, b + 32, 18), 0);
 	t2 = kv_seq_blocks(kv, s2, &nb2);
 	T_CHECK(t2[2] != t1[2]);
@@ -120,10 +119,10 @@ static void test_lru_eviction(void)
 	fill(b, 32, 500);
 	fill(c, 64, 9000);
 	int s = kv_seq_new(kv, a, 17, NULL);
-	T_EQ_INT(append(kv, s, a, 17), 0);          /* a: block 1 named, block 2 partial */
+	T_EQ_INT(append(kv, s, a, 17), 0); /* a: block 1 named, block 2 partial */
 	kv_seq_free(kv, s);
 	s = kv_seq_new(kv, b, 17, NULL);
-	T_EQ_INT(append(kv, s, b, 17), 0);          /* b: same */
+	T_EQ_INT(append(kv, s, b, 17), 0); /* b: same */
 	kv_seq_free(kv, s);
 	T_EQ_INT(kv_cache_cached_blocks(kv), 2);
 	T_EQ_INT(kv_cache_free_blocks(kv), 4);
@@ -148,14 +147,14 @@ static void test_limits(void)
 	fill(t, 64, 1);
 	int a = kv_seq_new(kv, NULL, 0, NULL), b = kv_seq_new(kv, NULL, 0, NULL);
 	T_CHECK(a >= 0 && b >= 0 && a != b);
-	T_EQ_INT(kv_seq_new(kv, NULL, 0, NULL), -1);        /* every slot taken */
-	T_EQ_INT(kv_seq_reserve(kv, a, 41), -1);            /* over max_model_len */
+	T_EQ_INT(kv_seq_new(kv, NULL, 0, NULL), -1); /* every slot taken */
+	T_EQ_INT(kv_seq_reserve(kv, a, 41), -1);     /* over max_model_len */
 	T_EQ_INT(append(kv, a, t, 40), 0);
 	T_EQ_INT(kv_seq_reserve(kv, a, 1), -1);
-	T_EQ_INT(kv_seq_reserve(kv, 7, 1), -1);             /* not a sequence */
-	kv_seq_free(kv, 7);                                 /* ignored */
+	T_EQ_INT(kv_seq_reserve(kv, 7, 1), -1); /* not a sequence */
+	kv_seq_free(kv, 7);                     /* ignored */
 	kv_seq_free(kv, a);
-	kv_seq_free(kv, a);                                 /* twice: ignored */
+	kv_seq_free(kv, a); /* twice: ignored */
 	T_EQ_INT(kv_cache_free_blocks(kv), 64);
 	kv_seq_free(kv, b);
 	kv_cache_free(kv);
@@ -167,7 +166,7 @@ static void test_limits(void)
 	T_EQ_INT(kv_cache_match_prefix(kv, t, 40), 0);
 	kv_seq_free(kv, s);
 	kv_cache_free(kv);
-	kv_cache_config bad = { 0 };
+	kv_cache_config bad = {0};
 	char err[128];
 	T_CHECK(kv_cache_new(&bad, err, sizeof err) == NULL);
 }
@@ -177,10 +176,8 @@ static void test_limits(void)
  * blocks. */
 static kv_cache *mk_window(void)
 {
-	static const unsigned char sliding[4] = { 1, 1, 1, 0 };
-	kv_cache_config c = { .n_layers = 4, .n_kv_heads = 1, .head_dim = 8, .n_blocks = 32,
-	                      .max_seqs = 2, .max_model_len = 256, .prefix_caching = 1,
-	                      .sliding = sliding, .sliding_window = 40, .max_step_tokens = 32 };
+	static const unsigned char sliding[4] = {1, 1, 1, 0};
+	kv_cache_config c = {.n_layers = 4, .n_kv_heads = 1, .head_dim = 8, .n_blocks = 32, .max_seqs = 2, .max_model_len = 256, .prefix_caching = 1, .sliding = sliding, .sliding_window = 40, .max_step_tokens = 32};
 	size_t fb, wb;
 	int nw;
 	kv_cache_sizes(&c, &fb, &nw, &wb);
@@ -214,7 +211,7 @@ static void test_window_pool(void)
 	T_EQ_INT(nb, 7);
 	T_CHECK(kv_seq_layer_blocks(kv, s1, 3) == full);
 	T_CHECK(kv_seq_layer_blocks(kv, s1, 2) == win);
-	for (int i = 0; i < 3; i++) T_EQ_INT(win[i], -1);     /* slid out: 100 - 39 > 48 */
+	for (int i = 0; i < 3; i++) T_EQ_INT(win[i], -1); /* slid out: 100 - 39 > 48 */
 	for (int i = 3; i < 7; i++) T_CHECK(win[i] >= 0);
 	T_EQ_INT(kv_cache_free_blocks(kv), 32 - 7);
 	/* the layers of one window block do not overlap */
@@ -253,9 +250,8 @@ static void test_window_pool(void)
 	kv_cache_free(kv);
 
 	/* a window as long as max_model_len: no window pool, every layer full */
-	static const unsigned char sliding[2] = { 1, 0 };
-	kv_cache_config cfg = { .n_layers = 2, .n_kv_heads = 1, .head_dim = 8, .n_blocks = 8, .max_seqs = 2,
-	                        .max_model_len = 64, .sliding = sliding, .sliding_window = 64, .max_step_tokens = 16 };
+	static const unsigned char sliding[2] = {1, 0};
+	kv_cache_config cfg = {.n_layers = 2, .n_kv_heads = 1, .head_dim = 8, .n_blocks = 8, .max_seqs = 2, .max_model_len = 64, .sliding = sliding, .sliding_window = 64, .max_step_tokens = 16};
 	char err[128];
 	kv = kv_cache_new(&cfg, err, sizeof err);
 	T_CHECK(kv != NULL);

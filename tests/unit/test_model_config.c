@@ -28,19 +28,24 @@ static void test_good_config(void)
 	char err[256];
 	T_EQ_INT(parse_cfg("", err, sizeof err), 0);
 	T_EQ_INT(parse_cfg("\"rms_norm_eps\":1e-6,\"sliding_window\":1,\"final_logit_softcapping\":30.0,"
-			   "\"eos_token_id\":[1,9],\"bos_token_id\":2,\"hidden_size\":8.0", err, sizeof err), 0);
+			   "\"eos_token_id\":[1,9],\"bos_token_id\":2,\"hidden_size\":8.0",
+			   err, sizeof err),
+		 0);
 	T_EQ_INT(parse_cfg("\"rope_scaling\":{\"rope_type\":\"linear\",\"factor\":8}", err, sizeof err), 0);
 }
 
 static void test_bad_configs(void)
 {
-	static const struct { const char *field; const char *json; } cases[] = {
+	static const struct {
+		const char *field;
+		const char *json;
+	} cases[] = {
 		{"rms_norm_eps", "\"rms_norm_eps\":-1"},
 		{"rms_norm_eps", "\"rms_norm_eps\":0"},
-		{"rms_norm_eps", "\"rms_norm_eps\":1e-60"},     /* 0 as a float */
+		{"rms_norm_eps", "\"rms_norm_eps\":1e-60"}, /* 0 as a float */
 		{"rms_norm_eps", "\"rms_norm_eps\":\"1e-6\""},
 		{"rope_theta", "\"rope_theta\":0"},
-		{"rope_theta", "\"rope_theta\":1e300"},        /* infinite as a float */
+		{"rope_theta", "\"rope_theta\":1e300"}, /* infinite as a float */
 		{"rope_local_base_freq", "\"rope_local_base_freq\":-10000"},
 		{"query_pre_attn_scalar", "\"query_pre_attn_scalar\":0"},
 		{"attn_logit_softcapping", "\"attn_logit_softcapping\":-50"},
@@ -51,7 +56,7 @@ static void test_bad_configs(void)
 		{"num_hidden_layers", "\"num_hidden_layers\":0"},
 		{"num_attention_heads", "\"num_attention_heads\":1e300"},
 		{"num_key_value_heads", "\"num_key_value_heads\":0"},
-		{"num_key_value_heads", "\"num_key_value_heads\":3"},   /* 2 heads not a multiple of 3 */
+		{"num_key_value_heads", "\"num_key_value_heads\":3"}, /* 2 heads not a multiple of 3 */
 		{"head_dim", "\"head_dim\":5"},
 		{"vocab_size", "\"vocab_size\":-1"},
 		{"sliding_window", "\"sliding_window\":0"},
@@ -80,7 +85,10 @@ static void test_bad_configs(void)
 
 static void test_bad_generation_configs(void)
 {
-	static const struct { const char *field; const char *json; } cases[] = {
+	static const struct {
+		const char *field;
+		const char *json;
+	} cases[] = {
 		{"eos_token_id", "{\"eos_token_id\":1e300}"},
 		{"eos_token_id", "{\"eos_token_id\":-7}"},
 		{"eos_token_id", "{\"eos_token_id\":1.5}"},
@@ -114,7 +122,10 @@ static void test_bad_generation_configs(void)
 		T_CHECK(strstr(err, cases[i].field) != NULL);
 	}
 	/* Ids well-formed but outside the model's vocabulary: refused at load. */
-	static const struct { const char *field; const char *json; } vocab_cases[] = {
+	static const struct {
+		const char *field;
+		const char *json;
+	} vocab_cases[] = {
 		{"eos_token_id", "{\"eos_token_id\":[1,10]}"},
 		{"bos_token_id", "{\"bos_token_id\":10}"},
 		{"pad_token_id", "{\"pad_token_id\":99}"},

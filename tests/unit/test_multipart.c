@@ -96,7 +96,7 @@ static void test_parts(void)
 static void test_prefixes(void)
 {
 	size_t n = sizeof(form) - 1;
-	size_t end = strstr(form, "--XyZ--") - form + 5;   /* up to the closing "--" */
+	size_t end = strstr(form, "--XyZ--") - form + 5; /* up to the closing "--" */
 	for (size_t k = 0; k < n; k++) {
 		char *c = malloc(k ? k : 1);
 		memcpy(c, form, k);

@@ -97,7 +97,7 @@ static void test_fields(void)
 	d = doc_of("{\"logprobs\":true,\"top_logprobs\":-5}");
 	T_EQ_INT(oai_parse_logprobs(json_root(d), 1, 20, &a, &e), -1);
 	T_EQ_STR(e.msg, "top_logprobs must be non-negative, got -5.");
-	T_EQ_INT(oai_parse_logprobs(json_root(d), 1, -1, &a, &e), 0);   /* not served: types only */
+	T_EQ_INT(oai_parse_logprobs(json_root(d), 1, -1, &a, &e), 0); /* not served: types only */
 	T_EQ_INT(a, -1);
 	json_doc_free(d);
 	d = doc_of("{\"continue_final_message\":true}");
@@ -115,7 +115,13 @@ static void test_fields(void)
 /* Every integer field: a value beyond int64 (a Python int to vLLM) meets the
  * field's range check and its message, never a type error, a wrap or a
  * truncation; a fraction is a type error. */
-enum { F_MAX_CHAT, F_MAX_COMP, F_N, F_SAMPLING, F_LP_CHAT, F_LP_COMP, F_PROMPT };
+enum { F_MAX_CHAT,
+       F_MAX_COMP,
+       F_N,
+       F_SAMPLING,
+       F_LP_CHAT,
+       F_LP_COMP,
+       F_PROMPT };
 
 static const char *int_field_msg(int f, const char *text)
 {
@@ -142,7 +148,10 @@ static const char *int_field_msg(int f, const char *text)
 
 static void test_integer_fields(void)
 {
-	static const struct { int f; const char *json, *msg; } cases[] = {
+	static const struct {
+		int f;
+		const char *json, *msg;
+	} cases[] = {
 		{F_MAX_COMP, "{\"max_tokens\":99999999999999999999}", ""},
 		{F_MAX_COMP, "{\"max_tokens\":1e30}", ""},
 		{F_MAX_COMP, "{\"max_tokens\":-99999999999999999999}", "max_tokens must be at least 1, got -100000000000000000000."},
@@ -162,7 +171,7 @@ static void test_integer_fields(void)
 		{F_LP_COMP, "{\"logprobs\":18446744073709551616}", "Requested sample logprobs of 18446744073709551616, which is greater than max allowed: 20"},
 		{F_LP_COMP, "{\"logprobs\":-5e20}", "logprobs must be non-negative, got -500000000000000000000."},
 		{F_LP_CHAT, "{\"logprobs\":true,\"top_logprobs\":4294967317}", "Requested sample logprobs of 4294967317, which is greater than max allowed: 20"},
-		{F_PROMPT, "{\"prompt\":[4294967301]}", ""},           /* the vocabulary check is the server's */
+		{F_PROMPT, "{\"prompt\":[4294967301]}", ""}, /* the vocabulary check is the server's */
 		{F_PROMPT, "{\"prompt\":[[1,99999999999999999999]]}", ""},
 		{F_PROMPT, "{\"prompt\":[1,-4294967301]}", "prompt: token ids must be non-negative integers"},
 		{F_PROMPT, "{\"prompt\":[1,2.5]}", "prompt: token ids must be non-negative integers"},
@@ -230,21 +239,22 @@ static void test_writers(void)
 	buf b;
 	json_w w;
 	buf_init(&b, 1 << 16);
-	oai_answer a = { .id = "chatcmpl-1", .model = "m", .created = 5, .chat = 1, .vllm_nulls = 1 };
+	oai_answer a = {.id = "chatcmpl-1", .model = "m", .created = 5, .chat = 1, .vllm_nulls = 1};
 	jw_init(&w, &b);
 	oai_write_answer(&w, &a);
 	oai_write_choice(&w, &a, 0, "hi", 2);
-	jw_key(&w, "logprobs"); jw_null(&w);
+	jw_key(&w, "logprobs");
+	jw_null(&w);
 	oai_write_finish(&w, "stop", NULL, 106);
 	oai_write_choice_end(&w, &a, 0);
 	oai_write_answer_end(&w, &a, 3, 1);
 	T_EQ_STR(buf_rptr(&b), "{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion\",\"created\":5,\"model\":\"m\","
-		 "\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"reasoning_content\":null,"
-		 "\"content\":\"hi\",\"tool_calls\":[]},\"logprobs\":null,\"finish_reason\":\"stop\",\"stop_reason\":106}],"
-		 "\"usage\":{\"prompt_tokens\":3,\"total_tokens\":4,\"completion_tokens\":1,\"prompt_tokens_details\":null},"
-		 "\"prompt_logprobs\":null}");
+			       "\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"reasoning_content\":null,"
+			       "\"content\":\"hi\",\"tool_calls\":[]},\"logprobs\":null,\"finish_reason\":\"stop\",\"stop_reason\":106}],"
+			       "\"usage\":{\"prompt_tokens\":3,\"total_tokens\":4,\"completion_tokens\":1,\"prompt_tokens_details\":null},"
+			       "\"prompt_logprobs\":null}");
 	/* prompt_logprobs written by the caller's hook: per choice for completions. */
-	a = (oai_answer){ .id = "cmpl-2", .model = "m", .created = 5, .chat = 0, .prompt_logprobs = plp_hook };
+	a = (oai_answer){.id = "cmpl-2", .model = "m", .created = 5, .chat = 0, .prompt_logprobs = plp_hook};
 	buf_reset(&b);
 	jw_init(&w, &b);
 	oai_write_answer(&w, &a);
@@ -256,27 +266,28 @@ static void test_writers(void)
 	T_CHECK(strstr(buf_rptr(&b), "\"text\":\"t\",\"prompt_logprobs\":[null,0]}") != NULL);
 	T_CHECK(strstr(buf_rptr(&b), "\"text\":\"t\",\"prompt_logprobs\":[null,1]}") != NULL);
 	T_CHECK(strstr(buf_rptr(&b), "}}") != NULL && strstr(buf_rptr(&b), "\"usage\"") != NULL);
-	a = (oai_answer){ .id = "cmpl-1", .model = "m", .created = 5, .chat = 0 };
+	a = (oai_answer){.id = "cmpl-1", .model = "m", .created = 5, .chat = 0};
 	buf_reset(&b);
 	jw_init(&w, &b);
 	oai_write_chunk(&w, &a, 1, "x", 1);
-	jw_key(&w, "logprobs"); jw_null(&w);
+	jw_key(&w, "logprobs");
+	jw_null(&w);
 	oai_write_no_finish(&w, &a);
 	oai_write_chunk_end(&w);
 	T_EQ_STR(buf_rptr(&b), "{\"id\":\"cmpl-1\",\"object\":\"text_completion\",\"created\":5,\"model\":\"m\","
-		 "\"choices\":[{\"index\":1,\"text\":\"x\",\"logprobs\":null,\"finish_reason\":null,\"stop_reason\":null}]}");
+			       "\"choices\":[{\"index\":1,\"text\":\"x\",\"logprobs\":null,\"finish_reason\":null,\"stop_reason\":null}]}");
 	buf_reset(&b);
 	jw_init(&w, &b);
 	oai_write_usage_chunk(&w, &a, 2, 3);
 	T_EQ_STR(buf_rptr(&b), "{\"id\":\"cmpl-1\",\"object\":\"text_completion\",\"created\":5,\"model\":\"m\","
-		 "\"choices\":[],\"usage\":{\"prompt_tokens\":2,\"total_tokens\":5,\"completion_tokens\":3}}");
+			       "\"choices\":[],\"usage\":{\"prompt_tokens\":2,\"total_tokens\":5,\"completion_tokens\":3}}");
 	a.chat = 1;
 	buf_reset(&b);
 	jw_init(&w, &b);
 	oai_write_role_chunk(&w, &a, 0);
 	T_EQ_STR(buf_rptr(&b), "{\"id\":\"cmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":5,\"model\":\"m\","
-		 "\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"logprobs\":null,"
-		 "\"finish_reason\":null}]}");
+			       "\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"logprobs\":null,"
+			       "\"finish_reason\":null}]}");
 	char id[48];
 	uint64_t seq = 0;
 	oai_make_id(id, sizeof id, 1, &seq, 42);
@@ -291,9 +302,9 @@ static void test_vllm_metrics(void)
 	vllm_metrics m;
 	buf b;
 	prom_registry *r = prom_registry_new();
-	vllm_metrics_opts o = { .model_name = "m", .finish_reasons = reasons, .n_finish_reasons = 2, .with_tpot = 1 };
+	vllm_metrics_opts o = {.model_name = "m", .finish_reasons = reasons, .n_finish_reasons = 2, .with_tpot = 1};
 	T_EQ_INT(vllm_metrics_register(&m, r, &o), 0);
-	vllm_metrics_totals t = { .running = 2, .generation_tokens_total = 10, .finished_total = {3, 1} };
+	vllm_metrics_totals t = {.running = 2, .generation_tokens_total = 10, .finished_total = {3, 1}};
 	vllm_metrics_update(&m, &t);
 	t.generation_tokens_total = 15;
 	vllm_metrics_update(&m, &t);

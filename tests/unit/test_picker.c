@@ -39,7 +39,7 @@ static void view(pk_view *v, int i, int rank, double util)
 
 static int first(pk_view *v, size_t n, gw_picker_cfg *c, region_state *rs, uint64_t now, pk_result *r)
 {
-	pk_params p = { c, 0, now };
+	pk_params p = {c, 0, now};
 	picker_run(v, n, &p, rs, r);
 	return r->n_order ? v[r->order[0]].index : -1;
 }
@@ -58,7 +58,10 @@ static void test_scores_and_ties(void)
 	/* Picks so far break the tie, then in flight. */
 	v[0].picked_total = 5;
 	T_EQ_INT(first(v, 4, &c, &rs, 0, &r), 1);
-	v[1].in_flight = 1; v[2].in_flight = 1; v[3].in_flight = 1; v[0].in_flight = 1;
+	v[1].in_flight = 1;
+	v[2].in_flight = 1;
+	v[3].in_flight = 1;
+	v[0].in_flight = 1;
 	T_EQ_INT(first(v, 4, &c, &rs, 0, &r), 1);
 	/* KV headroom. */
 	for (int i = 0; i < 4; i++) view(&v[i], i, 0, 0.5);
@@ -143,8 +146,10 @@ static void test_filters(void)
 	/* Stale metrics count as full. */
 	c = cfg_default();
 	for (int i = 0; i < 3; i++) view(&v[i], i, 0, 0.1);
-	v[0].stale = 1; v[0].util = 1;
-	v[1].stale = 1; v[1].util = 1;
+	v[0].stale = 1;
+	v[0].util = 1;
+	v[1].stale = 1;
+	v[1].util = 1;
 	T_EQ_INT(first(v, 3, &c, &rs, 0, &r), 2);
 	char names[128];
 	picker_filter_names(v[2].passed, names, sizeof(names));
@@ -158,7 +163,7 @@ static void test_prefix_guard(void)
 	memset(&rs, 0, sizeof(rs));
 	pk_view v[3];
 	pk_result r;
-	pk_params p = { &c, 20, 0 };
+	pk_params p = {&c, 20, 0};
 	for (int i = 0; i < 3; i++) view(&v[i], i, 0, 0.2);
 	v[1].prefix_blocks = 18; /* holds the conversation */
 	v[1].in_flight = 3;      /* busier than the others: affinity still wins */
@@ -222,7 +227,8 @@ static void test_regions(void)
 	T_EQ_INT((int)rs.r[0].spills_total, 1);
 	T_EQ_INT((int)rs.r[0].returns_total, 1);
 	/* Flapping around the max: a spill, then no return within the hold even far below. */
-	v[1].util = 0.61; v[0].util = 0.9;
+	v[1].util = 0.61;
+	v[0].util = 0.9;
 	T_EQ_INT(first(v, 4, &c, &rs, t + 3000, &r), 2);
 	v[1].util = 0.1;
 	T_EQ_INT(first(v, 4, &c, &rs, t + 3500, &r), 2);
@@ -275,8 +281,8 @@ static void test_fair_queuing(void)
 {
 	/* Tenant 1 floods (40 waiting, the oldest), tenant 2 has 3 waiting. */
 	admission_cand v[43], w[43];
-	for (size_t i = 0; i < 40; i++) v[i] = (admission_cand){ -1, 900 - i, 1, 0 };
-	for (size_t i = 40; i < 43; i++) v[i] = (admission_cand){ -1, 100, 2, 0 };
+	for (size_t i = 0; i < 40; i++) v[i] = (admission_cand){-1, 900 - i, 1, 0};
+	for (size_t i = 40; i < 43; i++) v[i] = (admission_cand){-1, 100, 2, 0};
 	memcpy(w, v, sizeof(v));
 	uint32_t order[43];
 	serve(v, 43, 6, 1, order);
@@ -291,20 +297,20 @@ static void test_fair_queuing(void)
 	for (int i = 0; i < 6; i++) T_EQ_INT(order[i], 1);
 	/* Priorities first: a priority 0 request of the flooding tenant leaves
 	 * before a priority -3 one of a tenant never served. */
-	admission_cand p[2] = {{ -3, 10, 2, 0 }, { 0, 10, 1, 99 }};
+	admission_cand p[2] = {{-3, 10, 2, 0}, {0, 10, 1, 99}};
 	T_EQ_INT(admission_next(p, 2, 1), 1);
 	/* Ageing across priorities still wins: -3 that waited 4 s passes a fresh 0. */
 	p[0].waited_ms = 4000;
 	T_EQ_INT(admission_next(p, 2, 1), 0);
 	/* Within one tenant, the oldest first. */
-	admission_cand o[3] = {{ -1, 10, 5, 0 }, { -1, 30, 5, 0 }, { -1, 20, 5, 0 }};
+	admission_cand o[3] = {{-1, 10, 5, 0}, {-1, 30, 5, 0}, {-1, 20, 5, 0}};
 	T_EQ_INT(admission_next(o, 3, 1), 1);
 }
 
 /* The first endpoint for session s over v[0..n). */
 static int first_session(pk_view *v, size_t n, gw_picker_cfg *c, region_state *rs, uint64_t s, pk_result *r)
 {
-	pk_params p = { c, 0, 0, s };
+	pk_params p = {c, 0, 0, s};
 	picker_run(v, n, &p, rs, r);
 	return r->n_order ? v[r->order[0]].index : -1;
 }
@@ -329,7 +335,9 @@ static void test_session_affinity(void)
 		T_CHECK(r.session_kept);
 		hits[e]++;
 		/* The same session, other loads: the same endpoint. */
-		v[3].util = 0.5; v[1].util = 0.01; v[e].in_flight = 7;
+		v[3].util = 0.5;
+		v[1].util = 0.01;
+		v[e].in_flight = 7;
 		T_EQ_INT(first_session(v, 4, &c, &rs, s, &r), e);
 		/* Its endpoint over the limit: the next one, the same each time. */
 		v[e].util = 0.9;

@@ -28,8 +28,8 @@ static void test_chain(void)
 	T_CHECK(ca[0] == cb[0] && ca[2] == cb[2]);
 	T_CHECK(ca[3] != cb[3] && ca[10] != cb[10]); /* the chain carries the difference on */
 	chain_of("other-model", a, cm, 64);
-	T_CHECK(cm[0] != ca[0]);                     /* seeded with the model */
-	T_EQ_INT(chain_of("m", a, cs, 4), 4);        /* the cap */
+	T_CHECK(cm[0] != ca[0]);              /* seeded with the model */
+	T_EQ_INT(chain_of("m", a, cs, 4), 4); /* the cap */
 	/* Fed in odd pieces: the same chain. */
 	prefix_hasher h;
 	uint64_t cp[64];
@@ -70,7 +70,9 @@ static void test_index(void)
 /* Random adds against a brute-force LRU list. */
 static void test_churn(void)
 {
-	enum { CAP = 64, KEYS = 300, ROUNDS = 20000 };
+	enum { CAP = 64,
+	       KEYS = 300,
+	       ROUNDS = 20000 };
 	prefix_index *x = prefix_index_new(CAP);
 	uint64_t model[CAP];
 	int n = 0;
@@ -80,9 +82,13 @@ static void test_churn(void)
 		uint64_t key = (rng >> 33) % KEYS * 0x9e3779b97f4a7c15ull; /* clustered slots */
 		prefix_index_add(x, &key, 1);
 		int i;
-		for (i = 0; i < n && model[i] != key; i++);
+		for (i = 0; i < n && model[i] != key; i++)
+			;
 		if (i < n) memmove(&model[1], &model[0], (size_t)i * sizeof(uint64_t));
-		else { memmove(&model[1], &model[0], (size_t)(n < CAP ? n : CAP - 1) * sizeof(uint64_t)); if (n < CAP) n++; }
+		else {
+			memmove(&model[1], &model[0], (size_t)(n < CAP ? n : CAP - 1) * sizeof(uint64_t));
+			if (n < CAP) n++;
+		}
 		model[0] = key;
 		if (r % 97 == 0)
 			for (uint64_t k = 0; k < KEYS; k++) {

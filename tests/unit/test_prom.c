@@ -52,23 +52,23 @@ static void test_writer(void)
 	buf_init(&out, 0);
 	T_EQ_INT(prom_write(reg, &out), 0);
 	T_EQ_STR(buf_rptr(&out),
-		"# HELP infergate_requests_total Requests by pool and status.\n"
-		"# TYPE infergate_requests_total counter\n"
-		"infergate_requests_total{pool=\"gemma-pool\",status=\"200\"} 5\n"
-		"infergate_requests_total{pool=\"a\\\"b\\\\c\\nd\",status=\"503\"} 0.5\n"
-		"# HELP infergate_in_flight Requests in flight.\n"
-		"# TYPE infergate_in_flight gauge\n"
-		"infergate_in_flight 5\n"
-		"# HELP infergate_ttfb_seconds Time to first byte.\\nSecond line \\\\.\n"
-		"# TYPE infergate_ttfb_seconds histogram\n"
-		"infergate_ttfb_seconds_bucket{model=\"m\",le=\"0.1\"} 2\n"
-		"infergate_ttfb_seconds_bucket{model=\"m\",le=\"1\"} 2\n"
-		"infergate_ttfb_seconds_bucket{model=\"m\",le=\"2.5\"} 3\n"
-		"infergate_ttfb_seconds_bucket{model=\"m\",le=\"+Inf\"} 4\n"
-		"infergate_ttfb_seconds_sum{model=\"m\"} 102.15\n"
-		"infergate_ttfb_seconds_count{model=\"m\"} 4\n"
-		"# TYPE infergate_computed gauge\n"
-		"infergate_computed 6\n");
+		 "# HELP infergate_requests_total Requests by pool and status.\n"
+		 "# TYPE infergate_requests_total counter\n"
+		 "infergate_requests_total{pool=\"gemma-pool\",status=\"200\"} 5\n"
+		 "infergate_requests_total{pool=\"a\\\"b\\\\c\\nd\",status=\"503\"} 0.5\n"
+		 "# HELP infergate_in_flight Requests in flight.\n"
+		 "# TYPE infergate_in_flight gauge\n"
+		 "infergate_in_flight 5\n"
+		 "# HELP infergate_ttfb_seconds Time to first byte.\\nSecond line \\\\.\n"
+		 "# TYPE infergate_ttfb_seconds histogram\n"
+		 "infergate_ttfb_seconds_bucket{model=\"m\",le=\"0.1\"} 2\n"
+		 "infergate_ttfb_seconds_bucket{model=\"m\",le=\"1\"} 2\n"
+		 "infergate_ttfb_seconds_bucket{model=\"m\",le=\"2.5\"} 3\n"
+		 "infergate_ttfb_seconds_bucket{model=\"m\",le=\"+Inf\"} 4\n"
+		 "infergate_ttfb_seconds_sum{model=\"m\"} 102.15\n"
+		 "infergate_ttfb_seconds_count{model=\"m\"} 4\n"
+		 "# TYPE infergate_computed gauge\n"
+		 "infergate_computed 6\n");
 
 	/* Removal: the series disappears, others stay. */
 	T_EQ_INT(prom_series_remove(req, (const char *const[]){"a\"b\\c\nd", "503"}), 0);
@@ -175,7 +175,9 @@ static void test_series_cap(void)
 	prom_registry_free(reg);
 }
 
-typedef struct { prom_series *s, *h; } thr_arg;
+typedef struct {
+	prom_series *s, *h;
+} thr_arg;
 
 static void *updater(void *p)
 {
@@ -345,7 +347,10 @@ static int stop_after_one(void *arg, const prom_sample *s);
 
 static void test_parse_errors(void)
 {
-	static const struct { const char *text; const char *err; } cases[] = {
+	static const struct {
+		const char *text;
+		const char *err;
+	} cases[] = {
 		{"a 1\n<html>\n", "line 2: metric name expected"},
 		{"a\n", "line 1: value expected"},
 		{"a{b=\"1\"}\n", "line 1: value expected"},
@@ -410,7 +415,7 @@ static void test_round_trip(void)
 {
 	prom_registry *reg = prom_registry_new();
 	prom_family *f = prom_gauge(reg, "vllm:kv_cache_usage_perc", "KV-cache usage.",
-		(const char *const[]){"engine", "model_name", NULL});
+				    (const char *const[]){"engine", "model_name", NULL});
 	prom_set(prom_series_get(f, (const char *const[]){"0", "we\"ird\\name\n"}), 0.123456789);
 	prom_family *h = prom_histogram(reg, "lat_seconds", "", NULL, (const double[]){0.001, 0.5, 2560}, 3);
 	prom_observe(prom_series_get(h, NULL), 0.25);
@@ -465,7 +470,9 @@ static void test_parse_speed(void)
 /* A parse started from a callback of another (its state is busy) gets its own
  * state: the outer parse's names and labels are intact after it, and a parse
  * after both reuses the kept state. */
-typedef struct nested { int inner, checked; } nested;
+typedef struct nested {
+	int inner, checked;
+} nested;
 
 static int nested_inner(void *arg, const prom_sample *s)
 {

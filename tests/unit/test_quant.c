@@ -13,7 +13,9 @@
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
 static uint32_t rnd(void)
 {
-	rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
 	return (uint32_t)(rng >> 32);
 }
 static float frand(void) { return (float)((double)rnd() / 4294967296.0 * 2 - 1); }
@@ -36,7 +38,12 @@ static void rand_blocks(dtype t, unsigned char *p, size_t nblocks)
 
 /* ---- references from the definitions (ggml-common.h's block structs) ---- */
 
-static float ref_h(const unsigned char *p) { uint16_t h; memcpy(&h, p, 2); return f16_to_f32(h); }
+static float ref_h(const unsigned char *p)
+{
+	uint16_t h;
+	memcpy(&h, p, 2);
+	return f16_to_f32(h);
+}
 
 static void ref_q8_0(float *y, const unsigned char *b)
 {
@@ -59,8 +66,13 @@ static void ref_q4_k(float *y, const unsigned char *b)
 	const unsigned char *s = b + 4, *qs = b + 16;
 	for (int j = 0; j < 8; j++) {
 		int sc, m;
-		if (j < 4) { sc = s[j] & 0x3f; m = s[j + 4] & 0x3f; }
-		else { sc = (s[j + 4] & 0x0f) | ((s[j - 4] >> 6) << 4); m = (s[j + 4] >> 4) | ((s[j] >> 6) << 4); }
+		if (j < 4) {
+			sc = s[j] & 0x3f;
+			m = s[j + 4] & 0x3f;
+		} else {
+			sc = (s[j + 4] & 0x0f) | ((s[j - 4] >> 6) << 4);
+			m = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+		}
 		float d1 = d * (float)sc, m1 = dmin * (float)m;
 		for (int l = 0; l < 32; l++) {
 			int q = (j % 2 == 0) ? (qs[32 * (j / 2) + l] & 0x0f) : (qs[32 * (j / 2) + l] >> 4);
@@ -101,11 +113,14 @@ static void ref_dequant(dtype t, float *y, const unsigned char *p, size_t nblock
 	}
 }
 
-static const dtype qtypes[] = { DTYPE_Q8_0, DTYPE_Q4_0, DTYPE_Q4_K, DTYPE_Q6_K };
+static const dtype qtypes[] = {DTYPE_Q8_0, DTYPE_Q4_0, DTYPE_Q4_K, DTYPE_Q6_K};
 
 static void test_layouts(void)
 {
-	T_EQ_INT(DTYPE_Q8_0, 3); T_EQ_INT(DTYPE_Q4_0, 4); T_EQ_INT(DTYPE_Q4_K, 5); T_EQ_INT(DTYPE_Q6_K, 6);
+	T_EQ_INT(DTYPE_Q8_0, 3);
+	T_EQ_INT(DTYPE_Q4_0, 4);
+	T_EQ_INT(DTYPE_Q4_K, 5);
+	T_EQ_INT(DTYPE_Q6_K, 6);
 	T_EQ_INT(dtype_row_bytes(DTYPE_Q8_0, 64), 68);
 	T_EQ_INT(dtype_row_bytes(DTYPE_Q4_0, 640), 360);
 	T_EQ_INT(dtype_row_bytes(DTYPE_Q4_K, 512), 288);
@@ -130,7 +145,7 @@ static void test_dequant_bit_exact(void)
 	enum { NB = 6 };
 	static unsigned char buf[1 + NB * 210];
 	static float got[NB * 256], want[NB * 256];
-	const char *sets[] = { "portable", "avx2", "avx512" };
+	const char *sets[] = {"portable", "avx2", "avx512"};
 	for (int ti = 0; ti < 4; ti++) {
 		dtype t = qtypes[ti];
 		size_t n = NB * (size_t)dtype_block_elems(t);
@@ -169,7 +184,10 @@ static void test_q8_0_q4_0_recipe(void)
 			const float *xb = x + 32 * b;
 			float amax = 0, max = 0;
 			for (int j = 0; j < 32; j++)
-				if (amax < fabsf(xb[j])) { amax = fabsf(xb[j]); max = xb[j]; }
+				if (amax < fabsf(xb[j])) {
+					amax = fabsf(xb[j]);
+					max = xb[j];
+				}
 			float d = amax / 127, id = d ? 1.0f / d : 0.0f;
 			T_EQ_INT(q8[b].d, f32_to_f16(d));
 			for (int j = 0; j < 32; j++) T_EQ_INT(q8[b].qs[j], (int)roundf(xb[j] * id));
@@ -194,7 +212,7 @@ static void test_roundtrip_error(void)
 	/* worst error relative to the block's largest magnitude */
 	/* Q4_0: a value of the other sign than the largest clips from +8 to +7, a whole step */
 	/* (half a step, plus the f16 rounding of the scale at the far end of the range) */
-	const double bound[] = { (0.5 + 127.0 / 2048) / 127 * 1.01, (1 + 8.0 / 2048) / 8 * 1.01, 0.12, 0.06 };
+	const double bound[] = {(0.5 + 127.0 / 2048) / 127 * 1.01, (1 + 8.0 / 2048) / 8 * 1.01, 0.12, 0.06};
 	for (int ti = 0; ti < 4; ti++) {
 		dtype t = qtypes[ti];
 		int be = dtype_block_elems(t);
@@ -224,7 +242,10 @@ static void test_dot_vs_dequant(void)
 	for (int ti = 0; ti < 4; ti++) {
 		dtype t = qtypes[ti];
 		for (int round = 0; round < 10; round++) {
-			for (int i = 0; i < N; i++) { x[i] = frand() * 4; w[i] = frand() * 0.1f; }
+			for (int i = 0; i < N; i++) {
+				x[i] = frand() * 4;
+				w[i] = frand() * 0.1f;
+			}
 			quant_quantize_row(t, wq, w, N);
 			quant_dequantize_row(t, wd, wq, N);
 			quant_quantize_x(t, xq, x, N);
@@ -260,10 +281,12 @@ static void test_dot_vs_dequant(void)
  * range of output rows (as a thread split would cut it). */
 static void test_matmul_q_kernels(void)
 {
-	enum { IN = 512, OUT = 37, B = 7 };
+	enum { IN = 512,
+	       OUT = 37,
+	       B = 7 };
 	static float w[OUT * IN], x[B * IN], wd[OUT * IN], ref[B * OUT], got[B * OUT], alone[OUT], part[B * OUT];
 	static unsigned char wq[OUT * IN * 2], xq[B * IN * 2];
-	const char *sets[] = { "portable", "avx2", "avx512" };
+	const char *sets[] = {"portable", "avx2", "avx512"};
 	for (int ti = 0; ti < 4; ti++) {
 		dtype t = qtypes[ti];
 		size_t rb = dtype_row_bytes(t, IN), xb = quant_x_row_bytes(t, IN);
@@ -286,7 +309,7 @@ static void test_matmul_q_kernels(void)
 			float worst = 0;
 			for (int i = 0; i < B * OUT; i++) worst = fmaxf(worst, fabsf(got[i] - ref[i]));
 			if (worst > 0.05f) fprintf(stderr, "  %s %s: worst %g vs dequantized\n", sets[si], dtype_name(t), worst);
-			T_CHECK(worst <= 0.05f);   /* activation quantization: ~0.5/127 of |x| per element */
+			T_CHECK(worst <= 0.05f); /* activation quantization: ~0.5/127 of |x| per element */
 			static float pg[B * OUT];
 			p->matmul_q(pg, OUT, xq, xb, B, wq, t, IN, 0, OUT);
 			for (int i = 0; i < B * OUT; i++) T_NEAR(got[i], pg[i], 1e-4 * (1 + fabs(pg[i])));
@@ -311,10 +334,12 @@ static void test_matmul_q_kernels(void)
  * of any split of the output rows. */
 static void test_matmul_q_large(void)
 {
-	enum { IN = 512, OUT = 71, B = 150 };
+	enum { IN = 512,
+	       OUT = 71,
+	       B = 150 };
 	static float w[OUT * IN], x[B * IN], got[B * OUT], part[B * OUT], alone[OUT];
 	static unsigned char wq[OUT * IN * 2], xq[B * IN * 2];
-	const char *sets[] = { "portable", "avx2", "avx512" };
+	const char *sets[] = {"portable", "avx2", "avx512"};
 	for (int ti = 0; ti < 4; ti++) {
 		dtype t = qtypes[ti];
 		size_t rb = dtype_row_bytes(t, IN), xb = quant_x_row_bytes(t, IN);
@@ -346,10 +371,12 @@ static void test_matmul_q_large(void)
  * portable kernels, for bf16, f16 and f32 weights, in every kernel set. */
 static void test_matmul_large(void)
 {
-	enum { IN = 1101, OUT = 29, B = 203 };
+	enum { IN = 1101,
+	       OUT = 29,
+	       B = 203 };
 	static float x[B * IN], got[B * OUT], part[B * OUT], alone[OUT], ref[B * OUT];
 	static unsigned char w[OUT * IN * 4 + 1];
-	const char *sets[] = { "avx2", "avx512" };
+	const char *sets[] = {"avx2", "avx512"};
 	const kernels *p = kernels_get("portable");
 	for (int i = 0; i < B * IN; i++) x[i] = frand();
 	for (int dt = 0; dt < 3; dt++) {
@@ -386,8 +413,12 @@ static void test_bf16_kv_kernels(void)
 	enum { N = 301 };
 	static float a[N], bw[N], y1[N], y2[N];
 	static uint16_t b[N];
-	const char *sets[] = { "portable", "avx2", "avx512" };
-	for (int i = 0; i < N; i++) { a[i] = frand(); b[i] = f32_to_bf16(frand() * 3); bw[i] = bf16_to_f32(b[i]); }
+	const char *sets[] = {"portable", "avx2", "avx512"};
+	for (int i = 0; i < N; i++) {
+		a[i] = frand();
+		b[i] = f32_to_bf16(frand() * 3);
+		bw[i] = bf16_to_f32(b[i]);
+	}
 	for (int si = 0; si < 3; si++) {
 		const kernels *k = kernels_get(sets[si]);
 		if (!k) continue;
@@ -408,13 +439,18 @@ static void test_bf16_kv_kernels(void)
  * keys, head sizes with and without a tail, in every kernel set. */
 static void test_attention_kernels(void)
 {
-	enum { NK = 9, DMAX = 256, NQ = 5 };
+	enum { NK = 9,
+	       DMAX = 256,
+	       NQ = 5 };
 	static float q[NQ * DMAX], kf[NK * DMAX], sc[NQ * 16], y1[NQ * DMAX], y2[NQ * DMAX];
 	static uint16_t kb[NK * DMAX];
-	const int ds[] = { 256, 16, 45, 8 };
-	const char *sets[] = { "portable", "avx2", "avx512" };
+	const int ds[] = {256, 16, 45, 8};
+	const char *sets[] = {"portable", "avx2", "avx512"};
 	for (int i = 0; i < NQ * DMAX; i++) q[i] = frand();
-	for (int i = 0; i < NK * DMAX; i++) { kf[i] = frand(); kb[i] = f32_to_bf16(frand()); }
+	for (int i = 0; i < NK * DMAX; i++) {
+		kf[i] = frand();
+		kb[i] = f32_to_bf16(frand());
+	}
 	for (int si = 0; si < 3; si++) {
 		const kernels *k = kernels_get(sets[si]);
 		if (!k) continue;
@@ -451,14 +487,14 @@ static void test_softmax_kernels(void)
 {
 	enum { N = 203 };
 	static float in[N], ref[N], got[N], again[N];
-	const char *sets[] = { "avx2", "avx512" };
+	const char *sets[] = {"avx2", "avx512"};
 	const kernels *p = kernels_get("portable");
 	for (int i = 0; i < N; i++) in[i] = frand() * 40;
-	in[5] = -1e4f;   /* e^(a - max) far below the smallest float */
+	in[5] = -1e4f; /* e^(a - max) far below the smallest float */
 	for (int si = 0; si < 2; si++) {
 		const kernels *k = kernels_get(sets[si]);
 		if (!k) continue;
-		const int ns[] = { 1, 7, 8, 9, 64, N };
+		const int ns[] = {1, 7, 8, 9, 64, N};
 		for (size_t ni = 0; ni < sizeof ns / sizeof *ns; ni++)
 			for (int capped = 0; capped < 2; capped++) {
 				int n = ns[ni];
@@ -473,7 +509,7 @@ static void test_softmax_kernels(void)
 					sum += got[j];
 				}
 				T_NEAR(sum, 1.0, 1e-5);
-				if (n > 5 && !capped) T_CHECK(got[5] == 0.0f);   /* capped, it is e^-60 or so */
+				if (n > 5 && !capped) T_CHECK(got[5] == 0.0f); /* capped, it is e^-60 or so */
 				memcpy(again, in, sizeof again);
 				k->softmax(again, n, 0.0625f, cap);
 				T_EQ_MEM(again, got, (size_t)n * sizeof(float));
@@ -488,11 +524,13 @@ static void test_quantize_x_kernels(void)
 	enum { N = 1024 };
 	static float x[N];
 	static unsigned char a[N * 2], b[N * 2];
-	const char *sets[] = { "portable", "avx2", "avx512" };
+	const char *sets[] = {"portable", "avx2", "avx512"};
 	for (int round = 0; round < 8; round++) {
 		for (int i = 0; i < N; i++) x[i] = frand() * (round + 1);
-		if (round == 1) for (int i = 0; i < N; i++) x[i] = (float)((int)(frand() * 254) / 2);   /* halves: ties */
-		if (round == 2) for (int i = 0; i < 256; i++) x[i] = 0;
+		if (round == 1)
+			for (int i = 0; i < N; i++) x[i] = (float)((int)(frand() * 254) / 2); /* halves: ties */
+		if (round == 2)
+			for (int i = 0; i < 256; i++) x[i] = 0;
 		for (int k = 0; k < 2; k++) {
 			dtype t = k ? DTYPE_Q4_K : DTYPE_Q8_0;
 			size_t bytes = quant_x_row_bytes(t, N);

@@ -15,9 +15,10 @@ static splice_req req(const char *body, int chat)
 static void test_request(void)
 {
 	splice_req r = req("{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"max_tokens\":9,\"max_completion_tokens\":7,"
-			   "\"stream_options\":{\"include_usage\":true}}", 1);
+			   "\"stream_options\":{\"include_usage\":true}}",
+			   1);
 	T_CHECK(r.resumable);
-	T_EQ_INT(r.max_tokens, 7);   /* max_completion_tokens wins */
+	T_EQ_INT(r.max_tokens, 7); /* max_completion_tokens wins */
 	T_EQ_INT(r.include_usage, 1);
 	r = req("{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"n\":2}", 1);
 	T_CHECK(!r.resumable && !strcmp(r.why, "n > 1"));
@@ -26,7 +27,7 @@ static void test_request(void)
 	T_EQ_INT(r.max_tokens, -1);
 	r = req("{\"prompt\":\"a b\"}", 0);
 	T_CHECK(r.resumable);
-	T_EQ_INT(r.max_tokens, 16);  /* the completions default */
+	T_EQ_INT(r.max_tokens, 16); /* the completions default */
 	r = req("{\"prompt\":[1,2,3]}", 0);
 	T_CHECK(!r.resumable);
 	r = req("{\"prompt\":[\"a\",\"b\"]}", 0);
@@ -47,7 +48,7 @@ static const char *feed(splice *s, buf *out, const char *const events[])
 }
 
 #define CHUNK(id, content) "{\"id\":\"" id "\",\"object\":\"chat.completion.chunk\",\"created\":" \
-	"5,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"" content "\"},\"logprobs\":null,\"finish_reason\":null}]}"
+			   "5,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"" content "\"},\"logprobs\":null,\"finish_reason\":null}]}"
 
 static void test_chat_splice(void)
 {
@@ -61,10 +62,12 @@ static void test_chat_splice(void)
 	buf_init(&cont, 0);
 	const char *first[] = {
 		"{\"id\":\"A\",\"object\":\"chat.completion.chunk\",\"created\":5,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"logprobs\":null,\"finish_reason\":null}]}",
-		CHUNK("A", "Hello"), CHUNK("A", " wor"), NULL,
+		CHUNK("A", "Hello"),
+		CHUNK("A", " wor"),
+		NULL,
 	};
 	const char *got = feed(&s, &out, first);
-	T_CHECK(!strncmp(got, "data: {\"id\":\"A\"", 15));   /* the original stream as it came */
+	T_CHECK(!strncmp(got, "data: {\"id\":\"A\"", 15)); /* the original stream as it came */
 	T_EQ_INT(s.tokens, 2);
 	T_EQ_STR(buf_rptr(&s.text), "Hello wor");
 	T_CHECK(s.role_sent && !s.finished);
@@ -81,7 +84,8 @@ static void test_chat_splice(void)
 		CHUNK("B", "ld"),
 		"{\"id\":\"B\",\"object\":\"chat.completion.chunk\",\"created\":9,\"model\":\"m2\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"!\"},\"logprobs\":null,\"finish_reason\":\"length\"}]}",
 		"{\"id\":\"B\",\"object\":\"chat.completion.chunk\",\"created\":9,\"model\":\"m2\",\"choices\":[],\"usage\":{\"prompt_tokens\":12,\"total_tokens\":15,\"completion_tokens\":3}}",
-		"[DONE]", NULL,
+		"[DONE]",
+		NULL,
 	};
 	got = feed(&s, &out, second);
 	T_EQ_STR(got,
@@ -92,7 +96,7 @@ static void test_chat_splice(void)
 	T_CHECK(s.done && s.finished && s.usage_sent);
 	T_EQ_STR(buf_rptr(&s.text), "Hello world!");
 	/* Nothing after [DONE]. */
-	const char *late[] = { CHUNK("B", "x"), NULL };
+	const char *late[] = {CHUNK("B", "x"), NULL};
 	T_EQ_STR(feed(&s, &out, late), "");
 	splice_free(&s);
 	buf_free(&out);
@@ -110,12 +114,12 @@ static void test_usage_not_asked_and_errors(void)
 	buf out, cont;
 	buf_init(&out, 0);
 	buf_init(&cont, 0);
-	const char *first[] = { CHUNK("A", "one"), "{\"error\":{\"message\":\"engine died\",\"code\":500}}", NULL };
+	const char *first[] = {CHUNK("A", "one"), "{\"error\":{\"message\":\"engine died\",\"code\":500}}", NULL};
 	buf_reset(&out);
 	T_EQ_INT(splice_event(&s, first[0], strlen(first[0]), &out), SPLICE_GO_ON);
 	T_EQ_INT(splice_event(&s, first[1], strlen(first[1]), &out), SPLICE_ERROR);
 	T_CHECK(strstr(buf_rptr(&s.error_event), "engine died") != NULL);
-	T_CHECK(strstr(buf_rptr(&out), "engine died") == NULL);   /* held, not relayed */
+	T_CHECK(strstr(buf_rptr(&out), "engine died") == NULL); /* held, not relayed */
 	/* The client's own continued message gets the text; the budget and min_tokens shrink. */
 	T_EQ_INT(splice_continuation(&s, &rq, body, strlen(body), &cont), 0);
 	T_EQ_STR(buf_rptr(&cont),
@@ -125,14 +129,15 @@ static void test_usage_not_asked_and_errors(void)
 	splice_next_attempt(&s);
 	const char *second[] = {
 		"{\"id\":\"B\",\"created\":1,\"model\":\"m\",\"choices\":[],\"usage\":{\"prompt_tokens\":9,\"total_tokens\":12,\"completion_tokens\":3}}",
-		"[DONE]", NULL,
+		"[DONE]",
+		NULL,
 	};
-	T_EQ_STR(feed(&s, &out, second), "data: [DONE]\n\n");   /* usage the client did not ask for is dropped */
+	T_EQ_STR(feed(&s, &out, second), "data: [DONE]\n\n"); /* usage the client did not ask for is dropped */
 	splice_free(&s);
 
 	/* The budget spent before the break: the gateway ends the stream itself. */
 	splice_init(&s, &rq);
-	const char *all[] = { CHUNK("A", "a"), CHUNK("A", "b"), CHUNK("A", "c"), CHUNK("A", "d"), NULL };
+	const char *all[] = {CHUNK("A", "a"), CHUNK("A", "b"), CHUNK("A", "c"), CHUNK("A", "d"), NULL};
 	feed(&s, &out, all);
 	T_EQ_INT(splice_continuation(&s, &rq, body, strlen(body), &cont), 1);
 	buf_reset(&out);
@@ -154,8 +159,8 @@ static void test_completions(void)
 	buf out, cont;
 	buf_init(&out, 0);
 	buf_init(&cont, 0);
-	const char *ev[] = { "{\"id\":\"c\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"text\":\" a\",\"finish_reason\":null}]}",
-			     "{\"id\":\"c\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"text\":\" time\",\"finish_reason\":null}]}", NULL };
+	const char *ev[] = {"{\"id\":\"c\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"text\":\" a\",\"finish_reason\":null}]}",
+			    "{\"id\":\"c\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"text\":\" time\",\"finish_reason\":null}]}", NULL};
 	feed(&s, &out, ev);
 	T_EQ_INT(splice_continuation(&s, &rq, body, strlen(body), &cont), 0);
 	T_EQ_STR(buf_rptr(&cont), "{\"prompt\":\"Once upon a time\",\"stream\":true,\"max_tokens\":14,\"stream_options\":{\"include_usage\":true}}");
@@ -187,14 +192,14 @@ static void test_llamacpp_prefill(void)
 	buf out, cont;
 	buf_init(&out, 0);
 	buf_init(&cont, 0);
-	const char *first[] = { CHUNK("A", "one"), NULL };
+	const char *first[] = {CHUNK("A", "one"), NULL};
 	feed(&s, &out, first);
 	T_EQ_INT(splice_continuation(&s, &rq, body, strlen(body), &cont), 0);
 	T_EQ_STR(buf_rptr(&cont),
 		 "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"},{\"role\":\"assistant\",\"content\":\"Sure: one\"}],"
 		 "\"stream\":true,\"max_tokens\":3,\"continue_final_message\":true,\"add_generation_prompt\":false,"
 		 "\"stream_options\":{\"include_usage\":true}}");
-	rq.prefill = 0;   /* vLLM: the client's message was answered, not continued */
+	rq.prefill = 0; /* vLLM: the client's message was answered, not continued */
 	T_EQ_INT(splice_continuation(&s, &rq, body, strlen(body), &cont), 0);
 	T_CHECK(strstr(buf_rptr(&cont), "{\"role\":\"assistant\",\"content\":\"Sure: \"},{\"role\":\"assistant\",\"content\":\"one\"}") != NULL);
 	splice_free(&s);

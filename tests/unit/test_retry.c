@@ -40,7 +40,7 @@ static void test_budget_spent(void)
 {
 	double budget = retry_budget(3, 0.2, 8);
 	T_NEAR(budget, 4.6, 1e-9);
-	retry_question q = { RETRY_FAILURE_DEAD, 1, 3, 1, 1, 0, 5, budget };
+	retry_question q = {RETRY_FAILURE_DEAD, 1, 3, 1, 1, 0, 5, budget};
 	T_EQ_INT(retry_decide(&q), RETRY_YES);
 	q.failure = RETRY_FAILURE_BUSY;
 	T_EQ_INT(retry_decide(&q), RETRY_NO_BUDGET);
@@ -57,7 +57,7 @@ static void test_budget_spent(void)
 static void test_limits(void)
 {
 	/* tries bound BUSY failures only: a region of dead endpoints is walked */
-	retry_question q = { RETRY_FAILURE_DEAD, 3, 3, 1, 1, 1, 0, 10 };
+	retry_question q = {RETRY_FAILURE_DEAD, 3, 3, 1, 1, 1, 0, 10};
 	T_EQ_INT(retry_decide(&q), RETRY_YES);
 	q.failure = RETRY_FAILURE_BUSY;
 	T_EQ_INT(retry_decide(&q), RETRY_NO_TRIES);
@@ -65,16 +65,16 @@ static void test_limits(void)
 	T_EQ_INT(retry_decide(&q), RETRY_YES);
 	/* the deadline and the endpoints left bound both */
 	for (int f = RETRY_FAILURE_DEAD; f <= RETRY_FAILURE_BUSY; f++) {
-		retry_question d = { f, 1, 3, 0, 1, 0, 0, 10 };
+		retry_question d = {f, 1, 3, 0, 1, 0, 0, 10};
 		T_EQ_INT(retry_decide(&d), RETRY_NO_TIME);
 		d.time_left = 1;
 		d.endpoint_left = 0;
 		T_EQ_INT(retry_decide(&d), RETRY_NO_ENDPOINT);
 	}
-	retry_question fin = { RETRY_FAILURE_FINAL, 0, 3, 1, 1, 0, 0, 10 };
+	retry_question fin = {RETRY_FAILURE_FINAL, 0, 3, 1, 1, 0, 0, 10};
 	T_EQ_INT(retry_decide(&fin), RETRY_NO);
 	/* a budget of 0 (retry_budget_min 0, ratio 0) refuses every BUSY retry */
-	retry_question zero = { RETRY_FAILURE_BUSY, 1, 3, 1, 1, 0, 0, retry_budget(0, 0, 100) };
+	retry_question zero = {RETRY_FAILURE_BUSY, 1, 3, 1, 1, 0, 0, retry_budget(0, 0, 100)};
 	T_EQ_INT(retry_decide(&zero), RETRY_NO_BUDGET);
 	zero.failure = RETRY_FAILURE_DEAD;
 	T_EQ_INT(retry_decide(&zero), RETRY_YES);

@@ -47,8 +47,14 @@ static void expect_error(const char *name, const char *needle1, const char *need
 	T_CHECK(s == NULL);
 	if (s) st_close(s);
 	T_CHECK(strstr(err, name) != NULL);
-	if (needle1 && !strstr(err, needle1)) { fprintf(stderr, "  error was: %s\n", err); T_CHECK(0); }
-	if (needle2 && !strstr(err, needle2)) { fprintf(stderr, "  error was: %s\n", err); T_CHECK(0); }
+	if (needle1 && !strstr(err, needle1)) {
+		fprintf(stderr, "  error was: %s\n", err);
+		T_CHECK(0);
+	}
+	if (needle2 && !strstr(err, needle2)) {
+		fprintf(stderr, "  error was: %s\n", err);
+		T_CHECK(0);
+	}
 }
 
 static void test_good(void)
@@ -57,12 +63,16 @@ static void test_good(void)
 	    "{\"__metadata__\":{\"format\":\"pt\"},"
 	    "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[12,20]},"
 	    "\"a\":{\"dtype\":\"BF16\",\"shape\":[2,3],\"data_offsets\":[0,12]},"
-	    "\"z\":{\"dtype\":\"F16\",\"shape\":[0],\"data_offsets\":[20,20]}}   ", 20);
+	    "\"z\":{\"dtype\":\"F16\",\"shape\":[0],\"data_offsets\":[20,20]}}   ",
+	    20);
 	char path[512], err[256];
 	snprintf(path, sizeof path, "%s/good.safetensors", dir);
 	st_set *s = st_open_file(path, err, sizeof err);
 	T_CHECK(s != NULL);
-	if (!s) { fprintf(stderr, "  %s\n", err); return; }
+	if (!s) {
+		fprintf(stderr, "  %s\n", err);
+		return;
+	}
 	T_EQ_INT(st_count(s), 3);
 	const st_tensor *a = st_find(s, "a"), *b = st_find(s, "b");
 	T_CHECK(a && b && !st_find(s, "c") && !st_find(s, "__metadata__"));
@@ -71,7 +81,7 @@ static void test_good(void)
 	T_EQ_INT(a->shape[1], 3);
 	T_EQ_INT(a->nbytes, 12);
 	T_EQ_INT(b->nbytes, 8);
-	T_EQ_INT(((const unsigned char *)b->data)[0], 12);   /* data pattern: byte i = i */
+	T_EQ_INT(((const unsigned char *)b->data)[0], 12); /* data pattern: byte i = i */
 	T_EQ_INT(((const char *)b->data - (const char *)a->data), 12);
 	T_EQ_STR(st_at(s, 0)->name, "a");
 	st_close(s);
@@ -87,7 +97,10 @@ static void test_empty(void)
 	snprintf(path, sizeof path, "%s/empty.safetensors", dir);
 	st_set *s = st_open_file(path, err, sizeof err);
 	T_CHECK(s != NULL);
-	if (!s) { fprintf(stderr, "  %s\n", err); return; }
+	if (!s) {
+		fprintf(stderr, "  %s\n", err);
+		return;
+	}
 	T_EQ_INT(st_count(s), 0);
 	T_CHECK(st_find(s, "a") == NULL);
 	st_close(s);
@@ -106,11 +119,13 @@ static void test_broken(void)
 	expect_error("dtype.safetensors", "tensor w", "unknown dtype");
 	put("overlap.safetensors",
 	    "{\"u\":{\"dtype\":\"U8\",\"shape\":[8],\"data_offsets\":[0,8]},"
-	    "\"v\":{\"dtype\":\"U8\",\"shape\":[4],\"data_offsets\":[4,8]}}", 8);
+	    "\"v\":{\"dtype\":\"U8\",\"shape\":[4],\"data_offsets\":[4,8]}}",
+	    8);
 	expect_error("overlap.safetensors", "overlaps", NULL);
 	put("gap.safetensors",
 	    "{\"u\":{\"dtype\":\"U8\",\"shape\":[4],\"data_offsets\":[0,4]},"
-	    "\"v\":{\"dtype\":\"U8\",\"shape\":[2],\"data_offsets\":[6,8]}}", 8);
+	    "\"v\":{\"dtype\":\"U8\",\"shape\":[2],\"data_offsets\":[6,8]}}",
+	    8);
 	expect_error("gap.safetensors", "tensor v", "gap");
 	put("offsets.safetensors", "{\"w\":{\"dtype\":\"U8\",\"shape\":[4],\"data_offsets\":[4,0]}}", 8);
 	expect_error("offsets.safetensors", "tensor w", "data_offsets");
@@ -124,13 +139,14 @@ static void test_broken(void)
 	expect_error("array.safetensors", "object", NULL);
 	put("dup.safetensors",
 	    "{\"w\":{\"dtype\":\"U8\",\"shape\":[4],\"data_offsets\":[0,4]},"
-	    "\"w\":{\"dtype\":\"U8\",\"shape\":[4],\"data_offsets\":[4,8]}}", 8);
+	    "\"w\":{\"dtype\":\"U8\",\"shape\":[4],\"data_offsets\":[4,8]}}",
+	    8);
 	expect_error("dup.safetensors", "tensor w", "twice");
 	/* a header length past the end, and a huge one */
-	unsigned char past[16] = { 200, 0, 0, 0, 0, 0, 0, 0, '{', '}' };
+	unsigned char past[16] = {200, 0, 0, 0, 0, 0, 0, 0, '{', '}'};
 	put_raw("past.safetensors", past, 10);
 	expect_error("past.safetensors", "past the end", NULL);
-	unsigned char huge[16] = { 0, 0, 0, 0, 0, 1, 0, 0, '{', '}' };
+	unsigned char huge[16] = {0, 0, 0, 0, 0, 1, 0, 0, '{', '}'};
 	put_raw("huge.safetensors", huge, 10);
 	expect_error("huge.safetensors", "exceeds the limit", NULL);
 	put_raw("short.safetensors", "abc", 3);

@@ -18,7 +18,7 @@
 /* Logits of a known distribution: log p. */
 static void logits_of(const double *p, size_t n, float *out)
 {
-	for (size_t i = 0; i < n; i++) out[i] = (float)log(p[i]) + 3.0f;   /* any shift */
+	for (size_t i = 0; i < n; i++) out[i] = (float)log(p[i]) + 3.0f; /* any shift */
 }
 
 /* Frequencies of N_DRAWS samples. */
@@ -34,24 +34,24 @@ static void draw(sampler *s, const float *logits, size_t n, const sampler_params
 	}
 }
 
-static const double dist[6] = { 0.4, 0.25, 0.15, 0.1, 0.06, 0.04 };
+static const double dist[6] = {0.4, 0.25, 0.15, 0.1, 0.06, 0.04};
 
 static void test_greedy(void)
 {
 	sampler *s = sampler_new(8);
-	float l[8] = { 0.1f, 2.0f, -1.0f, 2.0f, 1.5f, -INFINITY, NAN, 0 };
+	float l[8] = {0.1f, 2.0f, -1.0f, 2.0f, 1.5f, -INFINITY, NAN, 0};
 	sampler_params p;
 	sampler_params_default(&p);
 	p.temperature = 0;
 	sampler_result r;
 	T_EQ_INT(sampler_sample(s, l, 8, &p, NULL, -1, &r), 0);
-	T_EQ_INT(r.id, 1);   /* first of the tied maxima */
+	T_EQ_INT(r.id, 1); /* first of the tied maxima */
 	/* Greedy ignores the other cuts, as vLLM does. */
 	p.top_k = 3;
 	p.top_p = 0.1f;
 	T_EQ_INT(sampler_sample(s, l, 8, &p, NULL, -1, &r), 0);
 	T_EQ_INT(r.id, 1);
-	int32_t ban[] = { 1, 3 };
+	int32_t ban[] = {1, 3};
 	p.banned_ids = ban;
 	p.n_banned = 2;
 	T_EQ_INT(sampler_sample(s, l, 8, &p, NULL, -1, &r), 0);
@@ -200,7 +200,7 @@ static void test_logprobs(void)
 	T_EQ_INT(r.n_top, 6);
 	double sum = 0;
 	for (int i = 0; i < r.n_top; i++) {
-		T_EQ_INT(r.top[i].id, i);   /* dist is sorted */
+		T_EQ_INT(r.top[i].id, i); /* dist is sorted */
 		T_NEAR(r.top[i].logprob, log(dist[i]), 1e-5);
 		sum += exp(r.top[i].logprob);
 	}
@@ -232,10 +232,10 @@ static void test_logprobs(void)
 static void test_penalties(void)
 {
 	sampler *s = sampler_new(6);
-	float l[6] = { 3.0f, 2.9f, -0.5f, -0.4f, 1.0f, 0.0f };
-	const float keep[6] = { 3.0f, 2.9f, -0.5f, -0.4f, 1.0f, 0.0f };
-	int32_t prompt[] = { 0, 0, 7, -3 };   /* out-of-range ids are ignored */
-	int32_t output[] = { 1, 3, 1 };
+	float l[6] = {3.0f, 2.9f, -0.5f, -0.4f, 1.0f, 0.0f};
+	const float keep[6] = {3.0f, 2.9f, -0.5f, -0.4f, 1.0f, 0.0f};
+	int32_t prompt[] = {0, 0, 7, -3}; /* out-of-range ids are ignored */
+	int32_t output[] = {1, 3, 1};
 	sampler_params p;
 	sampler_params_default(&p);
 	p.temperature = 0;
@@ -266,12 +266,12 @@ static void test_penalties(void)
 	/* Frequency: 1 (twice in the output) loses 2 * 0.2, 3 loses 0.2: 0 wins. */
 	p.repetition_penalty = 1;
 	p.frequency_penalty = 0.2f;
-	l[0] = 2.0f;   /* 0 is in the prompt only: untouched */
+	l[0] = 2.0f; /* 0 is in the prompt only: untouched */
 	T_EQ_INT(sampler_sample(s, l, 6, &p, NULL, -1, &r), 0);
-	T_EQ_INT(r.id, 1);   /* 2.9 - 0.4 = 2.5 > 2.0 */
+	T_EQ_INT(r.id, 1); /* 2.9 - 0.4 = 2.5 > 2.0 */
 	p.frequency_penalty = 0.5f;
 	T_EQ_INT(sampler_sample(s, l, 6, &p, NULL, -1, &r), 0);
-	T_EQ_INT(r.id, 0);   /* 2.9 - 1.0 = 1.9 < 2.0 */
+	T_EQ_INT(r.id, 0); /* 2.9 - 1.0 = 1.9 < 2.0 */
 	/* Presence: once, however often: 2.9 - 0.8 = 2.1 > 2.0; 2.9 - 1.0 < 2.0. */
 	p.frequency_penalty = 0;
 	p.presence_penalty = 0.8f;
@@ -314,9 +314,9 @@ static void test_penalties(void)
 static void test_logit_bias(void)
 {
 	sampler *s = sampler_new(5);
-	const float l[5] = { 2.0f, 1.0f, 0.5f, 0.0f, -1.0f };
-	int32_t ids[] = { 0, 3, 9 };
-	float bias[] = { -100.0f, 2.5f, 50.0f };
+	const float l[5] = {2.0f, 1.0f, 0.5f, 0.0f, -1.0f};
+	int32_t ids[] = {0, 3, 9};
+	float bias[] = {-100.0f, 2.5f, 50.0f};
 	sampler_params p;
 	sampler_params_default(&p);
 	p.temperature = 0;
@@ -325,7 +325,7 @@ static void test_logit_bias(void)
 	p.n_bias = 3;
 	sampler_result r;
 	T_EQ_INT(sampler_sample(s, l, 5, &p, NULL, 1, &r), 0);
-	T_EQ_INT(r.id, 3);   /* 0.0 + 2.5 beats 1.0; 0 is down at -98 */
+	T_EQ_INT(r.id, 3); /* 0.0 + 2.5 beats 1.0; 0 is down at -98 */
 	double lse = 0;
 	for (int i = 0; i < 5; i++) lse += exp(l[i]);
 	lse = log(lse);
@@ -333,7 +333,7 @@ static void test_logit_bias(void)
 	T_EQ_INT(r.top[0].id, 0);
 	/* With a penalty: 3 is in the output, a presence penalty of 2 takes the
 	 * biased 2.5 to 0.5, below 1.0. */
-	int32_t out[] = { 3 };
+	int32_t out[] = {3};
 	p.output_ids = out;
 	p.n_output = 1;
 	p.presence_penalty = 2.0f;
@@ -351,50 +351,50 @@ static void test_logit_bias(void)
 		three += r.id == 3;
 	}
 	T_EQ_INT(zero, 0);
-	T_CHECK(three > 1000);   /* e^2.5 of e^2.5 + e^1 + e^0.5 + e^-1 + e^-98: ~0.72 */
+	T_CHECK(three > 1000); /* e^2.5 of e^2.5 + e^1 + e^0.5 + e^-1 + e^-98: ~0.72 */
 	sampler_free(s);
 }
 
 /* Prompt log-probabilities: an id's raw log-softmax, its rank, the top k. */
 static void test_logprob_of(void)
 {
-	const float l[5] = { 1.0f, 3.0f, -INFINITY, 2.0f, 3.0f };
+	const float l[5] = {1.0f, 3.0f, -INFINITY, 2.0f, 3.0f};
 	double lse = log(exp(1.0) + exp(3.0) + exp(2.0) + exp(3.0));
 	float lp;
 	int rank;
 	sampler_logprob top[3];
 	T_EQ_INT(sampler_logprob_of(l, 5, 3, 3, &lp, &rank, top), 3);
 	T_NEAR(lp, 2.0 - lse, 1e-5);
-	T_EQ_INT(rank, 3);                  /* two ids (1, 4) are more likely */
+	T_EQ_INT(rank, 3); /* two ids (1, 4) are more likely */
 	T_CHECK(top[0].id == 1 || top[0].id == 4);
 	T_EQ_INT(top[2].id, 3);
 	T_NEAR(top[2].logprob, lp, 0);
 	T_EQ_INT(sampler_logprob_of(l, 5, 0, 0, &lp, &rank, NULL), 0);
 	T_EQ_INT(rank, 4);
 	T_EQ_INT(sampler_logprob_of(l, 5, 2, 0, &lp, NULL, NULL), 0);
-	T_CHECK(isinf(lp) && lp < 0);       /* a -inf logit: log-probability -inf */
+	T_CHECK(isinf(lp) && lp < 0); /* a -inf logit: log-probability -inf */
 	T_EQ_INT(sampler_logprob_of(l, 5, 5, 0, &lp, NULL, NULL), -1);
-	T_EQ_INT(sampler_logprob_of(l, 5, 1, 2, &lp, NULL, NULL), -1);   /* k without room */
+	T_EQ_INT(sampler_logprob_of(l, 5, 1, 2, &lp, NULL, NULL), -1); /* k without room */
 }
 
 static void test_bad_input(void)
 {
 	sampler *s = sampler_new(4);
-	float l[4] = { 1, 2, 3, 4 };
-	float nan4[4] = { NAN, NAN, -INFINITY, NAN };
+	float l[4] = {1, 2, 3, 4};
+	float nan4[4] = {NAN, NAN, -INFINITY, NAN};
 	sampler_params p;
 	sampler_params_default(&p);
 	sampler_rng rng;
 	sampler_rng_seed(&rng, 1);
 	sampler_result r;
-	T_EQ_INT(sampler_sample(s, l, 5, &p, &rng, -1, &r), -1);   /* wider than the sampler */
+	T_EQ_INT(sampler_sample(s, l, 5, &p, &rng, -1, &r), -1); /* wider than the sampler */
 	T_EQ_INT(sampler_sample(s, nan4, 4, &p, &rng, -1, &r), -1);
-	int32_t all[4] = { 0, 1, 2, 3 };
+	int32_t all[4] = {0, 1, 2, 3};
 	p.banned_ids = all;
 	p.n_banned = 4;
 	T_EQ_INT(sampler_sample(s, l, 4, &p, &rng, -1, &r), -1);
 	T_EQ_INT(r.id, -1);
-	p.n_banned = 3;   /* 0, 1, 2 banned: only 3 is left */
+	p.n_banned = 3; /* 0, 1, 2 banned: only 3 is left */
 	T_EQ_INT(sampler_sample(s, l, 4, &p, &rng, -1, &r), 0);
 	T_EQ_INT(r.id, 3);
 	T_CHECK(sampler_new(0) == NULL);
@@ -404,14 +404,15 @@ static void test_bad_input(void)
 static int cmp_desc(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? 1 : x > y ? -1 : 0;
+	return x < y ? 1 : x > y ? -1
+				 : 0;
 }
 
 /* top-p over many candidates (the bucketed path): every draw lies in the
  * nucleus computed by a full sort, and the draws cover it. */
 static void test_top_p_wide(void)
 {
-	enum { N = 4500 };   /* above the 4096 where the bucketed path starts */
+	enum { N = 4500 }; /* above the 4096 where the bucketed path starts */
 	sampler *s = sampler_new(N);
 	float *l = malloc(N * sizeof(float));
 	double *w = malloc(N * sizeof(double));
@@ -514,20 +515,21 @@ static void test_greedy_fast_path(void)
 	int32_t outside = -1;
 	slow.banned_ids = &outside;
 	slow.n_banned = 1;
-	static const float specials[] = { NAN, INFINITY, -INFINITY, 0.0f, -0.0f, 5.0f, -5.0f };
+	static const float specials[] = {NAN, INFINITY, -INFINITY, 0.0f, -0.0f, 5.0f, -5.0f};
 	int mismatches = 0, none = 0, rows = 0;
 	for (int t = 0; t < 400; t++) {
 		int n = 1 + (int)(sampler_rng_uniform(&g) * (t < 200 ? 40 : N));
 		if (n > N) n = N;
-		int coarse = t % 3 == 0;   /* few distinct values: many ties */
+		int coarse = t % 3 == 0; /* few distinct values: many ties */
 		for (int i = 0; i < n; i++) {
 			double u = sampler_rng_uniform(&g);
 			l[i] = coarse ? (float)(int)(u * 4) : (float)(u * 20 - 10);
 			if (sampler_rng_uniform(&g) < 0.1)
 				l[i] = specials[(int)(sampler_rng_uniform(&g) * 7) % 7];
 		}
-		if (t % 50 == 0)   /* nothing finite */
-			for (int i = 0; i < n; i++) l[i] = i % 3 == 0 ? NAN : i % 3 == 1 ? INFINITY : -INFINITY;
+		if (t % 50 == 0) /* nothing finite */
+			for (int i = 0; i < n; i++) l[i] = i % 3 == 0 ? NAN : i % 3 == 1 ? INFINITY
+											 : -INFINITY;
 		sampler_result a, b;
 		int ra = sampler_sample(s, l, (size_t)n, &fast, NULL, -1, &a);
 		int rb = sampler_sample(s, l, (size_t)n, &slow, NULL, -1, &b);
@@ -538,9 +540,9 @@ static void test_greedy_fast_path(void)
 		rows++;
 	}
 	T_EQ_INT(mismatches, 0);
-	T_CHECK(none >= 8);   /* the rows without a finite value were refused by both */
+	T_CHECK(none >= 8); /* the rows without a finite value were refused by both */
 	/* the first of the tied maxima, +inf and NaN passed over */
-	float tie[11] = { NAN, INFINITY, 1.0f, 3.0f, -0.0f, 3.0f, 2.0f, 3.0f, INFINITY, 3.0f, NAN };
+	float tie[11] = {NAN, INFINITY, 1.0f, 3.0f, -0.0f, 3.0f, 2.0f, 3.0f, INFINITY, 3.0f, NAN};
 	sampler_result r;
 	T_EQ_INT(sampler_sample(s, tie, 11, &fast, NULL, -1, &r), 0);
 	T_EQ_INT(r.id, 3);

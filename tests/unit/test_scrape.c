@@ -123,13 +123,13 @@ static void test_garbage(void)
 	scrape_values v;
 	char err[160];
 	const char *cases[] = {
-		"",                                                     /* no load metric */
+		"", /* no load metric */
 		"# only comments\n",
-		"some_other_metric 1\n",                                /* Prometheus, but nothing we read */
+		"some_other_metric 1\n", /* Prometheus, but nothing we read */
 		"<html><body>502 Bad Gateway</body></html>\n",
 		"{\"kv\": 0.5}\n",
-		"vllm:kv_cache_usage_perc{engine=\"0\" 0.5\n",          /* broken labels */
-		"vllm:kv_cache_usage_perc zero\n",                      /* not a number */
+		"vllm:kv_cache_usage_perc{engine=\"0\" 0.5\n", /* broken labels */
+		"vllm:kv_cache_usage_perc zero\n",             /* not a number */
 		"vllm:kv_cache_usage_perc 0.5\n\xff\xfe garbage\n",
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -157,10 +157,10 @@ static void test_sieve(void)
 	scrape_values v;
 	char err[160];
 	const char *near =
-		"vllm:num_requests_waiting_total 50\n"            /* a longer name: not the gauge */
-		"vllm:num_requests_waitin 40\n"                   /* a shorter one */
-		"vllm:num_preemptions_total 30\n"                 /* same head and length as a read name */
-		"vllm:num_requests_waiting\t2\n"                  /* a tab after the name */
+		"vllm:num_requests_waiting_total 50\n" /* a longer name: not the gauge */
+		"vllm:num_requests_waitin 40\n"        /* a shorter one */
+		"vllm:num_preemptions_total 30\n"      /* same head and length as a read name */
+		"vllm:num_requests_waiting\t2\n"       /* a tab after the name */
 		"vllm:num_requests_running 3\n"
 		"a 1\n"                                          /* shorter than a head */
 		"  vllm:kv_cache_usage_perc{engine=\"0\"} 0.5\n" /* leading blanks */
@@ -178,7 +178,10 @@ static void test_sieve(void)
 }
 
 /* What the sieve keeps gives what parsing the whole page gives. */
-typedef struct full { double kv, waiting, running; int n_kv; } full;
+typedef struct full {
+	double kv, waiting, running;
+	int n_kv;
+} full;
 
 static int full_sample(void *arg, const prom_sample *s)
 {
@@ -208,7 +211,7 @@ static void test_sieve_matches_full_parse(void)
 			buf_printf(&b, "vllm:num_requests_running{engine=\"%d\"} %u\n", e, seed % 5);
 			buf_printf(&b, "vllm:num_requests_running_total{engine=\"%d\"} 99\n", e);
 		}
-		full f = { 0 };
+		full f = {0};
 		char err[160];
 		T_CHECK(prom_parse(buf_rptr(&b), buf_rlen(&b), full_sample, &f, err, sizeof(err)) > 0);
 		scrape_values v;

@@ -10,15 +10,13 @@
 #define S3_SK "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 
 static const sigv4_header vanilla_hdrs[] = {
-	{ "Host", "example.amazonaws.com" }, { "X-Amz-Date", "20150830T123600Z" },
+	{"Host", "example.amazonaws.com"},
+	{"X-Amz-Date", "20150830T123600Z"},
 };
 
 static sigv4_req vanilla(const char *query)
 {
-	sigv4_req r = { .method = "GET", .path = "/", .query = query, .headers = vanilla_hdrs,
-		.n_headers = 2, .payload_sha256 = SIGV4_EMPTY_SHA256, .access_key = SUITE_AK,
-		.secret_key = SUITE_SK, .region = "us-east-1", .service = "service",
-		.amz_date = "20150830T123600Z" };
+	sigv4_req r = {.method = "GET", .path = "/", .query = query, .headers = vanilla_hdrs, .n_headers = 2, .payload_sha256 = SIGV4_EMPTY_SHA256, .access_key = SUITE_AK, .secret_key = SUITE_SK, .region = "us-east-1", .service = "service", .amz_date = "20150830T123600Z"};
 	return r;
 }
 
@@ -29,17 +27,17 @@ static void test_get_vanilla(void)
 	buf_init(&b, 0);
 	T_EQ_INT(sigv4_canonical_request(&r, &b), 0);
 	T_EQ_STR(buf_rptr(&b), "GET\n/\n\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\n"
-		"host;x-amz-date\n" SIGV4_EMPTY_SHA256);
+			       "host;x-amz-date\n" SIGV4_EMPTY_SHA256);
 	buf_reset(&b);
 	T_EQ_INT(sigv4_string_to_sign(&r, &b), 0);
 	T_EQ_STR(buf_rptr(&b), "AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/service/aws4_request\n"
-		"bb579772317eb040ac9ed261061d46c1f17a8133879d6129b6e1c25292927e63");
+			       "bb579772317eb040ac9ed261061d46c1f17a8133879d6129b6e1c25292927e63");
 	buf_reset(&b);
 	char sig[65];
 	T_EQ_INT(sigv4_sign(&r, sig, &b), 0);
 	T_EQ_STR(sig, "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31");
 	T_EQ_STR(buf_rptr(&b), "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, "
-		"SignedHeaders=host;x-amz-date, Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31");
+			       "SignedHeaders=host;x-amz-date, Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31");
 	buf_free(&b);
 }
 
@@ -51,7 +49,7 @@ static void test_get_vanilla_query_order(void)
 	buf_init(&b, 0);
 	T_EQ_INT(sigv4_canonical_request(&r, &b), 0);
 	T_EQ_STR(buf_rptr(&b), "GET\n/\nParam1=value1&Param2=value2\nhost:example.amazonaws.com\n"
-		"x-amz-date:20150830T123600Z\n\nhost;x-amz-date\n" SIGV4_EMPTY_SHA256);
+			       "x-amz-date:20150830T123600Z\n\nhost;x-amz-date\n" SIGV4_EMPTY_SHA256);
 	char sig[65];
 	T_EQ_INT(sigv4_sign(&r, sig, NULL), 0);
 	T_EQ_STR(sig, "b97d918cfa904a5beff61c982a1b6f458b799221646efd99d3219ec94cdf2500");
@@ -70,22 +68,22 @@ static void test_get_vanilla_empty_query_key(void)
 static void test_s3_get_object_range(void)
 {
 	const sigv4_header h[] = {
-		{ "Host", "examplebucket.s3.amazonaws.com" }, { "Range", "bytes=0-9" },
-		{ "x-amz-content-sha256", SIGV4_EMPTY_SHA256 }, { "x-amz-date", "20130524T000000Z" },
+		{"Host", "examplebucket.s3.amazonaws.com"},
+		{"Range", "bytes=0-9"},
+		{"x-amz-content-sha256", SIGV4_EMPTY_SHA256},
+		{"x-amz-date", "20130524T000000Z"},
 	};
-	sigv4_req r = { .method = "GET", .path = "/test.txt", .headers = h, .n_headers = 4,
-		.payload_sha256 = SIGV4_EMPTY_SHA256, .access_key = S3_AK, .secret_key = S3_SK,
-		.region = "us-east-1", .service = "s3", .amz_date = "20130524T000000Z" };
+	sigv4_req r = {.method = "GET", .path = "/test.txt", .headers = h, .n_headers = 4, .payload_sha256 = SIGV4_EMPTY_SHA256, .access_key = S3_AK, .secret_key = S3_SK, .region = "us-east-1", .service = "s3", .amz_date = "20130524T000000Z"};
 	buf b;
 	buf_init(&b, 0);
 	T_EQ_INT(sigv4_canonical_request(&r, &b), 0);
 	T_EQ_STR(buf_rptr(&b), "GET\n/test.txt\n\nhost:examplebucket.s3.amazonaws.com\nrange:bytes=0-9\n"
-		"x-amz-content-sha256:" SIGV4_EMPTY_SHA256 "\nx-amz-date:20130524T000000Z\n\n"
-		"host;range;x-amz-content-sha256;x-amz-date\n" SIGV4_EMPTY_SHA256);
+			       "x-amz-content-sha256:" SIGV4_EMPTY_SHA256 "\nx-amz-date:20130524T000000Z\n\n"
+			       "host;range;x-amz-content-sha256;x-amz-date\n" SIGV4_EMPTY_SHA256);
 	buf_reset(&b);
 	T_EQ_INT(sigv4_string_to_sign(&r, &b), 0);
 	T_EQ_STR(buf_rptr(&b), "AWS4-HMAC-SHA256\n20130524T000000Z\n20130524/us-east-1/s3/aws4_request\n"
-		"7344ae5b7ee6c3e7e6b0fe0640412a37625d1fbfff95c48bbb2dc43964946972");
+			       "7344ae5b7ee6c3e7e6b0fe0640412a37625d1fbfff95c48bbb2dc43964946972");
 	char sig[65];
 	T_EQ_INT(sigv4_sign(&r, sig, NULL), 0);
 	T_EQ_STR(sig, "f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41");
@@ -95,12 +93,11 @@ static void test_s3_get_object_range(void)
 static void test_s3_list_objects(void)
 {
 	const sigv4_header h[] = {
-		{ "Host", "examplebucket.s3.amazonaws.com" },
-		{ "x-amz-content-sha256", SIGV4_EMPTY_SHA256 }, { "x-amz-date", "20130524T000000Z" },
+		{"Host", "examplebucket.s3.amazonaws.com"},
+		{"x-amz-content-sha256", SIGV4_EMPTY_SHA256},
+		{"x-amz-date", "20130524T000000Z"},
 	};
-	sigv4_req r = { .method = "GET", .path = "/", .query = "max-keys=2&prefix=J", .headers = h,
-		.n_headers = 3, .payload_sha256 = SIGV4_EMPTY_SHA256, .access_key = S3_AK,
-		.secret_key = S3_SK, .region = "us-east-1", .service = "s3", .amz_date = "20130524T000000Z" };
+	sigv4_req r = {.method = "GET", .path = "/", .query = "max-keys=2&prefix=J", .headers = h, .n_headers = 3, .payload_sha256 = SIGV4_EMPTY_SHA256, .access_key = S3_AK, .secret_key = S3_SK, .region = "us-east-1", .service = "s3", .amz_date = "20130524T000000Z"};
 	char sig[65];
 	T_EQ_INT(sigv4_sign(&r, sig, NULL), 0);
 	T_EQ_STR(sig, "34b48302e7b5fa45bde8084f4b7868a86f0a534bc59db6670ed5711ef69dc6f7");

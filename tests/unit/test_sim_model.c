@@ -15,7 +15,9 @@
 static uint64_t rng_state = 88172645463325252ull;
 static uint64_t rnd(void)
 {
-	rng_state ^= rng_state << 13; rng_state ^= rng_state >> 7; rng_state ^= rng_state << 17;
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 7;
+	rng_state ^= rng_state << 17;
 	return rng_state;
 }
 
@@ -115,7 +117,8 @@ static void kv_invariants(const sim_kv *kv, sim_kv_seq *seqs, size_t n)
 static void test_kv_random(void)
 {
 	sim_kv kv;
-	enum { NSEQ = 12, MAXTOK = 300 };
+	enum { NSEQ = 12,
+	       MAXTOK = 300 };
 	sim_kv_seq seqs[NSEQ];
 	uint64_t words[NSEQ][MAXTOK], chain[MAXTOK / 16 + 1];
 	size_t prompt[NSEQ], total[NSEQ], done[NSEQ];

@@ -10,7 +10,7 @@
 #include <string.h>
 
 typedef struct got {
-	buf log;   /* "event|data|id\n" per event */
+	buf log; /* "event|data|id\n" per event */
 	int stop_after;
 	int n;
 } got;
@@ -47,7 +47,10 @@ static char *run(const char *text, size_t n, size_t a, size_t b, size_t max, int
 	return s;
 }
 
-static const struct { const char *text; const char *want; } cases[] = {
+static const struct {
+	const char *text;
+	const char *want;
+} cases[] = {
 	{"data: {\"a\":1}\n\ndata: [DONE]\n\n", "message|{\"a\":1}|\nmessage|[DONE]|\n"},
 	{"data: x\r\n\r\ndata: y\r\rdata: z\n\n", "message|x|\nmessage|y|\nmessage|z|\n"},
 	{"data:line1\ndata: line2\ndata\n\n", "message|line1\nline2\n|\n"},
@@ -58,7 +61,9 @@ static const struct { const char *text; const char *want; } cases[] = {
 	{"retry: 10\nfoo: bar\ndata: ok\n\n", "message|ok|\n"},
 	{"data: unfinished\n", ""},
 	{"data: no end", ""},
-	{"\xEF\xBB\xBF" "data: bom\n\n", "message|bom|\n"},
+	{"\xEF\xBB\xBF"
+	 "data: bom\n\n",
+	 "message|bom|\n"},
 	{"data: \xEF\xBB\xBF\n\n", "message|\xEF\xBB\xBF|\n"},
 	{"data:\n\n", "message||\n"},
 	{"\n\n\ndata: a\n\n\n\n", "message|a|\n"},

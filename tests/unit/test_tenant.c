@@ -63,7 +63,7 @@ static void test_tokens_per_minute(void)
 	T_NEAR(t.token_level, 450 - 2000, 1e-9);
 	T_EQ_INT(tenant_take(&t, 1000, 10, &ra), TENANT_TPM);
 	T_EQ_INT(tenant_take(&t, 1000 + 155000, 10, &ra), TENANT_TPM); /* at 0 after 155 s */
-	T_EQ_INT(tenant_take(&t, 1000 + 155100, 10, &ra), TENANT_OK); /* positive again */
+	T_EQ_INT(tenant_take(&t, 1000 + 155100, 10, &ra), TENANT_OK);  /* positive again */
 	/* The bucket never holds more than a minute's worth. */
 	tenant_settle(&t, 10000000, 10, 0);
 	T_NEAR(t.token_level, 600, 1e-9);
@@ -111,14 +111,17 @@ static void scan_split(const char *text, int64_t prompt, int64_t completion, uin
 static void test_usage_scan(void)
 {
 	scan_split("{\"id\":\"x\",\"choices\":[{\"index\":0,\"message\":{\"content\":\"hi\"},\"finish_reason\":\"stop\"}],"
-		   "\"usage\":{\"prompt_tokens\":12,\"total_tokens\":19,\"completion_tokens\":7}}", 12, 7, 1);
+		   "\"usage\":{\"prompt_tokens\":12,\"total_tokens\":19,\"completion_tokens\":7}}",
+		   12, 7, 1);
 	/* The keys inside a generated text are escaped: not taken. */
 	scan_split("{\"choices\":[{\"text\":\"say \\\"prompt_tokens\\\": 99\"}],\"usage\":{\"prompt_tokens\" : 3,"
-		   "\"completion_tokens\":\n4}}", 3, 4, 0);
+		   "\"completion_tokens\":\n4}}",
+		   3, 4, 0);
 	/* A stream: chunks counted; its usage chunk read when present. */
 	scan_split("data: {\"choices\":[{\"delta\":{\"content\":\"a\"},\"finish_reason\":null}]}\n\n"
 		   "data: {\"choices\":[{\"delta\":{\"content\":\"b\"},\"finish_reason\":\"length\"}]}\n\n"
-		   "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":2}}\n\ndata: [DONE]\n\n", 5, 2, 2);
+		   "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":2}}\n\ndata: [DONE]\n\n",
+		   5, 2, 2);
 	scan_split("data: {\"choices\":[{\"delta\":{\"content\":\"a\"},\"finish_reason\":null}]}\n\ndata: [DONE]\n\n", -1, -1, 1);
 	/* A string where a number should be, or a key as a value: not counted. */
 	scan_split("{\"prompt_tokens\":\"5\",\"x\":\"completion_tokens\",\"y\":1}", -1, -1, 0);

@@ -64,14 +64,16 @@ static void make_files(void)
 
 static void remove_files(void)
 {
-	unlink(cert); unlink(key); unlink(key2);
+	unlink(cert);
+	unlink(key);
+	unlink(key2);
 	rmdir(dir);
 }
 
 static void test_server_errors(void)
 {
 	char err[512];
-	tls_server_opts o = { .cert_file = missing, .key_file = key };
+	tls_server_opts o = {.cert_file = missing, .key_file = key};
 	T_CHECK(tls_server_new(&o, err, sizeof(err)) == NULL);
 	T_CHECK(strstr(err, "none.pem") != NULL);
 	o.cert_file = cert;
@@ -80,7 +82,7 @@ static void test_server_errors(void)
 	T_CHECK(strstr(err, "does not match") != NULL);
 	o.key_file = NULL;
 	T_CHECK(tls_server_new(&o, err, sizeof(err)) == NULL);
-	tls_client_opts c = { .ca_file = missing };
+	tls_client_opts c = {.ca_file = missing};
 	T_CHECK(tls_client_new(&c, err, sizeof(err)) == NULL);
 	T_CHECK(strstr(err, "none.pem") != NULL);
 }
@@ -94,13 +96,19 @@ static int handshake_pair(tls_conn *a, tls_conn *b, int *agains)
 		if (!da) {
 			int r = tls_handshake(a);
 			if (r < 0) return -1;
-			if (r == 0) { (*agains)++; T_CHECK(tls_want(a) == EV_READ || tls_want(a) == EV_WRITE); }
+			if (r == 0) {
+				(*agains)++;
+				T_CHECK(tls_want(a) == EV_READ || tls_want(a) == EV_WRITE);
+			}
 			da = r == 1;
 		}
 		if (!db) {
 			int r = tls_handshake(b);
 			if (r < 0) return -1;
-			if (r == 0) { (*agains)++; T_CHECK(tls_want(b) == EV_READ || tls_want(b) == EV_WRITE); }
+			if (r == 0) {
+				(*agains)++;
+				T_CHECK(tls_want(b) == EV_READ || tls_want(b) == EV_WRITE);
+			}
 			db = r == 1;
 		}
 	}
@@ -115,9 +123,9 @@ static void pair(int sv[2])
 static void test_handshake_and_data(void)
 {
 	char err[512];
-	tls_server_opts so = { .cert_file = cert, .key_file = key, .alpn_h2 = 1 };
+	tls_server_opts so = {.cert_file = cert, .key_file = key, .alpn_h2 = 1};
 	tls_ctx *sc = tls_server_new(&so, err, sizeof(err));
-	tls_client_opts co = { .ca_file = cert };
+	tls_client_opts co = {.ca_file = cert};
 	tls_ctx *cc = tls_client_new(&co, err, sizeof(err));
 	T_CHECK(sc && cc);
 	if (!sc || !cc) return;
@@ -157,9 +165,9 @@ static void test_handshake_and_data(void)
 static void test_insecure_ip_name(void)
 {
 	char err[512];
-	tls_server_opts so = { .cert_file = cert, .key_file = key, .alpn_h2 = 1 };
+	tls_server_opts so = {.cert_file = cert, .key_file = key, .alpn_h2 = 1};
 	tls_ctx *sc = tls_server_new(&so, err, sizeof(err));
-	tls_client_opts co = { .insecure = 1 };
+	tls_client_opts co = {.insecure = 1};
 	tls_ctx *cc = tls_client_new(&co, err, sizeof(err));
 	T_CHECK(sc && cc);
 	if (!sc || !cc) return;
@@ -183,7 +191,7 @@ static void test_insecure_ip_name(void)
 static void verify_fails(const tls_client_opts *co, const char *name, const char *why)
 {
 	char err[512];
-	tls_server_opts so = { .cert_file = cert, .key_file = key };
+	tls_server_opts so = {.cert_file = cert, .key_file = key};
 	tls_ctx *sc = tls_server_new(&so, err, sizeof(err));
 	tls_ctx *cc = tls_client_new(co, err, sizeof(err));
 	T_CHECK(sc && cc);
@@ -205,9 +213,9 @@ static void verify_fails(const tls_client_opts *co, const char *name, const char
 
 static void test_verify_failures(void)
 {
-	tls_client_opts trusted = { .ca_file = cert };
+	tls_client_opts trusted = {.ca_file = cert};
 	verify_fails(&trusted, "other.example", "mismatch");
-	tls_client_opts system = { 0 }; /* the system store does not know the test certificate */
+	tls_client_opts system = {0}; /* the system store does not know the test certificate */
 	verify_fails(&system, "localhost", "self-signed");
 }
 

@@ -54,17 +54,18 @@ static int ids_eq(const int32_t *a, size_t na, const int32_t *b, size_t nb)
 	return 1;
 }
 
-#define CHECK_IDS(text, ...) do { \
-	static const int32_t want_[] = { __VA_ARGS__ }; \
-	int32_t got_[256]; \
-	size_t n_ = enc(text, strlen(text), got_, 256); \
-	if (!ids_eq(got_, n_, want_, ARRAY_LEN(want_))) { \
-		T_CHECK(!"ids differ"); \
-		fprintf(stderr, "    for %s got", #text); \
-		for (size_t k_ = 0; k_ < n_; k_++) fprintf(stderr, " %d", got_[k_]); \
-		fprintf(stderr, "\n"); \
-	} \
-} while (0)
+#define CHECK_IDS(text, ...) \
+	do { \
+		static const int32_t want_[] = {__VA_ARGS__}; \
+		int32_t got_[256]; \
+		size_t n_ = enc(text, strlen(text), got_, 256); \
+		if (!ids_eq(got_, n_, want_, ARRAY_LEN(want_))) { \
+			T_CHECK(!"ids differ"); \
+			fprintf(stderr, "    for %s got", #text); \
+			for (size_t k_ = 0; k_ < n_; k_++) fprintf(stderr, " %d", got_[k_]); \
+			fprintf(stderr, "\n"); \
+		} \
+	} while (0)
 
 /* decode(encode(s)) == s. */
 static void check_round_trip(const char *s, size_t len)
@@ -104,7 +105,7 @@ static void test_bos_and_ids(void)
 	T_EQ_INT(ids[0], 2);
 	T_EQ_INT(ids[1], 2202);
 	T_EQ_INT(tokenizer_bos_id(tok), 2);
-	T_EQ_INT(tokenizer_eos_id(tok), 106);   /* tokenizer_config.json says <end_of_turn> */
+	T_EQ_INT(tokenizer_eos_id(tok), 106); /* tokenizer_config.json says <end_of_turn> */
 	T_EQ_INT(tokenizer_pad_id(tok), 0);
 	T_EQ_INT(tokenizer_unk_id(tok), 3);
 	T_EQ_INT(tokenizer_vocab_size(tok), 262145);
@@ -118,7 +119,7 @@ static void test_bos_and_ids(void)
 	T_CHECK(tokenizer_piece(tok, 1 << 30, NULL) == NULL);
 	T_CHECK(tokenizer_is_special(tok, 2));
 	T_CHECK(tokenizer_is_special(tok, 106));
-	T_CHECK(!tokenizer_is_special(tok, 107));   /* "\n" is added, not special */
+	T_CHECK(!tokenizer_is_special(tok, 107)); /* "\n" is added, not special */
 	T_CHECK(!tokenizer_is_special(tok, 2202));
 	T_EQ_INT(tokenizer_byte_value(tok, tokenizer_piece_id(tok, "<0x0A>", 6)), 10);
 	T_EQ_INT(tokenizer_byte_value(tok, 2202), -1);
@@ -140,19 +141,27 @@ static void test_cap(void)
 static void test_round_trips(void)
 {
 	static const char *texts[] = {
-		"Hello, world!", "  leading and trailing  ", "\n", "\t\tcode();\n\treturn 0;\n",
+		"Hello, world!",
+		"  leading and trailing  ",
+		"\n",
+		"\t\tcode();\n\treturn 0;\n",
 		"int main(void) { return printf(\"%d\\n\", 42); }",
-		"\xE4\xBD\xA0\xE5\xA5\xBD\xEF\xBC\x8C\xE4\xB8\x96\xE7\x95\x8C",   /* 你好，世界 */
-		"\xD9\x85\xD8\xB1\xD8\xAD\xD8\xA8\xD8\xA7",                        /* مرحبا */
-		"e\xCC\x81 a\xCC\x8A",                                              /* combining marks */
-		"https://example.com/a?b=c&d=%20#frag", "3.14159 1e-9 1,000,000",
+		"\xE4\xBD\xA0\xE5\xA5\xBD\xEF\xBC\x8C\xE4\xB8\x96\xE7\x95\x8C", /* 你好，世界 */
+		"\xD9\x85\xD8\xB1\xD8\xAD\xD8\xA8\xD8\xA7",                     /* مرحبا */
+		"e\xCC\x81 a\xCC\x8A",                                          /* combining marks */
+		"https://example.com/a?b=c&d=%20#frag",
+		"3.14159 1e-9 1,000,000",
 		"<start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\n",
 		"\xF0\x9F\x91\xA9\xE2\x80\x8D\xF0\x9F\x9A\x80 \xF0\x9F\x8F\xB3\xEF\xB8\x8F\xE2\x80\x8D\xF0\x9F\x8C\x88",
-		"\xF0\x90\x8D\x88 gothic \xF0\x9F\x80\x84", "", " ", "a\r\nb", "\x01\x02\x7f",
+		"\xF0\x90\x8D\x88 gothic \xF0\x9F\x80\x84",
+		"",
+		" ",
+		"a\r\nb",
+		"\x01\x02\x7f",
 	};
 	for (size_t i = 0; i < ARRAY_LEN(texts); i++) check_round_trip(texts[i], strlen(texts[i]));
 	/* A character the vocabulary lacks goes through byte fallback and back. */
-	check_round_trip("\xF3\xA0\x80\x81", 4);   /* U+E0001 LANGUAGE TAG */
+	check_round_trip("\xF3\xA0\x80\x81", 4); /* U+E0001 LANGUAGE TAG */
 }
 
 static void test_byte_fallback(void)
@@ -160,7 +169,7 @@ static void test_byte_fallback(void)
 	int32_t ids[16];
 	size_t n = enc("\xF3\xA0\x80\x81", 4, ids, 16);
 	T_EQ_INT(n, 4);
-	static const int bytes[4] = { 0xF3, 0xA0, 0x80, 0x81 };
+	static const int bytes[4] = {0xF3, 0xA0, 0x80, 0x81};
 	for (size_t i = 0; i < n && i < 4; i++) T_EQ_INT(tokenizer_byte_value(tok, ids[i]), bytes[i]);
 }
 
@@ -168,20 +177,24 @@ static void test_invalid_utf8(void)
 {
 	/* As a WHATWG decoder sees it: each maximal invalid subpart is one U+FFFD. */
 	int32_t a[16], b[16];
-	size_t na = enc("a\xFF" "b", 3, a, 16);
-	size_t nb = enc("a\xEF\xBF\xBD" "b", 5, b, 16);
+	size_t na = enc("a\xFF"
+			"b",
+			3, a, 16);
+	size_t nb = enc("a\xEF\xBF\xBD"
+			"b",
+			5, b, 16);
 	T_CHECK(ids_eq(a, na, b, nb));
-	na = enc("\xE2\x82", 2, a, 16);          /* truncated: one U+FFFD */
+	na = enc("\xE2\x82", 2, a, 16); /* truncated: one U+FFFD */
 	nb = enc("\xEF\xBF\xBD", 3, b, 16);
 	T_CHECK(ids_eq(a, na, b, nb));
-	na = enc("\xED\xA0\x80", 3, a, 16);      /* a surrogate: three */
+	na = enc("\xED\xA0\x80", 3, a, 16); /* a surrogate: three */
 	nb = enc("\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD", 9, b, 16);
 	T_CHECK(ids_eq(a, na, b, nb));
 }
 
 static void test_decode_special(void)
 {
-	int32_t ids[] = { 2, 105, 2364, 107, 2202, 106, 1 };
+	int32_t ids[] = {2, 105, 2364, 107, 2202, 106, 1};
 	buf out;
 	buf_init(&out, 0);
 	T_EQ_INT(tokenizer_decode(tok, ids, ARRAY_LEN(ids), 0, &out), 0);
@@ -190,7 +203,7 @@ static void test_decode_special(void)
 	T_EQ_INT(tokenizer_decode(tok, ids, ARRAY_LEN(ids), 1, &out), 0);
 	T_EQ_STR(buf_rptr(&out), "user\nhi");
 	/* Unknown ids decode as <unk>, which skip_special drops. */
-	int32_t bad[] = { 2202, 999999999, -5 };
+	int32_t bad[] = {2202, 999999999, -5};
 	buf_reset(&out);
 	T_EQ_INT(tokenizer_decode(tok, bad, 3, 0, &out), 0);
 	T_EQ_STR(buf_rptr(&out), "hi<unk><unk>");
@@ -199,7 +212,7 @@ static void test_decode_special(void)
 	T_EQ_STR(buf_rptr(&out), "hi");
 	/* A bad byte run: one U+FFFD per maximal subpart. */
 	int32_t e2 = tokenizer_piece_id(tok, "<0xE2>", 6), x82 = tokenizer_piece_id(tok, "<0x82>", 6);
-	int32_t run[] = { e2, x82, 2202, x82 };
+	int32_t run[] = {e2, x82, 2202, x82};
 	buf_reset(&out);
 	T_EQ_INT(tokenizer_decode(tok, run, 4, 0, &out), 0);
 	T_EQ_STR(buf_rptr(&out), "\xEF\xBF\xBDhi\xEF\xBF\xBD");
@@ -222,7 +235,7 @@ static void test_stream(void)
 	tok_stream_init(&s, tok, 1);
 	buf out;
 	buf_init(&out, 0);
-	static const int expect_len[] = { 0, 2, 0, 0, 3, 0, 0, 0, 4, 2 };
+	static const int expect_len[] = {0, 2, 0, 0, 3, 0, 0, 0, 4, 2};
 	for (size_t i = 0; i < n; i++) T_EQ_INT(tok_stream_push(&s, ids[i], &out), expect_len[i]);
 	T_EQ_INT(tok_stream_flush(&s, &out), 0);
 	T_EQ_STR(buf_rptr(&out), "\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80hi");
@@ -316,8 +329,13 @@ static void check_same_as_built(const tokenizer *t)
 	}
 	T_EQ_INT(bad, 0);
 	static const char *corpus[] = {
-		"Hello world", "  leading spaces\n\n\ttabs", "<start_of_turn>user\nHi<end_of_turn>\n",
-		"int main(void) { return 0; }", "こんにちは世界 🙂👍🏽", "\xff\xfe invalid \xc3", "<b>bold</b> <bos><eos>",
+		"Hello world",
+		"  leading spaces\n\n\ttabs",
+		"<start_of_turn>user\nHi<end_of_turn>\n",
+		"int main(void) { return 0; }",
+		"こんにちは世界 🙂👍🏽",
+		"\xff\xfe invalid \xc3",
+		"<b>bold</b> <bos><eos>",
 	};
 	for (size_t i = 0; i < ARRAY_LEN(corpus); i++) {
 		int32_t x[512], y[512];
@@ -447,12 +465,19 @@ static int mode_encode_jsonl(const char *dir, const char *file, int cached)
 	tokenizer_source src;
 	tokenizer *t = cached ? tokenizer_load_cached(dir, NULL, &src, err, sizeof(err)) : tokenizer_load(dir, err, sizeof(err));
 	if (t && cached)
-		fprintf(stderr, "tokenizer %s\n", src == TOKENIZER_MAPPED ? "mapped from tokenizer.bin" :
-			src == TOKENIZER_BUILT_SAVED ? "built, tokenizer.bin written" : "built");
-	if (!t) { fprintf(stderr, "%s\n", err); return 1; }
+		fprintf(stderr, "tokenizer %s\n", src == TOKENIZER_MAPPED ? "mapped from tokenizer.bin" : src == TOKENIZER_BUILT_SAVED ? "built, tokenizer.bin written"
+																       : "built");
+	if (!t) {
+		fprintf(stderr, "%s\n", err);
+		return 1;
+	}
 	size_t len;
 	char *data = util_read_file(file, 1u << 30, &len, err, sizeof err);
-	if (!data) { fprintf(stderr, "%s\n", err); tokenizer_free(t); return 1; }
+	if (!data) {
+		fprintf(stderr, "%s\n", err);
+		tokenizer_free(t);
+		return 1;
+	}
 	buf out, dec, text;
 	buf_init(&out, 0);
 	buf_init(&dec, 0);
@@ -464,7 +489,10 @@ static int mode_encode_jsonl(const char *dir, const char *file, int cached)
 		if (ll) {
 			json_error je;
 			json_doc *doc = json_parse(line, ll, 0, &je);
-			if (!doc) { fprintf(stderr, "%s: %s\n", file, je.msg); return 1; }
+			if (!doc) {
+				fprintf(stderr, "%s: %s\n", file, je.msg);
+				return 1;
+			}
 			buf_reset(&text);
 			const json_val *v = json_get(json_root(doc), "text");
 			if (v) {
@@ -524,7 +552,10 @@ static int mode_bench(const char *dir, const char *file)
 		uint64_t t0 = time_mono_ns(), c0 = cpu_ns();
 		tokenizer *x = tokenizer_load(dir, err, sizeof(err));
 		uint64_t dt = time_mono_ns() - t0, dc = cpu_ns() - c0;
-		if (!x) { fprintf(stderr, "%s\n", err); return 1; }
+		if (!x) {
+			fprintf(stderr, "%s\n", err);
+			return 1;
+		}
 		if (dt < best) best = dt;
 		if (dc < best_cpu) best_cpu = dc;
 		tokenizer_free(t);
@@ -532,7 +563,11 @@ static int mode_bench(const char *dir, const char *file)
 	}
 	size_t len;
 	char *data = util_read_file(file, 1u << 30, &len, err, sizeof err);
-	if (!data) { fprintf(stderr, "%s\n", err); tokenizer_free(t); return 1; }
+	if (!data) {
+		fprintf(stderr, "%s\n", err);
+		tokenizer_free(t);
+		return 1;
+	}
 	size_t cap = len * 3 + 2, n = 0, total = 0;
 	int32_t *ids = malloc(cap * sizeof(int32_t));
 	uint64_t t0 = time_mono_ns(), c0 = cpu_ns();

@@ -11,13 +11,20 @@
 static void test_duration(void)
 {
 	uint64_t ms = 0;
-	T_EQ_INT(parse_duration_ms("1.5s", 1000, &ms), 0); T_EQ_INT(ms, 1500);
-	T_EQ_INT(parse_duration_ms("100ms", 1000, &ms), 0); T_EQ_INT(ms, 100);
-	T_EQ_INT(parse_duration_ms("2m", 1000, &ms), 0); T_EQ_INT(ms, 120000);
-	T_EQ_INT(parse_duration_ms("1h", 1000, &ms), 0); T_EQ_INT(ms, 3600000);
-	T_EQ_INT(parse_duration_ms("2500us", 1000, &ms), 0); T_EQ_INT(ms, 3);
-	T_EQ_INT(parse_duration_ms("7", 1000, &ms), 0); T_EQ_INT(ms, 7000);
-	T_EQ_INT(parse_duration_ms("7", 1, &ms), 0); T_EQ_INT(ms, 7);
+	T_EQ_INT(parse_duration_ms("1.5s", 1000, &ms), 0);
+	T_EQ_INT(ms, 1500);
+	T_EQ_INT(parse_duration_ms("100ms", 1000, &ms), 0);
+	T_EQ_INT(ms, 100);
+	T_EQ_INT(parse_duration_ms("2m", 1000, &ms), 0);
+	T_EQ_INT(ms, 120000);
+	T_EQ_INT(parse_duration_ms("1h", 1000, &ms), 0);
+	T_EQ_INT(ms, 3600000);
+	T_EQ_INT(parse_duration_ms("2500us", 1000, &ms), 0);
+	T_EQ_INT(ms, 3);
+	T_EQ_INT(parse_duration_ms("7", 1000, &ms), 0);
+	T_EQ_INT(ms, 7000);
+	T_EQ_INT(parse_duration_ms("7", 1, &ms), 0);
+	T_EQ_INT(ms, 7);
 	T_EQ_INT(parse_duration_ms("", 1000, &ms), -1);
 	T_EQ_INT(parse_duration_ms("1x", 1000, &ms), -1);
 	T_EQ_INT(parse_duration_ms("-1s", 1000, &ms), -1);
@@ -27,11 +34,16 @@ static void test_duration(void)
 static void test_size(void)
 {
 	uint64_t b = 0;
-	T_EQ_INT(parse_size_bytes("512", &b), 0); T_EQ_INT(b, 512);
-	T_EQ_INT(parse_size_bytes("64KiB", &b), 0); T_EQ_INT(b, 65536);
-	T_EQ_INT(parse_size_bytes("10MB", &b), 0); T_EQ_INT(b, 10000000);
-	T_EQ_INT(parse_size_bytes("2GiB", &b), 0); T_EQ_INT(b, 2147483648ll);
-	T_EQ_INT(parse_size_bytes("1G", &b), 0); T_EQ_INT(b, 1073741824ll);
+	T_EQ_INT(parse_size_bytes("512", &b), 0);
+	T_EQ_INT(b, 512);
+	T_EQ_INT(parse_size_bytes("64KiB", &b), 0);
+	T_EQ_INT(b, 65536);
+	T_EQ_INT(parse_size_bytes("10MB", &b), 0);
+	T_EQ_INT(b, 10000000);
+	T_EQ_INT(parse_size_bytes("2GiB", &b), 0);
+	T_EQ_INT(b, 2147483648ll);
+	T_EQ_INT(parse_size_bytes("1G", &b), 0);
+	T_EQ_INT(b, 1073741824ll);
 	T_EQ_INT(parse_size_bytes("1Q", &b), -1);
 	T_EQ_INT(parse_size_bytes("", &b), -1);
 }
@@ -39,8 +51,10 @@ static void test_size(void)
 static void test_int(void)
 {
 	int64_t v = 0;
-	T_EQ_INT(parse_int64("42", 0, 100, &v), 0); T_EQ_INT(v, 42);
-	T_EQ_INT(parse_int64("-5", -10, 10, &v), 0); T_EQ_INT(v, -5);
+	T_EQ_INT(parse_int64("42", 0, 100, &v), 0);
+	T_EQ_INT(v, 42);
+	T_EQ_INT(parse_int64("-5", -10, 10, &v), 0);
+	T_EQ_INT(v, -5);
 	T_EQ_INT(parse_int64("101", 0, 100, &v), -1);
 	T_EQ_INT(parse_int64("4x", 0, 100, &v), -1);
 	T_EQ_INT(parse_int64("", 0, 100, &v), -1);
@@ -74,10 +88,10 @@ static void test_pct_decode(void)
 	T_EQ_STR(out, "plain");
 	T_EQ_INT(pct_decode("", 0, out, sizeof out), 0);
 	T_EQ_STR(out, "");
-	T_EQ_INT(pct_decode("%zz", 3, out, sizeof out), -1);     /* not hex */
-	T_EQ_INT(pct_decode("ab%2", 4, out, sizeof out), -1);    /* cut short */
-	T_EQ_INT(pct_decode("%00", 3, out, sizeof out), -1);     /* an encoded NUL */
-	T_EQ_INT(pct_decode("abcd", 4, out, 4), -1);             /* no room for the NUL */
+	T_EQ_INT(pct_decode("%zz", 3, out, sizeof out), -1);  /* not hex */
+	T_EQ_INT(pct_decode("ab%2", 4, out, sizeof out), -1); /* cut short */
+	T_EQ_INT(pct_decode("%00", 3, out, sizeof out), -1);  /* an encoded NUL */
+	T_EQ_INT(pct_decode("abcd", 4, out, 4), -1);          /* no room for the NUL */
 	T_EQ_INT(pct_decode("abc", 3, out, 4), 3);
 	T_EQ_INT(pct_decode("a", 1, out, 0), -1);
 }
@@ -96,7 +110,7 @@ static void test_hash(void)
 
 static void test_log_rl(void)
 {
-	log_rl rl = { 0 };
+	log_rl rl = {0};
 	int allowed = 0;
 	for (int i = 0; i < 50; i++) allowed += log_rl_allow(&rl, 100000, 10);
 	T_EQ_INT(allowed, 10);
@@ -109,18 +123,18 @@ static void test_log_rl(void)
  * reported (then reset) by the first line of the next window. */
 static void test_log_limited(void)
 {
-	log_set_level(LOG_ERROR);   /* warnings below the level: nothing counted, nothing written */
-	log_rl rl = { 0 };
+	log_set_level(LOG_ERROR); /* warnings below the level: nothing counted, nothing written */
+	log_rl rl = {0};
 	for (int i = 0; i < 5; i++) log_limited(&rl, 10000, 3, LOG_WARN, "endpoint x: line %d", i);
 	T_EQ_INT(rl.count, 0);
-	log_rl a = { 0 }, b = { 0 };
+	log_rl a = {0}, b = {0};
 	for (int i = 0; i < 5; i++) log_limited(&a, 10000, 3, LOG_ERROR, "endpoint a: line %d", i);
 	log_limited(&b, 10000, 3, LOG_ERROR, "endpoint b: line");
 	T_EQ_INT(a.count, 3);
 	T_EQ_INT(a.suppressed, 2);
-	T_EQ_INT(b.count, 1);             /* one endpoint's flood leaves another's lines alone */
+	T_EQ_INT(b.count, 1); /* one endpoint's flood leaves another's lines alone */
 	T_EQ_INT(b.suppressed, 0);
-	a.window_start_ms -= 20000;       /* the window ends: the next line carries the count */
+	a.window_start_ms -= 20000; /* the window ends: the next line carries the count */
 	log_limited(&a, 10000, 3, LOG_ERROR, "endpoint a: again");
 	T_EQ_INT(a.count, 1);
 	T_EQ_INT(a.suppressed, 0);
@@ -163,7 +177,7 @@ static void test_read_file(void)
 	free(b);
 	b = util_read_file("/proc/self/status", 8, &len, err, sizeof(err));
 	T_CHECK(b == NULL && strstr(err, "larger than 8 bytes"));
-	T_CHECK(util_read_file("/tmp", 100, &len, err, sizeof(err)) == NULL);  /* a folder opens, its read fails */
+	T_CHECK(util_read_file("/tmp", 100, &len, err, sizeof(err)) == NULL); /* a folder opens, its read fails */
 	T_EQ_INT(errno, EISDIR);
 	T_CHECK(strstr(err, "/tmp: read: ") != NULL);
 }

@@ -9,8 +9,8 @@
 
 static void test_path_ok(void)
 {
-	const char *good[] = { "a", "config.json", "a/b/c.bin", "dir.with.dots/x", "..a", "a..", "é/ü" };
-	const char *bad[] = { "", "/abs", "a//b", "a/./b", "../x", "a/..", ".", "a/", "tab\there" };
+	const char *good[] = {"a", "config.json", "a/b/c.bin", "dir.with.dots/x", "..a", "a..", "é/ü"};
+	const char *bad[] = {"", "/abs", "a//b", "a/./b", "../x", "a/..", ".", "a/", "tab\there"};
 	for (size_t i = 0; i < sizeof good / sizeof *good; i++) T_CHECK(wsrc_path_ok(good[i], strlen(good[i])));
 	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) T_CHECK(!wsrc_path_ok(bad[i], strlen(bad[i])));
 }
@@ -24,7 +24,7 @@ static void test_parse(void)
 	wsrc *s = wsrc_new("hf://google/gemma-3-270m@refs/pr/1", &o, err, sizeof err);
 	T_CHECK(s != NULL);
 	T_EQ_INT(wsrc_kind_of(s), WSRC_HF);
-	wfile f = { .path = "sub dir/model.safetensors", .size = 100, .size_known = 1 };
+	wfile f = {.path = "sub dir/model.safetensors", .size = 100, .size_known = 1};
 	char *url = NULL;
 	struct curl_slist *h = NULL;
 	T_EQ_INT(wsrc_get_request(s, &f, 10, 20, NULL, &url, &h), 0);
@@ -89,7 +89,7 @@ static void test_hf_errors(void)
 
 static void test_list_and_plan(void)
 {
-	wlist l = { 0 };
+	wlist l = {0};
 	T_EQ_INT(wlist_add(&l, "b", 1, 1, 1), 0);
 	T_EQ_INT(wlist_add(&l, "a", 1, 2, 1), 0);
 	T_EQ_INT(wlist_add(&l, "b", 1, 3, 1), 0);
@@ -98,7 +98,7 @@ static void test_list_and_plan(void)
 	T_EQ_INT(l.n, 2);
 	T_EQ_STR(l.files[0].path, "a");
 	wlist_free(&l);
-	fetch_file f = { 0 };
+	fetch_file f = {0};
 	fetch_file_plan(&f, 100, 16);
 	T_EQ_INT(f.chunk_bytes, 4096);
 	T_EQ_INT(f.n_chunks, 1);
@@ -122,7 +122,7 @@ static void test_name_problem(void)
 	T_CHECK(wsrc_name_problem("../x", 4) != NULL);
 	T_CHECK(wsrc_name_problem("/abs", 4) != NULL);
 	T_CHECK(wsrc_name_problem("a\x1b[2Jb", 8) != NULL);
-	wlist l = { 0 };
+	wlist l = {0};
 	T_EQ_INT(wlist_add(&l, "ok\0.x", 5, 1, 1), -2);
 	T_EQ_INT(wlist_add(&l, ".infergate/manifest.json", 24, 1, 1), -2);
 	T_EQ_INT(l.n, 0);
@@ -163,7 +163,7 @@ static void test_range_answer(void)
 	char err[512], why[400];
 	wsrc *s = wsrc_new("http://127.0.0.1:9/m/", &o, err, sizeof err);
 	T_CHECK(s != NULL);
-	wfile f = { .path = "w.bin", .size = 1000, .size_known = 1 };
+	wfile f = {.path = "w.bin", .size = 1000, .size_known = 1};
 	str_copy(f.etag, "Mon, 07 Dec 2026 04:00:00 GMT", sizeof f.etag);
 	memset(&r, 0, sizeof r);
 	r.status = 206;
@@ -200,7 +200,7 @@ static void test_range_answer(void)
 
 	o.s3_endpoint = "http://127.0.0.1:9000";
 	s = wsrc_new("s3://bkt/p", &o, err, sizeof err);
-	wfile g = { .path = "a.bin", .size = 10, .size_known = 1 };
+	wfile g = {.path = "a.bin", .size = 10, .size_known = 1};
 	str_copy(g.etag, "0123abcd", sizeof g.etag);
 	T_EQ_INT(wsrc_get_request(s, &g, 0, 5, NULL, &url, &h), 0);
 	has = 0;

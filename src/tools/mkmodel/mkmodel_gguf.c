@@ -33,29 +33,37 @@
 
 #define ALIGN 32
 #define BANK_ROWS 256
-#define BANK_MIN_ELEMS (1ull << 24)         /* 4B's layers and up */
-#define BANK_MIN_ELEMS_EMBED (1ull << 28)   /* 4B's embedding and up, not 270m's or 1B's */
+#define BANK_MIN_ELEMS (1ull << 24)       /* 4B's layers and up */
+#define BANK_MIN_ELEMS_EMBED (1ull << 28) /* 4B's embedding and up, not 270m's or 1B's */
 
 typedef struct gtensor {
 	char name[96];
-	int rows, cols;        /* cols 0: a vector of rows elements */
+	int rows, cols; /* cols 0: a vector of rows elements */
 	float mean, std;
-	int norm;              /* stored as 1 + (mean + std * z) in F32 */
-	uint32_t type;         /* ggml type */
+	int norm;      /* stored as 1 + (mean + std * z) in F32 */
+	uint32_t type; /* ggml type */
 	uint64_t nbytes, offset;
 } gtensor;
 
-static const struct { const char *name; uint32_t ggml; uint32_t ftype; } types[] = {
-	{ "f32", GGML_T_F32, 0 }, { "f16", GGML_T_F16, 1 }, { "bf16", GGML_T_BF16, 32 },
-	{ "q8_0", GGML_T_Q8_0, 7 }, { "q4_0", GGML_T_Q4_0, 2 }, { "q4_k", GGML_T_Q4_K, 15 },
-	{ "q6_k", GGML_T_Q6_K, 18 },
+static const struct {
+	const char *name;
+	uint32_t ggml;
+	uint32_t ftype;
+} types[] = {
+	{"f32", GGML_T_F32, 0},
+	{"f16", GGML_T_F16, 1},
+	{"bf16", GGML_T_BF16, 32},
+	{"q8_0", GGML_T_Q8_0, 7},
+	{"q4_0", GGML_T_Q4_0, 2},
+	{"q4_k", GGML_T_Q4_K, 15},
+	{"q6_k", GGML_T_Q6_K, 18},
 };
 
 /* ---------------------------------------------------------------- header writing */
 
 static void put_u32(buf *b, uint32_t v)
 {
-	unsigned char le[4] = { (unsigned char)v, (unsigned char)(v >> 8), (unsigned char)(v >> 16), (unsigned char)(v >> 24) };
+	unsigned char le[4] = {(unsigned char)v, (unsigned char)(v >> 8), (unsigned char)(v >> 16), (unsigned char)(v >> 24)};
 	buf_append(b, le, 4);
 }
 
@@ -85,10 +93,26 @@ static void kv_head(buf *b, const char *key, uint32_t type)
 	put_u32(b, type);
 }
 
-static void kv_u32(buf *b, const char *key, uint32_t v) { kv_head(b, key, GGUF_U32); put_u32(b, v); }
-static void kv_f32(buf *b, const char *key, float v) { kv_head(b, key, GGUF_F32); put_f32(b, v); }
-static void kv_bool(buf *b, const char *key, int v) { kv_head(b, key, GGUF_BOOL); buf_append(b, v ? "\1" : "\0", 1); }
-static void kv_str(buf *b, const char *key, const char *s, size_t n) { kv_head(b, key, GGUF_STRING); put_str(b, s, n); }
+static void kv_u32(buf *b, const char *key, uint32_t v)
+{
+	kv_head(b, key, GGUF_U32);
+	put_u32(b, v);
+}
+static void kv_f32(buf *b, const char *key, float v)
+{
+	kv_head(b, key, GGUF_F32);
+	put_f32(b, v);
+}
+static void kv_bool(buf *b, const char *key, int v)
+{
+	kv_head(b, key, GGUF_BOOL);
+	buf_append(b, v ? "\1" : "\0", 1);
+}
+static void kv_str(buf *b, const char *key, const char *s, size_t n)
+{
+	kv_head(b, key, GGUF_STRING);
+	put_str(b, s, n);
+}
 
 /* ---------------------------------------------------------------- values */
 
@@ -96,7 +120,10 @@ static void f32_to_type(uint32_t t, void *dst, const float *src, size_t n)
 {
 	unsigned char *d = dst;
 	for (size_t i = 0; i < n; i++) {
-		if (t == GGML_T_F32) { memcpy(d + 4 * i, &src[i], 4); continue; }
+		if (t == GGML_T_F32) {
+			memcpy(d + 4 * i, &src[i], 4);
+			continue;
+		}
 		uint16_t h = t == GGML_T_BF16 ? f32_to_bf16(src[i]) : f32_to_f16(src[i]);
 		d[2 * i] = (unsigned char)h;
 		d[2 * i + 1] = (unsigned char)(h >> 8);
@@ -130,7 +157,8 @@ static uint32_t type_for(uint32_t want, int cols)
 {
 	uint32_t be = gguf_ggml_block_elems(want);
 	if (cols % (int)be == 0) return want;
-	uint32_t fb = want == GGML_T_Q4_K ? GGML_T_Q4_0 : want == GGML_T_Q6_K ? GGML_T_Q8_0 : GGML_T_F16;
+	uint32_t fb = want == GGML_T_Q4_K ? GGML_T_Q4_0 : want == GGML_T_Q6_K ? GGML_T_Q8_0
+									      : GGML_T_F16;
 	if (cols % (int)gguf_ggml_block_elems(fb) == 0) return fb;
 	return GGML_T_F16;
 }
@@ -202,8 +230,14 @@ static int vocab_load(vocab *v, const char *tokdir, int n)
 			return die("the tokenizer has no piece for id %s below the model's vocabulary size", msg);
 		}
 		const char *p = v->piece[id];
-		if (v->len[id] == 6 && memcmp(p, "<0x", 3) == 0 && p[5] == '>') { v->type[id] = 6; v->score[id] = 0; }
-		if (v->len[id] == 5 && memcmp(p, "<unk>", 5) == 0) { v->type[id] = 2; v->score[id] = 0; }
+		if (v->len[id] == 6 && memcmp(p, "<0x", 3) == 0 && p[5] == '>') {
+			v->type[id] = 6;
+			v->score[id] = 0;
+		}
+		if (v->len[id] == 5 && memcmp(p, "<unk>", 5) == 0) {
+			v->type[id] = 2;
+			v->score[id] = 0;
+		}
 	}
 	snprintf(path, sizeof path, "%s/tokenizer_config.json", tokdir);
 	text = util_read_file(path, 64u << 20, &len, err, sizeof err);
@@ -223,19 +257,36 @@ int mkmodel_write_gguf(const char *path, const shape *s, const char *type_name, 
 {
 	uint32_t want = UINT32_MAX, ftype = 0;
 	for (size_t i = 0; i < ARRAY_LEN(types); i++)
-		if (strcmp(type_name, types[i].name) == 0) { want = types[i].ggml; ftype = types[i].ftype; }
+		if (strcmp(type_name, types[i].name) == 0) {
+			want = types[i].ggml;
+			ftype = types[i].ftype;
+		}
 	if (want == UINT32_MAX) return die("unknown --type %s (f32, f16, bf16, q8_0, q4_0, q4_k, q6_k)", type_name);
 	vocab v;
-	if (vocab_load(&v, tokdir, s->vocab)) { vocab_free(&v); return 1; }
+	if (vocab_load(&v, tokdir, s->vocab)) {
+		vocab_free(&v);
+		return 1;
+	}
 
 	int H = s->hidden, D = s->head_dim, I = s->intermediate, L = s->layers;
 	size_t n_t = 2 + 13 * (size_t)L;
 	gtensor *ts = calloc(n_t, sizeof *ts);
-	if (!ts) { vocab_free(&v); return die("%s", "out of memory"); }
+	if (!ts) {
+		vocab_free(&v);
+		return die("%s", "out of memory");
+	}
 	size_t k = 0;
 	float sh = 1.0f / sqrtf((float)H), si = 1.0f / sqrtf((float)I), so = 1.0f / sqrtf((float)(s->heads * D));
-#define T(nm, r, c, mu, sd, isnorm) do { gtensor *t_ = &ts[k++]; snprintf(t_->name, sizeof t_->name, "%s", nm); \
-	t_->rows = (r); t_->cols = (c); t_->mean = (mu); t_->std = (sd); t_->norm = (isnorm); } while (0)
+#define T(nm, r, c, mu, sd, isnorm) \
+	do { \
+		gtensor *t_ = &ts[k++]; \
+		snprintf(t_->name, sizeof t_->name, "%s", nm); \
+		t_->rows = (r); \
+		t_->cols = (c); \
+		t_->mean = (mu); \
+		t_->std = (sd); \
+		t_->norm = (isnorm); \
+	} while (0)
 	/* 3x the safetensors writer's spread: logits a few units apart at the top, so
 	 * greedy choices do not hinge on rounding differences between engines */
 	T("token_embd.weight", s->vocab, H, 0, 6.0f * sh, 0);
@@ -281,44 +332,85 @@ int mkmodel_write_gguf(const char *path, const shape *s, const char *type_name, 
 	buf_init(&kvb, 0);
 	char name[128];
 	snprintf(name, sizeof name, "infergate-mkmodel gemma3 %s random", shape_name);
-	kv_str(&kvb, "general.architecture", "gemma3", 6); n_kv++;
-	kv_str(&kvb, "general.name", name, strlen(name)); n_kv++;
-	kv_u32(&kvb, "general.alignment", ALIGN); n_kv++;
-	kv_u32(&kvb, "general.file_type", ftype); n_kv++;
-	kv_u32(&kvb, "general.quantization_version", 2); n_kv++;
-	kv_u32(&kvb, "gemma3.context_length", (uint32_t)s->max_pos); n_kv++;
-	kv_u32(&kvb, "gemma3.embedding_length", (uint32_t)H); n_kv++;
-	kv_u32(&kvb, "gemma3.block_count", (uint32_t)L); n_kv++;
-	kv_u32(&kvb, "gemma3.feed_forward_length", (uint32_t)I); n_kv++;
-	kv_u32(&kvb, "gemma3.attention.head_count", (uint32_t)s->heads); n_kv++;
-	kv_u32(&kvb, "gemma3.attention.head_count_kv", (uint32_t)s->kv_heads); n_kv++;
-	kv_u32(&kvb, "gemma3.attention.key_length", (uint32_t)D); n_kv++;
-	kv_u32(&kvb, "gemma3.attention.value_length", (uint32_t)D); n_kv++;
-	kv_f32(&kvb, "gemma3.attention.layer_norm_rms_epsilon", 1e-6f); n_kv++;
-	kv_u32(&kvb, "gemma3.attention.sliding_window", (uint32_t)s->window); n_kv++;
-	kv_u32(&kvb, "gemma3.attention.sliding_window_pattern", (uint32_t)s->pattern); n_kv++;
-	kv_f32(&kvb, "gemma3.rope.freq_base", 1000000.0f); n_kv++;
-	kv_f32(&kvb, "gemma3.rope.freq_base_swa", 10000.0f); n_kv++;
+	kv_str(&kvb, "general.architecture", "gemma3", 6);
+	n_kv++;
+	kv_str(&kvb, "general.name", name, strlen(name));
+	n_kv++;
+	kv_u32(&kvb, "general.alignment", ALIGN);
+	n_kv++;
+	kv_u32(&kvb, "general.file_type", ftype);
+	n_kv++;
+	kv_u32(&kvb, "general.quantization_version", 2);
+	n_kv++;
+	kv_u32(&kvb, "gemma3.context_length", (uint32_t)s->max_pos);
+	n_kv++;
+	kv_u32(&kvb, "gemma3.embedding_length", (uint32_t)H);
+	n_kv++;
+	kv_u32(&kvb, "gemma3.block_count", (uint32_t)L);
+	n_kv++;
+	kv_u32(&kvb, "gemma3.feed_forward_length", (uint32_t)I);
+	n_kv++;
+	kv_u32(&kvb, "gemma3.attention.head_count", (uint32_t)s->heads);
+	n_kv++;
+	kv_u32(&kvb, "gemma3.attention.head_count_kv", (uint32_t)s->kv_heads);
+	n_kv++;
+	kv_u32(&kvb, "gemma3.attention.key_length", (uint32_t)D);
+	n_kv++;
+	kv_u32(&kvb, "gemma3.attention.value_length", (uint32_t)D);
+	n_kv++;
+	kv_f32(&kvb, "gemma3.attention.layer_norm_rms_epsilon", 1e-6f);
+	n_kv++;
+	kv_u32(&kvb, "gemma3.attention.sliding_window", (uint32_t)s->window);
+	n_kv++;
+	kv_u32(&kvb, "gemma3.attention.sliding_window_pattern", (uint32_t)s->pattern);
+	n_kv++;
+	kv_f32(&kvb, "gemma3.rope.freq_base", 1000000.0f);
+	n_kv++;
+	kv_f32(&kvb, "gemma3.rope.freq_base_swa", 10000.0f);
+	n_kv++;
 	if (s->rope_scaling > 0) {
-		kv_str(&kvb, "gemma3.rope.scaling.type", "linear", 6); n_kv++;
-		kv_f32(&kvb, "gemma3.rope.scaling.factor", s->rope_scaling); n_kv++;
+		kv_str(&kvb, "gemma3.rope.scaling.type", "linear", 6);
+		n_kv++;
+		kv_f32(&kvb, "gemma3.rope.scaling.factor", s->rope_scaling);
+		n_kv++;
 	}
-	kv_str(&kvb, "tokenizer.ggml.model", "llama", 5); n_kv++;
-	kv_head(&kvb, "tokenizer.ggml.tokens", GGUF_ARRAY); put_u32(&kvb, GGUF_STRING); put_u64(&kvb, (uint64_t)s->vocab); n_kv++;
+	kv_str(&kvb, "tokenizer.ggml.model", "llama", 5);
+	n_kv++;
+	kv_head(&kvb, "tokenizer.ggml.tokens", GGUF_ARRAY);
+	put_u32(&kvb, GGUF_STRING);
+	put_u64(&kvb, (uint64_t)s->vocab);
+	n_kv++;
 	for (int i = 0; i < s->vocab; i++) put_str(&kvb, v.piece[i], v.len[i]);
-	kv_head(&kvb, "tokenizer.ggml.scores", GGUF_ARRAY); put_u32(&kvb, GGUF_F32); put_u64(&kvb, (uint64_t)s->vocab); n_kv++;
+	kv_head(&kvb, "tokenizer.ggml.scores", GGUF_ARRAY);
+	put_u32(&kvb, GGUF_F32);
+	put_u64(&kvb, (uint64_t)s->vocab);
+	n_kv++;
 	for (int i = 0; i < s->vocab; i++) put_f32(&kvb, v.score[i]);
-	kv_head(&kvb, "tokenizer.ggml.token_type", GGUF_ARRAY); put_u32(&kvb, GGUF_I32); put_u64(&kvb, (uint64_t)s->vocab); n_kv++;
+	kv_head(&kvb, "tokenizer.ggml.token_type", GGUF_ARRAY);
+	put_u32(&kvb, GGUF_I32);
+	put_u64(&kvb, (uint64_t)s->vocab);
+	n_kv++;
 	for (int i = 0; i < s->vocab; i++) put_u32(&kvb, (uint32_t)v.type[i]);
-	kv_u32(&kvb, "tokenizer.ggml.bos_token_id", 2); n_kv++;
-	kv_u32(&kvb, "tokenizer.ggml.eos_token_id", 1); n_kv++;
-	kv_u32(&kvb, "tokenizer.ggml.unknown_token_id", 3); n_kv++;
-	kv_u32(&kvb, "tokenizer.ggml.padding_token_id", 0); n_kv++;
-	if (s->vocab > 106) { kv_u32(&kvb, "tokenizer.ggml.eot_token_id", 106); n_kv++; }
-	kv_bool(&kvb, "tokenizer.ggml.add_bos_token", 1); n_kv++;
-	kv_bool(&kvb, "tokenizer.ggml.add_eos_token", 0); n_kv++;
-	kv_bool(&kvb, "tokenizer.ggml.add_space_prefix", 0); n_kv++;
-	kv_str(&kvb, "tokenizer.chat_template", v.tmpl, v.tmpl_len); n_kv++;
+	kv_u32(&kvb, "tokenizer.ggml.bos_token_id", 2);
+	n_kv++;
+	kv_u32(&kvb, "tokenizer.ggml.eos_token_id", 1);
+	n_kv++;
+	kv_u32(&kvb, "tokenizer.ggml.unknown_token_id", 3);
+	n_kv++;
+	kv_u32(&kvb, "tokenizer.ggml.padding_token_id", 0);
+	n_kv++;
+	if (s->vocab > 106) {
+		kv_u32(&kvb, "tokenizer.ggml.eot_token_id", 106);
+		n_kv++;
+	}
+	kv_bool(&kvb, "tokenizer.ggml.add_bos_token", 1);
+	n_kv++;
+	kv_bool(&kvb, "tokenizer.ggml.add_eos_token", 0);
+	n_kv++;
+	kv_bool(&kvb, "tokenizer.ggml.add_space_prefix", 0);
+	n_kv++;
+	kv_str(&kvb, "tokenizer.chat_template", v.tmpl, v.tmpl_len);
+	n_kv++;
 	put_u64(&h, (uint64_t)n_kv);
 	buf_append(&h, buf_rptr(&kvb), buf_rlen(&kvb));
 	buf_free(&kvb);
@@ -336,7 +428,11 @@ int mkmodel_write_gguf(const char *path, const shape *s, const char *type_name, 
 
 	/* ---- data, tensor by tensor, a block of rows at a time */
 	FILE *f = fopen(path, "wb");
-	if (!f) { free(ts); buf_free(&h); return die("cannot write %s", path); }
+	if (!f) {
+		free(ts);
+		buf_free(&h);
+		return die("cannot write %s", path);
+	}
 	int ok = fwrite(buf_rptr(&h), 1, buf_rlen(&h), f) == buf_rlen(&h);
 	buf_free(&h);
 	enum { CHUNK_BYTES = 8 << 20 };
@@ -348,7 +444,10 @@ int mkmodel_write_gguf(const char *path, const shape *s, const char *type_name, 
 	static const unsigned char zeros[ALIGN];
 	for (size_t i = 0; i < n_t && ok && row && outb; i++) {
 		gtensor *t = &ts[i];
-		if (t->offset > at) { ok = fwrite(zeros, 1, (size_t)(t->offset - at), f) == t->offset - at; at = t->offset; }
+		if (t->offset > at) {
+			ok = fwrite(zeros, 1, (size_t)(t->offset - at), f) == t->offset - at;
+			at = t->offset;
+		}
 		if (t->norm) {
 			draw_f32(row, (size_t)t->rows, t->mean, t->std);
 			for (int j = 0; j < t->rows; j++) row[j] += 1.0f;
