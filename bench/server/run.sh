@@ -19,13 +19,14 @@
 #   STREAMS ("1 4 16")    concurrency levels
 #   INPUT_LEN (128 words), OUTPUT_LEN (64), REQUESTS_PER_STREAM (3)
 #   SERVER_ARGS           extra infergate-server flags (e.g. "--max-num-batched-tokens 256")
+#   BIN_DIR (bin/)        where infergate-server and infergate-bench are (another build, for A/B)
 #
 # Both servers are started once and stay up, idle while the other is measured;
 # the levels alternate between them (infergate, then llama-server, at each
 # level) so that a machine whose load drifts during the run hits both alike.
 set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
-bin="$top/bin"
+bin="${BIN_DIR:-$top/bin}"
 work=${1:-${XDG_CACHE_HOME:-${HOME:?set HOME or give a work folder}/.cache}/infergate/bench-server}
 model=${MODEL:-/work/peers/models/gemma-3-270m-bf16.gguf}
 llama=${LLAMA_SERVER:-}
