@@ -69,24 +69,7 @@ measure() {
 	echo "$1 $ok $(awk '/^totals:/ { print $2 }' "$f")"
 }
 
-cat >"$tmp/haproxy.cfg" <<HAP
-global
-	nbthread 1
-	maxconn 4000
-defaults
-	mode http
-	timeout connect 5s
-	timeout client 60s
-	timeout server 300s
-	option http-keep-alive
-	http-reuse always
-frontend fe
-	bind 127.0.0.1:$((base + 1))
-	default_backend be
-backend be
-	balance roundrobin
-	server b1 127.0.0.1:$BACK
-HAP
+haproxy_conf "$tmp/haproxy.cfg" $((base + 1)) "$BACK"
 if [ "$PEER" = 1 ]; then
 	valgrind --tool=callgrind --callgrind-out-file="$tmp/callgrind.out.haproxy" "$HAPROXY" -f "$tmp/haproxy.cfg" -db 2>"$tmp/vg.haproxy" &
 	vp=$!

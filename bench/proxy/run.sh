@@ -26,6 +26,7 @@
 set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
 here=$top/bench/proxy
+. "$here/backend.sh"
 DURATION=${DURATION:-10s}
 CONNS=${CONNS:-50}
 ROUNDS=${ROUNDS:-3}
@@ -82,24 +83,7 @@ $PIN_SRV "$NGINX" -c "$tmp/back/nginx.conf" -e "$tmp/back/error.log" &
 pids="$pids $!"
 
 # ---- HAProxy 2.6, one thread, round robin, keep-alive to the backend
-cat >"$tmp/haproxy.cfg" <<HAP
-global
-	nbthread 1
-	maxconn 4000
-defaults
-	mode http
-	timeout connect 5s
-	timeout client 60s
-	timeout server 300s
-	option http-keep-alive
-	http-reuse always
-frontend fe
-	bind 127.0.0.1:$HAP
-	default_backend be
-backend be
-	balance roundrobin
-	server b1 127.0.0.1:$BACK
-HAP
+haproxy_conf "$tmp/haproxy.cfg" $HAP "$BACK"
 $PIN_SRV "$HAPROXY" -f "$tmp/haproxy.cfg" -db &
 pids="$pids $!"
 pid_haproxy=$!
