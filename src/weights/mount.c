@@ -847,32 +847,26 @@ static int read_from_source(node *nd, char *out, size_t len, uint64_t off)
 	xfer_resp r;
 	int rc = xfer_do_retry(&q, &r);
 	char why[400] = "";
-	int bad = rc == 0 ? wsrc_check_range_answer(g.src, &nd->f, pin, off, len, &r, why, sizeof why) : 0;
+	/* Checked against the version pinned when the answer arrives, not when
+	 * the request left: reads the kernel sends in parallel (readahead) may
+	 * all leave unpinned, and the first good answer pins the version for
+	 * the others, whichever comes back first. */
+	int bad = 0, whole;
+	pthread_mutex_lock(&g.mu);
+	str_copy(pin, nd->source_pin, sizeof pin);
+	if (rc == 0) bad = wsrc_check_range_answer(g.src, &nd->f, pin, off, len, &r, why, sizeof why);
+	whole = rc == 0 && !bad && (r.status == 206 || (r.status == 200 && off == 0 && len == nd->f.size)) &&
+		buf_rlen(&r.body) == len;
+	if (whole && !pin[0] && r.etag[0] && strncmp(r.etag, "W/", 2))
+		str_copy(nd->source_pin, r.etag, sizeof nd->source_pin);
+	pthread_mutex_unlock(&g.mu);
 	if (bad) {
 		/* Reads of one open file all come from one version of the object. */
 		log_ratelimited(LOG_ERROR, "reading %s at %llu from the source: %s", nd->f.path, (unsigned long long)off, why);
 		rc = -EIO;
-	} else if (rc == 0 && (r.status == 206 || (r.status == 200 && off == 0 && len == nd->f.size)) &&
-		   buf_rlen(&r.body) == len) {
+	} else if (whole) {
 		memcpy(out, buf_rptr(&r.body), len);
 		rc = (int)len;
-		/* Reads the kernel sends in parallel (readahead) may all leave
-		 * unpinned: the first answer pins the version, and an answer of
-		 * another version fails, whichever of them comes back first. */
-		if (!pin[0] && r.etag[0] && strncmp(r.etag, "W/", 2)) {
-			pthread_mutex_lock(&g.mu);
-			if (!nd->source_pin[0]) str_copy(nd->source_pin, r.etag, sizeof nd->source_pin);
-			else if (strcmp(nd->source_pin, r.etag)) {
-				str_copy(pin, nd->source_pin, sizeof pin);
-				rc = -EIO;
-			}
-			pthread_mutex_unlock(&g.mu);
-			if (rc < 0)
-				log_ratelimited(LOG_ERROR, "reading %s at %llu from the source: %s changed at the source "
-							   "during the download (ETag %s, then %s)",
-						nd->f.path,
-						(unsigned long long)off, nd->f.path, pin, r.etag);
-		}
 	} else {
 		log_ratelimited(LOG_ERROR, "reading %s at %llu from the source failed: %s (HTTP %ld)", nd->f.path,
 				(unsigned long long)off, rc ? r.err : "bad answer", r.status);
