@@ -316,8 +316,12 @@ static void forward(engine *e)
 		const engine_item *item = &e->items[it];
 		for (int i = 0; i < item->n_tokens; i++, r++) {
 			float *x = s->x + (size_t)r * H;
-			e->k->to_f32(x, (const char *)m->embed.data + (size_t)item->tokens[i] * dtype_row_bytes(m->embed.type, (size_t)H),
-				     m->embed.type, (size_t)H);
+			int tok = item->tokens[i];
+			size_t rb = dtype_row_bytes(m->embed.type, (size_t)H);
+			if (m->embed.type == DTYPE_Q4_0_X8)
+				quant_x8_dequantize_row(x, (const char *)m->embed.data + (size_t)(tok / X8_ROWS) * X8_ROWS * rb, tok % X8_ROWS, (size_t)H);
+			else
+				e->k->to_f32(x, (const char *)m->embed.data + (size_t)tok * rb, m->embed.type, (size_t)H);
 			for (int h = 0; h < H; h++) x[h] *= c->embed_scale;
 			float pos = (float)s->row_pos[r];
 			for (int kind = 0; kind < 2; kind++) {
@@ -575,12 +579,10 @@ engine *engine_load(const char *dir, const engine_options *opt_in, char *err, si
 		goto bad;
 	}
 	o.threads = team_threads(e->team);
-	if (o.quantization) {
-		dtype qt;
-		if (model_quantization_type(o.quantization, &qt, err, errlen) < 0 ||
-		    model_quantize(e->m, qt, e->team, err, errlen) < 0)
-			goto bad;
-	}
+	dtype qt = DTYPE_Q8_0;
+	if ((o.quantization && model_quantization_type(o.quantization, &qt, err, errlen) < 0) ||
+	    model_convert(e->m, o.quantization != NULL, qt, e->team, err, errlen) < 0)
+		goto bad;
 	if (state_alloc(&e->s, c, &o, o.threads) < 0) {
 		util_errf(err, errlen, "engine: out of memory for the run state");
 		goto bad;

@@ -452,7 +452,7 @@ typedef struct quant_job {
 	dtype *to;
 	char **dst; /* where each one's blocks go */
 	int n;
-	int failed; /* a thread could not allocate its row buffer */
+	int failed; /* a thread could not allocate its row buffers */
 } quant_job;
 
 /* Drops the whole pages of a source tensor from the process (file-backed,
@@ -464,30 +464,45 @@ static void release_pages(const void *data, size_t bytes)
 	if (e > a) madvise((void *)a, e - a, MADV_DONTNEED);
 }
 
+/* One chunk of a tensor's rows (whole groups of 8 for Q4_0x8): each row
+ * requantized from its dequantized values (a Q4_0 source is used as it is),
+ * then 8 rows packed together when the target is Q4_0x8. */
 static void quant_run(void *ctx, int chunk, int n_chunks)
 {
 	quant_job *j = ctx;
 	(void)n_chunks;
 	int ti = chunk / QUANT_PARTS, r0, r1;
 	const tensor *t = j->t[ti];
-	team_split(t->rows, chunk % QUANT_PARTS, QUANT_PARTS, 1, &r0, &r1);
-	float *row = malloc((size_t)t->cols * sizeof *row);
-	if (!row) {
+	dtype to = j->to[ti], rows_to = to == DTYPE_Q4_0_X8 ? DTYPE_Q4_0 : to;
+	int unit = to == DTYPE_Q4_0_X8 ? X8_ROWS : 1, direct = t->type == rows_to;
+	team_split(t->rows / unit, chunk % QUANT_PARTS, QUANT_PARTS, 1, &r0, &r1);
+	r0 *= unit;
+	r1 *= unit;
+	size_t sb = dtype_row_bytes(t->type, (size_t)t->cols), db = dtype_row_bytes(rows_to, (size_t)t->cols);
+	float *row = direct ? NULL : malloc((size_t)t->cols * sizeof *row);
+	char *rows = unit > 1 && !direct ? malloc(db * X8_ROWS) : NULL;
+	if ((!direct && !row) || (unit > 1 && !direct && !rows)) {
 		__atomic_store_n(&j->failed, 1, __ATOMIC_RELAXED);
+		free(row);
 		return;
 	}
-	size_t sb = dtype_row_bytes(t->type, (size_t)t->cols), db = dtype_row_bytes(j->to[ti], (size_t)t->cols);
-	for (int r = r0; r < r1; r++) {
-		quant_dequantize_row(t->type, row, (const char *)t->data + (size_t)r * sb, (size_t)t->cols);
-		quant_quantize_row(j->to[ti], j->dst[ti] + (size_t)r * db, row, (size_t)t->cols);
+	for (int r = r0; r < r1; r += unit) {
+		const char *src = (const char *)t->data + (size_t)r * sb;
+		char *out = unit > 1 && !direct ? rows : j->dst[ti] + (size_t)r * db;
+		for (int i = 0; i < unit && !direct; i++) {
+			quant_dequantize_row(t->type, row, src + (size_t)i * sb, (size_t)t->cols);
+			quant_quantize_row(rows_to, out + (size_t)i * db, row, (size_t)t->cols);
+		}
+		if (unit > 1) quant_pack_x8(j->dst[ti] + (size_t)r * db, direct ? src : rows, (size_t)t->cols);
 	}
 	free(row);
+	free(rows);
 	/* the whole pages of this chunk's source rows are read by no other chunk:
-	 * dropping them now keeps the peak near the quantized size, not the sum */
+	 * dropping them now keeps the peak near the converted size, not the sum */
 	if (r1 > r0) release_pages((const char *)t->data + (size_t)r0 * sb, (size_t)(r1 - r0) * sb);
 }
 
-int model_quantize(model *m, dtype t, team *p, char *err, size_t errlen)
+int model_convert(model *m, int quantize, dtype t, team *p, char *err, size_t errlen)
 {
 	const model_config *c = &m->cfg;
 	int n = 0, cap = 7 * c->n_layers + 1;
@@ -499,35 +514,36 @@ int model_quantize(model *m, dtype t, team *p, char *err, size_t errlen)
 		util_errf(err, errlen, "model: out of memory");
 		goto out;
 	}
-	if (!dtype_is_quantized(m->embed.type)) {
-		ts[n] = &m->embed;
-		to[n++] = DTYPE_Q8_0;
-	}
+	tensor *all[7 * MODEL_MAX_LAYERS + 1];
+	int na = 0;
+	all[na++] = &m->embed;
 	for (int l = 0; l < c->n_layers; l++) {
 		layer_weights *w = &m->layers[l];
 		tensor *mats[7] = {&w->q, &w->k, &w->v, &w->o, &w->gate, &w->up, &w->down};
-		for (int i = 0; i < 7; i++)
-			if (!dtype_is_quantized(mats[i]->type)) {
-				ts[n] = mats[i];
-				to[n++] = t;
-			}
+		for (int i = 0; i < 7; i++) all[na++] = mats[i];
 	}
-	size_t total = 0;
-	for (int i = 0; i < n; i++) {
-		if (ts[i]->cols % QK_SMALL) {
+	for (int i = 0; i < na; i++) {
+		dtype want = all[i]->type;
+		if (quantize && !dtype_is_quantized(want)) want = all[i] == &m->embed ? DTYPE_Q8_0 : t;
+		if (want == DTYPE_Q4_0 && all[i]->rows % X8_ROWS == 0) want = DTYPE_Q4_0_X8;
+		if (want == all[i]->type) continue;
+		if (all[i]->cols % QK_SMALL) {
 			util_errf(err, errlen, "model: cannot quantize to %s: a row of %d elements is not a multiple of %d",
-				  dtype_name(to[i]), ts[i]->cols, QK_SMALL);
+				  dtype_name(want), all[i]->cols, QK_SMALL);
 			goto out;
 		}
-		total += (dtype_row_bytes(to[i], (size_t)ts[i]->cols) * (size_t)ts[i]->rows + 63) & ~(size_t)63;
+		ts[n] = all[i];
+		to[n++] = want;
 	}
+	size_t total = 0;
+	for (int i = 0; i < n; i++) total += (dtype_row_bytes(to[i], (size_t)ts[i]->cols) * (size_t)ts[i]->rows + 63) & ~(size_t)63;
 	if (n == 0) {
 		rc = 0;
 		goto out;
 	}
 	void *mem = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (mem == MAP_FAILED) {
-		util_errf(err, errlen, "model: cannot map %zu bytes for the quantized weights", total);
+		util_errf(err, errlen, "model: cannot map %zu bytes for the converted weights", total);
 		goto out;
 	}
 	size_t at = 0;

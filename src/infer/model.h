@@ -109,13 +109,18 @@ void model_free(model *m);
 int model_quantization_type(const char *name, dtype *out, char *err, size_t errlen);
 
 struct team;
-/* Quantizes on load: every projection to t (Q8_0 or Q4_0) and the embedding,
- * which is also the output projection, to Q8_0 (as llama.cpp keeps the
- * output at higher precision than 4 bits), into one anonymous mapping, on
- * the team's threads. The source pages are released from the mappings.
- * Tensors already of a block type stay as they are. Returns 0, or -1 with a
+/* Converts the weights once loaded, into one anonymous mapping, on the
+ * team's threads, releasing the source pages from the mappings:
+ * - with quantize, every projection of a float type to t (Q8_0 or Q4_0) and
+ *   a float embedding, which is also the output projection, to Q8_0 (as
+ *   llama.cpp keeps the output at higher precision than 4 bits): vLLM's
+ *   --quantization, on load;
+ * - every Q4_0 matrix (from the file or just quantized) whose row count is a
+ *   multiple of 8 to Q4_0x8 (quant.h), the layout the kernels read fastest,
+ *   the same values.
+ * Other tensors of a block type stay as they are. Returns 0, or -1 with a
  * message (a row length not a multiple of 32, out of memory). */
-int model_quantize(model *m, dtype t, struct team *p, char *err, size_t errlen);
+int model_convert(model *m, int quantize, dtype t, struct team *p, char *err, size_t errlen);
 
 /* Parses a config.json text into cfg (shapes not yet checked against weights).
  * Every value is range-checked: positive sizes, heads divisible by kv heads,

@@ -157,6 +157,7 @@ void quant_quantize_row(dtype t, void *dst, const float *src, size_t n)
 			memcpy((char *)dst + 2 * i, &h, 2);
 		}
 		return;
+	case DTYPE_Q4_0_X8: return; /* 8 rows at a time: quant_pack_x8 */
 	}
 }
 
@@ -256,6 +257,43 @@ float quant_dequantize_one(dtype t, const void *src, size_t i)
 	return tmp[i % be];
 }
 
+/* ------------------------------------------------------------ Q4_0x8 */
+
+void quant_pack_x8(void *dst, const void *src, size_t n)
+{
+	size_t nb = n / QK_SMALL, rb = nb * sizeof(block_q4_0);
+	unsigned char *codes = dst, *scales = codes + nb * 128;
+	const unsigned char *s = src;
+	for (size_t k = 0; k < nb; k++)
+		for (int r = 0; r < X8_ROWS; r++) {
+			const unsigned char *b = s + (size_t)r * rb + k * sizeof(block_q4_0);
+			memcpy(scales + 16 * k + 2 * r, b, 2);
+			for (int l = 0; l < 4; l++) memcpy(codes + 128 * k + 32 * l + 4 * r, b + 2 + 4 * l, 4);
+		}
+}
+
+/* The 16 code bytes of row lane's block k, in Q4_0 order, and its scale. */
+static float x8_block(const unsigned char *group, size_t nb, int lane, size_t k, uint8_t qs[16])
+{
+	uint16_t h;
+	for (int l = 0; l < 4; l++) memcpy(qs + 4 * l, group + 128 * k + 32 * l + 4 * lane, 4);
+	memcpy(&h, group + nb * 128 + 16 * k + 2 * lane, 2);
+	return h2f(h);
+}
+
+void quant_x8_dequantize_row(float *dst, const void *group, int lane, size_t n)
+{
+	size_t nb = n / QK_SMALL;
+	for (size_t k = 0; k < nb; k++) {
+		uint8_t qs[16];
+		float d = x8_block(group, nb, lane, k, qs), *y = dst + k * QK_SMALL;
+		for (int j = 0; j < 16; j++) {
+			y[j] = (float)((qs[j] & 15) - 8) * d;
+			y[16 + j] = (float)((qs[j] >> 4) - 8) * d;
+		}
+	}
+}
+
 /* ------------------------------------------------------------ activations */
 
 static int x_is_super(dtype wt) { return wt == DTYPE_Q4_K || wt == DTYPE_Q6_K; }
@@ -305,6 +343,21 @@ void quant_quantize_x(dtype wt, void *dst, const float *x, size_t n)
 }
 
 /* ------------------------------------------------------------ dot */
+
+float quant_x8_dot_row(const void *group, int lane, const void *xq, size_t n)
+{
+	size_t nb = n / QK_SMALL;
+	const xblock_q8 *x = xq;
+	float acc = 0;
+	for (size_t k = 0; k < nb; k++, x++) {
+		uint8_t qs[16];
+		float d = x8_block(group, nb, lane, k, qs);
+		int s = 0;
+		for (int j = 0; j < 16; j++) s += (qs[j] & 15) * x->qs[j] + (qs[j] >> 4) * x->qs[16 + j];
+		acc = fmaf(d * x->d, (float)(s - 8 * x->sum), acc);
+	}
+	return acc;
+}
 
 float quant_dot_row(dtype wt, const void *w, const void *xq, size_t n)
 {
