@@ -581,7 +581,7 @@ engine *engine_load(const char *dir, const engine_options *opt_in, char *err, si
 	o.threads = team_threads(e->team);
 	dtype qt = DTYPE_Q8_0;
 	if ((o.quantization && model_quantization_type(o.quantization, &qt, err, errlen) < 0) ||
-	    model_convert(e->m, o.quantization != NULL, qt, e->team, err, errlen) < 0)
+	    model_convert(e->m, o.quantization != NULL, qt, !o.no_repack, e->team, err, errlen) < 0)
 		goto bad;
 	if (state_alloc(&e->s, c, &o, o.threads) < 0) {
 		util_errf(err, errlen, "engine: out of memory for the run state");

@@ -502,7 +502,7 @@ static void quant_run(void *ctx, int chunk, int n_chunks)
 	if (r1 > r0) release_pages((const char *)t->data + (size_t)r0 * sb, (size_t)(r1 - r0) * sb);
 }
 
-int model_convert(model *m, int quantize, dtype t, team *p, char *err, size_t errlen)
+int model_convert(model *m, int quantize, dtype t, int repack, team *p, char *err, size_t errlen)
 {
 	const model_config *c = &m->cfg;
 	int n = 0, cap = 7 * c->n_layers + 1;
@@ -525,7 +525,7 @@ int model_convert(model *m, int quantize, dtype t, team *p, char *err, size_t er
 	for (int i = 0; i < na; i++) {
 		dtype want = all[i]->type;
 		if (quantize && !dtype_is_quantized(want)) want = all[i] == &m->embed ? DTYPE_Q8_0 : t;
-		if (want == DTYPE_Q4_0 && all[i]->rows % X8_ROWS == 0) want = DTYPE_Q4_0_X8;
+		if (repack && want == DTYPE_Q4_0 && all[i]->rows % X8_ROWS == 0) want = DTYPE_Q4_0_X8;
 		if (want == all[i]->type) continue;
 		if (all[i]->cols % QK_SMALL) {
 			util_errf(err, errlen, "model: cannot quantize to %s: a row of %d elements is not a multiple of %d",

@@ -115,12 +115,13 @@ struct team;
  *   a float embedding, which is also the output projection, to Q8_0 (as
  *   llama.cpp keeps the output at higher precision than 4 bits): vLLM's
  *   --quantization, on load;
- * - every Q4_0 matrix (from the file or just quantized) whose row count is a
- *   multiple of 8 to Q4_0x8 (quant.h), the layout the kernels read fastest,
- *   the same values.
+ * - with repack, every Q4_0 matrix (from the file or just quantized) whose
+ *   row count is a multiple of 8 to Q4_0x8 (quant.h), the layout the kernels
+ *   read fastest, the same values. This reads the whole file at load and
+ *   holds the weights in anonymous memory instead of the page cache.
  * Other tensors of a block type stay as they are. Returns 0, or -1 with a
  * message (a row length not a multiple of 32, out of memory). */
-int model_convert(model *m, int quantize, dtype t, struct team *p, char *err, size_t errlen);
+int model_convert(model *m, int quantize, dtype t, int repack, struct team *p, char *err, size_t errlen);
 
 /* Parses a config.json text into cfg (shapes not yet checked against weights).
  * Every value is range-checked: positive sizes, heads divisible by kv heads,

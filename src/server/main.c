@@ -50,6 +50,8 @@ static void usage(FILE *f)
 		"  --kernels portable|avx2|avx512\n"
 		"  --quantization q8_0|q4_0      quantize the weights on load (the embedding, also the output\n"
 		"                                projection, to q8_0); default: as stored\n"
+		"  --no-repack                   keep Q4_0 matrices as the file stores them, mapped (loads at\n"
+		"                                once, shares the page cache; slower kernels)\n"
 		"  --kv-cache-dtype auto|bf16|f32  element type of the KV cache (default auto = bf16)\n"
 		"  --max-waiting N               queued requests before 503 (default 1024)\n"
 		"  --shutdown-grace DURATION     time for requests in flight after SIGTERM (default 30s)\n"
@@ -163,6 +165,10 @@ static int parse_args(server_opts *o, int argc, char **argv)
 			o->prefix_caching = 0;
 			continue;
 		}
+		if (!strcmp(a, "--no-repack")) {
+			o->no_repack = 1;
+			continue;
+		}
 		if (!strcmp(a, "--offline")) {
 			o->offline = 1;
 			continue;
@@ -264,6 +270,7 @@ static void *loader_main(void *arg)
 		.num_kv_blocks = o->num_kv_blocks,
 		.kv_cache_bytes = o->kv_cache_bytes,
 		.no_prefix_caching = !o->prefix_caching,
+		.no_repack = o->no_repack,
 		.kernels = o->kernels,
 		.quantization = o->quantization,
 		.kv_cache_dtype = o->kv_cache_dtype,

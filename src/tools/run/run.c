@@ -40,7 +40,7 @@ enum { MAX_PROMPT_BYTES = 1 << 20 };
 
 typedef struct opts {
 	const char *model, *prompt, *chat, *tokenize, *replay, *dump, *kernels, *quantization, *kv_cache_dtype;
-	int max_tokens, top_k, logprobs, json, threads, ignore_eos, no_bos, bench, bench_prompt, bench_gen;
+	int max_tokens, top_k, logprobs, json, threads, ignore_eos, no_bos, no_repack, bench, bench_prompt, bench_gen;
 	int max_model_len;
 	float temperature, top_p, min_p;
 	int have_temp, have_top_k, have_top_p, have_min_p, have_seed;
@@ -54,7 +54,7 @@ static void usage(void)
 		"         [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--min-p P]\n"
 		"         [--seed N] [--logprobs K] [--json] [--threads N] [--ignore-eos] [--no-bos]\n"
 		"         [--max-model-len N] [--kernels portable|avx2|avx512] [--quantization q8_0|q4_0]\n"
-		"         [--kv-cache-dtype auto|bf16|f32]\n"
+		"         [--kv-cache-dtype auto|bf16|f32] [--no-repack]\n"
 		"       infergate-run --model DIR --replay FILE --dump-logits OUT\n"
 		"       infergate-run --model DIR --bench B [--bench-prompt N] [--bench-gen N]\n");
 }
@@ -136,6 +136,10 @@ static int parse_args(opts *o, int argc, char **argv)
 		}
 		if (strcmp(a, "--no-bos") == 0) {
 			o->no_bos = 1;
+			continue;
+		}
+		if (strcmp(a, "--no-repack") == 0) {
+			o->no_repack = 1;
 			continue;
 		}
 		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
@@ -577,7 +581,7 @@ int main(int argc, char **argv)
 		tokenizer_free(tok);
 		return 0;
 	}
-	engine_options eo = {.threads = o.threads, .max_model_len = o.max_model_len, .kernels = o.kernels, .quantization = o.quantization, .kv_cache_dtype = o.kv_cache_dtype, .max_seqs = o.bench > 0 ? o.bench : 64};
+	engine_options eo = {.threads = o.threads, .max_model_len = o.max_model_len, .kernels = o.kernels, .quantization = o.quantization, .kv_cache_dtype = o.kv_cache_dtype, .no_repack = o.no_repack, .max_seqs = o.bench > 0 ? o.bench : 64};
 	if (o.bench > 0) eo.num_kv_blocks = o.bench * ((o.bench_prompt + o.bench_gen) / KV_BLOCK_TOKENS + 2);
 	uint64_t t0 = time_mono_ns();
 	engine *e = engine_load(o.model, &eo, err, sizeof err);
