@@ -546,6 +546,11 @@ int model_convert(model *m, int quantize, dtype t, int repack, team *p, char *er
 		util_errf(err, errlen, "model: cannot map %zu bytes for the converted weights", total);
 		goto out;
 	}
+#ifdef MADV_HUGEPAGE
+	/* 2 MB pages where the kernel has them: a decode step streams every
+	 * weight once, and 4 KB pages would cost a TLB miss per 4 KB */
+	madvise(mem, total, MADV_HUGEPAGE);
+#endif
 	size_t at = 0;
 	for (int i = 0; i < n; i++) {
 		dst[i] = (char *)mem + at;
