@@ -8,7 +8,7 @@
  *   cc -O2 -Isrc bench/engine/gemm.c build/rel/libinfer.a build/rel/libcore.a -lm -pthread -o gemm
  *   ./gemm [M] [REPEAT] [KERNELS]    M = 512, REPEAT = 5, KERNELS = the best for this CPU
  * Prints one JSON object: {"m":M,"kernels":"avx2","bf16_gflops":...,"q8_0_gflops":...,...}
- * (q4_0x8: Q4_0 kept 8 rows together, as loaded models keep it).
+ * (q4_0x8, q8_0x8: Q4_0 and Q8_0 kept 8 rows together, as loaded models keep them).
  */
 #define _GNU_SOURCE
 #include <stdint.h>
@@ -46,7 +46,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: gemm [M 1..4096] [REPEAT] [portable|avx2|avx512]\n");
 		return 2;
 	}
-	const dtype types[] = { DTYPE_BF16, DTYPE_F32, DTYPE_Q8_0, DTYPE_Q4_0, DTYPE_Q4_0_X8, DTYPE_Q4_K, DTYPE_Q6_K };
+	const dtype types[] = { DTYPE_BF16, DTYPE_F32, DTYPE_Q8_0, DTYPE_Q4_0, DTYPE_Q8_0_X8, DTYPE_Q4_0_X8, DTYPE_Q4_K, DTYPE_Q6_K };
 	float *x = malloc((size_t)m * 2048 * sizeof(float)), *out = malloc((size_t)m * 2048 * sizeof(float));
 	float *wf = malloc((size_t)2048 * 640 * sizeof(float));
 	void *w[NSHAPES];
@@ -62,13 +62,14 @@ int main(int argc, char **argv)
 			for (size_t i = 0; i < n; i++) wf[i] = frand() * 0.1f;
 			w[s] = malloc(dtype_row_bytes(t, n));
 			if (!w[s]) return 1;
-			if (t == DTYPE_Q4_0_X8) { /* as the model keeps Q4_0: 8 rows together */
-				size_t gb = X8_ROWS * dtype_row_bytes(DTYPE_Q4_0, (size_t)shapes[s][1]);
-				char *q = malloc(dtype_row_bytes(DTYPE_Q4_0, n));
+			if (dtype_is_x8(t)) { /* as the model keeps Q4_0 and Q8_0: 8 rows together */
+				dtype base = dtype_x8_base(t);
+				size_t gb = X8_ROWS * dtype_row_bytes(base, (size_t)shapes[s][1]);
+				char *q = malloc(dtype_row_bytes(base, n));
 				if (!q) return 1;
-				quant_quantize_row(DTYPE_Q4_0, q, wf, n);
+				quant_quantize_row(base, q, wf, n);
 				for (int g = 0; g < shapes[s][0] / X8_ROWS; g++)
-					quant_pack_x8((char *)w[s] + g * gb, q + g * gb, (size_t)shapes[s][1]);
+					quant_pack_x8(t, (char *)w[s] + g * gb, q + g * gb, (size_t)shapes[s][1]);
 				free(q);
 			} else {
 				quant_quantize_row(t, w[s], wf, n);

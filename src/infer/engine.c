@@ -318,8 +318,8 @@ static void forward(engine *e)
 			float *x = s->x + (size_t)r * H;
 			int tok = item->tokens[i];
 			size_t rb = dtype_row_bytes(m->embed.type, (size_t)H);
-			if (m->embed.type == DTYPE_Q4_0_X8)
-				quant_x8_dequantize_row(x, (const char *)m->embed.data + (size_t)(tok / X8_ROWS) * X8_ROWS * rb, tok % X8_ROWS, (size_t)H);
+			if (dtype_is_x8(m->embed.type))
+				quant_x8_dequantize_row(m->embed.type, x, (const char *)m->embed.data + (size_t)(tok / X8_ROWS) * X8_ROWS * rb, tok % X8_ROWS, (size_t)H);
 			else
 				e->k->to_f32(x, (const char *)m->embed.data + (size_t)tok * rb, m->embed.type, (size_t)H);
 			for (int h = 0; h < H; h++) x[h] *= c->embed_scale;

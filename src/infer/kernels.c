@@ -29,22 +29,29 @@ const char *dtype_name(dtype t)
 	case DTYPE_Q4_K: return "Q4_K";
 	case DTYPE_Q6_K: return "Q6_K";
 	case DTYPE_Q4_0_X8: return "Q4_0x8";
+	case DTYPE_Q8_0_X8: return "Q8_0x8";
 	}
 	return "?";
 }
 
-int dtype_is_quantized(dtype t) { return t >= DTYPE_Q8_0 && t <= DTYPE_Q4_0_X8; }
+int dtype_is_quantized(dtype t) { return t >= DTYPE_Q8_0 && t <= DTYPE_Q8_0_X8; }
+
+int dtype_is_x8(dtype t) { return t == DTYPE_Q4_0_X8 || t == DTYPE_Q8_0_X8; }
+
+dtype dtype_x8_base(dtype t) { return t == DTYPE_Q4_0_X8 ? DTYPE_Q4_0 : t == DTYPE_Q8_0_X8 ? DTYPE_Q8_0
+											   : t; }
 
 int dtype_block_elems(dtype t)
 {
-	return t == DTYPE_Q8_0 || t == DTYPE_Q4_0 || t == DTYPE_Q4_0_X8 ? QK_SMALL : t == DTYPE_Q4_K || t == DTYPE_Q6_K ? QK_SUPER
-															: 1;
+	return t == DTYPE_Q8_0 || t == DTYPE_Q4_0 || dtype_is_x8(t) ? QK_SMALL : t == DTYPE_Q4_K || t == DTYPE_Q6_K ? QK_SUPER
+														    : 1;
 }
 
 size_t dtype_block_bytes(dtype t)
 {
 	switch (t) {
-	case DTYPE_Q8_0: return sizeof(block_q8_0);
+	case DTYPE_Q8_0:
+	case DTYPE_Q8_0_X8: return sizeof(block_q8_0);
 	case DTYPE_Q4_0:
 	case DTYPE_Q4_0_X8: return sizeof(block_q4_0);
 	case DTYPE_Q4_K: return sizeof(block_q4_k);
@@ -260,10 +267,10 @@ static void matmul_q_portable(float *out, size_t ldo, const void *xq, size_t ldx
 			      const void *w, dtype wt, int in, int o_begin, int o_end)
 {
 	size_t rb = dtype_row_bytes(wt, (size_t)in);
-	if (wt == DTYPE_Q4_0_X8) {
+	if (dtype_is_x8(wt)) {
 		for (int o = o_begin; o < o_end; o++)
 			for (int b = 0; b < n_rows; b++)
-				out[(size_t)b * ldo + o] = quant_x8_dot_row((const char *)w + (size_t)(o / X8_ROWS) * X8_ROWS * rb, o % X8_ROWS,
+				out[(size_t)b * ldo + o] = quant_x8_dot_row(wt, (const char *)w + (size_t)(o / X8_ROWS) * X8_ROWS * rb, o % X8_ROWS,
 									    (const char *)xq + (size_t)b * ldxq, (size_t)in);
 		return;
 	}

@@ -33,16 +33,20 @@ typedef enum dtype {
 	DTYPE_Q4_K = 5,
 	DTYPE_Q6_K = 6,
 	DTYPE_Q4_0_X8 = 7, /* Q4_0 blocks of 8 rows kept together (quant.h): in memory only */
+	DTYPE_Q8_0_X8 = 8, /* the same for Q8_0 */
 } dtype;
-#define DTYPE_COUNT 8
+#define DTYPE_COUNT 9
 
 size_t dtype_size(dtype t);        /* bytes per element of F32/F16/BF16; 0 for block types */
-const char *dtype_name(dtype t);   /* "F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_K", "Q6_K", "Q4_0x8" */
+const char *dtype_name(dtype t);   /* "F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_K", "Q6_K", "Q4_0x8", "Q8_0x8" */
 int dtype_block_elems(dtype t);    /* elements per block: 1, 32 or 256 */
-size_t dtype_block_bytes(dtype t); /* bytes per block: 4, 2, 2, 34, 18, 144, 210, 18 */
+size_t dtype_block_bytes(dtype t); /* bytes per block: 4, 2, 2, 34, 18, 144, 210, 18, 34 */
 /* Bytes of n elements (n a multiple of dtype_block_elems(t)). */
 size_t dtype_row_bytes(dtype t, size_t n);
 int dtype_is_quantized(dtype t);
+/* Q4_0x8 and Q8_0x8 (quant.h): rows kept 8 together; their block type. */
+int dtype_is_x8(dtype t);
+dtype dtype_x8_base(dtype t); /* Q4_0 for Q4_0x8, Q8_0 for Q8_0x8, else t */
 
 float bf16_to_f32(uint16_t h);
 uint16_t f32_to_bf16(float f); /* round to nearest even; NaN stays NaN */
@@ -50,7 +54,7 @@ float f16_to_f32(uint16_t h);
 uint16_t f32_to_f16(float f); /* round to nearest even */
 /* Reads element i of a weight array of type t (any alignment); for a block
  * type, i counts elements across consecutive blocks (row after row). Not for
- * DTYPE_Q4_0_X8, whose rows are not consecutive (quant_x8_dequantize_row). */
+ * the x8 types, whose rows are not consecutive (quant_x8_dequantize_row). */
 float weight_at(const void *w, dtype t, size_t i);
 
 typedef struct kernels {

@@ -464,17 +464,17 @@ static void release_pages(const void *data, size_t bytes)
 	if (e > a) madvise((void *)a, e - a, MADV_DONTNEED);
 }
 
-/* One chunk of a tensor's rows (whole groups of 8 for Q4_0x8): each row
- * requantized from its dequantized values (a Q4_0 source is used as it is),
- * then 8 rows packed together when the target is Q4_0x8. */
+/* One chunk of a tensor's rows (whole groups of 8 for an x8 type): each row
+ * requantized from its dequantized values (a source of the target's block
+ * type is used as it is), then 8 rows packed together for an x8 type. */
 static void quant_run(void *ctx, int chunk, int n_chunks)
 {
 	quant_job *j = ctx;
 	(void)n_chunks;
 	int ti = chunk / QUANT_PARTS, r0, r1;
 	const tensor *t = j->t[ti];
-	dtype to = j->to[ti], rows_to = to == DTYPE_Q4_0_X8 ? DTYPE_Q4_0 : to;
-	int unit = to == DTYPE_Q4_0_X8 ? X8_ROWS : 1, direct = t->type == rows_to;
+	dtype to = j->to[ti], rows_to = dtype_x8_base(to);
+	int unit = dtype_is_x8(to) ? X8_ROWS : 1, direct = t->type == rows_to;
 	team_split(t->rows / unit, chunk % QUANT_PARTS, QUANT_PARTS, 1, &r0, &r1);
 	r0 *= unit;
 	r1 *= unit;
@@ -493,7 +493,7 @@ static void quant_run(void *ctx, int chunk, int n_chunks)
 			quant_dequantize_row(t->type, row, src + (size_t)i * sb, (size_t)t->cols);
 			quant_quantize_row(rows_to, out + (size_t)i * db, row, (size_t)t->cols);
 		}
-		if (unit > 1) quant_pack_x8(j->dst[ti] + (size_t)r * db, direct ? src : rows, (size_t)t->cols);
+		if (unit > 1) quant_pack_x8(to, j->dst[ti] + (size_t)r * db, direct ? src : rows, (size_t)t->cols);
 	}
 	free(row);
 	free(rows);
@@ -525,7 +525,8 @@ int model_convert(model *m, int quantize, dtype t, int repack, team *p, char *er
 	for (int i = 0; i < na; i++) {
 		dtype want = all[i]->type;
 		if (quantize && !dtype_is_quantized(want)) want = all[i] == &m->embed ? DTYPE_Q8_0 : t;
-		if (repack && want == DTYPE_Q4_0 && all[i]->rows % X8_ROWS == 0) want = DTYPE_Q4_0_X8;
+		if (repack && (want == DTYPE_Q4_0 || want == DTYPE_Q8_0) && all[i]->rows % X8_ROWS == 0)
+			want = want == DTYPE_Q4_0 ? DTYPE_Q4_0_X8 : DTYPE_Q8_0_X8;
 		if (want == all[i]->type) continue;
 		if (all[i]->cols % QK_SMALL) {
 			util_errf(err, errlen, "model: cannot quantize to %s: a row of %d elements is not a multiple of %d",

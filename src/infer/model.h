@@ -115,8 +115,9 @@ struct team;
  *   a float embedding, which is also the output projection, to Q8_0 (as
  *   llama.cpp keeps the output at higher precision than 4 bits): vLLM's
  *   --quantization, on load;
- * - with repack, every Q4_0 matrix (from the file or just quantized) whose
- *   row count is a multiple of 8 to Q4_0x8 (quant.h), the layout the kernels
+ * - with repack, every Q4_0 and Q8_0 matrix (from the file or just
+ *   quantized) whose row count is a multiple of 8 to Q4_0x8 or Q8_0x8
+ *   (quant.h), the layout the kernels
  *   read fastest, the same values. This reads the whole file at load and
  *   holds the weights in anonymous memory instead of the page cache.
  * Other tensors of a block type stay as they are. Returns 0, or -1 with a

@@ -157,7 +157,8 @@ void quant_quantize_row(dtype t, void *dst, const float *src, size_t n)
 			memcpy((char *)dst + 2 * i, &h, 2);
 		}
 		return;
-	case DTYPE_Q4_0_X8: return; /* 8 rows at a time: quant_pack_x8 */
+	case DTYPE_Q4_0_X8:
+	case DTYPE_Q8_0_X8: return; /* 8 rows at a time: quant_pack_x8 */
 	}
 }
 
@@ -257,36 +258,40 @@ float quant_dequantize_one(dtype t, const void *src, size_t i)
 	return tmp[i % be];
 }
 
-/* ------------------------------------------------------------ Q4_0x8 */
+/* ------------------------------------------------------------ x8 */
 
-void quant_pack_x8(void *dst, const void *src, size_t n)
+void quant_pack_x8(dtype t, void *dst, const void *src, size_t n)
 {
-	size_t nb = n / QK_SMALL, rb = nb * sizeof(block_q4_0);
-	unsigned char *codes = dst, *scales = codes + nb * 128;
+	size_t bb = dtype_block_bytes(t), q = bb - 2, nb = n / QK_SMALL, rb = nb * bb;
+	unsigned char *codes = dst, *scales = codes + nb * 8 * q;
 	const unsigned char *s = src;
 	for (size_t k = 0; k < nb; k++)
 		for (int r = 0; r < X8_ROWS; r++) {
-			const unsigned char *b = s + (size_t)r * rb + k * sizeof(block_q4_0);
+			const unsigned char *b = s + (size_t)r * rb + k * bb;
 			memcpy(scales + 16 * k + 2 * r, b, 2);
-			for (int l = 0; l < 4; l++) memcpy(codes + 128 * k + 32 * l + 4 * r, b + 2 + 4 * l, 4);
+			for (size_t l = 0; l < q / 4; l++) memcpy(codes + 8 * q * k + 32 * l + 4 * r, b + 2 + 4 * l, 4);
 		}
 }
 
-/* The 16 code bytes of row lane's block k, in Q4_0 order, and its scale. */
-static float x8_block(const unsigned char *group, size_t nb, int lane, size_t k, uint8_t qs[16])
+/* The q code bytes of row lane's block k, in the block's order, and its scale. */
+static float x8_block(const unsigned char *group, size_t q, size_t nb, int lane, size_t k, uint8_t *qs)
 {
 	uint16_t h;
-	for (int l = 0; l < 4; l++) memcpy(qs + 4 * l, group + 128 * k + 32 * l + 4 * lane, 4);
-	memcpy(&h, group + nb * 128 + 16 * k + 2 * lane, 2);
+	for (size_t l = 0; l < q / 4; l++) memcpy(qs + 4 * l, group + 8 * q * k + 32 * l + 4 * lane, 4);
+	memcpy(&h, group + nb * 8 * q + 16 * k + 2 * lane, 2);
 	return h2f(h);
 }
 
-void quant_x8_dequantize_row(float *dst, const void *group, int lane, size_t n)
+void quant_x8_dequantize_row(dtype t, float *dst, const void *group, int lane, size_t n)
 {
-	size_t nb = n / QK_SMALL;
+	size_t nb = n / QK_SMALL, q = dtype_block_bytes(t) - 2;
 	for (size_t k = 0; k < nb; k++) {
-		uint8_t qs[16];
-		float d = x8_block(group, nb, lane, k, qs), *y = dst + k * QK_SMALL;
+		uint8_t qs[32];
+		float d = x8_block(group, q, nb, lane, k, qs), *y = dst + k * QK_SMALL;
+		if (t == DTYPE_Q8_0_X8) {
+			for (int j = 0; j < 32; j++) y[j] = (float)(int8_t)qs[j] * d;
+			continue;
+		}
 		for (int j = 0; j < 16; j++) {
 			y[j] = (float)((qs[j] & 15) - 8) * d;
 			y[16 + j] = (float)((qs[j] >> 4) - 8) * d;
@@ -344,17 +349,22 @@ void quant_quantize_x(dtype wt, void *dst, const float *x, size_t n)
 
 /* ------------------------------------------------------------ dot */
 
-float quant_x8_dot_row(const void *group, int lane, const void *xq, size_t n)
+float quant_x8_dot_row(dtype t, const void *group, int lane, const void *xq, size_t n)
 {
-	size_t nb = n / QK_SMALL;
+	size_t nb = n / QK_SMALL, q = dtype_block_bytes(t) - 2;
 	const xblock_q8 *x = xq;
 	float acc = 0;
 	for (size_t k = 0; k < nb; k++, x++) {
-		uint8_t qs[16];
-		float d = x8_block(group, nb, lane, k, qs);
+		uint8_t qs[32];
+		float d = x8_block(group, q, nb, lane, k, qs);
 		int s = 0;
-		for (int j = 0; j < 16; j++) s += (qs[j] & 15) * x->qs[j] + (qs[j] >> 4) * x->qs[16 + j];
-		acc = fmaf(d * x->d, (float)(s - 8 * x->sum), acc);
+		if (t == DTYPE_Q8_0_X8) {
+			for (int j = 0; j < 32; j++) s += (int8_t)qs[j] * x->qs[j];
+		} else {
+			for (int j = 0; j < 16; j++) s += (qs[j] & 15) * x->qs[j] + (qs[j] >> 4) * x->qs[16 + j];
+			s -= 8 * x->sum;
+		}
+		acc = fmaf(d * x->d, (float)s, acc);
 	}
 	return acc;
 }

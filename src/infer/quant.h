@@ -22,16 +22,18 @@
  * Dequantization evaluates exactly those expressions in f32, in that order
  * (no fused multiply-add), so it is bit-exact with the format's definition.
  *
- * Q4_0x8 (DTYPE_Q4_0_X8, in memory only): Q4_0 rows kept 8 together, so that
- * one vector holds 4 elements of each of 8 rows and a block's products end
- * as the 8 rows' sums in 8 lanes, with no horizontal sum. A group of 8 rows
- * of n elements (nb = n / 32 blocks) takes the bytes of its 8 Q4_0 rows:
- * first nb x 128 bytes of codes, block k's at 128 k in 4 runs of 32 bytes,
- * run L holding bytes 4L..4L+3 of each row's qs, row r at 4r (so the low
- * nibbles are elements 4L..4L+3, the high ones 16+4L..16+4L+3); then nb x 16
- * bytes of scales, block k's 8 f16 d at 16 k. A row is addressed by its group
- * (row / 8, 8 rows' bytes apart) and lane (row % 8). Loaded Q4_0 tensors
- * whose row count is a multiple of 8 are kept this way (model_convert).
+ * Q4_0x8 and Q8_0x8 (DTYPE_Q4_0_X8, DTYPE_Q8_0_X8, in memory only): rows
+ * kept 8 together, so that one vector holds 4 elements of each of 8 rows and
+ * a block's products end as the 8 rows' sums in 8 lanes, with no horizontal
+ * sum. A group of 8 rows of n elements (nb = n / 32 blocks, q code bytes a
+ * block: 16 for Q4_0, 32 for Q8_0) takes the bytes of its 8 rows: first
+ * nb x 8q bytes of codes, block k's at 8q k in q/4 runs of 32 bytes, run L
+ * holding bytes 4L..4L+3 of each row's qs, row r at 4r (Q8_0: elements
+ * 4L..4L+3; Q4_0: the low nibbles are elements 4L..4L+3, the high ones
+ * 16+4L..16+4L+3); then nb x 16 bytes of scales, block k's 8 f16 d at 16 k. A
+ * row is addressed by its group (row / 8, 8 rows' bytes apart) and lane
+ * (row % 8). Loaded Q4_0 and Q8_0 tensors whose row count is a multiple of 8
+ * are kept this way (model_convert).
  *
  * Activations: before a quantized matmul each activation row is quantized
  * once to 8 bits (quant_quantize_x): per 32 elements {f32 d; int32 sum;
@@ -93,11 +95,12 @@ void quant_dequantize_row(dtype t, float *dst, const void *src, size_t n);
 float quant_dequantize_one(dtype t, const void *src, size_t i);
 
 #define X8_ROWS 8
-/* 8 consecutive Q4_0 rows of n elements at src into one Q4_0x8 group at dst. */
-void quant_pack_x8(void *dst, const void *src, size_t n);
-/* Row `lane` (0..7) of the Q4_0x8 group at group (n elements) into f32: the
- * same values as the Q4_0 row it was packed from. */
-void quant_x8_dequantize_row(float *dst, const void *group, int lane, size_t n);
+/* 8 consecutive rows of n elements of dtype_x8_base(t) at src into one
+ * group of the x8 type t at dst. */
+void quant_pack_x8(dtype t, void *dst, const void *src, size_t n);
+/* Row `lane` (0..7) of the group of x8 type t at group (n elements) into
+ * f32: the same values as the row it was packed from. */
+void quant_x8_dequantize_row(dtype t, float *dst, const void *group, int lane, size_t n);
 
 /* Activation rows for a matmul with weights of type wt (a block type). */
 size_t quant_x_row_bytes(dtype wt, size_t n);
@@ -108,10 +111,11 @@ void quant_quantize_x(dtype wt, void *dst, const float *x, size_t n);
  * portable definition the SIMD builds are tested against. Blocks are summed in
  * order, each block's integer sum scaled once. */
 float quant_dot_row(dtype wt, const void *w, const void *xq, size_t n);
-/* The same for row `lane` of a Q4_0x8 group: blocks in order, each block's
- * integer sum s (offset 8 included) added as acc = fma(d_w * d_x, s, acc),
- * what the SIMD builds do per lane, so the bits are the same. */
-float quant_x8_dot_row(const void *group, int lane, const void *xq, size_t n);
+/* The same for row `lane` of a group of x8 type t: blocks in order, each
+ * block's integer sum s (Q4_0's offset 8 included) added as
+ * acc = fma(d_w * d_x, s, acc), what the SIMD builds do per lane, so the bits
+ * are the same. */
+float quant_x8_dot_row(dtype t, const void *group, int lane, const void *xq, size_t n);
 
 /* The AVX2 quantized matmul (quant_avx2.c), the matmul_q of the avx2 and
  * avx512 kernel tables (kernels.h); call only on a CPU with AVX2 and FMA. */

@@ -250,19 +250,24 @@ static void matvec_small(float *out, size_t ldo, const char *xq, size_t ldxq, in
 	}
 }
 
-/* ---- Q4_0x8: 8 rows per vector (quant.h), a block's 8 row sums in 8 lanes ---- */
+/* ---- Q4_0x8 / Q8_0x8: 8 rows per vector (quant.h), a block's 8 row sums in 8 lanes ---- */
 
-/* G groups of 8 rows (their codes at gp[a], scales at gp[a] + sc) against NB
- * activation rows; outputs of group a at outp[a][b * ldo + r]. Per block and
- * group the 4 runs of codes become 8 vectors of nibbles once; each one meets
- * the activation's 4 elements it pairs with broadcast to every lane, and the
- * 8 products are added in 16 bits (at most 8 x 2 x 15 x 127), then to 32 bits
- * by one madd: lane r is row r's integer sum. The offset 8 is taken off with
- * the activation's sum, and acc = fma(d_w x d_x, sum, acc) per lane, as
- * quant_x8_dot_row does: the same bits in every tile and split. */
+/* G groups of 8 rows of type WT (their codes at gp[a], scales at gp[a] + sc)
+ * against NB activation rows; outputs of group a at outp[a][b * ldo + r].
+ * Per block and group the runs of codes become 8 vectors once (Q4_0: 4 runs
+ * of nibbles, low and high; Q8_0: 8 runs, kept with their magnitudes); each
+ * meets the activation's 4 elements it pairs with broadcast to every lane.
+ * Q4_0's 8 products are added in 16 bits (at most 8 x 2 x 15 x 127), then to
+ * 32 bits by one madd, and the offset 8 is taken off with the activation's
+ * sum; Q8_0's (|w| times x with w's sign, up to 2 x 127 x 127 each) go to 32
+ * bits one by one. Lane r is row r's integer sum, and acc = fma(d_w x d_x,
+ * sum, acc) per lane, as quant_x8_dot_row does: the same bits in every tile
+ * and split. */
 AI void tile_x8(float *const *outp, size_t ldo, const char *const *gp, size_t sc, const char *xq, size_t ldxq,
-		int nblocks, const int G, const int NB)
+		int nblocks, const int WT, const int G, const int NB)
 {
+	const int Q8 = WT == DTYPE_Q8_0_X8;
+	const size_t cb = Q8 ? 256 : 128; /* code bytes of a block of 8 rows */
 	const __m256i m15 = _mm256_set1_epi8(15), ones = _mm256_set1_epi16(1);
 	__m256 acc[4][4];
 #pragma GCC unroll 4
@@ -272,28 +277,49 @@ AI void tile_x8(float *const *outp, size_t ldo, const char *const *gp, size_t sc
 	for (int k = 0; k < nblocks; k++) {
 #pragma GCC unroll 4
 		for (int a = 0; a < G; a++) {
-			const char *c = gp[a] + (size_t)k * 128;
-			__m256i q[8];
+			const char *c = gp[a] + (size_t)k * cb;
+			__m256i q[8], aq[8];
+			if (Q8) {
+#pragma GCC unroll 8
+				for (int l = 0; l < 8; l++) {
+					q[l] = ld(c + 32 * l);
+					aq[l] = _mm256_sign_epi8(q[l], q[l]);
+				}
+			} else {
 #pragma GCC unroll 4
-			for (int l = 0; l < 4; l++) {
-				__m256i v = ld(c + 32 * l);
-				q[l] = _mm256_and_si256(v, m15);
-				q[4 + l] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m15);
+				for (int l = 0; l < 4; l++) {
+					__m256i v = ld(c + 32 * l);
+					q[l] = _mm256_and_si256(v, m15);
+					q[4 + l] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m15);
+				}
 			}
 			__m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(gp[a] + sc + (size_t)k * 16)));
 #pragma GCC unroll 4
 			for (int b = 0; b < NB; b++) {
 				const xblock_q8 *x = (const xblock_q8 *)(xq + b * ldxq) + k;
-				__m256i p[8];
+				__m256i si;
+				if (Q8) {
+					__m256i p[8];
 #pragma GCC unroll 8
-				for (int j = 0; j < 8; j++) {
-					int32_t x4;
-					memcpy(&x4, x->qs + 4 * j, 4);
-					p[j] = _mm256_maddubs_epi16(q[j], _mm256_set1_epi32(x4));
+					for (int j = 0; j < 8; j++) {
+						int32_t x4;
+						memcpy(&x4, x->qs + 4 * j, 4);
+						p[j] = _mm256_madd_epi16(_mm256_maddubs_epi16(aq[j], _mm256_sign_epi8(_mm256_set1_epi32(x4), q[j])), ones);
+					}
+					si = _mm256_add_epi32(_mm256_add_epi32(_mm256_add_epi32(p[0], p[1]), _mm256_add_epi32(p[2], p[3])),
+							      _mm256_add_epi32(_mm256_add_epi32(p[4], p[5]), _mm256_add_epi32(p[6], p[7])));
+				} else {
+					__m256i p[8];
+#pragma GCC unroll 8
+					for (int j = 0; j < 8; j++) {
+						int32_t x4;
+						memcpy(&x4, x->qs + 4 * j, 4);
+						p[j] = _mm256_maddubs_epi16(q[j], _mm256_set1_epi32(x4));
+					}
+					__m256i s16 = _mm256_add_epi16(_mm256_add_epi16(_mm256_add_epi16(p[0], p[1]), _mm256_add_epi16(p[2], p[3])),
+								       _mm256_add_epi16(_mm256_add_epi16(p[4], p[5]), _mm256_add_epi16(p[6], p[7])));
+					si = _mm256_sub_epi32(_mm256_madd_epi16(s16, ones), _mm256_set1_epi32(8 * x->sum));
 				}
-				__m256i s16 = _mm256_add_epi16(_mm256_add_epi16(_mm256_add_epi16(p[0], p[1]), _mm256_add_epi16(p[2], p[3])),
-							       _mm256_add_epi16(_mm256_add_epi16(p[4], p[5]), _mm256_add_epi16(p[6], p[7])));
-				__m256i si = _mm256_sub_epi32(_mm256_madd_epi16(s16, ones), _mm256_set1_epi32(8 * x->sum));
 				acc[a][b] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(x->d)), _mm256_cvtepi32_ps(si), acc[a][b]);
 			}
 		}
@@ -305,27 +331,32 @@ AI void tile_x8(float *const *outp, size_t ldo, const char *const *gp, size_t sc
 }
 
 typedef void (*x8_fn)(float *const *, size_t, const char *const *, size_t, const char *, size_t, int);
-#define X8T(G, NB) \
-	static void x8_##G##_##NB(float *const *o, size_t ldo, const char *const *g, size_t sc, const char *x, size_t ldx, int nb) \
+#define X8T(WT, G, NB) \
+	static void x8_##WT##_##G##_##NB(float *const *o, size_t ldo, const char *const *g, size_t sc, const char *x, size_t ldx, int nb) \
 	{ \
-		tile_x8(o, ldo, g, sc, x, ldx, nb, G, NB); \
+		tile_x8(o, ldo, g, sc, x, ldx, nb, WT, G, NB); \
 	}
-/* clang-format off */
-X8T(1, 1) X8T(1, 2) X8T(1, 3) X8T(1, 4) X8T(4, 1) X8T(4, 2)
-	/* clang-format on */
-	static const x8_fn x8_tiles[4] = {x8_1_1, x8_1_2, x8_1_3, x8_1_4}; /* [activation rows - 1] */
+#define X8_TYPE(WT) X8T(WT, 1, 1) X8T(WT, 1, 2) X8T(WT, 1, 3) X8T(WT, 1, 4) X8T(WT, 4, 1) X8T(WT, 4, 2)
+X8_TYPE(7)
+X8_TYPE(8)
+/* [type - Q4_0x8][1 or 4 groups][activation rows - 1] */
+static const x8_fn x8_tiles[2][2][4] = {
+	{{x8_7_1_1, x8_7_1_2, x8_7_1_3, x8_7_1_4}, {x8_7_4_1, x8_7_4_2}},
+	{{x8_8_1_1, x8_8_1_2, x8_8_1_3, x8_8_1_4}, {x8_8_4_1, x8_8_4_2}},
+};
 
-/* Output rows [o_begin, o_end) of Q4_0x8 weights: whole groups straight into
+/* Output rows [o_begin, o_end) of Q4_0x8 or Q8_0x8 weights: whole groups straight into
  * out, a group cut by the range into a scratch tile whose lanes in range are
  * copied (each lane is computed alone, so the bits are the same). Decode
  * steps (1-2 activation rows) walk 4 groups far apart together, 4 sequential
  * streams; matrix steps take one group against 4 activation rows at a time,
  * chunks of 8 groups x 64 rows staying in cache. */
-static void x8_matmul(float *out, size_t ldo, const char *xq, size_t ldxq, int n_rows, const char *w, int in,
-		      int o_begin, int o_end)
+static void x8_matmul(float *out, size_t ldo, const char *xq, size_t ldxq, int n_rows, const char *w, dtype wt,
+		      int in, int o_begin, int o_end)
 {
-	int nblocks = in / QK_SMALL;
-	size_t gb = (size_t)X8_ROWS * dtype_row_bytes(DTYPE_Q4_0, (size_t)in), sc = (size_t)nblocks * 128;
+	int nblocks = in / QK_SMALL, ti = wt == DTYPE_Q8_0_X8;
+	size_t gb = (size_t)X8_ROWS * dtype_row_bytes(wt, (size_t)in), sc = (size_t)nblocks * (ti ? 256 : 128);
+	const x8_fn *f_1 = x8_tiles[ti][0];
 	int g0 = (o_begin + X8_ROWS - 1) / X8_ROWS, g1 = o_end / X8_ROWS;
 	/* the groups cut by the range: at its start, and at its end unless that is the same one */
 	int head = o_begin % X8_ROWS != 0, tail = o_end % X8_ROWS != 0 && (o_end / X8_ROWS > o_begin / X8_ROWS || !head);
@@ -339,7 +370,7 @@ static void x8_matmul(float *out, size_t ldo, const char *xq, size_t ldxq, int n
 			float tmp[4 * X8_ROWS];
 			float *op[1] = {tmp};
 			const char *wp[1] = {w + (size_t)g * gb};
-			x8_tiles[nb - 1](op, X8_ROWS, wp, sc, xq + (size_t)b * ldxq, ldxq, nblocks);
+			f_1[nb - 1](op, X8_ROWS, wp, sc, xq + (size_t)b * ldxq, ldxq, nblocks);
 			for (int i = 0; i < nb; i++)
 				for (int o = lo; o < hi; o++) out[(size_t)(b + i) * ldo + o] = tmp[i * X8_ROWS + o - g * X8_ROWS];
 		}
@@ -347,7 +378,7 @@ static void x8_matmul(float *out, size_t ldo, const char *xq, size_t ldxq, int n
 	if (g0 >= g1) return;
 	if (n_rows <= 2) {
 		int part = (g1 - g0) / 4, g = g0;
-		x8_fn f4 = n_rows == 1 ? x8_4_1 : x8_4_2, f1 = x8_tiles[n_rows - 1];
+		x8_fn f4 = x8_tiles[ti][1][n_rows - 1], f1 = f_1[n_rows - 1];
 		for (; g < g0 + part; g++) {
 			float *op[4];
 			const char *wp[4];
@@ -374,7 +405,7 @@ static void x8_matmul(float *out, size_t ldo, const char *xq, size_t ldxq, int n
 					int nb = be - b < 4 ? be - b : 4;
 					float *op[1] = {out + (size_t)b * ldo + (size_t)g * X8_ROWS};
 					const char *wp[1] = {w + (size_t)g * gb};
-					x8_tiles[nb - 1](op, ldo, wp, sc, xq + (size_t)b * ldxq, ldxq, nblocks);
+					f_1[nb - 1](op, ldo, wp, sc, xq + (size_t)b * ldxq, ldxq, nblocks);
 				}
 		}
 	}
@@ -545,8 +576,8 @@ enum { CHUNK_O = 64,
 static void quant_matmul(const qtile_fn (*qtiles)[3][4], float *out, size_t ldo, const void *xq, size_t ldxq,
 			 int n_rows, const void *w, dtype wt, int in, int o_begin, int o_end)
 {
-	if (wt == DTYPE_Q4_0_X8) {
-		x8_matmul(out, ldo, xq, ldxq, n_rows, w, in, o_begin, o_end);
+	if (dtype_is_x8(wt)) {
+		x8_matmul(out, ldo, xq, ldxq, n_rows, w, wt, in, o_begin, o_end);
 		return;
 	}
 	if (n_rows <= 2 && (wt == DTYPE_Q8_0 || wt == DTYPE_Q4_0)) {

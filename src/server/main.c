@@ -50,7 +50,7 @@ static void usage(FILE *f)
 		"  --kernels portable|avx2|avx512\n"
 		"  --quantization q8_0|q4_0      quantize the weights on load (the embedding, also the output\n"
 		"                                projection, to q8_0); default: as stored\n"
-		"  --no-repack                   keep Q4_0 matrices as the file stores them, mapped (loads at\n"
+		"  --no-repack                   keep Q4_0/Q8_0 matrices as the file stores them, mapped (loads at\n"
 		"                                once, shares the page cache; slower kernels)\n"
 		"  --kv-cache-dtype auto|bf16|f32  element type of the KV cache (default auto = bf16)\n"
 		"  --max-waiting N               queued requests before 503 (default 1024)\n"

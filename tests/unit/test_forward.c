@@ -300,44 +300,47 @@ static void test_quantized_batch_invariant(void)
 	quant = NULL;
 }
 
-/* Q4_0 repacked 8 rows together at load (the default) against Q4_0 read as
- * stored (--no-repack): the same weights and integer sums, added in another
- * order, so logits near each other (a last-bit difference can move an
- * activation code of the next matmul by one step, 1/127 of its block's
- * largest value: observed 0.055 for logits up to 7.7), and the repacked
- * engine still gives a sequence the same bits alone and batched. */
-static void test_q4_0_repack(void)
+/* Q4_0 and Q8_0 repacked 8 rows together at load (the default) against the
+ * same read as stored (--no-repack): the same weights and integer sums,
+ * added in another order, so logits near each other (a last-bit difference
+ * can move an activation code of the next matmul by one step, 1/127 of its
+ * block's largest value: observed 0.055 for Q4_0 logits up to 7.7), and the
+ * repacked engine still gives a sequence the same bits alone and batched. */
+static void test_repack(void)
 {
 	static float packed[NSEQ][GEN + 1][V], plain[NSEQ][GEN + 1][V], got[NSEQ][GEN + 1][V];
-	quant = "q4_0";
-	engine *e = load(1, NULL, 0);
-	no_repack = 1;
-	engine *p = load(1, NULL, 0);
-	no_repack = 0;
-	quant = NULL;
-	if (!e || !p) {
-		engine_free(e);
+	static const char *types[] = {"q8_0", "q4_0"};
+	for (int qi = 0; qi < 2; qi++) {
+		quant = types[qi];
+		engine *e = load(1, NULL, 0);
+		no_repack = 1;
+		engine *p = load(1, NULL, 0);
+		no_repack = 0;
+		quant = NULL;
+		if (!e || !p) {
+			engine_free(e);
+			engine_free(p);
+			return;
+		}
+		for (int s = 0; s < NSEQ; s++) {
+			run_alone(e, s, 64, packed[s]);
+			run_alone(p, s, 64, plain[s]);
+		}
 		engine_free(p);
-		return;
+		float worst = 0, scale = 0;
+		for (int s = 0; s < NSEQ; s++)
+			for (int g = 0; g <= GEN; g++)
+				for (int v = 0; v < V; v++) {
+					worst = fmaxf(worst, fabsf(packed[s][g][v] - plain[s][g][v]));
+					scale = fmaxf(scale, fabsf(plain[s][g][v]));
+				}
+		fprintf(stderr, "  %s: largest logit difference %g (largest logit %g)\n", types[qi], worst, scale);
+		T_CHECK(worst > 0); /* bit-identical logits would mean nothing was repacked */
+		T_CHECK(worst <= 0.02f * (1 + scale));
+		run_batched(e, got);
+		for (int s = 0; s < NSEQ; s++) T_EQ_MEM(got[s], packed[s], sizeof got[s]);
+		engine_free(e);
 	}
-	for (int s = 0; s < NSEQ; s++) {
-		run_alone(e, s, 64, packed[s]);
-		run_alone(p, s, 64, plain[s]);
-	}
-	engine_free(p);
-	float worst = 0, scale = 0;
-	for (int s = 0; s < NSEQ; s++)
-		for (int g = 0; g <= GEN; g++)
-			for (int v = 0; v < V; v++) {
-				worst = fmaxf(worst, fabsf(packed[s][g][v] - plain[s][g][v]));
-				scale = fmaxf(scale, fabsf(plain[s][g][v]));
-			}
-	fprintf(stderr, "  largest logit difference %g (largest logit %g)\n", worst, scale);
-	T_CHECK(worst > 0); /* bit-identical logits would mean nothing was repacked */
-	T_CHECK(worst <= 0.02f * (1 + scale));
-	run_batched(e, got);
-	for (int s = 0; s < NSEQ; s++) T_EQ_MEM(got[s], packed[s], sizeof got[s]);
-	engine_free(e);
 }
 
 static void test_prefix_cache_reuse(void)
@@ -801,7 +804,7 @@ int main(void)
 	T_RUN(test_batched_equals_alone);
 	T_RUN(test_logits_rows_end_to_end);
 	T_RUN(test_quantized_batch_invariant);
-	T_RUN(test_q4_0_repack);
+	T_RUN(test_repack);
 	T_RUN(test_prefix_cache_reuse);
 	T_RUN(test_kernels_agree);
 	T_RUN(test_all_rows);

@@ -547,58 +547,62 @@ static void test_quantize_x_kernels(void)
 	}
 }
 
-/* Q4_0 rows kept 8 together (Q4_0x8): packing keeps every value (each row
- * dequantizes to the bits of its Q4_0 row), and every kernel set's matmul_q
- * gives the bits of the portable definition (quant_x8_dot_row) whatever the
- * batch, tile and range of output rows, ranges that cut a group of 8 included,
- * near the plain Q4_0 product; with 1 and 2 activation rows (decode steps)
- * and more than one chunk of activation rows. */
+/* Q4_0 and Q8_0 rows kept 8 together (Q4_0x8, Q8_0x8): packing keeps every
+ * value (each row dequantizes to the bits of its plain row), and every kernel
+ * set's matmul_q gives the bits of the portable definition
+ * (quant_x8_dot_row) whatever the batch, tile and range of output rows,
+ * ranges that cut a group of 8 included, near the plain product; with 1 and
+ * 2 activation rows (decode steps) and more than one chunk of activation
+ * rows. */
 static void test_matmul_q_x8(void)
 {
 	enum { IN = 640,
 	       OUT = 72,
 	       B = 70 };
-	static float w[OUT * IN], x[B * IN], row[IN], q4[B * OUT], ref[B * OUT], got[B * OUT], alone[OUT], part[B * OUT];
-	static unsigned char wq[OUT * IN], wx[OUT * IN], xq[B * IN * 2];
+	static float w[OUT * IN], x[B * IN], row[IN], want[IN], plain[B * OUT], ref[B * OUT], got[B * OUT], alone[OUT], part[B * OUT];
+	static unsigned char wq[OUT * IN * 2], wx[OUT * IN * 2], xq[B * IN * 2];
 	const char *sets[] = {"portable", "avx2", "avx512"};
-	size_t rb = dtype_row_bytes(DTYPE_Q4_0, IN), xb = quant_x_row_bytes(DTYPE_Q4_0, IN);
-	T_EQ_INT(dtype_row_bytes(DTYPE_Q4_0_X8, IN), rb);
-	for (int i = 0; i < OUT * IN; i++) w[i] = frand() * (float)(1 + i % 5) * 0.03f;
-	for (int i = 0; i < B * IN; i++) x[i] = frand() * 2;
-	for (int o = 0; o < OUT; o++) quant_quantize_row(DTYPE_Q4_0, wq + o * rb, w + o * IN, IN);
-	for (int g = 0; g < OUT / X8_ROWS; g++) quant_pack_x8(wx + g * X8_ROWS * rb, wq + g * X8_ROWS * rb, IN);
-	for (int o = 0; o < OUT; o++) {
-		float want[IN];
-		quant_dequantize_row(DTYPE_Q4_0, want, wq + o * rb, IN);
-		quant_x8_dequantize_row(row, wx + (o / X8_ROWS) * X8_ROWS * rb, o % X8_ROWS, IN);
-		T_EQ_MEM(row, want, sizeof row);
-	}
-	for (int b = 0; b < B; b++) quant_quantize_x(DTYPE_Q4_0, xq + b * xb, x + b * IN, IN);
-	const kernels *p = kernels_get("portable");
-	p->matmul_q(q4, OUT, xq, xb, B, wq, DTYPE_Q4_0, IN, 0, OUT);
-	p->matmul_q(ref, OUT, xq, xb, B, wx, DTYPE_Q4_0_X8, IN, 0, OUT);
-	for (int b = 0; b < B; b++)
-		for (int o = 0; o < OUT; o++)
-			T_EQ_MEM(&ref[b * OUT + o], &(float){quant_x8_dot_row(wx + (o / 8) * 8 * rb, o % 8, xq + b * xb, IN)}, 4);
-	for (int i = 0; i < B * OUT; i++) T_NEAR(ref[i], q4[i], 1e-4 * (1 + fabs(q4[i])));
-	for (int si = 0; si < 3; si++) {
-		const kernels *k = kernels_get(sets[si]);
-		if (!k) continue;
-		k->matmul_q(got, OUT, xq, xb, B, wx, DTYPE_Q4_0_X8, IN, 0, OUT);
-		T_EQ_MEM(got, ref, sizeof got);
-		for (int b = 0; b < B; b += 3) {
-			memset(alone, 0, sizeof alone);
-			k->matmul_q(alone, OUT, xq + b * xb, xb, 1, wx, DTYPE_Q4_0_X8, IN, 0, OUT);
-			T_EQ_MEM(alone, got + b * OUT, sizeof alone);
+	const dtype x8[] = {DTYPE_Q4_0_X8, DTYPE_Q8_0_X8};
+	for (int ti = 0; ti < 2; ti++) {
+		dtype t = x8[ti], base = dtype_x8_base(t);
+		T_CHECK(dtype_is_x8(t) && !dtype_is_x8(base) && base == (ti ? DTYPE_Q8_0 : DTYPE_Q4_0));
+		size_t rb = dtype_row_bytes(base, IN), xb = quant_x_row_bytes(base, IN);
+		T_EQ_INT(dtype_row_bytes(t, IN), rb);
+		for (int i = 0; i < OUT * IN; i++) w[i] = frand() * (float)(1 + i % 5) * 0.03f;
+		for (int i = 0; i < B * IN; i++) x[i] = frand() * 2;
+		for (int o = 0; o < OUT; o++) quant_quantize_row(base, wq + o * rb, w + o * IN, IN);
+		for (int g = 0; g < OUT / X8_ROWS; g++) quant_pack_x8(t, wx + g * X8_ROWS * rb, wq + g * X8_ROWS * rb, IN);
+		for (int o = 0; o < OUT; o++) {
+			quant_dequantize_row(base, want, wq + o * rb, IN);
+			quant_x8_dequantize_row(t, row, wx + (o / X8_ROWS) * X8_ROWS * rb, o % X8_ROWS, IN);
+			T_EQ_MEM(row, want, sizeof row);
 		}
-		static const int cuts[][4] = {{0, 5, 23, OUT}, {0, 3, 66, OUT}, {0, 16, 40, OUT}, {0, 9, 12, OUT}, {0, 8, 13, OUT}};
-		for (int nb = 1; nb <= B; nb += nb < 6 ? 1 : 31)
-			for (size_t c = 0; c < sizeof cuts / sizeof cuts[0]; c++) {
-				memset(part, 0, sizeof part);
-				for (int r = 0; r < 3; r++)
-					k->matmul_q(part, OUT, xq, xb, nb, wx, DTYPE_Q4_0_X8, IN, cuts[c][r], cuts[c][r + 1]);
-				T_EQ_MEM(part, got, (size_t)nb * OUT * sizeof(float));
+		for (int b = 0; b < B; b++) quant_quantize_x(base, xq + b * xb, x + b * IN, IN);
+		const kernels *p = kernels_get("portable");
+		p->matmul_q(plain, OUT, xq, xb, B, wq, base, IN, 0, OUT);
+		p->matmul_q(ref, OUT, xq, xb, B, wx, t, IN, 0, OUT);
+		for (int b = 0; b < B; b++)
+			for (int o = 0; o < OUT; o++)
+				T_EQ_MEM(&ref[b * OUT + o], &(float){quant_x8_dot_row(t, wx + (o / 8) * 8 * rb, o % 8, xq + b * xb, IN)}, 4);
+		for (int i = 0; i < B * OUT; i++) T_NEAR(ref[i], plain[i], 1e-4 * (1 + fabs(plain[i])));
+		for (int si = 0; si < 3; si++) {
+			const kernels *k = kernels_get(sets[si]);
+			if (!k) continue;
+			k->matmul_q(got, OUT, xq, xb, B, wx, t, IN, 0, OUT);
+			T_EQ_MEM(got, ref, sizeof got);
+			for (int b = 0; b < B; b += 3) {
+				memset(alone, 0, sizeof alone);
+				k->matmul_q(alone, OUT, xq + b * xb, xb, 1, wx, t, IN, 0, OUT);
+				T_EQ_MEM(alone, got + b * OUT, sizeof alone);
 			}
+			static const int cuts[][4] = {{0, 5, 23, OUT}, {0, 3, 66, OUT}, {0, 16, 40, OUT}, {0, 9, 12, OUT}, {0, 8, 13, OUT}};
+			for (int nb = 1; nb <= B; nb += nb < 6 ? 1 : 31)
+				for (size_t c = 0; c < sizeof cuts / sizeof cuts[0]; c++) {
+					memset(part, 0, sizeof part);
+					for (int r = 0; r < 3; r++) k->matmul_q(part, OUT, xq, xb, nb, wx, t, IN, cuts[c][r], cuts[c][r + 1]);
+					T_EQ_MEM(part, got, (size_t)nb * OUT * sizeof(float));
+				}
+		}
 	}
 }
 
