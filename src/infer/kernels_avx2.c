@@ -173,7 +173,8 @@ static void small_group(float *out, size_t ldo, const float *x, size_t ldx, int 
 		/* groups of 3, ending 2 + 2 rather than 3 + 1: 4 accumulators
 		 * (a 4 x 1 tile) do not cover the latency of the FMAs */
 		int left = n_rows - b;
-		nb = left >= 5 || left == 3 ? 3 : left == 1 ? 1 : 2;
+		if (left >= 5 || left == 3) nb = 3;
+		else nb = left == 1 ? 1 : 2;
 		for (int j = 0; j < nr; j++)
 			small_tiles[wt][far][nb - 1](out + (size_t)b * ldo + o + j, ldo, part, x + (size_t)b * ldx, ldx,
 						     w + (size_t)(o + j) * rb, part * rb, in);
