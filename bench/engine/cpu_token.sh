@@ -12,13 +12,17 @@
 #   LD_LIBRARY_PATH=/work/peers/llama.cpp/build/bin \
 #     bash bench/engine/cpu_token.sh [INFERGATE_RUN ...]
 #   THREADS=1 GEN=128 ROUNDS=3 override the defaults.
+#   BATCH=B (infergate only, default 1): B sequences of 32 prompt tokens decode
+#   together, and the figure is the CPU time of one step of all B.
 #
-# Prints one line per program and round: "NAME: X.XX ms cpu/token".
+# Prints one line per program and round: "NAME: X.XX ms cpu/token" (with
+# BATCH, "ms cpu/step of B sequences").
 set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
 gguf=${GGUF:?GGUF=FILE.gguf}
 threads=${THREADS:-1}
 gen=${GEN:-128}
+batch=${BATCH:-1}
 rounds=${ROUNDS:-3}
 llama=${LLAMA_BENCH:-}
 runs=("$@")
@@ -37,8 +41,14 @@ for _ in $(seq "$rounds"); do
 		echo "llama-bench: $(per_token "$a" "$b") ms cpu/token"
 	fi
 	for r in "${runs[@]}"; do
-		a=$(cpu timeout 600 "$r" --model "$gguf" --threads "$threads" --bench 1 --bench-prompt 1 --bench-gen 1)
-		b=$(cpu timeout 600 "$r" --model "$gguf" --threads "$threads" --bench 1 --bench-prompt 1 --bench-gen $((gen + 1)))
-		echo "$r: $(per_token "$a" "$b") ms cpu/token"
+		if [ "$batch" = 1 ]; then
+			a=$(cpu timeout 600 "$r" --model "$gguf" --threads "$threads" --bench 1 --bench-prompt 1 --bench-gen 1)
+			b=$(cpu timeout 600 "$r" --model "$gguf" --threads "$threads" --bench 1 --bench-prompt 1 --bench-gen $((gen + 1)))
+			echo "$r: $(per_token "$a" "$b") ms cpu/token"
+		else
+			a=$(cpu timeout 600 "$r" --model "$gguf" --threads "$threads" --bench "$batch" --bench-prompt 32 --bench-gen 1)
+			b=$(cpu timeout 600 "$r" --model "$gguf" --threads "$threads" --bench "$batch" --bench-prompt 32 --bench-gen $((gen + 1)))
+			echo "$r: $(per_token "$a" "$b") ms cpu/step of $batch sequences"
+		fi
 	done
 done

@@ -9,6 +9,12 @@
  *   ./gemm [M] [REPEAT] [KERNELS]    M = 512, REPEAT = 5, KERNELS = the best for this CPU
  * Prints one JSON object: {"m":M,"kernels":"avx2","bf16_gflops":...,"q8_0_gflops":...,...}
  * (q4_0x8, q8_0x8: Q4_0 and Q8_0 kept 8 rows together, as loaded models keep them).
+ *
+ *   ./gemm oproj [REPEAT] [KERNELS]
+ * The output projection instead (the tied embedding, 262144 x 640), for the
+ * decode batches of a busy server, M = 1, 2, 4, 8, 16, 32, in bf16 and f16:
+ * one JSON object per M. Its 335 MB of bf16 come from memory on every call,
+ * as in the server.
  */
 #define _GNU_SOURCE
 #include <stdint.h>
@@ -38,8 +44,62 @@ static const int shapes[][2] = { { 1024, 640 }, { 256, 640 }, { 256, 640 }, { 64
                                  { 2048, 640 }, { 2048, 640 }, { 640, 2048 } };
 enum { NSHAPES = sizeof shapes / sizeof shapes[0] };
 
+/* The output projection: the best of `rounds` calls per M, in GFLOP/s. */
+static int oproj(int rounds, const kernels *k)
+{
+	enum { NO = 262144,
+	       IN = 640,
+	       MMAX = 32 };
+	const dtype types[] = {DTYPE_BF16, DTYPE_F16};
+	const int ms[] = {1, 2, 4, 8, 16, 32};
+	float *x = malloc((size_t)MMAX * IN * sizeof(float)), *out = malloc((size_t)MMAX * NO * sizeof(float));
+	float *wf = malloc((size_t)IN * sizeof(float));
+	uint16_t *w[2];
+	if (!x || !out || !wf) return 1;
+	for (size_t i = 0; i < (size_t)MMAX * IN; i++) x[i] = frand();
+	for (int t = 0; t < 2; t++) {
+		if (!(w[t] = malloc((size_t)NO * IN * 2))) return 1;
+		for (size_t o = 0; o < NO; o++) {
+			for (int i = 0; i < IN; i++) wf[i] = frand() * 0.1f;
+			quant_quantize_row(types[t], w[t] + o * IN, wf, IN);
+		}
+	}
+	for (size_t mi = 0; mi < sizeof ms / sizeof ms[0]; mi++) {
+		int m = ms[mi];
+		printf("{\"shape\":\"oproj\",\"m\":%d,\"kernels\":\"%s\"", m, k->name);
+		for (int t = 0; t < 2; t++) {
+			double best = 1e30;
+			for (int r = 0; r < rounds; r++) {
+				double t0 = cpu_s();
+				k->matmul(out, NO, x, IN, m, w[t], types[t], IN, 0, NO);
+				double dt = cpu_s() - t0;
+				if (dt < best) best = dt;
+			}
+			printf(",\"%s_gflops\":%.1f,\"%s_ms\":%.1f", t ? "f16" : "bf16", 2.0 * m * NO * IN / best / 1e9,
+			       t ? "f16" : "bf16", best * 1e3);
+		}
+		printf("}\n");
+		fflush(stdout);
+	}
+	free(x);
+	free(out);
+	free(wf);
+	free(w[0]);
+	free(w[1]);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc > 1 && !strcmp(argv[1], "oproj")) {
+		int rounds = argc > 2 ? atoi(argv[2]) : 5;
+		const kernels *k = argc > 3 ? kernels_get(argv[3]) : kernels_best();
+		if (rounds < 1 || !k) {
+			fprintf(stderr, "usage: gemm oproj [REPEAT] [portable|avx2|avx512]\n");
+			return 2;
+		}
+		return oproj(rounds, k);
+	}
 	int m = argc > 1 ? atoi(argv[1]) : 512, rounds = argc > 2 ? atoi(argv[2]) : 5;
 	const kernels *k = argc > 3 ? kernels_get(argv[3]) : kernels_best();
 	if (m < 1 || m > 4096 || rounds < 1 || !k) {

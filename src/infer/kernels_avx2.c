@@ -2,8 +2,8 @@
  * kernels_avx2.c — the kernels for CPUs with AVX2, FMA and F16C. Built with
  * those flags; only called after kernels_get() checked the CPU.
  *
- * matmul works in tiles of up to 4 weight rows x 2 activation rows (8 of the
- * 16 vector registers hold accumulators); 1 or 2 activation rows (decode
+ * matmul works in tiles of up to 4 weight rows x 3 activation rows (12 of the
+ * 16 vector registers hold accumulators); up to 32 activation rows (decode
  * steps) take 4 weight rows far apart, one from each quarter of the caller's
  * rows, so the weights are read as 4 sequential streams (see
  * kernels_avx512.c; on Zen 5 with these kernels the best 270m decode step went
@@ -27,10 +27,18 @@
 AI __m256 load_w(const char *p, const int wt)
 {
 	if (wt == DTYPE_F32) return _mm256_loadu_ps((const float *)p);
-	__m128i h = _mm_loadu_si128((const __m128i *)p);
-	if (wt == DTYPE_BF16)
-		return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-	return _mm256_cvtph_ps(h);
+	if (wt == DTYPE_BF16) {
+		/* the 8 values in both halves (a load, no ALU work), then each
+		 * into the top of its 32-bit lane by one in-lane byte shuffle: one
+		 * shuffle-pipe operation where a widening move and a shift took
+		 * two (bf16 matrix products with 4..16 activation rows ran ~15%
+		 * faster on Zen 3, where they share the pipes of the FMAs) */
+		const __m256i to_high = _mm256_setr_epi8(-1, -1, 0, 1, -1, -1, 2, 3, -1, -1, 4, 5, -1, -1, 6, 7, -1, -1,
+							 8, 9, -1, -1, 10, 11, -1, -1, 12, 13, -1, -1, 14, 15);
+		__m256i b = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)p));
+		return _mm256_castsi256_ps(_mm256_shuffle_epi8(b, to_high));
+	}
+	return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
 }
 
 /* The tail of a row: n (< 8) elements copied into a zeroed 8-lane vector. */
@@ -60,38 +68,38 @@ AI void tile(float *out, size_t ldo, size_t os, const float *x, size_t ldx, cons
 	     int in, const int wt, const int NO, const int NB)
 {
 	const int esz = wt == DTYPE_F32 ? 4 : 2;
-	__m256 acc[8][2];
+	__m256 acc[8][3];
 #pragma GCC unroll 8
 	for (int a = 0; a < NO; a++)
-#pragma GCC unroll 2
+#pragma GCC unroll 3
 		for (int b = 0; b < NB; b++) acc[a][b] = _mm256_setzero_ps();
 	int i = 0;
 	for (; i + 8 <= in; i += 8) {
-		__m256 xv[2];
-#pragma GCC unroll 2
+		__m256 xv[3];
+#pragma GCC unroll 3
 		for (int b = 0; b < NB; b++) xv[b] = _mm256_loadu_ps(x + b * ldx + i);
 #pragma GCC unroll 8
 		for (int a = 0; a < NO; a++) {
 			const char *wp = w + a * wrow_bytes + (size_t)i * esz;
 			__m256 wv = load_w(wp, wt);
-#pragma GCC unroll 2
+#pragma GCC unroll 3
 			for (int b = 0; b < NB; b++) acc[a][b] = _mm256_fmadd_ps(wv, xv[b], acc[a][b]);
 		}
 	}
 	if (i < in) {
-		__m256 xv[2];
-#pragma GCC unroll 2
+		__m256 xv[3];
+#pragma GCC unroll 3
 		for (int b = 0; b < NB; b++) xv[b] = load_x_tail(x + b * ldx + i, in - i);
 #pragma GCC unroll 8
 		for (int a = 0; a < NO; a++) {
 			__m256 wv = load_w_tail(w + a * wrow_bytes + (size_t)i * esz, wt, in - i);
-#pragma GCC unroll 2
+#pragma GCC unroll 3
 			for (int b = 0; b < NB; b++) acc[a][b] = _mm256_fmadd_ps(wv, xv[b], acc[a][b]);
 		}
 	}
 #pragma GCC unroll 8
 	for (int a = 0; a < NO; a++)
-#pragma GCC unroll 2
+#pragma GCC unroll 3
 		for (int b = 0; b < NB; b++) out[b * ldo + a * os] = hsum(acc[a][b]);
 }
 
@@ -123,6 +131,67 @@ STREAM_NB(2, one, 1)
 	/* clang-format off */
 		static const stream_fn streams[3][2][2] = {S_DT(0), S_DT(1), S_DT(2)};
 /* clang-format on */
+
+/* ---- a few activation rows (3..SMALL_B_MAX: the decode steps of many
+ * sequences, above all the output projection) ----
+ *
+ * The weights are widened in registers as they are read, by tile() above, so
+ * every element sees the operations of a decode step: packing them as f32
+ * first, as the matrix path below does, costs a store and a reload per
+ * weight vector that a few activation rows do not pay back. The weight rows
+ * come as STREAMS far streams, as in decode steps (one stream alone read 7
+ * GB/s of a 262144 x 640 bf16 matrix here, four 22), SMALL_O rows at a time
+ * (SMALL_O / STREAMS adjacent ones per stream): they come from memory once
+ * and from L1 for every group of 3 activation rows, which then stay in
+ * registers across the group. The streams are an odd number of rows apart:
+ * rows a multiple of 4 KB apart share L1 sets, and 16 of them in 8 ways of L1
+ * evicted each other (this cost ~20% at 16 activation rows). */
+#define SMALL_O 16
+#define SMALL_B_MAX 32
+typedef void (*small_fn)(float *, size_t, size_t, const float *, size_t, const char *, size_t, int);
+#define SMALL_FN(WT, FAR, NB) \
+	static void small_##WT##_##FAR##_##NB(float *out, size_t ldo, size_t os, const float *x, size_t ldx, \
+					      const char *w, size_t stride, int in) \
+	{ \
+		tile(out, ldo, os, x, ldx, w, stride, in, WT, (FAR) ? STREAMS : 1, NB); \
+	}
+#define SMALL_NB(WT, FAR) SMALL_FN(WT, FAR, 1) SMALL_FN(WT, FAR, 2) SMALL_FN(WT, FAR, 3)
+#define SMALL_WT(WT) SMALL_NB(WT, 0) SMALL_NB(WT, 1)
+/* clang-format off */
+SMALL_WT(0) SMALL_WT(1) SMALL_WT(2)
+#define SMALL_ROW(WT, FAR) { small_##WT##_##FAR##_1, small_##WT##_##FAR##_2, small_##WT##_##FAR##_3 }
+#define SMALL_T(WT) { SMALL_ROW(WT, 0), SMALL_ROW(WT, 1) }
+static const small_fn small_tiles[3][2][3] = { SMALL_T(0), SMALL_T(1), SMALL_T(2) };
+/* clang-format on */
+
+/* Activation rows [0, n_rows) against weight rows o .. o + nr - 1 of one
+ * stream (far = 0) or of each of the STREAMS streams `part` rows apart. */
+static void small_group(float *out, size_t ldo, const float *x, size_t ldx, int n_rows, const char *w, size_t rb,
+			dtype wt, int in, int o, int nr, int far, size_t part)
+{
+	for (int b = 0, nb; b < n_rows; b += nb) {
+		/* groups of 3, ending 2 + 2 rather than 3 + 1: 4 accumulators
+		 * (a 4 x 1 tile) do not cover the latency of the FMAs */
+		int left = n_rows - b;
+		if (left >= 5 || left == 3) nb = 3;
+		else nb = left == 1 ? 1 : 2;
+		for (int j = 0; j < nr; j++)
+			small_tiles[wt][far][nb - 1](out + (size_t)b * ldo + o + j, ldo, part, x + (size_t)b * ldx, ldx,
+						     w + (size_t)(o + j) * rb, part * rb, in);
+	}
+}
+
+static void small_avx2(float *out, size_t ldo, const float *x, size_t ldx, int n_rows, const void *w, dtype wt,
+		       int in, int o_begin, int o_end)
+{
+	size_t rb = (size_t)in * dtype_size(wt), part = (size_t)(o_end - o_begin) / STREAMS;
+	if (part > 1 && part % 2 == 0) part--;
+	int o = o_begin, o_far = o_begin + (int)part, step = SMALL_O / STREAMS;
+	for (; o < o_far; o += step)
+		small_group(out, ldo, x, ldx, n_rows, w, rb, wt, in, o, o_far - o < step ? o_far - o : step, 1, part);
+	for (o = o_begin + (int)part * STREAMS; o < o_end; o++)
+		small_group(out, ldo, x, ldx, n_rows, w, rb, wt, in, o, 1, 0, 1);
+}
 
 /* ---- matrix-matrix products (prefill, large batches) ----
  *
@@ -260,6 +329,10 @@ static void matmul_avx2(float *out, size_t ldo, const float *x, size_t ldx, int 
 			const void *w, dtype wt, int in, int o_begin, int o_end)
 {
 	size_t rb = (size_t)in * dtype_size(wt);
+	if (n_rows > 2 && n_rows <= SMALL_B_MAX) {
+		small_avx2(out, ldo, x, ldx, n_rows, w, wt, in, o_begin, o_end);
+		return;
+	}
 	if (n_rows > 2) {
 		gemm_avx2(out, ldo, x, ldx, n_rows, w, wt, in, o_begin, o_end);
 		return;
