@@ -309,7 +309,9 @@ static void *loader_main(void *arg)
 	log_info("model loaded in %" PRIu64 " ms: %d threads, %s kernels, weights %s (%.1f MB per step), "
 		 "%d KV blocks + %d sliding-window blocks in %s (%.1f MB)",
 		 (time_mono_ns() - t0) / 1000000, engine_threads(s->e), engine_kernels(s->e),
-		 o->quantization ? o->quantization : "as stored", (double)engine_step_weight_bytes(s->e) / 1e6,
+		 o->quantization ? o->quantization : o->no_repack ? "as stored"
+								  : "as stored, Q4_0/Q8_0 repacked",
+		 (double)engine_step_weight_bytes(s->e) / 1e6,
 		 kv_cache_total_blocks(kv), kv_cache_window_total_blocks(kv), engine_get_options(s->e)->kv_cache_dtype,
 		 (double)kv_cache_bytes(kv) / 1e6);
 	s->load_ok = 1;
