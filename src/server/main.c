@@ -306,11 +306,10 @@ static void *loader_main(void *arg)
 													      : "built",
 		  (double)chat_ns / 1e6);
 	kv_cache *kv = engine_kv_cache(s->e);
-	log_info("model loaded in %" PRIu64 " ms: %d threads, %s kernels, weights %s (%.1f MB per step), "
+	log_info("model loaded in %" PRIu64 " ms: %d threads, %s kernels, weights %s%s (%.1f MB per step), "
 		 "%d KV blocks + %d sliding-window blocks in %s (%.1f MB)",
 		 (time_mono_ns() - t0) / 1000000, engine_threads(s->e), engine_kernels(s->e),
-		 o->quantization ? o->quantization : o->no_repack ? "as stored"
-								  : "as stored, Q4_0/Q8_0 repacked",
+		 o->quantization ? o->quantization : "as stored", o->no_repack ? "" : ", Q4_0/Q8_0 repacked 8 rows together",
 		 (double)engine_step_weight_bytes(s->e) / 1e6,
 		 kv_cache_total_blocks(kv), kv_cache_window_total_blocks(kv), engine_get_options(s->e)->kv_cache_dtype,
 		 (double)kv_cache_bytes(kv) / 1e6);
