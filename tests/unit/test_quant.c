@@ -364,6 +364,19 @@ static void test_matmul_q_large(void)
 	}
 }
 
+/* n random weights in [-0.05, 0.05) of a float type (F32, F16 or BF16) at w,
+ * which need not be aligned. */
+static void rand_float_weights(unsigned char *w, dtype dt, int n)
+{
+	size_t es = dtype_size(dt);
+	for (int i = 0; i < n; i++) {
+		float f = frand() * 0.1f;
+		uint16_t h = dt == DTYPE_BF16 ? f32_to_bf16(f) : f32_to_f16(f);
+		if (dt == DTYPE_F32) memcpy(w + i * es, &f, 4);
+		else memcpy(w + i * es, &h, 2);
+	}
+}
+
 /* The float matmul at prefill sizes: more activation rows than one chunk of
  * the matrix tiles and rows longer than one weight panel (kernels_avx2.c:
  * GEMM_B, GEMM_K), with a tail: every row's outputs are the bits of that row
@@ -380,13 +393,7 @@ static void test_matmul_large(void)
 	const kernels *p = kernels_get("portable");
 	for (int i = 0; i < B * IN; i++) x[i] = frand();
 	for (int dt = 0; dt < 3; dt++) {
-		size_t es = dtype_size((dtype)dt);
-		for (int i = 0; i < OUT * IN; i++) {
-			float f = frand() * 0.1f;
-			uint16_t h = dt == DTYPE_BF16 ? f32_to_bf16(f) : f32_to_f16(f);
-			if (dt == DTYPE_F32) memcpy(w + 1 + i * es, &f, 4);
-			else memcpy(w + 1 + i * es, &h, 2);
-		}
+		rand_float_weights(w + 1, (dtype)dt, OUT * IN);
 		p->matmul(ref, OUT, x, IN, B, w + 1, (dtype)dt, IN, 0, OUT);
 		for (int si = 0; si < 2; si++) {
 			const kernels *k = kernels_get(sets[si]);
@@ -424,13 +431,7 @@ static void test_matmul_decode_batches(void)
 	const kernels *p = kernels_get("portable");
 	for (int i = 0; i < BMAX * IN; i++) x[i] = frand();
 	for (int dt = 0; dt < 3; dt++) {
-		size_t es = dtype_size((dtype)dt);
-		for (int i = 0; i < OUT * IN; i++) {
-			float f = frand() * 0.1f;
-			uint16_t h = dt == DTYPE_BF16 ? f32_to_bf16(f) : f32_to_f16(f);
-			if (dt == DTYPE_F32) memcpy(w + 1 + i * es, &f, 4);
-			else memcpy(w + 1 + i * es, &h, 2);
-		}
+		rand_float_weights(w + 1, (dtype)dt, OUT * IN);
 		p->matmul(ref, OUT, x, IN, BMAX, w + 1, (dtype)dt, IN, 0, OUT);
 		for (int si = 0; si < 2; si++) {
 			const kernels *k = kernels_get(sets[si]);
