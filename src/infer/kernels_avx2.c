@@ -2,10 +2,10 @@
  * kernels_avx2.c — the kernels for CPUs with AVX2, FMA and F16C. Built with
  * those flags; only called after kernels_get() checked the CPU.
  *
- * matmul works in tiles of up to 4 weight rows x 3 activation rows (12 of the
- * 16 vector registers hold accumulators); up to 32 activation rows (decode
- * steps) take 4 weight rows far apart, one from each quarter of the caller's
- * rows, so the weights are read as 4 sequential streams (see
+ * matmul works in tiles of 12 accumulators (4 weight rows x 3 activation
+ * rows, or 3 x 4) of the 16 vector registers; up to 32 activation rows
+ * (decode steps) take 3 or 4 weight rows far apart, one from each part of the
+ * caller's rows, so the weights are read as sequential streams (see
  * kernels_avx512.c; on Zen 5 with these kernels the best 270m decode step went
  * from 21.7 ms, with 8 adjacent rows and software prefetch, to 10.2 ms).
  * Every tile sums an element the same way (lane l takes inputs 8k + l in
@@ -68,38 +68,38 @@ AI void tile(float *out, size_t ldo, size_t os, const float *x, size_t ldx, cons
 	     int in, const int wt, const int NO, const int NB)
 {
 	const int esz = wt == DTYPE_F32 ? 4 : 2;
-	__m256 acc[8][3];
+	__m256 acc[8][4];
 #pragma GCC unroll 8
 	for (int a = 0; a < NO; a++)
-#pragma GCC unroll 3
+#pragma GCC unroll 4
 		for (int b = 0; b < NB; b++) acc[a][b] = _mm256_setzero_ps();
 	int i = 0;
 	for (; i + 8 <= in; i += 8) {
-		__m256 xv[3];
-#pragma GCC unroll 3
+		__m256 xv[4];
+#pragma GCC unroll 4
 		for (int b = 0; b < NB; b++) xv[b] = _mm256_loadu_ps(x + b * ldx + i);
 #pragma GCC unroll 8
 		for (int a = 0; a < NO; a++) {
 			const char *wp = w + a * wrow_bytes + (size_t)i * esz;
 			__m256 wv = load_w(wp, wt);
-#pragma GCC unroll 3
+#pragma GCC unroll 4
 			for (int b = 0; b < NB; b++) acc[a][b] = _mm256_fmadd_ps(wv, xv[b], acc[a][b]);
 		}
 	}
 	if (i < in) {
-		__m256 xv[3];
-#pragma GCC unroll 3
+		__m256 xv[4];
+#pragma GCC unroll 4
 		for (int b = 0; b < NB; b++) xv[b] = load_x_tail(x + b * ldx + i, in - i);
 #pragma GCC unroll 8
 		for (int a = 0; a < NO; a++) {
 			__m256 wv = load_w_tail(w + a * wrow_bytes + (size_t)i * esz, wt, in - i);
-#pragma GCC unroll 3
+#pragma GCC unroll 4
 			for (int b = 0; b < NB; b++) acc[a][b] = _mm256_fmadd_ps(wv, xv[b], acc[a][b]);
 		}
 	}
 #pragma GCC unroll 8
 	for (int a = 0; a < NO; a++)
-#pragma GCC unroll 3
+#pragma GCC unroll 4
 		for (int b = 0; b < NB; b++) out[b * ldo + a * os] = hsum(acc[a][b]);
 }
 
@@ -139,58 +139,93 @@ STREAM_NB(2, one, 1)
  * every element sees the operations of a decode step: packing them as f32
  * first, as the matrix path below does, costs a store and a reload per
  * weight vector that a few activation rows do not pay back. The weight rows
- * come as STREAMS far streams, as in decode steps (one stream alone read 7
- * GB/s of a 262144 x 640 bf16 matrix here, four 22), SMALL_O rows at a time
- * (SMALL_O / STREAMS adjacent ones per stream): they come from memory once
- * and from L1 for every group of 3 activation rows, which then stay in
- * registers across the group. The streams are an odd number of rows apart:
- * rows a multiple of 4 KB apart share L1 sets, and 16 of them in 8 ways of L1
- * evicted each other (this cost ~20% at 16 activation rows). */
-#define SMALL_O 16
+ * come as 3 or 4 far streams, as in decode steps (one stream alone read 7
+ * GB/s of a 262144 x 640 bf16 matrix here, four 22), SMALL_RUN adjacent rows
+ * of each stream at a time: they come from memory once and from L1 for every
+ * group of activation rows, which then stay in registers (or L1) across the
+ * group. The streams are an odd number of rows apart: rows a multiple of 4
+ * KB apart share L1 sets, and 16 of them in 8 ways of L1 evicted each other
+ * (this cost ~20% at 16 activation rows). */
+#define SMALL_RUN 4 /* adjacent weight rows per stream and group */
 #define SMALL_B_MAX 32
 typedef void (*small_fn)(float *, size_t, size_t, const float *, size_t, const char *, size_t, int);
-#define SMALL_FN(WT, FAR, NB) \
-	static void small_##WT##_##FAR##_##NB(float *out, size_t ldo, size_t os, const float *x, size_t ldx, \
-					      const char *w, size_t stride, int in) \
+#define SMALL_FN(WT, NS, NB) \
+	static void small_##WT##_##NS##_##NB(float *out, size_t ldo, size_t os, const float *x, size_t ldx, \
+					     const char *w, size_t stride, int in) \
 	{ \
-		tile(out, ldo, os, x, ldx, w, stride, in, WT, (FAR) ? STREAMS : 1, NB); \
+		tile(out, ldo, os, x, ldx, w, stride, in, WT, NS, NB); \
 	}
-#define SMALL_NB(WT, FAR) SMALL_FN(WT, FAR, 1) SMALL_FN(WT, FAR, 2) SMALL_FN(WT, FAR, 3)
-#define SMALL_WT(WT) SMALL_NB(WT, 0) SMALL_NB(WT, 1)
+#define SMALL_NB(WT, NS) SMALL_FN(WT, NS, 1) SMALL_FN(WT, NS, 2) SMALL_FN(WT, NS, 3) SMALL_FN(WT, NS, 4)
+#define SMALL_WT(WT) SMALL_NB(WT, 1) SMALL_NB(WT, 3) SMALL_FN(WT, 4, 1) SMALL_FN(WT, 4, 2) SMALL_FN(WT, 4, 3)
 /* clang-format off */
 SMALL_WT(0) SMALL_WT(1) SMALL_WT(2)
-#define SMALL_ROW(WT, FAR) { small_##WT##_##FAR##_1, small_##WT##_##FAR##_2, small_##WT##_##FAR##_3 }
-#define SMALL_T(WT) { SMALL_ROW(WT, 0), SMALL_ROW(WT, 1) }
-static const small_fn small_tiles[3][2][3] = { SMALL_T(0), SMALL_T(1), SMALL_T(2) };
+#define SMALL_ROW(WT, NS) { small_##WT##_##NS##_1, small_##WT##_##NS##_2, small_##WT##_##NS##_3, small_##WT##_##NS##_4 }
+#define SMALL_T(WT) { SMALL_ROW(WT, 1), SMALL_ROW(WT, 3), { small_##WT##_4_1, small_##WT##_4_2, small_##WT##_4_3, NULL } }
+/* [weight type][1, 3 or 4 weight rows][activation rows - 1]; 4 x 4 would
+ * need 16 accumulators, every register */
+static const small_fn small_tiles[3][3][4] = { SMALL_T(0), SMALL_T(1), SMALL_T(2) };
 /* clang-format on */
 
-/* Activation rows [0, n_rows) against weight rows o .. o + nr - 1 of one
- * stream (far = 0) or of each of the STREAMS streams `part` rows apart. */
-static void small_group(float *out, size_t ldo, const float *x, size_t ldx, int n_rows, const char *w, size_t rb,
-			dtype wt, int in, int o, int nr, int far, size_t part)
+/* How n_rows (3..SMALL_B_MAX) activation rows are cut into the groups of a
+ * tile (sizes into nb[], their count returned), and from how many weight
+ * streams (*ns). Every tile but a last one keeps 12 accumulators:
+ * - 3 streams x 4 rows where rows of `in` <= 1024 elements allow it: a
+ *   weight vector widened once serves 4 FMAs rather than 3. In L1 at 4..32
+ *   rows this ran at 86-93% of the FMA peak against 76-87% for 4 x 3, and a
+ *   270m decode step of 4 sequences went from 25-28 ms to 21-24. A group of
+ *   3 completes a count that is not a multiple of 4.
+ * - 4 streams x 3 rows otherwise: for a multiple of 3 (6 and 9 rows were 5%
+ *   faster so), for 5 rows, and for longer rows (2048, the down projection:
+ *   4 rows of x no longer stay in L1 beside the weights; 76 against 71
+ *   GFLOP/s). The last group is 2 rows rather than 1 (4 accumulators do not
+ *   cover the latency of the FMAs). */
+static int small_plan(int n_rows, int in, int *ns, int nb[SMALL_B_MAX])
 {
-	for (int b = 0, nb; b < n_rows; b += nb) {
-		/* groups of 3, ending 2 + 2 rather than 3 + 1: 4 accumulators
-		 * (a 4 x 1 tile) do not cover the latency of the FMAs */
-		int left = n_rows - b;
-		if (left >= 5 || left == 3) nb = 3;
-		else nb = left == 1 ? 1 : 2;
-		for (int j = 0; j < nr; j++)
-			small_tiles[wt][far][nb - 1](out + (size_t)b * ldo + o + j, ldo, part, x + (size_t)b * ldx, ldx,
-						     w + (size_t)(o + j) * rb, part * rb, in);
+	int n = 0;
+	if (in > 1024 || (n_rows % 4 && n_rows % 3 == 0) || n_rows == 5) {
+		*ns = 4;
+		for (int b = 0; b < n_rows; b += nb[n++]) {
+			int left = n_rows - b;
+			nb[n] = left >= 5 || left == 3 ? 3 : left == 1 ? 1
+								       : 2;
+		}
+		return n;
 	}
+	int b = (3 * n_rows) % 4, a = (n_rows - 3 * b) / 4; /* n_rows = 4a + 3b, a largest */
+	*ns = 3;
+	while (a-- > 0) nb[n++] = 4;
+	while (b-- > 0) nb[n++] = 3;
+	return n;
+}
+
+/* The groups of activation rows against weight rows o .. o + nr - 1 of each
+ * of ns streams `part` rows apart (ns = 1: one stream). */
+static void small_group(float *out, size_t ldo, const float *x, size_t ldx, const int *nb, int ng, const char *w,
+			size_t rb, dtype wt, int in, int o, int nr, int ns, size_t part)
+{
+	const small_fn *t = small_tiles[wt][ns == 1 ? 0 : ns == 3 ? 1
+								  : 2];
+	for (int g = 0, b = 0; g < ng; b += nb[g++])
+		for (int j = 0; j < nr; j++)
+			t[nb[g] - 1](out + (size_t)b * ldo + o + j, ldo, part, x + (size_t)b * ldx, ldx,
+				     w + (size_t)(o + j) * rb, part * rb, in);
 }
 
 static void small_avx2(float *out, size_t ldo, const float *x, size_t ldx, int n_rows, const void *w, dtype wt,
 		       int in, int o_begin, int o_end)
 {
-	size_t rb = (size_t)in * dtype_size(wt), part = (size_t)(o_end - o_begin) / STREAMS;
+	int nb[SMALL_B_MAX], ns, ng = small_plan(n_rows, in, &ns, nb);
+	size_t rb = (size_t)in * dtype_size(wt), part = (size_t)(o_end - o_begin) / (size_t)ns;
 	if (part > 1 && part % 2 == 0) part--;
-	int o = o_begin, o_far = o_begin + (int)part, step = SMALL_O / STREAMS;
-	for (; o < o_far; o += step)
-		small_group(out, ldo, x, ldx, n_rows, w, rb, wt, in, o, o_far - o < step ? o_far - o : step, 1, part);
-	for (o = o_begin + (int)part * STREAMS; o < o_end; o++)
-		small_group(out, ldo, x, ldx, n_rows, w, rb, wt, in, o, 1, 0, 1);
+	int o = o_begin, o_far = o_begin + (int)part;
+	for (; o < o_far; o += SMALL_RUN)
+		small_group(out, ldo, x, ldx, nb, ng, w, rb, wt, in, o, o_far - o < SMALL_RUN ? o_far - o : SMALL_RUN, ns, part);
+	/* the rows left over: ns adjacent ones by the same tiles, then one by one */
+	for (o = o_begin + (int)part * ns; o + ns <= o_end; o += ns)
+		small_group(out, ldo, x, ldx, nb, ng, w, rb, wt, in, o, 1, ns, 1);
+	int one[SMALL_B_MAX], n1 = 0;
+	for (int b = n_rows; b > 0; b -= one[n1++]) one[n1] = b < 4 ? b : 4;
+	for (; o < o_end; o++) small_group(out, ldo, x, ldx, one, n1, w, rb, wt, in, o, 1, 1, 1);
 }
 
 /* ---- matrix-matrix products (prefill, large batches) ----

@@ -415,45 +415,48 @@ static void test_matmul_large(void)
 
 /* The float matmul at decode-batch sizes (3..33 activation rows: the output
  * projection of many sequences takes its own tiles, kernels_avx2.c's
- * small_avx2): every row gives the bits of that row alone, whatever the range
- * of output rows (its far streams, an odd number of rows apart, and the rows
- * left over), and agrees with the portable kernels. */
+ * small_avx2, 3 x 4 or 4 x 3 by the count of rows and the row length): every
+ * row gives the bits of that row alone, whatever the range of output rows
+ * (its far streams, an odd number of rows apart, and the rows left over), and
+ * agrees with the portable kernels. */
 static void test_matmul_decode_batches(void)
 {
-	enum { IN = 645,
+	enum { INMAX = 1030,
 	       OUT = 171,
 	       BMAX = 33 };
-	static float x[BMAX * IN], got[BMAX * OUT], part[BMAX * OUT], alone[OUT], ref[BMAX * OUT];
-	static unsigned char w[OUT * IN * 4 + 1];
-	const int batches[] = {3, 4, 5, 7, 8, 16, 32, 33};
+	static float x[BMAX * INMAX], got[BMAX * OUT], part[BMAX * OUT], alone[OUT], ref[BMAX * OUT];
+	static unsigned char w[OUT * INMAX * 4 + 1];
+	const int batches[] = {3, 4, 5, 6, 7, 8, 9, 10, 16, 32, 33}, ins[] = {645, INMAX};
 	const int splits[][2] = {{0, OUT}, {1, OUT}, {0, 7}, {7, 100}, {100, OUT}};
 	const char *sets[] = {"avx2", "avx512"};
 	const kernels *p = kernels_get("portable");
-	for (int i = 0; i < BMAX * IN; i++) x[i] = frand();
-	for (int dt = 0; dt < 3; dt++) {
-		rand_float_weights(w + 1, (dtype)dt, OUT * IN);
-		p->matmul(ref, OUT, x, IN, BMAX, w + 1, (dtype)dt, IN, 0, OUT);
-		for (int si = 0; si < 2; si++) {
-			const kernels *k = kernels_get(sets[si]);
-			if (!k) continue;
-			for (size_t bi = 0; bi < sizeof batches / sizeof *batches; bi++) {
-				int nb = batches[bi];
-				k->matmul(got, OUT, x, IN, nb, w + 1, (dtype)dt, IN, 0, OUT);
-				for (int i = 0; i < nb * OUT; i++) T_NEAR(got[i], ref[i], 1e-4 * (1 + fabs(ref[i])));
-				for (int b = 0; b < nb; b++) {
-					k->matmul(alone, OUT, x + (size_t)b * IN, IN, 1, w + 1, (dtype)dt, IN, 0, OUT);
-					T_EQ_MEM(alone, got + (size_t)b * OUT, sizeof alone);
-				}
-				for (size_t r = 0; r < sizeof splits / sizeof *splits; r++) {
-					int o0 = splits[r][0], o1 = splits[r][1];
-					k->matmul(part, OUT, x, IN, nb, w + 1, (dtype)dt, IN, o0, o1);
-					for (int b = 0; b < nb; b++)
-						T_EQ_MEM(part + (size_t)b * OUT + o0, got + (size_t)b * OUT + o0,
-							 (size_t)(o1 - o0) * sizeof(float));
+	for (int i = 0; i < BMAX * INMAX; i++) x[i] = frand();
+	for (int ii = 0; ii < 2; ii++)
+		for (int dt = 0; dt < 3; dt++) {
+			int in = ins[ii];
+			rand_float_weights(w + 1, (dtype)dt, OUT * in);
+			p->matmul(ref, OUT, x, in, BMAX, w + 1, (dtype)dt, in, 0, OUT);
+			for (int si = 0; si < 2; si++) {
+				const kernels *k = kernels_get(sets[si]);
+				if (!k) continue;
+				for (size_t bi = 0; bi < sizeof batches / sizeof *batches; bi++) {
+					int nb = batches[bi];
+					k->matmul(got, OUT, x, in, nb, w + 1, (dtype)dt, in, 0, OUT);
+					for (int i = 0; i < nb * OUT; i++) T_NEAR(got[i], ref[i], 1e-4 * (1 + fabs(ref[i])));
+					for (int b = 0; b < nb; b++) {
+						k->matmul(alone, OUT, x + (size_t)b * in, in, 1, w + 1, (dtype)dt, in, 0, OUT);
+						T_EQ_MEM(alone, got + (size_t)b * OUT, sizeof alone);
+					}
+					for (size_t r = 0; r < sizeof splits / sizeof *splits; r++) {
+						int o0 = splits[r][0], o1 = splits[r][1];
+						k->matmul(part, OUT, x, in, nb, w + 1, (dtype)dt, in, o0, o1);
+						for (int b = 0; b < nb; b++)
+							T_EQ_MEM(part + (size_t)b * OUT + o0, got + (size_t)b * OUT + o0,
+								 (size_t)(o1 - o0) * sizeof(float));
+					}
 				}
 			}
 		}
-	}
 }
 
 /* The bf16 KV cache's dot and axpy equal the f32 ones on the widened values,
