@@ -56,7 +56,7 @@ typedef struct engine_options {
 	int no_prefix_caching;      /* 1 = never share blocks between sequences */
 	const char *kernels;        /* "portable", "avx2", "avx512"; NULL = best this CPU runs */
 	const char *quantization;   /* "q8_0", "q4_0": quantize the weights on load; NULL = as stored */
-	int no_repack;              /* 1 = Q4_0/Q8_0 matrices stay as stored (model_convert), read in place */
+	int no_repack;              /* 1 = matrices read in place from the mapping, Q4_0/Q8_0 as stored (model_convert) */
 	const char *kv_cache_dtype; /* "auto" (= "bf16"), "bf16", "f32"; NULL = auto. After load:
 	                             the type in use, "bf16" or "f32" */
 } engine_options;

@@ -117,10 +117,11 @@ struct team;
  *   --quantization, on load;
  * - with repack, every Q4_0 and Q8_0 matrix (from the file or just
  *   quantized) whose row count is a multiple of 8 to Q4_0x8 or Q8_0x8
- *   (quant.h), the layout the kernels
- *   read fastest, the same values. This reads the whole file at load and
- *   holds the weights in anonymous memory instead of the page cache.
- * Other tensors of a block type stay as they are. Returns 0, or -1 with a
+ *   (quant.h), the layout the kernels read fastest, the same values; and
+ *   every other matrix copied as it is. This reads the whole file at load
+ *   and holds the weights in anonymous memory (2 MB pages where the kernel
+ *   grants them) instead of the page cache.
+ * Without repack, other matrices stay in place. Returns 0, or -1 with a
  * message (a row length not a multiple of 32, out of memory). */
 int model_convert(model *m, int quantize, dtype t, int repack, struct team *p, char *err, size_t errlen);
 

@@ -50,8 +50,8 @@ static void usage(FILE *f)
 		"  --kernels portable|avx2|avx512\n"
 		"  --quantization q8_0|q4_0      quantize the weights on load (the embedding, also the output\n"
 		"                                projection, to q8_0); default: as stored\n"
-		"  --no-repack                   keep Q4_0/Q8_0 matrices as the file stores them, mapped (loads at\n"
-		"                                once, shares the page cache; slower kernels)\n"
+		"  --no-repack                   read the matrices in place from the file's mapping, Q4_0/Q8_0\n"
+		"                                as stored (loads at once, shares the page cache; slower kernels)\n"
 		"  --kv-cache-dtype auto|bf16|f32  element type of the KV cache (default auto = bf16)\n"
 		"  --max-waiting N               queued requests before 503 (default 1024)\n"
 		"  --shutdown-grace DURATION     time for requests in flight after SIGTERM (default 30s)\n"
@@ -309,7 +309,7 @@ static void *loader_main(void *arg)
 	log_info("model loaded in %" PRIu64 " ms: %d threads, %s kernels, weights %s%s (%.1f MB per step), "
 		 "%d KV blocks + %d sliding-window blocks in %s (%.1f MB)",
 		 (time_mono_ns() - t0) / 1000000, engine_threads(s->e), engine_kernels(s->e),
-		 o->quantization ? o->quantization : "as stored", o->no_repack ? "" : ", Q4_0/Q8_0 repacked 8 rows together",
+		 o->quantization ? o->quantization : "as stored", o->no_repack ? ", read in place" : ", Q4_0/Q8_0 repacked 8 rows together, in 2 MB pages",
 		 (double)engine_step_weight_bytes(s->e) / 1e6,
 		 kv_cache_total_blocks(kv), kv_cache_window_total_blocks(kv), engine_get_options(s->e)->kv_cache_dtype,
 		 (double)kv_cache_bytes(kv) / 1e6);

@@ -61,7 +61,7 @@ typedef struct server_opts {
 	int max_num_batched_tokens;
 	int max_prefill_tokens; /* prompt tokens beside decode tokens in a step; 0 = no cap */
 	int prefix_caching;     /* 1 (default) */
-	int no_repack;          /* --no-repack: Q4_0 read in place from the file's mapping */
+	int no_repack;          /* --no-repack: matrices read in place from the file's mapping */
 	int max_waiting;        /* queued requests before 503 */
 	const char *cache_dir;
 	uint64_t cache_capacity_bytes;

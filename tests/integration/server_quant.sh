@@ -3,9 +3,10 @@
 # quantized on load) and --kv-cache-dtype f32/bf16 serves completions; a greedy
 # completion with a bf16 KV cache is the same text as with an f32 one; Q8_0's
 # greedy text is the same as bf16 weights' on the tiny model, repacked 8 rows
-# together (the default, said in the load line) or not (--no-repack); bad values of
-# both flags are refused at start with a message naming the accepted ones, and
-# a model whose rows are not whole blocks is refused at load.
+# together in 2 MB pages (the default, said in the load line) or read in place
+# (--no-repack); bad values of both flags are refused at start with a message
+# naming the accepted ones, and a model whose rows are not whole blocks is
+# refused at load.
 . "$(dirname "$0")/../lib/server/lib.sh"
 make_model "$T/m" tiny 5
 
@@ -38,9 +39,9 @@ run f32 --kv-cache-dtype f32
 run bf16 --kv-cache-dtype bf16
 run auto
 run q8 --quantization q8_0 --kv-cache-dtype f32
-grep -q "weights q8_0, Q4_0/Q8_0 repacked 8 rows together" "$T/srv$SRV_N.err" || fail "load line: $(grep loaded "$T/srv$SRV_N.err")"
+grep -q "weights q8_0, Q4_0/Q8_0 repacked 8 rows together, in 2 MB pages" "$T/srv$SRV_N.err" || fail "load line: $(grep loaded "$T/srv$SRV_N.err")"
 run q8n --quantization q8_0 --kv-cache-dtype f32 --no-repack
-grep -q "weights q8_0 (" "$T/srv$SRV_N.err" || fail "--no-repack load line: $(grep loaded "$T/srv$SRV_N.err")"
+grep -q "weights q8_0, read in place (" "$T/srv$SRV_N.err" || fail "--no-repack load line: $(grep loaded "$T/srv$SRV_N.err")"
 run q4 --quantization q4_0
 cmp -s "$T/f32.txt" "$T/bf16.txt" || fail "bf16 KV text differs from f32: $(cat "$T/f32.txt") / $(cat "$T/bf16.txt")"
 cmp -s "$T/bf16.txt" "$T/auto.txt" || fail "auto KV is not bf16"
