@@ -300,8 +300,9 @@ static void test_quantized_batch_invariant(void)
 	quant = NULL;
 }
 
-/* Q4_0 and Q8_0 repacked 8 rows together at load (the default) against the
- * same read as stored (--no-repack): the same weights and integer sums,
+/* Float weights copied at load (the default) against the same read in place
+ * (--no-repack): the same bits. Q4_0 and Q8_0 repacked 8 rows together at
+ * load against the same read as stored: the same weights and integer sums,
  * added in another order, so logits near each other (a last-bit difference
  * can move an activation code of the next matmul by one step, 1/127 of its
  * block's largest value: observed 0.055 for Q4_0 logits up to 7.7), and the
@@ -310,6 +311,24 @@ static void test_repack(void)
 {
 	static float packed[NSEQ][GEN + 1][V], plain[NSEQ][GEN + 1][V], got[NSEQ][GEN + 1][V];
 	static const char *types[] = {"q8_0", "q4_0"};
+	/* float weights are copied as they are (into 2 MB pages): the same bits */
+	engine *f = load(1, NULL, 0);
+	no_repack = 1;
+	engine *fp = load(1, NULL, 0);
+	no_repack = 0;
+	if (!f || !fp) {
+		engine_free(f);
+		engine_free(fp);
+		return;
+	}
+	for (int s = 0; s < NSEQ; s++) {
+		run_alone(f, s, 64, packed[s]);
+		run_alone(fp, s, 64, plain[s]);
+		T_EQ_MEM(packed[s], plain[s], sizeof packed[s]);
+		T_EQ_MEM(packed[s], ref[s], sizeof packed[s]);
+	}
+	engine_free(f);
+	engine_free(fp);
 	for (int qi = 0; qi < 2; qi++) {
 		quant = types[qi];
 		engine *e = load(1, NULL, 0);
