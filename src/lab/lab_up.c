@@ -682,7 +682,7 @@ int lab_up(lab_state *s, const lab_up_opts *o)
 		say(o, "%s ready on %s (%.1f s)", n->name, n->addr, (double)(time_mono_ms() - ts) / 1000.0);
 	}
 	/* One short request per server before any measurement: the first one
-	 * faults the mapped weights in and fills the allocator. */
+	 * faults in the engine's buffers and fills the allocator. */
 	for (size_t i = 0; i < s->n_nodes; i++) {
 		lab_node *n = &s->nodes[i];
 		if (strcmp(n->role, "server")) continue;
