@@ -20,9 +20,6 @@
 #include "infer/quant.h"
 
 #define AI static inline __attribute__((always_inline))
-#ifndef STREAMS
-#define STREAMS 4 /* weight streams of a decode tile */
-#endif
 
 AI __m256 load_w(const char *p, const int wt)
 {
@@ -103,49 +100,21 @@ AI void tile(float *out, size_t ldo, size_t os, const float *x, size_t ldx, cons
 		for (int b = 0; b < NB; b++) out[b * ldo + a * os] = hsum(acc[a][b]);
 }
 
-/* The decode tiles: STREAMS weight rows far apart (one from each of STREAMS
- * equal parts of the caller's rows, `stride` bytes apart, results `os` floats
- * apart), or one row, against NB in 1..2 activation rows. */
-typedef void (*stream_fn)(float *, size_t, size_t, const float *, size_t, const char *, size_t, int);
-#define STREAM_FN(WT, NAME, NS, NB) \
-	static void stream_##WT##_##NAME##_##NB(float *out, size_t os, size_t ldo, const float *x, size_t ldx, \
-						const char *w, size_t stride, int in) \
-	{ \
-		tile(out, ldo, os, x, ldx, w, stride, in, WT, NS, NB); \
-	}
-#define STREAM_NB(WT, NAME, NS) STREAM_FN(WT, NAME, NS, 1) STREAM_FN(WT, NAME, NS, 2)
-STREAM_NB(0, one, 1)
-STREAM_NB(1, one, 1)
-STREAM_NB(2, one, 1)
-/* clang-format off */
-	STREAM_NB(0, far, STREAMS) STREAM_NB(1, far, STREAMS) STREAM_NB(2, far, STREAMS)
-/* clang-format on */
-#define S_NB(WT, NAME) \
-	{ \
-		stream_##WT##_##NAME##_1, stream_##WT##_##NAME##_2 \
-	}
-#define S_DT(WT) \
-	{ \
-		S_NB(WT, one), S_NB(WT, far) \
-	}
-	/* clang-format off */
-		static const stream_fn streams[3][2][2] = {S_DT(0), S_DT(1), S_DT(2)};
-/* clang-format on */
-
-/* ---- a few activation rows (3..SMALL_B_MAX: the decode steps of many
- * sequences, above all the output projection) ----
+/* ---- decode steps: up to SMALL_B_MAX activation rows (1-2 for one or
+ * two sequences; more for many, above all the output projection) ----
  *
  * The weights are widened in registers as they are read, by tile() above, so
- * every element sees the operations of a decode step: packing them as f32
- * first, as the matrix path below does, costs a store and a reload per
- * weight vector that a few activation rows do not pay back. The weight rows
- * come as 3 or 4 far streams, as in decode steps (one stream alone read 7
- * GB/s of a 262144 x 640 bf16 matrix here, four 22), SMALL_RUN adjacent rows
- * of each stream at a time: they come from memory once and from L1 for every
- * group of activation rows, which then stay in registers (or L1) across the
- * group. The streams are an odd number of rows apart: rows a multiple of 4
- * KB apart share L1 sets, and 16 of them in 8 ways of L1 evicted each other
- * (this cost ~20% at 16 activation rows). */
+ * every element sees the same operations whatever the row count: packing
+ * them as f32 first, as the matrix path below does, costs a store and a
+ * reload per weight vector that a few activation rows do not pay back. The
+ * weight rows come as 3 or 4 far streams, one from each equal part of the
+ * caller's rows (one stream alone read 7 GB/s of a 262144 x 640 bf16 matrix
+ * here, four 22), SMALL_RUN adjacent rows of each stream at a time: they come
+ * from memory once and from L1 for every further group of activation rows,
+ * which then stay in registers (or L1) across the group. The streams are an
+ * odd number of rows apart: rows a multiple of 4 KB apart share L1 sets, and
+ * 16 of them in 8 ways of L1 evicted each other (this cost ~20% at 16
+ * activation rows). */
 #define SMALL_RUN 4 /* adjacent weight rows per stream and group */
 #define SMALL_B_MAX 32
 typedef void (*small_fn)(float *, size_t, size_t, const float *, size_t, const char *, size_t, int);
@@ -166,7 +135,7 @@ SMALL_WT(0) SMALL_WT(1) SMALL_WT(2)
 static const small_fn small_tiles[3][3][4] = { SMALL_T(0), SMALL_T(1), SMALL_T(2) };
 /* clang-format on */
 
-/* How n_rows (3..SMALL_B_MAX) activation rows are cut into the groups of a
+/* How n_rows (1..SMALL_B_MAX) activation rows are cut into the groups of a
  * tile (sizes into nb[], their count returned), and from how many weight
  * streams (*ns). Every tile but a last one keeps 12 accumulators:
  * - 3 streams x 4 rows where rows of `in` <= 1024 elements allow it: a
@@ -174,15 +143,15 @@ static const small_fn small_tiles[3][3][4] = { SMALL_T(0), SMALL_T(1), SMALL_T(2
  *   rows this ran at 86-93% of the FMA peak against 76-87% for 4 x 3, and a
  *   270m decode step of 4 sequences went from 25-28 ms to 21-24. A group of
  *   3 completes a count that is not a multiple of 4.
- * - 4 streams x 3 rows otherwise: for a multiple of 3 (6 and 9 rows were 5%
- *   faster so), for 5 rows, and for longer rows (2048, the down projection:
+ * - 4 streams x 3 rows otherwise: for 1-2 rows (one group), for a multiple
+ *   of 3 (6 and 9 rows were 5% faster so), for 5 rows, and for longer rows (2048, the down projection:
  *   4 rows of x no longer stay in L1 beside the weights; 76 against 71
  *   GFLOP/s). The last group is 2 rows rather than 1 (4 accumulators do not
  *   cover the latency of the FMAs). */
 static int small_plan(int n_rows, int in, int *ns, int nb[SMALL_B_MAX])
 {
 	int n = 0;
-	if (in > 1024 || (n_rows % 4 && n_rows % 3 == 0) || n_rows == 5) {
+	if (n_rows < 3 || in > 1024 || (n_rows % 4 && n_rows % 3 == 0) || n_rows == 5) {
 		*ns = 4;
 		for (int b = 0; b < n_rows; b += nb[n++]) {
 			int left = n_rows - b;
@@ -363,23 +332,8 @@ static void gemm_avx2(float *out, size_t ldo, const float *x, size_t ldx, int n_
 static void matmul_avx2(float *out, size_t ldo, const float *x, size_t ldx, int n_rows,
 			const void *w, dtype wt, int in, int o_begin, int o_end)
 {
-	size_t rb = (size_t)in * dtype_size(wt);
-	if (n_rows > 2 && n_rows <= SMALL_B_MAX) {
-		small_avx2(out, ldo, x, ldx, n_rows, w, wt, in, o_begin, o_end);
-		return;
-	}
-	if (n_rows > 2) {
-		gemm_avx2(out, ldo, x, ldx, n_rows, w, wt, in, o_begin, o_end);
-		return;
-	}
-	/* decode steps: STREAMS far streams, then the leftover rows one by one */
-	stream_fn f1 = streams[wt][0][n_rows - 1], fs = streams[wt][1][n_rows - 1];
-	size_t part = (size_t)(o_end - o_begin) / STREAMS;
-	int o = o_begin;
-	for (; o < o_begin + (int)part; o++)
-		fs(out + o, part, ldo, x, ldx, (const char *)w + (size_t)o * rb, part * rb, in);
-	for (o = o_begin + (int)part * STREAMS; o < o_end; o++)
-		f1(out + o, 1, ldo, x, ldx, (const char *)w + (size_t)o * rb, rb, in);
+	if (n_rows <= SMALL_B_MAX) small_avx2(out, ldo, x, ldx, n_rows, w, wt, in, o_begin, o_end);
+	else gemm_avx2(out, ldo, x, ldx, n_rows, w, wt, in, o_begin, o_end);
 }
 
 static float dot_avx2(const float *a, const float *b, int n)

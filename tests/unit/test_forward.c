@@ -471,8 +471,8 @@ static void test_kernels_agree(void)
 			T_EQ_MEM(t1, t2, sizeof t1);
 		}
 		T_NEAR(p->dot(x, x + 3, 37), q->dot(x, x + 3, 37), 1e-4);
-		/* decode-sized calls (1-2 rows and 3-32 rows take other paths
-		 * than more): every row gives the same bits as the row alone, and
+		/* decode-sized calls (up to 32 rows take another path than
+		 * more): every row gives the same bits as the row alone, and
 		 * agrees with portable */
 		enum { IN2 = 45,
 		       OUT2 = 41 };
