@@ -34,6 +34,10 @@
 #include "infer/quant.h"
 
 enum { LOGIT_CHUNKS_PER_THREAD = 32 };
+/* most rows of one sequence in an attention unit (attn_run) */
+#ifndef ATTN_TILE_ROWS
+#define ATTN_TILE_ROWS 4
+#endif
 
 /* Every buffer a step uses; owned by the engine, sized at load. */
 typedef struct run_state {
@@ -45,11 +49,12 @@ typedef struct run_state {
 	float *att;                            /* [rows][heads*D] attention output */
 	float *hb, *hb2;                       /* [rows][I] gate, up */
 	float *rope;                           /* [rows][2 kinds][cos D/2 | sin D/2] */
-	float *scores;                         /* [4 x threads][heads per kv head][max_model_len]: per chunk of a job */
+	float *scores;                         /* [4 x threads][ATTN_TILE_ROWS][heads per kv head][max_model_len]: per chunk of a job */
 	float *xl;                             /* [logit rows][H] final-normed rows */
 	float *logits;                         /* [logit rows][V] */
 	int *row_pos;                          /* [rows] */
 	int *row_seq;                          /* [rows] the row's sequence (its block tables: kv_seq_layer_blocks) */
+	int *tiles, n_tiles;                   /* [rows + 1] attention tiles: rows tiles[i] .. tiles[i + 1] - 1 */
 	const int32_t **layer_blocks;          /* [rows] the row's block table for the current layer */
 	int *logit_row;                        /* [logit rows] the row each logits row is computed from */
 	float **logit_dst;                     /* [logit rows] where it goes (the item's buffer) */
@@ -245,52 +250,69 @@ static void prep_run(void *ctx, int t, int nt)
 	}
 }
 
-/* Attention, split across threads in units of (row, kv head, heads): the
- * query heads of a unit share its keys and values, which the kernels read once
+/* Attention, split across threads in units of (rows, kv head, heads): a
+ * unit's query heads share its keys and values, which the kernels read once
  * for all of them, one KV block (a contiguous run of positions) at a time.
  * A unit holds every head of its kv head when there are enough units to keep
- * the threads busy (prefill), one head otherwise (decode). Per head the sums
- * are the same whatever the unit: scores q.k (dot_keys), exp(s - max) summed
- * in position order, then out += (p / sum) v in position order (axpy_values). */
+ * the threads busy (prefill, many decode rows), one head otherwise, and up to
+ * ATTN_TILE_ROWS consecutive rows of one sequence (a tile, s->tiles): each
+ * block is read for the first row and found in L1 by the others. Units go
+ * to the chunks in turn (unit i to chunk i mod n), so that the long rows at
+ * the end of a prompt are spread as evenly as the short ones at its start.
+ * Per head the sums are the same whatever the unit: scores q.k (dot_keys),
+ * exp(s - max) summed in position order, then out += (p / sum) v in
+ * position order (axpy_values). */
 static void attn_run(void *ctx, int t, int nt)
 {
 	engine *e = ctx;
 	const model_config *c = &e->m->cfg;
 	const kernels *k = e->k;
 	run_state *s = &e->s;
-	int D = c->head_dim, qd = c->n_heads * D, group = c->n_heads / c->n_kv_heads, i0, i1;
+	int D = c->head_dim, qd = c->n_heads * D, group = c->n_heads / c->n_kv_heads;
 	int sliding = c->sliding[e->layer];
 	float scale = 1.0f / sqrtf(c->query_pre_attn_scalar), cap = c->attn_softcap;
-	int hpu = e->n_rows * c->n_kv_heads >= 2 * nt ? group : 1; /* heads per unit */
-	size_t ld = (size_t)e->opt.max_model_len;
-	float *sc = s->scores + (size_t)t * (size_t)group * ld;
-	size_t es = dtype_size(e->kv_dtype);
-	team_split(e->n_rows * (c->n_heads / hpu), t, nt, 1, &i0, &i1);
-	for (int i = i0; i < i1; i++) {
-		int r = i / (c->n_heads / hpu), h0 = i % (c->n_heads / hpu) * hpu, kh = h0 / group;
-		int p = s->row_pos[r], start = 0;
-		if (sliding && p - c->sliding_window + 1 > 0) start = p - c->sliding_window + 1;
-		int n = p - start + 1;
-		const float *q = s->q + (size_t)r * qd + (size_t)h0 * D;
-		const int32_t *blocks = s->layer_blocks[r];
-		for (int j = start; j <= p;) { /* the keys of one block at a time */
-			int slot = j % KV_BLOCK_TOKENS, nk = KV_BLOCK_TOKENS - slot;
-			if (nk > p + 1 - j) nk = p + 1 - j;
-			const char *kk = (const char *)kv_block_k(e->kv, blocks[j / KV_BLOCK_TOKENS], e->layer) +
-					 ((size_t)kh * KV_BLOCK_TOKENS + slot) * D * es;
-			k->dot_keys(sc + (j - start), ld, q, (size_t)D, hpu, kk, e->kv_dtype, nk, D);
-			j += nk;
+	int hpu = s->n_tiles * c->n_kv_heads >= 2 * nt ? group : 1; /* heads per unit */
+	int per_tile = c->n_heads / hpu, units = s->n_tiles * per_tile;
+	size_t ld = (size_t)e->opt.max_model_len, es = dtype_size(e->kv_dtype);
+	float *sc = s->scores + (size_t)t * ATTN_TILE_ROWS * (size_t)group * ld;
+	for (int u = t; u < units; u += nt) {
+		int r0 = s->tiles[u / per_tile], r1 = s->tiles[u / per_tile + 1];
+		int h0 = u % per_tile * hpu, kh = h0 / group, start[ATTN_TILE_ROWS] = {0};
+		for (int r = r0; r < r1; r++) {
+			int p = s->row_pos[r];
+			start[r - r0] = sliding && p - c->sliding_window + 1 > 0 ? p - c->sliding_window + 1 : 0;
 		}
-		for (int g = 0; g < hpu; g++) k->softmax(sc + (size_t)g * ld, n, scale, cap);
-		float *out = s->att + (size_t)r * qd + (size_t)h0 * D;
-		for (int g = 0; g < hpu; g++) memset(out + (size_t)g * D, 0, (size_t)D * sizeof *out);
-		for (int j = start; j <= p;) {
-			int slot = j % KV_BLOCK_TOKENS, nk = KV_BLOCK_TOKENS - slot;
-			if (nk > p + 1 - j) nk = p + 1 - j;
-			const char *vv = (const char *)kv_block_v(e->kv, blocks[j / KV_BLOCK_TOKENS], e->layer) +
-					 ((size_t)kh * KV_BLOCK_TOKENS + slot) * D * es;
-			k->axpy_values(out, (size_t)D, sc + (j - start), ld, hpu, vv, e->kv_dtype, nk, D);
-			j += nk;
+		const int32_t *blocks = s->layer_blocks[r0]; /* the tile's rows share one sequence */
+		int first = start[0], last = s->row_pos[r1 - 1];
+		for (int b = first / KV_BLOCK_TOKENS; b <= last / KV_BLOCK_TOKENS; b++) { /* the keys of one block at a time */
+			const char *kk = (const char *)kv_block_k(e->kv, blocks[b], e->layer) + (size_t)kh * KV_BLOCK_TOKENS * D * es;
+			for (int r = r0; r < r1; r++) {
+				int j0 = b * KV_BLOCK_TOKENS, j1 = j0 + KV_BLOCK_TOKENS - 1, st = start[r - r0], p = s->row_pos[r];
+				if (j0 < st) j0 = st;
+				if (j1 > p) j1 = p;
+				if (j0 > j1) continue;
+				float *scr = sc + (size_t)(r - r0) * group * ld + (j0 - st);
+				k->dot_keys(scr, ld, s->q + (size_t)r * qd + (size_t)h0 * D, (size_t)D, hpu,
+					    kk + (size_t)(j0 % KV_BLOCK_TOKENS) * D * es, e->kv_dtype, j1 - j0 + 1, D);
+			}
+		}
+		for (int r = r0; r < r1; r++) {
+			float *out = s->att + (size_t)r * qd + (size_t)h0 * D;
+			for (int g = 0; g < hpu; g++) {
+				k->softmax(sc + ((size_t)(r - r0) * group + g) * ld, s->row_pos[r] - start[r - r0] + 1, scale, cap);
+				memset(out + (size_t)g * D, 0, (size_t)D * sizeof *out);
+			}
+		}
+		for (int b = first / KV_BLOCK_TOKENS; b <= last / KV_BLOCK_TOKENS; b++) {
+			const char *vv = (const char *)kv_block_v(e->kv, blocks[b], e->layer) + (size_t)kh * KV_BLOCK_TOKENS * D * es;
+			for (int r = r0; r < r1; r++) {
+				int j0 = b * KV_BLOCK_TOKENS, j1 = j0 + KV_BLOCK_TOKENS - 1, st = start[r - r0], p = s->row_pos[r];
+				if (j0 < st) j0 = st;
+				if (j1 > p) j1 = p;
+				if (j0 > j1) continue;
+				k->axpy_values(s->att + (size_t)r * qd + (size_t)h0 * D, (size_t)D, sc + (size_t)(r - r0) * group * ld + (j0 - st), ld, hpu,
+					       vv + (size_t)(j0 % KV_BLOCK_TOKENS) * D * es, e->kv_dtype, j1 - j0 + 1, D);
+			}
 		}
 	}
 }
@@ -312,9 +334,11 @@ static void forward(engine *e)
 
 	/* embeddings and the RoPE angles of every row */
 	int r = 0;
+	s->n_tiles = 0;
 	for (int it = 0; r < n; it++) {
 		const engine_item *item = &e->items[it];
 		for (int i = 0; i < item->n_tokens; i++, r++) {
+			if (i % ATTN_TILE_ROWS == 0) s->tiles[s->n_tiles++] = r;
 			float *x = s->x + (size_t)r * H;
 			int tok = item->tokens[i];
 			size_t rb = dtype_row_bytes(m->embed.type, (size_t)H);
@@ -335,6 +359,8 @@ static void forward(engine *e)
 			}
 		}
 	}
+
+	s->tiles[s->n_tiles] = n;
 
 	for (int l = 0; l < c->n_layers; l++) {
 		const layer_weights *w = &m->layers[l];
@@ -460,6 +486,7 @@ static void state_free(run_state *s)
 	free(s->logits);
 	free(s->row_pos);
 	free(s->row_seq);
+	free(s->tiles);
 	free(s->layer_blocks);
 	free(s->logit_row);
 	free(s->logit_dst);
@@ -483,7 +510,8 @@ static int state_alloc(run_state *s, const model_config *c, const engine_options
 	s->hb = calloc(R * (size_t)c->intermediate, 4);
 	s->hb2 = calloc(R * (size_t)c->intermediate, 4);
 	s->rope = calloc(R * 2 * D, 4);
-	s->scores = calloc((size_t)threads * 4 * (size_t)(c->n_heads / c->n_kv_heads) * (size_t)o->max_model_len, 4); /* per chunk (team.h) */
+	s->scores = calloc((size_t)threads * 4 * ATTN_TILE_ROWS * (size_t)(c->n_heads / c->n_kv_heads) * (size_t)o->max_model_len, 4); /* per chunk (team.h) */
+	s->tiles = calloc(R + 1, sizeof(int));
 	s->xl = calloc(L * H, 4);
 	s->logits = calloc(L * (size_t)c->vocab, 4);
 	s->row_pos = calloc(R, sizeof(int));
@@ -502,7 +530,7 @@ static int state_alloc(run_state *s, const model_config *c, const engine_options
 	if (!s->xq_small || !s->xq_super) return -1;
 	if (!s->x || !s->xb || !s->xb2 || !s->q || !s->k || !s->v || !s->att || !s->hb || !s->hb2 ||
 	    !s->rope || !s->scores || !s->xl || !s->logits || !s->row_pos ||
-	    !s->row_seq || !s->layer_blocks || !s->logit_row || !s->logit_dst || !s->inv_freq_local || !s->inv_freq_full)
+	    !s->row_seq || !s->tiles || !s->layer_blocks || !s->logit_row || !s->logit_dst || !s->inv_freq_local || !s->inv_freq_full)
 		return -1;
 	/* as transformers: inv_freq = 1 / base^(2i/D) in f32; linear scaling divides it */
 	for (size_t i = 0; i < D / 2; i++) {
