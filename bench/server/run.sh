@@ -59,7 +59,14 @@ wait_health() {
 	done
 	return 1
 }
-mem() { awk '/^(VmRSS|RssAnon|RssFile):/ {printf "%s %d MiB  ", $1, $2/1024} END {print ""}' "/proc/$1/status"; }
+# Resident memory, and how much of it sits in 2 MB pages (a decode step reads
+# its weights 7-12% slower from 4 KB pages: when the kernel has no free 2 MB
+# pages to give, figures drop for that reason alone).
+mem() {
+	awk '/^(VmRSS|RssAnon|RssFile):/ {printf "%s %d MiB  ", $1, $2/1024}' "/proc/$1/status"
+	awk '/^AnonHugePages:/ {printf "%s %d MiB", $1, $2/1024}' "/proc/$1/smaps_rollup" 2>/dev/null
+	echo
+}
 
 ig_port=$(free_port)
 # shellcheck disable=SC2086

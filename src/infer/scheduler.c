@@ -300,10 +300,16 @@ static int build_batch_locked(sched *s)
 	}
 
 	/* While sequences decode, their next tokens wait for the prompt tokens
-	 * that share the step: a cap on those bounds the inter-token time. A step
+	 * that share the step: a cap on those bounds the inter-token time. The
+	 * delay budget lowers it as more sequences wait (each prompt token
+	 * delays every one of them), and leaves it whole while few do. A step
 	 * without decode tokens takes prompts up to the whole budget (no token
 	 * waits on it, and big steps prefill faster). */
-	if (n_items > 0 && s->cfg.max_prefill_tokens > 0) budget = MIN(budget, s->cfg.max_prefill_tokens);
+	if (n_items > 0) {
+		int cap = s->cfg.max_prefill_tokens > 0 ? s->cfg.max_prefill_tokens : budget;
+		if (s->cfg.prefill_delay_budget > 0) cap = MIN(cap, MAX(SCHED_PREFILL_FLOOR, s->cfg.prefill_delay_budget / n_items));
+		budget = MIN(budget, cap);
+	}
 
 	/* 2. Prompt chunks of admitted sequences. One chunk a step may need
 	 * prompt log-probabilities, of at most plp_rows tokens. */
@@ -652,6 +658,7 @@ sched *sched_new(engine *e, const sched_config *cfg, char *err, size_t errlen)
 	if (s->cfg.max_num_seqs > eo->max_batch_tokens) s->cfg.max_num_seqs = eo->max_batch_tokens;
 	if (s->cfg.max_batched_tokens < s->cfg.max_num_seqs) s->cfg.max_batched_tokens = s->cfg.max_num_seqs;
 	if (s->cfg.max_prefill_tokens < 0) s->cfg.max_prefill_tokens = 0;
+	if (s->cfg.prefill_delay_budget < 0) s->cfg.prefill_delay_budget = 0;
 	if (s->cfg.max_waiting <= 0) s->cfg.max_waiting = 1024;
 	s->max_model_len = eo->max_model_len;
 	if (s->cfg.max_model_len > 0 && s->cfg.max_model_len < s->max_model_len) s->max_model_len = s->cfg.max_model_len;

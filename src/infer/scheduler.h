@@ -59,12 +59,18 @@ typedef struct sched_observer {
 	void *arg;
 } sched_observer;
 
+/* the fewest prompt tokens the delay budget leaves a step: a prompt always moves */
+#define SCHED_PREFILL_FLOOR 16
+
 typedef struct sched_config {
 	int max_num_seqs;          /* running sequences at once; 0 = the engine's max_seqs */
 	int max_batched_tokens;    /* new tokens per step; 0 = the engine's max_batch_tokens;
 	                                raised to max_num_seqs so no decode token waits */
 	int max_prefill_tokens;    /* prompt tokens a step carries beside decode tokens;
 	                                0 = up to max_batched_tokens */
+	int prefill_delay_budget;  /* a step's prompt tokens times its decode tokens (each
+	                                waits for all of them) at most this, but never
+	                                fewer than SCHED_PREFILL_FLOOR prompt tokens; 0 = off */
 	int max_waiting;           /* queued requests before submit refuses; 0 = 1024 */
 	int max_model_len;         /* positions per sequence; 0 = the engine's */
 	const tokenizer *tok;      /* for forced replay; may be NULL */

@@ -43,6 +43,9 @@ static void usage(FILE *f)
 		"  --max-num-batched-tokens N    tokens per engine step, prefill chunks included (default 512)\n"
 		"  --max-prefill-tokens N        prompt tokens a step carries beside decode tokens; bounds the\n"
 		"                                inter-token latency (default 256; 0 = up to the step's budget)\n"
+		"  --prefill-delay-budget N      prompt tokens of a step times the sequences decoding in it at\n"
+		"                                most N (not below 16 tokens): the cap falls as more wait\n"
+		"                                (default 0 = off; 1024: 64 tokens beside 16)\n"
 		"  --num-kv-blocks N             KV cache blocks of 16 tokens (alias --num-gpu-blocks-override)\n"
 		"  --kv-cache-memory BYTES       KV cache size (\"2GiB\") when --num-kv-blocks is not given\n"
 		"  --enable-prefix-caching | --no-enable-prefix-caching | --disable-prefix-caching\n"
@@ -152,6 +155,7 @@ static int parse_args(server_opts *o, int argc, char **argv)
 		INTARG("--threads", threads, 1, 1024)
 		INTARG("--max-num-batched-tokens", max_num_batched_tokens, 1, 1 << 20)
 		INTARG("--max-prefill-tokens", max_prefill_tokens, 0, 1 << 20)
+		INTARG("--prefill-delay-budget", prefill_delay_budget, 0, 1 << 30)
 		INTARG("--max-waiting", max_waiting, 1, 1 << 20)
 		SIZEARG("--kv-cache-memory", kv_cache_bytes)
 		SIZEARG("--cache-capacity", cache_capacity_bytes)
@@ -349,6 +353,7 @@ static void on_loaded(ev_loop *loop, void *arg)
 		.max_num_seqs = s->o.max_num_seqs,
 		.max_batched_tokens = s->o.max_num_batched_tokens,
 		.max_prefill_tokens = s->o.max_prefill_tokens,
+		.prefill_delay_budget = s->o.prefill_delay_budget,
 		.max_waiting = s->o.max_waiting,
 		.max_model_len = s->o.max_model_len,
 		.tok = s->tok,

@@ -59,10 +59,11 @@ typedef struct server_opts {
 	uint64_t kv_cache_bytes;
 	int threads;
 	int max_num_batched_tokens;
-	int max_prefill_tokens; /* prompt tokens beside decode tokens in a step; 0 = no cap */
-	int prefix_caching;     /* 1 (default) */
-	int no_repack;          /* --no-repack: matrices read in place from the file's mapping */
-	int max_waiting;        /* queued requests before 503 */
+	int max_prefill_tokens;   /* prompt tokens beside decode tokens in a step; 0 = no cap */
+	int prefill_delay_budget; /* prompt tokens x decode tokens of a step; 0 = off */
+	int prefix_caching;       /* 1 (default) */
+	int no_repack;            /* --no-repack: matrices read in place from the file's mapping */
+	int max_waiting;          /* queued requests before 503 */
 	const char *cache_dir;
 	uint64_t cache_capacity_bytes;
 	int offline;

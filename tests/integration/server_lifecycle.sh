@@ -15,14 +15,14 @@ grep -q 'unknown argument --bogus-flag' "$T/flag.err" || fail "unknown flag mess
 ok "unknown flag refused: $(head -1 "$T/flag.err")"
 # The step-composition knobs: a bad value is refused at start with the flag's name and range.
 for bad in "--max-prefill-tokens -1" "--max-prefill-tokens 2000000" "--max-prefill-tokens 12x" \
-	"--max-num-batched-tokens 0" "--max-prefill-tokens"; do
+	"--max-num-batched-tokens 0" "--max-prefill-tokens" "--prefill-delay-budget -5" "--prefill-delay-budget 1e3"; do
 	# shellcheck disable=SC2086
 	"${SERVER_BIN:-$IG_BIN/infergate-server}" --model "$T/m" $bad 2>"$T/flag.err"
 	rc=$?
 	[ "$rc" = 2 ] || fail "$bad: exit $rc, not 2"
 	grep -q -- "${bad%% *}" "$T/flag.err" || fail "$bad: message without the flag: $(cat "$T/flag.err")"
 done
-ok "bad --max-prefill-tokens / --max-num-batched-tokens refused: $(head -1 "$T/flag.err")"
+ok "bad --max-prefill-tokens / --max-num-batched-tokens / --prefill-delay-budget refused: $(head -1 "$T/flag.err")"
 
 echo "== /health while loading"
 NO_WAIT=1 start_server P --model "$T/m" --load-delay 2s

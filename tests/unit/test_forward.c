@@ -664,7 +664,8 @@ static void test_scheduler_many_seqs(void)
 /* The step-composition policy, watched from the notify hook (called on the
  * scheduler thread after every step, without its lock): no step carries more
  * than max_batched_tokens; a step that carries decode tokens carries at most
- * max_prefill_tokens prompt tokens; a step without any may fill the budget with
+ * max_prefill_tokens prompt tokens, and under a delay budget at most
+ * max(SCHED_PREFILL_FLOOR, budget / its decode tokens); a step without any may fill the budget with
  * prompt tokens; and every sequence that has its first token gets one more in
  * every step until it finishes (decode never starves, even with a token budget
  * below the number of sequences: it is raised to it). */
@@ -678,9 +679,10 @@ static struct {
 	uint64_t steps, tokens;
 	int prev_out[POL_N];
 	sched_finish prev_fin[POL_N];
-	int budget, prefill_cap;
-	int over_budget, over_prefill, starved, bad_steps;
-	int most_prefill_alone; /* prompt tokens of the largest step without decodes */
+	int budget, prefill_cap, delay_budget;
+	int over_budget, over_prefill, over_delay, starved, bad_steps;
+	int most_prefill_alone;      /* prompt tokens of the largest step without decodes */
+	int most_prefill[POL_N + 1]; /* prompt tokens of the largest step with n decodes */
 } pol;
 
 static void pol_notify(void *arg)
@@ -705,16 +707,20 @@ static void pol_notify(void *arg)
 		}
 		if (step_tokens > pol.budget) pol.over_budget++;
 		if (decodes > 0 && pol.prefill_cap > 0 && step_tokens - decodes > pol.prefill_cap) pol.over_prefill++;
+		if (decodes > 0 && pol.delay_budget > 0 && step_tokens - decodes > MAX(SCHED_PREFILL_FLOOR, pol.delay_budget / decodes))
+			pol.over_delay++;
 		if (decodes == 0 && step_tokens > pol.most_prefill_alone) pol.most_prefill_alone = step_tokens;
+		if (decodes <= POL_N && step_tokens - decodes > pol.most_prefill[decodes]) pol.most_prefill[decodes] = step_tokens - decodes;
 		pol.steps = st.steps_total;
 		pol.tokens = st.step_tokens_total;
 	}
 	pthread_mutex_unlock(&pol.mu);
 }
 
-/* Runs POL_N requests of prompt_len tokens under (seqs, budget, prefill_cap)
- * and checks the invariants above; expect_budget is the effective budget. */
-static void run_policy(int seqs, int budget, int prefill_cap, int prompt_len, int expect_budget)
+/* Runs POL_N requests of prompt_len tokens under (seqs, budget, prefill_cap,
+ * delay_budget) and checks the invariants above; expect_budget is the
+ * effective budget. */
+static void run_policy(int seqs, int budget, int prefill_cap, int delay_budget, int prompt_len, int expect_budget)
 {
 	char err[512];
 	engine *e = load(1, NULL, 0);
@@ -723,7 +729,8 @@ static void run_policy(int seqs, int budget, int prefill_cap, int prompt_len, in
 	pthread_mutex_init(&pol.mu, NULL);
 	pol.budget = expect_budget;
 	pol.prefill_cap = prefill_cap;
-	sched_config sc = {.max_num_seqs = seqs, .max_batched_tokens = budget, .max_prefill_tokens = prefill_cap, .notify = pol_notify};
+	pol.delay_budget = delay_budget;
+	sched_config sc = {.max_num_seqs = seqs, .max_batched_tokens = budget, .max_prefill_tokens = prefill_cap, .prefill_delay_budget = delay_budget, .notify = pol_notify};
 	pthread_mutex_lock(&pol.mu);
 	uint64_t t0 = time_mono_ns();
 	sched *s = sched_new(e, &sc, err, sizeof err);
@@ -766,11 +773,14 @@ static void run_policy(int seqs, int budget, int prefill_cap, int prompt_len, in
 		T_EQ_INT(n_out, POL_M);
 		T_EQ_INT(fin, SCHED_LENGTH);
 	}
-	fprintf(stderr, "  seqs %d budget %d prefill cap %d: %llu steps, largest prompt-only step %d tokens\n",
-		seqs, budget, prefill_cap, (unsigned long long)pol.steps, pol.most_prefill_alone);
+	fprintf(stderr, "  seqs %d budget %d prefill cap %d delay budget %d: %llu steps, largest prompt-only step %d tokens;"
+			" largest prompt chunk beside 1, 2, 4 decodes: %d, %d, %d\n",
+		seqs, budget, prefill_cap, delay_budget, (unsigned long long)pol.steps, pol.most_prefill_alone,
+		pol.most_prefill[1], pol.most_prefill[2], pol.most_prefill[4]);
 	T_EQ_INT(pol.bad_steps, 0);
 	T_EQ_INT(pol.over_budget, 0);
 	T_EQ_INT(pol.over_prefill, 0);
+	T_EQ_INT(pol.over_delay, 0);
 	T_EQ_INT(pol.starved, 0);
 	/* The phases: every one of a step's parts took time, and together no
 	 * more than the run's wall time (they are disjoint parts of one thread). */
@@ -793,13 +803,21 @@ static void run_policy(int seqs, int budget, int prefill_cap, int prompt_len, in
 static void test_scheduler_policy(void)
 {
 	/* a cap on prompt tokens beside decodes; prompt-only steps fill the budget */
-	run_policy(4, 32, 8, 20, 32);
+	run_policy(4, 32, 8, 0, 20, 32);
 	T_EQ_INT(pol.most_prefill_alone, 32);
 	/* no cap: prompt chunks fill the budget whatever decodes */
-	run_policy(8, 48, 0, 20, 48);
+	run_policy(8, 48, 0, 0, 20, 48);
 	/* a budget below the sequences running: raised to them, so every decode
 	 * token fits (with 4 a step, 8 decoding sequences took turns) */
-	run_policy(8, 4, 0, 3, 8);
+	run_policy(8, 4, 0, 0, 3, 8);
+	/* a delay budget of 64: the prompt chunk beside one decode may take the
+	 * step's budget (63 of 64), beside four no more than 16; with the cap of
+	 * 40 on top, the smaller of the two */
+	run_policy(8, 64, 0, 64, 40, 64);
+	T_CHECK(pol.most_prefill[1] > 32);
+	T_CHECK(pol.most_prefill[4] <= 16);
+	run_policy(8, 64, 40, 64, 40, 64);
+	T_CHECK(pol.most_prefill[1] <= 40);
 }
 
 int main(void)
