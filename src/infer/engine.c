@@ -284,34 +284,30 @@ static void attn_run(void *ctx, int t, int nt)
 		}
 		const int32_t *blocks = s->layer_blocks[r0]; /* the tile's rows share one sequence */
 		int first = start[0], last = s->row_pos[r1 - 1];
-		for (int b = first / KV_BLOCK_TOKENS; b <= last / KV_BLOCK_TOKENS; b++) { /* the keys of one block at a time */
-			const char *kk = (const char *)kv_block_k(e->kv, blocks[b], e->layer) + (size_t)kh * KV_BLOCK_TOKENS * D * es;
-			for (int r = r0; r < r1; r++) {
-				int j0 = b * KV_BLOCK_TOKENS, j1 = j0 + KV_BLOCK_TOKENS - 1, st = start[r - r0], p = s->row_pos[r];
-				if (j0 < st) j0 = st;
-				if (j1 > p) j1 = p;
-				if (j0 > j1) continue;
-				float *scr = sc + (size_t)(r - r0) * group * ld + (j0 - st);
-				k->dot_keys(scr, ld, s->q + (size_t)r * qd + (size_t)h0 * D, (size_t)D, hpu,
-					    kk + (size_t)(j0 % KV_BLOCK_TOKENS) * D * es, e->kv_dtype, j1 - j0 + 1, D);
+		/* pass 0: the scores against the keys; pass 1, after the softmax of
+		 * each row: the outputs from the values; one block at a time */
+		for (int pass = 0; pass < 2; pass++) {
+			for (int r = r0; r < r1 && pass == 1; r++) {
+				float *out = s->att + (size_t)r * qd + (size_t)h0 * D;
+				for (int g = 0; g < hpu; g++) {
+					k->softmax(sc + ((size_t)(r - r0) * group + g) * ld, s->row_pos[r] - start[r - r0] + 1, scale, cap);
+					memset(out + (size_t)g * D, 0, (size_t)D * sizeof *out);
+				}
 			}
-		}
-		for (int r = r0; r < r1; r++) {
-			float *out = s->att + (size_t)r * qd + (size_t)h0 * D;
-			for (int g = 0; g < hpu; g++) {
-				k->softmax(sc + ((size_t)(r - r0) * group + g) * ld, s->row_pos[r] - start[r - r0] + 1, scale, cap);
-				memset(out + (size_t)g * D, 0, (size_t)D * sizeof *out);
-			}
-		}
-		for (int b = first / KV_BLOCK_TOKENS; b <= last / KV_BLOCK_TOKENS; b++) {
-			const char *vv = (const char *)kv_block_v(e->kv, blocks[b], e->layer) + (size_t)kh * KV_BLOCK_TOKENS * D * es;
-			for (int r = r0; r < r1; r++) {
-				int j0 = b * KV_BLOCK_TOKENS, j1 = j0 + KV_BLOCK_TOKENS - 1, st = start[r - r0], p = s->row_pos[r];
-				if (j0 < st) j0 = st;
-				if (j1 > p) j1 = p;
-				if (j0 > j1) continue;
-				k->axpy_values(s->att + (size_t)r * qd + (size_t)h0 * D, (size_t)D, sc + (size_t)(r - r0) * group * ld + (j0 - st), ld, hpu,
-					       vv + (size_t)(j0 % KV_BLOCK_TOKENS) * D * es, e->kv_dtype, j1 - j0 + 1, D);
+			for (int b = first / KV_BLOCK_TOKENS; b <= last / KV_BLOCK_TOKENS; b++) {
+				const char *kv = (const char *)(pass ? kv_block_v : kv_block_k)(e->kv, blocks[b], e->layer) +
+						 (size_t)kh * KV_BLOCK_TOKENS * D * es;
+				for (int r = r0; r < r1; r++) { /* the part of the block in the row's range */
+					int j0 = b * KV_BLOCK_TOKENS, j1 = j0 + KV_BLOCK_TOKENS - 1, st = start[r - r0], p = s->row_pos[r];
+					if (j0 < st) j0 = st;
+					if (j1 > p) j1 = p;
+					if (j0 > j1) continue;
+					float *scr = sc + (size_t)(r - r0) * group * ld + (j0 - st);
+					const char *at = kv + (size_t)(j0 % KV_BLOCK_TOKENS) * D * es;
+					size_t row = (size_t)r * qd + (size_t)h0 * D;
+					if (pass == 0) k->dot_keys(scr, ld, s->q + row, (size_t)D, hpu, at, e->kv_dtype, j1 - j0 + 1, D);
+					else k->axpy_values(s->att + row, (size_t)D, scr, ld, hpu, at, e->kv_dtype, j1 - j0 + 1, D);
+				}
 			}
 		}
 	}
