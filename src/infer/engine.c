@@ -287,13 +287,14 @@ static void attn_run(void *ctx, int t, int nt)
 		/* pass 0: the scores against the keys; pass 1, after the softmax of
 		 * each row: the outputs from the values; one block at a time */
 		for (int pass = 0; pass < 2; pass++) {
-			for (int r = r0; r < r1 && pass == 1; r++) {
-				float *out = s->att + (size_t)r * qd + (size_t)h0 * D;
-				for (int g = 0; g < hpu; g++) {
-					k->softmax(sc + ((size_t)(r - r0) * group + g) * ld, s->row_pos[r] - start[r - r0] + 1, scale, cap);
-					memset(out + (size_t)g * D, 0, (size_t)D * sizeof *out);
+			if (pass == 1)
+				for (int r = r0; r < r1; r++) {
+					float *out = s->att + (size_t)r * qd + (size_t)h0 * D;
+					for (int g = 0; g < hpu; g++) {
+						k->softmax(sc + ((size_t)(r - r0) * group + g) * ld, s->row_pos[r] - start[r - r0] + 1, scale, cap);
+						memset(out + (size_t)g * D, 0, (size_t)D * sizeof *out);
+					}
 				}
-			}
 			for (int b = first / KV_BLOCK_TOKENS; b <= last / KV_BLOCK_TOKENS; b++) {
 				const char *kv = (const char *)(pass ? kv_block_v : kv_block_k)(e->kv, blocks[b], e->layer) +
 						 (size_t)kh * KV_BLOCK_TOKENS * D * es;

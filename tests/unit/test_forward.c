@@ -681,8 +681,7 @@ static struct {
 	sched_finish prev_fin[POL_N];
 	int budget, prefill_cap, delay_budget;
 	int over_budget, over_prefill, over_delay, starved, bad_steps;
-	int most_prefill_alone;      /* prompt tokens of the largest step without decodes */
-	int most_prefill[POL_N + 1]; /* prompt tokens of the largest step with n decodes */
+	int most_prefill[POL_N + 1]; /* prompt tokens of the largest step with n decodes (0: prompts alone) */
 } pol;
 
 static void pol_notify(void *arg)
@@ -709,7 +708,6 @@ static void pol_notify(void *arg)
 		if (decodes > 0 && pol.prefill_cap > 0 && step_tokens - decodes > pol.prefill_cap) pol.over_prefill++;
 		if (decodes > 0 && pol.delay_budget > 0 && step_tokens - decodes > MAX(SCHED_PREFILL_FLOOR, pol.delay_budget / decodes))
 			pol.over_delay++;
-		if (decodes == 0 && step_tokens > pol.most_prefill_alone) pol.most_prefill_alone = step_tokens;
 		if (decodes <= POL_N && step_tokens - decodes > pol.most_prefill[decodes]) pol.most_prefill[decodes] = step_tokens - decodes;
 		pol.steps = st.steps_total;
 		pol.tokens = st.step_tokens_total;
@@ -775,7 +773,7 @@ static void run_policy(int seqs, int budget, int prefill_cap, int delay_budget, 
 	}
 	fprintf(stderr, "  seqs %d budget %d prefill cap %d delay budget %d: %llu steps, largest prompt-only step %d tokens;"
 			" largest prompt chunk beside 1, 2, 4 decodes: %d, %d, %d\n",
-		seqs, budget, prefill_cap, delay_budget, (unsigned long long)pol.steps, pol.most_prefill_alone,
+		seqs, budget, prefill_cap, delay_budget, (unsigned long long)pol.steps, pol.most_prefill[0],
 		pol.most_prefill[1], pol.most_prefill[2], pol.most_prefill[4]);
 	T_EQ_INT(pol.bad_steps, 0);
 	T_EQ_INT(pol.over_budget, 0);
@@ -804,7 +802,7 @@ static void test_scheduler_policy(void)
 {
 	/* a cap on prompt tokens beside decodes; prompt-only steps fill the budget */
 	run_policy(4, 32, 8, 0, 20, 32);
-	T_EQ_INT(pol.most_prefill_alone, 32);
+	T_EQ_INT(pol.most_prefill[0], 32);
 	/* no cap: prompt chunks fill the budget whatever decodes */
 	run_policy(8, 48, 0, 0, 20, 48);
 	/* a budget below the sequences running: raised to them, so every decode
